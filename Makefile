@@ -1,0 +1,51 @@
+# civictwin: `make demo` builds and shows the demo twin; `make test` runs the whole suite.
+# Both set up everything they need on a fresh machine (virtual environment, pinned packages,
+# Debian packages when run as root and missing, the web viewer bundle).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# Debian packages the test suite starts for real (browser tests).
+SYSTEM_PACKAGES := chromium
+
+.PHONY: demo test lint typecheck bench sysdeps web clean help
+
+help:
+	@echo "make demo   - set up, build the Helsinki demo twin and show where to look"
+	@echo "make test   - set up and run the whole test suite"
+	@echo "make lint   - ruff and mypy"
+	@echo "make bench  - run the benchmarks (see BENCHMARKS.md)"
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+sysdeps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing Debian packages:$$missing (tests needing them will skip)"; fi; \
+	fi
+
+demo: $(STAMP)
+	$(VENV)/bin/civictwin demo
+
+test: $(STAMP) sysdeps
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build demo-twin .pytest_cache

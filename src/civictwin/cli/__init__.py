@@ -1,0 +1,70 @@
+"""The ``civictwin`` command line: a thin Typer layer over the library.
+
+Each command module registers its commands on :data:`app`; :func:`main` turns civictwin errors into
+one line on stderr and a non-zero exit, with a traceback only under ``--debug``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from civictwin.errors import CivicTwinError
+
+app = typer.Typer(
+    name="civictwin",
+    help="An open-source urban digital twin: build, simulate, compare, publish.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+_state = {"debug": False}
+
+
+@app.callback()
+def _global_options(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+) -> None:
+    _state["debug"] = debug
+
+
+def _register_commands() -> None:
+    from civictwin.cli import twin  # noqa: F401  (registers its commands)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``civictwin`` script."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    _register_commands()
+    try:
+        app(args=args, standalone_mode=False)
+    except CivicTwinError as exc:
+        if debug:
+            raise
+        err_console.print(f"[bold red]error:[/] {exc.user_message()}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("[bold red]interrupted[/]: nothing half-written was kept")
+        sys.exit(130)
+    except Exception as exc:  # click's own usage errors are handled below
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        if debug:
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (re-run with --debug for details)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(3)

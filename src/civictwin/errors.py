@@ -1,0 +1,48 @@
+"""The exceptions civictwin raises for problems a user can fix.
+
+Every error carries one user-facing line naming the file/field and the problem; the CLI prints that
+line and exits non-zero, and shows a traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CivicTwinError(Exception):
+    """Base class: a problem with the user's input or environment, explained in one line."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, path: Path | str | None = None, field: str | None = None) -> None:
+        self.message = message
+        self.path = str(path) if path is not None else None
+        self.field = field
+        super().__init__(self.user_message())
+
+    def user_message(self) -> str:
+        """The one line shown to the user: ``file: field: problem``."""
+        where = [p for p in (self.path, self.field) if p]
+        return ": ".join([*where, self.message])
+
+
+class ConfigError(CivicTwinError):
+    """``twin.toml`` (or another configuration file) is missing, malformed or invalid."""
+
+    exit_code = 2
+
+
+class SourceError(CivicTwinError):
+    """A source file cannot be read or does not hold what its kind requires."""
+
+
+class AreaError(CivicTwinError):
+    """The area of interest is invalid or intersects none of the data."""
+
+
+class StoreError(CivicTwinError):
+    """The twin's store is missing, locked, corrupt or lacks a requested table."""
+
+
+class ExportError(CivicTwinError):
+    """A layer cannot be exported in the requested format."""

@@ -1,0 +1,123 @@
+"""Geometry preparation shared by every source: reproject, repair, clip, and count what happened.
+
+The counts feed the quality report, so every repaired, dropped or out-of-area feature is accounted for.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+from pyproj import CRS, Transformer
+from shapely.geometry.base import BaseGeometry
+
+WGS84 = "EPSG:4326"
+
+GeometryArray = npt.NDArray[np.object_]
+
+
+@dataclass(frozen=True)
+class GeometryReport:
+    """What :func:`prepare_geometries` did to a batch of geometries."""
+
+    received: int
+    missing: int
+    invalid: int
+    repaired: int
+    dropped_unrepairable: int
+    outside_area: int
+
+    @property
+    def kept(self) -> int:
+        """Features that made it into the twin."""
+        return self.received - self.missing - self.dropped_unrepairable - self.outside_area
+
+    def as_dict(self) -> dict[str, int]:
+        """Plain numbers for the quality record."""
+        return {
+            "received": self.received,
+            "missing_geometry": self.missing,
+            "invalid_geometry": self.invalid,
+            "repaired_geometry": self.repaired,
+            "dropped_unrepairable": self.dropped_unrepairable,
+            "outside_area": self.outside_area,
+            "kept": self.kept,
+        }
+
+
+def utm_crs_for(lon: float, lat: float) -> str:
+    """The UTM zone (WGS84 datum) containing a point, as an EPSG code."""
+    if not (-180 <= lon <= 180 and -80 <= lat <= 84):
+        raise ValueError(f"no UTM zone for lon={lon}, lat={lat}")
+    zone = min(int(math.floor((lon + 180) / 6)) + 1, 60)
+    return f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"
+
+
+def reproject(geoms: GeometryArray, source_crs: str, target_crs: str) -> GeometryArray:
+    """Reproject an array of shapely geometries (x/y order, whatever the CRS's axis order says)."""
+    if CRS.from_user_input(source_crs) == CRS.from_user_input(target_crs):
+        return geoms
+    transformer = Transformer.from_crs(source_crs, target_crs, always_xy=True)
+    result: GeometryArray = shapely.transform(geoms, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
+    return result
+
+
+def prepare_geometries(
+    geoms: GeometryArray,
+    *,
+    source_crs: str,
+    target_crs: str,
+    area: BaseGeometry | None,
+    keep_dimension: bool = True,
+) -> tuple[npt.NDArray[np.bool_], GeometryArray, GeometryReport]:
+    """Reproject, repair and clip; returns (mask of kept rows, their geometries, report).
+
+    ``area`` is in ``target_crs``; features that do not intersect it are dropped (kept whole, not cut,
+    so a building on the boundary stays one building). Invalid geometries are repaired with
+    ``make_valid``; a repair that loses the geometry's dimension (a polygon collapsing to a line) or
+    yields nothing is dropped when ``keep_dimension`` is set.
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    received = len(geoms)
+    missing_mask = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    present = ~missing_mask
+    projected = np.empty(received, dtype=object)
+    if present.any():
+        projected[present] = reproject(geoms[present], source_crs, target_crs)
+    invalid_mask = present & ~shapely.is_valid(projected, where=present)
+    repaired_ok = np.zeros(received, dtype=bool)
+    if invalid_mask.any():
+        fixed = shapely.make_valid(projected[invalid_mask])
+        if keep_dimension:
+            fixed = _same_dimension(projected[invalid_mask], fixed)
+        ok = ~(shapely.is_missing(fixed) | shapely.is_empty(fixed))
+        projected[invalid_mask] = fixed
+        repaired_ok[np.flatnonzero(invalid_mask)[ok]] = True
+    usable = present & (~invalid_mask | repaired_ok)
+    inside = usable.copy()
+    if area is not None and usable.any():
+        shapely.prepare(area)
+        inside[usable] = shapely.intersects(area, projected[usable])
+    report = GeometryReport(
+        received=received,
+        missing=int(missing_mask.sum()),
+        invalid=int(invalid_mask.sum()),
+        repaired=int(repaired_ok.sum()),
+        dropped_unrepairable=int((invalid_mask & ~repaired_ok).sum()),
+        outside_area=int((usable & ~inside).sum()),
+    )
+    return inside, projected[inside], report
+
+
+def _same_dimension(original: GeometryArray, fixed: GeometryArray) -> GeometryArray:
+    """Keep only the parts of each repaired geometry with the original's dimension."""
+    out = np.empty(len(fixed), dtype=object)
+    target_dims = shapely.get_dimensions(original)
+    for i, (geom, dim) in enumerate(zip(fixed, target_dims, strict=True)):
+        parts = shapely.get_parts(geom) if shapely.get_type_id(geom) == 7 else np.array([geom])
+        same = [p for p in parts if shapely.get_dimensions(p) == dim and not shapely.is_empty(p)]
+        out[i] = shapely.union_all(same) if same else None
+    return out

@@ -1,0 +1,29 @@
+"""Readers for each source kind; :func:`reader_for` picks one by kind."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from civictwin.config import SourceConfig, SourceKind
+from civictwin.sources.base import BuildContext, IngestResult
+
+Reader = Callable[[SourceConfig, BuildContext], IngestResult]
+
+
+def reader_for(kind: SourceKind) -> Reader:
+    """The ingest function for a source kind."""
+    if kind is SourceKind.OSM:
+        from civictwin.sources.osm import ingest as osm_ingest
+
+        return osm_ingest
+    if kind is SourceKind.GTFS:
+        from civictwin.sources.gtfs import ingest as gtfs_ingest
+
+        return gtfs_ingest
+    if kind is SourceKind.GRID:
+        from civictwin.sources.grid import ingest as grid_ingest
+
+        return grid_ingest
+    from civictwin.sources.vector import ingest as vector_ingest
+
+    return vector_ingest

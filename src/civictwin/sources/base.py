@@ -1,0 +1,60 @@
+"""The contract every source reader follows: read one configured source into normalised layer tables.
+
+A reader gets the source's configuration and a :class:`BuildContext`, writes its tables through the
+store, and returns an :class:`IngestResult` describing each table (rows and quality numbers). Readers
+never reach into the model or an engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shapely.geometry.base import BaseGeometry
+
+from civictwin.config import SourceConfig, TwinConfig
+from civictwin.store.base import Store
+
+ProgressCallback = Callable[[str], None]
+
+
+@dataclass
+class BuildContext:
+    """What a reader needs: the config, the store, the area (WGS84 and metric) and the metric CRS."""
+
+    config: TwinConfig
+    store: Store
+    area_wgs84: BaseGeometry
+    area: BaseGeometry
+    crs: str
+    report: ProgressCallback = field(default=lambda _msg: None)
+
+    def path_of(self, source: SourceConfig) -> Path:
+        """The source's file, resolved against the twin directory."""
+        return self.config.resolve(source.path)
+
+
+@dataclass
+class IngestedLayer:
+    """One table a reader wrote, with its quality numbers.
+
+    ``quality`` holds plain numbers: the geometry report (see ``GeometryReport.as_dict``),
+    ``completeness`` as {attribute: share 0..1}, ``duplicates`` count, and any reader-specific notes.
+    """
+
+    table: str
+    rows: int
+    title: str
+    quality: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class IngestResult:
+    """Everything one source contributed to the twin."""
+
+    source: SourceConfig
+    path: Path
+    layers: list[IngestedLayer]

@@ -1,0 +1,96 @@
+"""The storage interface every backend implements; callers never write SQL themselves.
+
+A twin's store holds layer tables (one geometry column named ``geometry``, in the twin's metric CRS)
+and governance records (catalogue, lineage, quality) keyed by kind and dataset name.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import pyarrow as pa
+
+GEOMETRY = "geometry"
+
+Bounds = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """What a caller needs to know about a stored table without reading it."""
+
+    name: str
+    rows: int
+    columns: dict[str, str]
+    has_geometry: bool
+
+
+class Store(ABC):
+    """A twin's tables and records. Implementations: :class:`civictwin.store.duckdb.DuckDBStore`."""
+
+    @property
+    @abstractmethod
+    def crs(self) -> str:
+        """The metric CRS every stored geometry is in (e.g. ``EPSG:32635``)."""
+
+    @abstractmethod
+    def tables(self) -> list[TableInfo]:
+        """Every layer table (records and internal tables excluded), sorted by name."""
+
+    @abstractmethod
+    def has_table(self, name: str) -> bool:
+        """Whether a layer table called ``name`` exists."""
+
+    @abstractmethod
+    def write_table(self, name: str, table: pa.Table | pd.DataFrame | gpd.GeoDataFrame) -> int:
+        """Create or replace ``name``; a ``geometry`` column must hold WKB (or shapely objects) in :attr:`crs`."""
+
+    @abstractmethod
+    def read_table(
+        self,
+        name: str,
+        *,
+        columns: Sequence[str] | None = None,
+        bbox: Bounds | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        """Rows of ``name`` (a GeoDataFrame in :attr:`crs` when it has geometry), optionally filtered.
+
+        ``bbox`` is in :attr:`crs`; ``where`` holds column equality filters.
+        """
+
+    @abstractmethod
+    def table_bounds(self, name: str, *, wgs84: bool = False) -> Bounds | None:
+        """Extent of the geometries of ``name`` (None when it has no geometry or no rows)."""
+
+    @abstractmethod
+    def put_record(self, kind: str, key: str, record: Mapping[str, Any]) -> None:
+        """Store a JSON-serialisable governance record (catalogue, lineage, quality, meta)."""
+
+    @abstractmethod
+    def records(self, kind: str) -> dict[str, dict[str, Any]]:
+        """All records of ``kind`` by key."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the store."""
+
+    def read_frame(self, name: str, **filters: Any) -> gpd.GeoDataFrame:
+        """Like :meth:`read_table` but always a GeoDataFrame (fails for tables without geometry)."""
+        frame = self.read_table(name, **filters)
+        if not isinstance(frame, gpd.GeoDataFrame):
+            from civictwin.errors import StoreError
+
+            raise StoreError(f"table '{name}' has no geometry")
+        return frame
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -1,0 +1,264 @@
+"""The embedded default store: one DuckDB file per twin, with the spatial extension loaded offline.
+
+Builds are atomic: :func:`build_store` writes a new file beside the old one and swaps it in only when
+the build succeeded, so a failed or interrupted build leaves the previous twin untouched and readable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import geopandas as gpd
+import pandas as pd
+import pyarrow as pa
+import shapely
+
+from civictwin.errors import StoreError
+from civictwin.store.base import GEOMETRY, Bounds, Store, TableInfo
+
+_RECORDS = "_records"
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def spatial_extension_path() -> Path:
+    """The spatial extension file shipped by the pinned ``duckdb-extension-spatial`` wheel."""
+    import duckdb_extension_spatial
+
+    root = Path(duckdb_extension_spatial.__path__[0]) / "extensions"
+    found = sorted(root.glob(f"v{duckdb.__version__}/spatial.duckdb_extension"))
+    if not found:
+        raise StoreError(
+            f"no spatial extension for DuckDB {duckdb.__version__} under {root}; "
+            "install duckdb-extension-spatial pinned to the same version"
+        )
+    return found[0]
+
+
+def connect(path: Path | str = ":memory:", *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the spatial extension loaded from the wheel (never from the network)."""
+    config = {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
+    try:
+        con = duckdb.connect(str(path), read_only=read_only, config=config)
+    except duckdb.IOException as exc:
+        raise StoreError(f"cannot open store: {_first_line(exc)}", path=path) from None
+    except duckdb.Error as exc:
+        raise StoreError(f"not a readable twin store: {_first_line(exc)}", path=path) from None
+    con.execute(f"LOAD '{spatial_extension_path()}'")
+    return con
+
+
+def quote(name: str) -> str:
+    """A safely quoted SQL identifier; rejects names that are not plain identifiers."""
+    if not _IDENT.match(name):
+        raise StoreError(f"invalid table or column name {name!r}")
+    return f'"{name}"'
+
+
+class DuckDBStore(Store):
+    """A twin stored in one DuckDB database file."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, crs: str, path: Path | None = None) -> None:
+        self._con = con
+        self._crs = crs
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path, *, read_only: bool = True) -> DuckDBStore:
+        """Open an existing twin store."""
+        if not path.is_file():
+            raise StoreError("no twin store here (run `civictwin build` first)", path=path)
+        con = connect(path, read_only=read_only)
+        try:
+            row = con.execute(f"SELECT record FROM {_RECORDS} WHERE kind='meta' AND key='twin'").fetchone()
+        except duckdb.CatalogException:
+            con.close()
+            raise StoreError("not a civictwin store (no metadata table)", path=path) from None
+        if row is None:
+            con.close()
+            raise StoreError("store has no twin metadata; rebuild it", path=path)
+        return cls(con, crs=json.loads(row[0])["crs"], path=path)
+
+    @classmethod
+    def create(cls, path: Path, *, crs: str) -> DuckDBStore:
+        """A new, empty store at ``path`` (which must not exist)."""
+        if path.exists():
+            raise StoreError("refusing to overwrite an existing file", path=path)
+        con = connect(path)
+        con.execute(f"CREATE TABLE {_RECORDS} (kind VARCHAR, key VARCHAR, record JSON, PRIMARY KEY (kind, key))")
+        store = cls(con, crs=crs, path=path)
+        store.put_record("meta", "twin", {"crs": crs})
+        return store
+
+    @property
+    def crs(self) -> str:
+        return self._crs
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The raw connection, for other store-layer modules (tiles, features) only."""
+        return self._con
+
+    def tables(self) -> list[TableInfo]:
+        rows = self._con.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema='main' AND table_name NOT LIKE '\\_%' ESCAPE '\\' "
+            "ORDER BY table_name, ordinal_position"
+        ).fetchall()
+        columns: dict[str, dict[str, str]] = {}
+        for table, column, dtype in rows:
+            columns.setdefault(table, {})[column] = dtype
+        return [
+            TableInfo(
+                name=name,
+                rows=self._count(name),
+                columns=cols,
+                has_geometry=cols.get(GEOMETRY) == "GEOMETRY",
+            )
+            for name, cols in sorted(columns.items())
+        ]
+
+    def _count(self, name: str) -> int:
+        row = self._con.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()
+        return int(row[0]) if row else 0
+
+    def has_table(self, name: str) -> bool:
+        row = self._con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema='main' AND table_name=?", [name]
+        ).fetchone()
+        return bool(row and row[0])
+
+    def write_table(self, name: str, table: pa.Table | pd.DataFrame | gpd.GeoDataFrame) -> int:
+        arrow = _to_arrow(table)
+        self._con.register("_incoming", arrow)
+        try:
+            select = "*"
+            if GEOMETRY in arrow.column_names:
+                select = f"* REPLACE (ST_GeomFromWKB({GEOMETRY}) AS {GEOMETRY})"
+            self._con.execute(f"CREATE OR REPLACE TABLE {quote(name)} AS SELECT {select} FROM _incoming")
+        finally:
+            self._con.unregister("_incoming")
+        return int(arrow.num_rows)
+
+    def read_table(
+        self,
+        name: str,
+        *,
+        columns: Sequence[str] | None = None,
+        bbox: Bounds | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        if not self.has_table(name):
+            raise StoreError(f"no table '{name}' in this twin")
+        info = self._columns(name)
+        wanted = list(columns) if columns is not None else list(info)
+        unknown = [c for c in wanted if c not in info]
+        if unknown:
+            raise StoreError(f"table '{name}' has no column(s) {', '.join(unknown)}")
+        has_geom = GEOMETRY in wanted and info[GEOMETRY] == "GEOMETRY"
+        select = ", ".join(
+            f"ST_AsWKB({GEOMETRY}) AS {GEOMETRY}" if c == GEOMETRY and has_geom else quote(c) for c in wanted
+        )
+        clauses, params = _filters(info, bbox, where)
+        sql = f"SELECT {select} FROM {quote(name)}" + (" WHERE " + " AND ".join(clauses) if clauses else "")
+        frame = self._con.execute(sql, params).fetch_arrow_table().to_pandas()
+        if not has_geom:
+            return frame
+        geometry = shapely.from_wkb(frame.pop(GEOMETRY).to_numpy())
+        return gpd.GeoDataFrame(frame, geometry=geometry, crs=self._crs)
+
+    def _columns(self, name: str) -> dict[str, str]:
+        rows = self._con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name=? "
+            "ORDER BY ordinal_position",
+            [name],
+        ).fetchall()
+        return {c: t for c, t in rows}
+
+    def table_bounds(self, name: str, *, wgs84: bool = False) -> Bounds | None:
+        if self._columns(name).get(GEOMETRY) != "GEOMETRY":
+            return None
+        geom = f"ST_Transform({GEOMETRY}, '{self._crs}', 'EPSG:4326', always_xy := true)" if wgs84 else GEOMETRY
+        row = self._con.execute(
+            f"SELECT min(ST_XMin(g)), min(ST_YMin(g)), max(ST_XMax(g)), max(ST_YMax(g)) "
+            f"FROM (SELECT {geom} AS g FROM {quote(name)})"
+        ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+
+    def put_record(self, kind: str, key: str, record: Mapping[str, Any]) -> None:
+        self._con.execute(
+            f"INSERT OR REPLACE INTO {_RECORDS} VALUES (?, ?, ?)", [kind, key, json.dumps(record, default=str)]
+        )
+
+    def records(self, kind: str) -> dict[str, dict[str, Any]]:
+        rows = self._con.execute(f"SELECT key, record FROM {_RECORDS} WHERE kind=? ORDER BY key", [kind]).fetchall()
+        return {key: json.loads(value) for key, value in rows}
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def _to_arrow(table: pa.Table | pd.DataFrame | gpd.GeoDataFrame) -> pa.Table:
+    if isinstance(table, pa.Table):
+        return table
+    frame = table
+    if isinstance(frame, gpd.GeoDataFrame):
+        geom_name = frame.geometry.name
+        wkb = shapely.to_wkb(frame.geometry.to_numpy())
+        frame = pd.DataFrame(frame.drop(columns=geom_name))
+        frame[GEOMETRY] = wkb
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def _filters(
+    info: Mapping[str, str], bbox: Bounds | None, where: Mapping[str, Any] | None
+) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if bbox is not None:
+        if info.get(GEOMETRY) != "GEOMETRY":
+            raise StoreError("bbox filter on a table without geometry")
+        clauses.append(f"ST_Intersects({GEOMETRY}, ST_MakeEnvelope(?, ?, ?, ?))")
+        params.extend(bbox)
+    for column, value in (where or {}).items():
+        if column not in info:
+            raise StoreError(f"unknown column '{column}'")
+        clauses.append(f"{quote(column)} = ?")
+        params.append(value)
+    return clauses, params
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+@contextmanager
+def build_store(path: Path, *, crs: str) -> Iterator[DuckDBStore]:
+    """A fresh store that replaces ``path`` atomically when the block succeeds.
+
+    The new twin is written to ``<path>.building``; on success it is checkpointed and renamed over
+    ``path``; on any failure it is deleted and ``path`` is left exactly as it was.
+    """
+    staging = path.with_name(path.name + ".building")
+    for leftover in (staging, staging.with_name(staging.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store = DuckDBStore.create(staging, crs=crs)
+    try:
+        yield store
+        store.connection.execute("CHECKPOINT")
+        store.close()
+        os.replace(staging, path)
+    except BaseException:
+        store.close()
+        staging.unlink(missing_ok=True)
+        staging.with_name(staging.name + ".wal").unlink(missing_ok=True)
+        raise
