@@ -46,3 +46,11 @@ class StoreError(CivicTwinError):
 
 class ExportError(CivicTwinError):
     """A layer cannot be exported in the requested format."""
+
+
+class ScenarioError(CivicTwinError):
+    """A scenario file is invalid, a selection matches nothing, or an intervention disconnects zones."""
+
+
+class EngineError(CivicTwinError):
+    """A simulation engine (SUMO) failed; the message names the step and quotes the engine's own error."""
