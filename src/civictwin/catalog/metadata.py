@@ -1,0 +1,160 @@
+"""Catalogue records (``catalog/<table>``): what each table is, who publishes and stewards it, under
+which licence and access level, where it came from (with a SHA-256 checksum) and where it lies.
+
+The fields follow DCAT-AP in spirit (title, description, publisher, contact point, licence, access
+rights, spatial extent, issue time); :mod:`civictwin.catalog.report` maps them to DCAT-AP terms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from civictwin.config import AccessLevel
+from civictwin.errors import SourceError, StoreError
+from civictwin.sources.base import IngestResult
+from civictwin.store.base import Store
+
+CATALOG = "catalog"
+DERIVED = "derived"
+
+# From least to most restrictive: a table derived from inputs gets the most restrictive of their levels.
+ACCESS_ORDER: tuple[str, ...] = (
+    AccessLevel.PUBLIC.value,
+    AccessLevel.INTERNAL.value,
+    AccessLevel.RESTRICTED.value,
+)
+
+_CHUNK = 1 << 20
+
+
+def sha256_of(path: Path) -> str:
+    """SHA-256 (hex) of a file, or of a directory's files.
+
+    For a directory the checksum covers every file below it, sorted by relative path: it is the
+    SHA-256 of the lines ``<file sha256>  <relative posix path>\\n`` (the output of ``sha256sum`` run
+    on the sorted files from inside the directory), so a renamed, added or changed file changes it.
+    """
+    if path.is_file():
+        return _file_sha256(path)
+    if path.is_dir():
+        files = sorted(
+            (p for p in path.rglob("*") if p.is_file()), key=lambda p: p.relative_to(path).as_posix()
+        )
+        manifest = "".join(f"{_file_sha256(p)}  {p.relative_to(path).as_posix()}\n" for p in files)
+        return hashlib.sha256(manifest.encode("utf-8")).hexdigest()
+    raise SourceError("cannot compute checksum: no such file or directory", path=path)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def record_source(store: Store, result: IngestResult, *, ingested_at: datetime) -> None:
+    """Write a ``catalog/<table>`` record for every layer one source contributed.
+
+    The source file (or directory) is checksummed once; row counts come from the reader, the WGS84
+    extent and CRS from the store.
+    """
+    source = result.source
+    checksum = sha256_of(result.path)
+    for layer in result.layers:
+        record: dict[str, Any] = {
+            "table": layer.table,
+            "title": layer.title,
+            "description": source.description,
+            "kind": source.kind.value,
+            "publisher": source.publisher,
+            "steward": source.steward,
+            "licence": source.licence,
+            "access": source.access.value,
+            "source": {"name": source.name, "path": str(result.path), "sha256": checksum},
+            "issued": ingested_at.isoformat(),
+            "rows": layer.rows,
+            "bbox_wgs84": _bbox(store, layer.table),
+            "crs": store.crs,
+        }
+        store.put_record(CATALOG, layer.table, record)
+
+
+def record_derived(
+    store: Store,
+    table: str,
+    *,
+    title: str,
+    description: str,
+    inputs: list[str],
+    built_at: datetime,
+) -> None:
+    """Write the ``catalog/<table>`` record of a model table derived from catalogued ``inputs``.
+
+    Publisher, steward and licence combine those of the inputs (each distinct value once, in input
+    order); the access level is the most restrictive of the inputs', since the derived table can
+    reveal what they hold.
+    """
+    if not store.has_table(table):
+        raise StoreError(f"cannot catalogue '{table}': no such table in this twin")
+    catalogue = store.records(CATALOG)
+    missing = [name for name in inputs if name not in catalogue]
+    if missing:
+        raise StoreError(
+            f"cannot catalogue '{table}': input(s) {', '.join(missing)} have no catalogue record"
+        )
+    parents = [catalogue[name] for name in inputs]
+    record: dict[str, Any] = {
+        "table": table,
+        "title": title,
+        "description": description,
+        "kind": DERIVED,
+        "publisher": combine(p["publisher"] for p in parents),
+        "steward": combine(p["steward"] for p in parents),
+        "licence": combine(p["licence"] for p in parents),
+        "access": most_restrictive(p["access"] for p in parents),
+        "inputs": list(inputs),
+        "issued": built_at.isoformat(),
+        "rows": _row_count(store, table),
+        "bbox_wgs84": _bbox(store, table),
+        "crs": store.crs,
+    }
+    store.put_record(CATALOG, table, record)
+
+
+def combine(values: Iterable[str]) -> str:
+    """Distinct values in first-seen order, joined with ``"; "`` (e.g. two publishers of one table)."""
+    seen: list[str] = []
+    for value in values:
+        for part in value.split("; "):
+            if part and part not in seen:
+                seen.append(part)
+    return "; ".join(seen)
+
+
+def most_restrictive(levels: Iterable[str]) -> str:
+    """The most restrictive access level (public < internal < restricted); public for no input."""
+    ranks = []
+    for level in levels:
+        if level not in ACCESS_ORDER:
+            raise StoreError(f"unknown access level '{level}' in the catalogue")
+        ranks.append(ACCESS_ORDER.index(level))
+    return ACCESS_ORDER[max(ranks, default=0)]
+
+
+def _bbox(store: Store, table: str) -> list[float] | None:
+    if not store.has_table(table):
+        return None
+    bounds = store.table_bounds(table, wgs84=True)
+    return [round(v, 7) for v in bounds] if bounds is not None else None
+
+
+def _row_count(store: Store, table: str) -> int:
+    for info in store.tables():
+        if info.name == table:
+            return info.rows
+    raise StoreError(f"no table '{table}' in this twin")
