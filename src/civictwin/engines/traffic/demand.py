@@ -1,0 +1,417 @@
+"""Travel demand for one peak hour: who wants to go where, before any mode is chosen.
+
+The origin–destination (OD) matrix comes from the twin's ``zones`` through a doubly-constrained
+gravity model (productions from residents, attractions from jobs and points of interest, exponential
+deterrence over distance, balanced with the Furness method), or from a user-supplied CSV. The matrix
+holds *person trips of all modes*; :mod:`civictwin.engines.traffic.modechoice` splits it by mode and
+:func:`sample_car_trips` turns the car part into concrete, seeded SUMO trips.
+
+Parameters and their sources are documented in ``docs/methods-demand.md``; every default is a
+starting point to be calibrated against a local travel survey.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import shapely
+from pydantic import BaseModel, ConfigDict, Field
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
+
+from civictwin.engines.traffic.run import CarTrip
+from civictwin.errors import CivicTwinError
+
+FloatMatrix = npt.NDArray[np.float64]
+
+_POI_PREFIX = "poi_"
+_TRIP_ID = re.compile(r"(\d+)_(\d+)_\d+$")
+
+
+class DemandError(CivicTwinError):
+    """Demand cannot be built: zones lack the needed columns, or an OD matrix file is invalid."""
+
+
+class DemandParams(BaseModel):
+    """Parameters of the peak-hour gravity model (defaults: see ``docs/methods-demand.md``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    trips_per_resident_day: Annotated[float, Field(gt=0, le=10)] = 2.7
+    """Person trips per resident and day, all modes (national travel survey order of magnitude)."""
+    peak_hour_share: Annotated[float, Field(gt=0, le=1)] = 0.10
+    """Share of a day's trips made in the simulated peak hour."""
+    floor_area_per_job_m2: Annotated[float, Field(gt=0)] = 35.0
+    """Non-residential floor area per job, turning ``jobs_proxy_m2`` into jobs."""
+    poi_weight: Annotated[float, Field(ge=0)] = 5.0
+    """Attraction of one point of interest, in jobs-equivalents."""
+    resident_weight: Annotated[float, Field(ge=0)] = 0.1
+    """Attraction of one resident (trips to homes in the peak hour), in jobs-equivalents."""
+    beta_per_km: Annotated[float, Field(ge=0, le=5)] = 0.3
+    """Deterrence exp(-beta · d): the larger, the shorter the trips."""
+    distance: Literal["network", "crowfly"] = "network"
+    """Zone-to-zone distance: shortest walkable path between zone centres, or straight line."""
+    scale: Annotated[float, Field(gt=0, le=100)] = 1.0
+    """Overall factor on the matrix (e.g. 0.2 for quick tests, >1 for external traffic)."""
+    furness_tolerance: Annotated[float, Field(gt=0)] = 1e-6
+    furness_max_iterations: Annotated[int, Field(ge=1)] = 200
+
+
+@dataclass(frozen=True)
+class OdMatrix:
+    """Person trips per hour between zones: ``trips[i, j]`` from ``zones[i]`` to ``zones[j]``."""
+
+    zones: tuple[str, ...]
+    trips: FloatMatrix
+
+    @property
+    def total(self) -> float:
+        """All trips in the matrix."""
+        return float(self.trips.sum())
+
+    def scaled(self, factor: float) -> OdMatrix:
+        """The same matrix times ``factor`` (demand growth)."""
+        return OdMatrix(self.zones, self.trips * factor)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long form: origin, destination, trips (non-zero cells only)."""
+        rows, cols = np.nonzero(self.trips)
+        return pd.DataFrame(
+            {
+                "origin": [self.zones[i] for i in rows],
+                "destination": [self.zones[j] for j in cols],
+                "trips": self.trips[rows, cols],
+            }
+        )
+
+
+# ---------------------------------------------------------------------------------------------- gravity
+
+
+def productions_attractions(zones: pd.DataFrame, params: DemandParams) -> tuple[FloatMatrix, FloatMatrix]:
+    """Peak-hour trip productions (from residents) and attraction weights (jobs, POIs, homes) per zone."""
+    missing = [c for c in ("zone_id", "population", "jobs_proxy_m2") if c not in zones.columns]
+    if missing:
+        raise DemandError(f"zones table lacks column(s) {', '.join(missing)}", field="zones")
+    population = zones["population"].fillna(0).to_numpy(dtype=float)
+    jobs = zones["jobs_proxy_m2"].fillna(0).to_numpy(dtype=float) / params.floor_area_per_job_m2
+    poi_columns = [c for c in zones.columns if c.startswith(_POI_PREFIX)]
+    pois = zones[poi_columns].fillna(0).to_numpy(dtype=float).sum(axis=1) if poi_columns else 0.0
+    productions = population * params.trips_per_resident_day * params.peak_hour_share
+    attractions = jobs + params.poi_weight * pois + params.resident_weight * population
+    return productions, np.asarray(attractions, dtype=float)
+
+
+def gravity(
+    productions: FloatMatrix,
+    attractions: FloatMatrix,
+    distance_m: FloatMatrix,
+    *,
+    beta_per_km: float,
+    tolerance: float = 1e-6,
+    max_iterations: int = 200,
+) -> FloatMatrix:
+    """Doubly-constrained gravity model balanced with the Furness method (iterative proportional fitting).
+
+    ``T[i, j] = a_i · b_j · P_i · A_j · exp(-beta · d_ij)``, with ``a`` and ``b`` chosen so that rows sum
+    to the productions ``P`` and columns to the attractions rescaled to the same total. Zones that cannot
+    reach one another (infinite distance) exchange no trips.
+    """
+    total = float(productions.sum())
+    if total <= 0 or float(attractions.sum()) <= 0:
+        return np.zeros_like(distance_m, dtype=float)
+    targets = attractions * (total / float(attractions.sum()))
+    deterrence = np.where(np.isfinite(distance_m), np.exp(-beta_per_km * distance_m / 1000.0), 0.0)
+    trips = np.outer(productions, targets) * deterrence
+    for _ in range(max_iterations):
+        trips = _fit_rows(trips, productions)
+        trips = _fit_rows(trips.T, targets).T
+        if np.allclose(trips.sum(axis=1), productions, rtol=tolerance, atol=tolerance * max(total, 1.0)):
+            break
+    return trips
+
+
+def _fit_rows(matrix: FloatMatrix, targets: FloatMatrix) -> FloatMatrix:
+    sums = matrix.sum(axis=1)
+    factor = np.divide(targets, sums, out=np.zeros_like(sums), where=sums > 0)
+    fitted: FloatMatrix = matrix * factor[:, None]
+    return fitted
+
+
+def gravity_od(
+    zones: gpd.GeoDataFrame, params: DemandParams, edges: gpd.GeoDataFrame | None = None
+) -> OdMatrix:
+    """The peak-hour OD matrix of person trips from the twin's zones (see :func:`gravity`)."""
+    productions, attractions = productions_attractions(zones, params)
+    if params.distance == "network" and edges is not None:
+        distance = network_distances(zones, edges, mode="walk")
+    else:
+        distance = crowfly_distances(zones)
+    trips = gravity(
+        productions,
+        attractions,
+        distance,
+        beta_per_km=params.beta_per_km,
+        tolerance=params.furness_tolerance,
+        max_iterations=params.furness_max_iterations,
+    )
+    return OdMatrix(tuple(str(z) for z in zones["zone_id"]), trips * params.scale)
+
+
+# -------------------------------------------------------------------------------------------- distances
+
+
+def intrazonal_distance_m(zones: gpd.GeoDataFrame) -> FloatMatrix:
+    """Typical length of a trip inside a zone: half the side of a square of the zone's area."""
+    area = zones.geometry.area.to_numpy(dtype=float)
+    half_side: FloatMatrix = 0.5 * np.sqrt(area)
+    return half_side
+
+
+def crowfly_distances(zones: gpd.GeoDataFrame) -> FloatMatrix:
+    """Straight-line distances between zone centroids (metres), intrazonal on the diagonal."""
+    points = zones.geometry.centroid
+    xy = np.column_stack([points.x.to_numpy(), points.y.to_numpy()])
+    distance: FloatMatrix = np.sqrt(((xy[:, None, :] - xy[None, :, :]) ** 2).sum(axis=2))
+    np.fill_diagonal(distance, intrazonal_distance_m(zones))
+    return distance
+
+
+@dataclass(frozen=True)
+class ModeGraph:
+    """A directed graph of the edges one mode may use, for scipy's shortest-path routines."""
+
+    node_ids: npt.NDArray[np.int64]
+    node_xy: FloatMatrix
+    edge_from: npt.NDArray[np.int64]
+    edge_to: npt.NDArray[np.int64]
+    edge_ids: tuple[str, ...]
+    length_m: FloatMatrix
+
+    def matrix(self, weights: FloatMatrix) -> csr_matrix:
+        """A sparse adjacency matrix with ``weights`` per edge (parallel edges: the smallest weight)."""
+        n = len(self.node_ids)
+        # csr construction would sum parallel edges; a zero weight would read as "no edge"
+        frame = pd.DataFrame({"f": self.edge_from, "t": self.edge_to, "w": np.maximum(weights, 1e-3)})
+        frame = frame.groupby(["f", "t"], as_index=False).agg(w=("w", "min"))
+        return csr_matrix(
+            (frame["w"].to_numpy(), (frame["f"].to_numpy(), frame["t"].to_numpy())), shape=(n, n)
+        )
+
+    def nearest_nodes(self, points: gpd.GeoSeries) -> npt.NDArray[np.int64]:
+        """Index of the graph node nearest to each point."""
+        from scipy.spatial import cKDTree
+
+        tree = cKDTree(self.node_xy)
+        _, index = tree.query(np.column_stack([points.x.to_numpy(), points.y.to_numpy()]))
+        return np.asarray(index, dtype=np.int64)
+
+
+def mode_graph(edges: gpd.GeoDataFrame, mode: Literal["car", "bike", "walk"]) -> ModeGraph:
+    """The graph of the edges that allow ``mode`` (node positions from the edge end points)."""
+    usable = edges[edges[mode].fillna(False).astype(bool)]
+    if usable.empty:
+        raise DemandError(f"no edge of the network allows {mode}", field="network_edges")
+    starts = shapely.get_point(usable.geometry.to_numpy(), 0)
+    ends = shapely.get_point(usable.geometry.to_numpy(), -1)
+    ends_nodes = np.concatenate([usable["from_node"].to_numpy(), usable["to_node"].to_numpy()]).astype(
+        np.int64
+    )
+    ends_points = np.concatenate([starts, ends])
+    node_ids, first = np.unique(ends_nodes, return_index=True)
+    node_xy = shapely.get_coordinates(ends_points[first])
+    lookup = pd.Series(np.arange(len(node_ids)), index=node_ids)
+    return ModeGraph(
+        node_ids=node_ids,
+        node_xy=node_xy,
+        edge_from=lookup.loc[usable["from_node"].to_numpy()].to_numpy(dtype=np.int64),
+        edge_to=lookup.loc[usable["to_node"].to_numpy()].to_numpy(dtype=np.int64),
+        edge_ids=tuple(str(e) for e in usable["edge_id"]),
+        length_m=usable["length_m"].to_numpy(dtype=float),
+    )
+
+
+def zone_path_costs(graph: ModeGraph, zones: gpd.GeoDataFrame, weights: FloatMatrix) -> FloatMatrix:
+    """Least-cost path between the graph nodes nearest to the zone centroids (inf: unreachable)."""
+    nodes = graph.nearest_nodes(zones.geometry.centroid)
+    costs = dijkstra(graph.matrix(weights), directed=True, indices=nodes)
+    return np.asarray(costs[:, nodes], dtype=float)
+
+
+def network_distances(
+    zones: gpd.GeoDataFrame, edges: gpd.GeoDataFrame, mode: Literal["car", "bike", "walk"]
+) -> FloatMatrix:
+    """Shortest-path distances (metres) between zones on the ``mode`` network, intrazonal on the diagonal.
+
+    A path is never shorter than the straight line between the zone centroids (the snapping of
+    centroids to nodes can otherwise shorten it).
+    """
+    graph = mode_graph(edges, mode)
+    distance = np.maximum(zone_path_costs(graph, zones, graph.length_m), crowfly_distances(zones))
+    np.fill_diagonal(distance, intrazonal_distance_m(zones))
+    return distance
+
+
+# ------------------------------------------------------------------------------------------ OD from CSV
+
+
+def load_od_csv(path: Path, zone_ids: Sequence[str]) -> OdMatrix:
+    """A user-supplied OD matrix (CSV with ``origin``, ``destination``, ``trips`` person trips per hour).
+
+    Every origin and destination must be a zone of the twin; trips must be finite and non-negative;
+    repeated pairs are summed.
+    """
+    try:
+        frame = pd.read_csv(path, dtype={"origin": str, "destination": str})
+    except FileNotFoundError:
+        raise DemandError("OD matrix file not found", path=path) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DemandError(f"not a readable CSV file: {str(exc).splitlines()[0]}", path=path) from None
+    missing = [c for c in ("origin", "destination", "trips") if c not in frame.columns]
+    if missing:
+        raise DemandError(
+            f"missing column(s) {', '.join(missing)} (need origin, destination, trips)", path=path
+        )
+    trips = pd.to_numeric(frame["trips"], errors="coerce")
+    bad = frame.index[trips.isna() | ~np.isfinite(trips.fillna(0)) | (trips < 0)]
+    if len(bad):
+        row = int(bad[0]) + 2  # header is line 1
+        raise DemandError(
+            f"line {row}: trips must be a non-negative number, got {frame['trips'].iloc[bad[0]]!r}",
+            path=path,
+            field="trips",
+        )
+    index = {z: i for i, z in enumerate(zone_ids)}
+    for column in ("origin", "destination"):
+        unknown = sorted(set(frame[column].astype(str)) - set(index))
+        if unknown:
+            shown = ", ".join(unknown[:3]) + (" …" if len(unknown) > 3 else "")
+            raise DemandError(f"{len(unknown)} unknown zone id(s): {shown}", path=path, field=column)
+    matrix = np.zeros((len(index), len(index)))
+    np.add.at(
+        matrix,
+        (
+            frame["origin"].astype(str).map(index).to_numpy(),
+            frame["destination"].astype(str).map(index).to_numpy(),
+        ),
+        trips.to_numpy(dtype=float),
+    )
+    return OdMatrix(tuple(zone_ids), matrix)
+
+
+# ------------------------------------------------------------------------------- interventions on demand
+
+
+def add_event(
+    od: OdMatrix,
+    zones: gpd.GeoDataFrame,
+    location_xy: tuple[float, float],
+    trips: float,
+    *,
+    direction: Literal["to", "from", "both"] = "to",
+) -> OdMatrix:
+    """An event's extra person trips: to (or from, or half each way) the zone holding ``location_xy``.
+
+    ``location_xy`` is in the twin's CRS. The extra trips are spread over the other ends in proportion
+    to the zone's existing trips in that direction (evenly when it has none), so an event draws people
+    from where that place already draws them. Returns the extra trips only.
+    """
+    point = shapely.Point(location_xy)
+    inside = np.flatnonzero(zones.geometry.contains(point).to_numpy())
+    if len(inside) == 0:
+        raise DemandError("the event location lies in no zone of the twin", field="scale_demand.at")
+    target = int(inside[0])
+    extra = np.zeros_like(od.trips)
+    inbound_share = {"to": 1.0, "from": 0.0, "both": 0.5}[direction]
+    extra[:, target] += _spread(od.trips[:, target]) * trips * inbound_share
+    extra[target, :] += _spread(od.trips[target, :]) * trips * (1.0 - inbound_share)
+    return OdMatrix(od.zones, extra)
+
+
+def _spread(existing: FloatMatrix) -> FloatMatrix:
+    total = float(existing.sum())
+    return existing / total if total > 0 else np.full(len(existing), 1.0 / len(existing))
+
+
+# ------------------------------------------------------------------------------------ concrete car trips
+
+
+def zone_edges(
+    zones: gpd.GeoDataFrame, edges: gpd.GeoDataFrame, present: set[str] | None = None
+) -> dict[str, list[str]]:
+    """Per zone, the car-usable edges whose midpoint lies inside it (optionally only ``present`` ones).
+
+    These are where sampled car trips start and end; a zone without any has no car trips.
+    """
+    usable = edges[edges["car"].fillna(False).astype(bool)]
+    if present is not None:
+        usable = usable[usable["edge_id"].astype(str).isin(present)]
+    mids = gpd.GeoDataFrame(
+        {"edge_id": usable["edge_id"].astype(str).to_numpy()},
+        geometry=usable.geometry.interpolate(0.5, normalized=True).to_numpy(),
+        crs=edges.crs,
+    )
+    joined = gpd.sjoin(mids, zones[["zone_id", "geometry"]], predicate="within", how="inner")
+    result: dict[str, list[str]] = {str(z): [] for z in zones["zone_id"]}
+    for zone, edge_id in zip(joined["zone_id"].astype(str), joined["edge_id"], strict=True):
+        result[zone].append(edge_id)
+    return {z: sorted(ids) for z, ids in result.items()}
+
+
+def sample_car_trips(
+    vehicle_trips: OdMatrix,
+    edges_by_zone: Mapping[str, Sequence[str]],
+    *,
+    seed: int,
+    iteration: int = 0,
+    begin_s: float = 0.0,
+    end_s: float = 3600.0,
+    prefix: str = "t",
+) -> list[CarTrip]:
+    """Concrete car trips for one seed: integer counts per OD pair, departure times and edges.
+
+    Fractional cell values are rounded stochastically (floor plus one with probability equal to the
+    fraction), departures are uniform over ``[begin_s, end_s)``, and start/end edges are drawn uniformly
+    among the zone's car edges (never the same edge for start and end). The same ``seed`` and
+    ``iteration`` always give the same trips; pairs whose zone has no car edge are skipped. Trip ids are
+    ``<prefix><origin index>_<destination index>_<n>`` (see :func:`trip_pair`).
+    """
+    rng = np.random.default_rng([seed, iteration, zlib.crc32(prefix.encode())])
+    trips: list[CarTrip] = []
+    matrix = vehicle_trips.trips
+    noise = rng.random(matrix.shape)
+    counts = np.floor(matrix).astype(np.int64) + (noise < matrix - np.floor(matrix))
+    for i, j in zip(*np.nonzero(counts), strict=True):
+        sources = list(edges_by_zone.get(vehicle_trips.zones[i], ()))
+        sinks = list(edges_by_zone.get(vehicle_trips.zones[j], ()))
+        if not sources or not sinks or (len(sources) == 1 and sources == sinks):
+            continue
+        for _ in range(int(counts[i, j])):
+            origin = sources[int(rng.integers(len(sources)))]
+            choices = [edge for edge in sinks if edge != origin] or sinks
+            destination = choices[int(rng.integers(len(choices)))]
+            if destination == origin:  # the only sink is the origin: start elsewhere in the zone
+                origin = next(edge for edge in sources if edge != destination)
+            depart = float(math.floor(begin_s + rng.random() * (end_s - begin_s)))
+            trip_id = f"{prefix}{i}_{j}_{len(trips)}"
+            trips.append(CarTrip(trip_id, origin, destination, depart))
+    trips.sort(key=lambda t: (t.depart_s, t.trip_id))
+    return trips
+
+
+def trip_pair(trip_id: str) -> tuple[int, int]:
+    """The (origin, destination) zone indexes encoded in a trip id made by :func:`sample_car_trips`."""
+    found = _TRIP_ID.search(trip_id)
+    if found is None:
+        raise ValueError(f"not a sampled trip id: {trip_id!r}")
+    return int(found.group(1)), int(found.group(2))
