@@ -103,12 +103,14 @@ def _height_line(counts: Mapping[str, int]) -> str:
     tagged, levels = counts.get(_TAGGED, 0), counts.get(_LEVELS, 0)
     if tagged + levels == total:
         return (
-            f"all heights come from tags ({percent(tagged / total)} height, {percent(levels / total)} levels)"
+            f"every height is from a tag ({percent(tagged / total)} height, {percent(levels / total)} levels)"
         )
-    return (
-        f"{percent(tagged / total)} have a real height, {percent(levels / total)} a height from their number "
-        "of levels; the rest use defaults per building type"
-    )
+    if tagged + levels == 0:
+        return "no building has a real height; all use defaults per building type"
+    known = f"{percent(tagged / total)} have a real height"
+    if levels:
+        known += f", {percent(levels / total)} a height from their number of levels"
+    return f"{known}; the rest use defaults per building type"
 
 
 def percent(share: float) -> str:
