@@ -86,7 +86,7 @@ class AreaSection(_Strict):
         if len(given) != 1:
             raise ValueError("give exactly one of bbox, polygon or source")
         if self.source is not None and not self.where:
-            raise ValueError("`source` needs `where`, e.g. where = { name = \"Kallio\" }")
+            raise ValueError('`source` needs `where`, e.g. where = { name = "Kallio" }')
         if self.bbox is not None:
             min_lon, min_lat, max_lon, max_lat = self.bbox
             if not (-180 <= min_lon < max_lon <= 180 and -90 <= min_lat < max_lat <= 90):

@@ -61,7 +61,9 @@ def reproject(geoms: GeometryArray, source_crs: str, target_crs: str) -> Geometr
     if CRS.from_user_input(source_crs) == CRS.from_user_input(target_crs):
         return geoms
     transformer = Transformer.from_crs(source_crs, target_crs, always_xy=True)
-    result: GeometryArray = shapely.transform(geoms, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
+    result: GeometryArray = shapely.transform(
+        geoms, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
+    )
     return result
 
 

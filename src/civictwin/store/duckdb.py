@@ -91,7 +91,9 @@ class DuckDBStore(Store):
         if path.exists():
             raise StoreError("refusing to overwrite an existing file", path=path)
         con = connect(path)
-        con.execute(f"CREATE TABLE {_RECORDS} (kind VARCHAR, key VARCHAR, record JSON, PRIMARY KEY (kind, key))")
+        con.execute(
+            f"CREATE TABLE {_RECORDS} (kind VARCHAR, key VARCHAR, record JSON, PRIMARY KEY (kind, key))"
+        )
         store = cls(con, crs=crs, path=path)
         store.put_record("meta", "twin", {"crs": crs})
         return store
@@ -130,7 +132,8 @@ class DuckDBStore(Store):
 
     def has_table(self, name: str) -> bool:
         row = self._con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema='main' AND table_name=?", [name]
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema='main' AND table_name=?",
+            [name],
         ).fetchone()
         return bool(row and row[0])
 
@@ -184,7 +187,9 @@ class DuckDBStore(Store):
     def table_bounds(self, name: str, *, wgs84: bool = False) -> Bounds | None:
         if self._columns(name).get(GEOMETRY) != "GEOMETRY":
             return None
-        geom = f"ST_Transform({GEOMETRY}, '{self._crs}', 'EPSG:4326', always_xy := true)" if wgs84 else GEOMETRY
+        geom = (
+            f"ST_Transform({GEOMETRY}, '{self._crs}', 'EPSG:4326', always_xy := true)" if wgs84 else GEOMETRY
+        )
         row = self._con.execute(
             f"SELECT min(ST_XMin(g)), min(ST_YMin(g)), max(ST_XMax(g)), max(ST_YMax(g)) "
             f"FROM (SELECT {geom} AS g FROM {quote(name)})"
@@ -195,11 +200,14 @@ class DuckDBStore(Store):
 
     def put_record(self, kind: str, key: str, record: Mapping[str, Any]) -> None:
         self._con.execute(
-            f"INSERT OR REPLACE INTO {_RECORDS} VALUES (?, ?, ?)", [kind, key, json.dumps(record, default=str)]
+            f"INSERT OR REPLACE INTO {_RECORDS} VALUES (?, ?, ?)",
+            [kind, key, json.dumps(record, default=str)],
         )
 
     def records(self, kind: str) -> dict[str, dict[str, Any]]:
-        rows = self._con.execute(f"SELECT key, record FROM {_RECORDS} WHERE kind=? ORDER BY key", [kind]).fetchall()
+        rows = self._con.execute(
+            f"SELECT key, record FROM {_RECORDS} WHERE kind=? ORDER BY key", [kind]
+        ).fetchall()
         return {key: json.loads(value) for key, value in rows}
 
     def close(self) -> None:

@@ -1,0 +1,253 @@
+"""Build a twin: config → sources → store → model, with catalogue, lineage and quality for every table.
+
+The whole build writes to a staging store that replaces the previous twin only when everything
+succeeded (see :func:`civictwin.store.duckdb.build_store`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from shapely.geometry.base import BaseGeometry
+
+from civictwin.area import resolve_area
+from civictwin.catalog.lineage import record_lineage
+from civictwin.catalog.metadata import record_derived, record_source
+from civictwin.catalog.quality import quality_highlights, record_quality
+from civictwin.config import TwinConfig
+from civictwin.errors import AreaError
+from civictwin.geometry import WGS84, reproject, utm_crs_for
+from civictwin.model.buildings import lod1_buildings
+from civictwin.model.network import build_network
+from civictwin.model.population import (
+    estimate_population,
+    population_from_grid,
+    residential_floor_area,
+    unplaced_population,
+)
+from civictwin.model.transit import UNSNAPPED, snap_stops
+from civictwin.model.zones import h3_zones, polygon_zones, summarise_zones
+from civictwin.sources import reader_for
+from civictwin.sources.base import BuildContext
+from civictwin.store.base import Store
+from civictwin.store.duckdb import DuckDBStore, build_store
+
+StepCallback = Callable[[str, int, int], None]
+"""Called as (description, step number, total steps) when a build step starts."""
+
+
+@dataclass
+class BuildSummary:
+    """What a build produced, for the terminal and for tests."""
+
+    name: str
+    store_path: Path
+    crs: str
+    tables: dict[str, int]
+    highlights: list[str]
+    seconds: float
+    totals: dict[str, float] = field(default_factory=dict)
+
+
+def build_twin(config: TwinConfig, *, on_step: StepCallback | None = None) -> BuildSummary:
+    """Build (or rebuild) the twin described by ``config``; the previous twin stays until success."""
+    started = time.perf_counter()
+    step = _Stepper(on_step, total=len(config.sources) + 5)
+    step("resolving the area of interest")
+    area_wgs84 = resolve_area(config)
+    crs = config.twin.crs or utm_crs_for(*area_wgs84.centroid.coords[0])
+    area = reproject(np.array([area_wgs84], dtype=object), WGS84, crs)[0]
+    built_at = datetime.now(UTC)
+    with build_store(config.store_path, crs=crs) as store:
+        store.put_record(
+            "meta", "twin", {"crs": crs, "name": config.twin.name, "description": config.twin.description,
+                             "area_wgs84": area_wgs84.wkt, "built_at": built_at.isoformat()}
+        )  # fmt: skip
+        ctx = BuildContext(config=config, store=store, area_wgs84=area_wgs84, area=area, crs=crs)
+        for source in config.sources:
+            step(f"reading {source.name} ({source.kind.value})")
+            result = reader_for(source.kind)(source, ctx)
+            record_source(store, result, ingested_at=datetime.now(UTC))
+            for layer in result.layers:
+                record_quality(store, layer.table, layer.quality, layer.notes)
+                record_lineage(store, layer.table, inputs=[source.name], step=f"ingest {source.kind.value}",
+                               parameters={"source": source.name, "area_wgs84": area_wgs84.wkt, "crs": crs})  # fmt: skip
+        _check_area_hit(store, area_wgs84)
+        _derive_model(store, config, area_wgs84, built_at, step)
+        tables = {t.name: t.rows for t in store.tables()}
+        highlights = quality_highlights(store)
+        totals = _totals(store)
+    return BuildSummary(
+        name=config.twin.name, store_path=config.store_path, crs=crs, tables=tables,
+        highlights=highlights, seconds=round(time.perf_counter() - started, 2), totals=totals,
+    )  # fmt: skip
+
+
+class _Stepper:
+    def __init__(self, callback: StepCallback | None, total: int) -> None:
+        self._callback = callback
+        self._total = total
+        self._done = 0
+
+    def __call__(self, description: str) -> None:
+        self._done += 1
+        if self._callback:
+            self._callback(description, self._done, self._total)
+
+
+def _check_area_hit(store: Store, area_wgs84: BaseGeometry) -> None:
+    if not any(t.rows for t in store.tables()):
+        raise AreaError(f"the area of interest {area_wgs84.bounds} intersects none of the sources")
+
+
+def _derive_model(
+    store: Store,
+    config: TwinConfig,
+    area_wgs84: BaseGeometry,
+    built_at: datetime,
+    step: Callable[[str], None],
+) -> None:
+    step("deriving the road network")
+    if store.has_table("roads"):
+        _network(store, built_at)
+    step("deriving 3D buildings and population")
+    if store.has_table("buildings"):
+        _buildings(store, config, built_at)
+    step("snapping transit stops")
+    if store.has_table("transit_stops") and store.has_table("network_edges"):
+        _transit(store, built_at)
+    step("summarising analysis zones")
+    _zones(store, config, area_wgs84, built_at)
+
+
+def _save_derived(
+    store: Store, table: str, frame: gpd.GeoDataFrame, *, title: str, description: str, inputs: list[str],
+    step: str, parameters: dict[str, Any], quality: dict[str, Any], notes: list[str], built_at: datetime,
+) -> None:  # fmt: skip
+    store.write_table(table, frame)
+    record_derived(store, table, title=title, description=description, inputs=inputs, built_at=built_at)
+    record_lineage(store, table, inputs=inputs, step=step, parameters=parameters)
+    record_quality(store, table, quality, notes)
+
+
+def _network(store: Store, built_at: datetime) -> None:
+    network = build_network(store.read_frame("roads"))
+    common = {"inputs": ["roads"], "step": "model.network.build_network", "built_at": built_at}
+    _save_derived(
+        store, "network_edges", network.edges.set_crs(store.crs, allow_override=True),
+        title="Road network edges", description="Directed routable edges with per-mode permissions.",
+        parameters={"split": "at shared OSM nodes"}, quality={"connectivity": network.quality},
+        notes=[f"{network.quality['car_largest_component_share']:.0%} of car edges are in the largest "
+               "strongly connected car component"],
+        **common,
+    )  # fmt: skip
+    _save_derived(
+        store, "network_nodes", network.nodes.set_crs(store.crs, allow_override=True),
+        title="Road network nodes", description="Junctions and way ends of the routable network.",
+        parameters={}, quality={}, notes=[], **common,
+    )  # fmt: skip
+
+
+def _buildings(store: Store, config: TwinConfig, built_at: datetime) -> None:
+    buildings = lod1_buildings(store.read_frame("buildings"), config.buildings)
+    settings = config.population
+    inputs = ["buildings"]
+    if settings.grid_source:
+        grid = store.read_frame(settings.grid_source)
+        buildings["population_est"] = population_from_grid(buildings, grid, settings.grid_column, settings)
+        unplaced = unplaced_population(buildings, grid, settings.grid_column)
+        notes = [f"population from the grid '{settings.grid_source}' spread over residential floor area; "
+                 f"{unplaced:.0f} people sit in cells without buildings and are not placed"]  # fmt: skip
+        inputs.append(settings.grid_source)
+    else:
+        buildings["population_est"] = estimate_population(buildings, settings)
+        notes = [f"population is an estimate (dasymetric: {1 / settings.persons_per_m2:.0f} m² of residential "
+                 f"floor area per person; {settings.mixed_use_residential_share:.0%} of untyped buildings' "
+                 "floor area counted as residential)"]  # fmt: skip
+    _save_derived(
+        store, "buildings_3d", buildings, title="3D buildings (LoD1) with population",
+        description="Footprints with heights, use classes, floor areas and residents.", inputs=inputs,
+        step="model.buildings.lod1_buildings + model.population",
+        parameters={**config.buildings.model_dump(), **settings.model_dump()},
+        quality={"population_total": round(float(buildings["population_est"].sum()), 1)}, notes=notes,
+        built_at=built_at,
+    )  # fmt: skip
+
+
+def _transit(store: Store, built_at: datetime) -> None:
+    snapped = snap_stops(store.read_frame("transit_stops"), store.read_frame("network_edges"))
+    _save_derived(
+        store, "transit_stops_snapped", snapped, title="Transit stops snapped to the network",
+        description="Each stop with its nearest walkable edge.", inputs=["transit_stops", "network_edges"],
+        step="model.transit.snap_stops", parameters={"max_distance_m": 250.0},
+        quality={"unsnapped": snapped.attrs[UNSNAPPED]}, notes=[], built_at=built_at,
+    )  # fmt: skip
+
+
+def _zones(store: Store, config: TwinConfig, area_wgs84: BaseGeometry, built_at: datetime) -> None:
+    zones_cfg = config.zones
+    if zones_cfg.kind == "polygons":
+        assert zones_cfg.source is not None
+        zones = polygon_zones(store.read_frame(zones_cfg.source), zones_cfg.id_column)
+        inputs = [zones_cfg.source]
+    else:
+        zones = h3_zones(area_wgs84, zones_cfg.resolution, store.crs)
+        inputs = []
+    has = {name: store.has_table(name) for name in ("buildings_3d", "pois", "green", "transit_stops")}
+    buildings = store.read_frame("buildings_3d") if has["buildings_3d"] else None
+    stops, peak = _stops_with_peak(store) if has["transit_stops"] else (None, None)
+    summary = summarise_zones(
+        zones,
+        buildings=buildings,
+        residential_floor_m2=residential_floor_area(buildings, config.population)
+        if buildings is not None
+        else None,
+        pois=store.read_frame("pois") if has["pois"] else None,
+        green=store.read_frame("green") if has["green"] else None,
+        stops=stops,
+        stop_peak_departures=peak,
+    )
+    inputs += [name for name, present in has.items() if present]
+    if store.has_table("transit_stop_frequency"):
+        inputs.append("transit_stop_frequency")
+    _save_derived(
+        store, "zones", summary, title="Analysis zones",
+        description="Zones with population, jobs proxy, POIs, green area and transit service.",
+        inputs=inputs, step="model.zones.summarise_zones", parameters=zones_cfg.model_dump(),
+        quality={"zones": len(summary)}, notes=[], built_at=built_at,
+    )  # fmt: skip
+
+
+def _stops_with_peak(store: Store) -> tuple[gpd.GeoDataFrame, pd.Series]:
+    """Transit stops and their departures in the network-wide peak hour."""
+    stops = store.read_frame("transit_stops")
+    if not store.has_table("transit_stop_frequency"):
+        return stops, pd.Series(0.0, index=stops.index)
+    freq = store.read_table("transit_stop_frequency")
+    if freq.empty:
+        return stops, pd.Series(0.0, index=stops.index)
+    peak_hour = freq.groupby("hour")["departures"].sum().idxmax()
+    at_peak = freq[freq["hour"] == peak_hour].set_index(["feed", "stop_id"])["departures"]
+    keys = pd.MultiIndex.from_arrays([stops["feed"], stops["stop_id"]])
+    return stops, pd.Series(at_peak.reindex(keys).fillna(0).to_numpy(), index=stops.index)
+
+
+def _totals(store: Store) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    if store.has_table("zones"):
+        zones = store.read_table("zones", columns=["population", "jobs_proxy_m2", "green_m2"])
+        totals = {f"{c}": round(float(zones[c].sum()), 1) for c in zones.columns}
+    return totals
+
+
+def open_twin(config: TwinConfig) -> DuckDBStore:
+    """Open a built twin read-only."""
+    return DuckDBStore.open(config.store_path)

@@ -1,0 +1,107 @@
+"""Analysis zones and what they hold: people, a jobs proxy, POIs, green space and transit service.
+
+Zones are H3 cells covering the area (every cell that overlaps it) at a configurable resolution, or
+the user's own polygons. Buildings, POIs and stops count in the zone holding their centroid; green
+area is the overlap of the (dissolved) green polygons with each zone.
+"""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import h3
+import numpy as np
+import pandas as pd
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from civictwin.geometry import WGS84, reproject
+from civictwin.sources.osm import POI_KEYS
+
+NON_JOB_USES = frozenset({"residential", "ancillary", "agricultural"})
+
+
+def h3_zones(area_wgs84: BaseGeometry, resolution: int, crs: str) -> gpd.GeoDataFrame:
+    """H3 cells overlapping the area, as polygons in ``crs`` with ``zone_id`` = the H3 index."""
+    shape = h3.geo_to_h3shape(area_wgs84.__geo_interface__)
+    cells = sorted(h3.h3shape_to_cells_experimental(shape, resolution, contain="overlap"))
+    polygons = np.array(
+        [shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in cells], dtype=object
+    )
+    return gpd.GeoDataFrame({"zone_id": cells}, geometry=reproject(polygons, WGS84, crs), crs=crs)
+
+
+def polygon_zones(polygons: gpd.GeoDataFrame, id_column: str | None) -> gpd.GeoDataFrame:
+    """User zones: their id column (or row numbers) as ``zone_id``."""
+    ids = (
+        polygons[id_column].astype(str)
+        if id_column
+        else pd.Series([f"zone_{i}" for i in range(1, len(polygons) + 1)], index=polygons.index)
+    )
+    return gpd.GeoDataFrame(
+        {"zone_id": ids.to_numpy()}, geometry=polygons.geometry.to_numpy(), crs=polygons.crs
+    )
+
+
+def _zone_of_points(zones: gpd.GeoDataFrame, points: gpd.GeoSeries) -> pd.Series:
+    """Index of the zone holding each point (NaN when none)."""
+    frame = gpd.GeoDataFrame(geometry=points.to_numpy(), crs=zones.crs)
+    joined = gpd.sjoin(frame, zones[["geometry"]], how="left", predicate="within")
+    return joined.loc[~joined.index.duplicated(keep="first"), "index_right"].reindex(frame.index)
+
+
+def _sum_by_zone(zones: gpd.GeoDataFrame, points: gpd.GeoSeries, values: pd.Series | float) -> pd.Series:
+    zone = _zone_of_points(zones, points)
+    series = values if isinstance(values, pd.Series) else pd.Series(values, index=range(len(points)))
+    summed = pd.Series(series.to_numpy(), index=zone.to_numpy()).groupby(level=0).sum()
+    return summed.reindex(zones.index, fill_value=0)
+
+
+def summarise_zones(
+    zones: gpd.GeoDataFrame,
+    *,
+    buildings: gpd.GeoDataFrame | None,
+    residential_floor_m2: pd.Series | None,
+    pois: gpd.GeoDataFrame | None,
+    green: gpd.GeoDataFrame | None,
+    stops: gpd.GeoDataFrame | None,
+    stop_peak_departures: pd.Series | None,
+) -> gpd.GeoDataFrame:
+    """Zones with population, jobs proxy, POI counts per category, green area and transit service."""
+    out = zones.reset_index(drop=True).copy()
+    out["area_m2"] = out.geometry.area.round(1)
+    if buildings is not None and residential_floor_m2 is not None:
+        centroids = buildings.geometry.centroid.reset_index(drop=True)
+        out["population"] = _sum_by_zone(out, centroids, buildings["population_est"].reset_index(drop=True))
+        job_floor = (buildings["floor_area_m2"] - residential_floor_m2).where(
+            ~buildings["use"].isin(NON_JOB_USES), 0
+        )
+        out["jobs_proxy_m2"] = _sum_by_zone(out, centroids, job_floor.reset_index(drop=True)).round(1)
+    else:
+        out["population"] = 0.0
+        out["jobs_proxy_m2"] = 0.0
+    for key in POI_KEYS:
+        if pois is not None and len(pois):
+            mask = (pois["category"] == key).to_numpy()
+            out[f"poi_{key}"] = _sum_by_zone(out, pois.geometry[mask].reset_index(drop=True), 1.0).astype(int)
+        else:
+            out[f"poi_{key}"] = 0
+    out["green_m2"] = _green_area(out, green)
+    if stops is not None and len(stops):
+        stop_points = stops.geometry.reset_index(drop=True)
+        out["transit_stops"] = _sum_by_zone(out, stop_points, 1.0).astype(int)
+        peak = stop_peak_departures.reset_index(drop=True) if stop_peak_departures is not None else 0.0
+        out["transit_departures_peak_hour"] = _sum_by_zone(out, stop_points, peak).astype(int)
+    else:
+        out["transit_stops"] = 0
+        out["transit_departures_peak_hour"] = 0
+    out["population"] = out["population"].astype(float).round(1)
+    return out
+
+
+def _green_area(zones: gpd.GeoDataFrame, green: gpd.GeoDataFrame | None) -> pd.Series:
+    if green is None or green.empty:
+        return pd.Series(0.0, index=zones.index)
+    dissolved = shapely.union_all(shapely.make_valid(green.geometry.to_numpy()))
+    return pd.Series(
+        shapely.area(shapely.intersection(zones.geometry.to_numpy(), dissolved)), index=zones.index
+    ).round(1)

@@ -1,0 +1,327 @@
+"""OSM PBF reader: roads, buildings, POIs, green areas, trees, land use and water, in one pass.
+
+DuckDB's C++ PBF reader (``ST_ReadOSM``) decodes the file on all cores; ways are assembled from their
+node references and multipolygon relations from their member ways with GEOS ``ST_BuildArea``
+(``ST_ReadOSM`` alone does no polygon assembly). The in-memory DuckDB used here is a compute engine,
+not the twin's store: results go to the store as Arrow tables through ``Store.write_table``.
+Roads keep their OSM node references so the model can split them into a routable network with
+real topology. The rules (which tags make which layer) are documented in docs/sources-osm.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import shapely
+
+from civictwin.config import SourceConfig
+from civictwin.errors import SourceError
+from civictwin.sources.base import BuildContext, IngestedLayer, IngestResult
+from civictwin.store.duckdb import connect
+
+# Highway values that are not travelled ways (areas, features, or not yet built).
+NON_ROAD_HIGHWAYS = (
+    "proposed", "construction", "abandoned", "disused", "platform", "bus_stop", "elevator",
+    "rest_area", "services", "razed", "no", "emergency_bay", "traffic_island",
+)  # fmt: skip
+GREEN_LEISURE = ("park", "garden", "playground", "nature_reserve", "dog_park", "common")
+GREEN_LANDUSE = (
+    "grass", "forest", "meadow", "recreation_ground", "cemetery", "village_green", "allotments", "flowerbed",
+)  # fmt: skip
+GREEN_NATURAL = ("wood", "scrub", "grassland", "heath", "wetland")
+POI_KEYS = ("amenity", "shop", "tourism", "office", "healthcare", "leisure")
+
+_AREA_TAGS = "building", "landuse", "leisure", "natural", "water", "waterway", *POI_KEYS
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+def _any_tag(keys: tuple[str, ...]) -> str:
+    return "(" + " OR ".join(f"tags['{k}'] IS NOT NULL" for k in keys) + ")"
+
+
+_IS_GREEN = (
+    f"(tags['leisure'] IN {_in(GREEN_LEISURE)} OR tags['landuse'] IN {_in(GREEN_LANDUSE)}"
+    f" OR tags['natural'] IN {_in(GREEN_NATURAL)})"
+)
+_IS_WATER = (
+    "(tags['natural'] = 'water' OR tags['waterway'] = 'riverbank' OR tags['water'] IS NOT NULL"
+    " OR tags['landuse'] IN ('reservoir', 'basin'))"
+)
+_IS_POI = (
+    "("
+    + " OR ".join(f"tags['{k}'] IS NOT NULL" for k in POI_KEYS if k != "leisure")
+    + f" OR (tags['leisure'] IS NOT NULL AND tags['leisure'] NOT IN {_in(GREEN_LEISURE)}))"
+)
+_POI_CATEGORY = "CASE " + " ".join(f"WHEN tags['{k}'] IS NOT NULL THEN '{k}'" for k in POI_KEYS) + " END"
+_POI_VALUE = "coalesce(" + ", ".join(f"tags['{k}']" for k in POI_KEYS) + ")"
+
+
+@dataclass(frozen=True)
+class _Layer:
+    table: str
+    title: str
+    sql: str
+    polygonal: bool
+
+
+def ingest(source: SourceConfig, ctx: BuildContext) -> IngestResult:
+    """Read an OSM PBF into the twin's OSM layers, clipped to the area and in the twin's CRS."""
+    path = ctx.path_of(source)
+    _check_file(path)
+    con = connect()
+    try:
+        ctx.report("decoding the PBF")
+        _decode(con, path)
+        ctx.report("assembling geometries")
+        _assemble(con)
+        con.execute("CREATE TEMP TABLE area AS SELECT ST_GeomFromWKB(?) AS geom", [shapely.to_wkb(ctx.area)])
+        layers = [_write_layer(con, layer, ctx) for layer in _layers()]
+    finally:
+        con.close()
+    if sum(layer.rows for layer in layers) == 0:
+        raise SourceError("no OSM features inside the area of interest", path=path)
+    return IngestResult(source=source, path=path, layers=layers)
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise SourceError("file not found", path=path)
+    if path.stat().st_size == 0:
+        raise SourceError("file is empty", path=path)
+    if not path.name.endswith(".pbf"):
+        raise SourceError("expected an OSM PBF file (*.osm.pbf)", path=path)
+
+
+def _decode(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    try:
+        con.execute(
+            "CREATE TEMP TABLE raw AS SELECT kind, id, tags, refs, ref_types, lat, lon FROM ST_ReadOSM(?)",
+            [str(path)],
+        )
+    except duckdb.Error as exc:
+        message = str(exc).strip().splitlines()[0]
+        raise SourceError(f"not a readable OSM PBF file ({message})", path=path) from None
+    row = con.execute("SELECT count(*) FILTER (kind = 'node'), count(*) FROM raw").fetchone()
+    if row is None or row[1] == 0:
+        raise SourceError("the PBF file holds no OSM data", path=path)
+
+
+def _assemble(con: duckdb.DuckDBPyConnection) -> None:
+    """Build geometries: nodes → ways (lines or closed rings) → multipolygon relations."""
+    con.execute(
+        f"""CREATE TEMP TABLE relations AS
+        SELECT id, tags, refs, ref_types FROM raw
+        WHERE kind = 'relation' AND tags['type'] = 'multipolygon' AND {_any_tag(_AREA_TAGS)}"""
+    )
+    con.execute(
+        """CREATE TEMP TABLE member_ways AS
+        SELECT DISTINCT unnest(refs) AS id, unnest(ref_types) AS kind FROM relations"""
+    )
+    con.execute(
+        f"""CREATE TEMP TABLE ways AS
+        SELECT id, tags, refs FROM raw
+        WHERE kind = 'way' AND (tags['highway'] IS NOT NULL OR {_any_tag(_AREA_TAGS)}
+              OR id IN (SELECT id FROM member_ways WHERE kind = 'way'))"""
+    )
+    # Each way's vertices in order, keeping only nodes present in the extract.
+    con.execute(
+        """CREATE TEMP TABLE way_vertices AS
+        WITH r AS (SELECT id AS way, unnest(refs) AS ref, generate_subscripts(refs, 1) AS i FROM ways)
+        SELECT r.way, r.i, r.ref, n.lon, n.lat FROM r
+        JOIN (SELECT id, lon, lat FROM raw WHERE kind = 'node') n ON n.id = r.ref"""
+    )
+    con.execute(
+        """CREATE TEMP TABLE way_geoms AS
+        SELECT w.id, w.tags,
+               g.refs, g.line, len(w.refs) AS n_refs, len(g.refs) AS n_found,
+               len(g.refs) >= 4 AND w.refs[1] = w.refs[-1] AND len(g.refs) = len(w.refs) AS closed
+        FROM ways w JOIN (
+            SELECT way, list(ref ORDER BY i) AS refs,
+                   ST_MakeLine(list(ST_Point(lon, lat) ORDER BY i)) AS line
+            FROM way_vertices GROUP BY way HAVING count(*) >= 2
+        ) g ON g.way = w.id"""
+    )
+    con.execute(
+        """CREATE TEMP TABLE relation_geoms AS
+        SELECT r.id, r.tags, ST_BuildArea(ST_Collect(list(w.line))) AS geom,
+               count(w.id) AS n_found, max(len(r.refs)) AS n_members
+        FROM (SELECT id, tags, refs, unnest(refs) AS ref, unnest(ref_types) AS kind FROM relations) r
+        JOIN way_geoms w ON w.id = r.ref
+        WHERE r.kind = 'way'
+        GROUP BY r.id, r.tags"""
+    )
+    # Polygonal features: closed ways with area tags, plus assembled relations.
+    con.execute(
+        f"""CREATE TEMP TABLE areas AS
+        SELECT id AS osm_id, 'way' AS osm_type, tags, ST_MakePolygon(line) AS geom FROM way_geoms
+        WHERE closed AND {_any_tag(_AREA_TAGS)} AND coalesce(tags['area'], 'yes') <> 'no'
+          AND NOT (tags['highway'] IS NOT NULL AND tags['area'] IS NULL)
+        UNION ALL
+        SELECT id, 'relation', tags, geom FROM relation_geoms WHERE NOT ST_IsEmpty(geom)"""
+    )
+
+
+def _layers() -> list[_Layer]:
+    building_outer_ways = "(SELECT unnest(r.refs) FROM relations r WHERE r.tags['building'] IS NOT NULL)"
+    return [
+        _Layer(
+            "buildings",
+            "Buildings",
+            f"""SELECT osm_id, osm_type, tags['building'] AS building, tags['name'] AS name,
+                tags['height'] AS height_tag, tags['building:levels'] AS levels_tag, geom
+            FROM areas WHERE tags['building'] IS NOT NULL AND tags['building'] <> 'no'
+              AND NOT (osm_type = 'way' AND osm_id IN {building_outer_ways})""",
+            polygonal=True,
+        ),
+        _Layer(
+            "roads",
+            "Roads and paths",
+            f"""SELECT id AS osm_id, tags['highway'] AS highway, tags['name'] AS name,
+                tags['lanes'] AS lanes, tags['maxspeed'] AS maxspeed, tags['oneway'] AS oneway,
+                tags['oneway:bicycle'] AS oneway_bicycle, tags['junction'] AS junction,
+                tags['surface'] AS surface, tags['access'] AS access,
+                tags['motor_vehicle'] AS motor_vehicle, tags['motorcar'] AS motorcar,
+                tags['vehicle'] AS vehicle, tags['bicycle'] AS bicycle, tags['foot'] AS foot,
+                tags['service'] AS service, tags['busway'] AS busway, refs AS node_refs,
+                n_refs - n_found AS missing_nodes, line AS geom
+            FROM way_geoms WHERE tags['highway'] IS NOT NULL
+              AND tags['highway'] NOT IN {_in(NON_ROAD_HIGHWAYS)} AND coalesce(tags['area'], 'no') <> 'yes'""",
+            polygonal=False,
+        ),
+        _Layer(
+            "pois",
+            "Points of interest and amenities",
+            f"""SELECT id AS osm_id, 'node' AS osm_type, {_POI_CATEGORY} AS category,
+                {_POI_VALUE} AS subcategory, tags['name'] AS name, ST_Point(lon, lat) AS geom
+            FROM raw WHERE kind = 'node' AND {_IS_POI}
+            UNION ALL
+            SELECT osm_id, osm_type, {_POI_CATEGORY}, {_POI_VALUE}, tags['name'], ST_PointOnSurface(geom)
+            FROM areas WHERE {_IS_POI}""",
+            polygonal=False,
+        ),
+        _Layer(
+            "green",
+            "Green areas",
+            f"""SELECT osm_id, osm_type,
+                coalesce(tags['leisure'], tags['landuse'], tags['natural']) AS kind, tags['name'] AS name, geom
+            FROM areas WHERE {_IS_GREEN}""",
+            polygonal=True,
+        ),
+        _Layer(
+            "trees",
+            "Trees",
+            """SELECT id AS osm_id, tags['species'] AS species, tags['genus'] AS genus, ST_Point(lon, lat) AS geom
+            FROM raw WHERE kind = 'node' AND tags['natural'] = 'tree'""",
+            polygonal=False,
+        ),
+        _Layer(
+            "landuse",
+            "Land use",
+            """SELECT osm_id, osm_type, tags['landuse'] AS landuse, tags['name'] AS name, geom
+            FROM areas WHERE tags['landuse'] IS NOT NULL""",
+            polygonal=True,
+        ),
+        _Layer(
+            "water",
+            "Water",
+            f"""SELECT osm_id, osm_type, coalesce(tags['water'], tags['natural'], tags['waterway'], tags['landuse'])
+                AS kind, tags['name'] AS name, geom
+            FROM areas WHERE {_IS_WATER}""",
+            polygonal=True,
+        ),
+    ]
+
+
+def _write_layer(con: duckdb.DuckDBPyConnection, layer: _Layer, ctx: BuildContext) -> IngestedLayer:
+    """Reproject, repair, clip and count one layer, then store it."""
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE staged AS
+        SELECT * EXCLUDE (geom),
+               ST_Transform(geom, 'EPSG:4326', '{ctx.crs}', always_xy := true) AS geom,
+               NOT ST_IsValid(geom) AS was_invalid
+        FROM ({layer.sql})"""
+    )
+    repaired = "ST_CollectionExtract(ST_MakeValid(geom), 3)" if layer.polygonal else "ST_MakeValid(geom)"
+    con.execute(f"""UPDATE staged SET geom = CASE WHEN was_invalid THEN {repaired} ELSE geom END""")
+    counts = con.execute(
+        """SELECT count(*),
+                  count(*) FILTER (was_invalid),
+                  count(*) FILTER (was_invalid AND (geom IS NULL OR ST_IsEmpty(geom))),
+                  count(*) FILTER (geom IS NOT NULL AND NOT ST_IsEmpty(geom)
+                                   AND NOT ST_Intersects(geom, (SELECT geom FROM area)))
+           FROM staged"""
+    ).fetchone()
+    assert counts is not None
+    received, invalid, unrepairable, outside = (int(c) for c in counts)
+    columns = [c for c in _columns(con) if c not in ("geom", "was_invalid")]
+    extra = ", ST_Area(geom) AS footprint_m2" if layer.table == "buildings" else ""
+    extra += ", ST_Area(geom) AS area_m2" if layer.table in ("green", "landuse", "water") else ""
+    extra += ", ST_Length(geom) AS length_m" if layer.table == "roads" else ""
+    table: pa.Table = con.execute(
+        f"""SELECT {", ".join(columns)}{extra}, ST_AsWKB(geom) AS geometry FROM staged
+        WHERE geom IS NOT NULL AND NOT ST_IsEmpty(geom) AND ST_Intersects(geom, (SELECT geom FROM area))
+        ORDER BY osm_id"""
+    ).fetch_arrow_table()
+    rows = ctx.store.write_table(layer.table, table)
+    quality = {
+        "geometry": {
+            "received": received,
+            "missing_geometry": 0,
+            "invalid_geometry": invalid,
+            "repaired_geometry": invalid - unrepairable,
+            "dropped_unrepairable": unrepairable,
+            "outside_area": outside,
+            "kept": rows,
+        },
+        "completeness": _completeness(con, layer.table),
+        "duplicates": _duplicates(con),
+    }
+    if layer.table == "roads":
+        row = con.execute("SELECT count(*) FILTER (missing_nodes > 0) FROM staged").fetchone()
+        quality["ways_with_missing_nodes"] = int(row[0]) if row else 0
+    return IngestedLayer(table=layer.table, rows=rows, title=layer.title, quality=quality)
+
+
+def _columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE staged)").fetchall()]
+
+
+_COMPLETENESS = {
+    "buildings": {"height": "height_tag IS NOT NULL", "levels": "levels_tag IS NOT NULL",
+                  "height_or_levels": "height_tag IS NOT NULL OR levels_tag IS NOT NULL",
+                  "name": "name IS NOT NULL"},
+    "roads": {"maxspeed": "maxspeed IS NOT NULL", "name": "name IS NOT NULL", "lanes": "lanes IS NOT NULL",
+              "surface": "surface IS NOT NULL"},
+    "pois": {"name": "name IS NOT NULL"},
+    "green": {"name": "name IS NOT NULL"},
+    "trees": {"species": "species IS NOT NULL"},
+    "landuse": {"name": "name IS NOT NULL"},
+    "water": {"name": "name IS NOT NULL"},
+}  # fmt: skip
+
+
+def _completeness(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, float]:
+    """Share of kept features with each attribute that matters for this layer."""
+    checks = _COMPLETENESS[table]
+    selects = ", ".join(f"avg(CASE WHEN {cond} THEN 1.0 ELSE 0.0 END)" for cond in checks.values())
+    row = con.execute(
+        f"SELECT {selects} FROM staged WHERE geom IS NOT NULL AND NOT ST_IsEmpty(geom) "
+        "AND ST_Intersects(geom, (SELECT geom FROM area))"
+    ).fetchone()
+    return {
+        name: round(float(v), 4) if v is not None else 0.0 for name, v in zip(checks, row or (), strict=True)
+    }
+
+
+def _duplicates(con: duckdb.DuckDBPyConnection) -> int:
+    """Features whose geometry exactly repeats another's in the same layer."""
+    row = con.execute(
+        "SELECT count(*) - count(DISTINCT ST_AsWKB(geom)) FROM staged WHERE geom IS NOT NULL"
+    ).fetchone()
+    return int(row[0]) if row else 0
