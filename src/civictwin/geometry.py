@@ -52,7 +52,7 @@ def utm_crs_for(lon: float, lat: float) -> str:
     """The UTM zone (WGS84 datum) containing a point, as an EPSG code."""
     if not (-180 <= lon <= 180 and -80 <= lat <= 84):
         raise ValueError(f"no UTM zone for lon={lon}, lat={lat}")
-    zone = min(int(math.floor((lon + 180) / 6)) + 1, 60)
+    zone = min(math.floor((lon + 180) / 6) + 1, 60)
     return f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"
 
 
