@@ -1,0 +1,1 @@
+"""Scenarios as data: TOML files of interventions, their selections, and applying them to the network."""

@@ -1,0 +1,132 @@
+"""Resolve a scenario's selections (street names, OSM ids, edge ids, polygons) to network edge ids.
+
+A selection that matches nothing is an error, never a silent no-op: every listed name, OSM id and edge
+id must match at least one edge, and a polygon must contain at least one selected edge.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from shapely.errors import GEOSException
+from shapely.geometry.base import BaseGeometry
+
+from civictwin.errors import ScenarioError
+from civictwin.geometry import WGS84, reproject
+from civictwin.scenarios.spec import ModalFilter, Scenario, Selection, intervention_label
+
+
+def select_edges(edges: gpd.GeoDataFrame, selection: Selection, *, crs: str, base_dir: Path) -> list[str]:
+    """The ids of the edges ``selection`` matches, in table order.
+
+    Raises :class:`ScenarioError` (``field`` = the selection key) when a name, OSM id or edge id matches
+    no edge, or when the whole selection is empty.
+    """
+    ids = edges["edge_id"].astype(str)
+    mask = pd.Series(False, index=edges.index)
+    listed = bool(selection.streets or selection.osm_ids or selection.edge_ids)
+    if selection.streets:
+        mask |= _match_names(edges, selection.streets)
+    if selection.osm_ids:
+        mask |= _match_values(edges["osm_id"], selection.osm_ids, key="osm_ids", what="OSM way")
+    if selection.edge_ids:
+        mask |= _match_values(ids, selection.edge_ids, key="edge_ids", what="edge")
+    if selection.polygon:
+        area = load_polygon(selection.polygon, crs=crs, base_dir=base_dir)
+        inside = edges_inside(edges, area)
+        mask = (mask & inside) if listed else inside
+        if not mask.any():
+            what = "the selected streets" if listed else "any edge"
+            raise ScenarioError(f"the polygon does not contain {what}", field="polygon")
+    return [str(v) for v in ids[mask]]
+
+
+def resolve_intervention(edges: gpd.GeoDataFrame, scenario: Scenario, index: int, *, crs: str) -> list[str]:
+    """The edge ids intervention ``index`` of ``scenario`` selects; errors name file and intervention.
+
+    Interventions without a selection (modal filters, demand changes) select nothing.
+    """
+    intervention = scenario.interventions[index]
+    if not isinstance(intervention, Selection):
+        return []
+    try:
+        return select_edges(edges, intervention, crs=crs, base_dir=scenario.base_dir)
+    except ScenarioError as exc:
+        field = intervention_label(index, intervention) + (f": {exc.field}" if exc.field else "")
+        raise ScenarioError(exc.message, path=scenario.origin, field=field) from None
+
+
+def nearest_node(edges: gpd.GeoDataFrame, spec: ModalFilter, *, crs: str) -> int:
+    """The network node (an edge end) nearest to a modal filter's point, within its radius."""
+    point = reproject(np.array([shapely.Point(*spec.at)], dtype=object), WGS84, crs)[0]
+    geoms = edges.geometry.to_numpy()
+    starts = shapely.get_point(geoms, 0)
+    ends = shapely.get_point(geoms, -1)
+    nodes = np.concatenate([edges["from_node"].to_numpy(), edges["to_node"].to_numpy()])
+    dist = shapely.distance(np.concatenate([starts, ends]), point)
+    best = int(np.argmin(dist)) if len(dist) else -1
+    if best < 0 or dist[best] > spec.radius_m:
+        raise ScenarioError(f"no network node within {spec.radius_m:g} m of the point", field="at")
+    return int(nodes[best])
+
+
+def edges_inside(edges: gpd.GeoDataFrame, area: BaseGeometry) -> pd.Series:
+    """Whether each edge's midpoint lies inside ``area`` (so edges merely touching it stay out)."""
+    mid = shapely.line_interpolate_point(edges.geometry.to_numpy(), 0.5, normalized=True)
+    shapely.prepare(area)
+    return pd.Series(shapely.contains(area, mid) | shapely.touches(area, mid), index=edges.index)
+
+
+def load_polygon(value: str, *, crs: str, base_dir: Path) -> BaseGeometry:
+    """A polygon from WKT (WGS84) or a vector file (its own CRS; WGS84 if undeclared), in ``crs``."""
+    text = value.strip()
+    if text.upper().startswith(("POLYGON", "MULTIPOLYGON")):
+        try:
+            geom = shapely.from_wkt(text)
+        except GEOSException as exc:
+            raise ScenarioError(f"not valid WKT: {exc}", field="polygon") from None
+        geom = reproject(np.array([geom], dtype=object), WGS84, crs)[0]
+    else:
+        geom = _polygon_from_file(base_dir / text if not Path(text).is_absolute() else Path(text), crs)
+    if geom.is_empty or geom.geom_type not in ("Polygon", "MultiPolygon"):
+        raise ScenarioError("expected a polygon or multipolygon", field="polygon")
+    return shapely.make_valid(geom) if not geom.is_valid else geom
+
+
+def _polygon_from_file(path: Path, crs: str) -> BaseGeometry:
+    if not path.is_file():
+        raise ScenarioError(f"polygon file {path} not found (nor is the value WKT)", field="polygon")
+    try:
+        frame = gpd.read_file(path)
+    except Exception as exc:  # pyogrio raises several types for unreadable files
+        raise ScenarioError(f"cannot read polygon file {path}: {exc}", field="polygon") from None
+    if frame.empty:
+        raise ScenarioError(f"polygon file {path} holds no features", field="polygon")
+    if frame.crs is None:
+        frame = frame.set_crs(WGS84)
+    geom: BaseGeometry = frame.to_crs(crs).geometry.union_all()
+    return geom
+
+
+def _match_names(edges: gpd.GeoDataFrame, names: list[str]) -> pd.Series:
+    normalised = edges["name"].fillna("").astype(str).str.strip().str.casefold()
+    wanted = {n.strip().casefold(): n for n in names}
+    missing = [original for key, original in wanted.items() if not (normalised == key).any()]
+    if missing:
+        raise ScenarioError(
+            f"no street named {', '.join(map(repr, missing))} in the network", field="streets"
+        )
+    matched: pd.Series = normalised.isin(list(wanted))
+    return matched
+
+
+def _match_values(column: pd.Series, values: list[int] | list[str], *, key: str, what: str) -> pd.Series:
+    present = set(column.tolist())
+    missing = [v for v in values if v not in present]
+    if missing:
+        raise ScenarioError(f"no {what} {', '.join(map(repr, missing))} in the network", field=key)
+    return column.isin(values)
