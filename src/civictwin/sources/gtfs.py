@@ -19,6 +19,9 @@ to the same tables (re-ingesting a feed replaces its own rows only).
 line (weekday flags, ``start_date``, ``end_date``) and one per ``calendar_dates.txt`` line (``date``
 and ``exception_type``: 1 added, 2 removed), the columns of the other kind left null.
 
+Stop and route names longer than :data:`civictwin.sources.vector.MAX_TEXT_CHARS` are truncated and
+counted (``truncated_values``), as for vector attributes.
+
 ``transit_stop_frequency`` is derived: departures per stop and hour on the busiest service day, the
 date whose active services run the most trips (trips in ``frequencies.txt`` count once per run; ties
 go to the earliest date), counted over the trips serving the area. A departure is a vehicle leaving
@@ -49,6 +52,7 @@ from civictwin.config import SourceConfig
 from civictwin.errors import SourceError
 from civictwin.geometry import WGS84, GeometryReport, prepare_geometries
 from civictwin.sources.base import BuildContext, IngestedLayer, IngestResult
+from civictwin.sources.vector import truncate_text
 from civictwin.store.base import GEOMETRY
 
 REQUIRED_FILES = ("agency.txt", "stops.txt", "routes.txt", "trips.txt", "stop_times.txt")
@@ -279,16 +283,15 @@ def _read_file(path: Path, files: dict[str, _Opener], name: str) -> pd.DataFrame
 
 
 def _parse_csv(handle: IO[bytes], wanted: tuple[str, ...]) -> pd.DataFrame:
+    """The ``wanted`` columns as stripped text, empty cells as NA.
+
+    Every column is read (not only the wanted ones) so pandas still rejects rows with too many fields:
+    a stray comma shifts every later value of the row.
+    """
     text = io.TextIOWrapper(handle, encoding="utf-8-sig")
-    frame = pd.read_csv(
-        text,
-        dtype="string",
-        keep_default_na=False,
-        na_values=[""],
-        usecols=lambda column: str(column).strip() in wanted,
-        skipinitialspace=True,
-    )
+    frame = pd.read_csv(text, dtype="string", keep_default_na=False, na_values=[""], skipinitialspace=True)
     frame.columns = [str(c).strip() for c in frame.columns]
+    frame = frame.loc[:, ~frame.columns.duplicated()][[c for c in wanted if c in frame.columns]]
     for column in frame.columns:
         stripped = frame[column].str.strip()
         frame[column] = stripped.mask(stripped == "")
@@ -618,7 +621,7 @@ def active_services(calendar: pd.DataFrame, calendar_dates: pd.DataFrame, day: A
 def _regular_service(calendar: pd.DataFrame, exceptions: pd.DataFrame) -> npt.NDArray[np.bool_]:
     """For each calendar_dates row: would calendar.txt alone run its service on its date?"""
     joined = exceptions[["service_id", "date"]].merge(calendar, on="service_id", how="left")
-    weekday = joined["date"].dt.weekday.to_numpy()
+    weekday = joined["date"].dt.day_of_week.to_numpy()
     flags = joined[list(WEEKDAYS)].fillna(False).astype(bool).to_numpy()
     on_weekday = flags[np.arange(len(joined)), weekday] if len(joined) else np.zeros(0, dtype=bool)
     in_range = ((joined["start_date"] <= joined["date"]) & (joined["end_date"] >= joined["date"])).to_numpy()
@@ -637,7 +640,10 @@ def _days(values: pd.Series) -> npt.NDArray[np.int64]:
 
 
 def _write_tables(feed_name: str, feed: Feed, kept: Selection, ctx: BuildContext) -> list[IngestedLayer]:
-    stops = kept.stops.assign(geometry=shapely.to_wkb(kept.stop_geometries))
+    names, truncated_stops = truncate_text(kept.stops[["stop_name"]])
+    stops = kept.stops.assign(stop_name=names["stop_name"], geometry=shapely.to_wkb(kept.stop_geometries))
+    route_names, truncated_routes = truncate_text(kept.routes[["route_short_name", "route_long_name"]])
+    routes = kept.routes.assign(**{c: route_names[c] for c in route_names.columns})
     calendar_rows = pd.concat(
         [
             kept.calendar.assign(
@@ -658,15 +664,17 @@ def _write_tables(feed_name: str, feed: Feed, kept: Selection, ctx: BuildContext
                 "completeness": _completeness(kept.stops, ["stop_name"]),
                 "duplicates": feed.duplicates["stops"],
                 "stops_without_service": int((~served).sum()),
+                "truncated_values": truncated_stops,
             },
         ),
         (
             "transit_routes",
             "Transit routes",
-            kept.routes,
+            routes,
             {
                 "completeness": _completeness(kept.routes, ["route_short_name", "route_long_name"]),
                 "duplicates": feed.duplicates["routes"],
+                "truncated_values": truncated_routes,
             },
         ),
         (

@@ -23,16 +23,14 @@ HELSINKI_BBOX = (24.90, 60.150, 24.97, 60.180)
 ContextFactory = Callable[..., BuildContext]
 
 
-def shared_file(relative: str) -> Path:
-    """A file of the shared real data, or skip the test when it is absent."""
+def _shared_file(relative: str) -> Path:
     path = SHARED_DATA / relative
     if not path.is_file():
         pytest.skip(f"shared data {relative} is absent (expected under {SHARED_DATA})")
     return path
 
 
-def source_entry(name: str, kind: str, path: Path | str, **options: Any) -> dict[str, Any]:
-    """A ``[[sources]]`` table as parsed from TOML, with the governance keys filled in."""
+def _source_entry(name: str, kind: str, path: Path | str, **options: Any) -> dict[str, Any]:
     return {
         "name": name,
         "kind": kind,
@@ -42,6 +40,18 @@ def source_entry(name: str, kind: str, path: Path | str, **options: Any) -> dict
         "steward": "Test steward",
         **options,
     }
+
+
+@pytest.fixture
+def shared_file() -> Callable[[str], Path]:
+    """``shared_file("gtfs/x.zip")``: a file of the shared real data, or skip the test when absent."""
+    return _shared_file
+
+
+@pytest.fixture
+def source_entry() -> Callable[..., dict[str, Any]]:
+    """``source_entry(name, kind, path, **options)``: a ``[[sources]]`` table with governance keys."""
+    return _source_entry
 
 
 @pytest.fixture
