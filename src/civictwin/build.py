@@ -29,6 +29,7 @@ from civictwin.model.buildings import lod1_buildings
 from civictwin.model.network import build_network
 from civictwin.model.population import (
     estimate_population,
+    landuse_of,
     population_from_grid,
     residential_floor_area,
     unplaced_population,
@@ -160,6 +161,9 @@ def _buildings(store: Store, config: TwinConfig, built_at: datetime) -> None:
     buildings = lod1_buildings(store.read_frame("buildings"), config.buildings)
     settings = config.population
     inputs = ["buildings"]
+    if store.has_table("landuse"):
+        buildings["landuse"] = landuse_of(buildings, store.read_frame("landuse"))
+        inputs.append("landuse")
     if settings.grid_source:
         grid = store.read_frame(settings.grid_source)
         buildings["population_est"] = population_from_grid(buildings, grid, settings.grid_column, settings)
@@ -170,8 +174,8 @@ def _buildings(store: Store, config: TwinConfig, built_at: datetime) -> None:
     else:
         buildings["population_est"] = estimate_population(buildings, settings)
         notes = [f"population is an estimate (dasymetric: {1 / settings.persons_per_m2:.0f} m² of residential "
-                 f"floor area per person; {settings.mixed_use_residential_share:.0%} of untyped buildings' "
-                 "floor area counted as residential)"]  # fmt: skip
+                 f"floor area per person; untyped buildings residential by the land use around them, "
+                 f"{settings.mixed_use_residential_share:.0%} where no land use is mapped)"]  # fmt: skip
     _save_derived(
         store, "buildings_3d", buildings, title="3D buildings (LoD1) with population",
         description="Footprints with heights, use classes, floor areas and residents.", inputs=inputs,

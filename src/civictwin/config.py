@@ -115,7 +115,7 @@ class PopulationSection(_Strict):
     persons_per_m2: Annotated[float, Field(gt=0, le=0.2)] = 0.025
     """Residents per m² of residential floor area (0.025 = 40 m² per person)."""
     mixed_use_residential_share: Annotated[float, Field(ge=0, le=1)] = 0.5
-    """Share of the floor area of untyped buildings (building=yes) assumed residential."""
+    """Share of an untyped building's floor area assumed residential where no OSM land use says otherwise."""
     grid_source: str | None = Field(
         default=None, description="Grid source holding observed population; disables the estimate"
     )
@@ -241,7 +241,7 @@ def parse_config(data: dict[str, Any], *, base_dir: Path, origin: str = CONFIG_F
 
 def load_config(path: Path) -> TwinConfig:
     """Read and validate a ``twin.toml`` file (or the one inside a directory)."""
-    if path.is_dir():
+    if path.is_dir() or path.suffix != ".toml":
         path = path / CONFIG_FILENAME
     if not path.is_file():
         raise ConfigError("configuration file not found (run `civictwin init` to write one)", path=path)

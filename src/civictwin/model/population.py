@@ -1,9 +1,12 @@
 """Residents per building: from an observed grid when one is given, else a dasymetric estimate.
 
 The estimate spreads people over residential floor area: residents = residential floor area ×
-persons per m² (``population.persons_per_m2``). Untyped buildings (``building=yes``) count a
-configurable share of their floor area as residential. The method and the error measured against
-Helsinki's real population grid are in docs/methods-population.md.
+persons per m² (``population.persons_per_m2``). Typed buildings are residential or not by their use
+class; untyped ones (``building=yes``) take their share from the OSM land use around them
+(residential land → all, commercial/civic/industrial land → none, elsewhere the configurable
+``mixed_use_residential_share``): a multi-class dasymetric method with land use as ancillary data.
+The method and the error measured against Helsinki's real population grid are in
+docs/methods-population.md.
 """
 
 from __future__ import annotations
@@ -14,12 +17,32 @@ import pandas as pd
 
 from civictwin.config import PopulationSection
 
+RESIDENTIAL_LANDUSE = frozenset({"residential"})
+NON_RESIDENTIAL_LANDUSE = frozenset({
+    "commercial", "retail", "industrial", "civil", "education", "religious", "railway", "military",
+    "port", "construction", "garages",
+})  # fmt: skip
+
+
+def landuse_of(buildings: gpd.GeoDataFrame, landuse: gpd.GeoDataFrame) -> pd.Series:
+    """The OSM ``landuse`` value of the polygon holding each building's centroid (None outside any)."""
+    centroids = gpd.GeoDataFrame(geometry=buildings.geometry.centroid.to_numpy(), crs=buildings.crs)
+    joined = gpd.sjoin(centroids, landuse[["landuse", "geometry"]], how="left", predicate="within")
+    first = joined[~joined.index.duplicated(keep="first")]["landuse"]
+    return pd.Series(first.to_numpy(), index=buildings.index, dtype=object)
+
 
 def residential_floor_area(buildings: gpd.GeoDataFrame, settings: PopulationSection) -> pd.Series:
-    """Floor area (m²) assumed residential in each building."""
+    """Floor area (m²) assumed residential in each building (uses a ``landuse`` column if present)."""
+    landuse = buildings["landuse"] if "landuse" in buildings else pd.Series(None, index=buildings.index)
+    untyped_share = np.select(
+        [landuse.isin(RESIDENTIAL_LANDUSE).to_numpy(), landuse.isin(NON_RESIDENTIAL_LANDUSE).to_numpy()],
+        [1.0, 0.0],
+        settings.mixed_use_residential_share,
+    )
     share = np.select(
         [buildings["use"].eq("residential").to_numpy(), buildings["use"].eq("unknown").to_numpy()],
-        [1.0, settings.mixed_use_residential_share],
+        [1.0, untyped_share],
         0.0,
     )
     return buildings["floor_area_m2"] * share

