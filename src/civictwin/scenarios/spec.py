@@ -247,7 +247,7 @@ def load_scenario(path: Path | str) -> Scenario:
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"not valid TOML: {exc}", path=path) from None
     return parse_scenario(
-        data, origin=str(path), path=path.resolve(), file_hash=hashlib.sha256(raw).hexdigest()
+        data, origin=str(path), path=path, file_hash=hashlib.sha256(raw).hexdigest()
     )
 
 
@@ -277,24 +277,21 @@ def validate_scenario(scenario: Scenario, edges: gpd.GeoDataFrame, *, crs: str) 
 
 
 def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
-    """The first validation error as ``key: problem``, naming interventions by index and type."""
+    """The first validation error as ``where: problem``, naming interventions by index and type.
+
+    ``interventions[1] (speed_limit): speed_kmh: Input should be greater than 0``.
+    """
     err = exc.errors()[0]
-    parts: list[str] = []
     loc = list(err["loc"])
-    i = 0
-    while i < len(loc):
-        item = loc[i]
-        if item == "interventions" and i + 1 < len(loc) and isinstance(loc[i + 1], int):
-            index = int(loc[i + 1])
-            parts.append(f"interventions[{index}]" + _type_suffix(data, index))
-            i += 2
-            # pydantic adds the discriminator tag as a location step; the suffix already names it
-            if i < len(loc) and isinstance(loc[i], str) and loc[i] == _type_of(data, index):
-                i += 1
-            continue
-        parts.append(str(item))
-        i += 1
-    key = ".".join(parts).replace(".[", "[")
+    label = ""
+    if len(loc) >= 2 and loc[0] == "interventions" and isinstance(loc[1], int):
+        index = loc[1]
+        label = f"interventions[{index}]" + _type_suffix(data, index)
+        loc = loc[2:]
+        # pydantic adds the discriminator tag as a location step; the label already names it
+        if loc and loc[0] == _type_of(data, index):
+            loc = loc[1:]
+    key = "".join(f"[{item}]" if isinstance(item, int) else f".{item}" for item in loc).lstrip(".")
     message = err["msg"]
     if err["type"] == "extra_forbidden":
         message = "unknown key"
@@ -306,7 +303,7 @@ def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
     elif err["type"] == "union_tag_not_found":
         message = "intervention needs a `type`: one of " + ", ".join(INTERVENTION_TYPES)
     message = message.removeprefix("Value error, ")
-    return f"{key}: {message}" if key else message
+    return ": ".join(part for part in (label, key, message) if part)
 
 
 def _type_of(data: dict[str, Any], index: int) -> str | None:

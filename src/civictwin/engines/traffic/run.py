@@ -60,7 +60,9 @@ class SimOptions:
     """How to simulate: period, step, micro/meso, rerouting, quality limits and the fleet mix.
 
     ``max_teleport_share`` / ``max_unfinished_share`` are fractions of the trips given; a run beyond
-    either fails. With ``ignore_route_errors`` a trip SUMO cannot route is dropped by SUMO and counts
+    either fails. ``speed_deviation`` is the spread of drivers' desired speeds around the limit (SUMO's
+    ``speedDev``; ``None`` keeps SUMO's default 0.1, 0 makes every driver keep the limit). With
+    ``ignore_route_errors`` a trip SUMO cannot route is dropped by SUMO and counts
     as unfinished (instead of aborting the whole run).
     """
 
@@ -73,6 +75,7 @@ class SimOptions:
     fleet_mix: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_FLEET_MIX))
     ignore_route_errors: bool = True
     time_to_teleport_s: float = 300.0
+    speed_deviation: float | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -82,6 +85,11 @@ class SimOptions:
             (0 <= self.max_teleport_share <= 1, "max_teleport_share", "must be a share in [0, 1]"),
             (0 <= self.max_unfinished_share <= 1, "max_unfinished_share", "must be a share in [0, 1]"),
             (self.time_to_teleport_s > 0, "time_to_teleport_s", "must be positive"),
+            (
+                self.speed_deviation is None or 0 <= self.speed_deviation <= 1,
+                "speed_deviation",
+                "must be in [0, 1]",
+            ),
             (bool(self.fleet_mix), "fleet_mix", "needs at least one emission class"),
             (all(v > 0 for v in self.fleet_mix.values()), "fleet_mix", "shares must be positive"),
             (
@@ -106,7 +114,7 @@ def run_sumo(
     _check_trips(network, trips)
     workdir.mkdir(parents=True, exist_ok=True)
     files = OutputFiles()
-    write_trips(trips, options.fleet_mix, workdir / "trips.rou.xml")
+    write_trips(trips, options, workdir / "trips.rou.xml")
     write_output_definitions(files, options, workdir / "outputs.add.xml")
     config = write_config(network, options, seed=seed, files=files, path=workdir / "run.sumocfg")
     process = run_binary("sumo", ["-c", config.name], step=f"simulating (seed {seed})", cwd=workdir)
@@ -164,12 +172,12 @@ def write_config(
     return path
 
 
-def write_trips(trips: Sequence[CarTrip], fleet_mix: Mapping[str, float], path: Path) -> Path:
+def write_trips(trips: Sequence[CarTrip], options: SimOptions, path: Path) -> Path:
     """The trips, sorted by departure, drawing vehicle types from the fleet-mix distribution."""
     root = ET.Element("routes")
     distribution = ET.SubElement(root, "vTypeDistribution", id=FLEET_TYPE)
-    for index, (emission_class, share) in enumerate(fleet_mix.items()):
-        ET.SubElement(
+    for index, (emission_class, share) in enumerate(options.fleet_mix.items()):
+        vtype = ET.SubElement(
             distribution,
             "vType",
             id=f"car_{index}",
@@ -177,6 +185,8 @@ def write_trips(trips: Sequence[CarTrip], fleet_mix: Mapping[str, float], path: 
             emissionClass=emission_class,
             probability=f"{share:.6g}",
         )
+        if options.speed_deviation is not None:
+            vtype.set("speedDev", f"{options.speed_deviation:g}")
     for trip in sorted(trips, key=lambda t: (t.depart_s, t.trip_id)):
         ET.SubElement(
             root,

@@ -1,0 +1,107 @@
+"""Aggregate a KPI over seeds: mean with a 95% t interval, and differences with Welch's interval.
+
+Runs of a stochastic simulation differ by seed; a change between scenarios counts as detectable only
+when the 95% interval of the difference of means (Welch's t, unequal variances) excludes zero. The
+``words`` of a :class:`Difference` say so in one plain sentence for the report.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A KPI over ``n`` seeds: mean, 95% interval of the mean (NaN for n < 2), standard deviation."""
+
+    mean: float
+    ci_low: float
+    ci_high: float
+    n: int
+    sd: float
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Plan − base: mean difference, its 95% Welch interval, and whether it stands out from noise.
+
+    ``relative`` is the mean difference as a fraction of the base mean (NaN when the base mean is 0).
+    """
+
+    mean: float
+    ci_low: float
+    ci_high: float
+    distinguishable: bool
+    words: str
+    relative: float
+    base_mean: float
+    plan_mean: float
+
+
+def summarise(values: Sequence[float]) -> Estimate:
+    """Mean and t-distribution 95% interval of ``values`` (one per seed)."""
+    data = _clean(values, "values")
+    n = data.size
+    mean = float(data.mean())
+    if n < 2:
+        return Estimate(mean, math.nan, math.nan, n, math.nan)
+    sd = float(data.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * sd / math.sqrt(n)
+    return Estimate(mean, mean - half, mean + half, n, sd)
+
+
+def difference(base: Sequence[float], plan: Sequence[float], *, label: str = "The value") -> Difference:
+    """Plan − base with Welch's t 95% interval; ``words`` describes it for a non-technical reader."""
+    a, b = _clean(base, "base"), _clean(plan, "plan")
+    base_mean, plan_mean = float(a.mean()), float(b.mean())
+    diff = plan_mean - base_mean
+    low, high = _welch_interval(a, b, diff)
+    distinguishable = bool(not math.isnan(low) and (low > 0 or high < 0))
+    relative = diff / base_mean if base_mean != 0 else math.nan
+    words = _words(label, diff, low, high, base_mean, distinguishable, n_min=min(a.size, b.size))
+    return Difference(diff, low, high, distinguishable, words, relative, base_mean, plan_mean)
+
+
+def _welch_interval(a: np.ndarray, b: np.ndarray, diff: float) -> tuple[float, float]:
+    if a.size < 2 or b.size < 2:
+        return math.nan, math.nan
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return diff, diff
+    dof = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, dof)) * se
+    return diff - half, diff + half
+
+
+def _words(
+    label: str, diff: float, low: float, high: float, base_mean: float, distinguishable: bool, *, n_min: int
+) -> str:
+    if n_min < 2:
+        return f"{label}: too few runs (fewer than 2 seeds) to tell a change from run-to-run noise."
+    interval = f"95% CI {_amount(low, base_mean)} to {_amount(high, base_mean)}"
+    if not distinguishable:
+        return f"{label}: within run-to-run noise, no detectable change ({interval})."
+    verb = "rises" if diff > 0 else "falls"
+    return f"{label} {verb} by {_amount(abs(diff), base_mean)} ({interval})."
+
+
+def _amount(value: float, base_mean: float) -> str:
+    """A change as a percentage of the base mean, or as a number when the base mean is 0."""
+    if base_mean != 0:
+        return f"{100 * value / abs(base_mean):.0f}%"
+    return f"{value:.3g}"
+
+
+def _clean(values: Sequence[float], name: str) -> np.ndarray:
+    data = np.asarray(values, dtype=float)
+    if data.size == 0 or np.isnan(data).any():
+        raise ValueError(f"{name}: need at least one value and no NaN")
+    return data
