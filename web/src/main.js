@@ -1,0 +1,61 @@
+// The civictwin viewer: a map of the twin and a scenario comparison page, switched by the URL hash
+// (#map, #scenarios). Everything comes from the server that serves this page; nothing from a CDN.
+
+import 'maplibre-gl/dist/maplibre-gl.css';
+import './style.css';
+import { setWorkerUrl } from 'maplibre-gl';
+import { getToken, setToken } from './api.js';
+import { startMapPage } from './mapPage.js';
+import { startScenarioPage } from './scenarioPage.js';
+
+// The MapLibre worker is shipped beside this bundle by the build (build.mjs).
+setWorkerUrl(new URL('./maplibre-gl-worker.mjs', import.meta.url).href);
+
+// Hooks for people and for the browser tests: the map, readiness flags, timings.
+window.civictwin = { ready: false, scenarioReady: false };
+
+const PAGES = { map: { start: startMapPage, started: null }, scenarios: { start: startScenarioPage, started: null } };
+
+function currentPage() {
+  const name = window.location.hash.replace(/^#/, '').split('?')[0];
+  return name in PAGES ? name : 'map';
+}
+
+/** Show the page named by the hash; start it the first time it is shown. */
+function route() {
+  const name = currentPage();
+  for (const key of Object.keys(PAGES)) {
+    document.getElementById(`page-${key}`).hidden = key !== name;
+    const link = document.querySelector(`nav a[href="#${key}"]`);
+    if (key === name) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  const page = PAGES[name];
+  if (!page.started) page.started = page.start(document.getElementById(`page-${name}`));
+  else page.started.then((p) => p?.map?.resize());
+  document.title = `civictwin · ${name === 'map' ? 'Map' : 'Scenarios'}`;
+}
+
+function setUpToken() {
+  const form = document.getElementById('token-form');
+  const input = document.getElementById('token');
+  const state = document.getElementById('token-state');
+  const describe = () => {
+    state.textContent = getToken() ? 'Token in use (this tab only).' : 'No token: public data only.';
+  };
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    setToken(input.value);
+    input.value = '';
+    window.location.reload();
+  });
+  document.getElementById('token-clear').addEventListener('click', () => {
+    setToken('');
+    window.location.reload();
+  });
+  describe();
+}
+
+setUpToken();
+window.addEventListener('hashchange', route);
+route();

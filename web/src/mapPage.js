@@ -1,0 +1,403 @@
+// The map page: the twin's own layers from the server's vector tiles on a plain background
+// (no external basemap, no web fonts), a layer switcher with legends, and feature inspection.
+
+import * as maplibregl from 'maplibre-gl';
+import { absoluteTemplate, getJson, transformRequest } from './api.js';
+import { CIVIDIS, OKABE_ITO, VIRIDIS, cssGradient, rampExpression } from './palettes.js';
+import { el, formatNumber, formatValue, humanise, setStatus } from './ui.js';
+
+/** The layers the viewer shows, each from the first of its candidate tables the server publishes. */
+const LAYER_SPECS = [
+  { key: 'zones', label: 'Zones', one: 'Zone', tables: ['zones'] },
+  { key: 'green', label: 'Green areas', one: 'Green area', tables: ['green'] },
+  { key: 'roads', label: 'Roads', one: 'Road', tables: ['roads', 'network_edges'] },
+  { key: 'buildings', label: '3D buildings', one: 'Building', tables: ['buildings_3d', 'buildings'] },
+  { key: 'stops', label: 'Transit stops', one: 'Transit stop', tables: ['transit_stops'] },
+];
+
+/** Map layer ids drawn for each layer key (the first one is the one that is inspected on click). */
+const STYLE_LAYERS = {
+  zones: ['zones-fill', 'zones-outline'],
+  green: ['green-fill', 'green-outline'],
+  roads: ['roads-line'],
+  buildings: ['buildings-3d'],
+  stops: ['stops-circle'],
+};
+
+const BACKGROUND = '#eceff1';
+/** A dark outline sets green areas apart from the zone colours beneath them, whatever the colour vision. */
+const GREEN_EDGE = '#00553e';
+const DEFAULT_HEIGHT_M = 3;
+const ZONE_ID_FIELDS = new Set(['zone_id', 'h3', 'id', 'osm_id']);
+
+/** Fetch the TileJSON of the first candidate table the server lets us read; null when none. */
+async function probeLayer(spec) {
+  for (const table of spec.tables) {
+    try {
+      const tilejson = await getJson(`tiles/${encodeURIComponent(table)}.json`);
+      return { ...spec, table, tilejson };
+    } catch {
+      // absent or not readable with this token: try the next candidate
+    }
+  }
+  return null;
+}
+
+function sourceFor(layer) {
+  const tj = layer.tilejson;
+  const tiles = (tj.tiles || []).map(absoluteTemplate);
+  const source = { type: 'vector', tiles };
+  if (Number.isFinite(tj.minzoom)) source.minzoom = tj.minzoom;
+  if (Number.isFinite(tj.maxzoom)) source.maxzoom = tj.maxzoom;
+  if (isUsefulBounds(tj.bounds)) source.bounds = tj.bounds;
+  return source;
+}
+
+function sourceLayerOf(layer) {
+  const vectorLayers = layer.tilejson.vector_layers || [];
+  return vectorLayers.length ? vectorLayers[0].id : layer.table;
+}
+
+function isUsefulBounds(b) {
+  return Array.isArray(b) && b.length === 4 && b.every(Number.isFinite) && b[2] - b[0] < 10 && b[3] - b[1] < 10;
+}
+
+/** Style layers for one published layer; colours from palettes.js. */
+function styleLayers(layer) {
+  const common = { source: layer.key, 'source-layer': sourceLayerOf(layer) };
+  switch (layer.key) {
+    case 'zones':
+      return [
+        { id: 'zones-fill', type: 'fill', ...common, paint: { 'fill-color': VIRIDIS[4], 'fill-opacity': 0.55 } },
+        { id: 'zones-outline', type: 'line', ...common, paint: { 'line-color': '#ffffff', 'line-width': 0.6 } },
+      ];
+    case 'green':
+      return [
+        { id: 'green-fill', type: 'fill', ...common, paint: { 'fill-color': OKABE_ITO.bluishGreen, 'fill-opacity': 0.55 } },
+        { id: 'green-outline', type: 'line', ...common, paint: { 'line-color': GREEN_EDGE, 'line-width': 1.2 } },
+      ];
+    case 'roads':
+      return [
+        {
+          id: 'roads-line',
+          type: 'line',
+          ...common,
+          layout: { 'line-cap': 'round', 'line-join': 'round' },
+          paint: {
+            'line-color': '#4d4d4d',
+            'line-width': ['interpolate', ['linear'], ['zoom'], 12, 0.5, 16, 2.5, 18, 6],
+          },
+        },
+      ];
+    case 'buildings':
+      return [
+        {
+          id: 'buildings-3d',
+          type: 'fill-extrusion',
+          ...common,
+          paint: {
+            'fill-extrusion-color': rampExpression(heightExpression(), 0, 40, CIVIDIS),
+            'fill-extrusion-height': heightExpression(),
+            'fill-extrusion-base': 0,
+            'fill-extrusion-opacity': 0.9,
+          },
+        },
+      ];
+    case 'stops':
+      return [
+        {
+          id: 'stops-circle',
+          type: 'circle',
+          ...common,
+          paint: {
+            'circle-color': OKABE_ITO.blue,
+            'circle-radius': ['interpolate', ['linear'], ['zoom'], 12, 3, 17, 7],
+            'circle-stroke-color': '#ffffff',
+            'circle-stroke-width': 1.5,
+          },
+        },
+      ];
+    default:
+      return [];
+  }
+}
+
+function heightExpression() {
+  return ['coalesce', ['to-number', ['get', 'height_m'], DEFAULT_HEIGHT_M], DEFAULT_HEIGHT_M];
+}
+
+function selectionLayers() {
+  return [
+    { id: 'selection-line', type: 'line', source: 'selection', paint: { 'line-color': OKABE_ITO.black, 'line-width': 3 } },
+    {
+      id: 'selection-point',
+      type: 'circle',
+      source: 'selection',
+      filter: ['==', ['geometry-type'], 'Point'],
+      paint: { 'circle-radius': 9, 'circle-color': 'rgba(0,0,0,0)', 'circle-stroke-color': OKABE_ITO.black, 'circle-stroke-width': 3 },
+    },
+  ];
+}
+
+/** The MapLibre style: a plain background, the twin's layers, and a selection outline. No glyphs needed. */
+export function buildStyle(layers) {
+  const sources = { selection: { type: 'geojson', data: { type: 'FeatureCollection', features: [] } } };
+  for (const layer of layers) sources[layer.key] = sourceFor(layer);
+  return {
+    version: 8,
+    name: 'civictwin',
+    sources,
+    layers: [
+      { id: 'background', type: 'background', paint: { 'background-color': BACKGROUND } },
+      ...layers.flatMap(styleLayers),
+      ...selectionLayers(),
+    ],
+  };
+}
+
+/** The initial view: the buildings' extent when published (the city core), else every layer's. */
+function initialBounds(layers) {
+  const buildings = layers.find((l) => l.key === 'buildings');
+  const chosen = buildings && isUsefulBounds(buildings.tilejson.bounds) ? [buildings] : layers;
+  const boxes = chosen.map((l) => l.tilejson.bounds).filter(isUsefulBounds);
+  if (!boxes.length) return null;
+  return [
+    [Math.min(...boxes.map((b) => b[0])), Math.min(...boxes.map((b) => b[1]))],
+    [Math.max(...boxes.map((b) => b[2])), Math.max(...boxes.map((b) => b[3]))],
+  ];
+}
+
+/** Numeric values of `field` among the loaded features of a layer. */
+function loadedValues(map, layer, field) {
+  const features = map.querySourceFeatures(layer.key, { sourceLayer: sourceLayerOf(layer) });
+  return features.map((f) => Number(f.properties[field])).filter(Number.isFinite);
+}
+
+/** Numeric zone attributes: from the TileJSON field list, else from the loaded features. */
+function numericZoneFields(map, layer) {
+  const declared = (layer.tilejson.vector_layers || [])[0]?.fields || {};
+  let names = Object.entries(declared)
+    .filter(([, type]) => /number|int|double|float|real|decimal/i.test(String(type)))
+    .map(([name]) => name);
+  if (!names.length) {
+    const seen = new Set();
+    for (const f of map.querySourceFeatures(layer.key, { sourceLayer: sourceLayerOf(layer) })) {
+      for (const [name, value] of Object.entries(f.properties)) if (typeof value === 'number') seen.add(name);
+    }
+    names = [...seen];
+  }
+  return names.filter((n) => !ZONE_ID_FIELDS.has(n)).sort();
+}
+
+function extent(values) {
+  if (!values.length) return [0, 0];
+  return [Math.min(...values), Math.max(...values)];
+}
+
+/** The legend of a sequential layer: a gradient bar between its two end values. */
+function gradientLegend(colours, min, max, unit) {
+  return el('div', { className: 'legend-ramp' }, [
+    el('span', { className: 'ramp', style: `background:${cssGradient(colours)}`, 'aria-hidden': 'true' }),
+    el('span', { className: 'ramp-labels' }, [
+      el('span', {}, `${formatNumber(min)}${unit}`),
+      el('span', {}, `${formatNumber(max)}${unit}`),
+    ]),
+  ]);
+}
+
+function swatch(kind, colour) {
+  return el('span', { className: `swatch swatch-${kind}`, style: `--swatch:${colour}`, 'aria-hidden': 'true' });
+}
+
+const SWATCHES = {
+  zones: () => swatch('area', VIRIDIS[4]),
+  green: () => swatch('area', OKABE_ITO.bluishGreen),
+  roads: () => swatch('line', '#4d4d4d'),
+  buildings: () => swatch('area', CIVIDIS[5]),
+  stops: () => swatch('point', OKABE_ITO.blue),
+};
+
+/** Render the attribute table of one feature into the inspector panel. */
+export function showFeature(panel, title, properties) {
+  const rows = Object.entries(properties)
+    .filter(([, v]) => v !== null && v !== undefined && v !== '')
+    .map(([k, v]) =>
+      el('tr', { dataset: { field: k } }, [el('th', { scope: 'row' }, humanise(k)), el('td', {}, formatValue(k, v))]),
+    );
+  panel.replaceChildren(
+    el('h2', { id: 'inspector-title' }, title),
+    rows.length
+      ? el('table', { className: 'attributes', 'aria-labelledby': 'inspector-title' }, [el('tbody', {}, rows)])
+      : el('p', {}, 'This feature has no attributes.'),
+  );
+}
+
+class MapPage {
+  constructor(root) {
+    this.root = root;
+    this.layers = [];
+    this.map = null;
+    this.zoneField = null;
+  }
+
+  async start() {
+    const status = this.root.querySelector('#map-status');
+    setStatus(status, 'Loading the twin’s layers…');
+    const found = (await Promise.all(LAYER_SPECS.map(probeLayer))).filter(Boolean);
+    this.layers = found;
+    window.civictwin.layers = found.map((l) => ({ key: l.key, table: l.table }));
+    if (!found.length) {
+      setStatus(status, 'No map layers are readable: the twin publishes none, or they need an API token (paste it above).', true);
+      document.body.dataset.mapState = 'empty';
+      return;
+    }
+    this.createMap(found);
+    this.buildSwitcher(found);
+  }
+
+  createMap(layers) {
+    const started = performance.now();
+    const bounds = initialBounds(layers);
+    const map = new maplibregl.Map({
+      container: this.root.querySelector('#map'),
+      style: buildStyle(layers),
+      bounds: bounds || undefined,
+      center: bounds ? undefined : [0, 0],
+      zoom: bounds ? undefined : 1,
+      fitBoundsOptions: { padding: 20 },
+      pitch: 45,
+      bearing: -15,
+      maxPitch: 70,
+      attributionControl: false,
+      transformRequest,
+      canvasContextAttributes: { preserveDrawingBuffer: true },
+    });
+    this.map = map;
+    window.civictwin.map = map;
+    map.addControl(new maplibregl.NavigationControl({ visualizePitch: true }), 'top-right');
+    map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-left');
+    map.on('click', (e) => this.inspect(e.point));
+    const inspectable = layers.map((l) => STYLE_LAYERS[l.key][0]);
+    for (const id of inspectable) {
+      map.on('mouseenter', id, () => { map.getCanvas().style.cursor = 'pointer'; });
+      map.on('mouseleave', id, () => { map.getCanvas().style.cursor = ''; });
+    }
+    map.on('error', (e) => console.warn('map error', e.error?.message || e));
+    map.once('load', () => this.whenFullyLoaded(started));
+  }
+
+  /** After the first render with every tile loaded: fill the zone dropdown and height legend, mark ready. */
+  whenFullyLoaded(started) {
+    const map = this.map;
+    const done = () => {
+      if (!map.areTilesLoaded()) {
+        map.once('idle', done);
+        return;
+      }
+      this.setupZones();
+      this.updateHeightLegend();
+      window.civictwin.firstRenderMs = performance.now() - started;
+      window.civictwin.ready = true;
+      document.body.dataset.mapState = 'ready';
+      setStatus(this.root.querySelector('#map-status'), `Showing: ${this.layers.map((l) => l.label).join(', ')}.`);
+    };
+    map.once('idle', done);
+  }
+
+  buildSwitcher(layers) {
+    const list = this.root.querySelector('#layer-list');
+    list.replaceChildren(
+      ...layers.map((layer) => {
+        const id = `toggle-${layer.key}`;
+        const checkbox = el('input', { type: 'checkbox', id, checked: true, dataset: { layer: layer.key } });
+        checkbox.addEventListener('change', () => this.setVisible(layer.key, checkbox.checked));
+        return el('li', {}, [
+          el('div', { className: 'layer-row' }, [checkbox, el('label', { htmlFor: id }, [SWATCHES[layer.key](), ` ${layer.label}`])]),
+          el('div', { className: 'layer-legend', id: `legend-${layer.key}` }),
+        ]);
+      }),
+    );
+  }
+
+  setVisible(key, visible) {
+    for (const id of STYLE_LAYERS[key]) this.map.setLayoutProperty(id, 'visibility', visible ? 'visible' : 'none');
+  }
+
+  setupZones() {
+    const layer = this.layers.find((l) => l.key === 'zones');
+    const control = this.root.querySelector('#zone-control');
+    if (!layer) {
+      control.hidden = true;
+      return;
+    }
+    const fields = numericZoneFields(this.map, layer);
+    const select = this.root.querySelector('#zone-attribute');
+    select.replaceChildren(...fields.map((f) => el('option', { value: f }, humanise(f))));
+    control.hidden = fields.length === 0;
+    if (!fields.length) return;
+    select.value = fields.includes('population') ? 'population' : fields[0];
+    select.onchange = () => this.colourZones(layer, select.value);
+    this.colourZones(layer, select.value);
+  }
+
+  colourZones(layer, field) {
+    const [min, max] = extent(loadedValues(this.map, layer, field));
+    const input = ['to-number', ['get', field], min];
+    this.map.setPaintProperty('zones-fill', 'fill-color', rampExpression(input, min, max, VIRIDIS));
+    this.zoneField = field;
+    window.civictwin.zoneField = field;
+    const legend = this.root.querySelector('#legend-zones');
+    legend.replaceChildren(el('span', { className: 'legend-caption' }, humanise(field)), gradientLegend(VIRIDIS, min, max, ''));
+  }
+
+  updateHeightLegend() {
+    const layer = this.layers.find((l) => l.key === 'buildings');
+    if (!layer) return;
+    const heights = loadedValues(this.map, layer, 'height_m');
+    const max = heights.length ? Math.max(...heights) : 40;
+    const top = Math.max(10, Math.ceil(max / 5) * 5);
+    this.map.setPaintProperty('buildings-3d', 'fill-extrusion-color', rampExpression(heightExpression(), 0, top, CIVIDIS));
+    const legend = this.root.querySelector('#legend-buildings');
+    legend.replaceChildren(el('span', { className: 'legend-caption' }, 'Height'), gradientLegend(CIVIDIS, 0, top, ' m'));
+  }
+
+  /** Show the topmost feature at a screen point in the inspector and outline it. */
+  inspect(point) {
+    const ids = this.layers.map((l) => STYLE_LAYERS[l.key][0]).filter((id) => this.map.getLayoutProperty(id, 'visibility') !== 'none');
+    const features = this.map.queryRenderedFeatures(point, { layers: ids });
+    const panel = this.root.querySelector('#inspector');
+    const selection = this.map.getSource('selection');
+    if (!features.length) {
+      panel.replaceChildren(el('h2', {}, 'Feature'), el('p', {}, 'Nothing here. Click a building, road, stop, green area or zone.'));
+      selection.setData({ type: 'FeatureCollection', features: [] });
+      return null;
+    }
+    const feature = features[0];
+    const layer = this.layers.find((l) => l.key === feature.source);
+    showFeature(panel, layer ? layer.one : 'Feature', feature.properties);
+    selection.setData({ type: 'Feature', properties: {}, geometry: outlineOf(feature.geometry) });
+    return feature;
+  }
+
+  inspectCentre() {
+    if (!this.map) return;
+    const canvas = this.map.getCanvas();
+    return this.inspect([canvas.clientWidth / 2, canvas.clientHeight / 2]);
+  }
+}
+
+/** Polygons are outlined by their rings so the selection draws as a line on the ground. */
+function outlineOf(geometry) {
+  if (geometry.type === 'Polygon') return { type: 'MultiLineString', coordinates: geometry.coordinates };
+  if (geometry.type === 'MultiPolygon') return { type: 'MultiLineString', coordinates: geometry.coordinates.flat() };
+  return geometry;
+}
+
+/** Start the map page inside `root` (the #page-map section). */
+export async function startMapPage(root) {
+  const page = new MapPage(root);
+  root.querySelector('#inspect-centre').addEventListener('click', () => page.inspectCentre());
+  window.civictwin.mapPage = page;
+  await page.start();
+  return page;
+}
