@@ -1,0 +1,170 @@
+"""The scenario pipeline on a real SUMO run of a tiny grid: determinism, mode shift after a closure,
+ensembles in processes, atomic seed results and resuming."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from shapely.geometry import box
+
+from civictwin.engines.traffic.demand import DemandParams
+from civictwin.engines.traffic.pipeline import (
+    COMPLETE,
+    PipelineParams,
+    TwinInputs,
+    complete_run,
+    prepare_scenario,
+    run_and_save,
+    run_ensemble,
+    run_scenario,
+    seed_dir,
+)
+from civictwin.engines.traffic.synthetic import grid_network
+from civictwin.errors import EngineError
+from civictwin.scenarios.spec import Scenario, parse_scenario
+
+ORIGIN = (385_000.0, 6_671_000.0)
+
+
+def tiny_inputs(twin_dir: Path) -> TwinInputs:
+    """A 4 × 4 grid (200 m blocks, Main Street along row 2) split into four zones."""
+    edges, nodes = grid_network(4, 4, 200.0, origin=ORIGIN)
+    x0, y0 = ORIGIN
+    cells = [
+        box(x0 - 100 + i * 400, y0 - 100 + j * 400, x0 + 300 + i * 400, y0 + 300 + j * 400)
+        for j in range(2)
+        for i in range(2)
+    ]
+    zones = gpd.GeoDataFrame(
+        {
+            "zone_id": ["sw", "se", "nw", "ne"],
+            "population": [500.0, 300.0, 300.0, 100.0],
+            "jobs_proxy_m2": [0.0, 7_000.0, 3_500.0, 10_000.0],
+            "poi_shop": [1, 5, 2, 10],
+        },
+        geometry=cells,
+        crs=edges.crs,
+    )
+    return TwinInputs(
+        twin_dir=twin_dir,
+        crs=str(edges.crs),
+        edges=edges,
+        nodes=nodes,
+        zones=zones,
+        stops=None,
+        stop_frequency=None,
+        stop_routes=None,
+        catalog={"zones": {"rows": 4}},
+    )
+
+
+CLOSURE = parse_scenario(
+    {
+        "name": "close_main",
+        "description": "Main Street closed to cars.",
+        "interventions": [{"type": "close_streets", "streets": ["Main Street"], "modes": ["car"]}],
+    },
+    origin="close_main.toml",
+)
+PARAMS = PipelineParams(iterations=2, demand=DemandParams(scale=2.0, distance="crowfly"))
+
+
+def test_same_seed_gives_identical_results_and_a_closure_shifts_mode(tmp_path: Path) -> None:
+    inputs = tiny_inputs(tmp_path)
+    base = prepare_scenario(inputs, Scenario.baseline_scenario(), tmp_path / "net_base", PARAMS)
+    first = run_scenario(base, 3, tmp_path / "a", PARAMS)
+    again = run_scenario(base, 3, tmp_path / "b", PARAMS)
+    assert first.kpis == again.kpis
+    assert first.edges.equals(again.edges)
+    # demand: (500+300+300+100) residents x 0.27 trips x scale 2
+    assert first.kpis["person_trips"] == pytest.approx(1200 * 0.27 * 2)
+    assert sum(first.modal_split.values()) == pytest.approx(1.0)
+    assert first.kpis["trips"] > 50 and first.kpis["finished_share"] == 1.0
+    assert len(first.car_share_by_iteration) == 2
+
+    plan = prepare_scenario(inputs, CLOSURE, tmp_path / "net_plan", PARAMS)
+    closed = run_scenario(plan, 3, tmp_path / "c", PARAMS)
+    main = set(inputs.edges.loc[inputs.edges["name"] == "Main Street", "edge_id"])
+    on_main = closed.edges[closed.edges["edge_id"].isin(main)]
+    assert len(on_main) == len(main) and (on_main["flow"] == 0).all()
+    assert first.edges[first.edges["edge_id"].isin(main)]["flow"].sum() > 0
+    # free-flow car times already rise without Main Street: fewer people choose the car
+    assert plan.free_flow.car_min.sum() > base.free_flow.car_min.sum()
+    assert closed.modal_split["car"] < first.modal_split["car"]
+
+
+def test_a_failed_seed_leaves_nothing_behind(tmp_path: Path) -> None:
+    inputs = tiny_inputs(tmp_path)
+    strict = PipelineParams(
+        iterations=1,
+        demand_window_s=600,
+        clearance_s=0,
+        max_unfinished_share=0.0,
+        demand=DemandParams(scale=2.0, distance="crowfly"),
+    )
+    prepared = prepare_scenario(inputs, Scenario.baseline_scenario(), tmp_path / "net", strict)
+    final = seed_dir(tmp_path / "cmp", "baseline", 1)
+    with pytest.raises(EngineError):
+        run_and_save(prepared, 1, final, strict)
+    assert not final.exists()
+    assert list(final.parent.iterdir()) == []  # the staging folder is gone too
+
+
+def test_ensemble_runs_in_processes_and_resumes(tmp_path: Path) -> None:
+    inputs = tiny_inputs(tmp_path)
+    params = PipelineParams(iterations=1, demand=DemandParams(scale=1.0, distance="crowfly"))
+    messages: list[str] = []
+    ensemble = run_ensemble(
+        inputs,
+        [Scenario.baseline_scenario(), CLOSURE],
+        comparison_id="t1",
+        seeds=2,
+        workers=2,
+        params=params,
+        progress=lambda m, done, total: messages.append(m),
+    )
+    assert ensemble.comparison_dir == tmp_path / "runs" / "t1"
+    assert [r.seed for r in ensemble.runs["close_main"]] == [1, 2]
+    assert ensemble.resumed == []
+    for name in ("baseline", "close_main"):
+        for seed in (1, 2):
+            directory = seed_dir(ensemble.comparison_dir, name, seed)
+            assert (directory / COMPLETE).is_file() and (directory / "run.json").is_file()
+    # seeds differ, so runs differ
+    assert ensemble.runs["baseline"][0].kpis != ensemble.runs["baseline"][1].kpis
+
+    # an interrupted seed: its folder exists but was never marked complete
+    broken = seed_dir(ensemble.comparison_dir, "close_main", 2)
+    (broken / COMPLETE).unlink()
+    assert complete_run(broken, ensemble.prepared["close_main"].fingerprint) is None
+    again = run_ensemble(
+        inputs,
+        [Scenario.baseline_scenario(), CLOSURE],
+        comparison_id="t1",
+        seeds=2,
+        workers=2,
+        params=params,
+        progress=lambda m, done, total: messages.append(m),
+    )
+    assert sorted(again.resumed) == [("baseline", 1), ("baseline", 2), ("close_main", 1)]
+    assert "3 seed run(s) already complete, 1 to run" in messages
+    assert again.runs["close_main"][1].kpis == ensemble.runs["close_main"][1].kpis  # same seed, same numbers
+    assert (broken / COMPLETE).is_file()
+
+    # other parameters: nothing is reused
+    other = run_ensemble(
+        inputs,
+        [Scenario.baseline_scenario()],
+        comparison_id="t1",
+        seeds=[1],
+        workers=1,
+        params=params.model_copy(update={"demand": DemandParams(scale=0.5, distance="crowfly")}),
+    )
+    assert other.resumed == []
+    assert other.runs["baseline"][0].kpis["person_trips"] == pytest.approx(
+        0.5 * ensemble.runs["baseline"][0].kpis["person_trips"]
+    )
+    assert np.isfinite(other.runs["baseline"][0].kpis["mean_travel_time_s"])
