@@ -18,7 +18,8 @@ Rules, all checked before anything is written:
   column always needs ``crs``. Non-numeric coordinates and unparsable WKT are errors naming the line.
 - Text cells longer than :data:`MAX_TEXT_CHARS` characters are cut to that length and counted in the
   quality record (``truncated_values``): a twin attribute is not a document store, and megabyte
-  cells would break tiles and the API while carrying nothing a map can show.
+  cells would break tiles and the API while carrying nothing a map can show. (GeoJSON strings of
+  10 million characters or more are refused by GDAL itself: that is an error advising GeoPackage.)
 
 Geometries are reprojected to the twin's CRS, repaired and (when ``clip`` is set) limited to the
 features intersecting the area, by :func:`civictwin.geometry.prepare_geometries`.
@@ -34,6 +35,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyogrio
 import shapely
 from pyproj import CRS
@@ -47,6 +49,9 @@ from civictwin.store.base import GEOMETRY
 
 MAX_TEXT_CHARS = 10_000
 """Longest text attribute kept; longer cells are truncated and counted."""
+
+_GDAL_GEOJSON_MAX_CHARS = 10_000_000
+"""GDAL's streaming JSON parser refuses longer strings (observed with GDAL 3.x via pyogrio)."""
 
 _LON_NAMES = frozenset({"lon", "lng", "long", "longitude"})
 _LAT_NAMES = frozenset({"lat", "latitude"})
@@ -113,7 +118,7 @@ def store_layer(
         area=ctx.area if source.clip else None,
     )
     attributes = raw.attributes.loc[kept, list(columns)].reset_index(drop=True)
-    attributes, truncated = _truncate_text(attributes)
+    attributes, truncated = truncate_text(attributes)
     frame = gpd.GeoDataFrame(attributes, geometry=gpd.GeoSeries(geometries, crs=ctx.crs), crs=ctx.crs)
     frame = frame.rename_geometry(GEOMETRY) if frame.geometry.name != GEOMETRY else frame
     rows = ctx.store.write_table(source.name, frame)
@@ -213,7 +218,7 @@ def _read_ogr(source: SourceConfig, path: Path) -> RawLayer:
     try:
         frame = pyogrio.read_dataframe(path, layer=layer, columns=source.columns, fid_as_index=False)
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, pyogrio.errors.FieldError) as exc:
-        raise SourceError(f"cannot read (truncated or corrupt?): {_first_line(exc)}", path=path) from None
+        raise _read_error(exc, path) from None
     if len(frame) == 0:
         raise SourceError(f"no features in layer '{layer}'", path=path)
     declared = frame.crs.to_string() if frame.crs is not None else None
@@ -223,13 +228,22 @@ def _read_ogr(source: SourceConfig, path: Path) -> RawLayer:
     return RawLayer(attributes=attributes, geometries=geometries, crs=crs, first_line=1)
 
 
+def _read_error(exc: Exception, path: Path, what: str = "cannot read") -> SourceError:
+    """A GDAL read failure as one line; GDAL's GeoJSON limit on value length gets its own advice."""
+    if "Too many characters" in str(exc):
+        return SourceError(
+            f"a value longer than {_GDAL_GEOJSON_MAX_CHARS:,} characters, more than GDAL's GeoJSON reader "
+            "accepts; shorten it or convert the file to GeoPackage",
+            path=path,
+        )
+    return SourceError(f"{what} (truncated or corrupt?): {_first_line(exc)}", path=path)
+
+
 def _pick_layer(source: SourceConfig, path: Path) -> str:
     try:
         layers = [str(name) for name, _kind in pyogrio.list_layers(path)]
     except pyogrio.errors.DataSourceError as exc:
-        raise SourceError(
-            f"not a readable vector file (truncated or corrupt?): {_first_line(exc)}", path=path
-        ) from None
+        raise _read_error(exc, path, "not a readable vector file") from None
     if source.layer is not None:
         if source.layer not in layers:
             raise SourceError(
@@ -239,7 +253,7 @@ def _pick_layer(source: SourceConfig, path: Path) -> str:
             )
         return source.layer
     if not layers:
-        raise SourceError("no layers", path=path)
+        raise SourceError("no layers (empty, truncated or corrupt?)", path=path)
     if len(layers) > 1:
         raise SourceError(
             f"several layers; set `layer` to one of: {', '.join(layers)}", path=path, field="layer"
@@ -250,6 +264,8 @@ def _pick_layer(source: SourceConfig, path: Path) -> str:
 def _read_parquet(source: SourceConfig, path: Path) -> RawLayer:
     try:
         frame = gpd.read_parquet(path, columns=None)
+    except pa.ArrowException as exc:
+        raise SourceError(f"cannot read (truncated or corrupt?): {_first_line(exc)}", path=path) from None
     except ValueError as exc:
         raise SourceError(
             f"not GeoParquet (no geometry column metadata): {_first_line(exc)}", path=path
@@ -330,7 +346,7 @@ def _lonlat_or_fail(
     )
 
 
-def _truncate_text(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+def truncate_text(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Cut text cells longer than :data:`MAX_TEXT_CHARS`; return the frame and how many were cut."""
     truncated = 0
     frame = frame.copy()
