@@ -1,0 +1,154 @@
+"""The gate every request passes: size limits, token check, rate limit, and the audit line.
+
+One pure ASGI middleware, in this order: refuse over-long URLs (414) and declared over-size bodies
+(413); resolve the bearer token to a :class:`~civictwin.governance.tokens.Principal`; charge the
+client's rate bucket (keyed by token id, or by IP address for anonymous callers and invalid tokens,
+so a flood of bad tokens is throttled too; 429); refuse an invalid token (401); then run the app.
+Whatever happens, one audit line records who asked, what, and the status they got.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+from fastapi import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from civictwin.api.limits import (
+    BodyTooLarge,
+    RateLimiter,
+    counting_receive,
+    declared_body_too_large,
+    retry_after,
+    url_too_long,
+)
+from civictwin.api.problems import problem_response
+from civictwin.api.settings import ServerSettings
+from civictwin.governance.audit import AuditLog
+from civictwin.governance.tokens import ANONYMOUS, Principal, TokenRegistry
+
+_INVALID = "invalid-token"
+_MAX_AUDIT_QUERY = 512
+
+
+def current_principal(request: Request) -> Principal:
+    """Dependency: who is asking (set by :class:`GateMiddleware`; anonymous outside it)."""
+    principal = getattr(request.state, "principal", None)
+    return principal if isinstance(principal, Principal) else ANONYMOUS
+
+
+class GateMiddleware:
+    """Access control, limits and audit for every HTTP request of the app it wraps."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        registry: TokenRegistry,
+        limiter: RateLimiter,
+        audit: AuditLog,
+        settings: ServerSettings,
+    ) -> None:
+        self.app = app
+        self.registry = registry
+        self.limiter = limiter
+        self.audit = audit
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        outcome: dict[str, Any] = {"status": 500, "sent": False, "who": "anonymous"}
+
+        async def tracking_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                outcome["status"] = message["status"]
+                outcome["sent"] = True
+            await send(message)
+
+        try:
+            await self._handle(scope, receive, tracking_send, outcome)
+        except BodyTooLarge as exc:
+            if outcome["sent"]:
+                raise
+            await problem_response(413, str(exc.detail))(scope, receive, tracking_send)
+        finally:
+            self._record(scope, str(outcome["who"]), int(outcome["status"]), started)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, outcome: dict[str, Any]) -> None:
+        """Run the checks and the app, noting the caller's audit name in ``outcome``."""
+        client = _client(scope)
+        if url_too_long(scope, self.settings.max_url_bytes):
+            await _refuse(414, f"URL longer than {self.settings.max_url_bytes} bytes", scope, receive, send)
+            return
+        if declared_body_too_large(scope.get("headers", []), self.settings.max_body_bytes):
+            await _refuse(
+                413, f"request body exceeds {self.settings.max_body_bytes} bytes", scope, receive, send
+            )
+            return
+        principal, presented = self._principal(scope)
+        outcome["who"] = principal.id if principal.token else (_INVALID if presented else "anonymous")
+        wait = self.limiter.acquire(principal.id if principal.token else f"ip:{client}")
+        if wait > 0:
+            detail = f"too many requests; retry in {retry_after(wait)} s"
+            headers = {"Retry-After": retry_after(wait)}
+            await _refuse(429, detail, scope, receive, send, headers=headers)
+            return
+        if presented and principal.token is None:
+            headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+            await _refuse(401, "invalid, unknown or revoked token", scope, receive, send, headers=headers)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, counting_receive(receive, self.settings.max_body_bytes), send)
+
+    def _principal(self, scope: Scope) -> tuple[Principal, bool]:
+        """The caller and whether they presented credentials at all."""
+        header = _header(scope, b"authorization")
+        if header is None:
+            return ANONYMOUS, False
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return ANONYMOUS, True
+        return Principal.of(self.registry.verify(token.strip())), True
+
+    def _record(self, scope: Scope, who: str, status: int, started: float) -> None:
+        query = scope.get("query_string", b"").decode("latin-1")[:_MAX_AUDIT_QUERY]
+        self.audit.record(
+            who=who,
+            client=_client(scope),
+            method=str(scope.get("method", "")),
+            path=str(scope.get("path", "")),
+            query=query,
+            status=status,
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
+
+
+async def _refuse(
+    status: int,
+    detail: str,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    *,
+    headers: dict[str, str] | None = None,
+) -> None:
+    await problem_response(status, detail, instance=str(scope.get("path", "")), headers=headers)(
+        scope, receive, send
+    )
+
+
+def _header(scope: MutableMapping[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def _client(scope: MutableMapping[str, Any]) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"

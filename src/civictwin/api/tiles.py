@@ -1,0 +1,149 @@
+"""Mapbox Vector Tiles of the twin's layers, with TileJSON so map clients can find them.
+
+``/tiles/{layer}/{z}/{x}/{y}.mvt`` answers ``application/vnd.mapbox-vector-tile``. A tile without
+features answers **204 No Content** (no body): map clients (MapLibre included) treat it as an empty
+tile, and no bytes are spent encoding or sending an empty layer. Tiles outside the Web Mercator
+pyramid (z beyond 0..24, x or y beyond 0..2^z-1) are a 400 problem; a layer the caller may not read
+is a 404, exactly like a layer that does not exist. Rendered tiles (and empty results) are kept in an
+in-memory LRU cache keyed by layer, z, x, y and the data version.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import JSONResponse
+
+from civictwin.api.context import get_twin, visible_layer, visible_layers
+from civictwin.api.problems import bad_request, not_found
+from civictwin.api.query import check_params
+from civictwin.config import AccessLevel
+from civictwin.store.tiles import MAX_ZOOM, valid_tile
+
+MVT = "application/vnd.mapbox-vector-tile"
+_EMPTY = b""
+
+router = APIRouter(tags=["Vector tiles"])
+
+Layer = Annotated[str, Path(description="A layer of the twin", max_length=63)]
+
+
+class TileCache:
+    """Least-recently-used tiles within a byte budget; thread-safe."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._tiles: OrderedDict[tuple[str, int, int, int, str], bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple[str, int, int, int, str]) -> bytes | None:
+        """The cached tile (``b""`` for a cached empty tile), or None when not cached."""
+        with self._lock:
+            tile = self._tiles.get(key)
+            if tile is None:
+                self.misses += 1
+                return None
+            self._tiles.move_to_end(key)
+            self.hits += 1
+            return tile
+
+    def put(self, key: tuple[str, int, int, int, str], tile: bytes) -> None:
+        """Keep ``tile``, dropping the least recently used ones beyond the budget."""
+        with self._lock:
+            old = self._tiles.pop(key, None)
+            self._bytes -= len(old) if old is not None else 0
+            self._tiles[key] = tile
+            self._bytes += len(tile)
+            while self._bytes > self.max_bytes and self._tiles:
+                _, dropped = self._tiles.popitem(last=False)
+                self._bytes -= len(dropped)
+
+
+@router.get("/tiles", summary="Vector tile sets (the layers you may read)")
+def tilesets(request: Request) -> JSONResponse:
+    """One entry per readable layer with geometry, pointing at its TileJSON."""
+    check_params(request, ())
+    twin = get_twin(request)
+    drawable = set(twin.tiles.layers())
+    entries = [
+        {"id": name, "tilejson": _url(request, f"/tiles/{name}.json")}
+        for name in visible_layers(request)
+        if name in drawable
+    ]
+    return JSONResponse({"tilesets": entries})
+
+
+@router.get("/tiles/{layer}.json", summary="TileJSON of a layer")
+def tilejson(request: Request, layer: Layer) -> JSONResponse:
+    """TileJSON 3.0.0: the tile URL template, zoom range, bounds and the layer's attributes."""
+    check_params(request, ())
+    info = visible_layer(request, layer, noun="tile layer")
+    if not info.has_geometry:
+        raise not_found(f"layer '{layer}' has no geometry, hence no tiles")
+    twin = get_twin(request)
+    west, south, east, north = info.bbox_wgs84 or (-180.0, -85.0, 180.0, 85.0)
+    body: dict[str, Any] = {
+        "tilejson": "3.0.0",
+        "name": layer,
+        "description": str(twin.metadata(layer).get("title") or layer),
+        "scheme": "xyz",
+        "tiles": [_url(request, f"/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt")],
+        "minzoom": 0,
+        "maxzoom": MAX_ZOOM,
+        "bounds": [west, south, east, north],
+        "center": [(west + east) / 2, (south + north) / 2, 14],
+        "vector_layers": [
+            {"id": layer, "fields": {name: _field_type(dtype) for name, dtype in info.properties.items()}}
+        ],
+    }
+    return JSONResponse(body)
+
+
+@router.get(
+    "/tiles/{layer}/{z}/{x}/{y}.mvt",
+    summary="One vector tile (204 when empty)",
+    response_class=Response,
+    responses={200: {"content": {MVT: {}}}, 204: {"description": "No feature in this tile"}},
+)
+def tile(request: Request, layer: Layer, z: int, x: int, y: int) -> Response:
+    """The Mapbox Vector Tile of ``layer`` at z/x/y (one MVT layer named after the layer)."""
+    check_params(request, ())
+    info = visible_layer(request, layer, noun="tile layer")
+    if not info.has_geometry:
+        raise not_found(f"layer '{layer}' has no geometry, hence no tiles")
+    if not valid_tile(z, x, y):
+        raise bad_request(f"tile {z}/{x}/{y} is outside the pyramid (0 <= z <= {MAX_ZOOM}, 0 <= x, y < 2^z)")
+    twin = get_twin(request)
+    cache: TileCache = request.app.state.tile_cache
+    key = (layer, z, x, y, twin.version)
+    data = cache.get(key)
+    if data is None:
+        data = twin.tiles.render(layer, z, x, y) or _EMPTY
+        cache.put(key, data)
+    public = twin.policy.levels.get(layer) is AccessLevel.PUBLIC
+    headers = {
+        "Cache-Control": "public, max-age=3600" if public else "private, max-age=3600",
+        "Vary": "Authorization",
+    }
+    if not data:
+        return Response(status_code=204, headers=headers)
+    return Response(data, media_type=MVT, headers=headers)
+
+
+def _field_type(dtype: str) -> str:
+    """TileJSON's description of an attribute type."""
+    if dtype == "BOOLEAN":
+        return "Boolean"
+    if any(word in dtype for word in ("INT", "DOUBLE", "FLOAT", "REAL", "DECIMAL")):
+        return "Number"
+    return "String"
+
+
+def _url(request: Request, path: str) -> str:
+    return str(request.base_url).rstrip("/") + path
