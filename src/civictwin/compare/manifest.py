@@ -1,0 +1,89 @@
+"""The run manifest: everything needed to re-run a comparison and get the same numbers.
+
+It records the twin's data versions (each catalogued table with its source file checksum, row count
+and ingestion time), each scenario file's SHA-256, the seeds, every parameter, and the software
+versions (civictwin, Python, libraries, SUMO). Same manifest → same results: SUMO runs are
+deterministic per seed and the demand sampling is seeded.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from collections.abc import Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from civictwin.catalog.lineage import tool_versions
+from civictwin.scenarios.spec import Scenario
+
+MANIFEST_VERSION = 1
+_LIBRARIES = ("numpy", "pandas", "scipy", "geopandas", "pydantic", "matplotlib", "eclipse-sumo", "sumolib")
+
+
+def software_versions(sumo_version: str) -> dict[str, str]:
+    """civictwin's tool versions plus the libraries the traffic engine relies on and SUMO itself."""
+    versions = dict(tool_versions())
+    for name in _LIBRARIES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    versions["sumo"] = sumo_version
+    versions.setdefault("python", platform.python_version())
+    return versions
+
+
+def data_versions(catalog: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per catalogued table: its source file and checksum (or derived inputs), rows and issue time."""
+    versions: dict[str, dict[str, Any]] = {}
+    for table, record in sorted(catalog.items()):
+        entry: dict[str, Any] = {"rows": record.get("rows"), "issued": record.get("issued")}
+        source = record.get("source")
+        if isinstance(source, Mapping):
+            entry["source"] = source.get("name")
+            entry["path"] = source.get("path")
+            entry["sha256"] = source.get("sha256")
+        if record.get("inputs"):
+            entry["derived_from"] = list(record["inputs"])
+        versions[table] = entry
+    return versions
+
+
+def scenario_entry(scenario: Scenario) -> dict[str, Any]:
+    """A scenario's identity: name, file, SHA-256 of the file bytes, and its interventions."""
+    return {
+        "name": scenario.name,
+        "file": str(scenario.path) if scenario.path is not None else None,
+        "sha256": scenario.file_hash or None,
+        "baseline": scenario.baseline,
+        "interventions": [i.model_dump(mode="json") for i in scenario.interventions],
+    }
+
+
+def build_manifest(
+    *,
+    comparison_id: str,
+    created: str,
+    twin_dir: str,
+    catalog: Mapping[str, Mapping[str, Any]],
+    scenarios: Sequence[Scenario],
+    seeds: Sequence[int],
+    parameters: Mapping[str, Any],
+    runs: Sequence[Mapping[str, Any]],
+    sumo_version: str,
+    command: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """The ``manifest.json`` document of one comparison."""
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "comparison": comparison_id,
+        "created": created,
+        "command": list(command) if command is not None else list(sys.argv),
+        "twin": {"dir": twin_dir, "data": data_versions(catalog)},
+        "scenarios": [scenario_entry(s) for s in scenarios],
+        "seeds": list(seeds),
+        "parameters": dict(parameters),
+        "runs": list(runs),
+        "software": software_versions(sumo_version),
+    }
