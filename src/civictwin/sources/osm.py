@@ -267,7 +267,7 @@ def _write_layer(con: duckdb.DuckDBPyConnection, layer: _Layer, ctx: BuildContex
         f"""SELECT {", ".join(columns)}{extra}, ST_AsWKB(geom) AS geometry FROM staged
         WHERE geom IS NOT NULL AND NOT ST_IsEmpty(geom) AND ST_Intersects(geom, (SELECT geom FROM area))
         ORDER BY osm_id"""
-    ).fetch_arrow_table()
+    ).to_arrow_table()
     rows = ctx.store.write_table(layer.table, table)
     quality = {
         "geometry": {

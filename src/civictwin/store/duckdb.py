@@ -170,7 +170,7 @@ class DuckDBStore(Store):
         )
         clauses, params = _filters(info, bbox, where)
         sql = f"SELECT {select} FROM {quote(name)}" + (" WHERE " + " AND ".join(clauses) if clauses else "")
-        frame = self._con.execute(sql, params).fetch_arrow_table().to_pandas()
+        frame = self._con.execute(sql, params).to_arrow_table().to_pandas()
         if not has_geom:
             return frame
         geometry = shapely.from_wkb(frame.pop(GEOMETRY).to_numpy())

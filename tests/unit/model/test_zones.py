@@ -1,0 +1,63 @@
+"""Analysis zones: H3 coverage and what each zone sums up."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import h3
+import pandas as pd
+import pytest
+import shapely
+
+from civictwin.model.zones import h3_zones, polygon_zones, summarise_zones
+
+CRS = "EPSG:32635"
+
+
+def test_h3_zones_cover_the_area_with_overlapping_cells() -> None:
+    area = shapely.box(24.93, 60.16, 24.96, 60.17)
+    zones = h3_zones(area, 9, CRS)
+    assert zones["zone_id"].map(h3.get_resolution).eq(9).all()
+    assert zones["zone_id"].is_unique
+    projected = gpd.GeoSeries([area], crs="EPSG:4326").to_crs(CRS).iloc[0]
+    assert zones.union_all().covers(projected)
+    # every cell really overlaps the area
+    assert zones.intersects(projected).all()
+    assert len(zones) == len(
+        h3.h3shape_to_cells_experimental(h3.geo_to_h3shape(area.__geo_interface__), 9, "overlap")
+    )
+
+
+def test_zone_summary_counts_and_sums() -> None:
+    zones = polygon_zones(
+        gpd.GeoDataFrame({"code": ["A", "B"]}, geometry=[shapely.box(0, 0, 100, 100), shapely.box(100, 0, 200, 100)],
+                         crs=CRS),
+        "code",
+    )  # fmt: skip
+    buildings = gpd.GeoDataFrame(
+        {"population_est": [10.0, 5.0, 7.0], "floor_area_m2": [300.0, 200.0, 1000.0],
+         "use": ["residential", "unknown", "commercial"]},
+        geometry=[shapely.box(10, 10, 20, 20), shapely.box(30, 30, 40, 40), shapely.box(150, 50, 160, 60)], crs=CRS,
+    )  # fmt: skip
+    residential = pd.Series([300.0, 100.0, 0.0])
+    pois = gpd.GeoDataFrame(
+        {"category": ["shop", "shop", "amenity"]},
+        geometry=shapely.points([(5, 5), (150, 5), (160, 5)]),
+        crs=CRS,
+    )
+    green = gpd.GeoDataFrame(geometry=[shapely.box(50, 0, 150, 10), shapely.box(60, 0, 70, 10)], crs=CRS)
+    stops = gpd.GeoDataFrame(
+        {"stop_id": ["s1", "s2"]}, geometry=shapely.points([(20, 80), (120, 80)]), crs=CRS
+    )
+    summary = summarise_zones(zones, buildings=buildings, residential_floor_m2=residential, pois=pois, green=green,
+                              stops=stops, stop_peak_departures=pd.Series([12.0, 4.0]))  # fmt: skip
+    by_zone = summary.set_index("zone_id")
+    assert by_zone["population"].tolist() == [15.0, 7.0]
+    # jobs proxy: non-residential floor area of buildings that can hold jobs (100 m² of the untyped one)
+    assert by_zone["jobs_proxy_m2"].tolist() == [100.0, 1000.0]
+    assert by_zone["poi_shop"].tolist() == [1, 1]
+    assert by_zone["poi_amenity"].tolist() == [0, 1]
+    # green overlaps are dissolved first: 50 × 10 m² in each zone
+    assert by_zone["green_m2"].tolist() == pytest.approx([500.0, 500.0])
+    assert by_zone["transit_stops"].tolist() == [1, 1]
+    assert by_zone["transit_departures_peak_hour"].tolist() == [12, 4]
+    assert by_zone["area_m2"].tolist() == [10000.0, 10000.0]

@@ -1,0 +1,171 @@
+"""The OSM reader: layers, multipolygon assembly, clipping, quality numbers and bad files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from osm_fixtures import LAT0, LON0, square, write_pbf
+from pyproj import Geod
+
+from civictwin.errors import SourceError
+from civictwin.sources.base import BuildContext
+from civictwin.sources.osm import ingest
+
+Context = Callable[[Path], BuildContext]
+GEOD = Geod(ellps="WGS84")
+
+
+def _layers(ctx: BuildContext) -> dict[str, int]:
+    result = ingest(ctx.config.sources[0], ctx)
+    return {layer.table: layer.rows for layer in result.layers}
+
+
+def test_multipolygon_with_hole_is_assembled_once(tmp_path: Path, osm_context: Context) -> None:
+    nodes = {**square(1, LON0, LAT0, 0.002), **square(11, LON0 + 0.0005, LAT0 + 0.0005, 0.001)}
+    ways = {100: ([1, 2, 3, 4, 1], {}), 101: ([11, 12, 13, 14, 11], {})}
+    relations = {
+        500: ([("w", 100, "outer"), ("w", 101, "inner")], {"type": "multipolygon", "building": "yes"})
+    }
+    ctx = osm_context(write_pbf(tmp_path / "mp.osm.pbf", nodes, ways, relations))
+    assert _layers(ctx)["buildings"] == 1
+    building = ctx.store.read_frame("buildings").iloc[0]
+    assert (building["osm_id"], building["osm_type"]) == (500, "relation")
+    outer = abs(GEOD.geometry_area_perimeter(_ring(LON0, LAT0, 0.002))[0])
+    inner = abs(GEOD.geometry_area_perimeter(_ring(LON0 + 0.0005, LAT0 + 0.0005, 0.001))[0])
+    assert building.geometry.area == pytest.approx(outer - inner, rel=0.003)
+    assert len(building.geometry.interiors) == 1
+
+
+def _ring(lon: float, lat: float, size: float):  # type: ignore[no-untyped-def]
+    import shapely
+
+    return shapely.box(lon, lat, lon + size, lat + size)
+
+
+def test_old_style_building_outer_way_is_not_counted_twice(tmp_path: Path, osm_context: Context) -> None:
+    nodes = square(1, LON0, LAT0, 0.001)
+    ways = {100: ([1, 2, 3, 4, 1], {"building": "yes"})}
+    relations = {500: ([("w", 100, "outer")], {"type": "multipolygon", "building": "yes"})}
+    ctx = osm_context(write_pbf(tmp_path / "dup.osm.pbf", nodes, ways, relations))
+    assert _layers(ctx)["buildings"] == 1
+
+
+def test_layers_classify_tags(tmp_path: Path, osm_context: Context) -> None:
+    nodes = {
+        **square(1, LON0, LAT0, 0.001),  # building
+        **square(11, LON0 + 0.002, LAT0, 0.001),  # park
+        **square(21, LON0 + 0.004, LAT0, 0.001),  # residential land use with a shop polygon
+        31: (LON0, LAT0 + 0.003, {"amenity": "cafe", "name": "Café"}),
+        32: (LON0 + 0.0005, LAT0 + 0.003, {"natural": "tree", "species": "Tilia"}),
+        33: (LON0 + 0.001, LAT0 + 0.003, {"shop": "bakery"}),
+        41: (LON0, LAT0 + 0.005, {}),
+        42: (LON0 + 0.002, LAT0 + 0.005, {}),
+    }
+    ways = {
+        100: ([1, 2, 3, 4, 1], {"building": "apartments", "building:levels": "5", "shop": "kiosk"}),
+        101: ([11, 12, 13, 14, 11], {"leisure": "park", "name": "Esplanadi"}),
+        102: ([21, 22, 23, 24, 21], {"landuse": "residential"}),
+        103: ([41, 42], {"highway": "residential", "name": "Testikatu", "maxspeed": "30"}),
+        104: ([41, 42], {"highway": "proposed"}),
+    }
+    ctx = osm_context(write_pbf(tmp_path / "mix.osm.pbf", nodes, ways))
+    layers = _layers(ctx)
+    assert layers == {"buildings": 1, "roads": 1, "pois": 3, "green": 1, "trees": 1, "landuse": 1, "water": 0}
+    pois = ctx.store.read_table("pois").sort_values("subcategory")
+    assert list(pois["subcategory"]) == ["bakery", "cafe", "kiosk"]
+    assert list(pois["category"]) == ["shop", "amenity", "shop"]
+    road = ctx.store.read_table("roads").iloc[0]
+    assert (road["name"], road["maxspeed"], list(road["node_refs"])) == ("Testikatu", "30", [41, 42])
+    expected = GEOD.line_length([LON0, LON0 + 0.002], [LAT0 + 0.005, LAT0 + 0.005])
+    assert road["length_m"] == pytest.approx(expected, rel=0.003)
+
+
+def test_features_outside_the_area_are_counted_not_kept(tmp_path: Path, osm_context: Context) -> None:
+    nodes = {**square(1, LON0, LAT0, 0.001), **square(11, 25.5, 61.0, 0.001)}
+    ways = {100: ([1, 2, 3, 4, 1], {"building": "yes"}), 101: ([11, 12, 13, 14, 11], {"building": "yes"})}
+    ctx = osm_context(write_pbf(tmp_path / "out.osm.pbf", nodes, ways))
+    result = ingest(ctx.config.sources[0], ctx)
+    buildings = next(layer for layer in result.layers if layer.table == "buildings")
+    assert buildings.rows == 1
+    assert buildings.quality["geometry"]["outside_area"] == 1
+    assert buildings.quality["geometry"]["received"] == 2
+
+
+def test_self_intersecting_building_is_repaired_and_counted(tmp_path: Path, osm_context: Context) -> None:
+    bowtie = {1: (LON0, LAT0, {}), 2: (LON0 + 0.001, LAT0 + 0.001, {}), 3: (LON0 + 0.001, LAT0, {}),
+              4: (LON0, LAT0 + 0.001, {})}  # fmt: skip
+    ways = {100: ([1, 2, 3, 4, 1], {"building": "yes"})}
+    ctx = osm_context(write_pbf(tmp_path / "bow.osm.pbf", bowtie, ways))
+    result = ingest(ctx.config.sources[0], ctx)
+    report = next(layer for layer in result.layers if layer.table == "buildings").quality["geometry"]
+    assert (report["invalid_geometry"], report["repaired_geometry"], report["kept"]) == (1, 1, 1)
+    geometry = ctx.store.read_frame("buildings").geometry.iloc[0]
+    assert geometry.is_valid and geometry.geom_type == "MultiPolygon"
+
+
+def test_completeness_shares(tmp_path: Path, osm_context: Context) -> None:
+    nodes = {**square(1, LON0, LAT0, 0.001), **square(11, LON0 + 0.002, LAT0, 0.001),
+             **square(21, LON0 + 0.004, LAT0, 0.001), **square(31, LON0 + 0.006, LAT0, 0.001)}  # fmt: skip
+    ways = {
+        100: ([1, 2, 3, 4, 1], {"building": "yes", "height": "12"}),
+        101: ([11, 12, 13, 14, 11], {"building": "yes", "building:levels": "3"}),
+        102: ([21, 22, 23, 24, 21], {"building": "yes"}),
+        103: ([31, 32, 33, 34, 31], {"building": "yes"}),
+    }
+    ctx = osm_context(write_pbf(tmp_path / "c.osm.pbf", nodes, ways))
+    result = ingest(ctx.config.sources[0], ctx)
+    quality = next(layer for layer in result.layers if layer.table == "buildings").quality
+    assert quality["completeness"]["height"] == 0.25
+    assert quality["completeness"]["height_or_levels"] == 0.5
+
+
+def test_huge_attribute_values_are_kept_intact(tmp_path: Path, osm_context: Context) -> None:
+    # OSM caps a tag value at 255 characters; the extreme case is the cap plus thousands of tags.
+    long_name = "x" * 255
+    many_tags = {f"note:{i}": "y" * 255 for i in range(3000)}
+    nodes = {1: (LON0, LAT0, {}), 2: (LON0 + 0.001, LAT0, {})}
+    ways = {100: ([1, 2], {"highway": "service", "name": long_name, **many_tags})}
+    ctx = osm_context(write_pbf(tmp_path / "huge.osm.pbf", nodes, ways))
+    assert _layers(ctx)["roads"] == 1
+    assert ctx.store.read_table("roads")["name"].iloc[0] == long_name
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "message"),
+    [
+        (b"", "empty.osm.pbf", "file is empty"),
+        (b"this is not a protocol buffer at all", "text.osm.pbf", "not a readable OSM PBF file"),
+        (None, "truncated.osm.pbf", "not a readable OSM PBF file"),
+        (b"<osm></osm>", "plain.osm", "expected an OSM PBF file"),
+    ],
+)
+def test_bad_files_give_one_clear_line(
+    tmp_path: Path, osm_context: Context, content: bytes | None, name: str, message: str
+) -> None:
+    path = tmp_path / name
+    if content is None:
+        from civictwin.demo import demo_pbf
+
+        content = demo_pbf().read_bytes()[:5000]
+    path.write_bytes(content)
+    ctx = osm_context(path)
+    with pytest.raises(SourceError) as info:
+        ingest(ctx.config.sources[0], ctx)
+    line = info.value.user_message()
+    assert str(path) in line and message in line and "\n" not in line
+
+
+def test_missing_file(tmp_path: Path, osm_context: Context) -> None:
+    ctx = osm_context(tmp_path / "nowhere.osm.pbf")
+    with pytest.raises(SourceError, match="file not found"):
+        ingest(ctx.config.sources[0], ctx)
+
+
+def test_no_feature_in_area_is_an_error(tmp_path: Path, osm_context: Context) -> None:
+    nodes = square(1, 25.5, 61.0, 0.001)
+    ways = {100: ([1, 2, 3, 4, 1], {"building": "yes"})}
+    ctx = osm_context(write_pbf(tmp_path / "far.osm.pbf", nodes, ways))
+    with pytest.raises(SourceError, match="no OSM features inside the area"):
+        ingest(ctx.config.sources[0], ctx)
