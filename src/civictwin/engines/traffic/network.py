@@ -81,6 +81,9 @@ def build_sumo_network(
     ``guess_signals`` lets netconvert place traffic lights at junctions of fast roads (the twin has no
     signal data). Raises :class:`EngineError` when netconvert fails or an edge references a missing node.
     """
+    duplicated = edges["edge_id"][edges["edge_id"].duplicated()].astype(str).unique().tolist()
+    if duplicated:
+        raise EngineError(f"duplicate edge id(s) {', '.join(duplicated[:5])}", field="network_edges")
     workdir.mkdir(parents=True, exist_ok=True)
     extras = list(additionals)
     filters = [a for a in extras if isinstance(a, FilteredNode)]

@@ -1,0 +1,37 @@
+"""Tiny networks for the SUMO engine tests and helpers to read the files SUMO produced."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+from pyproj import Transformer
+
+from civictwin.engines.traffic.synthetic import GRID_CRS, grid_network
+
+ORIGIN = (385_000.0, 6_671_000.0)
+
+
+@pytest.fixture
+def grid() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """(edges, nodes) of a 3×3 grid of 200 m streets; Main Street (way 101, 2 lanes, 50 km/h) in the middle."""
+    return grid_network(3, 3, 200.0, origin=ORIGIN)
+
+
+def lonlat(dx: float, dy: float) -> list[float]:
+    """Grid-local metres to [lon, lat]."""
+    lon, lat = Transformer.from_crs(GRID_CRS, "EPSG:4326", always_xy=True).transform(
+        ORIGIN[0] + dx, ORIGIN[1] + dy
+    )
+    return [float(lon), float(lat)]
+
+
+def net_connections(net_file: Path) -> list[dict[str, str]]:
+    """The connections between normal edges in a SUMO net, with their attributes."""
+    return [
+        dict(c.attrib)
+        for c in ET.parse(net_file).getroot().iter("connection")
+        if not c.get("from", "").startswith(":")
+    ]

@@ -1,0 +1,149 @@
+"""SUMO runs on the 3×3 grid: closures really stop cars, seeds reproduce, quality limits fail loudly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+
+from civictwin.engines.traffic.network import SumoNetwork, build_sumo_network
+from civictwin.engines.traffic.run import CarTrip, SimOptions, run_sumo
+from civictwin.engines.traffic.outputs import EDGE_COLUMNS, TRIP_COLUMNS
+from civictwin.errors import EngineError
+from civictwin.scenarios.interventions import apply_interventions
+from civictwin.scenarios.spec import parse_scenario
+
+from conftest import lonlat
+
+CRS = "EPSG:32635"
+MAIN = ["101_0", "-101_0", "101_1", "-101_1"]
+OPTIONS = SimOptions(end_s=1800)
+
+
+def network(
+    grid: tuple[gpd.GeoDataFrame, gpd.GeoDataFrame], workdir: Path, *interventions: dict[str, Any]
+) -> SumoNetwork:
+    edges, nodes = grid
+    scenario = parse_scenario({"name": "plan", "interventions": list(interventions)}, origin="plan.toml")
+    modified = apply_interventions(edges, scenario, crs=CRS)
+    return build_sumo_network(modified.edges, nodes, workdir, additionals=modified.additionals)
+
+
+def west_to_east(n: int = 30, start_s: float = 0.0) -> list[CarTrip]:
+    """Trips from the west column (northbound into node 4) to the east column (north from node 6).
+
+    The shortest route is along Main Street (4 → 5 → 6).
+    """
+    return [CarTrip(f"t{i:02d}", "200_0", "202_1", start_s + 10.0 * i) for i in range(n)]
+
+
+def vehicles_on(result: Any, edge_ids: list[str]) -> int:
+    return int(result.edges.set_index("edge_id").loc[edge_ids, "vehicles"].sum())
+
+
+def test_baseline_uses_main_street_and_outputs_are_tidy(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run_sumo(
+        network(grid, tmp_path / "net"), west_to_east(), seed=1, workdir=tmp_path / "run", options=OPTIONS
+    )
+    assert list(result.edges.columns) == EDGE_COLUMNS and list(result.trips.columns) == TRIP_COLUMNS
+    assert len(result.edges) == 24 and len(result.trips) == 30
+    assert result.trips["arrived"].all() and result.unfinished == 0 and result.teleports == 0
+    assert result.inserted == result.loaded == 30
+    assert vehicles_on(result, ["101_0", "101_1"]) == 60  # every trip drives both Main Street segments
+    assert vehicles_on(result, ["200_0"]) == 30 and vehicles_on(result, ["100_0", "-100_0"]) == 0
+    assert (result.trips["CO2_g"] > 0).any() and result.edges["CO2_g"].sum() > 0
+    used = result.edges[result.edges["vehicles"] > 0]
+    assert used["noise_dB"].between(30, 90).all() and used["speed_ms"].gt(0).all()
+    assert result.edges.loc[result.edges["vehicles"] == 0, "noise_dB"].isna().all()
+    assert result.sumo_version.startswith("Eclipse SUMO sumo") and result.wall_s > 0
+
+
+def test_closure_stops_cars_on_closed_edges(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    closed = network(
+        grid, tmp_path / "net", {"type": "close_streets", "streets": ["Main Street"], "modes": ["car"]}
+    )
+    result = run_sumo(closed, west_to_east(), seed=1, workdir=tmp_path / "run", options=OPTIONS)
+    assert vehicles_on(result, MAIN) == 0
+    assert result.trips["arrived"].all() and result.teleports == 0
+    assert (result.trips["route_length_m"] > 590).all()  # the detour over another row
+
+
+def test_works_closure_applies_only_inside_its_window(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    works = {"type": "works_closure", "streets": ["Main Street"], "begin_s": 0, "end_s": 400}
+    net = network(grid, tmp_path / "net", works)
+    during = run_sumo(net, west_to_east(10), seed=1, workdir=tmp_path / "during", options=OPTIONS)
+    assert vehicles_on(during, MAIN) == 0 and during.trips["arrived"].all()
+    after = run_sumo(net, west_to_east(10, start_s=600), seed=1, workdir=tmp_path / "after", options=OPTIONS)
+    assert vehicles_on(after, ["101_0", "101_1"]) == 20
+
+
+def test_modal_filter_forces_the_long_way_round(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    trips = [CarTrip("through", "101_0", "101_1", 0.0)]
+    base = run_sumo(network(grid, tmp_path / "b"), trips, seed=1, workdir=tmp_path / "rb", options=OPTIONS)
+    filtered = network(grid, tmp_path / "f", {"type": "modal_filter", "at": lonlat(200, 200), "radius_m": 10})
+    plan = run_sumo(filtered, trips, seed=1, workdir=tmp_path / "rf", options=OPTIONS)
+    assert base.trips["route_length_m"].iloc[0] < 420  # straight through node 5
+    assert plan.trips["arrived"].all()
+    assert (
+        plan.trips["route_length_m"].iloc[0] > 1000
+    )  # U-turn and round the blocks back to node 5 from the east
+
+
+def test_same_seed_same_results_other_seed_differs(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    net = network(grid, tmp_path / "net")
+    runs = [
+        run_sumo(net, west_to_east(), seed=s, workdir=tmp_path / f"r{i}", options=OPTIONS)
+        for i, s in enumerate((7, 7, 8))
+    ]
+    pd.testing.assert_frame_equal(runs[0].edges, runs[1].edges)
+    pd.testing.assert_frame_equal(runs[0].trips, runs[1].trips)
+    assert not runs[0].trips["duration_s"].equals(runs[2].trips["duration_s"])
+
+
+def test_too_many_unfinished_trips_fail_loudly(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    net = network(grid, tmp_path / "net")
+    with pytest.raises(EngineError) as info:
+        run_sumo(net, west_to_east(), seed=1, workdir=tmp_path / "run", options=SimOptions(end_s=120))
+    message = info.value.user_message()
+    assert message.startswith("quality check (seed 1, outputs in ")
+    assert "trips did not arrive by 120 s, more than the allowed 5%" in message
+
+
+def test_mesoscopic_run(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    options = SimOptions(end_s=1800, mesoscopic=True)
+    result = run_sumo(
+        network(grid, tmp_path / "net"), west_to_east(10), seed=1, workdir=tmp_path / "run", options=options
+    )
+    assert result.trips["arrived"].all() and vehicles_on(result, ["101_0"]) == 10
+
+
+def test_trips_on_unknown_edges_are_refused(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    net = network(grid, tmp_path / "net")
+    with pytest.raises(EngineError, match=r"trips: trips use edge\(s\) 999_0 that the SUMO network lacks"):
+        run_sumo(net, [CarTrip("x", "999_0", "101_0", 0)], seed=1, workdir=tmp_path / "run", options=OPTIONS)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"fleet_mix": {"HBEFA4/PC_BEV": 0.5}}, "fleet_mix: shares must sum to 1"),
+        ({"max_teleport_share": 2.0}, "max_teleport_share: must be a share in"),
+        ({"end_s": 0}, "end_s: must be positive"),
+    ],
+)
+def test_bad_options(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(EngineError, match=message):
+        SimOptions(**{"end_s": 60, **kwargs})
+
+
+def test_sumo_failure_names_the_step_and_quotes_sumo(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    net = network(grid, tmp_path / "net")
+    options = SimOptions(end_s=600, fleet_mix={"HBEFA4/no_such_class": 1.0})
+    with pytest.raises(EngineError) as info:
+        run_sumo(net, west_to_east(2), seed=3, workdir=tmp_path / "run", options=options)
+    message = info.value.user_message()
+    assert message.startswith("simulating (seed 3): sumo failed (exit 1): Error:")
+    assert "no_such_class" in message
