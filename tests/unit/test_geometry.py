@@ -1,0 +1,128 @@
+"""Properties of :func:`civictwin.geometry.prepare_geometries` over generated batches, plus fixed cases.
+
+Batches mix points, rectangles, self-intersecting "bow-tie" polygons, empty and missing geometries,
+around and outside a test area in central Helsinki.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from shapely.geometry import LineString, Point, Polygon, box
+from shapely.geometry.base import BaseGeometry
+
+from civictwin.geometry import (
+    WGS84,
+    GeometryArray,
+    GeometryReport,
+    prepare_geometries,
+    reproject,
+    utm_crs_for,
+)
+
+METRIC = "EPSG:32635"
+AREA_WGS84 = box(24.92, 60.16, 24.96, 60.18)
+AREA = reproject(np.array([AREA_WGS84], dtype=object), WGS84, METRIC)[0]
+
+lons = st.floats(24.85, 25.05, allow_nan=False)
+lats = st.floats(60.12, 60.22, allow_nan=False)
+sizes = st.floats(0.0005, 0.02, allow_nan=False)
+
+
+@st.composite
+def points(draw: st.DrawFn) -> BaseGeometry:
+    return Point(draw(lons), draw(lats))
+
+
+@st.composite
+def rectangles(draw: st.DrawFn) -> BaseGeometry:
+    x, y, w, h = draw(lons), draw(lats), draw(sizes), draw(sizes)
+    return box(x, y, x + w, y + h)
+
+
+@st.composite
+def bow_ties(draw: st.DrawFn) -> BaseGeometry:
+    """A polygon whose boundary crosses itself once: invalid, repairable into two triangles."""
+    x, y, w, h = draw(lons), draw(lats), draw(sizes), draw(sizes)
+    return Polygon([(x, y), (x + w, y + h), (x + w, y), (x, y + h), (x, y)])
+
+
+geometries = st.one_of(points(), rectangles(), bow_ties(), st.just(None), st.just(Polygon()))
+batches = st.lists(geometries, max_size=30)
+
+
+def _prepare(
+    batch: list[BaseGeometry | None], area: BaseGeometry | None = AREA
+) -> tuple[npt.NDArray[np.bool_], GeometryArray, GeometryReport]:
+    return prepare_geometries(np.array(batch, dtype=object), source_crs=WGS84, target_crs=METRIC, area=area)
+
+
+@settings(max_examples=60, deadline=None)
+@given(batches)
+def test_every_feature_is_accounted_for(batch: list[BaseGeometry | None]) -> None:
+    mask, kept, report = _prepare(batch)
+    assert report.received == len(batch)
+    assert report.kept + report.missing + report.dropped_unrepairable + report.outside_area == report.received
+    assert int(mask.sum()) == len(kept) == report.kept
+    assert report.repaired + report.dropped_unrepairable == report.invalid
+    assert report.missing == sum(g is None or g.is_empty for g in batch)
+
+
+@settings(max_examples=60, deadline=None)
+@given(batches)
+def test_kept_geometries_are_valid_and_touch_the_area(batch: list[BaseGeometry | None]) -> None:
+    _mask, kept, _report = _prepare(batch)
+    assert all(shapely.is_valid(g) for g in kept)
+    assert all(g.intersects(AREA) for g in kept)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(bow_ties(), min_size=1, max_size=10))
+def test_bow_ties_are_repaired_into_polygons_of_the_same_area(batch: list[BaseGeometry]) -> None:
+    _mask, kept, report = _prepare(batch, area=None)
+    assert report.invalid == report.repaired == len(batch)
+    assert report.kept == len(batch)
+    for original, fixed in zip(batch, kept, strict=True):
+        assert fixed.geom_type in ("Polygon", "MultiPolygon")
+        # the two triangles of a bow-tie cover half its bounding box
+        projected_box = reproject(np.array([box(*original.bounds)], dtype=object), WGS84, METRIC)[0]
+        assert fixed.area == pytest.approx(projected_box.area / 2, rel=1e-3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(batches)
+def test_without_an_area_nothing_is_outside(batch: list[BaseGeometry | None]) -> None:
+    _mask, _kept, report = _prepare(batch, area=None)
+    assert report.outside_area == 0
+
+
+def test_fixed_batch_counts() -> None:
+    inside = Point(24.94, 60.17)
+    outside = Point(25.2, 60.3)
+    collapsing = Polygon(
+        [(24.93, 60.17), (24.95, 60.17), (24.93, 60.17)]
+    )  # there and back: repair yields a line
+    batch = [inside, outside, None, Polygon(), collapsing, LineString([(24.93, 60.17), (24.95, 60.17)])]
+    mask, kept, report = _prepare(batch)
+    assert report.as_dict() == {
+        "received": 6,
+        "missing_geometry": 2,
+        "invalid_geometry": 1,
+        "repaired_geometry": 0,
+        "dropped_unrepairable": 1,
+        "outside_area": 1,
+        "kept": 2,
+    }
+    assert list(mask) == [True, False, False, False, False, True]
+    assert [g.geom_type for g in kept] == ["Point", "LineString"]
+
+
+def test_reprojection_to_the_utm_zone() -> None:
+    assert utm_crs_for(24.94, 60.17) == METRIC
+    _mask, kept, _report = _prepare([Point(27.0, 0.0)], area=None)  # central meridian of zone 35
+    assert kept[0].x == pytest.approx(500_000.0)
+    assert kept[0].y == pytest.approx(0.0, abs=1e-6)
