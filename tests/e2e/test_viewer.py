@@ -1,0 +1,345 @@
+"""The web viewer in a real headless Chromium (Debian's ``chromium``), against the real server.
+
+The server is ``create_app`` over the Helsinki demo twin, run by uvicorn on a free loopback port; the
+browser is driven by Playwright's Python package pointed at ``/usr/bin/chromium`` (no browser
+download). A hand-written comparison in ``<twin>/runs/`` feeds the scenario page. The tests skip with
+a reason when Chromium is not installed or the viewer bundle has not been built (``cd web && npm ci &&
+npm run build``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import geopandas as gpd
+import pytest
+from shapely.geometry import LineString
+
+from civictwin.api.viewer import viewer_built
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+BACKGROUND_RGB = (0xEC, 0xEF, 0xF1)
+"""The map's plain background colour (web/src/mapPage.js)."""
+
+if not CHROMIUM.is_file():
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
+if not viewer_built():
+    pytest.skip("the viewer bundle is not built (cd web && npm ci && npm run build)", allow_module_level=True)
+
+COMPARISON: dict[str, Any] = {
+    "id": "demo-cmp",
+    "created": "2026-11-21T10:00:00Z",
+    "baseline": "baseline",
+    "plans": ["close_main", "zone30"],
+    "kpis": [
+        {"kpi": "mean_travel_time_s", "unit": "s", "scenario": "baseline", "mean": 348.0,
+         "ci_low": 320.7, "ci_high": 375.3, "n": 5},
+        {"kpi": "mean_travel_time_s", "unit": "s", "scenario": "close_main", "mean": 543.0,
+         "ci_low": 405.2, "ci_high": 680.8, "n": 5},
+        {"kpi": "mean_travel_time_s", "unit": "s", "scenario": "zone30", "mean": 352.5,
+         "ci_low": 330.1, "ci_high": 374.9, "n": 5},
+        {"kpi": "co2_kg", "unit": "kg", "scenario": "baseline", "mean": 1731.0,
+         "ci_low": 1700.0, "ci_high": 1762.0, "n": 5},
+        {"kpi": "co2_kg", "unit": "kg", "scenario": "close_main", "mean": 2719.0,
+         "ci_low": 2600.0, "ci_high": 2838.0, "n": 5},
+        {"kpi": "co2_kg", "unit": "kg", "scenario": "zone30", "mean": 1702.0,
+         "ci_low": 1650.0, "ci_high": 1754.0, "n": 5},
+    ],
+    "differences": [
+        {"kpi": "mean_travel_time_s", "plan": "close_main", "mean": 195.0, "ci_low": 52.1,
+         "ci_high": 337.9, "distinguishable": True, "words": "Mean travel time rises by 56%."},
+        {"kpi": "co2_kg", "plan": "close_main", "mean": 988.0, "ci_low": 870.0, "ci_high": 1106.0,
+         "distinguishable": True, "words": "CO2 rises by 57%."},
+        {"kpi": "mean_travel_time_s", "plan": "zone30", "mean": 4.5, "ci_low": -30.2, "ci_high": 39.2,
+         "distinguishable": False, "words": "Mean travel time: within run-to-run noise."},
+        {"kpi": "co2_kg", "plan": "zone30", "mean": -29.0, "ci_low": -90.0, "ci_high": 32.0,
+         "distinguishable": False, "words": "CO2: within run-to-run noise."},
+    ],
+    "summary": [
+        "Closing the main street makes car trips longer: mean travel time rises by 56%.",
+        "The 30 km/h zone shows no detectable change.",
+    ],
+}  # fmt: skip
+
+
+def _write_comparison(twin_dir: Path) -> None:
+    """A complete comparison as ``civictwin compare`` writes it, with three edges in central Helsinki."""
+    folder = twin_dir / "runs" / COMPARISON["id"]
+    folder.mkdir(parents=True)
+    (folder / "comparison.json").write_text(json.dumps(COMPARISON))
+    (folder / "manifest.json").write_text(json.dumps({"seeds": [1, 2, 3, 4, 5]}))
+    (folder / "report.html").write_text("<!doctype html><title>report</title>")
+    for plan, sign in (("close_main", 1.0), ("zone30", -1.0)):
+        gpd.GeoDataFrame(
+            {
+                "edge_id": ["e1", "e2", "e3"],
+                "vehicles_base": [100.0, 200.0, 50.0],
+                "vehicles_plan": [100.0 + 40 * sign, 120.0, 60.0],
+                "vehicles_diff": [40.0 * sign, -80.0, 10.0],
+            },
+            geometry=[
+                LineString([(24.9400, 60.1680), (24.9440, 60.1690)]),
+                LineString([(24.9440, 60.1690), (24.9460, 60.1720)]),
+                LineString([(24.9380, 60.1700), (24.9400, 60.1740)]),
+            ],
+            crs="EPSG:4326",
+        ).to_parquet(folder / f"edge_diff_{plan}.parquet")
+    (folder / "complete").touch()
+
+
+@pytest.fixture(scope="module")
+def twin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from civictwin.demo import build_demo
+
+    folder = tmp_path_factory.mktemp("demo")
+    build_demo(folder)
+    _write_comparison(folder)
+    return folder
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _app(twin_dir: Path) -> Any:
+    """``create_app`` over the twin, with the viewer and scenario routers."""
+    from civictwin.api.app import create_app
+    from civictwin.api.scenarios import scenarios_router
+    from civictwin.api.viewer import viewer_router
+
+    app = create_app(twin_dir)
+    if "/viewer/" not in {getattr(route, "path", None) for route in app.routes}:
+        # Until create_app mounts them itself (integration step), mount them here.
+        app.include_router(scenarios_router(twin_dir))
+        app.include_router(viewer_router())
+    return app
+
+
+@pytest.fixture(scope="module")
+def server(twin_dir: Path) -> Iterator[str]:
+    """The real app under uvicorn in a thread; yields its base URL."""
+    import uvicorn
+
+    port = _free_port()
+    config = uvicorn.Config(_app(twin_dir), host="127.0.0.1", port=port, log_level="warning")
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not uv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the API server did not start within 30 s")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    uv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    yield context.new_page()
+    context.close()
+
+
+def _open_map(page: Any, server: str) -> None:
+    page.goto(f"{server}/viewer/")
+    # A selector, not wait_for_function: the viewer's CSP forbids the eval that the latter needs.
+    page.wait_for_selector("body[data-map-state=ready]", state="attached", timeout=60_000)
+
+
+def _poll(page: Any, script: str, timeout_s: float = 30) -> Any:
+    """Evaluate ``script`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = page.evaluate(script)
+        if value:
+            return value
+        page.wait_for_timeout(100)
+    raise AssertionError(f"timed out waiting for: {script}")
+
+
+def _store_buildings(twin_dir: Path) -> dict[int, float]:
+    """Height of every building in the demo store, by OSM id."""
+    from civictwin.store.duckdb import DuckDBStore
+
+    with DuckDBStore.open(next(twin_dir.glob("*.duckdb"))) as store:
+        frame = store.read_table("buildings_3d", columns=["osm_id", "height_m"])
+    return {int(k): float(v) for k, v in zip(frame["osm_id"], frame["height_m"], strict=True)}
+
+
+def test_map_renders_the_demo_buildings(page: Any, server: str, twin_dir: Path) -> None:
+    requests: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    _open_map(page, server)
+
+    rendered = page.evaluate(
+        "() => [...new Set(window.civictwin.map.queryRenderedFeatures({layers: ['buildings-3d']})"
+        ".map((f) => f.properties.osm_id))]"
+    )
+    heights = _store_buildings(twin_dir)
+    assert len(rendered) > 0.9 * len(heights), f"{len(rendered)} of {len(heights)} buildings rendered"
+    assert set(rendered) <= set(heights)
+    assert page.evaluate("window.civictwin.layers.map((l) => l.table)") == [
+        "zones",
+        "green",
+        "roads",
+        "buildings_3d",
+    ]
+    # Offline: everything came from the server itself (no CDN, basemap or font service).
+    assert {urlparse(url).netloc for url in requests} == {urlparse(server).netloc}
+    assert errors == []
+
+    from PIL import Image
+
+    shot = Image.open(io.BytesIO(page.locator("#map").screenshot())).convert("RGB")
+    pixels = list(shot.get_flattened_data())
+    background = sum(
+        1 for p in pixels if all(abs(a - b) <= 2 for a, b in zip(p, BACKGROUND_RGB, strict=True))
+    )
+    assert len(set(pixels)) > 200, "the map screenshot is nearly uniform"
+    assert background / len(pixels) < 0.8, "the map screenshot is mostly empty background"
+
+
+def test_clicking_a_building_shows_its_attributes(page: Any, server: str, twin_dir: Path) -> None:
+    _open_map(page, server)
+    target = page.evaluate(
+        """() => {
+          const map = window.civictwin.map;
+          const canvas = map.getCanvas();
+          const box = canvas.getBoundingClientRect();
+          for (const f of map.queryRenderedFeatures({layers: ['buildings-3d']})) {
+            const ring = f.geometry.type === 'Polygon' ? f.geometry.coordinates[0] : f.geometry.coordinates[0][0];
+            const lng = ring.reduce((s, c) => s + c[0], 0) / ring.length;
+            const lat = ring.reduce((s, c) => s + c[1], 0) / ring.length;
+            const p = map.project([lng, lat]);
+            if (p.x < 40 || p.y < 40 || p.x > canvas.clientWidth - 80 || p.y > canvas.clientHeight - 40) continue;
+            const top = map.queryRenderedFeatures([p.x, p.y], {layers: ['buildings-3d']});
+            if (top.length) return {x: box.left + p.x, y: box.top + p.y, osm_id: top[0].properties.osm_id};
+          }
+          return null;
+        }"""
+    )
+    assert target is not None, "no clickable building on screen"
+    page.mouse.click(target["x"], target["y"])
+    page.wait_for_selector("#inspector tr[data-field=height_m]")
+
+    assert page.inner_text("#inspector h2") == "Building"
+    assert page.inner_text("#inspector tr[data-field=osm_id] td") == str(target["osm_id"])
+    shown = page.inner_text("#inspector tr[data-field=height_m] td")
+    expected = _store_buildings(twin_dir)[target["osm_id"]]
+    assert float(shown.replace(",", "")) == pytest.approx(expected, abs=0.01 if expected < 10 else 0.5)
+    assert page.inner_text("#inspector tr[data-field=height_m] th") == "Height (m)"
+
+
+def test_scenario_page_shows_both_scenarios_kpis(page: Any, server: str) -> None:
+    page.goto(f"{server}/viewer/#scenarios")
+    page.wait_for_selector("body[data-scenario-state=ready]", state="attached", timeout=30_000)
+
+    assert page.input_value("#comparison") == "demo-cmp"
+    assert page.input_value("#scenario-a") == "baseline"
+    assert page.input_value("#scenario-b") == "close_main"
+    header = page.inner_text("#kpi-table thead")
+    assert "baseline" in header and "close_main" in header
+    travel = page.inner_text("#kpi-table tr[data-kpi=mean_travel_time_s]").split()
+    assert travel[:4] == ["Mean", "travel", "time", "(s)"]
+    row = page.inner_text("#kpi-table tr[data-kpi=mean_travel_time_s]")
+    for text in (
+        "348",
+        "321 to 375",
+        "543",
+        "405 to 681",
+        "+195",
+        "52.1 to 338",
+        "Distinguishable from noise",
+    ):
+        assert text in row, f"{text!r} missing from {row!r}"
+    co2 = page.inner_text("#kpi-table tr[data-kpi=co2_kg]")
+    for text in ("CO2 (kg)", "1,731", "1,700 to 1,762", "2,719", "2,600 to 2,838", "+988"):
+        assert text in co2, f"{text!r} missing from {co2!r}"
+    assert page.inner_text("#summary-list").splitlines() == COMPARISON["summary"]
+    assert page.locator("#kpi-charts svg[role=img]").count() == 2
+
+    page.select_option("#scenario-b", "zone30")
+    row = _poll(
+        page,
+        "document.querySelector('#kpi-table tr[data-kpi=co2_kg]').innerText.includes('1,702') "
+        "&& document.querySelector('#kpi-table tr[data-kpi=co2_kg]').innerText",
+    )
+    assert "Within noise" in row and "−29" in row and "1,650 to 1,754" in row
+
+
+def test_scenario_page_maps_edge_differences(page: Any, server: str) -> None:
+    page.goto(f"{server}/viewer/#scenarios")
+    page.wait_for_selector("body[data-scenario-state=ready]", state="attached", timeout=30_000)
+    assert page.input_value("#edge-metric") == "vehicles_diff"
+    edges = _poll(
+        page,
+        "(() => { const m = window.civictwin.diffMaps[0]; if (!m || !m.loaded()) return null;"
+        " const ids = [...new Set(m.queryRenderedFeatures({layers: ['edges']}).map((f) => f.properties.edge_id))];"
+        " return ids.length ? ids.sort() : null; })()",
+    )
+    assert edges == ["e1", "e2", "e3"]
+    assert "−80 (lower)" in page.inner_text("#diff-legend")
+
+    page.select_option("#edge-view", "side")
+    labels = _poll(
+        page,
+        "window.civictwin.diffMaps.length === 2 && "
+        "[...document.querySelectorAll('.map-label')].map((n) => n.textContent)",
+    )
+    assert labels == ["baseline", "close_main"]
+
+
+def test_token_is_sent_with_api_and_tile_requests(page: Any, server: str, twin_dir: Path) -> None:
+    from civictwin.governance.audit import audit_path, read_audit
+    from civictwin.governance.tokens import Role, create_token, tokens_path
+
+    store_path = next(twin_dir.glob("*.duckdb"))
+    issued = create_token(tokens_path(store_path), role=Role.VIEWER, name="e2e")
+    page.goto(f"{server}/viewer/")
+    page.fill("#token", issued.token)
+    sent: list[Any] = []
+    page.on("request", lambda request: sent.append(request))
+    page.click("#token-form button[type=submit]")
+    page.wait_for_selector("body[data-map-state=ready]", state="attached", timeout=60_000)
+
+    assert page.inner_text("#token-state") == "Token in use (this tab only)."
+    tiles = [request.all_headers().get("authorization") for request in sent if "/tiles/" in request.url]
+    assert tiles and all(auth == f"Bearer {issued.token}" for auth in tiles)
+    seen = {e.who for e in read_audit(audit_path(store_path)) if e.path.startswith("/tiles/buildings_3d/")}
+    assert issued.record.id in seen
