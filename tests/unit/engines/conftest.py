@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import geopandas as gpd
@@ -20,18 +21,27 @@ def grid() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     return grid_network(3, 3, 200.0, origin=ORIGIN)
 
 
-def lonlat(dx: float, dy: float) -> list[float]:
-    """Grid-local metres to [lon, lat]."""
-    lon, lat = Transformer.from_crs(GRID_CRS, "EPSG:4326", always_xy=True).transform(
-        ORIGIN[0] + dx, ORIGIN[1] + dy
-    )
+def _lonlat(dx: float, dy: float) -> list[float]:
+    transformer = Transformer.from_crs(GRID_CRS, "EPSG:4326", always_xy=True)
+    lon, lat = transformer.transform(ORIGIN[0] + dx, ORIGIN[1] + dy)
     return [float(lon), float(lat)]
 
 
-def net_connections(net_file: Path) -> list[dict[str, str]]:
-    """The connections between normal edges in a SUMO net, with their attributes."""
+def _net_connections(net_file: Path) -> list[dict[str, str]]:
     return [
         dict(c.attrib)
         for c in ET.parse(net_file).getroot().iter("connection")
         if not c.get("from", "").startswith(":")
     ]
+
+
+@pytest.fixture
+def lonlat() -> Callable[[float, float], list[float]]:
+    """Grid-local metres (from the grid's south-west corner) to [lon, lat]."""
+    return _lonlat
+
+
+@pytest.fixture
+def net_connections() -> Callable[[Path], list[dict[str, str]]]:
+    """The connections between normal edges in a SUMO net file, with their attributes."""
+    return _net_connections

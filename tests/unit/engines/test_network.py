@@ -15,8 +15,6 @@ from civictwin.errors import EngineError
 from civictwin.scenarios.interventions import ModifiedNetwork, apply_interventions
 from civictwin.scenarios.spec import parse_scenario
 
-from conftest import lonlat, net_connections
-
 CRS = "EPSG:32635"
 MAIN = ["101_0", "-101_0", "101_1", "-101_1"]
 
@@ -113,7 +111,9 @@ def test_pedestrianised_edges_allow_walking_only(grid, tmp_path: Path) -> None: 
         assert net.getEdge(edge_id).getLanes()[0].getPermissions() == {"pedestrian"}
 
 
-def test_modal_filter_withdraws_cars_from_connections_through_the_node(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_modal_filter_withdraws_cars_from_connections_through_the_node(
+    grid, tmp_path: Path, lonlat, net_connections
+) -> None:  # type: ignore[no-untyped-def]
     network, net = build(grid, tmp_path, {"type": "modal_filter", "at": lonlat(200, 200), "radius_m": 10})
     into_five = {e.getID() for e in net.getNode("5").getIncoming()}
     through = [c for c in net_connections(network.net_file) if c["from"] in into_five]

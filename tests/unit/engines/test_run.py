@@ -10,13 +10,11 @@ import pandas as pd
 import pytest
 
 from civictwin.engines.traffic.network import SumoNetwork, build_sumo_network
-from civictwin.engines.traffic.run import CarTrip, SimOptions, run_sumo
 from civictwin.engines.traffic.outputs import EDGE_COLUMNS, TRIP_COLUMNS
+from civictwin.engines.traffic.run import CarTrip, SimOptions, run_sumo
 from civictwin.errors import EngineError
 from civictwin.scenarios.interventions import apply_interventions
 from civictwin.scenarios.spec import parse_scenario
-
-from conftest import lonlat
 
 CRS = "EPSG:32635"
 MAIN = ["101_0", "-101_0", "101_1", "-101_1"]
@@ -80,7 +78,7 @@ def test_works_closure_applies_only_inside_its_window(grid, tmp_path: Path) -> N
     assert vehicles_on(after, ["101_0", "101_1"]) == 20
 
 
-def test_modal_filter_forces_the_long_way_round(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_modal_filter_forces_the_long_way_round(grid, tmp_path: Path, lonlat) -> None:  # type: ignore[no-untyped-def]
     trips = [CarTrip("through", "101_0", "101_1", 0.0)]
     base = run_sumo(network(grid, tmp_path / "b"), trips, seed=1, workdir=tmp_path / "rb", options=OPTIONS)
     filtered = network(grid, tmp_path / "f", {"type": "modal_filter", "at": lonlat(200, 200), "radius_m": 10})
