@@ -297,6 +297,7 @@ class MapPage {
       this.setupZones();
       this.updateHeightLegend();
       window.civictwin.firstRenderMs = performance.now() - started;
+      window.civictwin.readyAtMs = performance.now();
       window.civictwin.ready = true;
       document.body.dataset.mapState = 'ready';
       setStatus(this.root.querySelector('#map-status'), `Showing: ${this.layers.map((l) => l.label).join(', ')}.`);
