@@ -61,7 +61,9 @@ class SimOptions:
 
     ``max_teleport_share`` / ``max_unfinished_share`` are fractions of the trips given; a run beyond
     either fails. ``speed_deviation`` is the spread of drivers' desired speeds around the limit (SUMO's
-    ``speedDev``; ``None`` keeps SUMO's default 0.1, 0 makes every driver keep the limit). With
+    ``speedDev``; ``None`` keeps SUMO's default 0.1, 0 makes every driver keep the limit);
+    ``driver_imperfection`` is the Krauss model's random dawdling (SUMO's ``sigma``; ``None`` keeps 0.5,
+    0 gives perfect drivers, useful for checking numbers by hand). With
     ``ignore_route_errors`` a trip SUMO cannot route is dropped by SUMO and counts
     as unfinished (instead of aborting the whole run).
     """
@@ -76,6 +78,7 @@ class SimOptions:
     ignore_route_errors: bool = True
     time_to_teleport_s: float = 300.0
     speed_deviation: float | None = None
+    driver_imperfection: float | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -187,6 +190,8 @@ def write_trips(trips: Sequence[CarTrip], options: SimOptions, path: Path) -> Pa
         )
         if options.speed_deviation is not None:
             vtype.set("speedDev", f"{options.speed_deviation:g}")
+        if options.driver_imperfection is not None:
+            vtype.set("sigma", f"{options.driver_imperfection:g}")
     for trip in sorted(trips, key=lambda t: (t.depart_s, t.trip_id)):
         ET.SubElement(
             root,

@@ -1,0 +1,82 @@
+"""Ensemble statistics against hand-computed values and scipy.stats."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from scipy import stats
+
+from civictwin.kpis.ensemble import difference, summarise
+
+BASE = [10.0, 12.0, 11.0, 13.0, 9.0]  # mean 11, sample variance 2.5
+PLAN = [14.0, 15.0, 13.0, 16.0, 17.0]  # mean 15, sample variance 2.5
+
+
+def test_summarise_by_hand() -> None:
+    est = summarise([1, 2, 3, 4, 5])
+    # sd = sqrt(2.5) = 1.5811388; t(0.975, 4) = 2.7764451; half width = 2.7764451 * 1.5811388 / sqrt(5)
+    assert (est.mean, est.n) == (3.0, 5)
+    assert est.sd == pytest.approx(1.5811388, abs=1e-7)
+    assert (est.ci_low, est.ci_high) == pytest.approx((1.0367568, 4.9632432), abs=1e-6)
+    low, high = stats.t.interval(0.95, 4, loc=3, scale=stats.sem([1, 2, 3, 4, 5]))
+    assert (est.ci_low, est.ci_high) == pytest.approx((low, high), rel=1e-12)
+
+
+def test_summarise_one_value_has_no_interval() -> None:
+    est = summarise([42.0])
+    assert est.mean == 42.0 and est.n == 1 and math.isnan(est.ci_low) and math.isnan(est.sd)
+
+
+def test_summarise_refuses_nan() -> None:
+    with pytest.raises(ValueError, match="no NaN"):
+        summarise([1.0, float("nan")])
+
+
+def test_difference_by_hand_and_against_scipy() -> None:
+    diff = difference(BASE, PLAN, label="Mean travel time")
+    # se = sqrt(2.5/5 + 2.5/5) = 1; Welch df = 1 / (0.25/4 + 0.25/4) = 8; t(0.975, 8) = 2.3060041
+    assert diff.mean == 4.0 and (diff.base_mean, diff.plan_mean) == (11.0, 15.0)
+    assert (diff.ci_low, diff.ci_high) == pytest.approx((4 - 2.3060041, 4 + 2.3060041), abs=1e-6)
+    scipy_ci = stats.ttest_ind(PLAN, BASE, equal_var=False).confidence_interval(0.95)
+    assert (diff.ci_low, diff.ci_high) == pytest.approx((scipy_ci.low, scipy_ci.high), rel=1e-12)
+    assert diff.distinguishable and diff.relative == pytest.approx(4 / 11)
+    assert diff.words == "Mean travel time rises by 36% (95% CI 15% to 57%)."
+
+
+def test_unequal_variances_match_scipy() -> None:
+    base, plan = [348.0, 330.0, 371.0, 352.0], [543.0, 420.0, 690.0, 510.0, 560.0]
+    diff = difference(base, plan)
+    scipy_ci = stats.ttest_ind(plan, base, equal_var=False).confidence_interval(0.95)
+    assert (diff.ci_low, diff.ci_high) == pytest.approx((scipy_ci.low, scipy_ci.high), rel=1e-12)
+
+
+def test_a_fall() -> None:
+    diff = difference(PLAN, BASE, label="CO2")
+    assert diff.distinguishable and diff.mean == -4.0
+    assert diff.words == "CO2 falls by 27% (95% CI -42% to -11%)."
+
+
+def test_within_noise_says_so() -> None:
+    diff = difference(BASE, [11.0, 12.0, 10.0, 13.0, 10.0], label="Mean travel time")
+    assert not diff.distinguishable and diff.ci_low < 0 < diff.ci_high
+    assert diff.words.startswith("Mean travel time: within run-to-run noise, no detectable change (95% CI -")
+
+
+def test_single_runs_cannot_be_compared() -> None:
+    diff = difference([10.0], [20.0], label="Delay")
+    assert not diff.distinguishable and math.isnan(diff.ci_low)
+    assert diff.words == "Delay: too few runs (fewer than 2 seeds) to tell a change from run-to-run noise."
+
+
+def test_deterministic_runs_give_a_point_interval() -> None:
+    diff = difference([5.0, 5.0, 5.0], [6.0, 6.0, 6.0])
+    assert (diff.ci_low, diff.ci_high) == (1.0, 1.0) and diff.distinguishable
+    same = difference([5.0, 5.0], [5.0, 5.0])
+    assert not same.distinguishable and same.mean == 0.0
+
+
+def test_zero_base_uses_absolute_numbers() -> None:
+    diff = difference([0.0, 0.0, 0.0], [2.0, 3.0, 4.0], label="Teleports")
+    assert math.isnan(diff.relative)
+    assert diff.words.startswith("Teleports rises by 3 (95% CI ")
