@@ -1,0 +1,153 @@
+"""Twin build vs the peer Python stack (pyrosm + GeoPandas), on the demo extract tiled 1×1 … 8×8.
+
+Each measurement runs in a fresh subprocess so peak memory (ru_maxrss) is that run's alone. The peer
+does the same extraction: buildings (with height attributes), the drivable network, POIs and green
+(natural/landuse). civictwin is measured twice: the OSM ingest alone (the like-for-like extraction,
+all layers including walk/bike network) and the whole build (plus network, LoD1, population, zones,
+catalogue). Prints a markdown table; results go into BENCHMARKS.md.
+
+    .venv/bin/python benchmarks/bench_build.py [--sizes 1 2 4 8] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TILER = ROOT.parent / "shared" / "tools" / "tile_osm.py"
+
+PEER = """
+import json, resource, sys, time
+t = time.perf_counter()
+from pyrosm import OSM
+osm = OSM(sys.argv[1])
+counts = {
+    "buildings": len(osm.get_buildings()),
+    "drive_edges": len(osm.get_network(network_type="driving")),
+    "pois": len(osm.get_pois()),
+    "green": len(osm.get_natural() if osm.get_natural() is not None else []) + len(osm.get_landuse()),
+}
+print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "counts": counts}))
+"""
+
+INGEST = """
+import json, resource, sys, time
+from pathlib import Path
+t = time.perf_counter()
+import numpy as np, shapely
+from civictwin.config import parse_config
+from civictwin.geometry import WGS84, reproject, utm_crs_for
+from civictwin.sources.base import BuildContext
+from civictwin.sources.osm import ingest
+from civictwin.store.duckdb import build_store
+pbf, out, bbox = sys.argv[1], Path(sys.argv[2]), [float(v) for v in sys.argv[3].split(",")]
+config = parse_config({"twin": {"name": "bench"}, "area": {"bbox": bbox}, "sources": [{"name": "osm", "kind": "osm",
+    "path": pbf, "licence": "ODbL-1.0", "publisher": "OSM", "steward": "bench"}]}, base_dir=out.parent)
+area_wgs84 = shapely.box(*bbox)
+crs = utm_crs_for(*area_wgs84.centroid.coords[0])
+with build_store(out, crs=crs) as store:
+    ctx = BuildContext(config, store, area_wgs84, reproject(np.array([area_wgs84], dtype=object), WGS84, crs)[0], crs)
+    counts = {layer.table: layer.rows for layer in ingest(config.sources[0], ctx).layers}
+print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "counts": counts}))
+"""
+
+BUILD = """
+import json, resource, sys, time
+from pathlib import Path
+t = time.perf_counter()
+from civictwin.build import build_twin
+from civictwin.config import load_config
+summary = build_twin(load_config(Path(sys.argv[1])))
+print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "counts": {k: summary.tables[k] for k in ("buildings", "network_edges", "pois", "green", "zones")}}))
+"""
+
+
+def tiled(n: int, work: Path) -> Path:
+    from civictwin.demo import demo_pbf
+
+    if n == 1:
+        return demo_pbf()
+    out = work / f"helsinki_{n}x{n}.osm.pbf"
+    if not out.exists():
+        subprocess.run([sys.executable, str(TILER), str(demo_pbf()), str(out), "--n", str(n)], check=True)
+    return out
+
+
+def extent(n: int) -> str:
+    """The bbox covering the tiled copies (the tiler shifts each copy by the extent × 1.02)."""
+    from civictwin.demo import DEMO_BBOX
+
+    x0, y0, x1, y1 = DEMO_BBOX
+    return ",".join(
+        str(v)
+        for v in (
+            x0 - 0.001,
+            y0 - 0.001,
+            x0 + (x1 - x0) * 1.02 * n + 0.001,
+            y0 + (y1 - y0) * 1.02 * n + 0.001,
+        )
+    )
+
+
+def run(code: str, *args: str) -> dict[str, object]:
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def write_config(directory: Path, pbf: Path, bbox: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "twin.toml").write_text(
+        f'[twin]\nname = "bench"\n[area]\nbbox = [{bbox}]\n[[sources]]\nname = "osm"\nkind = "osm"\npath = "{pbf}"\n'
+        'licence = "ODbL-1.0"\npublisher = "OSM"\nsteward = "bench"\n'
+    )
+    return directory
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for n in args.sizes:
+            pbf = tiled(n, work)
+            bbox = extent(n)
+            measured: dict[str, list[dict[str, object]]] = {"peer": [], "ingest": [], "build": []}
+            for i in range(args.repeat):
+                measured["peer"].append(run(PEER, str(pbf)))
+                measured["ingest"].append(run(INGEST, str(pbf), str(work / f"i{n}_{i}.duckdb"), bbox))
+                measured["build"].append(run(BUILD, str(write_config(work / f"b{n}_{i}", pbf, bbox))))
+            row = {"n": n, "mb": round(pbf.stat().st_size / 1e6, 1)}
+            for key, runs in measured.items():
+                row[f"{key}_s"] = statistics.median(float(r["seconds"]) for r in runs)  # type: ignore[arg-type]
+                row[f"{key}_mb"] = max(float(r["peak_mb"]) for r in runs)  # type: ignore[arg-type]
+                row[f"{key}_counts"] = runs[0]["counts"]
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr)
+    print(
+        "| tiles | PBF MB | peer s | peer peak MB | civictwin ingest s | ingest peak MB | speed-up (ingest) | full build s | build peak MB | speed-up (build) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['n']}×{r['n']} | {r['mb']} | {r['peer_s']:.2f} | {r['peer_mb']:.0f} | {r['ingest_s']:.2f} | {r['ingest_mb']:.0f} | "
+            f"{r['peer_s'] / r['ingest_s']:.1f}× | {r['build_s']:.2f} | {r['build_mb']:.0f} | {r['peer_s'] / r['build_s']:.1f}× |"
+        )
+    print()
+    for r in rows:
+        print(
+            f"{r['n']}×{r['n']}: peer {r['peer_counts']}; civictwin {r['ingest_counts']}; build {r['build_counts']}"
+        )
+
+
+if __name__ == "__main__":
+    main()
