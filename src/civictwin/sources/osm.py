@@ -5,7 +5,7 @@ node references and multipolygon relations from their member ways with GEOS ``ST
 (``ST_ReadOSM`` alone does no polygon assembly). The in-memory DuckDB used here is a compute engine,
 not the twin's store: results go to the store as Arrow tables through ``Store.write_table``.
 Roads keep their OSM node references so the model can split them into a routable network with
-real topology. The rules (which tags make which layer) are documented in docs/sources-osm.md.
+real topology. The rules (which tags make which layer) are documented in docs/methods-network.md.
 """
 
 from __future__ import annotations
