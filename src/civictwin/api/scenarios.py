@@ -9,6 +9,10 @@ that is still going or was interrupted is invisible here, so nothing half-writte
 Scenario files are ``<twin dir>/scenarios/*.toml``. The viewer and other systems read the same
 evidence through these endpoints. Ids in URLs are checked against a strict pattern and must name a
 directory directly under ``runs/`` (no path traversal); every failure is a 404 problem document.
+
+Access: comparisons derive from the twin's road network and zones, so only callers who may read
+those layers see them; for everyone else they do not exist (empty listings, 404), as with any
+forbidden layer.
 """
 
 from __future__ import annotations
@@ -20,13 +24,19 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import geopandas as gpd
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from civictwin.api.context import get_twin
+from civictwin.api.problems import ProblemError, not_found
+from civictwin.api.query import check_params
+from civictwin.api.security import current_principal
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +47,17 @@ COMPARISON_FILE = "comparison.json"
 MANIFEST_FILE = "manifest.json"
 REPORT_FILE = "report.html"
 
+COMPARISON_SOURCES = ("network_edges", "zones")
+"""Twin layers a comparison derives from: reading comparisons needs read access to each present one."""
+
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-PROBLEM_MEDIA_TYPE = "application/problem+json"
 GEOJSON_MEDIA_TYPE = "application/geo+json"
+
+
+ComparisonId = Annotated[
+    str, PathParam(description="A comparison (a folder under <twin>/runs/)", max_length=128)
+]
+PlanId = Annotated[str, PathParam(description="One of the comparison's plans", max_length=128)]
 
 
 class KpiRow(BaseModel):
@@ -150,16 +168,18 @@ class ScenarioList(BaseModel):
 
 
 class Problem(BaseModel):
-    """An RFC 9457 problem document."""
+    """An RFC 9457 problem document (the body of every error)."""
 
     type: str = "about:blank"
     title: str
     status: int
     detail: str
+    instance: str | None = None
 
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "Unknown or incomplete comparison, or unknown plan"}
+    400: {"model": Problem, "description": "Unknown query parameter"},
+    404: {"model": Problem, "description": "Unknown, incomplete or unreadable comparison, or unknown plan"},
 }
 
 
@@ -170,23 +190,19 @@ def _finite_or_none(value: Any) -> Any:
     return value
 
 
-def problem(status: int, title: str, detail: str) -> JSONResponse:
-    """A problem+json response; the one way this router reports errors."""
-    body = Problem(title=title, status=status, detail=detail).model_dump()
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
-
-
-class _NotPublished(Exception):
-    """A requested comparison or plan is unknown, incomplete, unreadable or its id is invalid."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+def check_id(comparison_id: str) -> None:
+    """A 404 problem unless ``comparison_id`` could name a folder directly under ``runs/``."""
+    if not _ID.match(comparison_id) or ".." in comparison_id:
+        raise not_found(f"'{comparison_id[:80]}' is not a valid comparison id")
 
 
 @dataclass(frozen=True)
 class ComparisonStore:
-    """Reads the comparisons and scenario files of one twin directory, safely."""
+    """Reads the comparisons and scenario files of one twin directory, safely.
+
+    Every failure to find, validate or read something is a 404 problem (:func:`not_found`), so
+    a client cannot tell a missing comparison from an unreadable or unfinished one.
+    """
 
     twin_dir: Path
 
@@ -195,15 +211,14 @@ class ComparisonStore:
         return self.twin_dir / RUNS_DIR
 
     def run_dir(self, comparison_id: str) -> Path:
-        """The directory of a complete comparison; raises :class:`_NotPublished` otherwise."""
-        if not _ID.match(comparison_id) or ".." in comparison_id:
-            raise _NotPublished(f"'{comparison_id[:80]}' is not a valid comparison id")
+        """The directory of a complete comparison."""
+        check_id(comparison_id)
         runs = self.runs.resolve()
         path = (runs / comparison_id).resolve()
         if path.parent != runs or not path.is_dir():
-            raise _NotPublished(f"no comparison '{comparison_id}'")
+            raise not_found(f"no comparison '{comparison_id}'")
         if not (path / COMPLETE_MARKER).is_file():
-            raise _NotPublished(f"comparison '{comparison_id}' is not complete")
+            raise not_found(f"comparison '{comparison_id}' is not complete")
         return path
 
     def comparison(self, comparison_id: str) -> Comparison:
@@ -213,7 +228,7 @@ class ComparisonStore:
             return Comparison.model_validate_json(path.read_bytes())
         except (OSError, ValidationError) as exc:
             logger.warning("unreadable %s: %s", path, str(exc).splitlines()[0])
-            raise _NotPublished(f"comparison '{comparison_id}' has no readable {COMPARISON_FILE}") from None
+            raise not_found(f"comparison '{comparison_id}' has no readable {COMPARISON_FILE}") from None
 
     def all_comparisons(self) -> list[Comparison]:
         """Every complete, readable comparison, newest first (then by id)."""
@@ -223,38 +238,44 @@ class ComparisonStore:
         for child in sorted(self.runs.iterdir()):
             try:
                 found.append(self.comparison(child.name))
-            except _NotPublished:
+            except ProblemError:
                 continue
         return sorted(found, key=lambda c: (c.created, c.id), reverse=True)
 
     def part(self, comparison_id: str, name: str) -> Path:
-        """A file of a complete comparison (manifest, report)."""
+        """A file of a complete comparison (manifest, report, edge results)."""
         path = self.run_dir(comparison_id) / name
         if not path.is_file():
-            raise _NotPublished(f"comparison '{comparison_id}' has no {name}")
+            raise not_found(f"comparison '{comparison_id}' has no {name}")
         return path
+
+    def manifest(self, comparison_id: str) -> Any:
+        """The parsed ``manifest.json``."""
+        try:
+            return json.loads(self.part(comparison_id, MANIFEST_FILE).read_bytes())
+        except (OSError, ValueError):
+            raise not_found(f"comparison '{comparison_id}' has no readable {MANIFEST_FILE}") from None
 
     def edge_differences(self, comparison_id: str, plan: str) -> gpd.GeoDataFrame:
         """The edge-level differences of ``plan`` against the baseline, in WGS84."""
         comparison = self.comparison(comparison_id)
         if plan not in comparison.plans or not _ID.match(plan):
-            raise _NotPublished(f"comparison '{comparison_id}' has no plan '{plan[:80]}'")
+            raise not_found(f"comparison '{comparison_id}' has no plan '{plan[:80]}'")
         path = self.part(comparison_id, f"edge_diff_{plan}.parquet")
         try:
             frame = gpd.read_parquet(path)
         except (OSError, ValueError) as exc:
             logger.warning("unreadable %s: %s", path, exc)
-            raise _NotPublished(f"comparison '{comparison_id}' has no readable edges for '{plan}'") from None
+            raise not_found(f"comparison '{comparison_id}' has no readable edges for '{plan}'") from None
         if frame.crs is not None and frame.crs.to_epsg() != 4326:
             frame = frame.to_crs(4326)
         return frame
 
-    def scenarios(self) -> list[ScenarioItem]:
-        """Every ``scenarios/*.toml`` with the comparisons that include it."""
+    def scenarios(self, comparisons: list[Comparison]) -> list[ScenarioItem]:
+        """Every ``scenarios/*.toml``, each with those of ``comparisons`` that include it."""
         folder = self.twin_dir / SCENARIOS_DIR
         if not folder.is_dir():
             return []
-        comparisons = self.all_comparisons()
         return [_scenario_item(path, comparisons) for path in sorted(folder.glob("*.toml"))]
 
 
@@ -285,21 +306,9 @@ def _scenario_item(path: Path, comparisons: list[Comparison]) -> ScenarioItem:
     )
 
 
-def _links(comparison: Comparison, prefix: str) -> ComparisonLinks:
-    base = f"{prefix}/comparisons/{comparison.id}"
-    return ComparisonLinks(
-        self=base,
-        manifest=f"{base}/manifest",
-        kpis=f"{base}/kpis",
-        report=f"{base}/report",
-        edges={plan: f"{base}/edges/{plan}" for plan in comparison.plans},
-    )
-
-
 def _feature_collection(frame: gpd.GeoDataFrame) -> bytes:
-    """GeoJSON with NaN as null; ids are the edge ids when present."""
-    text = frame.to_json(na="null", drop_id=True, to_wgs84=False)
-    collection = json.loads(text)
+    """GeoJSON with NaN as null; feature ids are the edge ids when present."""
+    collection = json.loads(frame.to_json(na="null", drop_id=True, to_wgs84=False))
     if "edge_id" in frame.columns:
         for feature in collection["features"]:
             feature["id"] = feature["properties"]["edge_id"]
@@ -307,93 +316,137 @@ def _feature_collection(frame: gpd.GeoDataFrame) -> bytes:
     return json.dumps(collection, allow_nan=False).encode()
 
 
-def scenarios_router(twin_dir: Path, *, prefix: str = "") -> APIRouter:
-    """The scenario and comparison endpoints over ``twin_dir`` (include it in the app).
+# ---- access and context ----------------------------------------------------------------------------
 
-    ``prefix`` is where the app mounts the router; it is used in the links of listings.
+
+def _store(request: Request) -> ComparisonStore:
+    """The comparisons of the twin this app serves (beside its store when served from a store file)."""
+    twin = get_twin(request)
+    folder = twin.twin_dir if twin.twin_dir.is_dir() else twin.store_path.parent
+    return ComparisonStore(folder)
+
+
+def may_read_comparisons(request: Request) -> bool:
+    """Whether the caller may read comparisons: every twin layer they derive from must be readable.
+
+    Simulations run on ``network_edges`` (whose geometry the edge results carry) with demand from
+    ``zones``; a caller who may not read one of those sees no comparison at all (404, as if absent).
     """
-    store = ComparisonStore(Path(twin_dir))
-    router = APIRouter(tags=["scenarios"])
+    twin = get_twin(request)
+    principal = current_principal(request)
+    present = [name for name in COMPARISON_SOURCES if name in twin.features.layers]
+    return all(twin.policy.allows(principal, name) for name in present)
 
-    @router.get("/scenarios", response_model=ScenarioList, summary="Scenario files and their comparisons")
-    def list_scenarios() -> ScenarioList:
-        return ScenarioList(scenarios=store.scenarios())
 
-    @router.get("/comparisons", response_model=ComparisonList, summary="Complete comparisons, newest first")
-    def list_comparisons() -> ComparisonList:
-        items = [
-            ComparisonListItem(
-                id=c.id, created=c.created, baseline=c.baseline, plans=c.plans, links=_links(c, prefix)
-            )
-            for c in store.all_comparisons()
-        ]
-        return ComparisonList(comparisons=items)
+def _readable(request: Request, comparison_id: str) -> ComparisonStore:
+    """The store, once the caller is known to be allowed to see ``comparison_id`` (404 otherwise)."""
+    check_params(request, ())
+    store = _store(request)
+    if not may_read_comparisons(request):
+        check_id(comparison_id)
+        raise not_found(f"no comparison '{comparison_id}'")
+    return store
 
-    @router.get(
-        "/comparisons/{comparison_id}",
-        response_model=Comparison,
-        responses=_NOT_FOUND,
-        summary="A comparison: KPIs, differences and summary",
+
+def _links(request: Request, comparison: Comparison) -> ComparisonLinks:
+    def url(name: str, **params: str) -> str:
+        return str(request.url_for(name, comparison_id=comparison.id, **params))
+
+    return ComparisonLinks(
+        self=url("comparison"),
+        manifest=url("comparison_manifest"),
+        kpis=url("comparison_kpis"),
+        report=url("comparison_report"),
+        edges={plan: url("comparison_edges", plan=plan) for plan in comparison.plans},
     )
-    def get_comparison(comparison_id: str) -> Comparison | JSONResponse:
-        try:
-            return store.comparison(comparison_id)
-        except _NotPublished as exc:
-            return problem(404, "Not Found", exc.detail)
 
-    @router.get(
-        "/comparisons/{comparison_id}/manifest",
-        responses=_NOT_FOUND,
-        summary="The run manifest: data versions, scenario hashes, seeds, software",
-    )
-    def get_manifest(comparison_id: str) -> Response:
-        try:
-            path = store.part(comparison_id, MANIFEST_FILE)
-            manifest = json.loads(path.read_bytes())
-        except _NotPublished as exc:
-            return problem(404, "Not Found", exc.detail)
-        except (OSError, ValueError):
-            return problem(404, "Not Found", f"comparison '{comparison_id}' has no readable {MANIFEST_FILE}")
-        return JSONResponse(manifest)
 
-    @router.get(
-        "/comparisons/{comparison_id}/kpis",
-        response_model=KpiTable,
-        responses=_NOT_FOUND,
-        summary="KPI table with 95% confidence intervals",
-    )
-    def get_kpis(comparison_id: str) -> KpiTable | JSONResponse:
-        try:
-            c = store.comparison(comparison_id)
-        except _NotPublished as exc:
-            return problem(404, "Not Found", exc.detail)
-        return KpiTable(id=c.id, baseline=c.baseline, plans=c.plans, kpis=c.kpis, differences=c.differences)
+# ---- endpoints ---------------------------------------------------------------------------------------
 
-    @router.get(
-        "/comparisons/{comparison_id}/edges/{plan}",
-        responses={
-            **_NOT_FOUND,
-            200: {"content": {GEOJSON_MEDIA_TYPE: {}}, "description": "GeoJSON FeatureCollection"},
-        },
-        summary="Edge-level differences of a plan against the baseline (GeoJSON, WGS84)",
-    )
-    def get_edges(comparison_id: str, plan: str) -> Response:
-        try:
-            frame = store.edge_differences(comparison_id, plan)
-        except _NotPublished as exc:
-            return problem(404, "Not Found", exc.detail)
-        return Response(_feature_collection(frame), media_type=GEOJSON_MEDIA_TYPE)
+router = APIRouter(tags=["Scenarios and comparisons"])
 
-    @router.get(
-        "/comparisons/{comparison_id}/report",
-        responses={**_NOT_FOUND, 200: {"content": {"text/html": {}}, "description": "The HTML report"}},
-        summary="The self-contained HTML report",
-    )
-    def get_report(comparison_id: str) -> Response:
-        try:
-            path = store.part(comparison_id, REPORT_FILE)
-        except _NotPublished as exc:
-            return problem(404, "Not Found", exc.detail)
-        return FileResponse(path, media_type="text/html; charset=utf-8")
 
-    return router
+@router.get("/scenarios", response_model=ScenarioList, responses=_NOT_FOUND, summary="Scenario files")
+def list_scenarios(request: Request) -> ScenarioList:
+    """Every scenario file of the twin, with the complete comparisons (you may read) that include it."""
+    check_params(request, ())
+    store = _store(request)
+    comparisons = store.all_comparisons() if may_read_comparisons(request) else []
+    return ScenarioList(scenarios=store.scenarios(comparisons))
+
+
+@router.get("/comparisons", response_model=ComparisonList, responses=_NOT_FOUND, summary="Comparisons")
+def list_comparisons(request: Request) -> ComparisonList:
+    """Complete comparisons, newest first (none for callers who may not read their inputs)."""
+    check_params(request, ())
+    if not may_read_comparisons(request):
+        return ComparisonList(comparisons=[])
+    items = [
+        ComparisonListItem(
+            id=c.id, created=c.created, baseline=c.baseline, plans=c.plans, links=_links(request, c)
+        )
+        for c in _store(request).all_comparisons()
+    ]
+    return ComparisonList(comparisons=items)
+
+
+@router.get(
+    "/comparisons/{comparison_id}",
+    name="comparison",
+    response_model=Comparison,
+    responses=_NOT_FOUND,
+    summary="A comparison: KPIs, differences and summary",
+)
+def get_comparison(request: Request, comparison_id: ComparisonId) -> Comparison:
+    """The whole ``comparison.json``: KPIs with 95% intervals, differences, plain-language summary."""
+    return _readable(request, comparison_id).comparison(comparison_id)
+
+
+@router.get(
+    "/comparisons/{comparison_id}/manifest",
+    name="comparison_manifest",
+    responses=_NOT_FOUND,
+    summary="Run manifest: data versions, scenario hashes, seeds, software",
+)
+def get_manifest(request: Request, comparison_id: ComparisonId) -> JSONResponse:
+    """The manifest that lets anyone re-run the comparison and get the same numbers."""
+    return JSONResponse(_readable(request, comparison_id).manifest(comparison_id))
+
+
+@router.get(
+    "/comparisons/{comparison_id}/kpis",
+    name="comparison_kpis",
+    response_model=KpiTable,
+    responses=_NOT_FOUND,
+    summary="KPI table with 95% confidence intervals",
+)
+def get_kpis(request: Request, comparison_id: ComparisonId) -> KpiTable:
+    """Per-scenario KPIs and plan − baseline differences, each with its interval and verdict."""
+    c = _readable(request, comparison_id).comparison(comparison_id)
+    return KpiTable(id=c.id, baseline=c.baseline, plans=c.plans, kpis=c.kpis, differences=c.differences)
+
+
+@router.get(
+    "/comparisons/{comparison_id}/edges/{plan}",
+    name="comparison_edges",
+    response_class=Response,
+    responses={**_NOT_FOUND, 200: {"content": {GEOJSON_MEDIA_TYPE: {}}, "description": "FeatureCollection"}},
+    summary="Edge-level differences of a plan against the baseline (GeoJSON, WGS84)",
+)
+def get_edges(request: Request, comparison_id: ComparisonId, plan: PlanId) -> Response:
+    """Every simulated edge with its plan − baseline differences (flows, speeds, emissions, noise)."""
+    frame = _readable(request, comparison_id).edge_differences(comparison_id, plan)
+    return Response(_feature_collection(frame), media_type=GEOJSON_MEDIA_TYPE)
+
+
+@router.get(
+    "/comparisons/{comparison_id}/report",
+    name="comparison_report",
+    response_class=FileResponse,
+    responses={**_NOT_FOUND, 200: {"content": {"text/html": {}}, "description": "The HTML report"}},
+    summary="The self-contained HTML report",
+)
+def get_report(request: Request, comparison_id: ComparisonId) -> FileResponse:
+    """The report ``civictwin compare`` wrote, as is."""
+    path = _readable(request, comparison_id).part(comparison_id, REPORT_FILE)
+    return FileResponse(path, media_type="text/html; charset=utf-8")

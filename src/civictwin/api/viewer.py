@@ -12,7 +12,9 @@ import re
 from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
+
+from civictwin.api.problems import problem_response
 
 STATIC_DIR = Path(__file__).parent / "static"
 BUILD_HINT = "cd web && npm ci && npm run build"
@@ -53,21 +55,16 @@ def viewer_built(static_dir: Path = STATIC_DIR) -> bool:
     return all((static_dir / name).is_file() for name in ("index.html", "app.js", "maplibre-gl-worker.mjs"))
 
 
-def _problem(status: int, title: str, detail: str) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
-
-
 def viewer_router(static_dir: Path = STATIC_DIR) -> APIRouter:
     """Routes ``/viewer`` (redirect), ``/viewer/`` (the page) and ``/viewer/{asset}`` (bundle files)."""
     router = APIRouter(tags=["viewer"])
 
     def serve(name: str) -> Response:
         if not viewer_built(static_dir):
-            return _problem(503, "Viewer not built", f"the web viewer has not been built; run `{BUILD_HINT}`")
+            return problem_response(503, f"the web viewer has not been built; run `{BUILD_HINT}`")
         path = static_dir / name
         if not _ASSET.match(name) or not path.is_file() or path.suffix not in _MEDIA_TYPES:
-            return _problem(404, "Not Found", f"no viewer file '{name[:80]}'")
+            return problem_response(404, f"no viewer file '{name[:80]}'")
         return FileResponse(path, media_type=_MEDIA_TYPES[path.suffix], headers=_HEADERS)
 
     @router.get("/viewer", include_in_schema=False)

@@ -1,22 +1,30 @@
-"""The scenario and comparison endpoints, over a small hand-written comparison directory.
+"""The scenario and comparison endpoints of the real app, over hand-written comparison folders.
 
-The fixture mirrors what ``civictwin compare`` writes (comparison.json, manifest.json, GeoParquet edge
-differences in WGS84, report.html, the ``complete`` marker), so the tests pin the contract between the
-traffic engineers' output and what the API and the viewer read.
+The twin is the API tests' small store (:mod:`apitwin`: ``zones`` restricted to its steward and
+admins, no ``network_edges``) with comparisons written beside it exactly as ``civictwin compare``
+writes them (comparison.json, manifest.json, GeoParquet edge differences, report.html, the
+``complete`` marker), so the tests pin the contract between the traffic engineers' output and what
+the API and the viewer read.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
 import pytest
-from fastapi import FastAPI
+from apitwin import build_twin
 from fastapi.testclient import TestClient
 from shapely.geometry import LineString
 
-from civictwin.api.scenarios import scenarios_router
+from civictwin.api.app import create_app
+from civictwin.api.scenarios import router as scenarios_router
+from civictwin.api.settings import ServerSettings
+from civictwin.governance.tokens import Role, create_token, tokens_path
+
+BASE = "http://testserver"
 
 
 def _kpi(
@@ -89,7 +97,9 @@ COMPARISON = {
 MANIFEST = {"seeds": [1, 2, 3, 4, 5], "software": {"sumo": "1.28.0"}, "twin": {"sha256": "ab12"}}
 
 
-def _write_comparison(runs: Path, data: dict[str, object], *, complete: bool = True) -> Path:
+def _write_comparison(
+    runs: Path, data: dict[str, object], *, complete: bool = True, crs: str = "EPSG:4326"
+) -> Path:
     folder = runs / str(data["id"])
     folder.mkdir(parents=True)
     (folder / "comparison.json").write_text(json.dumps(data))
@@ -110,24 +120,29 @@ def _write_comparison(runs: Path, data: dict[str, object], *, complete: bool = T
         ],
         crs="EPSG:4326",
     )
-    edges.to_parquet(folder / "edge_diff_close_main.parquet")
+    edges.to_crs(crs).to_parquet(folder / "edge_diff_close_main.parquet")
     if complete:
         (folder / "complete").touch()
     return folder
 
 
-@pytest.fixture
-def twin_dir(tmp_path: Path) -> Path:
-    runs = tmp_path / "runs"
+@pytest.fixture(scope="module")
+def cmp_twin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The API test twin with comparisons (complete, older, running, broken, metric CRS) and scenarios."""
+    twin = tmp_path_factory.mktemp("cmp-twin")
+    build_twin(twin)
+    runs = twin / "runs"
     _write_comparison(runs, COMPARISON)
     older = {**COMPARISON, "id": "cmp-old", "created": "2026-11-01T08:00:00Z", "plans": ["zone30"]}
     _write_comparison(runs, older)
     _write_comparison(runs, {**COMPARISON, "id": "cmp-running"}, complete=False)
+    metric = {**COMPARISON, "id": "cmp-metric", "created": "2026-10-01T08:00:00Z", "plans": ["close_main"]}
+    _write_comparison(runs, metric, crs="EPSG:3067")
     broken = runs / "cmp-broken"
     broken.mkdir()
     (broken / "comparison.json").write_text('{"id": "cmp-broken"')
     (broken / "complete").touch()
-    scenarios = tmp_path / "scenarios"
+    scenarios = twin / "scenarios"
     scenarios.mkdir()
     (scenarios / "baseline.toml").write_text('name = "baseline"\ndescription = "Today\'s traffic."\n')
     (scenarios / "close_main.toml").write_text(
@@ -138,15 +153,37 @@ def twin_dir(tmp_path: Path) -> Path:
         '[scenario]\nname = "zone30"\ndescription = "30 km/h in the centre."\nbaseline = "baseline"\n'
     )
     (scenarios / "typo.toml").write_text('name = "typo\n')
-    (tmp_path / "secret.json").write_text('{"secret": true}')
-    return tmp_path
+    (twin / "secret.json").write_text('{"secret": true}')
+    return twin
+
+
+@pytest.fixture(scope="module")
+def role_headers(cmp_twin: Path) -> dict[str, dict[str, str]]:
+    """Request headers per caller: ``zones`` is restricted, so only its steward and admins see comparisons."""
+    path = tokens_path(cmp_twin / "test-twin.duckdb")
+    issued = {
+        "viewer": create_token(path, role=Role.VIEWER).token,
+        "steward": create_token(path, role=Role.STEWARD, datasets=["zones"]).token,
+        "admin": create_token(path, role=Role.ADMIN).token,
+    }
+    return {"anonymous": {}, **{role: {"Authorization": f"Bearer {t}"} for role, t in issued.items()}}
+
+
+@pytest.fixture(scope="module")
+def app_client(cmp_twin: Path) -> Iterator[TestClient]:
+    app = create_app(cmp_twin, settings=ServerSettings(rate_per_second=10_000, rate_burst=100_000))
+    if "/comparisons" not in {getattr(route, "path", None) for route in app.routes}:
+        app.include_router(scenarios_router)  # until create_app mounts it (integration step)
+    with TestClient(app) as test_client:
+        yield test_client
 
 
 @pytest.fixture
-def client(twin_dir: Path) -> TestClient:
-    app = FastAPI()
-    app.include_router(scenarios_router(twin_dir))
-    return TestClient(app)
+def client(app_client: TestClient, role_headers: dict[str, dict[str, str]]) -> TestClient:
+    """The app's client, authenticated as an admin (who may read every comparison)."""
+    app_client.headers.clear()
+    app_client.headers.update(role_headers["admin"])
+    return app_client
 
 
 def _assert_problem(response: object, status: int, detail_part: str) -> None:
@@ -160,27 +197,22 @@ def _assert_problem(response: object, status: int, detail_part: str) -> None:
 
 def test_comparisons_lists_only_complete_readable_runs_newest_first(client: TestClient) -> None:
     body = client.get("/comparisons").json()
-    assert [c["id"] for c in body["comparisons"]] == ["cmp-2026-11-21", "cmp-old"]
+    assert [c["id"] for c in body["comparisons"]] == ["cmp-2026-11-21", "cmp-old", "cmp-metric"]
     first = body["comparisons"][0]
     assert first["baseline"] == "baseline"
     assert first["plans"] == ["close_main", "zone30"]
     assert first["links"] == {
-        "self": "/comparisons/cmp-2026-11-21",
-        "manifest": "/comparisons/cmp-2026-11-21/manifest",
-        "kpis": "/comparisons/cmp-2026-11-21/kpis",
-        "report": "/comparisons/cmp-2026-11-21/report",
+        "self": f"{BASE}/comparisons/cmp-2026-11-21",
+        "manifest": f"{BASE}/comparisons/cmp-2026-11-21/manifest",
+        "kpis": f"{BASE}/comparisons/cmp-2026-11-21/kpis",
+        "report": f"{BASE}/comparisons/cmp-2026-11-21/report",
         "edges": {
-            "close_main": "/comparisons/cmp-2026-11-21/edges/close_main",
-            "zone30": "/comparisons/cmp-2026-11-21/edges/zone30",
+            "close_main": f"{BASE}/comparisons/cmp-2026-11-21/edges/close_main",
+            "zone30": f"{BASE}/comparisons/cmp-2026-11-21/edges/zone30",
         },
     }
-
-
-def test_links_carry_the_mount_prefix(twin_dir: Path) -> None:
-    app = FastAPI()
-    app.include_router(scenarios_router(twin_dir, prefix="/api"), prefix="/api")
-    body = TestClient(app).get("/api/comparisons").json()
-    assert body["comparisons"][1]["links"]["kpis"] == "/api/comparisons/cmp-old/kpis"
+    assert client.get(first["links"]["kpis"]).json()["id"] == "cmp-2026-11-21"
+    assert client.get(first["links"]["edges"]["close_main"]).json()["numberReturned"] == 3
 
 
 def test_comparison_returns_the_json_with_nan_as_null(client: TestClient) -> None:
@@ -227,18 +259,16 @@ def test_edges_are_geojson_in_wgs84_with_edge_ids(client: TestClient) -> None:
     assert second["properties"]["noise_diff"] is None
 
 
-def test_edges_in_a_metric_crs_are_reprojected(twin_dir: Path, client: TestClient) -> None:
-    path = twin_dir / "runs" / "cmp-2026-11-21" / "edge_diff_close_main.parquet"
-    gpd.read_parquet(path).to_crs("EPSG:3067").to_parquet(path)
-    coords = client.get("/comparisons/cmp-2026-11-21/edges/close_main").json()["features"][0]["geometry"]
+def test_edges_in_a_metric_crs_are_reprojected(client: TestClient) -> None:
+    coords = client.get("/comparisons/cmp-metric/edges/close_main").json()["features"][0]["geometry"]
     assert coords["coordinates"][0] == pytest.approx([24.938, 60.169], abs=1e-7)
 
 
 def test_scenarios_list_files_and_their_comparisons(client: TestClient) -> None:
     scenarios = {s["id"]: s for s in client.get("/scenarios").json()["scenarios"]}
     assert sorted(scenarios) == ["baseline", "close_main", "typo", "zone30"]
-    assert scenarios["baseline"]["comparisons"] == ["cmp-2026-11-21", "cmp-old"]
-    assert scenarios["close_main"]["comparisons"] == ["cmp-2026-11-21"]
+    assert scenarios["baseline"]["comparisons"] == ["cmp-2026-11-21", "cmp-old", "cmp-metric"]
+    assert scenarios["close_main"]["comparisons"] == ["cmp-2026-11-21", "cmp-metric"]
     assert scenarios["close_main"]["interventions"] == [
         {"type": "close", "streets": {"name": "Mannerheimintie"}, "modes": ["car"]}
     ]
@@ -251,11 +281,56 @@ def test_scenarios_list_files_and_their_comparisons(client: TestClient) -> None:
 
 
 def test_no_scenarios_or_runs_gives_empty_lists(tmp_path: Path) -> None:
-    app = FastAPI()
-    app.include_router(scenarios_router(tmp_path))
-    client = TestClient(app)
-    assert client.get("/scenarios").json() == {"scenarios": []}
-    assert client.get("/comparisons").json() == {"comparisons": []}
+    build_twin(tmp_path)
+    app = create_app(tmp_path)
+    if "/comparisons" not in {getattr(route, "path", None) for route in app.routes}:
+        app.include_router(scenarios_router)
+    admin = create_token(tokens_path(tmp_path / "test-twin.duckdb"), role=Role.ADMIN).token
+    with TestClient(app, headers={"Authorization": f"Bearer {admin}"}) as empty:
+        assert empty.get("/scenarios").json() == {"scenarios": []}
+        assert empty.get("/comparisons").json() == {"comparisons": []}
+
+
+@pytest.mark.parametrize(
+    ("role", "visible"),
+    [("anonymous", False), ("viewer", False), ("steward", True), ("admin", True)],
+)
+def test_comparisons_are_visible_only_to_those_who_may_read_their_inputs(
+    app_client: TestClient, role_headers: dict[str, dict[str, str]], role: str, visible: bool
+) -> None:
+    """``zones`` is restricted in this twin: comparisons built on it are as invisible as the layer."""
+    app_client.headers.clear()
+    headers = role_headers[role]
+    listed = [c["id"] for c in app_client.get("/comparisons", headers=headers).json()["comparisons"]]
+    assert listed == (["cmp-2026-11-21", "cmp-old", "cmp-metric"] if visible else [])
+    scenarios = app_client.get("/scenarios", headers=headers).json()["scenarios"]
+    assert [s["id"] for s in scenarios] == ["baseline", "close_main", "typo", "zone30"]
+    assert scenarios[0]["comparisons"] == listed
+    for url in (
+        "/comparisons/cmp-old",
+        "/comparisons/cmp-old/kpis",
+        "/comparisons/cmp-old/manifest",
+        "/comparisons/cmp-old/report",
+        "/comparisons/cmp-2026-11-21/edges/close_main",
+    ):
+        response = app_client.get(url, headers=headers)
+        if visible:
+            assert response.status_code == 200, url
+        else:
+            _assert_problem(response, 404, "no comparison")
+    hidden_running = app_client.get("/comparisons/cmp-running", headers=headers).json()["detail"]
+    assert hidden_running == (
+        "comparison 'cmp-running' is not complete" if visible else "no comparison 'cmp-running'"
+    )
+
+
+def test_unknown_query_parameters_are_400(client: TestClient) -> None:
+    _assert_problem(client.get("/comparisons?limit=5"), 400, "unknown query parameter 'limit'")
+    _assert_problem(client.get("/comparisons/cmp-old/kpis?f=csv"), 400, "unknown query parameter 'f'")
+
+
+def test_overlong_ids_are_400(client: TestClient) -> None:
+    _assert_problem(client.get("/comparisons/" + "a" * 129), 400, "comparison_id")
 
 
 @pytest.mark.parametrize(
