@@ -141,19 +141,19 @@ def _save_derived(
 
 def _network(store: Store, built_at: datetime) -> None:
     network = build_network(store.read_frame("roads"))
-    common = {"inputs": ["roads"], "step": "model.network.build_network", "built_at": built_at}
+    step = "model.network.build_network"
     _save_derived(
         store, "network_edges", network.edges.set_crs(store.crs, allow_override=True),
         title="Road network edges", description="Directed routable edges with per-mode permissions.",
-        parameters={"split": "at shared OSM nodes"}, quality={"connectivity": network.quality},
+        inputs=["roads"], step=step, parameters={"split": "at shared OSM nodes"},
+        quality={"connectivity": network.quality},
         notes=[f"{network.quality['car_largest_component_share']:.0%} of car edges are in the largest "
-               "strongly connected car component"],
-        **common,
+               "strongly connected car component"], built_at=built_at,
     )  # fmt: skip
     _save_derived(
         store, "network_nodes", network.nodes.set_crs(store.crs, allow_override=True),
         title="Road network nodes", description="Junctions and way ends of the routable network.",
-        parameters={}, quality={}, notes=[], **common,
+        inputs=["roads"], step=step, parameters={}, quality={}, notes=[], built_at=built_at,
     )  # fmt: skip
 
 

@@ -155,8 +155,8 @@ def _segments(
     """Cut every way at its split points: (way index, sequence within way, vertex rows, lines)."""
     split = _split_points(refs, offsets)
     way = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-    before = np.cumsum(split) - split  # split vertices strictly before each vertex (global)
-    local = before - before[offsets[:-1]][way]  # ...within its way
+    before: npt.NDArray[np.int64] = np.cumsum(split) - split  # split vertices strictly before each vertex
+    local: npt.NDArray[np.int64] = before - before[offsets[:-1]][way]  # ...within its way
     is_last = np.zeros(len(refs), dtype=bool)
     is_last[offsets[1:] - 1] = True
     ends_here = local >= 1  # vertex closes segment `local`

@@ -45,7 +45,7 @@ def residential_floor_area(buildings: gpd.GeoDataFrame, settings: PopulationSect
         [1.0, untyped_share],
         0.0,
     )
-    return buildings["floor_area_m2"] * share
+    return pd.Series(buildings["floor_area_m2"].to_numpy() * share, index=buildings.index)
 
 
 def estimate_population(buildings: gpd.GeoDataFrame, settings: PopulationSection) -> pd.Series:

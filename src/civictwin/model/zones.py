@@ -46,7 +46,8 @@ def _zone_of_points(zones: gpd.GeoDataFrame, points: gpd.GeoSeries) -> pd.Series
     """Index of the zone holding each point (NaN when none)."""
     frame = gpd.GeoDataFrame(geometry=points.to_numpy(), crs=zones.crs)
     joined = gpd.sjoin(frame, zones[["geometry"]], how="left", predicate="within")
-    return joined.loc[~joined.index.duplicated(keep="first"), "index_right"].reindex(frame.index)
+    zone: pd.Series = joined.loc[~joined.index.duplicated(keep="first"), "index_right"]
+    return zone.reindex(frame.index)
 
 
 def _sum_by_zone(zones: gpd.GeoDataFrame, points: gpd.GeoSeries, values: pd.Series | float) -> pd.Series:

@@ -43,7 +43,10 @@ def spatial_extension_path() -> Path:
 
 def connect(path: Path | str = ":memory:", *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the spatial extension loaded from the wheel (never from the network)."""
-    config = {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
     try:
         con = duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.IOException as exc:
@@ -170,11 +173,12 @@ class DuckDBStore(Store):
         )
         clauses, params = _filters(info, bbox, where)
         sql = f"SELECT {select} FROM {quote(name)}" + (" WHERE " + " AND ".join(clauses) if clauses else "")
-        frame = self._con.execute(sql, params).to_arrow_table().to_pandas()
+        frame: pd.DataFrame = self._con.execute(sql, params).to_arrow_table().to_pandas()
         if not has_geom:
             return frame
         geometry = shapely.from_wkb(frame.pop(GEOMETRY).to_numpy())
-        return gpd.GeoDataFrame(frame, geometry=geometry, crs=self._crs)
+        result: gpd.GeoDataFrame = gpd.GeoDataFrame(frame, geometry=geometry, crs=self._crs)
+        return result
 
     def _columns(self, name: str) -> dict[str, str]:
         rows = self._con.execute(
