@@ -9,7 +9,9 @@ STAMP  := $(VENV)/.installed
 # Debian packages the test suite starts for real (browser tests).
 SYSTEM_PACKAGES := chromium
 
-.PHONY: demo test lint typecheck bench sysdeps web clean help
+VIEWER := src/civictwin/api/static/.built
+
+.PHONY: demo test lint bench sysdeps web clean help
 
 help:
 	@echo "make demo   - set up, build the Helsinki demo twin and show where to look"
@@ -33,10 +35,17 @@ sysdeps:
 	  else echo "missing Debian packages:$$missing (tests needing them will skip)"; fi; \
 	fi
 
-demo: $(STAMP)
+# The web viewer: npm installs exactly what package-lock.json pins, esbuild bundles it.
+$(VIEWER): web/package.json web/package-lock.json web/build.mjs $(wildcard web/src/*)
+	cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+	touch $@
+
+web: $(VIEWER)
+
+demo: $(STAMP) $(VIEWER)
 	$(VENV)/bin/civictwin demo
 
-test: $(STAMP) sysdeps
+test: $(STAMP) sysdeps $(VIEWER)
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
@@ -48,4 +57,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) build demo-twin .pytest_cache
+	rm -rf $(VENV) build demo-twin .pytest_cache web/node_modules src/civictwin/api/static
