@@ -10,7 +10,9 @@ What is kept: stops intersecting the area (the others are counted as ``outside_a
 stop_times at kept stops, and the trips, routes and calendar entries those stop_times use, so every
 stored row refers to stored rows. Stop_times naming an unknown stop or trip, trips naming an unknown
 route, and repeated ids are counted in the quality record and left out (the first of repeated ids is
-kept).
+kept); trips whose service is in neither calendar file are counted (``unknown_service``) and never run.
+
+``IngestedLayer.rows`` is the number of rows this feed contributed to each table.
 
 Each table carries a ``feed`` column holding the source name; a second GTFS source appends its rows
 to the same tables (re-ingesting a feed replaces its own rows only).
@@ -204,6 +206,11 @@ def read_feed(path: Path) -> Feed:
         "trip_route": int((~trips["route_id"].isin(routes["route_id"])).sum()),
         "stop_time_stop": int((~stop_times["stop_id"].isin(stops["stop_id"])).sum()),
         "stop_time_trip": int((~stop_times["trip_id"].isin(trips["trip_id"])).sum()),
+        "trip_service": int(
+            (
+                ~trips["service_id"].isin(pd.concat([calendar["service_id"], calendar_dates["service_id"]]))
+            ).sum()
+        ),
     }
     trips = trips[trips["route_id"].isin(routes["route_id"])]
     stop_times = stop_times[
@@ -685,6 +692,7 @@ def _write_tables(feed_name: str, feed: Feed, kept: Selection, ctx: BuildContext
                 "completeness": _completeness(kept.trips, ["direction_id", "shape_id"]),
                 "duplicates": feed.duplicates["trips"],
                 "unknown_route": feed.unknown["trip_route"],
+                "unknown_service": feed.unknown["trip_service"],
             },
         ),
         (
@@ -698,12 +706,17 @@ def _write_tables(feed_name: str, feed: Feed, kept: Selection, ctx: BuildContext
                 "unknown_trip": feed.unknown["stop_time_trip"],
             },
         ),
-        ("transit_calendar", "Transit calendar", calendar_rows, {"duplicates": feed.duplicates["calendar"]}),
+        (
+            "transit_calendar",
+            "Transit calendar",
+            calendar_rows,
+            {"completeness": {}, "duplicates": feed.duplicates["calendar"]},
+        ),
         (
             "transit_stop_frequency",
             "Transit departures per stop and hour",
             kept.frequency,
-            dict(kept.busiest),
+            {"completeness": {}, "duplicates": 0, **kept.busiest},
         ),
     ]
     layers = []

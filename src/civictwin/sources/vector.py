@@ -9,7 +9,8 @@ Rules, all checked before anything is written:
 - A multi-layer file (GeoPackage) needs ``layer`` unless it holds exactly one layer; an unknown layer
   is an error naming the layers that exist.
 - ``columns`` keeps only those attributes (default: all); an unknown column is an error naming the
-  available ones.
+  available ones. Names that are not plain identifiers (``pop 2020``), or that clash with another
+  name ignoring case or with ``geometry``, are stored under a safe name (``pop_2020``) and noted.
 - A file without a CRS needs ``crs`` in the config. A file that declares a CRS different from the
   configured ``crs`` is an error (one of them is wrong, and guessing would misplace every feature).
 - CSV: with ``x``/``y`` and no ``crs``, the points are taken as WGS84 longitude/latitude only when the
@@ -27,6 +28,7 @@ features intersecting the area, by :func:`civictwin.geometry.prepare_geometries`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,7 +119,9 @@ def store_layer(
         target_crs=ctx.crs,
         area=ctx.area if source.clip else None,
     )
+    renamed = safe_column_names(columns)
     attributes = raw.attributes.loc[kept, list(columns)].reset_index(drop=True)
+    attributes.columns = [renamed.get(c, c) for c in columns]
     attributes, truncated = truncate_text(attributes)
     frame = gpd.GeoDataFrame(attributes, geometry=gpd.GeoSeries(geometries, crs=ctx.crs), crs=ctx.crs)
     frame = frame.rename_geometry(GEOMETRY) if frame.geometry.name != GEOMETRY else frame
@@ -129,13 +133,34 @@ def store_layer(
         "truncated_values": truncated,
         **(summarise(attributes) if summarise is not None else {}),
     }
-    notes = []
+    notes = [f"column '{old}' stored as '{new}'" for old, new in renamed.items()]
     if truncated:
         notes.append(f"{truncated} text value(s) longer than {MAX_TEXT_CHARS:,} characters were truncated")
     ctx.report(f"{source.name}: {rows} features kept of {report.received}")
     return IngestedLayer(
         table=source.name, rows=rows, title=source.display_title, quality=quality, notes=notes
     )
+
+
+def safe_column_names(columns: Sequence[str]) -> dict[str, str]:
+    """New names for the columns that are not plain SQL identifiers or clash; ``{old: new}``.
+
+    The store only serves plain identifiers (letters, digits, ``_``, at most 63 characters, not
+    starting with a digit), compares them case-insensitively, and reserves ``geometry``.
+    """
+    taken = {GEOMETRY}
+    renamed: dict[str, str] = {}
+    for column in columns:
+        name = re.sub(r"[^A-Za-z0-9_]", "_", column)[:60]
+        if not name or name[0].isdigit():
+            name = f"c_{name}"[:60]
+        candidate, suffix = name, 2
+        while candidate.lower() in taken:
+            candidate, suffix = f"{name}_{suffix}", suffix + 1
+        taken.add(candidate.lower())
+        if candidate != column:
+            renamed[column] = candidate
+    return renamed
 
 
 def completeness(frame: pd.DataFrame) -> dict[str, float]:

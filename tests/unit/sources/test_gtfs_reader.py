@@ -178,6 +178,8 @@ def test_hand_made_feed_departures_per_hour(write_feed: WriteFeed, run_feed: Any
     }
     quality = _layer(result, "transit_stop_frequency").quality
     assert quality == {
+        "completeness": {},
+        "duplicates": 0,
         "busiest_date": "2024-01-03",
         "runs_on_busiest_date": 8,
         "departures_on_busiest_date": 15,
@@ -252,12 +254,13 @@ def test_unknown_references_and_duplicates_are_counted(write_feed: WriteFeed, ru
     stop_times = FEED["stop_times.txt"] + "T1,07:25:00,07:25:00,NOWHERE,4\nGHOST,08:00:00,08:00:00,A,1\n"
     stop_times += "T1,07:00:00,07:00:00,A,1\n"  # repeats (T1, 1)
     stops = FEED["stops.txt"] + "A,Alpha again,60.165,24.93,0,\n"
-    trips = FEED["trips.txt"] + "R9,WD,T9,0,\n"
+    trips = FEED["trips.txt"] + "R9,WD,T9,0,\nR1,NEVER,T10,0,\n"
     result, ctx = run_feed(write_feed(stop_times_txt=stop_times, stops_txt=stops, trips_txt=trips))
     quality = _layer(result, "transit_stop_times").quality
     assert (quality["unknown_stop"], quality["unknown_trip"], quality["duplicates"]) == (1, 1, 1)
     assert _layer(result, "transit_stops").quality["duplicates"] == 1
-    assert _layer(result, "transit_trips").quality["unknown_route"] == 1
+    trips_quality = _layer(result, "transit_trips").quality
+    assert (trips_quality["unknown_route"], trips_quality["unknown_service"]) == (1, 1)
     names = ctx.store.read_table("transit_stops").set_index("stop_id")["stop_name"]
     assert names["A"] == "Alpha"  # the first of repeated ids is kept
     assert _frequency(ctx)[("A", 7)] == 2  # the repeated stop_time is not counted twice
@@ -390,6 +393,13 @@ def test_not_utf8(write_feed: WriteFeed, run_feed: Any, tmp_path: Path) -> None:
     path = write_feed(as_zip=False)
     (path / "stops.txt").write_bytes(FEED["stops.txt"].replace("Alpha", "Älpha").encode("latin-1"))
     assert _error(run_feed, path).endswith("stops.txt: not UTF-8 text")
+
+
+def test_truncated_text_file(write_feed: WriteFeed, run_feed: Any) -> None:
+    text = FEED["stop_times.txt"]
+    cut = text[: text.index("O1,11:30:00") + len("O1,11:3")]  # the last line ends mid-time
+    path = write_feed(as_zip=False, stop_times_txt=cut)
+    assert _error(run_feed, path) == f"{path}: stop_times.txt line 17: stop_id is empty"
 
 
 def test_truncated_zip(write_feed: WriteFeed, run_feed: Any) -> None:

@@ -249,6 +249,27 @@ def test_huge_geopackage_value_is_truncated(tmp_path: Path, run: Run) -> None:
     assert _stored(ctx)["kind"].str.len().max() == MAX_TEXT_CHARS
 
 
+def test_unsafe_column_names_are_renamed(tmp_path: Path, run: Run) -> None:
+    path = _csv(tmp_path, "name,pop 2020,Name,geometry,2nd,lon,lat", ["a,1,A,x,y,24.93,60.165"])
+    result, ctx = run(path, x="lon", y="lat")
+    assert result.layers[0].notes == [
+        "column 'pop 2020' stored as 'pop_2020'",
+        "column 'Name' stored as 'Name_2'",
+        "column 'geometry' stored as 'geometry_2'",
+        "column '2nd' stored as 'c_2nd'",
+    ]
+    stored = ctx.store.read_frame("places")
+    assert list(stored.columns) == ["name", "pop_2020", "Name_2", "geometry_2", "c_2nd", "geometry"]
+    assert stored.iloc[0][["name", "pop_2020", "Name_2", "geometry_2"]].tolist() == ["a", 1, "A", "x"]
+    assert set(result.layers[0].quality["completeness"]) == {
+        "name",
+        "pop_2020",
+        "Name_2",
+        "geometry_2",
+        "c_2nd",
+    }
+
+
 def test_duplicates_are_counted(tmp_path: Path, run: Run) -> None:
     rows = _lonlat_rows()
     path = _csv(tmp_path, "name,kind,lon,lat", [*rows, rows[0], rows[0]])
