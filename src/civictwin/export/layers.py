@@ -1,0 +1,118 @@
+"""Export a layer of the twin to a file others can open: GeoParquet, GeoPackage or GeoJSON.
+
+Files are written to a temporary name in the target directory and renamed into place only when
+complete, so a failed export never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import geopandas as gpd
+from pyarrow import ArrowException
+from pyogrio.errors import DataLayerError, DataSourceError, FieldError
+from pyproj import CRS
+from pyproj.exceptions import CRSError
+
+from civictwin.errors import ExportError
+from civictwin.store.base import Store
+
+WGS84 = "EPSG:4326"
+
+# What writing a file can fail with for reasons outside civictwin (disk, permissions, drivers).
+WRITE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    DataSourceError,
+    DataLayerError,
+    FieldError,
+    ArrowException,
+)
+# Files SQLite (GeoPackage) may leave beside a database that was being written.
+_SIDECARS = ("-journal", "-wal", "-shm")
+
+
+def _write_geoparquet(frame: gpd.GeoDataFrame, path: Path, table: str) -> None:
+    # GeoParquet 1.1: WKB geometry, "geo" metadata with the CRS as PROJJSON, and a bbox covering column.
+    frame.to_parquet(path, index=False, write_covering_bbox=True)
+
+
+def _write_gpkg(frame: gpd.GeoDataFrame, path: Path, table: str) -> None:
+    frame.to_file(path, driver="GPKG", layer=table, engine="pyogrio")
+
+
+def _write_geojson(frame: gpd.GeoDataFrame, path: Path, table: str) -> None:
+    # RFC 7946: WGS84 lon/lat, right-hand rule for polygon rings, no "crs" member.
+    frame.to_file(path, driver="GeoJSON", engine="pyogrio", layer_options={"RFC7946": "YES"})
+
+
+WRITERS: dict[str, Callable[[gpd.GeoDataFrame, Path, str], None]] = {
+    "geoparquet": _write_geoparquet,
+    "gpkg": _write_gpkg,
+    "geojson": _write_geojson,
+}
+
+
+def export_layer(store: Store, table: str, path: Path, fmt: str, *, crs: str = WGS84) -> int:
+    """Write ``table`` to ``path`` as ``fmt`` (geoparquet, gpkg, geojson) in ``crs``; returns rows written.
+
+    GeoJSON is always WGS84 (RFC 7946): asking for another CRS is an error rather than a silently
+    different file.
+    """
+    writer = WRITERS.get(fmt)
+    if writer is None:
+        raise ExportError(f"unknown format '{fmt}' (choose {', '.join(WRITERS)})", field="--format")
+    target = _target_crs(crs, fmt)
+    if not store.has_table(table):
+        raise ExportError(f"no layer '{table}' in this twin")
+    frame = store.read_table(table)
+    if not isinstance(frame, gpd.GeoDataFrame):
+        raise ExportError(f"layer '{table}' has no geometry; {fmt} needs one")
+    frame = frame.to_crs(target)
+    with atomic_path(path) as partial:
+        writer(frame, partial, table)
+    return len(frame)
+
+
+def parse_crs(crs: str) -> CRS:
+    """A CRS from user input (``EPSG:4326``, a WKT, a PROJ string); unknown ones are an ExportError."""
+    try:
+        return CRS.from_user_input(crs)
+    except CRSError:
+        raise ExportError(f"unknown CRS '{crs}'", field="--crs") from None
+
+
+def _target_crs(crs: str, fmt: str) -> CRS:
+    target = parse_crs(crs)
+    if fmt == "geojson" and target != CRS.from_user_input(WGS84):
+        raise ExportError(
+            f"GeoJSON is always WGS84 (RFC 7946), not {crs}; use gpkg or geoparquet", field="--crs"
+        )
+    return target
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` that replaces it when the block succeeds, and vanishes if not.
+
+    The temporary name keeps the target's suffix (GDAL drivers check it) and starts with a dot.
+    """
+    if not path.parent.is_dir():
+        raise ExportError("the folder to write into does not exist", path=path.parent)
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial{path.suffix}")
+    try:
+        yield partial
+        os.replace(partial, path)
+    except WRITE_ERRORS as exc:
+        raise ExportError(f"cannot write: {_first_line(exc)}", path=path) from None
+    finally:
+        for leftover in (partial, *(partial.with_name(partial.name + s) for s in _SIDECARS)):
+            leftover.unlink(missing_ok=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
