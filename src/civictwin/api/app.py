@@ -9,8 +9,6 @@ for the Web Mercator tile tables), reads the catalogue's access levels, and wire
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -82,21 +80,15 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
     """The API application over the twin in ``twin_dir`` (a twin directory or a store file)."""
     settings = settings or ServerSettings()
     twin = open_twin(twin_dir, settings)
+    # The store and the audit log live as long as the app (the process): no lifespan hook closes them,
+    # since test clients may start and stop an app's lifespan many times.
     audit = AuditLog(audit_path(twin.store_path))
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        audit.close()
-        twin.store.close()
-
     app = FastAPI(
         title=f"civictwin: {twin.title}",
         version=__version__,
         description="OGC API – Features and vector tiles of an urban digital twin, behind access control.",
         docs_url=None,
         redoc_url=None,
-        lifespan=lifespan,
     )
     app.state.twin = twin
     app.state.tile_cache = tiles.TileCache(settings.tile_cache_bytes)
