@@ -30,10 +30,10 @@ from civictwin.scenarios.spec import Scenario
 
 _MODE_NAMES = {"car": "Car", "pt": "Public transport", "bike": "Bike", "walk": "Walk"}
 _MAP_LAYERS = (
-    ("flow_diff", "Cars per hour on the street", 1.0),
-    ("speed_ms_diff", "Mean speed (km/h)", 3.6),
+    ("flow_diff", "cars per hour on the street", 1.0),
+    ("speed_ms_diff", "mean speed (km/h)", 3.6),
     ("co2_g_diff", "CO2 emitted (kg)", 0.001),
-    ("noise_db_diff", "Road noise (dB)", 1.0),
+    ("noise_db_diff", "road noise (dB)", 1.0),
 )
 _ATTRIBUTION = "Map data © OpenStreetMap contributors (ODbL)."
 
@@ -217,8 +217,9 @@ def _modal_split_figure(comparison: Comparison) -> Figure:
 
 def _maps(comparison: Comparison) -> str:
     parts = [
-        "<p>Purple streets lose, orange streets gain (PuOr colours, readable with colour-vision "
-        "deficiencies); grey streets do not change. Values are means over the seeds.</p>"
+        "<p>Orange streets lose (fewer cars, lower speed, less CO2, quieter), purple streets gain; the "
+        "purple–orange scale stays readable with colour-vision deficiencies. Light grey streets carry no "
+        "measured change. Values are means over the seeds.</p>"
     ]
     base = comparison.edges.get(comparison.baseline)
     if base is not None and not base.empty:
@@ -261,7 +262,7 @@ def _difference_maps(diff: gpd.GeoDataFrame) -> Figure:
                 legend=True,
                 legend_kwds={"shrink": 0.6},
             )
-        axis.set_title(f"Change in {label.lower()}")
+        axis.set_title(f"Change in {label}")
         _map_axis(axis)
     return figure
 

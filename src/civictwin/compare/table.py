@@ -258,12 +258,19 @@ def summary_sentences(
 ) -> list[str]:
     """Plain sentences for a non-technical reader: what changes, what is within noise, data quality."""
     n = min(len(r) for r in runs.values())
+    plans = list(dict.fromkeys(d.plan for d in differences))
+    if n < 2:
+        return [
+            f"Each scenario was simulated with a single random seed, so no difference can be told apart "
+            f"from run-to-run variation; run at least 2 seeds (5 by default) before drawing conclusions "
+            f"about {', '.join(repr(p) for p in plans)}.",
+            *_quality_sentences(runs),
+        ]
     sentences = [
         f"Each scenario was simulated {n} times with different random seeds. A change is called real only "
         "when it stands out from the variation between those runs (95% confidence); otherwise it is "
         "reported as within noise."
     ]
-    plans = list(dict.fromkeys(d.plan for d in differences))
     for plan in plans:
         headline = [d for d in differences if d.plan == plan and d.kpi in HEADLINE_KPIS]
         headline.sort(key=lambda d: HEADLINE_KPIS.index(d.kpi))
@@ -273,6 +280,11 @@ def summary_sentences(
                 f"'{plan}': none of the main indicators differs from '{baseline}' by more than run-to-run "
                 f"noise with {n} seeds; more seeds could reveal a smaller effect."
             )
+    return sentences + _quality_sentences(runs)
+
+
+def _quality_sentences(runs: Mapping[str, Sequence[ScenarioRun]]) -> list[str]:
+    sentences = []
     for scenario, scenario_runs in runs.items():
         teleports = float(np.mean([r.kpis.get("teleports", 0.0) for r in scenario_runs]))
         if teleports > 0:

@@ -633,9 +633,13 @@ def run_ensemble(
     inputs = twin if isinstance(twin, TwinInputs) else load_twin(twin, need_routes=_needs_routes(scenarios))
     directory = comparison_dir(inputs.twin_dir, comparison_id)
     chosen = seed_list(seeds)
-    prepared = {
-        s.name: prepare_scenario(inputs, s, directory / "networks" / s.name, params) for s in scenarios
-    }
+    prepared = {}
+    for scenario in scenarios:
+        if progress:
+            progress(f"preparing '{scenario.name}': network and demand", 0, 0)
+        prepared[scenario.name] = prepare_scenario(
+            inputs, scenario, directory / "networks" / scenario.name, params
+        )
     runs: dict[str, dict[int, ScenarioRun]] = {s.name: {} for s in scenarios}
     resumed: list[tuple[str, int]] = []
     todo: list[tuple[str, int]] = []
@@ -703,3 +707,40 @@ def _execute(
             for pending in futures:
                 pending.cancel()
             raise
+
+
+# ------------------------------------------------------------------------------------------- parameters
+
+PARAMS_FILENAME = "traffic.toml"
+BUILTIN_SCENARIOS = Path(__file__).resolve().parents[2] / "data" / "scenarios"
+"""The demo's ready-made scenario files (``close_main_street``, ``zone_30``)."""
+
+
+def load_params(twin_dir: Path, **overrides: Any) -> PipelineParams:
+    """The twin's traffic parameters: ``<twin dir>/traffic.toml`` if present, else the defaults.
+
+    ``overrides`` (e.g. ``iterations=2`` from the command line) replace top-level values; ``None`` values
+    are ignored. The file holds the :class:`PipelineParams` fields, with ``[demand]`` and
+    ``[mode_choice]`` tables.
+    """
+    import tomllib
+
+    from pydantic import ValidationError
+
+    from civictwin.errors import ConfigError
+
+    path = twin_dir / PARAMS_FILENAME
+    data: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"not valid TOML: {exc}", path=path) from None
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return PipelineParams.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        raise ConfigError(f"{key}: {message}", path=path if path.is_file() else "parameters") from None
