@@ -89,7 +89,7 @@ def test_bad_requests_fail_with_one_line(
 def test_a_failed_write_leaves_no_partial_file(store: DuckDBStore, tmp_path: Path) -> None:
     target = tmp_path / "taken.gpkg"
     target.mkdir()  # a folder where the file should go: the final rename fails
-    with pytest.raises(ExportError, match="taken.gpkg: cannot write"):
+    with pytest.raises(ExportError, match=r"taken\.gpkg: cannot write"):
         export_layer(store, "buildings_3d", target, "gpkg")
     assert [p.name for p in tmp_path.iterdir() if "taken" in p.name] == ["taken.gpkg"]  # the folder only
     with pytest.raises(ExportError, match="folder to write into does not exist"):
