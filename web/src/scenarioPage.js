@@ -10,14 +10,30 @@ import { el, formatNumber, formatSigned, formatValue, humanise, inSentence, setS
 
 const DIFF_SUFFIX = '_diff';
 
-/** A KPI's name for people, with its unit once. */
-function kpiLabel(kpi, unit) {
-  const label = humanise(kpi);
-  return unit && !label.endsWith(`(${unit})`) ? `${label} (${unit})` : label;
+/** Names for KPIs whose identifiers read badly when humanised (a `label` in the data wins). */
+const KPI_NAMES = { vehicle_km: 'Vehicle-kilometres', person_trips: 'Person trips (all modes)', finished_share: 'Trips finished' };
+const UNIT_SUFFIX = /_(s|h|kg|kmh|db|m)$/;
+
+/** How a KPI is shown: its name with the unit once; shares as percentages. */
+export function kpiDisplay(row) {
+  const share = row.unit === 'share';
+  const unit = share ? '%' : row.unit;
+  let name = row.label || KPI_NAMES[row.kpi];
+  if (!name) {
+    const mode = /^share_(.+)$/.exec(row.kpi);
+    name = mode ? `${humanise(mode[1])} share of trips` : humanise(row.kpi.replace(UNIT_SUFFIX, ''));
+  }
+  return { label: unit ? `${name} (${unit})` : name, scale: share ? 100 : 1, diffUnit: share ? ' pp' : '' };
 }
 
-function interval(low, high) {
-  return Number.isFinite(low) && Number.isFinite(high) ? `${formatNumber(low)} to ${formatNumber(high)}` : 'no interval';
+function scaled(value, scale) {
+  return Number.isFinite(value) ? value * scale : value;
+}
+
+function interval(low, high, scale = 1) {
+  return Number.isFinite(low) && Number.isFinite(high)
+    ? `${formatNumber(low * scale)} to ${formatNumber(high * scale)}`
+    : 'no interval';
 }
 
 /**
@@ -41,6 +57,11 @@ export function mappedPlan(comparison, a, b) {
   if (b === comparison.baseline && a !== b) return { plan: a, note: `${a} compared with ${b}` };
   if (a !== b) return { plan: b, note: `${b} compared with the baseline ${comparison.baseline} (differences are measured against the baseline)` };
   return null;
+}
+
+/** One row per KPI (the first of each), in the comparison's order. */
+function kpiList(c) {
+  return [...new Map(c.kpis.map((k) => [k.kpi, k])).values()];
 }
 
 class ScenarioPage {
@@ -120,7 +141,7 @@ class ScenarioPage {
 
   renderTable(c, a, b) {
     const table = this.$('#kpi-table');
-    const kpis = [...new Map(c.kpis.map((k) => [k.kpi, k.unit])).entries()];
+    const kpis = kpiList(c);
     const value = (kpi, scenario) => c.kpis.find((k) => k.kpi === kpi && k.scenario === scenario);
     const same = a === b;
     const head = el('tr', {}, [
@@ -130,18 +151,20 @@ class ScenarioPage {
       el('th', { scope: 'col' }, [`Difference`, el('br'), el('span', { className: 'sub' }, `${b} − ${a} (95% CI)`)]),
       el('th', { scope: 'col' }, 'Verdict'),
     ]);
-    const rows = kpis.map(([kpi, unit]) => {
-      const cell = (row) =>
+    const rows = kpis.map((first) => {
+      const { kpi } = first;
+      const { label, scale, diffUnit } = kpiDisplay(first);
+      const cell = (row, scenario) =>
         row
-          ? el('td', { className: 'num' }, [formatNumber(row.mean), el('br'), el('span', { className: 'ci' }, interval(row.ci_low, row.ci_high)), row.n ? el('span', { className: 'n' }, ` · n=${row.n}`) : null])
-          : el('td', {}, '–');
+          ? el('td', { className: 'num', dataset: { label: scenario } }, el('span', {}, [formatNumber(scaled(row.mean, scale)), el('br'), el('span', { className: 'ci' }, interval(row.ci_low, row.ci_high, scale)), row.n ? el('span', { className: 'n' }, ` · n=${row.n}`) : null]))
+          : el('td', { dataset: { label: scenario } }, '–');
       const d = same ? null : differenceBetween(c, kpi, a, b);
-      const verdict = d ? verdictCell(d) : el('td', { className: 'verdict' }, same ? 'Same scenario' : 'Not computed: both are plans; each is compared with the baseline.');
+      const verdict = d ? verdictCell(d) : el('td', { className: 'verdict', dataset: { label: 'Verdict' } }, same ? 'Same scenario' : 'Not computed: both are plans; each is compared with the baseline.');
       return el('tr', { dataset: { kpi } }, [
-        el('th', { scope: 'row' }, kpiLabel(kpi, unit)),
-        cell(value(kpi, a)),
-        cell(value(kpi, b)),
-        d ? el('td', { className: 'num' }, [formatSigned(d.mean), el('br'), el('span', { className: 'ci' }, interval(d.ci_low, d.ci_high))]) : el('td', {}, '–'),
+        el('th', { scope: 'row' }, label),
+        cell(value(kpi, a), a),
+        cell(value(kpi, b), b),
+        el('td', { className: 'num', dataset: { label: `${b} − ${a}` } }, el('span', {}, d ? [formatSigned(scaled(d.mean, scale)) + diffUnit, el('br'), el('span', { className: 'ci' }, interval(d.ci_low, d.ci_high, scale))] : '–')),
         verdict,
       ]);
     });
@@ -153,13 +176,12 @@ class ScenarioPage {
   }
 
   renderCharts(c, a, b) {
-    const kpis = [...new Map(c.kpis.map((k) => [k.kpi, k.unit])).entries()];
-    const charts = kpis.map(([kpi, unit]) => {
+    const charts = kpiList(c).map((first) => {
+      const { label, scale } = kpiDisplay(first);
       const rows = [a, b].filter((s, i) => i === 0 || s !== a).map((s) => {
-        const k = c.kpis.find((r) => r.kpi === kpi && r.scenario === s) || {};
-        return { label: s, mean: k.mean, ci_low: k.ci_low, ci_high: k.ci_high };
+        const k = c.kpis.find((r) => r.kpi === first.kpi && r.scenario === s) || {};
+        return { label: s, mean: scaled(k.mean, scale), ci_low: scaled(k.ci_low, scale), ci_high: scaled(k.ci_high, scale) };
       });
-      const label = kpiLabel(kpi, unit);
       return el('figure', { className: 'chart' }, [el('figcaption', {}, label), intervalChart(label, rows)]);
     });
     this.$('#kpi-charts').replaceChildren(...charts);
@@ -323,10 +345,10 @@ function syncMaps(maps) {
 function verdictCell(d) {
   const word = d.distinguishable ? 'Distinguishable from noise' : 'Within noise';
   const mark = d.distinguishable ? '●' : '○';
-  return el('td', { className: `verdict ${d.distinguishable ? 'distinguishable' : 'noise'}` }, [
+  return el('td', { className: `verdict ${d.distinguishable ? 'distinguishable' : 'noise'}`, dataset: { label: 'Verdict' } }, el('span', {}, [
     el('strong', {}, `${mark} ${word}`),
     d.sign === 1 && d.words ? el('span', { className: 'words' }, [el('br'), d.words]) : null,
-  ]);
+  ]));
 }
 
 /** Start the scenario page inside `root` (the #page-scenarios section). */

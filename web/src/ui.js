@@ -37,7 +37,8 @@ export function formatNumber(value) {
   const v = Number(value);
   const abs = Math.abs(v);
   const digits = abs >= 100 || Number.isInteger(v) ? 0 : abs >= 10 ? 1 : 2;
-  return v.toLocaleString('en-GB', { maximumFractionDigits: digits, minimumFractionDigits: 0 });
+  // A true minus sign (U+2212): clearer than a hyphen, and what screen readers read as "minus".
+  return v.toLocaleString('en-GB', { maximumFractionDigits: digits, minimumFractionDigits: 0 }).replace('-', '−');
 }
 
 /** An attribute value for people: identifiers verbatim, other numbers formatted. */
@@ -55,7 +56,18 @@ export function formatSigned(value) {
   return text;
 }
 
-const UNITS = { m: ' (m)', m2: ' (m²)', kmh: ' (km/h)', s: ' (s)', h: ' (h)', kg: ' (kg)', db: ' (dB)', vph: ' (veh/h)' };
+const UNITS = {
+  m: ' (m)',
+  m2: ' (m²)',
+  ms: ' (m/s)',
+  kmh: ' (km/h)',
+  s: ' (s)',
+  h: ' (h)',
+  g: ' (g)',
+  kg: ' (kg)',
+  db: ' (dB)',
+  vph: ' (veh/h)',
+};
 
 const ACRONYMS = { co2: 'CO2', nox: 'NOx', pmx: 'PMx', poi: 'POI', osm: 'OSM', id: 'ID', h3: 'H3', kpi: 'KPI' };
 
