@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,13 @@ import geopandas as gpd
 import pytest
 import sumolib
 
-from civictwin.engines.traffic.network import build_sumo_network
+from civictwin.engines.traffic.network import SumoNetwork, build_sumo_network
 from civictwin.errors import EngineError
 from civictwin.scenarios.interventions import ModifiedNetwork, apply_interventions
 from civictwin.scenarios.spec import parse_scenario
 
 CRS = "EPSG:32635"
+Grid = tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]
 MAIN = ["101_0", "-101_0", "101_1", "-101_1"]
 
 
@@ -24,14 +26,14 @@ def plan(edges: gpd.GeoDataFrame, *interventions: dict[str, Any]) -> ModifiedNet
     return apply_interventions(edges, scenario, crs=CRS)
 
 
-def build(grid: tuple[gpd.GeoDataFrame, gpd.GeoDataFrame], tmp_path: Path, *interventions: dict[str, Any]):  # type: ignore[no-untyped-def]
+def build(grid: Grid, tmp_path: Path, *interventions: dict[str, Any]) -> tuple[SumoNetwork, Any]:
     edges, nodes = grid
     modified = plan(edges, *interventions)
     network = build_sumo_network(modified.edges, nodes, tmp_path / "net", additionals=modified.additionals)
     return network, sumolib.net.readNet(str(network.net_file))
 
 
-def test_baseline_keeps_ids_speeds_lanes_and_directions(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_baseline_keeps_ids_speeds_lanes_and_directions(grid: Grid, tmp_path: Path) -> None:
     edges, _ = grid
     network, net = build(grid, tmp_path)
     assert network.edge_ids == frozenset(edges["edge_id"]) and network.dropped_edges == frozenset()
@@ -56,7 +58,7 @@ def test_baseline_keeps_ids_speeds_lanes_and_directions(grid, tmp_path: Path) ->
     assert (x, y) == pytest.approx((385_000.0, 6_671_000.0))
 
 
-def test_closed_to_cars(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_closed_to_cars(grid: Grid, tmp_path: Path) -> None:
     _, net = build(grid, tmp_path, {"type": "close_streets", "streets": ["Main Street"], "modes": ["car"]})
     for edge_id in MAIN:
         for lane in net.getEdge(edge_id).getLanes():
@@ -65,13 +67,13 @@ def test_closed_to_cars(grid, tmp_path: Path) -> None:  # type: ignore[no-untype
     assert net.getEdge("100_0").getLanes()[0].allows("passenger")
 
 
-def test_closed_to_everything_keeps_the_edge(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_closed_to_everything_keeps_the_edge(grid: Grid, tmp_path: Path) -> None:
     network, net = build(grid, tmp_path, {"type": "close_streets", "edge_ids": ["200_0"]})
     assert "200_0" in network.edge_ids
     assert net.getEdge("200_0").getLanes()[0].getPermissions() == set()
 
 
-def test_one_way_and_reverse(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_one_way_and_reverse(grid: Grid, tmp_path: Path) -> None:
     _, net = build(
         grid,
         tmp_path,
@@ -82,7 +84,7 @@ def test_one_way_and_reverse(grid, tmp_path: Path) -> None:  # type: ignore[no-u
     assert all(lane.allows("passenger") for lane in net.getEdge("-101_0").getLanes())
 
 
-def test_reverse_without_twin_flips_the_direction_in_sumo(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_reverse_without_twin_flips_the_direction_in_sumo(grid: Grid, tmp_path: Path) -> None:
     edges, nodes = grid
     one_way = edges[edges["edge_id"] != "-202_0"].reset_index(drop=True)
     build_grid = (one_way, nodes)
@@ -91,13 +93,13 @@ def test_reverse_without_twin_flips_the_direction_in_sumo(grid, tmp_path: Path) 
     assert (edge.getFromNode().getID(), edge.getToNode().getID()) == ("6", "3")
 
 
-def test_speed_limit(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_speed_limit(grid: Grid, tmp_path: Path) -> None:
     _, net = build(grid, tmp_path, {"type": "speed_limit", "streets": ["Main Street"], "speed_kmh": 30})
     assert {round(net.getEdge(e).getSpeed(), 2) for e in MAIN} == {round(30 / 3.6, 2)}
     assert net.getEdge("100_0").getSpeed() == pytest.approx(30 / 3.6, abs=0.01)
 
 
-def test_bus_lane_is_lane_zero_for_buses_only(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_bus_lane_is_lane_zero_for_buses_only(grid: Grid, tmp_path: Path) -> None:
     _, net = build(grid, tmp_path, {"type": "bus_lane", "streets": ["Main Street"]})
     for edge_id in MAIN:
         right, left = net.getEdge(edge_id).getLanes()
@@ -105,15 +107,15 @@ def test_bus_lane_is_lane_zero_for_buses_only(grid, tmp_path: Path) -> None:  # 
         assert left.allows("passenger") and left.allows("bus")
 
 
-def test_pedestrianised_edges_allow_walking_only(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_pedestrianised_edges_allow_walking_only(grid: Grid, tmp_path: Path) -> None:
     _, net = build(grid, tmp_path, {"type": "pedestrianise", "osm_ids": [201], "allow_bikes": False})
     for edge_id in ("201_0", "-201_0", "201_1", "-201_1"):
         assert net.getEdge(edge_id).getLanes()[0].getPermissions() == {"pedestrian"}
 
 
 def test_modal_filter_withdraws_cars_from_connections_through_the_node(
-    grid, tmp_path: Path, lonlat, net_connections
-) -> None:  # type: ignore[no-untyped-def]
+    grid: Grid, tmp_path: Path, lonlat: Callable[..., Any], net_connections: Callable[..., Any]
+) -> None:
     network, net = build(grid, tmp_path, {"type": "modal_filter", "at": lonlat(200, 200), "radius_m": 10})
     into_five = {e.getID() for e in net.getNode("5").getIncoming()}
     through = [c for c in net_connections(network.net_file) if c["from"] in into_five]
@@ -130,7 +132,7 @@ def test_modal_filter_withdraws_cars_from_connections_through_the_node(
     assert network.edge_ids == frozenset(grid[0]["edge_id"])
 
 
-def test_works_closure_becomes_a_rerouter(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_works_closure_becomes_a_rerouter(grid: Grid, tmp_path: Path) -> None:
     network, _ = build(
         grid, tmp_path, {"type": "works_closure", "edge_ids": ["101_1"], "begin_s": 60, "end_s": 600}
     )
@@ -145,13 +147,13 @@ def test_works_closure_becomes_a_rerouter(grid, tmp_path: Path) -> None:  # type
     assert closings == [("101_1", "passenger")]
 
 
-def test_missing_node_is_an_engine_error(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_missing_node_is_an_engine_error(grid: Grid, tmp_path: Path) -> None:
     edges, nodes = grid
     with pytest.raises(EngineError, match=r"network_nodes: edges reference node\(s\) 5 missing"):
         build_sumo_network(edges, nodes[nodes["node_id"] != 5], tmp_path)
 
 
-def test_netconvert_failure_quotes_sumo(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_netconvert_failure_quotes_sumo(grid: Grid, tmp_path: Path) -> None:
     edges, nodes = grid
     broken = edges.copy()
     broken.loc[0, "edge_id"] = "bad id\u0001"  # a control character XML cannot hold
@@ -162,7 +164,7 @@ def test_netconvert_failure_quotes_sumo(grid, tmp_path: Path) -> None:  # type: 
     assert "invalid character 0x1 in attribute value 'id'" in message and "\n" not in message
 
 
-def test_duplicate_edge_ids_are_refused(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_duplicate_edge_ids_are_refused(grid: Grid, tmp_path: Path) -> None:
     edges, nodes = grid
     edges.loc[0, "edge_id"] = "-100_1"
     with pytest.raises(EngineError, match="network_edges: duplicate edge id"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from civictwin.scenarios.interventions import apply_interventions
 from civictwin.scenarios.spec import parse_scenario
 
 CRS = "EPSG:32635"
+Grid = tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]
 MAIN = ["101_0", "-101_0", "101_1", "-101_1"]
 OPTIONS = SimOptions(end_s=1800)
 
@@ -42,7 +44,7 @@ def vehicles_on(result: Any, edge_ids: list[str]) -> int:
     return int(result.edges.set_index("edge_id").loc[edge_ids, "vehicles"].sum())
 
 
-def test_baseline_uses_main_street_and_outputs_are_tidy(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_baseline_uses_main_street_and_outputs_are_tidy(grid: Grid, tmp_path: Path) -> None:
     result = run_sumo(
         network(grid, tmp_path / "net"), west_to_east(), seed=1, workdir=tmp_path / "run", options=OPTIONS
     )
@@ -59,7 +61,7 @@ def test_baseline_uses_main_street_and_outputs_are_tidy(grid, tmp_path: Path) ->
     assert result.sumo_version.startswith("Eclipse SUMO sumo") and result.wall_s > 0
 
 
-def test_closure_stops_cars_on_closed_edges(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_closure_stops_cars_on_closed_edges(grid: Grid, tmp_path: Path) -> None:
     closed = network(
         grid, tmp_path / "net", {"type": "close_streets", "streets": ["Main Street"], "modes": ["car"]}
     )
@@ -69,7 +71,7 @@ def test_closure_stops_cars_on_closed_edges(grid, tmp_path: Path) -> None:  # ty
     assert (result.trips["route_length_m"] > 590).all()  # the detour over another row
 
 
-def test_works_closure_applies_only_inside_its_window(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_works_closure_applies_only_inside_its_window(grid: Grid, tmp_path: Path) -> None:
     works = {"type": "works_closure", "streets": ["Main Street"], "begin_s": 0, "end_s": 400}
     net = network(grid, tmp_path / "net", works)
     during = run_sumo(net, west_to_east(10), seed=1, workdir=tmp_path / "during", options=OPTIONS)
@@ -78,7 +80,9 @@ def test_works_closure_applies_only_inside_its_window(grid, tmp_path: Path) -> N
     assert vehicles_on(after, ["101_0", "101_1"]) == 20
 
 
-def test_modal_filter_forces_the_long_way_round(grid, tmp_path: Path, lonlat) -> None:  # type: ignore[no-untyped-def]
+def test_modal_filter_forces_the_long_way_round(
+    grid: Grid, tmp_path: Path, lonlat: Callable[..., Any]
+) -> None:
     trips = [CarTrip("through", "101_0", "101_1", 0.0)]
     base = run_sumo(network(grid, tmp_path / "b"), trips, seed=1, workdir=tmp_path / "rb", options=OPTIONS)
     filtered = network(grid, tmp_path / "f", {"type": "modal_filter", "at": lonlat(200, 200), "radius_m": 10})
@@ -90,7 +94,7 @@ def test_modal_filter_forces_the_long_way_round(grid, tmp_path: Path, lonlat) ->
     )  # U-turn and round the blocks back to node 5 from the east
 
 
-def test_same_seed_same_results_other_seed_differs(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_same_seed_same_results_other_seed_differs(grid: Grid, tmp_path: Path) -> None:
     net = network(grid, tmp_path / "net")
     runs = [
         run_sumo(net, west_to_east(), seed=s, workdir=tmp_path / f"r{i}", options=OPTIONS)
@@ -101,7 +105,7 @@ def test_same_seed_same_results_other_seed_differs(grid, tmp_path: Path) -> None
     assert not runs[0].trips["duration_s"].equals(runs[2].trips["duration_s"])
 
 
-def test_too_many_unfinished_trips_fail_loudly(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_too_many_unfinished_trips_fail_loudly(grid: Grid, tmp_path: Path) -> None:
     net = network(grid, tmp_path / "net")
     with pytest.raises(EngineError) as info:
         run_sumo(net, west_to_east(), seed=1, workdir=tmp_path / "run", options=SimOptions(end_s=120))
@@ -110,7 +114,7 @@ def test_too_many_unfinished_trips_fail_loudly(grid, tmp_path: Path) -> None:  #
     assert "trips did not arrive by 120 s, more than the allowed 5%" in message
 
 
-def test_mesoscopic_run(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_mesoscopic_run(grid: Grid, tmp_path: Path) -> None:
     options = SimOptions(end_s=1800, mesoscopic=True)
     result = run_sumo(
         network(grid, tmp_path / "net"), west_to_east(10), seed=1, workdir=tmp_path / "run", options=options
@@ -118,7 +122,7 @@ def test_mesoscopic_run(grid, tmp_path: Path) -> None:  # type: ignore[no-untype
     assert result.trips["arrived"].all() and vehicles_on(result, ["101_0"]) == 10
 
 
-def test_trips_on_unknown_edges_are_refused(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_trips_on_unknown_edges_are_refused(grid: Grid, tmp_path: Path) -> None:
     net = network(grid, tmp_path / "net")
     with pytest.raises(EngineError, match=r"trips: trips use edge\(s\) 999_0 that the SUMO network lacks"):
         run_sumo(net, [CarTrip("x", "999_0", "101_0", 0)], seed=1, workdir=tmp_path / "run", options=OPTIONS)
@@ -137,7 +141,7 @@ def test_bad_options(kwargs: dict[str, Any], message: str) -> None:
         SimOptions(**{"end_s": 60, **kwargs})
 
 
-def test_sumo_failure_names_the_step_and_quotes_sumo(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_sumo_failure_names_the_step_and_quotes_sumo(grid: Grid, tmp_path: Path) -> None:
     net = network(grid, tmp_path / "net")
     options = SimOptions(end_s=600, fleet_mix={"HBEFA4/no_such_class": 1.0})
     with pytest.raises(EngineError) as info:

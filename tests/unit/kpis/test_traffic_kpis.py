@@ -6,7 +6,6 @@ import math
 from pathlib import Path
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 import pytest
 import shapely
@@ -174,4 +173,4 @@ def test_edge_kpis_means_over_seeds_and_differences() -> None:
     plan = mean_edge_kpis([result(4, 10.0, 50.0)])
     diff = edge_differences(base, plan)
     assert diff.loc[0, "vehicles_diff"] == -11.0 and diff.loc[0, "speed_kmh_diff"] == 9.0
-    assert np.isclose(diff.loc[0, "noise_db_diff"], 50.0 - 67.4036, atol=1e-4)
+    assert diff["noise_db_diff"].iloc[0] == pytest.approx(50.0 - 67.4036, abs=1e-4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from civictwin.scenarios.interventions import (
 from civictwin.scenarios.spec import ScaleDemand, TransitFrequency, parse_scenario
 
 CRS = "EPSG:32635"
+Grid = tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]
 MAIN = ["101_0", "-101_0", "101_1", "-101_1"]
 
 
@@ -39,7 +41,7 @@ def changed(result: ModifiedNetwork) -> set[tuple[str, str]]:
     return set(zip(result.changes["edge_id"], result.changes["attribute"], strict=True))
 
 
-def test_close_to_cars_only(grid) -> None:  # type: ignore[no-untyped-def]
+def test_close_to_cars_only(grid: Grid) -> None:
     edges, _ = grid
     result = apply(edges, {"type": "close_streets", "streets": ["Main Street"], "modes": ["car"]})
     car, bus, bike = column(result, "car"), column(result, "bus"), column(result, "bike")
@@ -52,7 +54,7 @@ def test_close_to_cars_only(grid) -> None:  # type: ignore[no-untyped-def]
     assert MAIN[0] not in result.car_edges and len(result.car_edges) == len(edges) - 4
 
 
-def test_close_to_all_modes(grid) -> None:  # type: ignore[no-untyped-def]
+def test_close_to_all_modes(grid: Grid) -> None:
     edges, _ = grid
     result = apply(edges, {"type": "close_streets", "edge_ids": ["200_0"]})
     row = result.edges.set_index("edge_id").loc["200_0"]
@@ -64,7 +66,7 @@ def test_close_to_all_modes(grid) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(
     ("keep", "closed"), [("forward", ["-101_0", "-101_1"]), ("reverse", ["101_0", "101_1"])]
 )
-def test_one_way(grid, keep: str, closed: list[str]) -> None:  # type: ignore[no-untyped-def]
+def test_one_way(grid: Grid, keep: str, closed: list[str]) -> None:
     edges, _ = grid
     result = apply(edges, {"type": "one_way", "streets": ["Main Street"], "keep": keep})
     car, bus, walk = column(result, "car"), column(result, "bus"), column(result, "walk")
@@ -73,7 +75,7 @@ def test_one_way(grid, keep: str, closed: list[str]) -> None:  # type: ignore[no
     assert all(walk[e] for e in MAIN)
 
 
-def test_reverse_moves_cars_to_the_twin_edge(grid) -> None:  # type: ignore[no-untyped-def]
+def test_reverse_moves_cars_to_the_twin_edge(grid: Grid) -> None:
     edges, _ = grid
     result = apply(
         edges,
@@ -86,7 +88,7 @@ def test_reverse_moves_cars_to_the_twin_edge(grid) -> None:  # type: ignore[no-u
     assert frame.loc["-101_0", "from_node"] == 5 and frame.loc["-101_0", "to_node"] == 4  # untouched geometry
 
 
-def test_reverse_without_twin_turns_the_edge_round_keeping_its_id(grid) -> None:  # type: ignore[no-untyped-def]
+def test_reverse_without_twin_turns_the_edge_round_keeping_its_id(grid: Grid) -> None:
     edges, _ = grid
     one_way = edges[edges["edge_id"] != "-202_0"].reset_index(drop=True)
     result = apply(one_way, {"type": "reverse", "edge_ids": ["202_0"]})
@@ -97,7 +99,7 @@ def test_reverse_without_twin_turns_the_edge_round_keeping_its_id(grid) -> None:
     assert bool(row["car"]) and set(result.edges["edge_id"]) == set(one_way["edge_id"])
 
 
-def test_reverse_of_a_two_way_street_is_an_error(grid) -> None:  # type: ignore[no-untyped-def]
+def test_reverse_of_a_two_way_street_is_an_error(grid: Grid) -> None:
     edges, _ = grid
     with pytest.raises(
         ScenarioError, match=r"plan.toml: interventions\[0\] \(reverse\): edge\(s\) .* are two-way"
@@ -105,7 +107,7 @@ def test_reverse_of_a_two_way_street_is_an_error(grid) -> None:  # type: ignore[
         apply(edges, {"type": "reverse", "streets": ["Main Street"]})
 
 
-def test_speed_limit_in_a_polygon_only_lowers(grid, box_wkt) -> None:  # type: ignore[no-untyped-def]
+def test_speed_limit_in_a_polygon_only_lowers(grid: Grid, box_wkt: Callable[..., str]) -> None:
     edges, _ = grid
     result = apply(edges, {"type": "speed_limit", "polygon": box_wkt(-50, -50, 450, 450), "speed_kmh": 30})
     speed = column(result, "speed_kmh")
@@ -120,7 +122,7 @@ def test_speed_limit_in_a_polygon_only_lowers(grid, box_wkt) -> None:  # type: i
     }
 
 
-def test_bus_lane_on_two_lane_street(grid) -> None:  # type: ignore[no-untyped-def]
+def test_bus_lane_on_two_lane_street(grid: Grid) -> None:
     edges, _ = grid
     result = apply(edges, {"type": "bus_lane", "streets": ["Main Street"]})
     lanes = column(result, "bus_lanes")
@@ -128,13 +130,13 @@ def test_bus_lane_on_two_lane_street(grid) -> None:  # type: ignore[no-untyped-d
     assert all(column(result, "car")[e] for e in MAIN)
 
 
-def test_bus_lane_needs_a_spare_lane(grid) -> None:  # type: ignore[no-untyped-def]
+def test_bus_lane_needs_a_spare_lane(grid: Grid) -> None:
     edges, _ = grid
     with pytest.raises(ScenarioError, match=r"\(bus_lane\): no selected car edge has more than 1 lane"):
         apply(edges, {"type": "bus_lane", "streets": ["Row 0 Street"]})
 
 
-def test_modal_filter_at_the_nearest_node(grid, lonlat) -> None:  # type: ignore[no-untyped-def]
+def test_modal_filter_at_the_nearest_node(grid: Grid, lonlat: Callable[..., Any]) -> None:
     edges, _ = grid
     result = apply(edges, {"type": "modal_filter", "at": list(lonlat(210, 195)), "radius_m": 30})
     assert result.additionals == [FilteredNode(node_id=5, modes=("car", "bus"))]
@@ -175,7 +177,7 @@ def test_car_connectivity_respects_filters_on_the_line_graph() -> None:
     assert cut == frozenset(edges["edge_id"]) - left - {"201_0", "-201_0"}
 
 
-def test_pedestrianise_a_square(grid, box_wkt) -> None:  # type: ignore[no-untyped-def]
+def test_pedestrianise_a_square(grid: Grid, box_wkt: Callable[..., str]) -> None:
     edges, _ = grid
     result = apply(
         edges, {"type": "pedestrianise", "polygon": box_wkt(150, 150, 250, 350), "allow_bikes": False}
@@ -187,7 +189,7 @@ def test_pedestrianise_a_square(grid, box_wkt) -> None:  # type: ignore[no-untyp
     assert frame.loc[list(inside), "walk"].all()
 
 
-def test_works_closure_is_an_additional_and_leaves_the_network(grid) -> None:  # type: ignore[no-untyped-def]
+def test_works_closure_is_an_additional_and_leaves_the_network(grid: Grid) -> None:
     edges, _ = grid
     result = apply(edges, {"type": "works_closure", "osm_ids": [101], "begin_s": 600, "end_s": 1800})
     assert result.additionals == [TimedClosure("works_0", tuple(MAIN), 600.0, 1800.0, ("car",))]
@@ -195,7 +197,7 @@ def test_works_closure_is_an_additional_and_leaves_the_network(grid) -> None:  #
     assert changed(result) == {(e, "timed_closure") for e in MAIN}
 
 
-def test_demand_interventions_pass_through(grid) -> None:  # type: ignore[no-untyped-def]
+def test_demand_interventions_pass_through(grid: Grid) -> None:
     edges, _ = grid
     result = apply(
         edges,
@@ -206,7 +208,7 @@ def test_demand_interventions_pass_through(grid) -> None:  # type: ignore[no-unt
     assert result.changes.empty and result.additionals == []
 
 
-def test_input_is_not_modified(grid) -> None:  # type: ignore[no-untyped-def]
+def test_input_is_not_modified(grid: Grid) -> None:
     edges, _ = grid
     before = edges.copy()
     apply(edges, {"type": "close_streets", "streets": ["Main Street"]})

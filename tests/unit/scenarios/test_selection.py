@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pytest
@@ -14,24 +16,27 @@ from civictwin.scenarios.selection import select_edges
 from civictwin.scenarios.spec import Selection, load_scenario
 
 CRS = "EPSG:32635"
+Grid = tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]
 
 
-def pick(edges: gpd.GeoDataFrame, tmp_path: Path, **keys: object) -> set[str]:
-    return set(select_edges(edges, Selection(**keys), crs=CRS, base_dir=tmp_path))  # type: ignore[arg-type]
+def pick(edges: gpd.GeoDataFrame, tmp_path: Path, **keys: Any) -> set[str]:
+    return set(select_edges(edges, Selection(**keys), crs=CRS, base_dir=tmp_path))
 
 
-def test_streets_match_both_directions_case_insensitively(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_streets_match_both_directions_case_insensitively(grid: Grid, tmp_path: Path) -> None:
     edges, _ = grid
     assert pick(edges, tmp_path, streets=["  main STREET "]) == {"101_0", "-101_0", "101_1", "-101_1"}
 
 
-def test_osm_ids_and_edge_ids_are_united(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_osm_ids_and_edge_ids_are_united(grid: Grid, tmp_path: Path) -> None:
     edges, _ = grid
     got = pick(edges, tmp_path, osm_ids=[200], edge_ids=["-100_1"])
     assert got == {"200_0", "-200_0", "200_1", "-200_1", "-100_1"}
 
 
-def test_polygon_selects_edges_whose_midpoint_is_inside(grid, box_wkt, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_polygon_selects_edges_whose_midpoint_is_inside(
+    grid: Grid, box_wkt: Callable[..., str], tmp_path: Path
+) -> None:
     edges, _ = grid
     # x in [-50, 150]: the western half of each row segment 0 (midpoint x=100) and column 0 (x=0)
     got = pick(edges, tmp_path, polygon=box_wkt(-50, -50, 150, 450))
@@ -40,7 +45,7 @@ def test_polygon_selects_edges_whose_midpoint_is_inside(grid, box_wkt, tmp_path:
     assert got == rows | col0
 
 
-def test_polygon_restricts_named_streets(grid, box_wkt, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_polygon_restricts_named_streets(grid: Grid, box_wkt: Callable[..., str], tmp_path: Path) -> None:
     edges, _ = grid
     assert pick(edges, tmp_path, streets=["Main Street"], polygon=box_wkt(-50, -50, 150, 450)) == {
         "101_0",
@@ -48,7 +53,7 @@ def test_polygon_restricts_named_streets(grid, box_wkt, tmp_path: Path) -> None:
     }
 
 
-def test_polygon_from_a_file_relative_to_the_scenario(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_polygon_from_a_file_relative_to_the_scenario(grid: Grid, tmp_path: Path) -> None:
     edges, _ = grid
     area = shapely.box(385_250, 6_670_950, 385_450, 6_671_450)  # east half of segment 1: x midpoint 300
     gpd.GeoDataFrame(geometry=[area], crs=CRS).to_file(tmp_path / "east.geojson")
@@ -68,11 +73,11 @@ def test_polygon_from_a_file_relative_to_the_scenario(grid, tmp_path: Path) -> N
     ],
 )
 def test_selection_matching_nothing_names_file_intervention_and_key(
-    grid,
+    grid: Grid,
     tmp_path: Path,
     keys: str,
     field: str,
-    message: str,  # type: ignore[no-untyped-def]
+    message: str,
 ) -> None:
     edges, _ = grid
     path = tmp_path / "plan.toml"
@@ -84,7 +89,7 @@ def test_selection_matching_nothing_names_file_intervention_and_key(
     assert message in line and "\n" not in line
 
 
-def test_modal_filter_far_from_any_node(grid, lonlat, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_modal_filter_far_from_any_node(grid: Grid, lonlat: Callable[..., Any], tmp_path: Path) -> None:
     edges, _ = grid
     lon, lat = lonlat(100, 100)  # the middle of a block, 141 m from the nearest junction
     path = tmp_path / "f.toml"

@@ -6,6 +6,7 @@ import hashlib
 import tomllib
 from pathlib import Path
 
+import geopandas as gpd
 import pytest
 
 from civictwin.errors import ScenarioError
@@ -19,6 +20,8 @@ from civictwin.scenarios.spec import (
     scenario_template,
     validate_scenario,
 )
+
+Grid = tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]
 
 FULL = """
 name = "everything"
@@ -168,7 +171,7 @@ def test_template_is_valid_toml_and_a_valid_scenario(tmp_path: Path) -> None:
     assert uncommented.count("[[interventions]]") == len(INTERVENTION_TYPES)
 
 
-def test_validate_lists_every_selection_problem(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_validate_lists_every_selection_problem(grid: Grid, tmp_path: Path) -> None:
     edges, _ = grid
     text = (
         'name = "x"\n'
@@ -184,7 +187,7 @@ def test_validate_lists_every_selection_problem(grid, tmp_path: Path) -> None:  
     ]
 
 
-def test_validate_accepts_a_good_scenario(grid, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_validate_accepts_a_good_scenario(grid: Grid, tmp_path: Path) -> None:
     edges, _ = grid
     path = write(
         tmp_path, 'name = "x"\n[[interventions]]\ntype = "close_streets"\nstreets = ["main street"]\n'
