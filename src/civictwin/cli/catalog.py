@@ -1,0 +1,108 @@
+"""Governance and export commands: ``catalog``, ``quality`` and ``export``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from civictwin.catalog.metadata import CATALOG
+from civictwin.catalog.quality import QUALITY, quality_highlights
+from civictwin.catalog.report import catalog_html, catalog_jsonld, quality_html, quality_jsonld
+from civictwin.cli import app, console
+from civictwin.config import load_config
+from civictwin.export import FORMATS, export_dataset
+from civictwin.export.layers import atomic_path
+from civictwin.store.duckdb import DuckDBStore
+
+TWIN_DIR = typer.Argument(Path("."), help="Directory holding twin.toml.", show_default=True)
+JSON_LD = typer.Option(None, "--json-ld", help="Also write the JSON-LD document to this file.")
+HTML = typer.Option(None, "--html", help="Also write a self-contained HTML page to this file.")
+
+
+def _open(twin_dir: Path) -> DuckDBStore:
+    return DuckDBStore.open(load_config(twin_dir).store_path)
+
+
+def _write(path: Path, text: str) -> None:
+    with atomic_path(path) as partial:
+        partial.write_text(text, encoding="utf-8")
+    console.print(f"Wrote [bold]{path}[/]")
+
+
+@app.command()
+def catalog(twin_dir: Path = TWIN_DIR, json_ld: Path | None = JSON_LD, html: Path | None = HTML) -> None:
+    """List the twin's datasets with publisher, licence and access level (DCAT-AP JSON-LD, HTML)."""
+    with _open(twin_dir) as store:
+        table = Table(title="Data catalogue")
+        for column in ("table", "title", "kind", "rows", "access", "licence", "publisher"):
+            table.add_column(column, justify="right" if column == "rows" else "left")
+        for name, record in store.records(CATALOG).items():
+            table.add_row(
+                name,
+                record["title"],
+                record["kind"],
+                f"{int(record['rows']):,}",
+                record["access"],
+                record["licence"],
+                record["publisher"],
+            )
+        console.print(table)
+        if json_ld is not None:
+            _write(json_ld, json.dumps(catalog_jsonld(store), indent=2, ensure_ascii=False))
+        if html is not None:
+            _write(html, catalog_html(store))
+
+
+@app.command()
+def quality(twin_dir: Path = TWIN_DIR, json_ld: Path | None = JSON_LD, html: Path | None = HTML) -> None:
+    """Show what was repaired, dropped, estimated or is missing, per dataset (DQV JSON-LD, HTML)."""
+    with _open(twin_dir) as store:
+        table = Table(title="Data quality")
+        for column in ("table", "kept", "invalid", "repaired", "dropped", "duplicates", "notes"):
+            table.add_column(column, justify="left" if column == "table" else "right")
+        for name, record in store.records(QUALITY).items():
+            geometry = record.get("geometry") or {}
+            table.add_row(
+                name,
+                *(
+                    _count(geometry.get(key))
+                    for key in ("kept", "invalid_geometry", "repaired_geometry", "dropped_unrepairable")
+                ),
+                _count(record.get("duplicates")),
+                str(len(record.get("notes", []))),
+            )
+        console.print(table)
+        highlights = quality_highlights(store)
+        if highlights:
+            console.print("[bold]Highlights[/]")
+            for line in highlights:
+                console.print(f"  • {line}", highlight=False, soft_wrap=True)
+        if json_ld is not None:
+            _write(json_ld, json.dumps(quality_jsonld(store), indent=2, ensure_ascii=False))
+        if html is not None:
+            _write(html, quality_html(store))
+
+
+def _count(value: Any) -> str:
+    return "—" if value is None else f"{int(value):,}"
+
+
+@app.command()
+def export(
+    layer: str = typer.Argument(..., help="The layer (table) to export, e.g. buildings_3d."),
+    twin_dir: Path = TWIN_DIR,
+    fmt: str = typer.Option(..., "--format", "-f", help=f"One of: {', '.join(FORMATS)}."),
+    output: Path = typer.Option(..., "--output", "-o", help="File to write (replaced only when complete)."),
+    crs: str | None = typer.Option(
+        None, "--crs", help="Output CRS (default EPSG:4326; CityJSON always uses the twin's metric CRS)."
+    ),
+) -> None:
+    """Export a layer as GeoParquet, GeoPackage, GeoJSON, or (buildings) CityJSON 2.0 LoD1."""
+    with _open(twin_dir) as store:
+        count = export_dataset(store, layer, output, fmt, crs=crs)
+    unit = "buildings" if fmt == "cityjson" else "rows"
+    console.print(f"Wrote {count:,} {unit} of [bold]{layer}[/] to [bold]{output}[/] ({fmt})")
