@@ -56,8 +56,12 @@ def source_entry() -> Callable[..., dict[str, Any]]:
 
 @pytest.fixture
 def make_context(tmp_path: Path) -> Iterator[ContextFactory]:
-    """Build a :class:`BuildContext` over a fresh store: ``make_context(sources, bbox=..., crs=...)``."""
-    stores: list[DuckDBStore] = []
+    """Build a :class:`BuildContext`: ``make_context(sources, bbox=..., crs=...)``.
+
+    Contexts made in one test share one store per CRS (opening DuckDB with its spatial extension is
+    the slow part of these tests); readers replace their tables, so a later call sees fresh tables.
+    """
+    stores: dict[str, DuckDBStore] = {}
 
     def factory(
         sources: list[dict[str, Any]],
@@ -69,12 +73,12 @@ def make_context(tmp_path: Path) -> Iterator[ContextFactory]:
             {"twin": {"name": "Test twin", "crs": crs}, "area": {"bbox": list(bbox)}, "sources": sources},
             base_dir=tmp_path,
         )
-        store = DuckDBStore.create(tmp_path / f"t{len(stores)}.duckdb", crs=crs)
-        stores.append(store)
+        if crs not in stores:
+            stores[crs] = DuckDBStore.create(tmp_path / f"t{len(stores)}.duckdb", crs=crs)
         area_wgs84 = box(*bbox)
         area = reproject(np.array([area_wgs84], dtype=object), WGS84, crs)[0]
-        return BuildContext(config=config, store=store, area_wgs84=area_wgs84, area=area, crs=crs)
+        return BuildContext(config=config, store=stores[crs], area_wgs84=area_wgs84, area=area, crs=crs)
 
     yield factory
-    for store in stores:
+    for store in stores.values():
         store.close()
