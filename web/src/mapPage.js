@@ -3,7 +3,7 @@
 
 import * as maplibregl from 'maplibre-gl';
 import { absoluteTemplate, getJson, transformRequest } from './api.js';
-import { CIVIDIS, OKABE_ITO, VIRIDIS, cssGradient, rampExpression } from './palettes.js';
+import { GREYS, OKABE_ITO, VIRIDIS, cssGradient, quantileBreaks, rampExpression, sample, stepExpression } from './palettes.js';
 import { el, formatNumber, formatValue, humanise, setStatus } from './ui.js';
 
 /** The layers the viewer shows, each from the first of its candidate tables the server publishes. */
@@ -96,7 +96,7 @@ function styleLayers(layer) {
           type: 'fill-extrusion',
           ...common,
           paint: {
-            'fill-extrusion-color': rampExpression(heightExpression(), 0, 40, CIVIDIS),
+            'fill-extrusion-color': rampExpression(heightExpression(), 0, 40, GREYS),
             'fill-extrusion-height': heightExpression(),
             'fill-extrusion-base': 0,
             'fill-extrusion-opacity': 0.9,
@@ -167,10 +167,15 @@ function initialBounds(layers) {
   ];
 }
 
-/** Numeric values of `field` among the loaded features of a layer. */
+const ZONE_CLASSES = 7;
+
+/** Numeric values of `field` among the loaded features of a layer (a feature cut by tiles counted once). */
 function loadedValues(map, layer, field) {
-  const features = map.querySourceFeatures(layer.key, { sourceLayer: sourceLayerOf(layer) });
-  return features.map((f) => Number(f.properties[field])).filter(Number.isFinite);
+  const byId = new Map();
+  map.querySourceFeatures(layer.key, { sourceLayer: sourceLayerOf(layer) }).forEach((f, i) => {
+    byId.set(f.id ?? `i${i}`, Number(f.properties[field]));
+  });
+  return [...byId.values()].filter(Number.isFinite);
 }
 
 /** Numeric zone attributes: from the TileJSON field list, else from the loaded features. */
@@ -189,18 +194,28 @@ function numericZoneFields(map, layer) {
   return names.filter((n) => !ZONE_ID_FIELDS.has(n)).sort();
 }
 
-function extent(values) {
-  if (!values.length) return [0, 0];
-  return [Math.min(...values), Math.max(...values)];
+/** The legend of a classed layer: one swatch per class with its range. */
+function classLegend(colours, breaks, min, max) {
+  const edges = [min, ...breaks, max];
+  return el(
+    'ul',
+    { className: 'legend-classes' },
+    colours.map((colour, i) =>
+      el('li', {}, [
+        el('span', { className: 'swatch', style: `--swatch:${colour}`, 'aria-hidden': 'true' }),
+        ` ${formatNumber(edges[i])}${i === colours.length - 1 ? ' – ' : ' to under '}${formatNumber(edges[i + 1])}`,
+      ]),
+    ),
+  );
 }
 
 /** The legend of a sequential layer: a gradient bar between its two end values. */
-function gradientLegend(colours, min, max, unit) {
+function gradientLegend(colours, min, max, unit, maxPrefix = '') {
   return el('div', { className: 'legend-ramp' }, [
     el('span', { className: 'ramp', style: `background:${cssGradient(colours)}`, 'aria-hidden': 'true' }),
     el('span', { className: 'ramp-labels' }, [
       el('span', {}, `${formatNumber(min)}${unit}`),
-      el('span', {}, `${formatNumber(max)}${unit}`),
+      el('span', {}, `${maxPrefix}${formatNumber(max)}${unit}`),
     ]),
   ]);
 }
@@ -213,7 +228,7 @@ const SWATCHES = {
   zones: () => swatch('area', VIRIDIS[4]),
   green: () => swatch('area', OKABE_ITO.bluishGreen),
   roads: () => swatch('line', '#4d4d4d'),
-  buildings: () => swatch('area', CIVIDIS[5]),
+  buildings: () => swatch('area', GREYS[2]),
   stops: () => swatch('point', OKABE_ITO.blue),
 };
 
@@ -341,25 +356,31 @@ class MapPage {
     this.colourZones(layer, select.value);
   }
 
+  /** Colour zones by `field` in quantile classes of viridis (colour runs dark to light with the value). */
   colourZones(layer, field) {
-    const [min, max] = extent(loadedValues(this.map, layer, field));
+    const values = loadedValues(this.map, layer, field);
+    const min = values.length ? Math.min(...values) : 0;
+    const max = values.length ? Math.max(...values) : 0;
+    const breaks = quantileBreaks(values, ZONE_CLASSES);
+    const colours = sample(VIRIDIS, breaks.length + 1);
     const input = ['to-number', ['get', field], min];
-    this.map.setPaintProperty('zones-fill', 'fill-color', rampExpression(input, min, max, VIRIDIS));
+    this.map.setPaintProperty('zones-fill', 'fill-color', stepExpression(input, breaks, colours));
     this.zoneField = field;
     window.civictwin.zoneField = field;
     const legend = this.root.querySelector('#legend-zones');
-    legend.replaceChildren(el('span', { className: 'legend-caption' }, humanise(field)), gradientLegend(VIRIDIS, min, max, ''));
+    legend.replaceChildren(el('span', { className: 'legend-caption' }, `${humanise(field)} (classes of equal zone counts)`), classLegend(colours, breaks, min, max));
   }
 
   updateHeightLegend() {
     const layer = this.layers.find((l) => l.key === 'buildings');
     if (!layer) return;
-    const heights = loadedValues(this.map, layer, 'height_m');
-    const max = heights.length ? Math.max(...heights) : 40;
-    const top = Math.max(10, Math.ceil(max / 5) * 5);
-    this.map.setPaintProperty('buildings-3d', 'fill-extrusion-color', rampExpression(heightExpression(), 0, top, CIVIDIS));
+    const heights = loadedValues(this.map, layer, 'height_m').sort((a, b) => a - b);
+    // The colour scale ends at the 95th percentile so a few towers do not wash out the rest.
+    const p95 = heights.length ? heights[Math.floor(0.95 * (heights.length - 1))] : 40;
+    const top = Math.max(10, Math.ceil(p95 / 5) * 5);
+    this.map.setPaintProperty('buildings-3d', 'fill-extrusion-color', rampExpression(heightExpression(), 0, top, GREYS));
     const legend = this.root.querySelector('#legend-buildings');
-    legend.replaceChildren(el('span', { className: 'legend-caption' }, 'Height'), gradientLegend(CIVIDIS, 0, top, ' m'));
+    legend.replaceChildren(el('span', { className: 'legend-caption' }, 'Height'), gradientLegend(GREYS, 0, top, ' m', '≥ '));
   }
 
   /** Show the topmost feature at a screen point in the inspector and outline it. */

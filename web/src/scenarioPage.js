@@ -5,7 +5,7 @@
 import * as maplibregl from 'maplibre-gl';
 import { apiUrl, getJson, transformRequest } from './api.js';
 import { intervalChart } from './chart.js';
-import { PUOR, VIRIDIS, cssGradient, rampExpression } from './palettes.js';
+import { CIVIDIS, PUOR, cssGradient, rampExpression } from './palettes.js';
 import { el, formatNumber, formatSigned, formatValue, humanise, inSentence, setStatus } from './ui.js';
 
 const DIFF_SUFFIX = '_diff';
@@ -266,10 +266,10 @@ class ScenarioPage {
       const input = ['to-number', ['get', `${base}${suffix}`], min];
       const panel = el('div', { className: 'diff-map', role: 'region', 'aria-label': `Map of ${inSentence(base)} in ${name}` }, [el('span', { className: 'map-label' }, name)]);
       container.append(panel);
-      this.maps.push(edgeMap(panel, this.edges, { 'line-color': rampExpression(input, min, max, VIRIDIS), 'line-width': 3 }));
+      this.maps.push(edgeMap(panel, this.edges, { 'line-color': rampExpression(input, min, max, CIVIDIS), 'line-width': 3 }));
     }
     syncMaps(this.maps);
-    legend.append(el('span', { className: 'legend-caption' }, humanise(base)), legendRamp(VIRIDIS, formatNumber(min), '', formatNumber(max)));
+    legend.append(el('span', { className: 'legend-caption' }, humanise(base)), legendRamp(CIVIDIS, formatNumber(min), '', formatNumber(max)));
   }
 }
 
