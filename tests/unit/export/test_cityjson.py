@@ -22,7 +22,9 @@ from civictwin.store.duckdb import DuckDBStore
 def _real(document: dict[str, Any]) -> np.ndarray:
     """The vertices in real coordinates (metres, twin CRS)."""
     transform = document["transform"]
-    return np.asarray(document["vertices"], dtype=float) * transform["scale"] + transform["translate"]
+    vertices = np.asarray(document["vertices"], dtype=float).reshape(-1, 3)
+    real: np.ndarray = vertices * np.asarray(transform["scale"]) + np.asarray(transform["translate"])
+    return real
 
 
 def _normal(points: np.ndarray) -> np.ndarray:
