@@ -15,10 +15,10 @@ class ServerSettings:
     """Features per page when the client gives no ``limit``."""
     max_limit: int = 10_000
     """Largest page; a larger ``limit`` is capped to it (OGC API – Features, /req/core/fc-limit-response)."""
-    rate_per_second: float = 100.0
+    rate_per_second: float = 300.0
     """Sustained requests per second allowed per client (token id, or IP address when anonymous)."""
-    rate_burst: int = 200
-    """Requests a client may send at once before the sustained rate applies."""
+    rate_burst: int = 1_000
+    """Requests a client may send at once before the sustained rate applies (a map view loads ~100 tiles)."""
     max_body_bytes: int = 1_048_576
     """Largest request body accepted (413 beyond)."""
     max_url_bytes: int = 8_192

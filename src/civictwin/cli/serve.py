@@ -29,13 +29,22 @@ def serve(
     twin_dir: Path = TWIN_DIR,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback by default)."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
+    rate_limit: float = typer.Option(
+        ServerSettings.rate_per_second,
+        "--rate-limit",
+        min=0.001,
+        help="Sustained requests per second per client.",
+    ),
+    burst: int = typer.Option(
+        ServerSettings.rate_burst, "--burst", min=1, help="Requests a client may send at once."
+    ),
 ) -> None:
     """Serve the twin: OGC API – Features, vector tiles and the viewer, behind access control."""
     import uvicorn
 
     from civictwin.api.app import create_app
 
-    settings = ServerSettings(host=host, port=port)
+    settings = ServerSettings(host=host, port=port, rate_per_second=rate_limit, rate_burst=burst)
     application = create_app(twin_dir, settings=settings)
     console.print(f"Serving [bold]{application.title}[/] at [bold]http://{host}:{port}/[/] (Ctrl+C stops)")
     uvicorn.run(application, host=host, port=port, log_level="warning", server_header=False)

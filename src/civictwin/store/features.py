@@ -175,9 +175,11 @@ class FeatureReader:
         self._local = threading.local()
         self.layers: dict[str, LayerInfo] = {t.name: self._describe(t.name, t.rows) for t in store.tables()}
         self._select = {name: self._feature_sql(info) for name, info in self.layers.items()}
-        self._serialised = {
-            name: self._serialise(name) for name, info in self.layers.items() if info.has_geometry
-        }
+        self._serialised: dict[str, list[str]] = {}
+        for name, info in self.layers.items():
+            serialised = self._serialise(name) if info.has_geometry else None
+            if serialised is not None:
+                self._serialised[name] = serialised
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """This thread's cursor on the store (for store-layer modules such as tiles)."""
@@ -188,9 +190,17 @@ class FeatureReader:
             self._local.con = con
         return con
 
-    def _serialise(self, layer: str) -> dict[int, str]:
+    def _serialise(self, layer: str) -> list[str] | None:
+        """Every feature of ``layer`` as GeoJSON text indexed by rowid; None if rowids have gaps.
+
+        Tables are written whole (``CREATE OR REPLACE ... AS``), so rowids run 0..n-1; a table with
+        gaps is served by queries instead.
+        """
         rows = self.cursor().execute(self._select[layer].replace("SELECT ", "SELECT rowid, ", 1)).fetchall()
-        return {int(fid): str(text) for fid, text in rows}
+        rows.sort(key=lambda row: int(row[0]))
+        if any(int(fid) != index for index, (fid, _) in enumerate(rows)):
+            return None
+        return [str(text) for _, text in rows]
 
     def _describe(self, name: str, rows: int) -> LayerInfo:
         columns = dict(
@@ -241,25 +251,33 @@ class FeatureReader:
         clauses, params = self._where(info, query)
         if clauses is None:
             return FeaturePage(features=[], matched=0)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        con = self.cursor()
-        count_row = con.execute(f"SELECT count(*) FROM {ident(layer)}{where}", params).fetchone()
-        matched = int(count_row[0]) if count_row else 0
-        if matched <= query.offset:
-            return FeaturePage(features=[], matched=matched)
-        window = f" ORDER BY rowid LIMIT {int(query.limit)} OFFSET {int(query.offset)}"
         serialised = self._serialised.get(layer)
+        if serialised is not None and not clauses:  # the whole layer: no query at all
+            return FeaturePage(serialised[query.offset : query.offset + query.limit], matched=len(serialised))
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        window = f" ORDER BY rowid LIMIT {int(query.limit)} OFFSET {int(query.offset)}"
+        con = self.cursor()
         if serialised is None:
-            rows = con.execute(f"{self._select[layer]}{where}{window}", params).fetchall()
-            return FeaturePage(features=[str(r[0]) for r in rows], matched=matched)
-        fids = con.execute(f"SELECT rowid FROM {ident(layer)}{where}{window}", params).fetchall()
-        return FeaturePage(features=[serialised[int(r[0])] for r in fids], matched=matched)
+            rows = con.execute(
+                f"{self._select[layer].replace('SELECT ', 'SELECT count(*) OVER (), ', 1)}{where}{window}",
+                params,
+            ).fetchall()
+            features = [str(r[1]) for r in rows]
+        else:
+            rows = con.execute(
+                f"SELECT count(*) OVER (), rowid FROM {ident(layer)}{where}{window}", params
+            ).fetchall()
+            features = [serialised[int(r[1])] for r in rows]
+        if rows:
+            return FeaturePage(features=features, matched=int(rows[0][0]))
+        count = con.execute(f"SELECT count(*) FROM {ident(layer)}{where}", params).fetchone()
+        return FeaturePage(features=[], matched=int(count[0]) if count else 0)
 
     def feature(self, layer: str, feature_id: int) -> str | None:
         """One feature of ``layer`` as GeoJSON text, or None when there is no such id."""
         serialised = self._serialised.get(layer)
         if serialised is not None:
-            return serialised.get(feature_id)
+            return serialised[feature_id] if 0 <= feature_id < len(serialised) else None
         row = self.cursor().execute(f"{self._select[layer]} WHERE rowid = ?", [feature_id]).fetchone()
         return str(row[0]) if row else None
 
