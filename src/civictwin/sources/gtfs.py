@@ -581,7 +581,9 @@ def busiest_service_day(
     feed valid for decades costs a few arrays of that many days, not days × services.
     """
     weights = runs_per_service[runs_per_service > 0]
-    cal = calendar[calendar["service_id"].isin(weights.index)]
+    cal = calendar[
+        calendar["service_id"].isin(weights.index) & (calendar["start_date"] <= calendar["end_date"])
+    ]
     exc = calendar_dates[calendar_dates["service_id"].isin(weights.index)]
     bounds = [cal["start_date"], cal["end_date"], exc["date"]]
     edges = pd.concat([b for b in bounds if not b.empty]) if any(not b.empty for b in bounds) else None
@@ -729,6 +731,8 @@ def _write_tables(feed_name: str, feed: Feed, kept: Selection, ctx: BuildContext
 
 
 def _notes(table: str, kept: Selection) -> list[str]:
+    if table == "transit_stops" and kept.stops.empty:
+        return ["no stop of this feed lies in the area"]
     if table != "transit_stop_frequency":
         return []
     if kept.busiest.get("busiest_date") is None:

@@ -241,6 +241,26 @@ def test_clip_false_keeps_stops_outside(write_feed: WriteFeed, run_feed: Any) ->
     assert _layer(result, "transit_routes").rows == 3
 
 
+def test_feed_outside_the_area(write_feed: WriteFeed, make_context: Any, source_entry: Any) -> None:
+    ctx = make_context([source_entry("hsl", "gtfs", write_feed())], bbox=(24.0, 61.0, 24.1, 61.1))
+    result = ingest(ctx.config.sources[0], ctx)
+    assert {layer.table: layer.rows for layer in result.layers} == dict.fromkeys(
+        [
+            "transit_stops",
+            "transit_routes",
+            "transit_trips",
+            "transit_stop_times",
+            "transit_calendar",
+            "transit_stop_frequency",
+        ],
+        0,
+    )
+    stops = _layer(result, "transit_stops")
+    assert stops.quality["geometry"]["outside_area"] == 5
+    assert stops.notes == ["no stop of this feed lies in the area"]
+    assert ctx.store.has_table("transit_stop_times")
+
+
 def test_feed_inside_a_folder_of_the_zip(tmp_path: Path, run_feed: Any) -> None:
     path = tmp_path / "nested.zip"
     with zipfile.ZipFile(path, "w") as archive:
@@ -306,6 +326,18 @@ def test_missing_required_file(write_feed: WriteFeed, run_feed: Any, missing: st
 def test_missing_both_calendars(write_feed: WriteFeed, run_feed: Any) -> None:
     path = write_feed(drop=("calendar.txt", "calendar_dates.txt"))
     assert _error(run_feed, path).endswith("lacks required file calendar.txt or calendar_dates.txt")
+
+
+def test_calendar_period_ending_before_it_starts_never_runs(write_feed: WriteFeed, run_feed: Any) -> None:
+    calendar = FEED["calendar.txt"].replace(
+        "SA,0,0,0,0,0,1,0,20240101,20240131", "SA,0,0,0,0,0,1,0,20240131,20240101"
+    )
+    result, _ctx = run_feed(write_feed(calendar_txt=calendar))
+    quality = _layer(result, "transit_stop_frequency").quality
+    assert (quality["busiest_date"], quality["runs_on_busiest_date"]) == (
+        "2024-01-03",
+        8,
+    )  # SA only by exception
 
 
 def test_calendar_dates_alone_is_enough(write_feed: WriteFeed, run_feed: Any) -> None:
