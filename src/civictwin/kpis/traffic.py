@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from civictwin.engines.traffic.outputs import SimResult
 
@@ -34,6 +36,7 @@ KPI_UNITS: dict[str, str] = {
 
 EDGE_KPI_COLUMNS = [
     "vehicles",
+    "vehicle_km",
     "speed_kmh",
     "traveltime_s",
     "density",
@@ -84,6 +87,7 @@ def edge_kpis(result: SimResult) -> pd.DataFrame:
         {
             "edge_id": edges["edge_id"],
             "vehicles": edges["vehicles"].astype(float),
+            "vehicle_km": edges["distance_m"] / 1000,
             "speed_kmh": edges["speed_ms"] * 3.6,
             "traveltime_s": edges["traveltime_s"],
             "density": edges["density"],
@@ -115,3 +119,32 @@ def edge_differences(base: pd.DataFrame, plan: pd.DataFrame) -> pd.DataFrame:
     for column in EDGE_KPI_COLUMNS:
         merged[f"{column}_diff"] = merged[f"{column}_plan"] - merged[f"{column}_base"]
     return merged.sort_values("edge_id", ignore_index=True)
+
+
+ZONE_KPI_COLUMNS = ["zone_id", "vehicle_km", "co2_kg", "nox_kg", "pmx_kg", "noise_db"]
+
+
+def zone_kpis(edge_frame: pd.DataFrame, edges: gpd.GeoDataFrame, zones: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Per-zone totals of per-edge KPIs (from :func:`edge_kpis` or :func:`mean_edge_kpis`).
+
+    An edge belongs to the zone holding its midpoint (``edges``: the twin's ``network_edges``, ``zones``:
+    ``zone_id`` + polygon, same CRS). Vehicle-km and emissions are summed; noise is the energy average
+    over the zone's edges with traffic. Zones without edges get zeros and NaN noise.
+    """
+    mid = gpd.GeoDataFrame(
+        {"edge_id": edges["edge_id"].astype(str)},
+        geometry=shapely.line_interpolate_point(edges.geometry.to_numpy(), 0.5, normalized=True),
+        crs=edges.crs,
+    )
+    placed = gpd.sjoin(mid, zones[["zone_id", "geometry"]], predicate="within")[["edge_id", "zone_id"]]
+    joined = placed.merge(edge_frame, on="edge_id", how="inner")
+    grouped = joined.groupby("zone_id")
+    totals = grouped[["vehicle_km", "co2_kg", "nox_kg", "pmx_kg"]].sum()
+    used = joined[joined["vehicles"] > 0]
+    totals["noise_db"] = used.groupby("zone_id")["noise_db"].agg(energy_average_db)
+    out = totals.reindex(zones["zone_id"]).rename_axis("zone_id").reset_index()
+    out[["vehicle_km", "co2_kg", "nox_kg", "pmx_kg"]] = out[
+        ["vehicle_km", "co2_kg", "nox_kg", "pmx_kg"]
+    ].fillna(0.0)
+    result: pd.DataFrame = out[ZONE_KPI_COLUMNS]
+    return result

@@ -20,6 +20,7 @@ from civictwin.kpis.traffic import (
     energy_average_db,
     mean_edge_kpis,
     run_kpis,
+    zone_kpis,
 )
 
 CRS = "EPSG:32635"
@@ -158,6 +159,7 @@ def test_edge_kpis_means_over_seeds_and_differences() -> None:
                     "edge_id": "e1",
                     "vehicles": vehicles,
                     "speed_ms": speed_ms,
+                    "distance_m": 500.0,
                     "CO2_g": 1000.0,
                     "noise_dB": noise,
                 }
@@ -166,7 +168,7 @@ def test_edge_kpis_means_over_seeds_and_differences() -> None:
         return fake_result(pd.DataFrame(), edges)
 
     one = edge_kpis(result(10, 10.0, 60.0))
-    assert one.loc[0, "speed_kmh"] == 36.0 and one.loc[0, "co2_kg"] == 1.0
+    assert one.loc[0, "speed_kmh"] == 36.0 and one.loc[0, "vehicle_km"] == 0.5 and one.loc[0, "co2_kg"] == 1.0
     base = mean_edge_kpis([result(10, 10.0, 60.0), result(20, 5.0, 70.0)])
     assert base.loc[0, "vehicles"] == 15.0 and base.loc[0, "speed_kmh"] == 27.0
     assert base.loc[0, "noise_db"] == pytest.approx(67.4036, abs=1e-4)
@@ -174,3 +176,30 @@ def test_edge_kpis_means_over_seeds_and_differences() -> None:
     diff = edge_differences(base, plan)
     assert diff.loc[0, "vehicles_diff"] == -11.0 and diff.loc[0, "speed_kmh_diff"] == 9.0
     assert diff["noise_db_diff"].iloc[0] == pytest.approx(50.0 - 67.4036, abs=1e-4)
+
+
+def test_zone_kpis_sum_edges_by_midpoint() -> None:
+    edges, _ = straight_road()  # both directions of one 1 km road, midpoint x = 385 500
+    zones = gpd.GeoDataFrame(
+        {"zone_id": ["road", "empty"]},
+        geometry=[
+            shapely.box(385_400, 6_670_900, 385_600, 6_671_100),
+            shapely.box(390_000, 6_670_000, 390_100, 6_670_100),
+        ],
+        crs=CRS,
+    )
+    per_edge = pd.DataFrame(
+        {
+            "edge_id": ["1_0", "-1_0"],
+            "vehicles": [10.0, 0.0],
+            "vehicle_km": [9.95, 0.0],
+            "co2_kg": [1.5, 0.0],
+            "nox_kg": [0.002, 0.0],
+            "pmx_kg": [0.0001, 0.0],
+            "noise_db": [58.0, float("nan")],
+        }
+    )
+    out = zone_kpis(per_edge, edges, zones).set_index("zone_id")
+    assert out.loc["road", "vehicle_km"] == 9.95 and out.loc["road", "co2_kg"] == 1.5
+    assert out.loc["road", "noise_db"] == pytest.approx(58.0)
+    assert out.loc["empty", "vehicle_km"] == 0.0 and out["noise_db"].isna().loc["empty"]
