@@ -71,28 +71,31 @@ def free_port() -> int:
 @contextmanager
 def running(command: list[str], ready_url: str, *, env: dict[str, str] | None = None) -> Iterator[None]:
     """Run a server process until the block ends; wait until ``ready_url`` answers."""
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(ready_url, timeout=2).status_code < 500:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise SystemExit(f"server did not start: {' '.join(command)}\n{log.read().decode()[-3000:]}")
-            time.sleep(0.3)
-        yield
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if httpx.get(ready_url, timeout=2).status_code < 500:
+                        break
+                except httpx.TransportError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise SystemExit(
+                        f"server did not start: {' '.join(command)}\n{log.read().decode()[-3000:]}"
+                    )
+                time.sleep(0.3)
+            yield
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 async def _load(url: str, concurrency: int, seconds: float, headers: dict[str, str]) -> Load:
