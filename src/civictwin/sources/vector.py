@@ -85,12 +85,10 @@ def read_layer(source: SourceConfig, path: Path) -> RawLayer:
     _check_file(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        raw = _read_csv(source, path)
-    elif suffix in _PARQUET_SUFFIXES:
-        raw = _read_parquet(source, path)
-    else:
-        raw = _read_ogr(source, path)
-    return raw
+        return _read_csv(source, path)
+    if suffix in _PARQUET_SUFFIXES:
+        return _read_parquet(source, path)
+    return _read_ogr(source, path)
 
 
 def select_columns(source: SourceConfig, attributes: pd.DataFrame, path: Path) -> list[str]:

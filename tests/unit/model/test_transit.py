@@ -77,6 +77,13 @@ def test_no_walkable_edges() -> None:
     assert result.attrs["unsnapped"] == 1
 
 
+def test_no_stops() -> None:
+    result = snap_stops(_stops(), _edges())
+    assert result.empty
+    assert list(result.columns) == ["stop_id", "geometry", "edge_id", "snap_distance_m"]
+    assert result.attrs["unsnapped"] == 0
+
+
 def test_bad_inputs() -> None:
     stops = _stops((50, 10))
     with pytest.raises(ValueError, match="must share one CRS"):
