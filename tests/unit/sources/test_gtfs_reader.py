@@ -129,7 +129,10 @@ def _layer(result: IngestResult, table: str) -> Any:
 
 def _frequency(ctx: BuildContext) -> dict[tuple[str, int], int]:
     frame = ctx.store.read_table("transit_stop_frequency")
-    return {(str(r.stop_id), int(r.hour)): int(r.departures) for r in frame.itertuples()}
+    rows = zip(
+        frame["stop_id"].astype(str), frame["hour"].astype(int), frame["departures"].astype(int), strict=True
+    )
+    return {(stop, hour): departures for stop, hour, departures in rows}
 
 
 def test_reader_for_dispatches_gtfs() -> None:
@@ -500,7 +503,7 @@ def test_cairns_feed(shared_file: Any, make_context: Any, source_entry: Any) -> 
     assert quality["runs_on_busiest_date"] == sum(t["service_id"] in friday for t in trips)
     stop_times = _csv_rows(path, "stop_times.txt")
     friday_trips = {t["trip_id"] for t in trips if t["service_id"] in friday}
-    last = {}
+    last: dict[str, int] = {}
     for row in stop_times:
         if row["trip_id"] in friday_trips:
             seq = int(row["stop_sequence"])
