@@ -258,13 +258,19 @@ def postgis_database(parquet: Path, layer: str, peer_python: Path, workdir: Path
         capture_output=True,
     )
     try:
-        url = f"postgresql://bench@127.0.0.1:{port}/postgres"
-        script = (
-            "import sys, geopandas, sqlalchemy; engine = sqlalchemy.create_engine(sys.argv[1]);"
-            "engine.begin().__enter__().exec_driver_sql('CREATE EXTENSION IF NOT EXISTS postgis');"
-            "frame = geopandas.read_parquet(sys.argv[2]).drop(columns=['bbox'], errors='ignore');"
-            "frame.to_postgis(sys.argv[3], engine, index=False);"
-            "engine.begin().__enter__().exec_driver_sql(f'CREATE INDEX ON {sys.argv[3]} USING gist (geometry)')"
+        url = f"postgresql+psycopg2://bench@127.0.0.1:{port}/postgres"
+        script = "\n".join(
+            [
+                "import sys, geopandas, sqlalchemy",
+                "engine = sqlalchemy.create_engine(sys.argv[1])",
+                "with engine.begin() as con:",
+                "    con.exec_driver_sql('CREATE EXTENSION IF NOT EXISTS postgis')",
+                "frame = geopandas.read_parquet(sys.argv[2]).drop(columns=['bbox'], errors='ignore')",
+                "frame.to_postgis(sys.argv[3], engine, index=False)",
+                "with engine.begin() as con:",
+                "    con.exec_driver_sql(f'CREATE INDEX ON {sys.argv[3]} USING gist (geometry)')",
+                "    con.exec_driver_sql(f'ALTER TABLE {sys.argv[3]} ADD PRIMARY KEY (fid)')",
+            ]
         )
         subprocess.run([str(peer_python), "-c", script, url, str(parquet), layer], check=True)
         yield (
