@@ -193,3 +193,10 @@ def test_validate_accepts_a_good_scenario(grid: Grid, tmp_path: Path) -> None:
         tmp_path, 'name = "x"\n[[interventions]]\ntype = "close_streets"\nstreets = ["main street"]\n'
     )
     assert validate_scenario(load_scenario(path), edges, crs="EPSG:32635") == []
+
+
+def test_the_documented_example_is_valid() -> None:
+    doc = Path(__file__).resolve().parents[3] / "docs" / "traffic-engine.md"
+    example = doc.read_text(encoding="utf-8").split("```toml\n", 1)[1].split("```", 1)[0]
+    scenario = parse_scenario(tomllib.loads(example), origin=str(doc))
+    assert [i.type for i in scenario.interventions] == ["close_streets", "speed_limit"]
