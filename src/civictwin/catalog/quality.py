@@ -18,8 +18,11 @@ QUALITY = "quality"
 HEIGHT_SOURCE = "height_source"
 
 # Completeness below this share is worth a highlight; at most this many attributes are named.
+# Names are left out of highlights: most mapped features have none, and no analysis needs them
+# (their completeness still appears in the full report).
 LOW_COMPLETENESS = 0.5
 _MAX_ATTRIBUTES = 3
+_INCIDENTAL = frozenset({"name"})
 
 # Values of ``height_source`` (see docs/data-model.md).
 _TAGGED, _LEVELS = "height", "levels"
@@ -90,7 +93,11 @@ def table_findings(record: Mapping[str, Any]) -> list[str]:
 
 
 def _sparse_attributes(completeness: Mapping[str, float]) -> str | None:
-    low = sorted((share, name) for name, share in completeness.items() if share < LOW_COMPLETENESS)
+    low = sorted(
+        (share, name)
+        for name, share in completeness.items()
+        if share < LOW_COMPLETENESS and name not in _INCIDENTAL
+    )
     if not low:
         return None
     named = ", ".join(f"{name} {percent(share)}" for share, name in low[:_MAX_ATTRIBUTES])

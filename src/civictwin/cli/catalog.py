@@ -39,7 +39,9 @@ def catalog(twin_dir: Path = TWIN_DIR, json_ld: Path | None = JSON_LD, html: Pat
     with _open(twin_dir) as store:
         table = Table(title="Data catalogue")
         for column in ("table", "title", "kind", "rows", "access", "licence", "publisher"):
-            table.add_column(column, justify="right" if column == "rows" else "left")
+            table.add_column(
+                column, justify="right" if column == "rows" else "left", no_wrap=column in ("table", "rows")
+            )
         for name, record in store.records(CATALOG).items():
             table.add_row(
                 name,
@@ -63,7 +65,9 @@ def quality(twin_dir: Path = TWIN_DIR, json_ld: Path | None = JSON_LD, html: Pat
     with _open(twin_dir) as store:
         table = Table(title="Data quality")
         for column in ("table", "kept", "invalid", "repaired", "dropped", "duplicates", "notes"):
-            table.add_column(column, justify="left" if column == "table" else "right")
+            table.add_column(
+                column, justify="left" if column == "table" else "right", no_wrap=column == "table"
+            )
         for name, record in store.records(QUALITY).items():
             geometry = record.get("geometry") or {}
             table.add_row(

@@ -105,19 +105,19 @@ def test_quality_record_keeps_numbers_and_measures_height_sources(populated: Duc
 
 def test_highlights_are_plain_language_and_merge_identical_findings(populated: DuckDBStore) -> None:
     record_quality(populated, "roads", {"geometry": GEOMETRY, "duplicates": 5}, [])
-    record_quality(
-        populated, "buildings", {"completeness": {"name": 0.004, "levels": 0.2, "height": 0.9}}, []
-    )
-    record_quality(
-        populated, "transit_stops", {"completeness": {"name": 0.004, "levels": 0.2}}, ["feed has 2 stops"]
-    )
+    buildings = {"name": 0.1, "levels": 0.2, "height": 0.004, "roof": 0.6}
+    record_quality(populated, "buildings", {"completeness": buildings}, [])
+    stops = {"levels": 0.2, "height": 0.004, "wheelchair": 0.3, "platform": 0.4}
+    record_quality(populated, "transit_stops", {"completeness": stops, "duplicates": 5}, ["feed has 2 stops"])
     record_quality(populated, "transit_trips", {"geometry": {"invalid_geometry": 0}}, [])
     assert quality_highlights(populated) == [
-        "buildings, transit_stops: sparse attributes, share of rows with a value: name <1%, levels 20%",
+        "buildings: sparse attributes, share of rows with a value: height <1%, levels 20%",
         "buildings: 33% have a real height; the rest use defaults per building type",
         "roads: 4 invalid geometries (3 repaired, 1 dropped)",
         "roads: 2 features without geometry dropped",
-        "roads: 5 duplicate features",
+        "roads, transit_stops: 5 duplicate features",  # the same finding, merged
+        "transit_stops: sparse attributes, share of rows with a value: height <1%, levels 20%, "
+        "wheelchair 30% (and 1 more)",
         "transit_stops: feed has 2 stops",
     ]
 
