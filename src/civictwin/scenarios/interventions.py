@@ -137,14 +137,14 @@ def apply_interventions(
 
     ``edges`` follows the ``network_edges`` contract (docs/data-model.md) in the metric ``crs``. Adds
     ``bus`` (defaults to ``car``) and ``bus_lanes`` (0) columns. With ``zones`` (``zone_id`` + polygon),
-    raises :class:`ScenarioError` naming the zones cars could reach before but not after.
+    raises :class:`ScenarioError` naming the zones cars could reach before but not after. Timed closures
+    count as closed for ``car_edges`` and this check: the network must work while they are in force.
     """
     original = prepare_edges(edges)
     state = _State(edges=original.copy(), original=original, scenario=scenario, crs=crs)
     for index, intervention in enumerate(scenario.interventions):
         _HANDLERS[type(intervention)](state, index, intervention)
-    filtered = [a.node_id for a in state.additionals if isinstance(a, FilteredNode)]
-    car_edges = car_connected_edges(state.edges, filtered_nodes=filtered)
+    car_edges = car_connected_edges(_worst_moment(state), filtered_nodes=_filtered_nodes(state))
     if zones is not None and scenario.interventions:
         _check_zones(state, car_edges, zones)
     changes = pd.DataFrame(state.changes, columns=_CHANGE_COLUMNS)
@@ -195,6 +195,22 @@ def car_connected_edges(
     _, labels = connected_components(graph, directed=True, connection="strong")
     largest = np.bincount(labels).argmax()
     return frozenset(ids[labels == largest].tolist())
+
+
+def _filtered_nodes(state: _State) -> list[int]:
+    return [a.node_id for a in state.additionals if isinstance(a, FilteredNode) and "car" in a.modes]
+
+
+def _worst_moment(state: _State) -> gpd.GeoDataFrame:
+    """The car network while every timed closure is in force (trips must not start or end there)."""
+    closed = {
+        e for a in state.additionals if isinstance(a, TimedClosure) and "car" in a.modes for e in a.edges
+    }
+    if not closed:
+        return state.edges
+    worst = state.edges.copy()
+    worst.loc[worst["edge_id"].isin(closed), "car"] = False
+    return worst
 
 
 def _close(state: _State, index: int, spec: CloseStreets) -> None:

@@ -246,9 +246,7 @@ def load_scenario(path: Path | str) -> Scenario:
         raise ScenarioError("not UTF-8 text", path=path) from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"not valid TOML: {exc}", path=path) from None
-    return parse_scenario(
-        data, origin=str(path), path=path, file_hash=hashlib.sha256(raw).hexdigest()
-    )
+    return parse_scenario(data, origin=str(path), path=path, file_hash=hashlib.sha256(raw).hexdigest())
 
 
 def validate_scenario(scenario: Scenario, edges: gpd.GeoDataFrame, *, crs: str) -> list[str]:

@@ -195,6 +195,7 @@ def test_works_closure_is_an_additional_and_leaves_the_network(grid: Grid) -> No
     assert result.additionals == [TimedClosure("works_0", tuple(MAIN), 600.0, 1800.0, ("car",))]
     assert result.edges["car"].all()
     assert changed(result) == {(e, "timed_closure") for e in MAIN}
+    assert result.car_edges == frozenset(edges["edge_id"]) - set(MAIN)  # no trips start or end there
 
 
 def test_demand_interventions_pass_through(grid: Grid) -> None:
