@@ -239,7 +239,9 @@ class FeatureReader:
         """``SELECT <one GeoJSON feature as text> FROM <layer>`` for this layer."""
         props = ", ".join(f"{literal(c)}, {_json_value(c, t)}" for c, t in info.properties.items())
         transformed = f"ST_Transform({GEOMETRY}, {literal(self._crs)}, '{WGS84}', always_xy := true)"
-        geometry = f"ST_AsGeoJSON({transformed})::JSON" if info.has_geometry else "NULL"
+        # 7 decimals of a degree: about 1 cm, the precision RFC 7946 suggests, and a third fewer bytes
+        reduced = f"ST_ReducePrecision({transformed}, 1e-7)"
+        geometry = f"ST_AsGeoJSON({reduced})::JSON" if info.has_geometry else "NULL"
         return (
             f"SELECT json_object('type', 'Feature', 'id', rowid, 'geometry', {geometry}, "
             f"'properties', json_object({props}))::VARCHAR FROM {ident(info.name)}"
