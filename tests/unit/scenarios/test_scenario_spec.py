@@ -200,3 +200,12 @@ def test_the_documented_example_is_valid() -> None:
     example = doc.read_text(encoding="utf-8").split("```toml\n", 1)[1].split("```", 1)[0]
     scenario = parse_scenario(tomllib.loads(example), origin=str(doc))
     assert [i.type for i in scenario.interventions] == ["close_streets", "speed_limit"]
+
+
+def test_validate_finds_problems_of_the_combination(grid: Grid, tmp_path: Path) -> None:
+    edges, _ = grid
+    text = 'name = "x"\n[[interventions]]\ntype = "bus_lane"\nstreets = ["Row 0 Street"]\n'
+    problems = validate_scenario(load_scenario(write(tmp_path, text)), edges, crs="EPSG:32635")
+    assert problems == [
+        f"{tmp_path / 'plan.toml'}: interventions[0] (bus_lane): no selected car edge has more than 1 lane(s) to convert"
+    ]
