@@ -331,7 +331,7 @@ def test_token_is_sent_with_api_and_tile_requests(page: Any, server: str, twin_d
 
     store_path = next(twin_dir.glob("*.duckdb"))
     issued = create_token(tokens_path(store_path), role=Role.VIEWER, name="e2e")
-    page.goto(f"{server}/viewer/")
+    _open_map(page, server)  # anonymous first, all tiles loaded: no request of it is still in flight
     page.fill("#token", issued.token)
     sent: list[Any] = []
     page.on("request", lambda request: sent.append(request))
