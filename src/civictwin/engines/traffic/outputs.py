@@ -78,6 +78,11 @@ class OutputFiles:
     tripinfo: str = "tripinfo.xml"
     statistics: str = "statistics.xml"
 
+    def paths(self, workdir: Path) -> list[Path]:
+        """Every output file of a run in ``workdir``."""
+        names = (self.traffic, self.emissions, self.noise, self.tripinfo, self.statistics)
+        return [workdir / name for name in names]
+
 
 def read_result(
     workdir: Path, files: OutputFiles, trip_ids: Sequence[str], *, seed: int, version: str, wall_s: float

@@ -117,6 +117,8 @@ def run_sumo(
     _check_trips(network, trips)
     workdir.mkdir(parents=True, exist_ok=True)
     files = OutputFiles()
+    for stale in files.paths(workdir):  # never read a previous, interrupted run's outputs
+        stale.unlink(missing_ok=True)
     write_trips(trips, options, workdir / "trips.rou.xml")
     write_output_definitions(files, options, workdir / "outputs.add.xml")
     config = write_config(network, options, seed=seed, files=files, path=workdir / "run.sumocfg")
