@@ -133,7 +133,7 @@ def percentile(values: list[float], q: float) -> float:
 def tiles_covering(bounds: list[float], zoom: int) -> list[tuple[int, int, int]]:
     """Every z/x/y tile meeting a WGS84 bbox."""
     west, south, east, north = bounds
-    n = 2**zoom
+    n: int = 2**zoom
 
     def tile_x(lon: float) -> int:
         return min(n - 1, int((lon + 180) / 360 * n))
