@@ -269,7 +269,7 @@ def compare(
     run_id: str | None = RUN_ID,
 ) -> None:
     """Compare plans with a baseline over several seeds; print the KPI table and write the report."""
-    from civictwin.compare import compare_ensemble, ensemble_manifest, write_comparison
+    from civictwin.compare import report_ensemble
 
     names = [base, *plans]
     comparison_id = run_id or "-vs-".join(Path(n).stem for n in names)[:128]
@@ -284,15 +284,8 @@ def compare(
         iterations=iterations,
         demand=demand,
     )
-    baseline = ensemble.scenarios[0].name
     with console.status("writing the comparison, maps and report"):
-        comparison = compare_ensemble(ensemble, baseline=baseline)
-        report = write_comparison(
-            comparison,
-            ensemble.comparison_dir,
-            manifest=ensemble_manifest(ensemble, comparison),
-            scenarios=ensemble.scenarios,
-        )
+        comparison, report = report_ensemble(ensemble, baseline=ensemble.scenarios[0].name)
     console.print(_side_by_side(comparison))
     for sentence in comparison.summary:
         console.print(f"• {sentence}", highlight=False)

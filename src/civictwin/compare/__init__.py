@@ -36,7 +36,7 @@ COMPARISON_FILE = "comparison.json"
 MANIFEST_FILE = "manifest.json"
 REPORT_FILE = "report.html"
 
-__all__ = ["Comparison", "compare", "compare_ensemble", "write_comparison"]
+__all__ = ["Comparison", "compare", "compare_ensemble", "report_ensemble", "write_comparison"]
 
 
 def compare(
@@ -115,6 +115,37 @@ def ensemble_manifest(ensemble: Ensemble, comparison: Comparison) -> dict[str, A
         ],
         sumo_version=next((r.sumo_version for r in all_runs if r.sumo_version), "unknown"),
     )
+
+
+def ensemble_notes(ensemble: Ensemble) -> list[str]:
+    """Facts about the runs for the report: changed edges, transit data used, convergence, resumed seeds."""
+    notes = []
+    for name, prepared in ensemble.prepared.items():
+        changed = prepared.changes["edge_id"].nunique() if not prepared.changes.empty else 0
+        car_shares = [r.car_share_by_iteration for r in ensemble.runs[name]]
+        last_step = max((abs(c[-1] - c[-2]) for c in car_shares if len(c) > 1), default=0.0)
+        notes.append(
+            f"'{name}': {changed} street edges changed; transit times from "
+            f"{'the GTFS timetable' if prepared.transit_source == 'gtfs' else 'the fallback assumption (no GTFS)'}; "
+            f"{ensemble.params.iterations} simulation/mode-choice round(s), last change of the car share "
+            f"{100 * last_step:.2f} percentage points."
+        )
+    if ensemble.resumed:
+        notes.append(f"{len(ensemble.resumed)} seed run(s) were reused from an earlier, identical run.")
+    return notes
+
+
+def report_ensemble(ensemble: Ensemble, *, baseline: str | None = None) -> tuple[Comparison, Path]:
+    """Compare an ensemble and write all its files into its comparison folder; returns the report path."""
+    comparison = compare_ensemble(ensemble, baseline=baseline)
+    report = write_comparison(
+        comparison,
+        ensemble.comparison_dir,
+        manifest=ensemble_manifest(ensemble, comparison),
+        scenarios=ensemble.scenarios,
+        notes=ensemble_notes(ensemble),
+    )
+    return comparison, report
 
 
 def write_comparison(

@@ -140,6 +140,8 @@ def test_ensemble_runs_in_processes_and_resumes(tmp_path: Path) -> None:
     broken = seed_dir(ensemble.comparison_dir, "close_main", 2)
     (broken / COMPLETE).unlink()
     assert complete_run(broken, ensemble.prepared["close_main"].fingerprint) is None
+    stale = broken.with_name(".seed_2.partial-killed")  # staging folder of a run killed mid-way
+    stale.mkdir()
     again = run_ensemble(
         inputs,
         [Scenario.baseline_scenario(), CLOSURE],
@@ -153,6 +155,7 @@ def test_ensemble_runs_in_processes_and_resumes(tmp_path: Path) -> None:
     assert "3 seed run(s) already complete, 1 to run" in messages
     assert again.runs["close_main"][1].kpis == ensemble.runs["close_main"][1].kpis  # same seed, same numbers
     assert (broken / COMPLETE).is_file()
+    assert not stale.exists()
 
     # other parameters: nothing is reused
     other = run_ensemble(

@@ -295,7 +295,7 @@ def _demand_layers(
     window = params.demand_window_s
     events: list[DemandLayer] = []
     to_twin = Transformer.from_crs("EPSG:4326", inputs.crs, always_xy=True)
-    for k, item in enumerate(i for i in modified.demand if isinstance(i, ScaleDemand)):
+    for item in (i for i in modified.demand if isinstance(i, ScaleDemand)):
         if item.factor is not None:
             od = od.scaled(item.factor)
             continue
@@ -307,7 +307,7 @@ def _demand_layers(
                 od=extra,
                 begin_s=item.begin_s,
                 end_s=item.end_s if item.end_s is not None else window,
-                prefix=f"e{chr(ord('a') + k % 26)}",
+                prefix=f"e{len(events)}x",
                 edges_by_zone=_event_edges(inputs, modified, by_zone, xy, item.radius_m),
             )
         )
@@ -651,6 +651,10 @@ def run_ensemble(
             else:
                 runs[name][seed] = done
                 resumed.append((name, seed))
+    for name, seed in todo:  # staging folders left by a killed run are never resumed from
+        final = seed_dir(directory, name, seed)
+        for stale in final.parent.glob(f".{final.name}.partial-*"):
+            shutil.rmtree(stale, ignore_errors=True)
     total = len(todo) + len(resumed)
     if progress:
         progress(f"{len(resumed)} seed run(s) already complete, {len(todo)} to run", len(resumed), total)
