@@ -66,11 +66,11 @@ def build_twin(config: TwinConfig, *, on_step: StepCallback | None = None) -> Bu
     area_wgs84 = resolve_area(config)
     crs = config.twin.crs or utm_crs_for(*area_wgs84.centroid.coords[0])
     area = reproject(np.array([area_wgs84], dtype=object), WGS84, crs)[0]
-    built_at = datetime.now(UTC)
+    started_at = datetime.now(UTC)
     with build_store(config.store_path, crs=crs) as store:
         store.put_record(
             "meta", "twin", {"crs": crs, "name": config.twin.name, "description": config.twin.description,
-                             "area_wgs84": area_wgs84.wkt, "built_at": built_at.isoformat()}
+                             "area_wgs84": area_wgs84.wkt, "built_at": started_at.isoformat()}
         )  # fmt: skip
         ctx = BuildContext(config=config, store=store, area_wgs84=area_wgs84, area=area, crs=crs)
         for source in config.sources:
@@ -82,7 +82,7 @@ def build_twin(config: TwinConfig, *, on_step: StepCallback | None = None) -> Bu
                 record_lineage(store, layer.table, inputs=[source.name], step=f"ingest {source.kind.value}",
                                parameters={"source": source.name, "area_wgs84": area_wgs84.wkt, "crs": crs})  # fmt: skip
         _check_area_hit(store, area_wgs84)
-        _derive_model(store, config, area_wgs84, built_at, step)
+        _derive_model(store, config, area_wgs84, datetime.now(UTC), step)
         tables = {t.name: t.rows for t in store.tables()}
         highlights = quality_highlights(store)
         totals = _totals(store)
