@@ -87,11 +87,12 @@ def tilejson(request: Request, layer: Layer) -> JSONResponse:
     if not info.has_geometry:
         raise not_found(f"layer '{layer}' has no geometry, hence no tiles")
     twin = get_twin(request)
+    meta = twin.metadata(layer)
     west, south, east, north = info.bbox_wgs84 or (-180.0, -85.0, 180.0, 85.0)
     body: dict[str, Any] = {
         "tilejson": "3.0.0",
         "name": layer,
-        "description": str(twin.metadata(layer).get("title") or layer),
+        "description": str(meta.get("title") or layer),
         "scheme": "xyz",
         "tiles": [_url(request, f"/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt")],
         "minzoom": 0,
@@ -102,6 +103,8 @@ def tilejson(request: Request, layer: Layer) -> JSONResponse:
             {"id": layer, "fields": {name: _field_type(dtype) for name, dtype in info.properties.items()}}
         ],
     }
+    if meta.get("publisher"):
+        body["attribution"] = f"{meta['publisher']} ({meta.get('licence') or 'licence unknown'})"
     return JSONResponse(body)
 
 

@@ -59,7 +59,13 @@ def build_twin(directory: Path) -> Path:
             store.put_record(
                 "catalog",
                 table,
-                {"title": table.replace("_", " ").title(), "description": f"The {table}.", "access": access},
+                {
+                    "title": table.replace("_", " ").title(),
+                    "description": f"The {table}.",
+                    "access": access,
+                    "publisher": "City of Helsinki",
+                    "licence": "CC-BY-4.0",
+                },
             )
     finally:
         store.close()

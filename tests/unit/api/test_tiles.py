@@ -101,6 +101,7 @@ def test_tilejson(client: TestClient) -> None:
         "surveyed": "String",
     }
     assert body["bounds"][0] == pytest.approx(24.92746, abs=1e-4)
+    assert body["attribution"] == "City of Helsinki (CC-BY-4.0)"
 
 
 def test_tiles_are_cached(client: TestClient) -> None:
