@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
@@ -123,7 +124,7 @@ def build_sumo_network(
     return SumoNetwork(net_file, add_files, present, wanted - present, workdir, wall)
 
 
-def allowed_vclasses(row: pd.Series) -> list[str]:
+def allowed_vclasses(row: Mapping[str, Any]) -> list[str]:
     """The SUMO vehicle classes allowed on an edge from its mode permission columns."""
     allowed: list[str] = []
     for mode, classes in VCLASSES.items():
@@ -162,7 +163,7 @@ def _write_nodes(edges: gpd.GeoDataFrame, nodes: gpd.GeoDataFrame, path: Path) -
 
 def _write_edges(edges: gpd.GeoDataFrame, path: Path) -> Path:
     root = ET.Element("edges")
-    for _, row in edges.iterrows():
+    for row in edges.to_dict("records"):
         lanes = _lanes(row.get("lanes"))
         attrs = {
             "id": str(row["edge_id"]),
@@ -171,7 +172,7 @@ def _write_edges(edges: gpd.GeoDataFrame, path: Path) -> Path:
             "priority": str(_priority(row.get("highway"))),
             "numLanes": str(lanes),
             "speed": f"{_speed_ms(row.get('speed_kmh')):.2f}",
-            "shape": _shape(row.geometry),
+            "shape": _shape(row["geometry"]),
         }
         length = row.get("length_m")
         if not _is_missing(length) and float(length) > 0:
