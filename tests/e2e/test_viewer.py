@@ -343,3 +343,17 @@ def test_token_is_sent_with_api_and_tile_requests(page: Any, server: str, twin_d
     assert tiles and all(auth == f"Bearer {issued.token}" for auth in tiles)
     seen = {e.who for e in read_audit(audit_path(store_path)) if e.path.startswith("/tiles/buildings_3d/")}
     assert issued.record.id in seen
+
+
+def test_a_refused_token_is_explained(page: Any, server: str) -> None:
+    _open_map(page, server)
+    page.fill("#token", "ct_unknown_not-a-real-token")
+    page.click("#token-form button[type=submit]")
+    page.wait_for_selector("body[data-map-state=error]", state="attached", timeout=30_000)
+    assert page.inner_text("#map-status") == (
+        "The map layers could not be loaded: invalid, unknown or revoked token. "
+        "Press “Forget” or paste another token."
+    )
+    page.click("#token-clear")
+    page.wait_for_selector("body[data-map-state=ready]", state="attached", timeout=60_000)
+    assert page.inner_text("#token-state") == "No token: public data only."

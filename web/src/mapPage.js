@@ -30,14 +30,18 @@ const GREEN_EDGE = '#00553e';
 const DEFAULT_HEIGHT_M = 3;
 const ZONE_ID_FIELDS = new Set(['zone_id', 'h3', 'id', 'osm_id']);
 
-/** Fetch the TileJSON of the first candidate table the server lets us read; null when none. */
+/**
+ * Fetch the TileJSON of the first candidate table the server lets us read; null when none.
+ * A 404 means absent or not readable with this token (try the next candidate); any other error
+ * (a refused token, too many requests) is raised so the page can say what went wrong.
+ */
 async function probeLayer(spec) {
   for (const table of spec.tables) {
     try {
       const tilejson = await getJson(`tiles/${encodeURIComponent(table)}.json`);
       return { ...spec, table, tilejson };
-    } catch {
-      // absent or not readable with this token: try the next candidate
+    } catch (error) {
+      if (error.status !== 404) throw error;
     }
   }
   return null;
@@ -258,7 +262,15 @@ class MapPage {
   async start() {
     const status = this.root.querySelector('#map-status');
     setStatus(status, 'Loading the twin’s layers…');
-    const found = (await Promise.all(LAYER_SPECS.map(probeLayer))).filter(Boolean);
+    let found;
+    try {
+      found = (await Promise.all(LAYER_SPECS.map(probeLayer))).filter(Boolean);
+    } catch (error) {
+      const advice = error.status === 401 ? ' Press “Forget” or paste another token.' : '';
+      setStatus(status, `The map layers could not be loaded: ${error.message}.${advice}`, true);
+      document.body.dataset.mapState = 'error';
+      return;
+    }
     this.layers = found;
     window.civictwin.layers = found.map((l) => ({ key: l.key, table: l.table }));
     if (!found.length) {

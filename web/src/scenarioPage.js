@@ -83,7 +83,8 @@ class ScenarioPage {
     try {
       this.comparisons = (await getJson('comparisons')).comparisons;
     } catch (error) {
-      setStatus(status, `Comparisons could not be loaded: ${error.message}`, true);
+      const advice = error.status === 401 ? ' Press “Forget” or paste another token.' : '';
+      setStatus(status, `Comparisons could not be loaded: ${error.message}.${advice}`, true);
       return;
     }
     if (!this.comparisons.length) {
