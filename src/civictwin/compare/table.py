@@ -274,13 +274,25 @@ def summary_sentences(
     for plan in plans:
         headline = [d for d in differences if d.plan == plan and d.kpi in HEADLINE_KPIS]
         headline.sort(key=lambda d: HEADLINE_KPIS.index(d.kpi))
-        sentences += [f"'{plan}' compared with '{baseline}': {d.words}" for d in headline]
-        if headline and not any(d.distinguishable for d in headline):
+        sentences += [
+            f"'{plan}' compared with '{baseline}': {d.words}" for d in headline if d.distinguishable
+        ]
+        noise = [_in_sentence(kpi_label(d.kpi)) for d in headline if not d.distinguishable]
+        if noise and len(noise) == len(headline):
             sentences.append(
                 f"'{plan}': none of the main indicators differs from '{baseline}' by more than run-to-run "
-                f"noise with {n} seeds; more seeds could reveal a smaller effect."
+                f"noise with {n} seeds ({', '.join(noise)}); more seeds could reveal a smaller effect."
+            )
+        elif noise:
+            sentences.append(
+                f"'{plan}': no detectable change, within run-to-run noise, in {', '.join(noise)}."
             )
     return sentences + _quality_sentences(runs)
+
+
+def _in_sentence(label: str) -> str:
+    """``Mean car travel time`` → ``mean car travel time``; acronyms such as ``CO2`` stay as they are."""
+    return label[0].lower() + label[1:] if len(label) > 1 and label[1].islower() else label
 
 
 def _quality_sentences(runs: Mapping[str, Sequence[ScenarioRun]]) -> list[str]:

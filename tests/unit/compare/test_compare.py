@@ -78,9 +78,16 @@ def test_differences_with_welch_intervals_and_words(comparison) -> None:  # type
     assert diff.distinguishable and "rises by 45%" in diff.words
     noise = comparison.difference("mean_travel_time_s", "zone_30")
     assert not noise.distinguishable and "within run-to-run noise" in noise.words
-    assert any(
-        "'zone_30' compared with 'baseline': Mean car travel time: within run-to-run noise" in s
-        for s in comparison.summary
+    assert "'close_x' compared with 'baseline': Mean car travel time rises by 45%" in comparison.summary[1]
+    assert comparison.summary[2] == (
+        "'close_x' compared with 'baseline': Car share of trips falls by 33% (95% CI -33% to -33%)."
+    )
+    assert (
+        comparison.summary[3] == "'close_x': no detectable change, within run-to-run noise, in CO2 emissions."
+    )
+    assert comparison.summary[4].startswith(
+        "'zone_30': none of the main indicators differs from 'baseline' by more than run-to-run noise with 3 seeds "
+        "(mean car travel time, car share of trips, CO2 emissions)"
     )
     assert comparison.summary[0].startswith("Each scenario was simulated 3 times")
 
