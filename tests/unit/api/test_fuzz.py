@@ -41,7 +41,7 @@ def test_every_operation_is_fuzzed_without_server_errors(
     for operation in operations:
 
         @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        @settings(max_examples=20, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         def check(case: Any) -> None:
             for role in ("admin", "anonymous"):
                 response = case.call(headers=auth(tokens, role))
