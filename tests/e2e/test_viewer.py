@@ -235,6 +235,37 @@ def test_map_renders_the_demo_buildings(page: Any, server: str, twin_dir: Path) 
     assert background / len(pixels) < 0.8, "the map screenshot is mostly empty background"
 
 
+def test_layer_switcher_and_zone_attribute(page: Any, server: str, twin_dir: Path) -> None:
+    _open_map(page, server)
+    options = page.eval_on_selector_all("#zone-attribute option", "(nodes) => nodes.map((n) => n.value)")
+    assert page.input_value("#zone-attribute") == "population"
+    assert {"population", "jobs_proxy_m2", "green_m2", "area_m2"} <= set(options)
+    assert "zone_id" not in options
+
+    from civictwin.store.duckdb import DuckDBStore
+
+    with DuckDBStore.open(next(twin_dir.glob("*.duckdb"))) as store:
+        jobs = store.read_table("zones", columns=["jobs_proxy_m2"])["jobs_proxy_m2"]
+    page.select_option("#zone-attribute", "jobs_proxy_m2")
+    legend = page.inner_text("#legend-zones")
+    assert legend.startswith("Jobs proxy (m²)")
+    first, last = legend.splitlines()[1].strip(), legend.splitlines()[-1].strip()
+    assert first.startswith(f"{jobs.min():,.0f} to under")
+    assert last.endswith(f"– {jobs.max():,.0f}")
+
+    def rendered(layer: str) -> int:
+        return int(
+            page.evaluate(f"window.civictwin.map.queryRenderedFeatures({{layers: ['{layer}']}}).length")
+        )
+
+    assert rendered("buildings-3d") > 0
+    page.uncheck("#toggle-buildings")
+    _poll(page, "window.civictwin.map.getLayoutProperty('buildings-3d', 'visibility') === 'none'")
+    page.wait_for_timeout(300)
+    assert rendered("buildings-3d") == 0
+    assert rendered("roads-line") > 0
+
+
 def test_clicking_a_building_shows_its_attributes(page: Any, server: str, twin_dir: Path) -> None:
     _open_map(page, server)
     target = page.evaluate(
