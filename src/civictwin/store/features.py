@@ -41,6 +41,7 @@ _INTEGER = re.compile(
 _FLOAT = re.compile(r"^(FLOAT|DOUBLE|REAL|DECIMAL.*)$")
 _TIME = re.compile(r"^(DATE|TIMESTAMP.*)$")
 _SKIPPED = re.compile(r"^(BLOB|GEOMETRY|BIT)$")
+_TEXT = re.compile(r"^(VARCHAR|ENUM.*)$")
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 
@@ -121,11 +122,19 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def filterable(dtype: str) -> bool:
+    """Whether a column of DuckDB type ``dtype`` takes equality filters (scalars: no lists, structs)."""
+    return any(p.match(dtype) for p in (_INTEGER, _FLOAT, _TIME, _TEXT)) or dtype == "BOOLEAN"
+
+
 def coerce_value(dtype: str, raw: str) -> Any:
     """The Python value of a query-string ``raw`` for a column of DuckDB type ``dtype``.
 
-    Raises ``ValueError`` with a readable reason when ``raw`` cannot be such a value.
+    Raises ``ValueError`` with a readable reason when ``raw`` cannot be such a value (or the column
+    cannot be filtered on).
     """
+    if not filterable(dtype):
+        raise ValueError(f"cannot filter on a column of type {dtype}")
     if _INTEGER.match(dtype):
         try:
             return int(raw)
