@@ -205,6 +205,7 @@ def test_map_renders_the_demo_buildings(page: Any, server: str, twin_dir: Path) 
     errors: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     _open_map(page, server)
 
     rendered = page.evaluate(

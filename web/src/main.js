@@ -4,7 +4,7 @@
 import 'maplibre-gl/dist/maplibre-gl.css';
 import './style.css';
 import { setWorkerUrl } from 'maplibre-gl';
-import { getToken, setToken } from './api.js';
+import { getJson, getToken, setToken } from './api.js';
 import { startMapPage } from './mapPage.js';
 import { startScenarioPage } from './scenarioPage.js';
 
@@ -56,6 +56,17 @@ function setUpToken() {
   describe();
 }
 
+/** Name the twin in the header (from the API's landing page); the page works without it. */
+async function showTwinTitle() {
+  try {
+    const landing = await getJson('');
+    if (landing.title) document.getElementById('twin-title').textContent = `· ${landing.title}`;
+  } catch {
+    // a refused token is reported by the page itself
+  }
+}
+
 setUpToken();
+showTwinTitle();
 window.addEventListener('hashchange', route);
 route();

@@ -31,20 +31,15 @@ const DEFAULT_HEIGHT_M = 3;
 const ZONE_ID_FIELDS = new Set(['zone_id', 'h3', 'id', 'osm_id']);
 
 /**
- * Fetch the TileJSON of the first candidate table the server lets us read; null when none.
- * A 404 means absent or not readable with this token (try the next candidate); any other error
- * (a refused token, too many requests) is raised so the page can say what went wrong.
+ * The layers to draw: for each spec, the first candidate table among the tile sets the server lists
+ * for this caller (`GET /tiles` lists only layers the caller may read), with its TileJSON.
  */
-async function probeLayer(spec) {
-  for (const table of spec.tables) {
-    try {
-      const tilejson = await getJson(`tiles/${encodeURIComponent(table)}.json`);
-      return { ...spec, table, tilejson };
-    } catch (error) {
-      if (error.status !== 404) throw error;
-    }
-  }
-  return null;
+async function findLayers() {
+  const published = new Set((await getJson('tiles')).tilesets.map((t) => t.id));
+  const chosen = LAYER_SPECS.map((spec) => ({ spec, table: spec.tables.find((t) => published.has(t)) })).filter((c) => c.table);
+  return Promise.all(
+    chosen.map(async ({ spec, table }) => ({ ...spec, table, tilejson: await getJson(`tiles/${encodeURIComponent(table)}.json`) })),
+  );
 }
 
 function sourceFor(layer) {
@@ -264,7 +259,7 @@ class MapPage {
     setStatus(status, 'Loading the twin’s layers…');
     let found;
     try {
-      found = (await Promise.all(LAYER_SPECS.map(probeLayer))).filter(Boolean);
+      found = await findLayers();
     } catch (error) {
       const advice = error.status === 401 ? ' Press “Forget” or paste another token.' : '';
       setStatus(status, `The map layers could not be loaded: ${error.message}.${advice}`, true);
