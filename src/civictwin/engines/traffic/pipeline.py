@@ -15,11 +15,13 @@ comparison id skips seeds whose results are complete *and* were made from the sa
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import multiprocessing
 import os
 import shutil
+import signal
 import time
 import uuid
 from collections.abc import Callable, Collection, Sequence
@@ -692,9 +694,12 @@ def _execute(
         return
     # spawn: a fresh interpreter per worker, safe beside threads (progress bars) and open libraries
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(todo))), mp_context=context) as pool:
+    pool = ProcessPoolExecutor(
+        max_workers=max(1, min(workers, len(todo))), mp_context=context, initializer=_worker_init
+    )
+    with pool:
         futures: dict[Future[ScenarioRun], tuple[str, int]] = {
-            pool.submit(run_and_save, prepared[name], seed, seed_dir(directory, name, seed), params): (
+            pool.submit(_seed_job, prepared[name], seed, seed_dir(directory, name, seed), params): (
                 name,
                 seed,
             )
@@ -708,9 +713,36 @@ def _execute(
                 if progress:
                     progress(f"{name} seed {seed} done", done, total)
         except BaseException:
-            for pending in futures:
-                pending.cancel()
+            _stop(pool)
             raise
+
+
+_interrupted = False
+"""Set in a worker once it was interrupted: seeds queued to it afterwards are not started."""
+
+
+def _worker_init() -> None:
+    def on_interrupt(signum: int, frame: object) -> None:
+        global _interrupted
+        _interrupted = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_interrupt)
+
+
+def _seed_job(prepared: PreparedScenario, seed: int, final_dir: Path, params: PipelineParams) -> ScenarioRun:
+    if _interrupted:
+        raise KeyboardInterrupt(f"seed {seed} not started: the run was interrupted")
+    return run_and_save(prepared, seed, final_dir, params)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Cancel queued seeds and interrupt running ones (each removes its staging folder and SUMO process)."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    for child in multiprocessing.active_children():
+        if child.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGINT)
 
 
 # ------------------------------------------------------------------------------------------- parameters
