@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pytest
@@ -371,3 +372,40 @@ def test_traversal_never_reaches_files_outside_runs(client: TestClient, url: str
     response = client.get(url)
     assert response.status_code == 404
     assert "true" not in response.text
+
+
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+def test_scenario_endpoints_fuzzed_from_the_openapi_document(
+    app_client: TestClient, role_headers: dict[str, dict[str, str]], mode: str
+) -> None:
+    """Schemathesis requests (valid and invalid) to every scenario operation: never a 5xx, errors as problems."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis.errors import Unsatisfiable
+    from schemathesis import GenerationMode
+
+    app_client.headers.clear()
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app_client.app)
+    operations = [
+        op
+        for op in (result.ok() for result in schema.get_all_operations())
+        if op.path.startswith(("/comparisons", "/scenarios"))
+    ]
+    assert len(operations) == 7
+    generation = GenerationMode.POSITIVE if mode == "positive" else GenerationMode.NEGATIVE
+    for operation in operations:
+
+        @given(case=operation.as_strategy(generation_mode=generation))
+        @settings(max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        def check(case: Any) -> None:
+            for role in ("admin", "anonymous"):
+                response = case.call(headers=role_headers[role])
+                where = f"{case.method} {case.formatted_path} {case.query}"
+                assert response.status_code < 500, f"{where}: {response.text}"
+                if response.status_code >= 400:
+                    assert response.headers["content-type"] == ["application/problem+json"], where
+
+        try:
+            check()
+        except Unsatisfiable:
+            assert generation is GenerationMode.NEGATIVE and not operation.path_parameters
