@@ -40,6 +40,9 @@ ITERATIONS = typer.Option(
     None, "--iterations", min=1, max=20, help="Simulation ↔ mode-choice rounds (default 3)."
 )
 SCALE = typer.Option(None, "--scale", min=0.01, max=100.0, help="Factor on the whole demand (default 1).")
+OD = typer.Option(
+    None, "--od", help="CSV OD matrix (origin, destination, trips) instead of the gravity model."
+)
 RUN_ID = typer.Option(None, "--id", help="Comparison id (folder under runs/); re-using one resumes it.")
 
 
@@ -166,14 +169,15 @@ def _progress() -> Iterator[Callable[[str, int, int], None]]:
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} seed runs"),
+        TextColumn("{task.fields[count]}"),
         TimeElapsedColumn(),
         console=console,
     ) as progress:
-        task = progress.add_task("loading the twin", total=None)
+        task = progress.add_task("loading the twin", total=None, count="")
 
         def update(message: str, done: int, total: int) -> None:
-            progress.update(task, description=message, completed=done, total=total or None)
+            count = f"{done}/{total} seed runs" if total else ""
+            progress.update(task, description=message, completed=done, total=total or None, count=count)
 
         yield update
 
@@ -232,6 +236,7 @@ def simulate(
     meso: bool = MESO,
     iterations: int | None = ITERATIONS,
     scale: float | None = SCALE,
+    od: Path | None = OD,
     run_id: str | None = RUN_ID,
 ) -> None:
     """Simulate one scenario over several seeds and print its KPIs with 95% intervals."""
@@ -247,6 +252,7 @@ def simulate(
         mesoscopic=meso or None,
         iterations=iterations,
         demand=demand,
+        od_csv=str(od.resolve()) if od is not None else None,
     )
     name = ensemble.scenarios[0].name
     table = Table("indicator", "unit", f"{name} (95% CI)", title=f"{name}: {len(ensemble.seeds)} seed(s)")
@@ -266,6 +272,7 @@ def compare(
     meso: bool = MESO,
     iterations: int | None = ITERATIONS,
     scale: float | None = SCALE,
+    od: Path | None = OD,
     run_id: str | None = RUN_ID,
 ) -> None:
     """Compare plans with a baseline over several seeds; print the KPI table and write the report."""
@@ -283,6 +290,7 @@ def compare(
         mesoscopic=meso or None,
         iterations=iterations,
         demand=demand,
+        od_csv=str(od.resolve()) if od is not None else None,
     )
     with console.status("writing the comparison, maps and report"):
         comparison, report = report_ensemble(ensemble, baseline=ensemble.scenarios[0].name)

@@ -19,6 +19,7 @@ from civictwin.engines.traffic.pipeline import (
     prepare_scenario,
     run_and_save,
     run_ensemble,
+    run_prepared,
     run_scenario,
     seed_dir,
 )
@@ -75,8 +76,8 @@ PARAMS = PipelineParams(iterations=2, demand=DemandParams(scale=2.0, distance="c
 def test_same_seed_gives_identical_results_and_a_closure_shifts_mode(tmp_path: Path) -> None:
     inputs = tiny_inputs(tmp_path)
     base = prepare_scenario(inputs, Scenario.baseline_scenario(), tmp_path / "net_base", PARAMS)
-    first = run_scenario(base, 3, tmp_path / "a", PARAMS)
-    again = run_scenario(base, 3, tmp_path / "b", PARAMS)
+    first = run_prepared(base, 3, tmp_path / "a", PARAMS)
+    again = run_scenario(inputs, Scenario.baseline_scenario(), 3, tmp_path / "b", PARAMS)
     assert first.kpis == again.kpis
     assert first.edges.equals(again.edges)
     # demand: (500+300+300+100) residents x 0.27 trips x scale 2
@@ -86,7 +87,7 @@ def test_same_seed_gives_identical_results_and_a_closure_shifts_mode(tmp_path: P
     assert len(first.car_share_by_iteration) == 2
 
     plan = prepare_scenario(inputs, CLOSURE, tmp_path / "net_plan", PARAMS)
-    closed = run_scenario(plan, 3, tmp_path / "c", PARAMS)
+    closed = run_prepared(plan, 3, tmp_path / "c", PARAMS)
     main = set(inputs.edges.loc[inputs.edges["name"] == "Main Street", "edge_id"])
     on_main = closed.edges[closed.edges["edge_id"].isin(main)]
     assert len(on_main) == len(main) and (on_main["flow"] == 0).all()

@@ -391,7 +391,30 @@ class ScenarioRun:
     files: dict[str, str] = field(default_factory=dict)
 
 
-def run_scenario(prepared: PreparedScenario, seed: int, workdir: Path, params: PipelineParams) -> ScenarioRun:
+def run_scenario(
+    twin: Path | Store | TwinInputs,
+    scenario: Scenario,
+    seed: int,
+    workdir: Path,
+    params: PipelineParams | None = None,
+) -> ScenarioRun:
+    """One scenario, one seed, in this process: load the twin, prepare the scenario, simulate.
+
+    ``twin`` is a twin directory, an open store or already loaded inputs. The network goes to
+    ``workdir/network`` and SUMO's outputs to ``workdir/sumo``.
+    """
+    params = params or PipelineParams()
+    if isinstance(twin, TwinInputs):
+        inputs = twin
+    elif isinstance(twin, Store):
+        inputs = load_twin(twin, twin_dir=workdir, need_routes=_needs_routes([scenario]))
+    else:
+        inputs = load_twin(twin, need_routes=_needs_routes([scenario]))
+    prepared = prepare_scenario(inputs, scenario, workdir / "network", params)
+    return run_prepared(prepared, seed, workdir / "sumo", params)
+
+
+def run_prepared(prepared: PreparedScenario, seed: int, workdir: Path, params: PipelineParams) -> ScenarioRun:
     """Simulate one seed of a prepared scenario with mode-choice feedback (MSA over ``iterations``).
 
     Iteration 0 splits demand with free-flow car times; each later iteration uses the car times of the
@@ -572,7 +595,7 @@ def run_and_save(
     """
     staging = final_dir.with_name(f".{final_dir.name}.partial-{uuid.uuid4().hex[:8]}")
     try:
-        run = run_scenario(prepared, seed, staging / "sumo", params)
+        run = run_prepared(prepared, seed, staging / "sumo", params)
         return save_run(run, final_dir, staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
