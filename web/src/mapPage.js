@@ -34,7 +34,7 @@ const ZONE_ID_FIELDS = new Set(['zone_id', 'h3', 'id', 'osm_id']);
  * The layers to draw: for each spec, the first candidate table among the tile sets the server lists
  * for this caller (`GET /tiles` lists only layers the caller may read), with its TileJSON.
  */
-async function findLayers() {
+export async function findLayers() {
   const published = new Set((await getJson('tiles')).tilesets.map((t) => t.id));
   const chosen = LAYER_SPECS.map((spec) => ({ spec, table: spec.tables.find((t) => published.has(t)) })).filter((c) => c.table);
   return Promise.all(
@@ -42,7 +42,7 @@ async function findLayers() {
   );
 }
 
-function sourceFor(layer) {
+export function sourceFor(layer) {
   const tj = layer.tilejson;
   const tiles = (tj.tiles || []).map(absoluteTemplate);
   const source = { type: 'vector', tiles };
@@ -52,7 +52,7 @@ function sourceFor(layer) {
   return source;
 }
 
-function sourceLayerOf(layer) {
+export function sourceLayerOf(layer) {
   const vectorLayers = layer.tilejson.vector_layers || [];
   return vectorLayers.length ? vectorLayers[0].id : layer.table;
 }

@@ -6,6 +6,7 @@ import * as maplibregl from 'maplibre-gl';
 import { apiUrl, getJson, transformRequest } from './api.js';
 import { intervalChart } from './chart.js';
 import { differenceBetween, kpiDisplay, mappedPlan } from './kpi.js';
+import { findLayers, sourceFor, sourceLayerOf } from './mapPage.js';
 import { CIVIDIS, PUOR, cssGradient, rampExpression } from './palettes.js';
 import { el, formatNumber, formatSigned, formatValue, humanise, inSentence, setStatus } from './ui.js';
 
@@ -33,6 +34,7 @@ class ScenarioPage {
     this.comparison = null;
     this.edges = null;
     this.maps = [];
+    this.context = [];
   }
 
   $(selector) {
@@ -61,6 +63,7 @@ class ScenarioPage {
     this.$('#scenario-b').onchange = () => this.render();
     this.$('#edge-metric').onchange = () => this.renderMaps();
     this.$('#edge-view').onchange = () => this.renderMaps();
+    this.context = await contextLayers();
     await this.loadComparison(this.comparisons[0].id);
   }
 
@@ -209,7 +212,7 @@ class ScenarioPage {
     const input = ['*', sign, ['to-number', ['get', metric], 0]];
     const panel = el('div', { className: 'diff-map', role: 'region', 'aria-label': `Map of the change in ${inSentence(base)}` });
     container.append(panel);
-    this.maps.push(edgeMap(panel, this.edges, {
+    this.maps.push(edgeMap(panel, this.edges, this.context, {
       'line-color': rampExpression(input, -limit, limit, PUOR),
       'line-width': ['interpolate', ['linear'], ['abs', input], 0, 1.5, limit, 6],
     }));
@@ -229,7 +232,7 @@ class ScenarioPage {
       const input = ['to-number', ['get', `${base}${suffix}`], min];
       const panel = el('div', { className: 'diff-map', role: 'region', 'aria-label': `Map of ${inSentence(base)} in ${name}` }, [el('span', { className: 'map-label' }, name)]);
       container.append(panel);
-      this.maps.push(edgeMap(panel, this.edges, { 'line-color': rampExpression(input, min, max, CIVIDIS), 'line-width': 3 }));
+      this.maps.push(edgeMap(panel, this.edges, this.context, { 'line-color': rampExpression(input, min, max, CIVIDIS), 'line-width': 3 }));
     }
     syncMaps(this.maps);
     legend.append(el('span', { className: 'legend-caption' }, humanise(base)), legendRamp(CIVIDIS, formatNumber(min), '', formatNumber(max)));
@@ -254,16 +257,36 @@ function edgeBounds(collection) {
   return Number.isFinite(w) ? [[w, s], [e, n]] : null;
 }
 
-/** A map of the edges on a plain background, coloured by `paint`; directed edges drawn on their right. */
-function edgeMap(container, edges, paint) {
+/** Green areas and building footprints, drawn faintly under the edges so people can find their way. */
+async function contextLayers() {
+  try {
+    return (await findLayers()).filter((l) => l.key === 'green' || l.key === 'buildings');
+  } catch {
+    return []; // the edges alone still answer the question
+  }
+}
+
+const CONTEXT_FILL = { green: '#cfe3d9', buildings: '#d3d6d9' };
+
+/** A map of the edges over faint context, coloured by `paint`; directed edges drawn on their right. */
+function edgeMap(container, edges, context, paint) {
   const bounds = edgeBounds(edges);
+  const sources = { edges: { type: 'geojson', data: edges } };
+  for (const layer of context) sources[layer.key] = sourceFor(layer);
   const map = new maplibregl.Map({
     container,
     style: {
       version: 8,
-      sources: { edges: { type: 'geojson', data: edges } },
+      sources,
       layers: [
         { id: 'background', type: 'background', paint: { 'background-color': '#eceff1' } },
+        ...context.map((layer) => ({
+          id: `context-${layer.key}`,
+          type: 'fill',
+          source: layer.key,
+          'source-layer': sourceLayerOf(layer),
+          paint: { 'fill-color': CONTEXT_FILL[layer.key] },
+        })),
         { id: 'edges-all', type: 'line', source: 'edges', paint: { 'line-color': '#9e9e9e', 'line-width': 0.8, 'line-offset': 1.5 } },
         { id: 'edges', type: 'line', source: 'edges', layout: { 'line-cap': 'round' }, paint: { ...paint, 'line-offset': 1.5 } },
       ],
