@@ -134,3 +134,10 @@ def test_parameters_file_and_overrides(tmp_path: Path) -> None:
     (tmp_path / "traffic.toml").write_text("iterations = 0\n")
     with pytest.raises(ConfigError, match="iterations: Input should be greater than or equal to 1"):
         load_params(tmp_path)
+
+
+def test_a_twin_without_residents_has_nothing_to_simulate(tmp_path: Path) -> None:
+    inputs = tiny_inputs(tmp_path)
+    empty = inputs.__class__(**{**inputs.__dict__, "zones": inputs.zones.assign(population=0.0)})
+    with pytest.raises(DemandError, match="zones: no trips to simulate"):
+        prepare_scenario(empty, Scenario.baseline_scenario(), tmp_path / "a", PARAMS)

@@ -38,6 +38,7 @@ from pyproj import Transformer
 
 from civictwin.config import load_config
 from civictwin.engines.traffic.demand import (
+    DemandError,
     DemandParams,
     OdMatrix,
     add_event,
@@ -253,6 +254,12 @@ def prepare_scenario(
     by_zone = zone_edges(inputs.zones, modified.edges, present=usable)
     has_car = np.array([len(by_zone[str(z)]) > 0 for z in inputs.zones["zone_id"]])
     layers = _demand_layers(inputs, modified, params, by_zone)
+    if sum(layer.od.total for layer in layers) <= 0:
+        raise DemandError(
+            "no trips to simulate: the zones have no residents or no destinations (check population, "
+            "jobs_proxy_m2 and poi_* in the zones table, or give an OD matrix)",
+            field="zones",
+        )
     transit = transit_access(
         inputs.zones,
         inputs.stops,
