@@ -42,16 +42,19 @@ export async function findLayers() {
   );
 }
 
+/** A MapLibre vector source from a layer's TileJSON (with its attribution, e.g. for ODbL data). */
 export function sourceFor(layer) {
   const tj = layer.tilejson;
   const tiles = (tj.tiles || []).map(absoluteTemplate);
   const source = { type: 'vector', tiles };
+  if (tj.attribution) source.attribution = tj.attribution;
   if (Number.isFinite(tj.minzoom)) source.minzoom = tj.minzoom;
   if (Number.isFinite(tj.maxzoom)) source.maxzoom = tj.maxzoom;
   if (isUsefulBounds(tj.bounds)) source.bounds = tj.bounds;
   return source;
 }
 
+/** The name of the layer inside the tiles (the TileJSON's first vector layer, else the table). */
 export function sourceLayerOf(layer) {
   const vectorLayers = layer.tilejson.vector_layers || [];
   return vectorLayers.length ? vectorLayers[0].id : layer.table;
@@ -251,7 +254,6 @@ class MapPage {
     this.root = root;
     this.layers = [];
     this.map = null;
-    this.zoneField = null;
   }
 
   async start() {
@@ -290,7 +292,7 @@ class MapPage {
       pitch: 45,
       bearing: -15,
       maxPitch: 70,
-      attributionControl: false,
+      attributionControl: { compact: true },
       transformRequest,
       canvasContextAttributes: { preserveDrawingBuffer: true },
     });
@@ -372,8 +374,6 @@ class MapPage {
     const colours = sample(VIRIDIS, breaks.length + 1);
     const input = ['to-number', ['get', field], min];
     this.map.setPaintProperty('zones-fill', 'fill-color', stepExpression(input, breaks, colours));
-    this.zoneField = field;
-    window.civictwin.zoneField = field;
     const legend = this.root.querySelector('#legend-zones');
     legend.replaceChildren(el('span', { className: 'legend-caption' }, `${humanise(field)} (classes of equal zone counts)`), classLegend(colours, breaks, min, max));
   }

@@ -295,7 +295,7 @@ function edgeMap(container, edges, context, paint) {
     center: bounds ? undefined : [0, 0],
     zoom: bounds ? undefined : 1,
     fitBoundsOptions: { padding: 16 },
-    attributionControl: false,
+    attributionControl: { compact: true },
     transformRequest,
   });
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-right');
