@@ -131,7 +131,9 @@ def _kpi_table(comparison: Comparison) -> str:
     return (
         "<p>Means over the seeds with their 95% confidence interval below; the last columns give plan minus "
         "baseline, marked <span class=real>real change</span> when the interval excludes zero and "
-        "<span class=noise>within noise</span> otherwise.</p>"
+        "<span class=noise>within noise</span> otherwise. Car indicators describe the car trips that remain in "
+        "each scenario: when a plan moves trips to other modes, the mean car travel time can fall even where "
+        "driving a given route takes longer.</p>"
         f'<table class="kpis"><thead><tr><th>Indicator</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
     )
 
