@@ -50,7 +50,9 @@ def render_report(
     title = f"Traffic comparison: {', '.join(comparison.plans)} vs {comparison.baseline}"
     sections = [
         _section("In short", _list(comparison.summary)),
-        _section("What was simulated", _scenarios(scenarios) + _list(notes)),
+        _section(
+            "What was simulated", _scenarios(scenarios) + ("<h3>Runs</h3>" + _list(notes) if notes else "")
+        ),
         _section("Key indicators", _kpi_table(comparison)),
         _section("Changes against the baseline", _image(_difference_figure(comparison))),
         _section("How people travel (modal split)", _image(_modal_split_figure(comparison))),
