@@ -39,15 +39,8 @@ TARGET_S = 3.0
 
 def _app(twin_dir: Path) -> Any:
     from civictwin.api.app import create_app
-    from civictwin.api.scenarios import router as scenarios_router
-    from civictwin.api.viewer import viewer_router
 
-    app = create_app(twin_dir)
-    if "/viewer/" not in {getattr(route, "path", None) for route in app.routes}:
-        # Until create_app mounts them itself (integration step), mount them here.
-        app.include_router(scenarios_router)
-        app.include_router(viewer_router())
-    return app
+    return create_app(twin_dir)
 
 
 @contextmanager

@@ -124,17 +124,10 @@ def _free_port() -> int:
 
 
 def _app(twin_dir: Path) -> Any:
-    """``create_app`` over the twin, with the viewer and scenario routers."""
+    """``create_app`` over the twin (it mounts the viewer and scenario routers)."""
     from civictwin.api.app import create_app
-    from civictwin.api.scenarios import router as scenarios_router
-    from civictwin.api.viewer import viewer_router
 
-    app = create_app(twin_dir)
-    if "/viewer/" not in {getattr(route, "path", None) for route in app.routes}:
-        # Until create_app mounts them itself (integration step), mount them here.
-        app.include_router(scenarios_router)
-        app.include_router(viewer_router())
-    return app
+    return create_app(twin_dir)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from civictwin import __version__
-from civictwin.api import features, tiles
+from civictwin.api import features, scenarios, tiles, viewer
 from civictwin.api.context import PublishedTwin
 from civictwin.api.limits import RateLimiter
 from civictwin.api.problems import install_problem_handlers
@@ -95,10 +95,8 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
     install_problem_handlers(app)
     app.include_router(features.router)
     app.include_router(tiles.router)
-    # ---- Routers of the web viewer and the scenario endpoints (api/viewer.py, api/scenarios.py) ----
-    # Mount them here with app.include_router(...); they read the twin from app.state.twin and the
-    # caller from civictwin.api.security.current_principal.
-    # ---- end of viewer and scenario routers ----
+    app.include_router(scenarios.router)
+    app.include_router(viewer.viewer_router())
     app.add_middleware(
         GateMiddleware,
         registry=TokenRegistry(tokens_path(twin.store_path)),

@@ -21,7 +21,6 @@ from fastapi.testclient import TestClient
 from shapely.geometry import LineString
 
 from civictwin.api.app import create_app
-from civictwin.api.scenarios import router as scenarios_router
 from civictwin.api.settings import ServerSettings
 from civictwin.governance.tokens import Role, create_token, tokens_path
 
@@ -173,8 +172,6 @@ def role_headers(cmp_twin: Path) -> dict[str, dict[str, str]]:
 @pytest.fixture(scope="module")
 def app_client(cmp_twin: Path) -> Iterator[TestClient]:
     app = create_app(cmp_twin, settings=ServerSettings(rate_per_second=10_000, rate_burst=100_000))
-    if "/comparisons" not in {getattr(route, "path", None) for route in app.routes}:
-        app.include_router(scenarios_router)  # until create_app mounts it (integration step)
     with TestClient(app) as test_client:
         yield test_client
 
@@ -284,8 +281,6 @@ def test_scenarios_list_files_and_their_comparisons(client: TestClient) -> None:
 def test_no_scenarios_or_runs_gives_empty_lists(tmp_path: Path) -> None:
     build_twin(tmp_path)
     app = create_app(tmp_path)
-    if "/comparisons" not in {getattr(route, "path", None) for route in app.routes}:
-        app.include_router(scenarios_router)
     admin = create_token(tokens_path(tmp_path / "test-twin.duckdb"), role=Role.ADMIN).token
     with TestClient(app, headers={"Authorization": f"Bearer {admin}"}) as empty:
         assert empty.get("/scenarios").json() == {"scenarios": []}
