@@ -5,16 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
 import pytest
-from shapely.geometry import box
+from traffic_tiny_twin import CLOSURE, PARAMS, tiny_inputs
 
 from civictwin.engines.traffic.demand import DemandParams
 from civictwin.engines.traffic.pipeline import (
     COMPLETE,
     PipelineParams,
-    TwinInputs,
     complete_run,
     prepare_scenario,
     run_and_save,
@@ -23,54 +21,8 @@ from civictwin.engines.traffic.pipeline import (
     run_scenario,
     seed_dir,
 )
-from civictwin.engines.traffic.synthetic import grid_network
 from civictwin.errors import EngineError
-from civictwin.scenarios.spec import Scenario, parse_scenario
-
-ORIGIN = (385_000.0, 6_671_000.0)
-
-
-def tiny_inputs(twin_dir: Path) -> TwinInputs:
-    """A 4 × 4 grid (200 m blocks, Main Street along row 2) split into four zones."""
-    edges, nodes = grid_network(4, 4, 200.0, origin=ORIGIN)
-    x0, y0 = ORIGIN
-    cells = [
-        box(x0 - 100 + i * 400, y0 - 100 + j * 400, x0 + 300 + i * 400, y0 + 300 + j * 400)
-        for j in range(2)
-        for i in range(2)
-    ]
-    zones = gpd.GeoDataFrame(
-        {
-            "zone_id": ["sw", "se", "nw", "ne"],
-            "population": [500.0, 300.0, 300.0, 100.0],
-            "jobs_proxy_m2": [0.0, 7_000.0, 3_500.0, 10_000.0],
-            "poi_shop": [1, 5, 2, 10],
-        },
-        geometry=cells,
-        crs=edges.crs,
-    )
-    return TwinInputs(
-        twin_dir=twin_dir,
-        crs=str(edges.crs),
-        edges=edges,
-        nodes=nodes,
-        zones=zones,
-        stops=None,
-        stop_frequency=None,
-        stop_routes=None,
-        catalog={"zones": {"rows": 4}},
-    )
-
-
-CLOSURE = parse_scenario(
-    {
-        "name": "close_main",
-        "description": "Main Street closed to cars.",
-        "interventions": [{"type": "close_streets", "streets": ["Main Street"], "modes": ["car"]}],
-    },
-    origin="close_main.toml",
-)
-PARAMS = PipelineParams(iterations=2, demand=DemandParams(scale=2.0, distance="crowfly"))
+from civictwin.scenarios.spec import Scenario
 
 
 def test_same_seed_gives_identical_results_and_a_closure_shifts_mode(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from pyproj import Transformer
-from test_pipeline import PARAMS, tiny_inputs
+from traffic_tiny_twin import PARAMS, tiny_inputs
 
 from civictwin.engines.traffic.demand import DemandError
 from civictwin.engines.traffic.modechoice import ModeChoiceParams
