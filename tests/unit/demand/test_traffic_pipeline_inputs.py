@@ -11,7 +11,12 @@ from traffic_tiny_twin import PARAMS, tiny_inputs
 
 from civictwin.engines.traffic.demand import DemandError
 from civictwin.engines.traffic.modechoice import ModeChoiceParams
-from civictwin.engines.traffic.pipeline import load_params, prepare_scenario, resolve_scenario
+from civictwin.engines.traffic.pipeline import (
+    copy_builtin_scenarios,
+    load_params,
+    prepare_scenario,
+    resolve_scenario,
+)
 from civictwin.errors import ConfigError, ScenarioError
 from civictwin.scenarios.spec import Scenario, parse_scenario
 
@@ -141,3 +146,11 @@ def test_a_twin_without_residents_has_nothing_to_simulate(tmp_path: Path) -> Non
     empty = inputs.__class__(**{**inputs.__dict__, "zones": inputs.zones.assign(population=0.0)})
     with pytest.raises(DemandError, match="zones: no trips to simulate"):
         prepare_scenario(empty, Scenario.baseline_scenario(), tmp_path / "a", PARAMS)
+
+
+def test_builtin_scenarios_are_copied_once(tmp_path: Path) -> None:
+    copied = copy_builtin_scenarios(tmp_path)
+    assert sorted(p.name for p in copied) == ["close_main_street.toml", "zone_30.toml"]
+    (tmp_path / "scenarios" / "zone_30.toml").write_text('name = "zone_30"\n')  # edited by the user
+    assert copy_builtin_scenarios(tmp_path) == []
+    assert (tmp_path / "scenarios" / "zone_30.toml").read_text() == 'name = "zone_30"\n'

@@ -810,3 +810,16 @@ def load_params(twin_dir: Path, **overrides: Any) -> PipelineParams:
         key = ".".join(str(p) for p in err["loc"])
         message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
         raise ConfigError(f"{key}: {message}", path=path if path.is_file() else "parameters") from None
+
+
+def copy_builtin_scenarios(twin_dir: Path) -> list[Path]:
+    """Copy the demo's scenario files into ``<twin dir>/scenarios/`` (existing files are kept)."""
+    target = twin_dir / "scenarios"
+    target.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for source in sorted(BUILTIN_SCENARIOS.glob("*.toml")):
+        destination = target / source.name
+        if not destination.exists():
+            shutil.copyfile(source, destination)
+            copied.append(destination)
+    return copied
