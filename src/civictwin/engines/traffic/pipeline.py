@@ -285,8 +285,8 @@ def prepare_scenario(
 
 
 def _fingerprint(scenario: Scenario, params: PipelineParams, inputs: TwinInputs) -> str:
-    content = scenario.file_hash or scenario.model_dump_json()
-    parts = [content, params.model_dump_json(), inputs.data_fingerprint]
+    # the interventions as resolved (a derived scenario includes its parents'), plus the file itself
+    parts = [scenario.file_hash, scenario.model_dump_json(), params.model_dump_json(), inputs.data_fingerprint]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
