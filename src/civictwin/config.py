@@ -263,7 +263,7 @@ def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
             name = _source_name(data, item)
             parts[-1] = f"sources[{item}]" + (f" ({name})" if name else "")
         else:
-            parts.append(str(item))
+            parts.append(_printable(str(item)))
     key = ".".join(parts)
     message = err["msg"]
     if err["type"] == "extra_forbidden":
@@ -272,8 +272,13 @@ def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
         message = "required key is missing"
     elif err["type"] == "enum" and "expected" in err.get("ctx", {}):
         message = f"expected {err['ctx']['expected']}, got {err['input']!r}"
-    message = message.removeprefix("Value error, ")
+    message = _printable(message.removeprefix("Value error, "))
     return f"{key}: {message}" if key else message
+
+
+def _printable(text: str) -> str:
+    """Text safe for a one-line message: control characters escaped as in a Python literal."""
+    return text if text.isprintable() else repr(text)[1:-1]
 
 
 def _source_name(data: dict[str, Any], index: int) -> str | None:

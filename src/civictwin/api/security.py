@@ -68,6 +68,8 @@ class GateMiddleware:
             if message["type"] == "http.response.start":
                 outcome["status"] = message["status"]
                 outcome["sent"] = True
+                # Audit before the response leaves, so no caller can see a reply the log lacks.
+                self._record(scope, str(outcome["who"]), int(outcome["status"]), started)
             await send(message)
 
         try:
@@ -77,7 +79,8 @@ class GateMiddleware:
                 raise
             await problem_response(413, str(exc.detail))(scope, receive, tracking_send)
         finally:
-            self._record(scope, str(outcome["who"]), int(outcome["status"]), started)
+            if not outcome["sent"]:
+                self._record(scope, str(outcome["who"]), int(outcome["status"]), started)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, outcome: dict[str, Any]) -> None:
         """Run the checks and the app, noting the caller's audit name in ``outcome``."""
