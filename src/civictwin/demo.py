@@ -59,6 +59,10 @@ access = "public"
 
 
 def build_demo(twin_dir: Path, *, on_step: StepCallback | None = None) -> BuildSummary:
-    """Write the demo config into ``twin_dir`` and build the twin there."""
+    """Write the demo config into ``twin_dir``, build the twin there, and add the demo's scenarios."""
+    from civictwin.engines.traffic.pipeline import copy_builtin_scenarios
+
     config = load_config(write_demo_config(twin_dir))
-    return build_twin(config, on_step=on_step)
+    summary = build_twin(config, on_step=on_step)
+    copy_builtin_scenarios(twin_dir)
+    return summary

@@ -47,6 +47,9 @@ def serve(
     settings = ServerSettings(host=host, port=port, rate_per_second=rate_limit, rate_burst=burst)
     application = create_app(twin_dir, settings=settings)
     console.print(f"Serving [bold]{application.title}[/] at [bold]http://{host}:{port}/[/] (Ctrl+C stops)")
+    console.print(
+        f"Viewer: [bold]http://{host}:{port}/viewer/[/]  API definition: http://{host}:{port}/openapi.json"
+    )
     uvicorn.run(application, host=host, port=port, log_level="warning", server_header=False)
 
 

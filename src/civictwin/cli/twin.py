@@ -52,7 +52,9 @@ def init(
         raise ConfigError("already exists (use --force to overwrite)", path=path)
     twin_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(twin_template(), encoding="utf-8")
-    console.print(f"Wrote [bold]{path}[/]: edit the area and sources, then run [bold]civictwin build {twin_dir}[/].")
+    console.print(
+        f"Wrote [bold]{path}[/]: edit the area and sources, then run [bold]civictwin build {twin_dir}[/]."
+    )
 
 
 @app.command()
@@ -76,7 +78,9 @@ def demo(
     print_summary(summary)
     console.print(
         f"\nNext: [bold]civictwin catalog {twin_dir}[/], [bold]civictwin quality {twin_dir}[/], "
-        f"[bold]civictwin export buildings_3d {twin_dir} --format cityjson --output buildings.city.json[/]"
+        f"[bold]civictwin export buildings_3d {twin_dir} --format cityjson --output buildings.city.json[/]\n"
+        f"Scenarios in {twin_dir}/scenarios: [bold]civictwin compare baseline close_main_street zone_30 "
+        f"--twin {twin_dir}[/], then [bold]civictwin serve {twin_dir}[/]"
     )
 
 

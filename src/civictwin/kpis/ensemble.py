@@ -57,6 +57,10 @@ def summarise(values: Sequence[float]) -> Estimate:
     return Estimate(mean, mean - half, mean + half, n, sd)
 
 
+NEGLIGIBLE = 0.01
+"""A detectable change smaller than this share of the base mean is called negligible in words."""
+
+
 def difference(base: Sequence[float], plan: Sequence[float], *, label: str = "The value") -> Difference:
     """Plan − base with Welch's t 95% interval; ``words`` describes it for a non-technical reader."""
     a, b = _clean(base, "base"), _clean(plan, "plan")
@@ -89,15 +93,19 @@ def _words(
     interval = f"95% CI {_amount(low, base_mean)} to {_amount(high, base_mean)}"
     if not distinguishable:
         return f"{label}: within run-to-run noise, no detectable change ({interval})."
-    verb = "rises" if diff > 0 else "falls"
-    return f"{label} {verb} by {_amount(abs(diff), base_mean)} ({interval})."
+    direction = "up" if diff > 0 else "down"
+    change = f"{label}: {direction} {_amount(abs(diff), base_mean)} ({interval})"
+    if base_mean != 0 and abs(diff / base_mean) < NEGLIGIBLE:
+        return f"{change}: detectable, but under {NEGLIGIBLE:.0%} and negligible in practice."
+    return f"{change}."
 
 
 def _amount(value: float, base_mean: float) -> str:
-    """A change as a percentage of the base mean, or as a number when the base mean is 0."""
-    if base_mean != 0:
-        return f"{100 * value / abs(base_mean):.0f}%"
-    return f"{value:.3g}"
+    """A change as a percentage of the base mean (one decimal below 1%), or a number when the base is 0."""
+    if base_mean == 0:
+        return f"{value:.3g}"
+    percent = 100 * value / abs(base_mean)
+    return f"{percent:.1f}%" if abs(percent) < 1 else f"{percent:.0f}%"
 
 
 def _clean(values: Sequence[float], name: str) -> np.ndarray:

@@ -75,12 +75,12 @@ def test_differences_with_welch_intervals_and_words(comparison) -> None:  # type
     half = stats.t.ppf(0.975, 4) * math.sqrt(200 / 3)
     assert diff.mean == pytest.approx(50.0)
     assert diff.ci_low == pytest.approx(50 - half) and diff.ci_high == pytest.approx(50 + half)
-    assert diff.distinguishable and "rises by 45%" in diff.words
+    assert diff.distinguishable and "up 45%" in diff.words
     noise = comparison.difference("mean_travel_time_s", "zone_30")
     assert not noise.distinguishable and "within run-to-run noise" in noise.words
-    assert "'close_x' compared with 'baseline': Mean car travel time rises by 45%" in comparison.summary[1]
+    assert "'close_x' compared with 'baseline': Mean car travel time: up 45%" in comparison.summary[1]
     assert comparison.summary[2] == (
-        "'close_x' compared with 'baseline': Car share of trips falls by 33% (95% CI -33% to -33%)."
+        "'close_x' compared with 'baseline': Car share of trips: down 33% (95% CI -33% to -33%)."
     )
     assert (
         comparison.summary[3] == "'close_x': no detectable change, within run-to-run noise, in CO2 emissions."

@@ -41,7 +41,7 @@ def test_difference_by_hand_and_against_scipy() -> None:
     scipy_ci = stats.ttest_ind(PLAN, BASE, equal_var=False).confidence_interval(0.95)
     assert (diff.ci_low, diff.ci_high) == pytest.approx((scipy_ci.low, scipy_ci.high), rel=1e-12)
     assert diff.distinguishable and diff.relative == pytest.approx(4 / 11)
-    assert diff.words == "Mean travel time rises by 36% (95% CI 15% to 57%)."
+    assert diff.words == "Mean travel time: up 36% (95% CI 15% to 57%)."
 
 
 def test_unequal_variances_match_scipy() -> None:
@@ -54,7 +54,7 @@ def test_unequal_variances_match_scipy() -> None:
 def test_a_fall() -> None:
     diff = difference(PLAN, BASE, label="CO2")
     assert diff.distinguishable and diff.mean == -4.0
-    assert diff.words == "CO2 falls by 27% (95% CI -42% to -11%)."
+    assert diff.words == "CO2: down 27% (95% CI -42% to -11%)."
 
 
 def test_within_noise_says_so() -> None:
@@ -76,7 +76,15 @@ def test_deterministic_runs_give_a_point_interval() -> None:
     assert not same.distinguishable and same.mean == 0.0
 
 
+def test_detectable_but_tiny_changes_are_called_negligible() -> None:
+    diff = difference([100.0, 100.1, 99.9], [100.5, 100.6, 100.4], label="Noise level")
+    assert diff.distinguishable
+    assert diff.words == (
+        "Noise level: up 0.5% (95% CI 0.3% to 0.7%): detectable, but under 1% and negligible in practice."
+    )
+
+
 def test_zero_base_uses_absolute_numbers() -> None:
     diff = difference([0.0, 0.0, 0.0], [2.0, 3.0, 4.0], label="Teleports")
     assert math.isnan(diff.relative)
-    assert diff.words.startswith("Teleports rises by 3 (95% CI ")
+    assert diff.words.startswith("Teleports: up 3 (95% CI ")
