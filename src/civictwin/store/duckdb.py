@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import geopandas as gpd
@@ -177,8 +177,7 @@ class DuckDBStore(Store):
         if not has_geom:
             return frame
         geometry = shapely.from_wkb(frame.pop(GEOMETRY).to_numpy())
-        result: gpd.GeoDataFrame = gpd.GeoDataFrame(frame, geometry=geometry, crs=self._crs)
-        return result
+        return cast(pd.DataFrame, gpd.GeoDataFrame(frame, geometry=geometry, crs=self._crs))
 
     def _columns(self, name: str) -> dict[str, str]:
         rows = self._con.execute(

@@ -286,7 +286,12 @@ def prepare_scenario(
 
 def _fingerprint(scenario: Scenario, params: PipelineParams, inputs: TwinInputs) -> str:
     # the interventions as resolved (a derived scenario includes its parents'), plus the file itself
-    parts = [scenario.file_hash, scenario.model_dump_json(), params.model_dump_json(), inputs.data_fingerprint]
+    parts = [
+        scenario.file_hash,
+        scenario.model_dump_json(),
+        params.model_dump_json(),
+        inputs.data_fingerprint,
+    ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
