@@ -1,0 +1,493 @@
+"""Traffic engine benchmarks: orchestration overhead, ensemble speed-up, the demo comparison, growth.
+
+Reproduce (all four sections at their defaults, the numbers recorded in BENCHMARKS.md):
+
+    .venv/bin/python benchmarks/bench_traffic.py
+
+One section at a time with ``--only overhead``, ``--only speedup``, ``--only demo`` or
+``--only scaling`` (or a comma-separated list). Smallest settings, a smoke test of every section:
+
+    .venv/bin/python benchmarks/bench_traffic.py --seeds 2 --scale 0.2 --repeat 1 \\
+        --scales 0.2 --sizes 1 --iterations 1
+
+Sections (each prints a markdown table on stdout; progress goes to stderr):
+
+- ``overhead``: one scenario (baseline) × one seed with mode-choice feedback on the demo twin. The
+  whole :func:`run_scenario` call is timed and set against the summed wall time of the ``sumo``
+  processes it launched (``ScenarioRun.sumo_wall_s``, the sum of ``SimResult.wall_s``). netconvert's
+  time (``SumoNetwork.wall_s``) is not returned by ``run_scenario``, so it is measured by an identical
+  :func:`prepare_scenario` call on the same inputs right after, and reported separately. Target: the
+  orchestration (everything but SUMO's own processes) ≤ 5% of the wall time.
+- ``speedup``: the same seeds of the baseline through :func:`run_ensemble` with ``workers=1`` and then
+  ``workers=2`` (two comparison ids, so nothing is resumed). Target ≥ 1.7× on this 2-core machine. Also
+  checks that both give identical KPIs per seed.
+- ``demo``: ``civictwin compare baseline close_main_street zone_30 --seeds 5 --workers 2`` on a fresh
+  demo twin (:func:`civictwin.demo.build_demo`), timed as a subprocess. Target < 10 min.
+- ``scaling``: one seed of the baseline and of a plan (``close_main_street``) per network size (the
+  demo extract tiled N×N with ``../shared/tools/tile_osm.py``, one twin per size), demand scale and
+  SUMO mode (micro, meso). Records wall time, SUMO time, car trips and the plan's effect on mean
+  travel time and delay, so meso's documented trade-off (faster, smaller effects; see
+  ``../shared/notes/facts.md``) shows with our numbers. A run SUMO cannot finish within the quality
+  limits (teleports, unfinished trips) is listed as failed, not dropped.
+
+Everything is written in a temporary folder that is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from civictwin.build import build_twin
+from civictwin.config import load_config
+from civictwin.demo import DEMO_BBOX, build_demo, demo_pbf, write_demo_config
+from civictwin.engines.traffic.pipeline import (
+    BUILTIN_SCENARIOS,
+    PipelineParams,
+    ScenarioRun,
+    TwinInputs,
+    load_params,
+    load_twin,
+    prepare_scenario,
+    resolve_scenario,
+    run_ensemble,
+    run_scenario,
+)
+from civictwin.errors import CivicTwinError
+from civictwin.scenarios.spec import Scenario, load_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+TILER = ROOT.parent / "shared" / "tools" / "tile_osm.py"
+CIVICTWIN = Path(sys.executable).parent / "civictwin"
+SECTIONS = ("overhead", "speedup", "demo", "scaling")
+DEMO_PLANS = ("close_main_street", "zone_30")
+OVERHEAD_TARGET = 0.05
+SPEEDUP_TARGET = 1.7
+DEMO_TARGET_S = 600.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The command-line choices, typed."""
+
+    sections: tuple[str, ...]
+    speedup_seeds: int
+    demo_seeds: int
+    scaling_seeds: int
+    workers: int
+    scale: float
+    iterations: int | None
+    repeat: int
+    scales: tuple[float, ...]
+    sizes: tuple[int, ...]
+    modes: tuple[str, ...]
+    plan: str
+
+    def params(self, twin: Path, *, scale: float | None = None, meso: bool = False) -> PipelineParams:
+        """The twin's parameters with this run's overrides, as the CLI builds them."""
+        return load_params(
+            twin,
+            demand={"scale": self.scale if scale is None else scale},
+            iterations=self.iterations,
+            mesoscopic=meso or None,
+        )
+
+
+def log(message: str) -> None:
+    """Progress on stderr, so stdout holds only the tables."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Print a markdown table."""
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print(flush=True)
+
+
+def builtin_scenario(name: str) -> Scenario:
+    """One of the demo's ready-made plans, resolved."""
+    path = BUILTIN_SCENARIOS / f"{name}.toml"
+    return resolve_scenario(load_scenario(path), path.parent)
+
+
+# ------------------------------------------------------------------------------------------- overhead
+
+
+def bench_overhead(twin: Path, work: Path, settings: Settings) -> None:
+    """Whole ``run_scenario`` wall time vs its SUMO processes, ``repeat`` times."""
+    params = settings.params(twin)
+    baseline = Scenario.baseline_scenario()
+    rows: list[list[str]] = []
+    shares: list[float] = []
+    for index in range(settings.repeat):
+        log(f"overhead: run {index + 1}/{settings.repeat}")
+        start = time.perf_counter()
+        run = run_scenario(twin, baseline, 1, work / f"overhead_{index}", params)
+        wall = time.perf_counter() - start
+        start = time.perf_counter()
+        inputs = load_twin(twin)
+        load_s = time.perf_counter() - start
+        start = time.perf_counter()
+        prepared = prepare_scenario(inputs, baseline, work / f"overhead_{index}_network", params)
+        prepare_s = time.perf_counter() - start
+        netconvert = prepared.network.wall_s
+        outside_sumo = wall - run.sumo_wall_s
+        outside_all = outside_sumo - netconvert
+        shares.append(outside_all / wall)
+        rows.append(
+            [
+                str(index + 1),
+                f"{run.kpis['trips']:.0f}",
+                f"{wall:.2f}",
+                f"{run.sumo_wall_s:.2f}",
+                f"{outside_sumo:.2f} ({outside_sumo / wall:.1%})",
+                f"{netconvert:.2f}",
+                f"{outside_all:.2f} ({outside_all / wall:.1%})",
+                f"{load_s:.2f}",
+                f"{prepare_s - netconvert:.2f}",
+            ]
+        )
+    iterations = params.iterations
+    print(
+        f"### Orchestration overhead: baseline × seed 1, {iterations} simulation ↔ mode-choice "
+        f"iteration(s), demand scale {settings.scale:g}, demo twin\n"
+    )
+    table(
+        [
+            "run",
+            "car trips (last iteration)",
+            "run_scenario wall s",
+            f"sumo processes s ({iterations})",
+            "outside sumo s (share)",
+            "netconvert s",
+            "outside all SUMO binaries s (share)",
+            "of which: load twin s",
+            "of which: prepare w/o netconvert s",
+        ],
+        rows,
+    )
+    median = statistics.median(shares)
+    verdict = "meets" if median <= OVERHEAD_TARGET else "misses"
+    print(
+        f"Median orchestration share (wall − sumo − netconvert) / wall: {median:.1%}, "
+        f"{verdict} the ≤ {OVERHEAD_TARGET:.0%} target.\n",
+        flush=True,
+    )
+
+
+# -------------------------------------------------------------------------------------------- speed-up
+
+
+def bench_speedup(twin: Path, settings: Settings) -> None:
+    """The same seeds through ``run_ensemble`` serially and with ``workers`` processes."""
+    params = settings.params(twin)
+    baseline = Scenario.baseline_scenario()
+    measured = {}
+    for workers in (1, settings.workers):
+        log(f"speedup: {settings.speedup_seeds} seeds with {workers} worker(s)")
+        measured[workers] = run_ensemble(
+            twin,
+            [baseline],
+            comparison_id=f"bench-speedup-w{workers}",
+            seeds=settings.speedup_seeds,
+            workers=workers,
+            params=params,
+        )
+    serial = measured[1].wall_s
+    rows = []
+    for workers, ensemble in measured.items():
+        runs = ensemble.runs[baseline.name]
+        rows.append(
+            [
+                str(workers),
+                str(len(runs)),
+                f"{ensemble.wall_s:.1f}",
+                f"{sum(r.wall_s for r in runs):.1f}",
+                f"{sum(r.sumo_wall_s for r in runs):.1f}",
+                f"{serial / ensemble.wall_s:.2f}×",
+            ]
+        )
+    print(
+        f"### Ensemble speed-up: baseline × {settings.speedup_seeds} seeds, demand scale "
+        f"{settings.scale:g}, {params.iterations} iteration(s) per seed, demo twin, {os.cpu_count()} CPUs\n"
+    )
+    table(
+        ["workers", "seeds", "ensemble wall s", "sum of seed runs s", "sum of sumo processes s", "speed-up"],
+        rows,
+    )
+    first, second = (measured[w].runs[baseline.name] for w in (1, settings.workers))
+    same = all(a.kpis == b.kpis for a, b in zip(first, second, strict=True))
+    speedup = serial / measured[settings.workers].wall_s
+    verdict = "meets" if speedup >= SPEEDUP_TARGET else "misses"
+    print(
+        f"Speed-up {speedup:.2f}× with {settings.workers} workers, {verdict} the ≥ {SPEEDUP_TARGET}× target; "
+        f"KPIs per seed identical serial vs parallel: {'yes' if same else 'NO'}.\n",
+        flush=True,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ demo
+
+
+def bench_demo(twin: Path, build_s: float, settings: Settings) -> None:
+    """The demo comparison through the CLI, as a user runs it."""
+    args = ["compare", "baseline", *DEMO_PLANS, "--seeds", str(settings.demo_seeds)]
+    args += ["--workers", str(settings.workers)]
+    if settings.scale != 1.0:
+        args += ["--scale", f"{settings.scale:g}"]
+    if settings.iterations is not None:
+        args += ["--iterations", str(settings.iterations)]
+    shown = "civictwin " + " ".join(args)
+    log(f"demo: {shown}")
+    start = time.perf_counter()
+    done = subprocess.run(
+        [str(CIVICTWIN), *args, "--twin", str(twin)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    wall = time.perf_counter() - start
+    print("### The demo comparison (demo twin, mode-choice feedback)\n")
+    if done.returncode != 0:
+        table(["command", "result"], [[f"`{shown}`", f"failed (exit {done.returncode}) after {wall:.1f} s"]])
+        print("```\n" + "\n".join(done.stderr.splitlines()[-15:]) + "\n```\n", flush=True)
+        return
+    runs = (1 + len(DEMO_PLANS)) * settings.demo_seeds
+    verdict = "meets" if wall < DEMO_TARGET_S else "misses"
+    table(
+        ["command", "seed runs", "wall s", "target", "twin build s (not counted)"],
+        [[f"`{shown}`", str(runs), f"{wall:.1f}", f"< {DEMO_TARGET_S:.0f} s: {verdict}", f"{build_s:.1f}"]],
+    )
+    report = [line for line in done.stdout.splitlines() if line.startswith("Report:")]
+    log(report[-1] if report else "demo: no report line in the output")
+
+
+# --------------------------------------------------------------------------------------------- scaling
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A scaling run: the baseline and plan runs over the seeds, or why they failed."""
+
+    tiles: int
+    edges: int
+    scale: float
+    mode: str
+    base: list[tuple[ScenarioRun, float]]
+    plan: list[tuple[ScenarioRun, float]]
+    failure: str = ""
+
+
+def extent(n: int) -> str:
+    """The bbox covering n×n tiled copies (the tiler shifts each copy by the extent × 1.02)."""
+    x0, y0, x1, y1 = DEMO_BBOX
+    corners = (x0 - 0.001, y0 - 0.001, x0 + (x1 - x0) * 1.02 * n + 0.001, y0 + (y1 - y0) * 1.02 * n + 0.001)
+    return ", ".join(f"{v:.6f}" for v in corners)
+
+
+def tiled_twin(n: int, work: Path) -> tuple[Path, float]:
+    """A twin built from the demo extract tiled n×n, with the demo's settings; and its build time."""
+    pbf = work / f"helsinki_{n}x{n}.osm.pbf"
+    subprocess.run([sys.executable, str(TILER), str(demo_pbf()), str(pbf), "--n", str(n)], check=True)
+    twin = work / f"twin_{n}x{n}"
+    config = write_demo_config(twin)
+    text, found = re.subn(r"(?m)^bbox = \[.*\]$", f"bbox = [{extent(n)}]", config.read_text(encoding="utf-8"))
+    if found != 1 or str(demo_pbf()) not in text:
+        raise RuntimeError(f"the demo config changed shape; cannot retarget {config} to {pbf}")
+    config.write_text(text.replace(str(demo_pbf()), str(pbf)), encoding="utf-8")
+    start = time.perf_counter()
+    build_twin(load_config(config))
+    return twin, time.perf_counter() - start
+
+
+def timed_run(
+    inputs: TwinInputs, scenario: Scenario, seed: int, workdir: Path, params: PipelineParams
+) -> tuple[ScenarioRun, float]:
+    """``run_scenario`` on loaded inputs, with its wall time."""
+    start = time.perf_counter()
+    run = run_scenario(inputs, scenario, seed, workdir, params)
+    return run, time.perf_counter() - start
+
+
+def scaling_case(
+    inputs: TwinInputs, twin: Path, tiles: int, scale: float, mode: str, work: Path, settings: Settings
+) -> Outcome:
+    """Baseline and plan over the scaling seeds at one size, demand scale and mode."""
+    params = settings.params(twin, scale=scale, meso=mode == "meso")
+    edges = int(inputs.edges["car"].fillna(False).astype(bool).sum())
+    base: list[tuple[ScenarioRun, float]] = []
+    plan: list[tuple[ScenarioRun, float]] = []
+    scenarios = (Scenario.baseline_scenario(), builtin_scenario(settings.plan))
+    try:
+        for seed in range(1, settings.scaling_seeds + 1):
+            for scenario, runs in zip(scenarios, (base, plan), strict=True):
+                log(f"scaling: {tiles}×{tiles}, scale {scale:g}, {mode}, {scenario.name}, seed {seed}")
+                folder = work / f"scaling_{tiles}_{scale:g}_{mode}_{scenario.name}_{seed}"
+                runs.append(timed_run(inputs, scenario, seed, folder, params))
+    except CivicTwinError as exc:
+        return Outcome(tiles, edges, scale, mode, base, plan, failure=exc.user_message())
+    return Outcome(tiles, edges, scale, mode, base, plan)
+
+
+def mean_kpi(runs: Sequence[tuple[ScenarioRun, float]], key: str) -> float:
+    """The mean of one KPI over the seeds."""
+    return statistics.fmean(run.kpis[key] for run, _ in runs)
+
+
+def change(base: float, plan: float) -> str:
+    """Relative change in percent."""
+    return f"{(plan - base) / base:+.1%}" if base else "–"
+
+
+def scaling_row(outcome: Outcome, micro_wall: dict[tuple[int, float], float]) -> list[str]:
+    """One table row; meso rows carry their speed-up over the micro row of the same size and demand."""
+    head = [f"{outcome.tiles}×{outcome.tiles}", str(outcome.edges), f"{outcome.scale:g}", outcome.mode]
+    if outcome.failure:
+        return [*head, *["–"] * 9, f"failed: {outcome.failure}"]
+    wall = statistics.fmean(w for _, w in outcome.base)
+    sumo = statistics.fmean(r.sumo_wall_s for r, _ in outcome.base)
+    if outcome.mode == "micro":
+        micro_wall[(outcome.tiles, outcome.scale)] = wall
+    reference = micro_wall.get((outcome.tiles, outcome.scale))
+    faster = f"{reference / wall:.1f}×" if outcome.mode == "meso" and reference else "–"
+    travel = [mean_kpi(runs, "mean_travel_time_s") for runs in (outcome.base, outcome.plan)]
+    delay = [mean_kpi(runs, "total_delay_h") for runs in (outcome.base, outcome.plan)]
+    car = [mean_kpi(runs, "share_car") for runs in (outcome.base, outcome.plan)]
+    return [
+        *head,
+        f"{mean_kpi(outcome.base, 'trips'):.0f}",
+        f"{wall:.1f}",
+        f"{sumo:.1f}",
+        faster,
+        f"{travel[0]:.0f}",
+        change(*travel),
+        f"{delay[0]:.1f}",
+        change(*delay),
+        f"{100 * (car[1] - car[0]):+.1f} pp",
+        "ok",
+    ]
+
+
+def bench_scaling(demo_twin: Path, work: Path, settings: Settings) -> None:
+    """Growth with network size and demand, micro vs meso, and the plan's effect in each."""
+    outcomes: list[Outcome] = []
+    built: list[str] = []
+    for tiles in settings.sizes:
+        if tiles == 1:
+            twin = demo_twin
+        else:
+            log(f"scaling: tiling and building the {tiles}×{tiles} twin")
+            twin, build_s = tiled_twin(tiles, work)
+            built.append(f"{tiles}×{tiles} twin built in {build_s:.1f} s (not counted)")
+        inputs = load_twin(twin)
+        for scale in settings.scales:
+            for mode in settings.modes:
+                outcomes.append(scaling_case(inputs, twin, tiles, scale, mode, work, settings))
+    micro_wall: dict[tuple[int, float], float] = {}
+    rows = [scaling_row(o, micro_wall) for o in sorted(outcomes, key=lambda o: o.mode != "micro")]
+    rows.sort(key=lambda r: (r[0], float(r[2]), r[3] != "micro"))
+    iterations = settings.params(demo_twin).iterations
+    print(
+        f"### Growth with network size and demand, micro vs meso: baseline and `{settings.plan}`, "
+        f"{settings.scaling_seeds} seed(s), {iterations} iteration(s) per run\n"
+    )
+    table(
+        [
+            "tiles",
+            "car edges",
+            "demand scale",
+            "mode",
+            "car trips",
+            "baseline wall s",
+            "of which sumo s",
+            "meso speed-up",
+            "mean travel time s",
+            "plan Δ travel time",
+            "total delay h",
+            "plan Δ delay",
+            "plan Δ car share",
+            "status",
+        ],
+        rows,
+    )
+    for line in built:
+        print(line)
+    if built:
+        print()
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+def parse(argv: Sequence[str] | None = None) -> Settings:
+    """Read the command line."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated: " + ",".join(SECTIONS))
+    parser.add_argument("--seeds", type=int, help="seeds in speedup (default 4) and demo (default 5)")
+    parser.add_argument("--scaling-seeds", type=int, default=1, help="seeds per scaling case")
+    parser.add_argument("--workers", type=int, default=2, help="parallel processes (speedup, demo)")
+    parser.add_argument("--scale", type=float, default=1.0, help="demand scale: overhead, speedup, demo")
+    parser.add_argument(
+        "--iterations", type=int, help="simulation ↔ mode-choice rounds (default: pipeline's)"
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="overhead repetitions (median reported)")
+    parser.add_argument("--scales", type=float, nargs="+", default=[0.5, 1.0, 2.0], help="scaling demand")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2], help="scaling tiles per axis")
+    parser.add_argument("--modes", nargs="+", choices=["micro", "meso"], default=["micro", "meso"])
+    parser.add_argument("--plan", choices=DEMO_PLANS, default="close_main_street", help="scaling plan")
+    args = parser.parse_args(argv)
+    sections = tuple(s.strip() for s in args.only.split(",") if s.strip())
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown or not sections:
+        parser.error(f"--only: unknown section(s) {', '.join(unknown) or '(none given)'}")
+    return Settings(
+        sections=sections,
+        speedup_seeds=args.seeds or 4,
+        demo_seeds=args.seeds or 5,
+        scaling_seeds=args.scaling_seeds,
+        workers=args.workers,
+        scale=args.scale,
+        iterations=args.iterations,
+        repeat=args.repeat,
+        scales=tuple(args.scales),
+        sizes=tuple(args.sizes),
+        modes=tuple(args.modes),
+        plan=args.plan,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Build the demo twin in a temporary folder and run the chosen sections."""
+    settings = parse(argv)
+    with tempfile.TemporaryDirectory(prefix="bench_traffic_") as tmp:
+        work = Path(tmp)
+        log("building the demo twin")
+        start = time.perf_counter()
+        twin = work / "demo"
+        build_demo(twin)
+        build_s = time.perf_counter() - start
+        if "overhead" in settings.sections:
+            bench_overhead(twin, work, settings)
+        if "speedup" in settings.sections:
+            bench_speedup(twin, settings)
+        if "demo" in settings.sections:
+            bench_demo(twin, build_s, settings)
+        if "scaling" in settings.sections:
+            bench_scaling(twin, work, settings)
+
+
+if __name__ == "__main__":
+    main()
