@@ -2,7 +2,7 @@
 
 :func:`compare` turns per-seed runs into a :class:`~civictwin.compare.table.Comparison`;
 :func:`write_comparison` writes it into the comparison folder with the contract the API reads
-(``comparison.json``, ``edges_<scenario>.parquet``, ``edge_diff_<plan>.parquet``, ``manifest.json``,
+(``comparison.json``, ``edges_<scenario>.parquet``, ``edge_diff_<plan>.parquet``, ``zones_<scenario>.parquet``, ``manifest.json``,
 ``report.html``) and writes the ``complete`` marker last.
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import pandas as pd
 
 from civictwin.compare.manifest import build_manifest
 from civictwin.compare.report import render_report
@@ -31,6 +32,7 @@ from civictwin.compare.table import (
 )
 from civictwin.engines.traffic.pipeline import COMPLETE, Ensemble, ScenarioRun
 from civictwin.errors import ScenarioError
+from civictwin.kpis.traffic import zone_kpis
 
 COMPARISON_FILE = "comparison.json"
 MANIFEST_FILE = "manifest.json"
@@ -45,12 +47,14 @@ def compare(
     *,
     comparison_id: str,
     edge_geometry: gpd.GeoDataFrame,
+    zones: gpd.GeoDataFrame | None = None,
     created: str | None = None,
 ) -> Comparison:
     """KPI table, differences, summary, modal split and edge layers of a baseline and its plans.
 
-    ``edge_geometry`` (``edge_id``, ``name``, geometry in any CRS) gives the edge layers their shapes;
-    they come out in WGS84.
+    ``edge_geometry`` (``edge_id``, ``name``, ``length_m``, geometry in any CRS) gives the edge layers
+    their shapes; they come out in WGS84. With ``zones`` (same CRS), each scenario also gets per-zone
+    totals (:func:`civictwin.kpis.traffic.zone_kpis`).
     """
     if not base or not plans or any(not runs for runs in plans.values()):
         raise ScenarioError("a comparison needs runs of the baseline and of at least one plan")
@@ -72,6 +76,9 @@ def compare(
             plan: with_geometry(edge_differences(means[baseline], means[plan]), edge_geometry)
             for plan in plans
         },
+        zones={
+            name: zone_kpis(frame, edge_geometry, zones) for name, frame in means.items() if zones is not None
+        },
     )
 
 
@@ -87,6 +94,7 @@ def compare_ensemble(ensemble: Ensemble, *, baseline: str | None = None) -> Comp
         plans,
         comparison_id=ensemble.comparison_id,
         edge_geometry=ensemble.inputs.edges,
+        zones=ensemble.inputs.zones,
     )
 
 
@@ -170,6 +178,8 @@ def write_comparison(
         _atomic_parquet(directory / f"edges_{name}.parquet", edges[columns])
     for plan, diff in comparison.edge_diffs.items():
         _atomic_parquet(directory / f"edge_diff_{plan}.parquet", diff)
+    for name, zone_frame in comparison.zones.items():
+        _atomic_parquet(directory / f"zones_{name}.parquet", zone_frame)
     _atomic_text(directory / MANIFEST_FILE, json.dumps(manifest, indent=1, default=str))
     report = render_report(
         comparison,
@@ -189,7 +199,7 @@ def _atomic_text(path: Path, text: str) -> None:
     os.replace(staging, path)
 
 
-def _atomic_parquet(path: Path, frame: gpd.GeoDataFrame) -> None:
+def _atomic_parquet(path: Path, frame: pd.DataFrame) -> None:
     staging = path.with_name(f".{path.name}.tmp")
     frame.to_parquet(staging, index=False)
     os.replace(staging, path)

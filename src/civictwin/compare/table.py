@@ -231,6 +231,8 @@ class Comparison:
     """Per scenario: mean edge values over seeds, WGS84."""
     edge_diffs: dict[str, gpd.GeoDataFrame]
     """Per plan: plan − baseline per edge, WGS84."""
+    zones: dict[str, pd.DataFrame]
+    """Per scenario: vehicle-km, CO2 and noise per analysis zone (empty when no zones were given)."""
 
     def to_json(self) -> dict[str, object]:
         """The ``comparison.json`` document (the contract with the API)."""

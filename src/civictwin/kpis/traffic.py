@@ -34,18 +34,6 @@ KPI_UNITS: dict[str, str] = {
 }
 """Every KPI :func:`run_kpis` returns, with its unit."""
 
-EDGE_KPI_COLUMNS = [
-    "vehicles",
-    "vehicle_km",
-    "speed_kmh",
-    "traveltime_s",
-    "density",
-    "co2_kg",
-    "nox_kg",
-    "pmx_kg",
-    "noise_db",
-]
-
 
 def run_kpis(result: SimResult) -> dict[str, float]:
     """Network-wide KPIs of one run (keys and units in :data:`KPI_UNITS`)."""
@@ -80,71 +68,31 @@ def energy_average_db(levels: Sequence[float] | pd.Series) -> float:
     return float(10 * np.log10(np.mean(np.power(10.0, values / 10))))
 
 
-def edge_kpis(result: SimResult) -> pd.DataFrame:
-    """Per-edge KPIs of one run, for maps: ``edge_id`` plus :data:`EDGE_KPI_COLUMNS`."""
-    edges = result.edges
-    return pd.DataFrame(
-        {
-            "edge_id": edges["edge_id"],
-            "vehicles": edges["vehicles"].astype(float),
-            "vehicle_km": edges["distance_m"] / 1000,
-            "speed_kmh": edges["speed_ms"] * 3.6,
-            "traveltime_s": edges["traveltime_s"],
-            "density": edges["density"],
-            "co2_kg": edges["CO2_g"] / 1000,
-            "nox_kg": edges["NOx_g"] / 1000,
-            "pmx_kg": edges["PMx_g"] / 1000,
-            "noise_db": edges["noise_dB"],
-        }
-    )
+ZONE_KPI_COLUMNS = ["zone_id", "vehicle_km", "co2_kg", "noise_db"]
 
 
-def mean_edge_kpis(results: Sequence[SimResult]) -> pd.DataFrame:
-    """Per-edge KPIs averaged over seeds (noise energy-averaged; NaN where no seed had traffic)."""
-    if not results:
-        raise ValueError("no results to average")
-    stacked = pd.concat([edge_kpis(r) for r in results], ignore_index=True)
-    grouped = stacked.groupby("edge_id", sort=True)
-    mean = grouped[[c for c in EDGE_KPI_COLUMNS if c != "noise_db"]].mean()
-    mean["noise_db"] = grouped["noise_db"].agg(energy_average_db)
-    return mean[EDGE_KPI_COLUMNS].reset_index()
+def zone_kpis(edge_means: pd.DataFrame, edges: gpd.GeoDataFrame, zones: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Per-zone totals of per-edge means over seeds (``edge_id``, ``flow``, ``co2_g``, ``noise_db``).
 
-
-def edge_differences(base: pd.DataFrame, plan: pd.DataFrame) -> pd.DataFrame:
-    """Plan − base per edge: every KPI as ``<kpi>_base``, ``<kpi>_plan`` and ``<kpi>_diff``.
-
-    Edges present in only one network get NaN on the other side.
-    """
-    merged = base.merge(plan, on="edge_id", how="outer", suffixes=("_base", "_plan"))
-    for column in EDGE_KPI_COLUMNS:
-        merged[f"{column}_diff"] = merged[f"{column}_plan"] - merged[f"{column}_base"]
-    return merged.sort_values("edge_id", ignore_index=True)
-
-
-ZONE_KPI_COLUMNS = ["zone_id", "vehicle_km", "co2_kg", "nox_kg", "pmx_kg", "noise_db"]
-
-
-def zone_kpis(edge_frame: pd.DataFrame, edges: gpd.GeoDataFrame, zones: gpd.GeoDataFrame) -> pd.DataFrame:
-    """Per-zone totals of per-edge KPIs (from :func:`edge_kpis` or :func:`mean_edge_kpis`).
-
-    An edge belongs to the zone holding its midpoint (``edges``: the twin's ``network_edges``, ``zones``:
-    ``zone_id`` + polygon, same CRS). Vehicle-km and emissions are summed; noise is the energy average
-    over the zone's edges with traffic. Zones without edges get zeros and NaN noise.
+    An edge belongs to the zone holding its midpoint (``edges``: the twin's ``network_edges`` with
+    ``length_m``; ``zones``: ``zone_id`` + polygon, same CRS). Vehicle-km (flow × length) and CO2 are
+    summed; noise is the energy average over the zone's edges with traffic. Zones without traffic get
+    zeros and NaN noise.
     """
     mid = gpd.GeoDataFrame(
-        {"edge_id": edges["edge_id"].astype(str)},
+        {"edge_id": edges["edge_id"].astype(str), "length_m": edges["length_m"].to_numpy()},
         geometry=shapely.line_interpolate_point(edges.geometry.to_numpy(), 0.5, normalized=True),
         crs=edges.crs,
     )
-    placed = gpd.sjoin(mid, zones[["zone_id", "geometry"]], predicate="within")[["edge_id", "zone_id"]]
-    joined = placed.merge(edge_frame, on="edge_id", how="inner")
-    grouped = joined.groupby("zone_id")
-    totals = grouped[["vehicle_km", "co2_kg", "nox_kg", "pmx_kg"]].sum()
-    used = joined[joined["vehicles"] > 0]
-    totals["noise_db"] = used.groupby("zone_id")["noise_db"].agg(energy_average_db)
+    placed = gpd.sjoin(mid, zones[["zone_id", "geometry"]], predicate="within")
+    joined = pd.DataFrame(placed[["edge_id", "zone_id", "length_m"]]).merge(
+        edge_means, on="edge_id", how="inner"
+    )
+    joined["vehicle_km"] = joined["flow"] * joined["length_m"] / 1000
+    joined["co2_kg"] = joined["co2_g"] / 1000
+    totals = joined.groupby("zone_id")[["vehicle_km", "co2_kg"]].sum()
+    totals["noise_db"] = joined[joined["flow"] > 0].groupby("zone_id")["noise_db"].agg(energy_average_db)
     out = totals.reindex(zones["zone_id"]).rename_axis("zone_id").reset_index()
-    out[["vehicle_km", "co2_kg", "nox_kg", "pmx_kg"]] = out[
-        ["vehicle_km", "co2_kg", "nox_kg", "pmx_kg"]
-    ].fillna(0.0)
+    out[["vehicle_km", "co2_kg"]] = out[["vehicle_km", "co2_kg"]].fillna(0.0)
     result: pd.DataFrame = out[ZONE_KPI_COLUMNS]
     return result

@@ -10,6 +10,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 import pytest
+import shapely
 from scipy import stats
 
 from civictwin.api.scenarios import Comparison as ApiComparison
@@ -21,6 +22,16 @@ from civictwin.engines.traffic.synthetic import grid_network
 from civictwin.scenarios.spec import Scenario, parse_scenario
 
 EDGES, _ = grid_network(2, 2, 100.0)  # 4 streets, 8 edges: 100_0/-100_0, 101_0, 200_0, 201_0
+# one zone covering the whole little grid, one far away
+_MINX, _MINY, _MAXX, _MAXY = EDGES.total_bounds
+ZONES = gpd.GeoDataFrame(
+    {"zone_id": ["all", "far"]},
+    geometry=[
+        shapely.box(_MINX - 10, _MINY - 10, _MAXX + 10, _MAXY + 10),
+        shapely.box(_MAXX + 5000, _MAXY + 5000, _MAXX + 5100, _MAXY + 5100),
+    ],
+    crs=EDGES.crs,
+)
 
 
 def run(scenario: str, seed: int, travel_time: float, car_share: float, flow_100: float) -> ScenarioRun:
@@ -56,6 +67,7 @@ def comparison():  # type: ignore[no-untyped-def]
         {"close_x": PLAN, "zone_30": SAME},
         comparison_id="demo-1",
         edge_geometry=EDGES,
+        zones=ZONES,
         created="2026-11-22T01:00:00+00:00",
     )
 
@@ -107,6 +119,16 @@ def test_modal_split_and_edge_layers(comparison) -> None:  # type: ignore[no-unt
     assert diff.loc["100_0", "name"] == "Row 0 Street"
 
 
+def test_zone_totals_sum_flow_times_length(comparison) -> None:  # type: ignore[no-untyped-def]
+    zones = comparison.zones["baseline"].set_index("zone_id")
+    lengths = EDGES.set_index("edge_id")["length_m"]
+    # baseline mean flows: 100_0 → 20, -100_0 → 5, 101_0 → 10; CO2 means 40 + 10 + 20 g
+    expected_km = (20 * lengths["100_0"] + 5 * lengths["-100_0"] + 10 * lengths["101_0"]) / 1000
+    assert zones.loc["all", "vehicle_km"] == pytest.approx(expected_km)
+    assert zones.loc["all", "co2_kg"] == pytest.approx(0.070)
+    assert zones.loc["far", "vehicle_km"] == 0.0 and math.isnan(zones.loc["far", "noise_db"])
+
+
 def test_written_files_follow_the_api_contract(comparison, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     twin_dir = tmp_path / "twin"
     directory = twin_dir / "runs" / "demo-1"
@@ -149,6 +171,9 @@ def test_written_files_follow_the_api_contract(comparison, tmp_path: Path) -> No
         "edges_zone_30.parquet",
         "manifest.json",
         "report.html",
+        "zones_baseline.parquet",
+        "zones_close_x.parquet",
+        "zones_zone_30.parquet",
     ]
     document = json.loads((directory / "comparison.json").read_text())
     parsed = ApiComparison.model_validate(document)

@@ -15,10 +15,7 @@ from civictwin.engines.traffic.outputs import EDGE_COLUMNS, SimResult
 from civictwin.engines.traffic.run import CarTrip, SimOptions, run_sumo
 from civictwin.kpis.traffic import (
     KPI_UNITS,
-    edge_differences,
-    edge_kpis,
     energy_average_db,
-    mean_edge_kpis,
     run_kpis,
     zone_kpis,
 )
@@ -151,33 +148,6 @@ def test_energy_average_by_hand() -> None:
     assert math.isnan(energy_average_db([]))
 
 
-def test_edge_kpis_means_over_seeds_and_differences() -> None:
-    def result(vehicles: float, speed_ms: float, noise: float) -> SimResult:
-        edges = edges_frame(
-            [
-                {
-                    "edge_id": "e1",
-                    "vehicles": vehicles,
-                    "speed_ms": speed_ms,
-                    "distance_m": 500.0,
-                    "CO2_g": 1000.0,
-                    "noise_dB": noise,
-                }
-            ]
-        )
-        return fake_result(pd.DataFrame(), edges)
-
-    one = edge_kpis(result(10, 10.0, 60.0))
-    assert one.loc[0, "speed_kmh"] == 36.0 and one.loc[0, "vehicle_km"] == 0.5 and one.loc[0, "co2_kg"] == 1.0
-    base = mean_edge_kpis([result(10, 10.0, 60.0), result(20, 5.0, 70.0)])
-    assert base.loc[0, "vehicles"] == 15.0 and base.loc[0, "speed_kmh"] == 27.0
-    assert base.loc[0, "noise_db"] == pytest.approx(67.4036, abs=1e-4)
-    plan = mean_edge_kpis([result(4, 10.0, 50.0)])
-    diff = edge_differences(base, plan)
-    assert diff.loc[0, "vehicles_diff"] == -11.0 and diff.loc[0, "speed_kmh_diff"] == 9.0
-    assert diff["noise_db_diff"].iloc[0] == pytest.approx(50.0 - 67.4036, abs=1e-4)
-
-
 def test_zone_kpis_sum_edges_by_midpoint() -> None:
     edges, _ = straight_road()  # both directions of one 1 km road, midpoint x = 385 500
     zones = gpd.GeoDataFrame(
@@ -188,18 +158,16 @@ def test_zone_kpis_sum_edges_by_midpoint() -> None:
         ],
         crs=CRS,
     )
-    per_edge = pd.DataFrame(
+    edge_means = pd.DataFrame(
         {
             "edge_id": ["1_0", "-1_0"],
-            "vehicles": [10.0, 0.0],
-            "vehicle_km": [9.95, 0.0],
-            "co2_kg": [1.5, 0.0],
-            "nox_kg": [0.002, 0.0],
-            "pmx_kg": [0.0001, 0.0],
+            "flow": [10.0, 0.0],
+            "co2_g": [1500.0, 0.0],
             "noise_db": [58.0, float("nan")],
         }
     )
-    out = zone_kpis(per_edge, edges, zones).set_index("zone_id")
-    assert out.loc["road", "vehicle_km"] == 9.95 and out.loc["road", "co2_kg"] == 1.5
+    length_km = edges.loc[edges["edge_id"] == "1_0", "length_m"].iloc[0] / 1000
+    out = zone_kpis(edge_means, edges, zones).set_index("zone_id")
+    assert out.loc["road", "vehicle_km"] == pytest.approx(10 * length_km) and out.loc["road", "co2_kg"] == 1.5
     assert out.loc["road", "noise_db"] == pytest.approx(58.0)
     assert out.loc["empty", "vehicle_km"] == 0.0 and out["noise_db"].isna().loc["empty"]
