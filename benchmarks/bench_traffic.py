@@ -521,6 +521,8 @@ def parse(argv: Sequence[str] | None = None) -> Settings:
 def main(argv: Sequence[str] | None = None) -> None:
     """Build the demo twin in a temporary folder and run the chosen sections."""
     settings = parse(argv)
+    load = os.getloadavg()[0]
+    print(f"Machine: {os.cpu_count()} CPUs, 1-minute load average {load:.1f} at the start.\n", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench_traffic_") as tmp:
         work = Path(tmp)
         log("building the demo twin")
