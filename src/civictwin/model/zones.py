@@ -100,9 +100,18 @@ def summarise_zones(
 
 
 def _green_area(zones: gpd.GeoDataFrame, green: gpd.GeoDataFrame | None) -> pd.Series:
+    """Green area per zone, overlapping green polygons counted once.
+
+    Each green polygon is cut by the zones it touches (an STR-tree finds the pairs) and the pieces are
+    dissolved per zone, so the cost grows with the number of overlaps, not with zones × all green.
+    """
     if green is None or green.empty:
         return pd.Series(0.0, index=zones.index)
-    dissolved = shapely.union_all(shapely.make_valid(green.geometry.to_numpy()))
-    return pd.Series(
-        shapely.area(shapely.intersection(zones.geometry.to_numpy(), dissolved)), index=zones.index
-    ).round(1)
+    green_geoms = shapely.make_valid(green.geometry.to_numpy())
+    zone_geoms = zones.geometry.to_numpy()
+    zone_idx, green_idx = shapely.STRtree(green_geoms).query(zone_geoms, predicate="intersects")
+    pieces = gpd.GeoDataFrame(
+        {"zone": zone_idx}, geometry=shapely.intersection(zone_geoms[zone_idx], green_geoms[green_idx])
+    )
+    area = pieces.dissolve(by="zone").area if len(pieces) else pd.Series(dtype=float)
+    return pd.Series(area.reindex(range(len(zones)), fill_value=0.0).to_numpy(), index=zones.index).round(1)

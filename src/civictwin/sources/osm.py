@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import shapely
 
@@ -136,17 +137,16 @@ def _assemble(con: duckdb.DuckDBPyConnection) -> None:
         SELECT r.way, r.i, r.ref, n.lon, n.lat FROM r
         JOIN (SELECT id, lon, lat FROM raw WHERE kind = 'node') n ON n.id = r.ref"""
     )
+    vertices = con.execute("SELECT way, ref, lon, lat FROM way_vertices ORDER BY way, i").to_arrow_table()
+    con.register("way_lines", _way_lines(vertices))
     con.execute(
         """CREATE TEMP TABLE way_geoms AS
-        SELECT w.id, w.tags,
-               g.refs, g.line, len(w.refs) AS n_refs, len(g.refs) AS n_found,
+        SELECT w.id, w.tags, g.refs, ST_GeomFromWKB(g.wkb) AS line, len(w.refs) AS n_refs,
+               len(g.refs) AS n_found,
                len(g.refs) >= 4 AND w.refs[1] = w.refs[-1] AND len(g.refs) = len(w.refs) AS closed
-        FROM ways w JOIN (
-            SELECT way, list(ref ORDER BY i) AS refs,
-                   ST_MakeLine(list(ST_Point(lon, lat) ORDER BY i)) AS line
-            FROM way_vertices GROUP BY way HAVING count(*) >= 2
-        ) g ON g.way = w.id"""
+        FROM ways w JOIN way_lines g ON g.id = w.id"""
     )
+    con.unregister("way_lines")
     con.execute(
         """CREATE TEMP TABLE relation_geoms AS
         SELECT r.id, r.tags, ST_BuildArea(ST_Collect(list(w.line))) AS geom,
@@ -165,6 +165,29 @@ def _assemble(con: duckdb.DuckDBPyConnection) -> None:
         UNION ALL
         SELECT id, 'relation', tags, geom FROM relation_geoms WHERE NOT ST_IsEmpty(geom)"""
     )
+
+
+def _way_lines(vertices: pa.Table) -> pa.Table:
+    """One line per way with two or more vertices: ``id``, node ``refs`` and WKB, in vertex order.
+
+    ``vertices`` (way, ref, lon, lat) must be sorted by way and position; building the lines in one
+    vectorised shapely call is several times faster than aggregating points in SQL.
+    """
+    way = vertices["way"].to_numpy()
+    refs = vertices["ref"].to_numpy()
+    xy = np.column_stack([vertices["lon"].to_numpy(), vertices["lat"].to_numpy()])
+    ids, counts = np.unique(way, return_counts=True)
+    is_line = counts >= 2
+    owner = np.repeat(np.arange(len(ids)), counts)
+    keep = is_line[owner]
+    line_index = np.cumsum(is_line) - 1
+    lines = shapely.linestrings(xy[keep], indices=line_index[owner[keep]])
+    offsets = np.concatenate([[0], np.cumsum(counts[is_line])]).astype(np.int32)
+    return pa.table({
+        "id": ids[is_line],
+        "refs": pa.ListArray.from_arrays(pa.array(offsets), pa.array(refs[keep])),
+        "wkb": pa.array(shapely.to_wkb(lines), type=pa.binary()),
+    })  # fmt: skip
 
 
 def _layers() -> list[_Layer]:
