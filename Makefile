@@ -58,8 +58,15 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy
 
-bench: $(STAMP)
-	$(PY) benchmarks/run_all.py
+# Each benchmark runs its peer side by side in the same run; results are recorded in BENCHMARKS.md.
+BENCH_DIR ?= bench-twin
+bench: $(STAMP) $(VIEWER)
+	$(VENV)/bin/civictwin demo --dir $(BENCH_DIR)
+	$(PY) benchmarks/bench_build.py --sizes 1 2 4 8 --repeat 3
+	$(PY) benchmarks/bench_viewer.py --runs 5 --twin $(BENCH_DIR)
+	$(PY) benchmarks/bench_api.py --setup-peer
+	$(PY) benchmarks/bench_api.py $(BENCH_DIR) --layer buildings_3d --concurrency 4 --duration 20
+	$(PY) benchmarks/bench_traffic.py
 
 clean:
-	rm -rf $(VENV) build demo-twin .pytest_cache web/node_modules src/civictwin/api/static
+	rm -rf $(VENV) build demo-twin bench-twin .pytest_cache web/node_modules src/civictwin/api/static
