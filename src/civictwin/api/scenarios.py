@@ -31,7 +31,7 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from civictwin.api.context import get_twin
 from civictwin.api.problems import ProblemError, not_found
@@ -60,6 +60,17 @@ ComparisonId = Annotated[
 PlanId = Annotated[str, PathParam(description="One of the comparison's plans", max_length=128)]
 
 
+def _finite_or_none(value: Any) -> Any:
+    """NaN and infinities (which JSON cannot carry) become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+FiniteOrNone = Annotated[float | None, BeforeValidator(_finite_or_none)]
+"""A number from ``comparison.json``; NaN and infinities are read as null."""
+
+
 class KpiRow(BaseModel):
     """One KPI of one scenario aggregated over the seeds: mean and 95% confidence interval."""
 
@@ -68,15 +79,10 @@ class KpiRow(BaseModel):
     kpi: str
     unit: str
     scenario: str
-    mean: float | None
-    ci_low: float | None
-    ci_high: float | None
+    mean: FiniteOrNone
+    ci_low: FiniteOrNone
+    ci_high: FiniteOrNone
     n: int = Field(ge=0, description="Number of seeds (runs) aggregated")
-
-    @field_validator("mean", "ci_low", "ci_high", mode="before")
-    @classmethod
-    def _finite_or_none(cls, value: Any) -> Any:
-        return _finite_or_none(value)
 
 
 class DifferenceRow(BaseModel):
@@ -86,16 +92,11 @@ class DifferenceRow(BaseModel):
 
     kpi: str
     plan: str
-    mean: float | None
-    ci_low: float | None
-    ci_high: float | None
+    mean: FiniteOrNone
+    ci_low: FiniteOrNone
+    ci_high: FiniteOrNone
     distinguishable: bool = Field(description="Whether the interval excludes zero (not within noise)")
     words: str
-
-    @field_validator("mean", "ci_low", "ci_high", mode="before")
-    @classmethod
-    def _finite_or_none(cls, value: Any) -> Any:
-        return _finite_or_none(value)
 
 
 class Comparison(BaseModel):
@@ -181,13 +182,6 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "Unknown query parameter"},
     404: {"model": Problem, "description": "Unknown, incomplete or unreadable comparison, or unknown plan"},
 }
-
-
-def _finite_or_none(value: Any) -> Any:
-    """NaN and infinities (which JSON cannot carry) become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def check_id(comparison_id: str) -> None:

@@ -12,6 +12,7 @@ from traffic_tiny_twin import CLOSURE, PARAMS, tiny_inputs
 from civictwin.engines.traffic.demand import DemandParams
 from civictwin.engines.traffic.pipeline import (
     COMPLETE,
+    Ensemble,
     PipelineParams,
     complete_run,
     prepare_scenario,
@@ -70,15 +71,20 @@ def test_ensemble_runs_in_processes_and_resumes(tmp_path: Path) -> None:
     inputs = tiny_inputs(tmp_path)
     params = PipelineParams(iterations=1, demand=DemandParams(scale=1.0, distance="crowfly"))
     messages: list[str] = []
-    ensemble = run_ensemble(
-        inputs,
-        [Scenario.baseline_scenario(), CLOSURE],
-        comparison_id="t1",
-        seeds=2,
-        workers=2,
-        params=params,
-        progress=lambda m, done, total: messages.append(m),
-    )
+
+    def run() -> Ensemble:
+        """The same two-scenario, two-seed ensemble; a second call resumes the first."""
+        return run_ensemble(
+            inputs,
+            [Scenario.baseline_scenario(), CLOSURE],
+            comparison_id="t1",
+            seeds=2,
+            workers=2,
+            params=params,
+            progress=lambda m, done, total: messages.append(m),
+        )
+
+    ensemble = run()
     assert ensemble.comparison_dir == tmp_path / "runs" / "t1"
     assert [r.seed for r in ensemble.runs["close_main"]] == [1, 2]
     assert ensemble.resumed == []
@@ -95,15 +101,7 @@ def test_ensemble_runs_in_processes_and_resumes(tmp_path: Path) -> None:
     assert complete_run(broken, ensemble.prepared["close_main"].fingerprint) is None
     stale = broken.with_name(".seed_2.partial-killed")  # staging folder of a run killed mid-way
     stale.mkdir()
-    again = run_ensemble(
-        inputs,
-        [Scenario.baseline_scenario(), CLOSURE],
-        comparison_id="t1",
-        seeds=2,
-        workers=2,
-        params=params,
-        progress=lambda m, done, total: messages.append(m),
-    )
+    again = run()
     assert sorted(again.resumed) == [("baseline", 1), ("baseline", 2), ("close_main", 1)]
     assert "3 seed run(s) already complete, 1 to run" in messages
     assert again.runs["close_main"][1].kpis == ensemble.runs["close_main"][1].kpis  # same seed, same numbers
