@@ -9,6 +9,7 @@ permissions for its direction. Defaults and tag rules are documented in docs/met
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -94,6 +95,13 @@ def _allowed(default: pd.Series, *overrides: pd.Series) -> npt.NDArray[np.bool_]
     return result
 
 
+def _per_distinct(values: pd.Series, fn: Callable[[object], float | None]) -> npt.NDArray[np.float64]:
+    """``fn`` of every value, computed once per distinct value: tag values repeat across many ways."""
+    codes, uniques = pd.factorize(values)
+    results = [fn(u) for u in uniques] + [fn(None)]  # the last one serves missing values (code -1)
+    return np.array([np.nan if r is None else r for r in results], dtype=np.float64)[codes]
+
+
 def _way_attributes(roads: pd.DataFrame) -> pd.DataFrame:
     """Per-way permissions by direction, speed, lanes and capacity."""
     hw = roads["highway"].fillna("road")
@@ -111,9 +119,9 @@ def _way_attributes(roads: pd.DataFrame) -> pd.DataFrame:
     backward_only = oneway_tag.isin(["-1", "reverse"]).to_numpy()
     bike_contraflow = roads["oneway_bicycle"].fillna("").str.lower().eq("no").to_numpy()
 
-    tagged_speed = roads["maxspeed"].map(parse_maxspeed).astype("float64")
-    default_speed = hw.map(DEFAULT_SPEED_KMH).astype("float64").fillna(NON_VEHICLE_SPEED_KMH)
-    lanes_total = roads["lanes"].map(_parse_lanes).astype("float64")
+    tagged_speed = _per_distinct(roads["maxspeed"], parse_maxspeed)
+    default_speed = _per_distinct(hw, lambda h: DEFAULT_SPEED_KMH.get(str(h), NON_VEHICLE_SPEED_KMH))
+    lanes_total = _per_distinct(roads["lanes"], _parse_lanes)
     one_direction = forward_only | backward_only
     default_lanes = np.where(hw.isin(["motorway", "trunk"]).to_numpy(), 2.0, 1.0)
     lanes_dir = np.where(
@@ -121,16 +129,16 @@ def _way_attributes(roads: pd.DataFrame) -> pd.DataFrame:
         default_lanes,
         np.where(one_direction, lanes_total, np.maximum(1.0, np.floor(lanes_total / 2))),
     )
-    lane_capacity = hw.map(lambda h: LANE_CAPACITY_VPH.get(h, (0, 6))[0]).to_numpy(dtype=float)
-    capacity_class = hw.map(lambda h: LANE_CAPACITY_VPH.get(h, (0, 6))[1]).to_numpy(dtype=int)
+    lane_capacity = _per_distinct(hw, lambda h: LANE_CAPACITY_VPH.get(str(h), (0, 6))[0])
+    capacity_class = _per_distinct(hw, lambda h: LANE_CAPACITY_VPH.get(str(h), (0, 6))[1]).astype(int)
     bus = car | hw.eq("busway").to_numpy() | roads["busway"].notna().to_numpy()
     return pd.DataFrame({
         "car_fwd": car & ~backward_only, "car_bwd": car & ~forward_only,
         "bus_fwd": bus & ~backward_only, "bus_bwd": bus & ~forward_only,
         "bike_fwd": bike & (~backward_only | bike_contraflow), "bike_bwd": bike & (~forward_only | bike_contraflow),
         "walk": walk,
-        "maxspeed_kmh": tagged_speed.to_numpy(),
-        "speed_kmh": tagged_speed.fillna(default_speed).to_numpy(),
+        "maxspeed_kmh": tagged_speed,
+        "speed_kmh": np.where(np.isnan(tagged_speed), default_speed, tagged_speed),
         "lanes": lanes_dir.astype(int),
         "capacity_vph": (lanes_dir * lane_capacity).astype(int),
         "capacity_class": capacity_class,

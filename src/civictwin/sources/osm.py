@@ -1,11 +1,13 @@
 """OSM PBF reader: roads, buildings, POIs, green areas, trees, land use and water, in one pass.
 
-DuckDB's C++ PBF reader (``ST_ReadOSM``) decodes the file on all cores; ways are assembled from their
-node references and multipolygon relations from their member ways with GEOS ``ST_BuildArea``
-(``ST_ReadOSM`` alone does no polygon assembly). The in-memory DuckDB used here is a compute engine,
-not the twin's store: results go to the store as Arrow tables through ``Store.write_table``.
-Roads keep their OSM node references so the model can split them into a routable network with
-real topology. The rules (which tags make which layer) are documented in docs/methods-network.md.
+DuckDB's C++ PBF reader (``ST_ReadOSM``) decodes the file on all cores. Node coordinates are
+projected to the twin's metric CRS once, so every geometry is assembled directly in that CRS: ways
+from their node references, multipolygon relations from their member ways with GEOS
+``ST_BuildArea`` (``ST_ReadOSM`` alone does no polygon assembly). The in-memory DuckDB used here is
+a compute engine, not the twin's store: results go to the store as Arrow tables through
+``Store.write_table``. Roads keep their OSM node references so the model can split them into a
+routable network with real topology. The rules (which tags make which layer) are documented in
+docs/methods-network.md.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def ingest(source: SourceConfig, ctx: BuildContext) -> IngestResult:
         ctx.report("decoding the PBF")
         _decode(con, path)
         ctx.report("assembling geometries")
-        _assemble(con)
+        _assemble(con, ctx.crs)
         con.execute("CREATE TEMP TABLE area AS SELECT ST_GeomFromWKB(?) AS geom", [shapely.to_wkb(ctx.area)])
         layers = [_write_layer(con, layer, ctx) for layer in _layers()]
     finally:
@@ -113,8 +115,14 @@ def _decode(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         raise SourceError("the PBF file holds no OSM data", path=path)
 
 
-def _assemble(con: duckdb.DuckDBPyConnection) -> None:
-    """Build geometries: nodes → ways (lines or closed rings) → multipolygon relations."""
+def _assemble(con: duckdb.DuckDBPyConnection, crs: str) -> None:
+    """Build geometries in ``crs``: nodes → ways (lines or closed rings) → multipolygon relations."""
+    con.execute(
+        f"""CREATE TEMP TABLE nodes AS
+        SELECT id, tags, ST_X(p) AS x, ST_Y(p) AS y FROM (
+            SELECT id, tags, ST_Transform(ST_Point2D(lon, lat), 'EPSG:4326', '{crs}', always_xy := true) AS p
+            FROM raw WHERE kind = 'node')"""
+    )
     con.execute(
         f"""CREATE TEMP TABLE relations AS
         SELECT id, tags, refs, ref_types FROM raw
@@ -131,22 +139,19 @@ def _assemble(con: duckdb.DuckDBPyConnection) -> None:
               OR id IN (SELECT id FROM member_ways WHERE kind = 'way'))"""
     )
     # Each way's vertices in order, keeping only nodes present in the extract.
-    con.execute(
-        """CREATE TEMP TABLE way_vertices AS
-        WITH r AS (SELECT id AS way, unnest(refs) AS ref, generate_subscripts(refs, 1) AS i FROM ways)
-        SELECT r.way, r.i, r.ref, n.lon, n.lat FROM r
-        JOIN (SELECT id, lon, lat FROM raw WHERE kind = 'node') n ON n.id = r.ref"""
-    )
-    vertices = con.execute("SELECT way, ref, lon, lat FROM way_vertices ORDER BY way, i").to_arrow_table()
-    con.register("way_lines", _way_lines(vertices))
+    vertices = con.execute(
+        """WITH r AS (SELECT id AS way, unnest(refs) AS ref, generate_subscripts(refs, 1) AS i FROM ways)
+        SELECT r.way, r.ref, n.x, n.y FROM r JOIN nodes n ON n.id = r.ref ORDER BY r.way, r.i"""
+    ).to_arrow_table()
+    con.register("way_vertex_lists", _vertex_lists(vertices))
     con.execute(
         """CREATE TEMP TABLE way_geoms AS
-        SELECT w.id, w.tags, g.refs, ST_GeomFromWKB(g.wkb) AS line, len(w.refs) AS n_refs,
-               len(g.refs) AS n_found,
+        SELECT w.id, w.tags, g.refs, ST_MakeLine(list_transform(g.coords, p -> ST_Point(p.x, p.y))) AS line,
+               len(w.refs) AS n_refs, len(g.refs) AS n_found,
                len(g.refs) >= 4 AND w.refs[1] = w.refs[-1] AND len(g.refs) = len(w.refs) AS closed
-        FROM ways w JOIN way_lines g ON g.id = w.id"""
+        FROM ways w JOIN way_vertex_lists g ON g.id = w.id"""
     )
-    con.unregister("way_lines")
+    con.unregister("way_vertex_lists")
     con.execute(
         """CREATE TEMP TABLE relation_geoms AS
         SELECT r.id, r.tags, ST_BuildArea(ST_Collect(list(w.line))) AS geom,
@@ -167,27 +172,25 @@ def _assemble(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _way_lines(vertices: pa.Table) -> pa.Table:
-    """One line per way with two or more vertices: ``id``, node ``refs`` and WKB, in vertex order.
+def _vertex_lists(vertices: pa.Table) -> pa.Table:
+    """One row per way with two or more vertices: ``id``, node ``refs`` and ``coords`` (x, y) lists.
 
-    ``vertices`` (way, ref, lon, lat) must be sorted by way and position; building the lines in one
-    vectorised shapely call is several times faster than aggregating points in SQL.
+    ``vertices`` (way, ref, x, y) must be sorted by way and position. Slicing the sorted columns
+    into Arrow lists is zero-copy; DuckDB then builds all lines at once, many times faster than
+    aggregating points per way in SQL.
     """
     way = vertices["way"].to_numpy()
-    refs = vertices["ref"].to_numpy()
-    xy = np.column_stack([vertices["lon"].to_numpy(), vertices["lat"].to_numpy()])
-    ids, counts = np.unique(way, return_counts=True)
-    is_line = counts >= 2
-    owner = np.repeat(np.arange(len(ids)), counts)
-    keep = is_line[owner]
-    line_index = np.cumsum(is_line) - 1
-    lines = shapely.linestrings(xy[keep], indices=line_index[owner[keep]])
-    offsets = np.concatenate([[0], np.cumsum(counts[is_line])]).astype(np.int32)
-    return pa.table({
-        "id": ids[is_line],
-        "refs": pa.ListArray.from_arrays(pa.array(offsets), pa.array(refs[keep])),
-        "wkb": pa.array(shapely.to_wkb(lines), type=pa.binary()),
+    starts = np.flatnonzero(np.r_[True, way[1:] != way[:-1]]) if len(way) else np.zeros(0, dtype=np.int64)
+    offsets = pa.array(np.r_[starts, len(way)].astype(np.int32))
+    coords = pa.StructArray.from_arrays(
+        [vertices["x"].combine_chunks(), vertices["y"].combine_chunks()], names=["x", "y"]
+    )
+    table = pa.table({
+        "id": way[starts],
+        "refs": pa.ListArray.from_arrays(offsets, vertices["ref"].combine_chunks()),
+        "coords": pa.ListArray.from_arrays(offsets, coords),
     })  # fmt: skip
+    return table.filter(pa.array(np.diff(np.r_[starts, len(way)]) >= 2))
 
 
 def _layers() -> list[_Layer]:
@@ -221,8 +224,8 @@ def _layers() -> list[_Layer]:
             "pois",
             "Points of interest and amenities",
             f"""SELECT id AS osm_id, 'node' AS osm_type, {_POI_CATEGORY} AS category,
-                {_POI_VALUE} AS subcategory, tags['name'] AS name, ST_Point(lon, lat) AS geom
-            FROM raw WHERE kind = 'node' AND {_IS_POI}
+                {_POI_VALUE} AS subcategory, tags['name'] AS name, ST_Point(x, y) AS geom
+            FROM nodes WHERE {_IS_POI}
             UNION ALL
             SELECT osm_id, osm_type, {_POI_CATEGORY}, {_POI_VALUE}, tags['name'], ST_PointOnSurface(geom)
             FROM areas WHERE {_IS_POI}""",
@@ -239,8 +242,8 @@ def _layers() -> list[_Layer]:
         _Layer(
             "trees",
             "Trees",
-            """SELECT id AS osm_id, tags['species'] AS species, tags['genus'] AS genus, ST_Point(lon, lat) AS geom
-            FROM raw WHERE kind = 'node' AND tags['natural'] = 'tree'""",
+            """SELECT id AS osm_id, tags['species'] AS species, tags['genus'] AS genus, ST_Point(x, y) AS geom
+            FROM nodes WHERE tags['natural'] = 'tree'""",
             polygonal=False,
         ),
         _Layer(
@@ -262,33 +265,29 @@ def _layers() -> list[_Layer]:
 
 
 def _write_layer(con: duckdb.DuckDBPyConnection, layer: _Layer, ctx: BuildContext) -> IngestedLayer:
-    """Reproject, repair, clip and count one layer, then store it."""
+    """Repair, clip and count one layer, then store it."""
+    repaired = "ST_CollectionExtract(ST_MakeValid(geom), 3)" if layer.polygonal else "ST_MakeValid(geom)"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE staged AS
-        SELECT * EXCLUDE (geom),
-               ST_Transform(geom, 'EPSG:4326', '{ctx.crs}', always_xy := true) AS geom,
-               NOT ST_IsValid(geom) AS was_invalid
-        FROM ({layer.sql})"""
+        WITH checked AS (SELECT *, NOT ST_IsValid(geom) AS was_invalid FROM ({layer.sql})),
+        repaired AS (SELECT * REPLACE (CASE WHEN was_invalid THEN {repaired} ELSE geom END AS geom) FROM checked)
+        SELECT *, geom IS NOT NULL AND NOT ST_IsEmpty(geom) AS has_geom,
+               has_geom AND ST_Intersects(geom, (SELECT geom FROM area)) AS kept
+        FROM repaired"""
     )
-    repaired = "ST_CollectionExtract(ST_MakeValid(geom), 3)" if layer.polygonal else "ST_MakeValid(geom)"
-    con.execute(f"""UPDATE staged SET geom = CASE WHEN was_invalid THEN {repaired} ELSE geom END""")
     counts = con.execute(
-        """SELECT count(*),
-                  count(*) FILTER (was_invalid),
-                  count(*) FILTER (was_invalid AND (geom IS NULL OR ST_IsEmpty(geom))),
-                  count(*) FILTER (geom IS NOT NULL AND NOT ST_IsEmpty(geom)
-                                   AND NOT ST_Intersects(geom, (SELECT geom FROM area)))
+        """SELECT count(*), count(*) FILTER (was_invalid), count(*) FILTER (was_invalid AND NOT has_geom),
+                  count(*) FILTER (has_geom AND NOT kept)
            FROM staged"""
     ).fetchone()
     assert counts is not None
     received, invalid, unrepairable, outside = (int(c) for c in counts)
-    columns = [c for c in _columns(con) if c not in ("geom", "was_invalid")]
+    columns = [c for c in _columns(con) if c not in ("geom", "was_invalid", "has_geom", "kept")]
     extra = ", ST_Area(geom) AS footprint_m2" if layer.table == "buildings" else ""
     extra += ", ST_Area(geom) AS area_m2" if layer.table in ("green", "landuse", "water") else ""
     extra += ", ST_Length(geom) AS length_m" if layer.table == "roads" else ""
     table: pa.Table = con.execute(
-        f"""SELECT {", ".join(columns)}{extra}, ST_AsWKB(geom) AS geometry FROM staged
-        WHERE geom IS NOT NULL AND NOT ST_IsEmpty(geom) AND ST_Intersects(geom, (SELECT geom FROM area))
+        f"""SELECT {", ".join(columns)}{extra}, ST_AsWKB(geom) AS geometry FROM staged WHERE kept
         ORDER BY osm_id"""
     ).to_arrow_table()
     rows = ctx.store.write_table(layer.table, table)
@@ -333,10 +332,7 @@ def _completeness(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, float
     """Share of kept features with each attribute that matters for this layer."""
     checks = _COMPLETENESS[table]
     selects = ", ".join(f"avg(CASE WHEN {cond} THEN 1.0 ELSE 0.0 END)" for cond in checks.values())
-    row = con.execute(
-        f"SELECT {selects} FROM staged WHERE geom IS NOT NULL AND NOT ST_IsEmpty(geom) "
-        "AND ST_Intersects(geom, (SELECT geom FROM area))"
-    ).fetchone()
+    row = con.execute(f"SELECT {selects} FROM staged WHERE kept").fetchone()
     return {
         name: round(float(v), 4) if v is not None else 0.0 for name, v in zip(checks, row or (), strict=True)
     }
