@@ -138,18 +138,14 @@ def _assemble(con: duckdb.DuckDBPyConnection, crs: str) -> None:
         WHERE kind = 'way' AND (tags['highway'] IS NOT NULL OR {_any_tag(_AREA_TAGS)}
               OR id IN (SELECT id FROM member_ways WHERE kind = 'way'))"""
     )
-    # Each way's vertices in order, keeping only nodes present in the extract.
-    vertices = con.execute(
-        """WITH r AS (SELECT id AS way, unnest(refs) AS ref, generate_subscripts(refs, 1) AS i FROM ways)
-        SELECT r.way, r.ref, n.x, n.y FROM r JOIN nodes n ON n.id = r.ref ORDER BY r.way, r.i"""
-    ).to_arrow_table()
-    con.register("way_vertex_lists", _vertex_lists(vertices))
+    con.register("way_vertex_lists", _vertex_lists(con))
     con.execute(
         """CREATE TEMP TABLE way_geoms AS
         SELECT w.id, w.tags, g.refs, ST_MakeLine(list_transform(g.coords, p -> ST_Point(p.x, p.y))) AS line,
                len(w.refs) AS n_refs, len(g.refs) AS n_found,
                len(g.refs) >= 4 AND w.refs[1] = w.refs[-1] AND len(g.refs) = len(w.refs) AS closed
-        FROM ways w JOIN way_vertex_lists g ON g.id = w.id"""
+        FROM ways w JOIN way_vertex_lists g ON g.id = w.id
+        WHERE len(g.refs) >= 2"""
     )
     con.unregister("way_vertex_lists")
     con.execute(
@@ -172,25 +168,32 @@ def _assemble(con: duckdb.DuckDBPyConnection, crs: str) -> None:
     )
 
 
-def _vertex_lists(vertices: pa.Table) -> pa.Table:
-    """One row per way with two or more vertices: ``id``, node ``refs`` and ``coords`` (x, y) lists.
+def _vertex_lists(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """Per way: ``id``, and the node ``refs`` and ``coords`` (x, y) of its vertices found in the extract.
 
-    ``vertices`` (way, ref, x, y) must be sorted by way and position. Slicing the sorted columns
-    into Arrow lists is zero-copy; DuckDB then builds all lines at once, many times faster than
-    aggregating points per way in SQL.
+    A vectorised lookup of every way's node references in the sorted node ids; the Arrow list
+    columns let DuckDB build all lines at once, several times faster than aggregating ordered points
+    per way in SQL.
     """
-    way = vertices["way"].to_numpy()
-    starts = np.flatnonzero(np.r_[True, way[1:] != way[:-1]]) if len(way) else np.zeros(0, dtype=np.int64)
-    offsets = pa.array(np.r_[starts, len(way)].astype(np.int32))
-    coords = pa.StructArray.from_arrays(
-        [vertices["x"].combine_chunks(), vertices["y"].combine_chunks()], names=["x", "y"]
-    )
-    table = pa.table({
-        "id": way[starts],
-        "refs": pa.ListArray.from_arrays(offsets, vertices["ref"].combine_chunks()),
+    nodes = con.execute("SELECT id, x, y FROM nodes").to_arrow_table()
+    node_ids, x, y = (nodes[c].to_numpy() for c in ("id", "x", "y"))
+    if not np.all(node_ids[1:] > node_ids[:-1]):
+        order = np.argsort(node_ids, kind="stable")
+        node_ids, x, y = node_ids[order], x[order], y[order]
+    ways = con.execute("SELECT id, refs FROM ways").to_arrow_table()
+    ref_lists = ways["refs"].combine_chunks()
+    refs = ref_lists.flatten().to_numpy()
+    way_offsets = ref_lists.offsets.to_numpy() - ref_lists.offsets[0].as_py()
+    position = np.minimum(np.searchsorted(node_ids, refs), max(len(node_ids) - 1, 0))
+    found = node_ids[position] == refs if len(node_ids) else np.zeros(len(refs), dtype=bool)
+    offsets = pa.array(np.r_[0, np.cumsum(found)][way_offsets].astype(np.int32))
+    vertex = position[found]
+    coords = pa.StructArray.from_arrays([pa.array(x[vertex]), pa.array(y[vertex])], names=["x", "y"])
+    return pa.table({
+        "id": ways["id"],
+        "refs": pa.ListArray.from_arrays(offsets, pa.array(refs[found])),
         "coords": pa.ListArray.from_arrays(offsets, coords),
     })  # fmt: skip
-    return table.filter(pa.array(np.diff(np.r_[starts, len(way)]) >= 2))
 
 
 def _layers() -> list[_Layer]:

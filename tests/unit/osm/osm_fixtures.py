@@ -14,10 +14,15 @@ BBOX = (24.93, 60.16, 24.96, 60.18)
 
 def write_pbf(path: Path, nodes: dict[int, tuple[float, float, dict[str, str]]],
               ways: dict[int, tuple[list[int], dict[str, str]]],
-              relations: dict[int, tuple[list[tuple[str, int, str]], dict[str, str]]] | None = None) -> Path:  # fmt: skip
-    """Write nodes {id: (lon, lat, tags)}, ways {id: (refs, tags)} and relations to a PBF."""
+              relations: dict[int, tuple[list[tuple[str, int, str]], dict[str, str]]] | None = None,
+              *, sort_nodes: bool = True) -> Path:  # fmt: skip
+    """Write nodes {id: (lon, lat, tags)}, ways {id: (refs, tags)} and relations to a PBF.
+
+    Nodes are written by id, as OSM extracts are, unless ``sort_nodes`` is false (then in the order
+    given, as some tools that merge or shift extracts leave them).
+    """
     writer = osmium.SimpleWriter(str(path), overwrite=True)
-    for node_id, (lon, lat, tags) in sorted(nodes.items()):
+    for node_id, (lon, lat, tags) in sorted(nodes.items()) if sort_nodes else nodes.items():
         writer.add_node(Node(id=node_id, location=osmium.osm.Location(lon, lat), tags=tags, version=1))
     for way_id, (refs, tags) in sorted(ways.items()):
         writer.add_way(Way(id=way_id, nodes=refs, tags=tags, version=1))

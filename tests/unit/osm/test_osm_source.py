@@ -82,6 +82,28 @@ def test_layers_classify_tags(tmp_path: Path, osm_context: Context) -> None:
     assert road["length_m"] == pytest.approx(expected, rel=0.003)
 
 
+@pytest.mark.parametrize("sort_nodes", [True, False])
+def test_ways_keep_the_vertices_present_in_the_extract(
+    tmp_path: Path, osm_context: Context, sort_nodes: bool
+) -> None:
+    # Node 99 is outside the extract (cut off at its border); way 201 keeps a single vertex.
+    nodes = {3: (LON0 + 0.002, LAT0, {}), 1: (LON0, LAT0, {}), 2: (LON0 + 0.001, LAT0, {})}
+    ways = {200: ([1, 2, 99, 3], {"highway": "residential"}), 201: ([3, 98], {"highway": "service"})}
+    ctx = osm_context(write_pbf(tmp_path / "cut.osm.pbf", nodes, ways, sort_nodes=sort_nodes))
+    result = ingest(ctx.config.sources[0], ctx)
+    roads = next(layer for layer in result.layers if layer.table == "roads")
+    assert (roads.rows, roads.quality["geometry"]["received"], roads.quality["ways_with_missing_nodes"]) == (
+        1,
+        1,
+        1,
+    )
+    road = ctx.store.read_frame("roads").iloc[0]
+    assert (road["osm_id"], list(road["node_refs"]), road["missing_nodes"]) == (200, [1, 2, 3], 1)
+    assert len(road.geometry.coords) == 3
+    expected = GEOD.line_length([LON0, LON0 + 0.002], [LAT0, LAT0])
+    assert road["length_m"] == pytest.approx(expected, rel=0.003)
+
+
 def test_features_outside_the_area_are_counted_not_kept(tmp_path: Path, osm_context: Context) -> None:
     nodes = {**square(1, LON0, LAT0, 0.001), **square(11, 25.5, 61.0, 0.001)}
     ways = {100: ([1, 2, 3, 4, 1], {"building": "yes"}), 101: ([11, 12, 13, 14, 11], {"building": "yes"})}
