@@ -7,6 +7,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 
 from civictwin.engines.traffic.demand import (
@@ -18,6 +19,7 @@ from civictwin.engines.traffic.demand import (
     gravity,
     gravity_od,
     load_od_csv,
+    mode_graph,
     network_distances,
     productions_attractions,
     sample_car_trips,
@@ -79,6 +81,18 @@ def test_network_distances_follow_the_streets(zones: gpd.GeoDataFrame, edges: gp
     # without the middle horizontal street the walk goes round a block: 300 + 600 + 300 m
     middle = edges["geometry"].apply(lambda g: g.coords[0][1] == g.coords[-1][1] == 6_672_300.0)
     assert network_distances(zones, edges[~middle], "walk")[0, 1] == pytest.approx(1200.0)
+
+
+def test_parallel_edges_count_once_with_the_smaller_weight(
+    zones: gpd.GeoDataFrame, edges: gpd.GeoDataFrame
+) -> None:
+    # a second, longer copy of every edge (a detour between the same two nodes) changes nothing
+    detours = edges.assign(edge_id=edges["edge_id"] + "_detour", length_m=edges["length_m"] * 3)
+    doubled = pd.concat([detours, edges], ignore_index=True)
+    graph = mode_graph(doubled, "walk")
+    assert len(graph.edge_ids) == 2 * len(edges) and len(graph.pair_from) == len(edges)
+    assert graph.matrix(graph.length_m).sum() == pytest.approx(edges["length_m"].sum())
+    assert network_distances(zones, doubled, "walk")[0, 1] == pytest.approx(600.0)
 
 
 def test_od_csv_is_read_summed_and_validated(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import geopandas as gpd
 import pytest
 import sumolib
 
-from civictwin.engines.traffic.network import SumoNetwork, build_sumo_network
+from civictwin.engines.traffic.network import SumoNetwork, build_sumo_network, net_edge_ids
 from civictwin.errors import EngineError
 from civictwin.scenarios.interventions import ModifiedNetwork, apply_interventions
 from civictwin.scenarios.spec import parse_scenario
@@ -169,3 +169,28 @@ def test_duplicate_edge_ids_are_refused(grid: Grid, tmp_path: Path) -> None:
     edges.loc[0, "edge_id"] = "-100_1"
     with pytest.raises(EngineError, match="network_edges: duplicate edge id"):
         build_sumo_network(edges, nodes, tmp_path)
+
+
+def test_names_with_markup_characters_and_missing_values_reach_sumo(grid: Grid, tmp_path: Path) -> None:
+    edges, nodes = grid
+    edges = edges.astype({"lanes": float})
+    edges.loc[edges["edge_id"] == "101_0", "name"] = 'Main & "Market" <Street>'
+    edges.loc[edges["edge_id"] == "100_0", ["lanes", "highway"]] = [float("nan"), None]
+    net = sumolib.net.readNet(str(build_sumo_network(edges, nodes, tmp_path).net_file))
+    assert net.getEdge("101_0").getName() == 'Main & "Market" <Street>'
+    plain = net.getEdge("100_0")  # no lane count or class: one lane, the lowest priority
+    assert plain.getLaneNumber() == 1 and plain.getPriority() == 4
+
+
+def test_net_edge_ids_lists_normal_edges_and_refuses_other_layouts(tmp_path: Path) -> None:
+    net_file = tmp_path / "x.net.xml"
+    net_file.write_text(
+        '<net>\n    <edge id=":J1_0" function="internal">\n    </edge>\n'
+        '    <edge id="a&amp;b" from="J0" to="J1" priority="7">\n    </edge>\n'
+        '    <edge id="-a_0" from="J1" to="J0" priority="7">\n    </edge>\n</net>\n',
+        encoding="utf-8",
+    )
+    assert net_edge_ids(net_file) == frozenset({"a&b", "-a_0"})
+    net_file.write_text('<net>\n    <edge from="J0" id="a" to="J1">\n    </edge>\n</net>\n', encoding="utf-8")
+    with pytest.raises(EngineError, match=r"x\.net\.xml: edges not written as"):
+        net_edge_ids(net_file)

@@ -187,26 +187,34 @@ def crowfly_distances(zones: gpd.GeoDataFrame) -> FloatMatrix:
     return distance
 
 
+IntArray = npt.NDArray[np.int64]
+
+
 @dataclass(frozen=True)
 class ModeGraph:
-    """A directed graph of the edges one mode may use, for scipy's shortest-path routines."""
+    """A directed graph of the edges one mode may use, for scipy's shortest-path routines.
 
-    node_ids: npt.NDArray[np.int64]
+    ``pair_from``/``pair_to`` list each distinct (from, to) node pair once, sorted; ``edge_pair`` gives
+    every edge's pair, so parallel edges fold into one matrix entry without a group-by per call.
+    """
+
+    node_ids: IntArray
     node_xy: FloatMatrix
-    edge_from: npt.NDArray[np.int64]
-    edge_to: npt.NDArray[np.int64]
+    edge_from: IntArray
+    edge_to: IntArray
     edge_ids: tuple[str, ...]
     length_m: FloatMatrix
+    pair_from: IntArray
+    pair_to: IntArray
+    edge_pair: IntArray
 
     def matrix(self, weights: FloatMatrix) -> csr_matrix:
         """A sparse adjacency matrix with ``weights`` per edge (parallel edges: the smallest weight)."""
         n = len(self.node_ids)
         # csr construction would sum parallel edges; a zero weight would read as "no edge"
-        frame = pd.DataFrame({"f": self.edge_from, "t": self.edge_to, "w": np.maximum(weights, 1e-3)})
-        frame = frame.groupby(["f", "t"], as_index=False).agg(w=("w", "min"))
-        return csr_matrix(
-            (frame["w"].to_numpy(), (frame["f"].to_numpy(), frame["t"].to_numpy())), shape=(n, n)
-        )
+        best = np.full(len(self.pair_from), np.inf)
+        np.minimum.at(best, self.edge_pair, np.maximum(weights, 1e-3))
+        return csr_matrix((best, (self.pair_from, self.pair_to)), shape=(n, n))
 
     def nearest_nodes(self, points: gpd.GeoSeries) -> npt.NDArray[np.int64]:
         """Index of the graph node nearest to each point."""
@@ -230,20 +238,29 @@ def mode_graph(edges: gpd.GeoDataFrame, mode: Literal["car", "bike", "walk"]) ->
     ends_points = np.concatenate([starts, ends])
     node_ids, first = np.unique(ends_nodes, return_index=True)
     node_xy = shapely.get_coordinates(ends_points[first])
-    lookup = pd.Series(np.arange(len(node_ids)), index=node_ids)
+    edge_from = np.searchsorted(node_ids, usable["from_node"].to_numpy(dtype=np.int64))
+    edge_to = np.searchsorted(node_ids, usable["to_node"].to_numpy(dtype=np.int64))
+    pairs, edge_pair = np.unique(edge_from * len(node_ids) + edge_to, return_inverse=True)
     return ModeGraph(
         node_ids=node_ids,
         node_xy=node_xy,
-        edge_from=lookup.loc[usable["from_node"].to_numpy()].to_numpy(dtype=np.int64),
-        edge_to=lookup.loc[usable["to_node"].to_numpy()].to_numpy(dtype=np.int64),
-        edge_ids=tuple(str(e) for e in usable["edge_id"]),
+        edge_from=edge_from,
+        edge_to=edge_to,
+        edge_ids=tuple(usable["edge_id"].astype(str).tolist()),
         length_m=usable["length_m"].to_numpy(dtype=float),
+        pair_from=pairs // len(node_ids),
+        pair_to=pairs % len(node_ids),
+        edge_pair=edge_pair.reshape(-1),
     )
 
 
 def zone_path_costs(graph: ModeGraph, zones: gpd.GeoDataFrame, weights: FloatMatrix) -> FloatMatrix:
     """Least-cost path between the graph nodes nearest to the zone centroids (inf: unreachable)."""
-    nodes = graph.nearest_nodes(zones.geometry.centroid)
+    return path_costs(graph, graph.nearest_nodes(zones.geometry.centroid), weights)
+
+
+def path_costs(graph: ModeGraph, nodes: IntArray, weights: FloatMatrix) -> FloatMatrix:
+    """Least-cost path between every pair of the graph nodes ``nodes`` (inf: unreachable)."""
     costs = dijkstra(graph.matrix(weights), directed=True, indices=nodes)
     return np.asarray(costs[:, nodes], dtype=float)
 

@@ -23,12 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from civictwin.engines.traffic.demand import (
     FloatMatrix,
+    IntArray,
+    ModeGraph,
     OdMatrix,
     crowfly_distances,
     intrazonal_distance_m,
     mode_graph,
     network_distances,
-    zone_path_costs,
+    path_costs,
 )
 
 Mode = Literal["car", "pt", "bike", "walk"]
@@ -190,6 +192,65 @@ def modal_split(od: OdMatrix, shares: Mapping[Mode, FloatMatrix]) -> dict[Mode, 
 # -------------------------------------------------------------------------------------- level of service
 
 
+@dataclass(frozen=True)
+class CarPaths:
+    """The car network between zones, built once so each simulation round only re-runs one search.
+
+    Holds the car graph, each graph edge's free-flow speed (m/s), the graph node nearest each zone
+    centre, the free-flow zone-to-zone seconds, the car distances (km; they do not depend on speeds)
+    and the intrazonal seconds at the median free-flow speed.
+    """
+
+    graph: ModeGraph
+    free_speed_ms: FloatMatrix
+    origins: IntArray
+    free_s: FloatMatrix
+    km: FloatMatrix
+    intrazonal_s: FloatMatrix
+
+    def minutes(
+        self,
+        *,
+        edge_speed_ms: Mapping[str, float] | None = None,
+        observed_min: FloatMatrix | None = None,
+        has_car_edges: np.ndarray | None = None,
+    ) -> FloatMatrix:
+        """Car minutes per OD pair (see :func:`car_times` for how the arguments enter)."""
+        seconds = self.free_s.copy()
+        if edge_speed_ms:
+            speed = self.free_speed_ms.copy()
+            simulated = np.array([edge_speed_ms.get(e, np.nan) for e in self.graph.edge_ids], dtype=float)
+            ok = np.isfinite(simulated) & (simulated > _MIN_OBSERVED_SPEED_MS)
+            speed[ok] = simulated[ok]
+            seconds = path_costs(self.graph, self.origins, self.graph.length_m / speed)
+            np.fill_diagonal(seconds, self.intrazonal_s)
+        minutes = seconds / 60.0
+        if observed_min is not None:
+            minutes = np.where(np.isfinite(observed_min), observed_min, minutes)
+        if has_car_edges is not None:
+            blocked = ~np.asarray(has_car_edges, dtype=bool)
+            minutes[blocked, :] = np.inf
+            minutes[:, blocked] = np.inf
+        return minutes
+
+
+def car_paths(zones: gpd.GeoDataFrame, edges: gpd.GeoDataFrame) -> CarPaths:
+    """The :class:`CarPaths` of ``edges`` (free-flow speed: ``speed_kmh``, 30 km/h where missing)."""
+    graph = mode_graph(edges, "car")
+    by_id = edges.drop_duplicates("edge_id").set_index(
+        edges.drop_duplicates("edge_id")["edge_id"].astype(str)
+    )
+    free = by_id.loc[list(graph.edge_ids), "speed_kmh"].fillna(_DEFAULT_SPEED_KMH).to_numpy(float) / 3.6
+    origins = graph.nearest_nodes(zones.geometry.centroid)
+    intrazonal = intrazonal_distance_m(zones)
+    intrazonal_s = intrazonal / float(np.median(free))
+    seconds = path_costs(graph, origins, graph.length_m / free)
+    np.fill_diagonal(seconds, intrazonal_s)
+    metres = np.maximum(path_costs(graph, origins, graph.length_m), crowfly_distances(zones))
+    np.fill_diagonal(metres, intrazonal)
+    return CarPaths(graph, free, origins, seconds, metres / 1000.0, intrazonal_s)
+
+
 def car_times(
     zones: gpd.GeoDataFrame,
     edges: gpd.GeoDataFrame,
@@ -203,31 +264,14 @@ def car_times(
     Edge times are ``length / speed`` with the simulated mean speed where the edge saw traffic (and
     moved faster than 0.5 m/s), otherwise its free-flow speed. Pairs with simulated trips use their
     observed mean duration (``observed_min``, NaN elsewhere). Zones without a car edge
-    (``has_car_edges`` false) cannot start or end a car trip.
+    (``has_car_edges`` false) cannot start or end a car trip. Repeated calls on one network are
+    cheaper through :func:`car_paths` and :meth:`CarPaths.minutes`.
     """
-    graph = mode_graph(edges, "car")
-    by_id = edges.drop_duplicates("edge_id").set_index(
-        edges.drop_duplicates("edge_id")["edge_id"].astype(str)
+    paths = car_paths(zones, edges)
+    minutes = paths.minutes(
+        edge_speed_ms=edge_speed_ms, observed_min=observed_min, has_car_edges=has_car_edges
     )
-    free = by_id.loc[list(graph.edge_ids), "speed_kmh"].fillna(_DEFAULT_SPEED_KMH).to_numpy(float) / 3.6
-    speed = free.copy()
-    if edge_speed_ms:
-        simulated = np.array([edge_speed_ms.get(e, np.nan) for e in graph.edge_ids], dtype=float)
-        ok = np.isfinite(simulated) & (simulated > _MIN_OBSERVED_SPEED_MS)
-        speed[ok] = simulated[ok]
-    seconds = zone_path_costs(graph, zones, graph.length_m / speed)
-    metres = np.maximum(zone_path_costs(graph, zones, graph.length_m), crowfly_distances(zones))
-    intrazonal = intrazonal_distance_m(zones)
-    np.fill_diagonal(metres, intrazonal)
-    np.fill_diagonal(seconds, intrazonal / float(np.median(free)))
-    minutes = seconds / 60.0
-    if observed_min is not None:
-        minutes = np.where(np.isfinite(observed_min), observed_min, minutes)
-    if has_car_edges is not None:
-        blocked = ~np.asarray(has_car_edges, dtype=bool)
-        minutes[blocked, :] = np.inf
-        minutes[:, blocked] = np.inf
-    return minutes, metres / 1000.0
+    return minutes, paths.km
 
 
 @dataclass(frozen=True)
@@ -290,11 +334,16 @@ def level_of_service(
     params: ModeChoiceParams,
     *,
     has_car_edges: np.ndarray | None = None,
+    car: CarPaths | None = None,
 ) -> LevelOfService:
-    """Free-flow level of service: the start of the simulation ↔ mode-choice loop."""
+    """Free-flow level of service: the start of the simulation ↔ mode-choice loop.
+
+    ``car``: the :func:`car_paths` of ``edges`` if already built (they are computed otherwise).
+    """
     walk_m = network_distances(zones, edges, "walk")
     bike_m = network_distances(zones, edges, "bike") if bool(edges["bike"].fillna(False).any()) else walk_m
-    car_min, car_km = car_times(zones, edges, has_car_edges=has_car_edges)
+    car = car or car_paths(zones, edges)
+    car_min, car_km = car.minutes(has_car_edges=has_car_edges), car.km
     pt_ivt = walk_m * params.pt_detour_factor / (params.pt_speed_kmh * 1000.0 / 60.0)
     np.fill_diagonal(pt_ivt, np.inf)  # nobody takes transit inside one zone
     access = transit.access_min[:, None] + transit.access_min[None, :]

@@ -28,7 +28,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
@@ -53,10 +53,11 @@ from civictwin.engines.traffic.demand import (
 )
 from civictwin.engines.traffic.modechoice import (
     MODES,
+    CarPaths,
     LevelOfService,
     Mode,
     ModeChoiceParams,
-    car_times,
+    car_paths,
     level_of_service,
     modal_split,
     mode_shares,
@@ -67,7 +68,7 @@ from civictwin.engines.traffic.modechoice import (
 from civictwin.engines.traffic.network import SumoNetwork, build_sumo_network
 from civictwin.engines.traffic.outputs import SimResult
 from civictwin.engines.traffic.run import CarTrip, SimOptions, run_sumo
-from civictwin.errors import ScenarioError, StoreError
+from civictwin.errors import CivicTwinError, ScenarioError, StoreError
 from civictwin.kpis.traffic import run_kpis
 from civictwin.scenarios.interventions import ModifiedNetwork, apply_interventions
 from civictwin.scenarios.spec import BASELINE, ScaleDemand, Scenario, TransitFrequency, load_scenario
@@ -274,6 +275,7 @@ class PreparedScenario:
     layers: tuple[DemandLayer, ...]
     has_car_edges: np.ndarray
     free_flow: LevelOfService
+    car_paths: CarPaths
     transit_source: str
     fingerprint: str
 
@@ -298,27 +300,27 @@ def prepare_scenario(
         inputs.edges.loc[inputs.edges["car"].fillna(False).astype(bool), "edge_id"].astype(str)
     )
     simulated = modified.edges[modified.edges["edge_id"].astype(str).isin(simulated_ids)]
-    network = build_sumo_network(simulated, inputs.nodes, workdir, additionals=modified.additionals)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="netconvert") as pool:
+        building = pool.submit(
+            build_sumo_network, simulated, inputs.nodes, workdir, additionals=modified.additionals
+        )
+        try:
+            demand = _network_free_demand(inputs, scenario, modified, params)
+        except CivicTwinError:
+            building.result()  # a broken network is reported first, as it is the first step
+            raise
+        network = building.result()
     usable = set(modified.car_edges) & set(network.edge_ids)
-    by_zone = zone_edges(inputs.zones, modified.edges, present=usable)
+    by_zone = {zone: [e for e in ids if e in usable] for zone, ids in demand.car_edges_by_zone.items()}
     has_car = np.array([len(by_zone[str(z)]) > 0 for z in inputs.zones["zone_id"]])
-    layers = _demand_layers(inputs, modified, params, by_zone)
+    layers = _demand_layers(inputs, modified, params, demand.od, by_zone)
     if sum(layer.od.total for layer in layers) <= 0:
         raise DemandError(
             "no trips to simulate: the zones have no residents or no destinations (check population, "
             "jobs_proxy_m2 and poi_* in the zones table, or give an OD matrix)",
             field="zones",
         )
-    transit = transit_access(
-        inputs.zones,
-        inputs.stops,
-        inputs.stop_frequency,
-        params.mode_choice,
-        _stop_factors(inputs, scenario, modified),
-    )
-    free_flow = level_of_service(
-        inputs.zones, modified.edges, transit, params.mode_choice, has_car_edges=has_car
-    )
+    car_min = demand.car.minutes(has_car_edges=has_car)
     return PreparedScenario(
         scenario=scenario,
         network=network,
@@ -327,9 +329,44 @@ def prepare_scenario(
         changes=modified.changes,
         layers=layers,
         has_car_edges=has_car,
-        free_flow=free_flow,
-        transit_source=transit.source,
+        free_flow=demand.service.with_car_times(car_min),
+        car_paths=demand.car,
+        transit_source=demand.transit_source,
         fingerprint=_fingerprint(scenario, params, inputs),
+    )
+
+
+@dataclass(frozen=True)
+class _NetworkFreeDemand:
+    """What :func:`prepare_scenario` computes while netconvert runs: nothing here needs the SUMO net."""
+
+    od: OdMatrix
+    car_edges_by_zone: dict[str, list[str]]
+    car: CarPaths
+    service: LevelOfService
+    """Free-flow service before zones without a simulated car edge are barred from car trips."""
+    transit_source: str
+
+
+def _network_free_demand(
+    inputs: TwinInputs, scenario: Scenario, modified: ModifiedNetwork, params: PipelineParams
+) -> _NetworkFreeDemand:
+    od = _base_od(inputs, params)
+    by_zone = zone_edges(inputs.zones, modified.edges, present=set(modified.car_edges))
+    transit = transit_access(
+        inputs.zones,
+        inputs.stops,
+        inputs.stop_frequency,
+        params.mode_choice,
+        _stop_factors(inputs, scenario, modified),
+    )
+    car = car_paths(inputs.zones, modified.edges)
+    return _NetworkFreeDemand(
+        od=od,
+        car_edges_by_zone=by_zone,
+        car=car,
+        service=level_of_service(inputs.zones, modified.edges, transit, params.mode_choice, car=car),
+        transit_source=transit.source,
     )
 
 
@@ -352,9 +389,12 @@ def _base_od(inputs: TwinInputs, params: PipelineParams) -> OdMatrix:
 
 
 def _demand_layers(
-    inputs: TwinInputs, modified: ModifiedNetwork, params: PipelineParams, by_zone: dict[str, list[str]]
+    inputs: TwinInputs,
+    modified: ModifiedNetwork,
+    params: PipelineParams,
+    od: OdMatrix,
+    by_zone: dict[str, list[str]],
 ) -> tuple[DemandLayer, ...]:
-    od = _base_od(inputs, params)
     window = params.demand_window_s
     events: list[DemandLayer] = []
     to_twin = Transformer.from_crs("EPSG:4326", inputs.crs, always_xy=True)
@@ -552,12 +592,8 @@ def _simulated_service(prepared: PreparedScenario, result: SimResult) -> LevelOf
         observed[means.index.get_level_values(0), means.index.get_level_values(1)] = means.to_numpy()
     moving = result.edges[result.edges["speed_ms"].notna()]
     speeds = dict(zip(moving["edge_id"].astype(str), moving["speed_ms"].astype(float), strict=True))
-    minutes, _ = car_times(
-        prepared.zones,
-        prepared.edges,
-        edge_speed_ms=speeds,
-        observed_min=observed,
-        has_car_edges=prepared.has_car_edges,
+    minutes = prepared.car_paths.minutes(
+        edge_speed_ms=speeds, observed_min=observed, has_car_edges=prepared.has_car_edges
     )
     return prepared.free_flow.with_car_times(minutes)
 
