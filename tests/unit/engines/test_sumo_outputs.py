@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from civictwin.engines.traffic.outputs import EDGE_COLUMNS, TRIP_COLUMNS, read_edges, read_trips
+from civictwin.engines.traffic.outputs import EDGE_COLUMNS, TRIP_COLUMNS, read_edges, read_trips, written_by
 from civictwin.errors import EngineError
 
 TRAFFIC = (
@@ -77,3 +77,16 @@ def test_unexpected_outputs_fail_with_one_line(tmp_path: Path) -> None:
         read_edges(p["traffic"], p["emissions"], p["noise"])
     with pytest.raises(EngineError, match="SUMO did not write this output"):
         read_trips(tmp_path / "absent.csv", [])
+
+
+def test_the_sumo_version_comes_from_the_output_header(tmp_path: Path) -> None:
+    stats = tmp_path / "statistics.xml"
+    stats.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n\n'
+        "<!-- generated on 2026-11-22T02:39:43.627418+00:00 by Eclipse SUMO sumo 1.28.0\n"
+        "<sumoConfiguration/>\n-->\n<statistics/>\n",
+        encoding="utf-8",
+    )
+    assert written_by(stats) == "Eclipse SUMO sumo 1.28.0"
+    stats.write_text("<statistics/>\n", encoding="utf-8")
+    assert written_by(stats) == "unknown"

@@ -15,6 +15,7 @@ so the plain CSV is unambiguous. The small statistic output stays XML.
 from __future__ import annotations
 
 import io
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -81,6 +82,8 @@ _TRIPINFO = {
     "tripinfo_arrival": "arrival_s",
 }
 _INTERVAL = "interval_begin"
+_GENERATED_BY = re.compile(rb"<!-- generated on \S+ by ([^\r\n]+)")
+_HEADER_BYTES = 512
 _MASSES = ["CO2_g", "NOx_g", "PMx_g"]
 
 
@@ -124,12 +127,13 @@ class OutputFiles:
 
 
 def read_result(
-    workdir: Path, files: OutputFiles, trip_ids: Sequence[str], *, seed: int, version: str, wall_s: float
+    workdir: Path, files: OutputFiles, trip_ids: Sequence[str], *, seed: int, wall_s: float
 ) -> SimResult:
     """Parse one finished run's outputs in ``workdir`` into a :class:`SimResult`."""
     edges = read_edges(workdir / files.traffic, workdir / files.emissions, workdir / files.noise)
     trips = read_trips(workdir / files.tripinfo, trip_ids)
     stats = read_statistics(workdir / files.statistics)
+    version = written_by(workdir / files.statistics)
     return SimResult(
         edges=edges,
         trips=trips,
@@ -188,6 +192,17 @@ def read_statistics(statistics: Path) -> dict[str, int]:
         "inserted": int(_num(vehicles, "inserted", 0.0)),
         "teleports": int(_num(teleports, "total", 0.0)),
     }
+
+
+def written_by(output: Path) -> str:
+    """The SUMO that wrote an XML output, from its header (``Eclipse SUMO sumo 1.28.0``; else ``unknown``).
+
+    Every XML output opens with ``<!-- generated on <time> by <program and version>``: reading it costs
+    nothing, where asking the binary (``sumo --version``) starts a process.
+    """
+    with _existing(output).open("rb") as stream:
+        found = _GENERATED_BY.search(stream.read(_HEADER_BYTES))
+    return found.group(1).decode("utf-8", errors="replace").strip() if found else "unknown"
 
 
 def _edge_table(path: Path, columns: Mapping[str, str]) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from types import MappingProxyType
 
 from civictwin.engines.traffic.network import SumoNetwork
 from civictwin.engines.traffic.outputs import OutputFiles, SimResult, read_result
-from civictwin.engines.traffic.sumo import run_binary, sumo_version
+from civictwin.engines.traffic.sumo import run_binary
 from civictwin.errors import EngineError
 
 __all__ = [
@@ -123,14 +123,7 @@ def run_sumo(
     write_output_definitions(files, options, workdir / "outputs.add.xml")
     config = write_config(network, options, seed=seed, files=files, path=workdir / "run.sumocfg")
     process = run_binary("sumo", ["-c", config.name], step=f"simulating (seed {seed})", cwd=workdir)
-    result = read_result(
-        workdir,
-        files,
-        [t.trip_id for t in trips],
-        seed=seed,
-        version=sumo_version(),
-        wall_s=process.wall_s,
-    )
+    result = read_result(workdir, files, [t.trip_id for t in trips], seed=seed, wall_s=process.wall_s)
     _check_quality(result, len(trips), options)
     return result
 
