@@ -17,7 +17,9 @@ Sections (each prints a markdown table on stdout; progress goes to stderr):
   processes it launched (``ScenarioRun.sumo_wall_s``, the sum of ``SimResult.wall_s``). netconvert's
   time (``SumoNetwork.wall_s``) is not returned by ``run_scenario``, so it is measured by an identical
   :func:`prepare_scenario` call on the same inputs right after, and reported separately. Target: the
-  orchestration (everything but SUMO's own processes) ≤ 5% of the wall time.
+  orchestration (everything but SUMO's own processes) ≤ 5% of the wall time. The first run reads the
+  twin from disk; later runs in the same process reuse :func:`load_twin`'s in-memory copy, so the table
+  also times a read from disk after every run.
 - ``speedup``: the same seeds of the baseline through :func:`run_ensemble` with ``workers=1`` and then
   ``workers=2`` (two comparison ids, so nothing is resumed). Target ≥ 1.7× on this 2-core machine. Also
   checks that both give identical KPIs per seed.
@@ -66,6 +68,7 @@ from civictwin.engines.traffic.pipeline import (
 from civictwin.errors import CivicTwinError
 from civictwin.scenarios.interventions import apply_interventions
 from civictwin.scenarios.spec import Scenario, load_scenario
+from civictwin.store.duckdb import DuckDBStore
 
 ROOT = Path(__file__).resolve().parents[1]
 TILER = ROOT.parent / "shared" / "tools" / "tile_osm.py"
@@ -138,9 +141,7 @@ def bench_overhead(twin: Path, work: Path, settings: Settings) -> None:
         start = time.perf_counter()
         run = run_scenario(twin, baseline, 1, work / f"overhead_{index}", params)
         wall = time.perf_counter() - start
-        start = time.perf_counter()
-        inputs = load_twin(twin)
-        load_s = time.perf_counter() - start
+        load_s, inputs = uncached_load(twin)
         start = time.perf_counter()
         prepared = prepare_scenario(inputs, baseline, work / f"overhead_{index}_network", params)
         prepare_s = time.perf_counter() - start
@@ -175,10 +176,15 @@ def bench_overhead(twin: Path, work: Path, settings: Settings) -> None:
             "outside sumo s (share)",
             "netconvert s",
             "outside all SUMO binaries s (share)",
-            "of which: load twin s",
+            "load twin s (from disk)",
             "of which: prepare w/o netconvert s",
         ],
         rows,
+    )
+    print(
+        "run_scenario reads the twin from disk in run 1 only: later runs in the same process reuse the "
+        "tables `load_twin` keeps in memory (read again whenever the store file changes). The load "
+        "column times a read from disk after each run.\n"
     )
     median = statistics.median(shares)
     verdict = "meets" if median <= OVERHEAD_TARGET else "misses"
@@ -187,6 +193,14 @@ def bench_overhead(twin: Path, work: Path, settings: Settings) -> None:
         f"{verdict} the ≤ {OVERHEAD_TARGET:.0%} target.\n",
         flush=True,
     )
+
+
+def uncached_load(twin: Path) -> tuple[float, TwinInputs]:
+    """Seconds to read the twin's tables from its store (bypassing ``load_twin``'s in-memory copy)."""
+    start = time.perf_counter()
+    with DuckDBStore.open(load_config(twin).store_path) as store:
+        inputs = load_twin(store, twin_dir=twin)
+    return time.perf_counter() - start, inputs
 
 
 # -------------------------------------------------------------------------------------------- speed-up
