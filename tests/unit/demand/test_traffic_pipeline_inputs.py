@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from pyproj import Transformer
-from traffic_tiny_twin import PARAMS, tiny_inputs
+from traffic_tiny_twin import CLOSURE, PARAMS, tiny_inputs
 
-from civictwin.engines.traffic.demand import DemandError
-from civictwin.engines.traffic.modechoice import ModeChoiceParams
+from civictwin.engines.traffic.demand import DemandError, zone_edges
+from civictwin.engines.traffic.modechoice import (
+    ModeChoiceParams,
+    car_times,
+    level_of_service,
+    transit_access,
+)
 from civictwin.engines.traffic.pipeline import (
     copy_builtin_scenarios,
     load_params,
@@ -21,6 +28,7 @@ from civictwin.errors import ConfigError, ScenarioError
 from civictwin.scenarios.spec import Scenario, parse_scenario
 
 TO_WGS84 = Transformer.from_crs("EPSG:32635", "EPSG:4326", always_xy=True)
+MAIN = {"102_0", "-102_0", "102_1", "-102_1", "102_2", "-102_2"}
 
 
 def scenario(name: str, *interventions: dict[str, object], baseline: str = "baseline") -> Scenario:
@@ -154,3 +162,26 @@ def test_builtin_scenarios_are_copied_once(tmp_path: Path) -> None:
     (tmp_path / "scenarios" / "zone_30.toml").write_text('name = "zone_30"\n')  # edited by the user
     assert copy_builtin_scenarios(tmp_path) == []
     assert (tmp_path / "scenarios" / "zone_30.toml").read_text() == 'name = "zone_30"\n'
+
+
+def test_prepared_service_and_trip_ends_equal_the_step_by_step_computation(tmp_path: Path) -> None:
+    """What prepare_scenario computes beside netconvert is what the plain functions give afterwards."""
+    inputs = tiny_inputs(tmp_path)
+    prepared = prepare_scenario(inputs, CLOSURE, tmp_path / "a", PARAMS)
+    usable = {e for e in prepared.edges.loc[prepared.edges["car"], "edge_id"]} & prepared.network.edge_ids
+    by_zone = zone_edges(inputs.zones, prepared.edges, present=usable)
+    assert prepared.layers[0].edges_by_zone == by_zone
+    assert not any(e in MAIN for ids in by_zone.values() for e in ids)  # closed to cars
+    has_car = np.array([bool(by_zone[z]) for z in inputs.zones["zone_id"]])
+    assert prepared.has_car_edges.tolist() == has_car.tolist()
+    transit = transit_access(inputs.zones, None, None, PARAMS.mode_choice)
+    direct = level_of_service(
+        inputs.zones, prepared.edges, transit, PARAMS.mode_choice, has_car_edges=has_car
+    )
+    for item in dataclasses.fields(direct):
+        assert np.array_equal(getattr(prepared.free_flow, item.name), getattr(direct, item.name))
+    speeds = {"100_0": 2.0, "-100_0": 2.0, "200_0": 2.0}  # a crawl on open streets in the south-west
+    minutes, km = car_times(inputs.zones, prepared.edges, edge_speed_ms=speeds, has_car_edges=has_car)
+    assert (minutes >= prepared.free_flow.car_min).all() and (minutes > prepared.free_flow.car_min).any()
+    assert np.array_equal(prepared.car_paths.minutes(edge_speed_ms=speeds, has_car_edges=has_car), minutes)
+    assert np.array_equal(prepared.car_paths.km, km) and np.array_equal(direct.car_km, km)
