@@ -8,8 +8,9 @@ file name; see https://sumo.dlr.de/docs/TabularOutputs.html): ``;``-separated, o
 attribute named ``<element>_<attribute>`` (``edge_speed``, ``emissions_CO2_abs``), an empty field where
 the XML would omit the attribute, and the same number formatting (``--precision``) as the XML. Reading
 them with pyarrow is an order of magnitude faster than walking the XML, and gives the same numbers:
-pyarrow's float parsing is correctly rounded, as Python's ``float`` is. SUMO's ids never contain ``;``,
-so the plain CSV is unambiguous. The small statistic output stays XML.
+pyarrow's float parsing is correctly rounded, as Python's ``float`` is. SUMO refuses ``;`` in edge
+and trip ids ("Invalid edge id", "Invalid trip id"), so the unquoted CSV is unambiguous. The small
+statistic output stays XML.
 """
 
 from __future__ import annotations
