@@ -81,9 +81,9 @@ RUN_FILE = "run.json"
 EDGES_FILE = "edges.parquet"
 
 Progress = Callable[[str, int, int], None]
+"""Called with (message, done, total) as seeds finish."""
 
 FrameT = TypeVar("FrameT", bound=pd.DataFrame)
-"""Called with (message, done, total) as seeds finish."""
 
 
 class PipelineParams(BaseModel):
