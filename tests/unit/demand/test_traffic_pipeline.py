@@ -3,6 +3,11 @@ ensembles in processes, atomic seed results and resuming."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +17,7 @@ from traffic_tiny_twin import CLOSURE, PARAMS, tiny_inputs
 from civictwin.engines.traffic.demand import DemandParams
 from civictwin.engines.traffic.pipeline import (
     COMPLETE,
+    SEEDS_DIR,
     Ensemble,
     PipelineParams,
     complete_run,
@@ -122,3 +128,45 @@ def test_ensemble_runs_in_processes_and_resumes(tmp_path: Path) -> None:
         0.5 * ensemble.runs["baseline"][0].kpis["person_trips"]
     )
     assert np.isfinite(other.runs["baseline"][0].kpis["mean_travel_time_s"])
+
+
+INTERRUPTED_ENSEMBLE = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from traffic_tiny_twin import PARAMS, tiny_inputs
+from civictwin.engines.traffic.pipeline import run_ensemble
+from civictwin.scenarios.spec import Scenario
+inputs = tiny_inputs(Path(sys.argv[1]))
+run_ensemble(inputs, [Scenario.baseline_scenario()], comparison_id="c", seeds=[1], workers=1, params=PARAMS)
+print("seed 1 complete", flush=True)
+try:  # seed 1 is resumed: one worker runs seed 2 while the other waits idle
+    run_ensemble(inputs, [Scenario.baseline_scenario()], comparison_id="c", seeds=[1, 2], workers=2, params=PARAMS)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(130)
+"""
+
+
+def test_ctrl_c_stops_the_ensemble_cleanly(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the whole process group) mid-run: no traceback from the workers, the running
+    seed leaves neither a result nor a staging folder, and the completed seed stays complete."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTED_ENSEMBLE, str(tmp_path), str(Path(__file__).parent)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    seeds = tmp_path / "runs" / "c" / SEEDS_DIR / "baseline"
+    deadline = time.monotonic() + 120
+    while (
+        not list(seeds.glob(".seed_2.partial-*")) and process.poll() is None and time.monotonic() < deadline
+    ):
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert (process.returncode, out.splitlines()) == (130, ["seed 1 complete", "interrupted"]), err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in seeds.iterdir()) == ["seed_1"]
+    assert (seeds / "seed_1" / COMPLETE).is_file()

@@ -25,9 +25,10 @@ import multiprocessing
 import os
 import shutil
 import signal
+import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -752,35 +753,38 @@ def run_ensemble(
     names = [s.name for s in scenarios]
     if len(set(names)) != len(names):
         raise ScenarioError(f"scenario names must differ, got {', '.join(names)}", field="scenarios")
-    inputs = twin if isinstance(twin, TwinInputs) else load_twin(twin, need_routes=_needs_routes(scenarios))
-    directory = comparison_dir(inputs.twin_dir, comparison_id)
     chosen = seed_list(seeds)
-    prepared = {}
-    for scenario in scenarios:
-        if progress:
-            progress(f"preparing '{scenario.name}': network and demand", 0, 0)
-        prepared[scenario.name] = prepare_scenario(
-            inputs, scenario, directory / "networks" / scenario.name, params
+    with _seed_pool(workers, len(scenarios) * len(chosen)) as pool:
+        inputs = (
+            twin if isinstance(twin, TwinInputs) else load_twin(twin, need_routes=_needs_routes(scenarios))
         )
-    runs: dict[str, dict[int, ScenarioRun]] = {s.name: {} for s in scenarios}
-    resumed: list[tuple[str, int]] = []
-    todo: list[tuple[str, int]] = []
-    for name in names:
-        for seed in chosen:
-            done = complete_run(seed_dir(directory, name, seed), prepared[name].fingerprint)
-            if done is None:
-                todo.append((name, seed))
-            else:
-                runs[name][seed] = done
-                resumed.append((name, seed))
-    for name, seed in todo:  # staging folders left by a killed run are never resumed from
-        final = seed_dir(directory, name, seed)
-        for stale in final.parent.glob(f".{final.name}.partial-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-    total = len(todo) + len(resumed)
-    if progress:
-        progress(f"{len(resumed)} seed run(s) already complete, {len(todo)} to run", len(resumed), total)
-    _execute(todo, prepared, directory, params, workers, runs, progress, len(resumed), total)
+        directory = comparison_dir(inputs.twin_dir, comparison_id)
+        prepared = {}
+        for scenario in scenarios:
+            if progress:
+                progress(f"preparing '{scenario.name}': network and demand", 0, 0)
+            prepared[scenario.name] = prepare_scenario(
+                inputs, scenario, directory / "networks" / scenario.name, params
+            )
+        runs: dict[str, dict[int, ScenarioRun]] = {s.name: {} for s in scenarios}
+        resumed: list[tuple[str, int]] = []
+        todo: list[tuple[str, int]] = []
+        for name in names:
+            for seed in chosen:
+                done = complete_run(seed_dir(directory, name, seed), prepared[name].fingerprint)
+                if done is None:
+                    todo.append((name, seed))
+                else:
+                    runs[name][seed] = done
+                    resumed.append((name, seed))
+        for name, seed in todo:  # staging folders left by a killed run are never resumed from
+            final = seed_dir(directory, name, seed)
+            for stale in final.parent.glob(f".{final.name}.partial-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+        total = len(todo) + len(resumed)
+        if progress:
+            progress(f"{len(resumed)} seed run(s) already complete, {len(todo)} to run", len(resumed), total)
+        _execute(pool, todo, prepared, directory, params, runs, progress, len(resumed), total)
     return Ensemble(
         comparison_id=comparison_id,
         comparison_dir=directory,
@@ -799,61 +803,100 @@ def _needs_routes(scenarios: Collection[Scenario]) -> bool:
     return any(isinstance(i, TransitFrequency) for s in scenarios for i in s.interventions)
 
 
-def _execute(
-    todo: list[tuple[str, int]],
-    prepared: dict[str, PreparedScenario],
-    directory: Path,
-    params: PipelineParams,
-    workers: int,
-    runs: dict[str, dict[int, ScenarioRun]],
-    progress: Progress | None,
-    done: int,
-    total: int,
-) -> None:
-    if not todo:
-        return
+@contextlib.contextmanager
+def _seed_pool(workers: int, most_runs: int) -> Iterator[ProcessPoolExecutor]:
+    """Worker processes for the seed runs, started at once so that their interpreters start and import
+    while this process loads the twin and prepares the scenarios.
+
+    On any error or interrupt, queued seeds are cancelled and running ones interrupted.
+    """
+    size = max(1, min(workers, most_runs))
     # spawn: a fresh interpreter per worker, safe beside threads (progress bars) and open libraries
-    context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(
-        max_workers=max(1, min(workers, len(todo))), mp_context=context, initializer=_worker_init
+        max_workers=size, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init
     )
     with pool:
-        futures: dict[Future[ScenarioRun], tuple[str, int]] = {
-            pool.submit(_seed_job, prepared[name], seed, seed_dir(directory, name, seed), params): (
-                name,
-                seed,
-            )
-            for name, seed in todo
-        }
+        with _children_ignore_interrupts():
+            for _ in range(size):  # a spawn pool starts one worker per submitted task, up to its size
+                pool.submit(_started)
         try:
-            for future in as_completed(futures):
-                name, seed = futures[future]
-                runs[name][seed] = future.result()
-                done += 1
-                if progress:
-                    progress(f"{name} seed {seed} done", done, total)
+            yield pool
         except BaseException:
             _stop(pool)
             raise
 
 
+@contextlib.contextmanager
+def _children_ignore_interrupts() -> Iterator[None]:
+    """Processes started inside begin with SIGINT ignored (an ignored signal survives exec) until their
+    initializer installs the handler: a Ctrl-C while a worker still starts up cannot kill it with a
+    traceback. Only the main thread may change signal handlers; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _execute(
+    pool: ProcessPoolExecutor,
+    todo: list[tuple[str, int]],
+    prepared: dict[str, PreparedScenario],
+    directory: Path,
+    params: PipelineParams,
+    runs: dict[str, dict[int, ScenarioRun]],
+    progress: Progress | None,
+    done: int,
+    total: int,
+) -> None:
+    futures: dict[Future[ScenarioRun], tuple[str, int]] = {
+        pool.submit(_seed_job, prepared[name], seed, seed_dir(directory, name, seed), params): (name, seed)
+        for name, seed in todo
+    }
+    for future in as_completed(futures):
+        name, seed = futures[future]
+        runs[name][seed] = future.result()
+        done += 1
+        if progress:
+            progress(f"{name} seed {seed} done", done, total)
+
+
 _interrupted = False
 """Set in a worker once it was interrupted: seeds queued to it afterwards are not started."""
+_running_seed = False
+"""Whether this worker is inside a seed run (an interrupt then stops that run)."""
 
 
 def _worker_init() -> None:
     def on_interrupt(signum: int, frame: object) -> None:
+        # Ctrl-C reaches the worker twice (from the terminal and from the parent's _stop): only the
+        # first stops the running seed, so the second cannot cut its clean-up short. An idle worker
+        # just waits to be shut down by the parent.
         global _interrupted
+        first = not _interrupted
         _interrupted = True
-        raise KeyboardInterrupt
+        if first and _running_seed:
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, on_interrupt)
 
 
+def _started() -> None:
+    """Nothing: submitted once per worker so that each starts (and imports this module) at once."""
+
+
 def _seed_job(prepared: PreparedScenario, seed: int, final_dir: Path, params: PipelineParams) -> ScenarioRun:
+    global _running_seed
     if _interrupted:
         raise KeyboardInterrupt(f"seed {seed} not started: the run was interrupted")
-    return run_and_save(prepared, seed, final_dir, params)
+    _running_seed = True
+    try:
+        return run_and_save(prepared, seed, final_dir, params)
+    finally:
+        _running_seed = False
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
