@@ -22,7 +22,8 @@ Sections (each prints a markdown table on stdout; progress goes to stderr):
   also times a read from disk after every run.
 - ``speedup``: the same seeds of the baseline through :func:`run_ensemble` with ``workers=1`` and then
   ``workers=2`` (two comparison ids, so nothing is resumed). Target ≥ 1.7× on this 2-core machine. Also
-  checks that both give identical KPIs per seed.
+  checks that both give identical KPIs per seed, and measures the machine's own ceiling: the last
+  simulation of each seed re-run as bare ``sumo`` processes, one at a time and two at a time.
 - ``demo``: ``civictwin compare baseline close_main_street zone_30 --seeds 5 --workers 2`` on a fresh
   demo twin (:func:`civictwin.demo.build_demo`), timed as a subprocess. Target < 10 min.
 - ``scaling``: one seed of the baseline and of a plan (``close_main_street``) per network size (the
@@ -46,6 +47,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +67,7 @@ from civictwin.engines.traffic.pipeline import (
     run_ensemble,
     run_scenario,
 )
+from civictwin.engines.traffic.sumo import binary, sumo_env
 from civictwin.errors import CivicTwinError
 from civictwin.scenarios.interventions import apply_interventions
 from civictwin.scenarios.spec import Scenario, load_scenario
@@ -252,6 +255,29 @@ def bench_speedup(twin: Path, settings: Settings) -> None:
         f"KPIs per seed identical serial vs parallel: {'yes' if same else 'NO'}.\n",
         flush=True,
     )
+    configs = sorted(
+        measured[1].comparison_dir.glob(f"seeds/{baseline.name}/seed_*/sumo/iteration_*/run.sumocfg")
+    )
+    alone, together = (bare_sumo_wall(configs, at_once) for at_once in (1, settings.workers))
+    print(
+        f"The machine's own ceiling: the last simulation of each of the {len(configs)} seeds re-run as bare "
+        f"`sumo` processes took {alone:.1f} s one at a time and {together:.1f} s {settings.workers} at a time "
+        f"({alone / together:.2f}×).\n",
+        flush=True,
+    )
+
+
+def bare_sumo_wall(configs: Sequence[Path], at_once: int) -> float:
+    """Wall seconds to run ``sumo -c`` on every config, ``at_once`` processes at a time."""
+
+    def simulate(config: Path) -> None:
+        subprocess.run([str(binary("sumo")), "-c", config.name], cwd=config.parent, env=sumo_env(), check=True,
+                       capture_output=True)  # fmt: skip
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=at_once) as pool:
+        list(pool.map(simulate, configs))
+    return time.perf_counter() - start
 
 
 # ------------------------------------------------------------------------------------------------ demo
