@@ -1,7 +1,8 @@
 """The FastAPI application serving one twin: OGC API – Features, vector tiles, and the viewer.
 
-:func:`create_app` opens the twin's store read-only once (attached to an in-memory working database
-for the Web Mercator tile tables), reads the catalogue's access levels, and wires the routers behind
+:func:`create_app` opens the twin's store read-only (attached to an in-memory working database for
+the Web Mercator tile tables), reopens it when a rebuild replaces the file
+(:class:`~civictwin.api.context.TwinHolder`), reads the catalogue's access levels, and wires the routers behind
 :class:`~civictwin.api.security.GateMiddleware` (limits, tokens, audit). Tokens live in
 ``<store>.tokens.json`` and the audit log in ``<store>.audit.jsonl``, beside the store.
 """
@@ -16,7 +17,7 @@ from fastapi import FastAPI
 
 from civictwin import __version__
 from civictwin.api import features, scenarios, tiles, viewer
-from civictwin.api.context import PublishedTwin
+from civictwin.api.context import PublishedTwin, TwinHolder, store_version
 from civictwin.api.limits import RateLimiter
 from civictwin.api.problems import install_problem_handlers
 from civictwin.api.security import GateMiddleware
@@ -53,6 +54,8 @@ def resolve_store(target: Path) -> tuple[Path, str]:
 def open_twin(twin_dir: Path, settings: ServerSettings) -> PublishedTwin:
     """Open a twin for publishing: store, feature reader, tile tables, access policy."""
     store_path, title = resolve_store(twin_dir)
+    # the identity first: a rebuild landing while this opens makes the next request open it again
+    version = store_version(store_path)
     store = open_published(store_path)
     try:
         reader = FeatureReader(store)
@@ -61,7 +64,6 @@ def open_twin(twin_dir: Path, settings: ServerSettings) -> PublishedTwin:
     except BaseException:
         store.close()
         raise
-    stat = store_path.stat()
     return PublishedTwin(
         twin_dir=twin_dir,
         store_path=store_path,
@@ -72,7 +74,7 @@ def open_twin(twin_dir: Path, settings: ServerSettings) -> PublishedTwin:
         policy=AccessPolicy(access_levels(catalog, reader.layers)),
         catalog=catalog,
         settings=settings,
-        version=f"{stat.st_ino}-{stat.st_mtime_ns}",
+        version=version or "",
     )
 
 
@@ -90,7 +92,7 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
         docs_url=None,
         redoc_url=None,
     )
-    app.state.twin = twin
+    app.state.twin_holder = TwinHolder(twin, lambda: open_twin(twin_dir, settings))
     app.state.tile_cache = tiles.TileCache(settings.tile_cache_bytes)
     install_problem_handlers(app)
     app.include_router(features.router)

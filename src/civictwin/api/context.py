@@ -2,11 +2,15 @@
 
 Routers never open the store: they get :class:`PublishedTwin` from the app state, and ask it which
 layers the caller may see. A layer the caller may not read is indistinguishable from one that does
-not exist (404 everywhere: listings, items, tiles).
+not exist (404 everywhere: listings, items, tiles). A rebuild replaces the store file (atomically);
+:class:`TwinHolder` notices and serves the new twin from the next request on, without a restart.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +20,7 @@ from fastapi import Request
 from civictwin.api.problems import not_found
 from civictwin.api.security import current_principal
 from civictwin.api.settings import ServerSettings
+from civictwin.errors import CivicTwinError
 from civictwin.governance.access import AccessPolicy
 from civictwin.store.duckdb import DuckDBStore
 from civictwin.store.features import FeatureReader, LayerInfo
@@ -43,9 +48,63 @@ class PublishedTwin:
         return self.catalog.get(layer, {})
 
 
+logger = logging.getLogger(__name__)
+
+
+def store_version(path: Path) -> str | None:
+    """The identity of the store file now at ``path`` (inode and modification time); None if absent."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return f"{stat.st_ino}-{stat.st_mtime_ns}"
+
+
+class TwinHolder:
+    """The twin being served, reopened when a rebuild has replaced its store file.
+
+    Each request checks the file's identity (one ``stat``); the first request after a rebuild opens
+    the new store, while requests already under way finish on the old one. A store that cannot be
+    opened (a broken file put in place by hand) is logged once and the previous twin stays served.
+    """
+
+    def __init__(self, twin: PublishedTwin, reopen: Callable[[], PublishedTwin]) -> None:
+        self._twin = twin
+        self._reopen = reopen
+        self._lock = threading.Lock()
+        self._refused: str | None = None
+
+    def current(self) -> PublishedTwin:
+        """The twin to serve now."""
+        twin = self._twin
+        version = store_version(twin.store_path)
+        if version is None or version in (twin.version, self._refused):
+            return twin
+        with self._lock:
+            if self._twin is twin:  # not reloaded by another request meanwhile
+                self._reload(version)
+            return self._twin
+
+    def _reload(self, version: str) -> None:
+        try:
+            self._twin = self._reopen()
+        except Exception as exc:  # a server keeps serving what it has: the problem goes to the log
+            self._refused = version
+            logger.warning(
+                "the twin store changed but cannot be opened (%s); still serving the previous one",
+                exc,
+                exc_info=not isinstance(exc, CivicTwinError),
+            )
+            return
+        logger.info("the twin store was rebuilt: now serving the new one")
+
+
 def get_twin(request: Request) -> PublishedTwin:
-    """The twin the app serves."""
-    twin: PublishedTwin = request.app.state.twin
+    """The twin this request is served from (the same one for the whole request)."""
+    twin: PublishedTwin | None = getattr(request.state, "twin", None)
+    if twin is None:
+        holder: TwinHolder = request.app.state.twin_holder
+        twin = request.state.twin = holder.current()
     return twin
 
 

@@ -1,0 +1,57 @@
+"""A rebuild replaces the store file under a running server: the next request serves the new twin."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+from apitwin import build_twin
+from fastapi.testclient import TestClient
+
+from civictwin.api.app import create_app
+from civictwin.api.settings import ServerSettings
+from civictwin.store.duckdb import connect
+
+
+def _matched(client: TestClient) -> int:
+    response = client.get("/collections/buildings/items", params={"f": "json"})
+    assert response.status_code == 200, response.text
+    return int(response.json()["numberMatched"])
+
+
+def _rebuilt_with(directory: Path, buildings: int) -> Path:
+    """A new store of the test twin keeping only the first ``buildings`` buildings."""
+    path = build_twin(directory)
+    con = connect(path)
+    con.execute("DELETE FROM buildings WHERE rowid >= ?", [buildings])
+    con.close()
+    return path
+
+
+def test_a_rebuilt_store_is_served_without_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = build_twin(tmp_path / "twin")
+    settings = ServerSettings(rate_per_second=10_000, rate_burst=100_000)
+    with TestClient(create_app(tmp_path / "twin", settings=settings)) as client:
+        assert _matched(client) == 5
+        tilejson = client.get("/tiles/buildings.json").json()
+
+        # the rebuild's last step: the new store renamed over the old one
+        os.replace(_rebuilt_with(tmp_path / "next", 3), store)
+        assert _matched(client) == 3
+        assert client.get("/tiles/buildings.json").json()["bounds"] != tilejson["bounds"]
+
+        # a file that is no twin store: the previous twin stays served, and the problem is logged once
+        broken = tmp_path / "broken.duckdb"
+        broken.write_bytes(b"not a database")
+        os.replace(broken, store)
+        with caplog.at_level(logging.WARNING, logger="civictwin.api.context"):
+            assert [_matched(client), _matched(client)] == [3, 3]
+        assert [r.getMessage() for r in caplog.records].count(caplog.records[0].getMessage()) == 1
+        assert "cannot be opened" in caplog.records[0].getMessage()
+
+        os.replace(_rebuilt_with(tmp_path / "again", 4), store)
+        assert _matched(client) == 4
