@@ -186,13 +186,13 @@ def _vertex_lists(con: duckdb.DuckDBPyConnection) -> pa.Table:
     way_offsets = ref_lists.offsets.to_numpy() - ref_lists.offsets[0].as_py()
     position = np.minimum(np.searchsorted(node_ids, refs), max(len(node_ids) - 1, 0))
     found = node_ids[position] == refs if len(node_ids) else np.zeros(len(refs), dtype=bool)
-    offsets = pa.array(np.r_[0, np.cumsum(found)][way_offsets].astype(np.int32))
+    offsets = pa.array(np.r_[0, np.cumsum(found)][way_offsets].astype(np.int64))
     vertex = position[found]
     coords = pa.StructArray.from_arrays([pa.array(x[vertex]), pa.array(y[vertex])], names=["x", "y"])
     return pa.table({
         "id": ways["id"],
-        "refs": pa.ListArray.from_arrays(offsets, pa.array(refs[found])),
-        "coords": pa.ListArray.from_arrays(offsets, coords),
+        "refs": pa.LargeListArray.from_arrays(offsets, pa.array(refs[found])),
+        "coords": pa.LargeListArray.from_arrays(offsets, coords),
     })  # fmt: skip
 
 
