@@ -2,8 +2,8 @@
 
 :func:`compare` turns per-seed runs into a :class:`~civictwin.compare.table.Comparison`;
 :func:`write_comparison` writes it into the comparison folder with the contract the API reads
-(``comparison.json``, ``edges_<scenario>.parquet``, ``edge_diff_<plan>.parquet``, ``zones_<scenario>.parquet``, ``manifest.json``,
-``report.html``) and writes the ``complete`` marker last.
+(``comparison.json``, ``edges_<scenario>.parquet``, ``edge_diff_<plan>.parquet``, ``zones_<scenario>.parquet``,
+``zone_diff_<plan>.parquet``, ``manifest.json``, ``report.html``) and writes the ``complete`` marker last.
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ from civictwin.compare.table import (
     modal_split_table,
     summary_sentences,
     with_geometry,
+    zone_differences,
 )
 from civictwin.engines.traffic.pipeline import COMPLETE, Ensemble, ScenarioRun
 from civictwin.errors import ScenarioError
-from civictwin.kpis.traffic import zone_kpis
+from civictwin.kpis.traffic import edge_zones, zone_totals
 
 COMPARISON_FILE = "comparison.json"
 MANIFEST_FILE = "manifest.json"
@@ -54,7 +55,8 @@ def compare(
 
     ``edge_geometry`` (``edge_id``, ``name``, ``length_m``, geometry in any CRS) gives the edge layers
     their shapes; they come out in WGS84. With ``zones`` (same CRS), each scenario also gets per-zone
-    totals (:func:`civictwin.kpis.traffic.zone_kpis`).
+    totals (:func:`civictwin.kpis.traffic.zone_totals`) and each plan its per-zone differences with
+    intervals (:func:`civictwin.compare.table.zone_differences`).
     """
     if not base or not plans or any(not runs for runs in plans.values()):
         raise ScenarioError("a comparison needs runs of the baseline and of at least one plan")
@@ -62,6 +64,7 @@ def compare(
     runs: dict[str, Sequence[ScenarioRun]] = {baseline: base, **plans}
     means = {name: mean_edges(scenario_runs) for name, scenario_runs in runs.items()}
     differences = difference_rows(base, plans)
+    placement = edge_zones(edge_geometry, zones) if zones is not None else None
     return Comparison(
         id=comparison_id,
         created=created or datetime.now(UTC).isoformat(timespec="seconds"),
@@ -77,7 +80,14 @@ def compare(
             for plan in plans
         },
         zones={
-            name: zone_kpis(frame, edge_geometry, zones) for name, frame in means.items() if zones is not None
+            name: zone_totals(frame, placement, zones["zone_id"])
+            for name, frame in means.items()
+            if zones is not None and placement is not None
+        },
+        zone_diffs={
+            plan: zone_differences(base, plan_runs, placement, zones)
+            for plan, plan_runs in plans.items()
+            if zones is not None and placement is not None
         },
     )
 
@@ -180,6 +190,8 @@ def write_comparison(
         _atomic_parquet(directory / f"edge_diff_{plan}.parquet", diff)
     for name, zone_frame in comparison.zones.items():
         _atomic_parquet(directory / f"zones_{name}.parquet", zone_frame)
+    for plan, zone_diff in comparison.zone_diffs.items():
+        _atomic_parquet(directory / f"zone_diff_{plan}.parquet", zone_diff)
     _atomic_text(directory / MANIFEST_FILE, json.dumps(manifest, indent=1, default=str))
     report = render_report(
         comparison,

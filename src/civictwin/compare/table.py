@@ -17,7 +17,7 @@ import pandas as pd
 from civictwin.engines.traffic.modechoice import MODES
 from civictwin.engines.traffic.pipeline import ScenarioRun
 from civictwin.kpis.ensemble import difference, summarise
-from civictwin.kpis.traffic import KPI_UNITS, energy_average_db
+from civictwin.kpis.traffic import KPI_UNITS, energy_average_db, zone_totals
 
 DEMAND_KPI_UNITS: dict[str, str] = {
     "person_trips": "person trips",
@@ -181,6 +181,40 @@ def mean_edges(runs: Sequence[ScenarioRun]) -> pd.DataFrame:
     return result.reset_index()
 
 
+ZONE_DIFFERENCE_KPIS = ("vehicle_km", "co2_kg")
+
+
+def zone_differences(
+    base: Sequence[ScenarioRun], plan: Sequence[ScenarioRun], placement: pd.DataFrame, zones: gpd.GeoDataFrame
+) -> gpd.GeoDataFrame:
+    """Plan − baseline per zone for vehicle-km and CO2, each with Welch's 95% interval over the seeds.
+
+    Each seed's edges are totalled per zone first (``placement`` from
+    :func:`civictwin.kpis.traffic.edge_zones`), so a zone's interval reflects how much that zone varies
+    from run to run. Columns per KPI: ``<kpi>_base``, ``<kpi>_plan`` (means), ``<kpi>_diff``,
+    ``<kpi>_ci_low``, ``<kpi>_ci_high`` and ``<kpi>_real`` (distinguishable from noise); in WGS84.
+    """
+    zone_ids = zones["zone_id"]
+    per_seed = {
+        side: [zone_totals(r.edges, placement, zone_ids).set_index("zone_id") for r in runs]
+        for side, runs in (("base", base), ("plan", plan))
+    }
+    columns: dict[str, list[float | bool]] = {}
+    for kpi in ZONE_DIFFERENCE_KPIS:
+        base_values = np.column_stack([t[kpi].to_numpy() for t in per_seed["base"]])
+        plan_values = np.column_stack([t[kpi].to_numpy() for t in per_seed["plan"]])
+        estimates = [difference(a, b) for a, b in zip(base_values, plan_values, strict=True)]
+        columns[f"{kpi}_base"] = [e.base_mean for e in estimates]
+        columns[f"{kpi}_plan"] = [e.plan_mean for e in estimates]
+        columns[f"{kpi}_diff"] = [e.mean for e in estimates]
+        columns[f"{kpi}_ci_low"] = [e.ci_low for e in estimates]
+        columns[f"{kpi}_ci_high"] = [e.ci_high for e in estimates]
+        columns[f"{kpi}_real"] = [e.distinguishable for e in estimates]
+    return gpd.GeoDataFrame(
+        {"zone_id": zone_ids.to_numpy(), **columns}, geometry=zones.geometry.to_numpy(), crs=zones.crs
+    ).to_crs("EPSG:4326")
+
+
 def with_geometry(frame: pd.DataFrame, geometry: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """``frame`` joined to the edges' ``name`` and geometry (by ``edge_id``), reprojected to WGS84."""
     shapes = geometry[["edge_id", "name", "geometry"]].assign(edge_id=geometry["edge_id"].astype(str))
@@ -233,6 +267,8 @@ class Comparison:
     """Per plan: plan − baseline per edge, WGS84."""
     zones: dict[str, pd.DataFrame]
     """Per scenario: vehicle-km, CO2 and noise per analysis zone (empty when no zones were given)."""
+    zone_diffs: dict[str, gpd.GeoDataFrame]
+    """Per plan: plan − baseline per zone with 95% intervals, WGS84 (empty when no zones were given)."""
 
     def to_json(self) -> dict[str, object]:
         """The ``comparison.json`` document (the contract with the API)."""

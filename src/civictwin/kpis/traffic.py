@@ -71,13 +71,11 @@ def energy_average_db(levels: Sequence[float] | pd.Series) -> float:
 ZONE_KPI_COLUMNS = ["zone_id", "vehicle_km", "co2_kg", "noise_db"]
 
 
-def zone_kpis(edge_means: pd.DataFrame, edges: gpd.GeoDataFrame, zones: gpd.GeoDataFrame) -> pd.DataFrame:
-    """Per-zone totals of per-edge means over seeds (``edge_id``, ``flow``, ``co2_g``, ``noise_db``).
+def edge_zones(edges: gpd.GeoDataFrame, zones: gpd.GeoDataFrame) -> pd.DataFrame:
+    """``edge_id``, ``zone_id`` and ``length_m`` of every edge whose midpoint lies in a zone.
 
-    An edge belongs to the zone holding its midpoint (``edges``: the twin's ``network_edges`` with
-    ``length_m``; ``zones``: ``zone_id`` + polygon, same CRS). Vehicle-km (flow × length) and CO2 are
-    summed; noise is the energy average over the zone's edges with traffic. Zones without traffic get
-    zeros and NaN noise.
+    ``edges``: the twin's ``network_edges`` (with ``length_m``); ``zones``: ``zone_id`` + polygon, in
+    the same CRS. An edge belongs to the zone holding its midpoint.
     """
     mid = gpd.GeoDataFrame(
         {"edge_id": edges["edge_id"].astype(str), "length_m": edges["length_m"].to_numpy()},
@@ -85,14 +83,19 @@ def zone_kpis(edge_means: pd.DataFrame, edges: gpd.GeoDataFrame, zones: gpd.GeoD
         crs=edges.crs,
     )
     placed = gpd.sjoin(mid, zones[["zone_id", "geometry"]], predicate="within")
-    joined = pd.DataFrame(placed[["edge_id", "zone_id", "length_m"]]).merge(
-        edge_means, on="edge_id", how="inner"
-    )
+    return pd.DataFrame(placed[["edge_id", "zone_id", "length_m"]]).reset_index(drop=True)
+
+
+def zone_totals(edge_values: pd.DataFrame, placement: pd.DataFrame, zone_ids: pd.Series) -> pd.DataFrame:
+    """Per zone of ``zone_ids``: vehicle-km (flow × length) and CO2 summed over its edges (``placement``
+    from :func:`edge_zones`), noise as the energy average over its edges with traffic. Zones without
+    traffic get zeros and NaN noise."""
+    joined = placement.merge(edge_values, on="edge_id", how="inner")
     joined["vehicle_km"] = joined["flow"] * joined["length_m"] / 1000
     joined["co2_kg"] = joined["co2_g"] / 1000
     totals = joined.groupby("zone_id")[["vehicle_km", "co2_kg"]].sum()
     totals["noise_db"] = joined[joined["flow"] > 0].groupby("zone_id")["noise_db"].agg(energy_average_db)
-    out = totals.reindex(zones["zone_id"]).rename_axis("zone_id").reset_index()
+    out = totals.reindex(zone_ids).rename_axis("zone_id").reset_index()
     out[["vehicle_km", "co2_kg"]] = out[["vehicle_km", "co2_kg"]].fillna(0.0)
     result: pd.DataFrame = out[ZONE_KPI_COLUMNS]
     return result

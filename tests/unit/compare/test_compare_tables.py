@@ -17,6 +17,7 @@ from civictwin.api.scenarios import Comparison as ApiComparison
 from civictwin.api.scenarios import ComparisonStore
 from civictwin.compare import compare, write_comparison
 from civictwin.compare.manifest import build_manifest
+from civictwin.compare.report import render_report
 from civictwin.engines.traffic.pipeline import ScenarioRun
 from civictwin.engines.traffic.synthetic import grid_network
 from civictwin.scenarios.spec import Scenario, parse_scenario
@@ -129,6 +130,37 @@ def test_zone_totals_sum_flow_times_length(comparison) -> None:  # type: ignore[
     assert zones.loc["far", "vehicle_km"] == 0.0 and math.isnan(zones.loc["far", "noise_db"])
 
 
+def test_zone_differences_have_their_own_intervals(comparison) -> None:  # type: ignore[no-untyped-def]
+    length = EDGES.set_index("edge_id")["length_m"]
+    assert length["100_0"] == length["-100_0"] == length["101_0"] == pytest.approx(100.0)
+    # zone "all", vehicle-km per seed: baseline (f + 5 + 10) × 0.1 for f = 10, 20, 30 → 2.5, 3.5, 4.5;
+    # close_x (f = 0) → 1.5 every seed. Welch: se = √(1/3), 2 degrees of freedom.
+    zones = comparison.zone_diffs["close_x"].set_index("zone_id")
+    half = stats.t.ppf(0.975, 2) * math.sqrt(1 / 3)
+    assert (zones.loc["all", "vehicle_km_base"], zones.loc["all", "vehicle_km_plan"]) == pytest.approx(
+        (3.5, 1.5)
+    )
+    assert zones.loc["all", "vehicle_km_diff"] == pytest.approx(-2.0)
+    assert zones.loc["all", "vehicle_km_ci_low"] == pytest.approx(-2.0 - half)  # -4.48 to 0.48
+    assert zones.loc["all", "vehicle_km_ci_high"] == pytest.approx(-2.0 + half)
+    assert not zones.loc["all", "vehicle_km_real"]  # three seeds vary too much for this zone
+    assert zones.loc["all", "co2_kg_diff"] == pytest.approx(-0.04)  # (2f + 30) g: 70 → 30 g on average
+    assert zones.loc["far", "vehicle_km_diff"] == 0.0 and not zones.loc["far", "vehicle_km_real"]
+
+    steady = [run("baseline", s, 100.0, 0.3, f) for s, f in ((1, 10.0), (2, 11.0), (3, 12.0))]
+    tight = compare(steady, {"close_x": PLAN}, comparison_id="c", edge_geometry=EDGES, zones=ZONES)
+    zone = tight.zone_diffs["close_x"].set_index("zone_id").loc["all"]
+    half = stats.t.ppf(0.975, 2) * math.sqrt(0.01 / 3)  # 2.5, 2.6, 2.7 vs 1.5: -1.1 ± 0.25
+    assert zone["vehicle_km_diff"] == pytest.approx(-1.1)
+    assert (zone["vehicle_km_ci_low"], zone["vehicle_km_ci_high"]) == pytest.approx(
+        (-1.1 - half, -1.1 + half)
+    )
+    assert zone["vehicle_km_real"]
+    page = render_report(tight, scenarios=[], parameters={}, manifest={"parameters": {}})
+    assert "1 of 2 zones change their car traffic beyond noise, 1 their CO2." in page
+    assert "<tr><td>all</td><td>2.60</td><td>1.50</td><td>-1.10<br>" in page
+
+
 def test_written_files_follow_the_api_contract(comparison, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     twin_dir = tmp_path / "twin"
     directory = twin_dir / "runs" / "demo-1"
@@ -171,6 +203,8 @@ def test_written_files_follow_the_api_contract(comparison, tmp_path: Path) -> No
         "edges_zone_30.parquet",
         "manifest.json",
         "report.html",
+        "zone_diff_close_x.parquet",
+        "zone_diff_zone_30.parquet",
         "zones_baseline.parquet",
         "zones_close_x.parquet",
         "zones_zone_30.parquet",
@@ -199,6 +233,9 @@ def test_written_files_follow_the_api_contract(comparison, tmp_path: Path) -> No
     assert page.count("data:image/png;base64,") >= 4  # differences, modal split, baseline map, 2 plan maps
     assert not re.search(r"(src|href)=\"https?://", page)  # self-contained
     assert "within noise" in page and "Close X." in page and "Assumptions and parameters" in page
+    assert "0 of 2 zones change their car traffic beyond noise" in page  # see the zone test below
+    zone_file = gpd.read_parquet(directory / "zone_diff_close_x.parquet")
+    assert zone_file.crs.to_epsg() == 4326 and list(zone_file["zone_id"]) == ["all", "far"]
 
 
 def test_rewriting_removes_the_marker_first(comparison, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -15,9 +15,10 @@ from civictwin.engines.traffic.outputs import EDGE_COLUMNS, SimResult
 from civictwin.engines.traffic.run import CarTrip, SimOptions, run_sumo
 from civictwin.kpis.traffic import (
     KPI_UNITS,
+    edge_zones,
     energy_average_db,
     run_kpis,
-    zone_kpis,
+    zone_totals,
 )
 
 CRS = "EPSG:32635"
@@ -148,7 +149,7 @@ def test_energy_average_by_hand() -> None:
     assert math.isnan(energy_average_db([]))
 
 
-def test_zone_kpis_sum_edges_by_midpoint() -> None:
+def test_zone_totals_sum_edges_by_midpoint() -> None:
     edges, _ = straight_road()  # both directions of one 1 km road, midpoint x = 385 500
     zones = gpd.GeoDataFrame(
         {"zone_id": ["road", "empty"]},
@@ -167,7 +168,9 @@ def test_zone_kpis_sum_edges_by_midpoint() -> None:
         }
     )
     length_km = edges.loc[edges["edge_id"] == "1_0", "length_m"].iloc[0] / 1000
-    out = zone_kpis(edge_means, edges, zones).set_index("zone_id")
+    placement = edge_zones(edges, zones)
+    assert sorted(placement["edge_id"]) == ["-1_0", "1_0"] and set(placement["zone_id"]) == {"road"}
+    out = zone_totals(edge_means, placement, zones["zone_id"]).set_index("zone_id")
     assert out.loc["road", "vehicle_km"] == pytest.approx(10 * length_km) and out.loc["road", "co2_kg"] == 1.5
     assert out.loc["road", "noise_db"] == pytest.approx(58.0)
     assert out.loc["empty", "vehicle_km"] == 0.0 and out["noise_db"].isna().loc["empty"]
