@@ -90,7 +90,7 @@ def _words(
 ) -> str:
     if n_min < 2:
         return f"{label}: too few runs (fewer than 2 seeds) to tell a change from run-to-run noise."
-    interval = f"95% CI {_amount(low, base_mean)} to {_amount(high, base_mean)}"
+    interval = _interval(low, high, base_mean)
     if not distinguishable:
         return f"{label}: within run-to-run noise, no detectable change ({interval})."
     direction = "up" if diff > 0 else "down"
@@ -100,12 +100,23 @@ def _words(
     return f"{change}."
 
 
-def _amount(value: float, base_mean: float) -> str:
+def _interval(low: float, high: float, base_mean: float) -> str:
+    """``95% CI <low> to <high>``, with up to two more decimals when the ends would otherwise print the
+    same; an interval narrower than that keeps the plain rounding."""
+    for extra in (0, 1, 2):
+        ends = _amount(low, base_mean, extra), _amount(high, base_mean, extra)
+        if ends[0] != ends[1]:
+            return f"95% CI {ends[0]} to {ends[1]}"
+    return f"95% CI {_amount(low, base_mean)} to {_amount(high, base_mean)}"
+
+
+def _amount(value: float, base_mean: float, extra_decimals: int = 0) -> str:
     """A change as a percentage of the base mean (one decimal below 1%), or a number when the base is 0."""
     if base_mean == 0:
-        return f"{value:.3g}"
+        return f"{value:.{3 + extra_decimals}g}"
     percent = 100 * value / abs(base_mean)
-    return f"{percent:.1f}%" if abs(percent) < 1 else f"{percent:.0f}%"
+    decimals = (1 if abs(percent) < 1 else 0) + extra_decimals
+    return f"{percent:.{decimals}f}%"
 
 
 def _clean(values: Sequence[float], name: str) -> np.ndarray:
