@@ -121,6 +121,7 @@ class ComparisonLinks(BaseModel):
     kpis: str
     report: str
     edges: dict[str, str] = Field(description="GeoJSON edge differences, by plan")
+    zones: dict[str, str] = Field(description="GeoJSON zone differences with 95% intervals, by plan")
 
 
 class ComparisonListItem(BaseModel):
@@ -252,15 +253,22 @@ class ComparisonStore:
 
     def edge_differences(self, comparison_id: str, plan: str) -> gpd.GeoDataFrame:
         """The edge-level differences of ``plan`` against the baseline, in WGS84."""
+        return self._plan_layer(comparison_id, plan, "edge_diff", "edges")
+
+    def zone_differences(self, comparison_id: str, plan: str) -> gpd.GeoDataFrame:
+        """The per-zone differences of ``plan`` against the baseline, with 95% intervals, in WGS84."""
+        return self._plan_layer(comparison_id, plan, "zone_diff", "zones")
+
+    def _plan_layer(self, comparison_id: str, plan: str, prefix: str, what: str) -> gpd.GeoDataFrame:
         comparison = self.comparison(comparison_id)
         if plan not in comparison.plans or not _ID.match(plan):
             raise not_found(f"comparison '{comparison_id}' has no plan '{plan[:80]}'")
-        path = self.part(comparison_id, f"edge_diff_{plan}.parquet")
+        path = self.part(comparison_id, f"{prefix}_{plan}.parquet")
         try:
             frame = gpd.read_parquet(path)
         except (OSError, ValueError) as exc:
             logger.warning("unreadable %s: %s", path, exc)
-            raise not_found(f"comparison '{comparison_id}' has no readable edges for '{plan}'") from None
+            raise not_found(f"comparison '{comparison_id}' has no readable {what} for '{plan}'") from None
         if frame.crs is not None and frame.crs.to_epsg() != 4326:
             frame = frame.to_crs(4326)
         return frame
@@ -301,11 +309,12 @@ def _scenario_item(path: Path, comparisons: list[Comparison]) -> ScenarioItem:
 
 
 def _feature_collection(frame: gpd.GeoDataFrame) -> bytes:
-    """GeoJSON with NaN as null; feature ids are the edge ids when present."""
+    """GeoJSON with NaN as null; feature ids are the edge or zone ids when present."""
     collection = json.loads(frame.to_json(na="null", drop_id=True, to_wgs84=False))
-    if "edge_id" in frame.columns:
+    key = next((k for k in ("edge_id", "zone_id") if k in frame.columns), None)
+    if key is not None:
         for feature in collection["features"]:
-            feature["id"] = feature["properties"]["edge_id"]
+            feature["id"] = feature["properties"][key]
     collection["numberReturned"] = len(collection["features"])
     return json.dumps(collection, allow_nan=False).encode()
 
@@ -352,6 +361,7 @@ def _links(request: Request, comparison: Comparison) -> ComparisonLinks:
         kpis=url("comparison_kpis"),
         report=url("comparison_report"),
         edges={plan: url("comparison_edges", plan=plan) for plan in comparison.plans},
+        zones={plan: url("comparison_zones", plan=plan) for plan in comparison.plans},
     )
 
 
@@ -430,6 +440,20 @@ def get_kpis(request: Request, comparison_id: ComparisonId) -> KpiTable:
 def get_edges(request: Request, comparison_id: ComparisonId, plan: PlanId) -> Response:
     """Every simulated edge with its plan − baseline differences (flows, speeds, emissions, noise)."""
     frame = _readable(request, comparison_id).edge_differences(comparison_id, plan)
+    return Response(_feature_collection(frame), media_type=GEOJSON_MEDIA_TYPE)
+
+
+@router.get(
+    "/comparisons/{comparison_id}/zones/{plan}",
+    name="comparison_zones",
+    response_class=Response,
+    responses={**_NOT_FOUND, 200: {"content": {GEOJSON_MEDIA_TYPE: {}}, "description": "FeatureCollection"}},
+    summary="Per-zone differences of a plan against the baseline, with 95% intervals (GeoJSON, WGS84)",
+)
+def get_zones(request: Request, comparison_id: ComparisonId, plan: PlanId) -> Response:
+    """Every analysis zone with its plan − baseline change in vehicle-km and CO2, each with its 95%
+    interval over the seeds and whether it stands out from run-to-run noise."""
+    frame = _readable(request, comparison_id).zone_differences(comparison_id, plan)
     return Response(_feature_collection(frame), media_type=GEOJSON_MEDIA_TYPE)
 
 

@@ -18,7 +18,7 @@ import geopandas as gpd
 import pytest
 from apitwin import build_twin
 from fastapi.testclient import TestClient
-from shapely.geometry import LineString
+from shapely.geometry import LineString, box
 
 from civictwin.api.app import create_app
 from civictwin.api.settings import ServerSettings
@@ -121,6 +121,18 @@ def _write_comparison(
         crs="EPSG:4326",
     )
     edges.to_crs(crs).to_parquet(folder / "edge_diff_close_main.parquet")
+    zones = gpd.GeoDataFrame(
+        {
+            "zone_id": ["8911aa", "8911ab"],
+            "vehicle_km_diff": [-20.5, 1.25],
+            "vehicle_km_ci_low": [-22.0, float("nan")],
+            "vehicle_km_ci_high": [-19.0, float("nan")],
+            "vehicle_km_real": [True, False],
+        },
+        geometry=[box(24.937, 60.168, 24.939, 60.170), box(24.939, 60.168, 24.941, 60.170)],
+        crs="EPSG:4326",
+    )
+    zones.to_crs(crs).to_parquet(folder / "zone_diff_close_main.parquet")
     if complete:
         (folder / "complete").touch()
     return folder
@@ -208,6 +220,10 @@ def test_comparisons_lists_only_complete_readable_runs_newest_first(client: Test
             "close_main": f"{BASE}/comparisons/cmp-2026-11-21/edges/close_main",
             "zone30": f"{BASE}/comparisons/cmp-2026-11-21/edges/zone30",
         },
+        "zones": {
+            "close_main": f"{BASE}/comparisons/cmp-2026-11-21/zones/close_main",
+            "zone30": f"{BASE}/comparisons/cmp-2026-11-21/zones/zone30",
+        },
     }
     assert client.get(first["links"]["kpis"]).json()["id"] == "cmp-2026-11-21"
     assert client.get(first["links"]["edges"]["close_main"]).json()["numberReturned"] == 3
@@ -255,6 +271,27 @@ def test_edges_are_geojson_in_wgs84_with_edge_ids(client: TestClient) -> None:
         "noise_diff": -3.0,
     }
     assert second["properties"]["noise_diff"] is None
+
+
+def test_zones_are_geojson_in_wgs84_with_zone_ids_and_intervals(client: TestClient) -> None:
+    response = client.get("/comparisons/cmp-2026-11-21/zones/close_main")
+    assert response.headers["content-type"] == "application/geo+json"
+    body = response.json()
+    assert [f["id"] for f in body["features"]] == ["8911aa", "8911ab"] and body["numberReturned"] == 2
+    assert body["features"][0]["properties"] == {
+        "zone_id": "8911aa",
+        "vehicle_km_diff": -20.5,
+        "vehicle_km_ci_low": -22.0,
+        "vehicle_km_ci_high": -19.0,
+        "vehicle_km_real": True,
+    }
+    assert body["features"][1]["properties"]["vehicle_km_ci_low"] is None
+    assert body["features"][0]["geometry"]["coordinates"][0][0] == pytest.approx([24.939, 60.168])
+    metric = client.get("/comparisons/cmp-metric/zones/close_main").json()["features"][0]["geometry"]
+    assert metric["coordinates"][0][0] == pytest.approx([24.939, 60.168], abs=1e-7)
+    _assert_problem(
+        client.get("/comparisons/cmp-2026-11-21/zones/zone30"), 404, "no zone_diff_zone30.parquet"
+    )
 
 
 def test_edges_in_a_metric_crs_are_reprojected(client: TestClient) -> None:
@@ -386,7 +423,7 @@ def test_scenario_endpoints_fuzzed_from_the_openapi_document(
         for op in (result.ok() for result in schema.get_all_operations())
         if op.path.startswith(("/comparisons", "/scenarios"))
     ]
-    assert len(operations) == 7
+    assert len(operations) == 8
     generation = GenerationMode.POSITIVE if mode == "positive" else GenerationMode.NEGATIVE
     for operation in operations:
 
