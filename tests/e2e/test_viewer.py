@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 import geopandas as gpd
 import pytest
-from shapely.geometry import LineString
+from shapely.geometry import LineString, box
 
 from civictwin.api.viewer import viewer_built
 
@@ -104,6 +104,17 @@ def _write_comparison(twin_dir: Path) -> None:
             ],
             crs="EPSG:4326",
         ).to_parquet(folder / f"edge_diff_{plan}.parquet")
+    gpd.GeoDataFrame(  # zones for close_main only: zone30's comparison predates per-zone results
+        {
+            "zone_id": ["z-centre", "z-east"],
+            "vehicle_km_diff": [-20.0, 1.5],
+            "vehicle_km_ci_low": [-23.0, -2.0],
+            "vehicle_km_ci_high": [-17.0, 5.0],
+            "vehicle_km_real": [True, False],
+        },
+        geometry=[box(24.938, 60.167, 24.944, 60.171), box(24.944, 60.167, 24.950, 60.171)],
+        crs="EPSG:4326",
+    ).to_parquet(folder / "zone_diff_close_main.parquet")
     (folder / "complete").touch()
 
 
@@ -348,6 +359,31 @@ def test_scenario_page_maps_edge_differences(page: Any, server: str) -> None:
         "[...document.querySelectorAll('.map-label')].map((n) => n.textContent)",
     )
     assert labels == ["baseline", "close_main"]
+
+
+def test_scenario_page_maps_the_zones_that_change_beyond_noise(page: Any, server: str) -> None:
+    page.goto(f"{server}/viewer/#scenarios")
+    page.wait_for_selector("body[data-scenario-state=ready]", state="attached", timeout=30_000)
+    zones = _poll(
+        page,
+        "(() => { const m = window.civictwin.zoneMap; if (!m || !m.loaded()) return null;"
+        " const ids = [...new Set(m.queryRenderedFeatures({layers: ['zones']}).map((f) => f.properties.zone_id))];"
+        " return ids.length === 2 ? ids.sort() : null; })()",
+    )
+    assert zones == ["z-centre", "z-east"]
+    assert page.inner_text("#zone-note").startswith(
+        "1 of 2 zones change their car traffic (vehicle-km) beyond"
+    )
+    assert "−20 (lower)" in page.inner_text("#zone-legend")
+
+    page.select_option("#scenario-b", "zone30")
+    note = _poll(
+        page,
+        "(() => { const t = document.querySelector('#zone-note').textContent;"
+        " return t.startsWith('No per-zone') ? t : null; })()",
+    )
+    assert note.startswith("No per-zone results for zone30:")
+    assert page.evaluate("window.civictwin.zoneMap") is None
 
 
 def test_token_is_sent_with_api_and_tile_requests(page: Any, server: str, twin_dir: Path) -> None:

@@ -1,6 +1,7 @@
 // The scenario page: pick a comparison and two of its scenarios; see the plain-language summary,
 // the KPI table with 95% confidence intervals and whether each difference is distinguishable from
-// run-to-run noise, interval charts, and maps of edge-level differences (single or side by side).
+// run-to-run noise, interval charts, maps of edge-level differences (single or side by side), and a
+// map of the neighbourhoods (analysis zones) whose car traffic changes beyond noise.
 
 import * as maplibregl from 'maplibre-gl';
 import { apiUrl, getJson, transformRequest } from './api.js';
@@ -34,6 +35,7 @@ class ScenarioPage {
     this.comparison = null;
     this.edges = null;
     this.maps = [];
+    this.zoneMap = null;
     this.context = [];
   }
 
@@ -97,6 +99,7 @@ class ScenarioPage {
     this.renderTable(c, a, b);
     this.renderCharts(c, a, b);
     await this.loadEdges(c, a, b);
+    await this.loadZones(c, a, b);
     window.civictwin.scenarioReady = true;
     document.body.dataset.scenarioState = 'ready';
   }
@@ -173,6 +176,46 @@ class ScenarioPage {
     this.renderMaps();
   }
 
+  /** The per-zone change in car traffic: zones coloured only where it stands out from noise. */
+  async loadZones(c, a, b) {
+    this.zoneMap?.remove();
+    this.zoneMap = null;
+    window.civictwin.zoneMap = null;
+    const container = this.$('#zone-map');
+    const legend = this.$('#zone-legend');
+    const note = this.$('#zone-note');
+    container.replaceChildren();
+    legend.replaceChildren();
+    const target = mappedPlan(c, a, b);
+    if (!target) {
+      note.textContent = 'Pick two different scenarios to see which neighbourhoods change.';
+      return;
+    }
+    let zones;
+    try {
+      zones = await getJson(`comparisons/${encodeURIComponent(c.id)}/zones/${encodeURIComponent(target.plan)}`);
+    } catch (error) {
+      note.textContent = `No per-zone results for ${target.plan}: ${error.message}`;
+      return;
+    }
+    const sign = b === c.baseline ? -1 : 1;
+    const real = zones.features.filter((f) => f.properties.vehicle_km_real === true);
+    const values = real.map((f) => sign * Number(f.properties.vehicle_km_diff)).filter(Number.isFinite);
+    const limit = Math.max(...values.map(Math.abs), 0) || 1;
+    note.textContent = `${real.length} of ${zones.features.length} zones change their car traffic (vehicle-km) `
+      + `beyond run-to-run noise (${target.note}); grey zones show no change beyond noise.`;
+    const panel = el('div', { className: 'diff-map', role: 'region', 'aria-label': 'Map of the change in car traffic per zone' });
+    container.append(panel);
+    const input = ['*', sign, ['to-number', ['get', 'vehicle_km_diff'], 0]];
+    const colour = ['case', ['==', ['get', 'vehicle_km_real'], true], rampExpression(input, -limit, limit, PUOR), '#e0e0e0'];
+    this.zoneMap = zoneMap(panel, zones, this.context, colour);
+    window.civictwin.zoneMap = this.zoneMap;
+    legend.append(
+      el('span', { className: 'legend-caption' }, 'Change in vehicle-km per zone (beyond noise)'),
+      legendRamp(PUOR, `${formatSigned(-limit)} (lower)`, '0', `${formatSigned(limit)} (higher)`),
+    );
+  }
+
   fillMetrics() {
     const select = this.$('#edge-metric');
     const props = this.edges?.features?.[0]?.properties || {};
@@ -246,7 +289,7 @@ function legendRamp(colours, low, middle, high) {
   ]);
 }
 
-function edgeBounds(collection) {
+function collectionBounds(collection) {
   let w = Infinity, s = Infinity, e = -Infinity, n = -Infinity;
   const visit = (c) => {
     if (typeof c[0] === 'number') {
@@ -270,7 +313,7 @@ const CONTEXT_FILL = { green: '#cfe3d9', buildings: '#d3d6d9' };
 
 /** A map of the edges over faint context, coloured by `paint`; directed edges drawn on their right. */
 function edgeMap(container, edges, context, paint) {
-  const bounds = edgeBounds(edges);
+  const bounds = collectionBounds(edges);
   const sources = { edges: { type: 'geojson', data: edges } };
   for (const layer of context) sources[layer.key] = sourceFor(layer);
   const map = new maplibregl.Map({
@@ -299,11 +342,46 @@ function edgeMap(container, edges, context, paint) {
     transformRequest,
   });
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-right');
-  map.on('click', 'edges', (e) => showEdge(map, e));
+  map.on('click', 'edges', (e) => showFeature(map, e));
   return map;
 }
 
-function showEdge(map, e) {
+/** A map of the zones over faint context, filled with `colour` (a MapLibre expression). */
+function zoneMap(container, zones, context, colour) {
+  const bounds = collectionBounds(zones);
+  const sources = { zones: { type: 'geojson', data: zones } };
+  for (const layer of context) sources[layer.key] = sourceFor(layer);
+  const map = new maplibregl.Map({
+    container,
+    style: {
+      version: 8,
+      sources,
+      layers: [
+        { id: 'background', type: 'background', paint: { 'background-color': '#eceff1' } },
+        { id: 'zones', type: 'fill', source: 'zones', paint: { 'fill-color': colour, 'fill-opacity': 0.85 } },
+        ...context.map((layer) => ({
+          id: `context-${layer.key}`,
+          type: 'fill',
+          source: layer.key,
+          'source-layer': sourceLayerOf(layer),
+          paint: { 'fill-color': CONTEXT_FILL[layer.key], 'fill-opacity': 0.35 },
+        })),
+        { id: 'zone-outlines', type: 'line', source: 'zones', paint: { 'line-color': '#616161', 'line-width': 0.6 } },
+      ],
+    },
+    bounds: bounds || undefined,
+    center: bounds ? undefined : [0, 0],
+    zoom: bounds ? undefined : 1,
+    fitBoundsOptions: { padding: 16 },
+    attributionControl: { compact: true },
+    transformRequest,
+  });
+  map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-right');
+  map.on('click', 'zones', (e) => showFeature(map, e));
+  return map;
+}
+
+function showFeature(map, e) {
   const f = e.features[0];
   const rows = Object.entries(f.properties).map(([k, v]) => `<tr><th scope="row">${escapeHtml(humanise(k))}</th><td>${escapeHtml(formatValue(k, v))}</td></tr>`);
   new maplibregl.Popup({ maxWidth: '280px' }).setLngLat(e.lngLat).setHTML(`<table class="attributes">${rows.join('')}</table>`).addTo(map);

@@ -2,7 +2,7 @@
 
 One file with everything inline (PNG images as data URIs, CSS in the page), so it can be mailed or
 archived. Colours are colour-vision-deficiency safe: cividis/viridis for sequential values and PuOr
-(purple–orange) for differences, centred on zero.
+(purple–orange) for differences, centred on zero: purple for less, orange for more, as in the viewer.
 """
 
 from __future__ import annotations
@@ -222,7 +222,7 @@ def _modal_split_figure(comparison: Comparison) -> Figure:
 
 def _maps(comparison: Comparison) -> str:
     parts = [
-        "<p>Orange streets lose (fewer cars, lower speed, less CO2, quieter), purple streets gain; the "
+        "<p>Purple streets lose (fewer cars, lower speed, less CO2, quieter), orange streets gain; the "
         "purple–orange scale stays readable with colour-vision deficiencies. Light grey streets carry no "
         "measured change. Values are means over the seeds.</p>"
     ]
@@ -261,7 +261,7 @@ def _difference_maps(diff: gpd.GeoDataFrame) -> Figure:
             shown.plot(
                 ax=axis,
                 column="_value",
-                cmap="PuOr",
+                cmap="PuOr_r",
                 norm=TwoSlopeNorm(0.0, -limit, limit),
                 linewidth=1.8,
                 legend=True,
@@ -305,7 +305,7 @@ def _zone_map(diff: gpd.GeoDataFrame) -> Figure:
         real.plot(
             ax=axis,
             column="vehicle_km_diff",
-            cmap="PuOr",
+            cmap="PuOr_r",
             norm=TwoSlopeNorm(0.0, -limit, limit),
             edgecolor="0.3",
             linewidth=0.4,
