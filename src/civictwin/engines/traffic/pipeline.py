@@ -766,21 +766,7 @@ def run_ensemble(
             prepared[scenario.name] = prepare_scenario(
                 inputs, scenario, directory / "networks" / scenario.name, params
             )
-        runs: dict[str, dict[int, ScenarioRun]] = {s.name: {} for s in scenarios}
-        resumed: list[tuple[str, int]] = []
-        todo: list[tuple[str, int]] = []
-        for name in names:
-            for seed in chosen:
-                done = complete_run(seed_dir(directory, name, seed), prepared[name].fingerprint)
-                if done is None:
-                    todo.append((name, seed))
-                else:
-                    runs[name][seed] = done
-                    resumed.append((name, seed))
-        for name, seed in todo:  # staging folders left by a killed run are never resumed from
-            final = seed_dir(directory, name, seed)
-            for stale in final.parent.glob(f".{final.name}.partial-*"):
-                shutil.rmtree(stale, ignore_errors=True)
+        runs, resumed, todo = _resume(directory, prepared, chosen)
         total = len(todo) + len(resumed)
         if progress:
             progress(f"{len(resumed)} seed run(s) already complete, {len(todo)} to run", len(resumed), total)
@@ -797,6 +783,30 @@ def run_ensemble(
         resumed=resumed,
         wall_s=time.perf_counter() - start,
     )
+
+
+def _resume(
+    directory: Path, prepared: dict[str, PreparedScenario], seeds: Sequence[int]
+) -> tuple[dict[str, dict[int, ScenarioRun]], list[tuple[str, int]], list[tuple[str, int]]]:
+    """The seed runs already complete (with a matching fingerprint), which those are, and which remain.
+
+    Staging folders left by a killed run are removed: they are never resumed from.
+    """
+    runs: dict[str, dict[int, ScenarioRun]] = {name: {} for name in prepared}
+    resumed: list[tuple[str, int]] = []
+    todo: list[tuple[str, int]] = []
+    for name, scenario in prepared.items():
+        for seed in seeds:
+            final = seed_dir(directory, name, seed)
+            done = complete_run(final, scenario.fingerprint)
+            if done is not None:
+                runs[name][seed] = done
+                resumed.append((name, seed))
+                continue
+            todo.append((name, seed))
+            for stale in final.parent.glob(f".{final.name}.partial-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+    return runs, resumed, todo
 
 
 def _needs_routes(scenarios: Collection[Scenario]) -> bool:
