@@ -313,43 +313,31 @@ const CONTEXT_FILL = { green: '#cfe3d9', buildings: '#d3d6d9' };
 
 /** A map of the edges over faint context, coloured by `paint`; directed edges drawn on their right. */
 function edgeMap(container, edges, context, paint) {
-  const bounds = collectionBounds(edges);
-  const sources = { edges: { type: 'geojson', data: edges } };
-  for (const layer of context) sources[layer.key] = sourceFor(layer);
-  const map = new maplibregl.Map({
-    container,
-    style: {
-      version: 8,
-      sources,
-      layers: [
-        { id: 'background', type: 'background', paint: { 'background-color': '#eceff1' } },
-        ...context.map((layer) => ({
-          id: `context-${layer.key}`,
-          type: 'fill',
-          source: layer.key,
-          'source-layer': sourceLayerOf(layer),
-          paint: { 'fill-color': CONTEXT_FILL[layer.key] },
-        })),
-        { id: 'edges-all', type: 'line', source: 'edges', paint: { 'line-color': '#9e9e9e', 'line-width': 0.8, 'line-offset': 1.5 } },
-        { id: 'edges', type: 'line', source: 'edges', layout: { 'line-cap': 'round' }, paint: { ...paint, 'line-offset': 1.5 } },
-      ],
-    },
-    bounds: bounds || undefined,
-    center: bounds ? undefined : [0, 0],
-    zoom: bounds ? undefined : 1,
-    fitBoundsOptions: { padding: 16 },
-    attributionControl: { compact: true },
-    transformRequest,
+  return overlayMap(container, 'edges', edges, context, {
+    above: [
+      { id: 'edges-all', type: 'line', source: 'edges', paint: { 'line-color': '#9e9e9e', 'line-width': 0.8, 'line-offset': 1.5 } },
+      { id: 'edges', type: 'line', source: 'edges', layout: { 'line-cap': 'round' }, paint: { ...paint, 'line-offset': 1.5 } },
+    ],
   });
-  map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-right');
-  map.on('click', 'edges', (e) => showFeature(map, e));
-  return map;
 }
 
-/** A map of the zones over faint context, filled with `colour` (a MapLibre expression). */
+/** A map of the zones, filled with `colour` (a MapLibre expression), under faint context. */
 function zoneMap(container, zones, context, colour) {
-  const bounds = collectionBounds(zones);
-  const sources = { zones: { type: 'geojson', data: zones } };
+  return overlayMap(container, 'zones', zones, context, {
+    below: [{ id: 'zones', type: 'fill', source: 'zones', paint: { 'fill-color': colour, 'fill-opacity': 0.85 } }],
+    above: [{ id: 'zone-outlines', type: 'line', source: 'zones', paint: { 'line-color': '#616161', 'line-width': 0.6 } }],
+    contextOpacity: 0.35,
+  });
+}
+
+/**
+ * A map of one GeoJSON collection (source `name`, fitted to its bounds) with the context layers (green
+ * areas, buildings) between the `below` and `above` layers; clicking a feature of layer `name` shows
+ * its values.
+ */
+function overlayMap(container, name, collection, context, { below = [], above = [], contextOpacity = 1 }) {
+  const bounds = collectionBounds(collection);
+  const sources = { [name]: { type: 'geojson', data: collection } };
   for (const layer of context) sources[layer.key] = sourceFor(layer);
   const map = new maplibregl.Map({
     container,
@@ -358,15 +346,15 @@ function zoneMap(container, zones, context, colour) {
       sources,
       layers: [
         { id: 'background', type: 'background', paint: { 'background-color': '#eceff1' } },
-        { id: 'zones', type: 'fill', source: 'zones', paint: { 'fill-color': colour, 'fill-opacity': 0.85 } },
+        ...below,
         ...context.map((layer) => ({
           id: `context-${layer.key}`,
           type: 'fill',
           source: layer.key,
           'source-layer': sourceLayerOf(layer),
-          paint: { 'fill-color': CONTEXT_FILL[layer.key], 'fill-opacity': 0.35 },
+          paint: { 'fill-color': CONTEXT_FILL[layer.key], 'fill-opacity': contextOpacity },
         })),
-        { id: 'zone-outlines', type: 'line', source: 'zones', paint: { 'line-color': '#616161', 'line-width': 0.6 } },
+        ...above,
       ],
     },
     bounds: bounds || undefined,
@@ -377,7 +365,7 @@ function zoneMap(container, zones, context, colour) {
     transformRequest,
   });
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-right');
-  map.on('click', 'zones', (e) => showFeature(map, e));
+  map.on('click', name, (e) => showFeature(map, e));
   return map;
 }
 

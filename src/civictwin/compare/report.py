@@ -258,15 +258,7 @@ def _difference_maps(diff: gpd.GeoDataFrame) -> Figure:
         diff.plot(ax=axis, color="0.85", linewidth=0.8)
         shown = diff.assign(_value=values)[np.isfinite(values)]
         if not shown.empty:
-            shown.plot(
-                ax=axis,
-                column="_value",
-                cmap="PuOr_r",
-                norm=TwoSlopeNorm(0.0, -limit, limit),
-                linewidth=1.8,
-                legend=True,
-                legend_kwds={"shrink": 0.6},
-            )
+            _diverging(shown, axis, "_value", limit, linewidth=1.8)
         axis.set_title(f"Change in {label}")
         _map_axis(axis)
     return figure
@@ -302,18 +294,25 @@ def _zone_map(diff: gpd.GeoDataFrame) -> Figure:
     real = diff[diff["vehicle_km_real"].to_numpy(dtype=bool)]
     if not real.empty:
         limit = float(np.max(np.abs(real["vehicle_km_diff"].to_numpy(dtype=float)))) or 1.0
-        real.plot(
-            ax=axis,
-            column="vehicle_km_diff",
-            cmap="PuOr_r",
-            norm=TwoSlopeNorm(0.0, -limit, limit),
-            edgecolor="0.3",
-            linewidth=0.4,
-            legend=True,
-            legend_kwds={"label": "change in vehicle-km (beyond noise)", "shrink": 0.6},
-        )
+        _diverging(real, axis, "vehicle_km_diff", limit, label="change in vehicle-km (beyond noise)",
+                   edgecolor="0.3", linewidth=0.4)  # fmt: skip
     _map_axis(axis)
     return figure
+
+
+def _diverging(
+    frame: gpd.GeoDataFrame, axis: Any, column: str, limit: float, *, label: str = "", **style: Any
+) -> None:
+    """``column`` on the purple (lower) – orange (higher) scale, centred on zero, with its colour bar."""
+    frame.plot(
+        ax=axis,
+        column=column,
+        cmap="PuOr_r",
+        norm=TwoSlopeNorm(0.0, -limit, limit),
+        legend=True,
+        legend_kwds={"label": label, "shrink": 0.6},
+        **style,
+    )
 
 
 def _zone_table(diff: gpd.GeoDataFrame) -> str:
