@@ -2,7 +2,7 @@
 
 Zones are H3 cells covering the area (every cell that overlaps it) at a configurable resolution, or
 the user's own polygons. Buildings, POIs and stops count in the zone holding their centroid; green
-area is the overlap of the (dissolved) green polygons with each zone.
+area is the overlap of the green polygons with each zone, where green polygons overlap counted once.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import geopandas as gpd
 import h3
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
@@ -102,16 +103,34 @@ def summarise_zones(
 def _green_area(zones: gpd.GeoDataFrame, green: gpd.GeoDataFrame | None) -> pd.Series:
     """Green area per zone, overlapping green polygons counted once.
 
-    Each green polygon is cut by the zones it touches (an STR-tree finds the pairs) and the pieces are
-    dissolved per zone, so the cost grows with the number of overlaps, not with zones × all green.
+    Each green polygon is cut by the zones it touches (an STR-tree finds the pairs). A piece of a
+    polygon that overlaps no other green polygon adds its own area; only the pieces of overlapping
+    polygons (a playground inside a park) are dissolved per zone, which is where the cost lies.
     """
     if green is None or green.empty:
         return pd.Series(0.0, index=zones.index)
     green_geoms = shapely.make_valid(green.geometry.to_numpy())
     zone_geoms = zones.geometry.to_numpy()
-    zone_idx, green_idx = shapely.STRtree(green_geoms).query(zone_geoms, predicate="intersects")
-    pieces = gpd.GeoDataFrame(
-        {"zone": zone_idx}, geometry=shapely.intersection(zone_geoms[zone_idx], green_geoms[green_idx])
-    )
-    area = pieces.dissolve(by="zone").area if len(pieces) else pd.Series(dtype=float)
-    return pd.Series(area.reindex(range(len(zones)), fill_value=0.0).to_numpy(), index=zones.index).round(1)
+    tree = shapely.STRtree(green_geoms)
+    zone_idx, green_idx = tree.query(zone_geoms, predicate="intersects")
+    pieces = shapely.intersection(zone_geoms[zone_idx], green_geoms[green_idx])
+    overlapping = _overlapping(green_geoms, tree)[green_idx]
+    area = np.zeros(len(zones))
+    np.add.at(area, zone_idx[~overlapping], shapely.area(pieces[~overlapping]))
+    if overlapping.any():
+        shared = gpd.GeoDataFrame({"zone": zone_idx[overlapping]}, geometry=pieces[overlapping])
+        dissolved = shared.dissolve(by="zone").area
+        area[dissolved.index.to_numpy()] += dissolved.to_numpy()
+    return pd.Series(area, index=zones.index).round(1)
+
+
+def _overlapping(geoms: npt.NDArray[np.object_], tree: shapely.STRtree) -> npt.NDArray[np.bool_]:
+    """Which geometries share interior area with another one (touching along an edge does not count)."""
+    first, second = tree.query(geoms, predicate="intersects")
+    pairs = first < second
+    first, second = first[pairs], second[pairs]
+    shared = shapely.relate_pattern(geoms[first], geoms[second], "T********")
+    flags = np.zeros(len(geoms), dtype=bool)
+    flags[first[shared]] = True
+    flags[second[shared]] = True
+    return flags

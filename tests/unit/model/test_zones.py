@@ -61,3 +61,24 @@ def test_zone_summary_counts_and_sums() -> None:
     assert by_zone["transit_stops"].tolist() == [1, 1]
     assert by_zone["transit_departures_peak_hour"].tolist() == [12, 4]
     assert by_zone["area_m2"].tolist() == [10000.0, 10000.0]
+
+
+def test_green_area_counts_overlaps_once_and_edge_neighbours_in_full() -> None:
+    zones = polygon_zones(
+        gpd.GeoDataFrame({"code": ["A", "B"]}, geometry=[shapely.box(0, 0, 100, 100), shapely.box(100, 0, 200, 100)],
+                         crs=CRS),
+        "code",
+    )  # fmt: skip
+    green = gpd.GeoDataFrame(
+        geometry=[
+            shapely.box(0, 0, 50, 50),  # shares an edge with the park next to it: both count in full
+            shapely.box(50, 0, 130, 50),  # a park across both zones...
+            shapely.box(60, 10, 70, 20),  # ...with a playground inside it, counted once
+            shapely.box(120, 60, 140, 80),  # alone in zone B
+        ],
+        crs=CRS,
+    )
+    summary = summarise_zones(zones, buildings=None, residential_floor_m2=None, pois=None, green=green, stops=None,
+                              stop_peak_departures=None)  # fmt: skip
+    # A: 50×50 + the park's 50×50 (the playground inside it adds nothing); B: the park's 30×50 + 20×20
+    assert summary.set_index("zone_id")["green_m2"].tolist() == pytest.approx([5000.0, 1900.0])
