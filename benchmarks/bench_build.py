@@ -9,7 +9,9 @@ measured too, for information. pyrosm decodes on one thread for files under ~70 
 machine; it is also run with ``workers=2`` (both cores, as DuckDB uses), and the speed-ups are
 against the faster of the two. civictwin is measured twice: the OSM ingest alone (the like-for-like
 extraction, all layers including walk/bike network) and the whole build (plus network, LoD1,
-population, zones, catalogue). Prints a markdown table; results go into BENCHMARKS.md.
+population, zones, catalogue). The "decode floor" is what any DuckDB-based reader pays before it
+builds a single geometry: a fresh process loading DuckDB's spatial extension and reading every
+column of every object in the file once. Prints a markdown table; results go into BENCHMARKS.md.
 
     .venv/bin/python benchmarks/bench_build.py [--sizes 1 2 4 8] [--repeat 3]
 """
@@ -63,6 +65,18 @@ with build_store(out, crs=crs) as store:
 print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "counts": counts}))
 """
 
+FLOOR = """
+import json, resource, sys, time
+t = time.perf_counter()
+from civictwin.store.duckdb import connect
+row = connect().execute(
+    "SELECT count(*), sum(lat), sum(len(refs)), sum(len(ref_types)), sum(cardinality(tags)) FROM ST_ReadOSM(?)",
+    [sys.argv[1]],
+).fetchone()
+print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "counts": {"osm_objects": row[0]}}))
+"""
+
 BUILD = """
 import json, resource, sys, time
 from pathlib import Path
@@ -107,7 +121,8 @@ def run(code: str, *args: str, tmpdir: Path | None = None) -> dict[str, object]:
     result = subprocess.run(
         [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True, env=env
     )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    measured: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+    return measured
 
 
 def run_peer(pbf: Path, workers: str) -> tuple[dict[str, object], dict[str, object]]:
@@ -144,6 +159,7 @@ def main() -> None:
                 "cached": [],
                 "ingest": [],
                 "build": [],
+                "floor": [],
             }
             for i in range(args.repeat):
                 first, cached = run_peer(pbf, "auto")
@@ -152,6 +168,7 @@ def main() -> None:
                 measured["peer2"].append(run_peer(pbf, "2")[0])
                 measured["ingest"].append(run(INGEST, str(pbf), str(work / f"i{n}_{i}.duckdb"), bbox))
                 measured["build"].append(run(BUILD, str(write_config(work / f"b{n}_{i}", pbf, bbox))))
+                measured["floor"].append(run(FLOOR, str(pbf)))
             row = {"n": n, "mb": round(pbf.stat().st_size / 1e6, 1)}
             for key, runs in measured.items():
                 row[f"{key}_s"] = statistics.median(float(r["seconds"]) for r in runs)  # type: ignore[arg-type]
@@ -162,16 +179,16 @@ def main() -> None:
     print(
         "| tiles | PBF MB | peer s (its default threads) | peer s (workers=2) | peer peak MB | civictwin ingest s "
         "| ingest peak MB | speed-up (ingest) | full build s | build peak MB | speed-up (build) "
-        "| peer re-read from its cache s |"
+        "| peer re-read from its cache s | decode floor s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         peer = min(r["peer_s"], r["peer2_s"])
         print(
             f"| {r['n']}×{r['n']} | {r['mb']} | {r['peer_s']:.2f} | {r['peer2_s']:.2f} | "
             f"{max(r['peer_mb'], r['peer2_mb']):.0f} | {r['ingest_s']:.2f} | {r['ingest_mb']:.0f} | "
             f"{peer / r['ingest_s']:.1f}× | {r['build_s']:.2f} | {r['build_mb']:.0f} | {peer / r['build_s']:.1f}× "
-            f"| {r['cached_s']:.2f} |"
+            f"| {r['cached_s']:.2f} | {r['floor_s']:.2f} |"
         )
     print()
     for r in rows:
