@@ -79,6 +79,12 @@ def table_findings(record: Mapping[str, Any]) -> list[str]:
     missing = int(geometry.get("missing_geometry", 0))
     if missing:
         lines.append(f"{missing} {_plural(missing, 'feature', 'features')} without geometry dropped")
+    truncated = int(record.get("ways_with_missing_nodes") or 0)
+    if truncated:
+        lines.append(
+            f"{truncated} {_plural(truncated, 'way runs', 'ways run')} past the edge of the extract "
+            "(nodes missing); kept with the nodes it holds"
+        )
     duplicates = int(record.get("duplicates") or 0)
     if duplicates:
         lines.append(f"{duplicates} duplicate {_plural(duplicates, 'feature', 'features')}")

@@ -80,6 +80,10 @@ METRICS: dict[str, _Metric] = {
     "outside_area": _Metric("Features outside the twin's area (left out).", "ldqd:completeness"),
     "kept": _Metric("Features kept in the twin.", "ldqd:completeness"),
     "duplicates": _Metric("Duplicate features found.", "ldqd:consistency"),
+    "ways_with_missing_nodes": _Metric(
+        "Ways that reference nodes missing from the extract (cut at its edge; kept with the nodes present).",
+        "ldqd:completeness",
+    ),
     "completeness": _Metric(
         "Share of rows with a value for the attribute named by ct:attribute.",
         "ldqd:completeness",
@@ -232,8 +236,9 @@ def _measurements(iri: str, record: Mapping[str, Any]) -> Iterable[dict[str, Any
     for name, value in (record.get("geometry") or {}).items():
         if name in METRICS:
             yield _measurement(iri, name, value)
-    if record.get("duplicates") is not None:
-        yield _measurement(iri, "duplicates", record["duplicates"])
+    for name in ("duplicates", "ways_with_missing_nodes"):
+        if record.get(name) is not None:
+            yield _measurement(iri, name, record[name])
     for attribute, share in (record.get("completeness") or {}).items():
         yield {**_measurement(iri, "completeness", share), "ct:attribute": attribute}
     counts: Mapping[str, int] = record.get(HEIGHT_SOURCE) or {}
@@ -431,6 +436,10 @@ def _quality_section(table: str, record: Mapping[str, Any]) -> str:
         parts.append(_table("Geometry", ["Check", "Features"], rows, None))
     if record.get("duplicates") is not None:
         parts.append(f"<p>Duplicate features: {int(record['duplicates']):,}</p>")
+    if record.get("ways_with_missing_nodes") is not None:
+        parts.append(
+            f"<p>Ways cut at the edge of the extract (nodes missing): {int(record['ways_with_missing_nodes']):,}</p>"
+        )
     completeness = record.get("completeness") or {}
     if completeness:
         rows = [

@@ -55,15 +55,20 @@ def governed(populated: DuckDBStore) -> DuckDBStore:
         parameters={"resolution": 9},
     )
     geometry = {
-        "received": 5,
+        "received": 6,
         "invalid_geometry": 1,
         "repaired_geometry": 1,
         "dropped_unrepairable": 0,
+        "outside_area": 1,
         "kept": 4,
     }
-    record_quality(
-        populated, "roads", {"geometry": geometry, "completeness": {"name": 0.5}, "duplicates": 2}, []
-    )
+    numbers = {
+        "geometry": geometry,
+        "completeness": {"name": 0.5},
+        "duplicates": 2,
+        "ways_with_missing_nodes": 3,
+    }
+    record_quality(populated, "roads", numbers, [])
     record_quality(populated, "buildings", {}, ["heights estimated <where> missing"])
     record_quality(populated, "zones", {}, [])
     return populated
@@ -130,12 +135,14 @@ def test_quality_jsonld_has_one_measurement_per_number(governed: DuckDBStore) ->
         for m in roads["dqv:hasQualityMeasurement"]
     }
     assert measures == {
-        ("ct:metric/received", None): 5,
+        ("ct:metric/received", None): 6,
         ("ct:metric/invalid_geometry", None): 1,
         ("ct:metric/repaired_geometry", None): 1,
         ("ct:metric/dropped_unrepairable", None): 0,
+        ("ct:metric/outside_area", None): 1,
         ("ct:metric/kept", None): 4,
         ("ct:metric/duplicates", None): 2,
+        ("ct:metric/ways_with_missing_nodes", None): 3,
         ("ct:metric/completeness", "name"): 0.5,
     }
     buildings = nodes[TWIN + "buildings"]
@@ -144,7 +151,7 @@ def test_quality_jsonld_has_one_measurement_per_number(governed: DuckDBStore) ->
     (note,) = buildings["dqv:hasQualityAnnotation"]
     assert note["oa:hasBody"]["rdf:value"] == "heights estimated <where> missing"
     metrics = sorted(i for i, n in nodes.items() if n["@type"] == "dqv:Metric")
-    assert len(metrics) == 8  # 5 geometry + duplicates + completeness + height_source_share
+    assert len(metrics) == 10  # 6 geometry + duplicates + ways cut at the edge + completeness + height shares
     assert nodes[TWIN + "zones"]["dqv:hasQualityMeasurement"] == []
 
 
@@ -162,9 +169,9 @@ def test_jsonld_documents_parse_as_rdf_with_the_right_types(governed: DuckDBStor
     bbox = catalog.value(catalog.value(roads, ns["dct"].spatial), ns["dcat"].bbox)
     assert bbox.datatype == rdflib.URIRef("http://www.opengis.net/ont/geosparql#wktLiteral")
     quality = rdflib.Graph().parse(data=json.dumps(quality_jsonld(governed)), format="json-ld")
-    assert len(list(quality.subjects(rdf_type, ns["dqv"].QualityMeasurement))) == 9  # 7 roads + 2 buildings
+    assert len(list(quality.subjects(rdf_type, ns["dqv"].QualityMeasurement))) == 11  # 9 roads + 2 buildings
     assert len(list(quality.subjects(rdf_type, ns["dqv"].QualityAnnotation))) == 1
-    assert len(list(quality.subjects(rdf_type, ns["dqv"].Metric))) == 8
+    assert len(list(quality.subjects(rdf_type, ns["dqv"].Metric))) == 10
 
 
 def test_bbox_wkt_is_a_closed_lon_lat_polygon() -> None:
@@ -228,6 +235,11 @@ def test_quality_html_lists_highlights_and_escapes_text(governed: DuckDBStore) -
     assert "script" not in page.tags and page.external == []
     assert "heights estimated &lt;where&gt; missing" in html
     items = html.split('<ul class="highlights">')[1].split("</ul>")[0]
-    assert items.count("<li>") == 4
+    assert items.count("<li>") == 5
     assert "roads: 1 invalid geometry (1 repaired, 0 dropped)" in items
+    assert (
+        "roads: 3 ways run past the edge of the extract (nodes missing); kept with the nodes it holds"
+        in items
+    )
+    assert "<p>Ways cut at the edge of the extract (nodes missing): 3</p>" in html
     assert page.tags.count("caption") == 3  # roads geometry + completeness, buildings heights

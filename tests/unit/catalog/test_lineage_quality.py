@@ -138,6 +138,16 @@ def test_height_lines(counts: dict[str, int], line: str) -> None:
     assert table_findings({"height_source": counts}) == [line]
 
 
+def test_ways_cut_at_the_extract_edge_are_a_finding_only_when_there_are_some() -> None:
+    assert table_findings({"ways_with_missing_nodes": 0}) == []
+    assert table_findings({"ways_with_missing_nodes": 1}) == [
+        "1 way runs past the edge of the extract (nodes missing); kept with the nodes it holds"
+    ]
+    assert table_findings({"ways_with_missing_nodes": 102}) == [
+        "102 ways run past the edge of the extract (nodes missing); kept with the nodes it holds"
+    ]
+
+
 def test_percent_never_hides_a_small_share_or_rounds_up_to_all() -> None:
     assert [percent(s) for s in (0, 0.001, 0.12, 0.125, 0.996, 1)] == [
         "0%",

@@ -50,10 +50,11 @@ def twin_dir(tmp_path: Path) -> Path:
     record_source(store, result, ingested_at=datetime(2026, 11, 21, tzinfo=UTC))
     record_lineage(store, "buildings_3d", inputs=["helsinki_osm"], step="ingest osm", parameters={})
     geometry = {
-        "received": 4,
+        "received": 6,
         "invalid_geometry": 1,
         "repaired_geometry": 0,
         "dropped_unrepairable": 1,
+        "outside_area": 2,
         "kept": 3,
     }
     record_quality(store, "buildings_3d", {"geometry": geometry}, ["population is an estimate"])
@@ -95,12 +96,26 @@ def test_quality_prints_highlights_and_writes_reports(
         ]
     )
     out = capsys.readouterr().out
+    lines = out.splitlines()
+    header = [c.strip() for c in next(line for line in lines if "┃ table" in line).strip("┃").split("┃")]
+    assert header == [
+        "table",
+        "kept",
+        "area",
+        "invalid",
+        "repaired",
+        "dropped",
+        "duplicates",
+    ]  # "outside" above "area"
+    row = next(line for line in lines if line.startswith("│ buildings_3d"))
+    assert [c.strip() for c in row.strip("│").split("│")] == ["buildings_3d", "3", "2", "1", "0", "1", "—"]
+    assert max(len(line) for line in lines if "│" in line) <= 80
     assert "buildings_3d: 1 invalid geometry (0 repaired, 1 dropped)" in out
     assert "buildings_3d: 33% have a real height, 33% a height from their number of levels" in " ".join(
         out.split()
     )
     graph = json.loads((twin_dir / "q.jsonld").read_text())["@graph"]
-    assert len(graph[0]["dqv:hasQualityMeasurement"]) == 5 + 3  # geometry numbers + height-source shares
+    assert len(graph[0]["dqv:hasQualityMeasurement"]) == 6 + 3  # geometry numbers + height-source shares
     assert "population is an estimate" in (twin_dir / "q.html").read_text()
 
 
