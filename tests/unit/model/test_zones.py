@@ -27,12 +27,16 @@ def test_h3_zones_cover_the_area_with_overlapping_cells() -> None:
     )
 
 
+def _two_zones() -> gpd.GeoDataFrame:
+    """Zones A and B: two 100 m squares side by side."""
+    squares = gpd.GeoDataFrame(
+        {"code": ["A", "B"]}, geometry=[shapely.box(0, 0, 100, 100), shapely.box(100, 0, 200, 100)], crs=CRS
+    )
+    return polygon_zones(squares, "code")
+
+
 def test_zone_summary_counts_and_sums() -> None:
-    zones = polygon_zones(
-        gpd.GeoDataFrame({"code": ["A", "B"]}, geometry=[shapely.box(0, 0, 100, 100), shapely.box(100, 0, 200, 100)],
-                         crs=CRS),
-        "code",
-    )  # fmt: skip
+    zones = _two_zones()
     buildings = gpd.GeoDataFrame(
         {"population_est": [10.0, 5.0, 7.0], "floor_area_m2": [300.0, 200.0, 1000.0],
          "use": ["residential", "unknown", "commercial"]},
@@ -64,11 +68,7 @@ def test_zone_summary_counts_and_sums() -> None:
 
 
 def test_green_area_counts_overlaps_once_and_edge_neighbours_in_full() -> None:
-    zones = polygon_zones(
-        gpd.GeoDataFrame({"code": ["A", "B"]}, geometry=[shapely.box(0, 0, 100, 100), shapely.box(100, 0, 200, 100)],
-                         crs=CRS),
-        "code",
-    )  # fmt: skip
+    zones = _two_zones()
     green = gpd.GeoDataFrame(
         geometry=[
             shapely.box(0, 0, 50, 50),  # shares an edge with the park next to it: both count in full
