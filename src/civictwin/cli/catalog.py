@@ -35,22 +35,29 @@ def _write(path: Path, text: str) -> None:
 
 @app.command()
 def catalog(twin_dir: Path = TWIN_DIR, json_ld: Path | None = JSON_LD, html: Path | None = HTML) -> None:
-    """List the twin's datasets with publisher, licence and access level (DCAT-AP JSON-LD, HTML)."""
+    """List the twin's datasets with publisher, steward, licence and access level (DCAT-AP JSON-LD, HTML).
+
+    Titles, descriptions, extents and checksums are in the JSON-LD and HTML documents; the terminal
+    table keeps to who answers for each dataset and who may use it.
+    """
     with _open(twin_dir) as store:
         table = Table(title="Data catalogue")
-        for column in ("table", "title", "kind", "rows", "access", "licence", "publisher"):
+        for column in ("table", "kind", "rows", "access", "licence", "publisher", "steward"):
             table.add_column(
-                column, justify="right" if column == "rows" else "left", no_wrap=column in ("table", "rows")
+                column,
+                justify="right" if column == "rows" else "left",
+                no_wrap=column in ("table", "rows"),
+                overflow="fold",  # a long publisher or steward wraps; it is never cut off
             )
         for name, record in store.records(CATALOG).items():
             table.add_row(
                 name,
-                record["title"],
                 record["kind"],
                 f"{int(record['rows']):,}",
                 record["access"],
                 record["licence"],
                 record["publisher"],
+                record["steward"],
             )
         console.print(table)
         if json_ld is not None:

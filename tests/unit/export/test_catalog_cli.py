@@ -13,7 +13,7 @@ import civictwin.cli.catalog  # noqa: F401  (registers the commands)
 from civictwin.catalog.lineage import record_lineage
 from civictwin.catalog.metadata import record_source
 from civictwin.catalog.quality import record_quality
-from civictwin.cli import main
+from civictwin.cli import console, main
 from civictwin.config import load_config
 from civictwin.sources.base import IngestedLayer, IngestResult
 from civictwin.store.duckdb import DuckDBStore
@@ -63,8 +63,9 @@ def twin_dir(tmp_path: Path) -> Path:
 
 
 def test_catalog_prints_the_datasets_and_writes_json_ld_and_html(
-    twin_dir: Path, capsys: pytest.CaptureFixture[str]
+    twin_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(console, "width", 160)  # one line per dataset
     main(
         [
             "catalog",
@@ -76,7 +77,10 @@ def test_catalog_prints_the_datasets_and_writes_json_ld_and_html(
         ]
     )
     out = capsys.readouterr().out
-    assert "buildings_3d" in out and "ODbL-1.0" in out and "public" in out
+    row = next(line for line in out.splitlines() if line.startswith("│ buildings_3d"))
+    assert [c.strip() for c in row.strip("│").split("│")] == [
+        "buildings_3d", "osm", "3", "public", "ODbL-1.0", "OpenStreetMap contributors", "City GIS unit"
+    ]  # fmt: skip
     document = json.loads((twin_dir / "c.jsonld").read_text())
     assert [d["dct:identifier"] for d in document["dcat:dataset"]] == ["buildings_3d"]
     assert (twin_dir / "c.html").read_text().startswith("<!DOCTYPE html>")
