@@ -11,7 +11,10 @@ against the faster of the two. civictwin is measured twice: the OSM ingest alone
 extraction, all layers including walk/bike network) and the whole build (plus network, LoD1,
 population, zones, catalogue). The "decode floor" is what any DuckDB-based reader pays before it
 builds a single geometry: a fresh process loading DuckDB's spatial extension and reading every
-column of every object in the file once. Prints a markdown table; results go into BENCHMARKS.md.
+column of every object in the file once. The "stripped reader" is civictwin's own reader with
+everything but decoding, assembling geometries and writing the seven layers taken out (no repair,
+clipping or quality counts; the CRS fixed to Helsinki's UTM zone): the least this design can cost.
+Prints a markdown table; results go into BENCHMARKS.md.
 
     .venv/bin/python benchmarks/bench_build.py [--sizes 1 2 4 8] [--repeat 3]
 """
@@ -75,6 +78,26 @@ row = connect().execute(
 ).fetchone()
 print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "counts": {"osm_objects": row[0]}}))
+"""
+
+STRIPPED = """
+import json, resource, sys, time
+t = time.perf_counter()
+from pathlib import Path
+import civictwin.sources.osm as osm
+from civictwin.store.duckdb import DuckDBStore, connect
+store = DuckDBStore.create(Path(sys.argv[2]), crs="EPSG:32635")
+con = connect()
+osm._decode(con, Path(sys.argv[1]), "EPSG:32635")
+osm._assemble(con)
+counts = {}
+for layer in osm._layers():
+    sql = f"SELECT * EXCLUDE (geom), ST_AsWKB(geom) AS geometry FROM ({layer.sql})"
+    counts[layer.table] = store.write_table(layer.table, con.execute(sql).to_arrow_table())
+store.connection.execute("CHECKPOINT")
+store.close()
+print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "counts": counts}))
 """
 
 BUILD = """
@@ -160,6 +183,7 @@ def main() -> None:
                 "ingest": [],
                 "build": [],
                 "floor": [],
+                "stripped": [],
             }
             for i in range(args.repeat):
                 first, cached = run_peer(pbf, "auto")
@@ -169,6 +193,7 @@ def main() -> None:
                 measured["ingest"].append(run(INGEST, str(pbf), str(work / f"i{n}_{i}.duckdb"), bbox))
                 measured["build"].append(run(BUILD, str(write_config(work / f"b{n}_{i}", pbf, bbox))))
                 measured["floor"].append(run(FLOOR, str(pbf)))
+                measured["stripped"].append(run(STRIPPED, str(pbf), str(work / f"s{n}_{i}.duckdb")))
             row = {"n": n, "mb": round(pbf.stat().st_size / 1e6, 1)}
             for key, runs in measured.items():
                 row[f"{key}_s"] = statistics.median(float(r["seconds"]) for r in runs)  # type: ignore[arg-type]
@@ -179,16 +204,16 @@ def main() -> None:
     print(
         "| tiles | PBF MB | peer s (its default threads) | peer s (workers=2) | peer peak MB | civictwin ingest s "
         "| ingest peak MB | speed-up (ingest) | full build s | build peak MB | speed-up (build) "
-        "| peer re-read from its cache s | decode floor s |"
+        "| peer re-read from its cache s | decode floor s | stripped reader s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         peer = min(r["peer_s"], r["peer2_s"])
         print(
             f"| {r['n']}×{r['n']} | {r['mb']} | {r['peer_s']:.2f} | {r['peer2_s']:.2f} | "
             f"{max(r['peer_mb'], r['peer2_mb']):.0f} | {r['ingest_s']:.2f} | {r['ingest_mb']:.0f} | "
             f"{peer / r['ingest_s']:.1f}× | {r['build_s']:.2f} | {r['build_mb']:.0f} | {peer / r['build_s']:.1f}× "
-            f"| {r['cached_s']:.2f} | {r['floor_s']:.2f} |"
+            f"| {r['cached_s']:.2f} | {r['floor_s']:.2f} | {r['stripped_s']:.2f} |"
         )
     print()
     for r in rows:
