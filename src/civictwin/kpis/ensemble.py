@@ -90,24 +90,28 @@ def _words(
 ) -> str:
     if n_min < 2:
         return f"{label}: too few runs (fewer than 2 seeds) to tell a change from run-to-run noise."
-    interval = _interval(low, high, base_mean)
+    extra = _extra_decimals(low, high, base_mean)
+    interval = f"95% CI {_amount(low, base_mean, extra)} to {_amount(high, base_mean, extra)}"
     if not distinguishable:
         return f"{label}: within run-to-run noise, no detectable change ({interval})."
     direction = "up" if diff > 0 else "down"
-    change = f"{label}: {direction} {_amount(abs(diff), base_mean)} ({interval})"
+    change = f"{label}: {direction} {_amount(abs(diff), base_mean, extra)} ({interval})"
     if base_mean != 0 and abs(diff / base_mean) < NEGLIGIBLE:
         return f"{change}: detectable, but under {NEGLIGIBLE:.0%} and negligible in practice."
     return f"{change}."
 
 
-def _interval(low: float, high: float, base_mean: float) -> str:
-    """``95% CI <low> to <high>``, with up to two more decimals when the ends would otherwise print the
-    same; an interval narrower than that keeps the plain rounding."""
+def _extra_decimals(low: float, high: float, base_mean: float) -> int:
+    """Decimals beyond the plain rounding (up to two) needed for the interval's ends to print apart.
+
+    The change itself is printed with the same decimals, so it never seems to fall outside its own
+    interval ("down 13% (95% CI -12.9% to -12.6%)"). An interval narrower than that keeps the plain
+    rounding.
+    """
     for extra in (0, 1, 2):
-        ends = _amount(low, base_mean, extra), _amount(high, base_mean, extra)
-        if ends[0] != ends[1]:
-            return f"95% CI {ends[0]} to {ends[1]}"
-    return f"95% CI {_amount(low, base_mean)} to {_amount(high, base_mean)}"
+        if _amount(low, base_mean, extra) != _amount(high, base_mean, extra):
+            return extra
+    return 0
 
 
 def _amount(value: float, base_mean: float, extra_decimals: int = 0) -> str:

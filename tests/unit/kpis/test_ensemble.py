@@ -61,7 +61,7 @@ def test_a_narrow_interval_gets_the_decimals_it_needs() -> None:
     # -13 ± t(0.975, 4)·√(0.02/3) = -13 ± 0.227: both ends are "-13%" when rounded to whole percent
     diff = difference([100.0, 100.1, 99.9], [87.0, 87.1, 86.9], label="Car share of trips")
     assert (diff.ci_low, diff.ci_high) == pytest.approx((-13.2267, -12.7733), abs=1e-4)
-    assert diff.words == "Car share of trips: down 13% (95% CI -13.2% to -12.8%)."
+    assert diff.words == "Car share of trips: down 13.0% (95% CI -13.2% to -12.8%)."  # the change too
     same = difference([10.0, 10.0], [8.0, 8.0], label="Zero width")  # no spread at all: one number is right
     assert same.words == "Zero width: down 20% (95% CI -20% to -20%)."
 
