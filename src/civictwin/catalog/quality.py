@@ -82,8 +82,8 @@ def table_findings(record: Mapping[str, Any]) -> list[str]:
     truncated = int(record.get("ways_with_missing_nodes") or 0)
     if truncated:
         lines.append(
-            f"{truncated} {_plural(truncated, 'way runs', 'ways run')} past the edge of the extract "
-            "(nodes missing); kept with the nodes it holds"
+            f"{truncated} {_plural(truncated, 'way has', 'ways have')} nodes missing from the extract or "
+            "without a valid location (usually cut at its edge); kept with the nodes present"
         )
     duplicates = int(record.get("duplicates") or 0)
     if duplicates:

@@ -81,7 +81,8 @@ METRICS: dict[str, _Metric] = {
     "kept": _Metric("Features kept in the twin.", "ldqd:completeness"),
     "duplicates": _Metric("Duplicate features found.", "ldqd:consistency"),
     "ways_with_missing_nodes": _Metric(
-        "Ways that reference nodes missing from the extract (cut at its edge; kept with the nodes present).",
+        "Ways with nodes missing from the extract or without a valid location (usually cut at its edge; "
+        "kept with the nodes present).",
         "ldqd:completeness",
     ),
     "completeness": _Metric(
@@ -438,7 +439,8 @@ def _quality_section(table: str, record: Mapping[str, Any]) -> str:
         parts.append(f"<p>Duplicate features: {int(record['duplicates']):,}</p>")
     if record.get("ways_with_missing_nodes") is not None:
         parts.append(
-            f"<p>Ways cut at the edge of the extract (nodes missing): {int(record['ways_with_missing_nodes']):,}</p>"
+            "<p>Ways with nodes missing from the extract or without a valid location: "
+            f"{int(record['ways_with_missing_nodes']):,}</p>"
         )
     completeness = record.get("completeness") or {}
     if completeness:

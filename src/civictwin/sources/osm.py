@@ -106,18 +106,23 @@ def _check_file(path: Path) -> None:
 def _decode(con: duckdb.DuckDBPyConnection, path: Path, crs: str) -> None:
     """Decode the PBF into ``raw``, node coordinates already projected to ``crs``.
 
-    Projecting inside the decoding scan runs on all of DuckDB's threads at no extra pass. Node tags
-    are kept only for the nodes that become features (POIs, trees): most tagged nodes are crossings,
-    addresses and the like, and keeping their tag maps would cost time and memory for nothing.
+    Projecting inside the decoding scan runs on all of DuckDB's threads at no extra pass. A node
+    whose location is not a valid longitude/latitude, or does not project to finite coordinates
+    (a whole-planet file in a UTM zone reaches points 90° from its meridian), gets no coordinates:
+    ways treat it as missing from the extract and a POI or tree on it counts as having no geometry.
+    Node tags are kept only for the nodes that become features (POIs, trees): most tagged nodes are
+    crossings, addresses and the like, and keeping their tag maps would cost time and memory for
+    nothing.
     """
     try:
         con.execute(
             f"""CREATE TEMP TABLE raw AS
-            SELECT kind, id, CASE WHEN kind <> 'node' OR {_IS_NODE_FEATURE} THEN tags END AS tags,
-                   refs, ref_types, ST_X(p) AS x, ST_Y(p) AS y
-            FROM (SELECT *, CASE WHEN kind = 'node'
-                      THEN ST_Transform(ST_Point2D(lon, lat), 'EPSG:4326', '{crs}', always_xy := true) END AS p
-                  FROM ST_ReadOSM(?))""",
+            SELECT kind, id, CASE WHEN kind <> 'node' OR {_IS_NODE_FEATURE} THEN tags END AS tags, refs,
+                   ref_types, CASE WHEN finite THEN ST_X(p) END AS x, CASE WHEN finite THEN ST_Y(p) END AS y
+            FROM (SELECT *, isfinite(ST_X(p)) AND isfinite(ST_Y(p)) AS finite FROM (
+                SELECT *, CASE WHEN kind = 'node' AND lat BETWEEN -90 AND 90 AND lon BETWEEN -180 AND 180
+                          THEN ST_Transform(ST_Point2D(lon, lat), 'EPSG:4326', '{crs}', always_xy := true) END AS p
+                FROM ST_ReadOSM(?)))""",
             [str(path)],
         )
     except duckdb.Error as exc:
@@ -183,7 +188,7 @@ def _vertex_lists(con: duckdb.DuckDBPyConnection) -> pa.Table:
     columns let DuckDB build all lines at once, several times faster than aggregating ordered points
     per way in SQL.
     """
-    nodes = con.execute("SELECT id, x, y FROM nodes").to_arrow_table()
+    nodes = con.execute("SELECT id, x, y FROM nodes WHERE x IS NOT NULL").to_arrow_table()
     node_ids, x, y = (nodes[c].to_numpy() for c in ("id", "x", "y"))
     if not np.all(node_ids[1:] > node_ids[:-1]):
         order = np.argsort(node_ids, kind="stable")
@@ -321,7 +326,7 @@ _COMPLETENESS = {
 def _quality(con: duckdb.DuckDBPyConnection, table: str, kept: int) -> dict[str, Any]:
     """The staged layer's quality record, from one pass over it.
 
-    Geometry counts (received, repaired, dropped, outside the area); completeness: the share of kept
+    Geometry counts (received, without a geometry, repaired, dropped, outside the area); completeness: the share of kept
     features with each attribute that matters for this layer; duplicates: features whose geometry
     exactly repeats another's; for roads, ways that reference nodes missing from the extract.
     """
@@ -329,17 +334,17 @@ def _quality(con: duckdb.DuckDBPyConnection, table: str, kept: int) -> dict[str,
     completeness = [f"avg(CASE WHEN {cond} THEN 1.0 ELSE 0.0 END) FILTER (kept)" for cond in checks.values()]
     missing_nodes = "count(*) FILTER (missing_nodes > 0)" if table == "roads" else "NULL"
     row = con.execute(
-        f"""SELECT count(*), count(*) FILTER (was_invalid), count(*) FILTER (was_invalid AND NOT has_geom),
-                  count(*) FILTER (has_geom AND NOT kept), count(geom) - count(DISTINCT ST_AsWKB(geom)),
-                  {missing_nodes}, {", ".join(completeness)}
+        f"""SELECT count(*), count(*) FILTER (geom IS NULL), count(*) FILTER (was_invalid),
+                  count(*) FILTER (was_invalid AND NOT has_geom), count(*) FILTER (has_geom AND NOT kept),
+                  count(geom) - count(DISTINCT ST_AsWKB(geom)), {missing_nodes}, {", ".join(completeness)}
            FROM staged"""
     ).fetchone()
     assert row is not None
-    received, invalid, unrepairable, outside, duplicates = (int(v) for v in row[:5])
+    received, missing, invalid, unrepairable, outside, duplicates = (int(v) for v in row[:6])
     quality: dict[str, Any] = {
         "geometry": {
             "received": received,
-            "missing_geometry": 0,
+            "missing_geometry": missing,
             "invalid_geometry": invalid,
             "repaired_geometry": invalid - unrepairable,
             "dropped_unrepairable": unrepairable,
@@ -348,10 +353,10 @@ def _quality(con: duckdb.DuckDBPyConnection, table: str, kept: int) -> dict[str,
         },
         "completeness": {
             name: round(float(v), 4) if v is not None else 0.0
-            for name, v in zip(checks, row[6:], strict=True)
+            for name, v in zip(checks, row[7:], strict=True)
         },
         "duplicates": duplicates,
     }
     if table == "roads":
-        quality["ways_with_missing_nodes"] = int(row[5])
+        quality["ways_with_missing_nodes"] = int(row[6])
     return quality

@@ -238,8 +238,8 @@ def test_quality_html_lists_highlights_and_escapes_text(governed: DuckDBStore) -
     assert items.count("<li>") == 5
     assert "roads: 1 invalid geometry (1 repaired, 0 dropped)" in items
     assert (
-        "roads: 3 ways run past the edge of the extract (nodes missing); kept with the nodes it holds"
-        in items
+        "roads: 3 ways have nodes missing from the extract or without a valid location (usually cut at its "
+        "edge); kept with the nodes present" in items
     )
-    assert "<p>Ways cut at the edge of the extract (nodes missing): 3</p>" in html
+    assert "<p>Ways with nodes missing from the extract or without a valid location: 3</p>" in html
     assert page.tags.count("caption") == 3  # roads geometry + completeness, buildings heights

@@ -141,10 +141,12 @@ def test_height_lines(counts: dict[str, int], line: str) -> None:
 def test_ways_cut_at_the_extract_edge_are_a_finding_only_when_there_are_some() -> None:
     assert table_findings({"ways_with_missing_nodes": 0}) == []
     assert table_findings({"ways_with_missing_nodes": 1}) == [
-        "1 way runs past the edge of the extract (nodes missing); kept with the nodes it holds"
+        "1 way has nodes missing from the extract or without a valid location (usually cut at its edge); "
+        "kept with the nodes present"
     ]
     assert table_findings({"ways_with_missing_nodes": 102}) == [
-        "102 ways run past the edge of the extract (nodes missing); kept with the nodes it holds"
+        "102 ways have nodes missing from the extract or without a valid location (usually cut at its edge); "
+        "kept with the nodes present"
     ]
 
 

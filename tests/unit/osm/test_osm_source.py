@@ -104,6 +104,26 @@ def test_ways_keep_the_vertices_present_in_the_extract(
     assert road["length_m"] == pytest.approx(expected, rel=0.003)
 
 
+def test_nodes_that_cannot_be_placed_are_missing_not_fatal(tmp_path: Path, osm_context: Context) -> None:
+    # Node 2 has latitude 95°; node 5 lies 90° of longitude from the UTM zone's meridian, where the
+    # projection has no finite coordinates. Neither may stop the build or leak NaN into a geometry.
+    nodes = {
+        1: (LON0, LAT0, {}),
+        2: (LON0 + 0.001, 95.0, {}),
+        3: (LON0 + 0.002, LAT0, {}),
+        4: (LON0, LAT0 + 0.002, {"amenity": "cafe"}),
+        5: (117.0, 0.0, {"amenity": "bar"}),
+    }
+    ways = {200: ([1, 2, 3], {"highway": "residential"})}
+    ctx = osm_context(write_pbf(tmp_path / "unplaced.osm.pbf", nodes, ways))
+    result = {layer.table: layer for layer in ingest(ctx.config.sources[0], ctx).layers}
+    assert result["roads"].rows == 1 and result["roads"].quality["ways_with_missing_nodes"] == 1
+    assert list(ctx.store.read_frame("roads").iloc[0]["node_refs"]) == [1, 3]
+    pois = result["pois"].quality["geometry"]
+    assert (pois["received"], pois["missing_geometry"], pois["kept"]) == (2, 1, 1)
+    assert ctx.store.read_frame("pois")["osm_id"].tolist() == [4]
+
+
 def test_features_outside_the_area_are_counted_not_kept(tmp_path: Path, osm_context: Context) -> None:
     nodes = {**square(1, LON0, LAT0, 0.001), **square(11, 25.5, 61.0, 0.001)}
     ways = {100: ([1, 2, 3, 4, 1], {"building": "yes"}), 101: ([11, 12, 13, 14, 11], {"building": "yes"})}
