@@ -80,7 +80,9 @@ def prepare_geometries(
     ``area`` is in ``target_crs``; features that do not intersect it are dropped (kept whole, not cut,
     so a building on the boundary stays one building). Invalid geometries are repaired with
     ``make_valid``; a repair that loses the geometry's dimension (a polygon collapsing to a line) or
-    yields nothing is dropped when ``keep_dimension`` is set.
+    yields nothing is dropped when ``keep_dimension`` is set. A geometry with a coordinate that has no
+    finite place in ``target_crs`` (latitude 95°, or half a world away from a UTM zone) is invalid
+    and dropped unrepaired.
     """
     geoms = np.asarray(geoms, dtype=object)
     received = len(geoms)
@@ -89,15 +91,17 @@ def prepare_geometries(
     projected = np.empty(received, dtype=object)
     if present.any():
         projected[present] = reproject(geoms[present], source_crs, target_crs)
-    invalid_mask = present & ~shapely.is_valid(projected, where=present)
+    placeable = present & _finite(projected, present)
+    invalid_mask = present & ~(placeable & shapely.is_valid(projected, where=placeable))
+    repairable = invalid_mask & placeable
     repaired_ok = np.zeros(received, dtype=bool)
-    if invalid_mask.any():
-        fixed = shapely.make_valid(projected[invalid_mask])
+    if repairable.any():
+        fixed = shapely.make_valid(projected[repairable])
         if keep_dimension:
-            fixed = _same_dimension(projected[invalid_mask], fixed)
+            fixed = _same_dimension(projected[repairable], fixed)
         ok = ~(shapely.is_missing(fixed) | shapely.is_empty(fixed))
-        projected[invalid_mask] = fixed
-        repaired_ok[np.flatnonzero(invalid_mask)[ok]] = True
+        projected[repairable] = fixed
+        repaired_ok[np.flatnonzero(repairable)[ok]] = True
     usable = present & (~invalid_mask | repaired_ok)
     inside = usable.copy()
     if area is not None and usable.any():
@@ -112,6 +116,19 @@ def prepare_geometries(
         outside_area=int((usable & ~inside).sum()),
     )
     return inside, projected[inside], report
+
+
+def _finite(geoms: GeometryArray, where: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """Which geometries (among ``where``) have only finite coordinates.
+
+    A coordinate outside the valid longitude/latitude range, or too far from a projection's centre,
+    reprojects to infinity; such a geometry cannot be placed and no repair can bring it back.
+    """
+    finite = where.copy()
+    coords, owner = shapely.get_coordinates(geoms[where], return_index=True)
+    bad = np.unique(owner[~np.isfinite(coords).all(axis=1)])
+    finite[np.flatnonzero(where)[bad]] = False
+    return finite
 
 
 def _same_dimension(original: GeometryArray, fixed: GeometryArray) -> GeometryArray:

@@ -121,6 +121,29 @@ def test_fixed_batch_counts() -> None:
     assert [g.geom_type for g in kept] == ["Point", "LineString"]
 
 
+def test_coordinates_that_cannot_be_placed_are_invalid_and_dropped() -> None:
+    # latitude 95°, and a point 90° of longitude from zone 35's meridian: both project to infinity
+    batch = [
+        Point(24.94, 60.17),
+        Point(24.95, 95.0),
+        LineString([(24.94, 60.17), (24.95, 95.0)]),
+        Point(117.0, 0.0),
+        Polygon([(24.93, 60.17), (24.95, 60.17), (24.94, 60.175)]),
+    ]
+    mask, kept, report = _prepare(batch)
+    assert report.as_dict() == {
+        "received": 5,
+        "missing_geometry": 0,
+        "invalid_geometry": 3,
+        "repaired_geometry": 0,
+        "dropped_unrepairable": 3,
+        "outside_area": 0,
+        "kept": 2,
+    }
+    assert list(mask) == [True, False, False, False, True]
+    assert np.isfinite(shapely.get_coordinates(kept)).all()
+
+
 def test_reprojection_to_the_utm_zone() -> None:
     assert utm_crs_for(24.94, 60.17) == METRIC
     _mask, kept, _report = _prepare([Point(27.0, 0.0)], area=None)  # central meridian of zone 35
