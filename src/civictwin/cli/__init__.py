@@ -1,7 +1,9 @@
 """The ``civictwin`` command line: a thin Typer layer over the library.
 
 Each command module registers its commands on :data:`app`; :func:`main` turns civictwin errors into
-one line on stderr and a non-zero exit, with a traceback only under ``--debug``.
+one line on stderr and a non-zero exit, with a traceback only under ``--debug``. Both consoles have
+Rich markup switched off: names, paths and messages from the user's files are printed as they are (a
+steward called "GIS [planning]" must not lose its brackets); styles are given as ``Text`` parts.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from civictwin.errors import CivicTwinError
 
@@ -20,8 +23,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 
 _state = {"debug": False}
 
@@ -47,10 +50,12 @@ def main(argv: list[str] | None = None) -> None:
     except CivicTwinError as exc:
         if debug:
             raise
-        err_console.print(f"[bold red]error:[/] {exc.user_message()}", highlight=False, soft_wrap=True)
+        err_console.print(
+            Text.assemble(("error:", "bold red"), " ", exc.user_message()), highlight=False, soft_wrap=True
+        )
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        err_console.print("[bold red]interrupted[/]: nothing half-written was kept")
+        err_console.print(Text.assemble(("interrupted", "bold red"), ": nothing half-written was kept"))
         sys.exit(130)
     except Exception as exc:  # click's own usage errors are handled below
         import click
@@ -63,7 +68,10 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         err_console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (re-run with --debug for details)",
+            Text.assemble(
+                ("internal error:", "bold red"),
+                f" {type(exc).__name__}: {exc} (re-run with --debug for details)",
+            ),
             highlight=False,
             soft_wrap=True,
         )

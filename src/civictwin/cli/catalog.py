@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from civictwin.catalog.metadata import CATALOG
 from civictwin.catalog.quality import QUALITY, quality_highlights
@@ -30,7 +31,7 @@ def _open(twin_dir: Path) -> DuckDBStore:
 def _write(path: Path, text: str) -> None:
     with atomic_path(path) as partial:
         partial.write_text(text, encoding="utf-8")
-    console.print(f"Wrote [bold]{path}[/]")
+    console.print(Text.assemble("Wrote ", (str(path), "bold")))
 
 
 @app.command()
@@ -88,7 +89,7 @@ def quality(twin_dir: Path = TWIN_DIR, json_ld: Path | None = JSON_LD, html: Pat
         console.print(table)
         highlights = quality_highlights(store)
         if highlights:
-            console.print("[bold]Highlights[/]")
+            console.print("Highlights", style="bold")
             for line in highlights:
                 console.print(f"  • {line}", highlight=False, soft_wrap=True)
         if json_ld is not None:
@@ -115,4 +116,8 @@ def export(
     with _open(twin_dir) as store:
         count = export_dataset(store, layer, output, fmt, crs=crs)
     unit = "buildings" if fmt == "cityjson" else "rows"
-    console.print(f"Wrote {count:,} {unit} of [bold]{layer}[/] to [bold]{output}[/] ({fmt})")
+    console.print(
+        Text.assemble(
+            f"Wrote {count:,} {unit} of ", (layer, "bold"), " to ", (str(output), "bold"), f" ({fmt})"
+        )
+    )

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from civictwin.cli import app, console
 from civictwin.errors import ScenarioError
@@ -102,8 +103,11 @@ def new(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(scenario_template(name), encoding="utf-8")
     console.print(
-        f"Wrote [bold]{path}[/]: uncomment interventions, then [bold]civictwin scenario validate {name}[/]."
-    )
+        Text.assemble(
+            "Wrote ", (str(path), "bold"), ": uncomment interventions, then ",
+            (f"civictwin scenario validate {name}", "bold"), ".",
+        )
+    )  # fmt: skip
 
 
 @scenario_app.command("list")
@@ -114,15 +118,18 @@ def list_scenarios(twin_dir: Path = TWIN) -> None:
     files = sorted((twin_dir / SCENARIOS_DIR).glob("*.toml"))
     if not files:
         console.print(
-            f"No scenarios in {twin_dir / SCENARIOS_DIR}; write one with [bold]civictwin scenario new NAME[/]."
-        )
+            Text.assemble(
+                f"No scenarios in {twin_dir / SCENARIOS_DIR}; write one with ",
+                ("civictwin scenario new NAME", "bold"), ".",
+            )
+        )  # fmt: skip
         return
     table = Table("name", "interventions", "description", title=f"Scenarios of {twin_dir.resolve().name}")
     for path in files:
         try:
             scenario = load_scenario(path)
         except ScenarioError as exc:
-            table.add_row(path.stem, "[red]invalid[/]", exc.user_message())
+            table.add_row(path.stem, Text("invalid", style="red"), exc.user_message())
             continue
         table.add_row(scenario.name, str(len(scenario.interventions)), scenario.description)
     console.print(table)
@@ -134,7 +141,7 @@ def show(name: str = typer.Argument(..., help="Scenario name or .toml path."), t
     from civictwin.scenarios.spec import intervention_label
 
     scenario = resolve(twin_dir, name)
-    console.print(f"[bold]{scenario.name}[/] (derives from {scenario.baseline})")
+    console.print(Text.assemble((scenario.name, "bold"), f" (derives from {scenario.baseline})"))
     console.print(scenario.description or "No description.")
     for index, intervention in enumerate(scenario.interventions):
         console.print(f"  {intervention_label(index, intervention)}: {intervention.describe()}")
@@ -155,9 +162,13 @@ def validate(
     problems = validate_scenario(scenario, inputs.edges, crs=inputs.crs)
     if problems:
         for line in problems:
-            console.print(f"[red]✗[/] {line}", highlight=False)
+            console.print(Text.assemble(("✗", "red"), f" {line}"), highlight=False)
         raise ScenarioError(f"{len(problems)} problem(s) found", path=scenario.origin)
-    console.print(f"[green]✓[/] {scenario.name}: {len(scenario.interventions)} intervention(s), all valid.")
+    console.print(
+        Text.assemble(
+            ("✓", "green"), f" {scenario.name}: {len(scenario.interventions)} intervention(s), all valid."
+        )
+    )
 
 
 # ------------------------------------------------------------------------------------ simulate, compare
@@ -167,7 +178,7 @@ def validate(
 def _progress() -> Iterator[Callable[[str, int, int], None]]:
     with Progress(
         SpinnerColumn(),
-        TextColumn("[progress.description]{task.description}"),
+        TextColumn("{task.description}", style="progress.description", markup=False),
         BarColumn(),
         TextColumn("{task.fields[count]}"),
         TimeElapsedColumn(),
@@ -219,12 +230,12 @@ def _fmt(value: float, unit: str) -> str:
     return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.3g}"
 
 
-def _cell(mean: float, low: float, high: float, unit: str) -> str:
+def _cell(mean: float, low: float, high: float, unit: str, sign: str = "") -> Text:
     """``mean ±half-width`` of the 95% interval (just the mean when there is no interval)."""
     if not math.isfinite(low) or not math.isfinite(high):
-        return _fmt(mean, unit)
+        return Text(sign + _fmt(mean, unit))
     half = (high - low) / 2
-    return f"{_fmt(mean, unit)} [dim]±{_fmt(half, unit)}[/]"
+    return Text.assemble(f"{sign}{_fmt(mean, unit)} ", (f"±{_fmt(half, unit)}", "dim"))
 
 
 @app.command()
@@ -297,7 +308,7 @@ def compare(
     console.print(_side_by_side(comparison))
     for sentence in comparison.summary:
         console.print(f"• {sentence}", highlight=False)
-    console.print(f"\nReport: [bold]{report}[/]")
+    console.print(Text.assemble("\nReport: ", (str(report), "bold")))
 
 
 def _side_by_side(comparison: Comparison) -> Table:
@@ -314,8 +325,8 @@ def _side_by_side(comparison: Comparison) -> Table:
         ]
         for plan in comparison.plans:
             d = comparison.difference(kpi, plan)
-            verdict = "[bold]real[/]" if d.distinguishable else "[dim]noise[/]"
+            verdict = Text("real", style="bold") if d.distinguishable else Text("noise", style="dim")
             sign = "+" if math.isfinite(d.mean) and d.mean > 0 else ""
-            cells.append(f"{sign}{_cell(d.mean, d.ci_low, d.ci_high, unit)} {verdict}")
+            cells.append(Text.assemble(_cell(d.mean, d.ci_low, d.ci_high, unit, sign), " ", verdict))
         table.add_row(kpi, *cells)
     return table

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from civictwin.api.app import resolve_store
 from civictwin.api.settings import ServerSettings
@@ -46,9 +47,12 @@ def serve(
 
     settings = ServerSettings(host=host, port=port, rate_per_second=rate_limit, rate_burst=burst)
     application = create_app(twin_dir, settings=settings)
-    console.print(f"Serving [bold]{application.title}[/] at [bold]http://{host}:{port}/[/] (Ctrl+C stops)")
+    url = f"http://{host}:{port}/"
     console.print(
-        f"Viewer: [bold]http://{host}:{port}/viewer/[/]  API definition: http://{host}:{port}/openapi.json"
+        Text.assemble("Serving ", (application.title, "bold"), " at ", (url, "bold"), " (Ctrl+C stops)")
+    )
+    console.print(
+        Text.assemble("Viewer: ", (f"{url}viewer/", "bold"), f"  API definition: {url}openapi.json")
     )
     uvicorn.run(application, host=host, port=port, log_level="warning", server_header=False)
 
@@ -67,7 +71,11 @@ def token_create(
 ) -> None:
     """Create a token and print it once: only its hash is kept."""
     issued = create_token(_tokens_file(twin_dir), role=role, datasets=datasets.split(","), name=name)
-    console.print(f"Created token [bold]{issued.record.id}[/] ({role}). Store it now; it is not shown again:")
+    console.print(
+        Text.assemble(
+            "Created token ", (issued.record.id, "bold"), f" ({role}). Store it now; it is not shown again:"
+        )
+    )
     console.print(issued.token, highlight=False, soft_wrap=True)
 
 
@@ -95,4 +103,6 @@ def token_revoke(
 ) -> None:
     """Revoke a token; a running server refuses it from its next request on."""
     record = revoke_token(_tokens_file(twin_dir), token_id)
-    console.print(f"Revoked token [bold]{record.id}[/] ({record.role}) at {record.revoked}.")
+    console.print(
+        Text.assemble("Revoked token ", (record.id, "bold"), f" ({record.role}) at {record.revoked}.")
+    )

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from civictwin.build import BuildSummary, build_twin
 from civictwin.cli import app, console
@@ -25,7 +26,7 @@ def build_progress() -> Iterator[Callable[[str, int, int], None]]:
     """A Rich progress bar fed by the build's step callback."""
     with Progress(
         SpinnerColumn(),
-        TextColumn("[progress.description]{task.description}"),
+        TextColumn("{task.description}", style="progress.description", markup=False),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
@@ -53,8 +54,11 @@ def init(
     twin_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(twin_template(), encoding="utf-8")
     console.print(
-        f"Wrote [bold]{path}[/]: edit the area and sources, then run [bold]civictwin build {twin_dir}[/]."
-    )
+        Text.assemble(
+            "Wrote ", (str(path), "bold"), ": edit the area and sources, then run ",
+            (f"civictwin build {twin_dir}", "bold"), ".",
+        )
+    )  # fmt: skip
 
 
 @app.command()
@@ -77,11 +81,14 @@ def demo(
         summary = build_demo(twin_dir, on_step=on_step)
     print_summary(summary)
     console.print(
-        f"\nNext: [bold]civictwin catalog {twin_dir}[/], [bold]civictwin quality {twin_dir}[/], "
-        f"[bold]civictwin export buildings_3d {twin_dir} --format cityjson --output buildings.city.json[/]\n"
-        f"Scenarios in {twin_dir}/scenarios: [bold]civictwin compare baseline close_main_street zone_30 "
-        f"--twin {twin_dir}[/], then [bold]civictwin serve {twin_dir}[/]"
-    )
+        Text.assemble(
+            "\nNext: ", (f"civictwin catalog {twin_dir}", "bold"), ", ", (f"civictwin quality {twin_dir}", "bold"),
+            ", ", (f"civictwin export buildings_3d {twin_dir} --format cityjson --output buildings.city.json", "bold"),
+            f"\nScenarios in {twin_dir}/scenarios: ",
+            (f"civictwin compare baseline close_main_street zone_30 --twin {twin_dir}", "bold"),
+            ", then ", (f"civictwin serve {twin_dir}", "bold"),
+        )
+    )  # fmt: skip
 
 
 @app.command()
@@ -112,7 +119,7 @@ def print_summary(summary: BuildSummary) -> None:
             + ", ".join(f"{name.replace('_', ' ')} {value:,.0f}" for name, value in summary.totals.items())
         )
     if summary.highlights:
-        console.print("[bold]Quality highlights[/]")
+        console.print("Quality highlights", style="bold")
         for line in summary.highlights:
             console.print(f"  • {line}", highlight=False)
-    console.print(f"Store: [bold]{summary.store_path}[/]")
+    console.print(Text.assemble("Store: ", (str(summary.store_path), "bold")))

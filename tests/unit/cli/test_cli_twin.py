@@ -71,6 +71,10 @@ def test_failed_rebuild_keeps_the_previous_twin(tmp_path: Path) -> None:
         ('[twin]\nname = "x"\n[area]\nbbox = [0, 0, 1, 1]\n[[sources]]\nname = "a"\nkind = "osm"\n'
          'path = "missing.osm.pbf"\nlicence = "x"\npublisher = "x"\nsteward = "x"\n',
          "missing.osm.pbf: file not found"),
+        # square brackets in a message are printed as they are, not read as terminal markup
+        ('[twin]\nname = "x"\n[area]\nbbox = [1, 0, 0, 1]\n[[sources]]\nname = "a"\nkind = "osm"\n'
+         'path = "x.osm.pbf"\nlicence = "x"\npublisher = "x"\nsteward = "x"\n',
+         "twin.toml: area: bbox must be [min_lon, min_lat, max_lon, max_lat] with min < max in WGS84"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_debug_shows_the_traceback(tmp_path: Path, toml: str, message: str) -> None:

@@ -32,7 +32,7 @@ kind = "osm"
 path = "city.osm.pbf"
 licence = "ODbL-1.0"
 publisher = "OpenStreetMap contributors"
-steward = "City GIS unit"
+steward = "City GIS unit [planning]"
 """
 
 
@@ -79,7 +79,7 @@ def test_catalog_prints_the_datasets_and_writes_json_ld_and_html(
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("│ buildings_3d"))
     assert [c.strip() for c in row.strip("│").split("│")] == [
-        "buildings_3d", "osm", "3", "public", "ODbL-1.0", "OpenStreetMap contributors", "City GIS unit"
+        "buildings_3d", "osm", "3", "public", "ODbL-1.0", "OpenStreetMap contributors", "City GIS unit [planning]"
     ]  # fmt: skip
     document = json.loads((twin_dir / "c.jsonld").read_text())
     assert [d["dct:identifier"] for d in document["dcat:dataset"]] == ["buildings_3d"]
