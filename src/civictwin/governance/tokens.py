@@ -13,7 +13,6 @@ inode changes, so a running server honours a new or revoked token on its next re
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import json
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from civictwin.errors import CivicTwinError
+from civictwin.locking import exclusive
 
 TOKEN_PREFIX = "ct"
 _TOKEN_PATTERN = re.compile(r"^ct_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")
@@ -221,14 +221,8 @@ def _write(path: Path, records: list[TokenRecord]) -> None:
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """An exclusive lock on ``<file>.lock`` so two CLI calls never lose each other's token."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = path.with_name(path.name + ".lock")
-    with open(lock_path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with exclusive(path.with_name(path.name + ".lock"), wait=True):
+        yield
 
 
 def _new_id(taken: set[str]) -> str:

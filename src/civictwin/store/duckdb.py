@@ -21,6 +21,7 @@ import pyarrow as pa
 import shapely
 
 from civictwin.errors import StoreError
+from civictwin.locking import LockHeld, exclusive
 from civictwin.store.base import GEOMETRY, Bounds, Store, TableInfo
 
 _RECORDS = "_records"
@@ -256,12 +257,24 @@ def build_store(path: Path, *, crs: str) -> Iterator[DuckDBStore]:
     """A fresh store that replaces ``path`` atomically when the block succeeds.
 
     The new twin is written to ``<path>.building``; on success it is checkpointed and renamed over
-    ``path``; on any failure it is deleted and ``path`` is left exactly as it was.
+    ``path``; on any failure it is deleted and ``path`` is left exactly as it was. One build of a twin
+    runs at a time: a second one while the first holds ``<path>.building.lock`` is refused, since it
+    would otherwise delete the first one's file mid-build and let a half-written twin be swapped in.
     """
     staging = path.with_name(path.name + ".building")
-    for leftover in (staging, staging.with_name(staging.name + ".wal")):
-        leftover.unlink(missing_ok=True)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with exclusive(staging.with_name(staging.name + ".lock"), wait=False):
+            yield from _build_under_lock(path, staging, crs)
+    except LockHeld:
+        raise StoreError(
+            "another build of this twin is running; run this one when it has finished", path=path
+        ) from None
+
+
+def _build_under_lock(path: Path, staging: Path, crs: str) -> Iterator[DuckDBStore]:
+    for leftover in (staging, staging.with_name(staging.name + ".wal")):
+        leftover.unlink(missing_ok=True)  # what a crashed or killed build left behind
     store = DuckDBStore.create(staging, crs=crs)
     try:
         yield store

@@ -76,6 +76,24 @@ def test_failed_rebuild_leaves_the_previous_twin_untouched(tmp_path: Path) -> No
         assert [t.name for t in store.tables()] == ["things"]
 
 
+def test_a_second_build_of_the_same_twin_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    path = tmp_path / "t.duckdb"
+    with build_store(path, crs=CRS) as first:
+        first.write_table("things", frame())
+        with pytest.raises(StoreError) as refused, build_store(path, crs=CRS):
+            pass
+        assert refused.value.user_message() == (
+            f"{path}: another build of this twin is running; run this one when it has finished"
+        )
+        first.write_table("more", frame())  # the first build's file was left alone
+    with DuckDBStore.open(path) as store:
+        assert sorted(t.name for t in store.tables()) == ["more", "things"]
+    with build_store(path, crs=CRS) as again:  # the lock went with the first build
+        again.write_table("things", frame())
+    with DuckDBStore.open(path) as store:
+        assert [t.name for t in store.tables()] == ["things"]
+
+
 def test_opening_something_that_is_not_a_twin(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no twin store here"):
         DuckDBStore.open(tmp_path / "none.duckdb")
