@@ -28,7 +28,8 @@ from civictwin.engines.traffic.pipeline import (
     run_scenario,
     seed_dir,
 )
-from civictwin.errors import EngineError
+from civictwin.errors import EngineError, ScenarioError
+from civictwin.locking import exclusive
 from civictwin.scenarios.spec import Scenario
 
 
@@ -128,6 +129,20 @@ def test_ensemble_runs_in_processes_and_resumes(tmp_path: Path) -> None:
         0.5 * ensemble.runs["baseline"][0].kpis["person_trips"]
     )
     assert np.isfinite(other.runs["baseline"][0].kpis["mean_travel_time_s"])
+
+
+def test_a_second_run_of_the_same_comparison_is_refused(tmp_path: Path) -> None:
+    inputs = tiny_inputs(tmp_path)
+    directory = tmp_path / "runs" / "busy"
+    with exclusive(directory / ".lock", wait=False), pytest.raises(ScenarioError) as refused:  # the other run
+        run_ensemble(
+            inputs, [Scenario.baseline_scenario()], comparison_id="busy", seeds=[1], workers=1, params=PARAMS
+        )
+    assert refused.value.user_message() == (
+        f"{directory}: comparison 'busy' is already running in another process; wait for it to finish "
+        "or give this one another --id"
+    )
+    assert not (directory / SEEDS_DIR).exists() and not (directory / "networks").exists()  # nothing touched
 
 
 INTERRUPTED_ENSEMBLE = """

@@ -71,6 +71,7 @@ from civictwin.engines.traffic.outputs import SimResult
 from civictwin.engines.traffic.run import CarTrip, SimOptions, run_sumo
 from civictwin.errors import CivicTwinError, ScenarioError, StoreError
 from civictwin.kpis.traffic import run_kpis
+from civictwin.locking import LockHeld, exclusive
 from civictwin.scenarios.interventions import ModifiedNetwork, apply_interventions
 from civictwin.scenarios.spec import BASELINE, ScaleDemand, Scenario, TransitFrequency, load_scenario
 from civictwin.store.base import Store
@@ -759,18 +760,21 @@ def run_ensemble(
             twin if isinstance(twin, TwinInputs) else load_twin(twin, need_routes=_needs_routes(scenarios))
         )
         directory = comparison_dir(inputs.twin_dir, comparison_id)
-        prepared = {}
-        for scenario in scenarios:
+        with _sole_run(directory, comparison_id):
+            prepared = {}
+            for scenario in scenarios:
+                if progress:
+                    progress(f"preparing '{scenario.name}': network and demand", 0, 0)
+                prepared[scenario.name] = prepare_scenario(
+                    inputs, scenario, directory / "networks" / scenario.name, params
+                )
+            runs, resumed, todo = _resume(directory, prepared, chosen)
+            total = len(todo) + len(resumed)
             if progress:
-                progress(f"preparing '{scenario.name}': network and demand", 0, 0)
-            prepared[scenario.name] = prepare_scenario(
-                inputs, scenario, directory / "networks" / scenario.name, params
-            )
-        runs, resumed, todo = _resume(directory, prepared, chosen)
-        total = len(todo) + len(resumed)
-        if progress:
-            progress(f"{len(resumed)} seed run(s) already complete, {len(todo)} to run", len(resumed), total)
-        _execute(pool, todo, prepared, directory, params, runs, progress, len(resumed), total)
+                progress(
+                    f"{len(resumed)} seed run(s) already complete, {len(todo)} to run", len(resumed), total
+                )
+            _execute(pool, todo, prepared, directory, params, runs, progress, len(resumed), total)
     return Ensemble(
         comparison_id=comparison_id,
         comparison_dir=directory,
@@ -783,6 +787,24 @@ def run_ensemble(
         resumed=resumed,
         wall_s=time.perf_counter() - start,
     )
+
+
+@contextlib.contextmanager
+def _sole_run(directory: Path, comparison_id: str) -> Iterator[None]:
+    """Hold the comparison's lock (``<dir>/.lock``) while it runs.
+
+    A second run of the same comparison id would rewrite the scenario networks under the first one and
+    remove its seed folders in progress as if a killed run had left them, so it is refused.
+    """
+    try:
+        with exclusive(directory / ".lock", wait=False):
+            yield
+    except LockHeld:
+        raise ScenarioError(
+            f"comparison '{comparison_id}' is already running in another process; wait for it to finish "
+            "or give this one another --id",
+            path=directory,
+        ) from None
 
 
 def _resume(
