@@ -131,16 +131,10 @@ def test_coordinates_that_cannot_be_placed_are_invalid_and_dropped() -> None:
         Polygon([(24.93, 60.17), (24.95, 60.17), (24.94, 60.175)]),
     ]
     mask, kept, report = _prepare(batch)
-    assert report.as_dict() == {
-        "received": 5,
-        "missing_geometry": 0,
-        "invalid_geometry": 3,
-        "repaired_geometry": 0,
-        "dropped_unrepairable": 3,
-        "outside_area": 0,
-        "kept": 2,
-    }
-    assert list(mask) == [True, False, False, False, True]
+    assert report == GeometryReport(
+        received=5, missing=0, invalid=3, repaired=0, dropped_unrepairable=3, outside_area=0
+    )
+    assert report.kept == 2 and list(mask) == [True, False, False, False, True]
     assert np.isfinite(shapely.get_coordinates(kept)).all()
 
 
