@@ -29,6 +29,7 @@ features intersecting the area, by :func:`civictwin.geometry.prepare_geometries`
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,17 +142,19 @@ def store_layer(
 
 
 def safe_column_names(columns: Sequence[str]) -> dict[str, str]:
-    """New names for the columns that are not plain SQL identifiers or clash; ``{old: new}``.
+    """New names for the columns that are not plain identifiers or clash; ``{old: new}``.
 
-    The store only serves plain identifiers (letters, digits, ``_``, at most 63 characters, not
-    starting with a digit), compares them case-insensitively, and reserves ``geometry``.
+    The store serves identifiers of letters (of any script, so a Munich or Kalamata dataset keeps
+    "Einwohner_Männlich" or "Πληθυσμός"), digits and ``_``, not starting with a digit, compares them
+    case-insensitively, and reserves ``geometry``. Names are kept to 60 bytes of UTF-8, which any
+    SQL backend accepts (PostgreSQL's limit is 63).
     """
     taken = {GEOMETRY}
     renamed: dict[str, str] = {}
     for column in columns:
-        name = re.sub(r"[^A-Za-z0-9_]", "_", column)[:60]
+        name = _within_bytes(re.sub(r"\W", "_", unicodedata.normalize("NFC", column)), _MAX_NAME_BYTES)
         if not name or name[0].isdigit():
-            name = f"c_{name}"[:60]
+            name = _within_bytes(f"c_{name}", _MAX_NAME_BYTES)
         candidate, suffix = name, 2
         while candidate.lower() in taken:
             candidate, suffix = f"{name}_{suffix}", suffix + 1
@@ -159,6 +162,14 @@ def safe_column_names(columns: Sequence[str]) -> dict[str, str]:
         if candidate != column:
             renamed[column] = candidate
     return renamed
+
+
+_MAX_NAME_BYTES = 60
+
+
+def _within_bytes(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` bytes of UTF-8, never inside a character."""
+    return text.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
 
 
 def completeness(frame: pd.DataFrame) -> dict[str, float]:

@@ -25,7 +25,9 @@ from civictwin.locking import LockHeld, exclusive
 from civictwin.store.base import GEOMETRY, Bounds, Store, TableInfo
 
 _RECORDS = "_records"
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# A letter or "_", then letters, digits or "_" (any script: "Einwohner_Männlich", "Πληθυσμός"), at
+# most 63 characters. Quoted in SQL, such a name can carry nothing but itself.
+_IDENT = re.compile(r"^[^\W\d]\w{0,62}$")
 
 
 def spatial_extension_path() -> Path:

@@ -249,6 +249,23 @@ def test_huge_geopackage_value_is_truncated(tmp_path: Path, run: Run) -> None:
     assert _stored(ctx)["kind"].str.len().max() == MAX_TEXT_CHARS
 
 
+def test_column_names_in_any_script_are_kept(tmp_path: Path, run: Run) -> None:
+    long_name = "Ä" * 40  # 80 bytes of UTF-8: cut to 30 characters (60 bytes), never inside one
+    header = f"Einwohner_Männlich,Πληθυσμός,Città,Ä-ä,Straße Name,{long_name},lon,lat"
+    path = _csv(tmp_path, header, ["12,30,Firenze,x,Leopoldstraße,y,24.93,60.165"])
+    result, ctx = run(path, x="lon", y="lat")
+    assert result.layers[0].notes == [
+        "column 'Ä-ä' stored as 'Ä_ä'",
+        "column 'Straße Name' stored as 'Straße_Name'",
+        f"column '{long_name}' stored as '{'Ä' * 30}'",
+    ]
+    stored = ctx.store.read_frame("places")
+    assert list(stored.columns) == [
+        "Einwohner_Männlich", "Πληθυσμός", "Città", "Ä_ä", "Straße_Name", "Ä" * 30, "geometry"
+    ]  # fmt: skip
+    assert stored.iloc[0][["Einwohner_Männlich", "Πληθυσμός", "Città"]].tolist() == [12, 30, "Firenze"]
+
+
 def test_unsafe_column_names_are_renamed(tmp_path: Path, run: Run) -> None:
     path = _csv(tmp_path, "name,pop 2020,Name,geometry,2nd,lon,lat", ["a,1,A,x,y,24.93,60.165"])
     result, ctx = run(path, x="lon", y="lat")

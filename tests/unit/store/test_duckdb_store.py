@@ -50,8 +50,11 @@ def test_filters_by_bbox_columns_and_equality(tmp_path: Path) -> None:
             store.read_table("things", columns=["nope"])
         with pytest.raises(StoreError, match="no table 'missing'"):
             store.read_table("missing")
-        with pytest.raises(StoreError, match="invalid table or column name"):
-            store.write_table("bad; drop", frame())
+        for bad in ("bad; drop", 'quo"te', "1st", "a b", ""):
+            with pytest.raises(StoreError, match="invalid table or column name"):
+                store.write_table(bad, frame())
+        assert store.write_table("Πληθυσμός_2021", frame()) == 3  # letters of any script are fine
+        assert store.read_table("Πληθυσμός_2021", where={"kind": "y"})["name"].tolist() == ["b"]
 
 
 def test_records_are_json_by_kind_and_key(tmp_path: Path) -> None:
