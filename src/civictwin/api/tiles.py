@@ -98,7 +98,7 @@ def tilejson(request: Request, layer: Layer) -> JSONResponse:
         "minzoom": 0,
         "maxzoom": MAX_ZOOM,
         "bounds": [west, south, east, north],
-        "center": [(west + east) / 2, (south + north) / 2, 14],
+        "center": [round((west + east) / 2, 7), round((south + north) / 2, 7), 14],
         "vector_layers": [
             {"id": layer, "fields": {name: _field_type(dtype) for name, dtype in info.properties.items()}}
         ],

@@ -117,6 +117,21 @@ def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _published(bounds: Bounds | None) -> Bounds | None:
+    """A WGS84 extent at 7 decimals (about 1 cm, as the features are), rounded outwards so that it
+    still contains every feature, instead of the binary noise of a transformation (60.169999999999995)."""
+    if bounds is None:
+        return None
+    scale = 10**7
+    west, south, east, north = (round(v * scale, 2) for v in bounds)  # noise off before rounding outwards
+    return (
+        math.floor(west) / scale,
+        math.floor(south) / scale,
+        math.ceil(east) / scale,
+        math.ceil(north) / scale,
+    )
+
+
 def literal(text: str) -> str:
     """A single-quoted SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
@@ -229,7 +244,7 @@ class FeatureReader:
             rows=rows,
             properties=properties,
             has_geometry=has_geometry,
-            bbox_wgs84=self._store.table_bounds(name, wgs84=True) if has_geometry else None,
+            bbox_wgs84=_published(self._store.table_bounds(name, wgs84=True)) if has_geometry else None,
             time_column=time_column,
             time_extent=self._time_extent(name, time_column) if time_column else None,
         )

@@ -88,6 +88,13 @@ def test_fc_md_extent(client: TestClient, admin: dict[str, str]) -> None:
     west, south, east, north = spatial["bbox"][0]
     assert west == pytest.approx(24.92746, abs=1e-4) and south == pytest.approx(60.16867, abs=1e-4)
     assert east > west and north > south
+    # at 7 decimals, rounded outwards: it still holds every feature
+    assert all(round(v, 7) == v for v in (west, south, east, north))
+    features = _get(client, "/collections/buildings/items?limit=1000", admin)["features"]
+    lons, lats = zip(
+        *(xy for f in features for ring in f["geometry"]["coordinates"] for xy in ring), strict=True
+    )
+    assert west <= min(lons) and east >= max(lons) and south <= min(lats) and north >= max(lats)
     assert body["extent"]["temporal"]["interval"] == [["2019-01-01T00:00:00Z", "2023-01-01T00:00:00Z"]]
     assert "extent" not in _get(client, "/collections/transit_routes", admin)
 
