@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from civictwin.demo import write_demo_config
+from civictwin.locking import exclusive
 from civictwin.store.duckdb import DuckDBStore
 
 
@@ -85,6 +86,20 @@ def test_bad_input_is_one_line_and_debug_shows_the_traceback(tmp_path: Path, tom
     assert len(lines) == 1 and message in lines[0]
     debug = civictwin("--debug", "build", ".", cwd=tmp_path)
     assert "Traceback" in debug.stderr
+
+
+def test_a_build_is_refused_while_another_process_builds_the_same_twin(tmp_path: Path) -> None:
+    write_demo_config(tmp_path / "demo")
+    store_path = tmp_path / "demo" / "helsinki-centre-demo.duckdb"
+    lock = store_path.with_name(store_path.name + ".building.lock")
+    with exclusive(lock, wait=False):  # this test process plays the build under way
+        refused = civictwin("build", "demo", cwd=tmp_path)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        f"error: {store_path.resolve()}: another build of this twin is running; run this one when it has finished"
+    ]
+    assert not store_path.exists()
+    assert civictwin("build", "demo", cwd=tmp_path).returncode == 0  # once it has finished
 
 
 def test_area_that_intersects_nothing(tmp_path: Path) -> None:
