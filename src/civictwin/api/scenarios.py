@@ -183,6 +183,11 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "Unknown query parameter"},
     404: {"model": Problem, "description": "Unknown, incomplete or unreadable comparison, or unknown plan"},
 }
+# The comparison routes that answer with a GeoJSON FeatureCollection (edges, zones).
+_GEOJSON_OR_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    **_NOT_FOUND,
+    200: {"content": {GEOJSON_MEDIA_TYPE: {}}, "description": "FeatureCollection"},
+}
 
 
 def check_id(comparison_id: str) -> None:
@@ -434,7 +439,7 @@ def get_kpis(request: Request, comparison_id: ComparisonId) -> KpiTable:
     "/comparisons/{comparison_id}/edges/{plan}",
     name="comparison_edges",
     response_class=Response,
-    responses={**_NOT_FOUND, 200: {"content": {GEOJSON_MEDIA_TYPE: {}}, "description": "FeatureCollection"}},
+    responses=_GEOJSON_OR_NOT_FOUND,
     summary="Edge-level differences of a plan against the baseline (GeoJSON, WGS84)",
 )
 def get_edges(request: Request, comparison_id: ComparisonId, plan: PlanId) -> Response:
@@ -447,7 +452,7 @@ def get_edges(request: Request, comparison_id: ComparisonId, plan: PlanId) -> Re
     "/comparisons/{comparison_id}/zones/{plan}",
     name="comparison_zones",
     response_class=Response,
-    responses={**_NOT_FOUND, 200: {"content": {GEOJSON_MEDIA_TYPE: {}}, "description": "FeatureCollection"}},
+    responses=_GEOJSON_OR_NOT_FOUND,
     summary="Per-zone differences of a plan against the baseline, with 95% intervals (GeoJSON, WGS84)",
 )
 def get_zones(request: Request, comparison_id: ComparisonId, plan: PlanId) -> Response:
