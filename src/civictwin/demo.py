@@ -60,7 +60,7 @@ access = "public"
 
 def build_demo(twin_dir: Path, *, on_step: StepCallback | None = None) -> BuildSummary:
     """Write the demo config into ``twin_dir``, build the twin there, and add the demo's scenarios."""
-    from civictwin.engines.traffic.pipeline import copy_builtin_scenarios
+    from civictwin.scenarios.library import copy_builtin_scenarios
 
     config = load_config(write_demo_config(twin_dir))
     summary = build_twin(config, on_step=on_step)

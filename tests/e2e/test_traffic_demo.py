@@ -14,8 +14,10 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 
-from civictwin.api.scenarios import Comparison, ComparisonStore
-from civictwin.engines.traffic.pipeline import BUILTIN_SCENARIOS, load_twin
+from civictwin.api.scenarios import ComparisonStore
+from civictwin.engines.traffic.inputs import load_twin
+from civictwin.runs import ComparisonRecord
+from civictwin.scenarios.library import BUILTIN_SCENARIOS
 
 pytestmark = pytest.mark.e2e
 
@@ -60,12 +62,14 @@ def test_closed_street_carries_no_cars(compared: Path) -> None:
     assert len(closed) > 20
     run_dir = compared / "runs" / COMPARISON
     for seed in (1, 2):
-        plan = pd.read_parquet(run_dir / "seeds" / "close_main_street" / f"seed_{seed}" / "edges.parquet")
-        base = pd.read_parquet(run_dir / "seeds" / "baseline" / f"seed_{seed}" / "edges.parquet")
+        plan = pd.read_parquet(
+            run_dir / "seeds" / "traffic" / "close_main_street" / f"seed_{seed}" / "edges.parquet"
+        )
+        base = pd.read_parquet(run_dir / "seeds" / "traffic" / "baseline" / f"seed_{seed}" / "edges.parquet")
         assert closed <= set(plan["edge_id"])  # still in the network, with no car permission
         assert plan.loc[plan["edge_id"].isin(closed), "flow"].sum() == 0
         assert base.loc[base["edge_id"].isin(closed), "flow"].sum() > 0
-    mean = gpd.read_parquet(run_dir / "edges_close_main_street.parquet")
+    mean = gpd.read_parquet(run_dir / "tables" / "traffic.edges" / "mean_close_main_street.parquet")
     assert mean.crs.to_epsg() == 4326
     assert mean.loc[mean["edge_id"].isin(closed), "flow"].sum() == 0
 
@@ -73,7 +77,7 @@ def test_closed_street_carries_no_cars(compared: Path) -> None:
 def test_comparison_files_follow_the_contract(compared: Path) -> None:
     run_dir = compared / "runs" / COMPARISON
     assert (run_dir / "complete").is_file()
-    comparison = Comparison.model_validate_json((run_dir / "comparison.json").read_bytes())
+    comparison = ComparisonRecord.model_validate_json((run_dir / "comparison.json").read_bytes())
     assert (comparison.baseline, comparison.plans) == ("baseline", ["close_main_street"])
     rows = {(k.kpi, k.scenario): k for k in comparison.kpis}
     assert rows[("trips", "baseline")].n == 2
@@ -82,18 +86,24 @@ def test_comparison_files_follow_the_contract(compared: Path) -> None:
     assert diff.mean is not None and diff.mean < 0 and diff.words
     assert comparison.summary[0].startswith("Each scenario was simulated 2 times")
 
-    edges = ComparisonStore(compared).edge_differences(COMPARISON, "close_main_street")
-    assert {"edge_id", "flow_diff", "speed_ms_diff", "co2_g_diff", "noise_db_diff"} <= set(edges.columns)
-    assert (edges.loc[edges["name"] == "Mannerheimintie", "flow_plan"] == 0).all()
+    edges = ComparisonStore(compared).table_differences(COMPARISON, "traffic.edges", "close_main_street")
+    assert {"edge_id", "flow_diff", "speed_ms_diff", "co2_g_diff", "noise_db_diff", "flow_real"} <= set(
+        edges.columns
+    )
+    closed = set(load_twin(compared).edges.query("name == 'Mannerheimintie' and car")["edge_id"])
+    assert (edges.loc[edges["edge_id"].isin(closed), "flow_plan"] == 0).all()
+    zones = ComparisonStore(compared).table_differences(COMPARISON, "traffic.zones", "close_main_street")
+    assert {"vehicle_km_diff", "vehicle_km_ci_low", "vehicle_km_real"} <= set(zones.columns)
 
     manifest = json.loads((run_dir / "manifest.json").read_text())
     scenario_file = BUILTIN_SCENARIOS / "close_main_street.toml"
     plan_entry = next(s for s in manifest["scenarios"] if s["name"] == "close_main_street")
     assert plan_entry["sha256"] == hashlib.sha256(scenario_file.read_bytes()).hexdigest()
     assert manifest["seeds"] == [1, 2]
-    assert manifest["parameters"]["iterations"] == 2
-    assert manifest["parameters"]["demand"]["scale"] == 0.25
-    assert "network_edges" in manifest["twin"]["data"] and manifest["software"]["sumo"]
-    assert len(manifest["runs"]) == 4
+    traffic = manifest["engines"]["traffic"]
+    assert traffic["parameters"]["iterations"] == 2 and traffic["parameters"]["demand"]["scale"] == 0.25
+    assert "SUMO" in traffic["version"] and traffic["package"].startswith("civictwin ")
+    assert "network_edges" in manifest["twin"]["data"]
+    assert len(manifest["runs"]) == 4 and all(r["details"]["sumo_version"] for r in manifest["runs"])
     report = (run_dir / "report.html").read_text()
     assert report.count("data:image/png;base64,") >= 3 and "close_main_street" in report

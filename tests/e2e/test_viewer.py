@@ -79,16 +79,36 @@ COMPARISON: dict[str, Any] = {
         "Closing the main street makes car trips longer: mean travel time rises by 56%.",
         "The 30 km/h zone shows no detectable change.",
     ],
+    "tables": [
+        {"id": "traffic.edges", "engine": "traffic", "name": "edges", "label": "Street edges",
+         "key": ["edge_id"], "layer": "network_edges", "values": [{"column": "vehicles", "unit": "vehicles"}]},
+        {"id": "energy.buildings", "engine": "energy", "name": "buildings", "label": "Buildings: heat demand",
+         "key": ["osm_type", "osm_id"], "layer": "buildings_3d", "values": [{"column": "heat_mwh", "unit": "MWh"}]},
+    ],
 }  # fmt: skip
+for _row in COMPARISON["kpis"]:
+    _row["engine"] = "traffic"
+COMPARISON["kpis"] += [
+    {"engine": "energy", "kpi": "heat_mwh", "unit": "MWh", "label": "Heat demand of buildings", "scenario": s,
+     "mean": m, "ci_low": m - 1, "ci_high": m + 1, "n": 5}
+    for s, m in (("baseline", 42.0), ("close_main", 23.5), ("zone30", 42.0))
+]  # fmt: skip
+COMPARISON["differences"] += [
+    {"engine": "energy", "kpi": "heat_mwh", "plan": "close_main", "mean": -18.5, "ci_low": -20.0, "ci_high": -17.0,
+     "distinguishable": True, "words": "Heat demand of buildings: down 44%, an improvement."},
+]  # fmt: skip
 
 
 def _write_comparison(twin_dir: Path) -> None:
-    """A complete comparison as ``civictwin compare`` writes it, with three edges in central Helsinki."""
+    """A complete comparison as ``civictwin compare`` writes it (the layout of civictwin.runs): three
+    street edges in central Helsinki from the traffic engine, and two buildings from a second engine."""
     folder = twin_dir / "runs" / COMPARISON["id"]
     folder.mkdir(parents=True)
     (folder / "comparison.json").write_text(json.dumps(COMPARISON))
     (folder / "manifest.json").write_text(json.dumps({"seeds": [1, 2, 3, 4, 5]}))
     (folder / "report.html").write_text("<!doctype html><title>report</title>")
+    (folder / "tables" / "traffic.edges").mkdir(parents=True)
+    (folder / "tables" / "energy.buildings").mkdir(parents=True)
     for plan, sign in (("close_main", 1.0), ("zone30", -1.0)):
         gpd.GeoDataFrame(
             {
@@ -96,6 +116,7 @@ def _write_comparison(twin_dir: Path) -> None:
                 "vehicles_base": [100.0, 200.0, 50.0],
                 "vehicles_plan": [100.0 + 40 * sign, 120.0, 60.0],
                 "vehicles_diff": [40.0 * sign, -80.0, 10.0],
+                "vehicles_real": [True, True, True],
             },
             geometry=[
                 LineString([(24.9400, 60.1680), (24.9440, 60.1690)]),
@@ -103,18 +124,21 @@ def _write_comparison(twin_dir: Path) -> None:
                 LineString([(24.9380, 60.1700), (24.9400, 60.1740)]),
             ],
             crs="EPSG:4326",
-        ).to_parquet(folder / f"edge_diff_{plan}.parquet")
-    gpd.GeoDataFrame(  # zones for close_main only: zone30's comparison predates per-zone results
+        ).to_parquet(folder / "tables" / "traffic.edges" / f"diff_{plan}.parquet")
+    gpd.GeoDataFrame(  # buildings for close_main only: zone30's file is missing
         {
-            "zone_id": ["z-centre", "z-east"],
-            "vehicle_km_diff": [-20.0, 1.5],
-            "vehicle_km_ci_low": [-23.0, -2.0],
-            "vehicle_km_ci_high": [-17.0, 5.0],
-            "vehicle_km_real": [True, False],
+            "osm_type": ["way", "way"],
+            "osm_id": [11, 12],
+            "heat_mwh_base": [30.0, 12.0],
+            "heat_mwh_plan": [10.0, 13.5],
+            "heat_mwh_diff": [-20.0, 1.5],
+            "heat_mwh_ci_low": [-23.0, -2.0],
+            "heat_mwh_ci_high": [-17.0, 5.0],
+            "heat_mwh_real": [True, False],
         },
         geometry=[box(24.938, 60.167, 24.944, 60.171), box(24.944, 60.167, 24.950, 60.171)],
         crs="EPSG:4326",
-    ).to_parquet(folder / "zone_diff_close_main.parquet")
+    ).to_parquet(folder / "tables" / "energy.buildings" / "diff_close_main.parquet")
     (folder / "complete").touch()
 
 
@@ -328,7 +352,7 @@ def test_scenario_page_shows_both_scenarios_kpis(page: Any, server: str) -> None
     for text in ("CO2 (kg)", "1,731", "1,700 to 1,762", "2,719", "2,600 to 2,838", "+988"):
         assert text in co2, f"{text!r} missing from {co2!r}"
     assert page.inner_text("#summary-list").splitlines() == COMPARISON["summary"]
-    assert page.locator("#kpi-charts svg[role=img]").count() == 2
+    assert page.locator("#kpi-charts svg[role=img]").count() == 3  # two traffic KPIs and one of energy
 
     page.select_option("#scenario-b", "zone30")
     row = _poll(
@@ -342,48 +366,58 @@ def test_scenario_page_shows_both_scenarios_kpis(page: Any, server: str) -> None
 def test_scenario_page_maps_edge_differences(page: Any, server: str) -> None:
     page.goto(f"{server}/viewer/#scenarios")
     page.wait_for_selector("body[data-scenario-state=ready]", state="attached", timeout=30_000)
-    assert page.input_value("#edge-metric") == "vehicles_diff"
+    assert page.input_value("#table-choice") == "traffic.edges"
+    assert page.input_value("#table-metric") == "vehicles"
     edges = _poll(
         page,
-        "(() => { const m = window.civictwin.diffMaps[0]; if (!m || !m.loaded()) return null;"
-        " const ids = [...new Set(m.queryRenderedFeatures({layers: ['edges']}).map((f) => f.properties.edge_id))];"
+        "(() => { const m = window.civictwin.tableMaps[0]; if (!m || !m.loaded()) return null;"
+        " const ids = [...new Set(m.queryRenderedFeatures({layers: ['features']}).map((f) => f.properties.edge_id))];"
         " return ids.length ? ids.sort() : null; })()",
     )
     assert edges == ["e1", "e2", "e3"]
     assert "−80 (lower)" in page.inner_text("#diff-legend")
+    assert page.inner_text("#table-count") == "3 of 3 change their vehicles beyond run-to-run noise."
 
-    page.select_option("#edge-view", "side")
+    page.select_option("#table-view", "side")
     labels = _poll(
         page,
-        "window.civictwin.diffMaps.length === 2 && "
+        "window.civictwin.tableMaps.length === 2 && "
         "[...document.querySelectorAll('.map-label')].map((n) => n.textContent)",
     )
     assert labels == ["baseline", "close_main"]
 
 
-def test_scenario_page_maps_the_zones_that_change_beyond_noise(page: Any, server: str) -> None:
+def test_scenario_page_shows_another_engines_kpis_and_buildings(page: Any, server: str) -> None:
+    """A second engine's KPIs get their own group in the table; its per-building table is mapped as
+    areas, coloured only where the change stands out from noise."""
     page.goto(f"{server}/viewer/#scenarios")
     page.wait_for_selector("body[data-scenario-state=ready]", state="attached", timeout=30_000)
-    zones = _poll(
+    groups = page.eval_on_selector_all(
+        "#kpi-table tr.engine th", "(nodes) => nodes.map((n) => n.textContent)"
+    )
+    assert groups == ["traffic", "energy"]
+    heat = page.inner_text("#kpi-table tr[data-kpi=heat_mwh]")
+    assert "Heat demand of buildings (MWh)" in heat and "−18.5" in heat and "improvement" in heat
+
+    page.select_option("#table-choice", "energy.buildings")
+    buildings = _poll(
         page,
-        "(() => { const m = window.civictwin.zoneMap; if (!m || !m.loaded()) return null;"
-        " const ids = [...new Set(m.queryRenderedFeatures({layers: ['zones']}).map((f) => f.properties.zone_id))];"
+        "(() => { const m = window.civictwin.tableMaps[0]; if (!m || !m.loaded()) return null;"
+        " const ids = [...new Set(m.queryRenderedFeatures({layers: ['features']}).map((f) => f.properties.osm_id))];"
         " return ids.length === 2 ? ids.sort() : null; })()",
     )
-    assert zones == ["z-centre", "z-east"]
-    assert page.inner_text("#zone-note").startswith(
-        "1 of 2 zones change their car traffic (vehicle-km) beyond"
-    )
-    assert "−20 (lower)" in page.inner_text("#zone-legend")
+    assert buildings == [11, 12]
+    assert page.inner_text("#table-count") == "1 of 2 change their heat mwh beyond run-to-run noise."
+    assert "−20 (lower)" in page.inner_text("#diff-legend")
 
     page.select_option("#scenario-b", "zone30")
     note = _poll(
         page,
-        "(() => { const t = document.querySelector('#zone-note').textContent;"
-        " return t.startsWith('No per-zone') ? t : null; })()",
+        "(() => { const t = document.querySelector('#table-note').textContent;"
+        " return t.startsWith('No energy.buildings') ? t : null; })()",
     )
-    assert note.startswith("No per-zone results for zone30:")
-    assert page.evaluate("window.civictwin.zoneMap") is None
+    assert note.startswith("No energy.buildings results for zone30:")
+    assert page.evaluate("window.civictwin.tableMaps.length") == 0
 
 
 def test_token_is_sent_with_api_and_tile_requests(page: Any, server: str, twin_dir: Path) -> None:

@@ -1,22 +1,52 @@
-// How comparisons are read for display: KPI names and units, and the difference between any two of
-// a comparison's scenarios. Pure functions (no DOM, no map), tested with `npm test`.
+// How comparisons are read for display: KPI names and units, the difference between any two of a
+// comparison's scenarios, and which table values a map shows. Pure functions (no DOM, no map), tested
+// with `npm test`. Nothing here knows an engine: KPIs and tables carry their own labels and units.
 
 import { humanise } from './ui.js';
 
-/** Names for KPIs whose identifiers read badly when humanised (a `label` in the data wins). */
-const KPI_NAMES = { vehicle_km: 'Vehicle-kilometres', person_trips: 'Person trips (all modes)', finished_share: 'Trips finished' };
-const UNIT_SUFFIX = /_(s|h|kg|kmh|db|m)$/;
+const UNIT_SUFFIX = /_(s|h|kg|kmh|db|m|mwh|kwh|t|pct)$/;
 
-/** How a KPI is shown: its name with the unit once; shares as percentages. */
+/** How a KPI is shown: its label (else its humanised name) with the unit once; shares as percentages. */
 export function kpiDisplay(row) {
   const share = row.unit === 'share';
   const unit = share ? '%' : row.unit;
-  let name = row.label || KPI_NAMES[row.kpi];
-  if (!name) {
-    const mode = /^share_(.+)$/.exec(row.kpi);
-    name = mode ? `${humanise(mode[1])} share of trips` : humanise(row.kpi.replace(UNIT_SUFFIX, ''));
-  }
+  const name = row.label || humanise(row.kpi.replace(UNIT_SUFFIX, ''));
   return { label: unit ? `${name} (${unit})` : name, scale: share ? 100 : 1, diffUnit: share ? ' pp' : '' };
+}
+
+/** The engines of a comparison in order, each with its KPI ids (the first row of each KPI). */
+export function kpisByEngine(comparison) {
+  const engines = new Map();
+  for (const row of comparison.kpis) {
+    const engine = row.engine || '';
+    if (!engines.has(engine)) engines.set(engine, []);
+    if (!engines.get(engine).some((r) => r.kpi === row.kpi)) engines.get(engine).push(row);
+  }
+  return [...engines.entries()].map(([engine, rows]) => ({ engine, rows }));
+}
+
+/** A table column for people with its unit once: ("heat_mwh", "MWh") → "Heat mwh (MWh)", ("speed_ms", "m/s") → "Speed (m/s)". */
+export function columnLabel(column, unit) {
+  const name = humanise(column);
+  return /\)$/.test(name) || !unit ? name : `${name} (${unit})`;
+}
+
+/** The value columns of a table of the comparison, as `{column, unit}`; none for an unknown table. */
+export function tableValues(comparison, tableId) {
+  const table = (comparison.tables || []).find((t) => t.id === tableId);
+  return table ? table.values : [];
+}
+
+/**
+ * How a feature is coloured for a value column: `real` (a change beyond noise), `noise` (within noise),
+ * or `none` (no value). Tables without a `<column>_real` flag colour every finite change.
+ */
+export function changeClass(properties, column) {
+  const value = Number(properties[`${column}_diff`]);
+  if (properties[`${column}_diff`] === null || !Number.isFinite(value)) return 'none';
+  const real = properties[`${column}_real`];
+  if (real === undefined) return 'real';
+  return real === true ? 'real' : 'noise';
 }
 
 /**

@@ -1,17 +1,16 @@
 // The scenario page: pick a comparison and two of its scenarios; see the plain-language summary,
-// the KPI table with 95% confidence intervals and whether each difference is distinguishable from
-// run-to-run noise, interval charts, maps of edge-level differences (single or side by side), and a
-// map of the neighbourhoods (analysis zones) whose car traffic changes beyond noise.
+// every engine's KPIs with 95% confidence intervals and whether each difference is distinguishable
+// from run-to-run noise, interval charts, and maps of any table the engines return (per street edge,
+// building, zone or grid cell: difference or side by side), coloured only where a change stands out
+// from noise. Nothing here knows an engine: tables come with their own keys, values and units.
 
 import * as maplibregl from 'maplibre-gl';
 import { apiUrl, getJson, transformRequest } from './api.js';
 import { intervalChart } from './chart.js';
-import { differenceBetween, kpiDisplay, mappedPlan } from './kpi.js';
+import { changeClass, columnLabel, differenceBetween, kpiDisplay, kpisByEngine, mappedPlan, tableValues } from './kpi.js';
 import { findLayers, sourceFor, sourceLayerOf } from './mapPage.js';
 import { CIVIDIS, PUOR, cssGradient, rampExpression } from './palettes.js';
 import { el, formatNumber, formatSigned, formatValue, humanise, inSentence, setStatus } from './ui.js';
-
-const DIFF_SUFFIX = '_diff';
 
 function scaled(value, scale) {
   return Number.isFinite(value) ? value * scale : value;
@@ -25,7 +24,7 @@ function interval(low, high, scale = 1) {
 
 /** One row per KPI (the first of each), in the comparison's order. */
 function kpiList(c) {
-  return [...new Map(c.kpis.map((k) => [k.kpi, k])).values()];
+  return kpisByEngine(c).flatMap((group) => group.rows);
 }
 
 class ScenarioPage {
@@ -33,9 +32,8 @@ class ScenarioPage {
     this.root = root;
     this.comparisons = [];
     this.comparison = null;
-    this.edges = null;
+    this.features = null;
     this.maps = [];
-    this.zoneMap = null;
     this.context = [];
   }
 
@@ -63,8 +61,9 @@ class ScenarioPage {
     select.onchange = () => this.loadComparison(select.value);
     this.$('#scenario-a').onchange = () => this.render();
     this.$('#scenario-b').onchange = () => this.render();
-    this.$('#edge-metric').onchange = () => this.renderMaps();
-    this.$('#edge-view').onchange = () => this.renderMaps();
+    this.$('#table-choice').onchange = () => this.loadTable();
+    this.$('#table-metric').onchange = () => this.renderMaps();
+    this.$('#table-view').onchange = () => this.renderMaps();
     this.context = await contextLayers();
     await this.loadComparison(this.comparisons[0].id);
   }
@@ -98,8 +97,8 @@ class ScenarioPage {
     this.renderSummary(c);
     this.renderTable(c, a, b);
     this.renderCharts(c, a, b);
-    await this.loadEdges(c, a, b);
-    await this.loadZones(c, a, b);
+    this.fillTables(c);
+    await this.loadTable();
     window.civictwin.scenarioReady = true;
     document.body.dataset.scenarioState = 'ready';
   }
@@ -110,7 +109,6 @@ class ScenarioPage {
 
   renderTable(c, a, b) {
     const table = this.$('#kpi-table');
-    const kpis = kpiList(c);
     const value = (kpi, scenario) => c.kpis.find((k) => k.kpi === kpi && k.scenario === scenario);
     const same = a === b;
     const head = el('tr', {}, [
@@ -120,7 +118,8 @@ class ScenarioPage {
       el('th', { scope: 'col' }, [`Difference`, el('br'), el('span', { className: 'sub' }, `${b} − ${a} (95% CI)`)]),
       el('th', { scope: 'col' }, 'Verdict'),
     ]);
-    const rows = kpis.map((first) => {
+    const groups = kpisByEngine(c);
+    const rowFor = (first) => {
       const { kpi } = first;
       const { label, scale, diffUnit } = kpiDisplay(first);
       const cell = (row, scenario) =>
@@ -136,7 +135,11 @@ class ScenarioPage {
         el('td', { className: 'num', dataset: { label: `${b} − ${a}` } }, el('span', {}, d ? [formatSigned(scaled(d.mean, scale)) + diffUnit, el('br'), el('span', { className: 'ci' }, interval(d.ci_low, d.ci_high, scale))] : '–')),
         verdict,
       ]);
-    });
+    };
+    const rows = groups.flatMap(({ engine, rows: firsts }) => [
+      ...(groups.length > 1 ? [el('tr', { className: 'engine' }, el('th', { scope: 'rowgroup', colSpan: 5 }, engine))] : []),
+      ...firsts.map(rowFor),
+    ]);
     table.replaceChildren(
       el('caption', {}, `Key indicators: ${a} and ${b}, mean over the seeds with 95% confidence intervals`),
       el('thead', {}, head),
@@ -156,129 +159,108 @@ class ScenarioPage {
     this.$('#kpi-charts').replaceChildren(...charts);
   }
 
-  async loadEdges(c, a, b) {
+  /** The comparison's tables in the table picker (by label), keeping the current choice if it is there. */
+  fillTables(c) {
+    const select = this.$('#table-choice');
+    const previous = select.value;
+    const tables = c.tables || [];
+    select.replaceChildren(...tables.map((t) => el('option', { value: t.id }, t.label || t.id)));
+    if (tables.some((t) => t.id === previous)) select.value = previous;
+  }
+
+  /** The per-key differences of the chosen table for the mapped plan, then its value columns. */
+  async loadTable() {
+    const c = this.comparison;
+    const a = this.$('#scenario-a').value;
+    const b = this.$('#scenario-b').value;
+    const tableId = this.$('#table-choice').value;
     const target = mappedPlan(c, a, b);
-    const note = this.$('#edge-note');
-    this.edges = null;
-    if (!target) {
-      note.textContent = 'Pick two different scenarios to see where traffic changes.';
-      this.renderMaps();
-      return;
+    const note = this.$('#table-note');
+    this.features = null;
+    if (!tableId) {
+      note.textContent = 'This comparison has no tables to map.';
+    } else if (!target) {
+      note.textContent = 'Pick two different scenarios to see where things change.';
+    } else {
+      try {
+        this.features = await getJson(`comparisons/${encodeURIComponent(c.id)}/tables/${encodeURIComponent(tableId)}/${encodeURIComponent(target.plan)}`);
+        this.sign = b === c.baseline ? -1 : 1;
+        note.textContent = `${target.note}; coloured where the change stands out from run-to-run noise, grey where it does not.`;
+      } catch (error) {
+        note.textContent = `No ${tableId} results for ${target.plan}: ${error.message}`;
+      }
     }
-    try {
-      this.edges = await getJson(`comparisons/${encodeURIComponent(c.id)}/edges/${encodeURIComponent(target.plan)}`);
-      this.edgeSign = b === c.baseline ? -1 : 1;
-      note.textContent = `Edges of the road network: ${target.note}.`;
-    } catch (error) {
-      note.textContent = `No edge-level results for ${target.plan}: ${error.message}`;
-    }
-    this.fillMetrics();
+    this.fillMetrics(tableId);
     this.renderMaps();
   }
 
-  /** The per-zone change in car traffic: zones coloured only where it stands out from noise. */
-  async loadZones(c, a, b) {
-    this.zoneMap?.remove();
-    this.zoneMap = null;
-    window.civictwin.zoneMap = null;
-    const container = this.$('#zone-map');
-    const legend = this.$('#zone-legend');
-    const note = this.$('#zone-note');
-    container.replaceChildren();
-    legend.replaceChildren();
-    const target = mappedPlan(c, a, b);
-    if (!target) {
-      note.textContent = 'Pick two different scenarios to see which neighbourhoods change.';
-      return;
-    }
-    let zones;
-    try {
-      zones = await getJson(`comparisons/${encodeURIComponent(c.id)}/zones/${encodeURIComponent(target.plan)}`);
-    } catch (error) {
-      note.textContent = `No per-zone results for ${target.plan}: ${error.message}`;
-      return;
-    }
-    const sign = b === c.baseline ? -1 : 1;
-    const real = zones.features.filter((f) => f.properties.vehicle_km_real === true);
-    const values = real.map((f) => sign * Number(f.properties.vehicle_km_diff)).filter(Number.isFinite);
-    const limit = Math.max(...values.map(Math.abs), 0) || 1;
-    note.textContent = `${real.length} of ${zones.features.length} zones change their car traffic (vehicle-km) `
-      + `beyond run-to-run noise (${target.note}); grey zones show no change beyond noise.`;
-    const panel = el('div', { className: 'diff-map', role: 'region', 'aria-label': 'Map of the change in car traffic per zone' });
-    container.append(panel);
-    const input = ['*', sign, ['to-number', ['get', 'vehicle_km_diff'], 0]];
-    const colour = ['case', ['==', ['get', 'vehicle_km_real'], true], rampExpression(input, -limit, limit, PUOR), '#e0e0e0'];
-    this.zoneMap = zoneMap(panel, zones, this.context, colour);
-    window.civictwin.zoneMap = this.zoneMap;
-    legend.append(
-      el('span', { className: 'legend-caption' }, 'Change in vehicle-km per zone (beyond noise)'),
-      legendRamp(PUOR, `${formatSigned(-limit)} (lower)`, '0', `${formatSigned(limit)} (higher)`),
-    );
-  }
-
-  fillMetrics() {
-    const select = this.$('#edge-metric');
-    const props = this.edges?.features?.[0]?.properties || {};
-    const metrics = Object.keys(props).filter((k) => k.endsWith(DIFF_SUFFIX));
+  fillMetrics(tableId) {
+    const select = this.$('#table-metric');
+    const values = tableValues(this.comparison, tableId);
     const previous = select.value;
-    select.replaceChildren(...metrics.map((m) => el('option', { value: m }, humanise(m.slice(0, -DIFF_SUFFIX.length)))));
-    if (metrics.includes(previous)) select.value = previous;
+    select.replaceChildren(...values.map((v) => el('option', { value: v.column }, columnLabel(v.column, v.unit))));
+    if (values.some((v) => v.column === previous)) select.value = previous;
   }
 
   renderMaps() {
     for (const map of this.maps) map.remove();
     this.maps = [];
-    window.civictwin.diffMaps = this.maps;
+    window.civictwin.tableMaps = this.maps;
     const container = this.$('#diff-maps');
     const legend = this.$('#diff-legend');
     container.replaceChildren();
     legend.replaceChildren();
-    const metric = this.$('#edge-metric').value;
-    if (!this.edges || !metric) return;
-    const base = metric.slice(0, -DIFF_SUFFIX.length);
-    const props = this.edges.features[0]?.properties || {};
-    const canSideBySide = `${base}_base` in props && `${base}_plan` in props;
-    const viewSelect = this.$('#edge-view');
+    const column = this.$('#table-metric').value;
+    if (!this.features || !column) return;
+    const unit = (tableValues(this.comparison, this.$('#table-choice').value).find((v) => v.column === column) || {}).unit || '';
+    const viewSelect = this.$('#table-view');
+    const props = this.features.features[0]?.properties || {};
+    const canSideBySide = `${column}_base` in props && `${column}_plan` in props;
     viewSelect.querySelector('option[value="side"]').disabled = !canSideBySide;
     if (viewSelect.value === 'side' && canSideBySide) {
-      this.sideBySide(container, legend, base);
+      this.sideBySide(container, legend, column, unit);
     } else {
       viewSelect.value = 'diff';
-      this.differenceMap(container, legend, metric, base);
+      this.differenceMap(container, legend, column, unit);
     }
   }
 
-  differenceMap(container, legend, metric, base) {
-    const sign = this.edgeSign || 1;
-    const values = this.edges.features.map((f) => sign * Number(f.properties[metric])).filter(Number.isFinite);
+  differenceMap(container, legend, column, unit) {
+    const sign = this.sign || 1;
+    const metric = `${column}_diff`;
+    const real = this.features.features.filter((f) => changeClass(f.properties, column) === 'real');
+    const values = real.map((f) => sign * Number(f.properties[metric])).filter(Number.isFinite);
     const limit = Math.max(...values.map(Math.abs), 0) || 1;
     const input = ['*', sign, ['to-number', ['get', metric], 0]];
-    const panel = el('div', { className: 'diff-map', role: 'region', 'aria-label': `Map of the change in ${inSentence(base)}` });
+    const hasFlag = this.features.features.some((f) => `${column}_real` in f.properties);
+    const colour = hasFlag
+      ? ['case', ['==', ['get', `${column}_real`], true], rampExpression(input, -limit, limit, PUOR), '#e0e0e0']
+      : rampExpression(input, -limit, limit, PUOR);
+    const panel = el('div', { className: 'diff-map', role: 'region', 'aria-label': `Map of the change in ${inSentence(column)}` });
     container.append(panel);
-    this.maps.push(edgeMap(panel, this.edges, this.context, {
-      'line-color': rampExpression(input, -limit, limit, PUOR),
-      'line-width': ['interpolate', ['linear'], ['abs', input], 0, 1.5, limit, 6],
-    }));
+    this.maps.push(featureMap(panel, this.features, this.context, colour, { width: ['interpolate', ['linear'], ['abs', input], 0, 1.5, limit, 6] }));
+    this.$('#table-count').textContent = `${real.length} of ${this.features.features.length} change their ${inSentence(column)} beyond run-to-run noise.`;
     legend.append(
-      el('span', { className: 'legend-caption' }, `Change in ${inSentence(base)}`),
+      el('span', { className: 'legend-caption' }, `Change in ${columnLabel(column, unit)}, beyond noise`),
       legendRamp(PUOR, `${formatSigned(-limit)} (lower)`, '0', `${formatSigned(limit)} (higher)`),
     );
   }
 
-  sideBySide(container, legend, base) {
-    const values = this.edges.features.flatMap((f) => [Number(f.properties[`${base}_base`]), Number(f.properties[`${base}_plan`])]).filter(Number.isFinite);
+  sideBySide(container, legend, column, unit) {
+    const values = this.features.features.flatMap((f) => [Number(f.properties[`${column}_base`]), Number(f.properties[`${column}_plan`])]).filter(Number.isFinite);
     const min = values.length ? Math.min(...values) : 0;
     const max = values.length ? Math.max(...values) : 1;
     const c = this.comparison;
     const plan = mappedPlan(c, this.$('#scenario-a').value, this.$('#scenario-b').value).plan;
     for (const [suffix, name] of [['_base', c.baseline], ['_plan', plan]]) {
-      const input = ['to-number', ['get', `${base}${suffix}`], min];
-      const panel = el('div', { className: 'diff-map', role: 'region', 'aria-label': `Map of ${inSentence(base)} in ${name}` }, [el('span', { className: 'map-label' }, name)]);
+      const input = ['to-number', ['get', `${column}${suffix}`], min];
+      const panel = el('div', { className: 'diff-map', role: 'region', 'aria-label': `Map of ${inSentence(column)} in ${name}` }, [el('span', { className: 'map-label' }, name)]);
       container.append(panel);
-      this.maps.push(edgeMap(panel, this.edges, this.context, { 'line-color': rampExpression(input, min, max, CIVIDIS), 'line-width': 3 }));
+      this.maps.push(featureMap(panel, this.features, this.context, rampExpression(input, min, max, CIVIDIS), { width: 3 }));
     }
     syncMaps(this.maps);
-    legend.append(el('span', { className: 'legend-caption' }, humanise(base)), legendRamp(CIVIDIS, formatNumber(min), '', formatNumber(max)));
+    this.$('#table-count').textContent = '';
+    legend.append(el('span', { className: 'legend-caption' }, columnLabel(column, unit)), legendRamp(CIVIDIS, formatNumber(min), '', formatNumber(max)));
   }
 }
 
@@ -300,32 +282,48 @@ function collectionBounds(collection) {
   return Number.isFinite(w) ? [[w, s], [e, n]] : null;
 }
 
-/** Green areas and building footprints, drawn faintly under the edges so people can find their way. */
+/** Green areas and building footprints, drawn faintly under the results so people can find their way. */
 async function contextLayers() {
   try {
     return (await findLayers()).filter((l) => l.key === 'green' || l.key === 'buildings');
   } catch {
-    return []; // the edges alone still answer the question
+    return []; // the results alone still answer the question
   }
 }
 
 const CONTEXT_FILL = { green: '#cfe3d9', buildings: '#d3d6d9' };
 
-/** A map of the edges over faint context, coloured by `paint`; directed edges drawn on their right. */
-function edgeMap(container, edges, context, paint) {
-  return overlayMap(container, 'edges', edges, context, {
-    above: [
-      { id: 'edges-all', type: 'line', source: 'edges', paint: { 'line-color': '#9e9e9e', 'line-width': 0.8, 'line-offset': 1.5 } },
-      { id: 'edges', type: 'line', source: 'edges', layout: { 'line-cap': 'round' }, paint: { ...paint, 'line-offset': 1.5 } },
-    ],
-  });
+/** The geometry kind of a collection: 'line', 'fill' (areas) or 'circle' (points), from its first shape. */
+function geometryKind(collection) {
+  const type = collection.features.find((f) => f.geometry)?.geometry.type || '';
+  if (type.includes('Line')) return 'line';
+  if (type.includes('Point')) return 'circle';
+  return 'fill';
 }
 
-/** A map of the zones, filled with `colour` (a MapLibre expression), under faint context. */
-function zoneMap(container, zones, context, colour) {
-  return overlayMap(container, 'zones', zones, context, {
-    below: [{ id: 'zones', type: 'fill', source: 'zones', paint: { 'fill-color': colour, 'fill-opacity': 0.85 } }],
-    above: [{ id: 'zone-outlines', type: 'line', source: 'zones', paint: { 'line-color': '#616161', 'line-width': 0.6 } }],
+/**
+ * A map of a table's features over faint context, coloured by `colour` (a MapLibre expression): lines on
+ * the right of their direction (streets are directed edges), areas filled under the context's outlines,
+ * points as dots. The data layer's id is `features`.
+ */
+function featureMap(container, collection, context, colour, { width }) {
+  const kind = geometryKind(collection);
+  if (kind === 'line') {
+    return overlayMap(container, 'features', collection, context, {
+      above: [
+        { id: 'features-all', type: 'line', source: 'features', paint: { 'line-color': '#9e9e9e', 'line-width': 0.8, 'line-offset': 1.5 } },
+        { id: 'features', type: 'line', source: 'features', layout: { 'line-cap': 'round' }, paint: { 'line-color': colour, 'line-width': width, 'line-offset': 1.5 } },
+      ],
+    });
+  }
+  if (kind === 'circle') {
+    return overlayMap(container, 'features', collection, context, {
+      above: [{ id: 'features', type: 'circle', source: 'features', paint: { 'circle-color': colour, 'circle-radius': 4, 'circle-stroke-color': '#616161', 'circle-stroke-width': 0.5 } }],
+    });
+  }
+  return overlayMap(container, 'features', collection, context, {
+    below: [{ id: 'features', type: 'fill', source: 'features', paint: { 'fill-color': colour, 'fill-opacity': 0.85 } }],
+    above: [{ id: 'features-outlines', type: 'line', source: 'features', paint: { 'line-color': '#616161', 'line-width': 0.6 } }],
     contextOpacity: 0.35,
   });
 }

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { niceTicks } from '../src/chart.js';
-import { differenceBetween, kpiDisplay, mappedPlan } from '../src/kpi.js';
+import { changeClass, columnLabel, differenceBetween, kpiDisplay, kpisByEngine, mappedPlan, tableValues } from '../src/kpi.js';
 import { PUOR, VIRIDIS, quantileBreaks, rampExpression, sample, stepExpression } from '../src/palettes.js';
 import { formatNumber, formatSigned, formatValue, humanise, inSentence } from '../src/ui.js';
 
@@ -35,10 +35,33 @@ test('KPI names carry their unit once; shares become percentages', () => {
   assert.deepEqual(kpiDisplay({ kpi: 'mean_travel_time_s', unit: 's' }), { label: 'Mean travel time (s)', scale: 1, diffUnit: '' });
   assert.equal(kpiDisplay({ kpi: 'co2_kg', unit: 'kg' }).label, 'CO2 (kg)');
   assert.equal(kpiDisplay({ kpi: 'mean_noise_db', unit: 'dB(A)' }).label, 'Mean noise (dB(A))');
-  assert.equal(kpiDisplay({ kpi: 'vehicle_km', unit: 'km' }).label, 'Vehicle-kilometres (km)');
-  assert.deepEqual(kpiDisplay({ kpi: 'share_car', unit: 'share' }), { label: 'Car share of trips (%)', scale: 100, diffUnit: ' pp' });
+  assert.equal(kpiDisplay({ kpi: 'vehicle_km', unit: 'km', label: 'Vehicle-kilometres' }).label, 'Vehicle-kilometres (km)');
+  assert.deepEqual(kpiDisplay({ kpi: 'share_car', unit: 'share', label: 'Car share of trips' }), { label: 'Car share of trips (%)', scale: 100, diffUnit: ' pp' });
+  assert.equal(kpiDisplay({ kpi: 'heating_mwh', unit: 'MWh' }).label, 'Heating (MWh)');
   assert.equal(kpiDisplay({ kpi: 'teleports', unit: 'vehicles', label: 'Teleported vehicles' }).label, 'Teleported vehicles (vehicles)');
   assert.equal(kpiDisplay({ kpi: 'trips', unit: '' }).label, 'Trips');
+});
+
+test('KPIs are grouped by engine in the order they come, one row per KPI', () => {
+  const kpis = [
+    { engine: 'traffic', kpi: 'co2_kg', scenario: 'base' }, { engine: 'traffic', kpi: 'co2_kg', scenario: 'p1' },
+    { engine: 'energy', kpi: 'heating_mwh', scenario: 'base' }, { engine: 'traffic', kpi: 'vehicle_km', scenario: 'base' },
+  ];
+  assert.deepEqual(kpisByEngine({ kpis }).map((g) => [g.engine, g.rows.map((r) => r.kpi)]), [
+    ['traffic', ['co2_kg', 'vehicle_km']], ['energy', ['heating_mwh']],
+  ]);
+});
+
+test('tables: value columns by id, and a change is coloured only beyond noise', () => {
+  const c = { tables: [{ id: 'energy.buildings', values: [{ column: 'heating_kwh', unit: 'kWh' }] }] };
+  assert.deepEqual(tableValues(c, 'energy.buildings'), [{ column: 'heating_kwh', unit: 'kWh' }]);
+  assert.deepEqual(tableValues(c, 'traffic.edges'), []);
+  assert.equal(changeClass({ flow_diff: -3, flow_real: true }, 'flow'), 'real');
+  assert.equal(changeClass({ flow_diff: -3, flow_real: false }, 'flow'), 'noise');
+  assert.equal(changeClass({ flow_diff: null, flow_real: false }, 'flow'), 'none');
+  assert.equal(changeClass({ flow_diff: 2 }, 'flow'), 'real');
+  assert.equal(columnLabel('speed_ms', 'm/s'), 'Speed (m/s)');
+  assert.equal(columnLabel('heat_kwh', 'kWh'), 'Heat kwh (kWh)');
 });
 
 test('numbers for people', () => {

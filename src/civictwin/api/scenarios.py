@@ -1,27 +1,27 @@
-"""Scenario and comparison endpoints: the evidence of traffic comparisons, as JSON, GeoJSON and HTML.
+"""Scenario and comparison endpoints: the evidence of every engine's comparisons, as JSON, GeoJSON
+and HTML.
 
-A comparison lives in ``<twin dir>/runs/<comparison id>/`` as written by ``civictwin compare``:
-``comparison.json`` (KPIs with 95% confidence intervals, differences, a plain-language summary),
-``manifest.json``, ``edges_<scenario>.parquet``, ``edge_diff_<plan>.parquet`` (GeoParquet in WGS84),
-``report.html`` and a ``complete`` marker written last. Only complete comparisons are published: a run
-that is still going or was interrupted is invisible here, so nothing half-written is ever shown.
+A comparison lives in ``<twin dir>/runs/<comparison id>/`` as ``civictwin compare`` writes it (the
+layout and the records are :mod:`civictwin.runs`): ``comparison.json`` (KPIs of every engine with 95%
+confidence intervals, differences, tables, a plain-language summary), ``manifest.json``, per table
+``tables/<engine>.<table>/diff_<plan>.parquet`` (GeoParquet in WGS84), ``report.html`` and a
+``complete`` marker written last. Only complete comparisons are published: a run that is still going
+or was interrupted is invisible here, so nothing half-written is ever shown. Nothing here knows an
+engine: tables are served by the id and key the comparison declares.
 
-Scenario files are ``<twin dir>/scenarios/*.toml``. The viewer and other systems read the same
-evidence through these endpoints. Ids in URLs are checked against a strict pattern and must name a
-directory directly under ``runs/`` (no path traversal); every failure is a 404 problem document.
+Scenario files are ``<twin dir>/scenarios/*.toml`` (:mod:`civictwin.scenarios.library`). Ids in URLs
+are checked against a strict pattern and must name a directory directly under ``runs/`` (no path
+traversal); every failure is a 404 problem document.
 
-Access: comparisons derive from the twin's road network and zones, so only callers who may read
-those layers see them; for everyone else they do not exist (empty listings, 404), as with any
-forbidden layer.
+Access: a comparison derives from the twin layers its engines read (``sources`` in
+``comparison.json``; every layer when it does not say), so only callers who may read all of those see
+it; for everyone else it does not exist (empty listings, 404), as with any forbidden layer.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
-import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,26 +31,28 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from civictwin.api.context import get_twin
 from civictwin.api.problems import ProblemError, not_found
 from civictwin.api.query import check_params
 from civictwin.api.security import current_principal
+from civictwin.runs import (
+    COMPARISON_FILE,
+    COMPLETE,
+    MANIFEST_FILE,
+    REPORT_FILE,
+    RUNS_DIR,
+    ComparisonRecord,
+    DifferenceRow,
+    KpiRow,
+    is_valid_id,
+    table_diff_file,
+)
+from civictwin.scenarios.library import ScenarioFile, scenario_files
 
 logger = logging.getLogger(__name__)
 
-RUNS_DIR = "runs"
-SCENARIOS_DIR = "scenarios"
-COMPLETE_MARKER = "complete"
-COMPARISON_FILE = "comparison.json"
-MANIFEST_FILE = "manifest.json"
-REPORT_FILE = "report.html"
-
-COMPARISON_SOURCES = ("network_edges", "zones")
-"""Twin layers a comparison derives from: reading comparisons needs read access to each present one."""
-
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 GEOJSON_MEDIA_TYPE = "application/geo+json"
 
 
@@ -58,59 +60,9 @@ ComparisonId = Annotated[
     str, PathParam(description="A comparison (a folder under <twin>/runs/)", max_length=128)
 ]
 PlanId = Annotated[str, PathParam(description="One of the comparison's plans", max_length=128)]
-
-
-def _finite_or_none(value: Any) -> Any:
-    """NaN and infinities (which JSON cannot carry) become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-FiniteOrNone = Annotated[float | None, BeforeValidator(_finite_or_none)]
-"""A number from ``comparison.json``; NaN and infinities are read as null."""
-
-
-class KpiRow(BaseModel):
-    """One KPI of one scenario aggregated over the seeds: mean and 95% confidence interval."""
-
-    model_config = ConfigDict(extra="allow")
-
-    kpi: str
-    unit: str
-    scenario: str
-    mean: FiniteOrNone
-    ci_low: FiniteOrNone
-    ci_high: FiniteOrNone
-    n: int = Field(ge=0, description="Number of seeds (runs) aggregated")
-
-
-class DifferenceRow(BaseModel):
-    """A plan minus the baseline for one KPI, with its 95% interval and a verdict in words."""
-
-    model_config = ConfigDict(extra="allow")
-
-    kpi: str
-    plan: str
-    mean: FiniteOrNone
-    ci_low: FiniteOrNone
-    ci_high: FiniteOrNone
-    distinguishable: bool = Field(description="Whether the interval excludes zero (not within noise)")
-    words: str
-
-
-class Comparison(BaseModel):
-    """The content of ``comparison.json``: a baseline, its plans, KPIs, differences and a summary."""
-
-    model_config = ConfigDict(extra="allow")
-
-    id: str
-    created: str
-    baseline: str
-    plans: list[str]
-    kpis: list[KpiRow]
-    differences: list[DifferenceRow]
-    summary: list[str]
+TableId = Annotated[
+    str, PathParam(description="One of the comparison's tables, <engine>.<table>", max_length=128)
+]
 
 
 class ComparisonLinks(BaseModel):
@@ -120,8 +72,9 @@ class ComparisonLinks(BaseModel):
     manifest: str
     kpis: str
     report: str
-    edges: dict[str, str] = Field(description="GeoJSON edge differences, by plan")
-    zones: dict[str, str] = Field(description="GeoJSON zone differences with 95% intervals, by plan")
+    tables: dict[str, dict[str, str]] = Field(
+        description="GeoJSON per-key differences with 95% intervals, by table id and plan"
+    )
 
 
 class ComparisonListItem(BaseModel):
@@ -183,7 +136,7 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "Unknown query parameter"},
     404: {"model": Problem, "description": "Unknown, incomplete or unreadable comparison, or unknown plan"},
 }
-# The comparison routes that answer with a GeoJSON FeatureCollection (edges, zones).
+# The comparison routes that answer with a GeoJSON FeatureCollection (tables).
 _GEOJSON_OR_NOT_FOUND: dict[int | str, dict[str, Any]] = {
     **_NOT_FOUND,
     200: {"content": {GEOJSON_MEDIA_TYPE: {}}, "description": "FeatureCollection"},
@@ -192,7 +145,7 @@ _GEOJSON_OR_NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 def check_id(comparison_id: str) -> None:
     """A 404 problem unless ``comparison_id`` could name a folder directly under ``runs/``."""
-    if not _ID.match(comparison_id) or ".." in comparison_id:
+    if not is_valid_id(comparison_id):
         raise not_found(f"'{comparison_id[:80]}' is not a valid comparison id")
 
 
@@ -217,20 +170,29 @@ class ComparisonStore:
         path = (runs / comparison_id).resolve()
         if path.parent != runs or not path.is_dir():
             raise not_found(f"no comparison '{comparison_id}'")
-        if not (path / COMPLETE_MARKER).is_file():
+        if not (path / COMPLETE).is_file():
             raise not_found(f"comparison '{comparison_id}' is not complete")
         return path
 
-    def comparison(self, comparison_id: str) -> Comparison:
+    def comparison(self, comparison_id: str) -> ComparisonRecord:
         """The validated ``comparison.json`` of a complete comparison."""
         path = self.run_dir(comparison_id) / COMPARISON_FILE
         try:
-            return Comparison.model_validate_json(path.read_bytes())
+            return ComparisonRecord.model_validate_json(path.read_bytes())
         except (OSError, ValidationError) as exc:
             logger.warning("unreadable %s: %s", path, str(exc).splitlines()[0])
             raise not_found(f"comparison '{comparison_id}' has no readable {COMPARISON_FILE}") from None
 
-    def all_comparisons(self) -> list[Comparison]:
+    def draft(self, comparison_id: str) -> ComparisonRecord | None:
+        """The ``comparison.json`` of a comparison folder even if unfinished (None when unreadable):
+        only to decide who may learn why a comparison cannot be shown."""
+        path = self.runs / comparison_id / COMPARISON_FILE
+        try:
+            return ComparisonRecord.model_validate_json(path.read_bytes())
+        except (OSError, ValidationError):
+            return None
+
+    def all_comparisons(self) -> list[ComparisonRecord]:
         """Every complete, readable comparison, newest first (then by id)."""
         if not self.runs.is_dir():
             return []
@@ -243,7 +205,7 @@ class ComparisonStore:
         return sorted(found, key=lambda c: (c.created, c.id), reverse=True)
 
     def part(self, comparison_id: str, name: str) -> Path:
-        """A file of a complete comparison (manifest, report, edge results)."""
+        """A file of a complete comparison (manifest, report, table results)."""
         path = self.run_dir(comparison_id) / name
         if not path.is_file():
             raise not_found(f"comparison '{comparison_id}' has no {name}")
@@ -256,70 +218,50 @@ class ComparisonStore:
         except (OSError, ValueError):
             raise not_found(f"comparison '{comparison_id}' has no readable {MANIFEST_FILE}") from None
 
-    def edge_differences(self, comparison_id: str, plan: str) -> gpd.GeoDataFrame:
-        """The edge-level differences of ``plan`` against the baseline, in WGS84."""
-        return self._plan_layer(comparison_id, plan, "edge_diff", "edges")
-
-    def zone_differences(self, comparison_id: str, plan: str) -> gpd.GeoDataFrame:
-        """The per-zone differences of ``plan`` against the baseline, with 95% intervals, in WGS84."""
-        return self._plan_layer(comparison_id, plan, "zone_diff", "zones")
-
-    def _plan_layer(self, comparison_id: str, plan: str, prefix: str, what: str) -> gpd.GeoDataFrame:
+    def table_differences(self, comparison_id: str, table: str, plan: str) -> gpd.GeoDataFrame:
+        """The per-key differences of ``plan`` against the baseline in ``table``, in WGS84."""
         comparison = self.comparison(comparison_id)
-        if plan not in comparison.plans or not _ID.match(plan):
+        if table not in {t.id for t in comparison.tables} or not is_valid_id(table):
+            raise not_found(f"comparison '{comparison_id}' has no table '{table[:80]}'")
+        if plan not in comparison.plans or not is_valid_id(plan):
             raise not_found(f"comparison '{comparison_id}' has no plan '{plan[:80]}'")
-        path = self.part(comparison_id, f"{prefix}_{plan}.parquet")
+        path = table_diff_file(self.run_dir(comparison_id), table, plan)
         try:
             frame = gpd.read_parquet(path)
         except (OSError, ValueError) as exc:
             logger.warning("unreadable %s: %s", path, exc)
-            raise not_found(f"comparison '{comparison_id}' has no readable {what} for '{plan}'") from None
+            raise not_found(f"comparison '{comparison_id}' has no readable {table} for '{plan}'") from None
         if frame.crs is not None and frame.crs.to_epsg() != 4326:
             frame = frame.to_crs(4326)
         return frame
 
-    def scenarios(self, comparisons: list[Comparison]) -> list[ScenarioItem]:
+    def scenarios(self, comparisons: list[ComparisonRecord]) -> list[ScenarioItem]:
         """Every ``scenarios/*.toml``, each with those of ``comparisons`` that include it."""
-        folder = self.twin_dir / SCENARIOS_DIR
-        if not folder.is_dir():
-            return []
-        return [_scenario_item(path, comparisons) for path in sorted(folder.glob("*.toml"))]
+        return [_scenario_item(entry, comparisons) for entry in scenario_files(self.twin_dir)]
 
 
-def _scenario_item(path: Path, comparisons: list[Comparison]) -> ScenarioItem:
+def _scenario_item(entry: ScenarioFile, comparisons: list[ComparisonRecord]) -> ScenarioItem:
     """Describe one scenario file; a malformed one is listed with its error rather than hidden."""
-    error = None
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        data, error = {}, f"{path.name}: {exc}"
-    section = data.get("scenario")
-    table: dict[str, Any] = section if isinstance(section, dict) else data
-    name = str(table.get("name") or path.stem)
-    interventions = table.get("interventions", data.get("interventions", []))
-    if not isinstance(interventions, list):
-        interventions = []
-    baseline = table.get("baseline")
-    included = [c.id for c in comparisons if {path.stem, name} & {c.baseline, *c.plans}]
+    included = [c.id for c in comparisons if {entry.id, entry.name} & {c.baseline, *c.plans}]
     return ScenarioItem(
-        id=path.stem,
-        file=f"{SCENARIOS_DIR}/{path.name}",
-        name=name,
-        description=str(table.get("description", "")),
-        baseline=str(baseline) if baseline is not None else None,
-        interventions=[jsonable_encoder(i) for i in interventions if isinstance(i, dict)],
+        id=entry.id,
+        file=f"{entry.path.parent.name}/{entry.path.name}",
+        name=entry.name,
+        description=entry.description,
+        baseline=entry.baseline,
+        interventions=[jsonable_encoder(i) for i in entry.interventions],
         comparisons=included,
-        error=error,
+        error=entry.error,
     )
 
 
-def _feature_collection(frame: gpd.GeoDataFrame) -> bytes:
-    """GeoJSON with NaN as null; feature ids are the edge or zone ids when present."""
+def _feature_collection(frame: gpd.GeoDataFrame, key: list[str]) -> bytes:
+    """GeoJSON with NaN as null; feature ids are the table's key (joined with ``/`` when composite)."""
     collection = json.loads(frame.to_json(na="null", drop_id=True, to_wgs84=False))
-    key = next((k for k in ("edge_id", "zone_id") if k in frame.columns), None)
-    if key is not None:
+    if key and all(k in frame.columns for k in key):
         for feature in collection["features"]:
-            feature["id"] = feature["properties"][key]
+            values = [feature["properties"][k] for k in key]
+            feature["id"] = values[0] if len(values) == 1 else "/".join(map(str, values))
     collection["numberReturned"] = len(collection["features"])
     return json.dumps(collection, allow_nan=False).encode()
 
@@ -334,29 +276,51 @@ def _store(request: Request) -> ComparisonStore:
     return ComparisonStore(folder)
 
 
-def may_read_comparisons(request: Request) -> bool:
-    """Whether the caller may read comparisons: every twin layer they derive from must be readable.
+def may_read(request: Request, comparison: ComparisonRecord) -> bool:
+    """Whether the caller may read ``comparison``: every twin layer it derives from must be readable.
 
-    Simulations run on ``network_edges`` (whose geometry the edge results carry) with demand from
-    ``zones``; a caller who may not read one of those sees no comparison at all (404, as if absent).
+    The layers are the ``sources`` its engines declared (every layer of the twin when it names none);
+    a caller who may not read one of those sees no such comparison at all (404, as if absent).
     """
     twin = get_twin(request)
     principal = current_principal(request)
-    present = [name for name in COMPARISON_SOURCES if name in twin.features.layers]
-    return all(twin.policy.allows(principal, name) for name in present)
+    layers = twin.features.layers
+    needed = layers if comparison.sources is None else [name for name in comparison.sources if name in layers]
+    return all(twin.policy.allows(principal, name) for name in needed)
 
 
-def _readable(request: Request, comparison_id: str) -> ComparisonStore:
-    """The store, once the caller is known to be allowed to see ``comparison_id`` (404 otherwise)."""
+def _readable(request: Request, comparison_id: str) -> tuple[ComparisonStore, ComparisonRecord]:
+    """The store and the comparison, once the caller is known to be allowed to see it (404 otherwise)."""
     check_params(request, ())
     store = _store(request)
-    if not may_read_comparisons(request):
-        check_id(comparison_id)
+    check_id(comparison_id)
+    try:
+        comparison = store.comparison(comparison_id)
+    except ProblemError:
+        # why it cannot be shown (unfinished, unreadable) is told only to those who could read it
+        draft = store.draft(comparison_id)
+        if not (may_read(request, draft) if draft is not None else _may_read_any(request)):
+            raise not_found(f"no comparison '{comparison_id}'") from None
+        raise
+    if not may_read(request, comparison):
         raise not_found(f"no comparison '{comparison_id}'")
-    return store
+    return store, comparison
 
 
-def _links(request: Request, comparison: Comparison) -> ComparisonLinks:
+def _may_read_any(request: Request) -> bool:
+    """Whether the caller may read every layer of the twin (then a comparison's absence may be told
+    apart from its being hidden)."""
+    twin = get_twin(request)
+    principal = current_principal(request)
+    return all(twin.policy.allows(principal, name) for name in twin.features.layers)
+
+
+def _visible(request: Request) -> list[ComparisonRecord]:
+    """The complete comparisons the caller may read, newest first."""
+    return [c for c in _store(request).all_comparisons() if may_read(request, c)]
+
+
+def _links(request: Request, comparison: ComparisonRecord) -> ComparisonLinks:
     def url(name: str, **params: str) -> str:
         return str(request.url_for(name, comparison_id=comparison.id, **params))
 
@@ -365,8 +329,10 @@ def _links(request: Request, comparison: Comparison) -> ComparisonLinks:
         manifest=url("comparison_manifest"),
         kpis=url("comparison_kpis"),
         report=url("comparison_report"),
-        edges={plan: url("comparison_edges", plan=plan) for plan in comparison.plans},
-        zones={plan: url("comparison_zones", plan=plan) for plan in comparison.plans},
+        tables={
+            table.id: {plan: url("comparison_table", table=table.id, plan=plan) for plan in comparison.plans}
+            for table in comparison.tables
+        },
     )
 
 
@@ -379,22 +345,18 @@ router = APIRouter(tags=["Scenarios and comparisons"])
 def list_scenarios(request: Request) -> ScenarioList:
     """Every scenario file of the twin, with the complete comparisons (you may read) that include it."""
     check_params(request, ())
-    store = _store(request)
-    comparisons = store.all_comparisons() if may_read_comparisons(request) else []
-    return ScenarioList(scenarios=store.scenarios(comparisons))
+    return ScenarioList(scenarios=_store(request).scenarios(_visible(request)))
 
 
 @router.get("/comparisons", response_model=ComparisonList, responses=_NOT_FOUND, summary="Comparisons")
 def list_comparisons(request: Request) -> ComparisonList:
-    """Complete comparisons, newest first (none for callers who may not read their inputs)."""
+    """Complete comparisons you may read (every layer they derive from), newest first."""
     check_params(request, ())
-    if not may_read_comparisons(request):
-        return ComparisonList(comparisons=[])
     items = [
         ComparisonListItem(
             id=c.id, created=c.created, baseline=c.baseline, plans=c.plans, links=_links(request, c)
         )
-        for c in _store(request).all_comparisons()
+        for c in _visible(request)
     ]
     return ComparisonList(comparisons=items)
 
@@ -402,24 +364,26 @@ def list_comparisons(request: Request) -> ComparisonList:
 @router.get(
     "/comparisons/{comparison_id}",
     name="comparison",
-    response_model=Comparison,
+    response_model=ComparisonRecord,
     responses=_NOT_FOUND,
-    summary="A comparison: KPIs, differences and summary",
+    summary="A comparison: KPIs, differences, tables and summary",
 )
-def get_comparison(request: Request, comparison_id: ComparisonId) -> Comparison:
-    """The whole ``comparison.json``: KPIs with 95% intervals, differences, plain-language summary."""
-    return _readable(request, comparison_id).comparison(comparison_id)
+def get_comparison(request: Request, comparison_id: ComparisonId) -> ComparisonRecord:
+    """The whole ``comparison.json``: every engine's KPIs with 95% intervals, differences, the tables
+    that can be mapped, and the plain-language summary."""
+    return _readable(request, comparison_id)[1]
 
 
 @router.get(
     "/comparisons/{comparison_id}/manifest",
     name="comparison_manifest",
     responses=_NOT_FOUND,
-    summary="Run manifest: data versions, scenario hashes, seeds, software",
+    summary="Run manifest: data versions, scenario hashes, seeds, engines, software",
 )
 def get_manifest(request: Request, comparison_id: ComparisonId) -> JSONResponse:
     """The manifest that lets anyone re-run the comparison and get the same numbers."""
-    return JSONResponse(_readable(request, comparison_id).manifest(comparison_id))
+    store, _ = _readable(request, comparison_id)
+    return JSONResponse(store.manifest(comparison_id))
 
 
 @router.get(
@@ -431,35 +395,25 @@ def get_manifest(request: Request, comparison_id: ComparisonId) -> JSONResponse:
 )
 def get_kpis(request: Request, comparison_id: ComparisonId) -> KpiTable:
     """Per-scenario KPIs and plan − baseline differences, each with its interval and verdict."""
-    c = _readable(request, comparison_id).comparison(comparison_id)
+    _, c = _readable(request, comparison_id)
     return KpiTable(id=c.id, baseline=c.baseline, plans=c.plans, kpis=c.kpis, differences=c.differences)
 
 
 @router.get(
-    "/comparisons/{comparison_id}/edges/{plan}",
-    name="comparison_edges",
+    "/comparisons/{comparison_id}/tables/{table}/{plan}",
+    name="comparison_table",
     response_class=Response,
     responses=_GEOJSON_OR_NOT_FOUND,
-    summary="Edge-level differences of a plan against the baseline (GeoJSON, WGS84)",
+    summary="Per-key differences of a plan against the baseline in one table, with 95% intervals (GeoJSON, WGS84)",
 )
-def get_edges(request: Request, comparison_id: ComparisonId, plan: PlanId) -> Response:
-    """Every simulated edge with its plan − baseline differences (flows, speeds, emissions, noise)."""
-    frame = _readable(request, comparison_id).edge_differences(comparison_id, plan)
-    return Response(_feature_collection(frame), media_type=GEOJSON_MEDIA_TYPE)
-
-
-@router.get(
-    "/comparisons/{comparison_id}/zones/{plan}",
-    name="comparison_zones",
-    response_class=Response,
-    responses=_GEOJSON_OR_NOT_FOUND,
-    summary="Per-zone differences of a plan against the baseline, with 95% intervals (GeoJSON, WGS84)",
-)
-def get_zones(request: Request, comparison_id: ComparisonId, plan: PlanId) -> Response:
-    """Every analysis zone with its plan − baseline change in vehicle-km and CO2, each with its 95%
-    interval over the seeds and whether it stands out from run-to-run noise."""
-    frame = _readable(request, comparison_id).zone_differences(comparison_id, plan)
-    return Response(_feature_collection(frame), media_type=GEOJSON_MEDIA_TYPE)
+def get_table(request: Request, comparison_id: ComparisonId, table: TableId, plan: PlanId) -> Response:
+    """Every key of the table (street edge, building, zone, grid cell) with, per value, the baseline and
+    plan means, their difference, its 95% interval over the seeds and whether it stands out from
+    run-to-run noise (``<value>_real``)."""
+    store, comparison = _readable(request, comparison_id)
+    frame = store.table_differences(comparison_id, table, plan)
+    key = next((t.key for t in comparison.tables if t.id == table), [])
+    return Response(_feature_collection(frame, key), media_type=GEOJSON_MEDIA_TYPE)
 
 
 @router.get(
@@ -471,5 +425,5 @@ def get_zones(request: Request, comparison_id: ComparisonId, plan: PlanId) -> Re
 )
 def get_report(request: Request, comparison_id: ComparisonId) -> FileResponse:
     """The report ``civictwin compare`` wrote, as is."""
-    path = _readable(request, comparison_id).part(comparison_id, REPORT_FILE)
-    return FileResponse(path, media_type="text/html; charset=utf-8")
+    store, _ = _readable(request, comparison_id)
+    return FileResponse(store.part(comparison_id, REPORT_FILE), media_type="text/html; charset=utf-8")

@@ -1,18 +1,20 @@
-"""Scenario commands: ``scenario new/list/show/validate``, ``simulate`` and ``compare``.
+"""Scenario commands: ``scenario new/list/show/validate``, ``engines``, ``simulate`` and ``compare``.
 
-Scenario names resolve to ``<twin dir>/scenarios/<name>.toml`` (or a path to a .toml file); the name
-``baseline`` is the twin as built. The demo's ready-made scenarios (``close_main_street``,
-``zone_30``) are found when the twin has no file of that name.
+Scenario names resolve through :mod:`civictwin.scenarios.library` (a path, the twin's
+``scenarios/<name>.toml``, or a built-in); the name ``baseline`` is the twin as built. Engines come
+from the registry (:mod:`civictwin.engines.registry`): a comparison runs every engine its scenarios'
+interventions belong to, plus those named with ``--engine``.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -23,12 +25,10 @@ from civictwin.cli import app, console
 from civictwin.errors import ScenarioError
 
 if TYPE_CHECKING:
-    from civictwin.compare.table import Comparison
-    from civictwin.engines.traffic.pipeline import Ensemble
-    from civictwin.scenarios.spec import Scenario
-
-SCENARIOS_DIR = "scenarios"
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+    from civictwin.compare import Comparison
+    from civictwin.engines.ensemble import Ensemble
+    from civictwin.engines.registry import Installed
+    from civictwin.scenarios.spec import InterventionCatalog, Scenario
 
 scenario_app = typer.Typer(help="Write, list, show and validate scenario files.", no_args_is_help=True)
 app.add_typer(scenario_app, name="scenario")
@@ -36,13 +36,24 @@ app.add_typer(scenario_app, name="scenario")
 TWIN = typer.Option(Path("."), "--twin", "-t", help="Directory holding twin.toml.")
 SEEDS = typer.Option(5, "--seeds", "-n", min=1, max=100, help="Random seeds per scenario.")
 WORKERS = typer.Option(2, "--workers", "-w", min=1, max=64, help="Seeds simulated in parallel processes.")
-MESO = typer.Option(False, "--meso", help="SUMO's mesoscopic mode: faster, coarser (see docs).")
-ITERATIONS = typer.Option(
-    None, "--iterations", min=1, max=20, help="Simulation ↔ mode-choice rounds (default 3)."
+ENGINES = typer.Option(
+    [], "--engine", "-e", help="Also run this engine (repeatable); by default those the scenarios use."
 )
-SCALE = typer.Option(None, "--scale", min=0.01, max=100.0, help="Factor on the whole demand (default 1).")
+SETTINGS = typer.Option(
+    [], "--set", help="An engine parameter, ENGINE.KEY=VALUE (TOML value), e.g. traffic.iterations=2."
+)
+SEED_TIMEOUT = typer.Option(
+    7200.0, "--seed-timeout", min=1.0, help="Seconds one seed may run before it counts as hanging."
+)
+MESO = typer.Option(False, "--meso", help="Traffic: SUMO's mesoscopic mode, faster and coarser (see docs).")
+ITERATIONS = typer.Option(
+    None, "--iterations", min=1, max=20, help="Traffic: simulation ↔ mode-choice rounds (default 3)."
+)
+SCALE = typer.Option(
+    None, "--scale", min=0.01, max=100.0, help="Traffic: factor on the whole demand (default 1)."
+)
 OD = typer.Option(
-    None, "--od", help="CSV OD matrix (origin, destination, trips) instead of the gravity model."
+    None, "--od", help="Traffic: CSV OD matrix (origin, destination, trips) instead of the gravity model."
 )
 RUN_ID = typer.Option(None, "--id", help="Comparison id (folder under runs/); re-using one resumes it.")
 
@@ -50,34 +61,25 @@ RUN_ID = typer.Option(None, "--id", help="Comparison id (folder under runs/); re
 # ------------------------------------------------------------------------------------------ resolution
 
 
-def scenario_path(twin_dir: Path, name: str) -> Path | None:
-    """The file a scenario name refers to: a path, the twin's ``scenarios/<name>.toml``, or a built-in."""
-    from civictwin.engines.traffic.pipeline import BUILTIN_SCENARIOS
+def installed() -> dict[str, Installed]:
+    """Every installed engine, loaded."""
+    from civictwin.engines.registry import load_engines
 
-    direct = Path(name)
-    if direct.suffix == ".toml" and direct.is_file():
-        return direct
-    for folder in (twin_dir / SCENARIOS_DIR, BUILTIN_SCENARIOS):
-        candidate = folder / f"{name}.toml"
-        if candidate.is_file():
-            return candidate
-    return None
+    return load_engines()
 
 
-def resolve(twin_dir: Path, name: str) -> Scenario:
+def catalog_of(engines: dict[str, Installed]) -> InterventionCatalog:
+    """The intervention types of ``engines``."""
+    from civictwin.engines.registry import intervention_catalog
+
+    return intervention_catalog(engines)
+
+
+def resolve(twin_dir: Path, name: str, catalog: InterventionCatalog) -> Scenario:
     """The validated scenario called ``name`` with its derived-from chain applied."""
-    from civictwin.engines.traffic.pipeline import resolve_scenario
-    from civictwin.scenarios.spec import BASELINE, Scenario, load_scenario
+    from civictwin.scenarios.library import find_scenario
 
-    if name == BASELINE:
-        return Scenario.baseline_scenario()
-    path = scenario_path(twin_dir, name)
-    if path is None:
-        known = ", ".join(sorted(p.stem for p in (twin_dir / SCENARIOS_DIR).glob("*.toml"))) or "none"
-        raise ScenarioError(
-            f"no scenario '{name}' (scenarios in this twin: {known})", path=twin_dir / SCENARIOS_DIR
-        )
-    return resolve_scenario(load_scenario(path), path.parent)
+    return find_scenario(twin_dir, name, catalog)
 
 
 # ------------------------------------------------------------------------------------ scenario commands
@@ -91,17 +93,24 @@ def new(
 ) -> None:
     """Write a commented scenario template to scenarios/NAME.toml next to twin.toml."""
     from civictwin.config import CONFIG_FILENAME
+    from civictwin.engines.base import DocumentsScenarios
+    from civictwin.scenarios.library import twin_scenarios_dir
     from civictwin.scenarios.spec import scenario_template
 
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$", name):
         raise ScenarioError("use letters, digits, '_', '.' and '-' (at most 80)", field=f"name '{name}'")
     if not (twin_dir / CONFIG_FILENAME).is_file():
         raise ScenarioError(f"no {CONFIG_FILENAME} here; pass the twin directory with --twin", path=twin_dir)
-    path = twin_dir / SCENARIOS_DIR / f"{name}.toml"
+    path = twin_scenarios_dir(twin_dir) / f"{name}.toml"
     if path.exists() and not force:
         raise ScenarioError("already exists (use --force to overwrite)", path=path)
+    examples = {
+        n: e.engine.scenario_examples()
+        for n, e in installed().items()
+        if isinstance(e.engine, DocumentsScenarios)
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(scenario_template(name), encoding="utf-8")
+    path.write_text(scenario_template(name, examples=examples), encoding="utf-8")
     console.print(
         Text.assemble(
             "Wrote ", (str(path), "bold"), ": uncomment interventions, then ",
@@ -113,23 +122,25 @@ def new(
 @scenario_app.command("list")
 def list_scenarios(twin_dir: Path = TWIN) -> None:
     """List the twin's scenario files with their descriptions (and any that cannot be read)."""
+    from civictwin.scenarios.library import scenario_files, twin_scenarios_dir
     from civictwin.scenarios.spec import load_scenario
 
-    files = sorted((twin_dir / SCENARIOS_DIR).glob("*.toml"))
+    files = scenario_files(twin_dir)
     if not files:
         console.print(
             Text.assemble(
-                f"No scenarios in {twin_dir / SCENARIOS_DIR}; write one with ",
+                f"No scenarios in {twin_scenarios_dir(twin_dir)}; write one with ",
                 ("civictwin scenario new NAME", "bold"), ".",
             )
         )  # fmt: skip
         return
+    catalog = catalog_of(installed())
     table = Table("name", "interventions", "description", title=f"Scenarios of {twin_dir.resolve().name}")
-    for path in files:
+    for entry in files:
         try:
-            scenario = load_scenario(path)
+            scenario = load_scenario(entry.path, catalog)
         except ScenarioError as exc:
-            table.add_row(path.stem, Text("invalid", style="red"), exc.user_message())
+            table.add_row(entry.id, Text("invalid", style="red"), exc.user_message())
             continue
         table.add_row(scenario.name, str(len(scenario.interventions)), scenario.description)
     console.print(table)
@@ -137,14 +148,16 @@ def list_scenarios(twin_dir: Path = TWIN) -> None:
 
 @scenario_app.command("show")
 def show(name: str = typer.Argument(..., help="Scenario name or .toml path."), twin_dir: Path = TWIN) -> None:
-    """Show a scenario: description, baseline, interventions in plain words, file hash."""
+    """Show a scenario: description, baseline, interventions in plain words (and their engine), file hash."""
     from civictwin.scenarios.spec import intervention_label
 
-    scenario = resolve(twin_dir, name)
+    catalog = catalog_of(installed())
+    scenario = resolve(twin_dir, name, catalog)
     console.print(Text.assemble((scenario.name, "bold"), f" (derives from {scenario.baseline})"))
     console.print(scenario.description or "No description.")
     for index, intervention in enumerate(scenario.interventions):
-        console.print(f"  {intervention_label(index, intervention)}: {intervention.describe()}")
+        engine = catalog.owners[intervention.type]
+        console.print(f"  {intervention_label(index, intervention)}: {intervention.describe()} [{engine}]")
     if scenario.path is not None:
         console.print(f"file {scenario.path}  sha256 {scenario.file_hash}", style="dim")
 
@@ -153,13 +166,19 @@ def show(name: str = typer.Argument(..., help="Scenario name or .toml path."), t
 def validate(
     name: str = typer.Argument(..., help="Scenario name or .toml path."), twin_dir: Path = TWIN
 ) -> None:
-    """Check a scenario against the twin's network: every selection must match, no zone cut off."""
-    from civictwin.engines.traffic.pipeline import load_twin
-    from civictwin.scenarios.spec import validate_scenario
+    """Check a scenario against the twin: every engine it uses checks its own interventions."""
+    from civictwin.engines.base import TwinContext, Validates
+    from civictwin.engines.registry import engines_for
 
-    scenario = resolve(twin_dir, name)
-    inputs = load_twin(twin_dir)
-    problems = validate_scenario(scenario, inputs.edges, crs=inputs.crs)
+    engines = installed()
+    catalog = catalog_of(engines)
+    scenario = resolve(twin_dir, name, catalog)
+    twin = TwinContext.load(twin_dir)
+    problems = []
+    for engine_name in engines_for([scenario], catalog):
+        engine = engines[engine_name].engine
+        if isinstance(engine, Validates):
+            problems += engine.check(twin, scenario)
     if problems:
         for line in problems:
             console.print(Text.assemble(("✗", "red"), f" {line}"), highlight=False)
@@ -169,6 +188,22 @@ def validate(
             ("✓", "green"), f" {scenario.name}: {len(scenario.interventions)} intervention(s), all valid."
         )
     )
+
+
+@app.command("engines")
+def list_engines() -> None:
+    """List the installed engines: version, package, intervention types and tables."""
+    table = Table("engine", "version", "package", "intervention types", "tables", title="Installed engines")
+    for name, entry in installed().items():
+        engine = entry.engine
+        table.add_row(
+            name,
+            engine.version,
+            f"{entry.distribution} {entry.distribution_version}".strip(),
+            ", ".join(engine.intervention_types),
+            ", ".join(spec.name for spec in engine.tables),
+        )
+    console.print(table)
 
 
 # ------------------------------------------------------------------------------------ simulate, compare
@@ -193,46 +228,84 @@ def _progress() -> Iterator[Callable[[str, int, int], None]]:
         yield update
 
 
-def _ensemble(
-    twin_dir: Path, names: Sequence[str], comparison_id: str, seeds: int, workers: int, **overrides: object
-) -> Ensemble:
-    from civictwin.engines.traffic.pipeline import load_params, run_ensemble
+def engine_options(settings: Sequence[str], **traffic: Any) -> dict[str, dict[str, Any]]:
+    """``--set ENGINE.KEY=VALUE`` settings (values in TOML syntax, else text) and the traffic shortcuts."""
+    options: dict[str, dict[str, Any]] = {}
+    shortcuts = {k: v for k, v in traffic.items() if v is not None}
+    if shortcuts:
+        options["traffic"] = shortcuts
+    for setting in settings:
+        match = re.match(r"^([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)=(.*)$", setting)
+        if not match:
+            raise ScenarioError("expected ENGINE.KEY=VALUE", field=f"--set '{setting}'")
+        engine, key, text = match.groups()
+        try:
+            value: Any = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        options.setdefault(engine, {})[key] = value
+    return options
 
-    if not _ID.match(comparison_id):
+
+def _ensemble(
+    twin_dir: Path,
+    names: Sequence[str],
+    comparison_id: str,
+    *,
+    seeds: int,
+    workers: int,
+    named: Sequence[str],
+    options: dict[str, dict[str, Any]],
+    seed_timeout_s: float,
+) -> tuple[Ensemble, dict[str, str]]:
+    """Run the scenarios with their engines; also returns each engine's package for the manifest."""
+    from civictwin.engines.base import TwinContext
+    from civictwin.engines.ensemble import run_ensemble
+    from civictwin.engines.registry import engines_for
+    from civictwin.runs import is_valid_id
+
+    if not is_valid_id(comparison_id):
         raise ScenarioError(
             "use letters, digits, '_', '.' and '-' (at most 128)", field=f"--id '{comparison_id}'"
         )
-    scenarios = [resolve(twin_dir, n) for n in names]
-    params = load_params(twin_dir, **overrides)
+    engines = installed()
+    catalog = catalog_of(engines)
+    scenarios = [resolve(twin_dir, n, catalog) for n in names]
+    chosen = engines_for(scenarios, catalog, named=named)
+    twin = TwinContext.load(twin_dir, options=options)
     with _progress() as update:
         ensemble = run_ensemble(
-            twin_dir,
+            twin,
             scenarios,
+            [engines[name].engine for name in chosen],
             comparison_id=comparison_id,
             seeds=seeds,
             workers=workers,
-            params=params,
+            seed_timeout_s=seed_timeout_s,
             progress=update,
         )
     if ensemble.resumed:
         console.print(
             f"Resumed: {len(ensemble.resumed)} seed run(s) were already complete under "
-            f"{ensemble.comparison_dir} and were not simulated again."
+            f"{ensemble.directory} and were not simulated again."
         )
-    return ensemble
+    packages = {
+        name: f"{engines[name].distribution} {engines[name].distribution_version}".strip() for name in chosen
+    }
+    return ensemble, packages
 
 
-def _fmt(value: float, unit: str) -> str:
-    if not math.isfinite(value):
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None or not math.isfinite(value):
         return "–"
     if unit == "share":
         return f"{100 * value:.1f}%"
     return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.3g}"
 
 
-def _cell(mean: float, low: float, high: float, unit: str, sign: str = "") -> Text:
+def _cell(mean: float | None, low: float | None, high: float | None, unit: str, sign: str = "") -> Text:
     """``mean ±half-width`` of the 95% interval (just the mean when there is no interval)."""
-    if not math.isfinite(low) or not math.isfinite(high):
+    if low is None or high is None or not math.isfinite(low) or not math.isfinite(high):
         return Text(sign + _fmt(mean, unit))
     half = (high - low) / 2
     return Text.assemble(f"{sign}{_fmt(mean, unit)} ", (f"±{_fmt(half, unit)}", "dim"))
@@ -244,6 +317,9 @@ def simulate(
     twin_dir: Path = TWIN,
     seeds: int = SEEDS,
     workers: int = WORKERS,
+    engine: list[str] = ENGINES,
+    settings: list[str] = SETTINGS,
+    seed_timeout: float = SEED_TIMEOUT,
     meso: bool = MESO,
     iterations: int | None = ITERATIONS,
     scale: float | None = SCALE,
@@ -251,26 +327,24 @@ def simulate(
     run_id: str | None = RUN_ID,
 ) -> None:
     """Simulate one scenario over several seeds and print its KPIs with 95% intervals."""
-    from civictwin.compare.table import kpi_label, kpi_rows
+    from civictwin.compare.table import kpi_rows
 
-    demand = {"scale": scale} if scale is not None else None
-    ensemble = _ensemble(
+    ensemble, _ = _ensemble(
         twin_dir,
         [scenario],
         run_id or f"simulate-{Path(scenario).stem}",
-        seeds,
-        workers,
-        mesoscopic=meso or None,
-        iterations=iterations,
-        demand=demand,
-        od_csv=str(od.resolve()) if od is not None else None,
+        seeds=seeds,
+        workers=workers,
+        named=engine,
+        options=engine_options(settings, **_traffic_shortcuts(meso, iterations, scale, od)),
+        seed_timeout_s=seed_timeout,
     )
     name = ensemble.scenarios[0].name
     table = Table("indicator", "unit", f"{name} (95% CI)", title=f"{name}: {len(ensemble.seeds)} seed(s)")
     for row in kpi_rows(ensemble.runs):
-        table.add_row(kpi_label(row.kpi), row.unit, _cell(row.mean, row.ci_low, row.ci_high, row.unit))
+        table.add_row(row.label or row.kpi, row.unit, _cell(row.mean, row.ci_low, row.ci_high, row.unit))
     console.print(table)
-    console.print(f"Seed results: {ensemble.comparison_dir / 'seeds' / name}")
+    console.print(f"Seed results: {ensemble.directory / 'seeds'}")
 
 
 @app.command()
@@ -280,6 +354,9 @@ def compare(
     twin_dir: Path = TWIN,
     seeds: int = SEEDS,
     workers: int = WORKERS,
+    engine: list[str] = ENGINES,
+    settings: list[str] = SETTINGS,
+    seed_timeout: float = SEED_TIMEOUT,
     meso: bool = MESO,
     iterations: int | None = ITERATIONS,
     scale: float | None = SCALE,
@@ -291,42 +368,56 @@ def compare(
 
     names = [base, *plans]
     comparison_id = run_id or "-vs-".join(Path(n).stem for n in names)[:128]
-    demand = {"scale": scale} if scale is not None else None
-    ensemble = _ensemble(
+    ensemble, packages = _ensemble(
         twin_dir,
         names,
         comparison_id,
-        seeds,
-        workers,
-        mesoscopic=meso or None,
-        iterations=iterations,
-        demand=demand,
-        od_csv=str(od.resolve()) if od is not None else None,
+        seeds=seeds,
+        workers=workers,
+        named=engine,
+        options=engine_options(settings, **_traffic_shortcuts(meso, iterations, scale, od)),
+        seed_timeout_s=seed_timeout,
     )
     with console.status("writing the comparison, maps and report"):
-        comparison, report = report_ensemble(ensemble, baseline=ensemble.scenarios[0].name)
+        comparison, report = report_ensemble(ensemble, baseline=ensemble.scenarios[0].name, packages=packages)
     console.print(_side_by_side(comparison))
-    for sentence in comparison.summary:
+    for sentence in [
+        *comparison.record.summary,
+        *(s for r in comparison.reports.values() for s in r.summary),
+    ]:
         console.print(f"• {sentence}", highlight=False)
     console.print(Text.assemble("\nReport: ", (str(report), "bold")))
 
 
+def _traffic_shortcuts(
+    meso: bool, iterations: int | None, scale: float | None, od: Path | None
+) -> dict[str, Any]:
+    """The traffic engine's command-line shortcuts as parameter overrides (None: not given)."""
+    return {
+        "mesoscopic": meso or None,
+        "iterations": iterations,
+        "demand": {"scale": scale} if scale is not None else None,
+        "od_csv": str(od.resolve()) if od is not None else None,
+    }
+
+
 def _side_by_side(comparison: Comparison) -> Table:
-    table = Table("KPI", title=f"Comparison {comparison.id}: mean ±95% CI half-width")
-    for scenario in (comparison.baseline, *comparison.plans):
+    record = comparison.record
+    table = Table("KPI", title=f"Comparison {record.id}: mean ±95% CI half-width")
+    for scenario in (record.baseline, *record.plans):
         table.add_column(scenario, justify="right")
-    for plan in comparison.plans:
+    for plan in record.plans:
         table.add_column(f"{plan} − base", justify="right")
-    for kpi in dict.fromkeys(r.kpi for r in comparison.kpis):
-        unit = comparison.kpi(kpi, comparison.baseline).unit
+    for kpi in dict.fromkeys(r.kpi for r in record.kpis):
+        unit = record.kpi(kpi, record.baseline).unit
         cells = [
             _cell(r.mean, r.ci_low, r.ci_high, unit)
-            for r in (comparison.kpi(kpi, s) for s in (comparison.baseline, *comparison.plans))
+            for r in (record.kpi(kpi, s) for s in (record.baseline, *record.plans))
         ]
-        for plan in comparison.plans:
-            d = comparison.difference(kpi, plan)
+        for plan in record.plans:
+            d = record.difference(kpi, plan)
             verdict = Text("real", style="bold") if d.distinguishable else Text("noise", style="dim")
-            sign = "+" if math.isfinite(d.mean) and d.mean > 0 else ""
+            sign = "+" if d.mean is not None and d.mean > 0 else ""
             cells.append(Text.assemble(_cell(d.mean, d.ci_low, d.ci_high, unit, sign), " ", verdict))
         table.add_row(kpi, *cells)
     return table

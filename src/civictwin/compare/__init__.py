@@ -1,9 +1,11 @@
-"""Compare scenarios: KPI tables with confidence intervals, edge-level differences, report, manifest.
+"""Compare scenarios across every engine: KPI tables with confidence intervals, per-key table
+differences, the report and the manifest.
 
-:func:`compare` turns per-seed runs into a :class:`~civictwin.compare.table.Comparison`;
-:func:`write_comparison` writes it into the comparison folder with the contract the API reads
-(``comparison.json``, ``edges_<scenario>.parquet``, ``edge_diff_<plan>.parquet``, ``zones_<scenario>.parquet``,
-``zone_diff_<plan>.parquet``, ``manifest.json``, ``report.html``) and writes the ``complete`` marker last.
+:func:`compare` turns the saved seeds of each engine into a :class:`Comparison`;
+:func:`write_comparison` writes it into the comparison folder with the layout of :mod:`civictwin.runs`
+(``comparison.json``, ``tables/<engine>.<table>/mean_<scenario>.parquet`` and ``diff_<plan>.parquet``,
+``manifest.json``, ``report.html``) and writes the ``complete`` marker last. Nothing here knows a
+particular engine: KPIs carry their own names, units and labels, tables their own keys and layers.
 """
 
 from __future__ import annotations
@@ -11,157 +13,207 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import geopandas as gpd
 import pandas as pd
 
+from civictwin.compare.layers import TwinLayers, read_layers, with_geometry
 from civictwin.compare.manifest import build_manifest
 from civictwin.compare.report import render_report
 from civictwin.compare.table import (
-    Comparison,
+    EngineRuns,
     difference_rows,
-    edge_differences,
     kpi_rows,
-    mean_edges,
-    modal_split_table,
+    stack_table,
     summary_sentences,
-    with_geometry,
-    zone_differences,
+    table_differences,
+    table_means,
 )
-from civictwin.engines.traffic.pipeline import COMPLETE, Ensemble, ScenarioRun
+from civictwin.engines.base import Engine, EngineReport, Reports
+from civictwin.engines.ensemble import Ensemble
+from civictwin.engines.registry import intervention_catalog
 from civictwin.errors import ScenarioError
-from civictwin.kpis.traffic import edge_zones, zone_totals
-
-COMPARISON_FILE = "comparison.json"
-MANIFEST_FILE = "manifest.json"
-REPORT_FILE = "report.html"
+from civictwin.runs import (
+    COMPARISON_FILE,
+    COMPLETE,
+    MANIFEST_FILE,
+    REPORT_FILE,
+    ComparisonRecord,
+    EngineRecord,
+    TableColumn,
+    TableRecord,
+    table_diff_file,
+    table_id,
+    table_mean_file,
+)
+from civictwin.scenarios.spec import Scenario
 
 __all__ = ["Comparison", "compare", "compare_ensemble", "report_ensemble", "write_comparison"]
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """A baseline and its plans across engines: the ``comparison.json`` record, the tables' per-key
+    means (per scenario) and differences (per plan), WGS84 where they can be mapped, and what each
+    engine adds to the report."""
+
+    record: ComparisonRecord
+    means: dict[str, dict[str, pd.DataFrame]]
+    diffs: dict[str, dict[str, pd.DataFrame]]
+    reports: dict[str, EngineReport] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    """The engines' caveats from their seeds (each distinct note once, with its engine)."""
+
+
 def compare(
-    base: Sequence[ScenarioRun],
-    plans: Mapping[str, Sequence[ScenarioRun]],
+    runs: EngineRuns,
     *,
+    engines: Sequence[Engine],
     comparison_id: str,
-    edge_geometry: gpd.GeoDataFrame,
-    zones: gpd.GeoDataFrame | None = None,
+    baseline: str,
+    plans: Sequence[str],
+    layers: TwinLayers,
     created: str | None = None,
 ) -> Comparison:
-    """KPI table, differences, summary, modal split and edge layers of a baseline and its plans.
+    """KPIs, differences, summary and table statistics of ``baseline`` and ``plans`` for every engine.
 
-    ``edge_geometry`` (``edge_id``, ``name``, ``length_m``, geometry in any CRS) gives the edge layers
-    their shapes; they come out in WGS84. With ``zones`` (same CRS), each scenario also gets per-zone
-    totals (:func:`civictwin.kpis.traffic.zone_totals`) and each plan its per-zone differences with
-    intervals (:func:`civictwin.compare.table.zone_differences`).
+    ``runs[engine][scenario]`` are the saved seeds; ``layers`` the twin layers the engines' tables map
+    onto (an empty :class:`TwinLayers` gives tables without shapes).
     """
-    if not base or not plans or any(not runs for runs in plans.values()):
-        raise ScenarioError("a comparison needs runs of the baseline and of at least one plan")
-    baseline = base[0].scenario
-    runs: dict[str, Sequence[ScenarioRun]] = {baseline: base, **plans}
-    means = {name: mean_edges(scenario_runs) for name, scenario_runs in runs.items()}
-    differences = difference_rows(base, plans)
-    placement = edge_zones(edge_geometry, zones) if zones is not None else None
-    return Comparison(
+    if not plans:
+        raise ScenarioError("a comparison needs a baseline and at least one plan")
+    order = [baseline, *plans]
+    for engine in engines:
+        missing = [s for s in order if not runs.get(engine.name, {}).get(s)]
+        if missing:
+            raise ScenarioError(f"no runs of '{missing[0]}' with engine '{engine.name}' to compare")
+    ordered = {e.name: {s: runs[e.name][s] for s in order} for e in engines}
+    kpis = kpi_rows(ordered)
+    differences = difference_rows(ordered, baseline, plans)
+    seeds = min(len(seeds) for scenarios in ordered.values() for seeds in scenarios.values())
+    means: dict[str, dict[str, pd.DataFrame]] = {}
+    diffs: dict[str, dict[str, pd.DataFrame]] = {}
+    tables = []
+    for engine in engines:
+        for spec in engine.tables:
+            name = table_id(engine.name, spec.name)
+            stacks = {s: stack_table(ordered[engine.name][s], spec) for s in order}
+            own = ordered[engine.name][baseline][0].table(spec.name) if spec.layer is None else None
+            means[name] = {s: with_geometry(table_means(stacks[s], spec), spec, layers, own) for s in order}
+            diffs[name] = {
+                p: with_geometry(table_differences(stacks[baseline], stacks[p], spec), spec, layers, own)
+                for p in plans
+            }
+            tables.append(
+                TableRecord(
+                    id=name,
+                    engine=engine.name,
+                    name=spec.name,
+                    label=spec.label,
+                    key=list(spec.key),
+                    layer=spec.layer,
+                    values=[TableColumn(column=c, unit=u) for c, u in spec.values],
+                )
+            )
+    record = ComparisonRecord(
         id=comparison_id,
         created=created or datetime.now(UTC).isoformat(timespec="seconds"),
         baseline=baseline,
-        plans=tuple(plans),
-        kpis=kpi_rows(runs),
+        plans=list(plans),
+        engines=[EngineRecord(name=e.name, version=e.version) for e in engines],
+        sources=sorted({layer for e in engines for layer in e.reads}),
+        tables=tables,
+        kpis=kpis,
         differences=differences,
-        summary=summary_sentences(baseline, differences, runs),
-        modal_split=modal_split_table(runs),
-        edges={name: with_geometry(frame, edge_geometry) for name, frame in means.items()},
-        edge_diffs={
-            plan: with_geometry(edge_differences(means[baseline], means[plan]), edge_geometry)
-            for plan in plans
-        },
-        zones={
-            name: zone_totals(frame, placement, zones["zone_id"])
-            for name, frame in means.items()
-            if zones is not None and placement is not None
-        },
-        zone_diffs={
-            plan: zone_differences(base, plan_runs, placement, zones)
-            for plan, plan_runs in plans.items()
-            if zones is not None and placement is not None
-        },
+        summary=summary_sentences(baseline, kpis, differences, seeds),
     )
+    reports = {e.name: e.report(ordered[e.name]) for e in engines if isinstance(e, Reports)}
+    notes = [
+        f"{engine}: {note}"
+        for engine, scenarios in ordered.items()
+        for note in dict.fromkeys(n for seeds in scenarios.values() for seed in seeds for n in seed.notes)
+    ]
+    return Comparison(record=record, means=means, diffs=diffs, reports=reports, notes=notes)
 
 
 def compare_ensemble(ensemble: Ensemble, *, baseline: str | None = None) -> Comparison:
     """The comparison of an ensemble: its first scenario (or ``baseline``) against all others."""
     names = [s.name for s in ensemble.scenarios]
     base_name = baseline or names[0]
-    if base_name not in ensemble.runs:
+    if base_name not in names:
         raise ScenarioError(f"no scenario '{base_name}' in this ensemble", field="baseline")
-    plans = {name: ensemble.runs[name] for name in names if name != base_name}
+    layers = read_layers(ensemble.twin, {s.layer for e in ensemble.engines for s in e.tables if s.layer})
     return compare(
-        ensemble.runs[base_name],
-        plans,
+        ensemble.runs,
+        engines=ensemble.engines,
         comparison_id=ensemble.comparison_id,
-        edge_geometry=ensemble.inputs.edges,
-        zones=ensemble.inputs.zones,
+        baseline=base_name,
+        plans=[n for n in names if n != base_name],
+        layers=layers,
     )
 
 
-def ensemble_manifest(ensemble: Ensemble, comparison: Comparison) -> dict[str, Any]:
-    """The manifest of an ensemble's comparison (data versions, scenario hashes, seeds, software)."""
-    all_runs = [run for runs in ensemble.runs.values() for run in runs]
+def ensemble_manifest(
+    ensemble: Ensemble, comparison: Comparison, *, packages: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The manifest of an ensemble's comparison (data versions, scenarios, seeds, engines, software).
+
+    ``packages`` names the distribution (and version) that provides each engine, when known.
+    """
+    resumed = set(ensemble.resumed)
     return build_manifest(
-        comparison_id=comparison.id,
-        created=comparison.created,
-        twin_dir=str(ensemble.inputs.twin_dir),
-        catalog=ensemble.inputs.catalog,
+        comparison_id=comparison.record.id,
+        created=comparison.record.created,
+        twin_dir=str(ensemble.twin.twin_dir),
+        catalog=ensemble.twin.catalog(),
         scenarios=ensemble.scenarios,
         seeds=ensemble.seeds,
-        parameters=ensemble.params.model_dump(mode="json"),
+        engines={
+            e.name: {
+                "version": e.version,
+                "package": (packages or {}).get(e.name),
+                "parameters": ensemble.parameters[e.name],
+            }
+            for e in ensemble.engines
+        },
+        owners=intervention_catalog(ensemble.engines).owners,
         runs=[
             {
-                "scenario": r.scenario,
-                "seed": r.seed,
-                "fingerprint": r.fingerprint,
-                "wall_s": round(r.wall_s, 3),
-                "sumo_wall_s": round(r.sumo_wall_s, 3),
-                "resumed": (r.scenario, r.seed) in ensemble.resumed,
-                "car_share_by_iteration": r.car_share_by_iteration,
+                "engine": seed.engine,
+                "scenario": seed.scenario,
+                "seed": seed.seed,
+                "fingerprint": seed.fingerprint,
+                "wall_s": round(seed.wall_s, 3),
+                "resumed": (seed.engine, seed.scenario, seed.seed) in resumed,
+                "details": seed.details,
             }
-            for r in all_runs
+            for scenarios in ensemble.runs.values()
+            for seeds in scenarios.values()
+            for seed in seeds
         ],
-        sumo_version=next((r.sumo_version for r in all_runs if r.sumo_version), "unknown"),
     )
 
 
-def ensemble_notes(ensemble: Ensemble) -> list[str]:
-    """Facts about the runs for the report: changed edges, transit data used, convergence, resumed seeds."""
-    notes = []
-    for name, prepared in ensemble.prepared.items():
-        changed = prepared.changes["edge_id"].nunique() if not prepared.changes.empty else 0
-        car_shares = [r.car_share_by_iteration for r in ensemble.runs[name]]
-        last_step = max((abs(c[-1] - c[-2]) for c in car_shares if len(c) > 1), default=0.0)
-        notes.append(
-            f"'{name}': {changed} street edges changed; transit times from "
-            f"{'the GTFS timetable' if prepared.transit_source == 'gtfs' else 'the fallback assumption (no GTFS)'}; "
-            f"{ensemble.params.iterations} simulation/mode-choice round(s), last change of the car share "
-            f"{100 * last_step:.2f} percentage points."
-        )
-    if ensemble.resumed:
-        notes.append(f"{len(ensemble.resumed)} seed run(s) were reused from an earlier, identical run.")
-    return notes
-
-
-def report_ensemble(ensemble: Ensemble, *, baseline: str | None = None) -> tuple[Comparison, Path]:
+def report_ensemble(
+    ensemble: Ensemble, *, baseline: str | None = None, packages: Mapping[str, str] | None = None
+) -> tuple[Comparison, Path]:
     """Compare an ensemble and write all its files into its comparison folder; returns the report path."""
     comparison = compare_ensemble(ensemble, baseline=baseline)
+    notes = (
+        [f"{len(ensemble.resumed)} seed run(s) were reused from an earlier, identical run."]
+        if ensemble.resumed
+        else []
+    )
     report = write_comparison(
         comparison,
-        ensemble.comparison_dir,
-        manifest=ensemble_manifest(ensemble, comparison),
+        ensemble.directory,
+        manifest=ensemble_manifest(ensemble, comparison, packages=packages),
         scenarios=ensemble.scenarios,
-        notes=ensemble_notes(ensemble),
+        parameters=ensemble.parameters,
+        notes=[*comparison.notes, *notes],
     )
     return comparison, report
 
@@ -171,8 +223,8 @@ def write_comparison(
     directory: Path,
     *,
     manifest: Mapping[str, Any],
-    scenarios: Sequence[Any] = (),
-    parameters: Mapping[str, Any] | None = None,
+    scenarios: Sequence[Scenario] = (),
+    parameters: Mapping[str, Mapping[str, Any]] | None = None,
     notes: Sequence[str] = (),
 ) -> Path:
     """Write every file of the comparison into ``directory``; the ``complete`` marker goes last.
@@ -180,29 +232,35 @@ def write_comparison(
     An existing marker is removed first, so readers never see old and new files mixed as complete.
     Each file is written to a temporary name and renamed into place. Returns the report's path.
     """
+    record = comparison.record
     directory.mkdir(parents=True, exist_ok=True)
     (directory / COMPLETE).unlink(missing_ok=True)
-    _atomic_text(directory / COMPARISON_FILE, json.dumps(comparison.to_json(), indent=1, allow_nan=False))
-    for name, edges in comparison.edges.items():
-        columns = ["edge_id", "name", "flow", "speed_ms", "co2_g", "noise_db", "geometry"]
-        _atomic_parquet(directory / f"edges_{name}.parquet", edges[columns])
-    for plan, diff in comparison.edge_diffs.items():
-        _atomic_parquet(directory / f"edge_diff_{plan}.parquet", diff)
-    for name, zone_frame in comparison.zones.items():
-        _atomic_parquet(directory / f"zones_{name}.parquet", zone_frame)
-    for plan, zone_diff in comparison.zone_diffs.items():
-        _atomic_parquet(directory / f"zone_diff_{plan}.parquet", zone_diff)
+    _atomic_text(directory / COMPARISON_FILE, record.to_json())
+    for table, frames in comparison.means.items():
+        for scenario, frame in frames.items():
+            _atomic_parquet(table_mean_file(directory, table, scenario), frame)
+    for table, frames in comparison.diffs.items():
+        for plan, frame in frames.items():
+            _atomic_parquet(table_diff_file(directory, table, plan), frame)
     _atomic_text(directory / MANIFEST_FILE, json.dumps(manifest, indent=1, default=str))
     report = render_report(
-        comparison,
+        record,
         scenarios=scenarios,
-        parameters=parameters or manifest.get("parameters", {}),
+        tables=comparison.diffs,
+        baseline_tables={table: frames[record.baseline] for table, frames in comparison.means.items()},
+        engine_reports=comparison.reports,
+        parameters=parameters or manifest_parameters(manifest),
         manifest=manifest,
         notes=notes,
     )
     _atomic_text(directory / REPORT_FILE, report)
-    (directory / COMPLETE).write_text(comparison.created + "\n", encoding="utf-8")
+    (directory / COMPLETE).write_text(record.created + "\n", encoding="utf-8")
     return directory / REPORT_FILE
+
+
+def manifest_parameters(manifest: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """Each engine's parameters as recorded in a manifest."""
+    return {name: entry.get("parameters", {}) for name, entry in manifest.get("engines", {}).items()}
 
 
 def _atomic_text(path: Path, text: str) -> None:
@@ -212,6 +270,7 @@ def _atomic_text(path: Path, text: str) -> None:
 
 
 def _atomic_parquet(path: Path, frame: pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.tmp")
     frame.to_parquet(staging, index=False)
     os.replace(staging, path)

@@ -1,9 +1,9 @@
 """The run manifest: everything needed to re-run a comparison and get the same numbers.
 
 It records the twin's data versions (each catalogued table with its source file checksum, row count
-and ingestion time), each scenario file's SHA-256, the seeds, every parameter, and the software
-versions (civictwin, Python, libraries, SUMO). Same manifest → same results: SUMO runs are
-deterministic per seed and the demand sampling is seeded.
+and ingestion time), each scenario file's SHA-256, the seeds, every engine with its version, the
+package that provides it and all its parameters, each seed's fingerprint and details, and the software
+versions. Same manifest → same results: every engine is deterministic per seed.
 """
 
 from __future__ import annotations
@@ -15,21 +15,20 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from civictwin.catalog.lineage import tool_versions
-from civictwin.scenarios.spec import Scenario
+from civictwin.scenarios.spec import Scenario, intervention_label
 
-MANIFEST_VERSION = 1
-_LIBRARIES = ("numpy", "pandas", "scipy", "geopandas", "pydantic", "matplotlib", "eclipse-sumo", "sumolib")
+MANIFEST_VERSION = 2
+_LIBRARIES = ("numpy", "pandas", "scipy", "geopandas", "pydantic", "matplotlib")
 
 
-def software_versions(sumo_version: str) -> dict[str, str]:
-    """civictwin's tool versions plus the libraries the traffic engine relies on and SUMO itself."""
+def software_versions() -> dict[str, str]:
+    """civictwin's tool versions plus the libraries every comparison relies on."""
     versions = dict(tool_versions())
     for name in _LIBRARIES:
         try:
             versions[name] = version(name)
         except PackageNotFoundError:
             continue
-    versions["sumo"] = sumo_version
     versions.setdefault("python", platform.python_version())
     return versions
 
@@ -50,14 +49,18 @@ def data_versions(catalog: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[st
     return versions
 
 
-def scenario_entry(scenario: Scenario) -> dict[str, Any]:
-    """A scenario's identity: name, file, SHA-256 of the file bytes, and its interventions."""
+def scenario_entry(scenario: Scenario, owners: Mapping[str, str]) -> dict[str, Any]:
+    """A scenario's identity: name, file, SHA-256 of the file bytes, and its interventions (each with
+    the engine that applies it)."""
     return {
         "name": scenario.name,
         "file": str(scenario.path) if scenario.path is not None else None,
         "sha256": scenario.file_hash or None,
         "baseline": scenario.baseline,
-        "interventions": [i.model_dump(mode="json") for i in scenario.interventions],
+        "interventions": [
+            {"engine": owners.get(i.type), "label": intervention_label(n, i), **i.model_dump(mode="json")}
+            for n, i in enumerate(scenario.interventions)
+        ],
     }
 
 
@@ -69,21 +72,25 @@ def build_manifest(
     catalog: Mapping[str, Mapping[str, Any]],
     scenarios: Sequence[Scenario],
     seeds: Sequence[int],
-    parameters: Mapping[str, Any],
+    engines: Mapping[str, Mapping[str, Any]],
+    owners: Mapping[str, str],
     runs: Sequence[Mapping[str, Any]],
-    sumo_version: str,
     command: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """The ``manifest.json`` document of one comparison."""
+    """The ``manifest.json`` document of one comparison.
+
+    ``engines``: per engine name its ``version``, ``package`` and ``parameters``; ``owners``: which
+    engine each intervention type belongs to; ``runs``: one entry per saved seed.
+    """
     return {
         "manifest_version": MANIFEST_VERSION,
         "comparison": comparison_id,
         "created": created,
         "command": list(command) if command is not None else list(sys.argv),
         "twin": {"dir": twin_dir, "data": data_versions(catalog)},
-        "scenarios": [scenario_entry(s) for s in scenarios],
+        "scenarios": [scenario_entry(s, owners) for s in scenarios],
         "seeds": list(seeds),
-        "parameters": dict(parameters),
+        "engines": {name: dict(entry) for name, entry in engines.items()},
         "runs": list(runs),
-        "software": software_versions(sumo_version),
+        "software": software_versions(),
     }

@@ -1,8 +1,10 @@
 """The self-contained HTML report of a comparison: summary, KPI table, plots, maps, assumptions.
 
 One file with everything inline (PNG images as data URIs, CSS in the page), so it can be mailed or
-archived. Colours are colour-vision-deficiency safe: cividis/viridis for sequential values and PuOr
+archived. Colours are colour-vision-deficiency safe: cividis for sequential values and PuOr
 (purple–orange) for differences, centred on zero: purple for less, orange for more, as in the viewer.
+Every engine's KPIs and tables are shown from what they declare; engines add their own figures and
+notes through :class:`~civictwin.engines.base.EngineReport`.
 """
 
 from __future__ import annotations
@@ -21,52 +23,66 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
-from civictwin.compare.table import HEADLINE_KPIS, Comparison, kpi_label
-from civictwin.engines.traffic.modechoice import MODES
-from civictwin.scenarios.spec import Scenario
+from civictwin.compare.table import headline_kpis_of
+from civictwin.engines.base import EngineReport
+from civictwin.runs import ComparisonRecord, TableRecord
+from civictwin.scenarios.spec import Scenario, intervention_label
 
-_MODE_NAMES = {"car": "Car", "pt": "Public transport", "bike": "Bike", "walk": "Walk"}
-_MAP_LAYERS = (
-    ("flow_diff", "cars per hour on the street", 1.0),
-    ("speed_ms_diff", "mean speed (km/h)", 3.6),
-    ("co2_g_diff", "CO2 emitted (kg)", 0.001),
-    ("noise_db_diff", "road noise (dB)", 1.0),
-)
 _ATTRIBUTION = "Map data © OpenStreetMap contributors (ODbL)."
+_KEY_ROWS = 10
 
 
 def render_report(
-    comparison: Comparison,
+    record: ComparisonRecord,
     *,
     scenarios: Sequence[Scenario],
-    parameters: Mapping[str, Any],
+    tables: Mapping[str, Mapping[str, pd.DataFrame]],
+    baseline_tables: Mapping[str, pd.DataFrame],
+    engine_reports: Mapping[str, EngineReport],
+    parameters: Mapping[str, Mapping[str, Any]],
     manifest: Mapping[str, Any],
     notes: Sequence[str] = (),
 ) -> str:
-    """The report as one HTML string."""
-    title = f"Traffic comparison: {', '.join(comparison.plans)} vs {comparison.baseline}"
+    """The report as one HTML string.
+
+    ``tables[table id][plan]`` are the per-key differences and ``baseline_tables[table id]`` the
+    baseline's means (WGS84 geometry when mappable); ``parameters`` are each engine's.
+    """
+    title = f"Comparison: {', '.join(record.plans)} vs {record.baseline}"
+    run_notes = [n for report in engine_reports.values() for n in report.notes] + list(notes)
     sections = [
-        _section("In short", _list(comparison.summary)),
         _section(
-            "What was simulated", _scenarios(scenarios) + ("<h3>Runs</h3>" + _list(notes) if notes else "")
+            "In short", _list([*record.summary, *(s for r in engine_reports.values() for s in r.summary)])
         ),
-        _section("Key indicators", _kpi_table(comparison)),
-        _section("Changes against the baseline", _image(_difference_figure(comparison))),
-        _section("How people travel (modal split)", _image(_modal_split_figure(comparison))),
-        _section("Where it changes", _maps(comparison)),
-        _section("By neighbourhood (analysis zones)", _zones(comparison)),
-        _section("Assumptions and parameters", _parameters(parameters)),
+        _section(
+            "What was simulated",
+            _scenarios(scenarios, manifest) + ("<h3>Runs</h3>" + _list(run_notes) if run_notes else ""),
+        ),
+        _section("Key indicators", _kpi_table(record)),
+        _section("Changes against the baseline", _image(_difference_figure(record))),
+        *(
+            _section(
+                part.heading, _list(list(part.paragraphs)) + "".join(_png_tag(png) for png in part.figures)
+            )
+            for report in engine_reports.values()
+            for part in report.sections
+        ),
+        _section("Where it changes", _tables(record, tables, baseline_tables)),
+        _section("Assumptions and parameters", _parameters(parameters, engine_reports)),
         _section("Reproducing these numbers", _reproduce(manifest)),
     ]
+    engines = ", ".join(f"{e.name} {e.version}" for e in record.engines)
     return _PAGE.format(
         title=html.escape(title),
-        created=html.escape(comparison.created),
-        comparison_id=html.escape(comparison.id),
+        created=html.escape(record.created),
+        comparison_id=html.escape(record.id),
         body="\n".join(sections),
         attribution=html.escape(_ATTRIBUTION),
+        engines=html.escape(engines),
     )
 
 
@@ -80,13 +96,23 @@ def _list(items: Sequence[str]) -> str:
     return "<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in items) + "</ul>"
 
 
-def _scenarios(scenarios: Sequence[Scenario]) -> str:
+def _scenarios(scenarios: Sequence[Scenario], manifest: Mapping[str, Any]) -> str:
+    owners = {
+        entry["label"]: entry.get("engine")
+        for scenario in manifest.get("scenarios", [])
+        for entry in scenario.get("interventions", [])
+    }
     parts = []
     for scenario in scenarios:
-        changes = [f"{i.type.replace('_', ' ')}: {i.describe()}" for i in scenario.interventions]
+        changes = []
+        for index, item in enumerate(scenario.interventions):
+            engine = owners.get(intervention_label(index, item))
+            changes.append(
+                f"{item.type.replace('_', ' ')}{f' ({engine})' if engine else ''}: {item.describe()}"
+            )
         parts.append(
             f"<h3>{html.escape(scenario.name)}</h3><p>{html.escape(scenario.description or 'No description.')}</p>"
-            + (_list(changes) if changes else "<p>No interventions: the network as built.</p>")
+            + (_list(changes) if changes else "<p>No interventions: the twin as built.</p>")
         )
     return "\n".join(parts)
 
@@ -100,74 +126,89 @@ def _number(value: float | None, unit: str) -> str:
     return f"{value:,.0f}" if magnitude >= 100 else f"{value:,.2f}" if magnitude >= 1 else f"{value:.3g}"
 
 
-def _kpi_table(comparison: Comparison) -> str:
-    scenarios = [comparison.baseline, *comparison.plans]
+def _kpi_table(record: ComparisonRecord) -> str:
+    scenarios = [record.baseline, *record.plans]
     head = "".join(f"<th>{html.escape(s)}</th>" for s in scenarios)
-    head += "".join(
-        f"<th>{html.escape(p)} − {html.escape(comparison.baseline)}</th>" for p in comparison.plans
-    )
+    head += "".join(f"<th>{html.escape(p)} − {html.escape(record.baseline)}</th>" for p in record.plans)
     rows = []
-    for kpi in dict.fromkeys(r.kpi for r in comparison.kpis):
-        unit = comparison.kpi(kpi, comparison.baseline).unit
-        cells = []
-        for scenario in scenarios:
-            row = comparison.kpi(kpi, scenario)
-            interval = (
-                f"<br><small>{_number(row.ci_low, unit)} to {_number(row.ci_high, unit)}</small>"
-                if math.isfinite(row.ci_low)
-                else ""
+    engines = list(dict.fromkeys(r.engine for r in record.kpis))
+    for engine in engines:
+        if len(engines) > 1:
+            rows.append(
+                f'<tr><th colspan="{1 + len(scenarios) + len(record.plans)}">{html.escape(engine)}</th></tr>'
             )
-            cells.append(f"<td>{_number(row.mean, unit)}{interval}</td>")
-        for plan in comparison.plans:
-            diff = comparison.difference(kpi, plan)
-            css = "real" if diff.distinguishable else "noise"
-            cells.append(
-                f'<td class="{css}" title="{html.escape(diff.words)}">{_number(diff.mean, unit)}'
-                f"<br><small>{'real change' if diff.distinguishable else 'within noise'}</small></td>"
-            )
-        shown_unit = "%" if unit == "share" else unit
-        rows.append(
-            f"<tr><th>{html.escape(kpi_label(kpi))} <small>({html.escape(shown_unit)})</small></th>"
-            + "".join(cells)
-            + "</tr>"
-        )
+        for kpi in dict.fromkeys(r.kpi for r in record.kpis if r.engine == engine):
+            rows.append(_kpi_row(record, kpi, scenarios))
     return (
         "<p>Means over the seeds with their 95% confidence interval below; the last columns give plan minus "
         "baseline, marked <span class=real>real change</span> when the interval excludes zero and "
-        "<span class=noise>within noise</span> otherwise. Car indicators describe the car trips that remain in "
-        "each scenario: when a plan moves trips to other modes, the mean car travel time can fall even where "
-        "driving a given route takes longer.</p>"
+        "<span class=noise>within noise</span> otherwise.</p>"
         f'<table class="kpis"><thead><tr><th>Indicator</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
     )
 
 
-def _png(figure: Figure) -> str:
+def _kpi_row(record: ComparisonRecord, kpi: str, scenarios: Sequence[str]) -> str:
+    first = record.kpi(kpi, record.baseline)
+    unit = first.unit
+    cells = []
+    for scenario in scenarios:
+        row = record.kpi(kpi, scenario)
+        interval = (
+            f"<br><small>{_number(row.ci_low, unit)} to {_number(row.ci_high, unit)}</small>"
+            if row.ci_low is not None and row.ci_high is not None
+            else ""
+        )
+        cells.append(f"<td>{_number(row.mean, unit)}{interval}</td>")
+    for plan in record.plans:
+        diff = record.difference(kpi, plan)
+        css = "real" if diff.distinguishable else "noise"
+        cells.append(
+            f'<td class="{css}" title="{html.escape(diff.words)}">{_number(diff.mean, unit)}'
+            f"<br><small>{'real change' if diff.distinguishable else 'within noise'}</small></td>"
+        )
+    shown_unit = "%" if unit == "share" else unit
+    label = first.label or kpi
+    return (
+        f"<tr><th>{html.escape(label)} <small>({html.escape(shown_unit)})</small></th>"
+        + "".join(cells)
+        + "</tr>"
+    )
+
+
+def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
+
+
+def _png_tag(png: bytes, alt: str = "") -> str:
+    return (
+        f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
+    )
 
 
 def _image(figure: Figure, alt: str = "") -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{_png(figure)}">'
+    return _png_tag(_png(figure), alt)
 
 
-def _difference_figure(comparison: Comparison) -> Figure:
+def _difference_figure(record: ComparisonRecord) -> Figure:
     """Relative change (%) of the headline KPIs with their 95% intervals, one colour per plan."""
-    kpis = [k for k in HEADLINE_KPIS if any(d.kpi == k for d in comparison.differences)]
-    figure, axis = plt.subplots(figsize=(8, 0.6 + 0.55 * len(kpis) * max(1, len(comparison.plans))))
-    colours = plt.get_cmap("cividis")(np.linspace(0.15, 0.85, max(1, len(comparison.plans))))
-    height = 0.8 / max(1, len(comparison.plans))
-    for p, plan in enumerate(comparison.plans):
+    kpis = [k for k in headline_kpis_of(record) if any(d.kpi == k for d in record.differences)]
+    labels = {r.kpi: r.label or r.kpi for r in record.kpis}
+    figure, axis = plt.subplots(figsize=(8, 0.6 + 0.55 * max(1, len(kpis)) * max(1, len(record.plans))))
+    colours = plt.get_cmap("cividis")(np.linspace(0.15, 0.85, max(1, len(record.plans))))
+    height = 0.8 / max(1, len(record.plans))
+    for p, plan in enumerate(record.plans):
         for k, kpi in enumerate(kpis):
-            diff = comparison.difference(kpi, plan)
-            base = comparison.kpi(kpi, comparison.baseline).mean
-            if not math.isfinite(diff.mean) or not base:
+            diff = record.difference(kpi, plan)
+            base = record.kpi(kpi, record.baseline).mean
+            if diff.mean is None or not base:
                 continue
             scale = 100.0 / abs(base)
-            y = k + (p - (len(comparison.plans) - 1) / 2) * height
-            low = diff.ci_low * scale if math.isfinite(diff.ci_low) else diff.mean * scale
-            high = diff.ci_high * scale if math.isfinite(diff.ci_high) else diff.mean * scale
+            y = k + (p - (len(record.plans) - 1) / 2) * height
+            low = diff.ci_low * scale if diff.ci_low is not None else diff.mean * scale
+            high = diff.ci_high * scale if diff.ci_high is not None else diff.mean * scale
             axis.errorbar(
                 diff.mean * scale,
                 y,
@@ -179,161 +220,113 @@ def _difference_figure(comparison: Comparison) -> Figure:
                 label=plan if k == 0 else None,
             )
     axis.axvline(0, color="0.4", lw=0.8)
-    axis.set_yticks(range(len(kpis)), [kpi_label(k) for k in kpis])
+    axis.set_yticks(range(len(kpis)), [labels[k] for k in kpis])
     axis.invert_yaxis()
     axis.set_xlabel("Change against the baseline (%), with 95% interval; hollow = within noise")
-    axis.legend(loc="best", frameon=False)
+    if kpis:
+        axis.legend(loc="best", frameon=False)
     return figure
 
 
-def _modal_split_figure(comparison: Comparison) -> Figure:
-    """Stacked bars of the mode shares per scenario."""
-    frame = comparison.modal_split
-    scenarios = [comparison.baseline, *comparison.plans]
-    figure, axis = plt.subplots(figsize=(8, 0.8 + 0.5 * len(scenarios)))
-    colours = plt.get_cmap("viridis")(np.linspace(0.05, 0.9, len(MODES)))
-    left = np.zeros(len(scenarios))
-    for m, mode in enumerate(MODES):
-        shares = np.array(
-            [
-                float(frame.loc[(frame["scenario"] == s) & (frame["mode"] == mode), "share"].iloc[0])
-                for s in scenarios
-            ]
-        )
-        axis.barh(scenarios, 100 * shares, left=left, color=colours[m], label=_MODE_NAMES[mode])
-        for y, (x0, share) in enumerate(zip(left, shares, strict=True)):
-            if share > 0.06:
-                axis.text(
-                    x0 + 50 * share,
-                    y,
-                    f"{100 * share:.0f}%",
-                    ha="center",
-                    va="center",
-                    color="white" if m < 2 else "black",
-                    fontsize=8,
-                )
-        left += 100 * shares
-    axis.set_xlim(0, 100)
-    axis.set_xlabel("Share of person trips (%)")
-    axis.invert_yaxis()
-    axis.legend(ncols=4, loc="upper center", bbox_to_anchor=(0.5, -0.35), frameon=False)
-    return figure
-
-
-def _maps(comparison: Comparison) -> str:
+def _tables(
+    record: ComparisonRecord,
+    tables: Mapping[str, Mapping[str, pd.DataFrame]],
+    baseline_tables: Mapping[str, pd.DataFrame],
+) -> str:
     parts = [
-        "<p>Purple streets lose (fewer cars, lower speed, less CO2, quieter), orange streets gain; the "
-        "purple–orange scale stays readable with colour-vision deficiencies. Light grey streets carry no "
-        "measured change. Values are means over the seeds.</p>"
+        "<p>Each engine's results per street, building, zone or grid cell, as means over the seeds. Every "
+        "value gets its own 95% interval from the variation between seeds: it is coloured only where its "
+        "change stands out from run-to-run noise (purple lower, orange higher; the scale stays readable "
+        "with colour-vision deficiencies); grey shows no change beyond noise.</p>"
     ]
-    base = comparison.edges.get(comparison.baseline)
-    if base is not None and not base.empty:
-        parts.append(f"<h3>Baseline: cars per hour</h3>{_image(_flow_map(base), 'baseline car flow map')}")
-    for plan, diff in comparison.edge_diffs.items():
-        parts.append(f"<h3>{html.escape(plan)} − {html.escape(comparison.baseline)}</h3>")
-        parts.append(_image(_difference_maps(diff), f"maps of the changes of {plan}"))
+    for table in record.tables:
+        parts.append(
+            f"<h3>{html.escape(table.label or table.id)} <small>({html.escape(table.id)})</small></h3>"
+        )
+        base = baseline_tables.get(table.id)
+        if isinstance(base, gpd.GeoDataFrame) and not base.empty:
+            first = table.values[0]
+            alt = f"{record.baseline}: {first.column} per {table.name}"
+            parts.append(
+                f"<h4>{html.escape(alt)}</h4>{_image(_value_map(base, first.column, first.unit), alt)}"
+            )
+        for plan, diff in tables.get(table.id, {}).items():
+            parts.append(f"<h4>{html.escape(plan)} − {html.escape(record.baseline)}</h4>")
+            parts.append(f"<p>{html.escape(_real_counts(table, diff))}</p>")
+            if isinstance(diff, gpd.GeoDataFrame) and not diff.empty:
+                parts.append(
+                    _image(_difference_maps(diff, table), f"maps of the changes of {plan} in {table.id}")
+                )
+            parts.append(_key_table(diff, table))
     return "\n".join(parts)
 
 
-def _flow_map(edges: gpd.GeoDataFrame) -> Figure:
+def _real_counts(table: TableRecord, diff: pd.DataFrame) -> str:
+    counts = [f"{int(diff[f'{v.column}_real'].sum())} change {v.column}" for v in table.values]
+    return f"Of {len(diff)} rows, beyond run-to-run noise: " + "; ".join(counts) + "."
+
+
+def _value_map(frame: gpd.GeoDataFrame, column: str, unit: str) -> Figure:
     figure, axis = plt.subplots(figsize=(7, 7))
-    edges.plot(
-        ax=axis,
-        column="flow",
-        cmap="cividis",
-        linewidth=1.6,
-        legend=True,
-        legend_kwds={"label": "cars per hour", "shrink": 0.6},
-    )
+    frame.plot(ax=axis, column=column, cmap="cividis", legend=True,
+               legend_kwds={"label": f"{column} ({unit})", "shrink": 0.6}, **_style(frame))  # fmt: skip
     _map_axis(axis)
     return figure
 
 
-def _difference_maps(diff: gpd.GeoDataFrame) -> Figure:
-    figure, axes = plt.subplots(2, 2, figsize=(11, 10))
-    for axis, (column, label, factor) in zip(axes.flat, _MAP_LAYERS, strict=True):
-        values = diff[column].to_numpy(dtype=float) * factor
-        finite = values[np.isfinite(values)]
-        limit = float(np.max(np.abs(finite))) if finite.size and np.max(np.abs(finite)) > 0 else 1.0
-        diff.plot(ax=axis, color="0.85", linewidth=0.8)
-        shown = diff.assign(_value=values)[np.isfinite(values)]
-        if not shown.empty:
-            _diverging(shown, axis, "_value", limit, linewidth=1.8)
-        axis.set_title(f"Change in {label}")
+def _difference_maps(diff: gpd.GeoDataFrame, table: TableRecord) -> Figure:
+    columns = len(table.values)
+    rows = math.ceil(columns / 2)
+    figure, axes = plt.subplots(
+        rows, min(2, columns), figsize=(11 if columns > 1 else 7, 5.5 * rows), squeeze=False
+    )
+    for axis in axes.flat[columns:]:
+        axis.set_visible(False)
+    for axis, value in zip(axes.flat, table.values, strict=False):
+        column = f"{value.column}_diff"
+        real = diff[diff[f"{value.column}_real"].to_numpy(dtype=bool)]
+        diff.plot(ax=axis, color="0.85", **_style(diff, thin=True))
+        values = real[column].to_numpy(dtype=float)
+        if values.size and np.nanmax(np.abs(values)) > 0:
+            limit = float(np.nanmax(np.abs(values)))
+            real.plot(ax=axis, column=column, cmap="PuOr_r", norm=TwoSlopeNorm(0.0, -limit, limit), legend=True,
+                      legend_kwds={"label": f"change ({value.unit})", "shrink": 0.6}, **_style(real))  # fmt: skip
+        axis.set_title(f"Change in {value.column.replace('_', ' ')} (beyond noise)")
         _map_axis(axis)
     return figure
 
 
-_ZONE_ROWS = 10
+def _style(frame: gpd.GeoDataFrame, *, thin: bool = False) -> dict[str, Any]:
+    """Lines drawn as lines, areas with thin outlines, points as dots."""
+    kinds = set(frame.geom_type.dropna())
+    if kinds <= {"LineString", "MultiLineString"}:
+        return {"linewidth": 0.8 if thin else 1.8}
+    if kinds <= {"Point", "MultiPoint"}:
+        return {"markersize": 4 if thin else 8}
+    return {"edgecolor": "0.6", "linewidth": 0.3}
 
 
-def _zones(comparison: Comparison) -> str:
-    if not comparison.zone_diffs:
-        return "<p>No analysis zones were given, so there is no breakdown by neighbourhood.</p>"
-    parts = [
-        "<p>Car traffic (vehicle-km driven in the simulated hour) and CO2 summed over each analysis zone's "
-        "streets (a street counts in the zone holding its midpoint). Each seed is totalled per zone first, "
-        "so every zone gets its own 95% interval: a zone is coloured only where its change stands out from "
-        "run-to-run noise; grey zones show no change beyond noise.</p>"
-    ]
-    for plan, diff in comparison.zone_diffs.items():
-        real = int(diff["vehicle_km_real"].sum())
-        co2_real = int(diff["co2_kg_real"].sum())
-        parts.append(f"<h3>{html.escape(plan)} − {html.escape(comparison.baseline)}</h3>")
-        parts.append(
-            f"<p>{real} of {len(diff)} zones change their car traffic beyond noise, {co2_real} their CO2.</p>"
-        )
-        parts.append(_image(_zone_map(diff), f"map of the change in car traffic per zone for {plan}"))
-        parts.append(_zone_table(diff))
-    return "\n".join(parts)
-
-
-def _zone_map(diff: gpd.GeoDataFrame) -> Figure:
-    figure, axis = plt.subplots(figsize=(7, 7))
-    diff.plot(ax=axis, color="0.9", edgecolor="0.6", linewidth=0.4)
-    real = diff[diff["vehicle_km_real"].to_numpy(dtype=bool)]
-    if not real.empty:
-        limit = float(np.max(np.abs(real["vehicle_km_diff"].to_numpy(dtype=float)))) or 1.0
-        _diverging(real, axis, "vehicle_km_diff", limit, label="change in vehicle-km (beyond noise)",
-                   edgecolor="0.3", linewidth=0.4)  # fmt: skip
-    _map_axis(axis)
-    return figure
-
-
-def _diverging(
-    frame: gpd.GeoDataFrame, axis: Any, column: str, limit: float, *, label: str = "", **style: Any
-) -> None:
-    """``column`` on the purple (lower) – orange (higher) scale, centred on zero, with its colour bar."""
-    frame.plot(
-        ax=axis,
-        column=column,
-        cmap="PuOr_r",
-        norm=TwoSlopeNorm(0.0, -limit, limit),
-        legend=True,
-        legend_kwds={"label": label, "shrink": 0.6},
-        **style,
-    )
-
-
-def _zone_table(diff: gpd.GeoDataFrame) -> str:
-    real = diff[diff["vehicle_km_real"].to_numpy(dtype=bool)]
+def _key_table(diff: pd.DataFrame, table: TableRecord) -> str:
+    first = table.values[0]
+    real = diff[diff[f"{first.column}_real"].to_numpy(dtype=bool)]
     if real.empty:
-        return "<p>No zone changes its car traffic beyond noise.</p>"
-    largest = real.reindex(real["vehicle_km_diff"].abs().sort_values(ascending=False).index)[:_ZONE_ROWS]
+        return f"<p>No row changes its {html.escape(first.column)} beyond noise.</p>"
+    largest = real.reindex(real[f"{first.column}_diff"].abs().sort_values(ascending=False).index)[:_KEY_ROWS]
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in table.key)
+    head += f"<th>Baseline</th><th>Plan</th><th>Change (95% CI), {html.escape(first.unit)}</th>"
     rows = "".join(
-        f"<tr><td>{html.escape(str(z.zone_id))}</td><td>{_number(z.vehicle_km_base, 'km')}</td>"
-        f"<td>{_number(z.vehicle_km_plan, 'km')}</td>"
-        f"<td>{_number(z.vehicle_km_diff, 'km')}<br><small>{_number(z.vehicle_km_ci_low, 'km')} to "
-        f"{_number(z.vehicle_km_ci_high, 'km')}</small></td>"
-        f"<td>{_number(z.co2_kg_diff, 'kg')}<br><small>{'real change' if z.co2_kg_real else 'within noise'}"
-        "</small></td></tr>"
-        for z in largest.itertuples()
+        "<tr>"
+        + "".join(f"<td>{html.escape(str(row[k]))}</td>" for k in table.key)
+        + f"<td>{_number(row[f'{first.column}_base'], first.unit)}</td>"
+        + f"<td>{_number(row[f'{first.column}_plan'], first.unit)}</td>"
+        + f"<td>{_number(row[f'{first.column}_diff'], first.unit)}<br><small>"
+        + f"{_number(row[f'{first.column}_ci_low'], first.unit)} to {_number(row[f'{first.column}_ci_high'], first.unit)}"
+        + "</small></td></tr>"
+        for _, row in largest.iterrows()
     )
     return (
-        f"<p>The {len(largest)} zone(s) with the largest change in car traffic beyond noise:</p>"
-        '<table class="kpis"><thead><tr><th>Zone</th><th>Baseline vehicle-km</th><th>Plan vehicle-km</th>'
-        "<th>Change (95% CI)</th><th>Change in CO2 (kg)</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table>"
+        f"<p>The {len(largest)} row(s) with the largest change in {html.escape(first.column)} beyond noise:</p>"
+        f'<table class="kpis"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
     )
 
 
@@ -342,19 +335,20 @@ def _map_axis(axis: Any) -> None:
     axis.set_aspect(1 / math.cos(math.radians(float(np.mean(axis.get_ylim())))))
 
 
-def _parameters(parameters: Mapping[str, Any]) -> str:
-    rows = "".join(
-        f"<tr><th>{html.escape(key)}</th><td>{html.escape(str(value))}</td></tr>"
-        for key, value in _flatten(parameters)
-    )
-    return (
-        "<p>Demand comes from a gravity model of the zones' residents, jobs and points of interest; a "
-        "logit model splits it over car, public transport, bike and walking, fed back with the simulated "
-        "car times. The defaults are literature values to be calibrated locally (see "
-        "docs/methods-demand.md). Simulation: Eclipse SUMO with dynamic rerouting; emissions from HBEFA "
-        "classes, noise from Harmonoise.</p>"
-        f'<table class="params"><tbody>{rows}</tbody></table>'
-    )
+def _parameters(parameters: Mapping[str, Mapping[str, Any]], reports: Mapping[str, EngineReport]) -> str:
+    parts = []
+    for engine, values in parameters.items():
+        rows = "".join(
+            f"<tr><th>{html.escape(key)}</th><td>{html.escape(str(value))}</td></tr>"
+            for key, value in _flatten(values)
+        )
+        method = reports[engine].method if engine in reports else ""
+        parts.append(
+            f"<h3>{html.escape(engine)}</h3>"
+            + (f"<p>{html.escape(method)}</p>" if method else "")
+            + f'<table class="params"><tbody>{rows}</tbody></table>'
+        )
+    return "\n".join(parts)
 
 
 def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -372,12 +366,16 @@ def _reproduce(manifest: Mapping[str, Any]) -> str:
     scenarios = [
         f"{s['name']}: sha256 {s['sha256'] or '(built in code)'}" for s in manifest.get("scenarios", [])
     ]
+    engines = [
+        f"engine {name} {entry.get('version', '')} ({entry.get('package') or 'not installed as a package'})"
+        for name, entry in manifest.get("engines", {}).items()
+    ]
     software = ", ".join(f"{k} {v}" for k, v in manifest.get("software", {}).items())
     seeds = ", ".join(str(s) for s in manifest.get("seeds", []))
     return (
         f"<p>Seeds: {html.escape(seeds)}. The full record (data checksums, parameters, software) is in "
         "<code>manifest.json</code> beside this report.</p>"
-        + _list(scenarios)
+        + _list(engines + scenarios)
         + f"<p><small>{html.escape(software)}</small></p>"
     )
 
@@ -402,6 +400,6 @@ footer {{ margin-top: 3rem; font-size: .8rem; color: #555; }}
 <h1>{title}</h1>
 <p>Comparison <code>{comparison_id}</code>, created {created}.</p>
 {body}
-<footer>{attribution} Made with civictwin and Eclipse SUMO.</footer>
+<footer>{attribution} Made with civictwin; engines: {engines}.</footer>
 </body></html>
 """

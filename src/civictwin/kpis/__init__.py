@@ -1,1 +1,1 @@
-"""Indicators from engine outputs, and their aggregation over seeds into means with 95% intervals."""
+"""Ensemble statistics for any engine's KPIs and tables: means with 95% intervals, differences in words."""

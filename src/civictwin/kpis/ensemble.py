@@ -2,7 +2,9 @@
 
 Runs of a stochastic simulation differ by seed; a change between scenarios counts as detectable only
 when the 95% interval of the difference of means (Welch's t, unequal variances) excludes zero. The
-``words`` of a :class:`Difference` say so in one plain sentence for the report.
+``words`` of a :class:`Difference` say so in one plain sentence for the report, and whether the
+change is an improvement when the KPI says which direction is better. :func:`key_differences` does the
+same for every key of a table at once (per street, building, zone or grid cell).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy import stats
@@ -61,15 +64,26 @@ NEGLIGIBLE = 0.01
 """A detectable change smaller than this share of the base mean is called negligible in words."""
 
 
-def difference(base: Sequence[float], plan: Sequence[float], *, label: str = "The value") -> Difference:
-    """Plan − base with Welch's t 95% interval; ``words`` describes it for a non-technical reader."""
+Better = Literal["lower", "higher", "neither"]
+
+
+def difference(
+    base: Sequence[float], plan: Sequence[float], *, label: str = "The value", better: Better = "neither"
+) -> Difference:
+    """Plan − base with Welch's t 95% interval; ``words`` describes it for a non-technical reader.
+
+    With ``better`` (the direction that is an improvement) a detectable, non-negligible change is also
+    called an improvement or a worsening.
+    """
     a, b = _clean(base, "base"), _clean(plan, "plan")
     base_mean, plan_mean = float(a.mean()), float(b.mean())
     diff = plan_mean - base_mean
     low, high = _welch_interval(a, b, diff)
     distinguishable = bool(not math.isnan(low) and (low > 0 or high < 0))
     relative = diff / base_mean if base_mean != 0 else math.nan
-    words = _words(label, diff, low, high, base_mean, distinguishable, n_min=min(a.size, b.size))
+    words = _words(
+        label, diff, low, high, base_mean, distinguishable, n_min=min(a.size, b.size), better=better
+    )
     return Difference(diff, low, high, distinguishable, words, relative, base_mean, plan_mean)
 
 
@@ -86,7 +100,15 @@ def _welch_interval(a: np.ndarray, b: np.ndarray, diff: float) -> tuple[float, f
 
 
 def _words(
-    label: str, diff: float, low: float, high: float, base_mean: float, distinguishable: bool, *, n_min: int
+    label: str,
+    diff: float,
+    low: float,
+    high: float,
+    base_mean: float,
+    distinguishable: bool,
+    *,
+    n_min: int,
+    better: Better = "neither",
 ) -> str:
     if n_min < 2:
         return f"{label}: too few runs (fewer than 2 seeds) to tell a change from run-to-run noise."
@@ -98,7 +120,10 @@ def _words(
     change = f"{label}: {direction} {_amount(abs(diff), base_mean, extra)} ({interval})"
     if base_mean != 0 and abs(diff / base_mean) < NEGLIGIBLE:
         return f"{change}: detectable, but under {NEGLIGIBLE:.0%} and negligible in practice."
-    return f"{change}."
+    if better == "neither":
+        return f"{change}."
+    improves = (diff < 0) == (better == "lower")
+    return f"{change}, {'an improvement' if improves else 'a worsening'}."
 
 
 def _extra_decimals(low: float, high: float, base_mean: float) -> int:
@@ -128,3 +153,52 @@ def _clean(values: Sequence[float], name: str) -> np.ndarray:
     if data.size == 0 or np.isnan(data).any():
         raise ValueError(f"{name}: need at least one value and no NaN")
     return data
+
+
+@dataclass(frozen=True)
+class KeyDifferences:
+    """Plan − base for many keys at once (one row per key): arrays of length ``keys``.
+
+    Values per key and seed may be NaN (a seed without a value for that key); they are left out, and
+    a key with fewer than two values on either side has no interval and is never ``real``.
+    """
+
+    base_mean: np.ndarray
+    plan_mean: np.ndarray
+    diff: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    real: np.ndarray
+
+
+def key_differences(base: np.ndarray, plan: np.ndarray) -> KeyDifferences:
+    """Welch's 95% interval of plan − base for every row of ``base`` (keys × seeds) and ``plan``.
+
+    Row by row the same numbers as :func:`difference` on that row's finite values.
+    """
+    a_mean, a_var, a_n = _row_stats(base)
+    b_mean, b_var, b_n = _row_stats(plan)
+    diff = b_mean - a_mean
+    with np.errstate(divide="ignore", invalid="ignore"):
+        va, vb = a_var / a_n, b_var / b_n
+        se = np.sqrt(va + vb)
+        dof = (va + vb) ** 2 / (va**2 / (a_n - 1) + vb**2 / (b_n - 1))
+        half = stats.t.ppf(0.5 + CONFIDENCE / 2, dof) * se
+    enough = (a_n >= 2) & (b_n >= 2)
+    half = np.where(enough & (se == 0), 0.0, np.where(enough, half, np.nan))
+    low, high = diff - half, diff + half
+    real = enough & ((low > 0) | (high < 0))
+    return KeyDifferences(a_mean, b_mean, diff, low, high, real)
+
+
+def _row_stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: mean and sample variance of the finite values, and how many there are."""
+    data = np.asarray(values, dtype=float)
+    finite = np.isfinite(data)
+    n = finite.sum(axis=1).astype(float)
+    filled = np.where(finite, data, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = filled.sum(axis=1) / n
+        squares = np.where(finite, (data - mean[:, None]) ** 2, 0.0).sum(axis=1)
+        var = squares / (n - 1)
+    return mean, var, n

@@ -1,7 +1,9 @@
-"""Resolve a scenario's selections (street names, OSM ids, edge ids, polygons) to network edge ids.
+"""Resolve a scenario's shared selections: streets to network edge ids, buildings to building rows.
 
 A selection that matches nothing is an error, never a silent no-op: every listed name, OSM id and edge
-id must match at least one edge, and a polygon must contain at least one selected edge.
+id must match at least one edge, a polygon must contain at least one selected edge, and a building
+selection must match at least one building. Every engine resolves selections here, so a street or a
+set of buildings means the same thing to traffic, energy and heat.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from shapely.geometry.base import BaseGeometry
 
 from civictwin.errors import ScenarioError
 from civictwin.geometry import WGS84, reproject
-from civictwin.scenarios.spec import ModalFilter, Scenario, Selection, intervention_label
+from civictwin.scenarios.spec import BuildingSelection, Scenario, StreetSelection, intervention_label
 
 
-def select_edges(edges: gpd.GeoDataFrame, selection: Selection, *, crs: str, base_dir: Path) -> list[str]:
+def select_edges(
+    edges: gpd.GeoDataFrame, selection: StreetSelection, *, crs: str, base_dir: Path
+) -> list[str]:
     """The ids of the edges ``selection`` matches, in table order.
 
     Raises :class:`ScenarioError` (``field`` = the selection key) when a name, OSM id or edge id matches
@@ -48,10 +52,10 @@ def select_edges(edges: gpd.GeoDataFrame, selection: Selection, *, crs: str, bas
 def resolve_intervention(edges: gpd.GeoDataFrame, scenario: Scenario, index: int, *, crs: str) -> list[str]:
     """The edge ids intervention ``index`` of ``scenario`` selects; errors name file and intervention.
 
-    Interventions without a selection (modal filters, demand changes) select nothing.
+    Interventions without a street selection (modal filters, demand changes) select nothing.
     """
     intervention = scenario.interventions[index]
-    if not isinstance(intervention, Selection):
+    if not isinstance(intervention, StreetSelection):
         return []
     try:
         return select_edges(edges, intervention, crs=crs, base_dir=scenario.base_dir)
@@ -60,18 +64,77 @@ def resolve_intervention(edges: gpd.GeoDataFrame, scenario: Scenario, index: int
         raise ScenarioError(exc.message, path=scenario.origin, field=field) from None
 
 
-def nearest_node(edges: gpd.GeoDataFrame, spec: ModalFilter, *, crs: str) -> int:
-    """The network node (an edge end) nearest to a modal filter's point, within its radius."""
-    point = reproject(np.array([shapely.Point(*spec.at)], dtype=object), WGS84, crs)[0]
+def nearest_node(edges: gpd.GeoDataFrame, at: tuple[float, float], radius_m: float, *, crs: str) -> int:
+    """The network node (an edge end) nearest to the point ``at`` (lon, lat), within ``radius_m``."""
+    point = reproject(np.array([shapely.Point(*at)], dtype=object), WGS84, crs)[0]
     geoms = edges.geometry.to_numpy()
     starts = shapely.get_point(geoms, 0)
     ends = shapely.get_point(geoms, -1)
     nodes = np.concatenate([edges["from_node"].to_numpy(), edges["to_node"].to_numpy()])
     dist = shapely.distance(np.concatenate([starts, ends]), point)
     best = int(np.argmin(dist)) if len(dist) else -1
-    if best < 0 or dist[best] > spec.radius_m:
-        raise ScenarioError(f"no network node within {spec.radius_m:g} m of the point", field="at")
+    if best < 0 or dist[best] > radius_m:
+        raise ScenarioError(f"no network node within {radius_m:g} m of the point", field="at")
     return int(nodes[best])
+
+
+def select_buildings(
+    buildings: gpd.GeoDataFrame,
+    selection: BuildingSelection,
+    *,
+    crs: str,
+    base_dir: Path,
+    zones: gpd.GeoDataFrame | None = None,
+    year_column: str = "construction_year",
+) -> pd.Series:
+    """Which rows of ``buildings`` (``buildings_3d``, in the metric ``crs``) ``selection`` matches.
+
+    A building's place is its footprint's representative point (always inside the footprint). ``zones``
+    (``zone_id`` + polygon, same CRS) is needed when the selection names zones; ``year_column`` holds
+    construction years (missing years never match a period). Raises :class:`ScenarioError`
+    (``field`` = the key) when a zone id or use class does not exist, a needed column is missing, or
+    nothing is selected.
+    """
+    mask = pd.Series(True, index=buildings.index)
+    points = buildings.geometry.representative_point()
+    if selection.zones:
+        mask &= _in_zones(points, selection.zones, zones)
+    if selection.polygon:
+        area = load_polygon(selection.polygon, crs=crs, base_dir=base_dir)
+        shapely.prepare(area)
+        mask &= pd.Series(shapely.covers(area, points.to_numpy()), index=buildings.index)
+    if selection.uses:
+        mask &= _match_values(
+            buildings["use"].astype(str),
+            selection.uses,
+            key="uses",
+            what="building use",
+            where="the buildings",
+        )
+    if selection.built_from is not None or selection.built_to is not None:
+        if year_column not in buildings:
+            raise ScenarioError(
+                f"the buildings have no construction year (column '{year_column}')", field="built_from"
+            )
+        years = pd.to_numeric(buildings[year_column], errors="coerce")
+        low = selection.built_from if selection.built_from is not None else -np.inf
+        high = selection.built_to if selection.built_to is not None else np.inf
+        mask &= years.between(low, high).fillna(False)
+    if not mask.any():
+        raise ScenarioError(f"the selection ({selection.describe()}) matches no building", field="buildings")
+    return mask
+
+
+def _in_zones(points: gpd.GeoSeries, zone_ids: list[str], zones: gpd.GeoDataFrame | None) -> pd.Series:
+    if zones is None:
+        raise ScenarioError("selecting buildings by zone needs the twin's zones", field="zones")
+    ids = zones["zone_id"].astype(str)
+    missing = [z for z in zone_ids if z not in set(ids)]
+    if missing:
+        raise ScenarioError(f"no zone {', '.join(map(repr, missing))} in the twin", field="zones")
+    chosen = zones.loc[ids.isin(zone_ids).to_numpy()].geometry.union_all()
+    shapely.prepare(chosen)
+    return pd.Series(shapely.covers(chosen, points.to_numpy()), index=points.index)
 
 
 def edges_inside(edges: gpd.GeoDataFrame, area: BaseGeometry) -> pd.Series:
@@ -124,9 +187,12 @@ def _match_names(edges: gpd.GeoDataFrame, names: list[str]) -> pd.Series:
     return matched
 
 
-def _match_values(column: pd.Series, values: list[int] | list[str], *, key: str, what: str) -> pd.Series:
+def _match_values(
+    column: pd.Series, values: list[int] | list[str], *, key: str, what: str, where: str = "the network"
+) -> pd.Series:
     present = set(column.tolist())
     missing = [v for v in values if v not in present]
     if missing:
-        raise ScenarioError(f"no {what} {', '.join(map(repr, missing))} in the network", field=key)
-    return column.isin(values)
+        raise ScenarioError(f"no {what} {', '.join(map(repr, missing))} in {where}", field=key)
+    matched: pd.Series = column.isin(values)
+    return matched

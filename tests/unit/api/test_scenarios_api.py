@@ -2,9 +2,9 @@
 
 The twin is the API tests' small store (:mod:`apitwin`: ``zones`` restricted to its steward and
 admins, no ``network_edges``) with comparisons written beside it exactly as ``civictwin compare``
-writes them (comparison.json, manifest.json, GeoParquet edge differences, report.html, the
-``complete`` marker), so the tests pin the contract between the traffic engineers' output and what
-the API and the viewer read.
+writes them (comparison.json, manifest.json, GeoParquet table differences under ``tables/``,
+report.html, the ``complete`` marker; the layout of :mod:`civictwin.runs`), so the tests pin the
+contract between any engine's output and what the API and the viewer read.
 """
 
 from __future__ import annotations
@@ -31,8 +31,12 @@ def _kpi(
     kpi: str, unit: str, scenario: str, mean: float, low: float | None, high: float | None, n: int
 ) -> dict[str, object]:
     return {
+        "engine": "traffic",
         "kpi": kpi,
         "unit": unit,
+        "label": kpi.replace("_", " ").capitalize(),
+        "better": "lower",
+        "headline": True,
         "scenario": scenario,
         "mean": mean,
         "ci_low": low,
@@ -55,11 +59,35 @@ def _diff(
     }
 
 
+TABLES = [
+    {
+        "id": "traffic.edges",
+        "engine": "traffic",
+        "name": "edges",
+        "label": "Street edges",
+        "key": ["edge_id"],
+        "layer": "network_edges",
+        "values": [{"column": "flow", "unit": "vehicles"}],
+    },
+    {
+        "id": "traffic.zones",
+        "engine": "traffic",
+        "name": "zones",
+        "label": "Zones",
+        "key": ["zone_id"],
+        "layer": "zones",
+        "values": [{"column": "vehicle_km", "unit": "km"}],
+    },
+]
+
 COMPARISON = {
     "id": "cmp-2026-11-21",
     "created": "2026-11-21T10:00:00Z",
     "baseline": "baseline",
     "plans": ["close_main", "zone30"],
+    "engines": [{"name": "traffic", "version": "0.1.0"}],
+    "sources": ["network_edges", "zones"],
+    "tables": TABLES,
     "kpis": [
         _kpi("mean_travel_time", "s", "baseline", 348.0, 320.7, 375.3, 5),
         _kpi("mean_travel_time", "s", "close_main", 543.0, 405.2, 680.8, 5),
@@ -120,7 +148,9 @@ def _write_comparison(
         ],
         crs="EPSG:4326",
     )
-    edges.to_crs(crs).to_parquet(folder / "edge_diff_close_main.parquet")
+    (folder / "tables" / "traffic.edges").mkdir(parents=True)
+    (folder / "tables" / "traffic.zones").mkdir(parents=True)
+    edges.to_crs(crs).to_parquet(folder / "tables" / "traffic.edges" / "diff_close_main.parquet")
     zones = gpd.GeoDataFrame(
         {
             "zone_id": ["8911aa", "8911ab"],
@@ -132,7 +162,7 @@ def _write_comparison(
         geometry=[box(24.937, 60.168, 24.939, 60.170), box(24.939, 60.168, 24.941, 60.170)],
         crs="EPSG:4326",
     )
-    zones.to_crs(crs).to_parquet(folder / "zone_diff_close_main.parquet")
+    zones.to_crs(crs).to_parquet(folder / "tables" / "traffic.zones" / "diff_close_main.parquet")
     if complete:
         (folder / "complete").touch()
     return folder
@@ -216,17 +246,16 @@ def test_comparisons_lists_only_complete_readable_runs_newest_first(client: Test
         "manifest": f"{BASE}/comparisons/cmp-2026-11-21/manifest",
         "kpis": f"{BASE}/comparisons/cmp-2026-11-21/kpis",
         "report": f"{BASE}/comparisons/cmp-2026-11-21/report",
-        "edges": {
-            "close_main": f"{BASE}/comparisons/cmp-2026-11-21/edges/close_main",
-            "zone30": f"{BASE}/comparisons/cmp-2026-11-21/edges/zone30",
-        },
-        "zones": {
-            "close_main": f"{BASE}/comparisons/cmp-2026-11-21/zones/close_main",
-            "zone30": f"{BASE}/comparisons/cmp-2026-11-21/zones/zone30",
+        "tables": {
+            table: {
+                "close_main": f"{BASE}/comparisons/cmp-2026-11-21/tables/{table}/close_main",
+                "zone30": f"{BASE}/comparisons/cmp-2026-11-21/tables/{table}/zone30",
+            }
+            for table in ("traffic.edges", "traffic.zones")
         },
     }
     assert client.get(first["links"]["kpis"]).json()["id"] == "cmp-2026-11-21"
-    assert client.get(first["links"]["edges"]["close_main"]).json()["numberReturned"] == 3
+    assert client.get(first["links"]["tables"]["traffic.edges"]["close_main"]).json()["numberReturned"] == 3
 
 
 def test_comparison_returns_the_json_with_nan_as_null(client: TestClient) -> None:
@@ -254,8 +283,14 @@ def test_manifest_and_report(client: TestClient) -> None:
     assert report.text == "<!doctype html><title>Report</title><h1>cmp</h1>"
 
 
+def test_comparison_declares_its_engines_tables_and_sources(client: TestClient) -> None:
+    body = client.get("/comparisons/cmp-2026-11-21").json()
+    assert body["engines"] == [{"name": "traffic", "version": "0.1.0"}]
+    assert body["tables"] == TABLES and body["sources"] == ["network_edges", "zones"]
+
+
 def test_edges_are_geojson_in_wgs84_with_edge_ids(client: TestClient) -> None:
-    response = client.get("/comparisons/cmp-2026-11-21/edges/close_main")
+    response = client.get("/comparisons/cmp-2026-11-21/tables/traffic.edges/close_main")
     assert response.headers["content-type"] == "application/geo+json"
     body = response.json()
     assert body["type"] == "FeatureCollection"
@@ -274,7 +309,7 @@ def test_edges_are_geojson_in_wgs84_with_edge_ids(client: TestClient) -> None:
 
 
 def test_zones_are_geojson_in_wgs84_with_zone_ids_and_intervals(client: TestClient) -> None:
-    response = client.get("/comparisons/cmp-2026-11-21/zones/close_main")
+    response = client.get("/comparisons/cmp-2026-11-21/tables/traffic.zones/close_main")
     assert response.headers["content-type"] == "application/geo+json"
     body = response.json()
     assert [f["id"] for f in body["features"]] == ["8911aa", "8911ab"] and body["numberReturned"] == 2
@@ -287,15 +322,21 @@ def test_zones_are_geojson_in_wgs84_with_zone_ids_and_intervals(client: TestClie
     }
     assert body["features"][1]["properties"]["vehicle_km_ci_low"] is None
     assert body["features"][0]["geometry"]["coordinates"][0][0] == pytest.approx([24.939, 60.168])
-    metric = client.get("/comparisons/cmp-metric/zones/close_main").json()["features"][0]["geometry"]
+    metric = client.get("/comparisons/cmp-metric/tables/traffic.zones/close_main").json()["features"][0][
+        "geometry"
+    ]
     assert metric["coordinates"][0][0] == pytest.approx([24.939, 60.168], abs=1e-7)
     _assert_problem(
-        client.get("/comparisons/cmp-2026-11-21/zones/zone30"), 404, "no zone_diff_zone30.parquet"
+        client.get("/comparisons/cmp-2026-11-21/tables/traffic.zones/zone30"),
+        404,
+        "has no readable traffic.zones for 'zone30'",
     )
 
 
 def test_edges_in_a_metric_crs_are_reprojected(client: TestClient) -> None:
-    coords = client.get("/comparisons/cmp-metric/edges/close_main").json()["features"][0]["geometry"]
+    coords = client.get("/comparisons/cmp-metric/tables/traffic.edges/close_main").json()["features"][0][
+        "geometry"
+    ]
     assert coords["coordinates"][0] == pytest.approx([24.938, 60.169], abs=1e-7)
 
 
@@ -344,7 +385,7 @@ def test_comparisons_are_visible_only_to_those_who_may_read_their_inputs(
         "/comparisons/cmp-old/kpis",
         "/comparisons/cmp-old/manifest",
         "/comparisons/cmp-old/report",
-        "/comparisons/cmp-2026-11-21/edges/close_main",
+        "/comparisons/cmp-2026-11-21/tables/traffic.edges/close_main",
     ):
         response = app_client.get(url, headers=headers)
         if visible:
@@ -375,15 +416,17 @@ def test_overlong_ids_are_400(client: TestClient) -> None:
         ("/comparisons/cmp-broken", "no readable comparison.json"),
         ("/comparisons/nope/manifest", "no comparison"),
         ("/comparisons/nope/report", "no comparison"),
-        ("/comparisons/cmp-2026-11-21/edges/other", "no plan 'other'"),
-        ("/comparisons/cmp-2026-11-21/edges/zone30", "no edge_diff_zone30.parquet"),
-        ("/comparisons/nope/edges/close_main", "no comparison"),
+        ("/comparisons/cmp-2026-11-21/tables/traffic.edges/other", "no plan 'other'"),
+        ("/comparisons/cmp-2026-11-21/tables/traffic.edges/zone30", "no readable traffic.edges for 'zone30'"),
+        ("/comparisons/cmp-2026-11-21/tables/energy.buildings/close_main", "no table 'energy.buildings'"),
+        ("/comparisons/nope/tables/traffic.edges/close_main", "no comparison"),
         ("/comparisons/%2E%2E", "not a valid comparison id"),
         ("/comparisons/%2e%2e/kpis", "not a valid comparison id"),
         ("/comparisons/%2E%2E/manifest", "not a valid comparison id"),
         ("/comparisons/.hidden", "not a valid comparison id"),
         ("/comparisons/cmp..x", "not a valid comparison id"),
-        ("/comparisons/cmp-old/edges/%2E%2E", "no plan '..'"),
+        ("/comparisons/cmp-old/tables/traffic.edges/%2E%2E", "no plan '..'"),
+        ("/comparisons/cmp-old/tables/%2E%2E/zone30", "no table '..'"),
     ],
 )
 def test_unknown_or_invalid_ids_are_404_problems(client: TestClient, url: str, detail: str) -> None:
@@ -397,7 +440,8 @@ def test_unknown_or_invalid_ids_are_404_problems(client: TestClient, url: str, d
         "/comparisons/..%2F..%2Fsecret.json/manifest",
         "/comparisons/../secret.json",
         "/comparisons/%2E%2E/report",
-        "/comparisons/cmp-old/edges/..%2F..%2F..%2Fsecret",
+        "/comparisons/cmp-old/tables/traffic.edges/..%2F..%2F..%2Fsecret",
+        "/comparisons/cmp-old/tables/..%2F..%2Fsecret/zone30",
     ],
 )
 def test_traversal_never_reaches_files_outside_runs(client: TestClient, url: str) -> None:
@@ -423,7 +467,7 @@ def test_scenario_endpoints_fuzzed_from_the_openapi_document(
         for op in (result.ok() for result in schema.get_all_operations())
         if op.path.startswith(("/comparisons", "/scenarios"))
     ]
-    assert len(operations) == 8
+    assert len(operations) == 7
     generation = GenerationMode.POSITIVE if mode == "positive" else GenerationMode.NEGATIVE
     for operation in operations:
 

@@ -8,7 +8,11 @@ import pytest
 
 import civictwin.cli.scenario  # noqa: F401  (registers the commands)
 from civictwin.cli import main
+from civictwin.engines.registry import intervention_catalog
+from civictwin.engines.traffic.engine import TrafficEngine
 from civictwin.scenarios.spec import load_scenario
+
+CATALOG = intervention_catalog([TrafficEngine()])
 
 
 @pytest.fixture
@@ -20,8 +24,9 @@ def twin_dir(tmp_path: Path) -> Path:
 def test_new_writes_a_loadable_template(twin_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     main(["scenario", "new", "my_plan", "--twin", str(twin_dir)])
     path = twin_dir / "scenarios" / "my_plan.toml"
-    scenario = load_scenario(path)
+    scenario = load_scenario(path, CATALOG)
     assert scenario.name == "my_plan" and scenario.interventions == []
+    assert 'type = "close_streets"' in path.read_text()  # the traffic engine's commented examples
     with pytest.raises(SystemExit) as exit_info:
         main(["scenario", "new", "my_plan", "--twin", str(twin_dir)])
     assert exit_info.value.code == 1
@@ -52,10 +57,17 @@ def test_list_and_show(twin_dir: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "shut" in listed and "Shut Main Street." in listed and "invalid" in listed
     main(["scenario", "show", "shut", "--twin", str(twin_dir)])
     shown = capsys.readouterr().out
-    assert "interventions[0] (close_streets): streets Main Street" in shown and "sha256" in shown
+    assert "interventions[0] (close_streets): streets Main Street [traffic]" in shown and "sha256" in shown
     # the demo's ready-made scenarios are found when the twin has no file of that name
     main(["scenario", "show", "zone_30", "--twin", str(twin_dir)])
     assert "interventions[0] (speed_limit)" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["scenario", "show", "nothing", "--twin", str(twin_dir)])
     assert "no scenario 'nothing' (scenarios in this twin: broken, shut)" in capsys.readouterr().err
+
+
+def test_engines_lists_the_installed_engines(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["engines"])
+    listed = capsys.readouterr().out
+    assert "traffic" in listed and "close_streets" in listed and "edges, zones" in listed
+    assert "civictwin 0.1.0" in listed  # the package that provides it

@@ -1,8 +1,8 @@
-"""Traffic's numbers pinned before the engine seam: the tiny grid's KPIs, bit for bit.
+"""Traffic's numbers pinned across the engine seam: the tiny grid's KPIs, bit for bit.
 
-The values were produced by the traffic pipeline as it stands at commit 3337160 (``run_scenario`` on
-this twin with these parameters, seed 3); the refactoring onto the engine seam must give exactly the
-same floats for the baseline and for the closure. SUMO is deterministic per seed, and so is the demand
+The values were produced by the traffic pipeline before it moved onto the engine seam (commit 3337160,
+``run_scenario`` on this twin with these parameters, seed 3); the engine must give exactly the same
+floats for the baseline and for the closure. SUMO is deterministic per seed, and so is the demand
 sampling, so any difference means the refactoring changed the model.
 """
 
@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from traffic_tiny_twin import CLOSURE, PARAMS, tiny_inputs
 
-from civictwin.engines.traffic.pipeline import run_scenario
+from civictwin.engines.base import TwinContext
+from civictwin.engines.traffic.engine import TrafficEngine
 from civictwin.scenarios.spec import Scenario
 
 PINNED = {
@@ -61,9 +62,11 @@ PINNED = {
 
 
 @pytest.mark.parametrize("scenario", [Scenario.baseline_scenario(), CLOSURE], ids=lambda s: s.name)
-def test_the_pipeline_gives_the_pinned_numbers_bit_for_bit(tmp_path: Path, scenario: Scenario) -> None:
-    run = run_scenario(tiny_inputs(tmp_path), scenario, 3, tmp_path / "run", PARAMS)
-    assert run.kpis == PINNED[scenario.name]
-    assert list(run.modal_split.values()) == [
+def test_the_engine_gives_the_pipelines_numbers_bit_for_bit(tmp_path: Path, scenario: Scenario) -> None:
+    engine = TrafficEngine(inputs=tiny_inputs(tmp_path), params=PARAMS)
+    prepared = engine.prepare(TwinContext(tmp_path), scenario, workdir=tmp_path / "network")
+    result = engine.run(prepared, seed=3, workdir=tmp_path / "sumo")
+    assert {k.name: k.value for k in result.kpis} == PINNED[scenario.name]
+    assert list(result.details["modal_split"].values()) == [
         PINNED[scenario.name][f"share_{mode}"] for mode in ("car", "pt", "bike", "walk")
     ]

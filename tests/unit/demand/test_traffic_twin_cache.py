@@ -8,7 +8,7 @@ from traffic_tiny_twin import tiny_inputs
 
 from civictwin.config import load_config
 from civictwin.demo import write_demo_config
-from civictwin.engines.traffic.pipeline import load_twin
+from civictwin.engines.traffic.inputs import load_twin
 from civictwin.store.duckdb import DuckDBStore
 
 

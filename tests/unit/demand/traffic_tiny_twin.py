@@ -1,4 +1,4 @@
-"""A tiny twin for pipeline tests: a 4 × 4 street grid with Main Street, four zones, a closure plan."""
+"""A tiny twin for the traffic engine tests: a 4 × 4 street grid with Main Street, four zones, a closure plan."""
 
 from __future__ import annotations
 
@@ -7,10 +7,16 @@ from pathlib import Path
 import geopandas as gpd
 from shapely.geometry import box
 
+from civictwin.engines.registry import intervention_catalog
 from civictwin.engines.traffic.demand import DemandParams
-from civictwin.engines.traffic.pipeline import PipelineParams, TwinInputs
+from civictwin.engines.traffic.engine import TrafficEngine
+from civictwin.engines.traffic.inputs import TwinInputs
+from civictwin.engines.traffic.params import TrafficParams
 from civictwin.engines.traffic.synthetic import grid_network
 from civictwin.scenarios.spec import parse_scenario
+
+CATALOG = intervention_catalog([TrafficEngine()])
+"""The traffic engine's intervention types, to parse scenarios with."""
 
 ORIGIN = (385_000.0, 6_671_000.0)
 
@@ -53,6 +59,7 @@ CLOSURE = parse_scenario(
         "description": "Main Street closed to cars.",
         "interventions": [{"type": "close_streets", "streets": ["Main Street"], "modes": ["car"]}],
     },
+    CATALOG,
     origin="close_main.toml",
 )
-PARAMS = PipelineParams(iterations=2, demand=DemandParams(scale=2.0, distance="crowfly"))
+PARAMS = TrafficParams(iterations=2, demand=DemandParams(scale=2.0, distance="crowfly"))

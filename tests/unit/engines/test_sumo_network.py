@@ -11,10 +11,14 @@ import geopandas as gpd
 import pytest
 import sumolib
 
+from civictwin.engines.registry import intervention_catalog
+from civictwin.engines.traffic.edits import ModifiedNetwork, apply_interventions
+from civictwin.engines.traffic.engine import TrafficEngine
 from civictwin.engines.traffic.network import SumoNetwork, build_sumo_network, net_edge_ids
 from civictwin.errors import EngineError
-from civictwin.scenarios.interventions import ModifiedNetwork, apply_interventions
 from civictwin.scenarios.spec import parse_scenario
+
+CATALOG = intervention_catalog([TrafficEngine()])
 
 CRS = "EPSG:32635"
 Grid = tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]
@@ -22,7 +26,9 @@ MAIN = ["101_0", "-101_0", "101_1", "-101_1"]
 
 
 def plan(edges: gpd.GeoDataFrame, *interventions: dict[str, Any]) -> ModifiedNetwork:
-    scenario = parse_scenario({"name": "plan", "interventions": list(interventions)}, origin="plan.toml")
+    scenario = parse_scenario(
+        {"name": "plan", "interventions": list(interventions)}, CATALOG, origin="plan.toml"
+    )
     return apply_interventions(edges, scenario, crs=CRS)
 
 

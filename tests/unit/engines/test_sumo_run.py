@@ -10,12 +10,16 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 
+from civictwin.engines.registry import intervention_catalog
+from civictwin.engines.traffic.edits import apply_interventions
+from civictwin.engines.traffic.engine import TrafficEngine
 from civictwin.engines.traffic.network import SumoNetwork, build_sumo_network
 from civictwin.engines.traffic.outputs import EDGE_COLUMNS, TRIP_COLUMNS
 from civictwin.engines.traffic.run import CarTrip, SimOptions, run_sumo
 from civictwin.errors import EngineError
-from civictwin.scenarios.interventions import apply_interventions
 from civictwin.scenarios.spec import parse_scenario
+
+CATALOG = intervention_catalog([TrafficEngine()])
 
 CRS = "EPSG:32635"
 Grid = tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]
@@ -27,7 +31,9 @@ def network(
     grid: tuple[gpd.GeoDataFrame, gpd.GeoDataFrame], workdir: Path, *interventions: dict[str, Any]
 ) -> SumoNetwork:
     edges, nodes = grid
-    scenario = parse_scenario({"name": "plan", "interventions": list(interventions)}, origin="plan.toml")
+    scenario = parse_scenario(
+        {"name": "plan", "interventions": list(interventions)}, CATALOG, origin="plan.toml"
+    )
     modified = apply_interventions(edges, scenario, crs=CRS)
     return build_sumo_network(modified.edges, nodes, workdir, additionals=modified.additionals)
 

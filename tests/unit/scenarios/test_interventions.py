@@ -10,16 +10,21 @@ import geopandas as gpd
 import pytest
 import shapely
 
-from civictwin.engines.traffic.synthetic import grid_network
-from civictwin.errors import ScenarioError
-from civictwin.scenarios.interventions import (
+from civictwin.engines.registry import intervention_catalog
+from civictwin.engines.traffic.edits import (
     FilteredNode,
     ModifiedNetwork,
     TimedClosure,
     apply_interventions,
     car_connected_edges,
 )
-from civictwin.scenarios.spec import ScaleDemand, TransitFrequency, parse_scenario
+from civictwin.engines.traffic.engine import TrafficEngine
+from civictwin.engines.traffic.interventions import ScaleDemand, TransitFrequency
+from civictwin.engines.traffic.synthetic import grid_network
+from civictwin.errors import ScenarioError
+from civictwin.scenarios.spec import parse_scenario
+
+CATALOG = intervention_catalog([TrafficEngine()])
 
 CRS = "EPSG:32635"
 Grid = tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]
@@ -28,7 +33,10 @@ MAIN = ["101_0", "-101_0", "101_1", "-101_1"]
 
 def apply(edges: gpd.GeoDataFrame, *interventions: dict[str, Any], zones: Any = None) -> ModifiedNetwork:
     scenario = parse_scenario(
-        {"name": "plan", "interventions": list(interventions)}, origin="plan.toml", path=Path("plan.toml")
+        {"name": "plan", "interventions": list(interventions)},
+        CATALOG,
+        origin="plan.toml",
+        path=Path("plan.toml"),
     )
     return apply_interventions(edges, scenario, crs=CRS, zones=zones)
 

@@ -7,9 +7,13 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from civictwin.engines.registry import intervention_catalog
+from civictwin.engines.traffic.edits import apply_interventions
+from civictwin.engines.traffic.engine import TrafficEngine
 from civictwin.engines.traffic.synthetic import grid_network
-from civictwin.scenarios.interventions import apply_interventions
 from civictwin.scenarios.spec import parse_scenario
+
+CATALOG = intervention_catalog([TrafficEngine()])
 
 CRS = "EPSG:32635"
 EDGES, _ = grid_network(3, 3, 200.0)
@@ -41,7 +45,7 @@ intervention = st.one_of(
 @given(st.lists(intervention, min_size=1, max_size=4))
 def test_any_combination_keeps_ids_and_logs_every_change(items: list[dict[str, Any]]) -> None:
     before = EDGES.copy()
-    scenario = parse_scenario({"name": "p", "interventions": items}, origin="p.toml")
+    scenario = parse_scenario({"name": "p", "interventions": items}, CATALOG, origin="p.toml")
     result = apply_interventions(EDGES, scenario, crs=CRS)
     assert EDGES.equals(before)
     assert list(result.edges["edge_id"]) == list(EDGES["edge_id"])

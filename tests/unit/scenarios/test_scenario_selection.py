@@ -10,17 +10,21 @@ import geopandas as gpd
 import pytest
 import shapely
 
+from civictwin.engines.registry import intervention_catalog
+from civictwin.engines.traffic.edits import apply_interventions
+from civictwin.engines.traffic.engine import TrafficEngine
 from civictwin.errors import ScenarioError
-from civictwin.scenarios.interventions import apply_interventions
 from civictwin.scenarios.selection import select_edges
-from civictwin.scenarios.spec import Selection, load_scenario
+from civictwin.scenarios.spec import StreetSelection, load_scenario
+
+CATALOG = intervention_catalog([TrafficEngine()])
 
 CRS = "EPSG:32635"
 Grid = tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]
 
 
 def pick(edges: gpd.GeoDataFrame, tmp_path: Path, **keys: Any) -> set[str]:
-    return set(select_edges(edges, Selection(**keys), crs=CRS, base_dir=tmp_path))
+    return set(select_edges(edges, StreetSelection(**keys), crs=CRS, base_dir=tmp_path))
 
 
 def test_streets_match_both_directions_case_insensitively(grid: Grid, tmp_path: Path) -> None:
@@ -83,7 +87,7 @@ def test_selection_matching_nothing_names_file_intervention_and_key(
     path = tmp_path / "plan.toml"
     path.write_text(f'name = "p"\n[[interventions]]\ntype = "speed_limit"\nspeed_kmh = 30\n{keys}\n')
     with pytest.raises(ScenarioError) as info:
-        apply_interventions(edges, load_scenario(path), crs=CRS)
+        apply_interventions(edges, load_scenario(path, CATALOG), crs=CRS)
     line = info.value.user_message()
     assert line.startswith(f"{path}: interventions[0] (speed_limit): {field}: ")
     assert message in line and "\n" not in line
@@ -99,4 +103,4 @@ def test_modal_filter_far_from_any_node(grid: Grid, lonlat: Callable[..., Any], 
     with pytest.raises(
         ScenarioError, match=r"interventions\[0\] \(modal_filter\): no network node within 50 m"
     ):
-        apply_interventions(edges, load_scenario(path), crs=CRS)
+        apply_interventions(edges, load_scenario(path, CATALOG), crs=CRS)

@@ -1,4 +1,5 @@
-"""Scenario files: valid ones load with every intervention type; bad ones give one line naming file and key."""
+"""Scenario files: valid ones load with every intervention type of the installed engines; bad ones
+give one line naming the file, the intervention and the key."""
 
 from __future__ import annotations
 
@@ -9,17 +10,15 @@ from pathlib import Path
 import geopandas as gpd
 import pytest
 
+from civictwin.engines.registry import intervention_catalog
+from civictwin.engines.traffic.edits import validate_scenario
+from civictwin.engines.traffic.engine import TrafficEngine
+from civictwin.engines.traffic.interventions import INTERVENTIONS, CloseStreets, ScaleDemand, WorksClosure
 from civictwin.errors import ScenarioError
-from civictwin.scenarios.spec import (
-    INTERVENTION_TYPES,
-    CloseStreets,
-    ScaleDemand,
-    WorksClosure,
-    load_scenario,
-    parse_scenario,
-    scenario_template,
-    validate_scenario,
-)
+from civictwin.scenarios.spec import load_scenario, parse_scenario, scenario_template
+
+CATALOG = intervention_catalog([TrafficEngine()])
+INTERVENTION_TYPES = list(INTERVENTIONS)
 
 Grid = tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]
 
@@ -87,8 +86,8 @@ def write(tmp_path: Path, text: str, name: str = "plan.toml") -> Path:
 
 def test_every_intervention_type_loads(tmp_path: Path) -> None:
     path = write(tmp_path, FULL)
-    scenario = load_scenario(path)
-    assert [i.type for i in scenario.interventions] == list(INTERVENTION_TYPES)
+    scenario = load_scenario(path, CATALOG)
+    assert [i.type for i in scenario.interventions] == INTERVENTION_TYPES
     assert scenario.name == "everything"
     assert scenario.file_hash == hashlib.sha256(path.read_bytes()).hexdigest()
     assert scenario.path == path
@@ -105,7 +104,7 @@ def test_every_intervention_type_loads(tmp_path: Path) -> None:
 
 
 def test_defaults() -> None:
-    scenario = parse_scenario({"name": "b"}, origin="b.toml")
+    scenario = parse_scenario({"name": "b"}, CATALOG, origin="b.toml")
     assert scenario.baseline == "baseline" and scenario.interventions == [] and scenario.file_hash == ""
 
 
@@ -122,7 +121,8 @@ def test_defaults() -> None:
         ),
         (
             'name = "x"\n[[interventions]]\ntype = "teleport"\n',
-            "interventions[0] (teleport): unknown intervention type 'teleport'",
+            "interventions[0] (teleport): no installed engine knows the intervention type 'teleport' "
+            "(installed engines: traffic)",
         ),
         ('name = "x"\n[[interventions]]\nstreets = ["A"]\n', "interventions[0]: intervention needs a `type`"),
         ('name = "x"\ncolour = "red"\n', "colour: unknown key"),
@@ -149,7 +149,7 @@ def test_defaults() -> None:
 def test_bad_files_give_one_line_naming_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ScenarioError) as info:
-        load_scenario(path)
+        load_scenario(path, CATALOG)
     message = info.value.user_message()
     assert "\n" not in message
     assert message.startswith(f"{path}: ")
@@ -158,13 +158,13 @@ def test_bad_files_give_one_line_naming_file_and_key(tmp_path: Path, text: str, 
 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="scenario file not found"):
-        load_scenario(tmp_path / "nope.toml")
+        load_scenario(tmp_path / "nope.toml", CATALOG)
 
 
 def test_template_is_valid_toml_and_a_valid_scenario(tmp_path: Path) -> None:
-    text = scenario_template("my_plan")
+    text = scenario_template("my_plan", examples={"traffic": TrafficEngine().scenario_examples()})
     assert tomllib.loads(text)["name"] == "my_plan"
-    assert load_scenario(write(tmp_path, text)).interventions == []
+    assert load_scenario(write(tmp_path, text), CATALOG).interventions == []
     for kind in INTERVENTION_TYPES:
         assert f'type = "{kind}"' in text
     uncommented = "\n".join(line.removeprefix("# ") for line in text.splitlines() if line.startswith("# ["))
@@ -180,7 +180,7 @@ def test_validate_lists_every_selection_problem(grid: Grid, tmp_path: Path) -> N
         '[[interventions]]\ntype = "one_way"\nosm_ids = [200]\n'
     )
     path = write(tmp_path, text)
-    problems = validate_scenario(load_scenario(path), edges, crs="EPSG:32635")
+    problems = validate_scenario(load_scenario(path, CATALOG), edges, crs="EPSG:32635")
     assert problems == [
         f"{path}: interventions[0] (close_streets): streets: no street named 'Nowhere Road' in the network",
         f"{path}: interventions[1] (speed_limit): edge_ids: no edge '999_0' in the network",
@@ -192,20 +192,20 @@ def test_validate_accepts_a_good_scenario(grid: Grid, tmp_path: Path) -> None:
     path = write(
         tmp_path, 'name = "x"\n[[interventions]]\ntype = "close_streets"\nstreets = ["main street"]\n'
     )
-    assert validate_scenario(load_scenario(path), edges, crs="EPSG:32635") == []
+    assert validate_scenario(load_scenario(path, CATALOG), edges, crs="EPSG:32635") == []
 
 
 def test_the_documented_example_is_valid() -> None:
     doc = Path(__file__).resolve().parents[3] / "docs" / "traffic-engine.md"
     example = doc.read_text(encoding="utf-8").split("```toml\n", 1)[1].split("```", 1)[0]
-    scenario = parse_scenario(tomllib.loads(example), origin=str(doc))
+    scenario = parse_scenario(tomllib.loads(example), CATALOG, origin=str(doc))
     assert [i.type for i in scenario.interventions] == ["close_streets", "speed_limit"]
 
 
 def test_validate_finds_problems_of_the_combination(grid: Grid, tmp_path: Path) -> None:
     edges, _ = grid
     text = 'name = "x"\n[[interventions]]\ntype = "bus_lane"\nstreets = ["Row 0 Street"]\n'
-    problems = validate_scenario(load_scenario(write(tmp_path, text)), edges, crs="EPSG:32635")
+    problems = validate_scenario(load_scenario(write(tmp_path, text), CATALOG), edges, crs="EPSG:32635")
     assert problems == [
         f"{tmp_path / 'plan.toml'}: interventions[0] (bus_lane): no selected car edge has more than 1 lane(s) to convert"
     ]

@@ -24,9 +24,9 @@ import numpy.typing as npt
 import pandas as pd
 import shapely
 
+from civictwin.engines.traffic.edits import Additional, FilteredNode, TimedClosure
 from civictwin.engines.traffic.sumo import run_binary
 from civictwin.errors import EngineError
-from civictwin.scenarios.interventions import Additional, FilteredNode, TimedClosure
 
 VCLASSES: dict[str, tuple[str, ...]] = {
     "car": ("passenger",),
@@ -84,7 +84,7 @@ def build_sumo_network(
     """Write plain XML for ``edges``/``nodes`` into ``workdir`` and compile it with netconvert.
 
     ``edges`` follows ``network_edges`` (optionally with ``bus`` and ``bus_lanes`` columns from
-    :func:`~civictwin.scenarios.interventions.apply_interventions`); ``nodes`` follows
+    :func:`~civictwin.engines.traffic.edits.apply_interventions`); ``nodes`` follows
     ``network_nodes``. Every edge is written, an edge closed to every mode with ``disallow="all"``.
     ``guess_signals`` lets netconvert place traffic lights at junctions of fast roads (the twin has no
     signal data). Raises :class:`EngineError` when netconvert fails or an edge references a missing node.

@@ -22,15 +22,7 @@ from civictwin.engines.traffic.outputs import OutputFiles, SimResult, read_resul
 from civictwin.engines.traffic.sumo import run_binary
 from civictwin.errors import EngineError
 
-__all__ = [
-    "DEFAULT_FLEET_MIX",
-    "CarTrip",
-    "SimOptions",
-    "SimResult",
-    "SumoEngine",
-    "TrafficInputs",
-    "run_sumo",
-]
+__all__ = ["DEFAULT_FLEET_MIX", "CarTrip", "SimOptions", "SimResult", "run_sumo"]
 
 DEFAULT_FLEET_MIX: Mapping[str, float] = MappingProxyType(
     {
@@ -254,23 +246,3 @@ def _bool(flag: bool) -> str:
 def _write_xml(root: ET.Element, path: Path) -> None:
     ET.indent(root)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
-
-
-@dataclass(frozen=True)
-class TrafficInputs:
-    """What one traffic run needs besides the seed: the compiled network and the car trips."""
-
-    network: SumoNetwork
-    trips: Sequence[CarTrip]
-
-
-@dataclass(frozen=True)
-class SumoEngine:
-    """The traffic engine behind :class:`civictwin.engines.base.Engine`: ``run_sumo`` with fixed options."""
-
-    options: SimOptions
-    name: str = "sumo"
-
-    def run(self, inputs: TrafficInputs, *, seed: int, workdir: Path) -> SimResult:
-        """One seed of ``inputs`` (see :func:`run_sumo`)."""
-        return run_sumo(inputs.network, inputs.trips, seed=seed, workdir=workdir, options=self.options)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from pyproj import Transformer
-from traffic_tiny_twin import CLOSURE, PARAMS, tiny_inputs
+from traffic_tiny_twin import CATALOG, CLOSURE, PARAMS, tiny_inputs
 
 from civictwin.engines.traffic.demand import DemandError, zone_edges
 from civictwin.engines.traffic.modechoice import (
@@ -18,13 +18,10 @@ from civictwin.engines.traffic.modechoice import (
     level_of_service,
     transit_access,
 )
-from civictwin.engines.traffic.pipeline import (
-    copy_builtin_scenarios,
-    load_params,
-    prepare_scenario,
-    resolve_scenario,
-)
+from civictwin.engines.traffic.params import load_params
+from civictwin.engines.traffic.prepare import prepare_scenario
 from civictwin.errors import ConfigError, ScenarioError
+from civictwin.scenarios.library import copy_builtin_scenarios, resolve_chain
 from civictwin.scenarios.spec import Scenario, parse_scenario
 
 TO_WGS84 = Transformer.from_crs("EPSG:32635", "EPSG:4326", always_xy=True)
@@ -33,7 +30,7 @@ MAIN = {"102_0", "-102_0", "102_1", "-102_1", "102_2", "-102_2"}
 
 def scenario(name: str, *interventions: dict[str, object], baseline: str = "baseline") -> Scenario:
     data = {"name": name, "baseline": baseline, "interventions": list(interventions)}
-    return parse_scenario(data, origin=f"{name}.toml")
+    return parse_scenario(data, CATALOG, origin=f"{name}.toml")
 
 
 def test_growth_and_event_layers(tmp_path: Path) -> None:
@@ -127,13 +124,13 @@ def test_scenarios_derive_from_scenarios(tmp_path: Path) -> None:
         {"type": "speed_limit", "streets": ["Col 0 Avenue"], "speed_kmh": 20},
         baseline="shut",
     )
-    resolved = resolve_scenario(child, tmp_path)
+    resolved = resolve_chain(child, tmp_path, CATALOG)
     assert [i.type for i in resolved.interventions] == ["close_streets", "speed_limit"]
     with pytest.raises(ScenarioError, match="baseline 'nope' has no file"):
-        resolve_scenario(scenario("orphan", baseline="nope"), tmp_path)
+        resolve_chain(scenario("orphan", baseline="nope"), tmp_path, CATALOG)
     (tmp_path / "loop.toml").write_text('name = "loop"\nbaseline = "loop"\n')
     with pytest.raises(ScenarioError, match="makes a cycle"):
-        resolve_scenario(scenario("loop", baseline="loop"), tmp_path)
+        resolve_chain(scenario("loop", baseline="loop"), tmp_path, CATALOG)
 
 
 def test_parameters_file_and_overrides(tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
-"""Apply a scenario's interventions to the twin's directed network, keeping every edge id.
+"""Apply a scenario's traffic interventions to the twin's directed network, keeping every edge id.
 
 The result, :class:`ModifiedNetwork`, is plain data: the modified edge table, the extra pieces the
 engine must build (timed closures, modal filters), a change log for the report, the edges drivable in
-the connected car network, and the demand-side interventions passed through untouched. Nothing here
-knows about SUMO: modes are the twin's (``car``, ``bus``, ``bike``, ``walk``).
+the connected car network, and the demand-side interventions passed through untouched. Interventions
+of other engines' types are skipped. Nothing here knows about SUMO: modes are the twin's (``car``,
+``bus``, ``bike``, ``walk``).
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ import shapely
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from civictwin.errors import ScenarioError
-from civictwin.scenarios.selection import nearest_node, resolve_intervention
-from civictwin.scenarios.spec import (
+from civictwin.engines.traffic.interventions import (
     BusLane,
     CloseStreets,
     DemandIntervention,
@@ -31,12 +30,13 @@ from civictwin.scenarios.spec import (
     Pedestrianise,
     Reverse,
     ScaleDemand,
-    Scenario,
     SpeedLimit,
     TransitFrequency,
     WorksClosure,
-    intervention_label,
 )
+from civictwin.errors import ScenarioError
+from civictwin.scenarios.selection import nearest_node, resolve_intervention
+from civictwin.scenarios.spec import Scenario, intervention_label
 
 MODES = ("car", "bus", "bike", "walk")
 _CHANGE_COLUMNS = ["intervention", "type", "edge_id", "attribute", "before", "after"]
@@ -143,9 +143,11 @@ def apply_interventions(
     original = prepare_edges(edges)
     state = _State(edges=original.copy(), original=original, scenario=scenario, crs=crs)
     for index, intervention in enumerate(scenario.interventions):
-        _HANDLERS[type(intervention)](state, index, intervention)
+        handler = _HANDLERS.get(type(intervention))
+        if handler is not None:  # other engines' interventions are theirs to apply
+            handler(state, index, intervention)
     car_edges = car_connected_edges(_worst_moment(state), filtered_nodes=_filtered_nodes(state))
-    if zones is not None and scenario.interventions:
+    if zones is not None and any(type(i) in _HANDLERS for i in scenario.interventions):
         _check_zones(state, car_edges, zones)
     changes = pd.DataFrame(state.changes, columns=_CHANGE_COLUMNS)
     return ModifiedNetwork(scenario.name, state.edges, state.additionals, changes, car_edges, state.demand)
@@ -289,7 +291,7 @@ def _bus_lane(state: _State, index: int, spec: BusLane) -> None:
 
 def _modal_filter(state: _State, index: int, spec: ModalFilter) -> None:
     try:
-        node = nearest_node(state.edges[state.edges["car"]], spec, crs=state.crs)
+        node = nearest_node(state.edges[state.edges["car"]], spec.at, spec.radius_m, crs=state.crs)
     except ScenarioError as exc:
         raise state.fail(index, exc.message) from None
     state.additionals.append(FilteredNode(node_id=node))
@@ -329,6 +331,31 @@ _HANDLERS: dict[type, Callable[[_State, int, Any], None]] = {
     TransitFrequency: _demand,
     ScaleDemand: _demand,
 }
+
+
+def validate_scenario(scenario: Scenario, edges: gpd.GeoDataFrame, *, crs: str) -> list[str]:
+    """Every problem with ``scenario``'s traffic interventions on this network, one line each (empty:
+    valid).
+
+    Each selection is resolved on its own so that all bad selections are listed; then the whole
+    scenario is applied, which finds problems that only appear in combination (no lane left for a bus
+    lane, a reversal of a two-way street).
+    """
+    problems: list[str] = []
+    for index, intervention in enumerate(scenario.interventions):
+        if type(intervention) not in _HANDLERS:
+            continue
+        try:
+            resolve_intervention(edges, scenario, index, crs=crs)
+        except ScenarioError as exc:
+            problems.append(exc.user_message())
+    if problems:
+        return problems
+    try:
+        apply_interventions(edges, scenario, crs=crs)
+    except ScenarioError as exc:
+        problems.append(exc.user_message())
+    return problems
 
 
 def _check_zones(state: _State, car_edges: frozenset[str], zones: gpd.GeoDataFrame) -> None:

@@ -1,20 +1,24 @@
-"""Traffic KPIs of one SUMO run: network-wide numbers and per-edge frames for difference maps.
+"""Traffic KPIs of one seed: network-wide numbers, per-edge and per-zone tables, and what each KPI is.
 
 Definitions (also in docs/traffic-engine.md): travel times, delay and vehicle-km count trips that
 arrived (an unfinished trip has no travel time yet; its share is reported separately); emissions are
 the edge totals, i.e. everything emitted within the simulated period; road noise is the energy average
-of SUMO's Harmonoise edge levels over edges that carried traffic.
+of SUMO's Harmonoise edge levels over edges that carried traffic. Demand KPIs (person trips, mode
+shares) come from the mode choice of the last round.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
+from civictwin.engines.base import Better, Kpi
+from civictwin.engines.traffic.modechoice import MODES
 from civictwin.engines.traffic.outputs import SimResult
 
 KPI_UNITS: dict[str, str] = {
@@ -33,6 +37,64 @@ KPI_UNITS: dict[str, str] = {
     "unfinished": "trips",
 }
 """Every KPI :func:`run_kpis` returns, with its unit."""
+
+DEMAND_KPI_UNITS: dict[str, str] = {
+    "person_trips": "person trips",
+    **{f"share_{mode}": "share" for mode in MODES},
+}
+"""The demand KPIs of a seed (person trips and the share of each mode), with their units."""
+
+
+@dataclass(frozen=True)
+class KpiMeaning:
+    """How a KPI is read: plain words, which direction is better, and whether the summary names it."""
+
+    label: str
+    better: Better = "neither"
+    headline: bool = False
+
+
+MEANINGS: Mapping[str, KpiMeaning] = {
+    "trips": KpiMeaning("Car trips"),
+    "finished_share": KpiMeaning("Share of car trips finished", "higher"),
+    "mean_travel_time_s": KpiMeaning("Mean car travel time", "lower", headline=True),
+    "total_travel_time_h": KpiMeaning("Total car travel time", "lower"),
+    "total_delay_h": KpiMeaning("Total car delay", "lower", headline=True),
+    "vehicle_km": KpiMeaning("Vehicle-kilometres", "lower", headline=True),
+    "mean_speed_kmh": KpiMeaning("Mean car speed"),
+    "co2_kg": KpiMeaning("CO2 emissions", "lower", headline=True),
+    "nox_kg": KpiMeaning("NOx emissions", "lower"),
+    "pmx_kg": KpiMeaning("Particulate emissions", "lower"),
+    "mean_noise_db": KpiMeaning("Road noise (mean level on used streets)", "lower", headline=True),
+    "teleports": KpiMeaning("Teleported vehicles", "lower"),
+    "unfinished": KpiMeaning("Unfinished car trips", "lower"),
+    "person_trips": KpiMeaning("Person trips (all modes)"),
+    "share_car": KpiMeaning("Car share of trips", "lower", headline=True),
+    "share_pt": KpiMeaning("Public transport share of trips", "higher"),
+    "share_bike": KpiMeaning("Bike share of trips", "higher"),
+    "share_walk": KpiMeaning("Walking share of trips", "higher"),
+}
+"""Every traffic KPI's label, better direction and headline flag, in the order reports list them."""
+
+HEADLINE_ORDER = ("mean_travel_time_s", "total_delay_h", "vehicle_km", "share_car", "co2_kg", "mean_noise_db")
+"""The order the summary speaks about the headline KPIs in."""
+
+
+def as_kpis(values: Mapping[str, float]) -> tuple[Kpi, ...]:
+    """A seed's KPI values as :class:`~civictwin.engines.base.Kpi`\\ s, in :data:`MEANINGS` order."""
+    units = {**KPI_UNITS, **DEMAND_KPI_UNITS}
+    return tuple(
+        Kpi(
+            name=name,
+            unit=units[name],
+            value=float(values[name]),
+            label=meaning.label,
+            better=meaning.better,
+            headline=meaning.headline,
+        )
+        for name, meaning in MEANINGS.items()
+        if name in values
+    )
 
 
 def run_kpis(result: SimResult) -> dict[str, float]:
@@ -66,6 +128,20 @@ def energy_average_db(levels: Sequence[float] | pd.Series) -> float:
     if values.size == 0:
         return float("nan")
     return float(10 * np.log10(np.mean(np.power(10.0, values / 10))))
+
+
+def edge_table(result: SimResult) -> pd.DataFrame:
+    """Per simulated edge: ``edge_id``, ``flow`` (vehicles that used it), ``speed_ms``, ``co2_g``, ``noise_db``."""
+    edges = result.edges
+    return pd.DataFrame(
+        {
+            "edge_id": edges["edge_id"].astype(str),
+            "flow": edges["vehicles"].fillna(0.0).astype(float),
+            "speed_ms": edges["speed_ms"].astype(float),
+            "co2_g": edges["CO2_g"].fillna(0.0).astype(float),
+            "noise_db": edges["noise_dB"].astype(float),
+        }
+    )
 
 
 ZONE_KPI_COLUMNS = ["zone_id", "vehicle_km", "co2_kg", "noise_db"]

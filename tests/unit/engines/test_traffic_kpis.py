@@ -10,16 +10,16 @@ import pandas as pd
 import pytest
 import shapely
 
-from civictwin.engines.traffic.network import build_sumo_network
-from civictwin.engines.traffic.outputs import EDGE_COLUMNS, SimResult
-from civictwin.engines.traffic.run import CarTrip, SimOptions, run_sumo
-from civictwin.kpis.traffic import (
+from civictwin.engines.traffic.kpis import (
     KPI_UNITS,
     edge_zones,
     energy_average_db,
     run_kpis,
     zone_totals,
 )
+from civictwin.engines.traffic.network import build_sumo_network
+from civictwin.engines.traffic.outputs import EDGE_COLUMNS, SimResult
+from civictwin.engines.traffic.run import CarTrip, SimOptions, run_sumo
 
 CRS = "EPSG:32635"
 

@@ -1,0 +1,110 @@
+"""The traffic engine behind the engine seam: SUMO with demand that reacts, as a civictwin plug-in.
+
+Registered like any third-party engine (``pyproject.toml``, entry point group ``civictwin.engines``).
+:meth:`TrafficEngine.prepare` applies the scenario's traffic interventions and builds the SUMO network
+and the demand; :meth:`TrafficEngine.run` simulates one seed and returns its KPIs, the per-edge table
+(mapped onto ``network_edges``) and the per-zone table (mapped onto ``zones``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from civictwin import __version__
+from civictwin.engines.base import EngineReport, EngineResult, TableSpec, TwinContext
+from civictwin.engines.traffic.edits import validate_scenario
+from civictwin.engines.traffic.inputs import READS, TwinInputs, load_twin, needs_routes
+from civictwin.engines.traffic.interventions import INTERVENTIONS, SCENARIO_EXAMPLES
+from civictwin.engines.traffic.kpis import as_kpis
+from civictwin.engines.traffic.params import TrafficParams, load_params
+from civictwin.engines.traffic.prepare import PreparedScenario, prepare_scenario
+from civictwin.engines.traffic.report import traffic_report
+from civictwin.engines.traffic.simulate import simulate_seed
+from civictwin.engines.traffic.sumo import sumo_version
+from civictwin.runs import SeedRecord
+from civictwin.scenarios.spec import Intervention, Scenario
+
+EDGES = TableSpec(
+    name="edges",
+    key=("edge_id",),
+    layer="network_edges",
+    values=(("flow", "vehicles"), ("speed_ms", "m/s"), ("co2_g", "g"), ("noise_db", "dB(A)")),
+    label="Street edges: cars, speed, CO2 and noise",
+)
+ZONES = TableSpec(
+    name="zones",
+    key=("zone_id",),
+    layer="zones",
+    values=(("vehicle_km", "km"), ("co2_kg", "kg"), ("noise_db", "dB(A)")),
+    label="Analysis zones: car traffic, CO2 and noise",
+)
+
+
+class TrafficEngine:
+    """SUMO traffic with gravity demand and logit mode choice, one seed per worker process.
+
+    ``inputs`` and ``params`` replace what :meth:`prepare` would read from the twin (tests and
+    benchmarks on a twin held in memory); by default both come from the twin directory
+    (``traffic.toml`` with the command line's overrides).
+    """
+
+    name = "traffic"
+    intervention_types: Mapping[str, type[Intervention]] = INTERVENTIONS
+    tables = (EDGES, ZONES)
+    reads = READS
+
+    def __init__(self, *, inputs: TwinInputs | None = None, params: TrafficParams | None = None) -> None:
+        self._inputs = inputs
+        self._params = params
+
+    @cached_property
+    def version(self) -> str:
+        """civictwin's version with SUMO's (asked once; a new SUMO recomputes saved seeds)."""
+        return f"{__version__} ({sumo_version()})"
+
+    def params(self, twin: TwinContext) -> TrafficParams:
+        """The parameters for ``twin``: the given ones, else its ``traffic.toml`` with the overrides."""
+        return self._params or load_params(twin.twin_dir, **twin.options_for(self.name))
+
+    def parameters(self, twin: TwinContext) -> Mapping[str, Any]:
+        """Every traffic parameter for ``twin`` (see :class:`TrafficParams`)."""
+        return self.params(twin).model_dump(mode="json")
+
+    def prepare(self, twin: TwinContext, scenario: Scenario, *, workdir: Path) -> PreparedScenario:
+        """Apply the traffic interventions, build the SUMO network (into ``workdir``) and the demand."""
+        inputs = self._inputs or load_twin(twin.twin_dir, need_routes=needs_routes([scenario]))
+        return prepare_scenario(inputs, scenario, workdir, self.params(twin))
+
+    def run(self, inputs: PreparedScenario, *, seed: int, workdir: Path) -> EngineResult:
+        """One seed: mode choice ↔ SUMO; KPIs, the edge and zone tables, and details for the report."""
+        outcome = simulate_seed(inputs, seed, workdir)
+        return EngineResult(
+            kpis=as_kpis(outcome.kpis),
+            tables={EDGES.name: outcome.edges, ZONES.name: outcome.zones},
+            details={
+                "modal_split": outcome.modal_split,
+                "car_share_by_iteration": outcome.car_share_by_iteration,
+                "iterations": inputs.params.iterations,
+                "changed_edges": int(inputs.changes["edge_id"].nunique()) if not inputs.changes.empty else 0,
+                "transit_source": inputs.transit_source,
+                "sumo_wall_s": round(outcome.sumo_wall_s, 3),
+                "netconvert_s": round(inputs.network.wall_s, 3),
+                "sumo_version": outcome.sumo_version,
+            },
+        )
+
+    def check(self, twin: TwinContext, scenario: Scenario) -> list[str]:
+        """Every problem of the scenario's traffic interventions on the twin's network."""
+        inputs = self._inputs or load_twin(twin.twin_dir)
+        return validate_scenario(scenario, inputs.edges, crs=inputs.crs)
+
+    def scenario_examples(self) -> str:
+        """The commented traffic interventions for ``civictwin scenario new``."""
+        return SCENARIO_EXAMPLES
+
+    def report(self, runs: Mapping[str, Sequence[SeedRecord]]) -> EngineReport:
+        """Run facts, teleport warnings, the method and the modal split figure."""
+        return traffic_report(runs)

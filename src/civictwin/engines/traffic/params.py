@@ -1,0 +1,71 @@
+"""The traffic engine's parameters: demand, mode choice, feedback rounds and SUMO settings.
+
+A twin's values live in ``<twin dir>/traffic.toml`` (the :class:`TrafficParams` fields, with
+``[demand]`` and ``[mode_choice]`` tables); command-line options override top-level values.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from civictwin.engines.traffic.demand import DemandParams
+from civictwin.engines.traffic.modechoice import ModeChoiceParams
+from civictwin.engines.traffic.run import SimOptions
+from civictwin.errors import ConfigError
+
+PARAMS_FILENAME = "traffic.toml"
+
+
+class TrafficParams(BaseModel):
+    """Everything besides the scenario and the seed that shapes a traffic run's numbers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    demand: DemandParams = DemandParams()
+    mode_choice: ModeChoiceParams = ModeChoiceParams()
+    iterations: Annotated[int, Field(ge=1, le=20)] = 3
+    """Simulations per seed; between them the mode choice sees the simulated car times."""
+    od_csv: str | None = None
+    """A user OD matrix (person trips per hour) replacing the gravity model."""
+    demand_window_s: Annotated[float, Field(gt=0)] = 3600.0
+    clearance_s: Annotated[float, Field(ge=0)] = 1800.0
+    """Simulated time after the demand window for the last trips to arrive."""
+    mesoscopic: bool = False
+    max_teleport_share: Annotated[float, Field(ge=0, le=1)] = 0.05
+    max_unfinished_share: Annotated[float, Field(ge=0, le=1)] = 0.05
+
+    def sim_options(self) -> SimOptions:
+        """The SUMO options these parameters imply."""
+        return SimOptions(
+            end_s=self.demand_window_s + self.clearance_s,
+            mesoscopic=self.mesoscopic,
+            max_teleport_share=self.max_teleport_share,
+            max_unfinished_share=self.max_unfinished_share,
+        )
+
+
+def load_params(twin_dir: Path, **overrides: Any) -> TrafficParams:
+    """The twin's traffic parameters: ``<twin dir>/traffic.toml`` if present, else the defaults.
+
+    ``overrides`` (e.g. ``iterations=2`` from the command line) replace top-level values; ``None`` values
+    are ignored.
+    """
+    path = twin_dir / PARAMS_FILENAME
+    data: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"not valid TOML: {exc}", path=path) from None
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return TrafficParams.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        raise ConfigError(f"{key}: {message}", path=path if path.is_file() else "parameters") from None

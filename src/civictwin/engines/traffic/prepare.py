@@ -1,0 +1,99 @@
+"""A scenario made ready for its seeds: interventions applied, SUMO network built, demand and
+free-flow service computed, each street placed in its analysis zone. Runs once per scenario."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from civictwin.engines.traffic.demand import DemandError, OdMatrix
+from civictwin.engines.traffic.edits import apply_interventions
+from civictwin.engines.traffic.inputs import TwinInputs
+from civictwin.engines.traffic.kpis import edge_zones
+from civictwin.engines.traffic.layers import DemandLayer, demand_layers, network_free_demand
+from civictwin.engines.traffic.modechoice import CarPaths, LevelOfService
+from civictwin.engines.traffic.network import SumoNetwork, build_sumo_network
+from civictwin.engines.traffic.params import TrafficParams
+from civictwin.errors import CivicTwinError
+from civictwin.scenarios.spec import Scenario
+
+
+@dataclass(frozen=True)
+class PreparedScenario:
+    """Everything a seed of one scenario needs (picklable: it is sent to the worker processes)."""
+
+    scenario: Scenario
+    params: TrafficParams
+    network: SumoNetwork
+    zones: gpd.GeoDataFrame
+    edges: gpd.GeoDataFrame
+    changes: pd.DataFrame
+    layers: tuple[DemandLayer, ...]
+    has_car_edges: np.ndarray
+    free_flow: LevelOfService
+    car_paths: CarPaths
+    transit_source: str
+    placement: pd.DataFrame
+    """``edge_id``, ``zone_id``, ``length_m``: the analysis zone of every street edge (its midpoint)."""
+
+    @property
+    def person_trips(self) -> OdMatrix:
+        """All layers together."""
+        total = sum((layer.od.trips for layer in self.layers), np.zeros_like(self.layers[0].od.trips))
+        return OdMatrix(self.layers[0].od.zones, total)
+
+
+def prepare_scenario(
+    inputs: TwinInputs, scenario: Scenario, workdir: Path, params: TrafficParams
+) -> PreparedScenario:
+    """Apply the interventions, build the SUMO network and the demand of one scenario.
+
+    The simulated edge set is the baseline's car edges for every scenario (a closed edge stays in the
+    net with no car permission), so edge ids line up between scenarios. The OD matrix is distributed
+    on the baseline network: a plan changes how people travel, not where they go.
+    """
+    modified = apply_interventions(inputs.edges, scenario, crs=inputs.crs, zones=inputs.zones)
+    simulated_ids = set(
+        inputs.edges.loc[inputs.edges["car"].fillna(False).astype(bool), "edge_id"].astype(str)
+    )
+    simulated = modified.edges[modified.edges["edge_id"].astype(str).isin(simulated_ids)]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="netconvert") as pool:
+        building = pool.submit(
+            build_sumo_network, simulated, inputs.nodes, workdir, additionals=modified.additionals
+        )
+        try:
+            demand = network_free_demand(inputs, scenario, modified, params)
+        except CivicTwinError:
+            building.result()  # a broken network is reported first, as it is the first step
+            raise
+        network = building.result()
+    usable = set(modified.car_edges) & set(network.edge_ids)
+    by_zone = {zone: [e for e in ids if e in usable] for zone, ids in demand.car_edges_by_zone.items()}
+    has_car = np.array([len(by_zone[str(z)]) > 0 for z in inputs.zones["zone_id"]])
+    layers = demand_layers(inputs, modified, params, demand.od, by_zone)
+    if sum(layer.od.total for layer in layers) <= 0:
+        raise DemandError(
+            "no trips to simulate: the zones have no residents or no destinations (check population, "
+            "jobs_proxy_m2 and poi_* in the zones table, or give an OD matrix)",
+            field="zones",
+        )
+    car_min = demand.car.minutes(has_car_edges=has_car)
+    return PreparedScenario(
+        scenario=scenario,
+        params=params,
+        network=network,
+        zones=inputs.zones,
+        edges=modified.edges,
+        changes=modified.changes,
+        layers=layers,
+        has_car_edges=has_car,
+        free_flow=demand.service.with_car_times(car_min),
+        car_paths=demand.car,
+        transit_source=demand.transit_source,
+        placement=edge_zones(inputs.edges, inputs.zones),
+    )

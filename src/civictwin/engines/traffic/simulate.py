@@ -1,0 +1,157 @@
+"""One seed of a prepared scenario: mode choice ↔ SUMO, iterated with the method of successive averages.
+
+Iteration 0 splits demand with free-flow car times; each later iteration uses the car times of the
+previous simulation and averages the shares with the earlier ones. A closure therefore shifts trips
+away from car and evaporates some car traffic instead of only adding delay. Each iteration samples its
+own car trips from ``(seed, iteration)``; SUMO runs with ``seed``. Only the last simulation's outputs
+are kept.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from civictwin.engines.traffic.demand import OdMatrix, sample_car_trips, trip_pair
+from civictwin.engines.traffic.inputs import TwinInputs, load_twin, needs_routes
+from civictwin.engines.traffic.kpis import edge_table, run_kpis, zone_totals
+from civictwin.engines.traffic.modechoice import (
+    MODES,
+    LevelOfService,
+    Mode,
+    modal_split,
+    mode_shares,
+    msa_update,
+    split_by_mode,
+)
+from civictwin.engines.traffic.outputs import SimResult
+from civictwin.engines.traffic.params import TrafficParams
+from civictwin.engines.traffic.prepare import PreparedScenario, prepare_scenario
+from civictwin.engines.traffic.run import CarTrip, run_sumo
+from civictwin.scenarios.spec import Scenario
+from civictwin.store.base import Store
+
+
+@dataclass(frozen=True)
+class SeedOutcome:
+    """The outcome of one scenario and one seed after the last simulation."""
+
+    scenario: str
+    seed: int
+    kpis: dict[str, float]
+    modal_split: dict[str, float]
+    car_share_by_iteration: list[float]
+    edges: pd.DataFrame
+    """edge_id, flow (vehicles that used the edge in the run), speed_ms, co2_g, noise_db."""
+    zones: pd.DataFrame
+    """zone_id, vehicle_km, co2_kg, noise_db of every analysis zone (see :func:`zone_totals`)."""
+    wall_s: float
+    sumo_wall_s: float
+    sumo_version: str
+
+
+def simulate_seed(prepared: PreparedScenario, seed: int, workdir: Path) -> SeedOutcome:
+    """Simulate one seed of a prepared scenario with mode-choice feedback (MSA over ``iterations``)."""
+    start = time.perf_counter()
+    params = prepared.params
+    shares = mode_shares(prepared.free_flow, params.mode_choice)
+    car_share_history: list[float] = []
+    sumo_wall = 0.0
+    result: SimResult | None = None
+    for iteration in range(params.iterations):
+        if result is not None:
+            los = _simulated_service(prepared, result)
+            shares = msa_update(shares, mode_shares(los, params.mode_choice), iteration)
+            shutil.rmtree(result.workdir, ignore_errors=True)
+        car_share_history.append(modal_split(prepared.person_trips, shares)["car"])
+        trips = _car_trips(prepared, shares, params, seed, iteration)
+        run_dir = workdir / f"iteration_{iteration}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        result = run_sumo(prepared.network, trips, seed=seed, workdir=run_dir, options=params.sim_options())
+        sumo_wall += result.wall_s
+    assert result is not None  # iterations >= 1
+    split = modal_split(prepared.person_trips, shares)
+    edges = edge_table(result)
+    return SeedOutcome(
+        scenario=prepared.scenario.name,
+        seed=seed,
+        kpis={**run_kpis(result), **_demand_kpis(prepared.person_trips, shares)},
+        modal_split={str(mode): share for mode, share in split.items()},
+        car_share_by_iteration=car_share_history,
+        edges=edges,
+        zones=zone_totals(edges, prepared.placement, prepared.zones["zone_id"]),
+        wall_s=time.perf_counter() - start,
+        sumo_wall_s=sumo_wall,
+        sumo_version=result.sumo_version,
+    )
+
+
+def run_scenario(
+    twin: Path | Store | TwinInputs, scenario: Scenario, seed: int, workdir: Path, params: TrafficParams
+) -> SeedOutcome:
+    """One scenario, one seed, in this process: load the twin, prepare the scenario, simulate.
+
+    ``twin`` is a twin directory, an open store or already loaded inputs. The network goes to
+    ``workdir/network`` and SUMO's outputs to ``workdir/sumo``.
+    """
+    if isinstance(twin, TwinInputs):
+        inputs = twin
+    elif isinstance(twin, Store):
+        inputs = load_twin(twin, twin_dir=workdir, need_routes=needs_routes([scenario]))
+    else:
+        inputs = load_twin(twin, need_routes=needs_routes([scenario]))
+    prepared = prepare_scenario(inputs, scenario, workdir / "network", params)
+    return simulate_seed(prepared, seed, workdir / "sumo")
+
+
+def _car_trips(
+    prepared: PreparedScenario,
+    shares: dict[Mode, np.ndarray],
+    params: TrafficParams,
+    seed: int,
+    iteration: int,
+) -> list[CarTrip]:
+    occupancy = params.mode_choice.car_occupancy
+    trips: list[CarTrip] = []
+    for layer in prepared.layers:
+        cars = split_by_mode(layer.od, shares)["car"].scaled(1.0 / occupancy)
+        trips += sample_car_trips(
+            cars,
+            layer.edges_by_zone,
+            seed=seed,
+            iteration=iteration,
+            begin_s=layer.begin_s,
+            end_s=layer.end_s,
+            prefix=layer.prefix,
+        )
+    return sorted(trips, key=lambda t: (t.depart_s, t.trip_id))
+
+
+def _simulated_service(prepared: PreparedScenario, result: SimResult) -> LevelOfService:
+    """Free-flow service with car times replaced by what the simulation showed."""
+    n = len(prepared.zones)
+    arrived = result.trips[result.trips["arrived"].astype(bool)]
+    observed = np.full((n, n), np.nan)
+    if not arrived.empty:
+        pairs = np.array([trip_pair(str(t)) for t in arrived["trip_id"]])
+        frame = pd.DataFrame(
+            {"o": pairs[:, 0], "d": pairs[:, 1], "min": arrived["duration_s"].to_numpy() / 60.0}
+        )
+        means = frame.groupby(["o", "d"])["min"].mean()
+        observed[means.index.get_level_values(0), means.index.get_level_values(1)] = means.to_numpy()
+    moving = result.edges[result.edges["speed_ms"].notna()]
+    speeds = dict(zip(moving["edge_id"].astype(str), moving["speed_ms"].astype(float), strict=True))
+    minutes = prepared.car_paths.minutes(
+        edge_speed_ms=speeds, observed_min=observed, has_car_edges=prepared.has_car_edges
+    )
+    return prepared.free_flow.with_car_times(minutes)
+
+
+def _demand_kpis(od: OdMatrix, shares: dict[Mode, np.ndarray]) -> dict[str, float]:
+    split = modal_split(od, shares)
+    return {"person_trips": od.total, **{f"share_{m}": float(split[m]) for m in MODES}}
