@@ -51,10 +51,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from civictwin.build import build_twin
-from civictwin.config import load_config
-from civictwin.demo import DEMO_BBOX, build_demo, demo_pbf, write_demo_config
-from civictwin.engines.traffic.demand import zone_edges
 from civictwin.engines.traffic.pipeline import (
     BUILTIN_SCENARIOS,
     PipelineParams,
@@ -67,9 +63,14 @@ from civictwin.engines.traffic.pipeline import (
     run_ensemble,
     run_scenario,
 )
+from civictwin.scenarios.interventions import apply_interventions
+
+from civictwin.build import build_twin
+from civictwin.config import load_config
+from civictwin.demo import DEMO_BBOX, build_demo, demo_pbf, write_demo_config
+from civictwin.engines.traffic.demand import zone_edges
 from civictwin.engines.traffic.sumo import binary, sumo_env
 from civictwin.errors import CivicTwinError
-from civictwin.scenarios.interventions import apply_interventions
 from civictwin.scenarios.spec import Scenario, load_scenario
 from civictwin.store.duckdb import DuckDBStore
 
