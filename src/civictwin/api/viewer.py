@@ -39,7 +39,6 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "font-src 'self'",
         "object-src 'none'",
         "base-uri 'none'",
-        "frame-ancestors 'self'",
     ]
 )
 _HEADERS = {
