@@ -140,7 +140,7 @@ def test_ctrl_c_at_any_moment_of_a_build(demo: tuple[Path, float]) -> None:
     with DuckDBStore.open(store) as opened:
         tables = {t.name: t.rows for t in opened.tables()}
     # from 0.15 s on: earlier, the interpreter itself is still starting, before any civictwin code runs
-    moments = [0.15 + i * (duration * 1.05) / 13 for i in range(14)]
+    moments = [0.15 + i * (duration * 1.05) / 9 for i in range(10)]
     interrupted = 0
     for moment in moments:
         before = digest(store)
@@ -155,11 +155,11 @@ def test_ctrl_c_at_any_moment_of_a_build(demo: tuple[Path, float]) -> None:
             assert process.returncode == 0, f"{where}: it had finished, yet {err!r}"
         assert tree(twin) == files, f"{where}: leftovers {tree(twin) ^ files}"
         assert session_processes(process.pid) == [], where
-        if digest(store) != before:  # the interrupt came after the new twin was in place
-            assert running
+        if digest(store) != before:  # the new twin is in place: it must be complete
+            assert process.returncode in (0, 130), where
         with DuckDBStore.open(store) as opened:
             assert {t.name: t.rows for t in opened.tables()} == tables, where
-    assert interrupted >= 10, f"only {interrupted} of {len(moments)} moments caught the build running"
+    assert interrupted >= 8, f"only {interrupted} of {len(moments)} moments caught the build running"
     again = subprocess.run(
         [sys.executable, "-c", ENTRY, "build", "demo"],
         cwd=twin.parent,
@@ -168,3 +168,46 @@ def test_ctrl_c_at_any_moment_of_a_build(demo: tuple[Path, float]) -> None:
         timeout=300,
     )
     assert again.returncode == 0, again.stderr
+
+
+# ----------------------------------------------------------------------------------- the compare sweep
+
+COMPARE = ["compare", "baseline", "close_main_street", "--twin", "demo", "--seeds", "2", "--workers", "2",
+           "--iterations", "1", "--scale", "0.3", "--id", "sweep"]  # fmt: skip
+
+
+def leftovers(twin: Path) -> list[str]:
+    """Half-written things a later run would have to clean: staging folders and temporary files."""
+    return sorted(
+        str(p.relative_to(twin))
+        for p in twin.rglob("*")
+        if ".partial" in p.name or p.name.endswith((".tmp", ".building", ".wal")) or ".restoring-" in p.name
+    )
+
+
+def test_ctrl_c_at_any_moment_of_a_comparison(demo: tuple[Path, float]) -> None:
+    """Black box: the CLI and the files on disk only, whatever the pipeline's inner structure."""
+    twin, _ = demo
+    started = time.monotonic()
+    first = start(ENTRY, *COMPARE, cwd=twin.parent)
+    running, err = interrupt_after(first, 4.0)
+    assert running and first.returncode == 130 and err.strip().splitlines() == ONE_LINE, err
+    moments = [1.0, 2.5, 6.0, 9.0, 14.0, 20.0]
+    for moment in moments:
+        process = start(ENTRY, *COMPARE, cwd=twin.parent)
+        running, err = interrupt_after(process, moment)
+        where = f"SIGINT at {moment:.1f} s of a comparison"
+        if running:
+            assert process.returncode == 130, f"{where}: exit {process.returncode}, stderr {err!r}"
+            assert err.strip().splitlines() == ONE_LINE, where
+        else:
+            assert process.returncode == 0, f"{where}: it had finished, yet {err!r}"
+        assert leftovers(twin) == [], where
+        assert session_processes(process.pid) == [], f"{where}: processes left behind"
+    finished = subprocess.run(
+        [sys.executable, "-c", ENTRY, *COMPARE], cwd=twin.parent, capture_output=True, text=True, timeout=900
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert (twin / "runs" / "sweep" / "complete").is_file()
+    assert leftovers(twin) == []
+    assert time.monotonic() - started < 1_200
