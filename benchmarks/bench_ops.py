@@ -77,6 +77,7 @@ def start(twin: Path, audit: bool) -> tuple[subprocess.Popen[bytes], str]:
             return process, base
         except httpx.TransportError:
             if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
                 raise SystemExit("server did not start") from None
             time.sleep(0.3)
 

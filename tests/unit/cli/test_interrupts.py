@@ -188,7 +188,6 @@ def leftovers(twin: Path) -> list[str]:
 def test_ctrl_c_at_any_moment_of_a_comparison(demo: tuple[Path, float]) -> None:
     """Black box: the CLI and the files on disk only, whatever the pipeline's inner structure."""
     twin, _ = demo
-    started = time.monotonic()
     first = start(ENTRY, *COMPARE, cwd=twin.parent)
     running, err = interrupt_after(first, 4.0)
     assert running and first.returncode == 130 and err.strip().splitlines() == ONE_LINE, err
@@ -210,4 +209,3 @@ def test_ctrl_c_at_any_moment_of_a_comparison(demo: tuple[Path, float]) -> None:
     assert finished.returncode == 0, finished.stderr
     assert (twin / "runs" / "sweep" / "complete").is_file()
     assert leftovers(twin) == []
-    assert time.monotonic() - started < 1_200
