@@ -160,7 +160,10 @@ def token_list(twin_dir: Path = TWIN_DIR) -> None:
     path = tokens_path(store)
     records = list_tokens(path)
     used = last_used(used_path(path))
-    table = Table("id", "role", "datasets", "name", "created", "expires", "last used", "revoked")
+    table = Table()
+    table.add_column("id", no_wrap=True, min_width=8)  # never cut: it is what revoke and rotate take
+    for heading in ("role", "datasets", "name", "created", "expires", "last used", "revoked"):
+        table.add_column(heading)
     for record in records:
         table.add_row(
             record.id,

@@ -49,7 +49,6 @@ def connect(path: Path | str = ":memory:", *, read_only: bool = False) -> duckdb
     config: dict[str, str | bool | int | float | list[str]] = {
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
-        "enable_progress_bar": False,  # a server's output and a CLI's own progress stay clean
     }
     try:
         con = duckdb.connect(str(path), read_only=read_only, config=config)
