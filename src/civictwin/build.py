@@ -25,6 +25,7 @@ from civictwin.catalog.quality import quality_highlights, record_quality
 from civictwin.config import TwinConfig
 from civictwin.errors import AreaError
 from civictwin.geometry import WGS84, reproject, utm_crs_for
+from civictwin.governance.security import record_event
 from civictwin.model.buildings import lod1_buildings
 from civictwin.model.network import build_network
 from civictwin.model.population import (
@@ -86,9 +87,12 @@ def build_twin(config: TwinConfig, *, on_step: StepCallback | None = None) -> Bu
         tables = {t.name: t.rows for t in store.tables()}
         highlights = quality_highlights(store)
         totals = _totals(store)
+        seconds = round(time.perf_counter() - started, 2)
+        store.put_record("meta", "build", {"seconds": seconds})
+    record_event(config.store_path, "rebuild", twin=config.twin.name, seconds=seconds, tables=len(tables))
     return BuildSummary(
         name=config.twin.name, store_path=config.store_path, crs=crs, tables=tables,
-        highlights=highlights, seconds=round(time.perf_counter() - started, 2), totals=totals,
+        highlights=highlights, seconds=seconds, totals=totals,
     )  # fmt: skip
 
 

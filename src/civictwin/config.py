@@ -171,6 +171,59 @@ class SourceConfig(_Strict):
         return self.title or self.name.replace("_", " ").capitalize()
 
 
+class ServerSection(_Strict):
+    """How ``civictwin serve`` sits in a city's network: public URL, trusted hosts, proxies, TLS, headers."""
+
+    public_url: str | None = Field(
+        default=None, description="Base URL clients use (https://twin.example.org/); links are built from it"
+    )
+    trusted_hosts: list[str] = Field(
+        default_factory=lambda: ["localhost", "127.0.0.1", "::1"],
+        description='Host header values accepted ("*" for any); the public URL\'s host is always trusted',
+    )
+    forwarded_allow_ips: list[str] = Field(
+        default_factory=list,
+        description="Reverse proxies (IPs or networks) whose X-Forwarded-* headers count",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Browser origins allowed to call the API"
+    )
+    frame_ancestors: list[str] = Field(
+        default_factory=lambda: ["'self'"], description="CSP frame-ancestors: who may embed the pages"
+    )
+    tls_certificate: str | None = Field(default=None, description="PEM certificate (chain) for native HTTPS")
+    tls_private_key: str | None = Field(default=None, description="PEM private key of the certificate")
+    hsts_max_age_s: Annotated[int, Field(ge=0)] = 31_536_000
+    shutdown_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    metrics_public: bool = False
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", value):
+            raise ValueError(f"expected an absolute http(s) URL without query, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerSection:
+        if (self.tls_certificate is None) != (self.tls_private_key is None):
+            raise ValueError("give both tls_certificate and tls_private_key, or neither")
+        return self
+
+
+class AuditSection(_Strict):
+    """Rotation, retention and privacy of the audit and security logs."""
+
+    max_megabytes: Annotated[float, Field(gt=0)] = 100.0
+    """Rotate a log once it reaches this size (MiB)."""
+    rotate_after_hours: Annotated[float, Field(gt=0)] = 24.0
+    """Rotate a log once its first record is this old (hours)."""
+    retention_days: Annotated[float, Field(gt=0)] = 180.0
+    """Delete rotated logs older than this (days)."""
+    client_addresses: Literal["truncated", "hashed", "full"] = "truncated"
+    """Client IPs are personal data: truncated to /24 (IPv4) or /48 (IPv6), a keyed hash, or full."""
+
+
 class TwinConfig(_Strict):
     """The whole ``twin.toml``."""
 
@@ -179,6 +232,8 @@ class TwinConfig(_Strict):
     zones: ZonesSection = ZonesSection()
     population: PopulationSection = PopulationSection()
     buildings: BuildingsSection = BuildingsSection()
+    server: ServerSection = ServerSection()
+    audit: AuditSection = AuditSection()
     sources: Annotated[list[SourceConfig], Field(min_length=1)]
     base_dir: Path = Field(default=Path("."), exclude=True)
 

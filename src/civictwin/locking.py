@@ -1,16 +1,17 @@
-"""Exclusive advisory file locks between civictwin processes (POSIX ``flock``).
+"""Exclusive advisory file locks between civictwin processes, on POSIX and Windows alike (portalocker).
 
 Two commands that rewrite the same file (two builds of one twin, two token edits) must not interleave.
-The lock lives on a separate ``.lock`` file, is released by the operating system if the process dies,
-and so never needs cleaning up by hand.
+The lock lives on a separate ``.lock`` file, is released by the operating system if the process dies
+(``flock`` on POSIX, ``msvcrt.locking`` on Windows), and so never needs cleaning up by hand.
 """
 
 from __future__ import annotations
 
-import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import portalocker
 
 
 class LockHeld(Exception):
@@ -25,12 +26,15 @@ def exclusive(lock_path: Path, *, wait: bool) -> Iterator[None]:
     once, for work that should rather be refused than queued (a second build of the same twin).
     """
     lock_path.parent.mkdir(parents=True, exist_ok=True)
+    flags = portalocker.LockFlags.EXCLUSIVE
+    if not wait:
+        flags |= portalocker.LockFlags.NON_BLOCKING
     with open(lock_path, "a") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            portalocker.lock(handle, flags)
+        except portalocker.LockException:
             raise LockHeld(str(lock_path)) from None
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            portalocker.unlock(handle)

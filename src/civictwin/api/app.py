@@ -3,22 +3,29 @@
 :func:`create_app` opens the twin's store read-only (attached to an in-memory working database for
 the Web Mercator tile tables), reopens it when a rebuild replaces the file
 (:class:`~civictwin.api.context.TwinHolder`), reads the catalogue's access levels, and wires the routers behind
-:class:`~civictwin.api.security.GateMiddleware` (limits, tokens, audit). Tokens live in
-``<store>.tokens.json`` and the audit log in ``<store>.audit.jsonl``, beside the store.
+:class:`~civictwin.api.security.GateMiddleware` (limits, tokens, audit, metrics) and the hardening
+middlewares (:mod:`civictwin.api.hardening`: trusted hosts and public URL, security headers, HEAD;
+CORS and forwarded headers when configured). Tokens live in ``<store>.tokens.json``, the audit log in
+``<store>.audit.jsonl`` and the security log in ``<store>.security.jsonl``, beside the store.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from civictwin import __version__
-from civictwin.api import features, scenarios, tiles, viewer
+from civictwin.api import features, operations, scenarios, tiles, viewer
 from civictwin.api.context import PublishedTwin, TwinHolder, store_version
+from civictwin.api.hardening import HeadMiddleware, HostMiddleware, SecurityHeadersMiddleware
 from civictwin.api.limits import RateLimiter
+from civictwin.api.metrics import Metrics, TwinCollector
 from civictwin.api.problems import install_problem_handlers
 from civictwin.api.security import GateMiddleware
 from civictwin.api.settings import ServerSettings
@@ -26,6 +33,7 @@ from civictwin.config import CONFIG_FILENAME, load_config
 from civictwin.errors import StoreError
 from civictwin.governance.access import AccessPolicy, access_levels
 from civictwin.governance.audit import AuditLog, audit_path
+from civictwin.governance.security import SecurityLog, security_path
 from civictwin.governance.tokens import TokenRegistry, tokens_path
 from civictwin.store.features import FeatureReader, open_published
 from civictwin.store.tiles import TileRenderer
@@ -82,9 +90,13 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
     """The API application over the twin in ``twin_dir`` (a twin directory or a store file)."""
     settings = settings or ServerSettings()
     twin = open_twin(twin_dir, settings)
-    # The store and the audit log live as long as the app (the process): no lifespan hook closes them,
+    # The store and the logs live as long as the app (the process): no lifespan hook closes them,
     # since test clients may start and stop an app's lifespan many times.
-    audit = AuditLog(audit_path(twin.store_path))
+    audit = AuditLog(
+        audit_path(twin.store_path), policy=settings.audit_rotation, addresses=settings.client_addresses
+    )
+    security = SecurityLog(security_path(twin.store_path), policy=settings.audit_rotation)
+    metrics = Metrics()
     app = FastAPI(
         title=f"civictwin: {twin.title}",
         version=__version__,
@@ -92,22 +104,68 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
         docs_url=None,
         redoc_url=None,
     )
-    app.state.twin_holder = TwinHolder(twin, lambda: open_twin(twin_dir, settings))
+    holder = TwinHolder(twin, lambda: open_twin(twin_dir, settings))
+    app.state.twin_holder = holder
     app.state.tile_cache = tiles.TileCache(settings.tile_cache_bytes)
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.audit = audit
+    app.state.security = security
+    app.state.edge_refused = _edge_recorder(audit, metrics)
+    metrics.registry.register(TwinCollector(holder.current, app.state.tile_cache))
     install_problem_handlers(app)
     app.include_router(features.router)
     app.include_router(tiles.router)
     app.include_router(scenarios.router)
+    app.include_router(operations.router)
     app.include_router(viewer.viewer_router())
-    app.add_middleware(
-        GateMiddleware,
-        registry=TokenRegistry(tokens_path(twin.store_path)),
-        limiter=RateLimiter(rate=settings.rate_per_second, burst=settings.rate_burst),
-        audit=audit,
-        settings=settings,
-    )
+    _add_middlewares(app, settings, registry=TokenRegistry(tokens_path(twin.store_path)))
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
     return app
+
+
+def _add_middlewares(app: FastAPI, settings: ServerSettings, *, registry: TokenRegistry) -> None:
+    """The request path, outermost first: forwarded headers (from configured proxies only), the gate
+    (limits, tokens, audit, metrics), security headers, trusted hosts and public URL, CORS, HEAD."""
+    app.add_middleware(HeadMiddleware)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "HEAD"],
+            allow_headers=["Authorization"],
+            max_age=600,
+        )
+    app.add_middleware(HostMiddleware, trusted_hosts=settings.trusted_hosts, public_url=settings.public_url)
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        frame_ancestors=settings.frame_ancestors,
+        hsts_max_age_s=settings.hsts_max_age_s,
+    )
+    app.add_middleware(
+        GateMiddleware,
+        registry=registry,
+        limiter=RateLimiter(rate=settings.rate_per_second, burst=settings.rate_burst),
+        audit=app.state.audit,
+        security=app.state.security,
+        metrics=app.state.metrics,
+        settings=settings,
+    )
+    if settings.forwarded_allow_ips:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.forwarded_allow_ips))
+
+
+def _edge_recorder(audit: AuditLog, metrics: Metrics) -> Callable[[str, str], None]:
+    """What to do with a request refused at the server edge: audit it and count it."""
+
+    def refused(client: str, detail: str) -> None:
+        audit.record(
+            who="anonymous", client=client, method="", path="", query="", status=400, duration_ms=0.0,
+            edge=True, detail=detail,
+        )  # fmt: skip
+        metrics.observe("edge", "", 400, 0.0)
+
+    return refused
 
 
 def _openapi(app: FastAPI, settings: ServerSettings) -> dict[str, Any]:

@@ -43,6 +43,12 @@ class PublishedTwin:
     version: str
     """Identifies the data served (store file identity and time); part of every tile cache key."""
 
+    @property
+    def built_at(self) -> str | None:
+        """When the served store's build started (ISO 8601), if recorded."""
+        value = self.store.records("meta").get("twin", {}).get("built_at")
+        return None if value is None else str(value)
+
     def metadata(self, layer: str) -> dict[str, Any]:
         """The layer's catalogue record (empty when it has none)."""
         return self.catalog.get(layer, {})
@@ -73,6 +79,7 @@ class TwinHolder:
         self._reopen = reopen
         self._lock = threading.Lock()
         self._refused: str | None = None
+        self._refusal = ""
 
     def current(self) -> PublishedTwin:
         """The twin to serve now."""
@@ -85,11 +92,26 @@ class TwinHolder:
                 self._reload(version)
             return self._twin
 
+    def readiness(self) -> tuple[bool, str]:
+        """Whether the twin's store can be served now, and why not.
+
+        Not ready while the store file is missing, or while the file now in its place cannot be
+        opened (the previous twin is still answered meanwhile, but it is no longer the twin on disk).
+        """
+        twin = self.current()
+        version = store_version(twin.store_path)
+        if version is None:
+            return False, f"the store file {twin.store_path.name} is missing"
+        if version == self._refused:
+            return False, f"the store file {twin.store_path.name} cannot be opened: {self._refusal}"
+        return True, f"serving the store built at {twin.built_at or 'an unknown time'}"
+
     def _reload(self, version: str) -> None:
         try:
             self._twin = self._reopen()
         except Exception as exc:  # a server keeps serving what it has: the problem goes to the log
             self._refused = version
+            self._refusal = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             logger.warning(
                 "the twin store changed but cannot be opened (%s); still serving the previous one",
                 exc,
@@ -119,6 +141,24 @@ def visible_layer(request: Request, name: str, *, noun: str = "collection") -> L
     """The layer ``name`` if the caller may read it; otherwise a 404 problem (same as no such layer)."""
     twin = get_twin(request)
     info = twin.features.layers.get(name)
-    if info is None or not twin.policy.allows(current_principal(request), name):
-        raise not_found(f"no {noun} named '{name}'")
+    principal = current_principal(request)
+    if info is not None and not twin.policy.allows(principal, name):
+        _denied(request, principal.id, name)
+    if info is None or not twin.policy.allows(principal, name):
+        raise not_found(f"no {noun} named '{name[:80]}'")
     return info
+
+
+def _denied(request: Request, who: str, dataset: str) -> None:
+    """Note in the security log that ``who`` asked for a dataset it may not read."""
+    security = getattr(request.app.state, "security", None)
+    if security is None:
+        return
+    client = request.client.host if request.client else "unknown"
+    security.event(
+        "access denied",
+        who=who,
+        client=request.app.state.audit.pseudonymise(client),
+        dataset=dataset,
+        path=request.url.path[:256],
+    )

@@ -41,17 +41,31 @@ def not_found(detail: str) -> ProblemError:
     return ProblemError(404, detail)
 
 
+MAX_DETAIL = 512
+"""Longest ``detail`` of a problem document (characters): an error never echoes an unbounded request."""
+MAX_INSTANCE = 256
+"""Longest ``instance`` (the request path) of a problem document (characters)."""
+
+
 def problem_body(status: int, detail: str, *, instance: str | None = None) -> dict[str, Any]:
-    """The JSON members of a problem document (``type`` is ``about:blank``, title the status phrase)."""
+    """The JSON members of a problem document (``type`` is ``about:blank``, title the status phrase).
+
+    ``detail`` and ``instance`` are cut to :data:`MAX_DETAIL` and :data:`MAX_INSTANCE` characters
+    (ending in "…" when cut), so a 70 KB path gets a small 414, not a 70 KB one.
+    """
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": _phrase(status),
         "status": status,
-        "detail": detail,
+        "detail": _bounded(detail, MAX_DETAIL),
     }
     if instance is not None:
-        body["instance"] = instance
+        body["instance"] = _bounded(instance, MAX_INSTANCE)
     return body
+
+
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def problem_response(

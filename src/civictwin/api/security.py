@@ -1,14 +1,19 @@
-"""The gate every request passes: size limits, token check, rate limit, and the audit line.
+"""The gate every request passes: size limits, token check, rate limit, the audit line and the metrics.
 
 One pure ASGI middleware, in this order: refuse over-long URLs (414) and declared over-size bodies
 (413); resolve the bearer token to a :class:`~civictwin.governance.tokens.Principal`; charge the
 client's rate bucket (keyed by token id, or by IP address for anonymous callers and invalid tokens,
-so a flood of bad tokens is throttled too; 429); refuse an invalid token (401); then run the app.
-Whatever happens, one audit line records who asked, what, and the status they got.
+so a flood of bad tokens is throttled too; 429); refuse an invalid token (401, with
+``error_description="The access token expired"`` for an expired one); answer 503 to token-bearing
+requests while the token file cannot be read (fail closed: one logged error, not one per request);
+then run the app. Whatever happens, one audit line records who asked, what, and the status they got,
+and the request is counted in the Prometheus metrics under its route template. Bursts of failed
+authentications from one client go to the security log.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import MutableMapping
 from typing import Any
@@ -24,13 +29,17 @@ from civictwin.api.limits import (
     retry_after,
     url_too_long,
 )
+from civictwin.api.metrics import Metrics
 from civictwin.api.problems import problem_response
 from civictwin.api.settings import ServerSettings
 from civictwin.governance.audit import AuditLog
-from civictwin.governance.tokens import ANONYMOUS, Principal, TokenRegistry
+from civictwin.governance.security import FailureBursts, SecurityLog
+from civictwin.governance.tokens import ANONYMOUS, Principal, TokenError, TokenExpired, TokenRegistry
 
 _INVALID = "invalid-token"
 _MAX_AUDIT_QUERY = 512
+
+logger = logging.getLogger(__name__)
 
 
 def current_principal(request: Request) -> Principal:
@@ -49,13 +58,19 @@ class GateMiddleware:
         registry: TokenRegistry,
         limiter: RateLimiter,
         audit: AuditLog,
+        security: SecurityLog,
+        metrics: Metrics,
         settings: ServerSettings,
     ) -> None:
         self.app = app
         self.registry = registry
         self.limiter = limiter
         self.audit = audit
+        self.security = security
+        self.metrics = metrics
         self.settings = settings
+        self.bursts = FailureBursts()
+        self._token_failure: str | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,7 +108,22 @@ class GateMiddleware:
                 413, f"request body exceeds {self.settings.max_body_bytes} bytes", scope, receive, send
             )
             return
-        principal, presented = self._principal(scope)
+        try:
+            principal, presented = self._principal(scope)
+        except TokenExpired as exc:
+            outcome["who"] = exc.record.id
+            self._failed_authentication(client)
+            headers = {
+                "WWW-Authenticate": 'Bearer error="invalid_token", error_description="The access token expired"'
+            }
+            await _refuse(401, exc.message, scope, receive, send, headers=headers)
+            return
+        except TokenError as exc:
+            outcome["who"] = "unverifiable-token"
+            self._token_file_unreadable(exc)
+            detail = "tokens cannot be checked right now (the server's token file is unreadable)"
+            await _refuse(503, detail, scope, receive, send, headers={"Retry-After": "60"})
+            return
         outcome["who"] = principal.id if principal.token else (_INVALID if presented else "anonymous")
         wait = self.limiter.acquire(principal.id if principal.token else f"ip:{client}")
         if wait > 0:
@@ -102,9 +132,11 @@ class GateMiddleware:
             await _refuse(429, detail, scope, receive, send, headers=headers)
             return
         if presented and principal.token is None:
+            self._failed_authentication(client)
             headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
             await _refuse(401, "invalid, unknown or revoked token", scope, receive, send, headers=headers)
             return
+        self._token_failure = None
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, counting_receive(receive, self.settings.max_body_bytes), send)
 
@@ -118,17 +150,41 @@ class GateMiddleware:
             return ANONYMOUS, True
         return Principal.of(self.registry.verify(token.strip())), True
 
+    def _failed_authentication(self, client: str) -> None:
+        """Count a failed authentication; a burst from one client goes to the security log."""
+        burst = self.bursts.failed(client)
+        if burst is not None:
+            self.security.event(
+                "failed authentications",
+                client=self.audit.pseudonymise(client),
+                count=burst,
+                window_s=self.bursts.window_s,
+            )
+
+    def _token_file_unreadable(self, exc: TokenError) -> None:
+        """Log an unreadable token file once (until it changes), not once per request."""
+        message = exc.user_message()
+        if message == self._token_failure:
+            return
+        self._token_failure = message
+        logger.error("token-bearing requests are refused (503): %s", message)
+        self.security.event("token file unreadable", detail=message)
+
     def _record(self, scope: Scope, who: str, status: int, started: float) -> None:
+        seconds = time.perf_counter() - started
         query = scope.get("query_string", b"").decode("latin-1")[:_MAX_AUDIT_QUERY]
+        method = str(scope.get("method", ""))
         self.audit.record(
             who=who,
             client=_client(scope),
-            method=str(scope.get("method", "")),
+            method=method,
             path=str(scope.get("path", "")),
             query=query,
             status=status,
-            duration_ms=(time.perf_counter() - started) * 1000,
+            duration_ms=seconds * 1000,
         )
+        route = scope.get("route")
+        self.metrics.observe(str(getattr(route, "path", "unmatched")), method, status, seconds)
 
 
 async def _refuse(

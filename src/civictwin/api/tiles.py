@@ -42,6 +42,11 @@ class TileCache:
         self.hits = 0
         self.misses = 0
 
+    @property
+    def size(self) -> int:
+        """Bytes of tiles held now."""
+        return self._bytes
+
     def get(self, key: tuple[str, int, int, int, str]) -> bytes | None:
         """The cached tile (``b""`` for a cached empty tile), or None when not cached."""
         with self._lock:

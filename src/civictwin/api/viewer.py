@@ -39,7 +39,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "font-src 'self'",
         "object-src 'none'",
         "base-uri 'none'",
-        "frame-ancestors 'self'",
+        # frame-ancestors is appended from [server] frame_ancestors (civictwin.api.hardening)
     ]
 )
 _HEADERS = {

@@ -9,11 +9,13 @@ steward called "GIS [planning]" must not lose its brackets); styles are given as
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
+from civictwin import interrupts
 from civictwin.errors import CivicTwinError
 
 app = typer.Typer(
@@ -37,17 +39,26 @@ def _global_options(
 
 
 def _register_commands() -> None:
-    from civictwin.cli import catalog, scenario, serve, twin  # noqa: F401  (each module registers its commands)
+    from civictwin.cli import catalog, ops, scenario, serve, twin  # noqa: F401  (each module registers its commands)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``civictwin`` script."""
+    """Run the command line: one line and a non-zero exit for errors, exit 130 for Ctrl+C.
+
+    An interrupt can surface as :class:`KeyboardInterrupt`, as Typer's return value 130, or as
+    another library's error raised because of it (DuckDB's "Query interrupted"); all three are
+    reported the same way. :mod:`civictwin.entry` installs the handler that tells them apart before
+    this module is even imported; a direct call installs it here.
+    """
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    interrupts.install()
     _register_commands()
     try:
-        app(args=args, standalone_mode=False)
+        code = app(args=args, standalone_mode=False)
     except CivicTwinError as exc:
+        if interrupts.received():
+            _interrupted()
         if debug:
             raise
         err_console.print(
@@ -55,8 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        err_console.print(Text.assemble(("interrupted", "bold red"), ": nothing half-written was kept"))
-        sys.exit(130)
+        _interrupted()
     except Exception as exc:  # click's own usage errors are handled below
         import click
 
@@ -65,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(exc.exit_code)
         if isinstance(exc, click.exceptions.Abort):
             sys.exit(1)
+        if interrupts.received():
+            _interrupted()
         if debug:
             raise
         err_console.print(
@@ -76,3 +88,14 @@ def main(argv: list[str] | None = None) -> None:
             soft_wrap=True,
         )
         sys.exit(3)
+    if code == interrupts.EXIT_CODE or interrupts.received():
+        _interrupted()
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)
+
+
+def _interrupted() -> NoReturn:
+    err_console.print(
+        Text.assemble(("interrupted", "bold red"), interrupts.MESSAGE.removeprefix("interrupted"))
+    )
+    sys.exit(interrupts.EXIT_CODE)

@@ -1,4 +1,4 @@
-"""Publishing commands: ``serve`` (the API and viewer over a twin) and ``token create|list|revoke``.
+"""Publishing commands: ``serve`` (the API and viewer over a twin) and ``token create|rotate|list|revoke``.
 
 Tokens are written to ``<store>.tokens.json`` beside the twin's store; a running server picks up a
 new or revoked token on its next request, so these commands work whether the server runs or not.
@@ -6,7 +6,9 @@ new or revoked token on its next request, so these commands work whether the ser
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -15,7 +17,19 @@ from rich.text import Text
 from civictwin.api.app import resolve_store
 from civictwin.api.settings import ServerSettings
 from civictwin.cli import app, console
-from civictwin.governance.tokens import Role, create_token, list_tokens, revoke_token, tokens_path
+from civictwin.config import CONFIG_FILENAME, AuditSection, ServerSection, load_config
+from civictwin.governance.security import record_event
+from civictwin.governance.tokens import (
+    Role,
+    TokenRecord,
+    create_token,
+    last_used,
+    list_tokens,
+    revoke_token,
+    rotate_token,
+    tokens_path,
+    used_path,
+)
 
 TWIN_DIR = typer.Argument(
     Path("."), help="Twin directory (holding twin.toml) or store file.", show_default=True
@@ -40,26 +54,56 @@ def serve(
         ServerSettings.rate_burst, "--burst", min=1, help="Requests a client may send at once."
     ),
 ) -> None:
-    """Serve the twin: OGC API – Features, vector tiles and the viewer, behind access control."""
-    import uvicorn
+    """Serve the twin: OGC API – Features, vector tiles and the viewer, behind access control.
 
+    Network behaviour (public URL, trusted hosts, proxies, TLS, CORS) and log rotation come from the
+    [server] and [audit] sections of twin.toml. SIGTERM or Ctrl+C stops accepting connections and lets
+    requests in flight finish (up to [server] shutdown_timeout_s); SIGHUP reopens the logs after an
+    external rotation.
+    """
     from civictwin.api.app import create_app
+    from civictwin.api.serving import run_server
 
-    settings = ServerSettings(host=host, port=port, rate_per_second=rate_limit, rate_burst=burst)
+    settings = server_settings(twin_dir, host=host, port=port, rate_per_second=rate_limit, rate_burst=burst)
     application = create_app(twin_dir, settings=settings)
-    url = f"http://{host}:{port}/"
+    url = settings.public_url or f"{'https' if settings.tls else 'http'}://{host}:{port}/"
+    url = url if url.endswith("/") else url + "/"
     console.print(
         Text.assemble("Serving ", (application.title, "bold"), " at ", (url, "bold"), " (Ctrl+C stops)")
     )
     console.print(
         Text.assemble("Viewer: ", (f"{url}viewer/", "bold"), f"  API definition: {url}openapi.json")
     )
-    uvicorn.run(application, host=host, port=port, log_level="warning", server_header=False)
+    stopped_by = run_server(application, settings)
+    if stopped_by == "SIGTERM":
+        console.print("Stopped on SIGTERM after the requests in flight finished.")
 
 
-def _tokens_file(twin_dir: Path) -> Path:
+def server_settings(twin_dir: Path, **overrides: Any) -> ServerSettings:
+    """The serving settings of a twin: its twin.toml [server] and [audit] sections (defaults without one)."""
+    config_file = twin_dir / CONFIG_FILENAME
+    if twin_dir.is_dir() and config_file.is_file():
+        config = load_config(twin_dir)
+        server, audit, base = config.server, config.audit, config.base_dir
+    else:
+        server, audit, base = (
+            ServerSection(),
+            AuditSection(),
+            twin_dir.parent if twin_dir.is_file() else twin_dir,
+        )
+    return ServerSettings.from_config(server, audit, base_dir=base, **overrides)
+
+
+def _store(twin_dir: Path) -> Path:
     store_path, _ = resolve_store(twin_dir)
-    return tokens_path(store_path)
+    return store_path
+
+
+DAYS = typer.Option(365, "--days", min=0, max=36_500, help="Lifetime in days (0: never expires).")
+
+
+def _lifetime(days: int) -> timedelta | None:
+    return timedelta(days=days) if days else None
 
 
 @token_app.command("create")
@@ -68,22 +112,58 @@ def token_create(
     role: Role = typer.Option(..., "--role", help="admin, steward, analyst or viewer."),
     datasets: str = typer.Option("", "--datasets", help="Comma-separated datasets a steward stewards."),
     name: str = typer.Option("", "--name", help="Who or what the token is for."),
+    days: int = DAYS,
 ) -> None:
     """Create a token and print it once: only its hash is kept."""
-    issued = create_token(_tokens_file(twin_dir), role=role, datasets=datasets.split(","), name=name)
+    store = _store(twin_dir)
+    path = tokens_path(store)
+    issued = create_token(path, role=role, datasets=datasets.split(","), name=name, lifetime=_lifetime(days))
+    _token_event(store, "token created", issued.record)
+    expiry = f", expires {issued.record.expires}" if issued.record.expires else ", never expires"
     console.print(
         Text.assemble(
-            "Created token ", (issued.record.id, "bold"), f" ({role}). Store it now; it is not shown again:"
+            "Created token ",
+            (issued.record.id, "bold"),
+            f" ({role}{expiry}). Store it now; it is not shown again:",
         )
     )
     console.print(issued.token, highlight=False, soft_wrap=True)
 
 
+@token_app.command("rotate")
+def token_rotate(
+    token_id: str = typer.Argument(..., help="The token to replace (see `civictwin token list`)."),
+    twin_dir: Path = TWIN_DIR,
+    grace_hours: float = typer.Option(
+        24.0, "--grace-hours", min=0.0, max=8_760.0, help="How long the old token keeps working."
+    ),
+    days: int = DAYS,
+) -> None:
+    """Issue a successor with the same role and datasets; the old token expires after the grace period."""
+    store = _store(twin_dir)
+    path = tokens_path(store)
+    issued = rotate_token(path, token_id, grace=timedelta(hours=grace_hours), lifetime=_lifetime(days))
+    _token_event(store, "token rotated", issued.record, replaces=token_id)
+    console.print(
+        Text.assemble(
+            "Token ", (token_id, "bold"), f" keeps working for {grace_hours:g} h. Its successor ",
+            (issued.record.id, "bold"), " is shown once; store it now:",
+        )
+    )  # fmt: skip
+    console.print(issued.token, highlight=False, soft_wrap=True)
+
+
 @token_app.command("list")
 def token_list(twin_dir: Path = TWIN_DIR) -> None:
-    """List tokens (ids, roles, datasets; never the secrets)."""
-    records = list_tokens(_tokens_file(twin_dir))
-    table = Table("id", "role", "datasets", "name", "created", "revoked")
+    """List tokens (ids, roles, datasets, expiry, last use; never the secrets)."""
+    store = _store(twin_dir)
+    path = tokens_path(store)
+    records = list_tokens(path)
+    used = last_used(used_path(path))
+    table = Table()
+    table.add_column("id", no_wrap=True, min_width=8)  # never cut: it is what revoke and rotate take
+    for heading in ("role", "datasets", "name", "created", "expires", "last used", "revoked"):
+        table.add_column(heading)
     for record in records:
         table.add_row(
             record.id,
@@ -91,6 +171,8 @@ def token_list(twin_dir: Path = TWIN_DIR) -> None:
             ",".join(record.datasets),
             record.name,
             record.created,
+            (record.expires or "never") + (" (expired)" if record.expired() else ""),
+            used.get(record.id, ""),
             record.revoked or "",
         )
     console.print(table if records else "No tokens yet (create one with `civictwin token create`).")
@@ -102,7 +184,23 @@ def token_revoke(
     twin_dir: Path = TWIN_DIR,
 ) -> None:
     """Revoke a token; a running server refuses it from its next request on."""
-    record = revoke_token(_tokens_file(twin_dir), token_id)
+    store = _store(twin_dir)
+    path = tokens_path(store)
+    record = revoke_token(path, token_id)
+    _token_event(store, "token revoked", record)
     console.print(
         Text.assemble("Revoked token ", (record.id, "bold"), f" ({record.role}) at {record.revoked}.")
+    )
+
+
+def _token_event(store_path: Path, event: str, record: TokenRecord, **details: str) -> None:
+    """Note a token change in the twin's security log."""
+    record_event(
+        store_path,
+        event,
+        token=record.id,
+        role=str(record.role),
+        name=record.name,
+        expires=record.expires,
+        **details,
     )

@@ -11,7 +11,6 @@ particular engine: KPIs carry their own names, units and labels, tables their ow
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from civictwin import durable
 from civictwin.compare.layers import TwinLayers, read_layers, with_geometry
 from civictwin.compare.manifest import build_manifest
 from civictwin.compare.report import render_report
@@ -264,13 +264,10 @@ def manifest_parameters(manifest: Mapping[str, Any]) -> dict[str, Mapping[str, A
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    staging = path.with_name(f".{path.name}.tmp")
-    staging.write_text(text, encoding="utf-8")
-    os.replace(staging, path)
+    durable.write_text(path, text)
 
 
 def _atomic_parquet(path: Path, frame: pd.DataFrame) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.tmp")
-    frame.to_parquet(staging, index=False)
-    os.replace(staging, path)
+    with durable.atomic_path(path) as staging:
+        frame.to_parquet(staging, index=False)

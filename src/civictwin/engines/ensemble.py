@@ -35,6 +35,7 @@ from typing import Any
 
 import pandas as pd
 
+from civictwin import durable
 from civictwin.engines.base import Engine, EngineResult, TableSpec, TwinContext
 from civictwin.errors import CivicTwinError, EngineError, ScenarioError
 from civictwin.locking import LockHeld, exclusive
@@ -433,7 +434,12 @@ def _worker_init(started: Any) -> None:
             raise _SeedTimeout
 
     signal.signal(signal.SIGINT, on_interrupt)
-    signal.signal(signal.SIGALRM, on_alarm)
+    if _ALARM is not None:
+        signal.signal(_ALARM, on_alarm)
+
+
+_ALARM = getattr(signal, "SIGALRM", None)
+"""The per-seed alarm signal (POSIX only)."""
 
 
 def _started() -> None:
@@ -446,7 +452,7 @@ def _seed_job(job: _Job) -> SeedRecord:
         raise KeyboardInterrupt(f"{job.who} not started: the run was interrupted")
     _running_seed = True
     _started_queue.put(job.key)
-    signal.setitimer(signal.ITIMER_REAL, job.timeout_s)
+    _arm_alarm(job.timeout_s)
     try:
         return _run_and_save(job)
     except _SeedTimeout:
@@ -455,8 +461,15 @@ def _seed_job(job: _Job) -> SeedRecord:
             "the seed needs a longer --seed-timeout)"
         ) from None
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        _arm_alarm(0)
         _running_seed = False
+
+
+def _arm_alarm(seconds: float) -> None:
+    """Raise :class:`_SeedTimeout` in this worker after ``seconds`` (0 disarms); where the system has no
+    alarm signal (Windows), the driving process's watchdog alone stops a hanging seed."""
+    if _ALARM is not None:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
 
 
 def _run_and_save(job: _Job) -> SeedRecord:
@@ -489,7 +502,7 @@ def _run_and_save(job: _Job) -> SeedRecord:
         (staging / COMPLETE).write_text("", encoding="utf-8")
         if final.exists():
             shutil.rmtree(final)
-        os.replace(staging, final)
+        durable.replace_directory(staging, final)
         return record.model_copy(update={"directory": final})
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

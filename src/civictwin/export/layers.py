@@ -1,12 +1,12 @@
 """Export a layer of the twin to a file others can open: GeoParquet, GeoPackage or GeoJSON.
 
 Files are written to a temporary name in the target directory and renamed into place only when
-complete, so a failed export never leaves a half-written file behind.
+complete (data and directory synced), so a failed export never leaves a half-written file behind
+and a finished one survives a power cut.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +18,7 @@ from pyogrio.errors import DataLayerError, DataSourceError, FieldError
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
+from civictwin import durable
 from civictwin.errors import ExportError
 from civictwin.store.base import Store
 
@@ -105,7 +106,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial{path.suffix}")
     try:
         yield partial
-        os.replace(partial, path)
+        durable.replace(partial, path)
     except WRITE_ERRORS as exc:
         raise ExportError(f"cannot write: {_first_line(exc)}", path=path) from None
     finally:

@@ -16,19 +16,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import re
 import secrets
-import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from civictwin import durable
 from civictwin.errors import CivicTwinError
 from civictwin.locking import exclusive
 
@@ -62,11 +62,19 @@ class TokenRecord:
     name: str = ""
     datasets: tuple[str, ...] = ()
     revoked: str | None = None
+    expires: str | None = None
+    """When the token stops granting access (ISO 8601, UTC); None: never."""
 
     @property
     def active(self) -> bool:
-        """Whether the token still grants access."""
+        """Whether the token is not revoked (it may still have expired: see :meth:`expired`)."""
         return self.revoked is None
+
+    def expired(self, now: datetime | None = None) -> bool:
+        """Whether the token's lifetime is over at ``now`` (default: the current time)."""
+        if self.expires is None:
+            return False
+        return (now or datetime.now(UTC)) >= datetime.fromisoformat(self.expires)
 
     def as_json(self) -> dict[str, Any]:
         """The record as written to the token file."""
@@ -86,6 +94,7 @@ class TokenRecord:
             name=str(data.get("name", "")),
             datasets=tuple(str(d) for d in data.get("datasets", [])),
             revoked=None if data.get("revoked") is None else str(data["revoked"]),
+            expires=None if data.get("expires") is None else _instant(str(data["expires"])),
         )
 
 
@@ -107,8 +116,18 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token(path: Path, *, role: Role, datasets: Sequence[str] = (), name: str = "") -> IssuedToken:
-    """Add a token to the file at ``path`` and return it with its secret (shown once, never stored)."""
+def create_token(
+    path: Path,
+    *,
+    role: Role,
+    datasets: Sequence[str] = (),
+    name: str = "",
+    lifetime: timedelta | None = None,
+) -> IssuedToken:
+    """Add a token to the file at ``path`` and return it with its secret (shown once, never stored).
+
+    With ``lifetime`` the token expires that long after now; without, it never expires.
+    """
     datasets = tuple(dict.fromkeys(d.strip() for d in datasets if d.strip()))
     bad = [d for d in datasets if not _DATASET_PATTERN.match(d)]
     if bad:
@@ -128,9 +147,42 @@ def create_token(path: Path, *, role: Role, datasets: Sequence[str] = (), name: 
             created=_now(),
             name=name,
             datasets=datasets,
+            expires=_now(lifetime) if lifetime is not None else None,
         )
         _write(path, [*records, record])
     return IssuedToken(token=token, record=record)
+
+
+def rotate_token(path: Path, token_id: str, *, grace: timedelta, lifetime: timedelta | None) -> IssuedToken:
+    """Issue a successor of token ``token_id`` (same role, datasets and name) without downtime.
+
+    The old token keeps working for ``grace`` (so its holder can switch over), then expires; the new
+    one lives for ``lifetime`` (None: never expires).
+    """
+    with _locked(path):
+        records = _read(path)
+        index = next((i for i, r in enumerate(records) if r.id == token_id), None)
+        if index is None:
+            raise TokenError(f"no token with id {token_id!r}", path=path)
+        old = records[index]
+        if not old.active or old.expired():
+            raise TokenError(f"token {token_id} is revoked or expired; create a new one instead")
+        ends = _now(grace)
+        if old.expires is None or old.expires > ends:
+            records[index] = TokenRecord(**{**asdict(old), "expires": ends})
+        token_id = _new_id({r.id for r in records})
+        token = f"{TOKEN_PREFIX}_{token_id}_{secrets.token_urlsafe(32)}"
+        successor = TokenRecord(
+            id=token_id,
+            role=old.role,
+            sha256=hash_token(token),
+            created=_now(),
+            name=old.name,
+            datasets=old.datasets,
+            expires=_now(lifetime) if lifetime is not None else None,
+        )
+        _write(path, [*records, successor])
+    return IssuedToken(token=token, record=successor)
 
 
 def revoke_token(path: Path, token_id: str) -> TokenRecord:
@@ -153,17 +205,43 @@ def list_tokens(path: Path) -> list[TokenRecord]:
     return _read(path)
 
 
-class TokenRegistry:
-    """Verifies presented tokens against the token file, re-reading it when it changes on disk."""
+class TokenExpired(CivicTwinError):
+    """A presented token was valid but its lifetime is over."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, record: TokenRecord) -> None:
+        super().__init__(f"token {record.id} expired on {record.expires}")
+        self.record = record
+
+
+_USED_EVERY_S = 60.0
+"""How often a server writes its tokens' last-used times to disk (seconds)."""
+
+
+class TokenRegistry:
+    """Verifies presented tokens against the token file, re-reading it when it changes on disk.
+
+    An unreadable token file fails closed: :meth:`verify` raises :class:`TokenError` (no token is
+    accepted) until the file changes, without re-reading it for every request. Each accepted
+    token's last use is noted and written to ``<store>.tokens.used.json`` at most once a minute.
+    """
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.path = path
+        self.used_path = used_path(path)
+        self._clock = clock
         self._lock = threading.Lock()
-        self._signature: tuple[int, int, int] | None = None
+        self._signature: tuple[int, ...] | None = None
         self._records: dict[str, TokenRecord] = {}
+        self._failure: TokenError | None = None
+        self._used: dict[str, float] = {}
+        self._saved_at = 0.0
 
     def verify(self, token: str) -> TokenRecord | None:
-        """The active record matching ``token``, or None when it is malformed, unknown or revoked."""
+        """The valid record matching ``token``; None when it is malformed, unknown or revoked.
+
+        Raises :class:`TokenExpired` for a genuine token past its expiry, and :class:`TokenError`
+        while the token file cannot be read.
+        """
         match = _TOKEN_PATTERN.match(token)
         if match is None:
             return None
@@ -172,23 +250,72 @@ class TokenRegistry:
             return None
         if not hmac.compare_digest(record.sha256, hash_token(token)):
             return None
+        if record.expired():
+            raise TokenExpired(record)
+        self._note_use(record.id)
         return record
 
     def _current(self) -> dict[str, TokenRecord]:
         signature = _signature(self.path)
         with self._lock:
             if signature != self._signature:
-                self._records = {r.id: r for r in _read(self.path)}
                 self._signature = signature
+                try:
+                    self._records, self._failure = {r.id: r for r in _read(self.path)}, None
+                except TokenError as exc:
+                    self._records, self._failure = {}, exc
+            if self._failure is not None:
+                raise self._failure
             return self._records
 
+    def _note_use(self, token_id: str) -> None:
+        now = self._clock()
+        with self._lock:
+            self._used[token_id] = now
+            if now - self._saved_at < _USED_EVERY_S:
+                return
+            self._saved_at = now
+            used = dict(self._used)
+        save_last_used(self.used_path, used)
 
-def _signature(path: Path) -> tuple[int, int, int] | None:
+
+def used_path(tokens_file: Path) -> Path:
+    """Where servers note when each token was last used (``<store>.tokens.used.json``)."""
+    return tokens_file.with_name(tokens_file.name.removesuffix(".json") + ".used.json")
+
+
+def last_used(path: Path) -> dict[str, str]:
+    """When each token was last used (ISO 8601, UTC), as far as servers have written it down."""
+    return {token_id: _iso(moment) for token_id, moment in _read_used(path).items()}
+
+
+def save_last_used(path: Path, used: dict[str, float]) -> None:
+    """Merge ``used`` (token id → Unix time) into the last-used file, keeping the later time of each."""
+    merged = _read_used(path)
+    for token_id, moment in used.items():
+        merged[token_id] = max(moment, merged.get(token_id, 0.0))
+    durable.write_text(path, json.dumps(merged, indent=1, sort_keys=True), mode=0o600)
+
+
+def _read_used(path: Path) -> dict[str, float]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {str(k): float(v) for k, v in data.items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds")
+
+
+def _signature(path: Path) -> tuple[int, ...] | None:
+    """What changes when the file is replaced, edited or has its permissions changed."""
     try:
         stat = path.stat()
     except FileNotFoundError:
         return None
-    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    return (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
 
 
 def _read(path: Path) -> list[TokenRecord]:
@@ -202,20 +329,9 @@ def _read(path: Path) -> list[TokenRecord]:
 
 
 def _write(path: Path, records: list[TokenRecord]) -> None:
-    """Replace the token file atomically; readers see either the old or the new file, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Replace the token file atomically and durably; readers see the old or the new file, never half."""
     payload = json.dumps({"version": _FILE_VERSION, "tokens": [r.as_json() for r in records]}, indent=2)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    durable.write_text(path, payload, mode=0o600)
 
 
 @contextmanager
@@ -232,8 +348,16 @@ def _new_id(taken: set[str]) -> str:
             return candidate
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def _now(later: timedelta | None = None) -> str:
+    return (datetime.now(UTC) + (later or timedelta())).isoformat(timespec="seconds")
+
+
+def _instant(text: str) -> str:
+    """An ISO 8601 time from the token file, checked and normalised to UTC (ValueError otherwise)."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"time without a time zone: {text!r}")
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)

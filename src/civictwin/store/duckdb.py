@@ -7,7 +7,6 @@ the build succeeded, so a failed or interrupted build leaves the previous twin u
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import shapely
 
+from civictwin import durable
 from civictwin.errors import StoreError
 from civictwin.locking import LockHeld, exclusive
 from civictwin.store.base import GEOMETRY, Bounds, Store, TableInfo
@@ -258,8 +258,8 @@ def _first_line(exc: BaseException) -> str:
 def build_store(path: Path, *, crs: str) -> Iterator[DuckDBStore]:
     """A fresh store that replaces ``path`` atomically when the block succeeds.
 
-    The new twin is written to ``<path>.building``; on success it is checkpointed and renamed over
-    ``path``; on any failure it is deleted and ``path`` is left exactly as it was. One build of a twin
+    The new twin is written to ``<path>.building``; on success it is checkpointed, synced and renamed
+    over ``path`` (:func:`civictwin.durable.replace`: a power cut after this returns keeps the new twin); on any failure it is deleted and ``path`` is left exactly as it was. One build of a twin
     runs at a time: a second one while the first holds ``<path>.building.lock`` is refused, since it
     would otherwise delete the first one's file mid-build and let a half-written twin be swapped in.
     """
@@ -277,14 +277,16 @@ def build_store(path: Path, *, crs: str) -> Iterator[DuckDBStore]:
 def _build_under_lock(path: Path, staging: Path, crs: str) -> Iterator[DuckDBStore]:
     for leftover in (staging, staging.with_name(staging.name + ".wal")):
         leftover.unlink(missing_ok=True)  # what a crashed or killed build left behind
-    store = DuckDBStore.create(staging, crs=crs)
-    try:
+    store: DuckDBStore | None = None
+    try:  # created inside the try: an interrupt while the file is being created removes it too
+        store = DuckDBStore.create(staging, crs=crs)
         yield store
         store.connection.execute("CHECKPOINT")
         store.close()
-        os.replace(staging, path)
+        durable.replace(staging, path)
     except BaseException:
-        store.close()
+        if store is not None:
+            store.close()
         staging.unlink(missing_ok=True)
         staging.with_name(staging.name + ".wal").unlink(missing_ok=True)
         raise

@@ -1,0 +1,63 @@
+"""Knowing that Ctrl+C arrived, even where a library turned it into something else.
+
+Python raises :class:`KeyboardInterrupt` on SIGINT, but the exception does not always survive: DuckDB
+cancels the running query and raises its own ``Query interrupted`` error, and Typer turns the
+interrupt into a return value of 130. :func:`install` replaces the SIGINT handler with one that
+raises the same ``KeyboardInterrupt`` *and* remembers that an interrupt arrived, so the command line
+can report any failure after that moment as what it is: an interrupt (one line, exit 130).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+__all__ = ["EXIT_CODE", "MESSAGE", "install", "received"]
+
+EXIT_CODE = 130
+"""What a shell reports for a command ended by Ctrl+C (128 + SIGINT)."""
+MESSAGE = "interrupted: nothing half-written was kept"
+
+_received = threading.Event()
+
+
+def install() -> None:
+    """Handle SIGINT from now on (main thread only): remember it, then raise KeyboardInterrupt.
+
+    Earlier interrupts are forgotten: each was already raised where it landed.
+    """
+    _received.clear()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _on_interrupt)
+
+
+def _on_interrupt(signum: int, frame: FrameType | None) -> None:
+    _received.set()
+    raise KeyboardInterrupt
+
+
+def received() -> bool:
+    """Whether SIGINT arrived since the last :func:`install`."""
+    return _received.is_set()
+
+
+def exit_interrupted() -> None:
+    """End the process as interrupted: exit status 130, without the interpreter's finalisation.
+
+    The one-line message is printed by the caller. Clean-up already ran while the interrupt unwound
+    the stack (staging files are removed in ``finally`` blocks). Finalising native libraries after an
+    interrupt landed inside them (an extension module half imported, a DuckDB query cancelled)
+    crashed the process now and then (exit -11 instead of 130), so the process ends here, after the
+    exit handlers (logging's flush, multiprocessing's release of a worker pool's semaphores) and a
+    flush of the standard streams.
+    """
+    atexit._run_exitfuncs()  # the interpreter's own first step of a normal exit
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(EXIT_CODE)
