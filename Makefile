@@ -6,8 +6,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-# Debian packages the test suite starts for real (browser tests).
-SYSTEM_PACKAGES := chromium
+# Debian packages the test suite starts for real (browser tests; the MQTT broker of the live tests and the demo).
+SYSTEM_PACKAGES := chromium mosquitto
 
 VIEWER := src/civictwin/api/static/.built
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from civictwin.config_live import LiveSection, RuleConfig, WebhookConfig, check_unique
 from civictwin.errors import ConfigError
 
 CONFIG_FILENAME = "twin.toml"
@@ -180,6 +181,9 @@ class TwinConfig(_Strict):
     population: PopulationSection = PopulationSection()
     buildings: BuildingsSection = BuildingsSection()
     sources: Annotated[list[SourceConfig], Field(min_length=1)]
+    live: LiveSection | None = None
+    rules: list[RuleConfig] = Field(default_factory=list)
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @model_validator(mode="after")
@@ -202,6 +206,11 @@ class TwinConfig(_Strict):
                 raise ValueError(f"{label} names '{ref}', which is not a source")
             if kinds[ref] not in allowed:
                 raise ValueError(f"{label} names '{ref}' of kind '{kinds[ref]}'; expected {_kinds(allowed)}")
+        return self
+
+    @model_validator(mode="after")
+    def _live_names_unique(self) -> TwinConfig:
+        check_unique(self.rules, self.webhooks)
         return self
 
     def resolve(self, relative: str) -> Path:
@@ -259,9 +268,9 @@ def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
     err = exc.errors()[0]
     parts: list[str] = []
     for item in err["loc"]:
-        if isinstance(item, int) and parts and parts[-1] == "sources":
-            name = _source_name(data, item)
-            parts[-1] = f"sources[{item}]" + (f" ({name})" if name else "")
+        if isinstance(item, int) and parts and parts[-1] in _NAMED_LISTS:
+            name = _entry_name(data, parts[-1], item)
+            parts[-1] = f"{parts[-1]}[{item}]" + (f" ({name})" if name else "")
         else:
             parts.append(_printable(str(item)))
     key = ".".join(parts)
@@ -281,9 +290,13 @@ def _printable(text: str) -> str:
     return text if text.isprintable() else repr(text)[1:-1]
 
 
-def _source_name(data: dict[str, Any], index: int) -> str | None:
-    sources = data.get("sources")
-    if isinstance(sources, list) and 0 <= index < len(sources) and isinstance(sources[index], dict):
-        name = sources[index].get("name")
+_NAMED_LISTS = ("sources", "rules", "webhooks")
+"""Lists of named entries: errors name the entry (``sources[1] (transit)``), not only its index."""
+
+
+def _entry_name(data: dict[str, Any], key: str, index: int) -> str | None:
+    entries = data.get(key)
+    if isinstance(entries, list) and 0 <= index < len(entries) and isinstance(entries[index], dict):
+        name = entries[index].get("name")
         return name if isinstance(name, str) else None
     return None
