@@ -284,3 +284,50 @@ def test_a_hanging_or_failing_webhook_never_holds_up_ingestion(tmp_path: Path, b
     assert all_stored < 2.0  # the receiver hung for 3 s (its timeout) meanwhile
     assert receiver.attempts == 3 and delivery.signature_ok and delivery.body["event"] == "opened"
     assert delivery.body["alert"]["fired"] == 1  # de-duplicated: 99 more firings, one alert, one delivery
+
+
+WINDOW_RULES = """
+[[rules]]
+name = "no2_hourly_limit"
+kind = "exceedances"
+observed_property = "NO2"
+window = "hour"
+above = 200.0
+allowed = 1
+
+[[rules]]
+name = "pm10_silent"
+kind = "silence"
+datastreams = ["pm10-koeln"]
+minutes = 0.05
+"""
+
+
+def test_window_and_silence_rules_run_live(tmp_path: Path, broker: Mosquitto) -> None:
+    config = make_twin(tmp_path, broker, rules=WINDOW_RULES, client="e2e-window")
+    events: list[tuple[str, str, str]] = []
+    publisher = Publisher(broker, client_id="window-sender")
+    # Hourly means 10:00 → (150 + 270) / 2 = 210, 11:00 → 180, 12:00 → 230: two above 200, one allowed.
+    sends = [("10:10", 150.0), ("10:40", 270.0), ("11:00", 180.0), ("12:30", 230.0)]
+    try:
+        with running(
+            config,
+            on_batch=lambda report: events.extend((a.rule, a.subject, str(e)) for a, e in report.events),
+        ) as consumer:
+            publisher.send(TOPIC.format(PM10), observation(20.0, datetime.now(UTC).isoformat()))
+            for clock, value in sends:
+                publisher.send(TOPIC.format(NO2), observation(value, f"2026-03-01T{clock}:00Z"))
+            wait_until(lambda: consumer.counters.alerts_opened == 2, timeout_s=30, what="two alerts")
+            publisher.send(TOPIC.format(PM10), observation(21.0, datetime.now(UTC).isoformat()))
+            wait_until(lambda: consumer.counters.alerts_closed == 1, timeout_s=30, what="the silence to end")
+    finally:
+        publisher.close()
+    with AlertStore(alerts_path(config.store_path)) as alerts:
+        [limit] = alerts.alerts(rule="no2_hourly_limit")
+        [silence] = alerts.alerts(rule="pm10_silent")
+    assert (limit.subject, limit.status, limit.value, limit.limit) == ("datastream:1", "open", 2.0, 1.0)
+    assert [e["mean"] for e in limit.evidence["exceedances"]] == [210.0, 230.0]
+    assert limit.evidence["period"] == {"start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z"}
+    assert (silence.subject, silence.status) == ("datastream:2", "closed")
+    assert silence.value is not None and silence.value > 0.05  # minutes silent when it opened
+    assert ("pm10_silent", "datastream:2", "closed") in events
