@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from civictwin import __version__
-from civictwin.api import alerts, features, scenarios, tiles, viewer
+from civictwin.api import alerts, features, scenarios, sensorthings, tiles, viewer
 from civictwin.api.context import PublishedTwin, TwinHolder, store_version
 from civictwin.api.limits import RateLimiter
 from civictwin.api.problems import install_problem_handlers
@@ -98,6 +98,7 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
     app.include_router(features.router)
     app.include_router(tiles.router)
     app.include_router(scenarios.router)
+    app.include_router(sensorthings.router)
     app.include_router(alerts.router)
     app.include_router(viewer.viewer_router())
     app.add_middleware(

@@ -37,7 +37,7 @@ def _global_options(
 
 
 def _register_commands() -> None:
-    from civictwin.cli import catalog, live, scenario, serve, twin  # noqa: F401  (each module registers its commands)
+    from civictwin.cli import catalog, live, scenario, sensors, serve, twin  # noqa: F401  (each module registers its commands)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -201,9 +201,16 @@ class SQLiteObservationStore(ObservationStore):
                 "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
                 "title=excluded.title, description=excluded.description, publisher=excluded.publisher, "
                 "steward=excluded.steward, licence=excluded.licence, access=excluded.access",
-                [spec.name, spec.title, spec.description, spec.publisher, spec.steward, spec.licence,
-                 spec.access],
-            )  # fmt: skip
+                [
+                    spec.name,
+                    spec.title,
+                    spec.description,
+                    spec.publisher,
+                    spec.steward,
+                    spec.licence,
+                    spec.access,
+                ],
+            )
 
     def datasets(self) -> dict[str, DatasetSpec]:
         rows = self._con.execute(
@@ -218,36 +225,74 @@ class SQLiteObservationStore(ObservationStore):
                 raise StoreError(f"datastream {spec.key}: no dataset named '{spec.dataset}'")
             location = spec.thing.location
             location_id = _upsert(
-                con, "locations", location.key, spec.dataset,
-                {"name": location.name, "description": location.description, "lon": location.lon,
-                 "lat": location.lat},
-            )  # fmt: skip
+                con,
+                "locations",
+                location.key,
+                spec.dataset,
+                {
+                    "name": location.name,
+                    "description": location.description,
+                    "lon": location.lon,
+                    "lat": location.lat,
+                },
+            )
             thing_id = _upsert(
-                con, "things", spec.thing.key, spec.dataset,
-                {"name": spec.thing.name, "description": spec.thing.description,
-                 "properties": _json(spec.thing.properties), "location_id": location_id},
-            )  # fmt: skip
+                con,
+                "things",
+                spec.thing.key,
+                spec.dataset,
+                {
+                    "name": spec.thing.name,
+                    "description": spec.thing.description,
+                    "properties": _json(spec.thing.properties),
+                    "location_id": location_id,
+                },
+            )
             sensor_id = _upsert(
-                con, "sensors", spec.sensor.key, spec.dataset,
-                {"name": spec.sensor.name, "description": spec.sensor.description,
-                 "encoding_type": spec.sensor.encoding_type, "metadata": spec.sensor.metadata},
-            )  # fmt: skip
+                con,
+                "sensors",
+                spec.sensor.key,
+                spec.dataset,
+                {
+                    "name": spec.sensor.name,
+                    "description": spec.sensor.description,
+                    "encoding_type": spec.sensor.encoding_type,
+                    "metadata": spec.sensor.metadata,
+                },
+            )
             prop = spec.observed_property
             property_id = _upsert(
-                con, "observed_properties", prop.key, spec.dataset,
+                con,
+                "observed_properties",
+                prop.key,
+                spec.dataset,
                 {"name": prop.name, "definition": prop.definition, "description": prop.description},
-            )  # fmt: skip
+            )
             feature = spec.feature or _location_feature(spec)
             feature_id = _upsert(con, "features", feature.key, spec.dataset, _feature_columns(feature))
             low, high = spec.valid_range
             datastream_id = _upsert(
-                con, "datastreams", spec.key, spec.dataset,
-                {"name": spec.name, "description": spec.description, "thing_id": thing_id,
-                 "sensor_id": sensor_id, "observed_property_id": property_id, "feature_id": feature_id,
-                 "unit_code": spec.unit.code, "unit_name": spec.unit.name, "unit_symbol": spec.unit.symbol,
-                 "observation_type": spec.observation_type, "valid_min": low, "valid_max": high,
-                 "interval_s": spec.interval_s, "properties": _json(spec.properties)},
-            )  # fmt: skip
+                con,
+                "datastreams",
+                spec.key,
+                spec.dataset,
+                {
+                    "name": spec.name,
+                    "description": spec.description,
+                    "thing_id": thing_id,
+                    "sensor_id": sensor_id,
+                    "observed_property_id": property_id,
+                    "feature_id": feature_id,
+                    "unit_code": spec.unit.code,
+                    "unit_name": spec.unit.name,
+                    "unit_symbol": spec.unit.symbol,
+                    "observation_type": spec.observation_type,
+                    "valid_min": low,
+                    "valid_max": high,
+                    "interval_s": spec.interval_s,
+                    "properties": _json(spec.properties),
+                },
+            )
         self._limits = None
         return datastream_id
 
@@ -288,10 +333,14 @@ class SQLiteObservationStore(ObservationStore):
         with self._transaction() as con:
             ingest_id = _new_ingest(con, origin)
             rows = zip(
-                batch.datastream_id[first].tolist(), batch.phenomenon_time[first].tolist(),
-                batch.phenomenon_end[first].tolist(), batch.result_time[first].tolist(),
-                batch.result[first].tolist(), quality[first].tolist(), repeat(ingest_id),
-            )  # fmt: skip
+                batch.datastream_id[first].tolist(),
+                batch.phenomenon_time[first].tolist(),
+                batch.phenomenon_end[first].tolist(),
+                batch.result_time[first].tolist(),
+                batch.result[first].tolist(),
+                quality[first].tolist(),
+                repeat(ingest_id),
+            )
             stored = con.executemany(_INSERT, rows).rowcount
             existing: list[int] = []
             if stored < len(first):
@@ -378,23 +427,24 @@ class SQLiteObservationStore(ObservationStore):
         return _frame(rows, ["datastream_id", *_OBSERVATION_COLUMNS])
 
     def aggregate(self, query: AggregateQuery) -> pd.DataFrame:
+        """One query per datastream: each is a range scan of the primary key and a small sort by
+        window, about twice as fast as one query grouping every datastream at once (measured)."""
         windows = _Windows(query)
-        placeholders = ",".join("?" * len(query.datastream_ids))
-        where = f"datastream_id IN ({placeholders}) AND phenomenon_time >= ? AND phenomenon_time < ?"
-        params: list[Any] = [*windows.params, *query.datastream_ids, query.start, query.end]
+        where = "datastream_id = ? AND phenomenon_time >= ? AND phenomenon_time < ?"
         simple = [name for name in query.statistics if name in AGGREGATES and name != "count"]
         sql = (
             f"SELECT datastream_id, {windows.bucket} AS bucket, count(result)"
             + "".join(f", {_SQL_AGGREGATE[name]}(result)" for name in simple)
-            + f" FROM observations WHERE {where} GROUP BY datastream_id, bucket HAVING count(result) > 0 "
-            "ORDER BY datastream_id, bucket"
+            + f" FROM observations WHERE {where} GROUP BY bucket HAVING count(result) > 0 ORDER BY bucket"
         )
-        frame = _frame(
-            self._con.execute(sql, params).fetchall(), ["datastream_id", "bucket", "count", *simple]
-        )
+        rows: list[Any] = []
+        for datastream_id in query.datastream_ids:
+            params = [*windows.params, datastream_id, query.start, query.end]
+            rows.extend(self._con.execute(sql, params).fetchall())
+        frame = _frame(rows, ["datastream_id", "bucket", "count", *simple])
         percentiles = [name for name in query.statistics if percentile_of(name) is not None]
         if percentiles and len(frame):
-            frame = self._percentiles(frame, query, windows, where, params, percentiles)
+            frame = self._percentiles(frame, query, windows, where, percentiles)
         starts, ends = windows.bounds(frame["bucket"].to_numpy(dtype=np.int64))
         frame.insert(1, "window_start", starts)
         frame.insert(2, "window_end", ends)
@@ -403,19 +453,15 @@ class SQLiteObservationStore(ObservationStore):
         return frame[ordered + [name for name in query.statistics if name != "count"]]
 
     def _percentiles(
-        self,
-        frame: pd.DataFrame,
-        query: AggregateQuery,
-        windows: _Windows,
-        where: str,
-        params: list[Any],
-        names: list[str],
+        self, frame: pd.DataFrame, query: AggregateQuery, windows: _Windows, where: str, names: list[str]
     ) -> pd.DataFrame:
-        rows = self._con.execute(
+        sql = (
             f"SELECT datastream_id, {windows.bucket} AS bucket, result FROM observations "
-            f"WHERE {where} AND result IS NOT NULL",
-            params,
-        ).fetchall()
+            f"WHERE {where} AND result IS NOT NULL"
+        )
+        rows: list[Any] = []
+        for datastream_id in query.datastream_ids:
+            rows.extend(self._con.execute(sql, [*windows.params, datastream_id, query.start, query.end]))
         values = pd.DataFrame(rows, columns=["datastream_id", "bucket", "result"])
         grouped = values.groupby(["datastream_id", "bucket"])["result"]
         for name in names:
@@ -506,12 +552,19 @@ def _repeat_outcomes(
     """Split repeats within a batch into duplicates (same result as the first) and conflicts."""
     if len(repeats) == 0:
         return repeats, repeats
-    index = {(int(d), int(t)): int(i) for d, t, i in zip(
-        batch.datastream_id[first], batch.phenomenon_time[first], first, strict=True)}  # fmt: skip
-    same = np.array([
-        _same(batch.result[index[(int(batch.datastream_id[i]), int(batch.phenomenon_time[i]))]], batch.result[i])
-        for i in repeats
-    ])  # fmt: skip
+    index = {
+        (int(d), int(t)): int(i)
+        for d, t, i in zip(batch.datastream_id[first], batch.phenomenon_time[first], first, strict=True)
+    }
+    same = np.array(
+        [
+            _same(
+                batch.result[index[(int(batch.datastream_id[i]), int(batch.phenomenon_time[i]))]],
+                batch.result[i],
+            )
+            for i in repeats
+        ]
+    )
     return repeats[same], repeats[~same]
 
 
@@ -614,10 +667,15 @@ def _feature_columns(feature: FeatureSpec) -> dict[str, Any]:
     if not lons:
         raise StoreError(f"feature of interest '{feature.key}' has no coordinates")
     return {
-        "name": feature.name, "description": feature.description, "geometry": _json(feature.geometry),
-        "properties": _json(feature.properties), "min_lon": min(lons), "min_lat": min(lats),
-        "max_lon": max(lons), "max_lat": max(lats),
-    }  # fmt: skip
+        "name": feature.name,
+        "description": feature.description,
+        "geometry": _json(feature.geometry),
+        "properties": _json(feature.properties),
+        "min_lon": min(lons),
+        "min_lat": min(lats),
+        "max_lon": max(lons),
+        "max_lat": max(lats),
+    }
 
 
 def _coordinates(geometry: Mapping[str, Any]) -> tuple[list[float], list[float]]:

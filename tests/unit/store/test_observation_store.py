@@ -110,8 +110,13 @@ def test_append_counts_every_observation_once(store: SQLiteObservationStore) -> 
     assert stored["result"].tolist()[0] == 40.0 and math.isnan(stored["result"].tolist()[1])
     assert stored["quality"].tolist() == [Quality.GOOD, Quality.MISSING, Quality.GOOD]
     # rejections are counted once per datastream, time and reason, however often they are re-sent
-    assert store.rejections() == {ds: {"out of range": 2, "result is not a finite number": 1,
-                                       "conflicts with a stored observation of the same time": 1}}  # fmt: skip
+    assert store.rejections() == {
+        ds: {
+            "out of range": 2,
+            "result is not a finite number": 1,
+            "conflicts with a stored observation of the same time": 1,
+        }
+    }
     assert store.counts() == {ds: 3}
 
 
@@ -169,12 +174,16 @@ def test_daily_windows_follow_the_local_wall_clock_across_dst(store: SQLiteObser
     # hourly values from 2014-03-29 00:00 CET (= 03-28 23:00 UTC) for three days; value = hour index
     start = to_ms("2014-03-28T23:00:00Z")
     store.append(
-        ObservationBatch.of(datastream_id=[ds] * 72, phenomenon_time=[start + i * H for i in range(72)],
-                            result=[float(i) for i in range(72)]),
+        ObservationBatch.of(
+            datastream_id=[ds] * 72,
+            phenomenon_time=[start + i * H for i in range(72)],
+            result=[float(i) for i in range(72)],
+        ),
         origin="t",
-    )  # fmt: skip
-    days = store.aggregate(AggregateQuery((ds,), Window.DAY, start, start + 72 * H, ("mean", "count"),
-                                          timezone="Europe/Berlin"))  # fmt: skip
+    )
+    days = store.aggregate(
+        AggregateQuery((ds,), Window.DAY, start, start + 72 * H, ("mean", "count"), timezone="Europe/Berlin")
+    )
     # 29 March: 24 hours (0..23); 30 March, the day clocks go forward: 23 hours (24..46); 31 March: 47..70
     assert days["count"].tolist()[:3] == [24, 23, 24]
     assert days["mean"].tolist()[:3] == [11.5, 35.0, 58.5]
@@ -228,8 +237,12 @@ def _writer(path: str, ready: multiprocessing.synchronize.Event) -> None:
         ready.set()
         for b in range(BATCHES):
             times = T0 + (np.arange(PER_BATCH) + b * PER_BATCH) * H
-            store.append(ObservationBatch.of(datastream_id=[ds.id] * PER_BATCH, phenomenon_time=times,
-                                             result=np.ones(PER_BATCH)), origin=f"batch {b}")  # fmt: skip
+            store.append(
+                ObservationBatch.of(
+                    datastream_id=[ds.id] * PER_BATCH, phenomenon_time=times, result=np.ones(PER_BATCH)
+                ),
+                origin=f"batch {b}",
+            )
 
 
 def test_a_reader_process_reads_while_a_writer_process_appends(store: SQLiteObservationStore) -> None:
@@ -255,8 +268,12 @@ def _acknowledge_then_die(path: str, acknowledged: multiprocessing.synchronize.E
     with SQLiteObservationStore.open(Path(path)) as store:
         ds = store.datastream("air/s1/no2")
         assert ds is not None
-        store.append(ObservationBatch.of(datastream_id=[ds.id] * 3, phenomenon_time=[T0, T0 + H, T0 + 2 * H],
-                                         result=[1.0, 2.0, 3.0]), origin="acknowledged")  # fmt: skip
+        store.append(
+            ObservationBatch.of(
+                datastream_id=[ds.id] * 3, phenomenon_time=[T0, T0 + H, T0 + 2 * H], result=[1.0, 2.0, 3.0]
+            ),
+            origin="acknowledged",
+        )
         acknowledged.set()
         os.kill(os.getpid(), signal.SIGKILL)  # crash right after the append returned
 
