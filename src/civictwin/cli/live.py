@@ -106,3 +106,56 @@ def alerts_deliver(twin_dir: Path = TWIN_DIR) -> None:
         f"{attempted} attempted; deliveries now {counts.get('delivered', 0)} delivered, "
         f"{counts.get('pending', 0)} pending, {counts.get('failed', 0)} given up."
     )
+
+
+@app.command("demo-live")
+def demo_live(
+    twin_dir: Path = typer.Argument(Path("demo-twin"), help="The demo twin (built by `civictwin demo`)."),
+    counts: Path | None = typer.Option(
+        None,
+        "--counts",
+        help="The Helsinki counts CSV (default: ../shared/data/counts/helsinki/ beside the repository).",
+    ),
+    step: float = typer.Option(2.0, "--step", min=0.05, help="Seconds between replayed hours."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port of the server."),
+) -> None:
+    """Serve the demo twin with live sensors: Helsinki's counts replayed over a local broker, alerts included.
+
+    Imports the counts inside the demo area once, starts Mosquitto, the consumer and the replay, serves
+    the twin until Ctrl+C, then stops the replay, the consumer and the broker.
+    """
+    from civictwin.api.settings import ServerSettings
+    from civictwin.cli.serve import serve
+    from civictwin.live.demo import add_counts, live_demo, shared_counts
+
+    settings = ServerSettings()
+
+    load_config(twin_dir)  # a missing or broken demo twin fails here, in one line
+    source = counts or shared_counts()
+    if not source.is_file():
+        console.print(
+            f"No live demo: the Helsinki counts are not at {source}; serving the twin without them."
+        )
+        serve(
+            twin_dir,
+            host="127.0.0.1",
+            port=port,
+            rate_limit=settings.rate_per_second,
+            burst=settings.rate_burst,
+        )
+        return
+    with console.status("importing the Helsinki counts inside the demo area"):
+        config = add_counts(twin_dir, source)
+    with live_demo(config, step_s=step) as replayer:
+        console.print(
+            f"Live: {max((len(h.counts) for h in replayer.day), default=0)} counting directions replayed, one hour of "
+            f"counts every {step:g} s; the rule busy_street fires above 700 vehicles an hour."
+        )
+        serve(
+            twin_dir,
+            host="127.0.0.1",
+            port=port,
+            rate_limit=settings.rate_per_second,
+            burst=settings.rate_burst,
+        )
+    console.print(f"Stopped the replay ({replayer.published} messages) and the broker.")

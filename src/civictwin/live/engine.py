@@ -251,9 +251,11 @@ class RuleEngine:
         if not changes:
             return []
         saved = self.alerts.save(_coalesce(changes), targets=self._targets)
-        for alert in saved:
+        for alert in saved:  # in order: an alert opened and closed in this call ends closed
             if alert.status == "open":
                 self._open[(alert.rule, alert.subject)] = alert
+            else:
+                self._open.pop((alert.rule, alert.subject), None)
         events = [(a, e) for a, e in _coalesce(changes) if e is not None]
         by_key = {(a.rule, a.subject, a.opened_at, a.status): a for a in saved}
         return [(by_key.get((a.rule, a.subject, a.opened_at, a.status), a), e) for a, e in events]
