@@ -349,6 +349,9 @@ class LiveConsumer:
             result = self.observations.append(
                 _batch(fresh), origin=f"mqtt:{self.settings.broker}", max_future_s=self.settings.max_future_s
             )
+            if result.duplicates:  # stored meanwhile by another writer (an import): stored nothing twice
+                logger.warning("%d observations were stored already by another writer", result.duplicates)
+                self.counters.dead_lettered["duplicate (not identified)"] += result.duplicates
             refused = {item.index: item.reason for item in result.rejected}
             for position, reading in enumerate(fresh):
                 reason = refused.get(position)
@@ -361,27 +364,37 @@ class LiveConsumer:
         return stored, rejected
 
     def _split_duplicates(self, readings: list[Reading]) -> tuple[list[Reading], list[Rejected]]:
-        """Readings whose datastream already has an observation at their time (or earlier in this batch)."""
-        by_datastream: dict[int, list[Reading]] = {}
+        """Readings whose datastream already has an observation at their time (or earlier in this batch).
+
+        Only a reading no newer than its datastream's newest stored observation can repeat one (this
+        consumer is the only live writer), so only those are looked up in the store: in a steady stream
+        that is none, after a restart the redelivered ones.
+        """
+        seen: dict[tuple[int, int], float] = {}
+        candidates: dict[int, list[Reading]] = {}
         for reading in readings:
-            by_datastream.setdefault(reading.datastream_id, []).append(reading)
-        fresh: list[Reading] = []
-        repeated: list[Rejected] = []
-        for ds, group in by_datastream.items():
+            newest = self.engine.newest(reading.datastream_id)
+            if newest is not None and reading.phenomenon_time <= round(newest[0].timestamp() * 1000):
+                candidates.setdefault(reading.datastream_id, []).append(reading)
+        for ds, group in candidates.items():
             times = [r.phenomenon_time for r in group]
             existing = self.observations.observations(ds, start=min(times), end=max(times) + 1)
-            stored = dict(zip(existing["phenomenon_time"].tolist(), existing["result"].tolist(), strict=True))
-            for reading in group:
-                if reading.phenomenon_time in stored:
-                    old = stored[reading.phenomenon_time]
-                    same = (math.isnan(old) and math.isnan(reading.result)) or old == reading.result
-                    detail = (
-                        "already stored" if same else f"a different result ({old:g}) is stored for that time"
-                    )
-                    repeated.append(_rejected(reading, Reason.DUPLICATE, detail))
-                else:
-                    stored[reading.phenomenon_time] = reading.result
-                    fresh.append(reading)
+            for moment, value in zip(
+                existing["phenomenon_time"].tolist(), existing["result"].tolist(), strict=True
+            ):
+                seen[(ds, int(moment))] = float(value)
+        fresh: list[Reading] = []
+        repeated: list[Rejected] = []
+        for reading in readings:
+            key = (reading.datastream_id, reading.phenomenon_time)
+            if key in seen:
+                old = seen[key]
+                same = (math.isnan(old) and math.isnan(reading.result)) or old == reading.result
+                detail = "already stored" if same else f"a different result ({old:g}) is stored for that time"
+                repeated.append(_rejected(reading, Reason.DUPLICATE, detail))
+            else:
+                seen[key] = reading.result
+                fresh.append(reading)
         return fresh, repeated
 
     def _acknowledge(self, batch: Sequence[Message]) -> None:
