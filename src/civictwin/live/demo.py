@@ -78,7 +78,7 @@ def shared_counts() -> Path:
 
 
 def add_counts(twin_dir: Path, counts: Path) -> TwinConfig:
-    """Add the counts source and the demo rule to ``twin.toml`` (once), import the counts, return the config."""
+    """Add the counts source and the demo rule to ``twin.toml`` and import the counts (each once); the config."""
     from civictwin.ingest import import_sensors
 
     path = twin_dir / CONFIG_FILENAME
@@ -88,7 +88,10 @@ def add_counts(twin_dir: Path, counts: Path) -> TwinConfig:
             text.rstrip("\n") + "\n" + _DEMO_SECTIONS.format(path=counts.resolve()), encoding="utf-8"
         )
     config = load_config(twin_dir)
-    import_sensors(config, names=[SOURCE_NAME])
+    with open_observations(config.store_path) as store:
+        imported = any(info.dataset == SOURCE_NAME for info in store.datastreams())
+    if not imported:  # the observation store outlives rebuilds: import once
+        import_sensors(config, names=[SOURCE_NAME])
     return config
 
 

@@ -57,7 +57,8 @@ def datastream_subject(datastream_id: str) -> str:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    spec = "seconds" if moment.microsecond == 0 else "milliseconds"
+    return moment.astimezone(UTC).isoformat(timespec=spec).replace("+00:00", "Z")
 
 
 def _fmt(value: float) -> str:
