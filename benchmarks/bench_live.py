@@ -63,6 +63,10 @@ CONSUMER = BrokerAccount("civictwin", "bench-consumer", read=("bench/#",))
 PUBLISHER = BrokerAccount("sensor", "bench-sensor", write=("bench/#",))
 SPIKE_EVERY = 50
 THRESHOLD = 100.0
+WINDOW = 256
+"""Unacknowledged messages a publisher keeps in flight."""
+AUTOSAVE_S = 60
+"""Mosquitto saves its in-memory database every minute (and on a clean stop), not every second."""
 BASE_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z: observation times count up from here, one ms apart
 
 
@@ -151,7 +155,7 @@ def _publish(
 
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{ids[0]}", protocol=mqtt.MQTTv5)
     client.username_pw_set(PUBLISHER.username, PUBLISHER.password)
-    client.max_inflight_messages_set(1000)
+    client.max_inflight_messages_set(WINDOW)
     client.connect(host, port)
     client.loop_start()
     count = int(rate * duration)
@@ -172,8 +176,8 @@ def _publish(
         payload = f'{{"phenomenonTime": "{_iso(stamp)}", "result": {value}}}'
         sent[n] = (ds, stamp, time.time())
         infos.append(client.publish(f"bench/v1.1/Datastreams({ds})/Observations", payload, qos=1))
-        if len(infos) > 2000:
-            infos[-2000].wait_for_publish(60)
+        if len(infos) > WINDOW:  # paho walks its whole queue on every PUBACK: keep it short
+            infos[-WINDOW].wait_for_publish(60)
     for info in infos:
         info.wait_for_publish(120)
     published_s = time.time() - start_at
@@ -290,7 +294,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-live-"))
-    broker = Mosquitto(folder / "broker", accounts=[CONSUMER, PUBLISHER])
+    broker = Mosquitto(folder / "broker", accounts=[CONSUMER, PUBLISHER], autosave_interval_s=AUTOSAVE_S)
     results = []
     try:
         broker.start()

@@ -48,6 +48,12 @@ logger = logging.getLogger(__name__)
 
 MQTT_RECEIVE_MAXIMUM = 65_535
 """The largest Receive Maximum MQTT 5 allows."""
+_LOGIN_REFUSED = frozenset({0x85, 0x86, 0x87})
+"""CONNACK reasons that retrying cannot cure: client id not valid, bad user name or password, not authorised."""
+
+
+class _GaveUp(Exception):
+    """Asked to stop while a failing write was being retried: the batch stays unacknowledged."""
 
 
 class LiveError(CivicTwinError):
@@ -169,11 +175,7 @@ class LiveConsumer:
     ) -> None:
         if reason.is_failure:
             logger.warning("broker %s refused the connection: %s", self.settings.broker, reason)
-            if not self._connected_once and reason.value in (
-                0x86,
-                0x87,
-                0x85,
-            ):  # bad login, not authorised, bad id
+            if not self._connected_once and reason.value in _LOGIN_REFUSED:
                 self._fatal = f"broker {self.settings.broker} refused the connection: {reason}"
                 self._stop.set()
             return
@@ -233,13 +235,15 @@ class LiveConsumer:
         next_tick = time.monotonic() + self.tick_s
         try:
             while not self._stop.is_set():
-                batch = self._next_batch()
+                batch = self._take(block=True)
                 if batch:
                     self._process(batch)
                 if time.monotonic() >= next_tick:
                     self._tick()
                     next_tick = time.monotonic() + self.tick_s
             self._drain()
+        except _GaveUp:
+            logger.warning("stopped with a batch not stored: the broker will send it again")
         finally:
             self._client.disconnect()
             self._client.loop_stop()
@@ -258,9 +262,6 @@ class LiveConsumer:
             if not batch:
                 return
             self._process(batch)
-
-    def _next_batch(self) -> list[Message]:
-        return self._take(block=True)
 
     def _take(self, *, block: bool) -> list[Message]:
         """Up to ``batch_size`` messages: the first waited for (briefly), the rest within ``batch_wait_ms``."""
@@ -326,17 +327,21 @@ class LiveConsumer:
     def _write(
         self, readings: list[Reading], rejected: list[Rejected]
     ) -> tuple[list[Reading], list[Rejected]]:
-        """Append new readings and dead-letter the rest in durable transactions, retrying until it works."""
+        """Append new readings and dead-letter the rest in durable transactions, retrying until it works.
+
+        A write that fails (a locked, full or vanished disk) is retried with backoff; nothing is
+        acknowledged meanwhile. Asked to stop while retrying, the consumer gives the batch up
+        unacknowledged (:class:`_GaveUp`): the broker sends it again to the next run.
+        """
         delay = 0.1
         while True:
             try:
                 return self._write_once(readings, rejected)
-            except Exception as exc:  # a locked, full or vanished disk: retry, never drop, never acknowledge
-                if self._stop.is_set() and self._fatal:
-                    raise
+            except Exception as exc:
                 self.counters.write_retries += 1
                 logger.error("storing a batch failed (%s); retrying in %.1f s", exc, delay)
-                time.sleep(delay)
+                if self._stop.wait(delay):
+                    raise _GaveUp from exc
                 delay = min(delay * 2, 10.0)
 
     def _write_once(

@@ -5,9 +5,11 @@ flood, a broker restart, and webhooks that hang or fail without holding up inges
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -331,3 +333,37 @@ def test_window_and_silence_rules_run_live(tmp_path: Path, broker: Mosquitto) ->
     assert (silence.subject, silence.status) == ("datastream:2", "closed")
     assert silence.value is not None and silence.value > 0.05  # minutes silent when it opened
     assert ("pm10_silent", "datastream:2", "closed") in events
+
+
+def test_a_failing_write_is_retried_and_a_stop_meanwhile_loses_nothing(
+    tmp_path: Path, broker: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_twin(tmp_path, broker, client="e2e-disk")
+    failures = {"left": 2}
+    publisher = Publisher(broker, client_id="disk-sender")
+    try:
+        with running(config) as consumer:
+            append = consumer.observations.append
+
+            def flaky(*args: Any, **kwargs: Any) -> Any:
+                if failures["left"]:
+                    failures["left"] -= 1
+                    raise sqlite3.OperationalError("disk I/O error")
+                return append(*args, **kwargs)
+
+            monkeypatch.setattr(consumer.observations, "append", flaky)
+            for minute in range(5):
+                publisher.send(TOPIC.format(PM10), observation(20.0 + minute, f"2026-03-01T10:0{minute}:00Z"))
+            wait_until(
+                lambda: consumer.counters.stored == 5, what="five observations despite two failed writes"
+            )
+            assert consumer.counters.write_retries == 2
+            failures["left"] = 1_000  # the disk is gone for good: the consumer is stopped while retrying
+            publisher.send(TOPIC.format(PM10), observation(99.0, "2026-03-01T11:00:00Z"))
+            wait_until(lambda: consumer.counters.write_retries > 2, what="a retry of the sixth")
+        with running(config) as again:  # the next run gets the unacknowledged message from the broker
+            wait_until(lambda: again.counters.stored == 1, what="the message the stopped run gave up")
+    finally:
+        publisher.close()
+    assert [value for _, value in stored(config, PM10)] == [20.0, 21.0, 22.0, 23.0, 24.0, 99.0]
+    assert dead_letters(config) == []
