@@ -26,8 +26,14 @@ Per rate, for ``--duration`` seconds:
 - *drained*: seconds after the last publish until everything published was stored.
 
 A rate is *held without loss* when nothing published was lost and the consumer drained within
-``--drain-limit`` seconds (it kept pace instead of falling behind). Everything lives in a temporary
-folder removed at the end.
+``--drain-limit`` seconds (it kept pace instead of falling behind). Publishers keep at most 256
+messages in flight (paho walks its whole queue on every acknowledgement), and the broker saves its
+database every minute and on a clean stop (``autosave_interval 60``).
+
+``--capacity``: the consumer alone, without the network: ``LiveConsumer.process`` on batches of
+``--batch`` ready-made messages (parse, store with ``synchronous=FULL``, the threshold rule, its
+alerts), messages per second over ``--capacity-messages``; what the consumer could take if broker and
+publishers kept up. Everything lives in a temporary folder removed at the end.
 """
 
 from __future__ import annotations
@@ -278,6 +284,45 @@ def _percentiles(values: list[float]) -> tuple[float, float, float]:
     return float(p50), float(p95), float(p99)
 
 
+def capacity(folder: Path, args: argparse.Namespace) -> float:
+    """Messages a second the consumer handles on its own (no broker, no network)."""
+    from civictwin.config_live import LiveSection
+    from civictwin.live.consumer import LiveConsumer, Message
+    from civictwin.live.engine import RuleEngine
+    from civictwin.store.alerts import AlertStore, alerts_path
+
+    twin = _twin(
+        folder / "capacity", Mosquitto(folder / "unused", accounts=[CONSUMER]), args.datastreams, "cap"
+    )
+    config = load_config(twin)
+    observations = open_observations(config.store_path)
+    alerts = AlertStore(alerts_path(config.store_path))
+    engine = RuleEngine(
+        config.rules, datastreams=observations.datastreams(), observations=observations, alerts=alerts
+    )
+    settings = LiveSection(broker="127.0.0.1:1", username="bench", password_env="HOME", topics=["bench/#"])
+    consumer = LiveConsumer(
+        settings, password="", client_id="bench", observations=observations, engine=engine
+    )
+    batches = []
+    for b in range(args.capacity_messages // args.batch):
+        batch = []
+        for j in range(args.batch):
+            n = b * args.batch + j
+            ds, seq = n % args.datastreams + 1, n // args.datastreams + 1
+            value = 500.0 if seq % SPIKE_EVERY == 0 else 10.0
+            payload = f'{{"phenomenonTime": "{_iso(BASE_MS + seq)}", "result": {value}}}'.encode()
+            batch.append(Message(f"bench/v1.1/Datastreams({ds})/Observations", payload, j, 1, False, 0, 0))
+        batches.append(batch)
+    started = time.perf_counter()
+    for batch in batches:
+        consumer.process(batch)
+    elapsed = time.perf_counter() - started
+    alerts.close()
+    observations.close()
+    return consumer.counters.stored / elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -292,8 +337,21 @@ def main() -> None:
     parser.add_argument(
         "--drain-wait", type=float, default=120.0, help="longest wait for the consumer to catch up"
     )
+    parser.add_argument("--capacity", action="store_true", help="measure the consumer alone instead")
+    parser.add_argument("--capacity-messages", type=int, default=50_000)
+    parser.add_argument("--batch", type=int, default=500, help="--capacity: messages per batch")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-live-"))
+    if args.capacity:
+        try:
+            rate = capacity(folder, args)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        print(
+            f"Consumer alone: {rate:,.0f} messages/s ({args.capacity_messages:,} messages in batches of "
+            f"{args.batch}, {args.datastreams} datastreams, one threshold rule)"
+        )
+        return
     broker = Mosquitto(folder / "broker", accounts=[CONSUMER, PUBLISHER], autosave_interval_s=AUTOSAVE_S)
     results = []
     try:

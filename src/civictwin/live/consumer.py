@@ -237,7 +237,7 @@ class LiveConsumer:
             while not self._stop.is_set():
                 batch = self._take(block=True)
                 if batch:
-                    self._process(batch)
+                    self.process(batch)
                 if time.monotonic() >= next_tick:
                     self._tick()
                     next_tick = time.monotonic() + self.tick_s
@@ -261,7 +261,7 @@ class LiveConsumer:
             batch = self._take(block=False)
             if not batch:
                 return
-            self._process(batch)
+            self.process(batch)
 
     def _take(self, *, block: bool) -> list[Message]:
         """Up to ``batch_size`` messages: the first waited for (briefly), the rest within ``batch_wait_ms``."""
@@ -283,8 +283,9 @@ class LiveConsumer:
                 break
         return batch
 
-    def _process(self, batch: list[Message]) -> None:
-        """Parse, store durably, acknowledge, then judge the rules: in that order."""
+    def process(self, batch: list[Message]) -> None:
+        """Handle one batch of received messages: parse, store durably, acknowledge, then judge the rules,
+        in that order (the writer thread calls it; the benchmark calls it directly)."""
         self.counters.received += len(batch)
         readings, rejected = self._parse(batch)
         stored, rejected = self._write(readings, rejected)
