@@ -446,11 +446,10 @@ class SQLiteObservationStore(ObservationStore):
         if percentiles and len(frame):
             frame = self._percentiles(frame, query, windows, where, percentiles)
         starts, ends = windows.bounds(frame["bucket"].to_numpy(dtype=np.int64))
-        frame.insert(1, "window_start", starts)
-        frame.insert(2, "window_end", ends)
-        frame["count"] = frame["count"].astype(np.int64)
-        ordered = ["datastream_id", "window_start", "window_end", "count"]
-        return frame[ordered + [name for name in query.statistics if name != "count"]]
+        columns = {"datastream_id": frame["datastream_id"].to_numpy(), "window_start": starts, "window_end": ends,
+                   "count": frame["count"].to_numpy()}  # fmt: skip
+        columns.update({name: frame[name].to_numpy() for name in query.statistics if name != "count"})
+        return pd.DataFrame(columns)
 
     def _percentiles(
         self, frame: pd.DataFrame, query: AggregateQuery, windows: _Windows, where: str, names: list[str]
@@ -715,13 +714,19 @@ def _high(end: int | None) -> int:
 
 
 def _frame(rows: list[Any], columns: list[str]) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(rows, columns=columns)
-    if "result" in frame.columns:
-        frame["result"] = frame["result"].astype(np.float64)
-    for name in columns:
-        if name != "result" and name in frame.columns and not pd.api.types.is_float_dtype(frame[name].dtype):
-            frame[name] = frame[name].astype(np.int64)
-    return frame
+    """Rows as a frame built from numpy columns (``result`` and statistics float, the rest int64)."""
+    values = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+    return pd.DataFrame(
+        {
+            name: np.array(column, dtype=np.int64 if name in _INTEGER_COLUMNS else np.float64)
+            for name, column in zip(columns, values, strict=True)
+        }
+    )
+
+
+_INTEGER_COLUMNS = frozenset(
+    {"datastream_id", "phenomenon_time", "phenomenon_end", "result_time", "quality", "bucket", "count"}
+)
 
 
 _SQL_AGGREGATE = {"mean": "avg", "min": "min", "max": "max", "sum": "sum"}
