@@ -714,12 +714,16 @@ def _high(end: int | None) -> int:
 
 
 def _frame(rows: list[Any], columns: list[str]) -> pd.DataFrame:
-    """Rows as a frame built from numpy columns (``result`` and statistics float, the rest int64)."""
-    values = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+    """Rows as a frame built from numpy columns (``result`` and statistics float, the rest int64).
+
+    One conversion of the whole result to float64 (a null becomes NaN) then exact integer columns:
+    times in ms (< 2**53) survive the round trip through float64 unchanged.
+    """
+    table = np.array(rows, dtype=np.float64).reshape(len(rows), len(columns))
     return pd.DataFrame(
         {
-            name: np.array(column, dtype=np.int64 if name in _INTEGER_COLUMNS else np.float64)
-            for name, column in zip(columns, values, strict=True)
+            name: table[:, i].astype(np.int64) if name in _INTEGER_COLUMNS else table[:, i]
+            for i, name in enumerate(columns)
         }
     )
 
@@ -774,13 +778,11 @@ class _Windows:
         if self.window is Window.HOUR:
             starts = self.origin + buckets * MS_PER_HOUR
             return starts, starts + MS_PER_HOUR
-        edges = {
-            int(b): self._midnight_utc(int(b)) for b in np.unique(np.concatenate([buckets, buckets + 1]))
-        }
-        return (
-            np.array([edges[int(b)] for b in buckets], dtype=np.int64),
-            np.array([edges[int(b) + 1] for b in buckets], dtype=np.int64),
-        )
+        if len(buckets) == 0:
+            return buckets.copy(), buckets.copy()
+        first, last = int(buckets.min()), int(buckets.max())
+        edges = np.array([self._midnight_utc(day) for day in range(first, last + 2)], dtype=np.int64)
+        return edges[buckets - first], edges[buckets - first + 1]
 
     def _midnight_utc(self, day: int) -> int:
         local = (self.midnight + timedelta(days=day)).replace(tzinfo=self.zone)
