@@ -68,6 +68,8 @@ bench: $(STAMP) $(VIEWER)
 	$(PY) benchmarks/bench_api.py --setup-peer
 	$(PY) benchmarks/bench_api.py $(BENCH_DIR) --layer buildings_3d --concurrency 4 --duration 20
 	$(PY) benchmarks/bench_traffic.py
+	$(PY) benchmarks/bench_sensors.py --setup-peer
+	$(PY) benchmarks/bench_sensors.py --sensors 100 --hours 8760 --concurrency 4 --duration 60
 	$(PY) benchmarks/bench_live.py --rates 500 1000 2000 5000 --duration 60
 
 clean:

@@ -40,7 +40,6 @@ from civictwin.store.observations import (
 
 LINEAGE = "lineage"
 DATASTREAM = "datastream"
-SENSORS = "sensors"
 STUCK_RUN = 6
 """Identical consecutive non-zero results that count as a stuck run (6 hours of hourly data)."""
 LOW_COMPLETENESS = 0.9

@@ -446,11 +446,10 @@ class SQLiteObservationStore(ObservationStore):
         if percentiles and len(frame):
             frame = self._percentiles(frame, query, windows, where, percentiles)
         starts, ends = windows.bounds(frame["bucket"].to_numpy(dtype=np.int64))
-        frame.insert(1, "window_start", starts)
-        frame.insert(2, "window_end", ends)
-        frame["count"] = frame["count"].astype(np.int64)
-        ordered = ["datastream_id", "window_start", "window_end", "count"]
-        return frame[ordered + [name for name in query.statistics if name != "count"]]
+        columns = {"datastream_id": frame["datastream_id"].to_numpy(), "window_start": starts, "window_end": ends,
+                   "count": frame["count"].to_numpy()}  # fmt: skip
+        columns.update({name: frame[name].to_numpy() for name in query.statistics if name != "count"})
+        return pd.DataFrame(columns)
 
     def _percentiles(
         self, frame: pd.DataFrame, query: AggregateQuery, windows: _Windows, where: str, names: list[str]
@@ -715,13 +714,23 @@ def _high(end: int | None) -> int:
 
 
 def _frame(rows: list[Any], columns: list[str]) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(rows, columns=columns)
-    if "result" in frame.columns:
-        frame["result"] = frame["result"].astype(np.float64)
-    for name in columns:
-        if name != "result" and name in frame.columns and not pd.api.types.is_float_dtype(frame[name].dtype):
-            frame[name] = frame[name].astype(np.int64)
-    return frame
+    """Rows as a frame built from numpy columns (``result`` and statistics float, the rest int64).
+
+    One conversion of the whole result to float64 (a null becomes NaN) then exact integer columns:
+    times in ms (< 2**53) survive the round trip through float64 unchanged.
+    """
+    table = np.array(rows, dtype=np.float64).reshape(len(rows), len(columns))
+    return pd.DataFrame(
+        {
+            name: table[:, i].astype(np.int64) if name in _INTEGER_COLUMNS else table[:, i]
+            for i, name in enumerate(columns)
+        }
+    )
+
+
+_INTEGER_COLUMNS = frozenset(
+    {"datastream_id", "phenomenon_time", "phenomenon_end", "result_time", "quality", "bucket", "count"}
+)
 
 
 _SQL_AGGREGATE = {"mean": "avg", "min": "min", "max": "max", "sum": "sum"}
@@ -769,13 +778,11 @@ class _Windows:
         if self.window is Window.HOUR:
             starts = self.origin + buckets * MS_PER_HOUR
             return starts, starts + MS_PER_HOUR
-        edges = {
-            int(b): self._midnight_utc(int(b)) for b in np.unique(np.concatenate([buckets, buckets + 1]))
-        }
-        return (
-            np.array([edges[int(b)] for b in buckets], dtype=np.int64),
-            np.array([edges[int(b) + 1] for b in buckets], dtype=np.int64),
-        )
+        if len(buckets) == 0:
+            return buckets.copy(), buckets.copy()
+        first, last = int(buckets.min()), int(buckets.max())
+        edges = np.array([self._midnight_utc(day) for day in range(first, last + 2)], dtype=np.int64)
+        return edges[buckets - first], edges[buckets - first + 1]
 
     def _midnight_utc(self, day: int) -> int:
         local = (self.midnight + timedelta(days=day)).replace(tzinfo=self.zone)

@@ -66,7 +66,9 @@ def read_csv_observations(
         feed.reject(f"{source.name}/{thing_key}", UNKNOWN_THING, int(count))
     long = long[long["thing"].isin([*things, _SINGLE])]
     times = _times(long, mapping, feed, source.name)
-    long = long.assign(phenomenon_time=times).dropna(subset=["phenomenon_time"])
+    result, not_number = _numbers(long["value_text"], mapping)
+    long = long.assign(phenomenon_time=times, result=result, not_number=not_number)
+    long = long.dropna(subset=["phenomenon_time"])
     frames = []
     for (thing_key, prop_key), rows in long.groupby(["thing", "property"], sort=True):
         spec = _datastream(source, str(thing_key), str(prop_key), things)
@@ -231,17 +233,22 @@ def _datastream(
     )
 
 
+def _numbers(text: pd.Series, mapping: CsvConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Every cell as a number (NaN for a missing marker) and whether it is neither (rejected)."""
+    cells = text.str.strip()
+    missing = cells.isin([m.strip() for m in mapping.missing]).to_numpy(bool)
+    if mapping.decimal == ",":
+        cells = cells.str.replace(",", ".", regex=False)
+    numbers = pd.to_numeric(cells, errors="coerce").to_numpy(np.float64)
+    not_number = np.isnan(numbers) & ~missing
+    return np.where(missing, np.nan, numbers), not_number
+
+
 def _rows(key: str, rows: pd.DataFrame, mapping: CsvConfig, feed: ObservationFeed) -> pd.DataFrame:
-    text = rows["value_text"].str.strip()
-    missing = text.isin([m.strip() for m in mapping.missing])
-    numbers = pd.to_numeric(
-        text.str.replace(",", ".", regex=False) if mapping.decimal == "," else text, errors="coerce"
-    )
-    not_number = numbers.isna() & ~missing
+    not_number = rows["not_number"].to_numpy(bool)
     feed.reject(key, NOT_A_NUMBER, int(not_number.sum()))
-    keep = ~not_number
-    start = rows.loc[keep, "phenomenon_time"].to_numpy(np.int64)
-    result = numbers[keep].where(~missing[keep]).to_numpy(np.float64)
+    start = rows["phenomenon_time"].to_numpy(np.int64)[~not_number]
+    result = rows["result"].to_numpy(np.float64)[~not_number]
     end = start + mapping.interval_s * MS_PER_SECOND if mapping.interval_s else np.full(len(start), -1)
     return pd.DataFrame(
         {
