@@ -6,8 +6,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-# Debian packages the test suite starts for real (browser tests).
-SYSTEM_PACKAGES := chromium
+# Debian packages the test suite starts for real (browser tests; the MQTT broker of the live tests and the
+# demo; openssl makes the TLS test's certificate).
+SYSTEM_PACKAGES := chromium mosquitto openssl
 
 VIEWER := src/civictwin/api/static/.built
 
@@ -43,12 +44,13 @@ $(VIEWER): web/package.json web/package-lock.json web/build.mjs $(wildcard web/s
 web: $(VIEWER)
 
 # Build the Helsinki demo twin, compare two traffic plans with the baseline (5 seeds each, demand
-# reacting through mode choice), then serve the twin, the evidence and the viewer.
+# reacting through mode choice), then serve the twin, the evidence and the viewer, with Helsinki's
+# traffic counts replayed live over a local Mosquitto (stopped again with the server).
 DEMO_DIR ?= demo-twin
-demo: $(STAMP) $(VIEWER)
+demo: $(STAMP) sysdeps $(VIEWER)
 	$(VENV)/bin/civictwin demo --dir $(DEMO_DIR)
 	$(VENV)/bin/civictwin compare baseline close_main_street zone_30 --twin $(DEMO_DIR) --seeds 5 --workers 2
-	$(VENV)/bin/civictwin serve $(DEMO_DIR)
+	$(VENV)/bin/civictwin demo-live $(DEMO_DIR)
 
 test: $(STAMP) sysdeps $(VIEWER)
 	$(PY) -m pytest -q -n 2 --dist loadfile
@@ -67,6 +69,9 @@ bench: $(STAMP) $(VIEWER)
 	$(PY) benchmarks/bench_api.py --setup-peer
 	$(PY) benchmarks/bench_api.py $(BENCH_DIR) --layer buildings_3d --concurrency 4 --duration 20
 	$(PY) benchmarks/bench_traffic.py
+	$(PY) benchmarks/bench_sensors.py --setup-peer
+	$(PY) benchmarks/bench_sensors.py --sensors 100 --hours 8760 --concurrency 4 --duration 60
+	$(PY) benchmarks/bench_live.py --rates 500 1000 2000 5000 --duration 60
 
 clean:
 	rm -rf $(VENV) build demo-twin bench-twin .pytest_cache web/node_modules src/civictwin/api/static

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from civictwin.config_live import LiveSection, RuleConfig, WebhookConfig, check_unique
 from civictwin.errors import ConfigError
 
 CONFIG_FILENAME = "twin.toml"
@@ -224,6 +225,136 @@ class AuditSection(_Strict):
     """Client IPs are personal data: truncated to /24 (IPv4) or /48 (IPv6), a keyed hash, or full."""
 
 
+class SensorFormat(StrEnum):
+    """The observation formats ``civictwin sensors import`` reads."""
+
+    CSV = "csv"
+    SENSORTHINGS = "sensorthings"
+    UBA = "uba"
+    HELSINKI_COUNTS = "helsinki_counts"
+
+
+class ObservedPropertyConfig(_Strict):
+    """What a CSV property key measures: its name, UCUM unit and plausible range."""
+
+    name: str = Field(min_length=1)
+    unit: str = Field(min_length=1, description="UCUM code, e.g. 'ug/m3', 'Cel', '{vehicle}/h'")
+    symbol: str | None = Field(default=None, description="Unit symbol for people; default: the UCUM code")
+    unit_name: str | None = None
+    definition: str = ""
+    min: float | None = Field(default=None, description="Smallest plausible value; below is rejected")
+    max: float | None = Field(default=None, description="Largest plausible value; above is rejected")
+
+
+class ThingConfig(_Strict):
+    """A station of a CSV source: its name and WGS84 position."""
+
+    name: str = Field(min_length=1)
+    lon: Annotated[float, Field(ge=-180, le=180)]
+    lat: Annotated[float, Field(ge=-90, le=90)]
+    description: str = ""
+
+
+class CsvConfig(_Strict):
+    """How a CSV file of observations is laid out (``[sensors.csv]``)."""
+
+    layout: Literal["long", "wide"] = "long"
+    time: str = Field(min_length=1, description="Column with the phenomenon time")
+    time_format: str = Field(default="ISO8601", description="strptime pattern, or ISO8601")
+    timezone: str | None = Field(default=None, description="IANA zone of times written without an offset")
+    ambiguous: Literal["reject", "earlier", "later", "infer"] = "reject"
+    time_is: Literal["start", "end"] = "start"
+    interval_s: Annotated[int, Field(gt=0)] | None = None
+    missing: list[str] = Field(default_factory=lambda: ["-999", ""])
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    decimal: Literal[".", ","] = "."
+    encoding: str = "utf-8"
+    thing: str | None = Field(default=None, description="Column naming the station (optional with one)")
+    property: str | None = Field(default=None, description="long: column naming the observed property")
+    value: str | None = Field(default=None, description="long: column with the result")
+    columns: dict[str, str] | None = Field(default=None, description="wide: value column -> property key")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as 'Europe/Berlin')"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _layout_complete(self) -> CsvConfig:
+        if self.layout == "long" and (self.property is None or self.value is None or self.columns):
+            raise ValueError("layout 'long' needs `property` and `value` columns (and no `columns`)")
+        if self.layout == "wide" and (not self.columns or self.property or self.value):
+            raise ValueError("layout 'wide' needs `columns` = { value column = property key } only")
+        if self.time_is == "end" and self.interval_s is None:
+            raise ValueError("time_is = 'end' needs interval_s (the length of each observation's interval)")
+        return self
+
+
+class SensorSourceConfig(_Strict):
+    """One ``[[sensors]]`` entry: observations to import, with their governance (as for sources)."""
+
+    name: Annotated[str, Field(pattern=_NAME_PATTERN)]
+    format: SensorFormat
+    path: str | None = Field(default=None, description="File or directory to import")
+    url: str | None = Field(default=None, description="sensorthings: the server's service root URL")
+    title: str | None = None
+    licence: str = Field(min_length=1)
+    publisher: str = Field(min_length=1)
+    steward: str = Field(min_length=1)
+    access: AccessLevel = AccessLevel.PUBLIC
+    description: str = ""
+    clip: bool = Field(default=True, description="Import only stations inside the twin's area")
+    csv: CsvConfig | None = None
+    properties: dict[str, ObservedPropertyConfig] = Field(default_factory=dict)
+    things: dict[str, ThingConfig] = Field(default_factory=dict)
+    stations: list[str] | None = Field(default=None, description="uba: station codes to import")
+    components: list[str] | None = Field(default=None, description="uba: pollutant codes to import")
+    series: list[str] | None = Field(default=None, description="uba: series codes (1SMW, 1TMW...)")
+    classes: list[str] | None = Field(default=None, description="helsinki_counts: vehicle classes")
+    centre: tuple[float, float] | None = Field(default=None, description="helsinki_counts: [lon, lat]")
+    max_distance_m: Annotated[float, Field(gt=0, le=500)] = 50.0
+
+    @model_validator(mode="after")
+    def _options_fit_format(self) -> SensorSourceConfig:
+        allowed = {
+            SensorFormat.CSV: {"csv", "properties", "things"},
+            SensorFormat.SENSORTHINGS: set(),
+            SensorFormat.UBA: {"stations", "components", "series"},
+            SensorFormat.HELSINKI_COUNTS: {"classes", "centre", "max_distance_m"},
+        }[self.format]
+        optional = {"csv", "properties", "things", "stations", "components", "series", "classes", "centre",
+                    "max_distance_m"}  # fmt: skip
+        misplaced = sorted(k for k in optional - allowed if k in self.model_fields_set)
+        if misplaced:
+            raise ValueError(f"option(s) {', '.join(misplaced)} do not apply to format '{self.format}'")
+        if (self.path is None) == (self.url is None) or (
+            self.url and self.format != SensorFormat.SENSORTHINGS
+        ):
+            raise ValueError("give `path` (or, for format 'sensorthings', `url` instead)")
+        if self.format == SensorFormat.CSV and (self.csv is None or not self.properties):
+            raise ValueError(
+                "format 'csv' needs a [sensors.csv] mapping and [sensors.properties.<key>] units"
+            )
+        if self.format == SensorFormat.HELSINKI_COUNTS and self.centre is None:
+            raise ValueError("format 'helsinki_counts' needs centre = [lon, lat] (inbound is towards it)")
+        return self
+
+    @property
+    def display_title(self) -> str:
+        """A human title: the configured one or the source name."""
+        return self.title or self.name.replace("_", " ").capitalize()
+
+
 class TwinConfig(_Strict):
     """The whole ``twin.toml``."""
 
@@ -235,6 +366,10 @@ class TwinConfig(_Strict):
     server: ServerSection = ServerSection()
     audit: AuditSection = AuditSection()
     sources: Annotated[list[SourceConfig], Field(min_length=1)]
+    sensors: list[SensorSourceConfig] = Field(default_factory=list)
+    live: LiveSection | None = None
+    rules: list[RuleConfig] = Field(default_factory=list)
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @model_validator(mode="after")
@@ -245,6 +380,10 @@ class TwinConfig(_Strict):
             raise ValueError(f"duplicate source name(s): {', '.join(dupes)}")
         if sum(s.kind == SourceKind.OSM for s in self.sources) > 1:
             raise ValueError("at most one source of kind 'osm' per twin")
+        sensor_names = [s.name for s in self.sensors]
+        clashes = sorted({n for n in sensor_names if sensor_names.count(n) > 1 or n in names})
+        if clashes:
+            raise ValueError(f"sensors name(s) used twice or by a source: {', '.join(clashes)}")
         kinds = {s.name: s.kind for s in self.sources}
         for label, ref, allowed in (
             ("area.source", self.area.source, {SourceKind.VECTOR, SourceKind.GRID}),
@@ -257,6 +396,11 @@ class TwinConfig(_Strict):
                 raise ValueError(f"{label} names '{ref}', which is not a source")
             if kinds[ref] not in allowed:
                 raise ValueError(f"{label} names '{ref}' of kind '{kinds[ref]}'; expected {_kinds(allowed)}")
+        return self
+
+    @model_validator(mode="after")
+    def _live_names_unique(self) -> TwinConfig:
+        check_unique(self.rules, self.webhooks)
         return self
 
     def resolve(self, relative: str) -> Path:
@@ -314,9 +458,9 @@ def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
     err = exc.errors()[0]
     parts: list[str] = []
     for item in err["loc"]:
-        if isinstance(item, int) and parts and parts[-1] == "sources":
-            name = _source_name(data, item)
-            parts[-1] = f"sources[{item}]" + (f" ({name})" if name else "")
+        if isinstance(item, int) and parts and parts[-1] in ("sources", "sensors", "rules", "webhooks"):
+            name = _source_name(data, item, parts[-1])
+            parts[-1] = f"{parts[-1]}[{item}]" + (f" ({name})" if name else "")
         else:
             parts.append(_printable(str(item)))
     key = ".".join(parts)
@@ -336,8 +480,8 @@ def _printable(text: str) -> str:
     return text if text.isprintable() else repr(text)[1:-1]
 
 
-def _source_name(data: dict[str, Any], index: int) -> str | None:
-    sources = data.get("sources")
+def _source_name(data: dict[str, Any], index: int, section: str = "sources") -> str | None:
+    sources = data.get(section)
     if isinstance(sources, list) and 0 <= index < len(sources) and isinstance(sources[index], dict):
         name = sources[index].get("name")
         return name if isinstance(name, str) else None

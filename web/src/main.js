@@ -5,6 +5,7 @@ import 'maplibre-gl/dist/maplibre-gl.css';
 import './style.css';
 import { setWorkerUrl } from 'maplibre-gl';
 import { getJson, getToken, setToken } from './api.js';
+import { startLive } from './live.js';
 import { startMapPage } from './mapPage.js';
 import { startScenarioPage } from './scenarioPage.js';
 
@@ -14,7 +15,8 @@ setWorkerUrl(new URL('./maplibre-gl-worker.mjs', import.meta.url).href);
 // Hooks for people and for the browser tests: the map, readiness flags, timings.
 window.civictwin = { ready: false, scenarioReady: false };
 
-const PAGES = { map: { start: startMapPage, started: null }, scenarios: { start: startScenarioPage, started: null } };
+const startMapWithLive = async (root) => startLive(root, await startMapPage(root));
+const PAGES = { map: { start: startMapWithLive, started: null }, scenarios: { start: startScenarioPage, started: null } };
 
 function currentPage() {
   const name = window.location.hash.replace(/^#/, '').split('?')[0];

@@ -315,6 +315,11 @@ def _may_read_any(request: Request) -> bool:
     return all(twin.policy.allows(principal, name) for name in twin.features.layers)
 
 
+def readable_comparison_ids(request: Request) -> set[str]:
+    """Ids of the finished comparisons the caller may read (alerts on scenario results follow them)."""
+    return {c.id for c in _visible(request)}
+
+
 def _visible(request: Request) -> list[ComparisonRecord]:
     """The complete comparisons the caller may read, newest first."""
     return [c for c in _store(request).all_comparisons() if may_read(request, c)]

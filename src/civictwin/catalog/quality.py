@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from civictwin.store.base import Store
+from civictwin.store.base import RecordReader, Store
 
 QUALITY = "quality"
 HEIGHT_SOURCE = "height_source"
@@ -51,7 +51,7 @@ def _height_sources(store: Store, table: str) -> dict[str, int] | None:
     return {str(k): int(v) for k, v in sorted(values.value_counts().items())}
 
 
-def quality_highlights(store: Store) -> list[str]:
+def quality_highlights(store: RecordReader) -> list[str]:
     """Short plain-language lines about what a reader of the twin should know, table by table.
 
     Identical findings for several tables (say ``buildings`` and ``buildings_3d``) are merged into one

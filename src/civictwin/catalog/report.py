@@ -29,7 +29,7 @@ from civictwin.catalog.lineage import LINEAGE
 from civictwin.catalog.metadata import CATALOG, combine
 from civictwin.catalog.quality import HEIGHT_SOURCE, QUALITY, percent, quality_highlights
 from civictwin.config import slug
-from civictwin.store.base import Store
+from civictwin.store.base import RecordReader
 
 CONTEXT: dict[str, Any] = {
     "@version": 1.1,
@@ -102,7 +102,7 @@ METRICS: dict[str, _Metric] = {
 # ---------------------------------------------------------------- JSON-LD
 
 
-def catalog_jsonld(store: Store) -> dict[str, Any]:
+def catalog_jsonld(store: RecordReader) -> dict[str, Any]:
     """The twin's catalogue as a DCAT-AP ``dcat:Catalog`` JSON-LD document."""
     twin = _twin_name(store)
     catalogue = store.records(CATALOG)
@@ -123,7 +123,7 @@ def catalog_jsonld(store: Store) -> dict[str, Any]:
     return document
 
 
-def quality_jsonld(store: Store) -> dict[str, Any]:
+def quality_jsonld(store: RecordReader) -> dict[str, Any]:
     """The quality records as DQV: measurements and annotations per dataset, plus the metrics used."""
     twin = _twin_name(store)
     nodes: list[dict[str, Any]] = []
@@ -151,7 +151,7 @@ def dataset_iri(twin: str, table: str) -> str:
     return f"urn:civictwin:{slug(twin)}:dataset:{table}"
 
 
-def _twin_name(store: Store) -> str:
+def _twin_name(store: RecordReader) -> str:
     meta = store.records("meta").get("twin", {})
     return str(meta.get("name") or "twin")
 
@@ -337,7 +337,7 @@ footer { margin-top: 2.5rem; color: #3d3d3d; font-size: .9rem; }
 """
 
 
-def catalog_html(store: Store) -> str:
+def catalog_html(store: RecordReader) -> str:
     """The catalogue as one self-contained, accessible HTML page (inline CSS, no scripts)."""
     twin = _twin_name(store)
     catalogue = store.records(CATALOG)
@@ -409,7 +409,7 @@ def _lineage_facts(lineage: Mapping[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def quality_html(store: Store) -> str:
+def quality_html(store: RecordReader) -> str:
     """The quality report as one self-contained, accessible HTML page (inline CSS, no scripts)."""
     twin = _twin_name(store)
     highlights = quality_highlights(store)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +13,16 @@ from rich.table import Table
 from rich.text import Text
 
 from civictwin.catalog.metadata import CATALOG
+from civictwin.catalog.observations import CombinedRecords
 from civictwin.catalog.quality import QUALITY, quality_highlights
 from civictwin.catalog.report import catalog_html, catalog_jsonld, quality_html, quality_jsonld
 from civictwin.cli import app, console
 from civictwin.config import load_config
 from civictwin.export import FORMATS, export_dataset
 from civictwin.export.layers import atomic_path
+from civictwin.store.base import RecordReader
 from civictwin.store.duckdb import DuckDBStore
+from civictwin.store.observations import observations_path, open_observations
 
 TWIN_DIR = typer.Argument(Path("."), help="Directory holding twin.toml.", show_default=True)
 JSON_LD = typer.Option(None, "--json-ld", help="Also write the JSON-LD document to this file.")
@@ -26,6 +31,18 @@ HTML = typer.Option(None, "--html", help="Also write a self-contained HTML page 
 
 def _open(twin_dir: Path) -> DuckDBStore:
     return DuckDBStore.open(load_config(twin_dir).store_path)
+
+
+@contextmanager
+def _records(twin_dir: Path) -> Iterator[RecordReader]:
+    """The twin's records, with its datastreams' when it has observations."""
+    path = load_config(twin_dir).store_path
+    with DuckDBStore.open(path) as store:
+        if not observations_path(path).is_file():
+            yield store
+            return
+        with open_observations(path, read_only=True) as observations:
+            yield CombinedRecords(store, observations)
 
 
 def _write(path: Path, text: str) -> None:
@@ -41,7 +58,7 @@ def catalog(twin_dir: Path = TWIN_DIR, json_ld: Path | None = JSON_LD, html: Pat
     Titles, descriptions, extents and checksums are in the JSON-LD and HTML documents; the terminal
     table keeps to who answers for each dataset and who may use it.
     """
-    with _open(twin_dir) as store:
+    with _records(twin_dir) as store:
         table = Table(title="Data catalogue")
         for column in ("table", "kind", "rows", "access", "licence", "publisher", "steward"):
             table.add_column(
@@ -74,7 +91,7 @@ def quality(twin_dir: Path = TWIN_DIR, json_ld: Path | None = JSON_LD, html: Pat
     The table counts features per dataset; the highlights under it say in words what a reader should
     know (notes included), so the table stays readable in an 80-column terminal.
     """
-    with _open(twin_dir) as store:
+    with _records(twin_dir) as store:
         table = Table(title="Data quality")
         for column in ("table", "kept", "outside\narea", "invalid", "repaired", "dropped", "duplicates"):
             table.add_column(

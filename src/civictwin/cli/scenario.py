@@ -8,6 +8,7 @@ interventions belong to, plus those named with ``--engine``.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import tomllib
@@ -387,6 +388,16 @@ def compare(
     ]:
         console.print(f"• {sentence}", highlight=False)
     console.print(Text.assemble("\nReport: ", (str(report), "bold")))
+    _judge_scenario_rules(twin_dir, json.loads(comparison.record.to_json()))
+
+
+def _judge_scenario_rules(twin_dir: Path, comparison: dict[str, Any]) -> None:
+    """The twin's scenario rules ([[rules]] and rules added through the API) on the finished comparison."""
+    from civictwin.config import load_config
+    from civictwin.live.service import raise_comparison_alerts
+
+    for alert, event in raise_comparison_alerts(load_config(twin_dir), comparison):
+        console.print(f"alert {alert.id} {event}: {alert.rule} on {alert.subject}: {alert.message}")
 
 
 def _traffic_shortcuts(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import geopandas as gpd
 import pandas as pd
@@ -28,6 +28,14 @@ class TableInfo:
     rows: int
     columns: dict[str, str]
     has_geometry: bool
+
+
+class RecordReader(Protocol):
+    """Anything governance records can be read from: a store, or a view over several stores."""
+
+    def records(self, kind: str) -> dict[str, dict[str, Any]]:
+        """All records of ``kind`` by key."""
+        ...
 
 
 class Store(ABC):
