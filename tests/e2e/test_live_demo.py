@@ -102,22 +102,22 @@ def test_demo_live_serves_live_sensors_and_stops_the_broker(demo_dir: Path) -> N
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 180
-        statuses: set[str] = set()
-        while time.monotonic() < deadline and "alert" not in statuses:
+        alerts: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not alerts:
             time.sleep(0.5)
-            try:
-                sensors = _get(f"http://127.0.0.1:{port}/live/sensors")
+            try:  # alerts open at the morning peak and close after it: the list keeps both
+                alerts = _get(f"http://127.0.0.1:{port}/alerts")["alerts"]
             except OSError:
                 continue
-            statuses = {f["properties"]["status"] for f in sensors["features"]}
-        assert "alert" in statuses, statuses
-        assert len(sensors["features"]) == 8
-        alerts = _get(f"http://127.0.0.1:{port}/alerts")["alerts"]
         assert alerts and {a["rule"] for a in alerts} == {"busy_street"}
+        sensors = _get(f"http://127.0.0.1:{port}/live/sensors")
+        assert len(sensors["features"]) == 8
+        assert {f["properties"]["status"] for f in sensors["features"]} <= {"ok", "alert"}
     finally:
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
-    assert process.returncode == 0, err.decode()[-2000:]
+    assert process.returncode == 130, err.decode()[-2000:]  # Ctrl+C ends every command with 130
+    assert err.decode().strip().splitlines()[-1] == "interrupted: nothing half-written was kept"
     assert "Stopped the replay" in out.decode()
     assert not list(Path("/proc").glob("*/cmdline")) or all(
         str(demo_dir / "live-demo" / "broker") not in _cmdline(p)

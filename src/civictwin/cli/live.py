@@ -146,16 +146,20 @@ def demo_live(
         return
     with console.status("importing the Helsinki counts inside the demo area"):
         config = add_counts(twin_dir, source)
-    with live_demo(config, step_s=step) as replayer:
-        console.print(
-            f"Live: {max((len(h.counts) for h in replayer.day), default=0)} counting directions replayed, one hour of "
-            f"counts every {step:g} s; the rule busy_street fires above 700 vehicles an hour."
-        )
-        serve(
-            twin_dir,
-            host="127.0.0.1",
-            port=port,
-            rate_limit=settings.rate_per_second,
-            burst=settings.rate_burst,
-        )
-    console.print(f"Stopped the replay ({replayer.published} messages) and the broker.")
+    replayer = None
+    try:
+        with live_demo(config, step_s=step) as replayer:
+            console.print(
+                f"Live: {max((len(h.counts) for h in replayer.day), default=0)} counting directions replayed, "
+                f"one hour of counts every {step:g} s; the rule busy_street fires above 700 vehicles an hour."
+            )
+            serve(
+                twin_dir,
+                host="127.0.0.1",
+                port=port,
+                rate_limit=settings.rate_per_second,
+                burst=settings.rate_burst,
+            )
+    finally:  # also when Ctrl+C ends the server (exit 130): the replay and the broker are stopped by now
+        if replayer is not None:
+            console.print(f"Stopped the replay ({replayer.published} messages) and the broker.")
