@@ -1,14 +1,15 @@
-"""Traffic engine benchmarks: orchestration overhead, ensemble speed-up, the demo comparison, growth.
+"""Traffic engine benchmarks: overhead, ensemble speed-up, the demo comparison, growth, bare SUMO cost.
 
-Reproduce (all four sections at their defaults, the numbers recorded in BENCHMARKS.md):
+Reproduce (all six sections at their defaults, the numbers recorded in BENCHMARKS.md):
 
     .venv/bin/python benchmarks/bench_traffic.py
 
-One section at a time with ``--only overhead``, ``--only speedup``, ``--only demo`` or
-``--only scaling`` (or a comma-separated list). Smallest settings, a smoke test of every section:
+One section at a time with ``--only overhead``, ``--only speedup``, ``--only demo``,
+``--only scaling``, ``--only bare`` or ``--only growth`` (or a comma-separated list). Smallest
+settings, a smoke test of every section:
 
     .venv/bin/python benchmarks/bench_traffic.py --seeds 2 --scale 0.2 --repeat 1 \\
-        --scales 0.2 --sizes 1 --iterations 1
+        --scales 0.2 --sizes 1 --growth-sizes 1 --iterations 1
 
 Sections (each prints a markdown table on stdout; progress goes to stderr):
 
@@ -32,6 +33,15 @@ Sections (each prints a markdown table on stdout; progress goes to stderr):
   travel time and delay, so meso's documented trade-off (faster, smaller effects; see
   ``../shared/notes/facts.md``) shows with our numbers. A run SUMO cannot finish within the quality
   limits (teleports, unfinished trips) is listed as failed, not dropped.
+- ``bare``: one demo iteration (the baseline's last simulation of seed 1: its car trips, recovered on
+  the twin's edges) as bare ``sumo`` processes, side by side and alternating, ``repeat`` times each:
+  main's network and run options (one SUMO edge per twin edge, edge speeds refreshed every step, a
+  fixed end), then each change of issue 11 part 8 added in turn (edge speeds every 10 s, the run ending
+  with its last vehicle, chains of twin edges merged). Records SUMO's wall and CPU seconds and the
+  run's KPIs. Target: today's run at least 3× faster than main's at equal KPIs.
+- ``growth``: the same before/after pair on the demo extract tiled 1×1, 2×2 and 4×4 (``--growth-sizes``),
+  one baseline iteration each: SUMO seconds against the vehicle-seconds simulated, to show that a
+  run's time now grows with its traffic rather than with its network and fixed period.
 
 Everything is written in a temporary folder that is removed at the end.
 """
@@ -41,16 +51,23 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from civictwin.build import build_twin
+from civictwin.config import load_config
+from civictwin.demo import DEMO_BBOX, build_demo, demo_pbf, write_demo_config
+from civictwin.engines.traffic.demand import zone_edges
+from civictwin.engines.traffic.network import SumoNetwork, build_sumo_network
 from civictwin.engines.traffic.pipeline import (
     BUILTIN_SCENARIOS,
     PipelineParams,
@@ -61,27 +78,27 @@ from civictwin.engines.traffic.pipeline import (
     prepare_scenario,
     resolve_scenario,
     run_ensemble,
+    run_prepared,
     run_scenario,
 )
-from civictwin.scenarios.interventions import apply_interventions
-
-from civictwin.build import build_twin
-from civictwin.config import load_config
-from civictwin.demo import DEMO_BBOX, build_demo, demo_pbf, write_demo_config
-from civictwin.engines.traffic.demand import zone_edges
+from civictwin.engines.traffic.run import CarTrip, SimOptions, run_sumo
 from civictwin.engines.traffic.sumo import binary, sumo_env
 from civictwin.errors import CivicTwinError
+from civictwin.kpis.traffic import run_kpis
+from civictwin.scenarios.interventions import apply_interventions
 from civictwin.scenarios.spec import Scenario, load_scenario
 from civictwin.store.duckdb import DuckDBStore
 
 ROOT = Path(__file__).resolve().parents[1]
 TILER = ROOT.parent / "shared" / "tools" / "tile_osm.py"
 CIVICTWIN = Path(sys.executable).parent / "civictwin"
-SECTIONS = ("overhead", "speedup", "demo", "scaling")
+SECTIONS = ("overhead", "speedup", "demo", "scaling", "bare", "growth")
 DEMO_PLANS = ("close_main_street", "zone_30")
 OVERHEAD_TARGET = 0.05
 SPEEDUP_TARGET = 1.7
 DEMO_TARGET_S = 600.0
+BARE_TARGET = 3.0
+BARE_KPIS = ("mean_travel_time_s", "total_delay_h", "vehicle_km", "co2_kg", "mean_noise_db")
 
 
 @dataclass(frozen=True)
@@ -100,6 +117,7 @@ class Settings:
     sizes: tuple[int, ...]
     modes: tuple[str, ...]
     plan: str
+    growth_sizes: tuple[int, ...] = (1, 2, 4)
 
     def params(self, twin: Path, *, scale: float | None = None, meso: bool = False) -> PipelineParams:
         """The twin's parameters with this run's overrides, as the CLI builds them."""
@@ -519,6 +537,209 @@ def bench_scaling(demo_twin: Path, work: Path, settings: Settings) -> None:
         )
 
 
+# ----------------------------------------------------------------------------------- bare SUMO, growth
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of running SUMO on the same trips: main's, today's, or a step between."""
+
+    name: str
+    merged: bool
+    options: SimOptions
+
+
+def variants(end_s: float) -> list[Variant]:
+    """Main's network and options, then each change added in turn (the last one is today's)."""
+    main = SimOptions(end_s=end_s, rerouting_adaptation_s=1.0, stop_when_done=False)
+    faster_weights = SimOptions(end_s=end_s, stop_when_done=False)
+    return [
+        Variant("main: one SUMO edge per twin edge, weights every 1 s, fixed end", False, main),
+        Variant("+ edge speeds refreshed every 10 s (same 180 s window)", False, faster_weights),
+        Variant("+ run ends with its last vehicle", False, SimOptions(end_s=end_s)),
+        Variant("+ chains of twin edges merged (today)", True, SimOptions(end_s=end_s)),
+    ]
+
+
+@dataclass(frozen=True)
+class Iteration:
+    """One demo-like iteration to re-run bare: its trips on the twin's edges and both networks."""
+
+    trips: list[CarTrip]
+    networks: dict[bool, SumoNetwork]
+    end_s: float
+
+
+def iteration_of(twin: Path, work: Path, params: PipelineParams) -> Iteration:
+    """The baseline's last simulation of seed 1 on ``twin``: trips and networks (merged and not)."""
+    inputs = load_twin(twin)
+    baseline = Scenario.baseline_scenario()
+    prepared = prepare_scenario(inputs, baseline, work / "network", params)
+    run_prepared(prepared, 1, work / "sumo", params)
+    trips_file = sorted((work / "sumo").glob("iteration_*/trips.rou.xml"))[-1]
+    trips = twin_trips(trips_file, prepared.network)
+    car = inputs.edges["car"].fillna(False).astype(bool)
+    modified = apply_interventions(inputs.edges, baseline, crs=inputs.crs)
+    simulated = modified.edges[modified.edges["edge_id"].isin(set(inputs.edges.loc[car, "edge_id"]))]
+    single = build_sumo_network(simulated, inputs.nodes, work / "network_single", merge_chains=False)
+    return Iteration(trips, {True: prepared.network, False: single}, params.sim_options().end_s)
+
+
+def twin_trips(trips_file: Path, network: SumoNetwork) -> list[CarTrip]:
+    """The car trips of a ``trips.rou.xml`` written on ``network``, back on the twin's edges.
+
+    A trip on a merged SUMO edge names the twin edge by its position: ``departPos`` falls inside its
+    first twin edge, ``arrivalPos`` is the end of its last (absent: the SUMO edge's first, last one).
+    """
+    chains = network.chains
+    members = {edge: group for edge, group in chains.groupby("sumo_edge", sort=False)}
+    trips = []
+    for trip in ET.parse(trips_file).getroot().iter("trip"):
+        start, end = members[trip.get("from", "")], members[trip.get("to", "")]
+        depart, arrive = trip.get("departPos"), trip.get("arrivalPos")
+        first = start.iloc[0] if depart is None else start[start["start_m"] < float(depart)].iloc[-1]
+        last = end.iloc[-1] if arrive is None else end[end["start_m"] < float(arrive)].iloc[-1]
+        trips.append(
+            CarTrip(
+                str(trip.get("id")), str(first["edge_id"]), str(last["edge_id"]), float(trip.get("depart", 0))
+            )
+        )
+    return trips
+
+
+@dataclass(frozen=True)
+class BareRun:
+    """One bare SUMO run: wall and CPU seconds of the sumo process, KPIs, vehicle-seconds."""
+
+    wall_s: float
+    cpu_s: float
+    kpis: dict[str, float]
+    vehicle_s: float
+
+
+def bare_run(iteration: Iteration, variant: Variant, workdir: Path) -> BareRun:
+    """``run_sumo`` once (seed 1); CPU time is the sumo child's user + system time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = run_sumo(iteration.networks[variant.merged], iteration.trips, seed=1, workdir=workdir,
+                      options=variant.options)  # fmt: skip
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    arrived = result.trips[result.trips["arrived"]]
+    return BareRun(result.wall_s, cpu, run_kpis(result), float(arrived["duration_s"].sum()))
+
+
+def bench_bare(twin: Path, work: Path, settings: Settings) -> None:
+    """Main's SUMO network and options against today's on one demo iteration, alternating."""
+    params = settings.params(twin)
+    log("bare: one baseline run of seed 1 for its trips")
+    iteration = iteration_of(twin, work / "bare", params)
+    runs: dict[str, list[BareRun]] = {v.name: [] for v in variants(iteration.end_s)}
+    for index in range(settings.repeat):
+        for number, variant in enumerate(variants(iteration.end_s)):
+            log(f"bare: repeat {index + 1}/{settings.repeat}, {variant.name}")
+            runs[variant.name].append(bare_run(iteration, variant, work / "bare" / f"v{number}_{index}"))
+    main_wall = statistics.median(r.wall_s for r in runs[variants(iteration.end_s)[0].name])
+    main_cpu = statistics.median(r.cpu_s for r in runs[variants(iteration.end_s)[0].name])
+    rows = []
+    for variant in variants(iteration.end_s):
+        done = runs[variant.name]
+        wall = statistics.median(r.wall_s for r in done)
+        cpu = statistics.median(r.cpu_s for r in done)
+        edges = iteration.networks[variant.merged].chains["sumo_edge"].nunique()
+        kpis = done[0].kpis
+        rows.append(
+            [
+                variant.name,
+                str(edges),
+                ", ".join(f"{r.wall_s:.1f}" for r in done),
+                f"{wall:.2f}",
+                f"{cpu:.2f}",
+                f"{main_wall / wall:.1f}× / {main_cpu / cpu:.1f}×",
+                *(f"{kpis[k]:.4g}" for k in BARE_KPIS),
+            ]
+        )
+    print(
+        f"### Bare SUMO on one demo iteration: {len(iteration.trips)} car trips of the baseline's last "
+        f"simulation (seed 1), {settings.repeat} run(s) of each, alternating\n"
+    )
+    table(
+        [
+            "network and run options",
+            "SUMO edges",
+            "wall s (each run)",
+            "median wall s",
+            "median CPU s",
+            "speed-up vs main (wall / CPU)",
+            "mean travel time s",
+            "total delay h",
+            "vehicle-km",
+            "CO2 kg",
+            "mean noise dB(A)",
+        ],
+        rows,
+    )
+    today = statistics.median(r.wall_s for r in runs[variants(iteration.end_s)[-1].name])
+    verdict = "meets" if main_wall / today >= BARE_TARGET else "misses"
+    print(
+        f"Today's run is {main_wall / today:.1f}× faster than main's (median wall time), {verdict} the "
+        f"≥ {BARE_TARGET:g}× target. Same seed and trips in every row: the KPIs differ only by what "
+        "each change does to the simulation (see docs/traffic-engine.md).\n",
+        flush=True,
+    )
+
+
+def bench_growth(demo_twin: Path, work: Path, settings: Settings) -> None:
+    """Main's and today's SUMO runs on the 1×1, 2×2 and 4×4 tiled demo: time against traffic."""
+    params = settings.params(demo_twin).model_copy(update={"iterations": 1})
+    rows = []
+    for tiles in settings.growth_sizes:
+        if tiles == 1:
+            twin = demo_twin
+        else:
+            log(f"growth: tiling and building the {tiles}×{tiles} twin")
+            twin, _ = tiled_twin(tiles, work / "growth")
+        log(f"growth: {tiles}×{tiles}, one baseline iteration for its trips")
+        iteration = iteration_of(twin, work / "growth" / f"run_{tiles}", params)
+        pair = (variants(iteration.end_s)[0], variants(iteration.end_s)[-1])
+        done = []
+        for variant in pair:
+            log(f"growth: {tiles}×{tiles}, {variant.name}")
+            done.append(bare_run(iteration, variant, work / "growth" / f"bare_{tiles}_{variant.merged}"))
+        main, today = done
+        rows.append(
+            [
+                f"{tiles}×{tiles}",
+                f"{iteration.networks[False].chains['sumo_edge'].nunique()} / "
+                f"{iteration.networks[True].chains['sumo_edge'].nunique()}",
+                str(len(iteration.trips)),
+                f"{today.vehicle_s / 3600:.1f}",
+                f"{main.wall_s:.1f} / {main.cpu_s:.1f}",
+                f"{today.wall_s:.1f} / {today.cpu_s:.1f}",
+                f"{main.wall_s / today.wall_s:.1f}×",
+                f"{1000 * today.cpu_s / max(today.vehicle_s, 1.0):.2f}",
+                f"{today.kpis['mean_travel_time_s']:.0f} / {main.kpis['mean_travel_time_s']:.0f}",
+            ]
+        )
+    print(
+        "### Growth: one baseline iteration per tiled twin (demo settings, 1 simulation), bare SUMO, main "
+        "against today\n"
+    )
+    table(
+        [
+            "tiles",
+            "SUMO edges main / today",
+            "car trips",
+            "vehicle-hours simulated",
+            "main wall / CPU s",
+            "today wall / CPU s",
+            "speed-up (wall)",
+            "today CPU ms per vehicle-second",
+            "mean travel time s today / main",
+        ],
+        rows,
+    )
+
+
 # ------------------------------------------------------------------------------------------------ main
 
 
@@ -538,6 +759,9 @@ def parse(argv: Sequence[str] | None = None) -> Settings:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2], help="scaling tiles per axis")
     parser.add_argument("--modes", nargs="+", choices=["micro", "meso"], default=["micro", "meso"])
     parser.add_argument("--plan", choices=DEMO_PLANS, default="close_main_street", help="scaling plan")
+    parser.add_argument(
+        "--growth-sizes", type=int, nargs="+", default=[1, 2, 4], help="growth: tiles per axis"
+    )
     args = parser.parse_args(argv)
     sections = tuple(s.strip() for s in args.only.split(",") if s.strip())
     unknown = sorted(set(sections) - set(SECTIONS))
@@ -556,6 +780,7 @@ def parse(argv: Sequence[str] | None = None) -> Settings:
         sizes=tuple(args.sizes),
         modes=tuple(args.modes),
         plan=args.plan,
+        growth_sizes=tuple(args.growth_sizes),
     )
 
 
@@ -579,6 +804,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             bench_demo(twin, build_s, settings)
         if "scaling" in settings.sections:
             bench_scaling(twin, work, settings)
+        if "bare" in settings.sections:
+            bench_bare(twin, work, settings)
+        if "growth" in settings.sections:
+            bench_growth(twin, work, settings)
 
 
 if __name__ == "__main__":

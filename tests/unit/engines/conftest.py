@@ -36,6 +36,20 @@ def _net_connections(net_file: Path) -> list[dict[str, str]]:
 
 
 @pytest.fixture
+def blocks() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """(edges, nodes): three east-west streets of four 100 m edges, crossed by three avenues 200 m apart.
+
+    The 3 × 5 grid of 100 m without its avenues 201 and 203: nodes 2, 4, 7, 9, 12 and 14 (``r·5 + c + 1``)
+    join only the two halves of their street, so each pair of edges there is one SUMO edge. Main Street
+    (way 101: ``101_0`` … ``101_3`` eastwards) is the middle one.
+    """
+    edges, nodes = grid_network(3, 5, 100.0, origin=ORIGIN)
+    edges = edges[~edges["osm_id"].isin([201, 203])].reset_index(drop=True)
+    used = set(edges["from_node"]) | set(edges["to_node"])
+    return edges, nodes[nodes["node_id"].isin(used)].reset_index(drop=True)
+
+
+@pytest.fixture
 def lonlat() -> Callable[[float, float], list[float]]:
     """Grid-local metres (from the grid's south-west corner) to [lon, lat]."""
     return _lonlat

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -9,12 +10,13 @@ from typing import Any
 
 import geopandas as gpd
 import pytest
+import shapely
 import sumolib
 
 from civictwin.engines.registry import intervention_catalog
 from civictwin.engines.traffic.edits import ModifiedNetwork, apply_interventions
 from civictwin.engines.traffic.engine import TrafficEngine
-from civictwin.engines.traffic.network import SumoNetwork, build_sumo_network, net_edge_ids
+from civictwin.engines.traffic.network import SumoNetwork, build_sumo_network, chain_edges, net_edge_ids
 from civictwin.errors import EngineError
 from civictwin.scenarios.spec import parse_scenario
 
@@ -39,6 +41,11 @@ def build(grid: Grid, tmp_path: Path, *interventions: dict[str, Any]) -> tuple[S
     return network, sumolib.net.readNet(str(network.net_file))
 
 
+def carrier(network: SumoNetwork, net: Any, edge_id: str) -> Any:
+    """The SUMO edge carrying a twin edge (itself, or the merged chain it belongs to)."""
+    return net.getEdge(network.chains.set_index("edge_id").at[edge_id, "sumo_edge"])
+
+
 def test_baseline_keeps_ids_speeds_lanes_and_directions(grid: Grid, tmp_path: Path) -> None:
     edges, _ = grid
     network, net = build(grid, tmp_path)
@@ -48,8 +55,8 @@ def test_baseline_keeps_ids_speeds_lanes_and_directions(grid: Grid, tmp_path: Pa
     assert (main.getFromNode().getID(), main.getToNode().getID()) == ("4", "5")
     assert net.getEdge("-101_0").getFromNode().getID() == "5"
     assert main.getLength() == pytest.approx(200.0)
-    assert main.getPriority() == 11 and net.getEdge("200_0").getPriority() == 7
-    residential = net.getEdge("200_0")
+    assert main.getPriority() == 11 and carrier(network, net, "200_0").getPriority() == 7
+    residential = carrier(network, net, "200_0")
     assert residential.getLaneNumber() == 1 and residential.getSpeed() == pytest.approx(30 / 3.6, abs=0.01)
     lane = residential.getLanes()[0]
     assert {v for v in ("passenger", "bus", "bicycle", "pedestrian") if lane.allows(v)} == {
@@ -60,17 +67,19 @@ def test_baseline_keeps_ids_speeds_lanes_and_directions(grid: Grid, tmp_path: Pa
     }
     assert main.getName() == "Main Street"
     # coordinates stay in the twin's CRS
-    x, y = net.getNode("1").getCoord()
-    assert (x, y) == pytest.approx((385_000.0, 6_671_000.0))
+    x, y = net.getNode("4").getCoord()
+    assert (x, y) == pytest.approx((385_000.0, 6_671_200.0))
 
 
 def test_closed_to_cars(grid: Grid, tmp_path: Path) -> None:
-    _, net = build(grid, tmp_path, {"type": "close_streets", "streets": ["Main Street"], "modes": ["car"]})
+    network, net = build(
+        grid, tmp_path, {"type": "close_streets", "streets": ["Main Street"], "modes": ["car"]}
+    )
     for edge_id in MAIN:
         for lane in net.getEdge(edge_id).getLanes():
             assert not lane.allows("passenger")
             assert lane.allows("bus") and lane.allows("bicycle") and lane.allows("pedestrian")
-    assert net.getEdge("100_0").getLanes()[0].allows("passenger")
+    assert carrier(network, net, "100_0").getLanes()[0].allows("passenger")
 
 
 def test_closed_to_everything_keeps_the_edge(grid: Grid, tmp_path: Path) -> None:
@@ -100,9 +109,9 @@ def test_reverse_without_twin_flips_the_direction_in_sumo(grid: Grid, tmp_path: 
 
 
 def test_speed_limit(grid: Grid, tmp_path: Path) -> None:
-    _, net = build(grid, tmp_path, {"type": "speed_limit", "streets": ["Main Street"], "speed_kmh": 30})
+    network, net = build(grid, tmp_path, {"type": "speed_limit", "streets": ["Main Street"], "speed_kmh": 30})
     assert {round(net.getEdge(e).getSpeed(), 2) for e in MAIN} == {round(30 / 3.6, 2)}
-    assert net.getEdge("100_0").getSpeed() == pytest.approx(30 / 3.6, abs=0.01)
+    assert carrier(network, net, "100_0").getSpeed() == pytest.approx(30 / 3.6, abs=0.01)
 
 
 def test_bus_lane_is_lane_zero_for_buses_only(grid: Grid, tmp_path: Path) -> None:
@@ -162,7 +171,7 @@ def test_missing_node_is_an_engine_error(grid: Grid, tmp_path: Path) -> None:
 def test_netconvert_failure_quotes_sumo(grid: Grid, tmp_path: Path) -> None:
     edges, nodes = grid
     broken = edges.copy()
-    broken.loc[0, "edge_id"] = "bad id\u0001"  # a control character XML cannot hold
+    broken.loc[broken["edge_id"] == "101_0", "edge_id"] = "bad id\u0001"  # a character XML cannot hold
     with pytest.raises(EngineError) as info:
         build_sumo_network(broken, nodes, tmp_path)
     message = info.value.user_message()
@@ -200,3 +209,114 @@ def test_net_edge_ids_lists_normal_edges_and_refuses_other_layouts(tmp_path: Pat
     net_file.write_text('<net>\n    <edge from="J0" id="a" to="J1">\n    </edge>\n</net>\n', encoding="utf-8")
     with pytest.raises(EngineError, match=r"x\.net\.xml: edges not written as"):
         net_edge_ids(net_file)
+
+
+def street(rows: list[tuple[str, int, int, float]], points: dict[int, tuple[float, float]]) -> Grid:
+    """A hand-made network: (edge id, from node, to node, speed km/h) rows over node coordinates."""
+    edges = gpd.GeoDataFrame(
+        {
+            "edge_id": [r[0] for r in rows],
+            "from_node": [r[1] for r in rows],
+            "to_node": [r[2] for r in rows],
+            "speed_kmh": [r[3] for r in rows],
+            "highway": "residential",
+            "lanes": 1,
+            "car": True,
+            "length_m": [math.dist(points[r[1]], points[r[2]]) for r in rows],
+        },
+        geometry=[shapely.LineString([points[r[1]], points[r[2]]]) for r in rows],
+        crs=CRS,
+    )
+    nodes = gpd.GeoDataFrame(
+        {"node_id": list(points)}, geometry=[shapely.Point(p) for p in points.values()], crs=CRS
+    )
+    return edges, nodes
+
+
+# A street 1–2–3–4 (split at 2 and 3, which join nothing else), a crossing street 5–4–6, and a one-way
+# spur 4→7→8 (7 joins nothing else).
+POINTS = {1: (0.0, 0.0), 2: (10.0, 0.0), 3: (30.0, 0.0), 4: (60.0, 0.0), 5: (60.0, 50.0), 6: (60.0, -50.0)}
+POINTS |= {7: (90.0, 0.0), 8: (110.0, 0.0), 9: (130.0, 20.0)}
+ROWS = [
+    ("a_0", 1, 2, 30.0),
+    ("-a_0", 2, 1, 30.0),
+    ("a_1", 2, 3, 30.0),
+    ("-a_1", 3, 2, 30.0),
+    ("a_2", 3, 4, 30.0),
+    ("-a_2", 4, 3, 30.0),
+    ("b_0", 5, 4, 30.0),
+    ("-b_0", 4, 5, 30.0),
+    ("b_1", 4, 6, 30.0),
+    ("-b_1", 6, 4, 30.0),
+    ("c_0", 4, 7, 30.0),
+    ("c_1", 7, 8, 30.0),
+    ("c_2", 8, 9, 30.0),
+]
+
+
+def test_chains_merge_runs_through_nodes_that_join_nothing_else() -> None:
+    edges, _ = street(ROWS, POINTS)
+    merged, chains = chain_edges(edges)
+    by_edge = chains.set_index("edge_id")
+    assert by_edge.loc[["a_0", "a_1", "a_2"], "sumo_edge"].tolist() == ["a_0"] * 3
+    assert by_edge.loc[["a_0", "a_1", "a_2"], "start_m"].tolist() == [0.0, 10.0, 30.0]
+    assert by_edge.loc[["a_0", "a_1", "a_2"], "length_m"].tolist() == [10.0, 20.0, 30.0]
+    assert by_edge.loc[["-a_2", "-a_1", "-a_0"], "start_m"].tolist() == [0.0, 30.0, 50.0]
+    assert set(by_edge.loc[["-a_2", "-a_1", "-a_0"], "sumo_edge"]) == {"-a_2"}
+    assert by_edge.loc[["c_0", "c_1"], "sumo_edge"].tolist() == ["c_0", "c_0"]  # one-way through node 7
+    assert by_edge.at["c_2", "sumo_edge"] == "c_2"  # node 8 joins nothing else, but the street bends 45°
+    assert (by_edge.loc[["b_0", "-b_0", "b_1", "-b_1"], "sumo_edge"] == ["b_0", "-b_0", "b_1", "-b_1"]).all()
+    assert sorted(merged["edge_id"]) == sorted(["a_0", "-a_2", "b_0", "-b_0", "b_1", "-b_1", "c_0", "c_2"])
+    street_a = merged.set_index("edge_id").loc["a_0"]
+    assert (street_a["from_node"], street_a["to_node"], street_a["length_m"]) == (1, 4, 60.0)
+    assert shapely.get_coordinates(street_a.geometry).tolist() == [[0, 0], [10, 0], [30, 0], [60, 0]]
+    assert chains.loc[chains["sumo_edge"] == "a_0", "sumo_length_m"].tolist() == [60.0] * 3
+
+
+def test_chains_stop_at_changed_attributes_kept_nodes_and_loops() -> None:
+    rows = [(e, a, b, 50.0 if e in ("a_2", "-a_2") else s) for e, a, b, s in ROWS]
+    edges, _ = street(rows, POINTS)
+    _, chains = chain_edges(edges, keep_nodes=[2])
+    by_edge = chains.set_index("edge_id")["sumo_edge"]
+    assert by_edge[["a_0", "a_1", "a_2"]].tolist() == ["a_0", "a_1", "a_2"]  # kept node 2; speed at 3
+    assert chain_edges(edges, keep_nodes=None)[1]["sumo_edge"].tolist() == edges["edge_id"].tolist()
+    # a one-way ring of 30 edges (12° bends) leaving and re-entering node 0, where a side street joins
+    ring = {k: (100 * math.cos(k * math.pi / 15), 100 * math.sin(k * math.pi / 15)) for k in range(30)}
+    ring[99] = (200.0, 0.0)
+    loop_rows = [(f"r_{k}", k, (k + 1) % 30, 30.0) for k in range(30)] + [("s_0", 99, 0, 30.0)]
+    merged, loop_chains = chain_edges(street(loop_rows, ring)[0])
+    ring_edges = merged[merged["edge_id"].str.startswith("r")].set_index("edge_id")
+    assert ring_edges[["from_node", "to_node"]].to_dict("index") == {
+        "r_0": {"from_node": 0, "to_node": 15},
+        "r_15": {"from_node": 15, "to_node": 0},
+    }  # a loop would be an edge from node 0 to itself: it is split in two
+    assert loop_chains["sumo_edge"].value_counts().to_dict() == {"r_0": 15, "r_15": 15, "s_0": 1}
+
+
+def test_merged_network_has_the_same_turns_between_twin_edges(blocks: Grid, tmp_path: Path) -> None:
+    edges, nodes = blocks
+    merged = build_sumo_network(edges, nodes, tmp_path / "m")
+    single = build_sumo_network(edges, nodes, tmp_path / "s", merge_chains=False)
+    # 24 street edges in pairs, 12 avenue edges alone; the grid's corners turn 90°: no merging there
+    assert merged.chains["sumo_edge"].nunique() == 24 and single.chains["sumo_edge"].nunique() == 36
+    assert merged.edge_ids == single.edge_ids == frozenset(edges["edge_id"])
+    main = merged.chains.set_index("edge_id").loc[["101_0", "101_1", "-101_1", "-101_0"]]
+    assert main["sumo_edge"].tolist() == ["101_0", "101_0", "-101_1", "-101_1"]
+    assert main["start_m"].tolist() == [0.0, 100.0, 0.0, 100.0]
+
+    def turns(network: SumoNetwork) -> set[tuple[str, str]]:
+        """Every move from one twin edge to the next: inside a merged edge, or through a junction."""
+        chains = network.chains
+        along = chains["sumo_edge"].eq(chains["sumo_edge"].shift(-1))
+        inside = set(zip(chains["edge_id"][along], chains["edge_id"].shift(-1)[along], strict=True))
+        last = chains.drop_duplicates("sumo_edge", keep="last").set_index("sumo_edge")["edge_id"]
+        first = chains.drop_duplicates("sumo_edge", keep="first").set_index("sumo_edge")["edge_id"]
+        net = sumolib.net.readNet(str(network.net_file))
+        through = {
+            (last[edge.getID()], first[target.getID()])
+            for edge in net.getEdges()
+            for target in edge.getOutgoing()
+        }
+        return inside | through
+
+    assert turns(merged) == turns(single)

@@ -14,8 +14,8 @@ from civictwin.engines.registry import intervention_catalog
 from civictwin.engines.traffic.edits import apply_interventions
 from civictwin.engines.traffic.engine import TrafficEngine
 from civictwin.engines.traffic.network import SumoNetwork, build_sumo_network
-from civictwin.engines.traffic.outputs import EDGE_COLUMNS, TRIP_COLUMNS
-from civictwin.engines.traffic.run import CarTrip, SimOptions, run_sumo
+from civictwin.engines.traffic.outputs import EDGE_COLUMNS, TRIP_COLUMNS, OutputFiles
+from civictwin.engines.traffic.run import CarTrip, SimOptions, run_sumo, sumo_options
 from civictwin.errors import EngineError
 from civictwin.scenarios.spec import parse_scenario
 
@@ -140,6 +140,7 @@ def test_trips_on_unknown_edges_are_refused(grid: Grid, tmp_path: Path) -> None:
         ({"fleet_mix": {"HBEFA4/PC_BEV": 0.5}}, "fleet_mix: shares must sum to 1"),
         ({"max_teleport_share": 2.0}, "max_teleport_share: must be a share in"),
         ({"end_s": 0}, "end_s: must be positive"),
+        ({"rerouting_adaptation_s": 0}, r"rerouting_adaptation_s: must be in \(0, 180\] seconds"),
     ],
 )
 def test_bad_options(kwargs: dict[str, Any], message: str) -> None:
@@ -155,3 +156,72 @@ def test_sumo_failure_names_the_step_and_quotes_sumo(grid: Grid, tmp_path: Path)
     message = info.value.user_message()
     assert message.startswith("simulating (seed 3): sumo failed (exit 1): Error:")
     assert "no_such_class" in message
+
+
+PERFECT = SimOptions(end_s=1800, speed_deviation=0, driver_imperfection=0)
+
+
+def test_merged_network_gives_the_unmerged_results_per_twin_edge(blocks: Grid, tmp_path: Path) -> None:
+    """Trips starting and ending on twin edges inside merged SUMO edges count where they did before.
+
+    In ``blocks`` Main Street's ``101_0``+``101_1`` (and ``101_2``+``101_3``, and the reverse pairs) are
+    one SUMO edge each: ``101_1`` starts 100 m into its SUMO edge, ``-101_1`` ends 100 m into its own.
+    """
+    edges, nodes = blocks
+    trips = [CarTrip(f"w{i}", "200_0", "204_1", 10.0 * i) for i in range(8)]  # along Main Street
+    trips += [CarTrip("u", "101_1", "-101_1", 5.0), CarTrip("v", "-101_2", "101_2", 25.0)]
+    trips += [CarTrip("x", "101_0", "101_0", 45.0), CarTrip("y", "-100_2", "102_1", 65.0)]
+    runs = {}
+    for merge in (True, False):
+        net = build_sumo_network(edges, nodes, tmp_path / f"net_{merge}", merge_chains=merge)
+        runs[merge] = run_sumo(net, trips, seed=1, workdir=tmp_path / f"run_{merge}", options=PERFECT)
+    merged, single = runs[True], runs[False]
+    assert merged.trips["arrived"].all() and single.trips["arrived"].all()
+    pd.testing.assert_series_equal(merged.edges["vehicles"], single.edges["vehicles"])
+    pd.testing.assert_series_equal(merged.edges["entered"], single.edges["entered"])
+    # the same routes: the unmerged network adds the few decimetres of its straight junctions' lanes
+    lengths = merged.trips["route_length_m"] - single.trips["route_length_m"]
+    assert lengths.between(-1.0, 0.05).all() and (lengths < -0.1).any()
+    assert (merged.trips["duration_s"] - single.trips["duration_s"]).abs().max() <= 1.0
+    for column in ("sampled_s", "distance_m", "CO2_g"):
+        assert merged.edges[column].sum() == pytest.approx(single.edges[column].sum(), rel=0.01)
+
+
+def test_a_run_ends_with_its_last_vehicle_and_reports_the_full_period(grid: Grid, tmp_path: Path) -> None:
+    net = network(grid, tmp_path / "net")
+    trips = west_to_east(10)
+    early = run_sumo(net, trips, seed=2, workdir=tmp_path / "early", options=OPTIONS)
+    late = run_sumo(
+        net, trips, seed=2, workdir=tmp_path / "late", options=SimOptions(end_s=1800, stop_when_done=False)
+    )
+    written = pd.read_csv(tmp_path / "early" / "edges.traffic.csv", sep=";")["interval_end"].iloc[0]
+    assert written < 400 and pd.read_csv(tmp_path / "late" / "edges.traffic.csv", sep=";")[
+        "interval_end"
+    ].iloc[0] == pytest.approx(1800)
+    pd.testing.assert_frame_equal(early.trips, late.trips)
+    same = [c for c in EDGE_COLUMNS if c not in ("density", "noise_dB")]
+    pd.testing.assert_frame_equal(early.edges[same], late.edges[same])
+    # SUMO writes two decimals: density and noise rescaled from the shorter interval agree to rounding
+    assert (early.edges["density"] - late.edges["density"]).abs().max() <= 0.01
+    assert (early.edges["noise_dB"] - late.edges["noise_dB"]).abs().max() <= 0.01
+
+
+def test_run_options_refresh_edge_speeds_every_10_s_over_180_s(grid: Grid, tmp_path: Path) -> None:
+    net = network(grid, tmp_path / "net")
+    options = sumo_options(net, OPTIONS, seed=1, files=OutputFiles(), n_trips=99)
+    assert options["device.rerouting.adaptation-interval"] == "10"
+    assert options["device.rerouting.adaptation-steps"] == "18"
+    assert "end" not in options and options["max-depart-delay"] == "1800"
+    assert options["max-num-teleports"] == "4"  # 5% of 99 trips, rounded down
+    fixed = sumo_options(
+        net,
+        SimOptions(end_s=900, rerouting_adaptation_s=1, stop_when_done=False),
+        seed=1,
+        files=OutputFiles(),
+        n_trips=99,
+    )
+    assert fixed["end"] == "900" and "max-num-teleports" not in fixed
+    assert (fixed["device.rerouting.adaptation-interval"], fixed["device.rerouting.adaptation-steps"]) == (
+        "1",
+        "180",
+    )

@@ -1,11 +1,18 @@
-"""Build a SUMO network from the twin's directed edges, keeping every edge id.
+"""Build a SUMO network from the twin's directed edges, keeping track of every edge id.
 
 The twin's ``network_edges``/``network_nodes`` (possibly modified by a scenario) are written as SUMO
-plain XML and compiled with netconvert. No option that renames, joins or removes edges is used
-(``--geometry.remove``, ``--edges.join``, ``--junctions.join``, ``--keep-edges.components`` all would),
-so edge ids stay the same between baseline and scenarios and outputs join back onto the twin's edges.
-Modal filters are applied in a second netconvert pass that withdraws car permission from the
-connections through the filtered node; timed closures become SUMO rerouters in an additional file.
+plain XML and compiled with netconvert. The twin splits a street at every OSM node it shares with
+another way (footway crossings, driveways, building passages), so most of its car edges are a few
+metres long and meet only their own continuation. Such a run of edges (a *chain*: at every inner node
+the street only continues, straight or nearly so, with the same attributes) is written as one SUMO
+edge with the same lanes, speed, permissions and priority, named after its first twin edge;
+:attr:`SumoNetwork.chains` says where each twin edge lies on it, so trips start and end where they did
+and :mod:`~civictwin.engines.traffic.outputs` gives the results back per twin edge. netconvert itself
+renames, joins or removes nothing (no ``--geometry.remove``, ``--edges.join``, ``--junctions.join``,
+``--keep-edges.components``). Modal filters are applied in a second netconvert pass that withdraws car
+permission from the connections through the filtered node; timed closures become SUMO rerouters in an
+additional file. Nodes carrying a modal filter and the ends of edges under a timed closure always stay
+junctions.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
@@ -51,6 +58,14 @@ PRIORITY: dict[str, int] = {
 
 FloatArray = npt.NDArray[np.float64]
 
+MAX_BEND_DEG = 15.0
+"""Sharpest bend (degrees) a chain runs through. netconvert slows no connection that turns by less
+(``--junctions.limit-turn-speed.min-angle``, default 15°), so a junction at such a node changes nothing
+but the cost of the run; at a sharper bend the junction stays and slows vehicles as before."""
+
+CHAIN_COLUMNS = ["edge_id", "sumo_edge", "start_m", "length_m", "sumo_length_m"]
+"""One row per twin edge in a network: the SUMO edge carrying it, where it starts on it and both lengths."""
+
 _EDGE_TAG = re.compile(rb'<edge id="([^"]*)"( from=")?')
 
 _NETCONVERT_OPTIONS = [
@@ -63,7 +78,14 @@ _NETCONVERT_OPTIONS = [
 
 @dataclass(frozen=True)
 class SumoNetwork:
-    """A compiled SUMO network: the net file, additional files to load with it, and its edge ids."""
+    """A compiled SUMO network: the net file, additional files to load with it, and its edge ids.
+
+    ``edge_ids`` are the twin's edge ids the network carries (``dropped_edges`` those it lost);
+    ``chains`` (columns :data:`CHAIN_COLUMNS`, one row per carried twin edge, in travel order along each
+    SUMO edge) maps them onto the SUMO edges: ``start_m`` metres from the start of ``sumo_edge``,
+    ``length_m`` long, on a SUMO edge ``sumo_length_m`` long. A twin edge not merged with others is a
+    SUMO edge of the same id starting at 0.
+    """
 
     net_file: Path
     additional_files: tuple[Path, ...]
@@ -71,6 +93,7 @@ class SumoNetwork:
     dropped_edges: frozenset[str]
     workdir: Path
     wall_s: float
+    chains: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CHAIN_COLUMNS), compare=False)
 
 
 def build_sumo_network(
@@ -80,6 +103,7 @@ def build_sumo_network(
     *,
     additionals: Iterable[Additional] = (),
     guess_signals: bool = True,
+    merge_chains: bool = True,
 ) -> SumoNetwork:
     """Write plain XML for ``edges``/``nodes`` into ``workdir`` and compile it with netconvert.
 
@@ -87,7 +111,10 @@ def build_sumo_network(
     :func:`~civictwin.engines.traffic.edits.apply_interventions`); ``nodes`` follows
     ``network_nodes``. Every edge is written, an edge closed to every mode with ``disallow="all"``.
     ``guess_signals`` lets netconvert place traffic lights at junctions of fast roads (the twin has no
-    signal data). Raises :class:`EngineError` when netconvert fails or an edge references a missing node.
+    signal data). ``merge_chains`` writes each chain of twin edges as one SUMO edge (see the module
+    docstring and :func:`chain_edges`); without it every twin edge is its own SUMO edge, as before
+    chains were merged (several times slower to simulate; kept to compare the two). Raises
+    :class:`EngineError` when netconvert fails or an edge references a missing node.
     """
     duplicated = edges["edge_id"][edges["edge_id"].duplicated()].astype(str).unique().tolist()
     if duplicated:
@@ -96,8 +123,10 @@ def build_sumo_network(
     extras = list(additionals)
     filters = [a for a in extras if isinstance(a, FilteredNode)]
     closures = [a for a in extras if isinstance(a, TimedClosure)]
-    nod_file = _write_nodes(edges, nodes, workdir / "net.nod.xml")
-    edg_file = _write_edges(edges, workdir / "net.edg.xml")
+    keep = _kept_nodes(edges, filters, closures) if merge_chains else None
+    sumo_edges, chains = chain_edges(edges, keep_nodes=keep)
+    nod_file = _write_nodes(sumo_edges, nodes, workdir / "net.nod.xml")
+    edg_file = _write_edges(sumo_edges, workdir / "net.edg.xml")
     net_file = workdir / "net.net.xml"
     first = workdir / "unfiltered.net.xml" if filters else net_file
     options = [*_NETCONVERT_OPTIONS, "--tls.guess", "true" if guess_signals else "false"]
@@ -125,10 +154,166 @@ def build_sumo_network(
             cwd=workdir,
         )
         wall += run.wall_s
-    present = net_edge_ids(net_file)
-    add_files = (_write_closures(closures, edges, workdir / "closures.add.xml"),) if closures else ()
+    present_sumo = net_edge_ids(net_file)
+    chains = chains[chains["sumo_edge"].isin(present_sumo)].reset_index(drop=True)
+    present = frozenset(chains["edge_id"].tolist())
+    add_files = (_write_closures(closures, sumo_edges, workdir / "closures.add.xml"),) if closures else ()
     wanted = frozenset(edges["edge_id"].astype(str))
-    return SumoNetwork(net_file, add_files, present, wanted - present, workdir, wall)
+    return SumoNetwork(net_file, add_files, present, wanted - present, workdir, wall, chains)
+
+
+def chain_edges(
+    edges: gpd.GeoDataFrame, *, keep_nodes: Iterable[object] | None = ()
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """The SUMO edges for ``edges`` with every chain merged, and where each twin edge lies on them.
+
+    A twin edge continues into the next at node ``n`` when ``n`` is not in ``keep_nodes``, its only
+    neighbours are the two nodes ``u`` and ``w`` (edges ``u→n``, ``n→w``, and possibly ``w→n``,
+    ``n→u``: the shape netconvert calls "geometry-like" and builds no turnaround at), both edges have
+    the same SUMO attributes (priority, lanes, speed, permissions, bus lanes) and the street bends there
+    by at most :data:`MAX_BEND_DEG`. So the merged network has the same connections and turn speeds as
+    the unmerged one, and fewer junctions. A merged edge takes the id, name and attributes of its first
+    twin edge, the concatenated shape and the summed length; a chain that would end where it starts (a
+    loop) is split in two. ``keep_nodes=None`` merges nothing.
+    Returns (SUMO edges in the twin's table shape, chains with :data:`CHAIN_COLUMNS`).
+    """
+    table = edges.reset_index(drop=True)
+    lengths = _member_lengths(table)
+    if keep_nodes is None:
+        runs = [[row] for row in range(len(table))]
+    else:
+        runs = _chains(table, {str(node) for node in keep_nodes})
+    sizes = np.array([len(run) for run in runs])
+    members = np.concatenate([np.asarray(run) for run in runs]) if runs else np.zeros(0, dtype=int)
+    owners = np.repeat(np.arange(len(runs)), sizes)
+    totals = np.bincount(owners, weights=lengths[members], minlength=len(runs))
+    within = np.cumsum(lengths[members]) - lengths[members]
+    starts = within - np.repeat(np.cumsum(totals) - totals, sizes)
+    merged = pd.DataFrame(table.drop(columns=table.geometry.name)).iloc[[run[0] for run in runs]]
+    merged = merged.reset_index(drop=True)
+    merged["to_node"] = table["to_node"].to_numpy()[[run[-1] for run in runs]]
+    given = pd.to_numeric(_column(merged, "length_m"), errors="coerce").to_numpy(dtype=float)
+    merged["length_m"] = np.where(sizes > 1, totals, given)
+    lines = table.geometry.to_numpy()
+    shapes = [lines[run[0]] if len(run) == 1 else _joined_line(lines[run]) for run in runs]
+    chains = pd.DataFrame(
+        {
+            "edge_id": table["edge_id"].astype(str).to_numpy()[members],
+            "sumo_edge": merged["edge_id"].astype(str).to_numpy()[owners],
+            "start_m": np.maximum(np.round(starts, 6), 0.0),
+            "length_m": lengths[members],
+            "sumo_length_m": totals[owners],
+        }
+    )
+    return gpd.GeoDataFrame(merged, geometry=shapes, crs=table.crs), chains
+
+
+def _kept_nodes(
+    edges: gpd.GeoDataFrame, filters: Sequence[FilteredNode], closures: Sequence[TimedClosure]
+) -> set[str]:
+    """Nodes that must stay junctions: modal filters, and both ends of every edge under a closure."""
+    closed = edges["edge_id"].astype(str).isin({e for c in closures for e in c.edges})
+    ends = pd.concat([edges.loc[closed, "from_node"], edges.loc[closed, "to_node"]]).astype(str)
+    return set(ends.tolist()) | {str(f.node_id) for f in filters}
+
+
+def _chains(table: pd.DataFrame, keep: set[str]) -> list[list[int]]:
+    """Row positions of ``table`` grouped into chains, each in travel order (see :func:`chain_edges`)."""
+    starts = table["from_node"].astype(str).tolist()
+    ends = table["to_node"].astype(str).tolist()
+    into: dict[str, list[int]] = {}
+    out_of: dict[str, list[int]] = {}
+    for row, (start, end) in enumerate(zip(starts, ends, strict=True)):
+        out_of.setdefault(start, []).append(row)
+        into.setdefault(end, []).append(row)
+    keys = _attribute_keys(table)
+    leaving, arriving = _headings(table.geometry.to_numpy())
+    following: dict[int, int] = {}
+    for node, incoming in into.items():
+        outgoing = out_of.get(node, [])
+        if node in keep or not _geometry_like(node, incoming, outgoing, starts, ends):
+            continue
+        for row in incoming:
+            (onward,) = [o for o in outgoing if ends[o] != starts[row]]
+            bend = abs((leaving[onward] - arriving[row] + 180.0) % 360.0 - 180.0)
+            if keys[onward] == keys[row] and bend <= MAX_BEND_DEG:
+                following[row] = onward
+    followed = set(following.values())
+    runs: list[list[int]] = []
+    for row in range(len(table)):
+        if row in followed:
+            continue
+        run = [row]
+        while run[-1] in following:
+            run.append(following[run[-1]])
+        runs.extend(_split_loop(run, starts, ends))
+    covered = {row for run in runs for row in run}
+    runs.extend([row] for row in range(len(table)) if row not in covered)  # closed rings of chain nodes
+    return runs
+
+
+def _geometry_like(
+    node: str, incoming: list[int], outgoing: list[int], starts: list[str], ends: list[str]
+) -> bool:
+    """Exactly two neighbours, each reached by at most one edge per direction, and through traffic."""
+    sources = [starts[row] for row in incoming]
+    targets = [ends[row] for row in outgoing]
+    neighbours = set(sources) | set(targets)
+    if len(neighbours) != 2 or node in neighbours:
+        return False
+    one_way = len(sources) == 1 and len(targets) == 1
+    two_way = sorted(sources) == sorted(targets) == sorted(neighbours)
+    return one_way or two_way
+
+
+def _split_loop(run: list[int], starts: list[str], ends: list[str]) -> list[list[int]]:
+    """A run that ends at its own start node becomes two runs (SUMO refuses an edge from a node to itself)."""
+    if len(run) < 2 or starts[run[0]] != ends[run[-1]]:
+        return [run]
+    middle = len(run) // 2
+    return [run[:middle], run[middle:]]
+
+
+def _attribute_keys(table: pd.DataFrame) -> list[tuple[object, ...]]:
+    """What SUMO sees of each edge, as written: priority, lanes, speed, permissions, bus lanes."""
+    lanes = _lane_counts(table)
+    return list(
+        zip(
+            _priorities(table),
+            lanes.tolist(),
+            [f"{v:.2f}" for v in _speeds_ms(table).tolist()],
+            _permissions(table),
+            _bus_lane_counts(table, lanes).tolist(),
+            strict=True,
+        )
+    )
+
+
+def _headings(lines: npt.NDArray[np.object_]) -> tuple[FloatArray, FloatArray]:
+    """Each line's direction (degrees) along its first segment and along its last one."""
+    coords, owner = shapely.get_coordinates(lines, return_index=True)
+    first = np.searchsorted(owner, np.arange(len(lines)))
+    last = np.searchsorted(owner, np.arange(len(lines)), side="right") - 1
+    first_step = coords[np.minimum(first + 1, last)] - coords[first]
+    last_step = coords[last] - coords[np.maximum(last - 1, first)]
+    leaving: FloatArray = np.degrees(np.arctan2(first_step[:, 1], first_step[:, 0]))
+    arriving: FloatArray = np.degrees(np.arctan2(last_step[:, 1], last_step[:, 0]))
+    return leaving, arriving
+
+
+def _member_lengths(table: gpd.GeoDataFrame) -> FloatArray:
+    """Each edge's length in metres: ``length_m`` where positive, else the length of its geometry."""
+    given = pd.to_numeric(_column(table, "length_m"), errors="coerce").to_numpy(dtype=float)
+    measured = shapely.length(table.geometry.to_numpy())
+    lengths: FloatArray = np.where(given > 0, given, measured)
+    return lengths
+
+
+def _joined_line(lines: npt.NDArray[np.object_]) -> shapely.LineString:
+    """Consecutive lines as one, the shared end points written once."""
+    points = shapely.get_coordinates(lines)
+    repeated = np.r_[False, np.all(points[1:] == points[:-1], axis=1)]
+    return shapely.LineString(points[~repeated])
 
 
 def net_edge_ids(net_file: Path) -> frozenset[str]:

@@ -3,6 +3,15 @@
 Only aggregated outputs are read: per-edge traffic, emissions and Harmonoise noise over the whole
 simulated period, and one tripinfo per vehicle. SUMO writes emissions in milligrams; here they are grams.
 
+Two things make SUMO's numbers differ in form from the twin's, and are undone here. A run stops when
+its last vehicle has arrived, so SUMO closes the edgeData interval then, not at the nominal end: the
+two quantities that are averages over the interval's length (density and Harmonoise noise) are put
+back onto the nominal period (exactly: nothing happens in the rest of it). And a SUMO edge may carry a
+chain of twin edges (:mod:`~civictwin.engines.traffic.network`): its counts are split at the twin
+edges by the trips that start and end on each (exact), its vehicle-seconds, distance, time loss,
+emissions and noise energy in proportion to vehicles × length (uniform speed along the chain), its
+speed shared by all of them.
+
 The edgeData and tripinfo outputs are written by SUMO as CSV (SUMO ≥ 1.24 picks the format from the
 file name; see https://sumo.dlr.de/docs/TabularOutputs.html): ``;``-separated, one column per XML
 attribute named ``<element>_<attribute>`` (``edge_speed``, ``emissions_CO2_abs``), an empty field where
@@ -83,6 +92,7 @@ _TRIPINFO = {
     "tripinfo_arrival": "arrival_s",
 }
 _INTERVAL = "interval_begin"
+_INTERVAL_END = "interval_end"
 _GENERATED_BY = re.compile(rb"<!-- generated on \S+ by ([^\r\n]+)")
 _HEADER_BYTES = 512
 _MASSES = ["CO2_g", "NOx_g", "PMx_g"]
@@ -128,11 +138,29 @@ class OutputFiles:
 
 
 def read_result(
-    workdir: Path, files: OutputFiles, trip_ids: Sequence[str], *, seed: int, wall_s: float
+    workdir: Path,
+    files: OutputFiles,
+    trip_ids: Sequence[str],
+    *,
+    seed: int,
+    wall_s: float,
+    period_s: float | None = None,
+    chains: pd.DataFrame | None = None,
+    trip_edges: pd.DataFrame | None = None,
 ) -> SimResult:
-    """Parse one finished run's outputs in ``workdir`` into a :class:`SimResult`."""
-    edges = read_edges(workdir / files.traffic, workdir / files.emissions, workdir / files.noise)
-    trips = read_trips(workdir / files.tripinfo, trip_ids)
+    """Parse one finished run's outputs in ``workdir`` into a :class:`SimResult`.
+
+    ``period_s``: the nominal end of the run (s); trips arriving later count as unfinished and the
+    edge averages are over ``[0, period_s]``. ``chains`` (the network's
+    :attr:`~civictwin.engines.traffic.network.SumoNetwork.chains`) with ``trip_edges`` (``trip_id``,
+    ``from_edge``, ``to_edge``: each trip's first and last twin edge) give the edges per twin edge.
+    """
+    edges = read_edges(
+        workdir / files.traffic, workdir / files.emissions, workdir / files.noise, period_s=period_s
+    )
+    trips = read_trips(workdir / files.tripinfo, trip_ids, arrived_by=period_s)
+    if chains is not None and trip_edges is not None:
+        edges = split_chains(edges, chains, trip_counts(trips, trip_edges))
     stats = read_statistics(workdir / files.statistics)
     version = written_by(workdir / files.statistics)
     return SimResult(
@@ -149,31 +177,43 @@ def read_result(
     )
 
 
-def read_edges(traffic: Path, emissions: Path, noise: Path) -> pd.DataFrame:
-    """Per-edge traffic, emissions (g) and noise (dB) over the run, one row per edge (SUMO's CSV)."""
-    flow = _edge_table(traffic, _TRAFFIC)
+def read_edges(traffic: Path, emissions: Path, noise: Path, *, period_s: float | None = None) -> pd.DataFrame:
+    """Per-edge traffic, emissions (g) and noise (dB) over the run, one row per edge (SUMO's CSV).
+
+    With ``period_s``, an interval SUMO closed early (the run ended at ``t`` < ``period_s``) is put back
+    onto ``[0, period_s]``: density × t / period_s, noise + 10·log10(t / period_s). Both are exact, as
+    SUMO computes them as a sum over the interval's steps divided by its length, and an empty network
+    adds nothing.
+    """
+    flow, written_s = _edge_table(traffic, _TRAFFIC)
     entered = flow["entered"].fillna(0).astype(np.int64)
     flow["entered"] = entered
     flow["vehicles"] = entered + flow.pop("departed").fillna(0).astype(np.int64)
     flow[["density", "sampled_s", "distance_m", "time_loss_s"]] = flow[
         ["density", "sampled_s", "distance_m", "time_loss_s"]
     ].fillna(0.0)
-    emitted = _edge_table(emissions, _EMISSIONS)
+    emitted, _ = _edge_table(emissions, _EMISSIONS)
     emitted[_MASSES] = emitted[_MASSES].fillna(0.0) / 1000
-    frame = flow.merge(emitted, on="edge_id", how="left").merge(
-        _edge_table(noise, _NOISE), on="edge_id", how="left"
-    )
+    heard, _ = _edge_table(noise, _NOISE)
+    frame = flow.merge(emitted, on="edge_id", how="left").merge(heard, on="edge_id", how="left")
     frame[_MASSES] = frame[_MASSES].fillna(0.0)
+    if period_s is not None and 0 < written_s < period_s:
+        frame["density"] *= written_s / period_s
+        frame["noise_dB"] += 10 * np.log10(written_s / period_s)
     empty = frame["sampled_s"] <= 0
     frame.loc[empty, ["speed_ms", "traveltime_s", "noise_dB"]] = np.nan
     return frame[EDGE_COLUMNS].sort_values("edge_id", ignore_index=True)
 
 
-def read_trips(tripinfo: Path, trip_ids: Sequence[str]) -> pd.DataFrame:
-    """One row per trip given: SUMO's tripinfo (emissions in g), plus rows for trips never written."""
+def read_trips(tripinfo: Path, trip_ids: Sequence[str], *, arrived_by: float | None = None) -> pd.DataFrame:
+    """One row per trip given: SUMO's tripinfo (emissions in g), plus rows for trips never written.
+
+    A trip arrived when SUMO gives it an arrival time, no later than ``arrived_by`` (s) when given.
+    """
     info = _read_csv(tripinfo, _TRIPINFO)
     info[_MASSES] = info[_MASSES].fillna(0.0) / 1000
-    info["arrived"] = info.pop("arrival_s").fillna(-1.0) >= 0
+    arrival = info.pop("arrival_s").fillna(-1.0)
+    info["arrived"] = (arrival >= 0) & (arrival <= (np.inf if arrived_by is None else arrived_by))
     frame = info[TRIP_COLUMNS]
     missing = sorted(set(trip_ids) - set(frame["trip_id"]))
     if missing:
@@ -206,17 +246,71 @@ def written_by(output: Path) -> str:
     return found.group(1).decode("utf-8", errors="replace").strip() if found else "unknown"
 
 
-def _edge_table(path: Path, columns: Mapping[str, str]) -> pd.DataFrame:
-    """One edgeData output, checked to hold a single aggregation interval."""
-    frame = _read_csv(path, {_INTERVAL: _INTERVAL, **columns})
-    intervals = frame.pop(_INTERVAL).nunique()
+def trip_counts(trips: pd.DataFrame, trip_edges: pd.DataFrame) -> pd.DataFrame:
+    """Per twin edge: trips that started on it (``departed``) and trips that arrived on it (``arrived``).
+
+    ``trips`` is :func:`read_trips`' frame; ``trip_edges`` has ``trip_id``, ``from_edge``, ``to_edge``.
+    """
+    joined = trip_edges.merge(trips[["trip_id", "depart_s", "arrived"]], on="trip_id", how="inner")
+    departed = joined.loc[joined["depart_s"].fillna(-1.0) >= 0, "from_edge"].astype(str).value_counts()
+    arrived = joined.loc[joined["arrived"].astype(bool), "to_edge"].astype(str).value_counts()
+    counts = pd.DataFrame({"departed": departed, "arrived": arrived}).fillna(0).astype(np.int64)
+    return counts.rename_axis("edge_id").reset_index()
+
+
+def split_chains(edges: pd.DataFrame, chains: pd.DataFrame, counts: pd.DataFrame) -> pd.DataFrame:
+    """Per-SUMO-edge ``edges`` (:data:`EDGE_COLUMNS`) as one row per twin edge of ``chains``.
+
+    A twin edge that is its own SUMO edge keeps SUMO's row. Along a merged chain, with ``counts`` from
+    :func:`trip_counts`: vehicles on the i-th twin edge = vehicles entering the chain + trips starting
+    on edges 1…i − trips ending on edges 1…i−1; vehicle-seconds, distance, time loss, emissions and
+    noise energy are split in proportion to vehicles × length, density follows (vehicle-seconds per
+    metre), speed is the chain's and travel time the chain's per metre.
+    """
+    rows = chains.merge(edges, left_on="sumo_edge", right_on="edge_id", how="inner", suffixes=("", "_sumo"))
+    rows = rows.drop(columns="edge_id_sumo").merge(counts, on="edge_id", how="left")
+    rows[["departed", "arrived"]] = rows[["departed", "arrived"]].fillna(0)
+    merged = rows["sumo_edge"].duplicated(keep=False).to_numpy()
+    split = rows.loc[merged].copy()
+    if split.empty:
+        return rows[EDGE_COLUMNS].sort_values("edge_id", ignore_index=True)
+    by_chain = split.groupby("sumo_edge", sort=False)
+    started = by_chain["departed"].cumsum()
+    ended_before = by_chain["arrived"].cumsum() - split["arrived"]
+    vehicles = (split["entered"] + started - ended_before).clip(lower=0)
+    split["entered"] = (vehicles - split["departed"]).clip(lower=0).astype(np.int64)
+    split["vehicles"] = vehicles.astype(np.int64)
+    weight = vehicles * split["length_m"]
+    total = weight.groupby(split["sumo_edge"]).transform("sum")
+    by_length = split["length_m"] / split["sumo_length_m"]
+    share = np.where(total > 0, weight / total.where(total > 0, 1.0), by_length)
+    for column in ("sampled_s", "distance_m", "time_loss_s", *_MASSES):
+        split[column] = split[column] * share
+    stretch = np.divide(
+        split["sumo_length_m"], split["length_m"], out=np.zeros(len(split)), where=split["length_m"] > 0
+    )
+    split["density"] = split["density"] * share * stretch
+    split["traveltime_s"] = split["traveltime_s"] * by_length
+    with np.errstate(divide="ignore"):
+        split["noise_dB"] = split["noise_dB"] + 10 * np.log10(share)
+    empty = split["sampled_s"] <= 0
+    split.loc[empty, ["speed_ms", "traveltime_s", "noise_dB"]] = np.nan
+    frame = pd.concat([rows.loc[~merged], split], ignore_index=True)
+    return frame[EDGE_COLUMNS].sort_values("edge_id", ignore_index=True)
+
+
+def _edge_table(path: Path, columns: Mapping[str, str]) -> tuple[pd.DataFrame, float]:
+    """One edgeData output, checked to hold a single aggregation interval, and that interval's length (s)."""
+    frame = _read_csv(path, {_INTERVAL: _INTERVAL, _INTERVAL_END: _INTERVAL_END, **columns})
+    begins, ends = frame.pop(_INTERVAL), frame.pop(_INTERVAL_END)
+    intervals = begins.nunique()
     if intervals > 1:
         raise EngineError(f"expected one aggregation interval, found {intervals}", path=path)
-    return frame
+    return frame, float(ends.iloc[0] - begins.iloc[0]) if len(frame) else 0.0
 
 
 def _read_csv(path: Path, columns: Mapping[str, str]) -> pd.DataFrame:
-    """The named columns of one of SUMO's CSV outputs, renamed; the first (the id) read as text.
+    """The named columns of one of SUMO's CSV outputs, renamed; the ids (``*_id``) read as text.
 
     SUMO writes an empty file (no header) when no element was written, e.g. no trip ever started.
     """
@@ -228,7 +322,9 @@ def _read_csv(path: Path, columns: Mapping[str, str]) -> pd.DataFrame:
         table = pacsv.read_csv(
             io.BytesIO(data),
             parse_options=pacsv.ParseOptions(delimiter=";"),
-            convert_options=pacsv.ConvertOptions(include_columns=names, column_types={names[0]: pa.string()}),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=names, column_types={n: pa.string() for n in names if n.endswith("_id")}
+            ),
         )
     except (pa.ArrowInvalid, KeyError) as exc:
         problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -6,6 +6,12 @@ the same seed gives identical results. Every vehicle reroutes dynamically (stati
 the network up). Only light outputs are written: per-edge traffic, emissions and noise, tripinfo with
 the emissions device, and statistics. A run whose teleports or unfinished trips pass the configured
 shares raises :class:`~civictwin.errors.EngineError` rather than returning doubtful numbers.
+
+A run costs what its traffic costs: it ends when its last vehicle has arrived (no fixed end time;
+trips arriving after ``end_s`` still count as unfinished, and a run past its teleport limit stops
+there), and the rerouting device refreshes its edge speeds every ``rerouting_adaptation_s`` seconds
+over SUMO's default 180 s window instead of every step (SUMO's own docs call the per-step update "a
+major slowdown"). Trips start and end on the twin's edges even where a SUMO edge carries several.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+
+import pandas as pd
 
 from civictwin.engines.traffic.network import SumoNetwork
 from civictwin.engines.traffic.outputs import OutputFiles, SimResult, read_result
@@ -35,6 +43,15 @@ DEFAULT_FLEET_MIX: Mapping[str, float] = MappingProxyType(
 """An illustrative passenger-car mix (HBEFA 4 classes); set the city's own in the options."""
 
 FLEET_TYPE = "fleet"
+
+ROUTING_WINDOW_S = 180.0
+"""Length (s) of the moving average of edge speeds the rerouting device routes on: SUMO's default
+(``--device.rerouting.adaptation-steps 180`` × ``--device.rerouting.adaptation-interval 1``)."""
+
+BASE_DEPART_POS_M = 5.1
+"""Where SUMO's ``departPos="base"`` puts a car's front on its first edge: the length of a ``passenger``
+vehicle (5 m, SUMO's default) plus 0.1 m (SUMO's ``POSITION_EPS``; tripinfo reports ``departPos`` 5.10).
+A trip starting on a twin edge inside a merged SUMO edge starts that far into the twin edge."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +74,10 @@ class SimOptions:
     ``driver_imperfection`` is the Krauss model's random dawdling (SUMO's ``sigma``; ``None`` keeps 0.5,
     0 gives perfect drivers, useful for checking numbers by hand). With
     ``ignore_route_errors`` a trip SUMO cannot route is dropped by SUMO and counts
-    as unfinished (instead of aborting the whole run).
+    as unfinished (instead of aborting the whole run). ``rerouting_adaptation_s`` is how often (s) the
+    rerouting device refreshes its edge speeds (averaged over :data:`ROUTING_WINDOW_S` either way; SUMO
+    refreshes every step by default). ``stop_when_done`` ends the run when every vehicle has arrived;
+    without it SUMO steps on to ``end_s`` (the results are the same, the run slower).
     """
 
     end_s: float
@@ -71,12 +91,19 @@ class SimOptions:
     time_to_teleport_s: float = 300.0
     speed_deviation: float | None = None
     driver_imperfection: float | None = None
+    rerouting_adaptation_s: float = 10.0
+    stop_when_done: bool = True
 
     def __post_init__(self) -> None:
         checks = [
             (self.end_s > 0, "end_s", "must be positive"),
             (0 < self.step_length <= 5, "step_length", "must be in (0, 5] seconds"),
             (self.rerouting_period_s > 0, "rerouting_period_s", "must be positive"),
+            (
+                0 < self.rerouting_adaptation_s <= ROUTING_WINDOW_S,
+                "rerouting_adaptation_s",
+                f"must be in (0, {ROUTING_WINDOW_S:g}] seconds",
+            ),
             (0 <= self.max_teleport_share <= 1, "max_teleport_share", "must be a share in [0, 1]"),
             (0 <= self.max_unfinished_share <= 1, "max_unfinished_share", "must be a share in [0, 1]"),
             (self.time_to_teleport_s > 0, "time_to_teleport_s", "must be positive"),
@@ -111,31 +138,66 @@ def run_sumo(
     files = OutputFiles()
     for stale in files.paths(workdir):  # never read a previous, interrupted run's outputs
         stale.unlink(missing_ok=True)
-    write_trips(trips, options, workdir / "trips.rou.xml")
+    chains = network.chains if len(network.chains) else None
+    write_trips(trips, options, workdir / "trips.rou.xml", chains=chains)
     write_output_definitions(files, options, workdir / "outputs.add.xml")
-    config = write_config(network, options, seed=seed, files=files, path=workdir / "run.sumocfg")
+    config = write_config(
+        network, options, seed=seed, files=files, path=workdir / "run.sumocfg", n_trips=len(trips)
+    )
     process = run_binary("sumo", ["-c", config.name], step=f"simulating (seed {seed})", cwd=workdir)
-    result = read_result(workdir, files, [t.trip_id for t in trips], seed=seed, wall_s=process.wall_s)
+    trip_edges = pd.DataFrame(
+        {
+            "trip_id": [t.trip_id for t in trips],
+            "from_edge": [t.from_edge for t in trips],
+            "to_edge": [t.to_edge for t in trips],
+        }
+    )
+    result = read_result(
+        workdir,
+        files,
+        trip_edges["trip_id"].tolist(),
+        seed=seed,
+        wall_s=process.wall_s,
+        period_s=options.end_s,
+        chains=chains,
+        trip_edges=trip_edges,
+    )
     _check_quality(result, len(trips), options)
     return result
 
 
 def sumo_options(
-    network: SumoNetwork, options: SimOptions, *, seed: int, files: OutputFiles
+    network: SumoNetwork, options: SimOptions, *, seed: int, files: OutputFiles, n_trips: int
 ) -> dict[str, str]:
-    """The sumo options of one run, as a mapping (so no option can be given twice)."""
+    """The sumo options of one run of ``n_trips`` trips, as a mapping (so no option can be given twice).
+
+    With ``stop_when_done`` there is no ``--end``: SUMO stops once every vehicle has arrived (or been
+    skipped: a trip not inserted within ``end_s`` of its departure time is dropped, as it could not
+    have arrived by ``end_s``), and ``--max-num-teleports`` stops a run as soon as it has more
+    teleports than the quality check allows.
+    """
     additional = ["outputs.add.xml", *(str(p.resolve()) for p in network.additional_files)]
+    adaptation = options.rerouting_adaptation_s
+    if options.stop_when_done:
+        limits = {
+            "max-depart-delay": f"{options.end_s:g}",
+            "max-num-teleports": str(math.floor(options.max_teleport_share * n_trips)),
+        }
+    else:
+        limits = {"end": f"{options.end_s:g}"}
     values: dict[str, str] = {
         "net-file": str(network.net_file.resolve()),
         "route-files": "trips.rou.xml",
         "additional-files": ",".join(additional),
         "begin": "0",
-        "end": f"{options.end_s:g}",
+        **limits,
         "step-length": f"{options.step_length:g}",
         "seed": str(seed),
         "routing-algorithm": "astar",
         "device.rerouting.probability": "1",
         "device.rerouting.period": f"{options.rerouting_period_s:g}",
+        "device.rerouting.adaptation-interval": f"{adaptation:g}",
+        "device.rerouting.adaptation-steps": str(max(1, round(ROUTING_WINDOW_S / adaptation))),
         "device.emissions.probability": "1",
         "time-to-teleport": f"{options.time_to_teleport_s:g}",
         "ignore-route-errors": _bool(options.ignore_route_errors),
@@ -152,18 +214,26 @@ def sumo_options(
 
 
 def write_config(
-    network: SumoNetwork, options: SimOptions, *, seed: int, files: OutputFiles, path: Path
+    network: SumoNetwork, options: SimOptions, *, seed: int, files: OutputFiles, path: Path, n_trips: int
 ) -> Path:
     """Write the run's ``.sumocfg``."""
     root = ET.Element("configuration")
-    for key, value in sumo_options(network, options, seed=seed, files=files).items():
+    for key, value in sumo_options(network, options, seed=seed, files=files, n_trips=n_trips).items():
         ET.SubElement(root, key, value=value)
     _write_xml(root, path)
     return path
 
 
-def write_trips(trips: Sequence[CarTrip], options: SimOptions, path: Path) -> Path:
-    """The trips, sorted by departure, drawing vehicle types from the fleet-mix distribution."""
+def write_trips(
+    trips: Sequence[CarTrip], options: SimOptions, path: Path, *, chains: pd.DataFrame | None = None
+) -> Path:
+    """The trips, sorted by departure, drawing vehicle types from the fleet-mix distribution.
+
+    With ``chains`` (:attr:`SumoNetwork.chains`) a trip on a twin edge inside a merged SUMO edge starts
+    with its back at the twin edge's start (``departPos``) and ends at the twin edge's end
+    (``arrivalPos``), where it would on an edge of its own.
+    """
+    places = _places(chains)
     root = ET.Element("routes")
     distribution = ET.SubElement(root, "vTypeDistribution", id=FLEET_TYPE)
     for index, (emission_class, share) in enumerate(options.fleet_mix.items()):
@@ -180,21 +250,41 @@ def write_trips(trips: Sequence[CarTrip], options: SimOptions, path: Path) -> Pa
         if options.driver_imperfection is not None:
             vtype.set("sigma", f"{options.driver_imperfection:g}")
     for trip in sorted(trips, key=lambda t: (t.depart_s, t.trip_id)):
-        ET.SubElement(
-            root,
-            "trip",
-            {
-                "id": trip.trip_id,
-                "type": FLEET_TYPE,
-                "depart": f"{trip.depart_s:.2f}",
-                "from": trip.from_edge,
-                "to": trip.to_edge,
-                "departLane": "best",
-                "departSpeed": "max",
-            },
-        )
+        start = places.get(trip.from_edge)
+        end = places.get(trip.to_edge)
+        attributes = {
+            "id": trip.trip_id,
+            "type": FLEET_TYPE,
+            "depart": f"{trip.depart_s:.2f}",
+            "from": start.sumo_edge if start else trip.from_edge,
+            "to": end.sumo_edge if end else trip.to_edge,
+            "departLane": "best",
+            "departSpeed": "max",
+        }
+        if start and start.start_m > 0:
+            attributes["departPos"] = f"{start.start_m + min(BASE_DEPART_POS_M, start.length_m):.2f}"
+        if end and end.start_m + end.length_m < end.sumo_length_m - 0.005:
+            attributes["arrivalPos"] = f"{end.start_m + end.length_m:.2f}"
+        ET.SubElement(root, "trip", attributes)
     _write_xml(root, path)
     return path
+
+
+@dataclass(frozen=True)
+class _Place:
+    """Where a twin edge lies on its SUMO edge (a row of :attr:`SumoNetwork.chains`)."""
+
+    sumo_edge: str
+    start_m: float
+    length_m: float
+    sumo_length_m: float
+
+
+def _places(chains: pd.DataFrame | None) -> dict[str, _Place]:
+    if chains is None:
+        return {}
+    columns = (chains[c].tolist() for c in ("edge_id", "sumo_edge", "start_m", "length_m", "sumo_length_m"))
+    return {edge: _Place(*rest) for edge, *rest in zip(*columns, strict=True)}
 
 
 def write_output_definitions(files: OutputFiles, options: SimOptions, path: Path) -> Path:
