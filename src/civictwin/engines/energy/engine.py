@@ -210,7 +210,8 @@ def _inputs(
             f"on half the roof left after a {params.PV_SETBACK_M:g} m edge setback"
         )
     names: set[str] = {str(n) for n in buildings["use_condition"].dropna()}
-    factors: dict[str, float] = {**params.DEFAULT_EMISSION_FACTORS, **settings.emission_factors}
+    factors: dict[str, float] = dict(params.DEFAULT_EMISSION_FACTORS)
+    factors.update({str(k): float(v) for k, v in settings.emission_factors.items()})
     source = settings.emission_factors_source if settings.emission_factors else params.DEFAULT_EMISSION_SOURCE
     notes = [
         f"weather: {weather.station}, {Path(weather.path).name} ({_cite(settings.weather)})",
