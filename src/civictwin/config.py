@@ -131,6 +131,38 @@ class BuildingsSection(_Strict):
     """Override the per-type default number of storeys, e.g. { house = 2, apartments = 5 }."""
 
 
+class DataFileConfig(_Strict):
+    """A data file an engine reads directly (a weather year, a building typology), with its licence."""
+
+    path: str = Field(min_length=1)
+    licence: str = Field(min_length=1)
+    publisher: str = Field(min_length=1)
+    note: str = Field(default="", description="Why this file, e.g. which country's typology stands in")
+
+
+class EnergySection(_Strict):
+    """Inputs of the NetZero buildings engine (docs/methods-energy.md)."""
+
+    weather: DataFileConfig | None = Field(default=None, description="EPW file of a typical year")
+    typology: DataFileConfig | None = Field(default=None, description="TABULA typology CSV of one country")
+    fallback_year: Annotated[int, Field(ge=1000, le=2100)] | None = Field(
+        default=None, description="Construction year of buildings without one; default: median of the known"
+    )
+    heating_system: Literal["district_heating", "heat_pump", "gas_boiler", "oil_boiler", "electric"] = (
+        "district_heating"
+    )
+    emission_factors: dict[
+        Literal["electricity", "district_heating", "gas", "oil"], Annotated[float, Field(ge=0, le=2)]
+    ] = Field(default_factory=dict, description="kg CO2 per kWh of final energy, per carrier")
+    emission_factors_source: str = ""
+
+    @model_validator(mode="after")
+    def _factors_have_source(self) -> EnergySection:
+        if self.emission_factors and not self.emission_factors_source.strip():
+            raise ValueError("emission_factors need emission_factors_source (where the values come from)")
+        return self
+
+
 class SourceConfig(_Strict):
     """One input dataset with its governance metadata."""
 
@@ -365,6 +397,7 @@ class TwinConfig(_Strict):
     buildings: BuildingsSection = BuildingsSection()
     server: ServerSection = ServerSection()
     audit: AuditSection = AuditSection()
+    energy: EnergySection = EnergySection()
     sources: Annotated[list[SourceConfig], Field(min_length=1)]
     sensors: list[SensorSourceConfig] = Field(default_factory=list)
     live: LiveSection | None = None

@@ -216,7 +216,8 @@ def _layers() -> list[_Layer]:
             "buildings",
             "Buildings",
             f"""SELECT osm_id, osm_type, tags['building'] AS building, tags['name'] AS name,
-                tags['height'] AS height_tag, tags['building:levels'] AS levels_tag, geom
+                tags['height'] AS height_tag, tags['building:levels'] AS levels_tag,
+                tags['start_date'] AS start_date, geom
             FROM areas WHERE tags['building'] IS NOT NULL AND tags['building'] <> 'no'
               AND NOT (osm_type = 'way' AND osm_id IN {building_outer_ways})""",
             polygonal=True,

@@ -1,0 +1,193 @@
+"""The energy engine on the demo twin: notes, determinism, interventions that change exactly what
+they select, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from civictwin.config import TwinConfig, load_config
+from civictwin.engines.energy.engine import EnergyEngine, EnergyRun
+from civictwin.engines.energy.model import EnergyInputs
+from civictwin.errors import ConfigError, ScenarioError
+from civictwin.store.base import Store
+from civictwin.store.duckdb import DuckDBStore
+
+SHARED = Path(__file__).resolve().parents[4].parent / "shared" / "data"
+
+
+@dataclass
+class Twin:
+    config: TwinConfig
+
+    def open_store(self) -> AbstractContextManager[Store]:
+        return DuckDBStore.open(self.config.store_path)
+
+
+@dataclass
+class Plan:
+    interventions: list[dict[str, Any]] = field(default_factory=list)
+    origin: str = "plan.toml"
+    base_dir: Path = Path(".")
+
+
+ENERGY = f"""
+[energy]
+weather = {{ path = "{SHARED}/weather/FIN_Helsinki.029740_IWEC.epw", licence = "ASHRAE IWEC", publisher = "ASHRAE" }}
+typology = {{ path = "{SHARED}/tabula/sweden.csv", licence = "TABULA", publisher = "IEE TABULA/EPISCOPE", note = "Sweden for Finland" }}
+"""
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Twin]:
+    if not (SHARED / "tabula" / "sweden.csv").is_file():
+        pytest.skip("shared typology and weather absent")
+    from civictwin.demo import build_demo
+
+    twin_dir = tmp_path_factory.mktemp("energy-demo")
+    build_demo(twin_dir)
+    with (twin_dir / "twin.toml").open("a", encoding="utf-8") as handle:
+        handle.write(ENERGY)
+    yield Twin(load_config(twin_dir))
+
+
+@pytest.fixture(scope="module")
+def baseline(demo: Twin) -> tuple[EnergyInputs, EnergyRun]:
+    inputs = EnergyEngine().prepare(demo, Plan())
+    return inputs, EnergyEngine().run(inputs, seed=1)
+
+
+def _kpis(run: EnergyRun) -> dict[str, float]:
+    return {k.name: k.value for k in run.kpis}
+
+
+def test_baseline_totals_are_consistent_and_notes_state_the_fallbacks(
+    baseline: tuple[EnergyInputs, EnergyRun],
+) -> None:
+    _, run = baseline
+    kpis = _kpis(run)
+    buildings = run.tables["buildings"]
+    assert len(buildings) == 446 and not buildings[["osm_type", "osm_id"]].duplicated().any()
+    # totals are the sums of the buildings; district heat carries space heating and hot water
+    assert kpis["buildings_heating_need_mwh"] == pytest.approx(buildings["heating_need_kwh"].sum() / 1000)
+    assert kpis["buildings_final_district_heating_mwh"] == pytest.approx(
+        (buildings["heating_need_kwh"].sum() + buildings["hot_water_need_kwh"].sum()) / 1000
+    )
+    co2 = (
+        kpis["buildings_final_district_heating_mwh"] * 0.182 + kpis["buildings_final_electricity_mwh"] * 0.074
+    )
+    assert kpis["buildings_co2_t"] == pytest.approx(co2)
+    assert (
+        100 < kpis["buildings_heating_need_kwh_m2"] < 250
+    )  # pre-war Swedish archetypes in Helsinki's climate
+    assert kpis["buildings_pv_mwh"] == 0.0  # no PV before a scenario adds it
+    assert run.tables["zones"]["zone_id"].is_unique
+    assert any("without a construction year took 1921" in n and "82%" in n for n in run.notes)
+    assert any("Sweden for Finland" in n for n in run.notes)
+
+
+def test_the_same_seed_repeats_and_another_seed_differs(baseline: tuple[EnergyInputs, EnergyRun]) -> None:
+    inputs, run = baseline
+    again = _kpis(EnergyEngine().run(inputs, seed=1))
+    other = _kpis(EnergyEngine().run(inputs, seed=2))
+    assert again == _kpis(run)
+    assert other["buildings_heating_need_mwh"] != again["buildings_heating_need_mwh"]
+
+
+def test_retrofit_and_pv_change_exactly_the_selected_zone(
+    demo: Twin, baseline: tuple[EnergyInputs, EnergyRun]
+) -> None:
+    _, run = baseline
+    zone = run.tables["zones"].sort_values("floor_area_m2")["zone_id"].iloc[-1]
+    plan = Plan([
+        {"type": "envelope_retrofit", "zones": [zone], "level": "advanced"},
+        {"type": "pv_uptake", "zones": [zone], "share": 1.0},
+    ])  # fmt: skip
+    after = EnergyEngine().run(EnergyEngine().prepare(demo, plan), seed=1).tables["buildings"]
+    before = run.tables["buildings"]
+    inside = (before["zone_id"] == zone).to_numpy()
+    heated = before["heating_need_kwh"].to_numpy() > 0
+    assert (after["variant"].to_numpy()[inside] == 3).all() and (
+        after["variant"].to_numpy()[~inside] == 1
+    ).all()
+    assert np.array_equal(
+        after["heating_need_kwh"].to_numpy()[~inside], before["heating_need_kwh"].to_numpy()[~inside]
+    )
+    assert (
+        after["heating_need_kwh"].to_numpy()[inside & heated]
+        < before["heating_need_kwh"].to_numpy()[inside & heated]
+    ).all()
+    assert (after["pv_kwh"].to_numpy()[~inside] == 0).all() and after["pv_kwh"].to_numpy()[inside].sum() > 0
+
+
+def test_heat_pump_switch_moves_heat_to_electricity(
+    demo: Twin, baseline: tuple[EnergyInputs, EnergyRun]
+) -> None:
+    _, run = baseline
+    plan = Plan([{"type": "heating_system", "uses": ["residential"], "system": "heat_pump"}])
+    after = EnergyEngine().run(EnergyEngine().prepare(demo, plan), seed=1).tables["buildings"]
+    before = run.tables["buildings"]
+    residential = (before["use"] == "residential").to_numpy()
+    assert (after.loc[residential, "final_district_heating_kwh"] == 0).all()
+    assert (
+        after.loc[~residential, "final_district_heating_kwh"].to_numpy()
+        == before.loc[~residential, "final_district_heating_kwh"].to_numpy()
+    ).all()
+    extra = (
+        after.loc[residential, "final_electricity_kwh"].sum()
+        - before.loc[residential, "final_electricity_kwh"].sum()
+    )
+    heat = before.loc[residential, ["heating_need_kwh", "hot_water_need_kwh"]].to_numpy().sum()
+    assert 1.5 < heat / extra < 4.0  # a seasonal COP between the regression's cold and mild ends
+
+
+def test_emission_factors_of_a_target_year(demo: Twin) -> None:
+    plan = Plan([{"type": "emission_factors", "year": 2040, "district_heating": 0.0, "electricity": 0.0,
+                  "source": "Helen zero-emission target for 2040"}])  # fmt: skip
+    run = EnergyEngine().run(EnergyEngine().prepare(demo, plan), seed=1)
+    assert _kpis(run)["buildings_co2_t"] == 0.0
+    assert any("2040" in n for n in run.notes)
+
+
+def test_a_selection_of_nothing_is_one_line_naming_the_intervention(demo: Twin) -> None:
+    plan = Plan(
+        [{"type": "envelope_retrofit", "uses": ["residential"], "built_from": 2090, "level": "usual"}]
+    )
+    with pytest.raises(ScenarioError) as err:
+        EnergyEngine().prepare(demo, plan)
+    assert err.value.user_message().startswith(
+        "plan.toml: interventions[0] (envelope_retrofit): selects no building"
+    )
+    with pytest.raises(ScenarioError, match=r"interventions\[0\] \(pv_uptake\): zones: no zone 'nowhere'"):
+        EnergyEngine().prepare(demo, Plan([{"type": "pv_uptake", "zones": ["nowhere"], "share": 0.5}]))
+    with pytest.raises(ScenarioError, match=r"interventions\[0\] \(pv_uptake\): share"):
+        EnergyEngine().prepare(demo, Plan([{"type": "pv_uptake", "uses": ["residential"], "share": 2}]))
+
+
+def test_missing_weather_settings_and_files_are_one_line(demo: Twin, tmp_path: Path) -> None:
+    bare = demo.config.model_copy(update={"energy": demo.config.energy.model_copy(update={"weather": None})})
+    with pytest.raises(
+        ConfigError, match=r"twin.toml: energy.weather: not set: the energy engine needs an EPW"
+    ):
+        EnergyEngine().prepare(Twin(bare), Plan())
+    gone = demo.config.energy.weather.model_copy(update={"path": str(tmp_path / "gone.epw")})  # type: ignore[union-attr]
+    missing = demo.config.model_copy(
+        update={"energy": demo.config.energy.model_copy(update={"weather": gone})}
+    )
+    with pytest.raises(ConfigError, match=r"gone.epw: weather file not found"):
+        EnergyEngine().prepare(Twin(missing), Plan())
+
+
+def test_inputs_are_plain_picklable_data(baseline: tuple[EnergyInputs, EnergyRun]) -> None:
+    import pickle
+
+    inputs, _ = baseline
+    copy = pickle.loads(pickle.dumps(inputs))
+    assert isinstance(copy.buildings, pd.DataFrame) and len(copy.buildings) == 446
