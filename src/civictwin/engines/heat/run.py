@@ -23,28 +23,12 @@ from civictwin.engines.heat.comfort import stress_class_threshold
 from civictwin.engines.heat.interventions import HeatIntervention, Place, apply_all
 from civictwin.engines.heat.model import CANOPY_MIN_HEIGHT_M, at_nearest_outdoor_cell, simulate, zone_table
 from civictwin.engines.heat.rasters import Surface, build_surface
+from civictwin.engines.heat.settings import HeatSettings
 from civictwin.engines.heat.weather import HotDay
-from civictwin.errors import EngineError
+from civictwin.errors import EngineError, StoreError
+from civictwin.store.base import Store
 
 Better = Literal["lower", "higher", "neither"]
-
-
-@dataclass(frozen=True)
-class HeatSettings:
-    """What shapes a heat run besides the scenario (see docs/methods-heat.md).
-
-    ``cell_m`` grid resolution (m); ``first_hour``..``last_hour`` the local hours of the hot day
-    simulated; ``stress_class`` the UTCI class whose exposure is counted (and every hotter one);
-    ``block_cells`` cells per side of the map blocks in the ``cells`` table; tree defaults for OSM trees.
-    """
-
-    cell_m: float = 2.0
-    first_hour: int = 9
-    last_hour: int = 18
-    stress_class: str = "strong"
-    block_cells: int = 10
-    tree_crown_radius_m: float = 3.0
-    tree_height_m: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +44,30 @@ class Layers:
     nodes: gpd.GeoDataFrame
     zones: gpd.GeoDataFrame
     crs: str
+
+
+LAYERS = ("buildings_3d", "trees", "green", "water", "landuse", "network_edges", "network_nodes", "zones")
+
+
+def read_layers(store: Store) -> Layers:
+    """The layers the heat engine reads from a twin's store (a missing one is a StoreError line)."""
+    missing = [name for name in LAYERS if not store.has_table(name)]
+    if missing:
+        raise StoreError(
+            f"the twin lacks the layer(s) {', '.join(missing)} the heat engine needs; rebuild it"
+        )
+    frames = {name: store.read_frame(name) for name in LAYERS}
+    return Layers(
+        buildings=frames["buildings_3d"],
+        trees=frames["trees"],
+        green=frames["green"],
+        water=frames["water"],
+        landuse=frames["landuse"],
+        edges=frames["network_edges"],
+        nodes=frames["network_nodes"],
+        zones=frames["zones"],
+        crs=store.crs,
+    )
 
 
 @dataclass(frozen=True)
