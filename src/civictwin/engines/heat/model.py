@@ -128,6 +128,8 @@ def zone_table(
 
     cells = np.bincount(idx, minlength=n).astype(float)
     outdoor_cells = np.bincount(zones[outdoor], minlength=n).astype(float)
+    rated = np.isfinite(grids.utci_peak_c) & inside  # UTCI is NaN where its polynomial does not apply
+    rated_cells = np.bincount(zones[rated], minlength=n).astype(float)
     canopy = (surface.canopy_height_m >= CANOPY_MIN_HEIGHT_M).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         frame = pd.DataFrame(
@@ -138,7 +140,7 @@ def zone_table(
                 "residents_green_access": per_zone(green_access),
                 "air_temp_peak_c": per_zone(np.nan_to_num(grids.air_temp_peak_c), outdoor) / outdoor_cells,
                 "cooling_c": per_zone(np.nan_to_num(grids.cooling_c), outdoor) / outdoor_cells,
-                "utci_peak_c": per_zone(np.nan_to_num(grids.utci_peak_c), outdoor) / outdoor_cells,
+                "utci_peak_c": per_zone(np.nan_to_num(grids.utci_peak_c), rated) / rated_cells,
                 "canopy_share": per_zone(canopy) / cells,
             }
         )

@@ -114,7 +114,9 @@ def test_the_same_seed_gives_the_same_numbers_and_seeds_differ(
 def test_street_trees_raise_canopy_cover_by_exactly_the_cells_they_plant(
     baseline: HeatInputs, tmp_path: Path
 ) -> None:
-    trees = PlantStreetTrees(type="plant_street_trees", streets=["Testikatu"], spacing_m=20.0, crown_radius_m=5.0)
+    trees = PlantStreetTrees(
+        type="plant_street_trees", streets=["Testikatu"], spacing_m=20.0, crown_radius_m=5.0
+    )
     plan = prepare_inputs(
         _tiny_layers(), _day(), [(0, trees)], settings=SETTINGS, origin="plan", base_dir=Path(".")
     )
