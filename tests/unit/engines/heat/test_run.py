@@ -15,7 +15,7 @@ from civictwin.engines.heat.interventions import PlantStreetTrees
 from civictwin.engines.heat.run import HeatInputs, KpiValue, Layers, prepare_inputs, run_seed
 from civictwin.engines.heat.settings import HeatSettings, load_settings
 from civictwin.engines.heat.weather import HotDay
-from civictwin.errors import ConfigError
+from civictwin.errors import ConfigError, EngineError
 
 X0, Y0 = 385_000.0, 6_671_000.0
 
@@ -135,3 +135,17 @@ def test_heat_toml_problems_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"heat\.toml: epw: no weather file given"):
         load_settings(tmp_path).epw_path(tmp_path)
     assert load_settings(tmp_path, {"cell_m": 5}).cell_m == 5.0
+
+
+def test_empty_layers_are_one_line_or_simply_absent() -> None:
+    layers = _tiny_layers()
+    no_buildings = Layers(**{**layers.__dict__, "buildings": layers.buildings.iloc[:0]})
+    with pytest.raises(EngineError) as err:
+        prepare_inputs(no_buildings, _day(), [], settings=SETTINGS, origin="base", base_dir=Path("."))
+    assert (
+        err.value.user_message()
+        == "the twin has no buildings (layer buildings_3d is empty): nothing to place a grid on"
+    )
+    bare = Layers(**{**layers.__dict__, "trees": layers.trees.iloc[:0], "green": layers.green.iloc[:0]})
+    inputs = prepare_inputs(bare, _day(), [], settings=SETTINGS, origin="base", base_dir=Path("."))
+    assert not inputs.surface.canopy_height_m.any() and inputs.green_access_residents.sum() == 0.0
