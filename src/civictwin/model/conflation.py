@@ -30,7 +30,7 @@ import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from civictwin.config import ConflationRule, SourceKind
+from civictwin.config import BUILDING_ATTRIBUTES, STREET_ATTRIBUTES, ConflationRule, SourceKind
 from civictwin.errors import ConfigError
 
 CITY_MODEL_COLUMNS = {"height_m": "height_m", "levels": "storeys", "year_built": "year_built", "name": "name"}
@@ -62,7 +62,11 @@ def rule_columns(
     rule: ConflationRule, kind: SourceKind, available: list[str], *, origin: str, index: int
 ) -> dict[str, str]:
     """Twin attribute → city column for this rule; a rule naming a missing column is an error."""
-    defaults = CITY_MODEL_COLUMNS if kind in (SourceKind.CITYJSON, SourceKind.CITYGML) else {}
+    if kind in (SourceKind.CITYJSON, SourceKind.CITYGML):
+        defaults = CITY_MODEL_COLUMNS
+    else:
+        known = BUILDING_ATTRIBUTES if rule.layer == "buildings" else STREET_ATTRIBUTES
+        defaults = {a: a for a in known if a != "geometry"}
     columns = {a: c for a, c in defaults.items() if c in available}
     columns.update(rule.columns)
     for attribute in rule.prefer:

@@ -143,7 +143,7 @@ def _blocks(grid: npt.NDArray[np.float32], transform: Any, cell: float) -> pd.Da
     for r in range(0, grid.shape[0], BLOCK):
         for c in range(0, grid.shape[1], BLOCK):
             block = np.ascontiguousarray(grid[r : r + BLOCK, c : c + BLOCK], dtype="<f4")
-            x_min, y_max = transform * (c, r)
+            x_min, y_max = transform @ (c, r)
             h, w = block.shape
             for key, value in (("block_row", r // BLOCK), ("block_col", c // BLOCK), ("x_min", x_min), ("y_max", y_max),
                                ("cell_size_m", cell), ("width", w), ("height", h), ("heights", block.tobytes())):  # fmt: skip
@@ -156,7 +156,7 @@ def _blocks(grid: npt.NDArray[np.float32], transform: Any, cell: float) -> pd.Da
 
 def _cells_inside(grid: npt.NDArray[np.float32], transform: Any, area: Any) -> npt.NDArray[np.bool_]:
     rows, cols = np.indices(grid.shape)
-    xs, ys = transform * (cols.ravel() + 0.5, rows.ravel() + 0.5)
+    xs, ys = transform @ (cols.ravel() + 0.5, rows.ravel() + 0.5)
     inside: npt.NDArray[np.bool_] = shapely.contains_xy(area, np.asarray(xs), np.asarray(ys)).reshape(
         grid.shape
     )
