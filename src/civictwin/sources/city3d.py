@@ -489,53 +489,88 @@ class _Converter:
 
 
 def _flatten(batch: list[CityBuilding], counts: _Counts, path: Path) -> _Flat:
-    """Every ring of every surface in one coordinate array; degenerate rings and surfaces dropped."""
+    """Every ring of every surface in one coordinate array; degenerate rings and surfaces dropped.
+
+    Rings lose their closing point and repeated consecutive points (vectorised over the batch); a
+    ring left with fewer than three points is dropped, and so is a surface whose outer ring is.
+    """
     chunks: list[npt.NDArray[np.float64]] = []
     ring_surface: list[int] = []
+    outer: list[bool] = []
     surfaces: list[Surface] = []
-    surface_building: list[int] = []
-    for b_index, building in enumerate(batch):
+    for building in batch:
         for surface in building.surfaces:
-            rings = [_open_ring(r, building.record, path) for r in surface.rings]
-            if not rings or len(rings[0]) < 3:
+            if not surface.rings:
                 counts.degenerate += 1
                 continue
-            s_index = len(surfaces)
+            for n, ring in enumerate(surface.rings):
+                chunks.append(ring)
+                ring_surface.append(len(surfaces))
+                outer.append(n == 0)
             surfaces.append(surface)
-            surface_building.append(b_index)
-            for ring in rings:
-                if len(ring) >= 3:
-                    chunks.append(ring)
-                    ring_surface.append(s_index)
-    lengths = np.fromiter((len(c) for c in chunks), dtype=np.int64, count=len(chunks))
-    coords = np.concatenate(chunks) if chunks else np.empty((0, 3))
-    starts = (
-        np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        if len(chunks)
-        else np.zeros(0, np.int64)
+    owners = np.asarray(
+        [b for b, building in enumerate(batch) for s in building.surfaces if s.rings], dtype=np.int64
     )
+    if not chunks:
+        empty = np.zeros(0, np.int64)
+        return _Flat(
+            coords=np.empty((0, 3)), ring_start=empty, ring_surface=empty, surfaces=[], surface_building=empty
+        )
+    lengths = np.fromiter((len(c) for c in chunks), dtype=np.int64, count=len(chunks))
+    try:
+        coords = np.concatenate(chunks).astype(np.float64, copy=False).reshape(-1, 3)
+    except ValueError:
+        raise SourceError(
+            f"{batch[0].record} (or a building after it): a ring without three coordinates per point",
+            path=path,
+        ) from None
+    ring_of = np.repeat(np.arange(len(chunks)), lengths)
+    _check_finite(coords, ring_of, np.asarray(ring_surface), owners, batch, path)
+    keep = _open_points(coords, ring_of, lengths)
+    kept_lengths = np.bincount(ring_of[keep], minlength=len(chunks))
+    ring_ok = kept_lengths >= 3
+    surface_ok = np.zeros(len(surfaces), dtype=bool)
+    surface_ok[np.asarray(ring_surface)[ring_ok & np.asarray(outer)]] = True
+    counts.degenerate += int((~surface_ok).sum())
+    ring_ok &= surface_ok[np.asarray(ring_surface)]
+    new_index = np.cumsum(surface_ok) - 1
+    coords = coords[keep & ring_ok[ring_of]]
+    final_lengths = kept_lengths[ring_ok]
+    starts = np.concatenate([[0], np.cumsum(final_lengths)[:-1]]).astype(np.int64)
     return _Flat(
         coords=coords,
         ring_start=starts,
-        ring_surface=np.asarray(ring_surface, dtype=np.int64),
-        surfaces=surfaces,
-        surface_building=np.asarray(surface_building, dtype=np.int64),
+        ring_surface=new_index[np.asarray(ring_surface)[ring_ok]].astype(np.int64),
+        surfaces=[s for s, ok in zip(surfaces, surface_ok, strict=True) if ok],
+        surface_building=owners[surface_ok],
     )
 
 
-def _open_ring(ring: npt.NDArray[np.float64], record: str, path: Path) -> npt.NDArray[np.float64]:
-    """A ring without its closing point or repeated consecutive points; non-finite values are an error."""
-    if ring.ndim != 2 or ring.shape[1] != 3:
-        raise SourceError(f"{record}: a ring without three coordinates per point", path=path)
-    if not np.isfinite(ring).all():
+def _check_finite(
+    coords: npt.NDArray[np.float64], ring_of: npt.NDArray[np.int64], ring_surface: npt.NDArray[np.int64],
+    owners: npt.NDArray[np.int64], batch: list[CityBuilding], path: Path,
+) -> None:  # fmt: skip
+    bad = ~np.isfinite(coords).all(axis=1)
+    if bad.any():
+        record = batch[owners[ring_surface[ring_of[np.flatnonzero(bad)[0]]]]].record
         raise SourceError(f"{record}: a coordinate that is not a finite number", path=path)
-    if len(ring) > 1 and (ring[0] == ring[-1]).all():
-        ring = ring[:-1]
-    if len(ring) > 1:
-        repeated = np.concatenate([[False], (ring[1:] == ring[:-1]).all(axis=1)])
-        if repeated.any():
-            ring = ring[~repeated]
-    return ring
+
+
+def _open_points(
+    coords: npt.NDArray[np.float64], ring_of: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]
+) -> npt.NDArray[np.bool_]:
+    """Points to keep: not a ring's closing repeat of its first point, not equal to the point before."""
+    keep = np.ones(len(coords), dtype=bool)
+    same_ring = np.zeros(len(coords), dtype=bool)
+    same_ring[1:] = ring_of[1:] == ring_of[:-1]
+    repeated = np.zeros(len(coords), dtype=bool)
+    repeated[1:] = (coords[1:] == coords[:-1]).all(axis=1)
+    keep &= ~(repeated & same_ring)
+    ends = np.cumsum(lengths) - 1
+    starts = ends - lengths + 1
+    closing = (lengths > 1) & (coords[ends] == coords[starts]).all(axis=1)
+    keep[ends[closing]] = False
+    return keep
 
 
 def _area_vectors(coords: npt.NDArray[np.float64], flat: _Flat) -> npt.NDArray[np.float64]:

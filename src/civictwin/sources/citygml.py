@@ -69,18 +69,21 @@ def ingest(source: SourceConfig, ctx: BuildContext) -> IngestResult:
 
 
 def _probe(path: Path) -> tuple[str, str | None]:
-    """The CityGML version (from the root's namespaces) and the first ``srsName`` in the file."""
+    """The CityGML version (from the root's namespaces) and the first ``srsName`` in the file.
+
+    The search stops at the end of the first building: a file that names no CRS by then names none.
+    """
     version: str | None = None
     try:
-        for _event, element in etree.iterparse(
-            str(path), events=("start",), huge_tree=True, resolve_entities=False
+        for event, element in etree.iterparse(
+            str(path), events=("start", "end"), huge_tree=True, resolve_entities=False
         ):
             if version is None:
                 version = _version(element, path)
-            srs = element.get("srsName")
+            srs = element.get("srsName") if event == "start" else None
             if srs:
                 return version, srs
-            if _local(element) in ("Building", "BuildingPart") and element.getparent() is not None:
+            if event == "end" and _local(element) == "Building":
                 break
     except etree.XMLSyntaxError as exc:
         raise SourceError(f"not valid XML: {exc.msg}", path=path) from None

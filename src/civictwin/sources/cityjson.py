@@ -428,7 +428,8 @@ def _gather(
         bad = indices[(indices < 0) | (indices >= len(vertices))][0]
         raise _BadIndex(int(bad))
     coords = vertices.take(indices)
-    rings = np.split(coords, np.cumsum(lengths)[:-1])
+    ends = np.cumsum(lengths).tolist()
+    rings = [coords[end - length : end] for end, length in zip(ends, lengths, strict=True)]
     out: list[list[npt.NDArray[np.float64]]] = []
     position = 0
     for count in ring_counts:

@@ -227,3 +227,12 @@ def test_fzk_house_roofs(ingest: Ingest) -> None:
     assert roofs["tilt_deg"].round(2).tolist() == [30.0, 30.0]  # a 12 × 10 m house with a 30° gable roof
     assert roofs["area_m2"].sum() == pytest.approx(120 / np.cos(np.radians(30)), abs=1e-3)
     assert surfaces.loc[surfaces["surface_type"] == "ground", "area_m2"].sum() == pytest.approx(120.0)
+
+
+def test_citygml_crs_found_on_the_first_buildings_geometry(tmp_path: Path, ingest: Ingest) -> None:
+    path = write_citygml(tmp_path / "house.gml")
+    text = path.read_text().replace(' srsName="urn:adv:crs:ETRS89_UTM32*DE_DHHN2016_NH*GCG2016"', "")
+    path.write_text(text.replace("<gml:Solid>", '<gml:Solid srsName="EPSG:25832">'))
+    store, result = ingest("citygml", path)
+    assert result.layers[0].quality["crs"] == "EPSG:25832" and result.layers[0].quality["vertical_crs"] is None
+    assert len(store.read_table(SURFACES_TABLE)) == 7
