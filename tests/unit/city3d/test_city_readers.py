@@ -58,6 +58,7 @@ def test_citygml_house_has_hand_computed_surfaces_and_attributes(tmp_path: Path,
     assert surfaces.geometry.has_z.all()
     assert result.layers[0].quality["vertical_crs"] == "EPSG:7837"
     assert result.layers[0].quality["horizontal_crs"] == "EPSG:25832"
+    assert sorted(p.name for p in tmp_path.iterdir() if ".duckdb" not in p.name) == ["house.gml"]  # no .gfs
 
 
 def test_citygml_3_boundaries_are_read(tmp_path: Path, ingest: Ingest) -> None:
@@ -234,5 +235,7 @@ def test_citygml_crs_found_on_the_first_buildings_geometry(tmp_path: Path, inges
     text = path.read_text().replace(' srsName="urn:adv:crs:ETRS89_UTM32*DE_DHHN2016_NH*GCG2016"', "")
     path.write_text(text.replace("<gml:Solid>", '<gml:Solid srsName="EPSG:25832">'))
     store, result = ingest("citygml", path)
-    assert result.layers[0].quality["crs"] == "EPSG:25832" and result.layers[0].quality["vertical_crs"] is None
+    assert (
+        result.layers[0].quality["crs"] == "EPSG:25832" and result.layers[0].quality["vertical_crs"] is None
+    )
     assert len(store.read_table(SURFACES_TABLE)) == 7
