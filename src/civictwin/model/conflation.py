@@ -195,7 +195,7 @@ def _overlaps(osm: npt.NDArray[np.object_], city: npt.NDArray[np.object_], minim
         if len(osm) and len(city)
         else (np.zeros(0, int), np.zeros(0, int))
     )
-    shared = shapely.area(shapely.intersection(osm[i], city[j], grid_size=1e-6)) if len(i) else np.zeros(0)
+    shared = _shared_area(osm[i], city[j]) if len(i) else np.zeros(0)
     smaller = np.minimum(shapely.area(osm[i]), shapely.area(city[j])) if len(i) else np.zeros(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(smaller > 0, shared / smaller, 0.0)
@@ -211,6 +211,15 @@ def _overlaps(osm: npt.NDArray[np.object_], city: npt.NDArray[np.object_], minim
     pairs.component_osm, pairs.component_city = labels[:n_osm], labels[n_osm:]
     pairs.groups = len(np.unique(labels[pairs.osm])) if len(pairs.osm) else 0
     return pairs
+
+
+def _shared_area(a: npt.NDArray[np.object_], b: npt.NDArray[np.object_]) -> npt.NDArray[np.float64]:
+    """Areas of the pairwise intersections; snap rounding (much slower) only if GEOS needs it."""
+    try:
+        areas: npt.NDArray[np.float64] = shapely.area(shapely.intersection(a, b))
+    except shapely.errors.GEOSException:
+        areas = shapely.area(shapely.intersection(a, b, grid_size=1e-6))
+    return areas
 
 
 def _best_partner(
