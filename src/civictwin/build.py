@@ -19,6 +19,15 @@ import pandas as pd
 from shapely.geometry.base import BaseGeometry
 
 from civictwin.area import resolve_area
+from civictwin.build_city import (
+    BUILDING_DECISIONS,
+    STREET_DECISIONS,
+    building_terrain,
+    city_buildings,
+    city_streets,
+    has_city_buildings,
+    network_terrain,
+)
 from civictwin.catalog.lineage import record_lineage
 from civictwin.catalog.metadata import record_derived, record_source
 from civictwin.catalog.quality import quality_highlights, record_quality
@@ -122,9 +131,9 @@ def _derive_model(
 ) -> None:
     step("deriving the road network")
     if store.has_table("roads"):
-        _network(store, built_at)
+        _network(store, config, built_at)
     step("deriving 3D buildings and population")
-    if store.has_table("buildings"):
+    if store.has_table("buildings") or has_city_buildings(config):
         _buildings(store, config, built_at)
     step("snapping transit stops")
     if store.has_table("transit_stops") and store.has_table("network_edges"):
@@ -143,28 +152,62 @@ def _save_derived(
     record_quality(store, table, quality, notes)
 
 
-def _network(store: Store, built_at: datetime) -> None:
+def _network(store: Store, config: TwinConfig, built_at: datetime) -> None:
     network = build_network(store.read_frame("roads"))
     step = "model.network.build_network"
+    city = city_streets(store, config, network.edges.set_crs(store.crs, allow_override=True))
+    edges, nodes, terrain, terrain_notes = network_terrain(
+        store, config, city.frame, network.nodes.set_crs(store.crs, allow_override=True)
+    )
+    terrain_inputs = [config.dem_source] if terrain and config.dem_source else []
+    _record_decisions(store, STREET_DECISIONS, city.inputs, built_at)
     _save_derived(
-        store, "network_edges", network.edges.set_crs(store.crs, allow_override=True),
+        store, "network_edges", edges,
         title="Road network edges", description="Directed routable edges with per-mode permissions.",
-        inputs=["roads"], step=step, parameters={"split": "at shared OSM nodes"},
-        quality={"connectivity": network.quality},
+        inputs=["roads", *city.inputs, *terrain_inputs], step=step,
+        parameters={"split": "at shared OSM nodes", **city.parameters},
+        quality={"connectivity": network.quality, **city.quality, **terrain},
         notes=[f"{network.quality['car_largest_component_share']:.0%} of car edges are in the largest "
-               "strongly connected car component"], built_at=built_at,
+               "strongly connected car component", *city.notes, *terrain_notes], built_at=built_at,
     )  # fmt: skip
     _save_derived(
-        store, "network_nodes", network.nodes.set_crs(store.crs, allow_override=True),
+        store, "network_nodes", nodes,
         title="Road network nodes", description="Junctions and way ends of the routable network.",
-        inputs=["roads"], step=step, parameters={}, quality={}, notes=[], built_at=built_at,
+        inputs=["roads", *terrain_inputs], step=step, parameters={}, quality={}, notes=terrain_notes,
+        built_at=built_at,
     )  # fmt: skip
+
+
+def _record_decisions(store: Store, table: str, inputs: list[str], built_at: datetime) -> None:
+    """Catalogue, lineage and quality for a conflation decisions table, when one was written."""
+    if table not in inputs:
+        return
+    sources = [i for i in inputs if i not in (table, "buildings")]
+    record_derived(store, table, title=f"Conflation decisions ({table.removeprefix('conflation_')})",
+                   description="One row per OSM and city object: matched, only in one source, merged; "
+                   "which side gave each attribute and which values conflicted.", inputs=sources, built_at=built_at)  # fmt: skip
+    record_lineage(store, table, inputs=sources, step="model.conflation", parameters={})
+    record_quality(store, table, {}, [])
 
 
 def _buildings(store: Store, config: TwinConfig, built_at: datetime) -> None:
-    buildings = lod1_buildings(store.read_frame("buildings"), config.buildings)
+    osm = (
+        lod1_buildings(store.read_frame("buildings"), config.buildings)
+        if store.has_table("buildings")
+        else None
+    )
+    city = city_buildings(store, config, osm)
+    buildings = city.frame if city is not None else osm
+    assert buildings is not None
+    buildings, terrain_notes = building_terrain(store, config, buildings)
+    residents = pd.to_numeric(buildings["population_est"], errors="coerce") if city is not None else None
     settings = config.population
-    inputs = ["buildings"]
+    inputs = city.inputs if city is not None else ["buildings"]
+    if city is not None:
+        _record_decisions(store, BUILDING_DECISIONS, city.inputs, built_at)
+        inputs = [i for i in inputs if i != BUILDING_DECISIONS] + [BUILDING_DECISIONS]
+    if config.dem_source and terrain_notes:
+        inputs.append(config.dem_source)
     if store.has_table("landuse"):
         buildings["landuse"] = landuse_of(buildings, store.read_frame("landuse"))
         inputs.append("landuse")
@@ -180,14 +223,25 @@ def _buildings(store: Store, config: TwinConfig, built_at: datetime) -> None:
         notes = [f"population is an estimate (dasymetric: {1 / settings.persons_per_m2:.0f} m² of residential "
                  f"floor area per person; untyped buildings residential by the land use around them, "
                  f"{settings.mixed_use_residential_share:.0%} where no land use is mapped)"]  # fmt: skip
+    if residents is not None:
+        notes += _city_residents(buildings, residents)
     _save_derived(
         store, "buildings_3d", buildings, title="3D buildings (LoD1) with population",
         description="Footprints with heights, use classes, floor areas and residents.", inputs=inputs,
         step="model.buildings.lod1_buildings + model.population",
-        parameters={**config.buildings.model_dump(), **settings.model_dump()},
-        quality={"population_total": round(float(buildings["population_est"].sum()), 1)}, notes=notes,
-        built_at=built_at,
+        parameters={**config.buildings.model_dump(), **settings.model_dump(), **(city.parameters if city else {})},
+        quality={"population_total": round(float(buildings["population_est"].sum()), 1),
+                 **(city.quality if city else {})},
+        notes=[*notes, *(city.notes if city else []), *terrain_notes], built_at=built_at,
     )  # fmt: skip
+
+
+def _city_residents(buildings: gpd.GeoDataFrame, given: pd.Series) -> list[str]:
+    """Residents the city layer gives replace the estimate for those buildings (conflation rules)."""
+    if not given.notna().any():
+        return []
+    buildings["population_est"] = given.fillna(buildings["population_est"]).round(2)
+    return [f"residents of {int(given.notna().sum())} building(s) from the city building layer"]
 
 
 def _transit(store: Store, built_at: datetime) -> None:

@@ -36,6 +36,9 @@ class SourceKind(StrEnum):
     GTFS = "gtfs"
     GRID = "grid"
     VECTOR = "vector"
+    CITYJSON = "cityjson"
+    CITYGML = "citygml"
+    DEM = "dem"
 
 
 class _Strict(BaseModel):
@@ -161,6 +164,7 @@ class EnergySection(_Strict):
         if self.emission_factors and not self.emission_factors_source.strip():
             raise ValueError("emission_factors need emission_factors_source (where the values come from)")
         return self
+_DECLARES_CRS_ONLY = frozenset({SourceKind.CITYJSON, SourceKind.CITYGML, SourceKind.DEM})
 
 
 class SourceConfig(_Strict):
@@ -188,6 +192,8 @@ class SourceConfig(_Strict):
     def _options_fit_kind(self) -> SourceConfig:
         vector_like = {SourceKind.GRID, SourceKind.VECTOR}
         tabular = {"layer", "columns", "crs", "x", "y", "wkt"}
+        if self.kind in _DECLARES_CRS_ONLY:
+            tabular = tabular - {"crs"}  # 3D city models and DEMs may need a CRS their file does not declare
         if self.kind not in vector_like:
             misplaced = sorted(k for k in tabular if getattr(self, k) is not None)
             if misplaced:
@@ -385,6 +391,57 @@ class SensorSourceConfig(_Strict):
     def display_title(self) -> str:
         """A human title: the configured one or the source name."""
         return self.title or self.name.replace("_", " ").capitalize()
+BUILDING_ATTRIBUTES = ("geometry", "height_m", "levels", "use", "year_built", "population_est", "name")
+"""Twin building attributes a conflation rule may take from the city layer or from OSM."""
+STREET_ATTRIBUTES = ("name", "maxspeed_kmh", "lanes", "oneway", "capacity_vph")
+"""Network attributes a city road layer may set (per direction, for lanes and capacity see the docs)."""
+
+
+class ConflationRule(_Strict):
+    """How a city layer and OSM are merged into one object per real building or street."""
+
+    layer: Literal["buildings", "streets"]
+    source: str = Field(description="The city's layer: a cityjson/citygml source or a vector source")
+    prefer: dict[str, Literal["city", "osm"]] = Field(default_factory=dict)
+    """Which side wins per twin attribute where both have a value (the other fills gaps)."""
+    columns: dict[str, str] = Field(default_factory=dict)
+    """The city layer's column for each twin attribute (default: the attribute's own name)."""
+    keep_unmatched_osm: bool = True
+    keep_unmatched_city: bool | None = None
+    """Default: true for buildings, false for streets (city-only streets are listed, not added)."""
+    min_overlap: Annotated[float, Field(gt=0, le=1)] = 0.5
+    """Buildings: shared area ÷ the smaller footprint needed for a match."""
+    max_distance_m: Annotated[float, Field(gt=0, le=100)] = 10.0
+    """Streets: farthest a city line may lie from an edge's points to match it (m)."""
+    max_angle_deg: Annotated[float, Field(gt=0, le=90)] = 30.0
+    """Streets: largest angle between an edge and the city line it matches."""
+    name_column: str | None = None
+    """Streets: the city's street-name column; edges whose OSM name differs are never matched."""
+    conflict_tolerance: Annotated[float, Field(ge=0, le=1)] = 0.1
+    """Numbers differing by more than this share of the larger one count as conflicting."""
+
+    @model_validator(mode="after")
+    def _attributes_known(self) -> ConflationRule:
+        allowed = BUILDING_ATTRIBUTES if self.layer == "buildings" else STREET_ATTRIBUTES
+        for key in (*self.prefer, *self.columns):
+            if key not in allowed:
+                raise ValueError(
+                    f"'{key}' is not a {self.layer} attribute (choose from {', '.join(allowed)})"
+                )
+        if self.layer == "streets" and self.keep_unmatched_city:
+            raise ValueError("streets only in the city layer cannot be added to the network (no topology); "
+                             "set keep_unmatched_city = false")  # fmt: skip
+        return self
+
+
+class TerrainSection(_Strict):
+    """The DEM that gives buildings and network nodes their heights, and walking/cycling speeds on slopes."""
+
+    source: str | None = Field(default=None, description="A `dem` source; default: the only one")
+    walk_speed_kmh: Annotated[float, Field(gt=0, le=10)] = 4.8
+    """Walking speed on the flat (the mode choice's default), scaled by Tobler's hiking function."""
+    bike_speed_kmh: Annotated[float, Field(gt=0, le=40)] = 15.0
+    """Cycling speed on the flat (the mode choice's default), scaled by Valhalla's grade factors."""
 
 
 class TwinConfig(_Strict):
@@ -403,6 +460,8 @@ class TwinConfig(_Strict):
     live: LiveSection | None = None
     rules: list[RuleConfig] = Field(default_factory=list)
     webhooks: list[WebhookConfig] = Field(default_factory=list)
+    conflation: list[ConflationRule] = Field(default_factory=list)
+    terrain: TerrainSection = TerrainSection()
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @model_validator(mode="after")
@@ -429,12 +488,38 @@ class TwinConfig(_Strict):
                 raise ValueError(f"{label} names '{ref}', which is not a source")
             if kinds[ref] not in allowed:
                 raise ValueError(f"{label} names '{ref}' of kind '{kinds[ref]}'; expected {_kinds(allowed)}")
+        self._city_references_resolve(kinds)
         return self
 
     @model_validator(mode="after")
     def _live_names_unique(self) -> TwinConfig:
         check_unique(self.rules, self.webhooks)
         return self
+    def _city_references_resolve(self, kinds: dict[str, SourceKind]) -> None:
+        city_models = {SourceKind.CITYJSON, SourceKind.CITYGML}
+        for n, rule in enumerate(self.conflation):
+            allowed = city_models | {SourceKind.VECTOR} if rule.layer == "buildings" else {SourceKind.VECTOR}
+            if rule.source not in kinds:
+                raise ValueError(f"conflation[{n}].source names '{rule.source}', which is not a source")
+            if kinds[rule.source] not in allowed:
+                raise ValueError(f"conflation[{n}].source names '{rule.source}' of kind '{kinds[rule.source]}'; "
+                                 f"expected {_kinds(allowed)}")  # fmt: skip
+        if sum(rule.layer == "buildings" for rule in self.conflation) > 1:
+            raise ValueError("at most one conflation rule of layer 'buildings' (one city building layer)")
+        dems = [name for name, kind in kinds.items() if kind == SourceKind.DEM]
+        if self.terrain.source is not None and kinds.get(self.terrain.source) != SourceKind.DEM:
+            raise ValueError(
+                f"terrain.source names '{self.terrain.source}', which is not a source of kind 'dem'"
+            )
+        if self.terrain.source is None and len(dems) > 1:
+            raise ValueError(f"several dem sources ({', '.join(dems)}); name one in terrain.source")
+
+    @property
+    def dem_source(self) -> str | None:
+        """The DEM source giving the twin its terrain (None when there is none)."""
+        if self.terrain.source is not None:
+            return self.terrain.source
+        return next((s.name for s in self.sources if s.kind == SourceKind.DEM), None)
 
     def resolve(self, relative: str) -> Path:
         """A path from the config, resolved against the directory holding ``twin.toml``."""

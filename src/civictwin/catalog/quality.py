@@ -111,7 +111,20 @@ def _sparse_attributes(completeness: Mapping[str, float]) -> str | None:
     return f"sparse attributes, share of rows with a value: {named}{more}"
 
 
+_CITY_HEIGHTS = ("measuredHeight", "geometry")
+"""``height_source`` values of a 3D city model's own table (buildings_3d prefixes them with ``city:``)."""
+
+
 def _height_line(counts: Mapping[str, int]) -> str:
+    city = sum(n for k, n in counts.items() if k.startswith("city:") or k in _CITY_HEIGHTS)
+    if city:
+        share = f"{percent(city / sum(counts.values()))} of heights from the city's 3D model"
+        rest = {k: n for k, n in counts.items() if not (k.startswith("city:") or k in _CITY_HEIGHTS)}
+        return f"{share}; of the others: {_osm_height_line(rest)}" if rest else share
+    return _osm_height_line(counts)
+
+
+def _osm_height_line(counts: Mapping[str, int]) -> str:
     total = sum(counts.values())
     tagged, levels = counts.get(_TAGGED, 0), counts.get(_LEVELS, 0)
     if tagged + levels == total:

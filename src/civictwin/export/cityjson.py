@@ -26,13 +26,29 @@ from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.polygon import orient
 
 from civictwin.errors import ExportError
+from civictwin.export.cityjson_surfaces import (
+    CitySurfaces,
+    bounds_z,
+    city_objects,
+    load_city_surfaces,
+    reference_system,
+)
 from civictwin.export.layers import atomic_path
 from civictwin.store.base import Store
 
 VERSION = "2.0"
 SCALE = 0.001
 LOD = "1"
-ATTRIBUTES = ("osm_id", "building", "use", "height_m", "height_source", "levels", "population_est")
+ATTRIBUTES = (
+    "osm_id",
+    "building",
+    "use",
+    "height_m",
+    "height_source",
+    "levels",
+    "population_est",
+    "year_built",
+)
 SURFACES = [{"type": "GroundSurface"}, {"type": "RoofSurface"}, {"type": "WallSurface"}]
 _GROUND, _ROOF, _WALL = 0, 1, 2
 
@@ -59,6 +75,17 @@ class _Vertices:
             points.pop()
         return [self._index.setdefault(p, len(self._index)) for p in points]
 
+    def ring3d(self, coords: Sequence[Sequence[float]]) -> Ring:
+        """Indices of an open 3D ring's points (its order kept, exact repeats after quantising removed)."""
+        points: list[tuple[int, int, int]] = []
+        for x, y, z in coords:
+            point = self._quantise(x, y, z)
+            if not points or points[-1] != point:
+                points.append(point)
+        while len(points) > 1 and points[0] == points[-1]:
+            points.pop()
+        return [self._index.setdefault(p, len(self._index)) for p in points]
+
     def _quantise(self, x: float, y: float, z: float) -> tuple[int, int, int]:
         tx, ty = self.translate
         return (round((x - tx) / SCALE), round((y - ty) / SCALE), round(z / SCALE))
@@ -73,22 +100,41 @@ def buildings_to_cityjson(store: Store, *, table: str = "buildings_3d") -> dict[
     minx, miny, maxx, maxy = frame.total_bounds if len(frame) else (0.0, 0.0, 0.0, 0.0)
     vertices = _Vertices((float(minx), float(miny)))
     objects: dict[str, Any] = {}
-    for ident, row in zip(_identifiers(frame), frame.to_dict("records"), strict=True):
-        objects.update(_city_objects(ident, row, vertices, table))
+    identifiers = _identifiers(frame)
+    city = load_city_surfaces(store, _city_ids(frame)) if len(frame) else None
+    lowest, top = math.inf, -math.inf
+    for ident, row in zip(identifiers, frame.to_dict("records"), strict=True):
+        surfaces = _surfaces_of(city, row)
+        if surfaces is not None and city is not None:
+            city_id = str(row["city_id"])
+            attributes = {**city.attributes.get(city_id, {}), **_attributes(row)}
+            objects.update(
+                city_objects(ident, surfaces, attributes, city.parts.get(city_id, {}), vertices.ring3d)
+            )
+            low, high = bounds_z(surfaces)
+            lowest, top = min(lowest, low), max(top, high)
+        else:
+            objects.update(_city_objects(ident, row, vertices, table))
+            lowest, top = min(lowest, 0.0), max(top, float(row["height_m"]))
     document: dict[str, Any] = {
         "type": "CityJSON",
         "version": VERSION,
         "transform": {"scale": [SCALE, SCALE, SCALE], "translate": [float(minx), float(miny), 0.0]},
-        "metadata": {"title": f"{_twin_name(store)}: LoD1 buildings", "referenceSystem": crs_url(store.crs)},
+        "metadata": {
+            "title": f"{_twin_name(store)}: "
+            + ("LoD1 buildings" if city is None else "buildings with the city model's LoDs"),
+            "referenceSystem": crs_url(store.crs)
+            if city is None
+            else reference_system(store.crs, city.verticals),
+        },
         "CityObjects": objects,
         "vertices": vertices.as_list(),
     }
     if len(frame):
-        top = float(frame["height_m"].max())
         document["metadata"]["geographicalExtent"] = [
             float(minx),
             float(miny),
-            0.0,
+            lowest,
             float(maxx),
             float(maxy),
             top,
@@ -121,9 +167,26 @@ def _buildings(store: Store, table: str) -> gpd.GeoDataFrame:
     return frame
 
 
+def _city_ids(frame: pd.DataFrame) -> list[str]:
+    return [str(v) for v in frame["city_id"].dropna()] if "city_id" in frame.columns else []
+
+
+def _surfaces_of(city: CitySurfaces | None, row: dict[str, Any]) -> pd.DataFrame | None:
+    """The stored surfaces of a row's city-model building, if it has any."""
+    city_id = row.get("city_id")
+    if city is None or not isinstance(city_id, str):
+        return None
+    return city.by_building.get(city_id)
+
+
 def _identifiers(frame: pd.DataFrame) -> list[str]:
-    """Stable object ids from OSM type and id (``way-123``), unique even if the table repeats one."""
-    if {"osm_type", "osm_id"} <= set(frame.columns):
+    """Stable object ids: ``building_id`` where the twin has one, else OSM type and id (``way-123``).
+
+    Unique even if the table repeats one.
+    """
+    if "building_id" in frame.columns and frame["building_id"].notna().all():
+        base = [str(b) for b in frame["building_id"]]
+    elif {"osm_type", "osm_id"} <= set(frame.columns):
         base = [f"{t}-{i}" for t, i in zip(frame["osm_type"], frame["osm_id"], strict=True)]
     else:
         base = [f"building-{n}" for n in range(len(frame))]

@@ -20,6 +20,18 @@ def reader_for(kind: SourceKind) -> Reader:
         from civictwin.sources.gtfs import ingest as gtfs_ingest
 
         return gtfs_ingest
+    if kind is SourceKind.CITYJSON:
+        from civictwin.sources.cityjson import ingest as cityjson_ingest
+
+        return cityjson_ingest
+    if kind is SourceKind.CITYGML:
+        from civictwin.sources.citygml import ingest as citygml_ingest
+
+        return citygml_ingest
+    if kind is SourceKind.DEM:
+        from civictwin.sources.dem import ingest as dem_ingest
+
+        return dem_ingest
     if kind is SourceKind.GRID:
         from civictwin.sources.grid import ingest as grid_ingest
 

@@ -55,8 +55,13 @@ class Store(ABC):
         """Whether a layer table called ``name`` exists."""
 
     @abstractmethod
-    def write_table(self, name: str, table: pa.Table | pd.DataFrame | gpd.GeoDataFrame) -> int:
-        """Create or replace ``name``; a ``geometry`` column must hold WKB (or shapely objects) in :attr:`crs`."""
+    def write_table(
+        self, name: str, table: pa.Table | pa.RecordBatchReader | pd.DataFrame | gpd.GeoDataFrame
+    ) -> int:
+        """Create or replace ``name``; a ``geometry`` column must hold WKB (or shapely objects) in :attr:`crs`.
+
+        A ``RecordBatchReader`` is consumed batch by batch, so a table larger than memory can stream in.
+        """
 
     @abstractmethod
     def read_table(

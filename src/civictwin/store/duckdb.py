@@ -143,17 +143,19 @@ class DuckDBStore(Store):
         ).fetchone()
         return bool(row and row[0])
 
-    def write_table(self, name: str, table: pa.Table | pd.DataFrame | gpd.GeoDataFrame) -> int:
+    def write_table(
+        self, name: str, table: pa.Table | pa.RecordBatchReader | pd.DataFrame | gpd.GeoDataFrame
+    ) -> int:
         arrow = _to_arrow(table)
         self._con.register("_incoming", arrow)
         try:
             select = "*"
-            if GEOMETRY in arrow.column_names:
+            if GEOMETRY in arrow.schema.names:
                 select = f"* REPLACE (ST_GeomFromWKB({GEOMETRY}) AS {GEOMETRY})"
             self._con.execute(f"CREATE OR REPLACE TABLE {quote(name)} AS SELECT {select} FROM _incoming")
         finally:
             self._con.unregister("_incoming")
-        return int(arrow.num_rows)
+        return int(arrow.num_rows) if isinstance(arrow, pa.Table) else self._count(name)
 
     def read_table(
         self,
@@ -220,8 +222,10 @@ class DuckDBStore(Store):
         self._con.close()
 
 
-def _to_arrow(table: pa.Table | pd.DataFrame | gpd.GeoDataFrame) -> pa.Table:
-    if isinstance(table, pa.Table):
+def _to_arrow(
+    table: pa.Table | pa.RecordBatchReader | pd.DataFrame | gpd.GeoDataFrame,
+) -> pa.Table | pa.RecordBatchReader:
+    if isinstance(table, pa.Table | pa.RecordBatchReader):
         return table
     frame = table
     if isinstance(frame, gpd.GeoDataFrame):

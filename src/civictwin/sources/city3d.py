@@ -1,0 +1,743 @@
+"""Shared core of the 3D city model readers (``cityjson``, ``citygml``): from streamed objects to tables.
+
+A reader yields one :class:`CityBuilding` at a time, streamed from its file; this module turns
+batches of them into rows with vectorised numpy and shapely, so memory holds one batch, never the
+file:
+
+- coordinates are reprojected horizontally to the twin's CRS; heights stay in the file's vertical
+  datum (named in the quality record), since no geoid grid is available offline to change it;
+- each surface gets its semantic type, its 3D area in m² (holes subtracted), its tilt (0° facing up,
+  90° vertical, 180° facing down) and azimuth (the compass direction it faces, 0° north, 90° east,
+  corrected for the grid's meridian convergence; null for horizontal surfaces), all from its
+  Newell normal;
+- each building gets a 2D footprint (its ground surfaces, else the outline of its non-vertical
+  surfaces), ground and roof heights, a height (``measuredHeight`` when given, else roof − ground),
+  its best LoD and every attribute (as JSON).
+
+Batches are spooled to Parquet in a temporary folder (never beside the user's data) and the tables
+are written only when the whole file was read, so a broken record stops the build with one line
+naming the file and the record, and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+import shapely
+from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError
+
+from civictwin.config import SourceConfig
+from civictwin.errors import SourceError
+from civictwin.geometry import WGS84
+from civictwin.sources.base import BuildContext, IngestedLayer, IngestResult
+
+SURFACES_TABLE = "building_surfaces"
+"""Each building's surfaces of its best LoD: the table the energy engine and the viewer read."""
+OTHER_LODS_TABLE = "building_surfaces_other_lods"
+"""Surfaces of the LoDs below each building's best (kept for the CityJSON export)."""
+
+BATCH_BUILDINGS = 2000
+"""Buildings per vectorised batch: memory holds one batch, whatever the file's size."""
+
+SURFACE_TYPES = {
+    "RoofSurface": "roof", "WallSurface": "wall", "GroundSurface": "ground", "ClosureSurface": "closure",
+    "OuterCeilingSurface": "outer_ceiling", "OuterFloorSurface": "outer_floor", "Window": "window",
+    "Door": "door", "InteriorWallSurface": "interior_wall", "CeilingSurface": "ceiling",
+    "FloorSurface": "floor",
+}  # fmt: skip
+"""CityGML/CityJSON semantic surface types and the short names stored in ``surface_type``."""
+
+_NON_VERTICAL = 0.01
+"""|n_z| above which a surface counts as non-vertical for a footprint without ground surfaces."""
+
+BUILDING_SCHEMA = pa.schema([
+    ("building_id", pa.string()), ("object_type", pa.string()), ("name", pa.string()),
+    ("function", pa.string()), ("roof_type", pa.string()), ("year_built", pa.int32()),
+    ("storeys", pa.float64()), ("height_m", pa.float64()), ("height_source", pa.string()),
+    ("ground_z", pa.float64()), ("roof_z", pa.float64()), ("lod", pa.string()), ("lods", pa.string()),
+    ("surfaces", pa.int32()), ("footprint_m2", pa.float64()), ("attributes", pa.string()),
+    ("parts", pa.string()), ("source", pa.string()), ("geometry", pa.binary()),
+])  # fmt: skip
+SURFACE_SCHEMA = pa.schema([
+    ("building_id", pa.string()), ("part_id", pa.string()), ("lod", pa.string()),
+    ("surface_type", pa.string()), ("semantic", pa.string()), ("area_m2", pa.float64()),
+    ("tilt_deg", pa.float64()), ("azimuth_deg", pa.float64()), ("geometry_index", pa.int32()),
+    ("geometry_type", pa.string()), ("solid", pa.int32()), ("shell", pa.int32()),
+    ("surface_index", pa.int32()), ("surface_attributes", pa.string()), ("source", pa.string()),
+    ("geometry", pa.binary()),
+])  # fmt: skip
+
+
+@dataclass
+class Surface:
+    """One polygon of a city object's geometry: rings of (x, y, z) in the file's CRS, outer ring first.
+
+    ``geometry_index`` numbers the geometries of one object (part), ``solid``/``shell``/
+    ``surface_index`` place the polygon inside it, so the export can rebuild the same structure.
+    """
+
+    lod: str
+    geometry_index: int
+    geometry_type: str
+    rings: list[npt.NDArray[np.float64]]
+    semantic: str | None = None
+    semantic_attributes: dict[str, Any] | None = None
+    solid: int = 0
+    shell: int = 0
+    surface_index: int = 0
+    part_id: str | None = None
+
+
+@dataclass
+class CityBuilding:
+    """A building as read from the file: its id, attributes, parts' attributes and surfaces."""
+
+    building_id: str
+    object_type: str
+    attributes: dict[str, Any]
+    surfaces: list[Surface]
+    record: str
+    """Where it is in the file (``line 12``, ``CityObjects['b1']``), for error messages."""
+    parts: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelCRS:
+    """The CRS a 3D file declares: horizontal (projected) and vertical parts."""
+
+    horizontal: str
+    vertical: str | None
+    declared: str
+
+
+_ADV_HORIZONTAL = {f"ETRS89_UTM{z}": f"EPSG:{25800 + z}" for z in (28, 29, 30, 31, 32, 33, 34, 35)}
+_ADV_HORIZONTAL.update({f"DE_DHDN_3GK{z}": f"EPSG:{31464 + z}" for z in (2, 3, 4, 5)})
+_ADV_VERTICAL = {"DE_DHHN2016_NH": "EPSG:7837", "DE_DHHN92_NH": "EPSG:5783", "DE_DHHN12_NOH": "EPSG:7699"}
+"""German AdV CRS names (``urn:adv:crs:ETRS89_UTM32*DE_DHHN2016_NH*GCG2016``) and their EPSG codes."""
+_ADV_GEOIDS = frozenset({"GCG2016", "GCG2011", "GCG05"})
+"""Quasigeoid models an AdV name may add after the height system; they name how heights were made."""
+
+
+def resolve_crs(declared: str | None, configured: str | None, path: Path) -> ModelCRS:
+    """The horizontal and vertical CRS of a 3D file, from what it declares or else from ``crs``.
+
+    Accepts EPSG codes, OGC URNs and URLs (compound ones too) and the German AdV names
+    (``urn:adv:crs:ETRS89_UTM32*DE_DHHN2016_NH*GCG2016``). An unknown CRS or vertical datum, or one
+    that is not projected in metres, is an error naming the file.
+    """
+    name = declared or configured
+    if name is None:
+        raise SourceError('the file declares no CRS; set `crs` (e.g. crs = "EPSG:7415")', path=path)
+    if declared and configured and _parse_crs(declared, path) != _parse_crs(configured, path):
+        raise SourceError(
+            f"the file declares {declared!r} but the config says crs = {configured!r}; remove `crs` or fix the file",
+            path=path,
+            field="crs",
+        )
+    return _parse_crs(name, path)
+
+
+def _parse_crs(name: str, path: Path) -> ModelCRS:
+    text = name.strip()
+    if text.lower().startswith("urn:adv:crs:"):
+        return _adv_crs(text, path)
+    try:
+        crs = CRS.from_user_input(text)
+    except CRSError:
+        raise SourceError(f"unknown CRS {name!r}", path=path, field="crs") from None
+    horizontal, vertical = crs, None
+    if crs.is_compound:
+        parts = crs.sub_crs_list
+        horizontal = parts[0]
+        vertical = parts[1] if len(parts) > 1 else None
+        if vertical is not None and not vertical.is_vertical:
+            raise SourceError(f"CRS {name!r}: its second part is not a vertical datum", path=path)
+    _check_projected(horizontal, name, path)
+    return ModelCRS(
+        horizontal=_code(horizontal),
+        vertical=_code(vertical) if vertical is not None else None,
+        declared=name,
+    )
+
+
+def _adv_crs(name: str, path: Path) -> ModelCRS:
+    parts = name[len("urn:adv:crs:") :].split("*")
+    horizontal = _ADV_HORIZONTAL.get(parts[0])
+    if horizontal is None:
+        raise SourceError(f"unknown CRS {parts[0]!r} in {name!r}", path=path, field="crs")
+    vertical = None
+    if len(parts) > 1:
+        vertical = _ADV_VERTICAL.get(parts[1])
+        if vertical is None:
+            raise SourceError(f"unknown vertical datum {parts[1]!r} in {name!r}", path=path, field="crs")
+    unknown = [p for p in parts[2:] if p not in _ADV_GEOIDS]
+    if unknown:
+        raise SourceError(f"unknown height model {unknown[0]!r} in {name!r}", path=path, field="crs")
+    return ModelCRS(horizontal=horizontal, vertical=vertical, declared=name)
+
+
+def _check_projected(crs: CRS, name: str, path: Path) -> None:
+    if not crs.is_projected or crs.axis_info[0].unit_name not in ("metre", "meter"):
+        raise SourceError(f"CRS {name!r} is not a projected CRS in metres", path=path, field="crs")
+
+
+def _code(crs: CRS) -> str:
+    authority = crs.to_authority()
+    return ":".join(authority) if authority else crs.to_wkt()
+
+
+def vertical_name(code: str | None) -> str:
+    """A vertical CRS as words for notes (``NAP height (EPSG:5709)``)."""
+    if code is None:
+        return "undeclared"
+    return f"{CRS.from_user_input(code).name} ({code})"
+
+
+# ------------------------------------------------------------------------------------------- ingest
+
+
+def ingest_buildings(
+    source: SourceConfig,
+    ctx: BuildContext,
+    path: Path,
+    crs: ModelCRS,
+    buildings: Iterable[CityBuilding],
+    *,
+    notes: list[str],
+) -> IngestResult:
+    """Spool ``buildings`` batch by batch, then write ``<source>``, the surfaces and other LoDs."""
+    with tempfile.TemporaryDirectory(prefix="civictwin-city3d-") as folder:
+        spool = _Spool(Path(folder))
+        counts = _Counts()
+        converter = _Converter(crs, ctx, source.name, clip=source.clip)
+        for batch in _batches(buildings, BATCH_BUILDINGS):
+            tables = converter.convert(batch, counts, path)
+            spool.write(tables)
+        if counts.received == 0:
+            raise SourceError("no buildings in the file", path=path)
+        rows = spool.store(ctx, source.name)
+    quality: dict[str, Any] = {
+        "geometry": {"received": counts.received, "outside_area": counts.outside, "no_footprint": counts.no_footprint,
+                     "kept": rows[0]},
+        "surfaces": {"kept": rows[1], "other_lods": rows[2], "degenerate_dropped": counts.degenerate,
+                     "without_semantics": counts.unclassified},
+        "crs": crs.declared, "horizontal_crs": crs.horizontal, "vertical_crs": crs.vertical,
+    }  # fmt: skip
+    notes = [
+        *notes,
+        f"heights (z, ground_z, roof_z) are in the file's vertical datum: {vertical_name(crs.vertical)}",
+    ]
+    if counts.unclassified:
+        notes.append(f"{counts.unclassified} surface(s) carry no semantic type (surface_type is null)")
+    ctx.report(f"{source.name}: {rows[0]} buildings, {rows[1]} surfaces")
+    title = source.display_title
+    layers = [
+        IngestedLayer(table=source.name, rows=rows[0], title=title, quality=quality, notes=notes),
+        IngestedLayer(table=SURFACES_TABLE, rows=rows[1], title=f"{title}: surfaces", quality=quality,
+                      notes=notes),
+        IngestedLayer(table=OTHER_LODS_TABLE, rows=rows[2], title=f"{title}: surfaces of lower LoDs",
+                      quality=quality, notes=notes),
+    ]  # fmt: skip
+    return IngestResult(source=source, path=path, layers=layers)
+
+
+def _batches(items: Iterable[CityBuilding], size: int) -> Iterator[list[CityBuilding]]:
+    batch: list[CityBuilding] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@dataclass
+class _Counts:
+    received: int = 0
+    outside: int = 0
+    no_footprint: int = 0
+    degenerate: int = 0
+    unclassified: int = 0
+
+
+class _Spool:
+    """Parquet files in a temporary folder, one per table, appended batch by batch."""
+
+    def __init__(self, folder: Path) -> None:
+        self._paths = [folder / "buildings.parquet", folder / "surfaces.parquet", folder / "other.parquet"]
+        schemas = [BUILDING_SCHEMA, SURFACE_SCHEMA, SURFACE_SCHEMA]
+        self._writers = [pq.ParquetWriter(p, s) for p, s in zip(self._paths, schemas, strict=True)]
+
+    def write(self, tables: tuple[pa.Table, pa.Table, pa.Table]) -> None:
+        for writer, table in zip(self._writers, tables, strict=True):
+            if table.num_rows:
+                writer.write_table(table)
+
+    def store(self, ctx: BuildContext, name: str) -> tuple[int, int, int]:
+        for writer in self._writers:
+            writer.close()
+        counts = []
+        for table, path in zip((name, SURFACES_TABLE, OTHER_LODS_TABLE), self._paths, strict=True):
+            reader = pq.ParquetFile(path)
+            stream = pa.RecordBatchReader.from_batches(reader.schema_arrow, reader.iter_batches())
+            if table != name and ctx.store.has_table(table):
+                stream = _with_existing(ctx, table, name, stream)
+            counts.append(ctx.store.write_table(table, stream))
+        return counts[0], counts[1], counts[2]
+
+
+def _with_existing(
+    ctx: BuildContext, table: str, source: str, new: pa.RecordBatchReader
+) -> pa.RecordBatchReader:
+    """The rows another city model source already stored in ``table``, followed by ``new``."""
+    old = ctx.store.read_table(table)
+    old = old[old["source"] != source]
+    kept = pa.Table.from_pandas(_as_wkb(old), schema=SURFACE_SCHEMA, preserve_index=False)
+    return pa.RecordBatchReader.from_batches(SURFACE_SCHEMA, [*kept.to_batches(), *new])
+
+
+def _as_wkb(frame: Any) -> Any:
+    import pandas as pd
+
+    out = pd.DataFrame(frame.drop(columns="geometry"))
+    out["geometry"] = shapely.to_wkb(frame.geometry.to_numpy(), output_dimension=3)
+    return out
+
+
+# ---------------------------------------------------------------------------- vectorised conversion
+
+
+@dataclass
+class _Flat:
+    """A batch's rings flattened: coordinates, and which ring, surface and building each belongs to."""
+
+    coords: npt.NDArray[np.float64]
+    ring_start: npt.NDArray[np.int64]
+    ring_surface: npt.NDArray[np.int64]
+    surfaces: list[Surface]
+    surface_building: npt.NDArray[np.int64]
+
+
+class _Converter:
+    """Turns batches of :class:`CityBuilding` into Arrow tables in the twin's CRS."""
+
+    def __init__(self, crs: ModelCRS, ctx: BuildContext, source: str, *, clip: bool) -> None:
+        self._same = CRS.from_user_input(crs.horizontal) == CRS.from_user_input(ctx.crs)
+        self._to_twin = Transformer.from_crs(crs.horizontal, ctx.crs, always_xy=True)
+        self._to_wgs84 = Transformer.from_crs(ctx.crs, WGS84, always_xy=True)
+        self._from_wgs84 = Transformer.from_crs(WGS84, ctx.crs, always_xy=True)
+        self._area = ctx.area if clip else None
+        if self._area is not None:
+            shapely.prepare(self._area)
+        self._source = source
+
+    def convert(
+        self, batch: list[CityBuilding], counts: _Counts, path: Path
+    ) -> tuple[pa.Table, pa.Table, pa.Table]:
+        counts.received += len(batch)
+        flat = _flatten(batch, counts, path)
+        coords = self._reproject(flat, batch, path)
+        vectors = _area_vectors(coords, flat)
+        area = np.linalg.norm(vectors, axis=1)
+        tilt, azimuth = self._orientation(vectors, area, coords, flat)
+        polygons = _polygons(coords, flat)
+        best = _best_lods(batch, flat)
+        footprints, ground_z, roof_z = _footprints(batch, flat, polygons, coords, vectors, area, best)
+        keep = ~shapely.is_missing(footprints)
+        counts.no_footprint += int((~keep).sum())
+        if self._area is not None and keep.any():
+            inside = np.zeros(len(batch), dtype=bool)
+            inside[keep] = shapely.intersects(self._area, footprints[keep])
+            counts.outside += int((keep & ~inside).sum())
+            keep = inside
+        unclassified = [s.semantic is None for s in flat.surfaces]
+        counts.unclassified += int(np.sum(np.asarray(unclassified, dtype=bool)[keep[flat.surface_building]]))
+        buildings = self._building_table(batch, keep, footprints, ground_z, roof_z, best, flat)
+        surfaces, other = self._surface_tables(batch, keep, flat, best, polygons, area, tilt, azimuth)
+        return buildings, surfaces, other
+
+    def _reproject(self, flat: _Flat, batch: list[CityBuilding], path: Path) -> npt.NDArray[np.float64]:
+        coords = flat.coords
+        if self._same or not len(coords):
+            return coords
+        x, y = self._to_twin.transform(coords[:, 0], coords[:, 1])
+        out = np.column_stack([x, y, coords[:, 2]])
+        bad = ~np.isfinite(out).all(axis=1)
+        if bad.any():
+            ring = int(np.searchsorted(flat.ring_start, np.flatnonzero(bad)[0], side="right") - 1)
+            record = batch[flat.surface_building[flat.ring_surface[ring]]].record
+            raise SourceError(f"{record}: coordinates that cannot be placed in the twin's CRS", path=path)
+        return out
+
+    def _orientation(
+        self,
+        vectors: npt.NDArray[np.float64],
+        area: npt.NDArray[np.float64],
+        coords: npt.NDArray[np.float64],
+        flat: _Flat,
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Tilt from the zenith and azimuth from true north (degrees) of every surface's normal."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            tilt = np.degrees(np.arccos(np.clip(vectors[:, 2] / area, -1.0, 1.0)))
+            horizontal = np.hypot(vectors[:, 0], vectors[:, 1])
+            grid_azimuth = np.degrees(np.arctan2(vectors[:, 0], vectors[:, 1]))
+        first = coords[flat.ring_start[np.searchsorted(flat.ring_surface, np.arange(len(vectors)))]]
+        azimuth = (grid_azimuth - self._convergence(first)) % 360.0
+        azimuth[~(horizontal > 1e-6 * area)] = np.nan
+        return tilt, azimuth
+
+    def _convergence(self, points: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Grid bearing of true north at each point (degrees clockwise from grid north)."""
+        if not len(points):
+            return np.zeros(0)
+        lon, lat = self._to_wgs84.transform(points[:, 0], points[:, 1])
+        x, y = self._from_wgs84.transform(lon, np.minimum(np.asarray(lat) + 1e-4, 89.9999))
+        return np.degrees(np.arctan2(np.asarray(x) - points[:, 0], np.asarray(y) - points[:, 1]))
+
+    def _building_table(
+        self,
+        batch: list[CityBuilding],
+        keep: npt.NDArray[np.bool_],
+        footprints: npt.NDArray[np.object_],
+        ground_z: npt.NDArray[np.float64],
+        roof_z: npt.NDArray[np.float64],
+        best: list[str],
+        flat: _Flat,
+    ) -> pa.Table:
+        rows = np.flatnonzero(keep)
+        surfaces = np.bincount(flat.surface_building, minlength=len(batch))
+        records: dict[str, list[Any]] = {name: [] for name in BUILDING_SCHEMA.names}
+        for i in rows:
+            b = batch[i]
+            attrs = b.attributes
+            measured = _number(attrs.get("measuredHeight"))
+            geometric = float(roof_z[i] - ground_z[i])
+            height, height_source = (
+                (measured, "measuredHeight")
+                if measured is not None and measured > 0
+                else (geometric, "geometry")
+            )
+            values = {
+                "building_id": b.building_id, "object_type": b.object_type, "name": _text(attrs.get("name")),
+                "function": _text(attrs.get("function")), "roof_type": _text(attrs.get("roofType")),
+                "year_built": _year(attrs.get("yearOfConstruction")),
+                "storeys": _number(attrs.get("storeysAboveGround")), "height_m": round(height, 3),
+                "height_source": height_source, "ground_z": round(float(ground_z[i]), 3),
+                "roof_z": round(float(roof_z[i]), 3), "lod": best[i],
+                "lods": ",".join(sorted({s.lod for s in b.surfaces}, key=_lod_rank)),
+                "surfaces": int(surfaces[i]), "footprint_m2": round(float(shapely.area(footprints[i])), 3),
+                "attributes": json.dumps(attrs, ensure_ascii=False, default=str),
+                "parts": json.dumps(b.parts, ensure_ascii=False, default=str) if b.parts else None,
+                "source": self._source,
+            }  # fmt: skip
+            for name, value in values.items():
+                records[name].append(value)
+        records["geometry"] = list(shapely.to_wkb(footprints[rows])) if len(rows) else []
+        return pa.Table.from_pydict(records, schema=BUILDING_SCHEMA)
+
+    def _surface_tables(
+        self,
+        batch: list[CityBuilding],
+        keep: npt.NDArray[np.bool_],
+        flat: _Flat,
+        best: list[str],
+        polygons: npt.NDArray[np.object_],
+        area: npt.NDArray[np.float64],
+        tilt: npt.NDArray[np.float64],
+        azimuth: npt.NDArray[np.float64],
+    ) -> tuple[pa.Table, pa.Table]:
+        kept = keep[flat.surface_building]
+        is_best = np.array(
+            [s.lod == best[b] for s, b in zip(flat.surfaces, flat.surface_building, strict=True)], dtype=bool
+        )
+        wkb = np.empty(len(polygons), dtype=object)
+        if len(polygons):
+            wkb[:] = shapely.to_wkb(polygons, output_dimension=3)
+        tables = []
+        for mask in (kept & is_best, kept & ~is_best):
+            idx = np.flatnonzero(mask)
+            chosen = [flat.surfaces[i] for i in idx]
+            records = {
+                "building_id": [batch[b].building_id for b in flat.surface_building[idx]],
+                "part_id": [s.part_id for s in chosen], "lod": [s.lod for s in chosen],
+                "surface_type": [SURFACE_TYPES.get(s.semantic, _snake(s.semantic)) if s.semantic else None
+                                 for s in chosen],
+                "semantic": [s.semantic for s in chosen], "area_m2": np.round(area[idx], 3),
+                "tilt_deg": np.round(tilt[idx], 2), "azimuth_deg": np.round(azimuth[idx], 2),
+                "geometry_index": [s.geometry_index for s in chosen],
+                "geometry_type": [s.geometry_type for s in chosen], "solid": [s.solid for s in chosen],
+                "shell": [s.shell for s in chosen], "surface_index": [s.surface_index for s in chosen],
+                "surface_attributes": [json.dumps(s.semantic_attributes, ensure_ascii=False, default=str)
+                                       if s.semantic_attributes else None for s in chosen],
+                "source": [self._source] * len(idx), "geometry": list(wkb[idx]),
+            }  # fmt: skip
+            tables.append(pa.Table.from_pydict(records, schema=SURFACE_SCHEMA))
+        return tables[0], tables[1]
+
+
+def _flatten(batch: list[CityBuilding], counts: _Counts, path: Path) -> _Flat:
+    """Every ring of every surface in one coordinate array; degenerate rings and surfaces dropped.
+
+    Rings lose their closing point and repeated consecutive points (vectorised over the batch); a
+    ring left with fewer than three points is dropped, and so is a surface whose outer ring is.
+    """
+    chunks: list[npt.NDArray[np.float64]] = []
+    ring_surface: list[int] = []
+    outer: list[bool] = []
+    surfaces: list[Surface] = []
+    for building in batch:
+        for surface in building.surfaces:
+            if not surface.rings:
+                counts.degenerate += 1
+                continue
+            for n, ring in enumerate(surface.rings):
+                chunks.append(ring)
+                ring_surface.append(len(surfaces))
+                outer.append(n == 0)
+            surfaces.append(surface)
+    owners = np.asarray(
+        [b for b, building in enumerate(batch) for s in building.surfaces if s.rings], dtype=np.int64
+    )
+    if not chunks:
+        empty = np.zeros(0, np.int64)
+        return _Flat(
+            coords=np.empty((0, 3)), ring_start=empty, ring_surface=empty, surfaces=[], surface_building=empty
+        )
+    lengths = np.fromiter((len(c) for c in chunks), dtype=np.int64, count=len(chunks))
+    try:
+        coords = np.concatenate(chunks).astype(np.float64, copy=False).reshape(-1, 3)
+    except ValueError:
+        raise SourceError(
+            f"{batch[0].record} (or a building after it): a ring without three coordinates per point",
+            path=path,
+        ) from None
+    ring_of = np.repeat(np.arange(len(chunks)), lengths)
+    _check_finite(coords, ring_of, np.asarray(ring_surface), owners, batch, path)
+    keep = _open_points(coords, ring_of, lengths)
+    kept_lengths = np.bincount(ring_of[keep], minlength=len(chunks))
+    ring_ok = kept_lengths >= 3
+    surface_ok = np.zeros(len(surfaces), dtype=bool)
+    surface_ok[np.asarray(ring_surface)[ring_ok & np.asarray(outer)]] = True
+    counts.degenerate += int((~surface_ok).sum())
+    ring_ok &= surface_ok[np.asarray(ring_surface)]
+    new_index = np.cumsum(surface_ok) - 1
+    coords = coords[keep & ring_ok[ring_of]]
+    final_lengths = kept_lengths[ring_ok]
+    starts = np.concatenate([[0], np.cumsum(final_lengths)[:-1]]).astype(np.int64)
+    return _Flat(
+        coords=coords,
+        ring_start=starts,
+        ring_surface=new_index[np.asarray(ring_surface)[ring_ok]].astype(np.int64),
+        surfaces=[s for s, ok in zip(surfaces, surface_ok, strict=True) if ok],
+        surface_building=owners[surface_ok],
+    )
+
+
+def _check_finite(
+    coords: npt.NDArray[np.float64], ring_of: npt.NDArray[np.int64], ring_surface: npt.NDArray[np.int64],
+    owners: npt.NDArray[np.int64], batch: list[CityBuilding], path: Path,
+) -> None:  # fmt: skip
+    bad = ~np.isfinite(coords).all(axis=1)
+    if bad.any():
+        record = batch[owners[ring_surface[ring_of[np.flatnonzero(bad)[0]]]]].record
+        raise SourceError(f"{record}: a coordinate that is not a finite number", path=path)
+
+
+def _open_points(
+    coords: npt.NDArray[np.float64], ring_of: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]
+) -> npt.NDArray[np.bool_]:
+    """Points to keep: not a ring's closing repeat of its first point, not equal to the point before."""
+    keep = np.ones(len(coords), dtype=bool)
+    same_ring = np.zeros(len(coords), dtype=bool)
+    same_ring[1:] = ring_of[1:] == ring_of[:-1]
+    repeated = np.zeros(len(coords), dtype=bool)
+    repeated[1:] = (coords[1:] == coords[:-1]).all(axis=1)
+    keep &= ~(repeated & same_ring)
+    ends = np.cumsum(lengths) - 1
+    starts = ends - lengths + 1
+    closing = (lengths > 1) & (coords[ends] == coords[starts]).all(axis=1)
+    keep[ends[closing]] = False
+    return keep
+
+
+def _area_vectors(coords: npt.NDArray[np.float64], flat: _Flat) -> npt.NDArray[np.float64]:
+    """Each surface's Newell vector / 2: its direction is the normal, its length the area (m²).
+
+    Holes run opposite to the outer ring, so adding the rings' vectors subtracts their area.
+    Coordinates are taken relative to each ring's first point to keep full precision far from the
+    CRS's origin.
+    """
+    if not len(coords):
+        return np.zeros((len(flat.surfaces), 3))
+    n = len(coords)
+    ring_of = np.repeat(np.arange(len(flat.ring_start)), np.diff(np.append(flat.ring_start, n)))
+    local = coords - coords[flat.ring_start][ring_of]
+    nxt = np.arange(1, n + 1)
+    ends = np.append(flat.ring_start[1:], n) - 1
+    nxt[ends] = flat.ring_start
+    a, b = local, local[nxt]
+    terms = np.column_stack([
+        (a[:, 1] - b[:, 1]) * (a[:, 2] + b[:, 2]),
+        (a[:, 2] - b[:, 2]) * (a[:, 0] + b[:, 0]),
+        (a[:, 0] - b[:, 0]) * (a[:, 1] + b[:, 1]),
+    ])  # fmt: skip
+    rings = np.add.reduceat(terms, flat.ring_start, axis=0) / 2.0
+    vectors = np.zeros((len(flat.surfaces), 3))
+    np.add.at(vectors, flat.ring_surface, rings)
+    return vectors
+
+
+def _polygons(coords: npt.NDArray[np.float64], flat: _Flat) -> npt.NDArray[np.object_]:
+    """One 3D polygon per surface (first ring the shell, the rest holes)."""
+    if not len(coords):
+        return np.empty(0, dtype=object)
+    ring_of = np.repeat(np.arange(len(flat.ring_start)), np.diff(np.append(flat.ring_start, len(coords))))
+    rings = shapely.linearrings(coords, indices=ring_of)
+    polygons: npt.NDArray[np.object_] = shapely.polygons(rings, indices=flat.ring_surface)
+    return polygons
+
+
+def _lod_rank(lod: str) -> float:
+    try:
+        return float(lod)
+    except ValueError:
+        return -1.0
+
+
+def _best_lods(batch: list[CityBuilding], flat: _Flat) -> list[str]:
+    best = [""] * len(batch)
+    for surface, b in zip(flat.surfaces, flat.surface_building, strict=True):
+        if not best[b] or _lod_rank(surface.lod) > _lod_rank(best[b]):
+            best[b] = surface.lod
+    return best
+
+
+def _footprints(
+    batch: list[CityBuilding],
+    flat: _Flat,
+    polygons: npt.NDArray[np.object_],
+    coords: npt.NDArray[np.float64],
+    vectors: npt.NDArray[np.float64],
+    area: npt.NDArray[np.float64],
+    best: list[str],
+) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Per building: 2D footprint, ground height (lowest ground point) and roof height (highest point)."""
+    n = len(batch)
+    z_min, z_max = _surface_z_range(coords, flat)
+    is_best = np.array(
+        [s.lod == best[b] for s, b in zip(flat.surfaces, flat.surface_building, strict=True)], bool
+    )
+    ground = is_best & np.array([s.semantic == "GroundSurface" for s in flat.surfaces], dtype=bool)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        non_vertical = is_best & (np.abs(vectors[:, 2]) > _NON_VERTICAL * area)
+    has_ground = np.zeros(n, dtype=bool)
+    has_ground[flat.surface_building[ground]] = True
+    chosen = ground | (non_vertical & ~has_ground[flat.surface_building])
+    flat2d = shapely.force_2d(polygons[chosen]) if chosen.any() else np.empty(0, dtype=object)
+    owners = flat.surface_building[chosen]
+    footprints = np.full(n, None, dtype=object)
+    if len(owners):
+        order = np.argsort(owners, kind="stable")
+        owners, flat2d = owners[order], flat2d[order]
+        starts = np.flatnonzero(np.concatenate([[True], owners[1:] != owners[:-1]]))
+        ends = np.append(starts[1:], len(owners))
+        single = ends - starts == 1
+        footprints[owners[starts[single]]] = flat2d[starts[single]]
+        for s, e in zip(starts[~single], ends[~single], strict=True):
+            footprints[owners[s]] = shapely.union_all(shapely.make_valid(flat2d[s:e]), grid_size=1e-6)
+    footprints = _valid_polygonal(footprints)
+    ground_z = _per_building(np.where(ground, z_min, np.nan), flat.surface_building, n, np.fmin)
+    fallback = _per_building(np.where(is_best, z_min, np.nan), flat.surface_building, n, np.fmin)
+    roof_z = _per_building(np.where(is_best, z_max, np.nan), flat.surface_building, n, np.fmax)
+    return footprints, np.where(np.isnan(ground_z), fallback, ground_z), roof_z
+
+
+def _surface_z_range(
+    coords: npt.NDArray[np.float64], flat: _Flat
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    if not len(coords):
+        return np.zeros(0), np.zeros(0)
+    ring_min = np.minimum.reduceat(coords[:, 2], flat.ring_start)
+    ring_max = np.maximum.reduceat(coords[:, 2], flat.ring_start)
+    z_min = np.full(len(flat.surfaces), np.inf)
+    z_max = np.full(len(flat.surfaces), -np.inf)
+    np.minimum.at(z_min, flat.ring_surface, ring_min)
+    np.maximum.at(z_max, flat.ring_surface, ring_max)
+    return z_min, z_max
+
+
+def _per_building(
+    values: npt.NDArray[np.float64], owner: npt.NDArray[np.int64], n: int, reduce: np.ufunc
+) -> npt.NDArray[np.float64]:
+    out = np.full(n, np.nan)
+    reduce.at(out, owner, values)
+    return out
+
+
+def _valid_polygonal(footprints: npt.NDArray[np.object_]) -> npt.NDArray[np.object_]:
+    """Footprints repaired where invalid; only their polygonal parts kept (None when nothing is left)."""
+    present = ~shapely.is_missing(footprints)
+    invalid = present.copy()
+    invalid[present] = ~shapely.is_valid(footprints[present])
+    for i in np.flatnonzero(invalid):
+        fixed = shapely.make_valid(footprints[i])
+        parts = [p for p in shapely.get_parts(fixed) if shapely.get_type_id(p) in (3, 6) and not p.is_empty]
+        footprints[i] = shapely.union_all(parts) if parts else None
+    for i in np.flatnonzero(present):
+        if footprints[i] is not None and (footprints[i].is_empty or footprints[i].area <= 0):
+            footprints[i] = None
+    present = ~shapely.is_missing(footprints)
+    footprints[present] = shapely.orient_polygons(footprints[present])  # outer rings counter-clockwise
+    return footprints
+
+
+# ------------------------------------------------------------------------------------ small parsers
+
+_YEAR = re.compile(r"^\s*(\d{4})")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+def _year(value: Any) -> int | None:
+    number = _number(value)
+    if number is not None:
+        return int(number) if 0 < number < 3000 else None
+    match = _YEAR.match(value) if isinstance(value, str) else None
+    return int(match.group(1)) if match else None
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return ";".join(str(v) for v in value) or None
+    return str(value)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name.removesuffix("Surface")).lower()
