@@ -164,6 +164,8 @@ class EnergySection(_Strict):
         if self.emission_factors and not self.emission_factors_source.strip():
             raise ValueError("emission_factors need emission_factors_source (where the values come from)")
         return self
+
+
 _DECLARES_CRS_ONLY = frozenset({SourceKind.CITYJSON, SourceKind.CITYGML, SourceKind.DEM})
 
 
@@ -391,6 +393,8 @@ class SensorSourceConfig(_Strict):
     def display_title(self) -> str:
         """A human title: the configured one or the source name."""
         return self.title or self.name.replace("_", " ").capitalize()
+
+
 BUILDING_ATTRIBUTES = ("geometry", "height_m", "levels", "use", "year_built", "population_est", "name")
 """Twin building attributes a conflation rule may take from the city layer or from OSM."""
 STREET_ATTRIBUTES = ("name", "maxspeed_kmh", "lanes", "oneway", "capacity_vph")
@@ -495,6 +499,7 @@ class TwinConfig(_Strict):
     def _live_names_unique(self) -> TwinConfig:
         check_unique(self.rules, self.webhooks)
         return self
+
     def _city_references_resolve(self, kinds: dict[str, SourceKind]) -> None:
         city_models = {SourceKind.CITYJSON, SourceKind.CITYGML}
         for n, rule in enumerate(self.conflation):

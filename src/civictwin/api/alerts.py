@@ -243,7 +243,7 @@ def delete_rule(request: Request, name: Annotated[str, PathParam(max_length=63)]
 
 
 @router.get("/alerts/{alert_id}", responses=_NOT_FOUND, summary="One alert with its evidence")
-def get_alert(request: Request, alert_id: Annotated[int, PathParam(ge=1)]) -> JSONResponse:
+def get_alert(request: Request, alert_id: Annotated[int, PathParam(ge=1, le=2**63 - 1)]) -> JSONResponse:
     """One alert; admins also see its webhook deliveries (target, event, status, attempts, last error)."""
     check_params(request, ())
     live = _live(request)

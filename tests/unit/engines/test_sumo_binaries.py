@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,13 +15,25 @@ from civictwin.errors import EngineError
 
 
 def test_sumo_home_comes_from_the_wheel() -> None:
-    import sumo
-
-    assert sumo_home() == Path(sumo.SUMO_HOME)
+    spec = importlib.util.find_spec("sumo")  # not imported here: importing it sets PROJ_LIB process-wide
+    assert spec is not None and spec.submodule_search_locations
+    assert sumo_home() == Path(spec.submodule_search_locations[0])
     assert binary("netconvert").is_file() and binary("sumo").is_file()
     env = sumo_env()
     assert env["SUMO_HOME"] == str(sumo_home())
     assert Path(env["PROJ_LIB"]) == sumo_home() / "data" / "proj" and Path(env["PROJ_LIB"]).is_dir()
+
+
+def test_finding_sumo_leaves_this_process_s_proj_alone() -> None:
+    """The wheel's ``sumo`` package sets PROJ_LIB/PROJ_DATA on import; pyproj and rasterio in this
+    process must keep their own PROJ (another proj.db breaks every CRS lookup)."""
+    code = (
+        "import os; from civictwin.engines.traffic.sumo import sumo_home; sumo_home.cache_clear(); sumo_home(); "
+        "print(os.environ.get('PROJ_LIB'), os.environ.get('PROJ_DATA'))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PROJ_LIB", "PROJ_DATA")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["None", "None"]
 
 
 def test_version() -> None:

@@ -32,6 +32,7 @@ class BinaryRun:
 @cache
 def sumo_home() -> Path:
     """SUMO's installation folder, from the ``eclipse-sumo`` wheel (or ``SUMO_HOME`` if set)."""
+    saved = {key: os.environ.get(key) for key in _SUMO_SETS}
     try:
         import sumo
     except ImportError:
@@ -39,7 +40,23 @@ def sumo_home() -> Path:
         if configured and Path(configured, "bin").is_dir():
             return Path(configured)
         raise EngineError("SUMO is not installed: pip install eclipse-sumo", field="sumo") from None
+    finally:
+        _restore(saved)
     return Path(sumo.SUMO_HOME)
+
+
+_SUMO_SETS = ("PROJ_LIB", "PROJ_DATA", "SUMO_HOME")
+"""Variables importing the wheel's ``sumo`` package sets for the whole process: its PROJ data then
+breaks pyproj and rasterio (another PROJ's ``proj.db``), so they are put back; SUMO's processes get
+them through :func:`sumo_env` only."""
+
+
+def _restore(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def sumo_env() -> dict[str, str]:
