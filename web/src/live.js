@@ -52,6 +52,7 @@ class LivePanel {
     this.sensors = [];
     this.alerts = [];
     this.chartId = null;
+    this.chartSignature = null;
     this.build();
   }
 
@@ -160,10 +161,15 @@ class LivePanel {
     try {
       series = await getJson(`live/sensors/${encodeURIComponent(id)}`);
     } catch (error) {
+      if (!focus && !this.chart.hidden) return; // a failed refresh keeps the drawn chart; the next one retries
       this.chart.hidden = false;
       this.chart.replaceChildren(el('p', { className: 'status error' }, `The chart could not be loaded: ${error.message}.`));
       return;
     }
+    // A refresh redraws only when the series changed: redrawing would drop the keyboard focus.
+    const signature = JSON.stringify([id, series.observations.length, series.observations.at(-1), series.limits, series.alerts]);
+    if (!focus && signature === this.chartSignature && !this.chart.hidden) return;
+    this.chartSignature = signature;
     const title = el('h2', { id: 'sensor-chart-title', tabIndex: -1 }, series.datastream.name);
     const close = el('button', { type: 'button', className: 'close-chart', onclick: () => this.closeChart() }, 'Close chart');
     this.chart.replaceChildren(
@@ -178,6 +184,7 @@ class LivePanel {
 
   closeChart() {
     this.chartId = null;
+    this.chartSignature = null;
     this.chart.hidden = true;
     window.civictwin.live = { ...(window.civictwin.live || {}), chart: null };
     const button = this.sensorList.querySelector('button');
