@@ -35,9 +35,10 @@ Sections (each prints a markdown table on stdout; progress goes to stderr):
   outside SUMO's own processes (sumo and netconvert) is shown too, as it is not blurred by SUMO's
   run-to-run variation.
 - ``speedup``: the same seeds of the baseline through the generic :func:`run_ensemble` with the
-  ``traffic`` engine, ``workers=1`` and then ``workers=2`` (two comparison ids, so nothing is resumed). Target ≥ 1.7× on this 2-core machine. Also
-  checks that both give identical KPIs per seed, and measures the machine's own ceiling: the last
-  simulation of each seed re-run as bare ``sumo`` processes, one at a time and two at a time.
+  ``traffic`` engine, ``workers=1`` and then ``workers=2`` (two comparison ids, so nothing is
+  resumed). Target ≥ 1.7× on this 2-core machine. Also checks that both give identical KPIs per seed,
+  and measures the machine's own ceiling: the last simulation of each seed (kept under the seed's
+  ``work/`` folder) re-run as bare ``sumo`` processes, one at a time and two at a time.
 - ``demo``: ``civictwin compare baseline close_main_street zone_30 --seeds 5 --workers 2`` on a fresh
   demo twin (:func:`civictwin.demo.build_demo`), timed as a subprocess. Target < 10 min.
 - ``scaling``: one seed of the baseline and of a plan (``close_main_street``) per network size (the
