@@ -452,7 +452,8 @@ class ReadinessSection(_Strict):
     """Use-case readiness (docs/readiness.md): the city's own use-case templates."""
 
     templates: str | None = Field(
-        default=None, description="Folder of the city's own use-case templates (*.toml), beside the built-in ones"
+        default=None,
+        description="Folder of the city's own use-case templates (*.toml), beside the built-in ones",
     )
 
 
