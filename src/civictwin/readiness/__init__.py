@@ -15,9 +15,10 @@ from pathlib import Path
 from civictwin.config import TwinConfig
 from civictwin.readiness.assess import ReadinessReport, assess
 from civictwin.readiness.holdings import gather
-from civictwin.readiness.templates import find_template
+from civictwin.readiness.templates import UseCase, find_template
+from civictwin.store.duckdb import DuckDBStore
 
-__all__ = ["ReadinessReport", "readiness_report", "template_folders"]
+__all__ = ["ReadinessReport", "readiness_report", "record_kinds", "template_folders"]
 
 
 def template_folders(config: TwinConfig, extra: Path | None = None) -> list[Path]:
@@ -31,6 +32,12 @@ def readiness_report(
 ) -> ReadinessReport:
     """The readiness of the twin of ``config`` for ``use_case`` (a template name), as of ``now``."""
     template = find_template(use_case, template_folders(config, templates))
-    kinds = {need.record.split("/", 1)[0] for need in template.needs.values() if need.record}
-    holdings = gather(config, record_kinds=kinds)
+    kinds = record_kinds(template)
+    with DuckDBStore.open(config.store_path) as store:
+        holdings = gather(config, store, record_kinds=kinds)
     return assess(template, holdings, now=now or datetime.now(UTC))
+
+
+def record_kinds(template: UseCase) -> set[str]:
+    """The governance record kinds the template's ``record`` needs name (``validation``)."""
+    return {need.record.split("/", 1)[0] for need in template.needs.values() if need.record}

@@ -9,7 +9,8 @@ there is one; the engines' files from ``twin.toml`` (``[energy]``) and ``heat.to
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,6 @@ from civictwin.catalog.quality import QUALITY
 from civictwin.config import TwinConfig
 from civictwin.errors import ConfigError
 from civictwin.store.base import Store
-from civictwin.store.duckdb import DuckDBStore
 from civictwin.store.observations import observations_path, open_observations
 
 VALIDATION = "validation"
@@ -70,14 +70,27 @@ class Holdings:
     """Governance records by kind then key, for ``record`` needs."""
 
 
-def gather(config: TwinConfig, *, record_kinds: set[str]) -> Holdings:
-    """Read what the twin of ``config`` holds (its store must exist); ``record_kinds`` are the record
-    kinds the template's ``record`` needs name."""
-    path = config.store_path
-    with DuckDBStore.open(path) as store:
-        layers = _layers(store)
-        records = {kind: store.records(kind) for kind in sorted(record_kinds)}
-    return Holdings(layers=layers, datastreams=_datastreams(path), files=_files(config), records=records)
+def gather(config: TwinConfig, store: Store, *, record_kinds: set[str]) -> Holdings:
+    """Read what the twin of ``config`` holds from its open ``store`` (and the observation store beside
+    it); ``record_kinds`` are the record kinds the template's ``record`` needs name."""
+    return Holdings(
+        layers=_layers(store),
+        datastreams=_datastreams(config.store_path),
+        files=_files(config),
+        records={kind: store.records(kind) for kind in sorted(record_kinds)},
+    )
+
+
+def only_readable(
+    holdings: Holdings, *, layers: frozenset[str], datastreams: Callable[[DatastreamHolding], bool]
+) -> Holdings:
+    """``holdings`` as a caller sees them who may read ``layers`` and the datastreams for which
+    ``datastreams`` is true: what they may not read is absent, as everywhere in the API."""
+    return replace(
+        holdings,
+        layers={name: held for name, held in holdings.layers.items() if name in layers},
+        datastreams=[d for d in holdings.datastreams if datastreams(d)],
+    )
 
 
 def _layers(store: Store) -> dict[str, LayerHolding]:

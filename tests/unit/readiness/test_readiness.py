@@ -20,6 +20,7 @@ from civictwin.readiness.assess import ReadinessReport, assess
 from civictwin.readiness.holdings import Holdings, gather
 from civictwin.readiness.render import as_json, as_markdown
 from civictwin.readiness.templates import find_template, load_template, template_files
+from civictwin.store.duckdb import DuckDBStore
 
 SRC = Path(__file__).resolve().parents[3] / "src" / "civictwin"
 
@@ -73,7 +74,9 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def holdings(twin_dir: Path) -> Holdings:
     """What the twin holds, read once (opening the store costs most of a report's time)."""
-    return gather(load_config(twin_dir), record_kinds={"validation", "survey"})
+    config = load_config(twin_dir)
+    with DuckDBStore.open(config.store_path) as store:
+        return gather(config, store, record_kinds={"validation", "survey"})
 
 
 def report(twin_dir: Path, holdings: Holdings, use_case: str) -> ReadinessReport:
