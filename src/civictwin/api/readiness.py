@@ -1,5 +1,5 @@
 """``GET /readiness/{use_case}``: the use-case readiness report (docs/readiness.md) as JSON, or as
-Markdown with ``?format=markdown``.
+Markdown with ``?format=markdown``; ``GET /readiness``: the use cases there are templates for.
 
 It says what the twin holds and lacks, with stewards and licences, so it is for staff: any valid
 token (viewer excepted) may ask; anonymous callers get 401, viewers 403. Layers and datastreams the
@@ -8,6 +8,7 @@ caller may not read are absent from the report, as from every other answer of th
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,10 +29,23 @@ from civictwin.readiness import record_kinds, template_folders
 from civictwin.readiness.assess import assess
 from civictwin.readiness.holdings import DatastreamHolding, gather, only_readable
 from civictwin.readiness.render import as_json, as_markdown
-from civictwin.readiness.templates import NAME_PATTERN, find_template
+from civictwin.readiness.templates import NAME_PATTERN, find_template, load_template, template_files
 
 router = APIRouter(tags=["readiness"])
 logger = logging.getLogger(__name__)
+
+
+@router.get("/readiness", summary="The use cases readiness can be judged for")
+def use_cases(request: Request) -> Response:
+    """Every use-case template (built-in and the city's own): name, title and objective."""
+    _require_staff(current_principal(request))
+    config = _config(get_twin(request).twin_dir)
+    try:
+        templates = [load_template(path) for path in template_files(template_folders(config)).values()]
+    except ConfigError as exc:
+        raise _broken(exc) from None
+    body = [{"name": t.name, "title": t.title, "objective": t.objective} for t in templates]
+    return Response(json.dumps({"use_cases": body}, ensure_ascii=False), media_type="application/json")
 
 
 @router.get("/readiness/{use_case}", summary="Is the twin ready for this use case?")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,9 +22,14 @@ from civictwin.readiness.decisions import (
 
 
 @pytest.fixture
-def twin(twin_dir: Path, tmp_path: Path) -> Path:
-    """A fresh copy of the twin's runs/ (each test starts with an empty log)."""
-    shutil.copytree(twin_dir / "runs", tmp_path / "runs")
+def twin(tmp_path: Path) -> Path:
+    """A twin folder with one finished comparison, ``cmp1`` (each test starts with an empty log)."""
+    comparison = tmp_path / "runs" / "cmp1"
+    comparison.mkdir(parents=True)
+    (comparison / "manifest.json").write_text('{"comparison": "cmp1"}\n', encoding="utf-8")
+    (comparison / "complete").write_text("2026-11-01T00:00:00+00:00\n", encoding="utf-8")
+    (tmp_path / "runs" / "unfinished").mkdir()
+    (tmp_path / "runs" / "unfinished" / "manifest.json").write_text("{}", encoding="utf-8")
     return tmp_path
 
 
@@ -60,13 +64,29 @@ def test_append_list_and_export(twin: Path) -> None:
     assert json.loads((twin / "out.json").read_text())[1]["by"] == "city council"
 
 
-def test_a_tampered_log_is_reported_and_not_extended(twin: Path) -> None:
+def test_the_commands(twin: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["decision", "record", str(twin), "--comparison", "cmp1", "--decision", "Adopt.", "--by", "council"])
+    assert capsys.readouterr().out.startswith("Recorded the decision of council on cmp1 at ")
+    main(["decision", "export", str(twin), "--output", str(twin / "log.json")])
+    assert "".join(capsys.readouterr().out.split()) == "".join(
+        f"Wrote 1 decision(s) to {twin / 'log.json'}".split()
+    )
+    assert [e["decision"] for e in json.loads((twin / "log.json").read_text())] == ["Adopt."]
+    main(["decision", "list", str(twin)])
+    assert "council" in capsys.readouterr().out
+
+
+def test_a_tampered_log_is_reported_and_not_extended(twin: Path, capsys: pytest.CaptureFixture[str]) -> None:
     record_decision(twin, comparison="cmp1", decision="Adopt.", by="council")
     path = twin / "runs/cmp1" / DECISIONS_FILE
     path.write_text(path.read_text().replace("Adopt.", "Reject."))
     assert read_decisions(twin).problems == [
         f"{path}: line 1: altered (its content no longer matches its hash)"
     ]
+    with pytest.raises(SystemExit) as exited:
+        main(["decision", "list", str(twin)])
+    assert exited.value.code == 1
+    assert "tampered: " in capsys.readouterr().out
     with pytest.raises(DecisionError, match="not intact"):
         record_decision(twin, comparison="cmp1", decision="More.", by="council")
     with pytest.raises(DecisionError, match="not intact"):
@@ -78,6 +98,7 @@ def test_a_tampered_log_is_reported_and_not_extended(twin: Path) -> None:
     [
         ("nope", "Adopt.", "council", "--comparison: no finished comparison 'nope' in {runs}"),
         ("../cmp1", "Adopt.", "council", "--comparison: no finished comparison '../cmp1' in {runs}"),
+        ("unfinished", "Adopt.", "council", "--comparison: no finished comparison 'unfinished' in {runs}"),
         ("cmp1", "   ", "council", "--decision: the decision text is empty"),
         ("cmp1", "Adopt.", " ", "--by: a role of 1 to 80 characters is needed"),
     ],

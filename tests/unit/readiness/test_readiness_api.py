@@ -43,6 +43,12 @@ def test_who_may_ask_and_what_they_get(client_and_tokens: tuple[TestClient, dict
     city = client.get("/readiness/school-streets?format=markdown", headers=analyst)
     assert city.headers["content-type"].startswith("text/markdown")
     assert "**Maturity: level 2 of 4 (informative).**" in city.text
+    listed = client.get("/readiness", headers=analyst).json()["use_cases"]
+    assert [u["name"] for u in listed] == [
+        "heat-green", "housing-growth", "netzero", "tourism", "traffic-plan", "school-streets"
+    ]  # fmt: skip
+    assert listed[-1]["title"] == "School streets"
+    assert client.get("/readiness").status_code == 401
     missing = client.get("/readiness/parking", headers=analyst)
     assert (missing.status_code, missing.json()["detail"]) == (404, "no use case 'parking'")
     assert client.get("/readiness/..%2Ftwin", headers=analyst).status_code in (404, 422)
