@@ -4,8 +4,9 @@ a heat.toml naming a missing one, a city template folder, and one finished compa
 
 What it holds, judged at :data:`NOW` (2026-12-01T00:00Z):
 
-- ``network_edges`` (issued 2022-06-01: 1644 days old), ``zones``, ``buildings_3d`` (quality note
-  "population is an estimate"), ``green``, ``pois``: catalogued, ODbL-1.0, public, "City GIS team";
+- ``network_edges`` (issued 2022-06-01: 1644 days old), ``zones`` (a ``validation/zones`` record,
+  passed), ``buildings_3d`` (quality note "population is an estimate"), ``green`` (restricted),
+  ``pois``: catalogued, ODbL-1.0, public unless said, "City GIS team";
 - ``trees``: no catalogue record (ungoverned);
 - no ``transit_stop_frequency``, ``landuse`` or ``building_surfaces``;
 - one datastream "Traffic count: all vehicles" (3 hourly results, the last 2026-11-29T00:00Z);
@@ -156,7 +157,8 @@ def _layers(path: Path) -> None:
                 "catalog",
                 name,
                 {"table": name, "title": name, "kind": "osm", "publisher": "OpenStreetMap contributors",
-                 "steward": "City GIS team", "licence": "ODbL-1.0", "access": "public",
+                 "steward": "City GIS team", "licence": "ODbL-1.0",
+                 "access": "restricted" if name == "green" else "public",
                  "issued": "2022-06-01T00:00:00+00:00" if name == "network_edges" else ISSUED,
                  "rows": len(frame)},
             )  # fmt: skip
@@ -164,6 +166,7 @@ def _layers(path: Path) -> None:
             "quality", "buildings_3d", {"table": "buildings_3d", "notes": ["population is an estimate"]}
         )
         store.put_record("validation", "population", {"status": "passed", "issued": ISSUED})
+        store.put_record("validation", "zones", {"status": "passed", "issued": ISSUED})
         store.put_record("validation", "traffic", {"status": "failed", "issued": ISSUED})
         store.write_table("roads", pd.DataFrame({"unused": [1]}))
     finally:

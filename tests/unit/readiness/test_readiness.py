@@ -107,6 +107,7 @@ def test_what_each_need_reports(twin_dir: Path, holdings: Holdings) -> None:
     assert counts.quality == ["1 datastream(s), completeness 100%"]  # 3 hourly results of 3 expected
     assert (counts.licence, counts.steward) == ("CC-BY-4.0", "Mobility team")
     assert traffic["validation"].validation == "failed"
+    assert traffic["zones"].validation == "passed"
     assert traffic["transit_service"].details == ["the twin has no table 'transit_stop_frequency'"]
     housing = {n.id: n for n in report(twin_dir, holdings, "housing-growth").needs}
     assert housing["network"].details == ["1644 days old; this use case needs at most 1100"]

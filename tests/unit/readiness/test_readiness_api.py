@@ -18,7 +18,7 @@ def client_and_tokens(twin_dir: Path) -> Iterator[tuple[TestClient, dict[str, st
     path = tokens_path(twin_dir / "readiness-test.duckdb")
     tokens = {
         role.value: create_token(path, role=role, name=f"a {role.value}").token
-        for role in (Role.VIEWER, Role.ANALYST)
+        for role in (Role.VIEWER, Role.ANALYST, Role.ADMIN)
     }
     settings = ServerSettings(rate_per_second=10_000, rate_burst=100_000)
     with TestClient(create_app(twin_dir, settings=settings)) as client:
@@ -43,6 +43,15 @@ def test_who_may_ask_and_what_they_get(client_and_tokens: tuple[TestClient, dict
     city = client.get("/readiness/school-streets?format=markdown", headers=analyst)
     assert city.headers["content-type"].startswith("text/markdown")
     assert "**Maturity: level 2 of 4 (informative).**" in city.text
+    # green is restricted: absent for an analyst (as everywhere in the API), present for an admin
+    admin = {"Authorization": f"Bearer {tokens['admin']}"}
+    green = {
+        who: {n["id"]: n["status"] for n in client.get("/readiness/heat-green", headers=h).json()["needs"]}[
+            "green"
+        ]
+        for who, h in (("analyst", analyst), ("admin", admin))
+    }
+    assert green == {"analyst": "missing", "admin": "present"}
     listed = client.get("/readiness", headers=analyst).json()["use_cases"]
     assert [u["name"] for u in listed] == [
         "heat-green", "housing-growth", "netzero", "tourism", "traffic-plan", "school-streets"
