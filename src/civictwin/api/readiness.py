@@ -92,6 +92,8 @@ def _may_read(principal: Principal, stream: DatastreamHolding) -> bool:
 
 
 def _config(twin_dir: Path) -> TwinConfig:
+    if not (twin_dir / CONFIG_FILENAME).is_file():  # a store file served alone: no templates to judge by
+        raise not_found(f"readiness needs the twin's configuration ({CONFIG_FILENAME}); this server has none")
     try:
         return load_config(twin_dir / CONFIG_FILENAME)
     except ConfigError as exc:
