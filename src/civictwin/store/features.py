@@ -263,8 +263,10 @@ class FeatureReader:
         """``SELECT <one GeoJSON feature as text> FROM <layer>`` for this layer."""
         props = ", ".join(f"{literal(c)}, {_json_value(c, t)}" for c, t in info.properties.items())
         transformed = f"ST_Transform({GEOMETRY}, {literal(self._crs)}, '{WGS84}', always_xy := true)"
-        # 7 decimals of a degree: about 1 cm, the precision RFC 7946 suggests, and a third fewer bytes
-        reduced = f"ST_ReducePrecision({transformed}, 1e-7)"
+        # 7 decimals of a degree: about 1 cm, the precision RFC 7946 suggests, and a third fewer bytes.
+        # Not for 3D geometries: reducing precision works in the plane, so a vertical wall (no area
+        # there) would collapse to an empty polygon.
+        reduced = f"CASE WHEN ST_HasZ({GEOMETRY}) THEN {transformed} ELSE ST_ReducePrecision({transformed}, 1e-7) END"
         geometry = f"ST_AsGeoJSON({reduced})::JSON" if info.has_geometry else "NULL"
         return (
             f"SELECT json_object('type', 'Feature', 'id', rowid, 'geometry', {geometry}, "

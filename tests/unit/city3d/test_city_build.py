@@ -162,3 +162,21 @@ def test_the_terrain_is_served_as_terrarium_tiles_of_the_plane(built: DuckDBStor
     beyond = decoded[~inside & (tx > last)]  # east of the stored DEM: its easternmost cell centres' height
     assert beyond.size and np.abs(beyond - (100 + 0.05 * (last - (X0 - 500)))).max() < 1 / 256 + 1e-6
     assert client.get(f"/terrain/15/{n}/0.png").status_code == 400
+
+
+def test_the_items_api_serves_vertical_walls_in_3d(built: DuckDBStore) -> None:
+    """Reducing a 3D wall's precision in the plane emptied it (it has no area there): walls keep every vertex."""
+    from fastapi.testclient import TestClient
+
+    from civictwin.api.app import create_app
+
+    assert built.path is not None
+    features = TestClient(create_app(built.path)).get("/collections/building_surfaces/items?limit=20").json()
+    walls = [
+        f["geometry"]["coordinates"]
+        for f in features["features"]
+        if f["properties"]["surface_type"] == "wall"
+    ]
+    assert len(walls) == 4
+    heights = sorted({round(vertex[2], 3) for wall in walls for vertex in wall[0]})
+    assert heights == [100.0, 106.0, 109.0]  # ground, eaves and the gable walls' ridge point
