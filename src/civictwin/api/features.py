@@ -22,6 +22,7 @@ from pyproj import CRS
 
 from civictwin.api import html
 from civictwin.api.context import PublishedTwin, get_twin, visible_layer, visible_layers
+from civictwin.api.openapi30 import OPENAPI_30_MEDIA_TYPE, downgrade
 from civictwin.api.problems import bad_request, not_found
 from civictwin.api.query import (
     Format,
@@ -63,6 +64,13 @@ def landing(request: Request, f: FormatParam = None) -> Response:
     links = [
         *_self_links(request, "this document", json_type="application/json"),
         _link(request, "/openapi.json", "service-desc", OPENAPI_JSON, "the API definition"),
+        _link(
+            request,
+            "/openapi-3.0.json",
+            "service-desc",
+            OPENAPI_30_MEDIA_TYPE,
+            "the API definition in OpenAPI 3.0",
+        ),
         _link(request, "/conformance", "conformance", "application/json", "conformance classes"),
         _link(request, "/collections", "data", "application/json", "collections"),
         _link(request, "/tiles", "tiles", "application/json", "vector tile sets"),
@@ -72,6 +80,13 @@ def landing(request: Request, f: FormatParam = None) -> Response:
     if wants_html(request, f):
         return html.page(twin.title, description=description, links=links)
     return JSONResponse(body)
+
+
+@router.get("/openapi-3.0.json", include_in_schema=False)
+def openapi_30(request: Request) -> JSONResponse:
+    """The API definition in OpenAPI 3.0.3 (the same document as ``/openapi.json``, in 3.0's dialect)."""
+    check_params(request, ())
+    return JSONResponse(downgrade(request.app.openapi()), media_type=OPENAPI_30_MEDIA_TYPE)
 
 
 @router.get("/conformance", summary="Conformance classes", response_model=None)

@@ -354,3 +354,44 @@ def test_part2_an_unknown_crs_or_bad_box_is_a_400(
     assert _get(client, f"/collections/buildings/items?{query}", admin, status=400)["detail"].startswith(
         message
     )
+
+
+def test_the_api_definition_is_also_served_as_openapi_30(client: TestClient) -> None:
+    """/conf/core/api-definition-success for clients and suites that read OpenAPI 3.0 only."""
+    import jsonschema
+    from schemathesis.specs.openapi.definitions import OPENAPI_30  # the OpenAPI Initiative's 3.0 schema
+
+    links = _get(client, "/", {})["links"]
+    href = _link(links, "service-desc", "application/vnd.oai.openapi+json;version=3.0")["href"]
+    response = client.get(href)
+    assert response.headers["content-type"] == "application/vnd.oai.openapi+json;version=3.0"
+    document = response.json()
+    assert document["openapi"] == "3.0.3"
+    assert list(jsonschema.Draft4Validator(OPENAPI_30).iter_errors(document)) == []
+    assert document["paths"].keys() == client.get("/openapi.json").json()["paths"].keys()
+
+
+def test_openapi_31_schemas_are_rewritten_in_30_terms() -> None:
+    from civictwin.api.openapi30 import downgrade
+
+    document = {
+        "openapi": "3.1.0",
+        "components": {"schemas": {
+            "A": {"anyOf": [{"type": "integer", "exclusiveMinimum": 0}, {"type": "null"}], "title": "A"},
+            "B": {"anyOf": [{"$ref": "#/components/schemas/A"}, {"type": "null"}]},
+            "C": {"const": "x", "examples": ["x", "y"]},
+            "D": {"$ref": "#/components/schemas/A", "description": "an A"},
+        }},
+    }  # fmt: skip
+    schemas = downgrade(document)["components"]["schemas"]
+    assert schemas["A"] == {
+        "type": "integer",
+        "minimum": 0,
+        "exclusiveMinimum": True,
+        "title": "A",
+        "nullable": True,
+    }
+    assert schemas["B"] == {"nullable": True, "allOf": [{"$ref": "#/components/schemas/A"}]}
+    assert schemas["C"] == {"enum": ["x"], "example": "x"}
+    assert schemas["D"] == {"description": "an A", "allOf": [{"$ref": "#/components/schemas/A"}]}
+    assert document["openapi"] == "3.1.0"  # the input is kept
