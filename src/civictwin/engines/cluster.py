@@ -1,0 +1,248 @@
+"""Seeds on a Dask cluster: ``civictwin compare … --cluster tcp://host:8786`` (or ``--cluster local``).
+
+:func:`open_cluster` gives :func:`civictwin.engines.ensemble.run_ensemble` an executor that sends
+every seed to Dask distributed workers instead of the local process pool. The driving process still
+prepares each scenario and keeps the ``runs/`` layout; each seed is one Dask task, which runs the seed
+in a fresh Python process of its own on the worker (:func:`run_seed`, the same code as the local pool:
+per-seed alarm, staging folder, atomic rename), so one seed's engine never shares a process with
+another's and a seed's hang or crash cannot take the worker with it.
+
+What the cluster must offer: the twin's folder at the same path on every worker (a shared file
+system), because seeds are saved straight into ``runs/`` and engines read what ``prepare`` wrote
+there; civictwin and the engines installed on the workers.
+
+A worker lost mid-seed (killed, out of memory, its machine gone) is noticed by the scheduler, which
+runs the seed again on another worker: up to its ``distributed.scheduler.allowed-failures`` (3 by
+default, so at most 4 attempts) before the seed fails with a one-line error. The seed's process on
+the lost worker dies with it (Linux: ``PR_SET_PDEATHSIG``), so no seed is ever saved twice. Each run
+again is reported in the ensemble's notes. ``local`` starts a ``LocalCluster`` of ``workers``
+one-thread worker processes for the run and stops it afterwards.
+
+Dask is imported only here, and only when a cluster is asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import pickle
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from civictwin.engines.ensemble import (
+    STOP_GRACE_S,
+    OnDone,
+    OpenExecutor,
+    SeedJob,
+    init_seed_process,
+    run_seed,
+)
+from civictwin.errors import EngineError
+from civictwin.runs import SeedRecord
+
+LOCAL = "local"
+"""The ``--cluster`` value that starts a Dask ``LocalCluster`` on this machine for the run."""
+SCHEMES = ("tcp://", "tls://")
+"""Scheduler address schemes accepted (``tcp://host:8786``)."""
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+"""How long to wait for the scheduler to answer before giving up (``--cluster-timeout``)."""
+_ORPHAN_POLL_S = 0.2
+"""Where the OS cannot kill a seed's process with its worker, how often it checks its parent."""
+_PR_SET_PDEATHSIG = 1
+"""Linux ``prctl`` option: a signal for this process when its parent dies."""
+
+
+def open_cluster(
+    address: str, *, workers: int, connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
+) -> OpenExecutor:
+    """An executor for :func:`~civictwin.engines.ensemble.run_ensemble` on the Dask scheduler at
+    ``address`` (``tcp://host:port``), or on a new ``LocalCluster`` of ``workers`` processes for
+    :data:`LOCAL`. The address is checked now; the connection is made when the ensemble opens it."""
+    if address != LOCAL and not address.startswith(SCHEMES):
+        raise EngineError(
+            f"'{address}' is not a Dask scheduler address (expected tcp://host:port or '{LOCAL}')",
+            field="--cluster",
+        )
+
+    def opened(most_runs: int) -> contextlib.AbstractContextManager[DaskSeeds]:
+        return _dask_seeds(address, workers=min(workers, most_runs), connect_timeout_s=connect_timeout_s)
+
+    return opened
+
+
+@contextlib.contextmanager
+def _dask_seeds(address: str, *, workers: int, connect_timeout_s: float) -> Iterator[DaskSeeds]:
+    """A client on the cluster for the run (and the local cluster itself for :data:`LOCAL`)."""
+    from distributed import Client, LocalCluster
+
+    if address == LOCAL:
+        with (
+            LocalCluster(
+                n_workers=max(1, workers),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            yield DaskSeeds(client)
+        return
+    try:
+        client = Client(address, timeout=connect_timeout_s, set_as_default=False)
+    except (OSError, TimeoutError):
+        raise EngineError(
+            f"the Dask scheduler at {address} did not answer within {connect_timeout_s:g} s"
+        ) from None
+    with client:
+        yield DaskSeeds(client)
+
+
+@dataclass
+class DaskSeeds:
+    """Seeds as Dask tasks on ``client``'s cluster (a :class:`~civictwin.engines.ensemble.SeedExecutor`)."""
+
+    client: Any  # distributed.Client
+    notes: list[str] = field(default_factory=list)
+
+    def run(self, jobs: Sequence[SeedJob], on_done: OnDone) -> None:
+        """Submit every seed, hand each record to ``on_done`` as it arrives; on any failure or
+        interrupt, cancel the seeds not yet finished. Seeds run again after a lost worker are noted."""
+        from distributed import KilledWorker, as_completed
+
+        run_id = uuid.uuid4().hex[:12]
+        topic = f"civictwin-seed-start-{run_id}"
+        futures = {
+            self.client.submit(
+                _seed_task, job, topic, key=f"civictwin-{run_id}-{'-'.join(map(str, job.key))}", pure=False
+            ): job
+            for job in jobs
+        }
+        try:
+            for future in as_completed(futures, loop=self.client.loop):
+                job = futures[future]
+                try:
+                    record = future.result()
+                except KilledWorker as lost:
+                    raise EngineError(
+                        f"{job.who}: its Dask worker was lost {lost.allowed_failures + 1} times running it "
+                        f"(the last was {lost.last_worker.address}); the seed may exhaust a worker's memory"
+                    ) from None
+                on_done(job, record)
+        except BaseException:
+            self.client.cancel(list(futures), force=True)
+            raise
+        finally:
+            self.notes.extend(_restarts(self.client.get_events(topic), {j.key: j for j in jobs}))
+
+
+def _restarts(events: Sequence[tuple[float, Any]], jobs: dict[tuple[str, str, int], SeedJob]) -> list[str]:
+    """One line per seed started more than once (its worker was lost), from the start events."""
+    starts: dict[tuple[str, str, int], list[str]] = {}
+    for _, event in sorted(events, key=lambda e: e[0]):
+        starts.setdefault((event["engine"], event["scenario"], int(event["seed"])), []).append(
+            event["worker"]
+        )
+    return [
+        f"{jobs[key].who} was run {len(workers)} times: its worker{'s' if len(workers) > 2 else ''} "
+        f"{', '.join(workers[:-1])} left the cluster mid-run, and {workers[-1]} finished it"
+        for key, workers in starts.items()
+        if len(workers) > 1 and key in jobs
+    ]
+
+
+# ------------------------------------------------------------------------------ on a Dask worker
+
+
+def _seed_task(job: SeedJob, topic: str) -> SeedRecord:
+    """One seed, as a Dask task: announce the start, then run it in a process of its own.
+
+    Leftover staging folders of this seed (from an attempt on a worker that was lost) are removed
+    first: the seed runs nowhere else now, because a lost worker's seed process died with it.
+    """
+    from distributed import get_worker
+
+    address = get_worker().address
+    ran_on = f"{socket.gethostname()} {address}"
+    get_worker().log_event(
+        topic, {"engine": job.engine.name, "scenario": job.scenario, "seed": job.seed, "worker": address}
+    )
+    for stale in job.final_dir.parent.glob(f".{job.final_dir.name}.partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return _in_own_process(job, ran_on)
+
+
+def _in_own_process(job: SeedJob, ran_on: str) -> SeedRecord:
+    """Run the seed in a fresh interpreter (:func:`seed_process_main`); the job goes in and the
+    record (or the seed's one-line error) comes back as pickles in a private temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="civictwin-seed-") as scratch:
+        job_file, result_file = Path(scratch) / "job.pickle", Path(scratch) / "result.pickle"
+        job_file.write_bytes(pickle.dumps((job, ran_on)))
+        code = "import sys; from civictwin.engines.cluster import seed_process_main as m; m(*sys.argv[1:])"
+        process = subprocess.Popen(
+            [sys.executable, "-c", code, str(job_file), str(result_file), str(os.getpid())],
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            status = process.wait(timeout=job.timeout_s + STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise EngineError(
+                f"{job.who}: no result within the per-seed timeout of {job.timeout_s:g} s; its process was "
+                "stopped (the engine hangs, or the seed needs a longer --seed-timeout)"
+            ) from None
+        if not result_file.is_file():
+            raise EngineError(f"{job.who}: the seed's process on {ran_on} ended without a result ({status})")
+        ok, value = pickle.loads(result_file.read_bytes())
+    if not ok:
+        raise value
+    record: SeedRecord = value
+    return record
+
+
+def seed_process_main(job_file: str, result_file: str, parent_pid: str) -> None:
+    """The seed's own process: die with the worker, run the seed, leave ``(ok, record or error)``."""
+    _die_with_parent(int(parent_pid))
+    init_seed_process(None)
+    job, ran_on = pickle.loads(Path(job_file).read_bytes())
+    outcome: tuple[bool, Any]
+    try:
+        outcome = (True, run_seed(job, ran_on=ran_on))
+    except EngineError as exc:
+        outcome = (False, exc)
+    except KeyboardInterrupt:
+        outcome = (False, EngineError(f"{job.who}: interrupted on {ran_on}"))
+    partial = Path(f"{result_file}.partial")
+    partial.write_bytes(pickle.dumps(outcome))
+    partial.rename(result_file)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Kill this process when the worker that started it dies, so a lost worker's seed cannot finish
+    (and be saved) after the scheduler gave it to another worker."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent_pid:  # the parent died before the request took effect
+            os._exit(1)
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(_ORPHAN_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
