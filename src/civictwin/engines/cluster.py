@@ -2,10 +2,11 @@
 
 :func:`open_cluster` gives :func:`civictwin.engines.ensemble.run_ensemble` an executor that sends
 every seed to Dask distributed workers instead of the local process pool. The driving process still
-prepares each scenario and keeps the ``runs/`` layout; each seed is one Dask task, which runs the seed
-in a fresh Python process of its own on the worker (:func:`run_seed`, the same code as the local pool:
-per-seed alarm, staging folder, atomic rename), so one seed's engine never shares a process with
-another's and a seed's hang or crash cannot take the worker with it.
+prepares each scenario and keeps the ``runs/`` layout; each seed is one Dask task, which hands the
+seed to a seed process of that worker (:func:`run_seed` there, the same code as in a worker of the
+local pool: per-seed alarm, staging folder, atomic rename). Like the local pool's workers, a seed
+process runs seeds one at a time and is reused for the next (engines keep no state between seeds),
+so a seed's hang or crash cannot take the Dask worker with it, and no seed pays an interpreter start.
 
 What the cluster must offer: the twin's folder at the same path on every worker (a shared file
 system), because seeds are saved straight into ``runs/`` and engines read what ``prepare`` wrote
@@ -38,6 +39,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,8 @@ SCHEMES = ("tcp://", "tls://")
 """Scheduler address schemes accepted (``tcp://host:8786``)."""
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 """How long to wait for the scheduler to answer before giving up (``--cluster-timeout``)."""
+_RESULT_POLL_S = 0.02
+"""How often a task looks for its seed's result (or its seed process's end)."""
 _ORPHAN_POLL_S = 0.2
 """Where the OS cannot kill a seed's process with its worker, how often it checks its parent."""
 _PR_SET_PDEATHSIG = 1
@@ -168,7 +172,7 @@ def _restarts(events: Sequence[tuple[float, Any]], jobs: dict[tuple[str, str, in
 
 
 def _seed_task(job: SeedJob, topic: str) -> SeedRecord:
-    """One seed, as a Dask task: announce the start, then run it in a process of its own.
+    """One seed, as a Dask task: announce the start, then run it in a seed process of this worker.
 
     Leftover staging folders of this seed (from an attempt on a worker that was lost) are removed
     first: the seed runs nowhere else now, because a lost worker's seed process died with it.
@@ -182,53 +186,118 @@ def _seed_task(job: SeedJob, topic: str) -> SeedRecord:
     )
     for stale in job.final_dir.parent.glob(f".{job.final_dir.name}.partial-*"):
         shutil.rmtree(stale, ignore_errors=True)
-    return _in_own_process(job, ran_on)
-
-
-def _in_own_process(job: SeedJob, ran_on: str) -> SeedRecord:
-    """Run the seed in a fresh interpreter (:func:`seed_process_main`); the job goes in and the
-    record (or the seed's one-line error) comes back as pickles in a private temporary folder."""
-    with tempfile.TemporaryDirectory(prefix="civictwin-seed-") as scratch:
-        job_file, result_file = Path(scratch) / "job.pickle", Path(scratch) / "result.pickle"
-        job_file.write_bytes(pickle.dumps((job, ran_on)))
-        code = "import sys; from civictwin.engines.cluster import seed_process_main as m; m(*sys.argv[1:])"
-        process = subprocess.Popen(
-            [sys.executable, "-c", code, str(job_file), str(result_file), str(os.getpid())],
-            stdin=subprocess.DEVNULL,
-        )
-        try:
-            status = process.wait(timeout=job.timeout_s + STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise EngineError(
-                f"{job.who}: no result within the per-seed timeout of {job.timeout_s:g} s; its process was "
-                "stopped (the engine hangs, or the seed needs a longer --seed-timeout)"
-            ) from None
-        if not result_file.is_file():
-            raise EngineError(f"{job.who}: the seed's process on {ran_on} ended without a result ({status})")
-        ok, value = pickle.loads(result_file.read_bytes())
-    if not ok:
-        raise value
-    record: SeedRecord = value
+    process = _borrow()
+    record = process.run(job, ran_on)
+    _give_back(process)
     return record
 
 
-def seed_process_main(job_file: str, result_file: str, parent_pid: str) -> None:
-    """The seed's own process: die with the worker, run the seed, leave ``(ok, record or error)``."""
+class _SeedProcess:
+    """A Python process on a Dask worker that runs seeds one at a time, one after another (as a
+    worker of the local pool does): a job file's path in on its standard input, ``(ok, record or
+    error)`` out as a result file. It dies with the worker (:func:`_die_with_parent`)."""
+
+    def __init__(self) -> None:
+        code = "import sys; from civictwin.engines.cluster import seed_process_main as m; m(*sys.argv[1:])"
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code, str(os.getpid())], stdin=subprocess.PIPE, text=True
+        )
+
+    def alive(self) -> bool:
+        """Whether the process still runs (it ends after an interrupt, and may have been killed)."""
+        return self.process.poll() is None
+
+    def run(self, job: SeedJob, ran_on: str) -> SeedRecord:
+        """Run one seed there; past its timeout (plus grace) the process is killed."""
+        with tempfile.TemporaryDirectory(prefix="civictwin-seed-") as scratch:
+            job_file, result_file = Path(scratch) / "job.pickle", Path(scratch) / "result.pickle"
+            job_file.write_bytes(pickle.dumps((job, ran_on)))
+            assert self.process.stdin is not None
+            try:
+                self.process.stdin.write(f"{job_file}\t{result_file}\n")
+                self.process.stdin.flush()
+            except BrokenPipeError:
+                pass  # it died just now: reported below
+            self._wait(job, ran_on, result_file)
+            ok, value = pickle.loads(result_file.read_bytes())
+        if not ok:
+            raise value
+        record: SeedRecord = value
+        return record
+
+    def _wait(self, job: SeedJob, ran_on: str, result_file: Path) -> None:
+        deadline = time.monotonic() + job.timeout_s + STOP_GRACE_S
+        while not result_file.is_file():
+            if not self.alive():
+                raise EngineError(
+                    f"{job.who}: the seed's process on {ran_on} ended without a result "
+                    f"(exit status {self.process.returncode})"
+                )
+            if time.monotonic() > deadline:
+                self.process.kill()
+                self.process.wait()
+                raise EngineError(
+                    f"{job.who}: no result within the per-seed timeout of {job.timeout_s:g} s; its process "
+                    "was stopped (the engine hangs, or the seed needs a longer --seed-timeout)"
+                )
+            time.sleep(_RESULT_POLL_S)
+
+
+_idle: list[_SeedProcess] = []
+"""This worker's seed processes waiting for a seed."""
+_idle_lock = threading.Lock()
+_spawner: ThreadPoolExecutor | None = None
+"""The one thread that starts seed processes. Linux kills a process whose *thread* of origin ends;
+this thread lives as long as the worker, so a seed process dies exactly when its worker dies."""
+
+
+def _borrow() -> _SeedProcess:
+    """An idle seed process of this worker, or a new one."""
+    global _spawner
+    with _idle_lock:
+        while _idle:
+            process = _idle.pop()
+            if process.alive():
+                return process
+        if _spawner is None:
+            _spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="civictwin-seeds")
+        spawner = _spawner
+    return spawner.submit(_SeedProcess).result()
+
+
+def _give_back(process: _SeedProcess) -> None:
+    with _idle_lock:
+        if process.alive():
+            _idle.append(process)
+
+
+def seed_process_main(parent_pid: str) -> None:
+    """A seed process: die with the worker, then run each seed named on standard input in turn;
+    after an interrupt it stops (its seed reported as interrupted)."""
     _die_with_parent(int(parent_pid))
     init_seed_process(None)
-    job, ran_on = pickle.loads(Path(job_file).read_bytes())
+    for line in sys.stdin:
+        job_file, result_file = line.rstrip("\n").split("\t")
+        if not _serve(Path(job_file), Path(result_file)):
+            return
+
+
+def _serve(job_file: Path, result_file: Path) -> bool:
+    """Run one seed and leave its outcome in ``result_file``; False once interrupted."""
+    job, ran_on = pickle.loads(job_file.read_bytes())
     outcome: tuple[bool, Any]
+    interrupted = False
     try:
         outcome = (True, run_seed(job, ran_on=ran_on))
     except EngineError as exc:
         outcome = (False, exc)
     except KeyboardInterrupt:
+        interrupted = True
         outcome = (False, EngineError(f"{job.who}: interrupted on {ran_on}"))
-    partial = Path(f"{result_file}.partial")
+    partial = result_file.with_name(f"{result_file.name}.partial")
     partial.write_bytes(pickle.dumps(outcome))
     partial.rename(result_file)
+    return not interrupted
 
 
 def _die_with_parent(parent_pid: int) -> None:
