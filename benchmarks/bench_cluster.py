@@ -6,10 +6,12 @@ Reproduce (the numbers recorded in BENCHMARKS.md):
 
 It builds the demo twin in a temporary folder (or reads ``--twin DIR``), then runs the same traffic
 ensemble (baseline × ``--seeds`` seeds, ``--set`` overrides as on the command line) through
-``run_ensemble`` on the local pool and on a Dask ``LocalCluster`` (``--cluster local``) of the same
-number of workers, alternating the two so that a change of load hits both alike. Every run is a
-fresh comparison id, so nothing is resumed. Each run's wall time includes starting its workers (the
-pool's processes, the cluster's scheduler and workers) and preparing the scenario, as a user sees it.
+``run_ensemble`` three ways with the same number of workers, one after the other so that a change of
+load hits all alike: the local pool; ``--cluster local`` (a Dask ``LocalCluster`` started and stopped
+by the run, its start counted); and a running cluster reached by its ``tcp://`` address (a
+``LocalCluster`` started before the clock starts, as a city's standing cluster would be). Every run
+is a fresh comparison id, so nothing is resumed. Each wall time includes preparing the scenario and
+starting the run's own processes, as a user sees it.
 
 The per-seed KPIs of every run are checked identical to the first run's. From the measured per-seed
 time and the fixed part of a run (wall − seeds × per-seed time at 1 worker), the wall time at more
@@ -20,6 +22,8 @@ as workers). Prints markdown tables on stdout; progress on stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import math
 import shutil
 import statistics
@@ -27,17 +31,19 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from civictwin.cli.scenario import engine_options
 from civictwin.engines.base import TwinContext
 from civictwin.engines.cluster import LOCAL, open_cluster
-from civictwin.engines.ensemble import Ensemble, run_ensemble
+from civictwin.engines.ensemble import Ensemble, OpenExecutor, run_ensemble
 from civictwin.engines.registry import load_engines
 from civictwin.scenarios.spec import Scenario
 
-KINDS = ("pool", "dask")
+KINDS = ("pool", "local", "running")
+TITLES = {"pool": "local pool", "local": "--cluster local", "running": "running cluster (tcp://)"}
 
 
 def main() -> None:
@@ -77,7 +83,8 @@ def _measure(
         for workers in args.workers:
             for kind in KINDS:
                 print(f"round {round_ + 1}: {kind}, {workers} worker(s) ...", file=sys.stderr)
-                result = _run(context, engine, kind, workers, args.seeds)
+                with _executor(kind, workers) as executor:
+                    result = _run(context, engine, executor, args.seeds, label=f"{kind}-{workers}")
                 kpis = {r.seed: [k.model_dump() for k in r.kpis] for r in result.runs["traffic"]["baseline"]}
                 reference = reference or kpis
                 if kpis != reference:
@@ -90,17 +97,39 @@ def _measure(
     return walls, per_seed
 
 
-def _run(context: TwinContext, engine: Any, kind: str, workers: int, seeds: int) -> Ensemble:
-    executor = open_cluster(LOCAL, workers=workers) if kind == "dask" else None
+@contextlib.contextmanager
+def _executor(kind: str, workers: int) -> Iterator[tuple[int, OpenExecutor | None]]:
+    """(workers, executor) of one kind; a running cluster is started here, before the clock starts."""
+    if kind == "pool":
+        yield workers, None
+    elif kind == "local":
+        yield workers, open_cluster(LOCAL, workers=workers)
+    else:
+        from distributed import LocalCluster
+
+        with LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as running:
+            yield workers, open_cluster(running.scheduler_address, workers=workers)
+
+
+def _run(
+    context: TwinContext, engine: Any, executor: tuple[int, OpenExecutor | None], seeds: int, *, label: str
+) -> Ensemble:
+    workers, opened = executor
     start = time.perf_counter()
     result = run_ensemble(
         context,
         [Scenario.baseline_scenario()],
         [engine],
-        comparison_id=f"bench-{kind}-{workers}-{uuid.uuid4().hex[:8]}",
+        comparison_id=f"bench-{label}-{uuid.uuid4().hex[:8]}",
         seeds=seeds,
         workers=workers,
-        executor=executor,
+        executor=opened,
     )
     print(f"  {time.perf_counter() - start:.1f} s", file=sys.stderr)
     return result
@@ -111,29 +140,31 @@ def _print(
     per_seed: dict[tuple[str, int], list[float]],
     args: argparse.Namespace,
 ) -> None:
-    print(f"#### baseline × {args.seeds} seeds, traffic engine, demo twin, median of {args.repeat}\n")
-    print("| workers | local pool wall s | Dask LocalCluster wall s | Dask ÷ pool | pool speed-up | Dask speed-up "
-          "| per-seed s (pool / Dask) |")  # fmt: skip
-    print("|---:|---:|---:|---:|---:|---:|---:|")
     median = {key: statistics.median(values) for key, values in walls.items()}
     seed_s = {key: statistics.median(values) for key, values in per_seed.items()}
     first = min(args.workers)
+    print(f"#### baseline × {args.seeds} seeds, traffic engine, demo twin, median of {args.repeat}\n")
+    print("| workers | " + " | ".join(f"{TITLES[k]} wall s (÷ pool)" for k in KINDS) + " | per-seed s |")
+    print("|---:|" + "---:|" * len(KINDS) + "---|")
     for workers in args.workers:
-        pool, dask = median[("pool", workers)], median[("dask", workers)]
-        print(
-            f"| {workers} | {pool:.1f} | {dask:.1f} | {dask / pool:.3f} | "
-            f"{median[('pool', first)] / pool:.2f}× | {median[('dask', first)] / dask:.2f}× | "
-            f"{seed_s[('pool', workers)]:.2f} / {seed_s[('dask', workers)]:.2f} |"
-        )
-    print("\n#### on paper: fixed + ceil(seeds / n) × per-seed, from the 1-worker runs\n")
-    print("| workers | local pool s (if the machine had the cores) | Dask s |")
-    print("|---:|---:|---:|")
+        pool = median[("pool", workers)]
+        cells = [f"{median[(k, workers)]:.1f} ({median[(k, workers)] / pool:.3f})" for k in KINDS]
+        seeds = " / ".join(f"{seed_s[(k, workers)]:.2f}" for k in KINDS)
+        print(f"| {workers} | {' | '.join(cells)} | {seeds} |")
+    print(
+        "\n#### scaling: speed-up over 1 worker, measured, then on paper (fixed + ceil(seeds / n) × per-seed)\n"
+    )
+    print("| workers | " + " | ".join(TITLES[k] for k in KINDS) + " |")
+    print("|---:|" + "---:|" * len(KINDS))
+    for workers in args.workers:
+        print(f"| {workers} | " + " | ".join(
+            f"{median[(k, first)] / median[(k, workers)]:.2f}×" for k in KINDS) + " |")  # fmt: skip
     for workers in args.extrapolate:
         cells = []
         for kind in KINDS:
             fixed = median[(kind, first)] - math.ceil(args.seeds / first) * seed_s[(kind, first)]
-            cells.append(f"{fixed + math.ceil(args.seeds / workers) * seed_s[(kind, first)]:.1f}")
-        print(f"| {workers} | {' | '.join(cells)} |")
+            cells.append(f"{fixed + math.ceil(args.seeds / workers) * seed_s[(kind, first)]:.1f} s")
+        print(f"| {workers} (on paper) | {' | '.join(cells)} |")
 
 
 if __name__ == "__main__":

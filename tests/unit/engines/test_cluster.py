@@ -10,6 +10,7 @@ scheduler is one line and leaves nothing written.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -148,7 +149,7 @@ def seed_bytes(result: Ensemble) -> dict[tuple[str, int], tuple[str, bytes, byte
 def pooled(tmp_path_factory: pytest.TempPathFactory, engines: Any) -> Ensemble:
     """The comparison on the local pool: what the cluster must reproduce."""
     twin = write_twin(tmp_path_factory.mktemp("pool-twin"), ZONES)
-    return ensemble(twin, engines, "pool", workers=2)
+    return ensemble(twin, engines, "pool", workers=1)
 
 
 def test_the_cluster_gives_the_local_pools_seeds_and_records_the_workers(
@@ -172,6 +173,13 @@ def test_the_cluster_gives_the_local_pools_seeds_and_records_the_workers(
     assert sorted((twin / "toy-runs.log").read_text().splitlines()) == [
         "baseline 1", "baseline 2", "warm 1", "warm 2",
     ]  # fmt: skip
+
+    # resuming works as on the pool: a lost seed folder is the only seed run again
+    shutil.rmtree(result.directory / "seeds" / "toy" / "warm" / "seed_2")
+    again = ensemble(twin, engines, "dask", workers=2, executor=open_cluster(cluster.address, workers=2))
+    assert again.computed == (("toy", "warm", 2),) and len(again.resumed) == 3
+    assert seed_bytes(again) == seed_bytes(pooled)
+    assert (twin / "toy-runs.log").read_text().splitlines()[4:] == ["warm 2"]
 
 
 def test_an_unreachable_scheduler_is_one_line_and_writes_nothing(
