@@ -111,7 +111,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, toy: list[str]) -> Iterato
             process.terminate()
         for process in processes:
             try:
-                process.wait(timeout=3)
+                process.wait(timeout=2)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
@@ -182,6 +182,15 @@ def test_the_cluster_gives_the_local_pools_seeds_and_records_the_workers(
     assert (twin / "toy-runs.log").read_text().splitlines()[4:] == ["warm 2"]
 
 
+def test_the_local_pool_never_imports_dask() -> None:
+    code = (
+        "import sys; import civictwin.cli.scenario, civictwin.engines.ensemble; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
 def test_an_unreachable_scheduler_is_one_line_and_writes_nothing(
     tmp_path: Path, toy: list[str], engines: Any
 ) -> None:
@@ -190,10 +199,12 @@ def test_an_unreachable_scheduler_is_one_line_and_writes_nothing(
     (twin / "scenarios" / "warm.toml").write_text(
         'name = "warm"\n[[interventions]]\ntype = "toy_nudge"\nfactor = 1.5\n'
     )
+    with (twin / "twin.toml").open("a", encoding="utf-8") as config:
+        config.write("\n[compute]\nconnect_timeout_s = 1\n")  # the timeout from twin.toml, the address given
     nobody = f"tcp://127.0.0.1:{free_port()}"
     done = subprocess.run(
         [str(BIN / "civictwin"), "compare", "baseline", "warm", "--twin", str(twin), "--seeds", "2",
-         "--cluster", nobody, "--cluster-timeout", "1"],
+         "--cluster", nobody],
         env=subprocess_env(toy), capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 1
