@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,15 +179,21 @@ def _seed_task(job: SeedJob, topic: str) -> SeedRecord:
     """
     from distributed import get_worker
 
-    address = get_worker().address
+    worker = get_worker()
+    address, key = worker.address, worker.get_current_task()
     ran_on = f"{socket.gethostname()} {address}"
-    get_worker().log_event(
+
+    def cancelled() -> bool:  # the client cancelled the seed, or left (Ctrl-C)
+        task = worker.state.tasks.get(key)
+        return task is None or task.state == "cancelled"
+
+    worker.log_event(
         topic, {"engine": job.engine.name, "scenario": job.scenario, "seed": job.seed, "worker": address}
     )
     for stale in job.final_dir.parent.glob(f".{job.final_dir.name}.partial-*"):
         shutil.rmtree(stale, ignore_errors=True)
     process = _borrow()
-    record = process.run(job, ran_on)
+    record = process.run(job, ran_on, cancelled)
     _give_back(process)
     return record
 
@@ -207,8 +213,9 @@ class _SeedProcess:
         """Whether the process still runs (it ends after an interrupt, and may have been killed)."""
         return self.process.poll() is None
 
-    def run(self, job: SeedJob, ran_on: str) -> SeedRecord:
-        """Run one seed there; past its timeout (plus grace) the process is killed."""
+    def run(self, job: SeedJob, ran_on: str, cancelled: Callable[[], bool]) -> SeedRecord:
+        """Run one seed there; past its timeout (plus grace) the process is killed. Once ``cancelled``
+        the seed is interrupted (it removes its staging folder) and the process ends."""
         with tempfile.TemporaryDirectory(prefix="civictwin-seed-") as scratch:
             job_file, result_file = Path(scratch) / "job.pickle", Path(scratch) / "result.pickle"
             job_file.write_bytes(pickle.dumps((job, ran_on)))
@@ -218,16 +225,20 @@ class _SeedProcess:
                 self.process.stdin.flush()
             except BrokenPipeError:
                 pass  # it died just now: reported below
-            self._wait(job, ran_on, result_file)
+            self._wait(job, ran_on, result_file, cancelled)
             ok, value = pickle.loads(result_file.read_bytes())
         if not ok:
             raise value
         record: SeedRecord = value
         return record
 
-    def _wait(self, job: SeedJob, ran_on: str, result_file: Path) -> None:
+    def _wait(self, job: SeedJob, ran_on: str, result_file: Path, cancelled: Callable[[], bool]) -> None:
         deadline = time.monotonic() + job.timeout_s + STOP_GRACE_S
+        interrupted = False
         while not result_file.is_file():
+            if not interrupted and cancelled():
+                self.process.send_signal(signal.SIGINT)
+                interrupted, deadline = True, time.monotonic() + STOP_GRACE_S
             if not self.alive():
                 raise EngineError(
                     f"{job.who}: the seed's process on {ran_on} ended without a result "
@@ -237,8 +248,10 @@ class _SeedProcess:
                 self.process.kill()
                 self.process.wait()
                 raise EngineError(
-                    f"{job.who}: no result within the per-seed timeout of {job.timeout_s:g} s; its process "
-                    "was stopped (the engine hangs, or the seed needs a longer --seed-timeout)"
+                    f"{job.who}: cancelled, and its process did not stop within {STOP_GRACE_S:g} s"
+                    if interrupted
+                    else f"{job.who}: no result within the per-seed timeout of {job.timeout_s:g} s; its "
+                    "process was stopped (the engine hangs, or the seed needs a longer --seed-timeout)"
                 )
             time.sleep(_RESULT_POLL_S)
 
