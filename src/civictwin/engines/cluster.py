@@ -61,6 +61,8 @@ SCHEMES = ("tcp://", "tls://")
 """Scheduler address schemes accepted (``tcp://host:8786``)."""
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 """How long to wait for the scheduler to answer before giving up (``--cluster-timeout``)."""
+_HANDSHAKE_GRACE_S = 0.5
+"""Beyond the connect timeout, how long the scheduler's handshake may take."""
 _RESULT_POLL_S = 0.02
 """How often a task looks for its seed's result (or its seed process's end)."""
 _ORPHAN_POLL_S = 0.2
@@ -105,14 +107,36 @@ def _dask_seeds(address: str, *, workers: int, connect_timeout_s: float) -> Iter
         ):
             yield DaskSeeds(client)
         return
-    try:
-        client = Client(address, timeout=connect_timeout_s, set_as_default=False)
-    except (OSError, TimeoutError):
-        raise EngineError(
-            f"the Dask scheduler at {address} did not answer within {connect_timeout_s:g} s"
-        ) from None
+    client = _connect(address, connect_timeout_s)
     with client:
         yield DaskSeeds(client)
+
+
+def _connect(address: str, timeout_s: float) -> Any:
+    """A client of the scheduler at ``address``, or one line when it does not answer in time.
+
+    Dask's own timeout covers reaching the address but not its handshake: a peer that accepts the
+    connection and never answers (a wrong service on the port, a hung scheduler) would block forever.
+    So the client is made in a daemon thread that is abandoned (and the run stopped) after the timeout.
+    """
+    from distributed import Client
+
+    made: dict[str, Any] = {}
+
+    def attempt() -> None:
+        try:
+            made["client"] = Client(address, timeout=timeout_s, set_as_default=False)
+        except BaseException as exc:
+            made["error"] = exc
+
+    thread = threading.Thread(target=attempt, name="civictwin-dask-connect", daemon=True)
+    thread.start()
+    thread.join(timeout_s + _HANDSHAKE_GRACE_S)
+    if "client" in made:
+        return made["client"]
+    if thread.is_alive() or isinstance(made.get("error"), OSError | TimeoutError):
+        raise EngineError(f"the Dask scheduler at {address} did not answer within {timeout_s:g} s")
+    raise made["error"]
 
 
 @dataclass

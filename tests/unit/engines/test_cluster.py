@@ -183,6 +183,22 @@ def test_the_cluster_gives_the_local_pools_seeds_and_records_the_workers(
     assert (twin / "toy-runs.log").read_text().splitlines()[4:] == ["warm 2"]
 
 
+def test_a_hanging_seed_on_the_cluster_is_one_line(tmp_path: Path, cluster: Cluster) -> None:
+    from civictwin_toy.engine import Hang, ToyEngine
+
+    hang = Scenario(name="hang", interventions=[Hang(type="toy_hang", seed=1)])
+    with pytest.raises(EngineError) as failed:
+        run_ensemble(
+            TwinContext.load(write_twin(tmp_path / "twin", ZONES)), [hang], [ToyEngine()],
+            comparison_id="hang", seeds=[1], seed_timeout_s=1, executor=open_cluster(cluster.address, workers=2),
+        )  # fmt: skip
+    assert failed.value.user_message() == (
+        "engine 'toy', scenario 'hang', seed 1: no result within the per-seed timeout of 1 s (the engine "
+        "hangs, or the seed needs a longer --seed-timeout)"
+    )
+    assert list((tmp_path / "twin" / "runs" / "hang" / "seeds" / "toy" / "hang").iterdir()) == []
+
+
 def test_the_local_pool_never_imports_dask() -> None:
     code = (
         "import sys; import civictwin.cli.scenario, civictwin.engines.ensemble; "
@@ -195,6 +211,8 @@ def test_the_local_pool_never_imports_dask() -> None:
 def test_an_unreachable_scheduler_is_one_line_and_writes_nothing(
     tmp_path: Path, toy: list[str], engines: Any
 ) -> None:
+    """A port that accepts connections and never answers (the handshake would wait forever), through
+    the command line with the timeout from twin.toml; a refused port, in-process; a wrong address."""
     twin = write_twin(tmp_path / "twin", ZONES)
     (twin / "scenarios").mkdir()
     (twin / "scenarios" / "warm.toml").write_text(
@@ -202,14 +220,21 @@ def test_an_unreachable_scheduler_is_one_line_and_writes_nothing(
     )
     with (twin / "twin.toml").open("a", encoding="utf-8") as config:
         config.write("\n[compute]\nconnect_timeout_s = 1\n")  # the timeout from twin.toml, the address given
-    nobody = f"tcp://127.0.0.1:{free_port()}"
-    done = subprocess.run(
-        [str(BIN / "civictwin"), "compare", "baseline", "warm", "--twin", str(twin), "--seeds", "2",
-         "--cluster", nobody],
-        env=subprocess_env(toy), capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        nobody = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        done = subprocess.run(
+            [str(BIN / "civictwin"), "compare", "baseline", "warm", "--twin", str(twin), "--seeds", "2",
+             "--cluster", nobody],
+            env=subprocess_env(toy), capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
     assert done.returncode == 1
     assert done.stderr.strip() == f"error: the Dask scheduler at {nobody} did not answer within 1 s"
+    refused = f"tcp://127.0.0.1:{free_port()}"
+    with pytest.raises(EngineError) as failed:
+        ensemble(twin, engines, "refused", executor=open_cluster(refused, workers=2, connect_timeout_s=0.5))
+    assert failed.value.user_message() == f"the Dask scheduler at {refused} did not answer within 0.5 s"
     assert not (twin / "runs").exists() and not (twin / "toy-runs.log").exists()
     with pytest.raises(EngineError) as wrong:
         open_cluster("127.0.0.1:8786", workers=2)
