@@ -10,8 +10,8 @@ the same comparison id again reuses every seed that is complete *and* has the sa
 an interrupted comparison resumes without recomputing finished seeds.
 
 Where the seeds run is pluggable (:class:`SeedExecutor`): the local process pool by default, or a
-Dask cluster (:mod:`civictwin.engines.cluster`), which reuses :func:`run_seed` in its own per-seed
-processes. Every seed records where it ran (``SeedRecord.worker``).
+Dask cluster (:mod:`civictwin.engines.cluster`), which calls :func:`run_seed` in seed processes of
+its workers. Every seed records where it ran (``SeedRecord.worker``).
 
 Failures are one line naming the engine, the scenario and the seed: an engine that raises, returns
 tables other than it declared, or hangs past the per-seed timeout (the worker is stopped). Ctrl-C
