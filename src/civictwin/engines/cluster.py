@@ -165,9 +165,11 @@ class DaskSeeds:
                 try:
                     record = future.result()
                 except KilledWorker as lost:
+                    _remove_staging(job)  # left by its attempts, whose seed processes died with them
                     raise EngineError(
-                        f"{job.who}: its Dask worker was lost {lost.allowed_failures + 1} times running it "
-                        f"(the last was {lost.last_worker.address}); the seed may exhaust a worker's memory"
+                        f"{job.who}: {lost.allowed_failures + 1} Dask worker(s) were lost while running it "
+                        f"(the last {lost.last_worker.address}), so the scheduler gave up on it; the seed may "
+                        "exhaust a worker's memory"
                     ) from None
                 on_done(job, record)
         except BaseException:
@@ -214,12 +216,17 @@ def _seed_task(job: SeedJob, topic: str) -> SeedRecord:
     worker.log_event(
         topic, {"engine": job.engine.name, "scenario": job.scenario, "seed": job.seed, "worker": address}
     )
-    for stale in job.final_dir.parent.glob(f".{job.final_dir.name}.partial-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    _remove_staging(job)
     process = _borrow()
     record = process.run(job, ran_on, cancelled)
     _give_back(process)
     return record
+
+
+def _remove_staging(job: SeedJob) -> None:
+    """Remove the staging folders of this seed that a lost worker's attempt left behind."""
+    for stale in job.final_dir.parent.glob(f".{job.final_dir.name}.partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 class _SeedProcess:

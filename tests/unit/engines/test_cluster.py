@@ -336,3 +336,43 @@ def test_a_worker_killed_mid_seed_has_its_seed_run_again_elsewhere(
     assert rerun.worker == f"{socket.gethostname()} {survivor}"
     seeds = twin / "runs" / "killed" / "seeds" / "toy"
     assert sorted(p.name for p in (seeds / scenario).iterdir()) == ["seed_1", "seed_2"]  # no staging left
+
+
+def test_a_seed_whose_workers_keep_dying_fails_with_one_line(
+    tmp_path: Path, cluster: Cluster, engines: Any
+) -> None:
+    """Runs after the kill test, on the one worker left, with the scheduler allowing no worker death
+    (its ``allowed-failures`` set to 0 for this test): the lost worker makes the seed fail."""
+    from distributed import Client
+
+    (survivor,) = [a for a, p in cluster.workers.items() if p.poll() is None]
+    with Client(cluster.address, timeout=30, set_as_default=False) as client:
+        client.run_on_scheduler(lambda dask_scheduler: setattr(dask_scheduler, "allowed_failures", 0))
+    close_barrier(cluster)
+    outcome: dict[str, BaseException] = {}
+
+    def drive() -> None:
+        try:
+            run_ensemble(
+                TwinContext.load(write_twin(tmp_path / "twin", ZONES)), [Scenario.baseline_scenario()],
+                [engines[0]], comparison_id="lost", seeds=[1], executor=open_cluster(cluster.address, workers=1),
+            )  # fmt: skip
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    driver = threading.Thread(target=drive)
+    driver.start()
+    try:
+        wait_started(cluster, 1)
+        cluster.workers[survivor].kill()
+        cluster.workers[survivor].wait(timeout=10)
+    finally:
+        (cluster.barrier / "go").touch()
+        driver.join(timeout=60)
+    error = outcome.get("error")
+    assert isinstance(error, EngineError), error
+    assert error.user_message() == (
+        f"engine 'toy', scenario 'baseline', seed 1: 1 Dask worker(s) were lost while running it (the last "
+        f"{survivor}), so the scheduler gave up on it; the seed may exhaust a worker's memory"
+    )
+    assert list((tmp_path / "twin" / "runs" / "lost" / "seeds" / "toy" / "baseline").iterdir()) == []
