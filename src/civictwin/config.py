@@ -462,6 +462,15 @@ class ComputeSection(_Strict):
     )
 
 
+class ReadinessSection(_Strict):
+    """Use-case readiness (docs/readiness.md): the city's own use-case templates."""
+
+    templates: str | None = Field(
+        default=None,
+        description="Folder of the city's own use-case templates (*.toml), beside the built-in ones",
+    )
+
+
 class TwinConfig(_Strict):
     """The whole ``twin.toml``."""
 
@@ -481,6 +490,7 @@ class TwinConfig(_Strict):
     conflation: list[ConflationRule] = Field(default_factory=list)
     terrain: TerrainSection = TerrainSection()
     compute: ComputeSection = ComputeSection()
+    readiness: ReadinessSection = ReadinessSection()
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @model_validator(mode="after")

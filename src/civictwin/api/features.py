@@ -1,10 +1,13 @@
-"""OGC API – Features – Part 1: Core (OGC 17-069r4) over the twin's layers, in GeoJSON and HTML.
+"""OGC API – Features – Part 1: Core (OGC 17-069r4) and Part 2: CRS by reference (OGC 18-058r1) over
+the twin's layers, in GeoJSON and HTML.
 
 Resources: landing page ``/``, ``/conformance``, ``/collections``, ``/collections/{id}``,
-``/collections/{id}/items`` (``bbox``, ``datetime``, ``limit``, ``offset``, property equality
-filters such as ``?highway=primary``) and ``/collections/{id}/items/{featureId}``. Geometries are in
-WGS84 longitude/latitude (CRS84). A ``limit`` above the maximum is capped, as the standard requires;
-a malformed or unknown parameter is a 400 problem. Layers the caller may not read are absent.
+``/collections/{id}/items`` (``bbox``, ``bbox-crs``, ``crs``, ``datetime``, ``limit``, ``offset``,
+property equality filters such as ``?highway=primary``) and ``/collections/{id}/items/{featureId}``
+(``crs``). Geometries are in WGS84 longitude/latitude (CRS84) unless ``crs`` asks for the twin's
+storage CRS (a city's national CRS); the answer names its CRS in ``Content-Crs``. A ``limit`` above
+the maximum is capped, as the standard requires; a malformed or unknown parameter is a 400 problem.
+Layers the caller may not read are absent.
 """
 
 from __future__ import annotations
@@ -15,11 +18,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pyproj import CRS
 
 from civictwin.api import html
 from civictwin.api.context import PublishedTwin, get_twin, visible_layer, visible_layers
 from civictwin.api.problems import bad_request, not_found
-from civictwin.api.query import Format, check_params, parse_bbox, parse_datetime, wants_html
+from civictwin.api.query import (
+    Format,
+    check_params,
+    parse_bbox,
+    parse_datetime,
+    parse_projected_bbox,
+    wants_html,
+)
 from civictwin.store.features import FeatureQuery, LayerInfo, coerce_value
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -30,8 +41,9 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
 ]
-ITEM_PARAMS = frozenset({"f", "limit", "offset", "bbox", "datetime"})
+ITEM_PARAMS = frozenset({"f", "limit", "offset", "bbox", "bbox-crs", "crs", "datetime"})
 """Query parameters of the items resource besides property filters."""
 
 router = APIRouter(tags=["OGC API – Features"])
@@ -121,7 +133,18 @@ def items(
     offset: Annotated[int, Query(ge=0, le=2**62, description="Features to skip (paging)")] = 0,
     bbox: Annotated[
         str | None,
-        Query(description="minLon,minLat,maxLon,maxLat in WGS84 (CRS84), or 6 numbers with heights"),
+        Query(
+            description="minLon,minLat,maxLon,maxLat in WGS84 (CRS84), or 6 numbers with heights; in the "
+            "storage CRS (minX,minY,maxX,maxY) when bbox-crs names it"
+        ),
+    ] = None,
+    bbox_crs: Annotated[
+        str | None,
+        Query(alias="bbox-crs", description="The CRS of bbox (a URI of the collection's crs list)"),
+    ] = None,
+    crs: Annotated[
+        str | None,
+        Query(description="The CRS of the geometries returned (CRS84, the default, or the storage CRS)"),
     ] = None,
     datetime_: Annotated[
         str | None,
@@ -135,12 +158,17 @@ def items(
     info = visible_layer(request, collection_id)
     check_params(request, ITEM_PARAMS | set(info.properties))
     twin = get_twin(request)
+    bbox_native = _chosen_crs(twin, bbox_crs, parameter="bbox-crs")
+    native = _chosen_crs(twin, crs, parameter="crs")
+    parse = parse_projected_bbox if bbox_native else parse_bbox
     query = FeatureQuery(
         limit=min(limit or twin.settings.default_limit, twin.settings.max_limit),
         offset=offset,
-        bbox=parse_bbox(bbox) if bbox is not None else None,
+        bbox=parse(bbox) if bbox is not None else None,
         interval=parse_datetime(datetime_) if datetime_ is not None else None,
         properties=_property_filters(request, info),
+        bbox_in_store_crs=bbox_native,
+        in_store_crs=native,
     )
     page = twin.features.page(collection_id, query)
     links = _page_links(request, query, returned=len(page.features), matched=page.matched)
@@ -153,7 +181,7 @@ def items(
         + f'],"numberMatched":{page.matched},"numberReturned":{len(page.features)},'
         + f'"timeStamp":"{stamp}","links":{json.dumps(links)}}}'
     )
-    return Response(content, media_type=GEOJSON)
+    return Response(content, media_type=GEOJSON, headers=_content_crs(twin, native))
 
 
 @router.get(
@@ -167,14 +195,20 @@ def feature(
     collection_id: CollectionId,
     feature_id: Annotated[str, Path(description="The feature's id (as in its collection's items)")],
     f: FormatParam = None,
+    crs: Annotated[
+        str | None,
+        Query(description="The CRS of the geometry returned (CRS84, the default, or the storage CRS)"),
+    ] = None,
 ) -> Response:
     """One feature by id."""
-    check_params(request, {"f"})
+    check_params(request, {"f", "crs"})
     visible_layer(request, collection_id)
+    twin = get_twin(request)
+    native = _chosen_crs(twin, crs, parameter="crs")
     missing = not_found(f"no feature '{feature_id}' in collection '{collection_id}'")
     if not feature_id.isdigit() or len(feature_id) > 18:
         raise missing
-    text = get_twin(request).features.feature(collection_id, int(feature_id))
+    text = twin.features.feature(collection_id, int(feature_id), in_store_crs=native)
     if text is None:
         raise missing
     links = [
@@ -191,7 +225,35 @@ def feature(
             links=links,
             pre=json.dumps(data["geometry"]),
         )
-    return Response(text[:-1] + f',"links":{json.dumps(links)}}}', media_type=GEOJSON)
+    return Response(
+        text[:-1] + f',"links":{json.dumps(links)}}}', media_type=GEOJSON, headers=_content_crs(twin, native)
+    )
+
+
+def _content_crs(twin: PublishedTwin, native: bool) -> dict[str, str]:
+    """The ``Content-Crs`` header (Part 2): the CRS of the geometries in the answer, in angle brackets."""
+    return {"Content-Crs": f"<{storage_crs_uri(twin.store.crs) if native else CRS84}>"}
+
+
+def storage_crs_uri(crs: str) -> str:
+    """The OGC URI of the twin's storage CRS (``EPSG:3067`` → ``http://www.opengis.net/def/crs/EPSG/0/3067``)."""
+    authority = CRS.from_user_input(crs).to_authority()
+    if authority is None:
+        return crs
+    return f"http://www.opengis.net/def/crs/{authority[0]}/0/{authority[1]}"
+
+
+def _chosen_crs(twin: PublishedTwin, raw: str | None, *, parameter: str) -> bool:
+    """Whether ``raw`` (a ``crs`` or ``bbox-crs`` value) asks for the storage CRS; CRS84 when absent.
+
+    Any other CRS is a 400 naming the ones offered.
+    """
+    storage = storage_crs_uri(twin.store.crs)
+    if raw is None or raw == CRS84:
+        return False
+    if raw == storage:
+        return True
+    raise bad_request(f"{parameter}: {raw[:100]!r} is not offered; use {CRS84} or {storage}")
 
 
 def _property_filters(request: Request, info: LayerInfo) -> dict[str, Any]:
@@ -227,9 +289,11 @@ def _collection(request: Request, twin: PublishedTwin, info: LayerInfo) -> dict[
         "title": str(meta.get("title") or info.name.replace("_", " ").capitalize()),
         "description": str(meta.get("description") or ""),
         "itemType": "feature",
-        "crs": [CRS84],
+        "crs": [CRS84, storage_crs_uri(twin.store.crs)] if info.has_geometry else [CRS84],
         "links": links,
     }
+    if info.has_geometry:
+        body["storageCrs"] = storage_crs_uri(twin.store.crs)
     if extent:
         body["extent"] = extent
     return body

@@ -80,6 +80,25 @@ def parse_bbox(raw: str) -> Bounds:
     return (min_lon, min_lat, max_lon, max_lat)
 
 
+def parse_projected_bbox(raw: str) -> Bounds:
+    """A bbox in a projected CRS, ``minX,minY,maxX,maxY`` (or 6 numbers with heights, ignored)."""
+    parts = raw.split(",")
+    if len(parts) not in (4, 6):
+        raise bad_request(f"bbox: expected 4 or 6 comma-separated numbers, got {len(parts)}")
+    try:
+        numbers = [float(p) for p in parts]
+    except ValueError:
+        raise bad_request(f"bbox: not a list of numbers: {raw!r}") from None
+    if not all(math.isfinite(n) for n in numbers):
+        raise bad_request("bbox: numbers must be finite")
+    if len(numbers) == 6:
+        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
+    min_x, min_y, max_x, max_y = numbers
+    if min_x > max_x or min_y > max_y:
+        raise bad_request("bbox: a minimum is greater than its maximum")
+    return (min_x, min_y, max_x, max_y)
+
+
 def parse_datetime(raw: str) -> TimeInterval:
     """An instant, a date, or an interval ``start/end`` with ``..`` or empty for an open end.
 

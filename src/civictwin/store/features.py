@@ -70,13 +70,20 @@ class TimeInterval:
 
 @dataclass(frozen=True)
 class FeatureQuery:
-    """One page request. ``bbox`` is WGS84 (min_lon may exceed max_lon across the antimeridian)."""
+    """One page request.
+
+    ``bbox`` is WGS84 (min_lon may exceed max_lon across the antimeridian), or in the store's CRS
+    when ``bbox_in_store_crs``; ``in_store_crs`` asks for geometries in the store's CRS instead of
+    WGS84 longitude/latitude.
+    """
 
     limit: int
     offset: int = 0
     bbox: Bounds | None = None
     interval: TimeInterval | None = None
     properties: Mapping[str, Any] = field(default_factory=dict)
+    bbox_in_store_crs: bool = False
+    in_store_crs: bool = False
 
 
 @dataclass(frozen=True)
@@ -199,6 +206,9 @@ class FeatureReader:
         self._local = threading.local()
         self.layers: dict[str, LayerInfo] = {t.name: self._describe(t.name, t.rows) for t in store.tables()}
         self._select = {name: self._feature_sql(info) for name, info in self.layers.items()}
+        self._select_native = {
+            name: self._feature_sql(info, in_store_crs=True) for name, info in self.layers.items()
+        }
         self._serialised: dict[str, list[str]] = {}
         for name, info in self.layers.items():
             serialised = self._serialise(name) if info.has_geometry else None
@@ -259,12 +269,20 @@ class FeatureReader:
             return (None, None)
         return (_iso(row[0]), _iso(row[1]))
 
-    def _feature_sql(self, info: LayerInfo) -> str:
-        """``SELECT <one GeoJSON feature as text> FROM <layer>`` for this layer."""
+    def _feature_sql(self, info: LayerInfo, *, in_store_crs: bool = False) -> str:
+        """``SELECT <one GeoJSON feature as text> FROM <layer>`` for this layer, with geometries in
+        WGS84 longitude/latitude or (``in_store_crs``) as stored."""
         props = ", ".join(f"{literal(c)}, {_json_value(c, t)}" for c, t in info.properties.items())
-        transformed = f"ST_Transform({GEOMETRY}, {literal(self._crs)}, '{WGS84}', always_xy := true)"
-        # 7 decimals of a degree: about 1 cm, the precision RFC 7946 suggests, and a third fewer bytes
-        reduced = f"ST_ReducePrecision({transformed}, 1e-7)"
+        if in_store_crs:  # millimetres
+            transformed, grid = GEOMETRY, "1e-3"
+        else:  # 7 decimals of a degree: about 1 cm, as RFC 7946 suggests, and a third fewer bytes
+            transformed, grid = (
+                f"ST_Transform({GEOMETRY}, {literal(self._crs)}, '{WGS84}', always_xy := true)",
+                "1e-7",
+            )
+        # Not for 3D geometries: reducing precision works in the plane, so a vertical wall (no area
+        # there) would collapse to an empty polygon.
+        reduced = f"CASE WHEN ST_HasZ({GEOMETRY}) THEN {transformed} ELSE ST_ReducePrecision({transformed}, {grid}) END"
         geometry = f"ST_AsGeoJSON({reduced})::JSON" if info.has_geometry else "NULL"
         return (
             f"SELECT json_object('type', 'Feature', 'id', rowid, 'geometry', {geometry}, "
@@ -277,7 +295,8 @@ class FeatureReader:
         clauses, params = self._where(info, query)
         if clauses is None:
             return FeaturePage(features=[], matched=0)
-        serialised = self._serialised.get(layer)
+        serialised = None if query.in_store_crs else self._serialised.get(layer)
+        select = self._select_native[layer] if query.in_store_crs else self._select[layer]
         if serialised is not None and not clauses:  # the whole layer: no query at all
             return FeaturePage(serialised[query.offset : query.offset + query.limit], matched=len(serialised))
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
@@ -285,7 +304,7 @@ class FeatureReader:
         con = self.cursor()
         if serialised is None:
             rows = con.execute(
-                f"{self._select[layer].replace('SELECT ', 'SELECT count(*) OVER (), ', 1)}{where}{window}",
+                f"{select.replace('SELECT ', 'SELECT count(*) OVER (), ', 1)}{where}{window}",
                 params,
             ).fetchall()
             features = [str(r[1]) for r in rows]
@@ -299,12 +318,13 @@ class FeatureReader:
         count = con.execute(f"SELECT count(*) FROM {ident(layer)}{where}", params).fetchone()
         return FeaturePage(features=[], matched=int(count[0]) if count else 0)
 
-    def feature(self, layer: str, feature_id: int) -> str | None:
-        """One feature of ``layer`` as GeoJSON text, or None when there is no such id."""
-        serialised = self._serialised.get(layer)
+    def feature(self, layer: str, feature_id: int, *, in_store_crs: bool = False) -> str | None:
+        """One feature of ``layer`` as GeoJSON text (in WGS84, or as stored), or None when there is no such id."""
+        serialised = None if in_store_crs else self._serialised.get(layer)
         if serialised is not None:
             return serialised[feature_id] if 0 <= feature_id < len(serialised) else None
-        row = self.cursor().execute(f"{self._select[layer]} WHERE rowid = ?", [feature_id]).fetchone()
+        select = self._select_native[layer] if in_store_crs else self._select[layer]
+        row = self.cursor().execute(f"{select} WHERE rowid = ?", [feature_id]).fetchone()
         return str(row[0]) if row else None
 
     def _where(self, info: LayerInfo, query: FeatureQuery) -> tuple[list[str] | None, list[Any]]:
@@ -312,7 +332,11 @@ class FeatureReader:
         clauses: list[str] = []
         params: list[Any] = []
         if query.bbox is not None:
-            area = self._bbox_in_store_crs(info, query.bbox)
+            area = (
+                shapely.box(*query.bbox)
+                if query.bbox_in_store_crs
+                else self._bbox_in_store_crs(info, query.bbox)
+            )
             if area is None:
                 return None, []
             clauses.append(f"ST_Intersects({GEOMETRY}, ST_GeomFromWKB(?))")

@@ -1,4 +1,5 @@
-"""The project's conformance tests for OGC API – Features – Part 1: Core (OGC 17-069r4, Annex A).
+"""The project's conformance tests for OGC API – Features – Part 1: Core (OGC 17-069r4, Annex A), and
+Part 2: Coordinate Reference Systems by Reference (OGC 18-058r1, Annex A) at the end.
 
 Each test is named after the abstract test it implements (``/conf/core/<name>`` → ``test_<name>``),
 plus GeoJSON (``/conf/geojson/*``) and HTML (``/conf/html/*``) ones. Run as the admin, who sees every
@@ -101,7 +102,7 @@ def test_fc_md_extent(client: TestClient, admin: dict[str, str]) -> None:
 
 def test_crs84(client: TestClient, admin: dict[str, str]) -> None:
     """/conf/core/crs84: collections advertise CRS84 and geometries are lon/lat."""
-    assert _get(client, "/collections/roads", admin)["crs"] == [CRS84]
+    assert _get(client, "/collections/roads", admin)["crs"][0] == CRS84
     feature = _get(client, "/collections/buildings/items/0", admin)
     lon, lat = feature["geometry"]["coordinates"][0][0]
     assert 24.9 < lon < 25.0 and 60.1 < lat < 60.2
@@ -295,4 +296,61 @@ def test_geojson_and_html_encodings(client: TestClient, admin: dict[str, str]) -
         assert client.get(url, headers=admin).headers["content-type"].startswith("text/html")
     assert client.get("/collections?f=json", headers={"Accept": "text/html"}).headers["content-type"] == (
         "application/json"
+    )
+
+
+# ------------------------------------------------------------------ Part 2: CRS by reference (OGC 18-058r1)
+
+UTM35 = "http://www.opengis.net/def/crs/EPSG/0/32635"  # the test twin's storage CRS
+
+
+def test_part2_conformance_and_crs_lists(client: TestClient, admin: dict[str, str]) -> None:
+    """/conf/crs/crs-conformance, /conf/crs/fc-md-crs-list, /conf/crs/fc-md-storageCrs."""
+    assert (
+        "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs"
+        in _get(client, "/conformance", {})["conformsTo"]
+    )
+    body = _get(client, "/collections/buildings", admin)
+    assert (body["crs"], body["storageCrs"]) == ([CRS84, UTM35], UTM35)
+    assert _get(client, "/collections/transit_routes", admin)["crs"] == [CRS84]  # no geometry, no storage CRS
+
+
+def test_part2_crs_returns_the_stored_coordinates_and_says_so(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    """/conf/crs/ogc-crs-header, /conf/crs/crs-action: building 0 is the 20 m square at (385000, 6672000)."""
+    response = client.get(f"/collections/buildings/items?crs={UTM35}&limit=1", headers=admin)
+    assert response.status_code == 200 and response.headers["content-crs"] == f"<{UTM35}>"
+    ring = response.json()["features"][0]["geometry"]["coordinates"][0]
+    assert sorted({(x, y) for x, y in ring}) == [(385000.0, 6672000.0), (385000.0, 6672020.0),
+                                                 (385020.0, 6672000.0), (385020.0, 6672020.0)]  # fmt: skip
+    one = client.get(f"/collections/buildings/items/0?crs={UTM35}", headers=admin)
+    assert one.headers["content-crs"] == f"<{UTM35}>" and one.json()["geometry"]["coordinates"][0] == ring
+    plain = client.get("/collections/buildings/items/0", headers=admin)
+    assert plain.headers["content-crs"] == f"<{CRS84}>"
+
+
+def test_part2_bbox_crs_selects_in_the_storage_crs(client: TestClient, admin: dict[str, str]) -> None:
+    """/conf/crs/fc-bbox-crs-action: a box around buildings 1 and 2 only (x 385100-385220 m)."""
+    box_ = "385090,6671990,385230,6672030"
+    body = _get(client, f"/collections/buildings/items?bbox={box_}&bbox-crs={UTM35}", admin)
+    assert [f["properties"]["osm_id"] for f in body["features"]] == [102, 103]
+    lonlat = _get(client, f"/collections/buildings/items?bbox={TWO_BUILDINGS}&bbox-crs={CRS84}", admin)
+    assert [f["properties"]["osm_id"] for f in lonlat["features"]] == [101, 102]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("crs=http://www.opengis.net/def/crs/EPSG/0/3857", "crs: 'http://www.opengis.net/def/crs/EPSG/0/3857' is not offered"),
+        (f"bbox=1,2,3&bbox-crs={UTM35}", "bbox: expected 4 or 6 comma-separated numbers, got 3"),
+        (f"bbox=385100,6672000,385000,6672100&bbox-crs={UTM35}", "bbox: a minimum is greater than its maximum"),
+    ],
+)  # fmt: skip
+def test_part2_an_unknown_crs_or_bad_box_is_a_400(
+    client: TestClient, admin: dict[str, str], query: str, message: str
+) -> None:
+    """/conf/crs/crs-action (a CRS not in the list), and a malformed box in the storage CRS."""
+    assert _get(client, f"/collections/buildings/items?{query}", admin, status=400)["detail"].startswith(
+        message
     )
