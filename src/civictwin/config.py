@@ -448,6 +448,20 @@ class TerrainSection(_Strict):
     """Cycling speed on the flat (the mode choice's default), scaled by Valhalla's grade factors."""
 
 
+class ComputeSection(_Strict):
+    """``[compute]``: where ``civictwin compare`` and ``simulate`` run their seeds by default."""
+
+    cluster: str | None = Field(
+        default=None,
+        pattern=r"^(local|(tcp|tls)://\S+)$",
+        description="A Dask scheduler (tcp://host:8786) or 'local' for a Dask LocalCluster; "
+        "unset: the local process pool. --cluster overrides it.",
+    )
+    connect_timeout_s: Annotated[float, Field(gt=0, le=600)] = Field(
+        default=10.0, description="Seconds to wait for the Dask scheduler to answer"
+    )
+
+
 class ReadinessSection(_Strict):
     """Use-case readiness (docs/readiness.md): the city's own use-case templates."""
 
@@ -475,6 +489,7 @@ class TwinConfig(_Strict):
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     conflation: list[ConflationRule] = Field(default_factory=list)
     terrain: TerrainSection = TerrainSection()
+    compute: ComputeSection = ComputeSection()
     readiness: ReadinessSection = ReadinessSection()
     base_dir: Path = Field(default=Path("."), exclude=True)
 

@@ -124,6 +124,11 @@ class SeedRecord(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
     tables: list[str] = Field(default_factory=list)
     wall_s: float
+    worker: str = Field(
+        default="",
+        description="Where the seed ran: host name and process id on the local pool, host name and "
+        "worker address on a Dask cluster (empty in records written before this was kept)",
+    )
     directory: Path | None = Field(default=None, exclude=True)
 
     def kpi(self, name: str) -> float:

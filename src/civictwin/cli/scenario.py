@@ -57,6 +57,15 @@ OD = typer.Option(
     None, "--od", help="Traffic: CSV OD matrix (origin, destination, trips) instead of the gravity model."
 )
 RUN_ID = typer.Option(None, "--id", help="Comparison id (folder under runs/); re-using one resumes it.")
+CLUSTER = typer.Option(
+    None,
+    "--cluster",
+    help="Run the seeds on a Dask cluster: a scheduler address (tcp://host:8786) or 'local' for a Dask "
+    "LocalCluster of --workers processes (default: [compute] cluster in twin.toml, else the local pool).",
+)
+CLUSTER_TIMEOUT = typer.Option(
+    None, "--cluster-timeout", min=0.1, help="Seconds to wait for the Dask scheduler (default 10)."
+)
 
 
 # ------------------------------------------------------------------------------------------ resolution
@@ -258,8 +267,13 @@ def _ensemble(
     named: Sequence[str],
     options: dict[str, dict[str, Any]],
     seed_timeout_s: float,
+    cluster: str | None = None,
+    cluster_timeout_s: float | None = None,
 ) -> tuple[Ensemble, dict[str, str]]:
-    """Run the scenarios with their engines; also returns each engine's package for the manifest."""
+    """Run the scenarios with their engines; also returns each engine's package for the manifest.
+
+    The seeds run on the local process pool, or on a Dask cluster (``cluster``, else the twin's
+    ``[compute] cluster``)."""
     from civictwin.engines.base import TwinContext
     from civictwin.engines.ensemble import run_ensemble
     from civictwin.engines.registry import engines_for
@@ -274,6 +288,14 @@ def _ensemble(
     scenarios = [resolve(twin_dir, n, catalog) for n in names]
     chosen = engines_for(scenarios, catalog, named=named)
     twin = TwinContext.load(twin_dir, options=options)
+    compute = twin.config.compute if twin.config is not None else None
+    address = cluster or (compute.cluster if compute is not None else None)
+    executor = None
+    if address is not None:
+        from civictwin.engines.cluster import DEFAULT_CONNECT_TIMEOUT_S, open_cluster
+
+        timeout = cluster_timeout_s or (compute.connect_timeout_s if compute else DEFAULT_CONNECT_TIMEOUT_S)
+        executor = open_cluster(address, workers=workers, connect_timeout_s=timeout)
     with _progress() as update:
         ensemble = run_ensemble(
             twin,
@@ -284,12 +306,15 @@ def _ensemble(
             workers=workers,
             seed_timeout_s=seed_timeout_s,
             progress=update,
+            executor=executor,
         )
     if ensemble.resumed:
         console.print(
             f"Resumed: {len(ensemble.resumed)} seed run(s) were already complete under "
             f"{ensemble.directory} and were not simulated again."
         )
+    for note in ensemble.notes:
+        console.print(note, highlight=False)
     packages = {
         name: f"{engines[name].distribution} {engines[name].distribution_version}".strip() for name in chosen
     }
@@ -326,6 +351,8 @@ def simulate(
     scale: float | None = SCALE,
     od: Path | None = OD,
     run_id: str | None = RUN_ID,
+    cluster: str | None = CLUSTER,
+    cluster_timeout: float | None = CLUSTER_TIMEOUT,
 ) -> None:
     """Simulate one scenario over several seeds and print its KPIs with 95% intervals."""
     from civictwin.compare.table import kpi_rows
@@ -339,6 +366,8 @@ def simulate(
         named=engine,
         options=engine_options(settings, **_traffic_shortcuts(meso, iterations, scale, od)),
         seed_timeout_s=seed_timeout,
+        cluster=cluster,
+        cluster_timeout_s=cluster_timeout,
     )
     name = ensemble.scenarios[0].name
     table = Table("indicator", "unit", f"{name} (95% CI)", title=f"{name}: {len(ensemble.seeds)} seed(s)")
@@ -363,6 +392,8 @@ def compare(
     scale: float | None = SCALE,
     od: Path | None = OD,
     run_id: str | None = RUN_ID,
+    cluster: str | None = CLUSTER,
+    cluster_timeout: float | None = CLUSTER_TIMEOUT,
 ) -> None:
     """Compare plans with a baseline over several seeds; print the KPI table and write the report."""
     from civictwin.compare import report_ensemble
@@ -378,6 +409,8 @@ def compare(
         named=engine,
         options=engine_options(settings, **_traffic_shortcuts(meso, iterations, scale, od)),
         seed_timeout_s=seed_timeout,
+        cluster=cluster,
+        cluster_timeout_s=cluster_timeout,
     )
     with console.status("writing the comparison, maps and report"):
         comparison, report = report_ensemble(ensemble, baseline=ensemble.scenarios[0].name, packages=packages)

@@ -161,10 +161,12 @@ def ensemble_manifest(
 ) -> dict[str, Any]:
     """The manifest of an ensemble's comparison (data versions, scenarios, seeds, engines, software).
 
-    ``packages`` names the distribution (and version) that provides each engine, when known.
+    ``packages`` names the distribution (and version) that provides each engine, when known; each run
+    records where it ran (``worker``), and ``run_notes`` what the executor reported (workers lost on a
+    Dask cluster, seeds run again).
     """
     resumed = set(ensemble.resumed)
-    return build_manifest(
+    manifest = build_manifest(
         comparison_id=comparison.record.id,
         created=comparison.record.created,
         twin_dir=str(ensemble.twin.twin_dir),
@@ -187,6 +189,7 @@ def ensemble_manifest(
                 "seed": seed.seed,
                 "fingerprint": seed.fingerprint,
                 "wall_s": round(seed.wall_s, 3),
+                "worker": seed.worker,
                 "resumed": (seed.engine, seed.scenario, seed.seed) in resumed,
                 "details": seed.details,
             }
@@ -195,6 +198,7 @@ def ensemble_manifest(
             for seed in seeds
         ],
     )
+    return {**manifest, "run_notes": list(ensemble.notes)}
 
 
 def report_ensemble(
@@ -213,7 +217,7 @@ def report_ensemble(
         manifest=ensemble_manifest(ensemble, comparison, packages=packages),
         scenarios=ensemble.scenarios,
         parameters=ensemble.parameters,
-        notes=[*comparison.notes, *notes],
+        notes=[*comparison.notes, *notes, *ensemble.notes],
     )
     return comparison, report
 

@@ -9,6 +9,10 @@ the same comparison id again reuses every seed that is complete *and* has the sa
 (engine and version, its parameters, the scenario's interventions for that engine, the twin's data):
 an interrupted comparison resumes without recomputing finished seeds.
 
+Where the seeds run is pluggable (:class:`SeedExecutor`): the local process pool by default, or a
+Dask cluster (:mod:`civictwin.engines.cluster`), which calls :func:`run_seed` in seed processes of
+its workers. Every seed records where it ran (``SeedRecord.worker``).
+
 Failures are one line naming the engine, the scenario and the seed: an engine that raises, returns
 tables other than it declared, or hangs past the per-seed timeout (the worker is stopped). Ctrl-C
 cancels queued seeds and interrupts running ones, each of which removes its staging folder.
@@ -24,14 +28,16 @@ import os
 import queue
 import shutil
 import signal
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -83,6 +89,8 @@ class Ensemble:
     resumed: tuple[tuple[str, str, int], ...]
     computed: tuple[tuple[str, str, int], ...]
     wall_s: float
+    notes: tuple[str, ...] = ()
+    """What the executor reports about the run itself, e.g. a cluster worker lost and its seeds re-run."""
 
 
 def seed_list(seeds: int | Sequence[int]) -> tuple[int, ...]:
@@ -115,7 +123,7 @@ def fingerprint(
 
 
 @dataclass(frozen=True)
-class _Job:
+class SeedJob:
     """One seed for a worker process: the engine, its prepared inputs, and where the result goes."""
 
     engine: Engine
@@ -137,6 +145,25 @@ class _Job:
         return f"engine '{self.engine.name}', scenario '{self.scenario}', seed {self.seed}"
 
 
+OnDone = Callable[[SeedJob, SeedRecord], None]
+"""Called in the driving process with each seed's saved record as it finishes."""
+
+
+class SeedExecutor(Protocol):
+    """Where the seeds run: the local process pool, or a Dask cluster (:mod:`civictwin.engines.cluster`)."""
+
+    notes: list[str]
+    """Plain-language lines about the run (workers lost, seeds re-run), filled while running."""
+
+    def run(self, jobs: Sequence[SeedJob], on_done: OnDone) -> None:
+        """Run every job once, calling ``on_done`` as each finishes; raise the first seed's failure."""
+
+
+OpenExecutor = Callable[[int], AbstractContextManager[SeedExecutor]]
+"""Opens a :class:`SeedExecutor` for at most this many seed runs (sized, warmed, connected); it is
+entered before anything is written, so one that cannot start leaves nothing behind."""
+
+
 def run_ensemble(
     twin: TwinContext,
     scenarios: Sequence[Scenario],
@@ -147,11 +174,13 @@ def run_ensemble(
     workers: int = 2,
     seed_timeout_s: float = DEFAULT_SEED_TIMEOUT_S,
     progress: Progress | None = None,
+    executor: OpenExecutor | None = None,
 ) -> Ensemble:
     """Run every scenario with every engine over every seed, one process per seed (at most ``workers``).
 
     Seeds already complete under the same comparison id (and fingerprint) are not run again and are
     listed in :attr:`Ensemble.resumed`; the scenario is then not even prepared when all its seeds are.
+    ``executor`` decides where the seeds run (default: a local pool of ``workers`` processes).
     """
     start = time.perf_counter()
     names = [s.name for s in scenarios]
@@ -162,7 +191,8 @@ def run_ensemble(
     chosen = seed_list(seeds)
     directory = comparison_dir(twin.twin_dir, comparison_id)
     most_runs = len(engines) * len(scenarios) * len(chosen)
-    with _seed_pool(workers, most_runs) as pool, _sole_run(directory, comparison_id):
+    opened = executor or (lambda most: _seed_pool(workers, most))
+    with opened(most_runs) as running, _sole_run(directory, comparison_id):
         data = twin.data_fingerprint()
         parameters = {e.name: dict(e.parameters(twin)) for e in engines}
         prints = {
@@ -175,7 +205,7 @@ def run_ensemble(
             progress(f"{len(resumed)} seed run(s) already complete, {len(todo)} to run", len(resumed), total)
         by_name = {e.name: e for e in engines}
         jobs = [
-            _Job(
+            SeedJob(
                 engine=by_name[e],
                 inputs=inputs[(e, s)],
                 scenario=s,
@@ -186,7 +216,7 @@ def run_ensemble(
             )
             for e, s, seed in todo
         ]
-        _execute(pool, jobs, runs, progress, len(resumed), total)
+        _execute(running, jobs, runs, progress, len(resumed), total)
     return Ensemble(
         comparison_id=comparison_id,
         directory=directory,
@@ -199,6 +229,7 @@ def run_ensemble(
         resumed=tuple(resumed),
         computed=tuple(todo),
         wall_s=time.perf_counter() - start,
+        notes=tuple(running.notes),
     )
 
 
@@ -285,12 +316,17 @@ def _prepare(
 # ------------------------------------------------------------------------------------- the process pool
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Pool:
-    """The worker processes, and the queue on which each reports the seed it starts."""
+    """The local worker processes, and the queue on which each reports the seed it starts."""
 
     executor: ProcessPoolExecutor
     started: Any  # multiprocessing.Queue of (engine, scenario, seed)
+    notes: list[str]
+
+    def run(self, jobs: Sequence[SeedJob], on_done: OnDone) -> None:
+        """Run the jobs in the pool, stopping a seed past its timeout (:func:`_watch_pool`)."""
+        _watch_pool(self, jobs, on_done)
 
 
 @contextlib.contextmanager
@@ -306,14 +342,14 @@ def _seed_pool(workers: int, most_runs: int) -> Iterator[_Pool]:
     context = multiprocessing.get_context("spawn")
     started = context.Queue()
     executor = ProcessPoolExecutor(
-        max_workers=size, mp_context=context, initializer=_worker_init, initargs=(started,)
+        max_workers=size, mp_context=context, initializer=init_seed_process, initargs=(started,)
     )
     with executor:
         with _children_ignore_interrupts():
             for _ in range(size):  # a spawn pool starts one worker per submitted task, up to its size
                 executor.submit(_started)
         try:
-            yield _Pool(executor, started)
+            yield _Pool(executor, started, [])
         except BaseException:
             _stop(executor)
             raise
@@ -338,31 +374,41 @@ def _children_ignore_interrupts() -> Iterator[None]:
 
 
 def _execute(
-    pool: _Pool,
-    jobs: Sequence[_Job],
+    running: SeedExecutor,
+    jobs: Sequence[SeedJob],
     runs: dict[tuple[str, str], dict[int, SeedRecord]],
     progress: Progress | None,
     done: int,
     total: int,
 ) -> None:
+    """Run the jobs on ``running``, keeping each saved record and reporting progress."""
+    count = done
+
+    def on_done(job: SeedJob, record: SeedRecord) -> None:
+        nonlocal count
+        runs[(job.engine.name, job.scenario)][job.seed] = record
+        count += 1
+        if progress:
+            progress(f"{job.engine.name}: {job.scenario} seed {job.seed} done", count, total)
+
+    running.run(jobs, on_done)
+
+
+def _watch_pool(pool: _Pool, jobs: Sequence[SeedJob], on_done: OnDone) -> None:
     """Run the jobs; a seed still running ``timeout + grace`` seconds after it started stops the run.
 
     Each worker enforces its own timeout with an alarm; this watchdog catches an engine that blocks
     the alarm (a long call into C). A seed's clock starts when its worker reports starting it, so time
     spent queued or while the worker process starts up does not count.
     """
-    futures: dict[Future[SeedRecord], _Job] = {pool.executor.submit(_seed_job, job): job for job in jobs}
+    futures: dict[Future[SeedRecord], SeedJob] = {pool.executor.submit(_seed_job, job): job for job in jobs}
     begun: dict[tuple[str, str, int], float] = {}
     pending = set(futures)
     while pending:
         finished, pending = wait(pending, timeout=WATCH_S, return_when=FIRST_COMPLETED)
         _note_starts(pool.started, begun)
         for future in finished:
-            job = futures[future]
-            runs[(job.engine.name, job.scenario)][job.seed] = future.result()
-            done += 1
-            if progress:
-                progress(f"{job.engine.name}: {job.scenario} seed {job.seed} done", done, total)
+            on_done(futures[future], future.result())
         now = time.monotonic()
         hung = [
             job
@@ -415,7 +461,9 @@ class _SeedTimeout(BaseException):
     """Raised in a worker by the per-seed alarm (a BaseException, so engines cannot swallow it)."""
 
 
-def _worker_init(started: Any) -> None:
+def init_seed_process(started: Any) -> None:
+    """Prepare a process that runs seeds: Ctrl-C stops the running seed, the per-seed alarm is armed
+    by :func:`run_seed`; ``started`` (a queue, or None) hears of each seed the pool starts."""
     global _started_queue
     _started_queue = started
 
@@ -446,15 +494,24 @@ def _started() -> None:
     """Nothing: submitted once per worker so that each starts (and imports this module) at once."""
 
 
-def _seed_job(job: _Job) -> SeedRecord:
-    global _running_seed
+def _seed_job(job: SeedJob) -> SeedRecord:
+    """One seed in a worker of the local pool."""
     if _interrupted:
         raise KeyboardInterrupt(f"{job.who} not started: the run was interrupted")
-    _running_seed = True
     _started_queue.put(job.key)
+    return run_seed(job, ran_on=f"{socket.gethostname()} pid {os.getpid()}")
+
+
+def run_seed(job: SeedJob, *, ran_on: str) -> SeedRecord:
+    """Run and save one seed in this process (prepared by :func:`init_seed_process`), within its timeout.
+
+    ``ran_on`` says where, for the seed's record: host name and process id, or Dask worker address.
+    """
+    global _running_seed
+    _running_seed = True
     _arm_alarm(job.timeout_s)
     try:
-        return _run_and_save(job)
+        return _run_and_save(job, ran_on=ran_on)
     except _SeedTimeout:
         raise EngineError(
             f"{job.who}: no result within the per-seed timeout of {job.timeout_s:g} s (the engine hangs, or "
@@ -472,7 +529,7 @@ def _arm_alarm(seconds: float) -> None:
         signal.setitimer(signal.ITIMER_REAL, seconds)
 
 
-def _run_and_save(job: _Job) -> SeedRecord:
+def _run_and_save(job: SeedJob, *, ran_on: str) -> SeedRecord:
     """Run one seed in a staging folder beside its final place and rename it there when complete.
 
     The engine's scratch files (``work/`` in the seed folder) are kept with the result; the staging
@@ -497,6 +554,7 @@ def _run_and_save(job: _Job) -> SeedRecord:
             details=dict(result.details),
             tables=[spec.name for spec in engine.tables],
             wall_s=time.perf_counter() - start,
+            worker=ran_on,
         )
         (staging / RUN_FILE).write_text(record.to_json(), encoding="utf-8")
         (staging / COMPLETE).write_text("", encoding="utf-8")
@@ -509,7 +567,7 @@ def _run_and_save(job: _Job) -> SeedRecord:
         raise
 
 
-def _run(job: _Job, workdir: Path) -> EngineResult:
+def _run(job: SeedJob, workdir: Path) -> EngineResult:
     """The engine's run, with any failure turned into one line naming engine, scenario and seed."""
     workdir.mkdir(parents=True, exist_ok=True)
     try:
@@ -520,7 +578,7 @@ def _run(job: _Job, workdir: Path) -> EngineResult:
         raise EngineError(f"{job.who}: the engine failed: {type(exc).__name__}: {exc}") from None
 
 
-def _check_result(engine: Engine, result: object, job: _Job) -> None:
+def _check_result(engine: Engine, result: object, job: SeedJob) -> None:
     """An EngineError unless ``result`` is an EngineResult with every declared table complete."""
     if not isinstance(result, EngineResult):
         raise EngineError(f"{job.who}: run() returned {type(result).__name__}, not an EngineResult")
@@ -533,7 +591,7 @@ def _check_result(engine: Engine, result: object, job: _Job) -> None:
         _check_table(spec, result.tables[spec.name], job)
 
 
-def _check_table(spec: TableSpec, frame: pd.DataFrame, job: _Job) -> None:
+def _check_table(spec: TableSpec, frame: pd.DataFrame, job: SeedJob) -> None:
     needed = [*spec.key, *(column for column, _ in spec.values)]
     if spec.layer is None:
         needed.append("geometry")

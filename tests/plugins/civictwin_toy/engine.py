@@ -6,7 +6,9 @@ Per zone and seed: ``heat_kwh = base_kwh × factor + Normal(0, noise_sd)`` drawn
 A second table, ``cells``, carries its own point geometry (the zone centroids, WKB in the twin CRS).
 ``toy_fail`` makes one seed raise; the environment variable ``TOY_PAUSE=<scenario>:<seed>`` makes
 that seed wait until interrupted, and ``TOY_HANG=1`` makes ``toy_hang`` seeds block signals (a hang
-the worker's own alarm cannot end). Each finished run appends ``<scenario> <seed>`` to
+the worker's own alarm cannot end). ``TOY_BARRIER=<folder>`` makes every seed announce itself with
+a file ``started-<scenario>-<seed>-<parent pid>`` there and wait until ``<folder>/go`` exists (the
+cluster tests kill a worker while its seed waits). Each finished run appends ``<scenario> <seed>`` to
 ``<twin dir>/toy-runs.log``, so tests can count runs.
 """
 
@@ -128,6 +130,8 @@ class ToyEngine:
             _hang()
         if os.environ.get("TOY_PAUSE") == f"{inputs.scenario}:{seed}":
             time.sleep(3600)
+        if os.environ.get("TOY_BARRIER"):
+            _wait_at_barrier(Path(os.environ["TOY_BARRIER"]), f"{inputs.scenario}-{seed}")
         rng = np.random.default_rng(seed)
         heat = inputs.base_kwh * np.array(inputs.factors) + rng.normal(
             0.0, inputs.noise_sd, len(inputs.zone_ids)
@@ -148,6 +152,13 @@ class ToyEngine:
             notes=("Toy numbers, for tests only.",),
             details={"zones": len(heat)},
         )
+
+
+def _wait_at_barrier(folder: Path, name: str) -> None:
+    """Say this seed started (and in which worker: the parent process), then wait for ``go``."""
+    (folder / f"started-{name}-{os.getppid()}").write_text("", encoding="utf-8")
+    while not (folder / "go").exists():
+        time.sleep(0.02)
 
 
 def _hang() -> None:

@@ -1,0 +1,361 @@
+"""Seeds on a Dask cluster: ``civictwin compare … --cluster tcp://host:8786`` (or ``--cluster local``).
+
+:func:`open_cluster` gives :func:`civictwin.engines.ensemble.run_ensemble` an executor that sends
+every seed to Dask distributed workers instead of the local process pool. The driving process still
+prepares each scenario and keeps the ``runs/`` layout; each seed is one Dask task, which hands the
+seed to a seed process of that worker (:func:`run_seed` there, the same code as in a worker of the
+local pool: per-seed alarm, staging folder, atomic rename). Like the local pool's workers, a seed
+process runs seeds one at a time and is reused for the next (engines keep no state between seeds),
+so a seed's hang or crash cannot take the Dask worker with it, and no seed pays an interpreter start.
+
+What the cluster must offer: the twin's folder at the same path on every worker (a shared file
+system), because seeds are saved straight into ``runs/`` and engines read what ``prepare`` wrote
+there; civictwin and the engines installed on the workers.
+
+A worker lost mid-seed (killed, out of memory, its machine gone) is noticed by the scheduler, which
+runs the seed again on another worker: up to its ``distributed.scheduler.allowed-failures`` (3 by
+default, so at most 4 attempts) before the seed fails with a one-line error. The seed's process on
+the lost worker dies with it (Linux: ``PR_SET_PDEATHSIG``), so no seed is ever saved twice. Each run
+again is reported in the ensemble's notes. ``local`` starts a ``LocalCluster`` of ``workers``
+one-thread worker processes for the run and stops it afterwards.
+
+Dask is imported only here, and only when a cluster is asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import pickle
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from civictwin.engines.ensemble import (
+    STOP_GRACE_S,
+    OnDone,
+    OpenExecutor,
+    SeedJob,
+    init_seed_process,
+    run_seed,
+)
+from civictwin.errors import EngineError
+from civictwin.runs import SeedRecord
+
+LOCAL = "local"
+"""The ``--cluster`` value that starts a Dask ``LocalCluster`` on this machine for the run."""
+SCHEMES = ("tcp://", "tls://")
+"""Scheduler address schemes accepted (``tcp://host:8786``)."""
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+"""How long to wait for the scheduler to answer before giving up (``--cluster-timeout``)."""
+_HANDSHAKE_GRACE_S = 0.5
+"""Beyond the connect timeout, how long the scheduler's handshake may take."""
+_RESULT_POLL_S = 0.02
+"""How often a task looks for its seed's result (or its seed process's end)."""
+_ORPHAN_POLL_S = 0.2
+"""Where the OS cannot kill a seed's process with its worker, how often it checks its parent."""
+_PR_SET_PDEATHSIG = 1
+"""Linux ``prctl`` option: a signal for this process when its parent dies."""
+
+
+def open_cluster(
+    address: str, *, workers: int, connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
+) -> OpenExecutor:
+    """An executor for :func:`~civictwin.engines.ensemble.run_ensemble` on the Dask scheduler at
+    ``address`` (``tcp://host:port``), or on a new ``LocalCluster`` of ``workers`` processes for
+    :data:`LOCAL`. The address is checked now; the connection is made when the ensemble opens it."""
+    if address != LOCAL and not address.startswith(SCHEMES):
+        raise EngineError(
+            f"'{address}' is not a Dask scheduler address (expected tcp://host:port or '{LOCAL}')",
+            field="--cluster",
+        )
+
+    def opened(most_runs: int) -> contextlib.AbstractContextManager[DaskSeeds]:
+        return _dask_seeds(address, workers=min(workers, most_runs), connect_timeout_s=connect_timeout_s)
+
+    return opened
+
+
+@contextlib.contextmanager
+def _dask_seeds(address: str, *, workers: int, connect_timeout_s: float) -> Iterator[DaskSeeds]:
+    """A client on the cluster for the run (and the local cluster itself for :data:`LOCAL`)."""
+    from distributed import Client, LocalCluster
+
+    if address == LOCAL:
+        with (
+            LocalCluster(
+                n_workers=max(1, workers),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            yield DaskSeeds(client)
+        return
+    client = _connect(address, connect_timeout_s)
+    with client:
+        yield DaskSeeds(client)
+
+
+def _connect(address: str, timeout_s: float) -> Any:
+    """A client of the scheduler at ``address``, or one line when it does not answer in time.
+
+    Dask's own timeout covers reaching the address but not its handshake: a peer that accepts the
+    connection and never answers (a wrong service on the port, a hung scheduler) would block forever.
+    So the client is made in a daemon thread that is abandoned (and the run stopped) after the timeout.
+    """
+    from distributed import Client
+
+    made: dict[str, Any] = {}
+
+    def attempt() -> None:
+        try:
+            made["client"] = Client(address, timeout=timeout_s, set_as_default=False)
+        except BaseException as exc:
+            made["error"] = exc
+
+    thread = threading.Thread(target=attempt, name="civictwin-dask-connect", daemon=True)
+    thread.start()
+    thread.join(timeout_s + _HANDSHAKE_GRACE_S)
+    if "client" in made:
+        return made["client"]
+    if thread.is_alive() or isinstance(made.get("error"), OSError | TimeoutError):
+        raise EngineError(f"the Dask scheduler at {address} did not answer within {timeout_s:g} s")
+    raise made["error"]
+
+
+@dataclass
+class DaskSeeds:
+    """Seeds as Dask tasks on ``client``'s cluster (a :class:`~civictwin.engines.ensemble.SeedExecutor`)."""
+
+    client: Any  # distributed.Client
+    notes: list[str] = field(default_factory=list)
+
+    def run(self, jobs: Sequence[SeedJob], on_done: OnDone) -> None:
+        """Submit every seed, hand each record to ``on_done`` as it arrives; on any failure or
+        interrupt, cancel the seeds not yet finished. Seeds run again after a lost worker are noted."""
+        from distributed import KilledWorker, as_completed
+
+        run_id = uuid.uuid4().hex[:12]
+        topic = f"civictwin-seed-start-{run_id}"
+        futures = {
+            self.client.submit(
+                _seed_task, job, topic, key=f"civictwin-{run_id}-{'-'.join(map(str, job.key))}", pure=False
+            ): job
+            for job in jobs
+        }
+        try:
+            for future in as_completed(futures, loop=self.client.loop):
+                job = futures[future]
+                try:
+                    record = future.result()
+                except KilledWorker as lost:
+                    _remove_staging(job)  # left by its attempts, whose seed processes died with them
+                    raise EngineError(
+                        f"{job.who}: {lost.allowed_failures + 1} Dask worker(s) were lost while running it "
+                        f"(the last {lost.last_worker.address}), so the scheduler gave up on it; the seed may "
+                        "exhaust a worker's memory"
+                    ) from None
+                on_done(job, record)
+        except BaseException:
+            self.client.cancel(list(futures), force=True)
+            raise
+        finally:
+            self.notes.extend(_restarts(self.client.get_events(topic), {j.key: j for j in jobs}))
+
+
+def _restarts(events: Sequence[tuple[float, Any]], jobs: dict[tuple[str, str, int], SeedJob]) -> list[str]:
+    """One line per seed started more than once (its worker was lost), from the start events."""
+    starts: dict[tuple[str, str, int], list[str]] = {}
+    for _, event in sorted(events, key=lambda e: e[0]):
+        starts.setdefault((event["engine"], event["scenario"], int(event["seed"])), []).append(
+            event["worker"]
+        )
+    return [
+        f"{jobs[key].who} was run {len(workers)} times: its worker{'s' if len(workers) > 2 else ''} "
+        f"{', '.join(workers[:-1])} left the cluster mid-run, and {workers[-1]} finished it"
+        for key, workers in starts.items()
+        if len(workers) > 1 and key in jobs
+    ]
+
+
+# ------------------------------------------------------------------------------ on a Dask worker
+
+
+def _seed_task(job: SeedJob, topic: str) -> SeedRecord:
+    """One seed, as a Dask task: announce the start, then run it in a seed process of this worker.
+
+    Leftover staging folders of this seed (from an attempt on a worker that was lost) are removed
+    first: the seed runs nowhere else now, because a lost worker's seed process died with it.
+    """
+    from distributed import get_worker
+
+    worker = get_worker()
+    address, key = worker.address, worker.get_current_task()
+    ran_on = f"{socket.gethostname()} {address}"
+
+    def cancelled() -> bool:  # the client cancelled the seed, or left (Ctrl-C)
+        task = worker.state.tasks.get(key)
+        return task is None or task.state == "cancelled"
+
+    worker.log_event(
+        topic, {"engine": job.engine.name, "scenario": job.scenario, "seed": job.seed, "worker": address}
+    )
+    _remove_staging(job)
+    process = _borrow()
+    record = process.run(job, ran_on, cancelled)
+    _give_back(process)
+    return record
+
+
+def _remove_staging(job: SeedJob) -> None:
+    """Remove the staging folders of this seed that a lost worker's attempt left behind."""
+    for stale in job.final_dir.parent.glob(f".{job.final_dir.name}.partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+class _SeedProcess:
+    """A Python process on a Dask worker that runs seeds one at a time, one after another (as a
+    worker of the local pool does): a job file's path in on its standard input, ``(ok, record or
+    error)`` out as a result file. It dies with the worker (:func:`_die_with_parent`)."""
+
+    def __init__(self) -> None:
+        code = "import sys; from civictwin.engines.cluster import seed_process_main as m; m(*sys.argv[1:])"
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code, str(os.getpid())], stdin=subprocess.PIPE, text=True
+        )
+
+    def alive(self) -> bool:
+        """Whether the process still runs (it ends after an interrupt, and may have been killed)."""
+        return self.process.poll() is None
+
+    def run(self, job: SeedJob, ran_on: str, cancelled: Callable[[], bool]) -> SeedRecord:
+        """Run one seed there; past its timeout (plus grace) the process is killed. Once ``cancelled``
+        the seed is interrupted (it removes its staging folder) and the process ends."""
+        with tempfile.TemporaryDirectory(prefix="civictwin-seed-") as scratch:
+            job_file, result_file = Path(scratch) / "job.pickle", Path(scratch) / "result.pickle"
+            job_file.write_bytes(pickle.dumps((job, ran_on)))
+            assert self.process.stdin is not None
+            try:
+                self.process.stdin.write(f"{job_file}\t{result_file}\n")
+                self.process.stdin.flush()
+            except BrokenPipeError:
+                pass  # it died just now: reported below
+            self._wait(job, ran_on, result_file, cancelled)
+            ok, value = pickle.loads(result_file.read_bytes())
+        if not ok:
+            raise value
+        record: SeedRecord = value
+        return record
+
+    def _wait(self, job: SeedJob, ran_on: str, result_file: Path, cancelled: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + job.timeout_s + STOP_GRACE_S
+        interrupted = False
+        while not result_file.is_file():
+            if not interrupted and cancelled():
+                self.process.send_signal(signal.SIGINT)
+                interrupted, deadline = True, time.monotonic() + STOP_GRACE_S
+            if not self.alive():
+                raise EngineError(
+                    f"{job.who}: the seed's process on {ran_on} ended without a result "
+                    f"(exit status {self.process.returncode})"
+                )
+            if time.monotonic() > deadline:
+                self.process.kill()
+                self.process.wait()
+                raise EngineError(
+                    f"{job.who}: cancelled, and its process did not stop within {STOP_GRACE_S:g} s"
+                    if interrupted
+                    else f"{job.who}: no result within the per-seed timeout of {job.timeout_s:g} s; its "
+                    "process was stopped (the engine hangs, or the seed needs a longer --seed-timeout)"
+                )
+            time.sleep(_RESULT_POLL_S)
+
+
+_idle: list[_SeedProcess] = []
+"""This worker's seed processes waiting for a seed."""
+_idle_lock = threading.Lock()
+_spawner: ThreadPoolExecutor | None = None
+"""The one thread that starts seed processes. Linux kills a process whose *thread* of origin ends;
+this thread lives as long as the worker, so a seed process dies exactly when its worker dies."""
+
+
+def _borrow() -> _SeedProcess:
+    """An idle seed process of this worker, or a new one."""
+    global _spawner
+    with _idle_lock:
+        while _idle:
+            process = _idle.pop()
+            if process.alive():
+                return process
+        if _spawner is None:
+            _spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="civictwin-seeds")
+        spawner = _spawner
+    return spawner.submit(_SeedProcess).result()
+
+
+def _give_back(process: _SeedProcess) -> None:
+    with _idle_lock:
+        if process.alive():
+            _idle.append(process)
+
+
+def seed_process_main(parent_pid: str) -> None:
+    """A seed process: die with the worker, then run each seed named on standard input in turn;
+    after an interrupt it stops (its seed reported as interrupted)."""
+    _die_with_parent(int(parent_pid))
+    init_seed_process(None)
+    for line in sys.stdin:
+        job_file, result_file = line.rstrip("\n").split("\t")
+        if not _serve(Path(job_file), Path(result_file)):
+            return
+
+
+def _serve(job_file: Path, result_file: Path) -> bool:
+    """Run one seed and leave its outcome in ``result_file``; False once interrupted."""
+    job, ran_on = pickle.loads(job_file.read_bytes())
+    outcome: tuple[bool, Any]
+    interrupted = False
+    try:
+        outcome = (True, run_seed(job, ran_on=ran_on))
+    except EngineError as exc:
+        outcome = (False, exc)
+    except KeyboardInterrupt:
+        interrupted = True
+        outcome = (False, EngineError(f"{job.who}: interrupted on {ran_on}"))
+    partial = result_file.with_name(f"{result_file.name}.partial")
+    partial.write_bytes(pickle.dumps(outcome))
+    partial.rename(result_file)
+    return not interrupted
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Kill this process when the worker that started it dies, so a lost worker's seed cannot finish
+    (and be saved) after the scheduler gave it to another worker."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent_pid:  # the parent died before the request took effect
+            os._exit(1)
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(_ORPHAN_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()

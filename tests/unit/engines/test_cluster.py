@@ -1,0 +1,378 @@
+"""Ensembles on a real Dask cluster: a scheduler and two workers started here as separate processes
+(``dask scheduler``, ``dask worker``) on free loopback ports, running the toy engine's seeds.
+
+The same comparison on the cluster and on the local process pool gives byte-identical seeds; the
+manifest says which worker ran each; a worker killed (SIGKILL) while its seed runs has that seed run
+again on the other worker, every seed finishing exactly once with the same numbers; an unreachable
+scheduler is one line and leaves nothing written.
+"""
+
+from __future__ import annotations
+
+import _thread
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pytest
+import shapely
+from plugin import subprocess_env, write_distribution, write_twin
+
+from civictwin.compare import compare_ensemble, ensemble_manifest
+from civictwin.engines.base import TwinContext
+from civictwin.engines.cluster import open_cluster
+from civictwin.engines.ensemble import Ensemble, run_ensemble
+from civictwin.errors import EngineError
+from civictwin.scenarios.spec import Scenario
+
+BIN = Path(sys.executable).parent
+ZONES = gpd.GeoDataFrame(
+    {"zone_id": ["a", "b", "c"]},
+    geometry=[shapely.box(385_000 + 200 * i, 6_672_000, 385_100 + 200 * i, 6_672_100) for i in range(3)],
+    crs="EPSG:32635",
+)
+SEEDS = [1, 2]
+
+
+@dataclass
+class Cluster:
+    """A running scheduler and its workers: address, and worker address → process."""
+
+    address: str
+    workers: dict[str, subprocess.Popen[bytes]]
+    barrier: Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """The toy engine importable here (and by the pool's workers), and the path the cluster needs."""
+    paths = write_distribution(tmp_path_factory.mktemp("site"))
+    sys.path[:0] = paths
+    yield paths
+    for path in paths:
+        sys.path.remove(path)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, toy: list[str]) -> Iterator[Cluster]:
+    """``dask scheduler`` and two one-thread ``dask worker`` processes (no nanny, so a killed worker
+    stays dead), which see the toy engine and wait at its barrier only while ``go`` is missing."""
+    from distributed import Client
+
+    logs = tmp_path_factory.mktemp("dask")
+    barrier = logs / "barrier"
+    barrier.mkdir()
+    (barrier / "go").touch()
+    env = subprocess_env(toy, TOY_BARRIER=str(barrier))
+    address = f"tcp://127.0.0.1:{free_port()}"
+    processes = [
+        start(
+            [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
+             "--no-dashboard"],
+            logs / "scheduler.log", env,
+        )
+    ]  # fmt: skip
+    try:
+        for name in ("w1", "w2"):
+            processes.append(
+                start(
+                    [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-nanny", "--host",
+                     "127.0.0.1", "--no-dashboard", "--name", name],
+                    logs / f"{name}.log", env,
+                )
+            )  # fmt: skip
+        with Client(address, timeout=30, set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=60)
+            pids = client.run(os.getpid)
+        by_pid = {p.pid: p for p in processes[1:]}
+        yield Cluster(address, {a: by_pid[pid] for a, pid in pids.items()}, barrier)
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture(scope="module")
+def engines(toy: list[str]) -> tuple[Any, list[Scenario]]:
+    """The toy engine and two scenarios: the baseline and zone b's demand × 1.5."""
+    from civictwin_toy.engine import Nudge, ToyEngine
+
+    warm = Scenario(name="warm", interventions=[Nudge(type="toy_nudge", factor=1.5, zones=["b"])])
+    return ToyEngine(), [Scenario.baseline_scenario(), warm]
+
+
+def ensemble(twin: Path, engines: tuple[Any, list[Scenario]], comparison: str, **how: Any) -> Ensemble:
+    engine, scenarios = engines
+    return run_ensemble(
+        TwinContext.load(twin), scenarios, [engine], comparison_id=comparison, seeds=SEEDS, **how
+    )
+
+
+def seed_bytes(result: Ensemble) -> dict[tuple[str, int], tuple[str, bytes, bytes]]:
+    """Per (scenario, seed): the saved KPIs as JSON text and the bytes of both saved tables."""
+    out = {}
+    for scenario, seeds in result.runs["toy"].items():
+        for record in seeds:
+            assert record.directory is not None
+            kpis = "".join(k.model_dump_json() for k in record.kpis)
+            zones, cells = (record.directory / f"{t}.parquet" for t in ("zones", "cells"))
+            out[(scenario, record.seed)] = (kpis, zones.read_bytes(), cells.read_bytes())
+    return out
+
+
+@pytest.fixture(scope="module")
+def pooled(tmp_path_factory: pytest.TempPathFactory, engines: Any) -> Ensemble:
+    """The comparison on the local pool: what the cluster must reproduce."""
+    twin = write_twin(tmp_path_factory.mktemp("pool-twin"), ZONES)
+    return ensemble(twin, engines, "pool", workers=1)
+
+
+def test_the_cluster_gives_the_local_pools_seeds_and_records_the_workers(
+    tmp_path: Path, cluster: Cluster, engines: Any, pooled: Ensemble
+) -> None:
+    twin = write_twin(tmp_path / "twin", ZONES)
+    result = ensemble(twin, engines, "dask", workers=2, executor=open_cluster(cluster.address, workers=2))
+    assert seed_bytes(result) == seed_bytes(pooled)
+    assert result.runs["toy"]["warm"][0].kpi("toy_heat_mwh") == pytest.approx(
+        pooled.runs["toy"]["baseline"][0].kpi("toy_heat_mwh") + 0.05, rel=1e-12
+    )  # the toy's +50 kWh in zone b, on the same draws
+    manifest = ensemble_manifest(result, compare_ensemble(result))
+    host = socket.gethostname()
+    where = {(r["scenario"], r["seed"]): r["worker"] for r in manifest["runs"]}
+    assert set(where) == {(s, n) for s in ("baseline", "warm") for n in SEEDS}
+    assert {w.split(" ")[0] for w in where.values()} == {host}
+    assert {w.split(" ")[1] for w in where.values()} <= set(cluster.workers)
+    assert manifest["run_notes"] == [] and result.notes == ()
+    pool_where = {r.worker for s in pooled.runs["toy"].values() for r in s}
+    assert all(w.startswith(f"{host} pid ") for w in pool_where)
+    assert sorted((twin / "toy-runs.log").read_text().splitlines()) == [
+        "baseline 1", "baseline 2", "warm 1", "warm 2",
+    ]  # fmt: skip
+
+    # resuming works as on the pool: a lost seed folder is the only seed run again
+    shutil.rmtree(result.directory / "seeds" / "toy" / "warm" / "seed_2")
+    again = ensemble(twin, engines, "dask", workers=2, executor=open_cluster(cluster.address, workers=2))
+    assert again.computed == (("toy", "warm", 2),) and len(again.resumed) == 3
+    assert seed_bytes(again) == seed_bytes(pooled)
+    assert (twin / "toy-runs.log").read_text().splitlines()[4:] == ["warm 2"]
+
+
+def test_a_hanging_seed_on_the_cluster_is_one_line(tmp_path: Path, cluster: Cluster) -> None:
+    from civictwin_toy.engine import Hang, ToyEngine
+
+    hang = Scenario(name="hang", interventions=[Hang(type="toy_hang", seed=1)])
+    with pytest.raises(EngineError) as failed:
+        run_ensemble(
+            TwinContext.load(write_twin(tmp_path / "twin", ZONES)), [hang], [ToyEngine()],
+            comparison_id="hang", seeds=[1], seed_timeout_s=1, executor=open_cluster(cluster.address, workers=2),
+        )  # fmt: skip
+    assert failed.value.user_message() == (
+        "engine 'toy', scenario 'hang', seed 1: no result within the per-seed timeout of 1 s (the engine "
+        "hangs, or the seed needs a longer --seed-timeout)"
+    )
+    assert list((tmp_path / "twin" / "runs" / "hang" / "seeds" / "toy" / "hang").iterdir()) == []
+
+
+def test_the_local_pool_never_imports_dask() -> None:
+    code = (
+        "import sys; import civictwin.cli.scenario, civictwin.engines.ensemble; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_an_unreachable_scheduler_is_one_line_and_writes_nothing(
+    tmp_path: Path, toy: list[str], engines: Any
+) -> None:
+    """A port that accepts connections and never answers (the handshake would wait forever), through
+    the command line with the timeout from twin.toml; a refused port, in-process; a wrong address."""
+    twin = write_twin(tmp_path / "twin", ZONES)
+    (twin / "scenarios").mkdir()
+    (twin / "scenarios" / "warm.toml").write_text(
+        'name = "warm"\n[[interventions]]\ntype = "toy_nudge"\nfactor = 1.5\n'
+    )
+    with (twin / "twin.toml").open("a", encoding="utf-8") as config:
+        config.write("\n[compute]\nconnect_timeout_s = 1\n")  # the timeout from twin.toml, the address given
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        nobody = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        done = subprocess.run(
+            [str(BIN / "civictwin"), "compare", "baseline", "warm", "--twin", str(twin), "--seeds", "2",
+             "--cluster", nobody],
+            env=subprocess_env(toy), capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"error: the Dask scheduler at {nobody} did not answer within 1 s"
+    refused = f"tcp://127.0.0.1:{free_port()}"
+    with pytest.raises(EngineError) as failed:
+        ensemble(twin, engines, "refused", executor=open_cluster(refused, workers=2, connect_timeout_s=0.5))
+    assert failed.value.user_message() == f"the Dask scheduler at {refused} did not answer within 0.5 s"
+    assert not (twin / "runs").exists() and not (twin / "toy-runs.log").exists()
+    with pytest.raises(EngineError) as wrong:
+        open_cluster("127.0.0.1:8786", workers=2)
+    assert wrong.value.user_message() == (
+        "--cluster: '127.0.0.1:8786' is not a Dask scheduler address (expected tcp://host:port or 'local')"
+    )
+
+
+def close_barrier(cluster: Cluster) -> None:
+    for old in cluster.barrier.glob("started-*"):
+        old.unlink()
+    (cluster.barrier / "go").unlink()
+
+
+def wait_started(cluster: Cluster, count: int) -> list[Path]:
+    """The barrier's ``started-*`` files once ``count`` seeds wait there (one per worker)."""
+    deadline = time.monotonic() + 60
+    while len(started := sorted(cluster.barrier.glob("started-*"))) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(started) == count, started
+    return started
+
+
+def test_ctrl_c_stops_the_seeds_on_the_workers_and_the_comparison_resumes(
+    tmp_path: Path, cluster: Cluster, engines: Any, pooled: Ensemble
+) -> None:
+    """Ctrl-C while the seeds run on the workers (SIGINT's KeyboardInterrupt in this main thread, as
+    the command line gets it): the seeds there are interrupted and leave nothing, the workers stay,
+    and the same comparison then resumes and runs every seed exactly once."""
+    twin = write_twin(tmp_path / "twin", ZONES)
+    close_barrier(cluster)
+
+    def press_ctrl_c() -> None:
+        wait_started(cluster, 2)
+        _thread.interrupt_main()
+
+    presser = threading.Thread(target=press_ctrl_c)
+    presser.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ensemble(twin, engines, "stopped", workers=2, executor=open_cluster(cluster.address, workers=2))
+        seeds = twin / "runs" / "stopped" / "seeds" / "toy"
+        deadline = time.monotonic() + 30
+        while list(seeds.glob("*/.seed_*")) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the interrupted seeds remove their staging folders
+        assert list(seeds.glob("*/*")) == []
+    finally:
+        presser.join(timeout=60)
+        (cluster.barrier / "go").touch()
+    assert all(p.poll() is None for p in cluster.workers.values())
+    resumed = ensemble(twin, engines, "stopped", workers=2, executor=open_cluster(cluster.address, workers=2))
+    assert len(resumed.computed) == 4 and seed_bytes(resumed) == seed_bytes(pooled)
+    assert sorted((twin / "toy-runs.log").read_text().splitlines()) == [
+        "baseline 1", "baseline 2", "warm 1", "warm 2",
+    ]  # fmt: skip  # the interrupted seeds never finished
+
+
+def test_a_worker_killed_mid_seed_has_its_seed_run_again_elsewhere(
+    tmp_path: Path, cluster: Cluster, engines: Any, pooled: Ensemble
+) -> None:
+    """Runs last: it leaves one worker. Both workers hold a seed at the barrier; one is killed -9."""
+    twin = write_twin(tmp_path / "twin", ZONES)
+    close_barrier(cluster)
+    outcome: dict[str, Any] = {}
+
+    def drive() -> None:
+        try:
+            outcome["result"] = ensemble(
+                twin, engines, "killed", workers=2, executor=open_cluster(cluster.address, workers=2)
+            )
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    driver = threading.Thread(target=drive)
+    driver.start()
+    try:
+        started = wait_started(cluster, 2)
+        victim_pid = int(started[0].name.rsplit("-", 1)[1])
+        victim_seed = started[0].name.removeprefix("started-").rsplit("-", 1)[0]
+        victim = next(a for a, p in cluster.workers.items() if p.pid == victim_pid)
+        os.kill(victim_pid, signal.SIGKILL)
+        cluster.workers[victim].wait(timeout=10)
+    finally:
+        (cluster.barrier / "go").touch()
+        driver.join(timeout=120)
+    assert "error" not in outcome, outcome.get("error")
+    result: Ensemble = outcome["result"]
+    assert seed_bytes(result) == seed_bytes(pooled)
+    assert sorted((twin / "toy-runs.log").read_text().splitlines()) == [
+        "baseline 1", "baseline 2", "warm 1", "warm 2",
+    ]  # fmt: skip  # each seed finished exactly once
+    survivor = next(a for a in cluster.workers if a != victim)
+    scenario, seed = victim_seed.rsplit("-", 1)
+    assert result.notes == (
+        f"engine 'toy', scenario '{scenario}', seed {seed} was run 2 times: its worker {victim} left "
+        f"the cluster mid-run, and {survivor} finished it",
+    )
+    rerun = next(r for r in result.runs["toy"][scenario] if r.seed == int(seed))
+    assert rerun.worker == f"{socket.gethostname()} {survivor}"
+    seeds = twin / "runs" / "killed" / "seeds" / "toy"
+    assert sorted(p.name for p in (seeds / scenario).iterdir()) == ["seed_1", "seed_2"]  # no staging left
+
+
+def test_a_seed_whose_workers_keep_dying_fails_with_one_line(
+    tmp_path: Path, cluster: Cluster, engines: Any
+) -> None:
+    """Runs after the kill test, on the one worker left, with the scheduler allowing no worker death
+    (its ``allowed-failures`` set to 0 for this test): the lost worker makes the seed fail."""
+    from distributed import Client
+
+    (survivor,) = [a for a, p in cluster.workers.items() if p.poll() is None]
+    with Client(cluster.address, timeout=30, set_as_default=False) as client:
+        client.run_on_scheduler(lambda dask_scheduler: setattr(dask_scheduler, "allowed_failures", 0))
+    close_barrier(cluster)
+    outcome: dict[str, BaseException] = {}
+
+    def drive() -> None:
+        try:
+            run_ensemble(
+                TwinContext.load(write_twin(tmp_path / "twin", ZONES)), [Scenario.baseline_scenario()],
+                [engines[0]], comparison_id="lost", seeds=[1], executor=open_cluster(cluster.address, workers=1),
+            )  # fmt: skip
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    driver = threading.Thread(target=drive)
+    driver.start()
+    try:
+        wait_started(cluster, 1)
+        cluster.workers[survivor].kill()
+        cluster.workers[survivor].wait(timeout=10)
+    finally:
+        (cluster.barrier / "go").touch()
+        driver.join(timeout=60)
+    error = outcome.get("error")
+    assert isinstance(error, EngineError), error
+    assert error.user_message() == (
+        f"engine 'toy', scenario 'baseline', seed 1: 1 Dask worker(s) were lost while running it (the last "
+        f"{survivor}), so the scheduler gave up on it; the seed may exhaust a worker's memory"
+    )
+    assert list((tmp_path / "twin" / "runs" / "lost" / "seeds" / "toy" / "baseline").iterdir()) == []
