@@ -66,8 +66,15 @@ def test_list_and_show(twin_dir: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "no scenario 'nothing' (scenarios in this twin: broken, shut)" in capsys.readouterr().err
 
 
-def test_engines_lists_the_installed_engines(capsys: pytest.CaptureFixture[str]) -> None:
+def test_engines_lists_the_installed_engines(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from civictwin.cli import console
+
+    monkeypatch.setattr(console, "width", 240)  # one line per engine, nothing cut
     main(["engines"])
     listed = capsys.readouterr().out
     assert "traffic" in listed and "close_streets" in listed and "edges, zones" in listed
     assert "civictwin 0.1.0" in listed  # the package that provides it
+    assert "envelope_retrofit" in listed and "buildings, zones" in listed  # energy
+    assert "plant_street_trees" in listed and "zones, cells" in listed  # heat

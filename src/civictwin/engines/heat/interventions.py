@@ -23,23 +23,21 @@ import geopandas as gpd
 import numpy as np
 import shapely
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from civictwin.engines.heat.rasters import LANE_WIDTH_M, Cover, Surface
 from civictwin.errors import ScenarioError
 from civictwin.scenarios.selection import load_polygon, select_edges
-from civictwin.scenarios.spec import StreetSelection
+from civictwin.scenarios.spec import Intervention, Scenario, StreetSelection
 
 _Radius = Annotated[float, Field(gt=0, le=15)]
 _Height = Annotated[float, Field(ge=2, le=40)]
 _KERB_GAP_M = 1.0  # trees stand this far beyond the carriageway's edge
+Surfaces = Literal["roofs", "pavements"]
+_BOTH_SURFACES: tuple[Surfaces, ...] = ("roofs", "pavements")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PlantStreetTrees(StreetSelection):
+class PlantStreetTrees(StreetSelection, Intervention):
     """Trees along the selected streets (both sides), every ``spacing_m`` or ``count`` in all."""
 
     type: Literal["plant_street_trees"]
@@ -49,7 +47,7 @@ class PlantStreetTrees(StreetSelection):
     height_m: _Height = 10.0
 
 
-class PlantTreesInArea(_Strict):
+class PlantTreesInArea(Intervention):
     """Trees inside ``polygon``: ``count`` trees, or enough to cover ``canopy_share`` of its open ground."""
 
     type: Literal["plant_trees_in_area"]
@@ -73,7 +71,7 @@ class PlantTreesInArea(_Strict):
         return f"{amount} inside a polygon"
 
 
-class Depave(_Strict):
+class Depave(Intervention):
     """Paved ground inside ``polygon`` becomes grass; ``public`` green counts for green access."""
 
     type: Literal["depave"]
@@ -85,7 +83,7 @@ class Depave(_Strict):
         return "paved ground inside a polygon turned to " + ("public " if self.public else "") + "green"
 
 
-class GreenRoofs(_Strict):
+class GreenRoofs(Intervention):
     """Vegetated roofs on the buildings selected by OSM id, use class and/or polygon (all must hold)."""
 
     type: Literal["green_roofs"]
@@ -109,13 +107,13 @@ class GreenRoofs(_Strict):
         return "green roofs on " + " ".join(parts)
 
 
-class CoolSurfaces(_Strict):
+class CoolSurfaces(Intervention):
     """Roofs and/or pavements inside ``polygon`` get albedo ``albedo`` (e.g. 0.5 for a light coating)."""
 
     type: Literal["cool_surfaces"]
     polygon: Annotated[str, Field(min_length=1)]
     albedo: Annotated[float, Field(gt=0, lt=1)]
-    surfaces: Annotated[list[Literal["roofs", "pavements"]], Field(min_length=1)] = ["roofs", "pavements"]
+    surfaces: list[Surfaces] = Field(default_factory=lambda: list(_BOTH_SURFACES), min_length=1)
 
     def describe(self) -> str:
         """What, how bright."""
@@ -123,13 +121,22 @@ class CoolSurfaces(_Strict):
 
 
 HeatIntervention = PlantStreetTrees | PlantTreesInArea | Depave | GreenRoofs | CoolSurfaces
-INTERVENTION_TYPES: dict[str, type[BaseModel]] = {
+INTERVENTION_TYPES: dict[str, type[Intervention]] = {
     "plant_street_trees": PlantStreetTrees,
     "plant_trees_in_area": PlantTreesInArea,
     "depave": Depave,
     "green_roofs": GreenRoofs,
     "cool_surfaces": CoolSurfaces,
 }
+
+
+def heat_interventions(scenario: Scenario) -> list[tuple[int, HeatIntervention]]:
+    """The scenario's heat interventions with their index in the file (others' are left out)."""
+    return [
+        (index, item)
+        for index, item in enumerate(scenario.interventions)
+        if isinstance(item, PlantStreetTrees | PlantTreesInArea | Depave | GreenRoofs | CoolSurfaces)
+    ]
 
 
 @dataclass(frozen=True)
