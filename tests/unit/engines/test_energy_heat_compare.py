@@ -7,6 +7,7 @@ Needs the shared Helsinki EPW and Swedish TABULA file (skipped with the reason w
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import geopandas as gpd
@@ -128,6 +129,20 @@ def test_a_mixed_scenario_runs_both_engines_over_the_same_seeds(compared: Path) 
     assert ("heat", "canopy_cover") in kpis and ("heat", "residents_utci_strong_heat") in kpis
 
 
+def test_every_seed_saved_every_declared_table_complete_and_no_solweig_rasters(compared: Path) -> None:
+    engines = load_engines(["energy", "heat"])
+    for name, installed in engines.items():
+        for scenario in ("baseline", "mixed"):
+            seed = compared / "seeds" / name / scenario / "seed_1"
+            for spec in installed.engine.tables:
+                frame = pd.read_parquet(seed / f"{spec.name}.parquet")
+                assert {*spec.key, *(column for column, _ in spec.values)} <= set(frame.columns)
+                assert not frame.duplicated(list(spec.key)).any()
+            assert not (seed / "work" / "solweig").exists()
+    energy_zones = pd.read_parquet(compared / "seeds" / "energy" / "baseline" / "seed_1" / "zones.parquet")
+    assert sorted(energy_zones["zone_id"]) == ["east", "west"]
+
+
 def test_pv_goes_exactly_on_the_selected_zone_with_the_hand_computed_capacity(compared: Path) -> None:
     diff = pd.read_parquet(compared / "tables" / "energy.buildings" / "diff_mixed.parquet").set_index(
         "osm_id"
@@ -137,6 +152,10 @@ def test_pv_goes_exactly_on_the_selected_zone_with_the_hand_computed_capacity(co
     assert diff.loc[2, "pv_kwp_diff"] == pytest.approx(16.2)
     assert diff.loc[1, "pv_kwp_diff"] == 0.0
     assert diff.loc[1, "heating_need_kwh_diff"] == 0.0 and diff.loc[2, "heating_need_kwh_diff"] == 0.0
+    # the report maps only the values that change beyond noise (PV and what follows from it)
+    unmapped = re.findall(r"Not mapped \(no change beyond noise[^<]*", (compared / "report.html").read_text())
+    buildings = next(line for line in unmapped if "heating_need_kwh_m2" in line)
+    assert "pv_kwp" not in buildings and "pv_kwh" not in buildings and "co2_kg" not in buildings
 
 
 def test_street_trees_raise_canopy_by_the_cells_they_plant(compared: Path) -> None:

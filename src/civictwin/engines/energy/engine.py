@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from civictwin.engines.energy.results import (
     city_kpis,
     zone_table,
 )
-from civictwin.engines.energy.weather import facade_irradiance, read_weather
+from civictwin.engines.energy.weather import Weather, facade_irradiance, read_weather
 from civictwin.errors import ConfigError, EngineError
 from civictwin.scenarios.spec import Intervention, Scenario
 
@@ -107,7 +108,7 @@ class EnergyEngine:
         settings = self.settings(twin)
         weather_file = _required(config, settings.weather, "weather", "an EPW weather file")
         typology_file = _required(config, settings.typology, "typology", "a TABULA typology CSV")
-        weather = read_weather(config.resolve(weather_file.path))
+        weather, irradiance = _weather_year(config.resolve(weather_file.path))
         typology = read_typology(config.resolve(typology_file.path))
         with twin.open_store() as store:
             frame = store.read_frame("buildings_3d")
@@ -117,7 +118,12 @@ class EnergyEngine:
             raise EngineError("the twin has no buildings (buildings_3d is empty)", field="energy")
         frame = _with_zones(frame, zones)
         inputs, notes = _inputs(
-            config, settings, frame, typology=typology, weather_surfaces=(weather, surfaces)
+            config,
+            settings,
+            frame,
+            typology=typology,
+            weather_surfaces=(weather, surfaces),
+            irradiance=irradiance,
         )
         buildings = gpd.GeoDataFrame(inputs.buildings, geometry=frame.geometry.to_numpy(), crs=frame.crs)
         changed, factors, lines = apply_interventions(
@@ -146,6 +152,19 @@ class EnergyEngine:
             "weather_station": inputs.weather.station,
         }
         return EngineResult(kpis=city_kpis(result), tables=tables, notes=inputs.notes, details=details)
+
+
+def _weather_year(path: Path) -> tuple[Weather, np.ndarray]:
+    """The EPW year and its façade and roof irradiance, computed once per file version in a process
+    (every scenario of a comparison is prepared from the same year)."""
+    stamp = path.stat().st_mtime_ns if path.is_file() else -1
+    return _weather_year_of(path, stamp)
+
+
+@lru_cache(maxsize=2)
+def _weather_year_of(path: Path, stamp: int) -> tuple[Weather, np.ndarray]:
+    weather = read_weather(path)
+    return weather, facade_irradiance(weather)
 
 
 def _config(twin: TwinContext) -> TwinConfig:
@@ -205,6 +224,7 @@ def _inputs(
     *,
     typology: pd.DataFrame,
     weather_surfaces: tuple[Any, Any],
+    irradiance: np.ndarray,
 ) -> tuple[_Prepared, list[str]]:
     weather, surfaces = weather_surfaces
     footprints = frame.geometry.to_numpy()
@@ -253,7 +273,7 @@ def _inputs(
     ]
     prepared = _Prepared(
         buildings=buildings, facade_m2=geometry.facade_m2, roof_planes=planes,
-        use_profiles=load_use_profiles(names), irradiance=facade_irradiance(weather), emission_factors=factors,
+        use_profiles=load_use_profiles(names), irradiance=irradiance, emission_factors=factors,
     )  # fmt: skip
     return prepared, notes
 

@@ -10,6 +10,7 @@ of map blocks, which carries its own polygons.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
 from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
@@ -119,8 +120,16 @@ class HeatEngine:
         )
 
     def run(self, inputs: HeatInputs, *, seed: int, workdir: Path) -> EngineResult:
-        """One seed: cooling, radiation and UTCI on the grid; KPIs, zones and map blocks."""
-        kpis, tables = run_seed(inputs, seed=seed, workdir=workdir)
+        """One seed: cooling, radiation and UTCI on the grid; KPIs, zones and map blocks.
+
+        SOLWEIG's own rasters (per-hour Tmrt and summaries, about 35 MB per seed on the demo twin at
+        2 m) are read into the tables and then removed, so a comparison's folder stays small.
+        """
+        scratch = workdir / "solweig"
+        try:
+            kpis, tables = run_seed(inputs, seed=seed, workdir=scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
         settings = inputs.settings
         grid = inputs.surface.grid
         notes = (
