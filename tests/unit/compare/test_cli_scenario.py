@@ -26,7 +26,9 @@ def test_new_writes_a_loadable_template(twin_dir: Path, capsys: pytest.CaptureFi
     path = twin_dir / "scenarios" / "my_plan.toml"
     scenario = load_scenario(path, CATALOG)
     assert scenario.name == "my_plan" and scenario.interventions == []
-    assert 'type = "close_streets"' in path.read_text()  # the traffic engine's commented examples
+    text = path.read_text()
+    assert 'type = "close_streets"' in text  # the traffic engine's commented examples
+    assert '# type = "envelope_retrofit"' in text and '# type = "plant_street_trees"' in text  # energy, heat
     with pytest.raises(SystemExit) as exit_info:
         main(["scenario", "new", "my_plan", "--twin", str(twin_dir)])
     assert exit_info.value.code == 1

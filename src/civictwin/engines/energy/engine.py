@@ -30,6 +30,7 @@ from civictwin.engines.energy.archetypes import load_use_profiles, read_typology
 from civictwin.engines.energy.geometry import envelope_geometry, flat_roof_pv_area
 from civictwin.engines.energy.interventions import (
     INTERVENTION_TYPES,
+    SCENARIO_EXAMPLES,
     apply_interventions,
     energy_interventions,
 )
@@ -43,7 +44,7 @@ from civictwin.engines.energy.results import (
     zone_table,
 )
 from civictwin.engines.energy.weather import Weather, facade_irradiance, read_weather
-from civictwin.errors import ConfigError, EngineError
+from civictwin.errors import CivicTwinError, ConfigError, EngineError, ScenarioError
 from civictwin.scenarios.spec import Intervention, Scenario
 
 MODEL_VERSION = "1.0"
@@ -152,6 +153,24 @@ class EnergyEngine:
             "weather_station": inputs.weather.station,
         }
         return EngineResult(kpis=city_kpis(result), tables=tables, notes=inputs.notes, details=details)
+
+    def check(self, twin: TwinContext, scenario: Scenario) -> list[str]:
+        """Problems of the scenario's energy interventions on this twin: every selection is resolved
+        against its buildings and zones by preparing the scenario (without simulating it), so the
+        first problem met is the one line reported."""
+        if not energy_interventions(scenario):
+            return []
+        try:
+            self.prepare(twin, scenario, workdir=twin.twin_dir)
+        except ScenarioError as exc:
+            return [exc.user_message()]
+        except CivicTwinError as exc:
+            return [f"energy: {exc.user_message()}"]
+        return []
+
+    def scenario_examples(self) -> str:
+        """The commented energy interventions for ``civictwin scenario new``."""
+        return SCENARIO_EXAMPLES
 
 
 def _weather_year(path: Path) -> tuple[Weather, np.ndarray]:

@@ -140,3 +140,36 @@ def apply_interventions(
         elif isinstance(item, PvUptake):
             out.loc[mask, "pv_share"] = item.share
     return out, factors, lines
+
+
+SCENARIO_EXAMPLES = """\
+# Energy (building selections: every criterion given must hold, at least one is needed):
+#   zones      = ["891126d3307ffff"]      ids of the twin's analysis zones
+#   polygon    = "POLYGON ((lon lat, ...))" WKT in WGS84, or a file path relative to this file
+#   uses       = ["residential"]          use classes of buildings_3d
+#   built_from = 1900, built_to = 1979    construction years, inclusive (unknown years never match)
+# A selection that matches no building is an error.
+
+# [[interventions]]
+# type = "envelope_retrofit"     # TABULA refurbishment of walls, roof, floor and windows
+# uses = ["residential"]
+# built_to = 1979
+# level = "usual"                # usual | advanced
+
+# [[interventions]]
+# type = "heating_system"
+# zones = ["891126d3307ffff"]
+# system = "heat_pump"           # heat_pump | district_heating
+
+# [[interventions]]
+# type = "pv_uptake"
+# uses = ["residential"]
+# share = 0.5                    # share of the usable roof area covered with modules
+
+# [[interventions]]
+# type = "emission_factors"      # a target year's factors, kg CO2 per kWh of final energy
+# year = 2040
+# source = "Helen: zero-emission energy by 2040"
+# electricity = 0.0
+# district_heating = 0.0
+"""

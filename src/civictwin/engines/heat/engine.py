@@ -21,7 +21,7 @@ from civictwin import __version__
 from civictwin.config import CONFIG_FILENAME
 from civictwin.engines.base import EngineResult, TableSpec, TwinContext
 from civictwin.engines.heat import params
-from civictwin.engines.heat.interventions import INTERVENTION_TYPES, heat_interventions
+from civictwin.engines.heat.interventions import INTERVENTION_TYPES, SCENARIO_EXAMPLES, heat_interventions
 from civictwin.engines.heat.run import LAYERS, HeatInputs, prepare_inputs, read_layers, run_seed
 from civictwin.engines.heat.settings import SETTINGS_FILE, HeatSettings, load_settings
 from civictwin.engines.heat.weather import read_hot_day
@@ -142,6 +142,10 @@ class HeatEngine:
         details = {"hot_day": inputs.day.date, "cells": int(grid.shape[0] * grid.shape[1]),
                    "changed_cells": inputs.changed_cells}  # fmt: skip
         return EngineResult(kpis=kpis, tables=tables, notes=notes, details=details)
+
+    def scenario_examples(self) -> str:
+        """The commented heat and green interventions for ``civictwin scenario new``."""
+        return SCENARIO_EXAMPLES
 
 
 def _uncertainty_note(assumed: bool) -> str:

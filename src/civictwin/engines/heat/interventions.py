@@ -280,3 +280,35 @@ def _plant(
     changed = surface.grid.mask(crowns) & plantable & (surface.canopy_height_m < height_m)
     canopy = np.where(changed, np.float32(height_m), surface.canopy_height_m).astype(np.float32)
     return changed, surface.with_changes(canopy_height_m=canopy)
+
+
+SCENARIO_EXAMPLES = """\
+# Heat and green (street selections as traffic's; polygons are WKT in WGS84 or a file path):
+
+# [[interventions]]
+# type = "plant_street_trees"    # both sides of the selected streets
+# streets = ["Mannerheimintie"]
+# spacing_m = 10.0               # or count = 120 spread evenly
+# crown_radius_m = 3.0
+# height_m = 10.0
+
+# [[interventions]]
+# type = "plant_trees_in_area"
+# polygon = "POLYGON ((24.940 60.168, 24.944 60.168, 24.944 60.170, 24.940 60.170, 24.940 60.168))"
+# canopy_share = 0.3             # or count = 50
+
+# [[interventions]]
+# type = "depave"                # paved ground inside the polygon becomes grass
+# polygon = "park.geojson"
+# public = true                  # counts as public green for green access
+
+# [[interventions]]
+# type = "green_roofs"
+# uses = ["commercial"]          # and/or osm_ids, polygon
+
+# [[interventions]]
+# type = "cool_surfaces"
+# polygon = "POLYGON ((...))"
+# albedo = 0.5
+# surfaces = ["roofs", "pavements"]
+"""

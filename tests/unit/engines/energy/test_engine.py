@@ -171,6 +171,16 @@ def test_a_selection_of_nothing_is_one_line_naming_the_intervention(demo: Twin) 
         Plan([{"type": "pv_uptake", "uses": ["residential"], "share": 2}])
 
 
+def test_check_reports_a_bad_selection_in_one_line_and_passes_a_good_one(demo: Twin) -> None:
+    bad = Plan([{"type": "pv_uptake", "zones": ["nowhere"], "share": 0.5}])
+    assert EnergyEngine().check(demo, bad) == [
+        "plan.toml: interventions[0] (pv_uptake): zones: no zone 'nowhere' in the twin"
+    ]
+    assert (
+        EnergyEngine().check(demo, Plan([{"type": "pv_uptake", "uses": ["residential"], "share": 0.5}])) == []
+    )
+
+
 def test_missing_weather_settings_and_files_are_one_line(demo: Twin, tmp_path: Path) -> None:
     assert demo.config is not None
     bare = demo.config.model_copy(update={"energy": demo.config.energy.model_copy(update={"weather": None})})
