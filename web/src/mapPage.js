@@ -25,6 +25,7 @@ const STYLE_LAYERS = {
 };
 
 const BACKGROUND = '#eceff1';
+const TERRAIN_SOURCE = 'terrain';
 /** A dark outline sets green areas apart from the zone colours beneath them, whatever the colour vision. */
 const GREEN_EDGE = '#00553e';
 const DEFAULT_HEIGHT_M = 3;
@@ -142,10 +143,10 @@ function selectionLayers() {
 }
 
 /** The MapLibre style: a plain background, the twin's layers, and a selection outline. No glyphs needed. */
-export function buildStyle(layers) {
+export function buildStyle(layers, terrain = null) {
   const sources = { selection: { type: 'geojson', data: { type: 'FeatureCollection', features: [] } } };
   for (const layer of layers) sources[layer.key] = sourceFor(layer);
-  return {
+  const style = {
     version: 8,
     name: 'civictwin',
     sources,
@@ -155,6 +156,38 @@ export function buildStyle(layers) {
       ...selectionLayers(),
     ],
   };
+  if (terrain) {
+    sources[TERRAIN_SOURCE] = terrainSource(terrain);
+    style.terrain = { source: TERRAIN_SOURCE, exaggeration: 1 };
+  }
+  return style;
+}
+
+/**
+ * A MapLibre raster-dem source from the terrain's TileJSON (`GET /terrain.json`: Terrarium-encoded
+ * PNG tiles of the twin's DEM). Buildings' extrusions then stand on the terrain.
+ */
+export function terrainSource(tilejson) {
+  const source = {
+    type: 'raster-dem',
+    tiles: (tilejson.tiles || []).map(absoluteTemplate),
+    tileSize: tilejson.tileSize || 256,
+    encoding: tilejson.encoding || 'terrarium',
+  };
+  if (Number.isFinite(tilejson.maxzoom)) source.maxzoom = tilejson.maxzoom;
+  if (isUsefulBounds(tilejson.bounds)) source.bounds = tilejson.bounds;
+  if (tilejson.attribution) source.attribution = tilejson.attribution;
+  return source;
+}
+
+/** The terrain's TileJSON, or null when the twin has none (or the caller may not read it). */
+async function findTerrain() {
+  try {
+    return await getJson('terrain.json');
+  } catch (error) {
+    if (error.status === 404) return null;
+    throw error;
+  }
 }
 
 /** The initial view: the buildings' extent when published (the city core), else every layer's. */
@@ -253,6 +286,7 @@ class MapPage {
   constructor(root) {
     this.root = root;
     this.layers = [];
+    this.terrain = null;
     this.map = null;
   }
 
@@ -260,8 +294,9 @@ class MapPage {
     const status = this.root.querySelector('#map-status');
     setStatus(status, 'Loading the twin’s layers…');
     let found;
+    let terrain;
     try {
-      found = await findLayers();
+      [found, terrain] = await Promise.all([findLayers(), findTerrain()]);
     } catch (error) {
       const advice = error.status === 401 ? ' Press “Forget” or paste another token.' : '';
       setStatus(status, `The map layers could not be loaded: ${error.message}.${advice}`, true);
@@ -269,7 +304,9 @@ class MapPage {
       return;
     }
     this.layers = found;
+    this.terrain = terrain;
     window.civictwin.layers = found.map((l) => ({ key: l.key, table: l.table }));
+    window.civictwin.terrain = terrain ? { name: terrain.name, maxzoom: terrain.maxzoom } : null;
     if (!found.length) {
       setStatus(status, 'No map layers are readable: the twin publishes none, or they need an API token (paste it above).', true);
       document.body.dataset.mapState = 'empty';
@@ -284,7 +321,7 @@ class MapPage {
     const bounds = initialBounds(layers);
     const map = new maplibregl.Map({
       container: this.root.querySelector('#map'),
-      style: buildStyle(layers),
+      style: buildStyle(layers, this.terrain),
       bounds: bounds || undefined,
       center: bounds ? undefined : [0, 0],
       zoom: bounds ? undefined : 1,
@@ -300,6 +337,7 @@ class MapPage {
     window.civictwin.map = map;
     map.addControl(new maplibregl.NavigationControl({ visualizePitch: true }), 'top-right');
     map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-left');
+    if (this.terrain) map.addControl(new maplibregl.TerrainControl({ source: TERRAIN_SOURCE, exaggeration: 1 }), 'top-right');
     map.on('click', (e) => this.inspect(e.point));
     const inspectable = layers.map((l) => STYLE_LAYERS[l.key][0]);
     for (const id of inspectable) {

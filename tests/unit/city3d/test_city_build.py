@@ -116,3 +116,49 @@ def test_a_rule_naming_a_missing_column_stops_the_build_and_stores_nothing(tmp_p
         build_twin(config)
     assert not config.store_path.exists()
     assert not [p for p in tmp_path.glob("*.building*") if p.suffix != ".lock"]  # no half-written twin
+
+
+def test_the_terrain_is_served_as_terrarium_tiles_of_the_plane(built: DuckDBStore) -> None:
+    """GET /terrain.json and a tile: every pixel decodes to the DEM's plane at its centre."""
+    import numpy as np
+    from fastapi.testclient import TestClient
+    from rasterio.io import MemoryFile
+
+    from civictwin.api.app import create_app
+    from civictwin.model.terrain import Terrain
+
+    assert built.path is not None
+    client = TestClient(create_app(built.path))
+    tilejson = client.get("/terrain.json").json()
+    assert (tilejson["encoding"], tilejson["tileSize"], tilejson["name"]) == ("terrarium", 256, "terrain")
+    assert (
+        tilejson["maxzoom"] == 14
+    )  # 5 m cells at 48.7° N: 40 075 km · cos(48.7°) / 256 / 2^14 = 6.3 m pixels
+    west, south, east, north = tilejson["bounds"]
+    lon, lat = _lonlat(X0, Y0)
+    assert west < lon < east and south < lat < north
+    z = 15
+    n = 2**z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - np.arcsinh(np.tan(np.radians(lat))) / np.pi) / 2 * n)
+    tile = client.get(f"/terrain/{z}/{x}/{y}.png")
+    assert tile.status_code == 200 and tile.headers["content-type"] == "image/png"
+    with MemoryFile(tile.content) as memory, memory.open() as png:
+        red, green, blue = (band.astype(float) for band in png.read())
+    decoded = red * 256 + green + blue / 256 - 32768
+    # the pixel centres in Web Mercator, back to the twin's CRS: the plane is z = 100 + 0.05 (x - (X0 - 500))
+    size = 40_075_016.686 / n
+    offsets = (np.arange(256) + 0.5) * size / 256
+    mx, my = np.meshgrid(-size * n / 2 + x * size + offsets, size * n / 2 - y * size - offsets)
+    tx, _ = Transformer.from_crs("EPSG:3857", "EPSG:25832", always_xy=True).transform(mx, my)
+    stored = Terrain.from_blocks(built.read_table("terrain"))  # the area and a margin, not the whole file
+    first, last = stored.x_min + 2.5, stored.x_min + (stored.heights.shape[1] - 0.5) * 5  # its cell centres
+    ty = Transformer.from_crs("EPSG:3857", "EPSG:25832", always_xy=True).transform(mx, my)[1]
+    top, bottom = stored.y_max - 2.5, stored.y_max - (stored.heights.shape[0] - 0.5) * 5
+    inside = (tx > first) & (tx < last) & (ty < top) & (ty > bottom)
+    expected = 100 + 0.05 * (tx - (X0 - 500))
+    assert inside.sum() > 10_000
+    assert np.abs(decoded[inside] - expected[inside]).max() < 1 / 256 + 1e-6  # Terrarium's resolution
+    beyond = decoded[~inside & (tx > last)]  # east of the stored DEM: its easternmost cell centres' height
+    assert beyond.size and np.abs(beyond - (100 + 0.05 * (last - (X0 - 500)))).max() < 1 / 256 + 1e-6
+    assert client.get(f"/terrain/15/{n}/0.png").status_code == 400
