@@ -27,8 +27,8 @@ from pydantic import Field, model_validator
 
 from civictwin.engines.heat.rasters import LANE_WIDTH_M, Cover, Surface
 from civictwin.errors import ScenarioError
-from civictwin.scenarios.selection import load_polygon, select_edges
-from civictwin.scenarios.spec import Intervention, Scenario, StreetSelection
+from civictwin.scenarios.selection import load_polygon, select_buildings, select_edges
+from civictwin.scenarios.spec import BuildingSelection, Intervention, Scenario, StreetSelection
 
 _Radius = Annotated[float, Field(gt=0, le=15)]
 _Height = Annotated[float, Field(ge=2, le=40)]
@@ -83,28 +83,15 @@ class Depave(Intervention):
         return "paved ground inside a polygon turned to " + ("public " if self.public else "") + "green"
 
 
-class GreenRoofs(Intervention):
-    """Vegetated roofs on the buildings selected by OSM id, use class and/or polygon (all must hold)."""
+class GreenRoofs(BuildingSelection, Intervention):
+    """Vegetated roofs on the selected buildings (the shared building selection: zones, polygon, uses,
+    construction period, OSM ids; all given must hold)."""
 
     type: Literal["green_roofs"]
-    osm_ids: list[int] | None = None
-    uses: list[Annotated[str, Field(min_length=1)]] | None = None
-    polygon: Annotated[str, Field(min_length=1)] | None = None
-
-    @model_validator(mode="after")
-    def _something_selected(self) -> GreenRoofs:
-        if not any((self.osm_ids, self.uses, self.polygon)):
-            raise ValueError("select buildings with at least one of osm_ids, uses or polygon")
-        return self
 
     def describe(self) -> str:
         """Which buildings."""
-        parts = [", ".join(self.uses) + " buildings" if self.uses else "buildings"]
-        if self.osm_ids:
-            parts.append("OSM " + ", ".join(map(str, self.osm_ids)))
-        if self.polygon:
-            parts.append("inside a polygon")
-        return "green roofs on " + " ".join(parts)
+        return "green roofs on " + BuildingSelection.describe(self)
 
 
 class CoolSurfaces(Intervention):
@@ -141,12 +128,14 @@ def heat_interventions(scenario: Scenario) -> list[tuple[int, HeatIntervention]]
 
 @dataclass(frozen=True)
 class Place:
-    """What selections resolve against: network edges, buildings (GeoDataFrames in ``crs``), folder."""
+    """What selections resolve against: network edges, buildings, zones (GeoDataFrames in ``crs``), the
+    scenario's folder. Without ``zones`` a building selection by zone is an error line."""
 
     edges: gpd.GeoDataFrame
     buildings: gpd.GeoDataFrame
     crs: str
     base_dir: Path
+    zones: gpd.GeoDataFrame | None = None
 
 
 def apply(
@@ -168,7 +157,10 @@ def apply(
         public = surface.public_green | (changed if intervention.public else False)
         result = surface.with_changes(cover=cover, public_green=public)
     elif isinstance(intervention, GreenRoofs):
-        chosen = select_buildings(place, intervention)
+        mask = select_buildings(
+            place.buildings, intervention, crs=place.crs, base_dir=place.base_dir, zones=place.zones
+        )
+        chosen = place.buildings[mask.to_numpy()]
         changed = surface.grid.mask(chosen.geometry.to_numpy()) & (surface.cover == Cover.BUILDING)
         result = surface.with_changes(green_roof=surface.green_roof | changed)
     else:
@@ -251,27 +243,6 @@ def area_tree_points(surface: Surface, area: shapely.Geometry, spec: PlantTreesI
     return np.asarray(lattice[:needed], dtype=object)
 
 
-def select_buildings(place: Place, spec: GreenRoofs) -> gpd.GeoDataFrame:
-    """The buildings meeting every criterion of ``spec`` (ScenarioError naming the key when none)."""
-    frame = place.buildings
-    mask = np.ones(len(frame), dtype=bool)
-    if spec.osm_ids:
-        missing = sorted(set(spec.osm_ids) - set(frame["osm_id"].tolist()))
-        if missing:
-            raise ScenarioError(f"no building with OSM id {', '.join(map(str, missing))}", field="osm_ids")
-        mask &= frame["osm_id"].isin(spec.osm_ids).to_numpy()
-    if spec.uses:
-        mask &= frame["use"].isin(spec.uses).to_numpy()
-        if not mask.any():
-            raise ScenarioError(f"no building of use {', '.join(spec.uses)}", field="uses")
-    if spec.polygon:
-        area = load_polygon(spec.polygon, crs=place.crs, base_dir=place.base_dir)
-        mask &= shapely.contains(area, shapely.point_on_surface(frame.geometry.to_numpy()))
-        if not mask.any():
-            raise ScenarioError("the polygon holds none of the selected buildings", field="polygon")
-    return frame[mask]
-
-
 def _plant(
     surface: Surface, points: NDArray[np.object_], radius_m: float, height_m: float
 ) -> tuple[NDArray[np.bool_], Surface]:
@@ -304,7 +275,7 @@ SCENARIO_EXAMPLES = """\
 
 # [[interventions]]
 # type = "green_roofs"
-# uses = ["commercial"]          # and/or osm_ids, polygon
+# uses = ["commercial"]          # the shared building selection: zones, polygon, uses, osm_ids
 
 # [[interventions]]
 # type = "cool_surfaces"

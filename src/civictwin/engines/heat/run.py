@@ -103,7 +103,9 @@ def prepare_inputs(
         tree_crown_radius_m=settings.tree_crown_radius_m,
         tree_height_m=settings.tree_height_m,
     )
-    place = Place(edges=layers.edges, buildings=layers.buildings, crs=layers.crs, base_dir=base_dir)
+    place = Place(
+        edges=layers.edges, buildings=layers.buildings, crs=layers.crs, base_dir=base_dir, zones=layers.zones
+    )
     surface, changed = apply_all(surface, interventions, place, origin=origin)
     hours = tuple(day.hours(settings.first_hour, settings.last_hour))
     if not hours:
