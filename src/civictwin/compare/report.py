@@ -29,11 +29,13 @@ from matplotlib.figure import Figure
 
 from civictwin.compare.table import headline_kpis_of
 from civictwin.engines.base import EngineReport
-from civictwin.runs import ComparisonRecord, TableRecord
+from civictwin.runs import ComparisonRecord, TableColumn, TableRecord
 from civictwin.scenarios.spec import Scenario, intervention_label
 
 _ATTRIBUTION = "Map data © OpenStreetMap contributors (ODbL)."
 _KEY_ROWS = 10
+_MAPS_PER_TABLE = 6
+"""At most this many difference maps per table and plan (an engine may declare many value columns)."""
 
 
 def render_report(
@@ -253,10 +255,14 @@ def _tables(
         for plan, diff in tables.get(table.id, {}).items():
             parts.append(f"<h4>{html.escape(plan)} − {html.escape(record.baseline)}</h4>")
             parts.append(f"<p>{html.escape(_real_counts(table, diff))}</p>")
+            mapped = _changed_values(diff, table)
             if isinstance(diff, gpd.GeoDataFrame) and not diff.empty:
                 parts.append(
-                    _image(_difference_maps(diff, table), f"maps of the changes of {plan} in {table.id}")
+                    _image(_difference_maps(diff, mapped), f"maps of the changes of {plan} in {table.id}")
                 )
+            unmapped = _unmapped_sentence(table, mapped)
+            if unmapped:
+                parts.append(f"<p>{html.escape(unmapped)}</p>")
             parts.append(_key_table(diff, table))
     return "\n".join(parts)
 
@@ -274,15 +280,35 @@ def _value_map(frame: gpd.GeoDataFrame, column: str, unit: str) -> Figure:
     return figure
 
 
-def _difference_maps(diff: gpd.GeoDataFrame, table: TableRecord) -> Figure:
-    columns = len(table.values)
+def _changed_values(diff: pd.DataFrame, table: TableRecord) -> list[TableColumn]:
+    """The value columns to map: those with a change beyond noise in some row, in declared order, at
+    most :data:`_MAPS_PER_TABLE` (an engine may declare many); the first column alone, all grey, when
+    nothing changes beyond noise."""
+    changed = [v for v in table.values if diff[f"{v.column}_real"].to_numpy(dtype=bool).any()]
+    return changed[:_MAPS_PER_TABLE] or table.values[:1]
+
+
+def _unmapped_sentence(table: TableRecord, mapped: Sequence[TableColumn]) -> str:
+    shown = {v.column for v in mapped}
+    rest = [v.column for v in table.values if v.column not in shown]
+    if not rest:
+        return ""
+    return (
+        f"Not mapped (no change beyond noise, or beyond the first {_MAPS_PER_TABLE} that change): "
+        + ", ".join(rest)
+        + "."
+    )
+
+
+def _difference_maps(diff: gpd.GeoDataFrame, mapped: Sequence[TableColumn]) -> Figure:
+    columns = len(mapped)
     rows = math.ceil(columns / 2)
     figure, axes = plt.subplots(
         rows, min(2, columns), figsize=(11 if columns > 1 else 7, 5.5 * rows), squeeze=False
     )
     for axis in axes.flat[columns:]:
         axis.set_visible(False)
-    for axis, value in zip(axes.flat, table.values, strict=False):
+    for axis, value in zip(axes.flat, mapped, strict=False):
         column = f"{value.column}_diff"
         real = diff[diff[f"{value.column}_real"].to_numpy(dtype=bool)]
         diff.plot(ax=axis, color="0.85", **_style(diff, thin=True))

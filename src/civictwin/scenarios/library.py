@@ -1,7 +1,8 @@
 """Finding scenarios: the twin's own files (``<twin dir>/scenarios/*.toml``) and the built-in ones.
 
 A scenario name resolves to a ``.toml`` path given directly, then ``<twin dir>/scenarios/<name>.toml``,
-then the demo's ready-made files shipped with civictwin (``close_main_street``, ``zone_30``); the
+then the demo's ready-made files shipped with civictwin (``close_main_street``, ``zone_30``,
+``netzero_zone``, ``green_main_street``); the
 name ``baseline`` is the twin as built. The CLI and the API both list and resolve scenarios here.
 """
 

@@ -89,6 +89,8 @@ def select_buildings(
 ) -> pd.Series:
     """Which rows of ``buildings`` (``buildings_3d``, in the metric ``crs``) ``selection`` matches.
 
+    Every OSM id listed must be a building of the twin (one line naming the missing ones).
+
     A building's place is its footprint's representative point (always inside the footprint). ``zones``
     (``zone_id`` + polygon, same CRS) is needed when the selection names zones; ``year_column`` holds
     construction years (missing years never match a period). Raises :class:`ScenarioError`
@@ -103,6 +105,14 @@ def select_buildings(
         area = load_polygon(selection.polygon, crs=crs, base_dir=base_dir)
         shapely.prepare(area)
         mask &= pd.Series(shapely.covers(area, points.to_numpy()), index=buildings.index)
+    if selection.osm_ids:
+        mask &= _match_values(
+            buildings["osm_id"],
+            selection.osm_ids,
+            key="osm_ids",
+            what="building with OSM id",
+            where="the twin",
+        )
     if selection.uses:
         mask &= _match_values(
             buildings["use"].astype(str),

@@ -82,9 +82,9 @@ class BuildingSelection(_Strict):
     Every given criterion must hold (they intersect): ``zones`` (ids of the twin's ``zones``; a building
     belongs to the zone holding its footprint's representative point), ``polygon`` (WKT in WGS84 or a
     vector file path relative to the scenario; the representative point must lie inside), ``uses``
-    (use classes of ``buildings_3d``: residential, commercial, ...), and ``built_from`` / ``built_to``
-    (construction years, inclusive; buildings without a known year are not selected). Resolved by
-    :func:`civictwin.scenarios.selection.select_buildings`.
+    (use classes of ``buildings_3d``: residential, commercial, ...), ``built_from`` / ``built_to``
+    (construction years, inclusive; buildings without a known year are not selected), and ``osm_ids``
+    (OSM ids of ``buildings_3d`` rows). Resolved by :func:`civictwin.scenarios.selection.select_buildings`.
     """
 
     zones: list[Annotated[str, Field(min_length=1)]] | None = None
@@ -92,13 +92,14 @@ class BuildingSelection(_Strict):
     uses: list[Annotated[str, Field(min_length=1)]] | None = None
     built_from: Annotated[int, Field(ge=1000, le=2200)] | None = None
     built_to: Annotated[int, Field(ge=1000, le=2200)] | None = None
+    osm_ids: list[int] | None = None
 
     @model_validator(mode="after")
     def _something_selected(self) -> BuildingSelection:
-        criteria = (self.zones, self.polygon, self.uses, self.built_from, self.built_to)
+        criteria = (self.zones, self.polygon, self.uses, self.built_from, self.built_to, self.osm_ids)
         if all(c is None or c == [] for c in criteria):
             raise ValueError(
-                "select buildings with at least one of zones, polygon, uses, built_from or built_to"
+                "select buildings with at least one of zones, polygon, uses, built_from, built_to or osm_ids"
             )
         if self.built_from is not None and self.built_to is not None and self.built_to < self.built_from:
             raise ValueError("built_to must not be before built_from")
@@ -115,6 +116,8 @@ class BuildingSelection(_Strict):
             parts.append("in zones " + ", ".join(self.zones))
         if self.polygon:
             parts.append("inside a polygon")
+        if self.osm_ids:
+            parts.append("with OSM ids " + ", ".join(map(str, self.osm_ids)))
         return " ".join(parts)
 
 

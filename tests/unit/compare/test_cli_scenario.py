@@ -26,7 +26,9 @@ def test_new_writes_a_loadable_template(twin_dir: Path, capsys: pytest.CaptureFi
     path = twin_dir / "scenarios" / "my_plan.toml"
     scenario = load_scenario(path, CATALOG)
     assert scenario.name == "my_plan" and scenario.interventions == []
-    assert 'type = "close_streets"' in path.read_text()  # the traffic engine's commented examples
+    text = path.read_text()
+    assert 'type = "close_streets"' in text  # the traffic engine's commented examples
+    assert '# type = "envelope_retrofit"' in text and '# type = "plant_street_trees"' in text  # energy, heat
     with pytest.raises(SystemExit) as exit_info:
         main(["scenario", "new", "my_plan", "--twin", str(twin_dir)])
     assert exit_info.value.code == 1
@@ -66,8 +68,15 @@ def test_list_and_show(twin_dir: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "no scenario 'nothing' (scenarios in this twin: broken, shut)" in capsys.readouterr().err
 
 
-def test_engines_lists_the_installed_engines(capsys: pytest.CaptureFixture[str]) -> None:
+def test_engines_lists_the_installed_engines(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from civictwin.cli import console
+
+    monkeypatch.setattr(console, "width", 240)  # one line per engine, nothing cut
     main(["engines"])
     listed = capsys.readouterr().out
     assert "traffic" in listed and "close_streets" in listed and "edges, zones" in listed
     assert "civictwin 0.1.0" in listed  # the package that provides it
+    assert "envelope_retrofit" in listed and "buildings, zones" in listed  # energy
+    assert "plant_street_trees" in listed and "zones, cells" in listed  # heat

@@ -155,7 +155,12 @@ def test_a_twin_without_residents_has_nothing_to_simulate(tmp_path: Path) -> Non
 
 def test_builtin_scenarios_are_copied_once(tmp_path: Path) -> None:
     copied = copy_builtin_scenarios(tmp_path)
-    assert sorted(p.name for p in copied) == ["close_main_street.toml", "zone_30.toml"]
+    assert sorted(p.name for p in copied) == [
+        "close_main_street.toml",
+        "green_main_street.toml",
+        "netzero_zone.toml",
+        "zone_30.toml",
+    ]
     (tmp_path / "scenarios" / "zone_30.toml").write_text('name = "zone_30"\n')  # edited by the user
     assert copy_builtin_scenarios(tmp_path) == []
     assert (tmp_path / "scenarios" / "zone_30.toml").read_text() == 'name = "zone_30"\n'

@@ -66,14 +66,15 @@ def test_the_toy_is_found_through_its_entry_point(site: list[str], monkeypatch: 
     for path in reversed(site):
         monkeypatch.syspath_prepend(path)
     engines = load_engines()
-    assert sorted(engines) == ["toy", "traffic"]
+    assert sorted(engines) == ["energy", "heat", "toy", "traffic"]
     toy = engines["toy"]
     assert (toy.engine.name, toy.engine.version, toy.distribution, toy.distribution_version) == (
         "toy", "0.1.0", "civictwin-toy", "0.1.0",
     )  # fmt: skip
     catalog = intervention_catalog(engines)
     assert catalog.owners["toy_nudge"] == "toy" and catalog.owners["close_streets"] == "traffic"
-    assert catalog.engines == ("toy", "traffic")
+    assert catalog.owners["envelope_retrofit"] == "energy" and catalog.owners["plant_street_trees"] == "heat"
+    assert catalog.engines == ("energy", "heat", "toy", "traffic")
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +151,7 @@ def test_an_unknown_intervention_type_is_one_line_naming_file_and_engines(
     assert done.returncode == 1
     assert done.stderr.strip() == (
         f"error: {path}: interventions[0] (plant_trees): no installed engine knows the intervention type "
-        "'plant_trees' (installed engines: toy, traffic)"
+        "'plant_trees' (installed engines: energy, heat, toy, traffic)"
     )
 
 

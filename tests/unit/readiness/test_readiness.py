@@ -138,9 +138,9 @@ def _engine_kpi_names() -> set[str]:
     heat = (SRC / "engines/heat/run.py").read_text(encoding="utf-8")
     heat = heat.replace("{settings.stress_class}", HeatSettings().stress_class)
     names = set(MEANINGS)
-    names |= set(re.findall(r'KpiValue\(\s*f?"([a-z0-9_]+)"', energy))
+    names |= set(re.findall(r'Kpi\(\s*f?"([a-z0-9_]+)"', energy))
     names |= {f"buildings_final_{c}_mwh" for c in ("electricity", "district_heating", "gas", "oil")}
-    names |= set(re.findall(r'KpiValue\(\s*f?"([a-z0-9_]+)"', heat))
+    names |= set(re.findall(r'Kpi\(\s*f?"([a-z0-9_]+)"', heat))
     return names
 
 

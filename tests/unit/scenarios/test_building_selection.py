@@ -54,6 +54,8 @@ def test_each_criterion_and_their_intersection(tmp_path: Path, box_wkt: Callable
     assert selected(tmp_path, built_to=1960) == [1]
     assert selected(tmp_path, polygon=box_wkt(150, -10, 350, 30)) == [3, 4]  # their centres lie inside
     assert selected(tmp_path, zones=["west", "east"], uses=["residential"], built_from=1950) == [2, 6]
+    assert selected(tmp_path, osm_ids=[2, 5]) == [2, 5]
+    assert selected(tmp_path, osm_ids=[2, 5], uses=["residential"]) == [2]
 
 
 @pytest.mark.parametrize(
@@ -61,6 +63,7 @@ def test_each_criterion_and_their_intersection(tmp_path: Path, box_wkt: Callable
     [
         ({"zones": ["north"]}, "zones", "no zone 'north' in the twin"),
         ({"uses": ["castle"]}, "uses", "no building use 'castle' in the buildings"),
+        ({"osm_ids": [2, 99]}, "osm_ids", "no building with OSM id 99 in the twin"),
         ({"uses": ["commercial"], "zones": ["east"]}, "buildings", "matches no building"),
     ],
 )

@@ -1,112 +1,115 @@
 """The NetZero buildings engine behind the engine seam: prepare from the twin and a scenario, run a seed.
 
-Thin on purpose: :meth:`EnergyEngine.prepare` reads the twin (``buildings_3d``, ``zones``, an optional
-LoD2 ``building_surfaces`` table) and the files ``[energy]`` in ``twin.toml`` names, applies the
+Registered like any third-party engine (``pyproject.toml``, entry point group ``civictwin.engines``).
+:meth:`EnergyEngine.prepare` reads the twin (``buildings_3d``, ``zones``, an optional LoD2
+``building_surfaces`` table) and the files ``[energy]`` in ``twin.toml`` names, applies the
 scenario's energy interventions and hands plain :class:`~civictwin.engines.energy.model.EnergyInputs`
-on; :meth:`EnergyEngine.run` simulates one seed and turns the result into KPIs and tables.
+on; :meth:`EnergyEngine.run` simulates one seed and returns its KPIs and the per-building (mapped onto
+``buildings_3d``) and per-zone (mapped onto ``zones``) tables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from pydantic import BaseModel
+from pydantic import ValidationError
 
-from civictwin.config import CONFIG_FILENAME, DataFileConfig, TwinConfig
+from civictwin import __version__
+from civictwin.config import CONFIG_FILENAME, DataFileConfig, EnergySection, TwinConfig
+from civictwin.engines.base import EngineResult, TableSpec, TwinContext
 from civictwin.engines.energy import params
 from civictwin.engines.energy.archetypes import load_use_profiles, read_typology
 from civictwin.engines.energy.geometry import envelope_geometry, flat_roof_pv_area
-from civictwin.engines.energy.interventions import INTERVENTION_TYPES, apply_interventions, parse_intervention
+from civictwin.engines.energy.interventions import (
+    INTERVENTION_TYPES,
+    SCENARIO_EXAMPLES,
+    apply_interventions,
+    energy_interventions,
+)
 from civictwin.engines.energy.model import EnergyInputs, archetype_rows, building_inputs, simulate_city
 from civictwin.engines.energy.pv import RoofPlanes, flat_roof_planes, surface_roof_planes
 from civictwin.engines.energy.results import (
     BUILDING_VALUES,
     ZONE_VALUES,
-    KpiValue,
     building_table,
     city_kpis,
     zone_table,
 )
-from civictwin.engines.energy.weather import facade_irradiance, read_weather
-from civictwin.errors import ConfigError, EngineError
-from civictwin.store.base import Store
+from civictwin.engines.energy.weather import Weather, facade_irradiance, read_weather
+from civictwin.errors import CivicTwinError, ConfigError, EngineError, ScenarioError
+from civictwin.scenarios.spec import Intervention, Scenario
 
-ENGINE_VERSION = "1.0"
+MODEL_VERSION = "1.0"
+"""The energy model's own version: raise it when the numbers change for the same inputs."""
 
-
-class TwinLike(Protocol):
-    """What the engine needs of the twin: its configuration and a read-only store."""
-
-    config: TwinConfig
-
-    def open_store(self) -> AbstractContextManager[Store]:
-        """The twin's store, read-only."""
-        ...
-
-
-class ScenarioLike(Protocol):
-    """What the engine needs of a scenario: its interventions and where it came from."""
-
-    interventions: Sequence[Any]
-
-    @property
-    def origin(self) -> str:
-        """The file name for error messages."""
-        ...
-
-    @property
-    def base_dir(self) -> Path:
-        """The folder polygon files are relative to."""
-        ...
-
-
-@dataclass(frozen=True)
-class EnergyTable:
-    """A table the engine returns for every seed (the engine seam's TableSpec fields)."""
-
-    name: str
-    key: tuple[str, ...]
-    layer: str | None
-    values: tuple[tuple[str, str], ...]
-    label: str
-
-
-@dataclass(frozen=True)
-class EnergyRun:
-    """One seed's KPIs, tables and notes (the engine seam's EngineResult fields)."""
-
-    kpis: tuple[KpiValue, ...]
-    tables: Mapping[str, pd.DataFrame]
-    notes: tuple[str, ...] = ()
+BUILDINGS = TableSpec(
+    name="buildings",
+    key=("osm_type", "osm_id"),
+    layer="buildings_3d",
+    values=BUILDING_VALUES,
+    label="Buildings: heating need, final energy, CO2 and rooftop PV",
+)
+ZONES = TableSpec(
+    name="zones",
+    key=("zone_id",),
+    layer="zones",
+    values=ZONE_VALUES,
+    label="Analysis zones: buildings' heating need, energy, CO2 and PV",
+)
 
 
 class EnergyEngine:
     """NetZero buildings: ISO 13790 5R1C demand, TABULA archetypes, pvlib rooftop PV, CO2."""
 
     name = "energy"
-    version = ENGINE_VERSION
-    intervention_types: Mapping[str, type[BaseModel]] = INTERVENTION_TYPES
-    tables = (
-        EnergyTable("buildings", ("osm_type", "osm_id"), "buildings_3d", BUILDING_VALUES, "Buildings"),
-        EnergyTable("zones", ("zone_id",), "zones", ZONE_VALUES, "Zones"),
-    )
+    version = f"{__version__} (energy model {MODEL_VERSION})"
+    intervention_types: Mapping[str, type[Intervention]] = INTERVENTION_TYPES
+    tables = (BUILDINGS, ZONES)
     reads = ("buildings_3d", "zones", "building_surfaces")
 
-    def prepare(self, twin: TwinLike, scenario: ScenarioLike, *, workdir: Path | None = None) -> EnergyInputs:
+    def settings(self, twin: TwinContext) -> EnergySection:
+        """``[energy]`` of ``twin.toml`` with the command line's overrides (``--set energy.KEY=VALUE``)."""
+        config = _config(twin)
+        overrides = dict(twin.options_for(self.name))
+        if not overrides:
+            return config.energy
+        try:
+            return EnergySection.model_validate({**config.energy.model_dump(), **overrides})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(part) for part in err["loc"]) or "energy"
+            message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            raise ConfigError(
+                message, path=config.base_dir / CONFIG_FILENAME, field=f"energy.{key}"
+            ) from None
+
+    def parameters(self, twin: TwinContext) -> Mapping[str, Any]:
+        """``[energy]`` (files, fallback year, heating system, emission factors) and the uncertain
+        parameters with their ranges, central values, sources and whether seeds draw them."""
+        settings = self.settings(twin)
+        drawn = set(params.sampled(assumed=settings.sample_assumed_ranges))
+        uncertain = {
+            name: {"low": r.low, "high": r.high, "central": None if np.isnan(r.central) else r.central,
+                   "sampled": name in drawn, "source": r.source}
+            for name, r in params.RANGES.items()
+        }  # fmt: skip
+        return {"energy": settings.model_dump(mode="json"), "uncertain": uncertain}
+
+    def prepare(self, twin: TwinContext, scenario: Scenario, *, workdir: Path) -> EnergyInputs:
         """Read the twin, apply the scenario's energy interventions; picklable inputs for :meth:`run`."""
-        config = twin.config
-        settings = config.energy
+        config = _config(twin)
+        settings = self.settings(twin)
         weather_file = _required(config, settings.weather, "weather", "an EPW weather file")
         typology_file = _required(config, settings.typology, "typology", "a TABULA typology CSV")
-        weather = read_weather(config.resolve(weather_file.path))
+        weather, irradiance = _weather_year(config.resolve(weather_file.path))
         typology = read_typology(config.resolve(typology_file.path))
         with twin.open_store() as store:
             frame = store.read_frame("buildings_3d")
@@ -115,43 +118,95 @@ class EnergyEngine:
         if frame.empty:
             raise EngineError("the twin has no buildings (buildings_3d is empty)", field="energy")
         frame = _with_zones(frame, zones)
-        inputs, notes = _inputs(config, frame, typology=typology, weather_surfaces=(weather, surfaces))
-        interventions = [
-            (i, parse_intervention(item, origin=scenario.origin, index=i))
-            for i, item in enumerate(scenario.interventions)
-            if _type_of(item) in INTERVENTION_TYPES
-        ]
+        inputs, notes = _inputs(
+            config,
+            settings,
+            frame,
+            typology=typology,
+            weather_surfaces=(weather, surfaces),
+            irradiance=irradiance,
+        )
         buildings = gpd.GeoDataFrame(inputs.buildings, geometry=frame.geometry.to_numpy(), crs=frame.crs)
         changed, factors, lines = apply_interventions(
-            buildings, interventions, factors=inputs.emission_factors, crs=config_crs(frame),
-            origin=scenario.origin, base_dir=scenario.base_dir,
+            buildings, energy_interventions(scenario), zones=zones, factors=inputs.emission_factors,
+            scenario=scenario,
         )  # fmt: skip
         table = pd.DataFrame(changed.drop(columns="geometry"))
         table["archetype_row"] = archetype_rows(
             typology, table["size_class"].to_numpy(), table["year"].to_numpy(), table["variant"].to_numpy()
         )
-        notes += [f"{line}" for line in lines]
+        notes += lines
+        notes.append(_uncertainty_note(settings.sample_assumed_ranges))
         return EnergyInputs(
             buildings=table, facade_m2=inputs.facade_m2, roof_planes=inputs.roof_planes, typology=typology,
             use_profiles=inputs.use_profiles, weather=weather, irradiance=inputs.irradiance,
-            emission_factors=factors, notes=tuple(notes),
+            emission_factors=factors, notes=tuple(notes), sample_assumed_ranges=settings.sample_assumed_ranges,
         )  # fmt: skip
 
-    def run(self, inputs: EnergyInputs, *, seed: int, workdir: Path | None = None) -> EnergyRun:
+    def run(self, inputs: EnergyInputs, *, seed: int, workdir: Path) -> EngineResult:
         """One seed: the year simulated, KPIs and the per-building and per-zone tables."""
         result = simulate_city(inputs, seed=seed)
-        tables = {"buildings": building_table(result), "zones": zone_table(result)}
-        return EnergyRun(kpis=city_kpis(result), tables=tables, notes=inputs.notes)
+        tables = {BUILDINGS.name: building_table(result), ZONES.name: zone_table(result)}
+        details = {
+            "buildings": len(result.buildings),
+            "heated_buildings": int(result.buildings["heated"].sum()),
+            "weather_station": inputs.weather.station,
+        }
+        return EngineResult(kpis=city_kpis(result), tables=tables, notes=inputs.notes, details=details)
+
+    def check(self, twin: TwinContext, scenario: Scenario) -> list[str]:
+        """Problems of the scenario's energy interventions on this twin: every selection is resolved
+        against its buildings and zones by preparing the scenario (without simulating it), so the
+        first problem met is the one line reported."""
+        if not energy_interventions(scenario):
+            return []
+        try:
+            self.prepare(twin, scenario, workdir=twin.twin_dir)
+        except ScenarioError as exc:
+            return [exc.user_message()]
+        except CivicTwinError as exc:
+            return [f"energy: {exc.user_message()}"]
+        return []
+
+    def scenario_examples(self) -> str:
+        """The commented energy interventions for ``civictwin scenario new``."""
+        return SCENARIO_EXAMPLES
 
 
-def config_crs(frame: gpd.GeoDataFrame) -> str:
-    """The twin's CRS as text (the buildings are stored in it)."""
-    return str(frame.crs)
+def _weather_year(path: Path) -> tuple[Weather, np.ndarray]:
+    """The EPW year and its façade and roof irradiance, computed once per file version in a process
+    (every scenario of a comparison is prepared from the same year)."""
+    stamp = path.stat().st_mtime_ns if path.is_file() else -1
+    return _weather_year_of(path, stamp)
 
 
-def _type_of(item: Any) -> str | None:
-    kind = item.get("type") if isinstance(item, Mapping) else getattr(item, "type", None)
-    return kind if isinstance(kind, str) else None
+@lru_cache(maxsize=2)
+def _weather_year_of(path: Path, stamp: int) -> tuple[Weather, np.ndarray]:
+    weather = read_weather(path)
+    return weather, facade_irradiance(weather)
+
+
+def _config(twin: TwinContext) -> TwinConfig:
+    if twin.config is None:
+        raise ConfigError(
+            "the energy engine needs a twin with its twin.toml", path=twin.twin_dir / CONFIG_FILENAME
+        )
+    return twin.config
+
+
+def _uncertainty_note(assumed: bool) -> str:
+    drawn = params.sampled(assumed=assumed)
+    fixed = [name for name in params.RANGES if name not in drawn]
+    if not drawn:
+        return (
+            "uncertainty: no uncertain parameter has a published range, so every seed uses the central "
+            f"values ({', '.join(fixed)}); seeds agree exactly and intervals are zero "
+            "(energy.sample_assumed_ranges = true draws the assumed ranges of docs/methods-energy.md)"
+        )
+    text = f"uncertainty: each seed draws {', '.join(drawn)}"
+    if assumed:
+        text += " (ranges that are assumptions included: energy.sample_assumed_ranges = true)"
+    return text + (f"; held at central values: {', '.join(fixed)}" if fixed else "")
 
 
 def _required(config: TwinConfig, value: DataFileConfig | None, key: str, what: str) -> DataFileConfig:
@@ -182,10 +237,15 @@ class _Prepared:
 
 
 def _inputs(
-    config: TwinConfig, frame: gpd.GeoDataFrame, *, typology: pd.DataFrame, weather_surfaces: tuple[Any, Any]
+    config: TwinConfig,
+    settings: EnergySection,
+    frame: gpd.GeoDataFrame,
+    *,
+    typology: pd.DataFrame,
+    weather_surfaces: tuple[Any, Any],
+    irradiance: np.ndarray,
 ) -> tuple[_Prepared, list[str]]:
     weather, surfaces = weather_surfaces
-    settings = config.energy
     footprints = frame.geometry.to_numpy()
     geometry = envelope_geometry(footprints, frame["height_m"].to_numpy(dtype=float))
     fallback, fallback_note = _fallback_year(frame, settings.fallback_year, config)
@@ -232,7 +292,7 @@ def _inputs(
     ]
     prepared = _Prepared(
         buildings=buildings, facade_m2=geometry.facade_m2, roof_planes=planes,
-        use_profiles=load_use_profiles(names), irradiance=facade_irradiance(weather), emission_factors=factors,
+        use_profiles=load_use_profiles(names), irradiance=irradiance, emission_factors=factors,
     )  # fmt: skip
     return prepared, notes
 

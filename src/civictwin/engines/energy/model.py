@@ -99,6 +99,7 @@ class EnergyInputs:
     irradiance: np.ndarray  # 5 × 8760: walls N, E, S, W and horizontal, W/m²
     emission_factors: dict[str, float]  # kg CO2 per kWh of final energy
     notes: tuple[str, ...] = ()
+    sample_assumed_ranges: bool = False  # draw the assumed (unpublished) ranges too, see params.sample
 
 
 def building_inputs(
@@ -226,7 +227,7 @@ def simulate_city(inputs: EnergyInputs, *, seed: int) -> CityResult:
     chunk runs the whole year (after a week of warm-up), then its hourly loads become annual sums,
     peaks, electricity and PV self-consumption at once.
     """
-    draw = params.sample(seed)
+    draw = params.sample(seed, assumed=inputs.sample_assumed_ranges)
     weather = inputs.weather
     b = inputs.buildings
     n, hours = len(b), len(weather.temp_air)

@@ -1,8 +1,10 @@
-"""Fixed parameters of the energy engine and the uncertain ones each seed samples.
+"""Fixed parameters of the energy engine and the uncertain ones each seed may sample.
 
 Every value's source is in docs/methods-energy.md. Uncertain parameters are drawn once per seed for
 the whole city (a systematic error of the archetypes, the users or the PV systems moves every
 building the same way, so it does not average out over buildings) with ``numpy.random.default_rng``.
+Only ranges with a published source are sampled by default; ranges that are assumptions are sampled
+only when a twin asks for it (``sample_assumed_ranges``), and otherwise held at their central value.
 """
 
 from __future__ import annotations
@@ -56,30 +58,59 @@ class Uncertain:
     pv: PvSystem = field(default_factory=PvSystem)
 
 
-# Ranges (uniform, low–high) the seeds draw from; docs/methods-energy.md says why each.
-RANGES = {
-    "u_value_factor": (0.85, 1.15),
-    "setpoint_offset_k": (-1.0, 1.0),
-    "gains_factor": (0.7, 1.3),
-    "air_change_factor": (0.7, 1.3),
-    "cop_factor": (0.9, 1.1),
-    "pv_losses_percent": (10.0, 18.0),
-    "pv_module_efficiency": (0.18, 0.22),
-}
+@dataclass(frozen=True)
+class Range:
+    """The uniform range one uncertain parameter is drawn from, its central value and its source.
+
+    ``published`` says whether the range itself (not only the central value) comes from a published
+    source; ranges that are the engine's assumptions are sampled only on request.
+    """
+
+    low: float
+    high: float
+    central: float
+    published: bool
+    source: str
 
 
-def sample(seed: int) -> Uncertain:
-    """The uncertain parameters for ``seed`` (the same seed always gives the same draw)."""
+NAN = float("nan")
+# docs/methods-energy.md ("Uncertainty") says why each; none of these ranges could be traced to a
+# published interval, so by default every seed uses the central values.
+RANGES: dict[str, Range] = {
+    "u_value_factor": Range(0.85, 1.15, 1.0, False, "assumption: archetype U-values stand for a whole period"),
+    "setpoint_offset_k": Range(-1.0, 1.0, 0.0, False, "assumption: spread of heated homes' indoor temperatures"),
+    "gains_factor": Range(0.7, 1.3, 1.0, False, "assumption: occupancy and equipment vary between users"),
+    "air_change_factor": Range(0.7, 1.3, 1.0, False, "assumption: infiltration of old buildings is rarely measured"),
+    "cop_factor": Range(0.9, 1.1, 1.0, False, "assumption: field COPs scatter around Staffell et al. (2012)"),
+    "pv_losses_percent": Range(10.0, 18.0, NAN, False, "central (NaN): pvlib's PVWatts v5 default losses, 14.08% (Dobos 2014); range assumed"),
+    "pv_module_efficiency": Range(0.18, 0.22, 0.20, False, "assumption: current crystalline modules"),
+}  # fmt: skip
+
+
+def sample(seed: int, *, assumed: bool = False) -> Uncertain:
+    """The uncertain parameters for ``seed`` (the same seed always gives the same draw).
+
+    Every range is drawn in a fixed order so a seed's draw does not depend on which are used; a range
+    that is not published takes its central value unless ``assumed`` is true.
+    """
     rng = np.random.default_rng(seed)
-    draw = {name: float(rng.uniform(low, high)) for name, (low, high) in RANGES.items()}
+    drawn = {name: float(rng.uniform(r.low, r.high)) for name, r in RANGES.items()}
+    value = {name: drawn[name] if (r.published or assumed) else r.central for name, r in RANGES.items()}
     return Uncertain(
-        u_value_factor=draw["u_value_factor"],
-        setpoint_offset_k=draw["setpoint_offset_k"],
-        gains_factor=draw["gains_factor"],
-        air_change_factor=draw["air_change_factor"],
-        cop_factor=draw["cop_factor"],
-        pv=PvSystem(module_efficiency=draw["pv_module_efficiency"], losses_percent=draw["pv_losses_percent"]),
+        u_value_factor=value["u_value_factor"],
+        setpoint_offset_k=value["setpoint_offset_k"],
+        gains_factor=value["gains_factor"],
+        air_change_factor=value["air_change_factor"],
+        cop_factor=value["cop_factor"],
+        pv=PvSystem(
+            module_efficiency=value["pv_module_efficiency"], losses_percent=value["pv_losses_percent"]
+        ),
     )
+
+
+def sampled(*, assumed: bool) -> list[str]:
+    """The names of the parameters a seed draws (the others stay at their central values)."""
+    return [name for name, r in RANGES.items() if r.published or assumed]
 
 
 def heat_pump_cop(temp_air: np.ndarray, *, factor: float = 1.0) -> np.ndarray:

@@ -5,25 +5,18 @@ KPI names start with ``buildings_`` so they stay unique beside other engines' (t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
+from civictwin.engines.base import Kpi
 from civictwin.engines.energy.model import CityResult
 
-
-@dataclass(frozen=True)
-class KpiValue:
-    """One indicator of one seed (the engine seam's Kpi fields)."""
-
-    name: str
-    unit: str
-    value: float
-    label: str
-    better: Literal["lower", "higher", "neither"] = "neither"
-
+HEADLINE = frozenset(
+    {"buildings_heating_need_kwh_m2", "buildings_co2_t", "buildings_pv_mwh", "buildings_netzero_gap_t"}
+)
+"""The KPIs a comparison's summary speaks about."""
 
 BUILDING_VALUES: tuple[tuple[str, str], ...] = (
     ("heating_need_kwh", "kWh"), ("heating_need_kwh_m2", "kWh/m²"), ("cooling_need_kwh", "kWh"),
@@ -72,7 +65,7 @@ def _ratio(numerator: pd.Series, denominator: pd.Series) -> np.ndarray:
     return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
 
 
-def city_kpis(result: CityResult) -> tuple[KpiValue, ...]:
+def city_kpis(result: CityResult) -> tuple[Kpi, ...]:
     """The city totals: need, final energy by carrier, CO2, coincident peak, PV, NetZero gap."""
     b = result.buildings
     heated_area = float(b.loc[b["heated"], "floor_area_m2"].sum())
@@ -81,28 +74,28 @@ def city_kpis(result: CityResult) -> tuple[KpiValue, ...]:
     self_used = float(b["pv_self_consumed_kwh"].sum())
     mwh = 1000.0
     kpis = [
-        KpiValue("buildings_heating_need_mwh", "MWh", heating / mwh, "Space heating need of buildings", "lower"),
-        KpiValue("buildings_heating_need_kwh_m2", "kWh/m²", heating / heated_area if heated_area else 0.0,
+        Kpi("buildings_heating_need_mwh", "MWh", heating / mwh, "Space heating need of buildings", "lower"),
+        Kpi("buildings_heating_need_kwh_m2", "kWh/m²", heating / heated_area if heated_area else 0.0,
                  "Space heating need per m² of heated floor area", "lower"),
-        KpiValue("buildings_cooling_need_mwh", "MWh", float(b["cooling_need_kwh"].sum()) / mwh,
+        Kpi("buildings_cooling_need_mwh", "MWh", float(b["cooling_need_kwh"].sum()) / mwh,
                  "Cooling need of buildings (above 26 °C)", "lower"),
-        KpiValue("buildings_hot_water_need_mwh", "MWh", float(b["hot_water_need_kwh"].sum()) / mwh,
+        Kpi("buildings_hot_water_need_mwh", "MWh", float(b["hot_water_need_kwh"].sum()) / mwh,
                  "Hot water need of buildings"),
-        KpiValue("buildings_final_energy_mwh", "MWh", float(b["final_energy_kwh"].sum()) / mwh,
+        Kpi("buildings_final_energy_mwh", "MWh", float(b["final_energy_kwh"].sum()) / mwh,
                  "Final energy of buildings, all carriers", "lower"),
     ]  # fmt: skip
     for carrier, words in (("electricity", "electricity"), ("district_heating", "district heat"),
                            ("gas", "gas"), ("oil", "heating oil")):  # fmt: skip
-        kpis.append(KpiValue(f"buildings_final_{carrier}_mwh", "MWh", float(b[f"final_{carrier}_kwh"].sum()) / mwh,
+        kpis.append(Kpi(f"buildings_final_{carrier}_mwh", "MWh", float(b[f"final_{carrier}_kwh"].sum()) / mwh,
                              f"Final energy of buildings: {words}", "lower"))  # fmt: skip
     kpis += [
-        KpiValue("buildings_co2_t", "t", float(b["co2_kg"].sum()) / 1000, "CO2 emissions of buildings", "lower"),
-        KpiValue("buildings_peak_heating_mw", "MW", float(result.hourly["heating_w"].max()) / 1e6,
+        Kpi("buildings_co2_t", "t", float(b["co2_kg"].sum()) / 1000, "CO2 emissions of buildings", "lower"),
+        Kpi("buildings_peak_heating_mw", "MW", float(result.hourly["heating_w"].max()) / 1e6,
                  "Peak space heating load of all buildings at once", "lower"),
-        KpiValue("buildings_pv_mwh", "MWh", float(b["pv_kwh"].sum()) / mwh, "Rooftop PV generation", "higher"),
-        KpiValue("buildings_pv_self_sufficiency_pct", "%", 100 * self_used / elec if elec else 0.0,
+        Kpi("buildings_pv_mwh", "MWh", float(b["pv_kwh"].sum()) / mwh, "Rooftop PV generation", "higher"),
+        Kpi("buildings_pv_self_sufficiency_pct", "%", 100 * self_used / elec if elec else 0.0,
                  "Share of buildings' electricity covered by their own PV", "higher"),
-        KpiValue("buildings_netzero_gap_t", "t", float(b["co2_after_export_credit_kg"].sum()) / 1000,
+        Kpi("buildings_netzero_gap_t", "t", float(b["co2_after_export_credit_kg"].sum()) / 1000,
                  "NetZero gap: CO2 left after the scenario, exported PV credited", "lower"),
     ]  # fmt: skip
-    return tuple(kpis)
+    return tuple(replace(k, headline=k.name in HEADLINE) for k in kpis)

@@ -23,23 +23,21 @@ import geopandas as gpd
 import numpy as np
 import shapely
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from civictwin.engines.heat.rasters import LANE_WIDTH_M, Cover, Surface
 from civictwin.errors import ScenarioError
-from civictwin.scenarios.selection import load_polygon, select_edges
-from civictwin.scenarios.spec import StreetSelection
+from civictwin.scenarios.selection import load_polygon, select_buildings, select_edges
+from civictwin.scenarios.spec import BuildingSelection, Intervention, Scenario, StreetSelection
 
 _Radius = Annotated[float, Field(gt=0, le=15)]
 _Height = Annotated[float, Field(ge=2, le=40)]
 _KERB_GAP_M = 1.0  # trees stand this far beyond the carriageway's edge
+Surfaces = Literal["roofs", "pavements"]
+_BOTH_SURFACES: tuple[Surfaces, ...] = ("roofs", "pavements")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PlantStreetTrees(StreetSelection):
+class PlantStreetTrees(StreetSelection, Intervention):
     """Trees along the selected streets (both sides), every ``spacing_m`` or ``count`` in all."""
 
     type: Literal["plant_street_trees"]
@@ -49,7 +47,7 @@ class PlantStreetTrees(StreetSelection):
     height_m: _Height = 10.0
 
 
-class PlantTreesInArea(_Strict):
+class PlantTreesInArea(Intervention):
     """Trees inside ``polygon``: ``count`` trees, or enough to cover ``canopy_share`` of its open ground."""
 
     type: Literal["plant_trees_in_area"]
@@ -73,7 +71,7 @@ class PlantTreesInArea(_Strict):
         return f"{amount} inside a polygon"
 
 
-class Depave(_Strict):
+class Depave(Intervention):
     """Paved ground inside ``polygon`` becomes grass; ``public`` green counts for green access."""
 
     type: Literal["depave"]
@@ -85,37 +83,24 @@ class Depave(_Strict):
         return "paved ground inside a polygon turned to " + ("public " if self.public else "") + "green"
 
 
-class GreenRoofs(_Strict):
-    """Vegetated roofs on the buildings selected by OSM id, use class and/or polygon (all must hold)."""
+class GreenRoofs(BuildingSelection, Intervention):
+    """Vegetated roofs on the selected buildings (the shared building selection: zones, polygon, uses,
+    construction period, OSM ids; all given must hold)."""
 
     type: Literal["green_roofs"]
-    osm_ids: list[int] | None = None
-    uses: list[Annotated[str, Field(min_length=1)]] | None = None
-    polygon: Annotated[str, Field(min_length=1)] | None = None
-
-    @model_validator(mode="after")
-    def _something_selected(self) -> GreenRoofs:
-        if not any((self.osm_ids, self.uses, self.polygon)):
-            raise ValueError("select buildings with at least one of osm_ids, uses or polygon")
-        return self
 
     def describe(self) -> str:
         """Which buildings."""
-        parts = [", ".join(self.uses) + " buildings" if self.uses else "buildings"]
-        if self.osm_ids:
-            parts.append("OSM " + ", ".join(map(str, self.osm_ids)))
-        if self.polygon:
-            parts.append("inside a polygon")
-        return "green roofs on " + " ".join(parts)
+        return "green roofs on " + BuildingSelection.describe(self)
 
 
-class CoolSurfaces(_Strict):
+class CoolSurfaces(Intervention):
     """Roofs and/or pavements inside ``polygon`` get albedo ``albedo`` (e.g. 0.5 for a light coating)."""
 
     type: Literal["cool_surfaces"]
     polygon: Annotated[str, Field(min_length=1)]
     albedo: Annotated[float, Field(gt=0, lt=1)]
-    surfaces: Annotated[list[Literal["roofs", "pavements"]], Field(min_length=1)] = ["roofs", "pavements"]
+    surfaces: list[Surfaces] = Field(default_factory=lambda: list(_BOTH_SURFACES), min_length=1)
 
     def describe(self) -> str:
         """What, how bright."""
@@ -123,7 +108,7 @@ class CoolSurfaces(_Strict):
 
 
 HeatIntervention = PlantStreetTrees | PlantTreesInArea | Depave | GreenRoofs | CoolSurfaces
-INTERVENTION_TYPES: dict[str, type[BaseModel]] = {
+INTERVENTION_TYPES: dict[str, type[Intervention]] = {
     "plant_street_trees": PlantStreetTrees,
     "plant_trees_in_area": PlantTreesInArea,
     "depave": Depave,
@@ -132,14 +117,25 @@ INTERVENTION_TYPES: dict[str, type[BaseModel]] = {
 }
 
 
+def heat_interventions(scenario: Scenario) -> list[tuple[int, HeatIntervention]]:
+    """The scenario's heat interventions with their index in the file (others' are left out)."""
+    return [
+        (index, item)
+        for index, item in enumerate(scenario.interventions)
+        if isinstance(item, PlantStreetTrees | PlantTreesInArea | Depave | GreenRoofs | CoolSurfaces)
+    ]
+
+
 @dataclass(frozen=True)
 class Place:
-    """What selections resolve against: network edges, buildings (GeoDataFrames in ``crs``), folder."""
+    """What selections resolve against: network edges, buildings, zones (GeoDataFrames in ``crs``), the
+    scenario's folder. Without ``zones`` a building selection by zone is an error line."""
 
     edges: gpd.GeoDataFrame
     buildings: gpd.GeoDataFrame
     crs: str
     base_dir: Path
+    zones: gpd.GeoDataFrame | None = None
 
 
 def apply(
@@ -161,7 +157,10 @@ def apply(
         public = surface.public_green | (changed if intervention.public else False)
         result = surface.with_changes(cover=cover, public_green=public)
     elif isinstance(intervention, GreenRoofs):
-        chosen = select_buildings(place, intervention)
+        mask = select_buildings(
+            place.buildings, intervention, crs=place.crs, base_dir=place.base_dir, zones=place.zones
+        )
+        chosen = place.buildings[mask.to_numpy()]
         changed = surface.grid.mask(chosen.geometry.to_numpy()) & (surface.cover == Cover.BUILDING)
         result = surface.with_changes(green_roof=surface.green_roof | changed)
     else:
@@ -244,27 +243,6 @@ def area_tree_points(surface: Surface, area: shapely.Geometry, spec: PlantTreesI
     return np.asarray(lattice[:needed], dtype=object)
 
 
-def select_buildings(place: Place, spec: GreenRoofs) -> gpd.GeoDataFrame:
-    """The buildings meeting every criterion of ``spec`` (ScenarioError naming the key when none)."""
-    frame = place.buildings
-    mask = np.ones(len(frame), dtype=bool)
-    if spec.osm_ids:
-        missing = sorted(set(spec.osm_ids) - set(frame["osm_id"].tolist()))
-        if missing:
-            raise ScenarioError(f"no building with OSM id {', '.join(map(str, missing))}", field="osm_ids")
-        mask &= frame["osm_id"].isin(spec.osm_ids).to_numpy()
-    if spec.uses:
-        mask &= frame["use"].isin(spec.uses).to_numpy()
-        if not mask.any():
-            raise ScenarioError(f"no building of use {', '.join(spec.uses)}", field="uses")
-    if spec.polygon:
-        area = load_polygon(spec.polygon, crs=place.crs, base_dir=place.base_dir)
-        mask &= shapely.contains(area, shapely.point_on_surface(frame.geometry.to_numpy()))
-        if not mask.any():
-            raise ScenarioError("the polygon holds none of the selected buildings", field="polygon")
-    return frame[mask]
-
-
 def _plant(
     surface: Surface, points: NDArray[np.object_], radius_m: float, height_m: float
 ) -> tuple[NDArray[np.bool_], Surface]:
@@ -273,3 +251,35 @@ def _plant(
     changed = surface.grid.mask(crowns) & plantable & (surface.canopy_height_m < height_m)
     canopy = np.where(changed, np.float32(height_m), surface.canopy_height_m).astype(np.float32)
     return changed, surface.with_changes(canopy_height_m=canopy)
+
+
+SCENARIO_EXAMPLES = """\
+# Heat and green (street selections as traffic's; polygons are WKT in WGS84 or a file path):
+
+# [[interventions]]
+# type = "plant_street_trees"    # both sides of the selected streets
+# streets = ["Mannerheimintie"]
+# spacing_m = 10.0               # or count = 120 spread evenly
+# crown_radius_m = 3.0
+# height_m = 10.0
+
+# [[interventions]]
+# type = "plant_trees_in_area"
+# polygon = "POLYGON ((24.940 60.168, 24.944 60.168, 24.944 60.170, 24.940 60.170, 24.940 60.168))"
+# canopy_share = 0.3             # or count = 50
+
+# [[interventions]]
+# type = "depave"                # paved ground inside the polygon becomes grass
+# polygon = "park.geojson"
+# public = true                  # counts as public green for green access
+
+# [[interventions]]
+# type = "green_roofs"
+# uses = ["commercial"]          # the shared building selection: zones, polygon, uses, osm_ids
+
+# [[interventions]]
+# type = "cool_surfaces"
+# polygon = "POLYGON ((...))"
+# albedo = 0.5
+# surfaces = ["roofs", "pavements"]
+"""

@@ -8,15 +8,15 @@ tables (per zone, and per block of cells for maps).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
+from civictwin.engines.base import Kpi
 from civictwin.engines.heat import params as P
 from civictwin.engines.heat.access import qualifying_green, walk_distance_to_green
 from civictwin.engines.heat.comfort import stress_class_threshold
@@ -27,8 +27,6 @@ from civictwin.engines.heat.settings import HeatSettings
 from civictwin.engines.heat.weather import HotDay
 from civictwin.errors import EngineError, StoreError
 from civictwin.store.base import Store
-
-Better = Literal["lower", "higher", "neither"]
 
 
 @dataclass(frozen=True)
@@ -82,17 +80,6 @@ class HeatInputs:
     changed_cells: int
 
 
-@dataclass(frozen=True)
-class KpiValue:
-    """One indicator of one seed (the engine adapter turns these into the seam's ``Kpi``)."""
-
-    name: str
-    unit: str
-    value: float
-    label: str
-    better: Better
-
-
 def prepare_inputs(
     layers: Layers,
     day: HotDay,
@@ -116,7 +103,9 @@ def prepare_inputs(
         tree_crown_radius_m=settings.tree_crown_radius_m,
         tree_height_m=settings.tree_height_m,
     )
-    place = Place(edges=layers.edges, buildings=layers.buildings, crs=layers.crs, base_dir=base_dir)
+    place = Place(
+        edges=layers.edges, buildings=layers.buildings, crs=layers.crs, base_dir=base_dir, zones=layers.zones
+    )
     surface, changed = apply_all(surface, interventions, place, origin=origin)
     hours = tuple(day.hours(settings.first_hour, settings.last_hour))
     if not hours:
@@ -156,10 +145,10 @@ def green_access_grid(surface: Surface, layers: Layers) -> np.ndarray:
 
 def run_seed(
     inputs: HeatInputs, *, seed: int | None, workdir: Path
-) -> tuple[tuple[KpiValue, ...], dict[str, pd.DataFrame]]:
+) -> tuple[tuple[Kpi, ...], dict[str, pd.DataFrame]]:
     """KPIs and tables (``zones``, ``cells``) of one seed (``None``: central parameter values)."""
     surface, settings = inputs.surface, inputs.settings
-    values = P.sample(seed)
+    values = P.sample(seed, assumed=settings.sample_assumed_ranges)
     grids = simulate(surface, inputs.day, list(inputs.hours), values, workdir=workdir)
     door_utci = at_nearest_outdoor_cell(surface, grids.utci_peak_c)
     exposed = door_utci >= stress_class_threshold(settings.stress_class)
@@ -168,43 +157,43 @@ def run_seed(
     residents = float(surface.residents.sum())
     canopy = float(np.mean(surface.canopy_height_m >= CANOPY_MIN_HEIGHT_M))
     kpis = (
-        KpiValue(
+        Kpi(
             f"residents_utci_{settings.stress_class}_heat",
             "persons",
             float(surface.residents[exposed].sum()),
             f"Residents facing UTCI {settings.stress_class.replace('_', ' ')} heat stress or worse at home on the hottest day",
             "lower",
         ),
-        KpiValue(
+        Kpi(
             "heat_air_temp_c",
             "°C",
             float(np.mean(grids.air_temp_peak_c[outdoor])),
             "Mean outdoor air temperature at the hottest hour",
             "lower",
         ),
-        KpiValue(
+        Kpi(
             "heat_cooling_c",
             "°C",
             float(np.mean(grids.cooling_c[outdoor])),
             "Mean air temperature reduction by shade, albedo and evapotranspiration",
             "higher",
         ),
-        KpiValue(
+        Kpi(
             "heat_utci_peak_c",
             "°C",
             float(np.nanmean(grids.utci_peak_c)),
             "Mean outdoor peak UTCI on the hottest day",
             "lower",
         ),
-        KpiValue("canopy_cover", "share", canopy, "Tree canopy cover of the area", "higher"),
-        KpiValue(
+        Kpi("canopy_cover", "share", canopy, "Tree canopy cover of the area", "higher"),
+        Kpi(
             "residents_green_access",
             "persons",
             float(inputs.green_access_residents.sum()),
             "Residents within 300 m walk of a public green space of at least 0.5 ha",
             "higher",
         ),
-        KpiValue(
+        Kpi(
             "residents_green_access_share",
             "share",
             float(inputs.green_access_residents.sum()) / residents if residents else float("nan"),
@@ -212,7 +201,9 @@ def run_seed(
             "higher",
         ),
     )
-    return kpis, {"zones": zones, "cells": block_table(surface, grids, settings.block_cells)}
+    headline = {kpis[0].name, "heat_air_temp_c", "canopy_cover", "residents_green_access_share"}
+    marked = tuple(replace(k, headline=k.name in headline) for k in kpis)
+    return marked, {"zones": zones, "cells": block_table(surface, grids, settings.block_cells)}
 
 
 def block_table(surface: Surface, grids: object, block: int) -> pd.DataFrame:

@@ -6,9 +6,11 @@ cell_m = 2.0            # grid resolution (m)
 first_hour = 9          # local standard time, the hours of the hottest day simulated
 last_hour = 18
 stress_class = "strong" # UTCI class counted: moderate | strong | very_strong | extreme
+sample_assumed_ranges = false  # seeds also draw the parameters whose ranges are assumptions
 ```
 
-Every key is optional except ``epw`` for a run; problems are one ConfigError line naming the file and key.
+Every key is optional; without ``epw`` the engine takes the weather file of ``[energy].weather`` in
+``twin.toml``. Problems are one ConfigError line naming the file and key.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class HeatSettings(BaseModel):
     block_cells: Annotated[int, Field(ge=1, le=1000)] = 10
     tree_crown_radius_m: Annotated[float, Field(gt=0, le=15)] = 3.0
     tree_height_m: Annotated[float, Field(ge=2, le=40)] = 10.0
+    sample_assumed_ranges: bool = False
 
     @model_validator(mode="after")
     def _hours_in_order(self) -> HeatSettings:

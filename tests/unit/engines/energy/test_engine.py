@@ -4,8 +4,6 @@ they select, and one-line errors for bad input."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,36 +11,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from civictwin.config import TwinConfig, load_config
-from civictwin.engines.energy.engine import EnergyEngine, EnergyRun
+from civictwin.engines.base import EngineResult, TwinContext
+from civictwin.engines.energy.engine import EnergyEngine
 from civictwin.engines.energy.model import EnergyInputs
+from civictwin.engines.registry import intervention_catalog
 from civictwin.errors import ConfigError, ScenarioError
-from civictwin.store.base import Store
-from civictwin.store.duckdb import DuckDBStore
+from civictwin.scenarios.spec import Scenario
 
 SHARED = Path(__file__).resolve().parents[4].parent / "shared" / "data"
+Twin = TwinContext
+EnergyRun = EngineResult
+CATALOG = intervention_catalog([EnergyEngine()])
 
 
-@dataclass
-class Twin:
-    config: TwinConfig
-
-    def open_store(self) -> AbstractContextManager[Store]:
-        return DuckDBStore.open(self.config.store_path)
-
-
-@dataclass
-class Plan:
-    interventions: list[dict[str, Any]] = field(default_factory=list)
-    origin: str = "plan.toml"
-    base_dir: Path = Path(".")
-
-
-ENERGY = f"""
-[energy]
-weather = {{ path = "{SHARED}/weather/FIN_Helsinki.029740_IWEC.epw", licence = "ASHRAE IWEC", publisher = "ASHRAE" }}
-typology = {{ path = "{SHARED}/tabula/sweden.csv", licence = "TABULA", publisher = "IEE TABULA/EPISCOPE", note = "Sweden for Finland" }}
-"""
+def Plan(items: list[dict[str, Any]] | None = None) -> Scenario:
+    """A scenario of ``items`` as if read from ``plan.toml`` (validated by the engine's catalogue)."""
+    parsed = [CATALOG.parse(item, index=i, origin="plan.toml") for i, item in enumerate(items or [])]
+    return Scenario(name="plan", interventions=parsed, path=Path("plan.toml"))
 
 
 @pytest.fixture(scope="module")
@@ -52,16 +37,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Twin]:
     from civictwin.demo import build_demo
 
     twin_dir = tmp_path_factory.mktemp("energy-demo")
-    build_demo(twin_dir)
-    with (twin_dir / "twin.toml").open("a", encoding="utf-8") as handle:
-        handle.write(ENERGY)
-    yield Twin(load_config(twin_dir))
+    build_demo(twin_dir)  # finds ../shared/data and writes [energy] into twin.toml
+    yield TwinContext.load(twin_dir)
 
 
 @pytest.fixture(scope="module")
 def baseline(demo: Twin) -> tuple[EnergyInputs, EnergyRun]:
-    inputs = EnergyEngine().prepare(demo, Plan())
-    return inputs, EnergyEngine().run(inputs, seed=1)
+    inputs = EnergyEngine().prepare(demo, Plan(), workdir=Path("."))
+    return inputs, EnergyEngine().run(inputs, seed=1, workdir=Path("."))
 
 
 def _kpis(run: EnergyRun) -> dict[str, float]:
@@ -90,15 +73,22 @@ def test_baseline_totals_are_consistent_and_notes_state_the_fallbacks(
     assert kpis["buildings_pv_mwh"] == 0.0  # no PV before a scenario adds it
     assert run.tables["zones"]["zone_id"].is_unique
     assert any("without a construction year took 1921" in n and "82%" in n for n in run.notes)
-    assert any("Sweden for Finland" in n for n in run.notes)
+    assert any("stands in for Finland's" in n for n in run.notes)
 
 
-def test_the_same_seed_repeats_and_another_seed_differs(baseline: tuple[EnergyInputs, EnergyRun]) -> None:
+def test_seeds_agree_without_published_ranges_and_differ_with_the_assumed_ones(
+    demo: Twin, baseline: tuple[EnergyInputs, EnergyRun]
+) -> None:
     inputs, run = baseline
-    again = _kpis(EnergyEngine().run(inputs, seed=1))
-    other = _kpis(EnergyEngine().run(inputs, seed=2))
-    assert again == _kpis(run)
-    assert other["buildings_heating_need_mwh"] != again["buildings_heating_need_mwh"]
+    here = Path(".")
+    # no range of methods-energy.md is published: by default every seed takes the central values
+    assert _kpis(EnergyEngine().run(inputs, seed=2, workdir=here)) == _kpis(run)
+    assert any("no uncertain parameter has a published range" in n for n in run.notes)
+    sampling = TwinContext(demo.twin_dir, demo.config, options={"energy": {"sample_assumed_ranges": True}})
+    drawn = EnergyEngine().prepare(sampling, Plan(), workdir=here)
+    one, again = (_kpis(EnergyEngine().run(drawn, seed=1, workdir=here)) for _ in range(2))
+    other = _kpis(EnergyEngine().run(drawn, seed=2, workdir=here))
+    assert one == again and other["buildings_heating_need_mwh"] != one["buildings_heating_need_mwh"]
 
 
 def test_retrofit_and_pv_change_exactly_the_selected_zone(
@@ -110,7 +100,11 @@ def test_retrofit_and_pv_change_exactly_the_selected_zone(
         {"type": "envelope_retrofit", "zones": [zone], "level": "advanced"},
         {"type": "pv_uptake", "zones": [zone], "share": 1.0},
     ])  # fmt: skip
-    after = EnergyEngine().run(EnergyEngine().prepare(demo, plan), seed=1).tables["buildings"]
+    after = (
+        EnergyEngine()
+        .run(EnergyEngine().prepare(demo, plan, workdir=Path(".")), seed=1, workdir=Path("."))
+        .tables["buildings"]
+    )
     before = run.tables["buildings"]
     inside = (before["zone_id"] == zone).to_numpy()
     heated = before["heating_need_kwh"].to_numpy() > 0
@@ -132,7 +126,11 @@ def test_heat_pump_switch_moves_heat_to_electricity(
 ) -> None:
     _, run = baseline
     plan = Plan([{"type": "heating_system", "uses": ["residential"], "system": "heat_pump"}])
-    after = EnergyEngine().run(EnergyEngine().prepare(demo, plan), seed=1).tables["buildings"]
+    after = (
+        EnergyEngine()
+        .run(EnergyEngine().prepare(demo, plan, workdir=Path(".")), seed=1, workdir=Path("."))
+        .tables["buildings"]
+    )
     before = run.tables["buildings"]
     residential = (before["use"] == "residential").to_numpy()
     assert (after.loc[residential, "final_district_heating_kwh"] == 0).all()
@@ -151,7 +149,7 @@ def test_heat_pump_switch_moves_heat_to_electricity(
 def test_emission_factors_of_a_target_year(demo: Twin) -> None:
     plan = Plan([{"type": "emission_factors", "year": 2040, "district_heating": 0.0, "electricity": 0.0,
                   "source": "Helen zero-emission target for 2040"}])  # fmt: skip
-    run = EnergyEngine().run(EnergyEngine().prepare(demo, plan), seed=1)
+    run = EnergyEngine().run(EnergyEngine().prepare(demo, plan, workdir=Path(".")), seed=1, workdir=Path("."))
     assert _kpis(run)["buildings_co2_t"] == 0.0
     assert any("2040" in n for n in run.notes)
 
@@ -161,28 +159,41 @@ def test_a_selection_of_nothing_is_one_line_naming_the_intervention(demo: Twin) 
         [{"type": "envelope_retrofit", "uses": ["residential"], "built_from": 2090, "level": "usual"}]
     )
     with pytest.raises(ScenarioError) as err:
-        EnergyEngine().prepare(demo, plan)
+        EnergyEngine().prepare(demo, plan, workdir=Path("."))
     assert err.value.user_message().startswith(
-        "plan.toml: interventions[0] (envelope_retrofit): selects no building"
+        "plan.toml: interventions[0] (envelope_retrofit): buildings: the selection"
     )
     with pytest.raises(ScenarioError, match=r"interventions\[0\] \(pv_uptake\): zones: no zone 'nowhere'"):
-        EnergyEngine().prepare(demo, Plan([{"type": "pv_uptake", "zones": ["nowhere"], "share": 0.5}]))
-    with pytest.raises(ScenarioError, match=r"interventions\[0\] \(pv_uptake\): share"):
-        EnergyEngine().prepare(demo, Plan([{"type": "pv_uptake", "uses": ["residential"], "share": 2}]))
+        EnergyEngine().prepare(
+            demo, Plan([{"type": "pv_uptake", "zones": ["nowhere"], "share": 0.5}]), workdir=Path(".")
+        )
+    with pytest.raises(ScenarioError, match=r"interventions\[0\] \(pv_uptake\)"):
+        Plan([{"type": "pv_uptake", "uses": ["residential"], "share": 2}])
+
+
+def test_check_reports_a_bad_selection_in_one_line_and_passes_a_good_one(demo: Twin) -> None:
+    bad = Plan([{"type": "pv_uptake", "zones": ["nowhere"], "share": 0.5}])
+    assert EnergyEngine().check(demo, bad) == [
+        "plan.toml: interventions[0] (pv_uptake): zones: no zone 'nowhere' in the twin"
+    ]
+    assert (
+        EnergyEngine().check(demo, Plan([{"type": "pv_uptake", "uses": ["residential"], "share": 0.5}])) == []
+    )
 
 
 def test_missing_weather_settings_and_files_are_one_line(demo: Twin, tmp_path: Path) -> None:
+    assert demo.config is not None
     bare = demo.config.model_copy(update={"energy": demo.config.energy.model_copy(update={"weather": None})})
     with pytest.raises(
         ConfigError, match=r"twin.toml: energy.weather: not set: the energy engine needs an EPW"
     ):
-        EnergyEngine().prepare(Twin(bare), Plan())
+        EnergyEngine().prepare(TwinContext(demo.twin_dir, bare), Plan(), workdir=Path("."))
     gone = demo.config.energy.weather.model_copy(update={"path": str(tmp_path / "gone.epw")})  # type: ignore[union-attr]
     missing = demo.config.model_copy(
         update={"energy": demo.config.energy.model_copy(update={"weather": gone})}
     )
     with pytest.raises(ConfigError, match=r"gone.epw: weather file not found"):
-        EnergyEngine().prepare(Twin(missing), Plan())
+        EnergyEngine().prepare(TwinContext(demo.twin_dir, missing), Plan(), workdir=Path("."))
 
 
 def test_inputs_are_plain_picklable_data(baseline: tuple[EnergyInputs, EnergyRun]) -> None:

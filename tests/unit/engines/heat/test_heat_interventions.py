@@ -74,6 +74,8 @@ def test_green_roofs_cover_exactly_the_selected_buildings_roof(surface: Surface)
     )
     assert np.array_equal(changed, surface.cover == Cover.BUILDING)
     assert np.array_equal(_differs(surface, after), changed)
+    _, same = apply(surface, GreenRoofs(type="green_roofs", osm_ids=[7]), small_place(surface))
+    assert np.array_equal(same, changed)  # the shared building selection, by OSM id
 
 
 def test_cool_pavements_change_only_pavement_albedo_inside_the_polygon(surface: Surface) -> None:

@@ -11,8 +11,9 @@ import pytest
 import shapely
 from heat_surfaces import CRS
 
+from civictwin.engines.base import Kpi
 from civictwin.engines.heat.interventions import PlantStreetTrees
-from civictwin.engines.heat.run import HeatInputs, KpiValue, Layers, prepare_inputs, run_seed
+from civictwin.engines.heat.run import HeatInputs, Layers, prepare_inputs, run_seed
 from civictwin.engines.heat.settings import HeatSettings, load_settings
 from civictwin.engines.heat.weather import HotDay
 from civictwin.errors import ConfigError, EngineError
@@ -75,12 +76,12 @@ def baseline() -> HeatInputs:
 @pytest.fixture(scope="module")
 def seed_one(
     baseline: HeatInputs, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[tuple[KpiValue, ...], dict[str, pd.DataFrame]]:
+) -> tuple[tuple[Kpi, ...], dict[str, pd.DataFrame]]:
     return run_seed(baseline, seed=1, workdir=tmp_path_factory.mktemp("seed1"))
 
 
 def test_a_run_reports_hand_checked_canopy_and_green_access(
-    seed_one: tuple[tuple[KpiValue, ...], dict[str, pd.DataFrame]],
+    seed_one: tuple[tuple[Kpi, ...], dict[str, pd.DataFrame]],
 ) -> None:
     kpis, tables = seed_one
     values = {k.name: k.value for k in kpis}
@@ -103,12 +104,12 @@ def test_a_run_reports_hand_checked_canopy_and_green_access(
 
 
 def test_the_same_seed_gives_the_same_numbers_and_seeds_differ(
-    baseline: HeatInputs, seed_one: tuple[tuple[KpiValue, ...], dict[str, pd.DataFrame]], tmp_path: Path
+    baseline: HeatInputs, seed_one: tuple[tuple[Kpi, ...], dict[str, pd.DataFrame]], tmp_path: Path
 ) -> None:
     first, _ = run_seed(baseline, seed=1, workdir=tmp_path / "a")
     other, _ = run_seed(baseline, seed=4, workdir=tmp_path / "b")
     assert first == seed_one[0]
-    assert first[1].value != other[1].value  # heat_air_temp_c moves with the sampled UHI_max
+    assert first[1].value != other[1].value  # heat_air_temp_c moves with the sampled Kc of grass (the park)
 
 
 def test_street_trees_raise_canopy_cover_by_exactly_the_cells_they_plant(
