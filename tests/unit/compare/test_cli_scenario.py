@@ -66,7 +66,10 @@ def test_list_and_show(twin_dir: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "no scenario 'nothing' (scenarios in this twin: broken, shut)" in capsys.readouterr().err
 
 
-def test_engines_lists_the_installed_engines(capsys: pytest.CaptureFixture[str]) -> None:
+def test_engines_lists_the_installed_engines(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: no cell wraps
     main(["engines"])
     listed = capsys.readouterr().out
     assert "traffic" in listed and "close_streets" in listed and "edges, zones" in listed

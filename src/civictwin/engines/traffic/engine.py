@@ -41,6 +41,13 @@ ZONES = TableSpec(
     values=(("vehicle_km", "km"), ("co2_kg", "kg"), ("noise_db", "dB(A)")),
     label="Analysis zones: car traffic, CO2 and noise",
 )
+COUNTS = TableSpec(
+    name="counts",
+    key=("edge_id", "hour"),
+    layer="network_edges",
+    values=(("vehicles", "vehicles"),),
+    label="Counting edges: vehicles hour by hour from the start of the run",
+)
 
 
 class TrafficEngine:
@@ -53,7 +60,7 @@ class TrafficEngine:
 
     name = "traffic"
     intervention_types: Mapping[str, type[Intervention]] = INTERVENTIONS
-    tables = (EDGES, ZONES)
+    tables = (EDGES, ZONES, COUNTS)
     reads = READS
 
     def __init__(self, *, inputs: TwinInputs | None = None, params: TrafficParams | None = None) -> None:
@@ -83,7 +90,7 @@ class TrafficEngine:
         outcome = simulate_seed(inputs, seed, workdir)
         return EngineResult(
             kpis=as_kpis(outcome.kpis),
-            tables={EDGES.name: outcome.edges, ZONES.name: outcome.zones},
+            tables={EDGES.name: outcome.edges, ZONES.name: outcome.zones, COUNTS.name: outcome.counts},
             details={
                 "modal_split": outcome.modal_split,
                 "car_share_by_iteration": outcome.car_share_by_iteration,

@@ -37,6 +37,12 @@ class TrafficParams(BaseModel):
     mesoscopic: bool = False
     max_teleport_share: Annotated[float, Field(ge=0, le=1)] = 0.05
     max_unfinished_share: Annotated[float, Field(ge=0, le=1)] = 0.05
+    count_edges: tuple[str, ...] = ()
+    """Directed edges with a counting point: the simulation counts vehicles on them hour by hour."""
+    od_factors: tuple[tuple[str, str, Annotated[float, Field(ge=0)]], ...] = ()
+    """(origin zone, destination zone, factor) on the base person-trip matrix, from a calibration."""
+    calibration: str | None = None
+    """The calibration record (``<twin>/calibration/``) ``count_edges`` and ``od_factors`` come from."""
 
     def sim_options(self) -> SimOptions:
         """The SUMO options these parameters imply."""
@@ -45,6 +51,7 @@ class TrafficParams(BaseModel):
             mesoscopic=self.mesoscopic,
             max_teleport_share=self.max_teleport_share,
             max_unfinished_share=self.max_unfinished_share,
+            count_edges=self.count_edges,
         )
 
 

@@ -3,6 +3,7 @@ free-flow service computed, each street placed in its analysis zone. Runs once p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,24 @@ class PreparedScenario:
         return OdMatrix(self.layers[0].od.zones, total)
 
 
+def with_od_factors(od: OdMatrix, factors: Sequence[tuple[str, str, float]]) -> OdMatrix:
+    """``od`` with each (origin, destination, factor) cell multiplied; a zone ``od`` lacks is an error
+    (the calibration was made for another zoning)."""
+    if not factors:
+        return od
+    index = {zone: i for i, zone in enumerate(od.zones)}
+    unknown = sorted({z for o, d, _ in factors for z in (o, d)} - set(index))
+    if unknown:
+        raise DemandError(
+            f"the calibration names zone(s) {', '.join(unknown[:5])} the twin does not have: calibrate again",
+            field="od_factors",
+        )
+    trips = od.trips.copy()
+    for origin, destination, factor in factors:
+        trips[index[origin], index[destination]] *= factor
+    return OdMatrix(od.zones, trips)
+
+
 def prepare_scenario(
     inputs: TwinInputs, scenario: Scenario, workdir: Path, params: TrafficParams
 ) -> PreparedScenario:
@@ -64,7 +83,12 @@ def prepare_scenario(
     simulated = modified.edges[modified.edges["edge_id"].astype(str).isin(simulated_ids)]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="netconvert") as pool:
         building = pool.submit(
-            build_sumo_network, simulated, inputs.nodes, workdir, additionals=modified.additionals
+            build_sumo_network,
+            simulated,
+            inputs.nodes,
+            workdir,
+            additionals=modified.additionals,
+            count_edges=params.count_edges,
         )
         try:
             demand = network_free_demand(inputs, scenario, modified, params)
@@ -75,7 +99,8 @@ def prepare_scenario(
     usable = set(modified.car_edges) & set(network.edge_ids)
     by_zone = {zone: [e for e in ids if e in usable] for zone, ids in demand.car_edges_by_zone.items()}
     has_car = np.array([len(by_zone[str(z)]) > 0 for z in inputs.zones["zone_id"]])
-    layers = demand_layers(inputs, modified, params, demand.od, by_zone)
+    base = with_od_factors(demand.od, params.od_factors)
+    layers = demand_layers(inputs, modified, params, base, by_zone)
     if sum(layer.od.total for layer in layers) <= 0:
         raise DemandError(
             "no trips to simulate: the zones have no residents or no destinations (check population, "

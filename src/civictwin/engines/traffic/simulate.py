@@ -50,6 +50,8 @@ class SeedOutcome:
     """edge_id, flow (vehicles that used the edge in the run), speed_ms, co2_g, noise_db."""
     zones: pd.DataFrame
     """zone_id, vehicle_km, co2_kg, noise_db of every analysis zone (see :func:`zone_totals`)."""
+    counts: pd.DataFrame
+    """edge_id, hour (from the start of the run), vehicles: at every counting edge, hour by hour."""
     wall_s: float
     sumo_wall_s: float
     sumo_version: str
@@ -85,6 +87,7 @@ def simulate_seed(prepared: PreparedScenario, seed: int, workdir: Path) -> SeedO
         car_share_by_iteration=car_share_history,
         edges=edges,
         zones=zone_totals(edges, prepared.placement, prepared.zones["zone_id"]),
+        counts=result.counts.rename(columns={"interval": "hour"}),
         wall_s=time.perf_counter() - start,
         sumo_wall_s=sumo_wall,
         sumo_version=result.sumo_version,
