@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from civictwin.engines.traffic.demand import DemandParams
 from civictwin.engines.traffic.modechoice import ModeChoiceParams
 from civictwin.engines.traffic.run import SimOptions
+from civictwin.engines.traffic.sites import CalibrationSettings
 from civictwin.errors import ConfigError
 
 PARAMS_FILENAME = "traffic.toml"
@@ -41,8 +42,10 @@ class TrafficParams(BaseModel):
     """Directed edges with a counting point: the simulation counts vehicles on them hour by hour."""
     od_factors: tuple[tuple[str, str, Annotated[float, Field(ge=0)]], ...] = ()
     """(origin zone, destination zone, factor) on the base person-trip matrix, from a calibration."""
-    calibration: str | None = None
+    calibration_record: str | None = None
     """The calibration record (``<twin>/calibration/``) ``count_edges`` and ``od_factors`` come from."""
+    calibration: CalibrationSettings = CalibrationSettings()
+    """How to calibrate (the ``[calibration]`` table; see docs/methods-calibration.md)."""
 
     def sim_options(self) -> SimOptions:
         """The SUMO options these parameters imply."""
