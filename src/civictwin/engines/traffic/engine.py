@@ -15,6 +15,7 @@ from typing import Any
 
 from civictwin import __version__
 from civictwin.engines.base import EngineReport, EngineResult, TableSpec, TwinContext
+from civictwin.engines.traffic.calibration import with_calibration
 from civictwin.engines.traffic.edits import validate_scenario
 from civictwin.engines.traffic.inputs import READS, TwinInputs, load_twin, needs_routes
 from civictwin.engines.traffic.interventions import INTERVENTIONS, SCENARIO_EXAMPLES
@@ -73,8 +74,11 @@ class TrafficEngine:
         return f"{__version__} ({sumo_version()})"
 
     def params(self, twin: TwinContext) -> TrafficParams:
-        """The parameters for ``twin``: the given ones, else its ``traffic.toml`` with the overrides."""
-        return self._params or load_params(twin.twin_dir, **twin.options_for(self.name))
+        """The parameters for ``twin``: the given ones, else its ``traffic.toml`` with the overrides and
+        its latest calibration (OD factors and counting edges; named in the parameters)."""
+        if self._params is not None:
+            return self._params
+        return with_calibration(load_params(twin.twin_dir, **twin.options_for(self.name)), twin.twin_dir)
 
     def parameters(self, twin: TwinContext) -> Mapping[str, Any]:
         """Every traffic parameter for ``twin`` (see :class:`TrafficParams`)."""

@@ -55,6 +55,7 @@ EDGE_COLUMNS = [
     "noise_dB",
 ]
 COUNT_COLUMNS = ["edge_id", "interval", "vehicles"]
+PASSAGE_COLUMNS = ["trip_id", "edge_id", "interval"]
 TRIP_COLUMNS = [
     "trip_id",
     "depart_s",
@@ -124,6 +125,9 @@ class SimResult:
     counts: pd.DataFrame = field(default_factory=lambda: no_counts())
     """``edge_id``, ``interval`` (0 = the first counting interval from the start), ``vehicles`` (that
     entered the edge or started on it in the interval): one row per counting edge and interval."""
+    passages: pd.DataFrame = field(default_factory=lambda: no_passages())
+    """``trip_id``, ``edge_id``, ``interval``: each arrived trip's entry onto each counting edge (only
+    when asked for: :attr:`~civictwin.engines.traffic.run.SimOptions.count_passages`)."""
 
 
 @dataclass(frozen=True)
@@ -136,10 +140,19 @@ class OutputFiles:
     tripinfo: str = "tripinfo.csv"
     statistics: str = "statistics.xml"
     counts: str = "edges.counts.csv"
+    routes: str = "vehroutes.xml"
 
     def paths(self, workdir: Path) -> list[Path]:
         """Every output file of a run in ``workdir``."""
-        names = (self.traffic, self.emissions, self.noise, self.tripinfo, self.statistics, self.counts)
+        names = (
+            self.traffic,
+            self.emissions,
+            self.noise,
+            self.tripinfo,
+            self.statistics,
+            self.counts,
+            self.routes,
+        )
         return [workdir / name for name in names]
 
 
@@ -155,6 +168,7 @@ def read_result(
     trip_edges: pd.DataFrame | None = None,
     count_edges: Sequence[str] = (),
     count_interval_s: float = 3600.0,
+    count_passages: bool = False,
 ) -> SimResult:
     """Parse one finished run's outputs in ``workdir`` into a :class:`SimResult`.
 
@@ -188,6 +202,11 @@ def read_result(
             if count_edges
             else no_counts()
         ),
+        passages=(
+            read_passages(workdir / files.routes, count_edges, interval_s=count_interval_s)
+            if count_edges and count_passages
+            else no_passages()
+        ),
     )
 
 
@@ -200,6 +219,44 @@ def no_counts() -> pd.DataFrame:
             "vehicles": pd.Series(dtype=np.int64),
         }
     )
+
+
+def no_passages() -> pd.DataFrame:
+    """An empty passages frame (:data:`PASSAGE_COLUMNS`) with its column types."""
+    return pd.DataFrame(
+        {
+            "trip_id": pd.Series(dtype=str),
+            "edge_id": pd.Series(dtype=str),
+            "interval": pd.Series(dtype=np.int64),
+        }
+    )
+
+
+def read_passages(path: Path, edges: Sequence[str], *, interval_s: float) -> pd.DataFrame:
+    """Which trip entered which of ``edges`` in which interval, from SUMO's vehroute output with exit
+    times (:data:`PASSAGE_COLUMNS`). A trip enters an edge when it leaves the edge before it (or at
+    its departure, on its first edge), as SUMO's edgeData counts it."""
+    wanted = set(edges)
+    rows: list[tuple[str, str, int]] = []
+    for _, element in ET.iterparse(_existing(path)):
+        if element.tag != "vehicle":
+            continue
+        route = element.find("route")
+        if route is not None:
+            route_edges = (route.get("edges") or "").split()
+            exits = [float(t) for t in (route.get("exitTimes") or "").split()]
+            entries = [float(element.get("depart", "0")), *exits[:-1]]
+            rows.extend(
+                (str(element.get("id")), edge, math.floor(entry / interval_s + 1e-9))
+                for edge, entry in zip(route_edges, entries, strict=False)
+                if edge in wanted
+            )
+        element.clear()
+    if not rows:
+        return no_passages()
+    frame = pd.DataFrame(rows, columns=PASSAGE_COLUMNS)
+    frame["interval"] = frame["interval"].astype(np.int64)
+    return frame
 
 
 def read_counts(

@@ -81,7 +81,9 @@ class SimOptions:
     without it SUMO steps on to ``end_s`` (the results are the same, the run slower).
     ``count_edges`` (twin edge ids, each its own SUMO edge: see ``build_sumo_network``'s
     ``count_edges``) get vehicle counts per ``count_interval_s`` (s) from the start, as a counting
-    point on them would record them (:attr:`SimResult.counts`).
+    point on them would record them (:attr:`SimResult.counts`); with ``count_passages`` also which
+    trip passed which counting edge in which interval (:attr:`SimResult.passages`, from SUMO's
+    vehroute output with exit times: what a calibration needs to know whose trips a count saw).
     """
 
     end_s: float
@@ -99,6 +101,7 @@ class SimOptions:
     stop_when_done: bool = True
     count_edges: tuple[str, ...] = ()
     count_interval_s: float = 3600.0
+    count_passages: bool = False
 
     def __post_init__(self) -> None:
         checks = [
@@ -171,6 +174,7 @@ def run_sumo(
         trip_edges=trip_edges,
         count_edges=options.count_edges,
         count_interval_s=options.count_interval_s,
+        count_passages=options.count_passages,
     )
     _check_quality(result, len(trips), options)
     return result
@@ -231,6 +235,10 @@ def sumo_options(
     }
     if options.mesoscopic:
         values["mesosim"] = "true"
+    if options.count_passages and options.count_edges:
+        values["vehroute-output"] = files.routes
+        values["vehroute-output.exit-times"] = "true"
+        values["vehroute-output.last-route"] = "true"
     return values
 
 

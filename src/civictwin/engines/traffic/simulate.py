@@ -9,6 +9,7 @@ are kept.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from dataclasses import dataclass
@@ -52,13 +53,18 @@ class SeedOutcome:
     """zone_id, vehicle_km, co2_kg, noise_db of every analysis zone (see :func:`zone_totals`)."""
     counts: pd.DataFrame
     """edge_id, hour (from the start of the run), vehicles: at every counting edge, hour by hour."""
+    passages: pd.DataFrame
+    """trip_id, edge_id, hour: which trip a counting edge saw when (calibration runs only)."""
     wall_s: float
     sumo_wall_s: float
     sumo_version: str
 
 
-def simulate_seed(prepared: PreparedScenario, seed: int, workdir: Path) -> SeedOutcome:
-    """Simulate one seed of a prepared scenario with mode-choice feedback (MSA over ``iterations``)."""
+def simulate_seed(
+    prepared: PreparedScenario, seed: int, workdir: Path, *, passages: bool = False
+) -> SeedOutcome:
+    """Simulate one seed of a prepared scenario with mode-choice feedback (MSA over ``iterations``);
+    with ``passages`` the last simulation also records which trip passed which counting edge."""
     start = time.perf_counter()
     params = prepared.params
     shares = mode_shares(prepared.free_flow, params.mode_choice)
@@ -74,7 +80,9 @@ def simulate_seed(prepared: PreparedScenario, seed: int, workdir: Path) -> SeedO
         trips = _car_trips(prepared, shares, params, seed, iteration)
         run_dir = workdir / f"iteration_{iteration}"
         run_dir.mkdir(parents=True, exist_ok=True)
-        result = run_sumo(prepared.network, trips, seed=seed, workdir=run_dir, options=params.sim_options())
+        last = iteration == params.iterations - 1
+        options = dataclasses.replace(params.sim_options(), count_passages=passages and last)
+        result = run_sumo(prepared.network, trips, seed=seed, workdir=run_dir, options=options)
         sumo_wall += result.wall_s
     assert result is not None  # iterations >= 1
     split = modal_split(prepared.person_trips, shares)
@@ -88,6 +96,7 @@ def simulate_seed(prepared: PreparedScenario, seed: int, workdir: Path) -> SeedO
         edges=edges,
         zones=zone_totals(edges, prepared.placement, prepared.zones["zone_id"]),
         counts=result.counts.rename(columns={"interval": "hour"}),
+        passages=result.passages.rename(columns={"interval": "hour"}),
         wall_s=time.perf_counter() - start,
         sumo_wall_s=sumo_wall,
         sumo_version=result.sumo_version,
