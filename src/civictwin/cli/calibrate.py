@@ -71,11 +71,11 @@ def run(twin_dir: Path = TWIN_DIR) -> None:
 
 
 def _share(value: Any) -> str:
-    return "—" if value is None else f"{float(value):.0%}"
+    return "—" if value is None or math.isnan(float(value)) else f"{float(value):.0%}"
 
 
 def _decimal(value: Any) -> str:
-    return "—" if value is None else f"{float(value):.2f}"
+    return "—" if value is None or math.isnan(float(value)) else f"{float(value):.2f}"
 
 
 def _text(value: Any) -> str:
