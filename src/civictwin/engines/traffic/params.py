@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from civictwin.engines.traffic.demand import DemandParams
+from civictwin.engines.traffic.gateways import GatewaySettings
 from civictwin.engines.traffic.modechoice import ModeChoiceParams
 from civictwin.engines.traffic.run import SimOptions
 from civictwin.engines.traffic.sites import CalibrationSettings
@@ -46,6 +47,8 @@ class TrafficParams(BaseModel):
     """The calibration record (``<twin>/calibration/``) ``count_edges`` and ``od_factors`` come from."""
     calibration: CalibrationSettings = CalibrationSettings()
     """How to calibrate (the ``[calibration]`` table; see docs/methods-calibration.md)."""
+    gateways: GatewaySettings = GatewaySettings()
+    """Traffic entering, leaving and crossing the area at its boundary (the ``[gateways]`` table)."""
 
     def sim_options(self) -> SimOptions:
         """The SUMO options these parameters imply."""

@@ -14,6 +14,7 @@ import pandas as pd
 
 from civictwin.engines.traffic.demand import DemandError, OdMatrix
 from civictwin.engines.traffic.edits import apply_interventions
+from civictwin.engines.traffic.gateways import GatewayDemand, find_gateways, gateway_demand
 from civictwin.engines.traffic.inputs import TwinInputs
 from civictwin.engines.traffic.kpis import edge_zones
 from civictwin.engines.traffic.layers import DemandLayer, demand_layers, network_free_demand
@@ -41,6 +42,8 @@ class PreparedScenario:
     transit_source: str
     placement: pd.DataFrame
     """``edge_id``, ``zone_id``, ``length_m``: the analysis zone of every street edge (its midpoint)."""
+    gateways: GatewayDemand | None = None
+    """Car trips per hour through the area's boundary, when ``[gateways]`` is enabled."""
 
     @property
     def person_trips(self) -> OdMatrix:
@@ -108,6 +111,17 @@ def prepare_scenario(
             field="zones",
         )
     car_min = demand.car.minutes(has_car_edges=has_car)
+    gateways = None
+    if params.gateways.enabled:
+        gateways = gateway_demand(
+            find_gateways(inputs.edges, boundary_m=params.gateways.boundary_m),
+            base.zones,
+            base.trips.sum(axis=1),
+            base.trips.sum(axis=0),
+            by_zone,
+            params.gateways,
+            usable=usable,
+        )
     return PreparedScenario(
         scenario=scenario,
         params=params,
@@ -121,4 +135,5 @@ def prepare_scenario(
         car_paths=demand.car,
         transit_source=demand.transit_source,
         placement=edge_zones(inputs.edges, inputs.zones),
+        gateways=gateways,
     )

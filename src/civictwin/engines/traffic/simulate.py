@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from civictwin.engines.traffic.demand import OdMatrix, sample_car_trips, trip_pair
+from civictwin.engines.traffic.gateways import GATEWAY_PREFIX
 from civictwin.engines.traffic.inputs import TwinInputs, load_twin, needs_routes
 from civictwin.engines.traffic.kpis import edge_table, run_kpis, zone_totals
 from civictwin.engines.traffic.modechoice import (
@@ -141,13 +142,26 @@ def _car_trips(
             end_s=layer.end_s,
             prefix=layer.prefix,
         )
+    if prepared.gateways is not None:
+        trips += sample_car_trips(
+            prepared.gateways.od,
+            prepared.gateways.edges_by_zone,
+            seed=seed,
+            iteration=iteration,
+            begin_s=0.0,
+            end_s=params.demand_window_s,
+            prefix=GATEWAY_PREFIX,
+        )
     return sorted(trips, key=lambda t: (t.depart_s, t.trip_id))
 
 
 def _simulated_service(prepared: PreparedScenario, result: SimResult) -> LevelOfService:
     """Free-flow service with car times replaced by what the simulation showed."""
     n = len(prepared.zones)
-    arrived = result.trips[result.trips["arrived"].astype(bool)]
+    trips = result.trips
+    arrived = trips[
+        trips["arrived"].astype(bool) & ~trips["trip_id"].astype(str).str.startswith(GATEWAY_PREFIX)
+    ]
     observed = np.full((n, n), np.nan)
     if not arrived.empty:
         pairs = np.array([trip_pair(str(t)) for t in arrived["trip_id"]])
