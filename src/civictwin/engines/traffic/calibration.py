@@ -22,7 +22,7 @@ import math
 import re
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,6 +59,10 @@ BASE_PREFIX = "t"
 _RECORD_NAME = re.compile(r"calibration-(\d{3,})\.json$")
 
 Pair = tuple[str, str]
+Step = Callable[[str], None]
+"""Progress: told a short text before each simulation."""
+Simulate = Callable[[dict[Pair, float]], SeedOutcome]
+"""One simulation of the baseline with the given OD factors."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,7 @@ def window_hours(params: TrafficParams) -> int:
     return max(1, math.ceil(params.demand_window_s / 3600.0 - 1e-9))
 
 
-def calibrate_twin(twin_dir: Path, *, on_step: Any = None) -> tuple[Path, dict[str, Any]]:
+def calibrate_twin(twin_dir: Path, *, on_step: Step | None = None) -> tuple[Path, dict[str, Any]]:
     """Calibrate the twin in ``twin_dir`` to its counts; returns the record's path and the record."""
     params = load_params(twin_dir)
     sites = twin_count_sites(twin_dir, params)
@@ -106,7 +110,7 @@ def calibrate(
     params: TrafficParams,
     workdir: Path,
     *,
-    on_step: Any = None,
+    on_step: Step | None = None,
 ) -> dict[str, Any]:
     """Calibrate the baseline demand of ``inputs`` to the used ``sites``; the record as plain JSON.
 
@@ -124,7 +128,7 @@ def calibrate(
     edges = tuple(sorted(set(observed["edge_id"].astype(str))))
     base = params.model_copy(update={"od_factors": (), "count_edges": edges, "calibration_record": None})
     prepared = prepare_scenario(inputs, Scenario.baseline_scenario(), workdir / "network", base)
-    step = on_step or (lambda text: None)
+    step: Step = on_step or (lambda text: None)
     runs = [0]
 
     def simulate(factors: dict[Pair, float]) -> SeedOutcome:
@@ -170,7 +174,7 @@ def _calibrate(
     prior: SeedOutcome,
     observed: pd.DataFrame,
     settings: CalibrationSettings,
-    simulate: Any,
+    simulate: Simulate,
 ) -> Calibrated:
     """The loop over ``observed`` sites: update the factors from the last run, simulate, repeat."""
     factors: dict[Pair, float] = {}
@@ -195,7 +199,7 @@ def _folds(
     observed: pd.DataFrame,
     used: list[str],
     settings: CalibrationSettings,
-    simulate: Any,
+    simulate: Simulate,
 ) -> dict[str, Any]:
     """Each fold calibrated without its held-back sites and scored on them; pooled over the folds."""
     k = min(settings.folds, len(used))
