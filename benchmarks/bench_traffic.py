@@ -1,10 +1,11 @@
-"""Traffic engine benchmarks: overhead, ensemble speed-up, the demo comparison, growth, bare SUMO cost.
+"""Traffic engine benchmarks: overhead, the seam's cost, ensemble speed-up, the demo comparison, growth,
+bare SUMO cost.
 
-Reproduce (all six sections at their defaults, the numbers recorded in BENCHMARKS.md):
+Reproduce (all seven sections at their defaults, the numbers recorded in BENCHMARKS.md):
 
     .venv/bin/python benchmarks/bench_traffic.py
 
-One section at a time with ``--only overhead``, ``--only speedup``, ``--only demo``,
+One section at a time with ``--only overhead``, ``--only seam``, ``--only speedup``, ``--only demo``,
 ``--only scaling``, ``--only bare`` or ``--only growth`` (or a comma-separated list). Smallest
 settings, a smoke test of every section:
 
@@ -14,17 +15,30 @@ settings, a smoke test of every section:
 Sections (each prints a markdown table on stdout; progress goes to stderr):
 
 - ``overhead``: one scenario (baseline) × one seed with mode-choice feedback on the demo twin. The
-  whole :func:`run_scenario` call is timed and set against the summed wall time of the ``sumo``
-  processes it launched (``ScenarioRun.sumo_wall_s``, the sum of ``SimResult.wall_s``). netconvert's
+  whole :func:`~civictwin.engines.traffic.simulate.run_scenario` call (load the twin, prepare the
+  scenario, :func:`simulate_seed`) is timed and set against the summed wall time of the ``sumo``
+  processes it launched (``SeedOutcome.sumo_wall_s``, the sum of ``SimResult.wall_s``). netconvert's
   time (``SumoNetwork.wall_s``) is not returned by ``run_scenario``, so it is measured by an identical
   :func:`prepare_scenario` call on the same inputs right after, and reported separately. Target: the
   orchestration (everything but SUMO's own processes) ≤ 5% of the wall time. The first run reads the
   twin from disk; later runs in the same process reuse :func:`load_twin`'s in-memory copy, so the table
   also times a read from disk after every run.
-- ``speedup``: the same seeds of the baseline through :func:`run_ensemble` with ``workers=1`` and then
-  ``workers=2`` (two comparison ids, so nothing is resumed). Target ≥ 1.7× on this 2-core machine. Also
-  checks that both give identical KPIs per seed, and measures the machine's own ceiling: the last
-  simulation of each seed re-run as bare ``sumo`` processes, one at a time and two at a time.
+- ``seam``: what the engine seam costs. One scenario (baseline) × one seed through the generic driver
+  (:func:`civictwin.engines.ensemble.run_ensemble` with the installed ``traffic`` engine, one worker,
+  as ``civictwin compare --engine traffic`` runs it) against the same seed in this process through
+  :func:`load_twin`, :func:`prepare_scenario` and :func:`simulate_seed` directly, ``repeat`` times,
+  alternating which goes first. The ensemble's time is split at its progress reports: before the
+  scenario is prepared (worker pool started, the twin's data fingerprint read from its store,
+  parameters, resume check), the preparation, the seed (sent to the worker process, simulated, its
+  tables checked and saved atomically) and the shutdown. Both must give identical KPIs. Target: the
+  ensemble's wall time within 2% of the direct path's (median over the repeats); the difference
+  outside SUMO's own processes (sumo and netconvert) is shown too, as it is not blurred by SUMO's
+  run-to-run variation.
+- ``speedup``: the same seeds of the baseline through the generic :func:`run_ensemble` with the
+  ``traffic`` engine, ``workers=1`` and then ``workers=2`` (two comparison ids, so nothing is
+  resumed). Target ≥ 1.7× on this 2-core machine. Also checks that both give identical KPIs per seed,
+  and measures the machine's own ceiling: the last simulation of each seed (kept under the seed's
+  ``work/`` folder) re-run as bare ``sumo`` processes, one at a time and two at a time.
 - ``demo``: ``civictwin compare baseline close_main_street zone_30 --seeds 5 --workers 2`` on a fresh
   demo twin (:func:`civictwin.demo.build_demo`), timed as a subprocess. Target < 10 min.
 - ``scaling``: one seed of the baseline and of a plan (``close_main_street``) per network size (the
@@ -49,6 +63,7 @@ Everything is written in a temporary folder that is removed at the end.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import resource
@@ -62,39 +77,39 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from civictwin.build import build_twin
 from civictwin.config import load_config
 from civictwin.demo import DEMO_BBOX, build_demo, demo_pbf, write_demo_config
+from civictwin.engines.base import Engine, TwinContext
+from civictwin.engines.ensemble import Ensemble, run_ensemble
+from civictwin.engines.registry import intervention_catalog, load_engines
 from civictwin.engines.traffic.demand import zone_edges
+from civictwin.engines.traffic.edits import apply_interventions
+from civictwin.engines.traffic.inputs import TwinInputs, load_twin, needs_routes
+from civictwin.engines.traffic.kpis import run_kpis
 from civictwin.engines.traffic.network import SumoNetwork, build_sumo_network
-from civictwin.engines.traffic.pipeline import (
-    BUILTIN_SCENARIOS,
-    PipelineParams,
-    ScenarioRun,
-    TwinInputs,
-    load_params,
-    load_twin,
-    prepare_scenario,
-    resolve_scenario,
-    run_ensemble,
-    run_prepared,
-    run_scenario,
-)
+from civictwin.engines.traffic.params import TrafficParams, load_params
+from civictwin.engines.traffic.prepare import prepare_scenario
 from civictwin.engines.traffic.run import CarTrip, SimOptions, run_sumo
+from civictwin.engines.traffic.simulate import SeedOutcome, run_scenario, simulate_seed
 from civictwin.engines.traffic.sumo import binary, sumo_env
 from civictwin.errors import CivicTwinError
-from civictwin.kpis.traffic import run_kpis
-from civictwin.scenarios.interventions import apply_interventions
-from civictwin.scenarios.spec import Scenario, load_scenario
+from civictwin.runs import SeedKpi, SeedRecord
+from civictwin.scenarios.library import find_scenario
+from civictwin.scenarios.spec import Scenario
 from civictwin.store.duckdb import DuckDBStore
 
 ROOT = Path(__file__).resolve().parents[1]
 TILER = ROOT.parent / "shared" / "tools" / "tile_osm.py"
 CIVICTWIN = Path(sys.executable).parent / "civictwin"
-SECTIONS = ("overhead", "speedup", "demo", "scaling", "bare", "growth")
+SECTIONS = ("overhead", "seam", "speedup", "demo", "scaling", "bare", "growth")
+TRAFFIC = "traffic"
 DEMO_PLANS = ("close_main_street", "zone_30")
 OVERHEAD_TARGET = 0.05
+SEAM_TARGET = 0.02
+SEAM_SEED = 1
 SPEEDUP_TARGET = 1.7
 DEMO_TARGET_S = 600.0
 BARE_TARGET = 3.0
@@ -119,14 +134,20 @@ class Settings:
     plan: str
     growth_sizes: tuple[int, ...] = (1, 2, 4)
 
-    def params(self, twin: Path, *, scale: float | None = None, meso: bool = False) -> PipelineParams:
-        """The twin's parameters with this run's overrides, as the CLI builds them."""
-        return load_params(
-            twin,
-            demand={"scale": self.scale if scale is None else scale},
-            iterations=self.iterations,
-            mesoscopic=meso or None,
-        )
+    def options(self, *, scale: float | None = None, meso: bool = False) -> dict[str, dict[str, Any]]:
+        """This run's traffic overrides as ``civictwin compare`` passes them (``--scale``,
+        ``--iterations``, ``--meso``); ``None`` values are left to the twin's ``traffic.toml``."""
+        return {
+            TRAFFIC: {
+                "demand": {"scale": self.scale if scale is None else scale},
+                "iterations": self.iterations,
+                "mesoscopic": meso or None,
+            }
+        }
+
+    def params(self, twin: Path, *, scale: float | None = None, meso: bool = False) -> TrafficParams:
+        """The twin's traffic parameters with this run's overrides, as the engine reads them."""
+        return load_params(twin, **self.options(scale=scale, meso=meso)[TRAFFIC])
 
 
 def log(message: str) -> None:
@@ -143,10 +164,26 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     print(flush=True)
 
 
-def builtin_scenario(name: str) -> Scenario:
-    """One of the demo's ready-made plans, resolved."""
-    path = BUILTIN_SCENARIOS / f"{name}.toml"
-    return resolve_scenario(load_scenario(path), path.parent)
+def builtin_scenario(twin: Path, name: str) -> Scenario:
+    """One of the demo's ready-made plans, found and resolved as ``civictwin compare`` does."""
+    return find_scenario(twin, name, intervention_catalog(load_engines()))
+
+
+def traffic_engine() -> Engine:
+    """The installed ``traffic`` engine, loaded through its entry point as the CLI loads it."""
+    return load_engines([TRAFFIC])[TRAFFIC].engine
+
+
+def kpi_values(kpis: Sequence[SeedKpi]) -> dict[str, float]:
+    """A saved seed's KPIs by name."""
+    return {kpi.name: kpi.value for kpi in kpis}
+
+
+def same_kpis(first: dict[str, float], second: dict[str, float]) -> bool:
+    """Whether two seeds' KPIs are identical: the same names and values (NaN equal to NaN)."""
+    return first.keys() == second.keys() and all(
+        first[k] == second[k] or (math.isnan(first[k]) and math.isnan(second[k])) for k in first
+    )
 
 
 # ------------------------------------------------------------------------------------------- overhead
@@ -225,48 +262,212 @@ def uncached_load(twin: Path) -> tuple[float, TwinInputs]:
     return time.perf_counter() - start, inputs
 
 
+# ------------------------------------------------------------------------------------------------ seam
+
+
+@dataclass(frozen=True)
+class DirectSeed:
+    """One seed in this process, straight through the traffic engine's functions."""
+
+    wall_s: float
+    prepare_s: float
+    simulate_s: float
+    sumo_s: float
+    netconvert_s: float
+    kpis: dict[str, float]
+
+
+@dataclass(frozen=True)
+class SeamSeed:
+    """The same seed through the generic ensemble, its wall time split at the progress reports."""
+
+    wall_s: float
+    before_prepare_s: float
+    prepare_s: float
+    seed_s: float
+    """From the prepared scenario to the seed's result back in the driving process."""
+    in_worker_s: float
+    """The seed inside its worker process: simulated, tables checked and saved (``SeedRecord.wall_s``)."""
+    after_s: float
+    sumo_s: float
+    netconvert_s: float
+    kpis: dict[str, float]
+
+
+def direct_seed(twin: Path, scenario: Scenario, params: TrafficParams, workdir: Path) -> DirectSeed:
+    """``load_twin`` + ``prepare_scenario`` + ``simulate_seed`` in this process, timed."""
+    start = time.perf_counter()
+    inputs = load_twin(twin, need_routes=needs_routes([scenario]))
+    prepared = prepare_scenario(inputs, scenario, workdir / "network", params)
+    prepared_at = time.perf_counter()
+    outcome = simulate_seed(prepared, SEAM_SEED, workdir / "sumo")
+    end = time.perf_counter()
+    return DirectSeed(
+        wall_s=end - start,
+        prepare_s=prepared_at - start,
+        simulate_s=end - prepared_at,
+        sumo_s=outcome.sumo_wall_s,
+        netconvert_s=prepared.network.wall_s,
+        kpis=outcome.kpis,
+    )
+
+
+def seam_seed(
+    twin: Path, scenario: Scenario, options: dict[str, dict[str, Any]], comparison_id: str
+) -> SeamSeed:
+    """The seed through ``run_ensemble`` with the installed traffic engine and one worker, as
+    ``civictwin compare --engine traffic --seeds 1 --workers 1`` runs it (engine loading and reading
+    ``twin.toml`` are not timed; they are the same few milliseconds either way)."""
+    engine = traffic_engine()
+    context = TwinContext.load(twin, options=options)
+    marks: list[tuple[float, int, int]] = []
+
+    def progress(message: str, done: int, total: int) -> None:
+        marks.append((time.perf_counter(), done, total))
+
+    start = time.perf_counter()
+    ensemble = run_ensemble(
+        context,
+        [scenario],
+        [engine],
+        comparison_id=comparison_id,
+        seeds=[SEAM_SEED],
+        workers=1,
+        progress=progress,
+    )
+    end = time.perf_counter()
+    if ensemble.resumed or len(ensemble.computed) != 1:
+        raise RuntimeError(f"comparison '{comparison_id}' reused a saved seed; the seam was not measured")
+    prepare_from = marks[0][0]  # "preparing …" (total 0), then "0 … complete, 1 to run", then "… done"
+    prepared_at = next(when for when, _, total in marks if total > 0)
+    done_at = next(when for when, done, total in marks if total > 0 and done == total)
+    record = ensemble.runs[TRAFFIC][scenario.name][0]
+    return SeamSeed(
+        wall_s=end - start,
+        before_prepare_s=prepare_from - start,
+        prepare_s=prepared_at - prepare_from,
+        seed_s=done_at - prepared_at,
+        in_worker_s=record.wall_s,
+        after_s=end - done_at,
+        sumo_s=float(record.details["sumo_wall_s"]),
+        netconvert_s=float(record.details["netconvert_s"]),
+        kpis=kpi_values(record.kpis),
+    )
+
+
+def bench_seam(twin: Path, work: Path, settings: Settings) -> None:
+    """One seed through the generic ensemble against the same seed straight through the engine."""
+    scenario = Scenario.baseline_scenario()
+    options = settings.options()
+    params = settings.params(twin)
+    load_twin(twin)  # both paths reuse this in-memory copy of the twin's tables (the ensemble's prepare too)
+    rows: list[list[str]] = []
+    wall_shares: list[float] = []
+    outside_shares: list[float] = []
+    for index in range(settings.repeat):
+        seam_first = index % 2 == 1
+        log(f"seam: run {index + 1}/{settings.repeat} ({'ensemble' if seam_first else 'direct'} first)")
+        comparison_id, workdir = f"bench-seam-{index}", work / f"seam_direct_{index}"
+        if seam_first:
+            seam = seam_seed(twin, scenario, options, comparison_id)
+            direct = direct_seed(twin, scenario, params, workdir)
+        else:
+            direct = direct_seed(twin, scenario, params, workdir)
+            seam = seam_seed(twin, scenario, options, comparison_id)
+        difference = seam.wall_s - direct.wall_s
+        outside = (seam.wall_s - seam.sumo_s - seam.netconvert_s) - (
+            direct.wall_s - direct.sumo_s - direct.netconvert_s
+        )
+        wall_shares.append(difference / direct.wall_s)
+        outside_shares.append(outside / direct.wall_s)
+        rows.append(
+            [
+                f"{index + 1} ({'ensemble' if seam_first else 'direct'} first)",
+                f"{direct.prepare_s:.2f} + {direct.simulate_s:.2f} = {direct.wall_s:.2f}",
+                f"{seam.before_prepare_s:.2f} + {seam.prepare_s:.2f} + {seam.seed_s:.2f} + {seam.after_s:.2f} "
+                f"= {seam.wall_s:.2f}",
+                f"{seam.in_worker_s:.2f}",
+                f"{direct.sumo_s:.2f} / {seam.sumo_s:.2f}",
+                f"{direct.netconvert_s:.2f} / {seam.netconvert_s:.2f}",
+                f"{difference:+.2f} ({difference / direct.wall_s:+.1%})",
+                f"{outside:+.2f} ({outside / direct.wall_s:+.1%})",
+                "yes" if same_kpis(direct.kpis, seam.kpis) else "NO",
+            ]
+        )
+    print(
+        f"### The engine seam's cost: baseline × seed {SEAM_SEED}, {params.iterations} simulation ↔ mode-choice "
+        f"iteration(s), demand scale {settings.scale:g}, demo twin, one worker\n"
+    )
+    table(
+        [
+            "run",
+            "direct: prepare + simulate_seed = wall s",
+            "ensemble: before prepare + prepare + seed + shutdown = wall s",
+            "seed in its worker s",
+            "sumo processes s: direct / ensemble",
+            "netconvert s: direct / ensemble",
+            "ensemble − direct, wall s (share)",
+            "ensemble − direct, outside SUMO's processes s (share)",
+            "KPIs identical",
+        ],
+        rows,
+    )
+    median = statistics.median(wall_shares)
+    verdict = "meets" if abs(median) < SEAM_TARGET else "misses"
+    print(
+        f"Median difference in wall time, ensemble against direct: {median:+.1%}, {verdict} the "
+        f"< {SEAM_TARGET:.0%} target; outside SUMO's own processes: {statistics.median(outside_shares):+.1%} "
+        "of the direct wall time. Direct: the twin's tables from `load_twin`'s in-memory copy, "
+        "`prepare_scenario`, `simulate_seed`. Ensemble: `run_ensemble` with the installed traffic engine "
+        "(worker pool, the twin's data fingerprint from its store, preparation, the seed in a worker "
+        "process, its tables checked and saved atomically, shutdown).\n",
+        flush=True,
+    )
+
+
 # -------------------------------------------------------------------------------------------- speed-up
 
 
 def bench_speedup(twin: Path, settings: Settings) -> None:
-    """The same seeds through ``run_ensemble`` serially and with ``workers`` processes."""
-    params = settings.params(twin)
+    """The same seeds through the generic ensemble serially and with ``workers`` processes."""
+    iterations = settings.params(twin).iterations
+    context = TwinContext.load(twin, options=settings.options())
     baseline = Scenario.baseline_scenario()
-    measured = {}
+    measured: dict[int, Ensemble] = {}
     for workers in (1, settings.workers):
         log(f"speedup: {settings.speedup_seeds} seeds with {workers} worker(s)")
         measured[workers] = run_ensemble(
-            twin,
+            context,
             [baseline],
+            [traffic_engine()],
             comparison_id=f"bench-speedup-w{workers}",
             seeds=settings.speedup_seeds,
             workers=workers,
-            params=params,
         )
     serial = measured[1].wall_s
     rows = []
     for workers, ensemble in measured.items():
-        runs = ensemble.runs[baseline.name]
+        runs = ensemble.runs[TRAFFIC][baseline.name]
         rows.append(
             [
                 str(workers),
                 str(len(runs)),
                 f"{ensemble.wall_s:.1f}",
                 f"{sum(r.wall_s for r in runs):.1f}",
-                f"{sum(r.sumo_wall_s for r in runs):.1f}",
+                f"{sum(float(r.details['sumo_wall_s']) for r in runs):.1f}",
                 f"{serial / ensemble.wall_s:.2f}×",
             ]
         )
     print(
         f"### Ensemble speed-up: baseline × {settings.speedup_seeds} seeds, demand scale "
-        f"{settings.scale:g}, {params.iterations} iteration(s) per seed, demo twin, {os.cpu_count()} CPUs\n"
+        f"{settings.scale:g}, {iterations} iteration(s) per seed, demo twin, {os.cpu_count()} CPUs\n"
     )
     table(
         ["workers", "seeds", "ensemble wall s", "sum of seed runs s", "sum of sumo processes s", "speed-up"],
         rows,
     )
-    first, second = (measured[w].runs[baseline.name] for w in (1, settings.workers))
-    same = all(a.kpis == b.kpis for a, b in zip(first, second, strict=True))
+    first, second = (measured[w].runs[TRAFFIC][baseline.name] for w in (1, settings.workers))
+    same = all(same_kpis(kpi_values(a.kpis), kpi_values(b.kpis)) for a, b in zip(first, second, strict=True))
     speedup = serial / measured[settings.workers].wall_s
     verdict = "meets" if speedup >= SPEEDUP_TARGET else "misses"
     print(
@@ -274,9 +475,7 @@ def bench_speedup(twin: Path, settings: Settings) -> None:
         f"KPIs per seed identical serial vs parallel: {'yes' if same else 'NO'}.\n",
         flush=True,
     )
-    configs = sorted(
-        measured[1].comparison_dir.glob(f"seeds/{baseline.name}/seed_*/sumo/iteration_*/run.sumocfg")
-    )
+    configs = sorted(config for record in first for config in last_sumo_configs(record))
     alone, together = (bare_sumo_wall(configs, at_once) for at_once in (1, settings.workers))
     print(
         f"The machine's own ceiling: the last simulation of each of the {len(configs)} seeds re-run as bare "
@@ -284,6 +483,13 @@ def bench_speedup(twin: Path, settings: Settings) -> None:
         f"({alone / together:.2f}×).\n",
         flush=True,
     )
+
+
+def last_sumo_configs(record: SeedRecord) -> list[Path]:
+    """The ``run.sumocfg`` of a saved seed's last simulation (kept under the seed's ``work/`` folder)."""
+    if record.directory is None:
+        raise RuntimeError(f"seed {record.seed} of '{record.scenario}' has no folder")
+    return sorted(record.directory.glob("work/iteration_*/run.sumocfg"))
 
 
 def bare_sumo_wall(configs: Sequence[Path], at_once: int) -> float:
@@ -341,7 +547,7 @@ def bench_demo(twin: Path, build_s: float, settings: Settings) -> None:
 
 @dataclass(frozen=True)
 class Reach:
-    """How much of a twin's car network the pipeline can use (its largest strongly connected part)."""
+    """How much of a twin's car network the traffic engine can use (its largest strongly connected part)."""
 
     car_edges: int
     connected_edges: int
@@ -371,8 +577,8 @@ class Outcome:
     reach: Reach
     scale: float
     mode: str
-    base: list[tuple[ScenarioRun, float]]
-    plan: list[tuple[ScenarioRun, float]]
+    base: list[tuple[SeedOutcome, float]]
+    plan: list[tuple[SeedOutcome, float]]
     failure: str = ""
 
 
@@ -399,8 +605,8 @@ def tiled_twin(n: int, work: Path) -> tuple[Path, float]:
 
 
 def timed_run(
-    inputs: TwinInputs, scenario: Scenario, seed: int, workdir: Path, params: PipelineParams
-) -> tuple[ScenarioRun, float]:
+    inputs: TwinInputs, scenario: Scenario, seed: int, workdir: Path, params: TrafficParams
+) -> tuple[SeedOutcome, float]:
     """``run_scenario`` on loaded inputs, with its wall time."""
     start = time.perf_counter()
     run = run_scenario(inputs, scenario, seed, workdir, params)
@@ -419,9 +625,9 @@ def scaling_case(
 ) -> Outcome:
     """Baseline and plan over the scaling seeds at one size, demand scale and mode."""
     params = settings.params(twin, scale=scale, meso=mode == "meso")
-    base: list[tuple[ScenarioRun, float]] = []
-    plan: list[tuple[ScenarioRun, float]] = []
-    scenarios = (Scenario.baseline_scenario(), builtin_scenario(settings.plan))
+    base: list[tuple[SeedOutcome, float]] = []
+    plan: list[tuple[SeedOutcome, float]] = []
+    scenarios = (Scenario.baseline_scenario(), builtin_scenario(twin, settings.plan))
     try:
         for seed in range(1, settings.scaling_seeds + 1):
             for scenario, runs in zip(scenarios, (base, plan), strict=True):
@@ -433,7 +639,7 @@ def scaling_case(
     return Outcome(tiles, reach, scale, mode, base, plan)
 
 
-def mean_kpi(runs: Sequence[tuple[ScenarioRun, float]], key: str) -> float:
+def mean_kpi(runs: Sequence[tuple[SeedOutcome, float]], key: str) -> float:
     """The mean of one KPI over the seeds."""
     return statistics.fmean(run.kpis[key] for run, _ in runs)
 
@@ -570,12 +776,12 @@ class Iteration:
     end_s: float
 
 
-def iteration_of(twin: Path, work: Path, params: PipelineParams) -> Iteration:
+def iteration_of(twin: Path, work: Path, params: TrafficParams) -> Iteration:
     """The baseline's last simulation of seed 1 on ``twin``: trips and networks (merged and not)."""
     inputs = load_twin(twin)
     baseline = Scenario.baseline_scenario()
     prepared = prepare_scenario(inputs, baseline, work / "network", params)
-    run_prepared(prepared, 1, work / "sumo", params)
+    simulate_seed(prepared, 1, work / "sumo")
     trips_file = sorted((work / "sumo").glob("iteration_*/trips.rou.xml"))[-1]
     trips = twin_trips(trips_file, prepared.network)
     car = inputs.edges["car"].fillna(False).astype(bool)
@@ -750,11 +956,13 @@ def parse(argv: Sequence[str] | None = None) -> Settings:
     parser.add_argument("--seeds", type=int, help="seeds in speedup (default 4) and demo (default 5)")
     parser.add_argument("--scaling-seeds", type=int, default=1, help="seeds per scaling case")
     parser.add_argument("--workers", type=int, default=2, help="parallel processes (speedup, demo)")
-    parser.add_argument("--scale", type=float, default=1.0, help="demand scale: overhead, speedup, demo")
+    parser.add_argument("--scale", type=float, default=1.0, help="demand scale: all but scaling")
     parser.add_argument(
-        "--iterations", type=int, help="simulation ↔ mode-choice rounds (default: pipeline's)"
+        "--iterations",
+        type=int,
+        help="simulation ↔ mode-choice rounds (default: the twin's traffic.toml, else 3)",
     )
-    parser.add_argument("--repeat", type=int, default=3, help="overhead repetitions (median reported)")
+    parser.add_argument("--repeat", type=int, default=3, help="overhead, seam and bare repetitions (median)")
     parser.add_argument("--scales", type=float, nargs="+", default=[0.5, 1.0, 2.0], help="scaling demand")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2], help="scaling tiles per axis")
     parser.add_argument("--modes", nargs="+", choices=["micro", "meso"], default=["micro", "meso"])
@@ -798,6 +1006,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         build_s = time.perf_counter() - start
         if "overhead" in settings.sections:
             bench_overhead(twin, work, settings)
+        if "seam" in settings.sections:
+            bench_seam(twin, work, settings)
         if "speedup" in settings.sections:
             bench_speedup(twin, settings)
         if "demo" in settings.sections:

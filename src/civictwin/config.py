@@ -448,6 +448,15 @@ class TerrainSection(_Strict):
     """Cycling speed on the flat (the mode choice's default), scaled by Valhalla's grade factors."""
 
 
+class ReadinessSection(_Strict):
+    """Use-case readiness (docs/readiness.md): the city's own use-case templates."""
+
+    templates: str | None = Field(
+        default=None,
+        description="Folder of the city's own use-case templates (*.toml), beside the built-in ones",
+    )
+
+
 class TwinConfig(_Strict):
     """The whole ``twin.toml``."""
 
@@ -466,6 +475,7 @@ class TwinConfig(_Strict):
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     conflation: list[ConflationRule] = Field(default_factory=list)
     terrain: TerrainSection = TerrainSection()
+    readiness: ReadinessSection = ReadinessSection()
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @model_validator(mode="after")

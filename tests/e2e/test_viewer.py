@@ -452,3 +452,31 @@ def test_a_refused_token_is_explained(page: Any, server: str) -> None:
     page.click("#token-clear")
     page.wait_for_selector("body[data-map-state=ready]", state="attached", timeout=60_000)
     assert page.inner_text("#token-state") == "No token: public data only."
+
+
+# The demo twin holds the OSM layers only: no GTFS feed, no sensors, no weather file, no LoD2 roofs, no
+# validation records. Hence, by hand, per template: (maturity, next level's unmet needs, unmet needs).
+DEMO_READINESS = {
+    "traffic-plan": (1, ["counts"], ["counts", "transit_service", "validation"]),
+    "netzero": (1, ["roofs"], ["roofs", "weather", "typology", "validation"]),
+    "heat-green": (1, ["air_temperature"], ["air_temperature", "weather", "validation"]),
+    "tourism": (1, ["visitors"], ["visitors", "transit_service", "validation"]),
+    "housing-growth": (2, ["transit_service", "weather"], ["transit_service", "weather", "population_check"]),
+}
+
+
+def test_readiness_of_the_demo_twin_for_every_template(server: str, twin_dir: Path) -> None:
+    from urllib.request import Request, urlopen
+
+    from civictwin.governance.tokens import Role, create_token, tokens_path
+
+    token = create_token(
+        tokens_path(next(twin_dir.glob("*.duckdb"))), role=Role.ANALYST, name="readiness"
+    ).token
+    for use_case, (maturity, next_level, unmet) in DEMO_READINESS.items():
+        request = Request(f"{server}/readiness/{use_case}", headers={"Authorization": f"Bearer {token}"})
+        with urlopen(request, timeout=30) as answer:
+            report = json.loads(answer.read())
+        assert (report["maturity"], report["next_level"]) == (maturity, next_level), use_case
+        assert [n["id"] for n in report["needs"] if not n["met"]] == unmet, use_case
+        assert all(n["licence"] == "ODbL-1.0" for n in report["needs"] if n["kind"] == "layer" and n["met"])

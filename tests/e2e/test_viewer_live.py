@@ -291,6 +291,8 @@ def test_the_live_panel_fits_a_phone(browser: Any, server: str) -> None:
     page.click("#alert-list li[data-alert='1'] button")  # "Show chart" of the NO2 alert
     _poll(page, "window.civictwin.live.chart && window.civictwin.live.chart.id === 1")
     # Read in one evaluation: a refresh may redraw the chart between a locator's lookup and its box.
-    width, height = page.evaluate("(() => { const r = document.querySelector('#sensor-chart svg').getBoundingClientRect(); return [r.width, r.height]; })()")
+    width, height = page.evaluate(
+        "(() => { const r = document.querySelector('#sensor-chart svg').getBoundingClientRect(); return [r.width, r.height]; })()"
+    )
     assert 0 < width <= 390 and height > 100
     assert page.evaluate("document.scrollingElement.scrollWidth") <= 390

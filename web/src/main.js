@@ -1,5 +1,5 @@
 // The civictwin viewer: a map of the twin and a scenario comparison page, switched by the URL hash
-// (#map, #scenarios). Everything comes from the server that serves this page; nothing from a CDN.
+// (#map, #scenarios, #readiness). Everything comes from the server that serves this page; nothing from a CDN.
 
 import 'maplibre-gl/dist/maplibre-gl.css';
 import './style.css';
@@ -7,16 +7,22 @@ import { setWorkerUrl } from 'maplibre-gl';
 import { getJson, getToken, setToken } from './api.js';
 import { startLive } from './live.js';
 import { startMapPage } from './mapPage.js';
+import { startReadinessPage } from './readinessPage.js';
 import { startScenarioPage } from './scenarioPage.js';
 
 // The MapLibre worker is shipped beside this bundle by the build (build.mjs).
 setWorkerUrl(new URL('./maplibre-gl-worker.mjs', import.meta.url).href);
 
 // Hooks for people and for the browser tests: the map, readiness flags, timings.
-window.civictwin = { ready: false, scenarioReady: false };
+window.civictwin = { ready: false, scenarioReady: false, readinessReady: false };
 
 const startMapWithLive = async (root) => startLive(root, await startMapPage(root));
-const PAGES = { map: { start: startMapWithLive, started: null }, scenarios: { start: startScenarioPage, started: null } };
+const PAGES = {
+  map: { start: startMapWithLive, started: null },
+  scenarios: { start: startScenarioPage, started: null },
+  readiness: { start: startReadinessPage, started: null },
+};
+const TITLES = { map: 'Map', scenarios: 'Scenarios', readiness: 'Readiness' };
 
 function currentPage() {
   const name = window.location.hash.replace(/^#/, '').split('?')[0];
@@ -35,7 +41,7 @@ function route() {
   const page = PAGES[name];
   if (!page.started) page.started = page.start(document.getElementById(`page-${name}`));
   else page.started.then((p) => p?.map?.resize());
-  document.title = `civictwin · ${name === 'map' ? 'Map' : 'Scenarios'}`;
+  document.title = `civictwin · ${TITLES[name]}`;
 }
 
 function setUpToken() {

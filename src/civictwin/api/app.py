@@ -21,7 +21,7 @@ from starlette.middleware.cors import CORSMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from civictwin import __version__
-from civictwin.api import alerts, features, operations, scenarios, sensorthings, tiles, viewer
+from civictwin.api import alerts, features, operations, readiness, scenarios, sensorthings, tiles, viewer
 from civictwin.api.context import PublishedTwin, TwinHolder, store_version
 from civictwin.api.hardening import HeadMiddleware, HostMiddleware, SecurityHeadersMiddleware
 from civictwin.api.limits import RateLimiter
@@ -120,6 +120,7 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
     app.include_router(operations.router)
     app.include_router(sensorthings.router)
     app.include_router(alerts.router)
+    app.include_router(readiness.router)
     app.include_router(viewer.viewer_router())
     _add_middlewares(app, settings, registry=TokenRegistry(tokens_path(twin.store_path)))
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]

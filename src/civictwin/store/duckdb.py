@@ -44,8 +44,12 @@ def spatial_extension_path() -> Path:
     return found[0]
 
 
-def connect(path: Path | str = ":memory:", *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the spatial extension loaded from the wheel (never from the network)."""
+def connect(
+    path: Path | str = ":memory:", *, read_only: bool = False, spatial: bool = True
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection, with the spatial extension loaded from the wheel (never from the network)
+    unless ``spatial`` is False: loading it takes about half a second per connection, and reading
+    records, plain columns and geometries as WKB needs only DuckDB's own functions."""
     config: dict[str, str | bool | int | float | list[str]] = {
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
@@ -56,8 +60,14 @@ def connect(path: Path | str = ":memory:", *, read_only: bool = False) -> duckdb
         raise StoreError(f"cannot open store: {_first_line(exc)}", path=path) from None
     except duckdb.Error as exc:
         raise StoreError(f"not a readable twin store: {_first_line(exc)}", path=path) from None
-    con.execute(f"LOAD '{spatial_extension_path()}'")
+    if spatial:
+        load_spatial(con)
     return con
+
+
+def load_spatial(con: duckdb.DuckDBPyConnection) -> None:
+    """Load the spatial extension into ``con`` (from the pinned wheel)."""
+    con.execute(f"LOAD '{spatial_extension_path()}'")
 
 
 def quote(name: str) -> str:
@@ -70,17 +80,20 @@ def quote(name: str) -> str:
 class DuckDBStore(Store):
     """A twin stored in one DuckDB database file."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, *, crs: str, path: Path | None = None) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, *, crs: str, path: Path | None = None, spatial: bool = True
+    ) -> None:
         self._con = con
         self._crs = crs
         self.path = path
+        self._spatial_loaded = spatial
 
     @classmethod
     def open(cls, path: Path, *, read_only: bool = True) -> DuckDBStore:
-        """Open an existing twin store."""
+        """Open an existing twin store; the spatial extension is loaded when first needed."""
         if not path.is_file():
             raise StoreError("no twin store here (run `civictwin build` first)", path=path)
-        con = connect(path, read_only=read_only)
+        con = connect(path, read_only=read_only, spatial=False)
         try:
             row = con.execute(f"SELECT record FROM {_RECORDS} WHERE kind='meta' AND key='twin'").fetchone()
         except duckdb.CatalogException:
@@ -89,7 +102,7 @@ class DuckDBStore(Store):
         if row is None:
             con.close()
             raise StoreError("store has no twin metadata; rebuild it", path=path)
-        return cls(con, crs=json.loads(row[0])["crs"], path=path)
+        return cls(con, crs=json.loads(row[0])["crs"], path=path, spatial=False)
 
     @classmethod
     def create(cls, path: Path, *, crs: str) -> DuckDBStore:
@@ -110,8 +123,16 @@ class DuckDBStore(Store):
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
-        """The raw connection, for other store-layer modules (tiles, features) only."""
+        """The raw connection, for other store-layer modules (tiles, features) only; with the spatial
+        extension loaded, as their SQL may need it."""
+        self._need_spatial()
         return self._con
+
+    def _need_spatial(self) -> None:
+        """Load the spatial extension now if this store was opened without it."""
+        if not self._spatial_loaded:
+            load_spatial(self._con)
+            self._spatial_loaded = True
 
     def tables(self) -> list[TableInfo]:
         rows = self._con.execute(
@@ -176,6 +197,8 @@ class DuckDBStore(Store):
         select = ", ".join(
             f"ST_AsWKB({GEOMETRY}) AS {GEOMETRY}" if c == GEOMETRY and has_geom else quote(c) for c in wanted
         )
+        if bbox is not None:
+            self._need_spatial()
         clauses, params = _filters(info, bbox, where)
         sql = f"SELECT {select} FROM {quote(name)}" + (" WHERE " + " AND ".join(clauses) if clauses else "")
         frame: pd.DataFrame = self._con.execute(sql, params).to_arrow_table().to_pandas()
@@ -195,6 +218,7 @@ class DuckDBStore(Store):
     def table_bounds(self, name: str, *, wgs84: bool = False) -> Bounds | None:
         if self._columns(name).get(GEOMETRY) != "GEOMETRY":
             return None
+        self._need_spatial()
         geom = (
             f"ST_Transform({GEOMETRY}, '{self._crs}', 'EPSG:4326', always_xy := true)" if wgs84 else GEOMETRY
         )

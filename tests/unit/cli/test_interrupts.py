@@ -150,7 +150,7 @@ def test_ctrl_c_at_any_moment_of_a_build(demo: tuple[Path, float]) -> None:
         tables = {t.name: t.rows for t in opened.tables()}
     # from 0.15 s on: earlier, the interpreter itself is still starting, before any civictwin code runs
     # ... to 90% of the build's measured length (the load of a parallel test run makes it vary)
-    moments = [0.15 + i * (duration * 0.9 - 0.15) / 9 for i in range(10)]
+    moments = [0.15 + i * (duration * 0.9 - 0.15) / 5 for i in range(6)]
     interrupted = 0
     for moment in moments:
         before = digest(store)
@@ -169,7 +169,7 @@ def test_ctrl_c_at_any_moment_of_a_build(demo: tuple[Path, float]) -> None:
             assert process.returncode in (0, 130), where
         with DuckDBStore.open(store) as opened:
             assert {t.name: t.rows for t in opened.tables()} == tables, where
-    assert interrupted >= 7, f"only {interrupted} of {len(moments)} moments caught the build running"
+    assert interrupted >= 4, f"only {interrupted} of {len(moments)} moments caught the build running"
     again = subprocess.run(
         [sys.executable, "-c", ENTRY, "build", "demo"],
         cwd=twin.parent,
@@ -201,7 +201,7 @@ def test_ctrl_c_at_any_moment_of_a_comparison(demo: tuple[Path, float]) -> None:
     first = start(ENTRY, *COMPARE, cwd=twin.parent)
     running, err = interrupt_after(first, 4.0)
     assert running and first.returncode == 130 and err.strip().splitlines() == ONE_LINE, err
-    moments = [1.0, 2.5, 6.0, 9.0, 14.0, 20.0]
+    moments = [1.0, 5.0, 12.0]  # preparing, the first seeds running, later seeds (each run resumes)
     for moment in moments:
         process = start(ENTRY, *COMPARE, cwd=twin.parent)
         running, err = interrupt_after(process, moment)

@@ -1,0 +1,159 @@
+"""What a twin holds, gathered once as plain data for the readiness assessment.
+
+Layers with their columns and rows come from the twin's store; catalogue (steward, licence, access,
+issue time), quality and validation records from its governance records; datastreams with their
+catalogue and quality (completeness, last observation) from the observation store beside it, when
+there is one; the engines' files from ``twin.toml`` (``[energy]``) and ``heat.toml``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from civictwin.catalog.metadata import CATALOG
+from civictwin.catalog.observations import DATASTREAM
+from civictwin.catalog.quality import QUALITY
+from civictwin.config import TwinConfig
+from civictwin.errors import ConfigError
+from civictwin.store.base import Store
+from civictwin.store.observations import observations_path, open_observations
+
+VALIDATION = "validation"
+HEAT_SETTINGS = "heat.toml"
+
+
+@dataclass(frozen=True)
+class LayerHolding:
+    """One table of the twin: its columns and rows, and its records (empty when it has none)."""
+
+    rows: int
+    columns: tuple[str, ...]
+    catalog: dict[str, Any]
+    quality: dict[str, Any]
+    validation: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DatastreamHolding:
+    """One datastream: its observed property and its catalogue and quality records."""
+
+    key: str
+    observed_property: str
+    catalog: dict[str, Any]
+    quality: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FileHolding:
+    """A file the engines read: where, whether it is there, when it changed, its licence if given."""
+
+    path: str
+    exists: bool
+    modified: str | None
+    licence: str | None
+    publisher: str | None
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """Everything the assessment looks at, read once."""
+
+    layers: dict[str, LayerHolding]
+    datastreams: list[DatastreamHolding]
+    files: dict[str, FileHolding]
+    records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    """Governance records by kind then key, for ``record`` needs."""
+
+
+def gather(config: TwinConfig, store: Store, *, record_kinds: set[str]) -> Holdings:
+    """Read what the twin of ``config`` holds from its open ``store`` (and the observation store beside
+    it); ``record_kinds`` are the record kinds the template's ``record`` needs name."""
+    return Holdings(
+        layers=_layers(store),
+        datastreams=_datastreams(config.store_path),
+        files=_files(config),
+        records={kind: store.records(kind) for kind in sorted(record_kinds)},
+    )
+
+
+def only_readable(
+    holdings: Holdings, *, layers: frozenset[str], datastreams: Callable[[DatastreamHolding], bool]
+) -> Holdings:
+    """``holdings`` as a caller sees them who may read ``layers`` and the datastreams for which
+    ``datastreams`` is true: what they may not read is absent, as everywhere in the API."""
+    return replace(
+        holdings,
+        layers={name: held for name, held in holdings.layers.items() if name in layers},
+        datastreams=[d for d in holdings.datastreams if datastreams(d)],
+    )
+
+
+def _layers(store: Store) -> dict[str, LayerHolding]:
+    catalog, quality, validation = (store.records(k) for k in (CATALOG, QUALITY, VALIDATION))
+    return {
+        info.name: LayerHolding(
+            rows=info.rows,
+            columns=tuple(info.columns),
+            catalog=catalog.get(info.name, {}),
+            quality=quality.get(info.name, {}),
+            validation=validation.get(info.name, {}),
+        )
+        for info in store.tables()
+    }
+
+
+def _datastreams(store_path: Path) -> list[DatastreamHolding]:
+    if not observations_path(store_path).is_file():
+        return []
+    with open_observations(store_path, read_only=True) as observations:
+        catalog = observations.records(CATALOG)
+        quality = observations.records(QUALITY)
+        return [
+            DatastreamHolding(
+                key=info.key,
+                observed_property=info.observed_property,
+                catalog=catalog.get(info.key, {}),
+                quality=quality.get(info.key, {}),
+            )
+            for info in observations.datastreams()
+            if catalog.get(info.key, {}).get("kind", DATASTREAM) == DATASTREAM
+        ]
+
+
+def _files(config: TwinConfig) -> dict[str, FileHolding]:
+    found: dict[str, FileHolding] = {}
+    for key, entry in (
+        ("energy.weather", config.energy.weather),
+        ("energy.typology", config.energy.typology),
+    ):
+        if entry is not None:
+            found[key] = _file(config.resolve(entry.path), licence=entry.licence, publisher=entry.publisher)
+    epw = _heat_epw(config.base_dir)
+    if epw is not None:
+        found["heat.epw"] = _file(config.resolve(epw), licence=None, publisher=None)
+    return found
+
+
+def _heat_epw(twin_dir: Path) -> str | None:
+    """The ``epw`` of ``heat.toml`` beside ``twin.toml`` (None without the file or the key)."""
+    path = twin_dir / HEAT_SETTINGS
+    if not path.is_file():
+        return None
+    try:
+        value = tomllib.loads(path.read_text(encoding="utf-8")).get("epw")
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"not valid TOML: {exc}", path=path) from None
+    if value is not None and not isinstance(value, str):
+        raise ConfigError("expected a file path", path=path, field="epw")
+    return value
+
+
+def _file(path: Path, *, licence: str | None, publisher: str | None) -> FileHolding:
+    exists = path.is_file()
+    modified = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat() if exists else None
+    return FileHolding(path=str(path), exists=exists, modified=modified, licence=licence, publisher=publisher)

@@ -1,0 +1,58 @@
+"""The benchmark scripts still import against the package: a module or function renamed in ``src``
+breaks a benchmark long before anyone runs it (bench_traffic once imported a pipeline module that the
+engine seam had split up). Nothing here runs a benchmark; speed targets live in BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+SCRIPTS = sorted(BENCHMARKS.glob("bench_*.py"))
+
+
+def load_script(path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """Import one benchmark script as a module, as running it would (its folder first on the path)."""
+    monkeypatch.setattr(sys, "path", [str(BENCHMARKS), *sys.path])  # bench_ops imports bench_api
+    name = f"benchmark_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)  # dataclasses look up their module while it loads
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_benchmark_is_found() -> None:
+    assert len(SCRIPTS) >= 10
+    assert BENCHMARKS / "bench_traffic.py" in SCRIPTS
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.stem)
+def test_benchmark_imports(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert callable(load_script(path, monkeypatch).main)
+
+
+def test_bench_traffic_reads_its_sections_and_the_engine_parameters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = load_script(BENCHMARKS / "bench_traffic.py", monkeypatch)
+    assert bench.SECTIONS == ("overhead", "seam", "speedup", "demo", "scaling", "bare", "growth")
+    settings = bench.parse(["--only", "seam,overhead", "--scale", "0.5", "--iterations", "2", "--seeds", "3"])
+    assert settings.sections == ("seam", "overhead")
+    assert (settings.speedup_seeds, settings.demo_seeds) == (3, 3)
+    params = settings.params(tmp_path, meso=True)  # no traffic.toml there: the defaults and these overrides
+    assert (params.demand.scale, params.iterations, params.mesoscopic) == (0.5, 2, True)
+    assert settings.params(tmp_path).mesoscopic is False
+    with pytest.raises(SystemExit) as shown:
+        bench.parse(["--help"])
+    assert shown.value.code == 0
+    assert "--only ONLY" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:
+        bench.parse(["--only", "seem"])
+    assert refused.value.code == 2
+    assert "unknown section(s) seem" in capsys.readouterr().err
