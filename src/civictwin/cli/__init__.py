@@ -39,7 +39,7 @@ def _global_options(
 
 
 def _register_commands() -> None:
-    from civictwin.cli import catalog, live, ops, readiness, scenario, sensors, serve, twin  # noqa: F401  (each module registers its commands)
+    from civictwin.cli import calibrate, catalog, live, ops, readiness, scenario, sensors, serve, twin  # noqa: F401  (each module registers its commands)
 
 
 def main(argv: list[str] | None = None) -> None:

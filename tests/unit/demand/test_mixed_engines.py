@@ -76,7 +76,9 @@ def test_a_mixed_scenario_runs_both_engines_over_the_same_seeds(tmp_path: Path, 
     assert {r.engine for r in record.kpis} == {"traffic", "toy"}
     warm = record.difference("toy_heat_mwh", "shut_and_warm")
     assert warm.mean == pytest.approx(0.3) and warm.distinguishable  # +100 kWh in each of 3 zones, same draws
-    assert sorted(t.id for t in record.tables) == ["toy.cells", "toy.zones", "traffic.edges", "traffic.zones"]
+    assert sorted(t.id for t in record.tables) == [
+        "toy.cells", "toy.zones", "traffic.counts", "traffic.edges", "traffic.zones",
+    ]  # fmt: skip
     assert record.sources == sorted({*traffic.reads, "zones"})
     assert result.diffs["toy.zones"]["shut_and_warm"]["heat_kwh_diff"].tolist() == pytest.approx([100.0] * 3)
 

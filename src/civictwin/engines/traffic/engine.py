@@ -15,6 +15,7 @@ from typing import Any
 
 from civictwin import __version__
 from civictwin.engines.base import EngineReport, EngineResult, TableSpec, TwinContext
+from civictwin.engines.traffic.calibration import with_calibration
 from civictwin.engines.traffic.edits import validate_scenario
 from civictwin.engines.traffic.inputs import READS, TwinInputs, load_twin, needs_routes
 from civictwin.engines.traffic.interventions import INTERVENTIONS, SCENARIO_EXAMPLES
@@ -41,6 +42,13 @@ ZONES = TableSpec(
     values=(("vehicle_km", "km"), ("co2_kg", "kg"), ("noise_db", "dB(A)")),
     label="Analysis zones: car traffic, CO2 and noise",
 )
+COUNTS = TableSpec(
+    name="counts",
+    key=("edge_id", "hour"),
+    layer="network_edges",
+    values=(("vehicles", "vehicles"),),
+    label="Counting edges: vehicles hour by hour from the start of the run",
+)
 
 
 class TrafficEngine:
@@ -53,7 +61,7 @@ class TrafficEngine:
 
     name = "traffic"
     intervention_types: Mapping[str, type[Intervention]] = INTERVENTIONS
-    tables = (EDGES, ZONES)
+    tables = (EDGES, ZONES, COUNTS)
     reads = READS
 
     def __init__(self, *, inputs: TwinInputs | None = None, params: TrafficParams | None = None) -> None:
@@ -66,8 +74,11 @@ class TrafficEngine:
         return f"{__version__} ({sumo_version()})"
 
     def params(self, twin: TwinContext) -> TrafficParams:
-        """The parameters for ``twin``: the given ones, else its ``traffic.toml`` with the overrides."""
-        return self._params or load_params(twin.twin_dir, **twin.options_for(self.name))
+        """The parameters for ``twin``: the given ones, else its ``traffic.toml`` with the overrides and
+        its latest calibration (OD factors and counting edges; named in the parameters)."""
+        if self._params is not None:
+            return self._params
+        return with_calibration(load_params(twin.twin_dir, **twin.options_for(self.name)), twin.twin_dir)
 
     def parameters(self, twin: TwinContext) -> Mapping[str, Any]:
         """Every traffic parameter for ``twin`` (see :class:`TrafficParams`)."""
@@ -83,7 +94,7 @@ class TrafficEngine:
         outcome = simulate_seed(inputs, seed, workdir)
         return EngineResult(
             kpis=as_kpis(outcome.kpis),
-            tables={EDGES.name: outcome.edges, ZONES.name: outcome.zones},
+            tables={EDGES.name: outcome.edges, ZONES.name: outcome.zones, COUNTS.name: outcome.counts},
             details={
                 "modal_split": outcome.modal_split,
                 "car_share_by_iteration": outcome.car_share_by_iteration,

@@ -104,6 +104,7 @@ def build_sumo_network(
     additionals: Iterable[Additional] = (),
     guess_signals: bool = True,
     merge_chains: bool = True,
+    count_edges: Iterable[str] = (),
 ) -> SumoNetwork:
     """Write plain XML for ``edges``/``nodes`` into ``workdir`` and compile it with netconvert.
 
@@ -113,7 +114,8 @@ def build_sumo_network(
     ``guess_signals`` lets netconvert place traffic lights at junctions of fast roads (the twin has no
     signal data). ``merge_chains`` writes each chain of twin edges as one SUMO edge (see the module
     docstring and :func:`chain_edges`); without it every twin edge is its own SUMO edge, as before
-    chains were merged (several times slower to simulate; kept to compare the two). Raises
+    chains were merged (several times slower to simulate; kept to compare the two). ``count_edges``
+    (twin edge ids with a counting point) stay SUMO edges of their own, so SUMO counts exactly them. Raises
     :class:`EngineError` when netconvert fails or an edge references a missing node.
     """
     duplicated = edges["edge_id"][edges["edge_id"].duplicated()].astype(str).unique().tolist()
@@ -123,7 +125,7 @@ def build_sumo_network(
     extras = list(additionals)
     filters = [a for a in extras if isinstance(a, FilteredNode)]
     closures = [a for a in extras if isinstance(a, TimedClosure)]
-    keep = _kept_nodes(edges, filters, closures) if merge_chains else None
+    keep = _kept_nodes(edges, filters, closures, set(count_edges)) if merge_chains else None
     sumo_edges, chains = chain_edges(edges, keep_nodes=keep)
     nod_file = _write_nodes(sumo_edges, nodes, workdir / "net.nod.xml")
     edg_file = _write_edges(sumo_edges, workdir / "net.edg.xml")
@@ -209,10 +211,14 @@ def chain_edges(
 
 
 def _kept_nodes(
-    edges: gpd.GeoDataFrame, filters: Sequence[FilteredNode], closures: Sequence[TimedClosure]
+    edges: gpd.GeoDataFrame,
+    filters: Sequence[FilteredNode],
+    closures: Sequence[TimedClosure],
+    counted: set[str],
 ) -> set[str]:
-    """Nodes that must stay junctions: modal filters, and both ends of every edge under a closure."""
-    closed = edges["edge_id"].astype(str).isin({e for c in closures for e in c.edges})
+    """Nodes that must stay junctions: modal filters, and both ends of every edge under a closure or
+    with a counting point."""
+    closed = edges["edge_id"].astype(str).isin({e for c in closures for e in c.edges} | counted)
     ends = pd.concat([edges.loc[closed, "from_node"], edges.loc[closed, "to_node"]]).astype(str)
     return set(ends.tolist()) | {str(f.node_id) for f in filters}
 

@@ -25,10 +25,11 @@ statistic output stays XML.
 from __future__ import annotations
 
 import io
+import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,8 @@ EDGE_COLUMNS = [
     "PMx_g",
     "noise_dB",
 ]
+COUNT_COLUMNS = ["edge_id", "interval", "vehicles"]
+PASSAGE_COLUMNS = ["trip_id", "edge_id", "interval"]
 TRIP_COLUMNS = [
     "trip_id",
     "depart_s",
@@ -119,6 +122,12 @@ class SimResult:
     wall_s: float
     seed: int
     workdir: Path
+    counts: pd.DataFrame = field(default_factory=lambda: no_counts())
+    """``edge_id``, ``interval`` (0 = the first counting interval from the start), ``vehicles`` (that
+    entered the edge or started on it in the interval): one row per counting edge and interval."""
+    passages: pd.DataFrame = field(default_factory=lambda: no_passages())
+    """``trip_id``, ``edge_id``, ``interval``: each arrived trip's entry onto each counting edge (only
+    when asked for: :attr:`~civictwin.engines.traffic.run.SimOptions.count_passages`)."""
 
 
 @dataclass(frozen=True)
@@ -130,10 +139,20 @@ class OutputFiles:
     noise: str = "edges.noise.csv"
     tripinfo: str = "tripinfo.csv"
     statistics: str = "statistics.xml"
+    counts: str = "edges.counts.csv"
+    routes: str = "vehroutes.xml"
 
     def paths(self, workdir: Path) -> list[Path]:
         """Every output file of a run in ``workdir``."""
-        names = (self.traffic, self.emissions, self.noise, self.tripinfo, self.statistics)
+        names = (
+            self.traffic,
+            self.emissions,
+            self.noise,
+            self.tripinfo,
+            self.statistics,
+            self.counts,
+            self.routes,
+        )
         return [workdir / name for name in names]
 
 
@@ -147,6 +166,9 @@ def read_result(
     period_s: float | None = None,
     chains: pd.DataFrame | None = None,
     trip_edges: pd.DataFrame | None = None,
+    count_edges: Sequence[str] = (),
+    count_interval_s: float = 3600.0,
+    count_passages: bool = False,
 ) -> SimResult:
     """Parse one finished run's outputs in ``workdir`` into a :class:`SimResult`.
 
@@ -154,6 +176,7 @@ def read_result(
     edge averages are over ``[0, period_s]``. ``chains`` (the network's
     :attr:`~civictwin.engines.traffic.network.SumoNetwork.chains`) with ``trip_edges`` (``trip_id``,
     ``from_edge``, ``to_edge``: each trip's first and last twin edge) give the edges per twin edge.
+    ``count_edges`` were counted per ``count_interval_s`` over ``[0, period_s]`` (:func:`read_counts`).
     """
     edges = read_edges(
         workdir / files.traffic, workdir / files.emissions, workdir / files.noise, period_s=period_s
@@ -174,7 +197,93 @@ def read_result(
         wall_s=wall_s,
         seed=seed,
         workdir=workdir,
+        counts=(
+            read_counts(workdir / files.counts, count_edges, interval_s=count_interval_s, period_s=period_s)
+            if count_edges
+            else no_counts()
+        ),
+        passages=(
+            read_passages(workdir / files.routes, count_edges, interval_s=count_interval_s)
+            if count_edges and count_passages
+            else no_passages()
+        ),
     )
+
+
+def no_counts() -> pd.DataFrame:
+    """An empty counts frame (:data:`COUNT_COLUMNS`) with its column types."""
+    return pd.DataFrame(
+        {
+            "edge_id": pd.Series(dtype=str),
+            "interval": pd.Series(dtype=np.int64),
+            "vehicles": pd.Series(dtype=np.int64),
+        }
+    )
+
+
+def no_passages() -> pd.DataFrame:
+    """An empty passages frame (:data:`PASSAGE_COLUMNS`) with its column types."""
+    return pd.DataFrame(
+        {
+            "trip_id": pd.Series(dtype=str),
+            "edge_id": pd.Series(dtype=str),
+            "interval": pd.Series(dtype=np.int64),
+        }
+    )
+
+
+def read_passages(path: Path, edges: Sequence[str], *, interval_s: float) -> pd.DataFrame:
+    """Which trip entered which of ``edges`` in which interval, from SUMO's vehroute output with exit
+    times (:data:`PASSAGE_COLUMNS`). A trip enters an edge when it leaves the edge before it (or at
+    its departure, on its first edge), as SUMO's edgeData counts it."""
+    wanted = set(edges)
+    rows: list[tuple[str, str, int]] = []
+    for _, element in ET.iterparse(_existing(path)):
+        if element.tag != "vehicle":
+            continue
+        route = element.find("route")
+        if route is not None:
+            route_edges = (route.get("edges") or "").split()
+            exits = [float(t) for t in (route.get("exitTimes") or "").split()]
+            entries = [float(element.get("depart", "0")), *exits[:-1]]
+            rows.extend(
+                (str(element.get("id")), edge, math.floor(entry / interval_s + 1e-9))
+                for edge, entry in zip(route_edges, entries, strict=False)
+                if edge in wanted
+            )
+        element.clear()
+    if not rows:
+        return no_passages()
+    frame = pd.DataFrame(rows, columns=PASSAGE_COLUMNS)
+    frame["interval"] = frame["interval"].astype(np.int64)
+    return frame
+
+
+def read_counts(
+    path: Path, edges: Sequence[str], *, interval_s: float, period_s: float | None
+) -> pd.DataFrame:
+    """Vehicles per counting edge and interval from the periodic edgeData output (:data:`COUNT_COLUMNS`).
+
+    Every edge gets every interval that starts within ``[0, period_s)`` (or within the run, without
+    ``period_s``): SUMO writes nothing for the intervals after a run that ended early, and in them
+    nothing passed. ``vehicles`` = entered + started on the edge (a counter on it sees both).
+    """
+    frame = _read_csv(
+        path,
+        {_INTERVAL: "begin", "edge_id": "edge_id", "edge_entered": "entered", "edge_departed": "departed"},
+    )
+    frame = frame[frame["edge_id"].isin(set(edges))]
+    frame["interval"] = np.floor(frame["begin"].astype(float) / interval_s + 1e-9).astype(np.int64)
+    frame["vehicles"] = frame["entered"].fillna(0) + frame["departed"].fillna(0)
+    last = (
+        math.ceil(period_s / interval_s - 1e-9)
+        if period_s
+        else int(frame["interval"].max() + 1 if len(frame) else 0)
+    )
+    grid = pd.MultiIndex.from_product([sorted(set(edges)), range(last)], names=["edge_id", "interval"])
+    summed = frame.groupby(["edge_id", "interval"])["vehicles"].sum()
+    counts = summed.reindex(grid, fill_value=0).astype(np.int64).reset_index()
+    return counts[COUNT_COLUMNS]
 
 
 def read_edges(traffic: Path, emissions: Path, noise: Path, *, period_s: float | None = None) -> pd.DataFrame:

@@ -13,8 +13,10 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from civictwin.engines.traffic.demand import DemandParams
+from civictwin.engines.traffic.gateways import GatewaySettings
 from civictwin.engines.traffic.modechoice import ModeChoiceParams
 from civictwin.engines.traffic.run import SimOptions
+from civictwin.engines.traffic.sites import CalibrationSettings
 from civictwin.errors import ConfigError
 
 PARAMS_FILENAME = "traffic.toml"
@@ -37,6 +39,16 @@ class TrafficParams(BaseModel):
     mesoscopic: bool = False
     max_teleport_share: Annotated[float, Field(ge=0, le=1)] = 0.05
     max_unfinished_share: Annotated[float, Field(ge=0, le=1)] = 0.05
+    count_edges: tuple[str, ...] = ()
+    """Directed edges with a counting point: the simulation counts vehicles on them hour by hour."""
+    od_factors: tuple[tuple[str, str, Annotated[float, Field(ge=0)]], ...] = ()
+    """(origin zone, destination zone, factor) on the base person-trip matrix, from a calibration."""
+    calibration_record: str | None = None
+    """The calibration record (``<twin>/calibration/``) ``count_edges`` and ``od_factors`` come from."""
+    calibration: CalibrationSettings = CalibrationSettings()
+    """How to calibrate (the ``[calibration]`` table; see docs/methods-calibration.md)."""
+    gateways: GatewaySettings = GatewaySettings()
+    """Traffic entering, leaving and crossing the area at its boundary (the ``[gateways]`` table)."""
 
     def sim_options(self) -> SimOptions:
         """The SUMO options these parameters imply."""
@@ -45,6 +57,7 @@ class TrafficParams(BaseModel):
             mesoscopic=self.mesoscopic,
             max_teleport_share=self.max_teleport_share,
             max_unfinished_share=self.max_unfinished_share,
+            count_edges=self.count_edges,
         )
 
 

@@ -3,6 +3,7 @@ free-flow service computed, each street placed in its analysis zone. Runs once p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ import pandas as pd
 
 from civictwin.engines.traffic.demand import DemandError, OdMatrix
 from civictwin.engines.traffic.edits import apply_interventions
+from civictwin.engines.traffic.gateways import GatewayDemand, find_gateways, gateway_demand
 from civictwin.engines.traffic.inputs import TwinInputs
 from civictwin.engines.traffic.kpis import edge_zones
 from civictwin.engines.traffic.layers import DemandLayer, demand_layers, network_free_demand
@@ -40,12 +42,32 @@ class PreparedScenario:
     transit_source: str
     placement: pd.DataFrame
     """``edge_id``, ``zone_id``, ``length_m``: the analysis zone of every street edge (its midpoint)."""
+    gateways: GatewayDemand | None = None
+    """Car trips per hour through the area's boundary, when ``[gateways]`` is enabled."""
 
     @property
     def person_trips(self) -> OdMatrix:
         """All layers together."""
         total = sum((layer.od.trips for layer in self.layers), np.zeros_like(self.layers[0].od.trips))
         return OdMatrix(self.layers[0].od.zones, total)
+
+
+def with_od_factors(od: OdMatrix, factors: Sequence[tuple[str, str, float]]) -> OdMatrix:
+    """``od`` with each (origin, destination, factor) cell multiplied; a zone ``od`` lacks is an error
+    (the calibration was made for another zoning)."""
+    if not factors:
+        return od
+    index = {zone: i for i, zone in enumerate(od.zones)}
+    unknown = sorted({z for o, d, _ in factors for z in (o, d)} - set(index))
+    if unknown:
+        raise DemandError(
+            f"the calibration names zone(s) {', '.join(unknown[:5])} the twin does not have: calibrate again",
+            field="od_factors",
+        )
+    trips = od.trips.copy()
+    for origin, destination, factor in factors:
+        trips[index[origin], index[destination]] *= factor
+    return OdMatrix(od.zones, trips)
 
 
 def prepare_scenario(
@@ -64,7 +86,12 @@ def prepare_scenario(
     simulated = modified.edges[modified.edges["edge_id"].astype(str).isin(simulated_ids)]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="netconvert") as pool:
         building = pool.submit(
-            build_sumo_network, simulated, inputs.nodes, workdir, additionals=modified.additionals
+            build_sumo_network,
+            simulated,
+            inputs.nodes,
+            workdir,
+            additionals=modified.additionals,
+            count_edges=params.count_edges,
         )
         try:
             demand = network_free_demand(inputs, scenario, modified, params)
@@ -75,7 +102,8 @@ def prepare_scenario(
     usable = set(modified.car_edges) & set(network.edge_ids)
     by_zone = {zone: [e for e in ids if e in usable] for zone, ids in demand.car_edges_by_zone.items()}
     has_car = np.array([len(by_zone[str(z)]) > 0 for z in inputs.zones["zone_id"]])
-    layers = demand_layers(inputs, modified, params, demand.od, by_zone)
+    base = with_od_factors(demand.od, params.od_factors)
+    layers = demand_layers(inputs, modified, params, base, by_zone)
     if sum(layer.od.total for layer in layers) <= 0:
         raise DemandError(
             "no trips to simulate: the zones have no residents or no destinations (check population, "
@@ -83,6 +111,17 @@ def prepare_scenario(
             field="zones",
         )
     car_min = demand.car.minutes(has_car_edges=has_car)
+    gateways = None
+    if params.gateways.enabled:
+        gateways = gateway_demand(
+            find_gateways(inputs.edges, boundary_m=params.gateways.boundary_m),
+            base.zones,
+            base.trips.sum(axis=1),
+            base.trips.sum(axis=0),
+            by_zone,
+            params.gateways,
+            usable=usable,
+        )
     return PreparedScenario(
         scenario=scenario,
         params=params,
@@ -96,4 +135,5 @@ def prepare_scenario(
         car_paths=demand.car,
         transit_source=demand.transit_source,
         placement=edge_zones(inputs.edges, inputs.zones),
+        gateways=gateways,
     )

@@ -16,6 +16,7 @@ major slowdown"). Trips start and end on the twin's edges even where a SUMO edge
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
@@ -78,6 +79,11 @@ class SimOptions:
     rerouting device refreshes its edge speeds (averaged over :data:`ROUTING_WINDOW_S` either way; SUMO
     refreshes every step by default). ``stop_when_done`` ends the run when every vehicle has arrived;
     without it SUMO steps on to ``end_s`` (the results are the same, the run slower).
+    ``count_edges`` (twin edge ids, each its own SUMO edge: see ``build_sumo_network``'s
+    ``count_edges``) get vehicle counts per ``count_interval_s`` (s) from the start, as a counting
+    point on them would record them (:attr:`SimResult.counts`); with ``count_passages`` also which
+    trip passed which counting edge in which interval (:attr:`SimResult.passages`, from SUMO's
+    vehroute output with exit times: what a calibration needs to know whose trips a count saw).
     """
 
     end_s: float
@@ -93,6 +99,9 @@ class SimOptions:
     driver_imperfection: float | None = None
     rerouting_adaptation_s: float = 10.0
     stop_when_done: bool = True
+    count_edges: tuple[str, ...] = ()
+    count_interval_s: float = 3600.0
+    count_passages: bool = False
 
     def __post_init__(self) -> None:
         checks = [
@@ -107,6 +116,7 @@ class SimOptions:
             (0 <= self.max_teleport_share <= 1, "max_teleport_share", "must be a share in [0, 1]"),
             (0 <= self.max_unfinished_share <= 1, "max_unfinished_share", "must be a share in [0, 1]"),
             (self.time_to_teleport_s > 0, "time_to_teleport_s", "must be positive"),
+            (self.count_interval_s > 0, "count_interval_s", "must be positive"),
             (
                 self.speed_deviation is None or 0 <= self.speed_deviation <= 1,
                 "speed_deviation",
@@ -134,6 +144,7 @@ def run_sumo(
     its message), or when teleports/unfinished trips exceed their allowed shares.
     """
     _check_trips(network, trips)
+    options = dataclasses.replace(options, count_edges=countable_edges(network, options.count_edges))
     workdir.mkdir(parents=True, exist_ok=True)
     files = OutputFiles()
     for stale in files.paths(workdir):  # never read a previous, interrupted run's outputs
@@ -161,9 +172,23 @@ def run_sumo(
         period_s=options.end_s,
         chains=chains,
         trip_edges=trip_edges,
+        count_edges=options.count_edges,
+        count_interval_s=options.count_interval_s,
+        count_passages=options.count_passages,
     )
     _check_quality(result, len(trips), options)
     return result
+
+
+def countable_edges(network: SumoNetwork, edges: Sequence[str]) -> tuple[str, ...]:
+    """Those of ``edges`` that are whole SUMO edges of ``network`` (what SUMO can count exactly)."""
+    chains = network.chains
+    if len(chains) == 0:
+        return tuple(sorted(e for e in set(edges) if e in network.edge_ids))
+    whole = chains[
+        (chains["edge_id"] == chains["sumo_edge"]) & (chains["length_m"] >= chains["sumo_length_m"] - 1e-6)
+    ]
+    return tuple(sorted(set(edges) & set(whole["edge_id"].astype(str))))
 
 
 def sumo_options(
@@ -210,6 +235,10 @@ def sumo_options(
     }
     if options.mesoscopic:
         values["mesosim"] = "true"
+    if options.count_passages and options.count_edges:
+        values["vehroute-output"] = files.routes
+        values["vehroute-output.exit-times"] = "true"
+        values["vehroute-output.last-route"] = "true"
     return values
 
 
@@ -288,7 +317,8 @@ def _places(chains: pd.DataFrame | None) -> dict[str, _Place]:
 
 
 def write_output_definitions(files: OutputFiles, options: SimOptions, path: Path) -> Path:
-    """edgeData definitions: traffic, emissions and Harmonoise noise, one interval over the run."""
+    """edgeData definitions: traffic, emissions and Harmonoise noise, one interval over the run; and
+    the counting edges' traffic per counting interval, when there are any."""
     root = ET.Element("additional")
     end = f"{options.end_s:g}"
     ET.SubElement(root, "edgeData", id="traffic", file=files.traffic, begin="0", end=end)
@@ -296,6 +326,16 @@ def write_output_definitions(files: OutputFiles, options: SimOptions, path: Path
         root, "edgeData", id="emissions", type="emissions", file=files.emissions, begin="0", end=end
     )
     ET.SubElement(root, "edgeData", id="noise", type="harmonoise", file=files.noise, begin="0", end=end)
+    if options.count_edges:
+        ET.SubElement(
+            root,
+            "edgeData",
+            id="counts",
+            file=files.counts,
+            begin="0",
+            period=f"{options.count_interval_s:g}",
+            edges=" ".join(sorted(options.count_edges)),
+        )
     _write_xml(root, path)
     return path
 

@@ -9,6 +9,7 @@ are kept.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from civictwin.engines.traffic.demand import OdMatrix, sample_car_trips, trip_pair
+from civictwin.engines.traffic.gateways import GATEWAY_PREFIX
 from civictwin.engines.traffic.inputs import TwinInputs, load_twin, needs_routes
 from civictwin.engines.traffic.kpis import edge_table, run_kpis, zone_totals
 from civictwin.engines.traffic.modechoice import (
@@ -50,13 +52,20 @@ class SeedOutcome:
     """edge_id, flow (vehicles that used the edge in the run), speed_ms, co2_g, noise_db."""
     zones: pd.DataFrame
     """zone_id, vehicle_km, co2_kg, noise_db of every analysis zone (see :func:`zone_totals`)."""
+    counts: pd.DataFrame
+    """edge_id, hour (from the start of the run), vehicles: at every counting edge, hour by hour."""
+    passages: pd.DataFrame
+    """trip_id, edge_id, hour: which trip a counting edge saw when (calibration runs only)."""
     wall_s: float
     sumo_wall_s: float
     sumo_version: str
 
 
-def simulate_seed(prepared: PreparedScenario, seed: int, workdir: Path) -> SeedOutcome:
-    """Simulate one seed of a prepared scenario with mode-choice feedback (MSA over ``iterations``)."""
+def simulate_seed(
+    prepared: PreparedScenario, seed: int, workdir: Path, *, passages: bool = False
+) -> SeedOutcome:
+    """Simulate one seed of a prepared scenario with mode-choice feedback (MSA over ``iterations``);
+    with ``passages`` the last simulation also records which trip passed which counting edge."""
     start = time.perf_counter()
     params = prepared.params
     shares = mode_shares(prepared.free_flow, params.mode_choice)
@@ -72,7 +81,9 @@ def simulate_seed(prepared: PreparedScenario, seed: int, workdir: Path) -> SeedO
         trips = _car_trips(prepared, shares, params, seed, iteration)
         run_dir = workdir / f"iteration_{iteration}"
         run_dir.mkdir(parents=True, exist_ok=True)
-        result = run_sumo(prepared.network, trips, seed=seed, workdir=run_dir, options=params.sim_options())
+        last = iteration == params.iterations - 1
+        options = dataclasses.replace(params.sim_options(), count_passages=passages and last)
+        result = run_sumo(prepared.network, trips, seed=seed, workdir=run_dir, options=options)
         sumo_wall += result.wall_s
     assert result is not None  # iterations >= 1
     split = modal_split(prepared.person_trips, shares)
@@ -85,6 +96,8 @@ def simulate_seed(prepared: PreparedScenario, seed: int, workdir: Path) -> SeedO
         car_share_by_iteration=car_share_history,
         edges=edges,
         zones=zone_totals(edges, prepared.placement, prepared.zones["zone_id"]),
+        counts=result.counts.rename(columns={"interval": "hour"}),
+        passages=result.passages.rename(columns={"interval": "hour"}),
         wall_s=time.perf_counter() - start,
         sumo_wall_s=sumo_wall,
         sumo_version=result.sumo_version,
@@ -129,13 +142,26 @@ def _car_trips(
             end_s=layer.end_s,
             prefix=layer.prefix,
         )
+    if prepared.gateways is not None:
+        trips += sample_car_trips(
+            prepared.gateways.od,
+            prepared.gateways.edges_by_zone,
+            seed=seed,
+            iteration=iteration,
+            begin_s=0.0,
+            end_s=params.demand_window_s,
+            prefix=GATEWAY_PREFIX,
+        )
     return sorted(trips, key=lambda t: (t.depart_s, t.trip_id))
 
 
 def _simulated_service(prepared: PreparedScenario, result: SimResult) -> LevelOfService:
     """Free-flow service with car times replaced by what the simulation showed."""
     n = len(prepared.zones)
-    arrived = result.trips[result.trips["arrived"].astype(bool)]
+    trips = result.trips
+    arrived = trips[
+        trips["arrived"].astype(bool) & ~trips["trip_id"].astype(str).str.startswith(GATEWAY_PREFIX)
+    ]
     observed = np.full((n, n), np.nan)
     if not arrived.empty:
         pairs = np.array([trip_pair(str(t)) for t in arrived["trip_id"]])

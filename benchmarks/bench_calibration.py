@@ -1,0 +1,244 @@
+"""Calibration benchmarks: synthetic truth against SUMO's routeSampler, and a twin calibrated to its counts.
+
+Reproduce (the numbers recorded in BENCHMARKS.md):
+
+    .venv/bin/python benchmarks/bench_calibration.py
+    .venv/bin/python benchmarks/bench_calibration.py --only twin --twin path/to/demo-twin
+
+Sections (each prints a markdown table on stdout; progress goes to stderr):
+
+- ``synthetic``: a known demand (the gravity prior of a ``--grid`` × ``--grid`` street grid with six
+  OD pairs scaled by 0.25–4) is simulated and counted on every third directed edge; the calibration
+  (:func:`civictwin.engines.traffic.calibration.calibrate`) starts from the prior and is timed, with
+  its simulation runs, the share of site-hours with GEH < 5 before and after, and on held-back sites.
+  Side by side, SUMO's own tool chain alone: ``routeSampler.py`` (shipped in the eclipse-sumo wheel,
+  ``tools/routeSampler.py``) samples routes from the prior run's routes so that the edge counts are
+  met, and the sampled routes are simulated once with ``sumo``; its fit is scored the same way
+  (routeSampler fits the counts directly, with no demand model behind it, so a scenario cannot reuse
+  it: it is the floor of what matching counts costs).
+- ``twin``: ``calibrate_twin`` on a copy of an existing twin (``--twin``, e.g. the demo twin after
+  ``civictwin sensors import``): sites used, simulation runs, wall time and the fit before, after and
+  on held-back sites. The copy is removed at the end; the twin itself is not touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pandas as pd
+
+from civictwin.engines.traffic.calibration import _simulate, calibrate, calibrate_twin
+from civictwin.engines.traffic.demand import DemandParams
+from civictwin.engines.traffic.fit import fit
+from civictwin.engines.traffic.inputs import TwinInputs
+from civictwin.engines.traffic.outputs import read_counts
+from civictwin.engines.traffic.params import TrafficParams
+from civictwin.engines.traffic.prepare import prepare_scenario
+from civictwin.engines.traffic.sites import CalibrationSettings, CountSites
+from civictwin.engines.traffic.sumo import binary, sumo_home
+from civictwin.engines.traffic.synthetic import grid_network
+from civictwin.scenarios.spec import Scenario
+
+TRUTH = {
+    ("z0", "z3"): 4.0,
+    ("z0", "z1"): 3.0,
+    ("z1", "z2"): 3.0,
+    ("z2", "z0"): 0.25,
+    ("z3", "z0"): 3.0,
+    ("z2", "z3"): 3.0,
+}
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def grid_inputs(size: int, twin_dir: Path) -> TwinInputs:
+    """A ``size`` × ``size`` grid (200 m blocks) in four quadrant zones with residents, jobs and shops."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    origin = (385_000.0, 6_671_000.0)
+    edges, nodes = grid_network(size, size, 200.0, origin=origin)
+    half = (size - 1) * 200.0 / 2
+    x0, y0 = origin
+    cells = [
+        box(
+            x0 - 100 + i * (half + 100),
+            y0 - 100 + j * (half + 100),
+            x0 + half + i * (half + 100),
+            y0 + half + j * (half + 100),
+        )
+        for j in range(2)
+        for i in range(2)
+    ]
+    zones = gpd.GeoDataFrame(
+        {
+            "zone_id": ["z0", "z1", "z2", "z3"],
+            "population": [500.0, 300.0, 300.0, 100.0],
+            "jobs_proxy_m2": [0.0, 7_000.0, 3_500.0, 10_000.0],
+            "poi_shop": [1, 5, 2, 10],
+        },
+        geometry=cells,
+        crs=edges.crs,
+    )
+    return TwinInputs(twin_dir, str(edges.crs), edges, nodes, zones, None, None, None, {"zones": {"rows": 4}})
+
+
+def synthetic(args: argparse.Namespace, work: Path) -> None:
+    inputs = grid_inputs(args.grid, work)
+    counted = tuple(sorted(inputs.edges["edge_id"].astype(str)))[::3]
+    params = TrafficParams(
+        iterations=1,
+        demand=DemandParams(scale=args.scale, distance="crowfly"),
+        count_edges=counted,
+        calibration=CalibrationSettings(folds=args.folds, max_iterations=args.max_iterations, seed=3),
+    )
+    prepared = prepare_scenario(inputs, Scenario.baseline_scenario(), work / "truth_net", params)
+    log("simulating the truth")
+    truth = _simulate(prepared, TRUTH, 7, work / "truth").counts
+    first = truth[truth["hour"] == 0]
+    hourly = pd.DataFrame(
+        {
+            "site": "synthetic/" + first["edge_id"],
+            "edge_id": first["edge_id"],
+            "hour": 8,
+            "observed": first["vehicles"].astype(float),
+        }
+    )
+    sites = CountSites(sites=pd.DataFrame({"site": hourly["site"], "status": "used"}), hourly=hourly)
+    log("calibrating")
+    start = time.perf_counter()
+    record = calibrate(inputs, sites, params, work / "calibration")
+    ours_s = time.perf_counter() - start
+    log("routeSampler")
+    sampler_s, sampler_fit, prior_fit = route_sampler(prepared, hourly, work / "sampler")
+    held = record["kfold"]["held_back_after"]
+    print(f"\n### Synthetic truth: {args.grid}×{args.grid} grid, {len(hourly)} count sites, one hour\n")
+    print("| method | wall s | simulations | GEH < 5 before | after | held back before | held back after |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        f"| civictwin (GLS OD factors × SUMO, {args.folds}-fold) | {ours_s:.1f} | {record['simulation_runs']} | "
+        f"{record['fit_before']['share_geh_ok']:.0%} | {record['fit_after']['share_geh_ok']:.0%} | "
+        f"{record['kfold']['held_back_before']['share_geh_ok']:.0%} | {held['share_geh_ok']:.0%} |"
+    )
+    print(
+        f"| routeSampler.py on the prior run's routes, then sumo | {sampler_s:.1f} | 1 (+ the prior run) | "
+        f"{prior_fit.share_geh_ok:.0%} | {sampler_fit.share_geh_ok:.0%} | — | — |"
+    )
+
+
+def route_sampler(prepared: object, hourly: pd.DataFrame, work: Path) -> tuple[float, object, object]:
+    """SUMO's tool chain alone: the prior run's routes sampled by routeSampler to the counts, simulated."""
+    work.mkdir(parents=True)
+    prior = _simulate(prepared, {}, 7, work / "prior")  # type: ignore[arg-type]
+    paired = hourly.merge(prior.counts[prior.counts["hour"] == 0], on="edge_id")
+    prior_fit = fit(paired["observed"], paired["vehicles"])
+    routes = next((work / "prior").glob("iteration_*/vehroutes.xml"))
+    data = ET.Element("data")
+    interval = ET.SubElement(data, "interval", id="counts", begin="0", end="3600")
+    for edge, count in zip(hourly["edge_id"], hourly["observed"], strict=True):
+        ET.SubElement(interval, "edge", id=str(edge), entered=f"{count:g}")
+    ET.ElementTree(data).write(work / "counts.xml")
+    start = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            str(sumo_home() / "tools" / "routeSampler.py"),
+            "-r",
+            str(routes),
+            "--edgedata-files",
+            "counts.xml",
+            "-o",
+            "sampled.rou.xml",
+            "--seed",
+            "7",
+        ],
+        cwd=work,
+        check=True,
+        capture_output=True,
+    )
+    edges = " ".join(sorted(hourly["edge_id"]))
+    (work / "out.add.xml").write_text(
+        f'<additional><edgeData id="c" file="counts.csv" period="3600" edges="{edges}"/></additional>'
+    )
+    network = prepared.network  # type: ignore[attr-defined]
+    subprocess.run(
+        [
+            str(binary("sumo")),
+            "-n",
+            str(network.net_file.resolve()),
+            "-r",
+            "sampled.rou.xml",
+            "--additional-files",
+            "out.add.xml",
+            "--no-step-log",
+            "true",
+            "--no-warnings",
+            "true",
+            "--end",
+            "5400",
+        ],
+        cwd=work,
+        check=True,
+        capture_output=True,
+    )
+    elapsed = time.perf_counter() - start
+    counts = read_counts(work / "counts.csv", list(hourly["edge_id"]), interval_s=3600.0, period_s=5400.0)
+    merged = hourly.merge(counts[counts["interval"] == 0], on="edge_id")
+    return elapsed, fit(merged["observed"], merged["vehicles"]), prior_fit
+
+
+def twin(args: argparse.Namespace, work: Path) -> None:
+    if args.twin is None:
+        log("twin: skipped (no --twin)")
+        return
+    copy = work / "twin"
+    shutil.copytree(args.twin, copy, ignore=shutil.ignore_patterns("runs", "calibration", "*.lock"))
+    start = time.perf_counter()
+    _, record = calibrate_twin(copy, on_step=log)
+    elapsed = time.perf_counter() - start
+    kfold = record["kfold"]
+    print(f"\n### {args.twin}: calibrated to its counts\n")
+    print(
+        "| sites used | site-hours | simulations | wall s | GEH < 5 before | after | held back before | held back after |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    held_before = kfold.get("held_back_before", {}).get("share_geh_ok")
+    held_after = kfold.get("held_back_after", {}).get("share_geh_ok")
+    print(
+        f"| {len(record['inputs']['used_sites'])} | {record['inputs']['site_hours']} | {record['simulation_runs']} | "
+        f"{elapsed:.0f} | {record['fit_before']['share_geh_ok']:.0%} | {record['fit_after']['share_geh_ok']:.0%} | "
+        f"{'—' if held_before is None else f'{held_before:.0%}'} | {'—' if held_after is None else f'{held_after:.0%}'} |"
+    )
+    print(f"\n{record['statement']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", default="synthetic,twin", help="comma-separated sections")
+    parser.add_argument("--grid", type=int, default=4, help="synthetic: grid size (junctions per side)")
+    parser.add_argument("--scale", type=float, default=4.0, help="synthetic: demand scale")
+    parser.add_argument("--folds", type=int, default=2)
+    parser.add_argument("--max-iterations", type=int, default=2)
+    parser.add_argument(
+        "--twin", type=Path, default=None, help="twin: the twin directory to calibrate a copy of"
+    )
+    args = parser.parse_args()
+    sections = {"synthetic": synthetic, "twin": twin}
+    with tempfile.TemporaryDirectory(prefix="bench-calibration-") as folder:
+        for name in args.only.split(","):
+            sections[name](args, Path(folder) / name)
+
+
+if __name__ == "__main__":
+    main()
