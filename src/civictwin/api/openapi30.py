@@ -21,7 +21,7 @@ OPENAPI_30_MEDIA_TYPE = "application/vnd.oai.openapi+json;version=3.0"
 
 def downgrade(document: dict[str, Any]) -> dict[str, Any]:
     """An OpenAPI 3.1 document (as FastAPI writes it) rewritten as OpenAPI 3.0.3; the input is kept."""
-    converted = _walk(document)
+    converted: dict[str, Any] = _walk(document)
     converted["openapi"] = OPENAPI_30_VERSION
     converted.pop("jsonSchemaDialect", None)
     converted.pop("webhooks", None)
