@@ -456,12 +456,18 @@ def test_a_refused_token_is_explained(page: Any, server: str) -> None:
 
 # The demo twin holds the OSM layers only: no GTFS feed, no sensors, no weather file, no LoD2 roofs, no
 # validation records. Hence, by hand, per template: (maturity, next level's unmet needs, unmet needs).
-DEMO_READINESS = {
+DEMO_READINESS = {  # without ../shared/data: no weather year and no building typology in the demo
     "traffic-plan": (1, ["counts"], ["counts", "transit_service", "validation"]),
     "netzero": (1, ["roofs"], ["roofs", "weather", "typology", "validation"]),
     "heat-green": (1, ["air_temperature"], ["air_temperature", "weather", "validation"]),
     "tourism": (1, ["visitors"], ["visitors", "transit_service", "validation"]),
     "housing-growth": (2, ["transit_service", "weather"], ["transit_service", "weather", "population_check"]),
+}
+DEMO_READINESS_WITH_ENERGY = {  # with it: [energy] names Helsinki's EPW and TABULA (heat falls back to the EPW)
+    **DEMO_READINESS,
+    "netzero": (1, ["roofs"], ["roofs", "validation"]),
+    "heat-green": (1, ["air_temperature"], ["air_temperature", "validation"]),
+    "housing-growth": (2, ["transit_service"], ["transit_service", "population_check"]),
 }
 
 
@@ -473,7 +479,11 @@ def test_readiness_of_the_demo_twin_for_every_template(server: str, twin_dir: Pa
     token = create_token(
         tokens_path(next(twin_dir.glob("*.duckdb"))), role=Role.ANALYST, name="readiness"
     ).token
-    for use_case, (maturity, next_level, unmet) in DEMO_READINESS.items():
+    from civictwin.config import load_config
+
+    energy = load_config(twin_dir).energy
+    expected = DEMO_READINESS_WITH_ENERGY if energy.weather and energy.typology else DEMO_READINESS
+    for use_case, (maturity, next_level, unmet) in expected.items():
         request = Request(f"{server}/readiness/{use_case}", headers={"Authorization": f"Bearer {token}"})
         with urlopen(request, timeout=30) as answer:
             report = json.loads(answer.read())

@@ -65,7 +65,16 @@ export function absoluteTemplate(template) {
 
 /** GET a JSON document from an API path; raises ApiError with the server's own explanation. */
 export async function getJson(path) {
-  const response = await fetch(apiUrl(path), { headers: { Accept: 'application/json', ...authHeaders() } });
+  return getJsonAt(apiUrl(path));
+}
+
+/**
+ * GET a JSON document from a URL the server gave (a link in one of its answers); the token goes
+ * only to our own server.
+ */
+export async function getJsonAt(url) {
+  const headers = { Accept: 'application/json', ...(isOwnServer(url) ? authHeaders() : {}) };
+  const response = await fetch(url, { headers });
   if (!response.ok) {
     let detail = `${response.status} ${response.statusText}`;
     try {

@@ -2,7 +2,7 @@
 // (no external basemap, no web fonts), a layer switcher with legends, and feature inspection.
 
 import * as maplibregl from 'maplibre-gl';
-import { absoluteTemplate, getJson, transformRequest } from './api.js';
+import { absoluteTemplate, getJson, getJsonAt, transformRequest } from './api.js';
 import { GREYS, OKABE_ITO, VIRIDIS, cssGradient, quantileBreaks, rampExpression, sample, stepExpression } from './palettes.js';
 import { el, formatNumber, formatValue, humanise, setStatus } from './ui.js';
 
@@ -26,6 +26,7 @@ const STYLE_LAYERS = {
 
 const BACKGROUND = '#eceff1';
 const TERRAIN_SOURCE = 'terrain';
+let terrainUrl = null;
 /** A dark outline sets green areas apart from the zone colours beneath them, whatever the colour vision. */
 const GREEN_EDGE = '#00553e';
 const DEFAULT_HEIGHT_M = 3;
@@ -36,7 +37,9 @@ const ZONE_ID_FIELDS = new Set(['zone_id', 'h3', 'id', 'osm_id']);
  * for this caller (`GET /tiles` lists only layers the caller may read), with its TileJSON.
  */
 export async function findLayers() {
-  const published = new Set((await getJson('tiles')).tilesets.map((t) => t.id));
+  const listing = await getJson('tiles');
+  terrainUrl = listing.terrain || null;
+  const published = new Set(listing.tilesets.map((t) => t.id));
   const chosen = LAYER_SPECS.map((spec) => ({ spec, table: spec.tables.find((t) => published.has(t)) })).filter((c) => c.table);
   return Promise.all(
     chosen.map(async ({ spec, table }) => ({ ...spec, table, tilejson: await getJson(`tiles/${encodeURIComponent(table)}.json`) })),
@@ -180,14 +183,10 @@ export function terrainSource(tilejson) {
   return source;
 }
 
-/** The terrain's TileJSON, or null when the twin has none (or the caller may not read it). */
+/** The terrain's TileJSON, or null when the twin has none (or the caller may not read it): `GET /tiles`
+ * names it then (read by findLayers first). */
 async function findTerrain() {
-  try {
-    return await getJson('terrain.json');
-  } catch (error) {
-    if (error.status === 404) return null;
-    throw error;
-  }
+  return terrainUrl ? getJsonAt(terrainUrl) : null;
 }
 
 /** The initial view: the buildings' extent when published (the city core), else every layer's. */
@@ -296,7 +295,8 @@ class MapPage {
     let found;
     let terrain;
     try {
-      [found, terrain] = await Promise.all([findLayers(), findTerrain()]);
+      found = await findLayers();
+      terrain = await findTerrain();
     } catch (error) {
       const advice = error.status === 401 ? ' Press “Forget” or paste another token.' : '';
       setStatus(status, `The map layers could not be loaded: ${error.message}.${advice}`, true);

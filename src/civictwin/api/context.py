@@ -53,6 +53,12 @@ class PublishedTwin:
         """The layer's catalogue record (empty when it has none)."""
         return self.catalog.get(layer, {})
 
+    def dem_table(self) -> str | None:
+        """The table the twin's ``dem`` source was read into (None without one)."""
+        return next(
+            (name for name, record in sorted(self.catalog.items()) if record.get("kind") == "dem"), None
+        )
+
 
 logger = logging.getLogger(__name__)
 

@@ -57,14 +57,9 @@ class _Terrains:
 _TERRAINS = _Terrains()
 
 
-def dem_table(twin: PublishedTwin) -> str | None:
-    """The table the twin's ``dem`` source was read into (None without one)."""
-    return next((name for name, record in sorted(twin.catalog.items()) if record.get("kind") == "dem"), None)
-
-
 def _readable_dem(request: Request) -> tuple[PublishedTwin, str]:
     twin = get_twin(request)
-    table = dem_table(twin)
+    table = twin.dem_table()
     if table is None:
         raise not_found("this twin has no terrain (no source of kind 'dem')")
     visible_layer(request, table, noun="terrain")

@@ -72,16 +72,22 @@ class TileCache:
 
 @router.get("/tiles", summary="Vector tile sets (the layers you may read)")
 def tilesets(request: Request) -> JSONResponse:
-    """One entry per readable layer with geometry, pointing at its TileJSON."""
+    """One entry per readable layer with geometry, pointing at its TileJSON; and ``terrain``, the
+    terrain's TileJSON, when the twin has a DEM the caller may read."""
     check_params(request, ())
     twin = get_twin(request)
     drawable = set(twin.tiles.layers())
+    readable = visible_layers(request)
     entries = [
         {"id": name, "tilejson": _url(request, f"/tiles/{name}.json")}
-        for name in visible_layers(request)
+        for name in readable
         if name in drawable
     ]
-    return JSONResponse({"tilesets": entries})
+    body: dict[str, Any] = {"tilesets": entries}
+    dem = twin.dem_table()
+    if dem is not None and dem in readable:  # the terrain's raster tiles (api/terrain.py)
+        body["terrain"] = _url(request, "/terrain.json")
+    return JSONResponse(body)
 
 
 @router.get("/tiles/{layer}.json", summary="TileJSON of a layer")

@@ -347,8 +347,9 @@ def _serve(job_file: Path, result_file: Path) -> bool:
 def _die_with_parent(parent_pid: int) -> None:
     """Kill this process when the worker that started it dies, so a lost worker's seed cannot finish
     (and be saved) after the scheduler gave it to another worker."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    kill = getattr(signal, "SIGKILL", None)  # POSIX only
+    if sys.platform.startswith("linux") and kill is not None:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, kill)
         if os.getppid() != parent_pid:  # the parent died before the request took effect
             os._exit(1)
         return

@@ -136,6 +136,8 @@ def _files(config: TwinConfig) -> dict[str, FileHolding]:
     epw = _heat_epw(config.base_dir)
     if epw is not None:
         found["heat.epw"] = _file(config.resolve(epw), licence=None, publisher=None)
+    elif "energy.weather" in found:  # the heat engine falls back to [energy].weather (engines/heat/engine.py)
+        found["heat.epw"] = found["energy.weather"]
     return found
 
 
