@@ -30,7 +30,7 @@ from civictwin.build_city import (
 )
 from civictwin.catalog.lineage import record_lineage
 from civictwin.catalog.metadata import record_derived, record_source
-from civictwin.catalog.quality import quality_highlights, record_quality
+from civictwin.catalog.quality import quality_highlights, record_quality, record_source_quality
 from civictwin.config import SourceKind, TwinConfig
 from civictwin.errors import AreaError
 from civictwin.geometry import WGS84, reproject, utm_crs_for
@@ -83,14 +83,20 @@ def build_twin(config: TwinConfig, *, on_step: StepCallback | None = None) -> Bu
                              "area_wgs84": area_wgs84.wkt, "built_at": started_at.isoformat()}
         )  # fmt: skip
         ctx = BuildContext(config=config, store=store, area_wgs84=area_wgs84, area=area, crs=crs)
+        written_by: dict[str, list[str]] = {}  # table → the sources that wrote it, in order
         for source in config.sources:
             step(f"reading {source.name} ({source.kind.value})")
             result = reader_for(source.kind)(source, ctx)
-            record_source(store, result, ingested_at=datetime.now(UTC))
+            record_source(store, result, ingested_at=datetime.now(UTC), shared_tables=set(written_by))
             for layer in result.layers:
-                record_quality(store, layer.table, layer.quality, layer.notes)
-                record_lineage(store, layer.table, inputs=[source.name], step=f"ingest {source.kind.value}",
-                               parameters={"source": source.name, "area_wgs84": area_wgs84.wkt, "crs": crs})  # fmt: skip
+                earlier = written_by.setdefault(layer.table, [])
+                record_source_quality(store, layer.table, layer.quality, layer.notes, source=source.name,
+                                      earlier=list(earlier))  # fmt: skip
+                earlier.append(source.name)
+                record_lineage(store, layer.table, inputs=list(earlier), step=f"ingest {source.kind.value}",
+                               parameters={"sources": earlier, "area_wgs84": area_wgs84.wkt, "crs": crs}
+                               if len(earlier) > 1 else
+                               {"source": source.name, "area_wgs84": area_wgs84.wkt, "crs": crs})  # fmt: skip
         _check_area_hit(store, area_wgs84)
         _derive_model(store, config, area_wgs84, datetime.now(UTC), step)
         tables = {t.name: t.rows for t in store.tables()}

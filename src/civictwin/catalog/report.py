@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from civictwin.catalog.lineage import LINEAGE
-from civictwin.catalog.metadata import CATALOG, combine
+from civictwin.catalog.metadata import CATALOG, combine, source_files
 from civictwin.catalog.quality import HEIGHT_SOURCE, QUALITY, percent, quality_highlights
 from civictwin.config import slug
 from civictwin.store.base import RecordReader
@@ -190,8 +190,8 @@ def _inputs(twin: str, record: Mapping[str, Any], lineage: Mapping[str, Any] | N
     """Input datasets and files: from lineage when recorded, else from the catalogue record."""
     if lineage is not None:
         entries: Iterable[Mapping[str, Any]] = lineage["inputs"]
-    elif record.get("source"):
-        entries = [{"type": "file", **record["source"]}]
+    elif source_files(record):
+        entries = [{"type": "file", **source} for source in source_files(record)]
     else:
         entries = [{"type": "table", "table": name} for name in record.get("inputs", [])]
     return [
@@ -383,8 +383,10 @@ def _dataset_section(record: Mapping[str, Any], lineage: Mapping[str, Any] | Non
         ("Storage CRS", escape(record["crs"])),
         ("Extent (WGS84)", escape(_bbox_text(record.get("bbox_wgs84")))),
     ]
-    source = record.get("source")
-    if source:
+    for credit in record.get("sources") or []:
+        facts.append(("Source", escape(f"{credit['name']}: {credit['publisher']}, {credit['licence']}, "
+                                       f"{int(credit['rows']):,} rows")))  # fmt: skip
+    for source in source_files(record):
         facts.append(("Source file", f"<code>{escape(source['path'])}</code>"))
         facts.append(("SHA-256", f'<code class="hash">{escape(source["sha256"])}</code>'))
     if record.get("inputs"):

@@ -121,5 +121,5 @@ def print_summary(summary: BuildSummary) -> None:
     if summary.highlights:
         console.print("Quality highlights", style="bold")
         for line in summary.highlights:
-            console.print(f"  • {line}", highlight=False)
+            console.print(f"  • {line}", highlight=False, style="bold yellow" if "warning:" in line else None)
     console.print(Text.assemble("Store: ", (str(summary.store_path), "bold")))

@@ -1,0 +1,182 @@
+"""A city's first day, built once from tiny hand-made inputs: a population grid of cell-centre points,
+two GTFS feeds (one long ended) and an OSM extract of two buildings and two streets.
+
+Checked by hand: every person of the grid is in the twin, each feed is credited with its own counts,
+and the ended feed is said loudly.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import osmium
+import pytest
+from osmium.osm.mutable import Node, Way
+
+from civictwin.build import BuildSummary, build_twin
+from civictwin.catalog.lineage import LINEAGE
+from civictwin.catalog.metadata import CATALOG
+from civictwin.catalog.quality import QUALITY
+from civictwin.config import parse_config
+from civictwin.store.duckdb import DuckDBStore
+
+BBOX = (24.93, 60.16, 24.96, 60.18)
+BUILDINGS = {  # way id: (south-west corner lon, lat, tags); squares of 0.0002° × 0.0001° (≈ 11 m × 11 m)
+    100: (24.9400, 60.1700, {"building": "apartments", "building:levels": "4"}),
+    101: (24.9500, 60.1700, {"building": "office"}),
+}
+STREETS = {  # way id: (name, from lon, to lon) at latitude 60.169
+    200: ("Mannerheimintie", 24.935, 24.945),
+    201: ("Aleksanterinkatu", 24.945, 24.955),
+}
+# Cell centres (lon, lat), people, jobs: the apartments' cell, the office's cell, an empty cell.
+GRID = "lon,lat,population,jobs\n24.9401,60.17005,100,5\n24.9501,60.17005,30,50\n24.935,60.175,7,0\n"
+
+
+def _write_pbf(path: Path) -> None:
+    writer = osmium.SimpleWriter(str(path), overwrite=True)
+    nodes: list[Node] = []
+    ways: list[Way] = []
+    for way_id, (lon, lat, tags) in BUILDINGS.items():
+        first = way_id * 10
+        corners = [(lon, lat), (lon + 0.0002, lat), (lon + 0.0002, lat + 0.0001), (lon, lat + 0.0001)]
+        nodes += [
+            Node(id=first + i, location=osmium.osm.Location(x, y), version=1)
+            for i, (x, y) in enumerate(corners)
+        ]
+        ways.append(
+            Way(id=way_id, nodes=[first, first + 1, first + 2, first + 3, first], tags=tags, version=1)
+        )
+    for way_id, (name, west, east) in STREETS.items():
+        first = way_id * 10
+        nodes += [
+            Node(id=first + i, location=osmium.osm.Location(x, 60.169), version=1)
+            for i, x in enumerate([west, east])
+        ]
+        ways.append(
+            Way(id=way_id, nodes=[first, first + 1], tags={"highway": "residential", "name": name}, version=1)
+        )
+    for node in sorted(nodes, key=lambda n: n.id):
+        writer.add_node(node)
+    for way in ways:
+        writer.add_way(way)
+    writer.close()
+
+
+def _write_feed(path: Path, *, stops: str, end_date: str) -> None:
+    files = {
+        "agency.txt": "agency_id,agency_name,agency_url,agency_timezone\nA,Test,https://example.org,Europe/Helsinki\n",
+        "stops.txt": "stop_id,stop_name,stop_lat,stop_lon\n" + stops,
+        "routes.txt": "route_id,agency_id,route_short_name,route_type\nR,A,1,3\n",
+        "trips.txt": "route_id,service_id,trip_id\nR,S,T\n",
+        "stop_times.txt": "trip_id,arrival_time,departure_time,stop_id,stop_sequence\n"
+        + "".join(
+            f"T,08:0{i}:00,08:0{i}:00,{line.split(',')[0]},{i + 1}\n"
+            for i, line in enumerate(stops.splitlines())
+        ),
+        "calendar.txt": "service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date\n"
+        f"S,1,1,1,1,1,1,1,20200101,{end_date}\n",
+    }
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+
+
+def _config(folder: Path) -> dict[str, Any]:
+    governance = {"steward": "City GIS team"}
+    return {
+        "twin": {"name": "First day", "crs": "EPSG:32635"},
+        "area": {"bbox": list(BBOX)},
+        "population": {"grid_source": "census"},
+        "sources": [
+            {"name": "osm", "kind": "osm", "path": "city.osm.pbf", "licence": "ODbL-1.0",
+             "publisher": "OpenStreetMap contributors", **governance},
+            {"name": "census", "kind": "grid", "path": "grid.csv", "x": "lon", "y": "lat", "cell_size_m": 200,
+             "licence": "CC-BY-4.0", "publisher": "Statistics office", **governance},
+            {"name": "city_bus", "kind": "gtfs", "path": "bus.zip", "licence": "CC-BY-4.0",
+             "publisher": "City Transit", **governance},
+            {"name": "old_tram", "kind": "gtfs", "path": "tram.zip", "licence": "ODbL-1.0",
+             "publisher": "Tram Company", **governance},
+        ],
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BuildSummary, DuckDBStore]]:
+    folder = tmp_path_factory.mktemp("firstday")
+    _write_pbf(folder / "city.osm.pbf")
+    (folder / "grid.csv").write_text(GRID, encoding="utf-8")
+    _write_feed(
+        folder / "bus.zip", stops="B1,One,60.1690,24.9400\nB2,Two,60.1690,24.9500\n", end_date="20991231"
+    )
+    _write_feed(
+        folder / "tram.zip", stops="T1,Tram,60.1691,24.9450\nT2,Far,60.2000,25.1000\n", end_date="20200131"
+    )
+    config = parse_config(_config(folder), base_dir=folder)
+    summary = build_twin(config)
+    store = DuckDBStore.open(config.store_path)
+    yield summary, store
+    store.close()
+
+
+def test_every_person_of_the_grid_is_in_the_twin(built: tuple[BuildSummary, DuckDBStore]) -> None:
+    summary, store = built
+    buildings = store.read_table("buildings_3d").set_index("osm_id")
+    # the apartments hold all 100 people of their cell; nobody lives in the office
+    assert buildings.loc[100, "population_est"] == 100.0
+    assert buildings.loc[101, "population_est"] == 0.0
+    land = store.read_frame("population_land").sort_values("cell")
+    assert land["population"].tolist() == [30.0, 7.0]
+    # the office's cell: 200 m × 200 m less the office's footprint; the empty cell: all of it
+    office = float(buildings.loc[101, "footprint_m2"])
+    assert land.geometry.area.tolist() == pytest.approx([40_000.0 - office, 40_000.0], abs=0.5)
+    assert buildings["population_est"].sum() + land["population"].sum() == 137.0
+    quality = store.records(QUALITY)["buildings_3d"]["population_grid"]
+    assert quality == {
+        "total": 137.0, "in_residential_floor_area": 100.0, "on_buildable_land": 37.0,
+        "share_in_residential_floor_area": 0.7299, "share_on_buildable_land": 0.2701,
+        "cells_on_buildable_land": 2, "cells_without_buildable_land": 0,
+    }  # fmt: skip
+    zones = store.read_table("zones")
+    # zones round each value to 0.1 person / 0.01 job; their sums keep the grid's totals
+    assert zones["population"].sum() == pytest.approx(137.0, abs=0.05 * len(zones))
+    assert zones["census_jobs"].sum() == pytest.approx(55.0, abs=0.005 * len(zones))
+    assert summary.totals["population"] == pytest.approx(137.0, abs=0.05 * len(zones))
+
+
+def test_each_feed_is_credited_with_its_own_counts(built: tuple[BuildSummary, DuckDBStore]) -> None:
+    _summary, store = built
+    record = store.records(CATALOG)["transit_stops"]
+    assert record["rows"] == 3
+    assert record["publisher"] == "City Transit; Tram Company"
+    assert record["licence"] == "CC-BY-4.0; ODbL-1.0"
+    assert [(s["name"], s["publisher"], s["licence"], s["rows"]) for s in record["sources"]] == [
+        ("city_bus", "City Transit", "CC-BY-4.0", 2),
+        ("old_tram", "Tram Company", "ODbL-1.0", 1),
+    ]
+    assert [Path(s["path"]).name for s in record["sources"]] == ["bus.zip", "tram.zip"]
+    quality = store.records(QUALITY)["transit_stops"]["by_source"]
+    assert {name: q["geometry"]["kept"] for name, q in quality.items()} == {"city_bus": 2, "old_tram": 1}
+    assert {name: q["geometry"]["outside_area"] for name, q in quality.items()} == {
+        "city_bus": 0,
+        "old_tram": 1,
+    }
+    lineage = store.records(LINEAGE)["transit_stops"]
+    assert [i["source"] for i in lineage["inputs"]] == ["city_bus", "old_tram"]
+
+
+def test_an_ended_feed_is_said_loudly(built: tuple[BuildSummary, DuckDBStore]) -> None:
+    summary, store = built
+    frequency = store.records(QUALITY)["transit_stop_frequency"]["by_source"]
+    assert frequency["old_tram"]["service_period"]["status"] == "ended"
+    assert frequency["city_bus"]["service_period"]["status"] == "current"
+    build_day = frequency["old_tram"]["service_period"]["build_day"]
+    warning = (
+        f"warning: GTFS feed 'old_tram' ended on 2020-01-31, before the build day {build_day}; its departures "
+        "are counted on 2020-01-01: replace it with a current feed"
+    )
+    assert f"transit_stop_frequency: old_tram: {warning}" in summary.highlights
+    assert not any("city_bus: warning" in line for line in summary.highlights)
