@@ -1,12 +1,14 @@
-"""A city's first day, built once from tiny hand-made inputs: a population grid of cell-centre points,
-two GTFS feeds (one long ended) and an OSM extract of two buildings and two streets.
+"""A city's first day, built once from tiny hand-made inputs in a data folder: a population grid of
+cell-centre points, two GTFS feeds (one long ended), a GML layer and an OSM extract of two buildings
+and two streets.
 
 Checked by hand: every person of the grid is in the twin, each feed is credited with its own counts,
-and the ended feed is said loudly.
+the ended feed is said loudly, and the data folder is byte-identical after the build.
 """
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +36,13 @@ STREETS = {  # way id: (name, from lon, to lon) at latitude 60.169
 }
 # Cell centres (lon, lat), people, jobs: the apartments' cell, the office's cell, an empty cell.
 GRID = "lon,lat,population,jobs\n24.9401,60.17005,100,5\n24.9501,60.17005,30,50\n24.935,60.175,7,0\n"
+LANES_GML = """<?xml version="1.0" encoding="UTF-8"?>
+<ogr:FeatureCollection xmlns:ogr="http://ogr.maptools.org/" xmlns:gml="http://www.opengis.net/gml">
+<gml:featureMember><ogr:lane><ogr:geometryProperty><gml:Point srsName="EPSG:4326">
+<gml:coordinates>24.94,60.17</gml:coordinates></gml:Point></ogr:geometryProperty><ogr:name>Bus lane</ogr:name>
+</ogr:lane></gml:featureMember>
+</ogr:FeatureCollection>
+"""
 
 
 def _write_pbf(path: Path) -> None:
@@ -100,13 +109,32 @@ def _config(folder: Path) -> dict[str, Any]:
              "publisher": "City Transit", **governance},
             {"name": "old_tram", "kind": "gtfs", "path": "tram.zip", "licence": "ODbL-1.0",
              "publisher": "Tram Company", **governance},
+            {"name": "lanes", "kind": "vector", "path": "lanes.gml", "licence": "CC0-1.0",
+             "publisher": "City GIS", **governance},
         ],
     }  # fmt: skip
 
 
+def _digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file below ``folder``, by relative path."""
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BuildSummary, DuckDBStore]]:
-    folder = tmp_path_factory.mktemp("firstday")
+def data_digests() -> dict[str, dict[str, str]]:
+    """The data folder's file digests before and after the build (filled by ``built``)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def built(
+    tmp_path_factory: pytest.TempPathFactory, data_digests: dict[str, dict[str, str]]
+) -> Iterator[tuple[BuildSummary, DuckDBStore]]:
+    twin_dir = tmp_path_factory.mktemp("firstday")
+    folder = twin_dir / "data"
+    folder.mkdir()
+    (folder / "lanes.gml").write_text(LANES_GML, encoding="utf-8")
     _write_pbf(folder / "city.osm.pbf")
     (folder / "grid.csv").write_text(GRID, encoding="utf-8")
     _write_feed(
@@ -115,8 +143,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BuildSumma
     _write_feed(
         folder / "tram.zip", stops="T1,Tram,60.1691,24.9450\nT2,Far,60.2000,25.1000\n", end_date="20200131"
     )
-    config = parse_config(_config(folder), base_dir=folder)
+    settings = _config(folder)
+    for source in settings["sources"]:
+        source["path"] = f"data/{source['path']}"
+    config = parse_config(settings, base_dir=twin_dir)
+    data_digests["before"] = _digests(folder)
     summary = build_twin(config)
+    data_digests["after"] = _digests(folder)
     store = DuckDBStore.open(config.store_path)
     yield summary, store
     store.close()
@@ -180,3 +213,12 @@ def test_an_ended_feed_is_said_loudly(built: tuple[BuildSummary, DuckDBStore]) -
     )
     assert f"transit_stop_frequency: old_tram: {warning}" in summary.highlights
     assert not any("city_bus: warning" in line for line in summary.highlights)
+
+
+def test_the_data_folder_is_byte_identical_after_the_build(
+    built: tuple[BuildSummary, DuckDBStore], data_digests: dict[str, dict[str, str]]
+) -> None:
+    _summary, store = built
+    assert store.read_table("lanes")["name"].tolist() == ["Bus lane"]
+    assert sorted(data_digests["before"]) == ["bus.zip", "city.osm.pbf", "grid.csv", "lanes.gml", "tram.zip"]
+    assert data_digests["after"] == data_digests["before"]  # nothing added (no lanes.gfs), nothing changed
