@@ -9,10 +9,11 @@ the ended feed is said loudly, and the data folder is byte-identical after the b
 from __future__ import annotations
 
 import hashlib
+import json
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import osmium
 import pytest
@@ -22,7 +23,9 @@ from civictwin.build import BuildSummary, build_twin
 from civictwin.catalog.lineage import LINEAGE
 from civictwin.catalog.metadata import CATALOG
 from civictwin.catalog.quality import QUALITY
-from civictwin.config import parse_config
+from civictwin.cli import main
+from civictwin.config import load_config
+from civictwin.model.names import find_by_name
 from civictwin.store.duckdb import DuckDBStore
 
 BBOX = (24.93, 60.16, 24.96, 60.18)
@@ -43,6 +46,15 @@ LANES_GML = """<?xml version="1.0" encoding="UTF-8"?>
 </ogr:lane></gml:featureMember>
 </ogr:FeatureCollection>
 """
+
+
+CAFE = 300  # a POI node: amenity=cafe named "Café Ekberg"
+
+
+class Built(NamedTuple):
+    summary: BuildSummary
+    store: DuckDBStore
+    twin_dir: Path
 
 
 def _write_pbf(path: Path) -> None:
@@ -68,6 +80,8 @@ def _write_pbf(path: Path) -> None:
         ways.append(
             Way(id=way_id, nodes=[first, first + 1], tags={"highway": "residential", "name": name}, version=1)
         )
+    cafe_tags = {"amenity": "cafe", "name": "Café Ekberg"}
+    nodes.append(Node(id=CAFE, location=osmium.osm.Location(24.9410, 60.1720), tags=cafe_tags, version=1))
     for node in sorted(nodes, key=lambda n: n.id):
         writer.add_node(node)
     for way in ways:
@@ -115,6 +129,16 @@ def _config(folder: Path) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _toml(settings: dict[str, Any]) -> str:
+    """The settings as twin.toml (their strings, numbers and lists are written the JSON way, valid TOML)."""
+    lines = []
+    for section in ("twin", "area", "population"):
+        lines += [f"[{section}]", *(f"{k} = {json.dumps(v)}" for k, v in settings[section].items())]
+    for source in settings["sources"]:
+        lines += ["[[sources]]", *(f"{k} = {json.dumps(v)}" for k, v in source.items())]
+    return "\n".join(lines) + "\n"
+
+
 def _digests(folder: Path) -> dict[str, str]:
     """SHA-256 of every file below ``folder``, by relative path."""
     return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -130,7 +154,7 @@ def data_digests() -> dict[str, dict[str, str]]:
 @pytest.fixture(scope="module")
 def built(
     tmp_path_factory: pytest.TempPathFactory, data_digests: dict[str, dict[str, str]]
-) -> Iterator[tuple[BuildSummary, DuckDBStore]]:
+) -> Iterator[Built]:
     twin_dir = tmp_path_factory.mktemp("firstday")
     folder = twin_dir / "data"
     folder.mkdir()
@@ -146,17 +170,18 @@ def built(
     settings = _config(folder)
     for source in settings["sources"]:
         source["path"] = f"data/{source['path']}"
-    config = parse_config(settings, base_dir=twin_dir)
+    (twin_dir / "twin.toml").write_text(_toml(settings), encoding="utf-8")
+    config = load_config(twin_dir)
     data_digests["before"] = _digests(folder)
     summary = build_twin(config)
     data_digests["after"] = _digests(folder)
     store = DuckDBStore.open(config.store_path)
-    yield summary, store
+    yield Built(summary, store, twin_dir)
     store.close()
 
 
-def test_every_person_of_the_grid_is_in_the_twin(built: tuple[BuildSummary, DuckDBStore]) -> None:
-    summary, store = built
+def test_every_person_of_the_grid_is_in_the_twin(built: Built) -> None:
+    summary, store = built.summary, built.store
     buildings = store.read_table("buildings_3d").set_index("osm_id")
     # the apartments hold all 100 people of their cell; nobody lives in the office
     assert buildings.loc[100, "population_est"] == 100.0
@@ -180,8 +205,8 @@ def test_every_person_of_the_grid_is_in_the_twin(built: tuple[BuildSummary, Duck
     assert summary.totals["population"] == pytest.approx(137.0, abs=0.05 * len(zones))
 
 
-def test_each_feed_is_credited_with_its_own_counts(built: tuple[BuildSummary, DuckDBStore]) -> None:
-    _summary, store = built
+def test_each_feed_is_credited_with_its_own_counts(built: Built) -> None:
+    store = built.store
     record = store.records(CATALOG)["transit_stops"]
     assert record["rows"] == 3
     assert record["publisher"] == "City Transit; Tram Company"
@@ -201,8 +226,8 @@ def test_each_feed_is_credited_with_its_own_counts(built: tuple[BuildSummary, Du
     assert [i["source"] for i in lineage["inputs"]] == ["city_bus", "old_tram"]
 
 
-def test_an_ended_feed_is_said_loudly(built: tuple[BuildSummary, DuckDBStore]) -> None:
-    summary, store = built
+def test_an_ended_feed_is_said_loudly(built: Built) -> None:
+    summary, store = built.summary, built.store
     frequency = store.records(QUALITY)["transit_stop_frequency"]["by_source"]
     assert frequency["old_tram"]["service_period"]["status"] == "ended"
     assert frequency["city_bus"]["service_period"]["status"] == "current"
@@ -216,9 +241,38 @@ def test_an_ended_feed_is_said_loudly(built: tuple[BuildSummary, DuckDBStore]) -
 
 
 def test_the_data_folder_is_byte_identical_after_the_build(
-    built: tuple[BuildSummary, DuckDBStore], data_digests: dict[str, dict[str, str]]
+    built: Built, data_digests: dict[str, dict[str, str]]
 ) -> None:
-    _summary, store = built
+    store = built.store
     assert store.read_table("lanes")["name"].tolist() == ["Bus lane"]
     assert sorted(data_digests["before"]) == ["bus.zip", "city.osm.pbf", "grid.csv", "lanes.gml", "tram.zip"]
     assert data_digests["after"] == data_digests["before"]  # nothing added (no lanes.gfs), nothing changed
+
+
+def test_find_streets_and_places_by_part_of_their_name(built: Built) -> None:
+    found = find_by_name(built.store, "MANNERHEIM")
+    (street,) = found.matches
+    assert (street.table, street.name, street.osm_ids, street.edge_ids) == (
+        "network_edges", "Mannerheimintie", [200], ["-200_1", "200_1"],
+    )  # fmt: skip
+    # the middle of the street, 24.935–24.945 along latitude 60.169
+    assert (street.lon, street.lat) == pytest.approx((24.94, 60.169), abs=2e-6)
+    (cafe,) = find_by_name(built.store, "cafe ek").matches  # accents and case ignored
+    assert (cafe.table, cafe.name, cafe.osm_ids, cafe.osm_type) == ("pois", "Café Ekberg", [CAFE], "node")
+    assert (cafe.lon, cafe.lat) == pytest.approx((24.941, 60.172), abs=1e-6)
+    assert [m.name for m in find_by_name(built.store, "inti").matches] == ["Mannerheimintie"]
+    missing = find_by_name(built.store, "Manerheimintie")
+    assert (missing.matches, missing.suggestions) == ([], ["Mannerheimintie"])
+
+
+def test_find_on_the_command_line(built: Built, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["find", str(built.twin_dir), "aleksanterin"])
+    out = capsys.readouterr().out
+    assert "Aleksanterinkatu" in out and "-201_1 201_1" in out and "201 (way)" in out
+    with pytest.raises(SystemExit) as exit_:
+        main(["find", str(built.twin_dir), "Aleksandrinkatu"])
+    assert exit_.value.code == 1
+    assert (
+        "No street or place named like 'Aleksandrinkatu'; did you mean: Aleksanterinkatu?"
+        in capsys.readouterr().out
+    )
