@@ -64,6 +64,13 @@ def record_source_quality(
     store.put_record(QUALITY, table, record)
 
 
+def quality_parts(table: str, record: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """A record as (label, numbers): itself, or one ``table (source)`` part per source of a shared table."""
+    if not record.get("by_source"):
+        return [(table, record)]
+    return [(f"{table} ({name})", own) for name, own in record["by_source"].items()]
+
+
 def _own(record: Mapping[str, Any]) -> dict[str, Any]:
     """A single-source quality record without its table name (for ``by_source``)."""
     return {key: value for key, value in record.items() if key != "table"}

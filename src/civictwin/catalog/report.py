@@ -384,8 +384,9 @@ def _dataset_section(record: Mapping[str, Any], lineage: Mapping[str, Any] | Non
         ("Extent (WGS84)", escape(_bbox_text(record.get("bbox_wgs84")))),
     ]
     for credit in record.get("sources") or []:
+        count = int(credit["rows"])
         facts.append(("Source", escape(f"{credit['name']}: {credit['publisher']}, {credit['licence']}, "
-                                       f"{int(credit['rows']):,} rows")))  # fmt: skip
+                                       f"{count:,} {'row' if count == 1 else 'rows'}")))  # fmt: skip
     for source in source_files(record):
         facts.append(("Source file", f"<code>{escape(source['path'])}</code>"))
         facts.append(("SHA-256", f'<code class="hash">{escape(source["sha256"])}</code>'))
@@ -429,7 +430,21 @@ def quality_html(store: RecordReader) -> str:
 
 
 def _quality_section(table: str, record: Mapping[str, Any]) -> str:
+    """One table's section; a table of several sources gets one sub-section per source."""
     parts = [f'<section id="{escape(table)}"><h2>{escape(table)}</h2>']
+    if record.get("by_source"):
+        for source, own in record["by_source"].items():
+            parts.append(f"<h3>{escape(source)}</h3>")
+            parts += _quality_body(own)
+    else:
+        parts += _quality_body(record)
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _quality_body(record: Mapping[str, Any]) -> list[str]:
+    """The numbers and notes of one quality record as HTML fragments."""
+    parts: list[str] = []
     geometry = record.get("geometry") or {}
     if geometry:
         rows = [
@@ -462,8 +477,7 @@ def _quality_section(table: str, record: Mapping[str, Any]) -> str:
     notes = record.get("notes") or []
     if notes:
         parts.append("<h3>Notes</h3><ul>" + "".join(f"<li>{escape(str(n))}</li>" for n in notes) + "</ul>")
-    parts.append("</section>")
-    return "".join(parts)
+    return parts
 
 
 def _page(title: str, body: str) -> str:

@@ -23,6 +23,7 @@ from civictwin.build import BuildSummary, build_twin
 from civictwin.catalog.lineage import LINEAGE
 from civictwin.catalog.metadata import CATALOG
 from civictwin.catalog.quality import QUALITY
+from civictwin.catalog.report import catalog_html, quality_html
 from civictwin.cli import main
 from civictwin.config import load_config
 from civictwin.model.names import find_by_name
@@ -224,6 +225,11 @@ def test_each_feed_is_credited_with_its_own_counts(built: Built) -> None:
     }
     lineage = store.records(LINEAGE)["transit_stops"]
     assert [i["source"] for i in lineage["inputs"]] == ["city_bus", "old_tram"]
+    catalogue_page = catalog_html(store)
+    assert "city_bus: City Transit, CC-BY-4.0, 2 rows" in catalogue_page
+    assert "old_tram: Tram Company, ODbL-1.0, 1 row" in catalogue_page
+    section = quality_html(store).split('<section id="transit_stops">')[1].split("</section>")[0]
+    assert section.index("<h3>city_bus</h3>") < section.index("<h3>old_tram</h3>")
 
 
 def test_an_ended_feed_is_said_loudly(built: Built) -> None:
