@@ -230,6 +230,8 @@ def _list_layers(path: Path) -> list[str]:
     while True:
         try:
             info = pyogrio.read_info(path, layer=len(names), **gdal_read_options(path))
+        except pyogrio.errors.GeometryError:
+            raise
         except pyogrio.errors.DataLayerError:
             return names
         names.append(str(info["layer_name"]))
@@ -274,6 +276,8 @@ def _read_ogr(source: SourceConfig, path: Path) -> RawLayer:
     layer = _pick_layer(source, path)
     try:
         info = pyogrio.read_info(path, layer=layer, **gdal_read_options(path))
+    except pyogrio.errors.GeometryError as exc:
+        raise _read_error(exc, path) from None
     except pyogrio.errors.DataSourceError as exc:
         raise SourceError(f"cannot read: {_first_line(exc)}", path=path) from None
     fields = [str(f) for f in info["fields"]]
@@ -304,13 +308,19 @@ def _read_error(exc: Exception, path: Path, what: str = "cannot read") -> Source
             "accepts; shorten it or convert the file to GeoPackage",
             path=path,
         )
+    if isinstance(exc, pyogrio.errors.GeometryError):
+        return SourceError(
+            f"geometries that are not simple features (3D solids? use kind cityjson/citygml for 3D city "
+            f"models): {_first_line(exc)}",
+            path=path,
+        )
     return SourceError(f"{what} (truncated or corrupt?): {_first_line(exc)}", path=path)
 
 
 def _pick_layer(source: SourceConfig, path: Path) -> str:
     try:
         layers = _list_layers(path)
-    except pyogrio.errors.DataSourceError as exc:
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.GeometryError) as exc:
         raise _read_error(exc, path, "not a readable vector file") from None
     if source.layer is not None:
         if source.layer not in layers:

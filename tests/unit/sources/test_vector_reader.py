@@ -386,3 +386,24 @@ def test_a_3d_city_model_given_as_vector_names_its_kind(
     label = "CityJSON" if kind == "cityjson" else "CityGML"
     assert _error(run, path) == f'{path}: kind: a {label} 3D city model; give it as kind = "{kind}"'
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".gfs"] == []
+
+
+def test_a_gml_of_solids_is_not_called_corrupt(tmp_path: Path, run: Run) -> None:
+    (tmp_path / "data").mkdir()
+    path = tmp_path / "data" / "solids.gml"
+    path.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<ogr:FeatureCollection xmlns:ogr="http://ogr.maptools.org/" xmlns:gml="http://www.opengis.net/gml">'
+        "<gml:featureMember><ogr:block><ogr:geometryProperty><gml:Solid><gml:exterior><gml:CompositeSurface>"
+        '<gml:surfaceMember><gml:Polygon><gml:exterior><gml:LinearRing><gml:posList srsDimension="3">'
+        "0 0 0 1 0 0 1 1 0 0 0 0</gml:posList></gml:LinearRing></gml:exterior></gml:Polygon></gml:surfaceMember>"
+        "</gml:CompositeSurface></gml:exterior></gml:Solid></ogr:geometryProperty></ogr:block></gml:featureMember>"
+        "</ogr:FeatureCollection>\n",
+        encoding="utf-8",
+    )
+    message = _error(run, path, crs="EPSG:3067")
+    assert message == (
+        f"{path}: geometries that are not simple features (3D solids? use kind cityjson/citygml for 3D city "
+        "models): Geometry type is not supported: 1015"
+    )
+    assert list(path.parent.iterdir()) == [path]  # no solids.gfs
