@@ -31,8 +31,8 @@ from civictwin.build_city import (
 from civictwin.catalog.lineage import record_lineage
 from civictwin.catalog.metadata import record_derived, record_source
 from civictwin.catalog.quality import quality_highlights, record_quality, record_source_quality
-from civictwin.config import SourceKind, TwinConfig
-from civictwin.errors import AreaError
+from civictwin.config import CONFIG_FILENAME, SourceKind, TwinConfig
+from civictwin.errors import AreaError, ConfigError
 from civictwin.geometry import WGS84, reproject, utm_crs_for
 from civictwin.governance.security import record_event
 from civictwin.model.buildings import lod1_buildings
@@ -250,8 +250,14 @@ def _grid_population(
         name: store.read_frame(name) if store.has_table(name) else None
         for name in ("landuse", "green", "water")
     }
+    grid = store.read_frame(settings.grid_source)
+    if settings.grid_column not in grid.columns or settings.grid_column == grid.geometry.name:
+        available = ", ".join(str(c) for c in grid.columns if c != grid.geometry.name) or "(none)"
+        raise ConfigError(f"the grid '{settings.grid_source}' has no column '{settings.grid_column}'; "
+                          f"available: {available}", path=config.resolve(CONFIG_FILENAME),
+                          field="population.grid_column")  # fmt: skip
     placement = place_grid_population(
-        buildings, store.read_frame(settings.grid_source), column=settings.grid_column, settings=settings,
+        buildings, grid, column=settings.grid_column, settings=settings,
         area=area, unbuildable=unbuildable_land(buildings, **layers),
     )  # fmt: skip
     buildings["population_est"] = placement.residents

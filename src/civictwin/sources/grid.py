@@ -11,8 +11,9 @@ Three shapes of grid are read:
 - points at the cell centres, with ``cell_size_m``: each point becomes a square of that side, drawn in
   the file's CRS when it is projected (national grids are squares there) and in the twin's CRS when the
   file is in degrees; points without ``cell_size_m`` are an error (they would place nobody);
-- a table of H3 cell ids in ``h3_column`` (CSV or Parquet, no geometry needed): each row is that H3
-  cell's polygon; an id that is not a valid H3 cell is an error naming the row.
+- a table of H3 cell ids in ``h3_column`` (CSV or Parquet, no geometry needed; hexadecimal strings or
+  their 64-bit integers): each row is that H3 cell's polygon; an id that is not a valid H3 cell is an
+  error naming the row.
 
 Quality adds, per chosen column, the total over the cells kept (those intersecting the area, counted
 whole: cells are not cut at the boundary) under ``quality["totals"]``, and notes saying so.
@@ -94,9 +95,10 @@ def _read_h3_table(source: SourceConfig, path: Path) -> RawLayer:
         raise SourceError(f"no column '{column}'; available: {', '.join(map(str, frame.columns))}",
                           path=path, field="h3_column")  # fmt: skip
     polygons = np.empty(len(frame), dtype=object)
-    for row, cell in enumerate(frame[column].astype(str).str.strip()):
+    for row, text in enumerate(frame[column].astype(str).str.strip()):
+        cell = h3.int_to_str(int(text)) if text.isdigit() else text.lower()
         if not h3.is_valid_cell(cell):
-            raise SourceError(f"row {first_line + row}: {cell!r} is not an H3 cell id", path=path)
+            raise SourceError(f"row {first_line + row}: {text!r} is not an H3 cell id", path=path)
         polygons[row] = shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(cell)])
     attributes = frame.drop(columns=[column])
     if source.columns is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tomllib
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,8 @@ from civictwin.catalog.metadata import CATALOG
 from civictwin.catalog.quality import QUALITY
 from civictwin.catalog.report import catalog_html, quality_html
 from civictwin.cli import main
-from civictwin.config import load_config
+from civictwin.config import load_config, parse_config
+from civictwin.errors import ConfigError
 from civictwin.model.names import find_by_name
 from civictwin.store.duckdb import DuckDBStore
 
@@ -281,4 +283,17 @@ def test_find_on_the_command_line(built: Built, capsys: pytest.CaptureFixture[st
     assert (
         "No street or place named like 'Aleksandrinkatu'; did you mean: Aleksanterinkatu?"
         in capsys.readouterr().out
+    )
+
+
+def test_a_grid_column_that_is_not_there_is_one_line(built: Built) -> None:
+    settings = tomllib.loads((built.twin_dir / "twin.toml").read_text(encoding="utf-8"))
+    settings["twin"]["name"] = "First day, wrong column"
+    settings["population"]["grid_column"] = "people"
+    settings["sources"] = [s for s in settings["sources"] if s["kind"] in ("osm", "grid")]
+    with pytest.raises(ConfigError) as caught:
+        build_twin(parse_config(settings, base_dir=built.twin_dir))
+    assert caught.value.user_message() == (
+        f"{built.twin_dir / 'twin.toml'}: population.grid_column: the grid 'census' has no column 'people'; "
+        "available: population, jobs"
     )
