@@ -227,7 +227,11 @@ def _buildings(store: Store, config: TwinConfig, area: BaseGeometry, built_at: d
         notes = [f"population is an estimate (dasymetric: {1 / settings.persons_per_m2:.0f} m² of residential "
                  f"floor area per person; untyped buildings residential by the land use around them, "
                  f"{settings.mixed_use_residential_share:.0%} where no land use is mapped)"]  # fmt: skip
-    if residents is not None:
+    if residents is not None and settings.grid_source:
+        if residents.notna().any():
+            notes.append(f"residents of {int(residents.notna().sum())} building(s) in the city building layer "
+                         "not used: the population grid is authoritative")  # fmt: skip
+    elif residents is not None:
         notes += _city_residents(buildings, residents)
     _save_derived(
         store, "buildings_3d", buildings, title="3D buildings (LoD1) with population",
