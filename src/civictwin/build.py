@@ -220,7 +220,9 @@ def _buildings(store: Store, config: TwinConfig, area: BaseGeometry, built_at: d
         inputs.append("landuse")
     grid_quality: dict[str, Any] = {}
     if settings.grid_source:
-        notes, grid_quality = _grid_population(store, config, buildings, area, built_at)
+        notes, grid_quality = _grid_population(
+            store, config, buildings, area, built_at, building_inputs=inputs
+        )
         inputs.append(settings.grid_source)
     else:
         buildings["population_est"] = estimate_population(buildings, settings)
@@ -245,9 +247,13 @@ def _buildings(store: Store, config: TwinConfig, area: BaseGeometry, built_at: d
 
 
 def _grid_population(
-    store: Store, config: TwinConfig, buildings: gpd.GeoDataFrame, area: BaseGeometry, built_at: datetime
-) -> tuple[list[str], dict[str, Any]]:
-    """Residents from the population grid, everyone placed; people on open land go to ``population_land``."""
+    store: Store, config: TwinConfig, buildings: gpd.GeoDataFrame, area: BaseGeometry, built_at: datetime,
+    *, building_inputs: list[str],
+) -> tuple[list[str], dict[str, Any]]:  # fmt: skip
+    """Residents from the population grid, everyone placed; people on open land go to ``population_land``.
+
+    ``building_inputs``: the catalogued tables the buildings came from (OSM, a city layer, decisions).
+    """
     settings = config.population
     assert settings.grid_source is not None
     layers = {
@@ -273,11 +279,9 @@ def _grid_population(
     if placement.whole_cell_fallbacks:
         notes.append(f"{placement.whole_cell_fallbacks} cell(s) had no buildable land left; "
                      "their people are spread over the whole cell within the area")  # fmt: skip
-    land_inputs = [
-        settings.grid_source,
-        "buildings",
-        *[n for n, layer in layers.items() if layer is not None],
-    ]
+    land_inputs = list(dict.fromkeys([
+        settings.grid_source, *building_inputs, *[n for n, layer in layers.items() if layer is not None],
+    ]))  # fmt: skip
     _save_derived(
         store, "population_land", placement.land, title="Grid population on buildable land",
         description="People of grid cells without residential floor area, spread evenly over the cell's "

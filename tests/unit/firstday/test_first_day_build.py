@@ -201,6 +201,9 @@ def test_every_person_of_the_grid_is_in_the_twin(built: Built) -> None:
         "share_in_residential_floor_area": 0.7299, "share_on_buildable_land": 0.2701,
         "cells_on_buildable_land": 2, "cells_without_buildable_land": 0,
     }  # fmt: skip
+    land_record = store.records(CATALOG)["population_land"]
+    assert land_record["publisher"] == "Statistics office; OpenStreetMap contributors"
+    assert land_record["licence"] == "CC-BY-4.0; ODbL-1.0"
     zones = store.read_table("zones")
     # zones round each value to 0.1 person / 0.01 job; their sums keep the grid's totals
     assert zones["population"].sum() == pytest.approx(137.0, abs=0.05 * len(zones))
