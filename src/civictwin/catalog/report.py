@@ -130,7 +130,7 @@ def quality_jsonld(store: RecordReader) -> dict[str, Any]:
     used: set[str] = set()
     for table, record in store.records(QUALITY).items():
         iri = dataset_iri(twin, table)
-        measurements = list(_measurements(iri, record))
+        measurements = list(_source_measurements(iri, record))
         used.update(m["dqv:isMeasurementOf"]["@id"].removeprefix("ct:metric/") for m in measurements)
         node: dict[str, Any] = {
             "@id": iri,
@@ -231,6 +231,16 @@ def _activity(
         "ct:parameters": {"@value": lineage.get("parameters", {}), "@type": "@json"},
         "ct:toolVersions": {"@value": tools, "@type": "@json"},
     }
+
+
+def _source_measurements(iri: str, record: Mapping[str, Any]) -> Iterable[dict[str, Any]]:
+    """A record's measurements; for a table of several sources each one's, marked ``ct:source``."""
+    if not record.get("by_source"):
+        yield from _measurements(iri, record)
+        return
+    for source, own in record["by_source"].items():
+        for measurement in _measurements(iri, own):
+            yield {**measurement, "ct:source": source}
 
 
 def _measurements(iri: str, record: Mapping[str, Any]) -> Iterable[dict[str, Any]]:

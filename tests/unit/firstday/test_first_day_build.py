@@ -24,7 +24,7 @@ from civictwin.build import BuildSummary, build_twin
 from civictwin.catalog.lineage import LINEAGE
 from civictwin.catalog.metadata import CATALOG
 from civictwin.catalog.quality import QUALITY
-from civictwin.catalog.report import catalog_html, quality_html
+from civictwin.catalog.report import catalog_html, quality_html, quality_jsonld
 from civictwin.cli import main
 from civictwin.config import load_config, parse_config
 from civictwin.errors import ConfigError
@@ -233,6 +233,10 @@ def test_each_feed_is_credited_with_its_own_counts(built: Built) -> None:
     catalogue_page = catalog_html(store)
     assert "city_bus: City Transit, CC-BY-4.0, 2 rows" in catalogue_page
     assert "old_tram: Tram Company, ODbL-1.0, 1 row" in catalogue_page
+    (stops_node,) = [n for n in quality_jsonld(store)["@graph"] if n.get("dct:identifier") == "transit_stops"]
+    kept = {m["ct:source"]: m["dqv:value"]["@value"] for m in stops_node["dqv:hasQualityMeasurement"]
+            if m["dqv:isMeasurementOf"]["@id"] == "ct:metric/kept"}  # fmt: skip
+    assert kept == {"city_bus": 2, "old_tram": 1}
     section = quality_html(store).split('<section id="transit_stops">')[1].split("</section>")[0]
     assert section.index("<h3>city_bus</h3>") < section.index("<h3>old_tram</h3>")
 
