@@ -11,7 +11,7 @@ from shapely.geometry.base import BaseGeometry
 
 from civictwin.config import TwinConfig
 from civictwin.errors import AreaError
-from civictwin.geometry import WGS84
+from civictwin.geometry import WGS84, gdal_read_options
 
 
 def resolve_area(config: TwinConfig) -> BaseGeometry:
@@ -32,7 +32,7 @@ def _polygons(
     if not path.is_file():
         raise AreaError("file not found", path=path, field=label)
     try:
-        frame = gpd.read_file(path, layer=layer)
+        frame = gpd.read_file(path, layer=layer, **gdal_read_options(path))
     except (DataSourceError, ValueError, OSError) as exc:
         raise AreaError(f"cannot read polygon file ({exc})", path=path, field=label) from None
     if frame.crs is None:

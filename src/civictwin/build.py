@@ -30,9 +30,9 @@ from civictwin.build_city import (
 )
 from civictwin.catalog.lineage import record_lineage
 from civictwin.catalog.metadata import record_derived, record_source
-from civictwin.catalog.quality import quality_highlights, record_quality
-from civictwin.config import TwinConfig
-from civictwin.errors import AreaError
+from civictwin.catalog.quality import quality_highlights, record_quality, record_source_quality
+from civictwin.config import CONFIG_FILENAME, SourceKind, TwinConfig
+from civictwin.errors import AreaError, ConfigError
 from civictwin.geometry import WGS84, reproject, utm_crs_for
 from civictwin.governance.security import record_event
 from civictwin.model.buildings import lod1_buildings
@@ -40,9 +40,9 @@ from civictwin.model.network import build_network
 from civictwin.model.population import (
     estimate_population,
     landuse_of,
-    population_from_grid,
+    place_grid_population,
     residential_floor_area,
-    unplaced_population,
+    unbuildable_land,
 )
 from civictwin.model.transit import UNSNAPPED, snap_stops
 from civictwin.model.zones import h3_zones, polygon_zones, summarise_zones
@@ -83,14 +83,20 @@ def build_twin(config: TwinConfig, *, on_step: StepCallback | None = None) -> Bu
                              "area_wgs84": area_wgs84.wkt, "built_at": started_at.isoformat()}
         )  # fmt: skip
         ctx = BuildContext(config=config, store=store, area_wgs84=area_wgs84, area=area, crs=crs)
+        written_by: dict[str, list[str]] = {}  # table → the sources that wrote it, in order
         for source in config.sources:
             step(f"reading {source.name} ({source.kind.value})")
             result = reader_for(source.kind)(source, ctx)
-            record_source(store, result, ingested_at=datetime.now(UTC))
+            record_source(store, result, ingested_at=datetime.now(UTC), shared_tables=set(written_by))
             for layer in result.layers:
-                record_quality(store, layer.table, layer.quality, layer.notes)
-                record_lineage(store, layer.table, inputs=[source.name], step=f"ingest {source.kind.value}",
-                               parameters={"source": source.name, "area_wgs84": area_wgs84.wkt, "crs": crs})  # fmt: skip
+                earlier = written_by.setdefault(layer.table, [])
+                record_source_quality(store, layer.table, layer.quality, layer.notes, source=source.name,
+                                      earlier=list(earlier))  # fmt: skip
+                earlier.append(source.name)
+                record_lineage(store, layer.table, inputs=list(earlier), step=f"ingest {source.kind.value}",
+                               parameters={"sources": earlier, "area_wgs84": area_wgs84.wkt, "crs": crs}
+                               if len(earlier) > 1 else
+                               {"source": source.name, "area_wgs84": area_wgs84.wkt, "crs": crs})  # fmt: skip
         _check_area_hit(store, area_wgs84)
         _derive_model(store, config, area_wgs84, datetime.now(UTC), step)
         tables = {t.name: t.rows for t in store.tables()}
@@ -133,13 +139,14 @@ def _derive_model(
     if store.has_table("roads"):
         _network(store, config, built_at)
     step("deriving 3D buildings and population")
+    area = reproject(np.array([area_wgs84], dtype=object), WGS84, store.crs)[0]
     if store.has_table("buildings") or has_city_buildings(config):
-        _buildings(store, config, built_at)
+        _buildings(store, config, area, built_at)
     step("snapping transit stops")
     if store.has_table("transit_stops") and store.has_table("network_edges"):
         _transit(store, built_at)
     step("summarising analysis zones")
-    _zones(store, config, area_wgs84, built_at)
+    _zones(store, config, area_wgs84, area, built_at)
 
 
 def _save_derived(
@@ -190,7 +197,7 @@ def _record_decisions(store: Store, table: str, inputs: list[str], built_at: dat
     record_quality(store, table, {}, [])
 
 
-def _buildings(store: Store, config: TwinConfig, built_at: datetime) -> None:
+def _buildings(store: Store, config: TwinConfig, area: BaseGeometry, built_at: datetime) -> None:
     osm = (
         lod1_buildings(store.read_frame("buildings"), config.buildings)
         if store.has_table("buildings")
@@ -211,19 +218,22 @@ def _buildings(store: Store, config: TwinConfig, built_at: datetime) -> None:
     if store.has_table("landuse"):
         buildings["landuse"] = landuse_of(buildings, store.read_frame("landuse"))
         inputs.append("landuse")
+    grid_quality: dict[str, Any] = {}
     if settings.grid_source:
-        grid = store.read_frame(settings.grid_source)
-        buildings["population_est"] = population_from_grid(buildings, grid, settings.grid_column, settings)
-        unplaced = unplaced_population(buildings, grid, settings.grid_column)
-        notes = [f"population from the grid '{settings.grid_source}' spread over residential floor area; "
-                 f"{unplaced:.0f} people sit in cells without buildings and are not placed"]  # fmt: skip
+        notes, grid_quality = _grid_population(
+            store, config, buildings, area, built_at, building_inputs=inputs
+        )
         inputs.append(settings.grid_source)
     else:
         buildings["population_est"] = estimate_population(buildings, settings)
         notes = [f"population is an estimate (dasymetric: {1 / settings.persons_per_m2:.0f} m² of residential "
                  f"floor area per person; untyped buildings residential by the land use around them, "
                  f"{settings.mixed_use_residential_share:.0%} where no land use is mapped)"]  # fmt: skip
-    if residents is not None:
+    if residents is not None and settings.grid_source:
+        if residents.notna().any():
+            notes.append(f"residents of {int(residents.notna().sum())} building(s) in the city building layer "
+                         "not used: the population grid is authoritative")  # fmt: skip
+    elif residents is not None:
         notes += _city_residents(buildings, residents)
     _save_derived(
         store, "buildings_3d", buildings, title="3D buildings (LoD1) with population",
@@ -231,9 +241,56 @@ def _buildings(store: Store, config: TwinConfig, built_at: datetime) -> None:
         step="model.buildings.lod1_buildings + model.population",
         parameters={**config.buildings.model_dump(), **settings.model_dump(), **(city.parameters if city else {})},
         quality={"population_total": round(float(buildings["population_est"].sum()), 1),
-                 **(city.quality if city else {})},
+                 **grid_quality, **(city.quality if city else {})},
         notes=[*notes, *(city.notes if city else []), *terrain_notes], built_at=built_at,
     )  # fmt: skip
+
+
+def _grid_population(
+    store: Store, config: TwinConfig, buildings: gpd.GeoDataFrame, area: BaseGeometry, built_at: datetime,
+    *, building_inputs: list[str],
+) -> tuple[list[str], dict[str, Any]]:  # fmt: skip
+    """Residents from the population grid, everyone placed; people on open land go to ``population_land``.
+
+    ``building_inputs``: the catalogued tables the buildings came from (OSM, a city layer, decisions).
+    """
+    settings = config.population
+    assert settings.grid_source is not None
+    layers = {
+        name: store.read_frame(name) if store.has_table(name) else None
+        for name in ("landuse", "green", "water")
+    }
+    grid = store.read_frame(settings.grid_source)
+    if settings.grid_column not in grid.columns or settings.grid_column == grid.geometry.name:
+        available = ", ".join(str(c) for c in grid.columns if c != grid.geometry.name) or "(none)"
+        raise ConfigError(f"the grid '{settings.grid_source}' has no column '{settings.grid_column}'; "
+                          f"available: {available}", path=config.resolve(CONFIG_FILENAME),
+                          field="population.grid_column")  # fmt: skip
+    placement = place_grid_population(
+        buildings, grid, column=settings.grid_column, settings=settings,
+        area=area, unbuildable=unbuildable_land(buildings, **layers),
+    )  # fmt: skip
+    buildings["population_est"] = placement.residents
+    quality = placement.quality()
+    notes = [f"population from the grid '{settings.grid_source}': all {quality['total']:,.0f} people placed, "
+             f"{quality['share_in_residential_floor_area']:.1%} in residential floor area, "
+             f"{quality['share_on_buildable_land']:.1%} on the buildable land of "
+             f"{quality['cells_on_buildable_land']} cell(s) without homes (table population_land)"]  # fmt: skip
+    if placement.whole_cell_fallbacks:
+        notes.append(f"{placement.whole_cell_fallbacks} cell(s) had no buildable land left; "
+                     "their people are spread over the whole cell within the area")  # fmt: skip
+    land_inputs = list(dict.fromkeys([
+        settings.grid_source, *building_inputs, *[n for n, layer in layers.items() if layer is not None],
+    ]))  # fmt: skip
+    _save_derived(
+        store, "population_land", placement.land, title="Grid population on buildable land",
+        description="People of grid cells without residential floor area, spread evenly over the cell's "
+        "buildable land (within the area, less water, green, non-residential land use and buildings).",
+        inputs=land_inputs, step="model.population.place_grid_population",
+        parameters={"grid_column": settings.grid_column}, quality={"population_grid": quality},
+        notes=notes[1:], built_at=built_at,
+    )  # fmt: skip
+    return notes, {"population_grid": quality}
 
 
 def _city_residents(buildings: gpd.GeoDataFrame, given: pd.Series) -> list[str]:
@@ -254,7 +311,9 @@ def _transit(store: Store, built_at: datetime) -> None:
     )  # fmt: skip
 
 
-def _zones(store: Store, config: TwinConfig, area_wgs84: BaseGeometry, built_at: datetime) -> None:
+def _zones(
+    store: Store, config: TwinConfig, area_wgs84: BaseGeometry, area: BaseGeometry, built_at: datetime
+) -> None:
     zones_cfg = config.zones
     if zones_cfg.kind == "polygons":
         assert zones_cfg.source is not None
@@ -266,6 +325,7 @@ def _zones(store: Store, config: TwinConfig, area_wgs84: BaseGeometry, built_at:
     has = {name: store.has_table(name) for name in ("buildings_3d", "pois", "green", "transit_stops")}
     buildings = store.read_frame("buildings_3d") if has["buildings_3d"] else None
     stops, peak = _stops_with_peak(store) if has["transit_stops"] else (None, None)
+    grid_values = _grid_values(store, config, area)
     summary = summarise_zones(
         zones,
         buildings=buildings,
@@ -276,8 +336,10 @@ def _zones(store: Store, config: TwinConfig, area_wgs84: BaseGeometry, built_at:
         green=store.read_frame("green") if has["green"] else None,
         stops=stops,
         stop_peak_departures=peak,
+        population_land=store.read_frame("population_land") if store.has_table("population_land") else None,
+        grid_values=grid_values,
     )
-    inputs += [name for name, present in has.items() if present]
+    inputs += [name for name, present in has.items() if present] + list(grid_values)
     if store.has_table("transit_stop_frequency"):
         inputs.append("transit_stop_frequency")
     _save_derived(
@@ -286,6 +348,22 @@ def _zones(store: Store, config: TwinConfig, area_wgs84: BaseGeometry, built_at:
         inputs=inputs, step="model.zones.summarise_zones", parameters=zones_cfg.model_dump(),
         quality={"zones": len(summary)}, notes=[], built_at=built_at,
     )  # fmt: skip
+
+
+def _grid_values(store: Store, config: TwinConfig, area: BaseGeometry) -> dict[str, gpd.GeoDataFrame]:
+    """Per grid source, its cells within the area with every numeric column but the population one."""
+    found: dict[str, gpd.GeoDataFrame] = {}
+    for source in config.sources:
+        if source.kind != SourceKind.GRID or not store.has_table(source.name):
+            continue
+        cells = store.read_frame(source.name)
+        skip = {config.population.grid_column} if source.name == config.population.grid_source else set()
+        columns = [c for c in cells.columns if c != cells.geometry.name and c not in skip
+                   and pd.api.types.is_numeric_dtype(cells[c])]  # fmt: skip
+        if columns:
+            clipped = cells.geometry.intersection(area)
+            found[source.name] = gpd.GeoDataFrame(cells[columns], geometry=clipped.to_numpy(), crs=cells.crs)
+    return found
 
 
 def _stops_with_peak(store: Store) -> tuple[gpd.GeoDataFrame, pd.Series]:

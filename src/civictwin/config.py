@@ -192,9 +192,18 @@ class SourceConfig(_Strict):
     y: str | None = Field(default=None, description="CSV column with latitude/northing")
     wkt: str | None = Field(default=None, description="CSV column with WKT geometry")
     clip: bool = True
+    cell_size_m: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="Grid of cell-centre points: the side of each square cell (m)"
+    )
+    h3_column: str | None = Field(default=None, description="Grid keyed by H3 cell ids in this column")
 
     @model_validator(mode="after")
     def _options_fit_kind(self) -> SourceConfig:
+        grid_only = sorted(k for k in ("cell_size_m", "h3_column") if getattr(self, k) is not None)
+        if grid_only and self.kind != SourceKind.GRID:
+            raise ValueError(f"option(s) {', '.join(grid_only)} apply only to kind 'grid'")
+        if self.h3_column is not None and (self.cell_size_m is not None or self.wkt is not None or self.x):
+            raise ValueError("`h3_column` gives the cells; do not combine it with cell_size_m, wkt or x/y")
         vector_like = {SourceKind.GRID, SourceKind.VECTOR}
         tabular = {"layer", "columns", "crs", "x", "y", "wkt"}
         if self.kind in _DECLARES_CRS_ONLY:

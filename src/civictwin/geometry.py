@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -46,6 +47,18 @@ class GeometryReport:
             "outside_area": self.outside_area,
             "kept": self.kept,
         }
+
+
+_GML_SUFFIXES = frozenset({".gml", ".xml"})
+
+
+def gdal_read_options(path: Path) -> dict[str, str]:
+    """GDAL open options that keep reading ``path`` from writing beside it.
+
+    GDAL's GML driver saves a ``.gfs`` schema file next to the GML it opens unless told
+    ``WRITE_GFS=NO``; a twin never writes into the user's data folders.
+    """
+    return {"WRITE_GFS": "NO"} if path.suffix.lower() in _GML_SUFFIXES else {}
 
 
 def utm_crs_for(lon: float, lat: float) -> str:

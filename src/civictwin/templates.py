@@ -30,8 +30,8 @@ resolution = 9       # H3 resolution (9: cells of about 0.1 km²)
 persons_per_m2 = 0.025
 # Share of an untyped building's floor area counted as residential where no OSM land use says otherwise.
 mixed_use_residential_share = 0.5
-# grid_source = "population"   # a source of kind "grid" with observed population
-# grid_column = "population"
+# grid_source = "population"   # a source of kind "grid" with observed population: everyone is placed,
+# grid_column = "population"   # in homes, else on the cell's buildable land (docs/methods-population.md)
 
 [buildings]
 storey_height_m = 3.0
@@ -62,7 +62,9 @@ access = "public"
 # kind = "grid"
 # path = "population_grid.gpkg"
 # layer = "grid"                 # for multi-layer files
-# columns = ["population"]
+# cell_size_m = 250              # when the cells are points at their centres: the side of a cell
+# h3_column = "h3"               # or: a CSV of H3 cell ids and values, no geometry needed
+# columns = ["population"]       # default: every numeric column (each reaches the zones)
 # licence = "CC-BY-4.0"
 # publisher = "Statistics office"
 # steward = "Statistics department"

@@ -15,7 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from civictwin.catalog.metadata import CATALOG, sha256_of
+from civictwin.catalog.metadata import CATALOG, sha256_of, source_files
 from civictwin.errors import StoreError
 from civictwin.store.base import Store
 
@@ -89,14 +89,14 @@ def _resolve(store: Store, table: str, name: str) -> dict[str, Any]:
     if name != table and (name in catalogue or store.has_table(name)):
         return {"type": "table", "table": name}
     for entry in catalogue.values():
-        source = entry.get("source")
-        if source and name in (source["name"], source["path"]):
-            return {
-                "type": "file",
-                "source": source["name"],
-                "path": source["path"],
-                "sha256": source["sha256"],
-            }
+        for source in source_files(entry):
+            if name in (source["name"], source["path"]):
+                return {
+                    "type": "file",
+                    "source": source["name"],
+                    "path": source["path"],
+                    "sha256": source["sha256"],
+                }
     path = Path(name)
     if path.exists():
         return {"type": "file", "source": None, "path": str(path), "sha256": sha256_of(path)}

@@ -8,7 +8,7 @@ rights, spatial extent, issue time); :mod:`civictwin.catalog.report` maps them t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -57,11 +57,16 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def record_source(store: Store, result: IngestResult, *, ingested_at: datetime) -> None:
+def record_source(
+    store: Store, result: IngestResult, *, ingested_at: datetime, shared_tables: Collection[str] = ()
+) -> None:
     """Write a ``catalog/<table>`` record for every layer one source contributed.
 
     The source file (or directory) is checksummed once; row counts come from the reader, the WGS84
-    extent and CRS from the store.
+    extent and CRS from the store. A table in ``shared_tables`` already holds the rows of earlier
+    sources of this build (two GTFS feeds): its record then credits every source — publishers,
+    stewards and licences combined, the most restrictive access, ``sources`` listing each source with
+    its file, checksum, publisher, licence and rows — and ``rows`` counts the whole table.
     """
     source = result.source
     checksum = sha256_of(result.path)
@@ -81,7 +86,34 @@ def record_source(store: Store, result: IngestResult, *, ingested_at: datetime) 
             "bbox_wgs84": _bbox(store, layer.table),
             "crs": store.crs,
         }
+        if layer.table in shared_tables:
+            record = _credit_all(store.records(CATALOG)[layer.table], record, _row_count(store, layer.table))
         store.put_record(CATALOG, layer.table, record)
+
+
+def _credit_all(earlier: dict[str, Any], latest: dict[str, Any], rows: int) -> dict[str, Any]:
+    """One record for a table several sources wrote: each credited in ``sources``, ``rows`` in total."""
+    credits = [*(earlier.get("sources") or [_credit(earlier)]), _credit(latest)]
+    merged = {key: value for key, value in latest.items() if key != "source"}
+    for key in ("publisher", "steward", "licence"):
+        merged[key] = combine(credit[key] for credit in credits)
+    merged["access"] = most_restrictive(credit["access"] for credit in credits)
+    merged["rows"] = rows
+    merged["sources"] = credits
+    return merged
+
+
+def _credit(record: dict[str, Any]) -> dict[str, Any]:
+    """What one source gave a table: its file and checksum, governance metadata and row count."""
+    keys = ("publisher", "steward", "licence", "access", "rows")
+    return {**record["source"], **{key: record[key] for key in keys}}
+
+
+def source_files(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The source files (``name``, ``path``, ``sha256``) of a catalogue record: one, several or none."""
+    if record.get("sources"):
+        return [{k: credit[k] for k in ("name", "path", "sha256")} for credit in record["sources"]]
+    return [dict(record["source"])] if record.get("source") else []
 
 
 def record_derived(

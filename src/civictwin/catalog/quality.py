@@ -42,6 +42,40 @@ def record_quality(store: Store, table: str, quality: dict[str, Any], notes: lis
     store.put_record(QUALITY, table, record)
 
 
+def record_source_quality(
+    store: Store, table: str, quality: dict[str, Any], notes: list[str], *, source: str, earlier: list[str]
+) -> None:
+    """Write the quality of ``table`` as given by ``source``, keeping what ``earlier`` sources gave it.
+
+    With no earlier source this is :func:`record_quality`. A table several sources wrote (two GTFS
+    feeds) gets ``by_source``: each source's own numbers and notes, and ``notes`` naming the source.
+    """
+    if not earlier:
+        record_quality(store, table, quality, notes)
+        return
+    previous = store.records(QUALITY).get(table, {})
+    by_source: dict[str, Any] = dict(previous.get("by_source") or {earlier[0]: _own(previous)})
+    by_source[source] = {**json.loads(json.dumps(quality, default=str)), "notes": list(notes)}
+    record: dict[str, Any] = {
+        "table": table,
+        "by_source": by_source,
+        "notes": [f"{name}: {note}" for name, own in by_source.items() for note in own.get("notes", [])],
+    }
+    store.put_record(QUALITY, table, record)
+
+
+def quality_parts(table: str, record: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """A record as (label, numbers): itself, or one ``table (source)`` part per source of a shared table."""
+    if not record.get("by_source"):
+        return [(table, record)]
+    return [(f"{table} ({name})", own) for name, own in record["by_source"].items()]
+
+
+def _own(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A single-source quality record without its table name (for ``by_source``)."""
+    return {key: value for key, value in record.items() if key != "table"}
+
+
 def _height_sources(store: Store, table: str) -> dict[str, int] | None:
     """Rows per ``height_source`` value, or None when the table has no such column."""
     info = next((t for t in store.tables() if t.name == table), None)
@@ -59,9 +93,18 @@ def quality_highlights(store: RecordReader) -> list[str]:
     """
     findings: dict[str, list[str]] = {}
     for table, record in store.records(QUALITY).items():
-        for message in table_findings(record):
+        for message in _findings_of(record):
             findings.setdefault(message, []).append(table)
     return [f"{', '.join(tables)}: {message}" for message, tables in findings.items()]
+
+
+def _findings_of(record: Mapping[str, Any]) -> list[str]:
+    """Findings of a record; for a table of several sources, each source's own, named."""
+    if not record.get("by_source"):
+        return table_findings(record)
+    return [
+        f"{name}: {message}" for name, own in record["by_source"].items() for message in table_findings(own)
+    ]
 
 
 def table_findings(record: Mapping[str, Any]) -> list[str]:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from civictwin.catalog.lineage import LINEAGE
-from civictwin.catalog.metadata import CATALOG, combine
+from civictwin.catalog.metadata import CATALOG, combine, source_files
 from civictwin.catalog.quality import HEIGHT_SOURCE, QUALITY, percent, quality_highlights
 from civictwin.config import slug
 from civictwin.store.base import RecordReader
@@ -130,7 +130,7 @@ def quality_jsonld(store: RecordReader) -> dict[str, Any]:
     used: set[str] = set()
     for table, record in store.records(QUALITY).items():
         iri = dataset_iri(twin, table)
-        measurements = list(_measurements(iri, record))
+        measurements = list(_source_measurements(iri, record))
         used.update(m["dqv:isMeasurementOf"]["@id"].removeprefix("ct:metric/") for m in measurements)
         node: dict[str, Any] = {
             "@id": iri,
@@ -190,8 +190,8 @@ def _inputs(twin: str, record: Mapping[str, Any], lineage: Mapping[str, Any] | N
     """Input datasets and files: from lineage when recorded, else from the catalogue record."""
     if lineage is not None:
         entries: Iterable[Mapping[str, Any]] = lineage["inputs"]
-    elif record.get("source"):
-        entries = [{"type": "file", **record["source"]}]
+    elif source_files(record):
+        entries = [{"type": "file", **source} for source in source_files(record)]
     else:
         entries = [{"type": "table", "table": name} for name in record.get("inputs", [])]
     return [
@@ -231,6 +231,16 @@ def _activity(
         "ct:parameters": {"@value": lineage.get("parameters", {}), "@type": "@json"},
         "ct:toolVersions": {"@value": tools, "@type": "@json"},
     }
+
+
+def _source_measurements(iri: str, record: Mapping[str, Any]) -> Iterable[dict[str, Any]]:
+    """A record's measurements; for a table of several sources each one's, marked ``ct:source``."""
+    if not record.get("by_source"):
+        yield from _measurements(iri, record)
+        return
+    for source, own in record["by_source"].items():
+        for measurement in _measurements(iri, own):
+            yield {**measurement, "ct:source": source}
 
 
 def _measurements(iri: str, record: Mapping[str, Any]) -> Iterable[dict[str, Any]]:
@@ -383,8 +393,11 @@ def _dataset_section(record: Mapping[str, Any], lineage: Mapping[str, Any] | Non
         ("Storage CRS", escape(record["crs"])),
         ("Extent (WGS84)", escape(_bbox_text(record.get("bbox_wgs84")))),
     ]
-    source = record.get("source")
-    if source:
+    for credit in record.get("sources") or []:
+        count = int(credit["rows"])
+        facts.append(("Source", escape(f"{credit['name']}: {credit['publisher']}, {credit['licence']}, "
+                                       f"{count:,} {'row' if count == 1 else 'rows'}")))  # fmt: skip
+    for source in source_files(record):
         facts.append(("Source file", f"<code>{escape(source['path'])}</code>"))
         facts.append(("SHA-256", f'<code class="hash">{escape(source["sha256"])}</code>'))
     if record.get("inputs"):
@@ -427,7 +440,21 @@ def quality_html(store: RecordReader) -> str:
 
 
 def _quality_section(table: str, record: Mapping[str, Any]) -> str:
+    """One table's section; a table of several sources gets one sub-section per source."""
     parts = [f'<section id="{escape(table)}"><h2>{escape(table)}</h2>']
+    if record.get("by_source"):
+        for source, own in record["by_source"].items():
+            parts.append(f"<h3>{escape(source)}</h3>")
+            parts += _quality_body(own)
+    else:
+        parts += _quality_body(record)
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _quality_body(record: Mapping[str, Any]) -> list[str]:
+    """The numbers and notes of one quality record as HTML fragments."""
+    parts: list[str] = []
     geometry = record.get("geometry") or {}
     if geometry:
         rows = [
@@ -460,8 +487,7 @@ def _quality_section(table: str, record: Mapping[str, Any]) -> str:
     notes = record.get("notes") or []
     if notes:
         parts.append("<h3>Notes</h3><ul>" + "".join(f"<li>{escape(str(n))}</li>" for n in notes) + "</ul>")
-    parts.append("</section>")
-    return "".join(parts)
+    return parts
 
 
 def _page(title: str, body: str) -> str:

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from civictwin.catalog.metadata import CATALOG
 from civictwin.catalog.observations import CombinedRecords
-from civictwin.catalog.quality import QUALITY, quality_highlights
+from civictwin.catalog.quality import QUALITY, quality_highlights, quality_parts
 from civictwin.catalog.report import catalog_html, catalog_jsonld, quality_html, quality_jsonld
 from civictwin.cli import app, console
 from civictwin.config import load_config
@@ -97,12 +97,13 @@ def quality(twin_dir: Path = TWIN_DIR, json_ld: Path | None = JSON_LD, html: Pat
             table.add_column(
                 column, justify="left" if column == "table" else "right", no_wrap=column == "table"
             )
-        for name, record in store.records(QUALITY).items():
-            geometry = record.get("geometry") or {}
-            counts = ("kept", "outside_area", "invalid_geometry", "repaired_geometry", "dropped_unrepairable")
-            table.add_row(
-                name, *(_count(geometry.get(key)) for key in counts), _count(record.get("duplicates"))
-            )
+        counts = ("kept", "outside_area", "invalid_geometry", "repaired_geometry", "dropped_unrepairable")
+        for table_name, whole in store.records(QUALITY).items():
+            for name, record in quality_parts(table_name, whole):
+                geometry = record.get("geometry") or {}
+                table.add_row(
+                    name, *(_count(geometry.get(key)) for key in counts), _count(record.get("duplicates"))
+                )
         console.print(table)
         highlights = quality_highlights(store)
         if highlights:

@@ -1,4 +1,4 @@
-"""Twin commands: ``init``, ``build``, ``demo`` and ``layers``."""
+"""Twin commands: ``init``, ``build``, ``demo``, ``layers`` and ``find``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from civictwin.build import BuildSummary, build_twin
 from civictwin.cli import app, console
 from civictwin.config import CONFIG_FILENAME, load_config
 from civictwin.errors import ConfigError
+from civictwin.model.names import NameSearch, find_by_name
 from civictwin.store.duckdb import DuckDBStore
 from civictwin.templates import twin_template
 
@@ -125,5 +126,32 @@ def print_summary(summary: BuildSummary) -> None:
     if summary.highlights:
         console.print("Quality highlights", style="bold")
         for line in summary.highlights:
-            console.print(f"  • {line}", highlight=False)
+            console.print(f"  • {line}", highlight=False, style="bold yellow" if "warning:" in line else None)
     console.print(Text.assemble("Store: ", (str(summary.store_path), "bold")))
+
+
+@app.command()
+def find(
+    twin_dir: Path = typer.Argument(..., help="Directory holding twin.toml."),
+    name: str = typer.Argument(..., help="Part of a street or place name (case and accents ignored)."),
+) -> None:
+    """Find streets and places by (part of) their name: edge ids, OSM ids and where they are."""
+    with DuckDBStore.open(load_config(twin_dir).store_path) as store:
+        print_search(find_by_name(store, name))
+
+
+def print_search(search: NameSearch) -> None:
+    """Matches as a table (streets with their edge ids), or the closest names when none matched."""
+    if not search.matches:
+        hint = f"; did you mean: {', '.join(search.suggestions)}?" if search.suggestions else ""
+        console.print(f"No street or place named like '{search.query}'{hint}", highlight=False)
+        raise typer.Exit(1)
+    table = Table(title=f"Names containing '{search.query}'")
+    for column in ("layer", "name", "OSM ids", "edge ids", "lon, lat"):
+        table.add_column(column)
+    for match in search.matches:
+        osm = ", ".join(str(i) for i in match.osm_ids) + (f" ({match.osm_type})" if match.osm_type else "")
+        table.add_row(
+            match.table, match.name, osm, " ".join(match.edge_ids) or "—", f"{match.lon}, {match.lat}"
+        )
+    console.print(table)

@@ -43,6 +43,10 @@ def data_versions(catalog: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[st
             entry["source"] = source.get("name")
             entry["path"] = source.get("path")
             entry["sha256"] = source.get("sha256")
+        if record.get("sources"):
+            entry["sources"] = [
+                {k: c.get(k) for k in ("name", "path", "sha256", "rows")} for c in record["sources"]
+            ]
         if record.get("inputs"):
             entry["derived_from"] = list(record["inputs"])
         versions[table] = entry

@@ -3,6 +3,9 @@
 Zones are H3 cells covering the area (every cell that overlaps it) at a configurable resolution, or
 the user's own polygons. Buildings, POIs and stops count in the zone holding their centroid; green
 area is the overlap of the green polygons with each zone, where green polygons overlap counted once.
+With a population grid, people the grid put on buildable land (no homes in their cell) and every other
+numeric column of a grid source (as ``<source>_<column>``) reach the zones by area: a zone gets a polygon's value times
+the share of the polygon's area inside it.
 """
 
 from __future__ import annotations
@@ -67,8 +70,15 @@ def summarise_zones(
     green: gpd.GeoDataFrame | None,
     stops: gpd.GeoDataFrame | None,
     stop_peak_departures: pd.Series | None,
+    population_land: gpd.GeoDataFrame | None = None,
+    grid_values: dict[str, gpd.GeoDataFrame] | None = None,
 ) -> gpd.GeoDataFrame:
-    """Zones with population, jobs proxy, POI counts per category, green area and transit service."""
+    """Zones with population, jobs proxy, POI counts per category, green area and transit service.
+
+    ``population_land``: polygons with a ``population`` column (people on open land) added to the
+    zones' population by area; ``grid_values``: per grid source, cells whose numeric columns become
+    ``<source>_<column>``.
+    """
     out = zones.reset_index(drop=True).copy()
     out["area_m2"] = out.geometry.area.round(1)
     if buildings is not None and residential_floor_m2 is not None:
@@ -96,8 +106,34 @@ def summarise_zones(
     else:
         out["transit_stops"] = 0
         out["transit_departures_peak_hour"] = 0
+    if population_land is not None and len(population_land):
+        out["population"] = (
+            out["population"] + areal_sums(out, population_land[["population", "geometry"]])["population"]
+        )
+    for source, cells in (grid_values or {}).items():
+        for column, values in areal_sums(out, cells).items():
+            out[f"{source}_{column}"] = values.round(2)
     out["population"] = out["population"].astype(float).round(1)
     return out
+
+
+def areal_sums(zones: gpd.GeoDataFrame, polygons: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Each numeric column of ``polygons`` summed per zone, weighted by the share of area inside it.
+
+    A polygon of no area (a line, a point) counts whole in the zone it touches first.
+    """
+    columns = [c for c in polygons.columns if c != polygons.geometry.name]
+    values = polygons[columns].astype("float64").fillna(0.0).to_numpy()
+    geoms = polygons.geometry.to_numpy()
+    zone_geoms = zones.geometry.to_numpy()
+    poly_idx, zone_idx = shapely.STRtree(zone_geoms).query(geoms, predicate="intersects")
+    areas = shapely.area(geoms)[poly_idx]
+    pieces = shapely.area(shapely.intersection(geoms[poly_idx], zone_geoms[zone_idx]))
+    first = ~pd.Series(poly_idx).duplicated().to_numpy()
+    weight = np.where(areas > 0, pieces / np.where(areas > 0, areas, 1.0), first.astype(float))
+    sums = np.zeros((len(zones), len(columns)))
+    np.add.at(sums, zone_idx, values[poly_idx] * weight[:, None])
+    return pd.DataFrame(sums, index=zones.index, columns=columns)
 
 
 def _green_area(zones: gpd.GeoDataFrame, green: gpd.GeoDataFrame | None) -> pd.Series:

@@ -18,7 +18,7 @@ from shapely.errors import GEOSException
 from shapely.geometry.base import BaseGeometry
 
 from civictwin.errors import ScenarioError
-from civictwin.geometry import WGS84, reproject
+from civictwin.geometry import WGS84, gdal_read_options, reproject
 from civictwin.scenarios.spec import BuildingSelection, Scenario, StreetSelection, intervention_label
 
 
@@ -174,7 +174,7 @@ def _polygon_from_file(path: Path, crs: str) -> BaseGeometry:
     if not path.is_file():
         raise ScenarioError(f"polygon file {path} not found (nor is the value WKT)", field="polygon")
     try:
-        frame = gpd.read_file(path)
+        frame = gpd.read_file(path, **gdal_read_options(path))
     except Exception as exc:  # pyogrio raises several types for unreadable files
         raise ScenarioError(f"cannot read polygon file {path}: {exc}", field="polygon") from None
     if frame.empty:

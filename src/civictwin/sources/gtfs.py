@@ -31,6 +31,11 @@ a stop: every stop of a trip except its last. Headway-based trips run at ``start
 ``start_time + headway`` ... while before ``end_time``, with the stop offsets of their stop_times.
 Stops without times between two timed stops get times interpolated by stop sequence (for the
 frequency count only; the stored stop_times keep the file's values).
+
+A feed whose service period (first to last day any service of the area's trips runs) ended before
+the build day, or starts after it, is said loudly: the quality record of ``transit_stop_frequency``
+gets ``service_period`` (first, last, build day, ``status`` ``ended``/``not started``/``current``) and
+a note starting "warning:" naming the feed and the day whose departures were counted.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -142,8 +148,14 @@ def ingest(source: SourceConfig, ctx: BuildContext) -> IngestResult:
     path = ctx.path_of(source)
     feed = read_feed(path)
     kept = _select(feed, ctx, clip=source.clip)
+    kept.busiest["service_period"] = service_period(
+        kept.calendar, kept.calendar_dates, datetime.now(UTC).date()
+    )
     layers = _write_tables(source.name, feed, kept, ctx)
     ctx.report(f"{source.name}: {kept.stops.shape[0]} stops, {kept.trips.shape[0]} trips in the area")
+    warning = _period_warning(source.name, kept.busiest)
+    if warning:
+        ctx.report(warning)
     return IngestResult(source=source, path=path, layers=layers)
 
 
@@ -611,6 +623,36 @@ def busiest_service_day(
     return np.datetime64(int(days[best]), "D").astype(object), float(counts[best])
 
 
+def service_period(calendar: pd.DataFrame, calendar_dates: pd.DataFrame, build_day: date) -> dict[str, Any]:
+    """First and last day with service (calendar spans and added dates) and how ``build_day`` relates.
+
+    ``status``: ``ended`` (the last service day is before the build day), ``not started`` (the first is
+    after it), ``current``, or ``none`` when the calendars hold no service at all.
+    """
+    added = calendar_dates.loc[calendar_dates["exception_type"] == 1, "date"]
+    starts = pd.concat([calendar["start_date"], added]).dropna()
+    ends = pd.concat([calendar["end_date"], added]).dropna()
+    period: dict[str, Any] = {"build_day": build_day.isoformat()}
+    if starts.empty:
+        return {**period, "first": None, "last": None, "status": "none"}
+    first, last = pd.Timestamp(starts.min()).date(), pd.Timestamp(ends.max()).date()
+    status = "ended" if last < build_day else "not started" if first > build_day else "current"
+    return {**period, "first": first.isoformat(), "last": last.isoformat(), "status": status}
+
+
+def _period_warning(feed_name: str, busiest: dict[str, Any]) -> str | None:
+    """A loud line when the feed's service ended or has not started on the build day."""
+    period = busiest.get("service_period") or {}
+    counted = busiest.get("busiest_date") or "no day (no service found)"
+    if period.get("status") == "ended":
+        return (f"warning: GTFS feed '{feed_name}' ended on {period['last']}, before the build day "
+                f"{period['build_day']}; its departures are counted on {counted}: replace it with a current feed")  # fmt: skip
+    if period.get("status") == "not started":
+        return (f"warning: GTFS feed '{feed_name}' starts on {period['first']}, after the build day "
+                f"{period['build_day']}; its departures are counted on {counted}")  # fmt: skip
+    return None
+
+
 def active_services(calendar: pd.DataFrame, calendar_dates: pd.DataFrame, day: Any) -> set[str]:
     """The service_ids running on ``day`` (a ``datetime.date``)."""
     stamp = pd.Timestamp(day)
@@ -724,9 +766,11 @@ def _write_tables(feed_name: str, feed: Feed, kept: Selection, ctx: BuildContext
     layers = []
     for table, title, frame, quality in specs:
         rows = _append(ctx, table, feed_name, frame)
-        layers.append(
-            IngestedLayer(table=table, rows=rows, title=title, quality=quality, notes=_notes(table, kept))
-        )
+        notes = _notes(table, kept)
+        warning = _period_warning(feed_name, kept.busiest)
+        if table == "transit_stop_frequency" and warning:
+            notes.insert(0, warning)
+        layers.append(IngestedLayer(table=table, rows=rows, title=title, quality=quality, notes=notes))
     return layers
 
 

@@ -22,6 +22,11 @@ Rules, all checked before anything is written:
   cells would break tiles and the API while carrying nothing a map can show. (GeoJSON strings of
   10 million characters or more are refused by GDAL itself: that is an error advising GeoPackage.)
 
+3D city models are not vector layers: a CityJSON or CityGML file given here is an error saying to use
+kind ``cityjson``/``citygml`` (found by the file's first bytes, before GDAL sees it). Reading never
+writes into the user's folders: GML is opened with GDAL's ``WRITE_GFS=NO`` open option, so no ``.gfs``
+schema file appears beside it.
+
 Geometries are reprojected to the twin's CRS, repaired and (when ``clip`` is set) limited to the
 features intersecting the area, by :func:`civictwin.geometry.prepare_geometries`.
 """
@@ -46,7 +51,7 @@ from pyproj.exceptions import CRSError
 
 from civictwin.config import SourceConfig
 from civictwin.errors import SourceError
-from civictwin.geometry import WGS84, GeometryArray, prepare_geometries
+from civictwin.geometry import WGS84, GeometryArray, gdal_read_options, prepare_geometries
 from civictwin.sources.base import BuildContext, IngestedLayer, IngestResult
 from civictwin.store.base import GEOMETRY
 
@@ -59,6 +64,7 @@ _GDAL_GEOJSON_MAX_CHARS = 10_000_000
 _LON_NAMES = frozenset({"lon", "lng", "long", "longitude"})
 _LAT_NAMES = frozenset({"lat", "latitude"})
 _PARQUET_SUFFIXES = frozenset({".parquet", ".geoparquet"})
+_SNIFF_BYTES = 65_536
 
 
 @dataclass
@@ -84,6 +90,7 @@ def ingest(source: SourceConfig, ctx: BuildContext) -> IngestResult:
 def read_layer(source: SourceConfig, path: Path) -> RawLayer:
     """Read every feature of the configured layer (with only ``source.columns`` when given)."""
     _check_file(path)
+    _refuse_city_model(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return _read_csv(source, path)
@@ -203,6 +210,33 @@ def _check_file(path: Path) -> None:
         raise SourceError("file is empty", path=path)
 
 
+def _refuse_city_model(path: Path) -> None:
+    """A CityJSON or CityGML file is a 3D city model with its own source kind, not a vector layer."""
+    if not path.is_file():
+        return
+    with path.open("rb") as handle:
+        head = handle.read(_SNIFF_BYTES).lower()
+    if b'"cityjson"' in head:
+        raise SourceError('a CityJSON 3D city model; give it as kind = "cityjson"', path=path, field="kind")
+    if b"opengis.net/citygml" in head:
+        raise SourceError('a CityGML 3D city model; give it as kind = "citygml"', path=path, field="kind")
+
+
+def _list_layers(path: Path) -> list[str]:
+    """Layer names of a file; GML layers one by one through ``read_info``, which takes open options."""
+    if not gdal_read_options(path):
+        return [str(name) for name, _kind in pyogrio.list_layers(path)]
+    names: list[str] = []
+    while True:
+        try:
+            info = pyogrio.read_info(path, layer=len(names), **gdal_read_options(path))
+        except pyogrio.errors.GeometryError:
+            raise
+        except pyogrio.errors.DataLayerError:
+            return names
+        names.append(str(info["layer_name"]))
+
+
 def _check_known_columns(wanted: Sequence[str], available: Sequence[str], path: Path) -> None:
     unknown = [c for c in wanted if c not in available]
     if unknown:
@@ -241,7 +275,9 @@ def _crs_name(crs: str) -> str:
 def _read_ogr(source: SourceConfig, path: Path) -> RawLayer:
     layer = _pick_layer(source, path)
     try:
-        info = pyogrio.read_info(path, layer=layer)
+        info = pyogrio.read_info(path, layer=layer, **gdal_read_options(path))
+    except pyogrio.errors.GeometryError as exc:
+        raise _read_error(exc, path) from None
     except pyogrio.errors.DataSourceError as exc:
         raise SourceError(f"cannot read: {_first_line(exc)}", path=path) from None
     fields = [str(f) for f in info["fields"]]
@@ -250,7 +286,9 @@ def _read_ogr(source: SourceConfig, path: Path) -> RawLayer:
     if info["geometry_type"] is None:
         raise SourceError(f"layer '{layer}' has no geometry column", path=path)
     try:
-        frame = pyogrio.read_dataframe(path, layer=layer, columns=source.columns, fid_as_index=False)
+        frame = pyogrio.read_dataframe(
+            path, layer=layer, columns=source.columns, fid_as_index=False, **gdal_read_options(path)
+        )
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, pyogrio.errors.FieldError) as exc:
         raise _read_error(exc, path) from None
     if len(frame) == 0:
@@ -270,13 +308,19 @@ def _read_error(exc: Exception, path: Path, what: str = "cannot read") -> Source
             "accepts; shorten it or convert the file to GeoPackage",
             path=path,
         )
+    if isinstance(exc, pyogrio.errors.GeometryError):
+        return SourceError(
+            f"geometries that are not simple features (3D solids? use kind cityjson/citygml for 3D city "
+            f"models): {_first_line(exc)}",
+            path=path,
+        )
     return SourceError(f"{what} (truncated or corrupt?): {_first_line(exc)}", path=path)
 
 
 def _pick_layer(source: SourceConfig, path: Path) -> str:
     try:
-        layers = [str(name) for name, _kind in pyogrio.list_layers(path)]
-    except pyogrio.errors.DataSourceError as exc:
+        layers = _list_layers(path)
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.GeometryError) as exc:
         raise _read_error(exc, path, "not a readable vector file") from None
     if source.layer is not None:
         if source.layer not in layers:

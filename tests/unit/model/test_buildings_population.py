@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import geopandas as gpd
-import pandas as pd
+import numpy as np
 import pytest
 import shapely
 
@@ -12,9 +12,9 @@ from civictwin.model.buildings import lod1_buildings, parse_height, parse_levels
 from civictwin.model.population import (
     estimate_population,
     landuse_of,
-    population_from_grid,
+    place_grid_population,
     residential_floor_area,
-    unplaced_population,
+    unbuildable_land,
 )
 
 
@@ -86,16 +86,43 @@ def test_land_use_decides_untyped_buildings() -> None:
     assert residential_floor_area(lod1, PopulationSection())[3] == 800.0
 
 
-def test_grid_population_is_spread_by_residential_floor_area() -> None:
-    lod1 = lod1_buildings(buildings(), BuildingsSection())
-    # cell A holds buildings 1 and 2 (residential 800 + 600 m²), cell B the office only, cell C nothing.
+def test_a_grid_places_every_person_in_homes_or_on_buildable_land() -> None:
+    lod1 = lod1_buildings(buildings(), BuildingsSection())  # residential floor: 800, 600, 0, 400 m²
+    # A holds buildings 1 and 2; B only the office (no homes); C no building at all, half of it a park.
     grid = gpd.GeoDataFrame(
         {"population": [140, 30, 7]},
-        geometry=[shapely.box(-5, -5, 95, 25), shapely.box(95, -5, 120, 25), shapely.box(500, 0, 510, 10)],
+        geometry=[shapely.box(-5, -5, 95, 45), shapely.box(95, -5, 145, 45), shapely.box(200, 0, 300, 100)],
         crs="EPSG:32635",
     )
-    people = population_from_grid(lod1, grid, "population", PopulationSection())
-    # A: 140 split 800:600 → 80, 60; B: no residential floor → spread over all floor → 30; D: in no cell.
-    assert people.tolist() == [80.0, 60.0, 30.0, 0.0]
-    assert unplaced_population(lod1, grid, "population") == 7.0
-    assert isinstance(people, pd.Series)
+    park = gpd.GeoDataFrame(geometry=[shapely.box(200, 0, 250, 100)], crs="EPSG:32635")
+    area = shapely.box(-100, -100, 280, 200)  # cuts C at x = 280
+    placement = place_grid_population(
+        lod1, grid, column="population", settings=PopulationSection(), area=area,
+        unbuildable=unbuildable_land(lod1, landuse=None, green=park, water=None),
+    )  # fmt: skip
+    # A: 140 split 800:600 → 80, 60; the office gets nobody; building 4 lies in no cell.
+    assert placement.residents.tolist() == [80.0, 60.0, 0.0, 0.0]
+    assert placement.land["cell"].tolist() == [1, 2]
+    assert placement.land["population"].tolist() == [30.0, 7.0]
+    # B: 50 m × 50 m less the office's 10 m × 20 m footprint; C: x 250–280 (park and area cut away).
+    assert placement.land.geometry.area.tolist() == [2300.0, 3000.0]
+    assert placement.land.geometry.iloc[1].equals(shapely.box(250, 0, 280, 100))
+    assert placement.quality() == {
+        "total": 177.0, "in_residential_floor_area": 140.0, "on_buildable_land": 37.0,
+        "share_in_residential_floor_area": 0.791, "share_on_buildable_land": 0.209,
+        "cells_on_buildable_land": 2, "cells_without_buildable_land": 0,
+    }  # fmt: skip
+    assert placement.residents.sum() + placement.land["population"].sum() == 177.0
+
+
+def test_a_cell_with_no_buildable_land_spreads_over_the_whole_cell() -> None:
+    lod1 = lod1_buildings(buildings(), BuildingsSection())
+    grid = gpd.GeoDataFrame({"population": [12]}, geometry=[shapely.box(200, 0, 300, 100)], crs="EPSG:32635")
+    lake = np.array([shapely.box(150, -50, 350, 150)], dtype=object)
+    placement = place_grid_population(
+        lod1, grid, column="population", settings=PopulationSection(), area=shapely.box(0, 0, 1000, 1000),
+        unbuildable=lake,
+    )  # fmt: skip
+    assert placement.land.geometry.iloc[0].equals(shapely.box(200, 0, 300, 100))
+    assert placement.quality()["cells_without_buildable_land"] == 1
+    assert placement.on_land == 12.0

@@ -82,3 +82,26 @@ def test_green_area_counts_overlaps_once_and_edge_neighbours_in_full() -> None:
                               stop_peak_departures=None)  # fmt: skip
     # A: 50×50 + the park's 50×50 (the playground inside it adds nothing); B: the park's 30×50 + 20×20
     assert summary.set_index("zone_id")["green_m2"].tolist() == pytest.approx([5000.0, 1900.0])
+
+
+def test_people_on_open_land_and_other_grid_columns_reach_the_zones_by_area() -> None:
+    zones = _two_zones()
+    buildings = gpd.GeoDataFrame(
+        {"population_est": [10.0], "floor_area_m2": [300.0], "use": ["residential"]},
+        geometry=[shapely.box(10, 10, 20, 20)], crs=CRS,
+    )  # fmt: skip
+    # 8 people on land 75 % in A (x 25–100), 25 % in B (x 100–125)
+    land = gpd.GeoDataFrame(
+        {"cell": [1], "population": [8.0]}, geometry=[shapely.box(25, 0, 125, 10)], crs=CRS
+    )
+    cells = gpd.GeoDataFrame(
+        {"jobs": [40.0, 6.0], "schools": [1.0, 0.0]},
+        geometry=[shapely.box(50, 0, 150, 100), shapely.box(150, 0, 200, 100)], crs=CRS,
+    )  # fmt: skip
+    summary = summarise_zones(zones, buildings=buildings, residential_floor_m2=pd.Series([300.0]), pois=None,
+                              green=None, stops=None, stop_peak_departures=None, population_land=land,
+                              grid_values={"census": cells})  # fmt: skip
+    by_zone = summary.set_index("zone_id")
+    assert by_zone["population"].tolist() == [16.0, 2.0]
+    assert by_zone["census_jobs"].tolist() == [20.0, 26.0]
+    assert by_zone["census_schools"].tolist() == [0.5, 0.5]

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import h3
 import pytest
 
 from civictwin.config import SourceKind
@@ -91,7 +92,7 @@ def test_numbers_written_as_text_are_converted(tmp_path: Path, run: Run) -> None
         '{"type": "Feature", "properties": {"pop": "30.5"}, "geometry": {"type": "Point", "coordinates": [24.94, 60.16]}}'
         "]}"
     )
-    result, ctx = run(path, columns=["pop"])
+    result, ctx = run(path, columns=["pop"], cell_size_m=100)
     assert result.layers[0].quality["totals"] == {"pop": 42.5}
     assert sorted(ctx.store.read_table("pop")["pop"]) == [12.0, 30.5]
 
@@ -167,3 +168,32 @@ def test_helsinki_population_grid_in_a_bbox(shared_file: Any, run: Run) -> None:
     assert layer.quality["geometry"]["outside_area"] == 92 - 27
     assert layer.quality["totals"]["population"] == 26134.0
     assert set(layer.quality["totals"]) == {"id", "population"}  # default: every numeric column
+
+
+def test_cell_centre_points_become_squares_of_cell_size(tmp_path: Path, run: Run) -> None:
+    path = tmp_path / "points.csv"
+    path.write_text("lon,lat,population,jobs\n24.935,60.165,100,3\n24.945,60.165,50,4\n", encoding="utf-8")
+    with pytest.raises(SourceError, match="the cells are points; set `cell_size_m`"):
+        run(path, x="lon", y="lat")
+    result, ctx = run(path, x="lon", y="lat", cell_size_m=250)
+    assert result.layers[0].quality["totals"] == {"population": 150.0, "jobs": 7.0}
+    stored = ctx.store.read_frame("pop")
+    # degrees in the file: the squares are drawn in the twin's CRS, exactly 250 m × 250 m
+    assert stored.geometry.area.tolist() == pytest.approx([62_500.0, 62_500.0])
+    assert stored.geometry.iloc[0].centroid.distance(stored.geometry.iloc[0].representative_point()) < 125
+
+
+def test_h3_cell_ids_become_their_cells(tmp_path: Path, run: Run) -> None:
+    cells = [h3.latlng_to_cell(60.165, 24.935, 8), h3.latlng_to_cell(60.165, 24.955, 8)]
+    path = tmp_path / "h3.csv"
+    # the second id as its 64-bit integer, as some tools write them
+    path.write_text(
+        f"cell,population,schools\n{cells[0]},120,1\n{h3.str_to_int(cells[1])},80,0\n", encoding="utf-8"
+    )
+    result, ctx = run(path, h3_column="cell")
+    assert result.layers[0].quality["totals"] == {"population": 200.0, "schools": 1.0}
+    stored = ctx.store.read_frame("pop")
+    assert stored.geometry.area.tolist() == pytest.approx([h3.cell_area(c, "m^2") for c in cells], rel=0.01)
+    path.write_text("cell,population\nnot-a-cell,1\n", encoding="utf-8")
+    with pytest.raises(SourceError, match="row 2: 'not-a-cell' is not an H3 cell id"):
+        run(path, h3_column="cell")

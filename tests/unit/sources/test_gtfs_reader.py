@@ -25,12 +25,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from civictwin.errors import SourceError
 from civictwin.sources import reader_for
 from civictwin.sources.base import BuildContext, IngestResult
-from civictwin.sources.gtfs import ingest
+from civictwin.sources.gtfs import ingest, service_period
 from civictwin.sources.vector import MAX_TEXT_CHARS
 
 FEED: dict[str, str] = {
@@ -179,7 +180,9 @@ def test_hand_made_feed_departures_per_hour(write_feed: WriteFeed, run_feed: Any
         ("B", 24): 1,
         ("C", 23): 1,
     }
-    quality = _layer(result, "transit_stop_frequency").quality
+    layer = _layer(result, "transit_stop_frequency")
+    quality = dict(layer.quality)
+    period = quality.pop("service_period")
     assert quality == {
         "completeness": {},
         "duplicates": 0,
@@ -187,6 +190,29 @@ def test_hand_made_feed_departures_per_hour(write_feed: WriteFeed, run_feed: Any
         "runs_on_busiest_date": 8,
         "departures_on_busiest_date": 15,
     }
+    # the feed ran in January 2024 (calendar.txt spans, SA added on the 3rd): it has ended since
+    build_day = period.pop("build_day")
+    assert period == {"first": "2024-01-01", "last": "2024-01-31", "status": "ended"}
+    assert layer.notes[0] == (
+        f"warning: GTFS feed 'hsl' ended on 2024-01-31, before the build day {build_day}; its departures "
+        "are counted on 2024-01-03: replace it with a current feed"
+    )
+
+
+def test_a_feed_that_has_not_started_or_runs_today() -> None:
+    calendar = pd.DataFrame(
+        {"start_date": pd.to_datetime(["2030-03-01"]), "end_date": pd.to_datetime(["2030-06-30"])}
+    )
+    added = pd.DataFrame({"date": pd.to_datetime(["2030-02-14", "2029-12-24"]), "exception_type": [1, 2]})
+    early = service_period(calendar, added, date(2029, 12, 31))
+    assert early == {
+        "build_day": "2029-12-31",
+        "first": "2030-02-14",
+        "last": "2030-06-30",
+        "status": "not started",
+    }
+    assert service_period(calendar, added, date(2030, 6, 30))["status"] == "current"
+    assert service_period(calendar.iloc[:0], added.iloc[:0], date(2030, 1, 1))["status"] == "none"
 
 
 def test_hand_made_feed_quality(write_feed: WriteFeed, run_feed: Any) -> None:

@@ -348,3 +348,62 @@ def test_parquet_without_geometry(tmp_path: Path, run: Run) -> None:
     path = tmp_path / "plain.parquet"
     pd.DataFrame({"name": ["a"]}).to_parquet(path)
     assert "not GeoParquet" in _error(run, path)
+
+
+GML = """<?xml version="1.0" encoding="UTF-8"?>
+<ogr:FeatureCollection xmlns:ogr="http://ogr.maptools.org/" xmlns:gml="http://www.opengis.net/gml">
+<gml:featureMember><ogr:lane><ogr:geometryProperty><gml:Point srsName="EPSG:4326">
+<gml:coordinates>24.94,60.17</gml:coordinates></gml:Point></ogr:geometryProperty><ogr:name>Bus lane</ogr:name>
+</ogr:lane></gml:featureMember>
+</ogr:FeatureCollection>
+"""
+
+
+def test_gml_is_read_without_writing_beside_it(tmp_path: Path, run: Run) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    path = folder / "lanes.gml"
+    path.write_text(GML, encoding="utf-8")
+    result, ctx = run(path)
+    assert result.layers[0].rows == 1
+    assert _stored(ctx)["name"].tolist() == ["Bus lane"]
+    assert [p.name for p in folder.iterdir()] == ["lanes.gml"]  # no lanes.gfs
+    assert path.read_text(encoding="utf-8") == GML
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "kind"),
+    [
+        ("city.json", '{"type": "CityJSON", "version": "2.0", "CityObjects": {}, "vertices": []}', "cityjson"),
+        ("city.gml", '<?xml version="1.0"?>\n<core:CityModel xmlns:core="http://www.opengis.net/citygml/2.0"/>', "citygml"),
+    ],
+)  # fmt: skip
+def test_a_3d_city_model_given_as_vector_names_its_kind(
+    tmp_path: Path, run: Run, name: str, text: str, kind: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    label = "CityJSON" if kind == "cityjson" else "CityGML"
+    assert _error(run, path) == f'{path}: kind: a {label} 3D city model; give it as kind = "{kind}"'
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".gfs"] == []
+
+
+def test_a_gml_of_solids_is_not_called_corrupt(tmp_path: Path, run: Run) -> None:
+    (tmp_path / "data").mkdir()
+    path = tmp_path / "data" / "solids.gml"
+    path.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<ogr:FeatureCollection xmlns:ogr="http://ogr.maptools.org/" xmlns:gml="http://www.opengis.net/gml">'
+        "<gml:featureMember><ogr:block><ogr:geometryProperty><gml:Solid><gml:exterior><gml:CompositeSurface>"
+        '<gml:surfaceMember><gml:Polygon><gml:exterior><gml:LinearRing><gml:posList srsDimension="3">'
+        "0 0 0 1 0 0 1 1 0 0 0 0</gml:posList></gml:LinearRing></gml:exterior></gml:Polygon></gml:surfaceMember>"
+        "</gml:CompositeSurface></gml:exterior></gml:Solid></ogr:geometryProperty></ogr:block></gml:featureMember>"
+        "</ogr:FeatureCollection>\n",
+        encoding="utf-8",
+    )
+    message = _error(run, path, crs="EPSG:3067")
+    assert message == (
+        f"{path}: geometries that are not simple features (3D solids? use kind cityjson/citygml for 3D city "
+        "models): Geometry type is not supported: 1015"
+    )
+    assert list(path.parent.iterdir()) == [path]  # no solids.gfs
