@@ -64,7 +64,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/iot_sensing/1.1/req/resource-path/resource-path-to-entities",
     "http://www.opengis.net/spec/iot_sensing/1.1/req/request-data",
 ]
-_PATH = re.compile(r"^(?P<set>[A-Za-z]+)(?:\((?P<id>\d{1,20})\))?(?:/(?P<rest>.+))?$")
+_PATH = re.compile(r"^(?P<set>[A-Za-z]+)(?:\((?P<id>\d{1,18})\))?(?:/(?P<rest>.+))?$")
 _lock = threading.Lock()
 
 router = APIRouter(tags=["SensorThings API"])
@@ -86,7 +86,7 @@ ResourcePath = Annotated[
     Path(
         description="An entity set, `Set(id)`, `Set(id)/Navigation`, `Set(id)/property[/$value]`, or "
         "`Datastreams[(id)]/Aggregates`",
-        pattern=r"^[A-Za-z]+(\(\d{1,20}\))?(/[A-Za-z$]+){0,2}/?$",
+        pattern=r"^[A-Za-z]+(\(\d{1,18}\))?(/[A-Za-z$]+){0,2}/?$",
         max_length=200,
     ),
 ]

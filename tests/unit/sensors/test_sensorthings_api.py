@@ -251,6 +251,9 @@ def test_bad_queries_are_400_and_every_request_is_audited(client: TestClient, tw
         assert response.headers["content-type"] == "application/problem+json"
     assert client.get(f"{ROOT}/Nothing").status_code == 404
     assert client.get(f"{ROOT}/Datastreams(99)").status_code == 404
+    assert client.get(f"{ROOT}/Observations(999999999999999999)").status_code == 404
+    too_long = client.get(f"{ROOT}/Datastreams(99999999999999999999)")  # beyond a 64-bit id
+    assert too_long.status_code == 400 and too_long.headers["content-type"] == "application/problem+json"
     entries = read_audit(audit_path(twin / "sta.duckdb"))
     assert any(e.path == f"{ROOT}/Datastreams(99)" and e.status == 404 for e in entries)
     assert any(e.path == f"{ROOT}/Datastreams(1)/Observations" and e.status == 400 for e in entries)
