@@ -326,6 +326,51 @@ def load_od_csv(path: Path, zone_ids: Sequence[str]) -> OdMatrix:
     return OdMatrix(tuple(zone_ids), matrix)
 
 
+# ------------------------------------------------------------------------------------ OD from phone data
+
+
+def phone_od(
+    table: pd.DataFrame | None, zone_ids: Sequence[str], *, hour: int | None
+) -> tuple[OdMatrix, str]:
+    """The twin's phone-based OD matrix (table ``mobility_od``) as person trips, and words saying which.
+
+    Operators count people's movements of every mode, so the matrix stands in for the gravity model's
+    person trips and the mode choice splits it as usual. With time bands, one hour is used: ``hour``,
+    or by default the one with the most trips; a matrix without hours is used whole.
+    """
+    if table is None or table.empty:
+        raise DemandError(
+            "od_source = 'phone' but the twin has no phone-based OD matrix (a source of kind 'mobility')",
+            field="od_source",
+        )
+    hours = pd.to_numeric(table["hour"], errors="coerce")
+    if hours.notna().any():
+        by_hour = table.groupby(hours)["trips"].sum()
+        chosen_hour = hour if hour is not None else int(by_hour.index[int(by_hour.to_numpy().argmax())])
+        chosen = table[hours.eq(chosen_hour).to_numpy()]
+        if chosen.empty:
+            raise DemandError(
+                f"the phone OD matrix has no trips in hour {chosen_hour}", field="phone_od_hour"
+            )
+        label = f"the phone-based OD matrix (table mobility_od), hour {chosen_hour}:00"
+    elif hour is not None:
+        raise DemandError(
+            "the phone OD matrix has no hours; leave phone_od_hour unset", field="phone_od_hour"
+        )
+    else:
+        chosen, label = table, "the phone-based OD matrix (table mobility_od), no time bands"
+    index = {z: i for i, z in enumerate(zone_ids)}
+    origins = chosen["origin"].astype(str).map(index)
+    destinations = chosen["destination"].astype(str).map(index)
+    if origins.isna().any() or destinations.isna().any():
+        raise DemandError(
+            "the phone OD matrix names zones the twin lacks: rebuild the twin", field="mobility_od"
+        )
+    matrix = np.zeros((len(index), len(index)))
+    np.add.at(matrix, (origins.to_numpy(int), destinations.to_numpy(int)), chosen["trips"].to_numpy(float))
+    return OdMatrix(tuple(zone_ids), matrix), label
+
+
 # ------------------------------------------------------------------------------- interventions on demand
 
 

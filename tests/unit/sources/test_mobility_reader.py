@@ -1,0 +1,117 @@
+"""The phone-based mobility reader: k-suppression against hand counts, stored tables, refused files.
+
+The provider's zoning is three 1 km squares A, B, C in a row (UTM 35N, central Helsinki); the OD
+matrix is 3 × 3 with four cells under k = 10.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from civictwin.config import SourceKind
+from civictwin.errors import SourceError
+from civictwin.sources import reader_for
+from civictwin.sources.base import BuildContext, IngestResult
+from civictwin.sources.mobility import ingest, suppress_small_cells
+
+X0, Y0 = 385_000.0, 6_672_000.0
+
+OD_3X3 = {  # (origin, destination): trips; under 10: A→B 4, B→A 9, C→A 1, C→C 7 (4 cells, 21 trips)
+    ("A", "A"): 25, ("A", "B"): 4, ("A", "C"): 12,
+    ("B", "A"): 9, ("B", "B"): 30, ("B", "C"): 10,
+    ("C", "A"): 1, ("C", "B"): 15, ("C", "C"): 7,
+}  # fmt: skip
+
+
+def _zoning(tmp_path: Path) -> Path:
+    features = []
+    for i, zone in enumerate("ABC"):
+        x = X0 + 1000 * i
+        ring = [[x, Y0], [x + 1000, Y0], [x + 1000, Y0 + 1000], [x, Y0 + 1000], [x, Y0]]
+        features.append(
+            {
+                "type": "Feature",
+                "properties": {"code": zone},
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+            }
+        )
+    path = tmp_path / "zoning.geojson"
+    crs = {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32635"}}
+    path.write_text(json.dumps({"type": "FeatureCollection", "crs": crs, "features": features}))
+    return path
+
+
+def _csv(tmp_path: Path, name: str, lines: list[str]) -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _od_lines() -> list[str]:
+    return ["origin,destination,trips"] + [f"{o},{d},{t}" for (o, d), t in OD_3X3.items()]
+
+
+def _ingest(
+    make_context: Any, source_entry: Any, tmp_path: Path, od: Path, **options: Any
+) -> tuple[IngestResult, BuildContext]:
+    entry = source_entry("phone", "mobility", od, zoning=str(_zoning(tmp_path)), zoning_id="code", **options)
+    ctx = make_context([entry])
+    return ingest(ctx.config.sources[0], ctx), ctx
+
+
+def test_suppression_of_a_3x3_matrix_by_hand() -> None:
+    cells = pd.DataFrame(
+        [(o, d, t) for (o, d), t in OD_3X3.items()], columns=["origin", "destination", "trips"]
+    )
+    result = suppress_small_cells(cells, value="trips", k=10)
+    assert (result.cells_total, result.cells_suppressed) == (9, 4)
+    assert (result.value_total, result.value_suppressed) == (113.0, 21.0)
+    assert result.kept["trips"].sum() == 92.0
+    assert sorted(zip(result.kept["origin"], result.kept["destination"], strict=True)) == [
+        ("A", "A"), ("A", "C"), ("B", "B"), ("B", "C"), ("C", "B"),
+    ]  # fmt: skip
+    # a stricter k = 13 also drops A→C 12 and B→C 10
+    assert suppress_small_cells(cells, value="trips", k=13).cells_suppressed == 6
+
+
+def test_ingest_stores_only_cells_of_at_least_k(make_context: Any, source_entry: Any, tmp_path: Path) -> None:
+    assert reader_for(SourceKind.MOBILITY) is ingest
+    od = _csv(tmp_path, "od.csv", _od_lines())
+    presence = _csv(tmp_path, "presence.csv", ["zone_id,hour,count", "A,8,120", "B,8,9", "C,8,10", "A,8,5"])
+    result, ctx = _ingest(make_context, source_entry, tmp_path, od, presence=str(presence))
+    layers = {layer.table: layer for layer in result.layers}
+    assert set(layers) == {"phone_zoning", "phone_od", "phone_presence"}
+    stored = ctx.store.read_table("phone_od")
+    assert len(stored) == 5 and stored["trips"].sum() == 92.0
+    assert layers["phone_od"].quality["suppression"] == {
+        "k": 10, "cells_total": 9, "cells_suppressed": 4, "value_total": 113.0, "value_suppressed": 21.0,
+        "handling": "dropped",
+    }  # fmt: skip
+    assert layers["phone_od"].notes == ["OD: 4 of 9 cells under k = 10 suppressed (dropped), 21 of 113 trips"]
+    # A's two rows for hour 8 are summed (125) before the threshold; B (9) is suppressed, C (10) kept
+    people = ctx.store.read_table("phone_presence").sort_values("zone_id")
+    assert people["zone_id"].tolist() == ["A", "C"] and people["count"].tolist() == [125.0, 10.0]
+    assert layers["phone_presence"].quality["suppression"]["value_suppressed"] == 9.0
+    assert ctx.store.read_frame("phone_zoning").geometry.area.round().tolist() == [1e6, 1e6, 1e6]
+
+
+def test_a_per_device_file_is_refused(make_context: Any, source_entry: Any, tmp_path: Path) -> None:
+    by_id = _csv(tmp_path, "imsi.csv", ["msisdn,origin,destination,trips", "3584012,A,B,1"])
+    with pytest.raises(SourceError, match=r"imsi\.csv: looks like per-device records \(column 'msisdn'\)"):
+        _ingest(make_context, source_entry, tmp_path, by_id)
+    units = ["origin,destination,trips,timestamp", "A,B,1,2026-03-02T08:01:12", "B,C,1,2026-03-02T08:03:40"]
+    with pytest.raises(SourceError, match=r"every 'trips' is 1, with timestamps in 'timestamp'"):
+        _ingest(make_context, source_entry, tmp_path, _csv(tmp_path, "units.csv", units))
+
+
+def test_a_zone_id_the_zoning_lacks_is_named_with_its_row(
+    make_context: Any, source_entry: Any, tmp_path: Path
+) -> None:
+    lines = [*_od_lines(), "B,Q7,30"]
+    with pytest.raises(SourceError, match=r"od\.csv: row 11: destination zone id 'Q7' is not in the zoning"):
+        _ingest(make_context, source_entry, tmp_path, _csv(tmp_path, "od.csv", lines))
