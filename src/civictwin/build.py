@@ -149,7 +149,7 @@ def _derive_model(
         _transit(store, built_at)
     step("summarising analysis zones")
     _zones(store, config, area_wgs84, area, built_at)
-    _mobility(store, config, built_at)
+    mobility_on_zones(store, config, built_at)
 
 
 def _save_derived(
@@ -353,7 +353,7 @@ def _zones(
     )  # fmt: skip
 
 
-def _mobility(store: Store, config: TwinConfig, built_at: datetime) -> None:
+def mobility_on_zones(store: Store, config: TwinConfig, built_at: datetime) -> None:
     """The phone-based mobility source's OD matrix and presence counts on the twin's zones."""
     sources = [s for s in config.sources if s.kind == SourceKind.MOBILITY]
     if not sources:

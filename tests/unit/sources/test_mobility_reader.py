@@ -7,14 +7,19 @@ matrix is 3 × 3 with four cells under k = 10.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
 import pandas as pd
 import pytest
+from shapely.geometry import box
 
+from civictwin.build import mobility_on_zones
+from civictwin.catalog.metadata import record_derived, record_source
 from civictwin.config import SourceKind
-from civictwin.errors import SourceError
+from civictwin.errors import ConfigError, SourceError
 from civictwin.sources import reader_for
 from civictwin.sources.base import BuildContext, IngestResult
 from civictwin.sources.mobility import ingest, suppress_small_cells
@@ -115,3 +120,39 @@ def test_a_zone_id_the_zoning_lacks_is_named_with_its_row(
     lines = [*_od_lines(), "B,Q7,30"]
     with pytest.raises(SourceError, match=r"od\.csv: row 11: destination zone id 'Q7' is not in the zoning"):
         _ingest(make_context, source_entry, tmp_path, _csv(tmp_path, "od.csv", lines))
+
+
+def test_build_reaggregates_the_stored_cells_onto_the_twin_zones(
+    make_context: Any, source_entry: Any, tmp_path: Path
+) -> None:
+    """Twin zones T1 = A + west half of B, T2 = east half of B + west half of C (C's east half is outside).
+
+    Kept cells A→A 25, A→C 12, B→B 30, B→C 10, C→B 15 (92 trips) give T1→T1 25 + 7.5 = 32.5,
+    T1→T2 6 + 7.5 + 2.5 = 16, T2→T1 7.5 + 3.75 = 11.25, T2→T2 7.5 + 2.5 + 3.75 = 13.75 (73.5 trips).
+    """
+    od = _csv(tmp_path, "od.csv", _od_lines())
+    presence = _csv(tmp_path, "presence.csv", ["zone_id,count", "A,125", "C,10", "B,3"])
+    result, ctx = _ingest(make_context, source_entry, tmp_path, od, presence=str(presence))
+    now = datetime.now(UTC)
+    record_source(ctx.store, result, ingested_at=now)
+    halves = [box(X0, Y0, X0 + 1500, Y0 + 1000), box(X0 + 1500, Y0, X0 + 2500, Y0 + 1000)]
+    ctx.store.write_table("zones", gpd.GeoDataFrame({"zone_id": ["T1", "T2"]}, geometry=halves, crs=ctx.crs))
+    record_derived(ctx.store, "zones", title="Zones", description="", inputs=["phone_zoning"], built_at=now)
+    mobility_on_zones(ctx.store, ctx.config, now)
+    trips = ctx.store.read_table("mobility_od").set_index(["origin", "destination"])["trips"].to_dict()
+    assert trips == pytest.approx(
+        {("T1", "T1"): 32.5, ("T1", "T2"): 16.0, ("T2", "T1"): 11.25, ("T2", "T2"): 13.75}
+    )
+    quality = ctx.store.records("quality")["mobility_od"]
+    assert (quality["share_within_zones"], quality["total_in"], quality["total_out"]) == (0.7989, 92.0, 73.5)
+    assert quality["notes"] == ["79.9% of the provider's counts lie within the twin's zones"]
+    people = ctx.store.read_table("mobility_presence").set_index("zone_id")["count"].to_dict()
+    assert people == pytest.approx({"T1": 125.0, "T2": 5.0})  # B's 3 suppressed, half of C outside
+    assert ctx.store.records("catalog")["mobility_od"]["publisher"] == "Test publisher"
+
+
+def test_mobility_options_belong_to_kind_mobility(make_context: Any, source_entry: Any) -> None:
+    with pytest.raises(ConfigError, match="kind 'mobility' needs `zoning`"):
+        make_context([source_entry("phone", "mobility", "od.csv")])
+    with pytest.raises(ConfigError, match=r"option\(s\) k_anonymity, zoning apply only to kind 'mobility'"):
+        make_context([source_entry("grid", "grid", "g.csv", zoning="z.geojson", k_anonymity=5)])
