@@ -48,3 +48,20 @@ def test_a_chosen_hour_and_a_twin_without_phone_data(tmp_path: Path) -> None:
     with pytest.raises(DemandError, match="has no phone-based OD matrix"):
         base_od(tiny_inputs(tmp_path), PHONE)
     assert base_od(tiny_inputs(tmp_path), TrafficParams())[1] == "the gravity model"
+
+
+def test_phone_prior_scales_the_gravity_rows_to_the_phone_origin_totals(tmp_path: Path) -> None:
+    inputs = dataclasses.replace(tiny_inputs(tmp_path), mobility_od=MOBILITY_OD)
+    gravity, _ = base_od(inputs, TrafficParams(demand=PHONE.demand))
+    prior, label = base_od(inputs, PHONE.model_copy(update={"od_source": "phone_prior"}))
+    # hour 8 origin totals: sw 165, se none (gravity row kept), nw 30, ne 15.5
+    expected_rows = [165.0, gravity.trips[1].sum(), 30.0, 15.5]
+    assert prior.trips.sum(axis=1) == pytest.approx(expected_rows)
+    # destinations keep the gravity model's shares within each row
+    shares = gravity.trips[0] / gravity.trips[0].sum()
+    assert prior.trips[0] == pytest.approx(165.0 * shares)
+    assert prior.trips[1] == pytest.approx(gravity.trips[1])
+    assert (
+        label
+        == "the gravity model with origin totals from the phone-based OD matrix (table mobility_od), hour 8:00"
+    )

@@ -371,6 +371,18 @@ def phone_od(
     return OdMatrix(tuple(zone_ids), matrix), label
 
 
+def with_origin_totals(od: OdMatrix, totals: FloatMatrix) -> OdMatrix:
+    """``od`` with each origin's row scaled to ``totals`` (trips per origin, e.g. the phone matrix's).
+
+    The destinations keep ``od``'s shares (the gravity model as the distribution, the phone data as the
+    productions). A row whose total is 0 (no phone trips from that origin: its cells were all under k,
+    or it has no data) keeps ``od``'s trips; a target for a row ``od`` leaves empty cannot be placed.
+    """
+    sums = od.trips.sum(axis=1)
+    factor = np.where((totals > 0) & (sums > 0), totals / np.where(sums > 0, sums, 1.0), 1.0)
+    return OdMatrix(od.zones, od.trips * factor[:, None])
+
+
 # ------------------------------------------------------------------------------- interventions on demand
 
 

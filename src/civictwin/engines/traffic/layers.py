@@ -18,6 +18,7 @@ from civictwin.engines.traffic.demand import (
     gravity_od,
     load_od_csv,
     phone_od,
+    with_origin_totals,
     zone_edges,
 )
 from civictwin.engines.traffic.edits import ModifiedNetwork
@@ -85,16 +86,21 @@ def network_free_demand(
 
 
 def base_od(inputs: TwinInputs, params: TrafficParams) -> tuple[OdMatrix, str]:
-    """The user's OD matrix (``od_csv``), the phone-based one or the gravity model's (person trips per
-    hour), with words saying which."""
+    """The user's OD matrix (``od_csv``), the phone-based one, the gravity model's, or the gravity model's
+    rows scaled to the phone-based origin totals (person trips per hour), with words saying which."""
     zone_ids = [str(z) for z in inputs.zones["zone_id"]]
     if params.od_csv is not None:
         od = load_od_csv(inputs.twin_dir / params.od_csv, zone_ids).scaled(params.demand.scale)
         return od, f"the OD matrix file {params.od_csv}"
+    if params.od_source == "gravity":
+        return gravity_od(inputs.zones, params.demand, inputs.edges), "the gravity model"
+    phone, label = phone_od(inputs.mobility_od, zone_ids, hour=params.phone_od_hour)
     if params.od_source == "phone":
-        od, label = phone_od(inputs.mobility_od, zone_ids, hour=params.phone_od_hour)
-        return od.scaled(params.demand.scale), label
-    return gravity_od(inputs.zones, params.demand, inputs.edges), "the gravity model"
+        return phone.scaled(params.demand.scale), label
+    gravity = gravity_od(inputs.zones, params.demand, inputs.edges)
+    totals = phone.trips.sum(axis=1) * params.demand.scale
+    prior = f"the gravity model with origin totals from {label}"
+    return with_origin_totals(gravity, totals), prior
 
 
 def demand_layers(
