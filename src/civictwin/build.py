@@ -36,7 +36,7 @@ from civictwin.errors import AreaError, ConfigError
 from civictwin.geometry import WGS84, reproject, utm_crs_for
 from civictwin.governance.security import record_event
 from civictwin.model.buildings import lod1_buildings
-from civictwin.model.mobility import areal_weights, reaggregate_od, reaggregate_presence
+from civictwin.model.mobility import OUTSIDE, areal_weights, reaggregate_od, reaggregate_presence
 from civictwin.model.network import build_network
 from civictwin.model.population import (
     estimate_population,
@@ -378,9 +378,13 @@ def mobility_on_zones(store: Store, config: TwinConfig, built_at: datetime) -> N
         record_derived(store, table, title=title, description=f"From source '{name}' after its disclosure "
                        f"control (cells under k dropped); {method}.", inputs=inputs, built_at=built_at)  # fmt: skip
         record_lineage(store, table, inputs=inputs, step="model.mobility", parameters={"method": method})
+        notes = [f"{result.share_kept:.1%} of the provider's counts lie within the twin's zones"]
+        if result.value_one_end_outside:
+            notes.append(f"{result.value_one_end_outside:,.1f} trips with one end outside the twin's zones "
+                         f"(zone '{OUTSIDE}')")  # fmt: skip
         record_quality(store, table, {"share_within_zones": round(result.share_kept, 4),
-                                      "total_in": result.value_in, "total_out": result.value_out},
-                       [f"{result.share_kept:.1%} of the provider's counts lie within the twin's zones"])  # fmt: skip
+                                      "total_in": result.value_in, "total_out": result.value_out,
+                                      "total_one_end_outside": result.value_one_end_outside}, notes)  # fmt: skip
 
 
 def _grid_values(store: Store, config: TwinConfig, area: BaseGeometry) -> dict[str, gpd.GeoDataFrame]:

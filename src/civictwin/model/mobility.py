@@ -2,17 +2,23 @@
 
 Areal weighting: a provider zone ``a`` gives twin zone ``i`` the share ``w_ai = area(a ∩ i) / area(a)``
 of its counts. An OD cell ``T_ab`` becomes ``T_ab · w_ai · w_bj`` for every twin pair ``(i, j)``; a
-presence count ``P_a`` becomes ``P_a · w_ai``. What falls outside every twin zone (``Σ_i w_ai < 1``)
-is left out and counted. The method and its assumption (trips spread evenly over a provider zone's
-area) are in docs/methods-mobility.md.
+presence count ``P_a`` becomes ``P_a · w_ai``. The share of a provider zone outside every twin zone
+(``1 - Σ_i w_ai``) is the pseudo-zone :data:`OUTSIDE` for OD trips (trips with one end outside the
+area are kept as such; trips with both ends outside are left out); presence outside is left out. The
+method and its assumption (trips spread evenly over a provider zone's area) are in
+docs/methods-mobility.md.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import geopandas as gpd
 import pandas as pd
+
+OUTSIDE = "outside"
+"""The pseudo-zone of OD trips with one end beyond the twin's zones."""
 
 
 @dataclass(frozen=True)
@@ -22,6 +28,9 @@ class Reaggregated:
     frame: pd.DataFrame
     value_in: float
     value_out: float
+    """Counts with every end in a twin zone."""
+    value_one_end_outside: float = 0.0
+    """OD trips with one end in the pseudo-zone :data:`OUTSIDE`."""
 
     @property
     def share_kept(self) -> float:
@@ -55,6 +64,7 @@ def areal_weights(provider: gpd.GeoDataFrame, zones: gpd.GeoDataFrame) -> pd.Dat
 
 def reaggregate_od(od: pd.DataFrame, weights: pd.DataFrame) -> Reaggregated:
     """``origin``, ``destination``, ``hour``, ``trips`` on the twin's zones (see the module docstring)."""
+    weights = with_outside(weights, pd.concat([od["origin"], od["destination"]]).astype(str).unique())
     origins = weights.rename(columns={"provider": "origin", "zone_id": "o", "weight": "wo"})
     destinations = weights.rename(columns={"provider": "destination", "zone_id": "d", "weight": "wd"})
     spread = od.merge(origins, on="origin").merge(destinations, on="destination")
@@ -65,7 +75,19 @@ def reaggregate_od(od: pd.DataFrame, weights: pd.DataFrame) -> Reaggregated:
         .reset_index()
         .rename(columns={"o": "origin", "d": "destination"})
     )
-    return Reaggregated(frame, float(od["trips"].sum()), float(frame["trips"].sum()))
+    frame = frame[(frame["origin"] != OUTSIDE) | (frame["destination"] != OUTSIDE)].reset_index(drop=True)
+    one_end = (frame["origin"] == OUTSIDE) | (frame["destination"] == OUTSIDE)
+    within = float(frame.loc[~one_end, "trips"].sum())
+    return Reaggregated(frame, float(od["trips"].sum()), within, float(frame.loc[one_end, "trips"].sum()))
+
+
+def with_outside(weights: pd.DataFrame, providers: Sequence[str]) -> pd.DataFrame:
+    """``weights`` plus, per provider zone, the share of its area outside the twin as :data:`OUTSIDE`."""
+    covered = weights.groupby("provider")["weight"].sum().reindex(list(providers), fill_value=0.0)
+    remainder = (1.0 - covered).clip(lower=0.0)
+    remainder = remainder[remainder > 1e-9]
+    outside = pd.DataFrame({"provider": remainder.index, "zone_id": OUTSIDE, "weight": remainder.to_numpy()})
+    return pd.concat([weights, outside], ignore_index=True)
 
 
 def reaggregate_presence(presence: pd.DataFrame, weights: pd.DataFrame) -> Reaggregated:

@@ -15,13 +15,13 @@ from civictwin.engines.traffic.params import TrafficParams
 from civictwin.engines.traffic.prepare import prepare_scenario
 from civictwin.scenarios.spec import Scenario
 
-# hour 8: 120 + 45 + 30 + 15.5 = 210.5 trips (the busiest); hour 7: 60 + 20 = 80
+# hour 8: 120 + 45 + 30 + 15.5 = 210.5 trips (the busiest) and 12 with one end outside; hour 7: 60 + 20 = 80
 MOBILITY_OD = pd.DataFrame(
     {
-        "origin": ["sw", "sw", "nw", "ne", "sw", "se"],
-        "destination": ["ne", "se", "ne", "sw", "ne", "nw"],
-        "hour": [8, 8, 8, 8, 7, 7],
-        "trips": [120.0, 45.0, 30.0, 15.5, 60.0, 20.0],
+        "origin": ["sw", "sw", "nw", "ne", "outside", "sw", "se"],
+        "destination": ["ne", "se", "ne", "sw", "ne", "ne", "nw"],
+        "hour": [8, 8, 8, 8, 8, 7, 7],
+        "trips": [120.0, 45.0, 30.0, 15.5, 12.0, 60.0, 20.0],
     }
 )
 PHONE = TrafficParams(iterations=1, od_source="phone", demand=DemandParams(distance="crowfly"))
@@ -35,7 +35,9 @@ def test_prepared_demand_is_the_phone_matrix_of_its_busiest_hour(tmp_path: Path)
     assert od.total == pytest.approx(210.5)
     assert od.trips[0, 3] == pytest.approx(120.0)  # sw → ne
     assert od.trips[3, 0] == pytest.approx(15.5)  # ne → sw
-    assert prepared.demand_source == "the phone-based OD matrix (table mobility_od), hour 8:00"
+    assert prepared.demand_source == (
+        "the phone-based OD matrix (table mobility_od), hour 8:00; 12.0 trips with one end outside the area left out"
+    )
 
 
 def test_a_chosen_hour_and_a_twin_without_phone_data(tmp_path: Path) -> None:
@@ -61,7 +63,7 @@ def test_phone_prior_scales_the_gravity_rows_to_the_phone_origin_totals(tmp_path
     shares = gravity.trips[0] / gravity.trips[0].sum()
     assert prior.trips[0] == pytest.approx(165.0 * shares)
     assert prior.trips[1] == pytest.approx(gravity.trips[1])
-    assert (
-        label
-        == "the gravity model with origin totals from the phone-based OD matrix (table mobility_od), hour 8:00"
+    assert label == (
+        "the gravity model with origin totals from the phone-based OD matrix (table mobility_od), hour 8:00; "
+        "12.0 trips with one end outside the area left out"
     )

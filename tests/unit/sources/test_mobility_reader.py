@@ -140,12 +140,18 @@ def test_build_reaggregates_the_stored_cells_onto_the_twin_zones(
     record_derived(ctx.store, "zones", title="Zones", description="", inputs=["phone_zoning"], built_at=now)
     mobility_on_zones(ctx.store, ctx.config, now)
     trips = ctx.store.read_table("mobility_od").set_index(["origin", "destination"])["trips"].to_dict()
+    # with C's east half outside: T1→out 6 + 2.5, T2→out 2.5, out→T1 3.75, out→T2 3.75 (18.5 trips)
     assert trips == pytest.approx(
-        {("T1", "T1"): 32.5, ("T1", "T2"): 16.0, ("T2", "T1"): 11.25, ("T2", "T2"): 13.75}
-    )
+        {("T1", "T1"): 32.5, ("T1", "T2"): 16.0, ("T2", "T1"): 11.25, ("T2", "T2"): 13.75,
+         ("T1", "outside"): 8.5, ("T2", "outside"): 2.5, ("outside", "T1"): 3.75, ("outside", "T2"): 3.75}
+    )  # fmt: skip
     quality = ctx.store.records("quality")["mobility_od"]
     assert (quality["share_within_zones"], quality["total_in"], quality["total_out"]) == (0.7989, 92.0, 73.5)
-    assert quality["notes"] == ["79.9% of the provider's counts lie within the twin's zones"]
+    assert quality["total_one_end_outside"] == pytest.approx(18.5)
+    assert quality["notes"] == [
+        "79.9% of the provider's counts lie within the twin's zones",
+        "18.5 trips with one end outside the twin's zones (zone 'outside')",
+    ]
     people = ctx.store.read_table("mobility_presence").set_index("zone_id")["count"].to_dict()
     assert people == pytest.approx({"T1": 125.0, "T2": 5.0})  # B's 3 suppressed, half of C outside
     assert ctx.store.records("catalog")["mobility_od"]["publisher"] == "Test publisher"

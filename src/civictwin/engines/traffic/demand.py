@@ -31,6 +31,7 @@ from scipy.sparse.csgraph import dijkstra
 
 from civictwin.engines.traffic.run import CarTrip
 from civictwin.errors import CivicTwinError
+from civictwin.model.mobility import OUTSIDE
 
 FloatMatrix = npt.NDArray[np.float64]
 
@@ -335,7 +336,8 @@ def phone_od(
     """The twin's phone-based OD matrix (table ``mobility_od``) as person trips, and words saying which.
 
     Operators count people's movements of every mode, so the matrix stands in for the gravity model's
-    person trips and the mode choice splits it as usual. With time bands, one hour is used: ``hour``,
+    person trips and the mode choice splits it as usual. Trips with one end outside the twin's zones
+    (zone ``outside``) are left out, and the words say how many. With time bands, one hour is used: ``hour``,
     or by default the one with the most trips; a matrix without hours is used whole.
     """
     if table is None or table.empty:
@@ -359,6 +361,12 @@ def phone_od(
         )
     else:
         chosen, label = table, "the phone-based OD matrix (table mobility_od), no time bands"
+    ends_outside = (chosen["origin"].astype(str) == OUTSIDE) | (chosen["destination"].astype(str) == OUTSIDE)
+    if ends_outside.any():
+        label += (
+            f"; {chosen.loc[ends_outside, 'trips'].sum():,.1f} trips with one end outside the area left out"
+        )
+        chosen = chosen[~ends_outside.to_numpy()]
     index = {z: i for i, z in enumerate(zone_ids)}
     origins = chosen["origin"].astype(str).map(index)
     destinations = chosen["destination"].astype(str).map(index)
