@@ -173,9 +173,10 @@ def _hours(frame: pd.DataFrame, path: Path) -> pd.Series:
     if "hour" not in frame.columns:
         return pd.Series(pd.NA, index=frame.index, dtype="Int64")
     hours = pd.to_numeric(frame["hour"], errors="coerce")
-    bad = np.flatnonzero((frame["hour"].notna() & (hours.isna() | ~hours.between(0, 23))).to_numpy())
+    wrong = hours.isna() | ~hours.between(0, 23) | (hours.fillna(0) % 1 != 0)
+    bad = np.flatnonzero((frame["hour"].notna() & wrong).to_numpy())
     if len(bad):
-        raise SourceError(f"row {bad[0] + 2}: hour must be 0–23 or empty", path=path, field="hour")
+        raise SourceError(f"row {bad[0] + 2}: hour must be a whole hour 0–23 or empty", path=path)
     return hours.astype("Int64")
 
 

@@ -117,6 +117,9 @@ def test_a_per_device_file_is_refused(make_context: Any, source_entry: Any, tmp_
 def test_a_zone_id_the_zoning_lacks_is_named_with_its_row(
     make_context: Any, source_entry: Any, tmp_path: Path
 ) -> None:
+    with pytest.raises(SourceError, match=r"hourly\.csv: row 2: hour must be a whole hour 0–23 or empty"):
+        hourly = ["origin,destination,hour,trips", "A,B,8.5,30"]
+        _ingest(make_context, source_entry, tmp_path, _csv(tmp_path, "hourly.csv", hourly))
     lines = [*_od_lines(), "B,Q7,30"]
     with pytest.raises(SourceError, match=r"od\.csv: row 11: destination zone id 'Q7' is not in the zoning"):
         _ingest(make_context, source_entry, tmp_path, _csv(tmp_path, "od.csv", lines))
