@@ -36,6 +36,7 @@ from civictwin.errors import AreaError, ConfigError
 from civictwin.geometry import WGS84, reproject, utm_crs_for
 from civictwin.governance.security import record_event
 from civictwin.model.buildings import lod1_buildings
+from civictwin.model.mobility import OUTSIDE, areal_weights, reaggregate_od, reaggregate_presence
 from civictwin.model.network import build_network
 from civictwin.model.population import (
     estimate_population,
@@ -46,6 +47,7 @@ from civictwin.model.population import (
 )
 from civictwin.model.transit import UNSNAPPED, snap_stops
 from civictwin.model.zones import h3_zones, polygon_zones, summarise_zones
+from civictwin.sources import mobility as mobility_source
 from civictwin.sources import reader_for
 from civictwin.sources.base import BuildContext
 from civictwin.store.base import Store
@@ -147,6 +149,7 @@ def _derive_model(
         _transit(store, built_at)
     step("summarising analysis zones")
     _zones(store, config, area_wgs84, area, built_at)
+    mobility_on_zones(store, config, built_at)
 
 
 def _save_derived(
@@ -348,6 +351,40 @@ def _zones(
         inputs=inputs, step="model.zones.summarise_zones", parameters=zones_cfg.model_dump(),
         quality={"zones": len(summary)}, notes=[], built_at=built_at,
     )  # fmt: skip
+
+
+def mobility_on_zones(store: Store, config: TwinConfig, built_at: datetime) -> None:
+    """The phone-based mobility source's OD matrix and presence counts on the twin's zones."""
+    sources = [s for s in config.sources if s.kind == SourceKind.MOBILITY]
+    if not sources:
+        return
+    if len(sources) > 1:
+        raise ConfigError(f"{len(sources)} sources of kind 'mobility'; give one operator's data at a time",
+                          path=config.resolve(CONFIG_FILENAME), field="sources")  # fmt: skip
+    name = sources[0].name
+    zoning = f"{name}{mobility_source.ZONING_SUFFIX}"
+    weights = areal_weights(store.read_frame(zoning), store.read_frame("zones"))
+    method = "areal weighting: a provider zone's counts shared by the share of its area in each twin zone"
+    for suffix, table, reaggregate, title in (
+        (mobility_source.OD_SUFFIX, "mobility_od", reaggregate_od, "Phone-based OD matrix on the twin's zones"),
+        (mobility_source.PRESENCE_SUFFIX, "mobility_presence", reaggregate_presence,
+         "Phone-based presence counts on the twin's zones"),
+    ):  # fmt: skip
+        if not store.has_table(f"{name}{suffix}"):
+            continue
+        result = reaggregate(store.read_table(f"{name}{suffix}"), weights)
+        store.write_table(table, result.frame)
+        inputs = [f"{name}{suffix}", zoning, "zones"]
+        record_derived(store, table, title=title, description=f"From source '{name}' after its disclosure "
+                       f"control (cells under k dropped); {method}.", inputs=inputs, built_at=built_at)  # fmt: skip
+        record_lineage(store, table, inputs=inputs, step="model.mobility", parameters={"method": method})
+        notes = [f"{result.share_kept:.1%} of the provider's counts lie within the twin's zones"]
+        if result.value_one_end_outside:
+            notes.append(f"{result.value_one_end_outside:,.1f} trips with one end outside the twin's zones "
+                         f"(zone '{OUTSIDE}')")  # fmt: skip
+        record_quality(store, table, {"share_within_zones": round(result.share_kept, 4),
+                                      "total_in": result.value_in, "total_out": result.value_out,
+                                      "total_one_end_outside": result.value_one_end_outside}, notes)  # fmt: skip
 
 
 def _grid_values(store: Store, config: TwinConfig, area: BaseGeometry) -> dict[str, gpd.GeoDataFrame]:

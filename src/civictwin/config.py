@@ -39,6 +39,7 @@ class SourceKind(StrEnum):
     CITYJSON = "cityjson"
     CITYGML = "citygml"
     DEM = "dem"
+    MOBILITY = "mobility"
 
 
 class _Strict(BaseModel):
@@ -169,7 +170,10 @@ class EnergySection(_Strict):
         return self
 
 
-_DECLARES_CRS_ONLY = frozenset({SourceKind.CITYJSON, SourceKind.CITYGML, SourceKind.DEM})
+_DECLARES_CRS_ONLY = frozenset({SourceKind.CITYJSON, SourceKind.CITYGML, SourceKind.DEM, SourceKind.MOBILITY})
+
+
+_MOBILITY_OPTIONS = ("zoning", "zoning_id", "presence", "k_anonymity")
 
 
 class SourceConfig(_Strict):
@@ -196,12 +200,25 @@ class SourceConfig(_Strict):
         default=None, description="Grid of cell-centre points: the side of each square cell (m)"
     )
     h3_column: str | None = Field(default=None, description="Grid keyed by H3 cell ids in this column")
+    zoning: str | None = Field(default=None, description="Mobility: the provider's zoning file (polygons)")
+    zoning_id: str | None = Field(default=None, description="Mobility: the zone id column of the zoning file")
+    presence: str | None = Field(
+        default=None, description="Mobility: presence counts CSV (zone, hour, count)"
+    )
+    k_anonymity: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="Mobility: cells under k are suppressed before storing (default 10)"
+    )
 
     @model_validator(mode="after")
     def _options_fit_kind(self) -> SourceConfig:
         grid_only = sorted(k for k in ("cell_size_m", "h3_column") if getattr(self, k) is not None)
         if grid_only and self.kind != SourceKind.GRID:
             raise ValueError(f"option(s) {', '.join(grid_only)} apply only to kind 'grid'")
+        mobility_only = sorted(k for k in _MOBILITY_OPTIONS if getattr(self, k) is not None)
+        if mobility_only and self.kind != SourceKind.MOBILITY:
+            raise ValueError(f"option(s) {', '.join(mobility_only)} apply only to kind 'mobility'")
+        if self.kind == SourceKind.MOBILITY and self.zoning is None:
+            raise ValueError("kind 'mobility' needs `zoning`: the provider's zone polygons")
         if self.h3_column is not None and (self.cell_size_m is not None or self.wkt is not None or self.x):
             raise ValueError("`h3_column` gives the cells; do not combine it with cell_size_m, wkt or x/y")
         vector_like = {SourceKind.GRID, SourceKind.VECTOR}

@@ -32,6 +32,10 @@ def reader_for(kind: SourceKind) -> Reader:
         from civictwin.sources.dem import ingest as dem_ingest
 
         return dem_ingest
+    if kind is SourceKind.MOBILITY:
+        from civictwin.sources.mobility import ingest as mobility_ingest
+
+        return mobility_ingest
     if kind is SourceKind.GRID:
         from civictwin.sources.grid import ingest as grid_ingest
 

@@ -31,6 +31,7 @@ from scipy.sparse.csgraph import dijkstra
 
 from civictwin.engines.traffic.run import CarTrip
 from civictwin.errors import CivicTwinError
+from civictwin.model.mobility import OUTSIDE
 
 FloatMatrix = npt.NDArray[np.float64]
 
@@ -324,6 +325,70 @@ def load_od_csv(path: Path, zone_ids: Sequence[str]) -> OdMatrix:
         trips.to_numpy(dtype=float),
     )
     return OdMatrix(tuple(zone_ids), matrix)
+
+
+# ------------------------------------------------------------------------------------ OD from phone data
+
+
+def phone_od(
+    table: pd.DataFrame | None, zone_ids: Sequence[str], *, hour: int | None
+) -> tuple[OdMatrix, str]:
+    """The twin's phone-based OD matrix (table ``mobility_od``) as person trips, and words saying which.
+
+    Operators count people's movements of every mode, so the matrix stands in for the gravity model's
+    person trips and the mode choice splits it as usual. Trips with one end outside the twin's zones
+    (zone ``outside``) are left out, and the words say how many. With time bands, one hour is used: ``hour``,
+    or by default the one with the most trips; a matrix without hours is used whole.
+    """
+    if table is None or table.empty:
+        raise DemandError(
+            "od_source = 'phone' but the twin has no phone-based OD matrix (a source of kind 'mobility')",
+            field="od_source",
+        )
+    hours = pd.to_numeric(table["hour"], errors="coerce")
+    if hours.notna().any():
+        by_hour = table.groupby(hours)["trips"].sum()
+        chosen_hour = hour if hour is not None else int(by_hour.index[int(by_hour.to_numpy().argmax())])
+        chosen = table[hours.eq(chosen_hour).to_numpy()]
+        if chosen.empty:
+            raise DemandError(
+                f"the phone OD matrix has no trips in hour {chosen_hour}", field="phone_od_hour"
+            )
+        label = f"the phone-based OD matrix (table mobility_od), hour {chosen_hour}:00"
+    elif hour is not None:
+        raise DemandError(
+            "the phone OD matrix has no hours; leave phone_od_hour unset", field="phone_od_hour"
+        )
+    else:
+        chosen, label = table, "the phone-based OD matrix (table mobility_od), no time bands"
+    ends_outside = (chosen["origin"].astype(str) == OUTSIDE) | (chosen["destination"].astype(str) == OUTSIDE)
+    if ends_outside.any():
+        label += (
+            f"; {chosen.loc[ends_outside, 'trips'].sum():,.1f} trips with one end outside the area left out"
+        )
+        chosen = chosen[~ends_outside.to_numpy()]
+    index = {z: i for i, z in enumerate(zone_ids)}
+    origins = chosen["origin"].astype(str).map(index)
+    destinations = chosen["destination"].astype(str).map(index)
+    if origins.isna().any() or destinations.isna().any():
+        raise DemandError(
+            "the phone OD matrix names zones the twin lacks: rebuild the twin", field="mobility_od"
+        )
+    matrix = np.zeros((len(index), len(index)))
+    np.add.at(matrix, (origins.to_numpy(int), destinations.to_numpy(int)), chosen["trips"].to_numpy(float))
+    return OdMatrix(tuple(zone_ids), matrix), label
+
+
+def with_origin_totals(od: OdMatrix, totals: FloatMatrix) -> OdMatrix:
+    """``od`` with each origin's row scaled to ``totals`` (trips per origin, e.g. the phone matrix's).
+
+    The destinations keep ``od``'s shares (the gravity model as the distribution, the phone data as the
+    productions). A row whose total is 0 (no phone trips from that origin: its cells were all under k,
+    or it has no data) keeps ``od``'s trips; a target for a row ``od`` leaves empty cannot be placed.
+    """
+    sums = od.trips.sum(axis=1)
+    factor = np.where((totals > 0) & (sums > 0), totals / np.where(sums > 0, sums, 1.0), 1.0)
+    return OdMatrix(od.zones, od.trips * factor[:, None])
 
 
 # ------------------------------------------------------------------------------- interventions on demand

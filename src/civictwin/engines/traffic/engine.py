@@ -101,6 +101,7 @@ class TrafficEngine:
                 "iterations": inputs.params.iterations,
                 "changed_edges": int(inputs.changes["edge_id"].nunique()) if not inputs.changes.empty else 0,
                 "transit_source": inputs.transit_source,
+                "demand_source": inputs.demand_source,
                 "sumo_wall_s": round(outcome.sumo_wall_s, 3),
                 "netconvert_s": round(inputs.network.wall_s, 3),
                 "sumo_version": outcome.sumo_version,

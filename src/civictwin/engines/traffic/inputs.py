@@ -44,6 +44,8 @@ class TwinInputs:
     stop_routes: pd.DataFrame | None
     """feed, stop_id, route_id, route_short_name, trips: how often each route serves each stop."""
     catalog: dict[str, dict[str, Any]]
+    mobility_od: pd.DataFrame | None = None
+    """origin, destination, hour, trips: the phone-based OD matrix on the twin's zones, if the twin has one."""
 
 
 def needs_routes(scenarios: Collection[Scenario]) -> bool:
@@ -97,6 +99,7 @@ def _shallow_copy(inputs: TwinInputs) -> TwinInputs:
         stops=_copy_or_none(inputs.stops),
         stop_frequency=_copy_or_none(inputs.stop_frequency),
         stop_routes=_copy_or_none(inputs.stop_routes),
+        mobility_od=_copy_or_none(inputs.mobility_od),
         catalog=copy.deepcopy(inputs.catalog),
     )
 
@@ -122,6 +125,7 @@ def _read_inputs(store: Store, twin_dir: Path, need_routes: bool) -> TwinInputs:
         stop_frequency=frequency,
         stop_routes=_stop_routes(store) if need_routes and has_transit else None,
         catalog=store.records("catalog"),
+        mobility_od=store.read_table("mobility_od") if store.has_table("mobility_od") else None,
     )
 
 

@@ -12,7 +12,15 @@ from typing import cast
 import geopandas as gpd
 from pyproj import Transformer
 
-from civictwin.engines.traffic.demand import OdMatrix, add_event, gravity_od, load_od_csv, zone_edges
+from civictwin.engines.traffic.demand import (
+    OdMatrix,
+    add_event,
+    gravity_od,
+    load_od_csv,
+    phone_od,
+    with_origin_totals,
+    zone_edges,
+)
 from civictwin.engines.traffic.edits import ModifiedNetwork
 from civictwin.engines.traffic.inputs import TwinInputs
 from civictwin.engines.traffic.interventions import ScaleDemand, TransitFrequency
@@ -49,13 +57,15 @@ class NetworkFreeDemand:
     service: LevelOfService
     """Free-flow service before zones without a simulated car edge are barred from car trips."""
     transit_source: str
+    demand_source: str
+    """In words, where the base person-trip matrix came from (gravity model, OD file, phone data)."""
 
 
 def network_free_demand(
     inputs: TwinInputs, scenario: Scenario, modified: ModifiedNetwork, params: TrafficParams
 ) -> NetworkFreeDemand:
     """The base OD matrix, each zone's car edges, car paths and the free-flow level of service."""
-    od = base_od(inputs, params)
+    od, demand_source = base_od(inputs, params)
     by_zone = zone_edges(inputs.zones, modified.edges, present=set(modified.car_edges))
     transit = transit_access(
         inputs.zones,
@@ -71,15 +81,26 @@ def network_free_demand(
         car=car,
         service=level_of_service(inputs.zones, modified.edges, transit, params.mode_choice, car=car),
         transit_source=transit.source,
+        demand_source=demand_source,
     )
 
 
-def base_od(inputs: TwinInputs, params: TrafficParams) -> OdMatrix:
-    """The user's OD matrix (``od_csv``) or the gravity model's, in person trips per hour."""
+def base_od(inputs: TwinInputs, params: TrafficParams) -> tuple[OdMatrix, str]:
+    """The user's OD matrix (``od_csv``), the phone-based one, the gravity model's, or the gravity model's
+    rows scaled to the phone-based origin totals (person trips per hour), with words saying which."""
     zone_ids = [str(z) for z in inputs.zones["zone_id"]]
     if params.od_csv is not None:
-        return load_od_csv(inputs.twin_dir / params.od_csv, zone_ids).scaled(params.demand.scale)
-    return gravity_od(inputs.zones, params.demand, inputs.edges)
+        od = load_od_csv(inputs.twin_dir / params.od_csv, zone_ids).scaled(params.demand.scale)
+        return od, f"the OD matrix file {params.od_csv}"
+    if params.od_source == "gravity":
+        return gravity_od(inputs.zones, params.demand, inputs.edges), "the gravity model"
+    phone, label = phone_od(inputs.mobility_od, zone_ids, hour=params.phone_od_hour)
+    if params.od_source == "phone":
+        return phone.scaled(params.demand.scale), label
+    gravity = gravity_od(inputs.zones, params.demand, inputs.edges)
+    totals = phone.trips.sum(axis=1) * params.demand.scale
+    prior = f"the gravity model with origin totals from {label}"
+    return with_origin_totals(gravity, totals), prior
 
 
 def demand_layers(

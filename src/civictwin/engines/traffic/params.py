@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -33,6 +33,11 @@ class TrafficParams(BaseModel):
     """Simulations per seed; between them the mode choice sees the simulated car times."""
     od_csv: str | None = None
     """A user OD matrix (person trips per hour) replacing the gravity model."""
+    od_source: Literal["gravity", "phone", "phone_prior"] = "gravity"
+    """The base person-trip matrix: the gravity model, the twin's phone-based ``mobility_od`` table in
+    its place, or the gravity model with each origin's total from ``mobility_od`` (``phone_prior``)."""
+    phone_od_hour: Annotated[int, Field(ge=0, le=23)] | None = None
+    """With ``od_source = "phone"``: the hour of the phone OD matrix to simulate (default: its busiest)."""
     demand_window_s: Annotated[float, Field(gt=0)] = 3600.0
     clearance_s: Annotated[float, Field(ge=0)] = 1800.0
     """Simulated time after the demand window for the last trips to arrive."""

@@ -44,6 +44,8 @@ class PreparedScenario:
     """``edge_id``, ``zone_id``, ``length_m``: the analysis zone of every street edge (its midpoint)."""
     gateways: GatewayDemand | None = None
     """Car trips per hour through the area's boundary, when ``[gateways]`` is enabled."""
+    demand_source: str = "the gravity model"
+    """Where the base person-trip matrix came from, in words (for the report's notes)."""
 
     @property
     def person_trips(self) -> OdMatrix:
@@ -136,4 +138,5 @@ def prepare_scenario(
         transit_source=demand.transit_source,
         placement=edge_zones(inputs.edges, inputs.zones),
         gateways=gateways,
+        demand_source=demand.demand_source,
     )

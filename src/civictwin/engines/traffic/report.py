@@ -43,7 +43,8 @@ def _notes(name: str, seeds: Sequence[SeedRecord]) -> str:
         "the GTFS timetable" if first.get("transit_source") == "gtfs" else "the fallback assumption (no GTFS)"
     )
     return (
-        f"'{name}': {first.get('changed_edges', 0)} street edges changed; transit times from {transit}; "
+        f"'{name}': {first.get('changed_edges', 0)} street edges changed; demand from "
+        f"{first.get('demand_source', 'the gravity model')}; transit times from {transit}; "
         f"{first.get('iterations', len(car_shares[0]))} simulation/mode-choice round(s), last change of the "
         f"car share {100 * last_step:.2f} percentage points."
     )
