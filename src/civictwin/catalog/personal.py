@@ -116,7 +116,7 @@ def _personal_part(
     declared = {c for s in found for c in s.personal if c in columns}
     waived = {c for s in found for c in s.not_personal}
     text_columns = [c for c, t in columns.items() if t == "VARCHAR" and c not in declared]
-    sample = store.read_table(table, columns=text_columns).head(SAMPLE_ROWS) if text_columns else None
+    sample = store.sample_rows(table, columns=text_columns, limit=SAMPLE_ROWS) if text_columns else None
     recognised = {
         **(recognised_by_values({c: sample[c].tolist() for c in text_columns}) if sample is not None else {}),
         **recognised_by_name(c for c in columns if c not in declared),
