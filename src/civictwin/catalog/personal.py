@@ -113,7 +113,8 @@ def _personal_part(
 ) -> dict[str, Any] | None:
     """The ``personal_data`` part of ``table``'s record, or None when it holds no personal data."""
     own = "inputs" not in record  # read from a source, not derived
-    declared = {c for s in found for c in s.personal if c in columns}
+    # a source's own tables keep every declared name: a 3D city model's attributes are JSON, not columns
+    declared = {c for s in found for c in s.personal if own or c in columns}
     waived = {c for s in found for c in s.not_personal}
     text_columns = [c for c, t in columns.items() if t == "VARCHAR" and c not in declared]
     sample = store.sample_rows(table, columns=text_columns, limit=SAMPLE_ROWS) if text_columns else None

@@ -19,6 +19,7 @@ from typing import Any
 
 import geopandas as gpd
 import mapbox_vector_tile
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from shapely.geometry import Point, box
@@ -30,6 +31,7 @@ from civictwin.catalog.report import catalog_html, catalog_jsonld
 from civictwin.config import TwinConfig, parse_config
 from civictwin.errors import ConfigError, ExportError
 from civictwin.export import export_dataset
+from civictwin.export.cityjson_surfaces import load_city_surfaces
 from civictwin.governance.audit import AuditLog
 from civictwin.governance.chain import rotated_files
 from civictwin.store.duckdb import DuckDBStore
@@ -215,3 +217,19 @@ def test_audit_retention_from_twin_toml_deletes_old_rotated_file(tmp_path: Path)
     assert settings.audit_rotation.retention_days == 30
     kept = rotated_files(path)
     assert old not in kept and recent in kept and len(kept) == 2
+
+
+def test_personal_city_model_attributes_not_exported(tmp_path: Path) -> None:
+    """A 3D city model's declared personal attribute (JSON, not a column) is left out of CityJSON exports."""
+    store = DuckDBStore.create(tmp_path / "city.duckdb", crs=CRS)
+    try:
+        store.write_table("building_surfaces", pd.DataFrame({"building_id": ["b1"], "source": ["city"]}))
+        attributes = json.dumps({"roofType": "flat", "owner": "Aino Virtanen"})
+        store.write_table(
+            "city", pd.DataFrame({"building_id": ["b1"], "attributes": [attributes], "parts": ["{}"]})
+        )
+        store.put_record("catalog", "city", {"personal_data": {"fields": ["owner"]}})
+        city = load_city_surfaces(store, ["b1"])
+    finally:
+        store.close()
+    assert city is not None and city.attributes == {"b1": {"roofType": "flat"}}
