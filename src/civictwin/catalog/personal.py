@@ -19,8 +19,9 @@ from typing import Any
 
 from civictwin.catalog.metadata import CATALOG
 from civictwin.catalog.quality import QUALITY
-from civictwin.config import SourceConfig, TwinConfig
-from civictwin.store.base import Store
+from civictwin.config import CONFIG_FILENAME, SourceConfig, SourceKind, TwinConfig
+from civictwin.errors import ConfigError
+from civictwin.store.base import GEOMETRY, Store
 from civictwin.store.personal import PERSONAL_DATA
 
 SAMPLE_ROWS = 1000
@@ -83,10 +84,39 @@ def mark_personal(store: Store, config: TwinConfig) -> None:
         if table not in tables:
             continue
         found = _origins(table, catalogue, sources, origins)
+        if "inputs" not in record:
+            _check_declared(config, table, tables[table], found)
         part = _personal_part(store, table, tables[table], record, found)
         if part is not None:
             store.put_record(CATALOG, table, {**record, PERSONAL_DATA: part})
             _flag_in_quality(store, table, part)
+
+
+def _check_declared(
+    config: TwinConfig, table: str, columns: Mapping[str, str], found: list[SourceConfig]
+) -> None:
+    """Refuse a declared personal column a vector source's table lacks (a typo would publish the real one).
+
+    Columns the source's ``columns`` option leaves out are not stored, hence fine; those that became the
+    geometry (``x``, ``y``, ``wkt``) belong to ``personal_locations`` instead. Grids keep numeric
+    columns only, and 3D city models hold attributes as JSON, so neither is checked here.
+    """
+    for source in found:
+        if source.kind != SourceKind.VECTOR:
+            continue
+        geometry = {source.x, source.y, source.wkt}
+        missing = [
+            c
+            for c in source.personal
+            if c not in columns and c not in geometry and (source.columns is None or c in source.columns)
+        ]
+        if missing:
+            available = ", ".join(c for c in columns if c != GEOMETRY) or "(none)"
+            raise ConfigError(
+                f"names column(s) {', '.join(missing)}, which table '{table}' does not have; available: {available}",
+                path=config.resolve(CONFIG_FILENAME),
+                field=f"sources.{source.name}.personal",
+            )
 
 
 def _origins(

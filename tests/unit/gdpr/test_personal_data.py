@@ -233,3 +233,23 @@ def test_personal_city_model_attributes_not_exported(tmp_path: Path) -> None:
     finally:
         store.close()
     assert city is not None and city.attributes == {"b1": {"roofType": "flat"}}
+
+
+def test_declared_column_missing_is_refused(tmp_path: Path) -> None:
+    """A typo in `personal` fails the build with one line naming the key, rather than publishing the column."""
+    store = DuckDBStore.create(tmp_path / "typo.duckdb", crs=CRS)
+    try:
+        store.write_table("permits", _permits())
+        store.put_record("catalog", "permits", {"source": {"name": "permits"}})
+        config = _config(tmp_path)
+        typo = config.model_copy(
+            update={"sources": [config.sources[0].model_copy(update={"personal": ["ownr_name"]})]}
+        )
+        with pytest.raises(ConfigError) as raised:
+            mark_personal(store, typo)
+    finally:
+        store.close()
+    assert str(raised.value) == (
+        f"{tmp_path / 'twin.toml'}: sources.permits.personal: names column(s) ownr_name, which table 'permits' "
+        "does not have; available: permit_id, use, street_name, owner_name, contact, phone, fax"
+    )
