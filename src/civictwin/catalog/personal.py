@@ -19,7 +19,7 @@ from typing import Any
 
 from civictwin.catalog.metadata import CATALOG
 from civictwin.catalog.quality import QUALITY
-from civictwin.config import CONFIG_FILENAME, SourceConfig, SourceKind, TwinConfig
+from civictwin.config import CONFIG_FILENAME, AccessLevel, SourceConfig, SourceKind, TwinConfig
 from civictwin.errors import ConfigError
 from civictwin.store.base import GEOMETRY, Store
 from civictwin.store.personal import PERSONAL_DATA
@@ -88,7 +88,9 @@ def mark_personal(store: Store, config: TwinConfig) -> None:
             _check_declared(config, table, tables[table], found)
         part = _personal_part(store, table, tables[table], record, found)
         if part is not None:
-            store.put_record(CATALOG, table, {**record, PERSONAL_DATA: part})
+            # home locations: restricted in the catalogue too (the access rule enforces it regardless)
+            access = {"access": AccessLevel.RESTRICTED.value} if part["locations"] else {}
+            store.put_record(CATALOG, table, {**record, **access, PERSONAL_DATA: part})
             _flag_in_quality(store, table, part)
 
 

@@ -28,10 +28,11 @@ from civictwin.api.app import create_app
 from civictwin.api.settings import ServerSettings
 from civictwin.catalog.personal import mark_personal, recognised_by_name, recognised_by_values
 from civictwin.catalog.report import catalog_html, catalog_jsonld
-from civictwin.config import TwinConfig, parse_config
+from civictwin.config import AccessLevel, TwinConfig, parse_config
 from civictwin.errors import ConfigError, ExportError
 from civictwin.export import export_dataset
 from civictwin.export.cityjson_surfaces import load_city_surfaces
+from civictwin.governance.access import access_levels
 from civictwin.governance.audit import AuditLog
 from civictwin.governance.chain import rotated_files
 from civictwin.store.duckdb import DuckDBStore
@@ -152,6 +153,7 @@ def test_catalogue_and_quality_record_personal_data(twin: Path) -> None:
     assert nodes["permits"]["dpv:hasLegalBasis"]["rdfs:label"] == BASIS
     assert nodes["permits"]["dpv:hasStorageCondition"]["rdf:value"]["@value"] == "P365D"
     assert nodes["homes"]["ct:exactHomeLocations"] is True
+    assert nodes["homes"]["dct:accessRights"]["@id"].endswith("/NON_PUBLIC")  # configured public
     assert nodes["homes"]["dpv:hasStorageCondition"]["rdf:value"]["@value"] == "P90D"
     assert "365 days" in html and BASIS in html
 
@@ -253,3 +255,15 @@ def test_declared_column_missing_is_refused(tmp_path: Path) -> None:
         f"{tmp_path / 'twin.toml'}: sources.permits.personal: names column(s) ownr_name, which table 'permits' "
         "does not have; available: permit_id, use, street_name, owner_name, contact, phone, fax"
     )
+
+
+def test_home_locations_restricted_whatever_the_record_says() -> None:
+    """The access rule itself: a record of home locations is restricted even where it says public."""
+    records = {
+        "homes": {"access": "public", "personal_data": {"locations": True}},
+        "permits": {"access": "public", "personal_data": {"fields": ["owner_name"], "locations": False}},
+    }
+    assert access_levels(records, ["homes", "permits"]) == {
+        "homes": AccessLevel.RESTRICTED,
+        "permits": AccessLevel.PUBLIC,
+    }
