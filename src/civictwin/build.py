@@ -30,6 +30,7 @@ from civictwin.build_city import (
 )
 from civictwin.catalog.lineage import record_lineage
 from civictwin.catalog.metadata import record_derived, record_source
+from civictwin.catalog.personal import mark_personal
 from civictwin.catalog.quality import quality_highlights, record_quality, record_source_quality
 from civictwin.config import CONFIG_FILENAME, SourceKind, TwinConfig
 from civictwin.errors import AreaError, ConfigError
@@ -101,6 +102,7 @@ def build_twin(config: TwinConfig, *, on_step: StepCallback | None = None) -> Bu
                                {"source": source.name, "area_wgs84": area_wgs84.wkt, "crs": crs})  # fmt: skip
         _check_area_hit(store, area_wgs84)
         _derive_model(store, config, area_wgs84, datetime.now(UTC), step)
+        mark_personal(store, config)
         tables = {t.name: t.rows for t in store.tables()}
         highlights = quality_highlights(store)
         totals = _totals(store)

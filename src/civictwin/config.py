@@ -208,6 +208,27 @@ class SourceConfig(_Strict):
     k_anonymity: Annotated[int, Field(ge=1)] | None = Field(
         default=None, description="Mobility: cells under k are suppressed before storing (default 10)"
     )
+    # GDPR: personal data in this source (docs/configuration.md, "Personal data")
+    personal: list[str] = Field(default_factory=list, description="Columns holding personal data")
+    not_personal: list[str] = Field(
+        default_factory=list, description="Columns recognised as personal that the steward says are not"
+    )
+    personal_locations: bool = Field(
+        default=False, description="Geometries are exact home locations of people (never public)"
+    )
+    legal_basis: str | None = Field(default=None, description="GDPR Art. 6 legal basis for the personal data")
+    retention_days: Annotated[int, Field(gt=0)] | None = Field(
+        default=None, description="How long the personal data may be kept (days)"
+    )
+
+    @model_validator(mode="after")
+    def _personal_data_declared(self) -> SourceConfig:
+        both = sorted(set(self.personal) & set(self.not_personal))
+        if both:
+            raise ValueError(f"column(s) {', '.join(both)} listed in both `personal` and `not_personal`")
+        if (self.personal or self.personal_locations) and not (self.legal_basis and self.retention_days):
+            raise ValueError("personal data needs its `legal_basis` and `retention_days`")
+        return self
 
     @model_validator(mode="after")
     def _options_fit_kind(self) -> SourceConfig:

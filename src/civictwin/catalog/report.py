@@ -10,6 +10,10 @@ JSON-LD mapping (DCAT-AP 3 with GeoDCAT-AP and PROV-O):
 - provenance: ``prov:wasDerivedFrom`` input datasets or source files (``spdx:File`` with an
   ``spdx:checksum`` in SHA-256), ``prov:wasGeneratedBy`` the step as a ``prov:Activity`` with its
   parameters and tool versions as JSON literals;
+- personal data (GDPR, W3C DPV): ``ct:containsPersonalData`` on every dataset; where true,
+  ``dpv:hasPersonalData`` (each personal column as a ``dpv:PersonalData``), ``dpv:hasLegalBasis``,
+  ``dpv:hasStorageCondition`` (a ``dpv:StorageDuration`` in days as an ``xsd:duration``) and
+  ``ct:exactHomeLocations``;
 - quality: ``dqv:QualityMeasurement`` per number, of ``dqv:Metric`` s defined in the same graph, and
   the notes as ``dqv:QualityAnnotation`` s.
 
@@ -30,6 +34,7 @@ from civictwin.catalog.metadata import CATALOG, combine, source_files
 from civictwin.catalog.quality import HEIGHT_SOURCE, QUALITY, percent, quality_highlights
 from civictwin.config import slug
 from civictwin.store.base import RecordReader
+from civictwin.store.personal import PERSONAL_DATA
 
 CONTEXT: dict[str, Any] = {
     "@version": 1.1,
@@ -50,6 +55,7 @@ CONTEXT: dict[str, Any] = {
     "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
     "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
     "xsd": "http://www.w3.org/2001/XMLSchema#",
+    "dpv": "https://w3id.org/dpv#",
     "ct": "urn:civictwin:terms:",
 }
 
@@ -174,6 +180,7 @@ def _dataset(twin: str, record: Mapping[str, Any], lineage: Mapping[str, Any] | 
         "ct:rowCount": {"@value": int(record["rows"]), "@type": "xsd:integer"},
         "ct:kind": record["kind"],
     }
+    node.update(_personal_data(record.get(PERSONAL_DATA)))
     bbox = record.get("bbox_wgs84")
     if bbox:
         wkt = {"@value": bbox_wkt(bbox), "@type": "gsp:wktLiteral"}
@@ -184,6 +191,42 @@ def _dataset(twin: str, record: Mapping[str, Any], lineage: Mapping[str, Any] | 
     if lineage is not None:
         node["prov:wasGeneratedBy"] = _activity(iri, record, lineage, inputs)
     return node
+
+
+def _personal_data(part: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The GDPR facts of a dataset in DPV terms: which columns are personal, legal basis, retention."""
+    if not part:
+        return {"ct:containsPersonalData": False}
+    node: dict[str, Any] = {
+        "ct:containsPersonalData": True,
+        "ct:exactHomeLocations": bool(part.get("locations")),
+        "dpv:hasPersonalData": [{"@type": "dpv:PersonalData", "rdfs:label": f} for f in part["fields"]],
+        "dpv:hasLegalBasis": {
+            "@type": "dpv:LegalBasis",
+            "rdfs:label": part.get("legal_basis") or "not declared",
+        },
+    }
+    if part.get("retention_days") is not None:
+        duration = {"@value": f"P{int(part['retention_days'])}D", "@type": "xsd:duration"}
+        node["dpv:hasStorageCondition"] = {"@type": "dpv:StorageDuration", "rdf:value": duration}
+    return node
+
+
+def _personal_facts(part: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """The HTML lines saying whether a dataset holds personal data, and on what terms."""
+    if not part:
+        return [("Personal data", "none")]
+    fields = ", ".join(f"<code>{escape(f)}</code>" for f in part["fields"]) or "none in its columns"
+    retention = part.get("retention_days")
+    return [
+        ("Personal data", f"{fields} (never published)"),
+        (
+            "Exact home locations",
+            "yes: restricted, published only aggregated" if part.get("locations") else "no",
+        ),
+        ("Legal basis", escape(part.get("legal_basis") or "not declared")),
+        ("Retention", f"{int(retention):,} days" if retention is not None else "not declared"),
+    ]
 
 
 def _inputs(twin: str, record: Mapping[str, Any], lineage: Mapping[str, Any] | None) -> list[dict[str, Any]]:
@@ -400,6 +443,7 @@ def _dataset_section(record: Mapping[str, Any], lineage: Mapping[str, Any] | Non
     for source in source_files(record):
         facts.append(("Source file", f"<code>{escape(source['path'])}</code>"))
         facts.append(("SHA-256", f'<code class="hash">{escape(source["sha256"])}</code>'))
+    facts.extend(_personal_facts(record.get(PERSONAL_DATA)))
     if record.get("inputs"):
         facts.append(("Derived from", ", ".join(_link(name) for name in record["inputs"])))
     if lineage is not None:

@@ -16,6 +16,7 @@ import shapely
 
 from civictwin.engines.base import TableSpec, TwinContext
 from civictwin.geometry import WGS84
+from civictwin.store.personal import read_published
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,9 @@ def read_layers(twin: TwinContext, layers: Collection[str]) -> TwinLayers:
     """
     if twin.config is None:
         return TwinLayers(crs=None)
-    with twin.open_store() as store:
-        frames = {name: store.read_frame(name) for name in sorted(set(layers)) if store.has_table(name)}
+    with twin.open_store() as store:  # without personal columns: comparisons are published too
+        read = {name: read_published(store, name) for name in sorted(set(layers)) if store.has_table(name)}
+        frames = {name: frame for name, frame in read.items() if isinstance(frame, gpd.GeoDataFrame)}
         return TwinLayers(crs=store.crs, frames=frames)
 
 

@@ -33,8 +33,9 @@ from civictwin.export.cityjson_surfaces import (
     load_city_surfaces,
     reference_system,
 )
-from civictwin.export.layers import atomic_path
+from civictwin.export.layers import atomic_path, refuse_home_locations
 from civictwin.store.base import Store
+from civictwin.store.personal import read_published
 
 VERSION = "2.0"
 SCALE = 0.001
@@ -161,7 +162,8 @@ def crs_url(crs: str) -> str:
 def _buildings(store: Store, table: str) -> gpd.GeoDataFrame:
     if not store.has_table(table):
         raise ExportError(f"no layer '{table}' in this twin")
-    frame = store.read_table(table)
+    refuse_home_locations(store, table)
+    frame = read_published(store, table)  # personal columns never leave the twin
     if not isinstance(frame, gpd.GeoDataFrame) or "height_m" not in frame.columns:
         raise ExportError(f"layer '{table}' is not a buildings layer (needs geometry and height_m)")
     return frame

@@ -22,6 +22,7 @@ from pyproj import CRS
 from pyproj.crs import CompoundCRS
 
 from civictwin.store.base import Store
+from civictwin.store.personal import personal_columns
 
 SURFACE_TABLES = ("building_surfaces", "building_surfaces_other_lods")
 Ring = list[int]
@@ -50,14 +51,17 @@ def load_city_surfaces(store: Store, building_ids: Sequence[str]) -> CitySurface
     parts: dict[str, dict[str, dict[str, Any]]] = {}
     verticals: set[str] = set()
     quality = store.records("quality")
+    catalogue = store.records("catalog")
     for source in sorted(surfaces["source"].dropna().unique()):
         if not store.has_table(source):
             continue
         verticals.add(str(quality.get(source, {}).get("vertical_crs")))
         table = store.read_table(source, columns=["building_id", "attributes", "parts"])
+        withheld = personal_columns(catalogue.get(source))  # personal attributes never leave the twin
         for row in table[table["building_id"].isin(wanted)].to_dict("records"):
             key = str(row["building_id"])
-            attributes[key] = json.loads(row["attributes"]) if isinstance(row["attributes"], str) else {}
+            kept = json.loads(row["attributes"]) if isinstance(row["attributes"], str) else {}
+            attributes[key] = {name: value for name, value in kept.items() if name not in withheld}
             parts[key] = json.loads(row["parts"]) if isinstance(row["parts"], str) else {}
     groups = {str(k): g for k, g in surfaces.groupby("building_id", sort=False)}
     return CitySurfaces(by_building=groups, attributes=attributes, parts=parts, verticals=verticals)

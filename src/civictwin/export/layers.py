@@ -21,6 +21,7 @@ from pyproj.exceptions import CRSError
 from civictwin import durable
 from civictwin.errors import ExportError
 from civictwin.store.base import Store
+from civictwin.store.personal import holds_home_locations, read_published
 
 WGS84 = "EPSG:4326"
 
@@ -69,13 +70,23 @@ def export_layer(store: Store, table: str, path: Path, fmt: str, *, crs: str = W
     target = _target_crs(crs, fmt)
     if not store.has_table(table):
         raise ExportError(f"no layer '{table}' in this twin")
-    frame = store.read_table(table)
+    refuse_home_locations(store, table)
+    frame = read_published(store, table)  # personal columns never leave the twin
     if not isinstance(frame, gpd.GeoDataFrame):
         raise ExportError(f"layer '{table}' has no geometry; {fmt} needs one")
     frame = frame.to_crs(target)
     with atomic_path(path) as partial:
         writer(frame, partial, table)
     return len(frame)
+
+
+def refuse_home_locations(store: Store, table: str) -> None:
+    """Refuse to export a layer whose geometries are exact home locations (GDPR; see docs/api.md)."""
+    if holds_home_locations(store.records("catalog").get(table)):
+        raise ExportError(
+            f"layer '{table}' holds exact home locations of people and is never exported; "
+            "export an aggregated layer (e.g. zones) instead"
+        )
 
 
 def parse_crs(crs: str) -> CRS:

@@ -2,7 +2,9 @@
 
 public: anyone, anonymous included; internal: any valid token; restricted: admins and the stewards
 named on their token. A dataset without a catalogue record, or with an unknown access value, counts as
-restricted: access fails closed.
+restricted: access fails closed. A dataset whose geometries are exact home locations of people
+(``personal_locations`` in ``twin.toml``) is restricted whatever its configured level: the public
+sees such data only aggregated, in the tables derived from it (zones).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from civictwin.config import AccessLevel
 from civictwin.governance.tokens import Principal, Role
+from civictwin.store.personal import holds_home_locations
 
 
 def access_levels(
@@ -23,6 +26,8 @@ def access_levels(
 
 
 def _level(record: Mapping[str, Any] | None) -> AccessLevel:
+    if holds_home_locations(record):
+        return AccessLevel.RESTRICTED
     value = record.get("access") if record else None
     try:
         return AccessLevel(str(value))

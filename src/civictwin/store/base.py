@@ -93,6 +93,13 @@ class Store(ABC):
     def close(self) -> None:
         """Release the store."""
 
+    def sample_rows(self, name: str, *, columns: Sequence[str], limit: int) -> pd.DataFrame:
+        """The first ``limit`` rows of ``columns`` of ``name`` (e.g. to recognise what a column holds).
+
+        Backends override this to read only those rows; this fallback reads the columns whole.
+        """
+        return self.read_table(name, columns=columns).head(limit)
+
     def read_frame(self, name: str, **filters: Any) -> gpd.GeoDataFrame:
         """Like :meth:`read_table` but always a GeoDataFrame (fails for tables without geometry)."""
         frame = self.read_table(name, **filters)

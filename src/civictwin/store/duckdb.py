@@ -207,6 +207,16 @@ class DuckDBStore(Store):
         geometry = shapely.from_wkb(frame.pop(GEOMETRY).to_numpy())
         return cast(pd.DataFrame, gpd.GeoDataFrame(frame, geometry=geometry, crs=self._crs))
 
+    def sample_rows(self, name: str, *, columns: Sequence[str], limit: int) -> pd.DataFrame:
+        info = self._columns(name)
+        unknown = [c for c in columns if c not in info or info[c] == "GEOMETRY"]
+        if unknown:
+            raise StoreError(f"table '{name}' has no non-geometry column(s) {', '.join(unknown)}")
+        select = ", ".join(quote(c) for c in columns)
+        sql = f"SELECT {select} FROM {quote(name)} LIMIT {int(limit)}"
+        frame: pd.DataFrame = self._con.execute(sql).to_arrow_table().to_pandas()
+        return frame
+
     def _columns(self, name: str) -> dict[str, str]:
         rows = self._con.execute(
             "SELECT column_name, data_type FROM information_schema.columns WHERE table_name=? "

@@ -29,6 +29,7 @@ from shapely.geometry.base import BaseGeometry
 from civictwin.errors import StoreError
 from civictwin.store.base import GEOMETRY, Bounds
 from civictwin.store.duckdb import _RECORDS, DuckDBStore, connect
+from civictwin.store.personal import publishable
 
 WGS84 = "EPSG:4326"
 TWIN_CATALOG = "twin"
@@ -53,7 +54,7 @@ class LayerInfo:
     name: str
     rows: int
     properties: dict[str, str]
-    """Published (non-geometry, JSON-representable) columns and their DuckDB types."""
+    """Published (non-geometry, JSON-representable, not personal) columns and their DuckDB types."""
     has_geometry: bool
     bbox_wgs84: Bounds | None
     time_column: str | None
@@ -204,6 +205,7 @@ class FeatureReader:
         self._store = store
         self._crs = store.crs
         self._local = threading.local()
+        self._catalog = store.records("catalog")
         self.layers: dict[str, LayerInfo] = {t.name: self._describe(t.name, t.rows) for t in store.tables()}
         self._select = {name: self._feature_sql(info) for name, info in self.layers.items()}
         self._select_native = {
@@ -247,7 +249,8 @@ class FeatureReader:
             .fetchall()
         )
         has_geometry = columns.get(GEOMETRY) == "GEOMETRY"
-        properties = {c: t for c, t in columns.items() if c != GEOMETRY and not _SKIPPED.match(t)}
+        published = publishable(columns, self._catalog.get(name))  # personal columns never leave the store
+        properties = {c: columns[c] for c in published if c != GEOMETRY and not _SKIPPED.match(columns[c])}
         time_column = next((c for c, t in properties.items() if _TIME.match(t)), None)
         return LayerInfo(
             name=name,
