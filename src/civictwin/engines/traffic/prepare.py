@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -44,6 +45,8 @@ class PreparedScenario:
     """``edge_id``, ``zone_id``, ``length_m``: the analysis zone of every street edge (its midpoint)."""
     gateways: GatewayDemand | None = None
     """Car trips per hour through the area's boundary, when ``[gateways]`` is enabled."""
+    calibration: dict[str, Any] | None = None
+    """What the report shows of the calibration record the demand uses (None: uncalibrated)."""
 
     @property
     def person_trips(self) -> OdMatrix:
