@@ -65,6 +65,37 @@ def calibration_section(summary: Mapping[str, Any] | None) -> ReportSection:
     return ReportSection(HEADING, paragraphs=tuple(paragraphs), figures=figures)
 
 
+def site_fits(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every site of a record with its fit: the worst site-hour after calibration (``geh``, with its
+    ``observed`` and ``simulated`` vehicles/hour), the worst before (``geh_before``), ``geh_ok``
+    (``geh`` < 5); None for a site the calibration did not use (its ``status`` and ``reasons`` say why)."""
+    hours: dict[str, list[Mapping[str, Any]]] = {}
+    for row in record.get("scatter", []):
+        hours.setdefault(str(row["site"]), []).append(row)
+    fits = []
+    for site in record.get("inputs", {}).get("sites", []):
+        rows = hours.get(str(site["site"]), [])
+        worst = max(rows, key=lambda r: float(geh(r["after"], r["observed"])), default=None)
+        after = None if worst is None else round(float(geh(worst["after"], worst["observed"])), 3)
+        before = max((float(geh(r["before"], r["observed"])) for r in rows), default=None)
+        fits.append(
+            {
+                "site": str(site["site"]),
+                "edge_id": site.get("edge_id"),
+                "street": site.get("street"),
+                "status": site.get("status"),
+                "reasons": site.get("reasons") or "",
+                "site_hours": len(rows),
+                "geh": after,
+                "geh_before": None if before is None else round(before, 3),
+                "geh_ok": None if after is None else after < GEH_OK,
+                "observed": None if worst is None else float(worst["observed"]),
+                "simulated": None if worst is None else float(worst["after"]),
+            }
+        )
+    return fits
+
+
 def _verdict(after: Mapping[str, Any]) -> str:
     share = after.get("share_geh_ok")
     if share is None or not after.get("site_hours"):
