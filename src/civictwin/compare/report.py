@@ -60,7 +60,10 @@ def render_report(
     sections = [
         _warnings(warned),
         _section(
-            "In short", _list([*record.summary, *(s for r in engine_reports.values() for s in r.summary)])
+            "In short",
+            _list(
+                [*_caveated(record.summary, warned), *(s for r in engine_reports.values() for s in r.summary)]
+            ),
         ),
         _section(
             "What was simulated",
@@ -102,6 +105,14 @@ def _warnings(warned: Mapping[str, Sequence[str]]) -> str:
         "&ldquo;within noise&rdquo; below: the runs vary around numbers that are wrong from the start, "
         "so a small difference says nothing about the plans.</p></section>"
     )
+
+
+def _caveated(summary: Sequence[str], warned: Mapping[str, Sequence[str]]) -> list[str]:
+    """The summary, each sentence about noise pointing to the warnings when there are any."""
+    if not warned:
+        return list(summary)
+    caveat = " (But see the warning above: the input is implausible, so this says nothing about the plans.)"
+    return [f"{s}{caveat}" if "noise" in s else s for s in summary]
 
 
 def _section(heading: str, body: str) -> str:

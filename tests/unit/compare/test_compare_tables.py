@@ -303,5 +303,6 @@ def test_an_engine_warning_comes_first_and_replaces_within_noise(comparison: Com
     assert "<small>within noise</small>" not in warned
     # 4 KPIs × 2 plans, all of the warned engine: none says "within noise"
     assert warned.count("not assessed: implausible input, see the warning") == 2 * 4
+    assert "reported as within noise. (But see the warning above: the input is implausible" in warned
     plain = page({})
     assert "implausible" not in plain and "<small>within noise</small>" in plain
