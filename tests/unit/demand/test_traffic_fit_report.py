@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from civictwin.engines.traffic.fitreport import UNCALIBRATED, calibration_section, calibration_summary
-from civictwin.engines.traffic.plausibility import DemandFacts, demand_warnings
+from civictwin.engines.traffic.plausibility import DemandFacts, demand_caveats, demand_warnings
 from civictwin.engines.traffic.report import traffic_report
 from civictwin.runs import SeedKpi, SeedRecord
 
@@ -113,9 +113,12 @@ def test_a_plausible_demand_gives_no_warning() -> None:
     assert demand_warnings(small) == []  # too few residents to judge
 
 
-@pytest.mark.parametrize(("gateways", "expected"), [(False, 2), (True, 1)])
-def test_too_few_person_trips_and_a_jobs_heavy_area_without_gateways(gateways: bool, expected: int) -> None:
-    # 500 < 25 % of 3,240 = 810; 30,000 jobs > 2 × 12,000 residents
+@pytest.mark.parametrize("gateways", [False, True])
+def test_too_few_person_trips_is_implausible_and_a_jobs_heavy_area_without_gateways_incomplete(
+    gateways: bool,
+) -> None:
+    # 500 < 25 % of 3,240 = 810; 200 car trips = 16.7 per 1,000 residents (plausible);
+    # 30,000 jobs > 2 × 12,000 residents
     facts = DemandFacts(
         residents=12_000,
         jobs=30_000,
@@ -124,13 +127,17 @@ def test_too_few_person_trips_and_a_jobs_heavy_area_without_gateways(gateways: b
         car_trips=200,
         gateways=gateways,
     )
-    warnings = demand_warnings(facts)
-    assert len(warnings) == expected
-    assert warnings[0].startswith(
-        "Implausible demand: 500 person trips per hour where the residents imply about 3,240"
+    (warning,) = demand_warnings(facts)
+    assert warning.startswith(
+        "Implausible demand: 500 person trips per hour where the residents imply about 3,240 (less than 25%"
     )
-    if not gateways:
-        assert warnings[1].startswith("Incomplete demand: 30,000 jobs for 12,000 residents")
+    caveats = demand_caveats(facts)
+    if gateways:
+        assert caveats == []
+    else:
+        (caveat,) = caveats
+        assert caveat.startswith("Incomplete demand: 30,000 jobs for 12,000 residents")
+    assert demand_caveats(DENSE) == []  # 8,000 jobs for 12,000 residents
 
 
 def _seed(scenario: str, details: dict[str, Any]) -> SeedRecord:

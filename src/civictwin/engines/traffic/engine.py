@@ -23,7 +23,7 @@ from civictwin.engines.traffic.inputs import READS, TwinInputs, load_twin, needs
 from civictwin.engines.traffic.interventions import INTERVENTIONS, SCENARIO_EXAMPLES
 from civictwin.engines.traffic.kpis import as_kpis
 from civictwin.engines.traffic.params import TrafficParams, load_params
-from civictwin.engines.traffic.plausibility import DemandFacts, demand_warnings
+from civictwin.engines.traffic.plausibility import DemandFacts, demand_caveats, demand_warnings
 from civictwin.engines.traffic.prepare import PreparedScenario, prepare_scenario
 from civictwin.engines.traffic.report import traffic_report
 from civictwin.engines.traffic.simulate import SeedOutcome, simulate_seed
@@ -101,11 +101,12 @@ class TrafficEngine:
     def run(self, inputs: PreparedScenario, *, seed: int, workdir: Path) -> EngineResult:
         """One seed: mode choice ↔ SUMO; KPIs, the edge and zone tables, and details for the report."""
         outcome = simulate_seed(inputs, seed, workdir)
-        implausible = demand_warnings(demand_facts(inputs, outcome))
+        facts = demand_facts(inputs, outcome)
+        implausible = demand_warnings(facts)
         return EngineResult(
             kpis=as_kpis(outcome.kpis),
             tables={EDGES.name: outcome.edges, ZONES.name: outcome.zones, COUNTS.name: outcome.counts},
-            notes=tuple(implausible),
+            notes=(*implausible, *demand_caveats(facts)),
             details={
                 "calibration": inputs.calibration,
                 "implausible_demand": implausible,

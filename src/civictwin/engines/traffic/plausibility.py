@@ -3,7 +3,8 @@
 A run whose demand is far from what the area's residents and jobs imply is a broken input, not a
 result: its scenario differences are noise around the wrong number. :func:`demand_warnings` compares
 the run's person trips and simulated car trips per hour with the residents and jobs of the zones and
-returns one loud sentence per problem (empty when plausible). The thresholds are stated assumptions,
+returns one loud sentence per problem (empty when plausible); :func:`demand_caveats` says what the
+demand leaves out (traffic from outside a jobs-heavy area). The thresholds are stated assumptions,
 derived from the demand model's own documented defaults (docs/methods-demand.md), and listed in
 docs/methods-calibration.md ("Plausible before precise").
 """
@@ -60,9 +61,15 @@ def demand_warnings(facts: DemandFacts) -> list[str]:
             f"imply about {facts.expected_person_trips:,.0f} (less than "
             f"{MIN_PERSON_TRIP_RATIO:.0%}; check demand.scale, the OD matrix and the zones' population)."
         )
-    if not facts.gateways and facts.jobs > MAX_JOBS_PER_RESIDENT * facts.residents:
-        warnings.append(
-            f"Incomplete demand: {facts.jobs:,.0f} jobs for {facts.residents:,.0f} residents, but only "
-            "residents' trips are simulated (no gateways): traffic from outside the area is missing."
-        )
     return warnings
+
+
+def demand_caveats(facts: DemandFacts) -> list[str]:
+    """Sentences on what the demand leaves out (not a broken input, but a limit of its results)."""
+    if facts.gateways or facts.residents <= 0 or facts.jobs <= MAX_JOBS_PER_RESIDENT * facts.residents:
+        return []
+    return [
+        f"Incomplete demand: {facts.jobs:,.0f} jobs for {facts.residents:,.0f} residents, but only "
+        "residents' trips are simulated (no gateways): traffic from outside the area is missing, so car "
+        "flows are underestimated."
+    ]
