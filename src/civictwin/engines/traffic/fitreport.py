@@ -139,7 +139,7 @@ def _misfits(scatter: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def scatter_png(scatter: Sequence[Mapping[str, Any]]) -> bytes:
     """Observed vs simulated per site-hour, before (hollow) and after (filled), with the 1:1 line and
-    the band where GEH < 5, as PNG bytes."""
+    the band where GEH < 5 (exact), as PNG bytes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -150,10 +150,13 @@ def scatter_png(scatter: Sequence[Mapping[str, Any]]) -> bytes:
     after = np.array([r["after"] for r in scatter], dtype=float)
     top = max(1.0, float(max(observed.max(), before.max(), after.max()))) * 1.1
     line = np.linspace(0.0, top, 200)
-    band = GEH_OK * np.sqrt(line)  # GEH < 5 ⇔ |M − C| < 5 √((M + C) / 2) ≈ 5 √C
+    # GEH = 5 ⇔ d² = 12.5 (2C + d) with d = M − C ⇔ d = (12.5 ± √(12.5² + 100 C)) / 2
+    half = GEH_OK**2 / 2.0
+    root = np.sqrt(half**2 + 4.0 * GEH_OK**2 * line)
+    upper, lower = line + (half + root) / 2.0, np.maximum(line + (half - root) / 2.0, 0.0)
     colours = plt.get_cmap("cividis")([0.2, 0.8])
     figure, axis = plt.subplots(figsize=(5.5, 5.5))
-    axis.fill_between(line, np.maximum(line - band, 0), line + band, color="0.9", label="GEH < 5 (about)")
+    axis.fill_between(line, lower, upper, color="0.9", label="GEH < 5")
     axis.plot(line, line, color="0.4", lw=0.8)
     axis.scatter(observed, before, facecolors="none", edgecolors=colours[0], label="before calibration")
     axis.scatter(observed, after, color=colours[1], label="after calibration")
