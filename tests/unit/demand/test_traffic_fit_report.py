@@ -3,6 +3,7 @@ hand-made calibration record and hand-made seeds (no simulation)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -167,3 +168,22 @@ def test_the_traffic_report_carries_the_calibration_and_the_warnings_of_its_seed
     assert uncalibrated.sections[1].paragraphs == (UNCALIBRATED,)
     assert uncalibrated.warnings == ()
     assert "euros at Finnish prices" in uncalibrated.method
+
+
+def test_demand_facts_of_a_run_per_hour_of_its_window() -> None:
+    import pandas as pd
+
+    from civictwin.engines.traffic.engine import demand_facts
+    from civictwin.engines.traffic.params import TrafficParams
+
+    zones = pd.DataFrame({"population": [1_000.0, 2_000.0, None], "jobs_proxy_m2": [3_500.0, 0.0, 350.0]})
+    prepared = SimpleNamespace(params=TrafficParams(demand_window_s=7200.0), zones=zones, gateways=None)
+    outcome = SimpleNamespace(kpis={"trips": 100.0, "person_trips": 500.0})
+    facts = demand_facts(prepared, outcome)  # type: ignore[arg-type]
+    # 3,000 residents × 2.7 × 0.10 = 810 person trips/h; 3,850 m² ÷ 35 m² = 110 jobs; 100 cars in 2 h
+    assert facts == DemandFacts(
+        residents=3_000.0, jobs=110.0, expected_person_trips=pytest.approx(810.0), person_trips=500.0,
+        car_trips=50.0, gateways=False,
+    )  # fmt: skip
+    bare = SimpleNamespace(params=TrafficParams(), zones=pd.DataFrame({"zone_id": ["a"]}), gateways=None)
+    assert demand_facts(bare, outcome).residents == 0.0  # type: ignore[arg-type]

@@ -136,14 +136,20 @@ class TrafficEngine:
 
 
 def demand_facts(prepared: PreparedScenario, outcome: SeedOutcome) -> DemandFacts:
-    """Residents, jobs and the run's trips per hour of the demand window, for the plausibility check."""
+    """Residents, jobs and the run's trips per hour of the demand window, for the plausibility check
+    (no residents, so no check, when the zones carry no population)."""
     demand = prepared.params.demand
     zones = prepared.zones
-    residents = float(zones["population"].fillna(0).sum())
+
+    def total(column: str) -> float:
+        """A zone column's sum (0 when the zones lack it, e.g. with a user OD matrix)."""
+        return float(zones[column].fillna(0).sum()) if column in zones.columns else 0.0
+
+    residents = total("population")
     hours = prepared.params.demand_window_s / 3600.0
     return DemandFacts(
         residents=residents,
-        jobs=float(zones["jobs_proxy_m2"].fillna(0).sum()) / demand.floor_area_per_job_m2,
+        jobs=total("jobs_proxy_m2") / demand.floor_area_per_job_m2,
         expected_person_trips=residents * demand.trips_per_resident_day * demand.peak_hour_share,
         person_trips=float(outcome.kpis.get("person_trips", 0.0)),
         car_trips=float(outcome.kpis.get("trips", 0.0)) / hours,
