@@ -8,7 +8,12 @@ from typing import Any
 
 import pytest
 
-from civictwin.engines.traffic.fitreport import UNCALIBRATED, calibration_section, calibration_summary
+from civictwin.engines.traffic.fitreport import (
+    UNCALIBRATED,
+    calibration_section,
+    calibration_summary,
+    missing_summary,
+)
 from civictwin.engines.traffic.plausibility import DemandFacts, demand_caveats, demand_warnings
 from civictwin.engines.traffic.report import traffic_report
 from civictwin.runs import SeedKpi, SeedRecord
@@ -78,6 +83,8 @@ def test_without_a_record_the_demand_is_called_uncalibrated() -> None:
     section = calibration_section(None)
     assert section.paragraphs == (UNCALIBRATED,)
     assert UNCALIBRATED.startswith("The demand is uncalibrated")
+    (gone,) = calibration_section(missing_summary("calibration-007")).paragraphs
+    assert gone.startswith("The runs used calibration record calibration-007, which the twin no longer holds")
 
 
 # 12,000 residents × 2.7 trips/day × 10 % in the peak hour = 3,240 person trips per hour expected.

@@ -18,7 +18,7 @@ from civictwin import __version__
 from civictwin.engines.base import EngineReport, EngineResult, TableSpec, TwinContext
 from civictwin.engines.traffic.calibration import latest_record, with_calibration
 from civictwin.engines.traffic.edits import validate_scenario
-from civictwin.engines.traffic.fitreport import calibration_summary
+from civictwin.engines.traffic.fitreport import calibration_summary, missing_summary
 from civictwin.engines.traffic.inputs import READS, TwinInputs, load_twin, needs_routes
 from civictwin.engines.traffic.interventions import INTERVENTIONS, SCENARIO_EXAMPLES
 from civictwin.engines.traffic.kpis import as_kpis
@@ -93,10 +93,14 @@ class TrafficEngine:
         inputs = self._inputs or load_twin(twin.twin_dir, need_routes=needs_routes([scenario]))
         params = self.params(twin)
         prepared = prepare_scenario(inputs, scenario, workdir, params)
-        record = latest_record(twin.twin_dir) if params.calibration_record else None
-        if record is None or record.get("id") != params.calibration_record:
+        if not params.calibration_record:
             return prepared
-        return dataclasses.replace(prepared, calibration=calibration_summary(record))
+        record = latest_record(twin.twin_dir)
+        if record is None or record.get("id") != params.calibration_record:
+            summary = missing_summary(params.calibration_record)
+        else:
+            summary = calibration_summary(record)
+        return dataclasses.replace(prepared, calibration=summary)
 
     def run(self, inputs: PreparedScenario, *, seed: int, workdir: Path) -> EngineResult:
         """One seed: mode choice ↔ SUMO; KPIs, the edge and zone tables, and details for the report."""

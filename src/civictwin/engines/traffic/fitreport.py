@@ -42,10 +42,23 @@ def calibration_summary(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def missing_summary(record_id: str) -> dict[str, Any]:
+    """What the report shows when the runs' parameters name a record the twin no longer holds."""
+    return {"id": record_id, "missing": True}
+
+
 def calibration_section(summary: Mapping[str, Any] | None) -> ReportSection:
     """The report's calibration section: the verdict in words, the figures and the scatter."""
     if summary is None:
         return ReportSection(HEADING, paragraphs=(UNCALIBRATED,))
+    if summary.get("missing"):
+        return ReportSection(
+            HEADING,
+            paragraphs=(
+                f"The runs used calibration record {summary['id']}, which the twin no longer holds (or "
+                "holds only as an older version): its fit cannot be shown here.",
+            ),
+        )
     paragraphs = [
         f"Calibration record {summary['id']}: {summary['statement']}",
         _verdict(summary["fit_after"]),
