@@ -149,7 +149,35 @@ def twin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("demo")
     build_demo(folder)
     _write_comparison(folder)
+    _write_calibration(folder)
     return folder
+
+
+def _write_calibration(twin_dir: Path) -> None:
+    """A calibration record (as ``civictwin calibrate run`` writes it) with two count sites on the
+    demo's first two street edges: one matched (GEH 0), one not (100 observed, 200 simulated: 8.2)."""
+    from civictwin.store.duckdb import DuckDBStore
+
+    with DuckDBStore.open(next(twin_dir.glob("*.duckdb"))) as store:
+        edges = [str(e) for e in store.read_table("network_edges", columns=["edge_id"])["edge_id"][:2]]
+    sites = [
+        {"site": name, "edge_id": edge, "street": "", "status": "used", "reasons": ""}
+        for name, edge in zip(("A", "B"), edges, strict=True)
+    ]
+    record = {
+        "id": "calibration-001",
+        "statement": "After calibration GEH < 5 holds at 50% of 2 count site-hours (0% before).",
+        "inputs": {"sites": sites},
+        "fit_before": {"site_hours": 2, "share_geh_ok": 0.0, "meets_dmrb": False},
+        "fit_after": {"site_hours": 2, "share_geh_ok": 0.5, "meets_dmrb": False},
+        "kfold": {"folds": [], "note": "2 site(s): too few to hold any back"},
+        "scatter": [
+            {"site": "A", "edge_id": edges[0], "hour": 0, "observed": 400.0, "before": 100.0, "after": 400.0},
+            {"site": "B", "edge_id": edges[1], "hour": 0, "observed": 100.0, "before": 100.0, "after": 200.0},
+        ],
+    }
+    (twin_dir / "calibration").mkdir()
+    (twin_dir / "calibration" / "calibration-001.json").write_text(json.dumps(record))
 
 
 def _free_port() -> int:
@@ -361,6 +389,25 @@ def test_scenario_page_shows_both_scenarios_kpis(page: Any, server: str) -> None
         "&& document.querySelector('#kpi-table tr[data-kpi=co2_kg]').innerText",
     )
     assert "Within noise" in row and "−29" in row and "1,650 to 1,754" in row
+
+
+def test_scenario_page_states_the_calibration_and_maps_its_sites_by_geh(page: Any, server: str) -> None:
+    page.goto(f"{server}/viewer/#scenarios")
+    page.wait_for_selector("body[data-scenario-state=ready]", state="attached", timeout=30_000)
+    assert page.inner_text("#calibration-verdict") == (
+        "The model does not meet the DMRB criterion (GEH < 5 at 85% of count site-hours): 50% of 2 "
+        "site-hours after calibration, 0% before. No sites were held back to validate it. It does not "
+        "fit at B (GEH 8.2)."
+    )
+    colours = _poll(
+        page,
+        "(() => { const m = window.civictwin.scenarioPage.calibrationMap; if (!m || !m.loaded()) return null;"
+        " const f = m.queryRenderedFeatures({layers: ['features']});"
+        " return f.length === 2 ? f.map((x) => [x.properties.site, x.layer.paint['circle-color']]) : null; })()",
+    )
+    by_site = {site: colour for site, colour in colours}
+    assert set(by_site) == {"A", "B"} and by_site["A"] != by_site["B"]
+    assert "not used" in page.inner_text("#calibration-legend")
 
 
 def test_scenario_page_maps_edge_differences(page: Any, server: str) -> None:

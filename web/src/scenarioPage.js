@@ -6,6 +6,7 @@
 
 import * as maplibregl from 'maplibre-gl';
 import { apiUrl, getJson, transformRequest } from './api.js';
+import { GEH_BREAKS, GEH_COLOURS, NO_GEH, fitSentence, gehColourExpression } from './calibration.js';
 import { intervalChart } from './chart.js';
 import { changeClass, columnLabel, differenceBetween, kpiDisplay, kpisByEngine, mappedPlan, tableValues } from './kpi.js';
 import { findLayers, sourceFor, sourceLayerOf } from './mapPage.js';
@@ -65,7 +66,33 @@ class ScenarioPage {
     this.$('#table-metric').onchange = () => this.renderMaps();
     this.$('#table-view').onchange = () => this.renderMaps();
     this.context = await contextLayers();
+    await this.loadCalibration();
     await this.loadComparison(this.comparisons[0].id);
+  }
+
+  /** The latest calibration of the traffic demand: the fit in words and its sites coloured by GEH. */
+  async loadCalibration() {
+    const verdict = this.$('#calibration-verdict');
+    let record = null;
+    try {
+      const latest = (await getJson('calibration')).calibrations[0];
+      record = latest ? await getJson(`calibration/${latest.version}`) : null;
+    } catch (error) {
+      verdict.textContent = `The calibration could not be loaded: ${error.message}.`;
+      return;
+    }
+    verdict.textContent = fitSentence(record);
+    const placed = record ? record.sites.features.filter((f) => f.geometry) : [];
+    if (!placed.length) return;
+    const panel = el('div', { className: 'diff-map', role: 'region', 'aria-label': 'Map of the count sites coloured by GEH' });
+    this.$('#calibration-map').replaceChildren(panel);
+    this.calibrationMap = featureMap(panel, { type: 'FeatureCollection', features: placed }, this.context, gehColourExpression(), { width: 3 });
+    const labels = ['< 2.5', '2.5–5', '5–10', '≥ 10'];
+    this.$('#calibration-legend').replaceChildren(
+      el('span', { className: 'legend-caption' }, `GEH of the worst hour (below ${GEH_BREAKS[1]}: matched)`),
+      ...GEH_COLOURS.map((colour, i) => el('span', { className: 'legend-item' }, [el('span', { className: 'swatch', style: `background:${colour}`, 'aria-hidden': 'true' }), labels[i]])),
+      el('span', { className: 'legend-item' }, [el('span', { className: 'swatch', style: `background:${NO_GEH}`, 'aria-hidden': 'true' }), 'not used']),
+    );
   }
 
   async loadComparison(id) {

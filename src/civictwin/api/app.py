@@ -23,6 +23,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from civictwin import __version__
 from civictwin.api import (
     alerts,
+    calibration,
     features,
     operations,
     readiness,
@@ -132,6 +133,7 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
     app.include_router(alerts.router)
     app.include_router(readiness.router)
     app.include_router(terrain.router)
+    app.include_router(calibration.router)
     app.include_router(viewer.viewer_router())
     _add_middlewares(app, settings, registry=TokenRegistry(tokens_path(twin.store_path)))
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]

@@ -56,15 +56,20 @@ def render_report(
     """
     title = f"Comparison: {', '.join(record.plans)} vs {record.baseline}"
     run_notes = [n for report in engine_reports.values() for n in report.notes] + list(notes)
+    warned = {name: report.warnings for name, report in engine_reports.items() if report.warnings}
     sections = [
+        _warnings(warned),
         _section(
-            "In short", _list([*record.summary, *(s for r in engine_reports.values() for s in r.summary)])
+            "In short",
+            _list(
+                [*_caveated(record.summary, warned), *(s for r in engine_reports.values() for s in r.summary)]
+            ),
         ),
         _section(
             "What was simulated",
             _scenarios(scenarios, manifest) + ("<h3>Runs</h3>" + _list(run_notes) if run_notes else ""),
         ),
-        _section("Key indicators", _kpi_table(record)),
+        _section("Key indicators", _kpi_table(record, warned=set(warned))),
         _section("Changes against the baseline", _image(_difference_figure(record))),
         *(
             _section(
@@ -86,6 +91,28 @@ def render_report(
         attribution=html.escape(_ATTRIBUTION),
         engines=html.escape(engines),
     )
+
+
+def _warnings(warned: Mapping[str, Sequence[str]]) -> str:
+    """The engines' warnings of a broken input, first and prominent (empty when there are none)."""
+    if not warned:
+        return ""
+    items = [f"{engine}: {warning}" for engine, warnings in warned.items() for warning in warnings]
+    return (
+        '<section class="warning" role="alert"><h2>Warning: results rest on an implausible input</h2>'
+        + _list(items)
+        + f"<p>The differences of {html.escape(', '.join(warned))} between scenarios are not called "
+        "&ldquo;within noise&rdquo; below: the runs vary around numbers that are wrong from the start, "
+        "so a small difference says nothing about the plans.</p></section>"
+    )
+
+
+def _caveated(summary: Sequence[str], warned: Mapping[str, Sequence[str]]) -> list[str]:
+    """The summary, each sentence about noise pointing to the warnings when there are any."""
+    if not warned:
+        return list(summary)
+    caveat = " (But see the warning above: the input is implausible, so this says nothing about the plans.)"
+    return [f"{s}{caveat}" if "noise" in s else s for s in summary]
 
 
 def _section(heading: str, body: str) -> str:
@@ -128,7 +155,9 @@ def _number(value: float | None, unit: str) -> str:
     return f"{value:,.0f}" if magnitude >= 100 else f"{value:,.2f}" if magnitude >= 1 else f"{value:.3g}"
 
 
-def _kpi_table(record: ComparisonRecord) -> str:
+def _kpi_table(record: ComparisonRecord, *, warned: set[str]) -> str:
+    """The KPI table; an engine in ``warned`` gets no "within noise" verdicts, only a pointer to its
+    warning."""
     scenarios = [record.baseline, *record.plans]
     head = "".join(f"<th>{html.escape(s)}</th>" for s in scenarios)
     head += "".join(f"<th>{html.escape(p)} − {html.escape(record.baseline)}</th>" for p in record.plans)
@@ -140,7 +169,7 @@ def _kpi_table(record: ComparisonRecord) -> str:
                 f'<tr><th colspan="{1 + len(scenarios) + len(record.plans)}">{html.escape(engine)}</th></tr>'
             )
         for kpi in dict.fromkeys(r.kpi for r in record.kpis if r.engine == engine):
-            rows.append(_kpi_row(record, kpi, scenarios))
+            rows.append(_kpi_row(record, kpi, scenarios, warned=engine in warned))
     return (
         "<p>Means over the seeds with their 95% confidence interval below; the last columns give plan minus "
         "baseline, marked <span class=real>real change</span> when the interval excludes zero and "
@@ -149,7 +178,7 @@ def _kpi_table(record: ComparisonRecord) -> str:
     )
 
 
-def _kpi_row(record: ComparisonRecord, kpi: str, scenarios: Sequence[str]) -> str:
+def _kpi_row(record: ComparisonRecord, kpi: str, scenarios: Sequence[str], *, warned: bool) -> str:
     first = record.kpi(kpi, record.baseline)
     unit = first.unit
     cells = []
@@ -164,9 +193,12 @@ def _kpi_row(record: ComparisonRecord, kpi: str, scenarios: Sequence[str]) -> st
     for plan in record.plans:
         diff = record.difference(kpi, plan)
         css = "real" if diff.distinguishable else "noise"
+        verdict = "real change" if diff.distinguishable else "within noise"
+        if warned:
+            css, verdict = "warned", "not assessed: implausible input, see the warning"
         cells.append(
             f'<td class="{css}" title="{html.escape(diff.words)}">{_number(diff.mean, unit)}'
-            f"<br><small>{'real change' if diff.distinguishable else 'within noise'}</small></td>"
+            f"<br><small>{verdict}</small></td>"
         )
     shown_unit = "%" if unit == "share" else unit
     label = first.label or kpi
@@ -417,7 +449,8 @@ h1 {{ font-size: 1.6rem; }} h2 {{ border-bottom: 1px solid #ccc; padding-bottom:
 table {{ border-collapse: collapse; font-size: .9rem; }}
 th, td {{ border: 1px solid #ddd; padding: .3rem .5rem; text-align: right; vertical-align: top; }}
 th {{ text-align: left; background: #f6f6f6; }}
-.real {{ background: #fde9c9; }} .noise {{ color: #555; }}
+.real {{ background: #fde9c9; }} .noise {{ color: #555; }} .warned {{ color: #8a1c00; }}
+.warning {{ border: 3px solid #8a1c00; background: #fff3ef; padding: .2rem 1rem; }}
 img {{ max-width: 100%; }}
 .params td {{ text-align: left; font-family: ui-monospace, monospace; }}
 footer {{ margin-top: 3rem; font-size: .8rem; color: #555; }}

@@ -215,13 +215,16 @@ class EngineReport:
 
     ``summary`` sentences join the plain-language summary; ``notes`` the "what was simulated" facts;
     ``method`` is a paragraph on the method and its assumptions; ``sections`` are engine-specific
-    figures (traffic's modal split).
+    figures (traffic's modal split). ``warnings`` say loudly that the engine's results rest on a
+    broken input (implausible demand): the report shows them first and does not call this engine's
+    differences "within noise" without pointing to them.
     """
 
     summary: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     method: str = ""
     sections: tuple[ReportSection, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 @runtime_checkable

@@ -285,3 +285,24 @@ def test_rewriting_removes_the_marker_first(comparison: Comparison, tmp_path: Pa
     with pytest.raises(OSError):
         write_comparison(comparison, directory, manifest={})
     assert not (directory / "complete").exists()  # the earlier complete comparison is no longer marked
+
+
+def test_an_engine_warning_comes_first_and_replaces_within_noise(comparison: Comparison) -> None:
+    from civictwin.compare.report import render_report
+    from civictwin.engines.base import EngineReport
+
+    def page(reports: dict[str, EngineReport]) -> str:
+        return render_report(
+            comparison.record, scenarios=[], tables={}, baseline_tables={}, engine_reports=reports,
+            parameters={}, manifest={},
+        )  # fmt: skip
+
+    warned = page({"roads": EngineReport(warnings=("Implausible demand: 40 car trips per hour.",))})
+    assert warned.index("Warning: results rest on an implausible input") < warned.index("In short")
+    assert "<li>roads: Implausible demand: 40 car trips per hour.</li>" in warned
+    assert "<small>within noise</small>" not in warned
+    # 4 KPIs × 2 plans, all of the warned engine: none says "within noise"
+    assert warned.count("not assessed: implausible input, see the warning") == 2 * 4
+    assert "reported as within noise. (But see the warning above: the input is implausible" in warned
+    plain = page({})
+    assert "implausible" not in plain and "<small>within noise</small>" in plain

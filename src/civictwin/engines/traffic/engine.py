@@ -8,6 +8,7 @@ and the demand; :meth:`TrafficEngine.run` simulates one seed and returns its KPI
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -15,15 +16,17 @@ from typing import Any
 
 from civictwin import __version__
 from civictwin.engines.base import EngineReport, EngineResult, TableSpec, TwinContext
-from civictwin.engines.traffic.calibration import with_calibration
+from civictwin.engines.traffic.calibration import latest_record, with_calibration
 from civictwin.engines.traffic.edits import validate_scenario
+from civictwin.engines.traffic.fitreport import calibration_summary, missing_summary
 from civictwin.engines.traffic.inputs import READS, TwinInputs, load_twin, needs_routes
 from civictwin.engines.traffic.interventions import INTERVENTIONS, SCENARIO_EXAMPLES
 from civictwin.engines.traffic.kpis import as_kpis
 from civictwin.engines.traffic.params import TrafficParams, load_params
+from civictwin.engines.traffic.plausibility import DemandFacts, demand_caveats, demand_warnings
 from civictwin.engines.traffic.prepare import PreparedScenario, prepare_scenario
 from civictwin.engines.traffic.report import traffic_report
-from civictwin.engines.traffic.simulate import simulate_seed
+from civictwin.engines.traffic.simulate import SeedOutcome, simulate_seed
 from civictwin.engines.traffic.sumo import sumo_version
 from civictwin.runs import SeedRecord
 from civictwin.scenarios.spec import Intervention, Scenario
@@ -85,17 +88,32 @@ class TrafficEngine:
         return self.params(twin).model_dump(mode="json")
 
     def prepare(self, twin: TwinContext, scenario: Scenario, *, workdir: Path) -> PreparedScenario:
-        """Apply the traffic interventions, build the SUMO network (into ``workdir``) and the demand."""
+        """Apply the traffic interventions, build the SUMO network (into ``workdir``) and the demand;
+        the calibration record the demand uses travels along for the report."""
         inputs = self._inputs or load_twin(twin.twin_dir, need_routes=needs_routes([scenario]))
-        return prepare_scenario(inputs, scenario, workdir, self.params(twin))
+        params = self.params(twin)
+        prepared = prepare_scenario(inputs, scenario, workdir, params)
+        if not params.calibration_record:
+            return prepared
+        record = latest_record(twin.twin_dir)
+        if record is None or record.get("id") != params.calibration_record:
+            summary = missing_summary(params.calibration_record)
+        else:
+            summary = calibration_summary(record)
+        return dataclasses.replace(prepared, calibration=summary)
 
     def run(self, inputs: PreparedScenario, *, seed: int, workdir: Path) -> EngineResult:
         """One seed: mode choice ↔ SUMO; KPIs, the edge and zone tables, and details for the report."""
         outcome = simulate_seed(inputs, seed, workdir)
+        facts = demand_facts(inputs, outcome)
+        implausible = demand_warnings(facts)
         return EngineResult(
             kpis=as_kpis(outcome.kpis),
             tables={EDGES.name: outcome.edges, ZONES.name: outcome.zones, COUNTS.name: outcome.counts},
+            notes=(*implausible, *demand_caveats(facts)),
             details={
+                "calibration": inputs.calibration,
+                "implausible_demand": implausible,
                 "modal_split": outcome.modal_split,
                 "car_share_by_iteration": outcome.car_share_by_iteration,
                 "iterations": inputs.params.iterations,
@@ -120,3 +138,25 @@ class TrafficEngine:
     def report(self, runs: Mapping[str, Sequence[SeedRecord]]) -> EngineReport:
         """Run facts, teleport warnings, the method and the modal split figure."""
         return traffic_report(runs)
+
+
+def demand_facts(prepared: PreparedScenario, outcome: SeedOutcome) -> DemandFacts:
+    """Residents, jobs and the run's trips per hour of the demand window, for the plausibility check
+    (no residents, so no check, when the zones carry no population)."""
+    demand = prepared.params.demand
+    zones = prepared.zones
+
+    def total(column: str) -> float:
+        """A zone column's sum (0 when the zones lack it, e.g. with a user OD matrix)."""
+        return float(zones[column].fillna(0).sum()) if column in zones.columns else 0.0
+
+    residents = total("population")
+    hours = prepared.params.demand_window_s / 3600.0
+    return DemandFacts(
+        residents=residents,
+        jobs=total("jobs_proxy_m2") / demand.floor_area_per_job_m2,
+        expected_person_trips=residents * demand.trips_per_resident_day * demand.peak_hour_share,
+        person_trips=float(outcome.kpis.get("person_trips", 0.0)),
+        car_trips=float(outcome.kpis.get("trips", 0.0)) / hours,
+        gateways=prepared.gateways is not None,
+    )

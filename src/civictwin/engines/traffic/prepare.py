@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -46,6 +47,8 @@ class PreparedScenario:
     """Car trips per hour through the area's boundary, when ``[gateways]`` is enabled."""
     demand_source: str = "the gravity model"
     """Where the base person-trip matrix came from, in words (for the report's notes)."""
+    calibration: dict[str, Any] | None = None
+    """What the report shows of the calibration record the demand uses (None: uncalibrated)."""
 
     @property
     def person_trips(self) -> OdMatrix:

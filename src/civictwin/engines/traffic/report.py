@@ -1,5 +1,6 @@
 """The traffic engine's part of a comparison's report: facts about the runs, the modal split figure,
-teleport warnings and a paragraph on the method. Built from the saved seeds only."""
+teleport warnings, the calibration the runs used, warnings of implausible demand and a paragraph on
+the method. Built from the saved seeds only."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from civictwin.engines.base import EngineReport, ReportSection
+from civictwin.engines.traffic.fitreport import calibration_section
 from civictwin.engines.traffic.modechoice import MODES
 from civictwin.runs import SeedRecord
 
@@ -21,18 +23,35 @@ METHOD = (
     "Simulation: Eclipse SUMO with dynamic rerouting; emissions from HBEFA classes, noise from "
     "Harmonoise. Car indicators describe the car trips that remain in each scenario: when a plan moves "
     "trips to other modes, the mean car travel time can fall even where driving a given route takes "
-    "longer."
+    "longer. Money values are the defaults' euros at Finnish prices (value of time 10 EUR/h from "
+    "Finnish appraisal unit values, fares of the order of an HSL single ticket, car cost per km and "
+    "parking); a twin elsewhere sets its own in traffic.toml, in euros or converted to them."
 )
 
 
 def traffic_report(runs: Mapping[str, Sequence[SeedRecord]]) -> EngineReport:
-    """Notes per scenario, teleport warnings for the summary, the method and the modal split figure."""
+    """Notes per scenario, teleport warnings for the summary, the method, the modal split figure, the
+    calibration the runs used and warnings of implausible demand."""
+    sections = [ReportSection("How people travel (modal split)", figures=(_modal_split_png(runs),))]
+    recorded = [s.details for seeds in runs.values() for s in seeds if "calibration" in s.details]
+    if recorded:
+        sections.append(calibration_section(recorded[0]["calibration"]))
     return EngineReport(
         summary=tuple(_teleport_sentences(runs)),
         notes=tuple(_notes(name, seeds) for name, seeds in runs.items()),
         method=METHOD,
-        sections=(ReportSection("How people travel (modal split)", figures=(_modal_split_png(runs),)),),
+        sections=tuple(sections),
+        warnings=tuple(implausible_demand(runs)),
     )
+
+
+def implausible_demand(runs: Mapping[str, Sequence[SeedRecord]]) -> list[str]:
+    """Each scenario's warnings of implausible demand (each distinct sentence once)."""
+    return [
+        f"'{scenario}': {warning}"
+        for scenario, seeds in runs.items()
+        for warning in dict.fromkeys(w for s in seeds for w in s.details.get("implausible_demand", []))
+    ]
 
 
 def _notes(name: str, seeds: Sequence[SeedRecord]) -> str:
