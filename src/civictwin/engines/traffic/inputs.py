@@ -26,8 +26,11 @@ from civictwin.store.base import Store
 
 FrameT = TypeVar("FrameT", bound=pd.DataFrame)
 
-READS = ("network_edges", "network_nodes", "zones", "transit_stops", "transit_stop_frequency")
-"""The twin layers every traffic run reads (``transit_frequency`` adds the GTFS trips and routes)."""
+READS = ("network_edges", "network_nodes", "zones", "transit_stops", "transit_stop_frequency", "mobility_od")
+"""The twin layers every traffic run reads (``transit_frequency`` adds the GTFS trips and routes).
+
+``mobility_od`` (phone-based OD, loaded whenever the twin has it) is listed so that a comparison's
+access follows the operator's data: who may not read it sees no comparison derived from it."""
 
 
 @dataclass(frozen=True)
