@@ -83,7 +83,6 @@ def consultation(
     store, record = readable(request, comparison_id, params=_PARAMS)
     chosen = _plan(record, plan)
     maps = _mapped(store, record, chosen)
-    mapped = [t for t in record.tables if t.id in maps]
     if table is not None and table not in maps:
         raise not_found(f"comparison '{record.id}' has no map '{table[:80]}'")
     kpis = kpi_entries(record)
@@ -99,23 +98,8 @@ def consultation(
         "kpis": kpis,
         "within_noise": within_noise(record, kpis),
         "validation": validation_status(_manifest(store, record.id)),
-        "maps": [
-            {
-                "table": t.id,
-                "label": t.label or t.name,
-                "column": t.values[0].column,
-                "unit": t.values[0].unit,
-                "url": str(
-                    request.url_for("comparison_table", comparison_id=record.id, table=t.id, plan=chosen)
-                ),
-                "map": f"{request.url_for('consultation_map', comparison_id=record.id)}"
-                f"?{urlencode({'plan': chosen, 'table': t.id})}",
-                "bounds": list(maps[t.id].bounds),
-                "kind": maps[t.id].kind,
-            }
-            for t in mapped
-        ],
-        "map": table or (mapped[0].id if mapped else None),
+        "maps": _map_entries(request, record, chosen, maps),
+        "map": table or next(iter(maps), None),
         "addresses": ADDRESSES in _readable_layers(request),
         "context": _context(request),
         "links": {
@@ -124,6 +108,27 @@ def consultation(
             "manifest": str(request.url_for("comparison_manifest", comparison_id=record.id)),
         },
     }
+
+
+def _map_entries(
+    request: Request, record: ComparisonRecord, plan: str, maps: dict[str, MapData]
+) -> list[dict[str, Any]]:
+    """Each mappable table of the plan: what it shows, its full GeoJSON, the page's compact map."""
+    page_map = request.url_for("consultation_map", comparison_id=record.id)
+    return [
+        {
+            "table": t.id,
+            "label": t.label or t.name,
+            "column": t.values[0].column,
+            "unit": t.values[0].unit,
+            "url": str(request.url_for("comparison_table", comparison_id=record.id, table=t.id, plan=plan)),
+            "map": f"{page_map}?{urlencode({'plan': plan, 'table': t.id})}",
+            "bounds": list(maps[t.id].bounds),
+            "kind": maps[t.id].kind,
+        }
+        for t in record.tables
+        if t.id in maps
+    ]
 
 
 def near(
