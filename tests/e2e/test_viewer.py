@@ -603,6 +603,12 @@ def test_the_consultation_page_reads_to_a_screen_reader_and_answers_near_me(page
     shared = page.url  # the link a resident would send: opened anew, the server says the same
     page.goto(shared)
     assert NEAR_MANNERHEIMINTIE_10 in page.inner_text("#near-result")
+    page.wait_for_selector("body[data-consult-state=ready]", state="attached", timeout=60_000)
+    page.focus("#near-centre")  # from the keyboard: the map's centre instead of a click
+    page.keyboard.press("Enter")
+    page.wait_for_url("**lon=*", timeout=30_000)
+    page.wait_for_selector("body[data-near-state=ready]", state="attached", timeout=30_000)
+    assert page.inner_text("#near-result").startswith("Near the point")
 
 
 def test_the_consultation_page_fits_a_phone_and_prints_without_its_map(browser: Any, server: str) -> None:
