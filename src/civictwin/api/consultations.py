@@ -49,6 +49,7 @@ from civictwin.store.features import FeatureQuery
 ADDRESSES = "addresses"
 _PARAMS = ("plan", "table", "address", "lon", "lat", "radius")
 _MAX_ADDRESS = 120
+_ADDRESS_PAGE = 1000
 
 router = APIRouter(tags=["Consultations"])
 
@@ -170,10 +171,8 @@ def find_address(request: Request, text: str) -> Place:
     if ADDRESSES not in _readable_layers(request):
         raise not_found("this twin has no addresses to search")
     street, number = parts
-    reader = get_twin(request).features
-    page = reader.page(ADDRESSES, FeatureQuery(limit=1000, properties={"housenumber": number}))
+    candidates = _with_number(request, number)
     wanted = fold(street)
-    candidates = [json.loads(f) for f in page.features]
     for exact in (True, False):
         for feature in candidates:
             props, geometry = feature["properties"], feature.get("geometry")
@@ -184,6 +183,18 @@ def find_address(request: Request, text: str) -> Place:
                     lon=float(lon), lat=float(lat), label=f"{props['street']} {props['housenumber']}"
                 )
     raise not_found(f"no address '{text[:_MAX_ADDRESS]}' in this twin")
+
+
+def _with_number(request: Request, number: str) -> list[dict[str, Any]]:
+    """Every address of the twin with this house number (GeoJSON features), read page by page."""
+    reader = get_twin(request).features
+    found: list[dict[str, Any]] = []
+    while True:
+        query = FeatureQuery(limit=_ADDRESS_PAGE, offset=len(found), properties={"housenumber": number})
+        page = reader.page(ADDRESSES, query)
+        found += [json.loads(feature) for feature in page.features]
+        if not page.features or len(found) >= page.matched:
+            return found
 
 
 def _place(request: Request, address: str | None, lon: float | None, lat: float | None) -> Place | None:
