@@ -66,6 +66,7 @@ bench: $(STAMP) $(VIEWER)
 	$(VENV)/bin/civictwin demo --dir $(BENCH_DIR)
 	$(PY) benchmarks/bench_build.py --sizes 1 2 4 8 --repeat 3
 	$(PY) benchmarks/bench_viewer.py --runs 5 --twin $(BENCH_DIR)
+	$(PY) benchmarks/bench_consultation.py --runs 5 --twin $(BENCH_DIR)
 	$(PY) benchmarks/bench_api.py --setup-peer
 	$(PY) benchmarks/bench_api.py $(BENCH_DIR) --layer buildings_3d --concurrency 4 --duration 20
 	$(PY) benchmarks/bench_traffic.py
