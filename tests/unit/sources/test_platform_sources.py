@@ -1,0 +1,342 @@
+"""Remote sources against real servers started here: pygeoapi (OGC API – Features, bearer token) and
+MapServer (WFS 2.0 over CGI, HTTP Basic auth), both paging 2 features a page, and a SensorThings
+server; snapshots with validators and checksums in lineage, refresh, failures mid-paging, no leaks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pytest
+import shapely
+from pyproj import Transformer
+
+from civictwin.build import build_twin, open_twin
+from civictwin.catalog.lineage import LINEAGE
+from civictwin.catalog.metadata import CATALOG
+from civictwin.cli.twin import refresh
+from civictwin.config import TwinConfig, load_config, parse_config
+from civictwin.errors import ConfigError, SourceError
+from civictwin.refresh import refresh_twin
+from civictwin.sources.platform import fetch_snapshot
+
+TOKEN = "s3cret-token-7f1c9a"
+PASSWORD = "pa55-wfs-e4d2b8"
+BBOX = (24.93, 60.16, 24.96, 60.175)
+TREES = [(24.940 + 0.002 * i, 60.165 + 0.001 * i, 5.0 + i) for i in range(5)]  # lon, lat, height_m
+SERVERS = Path(__file__).with_name("platform_servers.py")
+pytestmark = pytest.mark.skipif(
+    shutil.which("mapserv") is None, reason="MapServer (cgi-mapserver) not installed"
+)
+
+
+def _trees(heights: list[float]) -> dict[str, Any]:
+    features = [
+        {"type": "Feature", "id": i + 1, "geometry": {"type": "Point", "coordinates": [lon, lat]},
+         "properties": {"id": i + 1, "species": "Tilia cordata", "height_m": height}}
+        for i, ((lon, lat, _), height) in enumerate(zip(TREES, heights, strict=True))
+    ]  # fmt: skip
+    return {"type": "FeatureCollection", "features": features}
+
+
+def _parcels() -> dict[str, Any]:
+    """Three 20 m × 20 m parcels in EPSG:3067 (ETRS-TM35FIN) in central Helsinki."""
+    features = []
+    for i in range(3):
+        x, y = 385900.0 + 100 * i, 6671800.0
+        ring = [[x, y], [x + 20, y], [x + 20, y + 20], [x, y + 20], [x, y]]
+        features.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
+                         "properties": {"parcel_id": f"P{i + 1}", "zoning": ["housing", "park", "office"][i]}})  # fmt: skip
+    return {"type": "FeatureCollection", "features": features,
+            "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::3067"}}}  # fmt: skip
+
+
+def _start(kind: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    env = {**os.environ, "OAPIF_TOKEN": TOKEN, "WFS_USER": "twin", "WFS_PASSWORD": PASSWORD}
+    process = subprocess.Popen(
+        [sys.executable, str(SERVERS), kind, str(workdir)], env=env, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 30
+    while not (workdir / "port").is_file():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"{kind} server did not start: {process.communicate()[1].decode()[-2000:]}")
+        time.sleep(0.05)
+    return process, f"http://127.0.0.1:{(workdir / 'port').read_text()}"
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path | str]]:
+    """pygeoapi and MapServer started on free loopback ports, stopped after the module."""
+    oapif_dir, wfs_dir = tmp_path_factory.mktemp("oapif"), tmp_path_factory.mktemp("wfs")
+    (oapif_dir / "trees.geojson").write_text(json.dumps(_trees([t[2] for t in TREES])))
+    (wfs_dir / "parcels.geojson").write_text(json.dumps(_parcels()))
+    started = [_start("oapif", oapif_dir), _start("wfs", wfs_dir)]
+    try:
+        yield {"oapif": started[0][1], "wfs": started[1][1], "oapif_dir": oapif_dir, "wfs_dir": wfs_dir}
+    finally:
+        for process, _ in started:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def _remote(name: str, kind: str, **options: Any) -> dict[str, Any]:
+    return {"name": name, "kind": kind, "licence": "CC-BY-4.0", "publisher": "City of Helsinki",
+            "steward": "Urban data platform team", **options}  # fmt: skip
+
+
+def _config(directory: Path, servers: dict[str, Path | str]) -> TwinConfig:
+    sources = [
+        _remote("street_trees", "ogcapi_features", url=servers["oapif"], collection="trees", page_size=2,
+                token_env="PLATFORM_TEST_TOKEN"),
+        _remote("parcels", "wfs", url=f"{servers['wfs']}/wfs?", typename="parcels", page_size=2,
+                username_env="PLATFORM_TEST_USER", password_env="PLATFORM_TEST_PASSWORD"),
+    ]  # fmt: skip
+    return _write_twin(directory, sources)
+
+
+def _write_twin(directory: Path, sources: list[dict[str, Any]]) -> TwinConfig:
+    """Write ``twin.toml`` (the CLI reads it) and load it."""
+    lines = ["[twin]", 'name = "Platform twin"', 'crs = "EPSG:3067"', "[area]", f"bbox = {list(BBOX)}",
+             "[zones]", "resolution = 7"]  # fmt: skip
+    for source in sources:
+        lines += ["[[sources]]", *(f"{key} = {json.dumps(value)}" for key, value in source.items())]
+    (directory / "twin.toml").write_text("\n".join(lines) + "\n")
+    return load_config(directory)
+
+
+@pytest.fixture(autouse=True)
+def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLATFORM_TEST_TOKEN", TOKEN)
+    monkeypatch.setenv("PLATFORM_TEST_USER", "twin")
+    monkeypatch.setenv("PLATFORM_TEST_PASSWORD", PASSWORD)
+
+
+@pytest.fixture(scope="module")
+def twin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("twin")
+
+
+@pytest.fixture(scope="module")
+def built(servers: dict[str, Path | str], twin_dir: Path) -> TwinConfig:
+    """The twin built once from both servers (credentials set for this fixture only)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PLATFORM_TEST_TOKEN", TOKEN)
+        patch.setenv("PLATFORM_TEST_USER", "twin")
+        patch.setenv("PLATFORM_TEST_PASSWORD", PASSWORD)
+        config = _config(twin_dir, servers)
+        build_twin(config)
+    return config
+
+
+def test_both_servers_are_read_page_by_page_into_the_twin(built: TwinConfig) -> None:
+    to_3067 = Transformer.from_crs("EPSG:4326", "EPSG:3067", always_xy=True)
+    with open_twin(built) as store:
+        trees = store.read_frame("street_trees").sort_values("id")
+        parcels = store.read_frame("parcels").sort_values("parcel_id")
+        lineage = store.records(LINEAGE)
+        catalogue = store.records(CATALOG)
+    assert trees["id"].tolist() == [1, 2, 3, 4, 5]
+    assert trees["height_m"].tolist() == [5.0, 6.0, 7.0, 8.0, 9.0]
+    x, y = to_3067.transform(TREES[2][0], TREES[2][1])
+    assert trees.geometry.iloc[2].distance(shapely.Point(x, y)) < 0.01
+    assert parcels["parcel_id"].tolist() == ["P1", "P2", "P3"]
+    assert parcels["zoning"].tolist() == ["housing", "park", "office"]
+    assert parcels.geometry.area.round(6).tolist() == [400.0, 400.0, 400.0]
+    assert parcels.geometry.iloc[1].bounds == (386000.0, 6671800.0, 386020.0, 6671820.0)
+    remote = lineage["street_trees"]["parameters"]["remote"]
+    assert [p["url"].split("?")[1] for p in remote["pages"]] == [
+        "limit=2",
+        "offset=2&limit=2",
+        "offset=4&limit=2",
+    ]
+    assert all(p["etag"] and p["last_modified"] for p in remote["pages"])
+    assert remote["features"] == 5 and remote["retrieved_at"].endswith("+00:00")
+    snapshot = Path(remote["snapshot"])
+    assert snapshot.parent == built.base_dir / "snapshots" / "street_trees"
+    assert (
+        remote["sha256"]
+        == hashlib.sha256(snapshot.read_bytes()).hexdigest()
+        == catalogue["street_trees"]["source"]["sha256"]
+    )
+    wfs = lineage["parcels"]["parameters"]["remote"]
+    assert len(wfs["pages"]) == 2 and "STARTINDEX=2" in wfs["pages"][1]["url"]
+    assert wfs["etag"] is None and wfs["features"] == 3  # MapServer sends no validators
+
+
+def test_refresh_asks_conditionally_and_rebuilds_only_on_change(
+    built: TwinConfig, servers: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    store_file = built.store_path
+    before = store_file.stat().st_mtime_ns
+    result = refresh_twin(built)
+    lines = {c.source: c.line for c in result.checks}
+    assert result.summary is None and store_file.stat().st_mtime_ns == before
+    assert lines["street_trees"].startswith("unchanged: 304 Not Modified for all 3 page(s)")
+    assert lines["parcels"].startswith(
+        "unchanged: read again (the server sends no ETag/Last-Modified), same SHA-256"
+    )
+    data = servers["oapif_dir"] / "trees.geojson"
+    data.write_text(json.dumps(_trees([5.0, 6.0, 17.5, 8.0, 9.0])))
+    result = refresh_twin(built)
+    lines = {c.source: c.line for c in result.checks}
+    assert lines["street_trees"].startswith("changed: 5 feature(s) (were 5)")
+    assert lines["parcels"].startswith("unchanged")
+    assert result.summary is not None
+    with open_twin(built) as store:
+        assert store.read_frame("street_trees").sort_values("id")["height_m"].tolist() == [
+            5.0,
+            6.0,
+            17.5,
+            8.0,
+            9.0,
+        ]
+    capsys.readouterr()
+    refresh(built.base_dir)  # the command itself, without importing every other command
+    output = " ".join(capsys.readouterr().out.split())
+    assert "street_trees: unchanged: 304 Not Modified for all 3 page(s)" in output
+    assert "Nothing changed: the twin was not rebuilt." in output
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (
+            "500 offset=2",
+            r"page 2 \(http://127\.0\.0\.1:\d+/collections/trees/items\?offset=2&limit=2\): HTTP 500",
+        ),
+        (
+            "401 offset=2",
+            r"page 2 \(.*offset=2&limit=2\): HTTP 401 Unauthorized: the credentials .* were refused",
+        ),
+        ("json offset=2", r"page 2 \(.*offset=2&limit=2\): not valid JSON"),
+    ],
+)
+def test_failure_mid_paging_is_one_line_and_leaves_the_twin(
+    built: TwinConfig, servers: dict[str, Any], fault: str, message: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with open_twin(built) as store:
+        heights = store.read_frame("street_trees").sort_values("id")["height_m"].tolist()
+    served = hashlib.sha256(built.store_path.read_bytes()).hexdigest()
+    snapshots = sorted((built.base_dir / "snapshots").rglob("*"))
+    (servers["oapif_dir"] / "fault").write_text(fault)
+    try:
+        with caplog.at_level(logging.DEBUG), pytest.raises(SourceError) as failed:
+            build_twin(built)
+    finally:
+        (servers["oapif_dir"] / "fault").unlink()
+    line = str(failed.value)
+    assert "\n" not in line and line.startswith("source 'street_trees' (ogcapi_features): page 2")
+    assert __import__("re").search(message, line)
+    assert hashlib.sha256(built.store_path.read_bytes()).hexdigest() == served
+    assert sorted((built.base_dir / "snapshots").rglob("*")) == snapshots  # nothing partial stored
+    with open_twin(built) as store:
+        assert store.read_frame("street_trees").sort_values("id")["height_m"].tolist() == heights
+    assert TOKEN not in line and TOKEN not in caplog.text and PASSWORD not in caplog.text
+
+
+def test_credentials_appear_nowhere_in_the_twin(built: TwinConfig, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG):
+        refresh_twin(built)
+    files = [p for p in built.base_dir.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".duckdb" for p in files) and any(p.suffix == ".parquet" for p in files)
+    for secret in (TOKEN, PASSWORD):
+        assert not [p for p in files if secret.encode() in p.read_bytes()]
+        assert secret not in caplog.text
+    with open_twin(built) as store:
+        records = json.dumps([store.records(kind) for kind in (CATALOG, LINEAGE, "quality", "meta")])
+    assert (
+        TOKEN not in records
+        and PASSWORD not in records
+        and "PLATFORM_TEST_TOKEN" in json.dumps(built.model_dump(mode="json"))
+    )
+
+
+def test_a_missing_credential_or_a_down_server_is_one_line(
+    servers: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PLATFORM_TEST_TOKEN")
+    with pytest.raises(SourceError, match=r"^source 'street_trees' \(ogcapi_features\): environment variable "
+                       r"PLATFORM_TEST_TOKEN \(token_env\) is not set or empty$"):  # fmt: skip
+        build_twin(_config(tmp_path, servers))
+    monkeypatch.setenv("PLATFORM_TEST_TOKEN", "wrong")
+    with pytest.raises(SourceError, match=r"page 1 .*HTTP 401 Unauthorized"):
+        build_twin(_config(tmp_path, servers))
+    down = {**servers, "oapif": "http://127.0.0.1:9"}
+    with pytest.raises(
+        SourceError,
+        match=r"page 1 \(http://127.0.0.1:9/collections/trees/items\?limit=2\): server unreachable",
+    ):
+        build_twin(_config(tmp_path, down))
+    assert not (tmp_path / "snapshots").exists() and not list(tmp_path.glob("*.duckdb"))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"path": "trees.geojson"}, "is read from `url`, not `path`"),
+        ({"collection": None}, "needs `collection`"),
+        ({"url": "https://user:pw@example.org/api"}, "without credentials"),
+        ({"token_env": "A", "username_env": "B", "password_env": "C"}, "not both"),
+    ],
+)
+def test_remote_options_are_checked(options: dict[str, Any], message: str) -> None:
+    entry = {**_remote("t", "ogcapi_features", url="https://example.org/api", collection="trees"), **options}
+    entry = {k: v for k, v in entry.items() if v is not None}
+    with pytest.raises(ConfigError, match=message):
+        parse_config(
+            {"twin": {"name": "x"}, "area": {"bbox": list(BBOX)}, "sources": [entry]}, base_dir=Path(".")
+        )
+
+
+class _SensorThings(BaseHTTPRequestHandler):
+    """Two pages of Things with Locations, linked by @iot.nextLink."""
+
+    def do_GET(self) -> None:
+        base = f"http://127.0.0.1:{self.server.server_address[1]}/v1.1"
+        second = "$skip=2" in self.path
+        things = [{"@iot.id": i, "name": f"Station {i}", "description": "air quality", "properties": {"height_m": i},
+                   "Locations": [{"name": f"mast {i}", "location": {"type": "Point", "coordinates": [24.94 + i / 1000, 60.17]}}]}
+                  for i in ((3,) if second else (1, 2))]  # fmt: skip
+        page: dict[str, Any] = {"value": things}
+        if not second:
+            page["@iot.nextLink"] = f"{base}/Things?$expand=Locations&$top=2&$skip=2"
+        body = json.dumps(page).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+def test_sensorthings_things_become_a_point_layer(tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SensorThings)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1.1"
+        config = _write_twin(tmp_path, [_remote("stations", "sensorthings", url=url, page_size=2)])
+        snapshot = fetch_snapshot(config.source("stations"), config)
+    finally:
+        server.shutdown()
+        thread.join()
+    stations = gpd.read_parquet(snapshot.path).sort_values("thing_id")
+    assert stations["name"].tolist() == ["Station 1", "Station 2", "Station 3"]
+    assert stations["location_name"].tolist() == ["mast 1", "mast 2", "mast 3"]
+    assert [round(p.x, 3) for p in stations.geometry] == [24.941, 24.942, 24.943]
+    assert json.loads(stations["properties"].iloc[2]) == {"height_m": 3}
+    assert len(snapshot.pages) == 2 and snapshot.pages[1]["url"].endswith("$skip=2")
