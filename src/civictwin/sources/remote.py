@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from lxml import etree
 
 from civictwin.config import SourceConfig
 from civictwin.errors import SourceError
@@ -143,8 +144,11 @@ def fetch_page(
             path=label,
         )
     if response.status_code >= 400:
+        said = _exception_text(response)
         raise SourceError(
-            f"page {number} ({url}): HTTP {response.status_code} {response.reason_phrase}", path=label
+            f"page {number} ({url}): HTTP {response.status_code} {response.reason_phrase}"
+            + (f": {said}" if said else ""),
+            path=label,
         )
     return Page(
         number=number,
@@ -184,6 +188,20 @@ def unchanged(client: httpx.Client, pages: list[dict[str, str | None]], *, label
         ):
             return False
     return True
+
+
+def _exception_text(response: httpx.Response) -> str:
+    """The text of an OGC ``ows:ExceptionReport`` body (what a WFS says went wrong), else empty."""
+    if "xml" not in response.headers.get("content-type", ""):
+        return ""
+    try:
+        root = etree.fromstring(response.content)
+    except etree.XMLSyntaxError:
+        return ""
+    texts = [
+        " ".join(e.itertext()).strip() for e in root.iter() if etree.QName(e).localname == "ExceptionText"
+    ]
+    return " ".join(" ".join(texts).split())[:300]
 
 
 def _conditional_headers(previous: dict[str, str | None]) -> dict[str, str]:

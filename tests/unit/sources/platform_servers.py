@@ -12,8 +12,8 @@ server's configuration into WORKDIR (it needs the port) and then the port to ``W
   (``WFS_USER``/``WFS_PASSWORD``).
 
 Faults: when ``WORKDIR/fault`` holds ``<what> <query fragment>`` (``500 offset=2``, ``401 offset=2``,
-``json offset=2``), a request whose query contains the fragment gets HTTP 500, HTTP 401, or a body
-that is not JSON, instead of the real answer.
+``json offset=2``, ``feature offset=2``), a request whose query contains the fragment gets HTTP 500,
+HTTP 401, a body that is not JSON, or a feature without geometry, instead of the real answer.
 """
 
 from __future__ import annotations
@@ -40,8 +40,12 @@ def _fault(workdir: Path, environ: dict[str, Any], start: StartResponse) -> list
     what, fragment = fault_file.read_text().split()
     if fragment not in environ.get("QUERY_STRING", ""):
         return None
-    if what == "json":
+    if what in ("json", "feature"):
         start("200 OK", [("Content-Type", "application/geo+json")])
+        if what == "feature":  # valid JSON, but its first feature has no geometry member
+            return [
+                b'{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"id": 3}}]}'
+            ]
         return [b'{"type": "FeatureCollection", "features": [{"type": "Feat']
     start(
         {"500": "500 Internal Server Error", "401": "401 Unauthorized"}[what],
@@ -151,7 +155,8 @@ def wfs_app(workdir: Path, port: int) -> App:
         headers = [
             tuple(s.strip() for s in line.split(":", 1)) for line in head.decode().splitlines() if ":" in line
         ]
-        start("200 OK", headers)
+        status = dict(headers).pop("Status", "200 OK")
+        start(status, [(k, v) for k, v in headers if k != "Status"])
         return [body]
 
     return app

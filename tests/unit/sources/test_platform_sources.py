@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -210,36 +211,41 @@ def test_refresh_asks_conditionally_and_rebuilds_only_on_change(
     assert "Nothing changed: the twin was not rebuilt." in output
 
 
-@pytest.mark.parametrize(
-    ("fault", "message"),
-    [
-        (
-            "500 offset=2",
-            r"page 2 \(http://127\.0\.0\.1:\d+/collections/trees/items\?offset=2&limit=2\): HTTP 500",
-        ),
-        (
-            "401 offset=2",
-            r"page 2 \(.*offset=2&limit=2\): HTTP 401 Unauthorized: the credentials .* were refused",
-        ),
-        ("json offset=2", r"page 2 \(.*offset=2&limit=2\): not valid JSON"),
-    ],
-)
+FAULTS = [
+    ("oapif", "500 offset=2", r"^source 'street_trees' \(ogcapi_features\): page 2 \(http://127\.0\.0\.1:\d+/"
+     r"collections/trees/items\?offset=2&limit=2\): HTTP 500 Internal Server Error$"),
+    ("oapif", "401 offset=2", r"^source 'street_trees' \(ogcapi_features\): page 2 \(.*offset=2&limit=2\): "
+     r"HTTP 401 Unauthorized: the credentials \(token_env or username_env/password_env\) were refused$"),
+    ("oapif", "json offset=2", r"^source 'street_trees' \(ogcapi_features\): page 2 \(.*offset=2&limit=2\): "
+     r"not valid JSON: "),
+    ("oapif", "feature offset=2", r"^source 'street_trees' \(ogcapi_features\): page 2 \(.*offset=2&limit=2\), "
+     r"feature 1: not a GeoJSON Feature$"),
+    ("wfs", "500 STARTINDEX=2", r"^source 'parcels' \(wfs\): page 2 \(http://127\.0\.0\.1:\d+/wfs\?.*STARTINDEX=2"
+     r".*\): HTTP 500 Internal Server Error$"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("server", "fault", "message"), FAULTS)
 def test_failure_mid_paging_is_one_line_and_leaves_the_twin(
-    built: TwinConfig, servers: dict[str, Any], fault: str, message: str, caplog: pytest.LogCaptureFixture
+    built: TwinConfig,
+    servers: dict[str, Any],
+    server: str,
+    fault: str,
+    message: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     with open_twin(built) as store:
         heights = store.read_frame("street_trees").sort_values("id")["height_m"].tolist()
     served = hashlib.sha256(built.store_path.read_bytes()).hexdigest()
     snapshots = sorted((built.base_dir / "snapshots").rglob("*"))
-    (servers["oapif_dir"] / "fault").write_text(fault)
+    (servers[f"{server}_dir"] / "fault").write_text(fault)
     try:
         with caplog.at_level(logging.DEBUG), pytest.raises(SourceError) as failed:
             build_twin(built)
     finally:
-        (servers["oapif_dir"] / "fault").unlink()
+        (servers[f"{server}_dir"] / "fault").unlink()
     line = str(failed.value)
-    assert "\n" not in line and line.startswith("source 'street_trees' (ogcapi_features): page 2")
-    assert __import__("re").search(message, line)
+    assert "\n" not in line and re.search(message, line), line
     assert hashlib.sha256(built.store_path.read_bytes()).hexdigest() == served
     assert sorted((built.base_dir / "snapshots").rglob("*")) == snapshots  # nothing partial stored
     with open_twin(built) as store:
@@ -274,6 +280,12 @@ def test_a_missing_credential_or_a_down_server_is_one_line(
     monkeypatch.setenv("PLATFORM_TEST_TOKEN", "wrong")
     with pytest.raises(SourceError, match=r"page 1 .*HTTP 401 Unauthorized"):
         build_twin(_config(tmp_path, servers))
+    monkeypatch.setenv("PLATFORM_TEST_TOKEN", TOKEN)
+    wrong_type = _remote("zoning", "wfs", url=f"{servers['wfs']}/wfs?", typename="nosuch",
+                         username_env="PLATFORM_TEST_USER", password_env="PLATFORM_TEST_PASSWORD")  # fmt: skip
+    with pytest.raises(SourceError, match=r"^source 'zoning' \(wfs\): page 1 \(.*\): HTTP 400 Bad request: "
+                       r"msWFSGetFeature\(\): WFS server error\. TYPENAME 'nosuch' doesn't exist"):  # fmt: skip
+        build_twin(_write_twin(tmp_path, [wrong_type]))
     down = {**servers, "oapif": "http://127.0.0.1:9"}
     with pytest.raises(
         SourceError,
