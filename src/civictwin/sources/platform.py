@@ -105,7 +105,26 @@ def _combine(frames: list[gpd.GeoDataFrame], source: SourceConfig) -> gpd.GeoDat
     if not kept:
         raise SourceError("no features", path=where(source))
     combined = pd.concat(kept, ignore_index=True)
-    return gpd.GeoDataFrame(combined, geometry="geometry", crs=kept[0].crs)
+    return _plain_values(gpd.GeoDataFrame(combined, geometry="geometry", crs=kept[0].crs))
+
+
+def _plain_values(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Attribute columns a table can hold: nested JSON values as JSON text, mixed-type columns as text.
+
+    GeoJSON properties may be objects or lists, and a property may be a number on one page and text
+    on another (or GDAL may guess a GML field's type differently per page); such a column is kept as
+    text rather than refused.
+    """
+    for column in frame.columns:
+        if column == frame.geometry.name or frame[column].dtype != object:
+            continue
+        values = frame[column].map(
+            lambda v: json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v
+        )
+        if len({type(v) for v in values.dropna()}) > 1:
+            values = values.map(lambda v: None if v is None or v is pd.NA else str(v))
+        frame[column] = values
+    return frame
 
 
 def _write_snapshot(frame: gpd.GeoDataFrame, folder: Path) -> tuple[Path, str]:

@@ -37,6 +37,8 @@ TOKEN = "s3cret-token-7f1c9a"
 PASSWORD = "pa55-wfs-e4d2b8"
 BBOX = (24.93, 60.16, 24.96, 60.175)
 TREES = [(24.940 + 0.002 * i, 60.165 + 0.001 * i, 5.0 + i) for i in range(5)]  # lon, lat, height_m
+SURVEYS: list[Any] = [{"year": 2024, "by": "city"}, 2023, "2022", "2022", None]
+"""A property that is an object, a number, text and missing: stored as text."""
 SERVERS = Path(__file__).with_name("platform_servers.py")
 pytestmark = pytest.mark.skipif(
     shutil.which("mapserv") is None, reason="MapServer (cgi-mapserver) not installed"
@@ -46,8 +48,8 @@ pytestmark = pytest.mark.skipif(
 def _trees(heights: list[float]) -> dict[str, Any]:
     features = [
         {"type": "Feature", "id": i + 1, "geometry": {"type": "Point", "coordinates": [lon, lat]},
-         "properties": {"id": i + 1, "species": "Tilia cordata", "height_m": height}}
-        for i, ((lon, lat, _), height) in enumerate(zip(TREES, heights, strict=True))
+         "properties": {"id": i + 1, "species": "Tilia cordata", "height_m": height, "survey": survey}}
+        for i, ((lon, lat, _), height, survey) in enumerate(zip(TREES, heights, SURVEYS, strict=True))
     ]  # fmt: skip
     return {"type": "FeatureCollection", "features": features}
 
@@ -151,6 +153,8 @@ def test_both_servers_are_read_page_by_page_into_the_twin(built: TwinConfig) -> 
         catalogue = store.records(CATALOG)
     assert trees["id"].tolist() == [1, 2, 3, 4, 5]
     assert trees["height_m"].tolist() == [5.0, 6.0, 7.0, 8.0, 9.0]
+    assert trees["survey"].tolist()[:4] == ['{"by": "city", "year": 2024}', "2023", "2022", "2022"]
+    assert trees["survey"].isna().tolist() == [False, False, False, False, True]
     x, y = to_3067.transform(TREES[2][0], TREES[2][1])
     assert trees.geometry.iloc[2].distance(shapely.Point(x, y)) < 0.01
     assert parcels["parcel_id"].tolist() == ["P1", "P2", "P3"]
