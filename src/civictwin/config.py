@@ -451,6 +451,15 @@ class SensorSourceConfig(_Strict):
     format: SensorFormat
     path: str | None = Field(default=None, description="File or directory to import")
     url: str | None = Field(default=None, description="sensorthings: the server's service root URL")
+    token_env: str | None = Field(
+        default=None, pattern=_ENV_NAME, description="url: environment variable holding a bearer token"
+    )
+    username_env: str | None = Field(
+        default=None, pattern=_ENV_NAME, description="url: environment variable holding the user name"
+    )
+    password_env: str | None = Field(
+        default=None, pattern=_ENV_NAME, description="url: environment variable holding the password"
+    )
     title: str | None = None
     licence: str = Field(min_length=1)
     publisher: str = Field(min_length=1)
@@ -485,6 +494,15 @@ class SensorSourceConfig(_Strict):
             self.url and self.format != SensorFormat.SENSORTHINGS
         ):
             raise ValueError("give `path` (or, for format 'sensorthings', `url` instead)")
+        credentials = [
+            k for k in ("token_env", "username_env", "password_env") if getattr(self, k) is not None
+        ]
+        if credentials and self.url is None:
+            raise ValueError(f"option(s) {', '.join(credentials)} apply only with `url`")
+        if (self.username_env is None) != (self.password_env is None) or (
+            self.token_env and self.username_env
+        ):
+            raise ValueError("give token_env, or username_env and password_env, or none")
         if self.format == SensorFormat.CSV and (self.csv is None or not self.properties):
             raise ValueError(
                 "format 'csv' needs a [sensors.csv] mapping and [sensors.properties.<key>] units"

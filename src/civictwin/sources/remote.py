@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 from lxml import etree
 
-from civictwin.config import SourceConfig
+from civictwin.config import SensorSourceConfig, SourceConfig
 from civictwin.errors import SourceError
 
 PAGE_SIZE = 1000
@@ -90,12 +90,14 @@ NextUrl = Callable[[Page], str | None]
 """The next page's URL from a page, or None when it was the last."""
 
 
-def where(source: SourceConfig) -> str:
-    """How errors name a remote source: its name and kind."""
+def where(source: SourceConfig | SensorSourceConfig) -> str:
+    """How errors name a remote source: its name and kind (or, for ``[[sensors]]``, format)."""
+    if isinstance(source, SensorSourceConfig):
+        return f"sensors '{source.name}' ({source.format.value})"
     return f"source '{source.name}' ({source.kind.value})"
 
 
-def open_client(source: SourceConfig, *, accept: str) -> httpx.Client:
+def open_client(source: SourceConfig | SensorSourceConfig, *, accept: str) -> httpx.Client:
     """An HTTP client with the source's credentials (read from the environment now) and ``accept``."""
     headers = {"Accept": accept, "User-Agent": "civictwin"}
     auth: httpx.Auth | None = None
@@ -109,7 +111,7 @@ def open_client(source: SourceConfig, *, accept: str) -> httpx.Client:
     return httpx.Client(headers=headers, auth=auth, timeout=TIMEOUT_S, follow_redirects=True)
 
 
-def _secret(source: SourceConfig, variable: str, key: str) -> str:
+def _secret(source: SourceConfig | SensorSourceConfig, variable: str, key: str) -> str:
     value = os.environ.get(variable)
     if not value:
         raise SourceError(f"environment variable {variable} ({key}) is not set or empty", path=where(source))

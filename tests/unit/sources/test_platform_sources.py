@@ -28,9 +28,10 @@ from civictwin.build import build_twin, open_twin
 from civictwin.catalog.lineage import LINEAGE
 from civictwin.catalog.metadata import CATALOG
 from civictwin.cli.twin import refresh
-from civictwin.config import TwinConfig, load_config, parse_config
+from civictwin.config import SensorSourceConfig, TwinConfig, load_config, parse_config
 from civictwin.errors import ConfigError, SourceError
 from civictwin.refresh import refresh_twin
+from civictwin.sources.observations.sensorthings import read_sensorthings
 from civictwin.sources.platform import fetch_snapshot
 
 TOKEN = "s3cret-token-7f1c9a"
@@ -318,16 +319,20 @@ def test_remote_options_are_checked(options: dict[str, Any], message: str) -> No
 
 
 class _SensorThings(BaseHTTPRequestHandler):
-    """Two pages of Things with Locations, linked by @iot.nextLink."""
+    """Two pages of Things with Locations, linked by @iot.nextLink, and no Datastreams; bearer token."""
 
     def do_GET(self) -> None:
+        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            self.send_response(401)
+            self.end_headers()
+            return
         base = f"http://127.0.0.1:{self.server.server_address[1]}/v1.1"
         second = "$skip=2" in self.path
         things = [{"@iot.id": i, "name": f"Station {i}", "description": "air quality", "properties": {"height_m": i},
                    "Locations": [{"name": f"mast {i}", "location": {"type": "Point", "coordinates": [24.94 + i / 1000, 60.17]}}]}
                   for i in ((3,) if second else (1, 2))]  # fmt: skip
-        page: dict[str, Any] = {"value": things}
-        if not second:
+        page: dict[str, Any] = {"value": things if self.path.startswith("/v1.1/Things") else []}
+        if not second and self.path.startswith("/v1.1/Things"):
             page["@iot.nextLink"] = f"{base}/Things?$expand=Locations&$top=2&$skip=2"
         body = json.dumps(page).encode()
         self.send_response(200)
@@ -339,20 +344,40 @@ class _SensorThings(BaseHTTPRequestHandler):
         """Quiet."""
 
 
-def test_sensorthings_things_become_a_point_layer(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def sensorthings_url() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _SensorThings)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/v1.1"
-        config = _write_twin(tmp_path, [_remote("stations", "sensorthings", url=url, page_size=2)])
-        snapshot = fetch_snapshot(config.source("stations"), config)
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1.1"
     finally:
         server.shutdown()
         thread.join()
+
+
+def test_sensorthings_things_become_a_point_layer(tmp_path: Path, sensorthings_url: str) -> None:
+    source = _remote(
+        "stations", "sensorthings", url=sensorthings_url, page_size=2, token_env="PLATFORM_TEST_TOKEN"
+    )
+    config = _write_twin(tmp_path, [source])
+    snapshot = fetch_snapshot(config.source("stations"), config)
     stations = gpd.read_parquet(snapshot.path).sort_values("thing_id")
     assert stations["name"].tolist() == ["Station 1", "Station 2", "Station 3"]
     assert stations["location_name"].tolist() == ["mast 1", "mast 2", "mast 3"]
     assert [round(p.x, 3) for p in stations.geometry] == [24.941, 24.942, 24.943]
     assert json.loads(stations["properties"].iloc[2]) == {"height_m": 3}
     assert len(snapshot.pages) == 2 and snapshot.pages[1]["url"].endswith("$skip=2")
+
+
+def test_sensors_import_from_a_server_sends_the_token(
+    sensorthings_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = {"name": "air", "format": "sensorthings", "url": sensorthings_url, "token_env": "PLATFORM_TEST_TOKEN",
+             "licence": "CC-BY-4.0", "publisher": "City", "steward": "Air team"}  # fmt: skip
+    sensors = SensorSourceConfig.model_validate(entry)
+    feed = read_sensorthings(sensors, sensorthings_url, None)
+    assert feed.datastreams == [] and len(feed.observations) == 0  # the server let the token in
+    monkeypatch.setenv("PLATFORM_TEST_TOKEN", "wrong")
+    with pytest.raises(SourceError, match=r"page 1 \(.*/v1.1/Datastreams.*\): HTTP 401 Unauthorized"):
+        read_sensorthings(sensors, sensorthings_url, None)

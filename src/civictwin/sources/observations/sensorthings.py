@@ -3,7 +3,8 @@
 With ``url`` (the service root, e.g. ``https://example.org/FROST-Server/v1.1``) the reader asks for
 ``Datastreams?$expand=Thing($expand=Locations),Sensor,ObservedProperty`` and then each datastream's
 ``Observations`` ordered by phenomenon time, following ``@iot.nextLink`` page after page until the
-server has no more. With ``path`` it reads one saved document of that shape (Datastreams with their
+server has no more, with the credentials named by ``token_env`` or ``username_env``/``password_env``
+(taken from the environment, :mod:`civictwin.sources.remote`). With ``path`` it reads one saved document of that shape (Datastreams with their
 Thing, Locations, Sensor, ObservedProperty and inline Observations); a saved page that still has an
 ``@iot.nextLink`` is refused, since following it needs the server.
 
@@ -29,7 +30,7 @@ from shapely.geometry.base import BaseGeometry
 from civictwin.config import SensorSourceConfig
 from civictwin.errors import SourceError, StoreError
 from civictwin.sources.observations.feed import FEED_COLUMNS, ObservationFeed
-from civictwin.sources.remote import Page, follow_pages
+from civictwin.sources.remote import Page, follow_pages, open_client
 from civictwin.store.observations import (
     OM_MEASUREMENT,
     DatastreamSpec,
@@ -44,7 +45,6 @@ from civictwin.store.observations import (
 )
 
 PAGE_SIZE = 1000
-TIMEOUT_S = 60.0
 _SYMBOLS = {"°C": "Cel", "µg/m³": "ug/m3", "μg/m³": "ug/m3", "mg/m³": "mg/m3", "W/m²": "W/m2", "ppm": "[ppm]"}
 _QUALITY = {"missing": Quality.MISSING, "suspect": Quality.SUSPECT}
 _DATASTREAMS = "Datastreams?$expand=Thing($expand=Locations),Sensor,ObservedProperty&$top=100"
@@ -57,7 +57,7 @@ def read_sensorthings(
     """Read every datastream (with its observations) of a server or a saved document."""
     feed = ObservationFeed(source=source, origin=origin, datastreams=[], observations=pd.DataFrame())
     frames = []
-    for datastream, observations in _documents(origin):
+    for datastream, observations in _documents(source, origin):
         spec = _datastream(source, datastream, feed)
         if spec is None:
             continue
@@ -70,7 +70,9 @@ def read_sensorthings(
     return feed
 
 
-def _documents(origin: Path | str) -> Iterator[tuple[Mapping[str, Any], Iterator[Mapping[str, Any]]]]:
+def _documents(
+    source: SensorSourceConfig, origin: Path | str
+) -> Iterator[tuple[Mapping[str, Any], Iterator[Mapping[str, Any]]]]:
     """(datastream, its observations) from the server or the saved document."""
     if isinstance(origin, Path):
         document = _load(origin)
@@ -83,7 +85,7 @@ def _documents(origin: Path | str) -> Iterator[tuple[Mapping[str, Any], Iterator
             yield datastream, iter(datastream.get("Observations", []))
         return
     root = origin.rstrip("/")
-    with httpx.Client(timeout=TIMEOUT_S, follow_redirects=True) as client:
+    with open_client(source, accept="application/json") as client:
         for datastream in list(_pages(client, f"{root}/{_DATASTREAMS}")):
             link = datastream.get("@iot.selfLink") or f"{root}/Datastreams({datastream.get('@iot.id')})"
             yield datastream, _pages(client, f"{link}/{_OBSERVATIONS}")
