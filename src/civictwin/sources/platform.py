@@ -34,11 +34,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 import geopandas as gpd
 import httpx
 import pandas as pd
+import pyarrow as pa
 import pyogrio
 import shapely
 from lxml import etree
@@ -83,14 +84,22 @@ def fetch_snapshot(source: SourceConfig, config: TwinConfig) -> Snapshot:
     reader = _READERS[source.kind]
     frames: list[gpd.GeoDataFrame] = []
     pages: list[dict[str, str | None]] = []
+    matched: int | None = None
     with open_client(source, accept=reader.accept) as client:
         for page in follow_pages(
             client, reader.first_url(source), reader.next_url(source), label=where(source)
         ):
             frames.append(reader.features(page, where(source)))
             pages.append(page.validators())
+            matched = reader.matched(page) if page.number == 1 else matched
     frame = _combine(frames, source)
-    path, checksum = _write_snapshot(frame, config.resolve(SNAPSHOTS) / source.name)
+    if matched is not None and matched != len(frame):
+        raise SourceError(
+            f"the server announced {matched} feature(s) on page 1 but its {len(pages)} page(s) held {len(frame)}: "
+            "the data changed while it was read, or the server pages inconsistently; nothing was stored",
+            path=where(source),
+        )
+    path, checksum = _write_snapshot(frame, config.resolve(SNAPSHOTS) / source.name, label=where(source))
     return Snapshot(
         source=source.name, path=path, url=str(source.url), retrieved_at=retrieved_at, sha256=checksum,
         features=len(frame), pages=pages,
@@ -127,13 +136,18 @@ def _plain_values(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return frame
 
 
-def _write_snapshot(frame: gpd.GeoDataFrame, folder: Path) -> tuple[Path, str]:
+def _write_snapshot(frame: gpd.GeoDataFrame, folder: Path, *, label: str) -> tuple[Path, str]:
     """Write GeoParquet into ``folder`` under its own SHA-256 prefix (temp file, then rename)."""
     folder.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=folder, suffix=".parquet.part")
     os.close(handle)
     try:
-        frame.to_parquet(temporary, index=False)
+        try:
+            frame.to_parquet(temporary, index=False)
+        except (pa.ArrowException, ValueError, TypeError) as exc:
+            raise SourceError(
+                f"the features cannot be stored as GeoParquet: {exc}", path=str(folder)
+            ) from None
         checksum = hashlib.sha256(Path(temporary).read_bytes()).hexdigest()
         path = folder / f"{checksum[:16]}.parquet"
         os.replace(temporary, path)
@@ -148,6 +162,8 @@ class _Reader:
     first_url: Callable[[SourceConfig], str]
     next_url: Callable[[SourceConfig], Callable[[Page], str | None]]
     features: Callable[[Page, str], gpd.GeoDataFrame]
+    matched: Callable[[Page], int | None] = lambda _page: None
+    """How many features the server says the whole collection has (from the first page), if it says."""
 
 
 def _page_size(source: SourceConfig) -> int:
@@ -172,9 +188,14 @@ def _oapif_next(_source: SourceConfig) -> Callable[[Page], str | None]:
     def next_url(page: Page) -> str | None:
         links = _json(page, "").get("links") or []
         found = [link.get("href") for link in links if isinstance(link, dict) and link.get("rel") == "next"]
-        return str(found[0]) if found and found[0] else None
+        return urljoin(page.url, str(found[0])) if found and found[0] else None
 
     return next_url
+
+
+def _oapif_matched(page: Page) -> int | None:
+    matched = _json(page, "").get("numberMatched")
+    return matched if isinstance(matched, int) and not isinstance(matched, bool) else None
 
 
 def _geojson_features(page: Page, label: str) -> gpd.GeoDataFrame:
@@ -231,6 +252,13 @@ def _wfs_next(source: SourceConfig) -> Callable[[Page], str | None]:
         return _wfs_url(source, start=start + returned)
 
     return next_url
+
+
+def _wfs_matched(page: Page) -> int | None:
+    if _is_json(page):
+        return _oapif_matched(page)
+    matched = etree.fromstring(page.body).get("numberMatched") or ""
+    return int(matched) if matched.isdigit() else None  # "unknown" is allowed by WFS 2.0
 
 
 def _is_json(page: Page) -> bool:
@@ -299,10 +327,14 @@ def _sta_things(page: Page, label: str) -> gpd.GeoDataFrame:
 
 _READERS = {
     SourceKind.OGCAPI_FEATURES: _Reader(
-        "application/geo+json, application/json;q=0.9", _oapif_first, _oapif_next, _geojson_features
+        "application/geo+json, application/json;q=0.9",
+        _oapif_first,
+        _oapif_next,
+        _geojson_features,
+        _oapif_matched,
     ),
     SourceKind.WFS: _Reader(
-        "application/gml+xml, text/xml;q=0.9, */*;q=0.1", _wfs_first, _wfs_next, _wfs_features
+        "application/gml+xml, text/xml;q=0.9, */*;q=0.1", _wfs_first, _wfs_next, _wfs_features, _wfs_matched
     ),
     SourceKind.SENSORTHINGS: _Reader("application/json", _sta_first, _sta_next, _sta_things),
 }

@@ -13,7 +13,8 @@ server's configuration into WORKDIR (it needs the port) and then the port to ``W
 
 Faults: when ``WORKDIR/fault`` holds ``<what> <query fragment>`` (``500 offset=2``, ``401 offset=2``,
 ``json offset=2``, ``feature offset=2``), a request whose query contains the fragment gets HTTP 500,
-HTTP 401, a body that is not JSON, or a feature without geometry, instead of the real answer.
+HTTP 401, a body that is not JSON, a feature without geometry, or an empty last page, instead of the real
+answer.
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ def _fault(workdir: Path, environ: dict[str, Any], start: StartResponse) -> list
     what, fragment = fault_file.read_text().split()
     if fragment not in environ.get("QUERY_STRING", ""):
         return None
-    if what in ("json", "feature"):
+    if what in ("json", "feature", "short"):
         start("200 OK", [("Content-Type", "application/geo+json")])
+        if what == "short":  # a last page that ends the collection early
+            return [b'{"type": "FeatureCollection", "features": [], "links": []}']
         if what == "feature":  # valid JSON, but its first feature has no geometry member
             return [
                 b'{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"id": 3}}]}'

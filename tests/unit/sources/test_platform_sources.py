@@ -225,6 +225,8 @@ FAULTS = [
      r"not valid JSON: "),
     ("oapif", "feature offset=2", r"^source 'street_trees' \(ogcapi_features\): page 2 \(.*offset=2&limit=2\), "
      r"feature 1: not a GeoJSON Feature$"),
+    ("oapif", "short offset=2", r"^source 'street_trees' \(ogcapi_features\): the server announced 5 feature\(s\) on "
+     r"page 1 but its 2 page\(s\) held 2: the data changed while it was read"),
     ("wfs", "500 STARTINDEX=2", r"^source 'parcels' \(wfs\): page 2 \(http://127\.0\.0\.1:\d+/wfs\?.*STARTINDEX=2"
      r".*\): HTTP 500 Internal Server Error$"),
 ]  # fmt: skip
