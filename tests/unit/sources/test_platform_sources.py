@@ -107,8 +107,23 @@ def _config(directory: Path, servers: dict[str, Path | str]) -> TwinConfig:
                 token_env="PLATFORM_TEST_TOKEN"),
         _remote("parcels", "wfs", url=f"{servers['wfs']}/wfs?", typename="parcels", page_size=2,
                 username_env="PLATFORM_TEST_USER", password_env="PLATFORM_TEST_PASSWORD"),
+        {**_remote("districts", "vector"), "path": "districts.geojson"},
     ]  # fmt: skip
+    _write_districts(directory, "Kamppi")
     return _write_twin(directory, sources)
+
+
+def _write_districts(directory: Path, name: str) -> None:
+    """A file source beside the remote ones: one district polygon in WGS84."""
+    ring = [[24.93, 60.16], [24.95, 60.16], [24.95, 60.17], [24.93, 60.17], [24.93, 60.16]]
+    feature = {
+        "type": "Feature",
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+        "properties": {"name": name},
+    }
+    (directory / "districts.geojson").write_text(
+        json.dumps({"type": "FeatureCollection", "features": [feature]})
+    )
 
 
 def _write_twin(directory: Path, sources: list[dict[str, Any]]) -> TwinConfig:
@@ -194,12 +209,18 @@ def test_refresh_asks_conditionally_and_rebuilds_only_on_change(
     assert lines["parcels"].startswith(
         "unchanged: read again (the server sends no ETag/Last-Modified), same SHA-256"
     )
+    districts = hashlib.sha256((built.base_dir / "districts.geojson").read_bytes()).hexdigest()
+    assert lines["districts"] == f"unchanged: same SHA-256 {districts[:12]}"
     data = servers["oapif_dir"] / "trees.geojson"
     data.write_text(json.dumps(_trees([5.0, 6.0, 17.5, 8.0, 9.0])))
+    _write_districts(built.base_dir, "Kamppi-Etu-Töölö")
     result = refresh_twin(built)
     lines = {c.source: c.line for c in result.checks}
     assert lines["street_trees"].startswith("changed: 5 feature(s) (were 5)")
     assert lines["parcels"].startswith("unchanged")
+    assert lines["districts"].startswith("changed: SHA-256 ") and lines["districts"].endswith(
+        f"(was {districts[:12]})"
+    )
     assert result.summary is not None
     with open_twin(built) as store:
         assert store.read_frame("street_trees").sort_values("id")["height_m"].tolist() == [
@@ -209,6 +230,7 @@ def test_refresh_asks_conditionally_and_rebuilds_only_on_change(
             8.0,
             9.0,
         ]
+        assert store.read_frame("districts")["name"].tolist() == ["Kamppi-Etu-Töölö"]
     capsys.readouterr()
     refresh(built.base_dir)  # the command itself, without importing every other command
     output = " ".join(capsys.readouterr().out.split())
