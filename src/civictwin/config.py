@@ -49,6 +49,8 @@ REMOTE_KINDS = frozenset({SourceKind.OGCAPI_FEATURES, SourceKind.WFS, SourceKind
 """Source kinds read from a data platform's API (``url``) instead of a file (``path``)."""
 _REMOTE_OPTIONS = ("url", "collection", "typename", "page_size", "token_env", "username_env", "password_env")
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_LAYERS = {SourceKind.VECTOR, SourceKind.OGCAPI_FEATURES, SourceKind.WFS}
+"""Kinds giving a plain feature layer that zones and conflation rules may name."""
 
 
 class _Strict(BaseModel):
@@ -630,7 +632,7 @@ class TwinConfig(_Strict):
         kinds = {s.name: s.kind for s in self.sources}
         for label, ref, allowed in (
             ("area.source", self.area.source, {SourceKind.VECTOR, SourceKind.GRID}),
-            ("zones.source", self.zones.source, {SourceKind.VECTOR}),
+            ("zones.source", self.zones.source, _LAYERS),
             ("population.grid_source", self.population.grid_source, {SourceKind.GRID}),
         ):
             if ref is None:
@@ -650,7 +652,7 @@ class TwinConfig(_Strict):
     def _city_references_resolve(self, kinds: dict[str, SourceKind]) -> None:
         city_models = {SourceKind.CITYJSON, SourceKind.CITYGML}
         for n, rule in enumerate(self.conflation):
-            allowed = city_models | {SourceKind.VECTOR} if rule.layer == "buildings" else {SourceKind.VECTOR}
+            allowed = city_models | _LAYERS if rule.layer == "buildings" else _LAYERS
             if rule.source not in kinds:
                 raise ValueError(f"conflation[{n}].source names '{rule.source}', which is not a source")
             if kinds[rule.source] not in allowed:

@@ -128,8 +128,14 @@ def _write_districts(directory: Path, name: str) -> None:
 
 def _write_twin(directory: Path, sources: list[dict[str, Any]]) -> TwinConfig:
     """Write ``twin.toml`` (the CLI reads it) and load it."""
+    with_parcels = any(source["name"] == "parcels" for source in sources)  # the WFS layer gives the zones
+    zones = (
+        ['kind = "polygons"', 'source = "parcels"', 'id_column = "parcel_id"']
+        if with_parcels
+        else ["resolution = 7"]
+    )
     lines = ["[twin]", 'name = "Platform twin"', 'crs = "EPSG:3067"', "[area]", f"bbox = {list(BBOX)}",
-             "[zones]", "resolution = 7"]  # fmt: skip
+             "[zones]", *zones]  # fmt: skip
     for source in sources:
         lines += ["[[sources]]", *(f"{key} = {json.dumps(value)}" for key, value in source.items())]
     (directory / "twin.toml").write_text("\n".join(lines) + "\n")
@@ -165,6 +171,7 @@ def test_both_servers_are_read_page_by_page_into_the_twin(built: TwinConfig) -> 
     with open_twin(built) as store:
         trees = store.read_frame("street_trees").sort_values("id")
         parcels = store.read_frame("parcels").sort_values("parcel_id")
+        zone_ids = store.read_frame("zones")["zone_id"].tolist()
         lineage = store.records(LINEAGE)
         catalogue = store.records(CATALOG)
     assert trees["id"].tolist() == [1, 2, 3, 4, 5]
@@ -177,6 +184,7 @@ def test_both_servers_are_read_page_by_page_into_the_twin(built: TwinConfig) -> 
     assert parcels["zoning"].tolist() == ["housing", "park", "office"]
     assert parcels.geometry.area.round(6).tolist() == [400.0, 400.0, 400.0]
     assert parcels.geometry.iloc[1].bounds == (386000.0, 6671800.0, 386020.0, 6671820.0)
+    assert sorted(zone_ids) == ["P1", "P2", "P3"]  # analysis zones from the WFS layer
     remote = lineage["street_trees"]["parameters"]["remote"]
     assert [p["url"].split("?")[1] for p in remote["pages"]] == [
         "limit=2",
