@@ -332,6 +332,15 @@ def test_a_missing_credential_or_a_down_server_is_one_line(
     assert not (tmp_path / "snapshots").exists() and not list(tmp_path.glob("*.duckdb"))
 
 
+def test_a_personal_column_an_api_layer_lacks_is_refused(servers: dict[str, Any], tmp_path: Path) -> None:
+    trees = _remote("street_trees", "ogcapi_features", url=servers["oapif"], collection="trees",
+                    token_env="PLATFORM_TEST_TOKEN", personal=["owner_nmae"], legal_basis="GDPR Art. 6(1)(e)",
+                    retention_days=365)  # fmt: skip
+    with pytest.raises(ConfigError, match=r"sources\.street_trees\.personal: names column\(s\) owner_nmae, which "
+                       r"table 'street_trees' does not have; available: id, species, height_m, survey$"):  # fmt: skip
+        build_twin(_write_twin(tmp_path, [trees]))
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
