@@ -6,9 +6,10 @@ the source and the page, and keeps the page's validators (``ETag``, ``Last-Modif
 later ``civictwin refresh`` can ask with ``If-None-Match``/``If-Modified-Since`` whether it changed.
 
 A :class:`Snapshot` records one complete read of a source as the build stored it (see
-:mod:`civictwin.sources.platform`). Credentials never leave the process's environment: the config names environment variables
-(``token_env``, or ``username_env``/``password_env``); their values go only into request headers,
-never into a message, the twin, its catalogue, lineage or a log (httpx logs URLs, not headers).
+:mod:`civictwin.sources.platform`). Credentials never leave the process's environment: the config
+names environment variables (``token_env``, or ``username_env``/``password_env``); their values go
+only into request headers, never into a message, the twin, its catalogue, lineage or a log (httpx
+logs URLs, not headers, and drops ``Authorization`` on a redirect to another host).
 """
 
 from __future__ import annotations
