@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Debian packages the test suite starts for real (browser tests; the MQTT broker of the live tests and the
 # demo; openssl makes the TLS test's certificate).
-SYSTEM_PACKAGES := chromium mosquitto openssl
+SYSTEM_PACKAGES := chromium mosquitto openssl cgi-mapserver
 
 VIEWER := src/civictwin/api/static/.built
 

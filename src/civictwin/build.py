@@ -51,6 +51,8 @@ from civictwin.model.zones import h3_zones, polygon_zones, summarise_zones
 from civictwin.sources import mobility as mobility_source
 from civictwin.sources import reader_for
 from civictwin.sources.base import BuildContext
+from civictwin.sources.platform import fetch_snapshots
+from civictwin.sources.remote import Snapshot
 from civictwin.store.base import Store
 from civictwin.store.duckdb import DuckDBStore, build_store
 
@@ -71,8 +73,13 @@ class BuildSummary:
     totals: dict[str, float] = field(default_factory=dict)
 
 
-def build_twin(config: TwinConfig, *, on_step: StepCallback | None = None) -> BuildSummary:
-    """Build (or rebuild) the twin described by ``config``; the previous twin stays until success."""
+def build_twin(
+    config: TwinConfig, *, on_step: StepCallback | None = None, snapshots: dict[str, Snapshot] | None = None
+) -> BuildSummary:
+    """Build (or rebuild) the twin described by ``config``; the previous twin stays until success.
+
+    ``snapshots``: remote sources already fetched (by ``civictwin refresh``), read instead of fetching.
+    """
     started = time.perf_counter()
     step = _Stepper(on_step, total=len(config.sources) + 5)
     step("resolving the area of interest")
@@ -80,12 +87,16 @@ def build_twin(config: TwinConfig, *, on_step: StepCallback | None = None) -> Bu
     crs = config.twin.crs or utm_crs_for(*area_wgs84.centroid.coords[0])
     area = reproject(np.array([area_wgs84], dtype=object), WGS84, crs)[0]
     started_at = datetime.now(UTC)
+    snapshots = fetch_snapshots(
+        config, have=snapshots or {}
+    )  # before the store: a server that is down fails fast
     with build_store(config.store_path, crs=crs) as store:
         store.put_record(
             "meta", "twin", {"crs": crs, "name": config.twin.name, "description": config.twin.description,
                              "area_wgs84": area_wgs84.wkt, "built_at": started_at.isoformat()}
         )  # fmt: skip
-        ctx = BuildContext(config=config, store=store, area_wgs84=area_wgs84, area=area, crs=crs)
+        ctx = BuildContext(config=config, store=store, area_wgs84=area_wgs84, area=area, crs=crs,
+                           snapshots=snapshots)  # fmt: skip
         written_by: dict[str, list[str]] = {}  # table → the sources that wrote it, in order
         for source in config.sources:
             step(f"reading {source.name} ({source.kind.value})")
@@ -99,7 +110,8 @@ def build_twin(config: TwinConfig, *, on_step: StepCallback | None = None) -> Bu
                 record_lineage(store, layer.table, inputs=list(earlier), step=f"ingest {source.kind.value}",
                                parameters={"sources": earlier, "area_wgs84": area_wgs84.wkt, "crs": crs}
                                if len(earlier) > 1 else
-                               {"source": source.name, "area_wgs84": area_wgs84.wkt, "crs": crs})  # fmt: skip
+                               {"source": source.name, "area_wgs84": area_wgs84.wkt, "crs": crs,
+                                **result.lineage})  # fmt: skip
         _check_area_hit(store, area_wgs84)
         _derive_model(store, config, area_wgs84, datetime.now(UTC), step)
         mark_personal(store, config)

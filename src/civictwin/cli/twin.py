@@ -1,4 +1,4 @@
-"""Twin commands: ``init``, ``build``, ``demo``, ``layers`` and ``find``."""
+"""Twin commands: ``init``, ``build``, ``refresh``, ``demo``, ``layers`` and ``find``."""
 
 from __future__ import annotations
 
@@ -69,6 +69,22 @@ def build(twin_dir: Path = TWIN_DIR) -> None:
     with build_progress() as on_step:
         summary = build_twin(config, on_step=on_step)
     print_summary(summary)
+
+
+@app.command()
+def refresh(twin_dir: Path = TWIN_DIR) -> None:
+    """Ask every source whether it changed (conditional requests to APIs); rebuild the twin only if one did."""
+    from civictwin.refresh import refresh_twin
+
+    config = load_config(twin_dir)
+    with build_progress() as on_step:
+        result = refresh_twin(config, on_step=on_step)
+    for check in result.checks:
+        console.print(f"{check.source}: {check.line}", markup=False, highlight=False)
+    if result.summary is None:
+        console.print("Nothing changed: the twin was not rebuilt.")
+    else:
+        print_summary(result.summary)
 
 
 @app.command()
