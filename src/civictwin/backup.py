@@ -30,7 +30,7 @@ from typing import Any
 from civictwin import __version__, durable
 from civictwin.config import CONFIG_FILENAME, load_config
 from civictwin.errors import CivicTwinError
-from civictwin.store.duckdb import DuckDBStore
+from civictwin.store.opening import open_store
 
 MANIFEST = "BACKUP.json"
 _FORMAT = 1
@@ -169,7 +169,7 @@ def _check_twin(directory: Path) -> None:
     if not (directory / CONFIG_FILENAME).is_file():
         raise BackupError(f"the archive holds no {CONFIG_FILENAME}")
     config = load_config(directory)
-    with DuckDBStore.open(config.store_path):
+    with open_store(config):
         pass
 
 

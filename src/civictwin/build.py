@@ -1,7 +1,7 @@
 """Build a twin: config → sources → store → model, with catalogue, lineage and quality for every table.
 
 The whole build writes to a staging store that replaces the previous twin only when everything
-succeeded (see :func:`civictwin.store.duckdb.build_store`).
+succeeded (see :func:`civictwin.store.opening.build_store`).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from civictwin.sources import mobility as mobility_source
 from civictwin.sources import reader_for
 from civictwin.sources.base import BuildContext
 from civictwin.store.base import Store
-from civictwin.store.duckdb import DuckDBStore, build_store
+from civictwin.store.opening import build_store, open_store
 
 StepCallback = Callable[[str, int, int], None]
 """Called as (description, step number, total steps) when a build step starts."""
@@ -80,7 +80,7 @@ def build_twin(config: TwinConfig, *, on_step: StepCallback | None = None) -> Bu
     crs = config.twin.crs or utm_crs_for(*area_wgs84.centroid.coords[0])
     area = reproject(np.array([area_wgs84], dtype=object), WGS84, crs)[0]
     started_at = datetime.now(UTC)
-    with build_store(config.store_path, crs=crs) as store:
+    with build_store(config, crs=crs) as store:
         store.put_record(
             "meta", "twin", {"crs": crs, "name": config.twin.name, "description": config.twin.description,
                              "area_wgs84": area_wgs84.wkt, "built_at": started_at.isoformat()}
@@ -427,6 +427,6 @@ def _totals(store: Store) -> dict[str, float]:
     return totals
 
 
-def open_twin(config: TwinConfig) -> DuckDBStore:
+def open_twin(config: TwinConfig) -> Store:
     """Open a built twin read-only."""
-    return DuckDBStore.open(config.store_path)
+    return open_store(config)

@@ -16,7 +16,7 @@ from civictwin.cli import app, console
 from civictwin.config import CONFIG_FILENAME, load_config
 from civictwin.errors import ConfigError
 from civictwin.model.names import NameSearch, find_by_name
-from civictwin.store.duckdb import DuckDBStore
+from civictwin.store.opening import open_store
 from civictwin.templates import twin_template
 
 TWIN_DIR = typer.Argument(Path("."), help="Directory holding twin.toml.", show_default=True)
@@ -100,7 +100,7 @@ def demo(
 def layers(twin_dir: Path = TWIN_DIR) -> None:
     """List the twin's layers with their row counts and columns."""
     config = load_config(twin_dir)
-    with DuckDBStore.open(config.store_path) as store:
+    with open_store(config) as store:
         table = Table(title=f"{config.twin.name}: layers ({store.crs})")
         table.add_column("layer")
         table.add_column("rows", justify="right")
@@ -136,7 +136,7 @@ def find(
     name: str = typer.Argument(..., help="Part of a street or place name (case and accents ignored)."),
 ) -> None:
     """Find streets and places by (part of) their name: edge ids, OSM ids and where they are."""
-    with DuckDBStore.open(load_config(twin_dir).store_path) as store:
+    with open_store(load_config(twin_dir)) as store:
         print_search(find_by_name(store, name))
 
 

@@ -1,0 +1,137 @@
+"""The one place a twin's store is opened: ``[twin] store`` names a DuckDB file or a PostGIS database.
+
+Everything else (the build, the CLI, the API, the engines) asks this module for a :class:`Store`
+and never names a backend. Each store carries a *version marker*, a record written when the store is
+created (``meta``/``version``: a build id and time); caches and the API's reload key on it rather
+than on file stats, so they work the same whether the twin is a file or a database schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from civictwin.config import TwinConfig, is_database_url
+from civictwin.errors import StoreError
+from civictwin.store.base import Store, version_of
+
+if TYPE_CHECKING:
+    from civictwin.store.features import FeatureReader
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    """Where a twin's store lives: a DuckDB file, or a PostGIS database named by a libpq URI.
+
+    The URI never holds a password (the configuration refuses one): libpq takes it from
+    ``PGPASSWORD``, ``~/.pgpass`` or a service file, so it never reaches a log, an error or a record.
+    """
+
+    kind: Literal["duckdb", "postgis"]
+    path: Path | None = None
+    dsn: str | None = None
+
+    @classmethod
+    def of_file(cls, path: Path) -> StoreLocation:
+        """A DuckDB store file."""
+        return cls(kind="duckdb", path=path)
+
+    def describe(self) -> str:
+        """The location as shown to people (the file, or the database URI without credentials)."""
+        return str(self.path) if self.path is not None else str(self.dsn)
+
+
+def store_location(config: TwinConfig) -> StoreLocation:
+    """The store ``twin.toml`` names (default: the DuckDB file ``<twin dir>/<name>.duckdb``)."""
+    value = config.twin.store
+    if value is not None and is_database_url(value):
+        return StoreLocation(kind="postgis", dsn=value)
+    return StoreLocation.of_file(config.store_path)
+
+
+def open_store(location: StoreLocation | TwinConfig) -> Store:
+    """The built store at ``location`` (or the one a twin's configuration names), read-only."""
+    where = _located(location)
+    from civictwin.store.duckdb import DuckDBStore
+
+    return DuckDBStore.open(_file(where), read_only=True)
+
+
+@contextmanager
+def build_store(location: StoreLocation | TwinConfig, *, crs: str) -> Iterator[Store]:
+    """A fresh store that replaces the one at ``location`` atomically when the block succeeds.
+
+    A failed or interrupted build leaves the previous twin untouched and served.
+    """
+    where = _located(location)
+    from civictwin.store.duckdb import build_store as build_duckdb
+
+    with build_duckdb(_file(where), crs=crs) as store:
+        yield store
+
+
+def open_published(location: StoreLocation) -> Store:
+    """The store at ``location`` opened for serving (with room for the tables derived for tiles)."""
+    from civictwin.store.features import open_published as open_duckdb
+
+    return open_duckdb(_file(location))
+
+
+def feature_reader(store: Store) -> FeatureReader:
+    """Pages of features over a store from :func:`open_published`."""
+    from civictwin.store.duckdb import DuckDBStore
+    from civictwin.store.features import FeatureReader
+
+    if not isinstance(store, DuckDBStore):
+        raise StoreError(f"no feature reader for a {type(store).__name__}")
+    return FeatureReader(store)
+
+
+def store_version(location: StoreLocation | TwinConfig) -> str:
+    """The version marker of the store at ``location`` now (the store is opened to read it)."""
+    with open_store(location) as store:
+        return version_of(store)
+
+
+class VersionProbe:
+    """The version of the store now at a location, read cheaply and often (once per API request).
+
+    For a DuckDB file, the marker is read again only when the file's identity (inode, modification
+    time) changed since the last look: a rebuild renames a new file into place. A file that cannot be
+    opened gets a version naming its identity, so that the API refuses it once and logs it once.
+    """
+
+    def __init__(self, location: StoreLocation) -> None:
+        self._location = location
+        self._seen: tuple[tuple[int, int], str] | None = None
+
+    def current(self) -> str | None:
+        """The version of the store now there; None when there is none."""
+        path = _file(self._location)
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        identity = (stat.st_ino, stat.st_mtime_ns)
+        if self._seen is not None and self._seen[0] == identity:
+            return self._seen[1]
+        try:
+            with open_store(self._location) as store:
+                version = version_of(store)
+        except StoreError:
+            version = f"unreadable-{identity[0]}-{identity[1]}"
+        self._seen = (identity, version)
+        return version
+
+
+def _located(location: StoreLocation | TwinConfig) -> StoreLocation:
+    return location if isinstance(location, StoreLocation) else store_location(location)
+
+
+def _file(location: StoreLocation) -> Path:
+    if location.path is None:
+        raise StoreError("PostGIS stores are not available in this version of civictwin")
+    return location.path
