@@ -7,8 +7,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Debian packages the test suite starts for real (browser tests; the MQTT broker of the live tests and the
-# demo; openssl makes the TLS test's certificate).
-SYSTEM_PACKAGES := chromium mosquitto openssl
+# demo; openssl makes the TLS test's certificate; PostgreSQL 15 + PostGIS 3 for the PostGIS store's tests).
+SYSTEM_PACKAGES := chromium mosquitto openssl postgresql-15-postgis-3
 
 VIEWER := src/civictwin/api/static/.built
 

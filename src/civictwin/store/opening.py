@@ -20,6 +20,7 @@ from civictwin.store.base import Store, version_of
 
 if TYPE_CHECKING:
     from civictwin.store.features import FeatureReader
+    from civictwin.store.postgis import SchemaWatch
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ def store_location(config: TwinConfig) -> StoreLocation:
 def open_store(location: StoreLocation | TwinConfig) -> Store:
     """The built store at ``location`` (or the one a twin's configuration names), read-only."""
     where = _located(location)
+    if where.dsn is not None:
+        from civictwin.store.postgis import PostGISStore
+
+        return PostGISStore.open(where.dsn)
     from civictwin.store.duckdb import DuckDBStore
 
     return DuckDBStore.open(_file(where), read_only=True)
@@ -67,6 +72,12 @@ def build_store(location: StoreLocation | TwinConfig, *, crs: str) -> Iterator[S
     A failed or interrupted build leaves the previous twin untouched and served.
     """
     where = _located(location)
+    if where.dsn is not None:
+        from civictwin.store.postgis import build_store as build_postgis
+
+        with build_postgis(where.dsn, crs=crs) as built:
+            yield built
+        return
     from civictwin.store.duckdb import build_store as build_duckdb
 
     with build_duckdb(_file(where), crs=crs) as store:
@@ -75,6 +86,8 @@ def build_store(location: StoreLocation | TwinConfig, *, crs: str) -> Iterator[S
 
 def open_published(location: StoreLocation) -> Store:
     """The store at ``location`` opened for serving (with room for the tables derived for tiles)."""
+    if location.dsn is not None:
+        return open_store(location)
     from civictwin.store.features import open_published as open_duckdb
 
     return open_duckdb(_file(location))
@@ -86,7 +99,9 @@ def feature_reader(store: Store) -> FeatureReader:
     from civictwin.store.features import FeatureReader
 
     if not isinstance(store, DuckDBStore):
-        raise StoreError(f"no feature reader for a {type(store).__name__}")
+        raise StoreError(
+            "feature pages and tiles are served from DuckDB stores only; this twin is in PostGIS"
+        )
     return FeatureReader(store)
 
 
@@ -101,15 +116,20 @@ class VersionProbe:
 
     For a DuckDB file, the marker is read again only when the file's identity (inode, modification
     time) changed since the last look: a rebuild renames a new file into place. A file that cannot be
-    opened gets a version naming its identity, so that the API refuses it once and logs it once.
+    opened gets a version naming its identity, so that the API refuses it once and logs it once. For
+    PostGIS, one query over a held connection asks which schema is served, and the marker is read
+    again only when that changed (a build switched to a new schema).
     """
 
     def __init__(self, location: StoreLocation) -> None:
         self._location = location
-        self._seen: tuple[tuple[int, int], str] | None = None
+        self._seen: tuple[object, str] | None = None
+        self._schemas: SchemaWatch | None = None
 
     def current(self) -> str | None:
         """The version of the store now there; None when there is none."""
+        if self._location.dsn is not None:
+            return self._current_in_database(self._location.dsn)
         path = _file(self._location)
         try:
             stat = path.stat()
@@ -126,6 +146,24 @@ class VersionProbe:
         self._seen = (identity, version)
         return version
 
+    def _current_in_database(self, dsn: str) -> str | None:
+        if self._schemas is None:
+            from civictwin.store.postgis import SchemaWatch
+
+            self._schemas = SchemaWatch(dsn)
+        schema = self._schemas.current()
+        if schema is None:
+            return None
+        if self._seen is not None and self._seen[0] == schema:
+            return self._seen[1]
+        try:
+            with open_store(self._location) as store:
+                version = version_of(store)
+        except StoreError:
+            version = f"unreadable-{schema}"
+        self._seen = (schema, version)
+        return version
+
 
 def _located(location: StoreLocation | TwinConfig) -> StoreLocation:
     return location if isinstance(location, StoreLocation) else store_location(location)
@@ -133,5 +171,5 @@ def _located(location: StoreLocation | TwinConfig) -> StoreLocation:
 
 def _file(location: StoreLocation) -> Path:
     if location.path is None:
-        raise StoreError("PostGIS stores are not available in this version of civictwin")
+        raise StoreError("not a DuckDB store", path=location.describe())
     return location.path
