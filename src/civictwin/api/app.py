@@ -47,8 +47,7 @@ from civictwin.governance.audit import AuditLog, audit_path
 from civictwin.governance.security import SecurityLog, security_path
 from civictwin.governance.tokens import TokenRegistry, tokens_path
 from civictwin.store.base import version_of
-from civictwin.store.opening import StoreLocation, feature_reader, open_published, store_location
-from civictwin.store.tiles import TileRenderer
+from civictwin.store.opening import StoreLocation, open_published, publishing, store_location
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +81,7 @@ def open_twin(twin_dir: Path, settings: ServerSettings) -> PublishedTwin:
     store = open_published(location)
     try:
         version = version_of(store)  # of the very store opened: a rebuild meanwhile is seen next request
-        reader = feature_reader(store)
-        renderer = TileRenderer(reader, crs=store.crs)
+        reader, renderer = publishing(store)
         catalog = store.records("catalog")
     except BaseException:
         store.close()

@@ -24,9 +24,9 @@ from civictwin.api.settings import ServerSettings
 from civictwin.errors import CivicTwinError
 from civictwin.governance.access import AccessPolicy
 from civictwin.store.base import Store
-from civictwin.store.features import FeatureReader, LayerInfo
+from civictwin.store.features import FeatureSource, LayerInfo
 from civictwin.store.opening import StoreLocation, VersionProbe
-from civictwin.store.tiles import TileRenderer
+from civictwin.store.tiles import TileSource
 
 
 @dataclass
@@ -39,8 +39,8 @@ class PublishedTwin:
     location: StoreLocation
     title: str
     store: Store
-    features: FeatureReader
-    tiles: TileRenderer
+    features: FeatureSource
+    tiles: TileSource
     policy: AccessPolicy
     catalog: dict[str, dict[str, Any]]
     settings: ServerSettings

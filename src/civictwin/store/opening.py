@@ -19,8 +19,9 @@ from civictwin.errors import StoreError
 from civictwin.store.base import Store, version_of
 
 if TYPE_CHECKING:
-    from civictwin.store.features import FeatureReader
+    from civictwin.store.features import FeatureSource
     from civictwin.store.postgis import SchemaWatch
+    from civictwin.store.tiles import TileSource
 
 
 @dataclass(frozen=True)
@@ -93,16 +94,23 @@ def open_published(location: StoreLocation) -> Store:
     return open_duckdb(_file(location))
 
 
-def feature_reader(store: Store) -> FeatureReader:
-    """Pages of features over a store from :func:`open_published`."""
+def publishing(store: Store) -> tuple[FeatureSource, TileSource]:
+    """Feature pages and vector tiles over a store from :func:`open_published`, for its backend."""
     from civictwin.store.duckdb import DuckDBStore
-    from civictwin.store.features import FeatureReader
 
-    if not isinstance(store, DuckDBStore):
-        raise StoreError(
-            "feature pages and tiles are served from DuckDB stores only; this twin is in PostGIS"
-        )
-    return FeatureReader(store)
+    if isinstance(store, DuckDBStore):
+        from civictwin.store.features import FeatureReader
+        from civictwin.store.tiles import TileRenderer
+
+        reader = FeatureReader(store)
+        return reader, TileRenderer(reader, crs=store.crs)
+    from civictwin.store.postgis import PostGISStore
+    from civictwin.store.postgis_publish import PostGISFeatureReader, PostGISTileRenderer
+
+    if not isinstance(store, PostGISStore):
+        raise StoreError(f"cannot publish a {type(store).__name__}")
+    features = PostGISFeatureReader(store)
+    return features, PostGISTileRenderer(features)
 
 
 def store_version(location: StoreLocation | TwinConfig) -> str:

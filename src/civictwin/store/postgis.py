@@ -32,6 +32,9 @@ LAYOUT = 1
 a database holding an older one is refused with a request to rebuild."""
 META_SCHEMA = "civictwin"
 _RECORDS = "_records"
+FID = "_fid"
+"""The column numbering a table's rows from 0 in the order they were written: the feature id the API
+serves (DuckDB's ``rowid``); hidden from every read."""
 _BUILD_LOCK = 0x63697669  # pg advisory lock key: one build of a database's twin at a time
 
 
@@ -127,6 +130,11 @@ class PostGISStore(Store):
         return self._crs
 
     @property
+    def srid(self) -> int:
+        """The EPSG code of :attr:`crs`."""
+        return self._srid
+
+    @property
     def schema(self) -> str:
         """The schema this store reads (one build of the twin)."""
         return self._schema
@@ -147,7 +155,7 @@ class PostGISStore(Store):
             "ORDER BY ordinal_position",
             [self._schema, name],
         ).fetchall()
-        return {str(c): str(t) for c, t in rows}
+        return {str(c): str(t) for c, t in rows if c != FID}
 
     def tables(self) -> list[TableInfo]:
         rows = self._con.execute(
@@ -209,6 +217,12 @@ class PostGISStore(Store):
                     ).format(t=target, srid=sql.Literal(self._srid))
                 )
                 self._con.execute(sql.SQL("CREATE INDEX ON {} USING gist (geometry)").format(target))
+            self._con.execute(  # identities given in the order the rows were copied in
+                sql.SQL(
+                    "ALTER TABLE {} ADD COLUMN {} bigint GENERATED ALWAYS AS IDENTITY (MINVALUE 0 START WITH 0) "
+                    "PRIMARY KEY"
+                ).format(target, sql.Identifier(FID))
+            )
             self._write_version()
         return rows
 

@@ -1,75 +1,17 @@
-"""A real PostgreSQL + PostGIS (Debian's packages) for the store tests, on a free loopback port.
-
-One cluster per test session: ``initdb`` into a temporary folder with password (SCRAM) logins over
-TCP, ``postgres`` started on a free port of 127.0.0.1 and stopped after the last test. As root (as in
-the CI container) the server runs as the ``postgres`` user the Debian package creates, since
-PostgreSQL refuses to run as root. A template database holds the postgis extension, so each test
-gets a fresh database of its own in a fraction of a second.
-"""
+"""The session's PostgreSQL + PostGIS cluster (see pgtwin.py) and a fresh database per test."""
 
 from __future__ import annotations
 
 import itertools
-import os
-import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-BIN = Path("/usr/lib/postgresql/15/bin")
-POSTGIS_CONTROL = Path("/usr/share/postgresql/15/extension/postgis.control")
-USER = "twin"
-PASSWORD = "pw-Kx81-never-shown"
-"""The superuser's password: given to libpq through ``PGPASSWORD`` only, and searched for in outputs."""
-TEMPLATE = "with_postgis"
-
-
-@dataclass(frozen=True)
-class PostGIS:
-    """A running cluster: its port and fresh databases on demand."""
-
-    port: int
-    _counter: Iterator[int]
-
-    def url(self, database: str) -> str:
-        """The libpq URI of ``database`` (no password: that comes from ``PGPASSWORD``)."""
-        return f"postgresql://{USER}@127.0.0.1:{self.port}/{database}"
-
-    def new_database(self, *, postgis: bool = True) -> str:
-        """A new, empty database (with the postgis extension unless ``postgis`` is False); its URI."""
-        name = f"t{next(self._counter)}"
-        self.sql("postgres", f"CREATE DATABASE {name} TEMPLATE {TEMPLATE if postgis else 'template0'}")
-        return self.url(name)
-
-    def sql(self, database: str, statement: str) -> None:
-        """Run one statement as the superuser."""
-        import psycopg
-
-        with psycopg.connect(self.url(database), password=PASSWORD, autocommit=True) as con:
-            con.execute(statement.encode())
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _as_server_user(folder: Path) -> list[str]:
-    """The command prefix that runs the server's programs as a non-root user (none unless root)."""
-    if os.geteuid() != 0:
-        return []
-    owner = pwd.getpwnam("postgres")
-    for path in [folder, *folder.rglob("*")]:
-        os.chown(path, owner.pw_uid, owner.pw_gid)
-    return ["runuser", "-u", "postgres", "--"]
+from pgtwin import BIN, PASSWORD, POSTGIS_CONTROL, TEMPLATE, USER, PostGIS, as_server_user, free_port
 
 
 @pytest.fixture(scope="session")
@@ -85,7 +27,7 @@ def postgis() -> Iterator[PostGIS]:
 
     folder = Path(tempfile.mkdtemp(prefix="civictwin-postgis-"))
     (folder / "password").write_text(PASSWORD + "\n")
-    prefix = _as_server_user(folder)
+    prefix = as_server_user(folder)
     data, sockets = folder / "data", folder / "sockets"
     subprocess.run(
         [*prefix, str(BIN / "initdb"), "-D", str(data), "-U", USER, "--pwfile", str(folder / "password"),
@@ -94,8 +36,8 @@ def postgis() -> Iterator[PostGIS]:
     )  # fmt: skip
     (folder / "password").unlink()
     sockets.mkdir()
-    _as_server_user(sockets)
-    port = _free_port()
+    as_server_user(sockets)
+    port = free_port()
     log = (folder / "server.log").open("wb")  # a file, not a pipe: a full pipe would stall the server
     server = subprocess.Popen(
         [*prefix, str(BIN / "postgres"), "-D", str(data), "-p", str(port), "-k", str(sockets),

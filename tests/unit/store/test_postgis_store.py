@@ -9,7 +9,7 @@ import geopandas as gpd
 import psycopg
 import pytest
 import shapely
-from conftest import PASSWORD, PostGIS
+from pgtwin import PASSWORD, PostGIS
 
 from civictwin.errors import StoreError
 from civictwin.store.base import version_of
