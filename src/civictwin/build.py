@@ -52,7 +52,7 @@ from civictwin.sources import mobility as mobility_source
 from civictwin.sources import reader_for
 from civictwin.sources.base import BuildContext
 from civictwin.store.base import Store
-from civictwin.store.opening import build_store, open_store
+from civictwin.store.opening import build_store, open_store, store_location
 
 StepCallback = Callable[[str, int, int], None]
 """Called as (description, step number, total steps) when a build step starts."""
@@ -69,6 +69,8 @@ class BuildSummary:
     highlights: list[str]
     seconds: float
     totals: dict[str, float] = field(default_factory=dict)
+    store: str = ""
+    """Where the twin was stored, as shown to people: the DuckDB file or the PostGIS URI (no password)."""
 
 
 def build_twin(config: TwinConfig, *, on_step: StepCallback | None = None) -> BuildSummary:
@@ -111,7 +113,7 @@ def build_twin(config: TwinConfig, *, on_step: StepCallback | None = None) -> Bu
     record_event(config.store_path, "rebuild", twin=config.twin.name, seconds=seconds, tables=len(tables))
     return BuildSummary(
         name=config.twin.name, store_path=config.store_path, crs=crs, tables=tables,
-        highlights=highlights, seconds=seconds, totals=totals,
+        highlights=highlights, seconds=seconds, totals=totals, store=store_location(config).describe(),
     )  # fmt: skip
 
 

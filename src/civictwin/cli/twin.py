@@ -127,7 +127,7 @@ def print_summary(summary: BuildSummary) -> None:
         console.print("Quality highlights", style="bold")
         for line in summary.highlights:
             console.print(f"  • {line}", highlight=False, style="bold yellow" if "warning:" in line else None)
-    console.print(Text.assemble("Store: ", (str(summary.store_path), "bold")))
+    console.print(Text.assemble("Store: ", (summary.store or str(summary.store_path), "bold")))
 
 
 @app.command()
