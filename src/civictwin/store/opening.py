@@ -126,7 +126,8 @@ class VersionProbe:
     time) changed since the last look: a rebuild renames a new file into place. A file that cannot be
     opened gets a version naming its identity, so that the API refuses it once and logs it once. For
     PostGIS, one query over a held connection asks which schema is served, and the marker is read
-    again only when that changed (a build switched to a new schema).
+    again only when that changed (a build switched to a new schema); a database that cannot be
+    reached is the version ``unreachable``, which the API refuses once and logs (and serves on).
     """
 
     def __init__(self, location: StoreLocation) -> None:
@@ -159,7 +160,10 @@ class VersionProbe:
             from civictwin.store.postgis import SchemaWatch
 
             self._schemas = SchemaWatch(dsn)
-        schema = self._schemas.current()
+        try:
+            schema = self._schemas.current()
+        except StoreError:  # the API refuses this "version" once, logs why and keeps serving
+            return "unreachable"
         if schema is None:
             return None
         if self._seen is not None and self._seen[0] == schema:

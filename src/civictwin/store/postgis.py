@@ -461,15 +461,22 @@ class SchemaWatch:
         self._con: psycopg.Connection[Any] | None = None
 
     def current(self) -> str | None:
-        """The served schema; None when the database holds no twin or cannot be reached."""
-        for _ in range(2):
-            try:
-                if self._con is None or self._con.closed:
-                    self._con = connect(self._dsn)
-                found = _current(self._con, self._dsn)
-                return None if found is None else found[0]
-            except psycopg.Error:
-                self._con = None
-            except StoreError:
-                return None
-        return None
+        """The served schema; None when the database holds no twin.
+
+        Raises :class:`StoreError` (one line) when the database cannot be reached.
+        """
+        try:
+            return self._ask()
+        except psycopg.Error:  # the held connection was lost (a server restart): one new login
+            self._con = None
+        try:
+            return self._ask()
+        except psycopg.Error as exc:
+            self._con = None
+            raise StoreError(f"lost the PostGIS store: {_first_line(exc)}", path=self._dsn) from None
+
+    def _ask(self) -> str | None:
+        if self._con is None or self._con.closed:
+            self._con = connect(self._dsn)
+        found = _current(self._con, self._dsn)
+        return None if found is None else found[0]

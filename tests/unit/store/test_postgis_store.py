@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from pathlib import Path
 
 import geopandas as gpd
 import psycopg
@@ -69,6 +70,7 @@ def test_a_server_that_is_down_is_one_line(postgis: PostGIS, monkeypatch: pytest
     url = f"postgresql://twin@127.0.0.1:{port}/nothing"
     message = refusal(StoreLocation(kind="postgis", dsn=url))
     assert message.startswith(f"{url}: cannot connect to the PostGIS store: ") and "refused" in message
+    assert VersionProbe(StoreLocation(kind="postgis", dsn=url)).current() == "unreachable"
 
 
 def test_refused_credentials_a_database_without_postgis_or_twin_and_an_old_layout(
@@ -117,3 +119,22 @@ def test_no_credential_reaches_a_log_an_error_or_a_record(
     text = f"{records!r}\n{errors!r}\n{caplog.text}"
     assert PASSWORD not in text and "a-wrong-password" not in text
     assert records[0]["things"]["source"] == postgis_url  # the URI alone, as given in twin.toml
+
+
+def test_credentials_from_a_service_file_and_a_password_file(
+    postgis: PostGIS, postgis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = postgis_url.rsplit("/", 1)[1]
+    services = tmp_path / "pg_service.conf"
+    services.write_text(f"[city]\nhost=127.0.0.1\nport={postgis.port}\ndbname={database}\nuser=twin\n")
+    passwords = tmp_path / "pgpass"
+    passwords.write_text(f"127.0.0.1:{postgis.port}:{database}:twin:{PASSWORD}\n")
+    passwords.chmod(0o600)  # libpq ignores a password file others may read
+    monkeypatch.delenv("PGPASSWORD")
+    monkeypatch.setenv("PGSERVICEFILE", str(services))
+    monkeypatch.setenv("PGPASSFILE", str(passwords))
+    location = StoreLocation(kind="postgis", dsn="postgresql:///?service=city")
+    with build_store(location, crs=CRS) as store:
+        store.write_table("things", things(4))
+    with open_store(location) as store:
+        assert store.read_table("things")["n"].tolist() == [0, 1, 2, 3]
