@@ -53,13 +53,12 @@ def _first_line(exc: BaseException) -> str:
 
 def _check_postgis(con: psycopg.Connection[Any], dsn: str) -> None:
     if con.execute("SELECT 1 FROM pg_extension WHERE extname = 'postgis'").fetchone() is None:
-        con.close()
         raise StoreError(
             "the database has no postgis extension (its owner can add it: CREATE EXTENSION postgis)", path=dsn
         )
 
 
-def _current(con: psycopg.Connection[Any], dsn: str) -> tuple[str, int] | None:
+def _current(con: psycopg.Connection[Any]) -> tuple[str, int] | None:
     """The schema of the served twin and its layout; None when the database holds no twin yet."""
     row = con.execute("SELECT to_regclass('civictwin.current')").fetchone()
     if row is None or row[0] is None:
@@ -107,7 +106,7 @@ class PostGISStore(Store):
         con = connect(dsn)
         try:
             _check_postgis(con, dsn)
-            current = _current(con, dsn)
+            current = _current(con)
             if current is None:
                 raise StoreError("no twin in this database (run `civictwin build` first)", path=dsn)
             schema, layout = current
@@ -407,7 +406,7 @@ def build_store(dsn: str, *, crs: str) -> Iterator[PostGISStore]:
 
 def _prepare_pointer(con: psycopg.Connection[Any], dsn: str) -> None:
     """The ``civictwin`` schema and its one-row pointer table (created on the first build)."""
-    current = _current(con, dsn)
+    current = _current(con)
     if current is not None:
         _check_layout(current[1], dsn, building=True)
         return
@@ -478,5 +477,5 @@ class SchemaWatch:
     def _ask(self) -> str | None:
         if self._con is None or self._con.closed:
             self._con = connect(self._dsn)
-        found = _current(self._con, self._dsn)
+        found = _current(self._con)
         return None if found is None else found[0]
