@@ -1,9 +1,10 @@
 """The one place a twin's store is opened: ``[twin] store`` names a DuckDB file or a PostGIS database.
 
 Everything else (the build, the CLI, the API, the engines) asks this module for a :class:`Store`
-and never names a backend. Each store carries a *version marker*, a record written when the store is
-created (``meta``/``version``: a build id and time); caches and the API's reload key on it rather
-than on file stats, so they work the same whether the twin is a file or a database schema.
+and never names a backend. Each store carries a *version marker* (``meta``/``version``: a random id
+and the time), replaced by every write, so each build gives the store a new one; caches and the
+API's reload key on it rather than on file stats, so they work the same whether the twin is a file
+or a database schema.
 """
 
 from __future__ import annotations
