@@ -7,8 +7,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Debian packages the test suite starts for real (browser tests; the MQTT broker of the live tests and the
-# demo; openssl makes the TLS test's certificate).
-SYSTEM_PACKAGES := chromium mosquitto openssl cgi-mapserver
+# demo; openssl makes the TLS test's certificate; PostgreSQL 15 + PostGIS 3 for the PostGIS store's tests;
+# MapServer's CGI program is the WFS 2.0 server of the platform-source tests).
+SYSTEM_PACKAGES := chromium mosquitto openssl postgresql-15-postgis-3 cgi-mapserver
 
 VIEWER := src/civictwin/api/static/.built
 

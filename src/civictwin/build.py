@@ -1,7 +1,7 @@
 """Build a twin: config → sources → store → model, with catalogue, lineage and quality for every table.
 
 The whole build writes to a staging store that replaces the previous twin only when everything
-succeeded (see :func:`civictwin.store.duckdb.build_store`).
+succeeded (see :func:`civictwin.store.opening.build_store`).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from civictwin.sources.base import BuildContext
 from civictwin.sources.platform import fetch_snapshots
 from civictwin.sources.remote import Snapshot
 from civictwin.store.base import Store
-from civictwin.store.duckdb import DuckDBStore, build_store
+from civictwin.store.opening import build_store, open_store, store_location
 
 StepCallback = Callable[[str, int, int], None]
 """Called as (description, step number, total steps) when a build step starts."""
@@ -71,6 +71,8 @@ class BuildSummary:
     highlights: list[str]
     seconds: float
     totals: dict[str, float] = field(default_factory=dict)
+    store: str = ""
+    """Where the twin was stored, as shown to people: the DuckDB file or the PostGIS URI (no password)."""
 
 
 def build_twin(
@@ -90,7 +92,7 @@ def build_twin(
     snapshots = fetch_snapshots(
         config, have=snapshots or {}
     )  # before the store: a server that is down fails fast
-    with build_store(config.store_path, crs=crs) as store:
+    with build_store(config, crs=crs) as store:
         store.put_record(
             "meta", "twin", {"crs": crs, "name": config.twin.name, "description": config.twin.description,
                              "area_wgs84": area_wgs84.wkt, "built_at": started_at.isoformat()}
@@ -123,7 +125,7 @@ def build_twin(
     record_event(config.store_path, "rebuild", twin=config.twin.name, seconds=seconds, tables=len(tables))
     return BuildSummary(
         name=config.twin.name, store_path=config.store_path, crs=crs, tables=tables,
-        highlights=highlights, seconds=seconds, totals=totals,
+        highlights=highlights, seconds=seconds, totals=totals, store=store_location(config).describe(),
     )  # fmt: skip
 
 
@@ -439,6 +441,6 @@ def _totals(store: Store) -> dict[str, float]:
     return totals
 
 
-def open_twin(config: TwinConfig) -> DuckDBStore:
+def open_twin(config: TwinConfig) -> Store:
     """Open a built twin read-only."""
-    return DuckDBStore.open(config.store_path)
+    return open_store(config)

@@ -53,6 +53,15 @@ _LAYERS = {SourceKind.VECTOR, SourceKind.OGCAPI_FEATURES, SourceKind.WFS}
 """Kinds giving a plain feature layer that zones and conflation rules may name."""
 
 
+DATABASE_URL_SCHEMES = ("postgresql://", "postgres://")
+"""How a ``store`` value naming a PostGIS database begins (a libpq connection URI)."""
+
+
+def is_database_url(value: str) -> bool:
+    """Whether a ``store`` value names a PostGIS database rather than a DuckDB file."""
+    return value.startswith(DATABASE_URL_SCHEMES)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -65,7 +74,25 @@ class TwinSection(_Strict):
     crs: str | None = Field(
         default=None, description="Metric CRS for storage; default: the UTM zone of the area's centre."
     )
-    store: str | None = Field(default=None, description="Store file; default: <twin dir>/<name>.duckdb")
+    store: str | None = Field(
+        default=None,
+        description="Store: a DuckDB file (default: <twin dir>/<name>.duckdb) or a postgresql:// URL (PostGIS)",
+    )
+
+    @field_validator("store")
+    @classmethod
+    def _store_holds_no_password(cls, value: str | None) -> str | None:
+        """A PostGIS URL names the database, never its password (which would end up in files)."""
+        if value is None or not is_database_url(value):
+            return value
+        from urllib.parse import parse_qs, urlsplit
+
+        if urlsplit(value).password is not None or "password" in parse_qs(urlsplit(value).query):
+            raise ValueError(
+                "the URL holds a password: give it in PGPASSWORD, ~/.pgpass or a service file, "
+                "never in twin.toml"
+            )
+        return value
 
     @field_validator("crs")
     @classmethod
@@ -682,8 +709,12 @@ class TwinConfig(_Strict):
 
     @property
     def store_path(self) -> Path:
-        """Where the twin's embedded store lives."""
-        return self.resolve(self.twin.store or f"{slug(self.twin.name)}.duckdb")
+        """Where the twin's embedded store lives; with a PostGIS ``store``, the default file name the
+        files kept beside the twin (tokens, logs, observations) are named after."""
+        store = self.twin.store
+        if store is not None and is_database_url(store):
+            store = None
+        return self.resolve(store or f"{slug(self.twin.name)}.duckdb")
 
     def source(self, name: str) -> SourceConfig:
         """The source called ``name``."""

@@ -21,6 +21,7 @@ from civictwin.catalog.metadata import CATALOG, sha256_of, source_files
 from civictwin.config import REMOTE_KINDS, SourceConfig, TwinConfig
 from civictwin.sources.platform import fetch_snapshot
 from civictwin.sources.remote import Snapshot, open_client, unchanged, where
+from civictwin.store.opening import store_location
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,10 @@ class RefreshResult:
 
 def refresh_twin(config: TwinConfig, *, on_step: StepCallback | None = None) -> RefreshResult:
     """Check every source against the served twin; rebuild it only if one changed."""
-    if not config.store_path.is_file():
+    location = store_location(config)
+    if (
+        location.path is not None and not location.path.is_file()
+    ):  # a PostGIS twin not built says so on opening
         first = [SourceCheck(s.name, True, "no built twin yet: read") for s in config.sources]
         return RefreshResult(first, build_twin(config, on_step=on_step))
     with open_twin(config) as store:

@@ -16,7 +16,7 @@ from civictwin.cli import app, console
 from civictwin.config import CONFIG_FILENAME, load_config
 from civictwin.errors import ConfigError
 from civictwin.model.names import NameSearch, find_by_name
-from civictwin.store.duckdb import DuckDBStore
+from civictwin.store.opening import open_store
 from civictwin.templates import twin_template
 
 TWIN_DIR = typer.Argument(Path("."), help="Directory holding twin.toml.", show_default=True)
@@ -116,7 +116,7 @@ def demo(
 def layers(twin_dir: Path = TWIN_DIR) -> None:
     """List the twin's layers with their row counts and columns."""
     config = load_config(twin_dir)
-    with DuckDBStore.open(config.store_path) as store:
+    with open_store(config) as store:
         table = Table(title=f"{config.twin.name}: layers ({store.crs})")
         table.add_column("layer")
         table.add_column("rows", justify="right")
@@ -143,7 +143,7 @@ def print_summary(summary: BuildSummary) -> None:
         console.print("Quality highlights", style="bold")
         for line in summary.highlights:
             console.print(f"  • {line}", highlight=False, style="bold yellow" if "warning:" in line else None)
-    console.print(Text.assemble("Store: ", (str(summary.store_path), "bold")))
+    console.print(Text.assemble("Store: ", (summary.store or str(summary.store_path), "bold")))
 
 
 @app.command()
@@ -152,7 +152,7 @@ def find(
     name: str = typer.Argument(..., help="Part of a street or place name (case and accents ignored)."),
 ) -> None:
     """Find streets and places by (part of) their name: edge ids, OSM ids and where they are."""
-    with DuckDBStore.open(load_config(twin_dir).store_path) as store:
+    with open_store(load_config(twin_dir)) as store:
         print_search(find_by_name(store, name))
 
 
