@@ -51,8 +51,12 @@ Sections (each prints a markdown table on stdout; progress goes to stderr):
   the twin's edges) as bare ``sumo`` processes, side by side and alternating, ``repeat`` times each:
   main's network and run options (one SUMO edge per twin edge, edge speeds refreshed every step, a
   fixed end), then each change of issue 11 part 8 added in turn (edge speeds every 10 s, the run ending
-  with its last vehicle, chains of twin edges merged). Records SUMO's wall and CPU seconds and the
-  run's KPIs. Target: today's run at least 3× faster than main's at equal KPIs.
+  with its last vehicle, chains of twin edges merged, parts of the street network no trip reaches left
+  out), each with SUMO seeds 1 to ``--bare-seeds`` (default 5) on the same trips. Records SUMO's wall
+  and CPU seconds (the ``sumo`` child's user + system time: the fairer measure on a shared machine),
+  vehicles and vehicle-hours simulated, each variant's KPIs over the seeds (mean and 95% interval), and
+  main → today per KPI with Welch's 95% interval (within run-to-run noise or not). Target: today's
+  run at least 3× faster than main's at equal KPIs (within noise).
 - ``growth``: the same before/after pair on the demo extract tiled 1×1, 2×2 and 4×4 (``--growth-sizes``),
   one baseline iteration each: SUMO seconds against the vehicle-seconds simulated, to show that a
   run's time now grows with its traffic rather than with its network and fixed period.
@@ -754,7 +758,8 @@ class Variant:
     """One way of running SUMO on the same trips: main's, today's, or a step between."""
 
     name: str
-    merged: bool
+    network: str
+    """Which of :attr:`Iteration.networks`: ``single`` (main's), ``merged`` or ``today``."""
     options: SimOptions
 
 
@@ -763,24 +768,27 @@ def variants(end_s: float) -> list[Variant]:
     main = SimOptions(end_s=end_s, rerouting_adaptation_s=1.0, stop_when_done=False)
     faster_weights = SimOptions(end_s=end_s, stop_when_done=False)
     return [
-        Variant("main: one SUMO edge per twin edge, weights every 1 s, fixed end", False, main),
-        Variant("+ edge speeds refreshed every 10 s (same 180 s window)", False, faster_weights),
-        Variant("+ run ends with its last vehicle", False, SimOptions(end_s=end_s)),
-        Variant("+ chains of twin edges merged (today)", True, SimOptions(end_s=end_s)),
+        Variant("main: one SUMO edge per twin edge, weights every 1 s, fixed end", "single", main),
+        Variant("+ edge speeds refreshed every 10 s (same 180 s window)", "single", faster_weights),
+        Variant("+ run ends with its last vehicle", "single", SimOptions(end_s=end_s)),
+        Variant("+ chains of twin edges merged", "merged", SimOptions(end_s=end_s)),
+        Variant("+ parts no trip reaches left out (today)", "today", SimOptions(end_s=end_s)),
     ]
 
 
 @dataclass(frozen=True)
 class Iteration:
-    """One demo-like iteration to re-run bare: its trips on the twin's edges and both networks."""
+    """One demo-like iteration to re-run bare: its trips on the twin's edges and the networks of
+    :func:`variants`."""
 
     trips: list[CarTrip]
-    networks: dict[bool, SumoNetwork]
+    networks: dict[str, SumoNetwork]
     end_s: float
 
 
 def iteration_of(twin: Path, work: Path, params: TrafficParams) -> Iteration:
-    """The baseline's last simulation of seed 1 on ``twin``: trips and networks (merged and not)."""
+    """The baseline's last simulation of seed 1 on ``twin``: its trips; main's network (every car
+    edge, one SUMO edge per twin edge), every car edge with chains merged, and today's."""
     inputs = load_twin(twin)
     baseline = Scenario.baseline_scenario()
     prepared = prepare_scenario(inputs, baseline, work / "network", params)
@@ -791,7 +799,9 @@ def iteration_of(twin: Path, work: Path, params: TrafficParams) -> Iteration:
     modified = apply_interventions(inputs.edges, baseline, crs=inputs.crs)
     simulated = modified.edges[modified.edges["edge_id"].isin(set(inputs.edges.loc[car, "edge_id"]))]
     single = build_sumo_network(simulated, inputs.nodes, work / "network_single", merge_chains=False)
-    return Iteration(trips, {True: prepared.network, False: single}, params.sim_options().end_s)
+    merged = build_sumo_network(simulated, inputs.nodes, work / "network_merged")
+    networks = {"single": single, "merged": merged, "today": prepared.network}
+    return Iteration(trips, networks, params.sim_options().end_s)
 
 
 def twin_trips(trips_file: Path, network: SumoNetwork) -> list[CarTrip]:
@@ -830,7 +840,7 @@ class BareRun:
 def bare_run(iteration: Iteration, variant: Variant, workdir: Path, *, seed: int = 1) -> BareRun:
     """``run_sumo`` once; CPU time is the sumo child's user + system time."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = run_sumo(iteration.networks[variant.merged], iteration.trips, seed=seed, workdir=workdir,
+    result = run_sumo(iteration.networks[variant.network], iteration.trips, seed=seed, workdir=workdir,
                       options=variant.options)  # fmt: skip
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -872,7 +882,7 @@ def bare_cost_table(iteration: Iteration, chosen: Sequence[Variant], runs: dict[
         rows.append(
             [
                 variant.name,
-                str(iteration.networks[variant.merged].chains["sumo_edge"].nunique()),
+                str(iteration.networks[variant.network].chains["sumo_edge"].nunique()),
                 f"{statistics.mean(r.vehicles for r in done):.0f}",
                 f"{vehicle_s / len(done) / 3600:.1f}",
                 ", ".join(f"{r.wall_s:.1f}" for r in done),
@@ -953,13 +963,13 @@ def bench_growth(demo_twin: Path, work: Path, settings: Settings) -> None:
         done = []
         for variant in pair:
             log(f"growth: {tiles}×{tiles}, {variant.name}")
-            done.append(bare_run(iteration, variant, work / "growth" / f"bare_{tiles}_{variant.merged}"))
+            done.append(bare_run(iteration, variant, work / "growth" / f"bare_{tiles}_{variant.network}"))
         main, today = done
         rows.append(
             [
                 f"{tiles}×{tiles}",
-                f"{iteration.networks[False].chains['sumo_edge'].nunique()} / "
-                f"{iteration.networks[True].chains['sumo_edge'].nunique()}",
+                f"{iteration.networks['single'].chains['sumo_edge'].nunique()} / "
+                f"{iteration.networks['today'].chains['sumo_edge'].nunique()}",
                 str(len(iteration.trips)),
                 f"{today.vehicle_s / 3600:.1f}",
                 f"{main.wall_s:.1f} / {main.cpu_s:.1f}",
