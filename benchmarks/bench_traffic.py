@@ -974,8 +974,8 @@ def bench_growth(demo_twin: Path, work: Path, settings: Settings) -> None:
                 f"{today.vehicle_s / 3600:.1f}",
                 f"{main.wall_s:.1f} / {main.cpu_s:.1f}",
                 f"{today.wall_s:.1f} / {today.cpu_s:.1f}",
-                f"{main.wall_s / today.wall_s:.1f}×",
-                f"{1000 * today.cpu_s / max(today.vehicle_s, 1.0):.2f}",
+                f"{main.wall_s / today.wall_s:.1f}× / {main.cpu_s / today.cpu_s:.1f}×",
+                f"{1e6 * today.cpu_s / max(today.vehicle_s, 1.0):.0f}",
                 f"{today.kpis['mean_travel_time_s']:.0f} / {main.kpis['mean_travel_time_s']:.0f}",
             ]
         )
@@ -991,8 +991,8 @@ def bench_growth(demo_twin: Path, work: Path, settings: Settings) -> None:
             "vehicle-hours simulated",
             "main wall / CPU s",
             "today wall / CPU s",
-            "speed-up (wall)",
-            "today CPU ms per vehicle-second",
+            "speed-up (wall / CPU)",
+            "today CPU µs per vehicle-second",
             "mean travel time s today / main",
         ],
         rows,
