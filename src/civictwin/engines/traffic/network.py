@@ -84,7 +84,7 @@ _NETCONVERT_OPTIONS = [
 class SumoNetwork:
     """A compiled SUMO network: the net file, additional files to load with it, and its edge ids.
 
-    ``edge_ids`` are the twin's edge ids the network carries (``dropped_edges`` those it lost);
+    ``edge_ids`` are the twin's edge ids the network carries (``dropped_edges`` those it lost or left out);
     ``chains`` (columns :data:`CHAIN_COLUMNS`, one row per carried twin edge, in travel order along each
     SUMO edge) maps them onto the SUMO edges: ``start_m`` metres from the start of ``sumo_edge``,
     ``length_m`` long, on a SUMO edge ``sumo_length_m`` long. A twin edge not merged with others is a
