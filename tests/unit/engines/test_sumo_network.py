@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import pandas as pd
 import pytest
 import shapely
 import sumolib
@@ -16,13 +17,21 @@ import sumolib
 from civictwin.engines.registry import intervention_catalog
 from civictwin.engines.traffic.edits import ModifiedNetwork, apply_interventions
 from civictwin.engines.traffic.engine import TrafficEngine
-from civictwin.engines.traffic.network import SumoNetwork, build_sumo_network, chain_edges, net_edge_ids
+from civictwin.engines.traffic.network import (
+    SumoNetwork,
+    build_sumo_network,
+    chain_edges,
+    connected_parts,
+    net_edge_ids,
+)
+from civictwin.engines.traffic.synthetic import grid_network
 from civictwin.errors import EngineError
 from civictwin.scenarios.spec import parse_scenario
 
 CATALOG = intervention_catalog([TrafficEngine()])
 
 CRS = "EPSG:32635"
+ORIGIN = (385_000.0, 6_671_000.0)
 Grid = tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]
 MAIN = ["101_0", "-101_0", "101_1", "-101_1"]
 
@@ -320,3 +329,40 @@ def test_merged_network_has_the_same_turns_between_twin_edges(blocks: Grid, tmp_
         return inside | through
 
     assert turns(merged) == turns(single)
+
+
+def two_islands() -> Grid:
+    """A 2×2 grid (edges 100_0 … -201_0, nodes 1–4) and a copy 5 km east (edges i100_0 …, nodes 1001–1004),
+    joined by nothing: two street networks in one table, as a tiled extract has."""
+    edges, nodes = grid_network(2, 2, 100.0, origin=ORIGIN)
+    far_edges = edges.assign(
+        edge_id="i" + edges["edge_id"], from_node=edges["from_node"] + 1000, to_node=edges["to_node"] + 1000
+    )
+    far_edges = far_edges.set_geometry(far_edges.geometry.translate(xoff=5000.0))
+    far_nodes = nodes.assign(node_id=nodes["node_id"] + 1000).set_geometry(
+        nodes.geometry.translate(xoff=5000.0)
+    )
+    both_edges = gpd.GeoDataFrame(pd.concat([edges, far_edges], ignore_index=True), crs=edges.crs)
+    both_nodes = gpd.GeoDataFrame(pd.concat([nodes, far_nodes], ignore_index=True), crs=nodes.crs)
+    return both_edges, both_nodes
+
+
+def test_parts_no_trip_reaches_are_left_out(tmp_path: Path) -> None:
+    edges, nodes = two_islands()
+    near = set(edges["edge_id"][:8])
+    far = set(edges["edge_id"][8:])
+    # one anchor per part keeps the whole part, in both directions of travel
+    assert connected_parts(edges, {"-201_0"}).tolist() == [True] * 8 + [False] * 8
+    assert connected_parts(edges, {"i100_0"}).tolist() == [False] * 8 + [True] * 8
+    assert connected_parts(edges, set()).tolist() == [False] * 16
+    network = build_sumo_network(edges, nodes, tmp_path / "near", reachable_from={"100_0"})
+    assert network.edge_ids == near and network.dropped_edges == far
+    assert net_edge_ids(network.net_file) == set(network.chains["sumo_edge"])
+    assert set(network.chains["edge_id"]) == near
+    # a counting edge keeps its part (counted, even if nothing drives there)
+    counted = build_sumo_network(
+        edges, nodes, tmp_path / "counted", reachable_from={"100_0"}, count_edges=["i101_0"]
+    )
+    assert counted.edge_ids == near | far and counted.dropped_edges == frozenset()
+    # without reachable_from every edge is written, as before
+    assert build_sumo_network(edges, nodes, tmp_path / "all").edge_ids == near | far

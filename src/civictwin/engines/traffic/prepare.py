@@ -97,6 +97,7 @@ def prepare_scenario(
             workdir,
             additionals=modified.additionals,
             count_edges=params.count_edges,
+            reachable_from=modified.car_edges,
         )
         try:
             demand = network_free_demand(inputs, scenario, modified, params)
