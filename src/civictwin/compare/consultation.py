@@ -19,10 +19,8 @@ import geopandas as gpd
 import pandas as pd
 from shapely.geometry import Point
 
+from civictwin.kpis.ensemble import SHARE_UNITS
 from civictwin.runs import ComparisonRecord, DifferenceRow, KpiRow, TableRecord
-
-SHARE_UNITS: Mapping[str, float] = {"share": 100.0, "%": 1.0}
-"""Units whose values are shares, with the factor that turns a value into percent."""
 
 NEAR_RADIUS_M = 300.0
 """How far around a point "near me" looks by default (m): a few minutes' walk."""

@@ -97,7 +97,7 @@ def difference_rows(runs: EngineRuns, baseline: str, plans: Sequence[str]) -> li
                 )
                 continue
             better: Better = kpi.better if kpi.better in ("lower", "higher") else "neither"  # type: ignore[assignment]
-            d = difference(a, b, label=kpi.label, better=better)
+            d = difference(a, b, label=kpi.label, better=better, unit=kpi.unit)
             rows.append(
                 DifferenceRow(
                     engine=engine,

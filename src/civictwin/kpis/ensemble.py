@@ -66,14 +66,24 @@ NEGLIGIBLE = 0.01
 
 Better = Literal["lower", "higher", "neither"]
 
+SHARE_UNITS: dict[str, float] = {"share": 100.0, "%": 1.0}
+"""KPI units whose values are shares, with the factor that turns a value into percent: their changes
+are said in percentage points, never only relative to the base (which a reader takes for points)."""
+
 
 def difference(
-    base: Sequence[float], plan: Sequence[float], *, label: str = "The value", better: Better = "neither"
+    base: Sequence[float],
+    plan: Sequence[float],
+    *,
+    label: str = "The value",
+    better: Better = "neither",
+    unit: str = "",
 ) -> Difference:
     """Plan − base with Welch's t 95% interval; ``words`` describes it for a non-technical reader.
 
     With ``better`` (the direction that is an improvement) a detectable, non-negligible change is also
-    called an improvement or a worsening.
+    called an improvement or a worsening. A share (``unit`` in :data:`SHARE_UNITS`) is said from its
+    base to its plan value in percent and changed by percentage points.
     """
     a, b = _clean(base, "base"), _clean(plan, "plan")
     base_mean, plan_mean = float(a.mean()), float(b.mean())
@@ -81,9 +91,14 @@ def difference(
     low, high = _welch_interval(a, b, diff)
     distinguishable = bool(not math.isnan(low) and (low > 0 or high < 0))
     relative = diff / base_mean if base_mean != 0 else math.nan
-    words = _words(
-        label, diff, low, high, base_mean, distinguishable, n_min=min(a.size, b.size), better=better
-    )
+    n_min = min(a.size, b.size)
+    if unit in SHARE_UNITS:
+        words = _share_words(
+            label, (base_mean, plan_mean), (diff, low, high), SHARE_UNITS[unit], distinguishable,
+            n_min=n_min, better=better,
+        )  # fmt: skip
+    else:
+        words = _words(label, diff, low, high, base_mean, distinguishable, n_min=n_min, better=better)
     return Difference(diff, low, high, distinguishable, words, relative, base_mean, plan_mean)
 
 
@@ -124,6 +139,42 @@ def _words(
         return f"{change}."
     improves = (diff < 0) == (better == "lower")
     return f"{change}, {'an improvement' if improves else 'a worsening'}."
+
+
+def _share_words(
+    label: str,
+    means: tuple[float, float],
+    change: tuple[float, float, float],
+    to_percent: float,
+    distinguishable: bool,
+    *,
+    n_min: int,
+    better: Better,
+) -> str:
+    """``Car share: from 18.6% to 16.2%, down 2.4 points (95% CI -3.1 to -1.7 points), an improvement.``"""
+    (base_mean, plan_mean), (diff, low, high) = means, change
+    start = f"{label}: from {base_mean * to_percent:.1f}% to {plan_mean * to_percent:.1f}%"
+    if n_min < 2:
+        return f"{start}; too few runs (fewer than 2 seeds) to tell a change from run-to-run noise."
+    decimals = 1 + next(
+        (
+            extra
+            for extra in (0, 1)
+            if f"{low * to_percent:.{1 + extra}f}" != f"{high * to_percent:.{1 + extra}f}"
+        ),
+        0,
+    )
+    interval = f"95% CI {low * to_percent:+.{decimals}f} to {high * to_percent:+.{decimals}f} points"
+    if not distinguishable:
+        return f"{start}: within run-to-run noise, no detectable change ({interval})."
+    direction = "up" if diff > 0 else "down"
+    said = f"{start}, {direction} {abs(diff) * to_percent:.{decimals}f} points ({interval})"
+    if base_mean != 0 and abs(diff / base_mean) < NEGLIGIBLE:
+        return f"{said}: detectable, but under {NEGLIGIBLE:.0%} of its value and negligible in practice."
+    if better == "neither":
+        return f"{said}."
+    improves = (diff < 0) == (better == "lower")
+    return f"{said}, {'an improvement' if improves else 'a worsening'}."
 
 
 def _extra_decimals(low: float, high: float, base_mean: float) -> int:

@@ -147,7 +147,8 @@ def test_differences_with_welch_intervals_and_words(comparison: Comparison) -> N
     assert record.summary[0].startswith("Each scenario was simulated 3 times")
     assert record.summary[1].startswith("'close_x' compared with 'baseline': Mean car travel time: up 45%")
     assert record.summary[2] == (
-        "'close_x' compared with 'baseline': Car share of trips: down 33% (95% CI -33% to -33%), an improvement."
+        "'close_x' compared with 'baseline': Car share of trips: from 30.0% to 20.0%, down 10.0 points "
+        "(95% CI -10.0 to -10.0 points), an improvement."
     )
     assert record.summary[3] == "'close_x': no detectable change, within run-to-run noise, in CO2 emissions."
     assert record.summary[4].startswith(

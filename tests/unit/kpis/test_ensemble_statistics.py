@@ -97,3 +97,23 @@ def test_zero_base_uses_absolute_numbers() -> None:
     diff = difference([0.0, 0.0, 0.0], [2.0, 3.0, 4.0], label="Teleports")
     assert math.isnan(diff.relative)
     assert diff.words.startswith("Teleports: up 3 (95% CI ")
+
+
+def test_a_share_changes_by_points_said_from_and_to() -> None:
+    # base 0.18/0.19/0.20 (mean 19%), plan 0.15/0.16/0.17 (16%): both sample variances 0.0001, so
+    # se = sqrt(2 * 0.0001 / 3) = 0.008165 with 4 degrees of freedom, t = 2.7764: half-width 2.267 points
+    d = difference(
+        [0.18, 0.19, 0.20], [0.15, 0.16, 0.17], label="Car share of trips", better="lower", unit="share"
+    )
+    assert d.words == (
+        "Car share of trips: from 19.0% to 16.0%, down 3.0 points (95% CI -5.3 to -0.7 points), an improvement."
+    )
+    # 0.16/0.17/0.18: -2.0 points, interval -4.3 to +0.3 points crosses zero
+    d = difference([0.18, 0.19, 0.20], [0.16, 0.17, 0.18], label="Car share of trips", unit="share")
+    assert d.words == (
+        "Car share of trips: from 19.0% to 17.0%: within run-to-run noise, no detectable change "
+        "(95% CI -4.3 to +0.3 points)."
+    )
+    # a KPI already in percent: the same points, without scaling
+    d = difference([18.0, 19.0, 20.0], [15.0, 16.0, 17.0], label="PV self-sufficiency", unit="%")
+    assert d.words.startswith("PV self-sufficiency: from 19.0% to 16.0%, down 3.0 points")
