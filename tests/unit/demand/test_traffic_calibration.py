@@ -11,6 +11,7 @@ from traffic_tiny_twin import PARAMS, tiny_inputs
 
 from civictwin.engines.base import TwinContext
 from civictwin.engines.traffic.calibration import (
+    Factors,
     _simulate,
     calibrate,
     latest_record,
@@ -55,7 +56,7 @@ def test_calibration_recovers_counts_of_a_known_demand_and_improves_held_back_si
         }
     )
     prepared = prepare_scenario(inputs, Scenario.baseline_scenario(), tmp_path / "truth_net", params)
-    truth = _simulate(prepared, TRUTH, 7, tmp_path / "truth").counts
+    truth = _simulate(prepared, Factors(od=TRUTH), 7, tmp_path / "truth").counts
     first_hour = truth[truth["hour"] == 0]
     hourly = pd.DataFrame(
         {

@@ -11,7 +11,21 @@ import pytest
 import shapely
 from traffic_tiny_twin import ORIGIN, PARAMS, tiny_inputs
 
-from civictwin.engines.traffic.gateways import Gateway, GatewaySettings, find_gateways, gateway_demand
+from civictwin.engines.traffic.gateways import (
+    STATED_DEFAULT,
+    Gateway,
+    GatewayCount,
+    GatewayFlow,
+    GatewaySettings,
+    find_gateways,
+    flow_kind,
+    gateway_car_trips,
+    gateway_demand,
+    gateway_flows,
+    road_edges,
+    scaled_demand,
+    stated_flow,
+)
 from civictwin.engines.traffic.modechoice import mode_shares
 from civictwin.engines.traffic.prepare import prepare_scenario
 from civictwin.engines.traffic.simulate import _car_trips
@@ -80,7 +94,7 @@ def test_gateway_flows_by_hand() -> None:
         productions=np.array([2.0, 2.0]),
         attractions=np.array([1.0, 3.0]),
         edges_by_zone={"a": ["a1"], "b": ["b1", "b2"]},
-        settings=settings,
+        flows=[stated_flow(g, settings, hours=1) for g in (west, east)],
         usable={"w_in", "w_out", "e_in", "e_out", "a1", "b1", "b2"},
     )
     od = demand.od
@@ -97,7 +111,8 @@ def test_gateway_flows_by_hand() -> None:
     assert demand.edges_by_zone["in:e"] == ["e_in"] and demand.edges_by_zone["out:w"] == ["w_out"]
     closed = gateway_demand(
         [west, east], ["a", "b"], np.array([2.0, 2.0]), np.array([1.0, 3.0]),
-        {"a": ["a1"], "b": ["b1"]}, settings, usable={"w_in", "w_out", "a1", "b1"},
+        {"a": ["a1"], "b": ["b1"]}, [stated_flow(g, settings, hours=1) for g in (west, east)],
+        usable={"w_in", "w_out", "a1", "b1"},
     )  # fmt: skip
     assert closed.od.zones == ("in:w", "out:w", "a", "b")  # the east road is closed: no trips there
 
@@ -123,3 +138,68 @@ def test_prepared_scenario_carries_gateway_trips(tmp_path: Path) -> None:
     gateway = [t for t in trips if t.trip_id.startswith("g")]
     assert abs(len(gateway) - 270) <= np.count_nonzero(od.trips % 1)  # stochastic rounding, cell by cell
     assert not PARAMS.gateways.enabled  # off unless configured
+
+
+def test_gateway_flows_come_from_counts_on_the_gateway_road_and_bad_counts_are_flagged(
+    tmp_path: Path,
+) -> None:
+    inputs = tiny_inputs(tmp_path)
+    edges, _ = with_stubs(inputs.edges, inputs.nodes)
+    west, east = find_gateways(edges, boundary_m=50.0)
+    settings = GatewaySettings(enabled=True, inbound_vph_per_lane=100, outbound_vph_per_lane=50)
+    counts = [
+        GatewayCount("c/west/1", "900_0", "inbound", (300.0, 150.0)),  # into the area at 901: used
+        GatewayCount("c/east/2", "901_0", "outbound", (80.0, 90.0)),  # heading out on the edge coming in
+        GatewayCount("c/east/1", "-901_0", "outbound", (2000.0, 100.0)),  # above the edge's 900 veh/h
+    ]
+    flows, flags = gateway_flows([west, east], counts, edges, settings, hours=2)
+    by_node = {f.node: f for f in flows}
+    # west: the count's 300 and 150 split by the through share 0.3; outbound the stated 50 × 1 × 0.7
+    assert by_node["901"].inbound_vph == pytest.approx((210.0, 105.0))
+    assert by_node["901"].through_vph == pytest.approx((90.0, 45.0))
+    assert by_node["901"].outbound_vph == pytest.approx((35.0, 35.0))
+    assert (by_node["901"].inbound_source, by_node["901"].outbound_source) == ("c/west/1", STATED_DEFAULT)
+    # east: both counts rejected, so the stated defaults: 100 × 0.7 in, 100 × 0.3 through
+    assert by_node["902"] == stated_flow(east, settings, hours=2)
+    assert by_node["902"].inbound_vph == pytest.approx((70.0, 70.0))
+    assert [(f.site, f.node) for f in flags] == [("c/east/2", "902"), ("c/east/1", "902")]
+    assert "contradicts the edge" in flags[0].reason
+    assert "above the capacity 900 veh/h of edge -901_0" in flags[1].reason
+    assert road_edges(west, edges) == {"900_0": "inbound", "-900_0": "outbound"}  # node 5 branches
+    # a road that goes on unbranched past its first node: the next edge's count is the gateway's too
+    road = pd.DataFrame(
+        {
+            "edge_id": ["in", "next", "back", "out"],
+            "from_node": ["1", "2", "3", "2"],
+            "to_node": ["2", "3", "2", "1"],
+        }
+    )
+    assert road_edges(Gateway("1", "in", "out", 1, 1), road) == {
+        "in": "inbound",
+        "next": "inbound",
+        "out": "outbound",
+        "back": "outbound",
+    }
+
+
+def test_gateway_trips_follow_the_hourly_flows(tmp_path: Path) -> None:
+    west = Gateway("w", "w_in", "w_out", 1, 1)
+    east = Gateway("e", "e_in", "e_out", 1, 1)
+    flows = [
+        GatewayFlow(node="w", inbound_vph=(0.0, 0.0), through_vph=(40.0, 10.0), outbound_vph=(0.0, 0.0)),
+        GatewayFlow(node="e", inbound_vph=(0.0, 0.0), through_vph=(0.0, 0.0), outbound_vph=(0.0, 0.0)),
+    ]
+    usable = {"w_in", "w_out", "e_in", "e_out", "a1"}
+    args = ([west, east], ["a"], np.array([1.0]), np.array([1.0]), {"a": ["a1"]}, flows)
+    demand = gateway_demand(*args, usable=usable, window_s=5400.0)  # 1.5 hours
+    through = [(od.trips[0, 3]) for od in demand.hourly]  # in:w → out:e
+    assert through == pytest.approx([40.0, 5.0])  # the second hour counts half
+    trips = gateway_car_trips(demand, seed=1, iteration=0)
+    first = [t for t in trips if t.trip_id.startswith("g0_")]
+    second = [t for t in trips if t.trip_id.startswith("g1h0_")]
+    assert len(first) == 40 and all(0 <= t.depart_s < 3600 for t in first)
+    assert len(second) == 5 and all(3600 <= t.depart_s < 5400 for t in second)
+    assert flow_kind(demand.od.zones, 0, 3) == ("w", "through")
+    doubled = scaled_demand(demand, {("w", "through"): 2.0})
+    assert [od.trips[0, 3] for od in doubled.hourly] == pytest.approx([80.0, 10.0])
+    assert doubled.flows[0].through_vph == pytest.approx((80.0, 20.0))
