@@ -314,7 +314,7 @@ def scaled_flows(
     flows: Sequence[GatewayFlow], factors: Mapping[tuple[str, str], float], *, source: str | None = None
 ) -> list[GatewayFlow]:
     """``flows`` with each (node, kind) factor applied to every hour of that flow; with ``source``
-    (a calibration record's name) the scaled flows' sources say they were fitted."""
+    (e.g. ``fitted to the counts``) appended to the scaled flows' sources."""
     scaled = []
     for flow in flows:
         update: dict[str, object] = {}
@@ -323,8 +323,8 @@ def scaled_flows(
             if factor is not None:
                 update[f"{kind}_vph"] = tuple(v * factor for v in getattr(flow, f"{kind}_vph"))
         if update and source is not None:
-            update["inbound_source"] = f"{flow.inbound_source}, fitted in {source}"
-            update["outbound_source"] = f"{flow.outbound_source}, fitted in {source}"
+            update["inbound_source"] = f"{flow.inbound_source}, {source}"
+            update["outbound_source"] = f"{flow.outbound_source}, {source}"
         scaled.append(flow.model_copy(update=update))
     return scaled
 
