@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from civictwin.engines.traffic.calibration import _simulate, calibrate, calibrate_twin
+from civictwin.engines.traffic.calibration import Factors, _simulate, calibrate, calibrate_twin
 from civictwin.engines.traffic.demand import DemandParams
 from civictwin.engines.traffic.fit import fit
 from civictwin.engines.traffic.inputs import TwinInputs
@@ -103,7 +103,7 @@ def synthetic(args: argparse.Namespace, work: Path) -> None:
     )
     prepared = prepare_scenario(inputs, Scenario.baseline_scenario(), work / "truth_net", params)
     log("simulating the truth")
-    truth = _simulate(prepared, TRUTH, 7, work / "truth").counts
+    truth = _simulate(prepared, Factors(od=TRUTH), 7, work / "truth").counts
     first = truth[truth["hour"] == 0]
     hourly = pd.DataFrame(
         {
@@ -138,7 +138,7 @@ def synthetic(args: argparse.Namespace, work: Path) -> None:
 def route_sampler(prepared: object, hourly: pd.DataFrame, work: Path) -> tuple[float, object, object]:
     """SUMO's tool chain alone: the prior run's routes sampled by routeSampler to the counts, simulated."""
     work.mkdir(parents=True)
-    prior = _simulate(prepared, {}, 7, work / "prior")  # type: ignore[arg-type]
+    prior = _simulate(prepared, Factors(), 7, work / "prior")
     paired = hourly.merge(prior.counts[prior.counts["hour"] == 0], on="edge_id")
     prior_fit = fit(paired["observed"], paired["vehicles"])
     routes = next((work / "prior").glob("iteration_*/vehroutes.xml"))

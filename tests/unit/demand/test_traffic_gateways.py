@@ -26,6 +26,7 @@ from civictwin.engines.traffic.gateways import (
 )
 from civictwin.engines.traffic.modechoice import mode_shares
 from civictwin.engines.traffic.prepare import prepare_scenario
+from civictwin.engines.traffic.report import _gateway_note
 from civictwin.engines.traffic.simulate import _car_trips
 from civictwin.scenarios.spec import Scenario
 
@@ -97,6 +98,16 @@ def test_prepared_scenario_carries_gateway_trips(tmp_path: Path) -> None:
     gateway = [t for t in trips if t.trip_id.startswith("g")]
     assert abs(len(gateway) - 270) <= np.count_nonzero(od.trips % 1)  # stochastic rounding, cell by cell
     assert not PARAMS.gateways.enabled  # off unless configured
+    # the run's notes in the report say where each gateway's flows came from
+    assert prepared.gateways.sources()[0] == {
+        "node": "901",
+        "inbound": STATED_DEFAULT,
+        "outbound": STATED_DEFAULT,
+    }
+    assert _gateway_note(prepared.gateways.sources()) == (
+        " Traffic from outside through 2 gateway(s) (901: in from stated default, out from stated default; "
+        "902: in from stated default, out from stated default)."
+    )
 
 
 def test_gateway_flows_come_from_counts_on_the_gateway_road_and_bad_counts_are_flagged(
