@@ -381,7 +381,8 @@ def _prior_gateway_trips(gateways: GatewayDemand | None, flows: Sequence[Flow]) 
 def gateway_bounds(gateways: GatewayDemand | None, edges: pd.DataFrame, flows: Sequence[Flow]) -> np.ndarray:
     """Upper bound of each gateway flow's factor: its road's capacity over the prior's busiest hour on
     that road (inbound and through share the edge into the area, so both at their bound fill it), at
-    least 1 (the prior itself stays admissible) and at most :data:`MAX_FACTOR`."""
+    least 1 (the prior itself stays admissible). The road, not a multiple of an assumed default,
+    limits a gateway flow; :data:`MAX_FACTOR` only where the road's capacity is unknown."""
     if gateways is None or not flows:
         return np.zeros(len(flows))
     capacity = dict(zip(edges["edge_id"].astype(str), edges["capacity_vph"].astype(float), strict=True))
@@ -396,7 +397,7 @@ def gateway_bounds(gateways: GatewayDemand | None, edges: pd.DataFrame, flows: S
             peak = max(i + t for i, t in zip(flow.inbound_vph, flow.through_vph, strict=True))
         limit = capacity.get(edge, math.nan)
         ratio = limit / peak if peak > 0 and math.isfinite(limit) else MAX_FACTOR
-        bounds.append(min(MAX_FACTOR, max(1.0, ratio)))
+        bounds.append(max(1.0, ratio))
     return np.array(bounds)
 
 
