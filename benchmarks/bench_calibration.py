@@ -223,15 +223,18 @@ def twin(args: argparse.Namespace, work: Path) -> None:
         f"{'—' if held_before is None else f'{held_before:.0%}'} | {'—' if held_after is None else f'{held_after:.0%}'} |"
     )
     print(f"\nCPU {cpu:.0f} s (this process and its SUMO children).")
-    prior, fitted = record["parameters"].get("gateway_prior", []), record.get("gateway_flows", [])
+    fitted = record.get("gateway_flows", [])
+    simulated = {f["node"] for f in fitted}
+    prior = [f for f in record["parameters"].get("gateway_prior", []) if f["node"] in simulated]
     if fitted:
         counted = sum(
             f["inbound_source"] != "stated default" or f["outbound_source"] != "stated default" for f in prior
         )
         print(
-            f"Gateways: {len(prior)}, {counted} with a flow from a count; first-hour flows "
-            f"{_first_hour_vph(prior):.0f} veh/h in the prior, {_first_hour_vph(fitted):.0f} fitted; "
-            f"{len(record.get('gateway_flags', []))} count(s) on gateway roads flagged."
+            f"Gateways in the simulated network: {len(prior)} of {len(record['parameters']['gateway_prior'])}, "
+            f"{counted} with a flow from a count; first-hour flows {_first_hour_vph(prior):.0f} veh/h in "
+            f"the prior, {_first_hour_vph(fitted):.0f} fitted; {len(record.get('gateway_flags', []))} "
+            "count(s) on gateway roads flagged."
         )
     print(f"\n{record['statement']}")
 
