@@ -505,9 +505,7 @@ def statement(before: Fit, after: Fit, converged: bool, folds: dict[str, Any]) -
     else:
         text += f" No held-back validation: {folds.get('note', 'no folds')}."
     if not converged:
-        text += (
-            " The calibration did not converge: its last update still changed an OD factor by more than 5 %."
-        )
+        text += " The calibration did not converge: its last update still changed an OD or gateway factor by more than 5 %."
     return text
 
 
