@@ -9,10 +9,12 @@ import pandas as pd
 import pytest
 from traffic_tiny_twin import PARAMS, tiny_inputs, with_stubs
 
+from civictwin.engines.traffic.calibration import counted_gateway_flows
 from civictwin.engines.traffic.gateways import (
     STATED_DEFAULT,
     Gateway,
     GatewayCount,
+    GatewayFlag,
     GatewayFlow,
     GatewaySettings,
     find_gateways,
@@ -28,6 +30,7 @@ from civictwin.engines.traffic.modechoice import mode_shares
 from civictwin.engines.traffic.prepare import prepare_scenario
 from civictwin.engines.traffic.report import _gateway_note
 from civictwin.engines.traffic.simulate import _car_trips
+from civictwin.engines.traffic.sites import CountSites
 from civictwin.scenarios.spec import Scenario
 
 
@@ -173,3 +176,37 @@ def test_gateway_trips_follow_the_hourly_flows(tmp_path: Path) -> None:
     doubled = scaled_demand(demand, {("w", "through"): 2.0})
     assert [od.trips[0, 3] for od in doubled.hourly] == pytest.approx([80.0, 10.0])
     assert doubled.flows[0].through_vph == pytest.approx((80.0, 20.0))
+
+
+def test_count_sites_on_gateway_roads_give_the_prior_flows_over_a_two_hour_window(tmp_path: Path) -> None:
+    inputs = tiny_inputs(tmp_path)
+    edges, _ = with_stubs(inputs.edges, inputs.nodes)
+    hourly = pd.DataFrame(
+        {
+            "site": ["c/w/1"] * 3 + ["c/e/2"] * 3,
+            "edge_id": ["900_0"] * 3 + ["-901_0"] * 3,
+            "hour": [8, 9, 10] * 2,  # clock hours; the window is 08:00–10:00
+            "observed": [400.0, 200.0, 999.0, 50.0, 60.0, 70.0],
+        }
+    )
+    sites = pd.DataFrame(
+        {
+            "site": ["c/w/1", "c/e/2"],
+            "edge_id": ["900_0", "-901_0"],
+            "heading": ["inbound", "outbound"],
+            "status": ["used", "excluded"],
+            "reasons": ["", "ambiguous match: another street within 10 m"],
+        }
+    )
+    params = PARAMS.model_copy(
+        update={"demand_window_s": 7200.0, "gateways": GatewaySettings(enabled=True, through_share=0.25)}
+    )
+    flows, flags = counted_gateway_flows(edges, CountSites(sites=sites, hourly=hourly), params)
+    west = {f.node: f for f in flows}["901"]
+    assert west.inbound_vph == pytest.approx((300.0, 150.0))  # 400 and 200 × (1 − 0.25)
+    assert west.through_vph == pytest.approx((100.0, 50.0))
+    assert west.inbound_source == "c/w/1" and west.outbound_source == STATED_DEFAULT
+    assert flags == [
+        GatewayFlag("c/e/2", "902", "excluded as a count site: ambiguous match: another street within 10 m")
+    ]
+    assert counted_gateway_flows(edges, CountSites(sites=sites, hourly=hourly), PARAMS) == ([], [])  # off
