@@ -7,8 +7,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Debian packages the test suite starts for real (browser tests; the MQTT broker of the live tests and the
-# demo; openssl makes the TLS test's certificate).
-SYSTEM_PACKAGES := chromium mosquitto openssl
+# demo; openssl makes the TLS test's certificate; PostgreSQL 15 + PostGIS 3 for the PostGIS store's tests;
+# MapServer's CGI program is the WFS 2.0 server of the platform-source tests).
+SYSTEM_PACKAGES := chromium mosquitto openssl postgresql-15-postgis-3 cgi-mapserver
 
 VIEWER := src/civictwin/api/static/.built
 
@@ -66,6 +67,7 @@ bench: $(STAMP) $(VIEWER)
 	$(VENV)/bin/civictwin demo --dir $(BENCH_DIR)
 	$(PY) benchmarks/bench_build.py --sizes 1 2 4 8 --repeat 3
 	$(PY) benchmarks/bench_viewer.py --runs 5 --twin $(BENCH_DIR)
+	$(PY) benchmarks/bench_consultation.py --runs 5 --twin $(BENCH_DIR)
 	$(PY) benchmarks/bench_api.py --setup-peer
 	$(PY) benchmarks/bench_api.py $(BENCH_DIR) --layer buildings_3d --concurrency 4 --duration 20
 	$(PY) benchmarks/bench_traffic.py

@@ -1,5 +1,6 @@
 // Build the viewer into src/civictwin/api/static/ (served by civictwin.api.viewer at /viewer/):
-// index.html, app.js + app.css (our code and MapLibre GL, bundled by esbuild) and MapLibre's worker.
+// index.html, app.js + app.css (our code and MapLibre GL, bundled by esbuild), consult.js + consult.css (the
+// consultation pages' map, served at /consultations/<id>) and MapLibre's worker.
 // Everything the page needs is in that folder: it works offline, with no CDN.
 
 import { build } from 'esbuild';
@@ -18,7 +19,7 @@ await rm(out, { recursive: true, force: true });
 await mkdir(out, { recursive: true });
 
 const result = await build({
-  entryPoints: { app: join(here, 'src', 'main.js') },
+  entryPoints: { app: join(here, 'src', 'main.js'), consult: join(here, 'src', 'consult.js') },
   bundle: true,
   format: 'esm',
   target: ['es2022'],

@@ -30,7 +30,7 @@ from typing import Any
 from civictwin import __version__, durable
 from civictwin.config import CONFIG_FILENAME, load_config
 from civictwin.errors import CivicTwinError
-from civictwin.store.duckdb import DuckDBStore
+from civictwin.store.opening import open_store, store_location
 
 MANIFEST = "BACKUP.json"
 _FORMAT = 1
@@ -56,6 +56,13 @@ def backup_twin(twin_dir: Path, archive: Path, *, logs: bool = False) -> BackupS
     """Write the twin in ``twin_dir`` to the archive ``archive`` (``.tar.gz``)."""
     config = load_config(twin_dir)
     root = config.base_dir
+    location = store_location(config)
+    if location.kind == "postgis":
+        raise BackupError(
+            "the twin's store is a PostGIS database: back it up with pg_dump (civictwin backup holds "
+            "DuckDB stores)",
+            path=location.describe(),
+        )
     store = config.store_path.resolve()
     if not store.is_relative_to(root):
         raise BackupError("the store lies outside the twin directory; back it up separately", path=store)
@@ -169,7 +176,7 @@ def _check_twin(directory: Path) -> None:
     if not (directory / CONFIG_FILENAME).is_file():
         raise BackupError(f"the archive holds no {CONFIG_FILENAME}")
     config = load_config(directory)
-    with DuckDBStore.open(config.store_path):
+    with open_store(config):
         pass
 
 

@@ -1,7 +1,7 @@
 """Build a twin: config → sources → store → model, with catalogue, lineage and quality for every table.
 
 The whole build writes to a staging store that replaces the previous twin only when everything
-succeeded (see :func:`civictwin.store.duckdb.build_store`).
+succeeded (see :func:`civictwin.store.opening.build_store`).
 """
 
 from __future__ import annotations
@@ -51,8 +51,10 @@ from civictwin.model.zones import h3_zones, polygon_zones, summarise_zones
 from civictwin.sources import mobility as mobility_source
 from civictwin.sources import reader_for
 from civictwin.sources.base import BuildContext
+from civictwin.sources.platform import fetch_snapshots
+from civictwin.sources.remote import Snapshot
 from civictwin.store.base import Store
-from civictwin.store.duckdb import DuckDBStore, build_store
+from civictwin.store.opening import build_store, open_store, store_location
 
 StepCallback = Callable[[str, int, int], None]
 """Called as (description, step number, total steps) when a build step starts."""
@@ -69,10 +71,17 @@ class BuildSummary:
     highlights: list[str]
     seconds: float
     totals: dict[str, float] = field(default_factory=dict)
+    store: str = ""
+    """Where the twin was stored, as shown to people: the DuckDB file or the PostGIS URI (no password)."""
 
 
-def build_twin(config: TwinConfig, *, on_step: StepCallback | None = None) -> BuildSummary:
-    """Build (or rebuild) the twin described by ``config``; the previous twin stays until success."""
+def build_twin(
+    config: TwinConfig, *, on_step: StepCallback | None = None, snapshots: dict[str, Snapshot] | None = None
+) -> BuildSummary:
+    """Build (or rebuild) the twin described by ``config``; the previous twin stays until success.
+
+    ``snapshots``: remote sources already fetched (by ``civictwin refresh``), read instead of fetching.
+    """
     started = time.perf_counter()
     step = _Stepper(on_step, total=len(config.sources) + 5)
     step("resolving the area of interest")
@@ -80,12 +89,16 @@ def build_twin(config: TwinConfig, *, on_step: StepCallback | None = None) -> Bu
     crs = config.twin.crs or utm_crs_for(*area_wgs84.centroid.coords[0])
     area = reproject(np.array([area_wgs84], dtype=object), WGS84, crs)[0]
     started_at = datetime.now(UTC)
-    with build_store(config.store_path, crs=crs) as store:
+    snapshots = fetch_snapshots(
+        config, have=snapshots or {}
+    )  # before the store: a server that is down fails fast
+    with build_store(config, crs=crs) as store:
         store.put_record(
             "meta", "twin", {"crs": crs, "name": config.twin.name, "description": config.twin.description,
                              "area_wgs84": area_wgs84.wkt, "built_at": started_at.isoformat()}
         )  # fmt: skip
-        ctx = BuildContext(config=config, store=store, area_wgs84=area_wgs84, area=area, crs=crs)
+        ctx = BuildContext(config=config, store=store, area_wgs84=area_wgs84, area=area, crs=crs,
+                           snapshots=snapshots)  # fmt: skip
         written_by: dict[str, list[str]] = {}  # table → the sources that wrote it, in order
         for source in config.sources:
             step(f"reading {source.name} ({source.kind.value})")
@@ -99,7 +112,8 @@ def build_twin(config: TwinConfig, *, on_step: StepCallback | None = None) -> Bu
                 record_lineage(store, layer.table, inputs=list(earlier), step=f"ingest {source.kind.value}",
                                parameters={"sources": earlier, "area_wgs84": area_wgs84.wkt, "crs": crs}
                                if len(earlier) > 1 else
-                               {"source": source.name, "area_wgs84": area_wgs84.wkt, "crs": crs})  # fmt: skip
+                               {"source": source.name, "area_wgs84": area_wgs84.wkt, "crs": crs,
+                                **result.lineage})  # fmt: skip
         _check_area_hit(store, area_wgs84)
         _derive_model(store, config, area_wgs84, datetime.now(UTC), step)
         mark_personal(store, config)
@@ -111,7 +125,7 @@ def build_twin(config: TwinConfig, *, on_step: StepCallback | None = None) -> Bu
     record_event(config.store_path, "rebuild", twin=config.twin.name, seconds=seconds, tables=len(tables))
     return BuildSummary(
         name=config.twin.name, store_path=config.store_path, crs=crs, tables=tables,
-        highlights=highlights, seconds=seconds, totals=totals,
+        highlights=highlights, seconds=seconds, totals=totals, store=store_location(config).describe(),
     )  # fmt: skip
 
 
@@ -427,6 +441,6 @@ def _totals(store: Store) -> dict[str, float]:
     return totals
 
 
-def open_twin(config: TwinConfig) -> DuckDBStore:
+def open_twin(config: TwinConfig) -> Store:
     """Open a built twin read-only."""
-    return DuckDBStore.open(config.store_path)
+    return open_store(config)

@@ -40,6 +40,26 @@ class SourceKind(StrEnum):
     CITYGML = "citygml"
     DEM = "dem"
     MOBILITY = "mobility"
+    OGCAPI_FEATURES = "ogcapi_features"
+    WFS = "wfs"
+    SENSORTHINGS = "sensorthings"
+
+
+REMOTE_KINDS = frozenset({SourceKind.OGCAPI_FEATURES, SourceKind.WFS, SourceKind.SENSORTHINGS})
+"""Source kinds read from a data platform's API (``url``) instead of a file (``path``)."""
+_REMOTE_OPTIONS = ("url", "collection", "typename", "page_size", "token_env", "username_env", "password_env")
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_LAYERS = {SourceKind.VECTOR, SourceKind.OGCAPI_FEATURES, SourceKind.WFS}
+"""Kinds giving a plain feature layer that zones and conflation rules may name."""
+
+
+DATABASE_URL_SCHEMES = ("postgresql://", "postgres://")
+"""How a ``store`` value naming a PostGIS database begins (a libpq connection URI)."""
+
+
+def is_database_url(value: str) -> bool:
+    """Whether a ``store`` value names a PostGIS database rather than a DuckDB file."""
+    return value.startswith(DATABASE_URL_SCHEMES)
 
 
 class _Strict(BaseModel):
@@ -54,7 +74,25 @@ class TwinSection(_Strict):
     crs: str | None = Field(
         default=None, description="Metric CRS for storage; default: the UTM zone of the area's centre."
     )
-    store: str | None = Field(default=None, description="Store file; default: <twin dir>/<name>.duckdb")
+    store: str | None = Field(
+        default=None,
+        description="Store: a DuckDB file (default: <twin dir>/<name>.duckdb) or a postgresql:// URL (PostGIS)",
+    )
+
+    @field_validator("store")
+    @classmethod
+    def _store_holds_no_password(cls, value: str | None) -> str | None:
+        """A PostGIS URL names the database, never its password (which would end up in files)."""
+        if value is None or not is_database_url(value):
+            return value
+        from urllib.parse import parse_qs, urlsplit
+
+        if urlsplit(value).password is not None or "password" in parse_qs(urlsplit(value).query):
+            raise ValueError(
+                "the URL holds a password: give it in PGPASSWORD, ~/.pgpass or a service file, "
+                "never in twin.toml"
+            )
+        return value
 
     @field_validator("crs")
     @classmethod
@@ -181,7 +219,7 @@ class SourceConfig(_Strict):
 
     name: Annotated[str, Field(pattern=_NAME_PATTERN)]
     kind: SourceKind
-    path: str
+    path: str = Field(default="", description="The source's file (every kind but the remote ones)")
     title: str | None = None
     licence: str = Field(min_length=1)
     publisher: str = Field(min_length=1)
@@ -207,6 +245,22 @@ class SourceConfig(_Strict):
     )
     k_anonymity: Annotated[int, Field(ge=1)] | None = Field(
         default=None, description="Mobility: cells under k are suppressed before storing (default 10)"
+    )
+    # a data platform's API (kinds ogcapi_features, wfs, sensorthings; docs/configuration.md)
+    url: str | None = Field(default=None, description="Remote: the service's base URL (no credentials in it)")
+    collection: str | None = Field(default=None, description="ogcapi_features: the collection id")
+    typename: str | None = Field(default=None, description="wfs: the feature type name")
+    page_size: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+        default=None, description="Remote: features asked for per request (default 1000)"
+    )
+    token_env: str | None = Field(
+        default=None, pattern=_ENV_NAME, description="Remote: environment variable holding a bearer token"
+    )
+    username_env: str | None = Field(
+        default=None, pattern=_ENV_NAME, description="Remote: environment variable holding the user name"
+    )
+    password_env: str | None = Field(
+        default=None, pattern=_ENV_NAME, description="Remote: environment variable holding the password"
     )
     # GDPR: personal data in this source (docs/configuration.md, "Personal data")
     personal: list[str] = Field(default_factory=list, description="Columns holding personal data")
@@ -240,12 +294,15 @@ class SourceConfig(_Strict):
             raise ValueError(f"option(s) {', '.join(mobility_only)} apply only to kind 'mobility'")
         if self.kind == SourceKind.MOBILITY and self.zoning is None:
             raise ValueError("kind 'mobility' needs `zoning`: the provider's zone polygons")
+        self._remote_options_fit()
         if self.h3_column is not None and (self.cell_size_m is not None or self.wkt is not None or self.x):
             raise ValueError("`h3_column` gives the cells; do not combine it with cell_size_m, wkt or x/y")
         vector_like = {SourceKind.GRID, SourceKind.VECTOR}
         tabular = {"layer", "columns", "crs", "x", "y", "wkt"}
         if self.kind in _DECLARES_CRS_ONLY:
             tabular = tabular - {"crs"}  # 3D city models and DEMs may need a CRS their file does not declare
+        if self.kind in REMOTE_KINDS:
+            tabular = tabular - {"columns"}  # remote layers may keep only some attributes
         if self.kind not in vector_like:
             misplaced = sorted(k for k in tabular if getattr(self, k) is not None)
             if misplaced:
@@ -255,6 +312,32 @@ class SourceConfig(_Strict):
         if self.wkt is not None and self.x is not None:
             raise ValueError("give either `wkt` or `x`/`y`, not both")
         return self
+
+    def _remote_options_fit(self) -> None:
+        """Remote kinds need ``url`` (and their collection or type name); file kinds need ``path``."""
+        if self.kind not in REMOTE_KINDS:
+            misplaced = sorted(k for k in _REMOTE_OPTIONS if getattr(self, k) is not None)
+            if misplaced:
+                raise ValueError(
+                    f"option(s) {', '.join(misplaced)} apply only to kinds {_kinds(set(REMOTE_KINDS))}"
+                )
+            if not self.path:
+                raise ValueError(f"kind '{self.kind}' needs `path`")
+            return
+        if self.path:
+            raise ValueError(f"kind '{self.kind}' is read from `url`, not `path`")
+        if self.url is None or not re.match(r"^https?://[^/?#\s@]+(/[^#\s]*)?$", self.url):
+            raise ValueError(f"kind '{self.kind}' needs `url`: an absolute http(s) URL without credentials")
+        needed = {SourceKind.OGCAPI_FEATURES: "collection", SourceKind.WFS: "typename"}.get(self.kind)
+        for key in ("collection", "typename"):
+            if (key == needed) != (getattr(self, key) is not None):
+                raise ValueError(
+                    f"kind '{self.kind}' " + ("needs" if key == needed else "takes no") + f" `{key}`"
+                )
+        if (self.username_env is None) != (self.password_env is None):
+            raise ValueError("give both username_env and password_env, or neither")
+        if self.token_env is not None and self.username_env is not None:
+            raise ValueError("give token_env or username_env/password_env, not both")
 
     @property
     def display_title(self) -> str:
@@ -397,6 +480,15 @@ class SensorSourceConfig(_Strict):
     format: SensorFormat
     path: str | None = Field(default=None, description="File or directory to import")
     url: str | None = Field(default=None, description="sensorthings: the server's service root URL")
+    token_env: str | None = Field(
+        default=None, pattern=_ENV_NAME, description="url: environment variable holding a bearer token"
+    )
+    username_env: str | None = Field(
+        default=None, pattern=_ENV_NAME, description="url: environment variable holding the user name"
+    )
+    password_env: str | None = Field(
+        default=None, pattern=_ENV_NAME, description="url: environment variable holding the password"
+    )
     title: str | None = None
     licence: str = Field(min_length=1)
     publisher: str = Field(min_length=1)
@@ -431,6 +523,15 @@ class SensorSourceConfig(_Strict):
             self.url and self.format != SensorFormat.SENSORTHINGS
         ):
             raise ValueError("give `path` (or, for format 'sensorthings', `url` instead)")
+        credentials = [
+            k for k in ("token_env", "username_env", "password_env") if getattr(self, k) is not None
+        ]
+        if credentials and self.url is None:
+            raise ValueError(f"option(s) {', '.join(credentials)} apply only with `url`")
+        if (self.username_env is None) != (self.password_env is None) or (
+            self.token_env and self.username_env
+        ):
+            raise ValueError("give token_env, or username_env and password_env, or none")
         if self.format == SensorFormat.CSV and (self.csv is None or not self.properties):
             raise ValueError(
                 "format 'csv' needs a [sensors.csv] mapping and [sensors.properties.<key>] units"
@@ -558,7 +659,7 @@ class TwinConfig(_Strict):
         kinds = {s.name: s.kind for s in self.sources}
         for label, ref, allowed in (
             ("area.source", self.area.source, {SourceKind.VECTOR, SourceKind.GRID}),
-            ("zones.source", self.zones.source, {SourceKind.VECTOR}),
+            ("zones.source", self.zones.source, _LAYERS),
             ("population.grid_source", self.population.grid_source, {SourceKind.GRID}),
         ):
             if ref is None:
@@ -578,7 +679,7 @@ class TwinConfig(_Strict):
     def _city_references_resolve(self, kinds: dict[str, SourceKind]) -> None:
         city_models = {SourceKind.CITYJSON, SourceKind.CITYGML}
         for n, rule in enumerate(self.conflation):
-            allowed = city_models | {SourceKind.VECTOR} if rule.layer == "buildings" else {SourceKind.VECTOR}
+            allowed = city_models | _LAYERS if rule.layer == "buildings" else _LAYERS
             if rule.source not in kinds:
                 raise ValueError(f"conflation[{n}].source names '{rule.source}', which is not a source")
             if kinds[rule.source] not in allowed:
@@ -608,8 +709,12 @@ class TwinConfig(_Strict):
 
     @property
     def store_path(self) -> Path:
-        """Where the twin's embedded store lives."""
-        return self.resolve(self.twin.store or f"{slug(self.twin.name)}.duckdb")
+        """Where the twin's embedded store lives; with a PostGIS ``store``, the default file name the
+        files kept beside the twin (tokens, logs, observations) are named after."""
+        store = self.twin.store
+        if store is not None and is_database_url(store):
+            store = None
+        return self.resolve(store or f"{slug(self.twin.name)}.duckdb")
 
     def source(self, name: str) -> SourceConfig:
         """The source called ``name``."""

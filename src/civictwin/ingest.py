@@ -30,7 +30,6 @@ from civictwin.errors import ConfigError, SourceError, StoreError
 from civictwin.geometry import WGS84
 from civictwin.model.counts import EdgeMatch, match_count_sites
 from civictwin.sources.observations import ObservationFeed, reader_for
-from civictwin.store.duckdb import DuckDBStore
 from civictwin.store.observations import (
     DatasetSpec,
     DatastreamSpec,
@@ -39,6 +38,7 @@ from civictwin.store.observations import (
     ObservationStore,
     open_observations,
 )
+from civictwin.store.opening import open_store
 
 CHUNK = 250_000
 """Observations per append (one transaction each): bounded memory, progress a reader can see."""
@@ -244,7 +244,7 @@ def _plain(value: Any) -> Any:
 def _network(config: TwinConfig) -> tuple[gpd.GeoDataFrame, str]:
     """The twin's directed network edges (and its CRS); counts need a built twin."""
     try:
-        store = DuckDBStore.open(config.store_path)
+        store = open_store(config)
     except StoreError as exc:
         raise SourceError(f"traffic counts are matched to the twin's network: {exc.message}") from None
     with store:

@@ -253,6 +253,11 @@ class ComparisonRecord(BaseModel):
     kpis: list[KpiRow]
     differences: list[DifferenceRow]
     summary: list[str]
+    question: str = Field(
+        default="",
+        description="The question the comparison answers, in plain words, for its consultation page "
+        "(``civictwin compare --question``); empty when none was given",
+    )
 
     def kpi(self, kpi: str, scenario: str) -> KpiRow:
         """One KPI row."""

@@ -37,7 +37,8 @@ mixed_use_residential_share = 0.5
 storey_height_m = 3.0
 # default_levels = { house = 2, apartments = 5 }   # storeys where OSM has no height
 
-# One [[sources]] block per dataset. kind: osm | gtfs | grid | vector | cityjson | citygml | dem.
+# One [[sources]] block per dataset. kind: osm | gtfs | grid | vector | cityjson | citygml | dem | mobility,
+# or from an API: ogcapi_features | wfs | sensorthings (url instead of path; `civictwin refresh` re-checks them).
 # access: public | internal | restricted. steward: the person or department responsible.
 [[sources]]
 name = "osm"
@@ -80,6 +81,16 @@ access = "public"
 # licence = "CC0-1.0"
 # publisher = "Parks department"
 # steward = "Parks department"
+
+# [[sources]]                    # from the city's data platform: ogcapi_features | wfs | sensorthings
+# name = "street_trees"
+# kind = "ogcapi_features"
+# url = "https://data.example.org/ogcapi"
+# collection = "trees"           # wfs: typename = "..."
+# token_env = "CITY_API_TOKEN"   # the NAME of an environment variable, never the token itself
+# licence = "CC-BY-4.0"
+# publisher = "City of Example"
+# steward = "Urban data platform team"
 """
 
 

@@ -537,3 +537,92 @@ def test_readiness_of_the_demo_twin_for_every_template(server: str, twin_dir: Pa
         assert (report["maturity"], report["next_level"]) == (maturity, next_level), use_case
         assert [n["id"] for n in report["needs"] if not n["met"]] == unmet, use_case
         assert all(n["licence"] == "ODbL-1.0" for n in report["needs"] if n["kind"] == "layer" and n["met"])
+
+
+# ---- the consultation page of the demo comparison (/consultations/demo-cmp) -------------------------
+
+
+def _ax_nodes(page: Any) -> list[dict[str, Any]]:
+    """Chromium's own accessibility tree of the page (what a screen reader is given), as flat nodes."""
+    session = page.context.new_cdp_session(page)
+    nodes = session.send("Accessibility.getFullAXTree")["nodes"]
+    return [n for n in nodes if not n.get("ignored")]
+
+
+def _ax(nodes: list[dict[str, Any]], role: str) -> list[dict[str, Any]]:
+    return [n for n in nodes if n.get("role", {}).get("value") == role]
+
+
+def _ax_names(nodes: list[dict[str, Any]], role: str) -> list[str]:
+    return [str(n.get("name", {}).get("value", "")) for n in _ax(nodes, role)]
+
+
+def _ax_property(node: dict[str, Any], name: str) -> Any:
+    return next((p["value"]["value"] for p in node.get("properties", []) if p["name"] == name), None)
+
+
+NEAR_MANNERHEIMINTIE_10 = (
+    # The demo's OSM address Mannerheimintie 10 lies ≈ 60 m from e1, ≈ 240 m from e2's nearer end and
+    # ≈ 315 m from e3's: two edges within 300 m, both changed beyond noise (vehicles_real).
+    "Street edges: 2 within 300 m, of which 2 change beyond run-to-run noise. Largest changes: "
+    "e2: 200 → 120 vehicles (−80.0); e1: 100 → 140 vehicles (+40.0)."
+)
+
+
+def test_the_consultation_page_reads_to_a_screen_reader_and_answers_near_me(page: Any, server: str) -> None:
+    page.goto(f"{server}/consultations/demo-cmp")
+    page.wait_for_selector("body[data-consult-state=ready]", state="attached", timeout=60_000)
+    nodes = _ax_nodes(page)
+    assert {"banner", "navigation", "main"} <= {n["role"]["value"] for n in nodes}
+    (h1,) = [n for n in _ax(nodes, "heading") if _ax_property(n, "level") == 1]
+    assert h1["name"]["value"] == "What changes with close_main, zone30 compared with baseline?"
+    assert _ax_names(nodes, "table") == [
+        "Indicators per scenario, with 95% intervals, and the change of each plan"
+    ]
+    assert _ax_names(nodes, "columnheader")[:6] == [
+        "Indicator", "baseline", "close_main", "zone30", "Change with close_main", "Change with zone30",
+    ]  # fmt: skip
+    assert _ax_names(nodes, "rowheader") == [
+        "Mean travel time (s)",
+        "CO2 (kg)",
+        "Heat demand of buildings (MWh)",
+    ]
+    cells = _ax_names(
+        nodes, "cell"
+    )  # the comparison's numbers: 348.0 (320.7 to 375.3) and 1731 (1700 to 1762)
+    assert "348 s (321 to 375)" in cells and "1,731 kg (1,700 to 1,762)" in cells
+    (live,) = [n for n in _ax(nodes, "region") if n["name"]["value"] == "What changes near the chosen place"]
+    assert _ax_property(live, "live") == "polite"
+    assert any(name.startswith("Map of the change in street edges") for name in _ax_names(nodes, "region"))
+
+    page.fill("#address", "Mannerheimintie 10")
+    page.click("form.near button[type=submit]")
+    page.wait_for_url("**address=Mannerheimintie+10", timeout=30_000)
+    page.wait_for_selector("body[data-near-state=ready]", state="attached", timeout=30_000)
+    assert NEAR_MANNERHEIMINTIE_10 in page.inner_text("#near-result")
+    shared = page.url  # the link a resident would send: opened anew, the server says the same
+    page.goto(shared)
+    assert NEAR_MANNERHEIMINTIE_10 in page.inner_text("#near-result")
+    page.wait_for_selector("body[data-consult-state=ready]", state="attached", timeout=60_000)
+    page.focus("#near-centre")  # from the keyboard: the map's centre instead of a click
+    page.keyboard.press("Enter")
+    page.wait_for_url("**lon=*", timeout=30_000)
+    page.wait_for_selector("body[data-near-state=ready]", state="attached", timeout=30_000)
+    assert page.inner_text("#near-result").startswith("Near the point")
+
+
+def test_the_consultation_page_fits_a_phone_and_prints_without_its_map(browser: Any, server: str) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        page = context.new_page()
+        page.goto(f"{server}/consultations/demo-cmp?plan=zone30")
+        page.wait_for_selector("body[data-consult-state=ready]", state="attached", timeout=60_000)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing scrolls sideways
+        cell = page.locator("tr[data-kpi=mean_travel_time_s] td").first
+        assert cell.evaluate("td => getComputedStyle(td).display") == "block"  # one card per indicator
+        assert page.locator("strong[aria-current=true]").inner_text() == "zone30"
+        page.emulate_media(media="print")
+        assert not page.locator("#map").is_visible() and not page.locator("form.near").is_visible()
+        assert page.locator(".print-only").first.is_visible()
+    finally:
+        context.close()

@@ -147,3 +147,17 @@ def test_token_rotation_on_the_command_line(twin: Path, tmp_path: Path) -> None:
         ("token created", None),
         ("token rotated", old_id),
     ]
+
+
+def test_a_twin_stored_in_postgis_is_not_backed_up_as_if_it_were_a_file(tmp_path: Path) -> None:
+    from civictwin.backup import BackupError, backup_twin
+
+    (tmp_path / "twin.toml").write_text(
+        CONFIG.replace('"test-twin.duckdb"', '"postgresql://twin@db.example/city"')
+    )
+    with pytest.raises(BackupError) as refused:
+        backup_twin(tmp_path, tmp_path.parent / "backup.tar.gz")
+    assert refused.value.user_message() == (
+        "postgresql://twin@db.example/city: the twin's store is a PostGIS database: back it up with "
+        "pg_dump (civictwin backup holds DuckDB stores)"
+    )

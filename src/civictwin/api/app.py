@@ -24,6 +24,7 @@ from civictwin import __version__
 from civictwin.api import (
     alerts,
     calibration,
+    consultations,
     features,
     operations,
     readiness,
@@ -33,7 +34,7 @@ from civictwin.api import (
     tiles,
     viewer,
 )
-from civictwin.api.context import PublishedTwin, TwinHolder, store_version
+from civictwin.api.context import PublishedTwin, TwinHolder
 from civictwin.api.hardening import HeadMiddleware, HostMiddleware, SecurityHeadersMiddleware
 from civictwin.api.limits import RateLimiter
 from civictwin.api.metrics import Metrics, TwinCollector
@@ -46,8 +47,8 @@ from civictwin.governance.access import AccessPolicy, access_levels
 from civictwin.governance.audit import AuditLog, audit_path
 from civictwin.governance.security import SecurityLog, security_path
 from civictwin.governance.tokens import TokenRegistry, tokens_path
-from civictwin.store.features import FeatureReader, open_published
-from civictwin.store.tiles import TileRenderer
+from civictwin.store.base import version_of
+from civictwin.store.opening import StoreLocation, open_published, publishing, store_location
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +74,15 @@ def resolve_store(target: Path) -> tuple[Path, str]:
 def open_twin(twin_dir: Path, settings: ServerSettings) -> PublishedTwin:
     """Open a twin for publishing: store, feature reader, tile tables, access policy."""
     store_path, title = resolve_store(twin_dir)
-    # the identity first: a rebuild landing while this opens makes the next request open it again
-    version = store_version(store_path)
-    store = open_published(store_path)
+    location = (
+        store_location(load_config(twin_dir))
+        if (twin_dir / CONFIG_FILENAME).is_file()
+        else StoreLocation.of_file(store_path)
+    )
+    store = open_published(location)
     try:
-        reader = FeatureReader(store)
-        renderer = TileRenderer(reader, crs=store.crs)
+        version = version_of(store)  # of the very store opened: a rebuild meanwhile is seen next request
+        reader, renderer = publishing(store)
         catalog = store.records("catalog")
     except BaseException:
         store.close()
@@ -86,6 +90,7 @@ def open_twin(twin_dir: Path, settings: ServerSettings) -> PublishedTwin:
     return PublishedTwin(
         twin_dir=twin_dir,
         store_path=store_path,
+        location=location,
         title=title,
         store=store,
         features=reader,
@@ -93,7 +98,7 @@ def open_twin(twin_dir: Path, settings: ServerSettings) -> PublishedTwin:
         policy=AccessPolicy(access_levels(catalog, reader.layers)),
         catalog=catalog,
         settings=settings,
-        version=version or "",
+        version=version,
     )
 
 
@@ -134,6 +139,7 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
     app.include_router(readiness.router)
     app.include_router(terrain.router)
     app.include_router(calibration.router)
+    app.include_router(consultations.router)
     app.include_router(viewer.viewer_router())
     _add_middlewares(app, settings, registry=TokenRegistry(tokens_path(twin.store_path)))
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]

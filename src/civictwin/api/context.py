@@ -2,8 +2,9 @@
 
 Routers never open the store: they get :class:`PublishedTwin` from the app state, and ask it which
 layers the caller may see. A layer the caller may not read is indistinguishable from one that does
-not exist (404 everywhere: listings, items, tiles). A rebuild replaces the store file (atomically);
-:class:`TwinHolder` notices and serves the new twin from the next request on, without a restart.
+not exist (404 everywhere: listings, items, tiles). A rebuild replaces the store (atomically) and
+with it the store's version marker; :class:`TwinHolder` notices and serves the new twin from the
+next request on, without a restart.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from civictwin.api.security import current_principal
 from civictwin.api.settings import ServerSettings
 from civictwin.errors import CivicTwinError
 from civictwin.governance.access import AccessPolicy
-from civictwin.store.duckdb import DuckDBStore
-from civictwin.store.features import FeatureReader, LayerInfo
-from civictwin.store.tiles import TileRenderer
+from civictwin.store.base import Store
+from civictwin.store.features import FeatureSource, LayerInfo
+from civictwin.store.opening import StoreLocation, VersionProbe
+from civictwin.store.tiles import TileSource
 
 
 @dataclass
@@ -33,15 +35,17 @@ class PublishedTwin:
 
     twin_dir: Path
     store_path: Path
+    """The twin's store file, or (PostGIS) the name its files beside the twin are named after."""
+    location: StoreLocation
     title: str
-    store: DuckDBStore
-    features: FeatureReader
-    tiles: TileRenderer
+    store: Store
+    features: FeatureSource
+    tiles: TileSource
     policy: AccessPolicy
     catalog: dict[str, dict[str, Any]]
     settings: ServerSettings
     version: str
-    """Identifies the data served (store file identity and time); part of every tile cache key."""
+    """Identifies the data served (the store's version marker); part of every tile cache key."""
 
     @property
     def built_at(self) -> str | None:
@@ -63,26 +67,19 @@ class PublishedTwin:
 logger = logging.getLogger(__name__)
 
 
-def store_version(path: Path) -> str | None:
-    """The identity of the store file now at ``path`` (inode and modification time); None if absent."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return f"{stat.st_ino}-{stat.st_mtime_ns}"
-
-
 class TwinHolder:
-    """The twin being served, reopened when a rebuild has replaced its store file.
+    """The twin being served, reopened when a rebuild has replaced its store.
 
-    Each request checks the file's identity (one ``stat``); the first request after a rebuild opens
-    the new store, while requests already under way finish on the old one. A store that cannot be
-    opened (a broken file put in place by hand) is logged once and the previous twin stays served.
+    Each request checks the store's version marker (:class:`VersionProbe`: for a file, one ``stat``
+    unless it changed); the first request after a rebuild opens the new store, while requests already
+    under way finish on the old one. A store that cannot be opened (a broken file put in place by
+    hand) is logged once and the previous twin stays served.
     """
 
     def __init__(self, twin: PublishedTwin, reopen: Callable[[], PublishedTwin]) -> None:
         self._twin = twin
         self._reopen = reopen
+        self._probe = VersionProbe(twin.location)
         self._lock = threading.Lock()
         self._refused: str | None = None
         self._refusal = ""
@@ -90,7 +87,7 @@ class TwinHolder:
     def current(self) -> PublishedTwin:
         """The twin to serve now."""
         twin = self._twin
-        version = store_version(twin.store_path)
+        version = self._probe.current()
         if version is None or version in (twin.version, self._refused):
             return twin
         with self._lock:
@@ -101,15 +98,15 @@ class TwinHolder:
     def readiness(self) -> tuple[bool, str]:
         """Whether the twin's store can be served now, and why not.
 
-        Not ready while the store file is missing, or while the file now in its place cannot be
-        opened (the previous twin is still answered meanwhile, but it is no longer the twin on disk).
+        Not ready while the store is missing, or while the one now in its place cannot be opened (the
+        previous twin is still answered meanwhile, but it is no longer the twin in the store).
         """
         twin = self.current()
-        version = store_version(twin.store_path)
+        version = self._probe.current()
         if version is None:
-            return False, f"the store file {twin.store_path.name} is missing"
+            return False, f"the store {_name(twin.location)} is missing"
         if version == self._refused:
-            return False, f"the store file {twin.store_path.name} cannot be opened: {self._refusal}"
+            return False, f"the store {_name(twin.location)} cannot be opened: {self._refusal}"
         return True, f"serving the store built at {twin.built_at or 'an unknown time'}"
 
     def _reload(self, version: str) -> None:
@@ -125,6 +122,11 @@ class TwinHolder:
             )
             return
         logger.info("the twin store was rebuilt: now serving the new one")
+
+
+def _name(location: StoreLocation) -> str:
+    """The store as readiness names it: the file's name, or the database URI (never a password)."""
+    return f"file {location.path.name}" if location.path is not None else location.describe()
 
 
 def get_twin(request: Request) -> PublishedTwin:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -289,9 +290,12 @@ def may_read(request: Request, comparison: ComparisonRecord) -> bool:
     return all(twin.policy.allows(principal, name) for name in needed)
 
 
-def _readable(request: Request, comparison_id: str) -> tuple[ComparisonStore, ComparisonRecord]:
-    """The store and the comparison, once the caller is known to be allowed to see it (404 otherwise)."""
-    check_params(request, ())
+def _readable(
+    request: Request, comparison_id: str, *, params: Collection[str] = ()
+) -> tuple[ComparisonStore, ComparisonRecord]:
+    """The store and the comparison, once the caller is known to be allowed to see it (404 otherwise);
+    ``params``: the query parameters the route takes (any other is a 400)."""
+    check_params(request, params)
     store = _store(request)
     check_id(comparison_id)
     try:
@@ -305,6 +309,13 @@ def _readable(request: Request, comparison_id: str) -> tuple[ComparisonStore, Co
     if not may_read(request, comparison):
         raise not_found(f"no comparison '{comparison_id}'")
     return store, comparison
+
+
+def readable(
+    request: Request, comparison_id: str, *, params: Collection[str] = ()
+) -> tuple[ComparisonStore, ComparisonRecord]:
+    """:func:`_readable` for other routers that show a comparison (the consultation pages)."""
+    return _readable(request, comparison_id, params=params)
 
 
 def _may_read_any(request: Request) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 
 from civictwin.catalog.metadata import CATALOG
 from civictwin.catalog.quality import QUALITY
-from civictwin.config import CONFIG_FILENAME, AccessLevel, SourceConfig, SourceKind, TwinConfig
+from civictwin.config import CONFIG_FILENAME, REMOTE_KINDS, AccessLevel, SourceConfig, SourceKind, TwinConfig
 from civictwin.errors import ConfigError
 from civictwin.store.base import GEOMETRY, Store
 from civictwin.store.personal import PERSONAL_DATA
@@ -97,14 +97,14 @@ def mark_personal(store: Store, config: TwinConfig) -> None:
 def _check_declared(
     config: TwinConfig, table: str, columns: Mapping[str, str], found: list[SourceConfig]
 ) -> None:
-    """Refuse a declared personal column a vector source's table lacks (a typo would publish the real one).
+    """Refuse a declared personal column a vector or API source's table lacks (a typo would publish the real one).
 
     Columns the source's ``columns`` option leaves out are not stored, hence fine; those that became the
     geometry (``x``, ``y``, ``wkt``) belong to ``personal_locations`` instead. Grids keep numeric
     columns only, and 3D city models hold attributes as JSON, so neither is checked here.
     """
     for source in found:
-        if source.kind != SourceKind.VECTOR:
+        if source.kind != SourceKind.VECTOR and source.kind not in REMOTE_KINDS:
             continue
         geometry = {source.x, source.y, source.wkt}
         missing = [

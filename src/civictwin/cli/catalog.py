@@ -20,24 +20,25 @@ from civictwin.cli import app, console
 from civictwin.config import load_config
 from civictwin.export import FORMATS, export_dataset
 from civictwin.export.layers import atomic_path
-from civictwin.store.base import RecordReader
-from civictwin.store.duckdb import DuckDBStore
+from civictwin.store.base import RecordReader, Store
 from civictwin.store.observations import observations_path, open_observations
+from civictwin.store.opening import open_store
 
 TWIN_DIR = typer.Argument(Path("."), help="Directory holding twin.toml.", show_default=True)
 JSON_LD = typer.Option(None, "--json-ld", help="Also write the JSON-LD document to this file.")
 HTML = typer.Option(None, "--html", help="Also write a self-contained HTML page to this file.")
 
 
-def _open(twin_dir: Path) -> DuckDBStore:
-    return DuckDBStore.open(load_config(twin_dir).store_path)
+def _open(twin_dir: Path) -> Store:
+    return open_store(load_config(twin_dir))
 
 
 @contextmanager
 def _records(twin_dir: Path) -> Iterator[RecordReader]:
     """The twin's records, with its datastreams' when it has observations."""
-    path = load_config(twin_dir).store_path
-    with DuckDBStore.open(path) as store:
+    config = load_config(twin_dir)
+    path = config.store_path
+    with open_store(config) as store:
         if not observations_path(path).is_file():
             yield store
             return

@@ -394,6 +394,9 @@ def compare(
     run_id: str | None = RUN_ID,
     cluster: str | None = CLUSTER,
     cluster_timeout: float | None = CLUSTER_TIMEOUT,
+    question: str = typer.Option(
+        "", "--question", help="The question the comparison answers, in plain words (its consultation page)."
+    ),
 ) -> None:
     """Compare plans with a baseline over several seeds; print the KPI table and write the report."""
     from civictwin.compare import report_ensemble
@@ -413,7 +416,9 @@ def compare(
         cluster_timeout_s=cluster_timeout,
     )
     with console.status("writing the comparison, maps and report"):
-        comparison, report = report_ensemble(ensemble, baseline=ensemble.scenarios[0].name, packages=packages)
+        comparison, report = report_ensemble(
+            ensemble, baseline=ensemble.scenarios[0].name, packages=packages, question=question
+        )
     console.print(_side_by_side(comparison))
     for sentence in [
         *comparison.record.summary,

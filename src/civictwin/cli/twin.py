@@ -1,4 +1,4 @@
-"""Twin commands: ``init``, ``build``, ``demo``, ``layers`` and ``find``."""
+"""Twin commands: ``init``, ``build``, ``refresh``, ``demo``, ``layers`` and ``find``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from civictwin.cli import app, console
 from civictwin.config import CONFIG_FILENAME, load_config
 from civictwin.errors import ConfigError
 from civictwin.model.names import NameSearch, find_by_name
-from civictwin.store.duckdb import DuckDBStore
+from civictwin.store.opening import open_store
 from civictwin.templates import twin_template
 
 TWIN_DIR = typer.Argument(Path("."), help="Directory holding twin.toml.", show_default=True)
@@ -72,6 +72,22 @@ def build(twin_dir: Path = TWIN_DIR) -> None:
 
 
 @app.command()
+def refresh(twin_dir: Path = TWIN_DIR) -> None:
+    """Ask every source whether it changed (conditional requests to APIs); rebuild the twin only if one did."""
+    from civictwin.refresh import refresh_twin
+
+    config = load_config(twin_dir)
+    with build_progress() as on_step:
+        result = refresh_twin(config, on_step=on_step)
+    for check in result.checks:
+        console.print(f"{check.source}: {check.line}", markup=False, highlight=False)
+    if result.summary is None:
+        console.print("Nothing changed: the twin was not rebuilt.")
+    else:
+        print_summary(result.summary)
+
+
+@app.command()
 def demo(
     twin_dir: Path = typer.Option(Path("demo-twin"), "--dir", help="Where to build the demo twin."),
 ) -> None:
@@ -100,7 +116,7 @@ def demo(
 def layers(twin_dir: Path = TWIN_DIR) -> None:
     """List the twin's layers with their row counts and columns."""
     config = load_config(twin_dir)
-    with DuckDBStore.open(config.store_path) as store:
+    with open_store(config) as store:
         table = Table(title=f"{config.twin.name}: layers ({store.crs})")
         table.add_column("layer")
         table.add_column("rows", justify="right")
@@ -127,7 +143,7 @@ def print_summary(summary: BuildSummary) -> None:
         console.print("Quality highlights", style="bold")
         for line in summary.highlights:
             console.print(f"  • {line}", highlight=False, style="bold yellow" if "warning:" in line else None)
-    console.print(Text.assemble("Store: ", (str(summary.store_path), "bold")))
+    console.print(Text.assemble("Store: ", (summary.store or str(summary.store_path), "bold")))
 
 
 @app.command()
@@ -136,7 +152,7 @@ def find(
     name: str = typer.Argument(..., help="Part of a street or place name (case and accents ignored)."),
 ) -> None:
     """Find streets and places by (part of) their name: edge ids, OSM ids and where they are."""
-    with DuckDBStore.open(load_config(twin_dir).store_path) as store:
+    with open_store(load_config(twin_dir)) as store:
         print_search(find_by_name(store, name))
 
 

@@ -77,11 +77,13 @@ def compare(
     plans: Sequence[str],
     layers: TwinLayers,
     created: str | None = None,
+    question: str = "",
 ) -> Comparison:
     """KPIs, differences, summary and table statistics of ``baseline`` and ``plans`` for every engine.
 
     ``runs[engine][scenario]`` are the saved seeds; ``layers`` the twin layers the engines' tables map
-    onto (an empty :class:`TwinLayers` gives tables without shapes).
+    onto (an empty :class:`TwinLayers` gives tables without shapes); ``question`` the plain-words
+    question the comparison answers, for its consultation page.
     """
     if not plans:
         raise ScenarioError("a comparison needs a baseline and at least one plan")
@@ -129,6 +131,7 @@ def compare(
         kpis=kpis,
         differences=differences,
         summary=summary_sentences(baseline, kpis, differences, seeds),
+        question=question,
     )
     reports = {e.name: e.report(ordered[e.name]) for e in engines if isinstance(e, Reports)}
     notes = [
@@ -139,7 +142,7 @@ def compare(
     return Comparison(record=record, means=means, diffs=diffs, reports=reports, notes=notes)
 
 
-def compare_ensemble(ensemble: Ensemble, *, baseline: str | None = None) -> Comparison:
+def compare_ensemble(ensemble: Ensemble, *, baseline: str | None = None, question: str = "") -> Comparison:
     """The comparison of an ensemble: its first scenario (or ``baseline``) against all others."""
     names = [s.name for s in ensemble.scenarios]
     base_name = baseline or names[0]
@@ -153,6 +156,7 @@ def compare_ensemble(ensemble: Ensemble, *, baseline: str | None = None) -> Comp
         baseline=base_name,
         plans=[n for n in names if n != base_name],
         layers=layers,
+        question=question,
     )
 
 
@@ -202,10 +206,14 @@ def ensemble_manifest(
 
 
 def report_ensemble(
-    ensemble: Ensemble, *, baseline: str | None = None, packages: Mapping[str, str] | None = None
+    ensemble: Ensemble,
+    *,
+    baseline: str | None = None,
+    packages: Mapping[str, str] | None = None,
+    question: str = "",
 ) -> tuple[Comparison, Path]:
     """Compare an ensemble and write all its files into its comparison folder; returns the report path."""
-    comparison = compare_ensemble(ensemble, baseline=baseline)
+    comparison = compare_ensemble(ensemble, baseline=baseline, question=question)
     notes = (
         [f"{len(ensemble.resumed)} seed run(s) were reused from an earlier, identical run."]
         if ensemble.resumed

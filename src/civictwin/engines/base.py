@@ -125,9 +125,11 @@ class TwinContext:
     @contextmanager
     def open_store(self) -> Iterator[Store]:
         """The twin's store, read-only, closed when the block ends."""
-        from civictwin.store.duckdb import DuckDBStore
+        from civictwin.store.opening import open_store
 
-        with DuckDBStore.open(self.store_path, read_only=True) as store:
+        if self.config is None:
+            raise StoreError(f"no {CONFIG_FILENAME} here, so no store to read", path=self.twin_dir)
+        with open_store(self.config) as store:
             yield store
 
     def catalog(self) -> dict[str, dict[str, Any]]:

@@ -16,7 +16,7 @@ from civictwin.config import TwinConfig
 from civictwin.readiness.assess import ReadinessReport, assess
 from civictwin.readiness.holdings import gather
 from civictwin.readiness.templates import UseCase, find_template
-from civictwin.store.duckdb import DuckDBStore
+from civictwin.store.opening import open_store
 
 __all__ = ["ReadinessReport", "readiness_report", "record_kinds", "template_folders"]
 
@@ -33,7 +33,7 @@ def readiness_report(
     """The readiness of the twin of ``config`` for ``use_case`` (a template name), as of ``now``."""
     template = find_template(use_case, template_folders(config, templates))
     kinds = record_kinds(template)
-    with DuckDBStore.open(config.store_path) as store:
+    with open_store(config) as store:
         holdings = gather(config, store, record_kinds=kinds)
     return assess(template, holdings, now=now or datetime.now(UTC))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from civictwin.config import SourceConfig, SourceKind
+from civictwin.config import REMOTE_KINDS, SourceConfig, SourceKind
 from civictwin.sources.base import BuildContext, IngestResult
 
 Reader = Callable[[SourceConfig, BuildContext], IngestResult]
@@ -36,6 +36,10 @@ def reader_for(kind: SourceKind) -> Reader:
         from civictwin.sources.mobility import ingest as mobility_ingest
 
         return mobility_ingest
+    if kind in REMOTE_KINDS:
+        from civictwin.sources.platform import ingest as platform_ingest
+
+        return platform_ingest
     if kind is SourceKind.GRID:
         from civictwin.sources.grid import ingest as grid_ingest
 

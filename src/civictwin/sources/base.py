@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shapely.geometry.base import BaseGeometry
 
 from civictwin.config import SourceConfig, TwinConfig
 from civictwin.store.base import Store
+
+if TYPE_CHECKING:
+    from civictwin.sources.remote import Snapshot
 
 ProgressCallback = Callable[[str], None]
 
@@ -30,6 +33,8 @@ class BuildContext:
     area: BaseGeometry
     crs: str
     report: ProgressCallback = field(default=lambda _msg: None)
+    snapshots: dict[str, Snapshot] = field(default_factory=dict)
+    """Remote sources' snapshots already fetched (by ``civictwin refresh``), by source name."""
 
     def path_of(self, source: SourceConfig) -> Path:
         """The source's file, resolved against the twin directory."""
@@ -58,3 +63,5 @@ class IngestResult:
     source: SourceConfig
     path: Path
     layers: list[IngestedLayer]
+    lineage: dict[str, Any] = field(default_factory=dict)
+    """Extra lineage parameters of the source's tables (a remote source's retrieval and validators)."""

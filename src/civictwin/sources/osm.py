@@ -1,4 +1,4 @@
-"""OSM PBF reader: roads, buildings, POIs, green areas, trees, land use and water, in one pass.
+"""OSM PBF reader: roads, buildings, POIs, green areas, trees, land use, water and addresses, in one pass.
 
 DuckDB's C++ PBF reader (``ST_ReadOSM``) decodes the file on all cores. Node coordinates are
 projected to the twin's metric CRS once, so every geometry is assembled directly in that CRS: ways
@@ -62,7 +62,8 @@ _IS_POI = (
     + " OR ".join(f"tags['{k}'] IS NOT NULL" for k in POI_KEYS if k != "leisure")
     + f" OR (tags['leisure'] IS NOT NULL AND tags['leisure'] NOT IN {_in(GREEN_LEISURE)}))"
 )
-_IS_NODE_FEATURE = f"({_IS_POI} OR tags['natural'] = 'tree')"
+_HAS_ADDRESS = "tags['addr:housenumber'] IS NOT NULL"
+_IS_NODE_FEATURE = f"({_IS_POI} OR tags['natural'] = 'tree' OR {_HAS_ADDRESS})"
 _POI_CATEGORY = "CASE " + " ".join(f"WHEN tags['{k}'] IS NOT NULL THEN '{k}'" for k in POI_KEYS) + " END"
 _POI_VALUE = "coalesce(" + ", ".join(f"tags['{k}']" for k in POI_KEYS) + ")"
 
@@ -110,9 +111,9 @@ def _decode(con: duckdb.DuckDBPyConnection, path: Path, crs: str) -> None:
     whose location is not a valid longitude/latitude, or does not project to finite coordinates
     (a whole-planet file in a UTM zone reaches points 90° from its meridian), gets no coordinates:
     ways treat it as missing from the extract and a POI or tree on it counts as having no geometry.
-    Node tags are kept only for the nodes that become features (POIs, trees): most tagged nodes are
-    crossings, addresses and the like, and keeping their tag maps would cost time and memory for
-    nothing.
+    Node tags are kept only for the nodes that become features (POIs, trees, addresses): most tagged
+    nodes are crossings, signals and the like, and keeping their tag maps would cost time and memory
+    for nothing.
     """
     try:
         con.execute(
@@ -278,7 +279,24 @@ def _layers() -> list[_Layer]:
             FROM areas WHERE {_IS_WATER}""",
             polygonal=True,
         ),
+        _Layer(
+            "addresses",
+            "Addresses",
+            f"""SELECT id AS osm_id, 'node' AS osm_type, {_ADDRESS_COLUMNS}, ST_Point(x, y) AS geom
+            FROM nodes WHERE {_HAS_ADDRESS}
+            UNION ALL
+            SELECT osm_id, osm_type, {_ADDRESS_COLUMNS}, ST_PointOnSurface(geom)
+            FROM areas WHERE {_HAS_ADDRESS}""",
+            polygonal=False,
+        ),
     ]
+
+
+# An address: its street (or, without one, the place it belongs to), house number, postcode and city.
+_ADDRESS_COLUMNS = (
+    "coalesce(tags['addr:street'], tags['addr:place']) AS street, tags['addr:housenumber'] AS housenumber, "
+    "tags['addr:postcode'] AS postcode, tags['addr:city'] AS city"
+)
 
 
 def _write_layer(con: duckdb.DuckDBPyConnection, layer: _Layer, ctx: BuildContext) -> IngestedLayer:
@@ -321,6 +339,7 @@ _COMPLETENESS = {
     "trees": {"species": "species IS NOT NULL"},
     "landuse": {"name": "name IS NOT NULL"},
     "water": {"name": "name IS NOT NULL"},
+    "addresses": {"street": "street IS NOT NULL", "postcode": "postcode IS NOT NULL"},
 }  # fmt: skip
 
 

@@ -1,14 +1,19 @@
 """The storage interface every backend implements; callers never write SQL themselves.
 
 A twin's store holds layer tables (one geometry column named ``geometry``, in the twin's metric CRS)
-and governance records (catalogue, lineage, quality) keyed by kind and dataset name.
+and governance records (catalogue, lineage, quality) keyed by kind and dataset name. Every write
+replaces the store's version marker (``meta``/``version``: a random id and the time), so a build, or
+any later change, gives the store a new identity for caches and the API's reload, whatever the
+backend.
 """
 
 from __future__ import annotations
 
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import geopandas as gpd
@@ -16,6 +21,10 @@ import pandas as pd
 import pyarrow as pa
 
 GEOMETRY = "geometry"
+
+VERSION_KEY = "version"
+"""Key of the version marker among the ``meta`` records (see :func:`new_version`); backends replace
+it on every :meth:`Store.write_table` and :meth:`Store.put_record`."""
 
 Bounds = tuple[float, float, float, float]
 
@@ -114,3 +123,21 @@ class Store(ABC):
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def new_version() -> dict[str, str]:
+    """A fresh version marker: a random id and the time (UTC) the store was changed."""
+    return {"id": uuid.uuid4().hex, "written_at": datetime.now(UTC).isoformat()}
+
+
+def version_of(store: Store) -> str:
+    """The version marker's id of an open store.
+
+    A store made before markers existed is identified by its build time, or else as ``unversioned``.
+    """
+    meta = store.records("meta")
+    marker = meta.get(VERSION_KEY, {}).get("id")
+    if marker:
+        return str(marker)
+    built = meta.get("twin", {}).get("built_at")
+    return f"built-{built}" if built else "unversioned"

@@ -22,7 +22,7 @@ import shapely
 from civictwin import durable
 from civictwin.errors import StoreError
 from civictwin.locking import LockHeld, exclusive
-from civictwin.store.base import GEOMETRY, Bounds, Store, TableInfo
+from civictwin.store.base import GEOMETRY, VERSION_KEY, Bounds, Store, TableInfo, new_version
 
 _RECORDS = "_records"
 # A letter or "_", then letters, digits or "_" (any script: "Einwohner_Männlich", "Πληθυσμός"), at
@@ -176,6 +176,7 @@ class DuckDBStore(Store):
             self._con.execute(f"CREATE OR REPLACE TABLE {quote(name)} AS SELECT {select} FROM _incoming")
         finally:
             self._con.unregister("_incoming")
+        self._write_version()
         return int(arrow.num_rows) if isinstance(arrow, pa.Table) else self._count(name)
 
     def read_table(
@@ -245,6 +246,12 @@ class DuckDBStore(Store):
             f"INSERT OR REPLACE INTO {_RECORDS} VALUES (?, ?, ?)",
             [kind, key, json.dumps(record, default=str)],
         )
+        if (kind, key) != ("meta", VERSION_KEY):
+            self._write_version()
+
+    def _write_version(self) -> None:
+        """Replace the version marker: the store has changed."""
+        self.put_record("meta", VERSION_KEY, new_version())
 
     def records(self, kind: str) -> dict[str, dict[str, Any]]:
         rows = self._con.execute(

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import numpy as np
@@ -93,6 +93,20 @@ class FeaturePage:
 
     features: list[str]
     matched: int
+
+
+class FeatureSource(Protocol):
+    """What the API reads features through, whatever the backend (DuckDB: :class:`FeatureReader`)."""
+
+    layers: dict[str, LayerInfo]
+
+    def page(self, layer: str, query: FeatureQuery) -> FeaturePage:
+        """One page of ``layer`` in id order and the number of features matching ``query``."""
+        ...
+
+    def feature(self, layer: str, feature_id: int, *, in_store_crs: bool = False) -> str | None:
+        """One feature of ``layer`` as GeoJSON text, or None when there is no such id."""
+        ...
 
 
 def open_published(path: Path) -> DuckDBStore:

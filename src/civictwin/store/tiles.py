@@ -9,6 +9,7 @@ encoding anything.
 from __future__ import annotations
 
 import re
+from typing import Protocol
 
 from civictwin.store.base import GEOMETRY, Bounds
 from civictwin.store.features import WORK_SCHEMA, FeatureReader, LayerInfo, ident, literal
@@ -50,6 +51,18 @@ def tile_bounds_3857(z: int, x: int, y: int, *, pad: float = 0.0) -> Bounds:
 def valid_tile(z: int, x: int, y: int) -> bool:
     """Whether z/x/y names a tile of the Web Mercator quad tree up to :data:`MAX_ZOOM`."""
     return 0 <= z <= MAX_ZOOM and 0 <= x < 2**z and 0 <= y < 2**z
+
+
+class TileSource(Protocol):
+    """What the API renders tiles through, whatever the backend (DuckDB: :class:`TileRenderer`)."""
+
+    def layers(self) -> list[str]:
+        """Layers that have geometry, hence tiles."""
+        ...
+
+    def render(self, layer: str, z: int, x: int, y: int) -> bytes | None:
+        """The MVT of ``layer`` at z/x/y, None when empty."""
+        ...
 
 
 class TileRenderer:

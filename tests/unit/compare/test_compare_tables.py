@@ -110,6 +110,7 @@ def comparison(runs: dict[str, dict[str, list[SeedRecord]]]) -> Comparison:
         plans=["close_x", "zone_30"],
         layers=LAYERS,
         created="2026-11-22T01:00:00+00:00",
+        question="Should street x close to cars?",
     )
 
 
@@ -250,6 +251,7 @@ def test_written_files_follow_the_runs_layout_and_the_api_contract(
         "diff_close_x.parquet", "diff_zone_30.parquet", "mean_baseline.parquet", "mean_close_x.parquet", "mean_zone_30.parquet",
     ]  # fmt: skip
     document = ComparisonRecord.model_validate_json((directory / "comparison.json").read_bytes())
+    assert document.question == "Should street x close to cars?"  # for the consultation page
     assert document.plans == ["close_x", "zone_30"] and document.table("roads.zones").layer == "zones"
     assert json.loads((directory / "comparison.json").read_text())["kpis"][0]["ci_low"] is not None
     # the API lists it as complete and serves its tables in WGS84

@@ -10,6 +10,7 @@ import pytest
 from traffic_tiny_twin import tiny_inputs
 
 from civictwin.engines.traffic.demand import DemandError, DemandParams
+from civictwin.engines.traffic.engine import TrafficEngine
 from civictwin.engines.traffic.layers import base_od
 from civictwin.engines.traffic.params import TrafficParams
 from civictwin.engines.traffic.prepare import prepare_scenario
@@ -67,3 +68,8 @@ def test_phone_prior_scales_the_gravity_rows_to_the_phone_origin_totals(tmp_path
         "the gravity model with origin totals from the phone-based OD matrix (table mobility_od), hour 8:00; "
         "12.0 trips with one end outside the area left out"
     )
+
+
+def test_a_comparison_derived_from_phone_data_is_guarded_by_its_access_level() -> None:
+    # the API shows a comparison only to callers who may read every layer its engines read
+    assert "mobility_od" in TrafficEngine.reads

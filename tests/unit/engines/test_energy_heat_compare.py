@@ -139,6 +139,9 @@ def test_every_seed_saved_every_declared_table_complete_and_no_solweig_rasters(c
                 assert {*spec.key, *(column for column, _ in spec.values)} <= set(frame.columns)
                 assert not frame.duplicated(list(spec.key)).any()
             assert not (seed / "work" / "solweig").exists()
+    # the body's absorption is not sampled by default, so both seeds of a scenario share one Tmrt
+    for scenario in ("baseline", "mixed"):
+        assert len(list((compared / "work" / "heat" / scenario / "tmrt").glob("tmrt-*.npy"))) == 1
     energy_zones = pd.read_parquet(compared / "seeds" / "energy" / "baseline" / "seed_1" / "zones.parquet")
     assert sorted(energy_zones["zone_id"]) == ["east", "west"]
 

@@ -60,11 +60,25 @@ def test_layers_classify_tags(tmp_path: Path, osm_context: Context) -> None:
         31: (LON0, LAT0 + 0.003, {"amenity": "cafe", "name": "Café"}),
         32: (LON0 + 0.0005, LAT0 + 0.003, {"natural": "tree", "species": "Tilia"}),
         33: (LON0 + 0.001, LAT0 + 0.003, {"shop": "bakery"}),
+        34: (
+            LON0 + 0.0015,
+            LAT0 + 0.003,
+            {"addr:street": "Testikatu", "addr:housenumber": "5", "addr:postcode": "00100"},
+        ),
         41: (LON0, LAT0 + 0.005, {}),
         42: (LON0 + 0.002, LAT0 + 0.005, {}),
     }
     ways = {
-        100: ([1, 2, 3, 4, 1], {"building": "apartments", "building:levels": "5", "shop": "kiosk"}),
+        100: (
+            [1, 2, 3, 4, 1],
+            {
+                "building": "apartments",
+                "building:levels": "5",
+                "shop": "kiosk",
+                "addr:place": "Testikylä",
+                "addr:housenumber": "7b",
+            },
+        ),
         101: ([11, 12, 13, 14, 11], {"leisure": "park", "name": "Esplanadi"}),
         102: ([21, 22, 23, 24, 21], {"landuse": "residential"}),
         103: ([41, 42], {"highway": "residential", "name": "Testikatu", "maxspeed": "30"}),
@@ -72,7 +86,14 @@ def test_layers_classify_tags(tmp_path: Path, osm_context: Context) -> None:
     }
     ctx = osm_context(write_pbf(tmp_path / "mix.osm.pbf", nodes, ways))
     layers = _layers(ctx)
-    assert layers == {"buildings": 1, "roads": 1, "pois": 3, "green": 1, "trees": 1, "landuse": 1, "water": 0}
+    assert layers == {
+        "buildings": 1, "roads": 1, "pois": 3, "green": 1, "trees": 1, "landuse": 1, "water": 0, "addresses": 2
+    }  # fmt: skip
+    addresses = ctx.store.read_table("addresses").sort_values("osm_id")
+    assert list(addresses["osm_type"]) == ["node", "way"]
+    assert list(addresses["street"]) == ["Testikatu", "Testikylä"]  # addr:place without addr:street
+    assert list(addresses["housenumber"]) == ["5", "7b"]
+    assert list(addresses["postcode"].fillna("")) == ["00100", ""]
     pois = ctx.store.read_table("pois").sort_values("subcategory")
     assert list(pois["subcategory"]) == ["bakery", "cafe", "kiosk"]
     assert list(pois["category"]) == ["shop", "amenity", "shop"]

@@ -15,6 +15,8 @@ docs/methods-heat.md states this limit.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,9 +26,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from civictwin import durable
 from civictwin.engines.heat.rasters import Surface
 from civictwin.engines.heat.weather import HotDay
 from civictwin.errors import EngineError
+from civictwin.locking import exclusive
 
 # UTCI assessment scale, heat side (Błażejczyk et al. 2013, Geographia Polonica 86(1), table 1), °C.
 HEAT_STRESS_CLASSES: tuple[tuple[str, float], ...] = (
@@ -51,8 +55,56 @@ def mean_radiant_temperature(
     *,
     params: ComfortParameters,
     workdir: Path,
+    cache_dir: Path | None = None,
 ) -> NDArray[np.float32]:
-    """Tmrt (°C) per hour in ``hours`` (indices into ``day``) and cell: an (hours, rows, cols) array."""
+    """Tmrt (°C) per hour in ``hours`` (indices into ``day``) and cell: an (hours, rows, cols) array.
+
+    With ``cache_dir`` the result is kept there under a hash of everything it depends on (heights,
+    canopy, cover, cell size, the hours' weather, the place, the body's absorption, solweig's
+    version): the seeds of a scenario that draw the same absorption (all of them unless assumed
+    ranges are sampled) run SOLWEIG once, and a seed arriving while another computes it waits for
+    that result instead of computing it again.
+    """
+    if cache_dir is None:
+        return _solweig_tmrt(surface, day, hours, params=params, workdir=workdir)
+    key = _tmrt_key(surface, day, hours, params)
+    target = cache_dir / f"tmrt-{key}.npy"
+    with exclusive(cache_dir / f"tmrt-{key}.lock", wait=True):
+        if target.is_file():
+            return np.asarray(np.load(target), dtype=np.float32)
+        tmrt = _solweig_tmrt(surface, day, hours, params=params, workdir=workdir)
+        with durable.atomic_path(target) as partial:
+            np.save(partial, tmrt)
+    return tmrt
+
+
+def _tmrt_key(surface: Surface, day: HotDay, hours: list[int], params: ComfortParameters) -> str:
+    """A hash of every input of :func:`_solweig_tmrt` (SHA-256, hex, first 32 characters)."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256()
+    for grid in (surface.building_height_m, surface.canopy_height_m, surface.cover):
+        array = np.ascontiguousarray(grid)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    weather = [
+        (str(day.times[i]), day.temp_air_c[i], day.relative_humidity_pct[i], day.ghi_wm2[i],
+         day.wind_speed_ms[i], day.dni_wm2[i], day.dhi_wm2[i])
+        for i in hours
+    ]  # fmt: skip
+    digest.update(
+        json.dumps(
+            [surface.grid.cell_m, weather, day.latitude, day.longitude, day.utc_offset_h, params.abs_k,
+             version("solweig")]
+        ).encode()
+    )  # fmt: skip
+    return digest.hexdigest()[:32]
+
+
+def _solweig_tmrt(
+    surface: Surface, day: HotDay, hours: list[int], *, params: ComfortParameters, workdir: Path
+) -> NDArray[np.float32]:
+    """SOLWEIG's Tmrt for ``hours``: walls, sky view factors and shadows, then each hour's radiation."""
     import solweig
 
     logging.getLogger("solweig").setLevel(logging.ERROR)

@@ -10,6 +10,7 @@ of map blocks, which carries its own polygons.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Mapping
 from functools import cached_property
@@ -110,7 +111,7 @@ class HeatEngine:
         day = read_hot_day(self.weather_file(twin, settings))
         with twin.open_store() as store:
             layers = read_layers(store)
-        return prepare_inputs(
+        inputs = prepare_inputs(
             layers,
             day,
             heat_interventions(scenario),
@@ -118,6 +119,9 @@ class HeatEngine:
             origin=scenario.origin,
             base_dir=scenario.base_dir,
         )
+        # SOLWEIG's Tmrt depends on the scenario's surface, not on the seed's draw unless the body's
+        # absorption is sampled: the scenario's seeds share it (computed once, by the first to need it)
+        return dataclasses.replace(inputs, tmrt_cache=workdir / "tmrt")
 
     def run(self, inputs: HeatInputs, *, seed: int, workdir: Path) -> EngineResult:
         """One seed: cooling, radiation and UTCI on the grid; KPIs, zones and map blocks.

@@ -56,9 +56,19 @@ def ucm_inputs(surface: Surface, values: dict[str, float]) -> dict[str, NDArray[
 
 
 def simulate(
-    surface: Surface, day: HotDay, hours: list[int], values: dict[str, float], *, workdir: Path
+    surface: Surface,
+    day: HotDay,
+    hours: list[int],
+    values: dict[str, float],
+    *,
+    workdir: Path,
+    tmrt_cache: Path | None = None,
 ) -> Grids:
-    """Air temperature, cooling and peak UTCI per cell for one draw of the parameters."""
+    """Air temperature, cooling and peak UTCI per cell for one draw of the parameters.
+
+    ``tmrt_cache``: where SOLWEIG's Tmrt is kept between seeds (see
+    :func:`~civictwin.engines.heat.comfort.mean_radiant_temperature`); None computes it here.
+    """
     inputs = ucm_inputs(surface, values)
     cooling = urban_cooling(
         shade=inputs["shade"],
@@ -76,7 +86,12 @@ def simulate(
     delta = cooling.t_air_c
     outdoor = surface.cover != Cover.BUILDING
     tmrt = mean_radiant_temperature(
-        surface, day, hours, params=ComfortParameters(abs_k=values["abs_k"]), workdir=workdir
+        surface,
+        day,
+        hours,
+        params=ComfortParameters(abs_k=values["abs_k"]),
+        workdir=workdir,
+        cache_dir=tmrt_cache,
     )
     peak = np.full(surface.grid.shape, -np.inf)
     for step, hour in enumerate(hours):

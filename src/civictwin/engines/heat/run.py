@@ -78,6 +78,8 @@ class HeatInputs:
     settings: HeatSettings
     green_access_residents: np.ndarray  # residents per cell with green access
     changed_cells: int
+    tmrt_cache: Path | None = None
+    """Where the seeds of this scenario share SOLWEIG's Tmrt (None: each seed computes its own)."""
 
 
 def prepare_inputs(
@@ -149,7 +151,9 @@ def run_seed(
     """KPIs and tables (``zones``, ``cells``) of one seed (``None``: central parameter values)."""
     surface, settings = inputs.surface, inputs.settings
     values = P.sample(seed, assumed=settings.sample_assumed_ranges)
-    grids = simulate(surface, inputs.day, list(inputs.hours), values, workdir=workdir)
+    grids = simulate(
+        surface, inputs.day, list(inputs.hours), values, workdir=workdir, tmrt_cache=inputs.tmrt_cache
+    )
     door_utci = at_nearest_outdoor_cell(surface, grids.utci_peak_c)
     exposed = door_utci >= stress_class_threshold(settings.stress_class)
     zones = zone_table(surface, grids, exposed=exposed, green_access=inputs.green_access_residents)

@@ -6,7 +6,6 @@ takes 0.1–0.3 s, a real share of a single-seed run.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import functools
@@ -23,11 +22,15 @@ from civictwin.engines.traffic.interventions import TransitFrequency
 from civictwin.errors import StoreError
 from civictwin.scenarios.spec import Scenario
 from civictwin.store.base import Store
+from civictwin.store.opening import StoreLocation, open_store, store_location, store_version
 
 FrameT = TypeVar("FrameT", bound=pd.DataFrame)
 
-READS = ("network_edges", "network_nodes", "zones", "transit_stops", "transit_stop_frequency")
-"""The twin layers every traffic run reads (``transit_frequency`` adds the GTFS trips and routes)."""
+READS = ("network_edges", "network_nodes", "zones", "transit_stops", "transit_stop_frequency", "mobility_od")
+"""The twin layers every traffic run reads (``transit_frequency`` adds the GTFS trips and routes).
+
+``mobility_od`` (phone-based OD, loaded whenever the twin has it) is listed so that a comparison's
+access follows the operator's data: who may not read it sees no comparison derived from it."""
 
 
 @dataclass(frozen=True)
@@ -57,36 +60,21 @@ def load_twin(twin: Path | Store, *, twin_dir: Path | None = None, need_routes: 
     """Read network, zones and transit tables from a twin directory (``twin.toml``) or an open store.
 
     A twin directory's tables are kept in memory for the next call in this process (two twins at most).
-    The cache is keyed by the store file's identity, size and modification time (and its write-ahead
-    log's), so a rebuilt twin (the build renames a new file into place) or any write to the store is
-    read afresh. Each call gets its own shallow copies of the frames (copy-on-write), so a caller
+    The cache is keyed by the store's version marker, which every write replaces, so a rebuilt twin
+    or any write to the store is read afresh. Each call gets its own shallow copies of the frames (copy-on-write), so a caller
     changing a frame never changes the cached one.
     """
     if isinstance(twin, Store):
         return _read_inputs(twin, twin_dir or Path.cwd(), need_routes)
     config = load_config(twin)
-    path = config.store_path.resolve()
-    return _shallow_copy(_load_cached(path, config.base_dir, _file_stamp(path), need_routes))
-
-
-def _file_stamp(store_path: Path) -> tuple[tuple[int, int, int], ...]:
-    """Identity, size and modification time of the store file and of its write-ahead log, if any."""
-    stamps = []
-    for path in (store_path, store_path.with_name(store_path.name + ".wal")):
-        with contextlib.suppress(FileNotFoundError):
-            stat = path.stat()
-            stamps.append((stat.st_ino, stat.st_size, stat.st_mtime_ns))
-    return tuple(stamps)
+    location = store_location(config)
+    return _shallow_copy(_load_cached(location, config.base_dir, store_version(location), need_routes))
 
 
 @functools.lru_cache(maxsize=2)
-def _load_cached(
-    store_path: Path, twin_dir: Path, stamp: tuple[tuple[int, int, int], ...], need_routes: bool
-) -> TwinInputs:
-    """The tables of one version (``stamp``) of a store; see :func:`load_twin`."""
-    from civictwin.store.duckdb import DuckDBStore
-
-    with DuckDBStore.open(store_path, read_only=True) as store:
+def _load_cached(location: StoreLocation, twin_dir: Path, version: str, need_routes: bool) -> TwinInputs:
+    """The tables of one version (the store's version marker) of a store; see :func:`load_twin`."""
+    with open_store(location) as store:
         return _read_inputs(store, twin_dir, need_routes)
 
 

@@ -3,7 +3,8 @@
 With ``url`` (the service root, e.g. ``https://example.org/FROST-Server/v1.1``) the reader asks for
 ``Datastreams?$expand=Thing($expand=Locations),Sensor,ObservedProperty`` and then each datastream's
 ``Observations`` ordered by phenomenon time, following ``@iot.nextLink`` page after page until the
-server has no more. With ``path`` it reads one saved document of that shape (Datastreams with their
+server has no more, with the credentials named by ``token_env`` or ``username_env``/``password_env``
+(taken from the environment, :mod:`civictwin.sources.remote`). With ``path`` it reads one saved document of that shape (Datastreams with their
 Thing, Locations, Sensor, ObservedProperty and inline Observations); a saved page that still has an
 ``@iot.nextLink`` is refused, since following it needs the server.
 
@@ -29,6 +30,7 @@ from shapely.geometry.base import BaseGeometry
 from civictwin.config import SensorSourceConfig
 from civictwin.errors import SourceError, StoreError
 from civictwin.sources.observations.feed import FEED_COLUMNS, ObservationFeed
+from civictwin.sources.remote import Page, follow_pages, open_client
 from civictwin.store.observations import (
     OM_MEASUREMENT,
     DatastreamSpec,
@@ -43,9 +45,6 @@ from civictwin.store.observations import (
 )
 
 PAGE_SIZE = 1000
-MAX_PAGES = 100_000
-"""A server whose next links never end is refused after this many pages."""
-TIMEOUT_S = 60.0
 _SYMBOLS = {"°C": "Cel", "µg/m³": "ug/m3", "μg/m³": "ug/m3", "mg/m³": "mg/m3", "W/m²": "W/m2", "ppm": "[ppm]"}
 _QUALITY = {"missing": Quality.MISSING, "suspect": Quality.SUSPECT}
 _DATASTREAMS = "Datastreams?$expand=Thing($expand=Locations),Sensor,ObservedProperty&$top=100"
@@ -58,7 +57,7 @@ def read_sensorthings(
     """Read every datastream (with its observations) of a server or a saved document."""
     feed = ObservationFeed(source=source, origin=origin, datastreams=[], observations=pd.DataFrame())
     frames = []
-    for datastream, observations in _documents(origin):
+    for datastream, observations in _documents(source, origin):
         spec = _datastream(source, datastream, feed)
         if spec is None:
             continue
@@ -71,7 +70,9 @@ def read_sensorthings(
     return feed
 
 
-def _documents(origin: Path | str) -> Iterator[tuple[Mapping[str, Any], Iterator[Mapping[str, Any]]]]:
+def _documents(
+    source: SensorSourceConfig, origin: Path | str
+) -> Iterator[tuple[Mapping[str, Any], Iterator[Mapping[str, Any]]]]:
     """(datastream, its observations) from the server or the saved document."""
     if isinstance(origin, Path):
         document = _load(origin)
@@ -84,7 +85,7 @@ def _documents(origin: Path | str) -> Iterator[tuple[Mapping[str, Any], Iterator
             yield datastream, iter(datastream.get("Observations", []))
         return
     root = origin.rstrip("/")
-    with httpx.Client(timeout=TIMEOUT_S, follow_redirects=True) as client:
+    with open_client(source, accept="application/json") as client:
         for datastream in list(_pages(client, f"{root}/{_DATASTREAMS}")):
             link = datastream.get("@iot.selfLink") or f"{root}/Datastreams({datastream.get('@iot.id')})"
             yield datastream, _pages(client, f"{link}/{_OBSERVATIONS}")
@@ -92,19 +93,20 @@ def _documents(origin: Path | str) -> Iterator[tuple[Mapping[str, Any], Iterator
 
 def _pages(client: httpx.Client, url: str) -> Iterator[Mapping[str, Any]]:
     """The entities of a collection, page after page along ``@iot.nextLink``."""
-    next_url: str | None = url
-    for _ in range(MAX_PAGES):
-        if next_url is None:
-            return
+    documents: dict[int, Any] = {}
+
+    def next_link(page: Page) -> str | None:
+        link = documents.pop(page.number).get("@iot.nextLink")
+        return str(link) if link else None
+
+    for page in follow_pages(client, url, next_link, label="SensorThings server"):
         try:
-            response = client.get(next_url)
-            response.raise_for_status()
-            page = response.json()
-        except (httpx.HTTPError, json.JSONDecodeError) as exc:
-            raise SourceError(f"SensorThings server: {exc}", path=next_url) from None
-        yield from _values(page, next_url)
-        next_url = page.get("@iot.nextLink")
-    raise SourceError(f"more than {MAX_PAGES} pages: the server's next links do not end", path=url)
+            documents[page.number] = json.loads(page.body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise SourceError(
+                f"SensorThings server: page {page.number}: not valid JSON: {exc}", path=page.url
+            ) from None
+        yield from _values(documents[page.number], page.url)
 
 
 def _load(path: Path) -> Mapping[str, Any]:
@@ -132,7 +134,7 @@ def _datastream(
     name = str(raw.get("name") or raw.get("@iot.id"))
     unit = _unit(raw.get("unitOfMeasurement") or {})
     thing = raw.get("Thing") or {}
-    location = _location(thing.get("Locations") or [])
+    location = point_location(thing.get("Locations") or [])
     sensor, prop = raw.get("Sensor") or {}, raw.get("ObservedProperty") or {}
     problem = (
         "its unit is not a UCUM code"
@@ -193,7 +195,7 @@ def _unit(raw: Mapping[str, Any]) -> Unit | None:
     return None
 
 
-def _location(locations: list[Any]) -> tuple[float, float, str] | None:
+def point_location(locations: list[Any]) -> tuple[float, float, str] | None:
     """(lon, lat, name) of the first point Location (GeoJSON geometry or Feature)."""
     for entry in locations:
         if not isinstance(entry, dict):

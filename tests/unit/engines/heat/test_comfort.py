@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from heat_surfaces import small_surface
 
+from civictwin.engines.heat import comfort
 from civictwin.engines.heat.comfort import ComfortParameters, mean_radiant_temperature, utci_grid
 from civictwin.engines.heat.weather import HotDay
 
@@ -47,3 +50,32 @@ def test_solweig_puts_the_cells_north_of_a_building_in_its_shadow(tmp_path: Path
     open_ground = float(tmrt[0, 14:18, 20:28].mean())
     assert sunlit - shaded > 15.0
     assert open_ground > 45.0 and open_ground - shaded > 15.0
+
+
+def test_seeds_of_a_scenario_share_one_solweig_run_per_body_absorption(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    surface, day, cache = small_surface(), _noon(), tmp_path / "cache"
+    calls: list[float] = []
+    real = comfort._solweig_tmrt
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs["params"].abs_k)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(comfort, "_solweig_tmrt", counted)
+    first = mean_radiant_temperature(
+        surface, day, [0], params=ComfortParameters(), workdir=tmp_path / "s1", cache_dir=cache
+    )
+    again = mean_radiant_temperature(
+        surface, day, [0], params=ComfortParameters(), workdir=tmp_path / "s2", cache_dir=cache
+    )
+    assert calls == [0.7] and again.dtype == np.float32
+    np.testing.assert_array_equal(first, again)
+    # another absorption is another radiation balance: computed, and kept beside the first
+    other = mean_radiant_temperature(
+        surface, day, [0], params=ComfortParameters(abs_k=0.75), workdir=tmp_path / "s3", cache_dir=cache
+    )
+    assert calls == [0.7, 0.75] and len(list(cache.glob("tmrt-*.npy"))) == 2
+    # more absorbed shortwave warms every sunlit cell
+    assert float(other[0, 7, 4:8].mean()) > float(first[0, 7, 4:8].mean())

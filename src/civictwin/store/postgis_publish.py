@@ -1,0 +1,291 @@
+"""Feature pages and vector tiles served from a PostGIS store (``ST_AsGeoJSON``, ``ST_AsMVT``).
+
+The same answers as :class:`civictwin.store.features.FeatureReader` and
+:class:`civictwin.store.tiles.TileRenderer` give for a DuckDB store: features in WGS84 at 7 decimals
+(or as stored, at millimetres), ids counted from 0 in the order rows were written (the ``_fid``
+column every PostGIS table gets), personal columns withheld, column types named as DuckDB names them
+so the API's filters parse values the same way. Each thread gets its own connection.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import psycopg
+import shapely
+from psycopg import sql
+from pyproj import Transformer
+from shapely.geometry.base import BaseGeometry
+
+from civictwin.store.base import GEOMETRY, Bounds
+from civictwin.store.features import (
+    _TIME,
+    WGS84,
+    FeaturePage,
+    FeatureQuery,
+    LayerInfo,
+    _grow,
+    _iso,
+    _published,
+    wgs84_box,
+)
+from civictwin.store.personal import publishable
+from civictwin.store.postgis import FID, PostGISStore, connect
+from civictwin.store.tiles import BUFFER, EXTENT, valid_tile
+
+_DUCKDB_NAMES = {
+    "smallint": "SMALLINT",
+    "integer": "INTEGER",
+    "bigint": "BIGINT",
+    "numeric": "DECIMAL",
+    "real": "FLOAT",
+    "double precision": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "text": "VARCHAR",
+    "date": "DATE",
+    "timestamp without time zone": "TIMESTAMP",
+    "timestamp with time zone": "TIMESTAMP WITH TIME ZONE",
+    "jsonb": "JSON",
+    "bytea": "BLOB",
+    "geometry": "GEOMETRY",
+}
+_PER_CALL = 50
+"""Properties per ``jsonb_build_object`` call (PostgreSQL functions take at most 100 arguments)."""
+
+
+class PostGISFeatureReader:
+    """Pages of features of a PostGIS store's served schema."""
+
+    def __init__(self, store: PostGISStore) -> None:
+        self._store = store
+        self._crs = store.crs
+        self._local = threading.local()
+        self._catalog = store.records("catalog")
+        self.layers: dict[str, LayerInfo] = {t.name: self._describe(t.name, t.rows) for t in store.tables()}
+        self._select = {name: self._feature_sql(info) for name, info in self.layers.items()}
+        self._select_native = {
+            name: self._feature_sql(info, in_store_crs=True) for name, info in self.layers.items()
+        }
+
+    def connection(self) -> psycopg.Connection[Any]:
+        """This thread's connection to the store's database."""
+        con: psycopg.Connection[Any] | None = getattr(self._local, "con", None)
+        if con is None or con.closed:
+            con = self._local.con = connect(self._store.dsn)
+        return con
+
+    @property
+    def srid(self) -> int:
+        """The EPSG code of the store's CRS."""
+        return self._store.srid
+
+    def table(self, name: str) -> sql.Composed:
+        """``name`` qualified with the served schema."""
+        return sql.SQL("{}").format(sql.Identifier(self._store.schema, name))
+
+    def _describe(self, name: str, rows: int) -> LayerInfo:
+        found = self.connection().execute(
+            "SELECT column_name, CASE WHEN data_type = 'USER-DEFINED' THEN udt_name ELSE data_type END "
+            "FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+            "ORDER BY ordinal_position",
+            [self._store.schema, name],
+        )
+        columns = {str(c): _DUCKDB_NAMES.get(str(t), "VARCHAR") for c, t in found.fetchall() if c != FID}
+        has_geometry = columns.get(GEOMETRY) == "GEOMETRY"
+        published = publishable(columns, self._catalog.get(name))  # personal columns never leave the store
+        properties = {
+            c: columns[c] for c in published if c != GEOMETRY and columns[c] not in ("BLOB", "GEOMETRY")
+        }
+        time_column = next((c for c, t in properties.items() if _TIME.match(t)), None)
+        return LayerInfo(
+            name=name,
+            rows=rows,
+            properties=properties,
+            has_geometry=has_geometry,
+            bbox_wgs84=_published(self._store.table_bounds(name, wgs84=True)) if has_geometry else None,
+            time_column=time_column,
+            time_extent=self._time_extent(name, time_column) if time_column else None,
+        )
+
+    def _time_extent(self, name: str, column: str) -> tuple[str | None, str | None]:
+        row = (
+            self.connection()
+            .execute(
+                sql.SQL("SELECT min({c}), max({c}) FROM {t}").format(
+                    c=sql.Identifier(column), t=self.table(name)
+                )
+            )
+            .fetchone()
+        )
+        return (None, None) if row is None else (_iso(row[0]), _iso(row[1]))
+
+    def _feature_sql(self, info: LayerInfo, *, in_store_crs: bool = False) -> sql.Composed:
+        """The expression of one row of ``info``'s table as GeoJSON feature text."""
+        items = list(info.properties.items())
+        calls: list[sql.Composable] = [
+            sql.SQL("jsonb_build_object({})").format(
+                sql.SQL(", ").join(
+                    sql.SQL("{}, {}").format(sql.Literal(c), _json_value(c, t)) for c, t in part
+                )
+            )
+            for part in (items[i : i + _PER_CALL] for i in range(0, len(items), _PER_CALL))
+        ] or [sql.SQL("'{}'::jsonb")]
+        properties = sql.SQL(" || ").join(calls)
+        # As the DuckDB reader does: precision reduced in the plane (which also orients rings the same
+        # way), but not for 3D geometries, where a vertical wall would collapse to an empty polygon.
+        geometry: sql.Composable = sql.SQL("NULL")
+        if info.has_geometry:
+            transformed = "geometry" if in_store_crs else "ST_Transform(geometry, 4326)"
+            grid = "1e-3" if in_store_crs else "1e-7"
+            geometry = sql.SQL(
+                "ST_AsGeoJSON(CASE WHEN ST_Zmflag(geometry) IN (2, 3) THEN {g} "
+                "ELSE ST_ReducePrecision({g}, {grid}) END, 9, 0)::jsonb"
+            ).format(g=sql.SQL(transformed), grid=sql.SQL(grid))
+        return sql.SQL(
+            "jsonb_build_object('type', 'Feature', 'id', {fid}, 'geometry', {g}, 'properties', {p})::text"
+        ).format(fid=sql.Identifier(FID), g=geometry, p=properties)
+
+    def page(self, layer: str, query: FeatureQuery) -> FeaturePage:
+        """One page of ``layer`` in id order and the number of features matching ``query``."""
+        info = self.layers[layer]
+        clauses, params = self._where(info, query)
+        if clauses is None:
+            return FeaturePage(features=[], matched=0)
+        select = self._select_native[layer] if query.in_store_crs else self._select[layer]
+        where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")
+        window = sql.SQL(" ORDER BY {} LIMIT {} OFFSET {}").format(
+            sql.Identifier(FID), sql.Literal(int(query.limit)), sql.Literal(int(query.offset))
+        )
+        con = self.connection()
+        counted = sql.SQL("SELECT count(*) OVER (), {} FROM {}").format(select, self.table(layer))
+        rows = con.execute(counted + where + window, params).fetchall()
+        if rows:
+            return FeaturePage(features=[str(r[1]) for r in rows], matched=int(rows[0][0]))
+        count = con.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(self.table(layer)) + where, params
+        ).fetchone()
+        return FeaturePage(features=[], matched=int(count[0]) if count else 0)
+
+    def feature(self, layer: str, feature_id: int, *, in_store_crs: bool = False) -> str | None:
+        """One feature of ``layer`` as GeoJSON text, or None when there is no such id."""
+        select = self._select_native[layer] if in_store_crs else self._select[layer]
+        query = sql.SQL("SELECT {} FROM {} WHERE {} = %s").format(
+            select, self.table(layer), sql.Identifier(FID)
+        )
+        row = self.connection().execute(query, [feature_id]).fetchone()
+        return str(row[0]) if row else None
+
+    def _where(self, info: LayerInfo, query: FeatureQuery) -> tuple[list[sql.Composable] | None, list[Any]]:
+        clauses: list[sql.Composable] = []
+        params: list[Any] = []
+        if query.bbox is not None:
+            area = (
+                shapely.box(*query.bbox)
+                if query.bbox_in_store_crs
+                else self._bbox_in_store_crs(info, query.bbox)
+            )
+            if area is None:
+                return None, []
+            clauses.append(
+                sql.SQL("ST_Intersects(geometry, ST_GeomFromWKB(%s, {}))").format(
+                    sql.Literal(self._store.srid)
+                )
+            )
+            params.append(shapely.to_wkb(area))
+        if query.interval is not None and info.time_column is not None:
+            column = sql.Identifier(info.time_column)
+            if query.interval.start is not None:
+                clauses.append(sql.SQL("{} >= %s").format(column))
+                params.append(query.interval.start)
+            if query.interval.end is not None:
+                clauses.append(sql.SQL("{} <= %s").format(column))
+                params.append(query.interval.end)
+        for column_name, value in query.properties.items():
+            clauses.append(sql.SQL("{} = %s").format(sql.Identifier(column_name)))
+            params.append(value)
+        return clauses, params
+
+    def _bbox_in_store_crs(self, info: LayerInfo, bbox: Bounds) -> BaseGeometry | None:
+        if not info.has_geometry or info.bbox_wgs84 is None:
+            return None
+        clipped = wgs84_box(bbox).intersection(shapely.box(*_grow(info.bbox_wgs84)))
+        return None if clipped.is_empty else self.to_store_crs(clipped)
+
+    def to_store_crs(self, geometry: BaseGeometry) -> BaseGeometry:
+        """A WGS84 geometry densified and reprojected into the store CRS."""
+        transformer: Transformer | None = getattr(self._local, "transformer", None)
+        if transformer is None:
+            transformer = self._local.transformer = Transformer.from_crs(WGS84, self._crs, always_xy=True)
+        dense = shapely.segmentize(geometry, max_segment_length=0.002)
+        result: BaseGeometry = shapely.transform(
+            dense, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
+        )
+        return result
+
+
+class PostGISTileRenderer:
+    """One layer's tile as MVT bytes (``ST_AsMVT``), None when no feature meets it."""
+
+    def __init__(self, reader: PostGISFeatureReader) -> None:
+        self._reader = reader
+        self._sql = {name: self._tile_sql(info) for name, info in reader.layers.items() if info.has_geometry}
+
+    def layers(self) -> list[str]:
+        """Layers that have geometry, hence tiles."""
+        return sorted(self._sql)
+
+    def render(self, layer: str, z: int, x: int, y: int) -> bytes | None:
+        """The MVT of ``layer`` at z/x/y (one MVT layer named after the table), None when empty."""
+        if layer not in self._sql or not valid_tile(z, x, y):
+            return None
+        row = self._reader.connection().execute(self._sql[layer], {"z": z, "x": x, "y": y}).fetchone()
+        if row is None or not row[1]:
+            return None
+        return bytes(row[0])
+
+    def _tile_sql(self, info: LayerInfo) -> sql.Composed:
+        props = sql.SQL("").join(
+            sql.SQL(", {} AS {}").format(_mvt_value(c, t), sql.Identifier(c))
+            for c, t in info.properties.items()
+        )
+        srid = sql.Literal(self._reader.srid)
+        return sql.SQL(
+            "SELECT ST_AsMVT(q, {name}, {extent}, 'geometry', 'fid'), count(*) FROM ("
+            "SELECT ST_AsMVTGeom(ST_Transform(geometry, 3857), ST_TileEnvelope(%(z)s, %(x)s, %(y)s), "
+            "{extent}, {buffer}, true) AS geometry, {fid} AS fid{props} FROM {t} "
+            "WHERE geometry && ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => {margin}), {srid})"
+            ") q WHERE q.geometry IS NOT NULL AND NOT ST_IsEmpty(q.geometry)"
+        ).format(
+            name=sql.Literal(info.name),
+            extent=sql.Literal(EXTENT),
+            buffer=sql.Literal(BUFFER),
+            fid=sql.Identifier(FID),
+            props=props,
+            t=self._reader.table(info.name),
+            margin=sql.Literal(BUFFER / EXTENT),
+            srid=srid,
+        )
+
+
+def _json_value(column: str, dtype: str) -> sql.Composable:
+    """The SQL expression publishing ``column`` as a JSON value (NaN and infinities become null)."""
+    name = sql.Identifier(column)
+    if dtype in ("FLOAT", "DOUBLE", "DECIMAL"):
+        return sql.SQL(
+            "CASE WHEN {c} IN ('NaN', 'Infinity', '-Infinity') THEN NULL ELSE {c}::double precision END"
+        ).format(c=name)
+    if dtype.startswith("TIMESTAMP"):
+        return sql.SQL("to_char({}, 'YYYY-MM-DD\"T\"HH24:MI:SS')").format(name)
+    return name
+
+
+def _mvt_value(column: str, dtype: str) -> sql.Composable:
+    """``column`` cast to a type MVT carries (integers, floats, booleans, otherwise text)."""
+    name = sql.Identifier(column)
+    if dtype in ("SMALLINT", "INTEGER", "BIGINT", "BOOLEAN", "FLOAT", "DOUBLE"):
+        return name
+    if dtype == "DECIMAL":
+        return sql.SQL("{}::double precision").format(name)
+    return sql.SQL("{}::text").format(name)

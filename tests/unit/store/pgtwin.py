@@ -1,0 +1,98 @@
+"""A real PostgreSQL + PostGIS (Debian's packages) for the store tests, on a free loopback port.
+
+The cluster itself is started by the session fixture ``postgis`` of this folder's conftest.py.
+
+One cluster per test session: ``initdb`` into a temporary folder with password (SCRAM) logins over
+TCP, ``postgres`` started on a free port of 127.0.0.1 and stopped after the last test. As root (as in
+the CI container) the server runs as the ``postgres`` user the Debian package creates, since
+PostgreSQL refuses to run as root. A template database holds the postgis extension, so each test
+gets a fresh database of its own in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+from shapely.geometry import LineString, box
+
+BIN = Path("/usr/lib/postgresql/15/bin")
+POSTGIS_CONTROL = Path("/usr/share/postgresql/15/extension/postgis.control")
+USER = "twin"
+PASSWORD = "pw-Kx81-never-shown"
+"""The superuser's password: given to libpq through ``PGPASSWORD`` only, and searched for in outputs."""
+TEMPLATE = "with_postgis"
+
+
+@dataclass(frozen=True)
+class PostGIS:
+    """A running cluster: its port and fresh databases on demand."""
+
+    port: int
+    _counter: Iterator[int]
+
+    def url(self, database: str) -> str:
+        """The libpq URI of ``database`` (no password: that comes from ``PGPASSWORD``)."""
+        return f"postgresql://{USER}@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self, *, postgis: bool = True) -> str:
+        """A new, empty database (with the postgis extension unless ``postgis`` is False); its URI."""
+        name = f"t{next(self._counter)}"
+        self.sql("postgres", f"CREATE DATABASE {name} TEMPLATE {TEMPLATE if postgis else 'template0'}")
+        return self.url(name)
+
+    def sql(self, database: str, statement: str) -> None:
+        """Run one statement as the superuser."""
+        import psycopg
+
+        with psycopg.connect(self.url(database), password=PASSWORD, autocommit=True) as con:
+            con.execute(statement.encode())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def as_server_user(folder: Path) -> list[str]:
+    """The command prefix that runs the server's programs as a non-root user (none unless root)."""
+    if os.geteuid() != 0:
+        return []
+    owner = pwd.getpwnam("postgres")
+    for path in [folder, *folder.rglob("*")]:
+        os.chown(path, owner.pw_uid, owner.pw_gid)
+    return ["runuser", "-u", "postgres", "--"]
+
+
+CRS = "EPSG:32635"
+X0, Y0 = 385_000.0, 6_672_000.0  # Helsinki, in UTM 35N
+
+
+def layers() -> dict[str, gpd.GeoDataFrame]:
+    """Two small layers in Helsinki (buildings with a time column, a NaN and a null; roads)."""
+    buildings = gpd.GeoDataFrame(
+        {
+            "osm_id": [101, 102, 103, 104, 105],
+            "use": ["residential", "residential", "commercial", "public", "residential"],
+            "name": ["Talo A", None, "Kauppa", "Koulu", "Talo E"],
+            "height_m": [12.0, 9.0, 21.5, float("nan"), 30.0],
+            "surveyed": pd.to_datetime(
+                ["2019-01-01", "2020-01-01", "2021-01-01", "2022-01-01", "2023-01-01"]
+            ),
+        },
+        geometry=[box(X0 + i * 100, Y0, X0 + i * 100 + 20, Y0 + 20) for i in range(5)],
+        crs=CRS,
+    )
+    roads = gpd.GeoDataFrame(
+        {"highway": ["primary", "secondary"], "lanes": [2, 1]},
+        geometry=[LineString([(X0, Y0 - 50 - 40 * i), (X0 + 500, Y0 - 50 - 40 * i)]) for i in range(2)],
+        crs=CRS,
+    )
+    return {"buildings": buildings, "roads": roads}
