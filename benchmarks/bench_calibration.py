@@ -17,13 +17,16 @@ Sections (each prints a markdown table on stdout; progress goes to stderr):
   (routeSampler fits the counts directly, with no demand model behind it, so a scenario cannot reuse
   it: it is the floor of what matching counts costs).
 - ``twin``: ``calibrate_twin`` on a copy of an existing twin (``--twin``, e.g. the demo twin after
-  ``civictwin sensors import``): sites used, simulation runs, wall time and the fit before, after and
-  on held-back sites. The copy is removed at the end; the twin itself is not touched.
+  ``civictwin sensors import``): sites used, simulation runs, wall and CPU time (this process and
+  its SUMO children) and the fit before, after and on held-back sites; with ``[gateways]`` enabled in
+  the twin's ``traffic.toml``, the gateways, how many took a flow from a count and the fitted flows'
+  total against the prior's. The copy is removed at the end; the twin itself is not touched.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import subprocess
 import sys
@@ -31,10 +34,11 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from civictwin.engines.traffic.calibration import _simulate, calibrate, calibrate_twin
+from civictwin.engines.traffic.calibration import Factors, _simulate, calibrate, calibrate_twin
 from civictwin.engines.traffic.demand import DemandParams
 from civictwin.engines.traffic.fit import fit
 from civictwin.engines.traffic.inputs import TwinInputs
@@ -103,7 +107,7 @@ def synthetic(args: argparse.Namespace, work: Path) -> None:
     )
     prepared = prepare_scenario(inputs, Scenario.baseline_scenario(), work / "truth_net", params)
     log("simulating the truth")
-    truth = _simulate(prepared, TRUTH, 7, work / "truth").counts
+    truth = _simulate(prepared, Factors(od=TRUTH), 7, work / "truth").counts
     first = truth[truth["hour"] == 0]
     hourly = pd.DataFrame(
         {
@@ -138,7 +142,7 @@ def synthetic(args: argparse.Namespace, work: Path) -> None:
 def route_sampler(prepared: object, hourly: pd.DataFrame, work: Path) -> tuple[float, object, object]:
     """SUMO's tool chain alone: the prior run's routes sampled by routeSampler to the counts, simulated."""
     work.mkdir(parents=True)
-    prior = _simulate(prepared, {}, 7, work / "prior")  # type: ignore[arg-type]
+    prior = _simulate(prepared, Factors(), 7, work / "prior")
     paired = hourly.merge(prior.counts[prior.counts["hour"] == 0], on="edge_id")
     prior_fit = fit(paired["observed"], paired["vehicles"])
     routes = next((work / "prior").glob("iteration_*/vehroutes.xml"))
@@ -202,9 +206,9 @@ def twin(args: argparse.Namespace, work: Path) -> None:
         return
     copy = work / "twin"
     shutil.copytree(args.twin, copy, ignore=shutil.ignore_patterns("runs", "calibration", "*.lock"))
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), _cpu_s()
     _, record = calibrate_twin(copy, on_step=log)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, _cpu_s() - cpu_start
     kfold = record["kfold"]
     print(f"\n### {args.twin}: calibrated to its counts\n")
     print(
@@ -218,7 +222,32 @@ def twin(args: argparse.Namespace, work: Path) -> None:
         f"{elapsed:.0f} | {record['fit_before']['share_geh_ok']:.0%} | {record['fit_after']['share_geh_ok']:.0%} | "
         f"{'—' if held_before is None else f'{held_before:.0%}'} | {'—' if held_after is None else f'{held_after:.0%}'} |"
     )
+    print(f"\nCPU {cpu:.0f} s (this process and its SUMO children).")
+    fitted = record.get("gateway_flows", [])
+    simulated = {f["node"] for f in fitted}
+    prior = [f for f in record["parameters"].get("gateway_prior", []) if f["node"] in simulated]
+    if fitted:
+        counted = sum(
+            f["inbound_source"] != "stated default" or f["outbound_source"] != "stated default" for f in prior
+        )
+        print(
+            f"Gateways in the simulated network: {len(prior)} of {len(record['parameters']['gateway_prior'])}, "
+            f"{counted} with a flow from a count; first-hour flows {_first_hour_vph(prior):.0f} veh/h in "
+            f"the prior, {_first_hour_vph(fitted):.0f} fitted; {len(record.get('gateway_flags', []))} "
+            "count(s) on gateway roads flagged."
+        )
     print(f"\n{record['statement']}")
+
+
+def _first_hour_vph(flows: list[dict[str, Any]]) -> float:
+    """Inbound, through and outbound gateway flows of the first hour, summed (vehicles/hour)."""
+    return sum(sum(f[f"{kind}_vph"][0] for kind in ("inbound", "through", "outbound")) for f in flows)
+
+
+def _cpu_s() -> float:
+    """CPU seconds (user + system) of this process and its finished children (the SUMO runs)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> None:

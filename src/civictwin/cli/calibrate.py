@@ -67,6 +67,21 @@ def run(twin_dir: Path = TWIN_DIR) -> None:
         )
     console.print(table)
     console.print(record["statement"], soft_wrap=True, highlight=False)
+    flows = record.get("gateway_flows") or []
+    if flows:
+        counted = [f for f in flows if "stated default" not in f["inbound_source"] + f["outbound_source"]]
+        console.print(
+            f"Gateway flows fitted for {len(flows)} gateways ({len(counted)} with both priors from counts "
+            "on their road, the others from the stated defaults in at least one direction).",
+            soft_wrap=True,
+            highlight=False,
+        )
+    for flag in record.get("gateway_flags") or []:
+        console.print(
+            f"gateway {flag['node']}: count {flag['site']} not used: {flag['reason']}",
+            soft_wrap=True,
+            highlight=False,
+        )
     console.print(f"{record['simulation_runs']} simulations in {record['wall_s']:.0f} s; record: {path}")
 
 

@@ -34,7 +34,7 @@ def test_the_statement_never_flatters() -> None:
     assert "does not meet the DMRB / TAG M3.1 criterion of 85%" in text
     assert "No held-back validation: 1 site(s): too few to hold any back." in text
     assert text.endswith(
-        "The calibration did not converge: its last update still changed an OD factor by more than 5 %."
+        "The calibration did not converge: its last update still changed an OD or gateway factor by more than 5 %."
     )
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from traffic_tiny_twin import PARAMS, tiny_inputs
+from traffic_tiny_twin import PARAMS, tiny_inputs, with_stubs
 
 from civictwin.engines.base import TwinContext
 from civictwin.engines.traffic.calibration import (
+    Factors,
     _simulate,
     calibrate,
     latest_record,
@@ -19,6 +20,8 @@ from civictwin.engines.traffic.calibration import (
 )
 from civictwin.engines.traffic.demand import DemandError, DemandParams, OdMatrix
 from civictwin.engines.traffic.engine import TrafficEngine
+from civictwin.engines.traffic.fit import geh
+from civictwin.engines.traffic.gateways import GatewaySettings
 from civictwin.engines.traffic.prepare import prepare_scenario, with_od_factors
 from civictwin.engines.traffic.sites import CalibrationSettings, CountSites
 from civictwin.errors import EngineError
@@ -55,7 +58,7 @@ def test_calibration_recovers_counts_of_a_known_demand_and_improves_held_back_si
         }
     )
     prepared = prepare_scenario(inputs, Scenario.baseline_scenario(), tmp_path / "truth_net", params)
-    truth = _simulate(prepared, TRUTH, 7, tmp_path / "truth").counts
+    truth = _simulate(prepared, Factors(od=TRUTH), 7, tmp_path / "truth").counts
     first_hour = truth[truth["hour"] == 0]
     hourly = pd.DataFrame(
         {
@@ -107,3 +110,63 @@ def test_no_usable_site_is_an_error(tmp_path: Path) -> None:
     sites = CountSites(sites=pd.DataFrame({"site": [], "status": []}), hourly=empty)
     with pytest.raises(EngineError, match="no usable count site"):
         calibrate(tiny_inputs(tmp_path), sites, PARAMS, tmp_path / "c")
+
+
+def test_calibration_recovers_a_known_gateway_inflow_from_counts_inside_the_area(tmp_path: Path) -> None:
+    inputs = tiny_inputs(tmp_path)
+    edges, nodes = with_stubs(inputs.edges, inputs.nodes)
+    inputs = type(inputs)(**{**inputs.__dict__, "edges": edges, "nodes": nodes})
+    # counted: every edge leaving node 5, where the west gateway's road (901) joins the grid, and a few
+    # more inside; none on the gateway road itself, so its flow is not given by a count
+    leaving_5 = edges.loc[(edges["from_node"] == 5) & (edges["to_node"] != 901), "edge_id"].astype(str)
+    counted = tuple(sorted({*leaving_5, *sorted(inputs.edges["edge_id"].astype(str))[::6]}))
+    params = PARAMS.model_copy(
+        update={
+            "iterations": 1,
+            "count_edges": counted,
+            "gateways": GatewaySettings(enabled=True, inbound_vph_per_lane=100, outbound_vph_per_lane=50),
+            "calibration": CalibrationSettings(folds=2, max_iterations=1, seed=3, start_hour=8),
+        }
+    )
+    prepared = prepare_scenario(inputs, Scenario.baseline_scenario(), tmp_path / "truth_net", params)
+    truth = {("901", "inbound"): 3.0, ("901", "through"): 3.0}  # 300 veh/h enter at 901, not 100
+    counts = _simulate(prepared, Factors(gateways=truth), 7, tmp_path / "truth").counts
+    first_hour = counts[counts["hour"] == 0]
+    hourly = pd.DataFrame(
+        {
+            "site": "synthetic/" + first_hour["edge_id"],
+            "edge_id": first_hour["edge_id"],
+            "hour": 8,
+            "observed": first_hour["vehicles"].astype(float),
+        }
+    )
+    sites = CountSites(
+        sites=pd.DataFrame(
+            {
+                "site": hourly["site"],
+                "edge_id": hourly["edge_id"],
+                "heading": None,
+                "status": "used",
+                "reasons": "",
+            }
+        ),
+        hourly=hourly,
+    )
+
+    record = calibrate(inputs, sites, params, tmp_path / "calibration")
+
+    fitted = {f["node"]: f for f in record["gateway_flows"]}
+    inflow = fitted["901"]["inbound_vph"][0] + fitted["901"]["through_vph"][0]
+    assert float(geh(inflow, 300.0)) < 5.0  # the true inflow recovered within GEH < 5 (prior: 100)
+    assert float(geh(100.0, 300.0)) > 5.0
+    assert fitted["901"]["inbound_source"] == "stated default, fitted to the counts"
+    assert record["fit_after"]["rmse"] < record["fit_before"]["rmse"]
+    assert record["parameters"]["gateway_prior"][0]["inbound_vph"] == [70.0]  # 100 × (1 − 0.3 through)
+    assert "gateway flows" in record["method"] and record["gateway_flags"] == []
+    # later runs use the fitted flows
+    twin_dir = tmp_path / "twin"
+    save_record(twin_dir, record)
+    later = with_calibration(PARAMS.model_copy(update={"gateways": params.gateways}), twin_dir)
+    assert {f.node: f.inbound_vph for f in later.gateway_flows}["901"] == pytest.approx(
+        tuple(fitted["901"]["inbound_vph"])
+    )

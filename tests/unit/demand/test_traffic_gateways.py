@@ -4,57 +4,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
-import shapely
-from traffic_tiny_twin import ORIGIN, PARAMS, tiny_inputs
+from traffic_tiny_twin import PARAMS, tiny_inputs, with_stubs
 
-from civictwin.engines.traffic.gateways import Gateway, GatewaySettings, find_gateways, gateway_demand
+from civictwin.engines.traffic.calibration import counted_gateway_flows
+from civictwin.engines.traffic.gateways import (
+    STATED_DEFAULT,
+    Gateway,
+    GatewayCount,
+    GatewayFlag,
+    GatewayFlow,
+    GatewaySettings,
+    find_gateways,
+    flow_kind,
+    gateway_car_trips,
+    gateway_demand,
+    gateway_flows,
+    road_edges,
+    scaled_demand,
+    stated_flow,
+)
 from civictwin.engines.traffic.modechoice import mode_shares
 from civictwin.engines.traffic.prepare import prepare_scenario
+from civictwin.engines.traffic.report import _gateway_note
 from civictwin.engines.traffic.simulate import _car_trips
+from civictwin.engines.traffic.sites import CountSites
 from civictwin.scenarios.spec import Scenario
-
-X0, Y0 = ORIGIN
-
-
-def with_stubs(edges: gpd.GeoDataFrame, nodes: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    """The 4 × 4 grid (200 m blocks) with two roads leaving it: west of node 5 (row 1, column 0) and
-    east of node 12 (row 2, column 3), 100 m long, two-way, one lane each way."""
-    template = edges.iloc[0].to_dict()
-    stubs = []
-    for way, (inner, outer, xy_in, xy_out) in enumerate(
-        [
-            (5, 901, (X0, Y0 + 200), (X0 - 100, Y0 + 200)),
-            (12, 902, (X0 + 600, Y0 + 400), (X0 + 700, Y0 + 400)),
-        ]
-    ):
-        line = shapely.LineString([xy_out, xy_in])
-        common = {**template, "osm_id": 900 + way, "name": f"Stub {way}", "length_m": 100.0, "lanes": 1}
-        stubs.append(
-            {**common, "edge_id": f"{900 + way}_0", "from_node": outer, "to_node": inner, "geometry": line}
-        )
-        stubs.append(
-            {
-                **common,
-                "edge_id": f"-{900 + way}_0",
-                "from_node": inner,
-                "to_node": outer,
-                "geometry": shapely.reverse(line),
-            }
-        )
-    more_nodes = gpd.GeoDataFrame(
-        {"node_id": [901, 902], "degree": [1, 1]},
-        geometry=[shapely.Point(X0 - 100, Y0 + 200), shapely.Point(X0 + 700, Y0 + 400)],
-        crs=nodes.crs,
-    )
-    added = gpd.GeoDataFrame(stubs, geometry="geometry", crs=edges.crs)
-    return (
-        pd.concat([edges, added], ignore_index=True),
-        pd.concat([nodes, more_nodes], ignore_index=True),
-    )
 
 
 def test_gateways_are_the_dead_ends_at_the_outline(tmp_path: Path) -> None:
@@ -80,7 +57,7 @@ def test_gateway_flows_by_hand() -> None:
         productions=np.array([2.0, 2.0]),
         attractions=np.array([1.0, 3.0]),
         edges_by_zone={"a": ["a1"], "b": ["b1", "b2"]},
-        settings=settings,
+        flows=[stated_flow(g, settings, hours=1) for g in (west, east)],
         usable={"w_in", "w_out", "e_in", "e_out", "a1", "b1", "b2"},
     )
     od = demand.od
@@ -97,7 +74,8 @@ def test_gateway_flows_by_hand() -> None:
     assert demand.edges_by_zone["in:e"] == ["e_in"] and demand.edges_by_zone["out:w"] == ["w_out"]
     closed = gateway_demand(
         [west, east], ["a", "b"], np.array([2.0, 2.0]), np.array([1.0, 3.0]),
-        {"a": ["a1"], "b": ["b1"]}, settings, usable={"w_in", "w_out", "a1", "b1"},
+        {"a": ["a1"], "b": ["b1"]}, [stated_flow(g, settings, hours=1) for g in (west, east)],
+        usable={"w_in", "w_out", "a1", "b1"},
     )  # fmt: skip
     assert closed.od.zones == ("in:w", "out:w", "a", "b")  # the east road is closed: no trips there
 
@@ -123,3 +101,112 @@ def test_prepared_scenario_carries_gateway_trips(tmp_path: Path) -> None:
     gateway = [t for t in trips if t.trip_id.startswith("g")]
     assert abs(len(gateway) - 270) <= np.count_nonzero(od.trips % 1)  # stochastic rounding, cell by cell
     assert not PARAMS.gateways.enabled  # off unless configured
+    # the run's notes in the report say where each gateway's flows came from
+    assert prepared.gateways.sources()[0] == {
+        "node": "901",
+        "inbound": STATED_DEFAULT,
+        "outbound": STATED_DEFAULT,
+    }
+    assert _gateway_note(prepared.gateways.sources()) == (
+        " Traffic from outside through 2 gateway(s) (901: in from stated default, out from stated default; "
+        "902: in from stated default, out from stated default)."
+    )
+
+
+def test_gateway_flows_come_from_counts_on_the_gateway_road_and_bad_counts_are_flagged(
+    tmp_path: Path,
+) -> None:
+    inputs = tiny_inputs(tmp_path)
+    edges, _ = with_stubs(inputs.edges, inputs.nodes)
+    west, east = find_gateways(edges, boundary_m=50.0)
+    settings = GatewaySettings(enabled=True, inbound_vph_per_lane=100, outbound_vph_per_lane=50)
+    counts = [
+        GatewayCount("c/west/1", "900_0", "inbound", (300.0, 150.0)),  # into the area at 901: used
+        GatewayCount("c/east/2", "901_0", "outbound", (80.0, 90.0)),  # heading out on the edge coming in
+        GatewayCount("c/east/1", "-901_0", "outbound", (2000.0, 100.0)),  # above the edge's 900 veh/h
+    ]
+    flows, flags = gateway_flows([west, east], counts, edges, settings, hours=2)
+    by_node = {f.node: f for f in flows}
+    # west: the count's 300 and 150 split by the through share 0.3; outbound the stated 50 × 1 × 0.7
+    assert by_node["901"].inbound_vph == pytest.approx((210.0, 105.0))
+    assert by_node["901"].through_vph == pytest.approx((90.0, 45.0))
+    assert by_node["901"].outbound_vph == pytest.approx((35.0, 35.0))
+    assert (by_node["901"].inbound_source, by_node["901"].outbound_source) == ("c/west/1", STATED_DEFAULT)
+    # east: both counts rejected, so the stated defaults: 100 × 0.7 in, 100 × 0.3 through
+    assert by_node["902"] == stated_flow(east, settings, hours=2)
+    assert by_node["902"].inbound_vph == pytest.approx((70.0, 70.0))
+    assert [(f.site, f.node) for f in flags] == [("c/east/2", "902"), ("c/east/1", "902")]
+    assert "contradicts the edge" in flags[0].reason
+    assert "above the capacity 900 veh/h of edge -901_0" in flags[1].reason
+    assert road_edges(west, edges) == {"900_0": "inbound", "-900_0": "outbound"}  # node 5 branches
+    # a road that goes on unbranched past its first node: the next edge's count is the gateway's too
+    road = pd.DataFrame(
+        {
+            "edge_id": ["in", "next", "back", "out"],
+            "from_node": ["1", "2", "3", "2"],
+            "to_node": ["2", "3", "2", "1"],
+        }
+    )
+    assert road_edges(Gateway("1", "in", "out", 1, 1), road) == {
+        "in": "inbound",
+        "next": "inbound",
+        "out": "outbound",
+        "back": "outbound",
+    }
+
+
+def test_gateway_trips_follow_the_hourly_flows(tmp_path: Path) -> None:
+    west = Gateway("w", "w_in", "w_out", 1, 1)
+    east = Gateway("e", "e_in", "e_out", 1, 1)
+    flows = [
+        GatewayFlow(node="w", inbound_vph=(0.0, 0.0), through_vph=(40.0, 10.0), outbound_vph=(0.0, 0.0)),
+        GatewayFlow(node="e", inbound_vph=(0.0, 0.0), through_vph=(0.0, 0.0), outbound_vph=(0.0, 0.0)),
+    ]
+    usable = {"w_in", "w_out", "e_in", "e_out", "a1"}
+    args = ([west, east], ["a"], np.array([1.0]), np.array([1.0]), {"a": ["a1"]}, flows)
+    demand = gateway_demand(*args, usable=usable, window_s=5400.0)  # 1.5 hours
+    through = [(od.trips[0, 3]) for od in demand.hourly]  # in:w → out:e
+    assert through == pytest.approx([40.0, 5.0])  # the second hour counts half
+    trips = gateway_car_trips(demand, seed=1, iteration=0)
+    first = [t for t in trips if t.trip_id.startswith("g0_")]
+    second = [t for t in trips if t.trip_id.startswith("g1h0_")]
+    assert len(first) == 40 and all(0 <= t.depart_s < 3600 for t in first)
+    assert len(second) == 5 and all(3600 <= t.depart_s < 5400 for t in second)
+    assert flow_kind(demand.od.zones, 0, 3) == ("w", "through")
+    doubled = scaled_demand(demand, {("w", "through"): 2.0})
+    assert [od.trips[0, 3] for od in doubled.hourly] == pytest.approx([80.0, 10.0])
+    assert doubled.flows[0].through_vph == pytest.approx((80.0, 20.0))
+
+
+def test_count_sites_on_gateway_roads_give_the_prior_flows_over_a_two_hour_window(tmp_path: Path) -> None:
+    inputs = tiny_inputs(tmp_path)
+    edges, _ = with_stubs(inputs.edges, inputs.nodes)
+    hourly = pd.DataFrame(
+        {
+            "site": ["c/w/1"] * 3 + ["c/e/2"] * 3,
+            "edge_id": ["900_0"] * 3 + ["-901_0"] * 3,
+            "hour": [8, 9, 10] * 2,  # clock hours; the window is 08:00–10:00
+            "observed": [400.0, 200.0, 999.0, 50.0, 60.0, 70.0],
+        }
+    )
+    sites = pd.DataFrame(
+        {
+            "site": ["c/w/1", "c/e/2"],
+            "edge_id": ["900_0", "-901_0"],
+            "heading": ["inbound", "outbound"],
+            "status": ["used", "excluded"],
+            "reasons": ["", "ambiguous match: another street within 10 m"],
+        }
+    )
+    params = PARAMS.model_copy(
+        update={"demand_window_s": 7200.0, "gateways": GatewaySettings(enabled=True, through_share=0.25)}
+    )
+    flows, flags = counted_gateway_flows(edges, CountSites(sites=sites, hourly=hourly), params)
+    west = {f.node: f for f in flows}["901"]
+    assert west.inbound_vph == pytest.approx((300.0, 150.0))  # 400 and 200 × (1 − 0.25)
+    assert west.through_vph == pytest.approx((100.0, 50.0))
+    assert west.inbound_source == "c/w/1" and west.outbound_source == STATED_DEFAULT
+    assert flags == [
+        GatewayFlag("c/e/2", "902", "excluded as a count site: ambiguous match: another street within 10 m")
+    ]
+    assert counted_gateway_flows(edges, CountSites(sites=sites, hourly=hourly), PARAMS) == ([], [])  # off

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import geopandas as gpd
+import pandas as pd
+import shapely
 from shapely.geometry import box
 
 from civictwin.engines.registry import intervention_catalog
@@ -19,6 +21,7 @@ CATALOG = intervention_catalog([TrafficEngine()])
 """The traffic engine's intervention types, to parse scenarios with."""
 
 ORIGIN = (385_000.0, 6_671_000.0)
+X0, Y0 = ORIGIN
 
 
 def tiny_inputs(twin_dir: Path) -> TwinInputs:
@@ -63,3 +66,40 @@ CLOSURE = parse_scenario(
     origin="close_main.toml",
 )
 PARAMS = TrafficParams(iterations=2, demand=DemandParams(scale=2.0, distance="crowfly"))
+
+
+def with_stubs(edges: gpd.GeoDataFrame, nodes: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """The 4 × 4 grid (200 m blocks) with two roads leaving it: west of node 5 (row 1, column 0) and
+    east of node 12 (row 2, column 3), 100 m long, two-way, one lane each way."""
+    template = edges.iloc[0].to_dict()
+    stubs = []
+    for way, (inner, outer, xy_in, xy_out) in enumerate(
+        [
+            (5, 901, (X0, Y0 + 200), (X0 - 100, Y0 + 200)),
+            (12, 902, (X0 + 600, Y0 + 400), (X0 + 700, Y0 + 400)),
+        ]
+    ):
+        line = shapely.LineString([xy_out, xy_in])
+        common = {**template, "osm_id": 900 + way, "name": f"Stub {way}", "length_m": 100.0, "lanes": 1}
+        stubs.append(
+            {**common, "edge_id": f"{900 + way}_0", "from_node": outer, "to_node": inner, "geometry": line}
+        )
+        stubs.append(
+            {
+                **common,
+                "edge_id": f"-{900 + way}_0",
+                "from_node": inner,
+                "to_node": outer,
+                "geometry": shapely.reverse(line),
+            }
+        )
+    more_nodes = gpd.GeoDataFrame(
+        {"node_id": [901, 902], "degree": [1, 1]},
+        geometry=[shapely.Point(X0 - 100, Y0 + 200), shapely.Point(X0 + 700, Y0 + 400)],
+        crs=nodes.crs,
+    )
+    added = gpd.GeoDataFrame(stubs, geometry="geometry", crs=edges.crs)
+    return (
+        pd.concat([edges, added], ignore_index=True),
+        pd.concat([nodes, more_nodes], ignore_index=True),
+    )

@@ -1,8 +1,10 @@
 """Calibrating a twin's traffic demand to its counts, validated on held-back sites, as a versioned record.
 
 The method (docs/methods-calibration.md): the base person-trip matrix gets one factor per origin-
-destination pair, estimated by generalised least squares against the counts and the prior matrix
-(Cascetta & Nguyen 1988) and iterated with the simulation. Each SUMO run tells, for every count
+destination pair and, with ``[gateways]`` enabled, each gateway one factor per flow (inbound, through,
+outbound: traffic from outside the area), estimated together by generalised least squares against the
+counts and the prior (Cascetta & Nguyen 1988) and iterated with the simulation. The gateways' prior
+flows come from counts on the gateway roads where they exist, else from the stated defaults. Each SUMO run tells, for every count
 site-hour, how many vehicles of each pair it saw (SUMO's vehroute output); holding those paths fixed,
 a count is linear in the factors, so each update is a bounded linear least-squares problem
 (``scipy.optimize.lsq_linear``); the next run re-routes with the new demand. The sites are also split
@@ -36,6 +38,21 @@ from civictwin import durable
 from civictwin.config import load_config
 from civictwin.engines.traffic.demand import trip_pair
 from civictwin.engines.traffic.fit import DMRB_SHARE, Fit, fit, kfold_sites
+from civictwin.engines.traffic.gateways import (
+    GATEWAY_PREFIX,
+    STATED_DEFAULT,
+    GatewayCount,
+    GatewayDemand,
+    GatewayFlag,
+    GatewayFlow,
+    find_gateways,
+    flow_kind,
+    gateway_flows,
+    road_edges,
+    scaled_demand,
+    scaled_flows,
+)
+from civictwin.engines.traffic.gateways import window_hours as hour_shares
 from civictwin.engines.traffic.inputs import TwinInputs, load_twin
 from civictwin.engines.traffic.params import TrafficParams, load_params
 from civictwin.engines.traffic.prepare import PreparedScenario, prepare_scenario, with_od_factors
@@ -50,6 +67,10 @@ METHOD = (
     "(Cascetta & Nguyen 1988, Transportation Research B 22(6):437-455), iterated with SUMO "
     "(assignment re-simulated after each update), solved with scipy.optimize.lsq_linear"
 )
+GATEWAY_METHOD = (
+    "; gateway flows (inbound, through, outbound per gateway; prior from counts on the gateway roads "
+    "or the stated defaults) estimated jointly as further unknowns, bounded by the gateway road's capacity"
+)
 MAX_FACTOR = 10.0
 """Upper bound of an OD factor: a pair may grow tenfold at most in one calibration."""
 CONVERGED_CHANGE = 0.05
@@ -59,17 +80,36 @@ BASE_PREFIX = "t"
 _RECORD_NAME = re.compile(r"calibration-(\d{3,})\.json$")
 
 Pair = tuple[str, str]
+Flow = tuple[str, str]
+"""A gateway's flow: (node, kind), kind one of ``inbound``, ``through``, ``outbound``."""
 Step = Callable[[str], None]
 """Progress: told a short text before each simulation."""
-Simulate = Callable[[dict[Pair, float]], SeedOutcome]
-"""One simulation of the baseline with the given OD factors."""
+
+
+@dataclass(frozen=True)
+class Factors:
+    """The unknowns of a calibration: OD factors on the base matrix and factors on the gateway flows
+    (both 1 where absent)."""
+
+    od: dict[Pair, float] = dataclasses.field(default_factory=dict)
+    gateways: dict[Flow, float] = dataclasses.field(default_factory=dict)
+
+    def largest_change(self, earlier: Factors) -> float:
+        """The largest relative change of any factor from ``earlier`` (a factor near 0 counts from 0.1)."""
+        pairs = [(f, earlier.od.get(p, 1.0)) for p, f in self.od.items()]
+        pairs += [(f, earlier.gateways.get(g, 1.0)) for g, f in self.gateways.items()]
+        return max((abs(new - old) / max(old, 0.1) for new, old in pairs), default=0.0)
+
+
+Simulate = Callable[[Factors], SeedOutcome]
+"""One simulation of the baseline with the given factors."""
 
 
 @dataclass(frozen=True)
 class Calibrated:
     """One calibration over a set of sites: its factors, its last simulation and how it went."""
 
-    factors: dict[Pair, float]
+    factors: Factors
     outcome: SeedOutcome
     shares: list[float]
     """Share of the fitted site-hours with GEH < 5 after each run (the prior run first)."""
@@ -126,29 +166,39 @@ def calibrate(
             field="calibration",
         )
     edges = tuple(sorted(set(observed["edge_id"].astype(str))))
-    base = params.model_copy(update={"od_factors": (), "count_edges": edges, "calibration_record": None})
+    flows, flags = counted_gateway_flows(inputs.edges, sites, params)
+    base = params.model_copy(
+        update={
+            "od_factors": (),
+            "count_edges": edges,
+            "calibration_record": None,
+            "gateway_flows": tuple(flows),
+        }
+    )
     prepared = prepare_scenario(inputs, Scenario.baseline_scenario(), workdir / "network", base)
     step: Step = on_step or (lambda text: None)
     runs = [0]
 
-    def simulate(factors: dict[Pair, float]) -> SeedOutcome:
+    def simulate(factors: Factors) -> SeedOutcome:
         runs[0] += 1
         step(f"simulation {runs[0]}")
         return _simulate(prepared, factors, settings.seed, workdir / f"run_{runs[0]}")
 
-    prior = simulate({})
+    prior = simulate(Factors())
     used = sorted(set(observed["site"]))
     full = _calibrate(prepared, prior, observed, settings, simulate)
     folds = _folds(prepared, prior, observed, used, settings, simulate)
     before, after = _fit(observed, prior), _fit(observed, full.outcome)
+    gateways = prepared.gateways
     return {
-        "method": METHOD,
+        "method": METHOD + (GATEWAY_METHOD if gateways is not None else ""),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "parameters": {
             **settings.model_dump(mode="json"),
             "max_factor": MAX_FACTOR,
+            "gateway_prior": [f.model_dump(mode="json") for f in flows],
             "converged_change": CONVERGED_CHANGE,
-            "traffic": base.model_dump(mode="json", exclude={"calibration", "count_edges"}),
+            "traffic": base.model_dump(mode="json", exclude={"calibration", "count_edges", "gateway_flows"}),
         },
         "inputs": {
             "sites": sites.sites.to_dict("records"),
@@ -156,7 +206,10 @@ def calibrate(
             "site_hours": len(observed),
         },
         "count_edges": list(edges),
-        "od_factors": [[o, d, round(f, 6)] for (o, d), f in sorted(full.factors.items())],
+        "od_factors": [[o, d, round(f, 6)] for (o, d), f in sorted(full.factors.od.items())],
+        "gateway_factors": [[n, k, round(f, 6)] for (n, k), f in sorted(full.factors.gateways.items())],
+        "gateway_flows": _fitted_flows(gateways, full.factors),
+        "gateway_flags": [dataclasses.asdict(f) for f in flags],
         "fit_before": before.as_dict(),
         "fit_after": after.as_dict(),
         "shares_by_run": [round(s, 4) for s in full.shares],
@@ -177,16 +230,20 @@ def _calibrate(
     simulate: Simulate,
 ) -> Calibrated:
     """The loop over ``observed`` sites: update the factors from the last run, simulate, repeat."""
-    factors: dict[Pair, float] = {}
+    factors = Factors()
     outcome = prior
     shares = [_fit(observed, prior).share_geh_ok]
     change = math.inf
     for _ in range(settings.max_iterations):
-        updated = update_factors(prepared, outcome, observed, factors, prior_weight=settings.prior_weight)
-        change = max(
-            (abs(updated[p] - factors.get(p, 1.0)) / max(factors.get(p, 1.0), 0.1) for p in updated),
-            default=0.0,
+        updated = update_factors(
+            prepared,
+            outcome,
+            observed,
+            factors,
+            prior_weight=settings.prior_weight,
+            gateway_prior_weight=settings.gateway_prior_weight,
         )
+        change = updated.largest_change(factors)
         factors = updated
         outcome = simulate(factors)
         shares.append(_fit(observed, outcome).share_geh_ok)
@@ -236,47 +293,70 @@ def update_factors(
     prepared: PreparedScenario,
     outcome: SeedOutcome,
     observed: pd.DataFrame,
-    factors: dict[Pair, float],
+    factors: Factors,
     *,
     prior_weight: float,
-) -> dict[Pair, float]:
-    """One generalised least-squares update of the OD factors from the paths of the last run.
+    gateway_prior_weight: float,
+) -> Factors:
+    """One generalised least-squares update of the OD and gateway factors from the paths of the last run.
 
-    With ``a[s, p]`` the vehicles of pair ``p`` the run counted at site-hour ``s`` (under factor
-    ``g_p``) and ``b[s]`` the rest of its count (event trips), a new factor ``x_p`` gives the count
-    ``b[s] + Σ_p a[s, p] x_p / g_p``. Minimised: ``Σ_s (c_s − count_s)² / max(c_s, 1)`` (Poisson
-    variance of a count) ``+ prior_weight Σ_p T_p (x_p − 1)²`` (``T_p`` the pair's expected car trips in
-    the prior matrix, the same variance form), with ``0 ≤ x_p ≤`` :data:`MAX_FACTOR`. Pairs no site saw
-    keep their factor.
+    Each unknown ``u`` (an OD pair of the base matrix, or one flow of a gateway) has ``a[s, u]``, the
+    vehicles of it the run counted at site-hour ``s`` (under factor ``g_u``), and ``b[s]`` is the rest
+    of the count (event trips); new factors ``x`` give the count ``b[s] + Σ_u a[s, u] x_u / g_u``.
+    Minimised: ``Σ_s (c_s − count_s)² / max(c_s, 1)`` (Poisson variance of a count)
+    ``+ w_u Σ_u T_u (x_u − 1)²`` (``T_u`` the unknown's expected car trips in the prior, the same
+    variance form; ``w_u`` is ``prior_weight`` for an OD pair, ``gateway_prior_weight`` for a gateway
+    flow), with ``0 ≤ x_u ≤`` :data:`MAX_FACTOR` for an OD pair and ``0 ≤ x_u ≤``
+    :func:`gateway_bounds` for a gateway flow. Unknowns no site saw keep their factor.
     """
+    passages = outcome.passages
+    ids = passages["trip_id"].astype(str)
+    od_seen = passages[ids.str.startswith(BASE_PREFIX)]
     zones = prepared.layers[0].od.zones
-    seen = outcome.passages[outcome.passages["trip_id"].astype(str).str.startswith(BASE_PREFIX)]
-    seen_pairs: list[Pair] = [(zones[i], zones[j]) for i, j in map(trip_pair, seen["trip_id"].astype(str))]
-    pairs = sorted(set(seen_pairs))
-    if not pairs:
-        return dict(factors)
-    column = {p: n for n, p in enumerate(pairs)}
+    od_keys: list[Pair] = [(zones[i], zones[j]) for i, j in map(trip_pair, od_seen["trip_id"].astype(str))]
+    gateway_seen = passages[ids.str.startswith(GATEWAY_PREFIX)]
+    gateway_keys: list[Flow] = []
+    if prepared.gateways is not None:
+        names = prepared.gateways.od.zones
+        gateway_keys = [flow_kind(names, *trip_pair(t)) for t in gateway_seen["trip_id"].astype(str)]
+    pairs, flows = sorted(set(od_keys)), sorted(set(gateway_keys))
+    if not pairs and not flows:
+        return factors
+    column = {key: n for n, key in enumerate([*pairs, *flows])}
     rows = observed[["edge_id", "hour", "observed"]].reset_index(drop=True)
     row = {(str(e), int(h)): n for n, (e, h) in enumerate(zip(rows["edge_id"], rows["hour"], strict=True))}
-    a = np.zeros((len(rows), len(pairs)))
-    for edge, hour, pair in zip(seen["edge_id"], seen["hour"], seen_pairs, strict=True):
-        if (str(edge), int(hour)) in row:
-            a[row[(str(edge), int(hour))], column[pair]] += 1.0
+    a = np.zeros((len(rows), len(column)))
+    for frame, keys in ((od_seen, od_keys), (gateway_seen, gateway_keys)):
+        for edge, hour, key in zip(frame["edge_id"], frame["hour"], keys, strict=True):
+            if (str(edge), int(hour)) in row:
+                a[row[(str(edge), int(hour))], column[key]] += 1.0
     simulated = _paired(observed, outcome)["simulated"].to_numpy(dtype=float)
     background = np.maximum(simulated - a.sum(axis=1), 0.0)
-    current = np.array([factors.get(p, 1.0) for p in pairs])
+    current = np.array(
+        [factors.od.get(p, 1.0) for p in pairs] + [factors.gateways.get(f, 1.0) for f in flows]
+    )
     counts = rows["observed"].to_numpy(dtype=float)
     weight = 1.0 / np.sqrt(np.maximum(counts, 1.0))
-    prior_trips = _prior_car_trips(prepared, outcome, pairs)
+    prior_trips = np.concatenate(
+        [_prior_car_trips(prepared, outcome, pairs), _prior_gateway_trips(prepared.gateways, flows)]
+    )
+    upper = np.concatenate(
+        [np.full(len(pairs), MAX_FACTOR), gateway_bounds(prepared.gateways, prepared.edges, flows)]
+    )
+    weights = np.concatenate([np.full(len(pairs), prior_weight), np.full(len(flows), gateway_prior_weight)])
     design = np.vstack(
         [
             (a / np.where(current > 0, current, 1.0)) * weight[:, None],
-            np.diag(np.sqrt(prior_weight * prior_trips)),
+            np.diag(np.sqrt(weights * prior_trips)),
         ]
     )
-    target = np.concatenate([(counts - background) * weight, np.sqrt(prior_weight * prior_trips)])
-    solved = lsq_linear(design, target, bounds=(0.0, MAX_FACTOR), method="bvls")
-    return {**factors, **{p: float(x) for p, x in zip(pairs, solved.x, strict=True)}}
+    target = np.concatenate([(counts - background) * weight, np.sqrt(weights * prior_trips)])
+    solved = lsq_linear(design, target, bounds=(np.zeros(len(column)), upper), method="bvls")
+    values = [float(x) for x in solved.x]
+    return Factors(
+        od={**factors.od, **dict(zip(pairs, values[: len(pairs)], strict=True))},
+        gateways={**factors.gateways, **dict(zip(flows, values[len(pairs) :], strict=True))},
+    )
 
 
 def _prior_car_trips(prepared: PreparedScenario, outcome: SeedOutcome, pairs: Sequence[Pair]) -> np.ndarray:
@@ -287,14 +367,92 @@ def _prior_car_trips(prepared: PreparedScenario, outcome: SeedOutcome, pairs: Se
     return np.array([od.trips[index[o], index[d]] * per_car for o, d in pairs])
 
 
-def _simulate(
-    prepared: PreparedScenario, factors: dict[Pair, float], seed: int, workdir: Path
-) -> SeedOutcome:
-    """One seed of the baseline with ``factors`` on its base layer, recording the passages at counts."""
+def _prior_gateway_trips(gateways: GatewayDemand | None, flows: Sequence[Flow]) -> np.ndarray:
+    """Vehicles of each gateway flow in the prior over the demand window (its partial last hour in part)."""
+    if gateways is None or not flows:
+        return np.zeros(len(flows))
+    shares = hour_shares(gateways.window_s)
+    by_node = {f.node: f for f in gateways.flows}
+    return np.array(
+        [sum(p * v for p, v in zip(shares, getattr(by_node[n], f"{k}_vph"), strict=False)) for n, k in flows]
+    )
+
+
+def gateway_bounds(gateways: GatewayDemand | None, edges: pd.DataFrame, flows: Sequence[Flow]) -> np.ndarray:
+    """Upper bound of each gateway flow's factor: its road's capacity over the prior's busiest hour on
+    that road (inbound and through share the edge into the area, so both at their bound fill it), at
+    least 1 (the prior itself stays admissible). The road, not a multiple of an assumed default,
+    limits a gateway flow; :data:`MAX_FACTOR` only where the road's capacity is unknown."""
+    if gateways is None or not flows:
+        return np.zeros(len(flows))
+    capacity = dict(zip(edges["edge_id"].astype(str), edges["capacity_vph"].astype(float), strict=True))
+    by_node = {f.node: f for f in gateways.flows}
+    bounds = []
+    for node, kind in flows:
+        flow = by_node[node]
+        if kind == "outbound":
+            edge, peak = gateways.edges_by_zone.get("out:" + node, [""])[0], max(flow.outbound_vph)
+        else:
+            edge = gateways.edges_by_zone.get("in:" + node, [""])[0]
+            peak = max(i + t for i, t in zip(flow.inbound_vph, flow.through_vph, strict=True))
+        limit = capacity.get(edge, math.nan)
+        ratio = limit / peak if peak > 0 and math.isfinite(limit) else MAX_FACTOR
+        bounds.append(max(1.0, ratio))
+    return np.array(bounds)
+
+
+def counted_gateway_flows(
+    edges: pd.DataFrame, sites: CountSites, params: TrafficParams
+) -> tuple[list[GatewayFlow], list[GatewayFlag]]:
+    """Each gateway's flows from the used count ``sites`` on its road (else the stated defaults) over
+    the demand window, and every count on a gateway road not used for it, with the reason (a site the
+    calibration excludes is named with its own reasons). None without ``[gateways]`` enabled."""
+    if not params.gateways.enabled:
+        return [], []
+    hours = window_hours(params)
+    settings = params.calibration
+    found = find_gateways(edges, boundary_m=params.gateways.boundary_m)
+    observed = sites.window(settings, hours)
+    counts = []
+    for site, frame in observed.groupby("site"):
+        vph = frame.set_index("hour")["observed"].reindex(range(hours)).to_numpy(dtype=float)
+        heading = sites.sites.loc[sites.sites["site"] == site, "heading"]
+        counts.append(
+            GatewayCount(
+                site=str(site),
+                edge_id=str(frame["edge_id"].iloc[0]),
+                heading=str(heading.iloc[0]) if len(heading) and isinstance(heading.iloc[0], str) else None,
+                vph=tuple(vph),
+            )
+        )
+    flows, flags = gateway_flows(found, counts, edges, params.gateways, hours=hours)
+    on_roads = {e: g.node for g in found for e in road_edges(g, edges)}
+    excluded = sites.sites[(sites.sites["status"] != "used") & sites.sites["edge_id"].isin(list(on_roads))]
+    flags += [
+        GatewayFlag(str(r["site"]), on_roads[str(r["edge_id"])], f"excluded as a count site: {r['reasons']}")
+        for r in excluded.to_dict("records")
+    ]
+    return flows, flags
+
+
+def _fitted_flows(gateways: GatewayDemand | None, factors: Factors) -> list[dict[str, Any]]:
+    """The gateway flows with the fitted factors applied, as plain JSON (what later runs use)."""
+    if gateways is None:
+        return []
+    fitted = scaled_flows(gateways.flows, factors.gateways, source="fitted to the counts")
+    return [f.model_dump(mode="json") for f in fitted]
+
+
+def _simulate(prepared: PreparedScenario, factors: Factors, seed: int, workdir: Path) -> SeedOutcome:
+    """One seed of the baseline with ``factors`` on its base layer and its gateway flows, recording the
+    passages at counts."""
     base, *events = prepared.layers
-    scaled = with_od_factors(base.od, [(o, d, f) for (o, d), f in sorted(factors.items())])
+    scaled = with_od_factors(base.od, [(o, d, f) for (o, d), f in sorted(factors.od.items())])
     layers = (dataclasses.replace(base, od=scaled), *events)
-    return simulate_seed(dataclasses.replace(prepared, layers=layers), seed, workdir, passages=True)
+    changed = dataclasses.replace(prepared, layers=layers)
+    if prepared.gateways is not None and factors.gateways:
+        changed = dataclasses.replace(changed, gateways=scaled_demand(prepared.gateways, factors.gateways))
+    return simulate_seed(changed, seed, workdir, passages=True)
 
 
 def _paired(observed: pd.DataFrame, outcome: SeedOutcome) -> pd.DataFrame:
@@ -347,9 +505,7 @@ def statement(before: Fit, after: Fit, converged: bool, folds: dict[str, Any]) -
     else:
         text += f" No held-back validation: {folds.get('note', 'no folds')}."
     if not converged:
-        text += (
-            " The calibration did not converge: its last update still changed an OD factor by more than 5 %."
-        )
+        text += " The calibration did not converge: its last update still changed an OD or gateway factor by more than 5 %."
     return text
 
 
@@ -385,17 +541,38 @@ def latest_record(twin_dir: Path) -> dict[str, Any] | None:
 
 
 def with_calibration(params: TrafficParams, twin_dir: Path) -> TrafficParams:
-    """``params`` with the twin's latest calibration (its OD factors and counting edges) applied."""
+    """``params`` with the twin's latest calibration (its OD factors, counting edges and, with
+    ``[gateways]`` enabled, its fitted gateway flows) applied; gateways the record did not fit take
+    their flows from the counts on their roads (:func:`with_gateway_counts`)."""
     record = latest_record(twin_dir)
     if record is None:
-        return params
-    return params.model_copy(
+        return with_gateway_counts(params, twin_dir)
+    fitted = tuple(GatewayFlow.model_validate(f) for f in record.get("gateway_flows") or [])
+    calibrated = params.model_copy(
         update={
             "od_factors": tuple(record["od_factors"]),
             "count_edges": tuple(record["count_edges"]),
             "calibration_record": str(record["id"]),
+            **({"gateway_flows": fitted} if params.gateways.enabled and fitted else {}),
         }
     )
+    return calibrated if fitted else with_gateway_counts(calibrated, twin_dir)
+
+
+def with_gateway_counts(params: TrafficParams, twin_dir: Path) -> TrafficParams:
+    """``params`` with the flows of every gateway that has a usable count on its road (from the
+    twin's observation store; :func:`counted_gateway_flows`); unchanged without ``[gateways]`` enabled
+    or without an observation store."""
+    if not params.gateways.enabled:
+        return params
+    store_path = load_config(twin_dir).store_path
+    if not store_path.exists():
+        return params
+    edges = load_twin(twin_dir).edges
+    sites = load_count_sites(store_path, edges, params.calibration, window_hours=window_hours(params))
+    flows, _ = counted_gateway_flows(edges, sites, params)
+    counted = [f for f in flows if (f.inbound_source, f.outbound_source) != (STATED_DEFAULT, STATED_DEFAULT)]
+    return params.model_copy(update={"gateway_flows": tuple(counted)})
 
 
 def _plain(value: Any) -> Any:

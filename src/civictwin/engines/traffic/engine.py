@@ -120,6 +120,7 @@ class TrafficEngine:
                 "changed_edges": int(inputs.changes["edge_id"].nunique()) if not inputs.changes.empty else 0,
                 "transit_source": inputs.transit_source,
                 "demand_source": inputs.demand_source,
+                "gateway_sources": inputs.gateways.sources() if inputs.gateways is not None else [],
                 "sumo_wall_s": round(outcome.sumo_wall_s, 3),
                 "netconvert_s": round(inputs.network.wall_s, 3),
                 "sumo_version": outcome.sumo_version,

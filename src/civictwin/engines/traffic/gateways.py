@@ -2,35 +2,47 @@
 
 A twin's network is cut at the area's boundary, so every drivable road that crosses it ends in a dead
 end near the boundary. Such a node is a **gateway** (:func:`find_gateways`): its edge leading into the
-area carries inbound traffic, its edge leading out carries outbound traffic. The flows are stated
-defaults per lane (``[gateways]`` of ``traffic.toml``, to be replaced by the city's counts on those
-roads), split by ``through_share``:
+area carries inbound traffic, its edge leading out carries outbound traffic. Each gateway's flows per
+hour of the demand window (:class:`GatewayFlow`) come from a count on the gateway road where one
+exists (:func:`gateway_flows`: a count site on its inbound or outbound edge, or on the one edge that
+continues it inside the area), else from the stated defaults per lane (``[gateways]`` of
+``traffic.toml``); each flow says which. The inbound vehicles are split by ``through_share``:
 
 - **through** trips from each gateway to every other, in proportion to their outbound lanes;
 - **inbound** trips from each gateway to the zones, in proportion to the zones' attractions;
 - **outbound** trips from the zones to each gateway, in proportion to the zones' productions.
 
-They are car trips (drivers from outside make no mode choice here), sampled per seed like the
-residents' trips (:func:`~civictwin.engines.traffic.demand.sample_car_trips`) with ids starting with
-:data:`GATEWAY_PREFIX`. Everything here is a pure function of plain data.
+They are car trips (drivers from outside make no mode choice here), sampled per seed and per hour
+(:func:`gateway_car_trips`) with ids starting with :data:`GATEWAY_PREFIX`; a calibration scales the
+three flows of each gateway (:func:`scaled_flows`). Everything here is a pure function of plain data.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from pydantic import BaseModel, ConfigDict, Field
 
-from civictwin.engines.traffic.demand import OdMatrix
+from civictwin.engines.traffic.demand import DemandError, OdMatrix, sample_car_trips
+from civictwin.engines.traffic.run import CarTrip
 
 GATEWAY_PREFIX = "g"
 """Trip ids of gateway trips start with this (residents' trips with ``t``, events with ``e``)."""
 IN, OUT = "in:", "out:"
+STATED_DEFAULT = "stated default"
+"""The source of a flow taken from ``[gateways]`` rather than from a count."""
+HOUR_S = 3600.0
+Kind = Literal["inbound", "through", "outbound"]
+KINDS: tuple[Kind, ...] = ("inbound", "through", "outbound")
+"""The three flows of a gateway: from it to the zones, from it across the area to the other
+gateways, and from the zones out through it."""
 
 
 class GatewaySettings(BaseModel):
@@ -61,13 +73,69 @@ class Gateway:
     outbound_lanes: int
 
 
+class GatewayFlow(BaseModel):
+    """One gateway's car flows (vehicles/hour), one value per hour of the demand window, and where the
+    inbound and outbound ones came from (a count site's id or :data:`STATED_DEFAULT`; a calibration
+    adds its record's name)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    node: str
+    inbound_vph: tuple[Annotated[float, Field(ge=0)], ...]
+    """From the gateway to the zones."""
+    through_vph: tuple[Annotated[float, Field(ge=0)], ...]
+    """From the gateway across the area to the other gateways."""
+    outbound_vph: tuple[Annotated[float, Field(ge=0)], ...]
+    """From the zones out through the gateway."""
+    inbound_source: str = STATED_DEFAULT
+    outbound_source: str = STATED_DEFAULT
+
+
+@dataclass(frozen=True)
+class GatewayCount:
+    """A count site's hourly counts (vehicles/hour, NaN where missing) over the demand window's hours,
+    on one directed edge; ``heading`` is ``inbound``/``outbound`` (towards or away from the centre)
+    where the matching knows it."""
+
+    site: str
+    edge_id: str
+    heading: str | None
+    vph: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class GatewayFlag:
+    """A count on a gateway road that was not used for it, and why."""
+
+    site: str
+    node: str
+    reason: str
+
+
 @dataclass(frozen=True)
 class GatewayDemand:
-    """Gateway car trips per hour as an OD matrix over ``in:<node>``, ``out:<node>`` and the zones,
-    with the edges each of them starts or ends on."""
+    """Gateway car trips per hour of the demand window, each hour an OD matrix over ``in:<node>``,
+    ``out:<node>`` and the zones, with the edges each of them starts or ends on and the flows they
+    came from."""
 
-    od: OdMatrix
+    hourly: tuple[OdMatrix, ...]
     edges_by_zone: dict[str, list[str]]
+    flows: tuple[GatewayFlow, ...]
+    window_s: float = HOUR_S
+    """The demand window (s); its last hour may be partial."""
+
+    @property
+    def od(self) -> OdMatrix:
+        """All hours together (vehicles in the demand window)."""
+        return OdMatrix(
+            self.hourly[0].zones, sum((h.trips for h in self.hourly), np.zeros_like(self.hourly[0].trips))
+        )
+
+    def sources(self) -> list[dict[str, str]]:
+        """Per gateway: its node and where its inbound and outbound flows came from (for the report)."""
+        return [
+            {"node": f.node, "inbound": f.inbound_source, "outbound": f.outbound_source} for f in self.flows
+        ]
 
 
 def find_gateways(edges: gpd.GeoDataFrame, *, boundary_m: float) -> list[Gateway]:
@@ -105,48 +173,255 @@ def find_gateways(edges: gpd.GeoDataFrame, *, boundary_m: float) -> list[Gateway
     return gateways
 
 
+def window_hours(window_s: float) -> list[float]:
+    """The share of each clock hour of a demand window of ``window_s`` seconds that lies in it
+    (``[1, 1, 0.5]`` for 2.5 hours)."""
+    count = max(1, math.ceil(window_s / HOUR_S - 1e-9))
+    return [min(1.0, window_s / HOUR_S - h) for h in range(count)]
+
+
+def stated_flow(gateway: Gateway, settings: GatewaySettings, *, hours: int) -> GatewayFlow:
+    """The flows ``[gateways]`` states for ``gateway``, the same every hour: inbound and outbound
+    vehicles per lane × lanes, ``through_share`` of the inbound crossing the area and the same share
+    taken off the outbound (those vehicles leave as other gateways' through traffic)."""
+    inbound = settings.inbound_vph_per_lane * gateway.inbound_lanes
+    outbound = settings.outbound_vph_per_lane * gateway.outbound_lanes
+    share = settings.through_share
+    return GatewayFlow(
+        node=gateway.node,
+        inbound_vph=(inbound * (1 - share),) * hours,
+        through_vph=(inbound * share,) * hours,
+        outbound_vph=(outbound * (1 - share),) * hours,
+    )
+
+
+def road_edges(gateway: Gateway, edges: pd.DataFrame) -> dict[str, Literal["inbound", "outbound"]]:
+    """The edges whose count is a gateway's flow: its inbound and outbound edges, and the one edge that
+    continues each inside the area (when the road does not branch at its first node; no U-turn)."""
+    starts = edges["from_node"].astype(str)
+    ends = edges["to_node"].astype(str)
+    ids = edges["edge_id"].astype(str)
+    node = dict(zip(ids, zip(starts, ends, strict=True), strict=True))
+    found: dict[str, Literal["inbound", "outbound"]] = {}
+    if gateway.inbound_edge in node:
+        found[gateway.inbound_edge] = "inbound"
+        inner = node[gateway.inbound_edge][1]
+        onward = ids[(starts == inner) & (ends != gateway.node)].tolist()
+        if len(onward) == 1:
+            found[onward[0]] = "inbound"
+    if gateway.outbound_edge in node:
+        found[gateway.outbound_edge] = "outbound"
+        inner = node[gateway.outbound_edge][0]
+        feeding = ids[(ends == inner) & (starts != gateway.node)].tolist()
+        if len(feeding) == 1:
+            found[feeding[0]] = "outbound"
+    return found
+
+
+def gateway_flows(
+    gateways: Sequence[Gateway],
+    counts: Sequence[GatewayCount],
+    edges: pd.DataFrame,
+    settings: GatewaySettings,
+    *,
+    hours: int,
+) -> tuple[list[GatewayFlow], list[GatewayFlag]]:
+    """Each gateway's flows: from a count on its road (:func:`road_edges`) where a usable one exists,
+    else :func:`stated_flow`; with every count on a gateway road that was not used and why.
+
+    A count is not used when its heading contradicts the edge (a count towards the centre on the edge
+    leaving the area, or away from it on the edge entering), when an hour of the window is missing, or
+    when its busiest hour is above the edge's ``capacity_vph``. Of several usable counts in one
+    direction the first by site id is taken. A counted inbound flow is split by ``through_share`` like
+    a stated one; a counted outbound flow has the same share taken off (it includes through traffic).
+    """
+    capacity = dict(zip(edges["edge_id"].astype(str), edges["capacity_vph"].astype(float), strict=True))
+    by_edge: dict[str, list[GatewayCount]] = {}
+    for count in sorted(counts, key=lambda c: c.site):
+        by_edge.setdefault(count.edge_id, []).append(count)
+    flows, flags = [], []
+    share = settings.through_share
+    for gateway in gateways:
+        flow = stated_flow(gateway, settings, hours=hours)
+        chosen: dict[str, GatewayCount] = {}
+        for edge, direction in road_edges(gateway, edges).items():
+            for count in by_edge.get(edge, []):
+                reason = _unusable(count, direction, capacity.get(edge, math.nan), hours)
+                if reason:
+                    flags.append(GatewayFlag(count.site, gateway.node, reason))
+                elif direction not in chosen:
+                    chosen[direction] = count
+        if "inbound" in chosen:
+            vph = np.asarray(chosen["inbound"].vph[:hours], dtype=float)
+            flow = flow.model_copy(
+                update={
+                    "inbound_vph": tuple(vph * (1 - share)),
+                    "through_vph": tuple(vph * share),
+                    "inbound_source": chosen["inbound"].site,
+                }
+            )
+        if "outbound" in chosen:
+            vph = np.asarray(chosen["outbound"].vph[:hours], dtype=float)
+            flow = flow.model_copy(
+                update={"outbound_vph": tuple(vph * (1 - share)), "outbound_source": chosen["outbound"].site}
+            )
+        flows.append(flow)
+    return flows, flags
+
+
+def _unusable(count: GatewayCount, direction: str, capacity_vph: float, hours: int) -> str | None:
+    """Why a count cannot be the gateway's ``direction`` flow, or None."""
+    if count.heading in ("inbound", "outbound") and count.heading != direction:
+        return (
+            f"counts {count.heading} traffic on edge {count.edge_id}, which carries the gateway's "
+            f"{direction} traffic: the direction contradicts the edge"
+        )
+    vph = np.asarray(count.vph[:hours], dtype=float)
+    if len(vph) < hours or not np.isfinite(vph).all():
+        return "missing hours in the demand window"
+    if np.isfinite(capacity_vph) and float(vph.max()) > capacity_vph:
+        return (
+            f"busiest hour {float(vph.max()):.0f} veh/h above the capacity {capacity_vph:.0f} veh/h of "
+            f"edge {count.edge_id}"
+        )
+    return None
+
+
+def resolve_flows(
+    gateways: Sequence[Gateway], given: Sequence[GatewayFlow], settings: GatewaySettings, *, hours: int
+) -> list[GatewayFlow]:
+    """One flow per gateway: the ``given`` one (counted or calibrated) for its node, else the stated
+    defaults. A given flow covering fewer hours than the window is an error (it was made for another
+    window)."""
+    by_node = {f.node: f for f in given}
+    flows = []
+    for gateway in gateways:
+        flow = by_node.get(gateway.node)
+        if flow is None:
+            flows.append(stated_flow(gateway, settings, hours=hours))
+            continue
+        if min(len(flow.inbound_vph), len(flow.through_vph), len(flow.outbound_vph)) < hours:
+            raise DemandError(
+                f"the flows of gateway {gateway.node} cover fewer hours than the {hours}-hour demand "
+                "window: calibrate again",
+                field="gateway_flows",
+            )
+        flows.append(flow)
+    return flows
+
+
+def scaled_flows(
+    flows: Sequence[GatewayFlow], factors: Mapping[tuple[str, str], float], *, source: str | None = None
+) -> list[GatewayFlow]:
+    """``flows`` with each (node, kind) factor applied to every hour of that flow; with ``source``
+    (e.g. ``fitted to the counts``) appended to the scaled flows' sources."""
+    scaled = []
+    for flow in flows:
+        update: dict[str, object] = {}
+        for kind in KINDS:
+            factor = factors.get((flow.node, kind))
+            if factor is not None:
+                update[f"{kind}_vph"] = tuple(v * factor for v in getattr(flow, f"{kind}_vph"))
+        if update and source is not None:
+            update["inbound_source"] = f"{flow.inbound_source}, {source}"
+            update["outbound_source"] = f"{flow.outbound_source}, {source}"
+        scaled.append(flow.model_copy(update=update))
+    return scaled
+
+
+def scaled_demand(demand: GatewayDemand, factors: Mapping[tuple[str, str], float]) -> GatewayDemand:
+    """``demand`` with each (node, kind) factor applied to the cells of that flow in every hour."""
+    names = demand.hourly[0].zones
+    size = len(names)
+    cell_factor = np.ones((size, size))
+    for i in range(size):
+        for j in range(size):
+            if names[i].startswith(IN) or names[j].startswith(OUT):
+                cell_factor[i, j] = factors.get(flow_kind(names, i, j), 1.0)
+    return GatewayDemand(
+        tuple(OdMatrix(names, od.trips * cell_factor) for od in demand.hourly),
+        demand.edges_by_zone,
+        tuple(scaled_flows(demand.flows, factors)),
+        demand.window_s,
+    )
+
+
+def flow_kind(names: Sequence[str], origin: int, destination: int) -> tuple[str, Kind]:
+    """The gateway and kind of flow a gateway trip between ``names[origin]`` and ``names[destination]``
+    (the names of :attr:`GatewayDemand.od`) belongs to."""
+    start, end = names[origin], names[destination]
+    if start.startswith(IN):
+        return start.removeprefix(IN), "through" if end.startswith(OUT) else "inbound"
+    return end.removeprefix(OUT), "outbound"
+
+
+def gateway_car_trips(demand: GatewayDemand, *, seed: int, iteration: int) -> list[CarTrip]:
+    """The gateway trips of one seed and iteration: each hour's matrix sampled
+    (:func:`~civictwin.engines.traffic.demand.sample_car_trips`) with departures in that hour of the
+    window; ids ``g…`` in the first hour, ``g<h>h…`` in hour ``h``."""
+    trips: list[CarTrip] = []
+    for hour, od in enumerate(demand.hourly):
+        trips += sample_car_trips(
+            od,
+            demand.edges_by_zone,
+            seed=seed,
+            iteration=iteration,
+            begin_s=hour * HOUR_S,
+            end_s=min(demand.window_s, (hour + 1) * HOUR_S),
+            prefix=GATEWAY_PREFIX if hour == 0 else f"{GATEWAY_PREFIX}{hour}h",
+        )
+    return trips
+
+
 def gateway_demand(
     gateways: Sequence[Gateway],
     zones: Sequence[str],
     productions: np.ndarray,
     attractions: np.ndarray,
     edges_by_zone: Mapping[str, Sequence[str]],
-    settings: GatewaySettings,
+    flows: Sequence[GatewayFlow],
     *,
     usable: Collection[str],
+    window_s: float = HOUR_S,
 ) -> GatewayDemand:
-    """Through, inbound and outbound car trips per hour (see the module docstring).
+    """Through, inbound and outbound car trips in each hour of the window (see the module docstring).
 
-    ``productions`` and ``attractions`` (one per zone in ``zones``) weigh the zones; zones without a
-    car edge in ``edges_by_zone`` get no gateway trips; a gateway whose edge is not ``usable`` (not in
-    the simulated network, or closed to cars by the scenario) carries none either.
+    ``flows`` (one per gateway, by node; vehicles/hour, one value per hour) are scaled in a last partial hour by the
+    share of it in the window of ``window_s`` seconds. ``productions`` and ``attractions`` (one per
+    zone in ``zones``) weigh the zones; zones without a car edge in ``edges_by_zone`` get no gateway
+    trips; a gateway whose edge is not ``usable`` (not in the simulated network, or closed to cars by
+    the scenario) carries none either.
     """
+    by_node = {f.node: f for f in flows}
     entries = [g for g in gateways if g.inbound_edge in usable]
     exits = [g for g in gateways if g.outbound_edge in usable]
     names = (*(IN + g.node for g in entries), *(OUT + g.node for g in exits), *zones)
     index = {name: i for i, name in enumerate(names)}
-    trips = np.zeros((len(names), len(names)))
     reachable = np.array([bool(edges_by_zone.get(z)) for z in zones])
     attract = np.where(reachable, np.asarray(attractions, dtype=float), 0.0)
     produce = np.where(reachable, np.asarray(productions, dtype=float), 0.0)
     out_lanes = np.array([g.outbound_lanes for g in exits], dtype=float)
     first_zone = len(entries) + len(exits)
-    for entry in entries:
-        inbound = settings.inbound_vph_per_lane * entry.inbound_lanes
-        others = np.array([g.node != entry.node for g in exits]) * out_lanes
-        row = index[IN + entry.node]
-        if others.sum() > 0:
-            through = inbound * settings.through_share * others / others.sum()
-            trips[row, len(entries) : first_zone] += through
-        if attract.sum() > 0:
-            trips[row, first_zone:] += inbound * (1 - settings.through_share) * attract / attract.sum()
-    if produce.sum() > 0:
-        for exit_ in exits:
-            outbound = settings.outbound_vph_per_lane * exit_.outbound_lanes * (1 - settings.through_share)
-            trips[first_zone:, index[OUT + exit_.node]] += outbound * produce / produce.sum()
+    hourly = []
+    for hour, part in enumerate(window_hours(window_s)):
+        trips = np.zeros((len(names), len(names)))
+        for entry in entries:
+            flow = by_node[entry.node]
+            others = np.array([g.node != entry.node for g in exits]) * out_lanes
+            row = index[IN + entry.node]
+            if others.sum() > 0:
+                trips[row, len(entries) : first_zone] += part * flow.through_vph[hour] * others / others.sum()
+            if attract.sum() > 0:
+                trips[row, first_zone:] += part * flow.inbound_vph[hour] * attract / attract.sum()
+        if produce.sum() > 0:
+            for exit_ in exits:
+                outbound = part * by_node[exit_.node].outbound_vph[hour]
+                trips[first_zone:, index[OUT + exit_.node]] += outbound * produce / produce.sum()
+        hourly.append(OdMatrix(names, trips))
     edges = {
         **{IN + g.node: [str(g.inbound_edge)] for g in entries},
         **{OUT + g.node: [str(g.outbound_edge)] for g in exits},
         **{z: list(edges_by_zone.get(z, [])) for z in zones},
     }
-    return GatewayDemand(OdMatrix(names, trips), edges)
+    used = {g.node for g in (*entries, *exits)}
+    return GatewayDemand(tuple(hourly), edges, tuple(f for f in flows if f.node in used), window_s)

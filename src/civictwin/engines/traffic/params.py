@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from civictwin.engines.traffic.demand import DemandParams
-from civictwin.engines.traffic.gateways import GatewaySettings
+from civictwin.engines.traffic.gateways import GatewayFlow, GatewaySettings
 from civictwin.engines.traffic.modechoice import ModeChoiceParams
 from civictwin.engines.traffic.run import SimOptions
 from civictwin.engines.traffic.sites import CalibrationSettings
@@ -54,6 +54,9 @@ class TrafficParams(BaseModel):
     """How to calibrate (the ``[calibration]`` table; see docs/methods-calibration.md)."""
     gateways: GatewaySettings = GatewaySettings()
     """Traffic entering, leaving and crossing the area at its boundary (the ``[gateways]`` table)."""
+    gateway_flows: tuple[GatewayFlow, ...] = ()
+    """Gateway flows from counts or a calibration record (set by the twin, not in ``traffic.toml``);
+    gateways without one take the ``[gateways]`` defaults."""
 
     def sim_options(self) -> SimOptions:
         """The SUMO options these parameters imply."""

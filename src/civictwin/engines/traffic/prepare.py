@@ -15,7 +15,13 @@ import pandas as pd
 
 from civictwin.engines.traffic.demand import DemandError, OdMatrix
 from civictwin.engines.traffic.edits import apply_interventions
-from civictwin.engines.traffic.gateways import GatewayDemand, find_gateways, gateway_demand
+from civictwin.engines.traffic.gateways import (
+    GatewayDemand,
+    find_gateways,
+    gateway_demand,
+    resolve_flows,
+    window_hours,
+)
 from civictwin.engines.traffic.inputs import TwinInputs
 from civictwin.engines.traffic.kpis import edge_zones
 from civictwin.engines.traffic.layers import DemandLayer, demand_layers, network_free_demand
@@ -119,14 +125,17 @@ def prepare_scenario(
     car_min = demand.car.minutes(has_car_edges=has_car)
     gateways = None
     if params.gateways.enabled:
+        found = find_gateways(inputs.edges, boundary_m=params.gateways.boundary_m)
+        hours = len(window_hours(params.demand_window_s))
         gateways = gateway_demand(
-            find_gateways(inputs.edges, boundary_m=params.gateways.boundary_m),
+            found,
             base.zones,
             base.trips.sum(axis=1),
             base.trips.sum(axis=0),
             by_zone,
-            params.gateways,
+            resolve_flows(found, params.gateway_flows, params.gateways, hours=hours),
             usable=usable,
+            window_s=params.demand_window_s,
         )
     return PreparedScenario(
         scenario=scenario,

@@ -65,8 +65,16 @@ def _notes(name: str, seeds: Sequence[SeedRecord]) -> str:
         f"'{name}': {first.get('changed_edges', 0)} street edges changed; demand from "
         f"{first.get('demand_source', 'the gravity model')}; transit times from {transit}; "
         f"{first.get('iterations', len(car_shares[0]))} simulation/mode-choice round(s), last change of the "
-        f"car share {100 * last_step:.2f} percentage points."
+        f"car share {100 * last_step:.2f} percentage points." + _gateway_note(first.get("gateway_sources"))
     )
+
+
+def _gateway_note(sources: Sequence[Mapping[str, str]] | None) -> str:
+    """Where each gateway's inbound and outbound flows came from, in words (empty without gateways)."""
+    if not sources:
+        return ""
+    each = "; ".join(f"{s['node']}: in from {s['inbound']}, out from {s['outbound']}" for s in sources)
+    return f" Traffic from outside through {len(sources)} gateway(s) ({each})."
 
 
 def _teleport_sentences(runs: Mapping[str, Sequence[SeedRecord]]) -> list[str]:

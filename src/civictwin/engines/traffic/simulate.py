@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from civictwin.engines.traffic.demand import OdMatrix, sample_car_trips, trip_pair
-from civictwin.engines.traffic.gateways import GATEWAY_PREFIX
+from civictwin.engines.traffic.gateways import GATEWAY_PREFIX, gateway_car_trips
 from civictwin.engines.traffic.inputs import TwinInputs, load_twin, needs_routes
 from civictwin.engines.traffic.kpis import edge_table, run_kpis, zone_totals
 from civictwin.engines.traffic.modechoice import (
@@ -143,15 +143,7 @@ def _car_trips(
             prefix=layer.prefix,
         )
     if prepared.gateways is not None:
-        trips += sample_car_trips(
-            prepared.gateways.od,
-            prepared.gateways.edges_by_zone,
-            seed=seed,
-            iteration=iteration,
-            begin_s=0.0,
-            end_s=params.demand_window_s,
-            prefix=GATEWAY_PREFIX,
-        )
+        trips += gateway_car_trips(prepared.gateways, seed=seed, iteration=iteration)
     return sorted(trips, key=lambda t: (t.depart_s, t.trip_id))
 
 

@@ -82,6 +82,9 @@ class CalibrationSettings(BaseModel):
     """Simulations of the calibration loop (each followed by one least-squares update)."""
     prior_weight: Annotated[float, Field(ge=0)] = 1.0
     """Weight of the prior matrix against the counts in the least-squares update (see the methods page)."""
+    gateway_prior_weight: Annotated[float, Field(ge=0)] = 0.1
+    """Weight of the prior gateway flows against the counts (with ``[gateways]`` enabled): lower than
+    ``prior_weight`` because stated defaults are assumptions without a source (see the methods page)."""
 
     @field_validator("timezone")
     @classmethod
