@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import lsq_linear
 
 from civictwin import durable
 from civictwin.config import load_config
@@ -351,6 +350,10 @@ def update_factors(
         ]
     )
     target = np.concatenate([(counts - background) * weight, np.sqrt(weights * prior_trips)])
+    # imported here: scipy.optimize takes ~0.3 s to import, which every seed worker would pay on start
+    # (it imports this module for the records) although only a calibration solves anything
+    from scipy.optimize import lsq_linear
+
     solved = lsq_linear(design, target, bounds=(np.zeros(len(column)), upper), method="bvls")
     values = [float(x) for x in solved.x]
     return Factors(
