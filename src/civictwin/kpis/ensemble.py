@@ -133,12 +133,7 @@ def _words(
         return f"{label}: within run-to-run noise, no detectable change ({interval})."
     direction = "up" if diff > 0 else "down"
     change = f"{label}: {direction} {_amount(abs(diff), base_mean, extra)} ({interval})"
-    if base_mean != 0 and abs(diff / base_mean) < NEGLIGIBLE:
-        return f"{change}: detectable, but under {NEGLIGIBLE:.0%} and negligible in practice."
-    if better == "neither":
-        return f"{change}."
-    improves = (diff < 0) == (better == "lower")
-    return f"{change}, {'an improvement' if improves else 'a worsening'}."
+    return _judged(change, diff, base_mean, better)
 
 
 def _share_words(
@@ -169,8 +164,14 @@ def _share_words(
         return f"{start}: within run-to-run noise, no detectable change ({interval})."
     direction = "up" if diff > 0 else "down"
     said = f"{start}, {direction} {abs(diff) * to_percent:.{decimals}f} points ({interval})"
+    return _judged(said, diff, base_mean, better, of_what=" of its value")
+
+
+def _judged(said: str, diff: float, base_mean: float, better: Better, *, of_what: str = "") -> str:
+    """``said`` (a detectable change) with its verdict: negligible when under :data:`NEGLIGIBLE` of the
+    base mean, otherwise an improvement or a worsening when ``better`` names a direction."""
     if base_mean != 0 and abs(diff / base_mean) < NEGLIGIBLE:
-        return f"{said}: detectable, but under {NEGLIGIBLE:.0%} of its value and negligible in practice."
+        return f"{said}: detectable, but under {NEGLIGIBLE:.0%}{of_what} and negligible in practice."
     if better == "neither":
         return f"{said}."
     improves = (diff < 0) == (better == "lower")

@@ -102,6 +102,27 @@ class Store(ABC):
     def close(self) -> None:
         """Release the store."""
 
+    @abstractmethod
+    def _columns(self, name: str) -> dict[str, str]:
+        """Column name → the backend's type name, in table order (empty for a missing table)."""
+
+    def _wanted_columns(self, name: str, columns: Sequence[str] | None) -> tuple[dict[str, str], list[str]]:
+        """``name``'s column types and the columns a read asks for (all when None), each checked to exist."""
+        from civictwin.errors import StoreError
+
+        if not self.has_table(name):
+            raise StoreError(f"no table '{name}' in this twin")
+        info = self._columns(name)
+        wanted = list(columns) if columns is not None else list(info)
+        unknown = [c for c in wanted if c not in info]
+        if unknown:
+            raise StoreError(f"table '{name}' has no column(s) {', '.join(unknown)}")
+        return info, wanted
+
+    def _write_version(self) -> None:
+        """Replace the version marker (:func:`new_version`): the store has changed."""
+        self.put_record("meta", VERSION_KEY, new_version())
+
     def sample_rows(self, name: str, *, columns: Sequence[str], limit: int) -> pd.DataFrame:
         """The first ``limit`` rows of ``columns`` of ``name`` (e.g. to recognise what a column holds).
 

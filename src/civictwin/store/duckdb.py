@@ -22,7 +22,7 @@ import shapely
 from civictwin import durable
 from civictwin.errors import StoreError
 from civictwin.locking import LockHeld, exclusive
-from civictwin.store.base import GEOMETRY, VERSION_KEY, Bounds, Store, TableInfo, new_version
+from civictwin.store.base import GEOMETRY, VERSION_KEY, Bounds, Store, TableInfo
 
 _RECORDS = "_records"
 # A letter or "_", then letters, digits or "_" (any script: "Einwohner_Männlich", "Πληθυσμός"), at
@@ -187,13 +187,7 @@ class DuckDBStore(Store):
         bbox: Bounds | None = None,
         where: Mapping[str, Any] | None = None,
     ) -> pd.DataFrame:
-        if not self.has_table(name):
-            raise StoreError(f"no table '{name}' in this twin")
-        info = self._columns(name)
-        wanted = list(columns) if columns is not None else list(info)
-        unknown = [c for c in wanted if c not in info]
-        if unknown:
-            raise StoreError(f"table '{name}' has no column(s) {', '.join(unknown)}")
+        info, wanted = self._wanted_columns(name, columns)
         has_geom = GEOMETRY in wanted and info[GEOMETRY] == "GEOMETRY"
         select = ", ".join(
             f"ST_AsWKB({GEOMETRY}) AS {GEOMETRY}" if c == GEOMETRY and has_geom else quote(c) for c in wanted
@@ -248,10 +242,6 @@ class DuckDBStore(Store):
         )
         if (kind, key) != ("meta", VERSION_KEY):
             self._write_version()
-
-    def _write_version(self) -> None:
-        """Replace the version marker: the store has changed."""
-        self.put_record("meta", VERSION_KEY, new_version())
 
     def records(self, kind: str) -> dict[str, dict[str, Any]]:
         rows = self._con.execute(

@@ -14,7 +14,7 @@ import json
 import math
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -137,6 +137,36 @@ def open_published(path: Path) -> DuckDBStore:
 def ident(name: str) -> str:
     """A double-quoted SQL identifier (any column name, quotes escaped)."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def describe_layer(
+    name: str,
+    rows: int,
+    columns: Mapping[str, str],
+    record: Mapping[str, Any] | None,
+    *,
+    bounds_wgs84: Callable[[], Bounds | None],
+    time_extent: Callable[[str], tuple[str | None, str | None]],
+) -> LayerInfo:
+    """A table as it is published, from its column types (DuckDB's type names) and catalogue record.
+
+    The one place, for every backend, where personal columns are left out of a layer's properties
+    (:func:`~civictwin.store.personal.publishable`) and where its geometry, first time column, WGS84
+    extent (asked of ``bounds_wgs84``) and time extent (of ``time_extent``) are found.
+    """
+    has_geometry = columns.get(GEOMETRY) == "GEOMETRY"
+    published = publishable(columns, record)  # personal columns never leave the store
+    properties = {c: columns[c] for c in published if c != GEOMETRY and not _SKIPPED.match(columns[c])}
+    time_column = next((c for c, t in properties.items() if _TIME.match(t)), None)
+    return LayerInfo(
+        name=name,
+        rows=rows,
+        properties=properties,
+        has_geometry=has_geometry,
+        bbox_wgs84=_published(bounds_wgs84()) if has_geometry else None,
+        time_column=time_column,
+        time_extent=time_extent(time_column) if time_column else None,
+    )
 
 
 def _published(bounds: Bounds | None) -> Bounds | None:
@@ -262,18 +292,13 @@ class FeatureReader:
             )
             .fetchall()
         )
-        has_geometry = columns.get(GEOMETRY) == "GEOMETRY"
-        published = publishable(columns, self._catalog.get(name))  # personal columns never leave the store
-        properties = {c: columns[c] for c in published if c != GEOMETRY and not _SKIPPED.match(columns[c])}
-        time_column = next((c for c, t in properties.items() if _TIME.match(t)), None)
-        return LayerInfo(
-            name=name,
-            rows=rows,
-            properties=properties,
-            has_geometry=has_geometry,
-            bbox_wgs84=_published(self._store.table_bounds(name, wgs84=True)) if has_geometry else None,
-            time_column=time_column,
-            time_extent=self._time_extent(name, time_column) if time_column else None,
+        return describe_layer(
+            name,
+            rows,
+            columns,
+            self._catalog.get(name),
+            bounds_wgs84=lambda: self._store.table_bounds(name, wgs84=True),
+            time_extent=lambda column: self._time_extent(name, column),
         )
 
     def _time_extent(self, name: str, column: str) -> tuple[str | None, str | None]:

@@ -145,16 +145,7 @@ class VersionProbe:
             stat = path.stat()
         except OSError:
             return None
-        identity = (stat.st_ino, stat.st_mtime_ns)
-        if self._seen is not None and self._seen[0] == identity:
-            return self._seen[1]
-        try:
-            with open_store(self._location) as store:
-                version = version_of(store)
-        except StoreError:
-            version = f"unreadable-{identity[0]}-{identity[1]}"
-        self._seen = (identity, version)
-        return version
+        return self._version_at((stat.st_ino, stat.st_mtime_ns), f"{stat.st_ino}-{stat.st_mtime_ns}")
 
     def _current_in_database(self, dsn: str) -> str | None:
         if self._schemas is None:
@@ -167,14 +158,19 @@ class VersionProbe:
             return "unreachable"
         if schema is None:
             return None
-        if self._seen is not None and self._seen[0] == schema:
+        return self._version_at(schema, schema)
+
+    def _version_at(self, identity: object, label: str) -> str:
+        """The marker of the store whose identity (file inode and time, or served schema) is
+        ``identity``: read again only when that changed; ``unreadable-<label>`` when it cannot be."""
+        if self._seen is not None and self._seen[0] == identity:
             return self._seen[1]
         try:
             with open_store(self._location) as store:
                 version = version_of(store)
         except StoreError:
-            version = f"unreadable-{schema}"
-        self._seen = (schema, version)
+            version = f"unreadable-{label}"
+        self._seen = (identity, version)
         return version
 
 

@@ -24,7 +24,7 @@ from psycopg import sql
 from pyproj import CRS
 
 from civictwin.errors import StoreError
-from civictwin.store.base import GEOMETRY, VERSION_KEY, Bounds, Store, TableInfo, new_version
+from civictwin.store.base import GEOMETRY, VERSION_KEY, Bounds, Store, TableInfo
 from civictwin.store.duckdb import quote
 
 LAYOUT = 1
@@ -233,13 +233,7 @@ class PostGISStore(Store):
         bbox: Bounds | None = None,
         where: Mapping[str, Any] | None = None,
     ) -> pd.DataFrame:
-        if not self.has_table(name):
-            raise StoreError(f"no table '{name}' in this twin")
-        info = self._columns(name)
-        wanted = list(columns) if columns is not None else list(info)
-        unknown = [c for c in wanted if c not in info]
-        if unknown:
-            raise StoreError(f"table '{name}' has no column(s) {', '.join(unknown)}")
+        info, wanted = self._wanted_columns(name, columns)
         has_geom = GEOMETRY in wanted and info[GEOMETRY] == "geometry"
         select = sql.SQL(", ").join(
             sql.SQL("ST_AsBinary(geometry) AS geometry") if c == GEOMETRY and has_geom else sql.Identifier(c)
@@ -310,10 +304,6 @@ class PostGISStore(Store):
         )
         if (kind, key) != ("meta", VERSION_KEY):
             self._write_version()
-
-    def _write_version(self) -> None:
-        """Replace the version marker: the store has changed."""
-        self.put_record("meta", VERSION_KEY, new_version())
 
     def records(self, kind: str) -> dict[str, dict[str, Any]]:
         rows = self._con.execute(

@@ -19,19 +19,17 @@ from psycopg import sql
 from pyproj import Transformer
 from shapely.geometry.base import BaseGeometry
 
-from civictwin.store.base import GEOMETRY, Bounds
+from civictwin.store.base import Bounds
 from civictwin.store.features import (
-    _TIME,
     WGS84,
     FeaturePage,
     FeatureQuery,
     LayerInfo,
     _grow,
     _iso,
-    _published,
+    describe_layer,
     wgs84_box,
 )
-from civictwin.store.personal import publishable
 from civictwin.store.postgis import FID, PostGISStore, connect
 from civictwin.store.tiles import BUFFER, EXTENT, valid_tile
 
@@ -93,20 +91,13 @@ class PostGISFeatureReader:
             [self._store.schema, name],
         )
         columns = {str(c): _DUCKDB_NAMES.get(str(t), "VARCHAR") for c, t in found.fetchall() if c != FID}
-        has_geometry = columns.get(GEOMETRY) == "GEOMETRY"
-        published = publishable(columns, self._catalog.get(name))  # personal columns never leave the store
-        properties = {
-            c: columns[c] for c in published if c != GEOMETRY and columns[c] not in ("BLOB", "GEOMETRY")
-        }
-        time_column = next((c for c, t in properties.items() if _TIME.match(t)), None)
-        return LayerInfo(
-            name=name,
-            rows=rows,
-            properties=properties,
-            has_geometry=has_geometry,
-            bbox_wgs84=_published(self._store.table_bounds(name, wgs84=True)) if has_geometry else None,
-            time_column=time_column,
-            time_extent=self._time_extent(name, time_column) if time_column else None,
+        return describe_layer(
+            name,
+            rows,
+            columns,
+            self._catalog.get(name),
+            bounds_wgs84=lambda: self._store.table_bounds(name, wgs84=True),
+            time_extent=lambda column: self._time_extent(name, column),
         )
 
     def _time_extent(self, name: str, column: str) -> tuple[str | None, str | None]:
