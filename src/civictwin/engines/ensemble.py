@@ -437,7 +437,13 @@ def _note_starts(started: Any, begun: dict[tuple[str, str, int], float]) -> None
 
 def _stop(pool: ProcessPoolExecutor) -> None:
     """Cancel queued seeds and interrupt running ones (each removes its staging folder and its own
-    child processes); a worker still alive after :data:`STOP_GRACE_S` is killed."""
+    child processes); a worker still alive after :data:`STOP_GRACE_S` is killed.
+
+    The pool's manager thread is joined at the end: left running, it could close its wake-up pipe
+    while the interpreter's exit hook writes to it (a race in Python 3.11's ProcessPoolExecutor), and
+    the CLI's one-line error would be followed by an "Exception ignored … Bad file descriptor".
+    """
+    manager = getattr(pool, "_executor_manager_thread", None)  # cleared by shutdown(wait=False)
     pool.shutdown(wait=False, cancel_futures=True)
     children = [c for c in multiprocessing.active_children() if c.pid is not None]
     for child in children:
@@ -448,6 +454,8 @@ def _stop(pool: ProcessPoolExecutor) -> None:
         child.join(max(0.0, deadline - time.monotonic()))
         if child.is_alive():
             child.kill()
+    if isinstance(manager, threading.Thread):
+        manager.join(STOP_GRACE_S)
 
 
 # --------------------------------------------------------------------------------- inside a worker
