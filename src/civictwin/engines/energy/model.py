@@ -216,16 +216,22 @@ class _Thermal:
 
 
 _NETWORK_FIELDS = ("floor_area_m2", "h_ve", "h_tr_w", "h_tr_op", "c_m", "a_m")
-CHUNK_BUILDINGS = 2048
-"""Buildings simulated together: hourly arrays of a chunk take 8,760 × 2,048 × 8 bytes (143 MB) each."""
+CHUNK_BUILDINGS = 4096
+"""Buildings simulated together (one ufunc call of the hourly recursion covers them all)."""
+BLOCK_HOURS = 168
+"""Hours whose gains, set-points and loads are held at once: 168 × 4,096 × 8 bytes = 5.5 MB per array,
+so the temporaries stay in the allocator's reused heap and near the cache instead of being mapped,
+zeroed and unmapped as whole-year arrays were (143 MB each: half the 8×8 twin's CPU time was the
+kernel's)."""
 
 
 def simulate_city(inputs: EnergyInputs, *, seed: int) -> CityResult:
     """One seed: the year hour by hour for every building; see the module docstring.
 
-    Buildings are simulated in chunks of :data:`CHUNK_BUILDINGS` so memory stays bounded; every
-    chunk runs the whole year (after a week of warm-up), then its hourly loads become annual sums,
-    peaks, electricity and PV self-consumption at once.
+    Buildings are simulated in chunks of :data:`CHUNK_BUILDINGS` and each chunk's year in blocks of
+    :data:`BLOCK_HOURS` (the mass temperature carried from block to block), so memory stays bounded;
+    every block's hourly loads are folded at once into annual sums, peaks, electricity and PV
+    self-consumption.
     """
     draw = params.sample(seed, assumed=inputs.sample_assumed_ranges)
     weather = inputs.weather
@@ -238,36 +244,74 @@ def simulate_city(inputs: EnergyInputs, *, seed: int) -> CityResult:
     pv_yield = np.zeros((len(orientations), hours))
     for row, (tilt, azimuth) in enumerate(orientations):
         pv_yield[row] = yield_per_kwp(weather, tilt_deg=tilt, azimuth_deg=azimuth, system=draw.pv)
-    base_elec = _base_electricity(inputs, draw, n)  # 24 × n, W
-    cop = params.heat_pump_cop(weather.temp_air, factor=draw.cop_factor)
-    system = b["system"].to_numpy()
+    year = _Year(
+        base_elec=_base_electricity(inputs, draw, n),
+        cop=params.heat_pump_cop(weather.temp_air, factor=draw.cop_factor),
+        pv_yield=pv_yield,
+        pv_kwp=pv_kwp,
+        system=b["system"].to_numpy(),
+    )
     acc = {k: np.zeros(n) for k in ("heat", "cool", "peak", "elec", "pv", "self")}
     hourly = np.zeros((hours, 3))
-    year, warm = np.arange(hours), np.arange(hours - WARM_UP_HOURS, hours)
+    warm = np.arange(hours - WARM_UP_HOURS, hours)
     for start in range(0, n, CHUNK_BUILDINGS):
         members = np.arange(start, min(start + CHUNK_BUILDINGS, n))
         local = np.flatnonzero((heated >= members[0]) & (heated <= members[-1]))  # positions among the heated
         chunk = slice(int(local[0]), int(local[-1]) + 1) if len(local) else slice(0, 0)
-        ids = heated[chunk]
-        settled = thermal.loads(weather, inputs.irradiance, chunk, np.full(len(ids), 20.0), warm).theta_m_end
-        loads = thermal.loads(weather, inputs.irradiance, chunk, settled, year).load_w
-        heat = np.maximum(loads, 0.0)
-        acc["heat"][ids] = heat.sum(axis=0)
-        acc["cool"][ids] = -np.minimum(loads, 0.0).sum(axis=0)
-        acc["peak"][ids] = heat.max(axis=0, initial=0.0)
-        elec = base_elec[weather.hour_of_day][:, members]
-        electric = np.isin(system[ids], ("heat_pump", "electric"))
-        divisor = np.where(system[ids] == "heat_pump", cop[:, None], 1.0)
-        elec[:, ids - start] += np.where(electric, (heat + thermal.dhw_w[chunk]) / divisor, 0.0)
-        pv = pv_yield.T @ pv_kwp[members].T * 1000.0
-        acc["elec"][members] = elec.sum(axis=0)
-        acc["pv"][members] = pv.sum(axis=0)
-        acc["self"][members] = np.minimum(pv, elec).sum(axis=0)
-        hourly += np.column_stack([heat.sum(axis=1), elec.sum(axis=1), pv.sum(axis=1)])
+        mass = thermal.loads(weather, inputs.irradiance, chunk, np.full(len(local), 20.0), warm).theta_m_end
+        for first in range(0, hours, BLOCK_HOURS):
+            block = np.arange(first, min(first + BLOCK_HOURS, hours))
+            loads = thermal.loads(weather, inputs.irradiance, chunk, mass, block)
+            mass = loads.theta_m_end
+            hourly[block] += year.fold(
+                loads.load_w, block=block, members=members, ids=heated[chunk], chunk=chunk,
+                thermal=thermal, weather=weather, acc=acc,
+            )  # fmt: skip
     frame = _annual(inputs, heated, thermal, acc, pv_kwp)
     return CityResult(
         buildings=frame, hourly=pd.DataFrame(hourly, columns=["heating_w", "electricity_w", "pv_w"])
     )
+
+
+@dataclass(frozen=True)
+class _Year:
+    """What a seed's year needs besides the thermal loads: electricity use, heat-pump COP and PV."""
+
+    base_elec: np.ndarray  # 24 × n, W: appliances and lighting
+    cop: np.ndarray  # hours: heat pumps' coefficient of performance
+    pv_yield: np.ndarray  # orientations × hours, W per W peak
+    pv_kwp: np.ndarray  # n × orientations
+    system: np.ndarray  # n: heating system names
+
+    def fold(
+        self,
+        load_w: np.ndarray,
+        *,
+        block: np.ndarray,
+        members: np.ndarray,
+        ids: np.ndarray,
+        chunk: slice,
+        thermal: _Thermal,
+        weather: Weather,
+        acc: dict[str, np.ndarray],
+    ) -> np.ndarray:
+        """Add one block's loads (hours × heated members, W) to the per-building annual sums in ``acc``
+        (Wh; the peak in W) and return the block's city totals per hour (heating, electricity, PV; W).
+        ``members`` are the chunk's buildings, ``ids`` its heated ones (both positions in the twin)."""
+        heat = np.maximum(load_w, 0.0)
+        acc["heat"][ids] += heat.sum(axis=0)
+        acc["cool"][ids] -= np.minimum(load_w, 0.0).sum(axis=0)
+        acc["peak"][ids] = np.maximum(acc["peak"][ids], heat.max(axis=0, initial=0.0))
+        elec = self.base_elec[weather.hour_of_day[block]][:, members]
+        system = self.system[ids]
+        electric = np.isin(system, ("heat_pump", "electric"))
+        divisor = np.where(system == "heat_pump", self.cop[block, None], 1.0)
+        elec[:, ids - members[0]] += np.where(electric, (heat + thermal.dhw_w[chunk]) / divisor, 0.0)
+        pv = self.pv_yield[:, block].T @ self.pv_kwp[members].T * 1000.0
+        acc["elec"][members] += elec.sum(axis=0)
+        acc["pv"][members] += pv.sum(axis=0)
+        acc["self"][members] += np.minimum(pv, elec).sum(axis=0)
+        return np.column_stack([heat.sum(axis=1), elec.sum(axis=1), pv.sum(axis=1)])
 
 
 def _pv_kwp(planes: RoofPlanes, share: np.ndarray, n: int, efficiency: float) -> np.ndarray:
