@@ -202,3 +202,25 @@ def test_inputs_are_plain_picklable_data(baseline: tuple[EnergyInputs, EnergyRun
     inputs, _ = baseline
     copy = pickle.loads(pickle.dumps(inputs))
     assert isinstance(copy.buildings, pd.DataFrame) and len(copy.buildings) == 446
+
+
+def test_weekly_blocks_and_small_chunks_give_the_whole_year_answer(
+    baseline: tuple[EnergyInputs, EnergyRun], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mass temperature carried across blocks and chunks: one block of 8,760 hours and one chunk of
+    every building give the same per-building sums and hourly totals as 168-hour blocks (with a last
+    block of 24 hours) and chunks of 100 buildings (some ending mid-way through the heated ones)."""
+    from civictwin.engines.energy import model
+
+    inputs, _ = baseline
+    blocked = model.simulate_city(inputs, seed=2)
+    monkeypatch.setattr(model, "BLOCK_HOURS", 8760)
+    whole = model.simulate_city(inputs, seed=2)
+    monkeypatch.setattr(model, "BLOCK_HOURS", 168)
+    monkeypatch.setattr(model, "CHUNK_BUILDINGS", 100)
+    chunked = model.simulate_city(inputs, seed=2)
+    numbers = whole.buildings.select_dtypes("number").columns
+    for other in (blocked, chunked):
+        pd.testing.assert_frame_equal(other.buildings[numbers], whole.buildings[numbers], rtol=1e-12)
+        pd.testing.assert_frame_equal(other.hourly, whole.hourly, rtol=1e-12)
+    assert whole.buildings["heating_need_kwh"].sum() > 0
