@@ -14,6 +14,7 @@ import geopandas as gpd
 import pandas as pd
 
 from civictwin.config import SociodemographicsSection
+from civictwin.errors import SourceError
 from civictwin.model.sociodemo import COVERAGE, interpolate
 from civictwin.store.base import Store
 
@@ -42,6 +43,12 @@ def sociodemographics_on_zones(
         and not pd.api.types.is_bool_dtype(source[c])
     ]  # fmt: skip
     counts = [c for c in numeric if c not in section.intensive]
+    for field, names in (("equity_by", section.equity_by), ("intensive", section.intensive)):
+        unknown = [n for n in names if n not in numeric]
+        if unknown:
+            raise SourceError(f"{field} names '{unknown[0]}', which is not a numeric column of the source; "
+                              f"numeric columns: {', '.join(numeric) or '(none)'}", path=section.source,
+                              field=f"sociodemographics.{field}")  # fmt: skip
     residents = None
     inputs = [section.source]
     if section.weighting == "residents" and store.has_table("buildings_3d"):

@@ -154,6 +154,11 @@ def equity_view(
     groups: dict[str, list[str]] = {}
     notes: list[str] = []
     for grouping in groupings:
+        if grouping.column not in zones.columns:
+            notes.append(
+                f"{grouping.label}: the twin's zones have no column '{grouping.column}'; rebuild the twin"
+            )
+            continue
         classes, names = zone_classes(zones, grouping)
         groups[grouping.label] = names
         if not names:
