@@ -19,7 +19,7 @@ covers; a zone the source does not touch gets no value (NaN), never zero.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import geopandas as gpd
@@ -45,6 +45,10 @@ class Interpolated:
     """Each count column summed over the source's polygons."""
     fallback_polygons: int
     """Residents weighting: source polygons with values but no residents, weighted by area instead."""
+    missing: dict[str, int] = field(default_factory=dict)
+    """Source polygons without a value, per column: nothing for counts, left out of averages."""
+    negative: dict[str, int] = field(default_factory=dict)
+    """Source polygons with a negative value, per column (often a statistics office's suppression code)."""
 
     def quality(self) -> dict[str, object]:
         """Coverage, totals in and on the zones, and the fallbacks, for the quality report."""
@@ -58,6 +62,8 @@ class Interpolated:
             "source_totals": {c: round(v, 2) for c, v in self.source_totals.items()},
             "zone_totals": {c: round(float(self.values[c].sum()), 2) for c in self.source_totals},
             "fallback_polygons": self.fallback_polygons,
+            "missing_values": {c: n for c, n in self.missing.items() if n},
+            "negative_values": {c: n for c, n in self.negative.items() if n},
         }
 
     def notes(self) -> list[str]:
@@ -73,6 +79,10 @@ class Interpolated:
         if self.fallback_polygons:
             notes.append(f"{self.fallback_polygons} source polygons hold no residents in the twin's buildings "
                          "and were weighted by area")  # fmt: skip
+        notes += [f"{column}: {n} source polygons have no value (no count there; left out of averages)"
+                  for column, n in self.missing.items() if n]  # fmt: skip
+        notes += [f"{column}: {n} source polygons hold a negative value, kept as given; if it codes suppressed "
+                  "cells, clean the source" for column, n in self.negative.items() if n]  # fmt: skip
         return notes
 
 
@@ -115,22 +125,29 @@ def interpolate(
     values = pd.DataFrame({"zone_id": zone_frame["zone_id"].astype(str)})
     covered = (coverage > 0).to_numpy()
     for column in counts:
-        spread = (cells[column].to_numpy()[pieces["cell"]] * share).groupby(pieces["zone"]).sum()
+        known = np.nan_to_num(cells[column].to_numpy()[pieces["cell"]], nan=0.0)
+        spread = (known * share).groupby(pieces["zone"]).sum()
         values[column] = np.where(covered, spread.reindex(zone_frame.index, fill_value=0.0), np.nan)
-    zone_weight = weight.groupby(pieces["zone"]).sum()
     for column in intensive:
-        weighted = (cells[column].to_numpy()[pieces["cell"]] * weight).groupby(pieces["zone"]).sum()
-        mean = (weighted / zone_weight.where(zone_weight > 0, np.nan)).reindex(zone_frame.index)
+        value = pd.Series(cells[column].to_numpy()[pieces["cell"]], index=pieces.index)
+        known_weight = weight.where(value.notna(), 0.0)
+        weighted = (value.fillna(0.0) * known_weight).groupby(pieces["zone"]).sum()
+        total = known_weight.groupby(pieces["zone"]).sum()
+        mean = (weighted / total.where(total > 0, np.nan)).reindex(zone_frame.index)
         values[column] = np.where(covered, mean, np.nan)
     values[COVERAGE] = coverage.round(4).to_numpy()
-    totals = {c: float(cells[c].sum()) for c in counts}
-    return Interpolated(values=values, weighting=weighting, source_totals=totals, fallback_polygons=fallback)
+    columns = [*counts, *intensive]
+    return Interpolated(
+        values=values, weighting=weighting, source_totals={c: float(cells[c].sum()) for c in counts},
+        fallback_polygons=fallback, missing={c: int(cells[c].isna().sum()) for c in columns},
+        negative={c: int((cells[c] < 0).sum()) for c in columns},
+    )  # fmt: skip
 
 
 def _checked_source(
     source: gpd.GeoDataFrame, columns: Sequence[str], *, name: str, crs: object
 ) -> gpd.GeoDataFrame:
-    """The source's polygons in ``crs`` with its columns as floats (NaN as 0); one-line errors."""
+    """The source's polygons in ``crs`` with its columns as floats (missing values NaN); one-line errors."""
     if source.crs is None:
         raise SourceError("has no coordinate reference system; declare one (e.g. `crs = \"EPSG:3067\"`)",
                           path=name)  # fmt: skip
@@ -141,7 +158,7 @@ def _checked_source(
         if not pd.api.types.is_numeric_dtype(source[column]) or pd.api.types.is_bool_dtype(source[column]):
             raise SourceError(f"column '{column}' is not numeric ({source[column].dtype})", path=name,
                               field=column)  # fmt: skip
-    frame = source[[*columns]].astype("float64").fillna(0.0).reset_index(drop=True)
+    frame = source[[*columns]].astype("float64").reset_index(drop=True)
     return gpd.GeoDataFrame(frame, geometry=source.geometry.to_numpy(), crs=source.crs).to_crs(crs)
 
 

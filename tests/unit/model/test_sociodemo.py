@@ -159,3 +159,18 @@ def test_helsinki_grid_on_h3_zones_keeps_every_resident() -> None:
         values.loc[whole, "density"] * area, values.loc[whole, "population"], rtol=1e-6
     )
     assert result.quality()["zones_uncovered"] == int((values["coverage"] == 0).sum())
+
+
+def test_missing_values_count_nothing_and_stay_out_of_averages(
+    zones: gpd.GeoDataFrame, cells: gpd.GeoDataFrame
+) -> None:
+    gaps = cells.assign(people=[300, None, 50], income=[30_000.0, None, -1.0])
+    result = interpolate(zones, gaps, counts=["people"], intensive=["income"], weighting="area")
+    people, income = _by_zone(result.values, "people"), _by_zone(result.values, "income")
+    assert people["z2"] == pytest.approx(100.0)  # only C1's third; C2 has no count
+    assert income["z2"] == pytest.approx(30_000.0)  # C2's missing income is not a zero income
+    assert income["z3"] == pytest.approx(-1.0)  # kept as given, and said
+    quality = result.quality()
+    assert quality["missing_values"] == {"people": 1, "income": 1}
+    assert quality["negative_values"] == {"income": 1}
+    assert any("hold a negative value" in note for note in result.notes())
