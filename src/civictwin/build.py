@@ -364,14 +364,16 @@ def _zones(
         inputs.append("transit_stop_frequency")
     quality: dict[str, Any] = {"zones": len(summary)}
     notes: list[str] = []
+    parameters = zones_cfg.model_dump()
     if config.sociodemographics is not None:
         social = sociodemographics_on_zones(store, config.sociodemographics, summary)
         summary, quality["sociodemographics"], notes = social.zones, social.quality, social.notes
         inputs += [name for name in social.inputs if name not in inputs]
+        parameters["sociodemographics"] = config.sociodemographics.model_dump()
     _save_derived(
         store, "zones", summary, title="Analysis zones",
         description="Zones with population, jobs proxy, POIs, green area and transit service.",
-        inputs=inputs, step="model.zones.summarise_zones", parameters=zones_cfg.model_dump(),
+        inputs=inputs, step="model.zones.summarise_zones", parameters=parameters,
         quality=quality, notes=notes, built_at=built_at,
     )  # fmt: skip
 

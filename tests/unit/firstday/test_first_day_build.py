@@ -316,7 +316,11 @@ def test_sociodemographics_reach_the_zones_through_the_residents(built: Built) -
     store = DuckDBStore.open(config.store_path)
     zones = store.read_table("zones")
     quality = store.records(QUALITY)["zones"]
+    lineage = store.records(LINEAGE)["zones"]
     store.close()
+    assert lineage["parameters"]["sociodemographics"]["weighting"] == "residents"
+    assert {"type": "table", "table": "census"} in lineage["inputs"]
+    assert {"type": "table", "table": "buildings_3d"} in lineage["inputs"]
     # every person and job of the three cells is on the zones (the H3 zones cover the whole area)
     assert zones["census_population"].sum() == pytest.approx(137.0)
     assert zones["census_jobs"].sum() == pytest.approx(55.0)
