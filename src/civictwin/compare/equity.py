@@ -281,8 +281,8 @@ def render_equity(view: EquityView) -> str:
     parts = [
         "<p>Zones are grouped by the socio-demographic columns of the twin's zones; each zone value is "
         "summed over a group's zones (amounts) or averaged over its residents (levels), seed by seed, and "
-        "the change gets its 95% interval over the seeds. Only zone values can be broken down: "
-        f"{len(view.not_broken_down)} network-wide KPIs have no value per zone.</p>"
+        "the change gets its 95% interval over the seeds. Only zone values can be broken down; these "
+        f"KPIs are one number for the whole twin and are not: {html.escape(', '.join(view.not_broken_down))}.</p>"
     ]
     parts_by: dict[tuple[str, str], list[EquityRow]] = {}
     for row in view.rows:
@@ -290,6 +290,9 @@ def render_equity(view: EquityView) -> str:
     for (grouping, plan), rows in parts_by.items():
         parts.append(f"<h3>{html.escape(plan)}: by {html.escape(grouping)}</h3>")
         parts.append(_html_table(rows))
+        said = [r.words for r in rows if r.distinguishable]
+        if said:
+            parts.append("<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in said) + "</ul>")
     if view.notes:
         parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in view.notes) + "</ul>")
     return "\n".join(parts)

@@ -131,6 +131,8 @@ def test_network_wide_kpis_are_named_as_not_broken_down(comparison: Comparison, 
     report = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "Who it changes for: zones by income or age group" in report
     assert "plan: by income" in report
+    assert "vehicle_km (income 1 of 2 (lowest): 10,000–25,000): down 16% (95% CI -23% to -9%)." in report
+    assert "are not: mean_travel_time_s." in report
 
 
 def test_groupings_follow_the_section() -> None:
