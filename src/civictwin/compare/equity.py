@@ -281,8 +281,13 @@ def render_equity(view: EquityView) -> str:
     parts = [
         "<p>Zones are grouped by the socio-demographic columns of the twin's zones; each zone value is "
         "summed over a group's zones (amounts) or averaged over its residents (levels), seed by seed, and "
-        "the change gets its 95% interval over the seeds. Only zone values can be broken down; these "
-        f"KPIs are one number for the whole twin and are not: {html.escape(', '.join(view.not_broken_down))}.</p>"
+        "the change gets its 95% interval over the seeds. Only zone values can be broken down"
+        + (
+            f"; these KPIs are one number for the whole twin and are not: "
+            f"{html.escape(', '.join(view.not_broken_down))}.</p>"
+            if view.not_broken_down
+            else ".</p>"
+        )
     ]
     parts_by: dict[tuple[str, str], list[EquityRow]] = {}
     for row in view.rows:
