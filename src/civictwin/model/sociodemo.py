@@ -68,14 +68,15 @@ class Interpolated:
 
     def notes(self) -> list[str]:
         """Plain sentences on coverage and fallbacks."""
-        quality = self.quality()
+        coverage = self.values[COVERAGE]
+        uncovered, partly = int((coverage <= 0).sum()), int(((coverage > 0) & (coverage < 0.999)).sum())
         notes = [
-            f"{quality['zones_uncovered']} of {quality['zones']} zones lie outside the source and have no "
-            f"values (mean coverage of a zone {float(quality['mean_coverage']):.1%})"  # type: ignore[arg-type]
+            f"{uncovered} of {len(coverage)} zones lie outside the source and have no values (mean coverage "
+            f"of a zone {float(coverage.mean()) if len(coverage) else 0.0:.1%})"
         ]
-        if quality["zones_partly_covered"]:
-            notes.append(f"{quality['zones_partly_covered']} zones are only partly covered: their counts hold "
-                         "only the covered part, their averages describe it")  # fmt: skip
+        if partly:
+            notes.append(f"{partly} zones are only partly covered: their counts hold only the covered part, "
+                         "their averages describe it")  # fmt: skip
         if self.fallback_polygons:
             notes.append(f"{self.fallback_polygons} source polygons hold no residents in the twin's buildings "
                          "and were weighted by area")  # fmt: skip
