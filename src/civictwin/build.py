@@ -28,6 +28,7 @@ from civictwin.build_city import (
     has_city_buildings,
     network_terrain,
 )
+from civictwin.build_sociodemo import sociodemographics_on_zones
 from civictwin.catalog.lineage import record_lineage
 from civictwin.catalog.metadata import record_derived, record_source
 from civictwin.catalog.personal import mark_personal
@@ -361,11 +362,19 @@ def _zones(
     inputs += [name for name, present in has.items() if present] + list(grid_values)
     if store.has_table("transit_stop_frequency"):
         inputs.append("transit_stop_frequency")
+    quality: dict[str, Any] = {"zones": len(summary)}
+    notes: list[str] = []
+    parameters = zones_cfg.model_dump()
+    if config.sociodemographics is not None:
+        social = sociodemographics_on_zones(store, config.sociodemographics, summary)
+        summary, quality["sociodemographics"], notes = social.zones, social.quality, social.notes
+        inputs += [name for name in social.inputs if name not in inputs]
+        parameters["sociodemographics"] = config.sociodemographics.model_dump()
     _save_derived(
         store, "zones", summary, title="Analysis zones",
         description="Zones with population, jobs proxy, POIs, green area and transit service.",
-        inputs=inputs, step="model.zones.summarise_zones", parameters=zones_cfg.model_dump(),
-        quality={"zones": len(summary)}, notes=[], built_at=built_at,
+        inputs=inputs, step="model.zones.summarise_zones", parameters=parameters,
+        quality=quality, notes=notes, built_at=built_at,
     )  # fmt: skip
 
 
@@ -409,6 +418,8 @@ def _grid_values(store: Store, config: TwinConfig, area: BaseGeometry) -> dict[s
     for source in config.sources:
         if source.kind != SourceKind.GRID or not store.has_table(source.name):
             continue
+        if config.sociodemographics is not None and source.name == config.sociodemographics.source:
+            continue  # interpolated with its counts and averages told apart (build_sociodemo.py)
         cells = store.read_frame(source.name)
         skip = {config.population.grid_column} if source.name == config.population.grid_source else set()
         columns = [c for c in cells.columns if c != cells.geometry.name and c not in skip

@@ -622,6 +622,41 @@ class ReadinessSection(_Strict):
     )
 
 
+class SociodemographicsSection(_Strict):
+    """``[sociodemographics]``: a grid or statistical-area layer's numeric columns on the zones, and the
+    equity view's grouping of zones (docs/methods-sociodemographics.md)."""
+
+    source: str = Field(description="Grid or vector source (statistical areas) with numeric columns")
+    weighting: Literal["area", "residents"] = Field(
+        default="residents",
+        description="'residents': dasymetric, through the residents of the twin's buildings; 'area': by area",
+    )
+    intensive: list[str] = Field(
+        default_factory=list,
+        description="Columns that are averages or rates (median income, car share): weight-averaged; "
+        "every other numeric column is a count and is split by weight",
+    )
+    equity_by: list[str] = Field(
+        default_factory=list,
+        description="Columns whose classes the equity view breaks KPI changes down by (counts per resident)",
+    )
+    classes: Annotated[int, Field(ge=2, le=10)] = Field(
+        default=5, description="Classes per column (5: quintiles)"
+    )
+    car_availability: str | None = Field(
+        default=None,
+        description="Intensive column: share (0-1) of residents with a car available, for the mode choice",
+    )
+
+    @model_validator(mode="after")
+    def _named_columns_known(self) -> SociodemographicsSection:
+        if self.car_availability is not None and self.car_availability not in self.intensive:
+            raise ValueError(
+                f"car_availability '{self.car_availability}' must be listed in `intensive` (a share)"
+            )
+        return self
+
+
 class TwinConfig(_Strict):
     """The whole ``twin.toml``."""
 
@@ -642,6 +677,7 @@ class TwinConfig(_Strict):
     terrain: TerrainSection = TerrainSection()
     compute: ComputeSection = ComputeSection()
     readiness: ReadinessSection = ReadinessSection()
+    sociodemographics: SociodemographicsSection | None = None
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @model_validator(mode="after")
@@ -674,6 +710,16 @@ class TwinConfig(_Strict):
     @model_validator(mode="after")
     def _live_names_unique(self) -> TwinConfig:
         check_unique(self.rules, self.webhooks)
+        return self
+
+    @model_validator(mode="after")
+    def _sociodemographics_source_known(self) -> TwinConfig:
+        section = self.sociodemographics
+        kinds = {s.name: s.kind for s in self.sources}
+        allowed = {SourceKind.GRID, *_LAYERS}
+        if section is not None and kinds.get(section.source) not in allowed:
+            raise ValueError(f"sociodemographics.source names '{section.source}', which is not a source of "
+                             f"kind {_kinds(allowed)}")  # fmt: skip
         return self
 
     def _city_references_resolve(self, kinds: dict[str, SourceKind]) -> None:

@@ -71,6 +71,13 @@ access = "public"
 # steward = "Statistics department"
 # access = "internal"
 
+# [sociodemographics]            # a grid's or statistical areas' columns on the zones, and the equity view
+# source = "population"          # a grid or vector source
+# weighting = "residents"        # or "area" (docs/methods-sociodemographics.md)
+# intensive = ["median_income"]  # averages and rates; every other numeric column is a count
+# equity_by = ["median_income"]  # break each comparison's zone values down by classes of these columns
+# car_availability = "car_share" # an intensive share (0-1) of residents with a car, for the mode choice
+
 # [[sources]]
 # name = "trees"
 # kind = "vector"

@@ -139,7 +139,21 @@ def _write_comparison(twin_dir: Path) -> None:
         geometry=[box(24.938, 60.167, 24.944, 60.171), box(24.944, 60.167, 24.950, 60.171)],
         crs="EPSG:4326",
     ).to_parquet(folder / "tables" / "energy.buildings" / "diff_close_main.parquet")
+    _write_equity(folder)
     (folder / "complete").touch()
+
+
+def _write_equity(folder: Path) -> None:
+    """The comparison's equity view: vehicle-km of the lowest income quintile's zones under close_main."""
+    from civictwin.compare.equity import EQUITY_FILE, EquityRow, EquityView
+
+    row = EquityRow(
+        engine="traffic", table="zones", value="vehicle_km", unit="km", grouping="income",
+        group="1 of 5 (lowest): 9,000–12,000", zones=3, residents=1200.0, plan="close_main", base_mean=32.0,
+        plan_mean=27.0, diff=-5.0, ci_low=-7.3, ci_high=-2.7, distinguishable=True, words="",
+    )  # fmt: skip
+    view = EquityView(rows=[row], groups={"income": [row.group]}, not_broken_down={"co2_kg": "one number"})
+    (folder / EQUITY_FILE).write_text(view.to_json(), encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -381,6 +395,15 @@ def test_scenario_page_shows_both_scenarios_kpis(page: Any, server: str) -> None
         assert text in co2, f"{text!r} missing from {co2!r}"
     assert page.inner_text("#summary-list").splitlines() == COMPARISON["summary"]
     assert page.locator("#kpi-charts svg[role=img]").count() == 3  # two traffic KPIs and one of energy
+    equity = page.inner_text("#equity")
+    for text in (
+        "close_main: by income",
+        "1 of 5 (lowest): 9,000–12,000",
+        "1,200",
+        "−5 (−7.3 to −2.7)",
+        "CO2 (kg)",
+    ):
+        assert text in equity, f"{text!r} missing from {equity!r}"
 
     page.select_option("#scenario-b", "zone30")
     row = _poll(

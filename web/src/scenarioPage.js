@@ -8,6 +8,7 @@ import * as maplibregl from 'maplibre-gl';
 import { apiUrl, getJson, transformRequest } from './api.js';
 import { GEH_BREAKS, GEH_COLOURS, NO_GEH, fitSentence, gehColourExpression } from './calibration.js';
 import { intervalChart } from './chart.js';
+import { equityElements } from './equity.js';
 import { changeClass, columnLabel, differenceBetween, kpiDisplay, kpisByEngine, mappedPlan, tableValues } from './kpi.js';
 import { findLayers, sourceFor, sourceLayerOf } from './mapPage.js';
 import { CIVIDIS, PUOR, cssGradient, rampExpression } from './palettes.js';
@@ -125,9 +126,28 @@ class ScenarioPage {
     this.renderTable(c, a, b);
     this.renderCharts(c, a, b);
     this.fillTables(c);
+    await this.renderEquity(c, b);
     await this.loadTable();
     window.civictwin.scenarioReady = true;
     document.body.dataset.scenarioState = 'ready';
+  }
+
+  /** The equity view (zone values by income or age group) for plan ``b``, fetched once per comparison. */
+  async renderEquity(c, b) {
+    const box = this.$('#equity');
+    if (this.equity?.id !== c.id) {
+      let view = null;
+      try {
+        view = await getJson(`comparisons/${encodeURIComponent(c.id)}/equity`);
+      } catch {
+        view = null; // 404: the twin has no [sociodemographics] equity_by
+      }
+      this.equity = { id: c.id, view };
+    }
+    const { view } = this.equity;
+    box.replaceChildren(...(view && b !== c.baseline
+      ? equityElements(view, b)
+      : [el('p', { className: 'hint' }, view ? 'Pick a plan as scenario B to see its changes by group.' : 'No breakdown by income or age group for this comparison (the twin has no socio-demographic classes: [sociodemographics] equity_by).')]));
   }
 
   renderSummary(c) {

@@ -20,6 +20,14 @@ from typing import Any
 import pandas as pd
 
 from civictwin import durable
+from civictwin.compare.equity import (
+    EQUITY_FILE,
+    EquityView,
+    Grouping,
+    equity_view,
+    groupings_of,
+    render_equity,
+)
 from civictwin.compare.layers import TwinLayers, read_layers, with_geometry
 from civictwin.compare.manifest import build_manifest
 from civictwin.compare.report import render_report
@@ -66,6 +74,8 @@ class Comparison:
     reports: dict[str, EngineReport] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     """The engines' caveats from their seeds (each distinct note once, with its engine)."""
+    equity: EquityView | None = None
+    """Zone values broken down by income or age group (``[sociodemographics] equity_by``)."""
 
 
 def compare(
@@ -78,12 +88,14 @@ def compare(
     layers: TwinLayers,
     created: str | None = None,
     question: str = "",
+    equity_by: Sequence[Grouping] = (),
 ) -> Comparison:
     """KPIs, differences, summary and table statistics of ``baseline`` and ``plans`` for every engine.
 
     ``runs[engine][scenario]`` are the saved seeds; ``layers`` the twin layers the engines' tables map
     onto (an empty :class:`TwinLayers` gives tables without shapes); ``question`` the plain-words
-    question the comparison answers, for its consultation page.
+    question the comparison answers, for its consultation page; ``equity_by`` the groupings of zones
+    the equity view breaks zone values down by (it needs the ``zones`` layer in ``layers``).
     """
     if not plans:
         raise ScenarioError("a comparison needs a baseline and at least one plan")
@@ -139,7 +151,15 @@ def compare(
         for engine, scenarios in ordered.items()
         for note in dict.fromkeys(n for seeds in scenarios.values() for seed in seeds for n in seed.notes)
     ]
-    return Comparison(record=record, means=means, diffs=diffs, reports=reports, notes=notes)
+    zones = layers.frames.get("zones")
+    equity = (
+        equity_view(
+            ordered, engines=engines, baseline=baseline, plans=plans, zones=zones, groupings=equity_by
+        )
+        if equity_by and zones is not None
+        else None
+    )
+    return Comparison(record=record, means=means, diffs=diffs, reports=reports, notes=notes, equity=equity)
 
 
 def compare_ensemble(ensemble: Ensemble, *, baseline: str | None = None, question: str = "") -> Comparison:
@@ -149,6 +169,7 @@ def compare_ensemble(ensemble: Ensemble, *, baseline: str | None = None, questio
     if base_name not in names:
         raise ScenarioError(f"no scenario '{base_name}' in this ensemble", field="baseline")
     layers = read_layers(ensemble.twin, {s.layer for e in ensemble.engines for s in e.tables if s.layer})
+    config = ensemble.twin.config
     return compare(
         ensemble.runs,
         engines=ensemble.engines,
@@ -157,6 +178,7 @@ def compare_ensemble(ensemble: Ensemble, *, baseline: str | None = None, questio
         plans=[n for n in names if n != base_name],
         layers=layers,
         question=question,
+        equity_by=groupings_of(config.sociodemographics if config is not None else None),
     )
 
 
@@ -264,7 +286,10 @@ def write_comparison(
         parameters=parameters or manifest_parameters(manifest),
         manifest=manifest,
         notes=notes,
+        equity_html=render_equity(comparison.equity) if comparison.equity is not None else "",
     )
+    if comparison.equity is not None:
+        _atomic_text(directory / EQUITY_FILE, comparison.equity.to_json())
     _atomic_text(directory / REPORT_FILE, report)
     (directory / COMPLETE).write_text(record.created + "\n", encoding="utf-8")
     return directory / REPORT_FILE

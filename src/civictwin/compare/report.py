@@ -48,11 +48,13 @@ def render_report(
     parameters: Mapping[str, Mapping[str, Any]],
     manifest: Mapping[str, Any],
     notes: Sequence[str] = (),
+    equity_html: str = "",
 ) -> str:
     """The report as one HTML string.
 
     ``tables[table id][plan]`` are the per-key differences and ``baseline_tables[table id]`` the
-    baseline's means (WGS84 geometry when mappable); ``parameters`` are each engine's.
+    baseline's means (WGS84 geometry when mappable); ``parameters`` are each engine's; ``equity_html``
+    the equity view's fragment (:func:`civictwin.compare.equity.render_equity`), when there is one.
     """
     title = f"Comparison: {', '.join(record.plans)} vs {record.baseline}"
     run_notes = [n for report in engine_reports.values() for n in report.notes] + list(notes)
@@ -79,6 +81,7 @@ def render_report(
             for part in report.sections
         ),
         _section("Where it changes", _tables(record, tables, baseline_tables)),
+        _section("Who it changes for: zones by income or age group", equity_html) if equity_html else "",
         _section("Assumptions and parameters", _parameters(parameters, engine_reports)),
         _section("Reproducing these numbers", _reproduce(manifest)),
     ]

@@ -467,7 +467,7 @@ def test_scenario_endpoints_fuzzed_from_the_openapi_document(
         for op in (result.ok() for result in schema.get_all_operations())
         if op.path.startswith(("/comparisons", "/scenarios"))
     ]
-    assert len(operations) == 7
+    assert len(operations) == 8  # with GET /comparisons/{id}/equity
     generation = GenerationMode.POSITIVE if mode == "positive" else GenerationMode.NEGATIVE
     for operation in operations:
 

@@ -304,3 +304,29 @@ def test_a_grid_column_that_is_not_there_is_one_line(built: Built) -> None:
         f"{built.twin_dir / 'twin.toml'}: population.grid_column: the grid 'census' has no column 'people'; "
         "available: population, jobs"
     )
+
+
+def test_sociodemographics_reach_the_zones_through_the_residents(built: Built) -> None:
+    settings = tomllib.loads((built.twin_dir / "twin.toml").read_text(encoding="utf-8"))
+    settings["twin"] |= {"name": "First day, socio-demographics", "store": "socio.duckdb"}
+    settings["sources"] = [s for s in settings["sources"] if s["kind"] in ("osm", "grid")]
+    settings["sociodemographics"] = {"source": "census", "weighting": "residents", "equity_by": ["jobs"]}
+    config = parse_config(settings, base_dir=built.twin_dir)
+    build_twin(config)
+    store = DuckDBStore.open(config.store_path)
+    zones = store.read_table("zones")
+    quality = store.records(QUALITY)["zones"]
+    lineage = store.records(LINEAGE)["zones"]
+    store.close()
+    assert lineage["parameters"]["sociodemographics"]["weighting"] == "residents"
+    assert {"type": "table", "table": "census"} in lineage["inputs"]
+    assert {"type": "table", "table": "buildings_3d"} in lineage["inputs"]
+    # every person and job of the three cells is on the zones (the H3 zones cover the whole area)
+    assert zones["census_population"].sum() == pytest.approx(137.0)
+    assert zones["census_jobs"].sum() == pytest.approx(55.0)
+    # the apartments' cell goes whole to the zone of its one residential building, not split by area
+    assert zones["census_population"].max() >= 100.0
+    # the office's cell and the empty cell hold no residents in buildings: weighted by area instead
+    assert quality["sociodemographics"]["fallback_polygons"] == 2
+    assert quality["sociodemographics"]["zones_uncovered"] == int((zones["census_coverage"] == 0).sum())
+    assert zones.loc[zones["census_coverage"] == 0, "census_jobs"].isna().all()

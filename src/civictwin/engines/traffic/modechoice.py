@@ -105,6 +105,8 @@ class LevelOfService:
     pt_access_min: FloatMatrix
     walk_min: FloatMatrix
     bike_min: FloatMatrix
+    car_availability: FloatMatrix | None = None
+    """Share (0–1) of each origin zone's travellers with a car available; None: everyone has one."""
 
     def with_car_times(self, car_min: FloatMatrix) -> LevelOfService:
         """The same service with new car times (after a simulation)."""
@@ -117,6 +119,7 @@ class LevelOfService:
             self.pt_access_min,
             self.walk_min,
             self.bike_min,
+            self.car_availability,
         )
 
 
@@ -165,8 +168,19 @@ def logit_shares(utility: Mapping[Mode, FloatMatrix]) -> dict[Mode, FloatMatrix]
 
 
 def mode_shares(los: LevelOfService, params: ModeChoiceParams) -> dict[Mode, FloatMatrix]:
-    """The logit split of every OD pair given its level of service."""
-    return logit_shares(utilities(los, params))
+    """The logit split of every OD pair given its level of service.
+
+    With ``los.car_availability`` (share ``a`` per origin zone) the travellers with a car choose among
+    all modes and the others among the rest: ``a · P(m | car) + (1 − a) · P(m | no car)``
+    (docs/methods-sociodemographics.md).
+    """
+    utility = utilities(los, params)
+    with_car = logit_shares(utility)
+    if los.car_availability is None:
+        return with_car
+    without_car = logit_shares({**utility, "car": np.full_like(utility["car"], -np.inf)})
+    available = np.clip(np.asarray(los.car_availability, dtype=float), 0.0, 1.0)[:, None]
+    return {m: available * with_car[m] + (1.0 - available) * without_car[m] for m in MODES}
 
 
 def msa_update(
@@ -357,4 +371,14 @@ def level_of_service(
         pt_access_min=access,
         walk_min=walk_m / (params.walk_speed_kmh * 1000.0 / 60.0),
         bike_min=bike_m / (params.bike_speed_kmh * 1000.0 / 60.0),
+        car_availability=zone_car_availability(zones),
     )
+
+
+def zone_car_availability(zones: gpd.GeoDataFrame) -> FloatMatrix | None:
+    """The zones' ``car_availability`` (share 0–1, from ``[sociodemographics]``); zones without a value
+    count as all having a car; None when the column is absent."""
+    if "car_availability" not in zones.columns:
+        return None
+    shares = pd.to_numeric(zones["car_availability"], errors="coerce").fillna(1.0).clip(0.0, 1.0)
+    return np.asarray(shares.to_numpy(dtype=float))
