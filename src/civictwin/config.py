@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from civictwin.config_consult import ConsultationConfig, check_unique_consultations
 from civictwin.config_live import LiveSection, RuleConfig, WebhookConfig, check_unique
 from civictwin.errors import ConfigError
 
@@ -642,6 +643,7 @@ class TwinConfig(_Strict):
     terrain: TerrainSection = TerrainSection()
     compute: ComputeSection = ComputeSection()
     readiness: ReadinessSection = ReadinessSection()
+    consultations: list[ConsultationConfig] = Field(default_factory=list)
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @model_validator(mode="after")
@@ -674,6 +676,7 @@ class TwinConfig(_Strict):
     @model_validator(mode="after")
     def _live_names_unique(self) -> TwinConfig:
         check_unique(self.rules, self.webhooks)
+        check_unique_consultations(self.consultations)
         return self
 
     def _city_references_resolve(self, kinds: dict[str, SourceKind]) -> None:
