@@ -416,6 +416,7 @@ def consultation_page(
         script=viewer_built() and (STATIC_DIR / "consult.js").is_file(),
         page_url=str(request.url_for("consultation_page", comparison_id=content["id"])),
         near_url=str(request.url_for("consultation_near", comparison_id=content["id"])),
+        contributions_url=str(request.url_for("public_contributions", comparison_id=content["id"])),
     )
     return HTMLResponse(
         html,
@@ -527,6 +528,8 @@ form.near button { font-size: 1rem; padding: .4rem .8rem; }
 <ul>{% for t in near.tables %}<li>{{ t.label }}: {{ t.sentence }}</li>{% else %}<li>Nothing of this comparison can be placed on the map.</li>{% endfor %}</ul>
 {% else %}<p>Choose a place to see what changes there.</p>{% endif %}</div>
 </section>
+
+<section id="say" aria-labelledby="say-h" data-contributions-url="{{ contributions_url }}" hidden></section>
 
 <p><a href="{{ c.links.report }}">Full technical report</a> · <a href="{{ c.links.kpis }}">Indicators as data (JSON)</a> · <a href="{{ c.links.manifest }}">How to reproduce it (run manifest)</a></p>
 </main>

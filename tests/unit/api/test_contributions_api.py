@@ -235,6 +235,7 @@ def test_script_in_text_is_kept_as_text_and_escaped_on_the_page(
     assert body["contributions"][3]["text"] == SCRIPT_TEXT
     page = client.get(CONSULTATION).text
     assert "<script>alert(1)</script>" not in page
+    assert 'data-contributions-url="http://testserver/consultations/consult-public/contributions"' in page
 
 
 ROUTES = [
