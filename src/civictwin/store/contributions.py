@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -79,6 +79,21 @@ class NewContribution:
     vote: str | None
     lon: float | None
     lat: float | None
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A checked contribution ready to store, with what only the server adds to it."""
+
+    contribution: NewContribution
+    pseudonym: str
+    deletion_sha256: str
+    challenge: str
+    """The proof-of-work challenge it spent (kept until it expires, so it cannot be spent twice)."""
+    challenge_expires: float
+    """When the challenge expires (Unix seconds)."""
+    received: datetime
+    """When the server accepted it (its ``created`` time)."""
 
 
 @dataclass(frozen=True)
@@ -169,40 +184,19 @@ class ContributionStore:
             row = con.execute("SELECT value FROM secrets WHERE name = ?", [name]).fetchone()
         return bytes(row[0])
 
-    def add(
-        self,
-        new: NewContribution,
-        *,
-        pseudonym: str,
-        deletion_sha256: str,
-        challenge: str,
-        challenge_expires: float,
-        now: datetime,
-    ) -> Contribution | None:
-        """Queue ``new`` for moderation; None when ``challenge`` was used before (a replay).
+    def add_many(self, items: Sequence[Queued]) -> list[Contribution | None]:
+        """Queue contributions for moderation in one transaction (one disk sync for all: a group
+        commit); per item the stored contribution, or None when its challenge was used before (a replay).
 
         The challenge is recorded in the same transaction, so one proof of work buys one contribution
         whichever server process receives it. Expired challenges are forgotten here.
         """
+        if not items:
+            return []
+        latest = max(item.received for item in items)
         with self._transaction() as con:
-            con.execute("DELETE FROM used_challenges WHERE expires < ?", [now.timestamp()])
-            try:
-                con.execute(
-                    "INSERT INTO used_challenges (challenge, expires) VALUES (?, ?)",
-                    [challenge, challenge_expires],
-                )
-            except sqlite3.IntegrityError:
-                return None
-            cursor = con.execute(
-                "INSERT INTO contributions (consultation, pseudonym, deletion_sha256, scenario, vote, theme, "
-                "text, lon, lat, created, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
-                [new.consultation, pseudonym, deletion_sha256, new.scenario, new.vote, new.theme, new.text,
-                 new.lon, new.lat, _stamp(now)],
-            )  # fmt: skip
-            row = con.execute(
-                f"SELECT {_COLUMNS} FROM contributions WHERE id = ?", [cursor.lastrowid]
-            ).fetchone()
-        return _contribution(row)
+            con.execute("DELETE FROM used_challenges WHERE expires < ?", [latest.timestamp()])
+            return [_insert(con, item) for item in items]
 
     def contributions(
         self, consultation: str, *, status: Status | None, limit: int = 1000, offset: int = 0
@@ -288,3 +282,21 @@ def _contribution(row: Any) -> Contribution:
         reason=None if row[13] is None else str(row[13]),
         anonymised=bool(row[14]),
     )
+
+
+def _insert(con: sqlite3.Connection, item: Queued) -> Contribution | None:
+    """Insert one contribution and spend its challenge (None, and nothing inserted, on a replay)."""
+    try:
+        con.execute("INSERT INTO used_challenges (challenge, expires) VALUES (?, ?)",
+                    [item.challenge, item.challenge_expires])  # fmt: skip
+    except sqlite3.IntegrityError:
+        return None
+    new = item.contribution
+    cursor = con.execute(
+        "INSERT INTO contributions (consultation, pseudonym, deletion_sha256, scenario, vote, theme, "
+        "text, lon, lat, created, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+        [new.consultation, item.pseudonym, item.deletion_sha256, new.scenario, new.vote, new.theme, new.text,
+         new.lon, new.lat, _stamp(item.received)],
+    )  # fmt: skip
+    row = con.execute(f"SELECT {_COLUMNS} FROM contributions WHERE id = ?", [cursor.lastrowid]).fetchone()
+    return _contribution(row)
