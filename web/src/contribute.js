@@ -97,6 +97,7 @@ export async function startContributions(section) {
     const values = { consent: f.elements.consent.checked, scenario: f.elements.scenario.value, theme: f.elements.theme.value,
       vote: f.elements.vote.value, text: f.elements.text.value, place: f.elements.place.checked ? place : null };
     if (!values.consent) { said(status, 'Please tick the consent box first.'); f.elements.consent.focus(); return; }
+    if (!globalThis.crypto?.subtle) { said(status, 'Contributions need this page to be opened over HTTPS.'); return; }
     f.querySelector('button').disabled = true;
     section.dataset.sayState = 'working';
     try {
