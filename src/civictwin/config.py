@@ -764,7 +764,11 @@ def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
     err = exc.errors()[0]
     parts: list[str] = []
     for item in err["loc"]:
-        if isinstance(item, int) and parts and parts[-1] in ("sources", "sensors", "rules", "webhooks"):
+        if (
+            isinstance(item, int)
+            and parts
+            and parts[-1] in ("sources", "sensors", "rules", "webhooks", "consultations")
+        ):
             name = _source_name(data, item, parts[-1])
             parts[-1] = f"{parts[-1]}[{item}]" + (f" ({name})" if name else "")
         else:
@@ -789,6 +793,6 @@ def _printable(text: str) -> str:
 def _source_name(data: dict[str, Any], index: int, section: str = "sources") -> str | None:
     sources = data.get(section)
     if isinstance(sources, list) and 0 <= index < len(sources) and isinstance(sources[index], dict):
-        name = sources[index].get("name")
+        name = sources[index].get("name", sources[index].get("comparison"))
         return name if isinstance(name, str) else None
     return None

@@ -385,3 +385,39 @@ def test_retention_anonymises(
         f"{CONSULTATION}/contributions/delete", json={"code": flow["answers"][0]["deletion_code"]}
     )
     assert gone.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ('opens = 2026-12-31\ncloses = 2026-12-01', "consultations[0] (c1): closes must be after opens"),
+        ('opens = 2026-12-01\ncloses = 2026-12-31\nthemes = ["Noise!"]',
+         "consultations[0] (c1).themes: theme(s) 'Noise!': expected lower-case words like 'noise'"),
+        ('opens = 2026-12-01\ncloses = 2026-12-31\nretention_days = 0',
+         "consultations[0] (c1).retention_days: Input should be greater than or equal to 1"),
+        ("closes = 2026-12-31", "consultations[0] (c1).opens: required key is missing"),
+    ],
+)  # fmt: skip
+def test_consultation_config_errors_name_the_key(tmp_path: Path, block: str, message: str) -> None:
+    from civictwin.config import load_config
+    from civictwin.errors import ConfigError
+
+    base = TOML.split("[[consultations]]")[0]
+    (tmp_path / "twin.toml").write_text(
+        f'{base}[[consultations]]\ncomparison = "c1"\n{block}\n', encoding="utf-8"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path)
+    assert str(caught.value).endswith(f"twin.toml: {message}")
+
+
+def test_a_comparison_configured_twice_is_refused(tmp_path: Path) -> None:
+    from civictwin.config import load_config
+    from civictwin.errors import ConfigError
+
+    block = '[[consultations]]\ncomparison = "c1"\nopens = 2026-12-01\ncloses = 2026-12-31\n'
+    (tmp_path / "twin.toml").write_text(
+        TOML.split("[[consultations]]")[0] + block + "\n" + block, encoding="utf-8"
+    )
+    with pytest.raises(ConfigError, match="consultations: comparison\\(s\\) configured twice: c1"):
+        load_config(tmp_path)
