@@ -143,7 +143,6 @@ class _Participation:
     """Keys the hash under which a source's address is counted; random per process, never written."""
     limiters: dict[str, RateLimiter] = field(default_factory=dict)
     anonymised_at: dict[str, datetime] = field(default_factory=dict)
-    configs: tuple[float, dict[str, ConsultationConfig]] = (-1.0, {})
 
 
 _lock = threading.Lock()
@@ -163,17 +162,21 @@ def _participation(request: Request) -> _Participation:
 
 def _configured(request: Request, consultation: str) -> ConsultationConfig:
     """The ``[[consultations]]`` block of the comparison (read again when ``twin.toml`` changes); 404
-    when the comparison takes no contributions."""
-    part = _participation(request)
+    when the comparison takes no contributions. Opens no database: a page of a twin without
+    consultations creates nothing."""
     path = get_twin(request).twin_dir / CONFIG_FILENAME
     try:
         mtime = path.stat().st_mtime
     except OSError:
         mtime = 0.0
-    if part.configs[0] != mtime:
+    cached: tuple[float, dict[str, ConsultationConfig]] | None = getattr(
+        request.app.state, "consultations", None
+    )
+    if cached is None or cached[0] != mtime:
         blocks = load_config(path.parent).consultations if mtime else []
-        part.configs = (mtime, {c.comparison: c for c in blocks})
-    config = part.configs[1].get(consultation)
+        cached = (mtime, {c.comparison: c for c in blocks})
+        request.app.state.consultations = cached
+    config = cached[1].get(consultation)
     if config is None:
         raise not_found(f"comparison '{consultation}' takes no contributions (no [[consultations]] block)")
     return config
@@ -219,23 +222,41 @@ def _public(c: Contribution) -> dict[str, Any]:
 def public_contributions(request: Request, comparison_id: ComparisonId, now: Now) -> JSONResponse:
     """Whether the consultation is open, its themes and consent text, and what moderators approved."""
     check_params(request, ())
-    found = _consultation(request, comparison_id, now)
+    return JSONResponse(published(request, comparison_id, now))
+
+
+def published(
+    request: Request, comparison_id: str, now: datetime, *, params: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """What anyone may see of a consultation's contributions (the JSON route and the page render the
+    same): ``phase`` (before, open, closed), dates, scenarios, themes, consent text, counts per
+    scenario, and the approved contributions with pseudonym and day only."""
+    found = _consultation(request, comparison_id, now, params=params)
     approved = found.part.store.contributions(comparison_id, status=Status.APPROVED, limit=100_000)
     config = found.config
-    return JSONResponse(
-        {
-            "consultation": comparison_id,
-            "open": config.is_open(now),
-            "opens": config.opens.isoformat(),
-            "closes": config.closes.isoformat(),
-            "scenarios": found.scenarios,
-            "themes": config.themes,
-            "consent": config.consent,
-            "retention_days": config.retention_days,
-            "counts": votes_per_scenario(approved, found.scenarios),
-            "contributions": [_public(c) for c in approved],
-        }
-    )
+    phase = "open" if config.is_open(now) else "before" if now < config.opens else "closed"
+    return {
+        "consultation": comparison_id,
+        "open": phase == "open",
+        "phase": phase,
+        "opens": config.opens.isoformat(),
+        "closes": config.closes.isoformat(),
+        "scenarios": found.scenarios,
+        "themes": config.themes,
+        "consent": config.consent,
+        "retention_days": config.retention_days,
+        "counts": votes_per_scenario(approved, found.scenarios),
+        "contributions": [_public(c) for c in approved],
+    }
+
+
+def takes_contributions(request: Request, comparison_id: str) -> bool:
+    """Whether a ``[[consultations]]`` block names the comparison (the page shows its section then)."""
+    try:
+        _configured(request, comparison_id)
+    except ProblemError:
+        return False
+    return True
 
 
 @router.get(

@@ -228,14 +228,20 @@ def test_exports_for_the_council(client: TestClient, tokens: dict[str, str], flo
     assert "Resident" not in everything and "del_" not in everything and "checked" not in everything
 
 
-def test_script_in_text_is_kept_as_text_and_escaped_on_the_page(
+def test_the_page_shows_approved_comments_and_counts_escaped(
     client: TestClient, flow: dict[str, Any]
 ) -> None:
     body = client.get(f"{CONSULTATION}/contributions").json()
-    assert body["contributions"][3]["text"] == SCRIPT_TEXT
+    assert body["contributions"][3]["text"] == SCRIPT_TEXT  # stored as typed
     page = client.get(CONSULTATION).text
     assert "<script>alert(1)</script>" not in page
+    assert "<p>&lt;script&gt;alert(1)&lt;/script&gt; more buses please</p>" in page
     assert 'data-contributions-url="http://testserver/consultations/consult-public/contributions"' in page
+    assert "<li>zone30: 2 for, 1 against, 2 comments</li>" in page
+    assert "<li>baseline: 0 for, 0 against, 0 comments</li>" in page
+    assert "Open for comments and votes until 2026-12-31." in page
+    assert "Still pending" not in page and "Keep it as it is" not in page
+    assert 'id="say"' not in client.get("/consultations/consult-quiet").text  # takes no contributions
 
 
 ROUTES = [
