@@ -142,7 +142,8 @@ class _Participation:
     source_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     """Keys the hash under which a source's address is counted; random per process, never written."""
     limiters: dict[str, RateLimiter] = field(default_factory=dict)
-    anonymised_at: dict[str, datetime] = field(default_factory=dict)
+    anonymised_at: datetime | None = None
+    """When every consultation was last anonymised up to its retention period (at most once a minute)."""
 
 
 _lock = threading.Lock()
@@ -160,10 +161,9 @@ def _participation(request: Request) -> _Participation:
         return found
 
 
-def _configured(request: Request, consultation: str) -> ConsultationConfig:
-    """The ``[[consultations]]`` block of the comparison (read again when ``twin.toml`` changes); 404
-    when the comparison takes no contributions. Opens no database: a page of a twin without
-    consultations creates nothing."""
+def _configs(request: Request) -> dict[str, ConsultationConfig]:
+    """The ``[[consultations]]`` blocks by comparison, read again when ``twin.toml`` changes. Opens no
+    database: a page of a twin without consultations creates nothing."""
     path = get_twin(request).twin_dir / CONFIG_FILENAME
     try:
         mtime = path.stat().st_mtime
@@ -176,7 +176,12 @@ def _configured(request: Request, consultation: str) -> ConsultationConfig:
         blocks = load_config(path.parent).consultations if mtime else []
         cached = (mtime, {c.comparison: c for c in blocks})
         request.app.state.consultations = cached
-    config = cached[1].get(consultation)
+    return cached[1]
+
+
+def _configured(request: Request, consultation: str) -> ConsultationConfig:
+    """The comparison's ``[[consultations]]`` block; 404 when it takes no contributions."""
+    config = _configs(request).get(consultation)
     if config is None:
         raise not_found(f"comparison '{consultation}' takes no contributions (no [[consultations]] block)")
     return config
@@ -192,15 +197,15 @@ class _Consultation:
 def _consultation(
     request: Request, comparison_id: str, now: datetime, *, params: tuple[str, ...] = ()
 ) -> _Consultation:
-    """A readable, configured consultation (``params``: the query parameters the route takes), its
-    data anonymised up to its retention period."""
+    """A readable, configured consultation (``params``: the query parameters the route takes); every
+    consultation's contributions anonymised up to its retention period first."""
     _, record = readable(request, comparison_id, params=params)
     config = _configured(request, record.id)
     part = _participation(request)
-    last = part.anonymised_at.get(record.id)
-    if last is None or abs((now - last).total_seconds()) >= _ANONYMISE_EVERY_S:
-        part.store.anonymise(record.id, older_than=now - timedelta(days=config.retention_days))
-        part.anonymised_at[record.id] = now
+    if part.anonymised_at is None or abs((now - part.anonymised_at).total_seconds()) >= _ANONYMISE_EVERY_S:
+        for name, each in _configs(request).items():  # every consultation, not only the one asked about
+            part.store.anonymise(name, older_than=now - timedelta(days=each.retention_days))
+        part.anonymised_at = now
     return _Consultation(config, [record.baseline, *record.plans], part)
 
 
