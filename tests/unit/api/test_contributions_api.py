@@ -4,7 +4,7 @@ route × role matrix, and every refusal (docs/consultation.md#comments-and-votes
 The twin is the API tests' small twin with the consultation tests' comparison ``consult-public``
 (scenarios ``baseline`` and ``zone30``), open from 2026-12-01 to 2026-12-31 with themes ``safety`` and
 ``noise``, 30 days' retention and 7 days' moderation after closing; ``consult-flood`` is the same
-comparison allowing 3 contributions per source and hour. The clock is the app's ``now_utc``
+comparison allowing 3 contributions per source and hour (30 days' retention too). The clock is the app's ``now_utc``
 dependency, moved by the tests; proof of work needs 4 zero bits (16 hashes on average).
 """
 
@@ -62,6 +62,7 @@ comparison = "consult-flood"
 opens = 2026-12-01
 closes = 2026-12-31
 contributions_per_hour = 3
+retention_days = 30
 proof_of_work_bits = 4
 """
 SCRIPT_TEXT = "<script>alert(1)</script> more buses please"
@@ -391,6 +392,8 @@ def test_retention_anonymises(
         f"{CONSULTATION}/contributions/delete", json={"code": flow["answers"][0]["deletion_code"]}
     )
     assert gone.status_code == 404
+    flood = client.get("/consultations/consult-flood/moderation", headers=_as(tokens, "moderator")).json()
+    assert flood["contributions"] == []  # swept with the others: its pending ones were older than 30 days
 
 
 @pytest.mark.parametrize(
