@@ -82,6 +82,16 @@ router = APIRouter(tags=["Consultations"])
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
+def _json_body_doc(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads its JSON itself (to bound its size first)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
+
+
 def now_utc() -> datetime:
     """Dependency: the current time (tests override it to move through opening, closing and retention)."""
     return datetime.now(UTC)
@@ -297,7 +307,10 @@ class ContributionIn(BaseModel):
 
 
 @router.post(
-    "/consultations/{comparison_id}/contributions", status_code=202, summary="Send a comment and/or a vote"
+    "/consultations/{comparison_id}/contributions",
+    status_code=202,
+    summary="Send a comment and/or a vote",
+    openapi_extra=_json_body_doc(ContributionIn),
 )
 async def contribute(request: Request, comparison_id: ComparisonId, now: Now) -> JSONResponse:
     """Queue a contribution for moderation; the answer's ``deletion_code`` is shown only this once."""
@@ -359,6 +372,7 @@ class DeletionIn(BaseModel):
     "/consultations/{comparison_id}/contributions/delete",
     status_code=204,
     summary="Delete a contribution with its deletion code",
+    openapi_extra=_json_body_doc(DeletionIn),
 )
 async def delete_contribution(request: Request, comparison_id: ComparisonId, now: Now) -> Response:
     """Delete the contribution whose deletion code is sent (in the body, so it is never logged); 404
@@ -415,7 +429,9 @@ class DecisionIn(BaseModel):
 
 
 @router.post(
-    "/consultations/{comparison_id}/moderation/{contribution_id}", summary="Approve or reject (moderator)"
+    "/consultations/{comparison_id}/moderation/{contribution_id}",
+    summary="Approve or reject (moderator)",
+    openapi_extra=_json_body_doc(DecisionIn),
 )
 async def moderate(
     request: Request,
