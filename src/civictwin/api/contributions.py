@@ -60,6 +60,7 @@ from civictwin.compare.participation import (
 )
 from civictwin.config import CONFIG_FILENAME, load_config
 from civictwin.config_consult import ConsultationConfig
+from civictwin.governance.security import FailureBursts
 from civictwin.governance.tokens import Principal, Role
 from civictwin.store.contributions import (
     Contribution,
@@ -152,6 +153,8 @@ class _Participation:
     source_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     """Keys the hash under which a source's address is counted; random per process, never written."""
     limiters: dict[str, RateLimiter] = field(default_factory=dict)
+    floods: FailureBursts = field(default_factory=FailureBursts)
+    """Refused contributions per source: a burst goes to the security log (under the source's hash)."""
     anonymised_at: datetime | None = None
     """When every consultation was last anonymised up to its retention period (at most once a minute)."""
 
@@ -566,7 +569,8 @@ def _validated(model: type[_Model], body: Any) -> _Model:
 def _charge_source(request: Request, found: _Consultation, consultation: str) -> None:
     """Count one write from the request's source (429 beyond the hourly allowance: a burst of
     ``contributions_per_hour``, refilled evenly over the hour). The source is known only as a keyed
-    hash of its address, kept in memory until its bucket refills."""
+    hash of its address, kept in memory until its bucket refills; ten refusals within a minute are
+    one ``contribution flood`` event in the security log, naming the hash, never the address."""
     part, per_hour = found.part, found.config.contributions_per_hour
     limiter = part.limiters.get(consultation)
     if limiter is None or limiter.burst != per_hour:
@@ -575,5 +579,10 @@ def _charge_source(request: Request, found: _Consultation, consultation: str) ->
     source = hmac.new(part.source_key, client.encode(), hashlib.sha256).hexdigest()[:32]
     wait = limiter.acquire(source)
     if wait > 0:
+        burst = part.floods.failed(source)
+        if burst is not None:
+            request.app.state.security.event(
+                "contribution flood", consultation=consultation, source=source[:12], refused=burst
+            )
         raise ProblemError(429, f"too many contributions from your connection; retry in {retry_after(wait)} s",
                            headers={"Retry-After": retry_after(wait)})  # fmt: skip

@@ -28,6 +28,7 @@ from civictwin.api.contributions import now_utc
 from civictwin.api.settings import ServerSettings
 from civictwin.compare.participation import solve
 from civictwin.governance.audit import audit_path
+from civictwin.governance.security import security_path
 from civictwin.governance.tokens import Role, create_token, tokens_path
 
 CONSULTATION = "/consultations/consult-public"
@@ -312,10 +313,17 @@ def test_bad_input_each_named(client: TestClient) -> None:
     assert unconfigured.status_code == 404 and "takes no contributions" in unconfigured.json()["detail"]
 
 
-def test_a_flood_from_one_source_is_refused(client: TestClient) -> None:
+def test_a_flood_from_one_source_is_refused(client: TestClient, twin: Path) -> None:
     statuses = [_send(client, {"scenario": "zone30", "theme": "general", "vote": "for"},
                       consultation="/consultations/consult-flood").status_code for _ in range(4)]  # fmt: skip
     assert statuses == [202, 202, 202, 429]
+    for _ in range(9):  # ten refusals in a minute: one security event, naming no address
+        assert _send(client, {"scenario": "zone30", "theme": "general", "vote": "for"},
+                     consultation="/consultations/consult-flood").status_code == 429  # fmt: skip
+    events = [json.loads(line) for line in security_path(twin / "test-twin.duckdb").read_text().splitlines()]
+    (flood,) = [e for e in events if e.get("event") == "contribution flood"]
+    assert (flood["consultation"], flood["refused"], len(flood["source"])) == ("consult-flood", 10, 12)
+    assert "testclient" not in json.dumps(flood)
 
 
 def test_deletion_on_request(client: TestClient, tokens: dict[str, str]) -> None:
