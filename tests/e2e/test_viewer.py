@@ -664,6 +664,13 @@ def test_a_resident_comments_and_votes_a_moderator_approves_the_council_exports(
     page.wait_for_selector("#say[data-say-state=sent]", state="attached", timeout=60_000)
     status = page.inner_text("#say-status")
     assert "is waiting for a moderator" in status and "del_" in status
+    page.fill("#say-code", "del_not-a-code")  # deletion on request: an unknown code is told so
+    page.click("form.say-delete button[type=submit]")
+    page.wait_for_selector("#say-delete-status p", timeout=30_000)
+    assert (
+        page.inner_text("#say-delete-status")
+        == "no contribution has this deletion code (deleted already, or anonymised)"
+    )
 
     moderator = create_token(tokens_path(next(twin_dir.glob("*.duckdb"))), role=Role.MODERATOR, name="desk")
     headers = {"Authorization": f"Bearer {moderator.token}"}

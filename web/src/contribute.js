@@ -59,6 +59,29 @@ function form(data) {
     el('div', { id: 'say-status', role: 'status', 'aria-live': 'polite' }));
 }
 
+function deletionForm(url) {
+  const f = el('form', { class: 'say say-delete', novalidate: true },
+    el('h3', {}, 'Delete your contribution'),
+    el('p', {}, el('label', { for: 'say-code' }, 'Your deletion code'), el('br'),
+      el('input', { id: 'say-code', name: 'code', type: 'text', autocomplete: 'off', spellcheck: 'false', maxlength: 100 })),
+    el('button', { type: 'submit' }, 'Delete it'),
+    el('div', { id: 'say-delete-status', role: 'status', 'aria-live': 'polite' }));
+  f.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const status = f.querySelector('#say-delete-status');
+    const code = f.elements.code.value.trim();
+    if (!code) { said(status, 'Paste the deletion code you were given.'); return; }
+    try {
+      await send(`${url}/delete`, { code });
+      said(status, 'Your contribution was deleted.');
+      f.elements.code.value = '';
+    } catch (error) {
+      said(status, error.message);
+    }
+  });
+  return f;
+}
+
 async function send(url, body) {
   const response = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/json' }, body: JSON.stringify(body), credentials: 'omit' });
   const answer = response.status === 204 ? {} : await response.json();
@@ -84,9 +107,10 @@ export async function startContributions(section) {
   const board = el('div', { id: 'say-published' }, ...published(data));
   section.hidden = false;
   section.replaceChildren(el('h2', { id: 'say-h' }, 'Have your say'), el('p', {}, openingLine(data)), board);
+  section.append(deletionForm(url));
   if (!data.open) return;
   const f = form(data);
-  section.append(f);
+  section.insertBefore(f, section.querySelector('form.say-delete'));
   document.addEventListener('civictwin:place', (event) => {
     place = event.detail;
     f.elements.place.disabled = false;
