@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from civictwin.config_consult import ConsultationConfig, check_unique_consultations
 from civictwin.config_live import LiveSection, RuleConfig, WebhookConfig, check_unique
 from civictwin.errors import ConfigError
 
@@ -678,6 +679,7 @@ class TwinConfig(_Strict):
     compute: ComputeSection = ComputeSection()
     readiness: ReadinessSection = ReadinessSection()
     sociodemographics: SociodemographicsSection | None = None
+    consultations: list[ConsultationConfig] = Field(default_factory=list)
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @model_validator(mode="after")
@@ -710,6 +712,7 @@ class TwinConfig(_Strict):
     @model_validator(mode="after")
     def _live_names_unique(self) -> TwinConfig:
         check_unique(self.rules, self.webhooks)
+        check_unique_consultations(self.consultations)
         return self
 
     @model_validator(mode="after")
@@ -807,7 +810,11 @@ def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
     err = exc.errors()[0]
     parts: list[str] = []
     for item in err["loc"]:
-        if isinstance(item, int) and parts and parts[-1] in ("sources", "sensors", "rules", "webhooks"):
+        if (
+            isinstance(item, int)
+            and parts
+            and parts[-1] in ("sources", "sensors", "rules", "webhooks", "consultations")
+        ):
             name = _source_name(data, item, parts[-1])
             parts[-1] = f"{parts[-1]}[{item}]" + (f" ({name})" if name else "")
         else:
@@ -832,6 +839,6 @@ def _printable(text: str) -> str:
 def _source_name(data: dict[str, Any], index: int, section: str = "sources") -> str | None:
     sources = data.get(section)
     if isinstance(sources, list) and 0 <= index < len(sources) and isinstance(sources[index], dict):
-        name = sources[index].get("name")
+        name = sources[index].get("name", sources[index].get("comparison"))
         return name if isinstance(name, str) else None
     return None

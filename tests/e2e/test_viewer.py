@@ -99,6 +99,17 @@ COMPARISON["differences"] += [
 ]  # fmt: skip
 
 
+CONSULTATION_TOML = """
+[[consultations]]
+comparison = "demo-cmp"
+opens = 2026-01-01
+closes = 2100-01-01
+themes = ["safety", "noise"]
+proof_of_work_bits = 8
+"""
+"""The demo comparison takes comments and votes (docs/consultation.md#comments-and-votes)."""
+
+
 def _write_comparison(twin_dir: Path) -> None:
     """A complete comparison as ``civictwin compare`` writes it (the layout of civictwin.runs): three
     street edges in central Helsinki from the traffic engine, and two buildings from a second engine."""
@@ -164,6 +175,8 @@ def twin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build_demo(folder)
     _write_comparison(folder)
     _write_calibration(folder)
+    with (folder / "twin.toml").open("a", encoding="utf-8") as config:
+        config.write(CONSULTATION_TOML)
     return folder
 
 
@@ -649,3 +662,54 @@ def test_the_consultation_page_fits_a_phone_and_prints_without_its_map(browser: 
         assert page.locator(".print-only").first.is_visible()
     finally:
         context.close()
+
+
+def test_a_resident_comments_and_votes_a_moderator_approves_the_council_exports(
+    page: Any, server: str, twin_dir: Path
+) -> None:
+    """The whole flow: open the page, comment and vote (consent, proof of work solved by the page),
+    moderate through the API with a moderator token, see it published, export the counts."""
+    import httpx
+
+    from civictwin.governance.tokens import Role, create_token, tokens_path
+
+    page.goto(f"{server}/consultations/demo-cmp")
+    page.wait_for_selector("form.say", timeout=60_000)
+    assert "No approved comments yet." in page.inner_text("#say")
+    page.select_option("#say-scenario", "zone30")
+    page.select_option("#say-theme", "noise")
+    page.select_option("#say-vote", "for")
+    page.fill("#say-text", "Quieter nights <b>please</b>")
+    page.click("form.say button[type=submit]")
+    assert page.inner_text("#say-status") == "Please tick the consent box first."
+    page.check("#say-consent")
+    page.click("form.say button[type=submit]")
+    page.wait_for_selector("#say[data-say-state=sent]", state="attached", timeout=60_000)
+    status = page.inner_text("#say-status")
+    assert "is waiting for a moderator" in status and "del_" in status
+    page.fill("#say-code", "del_not-a-code")  # deletion on request: an unknown code is told so
+    page.click("form.say-delete button[type=submit]")
+    page.wait_for_selector("#say-delete-status p", timeout=30_000)
+    assert (
+        page.inner_text("#say-delete-status")
+        == "no contribution has this deletion code (deleted already, or anonymised)"
+    )
+
+    moderator = create_token(tokens_path(next(twin_dir.glob("*.duckdb"))), role=Role.MODERATOR, name="desk")
+    headers = {"Authorization": f"Bearer {moderator.token}"}
+    base = f"{server}/consultations/demo-cmp"
+    (queued,) = httpx.get(f"{base}/moderation", headers=headers).json()["contributions"]
+    assert (queued["scenario"], queued["theme"], queued["vote"], queued["text"]) == (
+        "zone30", "noise", "for", "Quieter nights <b>please</b>")  # fmt: skip
+    decided = httpx.post(f"{base}/moderation/{queued['id']}", headers=headers,
+                         json={"decision": "approve", "reason": "on topic"})  # fmt: skip
+    assert decided.status_code == 200
+
+    page.reload()
+    page.wait_for_selector(".say-comments", timeout=60_000)
+    assert page.locator(".say-comments p").inner_text() == "Quieter nights <b>please</b>"  # text, not HTML
+    assert page.locator(".say-comments b").count() == 0
+    assert "zone30: 1 for, 0 against, 1 comment" in page.inner_text(".say-counts")
+    counts = httpx.get(f"{base}/export/counts.csv", headers=headers).text.splitlines()
+    assert counts[0] == "scenario,theme,contributions,comments,votes_for,votes_against"
+    assert "zone30,noise,1,1,1,0" in counts and "zone30,safety,0,0,0,0" in counts

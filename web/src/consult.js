@@ -9,6 +9,7 @@ import * as maplibregl from 'maplibre-gl';
 import { setWorkerUrl } from 'maplibre-gl';
 import { getJsonAt, transformRequest } from './api.js';
 import { changeColour, nearItems, nearQuery } from './consultText.js';
+import { startContributions } from './contribute.js';
 
 setWorkerUrl(new URL('./maplibre-gl-worker.mjs', import.meta.url).href);
 
@@ -76,6 +77,8 @@ function showProblem(region, message) {
 
 async function start() {
   const body = document.body;
+  const say = document.getElementById('say');
+  if (say) startContributions(say).catch((error) => { say.hidden = false; say.textContent = `Comments could not be loaded: ${error.message}`; });
   const region = document.getElementById('near-result');
   const container = document.getElementById('map');
   const { nearUrl, plan, geojson, column, kind } = body.dataset;
@@ -85,6 +88,7 @@ async function start() {
     if (!map) return;
     if (!marker) marker = new maplibregl.Marker({ color: '#0072b2' });
     marker.setLngLat([lon, lat]).addTo(map);
+    document.dispatchEvent(new CustomEvent('civictwin:place', { detail: { lon, lat } }));
   };
   const ask = async (params) => {
     body.dataset.nearState = 'loading';

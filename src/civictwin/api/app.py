@@ -26,6 +26,7 @@ from civictwin.api import (
     calibration,
     consultations,
     equity,
+    contributions,
     features,
     operations,
     readiness,
@@ -142,6 +143,7 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
     app.include_router(calibration.router)
     app.include_router(consultations.router)
     app.include_router(equity.router)
+    app.include_router(contributions.router)
     app.include_router(viewer.viewer_router())
     _add_middlewares(app, settings, registry=TokenRegistry(tokens_path(twin.store_path)))
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]

@@ -28,6 +28,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment
 
 from civictwin.api.context import get_twin
+from civictwin.api.contributions import Now, published, takes_contributions
 from civictwin.api.problems import ProblemError, bad_request, not_found
 from civictwin.api.query import check_params
 from civictwin.api.scenarios import GEOJSON_MEDIA_TYPE, ComparisonId, ComparisonStore, readable
@@ -394,11 +395,19 @@ def consultation_page(
     lon: Lon = None,
     lat: Lat = None,
     radius: Radius = NEAR_RADIUS_M,
+    *,
+    now: Now,
 ) -> HTMLResponse:
     """The page: every number on it is the comparison's own; near-me is answered in the page when the
-    URL names an address or a point, so a link shares exactly what its sender saw."""
+    URL names an address or a point, so a link shares exactly what its sender saw. A consultation
+    taking contributions also shows the approved ones and the vote counts (docs/consultation.md)."""
     check_params(request, _PARAMS)
     content = consultation(request, comparison_id, plan=plan, table=table)
+    say = (
+        published(request, content["id"], now, params=_PARAMS)
+        if takes_contributions(request, content["id"])
+        else None
+    )
     answer: dict[str, Any] | None = None
     problem = ""
     try:
@@ -416,6 +425,8 @@ def consultation_page(
         script=viewer_built() and (STATIC_DIR / "consult.js").is_file(),
         page_url=str(request.url_for("consultation_page", comparison_id=content["id"])),
         near_url=str(request.url_for("consultation_near", comparison_id=content["id"])),
+        contributions_url=str(request.url_for("public_contributions", comparison_id=content["id"])),
+        say=say,
     )
     return HTMLResponse(
         html,
@@ -527,6 +538,16 @@ form.near button { font-size: 1rem; padding: .4rem .8rem; }
 <ul>{% for t in near.tables %}<li>{{ t.label }}: {{ t.sentence }}</li>{% else %}<li>Nothing of this comparison can be placed on the map.</li>{% endfor %}</ul>
 {% else %}<p>Choose a place to see what changes there.</p>{% endif %}</div>
 </section>
+
+{% if say %}<section id="say" aria-labelledby="say-h" data-contributions-url="{{ contributions_url }}">
+<h2 id="say-h">Have your say</h2>
+<p>{% if say.phase == 'open' %}Open for comments and votes until {{ say.closes[:10] }}.{% elif say.phase == 'before' %}Comments and votes open on {{ say.opens[:10] }}.{% else %}This consultation closed on {{ say.closes[:10] }}; comments are no longer taken.{% endif %}</p>
+<div id="say-published"><h3>Votes so far (approved)</h3>
+<ul class="say-counts">{% for s, n in say.counts.items() %}<li>{{ s }}: {{ n['for'] }} for, {{ n['against'] }} against, {{ n['comments'] }} comment{{ '' if n['comments'] == 1 else 's' }}</li>{% endfor %}</ul>
+<h3>Comments (approved by a moderator)</h3>
+{% if say.contributions %}<ol class="say-comments">{% for x in say.contributions %}<li><strong>{{ x.pseudonym }} on {{ x.scenario }} ({{ x.theme }}){% if x.vote %}, {{ x.vote }}{% endif %} · {{ x.date }}</strong>{% if x.text %}<p>{{ x.text }}</p>{% endif %}</li>{% endfor %}</ol>{% else %}<p>No approved comments yet.</p>{% endif %}</div>
+{% if say.phase == 'open' %}<noscript><p>Sending a comment or a vote needs JavaScript (the page's protection against bots runs in the browser).</p></noscript>{% endif %}
+</section>{% endif %}
 
 <p><a href="{{ c.links.report }}">Full technical report</a> · <a href="{{ c.links.kpis }}">Indicators as data (JSON)</a> · <a href="{{ c.links.manifest }}">How to reproduce it (run manifest)</a></p>
 </main>

@@ -109,7 +109,7 @@ def _lifetime(days: int) -> timedelta | None:
 @token_app.command("create")
 def token_create(
     twin_dir: Path = TWIN_DIR,
-    role: Role = typer.Option(..., "--role", help="admin, steward, analyst or viewer."),
+    role: Role = typer.Option(..., "--role", help="admin, steward, analyst, viewer or moderator."),
     datasets: str = typer.Option("", "--datasets", help="Comma-separated datasets a steward stewards."),
     name: str = typer.Option("", "--name", help="Who or what the token is for."),
     days: int = DAYS,

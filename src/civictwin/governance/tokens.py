@@ -49,6 +49,8 @@ class Role(StrEnum):
     STEWARD = "steward"
     ANALYST = "analyst"
     VIEWER = "viewer"
+    MODERATOR = "moderator"
+    """Moderates public consultations (docs/consultation.md); otherwise reads as a viewer does."""
 
 
 @dataclass(frozen=True)

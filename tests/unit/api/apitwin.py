@@ -31,7 +31,7 @@ ACCESS = {
 }
 LAYERS = [*ACCESS, "secret_sites"]
 GEOMETRY_LAYERS = ["buildings", "roads", "zones", "secret_sites"]
-ROLES = ["anonymous", "viewer", "analyst", "steward", "admin"]
+ROLES = ["anonymous", "viewer", "analyst", "steward", "admin", "moderator"]
 
 
 def build_twin(directory: Path) -> Path:

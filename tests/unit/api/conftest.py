@@ -36,6 +36,7 @@ def tokens(store_path: Path) -> dict[str, str]:
         "analyst": create_token(path, role=Role.ANALYST, name="an analyst").token,
         "steward": create_token(path, role=Role.STEWARD, datasets=["zones"], name="zones steward").token,
         "admin": create_token(path, role=Role.ADMIN, name="the admin").token,
+        "moderator": create_token(path, role=Role.MODERATOR, name="consultation desk").token,
     }
     revoked = create_token(path, role=Role.ADMIN, name="gone")
     revoke_token(path, revoked.record.id)

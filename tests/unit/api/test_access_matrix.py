@@ -1,7 +1,7 @@
 """Authorisation as a matrix: every endpoint × every caller × every access level, exact statuses.
 
 Expected visibility (public / internal / restricted / no catalogue record):
-anonymous sees public; viewer and analyst see public + internal; the ``zones`` steward sees public +
+anonymous sees public; viewer, analyst and moderator see public + internal; the ``zones`` steward sees public +
 internal + zones; admin sees everything. Forbidden layers answer 404 exactly like missing ones and
 are absent from every listing (collections, tile sets).
 """
@@ -19,6 +19,7 @@ VISIBLE = {
     "analyst": {"buildings", "transit_routes", "roads"},
     "steward": {"buildings", "transit_routes", "roads", "zones"},
     "admin": set(LAYERS),
+    "moderator": {"buildings", "transit_routes", "roads"},
 }
 # z=14 tile holding the test twin's features (lon 24.93, lat 60.168)
 TILE = (14, 9326, 4742)
@@ -110,3 +111,33 @@ def test_revoked_and_tampered_tokens_are_401(client: TestClient, tokens: dict[st
     admin = tokens["admin"]
     tampered = admin[:-1] + ("A" if admin[-1] != "A" else "B")
     assert client.get("/", headers={"Authorization": f"Bearer {tampered}"}).status_code == 401
+
+
+# Consultation routes needing a role (docs/consultation.md#comments-and-votes): the role is checked
+# before the consultation is looked up, so a caller without it learns nothing (401/403); a caller
+# with it gets 404 here, as this twin publishes no comparison. The full matrix over a configured
+# consultation is in test_contributions_api.py.
+MODERATION = ("GET /moderation", "POST /moderation/1")
+EXPORTS = ("GET /export/contributions.csv", "GET /export/counts.csv", "GET /export/contributions.geojson")
+ROLE_STATUS = {
+    "anonymous": (401, 401),
+    "viewer": (403, 403),
+    "analyst": (403, 404),
+    "steward": (403, 404),
+    "moderator": (404, 404),
+    "admin": (404, 404),
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_consultation_roles(client: TestClient, tokens: dict[str, str], role: str) -> None:
+    """Moderation for moderators and admins; exports for them and staff (analyst, steward)."""
+    moderation, export = ROLE_STATUS[role]
+    for routes, status in ((MODERATION, moderation), (EXPORTS, export)):
+        for route in routes:
+            method, path = route.split(" ")
+            body = {"decision": "approve", "reason": "ok"} if method == "POST" else None
+            answer = client.request(
+                method, f"/consultations/none{path}", headers=auth(tokens, role), json=body
+            )
+            assert answer.status_code == status, f"{role} {route}: {answer.text}"

@@ -1,0 +1,302 @@
+"""Comments and votes of public consultations, in one SQLite file per twin (``<store>.contributions.sqlite``).
+
+Why beside the twin's store and not in it: a rebuild replaces the twin's database, and contributions
+must survive it; the server writes them while it serves the twin read-only. SQLite in WAL mode (as
+the alert store, :mod:`civictwin.store.alerts`) lets several server processes append and moderate
+while others read, each commit on disk (``synchronous=FULL``) before the call returns.
+
+What is kept is the minimum (GDPR, docs/consultation.md): no name, e-mail or client address; a random
+pseudonym; the SHA-256 of the deletion code handed to the contributor (never the code); the
+scenario, vote, theme, text and optional point. After the retention period :meth:`anonymise` drops
+the pseudonym, the deletion code's hash and the exact time, rounds the point to 0.01° (about 1 km)
+and deletes what was never published (pending and rejected contributions).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from civictwin.errors import StoreError
+
+ANONYMOUS_PSEUDONYM = "anonymised"
+POINT_DECIMALS_AFTER_RETENTION = 2
+"""Decimals of a degree an anonymised point keeps (0.01° is about 1.1 km north-south)."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS contributions (
+    id INTEGER PRIMARY KEY,
+    consultation TEXT NOT NULL,
+    pseudonym TEXT,
+    deletion_sha256 TEXT UNIQUE,
+    scenario TEXT NOT NULL,
+    vote TEXT CHECK (vote IN ('for', 'against')),
+    theme TEXT NOT NULL,
+    text TEXT NOT NULL,
+    lon REAL,
+    lat REAL,
+    created TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
+    moderated_at TEXT,
+    moderated_by TEXT,
+    reason TEXT,
+    anonymised INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS contributions_by_status ON contributions (consultation, status, id);
+CREATE INDEX IF NOT EXISTS contributions_by_age ON contributions (consultation, anonymised, created);
+CREATE TABLE IF NOT EXISTS used_challenges (challenge TEXT PRIMARY KEY, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+"""
+_COLUMNS = (
+    "id, consultation, pseudonym, scenario, vote, theme, text, lon, lat, created, status, "
+    "moderated_at, moderated_by, reason, anonymised"
+)
+
+
+class Status(StrEnum):
+    """Where a contribution is in moderation; only approved ones are ever public."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class NewContribution:
+    """What a contributor sends, checked by the API: a comment, a vote, or both, on one scenario."""
+
+    consultation: str
+    scenario: str
+    theme: str
+    text: str
+    vote: str | None
+    lon: float | None
+    lat: float | None
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A checked contribution ready to store, with what only the server adds to it."""
+
+    contribution: NewContribution
+    pseudonym: str
+    deletion_sha256: str
+    challenge: str
+    """The proof-of-work challenge it spent (kept until it expires, so it cannot be spent twice)."""
+    challenge_expires: float
+    """When the challenge expires (Unix seconds)."""
+    received: datetime
+    """When the server accepted it (its ``created`` time)."""
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """A stored contribution (never with its deletion code, which only its author holds)."""
+
+    id: int
+    consultation: str
+    pseudonym: str
+    scenario: str
+    vote: str | None
+    theme: str
+    text: str
+    lon: float | None
+    lat: float | None
+    created: datetime
+    status: Status
+    moderated_at: datetime | None
+    moderated_by: str | None
+    reason: str | None
+    anonymised: bool
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A moderator's decision on one contribution."""
+
+    status: Status
+    reason: str
+    moderator: str
+    """The moderator's token id (staff, not a contributor)."""
+
+
+def contributions_path(store_path: Path) -> Path:
+    """The contribution database of the twin whose store is ``store_path``."""
+    return store_path.with_name(store_path.stem + ".contributions.sqlite")
+
+
+def _stamp(moment: datetime) -> str:
+    """A UTC time as fixed-width ISO 8601 text (so text order is time order)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse(text: str | None) -> datetime | None:
+    return None if text is None else datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+class ContributionStore:
+    """The contribution database of one twin; safe to share between the threads of a process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            self._con.execute("PRAGMA journal_mode=WAL")
+            self._con.execute("PRAGMA synchronous=FULL")
+            self._con.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"not a usable contribution database: {exc}", path=path) from None
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+
+    def __enter__(self) -> ContributionStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._con.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._con
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+            self._con.execute("COMMIT")
+
+    def secret(self, name: str, make: bytes) -> bytes:
+        """The stored secret ``name``, stored as ``make`` the first time (shared by every server process)."""
+        with self._transaction() as con:
+            con.execute("INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)", [name, make])
+            row = con.execute("SELECT value FROM secrets WHERE name = ?", [name]).fetchone()
+        return bytes(row[0])
+
+    def add_many(self, items: Sequence[Queued]) -> list[Contribution | None]:
+        """Queue contributions for moderation in one transaction (one disk sync for all: a group
+        commit); per item the stored contribution, or None when its challenge was used before (a replay).
+
+        The challenge is recorded in the same transaction, so one proof of work buys one contribution
+        whichever server process receives it. Expired challenges are forgotten here.
+        """
+        if not items:
+            return []
+        latest = max(item.received for item in items)
+        with self._transaction() as con:
+            con.execute("DELETE FROM used_challenges WHERE expires < ?", [latest.timestamp()])
+            return [_insert(con, item) for item in items]
+
+    def contributions(
+        self, consultation: str, *, status: Status | None, limit: int = 1000, offset: int = 0
+    ) -> list[Contribution]:
+        """Contributions of ``consultation`` in the order they came, optionally of one status."""
+        where, params = "consultation = ?", [consultation]
+        if status is not None:
+            where += " AND status = ?"
+            params.append(str(status))
+        with self._lock:
+            rows = self._con.execute(
+                f"SELECT {_COLUMNS} FROM contributions WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            ).fetchall()
+        return [_contribution(row) for row in rows]
+
+    def contribution(self, consultation: str, contribution_id: int) -> Contribution | None:
+        """One contribution of ``consultation`` (None when there is no such one)."""
+        with self._lock:
+            row = self._con.execute(
+                f"SELECT {_COLUMNS} FROM contributions WHERE consultation = ? AND id = ?",
+                [consultation, contribution_id],
+            ).fetchone()
+        return None if row is None else _contribution(row)
+
+    def decide(self, consultation: str, contribution_id: int, decision: Decision, *, now: datetime) -> bool:
+        """Record ``decision`` on a pending contribution; False when it is not pending (or absent)."""
+        with self._transaction() as con:
+            cursor = con.execute(
+                "UPDATE contributions SET status = ?, reason = ?, moderated_by = ?, moderated_at = ? "
+                "WHERE consultation = ? AND id = ? AND status = 'pending'",
+                [str(decision.status), decision.reason, decision.moderator, _stamp(now), consultation,
+                 contribution_id],
+            )  # fmt: skip
+        return cursor.rowcount == 1
+
+    def delete(self, consultation: str, deletion_sha256: str) -> bool:
+        """Delete the contribution whose deletion code hashes to ``deletion_sha256``; False when none."""
+        with self._transaction() as con:
+            cursor = con.execute(
+                "DELETE FROM contributions WHERE consultation = ? AND deletion_sha256 = ?",
+                [consultation, deletion_sha256],
+            )
+        return cursor.rowcount == 1
+
+    def anonymise(self, consultation: str, *, older_than: datetime) -> int:
+        """Anonymise every contribution of ``consultation`` made before ``older_than``: unpublished ones
+        deleted, published ones without pseudonym, deletion code, exact time or exact point.
+        Returns how many were changed or deleted."""
+        cutoff = _stamp(older_than)
+        digits = POINT_DECIMALS_AFTER_RETENTION
+        with self._transaction() as con:
+            deleted = con.execute(
+                "DELETE FROM contributions WHERE consultation = ? AND anonymised = 0 AND created < ? "
+                "AND status != 'approved'",
+                [consultation, cutoff],
+            ).rowcount
+            changed = con.execute(
+                "UPDATE contributions SET pseudonym = NULL, deletion_sha256 = NULL, anonymised = 1, "
+                "created = substr(created, 1, 10) || 'T00:00:00.000000Z', "
+                f"lon = round(lon, {digits}), lat = round(lat, {digits}) "
+                "WHERE consultation = ? AND anonymised = 0 AND created < ?",
+                [consultation, cutoff],
+            ).rowcount
+        return int(deleted) + int(changed)
+
+
+def _contribution(row: Any) -> Contribution:
+    return Contribution(
+        id=int(row[0]),
+        consultation=str(row[1]),
+        pseudonym=ANONYMOUS_PSEUDONYM if row[2] is None else str(row[2]),
+        scenario=str(row[3]),
+        vote=None if row[4] is None else str(row[4]),
+        theme=str(row[5]),
+        text=str(row[6]),
+        lon=None if row[7] is None else float(row[7]),
+        lat=None if row[8] is None else float(row[8]),
+        created=_parse(str(row[9])) or datetime.min.replace(tzinfo=UTC),
+        status=Status(row[10]),
+        moderated_at=_parse(row[11]),
+        moderated_by=None if row[12] is None else str(row[12]),
+        reason=None if row[13] is None else str(row[13]),
+        anonymised=bool(row[14]),
+    )
+
+
+def _insert(con: sqlite3.Connection, item: Queued) -> Contribution | None:
+    """Insert one contribution and spend its challenge (None, and nothing inserted, on a replay)."""
+    try:
+        con.execute("INSERT INTO used_challenges (challenge, expires) VALUES (?, ?)",
+                    [item.challenge, item.challenge_expires])  # fmt: skip
+    except sqlite3.IntegrityError:
+        return None
+    new = item.contribution
+    cursor = con.execute(
+        "INSERT INTO contributions (consultation, pseudonym, deletion_sha256, scenario, vote, theme, "
+        "text, lon, lat, created, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+        [new.consultation, item.pseudonym, item.deletion_sha256, new.scenario, new.vote, new.theme, new.text,
+         new.lon, new.lat, _stamp(item.received)],
+    )  # fmt: skip
+    row = con.execute(f"SELECT {_COLUMNS} FROM contributions WHERE id = ?", [cursor.lastrowid]).fetchone()
+    return _contribution(row)
