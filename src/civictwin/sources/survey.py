@@ -1,0 +1,400 @@
+"""Street surveys as governed layers: ODK Central and KoboToolbox exports (CSV or GeoJSON), with photos.
+
+One export gives one point layer named after the source: each submission's answers at the place of
+its geopoint question, in the twin's CRS, with its submission time (``submitted_at``, UTC). The
+export formats, as the tools write them:
+
+- **ODK Central** CSV (also ODK Briefcase): ``SubmissionDate`` first, answers with groups joined by
+  ``-``, a geopoint question ``q`` as ``q-Latitude``, ``q-Longitude``, ``q-Altitude``, ``q-Accuracy``,
+  then ``KEY``, ``SubmitterID``, ``SubmitterName`` and Central's review columns.
+- **KoboToolbox** CSV (``;`` or ``,``): answers (groups joined by ``/`` when exported with groups),
+  a geopoint ``q`` as ``q`` (``"lat lon alt precision"``) plus ``_q_latitude``, ``_q_longitude``,
+  ``_q_altitude``, ``_q_precision``, then ``_id``, ``_uuid``, ``_submission_time``, ``_submitted_by``…
+- **GeoJSON** (KoboToolbox's GeoJSON export, or any FeatureCollection of points whose properties are
+  the answers).
+
+Who answered never enters the twin: the submitter, device, phone, SIM and account columns are
+dropped before anything is written, with the servers' bookkeeping columns (ids, review states,
+attachment URLs); the quality record lists every dropped column and why. Photo answers name
+attachment files: each is checked and copied without any metadata (:mod:`civictwin.fieldwork.photos`)
+into ``<store>.media/<source>/`` under its content hash, and the column holds that file name.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from shapely.geometry import Point
+
+from civictwin.config import SourceConfig
+from civictwin.errors import SourceError, UploadError
+from civictwin.fieldwork.observations import GeoPoint, check_coordinate, clean_text, optional_metres
+from civictwin.fieldwork.photos import sanitise_photo, store_photo
+from civictwin.geometry import WGS84, prepare_geometries
+from civictwin.sources.base import BuildContext, IngestedLayer, IngestResult
+
+MEDIA_SUFFIX = ".media"
+"""Photos of the twin's surveys live in ``<store file name>.media/<source>/`` beside the store."""
+
+_PERSONAL = "personal data: who or which device submitted"
+_BOOKKEEPING = "the collection server's bookkeeping"
+ODK_DROPPED: Mapping[str, str] = {
+    **dict.fromkeys(("SubmitterID", "SubmitterName", "DeviceID"), _PERSONAL),
+    **dict.fromkeys(
+        ("KEY", "AttachmentsPresent", "AttachmentsExpected", "Status", "ReviewState", "Edits", "FormVersion",
+         "meta-instanceID", "meta-instanceName", "meta-deprecatedID", "meta-audit", "isValidated"),
+        _BOOKKEEPING,
+    ),
+}  # fmt: skip
+"""ODK Central's own columns (case as Central writes them), besides ``SubmissionDate``."""
+KOBO_DROPPED: Mapping[str, str] = {
+    "_submitted_by": _PERSONAL,
+    **dict.fromkeys(
+        ("_id", "_uuid", "_validation_status", "_notes", "_status", "__version__", "_version_", "_tags",
+         "_index", "_xform_id_string", "_attachments", "_geolocation", "meta/instanceID", "meta/instanceName",
+         "meta/deprecatedID", "meta/rootUuid", "formhub/uuid"),
+        _BOOKKEEPING,
+    ),
+}  # fmt: skip
+"""KoboToolbox's own columns, besides ``_submission_time``."""
+METADATA_QUESTIONS = frozenset(
+    {"deviceid", "subscriberid", "simserial", "phonenumber", "username", "email", "audit"}
+)
+"""XLSForm metadata questions about the device or the person (their default names, any case, in any group)."""
+SUBMISSION_TIME = ("SubmissionDate", "_submission_time")
+
+_ODK_PARTS = {"Latitude": "lat", "Longitude": "lon", "Altitude": "altitude", "Accuracy": "accuracy"}
+_KOBO_PART = re.compile(
+    r"^(?P<prefix>(?:.*/)?)_(?P<name>[^/]+)_(?P<part>latitude|longitude|altitude|precision)$"
+)
+_KOBO_PARTS = {"latitude": "lat", "longitude": "lon", "altitude": "altitude", "precision": "accuracy"}
+
+
+@dataclass
+class SurveyExport:
+    """A survey export read and checked: answers (text), places, times, and the columns dropped."""
+
+    path: Path
+    flavour: str
+    answers: pd.DataFrame
+    places: list[GeoPoint | None]
+    submitted_at: pd.Series
+    row_labels: list[str]
+    dropped: dict[str, str] = field(default_factory=dict)
+
+
+def ingest(source: SourceConfig, ctx: BuildContext) -> IngestResult:
+    """Read the export, copy its photos without metadata, write one point layer in the twin's CRS."""
+    path = ctx.path_of(source)
+    export = read_export(path, geopoint=source.geopoint)
+    photos = _photo_columns(export, source.photos or [], path)
+    media = ctx.config.resolve(source.media) if source.media else path.parent / "media"
+    target = ctx.config.store_path.parent / f"{ctx.config.store_path.name}{MEDIA_SUFFIX}" / source.name
+    photo_counts = {"copied": 0, "missing": 0}
+    for column in photos:
+        export.answers[column] = _copy_photos(export, column, media, target, photo_counts, path)
+    frame, report = _frame(export, ctx.crs, ctx.area)
+    rows = ctx.store.write_table(source.name, frame)
+    ctx.report(f"{source.name}: {rows} survey answers, {photo_counts['copied']} photos")
+    no_place = sum(place is None for place in export.places)
+    notes = [f"column '{c}' dropped: {why}" for c, why in export.dropped.items()]
+    if no_place:
+        notes.append(f"{no_place} submission(s) without a place (geopoint left empty) not stored")
+    if photo_counts["missing"]:
+        notes.append(f"{photo_counts['missing']} photo(s) named in the export are not in {media}")
+    quality = {
+        **report.as_dict(),
+        "format": export.flavour,
+        "without_place": no_place,
+        "dropped_columns": dict(export.dropped),
+        "photos": {**photo_counts, "columns": photos, "metadata": "stripped (re-encoded from pixels)"},
+    }
+    layer = IngestedLayer(
+        table=source.name, rows=rows, title=source.display_title, quality=quality, notes=notes
+    )
+    return IngestResult(source=source, path=path, layers=[layer], lineage={"format": export.flavour})
+
+
+def read_export(path: Path, *, geopoint: str | None) -> SurveyExport:
+    """An ODK Central / KoboToolbox CSV export or a GeoJSON export, by its file name's suffix."""
+    if not path.is_file():
+        raise SourceError("file not found", path=path)
+    if path.suffix.lower() in (".geojson", ".json"):
+        return _read_geojson(path)
+    if path.suffix.lower() != ".csv":
+        raise SourceError("expected a survey export as .csv or .geojson", path=path)
+    frame = _read_csv(path)
+    if "SubmissionDate" in frame.columns or any(str(c).endswith("-Latitude") for c in frame.columns):
+        return _read_table(frame, path, flavour="odk", geopoint=geopoint)
+    if "_submission_time" in frame.columns or any(_KOBO_PART.match(str(c)) for c in frame.columns):
+        return _read_table(frame, path, flavour="kobo", geopoint=geopoint)
+    raise SourceError(
+        "not an ODK Central or KoboToolbox export: missing column SubmissionDate (ODK) or _submission_time (Kobo)",
+        path=path,
+    )
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """The CSV as text, with the delimiter KoboToolbox or ODK used (``;``, ``,`` or tab)."""
+    try:
+        with path.open(encoding="utf-8-sig") as handle:
+            header = handle.readline()
+        delimiter = max((",", ";", "\t"), key=header.count)
+        return pd.read_csv(path, sep=delimiter, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise SourceError(f"not a readable CSV file: {str(exc).splitlines()[0]}", path=path) from None
+
+
+def _read_table(frame: pd.DataFrame, path: Path, *, flavour: str, geopoint: str | None) -> SurveyExport:
+    columns = [str(c) for c in frame.columns]
+    parts = _geopoints(columns, flavour)
+    name = _chosen_geopoint(parts, geopoint, path)
+    labels = [f"row {i + 2}" for i in range(len(frame))]
+    places = [_place(frame, parts[name], i, labels[i], path) for i in range(len(frame))]
+    time_column = SUBMISSION_TIME[0] if flavour == "odk" else SUBMISSION_TIME[1]
+    if time_column not in frame.columns:
+        raise SourceError(f"missing column {time_column} (the submission time)", path=path)
+    submitted = _times(frame[time_column], labels, time_column, path)
+    used = {*parts[name].values(), time_column, *([name] if flavour == "kobo" and name in columns else [])}
+    dropped = _dropped(columns, ODK_DROPPED if flavour == "odk" else KOBO_DROPPED)
+    answers = frame[[c for c in columns if c not in used and c not in dropped]]
+    return SurveyExport(path, flavour, answers.copy(), places, submitted, labels, dropped)
+
+
+def _geopoints(columns: list[str], flavour: str) -> dict[str, dict[str, str]]:
+    """Each geopoint question's columns by part (``lat``, ``lon``, ``altitude``, ``accuracy``)."""
+    found: dict[str, dict[str, str]] = {}
+    for column in columns:
+        if flavour == "odk":
+            stem, _, suffix = column.rpartition("-")
+            if stem and suffix in _ODK_PARTS:
+                found.setdefault(stem, {})[_ODK_PARTS[suffix]] = column
+        elif match := _KOBO_PART.match(column):
+            name = f"{match['prefix']}{match['name']}"
+            found.setdefault(name, {})[_KOBO_PARTS[match["part"]]] = column
+    return {name: part for name, part in found.items() if {"lat", "lon"} <= part.keys()}
+
+
+def _chosen_geopoint(parts: Mapping[str, Mapping[str, str]], wanted: str | None, path: Path) -> str:
+    if wanted is not None:
+        names = [n for n in parts if wanted in (n, re.split(r"[-/]", n)[-1])]
+        if len(names) != 1:
+            found = ", ".join(parts) or "none"
+            raise SourceError(f"no single geopoint question '{wanted}' (geopoints found: {found})", path=path)
+        return names[0]
+    if len(parts) == 1:
+        return next(iter(parts))
+    if not parts:
+        raise SourceError(
+            "no geopoint columns (ODK '<question>-Latitude'/'-Longitude', Kobo '_<question>_latitude'/'_longitude')",
+            path=path,
+        )
+    raise SourceError(f"several geopoint questions ({', '.join(parts)}); name one in `geopoint`", path=path)
+
+
+def _place(
+    frame: pd.DataFrame, parts: Mapping[str, str], row: int, label: str, path: Path
+) -> GeoPoint | None:
+    values = {part: str(frame.at[row, column]).strip() for part, column in parts.items()}
+    if not values["lat"] and not values["lon"]:
+        return None
+    try:
+        return GeoPoint(
+            lat=check_coordinate(values["lat"], axis="latitude", label=""),
+            lon=check_coordinate(values["lon"], axis="longitude", label=""),
+            altitude_m=optional_metres(values.get("altitude"), what="an altitude", label=""),
+            accuracy_m=optional_metres(values.get("accuracy"), what="an accuracy", label=""),
+        )
+    except UploadError as exc:
+        column = next(c for p, c in parts.items() if _fails(p, values.get(p)))
+        raise SourceError(f"{label}, column {column}: {exc.message}", path=path) from None
+
+
+def _fails(part: str, value: str | None) -> bool:
+    """Whether one geopoint part fails its check (to name the column in the error)."""
+    try:
+        if part in ("lat", "lon"):
+            check_coordinate(value or "", axis="latitude" if part == "lat" else "longitude", label="")
+        else:
+            optional_metres(value, what="", label="")
+    except UploadError:
+        return True
+    return False
+
+
+def _times(values: pd.Series, labels: list[str], column: str, path: Path) -> pd.Series:
+    times = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+    bad = np.flatnonzero((times.isna() & (values.astype(str).str.strip() != "")).to_numpy())
+    if len(bad):
+        raise SourceError(
+            f"{labels[bad[0]]}, column {column}: {values.iloc[bad[0]]!r} is not a time", path=path
+        )
+    return times.reset_index(drop=True)
+
+
+def _dropped(columns: Iterable[str], own: Mapping[str, str]) -> dict[str, str]:
+    """The tool's own columns and the device/person metadata questions, each with why it is dropped."""
+    dropped: dict[str, str] = {}
+    for column in columns:
+        if column in own:
+            dropped[column] = own[column]
+        elif re.split(r"[-/]", column)[-1].lower() in METADATA_QUESTIONS:
+            dropped[column] = "personal data: a device or account identifier (XLSForm metadata)"
+    return dropped
+
+
+def _read_geojson(path: Path) -> SurveyExport:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SourceError(f"not readable GeoJSON: {exc}", path=path) from None
+    features = document.get("features") if isinstance(document, dict) else None
+    if not isinstance(features, list):
+        raise SourceError("not a GeoJSON FeatureCollection (no 'features' list)", path=path)
+    labels = [f"feature {i + 1}" for i in range(len(features))]
+    properties = [dict(f.get("properties") or {}) if isinstance(f, dict) else {} for f in features]
+    places = [_feature_place(f, labels[i], path) for i, f in enumerate(features)]
+    frame = pd.DataFrame(properties).fillna("").astype(str) if properties else pd.DataFrame()
+    frame = frame.replace({"None": ""})
+    columns = [str(c) for c in frame.columns]
+    time_column = next((c for c in SUBMISSION_TIME if c in columns), None)
+    if time_column is None:
+        raise SourceError(
+            "missing property SubmissionDate or _submission_time (the submission time)", path=path
+        )
+    submitted = _times(frame[time_column], labels, time_column, path)
+    dropped = _dropped(columns, {**ODK_DROPPED, **KOBO_DROPPED})
+    answers = frame[[c for c in columns if c != time_column and c not in dropped]].copy()
+    return SurveyExport(path, "geojson", answers, places, submitted, labels, dropped)
+
+
+def _feature_place(feature: Any, label: str, path: Path) -> GeoPoint | None:
+    geometry = feature.get("geometry") if isinstance(feature, dict) else None
+    if geometry is None:
+        return None
+    coordinates = geometry.get("coordinates") if isinstance(geometry, dict) else None
+    if geometry.get("type") != "Point" or not isinstance(coordinates, list) or len(coordinates) < 2:
+        raise SourceError(
+            f"{label}, geometry: expected a Point with [lon, lat], got {json.dumps(geometry)[:80]}", path=path
+        )
+    try:
+        lon = check_coordinate(coordinates[0], axis="longitude", label="")
+        lat = check_coordinate(coordinates[1], axis="latitude", label="")
+        altitude = optional_metres(
+            coordinates[2] if len(coordinates) > 2 else None, what="an altitude", label=""
+        )
+    except UploadError as exc:
+        raise SourceError(f"{label}, geometry: {exc.message}", path=path) from None
+    return GeoPoint(lat=lat, lon=lon, altitude_m=altitude)
+
+
+def _photo_columns(export: SurveyExport, wanted: list[str], path: Path) -> list[str]:
+    """The configured photo columns (present in the export); their Kobo ``_URL`` companions dropped."""
+    missing = [c for c in wanted if c not in export.answers.columns]
+    if missing:
+        available = ", ".join(export.answers.columns) or "(none)"
+        raise SourceError(
+            f"missing photo column(s) {', '.join(missing)}; answer columns: {available}", path=path
+        )
+    for column in wanted:
+        companion = f"{column}_URL"
+        if companion in export.answers.columns:
+            export.answers = export.answers.drop(columns=companion)
+            export.dropped[companion] = _BOOKKEEPING + " (attachment URL)"
+    return wanted
+
+
+def _copy_photos(
+    export: SurveyExport, column: str, media: Path, target: Path, counts: dict[str, int], path: Path
+) -> pd.Series:
+    """Each photo of ``column`` checked and stored without metadata; the column's new file names."""
+    index = _media_index(media)
+    names: list[str | None] = []
+    for row, value in enumerate(export.answers[column].astype(str)):
+        label = f"{export.row_labels[row]}, column {column}"
+        value = value.strip()
+        if not value:
+            names.append(None)
+            continue
+        if "/" in value or "\\" in value or value in (".", ".."):
+            raise SourceError(f"{label}: {value[:60]!r} is not an attachment file name", path=path)
+        found = index.get(value, [])
+        if len(found) > 1:
+            raise SourceError(f"{label}: '{value}' found {len(found)} times under {media}", path=path)
+        if not found:
+            counts["missing"] += 1
+            names.append(None)
+            continue
+        try:
+            clean = sanitise_photo(found[0].read_bytes(), label=label)
+        except UploadError as exc:
+            raise SourceError(exc.message, path=path, field=label) from None
+        names.append(store_photo(clean, target).name)
+        counts["copied"] += 1
+    return pd.Series(names, index=export.answers.index, dtype=object)
+
+
+def _media_index(media: Path) -> dict[str, list[Path]]:
+    """Attachment files under ``media`` by file name (Kobo nests them in one folder per submission)."""
+    index: dict[str, list[Path]] = {}
+    if media.is_dir():
+        for file in sorted(media.rglob("*")):
+            if file.is_file():
+                index.setdefault(file.name, []).append(file)
+    return index
+
+
+def _frame(export: SurveyExport, crs: str, area: Any) -> tuple[gpd.GeoDataFrame, Any]:
+    """Answers as typed columns with their places in ``crs``, rows outside the area or without a place left out."""
+    located = np.array([place is not None for place in export.places])
+    points = np.array([Point(p.lon, p.lat) if p is not None else None for p in export.places], dtype=object)
+    kept, geometries, report = prepare_geometries(
+        points[located], source_crs=WGS84, target_crs=crs, area=area
+    )
+    rows = np.flatnonzero(located)[kept]
+    answers = export.answers.iloc[rows].reset_index(drop=True)
+    columns: dict[str, Any] = {"submitted_at": export.submitted_at.iloc[rows].reset_index(drop=True)}
+    for column in answers.columns:
+        columns[_column_name(column, columns)] = _typed(answers[column], export, column, rows)
+    places = [export.places[i] for i in rows]
+    columns["altitude_m"] = [p.altitude_m if p else None for p in places]
+    columns["accuracy_m"] = [p.accuracy_m if p else None for p in places]
+    frame = gpd.GeoDataFrame(columns, geometry=gpd.GeoSeries(geometries, crs=crs), crs=crs)
+    return frame, report
+
+
+def _column_name(column: str, taken: Mapping[str, Any]) -> str:
+    """A plain column name: groups' ``-`` and ``/`` (and other punctuation) become ``_``; unique."""
+    name = re.sub(r"\W+", "_", column).strip("_") or "answer"
+    candidate, n = name, 1
+    while candidate in taken or candidate in ("altitude_m", "accuracy_m", "geometry"):
+        n += 1
+        candidate = f"{name}_{n}"
+    return candidate
+
+
+def _typed(values: pd.Series, export: SurveyExport, column: str, rows: np.ndarray) -> pd.Series:
+    """Numbers where every non-empty answer is one; otherwise clean text (markup kept as typed, never rendered)."""
+    if values.dtype == object and values.map(lambda v: v is None).all():
+        return values
+    text = values.astype(object).where(values.notna(), "").astype(str)
+    present = text.str.strip() != ""
+    numbers = pd.to_numeric(text.where(present), errors="coerce")
+    if present.any() and numbers[present].notna().all():
+        return numbers
+    cleaned: list[str | None] = []
+    for row, value in zip(rows, text, strict=True):
+        label = f"{export.row_labels[row]}, column {column}"
+        try:
+            cleaned.append(clean_text(value, label=label) or None)
+        except UploadError as exc:
+            raise SourceError(exc.message, path=export.path, field=label) from None
+    return pd.Series(cleaned, index=values.index, dtype=object)

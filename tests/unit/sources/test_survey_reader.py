@@ -1,0 +1,256 @@
+"""Street survey exports (ODK Central, KoboToolbox CSV, GeoJSON) read into the twin: hand-made exports.
+
+Places in UTM 35N (EPSG:32635) were computed once with PROJ: (60.1699 N, 24.9384 E) is
+(385611.32, 6672118.38); (60.1710 N, 24.9410 E) is (385759.37, 6672236.35); (60.1650 N, 24.9300 E)
+is (385128.24, 6671587.43). (60.2000 N, 24.9500 E) lies outside the test area (north of 60.18 N).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from PIL import ExifTags, Image
+
+from civictwin.config import SourceKind
+from civictwin.errors import SourceError
+from civictwin.fieldwork.photos import metadata_left
+from civictwin.sources import reader_for
+from civictwin.sources.survey import MEDIA_SUFFIX, ingest
+
+KOBO_HEADER = (
+    "start;end;category;comment;photo;photo_URL;location;_location_latitude;_location_longitude;"
+    "_location_altitude;_location_precision;deviceid;username;_id;_uuid;_submission_time;"
+    "_validation_status;_notes;_status;_submitted_by;__version__;_tags;_index"
+)
+KOBO_ROWS = [
+    "2024-05-01T10:00:00.000+03:00;2024-05-01T10:05:00.000+03:00;pothole;Deep hole by the tram stop;"
+    "1714547000123.jpg;https://kf.kobotoolbox.org/media/original?media_file=alice%2Fattachments%2F1714547000123.jpg;"
+    "60.1699 24.9384 12.5 4.0;60.1699;24.9384;12.5;4.0;collect:AbC123;alice;101;u-1;2024-05-01T07:06:00;;[];"
+    "submitted_via_web;alice;vXyZ;[];1",
+    "2024-05-01T11:00:00.000+03:00;2024-05-01T11:02:00.000+03:00;bench;<script>alert('x')</script> broken;"
+    ";;60.171 24.941 10 3;60.171;24.941;10;3;collect:AbC123;alice;102;u-2;2024-05-01T08:03:00;;[];"
+    "submitted_via_web;alice;vXyZ;[];2",
+    "2024-05-02T09:00:00.000+03:00;2024-05-02T09:01:00.000+03:00;tree;outside the area;;;"
+    "60.2 24.95 0 5;60.2;24.95;0;5;collect:Zz9;bob;103;u-3;2024-05-02T06:02:00;;[];submitted_via_web;bob;vXyZ;[];3",
+    "2024-05-02T09:10:00.000+03:00;2024-05-02T09:11:00.000+03:00;tree;no place given;;;;;;;;collect:Zz9;bob;"
+    "104;u-4;2024-05-02T06:12:00;;[];submitted_via_web;bob;vXyZ;[];4",
+]
+ODK_HEADER = (
+    "SubmissionDate,start,end,report-category,report-comment,report-photo,report-location-Latitude,"
+    "report-location-Longitude,report-location-Altitude,report-location-Accuracy,deviceid,phonenumber,"
+    "meta-instanceID,KEY,SubmitterID,SubmitterName,AttachmentsPresent,AttachmentsExpected,Status,"
+    "ReviewState,DeviceID,Edits,FormVersion"
+)
+ODK_ROW = (
+    '"2024-05-03T08:00:00.000Z",2024-05-03T10:58:00.000+03:00,2024-05-03T10:59:00.000+03:00,lighting,'
+    "Lamp out,1714723100000.jpg,60.165,24.93,20.1,4.5,collect:Qq7,+358401234567,uuid:aa-1,uuid:aa-1,5,"
+    "Maija Meikäläinen,1,1,,approved,collect:Qq7,0,2024050101"
+)
+
+
+def _photo(*, orientation: int = 1) -> bytes:
+    """A 40 × 20 px JPEG carrying EXIF GPS, make, model, serial number and an XMP packet."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "PhoneMaker"
+    exif[ExifTags.Base.Model] = "Model X"
+    exif[ExifTags.Base.Orientation] = orientation
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.BodySerialNumber] = "SN-0042"
+    exif.get_ifd(ExifTags.IFD.GPSInfo).update(
+        {1: "N", 2: (60.0, 10.0, 11.64), 3: "E", 4: (24.0, 56.0, 18.24)}
+    )
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/></x:xmpmeta>'
+    out = io.BytesIO()
+    Image.new("RGB", (40, 20), (200, 30, 30)).save(out, format="JPEG", exif=exif, xmp=xmp)
+    return out.getvalue()
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _kobo(tmp_path: Path, rows: list[str] | None = None) -> Path:
+    photo = tmp_path / "export" / "media" / "alice" / "attachments" / "u-1" / "1714547000123.jpg"
+    photo.parent.mkdir(parents=True, exist_ok=True)
+    photo.write_bytes(_photo())
+    return _write(tmp_path / "export" / "street.csv", "\n".join([KOBO_HEADER, *(rows or KOBO_ROWS)]) + "\n")
+
+
+def _run(make_context: Any, source_entry: Any, path: Path, **options: Any) -> tuple[Any, Any]:
+    ctx = make_context([source_entry("street", "survey", path, **options)])
+    result = reader_for(SourceKind.SURVEY)(ctx.config.sources[0], ctx)
+    return result, ctx
+
+
+def test_kobo_csv_becomes_points_in_the_twin_crs_without_personal_columns(
+    make_context: Any, source_entry: Any, tmp_path: Path
+) -> None:
+    result, ctx = _run(make_context, source_entry, _kobo(tmp_path), photos=["photo"])
+    frame = ctx.store.read_frame("street")
+    layer = result.layers[0]
+    assert layer.rows == 2  # 4 submissions: one outside the area, one without a place
+    assert layer.quality["outside_area"] == 1 and layer.quality["without_place"] == 1
+    assert [round(c, 2) for c in frame.geometry.iloc[0].coords[0]] == [385611.32, 6672118.38]
+    assert [round(c, 2) for c in frame.geometry.iloc[1].coords[0]] == [385759.37, 6672236.35]
+    assert frame["altitude_m"].tolist() == [12.5, 10.0] and frame["accuracy_m"].tolist() == [4.0, 3.0]
+    assert frame["submitted_at"].iloc[0] == pd.Timestamp("2024-05-01T07:06:00", tz="UTC")
+    assert frame["category"].tolist() == ["pothole", "bench"]
+    for gone in (
+        "deviceid",
+        "username",
+        "_submitted_by",
+        "_id",
+        "_uuid",
+        "photo_URL",
+        "location",
+        "_location_latitude",
+    ):
+        assert gone not in frame.columns
+    assert layer.quality["dropped_columns"]["_submitted_by"].startswith("personal data")
+    assert layer.quality["dropped_columns"]["deviceid"].startswith("personal data")
+    assert set(frame.columns) == {
+        "submitted_at", "start", "end", "category", "comment", "photo", "altitude_m", "accuracy_m", "geometry"
+    }  # fmt: skip
+    assert frame["comment"].iloc[1] == "<script>alert('x')</script> broken"  # stored as typed, as text
+
+
+def test_kobo_photo_is_copied_without_metadata_under_its_content_hash(
+    make_context: Any, source_entry: Any, tmp_path: Path
+) -> None:
+    result, ctx = _run(make_context, source_entry, _kobo(tmp_path), photos=["photo"])
+    frame = ctx.store.read_frame("street")
+    stored = frame["photo"].iloc[0]
+    assert pd.isna(frame["photo"].iloc[1])
+    media = ctx.config.store_path.parent / f"{ctx.config.store_path.name}{MEDIA_SUFFIX}" / "street"
+    data = (media / stored).read_bytes()
+    original = (
+        tmp_path / "export" / "media" / "alice" / "attachments" / "u-1" / "1714547000123.jpg"
+    ).read_bytes()
+    assert len(metadata_left(original)) >= 2  # the input did carry EXIF and XMP
+    assert metadata_left(data) == []
+    assert b"SN-0042" not in data and b"PhoneMaker" not in data
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.size == (40, 20) and not image.getexif()
+    assert result.layers[0].quality["photos"]["copied"] == 1
+
+
+def test_odk_central_csv_with_groups(make_context: Any, source_entry: Any, tmp_path: Path) -> None:
+    path = _write(tmp_path / "odk.csv", ODK_HEADER + "\n" + ODK_ROW + "\n")
+    result, ctx = _run(make_context, source_entry, path)
+    frame = ctx.store.read_frame("street")
+    assert len(frame) == 1 and result.layers[0].quality["format"] == "odk"
+    assert [round(c, 2) for c in frame.geometry.iloc[0].coords[0]] == [385128.24, 6671587.43]
+    assert frame["report_category"].tolist() == ["lighting"]
+    assert frame["submitted_at"].iloc[0] == pd.Timestamp("2024-05-03T08:00:00", tz="UTC")
+    assert (frame["altitude_m"].iloc[0], frame["accuracy_m"].iloc[0]) == (20.1, 4.5)
+    for gone in (
+        "SubmitterName",
+        "SubmitterID",
+        "DeviceID",
+        "deviceid",
+        "phonenumber",
+        "KEY",
+        "meta_instanceID",
+    ):
+        assert gone not in frame.columns
+    assert "Meikäläinen" not in frame.astype(str).to_string()
+    assert result.layers[0].quality["photos"]["copied"] == 0  # no photo column configured: name kept as text
+
+
+def test_geojson_export(make_context: Any, source_entry: Any, tmp_path: Path) -> None:
+    features = [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [24.9384, 60.1699, 12.5]},
+         "properties": {"category": "pothole", "_submission_time": "2024-05-01T07:06:00", "_submitted_by": "alice"}},
+        {"type": "Feature", "geometry": None,
+         "properties": {"category": "tree", "_submission_time": "2024-05-01T07:07:00", "_submitted_by": "bob"}},
+    ]  # fmt: skip
+    path = _write(tmp_path / "kobo.geojson", json.dumps({"type": "FeatureCollection", "features": features}))
+    result, ctx = _run(make_context, source_entry, path)
+    frame = ctx.store.read_frame("street")
+    assert len(frame) == 1 and "_submitted_by" not in frame.columns
+    assert [round(c, 2) for c in frame.geometry.iloc[0].coords[0]] == [385611.32, 6672118.38]
+    assert result.layers[0].quality["without_place"] == 1
+
+
+@pytest.mark.parametrize(
+    ("row_change", "message"),
+    [
+        (("60.1699;24.9384;12.5;4.0", "60.1699;224.9384;12.5;4.0"),
+         "street.csv: row 2, column _location_longitude: '224.9384' is not a longitude (−180 to 180 degrees)"),
+        (("60.1699;24.9384;12.5;4.0", "north;24.9384;12.5;4.0"),
+         "street.csv: row 2, column _location_latitude: 'north' is not a latitude (−90 to 90 degrees)"),
+        (("2024-05-01T07:06:00", "yesterday"), "street.csv: row 2, column _submission_time: 'yesterday' is not a time"),
+    ],
+)  # fmt: skip
+def test_bad_rows_are_named_by_row_and_column(
+    make_context: Any, source_entry: Any, tmp_path: Path, row_change: tuple[str, str], message: str
+) -> None:
+    rows = [KOBO_ROWS[0].replace(*row_change), *KOBO_ROWS[1:]]
+    with pytest.raises(SourceError) as caught:
+        _run(make_context, source_entry, _kobo(tmp_path, rows))
+    assert caught.value.user_message().endswith(message)
+
+
+def test_missing_columns_and_files_are_one_line_errors(
+    make_context: Any, source_entry: Any, tmp_path: Path
+) -> None:
+    path = _write(
+        tmp_path / "odk.csv", ODK_HEADER.replace("SubmissionDate", "Submitted") + "\n" + ODK_ROW + "\n"
+    )
+    with pytest.raises(SourceError, match=r"odk\.csv: missing column SubmissionDate"):
+        _run(make_context, source_entry, path)
+    with pytest.raises(SourceError, match=r"missing photo column\(s\) picture; answer columns: start, end"):
+        _run(make_context, source_entry, _kobo(tmp_path), photos=["picture"])
+    plain = _write(tmp_path / "plain.csv", "a,b\n1,2\n")
+    with pytest.raises(SourceError, match="not an ODK Central or KoboToolbox export"):
+        _run(make_context, source_entry, plain)
+
+
+def test_a_photo_that_is_not_an_image_names_row_and_column(
+    make_context: Any, source_entry: Any, tmp_path: Path
+) -> None:
+    path = _kobo(tmp_path)
+    fake = tmp_path / "export" / "media" / "alice" / "attachments" / "u-1" / "1714547000123.jpg"
+    fake.write_text("<html><script>alert(1)</script></html>")
+    with pytest.raises(SourceError) as caught:
+        _run(make_context, source_entry, path, photos=["photo"])
+    assert caught.value.user_message().endswith(
+        "street.csv: row 2, column photo: not an image (expected a JPEG, PNG or WebP photo)"
+    )
+
+
+def test_script_in_an_answer_is_escaped_on_the_html_page(
+    make_context: Any, source_entry: Any, tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from civictwin.api.app import create_app
+    from civictwin.api.settings import ServerSettings
+    from civictwin.store.duckdb import DuckDBStore
+
+    ctx = make_context([source_entry("street", "survey", _kobo(tmp_path))])
+    twin = tmp_path / "served"
+    twin.mkdir()
+    store = DuckDBStore.create(twin / "survey.duckdb", crs=ctx.crs)
+    try:
+        ctx.store = store
+        ingest(ctx.config.sources[0], ctx)
+        store.put_record(
+            "catalog", "street", {"title": "Street survey", "access": "public", "licence": "CC-BY-4.0"}
+        )
+    finally:
+        store.close()
+    with TestClient(create_app(twin / "survey.duckdb", settings=ServerSettings())) as client:
+        page = client.get("/collections/street/items?f=html")
+        items = client.get("/collections/street/items")
+    assert page.status_code == 200
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; broken" in page.text
+    assert "<script>" not in page.text
+    comments = [f["properties"]["comment"] for f in items.json()["features"]]
+    assert "<script>alert('x')</script> broken" in comments  # JSON carries the text as typed
