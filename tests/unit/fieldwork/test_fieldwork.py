@@ -119,3 +119,13 @@ def test_geopoints_and_observations() -> None:
         )
     with pytest.raises(UploadError, match=r"^observation: text: 2001 characters; at most 2000 are kept$"):
         validate_observation(category="bench", text="x" * 2001, lat=60.17, lon=24.94, categories={"bench"})
+
+
+def test_survey_device_and_account_columns_are_recognised_as_personal() -> None:
+    """Whatever source carries them, these columns are withheld from every publishing channel."""
+    from civictwin.catalog.personal import recognised_by_name
+
+    columns = ["SubmitterName", "SubmitterID", "DeviceID", "deviceid", "_submitted_by", "username", "simserial",
+               "subscriberid", "imei", "category", "device_type", "submitted_at"]  # fmt: skip
+    assert sorted(recognised_by_name(columns)) == sorted(columns[:9])
+    assert set(recognised_by_name(columns).values()) == {"its name looks like a device or account identifier"}
