@@ -374,6 +374,8 @@ def _frame(export: SurveyExport, crs: str, area: Any) -> tuple[gpd.GeoDataFrame,
 def _column_name(column: str, taken: Mapping[str, Any]) -> str:
     """A plain column name: groups' ``-`` and ``/`` (and other punctuation) become ``_``; unique."""
     name = re.sub(r"\W+", "_", column).strip("_") or "answer"
+    if name[0].isdigit():
+        name = f"q_{name}"
     candidate, n = name, 1
     while candidate in taken or candidate in ("altitude_m", "accuracy_m", "geometry"):
         n += 1
