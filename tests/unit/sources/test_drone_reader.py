@@ -21,6 +21,7 @@ from pyproj import Transformer
 from civictwin.config import SourceKind
 from civictwin.errors import SourceError
 from civictwin.sources import reader_for
+from civictwin.sources.drone import image_record
 
 XMP = (
     b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
@@ -93,11 +94,7 @@ def test_orthophoto_extent(make_context: Any, source_entry: Any, tmp_path: Path)
     assert (frame["resolution"].iloc[0], frame["captured_at"].iloc[0]) == (0.5, "2024-05-01T10:00:00")
 
 
-def test_an_image_without_gps_is_a_one_line_error(
-    make_context: Any, source_entry: Any, tmp_path: Path
-) -> None:
-    (tmp_path / "flight").mkdir()
-    Image.new("RGB", (4, 4)).save(tmp_path / "flight" / "x.jpg")
-    ctx = make_context([source_entry("flight", "drone", tmp_path / "flight")])
+def test_an_image_without_gps_is_a_one_line_error(tmp_path: Path) -> None:
+    Image.new("RGB", (4, 4)).save(tmp_path / "x.jpg")
     with pytest.raises(SourceError, match=r"x\.jpg: no GPS position in its EXIF"):
-        reader_for(SourceKind.DRONE)(ctx.config.sources[0], ctx)
+        image_record(tmp_path / "x.jpg", label="x.jpg")

@@ -9,18 +9,27 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import ExifTags, Image
+from shapely.geometry import box
 
-from civictwin.config import SourceKind
+from civictwin.config import SourceKind, parse_config
 from civictwin.errors import SourceError
 from civictwin.fieldwork.photos import metadata_left
+from civictwin.geometry import WGS84, reproject
 from civictwin.sources import reader_for
-from civictwin.sources.survey import MEDIA_SUFFIX, ingest
+from civictwin.sources.base import BuildContext
+from civictwin.sources.survey import MEDIA_SUFFIX, ingest, read_export
+from civictwin.store.duckdb import DuckDBStore
+
+CRS = "EPSG:32635"
+BBOX = (24.90, 60.150, 24.97, 60.180)  # central Helsinki, as the other reader tests
 
 KOBO_HEADER = (
     "start;end;category;comment;photo;photo_URL;location;_location_latitude;_location_longitude;"
@@ -82,16 +91,33 @@ def _kobo(tmp_path: Path, rows: list[str] | None = None) -> Path:
     return _write(tmp_path / "export" / "street.csv", "\n".join([KOBO_HEADER, *(rows or KOBO_ROWS)]) + "\n")
 
 
-def _run(make_context: Any, source_entry: Any, path: Path, **options: Any) -> tuple[Any, Any]:
-    ctx = make_context([source_entry("street", "survey", path, **options)])
-    result = reader_for(SourceKind.SURVEY)(ctx.config.sources[0], ctx)
-    return result, ctx
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
+    """One store for the module (opening DuckDB is the slow part); each reader run replaces its table."""
+    opened = DuckDBStore.create(tmp_path_factory.mktemp("surveys") / "t.duckdb", crs=CRS)
+    yield opened
+    opened.close()
+
+
+def _context(store: DuckDBStore, source_entry: Any, path: Path, **options: Any) -> BuildContext:
+    config = parse_config(
+        {"twin": {"name": "Test twin", "crs": CRS}, "area": {"bbox": list(BBOX)},
+         "sources": [source_entry("street", "survey", path, **options)]},
+        base_dir=path.parent,
+    )  # fmt: skip
+    area = reproject(np.array([box(*BBOX)], dtype=object), WGS84, CRS)[0]
+    return BuildContext(config=config, store=store, area_wgs84=box(*BBOX), area=area, crs=CRS)
+
+
+def _run(store: DuckDBStore, source_entry: Any, path: Path, **options: Any) -> tuple[Any, BuildContext]:
+    ctx = _context(store, source_entry, path, **options)
+    return reader_for(SourceKind.SURVEY)(ctx.config.sources[0], ctx), ctx
 
 
 def test_kobo_csv_becomes_points_in_the_twin_crs_without_personal_columns(
-    make_context: Any, source_entry: Any, tmp_path: Path
+    store: DuckDBStore, source_entry: Any, tmp_path: Path
 ) -> None:
-    result, ctx = _run(make_context, source_entry, _kobo(tmp_path), photos=["photo"])
+    result, ctx = _run(store, source_entry, _kobo(tmp_path), photos=["photo"])
     frame = ctx.store.read_frame("street")
     layer = result.layers[0]
     assert layer.rows == 2  # 4 submissions: one outside the area, one without a place
@@ -121,9 +147,9 @@ def test_kobo_csv_becomes_points_in_the_twin_crs_without_personal_columns(
 
 
 def test_kobo_photo_is_copied_without_metadata_under_its_content_hash(
-    make_context: Any, source_entry: Any, tmp_path: Path
+    store: DuckDBStore, source_entry: Any, tmp_path: Path
 ) -> None:
-    result, ctx = _run(make_context, source_entry, _kobo(tmp_path), photos=["photo"])
+    result, ctx = _run(store, source_entry, _kobo(tmp_path), photos=["photo"])
     frame = ctx.store.read_frame("street")
     stored = frame["photo"].iloc[0]
     assert pd.isna(frame["photo"].iloc[1])
@@ -140,9 +166,9 @@ def test_kobo_photo_is_copied_without_metadata_under_its_content_hash(
     assert result.layers[0].quality["photos"]["copied"] == 1
 
 
-def test_odk_central_csv_with_groups(make_context: Any, source_entry: Any, tmp_path: Path) -> None:
+def test_odk_central_csv_with_groups(store: DuckDBStore, source_entry: Any, tmp_path: Path) -> None:
     path = _write(tmp_path / "odk.csv", ODK_HEADER + "\n" + ODK_ROW + "\n")
-    result, ctx = _run(make_context, source_entry, path)
+    result, ctx = _run(store, source_entry, path)
     frame = ctx.store.read_frame("street")
     assert len(frame) == 1 and result.layers[0].quality["format"] == "odk"
     assert [round(c, 2) for c in frame.geometry.iloc[0].coords[0]] == [385128.24, 6671587.43]
@@ -163,7 +189,7 @@ def test_odk_central_csv_with_groups(make_context: Any, source_entry: Any, tmp_p
     assert result.layers[0].quality["photos"]["copied"] == 0  # no photo column configured: name kept as text
 
 
-def test_geojson_export(make_context: Any, source_entry: Any, tmp_path: Path) -> None:
+def test_geojson_export(store: DuckDBStore, source_entry: Any, tmp_path: Path) -> None:
     features = [
         {"type": "Feature", "geometry": {"type": "Point", "coordinates": [24.9384, 60.1699, 12.5]},
          "properties": {"category": "pothole", "_submission_time": "2024-05-01T07:06:00", "_submitted_by": "alice"}},
@@ -171,7 +197,7 @@ def test_geojson_export(make_context: Any, source_entry: Any, tmp_path: Path) ->
          "properties": {"category": "tree", "_submission_time": "2024-05-01T07:07:00", "_submitted_by": "bob"}},
     ]  # fmt: skip
     path = _write(tmp_path / "kobo.geojson", json.dumps({"type": "FeatureCollection", "features": features}))
-    result, ctx = _run(make_context, source_entry, path)
+    result, ctx = _run(store, source_entry, path)
     frame = ctx.store.read_frame("street")
     assert len(frame) == 1 and "_submitted_by" not in frame.columns
     assert [round(c, 2) for c in frame.geometry.iloc[0].coords[0]] == [385611.32, 6672118.38]
@@ -189,63 +215,63 @@ def test_geojson_export(make_context: Any, source_entry: Any, tmp_path: Path) ->
     ],
 )  # fmt: skip
 def test_bad_rows_are_named_by_row_and_column(
-    make_context: Any, source_entry: Any, tmp_path: Path, row_change: tuple[str, str], message: str
+    tmp_path: Path, row_change: tuple[str, str], message: str
 ) -> None:
     rows = [KOBO_ROWS[0].replace(*row_change), *KOBO_ROWS[1:]]
     with pytest.raises(SourceError) as caught:
-        _run(make_context, source_entry, _kobo(tmp_path, rows))
+        read_export(_kobo(tmp_path, rows), geopoint=None)
     assert caught.value.user_message().endswith(message)
 
 
 def test_missing_columns_and_files_are_one_line_errors(
-    make_context: Any, source_entry: Any, tmp_path: Path
+    store: DuckDBStore, source_entry: Any, tmp_path: Path
 ) -> None:
     path = _write(
         tmp_path / "odk.csv", ODK_HEADER.replace("SubmissionDate", "Submitted") + "\n" + ODK_ROW + "\n"
     )
     with pytest.raises(SourceError, match=r"odk\.csv: missing column SubmissionDate"):
-        _run(make_context, source_entry, path)
+        read_export(path, geopoint=None)
     with pytest.raises(SourceError, match=r"missing photo column\(s\) picture; answer columns: start, end"):
-        _run(make_context, source_entry, _kobo(tmp_path), photos=["picture"])
+        _run(store, source_entry, _kobo(tmp_path), photos=["picture"])
     plain = _write(tmp_path / "plain.csv", "a,b\n1,2\n")
     with pytest.raises(SourceError, match="not an ODK Central or KoboToolbox export"):
-        _run(make_context, source_entry, plain)
+        read_export(plain, geopoint=None)
+    with pytest.raises(
+        SourceError, match=r"no single geopoint question 'where' \(geopoints found: location\)"
+    ):
+        read_export(_kobo(tmp_path), geopoint="where")
 
 
 def test_a_photo_that_is_not_an_image_names_row_and_column(
-    make_context: Any, source_entry: Any, tmp_path: Path
+    store: DuckDBStore, source_entry: Any, tmp_path: Path
 ) -> None:
     path = _kobo(tmp_path)
     fake = tmp_path / "export" / "media" / "alice" / "attachments" / "u-1" / "1714547000123.jpg"
     fake.write_text("<html><script>alert(1)</script></html>")
     with pytest.raises(SourceError) as caught:
-        _run(make_context, source_entry, path, photos=["photo"])
+        _run(store, source_entry, path, photos=["photo"])
     assert caught.value.user_message().endswith(
         "street.csv: row 2, column photo: not an image (expected a JPEG, PNG or WebP photo)"
     )
 
 
-def test_script_in_an_answer_is_escaped_on_the_html_page(
-    make_context: Any, source_entry: Any, tmp_path: Path
-) -> None:
+def test_script_in_an_answer_is_escaped_on_the_html_page(source_entry: Any, tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
     from civictwin.api.app import create_app
     from civictwin.api.settings import ServerSettings
-    from civictwin.store.duckdb import DuckDBStore
 
-    ctx = make_context([source_entry("street", "survey", _kobo(tmp_path))])
     twin = tmp_path / "served"
     twin.mkdir()
-    store = DuckDBStore.create(twin / "survey.duckdb", crs=ctx.crs)
+    served = DuckDBStore.create(twin / "survey.duckdb", crs=CRS)
     try:
-        ctx.store = store
+        ctx = _context(served, source_entry, _kobo(tmp_path))
         ingest(ctx.config.sources[0], ctx)
-        store.put_record(
+        served.put_record(
             "catalog", "street", {"title": "Street survey", "access": "public", "licence": "CC-BY-4.0"}
         )
     finally:
-        store.close()
+        served.close()
     with TestClient(create_app(twin / "survey.duckdb", settings=ServerSettings())) as client:
         page = client.get("/collections/street/items?f=html")
         items = client.get("/collections/street/items")
