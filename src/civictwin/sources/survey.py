@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ from civictwin.errors import SourceError, UploadError
 from civictwin.fieldwork.observations import GeoPoint, check_coordinate, clean_text, optional_metres
 from civictwin.fieldwork.photos import sanitise_photo, store_photo
 from civictwin.geometry import WGS84, prepare_geometries
+from civictwin.sources.archives import safe_extract
 from civictwin.sources.base import BuildContext, IngestedLayer, IngestResult
 
 MEDIA_SUFFIX = ".media"
@@ -92,15 +94,47 @@ class SurveyExport:
 
 
 def ingest(source: SourceConfig, ctx: BuildContext) -> IngestResult:
-    """Read the export, copy its photos without metadata, write one point layer in the twin's CRS."""
+    """Read the export (a CSV, a GeoJSON, or ODK Central's zip with its media), write one point layer."""
     path = ctx.path_of(source)
-    export = read_export(path, geopoint=source.geopoint)
-    photos = _photo_columns(export, source.photos or [], path)
-    media = ctx.config.resolve(source.media) if source.media else path.parent / "media"
+    if path.suffix.lower() != ".zip":
+        media = ctx.config.resolve(source.media) if source.media else path.parent / "media"
+        return _ingest_export(source, ctx, path, path, media)
+    with tempfile.TemporaryDirectory(prefix="civictwin-survey-") as unpacked:
+        folder = Path(unpacked)
+        export = _export_in(safe_extract(path, folder, keep=(".csv", ".geojson", "media/")), folder, path)
+        media = ctx.config.resolve(source.media) if source.media else folder / "media"
+        try:
+            return _ingest_export(source, ctx, path, export, media)
+        except SourceError as exc:
+            inside = exc.path is not None and Path(exc.path).is_relative_to(folder)
+            if not inside:
+                raise
+            member = Path(exc.path or "").relative_to(folder).as_posix()
+            raise SourceError(exc.message, path=f"{path}:{member}", field=exc.field) from None
+
+
+def _export_in(files: list[Path], folder: Path, archive: Path) -> Path:
+    """The form's main table among an archive's top-level files (ODK adds ``<form>-<repeat>.csv``)."""
+    tables = [f for f in files if f.parent == folder]
+    mains = [t for t in tables if all(o.stem.startswith(t.stem) for o in tables)]
+    if len(mains) != 1:
+        found = ", ".join(sorted(t.name for t in tables)) or "none"
+        raise SourceError(
+            f"expected one survey table at the top of the archive, found: {found}", path=archive
+        )
+    return mains[0]
+
+
+def _ingest_export(
+    source: SourceConfig, ctx: BuildContext, path: Path, file: Path, media: Path
+) -> IngestResult:
+    """Read one export file, copy its photos without metadata, write the layer (``path``: what was configured)."""
+    export = read_export(file, geopoint=source.geopoint)
+    photos = _photo_columns(export, source.photos or [], file)
     target = ctx.config.store_path.parent / f"{ctx.config.store_path.name}{MEDIA_SUFFIX}" / source.name
     photo_counts = {"copied": 0, "missing": 0}
     for column in photos:
-        export.answers[column] = _copy_photos(export, column, media, target, photo_counts, path)
+        export.answers[column] = _copy_photos(export, column, media, target, photo_counts, file)
     frame, report = _frame(export, ctx.crs, ctx.area)
     rows = ctx.store.write_table(source.name, frame)
     ctx.report(f"{source.name}: {rows} survey answers, {photo_counts['copied']} photos")
@@ -109,7 +143,7 @@ def ingest(source: SourceConfig, ctx: BuildContext) -> IngestResult:
     if no_place:
         notes.append(f"{no_place} submission(s) without a place (geopoint left empty) not stored")
     if photo_counts["missing"]:
-        notes.append(f"{photo_counts['missing']} photo(s) named in the export are not in {media}")
+        notes.append(f"{photo_counts['missing']} photo(s) named in the export are not among its attachments")
     quality = {
         **report.as_dict(),
         "format": export.flavour,

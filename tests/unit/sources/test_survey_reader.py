@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -280,3 +281,53 @@ def test_script_in_an_answer_is_escaped_on_the_html_page(source_entry: Any, tmp_
     assert "<script>" not in page.text
     comments = [f["properties"]["comment"] for f in items.json()["features"]]
     assert "<script>alert('x')</script> broken" in comments  # JSON carries the text as typed
+
+
+def test_odk_central_zip_with_media(store: DuckDBStore, source_entry: Any, tmp_path: Path) -> None:
+    path = tmp_path / "street_audit.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
+        zipped.writestr("street_audit.csv", ODK_HEADER + "\n" + ODK_ROW + "\n")
+        zipped.writestr("street_audit-trees.csv", "species,PARENT_KEY,KEY\n")
+        zipped.writestr("media/1714723100000.jpg", _photo())
+    result, ctx = _run(store, source_entry, path, photos=["report-photo"])
+    frame = ctx.store.read_frame("street")
+    assert len(frame) == 1 and result.layers[0].quality["photos"]["copied"] == 1
+    media = ctx.config.store_path.parent / f"{ctx.config.store_path.name}{MEDIA_SUFFIX}" / "street"
+    assert metadata_left((media / frame["report_photo"].iloc[0]).read_bytes()) == []
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ({"street.csv": "SubmissionDate\n", "media/bomb.jpg": bytes(20 * 2**20)},
+         "member 'media/bomb.jpg' inflates 1,0"),
+        ({"../escape.csv": "SubmissionDate\n"}, "member '../escape.csv' would be written outside the folder"),
+        ({"a.csv": "x\n", "b.csv": "y\n"}, "expected one survey table at the top of the archive, found: a.csv, b.csv"),
+    ],
+)  # fmt: skip
+def test_unsafe_zip_exports_are_refused(
+    store: DuckDBStore, source_entry: Any, tmp_path: Path, members: dict[str, Any], message: str
+) -> None:
+    path = tmp_path / "export.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
+        for name, data in members.items():
+            zipped.writestr(name, data)
+    with pytest.raises(SourceError) as caught:
+        _run(store, source_entry, path)
+    assert f"export.zip: {message}" in caught.value.user_message()
+    assert not (tmp_path / "escape.csv").exists()
+
+
+def test_an_error_inside_a_zip_names_the_archive_and_member(
+    store: DuckDBStore, source_entry: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "export.zip"
+    with zipfile.ZipFile(path, "w") as zipped:
+        zipped.writestr(
+            "street.csv", ODK_HEADER + "\n" + ODK_ROW.replace("60.165,24.93,", "60.165,east,") + "\n"
+        )
+    with pytest.raises(SourceError) as caught:
+        _run(store, source_entry, path)
+    assert caught.value.user_message() == (
+        f"{path}:street.csv: row 2, column report-location-Longitude: 'east' is not a longitude (−180 to 180 degrees)"
+    )
