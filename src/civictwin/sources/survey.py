@@ -113,6 +113,14 @@ def ingest(source: SourceConfig, ctx: BuildContext) -> IngestResult:
             raise SourceError(exc.message, path=f"{path}:{member}", field=exc.field) from None
 
 
+def _dropped_notes(dropped: Mapping[str, str]) -> list[str]:
+    """One quality note per reason, naming the columns dropped for it."""
+    by_reason: dict[str, list[str]] = {}
+    for column, why in dropped.items():
+        by_reason.setdefault(why, []).append(column)
+    return [f"dropped before storing ({why}): {', '.join(columns)}" for why, columns in by_reason.items()]
+
+
 def _export_in(files: list[Path], folder: Path, archive: Path) -> Path:
     """The form's main table among an archive's top-level files (ODK adds ``<form>-<repeat>.csv``)."""
     tables = [f for f in files if f.parent == folder]
@@ -139,7 +147,7 @@ def _ingest_export(
     rows = ctx.store.write_table(source.name, frame)
     ctx.report(f"{source.name}: {rows} survey answers, {photo_counts['copied']} photos")
     no_place = sum(place is None for place in export.places)
-    notes = [f"column '{c}' dropped: {why}" for c, why in export.dropped.items()]
+    notes = _dropped_notes(export.dropped)
     if no_place:
         notes.append(f"{no_place} submission(s) without a place (geopoint left empty) not stored")
     if photo_counts["missing"]:
@@ -154,7 +162,12 @@ def _ingest_export(
     layer = IngestedLayer(
         table=source.name, rows=rows, title=source.display_title, quality=quality, notes=notes
     )
-    return IngestResult(source=source, path=path, layers=[layer], lineage={"format": export.flavour})
+    return IngestResult(
+        source=source,
+        path=path,
+        layers=[layer],
+        lineage={"format": export.flavour, **({"photos_dir": str(target)} if photos else {})},
+    )
 
 
 def read_export(path: Path, *, geopoint: str | None) -> SurveyExport:
