@@ -27,6 +27,7 @@ from civictwin.api import (
     consultations,
     features,
     operations,
+    photos,
     readiness,
     scenarios,
     sensorthings,
@@ -140,6 +141,7 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
     app.include_router(terrain.router)
     app.include_router(calibration.router)
     app.include_router(consultations.router)
+    app.include_router(photos.router)
     app.include_router(viewer.viewer_router())
     _add_middlewares(app, settings, registry=TokenRegistry(tokens_path(twin.store_path)))
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]

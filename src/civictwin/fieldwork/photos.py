@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,10 @@ MAX_SIDE_PX = 2048
 """Longest side of a published photo (px): enough to see a pothole, light to serve."""
 JPEG_QUALITY = 85
 """JPEG quality of the published photo (Pillow's 0–95 scale)."""
+MEDIA_SUFFIX = ".media"
+"""A twin's photos live in ``<store file name>.media/<layer>/`` beside its store."""
+PHOTO_NAME = re.compile(r"[0-9a-f]{64}\.jpg")
+"""The name of a stored photo: the SHA-256 of its clean bytes."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,11 @@ def _flatten(image: Image.Image) -> Image.Image:
     rgba = image.convert("RGBA")
     background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def photo_folder(store_path: Path, layer: str) -> Path:
+    """Where the photos of ``layer`` are kept, beside the twin's store file ``store_path``."""
+    return store_path.parent / f"{store_path.name}{MEDIA_SUFFIX}" / layer
 
 
 def store_photo(photo: CleanPhoto, directory: Path) -> Path:

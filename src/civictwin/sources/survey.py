@@ -38,13 +38,10 @@ from shapely.geometry import Point
 from civictwin.config import SourceConfig
 from civictwin.errors import SourceError, UploadError
 from civictwin.fieldwork.observations import GeoPoint, check_coordinate, clean_text, optional_metres
-from civictwin.fieldwork.photos import sanitise_photo, store_photo
+from civictwin.fieldwork.photos import photo_folder, sanitise_photo, store_photo
 from civictwin.geometry import WGS84, prepare_geometries
 from civictwin.sources.archives import safe_extract
 from civictwin.sources.base import BuildContext, IngestedLayer, IngestResult
-
-MEDIA_SUFFIX = ".media"
-"""Photos of the twin's surveys live in ``<store file name>.media/<source>/`` beside the store."""
 
 _PERSONAL = "personal data: who or which device submitted"
 _BOOKKEEPING = "the collection server's bookkeeping"
@@ -139,7 +136,7 @@ def _ingest_export(
     """Read one export file, copy its photos without metadata, write the layer (``path``: what was configured)."""
     export = read_export(file, geopoint=source.geopoint)
     photos = _photo_columns(export, source.photos or [], file)
-    target = ctx.config.store_path.parent / f"{ctx.config.store_path.name}{MEDIA_SUFFIX}" / source.name
+    target = photo_folder(ctx.config.store_path, source.name)
     photo_counts = {"copied": 0, "missing": 0}
     for column in photos:
         export.answers[column] = _copy_photos(export, column, media, target, photo_counts, file)

@@ -22,11 +22,11 @@ from shapely.geometry import box
 
 from civictwin.config import SourceKind, parse_config
 from civictwin.errors import SourceError
-from civictwin.fieldwork.photos import metadata_left
+from civictwin.fieldwork.photos import MEDIA_SUFFIX, metadata_left
 from civictwin.geometry import WGS84, reproject
 from civictwin.sources import reader_for
 from civictwin.sources.base import BuildContext
-from civictwin.sources.survey import MEDIA_SUFFIX, ingest, read_export
+from civictwin.sources.survey import ingest, read_export
 from civictwin.store.duckdb import DuckDBStore
 
 CRS = "EPSG:32635"
@@ -100,9 +100,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
     opened.close()
 
 
-def _context(store: DuckDBStore, source_entry: Any, path: Path, **options: Any) -> BuildContext:
+def _context(
+    store: DuckDBStore, source_entry: Any, path: Path, *, store_file: Path | None = None, **options: Any
+) -> BuildContext:
     config = parse_config(
-        {"twin": {"name": "Test twin", "crs": CRS}, "area": {"bbox": list(BBOX)},
+        {"twin": {"name": "Test twin", "crs": CRS, **({"store": str(store_file)} if store_file else {})}, "area": {"bbox": list(BBOX)},
          "sources": [source_entry("street", "survey", path, **options)]},
         base_dir=path.parent,
     )  # fmt: skip
@@ -256,7 +258,12 @@ def test_a_photo_that_is_not_an_image_names_row_and_column(
     )
 
 
-def test_script_in_an_answer_is_escaped_on_the_html_page(source_entry: Any, tmp_path: Path) -> None:
+def test_served_survey_escapes_script_and_serves_clean_photos_by_access(
+    source_entry: Any, tmp_path: Path
+) -> None:
+    """The HTML page escapes a script answer; photos are served clean, only for layers the caller may read."""
+    import shutil
+
     from fastapi.testclient import TestClient
 
     from civictwin.api.app import create_app
@@ -266,21 +273,35 @@ def test_script_in_an_answer_is_escaped_on_the_html_page(source_entry: Any, tmp_
     twin.mkdir()
     served = DuckDBStore.create(twin / "survey.duckdb", crs=CRS)
     try:
-        ctx = _context(served, source_entry, _kobo(tmp_path))
-        ingest(ctx.config.sources[0], ctx)
-        served.put_record(
-            "catalog", "street", {"title": "Street survey", "access": "public", "licence": "CC-BY-4.0"}
+        ctx = _context(
+            served, source_entry, _kobo(tmp_path), store_file=twin / "survey.duckdb", photos=["photo"]
         )
+        ingest(ctx.config.sources[0], ctx)
+        served.write_table("street_private", served.read_frame("street"))
+        for table, access in (("street", "public"), ("street_private", "restricted")):
+            served.put_record("catalog", table, {"title": table, "access": access, "licence": "CC-BY-4.0"})
+        name = served.read_frame("street")["photo"].iloc[0]
     finally:
         served.close()
+    media = twin / f"survey.duckdb{MEDIA_SUFFIX}"
+    shutil.copytree(media / "street", media / "street_private")
     with TestClient(create_app(twin / "survey.duckdb", settings=ServerSettings())) as client:
         page = client.get("/collections/street/items?f=html")
         items = client.get("/collections/street/items")
+        photo = client.get(f"/collections/street/photos/{name}")
+        statuses = [
+            client.get(url).status_code
+            for url in (f"/collections/street_private/photos/{name}", f"/collections/street/photos/{'0' * 64}.jpg",
+                        "/collections/street/photos/..%2F..%2Fsurvey.duckdb", f"/collections/nowhere/photos/{name}")
+        ]  # fmt: skip
     assert page.status_code == 200
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; broken" in page.text
     assert "<script>" not in page.text
     comments = [f["properties"]["comment"] for f in items.json()["features"]]
     assert "<script>alert('x')</script> broken" in comments  # JSON carries the text as typed
+    assert (photo.status_code, photo.headers["content-type"]) == (200, "image/jpeg")
+    assert metadata_left(photo.content) == [] and b"SN-0042" not in photo.content
+    assert statuses == [404, 404, 404, 404]
 
 
 def test_odk_central_zip_with_media(store: DuckDBStore, source_entry: Any, tmp_path: Path) -> None:
