@@ -7,7 +7,8 @@ export formats, as the tools write them:
 - **ODK Central** CSV (also ODK Briefcase): ``SubmissionDate`` first, answers with groups joined by
   ``-``, a geopoint question ``q`` as ``q-Latitude``, ``q-Longitude``, ``q-Altitude``, ``q-Accuracy``,
   then ``KEY``, ``SubmitterID``, ``SubmitterName`` and Central's review columns.
-- **KoboToolbox** CSV (``;`` or ``,``): answers (groups joined by ``/`` when exported with groups),
+- **KoboToolbox** CSV (``;`` or ``,``): answers (groups joined by ``/``, or the separator chosen, when
+  exported with groups; question labels or names as headers),
   a geopoint ``q`` as ``q`` (``"lat lon alt precision"``) plus ``_q_latitude``, ``_q_longitude``,
   ``_q_altitude``, ``_q_precision``, then ``_id``, ``_uuid``, ``_submission_time``, ``_submitted_by``…
 - **GeoJSON** (KoboToolbox's GeoJSON export, or any FeatureCollection of points whose properties are
@@ -72,8 +73,9 @@ SUBMISSION_TIME = ("SubmissionDate", "_submission_time")
 
 _ODK_PARTS = {"Latitude": "lat", "Longitude": "lon", "Altitude": "altitude", "Accuracy": "accuracy"}
 _KOBO_PART = re.compile(
-    r"^(?P<prefix>(?:.*/)?)_(?P<name>[^/]+)_(?P<part>latitude|longitude|altitude|precision)$"
+    r"^(?P<prefix>(?:.*[/.:\-])?)_(?P<name>[^/]+?)_(?P<part>latitude|longitude|altitude|precision)$"
 )
+"""Kobo's split geopoint column, after an optional group path (``/`` by default; ``.``, ``:`` or ``-`` when chosen)."""
 _KOBO_PARTS = {"latitude": "lat", "longitude": "lon", "altitude": "altitude", "precision": "accuracy"}
 
 
@@ -229,7 +231,7 @@ def _geopoints(columns: list[str], flavour: str) -> dict[str, dict[str, str]]:
 
 def _chosen_geopoint(parts: Mapping[str, Mapping[str, str]], wanted: str | None, path: Path) -> str:
     if wanted is not None:
-        names = [n for n in parts if wanted in (n, re.split(r"[-/]", n)[-1])]
+        names = [n for n in parts if wanted in (n, re.split(r"[-/.:]", n)[-1])]
         if len(names) != 1:
             found = ", ".join(parts) or "none"
             raise SourceError(f"no single geopoint question '{wanted}' (geopoints found: {found})", path=path)
@@ -290,7 +292,7 @@ def _dropped(columns: Iterable[str], own: Mapping[str, str]) -> dict[str, str]:
     for column in columns:
         if column in own:
             dropped[column] = own[column]
-        elif re.split(r"[-/]", column)[-1].lower() in METADATA_QUESTIONS:
+        elif re.split(r"[-/.:]", column)[-1].lower() in METADATA_QUESTIONS:
             dropped[column] = "personal data: a device or account identifier (XLSForm metadata)"
     return dropped
 

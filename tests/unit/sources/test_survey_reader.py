@@ -352,3 +352,13 @@ def test_an_error_inside_a_zip_names_the_archive_and_member(
     assert caught.value.user_message() == (
         f"{path}:street.csv: row 2, column report-location-Longitude: 'east' is not a longitude (−180 to 180 degrees)"
     )
+
+
+def test_kobo_with_labels_and_a_chosen_group_separator(tmp_path: Path) -> None:
+    """Kobo exported with labels as headers and groups joined by '.': the geopoint is still found."""
+    header = "What did you see?;Where.Where is it?;Where._Where is it?_latitude;Where._Where is it?_longitude;_submission_time"
+    row = "pothole;60.1699 24.9384;60.1699;24.9384;2024-05-01T07:06:00"
+    export = read_export(_write(tmp_path / "labels.csv", f"{header}\n{row}\n"), geopoint=None)
+    assert export.flavour == "kobo" and export.places[0] is not None
+    assert (export.places[0].lat, export.places[0].lon) == (60.1699, 24.9384)
+    assert list(export.answers.columns) == ["What did you see?"]
