@@ -49,7 +49,7 @@ _BOOKKEEPING = "the collection server's bookkeeping"
 ODK_DROPPED: Mapping[str, str] = {
     **dict.fromkeys(("SubmitterID", "SubmitterName", "DeviceID"), _PERSONAL),
     **dict.fromkeys(
-        ("KEY", "AttachmentsPresent", "AttachmentsExpected", "Status", "ReviewState", "Edits", "FormVersion",
+        ("KEY", "__id", "AttachmentsPresent", "AttachmentsExpected", "Status", "ReviewState", "Edits", "FormVersion",
          "meta-instanceID", "meta-instanceName", "meta-deprecatedID", "meta-audit", "isValidated"),
         _BOOKKEEPING,
     ),
@@ -287,14 +287,37 @@ def _times(values: pd.Series, labels: list[str], column: str, path: Path) -> pd.
 
 
 def _dropped(columns: Iterable[str], own: Mapping[str, str]) -> dict[str, str]:
-    """The tool's own columns and the device/person metadata questions, each with why it is dropped."""
+    """The tool's own columns and the device/person metadata questions, each with why it is dropped.
+
+    Matched by the whole name, then by the last part of a nested name (``__system-submitterName``).
+    """
     dropped: dict[str, str] = {}
     for column in columns:
-        if column in own:
-            dropped[column] = own[column]
-        elif re.split(r"[-/.:]", column)[-1].lower() in METADATA_QUESTIONS:
+        last = re.split(r"[-/.:]", column)[-1]
+        if column in own or last in own:
+            dropped[column] = own.get(column) or own[last]
+        elif column.startswith("__system"):
+            dropped[column] = _PERSONAL + " (ODK Central's __system: submitter, device, review)"
+        elif last.lower() in METADATA_QUESTIONS:
             dropped[column] = "personal data: a device or account identifier (XLSForm metadata)"
     return dropped
+
+
+def _as_text(value: Any) -> str:
+    """A property value as CSV exports give it: text, empty for null (None or a missing key's NaN)."""
+    return "" if value is None or value != value else str(value)
+
+
+def _flat(properties: Any, prefix: str = "") -> dict[str, Any]:
+    """A feature's properties with nested objects flattened (``group-question``), lists as JSON text."""
+    flat: dict[str, Any] = {}
+    for key, value in (properties or {}).items() if isinstance(properties, dict) else ():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{name}-"))
+        else:
+            flat[name] = json.dumps(value, ensure_ascii=False) if isinstance(value, list) else value
+    return flat
 
 
 def _read_geojson(path: Path) -> SurveyExport:
@@ -306,10 +329,9 @@ def _read_geojson(path: Path) -> SurveyExport:
     if not isinstance(features, list):
         raise SourceError("not a GeoJSON FeatureCollection (no 'features' list)", path=path)
     labels = [f"feature {i + 1}" for i in range(len(features))]
-    properties = [dict(f.get("properties") or {}) if isinstance(f, dict) else {} for f in features]
+    properties = [_flat(f.get("properties")) if isinstance(f, dict) else {} for f in features]
     places = [_feature_place(f, labels[i], path) for i, f in enumerate(features)]
-    frame = pd.DataFrame(properties).fillna("").astype(str) if properties else pd.DataFrame()
-    frame = frame.replace({"None": ""})
+    frame = pd.DataFrame(properties, dtype=object).map(_as_text)
     columns = [str(c) for c in frame.columns]
     time_column = next((c for c in SUBMISSION_TIME if c in columns), None)
     if time_column is None:

@@ -198,12 +198,18 @@ def test_geojson_export(store: DuckDBStore, source_entry: Any, tmp_path: Path) -
          "properties": {"category": "pothole", "_submission_time": "2024-05-01T07:06:00", "_submitted_by": "alice"}},
         {"type": "Feature", "geometry": None,
          "properties": {"category": "tree", "_submission_time": "2024-05-01T07:07:00", "_submitted_by": "bob"}},
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [24.9410, 60.1710]},
+         "properties": {"__id": "uuid:1", "SubmissionDate": "2024-05-01T07:08:00Z", "report": {"category": "bench"},
+                        "__system": {"submitterName": "Maija", "deviceId": "collect:Qq7", "reviewState": None}}},
     ]  # fmt: skip
     path = _write(tmp_path / "kobo.geojson", json.dumps({"type": "FeatureCollection", "features": features}))
     result, ctx = _run(store, source_entry, path)
     frame = ctx.store.read_frame("street")
-    assert len(frame) == 1 and "_submitted_by" not in frame.columns
+    assert len(frame) == 2 and "_submitted_by" not in frame.columns
     assert [round(c, 2) for c in frame.geometry.iloc[0].coords[0]] == [385611.32, 6672118.38]
+    assert frame["report_category"].iloc[1] == "bench"  # nested groups flattened
+    assert not any(c.startswith(("__system", "__id", "system")) for c in frame.columns)
+    assert "Maija" not in frame.astype(str).to_string() and "Qq7" not in frame.astype(str).to_string()
     assert result.layers[0].quality["without_place"] == 1
 
 
