@@ -289,13 +289,15 @@ def _times(values: pd.Series, labels: list[str], column: str, path: Path) -> pd.
 def _dropped(columns: Iterable[str], own: Mapping[str, str]) -> dict[str, str]:
     """The tool's own columns and the device/person metadata questions, each with why it is dropped.
 
-    Matched by the whole name, then by the last part of a nested name (``__system-submitterName``).
+    Matched by the whole name; personal ones also by the last part of a nested name (``meta-SubmitterName``).
     """
     dropped: dict[str, str] = {}
     for column in columns:
         last = re.split(r"[-/.:]", column)[-1]
-        if column in own or last in own:
-            dropped[column] = own.get(column) or own[last]
+        if column in own:
+            dropped[column] = own[column]
+        elif own.get(last) == _PERSONAL:  # a nested submitter or device name; a nested "Status" is an answer
+            dropped[column] = _PERSONAL
         elif column.startswith("__system"):
             dropped[column] = _PERSONAL + " (ODK Central's __system: submitter, device, review)"
         elif last.lower() in METADATA_QUESTIONS:
