@@ -123,22 +123,29 @@ def image_record(file: Path, *, label: str) -> dict[str, Any]:
     }
 
 
-def footprint(centre: Point, *, width_m: float, height_m: float, yaw_deg: float) -> BaseGeometry:
-    """A nadir image's ground rectangle around ``centre`` (metric CRS), its top edge turned to ``yaw_deg``.
+def footprint(
+    lon: float, lat: float, *, width_m: float, height_m: float, yaw_deg: float, crs: str
+) -> BaseGeometry:
+    """A nadir image's ground rectangle around the camera at (``lon``, ``lat``), in ``crs``.
 
-    Yaw is clockwise from north (DJI's convention); shapely rotates counter-clockwise, hence the sign.
+    Drawn in an azimuthal equidistant plane centred on the camera, where up is true north, and turned
+    by ``yaw_deg`` (clockwise from true north, DJI's convention; shapely turns counter-clockwise,
+    hence the sign), then projected: a UTM grid's north differs from true north by the meridian
+    convergence (about 2° in central Helsinki), which this keeps out of the footprint.
     """
-    rectangle = box(
-        centre.x - width_m / 2, centre.y - height_m / 2, centre.x + width_m / 2, centre.y + height_m / 2
-    )
-    return rotate(rectangle, -yaw_deg, origin=centre)
+    rectangle = rotate(box(-width_m / 2, -height_m / 2, width_m / 2, height_m / 2), -yaw_deg, origin=(0, 0))
+    local = f"+proj=aeqd +lat_0={lat} +lon_0={lon} +datum=WGS84 +units=m"
+    return reproject(np.array([rectangle], dtype=object), local, crs)[0]
 
 
 def _to_crs(geometries: np.ndarray, crs: str, *, metric_footprints: pd.Series) -> np.ndarray:
     projected = reproject(geometries, WGS84, crs)
     for i, size in enumerate(metric_footprints):
-        if size is not None and isinstance(projected[i], Point):
-            projected[i] = footprint(projected[i], width_m=size[0], height_m=size[1], yaw_deg=size[2])
+        if size is not None and isinstance(geometries[i], Point):
+            centre = geometries[i]
+            projected[i] = footprint(
+                centre.x, centre.y, width_m=size[0], height_m=size[1], yaw_deg=size[2], crs=crs
+            )
     return projected
 
 
