@@ -99,6 +99,8 @@ def image_record(file: Path, *, label: str) -> dict[str, Any]:
     relative, pitch, yaw = (
         _xmp_number(text, key) for key in ("RelativeAltitude", "GimbalPitchDegree", "GimbalYawDegree")
     )
+    if yaw is None:
+        yaw = _xmp_number(text, "FlightYawDegree")  # the gimbal follows the aircraft's heading
     focal35 = _number(details.get(ExifTags.Base.FocalLengthIn35mmFilm))
     footprint = None
     if relative and relative > 0 and focal35 and pitch is not None and abs(pitch + 90) <= NADIR_TOLERANCE_DEG:

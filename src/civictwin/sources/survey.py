@@ -43,6 +43,7 @@ from civictwin.fieldwork.photos import photo_folder, sanitise_photo, store_photo
 from civictwin.geometry import WGS84, prepare_geometries
 from civictwin.sources.archives import safe_extract
 from civictwin.sources.base import BuildContext, IngestedLayer, IngestResult
+from civictwin.sources.vector import completeness
 
 _PERSONAL = "personal data: who or which device submitted"
 _BOOKKEEPING = "the collection server's bookkeeping"
@@ -70,6 +71,8 @@ METADATA_QUESTIONS = frozenset(
 )
 """XLSForm metadata questions about the device or the person (their default names, any case, in any group)."""
 SUBMISSION_TIME = ("SubmissionDate", "_submission_time")
+INSTANCE_IDS = ("KEY", "meta-instanceID", "_uuid", "meta/instanceID", "__id")
+"""Columns holding a submission's instance id (ODK, Kobo, ODK's GeoJSON), first found wins."""
 
 _ODK_PARTS = {"Latitude": "lat", "Longitude": "lon", "Altitude": "altitude", "Accuracy": "accuracy"}
 _KOBO_PART = re.compile(
@@ -89,6 +92,8 @@ class SurveyExport:
     places: list[GeoPoint | None]
     submitted_at: pd.Series
     row_labels: list[str]
+    repeated: np.ndarray
+    """True for a submission sent again (its instance id seen in an earlier row): left out."""
     dropped: dict[str, str] = field(default_factory=dict)
 
 
@@ -146,15 +151,20 @@ def _ingest_export(
     rows = ctx.store.write_table(source.name, frame)
     ctx.report(f"{source.name}: {rows} survey answers, {photo_counts['copied']} photos")
     no_place = sum(place is None for place in export.places)
+    repeats = int(export.repeated.sum())
     notes = _dropped_notes(export.dropped)
     if no_place:
         notes.append(f"{no_place} submission(s) without a place (geopoint left empty) not stored")
+    if repeats:
+        notes.append(f"{repeats} submission(s) exported twice (same instance id) stored once")
     if photo_counts["missing"]:
         notes.append(f"{photo_counts['missing']} photo(s) named in the export are not among its attachments")
     quality = {
         **report.as_dict(),
         "format": export.flavour,
         "without_place": no_place,
+        "duplicates": repeats,
+        "completeness": completeness(pd.DataFrame(frame.drop(columns="geometry"))),
         "dropped_columns": dict(export.dropped),
         "photos": {**photo_counts, "columns": photos, "metadata": "stripped (re-encoded from pixels)"},
     }
@@ -212,7 +222,17 @@ def _read_table(frame: pd.DataFrame, path: Path, *, flavour: str, geopoint: str 
     used = {*parts[name].values(), time_column, *([name] if flavour == "kobo" and name in columns else [])}
     dropped = _dropped(columns, ODK_DROPPED if flavour == "odk" else KOBO_DROPPED)
     answers = frame[[c for c in columns if c not in used and c not in dropped]]
-    return SurveyExport(path, flavour, answers.copy(), places, submitted, labels, dropped)
+    repeated = _repeated(frame, columns)
+    return SurveyExport(path, flavour, answers.copy(), places, submitted, labels, repeated, dropped)
+
+
+def _repeated(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Rows whose instance id an earlier row already had (a submission exported twice)."""
+    column = next((c for c in INSTANCE_IDS if c in columns), None)
+    if column is None:
+        return np.zeros(len(frame), dtype=bool)
+    ids = frame[column].astype(str).str.strip()
+    return np.asarray((ids.duplicated() & (ids != "")).to_numpy(), dtype=bool)
 
 
 def _geopoints(columns: list[str], flavour: str) -> dict[str, dict[str, str]]:
@@ -343,7 +363,8 @@ def _read_geojson(path: Path) -> SurveyExport:
     submitted = _times(frame[time_column], labels, time_column, path)
     dropped = _dropped(columns, {**ODK_DROPPED, **KOBO_DROPPED})
     answers = frame[[c for c in columns if c != time_column and c not in dropped]].copy()
-    return SurveyExport(path, "geojson", answers, places, submitted, labels, dropped)
+    repeated = _repeated(frame, columns)
+    return SurveyExport(path, "geojson", answers, places, submitted, labels, repeated, dropped)
 
 
 def _feature_place(feature: Any, label: str, path: Path) -> GeoPoint | None:
@@ -424,7 +445,7 @@ def _media_index(media: Path) -> dict[str, list[Path]]:
 
 def _frame(export: SurveyExport, crs: str, area: Any) -> tuple[gpd.GeoDataFrame, Any]:
     """Answers as typed columns with their places in ``crs``, rows outside the area or without a place left out."""
-    located = np.array([place is not None for place in export.places])
+    located = np.array([place is not None for place in export.places], dtype=bool) & ~export.repeated
     points = np.array([Point(p.lon, p.lat) if p is not None else None for p in export.places], dtype=object)
     kept, geometries, report = prepare_geometries(
         points[located], source_crs=WGS84, target_crs=crs, area=area

@@ -120,11 +120,14 @@ def _run(store: DuckDBStore, source_entry: Any, path: Path, **options: Any) -> t
 def test_kobo_csv_becomes_points_in_the_twin_crs_without_personal_columns(
     store: DuckDBStore, source_entry: Any, tmp_path: Path
 ) -> None:
-    result, ctx = _run(store, source_entry, _kobo(tmp_path), photos=["photo"])
+    repeated = KOBO_ROWS[0]  # the first submission exported twice (same _uuid u-1)
+    result, ctx = _run(store, source_entry, _kobo(tmp_path, [*KOBO_ROWS, repeated]), photos=["photo"])
     frame = ctx.store.read_frame("street")
     layer = result.layers[0]
-    assert layer.rows == 2  # 4 submissions: one outside the area, one without a place
+    assert layer.rows == 2  # 5 rows: one outside the area, one without a place, one repeated
     assert layer.quality["outside_area"] == 1 and layer.quality["without_place"] == 1
+    assert layer.quality["duplicates"] == 1
+    assert layer.quality["completeness"]["photo"] == 0.5 and layer.quality["completeness"]["category"] == 1.0
     assert [round(c, 2) for c in frame.geometry.iloc[0].coords[0]] == [385611.32, 6672118.38]
     assert [round(c, 2) for c in frame.geometry.iloc[1].coords[0]] == [385759.37, 6672236.35]
     assert frame["altitude_m"].tolist() == [12.5, 10.0] and frame["accuracy_m"].tolist() == [4.0, 3.0]
