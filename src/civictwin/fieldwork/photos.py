@@ -78,6 +78,8 @@ def sanitise_photo(
             f"{len(data) / 2**20:.1f} MiB; photos may be at most {max_bytes / 2**20:.0f} MiB", path=label
         )
     with warnings.catch_warnings():
+        # Pillow's notes on corrupt EXIF (dropped anyway); a decompression bomb's warning is an error
+        warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
