@@ -132,6 +132,7 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
     metrics.registry.register(TwinCollector(holder.current, app.state.tile_cache))
     install_problem_handlers(app)
     app.include_router(features.router)
+    app.include_router(photos.router)
     app.include_router(tiles.router)
     app.include_router(scenarios.router)
     app.include_router(operations.router)
@@ -141,7 +142,6 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
     app.include_router(terrain.router)
     app.include_router(calibration.router)
     app.include_router(consultations.router)
-    app.include_router(photos.router)
     app.include_router(viewer.viewer_router())
     _add_middlewares(app, settings, registry=TokenRegistry(tokens_path(twin.store_path)))
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
