@@ -310,9 +310,15 @@ def _dropped(columns: Iterable[str], own: Mapping[str, str]) -> dict[str, str]:
     """The tool's own columns and the device/person metadata questions, each with why it is dropped.
 
     Matched by the whole name; personal ones also by the last part of a nested name (``meta-SubmitterName``).
+    KoboToolbox's ``<question>_URL`` beside a media answer links to the file on the server under the
+    submitting account's name (``media_file=<username>/attachments/…``): dropped as personal.
     """
+    columns = list(columns)
     dropped: dict[str, str] = {}
     for column in columns:
+        if column.endswith("_URL") and column[: -len("_URL")] in columns:
+            dropped[column] = _PERSONAL + " (an attachment URL naming the account)"
+            continue
         last = re.split(r"[-/.:]", column)[-1]
         if column in own:
             dropped[column] = own[column]
@@ -388,18 +394,13 @@ def _feature_place(feature: Any, label: str, path: Path) -> GeoPoint | None:
 
 
 def _photo_columns(export: SurveyExport, wanted: list[str], path: Path) -> list[str]:
-    """The configured photo columns (present in the export); their Kobo ``_URL`` companions dropped."""
+    """The configured photo columns, each checked to be among the answers."""
     missing = [c for c in wanted if c not in export.answers.columns]
     if missing:
         available = ", ".join(export.answers.columns) or "(none)"
         raise SourceError(
             f"missing photo column(s) {', '.join(missing)}; answer columns: {available}", path=path
         )
-    for column in wanted:
-        companion = f"{column}_URL"
-        if companion in export.answers.columns:
-            export.answers = export.answers.drop(columns=companion)
-            export.dropped[companion] = _BOOKKEEPING + " (attachment URL)"
     return wanted
 
 

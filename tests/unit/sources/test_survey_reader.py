@@ -146,6 +146,7 @@ def test_kobo_csv_becomes_points_in_the_twin_crs_without_personal_columns(
         assert gone not in frame.columns
     assert layer.quality["dropped_columns"]["_submitted_by"].startswith("personal data")
     assert layer.quality["dropped_columns"]["deviceid"].startswith("personal data")
+    assert layer.quality["dropped_columns"]["photo_URL"].endswith("(an attachment URL naming the account)")
     assert set(frame.columns) == {
         "submitted_at", "start", "end", "category", "comment", "photo", "altitude_m", "accuracy_m", "geometry"
     }  # fmt: skip
