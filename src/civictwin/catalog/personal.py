@@ -103,14 +103,14 @@ def mark_personal(store: Store, config: TwinConfig) -> None:
 def _check_declared(
     config: TwinConfig, table: str, columns: Mapping[str, str], found: list[SourceConfig]
 ) -> None:
-    """Refuse a declared personal column a vector or API source's table lacks (a typo would publish the real one).
+    """Refuse a declared personal column a vector, survey or API source's table lacks (a typo would publish the real one).
 
     Columns the source's ``columns`` option leaves out are not stored, hence fine; those that became the
     geometry (``x``, ``y``, ``wkt``) belong to ``personal_locations`` instead. Grids keep numeric
     columns only, and 3D city models hold attributes as JSON, so neither is checked here.
     """
     for source in found:
-        if source.kind != SourceKind.VECTOR and source.kind not in REMOTE_KINDS:
+        if source.kind not in (SourceKind.VECTOR, SourceKind.SURVEY) and source.kind not in REMOTE_KINDS:
             continue
         geometry = {source.x, source.y, source.wkt}
         missing = [

@@ -372,3 +372,26 @@ def test_kobo_with_labels_and_a_chosen_group_separator(tmp_path: Path) -> None:
     assert export.flavour == "kobo" and export.places[0] is not None
     assert (export.places[0].lat, export.places[0].lon) == (60.1699, 24.9384)
     assert list(export.answers.columns) == ["What did you see?"]
+
+
+def test_declared_personal_answers_are_withheld_and_typos_refused(
+    store: DuckDBStore, source_entry: Any, tmp_path: Path
+) -> None:
+    """A free-text answer the steward declares personal is withheld; a misspelt one fails the build."""
+    from datetime import UTC, datetime
+
+    from civictwin.catalog.metadata import record_source
+    from civictwin.catalog.personal import mark_personal
+    from civictwin.errors import ConfigError
+    from civictwin.store.personal import read_published
+
+    gdpr = {"legal_basis": "GDPR Art. 6(1)(e): public task, street audits", "retention_days": 365}
+    result, ctx = _run(store, source_entry, _kobo(tmp_path), personal=["comment"], **gdpr)
+    record_source(store, result, ingested_at=datetime.now(UTC))
+    mark_personal(store, ctx.config)
+    assert store.records("catalog")["street"]["personal_data"]["fields"] == ["comment"]
+    assert "comment" not in read_published(store, "street").columns
+    result, ctx = _run(store, source_entry, _kobo(tmp_path), personal=["coment"], **gdpr)
+    record_source(store, result, ingested_at=datetime.now(UTC))
+    with pytest.raises(ConfigError, match=r"sources\.street\.personal: names column\(s\) coment"):
+        mark_personal(store, ctx.config)
