@@ -40,7 +40,7 @@ from civictwin.config import SourceConfig
 from civictwin.errors import SourceError, UploadError
 from civictwin.fieldwork.observations import GeoPoint, check_coordinate, clean_text, optional_metres
 from civictwin.fieldwork.photos import photo_folder, sanitise_photo, store_photo
-from civictwin.geometry import WGS84, prepare_geometries
+from civictwin.geometry import WGS84, GeometryReport, prepare_geometries
 from civictwin.sources.archives import safe_extract
 from civictwin.sources.base import BuildContext, IngestedLayer, IngestResult
 from civictwin.sources.vector import completeness
@@ -144,12 +144,13 @@ def _ingest_export(
     export = read_export(file, geopoint=source.geopoint)
     photos = _photo_columns(export, source.photos or [], file)
     target = photo_folder(ctx.config.store_path, source.name)
+    rows, geometries, report = _kept_rows(export, ctx.crs, ctx.area)
     photo_counts = {"copied": 0, "missing": 0}
-    for column in photos:
-        export.answers[column] = _copy_photos(export, column, media, target, photo_counts, file)
-    frame, report = _frame(export, ctx.crs, ctx.area)
-    rows = ctx.store.write_table(source.name, frame)
-    ctx.report(f"{source.name}: {rows} survey answers, {photo_counts['copied']} photos")
+    for column in photos:  # only the photos of stored submissions are copied
+        export.answers[column] = _copy_photos(export, column, rows, media, target, photo_counts, file)
+    frame = _frame(export, rows, geometries, ctx.crs)
+    stored = ctx.store.write_table(source.name, frame)
+    ctx.report(f"{source.name}: {stored} survey answers, {photo_counts['copied']} photos")
     no_place = sum(place is None for place in export.places)
     repeats = int(export.repeated.sum())
     notes = _dropped_notes(export.dropped)
@@ -169,7 +170,7 @@ def _ingest_export(
         "photos": {**photo_counts, "columns": photos, "metadata": "stripped (re-encoded from pixels)"},
     }
     layer = IngestedLayer(
-        table=source.name, rows=rows, title=source.display_title, quality=quality, notes=notes
+        table=source.name, rows=stored, title=source.display_title, quality=quality, notes=notes
     )
     return IngestResult(
         source=source,
@@ -405,16 +406,22 @@ def _photo_columns(export: SurveyExport, wanted: list[str], path: Path) -> list[
 
 
 def _copy_photos(
-    export: SurveyExport, column: str, media: Path, target: Path, counts: dict[str, int], path: Path
+    export: SurveyExport,
+    column: str,
+    rows: np.ndarray,
+    media: Path,
+    target: Path,
+    counts: dict[str, int],
+    path: Path,
 ) -> pd.Series:
-    """Each photo of ``column`` checked and stored without metadata; the column's new file names."""
+    """The photos of ``column`` in ``rows`` checked and stored without metadata; the column's new file names."""
     index = _media_index(media)
-    names: list[str | None] = []
-    for row, value in enumerate(export.answers[column].astype(str)):
+    names: list[str | None] = [None] * len(export.answers)
+    values = export.answers[column].astype(str)
+    for row in rows:
         label = f"{export.row_labels[row]}, column {column}"
-        value = value.strip()
+        value = values.iloc[row].strip()
         if not value:
-            names.append(None)
             continue
         if "/" in value or "\\" in value or value in (".", ".."):
             raise SourceError(f"{label}: {value[:60]!r} is not an attachment file name", path=path)
@@ -423,13 +430,12 @@ def _copy_photos(
             raise SourceError(f"{label}: '{value}' found {len(found)} times under {media}", path=path)
         if not found:
             counts["missing"] += 1
-            names.append(None)
             continue
         try:
             clean = sanitise_photo(found[0].read_bytes(), label=label)
         except UploadError as exc:
             raise SourceError(exc.message, path=path, field=label) from None
-        names.append(store_photo(clean, target).name)
+        names[row] = store_photo(clean, target).name
         counts["copied"] += 1
     return pd.Series(names, index=export.answers.index, dtype=object)
 
@@ -444,14 +450,18 @@ def _media_index(media: Path) -> dict[str, list[Path]]:
     return index
 
 
-def _frame(export: SurveyExport, crs: str, area: Any) -> tuple[gpd.GeoDataFrame, Any]:
-    """Answers as typed columns with their places in ``crs``, rows outside the area or without a place left out."""
+def _kept_rows(export: SurveyExport, crs: str, area: Any) -> tuple[np.ndarray, Any, GeometryReport]:
+    """The rows stored (a place inside the area, not a repeat) and their points in ``crs``."""
     located = np.array([place is not None for place in export.places], dtype=bool) & ~export.repeated
     points = np.array([Point(p.lon, p.lat) if p is not None else None for p in export.places], dtype=object)
     kept, geometries, report = prepare_geometries(
         points[located], source_crs=WGS84, target_crs=crs, area=area
     )
-    rows = np.flatnonzero(located)[kept]
+    return np.flatnonzero(located)[kept], geometries, report
+
+
+def _frame(export: SurveyExport, rows: np.ndarray, geometries: Any, crs: str) -> gpd.GeoDataFrame:
+    """The stored rows' answers as typed columns, with their times, heights, accuracies and points."""
     answers = export.answers.iloc[rows].reset_index(drop=True)
     columns: dict[str, Any] = {"submitted_at": export.submitted_at.iloc[rows].reset_index(drop=True)}
     for column in answers.columns:
@@ -459,8 +469,7 @@ def _frame(export: SurveyExport, crs: str, area: Any) -> tuple[gpd.GeoDataFrame,
     places = [export.places[i] for i in rows]
     columns["altitude_m"] = [p.altitude_m if p else None for p in places]
     columns["accuracy_m"] = [p.accuracy_m if p else None for p in places]
-    frame = gpd.GeoDataFrame(columns, geometry=gpd.GeoSeries(geometries, crs=crs), crs=crs)
-    return frame, report
+    return gpd.GeoDataFrame(columns, geometry=gpd.GeoSeries(geometries, crs=crs), crs=crs)
 
 
 def _column_name(column: str, taken: Mapping[str, Any]) -> str:

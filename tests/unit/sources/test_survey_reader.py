@@ -156,7 +156,14 @@ def test_kobo_csv_becomes_points_in_the_twin_crs_without_personal_columns(
 def test_kobo_photo_is_copied_without_metadata_under_its_content_hash(
     store: DuckDBStore, source_entry: Any, tmp_path: Path
 ) -> None:
-    result, ctx = _run(store, source_entry, _kobo(tmp_path), photos=["photo"])
+    rows = [
+        *KOBO_ROWS[:2],
+        KOBO_ROWS[2].replace("outside the area;;;", "outside the area;far.jpg;;"),
+        KOBO_ROWS[3],
+    ]
+    path = _kobo(tmp_path, rows)
+    (path.parent / "media" / "far.jpg").write_bytes(_photo(orientation=3))  # a submission outside the area
+    result, ctx = _run(store, source_entry, path, photos=["photo"])
     frame = ctx.store.read_frame("street")
     stored = frame["photo"].iloc[0]
     assert pd.isna(frame["photo"].iloc[1])
@@ -171,6 +178,7 @@ def test_kobo_photo_is_copied_without_metadata_under_its_content_hash(
     with Image.open(io.BytesIO(data)) as image:
         assert image.size == (40, 20) and not image.getexif()
     assert result.layers[0].quality["photos"]["copied"] == 1
+    assert [f.name for f in media.iterdir()] == [stored]  # the photo of a submission not stored is not copied
 
 
 def test_odk_central_csv_with_groups(store: DuckDBStore, source_entry: Any, tmp_path: Path) -> None:
