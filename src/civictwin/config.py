@@ -44,6 +44,8 @@ class SourceKind(StrEnum):
     OGCAPI_FEATURES = "ogcapi_features"
     WFS = "wfs"
     SENSORTHINGS = "sensorthings"
+    SURVEY = "survey"
+    DRONE = "drone"
 
 
 REMOTE_KINDS = frozenset({SourceKind.OGCAPI_FEATURES, SourceKind.WFS, SourceKind.SENSORTHINGS})
@@ -213,6 +215,7 @@ _DECLARES_CRS_ONLY = frozenset({SourceKind.CITYJSON, SourceKind.CITYGML, SourceK
 
 
 _MOBILITY_OPTIONS = ("zoning", "zoning_id", "presence", "k_anonymity")
+_SURVEY_OPTIONS = ("geopoint", "photos", "media")
 
 
 class SourceConfig(_Strict):
@@ -246,6 +249,17 @@ class SourceConfig(_Strict):
     )
     k_anonymity: Annotated[int, Field(ge=1)] | None = Field(
         default=None, description="Mobility: cells under k are suppressed before storing (default 10)"
+    )
+    # street surveys (kind survey: ODK Central / KoboToolbox exports; docs/configuration.md)
+    geopoint: str | None = Field(
+        default=None,
+        description="Survey: the geopoint question giving each answer's place (default: the only one)",
+    )
+    photos: list[str] | None = Field(
+        default=None, description="Survey: answer columns naming photo attachments (copied without metadata)"
+    )
+    media: str | None = Field(
+        default=None, description="Survey: folder holding the attachments (default: media/ beside the export)"
     )
     # a data platform's API (kinds ogcapi_features, wfs, sensorthings; docs/configuration.md)
     url: str | None = Field(default=None, description="Remote: the service's base URL (no credentials in it)")
@@ -295,6 +309,9 @@ class SourceConfig(_Strict):
             raise ValueError(f"option(s) {', '.join(mobility_only)} apply only to kind 'mobility'")
         if self.kind == SourceKind.MOBILITY and self.zoning is None:
             raise ValueError("kind 'mobility' needs `zoning`: the provider's zone polygons")
+        survey_only = sorted(k for k in _SURVEY_OPTIONS if getattr(self, k) is not None)
+        if survey_only and self.kind != SourceKind.SURVEY:
+            raise ValueError(f"option(s) {', '.join(survey_only)} apply only to kind 'survey'")
         self._remote_options_fit()
         if self.h3_column is not None and (self.cell_size_m is not None or self.wkt is not None or self.x):
             raise ValueError("`h3_column` gives the cells; do not combine it with cell_size_m, wkt or x/y")

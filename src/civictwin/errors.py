@@ -54,3 +54,7 @@ class ScenarioError(CivicTwinError):
 
 class EngineError(CivicTwinError):
     """A simulation engine (SUMO) failed; the message names the step and quotes the engine's own error."""
+
+
+class UploadError(CivicTwinError):
+    """A photo or an answer from the field is not what it claims to be, too large, or unsafe."""

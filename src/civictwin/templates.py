@@ -37,7 +37,7 @@ mixed_use_residential_share = 0.5
 storey_height_m = 3.0
 # default_levels = { house = 2, apartments = 5 }   # storeys where OSM has no height
 
-# One [[sources]] block per dataset. kind: osm | gtfs | grid | vector | cityjson | citygml | dem | mobility,
+# One [[sources]] block per dataset. kind: osm | gtfs | grid | vector | cityjson | citygml | dem | mobility | survey | drone,
 # or from an API: ogcapi_features | wfs | sensorthings (url instead of path; `civictwin refresh` re-checks them).
 # access: public | internal | restricted. steward: the person or department responsible.
 [[sources]]

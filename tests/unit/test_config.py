@@ -55,7 +55,7 @@ def test_valid_config_loads_with_defaults(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("path", "value", "expected"),
     [
-        (("sources", 0, "kind"), "shapefile", "sources[0] (osm).kind: expected 'osm', 'gtfs', 'grid', 'vector', 'cityjson', 'citygml', 'dem', 'mobility', 'ogcapi_features', 'wfs' or 'sensorthings'"),
+        (("sources", 0, "kind"), "shapefile", "sources[0] (osm).kind: expected 'osm', 'gtfs', 'grid', 'vector', 'cityjson', 'citygml', 'dem', 'mobility', 'ogcapi_features', 'wfs', 'sensorthings', 'survey' or 'drone'"),
         (("sources", 1, "colour"), "red", "sources[1] (pop).colour: unknown key"),
         (("sources", 0, "steward"), _DELETE, "sources[0] (osm).steward: required key is missing"),
         (("sources", 0, "access"), "secret", "sources[0] (osm).access: expected 'public', 'internal' or 'restricted'"),

@@ -29,6 +29,7 @@ from civictwin.api import (
     contributions,
     features,
     operations,
+    photos,
     readiness,
     scenarios,
     sensorthings,
@@ -133,6 +134,7 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
     metrics.registry.register(TwinCollector(holder.current, app.state.tile_cache))
     install_problem_handlers(app)
     app.include_router(features.router)
+    app.include_router(photos.router)
     app.include_router(tiles.router)
     app.include_router(scenarios.router)
     app.include_router(operations.router)

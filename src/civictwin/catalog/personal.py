@@ -5,7 +5,8 @@ After a build has written every table, :func:`mark_personal` gives each catalogu
 the geometries are exact home locations) that :mod:`civictwin.store.personal` enforces everywhere
 the twin publishes. A column is personal when its source declares it (``personal``), when a table it
 was derived from had a personal column of that name, or when it is *recognised*: its name looks
-like a person's name, a phone number or an e-mail address (:data:`NAME_PATTERNS`), or most of a
+like a person's name, a phone number, an e-mail address or a survey's device or account identifier
+(:data:`NAME_PATTERNS`), or most of a
 sample of its text values look like e-mail addresses or phone numbers (:data:`VALUE_PATTERNS`).
 Recognised columns are flagged in the quality report and stay personal unless the source lists
 them in ``not_personal``.
@@ -37,6 +38,11 @@ NAME_PATTERNS: dict[str, re.Pattern[str]] = {
     ),
     "a phone number": re.compile(r"^(?:.*_)?(?:phone|telephone|tel|mobile|gsm|fax)(?:_?(?:number|no|nr))?$"),
     "an e-mail address": re.compile(r"^(?:.*_)?e_?mail(?:_?address)?$"),
+    # survey exports (ODK Central, KoboToolbox, XLSForm metadata): who or which device submitted
+    "a device or account identifier": re.compile(
+        r"^(?:.*_)?(?:device_?id|imei|imsi|sim_?serial|subscriber_?id|submitter(?:_?(?:id|name))?"
+        r"|submitted_by|user_?name)$"
+    ),
 }
 # Whole text values: an e-mail address; an international phone number (+ or 00, then 7 to 19 digits and
 # separators); a national one (0, area code, a space, dash or slash, then at least 5 digits).
@@ -97,14 +103,14 @@ def mark_personal(store: Store, config: TwinConfig) -> None:
 def _check_declared(
     config: TwinConfig, table: str, columns: Mapping[str, str], found: list[SourceConfig]
 ) -> None:
-    """Refuse a declared personal column a vector or API source's table lacks (a typo would publish the real one).
+    """Refuse a declared personal column a vector, survey or API source's table lacks (a typo would publish the real one).
 
     Columns the source's ``columns`` option leaves out are not stored, hence fine; those that became the
     geometry (``x``, ``y``, ``wkt``) belong to ``personal_locations`` instead. Grids keep numeric
     columns only, and 3D city models hold attributes as JSON, so neither is checked here.
     """
     for source in found:
-        if source.kind != SourceKind.VECTOR and source.kind not in REMOTE_KINDS:
+        if source.kind not in (SourceKind.VECTOR, SourceKind.SURVEY) and source.kind not in REMOTE_KINDS:
             continue
         geometry = {source.x, source.y, source.wkt}
         missing = [

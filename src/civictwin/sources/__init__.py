@@ -36,6 +36,14 @@ def reader_for(kind: SourceKind) -> Reader:
         from civictwin.sources.mobility import ingest as mobility_ingest
 
         return mobility_ingest
+    if kind is SourceKind.SURVEY:
+        from civictwin.sources.survey import ingest as survey_ingest
+
+        return survey_ingest
+    if kind is SourceKind.DRONE:
+        from civictwin.sources.drone import ingest as drone_ingest
+
+        return drone_ingest
     if kind in REMOTE_KINDS:
         from civictwin.sources.platform import ingest as platform_ingest
 

@@ -68,7 +68,7 @@ def test_failed_rebuild_keeps_the_previous_twin(tmp_path: Path) -> None:
     [
         ('[twin]\nname = "x"\n[area]\nbbox = [0, 0, 1, 1]\n[[sources]]\nname = "a"\nkind = "lidar"\npath = "x"\n'
          'licence = "x"\npublisher = "x"\nsteward = "x"\n',
-         "sources[0] (a).kind: expected 'osm', 'gtfs', 'grid', 'vector', 'cityjson', 'citygml', 'dem', 'mobility', 'ogcapi_features', 'wfs' or 'sensorthings', got 'lidar'"),
+         "sources[0] (a).kind: expected 'osm', 'gtfs', 'grid', 'vector', 'cityjson', 'citygml', 'dem', 'mobility', 'ogcapi_features', 'wfs', 'sensorthings', 'survey' or 'drone', got 'lidar'"),
         ('[twin]\nname = "x"\n[area]\nbbox = [0, 0, 1, 1]\n[[sources]]\nname = "a"\nkind = "osm"\n'
          'path = "missing.osm.pbf"\nlicence = "x"\npublisher = "x"\nsteward = "x"\n',
          "missing.osm.pbf: file not found"),
