@@ -153,7 +153,12 @@ def test_hand_made_feed_tables(write_feed: WriteFeed, run_feed: Any, as_zip: boo
         "transit_stop_times": 13,
         "transit_calendar": 4,
         "transit_stop_frequency": 7,
+        "transit_frequencies": 1,
     }
+    frequencies = ctx.store.read_table("transit_frequencies")
+    assert frequencies[["trip_id", "start_s", "end_s", "headway_s"]].values.tolist() == [
+        ["F1", 28800, 32400, 900]
+    ]
     stops = ctx.store.read_frame("transit_stops")
     assert sorted(stops["stop_id"]) == ["A", "B", "C", "D"]
     assert set(stops["feed"]) == {"hsl"}
@@ -281,6 +286,7 @@ def test_feed_outside_the_area(write_feed: WriteFeed, make_context: Any, source_
             "transit_stop_times",
             "transit_calendar",
             "transit_stop_frequency",
+            "transit_frequencies",
         ],
         0,
     )

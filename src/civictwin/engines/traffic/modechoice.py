@@ -12,6 +12,7 @@ Parameters and their sources: ``docs/methods-demand.md``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -118,6 +119,12 @@ class LevelOfService:
             self.walk_min,
             self.bike_min,
         )
+
+    def with_pt_speed(self, simulated_kmh: float, *, planned_kmh: float) -> LevelOfService:
+        """The same service with transit in-vehicle times at the simulated bus speed instead of the
+        planned ``pt_speed_kmh`` (times scale with ``planned_kmh / simulated_kmh``)."""
+        factor = planned_kmh / simulated_kmh
+        return dataclasses.replace(self, pt_in_vehicle_min=self.pt_in_vehicle_min * factor)
 
 
 # --------------------------------------------------------------------------------------------- the logit

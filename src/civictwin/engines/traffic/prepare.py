@@ -13,8 +13,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from civictwin.engines.traffic.busfiles import BusPlan
 from civictwin.engines.traffic.demand import DemandError, OdMatrix
-from civictwin.engines.traffic.edits import apply_interventions
+from civictwin.engines.traffic.edits import ModifiedNetwork, apply_interventions
 from civictwin.engines.traffic.gateways import (
     GatewayDemand,
     find_gateways,
@@ -23,13 +24,15 @@ from civictwin.engines.traffic.gateways import (
     window_hours,
 )
 from civictwin.engines.traffic.inputs import TwinInputs
+from civictwin.engines.traffic.interventions import TransitLine
 from civictwin.engines.traffic.kpis import edge_zones
 from civictwin.engines.traffic.layers import DemandLayer, demand_layers, network_free_demand
 from civictwin.engines.traffic.modechoice import CarPaths, LevelOfService
 from civictwin.engines.traffic.network import SumoNetwork, build_sumo_network
 from civictwin.engines.traffic.params import TrafficParams
-from civictwin.errors import CivicTwinError
-from civictwin.scenarios.spec import Scenario
+from civictwin.engines.traffic.transit import BusService, LineError, gtfs_service, line_service
+from civictwin.errors import CivicTwinError, ScenarioError
+from civictwin.scenarios.spec import Scenario, intervention_label
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ class PreparedScenario:
     """Where the base person-trip matrix came from, in words (for the report's notes)."""
     calibration: dict[str, Any] | None = None
     """What the report shows of the calibration record the demand uses (None: uncalibrated)."""
+    buses: BusPlan | None = None
+    """The simulated transit runs (GTFS and new lines), when there are any."""
 
     @property
     def person_trips(self) -> OdMatrix:
@@ -95,6 +100,7 @@ def prepare_scenario(
         inputs.edges.loc[inputs.edges["car"].fillna(False).astype(bool), "edge_id"].astype(str)
     )
     simulated = modified.edges[modified.edges["edge_id"].astype(str).isin(simulated_ids)]
+    service = bus_service(inputs, scenario, modified, params)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="netconvert") as pool:
         building = pool.submit(
             build_sumo_network,
@@ -102,7 +108,7 @@ def prepare_scenario(
             inputs.nodes,
             workdir,
             additionals=modified.additionals,
-            count_edges=params.count_edges,
+            count_edges=(*params.count_edges, *sorted(service.edges)),
             reachable_from=modified.car_edges,
         )
         try:
@@ -152,4 +158,49 @@ def prepare_scenario(
         placement=edge_zones(inputs.edges, inputs.zones),
         gateways=gateways,
         demand_source=demand.demand_source,
+        buses=_bus_plan(service.keep_edges(network.edge_ids), modified, params),
     )
+
+
+def bus_service(
+    inputs: TwinInputs, scenario: Scenario, modified: ModifiedNetwork, params: TrafficParams
+) -> BusService:
+    """The scenario's transit runs: the twin's GTFS runs in the demand window (when ``[buses]`` is
+    enabled and the twin has GTFS) and every new line's; a new line that cannot run is one line
+    naming the file and the intervention. The window starts at ``mode_choice.peak_hour`` o'clock."""
+    service = BusService()
+    if params.buses.enabled and inputs.schedule is not None:
+        service = gtfs_service(
+            inputs.schedule,
+            modified.edges,
+            params.buses,
+            clock_begin_s=params.mode_choice.peak_hour * 3600.0,
+            window_s=params.demand_window_s,
+        )
+    for index, intervention in enumerate(scenario.interventions):
+        if not isinstance(intervention, TransitLine):
+            continue
+        try:
+            line = line_service(
+                intervention,
+                index,
+                modified.edges,
+                params.buses,
+                crs=inputs.crs,
+                window_s=params.demand_window_s,
+            )
+        except LineError as exc:
+            raise ScenarioError(
+                str(exc), path=scenario.origin, field=intervention_label(index, intervention)
+            ) from None
+        service = service.joined(line)
+    return service
+
+
+def _bus_plan(service: BusService, modified: ModifiedNetwork, params: TrafficParams) -> BusPlan | None:
+    if not service.runs:
+        return None
+    edges = modified.edges
+    cycle = edges.loc[edges["cycle_lanes"] > 0, ["edge_id", "cycle_lanes"]]
+    lanes = dict(zip(cycle["edge_id"].astype(str), cycle["cycle_lanes"].astype(int), strict=True))
+    return BusPlan(service, params.buses, lanes)

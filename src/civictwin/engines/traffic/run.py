@@ -26,6 +26,7 @@ from types import MappingProxyType
 
 import pandas as pd
 
+from civictwin.engines.traffic.busfiles import BusFiles, BusPlan, is_bus, write_bus_files
 from civictwin.engines.traffic.network import SumoNetwork
 from civictwin.engines.traffic.outputs import OutputFiles, SimResult, read_result
 from civictwin.engines.traffic.sumo import run_binary
@@ -136,12 +137,21 @@ class SimOptions:
 
 
 def run_sumo(
-    network: SumoNetwork, trips: Sequence[CarTrip], *, seed: int, workdir: Path, options: SimOptions
+    network: SumoNetwork,
+    trips: Sequence[CarTrip],
+    *,
+    seed: int,
+    workdir: Path,
+    options: SimOptions,
+    buses: BusPlan | None = None,
 ) -> SimResult:
     """Simulate ``trips`` on ``network`` with one ``seed`` in a sumo process; outputs go to ``workdir``.
 
-    Raises :class:`EngineError` when a trip names an edge the network lacks, when sumo fails (quoting
-    its message), or when teleports/unfinished trips exceed their allowed shares.
+    With ``buses`` their runs are simulated too (:mod:`~civictwin.engines.traffic.busfiles`): their
+    tripinfo goes to :attr:`SimResult.bus_trips`, the car trips alone stay in ``trips`` and in the
+    quality check, and edges carry both. Raises :class:`EngineError` when a trip names an edge the
+    network lacks, when sumo fails (quoting its message), or when teleports/unfinished trips exceed
+    their allowed shares.
     """
     _check_trips(network, trips)
     options = dataclasses.replace(options, count_edges=countable_edges(network, options.count_edges))
@@ -152,8 +162,20 @@ def run_sumo(
     chains = network.chains if len(network.chains) else None
     write_trips(trips, options, workdir / "trips.rou.xml", chains=chains)
     write_output_definitions(files, options, workdir / "outputs.add.xml")
+    bus_files = None
+    if buses is not None and buses.service.runs:
+        bus_files = write_bus_files(
+            buses.service, buses.settings, workdir, chains=chains, cycle_lanes=buses.cycle_lanes
+        )
+    n_vehicles = len(trips) + (len(bus_files.lines) if bus_files else 0)
     config = write_config(
-        network, options, seed=seed, files=files, path=workdir / "run.sumocfg", n_trips=len(trips)
+        network,
+        options,
+        seed=seed,
+        files=files,
+        path=workdir / "run.sumocfg",
+        n_trips=n_vehicles,
+        buses=bus_files,
     )
     process = run_binary("sumo", ["-c", config.name], step=f"simulating (seed {seed})", cwd=workdir)
     trip_edges = pd.DataFrame(
@@ -176,8 +198,32 @@ def run_sumo(
         count_interval_s=options.count_interval_s,
         count_passages=options.count_passages,
     )
+    if bus_files is not None:
+        result = _split_buses(result, bus_files)
     _check_quality(result, len(trips), options)
     return result
+
+
+def _split_buses(result: SimResult, buses: BusFiles) -> SimResult:
+    """The run with its transit runs' tripinfo in ``bus_trips`` (every run, arrived or not, with its
+    line) and only the car trips in ``trips`` and ``unfinished``."""
+    trips = result.trips
+    bus = is_bus(trips["trip_id"])
+    found = trips[bus]
+    missing = sorted(set(buses.lines) - set(found["trip_id"].astype(str)))
+    if missing:
+        absent = pd.DataFrame({"trip_id": missing, "arrived": False}, columns=found.columns)
+        found = pd.concat([found, absent], ignore_index=True) if len(found) else absent
+    found = found.assign(
+        line=found["trip_id"].astype(str).map(buses.lines), arrived=found["arrived"].astype(bool)
+    )
+    cars = trips[~bus].reset_index(drop=True)
+    return dataclasses.replace(
+        result,
+        trips=cars,
+        unfinished=int((~cars["arrived"]).sum()),
+        bus_trips=found.sort_values("trip_id", ignore_index=True),
+    )
 
 
 def countable_edges(network: SumoNetwork, edges: Sequence[str]) -> tuple[str, ...]:
@@ -192,7 +238,13 @@ def countable_edges(network: SumoNetwork, edges: Sequence[str]) -> tuple[str, ..
 
 
 def sumo_options(
-    network: SumoNetwork, options: SimOptions, *, seed: int, files: OutputFiles, n_trips: int
+    network: SumoNetwork,
+    options: SimOptions,
+    *,
+    seed: int,
+    files: OutputFiles,
+    n_trips: int,
+    buses: BusFiles | None = None,
 ) -> dict[str, str]:
     """The sumo options of one run of ``n_trips`` trips, as a mapping (so no option can be given twice).
 
@@ -202,6 +254,10 @@ def sumo_options(
     teleports than the quality check allows.
     """
     additional = ["outputs.add.xml", *(str(p.resolve()) for p in network.additional_files)]
+    routes = ["trips.rou.xml"]
+    if buses is not None:
+        additional.append(buses.stops.name)
+        routes.append(buses.routes.name)
     adaptation = options.rerouting_adaptation_s
     if options.stop_when_done:
         limits = {
@@ -212,7 +268,7 @@ def sumo_options(
         limits = {"end": f"{options.end_s:g}"}
     values: dict[str, str] = {
         "net-file": str(network.net_file.resolve()),
-        "route-files": "trips.rou.xml",
+        "route-files": ",".join(routes),
         "additional-files": ",".join(additional),
         "begin": "0",
         **limits,
@@ -243,11 +299,19 @@ def sumo_options(
 
 
 def write_config(
-    network: SumoNetwork, options: SimOptions, *, seed: int, files: OutputFiles, path: Path, n_trips: int
+    network: SumoNetwork,
+    options: SimOptions,
+    *,
+    seed: int,
+    files: OutputFiles,
+    path: Path,
+    n_trips: int,
+    buses: BusFiles | None = None,
 ) -> Path:
     """Write the run's ``.sumocfg``."""
     root = ET.Element("configuration")
-    for key, value in sumo_options(network, options, seed=seed, files=files, n_trips=n_trips).items():
+    values = sumo_options(network, options, seed=seed, files=files, n_trips=n_trips, buses=buses)
+    for key, value in values.items():
         ET.SubElement(root, key, value=value)
     _write_xml(root, path)
     return path

@@ -21,7 +21,7 @@ import pandas as pd
 from civictwin.engines.traffic.demand import OdMatrix, sample_car_trips, trip_pair
 from civictwin.engines.traffic.gateways import GATEWAY_PREFIX, gateway_car_trips
 from civictwin.engines.traffic.inputs import TwinInputs, load_twin, needs_routes
-from civictwin.engines.traffic.kpis import edge_table, run_kpis, zone_totals
+from civictwin.engines.traffic.kpis import bus_kpis, bus_speed_kmh, edge_table, run_kpis, zone_totals
 from civictwin.engines.traffic.modechoice import (
     MODES,
     LevelOfService,
@@ -59,6 +59,8 @@ class SeedOutcome:
     wall_s: float
     sumo_wall_s: float
     sumo_version: str
+    bus_trips: pd.DataFrame | None = None
+    """The last simulation's transit runs (``outputs.BUS_TRIP_COLUMNS``); None without buses."""
 
 
 def simulate_seed(
@@ -83,7 +85,9 @@ def simulate_seed(
         run_dir.mkdir(parents=True, exist_ok=True)
         last = iteration == params.iterations - 1
         options = dataclasses.replace(params.sim_options(), count_passages=passages and last)
-        result = run_sumo(prepared.network, trips, seed=seed, workdir=run_dir, options=options)
+        result = run_sumo(
+            prepared.network, trips, seed=seed, workdir=run_dir, options=options, buses=prepared.buses
+        )
         sumo_wall += result.wall_s
     assert result is not None  # iterations >= 1
     split = modal_split(prepared.person_trips, shares)
@@ -91,7 +95,11 @@ def simulate_seed(
     return SeedOutcome(
         scenario=prepared.scenario.name,
         seed=seed,
-        kpis={**run_kpis(result), **_demand_kpis(prepared.person_trips, shares)},
+        kpis={
+            **run_kpis(result),
+            **bus_kpis(result.bus_trips),
+            **_demand_kpis(prepared.person_trips, shares),
+        },
         modal_split={str(mode): share for mode, share in split.items()},
         car_share_by_iteration=car_share_history,
         edges=edges,
@@ -101,6 +109,7 @@ def simulate_seed(
         wall_s=time.perf_counter() - start,
         sumo_wall_s=sumo_wall,
         sumo_version=result.sumo_version,
+        bus_trips=result.bus_trips if prepared.buses is not None else None,
     )
 
 
@@ -167,7 +176,11 @@ def _simulated_service(prepared: PreparedScenario, result: SimResult) -> LevelOf
     minutes = prepared.car_paths.minutes(
         edge_speed_ms=speeds, observed_min=observed, has_car_edges=prepared.has_car_edges
     )
-    return prepared.free_flow.with_car_times(minutes)
+    service = prepared.free_flow.with_car_times(minutes)
+    speed = bus_speed_kmh(result.bus_trips)
+    if speed is None:
+        return service
+    return service.with_pt_speed(speed, planned_kmh=prepared.params.mode_choice.pt_speed_kmh)
 
 
 def _demand_kpis(od: OdMatrix, shares: dict[Mode, np.ndarray]) -> dict[str, float]:
