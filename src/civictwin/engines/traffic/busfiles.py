@@ -43,6 +43,8 @@ class BusFiles:
     routes: Path
     lines: Mapping[str, str]
     """Line of each run id."""
+    departs: Mapping[str, float]
+    """Scheduled departure (s) of each run id."""
 
 
 def is_bus(trip_ids: pd.Series) -> pd.Series:
@@ -102,7 +104,12 @@ def write_bus_files(
             ET.SubElement(trip, "stop", busStop=stop_id, duration=f"{settings.stop_duration_s:g}")
     routes_path = workdir / "buses.rou.xml"
     _write_xml(routes, routes_path)
-    return BusFiles(stops_path, routes_path, {run.run_id: run.line for run in service.runs})
+    return BusFiles(
+        stops_path,
+        routes_path,
+        {run.run_id: run.line for run in service.runs},
+        {run.run_id: run.depart_s for run in service.runs},
+    )
 
 
 def _span(centre_m: float, length_m: float, edge_length_m: float | None) -> tuple[float, float]:

@@ -80,7 +80,7 @@ MEANINGS: Mapping[str, KpiMeaning] = {
     "bus_runs": KpiMeaning("Simulated bus and tram runs"),
     "bus_finished_share": KpiMeaning("Share of bus runs finished", "higher"),
     "bus_mean_travel_time_s": KpiMeaning("Mean bus travel time, first to last stop", "lower"),
-    "bus_mean_delay_s": KpiMeaning("Mean bus delay (time lost to traffic, stops excluded)", "lower"),
+    "bus_mean_delay_s": KpiMeaning("Mean bus delay (time lost to traffic, dwell excluded)", "lower"),
     "bus_mean_speed_kmh": KpiMeaning("Mean bus speed, stops included", "higher"),
     "person_trips": KpiMeaning("Person trips (all modes)"),
     "share_car": KpiMeaning("Car share of trips", "lower", headline=True),
@@ -137,8 +137,9 @@ def run_kpis(result: SimResult) -> dict[str, float]:
 
 def bus_kpis(bus_trips: pd.DataFrame) -> dict[str, float]:
     """Transit KPIs over the runs that arrived (keys and units in :data:`BUS_KPI_UNITS`); none
-    without simulated runs. Delay is SUMO's ``timeLoss``: time lost driving below the ideal speed,
-    the dwell at stops not counted."""
+    without simulated runs. Times count from the scheduled departure; delay is SUMO's ``timeLoss``
+    (time lost driving below the ideal speed, the dwell at stops not counted) plus any wait to enter
+    the network when due."""
     if bus_trips.empty:
         return {}
     done = bus_trips[bus_trips["arrived"].astype(bool)]

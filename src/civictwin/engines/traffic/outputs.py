@@ -129,8 +129,9 @@ class SimResult:
     """``trip_id``, ``edge_id``, ``interval``: each arrived trip's entry onto each counting edge (only
     when asked for: :attr:`~civictwin.engines.traffic.run.SimOptions.count_passages`)."""
     bus_trips: pd.DataFrame = field(default_factory=lambda: no_bus_trips())
-    """One row per simulated transit run (:data:`BUS_TRIP_COLUMNS`: :data:`TRIP_COLUMNS` and its
-    ``line``); ``trips`` then holds the car trips only."""
+    """One row per simulated transit run (:data:`BUS_TRIP_COLUMNS`: :data:`TRIP_COLUMNS`, with
+    ``duration_s`` and ``time_loss_s`` from the scheduled departure, the ``depart_delay_s`` behind it
+    and the ``line``); ``trips`` then holds the car trips only."""
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,7 @@ def read_result(
     )
 
 
-BUS_TRIP_COLUMNS = [*TRIP_COLUMNS, "line"]
+BUS_TRIP_COLUMNS = [*TRIP_COLUMNS, "depart_delay_s", "line"]
 
 
 def no_bus_trips() -> pd.DataFrame:

@@ -206,7 +206,12 @@ def run_sumo(
 
 def _split_buses(result: SimResult, buses: BusFiles) -> SimResult:
     """The run with its transit runs' tripinfo in ``bus_trips`` (every run, arrived or not, with its
-    line) and only the car trips in ``trips`` and ``unfinished``."""
+    line) and only the car trips in ``trips`` and ``unfinished``.
+
+    A bus's ``duration_s`` and ``time_loss_s`` count from its *scheduled* departure: a bus that could
+    not enter when due (a queue reaching back over its first stop) waited that long too
+    (``depart_delay_s``).
+    """
     trips = result.trips
     bus = is_bus(trips["trip_id"])
     found = trips[bus]
@@ -214,8 +219,14 @@ def _split_buses(result: SimResult, buses: BusFiles) -> SimResult:
     if missing:
         absent = pd.DataFrame({"trip_id": missing, "arrived": False}, columns=found.columns)
         found = pd.concat([found, absent], ignore_index=True) if len(found) else absent
+    scheduled = found["trip_id"].astype(str).map(buses.departs).astype(float)
+    late = (found["depart_s"].astype(float) - scheduled).clip(lower=0.0)
     found = found.assign(
-        line=found["trip_id"].astype(str).map(buses.lines), arrived=found["arrived"].astype(bool)
+        duration_s=found["duration_s"] + late,
+        time_loss_s=found["time_loss_s"] + late,
+        depart_delay_s=late,
+        line=found["trip_id"].astype(str).map(buses.lines),
+        arrived=found["arrived"].astype(bool),
     )
     cars = trips[~bus].reset_index(drop=True)
     return dataclasses.replace(

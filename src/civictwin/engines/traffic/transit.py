@@ -382,26 +382,23 @@ def match_points(
 
     Among the edges within ``radius_m``, the nearest one heading the way the line goes (positive
     dot product of the edge's direction at the stop with the vector from the previous to the next
-    stop) wins; without one heading that way, the nearest edge.
+    stop that has an edge within reach) wins; without one heading that way, the nearest edge.
     """
     geoms = candidates.geometry.to_numpy()
     tree = shapely.STRtree(geoms)
     ids = candidates["edge_id"].to_numpy()
     lengths = candidates["length_m"].to_numpy(dtype=float)
-    out: list[tuple[str, float] | None] = []
-    for k, point in enumerate(points):
-        near = tree.query(point, predicate="dwithin", distance=radius_m)
-        if len(near) == 0:
-            out.append(None)
-            continue
-        before = points[max(k - 1, 0)]
-        after = points[min(k + 1, len(points) - 1)]
+    nearby = [tree.query(point, predicate="dwithin", distance=radius_m) for point in points]
+    served = [k for k, near in enumerate(nearby) if len(near)]
+    out: list[tuple[str, float] | None] = [None] * len(points)
+    for order, k in enumerate(served):
+        before = points[served[max(order - 1, 0)]]
+        after = points[served[min(order + 1, len(served) - 1)]]
         travel = np.array([after.x - before.x, after.y - before.y])
-        best = _best_edge(point, geoms[near], travel)
-        row = int(near[best])
-        along = float(shapely.line_locate_point(geoms[row], point))
+        row = int(nearby[k][_best_edge(points[k], geoms[nearby[k]], travel)])
+        along = float(shapely.line_locate_point(geoms[row], points[k]))
         scale = lengths[row] / max(float(shapely.length(geoms[row])), 1e-9)
-        out.append((str(ids[row]), along * scale))
+        out[k] = (str(ids[row]), along * scale)
     return out
 
 
