@@ -18,7 +18,8 @@ from traffic_tiny_twin import CATALOG, tiny_inputs
 from civictwin.engines.traffic.busfiles import BusPlan
 from civictwin.engines.traffic.demand import network_distances
 from civictwin.engines.traffic.edits import apply_interventions, prepare_edges, validate_scenario
-from civictwin.engines.traffic.kpis import bus_kpis, bus_line_table
+from civictwin.engines.traffic.kpis import bus_kpis, bus_line_table, bus_speed_kmh
+from civictwin.engines.traffic.modechoice import ModeChoiceParams, level_of_service, transit_access
 from civictwin.engines.traffic.network import build_sumo_network
 from civictwin.engines.traffic.params import TrafficParams
 from civictwin.engines.traffic.prepare import bus_service
@@ -199,6 +200,31 @@ def test_a_bus_lane_takes_a_lane_from_cars(tmp_path: Path) -> None:
         waits.append(float((result.trips["depart_s"] - result.trips["trip_id"].map(planned)).mean()))
     assert waits[0] < 2.0
     assert waits[1] > waits[0] + 10.0
+
+
+def test_the_gtfs_runs_simulated_speed_sets_transit_times() -> None:
+    runs = pd.DataFrame(
+        {
+            "trip_id": ["pt0", "pt1", "pt2", "new0.0"],
+            "arrived": [True, True, False, True],
+            "route_length_m": [1000.0, 2000.0, 500.0, 9000.0],
+            "duration_s": [150.0, 250.0, np.nan, 100.0],
+        }
+    )
+    # GTFS runs that arrived: 3,000 m in 400 s = 7.5 m/s = 27 km/h (the new line's run and the unfinished one left out)
+    assert bus_speed_kmh(runs, prefix="pt") == pytest.approx(27.0)
+    inputs = tiny_inputs(Path("."))
+    service = level_of_service(
+        inputs.zones,
+        inputs.edges,
+        transit_access(inputs.zones, None, None, ModeChoiceParams()),
+        ModeChoiceParams(),
+    )
+    faster = service.with_pt_speed(27.0, planned_kmh=18.0)
+    # planned 18 km/h → simulated 27 km/h: every in-vehicle time × 18 / 27 = 2/3
+    finite = np.isfinite(service.pt_in_vehicle_min)
+    assert np.allclose(faster.pt_in_vehicle_min[finite], service.pt_in_vehicle_min[finite] * 2 / 3)
+    assert np.array_equal(faster.pt_wait_min, service.pt_wait_min)
 
 
 # ------------------------------------------------------------------------------ a new line

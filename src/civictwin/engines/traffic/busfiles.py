@@ -45,6 +45,8 @@ class BusFiles:
     """Line of each run id."""
     departs: Mapping[str, float]
     """Scheduled departure (s) of each run id."""
+    ends: Mapping[str, tuple[str, str]]
+    """Twin edges of each run's first and last stop (where it starts and ends)."""
 
 
 def is_bus(trip_ids: pd.Series) -> pd.Series:
@@ -82,6 +84,7 @@ def write_bus_files(
             endPos=f"{end:.2f}",
             friendlyPos="true",
         )
+    edge_of = {stop.stop_id: stop.edge_id for stop in service.stops}
     stops_path = workdir / "busstops.add.xml"
     _write_xml(root, stops_path)
     routes = ET.Element("routes")
@@ -109,6 +112,7 @@ def write_bus_files(
         routes_path,
         {run.run_id: run.line for run in service.runs},
         {run.run_id: run.depart_s for run in service.runs},
+        {run.run_id: (edge_of[run.stops[0]], edge_of[run.stops[-1]]) for run in service.runs},
     )
 
 

@@ -153,12 +153,14 @@ def bus_kpis(bus_trips: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def bus_speed_kmh(bus_trips: pd.DataFrame | None) -> float | None:
-    """The runs' commercial speed (km/h): distance over time of the arrived runs, dwell included;
-    None when no run arrived."""
+def bus_speed_kmh(bus_trips: pd.DataFrame | None, *, prefix: str = "") -> float | None:
+    """The runs' commercial speed (km/h): distance over time of the arrived runs (those whose id
+    starts with ``prefix``), dwell included; None when no such run arrived."""
     if bus_trips is None or bus_trips.empty:
         return None
-    done = bus_trips[bus_trips["arrived"].astype(bool)]
+    done = bus_trips[
+        bus_trips["arrived"].astype(bool) & bus_trips["trip_id"].astype(str).str.startswith(prefix)
+    ]
     seconds = float(done["duration_s"].sum())
     if seconds <= 0:
         return None

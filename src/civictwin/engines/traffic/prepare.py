@@ -108,7 +108,7 @@ def prepare_scenario(
             inputs.nodes,
             workdir,
             additionals=modified.additionals,
-            count_edges=(*params.count_edges, *sorted(service.edges)),
+            count_edges=params.count_edges,
             reachable_from=modified.car_edges,
         )
         try:

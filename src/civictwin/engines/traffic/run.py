@@ -185,10 +185,20 @@ def run_sumo(
             "to_edge": [t.to_edge for t in trips],
         }
     )
+    if bus_files is not None:  # buses start and end at stops inside merged chains too
+        runs = list(bus_files.ends)
+        bus_edges = pd.DataFrame(
+            {
+                "trip_id": runs,
+                "from_edge": [bus_files.ends[r][0] for r in runs],
+                "to_edge": [bus_files.ends[r][1] for r in runs],
+            }
+        )
+        trip_edges = pd.concat([trip_edges, bus_edges], ignore_index=True)
     result = read_result(
         workdir,
         files,
-        trip_edges["trip_id"].tolist(),
+        [t.trip_id for t in trips],
         seed=seed,
         wall_s=process.wall_s,
         period_s=options.end_s,

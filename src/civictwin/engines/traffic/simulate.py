@@ -35,6 +35,7 @@ from civictwin.engines.traffic.outputs import SimResult
 from civictwin.engines.traffic.params import TrafficParams
 from civictwin.engines.traffic.prepare import PreparedScenario, prepare_scenario
 from civictwin.engines.traffic.run import CarTrip, run_sumo
+from civictwin.engines.traffic.transit import GTFS_RUN_PREFIX
 from civictwin.scenarios.spec import Scenario
 from civictwin.store.base import Store
 
@@ -157,7 +158,8 @@ def _car_trips(
 
 
 def _simulated_service(prepared: PreparedScenario, result: SimResult) -> LevelOfService:
-    """Free-flow service with car times replaced by what the simulation showed."""
+    """Free-flow service with car times replaced by what the simulation showed, and transit in-vehicle
+    times at the simulated speed of the twin's GTFS runs when they were simulated (docs/methods-transit.md)."""
     n = len(prepared.zones)
     trips = result.trips
     arrived = trips[
@@ -177,7 +179,7 @@ def _simulated_service(prepared: PreparedScenario, result: SimResult) -> LevelOf
         edge_speed_ms=speeds, observed_min=observed, has_car_edges=prepared.has_car_edges
     )
     service = prepared.free_flow.with_car_times(minutes)
-    speed = bus_speed_kmh(result.bus_trips)
+    speed = bus_speed_kmh(result.bus_trips, prefix=GTFS_RUN_PREFIX)
     if speed is None:
         return service
     return service.with_pt_speed(speed, planned_kmh=prepared.params.mode_choice.pt_speed_kmh)

@@ -37,6 +37,9 @@ from civictwin.engines.traffic.interventions import TransitLine
 from civictwin.geometry import WGS84, reproject
 from civictwin.sources.gtfs import active_services, busiest_service_day
 
+GTFS_RUN_PREFIX = "pt"
+"""How the ids of the twin's GTFS runs begin (a new line's begin with ``new``)."""
+
 STREET_ROUTE_TYPES = frozenset({0, 3})
 """GTFS ``route_type`` values that run in street space: tram (0) and bus (3)."""
 
@@ -92,11 +95,6 @@ class BusService:
     dropped_runs: int = 0
     sources: tuple[str, ...] = field(default=())
     """In words, where the runs came from (``GTFS feed 'hsl'``, ``new line 'X'``)."""
-
-    @property
-    def edges(self) -> frozenset[str]:
-        """The twin edges carrying a stop."""
-        return frozenset(stop.edge_id for stop in self.stops)
 
     def joined(self, other: BusService) -> BusService:
         """Both services together (stop ids must not clash: GTFS stops and new lines' are prefixed)."""
@@ -256,7 +254,7 @@ def gtfs_service(
         if len(served) < 2:
             dropped += 1
             continue
-        runs.append(BusRun(f"pt{index}", str(row.line), float(row.depart_s), served))  # type: ignore[arg-type]
+        runs.append(BusRun(f"{GTFS_RUN_PREFIX}{index}", str(row.line), float(row.depart_s), served))  # type: ignore[arg-type]
     used = {s for run in runs for s in run.stops}
     feeds = ", ".join(sorted(departures["feed"].astype(str).unique()))
     return BusService(
@@ -336,14 +334,14 @@ def _check_connected(candidates: gpd.GeoDataFrame, stop_edges: Sequence[str]) ->
         np.concatenate([frame["from_node"].astype(str).to_numpy(), frame["to_node"].astype(str).to_numpy()]),
         return_inverse=True,
     )
-    heads, tails = index[: len(frame)], index[len(frame) :]
-    graph = csr_matrix((np.ones(len(frame)), (heads, tails)), shape=(len(nodes), len(nodes)))
+    starts, ends = index[: len(frame)], index[len(frame) :]
+    graph = csr_matrix((np.ones(len(frame)), (starts, ends)), shape=(len(nodes), len(nodes)))
     position = {str(e): k for k, e in enumerate(frame.index)}
     for number, (a, b) in enumerate(itertools.pairwise(stop_edges), start=1):
         if a == b:
             continue
-        reached = breadth_first_order(graph, tails[position[a]], directed=True, return_predecessors=False)
-        if heads[position[b]] not in set(reached.tolist()):
+        reached = breadth_first_order(graph, ends[position[a]], directed=True, return_predecessors=False)
+        if starts[position[b]] not in set(reached.tolist()):
             raise LineError(f"no street route open to buses from stop {number} to stop {number + 1}")
 
 
