@@ -117,16 +117,16 @@ def _read_inputs(store: Store, twin_dir: Path, need_routes: bool) -> TwinInputs:
         stop_routes=_stop_routes(store) if need_routes and has_transit else None,
         catalog=store.records("catalog"),
         mobility_od=store.read_table("mobility_od") if store.has_table("mobility_od") else None,
-        schedule=_schedule(store, stops),
+        schedule=read_schedule(store, stops),
     )
 
 
-_SCHEDULE_TABLES = ("transit_stop_times", "transit_trips", "transit_routes", "transit_calendar")
+SCHEDULE_TABLES = ("transit_stop_times", "transit_trips", "transit_routes", "transit_calendar")
 
 
-def _schedule(store: Store, stops: gpd.GeoDataFrame | None) -> GtfsSchedule | None:
+def read_schedule(store: Store, stops: gpd.GeoDataFrame | None) -> GtfsSchedule | None:
     """The GTFS tables a bus simulation reads (``transit_frequencies`` when the build stored one)."""
-    if stops is None or not all(store.has_table(t) for t in _SCHEDULE_TABLES):
+    if stops is None or not all(store.has_table(t) for t in SCHEDULE_TABLES):
         return None
     return GtfsSchedule(
         stops=stops,

@@ -165,8 +165,12 @@ def _active_trips(schedule: GtfsSchedule, trips: pd.DataFrame) -> pd.MultiIndex:
     calendar = schedule.calendar
     for feed, group in trips.groupby("feed"):
         rows = calendar[calendar["feed"] == feed]
-        regular = _dated(rows[rows["date"].isna()], ["start_date", "end_date"])
-        exceptions = _dated(rows[rows["date"].notna()], ["date"])
+        regular = _dated(
+            rows[rows["date"].isna()].drop(columns=["date", "exception_type"]), ["start_date", "end_date"]
+        )
+        exceptions = _dated(
+            rows.loc[rows["date"].notna(), ["service_id", "date", "exception_type"]], ["date"]
+        )
         runs = group.groupby("service_id").size().astype(float)
         busiest = busiest_service_day(regular, exceptions, runs)
         if busiest is None:
