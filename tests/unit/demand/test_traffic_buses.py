@@ -16,15 +16,21 @@ from pyproj import Transformer
 from traffic_tiny_twin import CATALOG, tiny_inputs
 
 from civictwin.engines.traffic.busfiles import BusPlan
-from civictwin.engines.traffic.demand import network_distances
+from civictwin.engines.traffic.demand import DemandParams, network_distances
 from civictwin.engines.traffic.edits import apply_interventions, prepare_edges, validate_scenario
 from civictwin.engines.traffic.kpis import bus_kpis, bus_line_table, bus_speed_kmh
 from civictwin.engines.traffic.layers import with_new_lines
-from civictwin.engines.traffic.modechoice import ModeChoiceParams, level_of_service, transit_access
+from civictwin.engines.traffic.modechoice import (
+    ModeChoiceParams,
+    level_of_service,
+    mode_shares,
+    transit_access,
+)
 from civictwin.engines.traffic.network import build_sumo_network
 from civictwin.engines.traffic.params import TrafficParams
-from civictwin.engines.traffic.prepare import bus_service
+from civictwin.engines.traffic.prepare import bus_service, prepare_scenario
 from civictwin.engines.traffic.run import CarTrip, SimOptions, SimResult, run_sumo
+from civictwin.engines.traffic.simulate import _bike_trips, _car_trips, simulate_seed
 from civictwin.engines.traffic.synthetic import GRID_CRS, grid_network
 from civictwin.engines.traffic.transit import (
     BusRun,
@@ -339,3 +345,20 @@ def test_a_cycle_lane_from_cars_is_a_bike_only_lane(tmp_path: Path) -> None:
     written = (tmp_path / "net" / "net.edg.xml").read_text()
     assert written.count('<lane index="0" allow="bicycle" />') == 6
     assert np.all(main["car"])
+
+
+def test_the_mode_choices_bike_trips_ride_in_sumo(tmp_path: Path) -> None:
+    """With ``simulate_bikes`` the bike person trips are SUMO bicycles, kept apart from the cars."""
+    inputs = tiny_inputs(tmp_path)
+    params = TrafficParams(
+        iterations=1, simulate_bikes=True, demand=DemandParams(scale=2.0, distance="crowfly")
+    )
+    prepared = prepare_scenario(inputs, Scenario.baseline_scenario(), tmp_path / "net", params)
+    shares = mode_shares(prepared.free_flow, params.mode_choice)
+    sampled = _bike_trips(prepared, shares, 1, 0)
+    outcome = simulate_seed(prepared, 1, tmp_path / "sumo")
+    assert len(sampled) > 0 and all(t.trip_id.startswith("bk") for t in sampled)
+    assert outcome.kpis["bike_trips"] == len(sampled)
+    assert outcome.kpis["bike_finished_share"] == 1.0
+    cars = _car_trips(prepared, shares, params, 1, 0)
+    assert outcome.kpis["trips"] == len(cars)  # the car KPIs count cars only

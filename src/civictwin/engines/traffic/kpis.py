@@ -47,6 +47,14 @@ BUS_KPI_UNITS: dict[str, str] = {
 }
 """The transit KPIs of a run with simulated buses (:func:`bus_kpis`), with their units."""
 
+BIKE_KPI_UNITS: dict[str, str] = {
+    "bike_trips": "trips",
+    "bike_finished_share": "share",
+    "bike_mean_travel_time_s": "s",
+    "bike_mean_speed_kmh": "km/h",
+}
+"""The cycling KPIs of a run with simulated bikes (:func:`bike_kpis`), with their units."""
+
 DEMAND_KPI_UNITS: dict[str, str] = {
     "person_trips": "person trips",
     **{f"share_{mode}": "share" for mode in MODES},
@@ -82,6 +90,10 @@ MEANINGS: Mapping[str, KpiMeaning] = {
     "bus_mean_travel_time_s": KpiMeaning("Mean bus travel time, first to last stop", "lower"),
     "bus_mean_delay_s": KpiMeaning("Mean bus delay (time lost to traffic, dwell excluded)", "lower"),
     "bus_mean_speed_kmh": KpiMeaning("Mean bus speed, stops included", "higher"),
+    "bike_trips": KpiMeaning("Simulated bike trips"),
+    "bike_finished_share": KpiMeaning("Share of bike trips finished", "higher"),
+    "bike_mean_travel_time_s": KpiMeaning("Mean simulated bike travel time", "lower"),
+    "bike_mean_speed_kmh": KpiMeaning("Mean simulated bike speed", "higher"),
     "person_trips": KpiMeaning("Person trips (all modes)"),
     "share_car": KpiMeaning("Car share of trips", "lower", headline=True),
     "share_pt": KpiMeaning("Public transport share of trips", "higher"),
@@ -96,7 +108,7 @@ HEADLINE_ORDER = ("mean_travel_time_s", "total_delay_h", "vehicle_km", "share_ca
 
 def as_kpis(values: Mapping[str, float]) -> tuple[Kpi, ...]:
     """A seed's KPI values as :class:`~civictwin.engines.base.Kpi`\\ s, in :data:`MEANINGS` order."""
-    units = {**KPI_UNITS, **BUS_KPI_UNITS, **DEMAND_KPI_UNITS}
+    units = {**KPI_UNITS, **BUS_KPI_UNITS, **BIKE_KPI_UNITS, **DEMAND_KPI_UNITS}
     return tuple(
         Kpi(
             name=name,
@@ -150,6 +162,23 @@ def bus_kpis(bus_trips: pd.DataFrame) -> dict[str, float]:
         "bus_mean_travel_time_s": float(done["duration_s"].mean()) if len(done) else float("nan"),
         "bus_mean_delay_s": float(done["time_loss_s"].mean()) if len(done) else float("nan"),
         "bus_mean_speed_kmh": speed if speed is not None else float("nan"),
+    }
+
+
+def bike_kpis(bike_trips: pd.DataFrame) -> dict[str, float]:
+    """Cycling KPIs over the bike trips that arrived (keys and units in :data:`BIKE_KPI_UNITS`); none
+    without simulated bikes."""
+    if bike_trips.empty:
+        return {}
+    done = bike_trips[bike_trips["arrived"].astype(bool)]
+    seconds = float(done["duration_s"].sum())
+    return {
+        "bike_trips": float(len(bike_trips)),
+        "bike_finished_share": float(len(done)) / len(bike_trips),
+        "bike_mean_travel_time_s": float(done["duration_s"].mean()) if len(done) else float("nan"),
+        "bike_mean_speed_kmh": float(done["route_length_m"].sum()) / seconds * 3.6
+        if seconds > 0
+        else float("nan"),
     }
 
 

@@ -128,6 +128,8 @@ class SimResult:
     passages: pd.DataFrame = field(default_factory=lambda: no_passages())
     """``trip_id``, ``edge_id``, ``interval``: each arrived trip's entry onto each counting edge (only
     when asked for: :attr:`~civictwin.engines.traffic.run.SimOptions.count_passages`)."""
+    bike_trips: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TRIP_COLUMNS))
+    """One row per simulated bicycle trip (:data:`TRIP_COLUMNS`), when bikes were simulated."""
     bus_trips: pd.DataFrame = field(default_factory=lambda: no_bus_trips())
     """One row per simulated transit run (:data:`BUS_TRIP_COLUMNS`: :data:`TRIP_COLUMNS`, with
     ``duration_s`` and ``time_loss_s`` from the scheduled departure, the ``depart_delay_s`` behind it

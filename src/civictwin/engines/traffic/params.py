@@ -55,6 +55,8 @@ class TrafficParams(BaseModel):
     """How to calibrate (the ``[calibration]`` table; see docs/methods-calibration.md)."""
     gateways: GatewaySettings = GatewaySettings()
     """Traffic entering, leaving and crossing the area at its boundary (the ``[gateways]`` table)."""
+    simulate_bikes: bool = False
+    """Ride the mode choice's bike trips in SUMO as ``bicycle`` vehicles (docs/methods-transit.md)."""
     buses: BusSettings = BusSettings()
     """How the twin's GTFS buses and a scenario's new lines are simulated (the ``[buses]`` table)."""
     gateway_flows: tuple[GatewayFlow, ...] = ()

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from civictwin.engines.traffic.busfiles import BusPlan
-from civictwin.engines.traffic.demand import DemandError, OdMatrix
+from civictwin.engines.traffic.demand import DemandError, OdMatrix, zone_edges
 from civictwin.engines.traffic.edits import ModifiedNetwork, apply_interventions
 from civictwin.engines.traffic.gateways import (
     GatewayDemand,
@@ -60,6 +60,8 @@ class PreparedScenario:
     """What the report shows of the calibration record the demand uses (None: uncalibrated)."""
     buses: BusPlan | None = None
     """The simulated transit runs (GTFS and new lines), when there are any."""
+    bike_edges_by_zone: dict[str, list[str]] | None = None
+    """Per zone, the simulated edges bikes may start and end on (``simulate_bikes`` only)."""
 
     @property
     def person_trips(self) -> OdMatrix:
@@ -159,6 +161,13 @@ def prepare_scenario(
         gateways=gateways,
         demand_source=demand.demand_source,
         buses=_bus_plan(service.keep_edges(network.edge_ids), modified, params),
+        bike_edges_by_zone=(
+            zone_edges(
+                inputs.zones, modified.edges.assign(car=modified.edges["bike"]), present=set(network.edge_ids)
+            )
+            if params.simulate_bikes
+            else None
+        ),
     )
 
 

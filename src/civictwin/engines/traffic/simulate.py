@@ -21,7 +21,14 @@ import pandas as pd
 from civictwin.engines.traffic.demand import OdMatrix, sample_car_trips, trip_pair
 from civictwin.engines.traffic.gateways import GATEWAY_PREFIX, gateway_car_trips
 from civictwin.engines.traffic.inputs import TwinInputs, load_twin, needs_routes
-from civictwin.engines.traffic.kpis import bus_kpis, bus_speed_kmh, edge_table, run_kpis, zone_totals
+from civictwin.engines.traffic.kpis import (
+    bike_kpis,
+    bus_kpis,
+    bus_speed_kmh,
+    edge_table,
+    run_kpis,
+    zone_totals,
+)
 from civictwin.engines.traffic.modechoice import (
     MODES,
     LevelOfService,
@@ -34,7 +41,7 @@ from civictwin.engines.traffic.modechoice import (
 from civictwin.engines.traffic.outputs import SimResult
 from civictwin.engines.traffic.params import TrafficParams
 from civictwin.engines.traffic.prepare import PreparedScenario, prepare_scenario
-from civictwin.engines.traffic.run import CarTrip, run_sumo
+from civictwin.engines.traffic.run import BIKE_PREFIX, CarTrip, run_sumo
 from civictwin.engines.traffic.transit import GTFS_RUN_PREFIX
 from civictwin.scenarios.spec import Scenario
 from civictwin.store.base import Store
@@ -87,7 +94,13 @@ def simulate_seed(
         last = iteration == params.iterations - 1
         options = dataclasses.replace(params.sim_options(), count_passages=passages and last)
         result = run_sumo(
-            prepared.network, trips, seed=seed, workdir=run_dir, options=options, buses=prepared.buses
+            prepared.network,
+            trips,
+            seed=seed,
+            workdir=run_dir,
+            options=options,
+            buses=prepared.buses,
+            bikes=_bike_trips(prepared, shares, seed, iteration),
         )
         sumo_wall += result.wall_s
     assert result is not None  # iterations >= 1
@@ -99,6 +112,7 @@ def simulate_seed(
         kpis={
             **run_kpis(result),
             **bus_kpis(result.bus_trips),
+            **bike_kpis(result.bike_trips),
             **_demand_kpis(prepared.person_trips, shares),
         },
         modal_split={str(mode): share for mode, share in split.items()},
@@ -155,6 +169,26 @@ def _car_trips(
     if prepared.gateways is not None:
         trips += gateway_car_trips(prepared.gateways, seed=seed, iteration=iteration)
     return sorted(trips, key=lambda t: (t.depart_s, t.trip_id))
+
+
+def _bike_trips(
+    prepared: PreparedScenario, shares: dict[Mode, np.ndarray], seed: int, iteration: int
+) -> list[CarTrip]:
+    """The bike person trips as bicycles (``simulate_bikes``), sampled as car trips are."""
+    if prepared.bike_edges_by_zone is None:
+        return []
+    trips: list[CarTrip] = []
+    for layer in prepared.layers:
+        trips += sample_car_trips(
+            split_by_mode(layer.od, shares)["bike"],
+            prepared.bike_edges_by_zone,
+            seed=seed,
+            iteration=iteration,
+            begin_s=layer.begin_s,
+            end_s=layer.end_s,
+            prefix=f"{BIKE_PREFIX}{layer.prefix}",
+        )
+    return trips
 
 
 def _simulated_service(prepared: PreparedScenario, result: SimResult) -> LevelOfService:
