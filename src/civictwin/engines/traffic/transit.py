@@ -134,20 +134,25 @@ class GtfsSchedule:
 
 def gtfs_departures(schedule: GtfsSchedule, *, clock_begin_s: float, window_s: float) -> pd.DataFrame:
     """Runs leaving their first stop in the window: ``feed``, ``trip_id``, ``line``, ``depart_s``
-    (seconds from ``clock_begin_s``), one row per run, on each feed's busiest service day."""
+    (seconds from ``clock_begin_s``), one row per run, on each feed's busiest service day (the day
+    whose services run the most runs of the area's trips, every route type, as the build counts)."""
     trips = schedule.trips.merge(schedule.routes, on=["feed", "route_id"], how="inner")
-    trips = trips[trips["route_type"].map(_street_route).astype(bool)]
     trips = trips.assign(line=trips["route_short_name"].fillna(trips["route_id"]).astype(str))
-    active = _active_trips(schedule, trips)
-    trips = trips[pd.MultiIndex.from_frame(trips[["feed", "trip_id"]]).isin(active)]
-    first = _first_times(schedule.stop_times, trips)
-    starts = _run_starts(first, schedule.frequencies)
-    starts["depart_s"] = starts["time_s"] - clock_begin_s
-    window = starts[(starts["depart_s"] >= 0) & (starts["depart_s"] < window_s)]
-    lines = trips.set_index(["feed", "trip_id"])["line"]
-    window = window.join(lines, on=["feed", "trip_id"])
+    starts = _run_starts(_first_times(schedule.stop_times, trips), schedule.frequencies)
+    active = _active_trips(schedule, trips, starts.groupby(["feed", "trip_id"]).size())
+    street = trips[trips["route_type"].map(_street_route).astype(bool)]
+    street = street[_keys(street).isin(active)]
+    window = starts[_keys(starts).isin(_keys(street))]
+    window = window.assign(depart_s=window["time_s"] - clock_begin_s)
+    window = window[(window["depart_s"] >= 0) & (window["depart_s"] < window_s)]
+    window = window.join(street.set_index(["feed", "trip_id"])["line"], on=["feed", "trip_id"])
     ordered = window.sort_values(["depart_s", "feed", "trip_id"], ignore_index=True)
     return ordered[["feed", "trip_id", "line", "depart_s"]]
+
+
+def _keys(frame: pd.DataFrame) -> pd.MultiIndex:
+    """The (feed, trip_id) pairs of a frame's rows."""
+    return pd.MultiIndex.from_frame(frame[["feed", "trip_id"]])
 
 
 def _street_route(route_type: object) -> bool:
@@ -159,8 +164,9 @@ def _street_route(route_type: object) -> bool:
     return value in STREET_ROUTE_TYPES or 700 <= value <= 799 or 900 <= value <= 999
 
 
-def _active_trips(schedule: GtfsSchedule, trips: pd.DataFrame) -> pd.MultiIndex:
-    """(feed, trip_id) of the trips running on each feed's busiest service day."""
+def _active_trips(schedule: GtfsSchedule, trips: pd.DataFrame, runs_per_trip: pd.Series) -> pd.MultiIndex:
+    """(feed, trip_id) of the trips running on each feed's busiest service day (``runs_per_trip``,
+    indexed by feed and trip_id, weighs each trip)."""
     keys: list[tuple[str, str]] = []
     calendar = schedule.calendar
     for feed, group in trips.groupby("feed"):
@@ -171,7 +177,12 @@ def _active_trips(schedule: GtfsSchedule, trips: pd.DataFrame) -> pd.MultiIndex:
         exceptions = _dated(
             rows.loc[rows["date"].notna(), ["service_id", "date", "exception_type"]], ["date"]
         )
-        runs = group.groupby("service_id").size().astype(float)
+        weights = runs_per_trip.reindex(pd.MultiIndex.from_frame(group[["feed", "trip_id"]])).fillna(0.0)
+        runs = (
+            pd.Series(weights.to_numpy(dtype=float), index=group["service_id"].to_numpy())
+            .groupby(level=0)
+            .sum()
+        )
         busiest = busiest_service_day(regular, exceptions, runs)
         if busiest is None:
             continue
