@@ -15,9 +15,11 @@ import shapely
 from pyproj import Transformer
 from traffic_tiny_twin import CATALOG, tiny_inputs
 
+from civictwin.engines.base import TwinContext
 from civictwin.engines.traffic.busfiles import BusPlan
 from civictwin.engines.traffic.demand import DemandParams, network_distances
 from civictwin.engines.traffic.edits import apply_interventions, prepare_edges, validate_scenario
+from civictwin.engines.traffic.engine import TrafficEngine
 from civictwin.engines.traffic.kpis import bus_kpis, bus_line_table, bus_speed_kmh
 from civictwin.engines.traffic.layers import with_new_lines
 from civictwin.engines.traffic.modechoice import (
@@ -286,6 +288,11 @@ def test_an_impossible_new_line_is_one_line(tmp_path: Path) -> None:
         "scenario 'new_line': interventions[0] (transit_line): stop 2: no street open to buses within 50 m"
     ]
     late = line_scenario(begin_s=4000.0)
+    engine = TrafficEngine(inputs=inputs, params=TrafficParams())
+    assert engine.check(TwinContext(tmp_path), late) == [
+        "scenario 'new_line': interventions[0] (transit_line): "
+        "no run leaves between 4000 s and 3600 s (the simulated window)"
+    ]
     modified = apply_interventions(inputs.edges, late, crs=inputs.crs)
     with pytest.raises(ScenarioError, match=r"no run leaves between 4000 s and 3600 s"):
         bus_service(inputs, late, modified, TrafficParams())

@@ -28,7 +28,7 @@ from civictwin.engines.traffic.prepare import PreparedScenario, prepare_scenario
 from civictwin.engines.traffic.report import traffic_report
 from civictwin.engines.traffic.simulate import SeedOutcome, simulate_seed
 from civictwin.engines.traffic.sumo import sumo_version
-from civictwin.engines.traffic.transit import line_shapes
+from civictwin.engines.traffic.transit import line_shapes, line_window_problems
 from civictwin.runs import SeedRecord
 from civictwin.scenarios.spec import Intervention, Scenario
 
@@ -146,9 +146,11 @@ class TrafficEngine:
         )
 
     def check(self, twin: TwinContext, scenario: Scenario) -> list[str]:
-        """Every problem of the scenario's traffic interventions on the twin's network."""
+        """Every problem of the scenario's traffic interventions on the twin's network, and new lines
+        with no run in the simulated window."""
         inputs = self._inputs or load_twin(twin.twin_dir)
-        return validate_scenario(scenario, inputs.edges, crs=inputs.crs)
+        problems = validate_scenario(scenario, inputs.edges, crs=inputs.crs)
+        return problems + line_window_problems(scenario, self.params(twin).demand_window_s)
 
     def scenario_examples(self) -> str:
         """The commented traffic interventions for ``civictwin scenario new``."""

@@ -34,7 +34,9 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order
 
 from civictwin.engines.traffic.interventions import TransitLine
+from civictwin.errors import ScenarioError
 from civictwin.geometry import WGS84, reproject
+from civictwin.scenarios.spec import Scenario, intervention_label
 from civictwin.sources.gtfs import active_services, busiest_service_day
 
 GTFS_RUN_PREFIX = "pt"
@@ -358,6 +360,21 @@ def _check_connected(candidates: gpd.GeoDataFrame, stop_edges: Sequence[str]) ->
         reached = breadth_first_order(graph, ends[position[a]], directed=True, return_predecessors=False)
         if starts[position[b]] not in set(reached.tolist()):
             raise LineError(f"no street route open to buses from stop {number} to stop {number + 1}")
+
+
+def line_window_problems(scenario: Scenario, window_s: float) -> list[str]:
+    """One line (file, intervention, problem) per new line of ``scenario`` no run of which leaves
+    within the simulated window ``[0, window_s)``."""
+    problems: list[str] = []
+    for index, line in enumerate(scenario.interventions):
+        if not isinstance(line, TransitLine):
+            continue
+        end_s = min(line.end_s if line.end_s is not None else window_s, window_s)
+        if line.begin_s >= end_s:
+            message = f"no run leaves between {line.begin_s:g} s and {end_s:g} s (the simulated window)"
+            label = intervention_label(index, line)
+            problems.append(ScenarioError(message, path=scenario.origin, field=label).user_message())
+    return problems
 
 
 def line_shapes(service: BusService) -> dict[str, bytes]:
