@@ -234,6 +234,8 @@ def test_the_gtfs_runs_simulated_speed_sets_transit_times() -> None:
     finite = np.isfinite(service.pt_in_vehicle_min)
     assert np.allclose(faster.pt_in_vehicle_min[finite], service.pt_in_vehicle_min[finite] * 2 / 3)
     assert np.array_equal(faster.pt_wait_min, service.pt_wait_min)
+    # simulated bikes at 20 km/h against the planned 15 km/h: cycling times × 15 / 20
+    assert np.allclose(service.with_bike_speed(20.0, planned_kmh=15.0).bike_min, service.bike_min * 0.75)
 
 
 # ------------------------------------------------------------------------------ a new line

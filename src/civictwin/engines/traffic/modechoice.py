@@ -127,6 +127,11 @@ class LevelOfService:
         factor = planned_kmh / simulated_kmh
         return dataclasses.replace(self, pt_in_vehicle_min=self.pt_in_vehicle_min * factor)
 
+    def with_bike_speed(self, simulated_kmh: float, *, planned_kmh: float) -> LevelOfService:
+        """The same service with cycling times at the simulated bike speed instead of the planned
+        ``bike_speed_kmh`` (times scale with ``planned_kmh / simulated_kmh``)."""
+        return dataclasses.replace(self, bike_min=self.bike_min * (planned_kmh / simulated_kmh))
+
 
 # --------------------------------------------------------------------------------------------- the logit
 

@@ -192,8 +192,9 @@ def _bike_trips(
 
 
 def _simulated_service(prepared: PreparedScenario, result: SimResult) -> LevelOfService:
-    """Free-flow service with car times replaced by what the simulation showed, and transit in-vehicle
-    times at the simulated speed of the twin's GTFS runs when they were simulated (docs/methods-transit.md)."""
+    """Free-flow service with car times replaced by what the simulation showed, transit in-vehicle
+    times at the simulated speed of the twin's GTFS runs and cycling times at the simulated bikes'
+    speed when they were simulated (docs/methods-transit.md)."""
     n = len(prepared.zones)
     trips = result.trips
     arrived = trips[
@@ -213,10 +214,14 @@ def _simulated_service(prepared: PreparedScenario, result: SimResult) -> LevelOf
         edge_speed_ms=speeds, observed_min=observed, has_car_edges=prepared.has_car_edges
     )
     service = prepared.free_flow.with_car_times(minutes)
-    speed = bus_speed_kmh(result.bus_trips, prefix=GTFS_RUN_PREFIX)
-    if speed is None:
-        return service
-    return service.with_pt_speed(speed, planned_kmh=prepared.params.mode_choice.pt_speed_kmh)
+    planned = prepared.params.mode_choice
+    bus_speed = bus_speed_kmh(result.bus_trips, prefix=GTFS_RUN_PREFIX)
+    if bus_speed is not None:
+        service = service.with_pt_speed(bus_speed, planned_kmh=planned.pt_speed_kmh)
+    bike_speed = bike_kpis(result.bike_trips).get("bike_mean_speed_kmh", float("nan"))
+    if np.isfinite(bike_speed) and bike_speed > 0:
+        service = service.with_bike_speed(bike_speed, planned_kmh=planned.bike_speed_kmh)
+    return service
 
 
 def _demand_kpis(od: OdMatrix, shares: dict[Mode, np.ndarray]) -> dict[str, float]:
