@@ -15,7 +15,7 @@ import pandas as pd
 
 from civictwin.engines.traffic.busfiles import BusPlan
 from civictwin.engines.traffic.demand import DemandError, OdMatrix, zone_edges
-from civictwin.engines.traffic.edits import ModifiedNetwork, apply_interventions
+from civictwin.engines.traffic.edits import ModifiedNetwork, apply_interventions, car_connected_edges
 from civictwin.engines.traffic.gateways import (
     GatewayDemand,
     find_gateways,
@@ -94,13 +94,15 @@ def prepare_scenario(
     """Apply the interventions, build the SUMO network and the demand of one scenario.
 
     The simulated edge set is the baseline's car edges for every scenario (a closed edge stays in the
-    net with no car permission), so edge ids line up between scenarios. The OD matrix is distributed
-    on the baseline network: a plan changes how people travel, not where they go.
+    net with no car permission), so edge ids line up between scenarios; with ``simulate_bikes`` the
+    baseline's bike edges too. The OD matrix is distributed on the baseline network: a plan changes
+    how people travel, not where they go.
     """
     modified = apply_interventions(inputs.edges, scenario, crs=inputs.crs, zones=inputs.zones)
-    simulated_ids = set(
-        inputs.edges.loc[inputs.edges["car"].fillna(False).astype(bool), "edge_id"].astype(str)
-    )
+    carried = inputs.edges["car"].fillna(False).astype(bool)
+    if params.simulate_bikes:  # the cycleways and contraflow directions bikes ride on too
+        carried |= inputs.edges["bike"].fillna(False).astype(bool)
+    simulated_ids = set(inputs.edges.loc[carried, "edge_id"].astype(str))
     simulated = modified.edges[modified.edges["edge_id"].astype(str).isin(simulated_ids)]
     service = bus_service(inputs, scenario, modified, params)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="netconvert") as pool:
@@ -161,13 +163,7 @@ def prepare_scenario(
         gateways=gateways,
         demand_source=demand.demand_source,
         buses=_bus_plan(service.keep_edges(network.edge_ids), modified, params),
-        bike_edges_by_zone=(
-            zone_edges(
-                inputs.zones, modified.edges.assign(car=modified.edges["bike"]), present=set(network.edge_ids)
-            )
-            if params.simulate_bikes
-            else None
-        ),
+        bike_edges_by_zone=_bike_edges(inputs, modified, network) if params.simulate_bikes else None,
     )
 
 
@@ -204,6 +200,16 @@ def bus_service(
             ) from None
         service = service.joined(line)
     return service
+
+
+def _bike_edges(inputs: TwinInputs, modified: ModifiedNetwork, network: SumoNetwork) -> dict[str, list[str]]:
+    """Per zone, the simulated edges a bike may start and end on: those in the largest strongly
+    connected part of the bike network SUMO carries (elsewhere a bike could be stuck for good: the
+    SUMO network holds the car streets only, not the cycleways that join them up for bikes)."""
+    edges = modified.edges
+    carried = edges[edges["edge_id"].astype(str).isin(network.edge_ids)]
+    as_bikes = carried.assign(car=carried["bike"].fillna(False).astype(bool))
+    return zone_edges(inputs.zones, as_bikes, present=set(car_connected_edges(as_bikes)))
 
 
 def _bus_plan(service: BusService, modified: ModifiedNetwork, params: TrafficParams) -> BusPlan | None:
