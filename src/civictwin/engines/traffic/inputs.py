@@ -27,8 +27,21 @@ from civictwin.store.opening import StoreLocation, open_store, store_location, s
 
 FrameT = TypeVar("FrameT", bound=pd.DataFrame)
 
-READS = ("network_edges", "network_nodes", "zones", "transit_stops", "transit_stop_frequency", "mobility_od")
-"""The twin layers every traffic run reads (``transit_frequency`` adds the GTFS trips and routes).
+READS = (
+    "network_edges",
+    "network_nodes",
+    "zones",
+    "transit_stops",
+    "transit_stop_frequency",
+    "mobility_od",
+    "transit_stop_times",
+    "transit_trips",
+    "transit_routes",
+    "transit_calendar",
+    "transit_frequencies",
+)
+"""The twin layers every traffic run reads (the GTFS timetable ones whenever the twin has them: its
+buses are simulated from them).
 
 ``mobility_od`` (phone-based OD, loaded whenever the twin has it) is listed so that a comparison's
 access follows the operator's data: who may not read it sees no comparison derived from it."""
