@@ -51,6 +51,7 @@ from civictwin.runs import (
     REPORT_FILE,
     ComparisonRecord,
     EngineRecord,
+    SeedRecord,
     TableColumn,
     TableRecord,
     table_diff_file,
@@ -115,7 +116,7 @@ def compare(
         for spec in engine.tables:
             name = table_id(engine.name, spec.name)
             stacks = {s: stack_table(ordered[engine.name][s], spec) for s in order}
-            own = ordered[engine.name][baseline][0].table(spec.name) if spec.layer is None else None
+            own = own_shapes(ordered[engine.name], spec.name) if spec.layer is None else None
             means[name] = {s: with_geometry(table_means(stacks[s], spec), spec, layers, own) for s in order}
             diffs[name] = {
                 p: with_geometry(table_differences(stacks[baseline], stacks[p], spec), spec, layers, own)
@@ -225,6 +226,13 @@ def ensemble_manifest(
         ],
     )
     return {**manifest, "run_notes": list(ensemble.notes)}
+
+
+def own_shapes(runs: Mapping[str, Sequence[SeedRecord]], table: str) -> pd.DataFrame:
+    """A layer-less table's rows of every scenario's first seed together, for their geometry: a key
+    may exist in a plan only (a new bus line, absent from the baseline)."""
+    frames: list[pd.DataFrame] = [seeds[0].table(table) for seeds in runs.values()]
+    return pd.concat(frames, ignore_index=True)
 
 
 def report_ensemble(

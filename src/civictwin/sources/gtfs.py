@@ -1,7 +1,8 @@
 """GTFS sources: a transit feed (zip or directory) read into the ``transit_*`` tables.
 
 Required files: ``agency.txt``, ``stops.txt``, ``routes.txt``, ``trips.txt``, ``stop_times.txt``,
-and ``calendar.txt`` or ``calendar_dates.txt``; ``frequencies.txt`` is used when present. Every file
+and ``calendar.txt`` or ``calendar_dates.txt``; ``frequencies.txt`` is used when present (and kept as
+``transit_frequencies`` for the trips kept, so headway-based runs can be simulated). Every file
 is parsed as text and then converted, so a bad value is an error naming the file, the line and the
 field (a latitude that is not a number, a time that is not ``H:MM:SS``, ...). Times may pass
 24:00:00 and are stored as seconds after midnight of the service day.
@@ -133,6 +134,15 @@ _SCHEMAS: dict[str, pa.Schema] = {
     ),
     "transit_stop_frequency": pa.schema(
         [("feed", pa.string()), ("stop_id", pa.string()), ("hour", pa.int64()), ("departures", pa.int64())]
+    ),
+    "transit_frequencies": pa.schema(
+        [
+            ("feed", pa.string()),
+            ("trip_id", pa.string()),
+            ("start_s", pa.int64()),
+            ("end_s", pa.int64()),
+            ("headway_s", pa.int64()),
+        ]
     ),
 }
 
@@ -763,6 +773,9 @@ def _write_tables(feed_name: str, feed: Feed, kept: Selection, ctx: BuildContext
             {"completeness": {}, "duplicates": 0, **kept.busiest},
         ),
     ]
+    if not feed.frequencies.empty:  # headway-based trips, for simulating their runs (buses)
+        kept_frequencies = feed.frequencies[feed.frequencies["trip_id"].isin(kept.trips["trip_id"])]
+        specs.append(("transit_frequencies", "Transit headways", kept_frequencies, {"completeness": {}}))
     layers = []
     for table, title, frame, quality in specs:
         rows = _append(ctx, table, feed_name, frame)

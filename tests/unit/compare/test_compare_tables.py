@@ -309,3 +309,24 @@ def test_an_engine_warning_comes_first_and_replaces_within_noise(comparison: Com
     assert "reported as within noise. (But see the warning above: the input is implausible" in warned
     plain = page({})
     assert "implausible" not in plain and "<small>within noise</small>" in plain
+
+
+def test_a_layerless_tables_shapes_come_from_every_scenario() -> None:
+    """A new bus line exists in the plan only: its shape is still found for the maps."""
+    import typing
+
+    from civictwin.compare import own_shapes
+
+    class Seed:
+        def __init__(self, frame: pd.DataFrame) -> None:
+            self.frame = frame
+
+        def table(self, name: str) -> pd.DataFrame:
+            return self.frame
+
+    empty = pd.DataFrame({"line": pd.Series(dtype=str), "geometry": pd.Series(dtype=object)})
+    plan = pd.DataFrame({"line": ["X1 (new)"], "geometry": [b"wkb"]})
+    runs: typing.Any = {"baseline": [Seed(empty)], "new_line": [Seed(plan)]}
+    shapes = own_shapes(runs, "bus_lines")
+    assert shapes["line"].tolist() == ["X1 (new)"]
+    assert shapes["geometry"].tolist() == [b"wkb"]

@@ -77,7 +77,7 @@ def test_a_mixed_scenario_runs_both_engines_over_the_same_seeds(tmp_path: Path, 
     warm = record.difference("toy_heat_mwh", "shut_and_warm")
     assert warm.mean == pytest.approx(0.3) and warm.distinguishable  # +100 kWh in each of 3 zones, same draws
     assert sorted(t.id for t in record.tables) == [
-        "toy.cells", "toy.zones", "traffic.counts", "traffic.edges", "traffic.zones",
+        "toy.cells", "toy.zones", "traffic.bus_lines", "traffic.counts", "traffic.edges", "traffic.zones",
     ]  # fmt: skip
     assert record.sources == sorted({*traffic.reads, "zones"})
     assert result.diffs["toy.zones"]["shut_and_warm"]["heat_kwh_diff"].tolist() == pytest.approx([100.0] * 3)

@@ -107,7 +107,7 @@ def test_the_engine_in_the_ensemble_resumes_only_what_is_missing(tmp_path: Path)
         for seed in (1, 2):
             directory = seed_dir(ensemble.directory, "traffic", name, seed)
             assert sorted(p.name for p in directory.iterdir() if p.is_file()) == [
-                "complete", "counts.parquet", "edges.parquet", "run.json", "zones.parquet",
+                "bus_lines.parquet", "complete", "counts.parquet", "edges.parquet", "run.json", "zones.parquet",
             ]  # fmt: skip
     assert runs["baseline"][0].kpi("co2_kg") != runs["baseline"][1].kpi("co2_kg")  # seeds differ
     assert runs["baseline"][0].details["iterations"] == 1

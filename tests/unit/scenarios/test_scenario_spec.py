@@ -75,6 +75,16 @@ type = "scale_demand"
 at = [24.94, 60.17]
 extra_trips = 500
 end_s = 3600
+
+[[interventions]]
+type = "cycle_lane"
+streets = ["Main Street"]
+
+[[interventions]]
+type = "transit_line"
+name = "X1"
+stops = [[24.93, 60.16], [24.94, 60.16]]
+headway_min = 7.5
 """
 
 

@@ -153,7 +153,12 @@ def test_hand_made_feed_tables(write_feed: WriteFeed, run_feed: Any, as_zip: boo
         "transit_stop_times": 13,
         "transit_calendar": 4,
         "transit_stop_frequency": 7,
+        "transit_frequencies": 1,
     }
+    frequencies = ctx.store.read_table("transit_frequencies")
+    assert frequencies[["trip_id", "start_s", "end_s", "headway_s"]].values.tolist() == [
+        ["F1", 28800, 32400, 900]
+    ]
     stops = ctx.store.read_frame("transit_stops")
     assert sorted(stops["stop_id"]) == ["A", "B", "C", "D"]
     assert set(stops["feed"]) == {"hsl"}
@@ -281,6 +286,7 @@ def test_feed_outside_the_area(write_feed: WriteFeed, make_context: Any, source_
             "transit_stop_times",
             "transit_calendar",
             "transit_stop_frequency",
+            "transit_frequencies",
         ],
         0,
     )
@@ -540,3 +546,25 @@ def test_cairns_feed(shared_file: Any, make_context: Any, source_entry: Any) -> 
         if row["trip_id"] in friday_trips and int(row["stop_sequence"]) != last[row["trip_id"]]
     )
     assert quality["departures_on_busiest_date"] == expected
+
+
+def test_the_stored_feed_gives_the_bus_and_tram_runs_of_an_hour(write_feed: WriteFeed, run_feed: Any) -> None:
+    """The traffic engine's bus runs from the stored tables: the busiest day is Wednesday 3 January
+    (the weekday trips and the Saturday service added that day); F1 (tram line 2) runs every 15 min
+    from 08:00 to 09:00 (frequencies.txt), T1 and T2 (bus line 1) leave A at 07:00 and 07:30, S1
+    (Saturday service, line 2) at 10:00."""
+    from civictwin.engines.traffic.inputs import read_schedule
+    from civictwin.engines.traffic.transit import gtfs_departures
+
+    _, ctx = run_feed(write_feed())
+    schedule = read_schedule(ctx.store, ctx.store.read_frame("transit_stops"))
+    assert schedule is not None
+
+    def runs(hour: int) -> list[list[object]]:
+        found = gtfs_departures(schedule, clock_begin_s=hour * 3600, window_s=3600)
+        return found[["trip_id", "line", "depart_s"]].values.tolist()
+
+    assert runs(7) == [["T1", "1", 0.0], ["T2", "1", 1800.0]]
+    assert runs(8) == [["F1", "2", 0.0], ["F1", "2", 900.0], ["F1", "2", 1800.0], ["F1", "2", 2700.0]]
+    assert runs(10) == [["S1", "2", 0.0]]
+    assert runs(12) == []

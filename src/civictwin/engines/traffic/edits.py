@@ -23,6 +23,7 @@ from scipy.sparse.csgraph import connected_components
 from civictwin.engines.traffic.interventions import (
     BusLane,
     CloseStreets,
+    CycleLane,
     DemandIntervention,
     ModalFilter,
     Mode,
@@ -32,8 +33,10 @@ from civictwin.engines.traffic.interventions import (
     ScaleDemand,
     SpeedLimit,
     TransitFrequency,
+    TransitLine,
     WorksClosure,
 )
+from civictwin.engines.traffic.transit import BusSettings, LineError, line_stops
 from civictwin.errors import ScenarioError
 from civictwin.scenarios.selection import nearest_node, resolve_intervention
 from civictwin.scenarios.spec import Scenario, intervention_label
@@ -154,7 +157,8 @@ def apply_interventions(
 
 
 def prepare_edges(edges: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """A copy with the columns interventions write: ``bus`` (= ``car``) and ``bus_lanes`` (0)."""
+    """A copy with the columns interventions write: ``bus`` (= ``car``), ``bus_lanes`` and
+    ``cycle_lanes`` (0)."""
     missing = [
         c for c in ("edge_id", "from_node", "to_node", "car", "bike", "walk", "geometry") if c not in edges
     ]
@@ -166,6 +170,7 @@ def prepare_edges(edges: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         out[column] = out[column].fillna(False).astype(bool)
     out["bus"] = out["bus"].fillna(False).astype(bool) if "bus" in out else out["car"]
     out["bus_lanes"] = out["bus_lanes"].fillna(0).astype(int) if "bus_lanes" in out else 0
+    out["cycle_lanes"] = out["cycle_lanes"].fillna(0).astype(int) if "cycle_lanes" in out else 0
     out["lanes"] = out["lanes"].astype(float) if "lanes" in out else 1.0
     out["speed_kmh"] = out["speed_kmh"].astype(float) if "speed_kmh" in out else 50.0
     return out
@@ -279,7 +284,7 @@ def _bus_lane(state: _State, index: int, spec: BusLane) -> None:
     ids = resolve_intervention(state.edges, state.scenario, index, crs=state.crs)
     frame = state.edges[state.edges["edge_id"].isin(ids) & state.edges["car"]]
     lanes = frame["lanes"].fillna(1).clip(lower=1)
-    fits = lanes > spec.lanes
+    fits = lanes > spec.lanes + frame["cycle_lanes"]
     for edge_id, n in zip(frame.loc[~fits, "edge_id"], lanes[~fits], strict=True):
         state.log(index, spec.type, edge_id, "skipped", None, f"only {int(n)} lane(s)")
     if not fits.any():
@@ -287,6 +292,41 @@ def _bus_lane(state: _State, index: int, spec: BusLane) -> None:
     chosen = frame.loc[fits, "edge_id"].tolist()
     state.set(index, chosen, "bus", True)
     state.set(index, chosen, "bus_lanes", spec.lanes)
+
+
+def _cycle_lane(state: _State, index: int, spec: CycleLane) -> None:
+    """Open the edges to bikes; with ``from_cars`` take the rightmost car lane where one can go."""
+    ids = resolve_intervention(state.edges, state.scenario, index, crs=state.crs)
+    frame = state.edges[state.edges["edge_id"].isin(ids)]
+    if spec.from_cars:
+        driven = frame[frame["car"]]
+        lanes = driven["lanes"].fillna(1).clip(lower=1)
+        fits = lanes > 1 + driven["bus_lanes"]
+        for edge_id, n in zip(driven.loc[~fits, "edge_id"], lanes[~fits], strict=True):
+            state.log(index, spec.type, edge_id, "skipped", None, f"only {int(n)} lane(s) for cars")
+        if not fits.any():
+            raise state.fail(index, "no selected car edge has a lane to spare for a cycle lane")
+        chosen = driven.loc[fits, "edge_id"].tolist()
+        state.set(index, chosen, "cycle_lanes", 1)
+        state.set(index, chosen, "bike", True)
+        return
+    barred = frame.loc[~frame["bike"], "edge_id"].tolist()
+    if not barred:
+        raise state.fail(
+            index, "every selected edge is already open to bikes: a separate track changes nothing here"
+        )
+    state.set(index, barred, "bike", True)
+
+
+def _transit_line(state: _State, index: int, spec: TransitLine) -> None:
+    """Check that the line's stops lie on streets open to buses and join up; the line runs with the
+    buses (:mod:`~civictwin.engines.traffic.transit`)."""
+    try:
+        line_stops(spec, index, state.edges, BusSettings(), crs=state.crs)
+    except LineError as exc:
+        raise state.fail(index, str(exc)) from None
+    state.demand.append(spec)
+    state.log(index, spec.type, None, "line", None, spec.describe())
 
 
 def _modal_filter(state: _State, index: int, spec: ModalFilter) -> None:
@@ -325,6 +365,8 @@ _HANDLERS: dict[type, Callable[[_State, int, Any], None]] = {
     Reverse: _reverse,
     SpeedLimit: _speed,
     BusLane: _bus_lane,
+    CycleLane: _cycle_lane,
+    TransitLine: _transit_line,
     ModalFilter: _modal_filter,
     Pedestrianise: _pedestrianise,
     WorksClosure: _works,

@@ -21,13 +21,14 @@ from civictwin.engines.traffic.edits import validate_scenario
 from civictwin.engines.traffic.fitreport import calibration_summary, missing_summary
 from civictwin.engines.traffic.inputs import READS, TwinInputs, load_twin, needs_routes
 from civictwin.engines.traffic.interventions import INTERVENTIONS, SCENARIO_EXAMPLES
-from civictwin.engines.traffic.kpis import as_kpis
+from civictwin.engines.traffic.kpis import as_kpis, bus_line_table
 from civictwin.engines.traffic.params import TrafficParams, load_params
 from civictwin.engines.traffic.plausibility import DemandFacts, demand_caveats, demand_warnings
 from civictwin.engines.traffic.prepare import PreparedScenario, prepare_scenario
 from civictwin.engines.traffic.report import traffic_report
 from civictwin.engines.traffic.simulate import SeedOutcome, simulate_seed
 from civictwin.engines.traffic.sumo import sumo_version
+from civictwin.engines.traffic.transit import line_shapes, line_window_problems
 from civictwin.runs import SeedRecord
 from civictwin.scenarios.spec import Intervention, Scenario
 
@@ -52,6 +53,13 @@ COUNTS = TableSpec(
     values=(("vehicles", "vehicles"),),
     label="Counting edges: vehicles hour by hour from the start of the run",
 )
+BUS_LINES = TableSpec(
+    name="bus_lines",
+    key=("line",),
+    layer=None,
+    values=(("runs", "vehicles"), ("travel_time_s", "s"), ("delay_s", "s")),
+    label="Bus and tram lines: runs, travel time and delay",
+)
 
 
 class TrafficEngine:
@@ -64,7 +72,7 @@ class TrafficEngine:
 
     name = "traffic"
     intervention_types: Mapping[str, type[Intervention]] = INTERVENTIONS
-    tables = (EDGES, ZONES, COUNTS)
+    tables = (EDGES, ZONES, COUNTS, BUS_LINES)
     reads = READS
 
     def __init__(self, *, inputs: TwinInputs | None = None, params: TrafficParams | None = None) -> None:
@@ -109,7 +117,14 @@ class TrafficEngine:
         implausible = demand_warnings(facts)
         return EngineResult(
             kpis=as_kpis(outcome.kpis),
-            tables={EDGES.name: outcome.edges, ZONES.name: outcome.zones, COUNTS.name: outcome.counts},
+            tables={
+                EDGES.name: outcome.edges,
+                ZONES.name: outcome.zones,
+                COUNTS.name: outcome.counts,
+                BUS_LINES.name: bus_line_table(
+                    outcome.bus_trips, line_shapes(inputs.buses.service) if inputs.buses else {}
+                ),
+            },
             notes=(*implausible, *demand_caveats(facts)),
             details={
                 "calibration": inputs.calibration,
@@ -121,6 +136,9 @@ class TrafficEngine:
                 "transit_source": inputs.transit_source,
                 "demand_source": inputs.demand_source,
                 "gateway_sources": inputs.gateways.sources() if inputs.gateways is not None else [],
+                "bus_sources": list(inputs.buses.service.sources) if inputs.buses else [],
+                "bus_stops_unmatched": inputs.buses.service.unmatched_stops if inputs.buses else 0,
+                "bus_runs_dropped": inputs.buses.service.dropped_runs if inputs.buses else 0,
                 "sumo_wall_s": round(outcome.sumo_wall_s, 3),
                 "netconvert_s": round(inputs.network.wall_s, 3),
                 "sumo_version": outcome.sumo_version,
@@ -128,9 +146,11 @@ class TrafficEngine:
         )
 
     def check(self, twin: TwinContext, scenario: Scenario) -> list[str]:
-        """Every problem of the scenario's traffic interventions on the twin's network."""
+        """Every problem of the scenario's traffic interventions on the twin's network, and new lines
+        with no run in the simulated window."""
         inputs = self._inputs or load_twin(twin.twin_dir)
-        return validate_scenario(scenario, inputs.edges, crs=inputs.crs)
+        problems = validate_scenario(scenario, inputs.edges, crs=inputs.crs)
+        return problems + line_window_problems(scenario, self.params(twin).demand_window_s)
 
     def scenario_examples(self) -> str:
         """The commented traffic interventions for ``civictwin scenario new``."""

@@ -19,6 +19,7 @@ import pandas as pd
 
 from civictwin.config import load_config
 from civictwin.engines.traffic.interventions import TransitFrequency
+from civictwin.engines.traffic.transit import GtfsSchedule
 from civictwin.errors import StoreError
 from civictwin.scenarios.spec import Scenario
 from civictwin.store.base import Store
@@ -26,8 +27,21 @@ from civictwin.store.opening import StoreLocation, open_store, store_location, s
 
 FrameT = TypeVar("FrameT", bound=pd.DataFrame)
 
-READS = ("network_edges", "network_nodes", "zones", "transit_stops", "transit_stop_frequency", "mobility_od")
-"""The twin layers every traffic run reads (``transit_frequency`` adds the GTFS trips and routes).
+READS = (
+    "network_edges",
+    "network_nodes",
+    "zones",
+    "transit_stops",
+    "transit_stop_frequency",
+    "mobility_od",
+    "transit_stop_times",
+    "transit_trips",
+    "transit_routes",
+    "transit_calendar",
+    "transit_frequencies",
+)
+"""The twin layers every traffic run reads (the GTFS timetable ones whenever the twin has them: its
+buses are simulated from them).
 
 ``mobility_od`` (phone-based OD, loaded whenever the twin has it) is listed so that a comparison's
 access follows the operator's data: who may not read it sees no comparison derived from it."""
@@ -49,6 +63,8 @@ class TwinInputs:
     catalog: dict[str, dict[str, Any]]
     mobility_od: pd.DataFrame | None = None
     """origin, destination, hour, trips: the phone-based OD matrix on the twin's zones, if the twin has one."""
+    schedule: GtfsSchedule | None = None
+    """The GTFS timetable tables buses are simulated from, when the twin has them."""
 
 
 def needs_routes(scenarios: Collection[Scenario]) -> bool:
@@ -114,6 +130,31 @@ def _read_inputs(store: Store, twin_dir: Path, need_routes: bool) -> TwinInputs:
         stop_routes=_stop_routes(store) if need_routes and has_transit else None,
         catalog=store.records("catalog"),
         mobility_od=store.read_table("mobility_od") if store.has_table("mobility_od") else None,
+        schedule=read_schedule(store, stops),
+    )
+
+
+SCHEDULE_TABLES = ("transit_stop_times", "transit_trips", "transit_routes", "transit_calendar")
+
+
+def read_schedule(store: Store, stops: gpd.GeoDataFrame | None) -> GtfsSchedule | None:
+    """The GTFS tables a bus simulation reads (``transit_frequencies`` when the build stored one)."""
+    if stops is None or not all(store.has_table(t) for t in SCHEDULE_TABLES):
+        return None
+    return GtfsSchedule(
+        stops=stops,
+        stop_times=store.read_table(
+            "transit_stop_times",
+            columns=["feed", "trip_id", "stop_id", "stop_sequence", "arrival_s", "departure_s"],
+        ),
+        trips=store.read_table("transit_trips", columns=["feed", "trip_id", "route_id", "service_id"]),
+        routes=store.read_table(
+            "transit_routes", columns=["feed", "route_id", "route_short_name", "route_type"]
+        ),
+        calendar=store.read_table("transit_calendar"),
+        frequencies=store.read_table("transit_frequencies")
+        if store.has_table("transit_frequencies")
+        else None,
     )
 
 

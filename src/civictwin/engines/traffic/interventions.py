@@ -58,6 +58,14 @@ class BusLane(StreetSelection, Intervention):
     lanes: Annotated[int, Field(ge=1, le=4)] = 1
 
 
+class CycleLane(StreetSelection, Intervention):
+    """A cycle lane on the selected edges: they open to bikes (a new link where bikes were barred,
+    e.g. against a one-way street), and with ``from_cars`` the rightmost car lane becomes bike-only."""
+
+    type: Literal["cycle_lane"]
+    from_cars: bool = True
+
+
 class ModalFilter(Intervention):
     """A low-traffic-neighbourhood filter: cars and buses cannot pass through the nearest node."""
 
@@ -104,6 +112,30 @@ class TransitFrequency(Intervention):
         return f"route {self.route} × {self.factor}"
 
 
+class TransitLine(Intervention):
+    """A new bus or tram line: its stops in order (lon, lat), one run every ``headway_min`` minutes
+    from ``begin_s`` to ``end_s`` (default: the end of the demand window), simulated in street space."""
+
+    type: Literal["transit_line"]
+    name: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[^;]+$")]
+    stops: Annotated[list[LonLat], Field(min_length=2)]
+    headway_min: Annotated[float, Field(gt=0, le=240)]
+    mode: Literal["bus", "tram"] = "bus"
+    begin_s: Annotated[float, Field(ge=0)] = 0.0
+    end_s: Annotated[float, Field(gt=0)] | None = None
+    stop_radius_m: Annotated[float, Field(gt=0, le=500)] = 50.0
+
+    @model_validator(mode="after")
+    def _window(self) -> TransitLine:
+        if self.end_s is not None and self.end_s <= self.begin_s:
+            raise ValueError("end_s must be after begin_s")
+        return self
+
+    def describe(self) -> str:
+        """The line, its stops and headway."""
+        return f"{self.mode} line {self.name}: {len(self.stops)} stops every {self.headway_min:g} min"
+
+
 class ScaleDemand(Intervention):
     """Scale all demand (``factor``) or add an event: ``extra_trips`` to/from a point in a time window."""
 
@@ -136,9 +168,17 @@ class ScaleDemand(Intervention):
 
 
 NetworkIntervention = (
-    CloseStreets | OneWay | Reverse | SpeedLimit | BusLane | ModalFilter | Pedestrianise | WorksClosure
+    CloseStreets
+    | OneWay
+    | Reverse
+    | SpeedLimit
+    | BusLane
+    | CycleLane
+    | ModalFilter
+    | Pedestrianise
+    | WorksClosure
 )
-DemandIntervention = TransitFrequency | ScaleDemand
+DemandIntervention = TransitFrequency | ScaleDemand | TransitLine
 
 INTERVENTIONS: Mapping[str, type[Intervention]] = MappingProxyType(
     {
@@ -152,6 +192,8 @@ INTERVENTIONS: Mapping[str, type[Intervention]] = MappingProxyType(
         "works_closure": WorksClosure,
         "transit_frequency": TransitFrequency,
         "scale_demand": ScaleDemand,
+        "cycle_lane": CycleLane,
+        "transit_line": TransitLine,
     }
 )
 """Every intervention type of the traffic engine, by its ``type`` value."""
@@ -191,6 +233,11 @@ SCENARIO_EXAMPLES = """\
 # lanes = 1                      # rightmost lanes reserved for buses
 
 # [[interventions]]
+# type = "cycle_lane"
+# streets = ["Hämeentie"]
+# from_cars = true               # the rightmost car lane becomes bike-only (false: a separate track)
+
+# [[interventions]]
 # type = "modal_filter"          # cars cannot pass through the nearest junction
 # at = [24.9384, 60.1699]        # lon, lat (WGS84)
 # radius_m = 50
@@ -211,6 +258,13 @@ SCENARIO_EXAMPLES = """\
 # type = "transit_frequency"     # used by the demand model
 # route = "4"
 # factor = 1.5
+
+# [[interventions]]
+# type = "transit_line"          # a new line, simulated with the buses
+# name = "X1"
+# mode = "bus"                   # bus | tram (both run in street space)
+# stops = [[24.9380, 60.1690], [24.9410, 60.1720], [24.9450, 60.1750]]   # lon, lat, in order
+# headway_min = 7.5
 
 # [[interventions]]
 # type = "scale_demand"          # growth: factor; or an event: at + extra_trips

@@ -38,6 +38,23 @@ KPI_UNITS: dict[str, str] = {
 }
 """Every KPI :func:`run_kpis` returns, with its unit."""
 
+BUS_KPI_UNITS: dict[str, str] = {
+    "bus_runs": "vehicles",
+    "bus_finished_share": "share",
+    "bus_mean_travel_time_s": "s",
+    "bus_mean_delay_s": "s",
+    "bus_mean_speed_kmh": "km/h",
+}
+"""The transit KPIs of a run with simulated buses (:func:`bus_kpis`), with their units."""
+
+BIKE_KPI_UNITS: dict[str, str] = {
+    "bike_trips": "trips",
+    "bike_finished_share": "share",
+    "bike_mean_travel_time_s": "s",
+    "bike_mean_speed_kmh": "km/h",
+}
+"""The cycling KPIs of a run with simulated bikes (:func:`bike_kpis`), with their units."""
+
 DEMAND_KPI_UNITS: dict[str, str] = {
     "person_trips": "person trips",
     **{f"share_{mode}": "share" for mode in MODES},
@@ -68,6 +85,15 @@ MEANINGS: Mapping[str, KpiMeaning] = {
     "mean_noise_db": KpiMeaning("Road noise (mean level on used streets)", "lower", headline=True),
     "teleports": KpiMeaning("Teleported vehicles", "lower"),
     "unfinished": KpiMeaning("Unfinished car trips", "lower"),
+    "bus_runs": KpiMeaning("Simulated bus and tram runs"),
+    "bus_finished_share": KpiMeaning("Share of bus runs finished", "higher"),
+    "bus_mean_travel_time_s": KpiMeaning("Mean bus travel time, first to last stop", "lower"),
+    "bus_mean_delay_s": KpiMeaning("Mean bus delay (time lost to traffic, dwell excluded)", "lower"),
+    "bus_mean_speed_kmh": KpiMeaning("Mean bus speed, stops included", "higher"),
+    "bike_trips": KpiMeaning("Simulated bike trips"),
+    "bike_finished_share": KpiMeaning("Share of bike trips finished", "higher"),
+    "bike_mean_travel_time_s": KpiMeaning("Mean simulated bike travel time", "lower"),
+    "bike_mean_speed_kmh": KpiMeaning("Mean simulated bike speed", "higher"),
     "person_trips": KpiMeaning("Person trips (all modes)"),
     "share_car": KpiMeaning("Car share of trips", "lower", headline=True),
     "share_pt": KpiMeaning("Public transport share of trips", "higher"),
@@ -82,7 +108,7 @@ HEADLINE_ORDER = ("mean_travel_time_s", "total_delay_h", "vehicle_km", "share_ca
 
 def as_kpis(values: Mapping[str, float]) -> tuple[Kpi, ...]:
     """A seed's KPI values as :class:`~civictwin.engines.base.Kpi`\\ s, in :data:`MEANINGS` order."""
-    units = {**KPI_UNITS, **DEMAND_KPI_UNITS}
+    units = {**KPI_UNITS, **BUS_KPI_UNITS, **BIKE_KPI_UNITS, **DEMAND_KPI_UNITS}
     return tuple(
         Kpi(
             name=name,
@@ -119,6 +145,76 @@ def run_kpis(result: SimResult) -> dict[str, float]:
         "teleports": float(result.teleports),
         "unfinished": float(result.unfinished),
     }
+
+
+def bus_kpis(bus_trips: pd.DataFrame) -> dict[str, float]:
+    """Transit KPIs over the runs that arrived (keys and units in :data:`BUS_KPI_UNITS`); none
+    without simulated runs. Times count from the scheduled departure; delay is SUMO's ``timeLoss``
+    (time lost driving below the ideal speed, the dwell at stops not counted) plus any wait to enter
+    the network when due."""
+    if bus_trips.empty:
+        return {}
+    done = bus_trips[bus_trips["arrived"].astype(bool)]
+    speed = bus_speed_kmh(bus_trips)
+    return {
+        "bus_runs": float(len(bus_trips)),
+        "bus_finished_share": float(len(done)) / len(bus_trips),
+        "bus_mean_travel_time_s": float(done["duration_s"].mean()) if len(done) else float("nan"),
+        "bus_mean_delay_s": float(done["time_loss_s"].mean()) if len(done) else float("nan"),
+        "bus_mean_speed_kmh": speed if speed is not None else float("nan"),
+    }
+
+
+def bike_kpis(bike_trips: pd.DataFrame) -> dict[str, float]:
+    """Cycling KPIs over the bike trips that arrived (keys and units in :data:`BIKE_KPI_UNITS`); none
+    without simulated bikes."""
+    if bike_trips.empty:
+        return {}
+    done = bike_trips[bike_trips["arrived"].astype(bool)]
+    seconds = float(done["duration_s"].sum())
+    return {
+        "bike_trips": float(len(bike_trips)),
+        "bike_finished_share": float(len(done)) / len(bike_trips),
+        "bike_mean_travel_time_s": float(done["duration_s"].mean()) if len(done) else float("nan"),
+        "bike_mean_speed_kmh": float(done["route_length_m"].sum()) / seconds * 3.6
+        if seconds > 0
+        else float("nan"),
+    }
+
+
+def bus_speed_kmh(bus_trips: pd.DataFrame | None, *, prefix: str = "") -> float | None:
+    """The runs' commercial speed (km/h): distance over time of the arrived runs (those whose id
+    starts with ``prefix``), dwell included; None when no such run arrived."""
+    if bus_trips is None or bus_trips.empty:
+        return None
+    done = bus_trips[
+        bus_trips["arrived"].astype(bool) & bus_trips["trip_id"].astype(str).str.startswith(prefix)
+    ]
+    seconds = float(done["duration_s"].sum())
+    if seconds <= 0:
+        return None
+    return float(done["route_length_m"].sum()) / seconds * 3.6
+
+
+BUS_LINE_COLUMNS = ["line", "runs", "travel_time_s", "delay_s", "geometry"]
+
+
+def bus_line_table(bus_trips: pd.DataFrame | None, lines: Mapping[str, bytes]) -> pd.DataFrame:
+    """Per line (:data:`BUS_LINE_COLUMNS`): runs simulated, mean travel time and mean delay (s) of
+    those that arrived, and ``geometry`` (WKB, the line through its stops: ``lines``)."""
+    if bus_trips is None or bus_trips.empty:
+        return pd.DataFrame(
+            {c: pd.Series(dtype=object if c in ("line", "geometry") else float) for c in BUS_LINE_COLUMNS}
+        )
+    done = bus_trips[bus_trips["arrived"].astype(bool)]
+    table = pd.DataFrame({"runs": bus_trips.groupby("line").size().astype(float)})
+    table["travel_time_s"] = done.groupby("line")["duration_s"].mean()
+    table["delay_s"] = done.groupby("line")["time_loss_s"].mean()
+    out = table.rename_axis("line").reset_index()
+    out["line"] = out["line"].astype(str)
+    out["geometry"] = out["line"].map(lines)
+    result: pd.DataFrame = out[BUS_LINE_COLUMNS]
+    return result
 
 
 def energy_average_db(levels: Sequence[float] | pd.Series) -> float:

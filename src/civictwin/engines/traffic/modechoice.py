@@ -12,6 +12,7 @@ Parameters and their sources: ``docs/methods-demand.md``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -19,6 +20,7 @@ from typing import Annotated, Literal
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from pydantic import BaseModel, ConfigDict, Field
 
 from civictwin.engines.traffic.demand import (
@@ -121,6 +123,17 @@ class LevelOfService:
             self.bike_min,
             self.car_availability,
         )
+
+    def with_pt_speed(self, simulated_kmh: float, *, planned_kmh: float) -> LevelOfService:
+        """The same service with transit in-vehicle times at the simulated bus speed instead of the
+        planned ``pt_speed_kmh`` (times scale with ``planned_kmh / simulated_kmh``)."""
+        factor = planned_kmh / simulated_kmh
+        return dataclasses.replace(self, pt_in_vehicle_min=self.pt_in_vehicle_min * factor)
+
+    def with_bike_speed(self, simulated_kmh: float, *, planned_kmh: float) -> LevelOfService:
+        """The same service with cycling times at the simulated bike speed instead of the planned
+        ``bike_speed_kmh`` (times scale with ``planned_kmh / simulated_kmh``)."""
+        return dataclasses.replace(self, bike_min=self.bike_min * (planned_kmh / simulated_kmh))
 
 
 # --------------------------------------------------------------------------------------------- the logit
@@ -339,6 +352,40 @@ def transit_access(
         access[k] = float(distance.loc[best]) * params.pt_detour_factor / walk_m_per_min
         wait[k] = min(30.0 / float(near.loc[best, "departures"]), params.pt_max_wait_min)
     return TransitAccess(access_min=access, wait_min=wait, source="gtfs")
+
+
+def with_line_stops(
+    access: TransitAccess,
+    zones: gpd.GeoDataFrame,
+    stops_xy: FloatMatrix,
+    headways_min: FloatMatrix,
+    params: ModeChoiceParams,
+) -> TransitAccess:
+    """``access`` with new lines' stops (``stops_xy``, twin CRS; each stop's line headway in minutes):
+    a zone whose centre has such a stop within ``pt_access_max_m`` uses the most frequent one (the
+    nearest among equals) when its weighted walk and wait (``access_walk_weight``, ``wait_weight``)
+    beat what the zone had. Waiting is half the headway, capped at ``pt_max_wait_min``."""
+    if len(stops_xy) == 0:
+        return access
+    walk_m_per_min = params.walk_speed_kmh * 1000.0 / 60.0
+    centres = shapely.get_coordinates(zones.geometry.centroid.to_numpy())
+    distance = np.hypot(
+        centres[:, 0, None] - stops_xy[None, :, 0], centres[:, 1, None] - stops_xy[None, :, 1]
+    )
+    access_min = access.access_min.copy()
+    wait_min = access.wait_min.copy()
+    for k in range(len(centres)):
+        near = np.flatnonzero(distance[k] <= params.pt_access_max_m)
+        if near.size == 0:
+            continue
+        best = near[np.lexsort((distance[k, near], headways_min[near]))[0]]
+        walk = float(distance[k, best]) * params.pt_detour_factor / walk_m_per_min
+        wait = min(float(headways_min[best]) / 2.0, params.pt_max_wait_min)
+        new_cost = params.access_walk_weight * walk + params.wait_weight * wait
+        old_cost = params.access_walk_weight * access_min[k] + params.wait_weight * wait_min[k]
+        if new_cost < old_cost:
+            access_min[k], wait_min[k] = walk, wait
+    return TransitAccess(access_min=access_min, wait_min=wait_min, source=f"{access.source} + new lines")
 
 
 def level_of_service(

@@ -314,15 +314,17 @@ def _split_loop(run: list[int], starts: list[str], ends: list[str]) -> list[list
 
 
 def _attribute_keys(table: pd.DataFrame) -> list[tuple[object, ...]]:
-    """What SUMO sees of each edge, as written: priority, lanes, speed, permissions, bus lanes."""
+    """What SUMO sees of each edge, as written: priority, lanes, speed, permissions, bus and cycle lanes."""
     lanes = _lane_counts(table)
+    cycle = _cycle_lane_counts(table, lanes)
     return list(
         zip(
             _priorities(table),
             lanes.tolist(),
             [f"{v:.2f}" for v in _speeds_ms(table).tolist()],
             _permissions(table),
-            _bus_lane_counts(table, lanes).tolist(),
+            _bus_lane_counts(table, lanes, cycle).tolist(),
+            cycle.tolist(),
             strict=True,
         )
     )
@@ -398,8 +400,10 @@ def _write_nodes(edges: gpd.GeoDataFrame, nodes: gpd.GeoDataFrame, path: Path) -
 
 
 def _write_edges(edges: gpd.GeoDataFrame, path: Path) -> Path:
-    """One ``<edge>`` per row: permissions, priority, lanes, speed, shape, length, name, bus lanes."""
+    """One ``<edge>`` per row: permissions, priority, lanes, speed, shape, length, name, bus and cycle
+    lanes."""
     lanes = _lane_counts(edges)
+    cycle = _cycle_lane_counts(edges, lanes)
     starts = [
         f'  <edge id="{_escape(edge_id)}" from="{_escape(start)}" to="{_escape(end)}" '
         f'priority="{priority}" numLanes="{n}" speed="{speed:.2f}" shape="{shape}"'
@@ -415,13 +419,14 @@ def _write_edges(edges: gpd.GeoDataFrame, path: Path) -> Path:
         )
     ]
     lines = [
-        start + length + name + permissions + _lane_children(bus)
-        for start, length, name, permissions, bus in zip(
+        start + length + name + permissions + _lane_children(bus, bikes)
+        for start, length, name, permissions, bus, bikes in zip(
             starts,
             _lengths(edges),
             _names(edges),
             _permissions(edges),
-            _bus_lane_counts(edges, lanes).tolist(),
+            _bus_lane_counts(edges, lanes, cycle).tolist(),
+            cycle.tolist(),
             strict=True,
         )
     ]
@@ -505,17 +510,31 @@ def _flags(edges: pd.DataFrame, mode: str) -> npt.NDArray[np.bool_]:
     return np.array([bool(v) and not _is_missing(v) for v in values.tolist()], dtype=bool)
 
 
-def _bus_lane_counts(edges: pd.DataFrame, lanes: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """Bus-only lanes to write: only on car edges with more lanes than that."""
+def _bus_lane_counts(
+    edges: pd.DataFrame, lanes: npt.NDArray[np.int64], cycle: npt.NDArray[np.int64] | None = None
+) -> npt.NDArray[np.int64]:
+    """Bus-only lanes to write: only on car edges with a car lane left beside them and the cycle lane."""
     wanted = pd.to_numeric(_column(edges, "bus_lanes"), errors="coerce").fillna(0).to_numpy(dtype=np.int64)
+    taken = np.zeros(len(edges), dtype=np.int64) if cycle is None else cycle
+    return np.where((wanted > 0) & _flags(edges, "car") & (lanes > wanted + taken), wanted, 0)
+
+
+def _cycle_lane_counts(edges: pd.DataFrame, lanes: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Bike-only lanes to write (the rightmost): only on car edges with more lanes than that."""
+    wanted = pd.to_numeric(_column(edges, "cycle_lanes"), errors="coerce").fillna(0).to_numpy(dtype=np.int64)
     return np.where((wanted > 0) & _flags(edges, "car") & (lanes > wanted), wanted, 0)
 
 
-def _lane_children(bus_lanes: int) -> str:
-    if not bus_lanes:
+def _lane_children(bus_lanes: int, cycle_lanes: int = 0) -> str:
+    """Lane elements: cycle lanes rightmost (index 0 up), then bus lanes; nothing when neither."""
+    if not bus_lanes and not cycle_lanes:
         return " />\n"
-    allow = " ".join(VCLASSES["bus"])
-    children = "".join(f'    <lane index="{i}" allow="{allow}" />\n' for i in range(bus_lanes))
+    bikes = " ".join(VCLASSES["bike"])
+    buses = " ".join(VCLASSES["bus"])
+    children = "".join(f'    <lane index="{i}" allow="{bikes}" />\n' for i in range(cycle_lanes))
+    children += "".join(
+        f'    <lane index="{i}" allow="{buses}" />\n' for i in range(cycle_lanes, cycle_lanes + bus_lanes)
+    )
     return f">\n{children}  </edge>\n"
 
 

@@ -128,6 +128,12 @@ class SimResult:
     passages: pd.DataFrame = field(default_factory=lambda: no_passages())
     """``trip_id``, ``edge_id``, ``interval``: each arrived trip's entry onto each counting edge (only
     when asked for: :attr:`~civictwin.engines.traffic.run.SimOptions.count_passages`)."""
+    bike_trips: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TRIP_COLUMNS))
+    """One row per simulated bicycle trip (:data:`TRIP_COLUMNS`), when bikes were simulated."""
+    bus_trips: pd.DataFrame = field(default_factory=lambda: no_bus_trips())
+    """One row per simulated transit run (:data:`BUS_TRIP_COLUMNS`: :data:`TRIP_COLUMNS`, with
+    ``duration_s`` and ``time_loss_s`` from the scheduled departure, the ``depart_delay_s`` behind it
+    and the ``line``); ``trips`` then holds the car trips only."""
 
 
 @dataclass(frozen=True)
@@ -208,6 +214,15 @@ def read_result(
             else no_passages()
         ),
     )
+
+
+BUS_TRIP_COLUMNS = [*TRIP_COLUMNS, "depart_delay_s", "line"]
+
+
+def no_bus_trips() -> pd.DataFrame:
+    """An empty bus-trips frame (:data:`BUS_TRIP_COLUMNS`)."""
+    frame = pd.DataFrame({c: pd.Series(dtype=float) for c in BUS_TRIP_COLUMNS})
+    return frame.astype({"trip_id": str, "line": str, "arrived": bool})
 
 
 def no_counts() -> pd.DataFrame:

@@ -17,6 +17,7 @@ from civictwin.engines.traffic.gateways import GatewayFlow, GatewaySettings
 from civictwin.engines.traffic.modechoice import ModeChoiceParams
 from civictwin.engines.traffic.run import SimOptions
 from civictwin.engines.traffic.sites import CalibrationSettings
+from civictwin.engines.traffic.transit import BusSettings
 from civictwin.errors import ConfigError
 
 PARAMS_FILENAME = "traffic.toml"
@@ -54,6 +55,10 @@ class TrafficParams(BaseModel):
     """How to calibrate (the ``[calibration]`` table; see docs/methods-calibration.md)."""
     gateways: GatewaySettings = GatewaySettings()
     """Traffic entering, leaving and crossing the area at its boundary (the ``[gateways]`` table)."""
+    simulate_bikes: bool = False
+    """Ride the mode choice's bike trips in SUMO as ``bicycle`` vehicles (docs/methods-transit.md)."""
+    buses: BusSettings = BusSettings()
+    """How the twin's GTFS buses and a scenario's new lines are simulated (the ``[buses]`` table)."""
     gateway_flows: tuple[GatewayFlow, ...] = ()
     """Gateway flows from counts or a calibration record (set by the twin, not in ``traffic.toml``);
     gateways without one take the ``[gateways]`` defaults."""

@@ -13,8 +13,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from civictwin.engines.traffic.demand import DemandError, OdMatrix
-from civictwin.engines.traffic.edits import apply_interventions
+from civictwin.engines.traffic.busfiles import BusPlan
+from civictwin.engines.traffic.demand import DemandError, OdMatrix, zone_edges
+from civictwin.engines.traffic.edits import ModifiedNetwork, apply_interventions, car_connected_edges
 from civictwin.engines.traffic.gateways import (
     GatewayDemand,
     find_gateways,
@@ -23,13 +24,15 @@ from civictwin.engines.traffic.gateways import (
     window_hours,
 )
 from civictwin.engines.traffic.inputs import TwinInputs
+from civictwin.engines.traffic.interventions import TransitLine
 from civictwin.engines.traffic.kpis import edge_zones
 from civictwin.engines.traffic.layers import DemandLayer, demand_layers, network_free_demand
 from civictwin.engines.traffic.modechoice import CarPaths, LevelOfService
 from civictwin.engines.traffic.network import SumoNetwork, build_sumo_network
 from civictwin.engines.traffic.params import TrafficParams
-from civictwin.errors import CivicTwinError
-from civictwin.scenarios.spec import Scenario
+from civictwin.engines.traffic.transit import BusService, LineError, gtfs_service, line_service
+from civictwin.errors import CivicTwinError, ScenarioError
+from civictwin.scenarios.spec import Scenario, intervention_label
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,10 @@ class PreparedScenario:
     """Where the base person-trip matrix came from, in words (for the report's notes)."""
     calibration: dict[str, Any] | None = None
     """What the report shows of the calibration record the demand uses (None: uncalibrated)."""
+    buses: BusPlan | None = None
+    """The simulated transit runs (GTFS and new lines), when there are any."""
+    bike_edges_by_zone: dict[str, list[str]] | None = None
+    """Per zone, the simulated edges bikes may start and end on (``simulate_bikes`` only)."""
 
     @property
     def person_trips(self) -> OdMatrix:
@@ -87,14 +94,17 @@ def prepare_scenario(
     """Apply the interventions, build the SUMO network and the demand of one scenario.
 
     The simulated edge set is the baseline's car edges for every scenario (a closed edge stays in the
-    net with no car permission), so edge ids line up between scenarios. The OD matrix is distributed
-    on the baseline network: a plan changes how people travel, not where they go.
+    net with no car permission), so edge ids line up between scenarios; with ``simulate_bikes`` the
+    baseline's bike edges too. The OD matrix is distributed on the baseline network: a plan changes
+    how people travel, not where they go.
     """
     modified = apply_interventions(inputs.edges, scenario, crs=inputs.crs, zones=inputs.zones)
-    simulated_ids = set(
-        inputs.edges.loc[inputs.edges["car"].fillna(False).astype(bool), "edge_id"].astype(str)
-    )
+    carried = inputs.edges["car"].fillna(False).astype(bool)
+    if params.simulate_bikes:  # the cycleways and contraflow directions bikes ride on too
+        carried |= inputs.edges["bike"].fillna(False).astype(bool)
+    simulated_ids = set(inputs.edges.loc[carried, "edge_id"].astype(str))
     simulated = modified.edges[modified.edges["edge_id"].astype(str).isin(simulated_ids)]
+    service = bus_service(inputs, scenario, modified, params)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="netconvert") as pool:
         building = pool.submit(
             build_sumo_network,
@@ -152,4 +162,60 @@ def prepare_scenario(
         placement=edge_zones(inputs.edges, inputs.zones),
         gateways=gateways,
         demand_source=demand.demand_source,
+        buses=_bus_plan(service.keep_edges(network.edge_ids), modified, params),
+        bike_edges_by_zone=_bike_edges(inputs, modified, network) if params.simulate_bikes else None,
     )
+
+
+def bus_service(
+    inputs: TwinInputs, scenario: Scenario, modified: ModifiedNetwork, params: TrafficParams
+) -> BusService:
+    """The scenario's transit runs: the twin's GTFS runs in the demand window (when ``[buses]`` is
+    enabled and the twin has GTFS) and every new line's; a new line that cannot run is one line
+    naming the file and the intervention. The window starts at ``mode_choice.peak_hour`` o'clock."""
+    service = BusService()
+    if params.buses.enabled and inputs.schedule is not None:
+        service = gtfs_service(
+            inputs.schedule,
+            modified.edges,
+            params.buses,
+            clock_begin_s=params.mode_choice.peak_hour * 3600.0,
+            window_s=params.demand_window_s,
+        )
+    for index, intervention in enumerate(scenario.interventions):
+        if not isinstance(intervention, TransitLine):
+            continue
+        try:
+            line = line_service(
+                intervention,
+                index,
+                modified.edges,
+                params.buses,
+                crs=inputs.crs,
+                window_s=params.demand_window_s,
+            )
+        except LineError as exc:
+            raise ScenarioError(
+                str(exc), path=scenario.origin, field=intervention_label(index, intervention)
+            ) from None
+        service = service.joined(line)
+    return service
+
+
+def _bike_edges(inputs: TwinInputs, modified: ModifiedNetwork, network: SumoNetwork) -> dict[str, list[str]]:
+    """Per zone, the simulated edges a bike may start and end on: those in the largest strongly
+    connected part of the bike network SUMO carries (elsewhere a bike could be stuck for good: the
+    SUMO network holds the car streets only, not the cycleways that join them up for bikes)."""
+    edges = modified.edges
+    carried = edges[edges["edge_id"].astype(str).isin(network.edge_ids)]
+    as_bikes = carried.assign(car=carried["bike"].fillna(False).astype(bool))
+    return zone_edges(inputs.zones, as_bikes, present=set(car_connected_edges(as_bikes)))
+
+
+def _bus_plan(service: BusService, modified: ModifiedNetwork, params: TrafficParams) -> BusPlan | None:
+    if not service.runs:
+        return None
+    edges = modified.edges
+    cycle = edges.loc[edges["cycle_lanes"] > 0, ["edge_id", "cycle_lanes"]]
+    lanes = dict(zip(cycle["edge_id"].astype(str), cycle["cycle_lanes"].astype(int), strict=True))
+    return BusPlan(service, params.buses, lanes)

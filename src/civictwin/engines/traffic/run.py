@@ -26,6 +26,7 @@ from types import MappingProxyType
 
 import pandas as pd
 
+from civictwin.engines.traffic.busfiles import BusFiles, BusPlan, is_bus, write_bus_files
 from civictwin.engines.traffic.network import SumoNetwork
 from civictwin.engines.traffic.outputs import OutputFiles, SimResult, read_result
 from civictwin.engines.traffic.sumo import run_binary
@@ -44,6 +45,11 @@ DEFAULT_FLEET_MIX: Mapping[str, float] = MappingProxyType(
 """An illustrative passenger-car mix (HBEFA 4 classes); set the city's own in the options."""
 
 FLEET_TYPE = "fleet"
+
+BIKE_PREFIX = "bk"
+"""How the ids of simulated bicycle trips begin (never a car's: ``t``, ``e…x``, ``g``)."""
+BIKE_TYPE = "bike"
+BIKE_ROUTES = "bikes.rou.xml"
 
 ROUTING_WINDOW_S = 180.0
 """Length (s) of the moving average of edge speeds the rerouting device routes on: SUMO's default
@@ -136,14 +142,26 @@ class SimOptions:
 
 
 def run_sumo(
-    network: SumoNetwork, trips: Sequence[CarTrip], *, seed: int, workdir: Path, options: SimOptions
+    network: SumoNetwork,
+    trips: Sequence[CarTrip],
+    *,
+    seed: int,
+    workdir: Path,
+    options: SimOptions,
+    buses: BusPlan | None = None,
+    bikes: Sequence[CarTrip] = (),
 ) -> SimResult:
     """Simulate ``trips`` on ``network`` with one ``seed`` in a sumo process; outputs go to ``workdir``.
 
-    Raises :class:`EngineError` when a trip names an edge the network lacks, when sumo fails (quoting
-    its message), or when teleports/unfinished trips exceed their allowed shares.
+    With ``buses`` their runs are simulated too (:mod:`~civictwin.engines.traffic.busfiles`): their
+    tripinfo goes to :attr:`SimResult.bus_trips`, the car trips alone stay in ``trips`` and in the
+    quality check, and edges carry both. ``bikes`` (ids starting with :data:`BIKE_PREFIX`) ride as SUMO
+    ``bicycle`` vehicles; their tripinfo goes to :attr:`SimResult.bike_trips`. Raises :class:`EngineError` when a trip names an edge the
+    network lacks, when sumo fails (quoting its message), or when teleports/unfinished trips exceed
+    their allowed shares.
     """
     _check_trips(network, trips)
+    _check_bikes(network, bikes)
     options = dataclasses.replace(options, count_edges=countable_edges(network, options.count_edges))
     workdir.mkdir(parents=True, exist_ok=True)
     files = OutputFiles()
@@ -152,8 +170,23 @@ def run_sumo(
     chains = network.chains if len(network.chains) else None
     write_trips(trips, options, workdir / "trips.rou.xml", chains=chains)
     write_output_definitions(files, options, workdir / "outputs.add.xml")
+    bus_files = None
+    if buses is not None and buses.service.runs:
+        bus_files = write_bus_files(
+            buses.service, buses.settings, workdir, chains=chains, cycle_lanes=buses.cycle_lanes
+        )
+    if bikes:
+        write_bike_trips(bikes, workdir / BIKE_ROUTES, chains=chains)
+    n_vehicles = len(trips) + len(bikes) + (len(bus_files.lines) if bus_files else 0)
     config = write_config(
-        network, options, seed=seed, files=files, path=workdir / "run.sumocfg", n_trips=len(trips)
+        network,
+        options,
+        seed=seed,
+        files=files,
+        path=workdir / "run.sumocfg",
+        n_trips=n_vehicles,
+        buses=bus_files,
+        bikes=bool(bikes),
     )
     process = run_binary("sumo", ["-c", config.name], step=f"simulating (seed {seed})", cwd=workdir)
     trip_edges = pd.DataFrame(
@@ -163,10 +196,29 @@ def run_sumo(
             "to_edge": [t.to_edge for t in trips],
         }
     )
+    if bus_files is not None:  # buses start and end at stops inside merged chains too
+        runs = list(bus_files.ends)
+        bus_edges = pd.DataFrame(
+            {
+                "trip_id": runs,
+                "from_edge": [bus_files.ends[r][0] for r in runs],
+                "to_edge": [bus_files.ends[r][1] for r in runs],
+            }
+        )
+        trip_edges = pd.concat([trip_edges, bus_edges], ignore_index=True)
+    if bikes:
+        bike_edges = pd.DataFrame(
+            {
+                "trip_id": [t.trip_id for t in bikes],
+                "from_edge": [t.from_edge for t in bikes],
+                "to_edge": [t.to_edge for t in bikes],
+            }
+        )
+        trip_edges = pd.concat([trip_edges, bike_edges], ignore_index=True)
     result = read_result(
         workdir,
         files,
-        trip_edges["trip_id"].tolist(),
+        [t.trip_id for t in trips],
         seed=seed,
         wall_s=process.wall_s,
         period_s=options.end_s,
@@ -176,8 +228,90 @@ def run_sumo(
         count_interval_s=options.count_interval_s,
         count_passages=options.count_passages,
     )
+    if bus_files is not None:
+        result = _split_buses(result, bus_files)
+    if bikes:
+        result = _split_bikes(result, [t.trip_id for t in bikes])
     _check_quality(result, len(trips), options)
     return result
+
+
+def _split_bikes(result: SimResult, bike_ids: Sequence[str]) -> SimResult:
+    """The run with its bicycles' tripinfo in ``bike_trips`` (every bike trip given, arrived or not)
+    and only the car trips in ``trips`` and ``unfinished``."""
+    trips = result.trips
+    bike = trips["trip_id"].astype(str).str.startswith(BIKE_PREFIX)
+    found = trips[bike]
+    missing = sorted(set(bike_ids) - set(found["trip_id"].astype(str)))
+    if missing:
+        absent = pd.DataFrame({"trip_id": missing, "arrived": False}, columns=found.columns)
+        found = pd.concat([found, absent], ignore_index=True) if len(found) else absent
+    cars = trips[~bike].reset_index(drop=True)
+    return dataclasses.replace(
+        result,
+        trips=cars,
+        unfinished=int((~cars["arrived"]).sum()),
+        bike_trips=found.assign(arrived=found["arrived"].astype(bool)).sort_values(
+            "trip_id", ignore_index=True
+        ),
+    )
+
+
+def write_bike_trips(trips: Sequence[CarTrip], path: Path, *, chains: pd.DataFrame | None = None) -> Path:
+    """Bicycle trips (SUMO's ``bicycle`` class with its default type) placed on their twin edges as
+    :func:`write_trips` places cars."""
+    places = _places(chains)
+    root = ET.Element("routes")
+    ET.SubElement(root, "vType", id=BIKE_TYPE, vClass="bicycle")
+    for trip in sorted(trips, key=lambda t: (t.depart_s, t.trip_id)):
+        start, end = places.get(trip.from_edge), places.get(trip.to_edge)
+        attributes = {
+            "id": trip.trip_id,
+            "type": BIKE_TYPE,
+            "depart": f"{trip.depart_s:.2f}",
+            "from": start.sumo_edge if start else trip.from_edge,
+            "to": end.sumo_edge if end else trip.to_edge,
+        }
+        if start and start.start_m > 0:
+            attributes["departPos"] = f"{start.start_m:.2f}"
+        if end and end.start_m + end.length_m < end.sumo_length_m - 0.005:
+            attributes["arrivalPos"] = f"{end.start_m + end.length_m:.2f}"
+        ET.SubElement(root, "trip", attributes)
+    _write_xml(root, path)
+    return path
+
+
+def _split_buses(result: SimResult, buses: BusFiles) -> SimResult:
+    """The run with its transit runs' tripinfo in ``bus_trips`` (every run, arrived or not, with its
+    line) and only the car trips in ``trips`` and ``unfinished``.
+
+    A bus's ``duration_s`` and ``time_loss_s`` count from its *scheduled* departure: a bus that could
+    not enter when due (a queue reaching back over its first stop) waited that long too
+    (``depart_delay_s``).
+    """
+    trips = result.trips
+    bus = is_bus(trips["trip_id"])
+    found = trips[bus]
+    missing = sorted(set(buses.lines) - set(found["trip_id"].astype(str)))
+    if missing:
+        absent = pd.DataFrame({"trip_id": missing, "arrived": False}, columns=found.columns)
+        found = pd.concat([found, absent], ignore_index=True) if len(found) else absent
+    scheduled = found["trip_id"].astype(str).map(buses.departs).astype(float)
+    late = (found["depart_s"].astype(float) - scheduled).clip(lower=0.0)
+    found = found.assign(
+        duration_s=found["duration_s"] + late,
+        time_loss_s=found["time_loss_s"] + late,
+        depart_delay_s=late,
+        line=found["trip_id"].astype(str).map(buses.lines),
+        arrived=found["arrived"].astype(bool),
+    )
+    cars = trips[~bus].reset_index(drop=True)
+    return dataclasses.replace(
+        result,
+        trips=cars,
+        unfinished=int((~cars["arrived"]).sum()),
+        bus_trips=found.sort_values("trip_id", ignore_index=True),
+    )
 
 
 def countable_edges(network: SumoNetwork, edges: Sequence[str]) -> tuple[str, ...]:
@@ -192,7 +326,14 @@ def countable_edges(network: SumoNetwork, edges: Sequence[str]) -> tuple[str, ..
 
 
 def sumo_options(
-    network: SumoNetwork, options: SimOptions, *, seed: int, files: OutputFiles, n_trips: int
+    network: SumoNetwork,
+    options: SimOptions,
+    *,
+    seed: int,
+    files: OutputFiles,
+    n_trips: int,
+    buses: BusFiles | None = None,
+    bikes: bool = False,
 ) -> dict[str, str]:
     """The sumo options of one run of ``n_trips`` trips, as a mapping (so no option can be given twice).
 
@@ -202,6 +343,12 @@ def sumo_options(
     teleports than the quality check allows.
     """
     additional = ["outputs.add.xml", *(str(p.resolve()) for p in network.additional_files)]
+    routes = ["trips.rou.xml"]
+    if buses is not None:
+        additional.append(buses.stops.name)
+        routes.append(buses.routes.name)
+    if bikes:
+        routes.append(BIKE_ROUTES)
     adaptation = options.rerouting_adaptation_s
     if options.stop_when_done:
         limits = {
@@ -212,7 +359,7 @@ def sumo_options(
         limits = {"end": f"{options.end_s:g}"}
     values: dict[str, str] = {
         "net-file": str(network.net_file.resolve()),
-        "route-files": "trips.rou.xml",
+        "route-files": ",".join(routes),
         "additional-files": ",".join(additional),
         "begin": "0",
         **limits,
@@ -243,11 +390,20 @@ def sumo_options(
 
 
 def write_config(
-    network: SumoNetwork, options: SimOptions, *, seed: int, files: OutputFiles, path: Path, n_trips: int
+    network: SumoNetwork,
+    options: SimOptions,
+    *,
+    seed: int,
+    files: OutputFiles,
+    path: Path,
+    n_trips: int,
+    buses: BusFiles | None = None,
+    bikes: bool = False,
 ) -> Path:
     """Write the run's ``.sumocfg``."""
     root = ET.Element("configuration")
-    for key, value in sumo_options(network, options, seed=seed, files=files, n_trips=n_trips).items():
+    values = sumo_options(network, options, seed=seed, files=files, n_trips=n_trips, buses=buses, bikes=bikes)
+    for key, value in values.items():
         ET.SubElement(root, key, value=value)
     _write_xml(root, path)
     return path
@@ -350,6 +506,19 @@ def _check_trips(network: SumoNetwork, trips: Sequence[CarTrip]) -> None:
     if unknown:
         shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
         raise EngineError(f"trips use edge(s) {shown} that the SUMO network lacks", field="trips")
+
+
+def _check_bikes(network: SumoNetwork, bikes: Sequence[CarTrip]) -> None:
+    wrong = sorted(t.trip_id for t in bikes if not t.trip_id.startswith(BIKE_PREFIX))
+    if wrong:
+        raise EngineError(
+            f"bike trip ids must start with '{BIKE_PREFIX}': {', '.join(wrong[:5])}", field="bikes"
+        )
+    unknown = sorted({e for t in bikes for e in (t.from_edge, t.to_edge)} - network.edge_ids)
+    if unknown:
+        raise EngineError(
+            f"bike trips use edge(s) {', '.join(unknown[:5])} that the SUMO network lacks", field="bikes"
+        )
 
 
 def _check_quality(result: SimResult, n_trips: int, options: SimOptions) -> None:

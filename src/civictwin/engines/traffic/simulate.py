@@ -21,7 +21,14 @@ import pandas as pd
 from civictwin.engines.traffic.demand import OdMatrix, sample_car_trips, trip_pair
 from civictwin.engines.traffic.gateways import GATEWAY_PREFIX, gateway_car_trips
 from civictwin.engines.traffic.inputs import TwinInputs, load_twin, needs_routes
-from civictwin.engines.traffic.kpis import edge_table, run_kpis, zone_totals
+from civictwin.engines.traffic.kpis import (
+    bike_kpis,
+    bus_kpis,
+    bus_speed_kmh,
+    edge_table,
+    run_kpis,
+    zone_totals,
+)
 from civictwin.engines.traffic.modechoice import (
     MODES,
     LevelOfService,
@@ -34,7 +41,8 @@ from civictwin.engines.traffic.modechoice import (
 from civictwin.engines.traffic.outputs import SimResult
 from civictwin.engines.traffic.params import TrafficParams
 from civictwin.engines.traffic.prepare import PreparedScenario, prepare_scenario
-from civictwin.engines.traffic.run import CarTrip, run_sumo
+from civictwin.engines.traffic.run import BIKE_PREFIX, CarTrip, run_sumo
+from civictwin.engines.traffic.transit import GTFS_RUN_PREFIX
 from civictwin.scenarios.spec import Scenario
 from civictwin.store.base import Store
 
@@ -59,6 +67,8 @@ class SeedOutcome:
     wall_s: float
     sumo_wall_s: float
     sumo_version: str
+    bus_trips: pd.DataFrame | None = None
+    """The last simulation's transit runs (``outputs.BUS_TRIP_COLUMNS``); None without buses."""
 
 
 def simulate_seed(
@@ -83,7 +93,15 @@ def simulate_seed(
         run_dir.mkdir(parents=True, exist_ok=True)
         last = iteration == params.iterations - 1
         options = dataclasses.replace(params.sim_options(), count_passages=passages and last)
-        result = run_sumo(prepared.network, trips, seed=seed, workdir=run_dir, options=options)
+        result = run_sumo(
+            prepared.network,
+            trips,
+            seed=seed,
+            workdir=run_dir,
+            options=options,
+            buses=prepared.buses,
+            bikes=_bike_trips(prepared, shares, seed, iteration),
+        )
         sumo_wall += result.wall_s
     assert result is not None  # iterations >= 1
     split = modal_split(prepared.person_trips, shares)
@@ -91,7 +109,12 @@ def simulate_seed(
     return SeedOutcome(
         scenario=prepared.scenario.name,
         seed=seed,
-        kpis={**run_kpis(result), **_demand_kpis(prepared.person_trips, shares)},
+        kpis={
+            **run_kpis(result),
+            **bus_kpis(result.bus_trips),
+            **bike_kpis(result.bike_trips),
+            **_demand_kpis(prepared.person_trips, shares),
+        },
         modal_split={str(mode): share for mode, share in split.items()},
         car_share_by_iteration=car_share_history,
         edges=edges,
@@ -101,6 +124,7 @@ def simulate_seed(
         wall_s=time.perf_counter() - start,
         sumo_wall_s=sumo_wall,
         sumo_version=result.sumo_version,
+        bus_trips=result.bus_trips if prepared.buses is not None else None,
     )
 
 
@@ -147,8 +171,30 @@ def _car_trips(
     return sorted(trips, key=lambda t: (t.depart_s, t.trip_id))
 
 
+def _bike_trips(
+    prepared: PreparedScenario, shares: dict[Mode, np.ndarray], seed: int, iteration: int
+) -> list[CarTrip]:
+    """The bike person trips as bicycles (``simulate_bikes``), sampled as car trips are."""
+    if prepared.bike_edges_by_zone is None:
+        return []
+    trips: list[CarTrip] = []
+    for layer in prepared.layers:
+        trips += sample_car_trips(
+            split_by_mode(layer.od, shares)["bike"],
+            prepared.bike_edges_by_zone,
+            seed=seed,
+            iteration=iteration,
+            begin_s=layer.begin_s,
+            end_s=layer.end_s,
+            prefix=f"{BIKE_PREFIX}{layer.prefix}",
+        )
+    return trips
+
+
 def _simulated_service(prepared: PreparedScenario, result: SimResult) -> LevelOfService:
-    """Free-flow service with car times replaced by what the simulation showed."""
+    """Free-flow service with car times replaced by what the simulation showed, transit in-vehicle
+    times at the simulated speed of the twin's GTFS runs and cycling times at the simulated bikes'
+    speed when they were simulated (docs/methods-transit.md)."""
     n = len(prepared.zones)
     trips = result.trips
     arrived = trips[
@@ -167,7 +213,15 @@ def _simulated_service(prepared: PreparedScenario, result: SimResult) -> LevelOf
     minutes = prepared.car_paths.minutes(
         edge_speed_ms=speeds, observed_min=observed, has_car_edges=prepared.has_car_edges
     )
-    return prepared.free_flow.with_car_times(minutes)
+    service = prepared.free_flow.with_car_times(minutes)
+    planned = prepared.params.mode_choice
+    bus_speed = bus_speed_kmh(result.bus_trips, prefix=GTFS_RUN_PREFIX)
+    if bus_speed is not None:
+        service = service.with_pt_speed(bus_speed, planned_kmh=planned.pt_speed_kmh)
+    bike_speed = bike_kpis(result.bike_trips).get("bike_mean_speed_kmh", float("nan"))
+    if np.isfinite(bike_speed) and bike_speed > 0:
+        service = service.with_bike_speed(bike_speed, planned_kmh=planned.bike_speed_kmh)
+    return service
 
 
 def _demand_kpis(od: OdMatrix, shares: dict[Mode, np.ndarray]) -> dict[str, float]:
