@@ -34,7 +34,8 @@ from civictwin.store.opening import open_store, store_location
 
 MANIFEST = "BACKUP.json"
 _FORMAT = 1
-_TRANSIENT = (".lock", ".building", ".wal", ".tmp", ".partial")
+_TRANSIENT = (".lock", ".building", ".wal", ".tmp", ".partial", ".limits.sqlite")
+"""Names of files never archived: work in progress, locks, and the serving workers' rate buckets."""
 _LOGS = (".audit.jsonl", ".security.jsonl", ".audit.jsonl.key")
 
 

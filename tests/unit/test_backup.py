@@ -50,6 +50,8 @@ def test_a_backup_restores_into_a_working_twin(twin: Path, tmp_path: Path) -> No
     with TestClient(create_app(twin)) as client:
         before = client.get("/collections/zones/items", headers={"Authorization": f"Bearer {admin}"}).json()
     (twin / "test-twin.duckdb.building").write_bytes(b"a build in progress")
+    for name in ("test-twin.limits.sqlite", "test-twin.limits.sqlite-wal"):  # serving workers' buckets
+        (twin / name).write_bytes(b"rate buckets")
     made = civictwin("backup", str(twin), str(tmp_path / "twin.tar.gz"), cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     with tarfile.open(tmp_path / "twin.tar.gz") as tar:
