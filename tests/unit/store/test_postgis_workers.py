@@ -138,7 +138,10 @@ def test_workers_share_limits_tokens_audit_and_tile_invalidation(served: Served)
     assert verify_chain(chain_files(audit_path(served.store_path))).intact
     assert len({e.worker for e in entries}) == 2 and None not in {e.worker for e in entries}
     assert [e.status for e in entries[:12]] == statuses
-    assert PASSWORD not in (served.twin / "server.log").read_text()
+    # No credential in anything the server wrote: its output, logs, tokens, shared limits file.
+    written = [path for path in served.twin.iterdir() if path.is_file()]
+    assert {p.name for p in written} >= {"server.log", "pg-workers.audit.jsonl", "pg-workers.limits.sqlite"}
+    assert not [p.name for p in written if PASSWORD.encode() in p.read_bytes()]
 
 
 def tile_ids(response: httpx.Response) -> tuple[int, ...]:
