@@ -150,3 +150,22 @@ def tile_ids(response: httpx.Response) -> tuple[int, ...]:
     return tuple(
         sorted(f["id"] for f in mapbox_vector_tile.decode(response.content)["buildings"]["features"])
     )
+
+
+def test_serving_with_refused_credentials_is_one_line_before_any_worker(
+    postgis: PostGIS, tmp_path: Path
+) -> None:
+    url = postgis.new_database()
+    (tmp_path / "twin.toml").write_text(TWIN_TOML.format(url=url))
+    main = "import civictwin.cli.serve; from civictwin.entry import main; main()"
+    refused = subprocess.run(
+        [sys.executable, "-c", main, "serve", str(tmp_path), "--port", str(free_port()), "--workers", "2"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PGPASSWORD": "a-wrong-password"},
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines() == [
+        f'error: {url}: cannot connect to the PostGIS store: connection to server at "127.0.0.1", port '
+        f'{postgis.port} failed: FATAL:  password authentication failed for user "twin"'
+    ]
+    assert "a-wrong-password" not in refused.stdout + refused.stderr
+    assert not (tmp_path / "pg-workers.limits.sqlite").exists()  # no worker was started
