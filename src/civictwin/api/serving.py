@@ -24,6 +24,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -40,7 +41,7 @@ from fastapi import FastAPI
 from civictwin.api.edge import edge_protocol
 from civictwin.api.settings import ServerSettings
 from civictwin.api.shared_state import limits_path, reset_shared_state
-from civictwin.errors import ConfigError
+from civictwin.errors import CivicTwinError, ConfigError
 
 
 class _Terminated(Exception):
@@ -233,11 +234,19 @@ def _drain(workers: list[tuple[BaseProcess, float]], timeout_s: float) -> None:
 def _worker(
     twin_dir: Path, settings: ServerSettings, listener: socket.socket, started: SimpleQueue[int]
 ) -> None:
-    """One worker process: open the twin and serve it from the supervisor's socket until stopped."""
+    """One worker process: open the twin and serve it from the supervisor's socket until stopped.
+
+    A twin it cannot open (the database went down since the supervisor checked it) is one line on
+    stderr and exit code 1, which the supervisor reports.
+    """
     from civictwin.api.app import create_app
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl+C while starting: the supervisor stops us
-    app = create_app(twin_dir, settings=settings)
+    try:
+        app = create_app(twin_dir, settings=settings)
+    except CivicTwinError as exc:
+        print(f"error: server worker {os.getpid()}: {exc.user_message()}", file=sys.stderr)
+        sys.exit(1)
     with suppress(KeyboardInterrupt):
         run_server(app, settings, sockets=[listener], on_started=lambda: started.put(os.getpid()))
 

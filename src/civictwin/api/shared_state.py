@@ -48,10 +48,12 @@ def limits_path(store_path: Path) -> Path:
 
 def reset_shared_state(path: Path) -> None:
     """Start a server with empty buckets and failure counts (called once, before the workers start)."""
-    with _SharedFile(path).transaction() as con:
+    shared = _SharedFile(path)
+    with shared.transaction() as con:
         con.execute("DELETE FROM buckets")
         con.execute("DELETE FROM failures")
         con.execute("DELETE FROM bursts_reported")
+    shared.close()
 
 
 class _SharedFile:
@@ -73,6 +75,13 @@ class _SharedFile:
                 raise ConfigError(f"cannot open the shared limits file ({exc})", path=self.path) from None
             self._local.con = con
         return con
+
+    def close(self) -> None:
+        """Close this thread's connection (a later transaction opens a new one)."""
+        con: sqlite3.Connection | None = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
