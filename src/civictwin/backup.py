@@ -12,6 +12,11 @@ into place durably (:mod:`civictwin.durable`).
 A restore checks every file against ``BACKUP.json`` before anything is put in place, unpacks into a
 staging folder beside the target, checks the store opens, and only then renames the folder to the
 target, which must not exist yet: a damaged archive never produces a half-restored twin.
+
+A twin stored in PostGIS is backed up the same way, its database part as ``store.pgdump`` (the served
+schema and the pointer, by ``pg_dump``: :mod:`civictwin.store.postgis_dump`). It is restored into
+another database, given as ``store`` (one with the postgis extension and no twin yet): the restored
+``twin.toml`` is pointed at it, and should anything fail the restored schemas are dropped again.
 """
 
 from __future__ import annotations
@@ -28,14 +33,23 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from civictwin import __version__, durable
-from civictwin.config import CONFIG_FILENAME, load_config
+from civictwin.config import CONFIG_FILENAME, is_database_url, load_config
 from civictwin.errors import CivicTwinError
-from civictwin.store.opening import open_store, store_location
+from civictwin.store.opening import (
+    drop_database_twin,
+    dump_database,
+    open_store,
+    restore_database,
+    store_location,
+)
 
 MANIFEST = "BACKUP.json"
 _FORMAT = 1
-_TRANSIENT = (".lock", ".building", ".wal", ".tmp", ".partial")
+_TRANSIENT = (".lock", ".building", ".wal", ".tmp", ".partial", ".limits.sqlite")
+"""Names of files never archived: work in progress, locks, and the serving workers' rate buckets."""
 _LOGS = (".audit.jsonl", ".security.jsonl", ".audit.jsonl.key")
+DATABASE_DUMP = "store.pgdump"
+"""The archive member holding a PostGIS twin's database part."""
 
 
 class BackupError(CivicTwinError):
@@ -57,23 +71,20 @@ def backup_twin(twin_dir: Path, archive: Path, *, logs: bool = False) -> BackupS
     config = load_config(twin_dir)
     root = config.base_dir
     location = store_location(config)
-    if location.kind == "postgis":
-        raise BackupError(
-            "the twin's store is a PostGIS database: back it up with pg_dump (civictwin backup holds "
-            "DuckDB stores)",
-            path=location.describe(),
-        )
-    store = config.store_path.resolve()
-    if not store.is_relative_to(root):
-        raise BackupError("the store lies outside the twin directory; back it up separately", path=store)
-    if not store.is_file():
-        raise BackupError("no store to back up (run `civictwin build` first)", path=store)
+    if location.dsn is None:
+        store = config.store_path.resolve()
+        if not store.is_relative_to(root):
+            raise BackupError("the store lies outside the twin directory; back it up separately", path=store)
+        if not store.is_file():
+            raise BackupError("no store to back up (run `civictwin build` first)", path=store)
     if archive.resolve().is_relative_to(root):
         raise BackupError("write the archive outside the twin directory", path=archive)
     members = [p for p in sorted(root.rglob("*")) if p.is_file() and _kept(p.relative_to(root), logs=logs)]
     listed: list[dict[str, Any]] = []
     archive.parent.mkdir(parents=True, exist_ok=True)
     with durable.atomic_path(archive) as partial, tarfile.open(partial, "w:gz") as tar:
+        if location.dsn is not None:
+            listed.append(_add_dump(tar, location.dsn, partial.parent))
         for path in members:
             listed.append(_add(tar, path, path.relative_to(root).as_posix()))
         manifest = {"format": _FORMAT, "civictwin": __version__, "created": _now(), "files": listed}
@@ -103,8 +114,21 @@ def _add(tar: tarfile.TarFile, path: Path, name: str) -> dict[str, Any]:
     return {"path": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def restore_twin(archive: Path, twin_dir: Path) -> BackupSummary:
-    """Unpack ``archive`` into the new directory ``twin_dir`` after checking every file and the store."""
+def _add_dump(tar: tarfile.TarFile, dsn: str, scratch: Path) -> dict[str, Any]:
+    """Add the PostGIS twin's dump (written beside the archive first, then removed)."""
+    dump = scratch / f".{DATABASE_DUMP}.{uuid.uuid4().hex[:8]}.partial"
+    try:
+        dump_database(dsn, dump)
+        return _add(tar, dump, DATABASE_DUMP)
+    finally:
+        dump.unlink(missing_ok=True)
+
+
+def restore_twin(archive: Path, twin_dir: Path, *, store: str | None = None) -> BackupSummary:
+    """Unpack ``archive`` into the new directory ``twin_dir`` after checking every file and the store.
+
+    A backup of a PostGIS twin needs ``store``, the URI of the database to restore it into.
+    """
     if twin_dir.exists():
         raise BackupError("the restore target already exists; choose a new directory", path=twin_dir)
     if not archive.is_file():
@@ -113,7 +137,12 @@ def restore_twin(archive: Path, twin_dir: Path) -> BackupSummary:
     staging = twin_dir.with_name(f".{twin_dir.name}.restoring-{uuid.uuid4().hex[:8]}")
     try:
         total, count = _unpack(archive, staging)
-        _check_twin(staging)
+        if (staging / DATABASE_DUMP).is_file():
+            _restore_database(staging, store)
+        elif store is not None:
+            raise BackupError("this backup holds a DuckDB store, not a database to restore into --store")
+        else:
+            _check_twin(staging)
         staging.rename(twin_dir)
         durable.sync_directory(twin_dir.parent)
     finally:
@@ -178,6 +207,35 @@ def _check_twin(directory: Path) -> None:
     config = load_config(directory)
     with open_store(config):
         pass
+
+
+def _restore_database(staging: Path, store: str | None) -> None:
+    """Load the dump into ``store`` and point the restored twin.toml at it (dropped again on failure)."""
+    if store is None or not is_database_url(store):
+        raise BackupError(
+            "this backup holds a PostGIS twin: give --store, the postgresql:// URI of an empty database "
+            "with the postgis extension, to restore it into"
+        )
+    config_file = staging / CONFIG_FILENAME
+    _point_at(config_file, store)  # checks the URI holds no password before anything is loaded
+    restore_database(store, staging / DATABASE_DUMP)
+    try:
+        (staging / DATABASE_DUMP).unlink()
+        _check_twin(staging)
+    except BaseException:
+        drop_database_twin(store)
+        raise
+
+
+def _point_at(config_file: Path, store: str) -> None:
+    """Rewrite ``[twin] store`` of the restored twin.toml to the database it is restored into."""
+    old = load_config(config_file.parent).twin.store
+    text = config_file.read_text(encoding="utf-8")
+    quoted = [q for q in (f'"{old}"', f"'{old}'") if text.count(q) == 1]
+    if old is None or len(quoted) != 1:
+        raise BackupError("cannot find the one [twin] store value to point at --store", path=config_file)
+    config_file.write_text(text.replace(quoted[0], json.dumps(store)), encoding="utf-8")
+    load_config(config_file.parent)  # a password in the new URI is refused here, in one line
 
 
 def _now() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import subprocess
 import sys
 import tarfile
@@ -50,6 +51,8 @@ def test_a_backup_restores_into_a_working_twin(twin: Path, tmp_path: Path) -> No
     with TestClient(create_app(twin)) as client:
         before = client.get("/collections/zones/items", headers={"Authorization": f"Bearer {admin}"}).json()
     (twin / "test-twin.duckdb.building").write_bytes(b"a build in progress")
+    for name in ("test-twin.limits.sqlite", "test-twin.limits.sqlite-wal"):  # serving workers' buckets
+        (twin / name).write_bytes(b"rate buckets")
     made = civictwin("backup", str(twin), str(tmp_path / "twin.tar.gz"), cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     with tarfile.open(tmp_path / "twin.tar.gz") as tar:
@@ -149,15 +152,17 @@ def test_token_rotation_on_the_command_line(twin: Path, tmp_path: Path) -> None:
     ]
 
 
-def test_a_twin_stored_in_postgis_is_not_backed_up_as_if_it_were_a_file(tmp_path: Path) -> None:
-    from civictwin.backup import BackupError, backup_twin
+def test_a_postgis_twin_whose_server_is_down_is_not_backed_up(tmp_path: Path) -> None:
+    from civictwin.backup import backup_twin
+    from civictwin.errors import StoreError
 
-    (tmp_path / "twin.toml").write_text(
-        CONFIG.replace('"test-twin.duckdb"', '"postgresql://twin@db.example/city"')
-    )
-    with pytest.raises(BackupError) as refused:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here once the socket is closed
+    url = f"postgresql://twin@127.0.0.1:{port}/city"
+    (tmp_path / "twin.toml").write_text(CONFIG.replace('"test-twin.duckdb"', f'"{url}"'))
+    with pytest.raises(StoreError) as refused:
         backup_twin(tmp_path, tmp_path.parent / "backup.tar.gz")
-    assert refused.value.user_message() == (
-        "postgresql://twin@db.example/city: the twin's store is a PostGIS database: back it up with "
-        "pg_dump (civictwin backup holds DuckDB stores)"
-    )
+    message = refused.value.user_message()
+    assert message.startswith(f"{url}: cannot connect to the PostGIS store: ") and "refused" in message
+    assert "\n" not in message and not (tmp_path.parent / "backup.tar.gz").exists()

@@ -12,6 +12,7 @@ CORS and forwarded headers when configured). Tokens live in ``<store>.tokens.jso
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,11 +45,12 @@ from civictwin.api.metrics import Metrics, TwinCollector
 from civictwin.api.problems import install_problem_handlers
 from civictwin.api.security import GateMiddleware
 from civictwin.api.settings import ServerSettings
+from civictwin.api.shared_state import SharedFailureBursts, SharedRateLimiter, limits_path
 from civictwin.config import CONFIG_FILENAME, load_config
 from civictwin.errors import StoreError
 from civictwin.governance.access import AccessPolicy, access_levels
 from civictwin.governance.audit import AuditLog, audit_path
-from civictwin.governance.security import SecurityLog, security_path
+from civictwin.governance.security import FailureBursts, SecurityLog, security_path
 from civictwin.governance.tokens import TokenRegistry, tokens_path
 from civictwin.store.base import version_of
 from civictwin.store.opening import StoreLocation, open_published, publishing, store_location
@@ -112,7 +114,10 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
     # The store and the logs live as long as the app (the process): no lifespan hook closes them,
     # since test clients may start and stop an app's lifespan many times.
     audit = AuditLog(
-        audit_path(twin.store_path), policy=settings.audit_rotation, addresses=settings.client_addresses
+        audit_path(twin.store_path),
+        policy=settings.audit_rotation,
+        addresses=settings.client_addresses,
+        worker=os.getpid() if settings.workers > 1 else None,
     )
     security = SecurityLog(security_path(twin.store_path), policy=settings.audit_rotation)
     metrics = Metrics()
@@ -147,12 +152,16 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
     app.include_router(equity.router)
     app.include_router(contributions.router)
     app.include_router(viewer.viewer_router())
-    _add_middlewares(app, settings, registry=TokenRegistry(tokens_path(twin.store_path)))
+    _add_middlewares(
+        app, settings, registry=TokenRegistry(tokens_path(twin.store_path)), store_path=twin.store_path
+    )
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
     return app
 
 
-def _add_middlewares(app: FastAPI, settings: ServerSettings, *, registry: TokenRegistry) -> None:
+def _add_middlewares(
+    app: FastAPI, settings: ServerSettings, *, registry: TokenRegistry, store_path: Path
+) -> None:
     """The request path, outermost first: forwarded headers (from configured proxies only), the gate
     (limits, tokens, audit, metrics), security headers, trusted hosts and public URL, CORS, HEAD."""
     app.add_middleware(HeadMiddleware)
@@ -170,17 +179,28 @@ def _add_middlewares(app: FastAPI, settings: ServerSettings, *, registry: TokenR
         frame_ancestors=settings.frame_ancestors,
         hsts_max_age_s=settings.hsts_max_age_s,
     )
+    limiter, bursts = _limits(settings, store_path)
     app.add_middleware(
         GateMiddleware,
         registry=registry,
-        limiter=RateLimiter(rate=settings.rate_per_second, burst=settings.rate_burst),
+        limiter=limiter,
         audit=app.state.audit,
         security=app.state.security,
         metrics=app.state.metrics,
         settings=settings,
+        bursts=bursts,
     )
     if settings.forwarded_allow_ips:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.forwarded_allow_ips))
+
+
+def _limits(settings: ServerSettings, store_path: Path) -> tuple[RateLimiter, FailureBursts | None]:
+    """Rate buckets and failure counts: in memory for one worker, shared by several through a file."""
+    if settings.workers == 1:
+        return RateLimiter(rate=settings.rate_per_second, burst=settings.rate_burst), None
+    shared = limits_path(store_path)
+    limiter = SharedRateLimiter(shared, rate=settings.rate_per_second, burst=settings.rate_burst)
+    return limiter, SharedFailureBursts(shared)
 
 
 def _edge_recorder(audit: AuditLog, metrics: Metrics) -> Callable[[str, str], None]:

@@ -61,6 +61,7 @@ class GateMiddleware:
         security: SecurityLog,
         metrics: Metrics,
         settings: ServerSettings,
+        bursts: FailureBursts | None = None,
     ) -> None:
         self.app = app
         self.registry = registry
@@ -69,7 +70,7 @@ class GateMiddleware:
         self.security = security
         self.metrics = metrics
         self.settings = settings
-        self.bursts = FailureBursts()
+        self.bursts = bursts or FailureBursts()
         self._token_failure: str | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -57,6 +57,9 @@ class ServerSettings:
     audit_rotation: RotationPolicy = field(default_factory=RotationPolicy)
     client_addresses: ClientAddresses = ClientAddresses.TRUNCATED
     """How client addresses are written to the audit and security logs."""
+    workers: int = 1
+    """Processes serving the twin; above 1 their rate buckets and failure counts are shared through
+    ``<store>.limits.sqlite`` and each audit line names the worker (process id) that wrote it."""
 
     @classmethod
     def from_config(

@@ -87,9 +87,15 @@ def backup(
 def restore(
     archive: Path = typer.Argument(..., help="An archive written by `civictwin backup`."),
     twin_dir: Path = typer.Argument(..., help="A new directory to restore the twin into."),
+    store: str | None = typer.Option(
+        None,
+        "--store",
+        help="For a twin stored in PostGIS: the postgresql:// URI of an empty database (with postgis) "
+        "to restore it into; no password in it (PGPASSWORD, ~/.pgpass or a service file).",
+    ),
 ) -> None:
     """Restore a backup into a new twin directory, checking every file and that the store opens."""
-    summary = restore_twin(archive, twin_dir)
+    summary = restore_twin(archive, twin_dir, store=store)
     console.print(
         Text.assemble("Restored ", (f"{summary.files} files", "bold"), " into ", (str(twin_dir), "bold"), "; serve it with ",
                       (f"civictwin serve {twin_dir}", "bold"))

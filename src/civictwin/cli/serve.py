@@ -53,19 +53,24 @@ def serve(
     burst: int = typer.Option(
         ServerSettings.rate_burst, "--burst", min=1, help="Requests a client may send at once."
     ),
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=64, help="Worker processes (they share tokens, logs and rate limits)."
+    ),
 ) -> None:
     """Serve the twin: OGC API – Features, vector tiles and the viewer, behind access control.
 
     Network behaviour (public URL, trusted hosts, proxies, TLS, CORS) and log rotation come from the
     [server] and [audit] sections of twin.toml. SIGTERM or Ctrl+C stops accepting connections and lets
     requests in flight finish (up to [server] shutdown_timeout_s); SIGHUP reopens the logs after an
-    external rotation.
+    external rotation. With --workers N, N processes serve the twin (docs/api.md, several workers).
     """
     from civictwin.api.app import create_app
-    from civictwin.api.serving import run_server
+    from civictwin.api.serving import run_server, run_workers
 
-    settings = server_settings(twin_dir, host=host, port=port, rate_per_second=rate_limit, rate_burst=burst)
-    application = create_app(twin_dir, settings=settings)
+    settings = server_settings(
+        twin_dir, host=host, port=port, rate_per_second=rate_limit, rate_burst=burst, workers=workers
+    )
+    application = create_app(twin_dir, settings=settings)  # the twin checked (one line) before any worker
     url = settings.public_url or f"{'https' if settings.tls else 'http'}://{host}:{port}/"
     url = url if url.endswith("/") else url + "/"
     console.print(
@@ -74,7 +79,12 @@ def serve(
     console.print(
         Text.assemble("Viewer: ", (f"{url}viewer/", "bold"), f"  API definition: {url}openapi.json")
     )
-    stopped_by = run_server(application, settings)
+    if workers == 1:
+        stopped_by = run_server(application, settings)
+    else:
+        stopped_by = run_workers(
+            twin_dir, settings, on_ready=lambda count: console.print(f"{count} workers accept requests.")
+        )
     if stopped_by == "SIGTERM":
         console.print("Stopped on SIGTERM after the requests in flight finished.")
 

@@ -59,6 +59,8 @@ class AuditEntry:
     hash: str
     edge: bool = False
     detail: str = ""
+    worker: int | None = None
+    """The process id of the server worker that answered (only when several serve the twin)."""
 
 
 class AddressPseudonymiser:
@@ -97,8 +99,10 @@ class AuditLog:
         *,
         policy: RotationPolicy | None = None,
         addresses: ClientAddresses = ClientAddresses.TRUNCATED,
+        worker: int | None = None,
     ) -> None:
         self.path = path
+        self.worker = worker
         self.log = ChainedLog(path, policy=policy)
         self.pseudonymise = AddressPseudonymiser(addresses, path.with_name(path.name + ".key"))
 
@@ -128,6 +132,8 @@ class AuditLog:
         }
         if edge:
             fields |= {"edge": True, "detail": detail}
+        if self.worker is not None:
+            fields["worker"] = self.worker
         self.log.append(fields)
 
     def request_reopen(self) -> None:

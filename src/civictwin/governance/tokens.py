@@ -292,11 +292,15 @@ def last_used(path: Path) -> dict[str, str]:
 
 
 def save_last_used(path: Path, used: dict[str, float]) -> None:
-    """Merge ``used`` (token id → Unix time) into the last-used file, keeping the later time of each."""
-    merged = _read_used(path)
-    for token_id, moment in used.items():
-        merged[token_id] = max(moment, merged.get(token_id, 0.0))
-    durable.write_text(path, json.dumps(merged, indent=1, sort_keys=True), mode=0o600)
+    """Merge ``used`` (token id → Unix time) into the last-used file, keeping the later time of each.
+
+    Under the file's lock: the workers of one server merge into it without losing each other's times.
+    """
+    with _locked(path):
+        merged = _read_used(path)
+        for token_id, moment in used.items():
+            merged[token_id] = max(moment, merged.get(token_id, 0.0))
+        durable.write_text(path, json.dumps(merged, indent=1, sort_keys=True), mode=0o600)
 
 
 def _read_used(path: Path) -> dict[str, float]:

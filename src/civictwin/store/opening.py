@@ -114,6 +114,27 @@ def publishing(store: Store) -> tuple[FeatureSource, TileSource]:
     return features, PostGISTileRenderer(features)
 
 
+def dump_database(dsn: str, target: Path) -> None:
+    """Write the twin a PostGIS database serves to ``target`` (a ``pg_dump`` archive)."""
+    from civictwin.store.postgis_dump import dump_twin
+
+    dump_twin(dsn, target)
+
+
+def restore_database(dsn: str, dump: Path) -> None:
+    """Load a :func:`dump_database` archive into the PostGIS database ``dsn`` (which holds no twin)."""
+    from civictwin.store.postgis_dump import restore_twin
+
+    restore_twin(dsn, dump)
+
+
+def drop_database_twin(dsn: str) -> None:
+    """Remove the twin :func:`restore_database` loaded into ``dsn`` (a restore that failed later)."""
+    from civictwin.store.postgis_dump import drop_twin
+
+    drop_twin(dsn)
+
+
 def store_version(location: StoreLocation | TwinConfig) -> str:
     """The version marker of the store at ``location`` now (the store is opened to read it)."""
     with open_store(location) as store:
