@@ -15,13 +15,16 @@ from civictwin.engines.traffic.countnext import (
     count_design,
     kpi_by_unknown,
     kpi_variance,
+    latest_ranking,
     per_vehicle_cost,
     plan_design,
     plan_runs,
     posterior_covariance,
     rank_sites,
+    save_ranking,
     variance_reduction,
 )
+from civictwin.engines.traffic.fitreport import calibration_section, calibration_summary
 from civictwin.engines.traffic.simulate import SeedOutcome
 from civictwin.engines.traffic.sites import CalibrationSettings
 from civictwin.errors import EngineError
@@ -145,3 +148,39 @@ def test_a_closure_on_the_tiny_twin_ranks_candidates_by_the_co2_difference_they_
     assert ranked["reduction"].is_monotonic_decreasing
     assert ((ranked["reduction"] >= 0) & (ranked["reduction"] <= variance)).all()
     assert ranked["share_removed"].iloc[0] > 0
+
+
+def test_the_report_lists_the_best_sites_of_a_ranking_made_from_the_calibration_it_shows(
+    tmp_path: Path,
+) -> None:
+    fit = {"site_hours": 2, "share_geh_ok": 0.5, "rmse": 10.0, "r2": 0.5, "meets_dmrb": False}
+    record = {"id": "calibration-003", "statement": "…", "fit_before": fit, "fit_after": fit, "scatter": []}
+    site = {"rank": 1, "edge_id": "e1", "street": "Main Street", "share_removed": 0.5, "sd_after": 1.118}
+    ranking = {
+        "calibration_record": "calibration-003",
+        "kpi": "co2_kg",
+        "unit": "kg",
+        "plan_a": "baseline",
+        "plan_b": "close_main",
+        "difference": -0.66,
+        "sd_now": 1.58,
+        "counted_site_hours": 1,
+        "sites": [site, {**site, "rank": 2, "edge_id": "e2", "street": "", "share_removed": 0.0}],
+    }
+    assert save_ranking(tmp_path, ranking).name == "where-next-001.json"
+    assert save_ranking(tmp_path, ranking).name == "where-next-002.json"
+    latest = latest_ranking(tmp_path)
+    assert latest is not None and latest["id"] == "where-next-002"
+
+    section = calibration_section(calibration_summary(record, latest))
+
+    assert section.paragraphs[-1] == (
+        "Where to count next (where-next-002): the difference in co2_kg between close_main and baseline "
+        "(-0.66 kg) has a standard deviation of 1.58 kg from the uncertainty of the calibrated demand "
+        "with today's 1 counted site-hours; a count at one of these directed edges would narrow it most "
+        "(methods-countnext.md): 1. e1 (Main Street): 50% of the variance removed, standard deviation "
+        "1.12 kg after; 2. e2: 0% of the variance removed, standard deviation 1.12 kg after."
+    )
+    # a ranking made from another calibration is not shown with this one
+    other = calibration_summary({**record, "id": "calibration-004"}, latest)
+    assert other["where_next"] is None
