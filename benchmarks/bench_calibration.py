@@ -16,6 +16,11 @@ Sections (each prints a markdown table on stdout; progress goes to stderr):
   met, and the sampled routes are simulated once with ``sumo``; its fit is scored the same way
   (routeSampler fits the counts directly, with no demand model behind it, so a scenario cannot reuse
   it: it is the floor of what matching counts costs).
+- ``prior``: the same synthetic truth with a demand ``--congested-scale`` times the gravity prior's
+  base (12: the grid's busiest edges near their capacity), calibrated with each of
+  ``--prior-weights`` as the OD pairs' ``prior_weight``: the fit on used and held-back sites and the
+  share by run, to show how much the prior's assumed variance (methods-calibration.md) holds the
+  estimate back when the prior is off by factors of 0.25–4.
 - ``twin``: ``calibrate_twin`` on a copy of an existing twin (``--twin``, e.g. the demo twin after
   ``civictwin sensors import``): sites used, simulation runs, wall and CPU time (this process and
   its SUMO children) and the fit before, after and on held-back sites; with ``[gateways]`` enabled in
@@ -139,6 +144,55 @@ def synthetic(args: argparse.Namespace, work: Path) -> None:
     )
 
 
+def prior_weights(args: argparse.Namespace, work: Path) -> None:
+    inputs = grid_inputs(args.grid, work)
+    counted = tuple(sorted(inputs.edges["edge_id"].astype(str)))[::3]
+    base = TrafficParams(
+        iterations=1,
+        demand=DemandParams(scale=args.congested_scale, distance="crowfly"),
+        count_edges=counted,
+    )
+    prepared = prepare_scenario(inputs, Scenario.baseline_scenario(), work / "truth_net", base)
+    log("simulating the congested truth")
+    truth = _simulate(prepared, Factors(od=TRUTH), 7, work / "truth").counts
+    first = truth[truth["hour"] == 0]
+    hourly = pd.DataFrame(
+        {
+            "site": "synthetic/" + first["edge_id"],
+            "edge_id": first["edge_id"],
+            "hour": 8,
+            "observed": first["vehicles"].astype(float),
+        }
+    )
+    sites = CountSites(sites=pd.DataFrame({"site": hourly["site"], "status": "used"}), hourly=hourly)
+    print(
+        f"\n### Synthetic truth, congested: demand scale {args.congested_scale:g}, {len(hourly)} count sites "
+        f"({hourly['observed'].sum():,.0f} vehicles counted), {args.folds}-fold, "
+        f"{args.max_iterations} updates\n"
+    )
+    print(
+        "| prior_weight | wall s | simulations | GEH < 5 before → after | RMSE after | held back before → after | held-back RMSE after | share by run |"
+    )
+    print("| ---: | ---: | ---: | --- | ---: | --- | ---: | --- |")
+    for weight in (float(w) for w in args.prior_weights.split(",")):
+        log(f"calibrating with prior_weight {weight:g}")
+        settings = CalibrationSettings(
+            folds=args.folds, max_iterations=args.max_iterations, seed=3, prior_weight=weight
+        )
+        params = base.model_copy(update={"calibration": settings})
+        start = time.perf_counter()
+        record = calibrate(inputs, sites, params, work / f"calibration_{weight:g}")
+        wall = time.perf_counter() - start
+        before, after = record["fit_before"], record["fit_after"]
+        held_before, held = record["kfold"]["held_back_before"], record["kfold"]["held_back_after"]
+        shares = " → ".join(f"{share:.0%}" for share in record["shares_by_run"])
+        print(
+            f"| {weight:g} | {wall:.1f} | {record['simulation_runs']} | {before['share_geh_ok']:.0%} → "
+            f"{after['share_geh_ok']:.0%} | {after['rmse']:.1f} | {held_before['share_geh_ok']:.0%} → "
+            f"{held['share_geh_ok']:.0%} | {held['rmse']:.1f} | {shares} |"
+        )
+
+
 def route_sampler(prepared: object, hourly: pd.DataFrame, work: Path) -> tuple[float, object, object]:
     """SUMO's tool chain alone: the prior run's routes sampled by routeSampler to the counts, simulated."""
     work.mkdir(parents=True)
@@ -254,16 +308,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", default="synthetic,twin", help="comma-separated sections")
+    parser.add_argument("--only", default="synthetic,prior,twin", help="comma-separated sections")
     parser.add_argument("--grid", type=int, default=4, help="synthetic: grid size (junctions per side)")
     parser.add_argument("--scale", type=float, default=4.0, help="synthetic: demand scale")
+    parser.add_argument("--congested-scale", type=float, default=12.0, help="prior: demand scale")
+    parser.add_argument("--prior-weights", default="1,0.1,0.01", help="prior: OD prior weights to compare")
     parser.add_argument("--folds", type=int, default=2)
     parser.add_argument("--max-iterations", type=int, default=2)
     parser.add_argument(
         "--twin", type=Path, default=None, help="twin: the twin directory to calibrate a copy of"
     )
     args = parser.parse_args()
-    sections = {"synthetic": synthetic, "twin": twin}
+    sections = {"synthetic": synthetic, "prior": prior_weights, "twin": twin}
     with tempfile.TemporaryDirectory(prefix="bench-calibration-") as folder:
         for name in args.only.split(","):
             sections[name](args, Path(folder) / name)
