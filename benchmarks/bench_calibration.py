@@ -4,6 +4,7 @@ Reproduce (the numbers recorded in BENCHMARKS.md):
 
     .venv/bin/python benchmarks/bench_calibration.py
     .venv/bin/python benchmarks/bench_calibration.py --only twin --twin path/to/demo-twin
+    .venv/bin/python benchmarks/bench_calibration.py --only sampler --twin path/to/demo-twin
 
 Sections (each prints a markdown table on stdout; progress goes to stderr):
 
@@ -26,6 +27,9 @@ Sections (each prints a markdown table on stdout; progress goes to stderr):
   its SUMO children) and the fit before, after and on held-back sites; with ``[gateways]`` enabled in
   the twin's ``traffic.toml``, the gateways, how many took a flow from a count and the fitted flows'
   total against the prior's. The copy is removed at the end; the twin itself is not touched.
+- ``sampler``: SUMO's ``routeSampler.py`` on the prior run of a twin (``--twin``; its baseline as the
+  calibration prepares it, read only), the sampled routes simulated with plain ``sumo``: whether
+  the twin's network carries its counts at all when the routes are chosen to match them.
 """
 
 from __future__ import annotations
@@ -43,12 +47,20 @@ from typing import Any
 
 import pandas as pd
 
-from civictwin.engines.traffic.calibration import Factors, _simulate, calibrate, calibrate_twin
+from civictwin.engines.traffic.calibration import (
+    Factors,
+    _simulate,
+    calibrate,
+    calibrate_twin,
+    counted_gateway_flows,
+    twin_count_sites,
+    window_hours,
+)
 from civictwin.engines.traffic.demand import DemandParams
 from civictwin.engines.traffic.fit import fit
-from civictwin.engines.traffic.inputs import TwinInputs
+from civictwin.engines.traffic.inputs import TwinInputs, load_twin
 from civictwin.engines.traffic.outputs import read_counts
-from civictwin.engines.traffic.params import TrafficParams
+from civictwin.engines.traffic.params import TrafficParams, load_params
 from civictwin.engines.traffic.prepare import prepare_scenario
 from civictwin.engines.traffic.sites import CalibrationSettings, CountSites
 from civictwin.engines.traffic.sumo import binary, sumo_home
@@ -293,6 +305,40 @@ def twin(args: argparse.Namespace, work: Path) -> None:
     print(f"\n{record['statement']}")
 
 
+def twin_sampler(args: argparse.Namespace, work: Path) -> None:
+    """routeSampler on the twin's prior run, simulated: can the twin's network carry its counts at all?"""
+    if args.twin is None:
+        log("sampler: skipped (no --twin)")
+        return
+    params = load_params(args.twin)
+    sites = twin_count_sites(args.twin, params)
+    inputs = load_twin(args.twin)
+    observed = sites.window(params.calibration, window_hours(params)).reset_index(drop=True)
+    flows, _ = counted_gateway_flows(inputs.edges, sites, params)
+    base = params.model_copy(
+        update={
+            "od_factors": (),
+            "count_edges": tuple(sorted(set(observed["edge_id"].astype(str)))),
+            "calibration_record": None,
+            "gateway_flows": tuple(flows),
+        }
+    )
+    prepared = prepare_scenario(inputs, Scenario.baseline_scenario(), work / "network", base)
+    log("routeSampler on the twin's prior run")
+    elapsed, sampled, prior = route_sampler(prepared, observed[["edge_id", "observed"]], work / "sampler")
+    print(f"\n### {args.twin}: routeSampler.py on the prior run's routes, simulated with sumo\n")
+    print(
+        "| site-hours | GEH < 5 prior → sampled | RMSE prior → sampled | observed | simulated prior → sampled |"
+    )
+    print("| ---: | --- | --- | ---: | --- |")
+    print(
+        f"| {sampled.site_hours} | {prior.share_geh_ok:.0%} → {sampled.share_geh_ok:.0%} | "
+        f"{prior.rmse:.0f} → {sampled.rmse:.0f} | {sampled.observed_total:.0f} | "
+        f"{prior.simulated_total:.0f} → {sampled.simulated_total:.0f} |"
+    )
+    print(f"\nrouteSampler and sumo: {elapsed:.0f} s wall.")
+
+
 def _first_hour_vph(flows: list[dict[str, Any]]) -> float:
     """Inbound, through and outbound gateway flows of the first hour, summed (vehicles/hour)."""
     return sum(sum(f[f"{kind}_vph"][0] for kind in ("inbound", "through", "outbound")) for f in flows)
@@ -319,7 +365,7 @@ def main() -> None:
         "--twin", type=Path, default=None, help="twin: the twin directory to calibrate a copy of"
     )
     args = parser.parse_args()
-    sections = {"synthetic": synthetic, "prior": prior_weights, "twin": twin}
+    sections = {"synthetic": synthetic, "prior": prior_weights, "twin": twin, "sampler": twin_sampler}
     with tempfile.TemporaryDirectory(prefix="bench-calibration-") as folder:
         for name in args.only.split(","):
             sections[name](args, Path(folder) / name)
