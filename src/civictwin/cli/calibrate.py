@@ -136,7 +136,7 @@ def where_next(
         )
     console.print(table)
     console.print(
-        f"Difference {ranking['difference']:.3g} {unit} (one seed), standard deviation from the demand's "
+        f"Difference {_decimal(ranking['difference'])} {unit} (one seed), standard deviation from the demand's "
         f"uncertainty {ranking['sd_now']:.3g} {unit} with today's {ranking['counted_site_hours']} counted "
         f"site-hours; ranking: {path}",
         soft_wrap=True,

@@ -378,7 +378,7 @@ def where_to_count(
         "unit": KPIS[kpi],
         "plan_a": plan_a.name,
         "plan_b": plan_b.name,
-        "difference": float(run_b.outcome.kpis.get(kpi, math.nan) - run_a.outcome.kpis.get(kpi, math.nan)),
+        "difference": _finite(run_b.outcome.kpis.get(kpi, math.nan) - run_a.outcome.kpis.get(kpi, math.nan)),
         "linearised_difference": float(design.sensitivity.sum()),
         "sd_now": math.sqrt(variance),
         "unknowns": len(design.unknowns),
@@ -427,6 +427,11 @@ def _plain_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
+def _finite(value: float) -> float | None:
+    """``value`` as JSON can hold it: None when it is not a finite number."""
+    return float(value) if math.isfinite(value) else None
+
+
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
@@ -438,7 +443,9 @@ def save_ranking(twin_dir: Path, ranking: Mapping[str, Any]) -> Path:
     taken = [int(m.group(1)) for p in folder.iterdir() if (m := _RECORD_NAME.fullmatch(p.name))]
     version = max(taken, default=0) + 1
     path = folder / f"{RECORD_PREFIX}-{version:03d}.json"
-    durable.write_text(path, json.dumps({"id": path.stem, **ranking}, indent=2, ensure_ascii=False))
+    durable.write_text(
+        path, json.dumps({"id": path.stem, **ranking}, indent=2, ensure_ascii=False, allow_nan=False)
+    )
     return path
 
 

@@ -141,7 +141,7 @@ def where_next_paragraph(where_next: Mapping[str, Any]) -> str:
     )
     return (
         f"Where to count next ({where_next['id']}): the difference in {where_next['kpi']} between "
-        f"{where_next['plan_b']} and {where_next['plan_a']} ({where_next['difference']:.3g} {unit}) has a "
+        f"{where_next['plan_b']} and {where_next['plan_a']} ({_number(where_next['difference'], 2)} {unit}) has a "
         f"standard deviation of {where_next['sd_now']:.3g} {unit} from the uncertainty of the calibrated "
         f"demand with today's {where_next['counted_site_hours']} counted site-hours; a count at one of "
         f"these directed edges would narrow it most (methods-countnext.md): {sites or 'none'}."
