@@ -150,15 +150,26 @@ def unknown_of(prepared: PreparedScenario, trip_id: str) -> Unknown | None:
     return None
 
 
-def labelled_passages(prepared: PreparedScenario, outcome: SeedOutcome) -> pd.DataFrame:
-    """The run's passages (``trip_id``, ``edge_id``, ``hour``) with the ``unknown`` of each trip;
-    passages of trips no unknown scales (events) left out."""
+def labelled_passages(
+    prepared: PreparedScenario, outcome: SeedOutcome
+) -> tuple[pd.DataFrame, dict[str, Unknown]]:
+    """The run's passages (``trip_id``, ``edge_id``, ``hour``) with the text key of each trip's
+    ``unknown`` (passages of trips no unknown scales, events, left out), and the unknown of each key.
+    A trip's ids index its own plan's zones (a plan may close a gateway), so each plan is labelled
+    with its own ``prepared``."""
     passages = outcome.passages
-    ids = passages["trip_id"].astype(str)
-    unknowns = [unknown_of(prepared, t) for t in ids]
-    frame = passages.assign(edge_id=passages["edge_id"].astype(str), hour=passages["hour"].astype(int))
-    frame["unknown"] = [" ".join(u) if u is not None else "" for u in unknowns]
-    return frame[frame["unknown"] != ""].reset_index(drop=True)
+    keys: dict[str, Unknown] = {}
+    labels = []
+    for trip in passages["trip_id"].astype(str):
+        unknown = unknown_of(prepared, trip)
+        label = "" if unknown is None else " ".join(unknown)
+        if unknown is not None:
+            keys[label] = unknown
+        labels.append(label)
+    frame = passages.assign(
+        edge_id=passages["edge_id"].astype(str), hour=passages["hour"].astype(int), unknown=labels
+    )
+    return frame[frame["unknown"] != ""].reset_index(drop=True), keys
 
 
 def per_vehicle_cost(outcome: SeedOutcome, edges: pd.DataFrame, kpi: str) -> pd.Series:
@@ -271,10 +282,10 @@ def plan_design(
             "ranking count sites needs a prior: prior_weight and gateway_prior_weight must be > 0",
             field="calibration",
         )
-    seen = labelled_passages(baseline.prepared, baseline.outcome)
-    in_a = labelled_passages(plan_a.prepared, plan_a.outcome)
-    in_b = labelled_passages(plan_b.prepared, plan_b.outcome)
-    prior = _prior_variance(baseline, _unknown_keys(baseline.prepared, [seen, in_a, in_b]), factors)
+    seen, keys = labelled_passages(baseline.prepared, baseline.outcome)
+    in_a, keys_a = labelled_passages(plan_a.prepared, plan_a.outcome)
+    in_b, keys_b = labelled_passages(plan_b.prepared, plan_b.outcome)
+    prior = _prior_variance(baseline, dict(sorted({**keys_b, **keys_a, **keys}.items())), factors)
     finite = {k: v for k, v in prior.items() if math.isfinite(v)}
     cost_a = kpi_by_unknown(in_a, per_vehicle_cost(plan_a.outcome, edges, kpi))
     cost_b = kpi_by_unknown(in_b, per_vehicle_cost(plan_b.outcome, edges, kpi))
@@ -288,26 +299,19 @@ def plan_design(
     )
 
 
-def _unknown_keys(prepared: PreparedScenario, frames: Sequence[pd.DataFrame]) -> dict[str, Unknown]:
-    """Every unknown the runs' trips belong to, by its text key."""
-    keys: dict[str, Unknown] = {}
-    for frame in frames:
-        for trip in frame["trip_id"].astype(str).unique():
-            unknown = unknown_of(prepared, trip)
-            if unknown is not None:
-                keys[" ".join(unknown)] = unknown
-    return dict(sorted(keys.items()))
-
-
 def _prior_variance(baseline: PlanRun, keyed: Mapping[str, Unknown], factors: Factors) -> dict[str, float]:
     """Each unknown's prior variance relative to the calibrated demand: ``1 / (w g T)`` (``w`` the
     prior weight, ``g`` the calibrated factor, ``T`` its calibrated car trips); the calibration's
-    prior term ``w T₀ (x − 1)²`` with ``T₀ = T / g`` and ``x = g y``. Infinite where it has no trips."""
+    prior term ``w T₀ (x − 1)²`` with ``T₀ = T / g`` and ``x = g y``. Infinite where it has no trips
+    today, e.g. a gateway only a plan opens: no count of today's traffic can narrow it."""
     prepared, outcome = baseline.prepared, baseline.outcome
     settings = prepared.params.calibration
+    simulated = {f.node for f in prepared.gateways.flows} if prepared.gateways is not None else set()
     variance: dict[str, float] = {}
     for key, (kind, first, second) in keyed.items():
-        if kind == "gateway":
+        if kind == "gateway" and first not in simulated:
+            trips, factor, weight = 0.0, 1.0, settings.gateway_prior_weight
+        elif kind == "gateway":
             trips = float(prior_gateway_trips(prepared.gateways, [(first, second)])[0])
             factor, weight = factors.gateways.get((first, second), 1.0), settings.gateway_prior_weight
         else:
