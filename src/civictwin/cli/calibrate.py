@@ -109,6 +109,12 @@ def where_next(
     twin_dir: Path = TWIN_DIR,
     kpi: str = typer.Option("co2_kg", "--kpi", help=f"The KPI whose difference matters: {', '.join(KPIS)}."),
     top: int = typer.Option(10, "--top", min=1, help="How many candidate sites to list."),
+    sequence: int = typer.Option(
+        5,
+        "--sequence",
+        min=1,
+        help="How many counters to place one after another (each given the ones before).",
+    ),
 ) -> None:
     """Rank the uncounted directed edges by how much a count there would narrow the difference of a KPI
     between two plans (the twin's latest calibration linearised); stored beside the calibration records."""
@@ -118,7 +124,11 @@ def where_next(
     plans = resolve(twin_dir, plan_a, catalog), resolve(twin_dir, plan_b, catalog)
     with console.status("ranking count sites") as status:
         ranking = where_to_count(
-            twin_dir, *plans, kpi=kpi, on_step=lambda text: status.update(f"ranking count sites: {text}")
+            twin_dir,
+            *plans,
+            kpi=kpi,
+            sequence=sequence,
+            on_step=lambda text: status.update(f"ranking count sites: {text}"),
         )
     path = save_ranking(twin_dir, ranking)
     unit = ranking["unit"]
@@ -135,6 +145,12 @@ def where_next(
             _share(site["share_removed"]),
         )
     console.print(table)
+    placed = Table(title="Counters placed one after another (each given the ones before it)")
+    for column in ("order", "edge", "street", f"sd after ({unit})"):
+        placed.add_column(column, justify="left" if column in ("edge", "street") else "right")
+    for site in ranking["sequence"]:
+        placed.add_row(str(site["order"]), site["edge_id"], site["street"] or "—", f"{site['sd_after']:.3g}")
+    console.print(placed)
     console.print(
         f"Difference {_decimal(ranking['difference'])} {unit} (one seed), standard deviation from the demand's "
         f"uncertainty {ranking['sd_now']:.3g} {unit} with today's {ranking['counted_site_hours']} counted "

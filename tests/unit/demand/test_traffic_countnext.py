@@ -22,6 +22,7 @@ from civictwin.engines.traffic.countnext import (
     posterior_covariance,
     rank_sites,
     save_ranking,
+    sequence_sites,
     variance_reduction,
 )
 from civictwin.engines.traffic.fitreport import calibration_section, calibration_summary
@@ -95,6 +96,32 @@ def test_the_edge_carrying_the_pair_the_kpi_depends_on_ranks_first_with_the_hand
     assert ranked["share_removed"].tolist() == pytest.approx([0.5, 0.0, 0.0])
     assert ranked["sd_after"].iloc[0] == pytest.approx(math.sqrt(1.25))
     assert ranked["predicted_vph"].tolist() == [10.0, 20.0, 0.0]
+
+
+def test_a_second_counter_on_the_same_trips_is_worth_less_once_the_first_is_placed() -> None:
+    passages, counts = _hand_network()
+    # e4 carries the same 10 cars of a→b as e1 (the next edge of the same road)
+    twin = passages[passages["edge_id"] == "e1"].assign(edge_id="e4")
+    passages = pd.concat([passages, twin], ignore_index=True)
+    counts = pd.concat([counts, pd.DataFrame({"edge_id": ["e4"], "hour": [0], "vehicles": [10.0]})])
+    design = count_design(
+        passages=passages,
+        counts=counts,
+        observed=pd.DataFrame({"edge_id": ["e0"], "hour": [0], "observed": [20.0]}),
+        prior_variance={"od a b": 0.1, "od c d": 0.05},
+        sensitivity={"od a b": 5.0},
+        hours=1,
+    )
+    _, alone = rank_sites(design)
+    assert alone.set_index("edge_id")["reduction"][["e1", "e4"]].tolist() == pytest.approx([1.25, 1.25])
+
+    chosen = sequence_sites(design, count=2)
+
+    assert chosen["edge_id"].tolist() == ["e1", "e4"]
+    # after e1 the pair's variance is 1 / (10 + 10²/10) = 0.05: e4 removes (5·0.05·10)² / (10 + 100·0.05)
+    assert chosen["reduction"].tolist() == pytest.approx([1.25, 6.25 / 15.0])
+    # both counted: variance 25 / (10 + 10 + 10) of the KPI
+    assert chosen["sd_after"].tolist() == pytest.approx([math.sqrt(1.25), math.sqrt(25.0 / 30.0)])
 
 
 def test_per_vehicle_costs_and_their_sum_by_unknown() -> None:

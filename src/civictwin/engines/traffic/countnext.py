@@ -136,6 +136,40 @@ def rank_sites(design: CountDesign) -> tuple[float, pd.DataFrame]:
     return variance, frame
 
 
+def updated_covariance(covariance: FloatArray, rows: FloatArray, variances: FloatArray) -> FloatArray:
+    """``covariance`` after observing ``rows`` (k × n) with noise ``variances`` (k):
+    ``P − P Aᵀ (R + A P Aᵀ)⁻¹ A P``."""
+    gain = covariance @ rows.T
+    innovation = np.diag(variances) + rows @ gain
+    updated = covariance - gain @ np.linalg.solve(innovation, gain.T)
+    symmetric: FloatArray = (updated + updated.T) / 2.0
+    return symmetric
+
+
+def sequence_sites(design: CountDesign, *, count: int) -> pd.DataFrame:
+    """The next ``count`` counters chosen one after another, each the candidate that removes most of the
+    variance the counters before it leave (the sequential heuristic of the sensor-location
+    literature; neighbouring edges of one road carry the same trips, so after one of them is chosen
+    the others score little): ``order``, ``edge_id``, ``reduction`` (of the variance left before it),
+    ``sd_after`` (with it and the ones before, KPI units)."""
+    covariance = posterior_covariance(design.prior_variance, design.counted, design.counted_variance)
+    remaining = dict(design.candidates)
+    chosen = []
+    for order in range(1, min(count, len(remaining)) + 1):
+        scores = {
+            edge: variance_reduction(covariance, design.sensitivity, rows, noise)
+            for edge, (rows, noise) in remaining.items()
+        }
+        edge = min(scores, key=lambda e: (-scores[e], e))
+        rows, noise = remaining.pop(edge)
+        covariance = updated_covariance(covariance, rows, noise)
+        left = max(kpi_variance(covariance, design.sensitivity), 0.0)
+        chosen.append(
+            {"order": order, "edge_id": edge, "reduction": scores[edge], "sd_after": math.sqrt(left)}
+        )
+    return pd.DataFrame(chosen, columns=["order", "edge_id", "reduction", "sd_after"])
+
+
 # ---------------------------------------------------------------------------------- from simulations
 
 
@@ -340,10 +374,12 @@ def where_to_count(
     plan_b: Scenario,
     *,
     kpi: str,
+    sequence: int = 5,
     on_step: Step | None = None,
 ) -> dict[str, Any]:
     """Rank the twin's uncounted directed edges by how much a count there would narrow the
-    difference of ``kpi`` between ``plan_a`` and ``plan_b``; the result as plain JSON."""
+    difference of ``kpi`` between ``plan_a`` and ``plan_b``, each alone and as a ``sequence`` of
+    counters chosen one after another; the result as plain JSON."""
     if kpi not in KPIS:
         raise EngineError(f"unknown KPI '{kpi}' (one of {', '.join(KPIS)})", field="kpi")
     record = latest_record(twin_dir)
@@ -387,6 +423,13 @@ def where_to_count(
         "sd_now": math.sqrt(variance),
         "unknowns": len(design.unknowns),
         "counted_site_hours": len(design.counted),
+        "sequence": [
+            {
+                **{k: (round(float(v), 6) if k in ("reduction", "sd_after") else v) for k, v in row.items()},
+                "street": _text(names.get(row["edge_id"])),
+            }
+            for row in sequence_sites(design, count=sequence).to_dict("records")
+        ],
         "sites": [{**row, "street": _text(names.get(row["edge_id"]))} for row in _plain_rows(ranked)],
     }
 
