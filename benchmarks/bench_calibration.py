@@ -4,6 +4,7 @@ Reproduce (the numbers recorded in BENCHMARKS.md):
 
     .venv/bin/python benchmarks/bench_calibration.py
     .venv/bin/python benchmarks/bench_calibration.py --only twin --twin path/to/demo-twin
+    .venv/bin/python benchmarks/bench_calibration.py --only sampler --twin path/to/demo-twin
 
 Sections (each prints a markdown table on stdout; progress goes to stderr):
 
@@ -16,11 +17,19 @@ Sections (each prints a markdown table on stdout; progress goes to stderr):
   met, and the sampled routes are simulated once with ``sumo``; its fit is scored the same way
   (routeSampler fits the counts directly, with no demand model behind it, so a scenario cannot reuse
   it: it is the floor of what matching counts costs).
+- ``prior``: the same synthetic truth with a demand ``--congested-scale`` times the gravity prior's
+  base (12: the grid's busiest edges near their capacity), calibrated with each of
+  ``--prior-weights`` as the OD pairs' ``prior_weight``: the fit on used and held-back sites and the
+  share by run, to show how much the prior's assumed variance (methods-calibration.md) holds the
+  estimate back when the prior is off by factors of 0.25–4.
 - ``twin``: ``calibrate_twin`` on a copy of an existing twin (``--twin``, e.g. the demo twin after
   ``civictwin sensors import``): sites used, simulation runs, wall and CPU time (this process and
   its SUMO children) and the fit before, after and on held-back sites; with ``[gateways]`` enabled in
   the twin's ``traffic.toml``, the gateways, how many took a flow from a count and the fitted flows'
   total against the prior's. The copy is removed at the end; the twin itself is not touched.
+- ``sampler``: SUMO's ``routeSampler.py`` on the prior run of a twin (``--twin``; its baseline as the
+  calibration prepares it, read only), the sampled routes simulated with plain ``sumo``: whether
+  the twin's network carries its counts at all when the routes are chosen to match them.
 """
 
 from __future__ import annotations
@@ -38,12 +47,20 @@ from typing import Any
 
 import pandas as pd
 
-from civictwin.engines.traffic.calibration import Factors, _simulate, calibrate, calibrate_twin
+from civictwin.engines.traffic.calibration import (
+    Factors,
+    _simulate,
+    calibrate,
+    calibrate_twin,
+    counted_gateway_flows,
+    twin_count_sites,
+    window_hours,
+)
 from civictwin.engines.traffic.demand import DemandParams
 from civictwin.engines.traffic.fit import fit
-from civictwin.engines.traffic.inputs import TwinInputs
+from civictwin.engines.traffic.inputs import TwinInputs, load_twin
 from civictwin.engines.traffic.outputs import read_counts
-from civictwin.engines.traffic.params import TrafficParams
+from civictwin.engines.traffic.params import TrafficParams, load_params
 from civictwin.engines.traffic.prepare import prepare_scenario
 from civictwin.engines.traffic.sites import CalibrationSettings, CountSites
 from civictwin.engines.traffic.sumo import binary, sumo_home
@@ -137,6 +154,55 @@ def synthetic(args: argparse.Namespace, work: Path) -> None:
         f"| routeSampler.py on the prior run's routes, then sumo | {sampler_s:.1f} | 1 (+ the prior run) | "
         f"{prior_fit.share_geh_ok:.0%} | {sampler_fit.share_geh_ok:.0%} | — | — |"
     )
+
+
+def prior_weights(args: argparse.Namespace, work: Path) -> None:
+    inputs = grid_inputs(args.grid, work)
+    counted = tuple(sorted(inputs.edges["edge_id"].astype(str)))[::3]
+    base = TrafficParams(
+        iterations=1,
+        demand=DemandParams(scale=args.congested_scale, distance="crowfly"),
+        count_edges=counted,
+    )
+    prepared = prepare_scenario(inputs, Scenario.baseline_scenario(), work / "truth_net", base)
+    log("simulating the congested truth")
+    truth = _simulate(prepared, Factors(od=TRUTH), 7, work / "truth").counts
+    first = truth[truth["hour"] == 0]
+    hourly = pd.DataFrame(
+        {
+            "site": "synthetic/" + first["edge_id"],
+            "edge_id": first["edge_id"],
+            "hour": 8,
+            "observed": first["vehicles"].astype(float),
+        }
+    )
+    sites = CountSites(sites=pd.DataFrame({"site": hourly["site"], "status": "used"}), hourly=hourly)
+    print(
+        f"\n### Synthetic truth, congested: demand scale {args.congested_scale:g}, {len(hourly)} count sites "
+        f"({hourly['observed'].sum():,.0f} vehicles counted), {args.folds}-fold, "
+        f"{args.max_iterations} updates\n"
+    )
+    print(
+        "| prior_weight | wall s | simulations | GEH < 5 before → after | RMSE after | held back before → after | held-back RMSE after | share by run |"
+    )
+    print("| ---: | ---: | ---: | --- | ---: | --- | ---: | --- |")
+    for weight in (float(w) for w in args.prior_weights.split(",")):
+        log(f"calibrating with prior_weight {weight:g}")
+        settings = CalibrationSettings(
+            folds=args.folds, max_iterations=args.max_iterations, seed=3, prior_weight=weight
+        )
+        params = base.model_copy(update={"calibration": settings})
+        start = time.perf_counter()
+        record = calibrate(inputs, sites, params, work / f"calibration_{weight:g}")
+        wall = time.perf_counter() - start
+        before, after = record["fit_before"], record["fit_after"]
+        held_before, held = record["kfold"]["held_back_before"], record["kfold"]["held_back_after"]
+        shares = " → ".join(f"{share:.0%}" for share in record["shares_by_run"])
+        print(
+            f"| {weight:g} | {wall:.1f} | {record['simulation_runs']} | {before['share_geh_ok']:.0%} → "
+            f"{after['share_geh_ok']:.0%} | {after['rmse']:.1f} | {held_before['share_geh_ok']:.0%} → "
+            f"{held['share_geh_ok']:.0%} | {held['rmse']:.1f} | {shares} |"
+        )
 
 
 def route_sampler(prepared: object, hourly: pd.DataFrame, work: Path) -> tuple[float, object, object]:
@@ -239,6 +305,40 @@ def twin(args: argparse.Namespace, work: Path) -> None:
     print(f"\n{record['statement']}")
 
 
+def twin_sampler(args: argparse.Namespace, work: Path) -> None:
+    """routeSampler on the twin's prior run, simulated: can the twin's network carry its counts at all?"""
+    if args.twin is None:
+        log("sampler: skipped (no --twin)")
+        return
+    params = load_params(args.twin)
+    sites = twin_count_sites(args.twin, params)
+    inputs = load_twin(args.twin)
+    observed = sites.window(params.calibration, window_hours(params)).reset_index(drop=True)
+    flows, _ = counted_gateway_flows(inputs.edges, sites, params)
+    base = params.model_copy(
+        update={
+            "od_factors": (),
+            "count_edges": tuple(sorted(set(observed["edge_id"].astype(str)))),
+            "calibration_record": None,
+            "gateway_flows": tuple(flows),
+        }
+    )
+    prepared = prepare_scenario(inputs, Scenario.baseline_scenario(), work / "network", base)
+    log("routeSampler on the twin's prior run")
+    elapsed, sampled, prior = route_sampler(prepared, observed[["edge_id", "observed"]], work / "sampler")
+    print(f"\n### {args.twin}: routeSampler.py on the prior run's routes, simulated with sumo\n")
+    print(
+        "| site-hours | GEH < 5 prior → sampled | RMSE prior → sampled | observed | simulated prior → sampled |"
+    )
+    print("| ---: | --- | --- | ---: | --- |")
+    print(
+        f"| {sampled.site_hours} | {prior.share_geh_ok:.0%} → {sampled.share_geh_ok:.0%} | "
+        f"{prior.rmse:.0f} → {sampled.rmse:.0f} | {sampled.observed_total:.0f} | "
+        f"{prior.simulated_total:.0f} → {sampled.simulated_total:.0f} |"
+    )
+    print(f"\nrouteSampler and sumo: {elapsed:.0f} s wall.")
+
+
 def _first_hour_vph(flows: list[dict[str, Any]]) -> float:
     """Inbound, through and outbound gateway flows of the first hour, summed (vehicles/hour)."""
     return sum(sum(f[f"{kind}_vph"][0] for kind in ("inbound", "through", "outbound")) for f in flows)
@@ -254,16 +354,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", default="synthetic,twin", help="comma-separated sections")
+    parser.add_argument("--only", default="synthetic,prior,twin", help="comma-separated sections")
     parser.add_argument("--grid", type=int, default=4, help="synthetic: grid size (junctions per side)")
     parser.add_argument("--scale", type=float, default=4.0, help="synthetic: demand scale")
+    parser.add_argument("--congested-scale", type=float, default=12.0, help="prior: demand scale")
+    parser.add_argument("--prior-weights", default="1,0.1,0.01", help="prior: OD prior weights to compare")
     parser.add_argument("--folds", type=int, default=2)
     parser.add_argument("--max-iterations", type=int, default=2)
     parser.add_argument(
         "--twin", type=Path, default=None, help="twin: the twin directory to calibrate a copy of"
     )
     args = parser.parse_args()
-    sections = {"synthetic": synthetic, "twin": twin}
+    sections = {"synthetic": synthetic, "prior": prior_weights, "twin": twin, "sampler": twin_sampler}
     with tempfile.TemporaryDirectory(prefix="bench-calibration-") as folder:
         for name in args.only.split(","):
             sections[name](args, Path(folder) / name)

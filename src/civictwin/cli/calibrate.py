@@ -12,6 +12,7 @@ from rich.table import Table
 
 from civictwin.cli import app, console
 from civictwin.engines.traffic.calibration import calibrate_twin, twin_count_sites
+from civictwin.engines.traffic.countnext import KPIS, save_ranking, where_to_count
 
 calibrate_app = typer.Typer(help="Calibrate the traffic demand to the twin's counts.", no_args_is_help=True)
 app.add_typer(calibrate_app, name="calibrate")
@@ -99,3 +100,61 @@ def _text(value: Any) -> str:
 
 def _number(value: Any) -> str:
     return "—" if value is None or math.isnan(float(value)) else f"{float(value):.0f}"
+
+
+@calibrate_app.command("where-next")
+def where_next(
+    plan_a: str = typer.Argument(..., help="The first plan (a scenario name, or 'baseline')."),
+    plan_b: str = typer.Argument(..., help="The plan compared with it."),
+    twin_dir: Path = TWIN_DIR,
+    kpi: str = typer.Option("co2_kg", "--kpi", help=f"The KPI whose difference matters: {', '.join(KPIS)}."),
+    top: int = typer.Option(10, "--top", min=1, help="How many candidate sites to list."),
+    sequence: int = typer.Option(
+        5,
+        "--sequence",
+        min=1,
+        help="How many counters to place one after another (each given the ones before).",
+    ),
+) -> None:
+    """Rank the uncounted directed edges by how much a count there would narrow the difference of a KPI
+    between two plans (the twin's latest calibration linearised); stored beside the calibration records."""
+    from civictwin.cli.scenario import catalog_of, installed, resolve
+
+    catalog = catalog_of(installed())
+    plans = resolve(twin_dir, plan_a, catalog), resolve(twin_dir, plan_b, catalog)
+    with console.status("ranking count sites") as status:
+        ranking = where_to_count(
+            twin_dir,
+            *plans,
+            kpi=kpi,
+            sequence=sequence,
+            on_step=lambda text: status.update(f"ranking count sites: {text}"),
+        )
+    path = save_ranking(twin_dir, ranking)
+    unit = ranking["unit"]
+    table = Table(title=f"Where to count next: {kpi} of {plan_b} − {plan_a}")
+    for column in ("rank", "edge", "street", "peak veh/h", f"sd after ({unit})", "variance removed"):
+        table.add_column(column, justify="left" if column in ("edge", "street") else "right")
+    for site in ranking["sites"][:top]:
+        table.add_row(
+            str(site["rank"]),
+            site["edge_id"],
+            site["street"] or "—",
+            _number(site["predicted_vph"]),
+            f"{site['sd_after']:.3g}",
+            _share(site["share_removed"]),
+        )
+    console.print(table)
+    placed = Table(title="Counters placed one after another (each given the ones before it)")
+    for column in ("order", "edge", "street", f"sd after ({unit})"):
+        placed.add_column(column, justify="left" if column in ("edge", "street") else "right")
+    for site in ranking["sequence"]:
+        placed.add_row(str(site["order"]), site["edge_id"], site["street"] or "—", f"{site['sd_after']:.3g}")
+    console.print(placed)
+    console.print(
+        f"Difference {_decimal(ranking['difference'])} {unit} (one seed), standard deviation from the demand's "
+        f"uncertainty {ranking['sd_now']:.3g} {unit} with today's {ranking['counted_site_hours']} counted "
+        f"site-hours; ranking: {path}",
+        soft_wrap=True,
+        highlight=False,
+    )

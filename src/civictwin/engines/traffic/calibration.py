@@ -337,7 +337,7 @@ def update_factors(
     counts = rows["observed"].to_numpy(dtype=float)
     weight = 1.0 / np.sqrt(np.maximum(counts, 1.0))
     prior_trips = np.concatenate(
-        [_prior_car_trips(prepared, outcome, pairs), _prior_gateway_trips(prepared.gateways, flows)]
+        [prior_car_trips(prepared, outcome, pairs), prior_gateway_trips(prepared.gateways, flows)]
     )
     upper = np.concatenate(
         [np.full(len(pairs), MAX_FACTOR), gateway_bounds(prepared.gateways, prepared.edges, flows)]
@@ -362,7 +362,7 @@ def update_factors(
     )
 
 
-def _prior_car_trips(prepared: PreparedScenario, outcome: SeedOutcome, pairs: Sequence[Pair]) -> np.ndarray:
+def prior_car_trips(prepared: PreparedScenario, outcome: SeedOutcome, pairs: Sequence[Pair]) -> np.ndarray:
     """Expected car trips of each pair in the prior matrix: person trips × the run's car share ÷ occupancy."""
     od = prepared.layers[0].od
     index = {z: i for i, z in enumerate(od.zones)}
@@ -370,7 +370,7 @@ def _prior_car_trips(prepared: PreparedScenario, outcome: SeedOutcome, pairs: Se
     return np.array([od.trips[index[o], index[d]] * per_car for o, d in pairs])
 
 
-def _prior_gateway_trips(gateways: GatewayDemand | None, flows: Sequence[Flow]) -> np.ndarray:
+def prior_gateway_trips(gateways: GatewayDemand | None, flows: Sequence[Flow]) -> np.ndarray:
     """Vehicles of each gateway flow in the prior over the demand window (its partial last hour in part)."""
     if gateways is None or not flows:
         return np.zeros(len(flows))

@@ -17,6 +17,7 @@ from typing import Any
 from civictwin import __version__
 from civictwin.engines.base import EngineReport, EngineResult, TableSpec, TwinContext
 from civictwin.engines.traffic.calibration import latest_record, with_calibration
+from civictwin.engines.traffic.countnext import latest_ranking
 from civictwin.engines.traffic.edits import validate_scenario
 from civictwin.engines.traffic.fitreport import calibration_summary, missing_summary
 from civictwin.engines.traffic.inputs import READS, TwinInputs, load_twin, needs_routes
@@ -107,7 +108,7 @@ class TrafficEngine:
         if record is None or record.get("id") != params.calibration_record:
             summary = missing_summary(params.calibration_record)
         else:
-            summary = calibration_summary(record)
+            summary = calibration_summary(record, latest_ranking(twin.twin_dir))
         return dataclasses.replace(prepared, calibration=summary)
 
     def run(self, inputs: PreparedScenario, *, seed: int, workdir: Path) -> EngineResult:

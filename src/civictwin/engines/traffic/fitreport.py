@@ -26,9 +26,17 @@ UNCALIBRATED = (
 )
 
 
-def calibration_summary(record: Mapping[str, Any]) -> dict[str, Any]:
-    """What the report shows of a calibration record (plain JSON)."""
+WHERE_NEXT_SHOWN = 5
+"""Candidate count sites the report lists from a where-to-count ranking."""
+
+
+def calibration_summary(
+    record: Mapping[str, Any], ranking: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """What the report shows of a calibration record (plain JSON), with the best candidate count sites
+    of a where-to-count ``ranking`` (:mod:`civictwin.engines.traffic.countnext`) made from it."""
     kfold = record.get("kfold", {})
+    made_from_it = ranking is not None and ranking.get("calibration_record") == record.get("id")
     return {
         "id": str(record.get("id", "")),
         "statement": str(record.get("statement", "")),
@@ -39,6 +47,16 @@ def calibration_summary(record: Mapping[str, Any]) -> dict[str, Any]:
         "held_back_after": kfold.get("held_back_after"),
         "held_back_note": kfold.get("note", ""),
         "scatter": [dict(row) for row in record.get("scatter", [])],
+        "where_next": where_next_summary(ranking) if ranking is not None and made_from_it else None,
+    }
+
+
+def where_next_summary(ranking: Mapping[str, Any]) -> dict[str, Any]:
+    """The ranking's KPI, plans, today's spread and its first :data:`WHERE_NEXT_SHOWN` sites."""
+    keys = ("id", "kpi", "unit", "plan_a", "plan_b", "difference", "sd_now", "counted_site_hours")
+    return {
+        **{key: ranking.get(key) for key in keys},
+        "sites": [dict(site) for site in ranking.get("sites", [])[:WHERE_NEXT_SHOWN]],
     }
 
 
@@ -71,6 +89,8 @@ def calibration_section(summary: Mapping[str, Any] | None) -> ReportSection:
         )
     else:
         paragraphs.append(f"No held-back figure: {summary.get('held_back_note') or 'no folds'}.")
+    if summary.get("where_next"):
+        paragraphs.append(where_next_paragraph(summary["where_next"]))
     misfits = _misfits(summary["scatter"])
     if misfits:
         paragraphs.append("Where it does not fit (GEH ≥ 5 after calibration): " + "; ".join(misfits) + ".")
@@ -107,6 +127,25 @@ def site_fits(record: Mapping[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return fits
+
+
+def where_next_paragraph(where_next: Mapping[str, Any]) -> str:
+    """Where the next count would narrow the plans' KPI difference most, in words."""
+    unit = where_next["unit"]
+    sites = "; ".join(
+        f"{site['rank']}. {site['edge_id']}"
+        + (f" ({site['street']})" if site.get("street") else "")
+        + f": {site['share_removed']:.0%} of the variance removed, standard deviation "
+        f"{site['sd_after']:.3g} {unit} after"
+        for site in where_next["sites"]
+    )
+    return (
+        f"Where to count next ({where_next['id']}): the difference in {where_next['kpi']} between "
+        f"{where_next['plan_b']} and {where_next['plan_a']} ({_number(where_next['difference'], 2)} {unit}) has a "
+        f"standard deviation of {where_next['sd_now']:.3g} {unit} from the uncertainty of the calibrated "
+        f"demand with today's {where_next['counted_site_hours']} counted site-hours; a count at one of "
+        f"these directed edges would narrow it most (methods-countnext.md): {sites or 'none'}."
+    )
 
 
 def _verdict(after: Mapping[str, Any]) -> str:
