@@ -18,6 +18,7 @@ requires, a part whose parent is missing.
 
 from __future__ import annotations
 
+import itertools
 import json
 import mmap
 import tempfile
@@ -593,61 +594,53 @@ def _geometry_surfaces(
     lod = str(geometry.get("lod"))
     boundaries = geometry["boundaries"]
     semantics = geometry.get("semantics") or {}
-    types: list[dict[str, Any]] = semantics.get("surfaces") or []
+    described = [_semantic(entry) for entry in semantics.get("surfaces") or []]
     values = semantics.get("values")
     solids = boundaries if _DEPTH[kind] == 2 else [boundaries if _DEPTH[kind] == 1 else [boundaries]]
     solid_values = values if _DEPTH[kind] == 2 else [values if _DEPTH[kind] == 1 else [values]]
-    polygons: list[tuple[int, int, int, Any, Any]] = []
+    places: list[tuple[int, int, int, tuple[str, dict[str, Any] | None] | None]] = []
+    polygons: list[Any] = []
     for s, shells in enumerate(solids):
         shell_values = solid_values[s] if solid_values and solid_values[s] is not None else None
         for h, shell in enumerate(shells):
             surface_values = shell_values[h] if shell_values is not None else None
             for f, polygon in enumerate(shell):
                 semantic = surface_values[f] if surface_values is not None else None
-                polygons.append((s, h, f, polygon, types[semantic] if semantic is not None else None))
+                places.append((s, h, f, described[semantic] if semantic is not None else None))
+                polygons.append(polygon)
     rings = _gather(polygons, vertices)
-    surfaces = []
-    for (s, h, f, _polygon, semantic), polygon_rings in zip(polygons, rings, strict=True):
-        attributes = (
-            {k: v for k, v in semantic.items() if k not in ("type", "parent", "children")}
-            if semantic
-            else None
-        )
-        surfaces.append(Surface(
+    return [
+        Surface(
             lod=lod, geometry_index=index, geometry_type=kind, rings=polygon_rings,
-            semantic=str(semantic["type"]) if semantic else None, semantic_attributes=attributes or None,
+            semantic=semantic[0] if semantic else None, semantic_attributes=semantic[1] if semantic else None,
             solid=s, shell=h, surface_index=f, part_id=part_id,
-        ))  # fmt: skip
-    return surfaces
+        )
+        for (s, h, f, semantic), polygon_rings in zip(places, rings, strict=True)
+    ]  # fmt: skip
 
 
-def _gather(
-    polygons: list[tuple[int, int, int, Any, Any]], vertices: Any
-) -> list[list[npt.NDArray[np.float64]]]:
+def _semantic(entry: Any) -> tuple[str, dict[str, Any] | None]:
+    """A semantic surface's type and its own attributes (None without any), read once per geometry."""
+    if not isinstance(entry, dict):
+        raise TypeError(entry)
+    attributes = {k: v for k, v in entry.items() if k not in ("type", "parent", "children")}
+    return str(entry["type"]), attributes or None
+
+
+def _gather(polygons: list[Any], vertices: Any) -> list[list[npt.NDArray[np.float64]]]:
     """Real coordinates of every ring, looked up in one go; an index outside the list raises _BadIndex."""
-    flat: list[int] = []
-    lengths: list[int] = []
-    ring_counts: list[int] = []
-    for *_, polygon, _semantic in polygons:
-        ring_counts.append(len(polygon))
-        for ring in polygon:
-            flat.extend(ring)
-            lengths.append(len(ring))
-    if not flat:
+    rings = [ring for polygon in polygons for ring in polygon]
+    lengths = np.fromiter(map(len, rings), dtype=np.int64, count=len(rings))
+    if not lengths.sum():
         return [[] for _ in polygons]
-    indices = np.asarray(flat, dtype=np.int64)
+    indices = np.fromiter(itertools.chain.from_iterable(rings), dtype=np.int64, count=int(lengths.sum()))
     if indices.min() < 0 or indices.max() >= len(vertices):
         bad = indices[(indices < 0) | (indices >= len(vertices))][0]
         raise _BadIndex(int(bad))
     coords = vertices.take(indices)
     ends = np.cumsum(lengths).tolist()
-    rings = [coords[end - length : end] for end, length in zip(ends, lengths, strict=True)]
-    out: list[list[npt.NDArray[np.float64]]] = []
-    position = 0
-    for count in ring_counts:
-        out.append(rings[position : position + count])
-        position += count
-    return out
+    coordinates = iter([coords[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)])
+    return [list(itertools.islice(coordinates, len(polygon))) for polygon in polygons]
 
 
 def _first_line(exc: BaseException) -> str:
