@@ -206,11 +206,20 @@ def _structure(
         yield hits[outside] + position, chars[outside], after - steps
         inside = (inside + int(quotes.sum())) % 2
         depth = int(after[-1]) if len(after) else depth
+        _drop_pages(buf, position, stop)
         position = stop
     if inside or depth:
         raise SourceError(
             "not valid JSON: the file ends inside a string, object or list (truncated?)", path=path
         )
+
+
+def _drop_pages(buf: mmap.mmap, start: int, stop: int) -> None:
+    """Let the kernel take back the pages of a scanned range (read again from the page cache if needed),
+    so that the process's resident memory does not grow with the file as the scan moves through it."""
+    first = start - start % mmap.PAGESIZE
+    if stop > first:
+        buf.madvise(mmap.MADV_DONTNEED, first, stop - first)
 
 
 def _escaped_candidates(data: npt.NDArray[np.uint8], quotes: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
@@ -291,6 +300,7 @@ def _write_vertices(buf: mmap.mmap, span: _Span, out: BinaryIO, path: Path) -> i
         triples = _vertex_chunk(chunk, first=count == 0, path=path)
         out.write(triples.tobytes())
         count += len(triples)
+        _drop_pages(buf, position, stop)
         position = stop
     return count
 
