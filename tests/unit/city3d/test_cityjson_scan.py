@@ -26,7 +26,7 @@ def _tricky_house() -> dict[str, object]:
     return {"vertices": document.pop("vertices"), "x-extra": {'a\\"': [TRICKY]}, **document}
 
 
-@pytest.mark.parametrize("chunk", [7, 1 << 22])
+@pytest.mark.parametrize("chunk", [7, 1 << 20])
 def test_structure_inside_strings_and_chunk_edges_change_nothing(
     tmp_path: Path, ingest: Ingest, monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
