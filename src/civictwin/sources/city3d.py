@@ -21,6 +21,7 @@ naming the file and the record, and nothing is stored.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -58,6 +59,9 @@ SURFACE_TYPES = {
     "FloorSurface": "floor",
 }  # fmt: skip
 """CityGML/CityJSON semantic surface types and the short names stored in ``surface_type``."""
+
+_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
+"""Attributes as JSON text (``json.dumps(..., ensure_ascii=False, default=str)``, one encoder for all rows)."""
 
 _NON_VERTICAL = 0.01
 """|n_z| above which a surface counts as non-vertical for a footprint without ground surfaces."""
@@ -355,7 +359,8 @@ class _Converter:
         tilt, azimuth = self._orientation(vectors, area, coords, flat)
         polygons = _polygons(coords, flat)
         best = _best_lods(batch, flat)
-        footprints, ground_z, roof_z = _footprints(batch, flat, polygons, coords, vectors, area, best)
+        is_best = _of_best_lod(flat, best)
+        footprints, ground_z, roof_z = _footprints(batch, flat, polygons, coords, vectors, area, is_best)
         keep = ~shapely.is_missing(footprints)
         counts.no_footprint += int((~keep).sum())
         if self._area is not None and keep.any():
@@ -366,7 +371,7 @@ class _Converter:
         unclassified = [s.semantic is None for s in flat.surfaces]
         counts.unclassified += int(np.sum(np.asarray(unclassified, dtype=bool)[keep[flat.surface_building]]))
         buildings = self._building_table(batch, keep, footprints, ground_z, roof_z, best, flat)
-        surfaces, other = self._surface_tables(batch, keep, flat, best, polygons, area, tilt, azimuth)
+        surfaces, other = self._surface_tables(batch, keep, flat, is_best, polygons, area, tilt, azimuth)
         return buildings, surfaces, other
 
     def _reproject(self, flat: _Flat, batch: list[CityBuilding], path: Path) -> npt.NDArray[np.float64]:
@@ -420,7 +425,8 @@ class _Converter:
         rows = np.flatnonzero(keep)
         surfaces = np.bincount(flat.surface_building, minlength=len(batch))
         records: dict[str, list[Any]] = {name: [] for name in BUILDING_SCHEMA.names}
-        for i in rows:
+        footprint_m2 = np.round(shapely.area(footprints[rows]), 3).tolist() if len(rows) else []
+        for i, footprint_area in zip(rows.tolist(), footprint_m2, strict=True):
             b = batch[i]
             attrs = b.attributes
             measured = _number(attrs.get("measuredHeight"))
@@ -438,9 +444,8 @@ class _Converter:
                 "height_source": height_source, "ground_z": round(float(ground_z[i]), 3),
                 "roof_z": round(float(roof_z[i]), 3), "lod": best[i],
                 "lods": ",".join(sorted({s.lod for s in b.surfaces}, key=_lod_rank)),
-                "surfaces": int(surfaces[i]), "footprint_m2": round(float(shapely.area(footprints[i])), 3),
-                "attributes": json.dumps(attrs, ensure_ascii=False, default=str),
-                "parts": json.dumps(b.parts, ensure_ascii=False, default=str) if b.parts else None,
+                "surfaces": int(surfaces[i]), "footprint_m2": footprint_area,
+                "attributes": _JSON.encode(attrs), "parts": _JSON.encode(b.parts) if b.parts else None,
                 "source": self._source,
             }  # fmt: skip
             for name, value in values.items():
@@ -453,16 +458,13 @@ class _Converter:
         batch: list[CityBuilding],
         keep: npt.NDArray[np.bool_],
         flat: _Flat,
-        best: list[str],
+        is_best: npt.NDArray[np.bool_],
         polygons: npt.NDArray[np.object_],
         area: npt.NDArray[np.float64],
         tilt: npt.NDArray[np.float64],
         azimuth: npt.NDArray[np.float64],
     ) -> tuple[pa.Table, pa.Table]:
         kept = keep[flat.surface_building]
-        is_best = np.array(
-            [s.lod == best[b] for s, b in zip(flat.surfaces, flat.surface_building, strict=True)], dtype=bool
-        )
         wkb = np.empty(len(polygons), dtype=object)
         if len(polygons):
             wkb[:] = shapely.to_wkb(polygons, output_dimension=3)
@@ -473,15 +475,14 @@ class _Converter:
             records = {
                 "building_id": [batch[b].building_id for b in flat.surface_building[idx]],
                 "part_id": [s.part_id for s in chosen], "lod": [s.lod for s in chosen],
-                "surface_type": [SURFACE_TYPES.get(s.semantic, _snake(s.semantic)) if s.semantic else None
-                                 for s in chosen],
+                "surface_type": [_surface_type(s.semantic) for s in chosen],
                 "semantic": [s.semantic for s in chosen], "area_m2": np.round(area[idx], 3),
                 "tilt_deg": np.round(tilt[idx], 2), "azimuth_deg": np.round(azimuth[idx], 2),
                 "geometry_index": [s.geometry_index for s in chosen],
                 "geometry_type": [s.geometry_type for s in chosen], "solid": [s.solid for s in chosen],
                 "shell": [s.shell for s in chosen], "surface_index": [s.surface_index for s in chosen],
-                "surface_attributes": [json.dumps(s.semantic_attributes, ensure_ascii=False, default=str)
-                                       if s.semantic_attributes else None for s in chosen],
+                "surface_attributes": [_JSON.encode(s.semantic_attributes) if s.semantic_attributes else None
+                                       for s in chosen],
                 "source": [self._source] * len(idx), "geometry": list(wkb[idx]),
             }  # fmt: skip
             tables.append(pa.Table.from_pydict(records, schema=SURFACE_SCHEMA))
@@ -625,6 +626,13 @@ def _best_lods(batch: list[CityBuilding], flat: _Flat) -> list[str]:
     return best
 
 
+def _of_best_lod(flat: _Flat, best: list[str]) -> npt.NDArray[np.bool_]:
+    """Whether each surface is of its building's best LoD."""
+    lods = np.array([s.lod for s in flat.surfaces], dtype=object)
+    mask: npt.NDArray[np.bool_] = lods == np.array(best, dtype=object)[flat.surface_building]
+    return mask.astype(bool)
+
+
 def _footprints(
     batch: list[CityBuilding],
     flat: _Flat,
@@ -632,14 +640,11 @@ def _footprints(
     coords: npt.NDArray[np.float64],
     vectors: npt.NDArray[np.float64],
     area: npt.NDArray[np.float64],
-    best: list[str],
+    is_best: npt.NDArray[np.bool_],
 ) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Per building: 2D footprint, ground height (lowest ground point) and roof height (highest point)."""
     n = len(batch)
     z_min, z_max = _surface_z_range(coords, flat)
-    is_best = np.array(
-        [s.lod == best[b] for s, b in zip(flat.surfaces, flat.surface_building, strict=True)], bool
-    )
     ground = is_best & np.array([s.semantic == "GroundSurface" for s in flat.surfaces], dtype=bool)
     with np.errstate(invalid="ignore", divide="ignore"):
         non_vertical = is_best & (np.abs(vectors[:, 2]) > _NON_VERTICAL * area)
@@ -737,6 +742,14 @@ def _text(value: Any) -> str | None:
     if isinstance(value, list):
         return ";".join(str(v) for v in value) or None
     return str(value)
+
+
+@functools.cache
+def _surface_type(semantic: str | None) -> str | None:
+    """The short ``surface_type`` of a semantic surface type (``RoofSurface`` → ``roof``)."""
+    if semantic is None:
+        return None
+    return SURFACE_TYPES.get(semantic) or _snake(semantic)
 
 
 def _snake(name: str) -> str:

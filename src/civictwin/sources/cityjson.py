@@ -1,9 +1,12 @@
 """CityJSON sources: CityJSON 1.1 and 2.0 files and CityJSONSeq (``.jsonl``) streams, read without loading them.
 
-A CityJSON file keeps one vertex list for the whole model, usually after the city objects. The
-reader makes two streaming passes with ijson (its C backend): the first reads the header
-(``version``, ``transform``, ``metadata``) and writes the integer vertices to a temporary file
-(memory-mapped, never beside the user's data); the second reads the city objects one at a time.
+A CityJSON file keeps one vertex list for the whole model, before or after the city objects. The
+file is memory-mapped and scanned structurally with numpy, a few MiB at a time: quotes (less the
+escaped ones) mark strings, brackets outside strings give each byte's nesting depth, so the root's
+members and each city object are found as byte ranges without parsing what lies between. Pass 1
+parses the vertex list's integers straight from its bytes (vectorised, checked to be ``[x, y, z]``
+triples) into a temporary file (memory-mapped, never beside the user's data) and the small header
+members with ``json``; pass 2 parses the city objects one at a time from their own bytes.
 A CityJSONSeq stream is read line by line: a header line, then one ``CityJSONFeature`` per line
 with its own vertices. Buildings and their parts become :class:`~civictwin.sources.city3d.CityBuilding`
 objects; other city objects (roads, vegetation, ...) are counted and skipped.
@@ -15,14 +18,16 @@ requires, a part whose parent is missing.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
+import mmap
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import ijson
 import numpy as np
 import numpy.typing as npt
 
@@ -35,7 +40,8 @@ SUPPORTED_VERSIONS = ("1.1", "2.0")
 BUILDING_TYPES = frozenset({"Building"})
 PART_TYPES = frozenset({"BuildingPart"})
 _SEQ_PROBE_BYTES = 1 << 20
-_VERTEX_CHUNK = 1 << 20
+_SCAN_CHUNK = 1 << 20
+"""Bytes scanned per vectorised step (1 MiB; its index arrays take a few times that), whatever the file's size."""
 
 
 def ingest(source: SourceConfig, ctx: BuildContext) -> IngestResult:
@@ -50,15 +56,23 @@ def ingest(source: SourceConfig, ctx: BuildContext) -> IngestResult:
         result = ingest_buildings(source, ctx, path, crs, buildings, notes=[])
     else:
         with tempfile.TemporaryDirectory(prefix="civictwin-cityjson-") as folder:
-            header, vertices = _header_and_vertices(path, Path(folder))
+            buf = _map(path)
+            header, vertices, objects = _header_and_vertices(path, buf, Path(folder))
             crs = _crs(header, source, path)
-            buildings = _file_buildings(path, vertices, skipped)
+            buildings = _file_buildings(path, buf, objects, vertices, skipped)
             result = ingest_buildings(source, ctx, path, crs, buildings, notes=[])
     if skipped:
         listed = ", ".join(f"{n} {kind}" for kind, n in sorted(skipped.items()))
         result.layers[0].notes.append(f"city objects that are not buildings were skipped: {listed}")
         result.layers[0].quality["skipped_objects"] = dict(skipped)
     return result
+
+
+def _map(path: Path) -> mmap.mmap:
+    """The file memory-mapped read-only; unmapped when the last array viewing it is gone (not closed here:
+    an error's traceback may still hold a chunk's view, and closing under it would hide the error)."""
+    with path.open("rb") as f:
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 def _check_file(path: Path) -> None:
@@ -121,57 +135,262 @@ def _crs(header: dict[str, Any], source: SourceConfig, path: Path) -> ModelCRS:
 # ------------------------------------------------------------------------------------ CityJSON file
 
 
-def _header_and_vertices(path: Path, folder: Path) -> tuple[dict[str, Any], _VertexView]:
-    """Pass 1: the header members and every vertex in real coordinates (a memory-mapped array)."""
+def _header_and_vertices(
+    path: Path, buf: mmap.mmap, folder: Path
+) -> tuple[dict[str, Any], _VertexView, _Span]:
+    """Pass 1: the header members, every vertex (a memory-mapped integer array) and the CityObjects' span."""
+    members = _top_level_members(buf, path)
     header: dict[str, Any] = {}
-    raw = folder / "vertices.i64"
-    count = 0
-    with path.open("rb") as f, raw.open("wb") as out:
-        try:
-            count = _scan_header(f, header, out)
-        except ijson.JSONError as exc:
-            raise SourceError(f"not valid JSON: {_first_line(exc)}", path=path) from None
+    for key in ("type", "version", "transform", "metadata"):
+        if key in members:
+            header[key] = _load(buf, members[key], path, key)
     _check_header(header, path)
-    if count % 3:
-        raise SourceError("'vertices' holds a vertex without exactly three coordinates", path=path)
+    raw = folder / "vertices.i64"
+    with raw.open("wb") as out:
+        count = _write_vertices(buf, members["vertices"], out, path) if "vertices" in members else 0
     integers: npt.NDArray[np.int64] = (
-        np.memmap(raw, dtype=np.int64, mode="r", shape=(count // 3, 3))
-        if count
-        else np.zeros((0, 3), np.int64)
+        np.memmap(raw, dtype=np.int64, mode="r", shape=(count, 3)) if count else np.zeros((0, 3), np.int64)
     )
-    return header, _VertexView(integers, header["transform"])
+    objects = members.get("CityObjects")
+    if objects is None:
+        raise SourceError("no 'CityObjects'", path=path)
+    return header, _VertexView(integers, header["transform"]), objects
 
 
-def _scan_header(f: BinaryIO, header: dict[str, Any], out: BinaryIO) -> int:
-    """Stream the top-level members: small ones into ``header``, vertex integers into ``out``."""
-    numbers: list[int] = []
+def _load(buf: mmap.mmap, span: _Span, path: Path, record: str) -> Any:
+    try:
+        return json.loads(buf[span[0] : span[1]])
+    except ValueError as exc:
+        raise SourceError(f"{record}: not valid JSON: {_first_line(exc)}", path=path) from None
+
+
+_Span = tuple[int, int]
+"""A byte range [start, end) of the file."""
+
+_STRUCTURAL = np.zeros(256, dtype=bool)
+_STRUCTURAL[list(b'"\\{}[]:,')] = True
+_STEP = np.zeros(256, dtype=np.int64)
+_STEP[list(b"{[")] = 1
+_STEP[list(b"}]")] = -1
+_QUOTE, _BACKSLASH = ord('"'), ord("\\")
+
+
+def _structure(
+    buf: mmap.mmap, span: _Span, path: Path
+) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8], npt.NDArray[np.int64]]]:
+    """The structural bytes of the JSON text in ``span`` outside strings, chunk by chunk, vectorised.
+
+    Yields (file offsets, bytes, nesting depth before each byte; 0 outside the outermost value).
+    A quote counts unless an odd run of backslashes precedes it; chunks never end on a backslash,
+    so a run is always whole inside one chunk.
+    """
+    inside, depth = 0, 0
+    position, end = span
+    while position < end:
+        stop = min(position + _SCAN_CHUNK, end)
+        while stop < end and buf[stop - 1] == _BACKSLASH:
+            stop += 1
+        data = np.frombuffer(buf, dtype=np.uint8, count=stop - position, offset=position)
+        hits = np.flatnonzero(_STRUCTURAL[data])
+        chars = data[hits]
+        quotes = chars == _QUOTE
+        indices = np.flatnonzero(quotes)
+        for q in indices[_escaped_candidates(data, hits[indices])].tolist():
+            quotes[q] = _backslashes_before(data, int(hits[q])) % 2 == 0
+        before = np.cumsum(quotes) - quotes + inside
+        outside = (before % 2 == 0) & ~quotes & (chars != _BACKSLASH)
+        steps = _STEP[chars[outside]]
+        after = depth + np.cumsum(steps)
+        if len(after) and after.min() < 0:
+            raise SourceError("not valid JSON: a closing bracket without its opening one", path=path)
+        yield hits[outside] + position, chars[outside], after - steps
+        inside = (inside + int(quotes.sum())) % 2
+        depth = int(after[-1]) if len(after) else depth
+        _drop_pages(buf, position, stop)
+        position = stop
+    if inside or depth:
+        raise SourceError(
+            "not valid JSON: the file ends inside a string, object or list (truncated?)", path=path
+        )
+
+
+def _drop_pages(buf: mmap.mmap, start: int, stop: int) -> None:
+    """Let the kernel take back the pages of a scanned range (read again from the page cache if needed),
+    so that the process's resident memory does not grow with the file as the scan moves through it."""
+    first = start - start % mmap.PAGESIZE
+    if stop > first:
+        buf.madvise(mmap.MADV_DONTNEED, first, stop - first)
+
+
+def _escaped_candidates(data: npt.NDArray[np.uint8], quotes: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Which quotes follow a backslash (those need their backslash run counted)."""
+    candidates = np.zeros(len(quotes), dtype=bool)
+    candidates[quotes > 0] = data[quotes[quotes > 0] - 1] == _BACKSLASH
+    return candidates
+
+
+def _backslashes_before(data: npt.NDArray[np.uint8], quote: int) -> int:
+    """The length of the run of backslashes right before ``quote`` (odd: the quote is escaped)."""
+    run = 0
+    while quote - run - 1 >= 0 and data[quote - run - 1] == _BACKSLASH:
+        run += 1
+    return run
+
+
+def _top_level_members(buf: mmap.mmap, path: Path) -> dict[str, _Span]:
+    """The byte span of each member's value of the root object."""
+    events: list[tuple[int, int]] = []
+    opened = False
+    for offsets, chars, depth in _structure(buf, (0, len(buf)), path):
+        top = depth == 0
+        if top.any():
+            if opened or int(top.sum()) > 1 or chars[top][0] != ord("{"):
+                raise SourceError("not a CityJSON file (not one JSON object)", path=path)
+            opened = True
+        level = (depth == 1) & np.isin(chars, (ord(":"), ord(","), ord("}")))
+        events.extend(zip(offsets[level].tolist(), chars[level].tolist(), strict=True))
+    if not opened or not events or events[-1][1] != ord("}"):
+        raise SourceError("not a CityJSON file (not one JSON object)", path=path)
+    return _members(buf, buf.find(b"{") + 1, events, path)
+
+
+def _members(buf: mmap.mmap, start: int, events: list[tuple[int, int]], path: Path) -> dict[str, _Span]:
+    """Members from their separators: ``key : value ,`` … ``}`` (offsets of ':', ',' and the final '}')."""
+    members: dict[str, _Span] = {}
+    key_start = start
+    colon: int | None = None
+    for offset, char in events:
+        if char == ord(":") and colon is None:
+            colon = offset
+        elif char != ord(":") and colon is not None:
+            members[_key(buf, key_start, colon, path)] = (colon + 1, offset)
+            key_start, colon = offset + 1, None
+        elif buf[key_start:offset].strip():
+            raise SourceError("not valid JSON: a member without a value", path=path)
+    return members
+
+
+def _key(buf: mmap.mmap, start: int, colon: int, path: Path) -> str:
+    raw = buf[start:colon].strip()
+    if len(raw) >= 2 and raw[0] == raw[-1] == _QUOTE and b"\\" not in raw and b'"' not in raw[1:-1]:
+        with contextlib.suppress(UnicodeDecodeError):  # the common case: nothing to unescape
+            return raw[1:-1].decode("utf-8")
+    try:
+        key = json.loads(raw)
+    except ValueError:
+        key = None
+    if not isinstance(key, str):
+        raise SourceError(f"not valid JSON near byte {start}: a member name that is not a string", path=path)
+    return key
+
+
+def _write_vertices(buf: mmap.mmap, span: _Span, out: BinaryIO, path: Path) -> int:
+    """Parse the vertex list (``[[x, y, z], ...]``, integers) chunk by chunk into int64 triples in ``out``."""
+    start, end = _strip(buf, span)
+    if buf[start : start + 1] != b"[" or buf[end - 1 : end] != b"]":
+        raise SourceError("'vertices' is not a list", path=path, field="vertices")
+    position, last = start + 1, end - 1
     count = 0
-    builders: dict[str, ijson.ObjectBuilder] = {}
-    for prefix, event, value in ijson.parse(f, use_float=True):
-        if prefix == "vertices.item.item":
-            if not isinstance(value, int):
-                raise ijson.JSONError(f"vertex coordinate {value!r} is not an integer")
-            numbers.append(value)
-            if len(numbers) >= _VERTEX_CHUNK:
-                out.write(np.asarray(numbers, dtype=np.int64).tobytes())
-                count += len(numbers)
-                numbers.clear()
-            continue
-        top = prefix.split(".", 1)[0]
-        if top in ("CityObjects", "vertices", "appearance", "geometry-templates", "extensions"):
-            continue
-        if prefix == "" or not top:
-            if event == "map_key" and value in ("transform", "metadata"):
-                builders[value] = ijson.ObjectBuilder()
-            continue
-        if top in builders:
-            builders[top].event(event, value)
-        elif prefix in ("type", "version"):
-            header[prefix] = value
-    out.write(np.asarray(numbers, dtype=np.int64).tobytes())
-    for key, builder in builders.items():
-        header[key] = builder.value
-    return count + len(numbers)
+    while position < last:
+        stop = min(position + _SCAN_CHUNK, last)
+        if stop < last:
+            cut = buf.rfind(b"]", position, stop)
+            stop = cut + 1 if cut >= 0 else buf.find(b"]", stop, last) + 1 or last
+        chunk = np.frombuffer(buf, dtype=np.uint8, count=stop - position, offset=position)
+        triples = _vertex_chunk(chunk, first=count == 0, path=path)
+        out.write(triples.tobytes())
+        count += len(triples)
+        _drop_pages(buf, position, stop)
+        position = stop
+    return count
+
+
+_VERTEX_CLASS = np.zeros(256, dtype=np.int8)  # 0: not allowed in a list of integer triples
+_VERTEX_CLASS[list(b"0123456789")] = 1
+_VERTEX_CLASS[ord("-")] = 2
+_VERTEX_CLASS[ord(",")] = 3
+_VERTEX_CLASS[ord("[")] = 4
+_VERTEX_CLASS[ord("]")] = 5
+_VERTEX_CLASS[list(b" \t\r\n")] = 6
+_POWERS = 10 ** np.arange(19, dtype=np.int64)
+
+
+def _vertex_chunk(chunk: npt.NDArray[np.uint8], *, first: bool, path: Path) -> npt.NDArray[np.int64]:
+    """The (n, 3) integers of whole vertices ``[x,y,z],[x,y,z]`` (with the comma before them unless ``first``)."""
+    kind = _VERTEX_CLASS[chunk]
+    if not kind.all():
+        bad = chr(int(chunk[np.flatnonzero(kind == 0)[0]]))
+        raise SourceError(
+            f"'vertices' holds {bad!r}: CityJSON 1.1 and 2.0 vertices are integers (scaled by the transform)",
+            path=path, field="vertices",
+        )  # fmt: skip
+    digits = np.flatnonzero(kind == 1)
+    new = np.ones(len(digits), dtype=bool)
+    new[1:] = digits[1:] != digits[:-1] + 1
+    heads = np.flatnonzero(new)
+    lengths = np.diff(np.append(heads, len(digits)))
+    starts = digits[heads]
+    minus = np.flatnonzero(kind == 2)
+    if (lengths > 18).any() or not np.isin(minus + 1, starts).all():
+        raise SourceError(
+            "'vertices' holds a number that is not a 64-bit integer", path=path, field="vertices"
+        )
+    last_digit = (starts + lengths - 1)[np.cumsum(new) - 1]
+    values = (
+        np.add.reduceat((chunk[digits] - 48).astype(np.int64) * _POWERS[last_digit - digits], heads)
+        if len(heads)
+        else np.zeros(0, np.int64)
+    )
+    values[np.isin(starts - 1, minus)] *= -1
+    _check_triples(kind, starts, first, path)
+    return values.reshape(-1, 3)
+
+
+def _check_triples(
+    kind: npt.NDArray[np.int8], numbers: npt.NDArray[np.int64], first: bool, path: Path
+) -> None:
+    """Every number inside one ``[x, y, z]``, separated by single commas, vertices separated by one comma."""
+    opens, closes, commas = (np.flatnonzero(kind == k) for k in (4, 5, 3))
+    n = len(opens)
+    shaped = bool(
+        len(closes) == n
+        and len(numbers) == 3 * n
+        and (opens < closes).all()
+        and (opens[1:] > closes[:-1]).all()
+    )
+    if n == 0:
+        shaped = shaped and not len(commas)
+    elif shaped:
+        vertex = np.searchsorted(opens, numbers) - 1
+        within = np.searchsorted(opens, commas) - 1
+        inner = (within >= 0) & (closes[np.maximum(within, 0)] > commas)
+        gaps = np.bincount(within[~inner] + 1, minlength=n + 1)
+        expected = np.ones(n + 1, dtype=np.int64)
+        expected[0], expected[n] = (0 if first else 1), 0
+        shaped = bool(
+            (vertex >= 0).all() and (closes[vertex] > numbers).all()
+            and (np.bincount(vertex, minlength=n) == 3).all() and int(inner.sum()) == 2 * n
+            and (np.bincount(within[inner], minlength=n) == 2).all() and (gaps == expected).all()
+        )  # fmt: skip
+        if shaped:
+            x = numbers.reshape(-1, 3)
+            c = commas[inner].reshape(-1, 2)
+            shaped = bool(
+                ((x[:, 0] < c[:, 0]) & (c[:, 0] < x[:, 1]) & (x[:, 1] < c[:, 1]) & (c[:, 1] < x[:, 2])).all()
+            )
+    if not shaped:
+        raise SourceError(
+            "'vertices' is not a list of [x, y, z] integer triples", path=path, field="vertices"
+        )
+
+
+def _strip(buf: mmap.mmap, span: _Span) -> _Span:
+    start, end = span
+    while start < end and buf[start] in b" \t\r\n":
+        start += 1
+    while end > start and buf[end - 1] in b" \t\r\n":
+        end -= 1
+    return start, end
 
 
 class _VertexView:
@@ -190,17 +409,26 @@ class _VertexView:
         return real
 
 
-def _file_buildings(path: Path, vertices: Any, skipped: Counter[str]) -> Iterator[CityBuilding]:
-    """Pass 2: the city objects one at a time, buildings assembled with their parts."""
+def _file_buildings(
+    path: Path, buf: mmap.mmap, span: _Span, vertices: Any, skipped: Counter[str]
+) -> Iterator[CityBuilding]:
+    """Pass 2: the city objects one at a time (each parsed from its own bytes), assembled with their parts."""
     assembler = _Assembler(path)
-    with path.open("rb") as f:
-        try:
-            for object_id, obj in ijson.kvitems(f, "CityObjects", use_float=True):
-                yield from assembler.add(
-                    str(object_id), obj, vertices, f"CityObjects[{object_id!r}]", skipped
-                )
-        except ijson.JSONError as exc:
-            raise SourceError(f"not valid JSON: {_first_line(exc)}", path=path) from None
+    start, end = _strip(buf, span)
+    if buf[start : start + 1] != b"{":
+        raise SourceError("'CityObjects' is not an object", path=path, field="CityObjects")
+    key_start, colon = start + 1, -1
+    for offsets, chars, depth in _structure(buf, (start, end), path):
+        level = np.flatnonzero(depth == 1)
+        for offset, char in zip(offsets[level].tolist(), chars[level].tolist(), strict=True):
+            if char == ord(":") and colon < 0:
+                colon = offset
+            elif char in (ord(","), ord("}")) and colon >= 0:
+                object_id = _key(buf, key_start, colon, path)
+                record = f"CityObjects[{object_id!r}]"
+                obj = _load(buf, (colon + 1, offset), path, record)
+                yield from assembler.add(object_id, obj, vertices, record, skipped)
+                key_start, colon = offset + 1, -1
     yield from assembler.finish()
 
 
@@ -381,61 +609,53 @@ def _geometry_surfaces(
     lod = str(geometry.get("lod"))
     boundaries = geometry["boundaries"]
     semantics = geometry.get("semantics") or {}
-    types: list[dict[str, Any]] = semantics.get("surfaces") or []
+    described = [_semantic(entry) for entry in semantics.get("surfaces") or []]
     values = semantics.get("values")
     solids = boundaries if _DEPTH[kind] == 2 else [boundaries if _DEPTH[kind] == 1 else [boundaries]]
     solid_values = values if _DEPTH[kind] == 2 else [values if _DEPTH[kind] == 1 else [values]]
-    polygons: list[tuple[int, int, int, Any, Any]] = []
+    places: list[tuple[int, int, int, tuple[str, dict[str, Any] | None] | None]] = []
+    polygons: list[Any] = []
     for s, shells in enumerate(solids):
         shell_values = solid_values[s] if solid_values and solid_values[s] is not None else None
         for h, shell in enumerate(shells):
             surface_values = shell_values[h] if shell_values is not None else None
             for f, polygon in enumerate(shell):
                 semantic = surface_values[f] if surface_values is not None else None
-                polygons.append((s, h, f, polygon, types[semantic] if semantic is not None else None))
+                places.append((s, h, f, described[semantic] if semantic is not None else None))
+                polygons.append(polygon)
     rings = _gather(polygons, vertices)
-    surfaces = []
-    for (s, h, f, _polygon, semantic), polygon_rings in zip(polygons, rings, strict=True):
-        attributes = (
-            {k: v for k, v in semantic.items() if k not in ("type", "parent", "children")}
-            if semantic
-            else None
-        )
-        surfaces.append(Surface(
+    return [
+        Surface(
             lod=lod, geometry_index=index, geometry_type=kind, rings=polygon_rings,
-            semantic=str(semantic["type"]) if semantic else None, semantic_attributes=attributes or None,
+            semantic=semantic[0] if semantic else None, semantic_attributes=semantic[1] if semantic else None,
             solid=s, shell=h, surface_index=f, part_id=part_id,
-        ))  # fmt: skip
-    return surfaces
+        )
+        for (s, h, f, semantic), polygon_rings in zip(places, rings, strict=True)
+    ]  # fmt: skip
 
 
-def _gather(
-    polygons: list[tuple[int, int, int, Any, Any]], vertices: Any
-) -> list[list[npt.NDArray[np.float64]]]:
+def _semantic(entry: Any) -> tuple[str, dict[str, Any] | None]:
+    """A semantic surface's type and its own attributes (None without any), read once per geometry."""
+    if not isinstance(entry, dict):
+        raise TypeError(entry)
+    attributes = {k: v for k, v in entry.items() if k not in ("type", "parent", "children")}
+    return str(entry["type"]), attributes or None
+
+
+def _gather(polygons: list[Any], vertices: Any) -> list[list[npt.NDArray[np.float64]]]:
     """Real coordinates of every ring, looked up in one go; an index outside the list raises _BadIndex."""
-    flat: list[int] = []
-    lengths: list[int] = []
-    ring_counts: list[int] = []
-    for *_, polygon, _semantic in polygons:
-        ring_counts.append(len(polygon))
-        for ring in polygon:
-            flat.extend(ring)
-            lengths.append(len(ring))
-    if not flat:
+    rings = [ring for polygon in polygons for ring in polygon]
+    lengths = np.fromiter(map(len, rings), dtype=np.int64, count=len(rings))
+    if not lengths.sum():
         return [[] for _ in polygons]
-    indices = np.asarray(flat, dtype=np.int64)
+    indices = np.fromiter(itertools.chain.from_iterable(rings), dtype=np.int64, count=int(lengths.sum()))
     if indices.min() < 0 or indices.max() >= len(vertices):
         bad = indices[(indices < 0) | (indices >= len(vertices))][0]
         raise _BadIndex(int(bad))
     coords = vertices.take(indices)
     ends = np.cumsum(lengths).tolist()
-    rings = [coords[end - length : end] for end, length in zip(ends, lengths, strict=True)]
-    out: list[list[npt.NDArray[np.float64]]] = []
-    position = 0
-    for count in ring_counts:
-        out.append(rings[position : position + count])
-        position += count
-    return out
+    coordinates = iter([coords[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)])
+    return [list(itertools.islice(coordinates, len(polygon))) for polygon in polygons]
 
 
 def _first_line(exc: BaseException) -> str:
