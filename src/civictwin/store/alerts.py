@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -23,6 +21,7 @@ from typing import Any
 
 from civictwin.config_live import RuleConfig
 from civictwin.errors import StoreError
+from civictwin.store.sidecar import SidecarDatabase
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -174,41 +173,11 @@ class StoredRule:
     created_by: str
 
 
-class AlertStore:
+class AlertStore(SidecarDatabase):
     """The alert database of one twin; safe to share between the threads of a process."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._con = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            self._con.execute("PRAGMA journal_mode=WAL")
-            self._con.execute("PRAGMA synchronous=FULL")
-            self._con.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"not a usable alert database: {exc}", path=path) from None
-        self._lock = threading.RLock()
-
-    def close(self) -> None:
-        with self._lock:
-            self._con.close()
-
-    def __enter__(self) -> AlertStore:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._con.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._con
-            except BaseException:
-                self._con.execute("ROLLBACK")
-                raise
-            self._con.execute("COMMIT")
+        super().__init__(path, schema=_SCHEMA, what="alert")
 
     # ---- alerts -------------------------------------------------------------------------------------
 

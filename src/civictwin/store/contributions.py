@@ -15,16 +15,14 @@ and deletes what was never published (pending and rejected contributions).
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from civictwin.errors import StoreError
+from civictwin.store.sidecar import SidecarDatabase
 
 ANONYMOUS_PSEUDONYM = "anonymised"
 POINT_DECIMALS_AFTER_RETENTION = 2
@@ -141,41 +139,11 @@ def _parse(text: str | None) -> datetime | None:
     return None if text is None else datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
-class ContributionStore:
+class ContributionStore(SidecarDatabase):
     """The contribution database of one twin; safe to share between the threads of a process."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._con = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            self._con.execute("PRAGMA journal_mode=WAL")
-            self._con.execute("PRAGMA synchronous=FULL")
-            self._con.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"not a usable contribution database: {exc}", path=path) from None
-        self._lock = threading.RLock()
-
-    def close(self) -> None:
-        with self._lock:
-            self._con.close()
-
-    def __enter__(self) -> ContributionStore:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._con.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._con
-            except BaseException:
-                self._con.execute("ROLLBACK")
-                raise
-            self._con.execute("COMMIT")
+        super().__init__(path, schema=_SCHEMA, what="contribution")
 
     def secret(self, name: str, make: bytes) -> bytes:
         """The stored secret ``name``, stored as ``make`` the first time (shared by every server process)."""
