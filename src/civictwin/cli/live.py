@@ -142,6 +142,7 @@ def demo_live(
             port=port,
             rate_limit=settings.rate_per_second,
             burst=settings.rate_burst,
+            workers=1,
         )
         return
     with console.status("importing the Helsinki counts inside the demo area"):
@@ -159,6 +160,7 @@ def demo_live(
                 port=port,
                 rate_limit=settings.rate_per_second,
                 burst=settings.rate_burst,
+                workers=1,
             )
     finally:  # also when Ctrl+C ends the server (exit 130): the replay and the broker are stopped by now
         if replayer is not None:
