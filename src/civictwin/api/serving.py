@@ -138,8 +138,9 @@ def run_workers(
                 os.kill(process.pid, signum)
 
     handlers = {signal.SIGTERM: stopping, signal.SIGINT: stopping}
-    if hasattr(signal, "SIGHUP"):  # not on Windows
-        handlers[signal.SIGHUP] = hangup
+    sighup = getattr(signal, "SIGHUP", None)  # not on Windows
+    if sighup is not None:
+        handlers[sighup] = hangup
     previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
     try:
         workers.extend(_start_worker(twin_dir, settings, listener, started) for _ in range(settings.workers))
