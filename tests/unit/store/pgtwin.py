@@ -22,6 +22,8 @@ import geopandas as gpd
 import pandas as pd
 from shapely.geometry import LineString, box
 
+from civictwin.store.opening import StoreLocation, build_store
+
 BIN = Path("/usr/lib/postgresql/15/bin")
 POSTGIS_CONTROL = Path("/usr/share/postgresql/15/extension/postgis.control")
 USER = "twin"
@@ -96,3 +98,30 @@ def layers() -> dict[str, gpd.GeoDataFrame]:
         crs=CRS,
     )
     return {"buildings": buildings, "roads": roads}
+
+
+def twin_toml(*, name: str, url: str) -> str:
+    """A ``twin.toml`` whose store is the PostGIS ``url``, with one (unread) OSM source."""
+    return f"""[twin]
+name = "{name}"
+store = "{url}"
+
+[area]
+bbox = [24.9, 60.1, 25.0, 60.2]
+
+[[sources]]
+name = "osm"
+kind = "osm"
+path = "x.osm.pbf"
+licence = "ODbL-1.0"
+publisher = "OSM"
+steward = "GIS"
+"""
+
+
+def build_layers(location: StoreLocation, buildings: int) -> None:
+    """The twin with the first ``buildings`` of :func:`layers`' buildings and the roads, both public."""
+    with build_store(location, crs=CRS) as store:
+        for name, frame in layers().items():
+            store.write_table(name, frame.head(buildings) if name == "buildings" else frame)
+            store.put_record("catalog", name, {"access": "public"})

@@ -8,29 +8,13 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from pgtwin import CRS, PASSWORD, PostGIS, layers
+from pgtwin import CRS, PASSWORD, PostGIS, layers, twin_toml
 
 from civictwin.backup import BackupError, backup_twin, restore_twin
 from civictwin.config import load_config
 from civictwin.errors import StoreError
 from civictwin.governance.tokens import Role, create_token, list_tokens, tokens_path
 from civictwin.store.opening import StoreLocation, build_store, open_store
-
-TWIN_TOML = """[twin]
-name = "Pg backup"
-store = "{url}"
-
-[area]
-bbox = [24.9, 60.1, 25.0, 60.2]
-
-[[sources]]
-name = "osm"
-kind = "osm"
-path = "x.osm.pbf"
-licence = "ODbL-1.0"
-publisher = "OSM"
-steward = "GIS"
-"""
 
 
 def test_a_postgis_twin_is_backed_up_and_restored_into_another_database(
@@ -40,7 +24,7 @@ def test_a_postgis_twin_is_backed_up_and_restored_into_another_database(
     source, target, bare = postgis.new_database(), postgis.new_database(), postgis.new_database(postgis=False)
     twin = tmp_path / "twin"
     twin.mkdir()
-    (twin / "twin.toml").write_text(TWIN_TOML.format(url=source))
+    (twin / "twin.toml").write_text(twin_toml(name="Pg backup", url=source))
     with build_store(StoreLocation(kind="postgis", dsn=source), crs=CRS) as store:
         store.write_table("buildings", layers()["buildings"])
         store.put_record("catalog", "buildings", {"access": "public"})

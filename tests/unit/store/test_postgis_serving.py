@@ -8,35 +8,11 @@ from typing import Any
 import mapbox_vector_tile
 import pytest
 from fastapi.testclient import TestClient
-from pgtwin import CRS, PASSWORD, PostGIS, layers
+from pgtwin import PASSWORD, PostGIS, build_layers, twin_toml
 
 from civictwin.api.app import create_app
 from civictwin.api.settings import ServerSettings
-from civictwin.store.opening import StoreLocation, build_store
-
-TWIN_TOML = """[twin]
-name = "Pg twin"
-store = "{url}"
-
-[area]
-bbox = [24.9, 60.1, 25.0, 60.2]
-
-[[sources]]
-name = "osm"
-kind = "osm"
-path = "x.osm.pbf"
-licence = "ODbL-1.0"
-publisher = "OSM"
-steward = "GIS"
-"""
-
-
-def build(location: StoreLocation, buildings: int) -> None:
-    """The twin with its first ``buildings`` buildings and the roads, both public."""
-    with build_store(location, crs=CRS) as store:
-        for name, frame in layers().items():
-            store.write_table(name, frame.head(buildings) if name == "buildings" else frame)
-            store.put_record("catalog", name, {"access": "public"})
+from civictwin.store.opening import StoreLocation
 
 
 def matched(client: TestClient) -> Any:
@@ -50,9 +26,9 @@ def test_served_from_postgis_and_rebuilt_under_a_running_server(
 ) -> None:
     monkeypatch.setenv("PGPASSWORD", PASSWORD)
     url = postgis.new_database()
-    (tmp_path / "twin.toml").write_text(TWIN_TOML.format(url=url))
+    (tmp_path / "twin.toml").write_text(twin_toml(name="Pg twin", url=url))
     location = StoreLocation(kind="postgis", dsn=url)
-    build(location, 5)
+    build_layers(location, 5)
     with TestClient(create_app(tmp_path, settings=ServerSettings())) as client:
         first = matched(client)
         assert first["numberMatched"] == 5 and [f["id"] for f in first["features"]] == [0, 1]
@@ -66,7 +42,7 @@ def test_served_from_postgis_and_rebuilt_under_a_running_server(
         ready = client.get("/health/ready").json()
         assert ready["status"] == "ready" and len(ready["store_version"]) == 32
 
-        build(location, 3)  # the switch to the new schema, while the server runs
+        build_layers(location, 3)  # the switch to the new schema, while the server runs
 
         assert matched(client)["numberMatched"] == 3
         again = client.get("/health/ready").json()

@@ -18,12 +18,12 @@ from typing import TypeVar
 import httpx
 import mapbox_vector_tile
 import pytest
-from pgtwin import CRS, PASSWORD, PostGIS, free_port, layers
+from pgtwin import PASSWORD, PostGIS, build_layers, free_port, twin_toml
 
 from civictwin.governance.audit import audit_path, read_audit
 from civictwin.governance.chain import chain_files, verify_chain
 from civictwin.governance.tokens import Role, create_token, revoke_token, tokens_path
-from civictwin.store.opening import StoreLocation, build_store
+from civictwin.store.opening import StoreLocation
 
 _CLI = (
     "import sys, civictwin.cli.serve; from civictwin.cli import app; app(sys.argv[1:], prog_name='civictwin')"
@@ -31,29 +31,6 @@ _CLI = (
 BURST = 30
 T = TypeVar("T")
 TILE = "/tiles/buildings/14/9326/4742.mvt"  # every building is in this tile
-TWIN_TOML = """[twin]
-name = "Pg workers"
-store = "{url}"
-
-[area]
-bbox = [24.9, 60.1, 25.0, 60.2]
-
-[[sources]]
-name = "osm"
-kind = "osm"
-path = "x.osm.pbf"
-licence = "ODbL-1.0"
-publisher = "OSM"
-steward = "GIS"
-"""
-
-
-def build(location: StoreLocation, buildings: int) -> None:
-    """The twin with its first ``buildings`` buildings and the roads, both public."""
-    with build_store(location, crs=CRS) as store:
-        for name, frame in layers().items():
-            store.write_table(name, frame.head(buildings) if name == "buildings" else frame)
-            store.put_record("catalog", name, {"access": "public"})
 
 
 class Served:
@@ -89,11 +66,11 @@ class Served:
 def served(postgis: PostGIS, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     twin = tmp_path_factory.mktemp("pgworkers")
     url = postgis.new_database()
-    (twin / "twin.toml").write_text(TWIN_TOML.format(url=url))
+    (twin / "twin.toml").write_text(twin_toml(name="Pg workers", url=url))
     location = StoreLocation(kind="postgis", dsn=url)
     os.environ["PGPASSWORD"] = PASSWORD
     try:
-        build(location, 5)
+        build_layers(location, 5)
         port = free_port()
         log = (twin / "server.log").open("w+")
         process = subprocess.Popen(
@@ -135,7 +112,7 @@ def test_workers_share_limits_tokens_audit_and_tile_invalidation(served: Served)
     # Every worker's tile cache holds the 5 buildings; after a rebuild every worker serves the 3 left.
     old = served.until_both_workers(lambda: tile_ids(served.get(TILE, before)), least=6)
     assert set(old) == {(0, 1, 2, 3, 4)}
-    build(served.location, 3)
+    build_layers(served.location, 3)
     new = served.until_both_workers(lambda: tile_ids(served.get(TILE, after)), least=6)
     assert set(new) == {(0, 1, 2)}
 
@@ -163,7 +140,7 @@ def test_serving_with_refused_credentials_is_one_line_before_any_worker(
     postgis: PostGIS, tmp_path: Path
 ) -> None:
     url = postgis.new_database()
-    (tmp_path / "twin.toml").write_text(TWIN_TOML.format(url=url))
+    (tmp_path / "twin.toml").write_text(twin_toml(name="Pg workers", url=url))
     main = "import civictwin.cli.serve; from civictwin.entry import main; main()"
     refused = subprocess.run(
         [sys.executable, "-c", main, "serve", str(tmp_path), "--port", str(free_port()), "--workers", "2"],
