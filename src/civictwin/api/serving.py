@@ -163,7 +163,9 @@ def run_workers(
 def _listening_socket(host: str, port: int) -> socket.socket:
     """The one socket every worker accepts from (bound before any worker starts)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
+    # with proto 0 every small response waited out the client's 40 ms delayed ACK (Nagle).
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         listener.bind((host, port))
