@@ -199,8 +199,9 @@ def _limits(settings: ServerSettings, store_path: Path) -> tuple[RateLimiter, Fa
     if settings.workers == 1:
         return RateLimiter(rate=settings.rate_per_second, burst=settings.rate_burst), None
     shared = limits_path(store_path)
-    limiter = SharedRateLimiter(shared, rate=settings.rate_per_second, burst=settings.rate_burst)
-    return limiter, SharedFailureBursts(shared)
+    key = settings.limits_key
+    limiter = SharedRateLimiter(shared, key=key, rate=settings.rate_per_second, burst=settings.rate_burst)
+    return limiter, SharedFailureBursts(shared, key=key)
 
 
 def _edge_recorder(audit: AuditLog, metrics: Metrics) -> Callable[[str, str], None]:

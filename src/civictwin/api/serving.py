@@ -22,6 +22,7 @@ import logging
 import math
 import multiprocessing
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -29,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import SimpleQueue
 from pathlib import Path
@@ -123,6 +125,7 @@ def run_workers(
     _check_tls(settings)
     store_path, _ = resolve_store(twin_dir)
     reset_shared_state(limits_path(store_path))
+    settings = replace(settings, limits_key=secrets.token_bytes(32))
     listener = _listening_socket(settings.host, settings.port)
     started: SimpleQueue[int] = multiprocessing.get_context("spawn").SimpleQueue()
     ready: set[int] = set()

@@ -60,6 +60,10 @@ class ServerSettings:
     workers: int = 1
     """Processes serving the twin; above 1 their rate buckets and failure counts are shared through
     ``<store>.limits.sqlite`` and each audit line names the worker (process id) that wrote it."""
+    limits_key: bytes = field(default=b"", repr=False)
+    """Key of the keyed hash under which the shared limits file records clients (so no IP address is
+    written there): drawn at random by the supervisor at each start and handed to its workers, never
+    written anywhere."""
 
     @classmethod
     def from_config(

@@ -13,11 +13,15 @@ gate. It is shared by the processes of one host, like the token file and the aud
 twin; replicas on several hosts each count their own clients. Times are ``time.monotonic()``, one
 clock for every process of a host (it counts from boot), and the supervisor empties the file when a
 server starts, so a reboot's new clock never meets old buckets. Nothing in it needs to survive a
-crash (``synchronous=OFF``).
+crash (``synchronous=OFF``). Clients (token ids, or IP addresses of anonymous callers) are recorded
+only as a keyed hash whose key the supervisor draws at each start and keeps in memory, so the file
+holds no address.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import sqlite3
 import threading
 import time
@@ -57,11 +61,17 @@ def reset_shared_state(path: Path) -> None:
 
 
 class _SharedFile:
-    """One SQLite file opened once per thread (sqlite3 connections are not shared between threads)."""
+    """One SQLite file opened once per thread (sqlite3 connections are not shared between threads),
+    recording clients under a keyed hash (``key``: the same in every worker of a server)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, key: bytes = b"") -> None:
         self.path = path
+        self._key = key
         self._local = threading.local()
+
+    def client_id(self, client: str) -> str:
+        """How ``client`` is recorded: HMAC-SHA-256 under the server's key, 32 hex digits."""
+        return hmac.new(self._key, client.encode(), hashlib.sha256).hexdigest()[:32]
 
     def _connection(self) -> sqlite3.Connection:
         con: sqlite3.Connection | None = getattr(self._local, "con", None)
@@ -100,15 +110,22 @@ class SharedRateLimiter(RateLimiter):
     """:class:`RateLimiter`'s token buckets, kept in the shared file so every worker charges the same one."""
 
     def __init__(
-        self, path: Path, *, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+        self,
+        path: Path,
+        *,
+        key: bytes,
+        rate: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(rate=rate, burst=burst, clock=clock)
-        self._file = _SharedFile(path)
+        self._file = _SharedFile(path, key=key)
         self._charges = 0
 
     def acquire(self, client: str) -> float:
         """Take one request from ``client``'s shared bucket: 0 when allowed, else seconds until allowed."""
         now = self._clock()
+        client = self._file.client_id(client)
         with self._file.transaction() as con:
             row = con.execute("SELECT tokens, updated FROM buckets WHERE client = ?", (client,)).fetchone()
             tokens = float(self.burst) if row is None else float(row[0]) + max(0.0, now - row[1]) * self.rate
@@ -131,16 +148,18 @@ class SharedFailureBursts(FailureBursts):
         self,
         path: Path,
         *,
+        key: bytes,
         threshold: int = 10,
         window_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(threshold=threshold, window_s=window_s, clock=clock)
-        self._file = _SharedFile(path)
+        self._file = _SharedFile(path, key=key)
 
     def failed(self, client: str) -> int | None:
         """Count one failure of ``client``; the count in the window when a burst is to be reported."""
         now = self._clock()
+        client = self._file.client_id(client)
         since = now - self.window_s
         with self._file.transaction() as con:
             con.execute("DELETE FROM failures WHERE at < ?", (since,))
