@@ -76,7 +76,6 @@ CONVERGED_CHANGE = 0.05
 """The loop has converged when the last update changed no factor by more than this share."""
 BASE_PREFIX = "t"
 """Trip ids of the base demand layer (events have their own prefixes and are not calibrated)."""
-_RECORD_NAME = re.compile(r"calibration-(\d{3,})\.json$")
 
 Pair = tuple[str, str]
 Flow = tuple[str, str]
@@ -512,13 +511,32 @@ def statement(before: Fit, after: Fit, converged: bool, folds: dict[str, Any]) -
     return text
 
 
-def save_record(twin_dir: Path, record: dict[str, Any]) -> Path:
-    """Write ``record`` as the next version (``calibration-NNN.json``) under the twin; returns its path."""
+def _record_versions(folder: Path, prefix: str) -> list[tuple[int, Path]]:
+    """The ``<prefix>-NNN.json`` files in ``folder`` with their versions, oldest first."""
+    if not folder.is_dir():
+        return []
+    name = re.compile(rf"{re.escape(prefix)}-(\d{{3,}})\.json")
+    return sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := name.fullmatch(p.name)))
+
+
+def next_record_path(twin_dir: Path, prefix: str) -> tuple[Path, int]:
+    """Where the next version of the twin's ``<prefix>-NNN.json`` records goes (folder created), and
+    its version: one above the highest there."""
     folder = twin_dir / RECORDS_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    taken = [int(m.group(1)) for p in folder.iterdir() if (m := _RECORD_NAME.fullmatch(p.name))]
-    version = max(taken, default=0) + 1
-    path = folder / f"calibration-{version:03d}.json"
+    version = max((v for v, _ in _record_versions(folder, prefix)), default=0) + 1
+    return folder / f"{prefix}-{version:03d}.json", version
+
+
+def latest_record_path(twin_dir: Path, prefix: str) -> Path | None:
+    """The twin's highest version of its ``<prefix>-NNN.json`` records, or None."""
+    found = _record_versions(twin_dir / RECORDS_DIR, prefix)
+    return found[-1][1] if found else None
+
+
+def save_record(twin_dir: Path, record: dict[str, Any]) -> Path:
+    """Write ``record`` as the next version (``calibration-NNN.json``) under the twin; returns its path."""
+    path, version = next_record_path(twin_dir, "calibration")
     record = {"id": path.stem, "version": version, **record}
     text = json.dumps(_plain(record), indent=2, ensure_ascii=False, allow_nan=False)
     durable.write_text(path, text)
@@ -527,13 +545,9 @@ def save_record(twin_dir: Path, record: dict[str, Any]) -> Path:
 
 def latest_record(twin_dir: Path) -> dict[str, Any] | None:
     """The twin's latest calibration record, or None when it has none."""
-    folder = twin_dir / RECORDS_DIR
-    if not folder.is_dir():
+    path = latest_record_path(twin_dir, "calibration")
+    if path is None:
         return None
-    found = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := _RECORD_NAME.fullmatch(p.name)))
-    if not found:
-        return None
-    path = found[-1][1]
     try:
         record: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         record["od_factors"] = [(str(o), str(d), float(f)) for o, d, f in record["od_factors"]]

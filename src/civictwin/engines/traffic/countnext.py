@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +35,8 @@ from civictwin.engines.traffic.calibration import (
     RECORDS_DIR,
     Factors,
     latest_record,
+    latest_record_path,
+    next_record_path,
     prior_car_trips,
     prior_gateway_trips,
     twin_count_sites,
@@ -63,7 +64,6 @@ KPIS: dict[str, str] = {
 }
 """The plan KPIs a count can narrow, with their units: each is a sum over the vehicles' edges."""
 RECORD_PREFIX = "where-next"
-_RECORD_NAME = re.compile(rf"{RECORD_PREFIX}-(\d{{3,}})\.json$")
 
 
 @dataclass(frozen=True)
@@ -485,11 +485,7 @@ def _text(value: object) -> str:
 
 def save_ranking(twin_dir: Path, ranking: Mapping[str, Any]) -> Path:
     """Write ``ranking`` as the next ``where-next-NNN.json`` beside the calibration records."""
-    folder = twin_dir / RECORDS_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    taken = [int(m.group(1)) for p in folder.iterdir() if (m := _RECORD_NAME.fullmatch(p.name))]
-    version = max(taken, default=0) + 1
-    path = folder / f"{RECORD_PREFIX}-{version:03d}.json"
+    path, _ = next_record_path(twin_dir, RECORD_PREFIX)
     durable.write_text(
         path, json.dumps({"id": path.stem, **ranking}, indent=2, ensure_ascii=False, allow_nan=False)
     )
@@ -498,14 +494,11 @@ def save_ranking(twin_dir: Path, ranking: Mapping[str, Any]) -> Path:
 
 def latest_ranking(twin_dir: Path) -> dict[str, Any] | None:
     """The twin's latest where-to-count ranking, or None."""
-    folder = twin_dir / RECORDS_DIR
-    if not folder.is_dir():
-        return None
-    found = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := _RECORD_NAME.fullmatch(p.name)))
-    if not found:
+    path = latest_record_path(twin_dir, RECORD_PREFIX)
+    if path is None:
         return None
     try:
-        ranking: dict[str, Any] = json.loads(found[-1][1].read_text(encoding="utf-8"))
+        ranking: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise EngineError(f"unreadable where-to-count ranking: {exc}", path=found[-1][1]) from None
+        raise EngineError(f"unreadable where-to-count ranking: {exc}", path=path) from None
     return ranking
