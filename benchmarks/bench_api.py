@@ -413,15 +413,20 @@ def main() -> None:
     print(
         f"\n### vector tiles of `{args.layer}` at z{','.join(map(str, args.zooms))}: {tiles['tiles']} tiles\n"
     )
+    print_tile_passes(tiles, digits=2)
+
+
+def print_tile_passes(tiles: dict[str, object], *, digits: int) -> None:
+    """The cold and warm tile passes (``tiles["cold"]`` and ``tiles["warm"]``, latencies in ms) as a
+    markdown table."""
     print("| pass | p50 ms | p99 ms | max ms | statuses |")
     print("| --- | ---: | ---: | ---: | --- |")
     for phase in ("cold", "warm"):
         times = tiles[phase]
         assert isinstance(times, list)
-        print(
-            f"| {phase} | {statistics.median(times):.2f} | {percentile(times, 99):.2f} | {max(times):.2f} | "
-            f"{tiles[f'{phase}_statuses']} |"
-        )
+        p50, p99, worst = statistics.median(times), percentile(times, 99), max(times)
+        statuses = tiles[f"{phase}_statuses"]
+        print(f"| {phase} | {p50:.{digits}f} | {p99:.{digits}f} | {worst:.{digits}f} | {statuses} |")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from bench_api import (
     free_port,
     load,
     percentile,
+    print_tile_passes,
     running,
     tile_latencies,
 )
@@ -251,15 +252,7 @@ def main() -> None:
     print(_row(f"pygeoapi PostgreSQL provider ({args.workers} workers)", peer))
     print(f"\ncivictwin / pygeoapi throughput: **{items.rate / peer.rate:.2f}×**")
     print(f"\n### vector tiles (ST_AsMVT) at z{','.join(map(str, args.zooms))}: {tiles['tiles']} tiles\n")
-    print("| pass | p50 ms | p99 ms | max ms | statuses |")
-    print("| --- | ---: | ---: | ---: | --- |")
-    for phase in ("cold", "warm"):
-        times = tiles[phase]
-        assert isinstance(times, list)
-        print(
-            f"| {phase} | {statistics.median(times):.1f} | {percentile(times, 99):.1f} | {max(times):.1f} | "
-            f"{tiles[f'{phase}_statuses']} |"
-        )
+    print_tile_passes(tiles, digits=1)
 
 
 if __name__ == "__main__":
