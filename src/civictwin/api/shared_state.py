@@ -32,6 +32,7 @@ from pathlib import Path
 from civictwin.api.limits import RateLimiter
 from civictwin.errors import ConfigError
 from civictwin.governance.security import FailureBursts
+from civictwin.store.sidecar import immediate_transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS buckets (client TEXT PRIMARY KEY, tokens REAL NOT NULL, updated REAL NOT NULL);
@@ -96,14 +97,8 @@ class _SharedFile:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """An immediate (write-locked) transaction: no other worker changes the file meanwhile."""
-        con = self._connection()
-        con.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate_transaction(self._connection()) as con:
             yield con
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
 
 
 class SharedRateLimiter(RateLimiter):

@@ -43,12 +43,20 @@ class SidecarDatabase:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction (other writers wait), rolled back on any exception."""
-        with self._lock:
-            self._con.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._con
-            except BaseException:
-                self._con.execute("ROLLBACK")
-                raise
-            self._con.execute("COMMIT")
+        """One immediate transaction on the file, one thread of the process at a time."""
+        with self._lock, immediate_transaction(self._con) as con:
+            yield con
+
+
+@contextmanager
+def immediate_transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A ``BEGIN IMMEDIATE`` transaction on ``con`` (opened with ``isolation_level=None``): the write
+    lock is taken at once, so other writers wait instead of deadlocking on an upgrade; committed at the
+    end, rolled back on any exception."""
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")

@@ -52,6 +52,7 @@ from civictwin.store.observations import (
     check_key,
     percentile_of,
 )
+from civictwin.store.sidecar import immediate_transaction
 
 SCHEMA_VERSION = 1
 _BUSY_TIMEOUT_MS = 30_000
@@ -176,14 +177,8 @@ class SQLiteObservationStore(ObservationStore):
         """One write transaction, taken at once (``BEGIN IMMEDIATE``) so it never deadlocks on upgrade."""
         if self.read_only:
             raise StoreError("the observation store is open read-only", path=self.path)
-        con = self._con
-        con.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate_transaction(self._con) as con:
             yield con
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
 
     def close(self) -> None:
         with self._guard:
