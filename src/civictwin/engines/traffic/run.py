@@ -264,19 +264,7 @@ def write_bike_trips(trips: Sequence[CarTrip], path: Path, *, chains: pd.DataFra
     root = ET.Element("routes")
     ET.SubElement(root, "vType", id=BIKE_TYPE, vClass="bicycle")
     for trip in sorted(trips, key=lambda t: (t.depart_s, t.trip_id)):
-        start, end = places.get(trip.from_edge), places.get(trip.to_edge)
-        attributes = {
-            "id": trip.trip_id,
-            "type": BIKE_TYPE,
-            "depart": f"{trip.depart_s:.2f}",
-            "from": start.sumo_edge if start else trip.from_edge,
-            "to": end.sumo_edge if end else trip.to_edge,
-        }
-        if start and start.start_m > 0:
-            attributes["departPos"] = f"{start.start_m:.2f}"
-        if end and end.start_m + end.length_m < end.sumo_length_m - 0.005:
-            attributes["arrivalPos"] = f"{end.start_m + end.length_m:.2f}"
-        ET.SubElement(root, "trip", attributes)
+        ET.SubElement(root, "trip", _placed_trip(trip, places, vtype=BIKE_TYPE, depart_ahead_m=0.0))
     _write_xml(root, path)
     return path
 
@@ -435,24 +423,40 @@ def write_trips(
         if options.driver_imperfection is not None:
             vtype.set("sigma", f"{options.driver_imperfection:g}")
     for trip in sorted(trips, key=lambda t: (t.depart_s, t.trip_id)):
-        start = places.get(trip.from_edge)
-        end = places.get(trip.to_edge)
-        attributes = {
-            "id": trip.trip_id,
-            "type": FLEET_TYPE,
-            "depart": f"{trip.depart_s:.2f}",
-            "from": start.sumo_edge if start else trip.from_edge,
-            "to": end.sumo_edge if end else trip.to_edge,
-            "departLane": "best",
-            "departSpeed": "max",
-        }
-        if start and start.start_m > 0:
-            attributes["departPos"] = f"{start.start_m + min(BASE_DEPART_POS_M, start.length_m):.2f}"
-        if end and end.start_m + end.length_m < end.sumo_length_m - 0.005:
-            attributes["arrivalPos"] = f"{end.start_m + end.length_m:.2f}"
+        attributes = _placed_trip(
+            trip, places, vtype=FLEET_TYPE, depart_ahead_m=BASE_DEPART_POS_M,
+            extra={"departLane": "best", "departSpeed": "max"},
+        )  # fmt: skip
         ET.SubElement(root, "trip", attributes)
     _write_xml(root, path)
     return path
+
+
+def _placed_trip(
+    trip: CarTrip,
+    places: Mapping[str, _Place],
+    *,
+    vtype: str,
+    depart_ahead_m: float,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """A ``<trip>``'s attributes: from and to the SUMO edges holding its twin edges, departing
+    ``depart_ahead_m`` (m, at most the twin edge's length) into its first twin edge where that does not
+    start its SUMO edge, and arriving at the end of its last twin edge where that does not end its."""
+    start, end = places.get(trip.from_edge), places.get(trip.to_edge)
+    attributes = {
+        "id": trip.trip_id,
+        "type": vtype,
+        "depart": f"{trip.depart_s:.2f}",
+        "from": start.sumo_edge if start else trip.from_edge,
+        "to": end.sumo_edge if end else trip.to_edge,
+        **(extra or {}),
+    }
+    if start and start.start_m > 0:
+        attributes["departPos"] = f"{start.start_m + min(depart_ahead_m, start.length_m):.2f}"
+    if end and end.start_m + end.length_m < end.sumo_length_m - 0.005:
+        attributes["arrivalPos"] = f"{end.start_m + end.length_m:.2f}"
+    return attributes
 
 
 @dataclass(frozen=True)
