@@ -227,9 +227,15 @@ def test_ctrl_c_at_any_moment_of_a_comparison(demo: Path) -> None:
         where = f"SIGINT at {moment:.1f} s of a comparison"
         complete = (twin / "runs" / "sweep" / "complete").is_file()
         if running and not (process.returncode == 0 and complete):
+            # Interrupted: nothing marked complete, unless the interrupt landed after the completion
+            # marker (written last, once every file is in place), when the comparison is complete and
+            # exit 130 says only that the interrupt arrived before the process ended.
             assert process.returncode == 130, f"{where}: exit {process.returncode}, stderr {err!r}"
             assert err.strip().splitlines() == ONE_LINE, where
-            assert not complete, f"{where}: interrupted, yet marked complete"
+            if complete:
+                assert (twin / "runs" / "sweep" / "report.html").is_file(), (
+                    f"{where}: marked complete, no report"
+                )
         else:  # it had finished, or the interrupt came once the comparison was complete (exit 0 is the truth)
             assert process.returncode == 0, f"{where}: it had finished, yet {err!r}"
         assert leftovers(twin) == [], where
