@@ -38,7 +38,7 @@ from civictwin.api import (
     tiles,
     viewer,
 )
-from civictwin.api.context import PublishedTwin, TwinHolder
+from civictwin.api.context import PublishedTwin, TwinHolder, TwinLeaseMiddleware
 from civictwin.api.hardening import HeadMiddleware, HostMiddleware, SecurityHeadersMiddleware
 from civictwin.api.limits import RateLimiter
 from civictwin.api.metrics import Metrics, TwinCollector
@@ -162,8 +162,9 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
 def _add_middlewares(
     app: FastAPI, settings: ServerSettings, *, registry: TokenRegistry, store_path: Path
 ) -> None:
-    """The request path, outermost first: forwarded headers (from configured proxies only), the gate
-    (limits, tokens, audit, metrics), security headers, trusted hosts and public URL, CORS, HEAD."""
+    """The request path, outermost first: the twin's lease (released after the response), forwarded
+    headers (from configured proxies only), the gate (limits, tokens, audit, metrics), security
+    headers, trusted hosts and public URL, CORS, HEAD."""
     app.add_middleware(HeadMiddleware)
     if settings.cors_origins:
         app.add_middleware(
@@ -192,6 +193,7 @@ def _add_middlewares(
     )
     if settings.forwarded_allow_ips:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.forwarded_allow_ips))
+    app.add_middleware(TwinLeaseMiddleware, holder=app.state.twin_holder)
 
 
 def _limits(settings: ServerSettings, store_path: Path) -> tuple[RateLimiter, FailureBursts | None]:

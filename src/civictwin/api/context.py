@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from civictwin.api.problems import not_found
 from civictwin.api.security import current_principal
@@ -74,6 +75,10 @@ class TwinHolder:
     unless it changed); the first request after a rebuild opens the new store, while requests already
     under way finish on the old one. A store that cannot be opened (a broken file put in place by
     hand) is logged once and the previous twin stays served.
+
+    Requests hold the twin they were served from (:meth:`acquire`, :meth:`release`); a replaced twin's
+    store is closed when its last request has finished, so a server that outlives many rebuilds keeps
+    one store open, not one per rebuild (a replaced DuckDB file stays on disk while it is open).
     """
 
     def __init__(self, twin: PublishedTwin, reopen: Callable[[], PublishedTwin]) -> None:
@@ -83,6 +88,30 @@ class TwinHolder:
         self._lock = threading.Lock()
         self._refused: str | None = None
         self._refusal = ""
+        self._holders: dict[int, int] = {}
+        """Requests under way per twin (by ``id``); a twin absent here has none."""
+        self._retired: dict[int, PublishedTwin] = {}
+        """Replaced twins whose stores close when their last request ends."""
+
+    def acquire(self) -> PublishedTwin:
+        """The twin to serve a request from, held until :meth:`release` (its store stays open)."""
+        twin = self.current()
+        with self._lock:
+            twin = self._twin  # the twin current() settled on, or a newer one
+            self._holders[id(twin)] = self._holders.get(id(twin), 0) + 1
+        return twin
+
+    def release(self, twin: PublishedTwin) -> None:
+        """A request served from ``twin`` has finished; close the twin's store if it was replaced."""
+        with self._lock:
+            left = self._holders.get(id(twin), 0) - 1
+            if left > 0:
+                self._holders[id(twin)] = left
+                return
+            self._holders.pop(id(twin), None)
+            retired = self._retired.pop(id(twin), None)
+        if retired is not None:
+            _close_quietly(retired)
 
     def current(self) -> PublishedTwin:
         """The twin to serve now."""
@@ -110,6 +139,8 @@ class TwinHolder:
         return True, f"serving the store built at {twin.built_at or 'an unknown time'}"
 
     def _reload(self, version: str) -> None:
+        """Open the store now in place (called holding the lock); retire the twin it replaces."""
+        previous = self._twin
         try:
             self._twin = self._reopen()
         except Exception as exc:  # a server keeps serving what it has: the problem goes to the log
@@ -122,6 +153,18 @@ class TwinHolder:
             )
             return
         logger.info("the twin store was rebuilt: now serving the new one")
+        if id(previous) in self._holders:
+            self._retired[id(previous)] = previous
+        else:
+            _close_quietly(previous)
+
+
+def _close_quietly(twin: PublishedTwin) -> None:
+    """Close a replaced twin's store; a failure to close is logged, never raised into a request."""
+    try:
+        twin.store.close()
+    except Exception as exc:  # the store is gone either way; the request that got here must not fail
+        logger.warning("closing the replaced twin store failed: %s", exc)
 
 
 def _name(location: StoreLocation) -> str:
@@ -134,8 +177,32 @@ def get_twin(request: Request) -> PublishedTwin:
     twin: PublishedTwin | None = getattr(request.state, "twin", None)
     if twin is None:
         holder: TwinHolder = request.app.state.twin_holder
-        twin = request.state.twin = holder.current()
+        twin = request.state.twin = holder.acquire()
     return twin
+
+
+class TwinLeaseMiddleware:
+    """Releases the twin a request was served from once its whole response has been sent.
+
+    Outermost, so that streamed bodies and every inner middleware have finished with the store before
+    :meth:`TwinHolder.release` may close a replaced one.
+    """
+
+    def __init__(self, app: ASGIApp, *, holder: TwinHolder) -> None:
+        self.app = app
+        self.holder = holder
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state: dict[str, Any] = scope.setdefault("state", {})
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            twin = state.pop("twin", None)
+            if twin is not None:
+                self.holder.release(twin)
 
 
 def visible_layers(request: Request) -> dict[str, LayerInfo]:

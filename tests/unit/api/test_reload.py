@@ -55,3 +55,40 @@ def test_a_rebuilt_store_is_served_without_a_restart(
 
         os.replace(_rebuilt_with(tmp_path / "again", 4), store)
         assert _matched(client) == 4
+
+
+def _open_replaced_files(name: str) -> list[str]:
+    """This process's open files named ``name`` that a rename has replaced (Linux: ``(deleted)``)."""
+    fds = Path("/proc/self/fd")
+    targets = []
+    for fd in fds.iterdir():
+        try:
+            targets.append(os.readlink(fd))
+        except OSError:  # closed meanwhile
+            continue
+    return [t for t in targets if Path(t.removesuffix(" (deleted)")).name == name and t.endswith("(deleted)")]
+
+
+def test_a_replaced_store_is_closed_when_its_last_request_ends(tmp_path: Path) -> None:
+    store = build_twin(tmp_path / "twin")
+    settings = ServerSettings(rate_per_second=10_000, rate_burst=100_000)
+    app = create_app(tmp_path / "twin", settings=settings)
+    holder = app.state.twin_holder
+    with TestClient(app) as client:
+        assert _matched(client) == 5
+        in_flight = holder.acquire()  # a request still reading the first twin
+        assert _open_replaced_files(store.name) == []
+
+        os.replace(_rebuilt_with(tmp_path / "next", 3), store)
+        assert _matched(client) == 3
+        # the first twin's file is replaced but still open, and still readable for its request
+        assert len(_open_replaced_files(store.name)) == 1
+        assert in_flight.store.records("meta")["twin"]
+
+        holder.release(in_flight)
+        assert _open_replaced_files(store.name) == []
+
+        # the requests above released the second twin: replaced, it is closed at once
+        os.replace(_rebuilt_with(tmp_path / "again", 4), store)
+        assert _matched(client) == 4
+        assert _open_replaced_files(store.name) == []
