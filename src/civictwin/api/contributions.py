@@ -21,14 +21,12 @@ puts contribution text in a URL, so the audit log never holds it.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import queue
 import secrets
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -39,7 +37,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from civictwin.api.context import get_twin
-from civictwin.api.limits import RateLimiter, retry_after
+from civictwin.api.floodguard import FloodGuard
+from civictwin.api.limits import retry_after
 from civictwin.api.problems import ProblemError, bad_request, not_found
 from civictwin.api.query import check_params
 from civictwin.api.scenarios import ComparisonId, readable
@@ -60,7 +59,6 @@ from civictwin.compare.participation import (
 )
 from civictwin.config import CONFIG_FILENAME, load_config
 from civictwin.config_consult import ConsultationConfig
-from civictwin.governance.security import FailureBursts
 from civictwin.governance.tokens import Principal, Role
 from civictwin.store.contributions import (
     Contribution,
@@ -150,11 +148,8 @@ class _Participation:
     store: ContributionStore
     proof_key: bytes
     writer: GroupWriter
-    source_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
-    """Keys the hash under which a source's address is counted; random per process, never written."""
-    limiters: dict[str, RateLimiter] = field(default_factory=dict)
-    floods: FailureBursts = field(default_factory=FailureBursts)
-    """Refused contributions per source: a burst goes to the security log (under the source's hash)."""
+    floods: FloodGuard
+    """Each source's hourly allowance (shared by the server's workers) and its refusals."""
     anonymised_at: datetime | None = None
     """When every consultation was last anonymised up to its retention period (at most once a minute)."""
 
@@ -170,7 +165,8 @@ def _participation(request: Request) -> _Participation:
         if found is None:
             store = ContributionStore(contributions_path(twin.store_path))
             key = store.secret("proof", secrets.token_bytes(32))
-            found = opened[twin.store_path] = _Participation(store, key, GroupWriter(store))
+            floods = FloodGuard.for_server(request.app.state.settings, twin.store_path)
+            found = opened[twin.store_path] = _Participation(store, key, GroupWriter(store), floods)
         return found
 
 
@@ -568,21 +564,20 @@ def _validated(model: type[_Model], body: Any) -> _Model:
 
 def _charge_source(request: Request, found: _Consultation, consultation: str) -> None:
     """Count one write from the request's source (429 beyond the hourly allowance: a burst of
-    ``contributions_per_hour``, refilled evenly over the hour). The source is known only as a keyed
-    hash of its address, kept in memory until its bucket refills; ten refusals within a minute are
-    one ``contribution flood`` event in the security log, naming the hash, never the address."""
-    part, per_hour = found.part, found.config.contributions_per_hour
-    limiter = part.limiters.get(consultation)
-    if limiter is None or limiter.burst != per_hour:
-        limiter = part.limiters[consultation] = RateLimiter(rate=per_hour / 3600.0, burst=per_hour)
+    ``contributions_per_hour``, refilled evenly over the hour, counted over all the server's
+    workers). The source is known only as a keyed hash of its address (:mod:`civictwin.api.floodguard`);
+    ten refusals within a minute are one ``contribution flood`` event in the security log, naming the
+    hash, never the address."""
     client = request.client.host if request.client else "unknown"
-    source = hmac.new(part.source_key, client.encode(), hashlib.sha256).hexdigest()[:32]
-    wait = limiter.acquire(source)
-    if wait > 0:
-        burst = part.floods.failed(source)
-        if burst is not None:
+    charge = found.part.floods.charge(consultation, client, per_hour=found.config.contributions_per_hour)
+    if charge.wait_s > 0:
+        if charge.burst is not None:
             request.app.state.security.event(
-                "contribution flood", consultation=consultation, source=source[:12], refused=burst
+                "contribution flood",
+                consultation=consultation,
+                source=charge.source[:12],
+                refused=charge.burst,
             )
-        raise ProblemError(429, f"too many contributions from your connection; retry in {retry_after(wait)} s",
-                           headers={"Retry-After": retry_after(wait)})  # fmt: skip
+        wait = retry_after(charge.wait_s)
+        raise ProblemError(429, f"too many contributions from your connection; retry in {wait} s",
+                           headers={"Retry-After": wait})  # fmt: skip
