@@ -44,6 +44,10 @@ class StoreError(CivicTwinError):
     """The twin's store is missing, locked, corrupt or lacks a requested table."""
 
 
+class StoreUnavailable(StoreError):
+    """The store's database cannot be reached now (down, restarting, refusing connections): worth retrying."""
+
+
 class ExportError(CivicTwinError):
     """A layer cannot be exported in the requested format."""
 

@@ -8,6 +8,8 @@ becomes a 500 problem without a stack trace (the trace goes to the server log on
 from __future__ import annotations
 
 import logging
+import math
+import time
 from http import HTTPStatus
 from typing import Any
 
@@ -15,6 +17,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from civictwin.errors import StoreUnavailable
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -92,6 +96,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StoreUnavailable, _on_store_unavailable)
     app.add_exception_handler(Exception, _on_unexpected)
 
 
@@ -125,6 +130,40 @@ def describe_validation_error(exc: RequestValidationError) -> str:
     loc = [str(part) for part in first.get("loc", ())]
     where = f"{loc[0]} parameter '{'.'.join(loc[1:])}'" if len(loc) > 1 else "request"
     return f"{where}: {first.get('msg', 'invalid value')}"
+
+
+STORE_RETRY_AFTER_S = 5
+"""What a 503 asks a client to wait while the store's database is unreachable (seconds)."""
+
+
+class _Throttle:
+    """True at most once per ``every_s`` seconds: one log line per minute of an outage, not per request."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self._last = -math.inf
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self._last < self.every_s:
+            return False
+        self._last = now
+        return True
+
+
+_outage_log = _Throttle(60.0)
+
+
+async def _on_store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503 with ``Retry-After`` (the twin is fine; its database is not answering now), logged once a minute."""
+    if _outage_log.due():
+        logger.warning("answering 503: %s", exc)
+    return problem_response(
+        503,
+        "the twin's database is not answering now; retry shortly",
+        instance=request.url.path,
+        headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
+    )
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import geopandas as gpd
 import pandas as pd
@@ -23,7 +23,7 @@ import shapely
 from psycopg import sql
 from pyproj import CRS
 
-from civictwin.errors import StoreError
+from civictwin.errors import StoreError, StoreUnavailable
 from civictwin.store.base import GEOMETRY, VERSION_KEY, Bounds, Store, TableInfo
 from civictwin.store.duckdb import quote
 
@@ -35,18 +35,41 @@ _RECORDS = "_records"
 FID = "_fid"
 """The column numbering a table's rows from 0 in the order they were written: the feature id the API
 serves (DuckDB's ``rowid``); hidden from every read."""
+T = TypeVar("T")
 _BUILD_LOCK = 0x63697669  # pg advisory lock key: one build of a database's twin at a time
 
 
 def connect(dsn: str) -> psycopg.Connection[Any]:
-    """A connection in autocommit mode; a server that is down or refuses the login is one line."""
+    """A connection in autocommit mode; a server that is down or refuses the login is one line
+    (:class:`StoreUnavailable`: a server may retry later)."""
     try:
         return psycopg.connect(dsn, autocommit=True, connect_timeout=10)
     except psycopg.Error as exc:
-        raise StoreError(f"cannot connect to the PostGIS store: {_first_line(exc)}", path=dsn) from None
+        raise StoreUnavailable(f"cannot connect to the PostGIS store: {first_line(exc)}", path=dsn) from None
 
 
-def _first_line(exc: BaseException) -> str:
+def answer(
+    connection: Callable[[], psycopg.Connection[Any]], ask: Callable[[psycopg.Connection[Any]], T]
+) -> T:
+    """``ask(con)`` on a reader's connection, for reads only (they may run twice).
+
+    A connection found lost (the database restarted since it was last used) is closed and the read
+    asked once more on a new one, so a restart costs a reader nothing; a database that stays
+    unreachable is :class:`StoreUnavailable`, worth retrying later.
+    """
+    for attempt in (1, 2):
+        con = connection()
+        try:
+            return ask(con)
+        except psycopg.OperationalError as exc:
+            con.close()
+            if attempt == 2:
+                raise StoreUnavailable(f"the PostGIS store stopped answering: {first_line(exc)}") from None
+    raise AssertionError("unreachable")
+
+
+def first_line(exc: BaseException) -> str:
+    """A database error as one line, without libpq's "connection failed: " prefix."""
     text = str(exc).strip()
     return text.splitlines()[0].removeprefix("connection failed: ") if text else type(exc).__name__
 
@@ -140,7 +163,9 @@ class PostGISStore(Store):
 
     @property
     def connection(self) -> psycopg.Connection[Any]:
-        """The raw connection, for other store-layer modules only."""
+        """The raw connection, for other store-layer modules only; a new one once the last was lost."""
+        if self._con.closed:
+            self._con = connect(self.dsn)
         return self._con
 
     def _table(self, name: str) -> sql.Composed:
@@ -306,12 +331,11 @@ class PostGISStore(Store):
             self._write_version()
 
     def records(self, kind: str) -> dict[str, dict[str, Any]]:
-        rows = self._con.execute(
-            sql.SQL("SELECT key, record FROM {} WHERE kind = %s ORDER BY key").format(
-                sql.Identifier(self._schema, _RECORDS)
-            ),
-            [kind],
-        ).fetchall()
+        query = sql.SQL("SELECT key, record FROM {} WHERE kind = %s ORDER BY key").format(
+            sql.Identifier(self._schema, _RECORDS)
+        )
+        # read by a server on every readiness probe: survives a database restart
+        rows = answer(lambda: self.connection, lambda con: con.execute(query, [kind]).fetchall())
         return {str(key): dict(value) for key, value in rows}
 
     def close(self) -> None:
@@ -462,7 +486,7 @@ class SchemaWatch:
             return self._ask()
         except psycopg.Error as exc:
             self._con = None
-            raise StoreError(f"lost the PostGIS store: {_first_line(exc)}", path=self._dsn) from None
+            raise StoreError(f"lost the PostGIS store: {first_line(exc)}", path=self._dsn) from None
 
     def _ask(self) -> str | None:
         if self._con is None or self._con.closed:

@@ -30,7 +30,7 @@ from civictwin.store.features import (
     describe_layer,
     wgs84_box,
 )
-from civictwin.store.postgis import FID, PostGISStore, connect
+from civictwin.store.postgis import FID, PostGISStore, answer, connect
 from civictwin.store.tiles import BUFFER, EXTENT, valid_tile
 
 _DUCKDB_NAMES = {
@@ -68,7 +68,7 @@ class PostGISFeatureReader:
         }
 
     def connection(self) -> psycopg.Connection[Any]:
-        """This thread's connection to the store's database."""
+        """This thread's connection to the store's database (a new one after the last was lost)."""
         con: psycopg.Connection[Any] | None = getattr(self._local, "con", None)
         if con is None or con.closed:
             con = self._local.con = connect(self._store.dsn)
@@ -149,15 +149,17 @@ class PostGISFeatureReader:
         window = sql.SQL(" ORDER BY {} LIMIT {} OFFSET {}").format(
             sql.Identifier(FID), sql.Literal(int(query.limit)), sql.Literal(int(query.offset))
         )
-        con = self.connection()
         counted = sql.SQL("SELECT count(*) OVER (), {} FROM {}").format(select, self.table(layer))
-        rows = con.execute(counted + where + window, params).fetchall()
-        if rows:
-            return FeaturePage(features=[str(r[1]) for r in rows], matched=int(rows[0][0]))
-        count = con.execute(
-            sql.SQL("SELECT count(*) FROM {}").format(self.table(layer)) + where, params
-        ).fetchone()
-        return FeaturePage(features=[], matched=int(count[0]) if count else 0)
+        count_only = sql.SQL("SELECT count(*) FROM {}").format(self.table(layer)) + where
+
+        def ask(con: psycopg.Connection[Any]) -> FeaturePage:
+            rows = con.execute(counted + where + window, params).fetchall()
+            if rows:
+                return FeaturePage(features=[str(r[1]) for r in rows], matched=int(rows[0][0]))
+            count = con.execute(count_only, params).fetchone()
+            return FeaturePage(features=[], matched=int(count[0]) if count else 0)
+
+        return answer(self.connection, ask)
 
     def feature(self, layer: str, feature_id: int, *, in_store_crs: bool = False) -> str | None:
         """One feature of ``layer`` as GeoJSON text, or None when there is no such id."""
@@ -165,7 +167,7 @@ class PostGISFeatureReader:
         query = sql.SQL("SELECT {} FROM {} WHERE {} = %s").format(
             select, self.table(layer), sql.Identifier(FID)
         )
-        row = self.connection().execute(query, [feature_id]).fetchone()
+        row = answer(self.connection, lambda con: con.execute(query, [feature_id]).fetchone())
         return str(row[0]) if row else None
 
     def _where(self, info: LayerInfo, query: FeatureQuery) -> tuple[list[sql.Composable] | None, list[Any]]:
@@ -231,7 +233,10 @@ class PostGISTileRenderer:
         """The MVT of ``layer`` at z/x/y (one MVT layer named after the table), None when empty."""
         if layer not in self._sql or not valid_tile(z, x, y):
             return None
-        row = self._reader.connection().execute(self._sql[layer], {"z": z, "x": x, "y": y}).fetchone()
+        tile = self._sql[layer]
+        row = answer(
+            self._reader.connection, lambda con: con.execute(tile, {"z": z, "x": x, "y": y}).fetchone()
+        )
         if row is None or not row[1]:
             return None
         return bytes(row[0])
