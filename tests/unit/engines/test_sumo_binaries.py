@@ -6,6 +6,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,42 @@ def test_message_keeps_errors_and_drops_warnings() -> None:
     assert sumo_message(stderr) == "Error: first | Error: second"
     assert sumo_message("Warning: only this\n") == "Warning: only this"
     assert sumo_message("") == "no message"
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie waiting to be reaped is dead)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def _orphan_after_killing_its_parent(tied: bool) -> int:
+    """Start a child process that starts ``sleep 60`` (tied or not), SIGKILL the child; the sleep's pid."""
+    code = (
+        "import subprocess, sys\n"
+        "from civictwin.engines.traffic.sumo import tied_to_caller\n"
+        f"command = ['sleep', '60']\ncommand = tied_to_caller(command) if {tied} else command\n"
+        "process = subprocess.Popen(command)\nprint(process.pid, flush=True)\nprocess.wait()\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    pid = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    return pid
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux's")
+def test_a_binary_dies_with_the_process_that_started_it() -> None:
+    pid = _orphan_after_killing_its_parent(tied=True)
+    deadline = time.monotonic() + 5
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(pid)
+    # without it, the orphan would have run on (the control that makes the test mean something)
+    untied = _orphan_after_killing_its_parent(tied=False)
+    time.sleep(0.3)
+    assert _running(untied)
+    os.kill(untied, 9)

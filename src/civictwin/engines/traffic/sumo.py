@@ -1,14 +1,17 @@
 """Locate the SUMO binaries shipped in the ``eclipse-sumo`` wheel and run them with clear errors.
 
 The wheel does not set ``SUMO_HOME``; SUMO's tools and the emission/noise models need it, and PROJ
-needs ``PROJ_LIB`` pointing at SUMO's own data. Every binary runs as a subprocess; a failure raises
+needs ``PROJ_LIB`` pointing at SUMO's own data. Every binary runs as a subprocess that dies with the
+process that started it (a killed seed leaves no SUMO running); a failure raises
 :class:`~civictwin.errors.EngineError` quoting SUMO's own error lines and naming the step.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,7 +80,7 @@ def run_binary(
     name: str, args: Sequence[str | Path], *, step: str, cwd: Path, timeout_s: float | None = None
 ) -> BinaryRun:
     """Run a SUMO binary; a non-zero exit raises EngineError ``<step>: <name> failed: <SUMO's message>``."""
-    command = [str(binary(name)), *map(str, args)]
+    command = tied_to_caller([str(binary(name)), *map(str, args)])
     start = time.perf_counter()
     try:
         done = subprocess.run(
@@ -89,6 +92,19 @@ def run_binary(
     if done.returncode != 0:
         raise EngineError(f"{name} failed (exit {done.returncode}): {sumo_message(done.stderr)}", field=step)
     return BinaryRun(done.stdout, done.stderr, wall)
+
+
+def tied_to_caller(command: list[str]) -> list[str]:
+    """``command`` started so that the kernel kills it when the thread that started it dies.
+
+    On Linux, through util-linux's ``setpriv --pdeathsig KILL`` (an exec, so no Python code runs
+    between fork and exec, which would be unsafe in a process with threads such as a Dask worker):
+    a seed's process killed mid-run (a lost cluster worker, a pool torn down after Ctrl+C) takes its
+    SUMO with it instead of leaving it to run to its end. Elsewhere, or without ``setpriv``, the
+    command is returned as it is.
+    """
+    setpriv = shutil.which("setpriv") if sys.platform == "linux" else None
+    return command if setpriv is None else [setpriv, "--pdeathsig", "KILL", "--", *command]
 
 
 def sumo_message(stderr: str) -> str:
