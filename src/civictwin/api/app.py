@@ -130,13 +130,13 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
     )
     holder = TwinHolder(twin, lambda: open_twin(twin_dir, settings))
     app.state.twin_holder = holder
-    app.state.tile_cache = tiles.TileCache(settings.tile_cache_bytes)
+    app.state.tile_cache = tiles.TileCache(settings.tile_cache_bytes, counts=metrics)
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.audit = audit
     app.state.security = security
     app.state.edge_refused = _edge_recorder(audit, metrics)
-    metrics.registry.register(TwinCollector(holder.current, app.state.tile_cache))
+    metrics.read_live(TwinCollector(holder.current))
     install_problem_handlers(app)
     app.include_router(features.router)
     app.include_router(photos.router)

@@ -3,21 +3,28 @@
 Counted by the gate for every request: ``civictwin_http_requests_total`` and the latency histogram
 ``civictwin_http_request_duration_seconds``, labelled by route *template* (``/collections/{collectionId}/items``,
 never the raw path, so the number of series stays bounded), method and status; requests the HTTP
-server refused before the application (malformed) count under the route ``edge``. Read at scrape
-time from the twin being served: tile cache hits, misses and bytes, the store's version and build
-time, the duration of its last build, and the recorded durations of its complete comparisons.
+server refused before the application (malformed) count under the route ``edge``. Counted by the
+tile cache: its hits, misses and bytes held. Read at scrape time from the twin being served: the
+store's version and build time, the duration of its last build, and the recorded durations of its
+complete comparisons.
+
+Several workers (``serve --workers``) count in prometheus_client's multiprocess mode: the supervisor
+gives them one folder (:data:`MULTIPROCESS_ENV`), each worker's counters live in files there, and a
+scrape answered by any worker sums them over all (docs/api.md, "Several workers").
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from civictwin.runs import COMPLETE, MANIFEST_FILE, RUNS_DIR
@@ -40,15 +47,9 @@ class ServedTwin(Protocol):
     def twin_dir(self) -> Path: ...
 
 
-class CacheCounts(Protocol):
-    """What the collector reads of the tile cache (a ``TileCache``)."""
-
-    @property
-    def hits(self) -> int: ...
-    @property
-    def misses(self) -> int: ...
-    @property
-    def size(self) -> int: ...
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client's switch to multiprocess mode: the folder where every worker keeps its counters
+(read when prometheus_client is first imported, so the supervisor sets it before starting workers)."""
 
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -73,29 +74,58 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.tile_hits = Counter(
+            "civictwin_tile_cache_hits", "Tiles served from the cache", registry=self.registry
+        )
+        self.tile_misses = Counter(
+            "civictwin_tile_cache_misses", "Tiles rendered afresh", registry=self.registry
+        )
+        self.tile_bytes = Gauge(
+            "civictwin_tile_cache_bytes",
+            "Bytes of tiles held in the cache (summed over live workers)",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self._live: list[Collector] = []
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request."""
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route, method).observe(seconds)
 
+    def looked_up(self, *, hit: bool) -> None:
+        """Count one tile cache lookup."""
+        (self.tile_hits if hit else self.tile_misses).inc()
+
+    def holding(self, size: int) -> None:
+        """Note the bytes the tile cache holds now."""
+        self.tile_bytes.set(size)
+
+    def read_live(self, collector: Collector) -> None:
+        """Add metrics read at scrape time (from the twin this worker serves)."""
+        self.registry.register(collector)
+        self._live.append(collector)
+
+    def exposition(self) -> bytes:
+        """The text exposition: this process's metrics, or with several workers the counted ones summed
+        over all of them (plus the ones read at scrape time, from the worker answering)."""
+        folder = os.environ.get(MULTIPROCESS_ENV)
+        if folder is None:
+            return bytes(generate_latest(self.registry))
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=folder)
+        for collector in self._live:
+            registry.register(collector)
+        return bytes(generate_latest(registry))
+
 
 class TwinCollector(Collector):
-    """Metrics read from the twin being served and its tile cache when Prometheus scrapes."""
+    """Metrics read from the twin being served when Prometheus scrapes."""
 
-    def __init__(self, twin: Callable[[], ServedTwin], cache: CacheCounts) -> None:
+    def __init__(self, twin: Callable[[], ServedTwin]) -> None:
         self._twin = twin
-        self._cache = cache
 
     def collect(self) -> Iterator[Metric]:
-        cache = self._cache
-        yield CounterMetricFamily(
-            "civictwin_tile_cache_hits", "Tiles served from the cache", value=cache.hits
-        )
-        yield CounterMetricFamily("civictwin_tile_cache_misses", "Tiles rendered afresh", value=cache.misses)
-        yield GaugeMetricFamily(
-            "civictwin_tile_cache_bytes", "Bytes of tiles held in the cache", value=cache.size
-        )
         twin = self._twin()
         meta = twin.store.records("meta")
         info = InfoMetricFamily("civictwin_store", "The twin store being served")

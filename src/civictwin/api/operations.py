@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from civictwin.api.context import TwinHolder, get_twin
 from civictwin.api.metrics import Metrics
@@ -59,4 +59,4 @@ def metrics(request: Request) -> Response:
     if not request.app.state.settings.metrics_public and current_principal(request).role is not Role.ADMIN:
         raise not_found("no resource at /metrics")
     registry: Metrics = request.app.state.metrics
-    return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(registry.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -23,9 +23,11 @@ import math
 import multiprocessing
 import os
 import secrets
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,8 +41,10 @@ from typing import Literal
 
 import uvicorn
 from fastapi import FastAPI
+from prometheus_client.multiprocess import mark_process_dead
 
 from civictwin.api.edge import edge_protocol
+from civictwin.api.metrics import MULTIPROCESS_ENV
 from civictwin.api.settings import ServerSettings
 from civictwin.api.shared_state import limits_path, reset_shared_state
 from civictwin.errors import CivicTwinError, ConfigError
@@ -127,6 +131,35 @@ def run_workers(
     reset_shared_state(limits_path(store_path))
     settings = replace(settings, limits_key=secrets.token_bytes(32))
     listener = _listening_socket(settings.host, settings.port)
+    with _counted_together():
+        return _supervise(twin_dir, settings, listener, on_ready=on_ready)
+
+
+@contextmanager
+def _counted_together() -> Iterator[None]:
+    """A new folder where the workers keep their Prometheus counters (prometheus_client's multiprocess
+    mode, handed to them through the environment they are spawned with); removed at the end."""
+    folder = Path(tempfile.mkdtemp(prefix="civictwin-metrics-"))
+    before = os.environ.get(MULTIPROCESS_ENV)
+    os.environ[MULTIPROCESS_ENV] = str(folder)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(MULTIPROCESS_ENV, None)
+        else:
+            os.environ[MULTIPROCESS_ENV] = before
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _supervise(
+    twin_dir: Path,
+    settings: ServerSettings,
+    listener: socket.socket,
+    *,
+    on_ready: Callable[[int], None] | None,
+) -> Literal["SIGTERM"] | None:
+    """Start the workers on ``listener``, replace any that dies, and drain them all when signalled."""
     started: SimpleQueue[int] = multiprocessing.get_context("spawn").SimpleQueue()
     ready: set[int] = set()
     stop: list[int] = []
@@ -207,6 +240,8 @@ def _kept_alive(
             f"a server worker failed to start (exit code {process.exitcode}); see its log above"
         )
     logger.warning("server worker %s died (exit code %s); starting another", process.pid, process.exitcode)
+    if process.pid is not None:  # its counters stay counted; its gauges (tile cache bytes) go
+        mark_process_dead(process.pid)
     return _start_worker(twin_dir, settings, listener, started)
 
 

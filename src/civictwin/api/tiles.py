@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
@@ -31,16 +31,22 @@ router = APIRouter(tags=["Vector tiles"])
 Layer = Annotated[str, Path(description="A layer of the twin", max_length=63)]
 
 
+class TileCounts(Protocol):
+    """Where a tile cache reports its lookups and its size (the server's metrics)."""
+
+    def looked_up(self, *, hit: bool) -> None: ...
+    def holding(self, size: int) -> None: ...
+
+
 class TileCache:
     """Least-recently-used tiles within a byte budget; thread-safe."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, *, counts: TileCounts | None = None) -> None:
         self.max_bytes = max_bytes
         self._tiles: OrderedDict[tuple[str, int, int, int, str], bytes] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
+        self._counts = counts
 
     @property
     def size(self) -> int:
@@ -51,12 +57,11 @@ class TileCache:
         """The cached tile (``b""`` for a cached empty tile), or None when not cached."""
         with self._lock:
             tile = self._tiles.get(key)
-            if tile is None:
-                self.misses += 1
-                return None
-            self._tiles.move_to_end(key)
-            self.hits += 1
-            return tile
+            if tile is not None:
+                self._tiles.move_to_end(key)
+        if self._counts is not None:
+            self._counts.looked_up(hit=tile is not None)
+        return tile
 
     def put(self, key: tuple[str, int, int, int, str], tile: bytes) -> None:
         """Keep ``tile``, dropping the least recently used ones beyond the budget."""
@@ -68,6 +73,9 @@ class TileCache:
             while self._bytes > self.max_bytes and self._tiles:
                 _, dropped = self._tiles.popitem(last=False)
                 self._bytes -= len(dropped)
+            size = self._bytes
+        if self._counts is not None:
+            self._counts.holding(size)
 
 
 @router.get("/tiles", summary="Vector tile sets (the layers you may read)")

@@ -106,11 +106,11 @@ def test_tilejson(client: TestClient) -> None:
 
 def test_tiles_are_cached(client: TestClient) -> None:
     """A second request for the same tile is served from the cache, byte for byte."""
-    cache: TileCache = client.app.state.tile_cache  # type: ignore[attr-defined]
+    registry = client.app.state.metrics.registry  # type: ignore[attr-defined]
     first = client.get("/tiles/buildings/15/18652/9484.mvt")
-    hits = cache.hits
+    before = registry.get_sample_value("civictwin_tile_cache_hits_total")
     second = client.get("/tiles/buildings/15/18652/9484.mvt")
-    assert cache.hits == hits + 1
+    assert registry.get_sample_value("civictwin_tile_cache_hits_total") == before + 1
     assert first.content == second.content
 
 

@@ -19,6 +19,7 @@ import httpx
 import mapbox_vector_tile
 import pytest
 from pgtwin import PASSWORD, PostGIS, build_layers, free_port, twin_toml
+from prometheus_client.parser import text_string_to_metric_families
 
 from civictwin.governance.audit import audit_path, read_audit
 from civictwin.governance.chain import chain_files, verify_chain
@@ -122,10 +123,25 @@ def test_workers_share_limits_tokens_audit_and_tile_invalidation(served: Served)
     assert verify_chain(chain_files(audit_path(served.store_path))).intact
     assert len({e.worker for e in entries}) == 2 and None not in {e.worker for e in entries}
     assert [e.status for e in entries[: len(statuses)]] == statuses
+    # /metrics counts over both workers, whichever answers the scrape.
+    admin = create_token(tokens, role=Role.ADMIN).token
+    scrapes = served.until_both_workers(lambda: counted(served.get("/metrics", admin).text), least=4)
+    assert set(scrapes) == {(len(entries), len(old) + len(new))}  # every audited request, counted once
+
     # No credential in anything the server wrote: its output, logs, tokens, shared limits file.
     written = [path for path in served.twin.iterdir() if path.is_file()]
     assert {p.name for p in written} >= {"server.log", "pg-workers.audit.jsonl", "pg-workers.limits.sqlite"}
     assert not [p.name for p in written if PASSWORD.encode() in p.read_bytes()]
+
+
+def counted(exposition: str) -> tuple[float, float]:
+    """From a scrape: requests answered but scrapes (all routes and statuses) and tile cache lookups."""
+    samples = [s for family in text_string_to_metric_families(exposition) for s in family.samples]
+    requests = sum(s.value for s in samples
+                   if s.name == "civictwin_http_requests_total" and s.labels.get("route") != "/metrics")  # fmt: skip
+    lookups = sum(s.value for s in samples
+                  if s.name in ("civictwin_tile_cache_hits_total", "civictwin_tile_cache_misses_total"))  # fmt: skip
+    return requests, lookups
 
 
 def tile_ids(response: httpx.Response) -> tuple[int, ...]:
