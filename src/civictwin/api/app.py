@@ -42,7 +42,7 @@ from civictwin.api.context import PublishedTwin, TwinHolder, TwinLeaseMiddleware
 from civictwin.api.hardening import HeadMiddleware, HostMiddleware, SecurityHeadersMiddleware
 from civictwin.api.limits import RateLimiter
 from civictwin.api.metrics import Metrics, TwinCollector
-from civictwin.api.problems import install_problem_handlers
+from civictwin.api.problems import UnexpectedErrorMiddleware, install_problem_handlers
 from civictwin.api.security import GateMiddleware
 from civictwin.api.settings import ServerSettings
 from civictwin.api.shared_state import SharedFailureBursts, SharedRateLimiter, limits_path
@@ -164,7 +164,9 @@ def _add_middlewares(
 ) -> None:
     """The request path, outermost first: the twin's lease (released after the response), forwarded
     headers (from configured proxies only), the gate (limits, tokens, audit, metrics), security
-    headers, trusted hosts and public URL, CORS, HEAD."""
+    headers, trusted hosts and public URL, CORS, HEAD, and innermost the 500 problem of an unexpected
+    error (so that it passes through all of them)."""
+    app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(HeadMiddleware)
     if settings.cors_origins:
         app.add_middleware(

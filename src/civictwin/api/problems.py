@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from civictwin.errors import StoreUnavailable
 
@@ -164,6 +165,35 @@ async def _on_store_unavailable(request: Request, exc: Exception) -> JSONRespons
         instance=request.url.path,
         headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
     )
+
+
+class UnexpectedErrorMiddleware:
+    """Innermost: an unexpected error in a route becomes the 500 problem here, inside the other
+    middlewares, so that it carries the security headers like every other answer (Starlette answers
+    it outermost, past them). An error after the response has started is re-raised (the server can
+    only cut the connection)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            if started:
+                raise
+            response = await _on_unexpected(Request(scope), exc)
+            await response(scope, receive, send)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -92,3 +92,25 @@ def test_a_replaced_store_is_closed_when_its_last_request_ends(tmp_path: Path) -
         os.replace(_rebuilt_with(tmp_path / "again", 4), store)
         assert _matched(client) == 4
         assert _open_replaced_files(store.name) == []
+
+
+def test_an_unexpected_error_is_a_500_problem_with_the_security_headers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    build_twin(tmp_path / "twin")
+    app = create_app(tmp_path / "twin", settings=ServerSettings())
+    features = app.state.twin_holder.current().features
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug that must not reach the client")
+
+    features.page = broken  # a route's reader failing in a way nobody planned for
+    with TestClient(app) as client, caplog.at_level(logging.ERROR, logger="civictwin.api.problems"):
+        response = client.get("/collections/buildings/items")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == "internal server error"
+    assert "must not reach" not in response.text
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors" in response.headers["content-security-policy"]
+    assert [r.getMessage() for r in caplog.records] == ["unhandled error on GET /collections/buildings/items"]
