@@ -119,3 +119,22 @@ def test_directories_are_not_synced_where_they_cannot_be(
         ("fsync", str(source.resolve()), ""),
         ("replace", str(source.resolve()), str((tmp_path / "b").resolve())),
     ]
+
+
+def test_a_finished_folder_has_every_file_synced_before_its_rename(
+    tmp_path: Path, calls: list[tuple[str, str, str]]
+) -> None:
+    staging, final = tmp_path / ".seed_1.partial", tmp_path / "seed_1"
+    (staging / "work").mkdir(parents=True)
+    names = ["edges.parquet", "zones.parquet", "counts.parquet", "run.json", "complete"]
+    for name in names:
+        (staging / name).write_text(name)
+    (staging / "work" / "scratch.xml").write_text("not a record")
+    durable.replace_directory(staging, final)
+    at = calls.index(("replace", str(staging.resolve()), str(final.resolve())))
+    synced_before = {c[1] for c in calls[:at] if c[0] == "fsync"}
+    # every record and the folder itself, synced concurrently but all before the rename; scratch not
+    assert synced_before == {str(staging.resolve() / n) for n in names} | {str(staging.resolve())}
+    assert calls[:at][-1] == ("fsync", str(staging.resolve()), "")
+    assert calls[at + 1 :] == [("fsync", str(tmp_path.resolve()), "")]
+    assert sorted(p.name for p in final.iterdir()) == sorted([*names, "work"])

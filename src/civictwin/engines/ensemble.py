@@ -69,6 +69,9 @@ STOP_GRACE_S = 5.0
 timeout a seed may take before the driving process stops its worker."""
 WATCH_S = 1.0
 """How often the driving process looks for seeds past their timeout."""
+SAVING_MODULES = ("pyarrow.parquet",)
+"""What saving a seed's tables imports (pandas loads it on a process's first ``to_parquet``): each worker
+imports it while it waits for its first seed, so the seed's saving does not (about 0.05 s)."""
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,7 @@ def run_ensemble(
     chosen = seed_list(seeds)
     directory = comparison_dir(twin.twin_dir, comparison_id)
     most_runs = len(engines) * len(scenarios) * len(chosen)
-    warm = tuple(dict.fromkeys(type(e).__module__ for e in engines))
+    warm = tuple(dict.fromkeys([*SAVING_MODULES, *(type(e).__module__ for e in engines)]))
     opened = executor or (lambda most: _seed_pool(workers, most, warm_modules=warm))
     with opened(most_runs) as running, _sole_run(directory, comparison_id):
         data = twin.data_fingerprint()
@@ -335,7 +338,8 @@ class _Pool:
 def _seed_pool(workers: int, most_runs: int, *, warm_modules: Sequence[str] = ()) -> Iterator[_Pool]:
     """Worker processes for the seed runs, started at once so that their interpreters start and import
     (civictwin and ``warm_modules``, the engines' own) while this process loads the twin and prepares
-    the scenarios: a seed's first run then pays no import (about half a second for traffic).
+    the scenarios: a seed's first run then pays no import (about half a second for traffic), nor does
+    its saving (:data:`SAVING_MODULES`).
 
     On any error or interrupt, queued seeds are cancelled and running ones interrupted (and killed if
     they do not stop within :data:`STOP_GRACE_S`).

@@ -74,15 +74,16 @@ class Range:
 
 
 NAN = float("nan")
-# docs/methods-energy.md ("Uncertainty") says why each; none of these ranges could be traced to a
-# published interval, so by default every seed uses the central values.
+# docs/methods-energy.md ("Uncertainty") says why each, and what the search for published ranges found:
+# spreads between single dwellings or systems and single studies' means, no interval for the city-wide
+# value drawn here. So none is published, and by default every seed uses the central values.
 RANGES: dict[str, Range] = {
-    "u_value_factor": Range(0.85, 1.15, 1.0, False, "assumption: archetype U-values stand for a whole period"),
-    "setpoint_offset_k": Range(-1.0, 1.0, 0.0, False, "assumption: spread of heated homes' indoor temperatures"),
+    "u_value_factor": Range(0.85, 1.15, 1.0, False, "assumption: archetype U-values stand for a whole period (in-situ studies found, no interval for a stock's mean)"),
+    "setpoint_offset_k": Range(-1.0, 1.0, 0.0, False, "assumption: measured spreads are between dwellings (9 K in Swedish homes, Teli et al.), not of a city's mean"),
     "gains_factor": Range(0.7, 1.3, 1.0, False, "assumption: occupancy and equipment vary between users"),
-    "air_change_factor": Range(0.7, 1.3, 1.0, False, "assumption: infiltration of old buildings is rarely measured"),
-    "cop_factor": Range(0.9, 1.1, 1.0, False, "assumption: field COPs scatter around Staffell et al. (2012)"),
-    "pv_losses_percent": Range(10.0, 18.0, NAN, False, "central (NaN): pvlib's PVWatts v5 default losses, 14.08% (Dobos 2014); range assumed"),
+    "air_change_factor": Range(0.7, 1.3, 1.0, False, "assumption: tracer-gas studies give single means (0.47 /h in old Swedish flats), no interval"),
+    "cop_factor": Range(0.9, 1.1, 1.0, False, "assumption: field COPs scatter around Staffell et al. (2012); field trials give fleet means only"),
+    "pv_losses_percent": Range(10.0, 18.0, NAN, False, "central (NaN): pvlib's PVWatts v5 default losses, 14.08% (Dobos 2014); range assumed (fleet PRs 0.73-0.81 also hold climate-dependent temperature losses)"),
     "pv_module_efficiency": Range(0.18, 0.22, 0.20, False, "assumption: current crystalline modules"),
 }  # fmt: skip
 

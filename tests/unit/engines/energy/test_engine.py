@@ -14,8 +14,10 @@ import pytest
 from civictwin.engines.base import EngineResult, TwinContext
 from civictwin.engines.energy.engine import EnergyEngine
 from civictwin.engines.energy.model import EnergyInputs
+from civictwin.engines.energy.params import RANGES, sample, sampled
 from civictwin.engines.registry import intervention_catalog
 from civictwin.errors import ConfigError, ScenarioError
+from civictwin.kpis.ensemble import summarise
 from civictwin.scenarios.spec import Scenario
 
 SHARED = Path(__file__).resolve().parents[4].parent / "shared" / "data"
@@ -89,6 +91,39 @@ def test_seeds_agree_without_published_ranges_and_differ_with_the_assumed_ones(
     one, again = (_kpis(EnergyEngine().run(drawn, seed=1, workdir=here)) for _ in range(2))
     other = _kpis(EnergyEngine().run(drawn, seed=2, workdir=here))
     assert one == again and other["buildings_heating_need_mwh"] != one["buildings_heating_need_mwh"]
+
+
+def test_every_draw_lies_within_its_range_and_only_requested_ranges_are_drawn() -> None:
+    # the order of RANGES fixes the draw: a seed's values come from one default_rng(seed) in that order
+    assert sampled(assumed=False) == [] and sampled(assumed=True) == list(RANGES)
+    for seed in range(1, 201):
+        drawn, central = sample(seed, assumed=True), sample(seed)
+        values = {
+            "u_value_factor": drawn.u_value_factor,
+            "setpoint_offset_k": drawn.setpoint_offset_k,
+            "gains_factor": drawn.gains_factor,
+            "air_change_factor": drawn.air_change_factor,
+            "cop_factor": drawn.cop_factor,
+            "pv_losses_percent": drawn.pv.losses_percent,
+            "pv_module_efficiency": drawn.pv.module_efficiency,
+        }
+        assert all(RANGES[n].low <= v <= RANGES[n].high for n, v in values.items()), (seed, values)
+        assert (central.u_value_factor, central.setpoint_offset_k, central.cop_factor) == (1.0, 0.0, 1.0)
+    first = np.random.default_rng(7).uniform(RANGES["u_value_factor"].low, RANGES["u_value_factor"].high)
+    assert sample(7, assumed=True).u_value_factor == first
+
+
+def test_sampled_seeds_give_intervals_that_hold_the_central_run(
+    demo: Twin, baseline: tuple[EnergyInputs, EnergyRun]
+) -> None:
+    _, central = baseline
+    sampling = TwinContext(demo.twin_dir, demo.config, options={"energy": {"sample_assumed_ranges": True}})
+    drawn = EnergyEngine().prepare(sampling, Plan(), workdir=Path("."))
+    runs = [_kpis(EnergyEngine().run(drawn, seed=seed, workdir=Path("."))) for seed in range(1, 6)]
+    for name in ("buildings_heating_need_mwh", "buildings_co2_t", "buildings_final_energy_mwh"):
+        estimate = summarise([run[name] for run in runs])
+        assert estimate.ci_high - estimate.ci_low > 0.01 * estimate.mean, name  # not a zero interval
+        assert estimate.ci_low < _kpis(central)[name] < estimate.ci_high, (name, estimate)
 
 
 def test_retrofit_and_pv_change_exactly_the_selected_zone(
