@@ -87,7 +87,6 @@ class TwinHolder:
         self._probe = VersionProbe(twin.location)
         self._lock = threading.Lock()
         self._refused: str | None = None
-        self._refusal = ""
         self._holders: dict[int, int] = {}
         """Requests under way per twin (by ``id``); a twin absent here has none."""
         self._retired: dict[int, PublishedTwin] = {}
@@ -135,7 +134,11 @@ class TwinHolder:
         if version is None:
             return False, f"the store {_name(twin.location)} is missing"
         if version == self._refused:
-            return False, f"the store {_name(twin.location)} cannot be opened: {self._refusal}"
+            # the reason (paths, the database's address) goes to the log, not to whoever asks
+            return (
+                False,
+                f"the store {_name(twin.location)} cannot be opened (the reason is in the server's log)",
+            )
         return True, f"serving the store built at {twin.built_at or 'an unknown time'}"
 
     def _reload(self, version: str) -> None:
@@ -145,7 +148,6 @@ class TwinHolder:
             self._twin = self._reopen()
         except Exception as exc:  # a server keeps serving what it has: the problem goes to the log
             self._refused = version
-            self._refusal = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             logger.warning(
                 "the twin store changed but cannot be opened (%s); still serving the previous one",
                 exc,
@@ -168,8 +170,9 @@ def _close_quietly(twin: PublishedTwin) -> None:
 
 
 def _name(location: StoreLocation) -> str:
-    """The store as readiness names it: the file's name, or the database URI (never a password)."""
-    return f"file {location.path.name}" if location.path is not None else location.describe()
+    """The store as readiness names it, to anyone who asks: the file's name (no folder), or "PostGIS"
+    (no host, port, user or database)."""
+    return f"file {location.path.name}" if location.path is not None else "in PostGIS"
 
 
 def get_twin(request: Request) -> PublishedTwin:

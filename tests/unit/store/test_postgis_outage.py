@@ -50,7 +50,12 @@ def test_an_outage_answers_503_and_the_twin_is_served_again_after_it(
             assert response.headers["retry-after"] == "5"
             assert response.json()["detail"] == "the twin's database is not answering now; retry shortly"
             assert PASSWORD not in response.text and "127.0.0.1" not in response.text
-        assert client.get("/health/ready").status_code == 503
+        unready = client.get("/health/ready")
+        assert unready.status_code == 503
+        assert (
+            unready.json()["detail"]
+            == "the store in PostGIS cannot be opened (the reason is in the server's log)"
+        )
 
         _outage(postgis, database, down=False)  # back: the next requests connect afresh
         page = client.get("/collections/buildings/items")
