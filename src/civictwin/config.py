@@ -388,6 +388,11 @@ class ServerSection(_Strict):
     hsts_max_age_s: Annotated[int, Field(ge=0)] = 31_536_000
     shutdown_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
     metrics_public: bool = False
+    shared_limits: Literal["host", "database"] = Field(
+        default="host",
+        description='Where rate limits are counted: "host" (the workers of one server) or "database" (every '
+        "replica on one PostGIS twin, with the same CIVICTWIN_SERVER_KEY)",
+    )
 
     @field_validator("public_url")
     @classmethod

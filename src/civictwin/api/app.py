@@ -43,6 +43,12 @@ from civictwin.api.hardening import HeadMiddleware, HostMiddleware, SecurityHead
 from civictwin.api.limits import RateLimiter
 from civictwin.api.metrics import Metrics, TwinCollector
 from civictwin.api.problems import UnexpectedErrorMiddleware, install_problem_handlers
+from civictwin.api.replica_state import (
+    DatabaseFailureBursts,
+    DatabaseRateLimiter,
+    database_for_limits,
+    replica_key,
+)
 from civictwin.api.security import GateMiddleware
 from civictwin.api.settings import ServerSettings
 from civictwin.api.shared_state import SharedFailureBursts, SharedRateLimiter, limits_path
@@ -153,14 +159,23 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
     app.include_router(contributions.router)
     app.include_router(viewer.viewer_router())
     _add_middlewares(
-        app, settings, registry=TokenRegistry(tokens_path(twin.store_path)), store_path=twin.store_path
+        app,
+        settings,
+        registry=TokenRegistry(tokens_path(twin.store_path)),
+        store_path=twin.store_path,
+        location=twin.location,
     )
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
     return app
 
 
 def _add_middlewares(
-    app: FastAPI, settings: ServerSettings, *, registry: TokenRegistry, store_path: Path
+    app: FastAPI,
+    settings: ServerSettings,
+    *,
+    registry: TokenRegistry,
+    store_path: Path,
+    location: StoreLocation,
 ) -> None:
     """The request path, outermost first: the twin's lease (released after the response), forwarded
     headers (from configured proxies only), the gate (limits, tokens, audit, metrics), security
@@ -182,7 +197,7 @@ def _add_middlewares(
         frame_ancestors=settings.frame_ancestors,
         hsts_max_age_s=settings.hsts_max_age_s,
     )
-    limiter, bursts = _limits(settings, store_path)
+    limiter, bursts = _limits(settings, store_path, location)
     app.add_middleware(
         GateMiddleware,
         registry=registry,
@@ -198,8 +213,18 @@ def _add_middlewares(
     app.add_middleware(TwinLeaseMiddleware, holder=app.state.twin_holder)
 
 
-def _limits(settings: ServerSettings, store_path: Path) -> tuple[RateLimiter, FailureBursts | None]:
-    """Rate buckets and failure counts: in memory for one worker, shared by several through a file."""
+def _limits(
+    settings: ServerSettings, store_path: Path, location: StoreLocation
+) -> tuple[RateLimiter, FailureBursts | None]:
+    """Rate buckets and failure counts: in memory for one worker, shared by several through a file, or
+    by every replica through the twin's database (``shared_limits = "database"``)."""
+    dsn = database_for_limits(settings, location)
+    if dsn is not None:
+        key = replica_key()
+        in_database = DatabaseRateLimiter(
+            dsn, key=key, scope="requests", rate=settings.rate_per_second, burst=settings.rate_burst
+        )
+        return in_database, DatabaseFailureBursts(dsn, key=key, scope="authentication")
     if settings.workers == 1:
         return RateLimiter(rate=settings.rate_per_second, burst=settings.rate_burst), None
     shared = limits_path(store_path)

@@ -165,7 +165,7 @@ def _participation(request: Request) -> _Participation:
         if found is None:
             store = ContributionStore(contributions_path(twin.store_path))
             key = store.secret("proof", secrets.token_bytes(32))
-            floods = FloodGuard.for_server(request.app.state.settings, twin.store_path)
+            floods = FloodGuard.for_server(request.app.state.settings, twin.store_path, twin.location)
             found = opened[twin.store_path] = _Participation(store, key, GroupWriter(store), floods)
         return found
 

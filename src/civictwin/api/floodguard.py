@@ -3,7 +3,8 @@
 A source is its address under a keyed hash (never the address). One worker keeps the buckets in
 memory; several workers of one server (``serve --workers``) keep them in a file of their own beside
 the store, under the server's shared key, so the allowance is the configured one in all, not one per
-worker. Refusals are counted the same way, to report a flood once.
+worker; replicas with ``shared_limits = "database"`` keep them in the twin's PostGIS
+(:mod:`civictwin.api.replica_state`). Refusals are counted the same way, to report a flood once.
 """
 
 from __future__ import annotations
@@ -16,9 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from civictwin.api.limits import RateLimiter
+from civictwin.api.replica_state import (
+    DatabaseFailureBursts,
+    DatabaseRateLimiter,
+    database_for_limits,
+    replica_key,
+)
 from civictwin.api.settings import ServerSettings
 from civictwin.api.shared_state import SharedFailureBursts, SharedRateLimiter
 from civictwin.governance.security import FailureBursts
+from civictwin.store.opening import StoreLocation
 
 HOUR_S = 3600.0
 """The allowance refills evenly over an hour (seconds)."""
@@ -46,20 +54,29 @@ class Charge:
 class FloodGuard:
     """Charges contributions per source and consultation, in memory or shared by a server's workers."""
 
-    def __init__(self, *, key: bytes, shared: Path | None) -> None:
+    def __init__(self, *, key: bytes, shared: Path | None = None, database: str | None = None) -> None:
         self._key = key
         self._shared = shared
+        self._database = database
         self._limiters: dict[tuple[str, int], RateLimiter] = {}
         self._lock = threading.Lock()
-        self._floods: FailureBursts = (
-            FailureBursts() if shared is None else SharedFailureBursts(shared, key=key)
-        )
+        self._floods: FailureBursts
+        if database is not None:
+            self._floods = DatabaseFailureBursts(database, key=key, scope="contribution floods")
+        elif shared is not None:
+            self._floods = SharedFailureBursts(shared, key=key)
+        else:
+            self._floods = FailureBursts()
 
     @classmethod
-    def for_server(cls, settings: ServerSettings, store_path: Path) -> FloodGuard:
-        """In memory for one worker (a random key per process); shared through a file by several."""
+    def for_server(cls, settings: ServerSettings, store_path: Path, location: StoreLocation) -> FloodGuard:
+        """In memory for one worker (a random key per process); shared through a file by several; in the
+        twin's database for every replica (``shared_limits = "database"``)."""
+        database = database_for_limits(settings, location)
+        if database is not None:
+            return cls(key=replica_key(), database=database)
         if settings.workers == 1:
-            return cls(key=secrets.token_bytes(32), shared=None)
+            return cls(key=secrets.token_bytes(32))
         return cls(key=settings.limits_key, shared=flood_limits_path(store_path))
 
     def charge(self, consultation: str, client: str, *, per_hour: int) -> Charge:
@@ -75,10 +92,13 @@ class FloodGuard:
             found = self._limiters.get((consultation, per_hour))
             if found is None:
                 rate = per_hour / HOUR_S
-                found = (
-                    RateLimiter(rate=rate, burst=per_hour)
-                    if self._shared is None
-                    else SharedRateLimiter(self._shared, key=self._key, rate=rate, burst=per_hour)
-                )
+                found = self._new_limiter(f"contributions\n{consultation}", rate=rate, burst=per_hour)
                 self._limiters[(consultation, per_hour)] = found
             return found
+
+    def _new_limiter(self, scope: str, *, rate: float, burst: int) -> RateLimiter:
+        if self._database is not None:
+            return DatabaseRateLimiter(self._database, key=self._key, scope=scope, rate=rate, burst=burst)
+        if self._shared is not None:
+            return SharedRateLimiter(self._shared, key=self._key, rate=rate, burst=burst)
+        return RateLimiter(rate=rate, burst=burst)

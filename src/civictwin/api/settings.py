@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from civictwin.config import AuditSection, ServerSection
 from civictwin.governance.audit import ClientAddresses
@@ -60,6 +60,9 @@ class ServerSettings:
     workers: int = 1
     """Processes serving the twin; above 1 their rate buckets and failure counts are shared through
     ``<store>.limits.sqlite`` and each audit line names the worker (process id) that wrote it."""
+    shared_limits: Literal["host", "database"] = "host"
+    """Where rate buckets and failure bursts are counted: in memory or ``<store>.limits.sqlite`` for the
+    workers of one server ("host"), or in the twin's PostGIS database for every replica ("database")."""
     limits_key: bytes = field(default=b"", repr=False)
     """Key of the keyed hash under which the shared limits file records clients (so no IP address is
     written there): drawn at random by the supervisor at each start and handed to its workers, never
@@ -85,6 +88,7 @@ class ServerSettings:
             tls_private_key=resolved(server.tls_private_key),
             shutdown_timeout_s=server.shutdown_timeout_s,
             metrics_public=server.metrics_public,
+            shared_limits=server.shared_limits,
             audit_rotation=RotationPolicy(
                 max_bytes=int(audit.max_megabytes * 1_048_576),
                 max_age_s=audit.rotate_after_hours * 3_600,

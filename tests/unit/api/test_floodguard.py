@@ -7,6 +7,7 @@ from pathlib import Path
 
 from civictwin.api.floodguard import FloodGuard, flood_limits_path
 from civictwin.api.settings import ServerSettings
+from civictwin.store.opening import StoreLocation
 
 KEY = b"k" * 32
 
@@ -41,12 +42,13 @@ def test_ten_refusals_in_a_minute_are_one_flood_over_all_workers(tmp_path: Path)
 
 def test_one_worker_counts_in_memory_and_several_through_the_file(tmp_path: Path) -> None:
     store = tmp_path / "twin.duckdb"
-    alone = FloodGuard.for_server(ServerSettings(), store)
+    location = StoreLocation.of_file(store)
+    alone = FloodGuard.for_server(ServerSettings(), store, location)
     assert alone.charge("c1", "203.0.113.5", per_hour=1).wait_s == 0.0
     assert alone.charge("c1", "203.0.113.5", per_hour=1).wait_s > 0.0
     assert not flood_limits_path(store).exists()
     shared = ServerSettings(workers=2, limits_key=KEY)
-    one, other = FloodGuard.for_server(shared, store), FloodGuard.for_server(shared, store)
+    one, other = (FloodGuard.for_server(shared, store, location) for _ in range(2))
     assert one.charge("c1", "203.0.113.5", per_hour=1).wait_s == 0.0
     assert other.charge("c1", "203.0.113.5", per_hour=1).wait_s > 0.0
     assert flood_limits_path(store).exists()

@@ -17,6 +17,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
@@ -55,6 +56,13 @@ class PostGIS:
 
         with psycopg.connect(self.url(database), password=PASSWORD, autocommit=True) as con:
             con.execute(statement.encode())
+
+    def query(self, database: str, statement: str) -> list[tuple[Any, ...]]:
+        """The rows of one query, as the superuser."""
+        import psycopg
+
+        with psycopg.connect(self.url(database), password=PASSWORD, autocommit=True) as con:
+            return con.execute(statement.encode()).fetchall()
 
 
 def free_port() -> int:
