@@ -31,6 +31,7 @@ from civictwin.api import (
     features,
     operations,
     photos,
+    proposals,
     readiness,
     scenarios,
     sensorthings,
@@ -151,10 +152,12 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
     app.include_router(consultations.router)
     app.include_router(equity.router)
     app.include_router(contributions.router)
+    app.include_router(proposals.router)
     app.include_router(viewer.viewer_router())
     _add_middlewares(
         app, settings, registry=TokenRegistry(tokens_path(twin.store_path)), store_path=twin.store_path
     )
+    proposals.install(app, twin.twin_dir, twin.store_path)
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
     return app
 
