@@ -62,6 +62,9 @@ class ConsultationConfig(BaseModel):
     proposals: bool = Field(
         default=False, description="Whether residents may also propose scenarios of their own ([proposals])"
     )
+    proposals_per_hour: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=3, description="Proposals one source (client address) may submit per hour"
+    )
 
     @field_validator("opens", "closes", mode="before")
     @classmethod
@@ -119,9 +122,6 @@ class ProposalsSection(BaseModel):
     )
     max_interventions: Annotated[int, Field(ge=1, le=50)] = Field(
         default=10, description="Interventions one proposal may hold"
-    )
-    proposals_per_hour: Annotated[int, Field(ge=1, le=10_000)] = Field(
-        default=3, description="Proposals one source (client address) may submit per hour"
     )
     types: list[str] | None = Field(
         default=None,

@@ -91,7 +91,7 @@ def _official(directory: Path) -> tuple[str, int]:
     with contextlib.suppress(OSError, ValueError):
         record = json.loads((directory / "comparison.json").read_text(encoding="utf-8"))
         baseline = str(record.get("baseline") or BASELINE)
-    with contextlib.suppress(OSError, ValueError, TypeError):
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
         seeds = len(json.loads((directory / MANIFEST_FILE).read_text(encoding="utf-8"))["seeds"]) or seeds
     return baseline, seeds
 

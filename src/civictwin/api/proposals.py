@@ -12,7 +12,7 @@
   run, approve (which queues the run) or reject with a reason, cancel a queued or running run.
 
 Writes are protected as contributions are (:mod:`civictwin.api.contributions`): JSON only, cross-site
-requests refused, bodies over 8 KiB refused, ``[proposals] proposals_per_hour`` submissions per source
+requests refused, bodies over 8 KiB refused, the consultation's ``proposals_per_hour`` submissions per source
 (counted under a keyed hash of its address, in memory). No name, e-mail or address is asked or kept.
 """
 
@@ -56,8 +56,8 @@ from civictwin.config_consult import ProposalsSection
 from civictwin.engines.registry import intervention_catalog, load_engines
 from civictwin.errors import ScenarioError
 from civictwin.governance.tokens import Role
-from civictwin.scenarios.proposal import Network, check_draft, menu
-from civictwin.scenarios.spec import InterventionCatalog
+from civictwin.scenarios.proposal import STREET_KEYS, Network, check_draft, menu
+from civictwin.scenarios.spec import InterventionCatalog, StreetSelection
 from civictwin.store.proposals import (
     PUBLIC_STATES,
     NewProposal,
@@ -216,7 +216,7 @@ async def submit_proposal(request: Request, comparison_id: ComparisonId, now: No
     found = _taking(request, comparison_id, now)
     if not found.config.is_open(now):
         raise _closed(found.config, now)
-    _charge_source(request, comparison_id)
+    _charge_source(request, comparison_id, per_hour=found.config.proposals_per_hour)
     if not isinstance(body, dict) or body.get("consent") is not True:
         raise ProblemError(400, "consent: the consent text must be accepted to propose")
     draft = {k: v for k, v in body.items() if k != "consent"}
@@ -353,7 +353,11 @@ def _described(proposal: Proposal) -> list[str]:
         except ScenarioError:
             out.append(str(item.get("type", "")))
             continue
-        out.append(f"{parsed.type.replace('_', ' ')}: {parsed.describe()}")
+        words = [parsed.describe()]
+        if isinstance(parsed, StreetSelection):  # its description names the streets only
+            settings = parsed.model_dump(exclude={"type", *STREET_KEYS}, exclude_defaults=True)
+            words += [f"{key.replace('_', ' ')} {value}" for key, value in settings.items()]
+        out.append(f"{parsed.type.replace('_', ' ')}: {'; '.join(words)}")
     return out
 
 
@@ -419,11 +423,10 @@ def _result(request: Request, proposal: Proposal) -> dict[str, Any] | None:
     }
 
 
-def _charge_source(request: Request, consultation: str) -> None:
-    """Count one submission from the request's source: ``proposals_per_hour`` a burst, refilled evenly
-    over the hour; 429 beyond. The source is a keyed hash of its address, in memory only."""
+def _charge_source(request: Request, consultation: str, *, per_hour: int) -> None:
+    """Count one submission from the request's source: ``per_hour`` a burst, refilled evenly over the
+    hour; 429 beyond. The source is a keyed hash of its address, in memory only."""
     part = _proposals(request)
-    per_hour = _settings(request).proposals_per_hour
     limiter = part.limiters.get(consultation)
     if limiter is None or limiter.burst != per_hour:
         limiter = part.limiters[consultation] = RateLimiter(rate=per_hour / 3600.0, burst=per_hour)
