@@ -195,3 +195,48 @@ def test_a_proposal_composed_on_the_map_is_approved_run_and_shown(
     assert value["n"] == 2 and value["ci_low"] <= value["mean"] <= value["ci_high"]
     assert travel[3] == value["text"] and "(" in value["text"]  # its own interval
     assert travel[4] == result["change"]["words"]
+
+
+def test_cancelling_a_running_proposal_stops_its_civictwin_compare(server: str, twin_dir: Path) -> None:
+    """A real run cancelled while it simulates: SIGINT reaches ``civictwin compare``, whose ensemble
+    driver stops its seeds and removes their partial folders; no result is left looking complete."""
+    import httpx
+
+    from civictwin.governance.tokens import Role, create_token, tokens_path
+
+    base = f"{server}/consultations/demo-cmp/proposals"
+    streets = httpx.get(f"{base}/menu").json()
+    assert streets["streets"] is not None
+    draft = {"consent": True, "title": "Twenty on Mannerheimintie",
+             "interventions": [{"type": "speed_limit", "streets": ["Mannerheimintie"], "speed_kmh": 20}]}  # fmt: skip
+    sent = httpx.post(base, json=draft)
+    assert sent.status_code == 202, sent.text
+    pid = sent.json()["id"]
+    staff = create_token(tokens_path(next(twin_dir.glob("*.duckdb"))), role=Role.MODERATOR, name="desk 2")
+    headers = {"Authorization": f"Bearer {staff.token}"}
+    assert (
+        httpx.post(
+            f"{base}/{pid}/decision", json={"decision": "approve", "reason": "ok"}, headers=headers
+        ).status_code
+        == 200
+    )
+    comparison = twin_dir / "runs" / f"proposal-{pid}-demo-cmp"
+    deadline = time.monotonic() + 120
+    while not (comparison / "seeds").is_dir():  # the seeds are being simulated
+        assert time.monotonic() < deadline, "the run never reached its seeds"
+        time.sleep(0.2)
+    cancelled = httpx.post(f"{base}/{pid}/cancel", json={"reason": "test"}, headers=headers)
+    assert cancelled.json()["state"] == "cancelling"
+    deadline = time.monotonic() + 60
+    while (state := _state_of(base, pid, headers)) != "cancelled":
+        assert time.monotonic() < deadline, f"still {state} a minute after cancelling"
+        time.sleep(0.5)
+    assert not (comparison / "complete").exists()
+    assert not list(comparison.glob("seeds/*/*/.seed_*.partial-*"))
+
+
+def _state_of(base: str, pid: int, headers: dict[str, str]) -> str:
+    import httpx
+
+    listed = httpx.get(f"{base}/review", headers=headers).json()["proposals"]
+    return str(next(p["state"] for p in listed if p["id"] == pid))

@@ -175,9 +175,9 @@ class ProposalQueue:
                     return
                 self._launch(claimed, settings, now)
 
-    def running(self) -> list[int]:
-        """The proposals whose runs this process holds."""
-        return sorted(self._runs)
+    def ticking(self) -> bool:
+        """Whether the queue's thread is running (between :meth:`start` and :meth:`stop`)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def _launch(self, proposal: Proposal, settings: ProposalsSection, now: datetime) -> None:
         log = self.twin_dir / PROPOSALS_DIR / f"proposal-{proposal.id}.log"

@@ -416,8 +416,8 @@ def test_the_queue_runs_with_the_app(twin: Path) -> None:
     app.state.proposal_command = stand_in
     with TestClient(app):
         queue = open_proposals(app, twin, twin / "test-twin.duckdb").queue
-        assert queue._thread is not None and queue._thread.is_alive()
-    assert queue._thread is None
+        assert queue.ticking()
+    assert not queue.ticking()
 
 
 def test_a_flood_of_proposals_from_one_source_is_refused(client: TestClient) -> None:
