@@ -63,7 +63,7 @@ class ConsultationConfig(BaseModel):
         default=False, description="Whether residents may also propose scenarios of their own ([proposals])"
     )
     proposals_per_hour: Annotated[int, Field(ge=1, le=10_000)] = Field(
-        default=3, description="Proposals one source (client address) may submit per hour"
+        default=3, description="Proposals (and their deletions) one source (client address) may send per hour"
     )
 
     @field_validator("opens", "closes", mode="before")

@@ -19,8 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
 import pytest
-from test_viewer import CHROMIUM, CHROMIUM_ARGS, _free_port, _write_comparison
+from test_viewer import CHROMIUM, CHROMIUM_ARGS, _free_port, _poll, _write_comparison
 
 pytestmark = pytest.mark.e2e
 
@@ -96,26 +97,22 @@ def tab(chromium: Any) -> Iterator[Any]:
     context.close()
 
 
-def _car_street_pixel(page: Any) -> list[float]:
-    """A point on the map (pixels in its container) on a rendered street that carries cars, away from
-    every other street, so a click there selects that street."""
-    return page.evaluate(
-        """() => {
-        const map = window.civictwin.proposeMap;
-        const features = map.queryRenderedFeatures({ layers: ['streets'] });
-        for (const f of features) {
-          if (f.properties.car !== true || f.geometry.type !== 'LineString') continue;
-          const coords = f.geometry.coordinates;
-          const [a, b] = [map.project(coords[0]), map.project(coords[coords.length - 1])];
-          const p = { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 };
-          const size = map.getCanvas().getBoundingClientRect();
-          if (p.x < 20 || p.y < 20 || p.x > size.width - 60 || p.y > size.height - 20) continue;
-          const near = map.queryRenderedFeatures([[p.x - 6, p.y - 6], [p.x + 6, p.y + 6]], { layers: ['streets'] });
-          if (near.every((n) => n.properties.osm_id === f.properties.osm_id)) return [p.x, p.y, f.properties.osm_id];
-        }
-        return null;
-      }"""
-    )
+def _car_street(twin_dir: Path) -> tuple[int, float, float]:
+    """A main street of the demo that carries cars: its OSM way and the middle of one of its edges
+    (lon, lat), from the twin's store."""
+    import shapely
+
+    from civictwin.store.duckdb import DuckDBStore
+
+    with DuckDBStore.open(next(twin_dir.glob("*.duckdb"))) as store:
+        edges = store.read_table(
+            "network_edges", columns=["osm_id", "highway", "car", "length_m", "geometry"]
+        )
+    main = edges[edges["car"] & edges["highway"].isin(["primary", "secondary"]) & (edges["length_m"] > 80)]
+    edge = main.sort_values("length_m", ascending=False).iloc[0]
+    middle = shapely.line_interpolate_point(edge.geometry, 0.5, normalized=True)
+    lon, lat = gpd.GeoSeries([middle], crs=edges.crs).to_crs("EPSG:4326").iloc[0].coords[0]
+    return int(edge["osm_id"]), float(lon), float(lat)
 
 
 def _public(server: str) -> dict[str, Any]:
@@ -141,10 +138,19 @@ def test_a_proposal_composed_on_the_map_is_approved_run_and_shown(
     assert "Intervention 1, speed kmh: required key is missing" in page.inner_text("#propose-items")
     page.fill("#propose-0-speed_kmh", "30")
     page.dispatch_event("#propose-0-speed_kmh", "change")
-    x, y, osm_id = _car_street_pixel(page)
+    osm_id, lon, lat = _car_street(twin_dir)
+    page.evaluate(f"window.civictwin.proposeMap.jumpTo({{ center: [{lon}, {lat}], zoom: 18 }})")
+    _poll(page, "window.civictwin.proposeMap.loaded() && !window.civictwin.proposeMap.isMoving()")
+    page.locator("#propose-map").scroll_into_view_if_needed()
     box = page.locator("#propose-map").bounding_box()
-    page.mouse.click(box["x"] + x, box["y"] + y)
-    page.wait_for_selector("#propose[data-propose-check=valid]", state="attached", timeout=30_000)
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_selector(f"#propose-items li[data-osm-ids='{osm_id}']", state="attached", timeout=30_000)
+    try:
+        page.wait_for_selector("#propose[data-propose-check=valid]", state="attached", timeout=30_000)
+    except Exception as exc:
+        raise AssertionError(
+            f"not valid after clicking OSM way {osm_id}: {page.inner_text('#propose-items')}"
+        ) from exc
     assert "1 street chosen" in page.inner_text("#propose-items")
     assert page.inner_text("#propose-problems") == "Your proposal can be sent."
     page.click("#propose-send")
@@ -153,7 +159,13 @@ def test_a_proposal_composed_on_the_map_is_approved_run_and_shown(
     page.click("#propose-send")
     page.wait_for_selector("#propose[data-propose-state=sent]", state="attached", timeout=30_000)
     pid = page.get_attribute("#propose", "data-proposal-id")
-    assert pid is not None and "is waiting for staff review" in page.inner_text("#propose-status")
+    status = page.inner_text("#propose-status")
+    assert (
+        pid is not None
+        and "is waiting for staff review" in status
+        and "deletion code" in status
+        and "del_" in status
+    )
 
     analyst = create_token(tokens_path(next(twin_dir.glob("*.duckdb"))), role=Role.ANALYST, name="desk")
     page.click("#propose-staff summary")

@@ -152,7 +152,7 @@ function composer(section, { menu, base, map }) {
     const buttons = [el('button', { type: 'button', class: 'propose-activate', 'aria-pressed': active }, active ? T.placing : T.place)];
     if (entry.placed === 'area') buttons.push(el('button', { type: 'button', class: 'propose-finish', disabled: item.corners.length < 3 || item.closed }, T.finishArea), el('button', { type: 'button', class: 'propose-clear' }, T.clearArea));
     buttons.push(el('button', { type: 'button', class: 'propose-remove' }, T.remove));
-    const view = el('li', { 'data-item': index, 'data-type': item.type, class: active ? 'active' : '' },
+    const view = el('li', { 'data-item': index, 'data-type': item.type, 'data-osm-ids': item.osmIds.join(' '), class: active ? 'active' : '' },
       el('fieldset', {}, el('legend', {}, menuLabel(entry)), el('p', { class: 'propose-help' }, entry.help), where, ...fields, el('p', {}, ...buttons),
         el('ul', { class: 'propose-item-problems', role: 'status' })));
     view.querySelector('.propose-activate').addEventListener('click', () => { state.active = index; renderItems(); });
@@ -205,7 +205,7 @@ function composer(section, { menu, base, map }) {
     try {
       const { status: code, answer } = await post(base, proposalBody({ ...draft(), items: state.items.map(placed) }, true));
       if (code === 202) {
-        status.replaceChildren(el('p', {}, T.sent(answer.pseudonym, answer.id)));
+        status.replaceChildren(el('p', {}, T.sent(answer.pseudonym, answer.id)), el('p', {}, T.deletionCode(answer.deletion_code)));
         section.dataset.proposeState = 'sent';
         section.dataset.proposalId = answer.id;
       } else {
@@ -219,6 +219,23 @@ function composer(section, { menu, base, map }) {
       section.dataset.proposeState = 'failed';
     }
     send.disabled = false;
+  });
+  return form;
+}
+
+/** The author's deletion form: the code given at submission deletes the proposal and its run. */
+function deletionForm(base, refresh) {
+  const code = el('input', { id: 'propose-code', type: 'text', autocomplete: 'off', spellcheck: 'false', maxlength: 100 });
+  const status = el('div', { id: 'propose-delete-status', role: 'status', 'aria-live': 'polite' });
+  const form = el('form', { class: 'propose-delete', novalidate: true }, el('h3', {}, T.deleteHeading),
+    el('p', {}, el('label', { for: 'propose-code' }, T.deleteLabel), el('br'), code), el('button', { type: 'submit' }, T.deleteButton), status);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    if (!code.value.trim()) { status.replaceChildren(el('p', {}, T.deleteNeedCode)); return; }
+    const response = await fetch(`${base}/delete`, { method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/json' }, body: JSON.stringify({ code: code.value.trim() }), credentials: 'omit' });
+    const message = response.status === 204 ? T.deleted : (await response.json()).detail;
+    status.replaceChildren(el('p', {}, message));
+    if (response.status === 204) { code.value = ''; await refresh(); }
   });
   return form;
 }
@@ -302,6 +319,7 @@ export async function startProposals(main, comparison) {
   window.civictwin.proposeMap = map;
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-right');
   section.append(composer(section, { menu, base, map }));
+  section.append(deletionForm(base, refresh));
   const staff = staffSection(base, refresh);
   section.append(staff.details);
   await refresh();

@@ -85,4 +85,5 @@ test('states, headings and staff lines read as words, and staff actions follow t
   for (const action of ['approve', 'reject', 'cancel']) assert.equal(typeof PROPOSE_TEXT[action], 'string');
   assert.equal(PROPOSE_TEXT.streetsChosen(1), '1 street chosen');
   assert.equal(PROPOSE_TEXT.sent('Resident A', 4), 'Thank you, Resident A: your proposal (number 4) is waiting for staff review.');
+  assert.equal(PROPOSE_TEXT.deletionCode('del_x'), 'Your deletion code (keep it to delete your proposal; it is shown only now): del_x');
 });

@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,6 +58,15 @@ Clock = Callable[[], datetime]
 def proposal_file(twin_dir: Path, proposal: Proposal) -> Path:
     """Where a proposal's scenario file is written."""
     return twin_dir / PROPOSALS_DIR / f"proposal-{proposal.id}.toml"
+
+
+def remove_files(twin_dir: Path, proposal: Proposal) -> None:
+    """Remove what a proposal left on disk: its scenario file, its run's output and its comparison
+    (whose question is the proposal's title)."""
+    for path in (proposal_file(twin_dir, proposal), proposal_file(twin_dir, proposal).with_suffix(".log")):
+        path.unlink(missing_ok=True)
+    if proposal.comparison is not None:
+        shutil.rmtree(comparison_dir(twin_dir, proposal.comparison), ignore_errors=True)
 
 
 def compare_command(proposal: Proposal, twin_dir: Path, settings: ProposalsSection) -> list[str]:
@@ -180,7 +190,7 @@ class ProposalQueue:
         return self._thread is not None and self._thread.is_alive()
 
     def _launch(self, proposal: Proposal, settings: ProposalsSection, now: datetime) -> None:
-        log = self.twin_dir / PROPOSALS_DIR / f"proposal-{proposal.id}.log"
+        log = proposal_file(self.twin_dir, proposal).with_suffix(".log")
         try:
             argv = self.command(proposal, self.twin_dir, settings)
             log.parent.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@
 * ``POST /consultations/{c}/proposals/validate``: every problem of a draft, field by field (nothing stored);
 * ``POST /consultations/{c}/proposals``: submit (the same validation; consent required), answered with
   the proposal's id and pseudonym;
+* ``POST /consultations/{c}/proposals/delete``: the author deletes a proposal with its deletion code;
 * ``GET /consultations/{c}/proposals``: approved proposals with their state and, once run, their KPIs
   with their own 95% intervals beside the official scenarios (public, pseudonyms only);
 * ``GET /consultations/{c}/proposals/review`` and ``POST …/proposals/{id}/decision`` and
@@ -13,7 +14,8 @@
 
 Writes are protected as contributions are (:mod:`civictwin.api.contributions`): JSON only, cross-site
 requests refused, bodies over 8 KiB refused, the consultation's ``proposals_per_hour`` submissions per source
-(counted under a keyed hash of its address, in memory). No name, e-mail or address is asked or kept.
+(counted under a keyed hash of its address, in memory). No name, e-mail or address is asked or kept;
+after the consultation's retention period proposals are anonymised (those never published deleted).
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ import hmac
 import secrets
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi import Path as PathParam
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from civictwin.api.context import get_twin
@@ -45,12 +48,12 @@ from civictwin.api.contributions import (
 )
 from civictwin.api.limits import RateLimiter, retry_after
 from civictwin.api.problems import ProblemError, not_found
-from civictwin.api.proposal_queue import ProposalQueue
+from civictwin.api.proposal_queue import ProposalQueue, remove_files
 from civictwin.api.query import check_params
 from civictwin.api.scenarios import ComparisonId, readable
 from civictwin.api.security import current_principal
 from civictwin.compare.consultation import kpi_entries
-from civictwin.compare.participation import pseudonym
+from civictwin.compare.participation import code_hash, deletion_code, pseudonym
 from civictwin.config import CONFIG_FILENAME, load_config
 from civictwin.config_consult import ProposalsSection
 from civictwin.engines.registry import intervention_catalog, load_engines
@@ -72,6 +75,7 @@ STAFF = (Role.MODERATOR, Role.ANALYST, Role.ADMIN)
 """Who approves, rejects and cancels proposals: moderators (is it fit to publish?), analysts (is it
 worth the compute?) and admins."""
 STREETS = "network_edges"
+_ANONYMISE_EVERY_S = 60.0
 _EDGE_COLUMNS = ["edge_id", "osm_id", "name", "car", "geometry"]
 
 router = APIRouter(tags=["Consultations"])
@@ -94,6 +98,8 @@ class _Proposals:
     source_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     limiters: dict[str, RateLimiter] = field(default_factory=dict)
     network: tuple[str, Network] | None = None
+    anonymised_at: datetime | None = None
+    """When proposals were last anonymised up to their retention period (at most once a minute)."""
 
 
 def open_proposals(app: FastAPI, twin_dir: Path, store_path: Path) -> _Proposals:
@@ -131,11 +137,18 @@ def _settings(request: Request) -> ProposalsSection:
     return load_config(get_twin(request).twin_dir).proposals
 
 
-def _taking(request: Request, comparison_id: str, now: Any, *, params: tuple[str, ...] = ()) -> Any:
-    """The consultation, when it takes proposals (404 otherwise)."""
-    found = _consultation(request, comparison_id, now, params=params)
+def _taking(request: Request, comparison_id: str, now: datetime) -> Any:
+    """The consultation, when it takes proposals (404 otherwise); proposals older than its retention
+    period anonymised first (at most once a minute)."""
+    found = _consultation(request, comparison_id, now)
     if not found.config.proposals:
         raise not_found(f"consultation '{comparison_id}' takes no proposals (proposals = true in its block)")
+    part = _proposals(request)
+    if part.anonymised_at is None or abs((now - part.anonymised_at).total_seconds()) >= _ANONYMISE_EVERY_S:
+        older = now - timedelta(days=found.config.retention_days)
+        for gone in part.store.anonymise(comparison_id, older_than=older):
+            remove_files(get_twin(request).twin_dir, gone)
+        part.anonymised_at = now
     return found
 
 
@@ -146,12 +159,13 @@ def _offered(request: Request) -> list[str]:
 
 
 def _network(request: Request) -> Network:
-    """The twin's street edges, read once per store version."""
+    """The twin's street edges, read once per store version. Only for callers who may read them:
+    the problems name streets, so they would tell others which streets the twin holds."""
     twin = get_twin(request)
     part = _proposals(request)
+    if STREETS not in twin.features.layers or not twin.policy.allows(current_principal(request), STREETS):
+        raise ProblemError(409, "no street network you may read here, so proposals cannot be checked")
     if part.network is None or part.network[0] != twin.version:
-        if STREETS not in twin.features.layers:
-            raise ProblemError(409, "this twin has no street network, so proposals cannot be checked")
         edges = twin.store.read_table(STREETS, columns=_EDGE_COLUMNS)
         part.network = (twin.version, Network(edges=edges, crs=twin.store.crs))
     return part.network[1]
@@ -229,14 +243,48 @@ async def submit_proposal(request: Request, comparison_id: ComparisonId, now: No
              "detail": f"{first.field}: {first.message}", "problems": [p.as_dict() for p in checked.problems]},
             status_code=400, media_type="application/problem+json",
         )  # fmt: skip
+    code = deletion_code()
     new = NewProposal(consultation=comparison_id, pseudonym=pseudonym(), title=checked.title,
-                      description=checked.description, interventions=checked.interventions)  # fmt: skip
+                      description=checked.description, interventions=checked.interventions,
+                      deletion_sha256=code_hash(code))  # fmt: skip
     stored = _proposals(request).store.add(new, now=now)
     return JSONResponse(
-        {"id": stored.id, "pseudonym": stored.pseudonym, "state": str(stored.state)},
+        {"id": stored.id, "pseudonym": stored.pseudonym, "state": str(stored.state), "deletion_code": code},
         status_code=202,
         headers={"Cache-Control": "no-store"},
     )
+
+
+class DeletionIn(BaseModel):
+    """A deletion request: the code given at submission (in the body, so it is never logged)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1, max_length=100)
+
+
+@router.post(
+    "/consultations/{comparison_id}/proposals/delete",
+    status_code=204,
+    summary="Delete a proposal with its deletion code",
+    openapi_extra=_json_body_doc(DeletionIn),
+)
+async def delete_proposal(request: Request, comparison_id: ComparisonId, now: Now) -> Response:
+    """Delete the proposal (and its run's files) whose deletion code is sent; 404 for a code that
+    matches none, 409 while it is being simulated."""
+    check_params(request, ())
+    _same_origin(request)
+    sent = _validated(DeletionIn, await _json_body(request))
+    found = _taking(request, comparison_id, now)
+    _charge_source(request, comparison_id, per_hour=found.config.proposals_per_hour)
+    try:
+        deleted = _proposals(request).store.delete(comparison_id, code_hash(sent.code))
+    except TransitionError as exc:
+        raise ProblemError(409, str(exc)) from None
+    if deleted is None:
+        raise not_found("no proposal has this deletion code (deleted already, or anonymised)")
+    remove_files(get_twin(request).twin_dir, deleted)
+    return Response(status_code=204)
 
 
 @router.get("/consultations/{comparison_id}/proposals", summary="Approved proposals and their results")

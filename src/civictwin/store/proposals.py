@@ -16,7 +16,9 @@ Approval queues a proposal at once (the decision, its reason and the deciding ro
 stopped sending heartbeats (its server was stopped or died) goes back to ``queued``, or to
 ``cancelled`` when it was being cancelled (:meth:`ProposalStore.recover`).
 
-What is kept of the author is a random pseudonym only: no name, e-mail or client address.
+What is kept of the author is a random pseudonym and the SHA-256 of the deletion code they were
+given: no name, e-mail or client address. After the consultation's retention period
+:meth:`ProposalStore.anonymise` drops both (and the time of day), and deletes proposals never published.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ PUBLIC_STATES = frozenset(
     {State.QUEUED, State.RUNNING, State.CANCELLING, State.DONE, State.FAILED, State.CANCELLED}
 )
 
+ANONYMOUS_PSEUDONYM = "anonymised"
 _STATES_SQL = ", ".join(f"'{s}'" for s in State)
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS proposals (
@@ -82,10 +85,13 @@ CREATE TABLE IF NOT EXISTS proposals (
     finished TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     comparison TEXT,
-    outcome TEXT
+    outcome TEXT,
+    deletion_sha256 TEXT UNIQUE,
+    anonymised INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS proposals_by_state ON proposals (state, id);
 CREATE INDEX IF NOT EXISTS proposals_by_consultation ON proposals (consultation, id);
+CREATE INDEX IF NOT EXISTS proposals_by_age ON proposals (consultation, anonymised, created);
 """
 _COLUMNS = (
     "id, consultation, pseudonym, title, description, interventions, created, state, decided_at, "
@@ -107,6 +113,8 @@ class NewProposal:
     description: str
     interventions: Sequence[Mapping[str, Any]]
     """The scenario's interventions as plain data (each a table of the scenario file)."""
+    deletion_sha256: str
+    """SHA-256 of the deletion code handed to the author (never the code)."""
 
 
 @dataclass(frozen=True)
@@ -161,9 +169,9 @@ class ProposalStore(SidecarDatabase):
         with self._transaction() as con:
             cursor = con.execute(
                 "INSERT INTO proposals (consultation, pseudonym, title, description, interventions, created, "
-                "state) VALUES (?, ?, ?, ?, ?, ?, 'submitted')",
+                "state, deletion_sha256) VALUES (?, ?, ?, ?, ?, ?, 'submitted', ?)",
                 [new.consultation, new.pseudonym, new.title, new.description,
-                 json.dumps(list(new.interventions)), _stamp(now)],
+                 json.dumps(list(new.interventions)), _stamp(now), new.deletion_sha256],
             )  # fmt: skip
             return _one(con, int(cursor.lastrowid or 0))
 
@@ -277,6 +285,48 @@ class ProposalStore(SidecarDatabase):
             for proposal_id, state in rows:
                 _release(con, int(proposal_id), State(state), now=now)
         return [int(r[0]) for r in rows]
+
+    def delete(self, consultation: str, deletion_sha256: str) -> Proposal | None:
+        """Delete the proposal whose deletion code hashes to ``deletion_sha256`` (None when none does);
+        a proposal being simulated is kept (:class:`TransitionError`): its run must end first."""
+        with self._transaction() as con:
+            row = con.execute(
+                "SELECT id FROM proposals WHERE consultation = ? AND deletion_sha256 = ?",
+                [consultation, deletion_sha256],
+            ).fetchone()
+            if row is None:
+                return None
+            found = _one(con, int(row[0]))
+            if found.state in (State.RUNNING, State.CANCELLING):
+                raise TransitionError(
+                    f"proposal {found.id} is being simulated; it can be deleted once its run has ended"
+                )
+            con.execute("DELETE FROM proposals WHERE id = ?", [found.id])
+            return found
+
+    def anonymise(self, consultation: str, *, older_than: datetime) -> list[Proposal]:
+        """Anonymise the proposals of ``consultation`` made before ``older_than``: those never published
+        (submitted, rejected) deleted, the others without pseudonym, deletion code or time of day.
+        Returns the deleted ones (their files go too)."""
+        cutoff = _stamp(older_than)
+        with self._transaction() as con:
+            rows = con.execute(
+                f"SELECT {_COLUMNS} FROM proposals WHERE consultation = ? AND anonymised = 0 AND created < ? "
+                "AND state IN ('submitted', 'rejected')",
+                [consultation, cutoff],
+            ).fetchall()
+            con.execute(
+                "DELETE FROM proposals WHERE consultation = ? AND anonymised = 0 AND created < ? "
+                "AND state IN ('submitted', 'rejected')",
+                [consultation, cutoff],
+            )
+            con.execute(
+                "UPDATE proposals SET pseudonym = ?, deletion_sha256 = NULL, anonymised = 1, "
+                "created = substr(created, 1, 10) || 'T00:00:00.000000Z' "
+                "WHERE consultation = ? AND anonymised = 0 AND created < ?",
+                [ANONYMOUS_PSEUDONYM, consultation, cutoff],
+            )
+        return [_proposal(row) for row in rows]
 
     def release(self, proposal_id: int, *, now: datetime) -> Proposal:
         """Hand back a run this server stopped (it shuts down): re-queued, or cancelled when it was

@@ -17,7 +17,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,7 @@ closes = 2026-12-31
 
 [proposals]
 max_seeds = 2
+runs_per_day = 50
 settings = {traffic = {iterations = 2, demand = {scale = 0.25}}}
 """
 RUNNER = r"""
@@ -166,10 +167,15 @@ def tokens(twin: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def client(twin: Path, tokens: dict[str, str]) -> Iterator[TestClient]:
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(scope="module")
+def client(twin: Path, tokens: dict[str, str], clock: Clock) -> Iterator[TestClient]:
     """The app without its lifespan: the queue's thread does not run, the tests tick it."""
     app = create_app(twin, settings=ServerSettings(rate_per_second=10_000, rate_burst=100_000))
-    app.dependency_overrides[now_utc] = Clock()
+    app.dependency_overrides[now_utc] = clock
     app.state.proposal_command = stand_in
     yield TestClient(app)
 
@@ -252,7 +258,7 @@ def test_validation_answers_every_problem_at_once(client: TestClient) -> None:
 def test_write_routes_refuse_cross_site_requests_and_forms(
     client: TestClient, tokens: dict[str, str]
 ) -> None:
-    writes = [f"{BASE}/validate", BASE, f"{BASE}/1/decision", f"{BASE}/1/cancel"]
+    writes = [f"{BASE}/validate", BASE, f"{BASE}/delete", f"{BASE}/1/decision", f"{BASE}/1/cancel"]
     for url in writes:
         headers = _as(tokens, "admin")
         evil = client.post(url, json={}, headers={**headers, "Origin": "https://evil.example"})
@@ -297,6 +303,7 @@ def test_approved_run_and_shown_beside_the_official_scenarios(
     assert sent.status_code == 202
     pid, name = sent.json()["id"], sent.json()["pseudonym"]
     assert sent.json()["state"] == "submitted" and name.startswith("Resident ") and len(name) == 15
+    assert sent.json()["deletion_code"].startswith("del_") and len(sent.json()["deletion_code"]) == 47
     assert pid not in [p["id"] for p in client.get(BASE).json()["proposals"]]  # not public before approval
     review = client.get(f"{BASE}/review", headers=_as(tokens, "analyst")).json()
     assert [p["state"] for p in review["proposals"] if p["id"] == pid] == ["submitted"]
@@ -462,3 +469,44 @@ def test_route_role_matrix(
     for role, status in expected.items():
         answer = client.request(method, BASE + route, headers=_as(tokens, role), json=bodies.get(route))
         assert answer.status_code == status, f"{role} {method} {route}: {answer.text}"
+
+
+def test_the_author_deletes_a_proposal_and_its_run_with_the_deletion_code(
+    client: TestClient, tokens: dict[str, str], twin: Path
+) -> None:
+    sent = _submit(client, "Delete me after the run").json()
+    pid, code = sent["id"], sent["deletion_code"]
+    _decide(client, tokens, pid, "approve")
+    _tick_until(queue_of(client, twin), twin, pid, State.DONE)
+    comparison = twin / "runs" / f"proposal-{pid}-consult-public"
+    assert (comparison / "complete").is_file() and (twin / "proposals" / f"proposal-{pid}.log").is_file()
+    unknown = client.post(f"{BASE}/delete", json={"code": "del_not-a-code"})
+    assert (unknown.status_code, unknown.json()["detail"]) == (
+        404, "no proposal has this deletion code (deleted already, or anonymised)",
+    )  # fmt: skip
+    assert client.post(f"{BASE}/delete", json={"code": code}).status_code == 204
+    assert not comparison.exists() and not (twin / "proposals" / f"proposal-{pid}.log").exists()
+    assert pid not in [p["id"] for p in client.get(BASE).json()["proposals"]]
+    assert client.post(f"{BASE}/delete", json={"code": code}).status_code == 404
+    running = _submit(client, "A hang while deleted").json()
+    _decide(client, tokens, running["id"], "approve")
+    _tick_until(queue_of(client, twin), twin, running["id"], State.RUNNING)
+    refused = client.post(f"{BASE}/delete", json={"code": running["deletion_code"]})
+    assert refused.status_code == 409 and "is being simulated" in refused.json()["detail"]
+    client.post(f"{BASE}/{running['id']}/cancel", json={"reason": "end"}, headers=_as(tokens, "admin"))
+    _tick_until(queue_of(client, twin), twin, running["id"], State.CANCELLED)
+    assert client.post(f"{BASE}/delete", json={"code": running["deletion_code"]}).status_code == 204
+
+
+def test_after_the_retention_period_proposals_are_anonymised(
+    client: TestClient, tokens: dict[str, str], clock: Clock
+) -> None:
+    """Last in this file: it moves the clock 181 days on (the default retention is 180 days)."""
+    pending = _submit(client, "Never decided").json()["id"]
+    before = client.get(f"{BASE}/review", headers=_as(tokens, "admin")).json()["proposals"]
+    assert any(p["id"] == pending for p in before)
+    clock.now = OPEN_TIME + timedelta(days=181)
+    after = client.get(f"{BASE}/review", headers=_as(tokens, "admin")).json()["proposals"]
+    assert all(p["state"] not in ("submitted", "rejected") for p in after) and after
+    assert {p["pseudonym"] for p in after} == {"anonymised"}
+    assert {p["created"] for p in after} == {"2026-12-10T00:00:00+00:00"}

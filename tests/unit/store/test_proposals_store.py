@@ -23,7 +23,7 @@ ITEM = {"type": "speed_limit", "osm_ids": [202], "speed_kmh": 30.0}
 
 def _new(store: ProposalStore, title: str = "Thirty on Kaivokatu", now: datetime = T0) -> int:
     new = NewProposal(consultation="c1", pseudonym="Resident ABCDEF", title=title, description="",
-                      interventions=[ITEM])  # fmt: skip
+                      interventions=[ITEM], deletion_sha256=f"sha-of-{title}")  # fmt: skip
     return store.add(new, now=now).id
 
 
@@ -65,7 +65,7 @@ def test_moves_outside_the_state_machine_are_refused(store: ProposalStore) -> No
         store.decide(rejected, approve=True, reason="changed my mind", by="tok2", role="moderator", now=T0)
     with pytest.raises(TransitionError, match="is rejected; it cannot become cancelling"):
         store.cancel(rejected, reason="x", by="tok2", role="moderator", now=T0)
-    submitted = _new(store)
+    submitted = _new(store, "Second")
     with pytest.raises(TransitionError, match="is submitted; it cannot become done"):
         store.finish(submitted, State.DONE, outcome=None, now=T0)
     with pytest.raises(KeyError):
@@ -135,3 +135,41 @@ def test_a_new_store_on_the_same_file_sees_the_queue(tmp_path: Path) -> None:
     with ProposalStore(path) as second:
         found = second.proposal(pid)
         assert found is not None and found.state is State.QUEUED
+
+
+def test_deletion_by_code_except_while_simulated(store: ProposalStore) -> None:
+    kept, running = _new(store, "Kept"), _new(store, "Running")
+    store.decide(running, approve=True, reason="ok", by="t", role="admin", now=T0)
+    store.claim(concurrent=1, per_day=5, now=T0)
+    assert store.delete("c1", "sha-of-nothing") is None
+    assert store.delete("other consultation", "sha-of-Kept") is None
+    with pytest.raises(
+        TransitionError, match=f"proposal {running} is being simulated; it can be deleted once"
+    ):
+        store.delete("c1", "sha-of-Running")
+    gone = store.delete("c1", "sha-of-Kept")
+    assert gone is not None and gone.id == kept and store.proposal(kept) is None
+    assert store.delete("c1", "sha-of-Kept") is None
+
+
+def test_anonymisation_after_retention_deletes_the_unpublished_and_drops_identifiers(
+    store: ProposalStore,
+) -> None:
+    old_submitted = _new(store, "Old submitted", now=T0)
+    old_rejected = _new(store, "Old rejected", now=T0)
+    old_done = _new(store, "Old done", now=T0)
+    recent = _new(store, "Recent", now=T0 + timedelta(days=10))
+    store.decide(old_rejected, approve=False, reason="no", by="t", role="moderator", now=T0)
+    store.decide(old_done, approve=True, reason="ok", by="t", role="moderator", now=T0)
+    store.claim(concurrent=1, per_day=5, now=T0)
+    store.finish(old_done, State.DONE, outcome="done", now=T0)
+    deleted = store.anonymise("c1", older_than=T0 + timedelta(days=1))
+    assert sorted(p.id for p in deleted) == [old_submitted, old_rejected]
+    assert store.proposal(old_submitted) is None and store.proposal(old_rejected) is None
+    done = store.proposal(old_done)
+    assert done is not None and (done.pseudonym, done.created, done.state, done.title) == (
+        "anonymised", datetime(2026, 12, 10, tzinfo=UTC), State.DONE, "Old done",
+    )  # fmt: skip
+    assert store.delete("c1", "sha-of-Old done") is None  # its deletion code is gone
+    fresh = store.proposal(recent)
+    assert fresh is not None and fresh.pseudonym == "Resident ABCDEF"
