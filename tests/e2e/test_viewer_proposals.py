@@ -252,3 +252,26 @@ def _state_of(base: str, pid: int, headers: dict[str, str]) -> str:
 
     listed = httpx.get(f"{base}/review", headers=headers).json()["proposals"]
     return str(next(p["state"] for p in listed if p["id"] == pid))
+
+
+def test_an_area_drawn_on_the_map_is_checked_as_a_polygon(tab: Any, server: str, twin_dir: Path) -> None:
+    """Trees in an area: three corners clicked and the area finished give a polygon the server accepts;
+    before it is finished, the page says what is missing."""
+    page = tab
+    page.goto(f"{server}/consultations/demo-cmp")
+    page.wait_for_selector("#propose[data-propose-map=ready]", state="attached", timeout=60_000)
+    page.fill("#propose-title", "Trees on the square")
+    page.select_option("#propose-pick", "plant_trees_in_area")
+    page.click("#propose-add")
+    page.fill("#propose-0-count", "20")
+    page.dispatch_event("#propose-0-count", "change")
+    page.locator("#propose-map").scroll_into_view_if_needed()
+    box = page.locator("#propose-map").bounding_box()
+    for fx, fy in ((0.4, 0.4), (0.6, 0.4), (0.5, 0.6)):
+        page.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
+    page.wait_for_selector("#propose[data-propose-check=problems]", state="attached", timeout=30_000)
+    assert "3 corners" in page.inner_text("#propose-items li[data-item='0']")
+    assert "Intervention 1, polygon: required key is missing" in page.inner_text("#propose-items")
+    page.click("#propose-items .propose-finish")
+    page.wait_for_selector("#propose[data-propose-check=valid]", state="attached", timeout=30_000)
+    assert "Area drawn" in page.inner_text("#propose-items li[data-item='0']")

@@ -34,6 +34,7 @@ from civictwin.api.proposal_queue import ProposalQueue, compare_command
 from civictwin.api.proposals import open_proposals
 from civictwin.api.settings import ServerSettings
 from civictwin.config import load_config
+from civictwin.governance.audit import audit_path
 from civictwin.governance.tokens import Role, create_token, tokens_path
 from civictwin.store.duckdb import DuckDBStore
 from civictwin.store.proposals import Proposal, ProposalStore, State, proposals_path
@@ -496,6 +497,10 @@ def test_the_author_deletes_a_proposal_and_its_run_with_the_deletion_code(
     client.post(f"{BASE}/{running['id']}/cancel", json={"reason": "end"}, headers=_as(tokens, "admin"))
     _tick_until(queue_of(client, twin), twin, running["id"], State.CANCELLED)
     assert client.post(f"{BASE}/delete", json={"code": running["deletion_code"]}).status_code == 204
+    audit = audit_path(twin / "test-twin.duckdb").read_text(encoding="utf-8")
+    assert "/proposals/delete" in audit  # the requests are there, never their bodies
+    for private in (code, running["deletion_code"], "Delete me after the run", sent["pseudonym"]):
+        assert private not in audit
 
 
 def test_after_the_retention_period_proposals_are_anonymised(
