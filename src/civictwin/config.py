@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from civictwin.config_consult import ConsultationConfig, check_unique_consultations
+from civictwin.config_consult import ConsultationConfig, ProposalsSection, check_unique_consultations
 from civictwin.config_live import LiveSection, RuleConfig, WebhookConfig, check_unique
 from civictwin.errors import ConfigError
 
@@ -702,6 +702,7 @@ class TwinConfig(_Strict):
     readiness: ReadinessSection = ReadinessSection()
     sociodemographics: SociodemographicsSection | None = None
     consultations: list[ConsultationConfig] = Field(default_factory=list)
+    proposals: ProposalsSection = ProposalsSection()
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @model_validator(mode="after")

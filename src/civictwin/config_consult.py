@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -59,6 +59,12 @@ class ConsultationConfig(BaseModel):
     proof_of_work_bits: Annotated[int, Field(ge=0, le=24)] = Field(
         default=16, description="Leading zero bits of SHA-256 a contribution's proof of work needs"
     )
+    proposals: bool = Field(
+        default=False, description="Whether residents may also propose scenarios of their own ([proposals])"
+    )
+    proposals_per_hour: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=3, description="Proposals (and their deletions) one source (client address) may send per hour"
+    )
 
     @field_validator("opens", "closes", mode="before")
     @classmethod
@@ -92,6 +98,39 @@ class ConsultationConfig(BaseModel):
     def is_open(self, now: datetime) -> bool:
         """Whether contributions are accepted at ``now`` (opens inclusive, closes exclusive)."""
         return self.opens <= now < self.closes
+
+
+class ProposalsSection(BaseModel):
+    """``[proposals]``: how citizen proposals run (docs/consultation.md#citizen-proposals): at most
+    ``concurrent_runs`` at once and ``runs_per_day`` started per UTC day, with the consultation's seeds
+    (at most ``max_seeds``) and ``settings`` passed to the engines as ``civictwin compare --set`` does."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    concurrent_runs: Annotated[int, Field(ge=1, le=8)] = Field(
+        default=1, description="Proposal runs at the same time (each a `civictwin compare` process)"
+    )
+    runs_per_day: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=5, description="Proposal runs started per UTC day; further approved ones wait for the next"
+    )
+    max_seeds: Annotated[int, Field(ge=1, le=100)] | None = Field(
+        default=None, description="At most this many seeds per run (default: the comparison's seeds)"
+    )
+    workers: Annotated[int, Field(ge=1, le=64)] = Field(default=2, description="Seed processes per run")
+    seed_timeout_s: Annotated[float, Field(gt=0, le=86_400)] = Field(
+        default=3600.0, description="Seconds one seed may run before the run fails"
+    )
+    max_interventions: Annotated[int, Field(ge=1, le=50)] = Field(
+        default=10, description="Interventions one proposal may hold"
+    )
+    types: list[str] | None = Field(
+        default=None,
+        description="The intervention types offered (default: every installed type drawn on the map)",
+    )
+    settings: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Engine parameter overrides for proposal runs, e.g. {traffic = {iterations = 2}}",
+    )
 
 
 def check_unique_consultations(consultations: list[ConsultationConfig]) -> None:

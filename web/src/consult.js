@@ -10,6 +10,7 @@ import { setWorkerUrl } from 'maplibre-gl';
 import { getJsonAt, transformRequest } from './api.js';
 import { changeColour, nearItems, nearQuery } from './consultText.js';
 import { startContributions } from './contribute.js';
+import { startProposals } from './propose.js';
 
 setWorkerUrl(new URL('./maplibre-gl-worker.mjs', import.meta.url).href);
 
@@ -79,6 +80,7 @@ async function start() {
   const body = document.body;
   const say = document.getElementById('say');
   if (say) startContributions(say).catch((error) => { say.hidden = false; say.textContent = `Comments could not be loaded: ${error.message}`; });
+  startProposals(document.getElementById('main'), body.dataset.comparison).catch((error) => { body.dataset.proposeError = error.message; });
   const region = document.getElementById('near-result');
   const container = document.getElementById('map');
   const { nearUrl, plan, geojson, column, kind } = body.dataset;

@@ -31,6 +31,7 @@ from civictwin.api import (
     features,
     operations,
     photos,
+    proposals,
     readiness,
     scenarios,
     sensorthings,
@@ -157,6 +158,7 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
     app.include_router(consultations.router)
     app.include_router(equity.router)
     app.include_router(contributions.router)
+    app.include_router(proposals.router)
     app.include_router(viewer.viewer_router())
     _add_middlewares(
         app,
@@ -165,6 +167,7 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
         store_path=twin.store_path,
         location=twin.location,
     )
+    proposals.install(app, twin.twin_dir, twin.store_path)
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
     return app
 

@@ -141,3 +141,28 @@ def test_consultation_roles(client: TestClient, tokens: dict[str, str], role: st
                 method, f"/consultations/none{path}", headers=auth(tokens, role), json=body
             )
             assert answer.status_code == status, f"{role} {route}: {answer.text}"
+
+
+# Citizen proposals (docs/consultation.md#citizen-proposals): review, decisions and cancellation for
+# moderators, analysts and admins, the role checked before the consultation is looked up. The full
+# matrix over a consultation taking proposals is in test_proposals_api.py.
+PROPOSAL_STAFF = ("GET /proposals/review", "POST /proposals/1/decision", "POST /proposals/1/cancel")
+PROPOSAL_STATUS = {
+    "anonymous": 401,
+    "viewer": 403,
+    "analyst": 404,
+    "steward": 403,
+    "moderator": 404,
+    "admin": 404,
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_proposal_staff_roles(client: TestClient, tokens: dict[str, str], role: str) -> None:
+    """Staff routes of proposals: 401 without a token, 403 for viewers and stewards."""
+    bodies = {"decision": {"decision": "approve", "reason": "ok"}, "cancel": {"reason": "ok"}}
+    for route in PROPOSAL_STAFF:
+        method, path = route.split(" ")
+        body = bodies.get(path.rsplit("/", 1)[-1]) if method == "POST" else None
+        answer = client.request(method, f"/consultations/none{path}", headers=auth(tokens, role), json=body)
+        assert answer.status_code == PROPOSAL_STATUS[role], f"{role} {route}: {answer.text}"
