@@ -1,4 +1,4 @@
-"""How many contributions a source may make to a consultation: one hourly allowance per source.
+"""How many contributions (or proposals) a source may make to a consultation: an hourly allowance.
 
 A source is its address under a keyed hash (never the address). One worker keeps the buckets in
 memory; several workers of one server (``serve --workers``) keep them in a file of their own beside
@@ -41,7 +41,7 @@ def flood_limits_path(store_path: Path) -> Path:
 
 @dataclass(frozen=True)
 class Charge:
-    """One contribution counted against its source."""
+    """One contribution or proposal counted against its source."""
 
     wait_s: float
     """0 when allowed; otherwise seconds until the source may contribute again."""
@@ -54,36 +54,52 @@ class Charge:
 class FloodGuard:
     """Charges contributions per source and consultation, in memory or shared by a server's workers."""
 
-    def __init__(self, *, key: bytes, shared: Path | None = None, database: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        key: bytes,
+        shared: Path | None = None,
+        database: str | None = None,
+        kind: str = "contributions",
+    ) -> None:
         self._key = key
+        self.kind = kind
+        """What is counted (``contributions``, ``proposals``): each kind has allowances of its own."""
         self._shared = shared
         self._database = database
         self._limiters: dict[tuple[str, int], RateLimiter] = {}
         self._lock = threading.Lock()
         self._floods: FailureBursts
         if database is not None:
-            self._floods = DatabaseFailureBursts(database, key=key, scope="contribution floods")
+            self._floods = DatabaseFailureBursts(database, key=key, scope=f"{kind} floods")
         elif shared is not None:
             self._floods = SharedFailureBursts(shared, key=key)
         else:
             self._floods = FailureBursts()
 
     @classmethod
-    def for_server(cls, settings: ServerSettings, store_path: Path, location: StoreLocation) -> FloodGuard:
+    def for_server(
+        cls,
+        settings: ServerSettings,
+        store_path: Path,
+        location: StoreLocation,
+        *,
+        kind: str = "contributions",
+    ) -> FloodGuard:
         """In memory for one worker (a random key per process); shared through a file by several; in the
         twin's database for every replica (``shared_limits = "database"``)."""
         database = database_for_limits(settings, location)
         if database is not None:
-            return cls(key=replica_key(), database=database)
+            return cls(key=replica_key(), database=database, kind=kind)
         if settings.workers == 1:
-            return cls(key=secrets.token_bytes(32))
-        return cls(key=settings.limits_key, shared=flood_limits_path(store_path))
+            return cls(key=secrets.token_bytes(32), kind=kind)
+        return cls(key=settings.limits_key, shared=flood_limits_path(store_path), kind=kind)
 
     def charge(self, consultation: str, client: str, *, per_hour: int) -> Charge:
         """Count one contribution from ``client`` (an address) to ``consultation``, whose sources may
         each make ``per_hour`` contributions in a burst, refilled evenly over the hour."""
         source = hmac.new(self._key, client.encode(), hashlib.sha256).hexdigest()[:32]
-        wait = self._limiter(consultation, per_hour).acquire(f"{consultation}\n{source}")
+        wait = self._limiter(consultation, per_hour).acquire(f"{self.kind}\n{consultation}\n{source}")
         burst = self._floods.failed(source) if wait > 0 else None
         return Charge(wait_s=wait, source=source, burst=burst)
 
@@ -92,7 +108,7 @@ class FloodGuard:
             found = self._limiters.get((consultation, per_hour))
             if found is None:
                 rate = per_hour / HOUR_S
-                found = self._new_limiter(f"contributions\n{consultation}", rate=rate, burst=per_hour)
+                found = self._new_limiter(f"{self.kind}\n{consultation}", rate=rate, burst=per_hour)
                 self._limiters[(consultation, per_hour)] = found
             return found
 

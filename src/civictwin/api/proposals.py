@@ -20,11 +20,8 @@ after the consultation's retention period proposals are anonymised (those never 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -46,7 +43,8 @@ from civictwin.api.contributions import (
     _same_origin,
     _validated,
 )
-from civictwin.api.limits import RateLimiter, retry_after
+from civictwin.api.floodguard import FloodGuard
+from civictwin.api.limits import retry_after
 from civictwin.api.problems import ProblemError, not_found
 from civictwin.api.proposal_queue import ProposalQueue, remove_files
 from civictwin.api.query import check_params
@@ -95,8 +93,8 @@ class _Proposals:
 
     store: ProposalStore
     queue: ProposalQueue
-    source_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
-    limiters: dict[str, RateLimiter] = field(default_factory=dict)
+    floods: FloodGuard
+    """Each source's hourly allowance of submissions (shared by the server's workers or replicas)."""
     network: tuple[str, Network] | None = None
     anonymised_at: datetime | None = None
     """When proposals were last anonymised up to their retention period (at most once a minute)."""
@@ -114,7 +112,9 @@ def open_proposals(app: FastAPI, twin_dir: Path, store_path: Path) -> _Proposals
             command = getattr(app.state, "proposal_command", None)
             if command is not None:
                 queue.command = command
-            found = opened[store_path] = _Proposals(store, queue)
+            location = app.state.twin_holder.current().location
+            floods = FloodGuard.for_server(app.state.settings, store_path, location, kind="proposals")
+            found = opened[store_path] = _Proposals(store, queue, floods)
         return found
 
 
@@ -473,14 +473,11 @@ def _result(request: Request, proposal: Proposal) -> dict[str, Any] | None:
 
 def _charge_source(request: Request, consultation: str, *, per_hour: int) -> None:
     """Count one submission from the request's source: ``per_hour`` a burst, refilled evenly over the
-    hour; 429 beyond. The source is a keyed hash of its address, in memory only."""
-    part = _proposals(request)
-    limiter = part.limiters.get(consultation)
-    if limiter is None or limiter.burst != per_hour:
-        limiter = part.limiters[consultation] = RateLimiter(rate=per_hour / 3600.0, burst=per_hour)
+    hour, over all the server's workers (:mod:`civictwin.api.floodguard`); 429 beyond. The source is a
+    keyed hash of its address."""
     client = request.client.host if request.client else "unknown"
-    source = hmac.new(part.source_key, client.encode(), hashlib.sha256).hexdigest()[:32]
-    wait = limiter.acquire(source)
-    if wait > 0:
-        raise ProblemError(429, f"too many proposals from your connection; retry in {retry_after(wait)} s",
-                           headers={"Retry-After": retry_after(wait)})  # fmt: skip
+    charge = _proposals(request).floods.charge(consultation, client, per_hour=per_hour)
+    if charge.wait_s > 0:
+        wait = retry_after(charge.wait_s)
+        raise ProblemError(429, f"too many proposals from your connection; retry in {wait} s",
+                           headers={"Retry-After": wait})  # fmt: skip

@@ -52,3 +52,13 @@ def test_one_worker_counts_in_memory_and_several_through_the_file(tmp_path: Path
     assert one.charge("c1", "203.0.113.5", per_hour=1).wait_s == 0.0
     assert other.charge("c1", "203.0.113.5", per_hour=1).wait_s > 0.0
     assert flood_limits_path(store).exists()
+
+
+def test_contributions_and_proposals_have_allowances_of_their_own(tmp_path: Path) -> None:
+    shared = flood_limits_path(tmp_path / "twin.duckdb")
+    comments = FloodGuard(key=KEY, shared=shared)
+    proposals = FloodGuard(key=KEY, shared=shared, kind="proposals")
+    assert comments.charge("c1", "192.0.2.9", per_hour=1).wait_s == 0.0
+    assert proposals.charge("c1", "192.0.2.9", per_hour=1).wait_s == 0.0  # not charged to the comments
+    assert comments.charge("c1", "192.0.2.9", per_hour=1).wait_s > 0.0
+    assert proposals.charge("c1", "192.0.2.9", per_hour=1).wait_s > 0.0
