@@ -34,6 +34,7 @@ from civictwin.api import (
     readiness,
     scenarios,
     sensorthings,
+    surveys,
     terrain,
     tiles,
     viewer,
@@ -151,6 +152,7 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
     app.include_router(consultations.router)
     app.include_router(equity.router)
     app.include_router(contributions.router)
+    app.include_router(surveys.router)
     app.include_router(viewer.viewer_router())
     _add_middlewares(
         app, settings, registry=TokenRegistry(tokens_path(twin.store_path)), store_path=twin.store_path
