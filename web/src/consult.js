@@ -10,6 +10,7 @@ import { setWorkerUrl } from 'maplibre-gl';
 import { getJsonAt, transformRequest } from './api.js';
 import { changeColour, nearItems, nearQuery } from './consultText.js';
 import { startContributions } from './contribute.js';
+import { startSurvey } from './survey.js';
 
 setWorkerUrl(new URL('./maplibre-gl-worker.mjs', import.meta.url).href);
 
@@ -79,6 +80,7 @@ async function start() {
   const body = document.body;
   const say = document.getElementById('say');
   if (say) startContributions(say).catch((error) => { say.hidden = false; say.textContent = `Comments could not be loaded: ${error.message}`; });
+  if (say) startSurvey(say);
   const region = document.getElementById('near-result');
   const container = document.getElementById('map');
   const { nearUrl, plan, geojson, column, kind } = body.dataset;
@@ -131,6 +133,7 @@ async function start() {
 function ready() {
   window.civictwin.readyAtMs = performance.now();
   document.body.dataset.consultState = 'ready';
+  document.dispatchEvent(new CustomEvent('civictwin:ready'));
 }
 
 start().catch((error) => {
