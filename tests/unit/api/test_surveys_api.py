@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -342,7 +343,7 @@ def test_the_audit_log_holds_no_text_no_code_no_photo_name(twin: Path, flow: dic
 def test_a_moderator_on_a_closed_consultation(
     client: TestClient, clock: Clock, tokens: dict[str, str], flow: dict[str, Any]
 ) -> None:
-    """Runs last: the clock goes past closing (no observations) and past moderation's end (409)."""
+    """The clock goes past closing (no observations) and past moderation's end (409), and back."""
     clock.now = datetime(2027, 1, 2, tzinfo=UTC)
     late = _observe(client, {"category": "pothole", "text": "late", **PLACE}, solved=False)
     assert (late.status_code, late.json()["detail"]) == (
@@ -404,3 +405,25 @@ def test_the_public_comments_page_through(
     unknown = client.get(f"{CONSULTATION}/contributions?page=2")
     assert (unknown.status_code, unknown.json()["detail"]) == (
         400, "unknown query parameter 'page' (allowed here: limit, offset)")  # fmt: skip
+
+
+def test_retention_anonymises_observations_and_sweeps_unpublished_photos(
+    client: TestClient, clock: Clock, twin: Path, tokens: dict[str, str], flow: dict[str, Any]
+) -> None:
+    """Runs last: 30 days after 2026-12-10 12:00 the approved observation keeps its
+    photo with its point rounded to 0.01°; the never-approved one is deleted, and its photo file with it
+    (files older than the sweep's grace period: their mtime is set back here)."""
+    folder = ContributionStore(contributions_path(twin / "test-twin.duckdb")).photo_folder("consult-public")
+    for file in folder.iterdir():
+        os.utime(file, (0, 0))
+    before = {file.name for file in folder.iterdir()}
+    clock.now = datetime(2027, 1, 9, 12, 1, tzinfo=UTC)
+    layer = client.get(f"{CONSULTATION}/observations").json()
+    first = layer["features"][0]
+    assert (first["id"], first["geometry"]["coordinates"]) == (flow["sent"]["id"], [24.94, 60.17])
+    kept = first["properties"]["photo"].rsplit("/", 1)[1]
+    assert client.get(first["properties"]["photo"]).status_code == 200
+    assert {file.name for file in folder.iterdir()} == {kept} and len(before) == 2
+    queue = client.get(f"{CONSULTATION}/moderation?kind=observation", headers=_as(tokens, "moderator")).json()
+    assert queue["contributions"] == []  # the pending one: deleted, never published
+    clock.now = OPEN_TIME
