@@ -809,6 +809,8 @@ def test_a_survey_photo_loses_its_exif_is_moderated_on_the_moderation_page_and_p
         assert metadata_left(served.content) == []
         assert b"PhoneMaker" not in served.content and b"Model X200" not in served.content
 
+        _moderation_refused_once_closed(page, server, twin_dir, photo)
+
         page.goto(base)
         page.wait_for_selector(".survey-list li", timeout=60_000)
         assert page.locator(".survey-list li strong").inner_text().startswith("pothole · ")
@@ -817,3 +819,42 @@ def test_a_survey_photo_loses_its_exif_is_moderated_on_the_moderation_page_and_p
         _poll(page, "window.civictwin.map.getLayer('observations') !== undefined")
     finally:
         context.close()
+
+
+def _moderation_refused_once_closed(page: Any, server: str, twin_dir: Path, photo: Path) -> None:
+    """A pending observation (sent through the API as the form sends it), then the consultation closed
+    by editing twin.toml (the server reads it again): the moderation page shows the server's refusal."""
+    import httpx
+
+    from civictwin.compare.participation import solve
+
+    base = f"{server}/consultations/demo-cmp"
+    issued = httpx.get(f"{base}/challenge").json()
+    fields = {"consent": "true", "category": "lighting", "text": "Dark corner", "lon": "24.94", "lat": "60.17",
+              "challenge": issued["challenge"], "nonce": solve(issued["challenge"], issued["bits"])}  # fmt: skip
+    sent = httpx.post(f"{base}/observations", data=fields, files={"photo": ("p.jpg", photo.read_bytes(), "image/jpeg")},
+                      headers={"X-Civictwin-Form": "survey"})  # fmt: skip
+    assert sent.status_code == 202, sent.text
+    config = twin_dir / "twin.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace("closes = 2100-01-01", "closes = 2026-01-02\nmoderation_days = 0"), encoding="utf-8"
+    )
+    try:
+        page.reload()  # the moderation page still, logged in: the token is kept in the tab
+        page.wait_for_selector(
+            "#page-moderation[data-moderation-state=ready]", state="attached", timeout=60_000
+        )
+        assert (
+            page.inner_text("#moderation-phase")
+            == "Closed for contributions; moderation possible until 2026-01-02."
+        )
+        item = page.locator(f"#moderation-queue li[data-id='{sent.json()['id']}']")
+        item.locator("input[type=text]").fill("too late?")
+        item.locator("button[data-decision=approve]").click()
+        page.wait_for_selector(".moderation-result[data-refused='409']", state="attached", timeout=30_000)
+        assert item.locator(".moderation-result").inner_text() == (
+            "consultation 'demo-cmp' closed; moderation ended at 2026-01-02T00:00:00+00:00"
+        )
+    finally:
+        config.write_text(text, encoding="utf-8")
