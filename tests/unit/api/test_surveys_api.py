@@ -240,6 +240,12 @@ def test_bad_input_each_named(client: TestClient) -> None:
         415,
         "send the observation as multipart/form-data",
     )
+    torn = client.post(url, content=b"--x\r\nContent-Disposition: form-data; name=category\r\n\r\npothole",
+                       headers={**FORM, "Content-Type": "multipart/form-data; boundary=x"})  # fmt: skip
+    assert (torn.status_code, torn.json()["detail"]) == (
+        400,
+        "the body is not a well-formed multipart/form-data form",
+    )
     unconfigured = _observe(client, good, consultation="/consultations/consult-flood")
     assert unconfigured.status_code == 404 and "takes no survey observations" in unconfigured.json()["detail"]
 
