@@ -24,6 +24,7 @@ site's page cannot send without a CORS preflight this server never grants.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from datetime import datetime
 from email.message import EmailMessage, MIMEPart
@@ -34,6 +35,8 @@ from typing import Annotated
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
+from shapely import wkt
+from shapely.geometry.base import BaseGeometry
 
 from civictwin.api.context import get_twin
 from civictwin.api.contributions import (
@@ -117,7 +120,7 @@ async def observe(request: Request, comparison_id: ComparisonId, now: Now) -> JS
     _refuse_declared_size(request, limit)
     charge_source(request, found, comparison_id)
     parts = _form_parts(request.headers["content-type"], await _limited_body(request, limit))
-    observation = _observation(parts, categories=config.survey_categories)
+    observation = _observation(parts, categories=config.survey_categories, area=_twin_area(request))
     challenge, nonce = _field(parts, "challenge"), _field(parts, "nonce")
     try:
         proof = check_proof(found.part.proof_key, comparison_id, challenge, nonce,
@@ -220,8 +223,23 @@ def _field(parts: dict[str, MIMEPart], name: str, *, required: bool = True) -> s
         raise bad_request(f"{name}: not UTF-8 text") from None
 
 
-def _observation(parts: dict[str, MIMEPart], *, categories: list[str]) -> Observation:
-    """The checked observation (400 naming the field: consent, category, lon, lat, text)."""
+def _twin_area(request: Request) -> BaseGeometry | None:
+    """The twin's area of interest (WGS84) as its build recorded it; None for a store without one."""
+    recorded = get_twin(request).store.records("meta").get("twin", {}).get("area_wgs84")
+    return _area(str(recorded)) if recorded else None
+
+
+@functools.lru_cache(maxsize=8)
+def _area(text: str) -> BaseGeometry:
+    """A WKT area, parsed once per distinct text (a twin's area changes only with a rebuild)."""
+    return wkt.loads(text)
+
+
+def _observation(
+    parts: dict[str, MIMEPart], *, categories: list[str], area: BaseGeometry | None
+) -> Observation:
+    """The checked observation (400 naming the field: consent, category, lon, lat, text, a place
+    outside the twin's ``area``)."""
     if _field(parts, "consent").strip().lower() not in _YES:
         raise bad_request("consent: the consent text must be accepted to send an observation")
     try:
@@ -231,6 +249,7 @@ def _observation(parts: dict[str, MIMEPart], *, categories: list[str]) -> Observ
             lat=_field(parts, "lat"),
             lon=_field(parts, "lon"),
             categories=categories,
+            area_wgs84=area,
         )
     except UploadError as exc:
         raise bad_request(exc.user_message()) from None

@@ -21,6 +21,7 @@ import pytest
 from apitwin import build_twin
 from fastapi.testclient import TestClient
 from PIL import ExifTags, Image
+from shapely.geometry import box
 from test_consultations_api import COMPARISON, _write
 from test_contributions_api import OPEN_TIME, SCRIPT_TEXT, TOML, Clock
 
@@ -32,6 +33,7 @@ from civictwin.fieldwork.photos import metadata_left
 from civictwin.governance.audit import audit_path
 from civictwin.governance.tokens import Role, create_token, tokens_path
 from civictwin.store.contributions import ContributionStore, contributions_path
+from civictwin.store.duckdb import DuckDBStore
 
 CONSULTATION = "/consultations/consult-public"
 SURVEY_TOML = TOML.replace(
@@ -64,7 +66,9 @@ def clock() -> Clock:
 @pytest.fixture(scope="module")
 def twin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("survey-twin")
-    build_twin(folder)
+    with DuckDBStore.open(build_twin(folder), read_only=False) as store:  # the area a build records: the bbox
+        recorded = store.records("meta")["twin"]
+        store.put_record("meta", "twin", {**recorded, "area_wgs84": box(24.93, 60.16, 24.95, 60.18).wkt})
     (folder / "twin.toml").write_text(SURVEY_TOML, encoding="utf-8")
     (folder / "city.osm.pbf").write_bytes(b"unused")
     _write(folder / "runs", COMPARISON)
@@ -224,6 +228,7 @@ def test_bad_input_each_named(client: TestClient) -> None:
         ({**good, "consent": "false"}, None, 400, "consent: the consent text must be accepted to send an observation"),
         ({**good, "category": "graffiti"}, None, 400, "observation: category: unknown category 'graffiti'; expected one of lighting, pothole"),
         ({**good, "lat": "95"}, None, 400, "observation: lat: '95' is not a latitude (−90 to 90 degrees)"),
+        ({**good, "lat": "48.2"}, None, 400, "observation: place: (48.2, 24.9412) lies outside the twin's area"),
         ({"category": "pothole", "lon": "24.9"}, None, 400, "lat: missing"),
         ({**good, "email": "a@b.c"}, None, 400, "email: not a field of the survey form (category, challenge, consent, lat, lon, nonce, photo, text)"),
         ({**good, "text": "x" * 2001}, None, 400, "observation: text: 2001 characters; at most 2000 are kept"),
