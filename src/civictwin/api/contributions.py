@@ -82,8 +82,10 @@ MODERATORS = (Role.MODERATOR, Role.ADMIN)
 _STAFF = (Role.MODERATOR, Role.ANALYST, Role.STEWARD, Role.ADMIN)
 _CSV = "text/csv; charset=utf-8"
 PAGE_SIZE = 100
-"""Contributions per page of the public list and the moderation queue unless ``limit`` says otherwise."""
+"""Contributions per page of the moderation queue and the survey layer unless ``limit`` says otherwise."""
 MAX_PAGE_SIZE = 1000
+"""The largest page, and the public list's default: the consultation page shows that many approved
+comments at once (its script does not page), the API's other clients page with the links."""
 
 router = APIRouter(tags=["Consultations"])
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -249,7 +251,7 @@ Offset = Annotated[int, Query(ge=0, le=2**62, description="Contributions skipped
 
 @router.get("/consultations/{comparison_id}/contributions", summary="Approved comments and vote counts")
 def public_contributions(
-    request: Request, comparison_id: ComparisonId, now: Now, limit: Limit = PAGE_SIZE, offset: Offset = 0
+    request: Request, comparison_id: ComparisonId, now: Now, limit: Limit = MAX_PAGE_SIZE, offset: Offset = 0
 ) -> JSONResponse:
     """Whether the consultation is open, its themes and consent text, the vote counts, and one page of
     what moderators approved (``links`` to the next and previous pages)."""
@@ -275,7 +277,7 @@ def published(
     now: datetime,
     *,
     params: tuple[str, ...] = (),
-    limit: int = PAGE_SIZE,
+    limit: int = MAX_PAGE_SIZE,
     offset: int = 0,
 ) -> dict[str, Any]:
     """What anyone may see of a consultation's comments and votes (the JSON route and the page render

@@ -402,6 +402,8 @@ def test_the_public_comments_page_through(
                                                                    "theme": "safety", "vote": "for", "text": text})  # fmt: skip
         ids.append(sent.json()["id"])
         assert _decide(client, tokens, ids[-1], "approve", "fine").status_code == 200
+    whole = client.get(f"{CONSULTATION}/contributions").json()  # the page's own request: up to 1000
+    assert (whole["limit"], whole["total"], len(whole["contributions"]), whole["links"]) == (1000, 3, 3, [])
     first = client.get(f"{CONSULTATION}/contributions?limit=2").json()
     assert [c["text"] for c in first["contributions"]] == ["one", "two"]
     assert (first["total"], first["limit"], first["offset"]) == (3, 2, 0)
