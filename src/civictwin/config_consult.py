@@ -11,6 +11,8 @@ closes = 2027-01-15T23:59:00+02:00
 themes = ["safety", "noise", "parking", "other"]
 retention_days = 180                      # identifiers and exact places dropped this long after a contribution
 moderation_days = 14                      # moderators may decide pending contributions this long after closing
+survey_categories = ["pothole", "crossing", "lighting"]   # the viewer's survey form (none: no form)
+survey_photo_max_bytes = 8388608          # largest photo the survey form accepts (bytes)
 ```
 """
 
@@ -29,6 +31,16 @@ DEFAULT_CONSENT = (
     "No name, e-mail or address is asked for; no cookies or trackers are used. I can delete my "
     "contribution with the deletion code I am given; after the retention period it is anonymised."
 )
+
+DEFAULT_SURVEY_CONSENT = (
+    "I agree that my observation (its place, category, text and photo) is stored by the city for this "
+    "consultation and shown publicly on the map once a moderator approves it, without my name. The "
+    "photo's hidden data (location, camera, time) is removed before it is stored. No name, e-mail or "
+    "address is asked for; no cookies or trackers are used. I can delete my observation with the "
+    "deletion code I am given; after the retention period its place is made approximate."
+)
+MAX_SURVEY_PHOTO_BYTES = 25 * 1024 * 1024
+"""The most ``survey_photo_max_bytes`` may be (25 MiB, the survey import's own photo limit)."""
 
 
 class ConsultationConfig(BaseModel):
@@ -65,6 +77,16 @@ class ConsultationConfig(BaseModel):
     proposals_per_hour: Annotated[int, Field(ge=1, le=10_000)] = Field(
         default=3, description="Proposals (and their deletions) one source (client address) may send per hour"
     )
+    survey_categories: Annotated[list[str], Field(max_length=30)] = Field(
+        default_factory=list,
+        description="The categories of the viewer's survey form (lower-case words); none: no survey form",
+    )
+    survey_consent: Annotated[str, Field(min_length=20, max_length=2000)] = Field(
+        default=DEFAULT_SURVEY_CONSENT, description="The consent text a survey observer must accept"
+    )
+    survey_photo_max_bytes: Annotated[int, Field(ge=10_000, le=MAX_SURVEY_PHOTO_BYTES)] = Field(
+        default=8 * 1024 * 1024, description="Largest photo the survey form accepts (bytes)"
+    )
 
     @field_validator("opens", "closes", mode="before")
     @classmethod
@@ -79,14 +101,14 @@ class ConsultationConfig(BaseModel):
     def _utc(cls, value: datetime) -> datetime:
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
-    @field_validator("themes")
+    @field_validator("themes", "survey_categories")
     @classmethod
     def _themes(cls, value: list[str]) -> list[str]:
         bad = [t for t in value if not _THEME_PATTERN.match(t)]
         if bad:
             raise ValueError(f"theme(s) {', '.join(map(repr, bad))}: expected lower-case words like 'noise'")
         if len(set(value)) != len(value):
-            raise ValueError("themes are listed twice")
+            raise ValueError("a word is listed twice")
         return value
 
     @model_validator(mode="after")

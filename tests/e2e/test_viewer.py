@@ -106,8 +106,10 @@ opens = 2026-01-01
 closes = 2100-01-01
 themes = ["safety", "noise"]
 proof_of_work_bits = 8
+survey_categories = ["pothole", "lighting"]
 """
-"""The demo comparison takes comments and votes (docs/consultation.md#comments-and-votes)."""
+"""The demo comparison takes comments and votes (docs/consultation.md#comments-and-votes) and survey
+observations (docs/methods-surveys.md#the-viewers-survey-form)."""
 
 
 def _write_comparison(twin_dir: Path) -> None:
@@ -713,3 +715,146 @@ def test_a_resident_comments_and_votes_a_moderator_approves_the_council_exports(
     counts = httpx.get(f"{base}/export/counts.csv", headers=headers).text.splitlines()
     assert counts[0] == "scenario,theme,contributions,comments,votes_for,votes_against"
     assert "zone30,noise,1,1,1,0" in counts and "zone30,safety,0,0,0,0" in counts
+
+
+def _phone_photo(path: Path) -> Path:
+    """A 320 × 240 px JPEG as a phone writes it: EXIF GPS (60° 10′ 11.64″ N, 24° 56′ 28.3″ E), make,
+    model and serial number."""
+    from PIL import ExifTags, Image
+
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "PhoneMaker"
+    exif[ExifTags.Base.Model] = "Model X200"
+    exif[ExifTags.Base.BodySerialNumber] = "SN-0042"
+    exif.get_ifd(ExifTags.IFD.GPSInfo).update({1: "N", 2: (60.0, 10.0, 11.64), 3: "E", 4: (24.0, 56.0, 28.3)})
+    Image.new("RGB", (320, 240), (200, 120, 30)).save(path, format="JPEG", exif=exif)
+    with Image.open(path) as check:  # the photo sent really carries them
+        assert check.getexif().get_ifd(ExifTags.IFD.GPSInfo)[2] == (60.0, 10.0, 11.64)
+    return path
+
+
+def test_a_survey_photo_loses_its_exif_is_moderated_on_the_moderation_page_and_published(
+    browser: Any, server: str, twin_dir: Path, tmp_path: Path
+) -> None:
+    """The survey flow in Chromium: a place from the map, then from the device's location; an
+    observation with a photo carrying EXIF GPS and the phone's make and model; the moderator logs in
+    on the viewer's moderation page, sees the photo and approves it; the public layer lists it and its
+    photo has no EXIF at all."""
+    import httpx
+    from PIL import ExifTags, Image
+
+    from civictwin.fieldwork.photos import metadata_left
+    from civictwin.governance.tokens import Role, create_token, tokens_path
+
+    photo = _phone_photo(tmp_path / "IMG_0001.jpg")
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, permissions=["geolocation"],
+                                  geolocation={"latitude": 60.1699, "longitude": 24.9384})  # fmt: skip
+    try:
+        page = context.new_page()
+        page.goto(f"{server}/consultations/demo-cmp")
+        page.wait_for_selector("body[data-consult-state=ready]", state="attached", timeout=60_000)
+        page.wait_for_selector("form.survey", timeout=60_000)
+        assert "No approved observations yet." in page.inner_text("#survey")
+        page.click("form.survey button[type=submit]")
+        assert page.inner_text("#survey-status") == "Please tick the consent box first."
+        page.check("#survey-consent")
+        page.click("form.survey button[type=submit]")
+        assert (
+            page.inner_text("#survey-status") == "Choose a place first: click the map, or use your location."
+        )
+        page.click("#map", position={"x": 400, "y": 300})  # a point picked on the map
+        _poll(page, "document.getElementById('survey-place').textContent.includes('° N')")
+        page.click("#survey-locate")  # then the device's position instead
+        _poll(page, "document.getElementById('survey-place').textContent === '60.16990° N, 24.93840° E'")
+        page.select_option("#survey-category", "pothole")
+        page.fill("#survey-text", "Deep hole <img src=x onerror=alert(1)>")
+        page.set_input_files("#survey-photo", str(photo))
+        page.click("form.survey button[type=submit]")
+        page.wait_for_selector("#survey[data-survey-state=sent]", state="attached", timeout=60_000)
+        status = page.inner_text("#survey-status")
+        assert "your observation is waiting for a moderator" in status and "del_" in status
+
+        moderator = create_token(
+            tokens_path(next(twin_dir.glob("*.duckdb"))), role=Role.MODERATOR, name="survey desk"
+        )
+        page.goto(f"{server}/viewer/#moderation?c=demo-cmp")
+        page.wait_for_selector(
+            "#page-moderation[data-moderation-state=login]", state="attached", timeout=60_000
+        )
+        page.fill("#moderation-token", moderator.token)
+        page.click(".moderation-login button[type=submit]")
+        page.select_option("#moderation-kind", "observation")
+        item = page.locator("#moderation-queue li[data-kind=observation]")
+        item.wait_for(timeout=30_000)
+        assert "observation: pothole" in item.locator("strong").inner_text()
+        assert item.locator(".moderation-text").inner_text() == "Deep hole <img src=x onerror=alert(1)>"
+        assert item.locator(".moderation-text img").count() == 0  # text, not HTML
+        _poll(
+            page, "document.querySelector('img.moderation-photo')?.naturalWidth === 320"
+        )  # the pending photo, fetched with the moderator's token
+        item.locator("input[type=text]").fill("seen on site")
+        item.locator("button[data-decision=approve]").click()
+        page.wait_for_selector(".moderation-result[data-decided=approved]", state="attached", timeout=30_000)
+        assert item.locator(".moderation-result").inner_text() == "Approved: seen on site"
+
+        base = f"{server}/consultations/demo-cmp"
+        (feature,) = httpx.get(f"{base}/observations").json()["features"]
+        assert feature["geometry"]["coordinates"] == [24.9384, 60.1699]
+        assert feature["properties"]["text"] == "Deep hole <img src=x onerror=alert(1)>"
+        served = httpx.get(feature["properties"]["photo"])
+        assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"
+        with Image.open(io.BytesIO(served.content)) as image:
+            assert image.size == (320, 240)
+            assert dict(image.getexif()) == {} and image.getexif().get_ifd(ExifTags.IFD.GPSInfo) == {}
+        assert metadata_left(served.content) == []
+        assert b"PhoneMaker" not in served.content and b"Model X200" not in served.content
+
+        _moderation_refused_once_closed(page, server, twin_dir, photo)
+
+        page.goto(base)
+        page.wait_for_selector(".survey-list li", timeout=60_000)
+        assert page.locator(".survey-list li strong").inner_text().startswith("pothole · ")
+        page.locator("img.survey-photo").scroll_into_view_if_needed()  # loaded lazily, once in view
+        _poll(page, "document.querySelector('img.survey-photo')?.naturalWidth === 320")
+        _poll(page, "window.civictwin.map.getLayer('observations') !== undefined")
+    finally:
+        context.close()
+
+
+def _moderation_refused_once_closed(page: Any, server: str, twin_dir: Path, photo: Path) -> None:
+    """A pending observation (sent through the API as the form sends it), then the consultation closed
+    by editing twin.toml (the server reads it again): the moderation page shows the server's refusal."""
+    import httpx
+
+    from civictwin.compare.participation import solve
+
+    base = f"{server}/consultations/demo-cmp"
+    issued = httpx.get(f"{base}/challenge").json()
+    fields = {"consent": "true", "category": "lighting", "text": "Dark corner", "lon": "24.94", "lat": "60.17",
+              "challenge": issued["challenge"], "nonce": solve(issued["challenge"], issued["bits"])}  # fmt: skip
+    sent = httpx.post(f"{base}/observations", data=fields, files={"photo": ("p.jpg", photo.read_bytes(), "image/jpeg")},
+                      headers={"X-Civictwin-Form": "survey"})  # fmt: skip
+    assert sent.status_code == 202, sent.text
+    config = twin_dir / "twin.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace("closes = 2100-01-01", "closes = 2026-01-02\nmoderation_days = 0"), encoding="utf-8"
+    )
+    try:
+        page.reload()  # the moderation page still, logged in: the token is kept in the tab
+        page.wait_for_selector(
+            "#page-moderation[data-moderation-state=ready]", state="attached", timeout=60_000
+        )
+        assert (
+            page.inner_text("#moderation-phase")
+            == "Closed for contributions; moderation possible until 2026-01-02."
+        )
+        item = page.locator(f"#moderation-queue li[data-id='{sent.json()['id']}']")
+        item.locator("input[type=text]").fill("too late?")
+        item.locator("button[data-decision=approve]").click()
+        page.wait_for_selector(".moderation-result[data-refused='409']", state="attached", timeout=30_000)
+        assert item.locator(".moderation-result").inner_text() == (
+            "consultation 'demo-cmp' closed; moderation ended at 2026-01-02T00:00:00+00:00"
+        )
+    finally:
+        config.write_text(text, encoding="utf-8")

@@ -11,6 +11,7 @@ import { getJsonAt, transformRequest } from './api.js';
 import { changeColour, nearItems, nearQuery } from './consultText.js';
 import { startContributions } from './contribute.js';
 import { startProposals } from './propose.js';
+import { startSurvey } from './survey.js';
 
 setWorkerUrl(new URL('./maplibre-gl-worker.mjs', import.meta.url).href);
 
@@ -29,12 +30,23 @@ function changeLayer(kind, column) {
 }
 
 /**
+ * How MapLibre's worker cuts the changes into tiles (style spec, GeoJSON source): Douglas-Peucker
+ * `tolerance` 1.5 instead of 0.375 and a `buffer` of 16 instead of 128 (both in pixels of a 512 px
+ * tile). A street line then moves by at most 1.5 tile pixels (1.5 to 3 screen pixels between whole
+ * zoom levels), within its 4 px width, and the buffer still covers its half width plus offset
+ * (3.5 px) at tile edges; cutting a traffic comparison's ~9 000 edges into tiles then takes far less
+ * of the worker's time, which was most of the page's first render (BENCHMARKS.md, "Consultation
+ * page (issue 13)").
+ */
+const CHANGE_TILING = { tolerance: 1.5, buffer: 16 };
+
+/**
  * The map, its whole style known at once so MapLibre fetches everything in parallel: the changes
  * (GeoJSON, fetched and parsed by its worker) over the twin's green areas and buildings from the
  * viewer's vector tiles (`context`: TileJSON URLs of the layers the caller may read).
  */
 function drawMap(container, { geojson, kind, column, bounds, context }) {
-  const sources = { changes: { type: 'geojson', data: geojson } };
+  const sources = { changes: { type: 'geojson', data: geojson, ...CHANGE_TILING } };
   for (const layer of context) sources[layer.key] = { type: 'vector', url: layer.url };
   return new maplibregl.Map({
     container,
@@ -81,6 +93,7 @@ async function start() {
   const say = document.getElementById('say');
   if (say) startContributions(say).catch((error) => { say.hidden = false; say.textContent = `Comments could not be loaded: ${error.message}`; });
   startProposals(document.getElementById('main'), body.dataset.comparison).catch((error) => { body.dataset.proposeError = error.message; });
+  if (say) startSurvey(say);
   const region = document.getElementById('near-result');
   const container = document.getElementById('map');
   const { nearUrl, plan, geojson, column, kind } = body.dataset;
@@ -133,6 +146,7 @@ async function start() {
 function ready() {
   window.civictwin.readyAtMs = performance.now();
   document.body.dataset.consultState = 'ready';
+  document.dispatchEvent(new CustomEvent('civictwin:ready'));
 }
 
 start().catch((error) => {

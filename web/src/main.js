@@ -7,6 +7,8 @@ import { setWorkerUrl } from 'maplibre-gl';
 import { getJson, getToken, setToken } from './api.js';
 import { startLive } from './live.js';
 import { startMapPage } from './mapPage.js';
+import { startModerationPage } from './moderation.js';
+import { MODERATION_TEXT } from './moderationText.js';
 import { startReadinessPage } from './readinessPage.js';
 import { startScenarioPage } from './scenarioPage.js';
 
@@ -21,8 +23,9 @@ const PAGES = {
   map: { start: startMapWithLive, started: null },
   scenarios: { start: startScenarioPage, started: null },
   readiness: { start: startReadinessPage, started: null },
+  moderation: { start: startModerationPage, started: null },
 };
-const TITLES = { map: 'Map', scenarios: 'Scenarios', readiness: 'Readiness' };
+const TITLES = { map: 'Map', scenarios: 'Scenarios', readiness: 'Readiness', moderation: MODERATION_TEXT.title };
 
 function currentPage() {
   const name = window.location.hash.replace(/^#/, '').split('?')[0];

@@ -35,6 +35,7 @@ from civictwin.api import (
     readiness,
     scenarios,
     sensorthings,
+    surveys,
     terrain,
     tiles,
     viewer,
@@ -159,6 +160,7 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
     app.include_router(equity.router)
     app.include_router(contributions.router)
     app.include_router(proposals.router)
+    app.include_router(surveys.router)
     app.include_router(viewer.viewer_router())
     _add_middlewares(
         app,

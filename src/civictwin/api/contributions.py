@@ -2,12 +2,14 @@
 export, and deletion on request (docs/consultation.md#comments-and-votes).
 
 * ``GET /consultations/{c}/contributions``: open or not, themes, consent text, approved contributions
-  and the vote counts per scenario (public, pseudonyms only);
+  (a page of them: ``limit``, ``offset``, ``links``) and the vote counts per scenario (public,
+  pseudonyms only);
 * ``GET /consultations/{c}/challenge``: a proof-of-work challenge; ``POST /consultations/{c}/contributions``:
   a comment and/or vote (JSON, consent required), queued for moderation; the answer carries the
   deletion code, shown once; ``POST /consultations/{c}/contributions/delete``: delete by that code;
 * ``GET /consultations/{c}/moderation`` and ``POST /consultations/{c}/moderation/{id}`` (moderator or
-  admin): the queue and decisions with their reasons;
+  admin): the queue (paged; comments, votes and the survey form's observations, :mod:`.surveys`) and
+  decisions with their reasons;
 * ``GET /consultations/{c}/export/contributions.csv|.geojson``, ``/export/counts.csv`` (moderator,
   analyst, steward, admin): approved contributions and counts per scenario and theme.
 
@@ -64,6 +66,7 @@ from civictwin.store.contributions import (
     Contribution,
     ContributionStore,
     Decision,
+    Kind,
     NewContribution,
     Queued,
     Status,
@@ -73,15 +76,20 @@ from civictwin.store.contributions import (
 MAX_BODY_BYTES = 8_192
 MAX_TEXT_CHARS = 2_000
 _ANONYMISE_EVERY_S = 60.0
-_MODERATORS = (Role.MODERATOR, Role.ADMIN)
+MODERATORS = (Role.MODERATOR, Role.ADMIN)
 _STAFF = (Role.MODERATOR, Role.ANALYST, Role.STEWARD, Role.ADMIN)
 _CSV = "text/csv; charset=utf-8"
+PAGE_SIZE = 100
+"""Contributions per page of the moderation queue and the survey layer unless ``limit`` says otherwise."""
+MAX_PAGE_SIZE = 1000
+"""The largest page, and the public list's default: the consultation page shows that many approved
+comments at once (its script does not page), the API's other clients page with the links."""
 
 router = APIRouter(tags=["Consultations"])
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
-def _json_body_doc(model: type[BaseModel]) -> dict[str, Any]:
+def json_body_doc(model: type[BaseModel]) -> dict[str, Any]:
     """The OpenAPI request body of a route that reads its JSON itself (to bound its size first)."""
     return {
         "requestBody": {
@@ -197,15 +205,15 @@ def _configured(request: Request, consultation: str) -> ConsultationConfig:
 
 
 @dataclass(frozen=True)
-class _Consultation:
+class Consultation:
     config: ConsultationConfig
     scenarios: list[str]
     part: _Participation
 
 
-def _consultation(
+def consultation_of(
     request: Request, comparison_id: str, now: datetime, *, params: tuple[str, ...] = ()
-) -> _Consultation:
+) -> Consultation:
     """A readable, configured consultation (``params``: the query parameters the route takes); every
     consultation's contributions anonymised up to its retention period first."""
     _, record = readable(request, comparison_id, params=params)
@@ -213,12 +221,13 @@ def _consultation(
     part = _participation(request)
     if part.anonymised_at is None or abs((now - part.anonymised_at).total_seconds()) >= _ANONYMISE_EVERY_S:
         for name, each in _configs(request).items():  # every consultation, not only the one asked about
-            part.store.anonymise(name, older_than=now - timedelta(days=each.retention_days))
+            if part.store.anonymise(name, older_than=now - timedelta(days=each.retention_days)):
+                part.store.forget_unused_photos(name)
         part.anonymised_at = now
-    return _Consultation(config, [record.baseline, *record.plans], part)
+    return Consultation(config, [record.baseline, *record.plans], part)
 
 
-def _require(principal: Principal, roles: tuple[Role, ...], what: str) -> None:
+def require_role(principal: Principal, roles: tuple[Role, ...], what: str) -> None:
     if principal.role in roles:
         return
     if principal.token is None:
@@ -232,21 +241,49 @@ def _public(c: Contribution) -> dict[str, Any]:
             "text": c.text, "lon": c.lon, "lat": c.lat, "date": c.created.date().isoformat()}  # fmt: skip
 
 
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Contributions per page")]
+Offset = Annotated[int, Query(ge=0, le=2**62, description="Contributions skipped (the page's start)")]
+
+
 @router.get("/consultations/{comparison_id}/contributions", summary="Approved comments and vote counts")
-def public_contributions(request: Request, comparison_id: ComparisonId, now: Now) -> JSONResponse:
-    """Whether the consultation is open, its themes and consent text, and what moderators approved."""
-    check_params(request, ())
-    return JSONResponse(published(request, comparison_id, now))
+def public_contributions(
+    request: Request, comparison_id: ComparisonId, now: Now, limit: Limit = MAX_PAGE_SIZE, offset: Offset = 0
+) -> JSONResponse:
+    """Whether the consultation is open, its themes and consent text, the vote counts, and one page of
+    what moderators approved (``links`` to the next and previous pages)."""
+    check_params(request, ("limit", "offset"))
+    body = published(request, comparison_id, now, params=("limit", "offset"), limit=limit, offset=offset)
+    return JSONResponse(body)
+
+
+def page_links(request: Request, *, total: int, limit: int, offset: int) -> list[dict[str, str]]:
+    """``next`` and ``prev`` links of a paged list (this URL with another ``offset``), where there is one."""
+    links = []
+    if offset + limit < total:
+        links.append({"rel": "next", "href": str(request.url.include_query_params(offset=offset + limit))})
+    if offset > 0:
+        before = max(0, min(offset, total) - limit)
+        links.append({"rel": "prev", "href": str(request.url.include_query_params(offset=before))})
+    return links
 
 
 def published(
-    request: Request, comparison_id: str, now: datetime, *, params: tuple[str, ...] = ()
+    request: Request,
+    comparison_id: str,
+    now: datetime,
+    *,
+    params: tuple[str, ...] = (),
+    limit: int = MAX_PAGE_SIZE,
+    offset: int = 0,
 ) -> dict[str, Any]:
-    """What anyone may see of a consultation's contributions (the JSON route and the page render the
-    same): ``phase`` (before, open, closed), dates, scenarios, themes, consent text, counts per
-    scenario, and the approved contributions with pseudonym and day only."""
-    found = _consultation(request, comparison_id, now, params=params)
-    approved = found.part.store.contributions(comparison_id, status=Status.APPROVED, limit=100_000)
+    """What anyone may see of a consultation's comments and votes (the JSON route and the page render
+    the same): ``phase`` (before, open, closed), dates, scenarios, themes, consent text, counts per
+    scenario (over every approved one), and a page of the approved contributions with pseudonym and
+    day only (``total``, ``limit``, ``offset``, ``links``)."""
+    found = consultation_of(request, comparison_id, now, params=params)
+    approved = found.part.store.contributions(
+        comparison_id, status=Status.APPROVED, kind=Kind.COMMENT, limit=1_000_000
+    )
     config = found.config
     phase = "open" if config.is_open(now) else "before" if now < config.opens else "closed"
     return {
@@ -260,7 +297,11 @@ def published(
         "consent": config.consent,
         "retention_days": config.retention_days,
         "counts": votes_per_scenario(approved, found.scenarios),
-        "contributions": [_public(c) for c in approved],
+        "total": len(approved),
+        "limit": limit,
+        "offset": offset,
+        "links": page_links(request, total=len(approved), limit=limit, offset=offset),
+        "contributions": [_public(c) for c in approved[offset : offset + limit]],
     }
 
 
@@ -279,9 +320,9 @@ def takes_contributions(request: Request, comparison_id: str) -> bool:
 def challenge(request: Request, comparison_id: ComparisonId, now: Now) -> JSONResponse:
     """A challenge to solve before contributing (see :mod:`civictwin.compare.participation`)."""
     check_params(request, ())
-    found = _consultation(request, comparison_id, now)
+    found = consultation_of(request, comparison_id, now)
     if not found.config.is_open(now):
-        raise _closed(found.config, now)
+        raise closed(found.config, now)
     issued = issue_challenge(
         found.part.proof_key, comparison_id, bits=found.config.proof_of_work_bits, now=now
     )
@@ -309,18 +350,18 @@ class ContributionIn(BaseModel):
     "/consultations/{comparison_id}/contributions",
     status_code=202,
     summary="Send a comment and/or a vote",
-    openapi_extra=_json_body_doc(ContributionIn),
+    openapi_extra=json_body_doc(ContributionIn),
 )
 async def contribute(request: Request, comparison_id: ComparisonId, now: Now) -> JSONResponse:
     """Queue a contribution for moderation; the answer's ``deletion_code`` is shown only this once."""
     check_params(request, ())
-    _same_origin(request)
-    body = await _json_body(request)
-    found = _consultation(request, comparison_id, now)
+    json_same_origin(request)
+    body = await json_body(request)
+    found = consultation_of(request, comparison_id, now)
     if not found.config.is_open(now):
-        raise _closed(found.config, now)
-    _charge_source(request, found, comparison_id)
-    sent = _validated(ContributionIn, body)
+        raise closed(found.config, now)
+    charge_source(request, found, comparison_id)
+    sent = validated(ContributionIn, body)
     new = _checked(sent, comparison_id, found)
     try:
         proof = check_proof(found.part.proof_key, comparison_id, sent.challenge, sent.nonce,
@@ -340,7 +381,7 @@ async def contribute(request: Request, comparison_id: ComparisonId, now: Now) ->
     )
 
 
-def _checked(sent: ContributionIn, consultation: str, found: _Consultation) -> NewContribution:
+def _checked(sent: ContributionIn, consultation: str, found: Consultation) -> NewContribution:
     """The contribution to store, or 400 naming the field that is wrong."""
     if not sent.consent:
         raise bad_request("consent: the consent text must be accepted to contribute")
@@ -371,18 +412,19 @@ class DeletionIn(BaseModel):
     "/consultations/{comparison_id}/contributions/delete",
     status_code=204,
     summary="Delete a contribution with its deletion code",
-    openapi_extra=_json_body_doc(DeletionIn),
+    openapi_extra=json_body_doc(DeletionIn),
 )
 async def delete_contribution(request: Request, comparison_id: ComparisonId, now: Now) -> Response:
     """Delete the contribution whose deletion code is sent (in the body, so it is never logged); 404
     for a code that matches none (unknown, already deleted, or past the retention period)."""
     check_params(request, ())
-    _same_origin(request)
-    sent = _validated(DeletionIn, await _json_body(request))
-    found = _consultation(request, comparison_id, now)
-    _charge_source(request, found, comparison_id)
+    json_same_origin(request)
+    sent = validated(DeletionIn, await json_body(request))
+    found = consultation_of(request, comparison_id, now)
+    charge_source(request, found, comparison_id)
     if not found.part.store.delete(comparison_id, code_hash(sent.code)):
         raise not_found("no contribution has this deletion code (deleted already, or anonymised)")
+    found.part.store.forget_unused_photos(comparison_id)
     return Response(status_code=204)
 
 
@@ -392,20 +434,33 @@ def moderation_queue(
     comparison_id: ComparisonId,
     now: Now,
     status: Annotated[Status, Query(description="pending, approved or rejected")] = Status.PENDING,
+    kind: Annotated[Kind | None, Query(description="comment or observation (default: both)")] = None,
+    limit: Limit = PAGE_SIZE,
+    offset: Offset = 0,
 ) -> JSONResponse:
-    """Contributions of one status, oldest first, with the decisions and their reasons."""
-    check_params(request, ("status",))
-    _require(current_principal(request), _MODERATORS, "moderator")
-    found = _consultation(request, comparison_id, now, params=("status",))
-    listed = found.part.store.contributions(comparison_id, status=status, limit=100_000)
+    """A page of the contributions of one status (and kind), oldest first, with the decisions and
+    their reasons; a survey observation's photo is linked (moderators may see it before approval)."""
+    params = ("status", "kind", "limit", "offset")
+    check_params(request, params)
+    require_role(current_principal(request), MODERATORS, "moderator")
+    found = consultation_of(request, comparison_id, now, params=params)
+    store = found.part.store
+    listed = store.contributions(comparison_id, status=status, kind=kind, limit=limit, offset=offset)
+    total = store.count(comparison_id, status=status, kind=kind)
     return JSONResponse(
         {
             "consultation": comparison_id,
             "open": found.config.is_open(now),
             "moderation_until": _moderation_end(found.config).isoformat(),
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+            "links": page_links(request, total=total, limit=limit, offset=offset),
             "contributions": [
                 {
                     **_public(c),
+                    "kind": str(c.kind),
+                    "photo": photo_url(request, comparison_id, c.photo),
                     "status": str(c.status),
                     "created": c.created.isoformat(),
                     "moderated_by": c.moderated_by,
@@ -416,6 +471,13 @@ def moderation_queue(
         },
         headers={"Cache-Control": "no-store"},
     )
+
+
+def photo_url(request: Request, consultation: str, photo: str | None) -> str | None:
+    """The address of a survey observation's clean photo (None without one)."""
+    if photo is None:
+        return None
+    return str(request.url_for("survey_photo", comparison_id=consultation, name=photo))
 
 
 class DecisionIn(BaseModel):
@@ -430,7 +492,7 @@ class DecisionIn(BaseModel):
 @router.post(
     "/consultations/{comparison_id}/moderation/{contribution_id}",
     summary="Approve or reject (moderator)",
-    openapi_extra=_json_body_doc(DecisionIn),
+    openapi_extra=json_body_doc(DecisionIn),
 )
 async def moderate(
     request: Request,
@@ -442,10 +504,10 @@ async def moderate(
     the consultation's moderation period; after it, 409 (the results are final)."""
     check_params(request, ())
     principal = current_principal(request)
-    _require(principal, _MODERATORS, "moderator")
-    _same_origin(request)
-    sent = _validated(DecisionIn, await _json_body(request))
-    found = _consultation(request, comparison_id, now)
+    require_role(principal, MODERATORS, "moderator")
+    json_same_origin(request)
+    sent = validated(DecisionIn, await json_body(request))
+    found = consultation_of(request, comparison_id, now)
     end = _moderation_end(found.config)
     if now >= end:
         raise ProblemError(
@@ -496,9 +558,11 @@ def _export(
     request: Request, comparison_id: str, now: datetime
 ) -> tuple[list[Contribution], list[dict[str, object]]]:
     check_params(request, ())
-    _require(current_principal(request), _STAFF, "moderator or staff")
-    found = _consultation(request, comparison_id, now)
-    approved = found.part.store.contributions(comparison_id, status=Status.APPROVED, limit=1_000_000)
+    require_role(current_principal(request), _STAFF, "moderator or staff")
+    found = consultation_of(request, comparison_id, now)
+    approved = found.part.store.contributions(
+        comparison_id, status=Status.APPROVED, kind=Kind.COMMENT, limit=1_000_000
+    )
     return approved, counts(approved, scenarios=found.scenarios, themes=found.config.themes)
 
 
@@ -511,19 +575,25 @@ def _moderation_end(config: ConsultationConfig) -> datetime:
     return config.closes + timedelta(days=config.moderation_days)
 
 
-def _closed(config: ConsultationConfig, now: datetime) -> ProblemError:
+def closed(config: ConsultationConfig, now: datetime) -> ProblemError:
     if now < config.opens:
         return ProblemError(409, f"this consultation opens at {config.opens.isoformat()}")
     return ProblemError(409, f"this consultation closed at {config.closes.isoformat()}")
 
 
-def _same_origin(request: Request) -> None:
+def json_same_origin(request: Request) -> None:
     """Refuse cross-site writes (CSRF): a browser names the page's origin in ``Origin`` and says
     ``Sec-Fetch-Site``; either naming another site is refused (403), and only JSON is accepted
     (415), which no plain HTML form can send."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "application/json":
         raise ProblemError(415, "send the contribution as application/json")
+    same_site(request)
+
+
+def same_site(request: Request) -> None:
+    """Refuse a request another site's page sent (403): by ``Sec-Fetch-Site``, or an ``Origin`` that
+    is not this server's."""
     if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
         raise ProblemError(403, "cross-site requests are refused")
     origin = request.headers.get("origin")
@@ -540,7 +610,7 @@ def _own_origin(request: Request) -> str:
     return f"{request.url.scheme}://{request.url.netloc}"
 
 
-async def _json_body(request: Request) -> Any:
+async def json_body(request: Request) -> Any:
     """The request's JSON body, at most :data:`MAX_BODY_BYTES` (413) and valid JSON (400)."""
     raw = b""
     async for chunk in request.stream():
@@ -553,7 +623,7 @@ async def _json_body(request: Request) -> Any:
         raise bad_request("the body is not valid JSON") from None
 
 
-def _validated(model: type[_Model], body: Any) -> _Model:
+def validated(model: type[_Model], body: Any) -> _Model:
     try:
         return model.model_validate(body)
     except ValidationError as exc:
@@ -562,7 +632,7 @@ def _validated(model: type[_Model], body: Any) -> _Model:
         raise bad_request(f"{where}: {error['msg']}") from None
 
 
-def _charge_source(request: Request, found: _Consultation, consultation: str) -> None:
+def charge_source(request: Request, found: Consultation, consultation: str) -> None:
     """Count one write from the request's source (429 beyond the hourly allowance: a burst of
     ``contributions_per_hour``, refilled evenly over the hour, counted over all the server's
     workers). The source is known only as a keyed hash of its address (:mod:`civictwin.api.floodguard`);

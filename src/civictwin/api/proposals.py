@@ -35,13 +35,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from civictwin.api.context import get_twin
 from civictwin.api.contributions import (
     Now,
-    _closed,
-    _consultation,
-    _json_body,
-    _json_body_doc,
-    _require,
-    _same_origin,
-    _validated,
+    closed,
+    consultation_of,
+    json_body,
+    json_body_doc,
+    json_same_origin,
+    require_role,
+    validated,
 )
 from civictwin.api.floodguard import FloodGuard
 from civictwin.api.limits import retry_after
@@ -140,7 +140,7 @@ def _settings(request: Request) -> ProposalsSection:
 def _taking(request: Request, comparison_id: str, now: datetime) -> Any:
     """The consultation, when it takes proposals (404 otherwise); proposals older than its retention
     period anonymised first (at most once a minute)."""
-    found = _consultation(request, comparison_id, now)
+    found = consultation_of(request, comparison_id, now)
     if not found.config.proposals:
         raise not_found(f"consultation '{comparison_id}' takes no proposals (proposals = true in its block)")
     part = _proposals(request)
@@ -202,13 +202,13 @@ def proposal_menu(request: Request, comparison_id: ComparisonId, now: Now) -> JS
 @router.post(
     "/consultations/{comparison_id}/proposals/validate",
     summary="Check a draft proposal (nothing is stored)",
-    openapi_extra=_json_body_doc(ProposalIn),
+    openapi_extra=json_body_doc(ProposalIn),
 )
 async def validate_proposal(request: Request, comparison_id: ComparisonId, now: Now) -> JSONResponse:
     """Every problem of the draft, each naming its field; ``valid`` when there is none."""
     check_params(request, ())
-    _same_origin(request)
-    body = await _json_body(request)
+    json_same_origin(request)
+    body = await json_body(request)
     _taking(request, comparison_id, now)
     draft = {k: v for k, v in body.items() if k != "consent"} if isinstance(body, dict) else body
     checked = check_draft(draft, installed_catalog(), _network(request), offered=_offered(request),
@@ -220,16 +220,16 @@ async def validate_proposal(request: Request, comparison_id: ComparisonId, now: 
     "/consultations/{comparison_id}/proposals",
     status_code=202,
     summary="Submit a proposal",
-    openapi_extra=_json_body_doc(ProposalIn),
+    openapi_extra=json_body_doc(ProposalIn),
 )
 async def submit_proposal(request: Request, comparison_id: ComparisonId, now: Now) -> JSONResponse:
     """Store a valid proposal for staff to approve; 400 with every problem otherwise."""
     check_params(request, ())
-    _same_origin(request)
-    body = await _json_body(request)
+    json_same_origin(request)
+    body = await json_body(request)
     found = _taking(request, comparison_id, now)
     if not found.config.is_open(now):
-        raise _closed(found.config, now)
+        raise closed(found.config, now)
     _charge_source(request, comparison_id, per_hour=found.config.proposals_per_hour)
     if not isinstance(body, dict) or body.get("consent") is not True:
         raise ProblemError(400, "consent: the consent text must be accepted to propose")
@@ -267,14 +267,14 @@ class DeletionIn(BaseModel):
     "/consultations/{comparison_id}/proposals/delete",
     status_code=204,
     summary="Delete a proposal with its deletion code",
-    openapi_extra=_json_body_doc(DeletionIn),
+    openapi_extra=json_body_doc(DeletionIn),
 )
 async def delete_proposal(request: Request, comparison_id: ComparisonId, now: Now) -> Response:
     """Delete the proposal (and its run's files) whose deletion code is sent; 404 for a code that
     matches none, 409 while it is being simulated."""
     check_params(request, ())
-    _same_origin(request)
-    sent = _validated(DeletionIn, await _json_body(request))
+    json_same_origin(request)
+    sent = validated(DeletionIn, await json_body(request))
     found = _taking(request, comparison_id, now)
     _charge_source(request, comparison_id, per_hour=found.config.proposals_per_hour)
     try:
@@ -301,7 +301,7 @@ def public_proposals(request: Request, comparison_id: ComparisonId, now: Now) ->
 def review_proposals(request: Request, comparison_id: ComparisonId, now: Now) -> JSONResponse:
     """Every proposal, submitted ones first in line, with decisions, reasons and how runs ended."""
     check_params(request, ())
-    _require(current_principal(request), STAFF, "moderator, analyst or admin")
+    require_role(current_principal(request), STAFF, "moderator, analyst or admin")
     _taking(request, comparison_id, now)
     part = _proposals(request)
     listed = part.store.proposals(comparison_id)
@@ -336,7 +336,7 @@ class CancelIn(BaseModel):
 @router.post(
     "/consultations/{comparison_id}/proposals/{proposal_id}/decision",
     summary="Approve (queue its run) or reject a proposal (staff)",
-    openapi_extra=_json_body_doc(DecisionIn),
+    openapi_extra=json_body_doc(DecisionIn),
 )
 async def decide_proposal(
     request: Request, comparison_id: ComparisonId, proposal_id: ProposalId, now: Now
@@ -344,9 +344,9 @@ async def decide_proposal(
     """Approve a submitted proposal, which queues its run, or reject it; 409 when it is not submitted."""
     check_params(request, ())
     principal = current_principal(request)
-    _require(principal, STAFF, "moderator, analyst or admin")
-    _same_origin(request)
-    sent = _validated(DecisionIn, await _json_body(request))
+    require_role(principal, STAFF, "moderator, analyst or admin")
+    json_same_origin(request)
+    sent = validated(DecisionIn, await json_body(request))
     _taking(request, comparison_id, now)
     store = _proposals(request).store
     _owned(store, comparison_id, proposal_id)
@@ -361,7 +361,7 @@ async def decide_proposal(
 @router.post(
     "/consultations/{comparison_id}/proposals/{proposal_id}/cancel",
     summary="Cancel a queued or running proposal (staff)",
-    openapi_extra=_json_body_doc(CancelIn),
+    openapi_extra=json_body_doc(CancelIn),
 )
 async def cancel_proposal(
     request: Request, comparison_id: ComparisonId, proposal_id: ProposalId, now: Now
@@ -370,9 +370,9 @@ async def cancel_proposal(
     stopped (within seconds: the queue interrupts it). 409 for any other state."""
     check_params(request, ())
     principal = current_principal(request)
-    _require(principal, STAFF, "moderator, analyst or admin")
-    _same_origin(request)
-    sent = _validated(CancelIn, await _json_body(request))
+    require_role(principal, STAFF, "moderator, analyst or admin")
+    json_same_origin(request)
+    sent = validated(CancelIn, await json_body(request))
     _taking(request, comparison_id, now)
     store = _proposals(request).store
     _owned(store, comparison_id, proposal_id)

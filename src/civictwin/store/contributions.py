@@ -1,4 +1,5 @@
-"""Comments and votes of public consultations, in one SQLite file per twin (``<store>.contributions.sqlite``).
+"""Comments, votes and survey observations of public consultations, in one SQLite file per twin
+(``<store>.contributions.sqlite``).
 
 Why beside the twin's store and not in it: a rebuild replaces the twin's database, and contributions
 must survive it; the server writes them while it serves the twin read-only. SQLite in WAL mode (as
@@ -10,11 +11,17 @@ pseudonym; the SHA-256 of the deletion code handed to the contributor (never the
 scenario, vote, theme, text and optional point. After the retention period :meth:`anonymise` drops
 the pseudonym, the deletion code's hash and the exact time, rounds the point to 0.01° (about 1 km)
 and deletes what was never published (pending and rejected contributions).
+
+A survey observation from the viewer's form (:class:`Kind` ``observation``) is a contribution too, so it
+goes through the same moderation, deletion and retention: its category is the ``theme``, its
+scenario is empty, it always has a point, and ``photo`` names its clean photo (a content hash; the
+file lives in :meth:`ContributionStore.photo_folder`).
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,8 +34,11 @@ from civictwin.store.sidecar import SidecarDatabase
 ANONYMOUS_PSEUDONYM = "anonymised"
 POINT_DECIMALS_AFTER_RETENTION = 2
 """Decimals of a degree an anonymised point keeps (0.01° is about 1.1 km north-south)."""
+PHOTO_GRACE_S = 600.0
+"""How long a photo file is kept before any observation names it (s): the time a submission may take
+between storing its photo and committing its row."""
 
-_SCHEMA = """
+_SCHEMA_BEFORE_INDEXES = """
 CREATE TABLE IF NOT EXISTS contributions (
     id INTEGER PRIMARY KEY,
     consultation TEXT NOT NULL,
@@ -45,17 +55,28 @@ CREATE TABLE IF NOT EXISTS contributions (
     moderated_at TEXT,
     moderated_by TEXT,
     reason TEXT,
-    anonymised INTEGER NOT NULL DEFAULT 0
+    anonymised INTEGER NOT NULL DEFAULT 0,
+    kind TEXT NOT NULL DEFAULT 'comment' CHECK (kind IN ('comment', 'observation')),
+    photo TEXT
 );
-CREATE INDEX IF NOT EXISTS contributions_by_status ON contributions (consultation, status, id);
-CREATE INDEX IF NOT EXISTS contributions_by_age ON contributions (consultation, anonymised, created);
 CREATE TABLE IF NOT EXISTS used_challenges (challenge TEXT PRIMARY KEY, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS contributions_by_status ON contributions (consultation, status, id)",
+    "CREATE INDEX IF NOT EXISTS contributions_by_age ON contributions (consultation, anonymised, created)",
+    "CREATE INDEX IF NOT EXISTS contributions_by_photo ON contributions (consultation, photo) "
+    "WHERE photo IS NOT NULL",
+)
 _COLUMNS = (
     "id, consultation, pseudonym, scenario, vote, theme, text, lon, lat, created, status, "
-    "moderated_at, moderated_by, reason, anonymised"
+    "moderated_at, moderated_by, reason, anonymised, kind, photo"
 )
+_ADDED_COLUMNS = {
+    "kind": "kind TEXT NOT NULL DEFAULT 'comment' CHECK (kind IN ('comment', 'observation'))",
+    "photo": "photo TEXT",
+}
+"""Columns added after the first release, added to a database made before them on opening."""
 
 
 class Status(StrEnum):
@@ -64,6 +85,13 @@ class Status(StrEnum):
     PENDING = "pending"
     APPROVED = "approved"
     REJECTED = "rejected"
+
+
+class Kind(StrEnum):
+    """What a contribution is: a comment and/or vote on a scenario, or a survey observation."""
+
+    COMMENT = "comment"
+    OBSERVATION = "observation"
 
 
 @dataclass(frozen=True)
@@ -77,6 +105,9 @@ class NewContribution:
     vote: str | None
     lon: float | None
     lat: float | None
+    kind: Kind = Kind.COMMENT
+    photo: str | None = None
+    """A survey observation's clean photo (its file name, a content hash), if it has one."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +144,8 @@ class Contribution:
     moderated_by: str | None
     reason: str | None
     anonymised: bool
+    kind: Kind = Kind.COMMENT
+    photo: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,7 +176,14 @@ class ContributionStore(SidecarDatabase):
     """The contribution database of one twin; safe to share between the threads of a process."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, schema=_SCHEMA, what="contribution")
+        super().__init__(path, schema=_SCHEMA_BEFORE_INDEXES, what="contribution")
+        with self._transaction() as con:
+            present = {str(row[1]) for row in con.execute("PRAGMA table_info(contributions)")}
+            for name, definition in _ADDED_COLUMNS.items():
+                if name not in present:
+                    con.execute(f"ALTER TABLE contributions ADD COLUMN {definition}")
+            for statement in _INDEXES:
+                con.execute(statement)
 
     def secret(self, name: str, make: bytes) -> bytes:
         """The stored secret ``name``, stored as ``make`` the first time (shared by every server process)."""
@@ -167,19 +207,66 @@ class ContributionStore(SidecarDatabase):
             return [_insert(con, item) for item in items]
 
     def contributions(
-        self, consultation: str, *, status: Status | None, limit: int = 1000, offset: int = 0
+        self,
+        consultation: str,
+        *,
+        status: Status | None,
+        kind: Kind | None = None,
+        limit: int = 1000,
+        offset: int = 0,
     ) -> list[Contribution]:
-        """Contributions of ``consultation`` in the order they came, optionally of one status."""
-        where, params = "consultation = ?", [consultation]
-        if status is not None:
-            where += " AND status = ?"
-            params.append(str(status))
+        """Contributions of ``consultation`` in the order they came, optionally of one status and kind."""
+        where, params = _where(consultation, status=status, kind=kind)
         with self._lock:
             rows = self._con.execute(
                 f"SELECT {_COLUMNS} FROM contributions WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             ).fetchall()
         return [_contribution(row) for row in rows]
+
+    def count(self, consultation: str, *, status: Status | None, kind: Kind | None = None) -> int:
+        """How many contributions of ``consultation`` there are, optionally of one status and kind."""
+        where, params = _where(consultation, status=status, kind=kind)
+        with self._lock:
+            row = self._con.execute(f"SELECT count(*) FROM contributions WHERE {where}", params).fetchone()
+        return int(row[0])
+
+    def photo_status(self, consultation: str, photo: str) -> set[Status]:
+        """The statuses of the observations of ``consultation`` showing ``photo`` (empty when none does)."""
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT DISTINCT status FROM contributions WHERE consultation = ? AND photo = ?",
+                [consultation, photo],
+            ).fetchall()
+        return {Status(row[0]) for row in rows}
+
+    def photos(self, consultation: str) -> set[str]:
+        """Every photo the observations of ``consultation`` still show (the others may go)."""
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT DISTINCT photo FROM contributions WHERE consultation = ? AND photo IS NOT NULL",
+                [consultation],
+            ).fetchall()
+        return {str(row[0]) for row in rows}
+
+    def photo_folder(self, consultation: str) -> Path:
+        """Where the clean photos of ``consultation``'s survey observations are kept, beside the database."""
+        return self.path.with_name(self.path.name + ".media") / consultation
+
+    def forget_unused_photos(self, consultation: str, *, grace_s: float = PHOTO_GRACE_S) -> int:
+        """Delete the photo files no observation of ``consultation`` shows any longer (deleted on
+        request, or unpublished and past retention); returns how many went. A file written in the
+        last ``grace_s`` seconds stays: its observation may be on its way into the database."""
+        folder = self.photo_folder(consultation)
+        files = sorted(folder.glob("*.jpg")) if folder.is_dir() else []
+        shown = self.photos(consultation)
+        young = time.time() - grace_s
+        gone = 0
+        for file in files:
+            if file.name not in shown and file.stat().st_mtime < young:
+                file.unlink(missing_ok=True)
+                gone += 1
+        return gone
 
     def contribution(self, consultation: str, contribution_id: int) -> Contribution | None:
         """One contribution of ``consultation`` (None when there is no such one)."""
@@ -249,7 +336,21 @@ def _contribution(row: Any) -> Contribution:
         moderated_by=None if row[12] is None else str(row[12]),
         reason=None if row[13] is None else str(row[13]),
         anonymised=bool(row[14]),
+        kind=Kind(row[15]),
+        photo=None if row[16] is None else str(row[16]),
     )
+
+
+def _where(consultation: str, *, status: Status | None, kind: Kind | None) -> tuple[str, list[str]]:
+    """The SQL condition (and its parameters) selecting a consultation's contributions."""
+    where, params = "consultation = ?", [consultation]
+    if status is not None:
+        where += " AND status = ?"
+        params.append(str(status))
+    if kind is not None:
+        where += " AND kind = ?"
+        params.append(str(kind))
+    return where, params
 
 
 def _insert(con: sqlite3.Connection, item: Queued) -> Contribution | None:
@@ -262,9 +363,9 @@ def _insert(con: sqlite3.Connection, item: Queued) -> Contribution | None:
     new = item.contribution
     cursor = con.execute(
         "INSERT INTO contributions (consultation, pseudonym, deletion_sha256, scenario, vote, theme, "
-        "text, lon, lat, created, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+        "text, lon, lat, created, status, kind, photo) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
         [new.consultation, item.pseudonym, item.deletion_sha256, new.scenario, new.vote, new.theme, new.text,
-         new.lon, new.lat, _stamp(item.received)],
+         new.lon, new.lat, _stamp(item.received), str(new.kind), new.photo],
     )  # fmt: skip
     row = con.execute(f"SELECT {_COLUMNS} FROM contributions WHERE id = ?", [cursor.lastrowid]).fetchone()
     return _contribution(row)

@@ -117,7 +117,7 @@ def test_revoked_and_tampered_tokens_are_401(client: TestClient, tokens: dict[st
 # before the consultation is looked up, so a caller without it learns nothing (401/403); a caller
 # with it gets 404 here, as this twin publishes no comparison. The full matrix over a configured
 # consultation is in test_contributions_api.py.
-MODERATION = ("GET /moderation", "POST /moderation/1")
+MODERATION = ("GET /moderation", "GET /moderation?kind=observation&limit=5", "POST /moderation/1")
 EXPORTS = ("GET /export/contributions.csv", "GET /export/counts.csv", "GET /export/contributions.geojson")
 ROLE_STATUS = {
     "anonymous": (401, 401),
@@ -166,3 +166,16 @@ def test_proposal_staff_roles(client: TestClient, tokens: dict[str, str], role: 
         body = bodies.get(path.rsplit("/", 1)[-1]) if method == "POST" else None
         answer = client.request(method, f"/consultations/none{path}", headers=auth(tokens, role), json=body)
         assert answer.status_code == PROPOSAL_STATUS[role], f"{role} {route}: {answer.text}"
+
+
+SURVEY_PUBLIC = ("GET /observations", f"GET /observations/photos/{'0' * 64}.jpg")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_survey_routes_are_public_reads(client: TestClient, tokens: dict[str, str], role: str) -> None:
+    """The survey layer and its photos need no role (a pending photo is checked per moderator in
+    test_surveys_api.py); here every caller gets 404, as this twin publishes no comparison."""
+    for route in SURVEY_PUBLIC:
+        method, path = route.split(" ")
+        answer = client.request(method, f"/consultations/none{path}", headers=auth(tokens, role))
+        assert answer.status_code == 404, f"{role} {route}: {answer.text}"

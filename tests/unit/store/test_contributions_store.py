@@ -9,6 +9,7 @@ from pathlib import Path
 from civictwin.store.contributions import (
     ContributionStore,
     Decision,
+    Kind,
     NewContribution,
     Queued,
     Status,
@@ -60,3 +61,52 @@ def test_deletion_by_code_hash(tmp_path: Path) -> None:
         assert not store.delete("other", "h1")  # another consultation's code space
         assert store.delete("c1", "h1")
         assert store.contributions("c1", status=None) == []
+
+
+OLD_SCHEMA = """CREATE TABLE contributions (id INTEGER PRIMARY KEY, consultation TEXT NOT NULL, pseudonym TEXT,
+deletion_sha256 TEXT UNIQUE, scenario TEXT NOT NULL, vote TEXT, theme TEXT NOT NULL, text TEXT NOT NULL,
+lon REAL, lat REAL, created TEXT NOT NULL, status TEXT NOT NULL, moderated_at TEXT, moderated_by TEXT,
+reason TEXT, anonymised INTEGER NOT NULL DEFAULT 0);
+INSERT INTO contributions (consultation, scenario, theme, text, created, status)
+VALUES ('c1', 'zone30', 'safety', 'from before surveys', '2026-12-01T00:00:00.000000Z', 'approved');"""
+
+
+def test_a_database_from_before_surveys_gains_kind_and_photo(tmp_path: Path) -> None:
+    """A file written before survey observations existed opens with its comments as comments."""
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as con:
+        con.executescript(OLD_SCHEMA)
+    with ContributionStore(path) as store:
+        (old,) = store.contributions("c1", status=None)
+        assert (old.text, old.kind, old.photo) == ("from before surveys", Kind.COMMENT, None)
+        assert store.contributions("c1", status=None, kind=Kind.OBSERVATION) == []
+
+
+def test_observations_beside_comments_and_their_photos(tmp_path: Path) -> None:
+    """Kinds are counted apart; a photo file no observation names any longer is swept (after its grace)."""
+    seen = NewContribution(consultation="c1", scenario="", theme="pothole", text="hole", vote=None,
+                           lon=24.9, lat=60.1, kind=Kind.OBSERVATION, photo="a" * 64 + ".jpg")  # fmt: skip
+    with ContributionStore(tmp_path / "c.sqlite") as store:
+        comment, observation = store.add_many([
+            _queued("a"),
+            Queued(contribution=seen, pseudonym="Resident BBBBBB", deletion_sha256="h2", challenge="b",
+                   challenge_expires=DAY1.timestamp() + 600, received=DAY1),
+        ])  # fmt: skip
+        assert comment is not None and observation is not None
+        assert (observation.kind, observation.photo, observation.theme) == (
+            Kind.OBSERVATION, "a" * 64 + ".jpg", "pothole")  # fmt: skip
+        assert store.count("c1", status=Status.PENDING) == 2
+        assert store.count("c1", status=Status.PENDING, kind=Kind.COMMENT) == 1
+        assert store.photo_status("c1", "a" * 64 + ".jpg") == {Status.PENDING}
+        folder = store.photo_folder("c1")
+        assert folder == tmp_path / "c.sqlite.media" / "c1"
+        folder.mkdir(parents=True)
+        for name in ("a" * 64 + ".jpg", "b" * 64 + ".jpg"):
+            (folder / name).write_bytes(b"jpeg")
+        assert store.forget_unused_photos("c1") == 0  # both just written: within the grace period
+        assert store.forget_unused_photos("c1", grace_s=0.0) == 1
+        assert sorted(p.name for p in folder.iterdir()) == ["a" * 64 + ".jpg"]
+        assert store.delete("c1", "h2")
+        assert store.forget_unused_photos("c1", grace_s=0.0) == 1 and list(folder.iterdir()) == []

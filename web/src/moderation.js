@@ -1,0 +1,160 @@
+// The viewer's moderation page (#moderation; docs/consultation.md#comments-and-votes): a moderator logs
+// in with their token (kept in this tab, as the header's token form does), picks a consultation and
+// works through its queue a page at a time: comments, votes and survey observations (with a preview
+// of the photo, fetched with the token because a pending photo is for moderators only), each approved
+// or rejected with a reason. The server's refusals (a closed consultation's ended moderation, a
+// decision taken already) are shown as it words them. Everything from the server is put in as text.
+
+import './moderation.css';
+import {
+  ApiError, apiUrl, authHeaders, getJson, getJsonAt, getToken, isOwnServer, setToken,
+} from './api.js';
+import {
+  MODERATION_TEXT as T, decisionBody, itemHeading, itemPlace, linkOf, pageLine, queueQuery,
+} from './moderationText.js';
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === true) node.setAttribute(key, '');
+    else if (value !== false && value != null) node.setAttribute(key, String(value));
+  }
+  node.append(...children);
+  return node;
+}
+
+function picker(id, label, options) {
+  return el('div', {}, el('label', { for: id }, label), el('select', { id }, ...options.map(([value, text]) => el('option', { value }, text))));
+}
+
+async function postJson(url, body) {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...(isOwnServer(url) ? authHeaders() : {}) },
+    body: JSON.stringify(body),
+  });
+  const answer = await response.json();
+  if (!response.ok) throw new ApiError(response.status, answer.detail || `${response.status}`);
+  return answer;
+}
+
+/** A pending photo as an object URL: fetched with the token (an <img> could not send it). */
+async function photoPreview(url, id) {
+  const image = el('img', { alt: T.photoAlt(id), class: 'moderation-photo' });
+  try {
+    const response = await fetch(url, { headers: isOwnServer(url) ? authHeaders() : {} });
+    if (!response.ok) throw new Error(String(response.status));
+    image.src = URL.createObjectURL(await response.blob());
+    image.addEventListener('load', () => URL.revokeObjectURL(image.src), { once: true });
+    return image;
+  } catch {
+    return el('p', {}, T.photoFailed);
+  }
+}
+
+function decisionForm(baseUrl, item) {
+  const id = `moderation-reason-${item.id}`;
+  const status = el('p', { class: 'moderation-result', role: 'status' });
+  const reason = el('input', { id, type: 'text', maxlength: 500, autocomplete: 'off' });
+  const buttons = [['approve', T.approve], ['reject', T.reject]].map(([decision, label]) => {
+    const button = el('button', { type: 'button', 'data-decision': decision }, label);
+    button.addEventListener('click', async () => {
+      const body = decisionBody(decision, reason.value);
+      if (!body) { status.textContent = T.needReason; reason.focus(); return; }
+      for (const b of buttons) b.disabled = true;
+      try {
+        const answer = await postJson(`${baseUrl}/moderation/${item.id}`, body);
+        status.textContent = T.decided(answer.status, answer.reason);
+        status.dataset.decided = answer.status;
+        return;
+      } catch (error) {
+        status.textContent = error.message;
+        status.dataset.refused = String(error.status || '');
+      }
+      for (const b of buttons) b.disabled = false;
+    });
+    return button;
+  });
+  return el('div', { class: 'moderation-decision' }, el('label', { for: id }, T.reason), reason, ...buttons, status);
+}
+
+async function itemView(baseUrl, item) {
+  const parts = [el('strong', {}, itemHeading(item))];
+  const place = itemPlace(item);
+  if (place) parts.push(el('p', {}, place));
+  if (item.text) parts.push(el('p', { class: 'moderation-text' }, item.text));
+  if (item.photo) parts.push(await photoPreview(item.photo, item.id));
+  if (item.status === 'pending') parts.push(decisionForm(baseUrl, item));
+  else if (item.reason) parts.push(el('p', {}, T.decided(item.status, item.reason)));
+  return el('li', { 'data-id': item.id, 'data-kind': item.kind }, ...parts);
+}
+
+function loginForm(onLogin) {
+  const input = el('input', { id: 'moderation-token', type: 'password', autocomplete: 'off', spellcheck: 'false' });
+  const form = el('form', { class: 'moderation-login' },
+    el('label', { for: 'moderation-token' }, T.tokenLabel), ' ', input, ' ', el('button', { type: 'submit' }, T.tokenUse),
+    el('p', { class: 'hint' }, T.tokenHint));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    setToken(input.value);
+    input.value = '';
+    onLogin();
+  });
+  return form;
+}
+
+/** Start the page in `root` (the #page-moderation section). */
+export async function startModerationPage(root) {
+  const status = el('p', { id: 'moderation-status', class: 'status', role: 'status' });
+  const list = el('ol', { id: 'moderation-queue', class: 'moderation-queue' });
+  const pages = el('p', { class: 'moderation-pages' });
+  const pickers = el('form', { class: 'pickers' },
+    picker('moderation-consultation', T.consultation, []),
+    picker('moderation-show', T.show, T.statuses),
+    picker('moderation-kind', T.kind, T.kinds));
+  const state = el('p', { id: 'moderation-phase', class: 'hint' });
+  root.replaceChildren(el('h2', {}, T.heading), el('p', { class: 'hint' }, T.intro), loginForm(() => load()), pickers, state, status, list, pages);
+  const select = (id) => root.querySelector(`#${id}`);
+
+  let comparisons = [];
+  try {
+    comparisons = (await getJson('comparisons')).comparisons;
+  } catch (error) {
+    status.textContent = error.message;
+  }
+  if (!comparisons.length) { status.textContent ||= T.noComparisons; return root; }
+  const wanted = new URLSearchParams(window.location.hash.split('?')[1] || '').get('c');
+  select('moderation-consultation').replaceChildren(...comparisons.map((c) => el('option', { value: c.id, selected: c.id === wanted }, c.id)));
+
+  async function load(url = null) {
+    const id = select('moderation-consultation').value;
+    const baseUrl = apiUrl(`consultations/${encodeURIComponent(id)}`);
+    const pageUrl = url || `${baseUrl}/moderation?${queueQuery({ status: select('moderation-show').value, kind: select('moderation-kind').value })}`;
+    root.dataset.moderationState = 'loading';
+    status.textContent = T.loading;
+    list.replaceChildren();
+    pages.replaceChildren();
+    if (!getToken()) { status.textContent = T.needToken; root.dataset.moderationState = 'login'; return; }
+    try {
+      const queue = await getJsonAt(pageUrl);
+      state.textContent = queue.open ? T.open(queue.moderation_until) : T.closed(queue.moderation_until);
+      list.replaceChildren(...await Promise.all(queue.contributions.map((item) => itemView(baseUrl, item))));
+      status.textContent = queue.contributions.length ? pageLine({ total: queue.total, offset: queue.offset, count: queue.contributions.length }) : T.empty;
+      for (const [rel, label] of [['prev', T.previous], ['next', T.next]]) {
+        const href = linkOf(queue.links, rel);
+        if (!href) continue;
+        const button = el('button', { type: 'button', 'data-rel': rel }, label);
+        button.addEventListener('click', () => load(href));
+        pages.append(button, ' ');
+      }
+      root.dataset.moderationState = 'ready';
+    } catch (error) {
+      status.textContent = error.message;
+      root.dataset.moderationState = 'failed';
+    }
+  }
+
+  for (const id of ['moderation-consultation', 'moderation-show', 'moderation-kind']) select(id).addEventListener('change', () => load());
+  await load();
+  return root;
+}
