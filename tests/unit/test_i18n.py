@@ -114,6 +114,6 @@ def test_every_message_is_translated_with_the_same_placeholders(code: str) -> No
         for string in strings:
             if not string or message.fuzzy:
                 problems.append(f"{ids[0]!r}: not translated")
-            elif _placeholders(string) != _placeholders(ids[-1]):
+            elif _placeholders(str(string)) != _placeholders(str(ids[-1])):
                 problems.append(f"{ids[0]!r}: placeholders {_placeholders(string)} in {string!r}")
     assert not problems
