@@ -37,6 +37,9 @@ DEFAULT = "en"
 """The language of the source strings, and the one chosen when nothing else matches."""
 LANGUAGES: dict[str, str] = {"en": "English", "sk": "Slovenčina", "it": "Italiano"}
 """Every language offered, by code, each named in itself (as the language switchers show it)."""
+FORMAT_LOCALES: dict[str, str] = {"en": "en_GB", "sk": "sk_SK", "it": "it_IT"}
+"""The CLDR locale each language formats numbers and dates with (English is British: "1 December
+2026", as the viewer's en-GB; the viewer uses the same locales through Intl)."""
 COOKIE = "lang"
 """The cookie (and query parameter) a page's language switcher sets."""
 
@@ -70,21 +73,22 @@ class Language:
         in sk and it); rounded half-even on the float's shortest repr, as Python's own format does."""
         rounded = Decimal(f"{value:.{decimals}f}")
         pattern = ("#,##0" if grouped else "0") + ("." + "0" * decimals if decimals else "")
-        return format_decimal(rounded, format=pattern, locale=self.code).replace("-", MINUS)
+        return format_decimal(rounded, format=pattern, locale=FORMAT_LOCALES[self.code]).replace("-", MINUS)
 
     def percent(self, share: float, *, decimals: int = 1) -> str:
         """A share (``0.186``) in the locale's percent pattern: ``18.6%``, ``18,6 %`` (sk), ``18,6%`` (it)."""
-        pattern = parse_pattern(Locale.parse(self.code).percent_formats[None].pattern)
+        locale = Locale.parse(FORMAT_LOCALES[self.code])
+        pattern = parse_pattern(locale.percent_formats[None].pattern)
         pattern.frac_prec = (decimals, decimals)
         rounded = Decimal(f"{share * 100:.{decimals}f}") / 100
-        text: str = pattern.apply(rounded, Locale.parse(self.code))
+        text: str = pattern.apply(rounded, locale)
         return text.replace("-", MINUS)
 
     def date(self, value: dt.date | str) -> str:
-        """A day in the locale's long form: ``December 1, 2026``, ``1. decembra 2026``, ``1 dicembre 2026``;
+        """A day in the locale's long form: ``1 December 2026``, ``1. decembra 2026``, ``1 dicembre 2026``;
         an ISO text (``2026-12-01T09:00:00Z``) is read by its first ten characters."""
         day = dt.date.fromisoformat(value[:10]) if isinstance(value, str) else value
-        return format_date(day, format="long", locale=self.code)
+        return format_date(day, format="long", locale=FORMAT_LOCALES[self.code])
 
 
 @lru_cache(maxsize=len(LANGUAGES))

@@ -51,7 +51,7 @@ def test_the_cli_language_comes_from_lang_then_the_environment() -> None:
 @pytest.mark.parametrize(
     ("code", "decimal", "grouped", "percent", "negative", "date"),
     [
-        ("en", "2.4", "1,234.5", "18.6%", "−3.1", "December 1, 2026"),
+        ("en", "2.4", "1,234.5", "18.6%", "−3.1", "1 December 2026"),
         ("sk", "2,4", f"1{NBSP}234,5", f"18,6{NBSP}%", "−3,1", "1. decembra 2026"),
         ("it", "2,4", "1.234,5", "18,6%", "−3,1", "1 dicembre 2026"),
     ],
