@@ -65,6 +65,7 @@ const en = {
   'live.on': ' on {subject}, {when}. ',
   'live.chartFailed': 'The chart could not be loaded: {error}.',
   'live.closeChart': 'Close chart',
+  'live.showChart': 'Show chart',
 
   'scenario.heading': 'Compare scenarios',
   'scenario.comparison': 'Comparison',
@@ -276,6 +277,7 @@ const sk = {
   'live.on': ' na {subject}, {when}. ',
   'live.chartFailed': 'Graf sa nepodarilo načítať: {error}.',
   'live.closeChart': 'Zavrieť graf',
+  'live.showChart': 'Zobraziť graf',
 
   'scenario.heading': 'Porovnanie scenárov',
   'scenario.comparison': 'Porovnanie',
@@ -487,6 +489,7 @@ const it = {
   'live.on': ' su {subject}, {when}. ',
   'live.chartFailed': 'Non è stato possibile caricare il grafico: {error}.',
   'live.closeChart': 'Chiudi il grafico',
+  'live.showChart': 'Mostra il grafico',
 
   'scenario.heading': 'Confronta gli scenari',
   'scenario.comparison': 'Confronto',
