@@ -40,10 +40,10 @@ function sensorLayers() {
 
 /** Words for a sensor's latest value: "250 µg/m³ at 2026-03-01 10:00 UTC". */
 export function latestText(properties) {
-  if (properties.latest_time === null || properties.latest_time === undefined) return 'no observation yet';
+  if (properties.latest_time === null || properties.latest_time === undefined) return t('live.noObservation');
   const unit = properties.unit_symbol || properties.unit;
-  const value = properties.latest_result === null ? 'a missing value' : `${formatNumber(properties.latest_result)} ${unit}`;
-  return `${value} at ${formatTime(Date.parse(properties.latest_time))}`;
+  const value = properties.latest_result === null ? t('live.missingValue') : `${formatNumber(properties.latest_result)} ${unit}`;
+  return t('live.valueAt', { value, time: formatTime(Date.parse(properties.latest_time)) });
 }
 
 class LivePanel {

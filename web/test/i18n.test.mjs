@@ -12,6 +12,7 @@ import { equityCells } from '../src/equity.js';
 import { LANGUAGES, chooseLanguage, formatDate, setLanguage, t } from '../src/i18n.js';
 import { kpiDisplay } from '../src/kpi.js';
 import { levelLine } from '../src/readiness.js';
+import { describe } from '../src/timeSeries.js';
 import { formatNumber, formatSigned } from '../src/ui.js';
 
 const SRC = fileURLToPath(new URL('../src/', import.meta.url));
@@ -108,5 +109,18 @@ test('the consultation section and the scenario page speak Slovak and Italian', 
   assert.equal(equityCells({ value: 'noise_db', unit: 'dB', group: 'Q1', zones: 3, residents: 1250, base_mean: 55.25, plan_mean: 53.5, diff: -1.75, ci_low: -2.5, ci_high: -1, distinguishable: false }).at(-1),
     '−1,75 (da −2,5 a −1), entro la variabilità');
   assert.equal(fitSentence(null), 'La domanda di traffico non è calibrata: i suoi flussi simulati non sono stati confrontati con alcun conteggio osservato.');
+  setLanguage('en');
+});
+
+test('a sensor chart is described in Slovak, its times kept in UTC', () => {
+  setLanguage('sk');
+  const text = describe({
+    datastream: { name: 'NO2 Köln', unit: 'ug/m3', unit_symbol: 'µg/m³' },
+    observations: [[Date.parse('2026-03-01T09:00:00Z'), 180.5], [Date.parse('2026-03-01T10:00:00Z'), 250]],
+    limits: [{ rule: 'no2_high', severity: 'critical', above: 200, below: null, applies_to: 'value' }],
+    alerts: [],
+  });
+  assert.equal(text, 'NO2 Köln, v µg/m³. 2 pozorovania od 2026-03-01 09:00 UTC do 2026-03-01 10:00 UTC; najnižšie 181, najvyššie 250, posledné 250.'
+    + ' Pravidlo no2_high (kritické) sa spustí, keď je hodnota nad 200 µg/m³.');
   setLanguage('en');
 });
