@@ -40,6 +40,7 @@ from civictwin.compare.consultation import (
     changes_near,
     kpi_entries,
     split_address,
+    summary_words,
     validation_status,
     within_noise,
 )
@@ -104,7 +105,7 @@ def consultation(
         "plans": record.plans,
         "plan": chosen,
         "scenarios": _scenarios(store, record),
-        "summary": record.summary,
+        "summary": summary_words(record, kpis, lang=lang),
         "kpis": kpis,
         "within_noise": within_noise(record, kpis, lang=lang),
         "validation": validation_status(_manifest(store, record.id)),

@@ -240,6 +240,49 @@ def within_noise(
     return sentences
 
 
+def summary_words(
+    record: ComparisonRecord, entries: Sequence[Mapping[str, Any]], *, lang: Language | None = None
+) -> list[str]:
+    """The comparison's summary in ``lang``. English keeps the record's own sentences (written when it
+    ran); another language gets the same content from the numbers: how many seeds each scenario ran,
+    and each headline KPI's change that stands out from run-to-run noise (what is within noise has its
+    own section)."""
+    lang = lang or _english()
+    if lang.code == DEFAULT:
+        return list(record.summary)
+    seeds = min((r.n for r in record.kpis if r.n), default=0)
+    if seeds < 2:
+        return [
+            lang.gettext(
+                "Each scenario was simulated with a single random seed, so no difference can be told "
+                "apart from run-to-run variation; run at least 2 seeds before drawing conclusions."
+            )
+        ]
+    sentences = [
+        lang.ngettext(
+            "Each scenario was simulated {n} time with different random seeds.",
+            "Each scenario was simulated {n} times with different random seeds.",
+            seeds,
+        ).format(n=seeds)
+        + " "
+        + lang.gettext(
+            "A change is called real only when it stands out from the variation between those runs "
+            "(95% confidence); otherwise it is reported as within noise."
+        )
+    ]
+    for plan in record.plans:
+        sentences += [
+            lang.gettext("'{plan}' compared with '{baseline}': {words}").format(
+                plan=plan, baseline=record.baseline, words=change["words"]
+            )
+            for entry in entries
+            if entry["headline"]
+            for change in entry["changes"]
+            if change["plan"] == plan and not change["within_noise"]
+        ]
+    return sentences
+
+
 def validation_status(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
     """The calibration the comparison's runs used (their ``details.calibration``, as the traffic
     engine records it), or None when no run carried one; ``meets_dmrb`` is its verdict against the

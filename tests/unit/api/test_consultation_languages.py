@@ -27,6 +27,13 @@ def test_the_browser_language_chooses_slovak(client: TestClient) -> None:
     assert '<td data-label="baseline">18,6\u00a0% (17,9\u00a0% až 19,3\u00a0%)</td>' in html
     assert "porovnanie consult-public zo dňa 30. novembra 2026" in html
     assert "Nespĺňa</strong> obvyklé kritérium" in html
+    summary = client.get(f"{PAGE}/data", headers={"Accept-Language": "sk"}).json()["summary"]
+    assert summary == [
+        "Každý scenár sa simuloval 5-krát s rôznymi náhodnými semenami. Zmena sa považuje za skutočnú, len "
+        "keď vyčnieva nad kolísanie medzi týmito behmi (95\u00a0% spoľahlivosť); inak sa uvádza ako v rámci "
+        "náhodného kolísania.",
+        f"'zone30' v porovnaní s 'baseline': {SK_CAR}",
+    ]
     assert '<a href="?lang=it" hreflang="it" lang="it">Italiano</a>' in html
     assert "set-cookie" not in response.headers  # nothing is remembered unless the reader switches
 
