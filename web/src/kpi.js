@@ -11,13 +11,13 @@ const UNIT_SUFFIX = /_(s|h|kg|kmh|db|m|mwh|kwh|t|pct)$/;
 export function kpiDisplay(row) {
   const share = row.unit === 'share';
   const unit = share ? '%' : row.unit;
-  const name = row.label ? kpiLabel(row.label) : humanise(row.kpi.replace(UNIT_SUFFIX, ''));
+  const name = row.label ? engineLabel('kpi', row.label) : humanise(row.kpi.replace(UNIT_SUFFIX, ''));
   return { label: unit ? `${name} (${unit})` : name, scale: share ? 100 : 1, diffUnit: share ? t('kpi.pp') : '' };
 }
 
-/** A KPI's label (as its engine gives it, in English) in the viewer's language, itself when not translated. */
-export function kpiLabel(label) {
-  const key = `kpi.label.${label}`;
+/** An engine's label (in English) of a KPI (`kind` "kpi") or a table ("table") in the viewer's language, itself when not translated. */
+export function engineLabel(kind, label) {
+  const key = `${kind}.label.${label}`;
   const said = t(key);
   return said === key ? label : said;
 }

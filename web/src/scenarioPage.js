@@ -9,7 +9,7 @@ import { apiUrl, getJson, transformRequest } from './api.js';
 import { GEH_BREAKS, GEH_COLOURS, NO_GEH, fitSentence, gehColourExpression } from './calibration.js';
 import { intervalChart } from './chart.js';
 import { equityElements } from './equity.js';
-import { changeClass, columnLabel, differenceBetween, kpiDisplay, kpisByEngine, mappedPlan, tableValues } from './kpi.js';
+import { changeClass, columnLabel, differenceBetween, engineLabel, kpiDisplay, kpisByEngine, mappedPlan, tableValues } from './kpi.js';
 import { findLayers, sourceFor, sourceLayerOf } from './mapPage.js';
 import { CIVIDIS, PUOR, cssGradient, rampExpression } from './palettes.js';
 import { el, formatNumber, formatSigned, formatValue, humanise, inSentence, setStatus } from './ui.js';
@@ -213,7 +213,7 @@ class ScenarioPage {
     const select = this.$('#table-choice');
     const previous = select.value;
     const tables = c.tables || [];
-    select.replaceChildren(...tables.map((t) => el('option', { value: t.id }, t.label || t.id)));
+    select.replaceChildren(...tables.map((table) => el('option', { value: table.id }, table.label ? engineLabel('table', table.label) : table.id)));
     if (tables.some((t) => t.id === previous)) select.value = previous;
   }
 

@@ -10,7 +10,7 @@ import { fitSentence } from '../src/calibration.js';
 import { countLines, contributionHeading, openingLine } from '../src/contributeText.js';
 import { equityCells } from '../src/equity.js';
 import { LANGUAGES, chooseLanguage, formatDate, setLanguage, t } from '../src/i18n.js';
-import { kpiDisplay } from '../src/kpi.js';
+import { engineLabel, kpiDisplay } from '../src/kpi.js';
 import { levelLine } from '../src/readiness.js';
 import { describe } from '../src/timeSeries.js';
 import { formatNumber, formatSigned } from '../src/ui.js';
@@ -103,6 +103,8 @@ test('the consultation section and the scenario page speak Slovak and Italian', 
   assert.equal(contributionHeading(c), 'Resident K7Q2XM k scenáru zone30 (safety), za · 10. decembra 2026');
   assert.deepEqual(kpiDisplay({ kpi: 'share_car', unit: 'share', label: 'Car share of trips' }), { label: 'Podiel ciest autom (%)', scale: 100, diffUnit: ' p. b.' });
   assert.equal(levelLine({ maturity: 2, maturity_name: 'informative' }).next, 'Na dosiahnutie úrovne 3 (prediktívna)');
+  assert.equal(engineLabel('table', 'Street edges: cars, speed, CO2 and noise'), 'Úseky ulíc: autá, rýchlosť, CO2 a hluk');
+  assert.equal(engineLabel('table', 'A city table'), 'A city table');  // not in the catalogue: as the engine says it
   setLanguage('it');
   assert.deepEqual(countLines(counts), ['zone30: 2 a favore, 1 contro, 2 commenti', 'baseline: 0 a favore, 0 contro, 5 commenti']);
   assert.equal(openingLine(times), 'Aperta a commenti e voti fino al 31 dicembre 2026.');
