@@ -124,7 +124,7 @@ class ScenarioPage {
     const c = this.comparison;
     const a = this.$('#scenario-a').value;
     const b = this.$('#scenario-b').value;
-    this.renderSummary(c);
+    await this.renderSummary(c);
     this.renderTable(c, a, b);
     this.renderCharts(c, a, b);
     this.fillTables(c);
@@ -152,8 +152,24 @@ class ScenarioPage {
       : [el('p', { className: 'hint' }, view ? t('scenario.pickPlanB') : t('scenario.noEquity'))]));
   }
 
-  renderSummary(c) {
-    this.$('#summary-list').replaceChildren(...c.summary.map((s) => el('li', {}, s)));
+  /**
+   * The comparison's summary: its own sentences (English, written when it ran), or in another language
+   * the consultation page's, rebuilt from the numbers in that language (fetched once per comparison).
+   */
+  async renderSummary(c) {
+    let sentences = c.summary;
+    if (language() !== 'en') {
+      if (this.summary?.id !== c.id) {
+        try {
+          const data = await getJson(`consultations/${encodeURIComponent(c.id)}/data?lang=${language()}`);
+          this.summary = { id: c.id, sentences: data.summary };
+        } catch {
+          this.summary = { id: c.id, sentences: c.summary }; // the comparison's own words, then
+        }
+      }
+      sentences = this.summary.sentences;
+    }
+    this.$('#summary-list').replaceChildren(...sentences.map((s) => el('li', {}, s)));
   }
 
   renderTable(c, a, b) {
@@ -186,7 +202,7 @@ class ScenarioPage {
       ]);
     };
     const rows = groups.flatMap(({ engine, rows: firsts }) => [
-      ...(groups.length > 1 ? [el('tr', { className: 'engine' }, el('th', { scope: 'rowgroup', colSpan: 5 }, engine))] : []),
+      ...(groups.length > 1 ? [el('tr', { className: 'engine' }, el('th', { scope: 'rowgroup', colSpan: 5 }, engineLabel('engine', engine)))] : []),
       ...firsts.map(rowFor),
     ]);
     table.replaceChildren(
