@@ -176,14 +176,15 @@ def near(
     }
 
 
-def find_address(request: Request, text: str) -> Place:
+def find_address(request: Request, text: str, *, lang: Language) -> Place:
     """The point of an address of the twin's ``addresses`` layer (street and house number, case and
-    accents ignored); 404 when the twin has none the caller may read, or none matches."""
+    accents ignored); 404 when the twin has none the caller may read, or none matches (said in
+    ``lang``: the page shows it to the resident who typed the address)."""
     parts = split_address(text)
     if parts is None:
-        raise bad_request("give a street and a house number, e.g. 'Mannerheimintie 5'")
+        raise bad_request(lang.gettext("give a street and a house number, e.g. 'Mannerheimintie 5'"))
     if ADDRESSES not in _readable_layers(request):
-        raise not_found("this twin has no addresses to search")
+        raise not_found(lang.gettext("this twin has no addresses to search"))
     street, number = parts
     candidates = _with_number(request, number)
     wanted = fold(street)
@@ -196,7 +197,7 @@ def find_address(request: Request, text: str) -> Place:
                 return Place(
                     lon=float(lon), lat=float(lat), label=f"{props['street']} {props['housenumber']}"
                 )
-    raise not_found(f"no address '{text[:_MAX_ADDRESS]}' in this twin")
+    raise not_found(lang.gettext("no address '{address}' in this twin").format(address=text[:_MAX_ADDRESS]))
 
 
 def _with_number(request: Request, number: str) -> list[dict[str, Any]]:
@@ -215,11 +216,11 @@ def _place(
     request: Request, address: str | None, lon: float | None, lat: float | None, lang: Language
 ) -> Place | None:
     if address:
-        return find_address(request, address)
+        return find_address(request, address, lang=lang)
     if lon is None and lat is None:
         return None
     if lon is None or lat is None:
-        raise bad_request("give both lon and lat")
+        raise bad_request(lang.gettext("give both lon and lat"))
     point = lang.gettext("the point {lat}, {lon}").format(
         lat=lang.decimal(lat, decimals=5, grouped=False), lon=lang.decimal(lon, decimals=5, grouped=False)
     )

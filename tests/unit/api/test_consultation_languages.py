@@ -62,3 +62,13 @@ def test_near_me_answers_in_the_readers_language(client: TestClient) -> None:
     assert point["place"]["label"] == "punto 60,17000; 24,94000"
     page = client.get(PAGE, params={"address": "Mannerheimintie 5", "lang": "it"}).text
     assert "<strong>Nei pressi di: Mannerheimintie 5</strong> (piano zone30):" in page
+
+
+def test_a_mistyped_address_is_explained_in_the_readers_language(client: TestClient) -> None:
+    page = client.get(PAGE, params={"address": "Mannerheimintie 99", "lang": "sk"}).text
+    assert "<p>adresa &#39;Mannerheimintie 99&#39; v tomto digitálnom dvojníkovi nie je</p>" in page
+    answer = client.get(
+        f"{PAGE}/near", params={"address": "Mannerheimintie"}, headers={"Accept-Language": "it"}
+    )
+    assert answer.status_code == 400
+    assert answer.json()["detail"] == "indica una via e un numero civico, es. 'Mannerheimintie 5'"
