@@ -13,7 +13,7 @@ SYSTEM_PACKAGES := chromium mosquitto openssl postgresql-15-postgis-3 cgi-mapser
 
 VIEWER := src/civictwin/api/static/.built
 
-.PHONY: demo test lint bench sysdeps web clean help
+.PHONY: demo test lint bench sysdeps web clean help messages catalogues
 
 help:
 	@echo "make demo   - set up, build the Helsinki demo twin and show where to look"
@@ -77,3 +77,22 @@ bench: $(STAMP) $(VIEWER)
 
 clean:
 	rm -rf $(VENV) build demo-twin bench-twin .pytest_cache web/node_modules src/civictwin/api/static
+
+# Languages (docs/consultation.md#languages): `make messages` extracts every translatable message of the
+# Python package and the page templates into the template catalogue and merges it into each language's
+# .po (translators then fill the new entries); the .po files are committed and read at run time
+# (civictwin/i18n.py compiles them in memory), `make catalogues` also writes .mo files for packagers.
+LOCALES := sk it
+LOCALE_DIR := src/civictwin/locale
+BABEL := $(PY) -m babel.messages.frontend
+messages: $(STAMP)
+	$(BABEL) extract -F babel.cfg -k N_ -k KpiMeaning:1 --no-location --sort-output \
+	  --project civictwin --copyright-holder "civictwin contributors" -o $(LOCALE_DIR)/civictwin.pot .
+	for l in $(LOCALES); do \
+	  if [ -f $(LOCALE_DIR)/$$l/LC_MESSAGES/civictwin.po ]; then \
+	    $(BABEL) update -i $(LOCALE_DIR)/civictwin.pot -d $(LOCALE_DIR) -D civictwin -l $$l --no-fuzzy-matching --ignore-obsolete; \
+	  else $(BABEL) init -i $(LOCALE_DIR)/civictwin.pot -d $(LOCALE_DIR) -D civictwin -l $$l; fi; \
+	done
+
+catalogues: $(STAMP)
+	$(BABEL) compile -d $(LOCALE_DIR) -D civictwin --statistics

@@ -4,6 +4,8 @@
 // colour-vision-safe PuOr palette; sites the calibration did not use are grey.
 
 import { PUOR, stepExpression } from './palettes.js';
+import { formatIntl } from './i18n.js';
+import { t } from './viewerText.js';
 
 /** GEH below which a site-hour counts as matched (DMRB / TAG M3.1). */
 export const GEH_OK = 5;
@@ -23,7 +25,7 @@ export function gehColourExpression() {
 }
 
 function percent(share) {
-  return Number.isFinite(share) ? `${Math.round(100 * share)}%` : 'an undefined share';
+  return Number.isFinite(share) ? formatIntl(share, { style: 'percent', maximumFractionDigits: 0 }) : t('calibration.undefinedShare');
 }
 
 /**
@@ -32,17 +34,17 @@ function percent(share) {
  * is `GET /calibration/{version}`; null means the twin has no calibration record.
  */
 export function fitSentence(record) {
-  if (!record) return 'The traffic demand is uncalibrated: its simulated flows have not been compared with any observed count.';
+  if (!record) return t('calibration.uncalibrated');
   const after = record.fit_after || {};
   const before = record.fit_before || {};
-  const verdict = record.meets_dmrb ? 'meets' : 'does not meet';
-  let text = `The model ${verdict} the DMRB criterion (GEH < 5 at 85% of count site-hours): ${percent(after.share_geh_ok)} of ${after.site_hours ?? 0} site-hours after calibration, ${percent(before.share_geh_ok)} before.`;
+  const fit = { after: percent(after.share_geh_ok), hours: formatIntl(after.site_hours ?? 0), before: percent(before.share_geh_ok) };
+  let text = t(record.meets_dmrb ? 'calibration.meets' : 'calibration.doesNotMeet', fit);
   const held = record.held_back_after;
   text += held
-    ? ` On sites held back from the calibration: ${percent(held.share_geh_ok)} of ${held.site_hours} site-hours.`
-    : ' No sites were held back to validate it.';
+    ? t('calibration.heldBack', { share: percent(held.share_geh_ok), hours: formatIntl(held.site_hours) })
+    : t('calibration.noneHeldBack');
   const misfits = misfitSites(record.sites);
-  if (misfits.length) text += ` It does not fit at ${misfits.join(', ')}.`;
+  if (misfits.length) text += t('calibration.misfits', { sites: misfits.join(', ') });
   return text;
 }
 
@@ -52,5 +54,5 @@ export function misfitSites(sites) {
     .map((f) => f.properties)
     .filter((p) => typeof p.geh === 'number' && p.geh >= GEH_OK)
     .sort((a, b) => b.geh - a.geh)
-    .map((p) => `${p.street ? `${p.street} ` : ''}${p.site} (GEH ${p.geh.toFixed(1)})`);
+    .map((p) => `${p.street ? `${p.street} ` : ''}${p.site} (GEH ${formatIntl(p.geh, { minimumFractionDigits: 1, maximumFractionDigits: 1 })})`);
 }

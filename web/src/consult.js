@@ -9,6 +9,7 @@ import * as maplibregl from 'maplibre-gl';
 import { setWorkerUrl } from 'maplibre-gl';
 import { getJsonAt, transformRequest } from './api.js';
 import { changeColour, nearItems, nearQuery } from './consultText.js';
+import { language, setLanguage, t } from './i18n.js';
 import { startContributions } from './contribute.js';
 import { startProposals } from './propose.js';
 import { startSurvey } from './survey.js';
@@ -18,6 +19,9 @@ setWorkerUrl(new URL('./maplibre-gl-worker.mjs', import.meta.url).href);
 // Hooks for the browser tests and the benchmark: the map, and when the page was first fully drawn
 // (milliseconds since navigation started).
 window.civictwin = { map: null, readyAtMs: null };
+
+// The server chose the page's language (its switcher, cookie or Accept-Language) and named it in <html lang>.
+setLanguage(document.documentElement.lang);
 
 const CONTEXT_FILL = { green: '#cfe3d9', buildings: '#d3d6d9' };
 
@@ -71,8 +75,8 @@ function showNear(region, answer) {
   region.replaceChildren();
   const head = document.createElement('p');
   const strong = document.createElement('strong');
-  strong.textContent = `Near ${answer.place.label}`;
-  head.append(strong, ` (plan ${answer.plan}):`);
+  strong.textContent = t('consult.near', { place: answer.place.label });
+  head.append(strong, t('consult.plan', { plan: answer.plan }));
   const list = document.createElement('ul');
   for (const line of nearItems(answer)) {
     const item = document.createElement('li');
@@ -91,7 +95,7 @@ function showProblem(region, message) {
 async function start() {
   const body = document.body;
   const say = document.getElementById('say');
-  if (say) startContributions(say).catch((error) => { say.hidden = false; say.textContent = `Comments could not be loaded: ${error.message}`; });
+  if (say) startContributions(say).catch((error) => { say.hidden = false; say.textContent = t('consult.commentsFailed', { error: error.message }); });
   startProposals(document.getElementById('main'), body.dataset.comparison).catch((error) => { body.dataset.proposeError = error.message; });
   if (say) startSurvey(say);
   const region = document.getElementById('near-result');
@@ -109,7 +113,8 @@ async function start() {
     body.dataset.nearState = 'loading';
     const query = nearQuery(plan, params);
     try {
-      const answer = await getJsonAt(`${nearUrl}?${query}`);
+      // The answer's sentences in the page's language; the shareable URL stays without it.
+      const answer = await getJsonAt(`${nearUrl}?${query}&lang=${language()}`);
       showNear(region, answer);
       place(answer.place.lon, answer.place.lat);
       window.history.replaceState(null, '', `?${query}`);
@@ -152,5 +157,5 @@ function ready() {
 start().catch((error) => {
   document.body.dataset.consultState = 'failed';
   const status = document.getElementById('map-status');
-  if (status) status.textContent = `The map could not be drawn: ${error.message}. Everything else on this page still holds.`;
+  if (status) status.textContent = t('consult.mapFailed', { error: error.message });
 });

@@ -1,10 +1,37 @@
 // What the consultation page's script says and how it colours: pure functions, tested with `npm test`.
 
+import { addMessages, t } from './i18n.js';
 import { PUOR } from './palettes.js';
+
+/** The consultation page script's messages by language (the page's words come from the server's catalogues). */
+export const MESSAGES = {
+  en: {
+    'consult.nothingMapped': 'Nothing of this comparison can be placed on the map.',
+    'consult.near': 'Near {place}',
+    'consult.plan': ' (plan {plan}):',
+    'consult.commentsFailed': 'Comments could not be loaded: {error}',
+    'consult.mapFailed': 'The map could not be drawn: {error}. Everything else on this page still holds.',
+  },
+  sk: {
+    'consult.nothingMapped': 'Nič z tohto porovnania sa nedá umiestniť na mapu.',
+    'consult.near': 'V okolí: {place}',
+    'consult.plan': ' (plán {plan}):',
+    'consult.commentsFailed': 'Komentáre sa nepodarilo načítať: {error}',
+    'consult.mapFailed': 'Mapu sa nepodarilo vykresliť: {error}. Všetko ostatné na tejto stránke platí.',
+  },
+  it: {
+    'consult.nothingMapped': 'Nulla di questo confronto può essere collocato sulla mappa.',
+    'consult.near': 'Nei pressi di: {place}',
+    'consult.plan': ' (piano {plan}):',
+    'consult.commentsFailed': 'Non è stato possibile caricare i commenti: {error}',
+    'consult.mapFailed': 'Non è stato possibile disegnare la mappa: {error}. Tutto il resto di questa pagina resta valido.',
+  },
+};
+addMessages(MESSAGES);
 
 /** Lines of the near-me answer, one per mapped table: "<label>: <sentence>". */
 export function nearItems(answer) {
-  if (!answer.tables.length) return ['Nothing of this comparison can be placed on the map.'];
+  if (!answer.tables.length) return [t('consult.nothingMapped')];
   return answer.tables.map((t) => `${t.label}: ${t.sentence}`);
 }
 

@@ -9,6 +9,7 @@ import { ApiError, getJsonAt } from './api.js';
 import {
   contributionBody, contributionHeading, countLines, openingLine, solveChallenge,
 } from './contributeText.js';
+import { t } from './i18n.js';
 
 const sha256 = async (bytes) => crypto.subtle.digest('SHA-256', bytes);
 
@@ -32,48 +33,48 @@ function choice(name, label, values, required = true) {
 function published(data) {
   const items = data.contributions.map((c) => el('li', {}, el('strong', {}, contributionHeading(c)), c.text ? el('p', {}, c.text) : ''));
   return [
-    el('h3', {}, 'Votes so far (approved)'),
+    el('h3', {}, t('say.votesSoFar')),
     el('ul', { class: 'say-counts' }, ...countLines(data.counts).map((line) => el('li', {}, line))),
-    el('h3', {}, 'Comments (approved by a moderator)'),
-    items.length ? el('ol', { class: 'say-comments' }, ...items) : el('p', {}, 'No approved comments yet.'),
+    el('h3', {}, t('say.approved')),
+    items.length ? el('ol', { class: 'say-comments' }, ...items) : el('p', {}, t('say.noComments')),
   ];
 }
 
 function form(data) {
   const scenarios = data.scenarios.map((s) => [s, s]);
   const themes = data.themes.map((t) => [t, t]);
-  const votes = [['', 'No vote, a comment only'], ['for', 'For this scenario'], ['against', 'Against this scenario']];
+  const votes = [['', t('say.noVote')], ['for', t('say.voteFor')], ['against', t('say.voteAgainst')]];
   return el('form', { class: 'say', novalidate: true },
-    el('h3', {}, 'Add your comment or vote'),
+    el('h3', {}, t('say.add')),
     el('p', { id: 'say-consent-text' }, data.consent),
     el('p', {}, el('input', { type: 'checkbox', id: 'say-consent', name: 'consent', required: true, 'aria-describedby': 'say-consent-text' }),
-      ' ', el('label', { for: 'say-consent' }, 'I have read and agree to the text above')),
-    choice('scenario', 'Scenario', scenarios),
-    choice('theme', 'Theme', themes),
-    choice('vote', 'Your vote', votes, false),
-    el('p', {}, el('label', { for: 'say-text' }, 'Your comment (optional with a vote, at most 2000 characters)'), el('br'),
+      ' ', el('label', { for: 'say-consent' }, t('say.agree'))),
+    choice('scenario', t('say.scenario'), scenarios),
+    choice('theme', t('say.theme'), themes),
+    choice('vote', t('say.vote'), votes, false),
+    el('p', {}, el('label', { for: 'say-text' }, t('say.text')), el('br'),
       el('textarea', { id: 'say-text', name: 'text', rows: 4, maxlength: 2000 })),
     el('p', {}, el('input', { type: 'checkbox', id: 'say-place', name: 'place', disabled: true }), ' ',
-      el('label', { for: 'say-place' }, 'Attach the place I chose on the map or by address')),
-    el('button', { type: 'submit' }, 'Send for moderation'),
+      el('label', { for: 'say-place' }, t('say.place'))),
+    el('button', { type: 'submit' }, t('say.send')),
     el('div', { id: 'say-status', role: 'status', 'aria-live': 'polite' }));
 }
 
 function deletionForm(url) {
   const f = el('form', { class: 'say say-delete', novalidate: true },
-    el('h3', {}, 'Delete your contribution'),
-    el('p', {}, el('label', { for: 'say-code' }, 'Your deletion code'), el('br'),
+    el('h3', {}, t('say.delete')),
+    el('p', {}, el('label', { for: 'say-code' }, t('say.code')), el('br'),
       el('input', { id: 'say-code', name: 'code', type: 'text', autocomplete: 'off', spellcheck: 'false', maxlength: 100 })),
-    el('button', { type: 'submit' }, 'Delete it'),
+    el('button', { type: 'submit' }, t('say.deleteIt')),
     el('div', { id: 'say-delete-status', role: 'status', 'aria-live': 'polite' }));
   f.addEventListener('submit', async (event) => {
     event.preventDefault();
     const status = f.querySelector('#say-delete-status');
     const code = f.elements.code.value.trim();
-    if (!code) { said(status, 'Paste the deletion code you were given.'); return; }
+    if (!code) { said(status, t('say.pasteCode')); return; }
     try {
       await send(`${url}/delete`, { code });
-      said(status, 'Your contribution was deleted.');
+      said(status, t('say.deleted'));
       f.elements.code.value = '';
     } catch (error) {
       said(status, error.message);
@@ -106,7 +107,7 @@ export async function startContributions(section) {
   let place = null;
   const board = el('div', { id: 'say-published' }, ...published(data));
   section.hidden = false;
-  section.replaceChildren(el('h2', { id: 'say-h' }, 'Have your say'), el('p', {}, openingLine(data)), board);
+  section.replaceChildren(el('h2', { id: 'say-h' }, t('say.title')), el('p', {}, openingLine(data)), board);
   section.append(deletionForm(url));
   if (!data.open) return;
   const f = form(data);
@@ -120,17 +121,16 @@ export async function startContributions(section) {
     const status = f.querySelector('#say-status');
     const values = { consent: f.elements.consent.checked, scenario: f.elements.scenario.value, theme: f.elements.theme.value,
       vote: f.elements.vote.value, text: f.elements.text.value, place: f.elements.place.checked ? place : null };
-    if (!values.consent) { said(status, 'Please tick the consent box first.'); f.elements.consent.focus(); return; }
-    if (!globalThis.crypto?.subtle) { said(status, 'Contributions need this page to be opened over HTTPS.'); return; }
+    if (!values.consent) { said(status, t('say.tickConsent')); f.elements.consent.focus(); return; }
+    if (!globalThis.crypto?.subtle) { said(status, t('say.https')); return; }
     f.querySelector('button').disabled = true;
     section.dataset.sayState = 'working';
     try {
-      said(status, 'Preparing your contribution (a moment of your computer\'s work protects this page from bots)…');
+      said(status, t('say.preparing'));
       const issued = await getJsonAt(url.replace(/contributions$/, 'challenge'));
       const nonce = await solveChallenge(issued.challenge, issued.bits, sha256);
       const answer = await send(url, contributionBody(values, { challenge: issued.challenge, nonce }));
-      said(status, `Thank you, ${answer.pseudonym}: your contribution is waiting for a moderator.`,
-        `Your deletion code (keep it to delete your contribution; it is shown only now): ${answer.deletion_code}`);
+      said(status, t('say.thanks', { pseudonym: answer.pseudonym }), t('say.yourCode', { code: answer.deletion_code }));
       f.elements.text.value = '';
       section.dataset.sayState = 'sent';
     } catch (error) {

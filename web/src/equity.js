@@ -3,6 +3,7 @@
 // which renders them; the view's method is in docs/methods-sociodemographics.md.
 
 import { el, formatNumber, formatSigned, humanise } from './ui.js';
+import { t } from './viewerText.js';
 
 /** The rows of one plan, grouped by grouping in the order written: [{ grouping, rows }]. */
 export function equityGroups(view, plan) {
@@ -18,8 +19,8 @@ export function equityGroups(view, plan) {
 /** One table row as text: value (unit), group, zones, residents, baseline, plan, change (interval). */
 export function equityCells(row) {
   const interval = Number.isFinite(row.ci_low) && Number.isFinite(row.ci_high)
-    ? `${formatSigned(row.ci_low)} to ${formatSigned(row.ci_high)}`
-    : 'no interval';
+    ? t('equity.to', { low: formatSigned(row.ci_low), high: formatSigned(row.ci_high) })
+    : t('equity.noInterval');
   return [
     `${humanise(row.value)} (${row.unit})`,
     row.group,
@@ -27,7 +28,7 @@ export function equityCells(row) {
     formatNumber(row.residents),
     formatNumber(row.base_mean),
     formatNumber(row.plan_mean),
-    `${formatSigned(row.diff)} (${interval})${row.distinguishable ? '' : ', within noise'}`,
+    `${formatSigned(row.diff)} (${interval})${row.distinguishable ? '' : t('equity.withinNoise')}`,
   ];
 }
 
@@ -35,17 +36,17 @@ export function equityCells(row) {
 export function notBrokenDownLine(view) {
   const names = Object.keys(view.not_broken_down || {});
   if (!names.length) return null;
-  return `Not broken down (one number per seed for the whole twin, no value per zone): ${names.map(humanise).join(', ')}.`;
+  return t('equity.notBrokenDown', { names: names.map(humanise).join(', ') });
 }
 
-const HEAD = ['Value', 'Group of zones', 'Zones', 'Residents', 'Baseline', 'Plan', 'Change (95% interval)'];
+const HEAD = ['value', 'group', 'zones', 'residents', 'baseline', 'plan', 'change'];
 
 /** The view's tables for ``plan`` as DOM nodes: one captioned table per grouping, and the note. */
 export function equityElements(view, plan) {
-  const tables = equityGroups(view, plan).map(({ grouping, rows }) => el('div', { className: 'table-wrap', tabindex: '0', role: 'group', 'aria-label': `Changes by ${grouping}, scrolls sideways` }, [
+  const tables = equityGroups(view, plan).map(({ grouping, rows }) => el('div', { className: 'table-wrap', tabindex: '0', role: 'group', 'aria-label': t('equity.scroll', { grouping }) }, [
     el('table', { className: 'kpi-table' }, [
-      el('caption', {}, `${plan}: by ${grouping}`),
-      el('thead', {}, el('tr', {}, HEAD.map((h) => el('th', { scope: 'col' }, h)))),
+      el('caption', {}, t('equity.caption', { plan, grouping })),
+      el('thead', {}, el('tr', {}, HEAD.map((h) => el('th', { scope: 'col' }, t(`equity.${h}`))))),
       el('tbody', {}, rows.map((row) => el('tr', { className: row.distinguishable ? 'real' : '' }, equityCells(row).map((text) => el('td', {}, text))))),
     ]),
   ]));

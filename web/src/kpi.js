@@ -3,6 +3,7 @@
 // with `npm test`. Nothing here knows an engine: KPIs and tables carry their own labels and units.
 
 import { humanise } from './ui.js';
+import { t } from './viewerText.js';
 
 const UNIT_SUFFIX = /_(s|h|kg|kmh|db|m|mwh|kwh|t|pct)$/;
 
@@ -10,8 +11,15 @@ const UNIT_SUFFIX = /_(s|h|kg|kmh|db|m|mwh|kwh|t|pct)$/;
 export function kpiDisplay(row) {
   const share = row.unit === 'share';
   const unit = share ? '%' : row.unit;
-  const name = row.label || humanise(row.kpi.replace(UNIT_SUFFIX, ''));
-  return { label: unit ? `${name} (${unit})` : name, scale: share ? 100 : 1, diffUnit: share ? ' pp' : '' };
+  const name = row.label ? engineLabel('kpi', row.label) : humanise(row.kpi.replace(UNIT_SUFFIX, ''));
+  return { label: unit ? `${name} (${unit})` : name, scale: share ? 100 : 1, diffUnit: share ? t('kpi.pp') : '' };
+}
+
+/** An engine's label (in English) of a KPI (`kind` "kpi") or a table ("table") in the viewer's language, itself when not translated. */
+export function engineLabel(kind, label) {
+  const key = `${kind}.label.${label}`;
+  const said = t(key);
+  return said === key ? label : said;
 }
 
 /** The engines of a comparison in order, each with its KPI ids (the first row of each KPI). */
@@ -66,9 +74,9 @@ export function differenceBetween(comparison, kpi, a, b) {
 
 /** The plan whose edge differences are mapped, and how to read them, for a pair of scenarios. */
 export function mappedPlan(comparison, a, b) {
-  if (a === comparison.baseline && b !== a) return { plan: b, note: `${b} compared with ${a}` };
-  if (b === comparison.baseline && a !== b) return { plan: a, note: `${a} compared with ${b}` };
-  if (a !== b) return { plan: b, note: `${b} compared with the baseline ${comparison.baseline} (differences are measured against the baseline)` };
+  if (a === comparison.baseline && b !== a) return { plan: b, note: t('scenario.comparedWith', { plan: b, base: a }) };
+  if (b === comparison.baseline && a !== b) return { plan: a, note: t('scenario.comparedWith', { plan: a, base: b }) };
+  if (a !== b) return { plan: b, note: t('scenario.comparedWithBaseline', { plan: b, base: comparison.baseline }) };
   return null;
 }
 

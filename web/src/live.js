@@ -8,15 +8,16 @@ import { getJson } from './api.js';
 import { OKABE_ITO } from './palettes.js';
 import { el, formatNumber, setStatus } from './ui.js';
 import { describe, formatTime, timeSeriesChart } from './timeSeries.js';
+import { t } from './viewerText.js';
 
 const REFRESH_MS = 5000;
 
-/** Status → colour (Okabe–Ito) and words; the shape of the map marker differs too (see STYLE). */
+/** Status → colour (Okabe–Ito; its words are the catalogue's `live.status.<status>`); the shape of the map marker differs too (see STYLE). */
 export const STATUS = {
-  alert: { colour: OKABE_ITO.vermillion, words: 'Alert open' },
-  beyond: { colour: OKABE_ITO.orange, words: 'Latest value beyond a limit' },
-  ok: { colour: OKABE_ITO.bluishGreen, words: 'Within every limit' },
-  no_data: { colour: '#8c8c8c', words: 'No data' },
+  alert: { colour: OKABE_ITO.vermillion },
+  beyond: { colour: OKABE_ITO.orange },
+  ok: { colour: OKABE_ITO.bluishGreen },
+  no_data: { colour: '#8c8c8c' },
 };
 
 /** The sensor layer: a circle per sensor, larger with a thick black ring when an alert is open. */
@@ -39,10 +40,10 @@ function sensorLayers() {
 
 /** Words for a sensor's latest value: "250 µg/m³ at 2026-03-01 10:00 UTC". */
 export function latestText(properties) {
-  if (properties.latest_time === null || properties.latest_time === undefined) return 'no observation yet';
+  if (properties.latest_time === null || properties.latest_time === undefined) return t('live.noObservation');
   const unit = properties.unit_symbol || properties.unit;
-  const value = properties.latest_result === null ? 'a missing value' : `${formatNumber(properties.latest_result)} ${unit}`;
-  return `${value} at ${formatTime(Date.parse(properties.latest_time))}`;
+  const value = properties.latest_result === null ? t('live.missingValue') : `${formatNumber(properties.latest_result)} ${unit}`;
+  return t('live.valueAt', { value, time: formatTime(Date.parse(properties.latest_time)) });
 }
 
 class LivePanel {
@@ -67,14 +68,14 @@ class LivePanel {
       'ul',
       { className: 'legend-classes sensor-legend' },
       Object.entries(STATUS).map(([key, s]) =>
-        el('li', {}, [el('span', { className: `swatch swatch-point sensor-${key}`, style: `--swatch:${s.colour}`, 'aria-hidden': 'true' }), ` ${s.words}`]),
+        el('li', {}, [el('span', { className: `swatch swatch-point sensor-${key}`, style: `--swatch:${s.colour}`, 'aria-hidden': 'true' }), ` ${t(`live.status.${key}`)}`]),
       ),
     );
     this.section = el('section', { className: 'live', id: 'live-panel', 'aria-labelledby': 'live-heading' }, [
-      el('h2', { id: 'live-heading' }, 'Live sensors'),
+      el('h2', { id: 'live-heading' }, t('live.heading')),
       legend,
       this.sensorList,
-      el('h2', { id: 'alerts-heading' }, 'Alerts'),
+      el('h2', { id: 'alerts-heading' }, t('live.alertsHeading')),
       this.alertStatus,
       this.alertList,
     ]);
@@ -88,7 +89,7 @@ class LivePanel {
     try {
       [sensors, alerts] = await Promise.all([getJson('live/sensors'), getJson('alerts?limit=50')]);
     } catch (error) {
-      setStatus(this.alertStatus, `Live data could not be loaded: ${error.message}.`, true);
+      setStatus(this.alertStatus, t('live.loadFailed', { error: error.message }), true);
       return;
     }
     this.sensors = sensors.features;
@@ -121,7 +122,7 @@ class LivePanel {
 
   showSensors() {
     if (!this.sensors.length) {
-      this.sensorList.replaceChildren(el('li', {}, 'No sensors you may see (or none yet).'));
+      this.sensorList.replaceChildren(el('li', {}, t('live.noSensors')));
       return;
     }
     this.sensorList.replaceChildren(
@@ -129,7 +130,7 @@ class LivePanel {
         el('li', { dataset: { sensor: String(p.id), status: p.status } }, [
           el('span', { className: `swatch swatch-point sensor-${p.status}`, style: `--swatch:${STATUS[p.status].colour}`, 'aria-hidden': 'true' }),
           el('button', { type: 'button', className: 'link-button', onclick: () => this.openChart(p.id) }, p.name),
-          el('span', { className: 'sensor-latest' }, ` ${latestText(p)} · ${STATUS[p.status].words}`),
+          el('span', { className: 'sensor-latest' }, ` ${latestText(p)} · ${t(`live.status.${p.status}`)}`),
         ]),
       ),
     );
@@ -137,18 +138,18 @@ class LivePanel {
 
   showAlerts() {
     const open = this.alerts.filter((a) => a.status === 'open');
-    setStatus(this.alertStatus, open.length ? `${open.length} open alert${open.length === 1 ? '' : 's'}.` : 'No open alerts.');
+    setStatus(this.alertStatus, open.length ? t('live.openAlerts', { count: open.length }) : t('live.noOpenAlerts'));
     this.alertList.replaceChildren(
       ...this.alerts.map((alert) => {
         const sensor = alert.datastream;
         const when = alert.status === 'open'
-          ? `open since ${formatTime(Date.parse(alert.opened_at))}`
-          : `${formatTime(Date.parse(alert.opened_at))} to ${formatTime(Date.parse(alert.closed_at))}`;
+          ? t('live.openSince', { time: formatTime(Date.parse(alert.opened_at)) })
+          : t('live.fromTo', { from: formatTime(Date.parse(alert.opened_at)), to: formatTime(Date.parse(alert.closed_at)) });
         return el('li', { className: `alert-item alert-${alert.status} severity-${alert.severity}`, dataset: { alert: String(alert.id) } }, [
-          el('strong', {}, `${alert.severity === 'critical' ? 'Critical' : alert.severity === 'info' ? 'Info' : 'Warning'}: ${alert.rule}`),
-          el('span', {}, ` on ${sensor ? sensor.name : alert.subject}, ${when}. `),
+          el('strong', {}, `${t(`live.severity.${['critical', 'info'].includes(alert.severity) ? alert.severity : 'warning'}`)}: ${alert.rule}`),
+          el('span', {}, t('live.on', { subject: sensor ? sensor.name : alert.subject, when })),
           el('span', { className: 'alert-message' }, alert.message),
-          sensor ? el('button', { type: 'button', className: 'link-button', onclick: () => this.openChart(sensor.id) }, ' Show chart') : null,
+          sensor ? el('button', { type: 'button', className: 'link-button', onclick: () => this.openChart(sensor.id) }, ` ${t('live.showChart')}`) : null,
         ]);
       }),
     );
@@ -163,7 +164,7 @@ class LivePanel {
     } catch (error) {
       if (!focus && !this.chart.hidden) return; // a failed refresh keeps the drawn chart; the next one retries
       this.chart.hidden = false;
-      this.chart.replaceChildren(el('p', { className: 'status error' }, `The chart could not be loaded: ${error.message}.`));
+      this.chart.replaceChildren(el('p', { className: 'status error' }, t('live.chartFailed', { error: error.message })));
       return;
     }
     // A refresh redraws only when the series changed: redrawing would drop the keyboard focus.
@@ -171,7 +172,7 @@ class LivePanel {
     if (!focus && signature === this.chartSignature && !this.chart.hidden) return;
     this.chartSignature = signature;
     const title = el('h2', { id: 'sensor-chart-title', tabIndex: -1 }, series.datastream.name);
-    const close = el('button', { type: 'button', className: 'close-chart', onclick: () => this.closeChart() }, 'Close chart');
+    const close = el('button', { type: 'button', className: 'close-chart', onclick: () => this.closeChart() }, t('live.closeChart'));
     this.chart.replaceChildren(
       el('div', { className: 'chart-head' }, [title, close]),
       timeSeriesChart(series),

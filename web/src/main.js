@@ -5,12 +5,13 @@ import 'maplibre-gl/dist/maplibre-gl.css';
 import './style.css';
 import { setWorkerUrl } from 'maplibre-gl';
 import { getJson, getToken, setToken } from './api.js';
+import { LANGUAGES, STORAGE_KEY, chooseLanguage, language, setLanguage, translatePage } from './i18n.js';
 import { startLive } from './live.js';
 import { startMapPage } from './mapPage.js';
 import { startModerationPage } from './moderation.js';
-import { MODERATION_TEXT } from './moderationText.js';
 import { startReadinessPage } from './readinessPage.js';
 import { startScenarioPage } from './scenarioPage.js';
+import { t } from './viewerText.js';
 
 // The MapLibre worker is shipped beside this bundle by the build (build.mjs).
 setWorkerUrl(new URL('./maplibre-gl-worker.mjs', import.meta.url).href);
@@ -25,7 +26,6 @@ const PAGES = {
   readiness: { start: startReadinessPage, started: null },
   moderation: { start: startModerationPage, started: null },
 };
-const TITLES = { map: 'Map', scenarios: 'Scenarios', readiness: 'Readiness', moderation: MODERATION_TEXT.title };
 
 function currentPage() {
   const name = window.location.hash.replace(/^#/, '').split('?')[0];
@@ -44,7 +44,7 @@ function route() {
   const page = PAGES[name];
   if (!page.started) page.started = page.start(document.getElementById(`page-${name}`));
   else page.started.then((p) => p?.map?.resize());
-  document.title = `civictwin · ${TITLES[name]}`;
+  document.title = `civictwin · ${t(`shell.${name}`)}`;
 }
 
 function setUpToken() {
@@ -52,7 +52,7 @@ function setUpToken() {
   const input = document.getElementById('token');
   const state = document.getElementById('token-state');
   const describe = () => {
-    state.textContent = getToken() ? 'Token in use (this tab only).' : 'No token: public data only.';
+    state.textContent = getToken() ? t('shell.tokenInUse') : t('shell.noToken');
   };
   form.addEventListener('submit', (event) => {
     event.preventDefault();
@@ -77,6 +77,33 @@ async function showTwinTitle() {
   }
 }
 
+/**
+ * The page's language: the switcher's stored choice, else the browser's (navigator.languages); the
+ * switcher keeps a new choice in localStorage and reloads the page in it.
+ */
+function setUpLanguage() {
+  let stored = null;
+  try {
+    stored = localStorage.getItem(STORAGE_KEY);
+  } catch {
+    // storage refused (private mode): the browser's language still applies
+  }
+  setLanguage(chooseLanguage({ stored, preferred: navigator.languages || [navigator.language] }));
+  translatePage(document);
+  const select = document.getElementById('language');
+  select.replaceChildren(...Object.entries(LANGUAGES).map(([code, name]) => Object.assign(document.createElement('option'), { value: code, textContent: name, lang: code })));
+  select.value = language();
+  select.addEventListener('change', () => {
+    try {
+      localStorage.setItem(STORAGE_KEY, select.value);
+    } catch {
+      // not kept: this visit only
+    }
+    window.location.reload();
+  });
+}
+
+setUpLanguage();
 setUpToken();
 showTwinTitle();
 window.addEventListener('hashchange', route);

@@ -5,14 +5,15 @@ import * as maplibregl from 'maplibre-gl';
 import { absoluteTemplate, getJson, getJsonAt, transformRequest } from './api.js';
 import { GREYS, OKABE_ITO, VIRIDIS, cssGradient, quantileBreaks, rampExpression, sample, stepExpression } from './palettes.js';
 import { el, formatNumber, formatValue, humanise, setStatus } from './ui.js';
+import { t } from './viewerText.js';
 
-/** The layers the viewer shows, each from the first of its candidate tables the server publishes. */
+/** The layers the viewer shows, each from the first of its candidate tables the server publishes (named in findLayers, in the viewer's language). */
 const LAYER_SPECS = [
-  { key: 'zones', label: 'Zones', one: 'Zone', tables: ['zones'] },
-  { key: 'green', label: 'Green areas', one: 'Green area', tables: ['green'] },
-  { key: 'roads', label: 'Roads', one: 'Road', tables: ['roads', 'network_edges'] },
-  { key: 'buildings', label: '3D buildings', one: 'Building', tables: ['buildings_3d', 'buildings'] },
-  { key: 'stops', label: 'Transit stops', one: 'Transit stop', tables: ['transit_stops'] },
+  { key: 'zones', tables: ['zones'] },
+  { key: 'green', tables: ['green'] },
+  { key: 'roads', tables: ['roads', 'network_edges'] },
+  { key: 'buildings', tables: ['buildings_3d', 'buildings'] },
+  { key: 'stops', tables: ['transit_stops'] },
 ];
 
 /** Map layer ids drawn for each layer key (the first one is the one that is inspected on click). */
@@ -40,7 +41,7 @@ export async function findLayers() {
   const listing = await getJson('tiles');
   terrainUrl = listing.terrain || null;
   const published = new Set(listing.tilesets.map((t) => t.id));
-  const chosen = LAYER_SPECS.map((spec) => ({ spec, table: spec.tables.find((t) => published.has(t)) })).filter((c) => c.table);
+  const chosen = LAYER_SPECS.map((spec) => ({ spec: { ...spec, label: t(`layer.${spec.key}`), one: t(`layer.${spec.key}.one`) }, table: spec.tables.find((name) => published.has(name)) })).filter((c) => c.table);
   return Promise.all(
     chosen.map(async ({ spec, table }) => ({ ...spec, table, tilejson: await getJson(`tiles/${encodeURIComponent(table)}.json`) })),
   );
@@ -237,7 +238,7 @@ function classLegend(colours, breaks, min, max) {
     colours.map((colour, i) =>
       el('li', {}, [
         el('span', { className: 'swatch', style: `--swatch:${colour}`, 'aria-hidden': 'true' }),
-        ` ${formatNumber(edges[i])}${i === colours.length - 1 ? ' – ' : ' to under '}${formatNumber(edges[i + 1])}`,
+        ` ${i === colours.length - 1 ? `${formatNumber(edges[i])} – ${formatNumber(edges[i + 1])}` : t('map.toUnder', { low: formatNumber(edges[i]), high: formatNumber(edges[i + 1]) })}`,
       ]),
     ),
   );
@@ -277,7 +278,7 @@ export function showFeature(panel, title, properties) {
     el('h2', { id: 'inspector-title' }, title),
     rows.length
       ? el('table', { className: 'attributes', 'aria-labelledby': 'inspector-title' }, [el('tbody', {}, rows)])
-      : el('p', {}, 'This feature has no attributes.'),
+      : el('p', {}, t('map.noAttributes')),
   );
 }
 
@@ -291,15 +292,15 @@ class MapPage {
 
   async start() {
     const status = this.root.querySelector('#map-status');
-    setStatus(status, 'Loading the twin’s layers…');
+    setStatus(status, t('map.loading'));
     let found;
     let terrain;
     try {
       found = await findLayers();
       terrain = await findTerrain();
     } catch (error) {
-      const advice = error.status === 401 ? ' Press “Forget” or paste another token.' : '';
-      setStatus(status, `The map layers could not be loaded: ${error.message}.${advice}`, true);
+      const advice = error.status === 401 ? t('shell.forgetAdvice') : '';
+      setStatus(status, `${t('map.loadFailed', { error: error.message })}${advice}`, true);
       document.body.dataset.mapState = 'error';
       return;
     }
@@ -308,7 +309,7 @@ class MapPage {
     window.civictwin.layers = found.map((l) => ({ key: l.key, table: l.table }));
     window.civictwin.terrain = terrain ? { name: terrain.name, maxzoom: terrain.maxzoom } : null;
     if (!found.length) {
-      setStatus(status, 'No map layers are readable: the twin publishes none, or they need an API token (paste it above).', true);
+      setStatus(status, t('map.noLayers'), true);
       document.body.dataset.mapState = 'empty';
       return;
     }
@@ -362,7 +363,7 @@ class MapPage {
       window.civictwin.readyAtMs = performance.now();
       window.civictwin.ready = true;
       document.body.dataset.mapState = 'ready';
-      setStatus(this.root.querySelector('#map-status'), `Showing: ${this.layers.map((l) => l.label).join(', ')}.`);
+      setStatus(this.root.querySelector('#map-status'), t('map.showing', { layers: this.layers.map((l) => l.label).join(', ') }));
     };
     map.once('idle', done);
   }
@@ -413,7 +414,7 @@ class MapPage {
     const input = ['to-number', ['get', field], min];
     this.map.setPaintProperty('zones-fill', 'fill-color', stepExpression(input, breaks, colours));
     const legend = this.root.querySelector('#legend-zones');
-    legend.replaceChildren(el('span', { className: 'legend-caption' }, `${humanise(field)} (classes of equal zone counts)`), classLegend(colours, breaks, min, max));
+    legend.replaceChildren(el('span', { className: 'legend-caption' }, t('map.classes', { field: humanise(field) })), classLegend(colours, breaks, min, max));
   }
 
   updateHeightLegend() {
@@ -425,7 +426,7 @@ class MapPage {
     const top = Math.max(10, Math.ceil(p95 / 5) * 5);
     this.map.setPaintProperty('buildings-3d', 'fill-extrusion-color', rampExpression(heightExpression(), 0, top, GREYS));
     const legend = this.root.querySelector('#legend-buildings');
-    legend.replaceChildren(el('span', { className: 'legend-caption' }, 'Height'), gradientLegend(GREYS, 0, top, ' m', '≥ '));
+    legend.replaceChildren(el('span', { className: 'legend-caption' }, t('map.height')), gradientLegend(GREYS, 0, top, ' m', '≥ '));
   }
 
   /** Show the topmost feature at a screen point in the inspector and outline it. */
@@ -435,13 +436,13 @@ class MapPage {
     const panel = this.root.querySelector('#inspector');
     const selection = this.map.getSource('selection');
     if (!features.length) {
-      panel.replaceChildren(el('h2', {}, 'Feature'), el('p', {}, 'Nothing here. Click a building, road, stop, green area or zone.'));
+      panel.replaceChildren(el('h2', {}, t('map.feature')), el('p', {}, t('map.nothingHere')));
       selection.setData({ type: 'FeatureCollection', features: [] });
       return null;
     }
     const feature = features[0];
     const layer = this.layers.find((l) => l.key === feature.source);
-    showFeature(panel, layer ? layer.one : 'Feature', feature.properties);
+    showFeature(panel, layer ? layer.one : t('map.feature'), feature.properties);
     selection.setData({ type: 'Feature', properties: {}, geometry: outlineOf(feature.geometry) });
     return feature;
   }

@@ -1,12 +1,15 @@
 // What the readiness page shows, from the JSON of GET /readiness/{use_case} (pure: no DOM).
 
-const LEVEL_NAMES = ['not ready', 'status', 'informative', 'predictive', 'optimisation'];
+import { formatDate } from './i18n.js';
+import { t } from './viewerText.js';
+
+const levelName = (level) => t(`readiness.level.${level}`);
 
 /** "Level 2 of 4: informative" and the level it is working towards, if any. */
 export function levelLine(report) {
-  const line = `Level ${report.maturity} of 4: ${report.maturity_name}`;
+  const line = t('readiness.level', { level: report.maturity, name: levelName(report.maturity) });
   if (report.maturity >= 4) return { line, next: null };
-  return { line, next: `To reach level ${report.maturity + 1} (${LEVEL_NAMES[report.maturity + 1]})` };
+  return { line, next: t('readiness.toReach', { level: report.maturity + 1, name: levelName(report.maturity + 1) }) };
 }
 
 /** The needs standing between the twin and the next level: what, why not, how to get it. */
@@ -23,18 +26,18 @@ export function needRows(report) {
   return [...report.needs]
     .sort((a, b) => a.level - b.level || a.id.localeCompare(b.id))
     .map((need) => ({
-      level: `${need.level} (${LEVEL_NAMES[need.level]})`,
+      level: `${need.level} (${levelName(need.level)})`,
       what: need.what,
       source: `${need.kind} ${need.target}`,
       status: need.status,
       held: [
-        need.licence && `licence ${need.licence}`,
-        need.access && `access ${need.access}`,
-        need.steward && `steward ${need.steward}`,
-        need.validation && `validation ${need.validation}`,
+        need.licence && t('readiness.licence', { value: need.licence }),
+        need.access && t('readiness.access', { value: need.access }),
+        need.steward && t('readiness.steward', { value: need.steward }),
+        need.validation && t('readiness.validation', { value: need.validation }),
       ].filter(Boolean).join('; ') || '–',
-      asOf: need.as_of ? `${need.as_of.slice(0, 10)}${need.age_days === null ? '' : ` (${need.age_days} days)`}` : '–',
-      notes: [...need.details, ...need.quality.map((q) => `quality: ${q}`)].join('; ') || '–',
+      asOf: need.as_of ? `${formatDate(need.as_of)}${need.age_days === null ? '' : ` (${t('readiness.days', { count: need.age_days })})`}` : '–',
+      notes: [...need.details, ...need.quality.map((q) => t('readiness.quality', { value: q }))].join('; ') || '–',
       met: need.met,
     }));
 }
@@ -44,7 +47,7 @@ export function kpiRows(report) {
   return report.kpis.map((kpi) => ({
     kpi: `${kpi.label} (${kpi.name})`,
     engine: kpi.engine,
-    ready: kpi.ready ? 'yes' : 'no',
+    ready: kpi.ready ? t('readiness.yes') : t('readiness.no'),
     unmet: kpi.unmet.join(', ') || '–',
   }));
 }

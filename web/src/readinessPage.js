@@ -4,21 +4,20 @@
 import { ApiError, getJson } from './api.js';
 import { kpiRows, levelLine, needRows, nextSteps } from './readiness.js';
 import { el } from './ui.js';
-
-const STAFF_ONLY = 'Readiness is for staff: use an analyst, steward or admin token.';
+import { t } from './viewerText.js';
 
 function table(caption, columns, rows) {
   const head = el('tr', {}, columns.map(([, label]) => el('th', { scope: 'col' }, label)));
   const body = rows.map((row) => el('tr', { className: row.met === false ? 'unmet' : '' },
     columns.map(([key]) => el('td', {}, row[key]))));
-  return el('div', { className: 'table-wrap', tabIndex: 0, role: 'group', 'aria-label': `${caption}, scrolls sideways` },
+  return el('div', { className: 'table-wrap', tabIndex: 0, role: 'group', 'aria-label': t('readiness.scroll', { caption }) },
     el('table', { className: 'kpi-table' }, [el('caption', {}, caption), el('thead', {}, head), el('tbody', {}, body)]));
 }
 
 function render(target, report) {
   const level = levelLine(report);
   const parts = [
-    el('p', {}, [el('strong', {}, 'Objective. '), report.objective]),
+    el('p', {}, [el('strong', {}, t('readiness.objective')), report.objective]),
     el('p', { className: 'readiness-level' }, el('strong', {}, level.line)),
   ];
   if (level.next) {
@@ -26,13 +25,13 @@ function render(target, report) {
     parts.push(el('ul', { className: 'summary' }, nextSteps(report).map((step) =>
       el('li', {}, [el('strong', {}, step.what), ` (${step.status}): ${step.how}`]))));
   }
-  parts.push(el('h3', {}, 'Key indicators'));
-  parts.push(table('KPIs and whether the twin holds what each needs',
-    [['kpi', 'KPI'], ['engine', 'Engine'], ['ready', 'Ready'], ['unmet', 'Still missing']], kpiRows(report)));
-  parts.push(el('h3', {}, 'Data'));
-  parts.push(table('Each piece of data the use case needs and what the twin holds of it',
-    [['level', 'Level'], ['what', 'What'], ['source', 'Held as'], ['status', 'Status'], ['held', 'Licence, access, steward'],
-      ['asOf', 'As of'], ['notes', 'Notes and quality']], needRows(report)));
+  parts.push(el('h3', {}, t('readiness.kpis')));
+  parts.push(table(t('readiness.kpiCaption'),
+    [['kpi', t('readiness.kpi')], ['engine', t('readiness.engine')], ['ready', t('readiness.ready')], ['unmet', t('readiness.missing')]], kpiRows(report)));
+  parts.push(el('h3', {}, t('readiness.data')));
+  parts.push(table(t('readiness.dataCaption'),
+    [['level', t('readiness.levelColumn')], ['what', t('readiness.what')], ['source', t('readiness.heldAs')], ['status', t('readiness.status')], ['held', t('readiness.held')],
+      ['asOf', t('readiness.asOf')], ['notes', t('readiness.notes')]], needRows(report)));
   target.replaceChildren(...parts);
 }
 
@@ -42,7 +41,7 @@ export async function startReadinessPage(root) {
   const status = root.querySelector('#readiness-status');
   const target = root.querySelector('#readiness-report');
   const explain = (error) => {
-    status.textContent = error instanceof ApiError && [401, 403].includes(error.status) ? STAFF_ONLY : `Could not load: ${error.message}`;
+    status.textContent = error instanceof ApiError && [401, 403].includes(error.status) ? t('readiness.staffOnly') : t('readiness.loadFailed', { error: error.message });
   };
   let cases;
   try {
@@ -54,7 +53,7 @@ export async function startReadinessPage(root) {
   }
   picker.replaceChildren(...cases.map((c) => el('option', { value: c.name }, c.title)));
   const show = async () => {
-    status.textContent = 'Loading…';
+    status.textContent = t('readiness.loading');
     try {
       render(target, await getJson(`readiness/${encodeURIComponent(picker.value)}`));
       status.textContent = '';

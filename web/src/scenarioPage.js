@@ -9,10 +9,12 @@ import { apiUrl, getJson, transformRequest } from './api.js';
 import { GEH_BREAKS, GEH_COLOURS, NO_GEH, fitSentence, gehColourExpression } from './calibration.js';
 import { intervalChart } from './chart.js';
 import { equityElements } from './equity.js';
-import { changeClass, columnLabel, differenceBetween, kpiDisplay, kpisByEngine, mappedPlan, tableValues } from './kpi.js';
+import { changeClass, columnLabel, differenceBetween, engineLabel, kpiDisplay, kpisByEngine, mappedPlan, tableValues } from './kpi.js';
 import { findLayers, sourceFor, sourceLayerOf } from './mapPage.js';
 import { CIVIDIS, PUOR, cssGradient, rampExpression } from './palettes.js';
 import { el, formatNumber, formatSigned, formatValue, humanise, inSentence, setStatus } from './ui.js';
+import { formatDate, language } from './i18n.js';
+import { t } from './viewerText.js';
 
 function scaled(value, scale) {
   return Number.isFinite(value) ? value * scale : value;
@@ -20,8 +22,8 @@ function scaled(value, scale) {
 
 function interval(low, high, scale = 1) {
   return Number.isFinite(low) && Number.isFinite(high)
-    ? `${formatNumber(low * scale)} to ${formatNumber(high * scale)}`
-    : 'no interval';
+    ? t('scenario.interval', { low: formatNumber(low * scale), high: formatNumber(high * scale) })
+    : t('scenario.noInterval');
 }
 
 /** One row per KPI (the first of each), in the comparison's order. */
@@ -45,21 +47,21 @@ class ScenarioPage {
 
   async start() {
     const status = this.$('#scenario-status');
-    setStatus(status, 'Loading comparisons…');
+    setStatus(status, t('scenario.loading'));
     try {
       this.comparisons = (await getJson('comparisons')).comparisons;
     } catch (error) {
-      const advice = error.status === 401 ? ' Press “Forget” or paste another token.' : '';
-      setStatus(status, `Comparisons could not be loaded: ${error.message}.${advice}`, true);
+      const advice = error.status === 401 ? t('shell.forgetAdvice') : '';
+      setStatus(status, `${t('scenario.loadFailed', { error: error.message })}${advice}`, true);
       return;
     }
     if (!this.comparisons.length) {
-      setStatus(status, 'No complete comparisons yet: run `civictwin compare BASE PLAN` first.');
+      setStatus(status, t('scenario.none'));
       document.body.dataset.scenarioState = 'empty';
       return;
     }
     const select = this.$('#comparison');
-    select.replaceChildren(...this.comparisons.map((c) => el('option', { value: c.id }, `${c.id} (${c.created.slice(0, 10)})`)));
+    select.replaceChildren(...this.comparisons.map((c) => el('option', { value: c.id }, `${c.id} (${formatDate(c.created)})`)));
     select.onchange = () => this.loadComparison(select.value);
     this.$('#scenario-a').onchange = () => this.render();
     this.$('#scenario-b').onchange = () => this.render();
@@ -79,30 +81,30 @@ class ScenarioPage {
       const latest = (await getJson('calibration')).calibrations[0];
       record = latest ? await getJson(`calibration/${latest.version}`) : null;
     } catch (error) {
-      verdict.textContent = `The calibration could not be loaded: ${error.message}.`;
+      verdict.textContent = t('scenario.calibrationFailed', { error: error.message });
       return;
     }
     verdict.textContent = fitSentence(record);
     const placed = record ? record.sites.features.filter((f) => f.geometry) : [];
     if (!placed.length) return;
-    const panel = el('div', { className: 'diff-map', role: 'region', 'aria-label': 'Map of the count sites coloured by GEH' });
+    const panel = el('div', { className: 'diff-map', role: 'region', 'aria-label': t('scenario.gehMap') });
     this.$('#calibration-map').replaceChildren(panel);
     this.calibrationMap = featureMap(panel, { type: 'FeatureCollection', features: placed }, this.context, gehColourExpression(), { width: 3 });
     const labels = ['< 2.5', '2.5–5', '5–10', '≥ 10'];
     this.$('#calibration-legend').replaceChildren(
-      el('span', { className: 'legend-caption' }, `GEH of the worst hour (below ${GEH_BREAKS[1]}: matched)`),
+      el('span', { className: 'legend-caption' }, t('scenario.gehLegend', { limit: formatNumber(GEH_BREAKS[1]) })),
       ...GEH_COLOURS.map((colour, i) => el('span', { className: 'legend-item' }, [el('span', { className: 'swatch', style: `background:${colour}`, 'aria-hidden': 'true' }), labels[i]])),
-      el('span', { className: 'legend-item' }, [el('span', { className: 'swatch', style: `background:${NO_GEH}`, 'aria-hidden': 'true' }), 'not used']),
+      el('span', { className: 'legend-item' }, [el('span', { className: 'swatch', style: `background:${NO_GEH}`, 'aria-hidden': 'true' }), t('scenario.notUsed')]),
     );
   }
 
   async loadComparison(id) {
     const status = this.$('#scenario-status');
-    setStatus(status, `Loading ${id}…`);
+    setStatus(status, t('scenario.loadingOne', { id }));
     try {
       this.comparison = await getJson(`comparisons/${encodeURIComponent(id)}`);
     } catch (error) {
-      setStatus(status, `Comparison ${id} could not be loaded: ${error.message}`, true);
+      setStatus(status, t('scenario.oneFailed', { id, error: error.message }), true);
       return;
     }
     const c = this.comparison;
@@ -122,7 +124,7 @@ class ScenarioPage {
     const c = this.comparison;
     const a = this.$('#scenario-a').value;
     const b = this.$('#scenario-b').value;
-    this.renderSummary(c);
+    await this.renderSummary(c);
     this.renderTable(c, a, b);
     this.renderCharts(c, a, b);
     this.fillTables(c);
@@ -147,11 +149,27 @@ class ScenarioPage {
     const { view } = this.equity;
     box.replaceChildren(...(view && b !== c.baseline
       ? equityElements(view, b)
-      : [el('p', { className: 'hint' }, view ? 'Pick a plan as scenario B to see its changes by group.' : 'No breakdown by income or age group for this comparison (the twin has no socio-demographic classes: [sociodemographics] equity_by).')]));
+      : [el('p', { className: 'hint' }, view ? t('scenario.pickPlanB') : t('scenario.noEquity'))]));
   }
 
-  renderSummary(c) {
-    this.$('#summary-list').replaceChildren(...c.summary.map((s) => el('li', {}, s)));
+  /**
+   * The comparison's summary: its own sentences (English, written when it ran), or in another language
+   * the consultation page's, rebuilt from the numbers in that language (fetched once per comparison).
+   */
+  async renderSummary(c) {
+    let sentences = c.summary;
+    if (language() !== 'en') {
+      if (this.summary?.id !== c.id) {
+        try {
+          const data = await getJson(`consultations/${encodeURIComponent(c.id)}/data?lang=${language()}`);
+          this.summary = { id: c.id, sentences: data.summary };
+        } catch {
+          this.summary = { id: c.id, sentences: c.summary }; // the comparison's own words, then
+        }
+      }
+      sentences = this.summary.sentences;
+    }
+    this.$('#summary-list').replaceChildren(...sentences.map((s) => el('li', {}, s)));
   }
 
   renderTable(c, a, b) {
@@ -159,11 +177,11 @@ class ScenarioPage {
     const value = (kpi, scenario) => c.kpis.find((k) => k.kpi === kpi && k.scenario === scenario);
     const same = a === b;
     const head = el('tr', {}, [
-      el('th', { scope: 'col' }, 'Indicator'),
-      el('th', { scope: 'col' }, [`${a}`, el('br'), el('span', { className: 'sub' }, 'mean (95% CI)')]),
-      el('th', { scope: 'col' }, [`${b}`, el('br'), el('span', { className: 'sub' }, 'mean (95% CI)')]),
-      el('th', { scope: 'col' }, [`Difference`, el('br'), el('span', { className: 'sub' }, `${b} − ${a} (95% CI)`)]),
-      el('th', { scope: 'col' }, 'Verdict'),
+      el('th', { scope: 'col' }, t('scenario.indicator')),
+      el('th', { scope: 'col' }, [`${a}`, el('br'), el('span', { className: 'sub' }, t('scenario.meanCi'))]),
+      el('th', { scope: 'col' }, [`${b}`, el('br'), el('span', { className: 'sub' }, t('scenario.meanCi'))]),
+      el('th', { scope: 'col' }, [t('scenario.difference'), el('br'), el('span', { className: 'sub' }, t('scenario.diffCi', { a, b }))]),
+      el('th', { scope: 'col' }, t('scenario.verdict')),
     ]);
     const groups = kpisByEngine(c);
     const rowFor = (first) => {
@@ -174,7 +192,7 @@ class ScenarioPage {
           ? el('td', { className: 'num', dataset: { label: scenario } }, el('span', {}, [formatNumber(scaled(row.mean, scale)), el('br'), el('span', { className: 'ci' }, interval(row.ci_low, row.ci_high, scale)), row.n ? el('span', { className: 'n' }, ` · n=${row.n}`) : null]))
           : el('td', { dataset: { label: scenario } }, '–');
       const d = same ? null : differenceBetween(c, kpi, a, b);
-      const verdict = d ? verdictCell(d) : el('td', { className: 'verdict', dataset: { label: 'Verdict' } }, same ? 'Same scenario' : 'Not computed: both are plans; each is compared with the baseline.');
+      const verdict = d ? verdictCell(d) : el('td', { className: 'verdict', dataset: { label: t('scenario.verdict') } }, same ? t('scenario.sameScenario') : t('scenario.bothPlans'));
       return el('tr', { dataset: { kpi } }, [
         el('th', { scope: 'row' }, label),
         cell(value(kpi, a), a),
@@ -184,11 +202,11 @@ class ScenarioPage {
       ]);
     };
     const rows = groups.flatMap(({ engine, rows: firsts }) => [
-      ...(groups.length > 1 ? [el('tr', { className: 'engine' }, el('th', { scope: 'rowgroup', colSpan: 5 }, engine))] : []),
+      ...(groups.length > 1 ? [el('tr', { className: 'engine' }, el('th', { scope: 'rowgroup', colSpan: 5 }, engineLabel('engine', engine)))] : []),
       ...firsts.map(rowFor),
     ]);
     table.replaceChildren(
-      el('caption', {}, `Key indicators: ${a} and ${b}, mean over the seeds with 95% confidence intervals`),
+      el('caption', {}, t('scenario.caption', { a, b })),
       el('thead', {}, head),
       el('tbody', {}, rows),
     );
@@ -211,7 +229,7 @@ class ScenarioPage {
     const select = this.$('#table-choice');
     const previous = select.value;
     const tables = c.tables || [];
-    select.replaceChildren(...tables.map((t) => el('option', { value: t.id }, t.label || t.id)));
+    select.replaceChildren(...tables.map((table) => el('option', { value: table.id }, table.label ? engineLabel('table', table.label) : table.id)));
     if (tables.some((t) => t.id === previous)) select.value = previous;
   }
 
@@ -225,16 +243,16 @@ class ScenarioPage {
     const note = this.$('#table-note');
     this.features = null;
     if (!tableId) {
-      note.textContent = 'This comparison has no tables to map.';
+      note.textContent = t('scenario.noTables');
     } else if (!target) {
-      note.textContent = 'Pick two different scenarios to see where things change.';
+      note.textContent = t('scenario.pickTwo');
     } else {
       try {
         this.features = await getJson(`comparisons/${encodeURIComponent(c.id)}/tables/${encodeURIComponent(tableId)}/${encodeURIComponent(target.plan)}`);
         this.sign = b === c.baseline ? -1 : 1;
-        note.textContent = `${target.note}; coloured where the change stands out from run-to-run noise, grey where it does not.`;
+        note.textContent = t('scenario.coloured', { note: target.note });
       } catch (error) {
-        note.textContent = `No ${tableId} results for ${target.plan}: ${error.message}`;
+        note.textContent = t('scenario.noResults', { table: tableId, plan: target.plan, error: error.message });
       }
     }
     this.fillMetrics(tableId);
@@ -283,13 +301,13 @@ class ScenarioPage {
     const colour = hasFlag
       ? ['case', ['==', ['get', `${column}_real`], true], rampExpression(input, -limit, limit, PUOR), '#e0e0e0']
       : rampExpression(input, -limit, limit, PUOR);
-    const panel = el('div', { className: 'diff-map', role: 'region', 'aria-label': `Map of the change in ${inSentence(column)}` });
+    const panel = el('div', { className: 'diff-map', role: 'region', 'aria-label': t('scenario.changeMap', { what: inSentence(column) }) });
     container.append(panel);
     this.maps.push(featureMap(panel, this.features, this.context, colour, { width: ['interpolate', ['linear'], ['abs', input], 0, 1.5, limit, 6] }));
-    this.$('#table-count').textContent = `${real.length} of ${this.features.features.length} change their ${inSentence(column)} beyond run-to-run noise.`;
+    this.$('#table-count').textContent = t('scenario.count', { real: formatNumber(real.length), total: formatNumber(this.features.features.length), what: inSentence(column) });
     legend.append(
-      el('span', { className: 'legend-caption' }, `Change in ${columnLabel(column, unit)}, beyond noise`),
-      legendRamp(PUOR, `${formatSigned(-limit)} (lower)`, '0', `${formatSigned(limit)} (higher)`),
+      el('span', { className: 'legend-caption' }, t('scenario.changeLegend', { what: columnLabel(column, unit) })),
+      legendRamp(PUOR, t('scenario.lower', { value: formatSigned(-limit) }), '0', t('scenario.higher', { value: formatSigned(limit) })),
     );
   }
 
@@ -301,7 +319,7 @@ class ScenarioPage {
     const plan = mappedPlan(c, this.$('#scenario-a').value, this.$('#scenario-b').value).plan;
     for (const [suffix, name] of [['_base', c.baseline], ['_plan', plan]]) {
       const input = ['to-number', ['get', `${column}${suffix}`], min];
-      const panel = el('div', { className: 'diff-map', role: 'region', 'aria-label': `Map of ${inSentence(column)} in ${name}` }, [el('span', { className: 'map-label' }, name)]);
+      const panel = el('div', { className: 'diff-map', role: 'region', 'aria-label': t('scenario.sideMap', { what: inSentence(column), scenario: name }) }, [el('span', { className: 'map-label' }, name)]);
       container.append(panel);
       this.maps.push(featureMap(panel, this.features, this.context, rampExpression(input, min, max, CIVIDIS), { width: 3 }));
     }
@@ -440,11 +458,12 @@ function syncMaps(maps) {
 }
 
 function verdictCell(d) {
-  const word = d.distinguishable ? 'Distinguishable from noise' : 'Within noise';
+  const word = d.distinguishable ? t('scenario.distinguishable') : t('scenario.withinNoise');
   const mark = d.distinguishable ? '●' : '○';
-  return el('td', { className: `verdict ${d.distinguishable ? 'distinguishable' : 'noise'}`, dataset: { label: 'Verdict' } }, el('span', {}, [
+  return el('td', { className: `verdict ${d.distinguishable ? 'distinguishable' : 'noise'}`, dataset: { label: t('scenario.verdict') } }, el('span', {}, [
     el('strong', {}, `${mark} ${word}`),
-    d.sign === 1 && d.words ? el('span', { className: 'words' }, [el('br'), d.words]) : null,
+    // The comparison's own words are English (written when it ran): shown in the English viewer only.
+    d.sign === 1 && d.words && language() === 'en' ? el('span', { className: 'words' }, [el('br'), d.words]) : null,
   ]));
 }
 

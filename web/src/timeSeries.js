@@ -4,6 +4,7 @@
 
 import { niceTicks } from './chart.js';
 import { formatNumber, svg } from './ui.js';
+import { t } from './viewerText.js';
 
 const WIDTH = 640;
 const HEIGHT = 260;
@@ -62,16 +63,19 @@ export function describe(series) {
   const { datastream, observations, limits, alerts } = series;
   const unit = datastream.unit_symbol || datastream.unit;
   const valued = observations.filter((p) => Number.isFinite(p[1]));
-  const parts = [`${datastream.name}, in ${unit}.`];
+  const parts = [t('series.in', { name: datastream.name, unit })];
   if (valued.length) {
     const last = valued[valued.length - 1];
-    parts.push(
-      `${valued.length} observations from ${formatTime(valued[0][0])} to ${formatTime(last[0])};` +
-        ` lowest ${formatNumber(Math.min(...valued.map((p) => p[1])))}, highest ${formatNumber(Math.max(...valued.map((p) => p[1])))},` +
-        ` latest ${formatNumber(last[1])}.`,
-    );
+    parts.push(t('series.observations', {
+      count: valued.length,
+      from: formatTime(valued[0][0]),
+      to: formatTime(last[0]),
+      lowest: formatNumber(Math.min(...valued.map((p) => p[1]))),
+      highest: formatNumber(Math.max(...valued.map((p) => p[1]))),
+      latest: formatNumber(last[1]),
+    }));
   } else {
-    parts.push('No observations with a value in this time.');
+    parts.push(t('series.none'));
   }
   for (const limit of limits) parts.push(limitSentence(limit, unit));
   for (const alert of alerts) parts.push(alertSentence(alert));
@@ -79,16 +83,17 @@ export function describe(series) {
 }
 
 function limitSentence(limit, unit) {
-  const side = Number.isFinite(limit.above) ? `above ${formatNumber(limit.above)}` : `below ${formatNumber(limit.below)}`;
-  const what = limit.applies_to === 'value' ? 'a value' : `the ${limit.applies_to}`;
-  return `Rule ${limit.rule} (${limit.severity}) fires when ${what} is ${side} ${unit}.`;
+  const side = Number.isFinite(limit.above) ? t('series.above', { value: formatNumber(limit.above) }) : t('series.below', { value: formatNumber(limit.below) });
+  const severity = t(`series.severity.${['critical', 'info'].includes(limit.severity) ? limit.severity : 'warning'}`);
+  const rule = { rule: limit.rule, severity, side, unit, what: limit.applies_to };
+  return limit.applies_to === 'value' ? t('series.ruleValue', rule) : t('series.ruleOther', rule);
 }
 
 function alertSentence(alert) {
   const since = formatTime(Date.parse(alert.opened_at));
   return alert.status === 'open'
-    ? `Alert ${alert.id} of rule ${alert.rule} open since ${since}.`
-    : `Alert ${alert.id} of rule ${alert.rule} from ${since} to ${formatTime(Date.parse(alert.closed_at))}.`;
+    ? t('series.alertOpen', { id: alert.id, rule: alert.rule, since })
+    : t('series.alertClosed', { id: alert.id, rule: alert.rule, since, until: formatTime(Date.parse(alert.closed_at)) });
 }
 
 /** The chart of one sensor's series (as returned by GET /live/sensors/{id}). */

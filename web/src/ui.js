@@ -1,5 +1,7 @@
 // Small DOM helpers shared by the pages: building elements, formatting numbers and field names.
 
+import { intlLocale } from './i18n.js';
+
 /**
  * Create an element. `props` are assigned as properties (className, htmlFor, checked, ...), except
  * `dataset` (merged into data-* attributes), `style`, and names with a dash (aria-*, role): attributes.
@@ -31,14 +33,14 @@ export function svg(tag, attributes = {}, children = []) {
   return node;
 }
 
-/** A number for people: thousands separated, 0–2 decimals depending on its size. */
+/** A number for people in the viewer's language ("1,234.5", "1 234,5", "1234,5"): 0–2 decimals depending on its size. */
 export function formatNumber(value) {
   if (value === null || value === undefined || !Number.isFinite(Number(value))) return '–';
   const v = Number(value);
   const abs = Math.abs(v);
   const digits = abs >= 100 || Number.isInteger(v) ? 0 : abs >= 10 ? 1 : 2;
   // A true minus sign (U+2212): clearer than a hyphen, and what screen readers read as "minus".
-  return v.toLocaleString('en-GB', { maximumFractionDigits: digits, minimumFractionDigits: 0 }).replace('-', '−');
+  return v.toLocaleString(intlLocale(), { maximumFractionDigits: digits, minimumFractionDigits: 0 }).replace('-', '−');
 }
 
 /** An attribute value for people: identifiers verbatim, other numbers formatted. */

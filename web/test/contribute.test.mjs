@@ -37,14 +37,14 @@ test('counts and headings read as sentences', () => {
   assert.deepEqual(countLines({ baseline: { for: 0, against: 0, comments: 0 }, zone30: { for: 2, against: 1, comments: 1 } }),
     ['baseline: 0 for, 0 against, 0 comments', 'zone30: 2 for, 1 against, 1 comment']);
   assert.equal(contributionHeading({ pseudonym: 'Resident K7Q2XM', scenario: 'zone30', theme: 'safety', vote: 'for', date: '2026-12-10' }),
-    'Resident K7Q2XM on zone30 (safety), for · 2026-12-10');
+    'Resident K7Q2XM on zone30 (safety), for · 10 December 2026');
   assert.equal(contributionHeading({ pseudonym: 'anonymised', scenario: 'zone30', theme: 'noise', vote: null, date: '2026-12-10' }),
-    'anonymised on zone30 (noise) · 2026-12-10');
+    'anonymised on zone30 (noise) · 10 December 2026');
 });
 
 test('the opening line says open, not yet, or closed', () => {
   const times = { opens: '2026-12-01T00:00:00+00:00', closes: '2026-12-31T00:00:00+00:00' };
-  assert.equal(openingLine({ ...times, open: true }), 'Open for comments and votes until 2026-12-31.');
-  assert.equal(openingLine({ ...times, open: false }, new Date('2026-11-30')), 'Comments and votes open on 2026-12-01.');
-  assert.equal(openingLine({ ...times, open: false }, new Date('2027-01-02')), 'This consultation closed on 2026-12-31; comments are no longer taken.');
+  assert.equal(openingLine({ ...times, open: true }), 'Open for comments and votes until 31 December 2026.');
+  assert.equal(openingLine({ ...times, open: false }, new Date('2026-11-30')), 'Comments and votes open on 1 December 2026.');
+  assert.equal(openingLine({ ...times, open: false }, new Date('2027-01-02')), 'This consultation closed on 31 December 2026; comments are no longer taken.');
 });

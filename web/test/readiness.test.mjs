@@ -35,7 +35,7 @@ test('data rows are ordered by level and say what is held', () => {
   assert.deepEqual(rows.map((r) => r.status), ['present', 'missing']);
   assert.equal(rows[0].level, '1 (status)');
   assert.equal(rows[0].held, 'licence ODbL-1.0; access public');
-  assert.equal(rows[0].asOf, '2022-06-01 (1644 days)');
+  assert.equal(rows[0].asOf, '1 June 2022 (1644 days)');
   assert.equal(rows[0].notes, 'quality: 3 ways cut');
   assert.equal(rows[1].source, 'datastream traffic count');
   assert.equal(rows[1].held, '–');

@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 import shapely
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from jinja2 import Environment
+from jinja2 import Environment, PackageLoader, Template
 
 from civictwin.api.context import get_twin
 from civictwin.api.contributions import Now, published, takes_contributions
@@ -40,15 +40,17 @@ from civictwin.compare.consultation import (
     changes_near,
     kpi_entries,
     split_address,
+    summary_words,
     validation_status,
     within_noise,
 )
+from civictwin.i18n import COOKIE, DEFAULT, LANGUAGES, Language, choose, language
 from civictwin.model.names import fold
 from civictwin.runs import ComparisonRecord, table_diff_file
 from civictwin.store.features import FeatureQuery
 
 ADDRESSES = "addresses"
-_PARAMS = ("plan", "table", "address", "lon", "lat", "radius")
+_PARAMS = ("plan", "table", "address", "lon", "lat", "radius", "lang")
 _MAX_ADDRESS = 120
 _ADDRESS_PAGE = 1000
 
@@ -67,6 +69,12 @@ Address = Annotated[
 Lon = Annotated[float | None, Query(ge=-180, le=180, description="Longitude of the point (WGS84)")]
 Lat = Annotated[float | None, Query(ge=-90, le=90, description="Latitude of the point (WGS84)")]
 Radius = Annotated[float, Query(gt=0, le=MAX_RADIUS_M, description="How far around the point to look (m)")]
+Lang = Annotated[
+    str | None,
+    Query(
+        description="The page's language (en, sk, it); else its cookie, else Accept-Language", max_length=16
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -79,15 +87,16 @@ class Place:
 
 
 def consultation(
-    request: Request, comparison_id: str, *, plan: str | None, table: str | None
+    request: Request, comparison_id: str, *, plan: str | None, table: str | None, lang: Language | None = None
 ) -> dict[str, Any]:
-    """The page's content as plain data (the JSON endpoint and the HTML page render the same)."""
+    """The page's content as plain data (the JSON endpoint and the HTML page render the same), its
+    words and numbers in ``lang`` (English by default)."""
     store, record = readable(request, comparison_id, params=_PARAMS)
     chosen = _plan(record, plan)
     maps = _mapped(store, record, chosen)
     if table is not None and table not in maps:
         raise not_found(f"comparison '{record.id}' has no map '{table[:80]}'")
-    kpis = kpi_entries(record)
+    kpis = kpi_entries(record, lang=lang)
     return {
         "id": record.id,
         "question": record.question,
@@ -96,11 +105,11 @@ def consultation(
         "plans": record.plans,
         "plan": chosen,
         "scenarios": _scenarios(store, record),
-        "summary": record.summary,
+        "summary": summary_words(record, kpis, lang=lang),
         "kpis": kpis,
-        "within_noise": within_noise(record, kpis),
+        "within_noise": within_noise(record, kpis, lang=lang),
         "validation": validation_status(_manifest(store, record.id)),
-        "maps": _map_entries(request, record, chosen, maps),
+        "maps": _map_entries(request, record, chosen, maps, lang=lang or language(DEFAULT)),
         "map": table or next(iter(maps), None),
         "addresses": ADDRESSES in _readable_layers(request),
         "context": _context(request),
@@ -113,16 +122,17 @@ def consultation(
 
 
 def _map_entries(
-    request: Request, record: ComparisonRecord, plan: str, maps: dict[str, MapData]
+    request: Request, record: ComparisonRecord, plan: str, maps: dict[str, MapData], *, lang: Language
 ) -> list[dict[str, Any]]:
-    """Each mappable table of the plan: what it shows, its full GeoJSON, the page's compact map."""
+    """Each mappable table of the plan: what it shows (in ``lang``), its full GeoJSON, the page's
+    compact map."""
     page_map = request.url_for("consultation_map", comparison_id=record.id)
     return [
         {
             "table": t.id,
-            "label": t.label or t.name,
+            "label": lang.gettext(t.label) if t.label else t.name,
             "column": t.values[0].column,
-            "unit": t.values[0].unit,
+            "unit": lang.gettext(t.values[0].unit) if t.values[0].unit else "",
             "url": str(request.url_for("comparison_table", comparison_id=record.id, table=t.id, plan=plan)),
             "map": f"{page_map}?{urlencode({'plan': plan, 'table': t.id})}",
             "bounds": list(maps[t.id].bounds),
@@ -140,8 +150,9 @@ def near(
     plan: str | None,
     place: Place,
     radius_m: float,
+    lang: Language | None = None,
 ) -> dict[str, Any]:
-    """What changes within ``radius_m`` of ``place`` in every mapped table of the plan."""
+    """What changes within ``radius_m`` of ``place`` in every mapped table of the plan (in ``lang``)."""
     store, record = readable(request, comparison_id, params=_PARAMS)
     chosen = _plan(record, plan)
     tables = []
@@ -152,7 +163,9 @@ def near(
             continue  # a table without results for this plan says nothing here
         if "geometry" in frame:
             tables.append(
-                changes_near(frame, table, plan=chosen, lon=place.lon, lat=place.lat, radius_m=radius_m)
+                changes_near(
+                    frame, table, plan=chosen, lon=place.lon, lat=place.lat, radius_m=radius_m, lang=lang
+                )
             )
     return {
         "comparison": record.id,
@@ -163,14 +176,15 @@ def near(
     }
 
 
-def find_address(request: Request, text: str) -> Place:
+def find_address(request: Request, text: str, *, lang: Language) -> Place:
     """The point of an address of the twin's ``addresses`` layer (street and house number, case and
-    accents ignored); 404 when the twin has none the caller may read, or none matches."""
+    accents ignored); 404 when the twin has none the caller may read, or none matches (said in
+    ``lang``: the page shows it to the resident who typed the address)."""
     parts = split_address(text)
     if parts is None:
-        raise bad_request("give a street and a house number, e.g. 'Mannerheimintie 5'")
+        raise bad_request(lang.gettext("give a street and a house number, e.g. 'Mannerheimintie 5'"))
     if ADDRESSES not in _readable_layers(request):
-        raise not_found("this twin has no addresses to search")
+        raise not_found(lang.gettext("this twin has no addresses to search"))
     street, number = parts
     candidates = _with_number(request, number)
     wanted = fold(street)
@@ -183,7 +197,7 @@ def find_address(request: Request, text: str) -> Place:
                 return Place(
                     lon=float(lon), lat=float(lat), label=f"{props['street']} {props['housenumber']}"
                 )
-    raise not_found(f"no address '{text[:_MAX_ADDRESS]}' in this twin")
+    raise not_found(lang.gettext("no address '{address}' in this twin").format(address=text[:_MAX_ADDRESS]))
 
 
 def _with_number(request: Request, number: str) -> list[dict[str, Any]]:
@@ -198,14 +212,19 @@ def _with_number(request: Request, number: str) -> list[dict[str, Any]]:
             return found
 
 
-def _place(request: Request, address: str | None, lon: float | None, lat: float | None) -> Place | None:
+def _place(
+    request: Request, address: str | None, lon: float | None, lat: float | None, lang: Language
+) -> Place | None:
     if address:
-        return find_address(request, address)
+        return find_address(request, address, lang=lang)
     if lon is None and lat is None:
         return None
     if lon is None or lat is None:
-        raise bad_request("give both lon and lat")
-    return Place(lon=lon, lat=lat, label=f"the point {lat:.5f}, {lon:.5f}")
+        raise bad_request(lang.gettext("give both lon and lat"))
+    point = lang.gettext("the point {lat}, {lon}").format(
+        lat=lang.decimal(lat, decimals=5, grouped=False), lon=lang.decimal(lon, decimals=5, grouped=False)
+    )
+    return Place(lon=lon, lat=lat, label=point)
 
 
 def _plan(record: ComparisonRecord, plan: str | None) -> str:
@@ -269,12 +288,17 @@ def _readable_layers(request: Request) -> set[str]:
 
 @router.get("/consultations/{comparison_id}/data", summary="A consultation page's content as JSON")
 def consultation_data(
-    request: Request, comparison_id: ComparisonId, plan: Plan = None, table: TableParam = None
+    request: Request,
+    comparison_id: ComparisonId,
+    plan: Plan = None,
+    table: TableParam = None,
+    lang: Lang = None,
 ) -> JSONResponse:
     """The question, scenarios, KPIs with intervals and change words, what is within noise, the
     validation status and the maps of one comparison."""
-    check_params(request, ("plan", "table"))
-    return JSONResponse(consultation(request, comparison_id, plan=plan, table=table))
+    check_params(request, ("plan", "table", "lang"))
+    reader = page_language(request, lang)
+    return JSONResponse(consultation(request, comparison_id, plan=plan, table=table, lang=reader))
 
 
 @router.get(
@@ -370,17 +394,19 @@ def consultation_near(
     lon: Lon = None,
     lat: Lat = None,
     radius: Radius = NEAR_RADIUS_M,
+    lang: Lang = None,
 ) -> JSONResponse:
     """Per mapped table of the plan: what lies within ``radius`` m of the address or point, what of it
     changes beyond run-to-run noise, and a sentence saying so."""
-    check_params(request, ("plan", "address", "lon", "lat", "radius"))
+    check_params(request, ("plan", "address", "lon", "lat", "radius", "lang"))
     readable(
         request, comparison_id, params=_PARAMS
     )  # an unknown or hidden comparison is a 404 before anything else
-    place = _place(request, address, lon, lat)
+    reader = page_language(request, lang)
+    place = _place(request, address, lon, lat, reader)
     if place is None:
         raise bad_request("give an address, or lon and lat")
-    return JSONResponse(near(request, comparison_id, plan=plan, place=place, radius_m=radius))
+    return JSONResponse(near(request, comparison_id, plan=plan, place=place, radius_m=radius, lang=reader))
 
 
 @router.get(
@@ -395,6 +421,7 @@ def consultation_page(
     lon: Lon = None,
     lat: Lat = None,
     radius: Radius = NEAR_RADIUS_M,
+    lang: Lang = None,
     *,
     now: Now,
 ) -> HTMLResponse:
@@ -402,7 +429,8 @@ def consultation_page(
     URL names an address or a point, so a link shares exactly what its sender saw. A consultation
     taking contributions also shows the approved ones and the vote counts (docs/consultation.md)."""
     check_params(request, _PARAMS)
-    content = consultation(request, comparison_id, plan=plan, table=table)
+    reader = page_language(request, lang)
+    content = consultation(request, comparison_id, plan=plan, table=table, lang=reader)
     say = (
         published(request, content["id"], now, params=_PARAMS)
         if takes_contributions(request, content["id"])
@@ -411,13 +439,18 @@ def consultation_page(
     answer: dict[str, Any] | None = None
     problem = ""
     try:
-        place = _place(request, address, lon, lat)
+        place = _place(request, address, lon, lat, reader)
         if place is not None:
-            answer = near(request, comparison_id, plan=plan, place=place, radius_m=radius)
+            answer = near(request, comparison_id, plan=plan, place=place, radius_m=radius, lang=reader)
     except ProblemError as exc:
         problem = exc.detail
-    html = _TEMPLATE.render(
+    html = _template(reader.code).render(
         c=content,
+        lang=reader,
+        languages=LANGUAGES,
+        lang_query=lambda code: urlencode(
+            [(k, v) for k, v in request.query_params.multi_items() if k != "lang"] + [("lang", code)]
+        ),
         near=answer,
         problem=problem,
         address=address or "",
@@ -428,131 +461,39 @@ def consultation_page(
         contributions_url=str(request.url_for("public_contributions", comparison_id=content["id"])),
         say=say,
     )
-    return HTMLResponse(
+    response = HTMLResponse(
         html,
-        headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY, "Referrer-Policy": "no-referrer"},
+        headers={
+            "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+            "Referrer-Policy": "no-referrer",
+            "Content-Language": reader.code,
+            "Vary": "Accept-Language, Cookie",
+        },
     )
+    if request.query_params.get("lang") == reader.code:
+        # The switcher's choice is remembered for the consultation pages only (a preference, not
+        # tracking: no identifier, nothing sent anywhere else).
+        response.set_cookie(COOKIE, reader.code, max_age=365 * 86400, path="/consultations", samesite="lax")
+    return response
 
 
-_PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ c.question or ('Consultation: ' ~ c.id) }} · civictwin</title>
-<link rel="icon" href="data:,">
-{% if script %}<link rel="stylesheet" href="../viewer/consult.css">
-<script type="module" src="../viewer/consult.js"></script>{% endif %}
-<style>
-body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 62rem; padding: 0 1rem 2rem; color: #1a1a1a; line-height: 1.45; }
-a { color: #0050a0; }
-.skip { position: absolute; left: -999px; } .skip:focus { left: 1rem; top: .5rem; background: #fff; padding: .3rem; }
-table { border-collapse: collapse; width: 100%; }
-th, td { border: 1px solid #bbb; padding: .35rem .5rem; text-align: left; vertical-align: top; }
-thead th { background: #eee; }
-.table-wrap { overflow-x: auto; }
-.noise { color: #555; font-style: italic; }
-.map { height: 22rem; border: 1px solid #bbb; background: #eceff1; }
-nav ul, .plans { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: .4rem 1rem; }
-form.near { display: flex; flex-wrap: wrap; gap: .5rem; align-items: end; }
-form.near input { font-size: 1rem; padding: .4rem; min-width: 14rem; }
-form.near button { font-size: 1rem; padding: .4rem .8rem; }
-#near-result { border-left: 4px solid #0050a0; padding: .2rem .8rem; margin-top: .8rem; }
-.print-only { display: none; }
-@media (max-width: 40rem) {
-  .kpis thead { position: absolute; left: -999px; }
-  .kpis tr, .kpis td, .kpis th { display: block; border: 0; }
-  .kpis tr { border: 1px solid #bbb; margin-bottom: .6rem; padding: .3rem; }
-  .kpis td::before { content: attr(data-label) ": "; font-weight: 600; }
-  .map { height: 16rem; }
-}
-@media print {
-  nav, form.near, .map, .screen-only, .skip { display: none !important; }
-  .print-only { display: block; }
-  body { max-width: none; font-size: 11pt; }
-  a[href^="http"]::after { content: " (" attr(href) ")"; font-size: 9pt; }
-  section { break-inside: avoid-page; }
-}
-</style>
-</head>
-<body data-consult-state="loading" data-comparison="{{ c.id }}" data-plan="{{ c.plan }}" data-near-url="{{ near_url }}"
-{%- for m in c.maps if m.table == c.map %} data-table="{{ m.table }}" data-geojson="{{ m.map }}" data-column="{{ m.column }}" data-kind="{{ m.kind }}" data-bounds='{{ m.bounds | tojson }}' data-context='{{ c.context | tojson }}'{% endfor %}
-{%- if near %} data-lon="{{ near.place.lon }}" data-lat="{{ near.place.lat }}"{% endif %}>
-<a class="skip" href="#main">Skip to content</a>
-<header>
-<p>Public consultation · comparison <code>{{ c.id }}</code> of {{ c.created[:10] }}</p>
-<nav aria-label="Sections"><ul>
-<li><a href="#scenarios">Scenarios</a></li><li><a href="#indicators">Indicators</a></li>
-<li><a href="#noise">Within noise</a></li><li><a href="#validation">Validation</a></li>
-<li><a href="#where">Where it changes</a></li><li><a href="#near">Near me</a></li>
-</ul></nav>
-</header>
-<main id="main">
-<h1>{{ c.question or ('What changes with ' ~ c.plans | join(', ') ~ ' compared with ' ~ c.baseline ~ '?') }}</h1>
-<section aria-labelledby="words-h"><h2 id="words-h">In plain words</h2>
-<ul>{% for s in c.summary %}<li>{{ s }}</li>{% endfor %}</ul></section>
+@lru_cache(maxsize=len(LANGUAGES))
+def _template(code: str) -> Template:
+    """The page's template with ``code``'s catalogue installed (``_``, ``ngettext``; Jinja's i18n
+    extension, new-style: placeholders are keyword arguments, and translations are autoescaped)."""
+    environment = Environment(
+        loader=PackageLoader("civictwin.api", "templates"), autoescape=True, extensions=["jinja2.ext.i18n"]
+    )
+    environment.install_gettext_translations(language(code).translations, newstyle=True)  # type: ignore[attr-defined]
+    return environment.get_template("consultation.html")
 
-<section id="scenarios" aria-labelledby="scenarios-h"><h2 id="scenarios-h">The scenarios</h2>
-<dl>{% for s in c.scenarios %}<dt><strong>{{ s.name }}</strong> ({{ 'today, the baseline' if s.role == 'baseline' else 'a plan' }})</dt>
-<dd>{% if s.description %}{{ s.description }}{% endif %}{% if s.interventions %}<ul>{% for i in s.interventions %}<li>{{ i }}</li>{% endfor %}</ul>{% elif not s.description %}{{ 'As the city is today.' if s.role == 'baseline' else 'No description was given.' }}{% endif %}</dd>
-{% endfor %}</dl></section>
 
-<section id="indicators" aria-labelledby="kpi-h"><h2 id="kpi-h">Indicators</h2>
-<p>Each scenario was simulated several times with different random seeds; a number is the mean of those runs and the range in brackets its 95% confidence interval. A change is called within run-to-run noise when its interval includes no change.</p>
-<div class="table-wrap"><table class="kpis">
-<caption>Indicators per scenario, with 95% intervals, and the change of each plan</caption>
-<thead><tr><th scope="col">Indicator</th>{% for v in c.kpis[0]['values'] if c.kpis %}<th scope="col">{{ v.scenario }}</th>{% endfor %}{% for p in c.plans %}<th scope="col">Change with {{ p }}</th>{% endfor %}</tr></thead>
-<tbody>{% for k in c.kpis %}<tr data-kpi="{{ k.kpi }}"><th scope="row">{{ k.label }}{% if k.unit and not k.share %} ({{ k.unit }}){% endif %}</th>
-{% for v in k['values'] %}<td data-label="{{ v.scenario }}">{{ v.text }}</td>{% endfor %}
-{% for p in c.plans %}{% set ch = k.changes | selectattr('plan', 'equalto', p) | first %}<td data-label="Change with {{ p }}"{% if ch and ch.within_noise %} class="noise"{% endif %}>{{ ch.words if ch else '–' }}</td>{% endfor %}</tr>
-{% endfor %}</tbody></table></div></section>
-
-<section id="noise" aria-labelledby="noise-h"><h2 id="noise-h">What is within noise</h2>
-{% if c.within_noise %}<ul>{% for s in c.within_noise %}<li>{{ s }}</li>{% endfor %}</ul>{% else %}<p>Every change shown stands out from run-to-run noise.</p>{% endif %}</section>
-
-<section id="validation" aria-labelledby="validation-h"><h2 id="validation-h">How far the model can be trusted</h2>
-{% if c.validation %}<p>{{ c.validation.statement }}</p>
-<p><strong>{{ 'Meets' if c.validation.meets_dmrb else 'Does not meet' }}</strong> the usual criterion for traffic models (DMRB / TAG M3.1: GEH below 5 at 85% of count sites) after calibration ({{ c.validation.id }}).{% if c.validation.held_back_note %} {{ c.validation.held_back_note }}{% endif %}</p>
-{% else %}<p>No validation against observations was recorded for these runs: treat the numbers as the model's estimate, not as measurements.</p>{% endif %}</section>
-
-<section id="where" aria-labelledby="where-h"><h2 id="where-h">Where it changes</h2>
-{% if c.plans | length > 1 %}<p>Plan shown:</p><ul class="plans">{% for p in c.plans %}<li>{% if p == c.plan %}<strong aria-current="true">{{ p }}</strong>{% else %}<a href="?plan={{ p | urlencode }}">{{ p }}</a>{% endif %}</li>{% endfor %}</ul>{% endif %}
-{% for m in c.maps %}{% if m.table == c.map %}<figure>
-<div id="map" class="map" role="region" aria-label="Map of the change in {{ m.label | lower }} ({{ m.column }}, {{ m.unit }}) with {{ c.plan }} against {{ c.baseline }}; click a place to hear what changes near it, or use the form below"></div>
-<figcaption>Change in {{ m.column }} ({{ m.unit }}) per {{ m.label | lower }}, {{ c.plan }} minus {{ c.baseline }}: orange more, purple less, grey within noise. <span class="print-only">The interactive map is at {{ page_url }}.</span> <a href="{{ m.url }}">The numbers behind the map (GeoJSON)</a>.</figcaption>
-</figure>
-<p id="map-status" role="status"></p>{% endif %}{% endfor %}
-{% if c.maps | length > 1 %}<p>Other maps:</p><ul class="plans">{% for m in c.maps %}{% if m.table != c.map %}<li><a href="?plan={{ c.plan | urlencode }}&amp;table={{ m.table | urlencode }}">{{ m.label }}</a></li>{% endif %}{% endfor %}</ul>{% endif %}
-</section>
-
-<section id="near" aria-labelledby="near-h"><h2 id="near-h">What changes near me</h2>
-<form class="near" method="get" action="{{ page_url }}">
-<input type="hidden" name="plan" value="{{ c.plan }}">
-{% if c.addresses %}<div><label for="address">Your address (street and number)</label><br>
-<input id="address" name="address" type="text" autocomplete="street-address" value="{{ address }}" placeholder="e.g. Mannerheimintie 5"></div>
-<button type="submit">Show changes near this address</button>{% else %}<p>This twin has no addresses to search; click the map instead.</p>{% endif %}
-</form>
-<p class="screen-only">Or click the map{% if script and c.map %}, or <button type="button" id="near-centre">describe the map's centre</button>{% endif %}. Changes within {{ radius | round | int }} m are described.</p>
-<div id="near-result" role="region" aria-live="polite" aria-label="What changes near the chosen place">
-{% if problem %}<p>{{ problem }}</p>{% elif near %}<p><strong>Near {{ near.place.label }}</strong> (plan {{ near.plan }}):</p>
-<ul>{% for t in near.tables %}<li>{{ t.label }}: {{ t.sentence }}</li>{% else %}<li>Nothing of this comparison can be placed on the map.</li>{% endfor %}</ul>
-{% else %}<p>Choose a place to see what changes there.</p>{% endif %}</div>
-</section>
-
-{% if say %}<section id="say" aria-labelledby="say-h" data-contributions-url="{{ contributions_url }}">
-<h2 id="say-h">Have your say</h2>
-<p>{% if say.phase == 'open' %}Open for comments and votes until {{ say.closes[:10] }}.{% elif say.phase == 'before' %}Comments and votes open on {{ say.opens[:10] }}.{% else %}This consultation closed on {{ say.closes[:10] }}; comments are no longer taken.{% endif %}</p>
-<div id="say-published"><h3>Votes so far (approved)</h3>
-<ul class="say-counts">{% for s, n in say.counts.items() %}<li>{{ s }}: {{ n['for'] }} for, {{ n['against'] }} against, {{ n['comments'] }} comment{{ '' if n['comments'] == 1 else 's' }}</li>{% endfor %}</ul>
-<h3>Comments (approved by a moderator)</h3>
-{% if say.contributions %}<ol class="say-comments">{% for x in say.contributions %}<li><strong>{{ x.pseudonym }} on {{ x.scenario }} ({{ x.theme }}){% if x.vote %}, {{ x.vote }}{% endif %} · {{ x.date }}</strong>{% if x.text %}<p>{{ x.text }}</p>{% endif %}</li>{% endfor %}</ol>{% else %}<p>No approved comments yet.</p>{% endif %}</div>
-{% if say.phase == 'open' %}<noscript><p>Sending a comment or a vote needs JavaScript (the page's protection against bots runs in the browser).</p></noscript>{% endif %}
-</section>{% endif %}
-
-<p><a href="{{ c.links.report }}">Full technical report</a> · <a href="{{ c.links.kpis }}">Indicators as data (JSON)</a> · <a href="{{ c.links.manifest }}">How to reproduce it (run manifest)</a></p>
-</main>
-</body>
-</html>
-"""
-
-_TEMPLATE = Environment(autoescape=True).from_string(_PAGE)
+def page_language(request: Request, lang: str | None) -> Language:
+    """The reader's language: ``lang`` (the page's switcher), then its cookie, then Accept-Language."""
+    return language(
+        choose(
+            override=lang,
+            cookie=request.cookies.get(COOKIE),
+            accept_language=request.headers.get("accept-language"),
+        )
+    )

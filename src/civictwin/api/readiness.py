@@ -25,6 +25,7 @@ from civictwin.config import CONFIG_FILENAME, AccessLevel, TwinConfig, load_conf
 from civictwin.errors import ConfigError
 from civictwin.governance.access import can_read
 from civictwin.governance.tokens import Principal, Role
+from civictwin.i18n import choose, language
 from civictwin.readiness import record_kinds, template_folders
 from civictwin.readiness.assess import assess
 from civictwin.readiness.holdings import DatastreamHolding, gather, only_readable
@@ -53,6 +54,10 @@ def readiness(
     request: Request,
     use_case: Annotated[str, PathParam(pattern=NAME_PATTERN)],
     format: Annotated[Literal["json", "markdown"], Query(description="json or markdown")] = "json",
+    lang: Annotated[
+        str | None,
+        Query(description="The Markdown's language (en, sk, it); else Accept-Language", max_length=16),
+    ] = None,
 ) -> Response:
     """The walk-back of one use case: its KPIs, the data each needs, what the twin holds of it, what
     is missing and how to get it, and the maturity level."""
@@ -71,7 +76,14 @@ def readiness(
     )
     report = assess(template, holdings, now=datetime.now(UTC))
     if format == "markdown":
-        return PlainTextResponse(as_markdown(report), media_type="text/markdown; charset=utf-8")
+        reader = language(
+            choose(override=lang, cookie=None, accept_language=request.headers.get("accept-language"))
+        )
+        return PlainTextResponse(
+            as_markdown(report, lang=reader),
+            media_type="text/markdown; charset=utf-8",
+            headers={"Content-Language": reader.code, "Vary": "Accept-Language"},
+        )
     return Response(as_json(report), media_type="application/json")
 
 

@@ -12,6 +12,7 @@ from rich.text import Text
 from civictwin.cli import app, console
 from civictwin.config import load_config
 from civictwin.errors import ConfigError
+from civictwin.i18n import LANGUAGES, from_environment, language
 from civictwin.readiness import readiness_report
 from civictwin.readiness.decisions import export_decisions, read_decisions, record_decision
 from civictwin.readiness.render import FORMATS, as_json, as_markdown
@@ -30,12 +31,20 @@ def readiness(
     use_case: str = typer.Option(..., "--use-case", help="A use-case template, e.g. traffic-plan, netzero."),
     fmt: str = typer.Option("markdown", "--format", help=f"One of: {', '.join(FORMATS)}."),
     templates: Path | None = typer.Option(None, "--templates", help="A folder of your own templates."),
+    lang: str | None = typer.Option(
+        None,
+        "--lang",
+        help=f"Language of the Markdown report, one of: {', '.join(LANGUAGES)} "
+        "(default: from LANGUAGE, LC_ALL, LC_MESSAGES or LANG, else en).",
+    ),
 ) -> None:
     """What the twin holds of the data a use case needs, what is missing and how to get it, its level."""
     if fmt not in FORMATS:
         raise ConfigError(f"expected one of {', '.join(FORMATS)}, got '{fmt}'", field="--format")
+    if lang is not None and lang not in LANGUAGES:
+        raise ConfigError(f"expected one of {', '.join(LANGUAGES)}, got '{lang[:20]}'", field="--lang")
     report = readiness_report(load_config(twin_dir), use_case, templates=templates)
-    text = as_json(report) if fmt == "json" else as_markdown(report)
+    text = as_json(report) if fmt == "json" else as_markdown(report, lang=language(from_environment(lang)))
     console.print(text, highlight=False, soft_wrap=True)
 
 

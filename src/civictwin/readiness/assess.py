@@ -16,10 +16,17 @@ from datetime import datetime
 from typing import Any
 
 from civictwin.catalog.quality import percent, table_findings
+from civictwin.i18n import N_
 from civictwin.readiness.holdings import DatastreamHolding, Holdings
 from civictwin.readiness.templates import LEVELS, Need, UseCase
 
-LEVEL_NAMES = {0: "not ready", 1: "status", 2: "informative", 3: "predictive", 4: "optimisation"}
+LEVEL_NAMES = {
+    0: N_("not ready"),
+    1: N_("status"),
+    2: N_("informative"),
+    3: N_("predictive"),
+    4: N_("optimisation"),
+}
 """The maturity levels (docs/readiness.md), after the five levels of Wageningen's framework; the fifth,
 autonomous, is never assessed: civictwin informs decisions, people take them."""
 MET = "present"

@@ -241,7 +241,7 @@ def test_the_page_shows_approved_comments_and_counts_escaped(
     assert 'data-contributions-url="http://testserver/consultations/consult-public/contributions"' in page
     assert "<li>zone30: 2 for, 1 against, 2 comments</li>" in page
     assert "<li>baseline: 0 for, 0 against, 0 comments</li>" in page
-    assert "Open for comments and votes until 2026-12-31." in page
+    assert "Open for comments and votes until 31 December 2026." in page
     assert "Still pending" not in page and "Keep it as it is" not in page
     assert 'id="say"' not in client.get("/consultations/consult-quiet").text  # takes no contributions
 

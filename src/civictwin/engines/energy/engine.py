@@ -45,6 +45,7 @@ from civictwin.engines.energy.results import (
 )
 from civictwin.engines.energy.weather import Weather, facade_irradiance, read_weather
 from civictwin.errors import CivicTwinError, ConfigError, EngineError, ScenarioError
+from civictwin.i18n import N_
 from civictwin.scenarios.spec import Intervention, Scenario
 
 MODEL_VERSION = "1.0"
@@ -55,14 +56,14 @@ BUILDINGS = TableSpec(
     key=("osm_type", "osm_id"),
     layer="buildings_3d",
     values=BUILDING_VALUES,
-    label="Buildings: heating need, final energy, CO2 and rooftop PV",
+    label=N_("Buildings: heating need, final energy, CO2 and rooftop PV"),
 )
 ZONES = TableSpec(
     name="zones",
     key=("zone_id",),
     layer="zones",
     values=ZONE_VALUES,
-    label="Analysis zones: buildings' heating need, energy, CO2 and PV",
+    label=N_("Analysis zones: buildings' heating need, energy, CO2 and PV"),
 )
 
 

@@ -27,6 +27,7 @@ from civictwin.engines.heat.run import LAYERS, HeatInputs, prepare_inputs, read_
 from civictwin.engines.heat.settings import SETTINGS_FILE, HeatSettings, load_settings
 from civictwin.engines.heat.weather import read_hot_day
 from civictwin.errors import ConfigError
+from civictwin.i18n import N_
 from civictwin.scenarios.spec import Intervention, Scenario
 
 MODEL_VERSION = "1.0"
@@ -45,14 +46,14 @@ ZONES = TableSpec(
         ("utci_peak_c", "°C"),
         ("canopy_share", "share"),
     ),
-    label="Analysis zones: heat stress, air temperature, canopy and green access",
+    label=N_("Analysis zones: heat stress, air temperature, canopy and green access"),
 )
 CELLS = TableSpec(
     name="cells",
     key=("cell_id",),
     layer=None,
     values=(("air_temp_peak_c", "°C"), ("utci_peak_c", "°C"), ("canopy_share", "share")),
-    label="Blocks of grid cells: peak air temperature, peak UTCI and canopy",
+    label=N_("Blocks of grid cells: peak air temperature, peak UTCI and canopy"),
 )
 
 

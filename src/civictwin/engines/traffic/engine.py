@@ -30,6 +30,7 @@ from civictwin.engines.traffic.report import traffic_report
 from civictwin.engines.traffic.simulate import SeedOutcome, simulate_seed
 from civictwin.engines.traffic.sumo import sumo_version
 from civictwin.engines.traffic.transit import line_shapes, line_window_problems
+from civictwin.i18n import N_
 from civictwin.runs import SeedRecord
 from civictwin.scenarios.spec import Intervention, Scenario
 
@@ -38,28 +39,28 @@ EDGES = TableSpec(
     key=("edge_id",),
     layer="network_edges",
     values=(("flow", "vehicles"), ("speed_ms", "m/s"), ("co2_g", "g"), ("noise_db", "dB(A)")),
-    label="Street edges: cars, speed, CO2 and noise",
+    label=N_("Street edges: cars, speed, CO2 and noise"),
 )
 ZONES = TableSpec(
     name="zones",
     key=("zone_id",),
     layer="zones",
     values=(("vehicle_km", "km"), ("co2_kg", "kg"), ("noise_db", "dB(A)")),
-    label="Analysis zones: car traffic, CO2 and noise",
+    label=N_("Analysis zones: car traffic, CO2 and noise"),
 )
 COUNTS = TableSpec(
     name="counts",
     key=("edge_id", "hour"),
     layer="network_edges",
     values=(("vehicles", "vehicles"),),
-    label="Counting edges: vehicles hour by hour from the start of the run",
+    label=N_("Counting edges: vehicles hour by hour from the start of the run"),
 )
 BUS_LINES = TableSpec(
     name="bus_lines",
     key=("line",),
     layer=None,
     values=(("runs", "vehicles"), ("travel_time_s", "s"), ("delay_s", "s")),
-    label="Bus and tram lines: runs, travel time and delay",
+    label=N_("Bus and tram lines: runs, travel time and delay"),
 )
 
 
