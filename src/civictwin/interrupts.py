@@ -36,8 +36,19 @@ def install() -> None:
         signal.signal(signal.SIGINT, _on_interrupt)
 
 
+RETRY_S = 0.01
+"""How soon an interrupt that landed inside the import system is delivered again (seconds)."""
+
+
 def _on_interrupt(signum: int, frame: FrameType | None) -> None:
     _received.set()
+    if frame is not None and frame.f_code.co_filename.startswith("<frozen importlib"):
+        # Raised here, the interrupt could land in the import system's clean-up of a module lock (a
+        # weakref callback), where Python swallows it with an "Exception ignored" traceback on stderr:
+        # the interrupt lost, the output no longer one line. Deliver it again a moment later instead,
+        # once the interpreter is back in ordinary code.
+        threading.Timer(RETRY_S, signal.raise_signal, args=(signum,)).start()
+        return
     raise KeyboardInterrupt
 
 
