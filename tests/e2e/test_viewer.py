@@ -847,7 +847,7 @@ def _moderation_refused_once_closed(page: Any, server: str, twin_dir: Path, phot
         )
         assert (
             page.inner_text("#moderation-phase")
-            == "Closed for contributions; moderation possible until 2026-01-02."
+            == "Closed for contributions; moderation possible until 2 January 2026."
         )
         item = page.locator(f"#moderation-queue li[data-id='{sent.json()['id']}']")
         item.locator("input[type=text]").fill("too late?")

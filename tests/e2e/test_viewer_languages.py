@@ -41,6 +41,13 @@ def test_the_consultation_page_in_slovak_then_italian_from_its_switcher(slovak: 
     page.wait_for_selector("form.say", timeout=60_000)  # the script's section, in the page's language
     assert page.inner_text("#say-h") == "Vyjadrite sa"
     assert "Zatiaľ žiadne schválené komentáre." in page.inner_text("#say")
+    page.wait_for_selector("form.survey", timeout=60_000)  # the survey form, in Slovak too
+    assert page.inner_text("#survey-h") == "Nahláste, čo vidíte"
+    assert "Zatiaľ žiadne schválené pozorovania." in page.inner_text("#survey")
+    assert (
+        page.inner_text("#survey-place")
+        == "Zatiaľ nie je vybrané žiadne miesto: kliknite na mapu alebo použite svoju polohu."
+    )
 
     page.fill("#address", "Mannerheimintie 10")
     page.click("form.near button[type=submit]")
@@ -66,7 +73,8 @@ def test_the_viewer_in_slovak_then_italian_from_its_switcher(slovak: Any, server
     page.goto(f"{server}/viewer/#scenarios")
     page.wait_for_selector("body[data-scenario-state=ready]", state="attached", timeout=30_000)
     assert page.evaluate("document.documentElement.lang") == "sk"
-    assert page.inner_text("nav[aria-label=Stránky]").split() == ["Mapa", "Scenáre", "Pripravenosť"]
+    pages = ["Mapa", "Scenáre", "Pripravenosť", "Moderovanie"]
+    assert page.inner_text("nav[aria-label=Stránky]").split() == pages
     assert page.inner_text("#scenarios-heading") == "Porovnanie scenárov"
     assert page.input_value("#language") == "sk"
     travel = page.inner_text("#kpi-table tr[data-kpi=mean_travel_time_s]")
@@ -92,3 +100,9 @@ def test_the_viewer_in_slovak_then_italian_from_its_switcher(slovak: Any, server
     assert page.evaluate("document.documentElement.lang") == "it"
     assert page.inner_text("#map-status").startswith("Mostrati: ")
     assert page.evaluate("localStorage.getItem('civictwin.lang')") == "it"
+    page.goto(f"{server}/viewer/#moderation")  # the moderation page, in Italian before logging in
+    page.wait_for_selector("#page-moderation[data-moderation-state=login]", state="attached", timeout=60_000)
+    assert page.inner_text("#page-moderation h2") == "Modera una consultazione"
+    assert page.inner_text("#moderation-status") == "Accedi con un token del moderatore per vedere la coda."
+    options = page.eval_on_selector_all("#moderation-show option", "els => els.map(e => e.textContent)")
+    assert options == ["In attesa di decisione", "Approvati", "Rifiutati"]

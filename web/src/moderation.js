@@ -10,8 +10,9 @@ import {
   ApiError, apiUrl, authHeaders, getJson, getJsonAt, getToken, isOwnServer, setToken,
 } from './api.js';
 import {
-  MODERATION_TEXT as T, decisionBody, itemHeading, itemPlace, linkOf, pageLine, queueQuery,
+  KINDS, STATUSES, decidedLine, decisionBody, itemHeading, itemPlace, linkOf, pageLine, phaseLine, queueQuery,
 } from './moderationText.js';
+import { t } from './i18n.js';
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -24,7 +25,7 @@ function el(tag, attrs = {}, ...children) {
 }
 
 function picker(id, label, options) {
-  return el('div', {}, el('label', { for: id }, label), el('select', { id }, ...options.map(([value, text]) => el('option', { value }, text))));
+  return el('div', {}, el('label', { for: id }, label), el('select', { id }, ...options.map(([value, key]) => el('option', { value }, t(key)))));
 }
 
 async function postJson(url, body) {
@@ -40,7 +41,7 @@ async function postJson(url, body) {
 
 /** A pending photo as an object URL: fetched with the token (an <img> could not send it). */
 async function photoPreview(url, id) {
-  const image = el('img', { alt: T.photoAlt(id), class: 'moderation-photo' });
+  const image = el('img', { alt: t('moderation.photoAlt', { id }), class: 'moderation-photo' });
   try {
     const response = await fetch(url, { headers: isOwnServer(url) ? authHeaders() : {} });
     if (!response.ok) throw new Error(String(response.status));
@@ -48,7 +49,7 @@ async function photoPreview(url, id) {
     image.addEventListener('load', () => URL.revokeObjectURL(image.src), { once: true });
     return image;
   } catch {
-    return el('p', {}, T.photoFailed);
+    return el('p', {}, t('moderation.photoFailed'));
   }
 }
 
@@ -56,15 +57,15 @@ function decisionForm(baseUrl, item) {
   const id = `moderation-reason-${item.id}`;
   const status = el('p', { class: 'moderation-result', role: 'status' });
   const reason = el('input', { id, type: 'text', maxlength: 500, autocomplete: 'off' });
-  const buttons = [['approve', T.approve], ['reject', T.reject]].map(([decision, label]) => {
+  const buttons = [['approve', t('moderation.approve')], ['reject', t('moderation.reject')]].map(([decision, label]) => {
     const button = el('button', { type: 'button', 'data-decision': decision }, label);
     button.addEventListener('click', async () => {
       const body = decisionBody(decision, reason.value);
-      if (!body) { status.textContent = T.needReason; reason.focus(); return; }
+      if (!body) { status.textContent = t('moderation.needReason'); reason.focus(); return; }
       for (const b of buttons) b.disabled = true;
       try {
         const answer = await postJson(`${baseUrl}/moderation/${item.id}`, body);
-        status.textContent = T.decided(answer.status, answer.reason);
+        status.textContent = decidedLine(answer.status, answer.reason);
         status.dataset.decided = answer.status;
         return;
       } catch (error) {
@@ -75,7 +76,7 @@ function decisionForm(baseUrl, item) {
     });
     return button;
   });
-  return el('div', { class: 'moderation-decision' }, el('label', { for: id }, T.reason), reason, ...buttons, status);
+  return el('div', { class: 'moderation-decision' }, el('label', { for: id }, t('moderation.reason')), reason, ...buttons, status);
 }
 
 async function itemView(baseUrl, item) {
@@ -85,15 +86,15 @@ async function itemView(baseUrl, item) {
   if (item.text) parts.push(el('p', { class: 'moderation-text' }, item.text));
   if (item.photo) parts.push(await photoPreview(item.photo, item.id));
   if (item.status === 'pending') parts.push(decisionForm(baseUrl, item));
-  else if (item.reason) parts.push(el('p', {}, T.decided(item.status, item.reason)));
+  else if (item.reason) parts.push(el('p', {}, decidedLine(item.status, item.reason)));
   return el('li', { 'data-id': item.id, 'data-kind': item.kind }, ...parts);
 }
 
 function loginForm(onLogin) {
   const input = el('input', { id: 'moderation-token', type: 'password', autocomplete: 'off', spellcheck: 'false' });
   const form = el('form', { class: 'moderation-login' },
-    el('label', { for: 'moderation-token' }, T.tokenLabel), ' ', input, ' ', el('button', { type: 'submit' }, T.tokenUse),
-    el('p', { class: 'hint' }, T.tokenHint));
+    el('label', { for: 'moderation-token' }, t('moderation.tokenLabel')), ' ', input, ' ', el('button', { type: 'submit' }, t('moderation.tokenUse')),
+    el('p', { class: 'hint' }, t('moderation.tokenHint')));
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     setToken(input.value);
@@ -109,11 +110,11 @@ export async function startModerationPage(root) {
   const list = el('ol', { id: 'moderation-queue', class: 'moderation-queue' });
   const pages = el('p', { class: 'moderation-pages' });
   const pickers = el('form', { class: 'pickers' },
-    picker('moderation-consultation', T.consultation, []),
-    picker('moderation-show', T.show, T.statuses),
-    picker('moderation-kind', T.kind, T.kinds));
+    picker('moderation-consultation', t('moderation.consultation'), []),
+    picker('moderation-show', t('moderation.show'), STATUSES),
+    picker('moderation-kind', t('moderation.kind'), KINDS));
   const state = el('p', { id: 'moderation-phase', class: 'hint' });
-  root.replaceChildren(el('h2', {}, T.heading), el('p', { class: 'hint' }, T.intro), loginForm(() => load()), pickers, state, status, list, pages);
+  root.replaceChildren(el('h2', {}, t('moderation.heading')), el('p', { class: 'hint' }, t('moderation.intro')), loginForm(() => load()), pickers, state, status, list, pages);
   const select = (id) => root.querySelector(`#${id}`);
 
   let comparisons = [];
@@ -122,7 +123,7 @@ export async function startModerationPage(root) {
   } catch (error) {
     status.textContent = error.message;
   }
-  if (!comparisons.length) { status.textContent ||= T.noComparisons; return root; }
+  if (!comparisons.length) { status.textContent ||= t('moderation.noComparisons'); return root; }
   const wanted = new URLSearchParams(window.location.hash.split('?')[1] || '').get('c');
   select('moderation-consultation').replaceChildren(...comparisons.map((c) => el('option', { value: c.id, selected: c.id === wanted }, c.id)));
 
@@ -131,16 +132,16 @@ export async function startModerationPage(root) {
     const baseUrl = apiUrl(`consultations/${encodeURIComponent(id)}`);
     const pageUrl = url || `${baseUrl}/moderation?${queueQuery({ status: select('moderation-show').value, kind: select('moderation-kind').value })}`;
     root.dataset.moderationState = 'loading';
-    status.textContent = T.loading;
+    status.textContent = t('moderation.loading');
     list.replaceChildren();
     pages.replaceChildren();
-    if (!getToken()) { status.textContent = T.needToken; root.dataset.moderationState = 'login'; return; }
+    if (!getToken()) { status.textContent = t('moderation.needToken'); root.dataset.moderationState = 'login'; return; }
     try {
       const queue = await getJsonAt(pageUrl);
-      state.textContent = queue.open ? T.open(queue.moderation_until) : T.closed(queue.moderation_until);
+      state.textContent = phaseLine(queue.open, queue.moderation_until);
       list.replaceChildren(...await Promise.all(queue.contributions.map((item) => itemView(baseUrl, item))));
-      status.textContent = queue.contributions.length ? pageLine({ total: queue.total, offset: queue.offset, count: queue.contributions.length }) : T.empty;
-      for (const [rel, label] of [['prev', T.previous], ['next', T.next]]) {
+      status.textContent = queue.contributions.length ? pageLine({ total: queue.total, offset: queue.offset, count: queue.contributions.length }) : t('moderation.empty');
+      for (const [rel, label] of [['prev', t('moderation.previous')], ['next', t('moderation.next')]]) {
         const href = linkOf(queue.links, rel);
         if (!href) continue;
         const button = el('button', { type: 'button', 'data-rel': rel }, label);

@@ -8,9 +8,10 @@ import './propose.css';
 import * as maplibregl from 'maplibre-gl';
 import { ApiError, authHeaders, getJsonAt, getToken, setToken, transformRequest } from './api.js';
 import {
-  PROPOSE_TEXT as T, menuLabel, problemLine, problemsFor, proposalBody, proposalHeading, resultRows,
+  menuLabel, problemLine, problemsFor, proposalBody, proposalHeading, resultRows,
   settingInput, settingValue, staffActions, staffLine,
 } from './proposeText.js';
+import { t } from './i18n.js';
 
 const CHECK_AFTER_MS = 400;
 
@@ -41,13 +42,13 @@ function proposalItem(p, officialKpis) {
   const rows = resultRows(officialKpis, p.result);
   const scenarios = rows[0]?.official.map((o) => o.scenario) || [];
   const table = el('table', { class: 'propose-result' },
-    el('caption', {}, T.resultCaption(p.title)),
-    el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, T.indicator), ...scenarios.map((s) => el('th', { scope: 'col' }, s)),
-      el('th', { scope: 'col' }, T.proposalColumn), el('th', { scope: 'col' }, T.changeColumn))),
+    el('caption', {}, t('proposal.resultCaption', { title: p.title })),
+    el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, t('proposal.indicator')), ...scenarios.map((s) => el('th', { scope: 'col' }, s)),
+      el('th', { scope: 'col' }, t('proposal.proposalColumn')), el('th', { scope: 'col' }, t('proposal.changeColumn')))),
     el('tbody', {}, ...rows.map((r) => el('tr', { 'data-kpi': r.kpi }, el('th', { scope: 'row' }, r.label),
       ...scenarios.map((s) => el('td', {}, r.official.find((o) => o.scenario === s)?.text ?? '–')),
       el('td', { class: 'propose-value' }, r.proposal), el('td', {}, r.change)))));
-  item.append(el('div', { class: 'table-wrap' }, table), el('p', {}, el('a', { href: p.result.page }, T.fullResult)));
+  item.append(el('div', { class: 'table-wrap' }, table), el('p', {}, el('a', { href: p.result.page }, t('proposal.fullResult'))));
   return item;
 }
 
@@ -76,19 +77,19 @@ function composer(section, { menu, base, map }) {
   const title = el('input', { id: 'propose-title', name: 'title', type: 'text', maxlength: 120, required: true });
   const description = el('textarea', { id: 'propose-description', name: 'description', rows: 3, maxlength: 1000 });
   const picker = el('select', { id: 'propose-pick' }, ...menu.interventions.map((e) => el('option', { value: e.type, title: e.help }, menuLabel(e))));
-  const addButton = el('button', { type: 'button', id: 'propose-add' }, T.add);
+  const addButton = el('button', { type: 'button', id: 'propose-add' }, t('proposal.add'));
   const list = el('ol', { id: 'propose-items' });
   const problems = el('div', { id: 'propose-problems', role: 'status', 'aria-live': 'polite' });
   const consent = el('input', { type: 'checkbox', id: 'propose-consent' });
-  const send = el('button', { type: 'submit', id: 'propose-send' }, T.send);
+  const send = el('button', { type: 'submit', id: 'propose-send' }, t('proposal.send'));
   const status = el('div', { id: 'propose-status', role: 'status', 'aria-live': 'polite' });
   const form = el('form', { class: 'propose', novalidate: true },
-    el('p', {}, el('label', { for: 'propose-title' }, T.titleLabel), el('br'), title),
-    el('p', {}, el('label', { for: 'propose-description' }, T.descriptionLabel), el('br'), description),
-    el('p', {}, el('label', { for: 'propose-pick' }, T.pickLabel), ' ', picker, ' ', addButton),
+    el('p', {}, el('label', { for: 'propose-title' }, t('proposal.titleLabel')), el('br'), title),
+    el('p', {}, el('label', { for: 'propose-description' }, t('proposal.descriptionLabel')), el('br'), description),
+    el('p', {}, el('label', { for: 'propose-pick' }, t('proposal.pickLabel')), ' ', picker, ' ', addButton),
     list, problems,
-    el('p', { id: 'propose-consent-text' }, T.consent),
-    el('p', {}, consent, ' ', el('label', { for: 'propose-consent' }, T.consentLabel)),
+    el('p', { id: 'propose-consent-text' }, t('proposal.consent')),
+    el('p', {}, consent, ' ', el('label', { for: 'propose-consent' }, t('proposal.consentLabel'))),
     send, status);
 
   const draft = () => ({ title: title.value, description: description.value, items: state.items });
@@ -123,8 +124,8 @@ function composer(section, { menu, base, map }) {
   const showProblems = () => {
     const general = problemsFor(state.problems, null);
     problems.replaceChildren(state.problems.length
-      ? el('div', {}, el('h4', {}, T.problemsHeading), el('ul', {}, ...general.map((p) => el('li', {}, problemLine(p)))))
-      : el('p', {}, T.valid));
+      ? el('div', {}, el('h4', {}, t('proposal.problemsHeading')), el('ul', {}, ...general.map((p) => el('li', {}, problemLine(p)))))
+      : el('p', {}, t('proposal.valid')));
     state.items.forEach((_, index) => {
       const box = list.querySelector(`[data-item="${index}"] .propose-item-problems`);
       box?.replaceChildren(...problemsFor(state.problems, index).map((p) => el('li', {}, problemLine(p))));
@@ -147,11 +148,11 @@ function composer(section, { menu, base, map }) {
     });
     const active = state.active === index;
     const where = entry.placed === 'streets'
-      ? el('p', { class: 'propose-placed' }, menu.streets ? T.streetsHelp : T.noStreets, ' ', T.streetsChosen(item.osmIds.length))
-      : el('p', { class: 'propose-placed' }, T.areaHelp, ' ', item.closed ? T.areaDone : T.cornersChosen(item.corners.length));
-    const buttons = [el('button', { type: 'button', class: 'propose-activate', 'aria-pressed': active }, active ? T.placing : T.place)];
-    if (entry.placed === 'area') buttons.push(el('button', { type: 'button', class: 'propose-finish', disabled: item.corners.length < 3 || item.closed }, T.finishArea), el('button', { type: 'button', class: 'propose-clear' }, T.clearArea));
-    buttons.push(el('button', { type: 'button', class: 'propose-remove' }, T.remove));
+      ? el('p', { class: 'propose-placed' }, menu.streets ? t('proposal.streetsHelp') : t('proposal.noStreets'), ' ', t('proposal.streetsChosen', { count: item.osmIds.length }))
+      : el('p', { class: 'propose-placed' }, t('proposal.areaHelp'), ' ', item.closed ? t('proposal.areaDone') : t('proposal.cornersChosen', { count: item.corners.length }));
+    const buttons = [el('button', { type: 'button', class: 'propose-activate', 'aria-pressed': active }, active ? t('proposal.placing') : t('proposal.place'))];
+    if (entry.placed === 'area') buttons.push(el('button', { type: 'button', class: 'propose-finish', disabled: item.corners.length < 3 || item.closed }, t('proposal.finishArea')), el('button', { type: 'button', class: 'propose-clear' }, t('proposal.clearArea')));
+    buttons.push(el('button', { type: 'button', class: 'propose-remove' }, t('proposal.remove')));
     const view = el('li', { 'data-item': index, 'data-type': item.type, 'data-osm-ids': item.osmIds.join(' '), class: active ? 'active' : '' },
       el('fieldset', {}, el('legend', {}, menuLabel(entry)), el('p', { class: 'propose-help' }, entry.help), where, ...fields, el('p', {}, ...buttons),
         el('ul', { class: 'propose-item-problems', role: 'status' })));
@@ -199,23 +200,23 @@ function composer(section, { menu, base, map }) {
   });
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    if (!consent.checked) { status.replaceChildren(el('p', {}, T.needConsent)); consent.focus(); return; }
+    if (!consent.checked) { status.replaceChildren(el('p', {}, t('proposal.needConsent'))); consent.focus(); return; }
     send.disabled = true;
     section.dataset.proposeState = 'sending';
     try {
       const { status: code, answer } = await post(base, proposalBody({ ...draft(), items: state.items.map(placed) }, true));
       if (code === 202) {
-        status.replaceChildren(el('p', {}, T.sent(answer.pseudonym, answer.id)), el('p', {}, T.deletionCode(answer.deletion_code)));
+        status.replaceChildren(el('p', {}, t('proposal.sent', { pseudonym: answer.pseudonym, id: answer.id })), el('p', {}, t('proposal.deletionCode', { code: answer.deletion_code })));
         section.dataset.proposeState = 'sent';
         section.dataset.proposalId = answer.id;
       } else {
         state.problems = answer.problems || [];
         showProblems();
-        status.replaceChildren(el('p', {}, T.failed(answer.detail)));
+        status.replaceChildren(el('p', {}, t('proposal.failed', { message: answer.detail })));
         section.dataset.proposeState = 'refused';
       }
     } catch (error) {
-      status.replaceChildren(el('p', {}, T.failed(error.message)));
+      status.replaceChildren(el('p', {}, t('proposal.failed', { message: error.message })));
       section.dataset.proposeState = 'failed';
     }
     send.disabled = false;
@@ -227,13 +228,13 @@ function composer(section, { menu, base, map }) {
 function deletionForm(base, refresh) {
   const code = el('input', { id: 'propose-code', type: 'text', autocomplete: 'off', spellcheck: 'false', maxlength: 100 });
   const status = el('div', { id: 'propose-delete-status', role: 'status', 'aria-live': 'polite' });
-  const form = el('form', { class: 'propose-delete', novalidate: true }, el('h3', {}, T.deleteHeading),
-    el('p', {}, el('label', { for: 'propose-code' }, T.deleteLabel), el('br'), code), el('button', { type: 'submit' }, T.deleteButton), status);
+  const form = el('form', { class: 'propose-delete', novalidate: true }, el('h3', {}, t('proposal.deleteHeading')),
+    el('p', {}, el('label', { for: 'propose-code' }, t('proposal.deleteLabel')), el('br'), code), el('button', { type: 'submit' }, t('proposal.deleteButton')), status);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    if (!code.value.trim()) { status.replaceChildren(el('p', {}, T.deleteNeedCode)); return; }
+    if (!code.value.trim()) { status.replaceChildren(el('p', {}, t('proposal.deleteNeedCode'))); return; }
     const response = await fetch(`${base}/delete`, { method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/json' }, body: JSON.stringify({ code: code.value.trim() }), credentials: 'omit' });
-    const message = response.status === 204 ? T.deleted : (await response.json()).detail;
+    const message = response.status === 204 ? t('proposal.deleted') : (await response.json()).detail;
     status.replaceChildren(el('p', {}, message));
     if (response.status === 204) { code.value = ''; await refresh(); }
   });
@@ -244,16 +245,16 @@ function deletionForm(base, refresh) {
 function staffSection(base, refresh) {
   const box = el('div', { id: 'propose-staff-list' });
   const token = el('input', { id: 'propose-token', type: 'password', autocomplete: 'off' });
-  const use = el('button', { type: 'button', id: 'propose-token-use' }, T.tokenSave);
-  const details = el('details', { id: 'propose-staff' }, el('summary', {}, T.staffHeading),
-    el('p', {}, el('label', { for: 'propose-token' }, T.tokenLabel), ' ', token, ' ', use), box);
+  const use = el('button', { type: 'button', id: 'propose-token-use' }, t('proposal.tokenSave'));
+  const details = el('details', { id: 'propose-staff' }, el('summary', {}, t('proposal.staffHeading')),
+    el('p', {}, el('label', { for: 'propose-token' }, t('proposal.tokenLabel')), ' ', token, ' ', use), box);
   const load = async () => {
     if (!getToken()) return;
     let data;
     try {
       data = await getJsonAt(`${base}/review`);
     } catch (error) {
-      box.replaceChildren(el('p', {}, error.status === 401 || error.status === 403 ? T.staffRefused : error.message));
+      box.replaceChildren(el('p', {}, error.status === 401 || error.status === 403 ? t('proposal.staffRefused') : error.message));
       return;
     }
     box.replaceChildren(el('ul', {}, ...data.proposals.map((p) => staffItem(p))));
@@ -265,11 +266,11 @@ function staffSection(base, refresh) {
     const item = el('li', { 'data-proposal': p.id, 'data-state': p.state }, staffLine(p));
     const actions = staffActions(p.state);
     if (!actions.length) return item;
-    item.append(' ', el('label', { for: reasonId }, T.reasonLabel(p.id)), ' ', reason);
+    item.append(' ', el('label', { for: reasonId }, t('proposal.reasonLabel', { id: p.id })), ' ', reason);
     for (const action of actions) {
-      const button = el('button', { type: 'button', 'data-action': action }, T[action]);
+      const button = el('button', { type: 'button', 'data-action': action }, t(`proposal.${action}`));
       button.addEventListener('click', async () => {
-        if (!reason.value.trim()) { reason.focus(); item.append(el('p', {}, T.needReason)); return; }
+        if (!reason.value.trim()) { reason.focus(); item.append(el('p', {}, t('proposal.needReason'))); return; }
         const url = action === 'cancel' ? `${base}/${p.id}/cancel` : `${base}/${p.id}/decision`;
         const body = action === 'cancel' ? { reason: reason.value } : { decision: action, reason: reason.value };
         try {
@@ -302,15 +303,15 @@ export async function startProposals(main, comparison) {
   }
   const official = await getJsonAt(new URL(`${encodeURIComponent(comparison)}/data`, window.location.href).href);
   const section = el('section', { id: 'propose', 'aria-labelledby': 'propose-h', 'data-propose-state': 'ready' },
-    el('h2', { id: 'propose-h' }, T.heading), el('p', {}, T.intro));
+    el('h2', { id: 'propose-h' }, t('proposal.heading')), el('p', {}, t('proposal.intro')));
   const published = el('div', { id: 'propose-published' });
   const refresh = async () => {
     const data = await getJsonAt(base);
-    published.replaceChildren(el('h3', {}, T.published), data.proposals.length
+    published.replaceChildren(el('h3', {}, t('proposal.published')), data.proposals.length
       ? el('ol', { class: 'propose-list' }, ...data.proposals.map((p) => proposalItem(p, official.kpis)))
-      : el('p', {}, T.none));
+      : el('p', {}, t('proposal.none')));
   };
-  const mapBox = el('div', { id: 'propose-map', class: 'map', role: 'region', 'aria-label': T.mapLabel });
+  const mapBox = el('div', { id: 'propose-map', class: 'map', role: 'region', 'aria-label': t('proposal.mapLabel') });
   section.append(published, mapBox);
   main.append(section);
   const bounds = official.maps?.[0]?.bounds;

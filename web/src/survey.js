@@ -9,8 +9,9 @@ import './survey.css';
 import { ApiError, getJsonAt } from './api.js';
 import { solveChallenge } from './contributeText.js';
 import {
-  SURVEY_TEXT as T, observationFields, observationHeading, photoPlan, placeLine, shrunkSize,
+  megabytes, observationFields, observationHeading, photoPlan, placeLine, shrunkSize,
 } from './surveyText.js';
+import { t } from './i18n.js';
 
 const sha256 = async (bytes) => crypto.subtle.digest('SHA-256', bytes);
 const JPEG_QUALITY = 0.85;
@@ -32,32 +33,32 @@ function said(status, ...lines) {
 function published(layer) {
   const items = layer.features.map((f) => {
     const p = f.properties;
-    const photo = p.photo ? el('img', { src: p.photo, alt: T.photoAlt(p.category), loading: 'lazy', class: 'survey-photo' }) : '';
+    const photo = p.photo ? el('img', { src: p.photo, alt: t('survey.photoAlt', { category: p.category }), loading: 'lazy', class: 'survey-photo' }) : '';
     const [lon, lat] = f.geometry.coordinates;
     return el('li', {}, el('strong', {}, observationHeading(p)), el('p', {}, placeLine({ lon, lat })), p.text ? el('p', {}, p.text) : '', photo);
   });
   return [
-    el('h3', {}, T.published),
-    items.length ? el('ol', { class: 'survey-list' }, ...items) : el('p', {}, T.nonePublished),
+    el('h3', {}, t('survey.published')),
+    items.length ? el('ol', { class: 'survey-list' }, ...items) : el('p', {}, t('survey.nonePublished')),
   ];
 }
 
 function form(layer) {
   return el('form', { class: 'survey', novalidate: true },
-    el('h3', {}, T.heading),
-    el('p', {}, T.intro),
+    el('h3', {}, t('survey.heading')),
+    el('p', {}, t('survey.intro')),
     el('p', { id: 'survey-consent-text' }, layer.consent),
     el('p', {}, el('input', { type: 'checkbox', id: 'survey-consent', name: 'consent', required: true, 'aria-describedby': 'survey-consent-text' }),
-      ' ', el('label', { for: 'survey-consent' }, T.consentAgree)),
-    el('p', {}, el('label', { for: 'survey-category' }, T.category), el('br'),
+      ' ', el('label', { for: 'survey-consent' }, t('survey.consentAgree'))),
+    el('p', {}, el('label', { for: 'survey-category' }, t('survey.category')), el('br'),
       el('select', { id: 'survey-category', name: 'category', required: true }, ...layer.categories.map((c) => el('option', { value: c }, c)))),
-    el('p', {}, el('label', { for: 'survey-text' }, T.text), el('br'),
+    el('p', {}, el('label', { for: 'survey-text' }, t('survey.text')), el('br'),
       el('textarea', { id: 'survey-text', name: 'text', rows: 3, maxlength: 2000 })),
-    el('p', {}, el('label', { for: 'survey-photo' }, T.photo), el('br'),
+    el('p', {}, el('label', { for: 'survey-photo' }, t('survey.photo')), el('br'),
       el('input', { id: 'survey-photo', name: 'photo', type: 'file', accept: 'image/jpeg,image/png,image/webp' })),
-    el('p', {}, el('strong', {}, `${T.place}: `), el('span', { id: 'survey-place', 'aria-live': 'polite' }, T.noPlace), ' ',
-      el('button', { type: 'button', id: 'survey-locate' }, T.useLocation)),
-    el('button', { type: 'submit' }, T.send),
+    el('p', {}, el('strong', {}, t('survey.place')), ' ', el('span', { id: 'survey-place', 'aria-live': 'polite' }, t('survey.noPlace')), ' ',
+      el('button', { type: 'button', id: 'survey-locate' }, t('survey.useLocation'))),
+    el('button', { type: 'submit' }, t('survey.send')),
     el('div', { id: 'survey-status', role: 'status', 'aria-live': 'polite' }));
 }
 
@@ -72,7 +73,7 @@ async function photoToSend(file, maxBytes) {
   canvas.getContext('2d').drawImage(bitmap, 0, 0, width, height);
   bitmap.close();
   const blob = await new Promise((resolve) => { canvas.toBlob(resolve, 'image/jpeg', JPEG_QUALITY); });
-  if (!blob || blob.size > maxBytes) throw new Error(T.photoTooLarge(maxBytes));
+  if (!blob || blob.size > maxBytes) throw new Error(t('survey.photoTooLarge', { size: megabytes(maxBytes) }));
   return new File([blob], 'photo.jpg', { type: 'image/jpeg' });
 }
 
@@ -104,11 +105,11 @@ function mapLayer(url) {
 /** Wire "Use my location" to the device's geolocation (asked only when the button is pressed). */
 function locateButton(button, choose, status) {
   button.addEventListener('click', () => {
-    if (!navigator.geolocation) { said(status, T.noGeolocation); return; }
-    said(status, T.locating);
+    if (!navigator.geolocation) { said(status, t('survey.noGeolocation')); return; }
+    said(status, t('survey.locating'));
     navigator.geolocation.getCurrentPosition(
       (position) => { choose({ lon: position.coords.longitude, lat: position.coords.latitude }); status.replaceChildren(); },
-      (error) => said(status, T.locationFailed(error.message)),
+      (error) => said(status, t('survey.locationFailed', { message: error.message })),
       { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 },
     );
   });
@@ -125,14 +126,14 @@ export async function startSurvey(say) {
   try {
     layer = await getJsonAt(url);
   } catch (error) {
-    if (!(error instanceof ApiError && error.status === 404)) say.after(el('p', { id: 'survey' }, T.loadFailed(error.message)));
+    if (!(error instanceof ApiError && error.status === 404)) say.after(el('p', { id: 'survey' }, t('survey.loadFailed', { message: error.message })));
     return;  // 404: no survey_categories, no form
   }
   const section = el('section', { id: 'survey', 'aria-labelledby': 'survey-h' },
-    el('h2', { id: 'survey-h' }, T.heading), ...published(layer));
+    el('h2', { id: 'survey-h' }, t('survey.heading')), ...published(layer));
   say.after(section);
   mapLayer(url);
-  if (!layer.open) { section.append(el('p', {}, T.closed)); return; }
+  if (!layer.open) { section.append(el('p', {}, t('survey.closed'))); return; }
   const f = form(layer);
   section.append(f);
   const status = f.querySelector('#survey-status');
@@ -146,21 +147,21 @@ export async function startSurvey(say) {
   f.addEventListener('submit', async (event) => {
     event.preventDefault();
     const values = { consent: f.elements.consent.checked, category: f.elements.category.value, text: f.elements.text.value, place };
-    if (!values.consent) { said(status, T.needConsent); f.elements.consent.focus(); return; }
-    if (!place) { said(status, T.needPlace); return; }
-    if (!globalThis.crypto?.subtle) { said(status, T.needHttps); return; }
+    if (!values.consent) { said(status, t('survey.needConsent')); f.elements.consent.focus(); return; }
+    if (!place) { said(status, t('survey.needPlace')); return; }
+    if (!globalThis.crypto?.subtle) { said(status, t('survey.needHttps')); return; }
     const button = f.querySelector('button[type=submit]');
     button.disabled = true;
     section.dataset.surveyState = 'working';
     try {
       const chosen = f.elements.photo.files[0];
-      if (chosen && chosen.size > layer.photo_max_bytes) said(status, T.shrinking);
+      if (chosen && chosen.size > layer.photo_max_bytes) said(status, t('survey.shrinking'));
       const photo = await photoToSend(chosen, layer.photo_max_bytes);
-      said(status, T.preparing);
+      said(status, t('survey.preparing'));
       const issued = await getJsonAt(url.replace(/observations$/, 'challenge'));
       const nonce = await solveChallenge(issued.challenge, issued.bits, sha256);
       const answer = await send(url, observationFields(values, { challenge: issued.challenge, nonce }), photo);
-      said(status, T.thanks(answer.pseudonym), T.deletionCode(answer.deletion_code));
+      said(status, t('survey.thanks', { pseudonym: answer.pseudonym }), t('survey.deletionCode', { code: answer.deletion_code }));
       f.elements.text.value = '';
       f.elements.photo.value = '';
       section.dataset.surveyState = 'sent';

@@ -2,10 +2,13 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { setLanguage, t } from '../src/i18n.js';
 import {
-  PROPOSE_TEXT, polygonWkt, problemLine, problemsFor, proposalBody, proposalHeading, resultRows,
+  polygonWkt, problemLine, problemsFor, proposalBody, proposalHeading, resultRows,
   settingInput, settingValue, staffActions, staffLine, stateWords,
 } from '../src/proposeText.js';
+
+setLanguage('en');
 
 test('a drawn area becomes a closed WKT polygon with six decimals, and needs three corners', () => {
   assert.equal(polygonWkt([[24.9412345, 60.17], [24.95, 60.17], [24.95, 60.18]]),
@@ -76,14 +79,27 @@ test('a result sits beside the official scenarios, KPI by KPI', () => {
 test('states, headings and staff lines read as words, and staff actions follow the state', () => {
   assert.equal(stateWords('queued'), 'approved, waiting for its run');
   assert.equal(proposalHeading({ title: 'Thirty', pseudonym: 'Resident K7Q2XM', date: '2026-12-10', state: 'done' }),
-    'Thirty, by Resident K7Q2XM · 2026-12-10 · simulated');
+    'Thirty, by Resident K7Q2XM · 10 December 2026 · simulated');
   assert.equal(staffLine({ id: 3, state: 'failed', title: 'T', pseudonym: 'Resident A', reason: 'ok', outcome: 'error: x' }),
-    '#3 failed: T (Resident A) · reason: ok; run: error: x');
+    '#3 T (Resident A): the simulation failed · reason: ok; run: error: x');
   assert.deepEqual(staffActions('submitted'), ['approve', 'reject']);
   assert.deepEqual(staffActions('running'), ['cancel']);
   assert.deepEqual(staffActions('done'), []);
-  for (const action of ['approve', 'reject', 'cancel']) assert.equal(typeof PROPOSE_TEXT[action], 'string');
-  assert.equal(PROPOSE_TEXT.streetsChosen(1), '1 street chosen');
-  assert.equal(PROPOSE_TEXT.sent('Resident A', 4), 'Thank you, Resident A: your proposal (number 4) is waiting for staff review.');
-  assert.equal(PROPOSE_TEXT.deletionCode('del_x'), 'Your deletion code (keep it to delete your proposal; it is shown only now): del_x');
+  assert.deepEqual(['approve', 'reject', 'cancel'].map((action) => t(`proposal.${action}`)), ['Approve and queue', 'Reject', 'Cancel the run']);
+  assert.deepEqual([1, 3].map((count) => t('proposal.streetsChosen', { count })), ['1 street chosen', '3 streets chosen']);
+  assert.equal(t('proposal.sent', { pseudonym: 'Resident A', id: 4 }), 'Thank you, Resident A: your proposal (number 4) is waiting for staff review.');
+  assert.equal(t('proposal.deletionCode', { code: 'del_x' }), 'Your deletion code (keep it to delete your proposal; it is shown only now): del_x');
+});
+
+test('the panel in Slovak and Italian: plural forms, states and dates per language', () => {
+  setLanguage('sk');
+  assert.deepEqual([1, 3, 5].map((count) => t('proposal.streetsChosen', { count })), ['1 vybraná ulica', '3 vybrané ulice', '5 vybraných ulíc']);
+  assert.equal(proposalHeading({ title: 'Tridsiatka', pseudonym: 'Resident K7Q2XM', date: '2026-12-10', state: 'done' }),
+    'Tridsiatka, autor: Resident K7Q2XM · 10. decembra 2026 · nasimulovaný');
+  assert.equal(problemLine({ field: 'interventions[0].speed_kmh', message: 'x' }), 'Opatrenie 1, speed kmh: x');
+  setLanguage('it');
+  assert.deepEqual([1, 2].map((count) => t('proposal.cornersChosen', { count })), ['1 angolo', '2 angoli']);
+  assert.equal(stateWords('queued'), 'approvata, in attesa della simulazione');
+  assert.equal(stateWords('mystery'), 'mystery');
+  setLanguage('en');
 });
