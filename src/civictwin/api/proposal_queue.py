@@ -255,8 +255,13 @@ def _wait_or_kill(process: subprocess.Popen[bytes], timeout_s: float) -> None:
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    """Kill the run's whole process group (its seed workers included) and reap it."""
+    """Kill the run's whole process group (its seed workers included) and reap it; where there are no
+    process groups (Windows), the run's own process."""
+    kill = getattr(signal, "SIGKILL", None)
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
+        if kill is None or not hasattr(os, "killpg"):
+            process.kill()
+        else:
+            os.killpg(process.pid, kill)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=5)
