@@ -57,11 +57,11 @@ from civictwin.engines.traffic.calibration import (
     window_hours,
 )
 from civictwin.engines.traffic.demand import DemandParams
-from civictwin.engines.traffic.fit import fit
+from civictwin.engines.traffic.fit import Fit, fit
 from civictwin.engines.traffic.inputs import TwinInputs, load_twin
 from civictwin.engines.traffic.outputs import read_counts
 from civictwin.engines.traffic.params import TrafficParams, load_params
-from civictwin.engines.traffic.prepare import prepare_scenario
+from civictwin.engines.traffic.prepare import PreparedScenario, prepare_scenario
 from civictwin.engines.traffic.sites import CalibrationSettings, CountSites
 from civictwin.engines.traffic.sumo import binary, sumo_home
 from civictwin.engines.traffic.synthetic import grid_network
@@ -205,7 +205,7 @@ def prior_weights(args: argparse.Namespace, work: Path) -> None:
         )
 
 
-def route_sampler(prepared: object, hourly: pd.DataFrame, work: Path) -> tuple[float, object, object]:
+def route_sampler(prepared: PreparedScenario, hourly: pd.DataFrame, work: Path) -> tuple[float, Fit, Fit]:
     """SUMO's tool chain alone: the prior run's routes sampled by routeSampler to the counts, simulated."""
     work.mkdir(parents=True)
     prior = _simulate(prepared, Factors(), 7, work / "prior")
@@ -239,7 +239,7 @@ def route_sampler(prepared: object, hourly: pd.DataFrame, work: Path) -> tuple[f
     (work / "out.add.xml").write_text(
         f'<additional><edgeData id="c" file="counts.csv" period="3600" edges="{edges}"/></additional>'
     )
-    network = prepared.network  # type: ignore[attr-defined]
+    network = prepared.network
     subprocess.run(
         [
             str(binary("sumo")),

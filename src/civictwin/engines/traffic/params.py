@@ -46,6 +46,12 @@ class TrafficParams(BaseModel):
     """Simulated time before the demand window (s), at the window's first-hour demand, so the
     streets are not empty when counting and the KPIs begin (:mod:`~civictwin.engines.traffic.warmup`);
     at most the demand window. Nothing in the warm-up enters a KPI or a count."""
+    time_to_impatience_s: Annotated[float, Field(gt=0)] = 180.0
+    """Waiting time (s) over which a driver at a junction grows impatient enough to impede traffic
+    with priority (SUMO's ``--time-to-impatience``; 180 s is SUMO's default). The twin has no traffic
+    signals, so every junction is a priority junction: under heavy demand a shorter time (30 s on the
+    demo, an assumption tested there: docs/methods-calibration.md, section 4) keeps the centre from
+    locking up on queues waiting for gaps."""
     mesoscopic: bool = False
     max_teleport_share: Annotated[float, Field(ge=0, le=1)] = 0.05
     max_unfinished_share: Annotated[float, Field(ge=0, le=1)] = 0.05
@@ -76,6 +82,7 @@ class TrafficParams(BaseModel):
             max_unfinished_share=self.max_unfinished_share,
             count_edges=self.count_edges,
             warmup_s=self.warmup_s,
+            time_to_impatience_s=self.time_to_impatience_s,
         )
 
     @field_validator("warmup_s")

@@ -93,7 +93,11 @@ class SimOptions:
     vehroute output with exit times: what a calibration needs to know whose trips a count saw).
     ``warmup_s`` (s) is simulated before the analysed period (:mod:`~civictwin.engines.traffic.warmup`):
     every time given or returned (departures, ``end_s``, counting intervals) is from the end of the
-    warm-up; SUMO's own clock runs ``warmup_s`` ahead of it.
+    warm-up; SUMO's own clock runs ``warmup_s`` ahead of it. ``time_to_impatience_s`` (s) is how long
+    a driver waits at a junction before accepting to impede traffic with priority (SUMO's
+    ``--time-to-impatience``: impatience grows from 0 to 1 over that waiting time; SUMO's default
+    180 s): on a network without traffic signals (the twin has no signal data) a shorter time keeps
+    minor-road queues from waiting for gaps that never come (docs/methods-calibration.md, section 4).
     """
 
     end_s: float
@@ -113,6 +117,7 @@ class SimOptions:
     count_interval_s: float = 3600.0
     count_passages: bool = False
     warmup_s: float = 0.0
+    time_to_impatience_s: float = 180.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -129,6 +134,7 @@ class SimOptions:
             (self.time_to_teleport_s > 0, "time_to_teleport_s", "must be positive"),
             (self.count_interval_s > 0, "count_interval_s", "must be positive"),
             (self.warmup_s >= 0, "warmup_s", "must not be negative"),
+            (self.time_to_impatience_s > 0, "time_to_impatience_s", "must be positive"),
             (
                 self.speed_deviation is None or 0 <= self.speed_deviation <= 1,
                 "speed_deviation",
@@ -398,6 +404,7 @@ def sumo_options(
         "device.rerouting.adaptation-steps": str(max(1, round(ROUTING_WINDOW_S / adaptation))),
         "device.emissions.probability": "1",
         "time-to-teleport": f"{options.time_to_teleport_s:g}",
+        "time-to-impatience": f"{options.time_to_impatience_s:g}",
         "ignore-route-errors": _bool(options.ignore_route_errors),
         "tripinfo-output": files.tripinfo,
         "tripinfo-output.write-unfinished": "true",
