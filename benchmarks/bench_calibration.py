@@ -62,6 +62,7 @@ from civictwin.engines.traffic.inputs import TwinInputs, load_twin
 from civictwin.engines.traffic.outputs import read_counts
 from civictwin.engines.traffic.params import TrafficParams, load_params
 from civictwin.engines.traffic.prepare import PreparedScenario, prepare_scenario
+from civictwin.engines.traffic.run import CAR_DEPARTURE
 from civictwin.engines.traffic.sites import CalibrationSettings, CountSites
 from civictwin.engines.traffic.sumo import binary, sumo_home
 from civictwin.engines.traffic.synthetic import grid_network
@@ -211,7 +212,7 @@ def route_sampler(prepared: PreparedScenario, hourly: pd.DataFrame, work: Path) 
     With a warm-up (``warmup_s`` in the twin's parameters) the counts are for SUMO's hour from the
     warm-up's end, and the sampled vehicles of its first ``warmup_s`` seconds run once more in the
     warm-up (:func:`warmup_copies`), as the engine's own runs do; sumo gets the twin's
-    ``time_to_impatience_s`` too.
+    ``time_to_impatience_s`` and the engine's departure lane and speed too.
     """
     work.mkdir(parents=True)
     warmup_s = float(prepared.params.warmup_s)
@@ -271,6 +272,10 @@ def route_sampler(prepared: PreparedScenario, hourly: pd.DataFrame, work: Path) 
             "true",
             "--time-to-impatience",
             f"{prepared.params.time_to_impatience_s:g}",
+            "--default.departlane",
+            CAR_DEPARTURE["departLane"],
+            "--default.departspeed",
+            CAR_DEPARTURE["departSpeed"],
         ],
         cwd=work,
         check=True,

@@ -1,4 +1,6 @@
-"""Driver impatience at junctions without signals: how long a side-street car waits for a gap.
+"""What lets a signal-less centre carry heavy traffic: driver impatience and how cars enter.
+
+Impatience: how long a side-street car waits for a gap.
 
 On the 3×3 grid built without traffic signals (as the twin's networks are where streets are slow:
 netconvert guesses none), Main Street (``101_*``, primary, priority over the residential avenues)
@@ -7,10 +9,13 @@ carries one car every 3 s in each direction from 0 s, and one car crosses it fro
 deviation) make the run deterministic. With SUMO's default ``--time-to-impatience`` of 180 s the
 crossing car waits 138 s for a gap; with 30 s its impatience reaches 1 after 30 s of waiting, it
 takes a gap the priority cars must brake for, and it waits 24 s.
+
+Entering: every car is written to enter on the lane best for its route at its desired speed.
 """
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import geopandas as gpd
@@ -19,7 +24,7 @@ import pytest
 from civictwin.engines.traffic.network import build_sumo_network
 from civictwin.engines.traffic.outputs import OutputFiles
 from civictwin.engines.traffic.params import TrafficParams
-from civictwin.engines.traffic.run import CarTrip, SimOptions, run_sumo, sumo_options
+from civictwin.engines.traffic.run import CarTrip, SimOptions, run_sumo, sumo_options, write_trips
 
 Grid = tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]
 
@@ -61,3 +66,13 @@ def test_impatience_reaches_sumo_from_the_parameters(grid: Grid, tmp_path: Path)
         net, TrafficParams(time_to_impatience_s=30).sim_options(), seed=1, files=OutputFiles(), n_trips=1
     )
     assert default["time-to-impatience"] == "180" and set_30["time-to-impatience"] == "30"
+
+
+def test_cars_enter_on_their_best_lane_at_their_desired_speed(tmp_path: Path) -> None:
+    trips = [CarTrip("t1", "a", "b", 5.0), CarTrip("t0", "a", "c", 0.0)]
+    path = write_trips(trips, SimOptions(end_s=60), tmp_path / "trips.rou.xml")
+    written = [t.attrib for t in ET.parse(path).getroot().iter("trip")]
+    assert [(t["id"], t["departLane"], t["departSpeed"]) for t in written] == [
+        ("t0", "best", "desired"),
+        ("t1", "best", "desired"),
+    ]
