@@ -57,11 +57,12 @@ from civictwin.engines.traffic.calibration import (
     window_hours,
 )
 from civictwin.engines.traffic.demand import DemandParams
-from civictwin.engines.traffic.fit import fit
+from civictwin.engines.traffic.fit import Fit, fit
 from civictwin.engines.traffic.inputs import TwinInputs, load_twin
 from civictwin.engines.traffic.outputs import read_counts
 from civictwin.engines.traffic.params import TrafficParams, load_params
-from civictwin.engines.traffic.prepare import prepare_scenario
+from civictwin.engines.traffic.prepare import PreparedScenario, prepare_scenario
+from civictwin.engines.traffic.run import CAR_DEPARTURE
 from civictwin.engines.traffic.sites import CalibrationSettings, CountSites
 from civictwin.engines.traffic.sumo import binary, sumo_home
 from civictwin.engines.traffic.synthetic import grid_network
@@ -205,15 +206,22 @@ def prior_weights(args: argparse.Namespace, work: Path) -> None:
         )
 
 
-def route_sampler(prepared: object, hourly: pd.DataFrame, work: Path) -> tuple[float, object, object]:
-    """SUMO's tool chain alone: the prior run's routes sampled by routeSampler to the counts, simulated."""
+def route_sampler(prepared: PreparedScenario, hourly: pd.DataFrame, work: Path) -> tuple[float, Fit, Fit]:
+    """SUMO's tool chain alone: the prior run's routes sampled by routeSampler to the counts, simulated.
+
+    With a warm-up (``warmup_s`` in the twin's parameters) the counts are for SUMO's hour from the
+    warm-up's end, and the sampled vehicles of its first ``warmup_s`` seconds run once more in the
+    warm-up (:func:`warmup_copies`), as the engine's own runs do; sumo gets the twin's
+    ``time_to_impatience_s`` and the engine's departure lane and speed too.
+    """
     work.mkdir(parents=True)
+    warmup_s = float(prepared.params.warmup_s)
     prior = _simulate(prepared, Factors(), 7, work / "prior")
     paired = hourly.merge(prior.counts[prior.counts["hour"] == 0], on="edge_id")
     prior_fit = fit(paired["observed"], paired["vehicles"])
     routes = next((work / "prior").glob("iteration_*/vehroutes.xml"))
     data = ET.Element("data")
-    interval = ET.SubElement(data, "interval", id="counts", begin="0", end="3600")
+    interval = ET.SubElement(data, "interval", id="counts", begin=f"{warmup_s:g}", end=f"{warmup_s + 3600:g}")
     for edge, count in zip(hourly["edge_id"], hourly["observed"], strict=True):
         ET.SubElement(interval, "edge", id=str(edge), entered=f"{count:g}")
     ET.ElementTree(data).write(work / "counts.xml")
@@ -235,18 +243,23 @@ def route_sampler(prepared: object, hourly: pd.DataFrame, work: Path) -> tuple[f
         check=True,
         capture_output=True,
     )
+    route_files = "sampled.rou.xml"
+    if warmup_s > 0:
+        warmup_copies(work / "sampled.rou.xml", work / "warmup.rou.xml", warmup_s=warmup_s)
+        route_files += ",warmup.rou.xml"
     edges = " ".join(sorted(hourly["edge_id"]))
     (work / "out.add.xml").write_text(
-        f'<additional><edgeData id="c" file="counts.csv" period="3600" edges="{edges}"/></additional>'
+        f'<additional><edgeData id="c" file="counts.csv" begin="{warmup_s:g}" period="3600" '
+        f'edges="{edges}"/></additional>'
     )
-    network = prepared.network  # type: ignore[attr-defined]
-    subprocess.run(
+    network = prepared.network
+    done = subprocess.run(
         [
             str(binary("sumo")),
             "-n",
             str(network.net_file.resolve()),
             "-r",
-            "sampled.rou.xml",
+            route_files,
             "--additional-files",
             "out.add.xml",
             "--no-step-log",
@@ -254,16 +267,42 @@ def route_sampler(prepared: object, hourly: pd.DataFrame, work: Path) -> tuple[f
             "--no-warnings",
             "true",
             "--end",
-            "5400",
+            f"{warmup_s + 5400:g}",
+            "--duration-log.statistics",
+            "true",
+            "--time-to-impatience",
+            f"{prepared.params.time_to_impatience_s:g}",
+            "--default.departlane",
+            CAR_DEPARTURE["departLane"],
+            "--default.departspeed",
+            CAR_DEPARTURE["departSpeed"],
         ],
         cwd=work,
         check=True,
         capture_output=True,
+        text=True,
     )
     elapsed = time.perf_counter() - start
-    counts = read_counts(work / "counts.csv", list(hourly["edge_id"]), interval_s=3600.0, period_s=5400.0)
+    log(done.stdout[done.stdout.find("Performance:") :].strip())
+    counts = read_counts(
+        work / "counts.csv", list(hourly["edge_id"]), interval_s=3600.0, period_s=5400.0, offset_s=warmup_s
+    )
     merged = hourly.merge(counts[counts["interval"] == 0], on="edge_id")
     return elapsed, fit(merged["observed"], merged["vehicles"]), prior_fit
+
+
+def warmup_copies(sampled: Path, path: Path, *, warmup_s: float) -> None:
+    """The sampled vehicles departing in the counted hour's first ``warmup_s`` seconds once more,
+    ``warmup_s`` earlier (ids ``w<id>``): the warm-up replays the hour's start, as the engine's does."""
+    root = ET.parse(sampled).getroot()
+    copies = ET.Element("routes")
+    for vehicle in root.iter("vehicle"):
+        depart = float(vehicle.get("depart", "0"))
+        if depart < 2 * warmup_s:
+            copy = ET.SubElement(copies, "vehicle", {**vehicle.attrib, "id": "w" + str(vehicle.get("id"))})
+            copy.set("depart", f"{depart - warmup_s:.2f}")
+            copy.extend(list(vehicle))
+    ET.ElementTree(copies).write(path)
 
 
 def twin(args: argparse.Namespace, work: Path) -> None:

@@ -57,6 +57,7 @@ from civictwin.engines.traffic.params import TrafficParams, load_params
 from civictwin.engines.traffic.prepare import PreparedScenario, prepare_scenario, with_od_factors
 from civictwin.engines.traffic.simulate import SeedOutcome, simulate_seed
 from civictwin.engines.traffic.sites import CalibrationSettings, CountSites, load_count_sites
+from civictwin.engines.traffic.warmup import original_id
 from civictwin.errors import EngineError
 from civictwin.scenarios.spec import Scenario
 
@@ -299,8 +300,9 @@ def update_factors(
     """One generalised least-squares update of the OD and gateway factors from the paths of the last run.
 
     Each unknown ``u`` (an OD pair of the base matrix, or one flow of a gateway) has ``a[s, u]``, the
-    vehicles of it the run counted at site-hour ``s`` (under factor ``g_u``), and ``b[s]`` is the rest
-    of the count (event trips); new factors ``x`` give the count ``b[s] + Σ_u a[s, u] x_u / g_u``.
+    vehicles of it the run counted at site-hour ``s`` (under factor ``g_u``; the warm-up's copies of
+    its trips too, as the factor scales them as well), and ``b[s]`` is the rest of the count (event
+    trips); new factors ``x`` give the count ``b[s] + Σ_u a[s, u] x_u / g_u``.
     Minimised: ``Σ_s (c_s − count_s)² / max(c_s, 1)`` (Poisson variance of a count)
     ``+ w_u Σ_u T_u (x_u − 1)²`` (``T_u`` the unknown's expected car trips in the prior, the same
     variance form; ``w_u`` is ``prior_weight`` for an OD pair, ``gateway_prior_weight`` for a gateway
@@ -308,7 +310,7 @@ def update_factors(
     :func:`gateway_bounds` for a gateway flow. Unknowns no site saw keep their factor.
     """
     passages = outcome.passages
-    ids = passages["trip_id"].astype(str)
+    ids = passages["trip_id"].astype(str).map(original_id)  # a warm-up trip belongs to its copy's unknown
     od_seen = passages[ids.str.startswith(BASE_PREFIX)]
     zones = prepared.layers[0].od.zones
     od_keys: list[Pair] = [(zones[i], zones[j]) for i, j in map(trip_pair, od_seen["trip_id"].astype(str))]

@@ -175,6 +175,7 @@ def read_result(
     count_edges: Sequence[str] = (),
     count_interval_s: float = 3600.0,
     count_passages: bool = False,
+    offset_s: float = 0.0,
 ) -> SimResult:
     """Parse one finished run's outputs in ``workdir`` into a :class:`SimResult`.
 
@@ -183,11 +184,16 @@ def read_result(
     :attr:`~civictwin.engines.traffic.network.SumoNetwork.chains`) with ``trip_edges`` (``trip_id``,
     ``from_edge``, ``to_edge``: each trip's first and last twin edge) give the edges per twin edge.
     ``count_edges`` were counted per ``count_interval_s`` over ``[0, period_s]`` (:func:`read_counts`).
+    ``offset_s`` (s): how far SUMO's clock runs ahead of the analysed period (a warm-up, see
+    :mod:`~civictwin.engines.traffic.warmup`): ``period_s``, the intervals and the trips' ``depart_s``
+    count from it.
     """
     edges = read_edges(
         workdir / files.traffic, workdir / files.emissions, workdir / files.noise, period_s=period_s
     )
-    trips = read_trips(workdir / files.tripinfo, trip_ids, arrived_by=period_s)
+    arrived_by = None if period_s is None else offset_s + period_s
+    trips = read_trips(workdir / files.tripinfo, trip_ids, arrived_by=arrived_by)
+    trips["depart_s"] = trips["depart_s"].astype(float) - offset_s
     if chains is not None and trip_edges is not None:
         edges = split_chains(edges, chains, trip_counts(trips, trip_edges))
     stats = read_statistics(workdir / files.statistics)
@@ -204,12 +210,18 @@ def read_result(
         seed=seed,
         workdir=workdir,
         counts=(
-            read_counts(workdir / files.counts, count_edges, interval_s=count_interval_s, period_s=period_s)
+            read_counts(
+                workdir / files.counts,
+                count_edges,
+                interval_s=count_interval_s,
+                period_s=period_s,
+                offset_s=offset_s,
+            )
             if count_edges
             else no_counts()
         ),
         passages=(
-            read_passages(workdir / files.routes, count_edges, interval_s=count_interval_s)
+            read_passages(workdir / files.routes, count_edges, interval_s=count_interval_s, offset_s=offset_s)
             if count_edges and count_passages
             else no_passages()
         ),
@@ -247,10 +259,13 @@ def no_passages() -> pd.DataFrame:
     )
 
 
-def read_passages(path: Path, edges: Sequence[str], *, interval_s: float) -> pd.DataFrame:
+def read_passages(
+    path: Path, edges: Sequence[str], *, interval_s: float, offset_s: float = 0.0
+) -> pd.DataFrame:
     """Which trip entered which of ``edges`` in which interval, from SUMO's vehroute output with exit
     times (:data:`PASSAGE_COLUMNS`). A trip enters an edge when it leaves the edge before it (or at
-    its departure, on its first edge), as SUMO's edgeData counts it."""
+    its departure, on its first edge), as SUMO's edgeData counts it. Intervals count from SUMO's
+    second ``offset_s`` (a warm-up's end); an entry before it is no passage."""
     wanted = set(edges)
     rows: list[tuple[str, str, int]] = []
     for _, element in ET.iterparse(_existing(path)):
@@ -262,9 +277,9 @@ def read_passages(path: Path, edges: Sequence[str], *, interval_s: float) -> pd.
             exits = [float(t) for t in (route.get("exitTimes") or "").split()]
             entries = [float(element.get("depart", "0")), *exits[:-1]]
             rows.extend(
-                (str(element.get("id")), edge, math.floor(entry / interval_s + 1e-9))
+                (str(element.get("id")), edge, math.floor((entry - offset_s) / interval_s + 1e-9))
                 for edge, entry in zip(route_edges, entries, strict=False)
-                if edge in wanted
+                if edge in wanted and entry >= offset_s
             )
         element.clear()
     if not rows:
@@ -275,20 +290,22 @@ def read_passages(path: Path, edges: Sequence[str], *, interval_s: float) -> pd.
 
 
 def read_counts(
-    path: Path, edges: Sequence[str], *, interval_s: float, period_s: float | None
+    path: Path, edges: Sequence[str], *, interval_s: float, period_s: float | None, offset_s: float = 0.0
 ) -> pd.DataFrame:
     """Vehicles per counting edge and interval from the periodic edgeData output (:data:`COUNT_COLUMNS`).
 
     Every edge gets every interval that starts within ``[0, period_s)`` (or within the run, without
     ``period_s``): SUMO writes nothing for the intervals after a run that ended early, and in them
     nothing passed. ``vehicles`` = entered + started on the edge (a counter on it sees both).
+    Intervals count from SUMO's second ``offset_s`` (where the counting began: a warm-up's end).
     """
     frame = _read_csv(
         path,
         {_INTERVAL: "begin", "edge_id": "edge_id", "edge_entered": "entered", "edge_departed": "departed"},
     )
     frame = frame[frame["edge_id"].isin(set(edges))]
-    frame["interval"] = np.floor(frame["begin"].astype(float) / interval_s + 1e-9).astype(np.int64)
+    since = frame["begin"].astype(float) - offset_s
+    frame["interval"] = np.floor(since / interval_s + 1e-9).astype(np.int64)
     frame["vehicles"] = frame["entered"].fillna(0) + frame["departed"].fillna(0)
     last = (
         math.ceil(period_s / interval_s - 1e-9)

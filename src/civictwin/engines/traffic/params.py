@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from civictwin.engines.traffic.demand import DemandParams
 from civictwin.engines.traffic.gateways import GatewayFlow, GatewaySettings
@@ -42,6 +42,16 @@ class TrafficParams(BaseModel):
     demand_window_s: Annotated[float, Field(gt=0)] = 3600.0
     clearance_s: Annotated[float, Field(ge=0)] = 1800.0
     """Simulated time after the demand window for the last trips to arrive."""
+    warmup_s: Annotated[float, Field(ge=0, le=3600)] = 0.0
+    """Simulated time before the demand window (s), at the window's first-hour demand, so the
+    streets are not empty when counting and the KPIs begin (:mod:`~civictwin.engines.traffic.warmup`);
+    at most the demand window. Nothing in the warm-up enters a KPI or a count."""
+    time_to_impatience_s: Annotated[float, Field(gt=0)] = 180.0
+    """Waiting time (s) over which a driver at a junction grows impatient enough to impede traffic
+    with priority (SUMO's ``--time-to-impatience``; 180 s is SUMO's default). The twin has no traffic
+    signals, so every junction is a priority junction: under heavy demand a shorter time (30 s on the
+    demo, an assumption tested there: docs/methods-calibration.md, section 4) keeps the centre from
+    locking up on queues waiting for gaps."""
     mesoscopic: bool = False
     max_teleport_share: Annotated[float, Field(ge=0, le=1)] = 0.05
     max_unfinished_share: Annotated[float, Field(ge=0, le=1)] = 0.05
@@ -71,7 +81,17 @@ class TrafficParams(BaseModel):
             max_teleport_share=self.max_teleport_share,
             max_unfinished_share=self.max_unfinished_share,
             count_edges=self.count_edges,
+            warmup_s=self.warmup_s,
+            time_to_impatience_s=self.time_to_impatience_s,
         )
+
+    @field_validator("warmup_s")
+    @classmethod
+    def _warmup_within_window(cls, value: float, info: ValidationInfo) -> float:
+        window = info.data.get("demand_window_s")
+        if window is not None and value > window:
+            raise ValueError(f"longer than the demand window ({window:g} s) whose first seconds it replays")
+        return value
 
 
 def load_params(twin_dir: Path, **overrides: Any) -> TrafficParams:

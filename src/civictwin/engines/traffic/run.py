@@ -30,6 +30,7 @@ from civictwin.engines.traffic.busfiles import BusFiles, BusPlan, is_bus, write_
 from civictwin.engines.traffic.network import SumoNetwork
 from civictwin.engines.traffic.outputs import OutputFiles, SimResult, read_result
 from civictwin.engines.traffic.sumo import run_binary
+from civictwin.engines.traffic.transit import BusService
 from civictwin.errors import EngineError
 
 __all__ = ["DEFAULT_FLEET_MIX", "CarTrip", "SimOptions", "SimResult", "run_sumo"]
@@ -61,6 +62,15 @@ vehicle (5 m, SUMO's default) plus 0.1 m (SUMO's ``POSITION_EPS``; tripinfo repo
 A trip starting on a twin edge inside a merged SUMO edge starts that far into the twin edge."""
 
 
+CAR_DEPARTURE: Mapping[str, str] = MappingProxyType({"departLane": "best", "departSpeed": "desired"})
+"""How a car enters the network: on the lane best for its route, at its desired speed (SUMO's
+``departSpeed="desired"``: the insertion waits until that is safe). ``departSpeed="max"`` (the
+fastest safe speed, however slow) put cars into standing queues; with the same routes, seed and
+impatience it left 358 teleports and the demo's counted streets at 375–971 of their observed
+634–1,327 vehicles an hour, where ``desired`` had none and all five within GEH 1.6
+(docs/methods-calibration.md, section 4)."""
+
+
 @dataclass(frozen=True)
 class CarTrip:
     """One car trip: start and end edge (ids of the twin's directed edges) and departure second."""
@@ -90,6 +100,13 @@ class SimOptions:
     point on them would record them (:attr:`SimResult.counts`); with ``count_passages`` also which
     trip passed which counting edge in which interval (:attr:`SimResult.passages`, from SUMO's
     vehroute output with exit times: what a calibration needs to know whose trips a count saw).
+    ``warmup_s`` (s) is simulated before the analysed period (:mod:`~civictwin.engines.traffic.warmup`):
+    every time given or returned (departures, ``end_s``, counting intervals) is from the end of the
+    warm-up; SUMO's own clock runs ``warmup_s`` ahead of it. ``time_to_impatience_s`` (s) is how long
+    a driver waits at a junction before accepting to impede traffic with priority (SUMO's
+    ``--time-to-impatience``: impatience grows from 0 to 1 over that waiting time; SUMO's default
+    180 s): on a network without traffic signals (the twin has no signal data) a shorter time keeps
+    minor-road queues from waiting for gaps that never come (docs/methods-calibration.md, section 4).
     """
 
     end_s: float
@@ -108,6 +125,8 @@ class SimOptions:
     count_edges: tuple[str, ...] = ()
     count_interval_s: float = 3600.0
     count_passages: bool = False
+    warmup_s: float = 0.0
+    time_to_impatience_s: float = 180.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -123,6 +142,8 @@ class SimOptions:
             (0 <= self.max_unfinished_share <= 1, "max_unfinished_share", "must be a share in [0, 1]"),
             (self.time_to_teleport_s > 0, "time_to_teleport_s", "must be positive"),
             (self.count_interval_s > 0, "count_interval_s", "must be positive"),
+            (self.warmup_s >= 0, "warmup_s", "must not be negative"),
+            (self.time_to_impatience_s > 0, "time_to_impatience_s", "must be positive"),
             (
                 self.speed_deviation is None or 0 <= self.speed_deviation <= 1,
                 "speed_deviation",
@@ -150,8 +171,14 @@ def run_sumo(
     options: SimOptions,
     buses: BusPlan | None = None,
     bikes: Sequence[CarTrip] = (),
+    warmup: Sequence[CarTrip] = (),
 ) -> SimResult:
     """Simulate ``trips`` on ``network`` with one ``seed`` in a sumo process; outputs go to ``workdir``.
+
+    ``warmup`` (car trips departing in ``[0, options.warmup_s)``, ids from
+    :func:`~civictwin.engines.traffic.warmup.warmup_trips`) run before ``trips``, bikes and buses,
+    which are written ``options.warmup_s`` later; the warm-up trips appear in no result but the edges
+    and counts they pass after the warm-up.
 
     With ``buses`` their runs are simulated too (:mod:`~civictwin.engines.traffic.busfiles`): their
     tripinfo goes to :attr:`SimResult.bus_trips`, the car trips alone stay in ``trips`` and in the
@@ -160,7 +187,7 @@ def run_sumo(
     network lacks, when sumo fails (quoting its message), or when teleports/unfinished trips exceed
     their allowed shares.
     """
-    _check_trips(network, trips)
+    _check_trips(network, [*trips, *warmup])
     _check_bikes(network, bikes)
     options = dataclasses.replace(options, count_edges=countable_edges(network, options.count_edges))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -168,16 +195,21 @@ def run_sumo(
     for stale in files.paths(workdir):  # never read a previous, interrupted run's outputs
         stale.unlink(missing_ok=True)
     chains = network.chains if len(network.chains) else None
-    write_trips(trips, options, workdir / "trips.rou.xml", chains=chains)
+    later = options.warmup_s
+    write_trips([*warmup, *shifted(trips, by_s=later)], options, workdir / "trips.rou.xml", chains=chains)
     write_output_definitions(files, options, workdir / "outputs.add.xml")
     bus_files = None
     if buses is not None and buses.service.runs:
         bus_files = write_bus_files(
-            buses.service, buses.settings, workdir, chains=chains, cycle_lanes=buses.cycle_lanes
+            shifted_service(buses.service, by_s=later),
+            buses.settings,
+            workdir,
+            chains=chains,
+            cycle_lanes=buses.cycle_lanes,
         )
     if bikes:
-        write_bike_trips(bikes, workdir / BIKE_ROUTES, chains=chains)
-    n_vehicles = len(trips) + len(bikes) + (len(bus_files.lines) if bus_files else 0)
+        write_bike_trips(shifted(bikes, by_s=later), workdir / BIKE_ROUTES, chains=chains)
+    n_vehicles = len(trips) + len(warmup) + len(bikes) + (len(bus_files.lines) if bus_files else 0)
     config = write_config(
         network,
         options,
@@ -227,13 +259,23 @@ def run_sumo(
         count_edges=options.count_edges,
         count_interval_s=options.count_interval_s,
         count_passages=options.count_passages,
+        offset_s=later,
     )
+    if warmup:
+        result = _without(result, {t.trip_id for t in warmup})
     if bus_files is not None:
-        result = _split_buses(result, bus_files)
+        result = _split_buses(result, bus_files, offset_s=later)
     if bikes:
         result = _split_bikes(result, [t.trip_id for t in bikes])
     _check_quality(result, len(trips), options)
     return result
+
+
+def _without(result: SimResult, warmup_ids: set[str]) -> SimResult:
+    """The run without its warm-up trips' tripinfo (they are in no KPI and no quality check)."""
+    trips = result.trips
+    kept = trips[~trips["trip_id"].astype(str).isin(warmup_ids)].reset_index(drop=True)
+    return dataclasses.replace(result, trips=kept, unfinished=int((~kept["arrived"].astype(bool)).sum()))
 
 
 def _split_bikes(result: SimResult, bike_ids: Sequence[str]) -> SimResult:
@@ -257,6 +299,17 @@ def _split_bikes(result: SimResult, bike_ids: Sequence[str]) -> SimResult:
     )
 
 
+def shifted(trips: Sequence[CarTrip], *, by_s: float) -> list[CarTrip]:
+    """``trips`` departing ``by_s`` seconds later (window time to simulation time: a warm-up)."""
+    return [dataclasses.replace(trip, depart_s=trip.depart_s + by_s) for trip in trips]
+
+
+def shifted_service(service: BusService, *, by_s: float) -> BusService:
+    """``service`` with every run leaving ``by_s`` seconds later (window time to simulation time)."""
+    runs = tuple(dataclasses.replace(run, depart_s=run.depart_s + by_s) for run in service.runs)
+    return dataclasses.replace(service, runs=runs)
+
+
 def write_bike_trips(trips: Sequence[CarTrip], path: Path, *, chains: pd.DataFrame | None = None) -> Path:
     """Bicycle trips (SUMO's ``bicycle`` class with its default type) placed on their twin edges as
     :func:`write_trips` places cars."""
@@ -269,7 +322,7 @@ def write_bike_trips(trips: Sequence[CarTrip], path: Path, *, chains: pd.DataFra
     return path
 
 
-def _split_buses(result: SimResult, buses: BusFiles) -> SimResult:
+def _split_buses(result: SimResult, buses: BusFiles, *, offset_s: float = 0.0) -> SimResult:
     """The run with its transit runs' tripinfo in ``bus_trips`` (every run, arrived or not, with its
     line) and only the car trips in ``trips`` and ``unfinished``.
 
@@ -284,7 +337,7 @@ def _split_buses(result: SimResult, buses: BusFiles) -> SimResult:
     if missing:
         absent = pd.DataFrame({"trip_id": missing, "arrived": False}, columns=found.columns)
         found = pd.concat([found, absent], ignore_index=True) if len(found) else absent
-    scheduled = found["trip_id"].astype(str).map(buses.departs).astype(float)
+    scheduled = found["trip_id"].astype(str).map(buses.departs).astype(float) - offset_s
     late = (found["depart_s"].astype(float) - scheduled).clip(lower=0.0)
     found = found.assign(
         duration_s=found["duration_s"] + late,
@@ -344,7 +397,7 @@ def sumo_options(
             "max-num-teleports": str(math.floor(options.max_teleport_share * n_trips)),
         }
     else:
-        limits = {"end": f"{options.end_s:g}"}
+        limits = {"end": f"{options.warmup_s + options.end_s:g}"}
     values: dict[str, str] = {
         "net-file": str(network.net_file.resolve()),
         "route-files": ",".join(routes),
@@ -360,6 +413,7 @@ def sumo_options(
         "device.rerouting.adaptation-steps": str(max(1, round(ROUTING_WINDOW_S / adaptation))),
         "device.emissions.probability": "1",
         "time-to-teleport": f"{options.time_to_teleport_s:g}",
+        "time-to-impatience": f"{options.time_to_impatience_s:g}",
         "ignore-route-errors": _bool(options.ignore_route_errors),
         "tripinfo-output": files.tripinfo,
         "tripinfo-output.write-unfinished": "true",
@@ -425,7 +479,7 @@ def write_trips(
     for trip in sorted(trips, key=lambda t: (t.depart_s, t.trip_id)):
         attributes = _placed_trip(
             trip, places, vtype=FLEET_TYPE, depart_ahead_m=BASE_DEPART_POS_M,
-            extra={"departLane": "best", "departSpeed": "max"},
+            extra=CAR_DEPARTURE,
         )  # fmt: skip
         ET.SubElement(root, "trip", attributes)
     _write_xml(root, path)
@@ -477,22 +531,23 @@ def _places(chains: pd.DataFrame | None) -> dict[str, _Place]:
 
 
 def write_output_definitions(files: OutputFiles, options: SimOptions, path: Path) -> Path:
-    """edgeData definitions: traffic, emissions and Harmonoise noise, one interval over the run; and
-    the counting edges' traffic per counting interval, when there are any."""
+    """edgeData definitions: traffic, emissions and Harmonoise noise, one interval over the run after
+    its warm-up; and the counting edges' traffic per counting interval from the warm-up's end, when
+    there are any."""
     root = ET.Element("additional")
-    end = f"{options.end_s:g}"
-    ET.SubElement(root, "edgeData", id="traffic", file=files.traffic, begin="0", end=end)
+    begin, end = f"{options.warmup_s:g}", f"{options.warmup_s + options.end_s:g}"
+    ET.SubElement(root, "edgeData", id="traffic", file=files.traffic, begin=begin, end=end)
     ET.SubElement(
-        root, "edgeData", id="emissions", type="emissions", file=files.emissions, begin="0", end=end
+        root, "edgeData", id="emissions", type="emissions", file=files.emissions, begin=begin, end=end
     )
-    ET.SubElement(root, "edgeData", id="noise", type="harmonoise", file=files.noise, begin="0", end=end)
+    ET.SubElement(root, "edgeData", id="noise", type="harmonoise", file=files.noise, begin=begin, end=end)
     if options.count_edges:
         ET.SubElement(
             root,
             "edgeData",
             id="counts",
             file=files.counts,
-            begin="0",
+            begin=begin,
             period=f"{options.count_interval_s:g}",
             edges=" ".join(sorted(options.count_edges)),
         )

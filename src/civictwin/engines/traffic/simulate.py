@@ -43,6 +43,7 @@ from civictwin.engines.traffic.params import TrafficParams
 from civictwin.engines.traffic.prepare import PreparedScenario, prepare_scenario
 from civictwin.engines.traffic.run import BIKE_PREFIX, CarTrip, run_sumo
 from civictwin.engines.traffic.transit import GTFS_RUN_PREFIX
+from civictwin.engines.traffic.warmup import warmup_trips
 from civictwin.scenarios.spec import Scenario
 from civictwin.store.base import Store
 
@@ -101,6 +102,7 @@ def simulate_seed(
             options=options,
             buses=prepared.buses,
             bikes=_bike_trips(prepared, shares, seed, iteration),
+            warmup=warmup_trips(trips, warmup_s=params.warmup_s),
         )
         sumo_wall += result.wall_s
     assert result is not None  # iterations >= 1
