@@ -634,7 +634,7 @@ class ComputeSection(_Strict):
 class BuildSection(_Strict):
     """``[build]``: how much memory and disk a build may use (docs/configuration.md, region-sized twins)."""
 
-    memory_mb: Annotated[int, Field(ge=256, le=1_048_576)] = Field(
+    memory_mb: Annotated[int, Field(ge=64, le=1_048_576)] = Field(
         default=4096,
         description="Memory budget of a build (MB): DuckDB's working memory is capped at shares of it and "
         "spills to disk beyond; the road network is built in spatial partitions sized to fit it",

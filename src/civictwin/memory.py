@@ -48,8 +48,8 @@ class BuildMemory:
         return cls(budget_mb=settings.memory_mb, temp_dir=temp_dir, spill_mb=settings.spill_mb)
 
     def share_mb(self, share: float) -> int:
-        """``share`` of the budget in whole MB (at least 64: DuckDB needs some to work at all)."""
-        return max(64, int(self.budget_mb * share))
+        """``share`` of the budget in whole MB (at least 32: DuckDB needs some to work at all)."""
+        return max(32, int(self.budget_mb * share))
 
     def network_partitions(self, roads: int) -> int:
         """How many spatial partitions the network of ``roads`` roads needs to fit its share (≥ 1)."""

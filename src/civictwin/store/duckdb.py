@@ -91,8 +91,10 @@ def out_of_room(exc: BaseException) -> str | None:
     """
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"no space left on the disk ({exc.filename or 'writing'})"
+    if isinstance(exc, duckdb.OutOfMemoryException) and "max_temp_directory_size" in str(exc):
+        return f"its working memory needed more disk to spill to than [build] spill_mb allows ({_first_line(exc)})"
     if isinstance(exc, duckdb.OutOfMemoryException):
-        return f"out of memory and of room to spill it ({_first_line(exc)})"
+        return f"out of memory, with no room left to spill to disk ({_first_line(exc)})"
     if isinstance(exc, duckdb.IOException) and "No space left on device" in str(exc):
         return f"no space left on the disk ({_first_line(exc)})"
     return None
