@@ -201,14 +201,14 @@ def region(sizes: list[int], repeat: int, inputs: Path) -> None:
     print()
     names = list(rows[0][2]["steps"])
     print("Steps (… inside the step above it; a peak only for the outermost steps):\n")
-    print("| step | " + " | ".join(f"{n}×{n} s (peak MB)" for n, *_ in rows) + " |")
+    print("| step | " + " | ".join(f"{n}×{n} s / CPU s (peak MB)" for n, *_ in rows) + " |")
     print("|---|" + "---|" * len(rows))
     for name in names:
         cells = []
         for _, _, r, _ in rows:
             step = r["steps"].get(name, {})
             peak = f" ({step['peak_mb']})" if step.get("peak_mb") is not None else ""
-            cells.append(f"{step['seconds']:.1f}{peak}" if step else "–")
+            cells.append(f"{step['seconds']:.1f} / {step['cpu_seconds']:.1f}{peak}" if step else "–")
         print(f"| {'… ' if name.startswith(' ') else ''}{name.strip()} | " + " | ".join(cells) + " |")
 
 

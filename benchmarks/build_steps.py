@@ -4,7 +4,8 @@ Run in a fresh process (``bench_build.py`` does): wraps the build's step functio
 ``build_twin`` on the given ``twin.toml`` and prints one JSON line with the whole build's seconds and
 peak MB and, per step, its seconds (inclusive of the steps inside it, summed over calls) and, for the
 outermost steps, the process's peak RSS while it ran (Linux: ``/proc/self/clear_refs`` resets the
-peak before each). Nested steps are indented by their depth in the printed table.
+peak before each), and its CPU seconds (all threads: DuckDB's too), which a machine shared with other
+work disturbs far less than wall time. Nested steps' names start with spaces.
 
     .venv/bin/python benchmarks/build_steps.py TWIN_DIR
 """
@@ -43,6 +44,7 @@ class Steps:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}
         self.peak_mb: dict[str, float] = {}
         self.depth: dict[str, int] = {}
         self._open = 0
@@ -58,12 +60,13 @@ class Steps:
             if outermost:
                 _reset_peak()
             self._open += 1
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             try:
                 return inner(*args, **kwargs)
             finally:
                 self._open -= 1
                 self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+                self.cpu_seconds[name] = self.cpu_seconds.get(name, 0.0) + time.process_time() - cpu
                 if outermost:
                     self.peak_mb[name] = max(self.peak_mb.get(name, 0.0), _peak_mb())
 
@@ -94,13 +97,17 @@ def main() -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     seconds = time.perf_counter() - started
     outermost = sum(s for name, s in steps.seconds.items() if steps.depth[name] == 0)
+    cpu_outermost = sum(s for name, s in steps.cpu_seconds.items() if steps.depth[name] == 0)
     steps.seconds["other: imports, source records, checkpoint and swap"] = seconds - outermost
+    steps.cpu_seconds["other: imports, source records, checkpoint and swap"] = (
+        time.process_time() - cpu_outermost
+    )
     print(json.dumps({
         "seconds": seconds,
         "cpu_seconds": usage.ru_utime + usage.ru_stime,  # all threads (DuckDB's too)
         # the peak of the whole run: the largest step peak (resetting VmHWM lowers what ru_maxrss reports)
         "peak_mb": max([usage.ru_maxrss / 1024, *steps.peak_mb.values()]),
-        "steps": {name: {"seconds": round(s, 2), "peak_mb": round(steps.peak_mb[name]) if name in steps.peak_mb
+        "steps": {name: {"seconds": round(s, 2), "cpu_seconds": round(steps.cpu_seconds.get(name, 0.0), 2), "peak_mb": round(steps.peak_mb[name]) if name in steps.peak_mb
                          else None} for name, s in steps.seconds.items()},
         "counts": {k: summary.tables[k] for k in ("buildings", "network_edges", "zones") if k in summary.tables},
     }))  # fmt: skip
