@@ -46,7 +46,8 @@ class Steps:
         self.seconds: dict[str, float] = {}
         self.cpu_seconds: dict[str, float] = {}
         self.peak_mb: dict[str, float] = {}
-        self.depth: dict[str, int] = {}
+        self.outermost_seconds = 0.0
+        self.outermost_cpu_seconds = 0.0
         self._open = 0
 
     def wrap(self, owner: Any, attribute: str, name: str) -> None:
@@ -56,7 +57,6 @@ class Steps:
         @functools.wraps(inner)
         def timed(*args: Any, **kwargs: Any) -> Any:
             outermost = self._open == 0
-            self.depth.setdefault(name, self._open)
             if outermost:
                 _reset_peak()
             self._open += 1
@@ -67,7 +67,11 @@ class Steps:
                 self._open -= 1
                 self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
                 self.cpu_seconds[name] = self.cpu_seconds.get(name, 0.0) + time.process_time() - cpu
-                if outermost:
+                if (
+                    outermost
+                ):  # a step also called inside others (the extents) counts here only when outermost
+                    self.outermost_seconds += time.perf_counter() - started
+                    self.outermost_cpu_seconds += time.process_time() - cpu
                     self.peak_mb[name] = max(self.peak_mb.get(name, 0.0), _peak_mb())
 
         setattr(owner, attribute, timed)
@@ -96,12 +100,9 @@ def main() -> None:
     summary = build.build_twin(load_config(Path(sys.argv[1])))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     seconds = time.perf_counter() - started
-    outermost = sum(s for name, s in steps.seconds.items() if steps.depth[name] == 0)
-    cpu_outermost = sum(s for name, s in steps.cpu_seconds.items() if steps.depth[name] == 0)
-    steps.seconds["other: imports, source records, checkpoint and swap"] = seconds - outermost
-    steps.cpu_seconds["other: imports, source records, checkpoint and swap"] = (
-        time.process_time() - cpu_outermost
-    )
+    other = "other: imports, source records, checkpoint and swap"
+    steps.seconds[other] = seconds - steps.outermost_seconds
+    steps.cpu_seconds[other] = time.process_time() - steps.outermost_cpu_seconds
     print(json.dumps({
         "seconds": seconds,
         "cpu_seconds": usage.ru_utime + usage.ru_stime,  # all threads (DuckDB's too)
