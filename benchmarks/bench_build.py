@@ -207,8 +207,8 @@ def region(sizes: list[int], repeat: int, inputs: Path) -> None:
         cells = []
         for _, _, r, _ in rows:
             step = r["steps"].get(name, {})
-            peak = f" ({step['peak_mb']})" if step.get("peak_mb") is not None else ""
-            cells.append(f"{step['seconds']:.1f} / {step['cpu_seconds']:.1f}{peak}" if step else "–")
+            peak_text = f" ({step['peak_mb']})" if step.get("peak_mb") is not None else ""
+            cells.append(f"{step['seconds']:.1f} / {step['cpu_seconds']:.1f}{peak_text}" if step else "–")
         print(f"| {'… ' if name.startswith(' ') else ''}{name.strip()} | " + " | ".join(cells) + " |")
 
 
