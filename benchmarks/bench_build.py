@@ -16,7 +16,13 @@ everything but decoding, assembling geometries and writing the seven layers take
 clipping or quality counts; the CRS fixed to Helsinki's UTM zone): the least this design can cost.
 Prints a markdown table; results go into BENCHMARKS.md.
 
+``--region`` measures region-sized builds instead (issue 14, part 4): per size, the full build in a
+fresh process with its wall and CPU seconds, peak memory, seconds per tile, and where the time and
+memory go step by step (``benchmarks/build_steps.py``). ``--inputs DIR`` keeps the tiled extracts in
+``DIR`` between runs (the 32×32 one is about 700 MB and takes minutes to make).
+
     .venv/bin/python benchmarks/bench_build.py [--sizes 1 2 4 8] [--repeat 3]
+    .venv/bin/python benchmarks/bench_build.py --region --sizes 8 16 32 --repeat 1 --inputs /tmp/tiles
 """
 
 from __future__ import annotations
@@ -118,8 +124,10 @@ def tiled(n: int, work: Path) -> Path:
     if n == 1:
         return demo_pbf()
     out = work / f"helsinki_{n}x{n}.osm.pbf"
-    if not out.exists():
-        subprocess.run([sys.executable, str(TILER), str(demo_pbf()), str(out), "--n", str(n)], check=True)
+    if not out.exists():  # written under another name first: an interrupted tiling is never taken for one
+        partial = out.with_name(out.name + ".part.osm.pbf")
+        subprocess.run([sys.executable, str(TILER), str(demo_pbf()), str(partial), "--n", str(n)], check=True)
+        partial.rename(out)
     return out
 
 
@@ -165,11 +173,56 @@ def write_config(directory: Path, pbf: Path, bbox: str) -> Path:
     return directory
 
 
+STEPS = ROOT / "benchmarks" / "build_steps.py"
+
+
+def region(sizes: list[int], repeat: int, inputs: Path) -> None:
+    """The full build per size: seconds, CPU seconds, peak MB, seconds per tile, and per step."""
+    inputs.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            pbf, bbox = tiled(n, inputs), extent(n)
+            runs = []
+            for i in range(repeat):
+                result = subprocess.run([sys.executable, str(STEPS), str(write_config(Path(tmp) / f"r{n}_{i}", pbf, bbox))],
+                                        capture_output=True, text=True, check=True)  # fmt: skip
+                runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+            median = sorted(runs, key=lambda r: float(r["seconds"]))[len(runs) // 2]
+            rows.append(
+                (n, round(pbf.stat().st_size / 1e6, 1), median, max(float(r["peak_mb"]) for r in runs))
+            )
+            print(json.dumps(rows[-1]), file=sys.stderr)
+    print("| tiles | PBF MB | full build s | CPU s | s per tile | peak MB | edges | buildings |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n, mb, r, peak in rows:
+        print(f"| {n}×{n} | {mb} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {r['seconds'] / n / n:.3f} | "
+              f"{peak:.0f} | {r['counts'].get('network_edges', 0):,} | {r['counts'].get('buildings', 0):,} |")  # fmt: skip
+    print()
+    names = list(rows[0][2]["steps"])
+    print("Steps (… inside the step above it; a peak only for the outermost steps):\n")
+    print("| step | " + " | ".join(f"{n}×{n} s / CPU s (peak MB)" for n, *_ in rows) + " |")
+    print("|---|" + "---|" * len(rows))
+    for name in names:
+        cells = []
+        for _, _, r, _ in rows:
+            step = r["steps"].get(name, {})
+            peak_text = f" ({step['peak_mb']})" if step.get("peak_mb") is not None else ""
+            cells.append(f"{step['seconds']:.1f} / {step['cpu_seconds']:.1f}{peak_text}" if step else "–")
+        print(f"| {'… ' if name.startswith(' ') else ''}{name.strip()} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--region", action="store_true", help="region-sized builds: per-step time and memory")
+    parser.add_argument("--inputs", type=Path, default=None, help="keep the tiled extracts in this folder")
     args = parser.parse_args()
+    if args.region:
+        with tempfile.TemporaryDirectory() as tmp:
+            region(args.sizes, args.repeat, args.inputs or Path(tmp))
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

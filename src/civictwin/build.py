@@ -28,6 +28,7 @@ from civictwin.build_city import (
     has_city_buildings,
     network_terrain,
 )
+from civictwin.build_network import partitioned_network
 from civictwin.build_sociodemo import sociodemographics_on_zones
 from civictwin.catalog.lineage import record_lineage
 from civictwin.catalog.metadata import record_derived, record_source
@@ -37,6 +38,7 @@ from civictwin.config import CONFIG_FILENAME, SourceKind, TwinConfig
 from civictwin.errors import AreaError, ConfigError
 from civictwin.geometry import WGS84, reproject, utm_crs_for
 from civictwin.governance.security import record_event
+from civictwin.memory import BuildMemory
 from civictwin.model.buildings import lod1_buildings
 from civictwin.model.mobility import OUTSIDE, areal_weights, reaggregate_od, reaggregate_presence
 from civictwin.model.network import build_network
@@ -93,7 +95,8 @@ def build_twin(
     snapshots = fetch_snapshots(
         config, have=snapshots or {}
     )  # before the store: a server that is down fails fast
-    with build_store(config, crs=crs) as store:
+    memory = BuildMemory.of(config)
+    with build_store(config, crs=crs, memory=memory) as store:
         store.put_record(
             "meta", "twin", {"crs": crs, "name": config.twin.name, "description": config.twin.description,
                              "area_wgs84": area_wgs84.wkt, "built_at": started_at.isoformat()}
@@ -116,7 +119,7 @@ def build_twin(
                                {"source": source.name, "area_wgs84": area_wgs84.wkt, "crs": crs,
                                 **result.lineage})  # fmt: skip
         _check_area_hit(store, area_wgs84)
-        _derive_model(store, config, area_wgs84, datetime.now(UTC), step)
+        _derive_model(store, config, area_wgs84, datetime.now(UTC), step, memory=memory)
         mark_personal(store, config)
         tables = {t.name: t.rows for t in store.tables()}
         highlights = quality_highlights(store)
@@ -153,10 +156,12 @@ def _derive_model(
     area_wgs84: BaseGeometry,
     built_at: datetime,
     step: Callable[[str], None],
+    *,
+    memory: BuildMemory,
 ) -> None:
     step("deriving the road network")
     if store.has_table("roads"):
-        _network(store, config, built_at)
+        _network(store, config, built_at, memory=memory)
     step("deriving 3D buildings and population")
     area = reproject(np.array([area_wgs84], dtype=object), WGS84, store.crs)[0]
     if store.has_table("buildings") or has_city_buildings(config):
@@ -179,7 +184,12 @@ def _save_derived(
     record_quality(store, table, quality, notes)
 
 
-def _network(store: Store, config: TwinConfig, built_at: datetime) -> None:
+def _network(store: Store, config: TwinConfig, built_at: datetime, *, memory: BuildMemory) -> None:
+    roads = next(t.rows for t in store.tables() if t.name == "roads")
+    partitions = memory.network_partitions(roads)
+    if partitions > 1 and not _needs_whole_network(config):
+        _partitioned_network(store, built_at, memory=memory, partitions=partitions)
+        return
     network = build_network(store.read_frame("roads"))
     step = "model.network.build_network"
     city = city_streets(store, config, network.edges.set_crs(store.crs, allow_override=True))
@@ -203,6 +213,34 @@ def _network(store: Store, config: TwinConfig, built_at: datetime) -> None:
         inputs=["roads", *terrain_inputs], step=step, parameters={}, quality={}, notes=terrain_notes,
         built_at=built_at,
     )  # fmt: skip
+
+
+def _needs_whole_network(config: TwinConfig) -> bool:
+    """Whether the network must be built in one piece: conflating streets with a city layer and
+    draping edges on a DEM work on the whole network at once."""
+    return config.dem_source is not None or any(rule.layer == "streets" for rule in config.conflation)
+
+
+def _partitioned_network(store: Store, built_at: datetime, *, memory: BuildMemory, partitions: int) -> None:
+    """The network in spatial partitions (``build_network.py``), with the same records as in one piece."""
+    with memory.spill_folder() as spill_to:
+        network = partitioned_network(store, partitions=partitions, spill_to=spill_to)
+    step = "model.network.build_network (build_network.partitioned_network)"
+    parameters = {"split": "at shared OSM nodes", "partitions": network.partitions,
+                  "memory_mb": memory.budget_mb}  # fmt: skip
+    for table, title, description, quality, notes in (
+        ("network_edges", "Road network edges", "Directed routable edges with per-mode permissions.",
+         {"connectivity": network.quality},
+         [f"{network.quality['car_largest_component_share']:.0%} of car edges are in the largest "
+          "strongly connected car component"]),
+        ("network_nodes", "Road network nodes", "Junctions and way ends of the routable network.", {}, []),
+    ):  # fmt: skip
+        record_derived(
+            store, table, title=title, description=description, inputs=["roads"], built_at=built_at
+        )
+        record_lineage(store, table, inputs=["roads"], step=step,
+                       parameters=parameters if table == "network_edges" else {"partitions": network.partitions})  # fmt: skip
+        record_quality(store, table, quality, notes)
 
 
 def _record_decisions(store: Store, table: str, inputs: list[str], built_at: datetime) -> None:

@@ -636,6 +636,24 @@ class ComputeSection(_Strict):
     )
 
 
+class BuildSection(_Strict):
+    """``[build]``: how much memory and disk a build may use (docs/configuration.md, region-sized twins)."""
+
+    memory_mb: Annotated[int, Field(ge=64, le=1_048_576)] = Field(
+        default=4096,
+        description="Memory budget of a build (MB): DuckDB's working memory is capped at shares of it and "
+        "spills to disk beyond; the road network is built in spatial partitions sized to fit it",
+    )
+    spill_mb: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="Most disk (MB) the build's working memory may spill to; unset: DuckDB's default "
+        "(90% of the free space where it spills)",
+    )
+    temp_dir: str | None = Field(
+        default=None, description="Folder for spilled working memory; default: the system's temporary folder"
+    )
+
+
 class ReadinessSection(_Strict):
     """Use-case readiness (docs/readiness.md): the city's own use-case templates."""
 
@@ -699,6 +717,7 @@ class TwinConfig(_Strict):
     conflation: list[ConflationRule] = Field(default_factory=list)
     terrain: TerrainSection = TerrainSection()
     compute: ComputeSection = ComputeSection()
+    build: BuildSection = BuildSection()
     readiness: ReadinessSection = ReadinessSection()
     sociodemographics: SociodemographicsSection | None = None
     consultations: list[ConsultationConfig] = Field(default_factory=list)

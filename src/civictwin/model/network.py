@@ -145,10 +145,23 @@ def _way_attributes(roads: pd.DataFrame) -> pd.DataFrame:
     }, index=roads.index)  # fmt: skip
 
 
-def _split_points(refs: npt.NDArray[np.int64], offsets: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+def shared_nodes(refs: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The node ids (sorted) that occur at least twice among ``refs``: where ways meet or cross themselves.
+
+    ``refs`` are the node references of every usable way of the whole network, concatenated: a node
+    shared by two ways in different partitions is found only by counting over all of them.
+    """
+    ids, counts = np.unique(refs, return_counts=True)
+    shared: npt.NDArray[np.int64] = ids[counts >= 2]
+    return shared
+
+
+def _split_points(
+    refs: npt.NDArray[np.int64], offsets: npt.NDArray[np.int64], shared: npt.NDArray[np.int64]
+) -> npt.NDArray[np.bool_]:
     """Vertices where a way must be split: its ends, shared nodes, and the middle of closed loops."""
-    _, inverse, counts = np.unique(refs, return_inverse=True, return_counts=True)
-    split = counts[inverse] >= 2
+    position = np.minimum(np.searchsorted(shared, refs), max(len(shared) - 1, 0))
+    split = shared[position] == refs if len(shared) else np.zeros(len(refs), dtype=bool)
     starts, ends = offsets[:-1], offsets[1:] - 1
     split[starts] = True
     split[ends] = True
@@ -158,10 +171,11 @@ def _split_points(refs: npt.NDArray[np.int64], offsets: npt.NDArray[np.int64]) -
 
 
 def _segments(
-    refs: npt.NDArray[np.int64], coords: npt.NDArray[np.float64], offsets: npt.NDArray[np.int64]
+    ways: Ways, shared: npt.NDArray[np.int64]
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.object_]]:
     """Cut every way at its split points: (way index, sequence within way, vertex rows, lines)."""
-    split = _split_points(refs, offsets)
+    refs, coords, offsets = ways.refs, ways.coords, ways.offsets
+    split = _split_points(refs, offsets, shared)
     way = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
     before: npt.NDArray[np.int64] = np.cumsum(split) - split  # split vertices strictly before each vertex
     local: npt.NDArray[np.int64] = before - before[offsets[:-1]][way]  # ...within its way
@@ -183,8 +197,23 @@ def _segments(
     return seg_way[first], seq[first], np.column_stack([rows[first], rows[last]]), lines
 
 
-def build_network(roads: gpd.GeoDataFrame) -> Network:
-    """Directed, routable edges and nodes from the ``roads`` layer (which keeps ``node_refs``)."""
+@dataclass(frozen=True)
+class Ways:
+    """The usable ways of a ``roads`` frame: their rows, node references and vertices, flattened.
+
+    A way is usable when it has at least two vertices and one node reference per vertex (the
+    reader keeps only the nodes found in the extract, so the two always agree unless a geometry
+    was repaired).
+    """
+
+    roads: pd.DataFrame
+    refs: npt.NDArray[np.int64]
+    coords: npt.NDArray[np.float64]
+    offsets: npt.NDArray[np.int64]
+
+
+def usable_ways(roads: gpd.GeoDataFrame) -> Ways:
+    """The usable ways of ``roads`` (the layer keeps ``node_refs``), with their references flattened."""
     roads = roads.reset_index(drop=True)
     ref_lists = roads["node_refs"].to_numpy()
     lengths = np.fromiter((len(r) for r in ref_lists), dtype=np.int64, count=len(roads))
@@ -199,7 +228,29 @@ def build_network(roads: gpd.GeoDataFrame) -> Network:
         else (np.empty(0, dtype=np.int64))
     )
     offsets = np.concatenate([[0], np.cumsum(lengths[usable])]).astype(np.int64)
-    way_idx, seq, end_rows, lines = _segments(refs, coords, offsets)
+    attributes = pd.DataFrame(roads.drop(columns=["node_refs", roads.geometry.name]))
+    return Ways(roads=attributes, refs=refs, coords=coords, offsets=offsets)
+
+
+@dataclass(frozen=True)
+class NetworkPart:
+    """The directed edges of some of the ways, and the ends of those edges (for the nodes)."""
+
+    edges: gpd.GeoDataFrame
+    ends: pd.DataFrame
+    """One row per node at an end of these edges: ``node_id`` (sorted), ``degree`` (edge ends there),
+    ``x``, ``y``."""
+
+
+def network_part(ways: Ways, *, shared: npt.NDArray[np.int64]) -> NetworkPart:
+    """The directed edges of ``ways``, split at their ends, loops' middles and the ``shared`` nodes.
+
+    ``shared`` must come from every way of the network (:func:`shared_nodes`), so that a way in this
+    part is split where a way elsewhere meets it; each way then gives the same edges whichever part
+    it is built in.
+    """
+    roads, refs = ways.roads, ways.refs
+    way_idx, seq, end_rows, lines = _segments(ways, shared)
     attrs = _way_attributes(roads).iloc[way_idx].reset_index(drop=True)
     base = pd.DataFrame(
         {
@@ -214,8 +265,19 @@ def build_network(roads: gpd.GeoDataFrame) -> Network:
     base = pd.concat([base, attrs], axis=1)
     base["length_m"] = shapely.length(lines).round(2)
     edges = _directed(base, lines)
-    nodes = _nodes(edges, refs, coords)
-    return Network(edges=edges, nodes=nodes, quality=_connectivity(edges))
+    return NetworkPart(edges=edges, ends=_ends(edges, refs, ways.coords))
+
+
+def build_network(roads: gpd.GeoDataFrame) -> Network:
+    """Directed, routable edges and nodes from the ``roads`` layer (which keeps ``node_refs``), in one piece."""
+    ways = usable_ways(roads)
+    part = network_part(ways, shared=shared_nodes(ways.refs))
+    car = part.edges[part.edges["car"]]
+    return Network(
+        edges=part.edges,
+        nodes=merge_nodes([part.ends]),
+        quality=connectivity(car["from_node"].to_numpy(), car["to_node"].to_numpy()),
+    )
 
 
 def _directed(base: pd.DataFrame, lines: npt.NDArray[np.object_]) -> gpd.GeoDataFrame:
@@ -239,23 +301,47 @@ def _directed(base: pd.DataFrame, lines: npt.NDArray[np.object_]) -> gpd.GeoData
     return gpd.GeoDataFrame(edges[order], geometry=geometry, crs=None)
 
 
-def _nodes(
+def _ends(
     edges: gpd.GeoDataFrame, refs: npt.NDArray[np.int64], coords: npt.NDArray[np.float64]
-) -> gpd.GeoDataFrame:
+) -> pd.DataFrame:
+    """The nodes at the ends of ``edges``: id, how many edge ends meet there, and the node's position."""
     ends = np.concatenate([edges["from_node"].to_numpy(), edges["to_node"].to_numpy()])
     node_ids, degree = np.unique(ends, return_counts=True)
     first_vertex = pd.Series(np.arange(len(refs))).groupby(refs).first()
     xy = coords[first_vertex.loc[node_ids].to_numpy()]
-    return gpd.GeoDataFrame({"node_id": node_ids, "degree": degree}, geometry=shapely.points(xy), crs=None)
+    return pd.DataFrame({"node_id": node_ids, "degree": degree, "x": xy[:, 0], "y": xy[:, 1]})
 
 
-def _connectivity(edges: gpd.GeoDataFrame) -> dict[str, float]:
-    """Share of car edges inside the largest strongly connected car component."""
-    car = edges[edges["car"]]
-    if car.empty:
+def merge_nodes(parts: list[pd.DataFrame]) -> gpd.GeoDataFrame:
+    """The network's nodes from the edge ends of its parts: degrees summed, sorted by node id.
+
+    A node on a partition border is the end of edges in several parts; it has the same position in
+    each (it is one OSM node), so the first one is kept.
+    """
+    if len(parts) == 1:
+        ends = parts[0]
+    else:
+        ends = (
+            pd.concat(parts, ignore_index=True)
+            .groupby("node_id", sort=True)
+            .agg(degree=("degree", "sum"), x=("x", "first"), y=("y", "first"))
+            .reset_index()
+        )
+    xy = np.column_stack([ends["x"].to_numpy(dtype=np.float64), ends["y"].to_numpy(dtype=np.float64)])
+    return gpd.GeoDataFrame(
+        {"node_id": ends["node_id"].to_numpy(), "degree": ends["degree"].to_numpy()},
+        geometry=shapely.points(xy),
+        crs=None,
+    )
+
+
+def connectivity(from_nodes: npt.NDArray[np.int64], to_nodes: npt.NDArray[np.int64]) -> dict[str, float]:
+    """Share of car edges (given by their end nodes, in any order) inside the largest strongly
+    connected car component."""
+    n = len(from_nodes)
+    if n == 0:
         return {"car_edges": 0, "car_largest_component_share": 0.0, "car_components": 0}
-    ids, codes = np.unique(np.concatenate([car["from_node"], car["to_node"]]), return_inverse=True)
-    n = len(car)
+    ids, codes = np.unique(np.concatenate([from_nodes, to_nodes]), return_inverse=True)
     graph = coo_matrix((np.ones(n), (codes[:n], codes[n:])), shape=(len(ids), len(ids)))
     count, labels = connected_components(graph, directed=True, connection="strong")
     edge_component = labels[codes[:n]]

@@ -23,8 +23,9 @@ import shapely
 
 from civictwin.config import SourceConfig
 from civictwin.errors import SourceError
+from civictwin.memory import READER_SHARE, BuildMemory
 from civictwin.sources.base import BuildContext, IngestedLayer, IngestResult
-from civictwin.store.duckdb import connect
+from civictwin.store.duckdb import connect, limit_memory, out_of_room
 
 # Highway values that are not travelled ways (areas, features, or not yet built).
 NON_ROAD_HIGHWAYS = (
@@ -80,16 +81,23 @@ def ingest(source: SourceConfig, ctx: BuildContext) -> IngestResult:
     """Read an OSM PBF into the twin's OSM layers, clipped to the area and in the twin's CRS."""
     path = ctx.path_of(source)
     _check_file(path)
-    con = connect()
-    try:
-        ctx.report("decoding the PBF")
-        _decode(con, path, ctx.crs)
-        ctx.report("assembling geometries")
-        _assemble(con)
-        con.execute("CREATE TEMP TABLE area AS SELECT ST_GeomFromWKB(?) AS geom", [shapely.to_wkb(ctx.area)])
-        layers = [_write_layer(con, layer, ctx) for layer in _layers()]
-    finally:
-        con.close()
+    memory = BuildMemory.of(ctx.config)
+    with memory.spill_folder() as spill_to:
+        con = connect()
+        try:
+            limit_memory(
+                con, memory_mb=memory.share_mb(READER_SHARE), spill_to=spill_to, spill_mb=memory.spill_mb
+            )
+            ctx.report("decoding the PBF")
+            _decode(con, path, ctx.crs)
+            ctx.report("assembling geometries")
+            _assemble(con)
+            con.execute(
+                "CREATE TEMP TABLE area AS SELECT ST_GeomFromWKB(?) AS geom", [shapely.to_wkb(ctx.area)]
+            )
+            layers = [_write_layer(con, layer, ctx) for layer in _layers()]
+        finally:
+            con.close()
     if sum(layer.rows for layer in layers) == 0:
         raise SourceError("no OSM features inside the area of interest", path=path)
     return IngestResult(source=source, path=path, layers=layers)
@@ -127,6 +135,8 @@ def _decode(con: duckdb.DuckDBPyConnection, path: Path, crs: str) -> None:
             [str(path)],
         )
     except duckdb.Error as exc:
+        if out_of_room(exc) is not None:
+            raise  # not the file's fault: the build reports it (store.opening.build_store)
         message = str(exc).strip().splitlines()[0]
         raise SourceError(f"not a readable OSM PBF file ({message})", path=path) from None
     row = con.execute("SELECT count(*) FROM raw").fetchone()

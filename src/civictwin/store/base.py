@@ -87,6 +87,15 @@ class Store(ABC):
         """
 
     @abstractmethod
+    def read_cell(self, name: str, cell: Bounds, *, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The rows of ``name`` whose geometry's bounding box has its lower left corner in ``cell``.
+
+        ``cell`` (in :attr:`crs`) is half-open, ``[xmin, xmax) × [ymin, ymax)``, and its bounds may be
+        infinite: cells that tile the plane give every row with a geometry to exactly one of them,
+        which is how a build works on a large table in spatial partitions.
+        """
+
+    @abstractmethod
     def table_bounds(self, name: str, *, wgs84: bool = False) -> Bounds | None:
         """Extent of the geometries of ``name`` (None when it has no geometry or no rows)."""
 

@@ -6,10 +6,11 @@ the build succeeded, so a failed or interrupted build leaves the previous twin u
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -22,6 +23,7 @@ import shapely
 from civictwin import durable
 from civictwin.errors import StoreError
 from civictwin.locking import LockHeld, exclusive
+from civictwin.memory import STORE_SHARE, BuildMemory
 from civictwin.store.base import GEOMETRY, VERSION_KEY, Bounds, Store, TableInfo
 
 _RECORDS = "_records"
@@ -68,6 +70,34 @@ def connect(
 def load_spatial(con: duckdb.DuckDBPyConnection) -> None:
     """Load the spatial extension into ``con`` (from the pinned wheel)."""
     con.execute(f"LOAD '{spatial_extension_path()}'")
+
+
+def limit_memory(
+    con: duckdb.DuckDBPyConnection, *, memory_mb: int, spill_to: Path, spill_mb: int | None = None
+) -> None:
+    """Cap ``con``'s working memory at ``memory_mb`` MB; beyond it DuckDB spills to files in ``spill_to``
+    (at most ``spill_mb`` MB of them when given, else DuckDB's default of 90% of the free space)."""
+    con.execute(f"SET memory_limit = '{int(memory_mb)}MB'")
+    con.execute("SET temp_directory = " + "'" + str(spill_to).replace("'", "''") + "'")
+    if spill_mb is not None:
+        con.execute(f"SET max_temp_directory_size = '{int(spill_mb)}MB'")
+
+
+def out_of_room(exc: BaseException) -> str | None:
+    """Why ``exc`` means the machine ran out of room (disk, or memory that could not spill), or None.
+
+    DuckDB reports a full disk or spill folder as an I/O error naming the OS's reason, and a spill cap
+    reached or memory it could not free as out of memory; the OS reports ``ENOSPC`` / ``EDQUOT``.
+    """
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on the disk ({exc.filename or 'writing'})"
+    if isinstance(exc, duckdb.OutOfMemoryException) and "max_temp_directory_size" in str(exc):
+        return f"its working memory needed more disk to spill to than [build] spill_mb allows ({_first_line(exc)})"
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return f"out of memory, with no room left to spill to disk ({_first_line(exc)})"
+    if isinstance(exc, duckdb.IOException) and "No space left on device" in str(exc):
+        return f"no space left on the disk ({_first_line(exc)})"
+    return None
 
 
 def quote(name: str) -> str:
@@ -188,13 +218,28 @@ class DuckDBStore(Store):
         where: Mapping[str, Any] | None = None,
     ) -> pd.DataFrame:
         info, wanted = self._wanted_columns(name, columns)
+        if bbox is not None:
+            self._need_spatial()
+        clauses, params = _filters(info, bbox, where)
+        return self._select(name, info, wanted, clauses, params)
+
+    def read_cell(self, name: str, cell: Bounds, *, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        info, wanted = self._wanted_columns(name, columns)
+        if info.get(GEOMETRY) != "GEOMETRY":
+            raise StoreError(f"table '{name}' has no geometry to partition by")
+        self._need_spatial()
+        clauses = [f"ST_XMin({GEOMETRY}) >= ?", f"ST_XMin({GEOMETRY}) < ?",
+                   f"ST_YMin({GEOMETRY}) >= ?", f"ST_YMin({GEOMETRY}) < ?"]  # fmt: skip
+        return self._select(name, info, wanted, clauses, [cell[0], cell[2], cell[1], cell[3]])
+
+    def _select(
+        self, name: str, info: Mapping[str, str], wanted: list[str], clauses: list[str], params: list[Any]
+    ) -> pd.DataFrame:
+        """``wanted`` columns of the rows of ``name`` meeting every clause; a GeoDataFrame with a geometry."""
         has_geom = GEOMETRY in wanted and info[GEOMETRY] == "GEOMETRY"
         select = ", ".join(
             f"ST_AsWKB({GEOMETRY}) AS {GEOMETRY}" if c == GEOMETRY and has_geom else quote(c) for c in wanted
         )
-        if bbox is not None:
-            self._need_spatial()
-        clauses, params = _filters(info, bbox, where)
         sql = f"SELECT {select} FROM {quote(name)}" + (" WHERE " + " AND ".join(clauses) if clauses else "")
         frame: pd.DataFrame = self._con.execute(sql, params).to_arrow_table().to_pandas()
         if not has_geom:
@@ -290,31 +335,38 @@ def _first_line(exc: BaseException) -> str:
 
 
 @contextmanager
-def build_store(path: Path, *, crs: str) -> Iterator[DuckDBStore]:
+def build_store(path: Path, *, crs: str, memory: BuildMemory | None = None) -> Iterator[DuckDBStore]:
     """A fresh store that replaces ``path`` atomically when the block succeeds.
 
     The new twin is written to ``<path>.building``; on success it is checkpointed, synced and renamed
     over ``path`` (:func:`civictwin.durable.replace`: a power cut after this returns keeps the new twin); on any failure it is deleted and ``path`` is left exactly as it was. One build of a twin
     runs at a time: a second one while the first holds ``<path>.building.lock`` is refused, since it
     would otherwise delete the first one's file mid-build and let a half-written twin be swapped in.
+    ``memory``: the build's budget; the store's connection then works in its share and spills beyond.
     """
     staging = path.with_name(path.name + ".building")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with exclusive(staging.with_name(staging.name + ".lock"), wait=False):
-            yield from _build_under_lock(path, staging, crs)
+            yield from _build_under_lock(path, staging, crs, memory)
     except LockHeld:
         raise StoreError(
             "another build of this twin is running; run this one when it has finished", path=path
         ) from None
 
 
-def _build_under_lock(path: Path, staging: Path, crs: str) -> Iterator[DuckDBStore]:
+def _build_under_lock(
+    path: Path, staging: Path, crs: str, memory: BuildMemory | None
+) -> Iterator[DuckDBStore]:
     for leftover in (staging, staging.with_name(staging.name + ".wal")):
         leftover.unlink(missing_ok=True)  # what a crashed or killed build left behind
     store: DuckDBStore | None = None
+    spill = ExitStack()
     try:  # created inside the try: an interrupt while the file is being created removes it too
         store = DuckDBStore.create(staging, crs=crs)
+        if memory is not None:
+            limit_memory(store.connection, memory_mb=memory.share_mb(STORE_SHARE),
+                         spill_to=spill.enter_context(memory.spill_folder()), spill_mb=memory.spill_mb)  # fmt: skip
         yield store
         store.connection.execute("CHECKPOINT")
         store.close()
@@ -325,3 +377,5 @@ def _build_under_lock(path: Path, staging: Path, crs: str) -> Iterator[DuckDBSto
         staging.unlink(missing_ok=True)
         staging.with_name(staging.name + ".wal").unlink(missing_ok=True)
         raise
+    finally:
+        spill.close()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 from civictwin.config import TwinConfig, is_database_url
 from civictwin.errors import StoreError
+from civictwin.memory import BuildMemory
 from civictwin.store.base import Store, version_of
 
 if TYPE_CHECKING:
@@ -68,22 +69,42 @@ def open_store(location: StoreLocation | TwinConfig) -> Store:
 
 
 @contextmanager
-def build_store(location: StoreLocation | TwinConfig, *, crs: str) -> Iterator[Store]:
+def build_store(
+    location: StoreLocation | TwinConfig, *, crs: str, memory: BuildMemory | None = None
+) -> Iterator[Store]:
     """A fresh store that replaces the one at ``location`` atomically when the block succeeds.
 
-    A failed or interrupted build leaves the previous twin untouched and served.
+    A failed or interrupted build leaves the previous twin untouched and served. ``memory``: the
+    build's budget, which an embedded store's connection works within (a PostGIS server has its own).
     """
     where = _located(location)
-    if where.dsn is not None:
-        from civictwin.store.postgis import build_store as build_postgis
+    from civictwin.store.duckdb import out_of_room
 
-        with build_postgis(where.dsn, crs=crs) as built:
-            yield built
-        return
-    from civictwin.store.duckdb import build_store as build_duckdb
+    try:
+        if where.dsn is not None:
+            from civictwin.store.postgis import build_store as build_postgis
 
-    with build_duckdb(_file(where), crs=crs) as store:
-        yield store
+            with build_postgis(where.dsn, crs=crs) as built:
+                yield built
+            return
+        from civictwin.store.duckdb import build_store as build_duckdb
+
+        with build_duckdb(_file(where), crs=crs, memory=memory) as store:
+            yield store
+    except Exception as exc:
+        reason = out_of_room(exc) or _server_disk_full(exc)
+        if reason is None:
+            raise
+        raise StoreError(
+            f"the build stopped: {reason}; the twin being served is unchanged", path=where.describe()
+        ) from None
+
+
+def _server_disk_full(exc: BaseException) -> str | None:
+    """Why ``exc`` means the PostGIS server's disk is full (SQLSTATE 53100), or None."""
+    if getattr(exc, "sqlstate", None) == "53100":
+        return "the database server's disk is full"
+    return None
 
 
 def open_published(location: StoreLocation) -> Store:

@@ -259,12 +259,29 @@ class PostGISStore(Store):
         where: Mapping[str, Any] | None = None,
     ) -> pd.DataFrame:
         info, wanted = self._wanted_columns(name, columns)
+        clauses, params = self._filters(info, bbox, where)
+        return self._select(name, info, wanted, clauses, params)
+
+    def read_cell(self, name: str, cell: Bounds, *, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        info, wanted = self._wanted_columns(name, columns)
+        if info.get(GEOMETRY) != "geometry":
+            raise StoreError(f"table '{name}' has no geometry to partition by")
+        clauses: list[sql.Composable] = [
+            sql.SQL("ST_XMin(geometry) >= %s"), sql.SQL("ST_XMin(geometry) < %s"),
+            sql.SQL("ST_YMin(geometry) >= %s"), sql.SQL("ST_YMin(geometry) < %s"),
+        ]  # fmt: skip
+        return self._select(name, info, wanted, clauses, [cell[0], cell[2], cell[1], cell[3]])
+
+    def _select(
+        self, name: str, info: Mapping[str, str], wanted: list[str], clauses: list[sql.Composable],
+        params: list[Any],
+    ) -> pd.DataFrame:  # fmt: skip
+        """``wanted`` columns of the rows of ``name`` meeting every clause; a GeoDataFrame with a geometry."""
         has_geom = GEOMETRY in wanted and info[GEOMETRY] == "geometry"
         select = sql.SQL(", ").join(
             sql.SQL("ST_AsBinary(geometry) AS geometry") if c == GEOMETRY and has_geom else sql.Identifier(c)
             for c in wanted
         )
-        clauses, params = self._filters(info, bbox, where)
         query = sql.SQL("SELECT {} FROM {}").format(select, self._table(name))
         if clauses:
             query = query + sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import geopandas as gpd
 import pandas as pd
 import pytest
 import shapely
 
+from civictwin.build_network import partitioned_network
+from civictwin.memory import NETWORK_BYTES_PER_ROAD, BuildMemory, grid_cells
 from civictwin.model.network import build_network, parse_maxspeed
+from civictwin.store.duckdb import DuckDBStore
 
 ROAD_COLUMNS = ("lanes", "maxspeed", "oneway", "oneway_bicycle", "junction", "access", "vehicle",
                 "motor_vehicle", "motorcar", "bicycle", "foot", "busway")  # fmt: skip
@@ -107,3 +113,46 @@ def test_connectivity_share_counts_the_largest_strong_component() -> None:
 def test_parse_maxspeed(tag: str | None, kmh: float | None) -> None:
     result = parse_maxspeed(tag)
     assert (result if result is None else round(result, 2)) == kmh
+
+
+def test_partitioned_network_splits_where_roads_of_other_partitions_meet(tmp_path: Path) -> None:
+    """Two roads crossing at node 2, each in its own partition (the lower left corners of their boxes,
+    (0, 100) and (100, -50), fall in different cells of the 2 × 2 grid split at x = 150, y = 50): each
+    is still split at node 2, exactly as when the network is built in one piece."""
+    crossed = roads(
+        (10, "residential", [1, 2, 3], [(0, 100), (100, 100), (300, 100)], {}),
+        (20, "primary", [4, 2, 5], [(100, -50), (100, 100), (100, 150)], {"oneway": "yes", "lanes": "2"}),
+    )
+    crossed = crossed.astype({column: "string" for column in ROAD_COLUMNS})  # typed as the reader stores them
+    store = DuckDBStore.create(tmp_path / "t.duckdb", crs="EPSG:32635")
+    store.write_table("roads", crossed)
+    written = partitioned_network(store, partitions=4, spill_to=tmp_path)
+    assert written.partitions == 4 and written.edges == 8 and written.nodes == 5
+    assert not (tmp_path / "network_edges.arrows").exists()
+    stored = store.read_frame("network_edges").sort_values("edge_id").reset_index(drop=True)
+    whole = build_network(crossed)
+    expected = whole.edges.sort_values("edge_id").reset_index(drop=True)
+    assert stored["edge_id"].tolist() == ["-10_1", "-10_2", "-20_1", "-20_2", "10_1", "10_2", "20_1", "20_2"]
+    pd.testing.assert_frame_equal(pd.DataFrame(stored.drop(columns="geometry")),
+                                  pd.DataFrame(expected.drop(columns="geometry")), check_dtype=False)  # fmt: skip
+    assert shapely.equals_exact(stored.geometry.to_numpy(), expected.geometry.to_numpy(), tolerance=0).all()
+    nodes = store.read_frame("network_nodes")
+    assert dict(zip(nodes["node_id"], nodes["degree"], strict=True)) == {1: 2, 2: 8, 3: 2, 4: 2, 5: 2}
+    assert written.quality == whole.quality
+
+
+def test_grid_cells_give_every_point_exactly_one_cell() -> None:
+    cells = grid_cells((0.0, 0.0, 4.0, 1.0), 4)  # 4 × 1 as wide as it is high: four columns, one row
+    assert [(c[0], c[2]) for c in cells] == [(-math.inf, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, math.inf)]
+    assert all(c[1] == -math.inf and c[3] == math.inf for c in cells)
+    for x in (-5.0, 0.0, 1.0, 2.5, 4.0, 9.0):  # borders belong to the cell on their right
+        assert sum(c[0] <= x < c[2] for c in cells) == 1
+
+
+def test_network_partitions_follow_the_memory_budget() -> None:
+    memory = BuildMemory(budget_mb=4096, temp_dir=Path("/unused"))
+    per_partition = 2048 * 1024 * 1024 // NETWORK_BYTES_PER_ROAD  # half the budget, bytes per road
+    assert memory.network_partitions(per_partition) == 1
+    assert memory.network_partitions(per_partition + 1) == 2
+    assert memory.network_partitions(10 * per_partition) == 10
+    assert BuildMemory(budget_mb=64, temp_dir=Path("/unused")).share_mb(0.25) == 32  # DuckDB's floor

@@ -117,3 +117,24 @@ def test_a_second_build_of_the_same_twin_is_refused_while_the_first_runs(locatio
         again.write_table("things", frame())
     with open_store(location) as store:
         assert [t.name for t in store.tables()] == ["things"]
+
+
+def test_cells_give_every_row_to_exactly_one_cell(location: StoreLocation) -> None:
+    """Rows go to the cell holding their bounding box's lower left corner: (0, 0), (100, 100), (500, 500);
+    a corner on a border (x = 100) belongs to the cell on its right, and infinite bounds reach the rest."""
+    inf = float("inf")
+    with build_store(location, crs=CRS) as store:
+        store.write_table("things", frame())
+        store.write_table("plain", pd.DataFrame({"k": [1]}))
+    with open_store(location) as store:
+        names = {
+            cell: sorted(store.read_cell("things", cell, columns=["name"])["name"])
+            for cell in ((-inf, -inf, 100.0, inf), (100.0, -inf, 200.0, inf), (200.0, -inf, inf, 200.0),
+                         (200.0, 200.0, inf, inf))
+        }  # fmt: skip
+        assert list(names.values()) == [["a"], ["b"], [], ["c"]]
+        assert (
+            store.read_cell("things", (0.0, 0.0, 1.0, 1.0)).geometry.iloc[0].equals(shapely.box(0, 0, 10, 10))
+        )
+        with pytest.raises(StoreError, match="no geometry to partition by"):
+            store.read_cell("plain", (-inf, -inf, inf, inf))

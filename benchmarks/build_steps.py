@@ -1,0 +1,118 @@
+"""Where a twin build's time and memory go: the build's steps timed, each top-level step's peak RSS.
+
+Run in a fresh process (``bench_build.py`` does): wraps the build's step functions in place, runs
+``build_twin`` on the given ``twin.toml`` and prints one JSON line with the whole build's seconds and
+peak MB and, per step, its seconds (inclusive of the steps inside it, summed over calls) and, for the
+outermost steps, the process's peak RSS while it ran (Linux: ``/proc/self/clear_refs`` resets the
+peak before each), and its CPU seconds (all threads: DuckDB's too), which a machine shared with other
+work disturbs far less than wall time. Nested steps' names start with spaces.
+
+    .venv/bin/python benchmarks/build_steps.py TWIN_DIR
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+_STATUS = Path("/proc/self/status")
+_CLEAR = Path("/proc/self/clear_refs")
+
+
+def _peak_mb() -> float:
+    """The process's peak RSS (MB) since the last reset (VmHWM), or since it started."""
+    for line in _STATUS.read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _reset_peak() -> None:
+    with contextlib.suppress(OSError):  # not Linux, or not allowed: peaks are then since the start
+        _CLEAR.write_text("5")
+
+
+class Steps:
+    """Inclusive seconds per named step, and peak MB of the outermost ones."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}
+        self.peak_mb: dict[str, float] = {}
+        self.outermost_seconds = 0.0
+        self.outermost_cpu_seconds = 0.0
+        self._open = 0
+
+    def wrap(self, owner: Any, attribute: str, name: str) -> None:
+        """Replace ``owner.attribute`` by a timed call of itself, recorded as ``name``."""
+        inner: Callable[..., Any] = getattr(owner, attribute)
+
+        @functools.wraps(inner)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            outermost = self._open == 0
+            if outermost:
+                _reset_peak()
+            self._open += 1
+            started, cpu = time.perf_counter(), time.process_time()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self._open -= 1
+                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+                self.cpu_seconds[name] = self.cpu_seconds.get(name, 0.0) + time.process_time() - cpu
+                if (
+                    outermost
+                ):  # a step also called inside others (the extents) counts here only when outermost
+                    self.outermost_seconds += time.perf_counter() - started
+                    self.outermost_cpu_seconds += time.process_time() - cpu
+                    self.peak_mb[name] = max(self.peak_mb.get(name, 0.0), _peak_mb())
+
+        setattr(owner, attribute, timed)
+
+
+def main() -> None:
+    started = time.perf_counter()
+    import civictwin.build as build
+    import civictwin.catalog.metadata as metadata
+    import civictwin.sources.osm as osm
+    import civictwin.store.duckdb as duckdb_store
+    from civictwin.config import load_config
+
+    steps = Steps()
+    steps.wrap(osm, "ingest", "ingest osm")
+    for attribute, name in (("_decode", "  decode PBF"), ("_assemble", "  assemble geometries"),
+                            ("_write_layer", "  repair, clip, count, write layers")):  # fmt: skip
+        steps.wrap(osm, attribute, name)
+    for attribute, name in (("_network", "network (split, save)"), ("build_network", "  split into edges"),
+                            ("_buildings", "buildings + population"), ("_zones", "zones"),
+                            ("mark_personal", "personal data"), ("quality_highlights", "quality highlights"),
+                            ("record_derived", "  catalogue records (extents)")):  # fmt: skip
+        steps.wrap(build, attribute, name)
+    steps.wrap(metadata, "_bbox", "  catalogue extents (WGS84 bbox)")
+    steps.wrap(duckdb_store.DuckDBStore, "write_table", "  store writes")
+    summary = build.build_twin(load_config(Path(sys.argv[1])))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    seconds = time.perf_counter() - started
+    other = "other: imports, source records, checkpoint and swap"
+    steps.seconds[other] = seconds - steps.outermost_seconds
+    steps.cpu_seconds[other] = time.process_time() - steps.outermost_cpu_seconds
+    print(json.dumps({
+        "seconds": seconds,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,  # all threads (DuckDB's too)
+        # the peak of the whole run: the largest step peak (resetting VmHWM lowers what ru_maxrss reports)
+        "peak_mb": max([usage.ru_maxrss / 1024, *steps.peak_mb.values()]),
+        "steps": {name: {"seconds": round(s, 2), "cpu_seconds": round(steps.cpu_seconds.get(name, 0.0), 2), "peak_mb": round(steps.peak_mb[name]) if name in steps.peak_mb
+                         else None} for name, s in steps.seconds.items()},
+        "counts": {k: summary.tables[k] for k in ("buildings", "network_edges", "zones") if k in summary.tables},
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
