@@ -107,6 +107,8 @@ class SimOptions:
     point on them would record them (:attr:`SimResult.counts`); with ``count_passages`` also which
     trip passed which counting edge in which interval (:attr:`SimResult.passages`, from SUMO's
     vehroute output with exit times: what a calibration needs to know whose trips a count saw).
+    ``write_routes`` keeps every vehicle's route with the times it left each edge (SUMO's vehroute
+    output, ``OutputFiles.routes``) for a focus area's cut (:mod:`~civictwin.engines.traffic.focus`).
     """
 
     end_s: float
@@ -125,6 +127,7 @@ class SimOptions:
     count_edges: tuple[str, ...] = ()
     count_interval_s: float = 3600.0
     count_passages: bool = False
+    write_routes: bool = False
 
     def __post_init__(self) -> None:
         checks = [
@@ -387,7 +390,7 @@ def sumo_options(
     }
     if options.mesoscopic:
         values.update(MESO_OPTIONS)
-    if options.count_passages and options.count_edges:
+    if (options.count_passages and options.count_edges) or options.write_routes:
         values["vehroute-output"] = files.routes
         values["vehroute-output.exit-times"] = "true"
         values["vehroute-output.last-route"] = "true"
