@@ -12,6 +12,7 @@ starting point to be calibrated against a local travel survey.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import zlib
@@ -274,10 +275,41 @@ def network_distances(
     A path is never shorter than the straight line between the zone centroids (the snapping of
     centroids to nodes can otherwise shorten it).
     """
-    graph = mode_graph(edges, mode)
-    distance = np.maximum(zone_path_costs(graph, zones, graph.length_m), crowfly_distances(zones))
-    np.fill_diagonal(distance, intrazonal_distance_m(zones))
-    return distance
+    key = _distance_key(zones, edges, mode)
+    cached = _DISTANCES.pop(key, None)
+    if cached is None:
+        graph = mode_graph(edges, mode)
+        cached = np.maximum(zone_path_costs(graph, zones, graph.length_m), crowfly_distances(zones))
+        np.fill_diagonal(cached, intrazonal_distance_m(zones))
+    _DISTANCES[key] = cached  # the most recent last; the oldest goes first
+    while len(_DISTANCES) > _DISTANCES_KEPT:
+        _DISTANCES.pop(next(iter(_DISTANCES)))
+    return cached.copy()
+
+
+_DISTANCES: dict[bytes, FloatMatrix] = {}
+"""Zone-to-zone network distances already computed in this process, by :func:`_distance_key`: a
+scenario needs the walk distances twice (the gravity model and the free-flow level of service), and
+on a region-sized twin each all-zones shortest-path search takes minutes."""
+_DISTANCES_KEPT = 4
+
+
+def _distance_key(zones: gpd.GeoDataFrame, edges: gpd.GeoDataFrame, mode: str) -> bytes:
+    """A digest of everything :func:`network_distances` reads: the zones' centroids and areas, and the
+    ends, lengths and ``mode`` permission of every edge."""
+    digest = hashlib.blake2b(mode.encode(), digest_size=20)
+    centroids = zones.geometry.centroid
+    for values in (
+        centroids.x.to_numpy(dtype=float),
+        centroids.y.to_numpy(dtype=float),
+        zones.geometry.area.to_numpy(dtype=float),
+        edges["from_node"].to_numpy(dtype=np.int64),
+        edges["to_node"].to_numpy(dtype=np.int64),
+        edges["length_m"].to_numpy(dtype=float),
+        edges[mode].fillna(False).to_numpy(dtype=bool),
+    ):
+        digest.update(np.ascontiguousarray(values).tobytes())
+    return digest.digest()
 
 
 # ------------------------------------------------------------------------------------------ OD from CSV
