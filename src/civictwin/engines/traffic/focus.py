@@ -27,8 +27,11 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 
+from civictwin.engines.traffic.kpis import FOCUS_KPI_UNITS
 from civictwin.engines.traffic.network import SumoNetwork
 from civictwin.engines.traffic.outputs import OutputFiles
+from civictwin.engines.traffic.params import TrafficParams
+from civictwin.engines.traffic.prepare import PreparedScenario
 from civictwin.engines.traffic.sumo import run_binary, sumo_env, sumo_home
 from civictwin.errors import EngineError
 
@@ -155,10 +158,45 @@ def focus_kpis(result: FocusResult) -> dict[str, float]:
     city-wide (mesoscopic) ones: visits of the area, mean time inside it (s), total delay inside it
     (vehicle-hours of time lost against driving at the desired speed), vehicle-km inside it."""
     done = result.trips[result.trips["arrived"]]
-    return {
+    values = {
         "focus_trips": float(len(result.trips)),
         "focus_unfinished": float(len(result.trips) - len(done)),
         "focus_mean_travel_time_s": float(done["duration_s"].mean()) if len(done) else 0.0,
         "focus_total_delay_h": float(done["time_loss_s"].sum() / 3600.0),
         "focus_vehicle_km": float(done["route_length_m"].sum() / 1000.0),
     }
+    assert set(values) == set(FOCUS_KPI_UNITS)
+    return values
+
+
+def focus_area(prepared: PreparedScenario) -> shapely.Geometry:
+    """The union of the scenario's ``focus_zones`` polygons; EngineError naming any zone the twin lacks."""
+    wanted = [str(z) for z in prepared.params.focus_zones]
+    zones = prepared.zones.assign(zone_id=prepared.zones["zone_id"].astype(str))
+    missing = sorted(set(wanted) - set(zones["zone_id"]))
+    if missing:
+        raise EngineError(
+            f"zone(s) {', '.join(missing[:5])} are not analysis zones of the twin", field="focus_zones"
+        )
+    return shapely.union_all(zones[zones["zone_id"].isin(wanted)].geometry.to_numpy())
+
+
+def focus_seed_kpis(
+    prepared: PreparedScenario, city_run: Path, *, seed: int, workdir: Path
+) -> dict[str, float]:
+    """The focus area's ``focus_*`` KPIs for one seed, from the last city-wide run in ``city_run``."""
+    area = focus_edges(prepared.network, prepared.edges, focus_area(prepared))
+    end_s = prepared.params.sim_options().end_s
+    return focus_kpis(
+        simulate_focus(prepared.network, city_run, area, seed=seed, end_s=end_s, workdir=workdir)
+    )
+
+
+def simulation_levels(params: TrafficParams) -> str:
+    """Which SUMO model each group of KPIs comes from, in words (for the report's notes)."""
+    city = "mesoscopic" if params.mesoscopic else "microscopic"
+    text = f"City-wide KPIs from SUMO's {city} model"
+    if params.focus_zones:
+        zones = ", ".join(str(z) for z in params.focus_zones)
+        text += f"; focus_* KPIs from a microscopic run of zone(s) {zones} on the city run's traffic entering them"
+    return text + "."

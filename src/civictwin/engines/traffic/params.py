@@ -43,6 +43,9 @@ class TrafficParams(BaseModel):
     clearance_s: Annotated[float, Field(ge=0)] = 1800.0
     """Simulated time after the demand window for the last trips to arrive."""
     mesoscopic: bool = False
+    focus_zones: tuple[str, ...] = ()
+    """Analysis zones re-simulated microscopically on the city run's traffic entering them (a focus area
+    inside a mesoscopic run: docs/traffic-engine.md, "Micro and meso"); their KPIs are ``focus_*``."""
     max_teleport_share: Annotated[float, Field(ge=0, le=1)] = 0.05
     max_unfinished_share: Annotated[float, Field(ge=0, le=1)] = 0.05
     count_edges: tuple[str, ...] = ()
@@ -71,6 +74,7 @@ class TrafficParams(BaseModel):
             max_teleport_share=self.max_teleport_share,
             max_unfinished_share=self.max_unfinished_share,
             count_edges=self.count_edges,
+            write_routes=bool(self.focus_zones),
         )
 
 
