@@ -26,6 +26,9 @@ from civictwin.errors import EngineError
 Grid = tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]
 AREA = shapely.box(385_250, 6_671_150, 385_350, 6_671_250)  # around 101_1's middle, off every other street
 MAIN = [CarTrip(f"t{i:02d}", "200_0", "202_1", 10.0 * i) for i in range(10)]
+BIKE = CarTrip(
+    "bk00", "200_0", "202_1", 200.0
+)  # a bicycle along Main Street after the cars: not in the focus run
 SOUTH = [CarTrip(f"s{i:02d}", "100_0", "100_1", 5.0 + 10.0 * i) for i in range(5)]
 OPTIONS = SimOptions(end_s=1800, mesoscopic=True, write_routes=True, speed_deviation=0, driver_imperfection=0)
 ENTRY_S = (200 - 5.1) / (30 / 3.6) + 200 / (50 / 3.6)
@@ -48,8 +51,9 @@ def test_trips_entering_the_focus_area_are_simulated_from_their_entry_times(
 ) -> None:
     edges, nodes = grid
     network = build_sumo_network(edges, nodes, tmp_path / "net", guess_signals=False)
-    city = run_sumo(network, MAIN + SOUTH, seed=1, workdir=tmp_path / "city", options=OPTIONS)
+    city = run_sumo(network, MAIN + SOUTH, seed=1, workdir=tmp_path / "city", options=OPTIONS, bikes=[BIKE])
     assert city.trips["arrived"].all()
+    assert BIKE.trip_id in _exit_times(tmp_path / "city" / OutputFiles().routes, "101_1")  # through the area
     area = focus_edges(network, edges, AREA)
     assert area == {"101_1", "-101_1"}
     routes = tmp_path / "city" / OutputFiles().routes

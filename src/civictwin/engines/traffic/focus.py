@@ -39,6 +39,7 @@ FOCUS_NET = "focus.net.xml"
 FOCUS_ROUTES = "focus.rou.xml"
 FOCUS_TRIPINFO = "focus.tripinfo.xml"
 FOCUS_TYPES = "focus.types.xml"
+CITY_CARS = "city.cars.rou.xml"
 TRIPS_FILE = "trips.rou.xml"
 """The city run's trips, with the vehicle types (``run.write_trips``) its routes refer to."""
 CUT_TOOL = Path("tools") / "route" / "cutRoutes.py"
@@ -95,8 +96,9 @@ def simulate_focus(
     city_routes = (city_run / OutputFiles().routes).resolve()
     if not city_routes.is_file():
         raise EngineError("the city-wide run wrote no routes (run it with write_routes)", path=city_routes)
-    _write_types(city_run / TRIPS_FILE, workdir / FOCUS_TYPES)
-    cut = _cut_routes(network.net_file.resolve(), city_routes, workdir)
+    types = _write_types(city_run / TRIPS_FILE, workdir / FOCUS_TYPES)
+    cars = _car_routes(city_routes, types, workdir / CITY_CARS)
+    cut = _cut_routes(network.net_file.resolve(), cars.resolve(), workdir)
     micro = run_binary(
         "sumo",
         ["--net-file", FOCUS_NET, "--route-files", f"{FOCUS_TYPES},{FOCUS_ROUTES}",
@@ -114,13 +116,26 @@ def simulate_focus(
     )
 
 
-def _write_types(trips: Path, path: Path) -> None:
-    """The vehicle types and type distributions of the city run's trips file, alone, into ``path``."""
+def _write_types(trips: Path, path: Path) -> frozenset[str]:
+    """The vehicle types and type distributions of the city run's car trips, alone, into ``path``;
+    the ids of the car types."""
     root = ET.Element("routes")
     for element in ET.parse(trips).getroot():
         if element.tag in ("vType", "vTypeDistribution"):
             root.append(element)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+    return frozenset(t.get("id", "") for t in root.iter("vType"))
+
+
+def _car_routes(routes: Path, car_types: frozenset[str], path: Path) -> Path:
+    """The city run's vehroute output without its buses and bicycles (their own types and stops stay
+    out of the focus run, whose KPIs are about cars), into ``path``."""
+    root = ET.Element("routes")
+    for vehicle in ET.parse(routes).getroot().iter("vehicle"):
+        if vehicle.get("type") in car_types:
+            root.append(vehicle)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+    return path
 
 
 def _cut_routes(net_file: Path, city_routes: Path, workdir: Path) -> float:
