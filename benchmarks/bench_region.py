@@ -13,7 +13,8 @@ Sections (each prints a markdown table on stdout; progress goes to stderr):
   :func:`simulate_seed` (what ``civictwin compare --engine traffic`` runs per seed), one seed, one
   simulation ↔ mode-choice round unless ``--city-iterations`` says more. With ``--focus`` the zones of the
   middle tile are re-simulated microscopically (``focus_zones``). Records person and car trips, the
-  preparation's and the seed's wall time, SUMO's own seconds, the peak memory of this process and of
+  preparation's and the seed's wall time, SUMO's own seconds, the CPU seconds of this process and of
+  its SUMO children, the peak memory of this process and of
   the largest SUMO child process, and the city-wide (meso) and focus (micro) KPIs.
 - ``levels``: the demo twin, baseline and ``close_main_street`` over ``--seeds`` seeds (default 5) with
   ``--iterations`` rounds (default 3, the engine's), micro and meso
@@ -84,6 +85,13 @@ def middle_tile_zones(inputs: TwinInputs, tiles: int) -> tuple[str, ...]:
     return tuple(zones.loc[inside, "zone_id"].astype(str))
 
 
+def cpu_s(who: int) -> float:
+    """CPU seconds (user + system) of this process (``RUSAGE_SELF``) or its finished children: the fairer
+    measure on a shared machine, where wall time depends on the other jobs."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def bench_city(work: Path, settings: Settings) -> None:
     """The whole tiled city, mesoscopically, with an optional microscopic focus on its middle tile."""
     log(f"city: tiling and building the {settings.tiles}×{settings.tiles} twin")
@@ -100,6 +108,7 @@ def bench_city(work: Path, settings: Settings) -> None:
         demand={"scale": settings.scale},  # as ``civictwin compare --scale`` passes it
         gateways={"enabled": True},  # the traffic through the city's boundary roads, at its defaults
     )
+    cpu_before = cpu_s(resource.RUSAGE_SELF), cpu_s(resource.RUSAGE_CHILDREN)
     log(f"city: preparing the baseline ({len(inputs.zones)} zones, {len(inputs.edges)} edges)")
     start = time.perf_counter()
     prepared = prepare_scenario(inputs, Scenario.baseline_scenario(), work / "city" / "network", params)
@@ -108,6 +117,8 @@ def bench_city(work: Path, settings: Settings) -> None:
     start = time.perf_counter()
     outcome = simulate_seed(prepared, 1, work / "city" / "seed")
     seed_s = time.perf_counter() - start
+    python_cpu = cpu_s(resource.RUSAGE_SELF) - cpu_before[0]
+    children_cpu = cpu_s(resource.RUSAGE_CHILDREN) - cpu_before[1]
     kpis = outcome.kpis
     print(
         f"### Whole city, mesoscopic: the demo extract tiled {settings.tiles}×{settings.tiles}, baseline, "
@@ -123,6 +134,8 @@ def bench_city(work: Path, settings: Settings) -> None:
         ["of which netconvert s", f"{prepared.network.wall_s:.1f}"],
         ["simulate seed s (all rounds, focus run included)", f"{seed_s:.1f}"],
         ["of which sumo s (city runs)", f"{outcome.sumo_wall_s:.1f}"],
+        ["CPU s, this process (prepare + seed)", f"{python_cpu:.0f}"],
+        ["CPU s, SUMO processes (netconvert, sumo, cutRoutes.py)", f"{children_cpu:.0f}"],
         ["peak memory, this process MB", f"{peak_mb(resource.RUSAGE_SELF):.0f}"],
         ["peak memory, largest SUMO process MB", f"{peak_mb(resource.RUSAGE_CHILDREN):.0f}"],
         ["city-wide (meso) mean travel time s", f"{kpis['mean_travel_time_s']:.0f}"],
