@@ -98,7 +98,7 @@ def simulate_focus(
         raise EngineError("the city-wide run wrote no routes (run it with write_routes)", path=city_routes)
     types = _write_types(city_run / TRIPS_FILE, workdir / FOCUS_TYPES)
     cars = _car_routes(city_routes, types, workdir / CITY_CARS)
-    cut = _cut_routes(network.net_file.resolve(), cars.resolve(), workdir)
+    cut = _cut_routes(cars.resolve(), workdir)
     micro = run_binary(
         "sumo",
         ["--net-file", FOCUS_NET, "--route-files", f"{FOCUS_TYPES},{FOCUS_ROUTES}",
@@ -138,10 +138,12 @@ def _car_routes(routes: Path, car_types: frozenset[str], path: Path) -> Path:
     return path
 
 
-def _cut_routes(net_file: Path, city_routes: Path, workdir: Path) -> float:
-    """Run SUMO's cutRoutes.py in ``workdir``; its wall time (s)."""
+def _cut_routes(city_routes: Path, workdir: Path) -> float:
+    """Run SUMO's cutRoutes.py in ``workdir``; its wall time (s). Every route carries its exit times, so
+    the tool needs no ``--orig-net`` (which it reads whole, minutes on a region-sized network, only to
+    extrapolate entry times for routes without them)."""
     tool = sumo_home() / CUT_TOOL
-    command = [sys.executable, str(tool), FOCUS_NET, str(city_routes), "--orig-net", str(net_file),
+    command = [sys.executable, str(tool), FOCUS_NET, str(city_routes),
                "--routes-output", FOCUS_ROUTES, "--disconnected-action", "keep"]  # fmt: skip
     start = time.perf_counter()
     done = subprocess.run(command, cwd=workdir, env=sumo_env(), capture_output=True, text=True, check=False)
