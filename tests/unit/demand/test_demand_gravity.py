@@ -10,6 +10,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.sparse.csgraph import dijkstra
 
 from civictwin.engines.traffic import demand
 from civictwin.engines.traffic.demand import (
@@ -195,3 +196,14 @@ def test_network_distances_are_searched_once_per_network(
     assert network_distances(zones, longer, "walk")[0, 1] == pytest.approx(1200.0) and len(searches) == 2
     network_distances(zones, edges, "bike")
     assert len(searches) == 3
+
+
+def test_path_costs_in_chunks_equal_one_search(
+    edges: gpd.GeoDataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    graph = mode_graph(edges, "walk")
+    nodes = np.array([3, 0, 5, 1, 4, 2, 0], dtype=np.int64) % len(graph.node_ids)
+    whole = dijkstra(graph.matrix(graph.length_m), directed=True, indices=nodes)[:, nodes]
+    monkeypatch.setattr(demand, "SOURCES_PER_SEARCH", 2)  # four searches: 2 + 2 + 2 + 1 origins
+    assert np.array_equal(demand.path_costs(graph, nodes, graph.length_m), whole)
+    assert whole[1, 3] > 0 and np.all(np.diag(whole) == 0)
