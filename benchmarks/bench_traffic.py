@@ -745,8 +745,8 @@ def bench_scaling(demo_twin: Path, work: Path, settings: Settings) -> None:
         print(
             "\nThe tiler joins neighbouring copies by two-way roads, so a tiled twin is one street "
             "network; cars are driven in its largest strongly connected part (the `connected / all` "
-            "column; the rest are one-way stubs cut off at the extract's edge, and footways and steps "
-            "that `access=permissive` opens to cars).\n"
+            "column; most of the rest are footways and steps that `access=permissive` opens to cars, "
+            "and pieces that can be entered or left only one way).\n"
         )
 
 
