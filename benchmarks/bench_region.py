@@ -8,14 +8,15 @@ Sections (each prints a markdown table on stdout; progress goes to stderr):
 
 - ``city``: the demo extract tiled N×N (``--tiles``, default 8; ``../shared/tools/tile_osm.py`` joins
   neighbouring copies by roads, so it is one street network) built into a twin as the growth benchmark
-  of ``bench_traffic.py`` builds its tiled twins, then the baseline with its residents' demand and the
-  gateway flows (``[gateways]`` enabled at its defaults), simulated mesoscopically through the engine's own :func:`prepare_scenario` and
-  :func:`simulate_seed` (what ``civictwin compare --engine traffic`` runs per seed), one seed, one
-  simulation ↔ mode-choice round unless ``--city-iterations`` says more. With ``--focus`` the zones of the
-  middle tile are re-simulated microscopically (``focus_zones``). Records person and car trips, the
-  preparation's and the seed's wall time, SUMO's own seconds, the CPU seconds of this process and of
-  its SUMO children, the peak memory of this process and of
-  the largest SUMO child process, and the city-wide (meso) and focus (micro) KPIs.
+  of ``bench_traffic.py`` builds its tiled twins (or ``--city-twin``, one already built), then the
+  baseline with its residents' demand (and with ``--gateways`` the ``[gateways]`` flows at their
+  defaults, which gridlock a tiled twin), simulated mesoscopically through the engine's own
+  :func:`prepare_scenario` and :func:`simulate_seed` (what ``civictwin compare --engine traffic`` runs
+  per seed), one seed, one simulation ↔ mode-choice round unless ``--city-iterations`` says more. With
+  ``--focus`` the zones of the middle tile are re-simulated microscopically (``focus_zones``). Records
+  person and car trips, the preparation's and the seed's wall time, SUMO's own seconds, the CPU seconds
+  of this process and of its SUMO children, the peak memory of this process and of the largest SUMO
+  child process, and the city-wide (meso) and focus (micro) KPIs.
 - ``levels``: the demo twin, baseline and ``close_main_street`` over ``--seeds`` seeds (default 5) with
   ``--iterations`` rounds (default 3, the engine's), micro and meso
   (the engine's meso options, ``run.MESO_OPTIONS``): mean travel time and total delay with their 95%
@@ -63,6 +64,7 @@ class Settings:
     focus: bool
     seeds: int
     city_twin: Path | None = None
+    gateways: bool = False
 
 
 def peak_mb(who: int) -> float:
@@ -110,7 +112,7 @@ def bench_city(work: Path, settings: Settings) -> None:
         mesoscopic=True,
         focus_zones=focus or None,
         demand={"scale": settings.scale},  # as ``civictwin compare --scale`` passes it
-        gateways={"enabled": True},  # the traffic through the city's boundary roads, at its defaults
+        gateways={"enabled": True} if settings.gateways else None,
     )
     cpu_before = cpu_s(resource.RUSAGE_SELF), cpu_s(resource.RUSAGE_CHILDREN)
     log(f"city: preparing the baseline ({len(inputs.zones)} zones, {len(inputs.edges)} edges)")
@@ -220,6 +222,11 @@ def parse(argv: Sequence[str] | None = None) -> Settings:
     parser.add_argument("--focus", action="store_true", help="city: the middle tile micro (focus_zones)")
     parser.add_argument("--seeds", type=int, default=5, help="levels: seeds per scenario and level")
     parser.add_argument(
+        "--gateways",
+        action="store_true",
+        help="city: add [gateways] at its default flows (they gridlock a tiled twin: BENCHMARKS.md)",
+    )
+    parser.add_argument(
         "--city-twin",
         type=Path,
         help="city: an already built tiled twin (of --tiles tiles) instead of a new one",
@@ -238,6 +245,7 @@ def parse(argv: Sequence[str] | None = None) -> Settings:
         focus=args.focus,
         seeds=args.seeds,
         city_twin=args.city_twin,
+        gateways=args.gateways,
     )
 
 
