@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import threading
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -289,14 +290,17 @@ def network_distances(
     centroids to nodes can otherwise shorten it).
     """
     key = _distance_key(zones, edges, mode)
-    cached = _DISTANCES.pop(key, None)
+    with _DISTANCES_LOCK:
+        cached = _DISTANCES.get(key)
     if cached is None:
         graph = mode_graph(edges, mode)
         cached = np.maximum(zone_path_costs(graph, zones, graph.length_m), crowfly_distances(zones))
         np.fill_diagonal(cached, intrazonal_distance_m(zones))
-    _DISTANCES[key] = cached  # the most recent last; the oldest goes first
-    while len(_DISTANCES) > _DISTANCES_KEPT:
-        _DISTANCES.pop(next(iter(_DISTANCES)))
+    with _DISTANCES_LOCK:  # the API may prepare scenarios in several threads
+        _DISTANCES.pop(key, None)
+        _DISTANCES[key] = cached  # the most recent last; the oldest goes first
+        while len(_DISTANCES) > _DISTANCES_KEPT:
+            _DISTANCES.pop(next(iter(_DISTANCES)))
     return cached.copy()
 
 
@@ -305,6 +309,7 @@ _DISTANCES: dict[bytes, FloatMatrix] = {}
 scenario needs the walk distances twice (the gravity model and the free-flow level of service), and
 on a region-sized twin each all-zones shortest-path search takes minutes."""
 _DISTANCES_KEPT = 4
+_DISTANCES_LOCK = threading.Lock()
 
 
 def _distance_key(zones: gpd.GeoDataFrame, edges: gpd.GeoDataFrame, mode: str) -> bytes:
