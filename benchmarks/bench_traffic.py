@@ -743,10 +743,10 @@ def bench_scaling(demo_twin: Path, work: Path, settings: Settings) -> None:
         print(line)
     if built:
         print(
-            "\nThe tiler leaves a gap between copies, so a tiled twin is N×N separate street networks. "
-            "SUMO simulates all of them, but cars are driven only in the largest strongly connected "
-            "part (the `connected / all` column): car demand grows with the area it covers, not with "
-            "the number of tiles.\n"
+            "\nThe tiler joins neighbouring copies by two-way roads, so a tiled twin is one street "
+            "network; cars are driven in its largest strongly connected part (the `connected / all` "
+            "column; most of the rest are footways and steps that `access=permissive` opens to cars, "
+            "and pieces that can be entered or left only one way).\n"
         )
 
 

@@ -56,3 +56,14 @@ def test_bench_traffic_reads_its_sections_and_the_engine_parameters(
         bench.parse(["--only", "seem"])
     assert refused.value.code == 2
     assert "unknown section(s) seem" in capsys.readouterr().err
+
+
+def test_bench_region_reads_its_sections(monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = load_script(BENCHMARKS / "bench_region.py", monkeypatch)
+    assert bench.SECTIONS == ("city", "levels")
+    settings = bench.parse(["--only", "city", "--tiles", "4", "--focus", "--scale", "0.5"])
+    assert (settings.sections, settings.tiles, settings.focus, settings.scale) == (("city",), 4, True, 0.5)
+    assert (settings.city_iterations, settings.iterations, settings.seeds) == (1, 3, 5)
+    with pytest.raises(SystemExit) as refused:
+        bench.parse(["--only", "town"])
+    assert refused.value.code == 2

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.sparse.csgraph import dijkstra
 
+from civictwin.engines.traffic import demand
 from civictwin.engines.traffic.demand import (
     DemandError,
     DemandParams,
@@ -171,3 +174,36 @@ def test_trips_never_start_and_end_on_the_same_edge() -> None:
     assert len(trips) == 20
     assert all(t.from_edge != t.to_edge for t in trips)
     assert sample_car_trips(od, {"a": ["e1"]}, seed=1) == []
+
+
+def test_network_distances_are_searched_once_per_network(
+    zones: gpd.GeoDataFrame, edges: gpd.GeoDataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    searches: list[int] = []
+    search = demand.zone_path_costs
+
+    def counted(*args: Any) -> Any:
+        searches.append(1)
+        return search(*args)
+
+    monkeypatch.setattr(demand, "zone_path_costs", counted)
+    monkeypatch.setattr(demand, "_DISTANCES", {})
+    first = network_distances(zones, edges, "walk")
+    first[0, 1] = -1.0  # a caller's change never reaches the next caller
+    again = network_distances(zones, edges, "walk")
+    assert len(searches) == 1 and again[0, 1] == pytest.approx(600.0)
+    longer = edges.assign(length_m=edges["length_m"] * 2)  # another network: searched again
+    assert network_distances(zones, longer, "walk")[0, 1] == pytest.approx(1200.0) and len(searches) == 2
+    network_distances(zones, edges, "bike")
+    assert len(searches) == 3
+
+
+def test_path_costs_in_chunks_equal_one_search(
+    edges: gpd.GeoDataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    graph = mode_graph(edges, "walk")
+    nodes = np.array([3, 0, 5, 1, 4, 2, 0], dtype=np.int64) % len(graph.node_ids)
+    whole = dijkstra(graph.matrix(graph.length_m), directed=True, indices=nodes)[:, nodes]
+    monkeypatch.setattr(demand, "SOURCES_PER_SEARCH", 2)  # four searches: 2 + 2 + 2 + 1 origins
+    assert np.array_equal(demand.path_costs(graph, nodes, graph.length_m), whole)
+    assert whole[1, 3] > 0 and np.all(np.diag(whole) == 0)

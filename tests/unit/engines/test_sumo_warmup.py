@@ -85,3 +85,13 @@ def test_warmup_setting_is_checked_and_reaches_the_sumo_options(tmp_path: Path) 
         load_params(tmp_path)
     with pytest.raises(EngineError, match="must not be negative"):
         SimOptions(end_s=10, warmup_s=-1)
+
+
+def test_a_focus_area_with_a_warm_up_is_refused_with_one_line() -> None:
+    from pydantic import ValidationError
+
+    from civictwin.engines.traffic.params import TrafficParams
+
+    with pytest.raises(ValidationError, match="a focus area cannot be combined with a warm-up"):
+        TrafficParams(warmup_s=600, focus_zones=("z1",))
+    assert TrafficParams(focus_zones=("z1",)).sim_options().write_routes

@@ -12,8 +12,10 @@ starting point to be calibrated against a local travel survey.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
+import threading
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -261,9 +263,22 @@ def zone_path_costs(graph: ModeGraph, zones: gpd.GeoDataFrame, weights: FloatMat
 
 
 def path_costs(graph: ModeGraph, nodes: IntArray, weights: FloatMatrix) -> FloatMatrix:
-    """Least-cost path between every pair of the graph nodes ``nodes`` (inf: unreachable)."""
-    costs = dijkstra(graph.matrix(weights), directed=True, indices=nodes)
-    return np.asarray(costs[:, nodes], dtype=float)
+    """Least-cost path between every pair of the graph nodes ``nodes`` (inf: unreachable).
+
+    The searches run :data:`SOURCES_PER_SEARCH` origins at a time, keeping only the columns of
+    ``nodes``: SciPy returns every origin's cost to every graph node, which for all 1,492 zones of the
+    8×8 twin's walk network (228,000 nodes) would be a 2.7 GB matrix at once.
+    """
+    matrix = graph.matrix(weights)
+    costs = np.empty((len(nodes), len(nodes)), dtype=float)
+    for first in range(0, len(nodes), SOURCES_PER_SEARCH):
+        chunk = nodes[first : first + SOURCES_PER_SEARCH]
+        costs[first : first + len(chunk)] = dijkstra(matrix, directed=True, indices=chunk)[:, nodes]
+    return costs
+
+
+SOURCES_PER_SEARCH = 64
+"""Origins per shortest-path search in :func:`path_costs` (64 × 228,000 graph nodes × 8 bytes: 117 MB)."""
 
 
 def network_distances(
@@ -274,10 +289,45 @@ def network_distances(
     A path is never shorter than the straight line between the zone centroids (the snapping of
     centroids to nodes can otherwise shorten it).
     """
-    graph = mode_graph(edges, mode)
-    distance = np.maximum(zone_path_costs(graph, zones, graph.length_m), crowfly_distances(zones))
-    np.fill_diagonal(distance, intrazonal_distance_m(zones))
-    return distance
+    key = _distance_key(zones, edges, mode)
+    with _DISTANCES_LOCK:
+        cached = _DISTANCES.get(key)
+    if cached is None:
+        graph = mode_graph(edges, mode)
+        cached = np.maximum(zone_path_costs(graph, zones, graph.length_m), crowfly_distances(zones))
+        np.fill_diagonal(cached, intrazonal_distance_m(zones))
+    with _DISTANCES_LOCK:  # the API may prepare scenarios in several threads
+        _DISTANCES.pop(key, None)
+        _DISTANCES[key] = cached  # the most recent last; the oldest goes first
+        while len(_DISTANCES) > _DISTANCES_KEPT:
+            _DISTANCES.pop(next(iter(_DISTANCES)))
+    return cached.copy()
+
+
+_DISTANCES: dict[bytes, FloatMatrix] = {}
+"""Zone-to-zone network distances already computed in this process, by :func:`_distance_key`: a
+scenario needs the walk distances twice (the gravity model and the free-flow level of service), and
+on a region-sized twin each all-zones shortest-path search takes minutes."""
+_DISTANCES_KEPT = 4
+_DISTANCES_LOCK = threading.Lock()
+
+
+def _distance_key(zones: gpd.GeoDataFrame, edges: gpd.GeoDataFrame, mode: str) -> bytes:
+    """A digest of everything :func:`network_distances` reads: the zones' centroids and areas, and the
+    ends, lengths and ``mode`` permission of every edge."""
+    digest = hashlib.blake2b(mode.encode(), digest_size=20)
+    centroids = zones.geometry.centroid
+    for values in (
+        centroids.x.to_numpy(dtype=float),
+        centroids.y.to_numpy(dtype=float),
+        zones.geometry.area.to_numpy(dtype=float),
+        edges["from_node"].to_numpy(dtype=np.int64),
+        edges["to_node"].to_numpy(dtype=np.int64),
+        edges["length_m"].to_numpy(dtype=float),
+        edges[mode].fillna(False).to_numpy(dtype=bool),
+    ):
+        digest.update(np.ascontiguousarray(values).tobytes())
+    return digest.digest()
 
 
 # ------------------------------------------------------------------------------------------ OD from CSV

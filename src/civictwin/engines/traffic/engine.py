@@ -20,6 +20,7 @@ from civictwin.engines.traffic.calibration import latest_record, with_calibratio
 from civictwin.engines.traffic.countnext import latest_ranking
 from civictwin.engines.traffic.edits import validate_scenario
 from civictwin.engines.traffic.fitreport import calibration_summary, missing_summary
+from civictwin.engines.traffic.focus import simulation_levels
 from civictwin.engines.traffic.inputs import READS, TwinInputs, load_twin, needs_routes
 from civictwin.engines.traffic.interventions import INTERVENTIONS, SCENARIO_EXAMPLES
 from civictwin.engines.traffic.kpis import as_kpis, bus_line_table
@@ -134,6 +135,7 @@ class TrafficEngine:
                 "modal_split": outcome.modal_split,
                 "car_share_by_iteration": outcome.car_share_by_iteration,
                 "iterations": inputs.params.iterations,
+                "simulation_levels": simulation_levels(inputs.params),
                 "changed_edges": int(inputs.changes["edge_id"].nunique()) if not inputs.changes.empty else 0,
                 "transit_source": inputs.transit_source,
                 "demand_source": inputs.demand_source,

@@ -61,6 +61,16 @@ DEMAND_KPI_UNITS: dict[str, str] = {
 }
 """The demand KPIs of a seed (person trips and the share of each mode), with their units."""
 
+FOCUS_KPI_UNITS: dict[str, str] = {
+    "focus_trips": "vehicles",
+    "focus_unfinished": "vehicles",
+    "focus_mean_travel_time_s": "s",
+    "focus_total_delay_h": "h",
+    "focus_vehicle_km": "km",
+}
+"""The focus area's KPIs (``focus_zones``: a microscopic run inside a mesoscopic one, see
+:mod:`~civictwin.engines.traffic.focus`), with their units."""
+
 
 @dataclass(frozen=True)
 class KpiMeaning:
@@ -99,6 +109,11 @@ MEANINGS: Mapping[str, KpiMeaning] = {
     "share_pt": KpiMeaning("Public transport share of trips", "higher"),
     "share_bike": KpiMeaning("Bike share of trips", "higher"),
     "share_walk": KpiMeaning("Walking share of trips", "higher"),
+    "focus_trips": KpiMeaning("Focus area (microscopic): cars entering it"),
+    "focus_unfinished": KpiMeaning("Focus area (microscopic): cars still inside at the end", "lower"),
+    "focus_mean_travel_time_s": KpiMeaning("Focus area (microscopic): mean time to cross it", "lower"),
+    "focus_total_delay_h": KpiMeaning("Focus area (microscopic): total car delay inside it", "lower"),
+    "focus_vehicle_km": KpiMeaning("Focus area (microscopic): vehicle-kilometres inside it"),
 }
 """Every traffic KPI's label, better direction and headline flag, in the order reports list them."""
 
@@ -108,7 +123,7 @@ HEADLINE_ORDER = ("mean_travel_time_s", "total_delay_h", "vehicle_km", "share_ca
 
 def as_kpis(values: Mapping[str, float]) -> tuple[Kpi, ...]:
     """A seed's KPI values as :class:`~civictwin.engines.base.Kpi`\\ s, in :data:`MEANINGS` order."""
-    units = {**KPI_UNITS, **BUS_KPI_UNITS, **BIKE_KPI_UNITS, **DEMAND_KPI_UNITS}
+    units = {**KPI_UNITS, **BUS_KPI_UNITS, **BIKE_KPI_UNITS, **DEMAND_KPI_UNITS, **FOCUS_KPI_UNITS}
     return tuple(
         Kpi(
             name=name,

@@ -65,7 +65,9 @@ def _notes(name: str, seeds: Sequence[SeedRecord]) -> str:
         f"'{name}': {first.get('changed_edges', 0)} street edges changed; demand from "
         f"{first.get('demand_source', 'the gravity model')}; transit times from {transit}; "
         f"{first.get('iterations', len(car_shares[0]))} simulation/mode-choice round(s), last change of the "
-        f"car share {100 * last_step:.2f} percentage points." + _gateway_note(first.get("gateway_sources"))
+        f"car share {100 * last_step:.2f} percentage points."
+        + _gateway_note(first.get("gateway_sources"))
+        + (f" {first['simulation_levels']}" if first.get("simulation_levels") else "")
     )
 
 

@@ -56,6 +56,23 @@ ROUTING_WINDOW_S = 180.0
 """Length (s) of the moving average of edge speeds the rerouting device routes on: SUMO's default
 (``--device.rerouting.adaptation-steps 180`` × ``--device.rerouting.adaptation-interval 1``)."""
 
+MESO_OPTIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "mesosim": "true",
+        "meso-junction-control": "true",
+        "meso-overtaking": "true",
+    }
+)
+"""The sumo options of a mesoscopic run (SUMO's Simulation/Meso documentation, SUMO 1.28):
+``meso-junction-control``: SUMO's default (false) lets vehicles pass junctions with no control at all,
+which the documentation says "should only be used for motorway scenarios"; true models junctions as
+the microscopic model without internal links, so right of way and the traffic lights' red phases
+hold vehicles as in a micro run. ``meso-overtaking``: vehicles on a multi-lane edge may pass slower
+ones (as they change lanes in a micro run) instead of queueing behind them. Segment length
+(``meso-edgelength``, 98 m) and the jam threshold stay SUMO's defaults; ``meso-tls-penalty`` (a delay
+and capacity factor replacing the signal phases) is not used: the lights' own phases are simulated.
+Measured against micro runs on the demo in docs/traffic-engine.md, "Micro and meso"."""
+
 BASE_DEPART_POS_M = 5.1
 """Where SUMO's ``departPos="base"`` puts a car's front on its first edge: the length of a ``passenger``
 vehicle (5 m, SUMO's default) plus 0.1 m (SUMO's ``POSITION_EPS``; tripinfo reports ``departPos`` 5.10).
@@ -107,6 +124,8 @@ class SimOptions:
     ``--time-to-impatience``: impatience grows from 0 to 1 over that waiting time; SUMO's default
     180 s): on a network without traffic signals (the twin has no signal data) a shorter time keeps
     minor-road queues from waiting for gaps that never come (docs/methods-calibration.md, section 4).
+    ``write_routes`` keeps every vehicle's route with the times it left each edge (SUMO's vehroute
+    output, ``OutputFiles.routes``) for a focus area's cut (:mod:`~civictwin.engines.traffic.focus`).
     """
 
     end_s: float
@@ -127,6 +146,7 @@ class SimOptions:
     count_passages: bool = False
     warmup_s: float = 0.0
     time_to_impatience_s: float = 180.0
+    write_routes: bool = False
 
     def __post_init__(self) -> None:
         checks = [
@@ -423,8 +443,8 @@ def sumo_options(
         "no-warnings": "true",
     }
     if options.mesoscopic:
-        values["mesosim"] = "true"
-    if options.count_passages and options.count_edges:
+        values.update(MESO_OPTIONS)
+    if (options.count_passages and options.count_edges) or options.write_routes:
         values["vehroute-output"] = files.routes
         values["vehroute-output.exit-times"] = "true"
         values["vehroute-output.last-route"] = "true"

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from civictwin.engines.traffic.demand import OdMatrix, sample_car_trips, trip_pair
+from civictwin.engines.traffic.focus import focus_seed_kpis
 from civictwin.engines.traffic.gateways import GATEWAY_PREFIX, gateway_car_trips
 from civictwin.engines.traffic.inputs import TwinInputs, load_twin, needs_routes
 from civictwin.engines.traffic.kpis import (
@@ -116,6 +117,7 @@ def simulate_seed(
             **bus_kpis(result.bus_trips),
             **bike_kpis(result.bike_trips),
             **_demand_kpis(prepared.person_trips, shares),
+            **_focus_kpis(prepared, result, seed, workdir),
         },
         modal_split={str(mode): share for mode, share in split.items()},
         car_share_by_iteration=car_share_history,
@@ -224,6 +226,14 @@ def _simulated_service(prepared: PreparedScenario, result: SimResult) -> LevelOf
     if np.isfinite(bike_speed) and bike_speed > 0:
         service = service.with_bike_speed(bike_speed, planned_kmh=planned.bike_speed_kmh)
     return service
+
+
+def _focus_kpis(prepared: PreparedScenario, result: SimResult, seed: int, workdir: Path) -> dict[str, float]:
+    """The focus area's KPIs from a microscopic run on the last city run's traffic (none without
+    ``focus_zones``)."""
+    if not prepared.params.focus_zones:
+        return {}
+    return focus_seed_kpis(prepared, result.workdir, seed=seed, workdir=workdir / "focus")
 
 
 def _demand_kpis(od: OdMatrix, shares: dict[Mode, np.ndarray]) -> dict[str, float]:
