@@ -81,6 +81,12 @@ def _orphan_after_killing_its_parent(tied: bool) -> int:
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert parent.stdout is not None
     pid = int(parent.stdout.readline())
+    # Kill the parent only once the child runs `sleep`: setpriv sets the parent-death signal before it
+    # execs the command, and a parent killed before that moment would not be noticed (a window of
+    # microseconds at a SUMO's start, which the test must not hit).
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}/comm").read_text().strip() != "sleep" and time.monotonic() < deadline:
+        time.sleep(0.01)
     parent.kill()
     parent.wait()
     return pid
