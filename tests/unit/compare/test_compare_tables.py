@@ -246,7 +246,7 @@ def test_written_files_follow_the_runs_layout_and_the_api_contract(
     )  # fmt: skip
     report = write_comparison(comparison, directory, manifest=manifest, scenarios=[scenario])
     assert sorted(p.name for p in directory.iterdir()) == [
-        "comparison.json", "complete", "manifest.json", "report.html", "tables",
+        "comparison.json", "complete", "manifest.json", "report.html", "report.it.html", "report.sk.html", "tables",
     ]  # fmt: skip
     assert sorted(p.name for p in (directory / "tables" / "roads.edges").iterdir()) == [
         "diff_close_x.parquet", "diff_zone_30.parquet", "mean_baseline.parquet", "mean_close_x.parquet", "mean_zone_30.parquet",
