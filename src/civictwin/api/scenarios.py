@@ -452,8 +452,7 @@ def get_report(request: Request, comparison_id: ComparisonId, lang: ReportLang =
     """The report ``civictwin compare`` wrote, as is, in the reader's language: ``lang``, else the
     ``lang`` cookie, else Accept-Language, as the consultation page chooses; English (``report.html``)
     when nothing matches, or for a comparison written before reports were translated."""
-    check_params(request, ("lang",))
-    store, _ = _readable(request, comparison_id)
+    store, _ = _readable(request, comparison_id, params=("lang",))
     code = choose(
         override=lang,
         cookie=request.cookies.get(COOKIE),
