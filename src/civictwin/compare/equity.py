@@ -346,7 +346,7 @@ def _cell(value: float, lang: Language, *, whole: bool = False) -> str:
         return lang.decimal(value, decimals=0).replace(MINUS, "-")
     significant = f"{value:.3g}"
     if "e" in significant:
-        return significant.replace(".", lang.decimal(0.5, decimals=1)[1])
+        return significant.replace(".", lang.decimal(0.5, decimals=1)[1])  # the locale's decimal sign
     return lang.decimal(value, decimals=len(significant.partition(".")[2])).replace(MINUS, "-")
 
 

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import ScalarFormatter
 
 from civictwin.compare.consultation import kpi_entries, summary_words, within_noise
 from civictwin.compare.table import headline_kpis_of
@@ -209,9 +210,25 @@ def _number(value: float | None, unit: str, lang: Language) -> str:
         return lang.decimal(value, decimals=0 if magnitude >= 100 else 2).replace(MINUS, "-")
     significant = f"{value:.3g}"
     if "e" in significant:  # below 1e-4: the exponent form, with the locale's decimal sign
-        return significant.replace(".", lang.decimal(0.5, decimals=1)[1])
+        return significant.replace(".", _decimal_sign(lang))
     decimals = len(significant.partition(".")[2])
     return lang.decimal(value, decimals=decimals, grouped=False).replace(MINUS, "-")
+
+
+def _decimal_sign(lang: Language) -> str:
+    """The locale's decimal sign ("." en, "," sk and it)."""
+    return lang.decimal(0.5, decimals=1)[1]
+
+
+class _LocaleTicks(ScalarFormatter):
+    """Matplotlib's tick numbers with the locale's decimal sign (``0,5`` in sk and it)."""
+
+    def __init__(self, lang: Language) -> None:
+        super().__init__()
+        self.sign = _decimal_sign(lang)
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return str(super().__call__(x, pos)).replace(".", self.sign)
 
 
 def _kpi_table(record: ComparisonRecord, *, warned: set[str], lang: Language) -> str:
@@ -341,6 +358,7 @@ def _difference_figure(record: ComparisonRecord, lang: Language) -> Figure:
     axis.set_yticks(range(len(kpis)), [labels[k] for k in kpis])
     axis.invert_yaxis()
     axis.set_xlabel(lang.gettext("Change against the baseline (%), with 95% interval; hollow = within noise"))
+    axis.xaxis.set_major_formatter(_LocaleTicks(lang))
     if kpis:
         axis.legend(loc="best", frameon=False)
     return figure
@@ -371,7 +389,7 @@ def _tables(
                 scenario=record.baseline, column=first.column, table=table.name
             )
             parts.append(
-                f"<h4>{html.escape(alt)}</h4>{_image(_value_map(base, first.column, first.unit), alt)}"
+                f"<h4>{html.escape(alt)}</h4>{_image(_value_map(base, first.column, first.unit, lang), alt)}"
             )
         for plan, diff in tables.get(table.id, {}).items():
             parts.append(f"<h4>{html.escape(plan)} − {html.escape(record.baseline)}</h4>")
@@ -404,10 +422,11 @@ def _real_counts(table: TableRecord, diff: pd.DataFrame, lang: Language) -> str:
     ).format(rows=lang.decimal(rows, decimals=0), counts="; ".join(counts))
 
 
-def _value_map(frame: gpd.GeoDataFrame, column: str, unit: str) -> Figure:
+def _value_map(frame: gpd.GeoDataFrame, column: str, unit: str, lang: Language) -> Figure:
     figure, axis = plt.subplots(figsize=(7, 7))
     frame.plot(ax=axis, column=column, cmap="cividis", legend=True,
-               legend_kwds={"label": f"{column} ({unit})", "shrink": 0.6}, **_style(frame))  # fmt: skip
+               legend_kwds={"label": f"{column} ({unit})", "shrink": 0.6, "format": _LocaleTicks(lang)},
+               **_style(frame))  # fmt: skip
     _map_axis(axis)
     return figure
 
@@ -446,7 +465,8 @@ def _difference_maps(diff: gpd.GeoDataFrame, mapped: Sequence[TableColumn], lang
         if values.size and np.nanmax(np.abs(values)) > 0:
             limit = float(np.nanmax(np.abs(values)))
             real.plot(ax=axis, column=column, cmap="PuOr_r", norm=TwoSlopeNorm(0.0, -limit, limit), legend=True,
-                      legend_kwds={"label": lang.gettext("change ({unit})").format(unit=value.unit), "shrink": 0.6},
+                      legend_kwds={"label": lang.gettext("change ({unit})").format(unit=value.unit), "shrink": 0.6,
+                                   "format": _LocaleTicks(lang)},
                       **_style(real))  # fmt: skip
         axis.set_title(
             lang.gettext("Change in {value} (beyond noise)").format(value=value.column.replace("_", " "))

@@ -151,3 +151,25 @@ def test_a_warned_engine_is_not_called_within_noise_in_any_language(code: str) -
     assert page.count(verdict[code]) == 3  # every KPI of the warned engine
     caveat = {"sk": "(Pozri však varovanie vyššie", "it": "(Ma si veda l'avviso qui sopra"}
     assert caveat[code] in html.unescape(page)  # the summary's sentence about noise points to the warning
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("en", ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"]),
+        ("sk", ["0,0", "0,2", "0,4", "0,6", "0,8", "1,0"]),
+        ("it", ["0,0", "0,2", "0,4", "0,6", "0,8", "1,0"]),
+    ],
+)
+def test_figure_ticks_take_the_locales_decimal_sign(code: str, expected: list[str]) -> None:
+    import matplotlib.pyplot as plt
+
+    from civictwin.compare.report import _LocaleTicks
+
+    figure, axis = plt.subplots()
+    axis.set_xlim(0.0, 1.0)
+    axis.xaxis.set_major_formatter(_LocaleTicks(language(code)))
+    figure.canvas.draw()
+    labels = [label.get_text() for label in axis.get_xticklabels()]
+    plt.close(figure)
+    assert labels == expected
