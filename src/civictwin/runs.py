@@ -10,7 +10,7 @@ viewer read it back, all through the names and models below::
         work/<engine>/<scenario>/               what the engine prepared for the scenario's seeds
         tables/<engine>.<table>/mean_<scenario>.parquet    per-key means over the seeds (WGS84)
         tables/<engine>.<table>/diff_<plan>.parquet        plan − baseline per key, 95% intervals
-        comparison.json (ComparisonRecord), manifest.json, report.html, complete (written last)
+        comparison.json (ComparisonRecord), manifest.json, report.html (English) and report.<code>.html (sk, it), complete (written last)
 
 Only a folder with its ``complete`` marker is finished; anything else is a run in progress or one that
 was interrupted, and readers treat it as absent.
@@ -27,6 +27,8 @@ from typing import Annotated, Any
 import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from civictwin.i18n import DEFAULT
+
 RUNS_DIR = "runs"
 SEEDS_DIR = "seeds"
 WORK_DIR = "work"
@@ -37,6 +39,14 @@ RUN_FILE = "run.json"
 COMPARISON_FILE = "comparison.json"
 MANIFEST_FILE = "manifest.json"
 REPORT_FILE = "report.html"
+"""The report in English (:data:`civictwin.i18n.DEFAULT`); each other language's is :func:`report_file`."""
+
+
+def report_file(code: str) -> str:
+    """The report's file name in language ``code``: ``report.html`` in English (the name links have
+    always used), ``report.<code>.html`` in the others (``report.sk.html``)."""
+    return REPORT_FILE if code == DEFAULT else f"report.{code}.html"
+
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 """Comparison ids, scenario names and table ids: one safe path segment (no ``..``, no ``/``)."""

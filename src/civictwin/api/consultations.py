@@ -114,11 +114,18 @@ def consultation(
         "addresses": ADDRESSES in _readable_layers(request),
         "context": _context(request),
         "links": {
-            "report": str(request.url_for("comparison_report", comparison_id=record.id)),
+            "report": _report_link(request, record.id, lang),
             "kpis": str(request.url_for("comparison_kpis", comparison_id=record.id)),
             "manifest": str(request.url_for("comparison_manifest", comparison_id=record.id)),
         },
     }
+
+
+def _report_link(request: Request, comparison_id: str, lang: Language | None) -> str:
+    """The comparison's report, in the page's language when the page has one (the report route reads
+    no cookie of the consultation pages: theirs is kept to ``/consultations``)."""
+    url = request.url_for("comparison_report", comparison_id=comparison_id)
+    return str(url.include_query_params(lang=lang.code) if lang is not None else url)
 
 
 def _map_entries(

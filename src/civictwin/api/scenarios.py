@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import geopandas as gpd
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -38,6 +38,7 @@ from civictwin.api.context import get_twin
 from civictwin.api.problems import ProblemError, not_found
 from civictwin.api.query import check_params
 from civictwin.api.security import current_principal
+from civictwin.i18n import COOKIE, DEFAULT, choose
 from civictwin.runs import (
     COMPARISON_FILE,
     COMPLETE,
@@ -48,6 +49,7 @@ from civictwin.runs import (
     DifferenceRow,
     KpiRow,
     is_valid_id,
+    report_file,
     table_diff_file,
 )
 from civictwin.scenarios.library import ScenarioFile, scenario_files
@@ -59,6 +61,13 @@ GEOJSON_MEDIA_TYPE = "application/geo+json"
 
 ComparisonId = Annotated[
     str, PathParam(description="A comparison (a folder under <twin>/runs/)", max_length=128)
+]
+ReportLang = Annotated[
+    str | None,
+    Query(
+        description="The report's language (en, sk, it); else the lang cookie, else Accept-Language",
+        max_length=16,
+    ),
 ]
 PlanId = Annotated[str, PathParam(description="One of the comparison's plans", max_length=128)]
 TableId = Annotated[
@@ -439,7 +448,21 @@ def get_table(request: Request, comparison_id: ComparisonId, table: TableId, pla
     responses={**_NOT_FOUND, 200: {"content": {"text/html": {}}, "description": "The HTML report"}},
     summary="The self-contained HTML report",
 )
-def get_report(request: Request, comparison_id: ComparisonId) -> FileResponse:
-    """The report ``civictwin compare`` wrote, as is."""
-    store, _ = _readable(request, comparison_id)
-    return FileResponse(store.part(comparison_id, REPORT_FILE), media_type="text/html; charset=utf-8")
+def get_report(request: Request, comparison_id: ComparisonId, lang: ReportLang = None) -> FileResponse:
+    """The report ``civictwin compare`` wrote, as is, in the reader's language: ``lang``, else the
+    ``lang`` cookie, else Accept-Language, as the consultation page chooses; English (``report.html``)
+    when nothing matches, or for a comparison written before reports were translated."""
+    store, _ = _readable(request, comparison_id, params=("lang",))
+    code = choose(
+        override=lang,
+        cookie=request.cookies.get(COOKIE),
+        accept_language=request.headers.get("accept-language"),
+    )
+    path = store.run_dir(comparison_id) / report_file(code)
+    if not path.is_file():
+        code, path = DEFAULT, store.part(comparison_id, REPORT_FILE)
+    return FileResponse(
+        path,
+        media_type="text/html; charset=utf-8",
+        headers={"Content-Language": code, "Vary": "Accept-Language, Cookie"},
+    )

@@ -4,7 +4,7 @@ differences, the report and the manifest.
 :func:`compare` turns the saved seeds of each engine into a :class:`Comparison`;
 :func:`write_comparison` writes it into the comparison folder with the layout of :mod:`civictwin.runs`
 (``comparison.json``, ``tables/<engine>.<table>/mean_<scenario>.parquet`` and ``diff_<plan>.parquet``,
-``manifest.json``, ``report.html``) and writes the ``complete`` marker last. Nothing here knows a
+``manifest.json``, ``report.html`` and one ``report.<code>.html`` per other language) and writes the ``complete`` marker last. Nothing here knows a
 particular engine: KPIs carry their own names, units and labels, tables their own keys and layers.
 """
 
@@ -44,6 +44,7 @@ from civictwin.engines.base import Engine, EngineReport, Reports
 from civictwin.engines.ensemble import Ensemble
 from civictwin.engines.registry import intervention_catalog
 from civictwin.errors import ScenarioError
+from civictwin.i18n import LANGUAGES, language
 from civictwin.runs import (
     COMPARISON_FILE,
     COMPLETE,
@@ -54,6 +55,7 @@ from civictwin.runs import (
     SeedRecord,
     TableColumn,
     TableRecord,
+    report_file,
     table_diff_file,
     table_id,
     table_mean_file,
@@ -285,20 +287,23 @@ def write_comparison(
         for plan, frame in frames.items():
             _atomic_parquet(table_diff_file(directory, table, plan), frame)
     _atomic_text(directory / MANIFEST_FILE, json.dumps(manifest, indent=1, default=str))
-    report = render_report(
-        record,
-        scenarios=scenarios,
-        tables=comparison.diffs,
-        baseline_tables={table: frames[record.baseline] for table, frames in comparison.means.items()},
-        engine_reports=comparison.reports,
-        parameters=parameters or manifest_parameters(manifest),
-        manifest=manifest,
-        notes=notes,
-        equity_html=render_equity(comparison.equity) if comparison.equity is not None else "",
-    )
     if comparison.equity is not None:
         _atomic_text(directory / EQUITY_FILE, comparison.equity.to_json())
-    _atomic_text(directory / REPORT_FILE, report)
+    for code in LANGUAGES:
+        lang = language(code)
+        report = render_report(
+            record,
+            scenarios=scenarios,
+            tables=comparison.diffs,
+            baseline_tables={table: frames[record.baseline] for table, frames in comparison.means.items()},
+            engine_reports=comparison.reports,
+            parameters=parameters or manifest_parameters(manifest),
+            manifest=manifest,
+            notes=notes,
+            equity_html=render_equity(comparison.equity, lang=lang) if comparison.equity is not None else "",
+            lang=lang,
+        )
+        _atomic_text(directory / report_file(code), report)
     (directory / COMPLETE).write_text(record.created + "\n", encoding="utf-8")
     return directory / REPORT_FILE
 

@@ -25,6 +25,7 @@ import pandas as pd
 from civictwin.compare.table import EngineRuns, kpi_definitions, stack_table
 from civictwin.config import SociodemographicsSection
 from civictwin.engines.base import Engine, TableSpec
+from civictwin.i18n import DEFAULT, MINUS, Language, language
 from civictwin.kpis.ensemble import Difference, difference
 
 EQUITY_FILE = "equity.json"
@@ -274,27 +275,34 @@ def _not_broken_down(runs: EngineRuns, tables: Sequence[tuple[str, TableSpec]]) 
     return reasons
 
 
-def render_equity(view: EquityView) -> str:
-    """The view as an HTML fragment for the comparison report: one table per grouping and plan."""
+def render_equity(view: EquityView, *, lang: Language | None = None) -> str:
+    """The view as an HTML fragment for the comparison report: one table per grouping and plan, its
+    fixed words and numbers in ``lang`` (English by default); the view's own sentences and notes, built
+    when the comparison ran, stay English."""
+    lang = lang or language(DEFAULT)
+    _ = lang.gettext
     if not view.rows:
-        return "<p>" + html.escape(" ".join(view.notes) or "No zone values to break down.") + "</p>"
-    parts = [
-        "<p>Zones are grouped by the socio-demographic columns of the twin's zones; each zone value is "
+        return "<p>" + html.escape(" ".join(view.notes) or _("No zone values to break down.")) + "</p>"
+    intro = _(
+        "Zones are grouped by the socio-demographic columns of the twin's zones; each zone value is "
         "summed over a group's zones (amounts) or averaged over its residents (levels), seed by seed, and "
-        "the change gets its 95% interval over the seeds. Only zone values can be broken down"
-        + (
-            f"; these KPIs are one number for the whole twin and are not: "
-            f"{html.escape(', '.join(view.not_broken_down))}.</p>"
-            if view.not_broken_down
-            else ".</p>"
+        "the change gets its 95% interval over the seeds."
+    )
+    rest = (
+        _(
+            "Only zone values can be broken down; these KPIs are one number for the whole twin and are not: {kpis}."
         )
-    ]
+        if view.not_broken_down
+        else _("Only zone values can be broken down.")
+    ).format(kpis=", ".join(view.not_broken_down))
+    parts = [f"<p>{html.escape(intro)} {html.escape(rest)}</p>"]
     parts_by: dict[tuple[str, str], list[EquityRow]] = {}
     for row in view.rows:
         parts_by.setdefault((row.grouping, row.plan), []).append(row)
     for (grouping, plan), rows in parts_by.items():
-        parts.append(f"<h3>{html.escape(plan)}: by {html.escape(grouping)}</h3>")
-        parts.append(_html_table(rows))
+        heading = _("{plan}: by {grouping}").format(plan=plan, grouping=grouping)
+        parts.append(f"<h3>{html.escape(heading)}</h3>")
+        parts.append(_html_table(rows, lang))
         said = [r.words for r in rows if r.distinguishable]
         if said:
             parts.append("<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in said) + "</ul>")
@@ -303,24 +311,43 @@ def render_equity(view: EquityView) -> str:
     return "\n".join(parts)
 
 
-def _html_table(rows: Sequence[EquityRow]) -> str:
-    head = (
-        "<tr><th>value</th><th>group</th><th>zones</th><th>residents</th><th>baseline</th><th>plan</th>"
-        "<th>change (95% CI)</th></tr>"
+def _html_table(rows: Sequence[EquityRow], lang: Language) -> str:
+    _ = lang.gettext
+    titles = (
+        _("value"),
+        _("group"),
+        _("zones"),
+        _("residents"),
+        _("baseline"),
+        _("plan"),
+        _("change (95% CI)"),
     )
+    head = "<tr>" + "".join(f"<th>{html.escape(t)}</th>" for t in titles) + "</tr>"
     body = "".join(
         "<tr>"
         f"<td>{html.escape(r.value)} ({html.escape(r.unit)})</td><td>{html.escape(r.group)}</td>"
-        f"<td>{r.zones}</td><td>{r.residents:,.0f}</td><td>{_cell(r.base_mean)}</td><td>{_cell(r.plan_mean)}</td>"
-        f"<td>{_cell(r.diff)} ({_cell(r.ci_low)} to {_cell(r.ci_high)}){' *' if r.distinguishable else ''}</td>"
-        "</tr>"
+        f"<td>{r.zones}</td><td>{_cell(r.residents, lang, whole=True)}</td>"
+        f"<td>{_cell(r.base_mean, lang)}</td><td>{_cell(r.plan_mean, lang)}</td>"
+        f"<td>{_cell(r.diff, lang)} ("
+        + html.escape(_("{low} to {high}").format(low=_cell(r.ci_low, lang), high=_cell(r.ci_high, lang)))
+        + f"){' *' if r.distinguishable else ''}</td></tr>"
         for r in rows
     )
-    return f'<table class="equity">{head}{body}</table><p>* the interval excludes zero.</p>'
+    footnote = html.escape(_("* the interval excludes zero."))
+    return f'<table class="equity">{head}{body}</table><p>{footnote}</p>'
 
 
-def _cell(value: float) -> str:
-    return "–" if not math.isfinite(value) else f"{value:,.3g}" if abs(value) < 100 else f"{value:,.0f}"
+def _cell(value: float, lang: Language, *, whole: bool = False) -> str:
+    """A number in the locale's form: whole from 100 (or when ``whole``), else three significant
+    digits; '–' when unknown."""
+    if not math.isfinite(value):
+        return "–"
+    if whole or abs(value) >= 100:
+        return lang.decimal(value, decimals=0).replace(MINUS, "-")
+    significant = f"{value:.3g}"
+    if "e" in significant:
+        return significant.replace(".", lang.decimal(0.5, decimals=1)[1])  # the locale's decimal sign
+    return lang.decimal(value, decimals=len(significant.partition(".")[2])).replace(MINUS, "-")
 
 
 def groupings_of(section: SociodemographicsSection | None) -> list[Grouping]:

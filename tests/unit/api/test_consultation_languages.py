@@ -35,6 +35,10 @@ def test_the_browser_language_chooses_slovak(client: TestClient) -> None:
         f"'zone30' v porovnaní s 'baseline': {SK_CAR}",
     ]
     assert '<a href="?lang=it" hreflang="it" lang="it">Italiano</a>' in html
+    assert (
+        '<a href="http://testserver/comparisons/consult-public/report?lang=sk">Úplná technická správa</a>'
+        in html
+    )
     assert "set-cookie" not in response.headers  # nothing is remembered unless the reader switches
 
 

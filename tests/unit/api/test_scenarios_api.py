@@ -174,7 +174,11 @@ def cmp_twin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     twin = tmp_path_factory.mktemp("cmp-twin")
     build_twin(twin)
     runs = twin / "runs"
-    _write_comparison(runs, COMPARISON)
+    folder = _write_comparison(runs, COMPARISON)
+    for code in ("sk", "it"):  # the report in each language; cmp-old has only the English one
+        (folder / f"report.{code}.html").write_text(
+            f'<!doctype html><html lang="{code}"><title>{code}</title>'
+        )
     older = {**COMPARISON, "id": "cmp-old", "created": "2026-11-01T08:00:00Z", "plans": ["zone30"]}
     _write_comparison(runs, older)
     _write_comparison(runs, {**COMPARISON, "id": "cmp-running"}, complete=False)
@@ -281,6 +285,42 @@ def test_manifest_and_report(client: TestClient) -> None:
     assert report.status_code == 200
     assert report.headers["content-type"] == "text/html; charset=utf-8"
     assert report.text == "<!doctype html><title>Report</title><h1>cmp</h1>"
+
+
+@pytest.mark.parametrize(
+    ("query", "headers", "code"),
+    [
+        ("", {}, "en"),
+        ("?lang=sk", {}, "sk"),
+        ("?lang=it", {"Accept-Language": "sk"}, "it"),  # the switcher's choice before the browser's
+        ("", {"Accept-Language": "de-DE, it;q=0.8, sk;q=0.5"}, "it"),
+        ("", {"Accept-Language": "sk-SK"}, "sk"),
+        ("", {"Cookie": "lang=it", "Accept-Language": "sk"}, "it"),
+        ("?lang=de", {"Accept-Language": "fr"}, "en"),  # nothing offered: English
+    ],
+)
+def test_the_report_comes_in_the_readers_language(
+    client: TestClient, query: str, headers: dict[str, str], code: str
+) -> None:
+    report = client.get(f"/comparisons/cmp-2026-11-21/report{query}", headers=headers)
+    assert report.status_code == 200, report.text
+    assert report.headers["content-language"] == code
+    assert report.headers["vary"] == "Accept-Language, Cookie"
+    expected = {
+        "en": "<!doctype html><title>Report</title><h1>cmp</h1>",
+        "sk": '<!doctype html><html lang="sk"><title>sk</title>',
+        "it": '<!doctype html><html lang="it"><title>it</title>',
+    }
+    assert report.text == expected[code]
+
+
+def test_a_report_without_translations_is_served_in_english(client: TestClient) -> None:
+    report = client.get("/comparisons/cmp-old/report?lang=sk")
+    assert report.status_code == 200 and report.headers["content-language"] == "en"
+    assert report.text == "<!doctype html><title>Report</title><h1>cmp</h1>"
+    _assert_problem(
+        client.get("/comparisons/cmp-old/report?format=pdf"), 400, "unknown query parameter 'format'"
+    )
 
 
 def test_comparison_declares_its_engines_tables_and_sources(client: TestClient) -> None:

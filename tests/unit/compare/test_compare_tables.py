@@ -246,7 +246,7 @@ def test_written_files_follow_the_runs_layout_and_the_api_contract(
     )  # fmt: skip
     report = write_comparison(comparison, directory, manifest=manifest, scenarios=[scenario])
     assert sorted(p.name for p in directory.iterdir()) == [
-        "comparison.json", "complete", "manifest.json", "report.html", "tables",
+        "comparison.json", "complete", "manifest.json", "report.html", "report.it.html", "report.sk.html", "tables",
     ]  # fmt: skip
     assert sorted(p.name for p in (directory / "tables" / "roads.edges").iterdir()) == [
         "diff_close_x.parquet", "diff_zone_30.parquet", "mean_baseline.parquet", "mean_close_x.parquet", "mean_zone_30.parquet",
@@ -277,6 +277,14 @@ def test_written_files_follow_the_runs_layout_and_the_api_contract(
     assert "within noise" in page and "Close X." in page and "Assumptions and parameters" in page
     assert "Of 2 rows, beyond run-to-run noise: 0 change vehicle_km." in page
     assert "<td>iterations</td>" not in page and "<th>iterations</th><td>3</td>" in page
+    # the same report in Slovak and Italian beside it, with the same figures and maps
+    for code, heading in (("sk", "Hlavné ukazovatele"), ("it", "Indicatori principali")):
+        translated = (directory / f"report.{code}.html").read_text(encoding="utf-8")
+        assert f'<html lang="{code}">' in translated and f"<h2>{heading}</h2>" in translated
+        assert translated.count("data:image/png;base64,") == 1 + 2 + 4
+    assert "Z 2 riadkov nad rámec náhodného kolísania medzi behmi simulácie: 0 mení vehicle_km." in (
+        directory / "report.sk.html"
+    ).read_text(encoding="utf-8")
 
 
 def test_rewriting_removes_the_marker_first(comparison: Comparison, tmp_path: Path) -> None:

@@ -133,6 +133,14 @@ def test_network_wide_kpis_are_named_as_not_broken_down(comparison: Comparison, 
     assert "plan: by income" in report
     assert "vehicle_km (income 1 of 2 (lowest): 10,000–25,000): down 16% (95% CI -23% to -9%)." in report
     assert "are not: mean_travel_time_s." in report
+    # the Slovak and Italian reports: the section's fixed words translated, numbers with decimal commas
+    # (the lower-income class: -5 with half-width t(0.975, 4) · √(2/3) = 2.27)
+    slovak = (tmp_path / "report.sk.html").read_text(encoding="utf-8")
+    assert "<h2>Koho sa zmena týka: zóny podľa príjmovej alebo vekovej skupiny</h2>" in slovak
+    assert "<h3>plan: podľa income</h3>" in slovak and "<th>obyvatelia</th>" in slovak
+    assert "<td>-5 (-7,27 až -2,73) *</td>" in slovak and "<p>* interval nezahŕňa nulu.</p>" in slovak
+    italian = (tmp_path / "report.it.html").read_text(encoding="utf-8")
+    assert "<h3>plan: per income</h3>" in italian and "<td>-5 (da -7,27 a -2,73) *</td>" in italian
 
 
 def test_groupings_follow_the_section() -> None:

@@ -18,9 +18,10 @@ import numpy as np
 
 from civictwin.engines.base import ReportSection
 from civictwin.engines.traffic.fit import DMRB_SHARE, GEH_OK, geh
+from civictwin.i18n import N_
 
-HEADING = "Calibration to traffic counts"
-UNCALIBRATED = (
+HEADING = N_("Calibration to traffic counts")
+UNCALIBRATED = N_(
     "The demand is uncalibrated: no calibration record exists for this twin, so the simulated traffic "
     "has not been compared with any observed count (`civictwin calibrate run TWIN`)."
 )

@@ -12,11 +12,12 @@ import numpy as np
 from civictwin.engines.base import EngineReport, ReportSection
 from civictwin.engines.traffic.fitreport import calibration_section
 from civictwin.engines.traffic.modechoice import MODES
+from civictwin.i18n import N_
 from civictwin.runs import SeedRecord
 
 _MODE_NAMES = {"car": "Car", "pt": "Public transport", "bike": "Bike", "walk": "Walk"}
 
-METHOD = (
+METHOD = N_(
     "Demand comes from a gravity model of the zones' residents, jobs and points of interest; a logit "
     "model splits it over car, public transport, bike and walking, fed back with the simulated car "
     "times. The defaults are literature values to be calibrated locally (see docs/methods-demand.md). "
@@ -32,7 +33,7 @@ METHOD = (
 def traffic_report(runs: Mapping[str, Sequence[SeedRecord]]) -> EngineReport:
     """Notes per scenario, teleport warnings for the summary, the method, the modal split figure, the
     calibration the runs used and warnings of implausible demand."""
-    sections = [ReportSection("How people travel (modal split)", figures=(_modal_split_png(runs),))]
+    sections = [ReportSection(N_("How people travel (modal split)"), figures=(_modal_split_png(runs),))]
     recorded = [s.details for seeds in runs.values() for s in seeds if "calibration" in s.details]
     if recorded:
         sections.append(calibration_section(recorded[0]["calibration"]))
