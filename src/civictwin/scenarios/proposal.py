@@ -297,9 +297,9 @@ def _shape_problem(
 
 
 def pydantic_message(error: ErrorDetails, lang: Language) -> str:
-    """A pydantic validation error in ``lang``: missing and unknown keys, bounds, numbers, yes/no
-    and short text; any other kind (and a model's own validator's message) in pydantic's English.
-    English is pydantic's own wording, unchanged."""
+    """A pydantic validation error in ``lang``: missing and unknown keys, bounds, numbers, yes/no,
+    short text, and a model's own check whose message is marked with ``N_``; any other kind in
+    pydantic's English. English is pydantic's own wording, unchanged."""
     kind, context = error["type"], error.get("ctx") or {}
     if kind == "extra_forbidden":
         return lang.gettext("unknown key")
@@ -308,6 +308,8 @@ def pydantic_message(error: ErrorDetails, lang: Language) -> str:
     english = error["msg"].removeprefix("Value error, ")
     if lang.code == DEFAULT:
         return english
+    if kind == "value_error":  # a model's own check: translated where its message is marked with N_
+        return lang.gettext(english)
     if kind == "string_too_short":
         count = int(context.get("min_length", 1))
         text = lang.ngettext("String should have at least {min_length} character",

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, model_validator
 
 from civictwin.errors import ScenarioError
+from civictwin.i18n import N_
 
 BASELINE = "baseline"
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$"
@@ -59,7 +60,7 @@ class StreetSelection(_Strict):
     @model_validator(mode="after")
     def _something_selected(self) -> StreetSelection:
         if not any((self.streets, self.osm_ids, self.edge_ids, self.polygon)):
-            raise ValueError("select edges with at least one of streets, osm_ids, edge_ids or polygon")
+            raise ValueError(N_("select edges with at least one of streets, osm_ids, edge_ids or polygon"))
         return self
 
     def describe(self) -> str:
