@@ -139,10 +139,10 @@ def _settings(request: Request) -> ProposalsSection:
     return load_config(get_twin(request).twin_dir).proposals
 
 
-def _taking(request: Request, comparison_id: str, now: datetime) -> Any:
+def _taking(request: Request, comparison_id: str, now: datetime, *, params: tuple[str, ...] = ()) -> Any:
     """The consultation, when it takes proposals (404 otherwise); proposals older than its retention
-    period anonymised first (at most once a minute)."""
-    found = consultation_of(request, comparison_id, now)
+    period anonymised first (at most once a minute). ``params``: the query parameters the route takes."""
+    found = consultation_of(request, comparison_id, now, params=params)
     if not found.config.proposals:
         raise not_found(f"consultation '{comparison_id}' takes no proposals (proposals = true in its block)")
     part = _proposals(request)
@@ -193,7 +193,7 @@ def proposal_menu(request: Request, comparison_id: ComparisonId, now: Now, lang:
     Accept-Language) for civictwin's own types."""
     check_params(request, ("lang",))
     reader = page_language(request, lang)
-    _taking(request, comparison_id, now)
+    _taking(request, comparison_id, now, params=("lang",))
     twin = get_twin(request)
     settings = _settings(request)
     streets = twin.policy.allows(current_principal(request), STREETS) and STREETS in twin.tiles.layers()
@@ -220,7 +220,7 @@ async def validate_proposal(
     reader = page_language(request, lang)
     json_same_origin(request)
     body = await json_body(request)
-    _taking(request, comparison_id, now)
+    _taking(request, comparison_id, now, params=("lang",))
     draft = {k: v for k, v in body.items() if k != "consent"} if isinstance(body, dict) else body
     checked = check_draft(draft, installed_catalog(), _network(request, reader), offered=_offered(request),
                           max_interventions=_settings(request).max_interventions, lang=reader)  # fmt: skip
@@ -242,7 +242,7 @@ async def submit_proposal(
     reader = page_language(request, lang)
     json_same_origin(request)
     body = await json_body(request)
-    found = _taking(request, comparison_id, now)
+    found = _taking(request, comparison_id, now, params=("lang",))
     if not found.config.is_open(now):
         raise closed(found.config, now, lang=reader)
     _charge_source(request, comparison_id, per_hour=found.config.proposals_per_hour, lang=reader)
@@ -293,7 +293,7 @@ async def delete_proposal(
     reader = page_language(request, lang)
     json_same_origin(request)
     sent = validated(DeletionIn, await json_body(request))
-    found = _taking(request, comparison_id, now)
+    found = _taking(request, comparison_id, now, params=("lang",))
     _charge_source(request, comparison_id, per_hour=found.config.proposals_per_hour, lang=reader)
     try:
         deleted = _proposals(request).store.delete(comparison_id, code_hash(sent.code))
