@@ -16,6 +16,10 @@ Writes are protected as contributions are (:mod:`civictwin.api.contributions`): 
 requests refused, bodies over 8 KiB refused, the consultation's ``proposals_per_hour`` submissions per source
 (counted under a keyed hash of its address, in memory). No name, e-mail or address is asked or kept;
 after the consultation's retention period proposals are anonymised (those never published deleted).
+
+The menu, validation, submission and deletion read the page's language (``?lang=``, its cookie, its
+Accept-Language, as the consultation page): the menu's words, the problems and the refusals the panel
+shows are in it (docs/consultation.md#languages).
 """
 
 from __future__ import annotations
