@@ -7,6 +7,8 @@ it is placed on the map by a street selection (click streets; :class:`StreetSele
 polygon (draw an area), and its other settings are plain numbers, yes/no or a choice of words, which
 a form can ask for. Validation collects every problem, each with the field it concerns
 (``interventions[1].speed_kmh``), so the page can show them all at once beside the right input.
+Both speak the page's language (docs/consultation.md#languages): the menu's words come from
+:mod:`civictwin.scenarios.proposal_words`, the problems from gettext, the fields stay keys.
 """
 
 from __future__ import annotations
