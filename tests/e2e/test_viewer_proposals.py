@@ -120,6 +120,29 @@ def _public(server: str) -> dict[str, Any]:
         return json.loads(answer.read())
 
 
+def test_the_panel_in_slovak_shows_the_servers_menu_and_problems_in_slovak(
+    chromium: Any, server: str
+) -> None:
+    """A browser set to Slovak: the menu's labels, help and setting names and the problems the server
+    sends are Slovak (docs/consultation.md#languages); the engine's name stays its key."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 800}, locale="sk-SK")
+    try:
+        page = context.new_page()
+        page.goto(f"{server}/consultations/demo-cmp")
+        page.wait_for_selector("#propose[data-propose-map=ready]", state="attached", timeout=60_000)
+        labels = page.eval_on_selector_all("#propose-pick option", "els => els.map(e => e.textContent)")
+        assert "rýchlostný limit (traffic)" in labels and "výsadba stromov pozdĺž ulíc (heat)" in labels
+        page.select_option("#propose-pick", "speed_limit")
+        page.click("#propose-add")
+        page.wait_for_selector("#propose[data-propose-check=problems]", state="attached", timeout=30_000)
+        items = page.inner_text("#propose-items")
+        assert "Opatrenie 1, rýchlosť (km/h): chýba povinný kľúč" in items, items
+        assert page.inner_text("label[for=propose-0-only_lower]") == "len znížiť rýchlosť"
+        assert page.inner_text("#propose-items legend") == "rýchlostný limit (traffic)"
+    finally:
+        context.close()
+
+
 def test_a_proposal_composed_on_the_map_is_approved_run_and_shown(
     tab: Any, server: str, twin_dir: Path
 ) -> None:
@@ -135,7 +158,7 @@ def test_a_proposal_composed_on_the_map_is_approved_run_and_shown(
     page.select_option("#propose-pick", "speed_limit")
     page.click("#propose-add")
     page.wait_for_selector("#propose[data-propose-check=problems]", state="attached", timeout=30_000)
-    assert "Intervention 1, speed kmh: required key is missing" in page.inner_text("#propose-items")
+    assert "Intervention 1, speed (km/h): required key is missing" in page.inner_text("#propose-items")
     page.fill("#propose-0-speed_kmh", "30")
     page.dispatch_event("#propose-0-speed_kmh", "change")
     osm_id, lon, lat = _car_street(twin_dir)

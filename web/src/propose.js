@@ -11,7 +11,7 @@ import {
   menuLabel, problemLine, problemsFor, proposalBody, proposalHeading, resultRows,
   settingInput, settingValue, staffActions, staffLine,
 } from './proposeText.js';
-import { t } from './i18n.js';
+import { language, t } from './i18n.js';
 
 const CHECK_AFTER_MS = 400;
 
@@ -111,7 +111,7 @@ function composer(section, { menu, base, map }) {
     state.timer = setTimeout(async () => {
       section.dataset.proposeCheck = 'checking';
       try {
-        const { answer } = await post(`${base}/validate`, proposalBody({ ...draft(), items: state.items.map(placed) }));
+        const { answer } = await post(`${base}/validate?lang=${language()}`, proposalBody({ ...draft(), items: state.items.map(placed) }));
         state.problems = answer.problems;
       } catch (error) {
         state.problems = [{ field: 'body', message: error.message }];
@@ -121,23 +121,24 @@ function composer(section, { menu, base, map }) {
     }, CHECK_AFTER_MS);
   };
   const placed = (item) => ({ ...item, corners: item.closed ? item.corners : [] });
+  const settingLabel = (index, key) => menu.interventions.find((e) => e.type === state.items[index]?.type)?.setting_labels?.[key];
   const showProblems = () => {
     const general = problemsFor(state.problems, null);
     problems.replaceChildren(state.problems.length
-      ? el('div', {}, el('h4', {}, t('proposal.problemsHeading')), el('ul', {}, ...general.map((p) => el('li', {}, problemLine(p)))))
+      ? el('div', {}, el('h4', {}, t('proposal.problemsHeading')), el('ul', {}, ...general.map((p) => el('li', {}, problemLine(p, { settingLabel })))))
       : el('p', {}, t('proposal.valid')));
     state.items.forEach((_, index) => {
       const box = list.querySelector(`[data-item="${index}"] .propose-item-problems`);
-      box?.replaceChildren(...problemsFor(state.problems, index).map((p) => el('li', {}, problemLine(p))));
+      box?.replaceChildren(...problemsFor(state.problems, index).map((p) => el('li', {}, problemLine(p, { settingLabel }))));
     });
   };
   const itemView = (item, index) => {
     const entry = menu.interventions.find((e) => e.type === item.type);
     const fields = Object.entries(entry.settings).map(([name, schema]) => {
-      const input = settingInput(name, schema);
+      const input = settingInput(name, schema, { label: entry.setting_labels?.[name], choices: entry.choice_labels });
       const id = `propose-${index}-${name}`;
       let control;
-      if (input.kind === 'select') control = el('select', { id }, ...input.options.map((o) => el('option', { value: o, selected: o === String(item.settings[name] ?? input.value) }, o)));
+      if (input.kind === 'select') control = el('select', { id }, ...input.options.map((o, i) => el('option', { value: o, selected: o === String(item.settings[name] ?? input.value) }, input.optionLabels[i])));
       else if (input.kind === 'checkbox') control = el('input', { id, type: 'checkbox', checked: Boolean(item.settings[name] ?? input.value) });
       else control = el('input', { id, type: input.kind, min: input.min, max: input.max, step: input.step, value: item.settings[name] ?? input.value });
       control.addEventListener('change', () => {
@@ -204,7 +205,7 @@ function composer(section, { menu, base, map }) {
     send.disabled = true;
     section.dataset.proposeState = 'sending';
     try {
-      const { status: code, answer } = await post(base, proposalBody({ ...draft(), items: state.items.map(placed) }, true));
+      const { status: code, answer } = await post(`${base}?lang=${language()}`, proposalBody({ ...draft(), items: state.items.map(placed) }, true));
       if (code === 202) {
         status.replaceChildren(el('p', {}, t('proposal.sent', { pseudonym: answer.pseudonym, id: answer.id })), el('p', {}, t('proposal.deletionCode', { code: answer.deletion_code })));
         section.dataset.proposeState = 'sent';
@@ -233,7 +234,7 @@ function deletionForm(base, refresh) {
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     if (!code.value.trim()) { status.replaceChildren(el('p', {}, t('proposal.deleteNeedCode'))); return; }
-    const response = await fetch(`${base}/delete`, { method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/json' }, body: JSON.stringify({ code: code.value.trim() }), credentials: 'omit' });
+    const response = await fetch(`${base}/delete?lang=${language()}`, { method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/json' }, body: JSON.stringify({ code: code.value.trim() }), credentials: 'omit' });
     const message = response.status === 204 ? t('proposal.deleted') : (await response.json()).detail;
     status.replaceChildren(el('p', {}, message));
     if (response.status === 204) { code.value = ''; await refresh(); }
@@ -296,7 +297,7 @@ export async function startProposals(main, comparison) {
   const base = new URL(`${encodeURIComponent(comparison)}/proposals`, window.location.href).href;
   let menu;
   try {
-    menu = await getJsonAt(`${base}/menu`);
+    menu = await getJsonAt(`${base}/menu?lang=${language()}`);
   } catch (error) {
     if (error instanceof ApiError && error.status === 404) return;
     throw error;

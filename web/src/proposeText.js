@@ -238,11 +238,15 @@ export function menuLabel(entry) {
 
 /**
  * The form input of one setting, from its JSON-schema description in the menu: a number with its
- * bounds, a yes/no box, or a choice of words.
+ * bounds, a yes/no box, or a choice of words. `label` and `choices` (text by value) are the menu's
+ * words in the page's language (`setting_labels`, `choice_labels`); without them the field name and
+ * the values are shown.
  */
-export function settingInput(name, schema) {
-  const label = name.replace(/_/g, ' ');
-  if (schema.enum) return { kind: 'select', label, options: schema.enum.map(String), value: String(schema.default ?? schema.enum[0]) };
+export function settingInput(name, schema, { label = name.replace(/_/g, ' '), choices = {} } = {}) {
+  if (schema.enum) {
+    const options = schema.enum.map(String);
+    return { kind: 'select', label, options, optionLabels: options.map((o) => choices[o] ?? o), value: String(schema.default ?? schema.enum[0]) };
+  }
   if (schema.type === 'boolean') return { kind: 'checkbox', label, value: Boolean(schema.default) };
   if (schema.type === 'number' || schema.type === 'integer') {
     const min = schema.minimum ?? schema.exclusiveMinimum;
@@ -290,13 +294,17 @@ export function problemsFor(problems, index) {
   return problems.filter((p) => p.field === prefix || p.field.startsWith(`${prefix}.`));
 }
 
-/** A problem as a line: "Intervention 2, speed kmh: Input should be greater than 0" (the message is the server's). */
-export function problemLine({ field, message }) {
+/**
+ * A problem as a line: "Intervention 2, speed (km/h): Input should be greater than 0" (the message is
+ * the server's, in the page's language). The option `settingLabel(index, key)` names a setting as the form does
+ * (the menu's words); a setting it does not know is shown by its key.
+ */
+export function problemLine({ field, message }, { settingLabel = () => undefined } = {}) {
   const match = /^interventions\[(\d+)\](?:\.(.+))?$/.exec(field);
   if (!match) return `${field.replace(/_/g, ' ')}: ${message}`;
   const number = Number(match[1]) + 1;
   return match[2]
-    ? t('proposal.problemSetting', { number, setting: match[2].replace(/_/g, ' '), message })
+    ? t('proposal.problemSetting', { number, setting: settingLabel(Number(match[1]), match[2]) ?? match[2].replace(/_/g, ' '), message })
     : t('proposal.problemIntervention', { number, message });
 }
 

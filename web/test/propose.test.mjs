@@ -39,7 +39,13 @@ test('settings become inputs from their schema, and values typed as the API want
   assert.deepEqual(settingInput('lanes', { type: 'integer', minimum: 1, maximum: 4, default: 1 }),
     { kind: 'number', label: 'lanes', min: 1, max: 4, step: 1, value: 1 });
   assert.deepEqual(settingInput('keep', { type: 'string', enum: ['forward', 'reverse'], default: 'forward' }),
-    { kind: 'select', label: 'keep', options: ['forward', 'reverse'], value: 'forward' });
+    { kind: 'select', label: 'keep', options: ['forward', 'reverse'], optionLabels: ['forward', 'reverse'], value: 'forward' });
+  // The menu's words in the page's language, as the server sends them (setting_labels, choice_labels).
+  assert.deepEqual(settingInput('keep', { type: 'string', enum: ['forward', 'reverse'], default: 'forward' },
+    { label: 'ponechaný smer', choices: { forward: 'v smere zakreslenia v OpenStreetMap', reverse: 'proti smeru zakreslenia' } }),
+  { kind: 'select', label: 'ponechaný smer', options: ['forward', 'reverse'],
+    optionLabels: ['v smere zakreslenia v OpenStreetMap', 'proti smeru zakreslenia'], value: 'forward' });
+  assert.equal(settingInput('speed_kmh', { type: 'number' }, { label: 'rýchlosť (km/h)' }).label, 'rýchlosť (km/h)');
   assert.deepEqual(settingInput('only_lower', { type: 'boolean', default: true }), { kind: 'checkbox', label: 'only lower', value: true });
   assert.equal(settingValue({ type: 'number' }, '30'), 30);
   assert.equal(settingValue({ type: 'number' }, ''), undefined);
@@ -57,6 +63,9 @@ test('problems are sorted to their intervention and read as lines', () => {
   assert.deepEqual(problemsFor(problems, null).map(problemLine), ['title: at least 3 characters']);
   assert.deepEqual(problemsFor(problems, 1).map(problemLine), ['Intervention 2: expected an object with a type']);
   assert.deepEqual(problemsFor(problems, 10).map(problemLine), ['Intervention 11, speed kmh: Input should be greater than 0']);
+  const settingLabel = (index, key) => (index === 10 && key === 'speed_kmh' ? 'speed (km/h)' : undefined);
+  assert.deepEqual(problemsFor(problems, 10).map((p) => problemLine(p, { settingLabel })),
+    ['Intervention 11, speed (km/h): Input should be greater than 0']);
   assert.deepEqual(problemsFor(problems, 0).map(problemLine),
     ['Intervention 1, streets: the selected street carries no cars (not drivable): choose a street cars use']);
 });

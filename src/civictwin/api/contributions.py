@@ -62,6 +62,7 @@ from civictwin.compare.participation import (
 from civictwin.config import CONFIG_FILENAME, load_config
 from civictwin.config_consult import ConsultationConfig
 from civictwin.governance.tokens import Principal, Role
+from civictwin.i18n import DEFAULT, Language, language
 from civictwin.store.contributions import (
     Contribution,
     ContributionStore,
@@ -575,10 +576,14 @@ def _moderation_end(config: ConsultationConfig) -> datetime:
     return config.closes + timedelta(days=config.moderation_days)
 
 
-def closed(config: ConsultationConfig, now: datetime) -> ProblemError:
+def closed(config: ConsultationConfig, now: datetime, *, lang: Language | None = None) -> ProblemError:
+    """409: the consultation is not open at ``now`` (in ``lang``, English by default)."""
+    reader = lang or language(DEFAULT)
     if now < config.opens:
-        return ProblemError(409, f"this consultation opens at {config.opens.isoformat()}")
-    return ProblemError(409, f"this consultation closed at {config.closes.isoformat()}")
+        message = reader.gettext("this consultation opens at {moment}")
+        return ProblemError(409, message.format(moment=config.opens.isoformat()))
+    message = reader.gettext("this consultation closed at {moment}")
+    return ProblemError(409, message.format(moment=config.closes.isoformat()))
 
 
 def json_same_origin(request: Request) -> None:

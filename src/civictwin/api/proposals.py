@@ -16,6 +16,10 @@ Writes are protected as contributions are (:mod:`civictwin.api.contributions`): 
 requests refused, bodies over 8 KiB refused, the consultation's ``proposals_per_hour`` submissions per source
 (counted under a keyed hash of its address, in memory). No name, e-mail or address is asked or kept;
 after the consultation's retention period proposals are anonymised (those never published deleted).
+
+The menu, validation, submission and deletion read the page's language (``?lang=``, its cookie, its
+Accept-Language, as the consultation page): the menu's words, the problems and the refusals the panel
+shows are in it (docs/consultation.md#languages).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from civictwin.api.consultations import Lang, page_language
 from civictwin.api.context import get_twin
 from civictwin.api.contributions import (
     Now,
@@ -57,6 +62,7 @@ from civictwin.config_consult import ProposalsSection
 from civictwin.engines.registry import intervention_catalog, load_engines
 from civictwin.errors import ScenarioError
 from civictwin.governance.tokens import Role
+from civictwin.i18n import Language
 from civictwin.scenarios.proposal import STREET_KEYS, Network, check_draft, menu
 from civictwin.scenarios.spec import InterventionCatalog, StreetSelection
 from civictwin.store.proposals import (
@@ -137,10 +143,10 @@ def _settings(request: Request) -> ProposalsSection:
     return load_config(get_twin(request).twin_dir).proposals
 
 
-def _taking(request: Request, comparison_id: str, now: datetime) -> Any:
+def _taking(request: Request, comparison_id: str, now: datetime, *, params: tuple[str, ...] = ()) -> Any:
     """The consultation, when it takes proposals (404 otherwise); proposals older than its retention
-    period anonymised first (at most once a minute)."""
-    found = consultation_of(request, comparison_id, now)
+    period anonymised first (at most once a minute). ``params``: the query parameters the route takes."""
+    found = consultation_of(request, comparison_id, now, params=params)
     if not found.config.proposals:
         raise not_found(f"consultation '{comparison_id}' takes no proposals (proposals = true in its block)")
     part = _proposals(request)
@@ -158,13 +164,15 @@ def _offered(request: Request) -> list[str]:
     return [entry["type"] for entry in menu(installed_catalog(), offered=chosen)]
 
 
-def _network(request: Request) -> Network:
+def _network(request: Request, lang: Language) -> Network:
     """The twin's street edges, read once per store version. Only for callers who may read them:
     the problems name streets, so they would tell others which streets the twin holds."""
     twin = get_twin(request)
     part = _proposals(request)
     if STREETS not in twin.features.layers or not twin.policy.allows(current_principal(request), STREETS):
-        raise ProblemError(409, "no street network you may read here, so proposals cannot be checked")
+        raise ProblemError(
+            409, lang.gettext("no street network you may read here, so proposals cannot be checked")
+        )
     if part.network is None or part.network[0] != twin.version:
         edges = twin.store.read_table(STREETS, columns=_EDGE_COLUMNS)
         part.network = (twin.version, Network(edges=edges, crs=twin.store.crs))
@@ -182,17 +190,20 @@ class ProposalIn(BaseModel):
 
 
 @router.get("/consultations/{comparison_id}/proposals/menu", summary="What a proposal may contain")
-def proposal_menu(request: Request, comparison_id: ComparisonId, now: Now) -> JSONResponse:
+def proposal_menu(request: Request, comparison_id: ComparisonId, now: Now, lang: Lang = None) -> JSONResponse:
     """The intervention types residents may propose, with how each is placed on the map (clicked
-    streets or a drawn area) and its settings, and the street tiles to click (when public)."""
-    check_params(request, ())
-    _taking(request, comparison_id, now)
+    streets or a drawn area) and its settings, and the street tiles to click (when public). Labels,
+    help and setting names are in the page's language (``lang``, else its cookie, else
+    Accept-Language) for civictwin's own types."""
+    check_params(request, ("lang",))
+    reader = page_language(request, lang)
+    _taking(request, comparison_id, now, params=("lang",))
     twin = get_twin(request)
     settings = _settings(request)
     streets = twin.policy.allows(current_principal(request), STREETS) and STREETS in twin.tiles.layers()
     return JSONResponse({
         "consultation": comparison_id,
-        "interventions": menu(installed_catalog(), offered=settings.types),
+        "interventions": menu(installed_catalog(), offered=settings.types, lang=reader),
         "max_interventions": settings.max_interventions,
         "streets": str(request.url_for("tilejson", layer=STREETS)) if streets else None,
         "streets_layer": STREETS,
@@ -204,15 +215,19 @@ def proposal_menu(request: Request, comparison_id: ComparisonId, now: Now) -> JS
     summary="Check a draft proposal (nothing is stored)",
     openapi_extra=json_body_doc(ProposalIn),
 )
-async def validate_proposal(request: Request, comparison_id: ComparisonId, now: Now) -> JSONResponse:
-    """Every problem of the draft, each naming its field; ``valid`` when there is none."""
-    check_params(request, ())
+async def validate_proposal(
+    request: Request, comparison_id: ComparisonId, now: Now, lang: Lang = None
+) -> JSONResponse:
+    """Every problem of the draft, each naming its field; ``valid`` when there is none. The messages
+    are in the page's language (``lang``, else its cookie, else Accept-Language)."""
+    check_params(request, ("lang",))
+    reader = page_language(request, lang)
     json_same_origin(request)
     body = await json_body(request)
-    _taking(request, comparison_id, now)
+    _taking(request, comparison_id, now, params=("lang",))
     draft = {k: v for k, v in body.items() if k != "consent"} if isinstance(body, dict) else body
-    checked = check_draft(draft, installed_catalog(), _network(request), offered=_offered(request),
-                          max_interventions=_settings(request).max_interventions)  # fmt: skip
+    checked = check_draft(draft, installed_catalog(), _network(request, reader), offered=_offered(request),
+                          max_interventions=_settings(request).max_interventions, lang=reader)  # fmt: skip
     return JSONResponse({"valid": not checked.problems, "problems": [p.as_dict() for p in checked.problems]})
 
 
@@ -222,20 +237,24 @@ async def validate_proposal(request: Request, comparison_id: ComparisonId, now: 
     summary="Submit a proposal",
     openapi_extra=json_body_doc(ProposalIn),
 )
-async def submit_proposal(request: Request, comparison_id: ComparisonId, now: Now) -> JSONResponse:
-    """Store a valid proposal for staff to approve; 400 with every problem otherwise."""
-    check_params(request, ())
+async def submit_proposal(
+    request: Request, comparison_id: ComparisonId, now: Now, lang: Lang = None
+) -> JSONResponse:
+    """Store a valid proposal for staff to approve; 400 with every problem otherwise (in the page's
+    language, as validation)."""
+    check_params(request, ("lang",))
+    reader = page_language(request, lang)
     json_same_origin(request)
     body = await json_body(request)
-    found = _taking(request, comparison_id, now)
+    found = _taking(request, comparison_id, now, params=("lang",))
     if not found.config.is_open(now):
-        raise closed(found.config, now)
-    _charge_source(request, comparison_id, per_hour=found.config.proposals_per_hour)
+        raise closed(found.config, now, lang=reader)
+    _charge_source(request, comparison_id, per_hour=found.config.proposals_per_hour, lang=reader)
     if not isinstance(body, dict) or body.get("consent") is not True:
-        raise ProblemError(400, "consent: the consent text must be accepted to propose")
+        raise ProblemError(400, "consent: " + reader.gettext("the consent text must be accepted to propose"))
     draft = {k: v for k, v in body.items() if k != "consent"}
-    checked = check_draft(draft, installed_catalog(), _network(request), offered=_offered(request),
-                          max_interventions=_settings(request).max_interventions)  # fmt: skip
+    checked = check_draft(draft, installed_catalog(), _network(request, reader), offered=_offered(request),
+                          max_interventions=_settings(request).max_interventions, lang=reader)  # fmt: skip
     if checked.problems:
         first = checked.problems[0]
         return JSONResponse(
@@ -269,20 +288,23 @@ class DeletionIn(BaseModel):
     summary="Delete a proposal with its deletion code",
     openapi_extra=json_body_doc(DeletionIn),
 )
-async def delete_proposal(request: Request, comparison_id: ComparisonId, now: Now) -> Response:
+async def delete_proposal(
+    request: Request, comparison_id: ComparisonId, now: Now, lang: Lang = None
+) -> Response:
     """Delete the proposal (and its run's files) whose deletion code is sent; 404 for a code that
-    matches none, 409 while it is being simulated."""
-    check_params(request, ())
+    matches none, 409 while it is being simulated (the refusals in the page's language)."""
+    check_params(request, ("lang",))
+    reader = page_language(request, lang)
     json_same_origin(request)
     sent = validated(DeletionIn, await json_body(request))
-    found = _taking(request, comparison_id, now)
-    _charge_source(request, comparison_id, per_hour=found.config.proposals_per_hour)
+    found = _taking(request, comparison_id, now, params=("lang",))
+    _charge_source(request, comparison_id, per_hour=found.config.proposals_per_hour, lang=reader)
     try:
         deleted = _proposals(request).store.delete(comparison_id, code_hash(sent.code))
     except TransitionError as exc:
         raise ProblemError(409, str(exc)) from None
     if deleted is None:
-        raise not_found("no proposal has this deletion code (deleted already, or anonymised)")
+        raise not_found(reader.gettext("no proposal has this deletion code (deleted already, or anonymised)"))
     remove_files(get_twin(request).twin_dir, deleted)
     return Response(status_code=204)
 
@@ -471,7 +493,7 @@ def _result(request: Request, proposal: Proposal) -> dict[str, Any] | None:
     }
 
 
-def _charge_source(request: Request, consultation: str, *, per_hour: int) -> None:
+def _charge_source(request: Request, consultation: str, *, per_hour: int, lang: Language) -> None:
     """Count one submission from the request's source: ``per_hour`` a burst, refilled evenly over the
     hour, over all the server's workers (:mod:`civictwin.api.floodguard`); 429 beyond. The source is a
     keyed hash of its address."""
@@ -479,5 +501,5 @@ def _charge_source(request: Request, consultation: str, *, per_hour: int) -> Non
     charge = _proposals(request).floods.charge(consultation, client, per_hour=per_hour)
     if charge.wait_s > 0:
         wait = retry_after(charge.wait_s)
-        raise ProblemError(429, f"too many proposals from your connection; retry in {wait} s",
-                           headers={"Retry-After": wait})  # fmt: skip
+        message = lang.gettext("too many proposals from your connection; retry in {seconds} s")
+        raise ProblemError(429, message.format(seconds=wait), headers={"Retry-After": wait})

@@ -7,6 +7,8 @@ it is placed on the map by a street selection (click streets; :class:`StreetSele
 polygon (draw an area), and its other settings are plain numbers, yes/no or a choice of words, which
 a form can ask for. Validation collects every problem, each with the field it concerns
 (``interventions[1].speed_kmh``), so the page can show them all at once beside the right input.
+Both speak the page's language (docs/consultation.md#languages): the menu's words come from
+:mod:`civictwin.scenarios.proposal_words`, the problems from gettext, the fields stay keys.
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ from typing import Any
 
 import geopandas as gpd
 import shapely
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 from shapely.errors import GEOSException
 
 from civictwin.errors import ScenarioError
+from civictwin.i18n import DEFAULT, N_, Language, language
+from civictwin.scenarios.proposal_words import WORDS
 from civictwin.scenarios.selection import select_edges
-from civictwin.scenarios.spec import BASELINE, InterventionCatalog, StreetSelection
+from civictwin.scenarios.spec import BASELINE, InterventionCatalog, StreetSelection, error_key
 
 TITLE_CHARS = (3, 120)
 """Shortest and longest title (characters)."""
@@ -77,21 +82,51 @@ class Checked:
 # ---- the menu ---------------------------------------------------------------------------------------
 
 
-def menu(catalog: InterventionCatalog, *, offered: Collection[str] | None = None) -> list[dict[str, Any]]:
+def menu(
+    catalog: InterventionCatalog, *, offered: Collection[str] | None = None, lang: Language | None = None
+) -> list[dict[str, Any]]:
     """The intervention types a proposal may use, each with its engine, what it does, how it is placed
-    (``streets`` or ``area``) and its settings as JSON-schema properties (with ``required``)."""
+    (``streets`` or ``area``) and its settings as JSON-schema properties (with ``required``).
+
+    ``label``, ``help``, ``setting_labels`` (by setting) and ``choice_labels`` (by choice) are in
+    ``lang`` (English by default) for civictwin's own types (:mod:`civictwin.scenarios.proposal_words`);
+    a third-party engine's type reads its type with spaces, its docstring and its field names, in English."""
+    reader = lang or language(DEFAULT)
     entries = []
     for kind in sorted(catalog.types):
         if offered is not None and kind not in offered:
             continue
         entry = _menu_entry(kind, catalog.types[kind], catalog.owners[kind])
         if entry is not None:
-            entries.append(entry)
+            entries.append(_worded(entry, catalog.types[kind], reader))
     return entries
 
 
+def _worded(entry: dict[str, Any], model: type[BaseModel], lang: Language) -> dict[str, Any]:
+    """``entry`` with its label, help, setting names and choice names in ``lang``."""
+    words = WORDS.get(entry["type"])
+    if words is None:
+        doc = (model.__doc__ or entry["type"]).strip().split("\n\n")[0]
+        label, help_text = entry["type"].replace("_", " "), " ".join(doc.replace("``", "").split())
+        names: Mapping[str, str] = {}
+        choices: Mapping[str, str] = {}
+    else:
+        label, help_text = lang.gettext(words.label), lang.gettext(words.help)
+        names = {name: lang.gettext(text) for name, text in words.settings.items()}
+        choices = {value: lang.gettext(text) for value, text in words.choices.items()}
+    values = {str(v) for setting in entry["settings"].values() for v in setting.get("enum", [])}
+    return {
+        **entry,
+        "label": label,
+        "help": help_text,
+        "setting_labels": {name: names.get(name, name.replace("_", " ")) for name in entry["settings"]},
+        "choice_labels": {value: choices.get(value, value) for value in sorted(values)},
+    }
+
+
 def _menu_entry(kind: str, model: type[BaseModel], engine: str) -> dict[str, Any] | None:
-    """A menu entry, or None when the type is not placed on a map or has a setting a form cannot ask."""
+    """A menu entry without its words, or None when the type is not placed on a map or has a setting
+    a form cannot ask."""
     schema = model.model_json_schema()
     properties: dict[str, Any] = schema.get("properties", {})
     required = set(schema.get("required", []))
@@ -111,12 +146,9 @@ def _menu_entry(kind: str, model: type[BaseModel], engine: str) -> dict[str, Any
                 return None
             continue
         settings[name] = simple
-    doc = (model.__doc__ or kind).strip().split("\n\n")[0]
     return {
         "type": kind,
         "engine": engine,
-        "label": kind.replace("_", " "),
-        "help": " ".join(doc.replace("``", "").split()),
         "placed": placed,
         "settings": settings,
         "required": sorted(required & set(settings)),
@@ -155,82 +187,181 @@ def check_draft(
     *,
     offered: Collection[str],
     max_interventions: int,
+    lang: Language | None = None,
 ) -> Checked:
     """Every problem of ``draft`` (``{"title", "description", "interventions": [...]}``): the text
     fields, the shape of each intervention (``offered`` types only, as their engine's model validates
     them), and each against the twin (its streets exist, carry cars where the type changes car traffic,
-    and its polygon has an area inside the twin)."""
+    and its polygon has an area inside the twin).
+
+    Messages are in ``lang`` (English by default), fields never (they name the draft's keys); a
+    message pydantic or an engine's own validator writes that civictwin does not know stays English."""
+    reader = lang or language(DEFAULT)
     problems: list[Problem] = []
     if not isinstance(draft, Mapping):
-        return Checked("", "", [], [Problem("body", "expected an object with title and interventions")])
+        return Checked(
+            "", "", [], [Problem("body", reader.gettext("expected an object with title and interventions"))]
+        )
     unknown = sorted(set(draft) - {"title", "description", "interventions"})
-    problems += [Problem(key, "unknown key") for key in unknown]
-    title = _text(draft.get("title"), "title", problems, low=TITLE_CHARS[0], high=TITLE_CHARS[1])
-    description = _text(draft.get("description", ""), "description", problems, low=0, high=DESCRIPTION_CHARS)
+    problems += [Problem(key, reader.gettext("unknown key")) for key in unknown]
+    title = _text(draft.get("title"), "title", problems, low=TITLE_CHARS[0], high=TITLE_CHARS[1], lang=reader)
+    description = _text(
+        draft.get("description", ""), "description", problems, low=0, high=DESCRIPTION_CHARS, lang=reader
+    )
     items = draft.get("interventions")
     if not isinstance(items, list) or not items:
-        problems.append(Problem("interventions", "add at least one intervention"))
+        problems.append(Problem("interventions", reader.gettext("add at least one intervention")))
         items = []
     elif len(items) > max_interventions:
-        problems.append(Problem("interventions", f"at most {max_interventions} interventions per proposal"))
+        most = reader.ngettext("at most {count} intervention per proposal",
+                               "at most {count} interventions per proposal", max_interventions)  # fmt: skip
+        problems.append(Problem("interventions", most.format(count=max_interventions)))
         items = []
     interventions = []
     for index, item in enumerate(items):
-        found = _check_item(item, index, catalog, network, offered)
+        found = _check_item(item, index, catalog, network, offered, reader)
         problems += found[1]
         if found[0] is not None:
             interventions.append(found[0])
     return Checked(title, description, interventions, problems)
 
 
-def _text(value: object, field: str, problems: list[Problem], *, low: int, high: int) -> str:
+def _text(value: object, field: str, problems: list[Problem], *, low: int, high: int, lang: Language) -> str:
     if not isinstance(value, str):
-        problems.append(Problem(field, "expected text"))
+        problems.append(Problem(field, lang.gettext("expected text")))
         return ""
     text = value.strip()
     if any(not ch.isprintable() and ch not in "\n\t" for ch in text):
-        problems.append(Problem(field, "control characters are not allowed"))
+        problems.append(Problem(field, lang.gettext("control characters are not allowed")))
     elif len(text) < low:
-        problems.append(Problem(field, f"at least {low} characters"))
+        least = lang.ngettext("at least {count} character", "at least {count} characters", low)
+        problems.append(Problem(field, least.format(count=low)))
     elif len(text) > high:
-        problems.append(Problem(field, f"at most {high} characters"))
+        most = lang.ngettext("at most {count} character", "at most {count} characters", high)
+        problems.append(Problem(field, most.format(count=high)))
     return text
 
 
 def _check_item(
-    item: object, index: int, catalog: InterventionCatalog, network: Network, offered: Collection[str]
+    item: object,
+    index: int,
+    catalog: InterventionCatalog,
+    network: Network,
+    offered: Collection[str],
+    lang: Language,
 ) -> tuple[dict[str, Any] | None, list[Problem]]:
     """One intervention as scenario data, or its problems."""
     where = f"interventions[{index}]"
     if not isinstance(item, Mapping):
-        return None, [Problem(where, "expected an object with a type")]
+        return None, [Problem(where, lang.gettext("expected an object with a type"))]
     kind = item.get("type")
-    if isinstance(kind, str) and kind in catalog.types and kind not in offered:
-        return None, [Problem(f"{where}.type", f"'{kind}' cannot be proposed here (offered: "
-                                               f"{', '.join(sorted(offered)) or 'none'})")]  # fmt: skip
+    if not isinstance(kind, str):
+        known = ", ".join(sorted(catalog.types)) or lang.gettext("none installed")
+        return None, [
+            Problem(
+                f"{where}.type",
+                lang.gettext("intervention needs a `type`: one of {known}").format(known=known),
+            )
+        ]
+    if kind not in catalog.types:
+        engines = ", ".join(catalog.engines) or lang.gettext("none")
+        message = lang.gettext(
+            "no installed engine knows the intervention type '{kind}' (installed engines: {engines})"
+        )
+        return None, [Problem(f"{where}.type", message.format(kind=kind, engines=engines))]
+    if kind not in offered:
+        message = lang.gettext("'{kind}' cannot be proposed here (offered: {offered})")
+        listed = ", ".join(sorted(offered)) or lang.gettext("none")
+        return None, [Problem(f"{where}.type", message.format(kind=kind, offered=listed))]
     try:
         parsed = catalog.parse(dict(item), index=index, origin="proposal")
     except ScenarioError as exc:
-        key, _, message = exc.message.partition(": ")
-        if message and _KEY.match(key):
-            return None, [Problem(f"{where}.{key}", message)]
-        return None, [Problem(f"{where}.type" if "type" in exc.message else where, exc.message)]
-    problems = _against_twin(parsed, where, network)
+        return None, [_shape_problem(exc, dict(item), catalog.types[kind], where, lang)]
+    problems = _against_twin(parsed, where, network, lang)
     return (None if problems else parsed.model_dump(mode="json", exclude_none=True)), problems
 
 
-def _against_twin(intervention: BaseModel, where: str, network: Network) -> list[Problem]:
+def _shape_problem(
+    exc: ScenarioError, item: dict[str, Any], model: type[BaseModel], where: str, lang: Language
+) -> Problem:
+    """The problem of an intervention its model refuses: the first pydantic error, its key in the
+    field and its message in ``lang`` where :func:`pydantic_message` knows its kind."""
+    try:
+        model.model_validate(item)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = error_key(first["loc"], str(item.get("type")))
+        return Problem(f"{where}.{key}" if key else where, pydantic_message(first, lang))
+    key, _, message = exc.message.partition(": ")
+    if message and _KEY.match(key):
+        return Problem(f"{where}.{key}", message)
+    return Problem(where, exc.message)
+
+
+def pydantic_message(error: ErrorDetails, lang: Language) -> str:
+    """A pydantic validation error in ``lang``: missing and unknown keys, bounds, numbers, yes/no,
+    short text, and a model's own check whose message is marked with ``N_``; any other kind in
+    pydantic's English. English is pydantic's own wording, unchanged."""
+    kind, context = error["type"], error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return lang.gettext("unknown key")
+    if kind == "missing":
+        return lang.gettext("required key is missing")
+    english = error["msg"].removeprefix("Value error, ")
+    if lang.code == DEFAULT:
+        return english
+    if kind == "value_error":  # a model's own check: translated where its message is marked with N_
+        return lang.gettext(english)
+    if kind == "string_too_short":
+        count = int(context.get("min_length", 1))
+        text = lang.ngettext("String should have at least {min_length} character",
+                             "String should have at least {min_length} characters", count)  # fmt: skip
+        return text.format(min_length=count)
+    message = _PYDANTIC.get(kind)
+    if message is None:
+        return english
+    numbers = {name: _number(value, lang) for name, value in context.items() if name in _BOUNDS}
+    return lang.gettext(message).format(**numbers)
+
+
+_BOUNDS = ("gt", "ge", "lt", "le")
+_PYDANTIC = {
+    "greater_than": N_("Input should be greater than {gt}"),
+    "greater_than_equal": N_("Input should be greater than or equal to {ge}"),
+    "less_than": N_("Input should be less than {lt}"),
+    "less_than_equal": N_("Input should be less than or equal to {le}"),
+    "int_parsing": N_("Input should be a valid integer, unable to parse string as an integer"),
+    "int_type": N_("Input should be a valid integer"),
+    "int_from_float": N_("Input should be a valid integer, got a number with a fractional part"),
+    "float_parsing": N_("Input should be a valid number, unable to parse string as a number"),
+    "float_type": N_("Input should be a valid number"),
+    "bool_parsing": N_("Input should be a valid boolean, unable to interpret input"),
+    "bool_type": N_("Input should be a valid boolean"),
+    "string_type": N_("Input should be a valid string"),
+}
+"""The pydantic error kinds translated, each with pydantic's English message as its message id."""
+
+
+def _number(value: object, lang: Language) -> str:
+    """A bound in the locale's decimals (``0.5`` → ``0,5``), as many as its shortest form has."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    decimals = len(repr(float(value)).partition(".")[2].rstrip("0"))
+    return lang.decimal(float(value), decimals=decimals, grouped=False)
+
+
+def _against_twin(intervention: BaseModel, where: str, network: Network, lang: Language) -> list[Problem]:
     """Whether the intervention's streets and polygon exist in the twin."""
     polygon = getattr(intervention, AREA_KEY, None)
     if isinstance(polygon, str):
         problem = _polygon_problem(polygon, network)
         if problem is not None:
-            return [Problem(f"{where}.polygon", problem)]
+            return [Problem(f"{where}.polygon", lang.gettext(problem))]
     if not isinstance(intervention, StreetSelection):
         return []
     try:
         ids = select_edges(
-            network.edges, intervention, crs=network.crs, base_dir=Path()
+            network.edges, intervention, crs=network.crs, base_dir=Path(), lang=lang
         )  # polygons are WKT here
     except ScenarioError as exc:
         return [Problem(f"{where}.{exc.field or 'streets'}", exc.message)]
@@ -240,29 +371,30 @@ def _against_twin(intervention: BaseModel, where: str, network: Network) -> list
         chosen = network.edges[network.edges["edge_id"].astype(str).isin(ids)]
         if not chosen["car"].fillna(False).astype(bool).any():
             key = next((k for k in STREET_KEYS if getattr(intervention, k, None)), "streets")
-            return [Problem(f"{where}.{key}", "the selected street carries no cars (not drivable): "
-                                              "choose a street cars use")]  # fmt: skip
+            return [Problem(f"{where}.{key}", lang.gettext("the selected street carries no cars (not drivable): "
+                                                           "choose a street cars use"))]  # fmt: skip
     return []
 
 
 def _polygon_problem(text: str, network: Network) -> str | None:
-    """Why a WKT polygon (WGS84) cannot be used, or None: not WKT, empty, no area, outside the twin."""
+    """Why a WKT polygon (WGS84) cannot be used (a message id), or None: not WKT, empty, no area,
+    outside the twin."""
     value = text.strip()
     if not value.upper().startswith(("POLYGON", "MULTIPOLYGON")):
-        return "expected a polygon as WKT, e.g. POLYGON ((lon lat, ...))"
+        return N_("expected a polygon as WKT, e.g. POLYGON ((lon lat, ...))")
     try:
         geom = shapely.from_wkt(value)
     except GEOSException:
-        return "not valid WKT"
+        return N_("not valid WKT")
     if geom is None or geom.is_empty:
-        return "the polygon is empty"
+        return N_("the polygon is empty")
     if not geom.is_valid:
         geom = shapely.make_valid(geom)
     if not math.isfinite(geom.area) or geom.area <= 0:
-        return "the polygon has no area (draw at least three distinct corners)"
+        return N_("the polygon has no area (draw at least three distinct corners)")
     extent = shapely.box(*network.edges.to_crs("EPSG:4326").total_bounds)
     if not geom.intersects(extent):
-        return "the polygon lies outside the twin's area"
+        return N_("the polygon lies outside the twin's area")
     return None
 
 

@@ -19,33 +19,47 @@ from shapely.geometry.base import BaseGeometry
 
 from civictwin.errors import ScenarioError
 from civictwin.geometry import WGS84, gdal_read_options, reproject
+from civictwin.i18n import DEFAULT, N_, Language, language
 from civictwin.scenarios.spec import BuildingSelection, Scenario, StreetSelection, intervention_label
 
 
 def select_edges(
-    edges: gpd.GeoDataFrame, selection: StreetSelection, *, crs: str, base_dir: Path
+    edges: gpd.GeoDataFrame,
+    selection: StreetSelection,
+    *,
+    crs: str,
+    base_dir: Path,
+    lang: Language | None = None,
 ) -> list[str]:
     """The ids of the edges ``selection`` matches, in table order.
 
     Raises :class:`ScenarioError` (``field`` = the selection key) when a name, OSM id or edge id matches
-    no edge, or when the whole selection is empty.
+    no edge, or when the whole selection is empty; its message in ``lang`` (English by default: a
+    citizen's proposal is checked in the page's language).
     """
+    reader = lang or language(DEFAULT)
     ids = edges["edge_id"].astype(str)
     mask = pd.Series(False, index=edges.index)
     listed = bool(selection.streets or selection.osm_ids or selection.edge_ids)
     if selection.streets:
-        mask |= _match_names(edges, selection.streets)
+        mask |= _match_names(edges, selection.streets, lang=reader)
     if selection.osm_ids:
-        mask |= _match_values(edges["osm_id"], selection.osm_ids, key="osm_ids", what="OSM way")
+        mask |= _match_values(edges["osm_id"], selection.osm_ids, key="osm_ids",
+                              message=N_("no OSM way {values} in the network"), lang=reader)  # fmt: skip
     if selection.edge_ids:
-        mask |= _match_values(ids, selection.edge_ids, key="edge_ids", what="edge")
+        mask |= _match_values(ids, selection.edge_ids, key="edge_ids",
+                              message=N_("no edge {values} in the network"), lang=reader)  # fmt: skip
     if selection.polygon:
         area = load_polygon(selection.polygon, crs=crs, base_dir=base_dir)
         inside = edges_inside(edges, area)
         mask = (mask & inside) if listed else inside
         if not mask.any():
-            what = "the selected streets" if listed else "any edge"
-            raise ScenarioError(f"the polygon does not contain {what}", field="polygon")
+            message = (
+                N_("the polygon does not contain the selected streets")
+                if listed
+                else N_("the polygon does not contain any edge")
+            )
+            raise ScenarioError(reader.gettext(message), field="polygon")
     return [str(v) for v in ids[mask]]
 
 
@@ -110,16 +124,14 @@ def select_buildings(
             buildings["osm_id"],
             selection.osm_ids,
             key="osm_ids",
-            what="building with OSM id",
-            where="the twin",
+            message=N_("no building with OSM id {values} in the twin"),
         )
     if selection.uses:
         mask &= _match_values(
             buildings["use"].astype(str),
             selection.uses,
             key="uses",
-            what="building use",
-            where="the buildings",
+            message=N_("no building use {values} in the buildings"),
         )
     if selection.built_from is not None or selection.built_to is not None:
         if year_column not in buildings:
@@ -185,24 +197,31 @@ def _polygon_from_file(path: Path, crs: str) -> BaseGeometry:
     return geom
 
 
-def _match_names(edges: gpd.GeoDataFrame, names: list[str]) -> pd.Series:
+def _match_names(edges: gpd.GeoDataFrame, names: list[str], *, lang: Language) -> pd.Series:
     normalised = edges["name"].fillna("").astype(str).str.strip().str.casefold()
     wanted = {n.strip().casefold(): n for n in names}
     missing = [original for key, original in wanted.items() if not (normalised == key).any()]
     if missing:
-        raise ScenarioError(
-            f"no street named {', '.join(map(repr, missing))} in the network", field="streets"
-        )
+        message = lang.gettext("no street named {names} in the network")
+        raise ScenarioError(message.format(names=", ".join(map(repr, missing))), field="streets")
     matched: pd.Series = normalised.isin(list(wanted))
     return matched
 
 
 def _match_values(
-    column: pd.Series, values: list[int] | list[str], *, key: str, what: str, where: str = "the network"
+    column: pd.Series,
+    values: list[int] | list[str],
+    *,
+    key: str,
+    message: str,
+    lang: Language | None = None,
 ) -> pd.Series:
+    """Where ``column`` holds one of ``values``; ScenarioError (``message``, a message id with
+    ``{values}``, in ``lang``) naming the values it lacks."""
     present = set(column.tolist())
     missing = [v for v in values if v not in present]
     if missing:
-        raise ScenarioError(f"no {what} {', '.join(map(repr, missing))} in {where}", field=key)
+        text = (lang or language(DEFAULT)).gettext(message)
+        raise ScenarioError(text.format(values=", ".join(map(repr, missing))), field=key)
     matched: pd.Series = column.isin(values)
     return matched

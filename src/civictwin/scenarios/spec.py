@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +20,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, model_validator
 
 from civictwin.errors import ScenarioError
+from civictwin.i18n import N_
 
 BASELINE = "baseline"
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$"
@@ -59,7 +60,7 @@ class StreetSelection(_Strict):
     @model_validator(mode="after")
     def _something_selected(self) -> StreetSelection:
         if not any((self.streets, self.osm_ids, self.edge_ids, self.polygon)):
-            raise ValueError("select edges with at least one of streets, osm_ids, edge_ids or polygon")
+            raise ValueError(N_("select edges with at least one of streets, osm_ids, edge_ids or polygon"))
         return self
 
     def describe(self) -> str:
@@ -243,10 +244,7 @@ def _describe(exc: ValidationError, kind: str | None = None) -> str:
     already names it.
     """
     err = exc.errors()[0]
-    loc = list(err["loc"])
-    if kind is not None and loc and loc[0] == kind:
-        loc = loc[1:]
-    key = "".join(f"[{item}]" if isinstance(item, int) else f".{item}" for item in loc).lstrip(".")
+    key = error_key(err["loc"], kind)
     message = err["msg"]
     if err["type"] == "extra_forbidden":
         message = "unknown key"
@@ -254,6 +252,15 @@ def _describe(exc: ValidationError, kind: str | None = None) -> str:
         message = "required key is missing"
     message = message.removeprefix("Value error, ")
     return ": ".join(part for part in (key, message) if part)
+
+
+def error_key(loc: Sequence[int | str], kind: str | None = None) -> str:
+    """A pydantic error's location as a key path (``stops[1]``), without the discriminator tag ``kind``
+    pydantic adds for an intervention."""
+    steps = list(loc)
+    if kind is not None and steps and steps[0] == kind:
+        steps = steps[1:]
+    return "".join(f"[{item}]" if isinstance(item, int) else f".{item}" for item in steps).lstrip(".")
 
 
 _TEMPLATE = """\

@@ -236,6 +236,41 @@ def test_the_menu_comes_from_the_engines_and_names_the_street_tiles(client: Test
     assert quiet.status_code == 404 and "takes no proposals" in quiet.json()["detail"]
 
 
+def test_the_menu_and_the_problems_read_in_the_pages_language(client: TestClient) -> None:
+    """``?lang=`` first, then the cookie, then Accept-Language (as the consultation page); the fields
+    and types stay keys."""
+    got = client.get(f"{BASE}/menu", params={"lang": "sk"}).json()
+    slovak = {e["type"]: e for e in got["interventions"]}
+    assert (slovak["speed_limit"]["label"], slovak["plant_trees_in_area"]["label"]) == (
+        "rýchlostný limit",
+        "výsadba stromov v oblasti",
+    )
+    assert slovak["speed_limit"]["setting_labels"]["only_lower"] == "len znížiť rýchlosť"
+    italian = client.get(f"{BASE}/menu", headers={"Accept-Language": "it-IT,it;q=0.9,en;q=0.5"}).json()
+    labels = {e["type"]: e["label"] for e in italian["interventions"]}
+    assert (labels["speed_limit"], labels["plant_trees_in_area"]) == (
+        "limite di velocità",
+        "alberi in un'area",
+    )
+    english = client.get(f"{BASE}/menu", params={"lang": "en"}, cookies={"lang": "sk"}).json()
+    assert {e["type"]: e["label"] for e in english["interventions"]}["speed_limit"] == "speed limit"
+    draft = {"title": "No", "interventions": [{"type": "speed_limit", "osm_ids": [999], "speed_kmh": 30}]}
+    answer = client.post(f"{BASE}/validate", params={"lang": "it"}, json=draft).json()
+    assert answer["problems"] == [
+        {"field": "title", "message": "almeno 3 caratteri"},
+        {"field": "interventions[0].osm_ids", "message": "nessuna via OSM 999 nella rete"},
+    ]
+    refused = client.post(BASE, params={"lang": "sk"}, json={"title": "Thirty", "interventions": []})
+    assert (refused.status_code, refused.json()["detail"]) == (
+        400,
+        "consent: na podanie návrhu treba prijať text súhlasu",
+    )
+    unknown = client.post(f"{BASE}/delete", params={"lang": "it"}, json={"code": "del_not-a-code"})
+    assert unknown.json()["detail"] == (
+        "nessuna proposta ha questo codice di cancellazione (già cancellata o anonimizzata)"
+    )
+
+
 def test_validation_answers_every_problem_at_once(client: TestClient) -> None:
     draft = {"title": "No", "interventions": [
         {"type": "speed_limit", "streets": ["Esplanadi path"], "speed_kmh": 30},

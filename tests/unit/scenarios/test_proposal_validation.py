@@ -14,7 +14,9 @@ import pytest
 from shapely.geometry import LineString
 
 from civictwin.engines.registry import intervention_catalog, load_engines
+from civictwin.i18n import language
 from civictwin.scenarios.proposal import Network, check_draft, menu, scenario_toml
+from civictwin.scenarios.proposal_words import WORDS
 from civictwin.scenarios.spec import InterventionCatalog, parse_scenario
 
 CRS = "EPSG:32635"
@@ -171,4 +173,85 @@ def test_the_scenario_file_reads_back_as_the_same_scenario(catalog: Intervention
     assert [i.model_dump(mode="json", exclude_none=True) for i in scenario.interventions] == [
         items[0],
         {**items[1], "crown_radius_m": 3.0, "height_m": 10.0},
+    ]
+
+
+def test_the_menu_reads_in_slovak_and_italian(catalog: InterventionCatalog) -> None:
+    """Labels, help, setting and choice names in the page's language; types and settings stay keys."""
+    slovak = {e["type"]: e for e in menu(catalog, lang=language("sk"))}
+    italian = {e["type"]: e for e in menu(catalog, lang=language("it"))}
+    assert (slovak["bus_lane"]["label"], slovak["cycle_lane"]["label"]) == ("autobusový pruh", "cyklopruh")
+    assert (italian["bus_lane"]["label"], italian["cycle_lane"]["label"]) == (
+        "corsia preferenziale",
+        "pista ciclabile",
+    )
+    assert slovak["speed_limit"]["setting_labels"] == {"speed_kmh": "rýchlosť (km/h)",
+                                                       "only_lower": "len znížiť rýchlosť"}  # fmt: skip
+    assert italian["speed_limit"]["setting_labels"]["speed_kmh"] == "velocità (km/h)"
+    assert slovak["one_way"]["choice_labels"] == {"forward": "v smere zakreslenia v OpenStreetMap",
+                                                  "reverse": "proti smeru zakreslenia"}  # fmt: skip
+    assert italian["depave"]["help"] == (
+        "Il suolo pavimentato nell'area disegnata diventa prato; il verde pubblico conta per l'accesso al verde."
+    )
+    english = {e["type"]: e for e in menu(catalog)}
+    assert slovak["speed_limit"]["settings"] == english["speed_limit"]["settings"]  # the schema is the same
+    assert english["bus_lane"]["label"] == "bus lane"
+    assert english["speed_limit"]["setting_labels"]["speed_kmh"] == "speed (km/h)"
+
+
+def test_every_own_map_placed_type_has_its_words_and_its_help_is_its_docstring(
+    catalog: InterventionCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The words table covers the menu, and its English help is each model's docstring, so an edited
+    docstring cannot leave its translations behind; a type it lacks (a third-party engine's) reads its
+    docstring and its keys, in English, whatever the language."""
+    entries = menu(catalog)
+    assert sorted(WORDS) == sorted(e["type"] for e in entries)
+    for entry in entries:
+        model = catalog.types[entry["type"]]
+        doc = " ".join((model.__doc__ or "").strip().split("\n\n")[0].replace("``", "").split())
+        assert WORDS[entry["type"]].help == doc, entry["type"]
+        assert set(WORDS[entry["type"]].settings) == set(entry["settings"]), entry["type"]
+    monkeypatch.delitem(WORDS, "depave")
+    third = next(e for e in menu(catalog, lang=language("sk")) if e["type"] == "depave")
+    assert (third["label"], third["setting_labels"]) == ("depave", {"public": "public"})
+    assert third["help"] == "Paved ground inside polygon becomes grass; public green counts for green access."
+
+
+def test_validation_problems_read_in_slovak_and_italian_with_their_fields_as_keys(
+    catalog: InterventionCatalog, network: Network
+) -> None:
+    offered = [e["type"] for e in menu(catalog)]
+    draft = {
+        "title": "x",
+        "interventions": [
+            {"type": "speed_limit", "streets": ["Mannerheimintie"], "speed_kmh": 500},
+            {"type": "close_streets", "streets": ["Nowhere Street"]},
+            {"type": "depave", "polygon": "POLYGON EMPTY"},
+            {"type": "plant_trees_in_area", "polygon": _wkt(network), "canopy_share": 1.5},
+        ],
+    }
+    slovak = check_draft(draft, catalog, network, offered=offered, max_interventions=5, lang=language("sk"))
+    assert [(p.field, p.message) for p in slovak.problems] == [
+        ("title", "aspoň 3 znaky"),
+        ("interventions[0].speed_kmh", "Hodnota má byť menšia alebo rovná 200"),
+        ("interventions[1].streets", "v sieti nie je ulica s názvom 'Nowhere Street'"),
+        ("interventions[2].polygon", "polygón je prázdny"),
+        ("interventions[3].canopy_share", "Hodnota má byť menšia alebo rovná 1"),
+    ]
+    italian = check_draft(draft, catalog, network, offered=offered, max_interventions=1, lang=language("it"))
+    assert [(p.field, p.message) for p in italian.problems] == [
+        ("title", "almeno 3 caratteri"),
+        ("interventions", "al massimo 1 intervento per proposta"),
+    ]
+    italian = check_draft(draft, catalog, network, offered=offered, max_interventions=5, lang=language("it"))
+    assert italian.problems[1].message == "Il valore deve essere minore o uguale a 200"
+    assert italian.problems[2].message == "nessuna strada chiamata 'Nowhere Street' nella rete"
+    cool = {"type": "cool_surfaces", "polygon": _wkt(network), "albedo": 1}
+    decimal = check_draft({"title": "Cool", "interventions": [cool, {"type": "works_closure", "osm_ids": [201],
+                           "begin_s": 600, "end_s": 60}]}, catalog, network, offered=offered,
+                          max_interventions=5, lang=language("sk"))  # fmt: skip
+    assert [(p.field, p.message) for p in decimal.problems] == [
+        ("interventions[0].albedo", "Hodnota má byť menšia ako 1"),
+        ("interventions[1]", "end_s musí byť po begin_s"),
     ]

@@ -27,6 +27,7 @@ from pydantic import Field, model_validator
 
 from civictwin.engines.heat.rasters import LANE_WIDTH_M, Cover, Surface
 from civictwin.errors import ScenarioError
+from civictwin.i18n import N_
 from civictwin.scenarios.selection import load_polygon, select_buildings, select_edges
 from civictwin.scenarios.spec import BuildingSelection, Intervention, Scenario, StreetSelection
 
@@ -60,7 +61,7 @@ class PlantTreesInArea(Intervention):
     @model_validator(mode="after")
     def _one_target(self) -> PlantTreesInArea:
         if (self.count is None) == (self.canopy_share is None):
-            raise ValueError("give either `count` or `canopy_share`")
+            raise ValueError(N_("give either `count` or `canopy_share`"))
         return self
 
     def describe(self) -> str:

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from civictwin.i18n import N_
 from civictwin.scenarios.spec import Intervention, LonLat, StreetSelection
 
 Mode = Literal["all", "car", "bus", "bike", "walk"]
@@ -96,7 +97,7 @@ class WorksClosure(StreetSelection, Intervention):
     @model_validator(mode="after")
     def _window(self) -> WorksClosure:
         if self.end_s <= self.begin_s:
-            raise ValueError("end_s must be after begin_s")
+            raise ValueError(N_("end_s must be after begin_s"))
         return self
 
 
