@@ -5,6 +5,7 @@
 // once. Everything from the server is put into the page as text, never as HTML.
 
 import './contribute.css';
+import { el } from './dom.js';
 import { ApiError, getJsonAt } from './api.js';
 import {
   contributionBody, contributionHeading, countLines, openingLine, solveChallenge,
@@ -14,15 +15,6 @@ import { t } from './i18n.js';
 const sha256 = async (bytes) => crypto.subtle.digest('SHA-256', bytes);
 
 /** An element with attributes and children (strings become text nodes). */
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === true) node.setAttribute(key, '');
-    else if (value !== false && value != null) node.setAttribute(key, String(value));
-  }
-  node.append(...children);
-  return node;
-}
 
 function choice(name, label, values, required = true) {
   const id = `say-${name}`;

@@ -6,6 +6,7 @@
 // decision taken already) are shown as it words them. Everything from the server is put in as text.
 
 import './moderation.css';
+import { el } from './dom.js';
 import {
   ApiError, apiUrl, authHeaders, getJson, getJsonAt, getToken, isOwnServer, setToken,
 } from './api.js';
@@ -13,16 +14,6 @@ import {
   KINDS, STATUSES, decidedLine, decisionBody, itemHeading, itemPlace, linkOf, pageLine, phaseLine, queueQuery,
 } from './moderationText.js';
 import { t } from './i18n.js';
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === true) node.setAttribute(key, '');
-    else if (value !== false && value != null) node.setAttribute(key, String(value));
-  }
-  node.append(...children);
-  return node;
-}
 
 function picker(id, label, options) {
   return el('div', {}, el('label', { for: id }, label), el('select', { id }, ...options.map(([value, key]) => el('option', { value }, t(key)))));

@@ -5,6 +5,7 @@
 // consultation that takes no proposals shows nothing. Everything from the server is put in as text.
 
 import './propose.css';
+import { el } from './dom.js';
 import * as maplibregl from 'maplibre-gl';
 import { ApiError, authHeaders, getJsonAt, getToken, setToken, transformRequest } from './api.js';
 import {
@@ -14,16 +15,6 @@ import {
 import { language, t } from './i18n.js';
 
 const CHECK_AFTER_MS = 400;
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === true) node.setAttribute(key, '');
-    else if (value !== false && value != null) node.setAttribute(key, String(value));
-  }
-  node.append(...children);
-  return node;
-}
 
 async function post(url, body, { staff = false } = {}) {
   const headers = { 'Content-Type': 'application/json', Accept: 'application/json', ...(staff ? authHeaders() : {}) };

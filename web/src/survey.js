@@ -6,6 +6,7 @@
 // photo without its metadata anyway. Everything from the server is put into the page as text.
 
 import './survey.css';
+import { el } from './dom.js';
 import { ApiError, getJsonAt } from './api.js';
 import { solveChallenge } from './contributeText.js';
 import {
@@ -15,16 +16,6 @@ import { t } from './i18n.js';
 
 const sha256 = async (bytes) => crypto.subtle.digest('SHA-256', bytes);
 const JPEG_QUALITY = 0.85;
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === true) node.setAttribute(key, '');
-    else if (value !== false && value != null) node.setAttribute(key, String(value));
-  }
-  node.append(...children);
-  return node;
-}
 
 function said(status, ...lines) {
   status.replaceChildren(...lines.map((line) => el('p', {}, line)));
