@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,23 +19,13 @@ from urllib.parse import urlparse
 
 import geopandas as gpd
 import pytest
+from served import CHROMIUM, chromium, serving
 from shapely.geometry import LineString, box
 
 from civictwin.api.viewer import viewer_built
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 BACKGROUND_RGB = (0xEC, 0xEF, 0xF1)
 """The map's plain background colour (web/src/mapPage.js)."""
 
@@ -209,12 +197,6 @@ def _write_calibration(twin_dir: Path) -> None:
     (twin_dir / "calibration" / "calibration-001.json").write_text(json.dumps(record))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _app(twin_dir: Path) -> Any:
     """``create_app`` over the twin (it mounts the viewer and scenario routers)."""
     from civictwin.api.app import create_app
@@ -225,31 +207,14 @@ def _app(twin_dir: Path) -> Any:
 @pytest.fixture(scope="module")
 def server(twin_dir: Path) -> Iterator[str]:
     """The real app under uvicorn in a thread; yields its base URL."""
-    import uvicorn
-
-    port = _free_port()
-    config = uvicorn.Config(_app(twin_dir), host="127.0.0.1", port=port, log_level="warning")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the API server did not start within 30 s")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(timeout=10)
+    with serving(_app(twin_dir)) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

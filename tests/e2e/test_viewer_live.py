@@ -9,7 +9,6 @@ alert shows up by itself, and the page fits a phone's width.
 from __future__ import annotations
 
 import io
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,12 +17,12 @@ from typing import Any
 
 import geopandas as gpd
 import pytest
+from served import CHROMIUM, chromium, serving
 from shapely.geometry import box
 
 from civictwin.api.viewer import viewer_built
 from civictwin.config import load_config
 from civictwin.live.alerts import step
-from civictwin.live.broker import free_port
 from civictwin.live.triggers import Finding
 from civictwin.store.alerts import AlertStore, alerts_path
 from civictwin.store.duckdb import DuckDBStore
@@ -41,14 +40,6 @@ from civictwin.store.observations import (
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-]
 if not CHROMIUM.is_file():
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
 if not viewer_built():
@@ -156,34 +147,16 @@ def twin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(twin_dir: Path) -> Iterator[str]:
-    import uvicorn
-
     from civictwin.api.app import create_app
 
-    port = free_port()
-    uv = uvicorn.Server(
-        uvicorn.Config(create_app(twin_dir), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the API server did not start within 30 s")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(twin_dir)) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def _open(browser: Any, server: str, viewport: dict[str, int]) -> Any:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -21,7 +20,8 @@ from typing import Any
 
 import geopandas as gpd
 import pytest
-from test_viewer import CHROMIUM, CHROMIUM_ARGS, _free_port, _poll, _write_comparison
+from served import chromium, serving
+from test_viewer import _poll, _write_comparison
 
 pytestmark = pytest.mark.e2e
 
@@ -60,39 +60,21 @@ def twin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(twin_dir: Path) -> Iterator[str]:
     """The real app under uvicorn in a thread, its lifespan running the proposal queue."""
-    import uvicorn
-
     from civictwin.api.app import create_app
 
-    port = _free_port()
-    uv = uvicorn.Server(
-        uvicorn.Config(create_app(twin_dir), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the API server did not start within 30 s")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(timeout=60)
+    with serving(create_app(twin_dir), stop_within_s=60) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+def browser() -> Iterator[Any]:
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
-def tab(chromium: Any) -> Iterator[Any]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+def tab(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
     yield context.new_page()
     context.close()
 
@@ -120,12 +102,10 @@ def _public(server: str) -> dict[str, Any]:
         return json.loads(answer.read())
 
 
-def test_the_panel_in_slovak_shows_the_servers_menu_and_problems_in_slovak(
-    chromium: Any, server: str
-) -> None:
+def test_the_panel_in_slovak_shows_the_servers_menu_and_problems_in_slovak(browser: Any, server: str) -> None:
     """A browser set to Slovak: the menu's labels, help and setting names and the problems the server
     sends are Slovak (docs/consultation.md#languages); the engine's name stays its key."""
-    context = chromium.new_context(viewport={"width": 1280, "height": 800}, locale="sk-SK")
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="sk-SK")
     try:
         page = context.new_page()
         page.goto(f"{server}/consultations/demo-cmp")

@@ -8,25 +8,22 @@ terrain under the building is the plane's height there.
 from __future__ import annotations
 
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pyproj import Transformer
+from served import CHROMIUM, serving
 
 from civictwin.api.viewer import viewer_built
 from civictwin.build import build_twin
 from civictwin.config import parse_config
-from civictwin.live.broker import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "city3d"))
 from city3d_fixtures import X0, Y0, write_dem, write_pbf
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.is_file():
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
 if not viewer_built():
@@ -67,24 +64,10 @@ def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(store_path: Path) -> Iterator[str]:
-    import uvicorn
-
     from civictwin.api.app import create_app
 
-    port = free_port()
-    uv = uvicorn.Server(
-        uvicorn.Config(create_app(store_path), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the API server did not start within 30 s")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(store_path)) as base:
+        yield base
 
 
 def test_the_map_stands_the_buildings_on_the_terrain(server: str) -> None:
