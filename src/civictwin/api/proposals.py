@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from civictwin.api.consultations import Lang, page_language
 from civictwin.api.context import get_twin
 from civictwin.api.contributions import (
+    DeletionIn,
     Now,
     closed,
     consultation_of,
@@ -63,7 +64,7 @@ from civictwin.engines.registry import intervention_catalog, load_engines
 from civictwin.errors import ScenarioError
 from civictwin.governance.tokens import Role
 from civictwin.i18n import Language
-from civictwin.scenarios.proposal import STREET_KEYS, Network, check_draft, menu
+from civictwin.scenarios.proposal import STREET_KEYS, Checked, Network, check_draft, menu
 from civictwin.scenarios.spec import InterventionCatalog, StreetSelection
 from civictwin.store.proposals import (
     PUBLIC_STATES,
@@ -226,8 +227,7 @@ async def validate_proposal(
     body = await json_body(request)
     _taking(request, comparison_id, now, params=("lang",))
     draft = {k: v for k, v in body.items() if k != "consent"} if isinstance(body, dict) else body
-    checked = check_draft(draft, installed_catalog(), _network(request, reader), offered=_offered(request),
-                          max_interventions=_settings(request).max_interventions, lang=reader)  # fmt: skip
+    checked = _checked(request, draft, reader)
     return JSONResponse({"valid": not checked.problems, "problems": [p.as_dict() for p in checked.problems]})
 
 
@@ -253,8 +253,7 @@ async def submit_proposal(
     if not isinstance(body, dict) or body.get("consent") is not True:
         raise ProblemError(400, "consent: " + reader.gettext("the consent text must be accepted to propose"))
     draft = {k: v for k, v in body.items() if k != "consent"}
-    checked = check_draft(draft, installed_catalog(), _network(request, reader), offered=_offered(request),
-                          max_interventions=_settings(request).max_interventions, lang=reader)  # fmt: skip
+    checked = _checked(request, draft, reader)
     if checked.problems:
         first = checked.problems[0]
         return JSONResponse(
@@ -272,14 +271,6 @@ async def submit_proposal(
         status_code=202,
         headers={"Cache-Control": "no-store"},
     )
-
-
-class DeletionIn(BaseModel):
-    """A deletion request: the code given at submission (in the body, so it is never logged)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    code: str = Field(min_length=1, max_length=100)
 
 
 @router.post(
@@ -491,6 +482,13 @@ def _result(request: Request, proposal: Proposal) -> dict[str, Any] | None:
         "page": str(request.url_for("consultation_page", comparison_id=record.id)),
         "kpis": kpis,
     }
+
+
+def _checked(request: Request, draft: object, reader: Language) -> Checked:
+    """A draft checked against the installed engines, the twin's streets and the ``[proposals]``
+    settings, its problems in the reader's language (the validation and submission routes alike)."""
+    return check_draft(draft, installed_catalog(), _network(request, reader), offered=_offered(request),
+                       max_interventions=_settings(request).max_interventions, lang=reader)  # fmt: skip
 
 
 def _charge_source(request: Request, consultation: str, *, per_hour: int, lang: Language) -> None:
