@@ -4,6 +4,8 @@ with nothing of the failed seed left behind."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +82,29 @@ def test_seeds_and_names() -> None:
         run_ensemble(
             TwinContext(Path(".")), [Scenario.baseline_scenario()] * 2, [], comparison_id="x", seeds=[1]
         )
+
+
+EXIT_PROGRAM = """
+import gc, sys
+from civictwin.engines.ensemble import init_seed_process
+if sys.argv[2] == "worker":
+    init_seed_process(None)
+gc.disable()
+class Held:
+    def __del__(self, write=open, marker=sys.argv[1]):
+        write(marker, "w").write("collected")
+held = Held()
+held.itself = held
+del held
+"""
+
+
+@pytest.mark.parametrize(("process", "collected"), [("plain", True), ("worker", False)])
+def test_a_seed_worker_leaves_its_heap_to_the_system_at_exit(
+    tmp_path: Path, process: str, collected: bool
+) -> None:
+    """The pool's shutdown waits for each worker to exit; a worker skips the interpreter's last cyclic
+    collection (a reference cycle's __del__ never runs in it), which a plain process still does."""
+    marker = tmp_path / "collected"
+    subprocess.run([sys.executable, "-c", EXIT_PROGRAM, str(marker), process], check=True)
+    assert marker.exists() is collected
