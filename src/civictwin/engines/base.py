@@ -154,11 +154,31 @@ class Engine(Protocol):
     allowed to read all of them may see the engine's comparisons through the API.
     """
 
-    name: str
-    version: str
-    intervention_types: Mapping[str, type[BaseModel]]
-    tables: tuple[TableSpec, ...]
-    reads: tuple[str, ...]
+    # Read-only members: a class attribute, a property or a cached property each satisfies them.
+    @property
+    def name(self) -> str:
+        """The engine's key (``--engine``, ``runs/`` folders, scenario TOML)."""
+        ...
+
+    @property
+    def version(self) -> str:
+        """The engine's version: a new one recomputes saved seeds."""
+        ...
+
+    @property
+    def intervention_types(self) -> Mapping[str, type[BaseModel]]:
+        """Each intervention ``type`` this engine understands, to its pydantic model."""
+        ...
+
+    @property
+    def tables(self) -> tuple[TableSpec, ...]:
+        """The named tables every seed returns."""
+        ...
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """The twin layers :meth:`prepare` reads."""
+        ...
 
     def parameters(self, twin: TwinContext) -> Mapping[str, Any]:
         """Every parameter value that shapes this engine's numbers for ``twin`` (JSON-able).

@@ -541,12 +541,23 @@ def test_the_author_deletes_a_proposal_and_its_run_with_the_deletion_code(
 def test_after_the_retention_period_proposals_are_anonymised(
     client: TestClient, tokens: dict[str, str], clock: Clock
 ) -> None:
-    """Last in this file: it moves the clock 181 days on (the default retention is 180 days)."""
+    """181 days on (the default retention is 180 days): undecided and rejected proposals are gone, a
+    decided one stays with its author's pseudonym and its time of day removed. The test makes its own
+    proposals and puts the module's clock back, so it holds wherever it runs in the file."""
     pending = _submit(client, "Never decided").json()["id"]
-    before = client.get(f"{BASE}/review", headers=_as(tokens, "admin")).json()["proposals"]
-    assert any(p["id"] == pending for p in before)
+    rejected = _submit(client, "Rejected").json()["id"]
+    approved = _submit(client, "Approved").json()["id"]
+    assert _decide(client, tokens, rejected, "reject").status_code == 200
+    assert _decide(client, tokens, approved, "approve").status_code == 200
+    before = {p["id"] for p in client.get(f"{BASE}/review", headers=_as(tokens, "admin")).json()["proposals"]}
+    assert {pending, rejected, approved} <= before
     clock.now = OPEN_TIME + timedelta(days=181)
-    after = client.get(f"{BASE}/review", headers=_as(tokens, "admin")).json()["proposals"]
-    assert all(p["state"] not in ("submitted", "rejected") for p in after) and after
+    try:
+        after = client.get(f"{BASE}/review", headers=_as(tokens, "admin")).json()["proposals"]
+    finally:
+        clock.now = OPEN_TIME
+    kept = {p["id"]: p for p in after}
+    assert pending not in kept and rejected not in kept and approved in kept
+    assert all(p["state"] not in ("submitted", "rejected") for p in after)
     assert {p["pseudonym"] for p in after} == {"anonymised"}
     assert {p["created"] for p in after} == {"2026-12-10T00:00:00+00:00"}
