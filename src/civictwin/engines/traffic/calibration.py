@@ -53,6 +53,15 @@ from civictwin.engines.traffic.gateways import (
 )
 from civictwin.engines.traffic.gateways import window_hours as hour_shares
 from civictwin.engines.traffic.inputs import TwinInputs, load_twin
+from civictwin.engines.traffic.modechoice import MODES, ModeChoiceParams
+from civictwin.engines.traffic.modesplit import (
+    ObservedSplit,
+    calibrate_split,
+    check_producible,
+    producible_modes,
+    split_record,
+    with_constants,
+)
 from civictwin.engines.traffic.params import TrafficParams, load_params
 from civictwin.engines.traffic.prepare import PreparedScenario, prepare_scenario, with_od_factors
 from civictwin.engines.traffic.simulate import SeedOutcome, simulate_seed
@@ -132,14 +141,17 @@ def window_hours(params: TrafficParams) -> int:
 
 
 def calibrate_twin(twin_dir: Path, *, on_step: Step | None = None) -> tuple[Path, dict[str, Any]]:
-    """Calibrate the twin in ``twin_dir`` to its counts; returns the record's path and the record."""
+    """Calibrate the twin in ``twin_dir`` to its counts and, with a ``[modal_split]`` in its
+    ``twin.toml``, its mode-choice constants to that split; returns the record's path and the record."""
     params = load_params(twin_dir)
+    section = load_config(twin_dir).modal_split
     sites = twin_count_sites(twin_dir, params)
     inputs = load_twin(twin_dir)
     folder = twin_dir / RECORDS_DIR
     folder.mkdir(parents=True, exist_ok=True)
+    split = ObservedSplit.from_config(section) if section is not None else None
     with tempfile.TemporaryDirectory(prefix=".work-", dir=folder) as work:
-        record = calibrate(inputs, sites, params, Path(work), on_step=on_step)
+        record = calibrate(inputs, sites, params, Path(work), on_step=on_step, split=split)
     return save_record(twin_dir, record), record
 
 
@@ -150,11 +162,18 @@ def calibrate(
     workdir: Path,
     *,
     on_step: Step | None = None,
+    split: ObservedSplit | None = None,
 ) -> dict[str, Any]:
     """Calibrate the baseline demand of ``inputs`` to the used ``sites``; the record as plain JSON.
 
-    Raises :class:`EngineError` when no site is usable. The record says plainly when the fit does not
-    meet the DMRB criterion or the loop did not converge; it is never stored as better than it is.
+    With an observed modal ``split`` the mode-choice constants are calibrated to it first
+    (:mod:`~civictwin.engines.traffic.modesplit`) and every later simulation uses them; the run the
+    split calibration kept is the prior run of the count calibration.
+
+    Raises :class:`EngineError` when no site is usable, :class:`~civictwin.errors.ConfigError` when the
+    split gives a share to a mode the twin cannot produce (or none to one it produces), both before
+    any simulation. The record says plainly when the fit does not meet the DMRB criterion or a loop
+    did not converge; it is never stored as better than it is.
     """
     started = time.perf_counter()
     settings = params.calibration
@@ -175,20 +194,52 @@ def calibrate(
         }
     )
     prepared = prepare_scenario(inputs, Scenario.baseline_scenario(), workdir / "network", base)
+    if split is not None:
+        check_producible(split, producible_modes(prepared.free_flow, prepared.person_trips, base.mode_choice))
     step: Step = on_step or (lambda text: None)
     runs = [0]
 
-    def simulate(factors: Factors) -> SeedOutcome:
+    def simulate_prepared(target: PreparedScenario, factors: Factors) -> SeedOutcome:
         runs[0] += 1
         step(f"simulation {runs[0]}")
-        return _simulate(prepared, factors, settings.seed, workdir / f"run_{runs[0]}")
+        return _simulate(target, factors, settings.seed, workdir / f"run_{runs[0]}")
 
-    prior = simulate(Factors())
+    mode_fit = None
+    if split is not None:
+        mode_fit = calibrate_split(
+            base.mode_choice,
+            split,
+            prepared.free_flow,
+            prepared.person_trips,
+            lambda choice: simulate_prepared(_with_mode_choice(prepared, choice), Factors()),
+            tolerance=settings.split_tolerance,
+            max_runs=settings.split_max_runs,
+        )
+        prepared = _with_mode_choice(prepared, mode_fit.params)
+        prior = mode_fit.outcome
+    else:
+        prior = simulate_prepared(prepared, Factors())
+    calibrated_base = base.model_copy(update={"mode_choice": prepared.params.mode_choice})
+
+    def simulate(factors: Factors) -> SeedOutcome:
+        return simulate_prepared(prepared, factors)
+
     used = sorted(set(observed["site"]))
     full = _calibrate(prepared, prior, observed, settings, simulate)
     folds = _folds(prepared, prior, observed, used, settings, simulate)
     before, after = _fit(observed, prior), _fit(observed, full.outcome)
     gateways = prepared.gateways
+    mode_choice = None
+    if mode_fit is not None and split is not None:
+        mode_choice = split_record(
+            mode_fit,
+            split,
+            before=base.mode_choice,
+            tolerance=settings.split_tolerance,
+            max_runs=settings.split_max_runs,
+            final_split=full.outcome.modal_split,
+        )
+    fit_statement = statement(before, after, full.converged, folds)
     return {
         "method": METHOD + (GATEWAY_METHOD if gateways is not None else ""),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -197,7 +248,9 @@ def calibrate(
             "max_factor": MAX_FACTOR,
             "gateway_prior": [f.model_dump(mode="json") for f in flows],
             "converged_change": CONVERGED_CHANGE,
-            "traffic": base.model_dump(mode="json", exclude={"calibration", "count_edges", "gateway_flows"}),
+            "traffic": calibrated_base.model_dump(
+                mode="json", exclude={"calibration", "count_edges", "gateway_flows"}
+            ),
         },
         "inputs": {
             "sites": sites.sites.to_dict("records"),
@@ -215,10 +268,16 @@ def calibrate(
         "converged": full.converged,
         "kfold": folds,
         "scatter": _scatter(observed, prior, full.outcome),
+        "mode_choice": mode_choice,
         "simulation_runs": runs[0],
         "wall_s": round(time.perf_counter() - started, 2),
-        "statement": statement(before, after, full.converged, folds),
+        "statement": fit_statement + (" " + mode_choice["statement"] if mode_choice else ""),
     }
+
+
+def _with_mode_choice(prepared: PreparedScenario, choice: ModeChoiceParams) -> PreparedScenario:
+    """``prepared`` with other mode-choice parameters (the constants: nothing prepared depends on them)."""
+    return dataclasses.replace(prepared, params=prepared.params.model_copy(update={"mode_choice": choice}))
 
 
 def _calibrate(
@@ -560,15 +619,20 @@ def latest_record(twin_dir: Path) -> dict[str, Any] | None:
 
 
 def with_calibration(params: TrafficParams, twin_dir: Path) -> TrafficParams:
-    """``params`` with the twin's latest calibration (its OD factors, counting edges and, with
-    ``[gateways]`` enabled, its fitted gateway flows) applied; gateways the record did not fit take
+    """``params`` with the twin's latest calibration (its OD factors, counting edges, mode-choice
+    constants fitted to an observed split and, with ``[gateways]`` enabled, its fitted gateway flows)
+    applied; gateways the record did not fit take
     their flows from the counts on their roads (:func:`with_gateway_counts`)."""
     record = latest_record(twin_dir)
     if record is None:
         return with_gateway_counts(params, twin_dir)
     fitted = tuple(GatewayFlow.model_validate(f) for f in record.get("gateway_flows") or [])
+    fitted_constants = (record.get("mode_choice") or {}).get("constants_after") or {}
     calibrated = params.model_copy(
         update={
+            "mode_choice": with_constants(
+                params.mode_choice, {m: float(fitted_constants[m]) for m in MODES if m in fitted_constants}
+            ),
             "od_factors": tuple(record["od_factors"]),
             "count_edges": tuple(record["count_edges"]),
             "calibration_record": str(record["id"]),
