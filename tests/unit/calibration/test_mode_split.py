@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from civictwin.cli import main
 from civictwin.config import ModalSplitSection, parse_config
 from civictwin.engines.traffic.demand import OdMatrix
+from civictwin.engines.traffic.fitreport import split_paragraph, split_summary
 from civictwin.engines.traffic.modechoice import (
     MODES,
     LevelOfService,
@@ -296,3 +298,60 @@ def test_a_mode_the_twin_cannot_produce_or_a_produced_mode_left_out_is_refused()
     with pytest.raises(ConfigError, match="no share for 'walk', which the twin's mode choice produces"):
         check_producible(_split(car=1.0), produced)
     check_producible(_split(car=0.5, walk=0.5), produced)  # exactly the produced modes: fine
+
+
+def test_calibrate_run_with_a_bad_split_exits_with_one_line_and_stores_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "twin.toml").write_text(
+        """
+[twin]
+name = "t"
+
+[area]
+bbox = [24.9, 60.1, 25.0, 60.2]
+
+[[sources]]
+name = "osm"
+kind = "osm"
+path = "x.pbf"
+licence = "ODbL"
+publisher = "OSM"
+steward = "GIS"
+
+[modal_split]
+shares = { car = 0.5, pt = 0.3, walk = 0.3 }
+source = "survey"
+""",
+        encoding="utf-8",
+    )
+    with pytest.raises(SystemExit) as exit_:
+        main(["calibrate", "run", str(tmp_path)])
+    assert exit_.value.code != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert (
+        err.startswith("error: ")
+        and "twin.toml: modal_split.shares: the shares sum to 1.1, not 1 (± 0.02)" in err
+    )
+    assert not (tmp_path / "calibration").exists()
+
+
+def test_the_report_states_observed_against_modelled_split() -> None:
+    mode_choice = {
+        "inputs": {"source": "Survey 2024"},
+        "statement": "The mode-choice constants did not converge to the observed modal split: …",
+        "converged": False,
+        "fit": [
+            {"mode": "car", "observed": 0.3, "modelled": 0.3412, "final": 0.35},
+            {"mode": "pt", "observed": None, "modelled": 0.0, "final": 0.0},
+            {"mode": "walk", "observed": 0.7, "modelled": 0.6588, "final": 0.65},
+        ],
+    }
+    summary = split_summary(mode_choice)
+    assert summary is not None and split_summary(None) is None
+    assert split_paragraph(summary) == (
+        "Modal split (Survey 2024): car 30.0% observed, 34.1% modelled (35.0% after the count calibration); "
+        "walk 70.0% observed, 65.9% modelled (65.0% after the count calibration). "
+        "The mode-choice constants did not converge to the observed modal split: …"
+    )
