@@ -1,6 +1,6 @@
 """The mode-choice constants calibrated to an observed split with SUMO in the loop on the tiny twin,
-stored in the calibration record, used by every later run, shown in the report; a split the twin
-cannot produce stops the calibration before any simulation."""
+with counts and without, stored in the calibration record, used by every later run, shown in the
+report; a split the twin cannot produce stops the calibration before any simulation."""
 
 from __future__ import annotations
 
@@ -13,15 +13,22 @@ from traffic_tiny_twin import PARAMS, tiny_inputs
 
 from civictwin.config import ModalSplitSection
 from civictwin.engines.base import TwinContext
-from civictwin.engines.traffic.calibration import Factors, _simulate, calibrate, save_record, with_calibration
+from civictwin.engines.traffic.calibration import (
+    NO_COUNTS,
+    Factors,
+    _simulate,
+    calibrate,
+    save_record,
+    with_calibration,
+)
 from civictwin.engines.traffic.demand import DemandParams
 from civictwin.engines.traffic.engine import TrafficEngine
 from civictwin.engines.traffic.fitreport import calibration_section, calibration_summary
 from civictwin.engines.traffic.modechoice import MODES
 from civictwin.engines.traffic.modesplit import ObservedSplit
 from civictwin.engines.traffic.prepare import prepare_scenario
-from civictwin.engines.traffic.sites import CalibrationSettings, CountSites
-from civictwin.errors import ConfigError
+from civictwin.engines.traffic.sites import CalibrationSettings, CountSites, no_site
+from civictwin.errors import ConfigError, EngineError
 from civictwin.scenarios.spec import Scenario
 
 OBSERVED = {"car": 0.4, "pt": 0.2, "bike": 0.1, "walk": 0.3}
@@ -110,3 +117,40 @@ def test_a_split_naming_a_mode_the_twin_cannot_produce_stops_before_any_simulati
         "no trip (it produces pt, bike, walk)"
     )
     assert steps == []  # no simulation ran
+
+
+def test_without_a_count_site_only_the_split_is_calibrated_and_the_record_says_so(tmp_path: Path) -> None:
+    inputs = tiny_inputs(tmp_path)
+    params = PARAMS.model_copy(
+        update={
+            "demand": DemandParams(scale=4.0, distance="crowfly"),
+            "calibration": CalibrationSettings(seed=3),
+        }
+    )
+    split = ObservedSplit.from_config(ModalSplitSection(shares=OBSERVED, source="synthetic survey"))
+
+    record = calibrate(inputs, no_site(), params, tmp_path / "calibration", split=split)
+
+    choice = record["mode_choice"]
+    assert choice["converged"] and record["converged"]
+    assert all(row["modelled"] == pytest.approx(row["observed"], abs=0.01) for row in choice["fit"])
+    assert record["od_factors"] == [] and record["count_edges"] == [] and record["scatter"] == []
+    assert record["fit_after"]["site_hours"] == 0 and not record["fit_after"]["meets_dmrb"]
+    assert record["simulation_runs"] == len(choice["runs"])
+    assert record["statement"] == f"{NO_COUNTS} {choice['statement']}"
+
+    twin_dir = tmp_path / "twin"
+    save_record(twin_dir, record)
+    later = with_calibration(PARAMS, twin_dir)
+    assert {m: later.mode_choice.asc(m) for m in MODES} == pytest.approx(choice["constants_after"])
+    assert later.od_factors == () and later.count_edges == ()
+    section = calibration_section(calibration_summary(record | {"id": "calibration-001"}))
+    assert (
+        "No count site-hour could be compared: the DMRB criterion cannot be assessed." in section.paragraphs
+    )
+    assert any(p.startswith("Modal split (synthetic survey): car 40.0% observed") for p in section.paragraphs)
+
+
+def test_without_a_count_site_or_a_split_there_is_nothing_to_calibrate(tmp_path: Path) -> None:
+    with pytest.raises(EngineError, match="no usable count site"):
+        calibrate(tiny_inputs(tmp_path), no_site(), PARAMS, tmp_path / "calibration")

@@ -54,8 +54,10 @@ from civictwin.engines.traffic.gateways import (
 from civictwin.engines.traffic.gateways import window_hours as hour_shares
 from civictwin.engines.traffic.inputs import TwinInputs, load_twin
 from civictwin.engines.traffic.modechoice import MODES, ModeChoiceParams
+from civictwin.engines.traffic.modesplit import METHOD as SPLIT_METHOD
 from civictwin.engines.traffic.modesplit import (
     ObservedSplit,
+    SplitCalibration,
     calibrate_split,
     check_producible,
     producible_modes,
@@ -65,10 +67,11 @@ from civictwin.engines.traffic.modesplit import (
 from civictwin.engines.traffic.params import TrafficParams, load_params
 from civictwin.engines.traffic.prepare import PreparedScenario, prepare_scenario, with_od_factors
 from civictwin.engines.traffic.simulate import SeedOutcome, simulate_seed
-from civictwin.engines.traffic.sites import CalibrationSettings, CountSites, load_count_sites
+from civictwin.engines.traffic.sites import CalibrationSettings, CountSites, load_count_sites, no_site
 from civictwin.engines.traffic.warmup import original_id
 from civictwin.errors import EngineError
 from civictwin.scenarios.spec import Scenario
+from civictwin.store.observations import observations_path
 
 RECORDS_DIR = "calibration"
 METHOD = (
@@ -84,6 +87,10 @@ MAX_FACTOR = 10.0
 """Upper bound of an OD factor: a pair may grow tenfold at most in one calibration."""
 CONVERGED_CHANGE = 0.05
 """The loop has converged when the last update changed no factor by more than this share."""
+NO_COUNTS = (
+    "No usable count site: the demand is not calibrated to counts, only the mode choice's constants to "
+    "the observed modal split (see `civictwin calibrate sites`)."
+)
 BASE_PREFIX = "t"
 """Trip ids of the base demand layer (events have their own prefixes and are not calibrated)."""
 
@@ -144,8 +151,10 @@ def calibrate_twin(twin_dir: Path, *, on_step: Step | None = None) -> tuple[Path
     """Calibrate the twin in ``twin_dir`` to its counts and, with a ``[modal_split]`` in its
     ``twin.toml``, its mode-choice constants to that split; returns the record's path and the record."""
     params = load_params(twin_dir)
-    section = load_config(twin_dir).modal_split
-    sites = twin_count_sites(twin_dir, params)
+    config = load_config(twin_dir)
+    section = config.modal_split
+    no_counts = section is not None and not observations_path(config.store_path).exists()
+    sites = no_site() if no_counts else twin_count_sites(twin_dir, params)
     inputs = load_twin(twin_dir)
     folder = twin_dir / RECORDS_DIR
     folder.mkdir(parents=True, exist_ok=True)
@@ -170,7 +179,9 @@ def calibrate(
     (:mod:`~civictwin.engines.traffic.modesplit`) and every later simulation uses them; the run the
     split calibration kept is the prior run of the count calibration.
 
-    Raises :class:`EngineError` when no site is usable, :class:`~civictwin.errors.ConfigError` when the
+    Without a usable count site only the split is calibrated (a record without OD factors that says
+    the demand is not calibrated to counts). Raises :class:`EngineError` when no site is usable and no
+    split is given, :class:`~civictwin.errors.ConfigError` when the
     split gives a share to a mode the twin cannot produce (or none to one it produces), both before
     any simulation. The record says plainly when the fit does not meet the DMRB criterion or a loop
     did not converge; it is never stored as better than it is.
@@ -178,7 +189,7 @@ def calibrate(
     started = time.perf_counter()
     settings = params.calibration
     observed = sites.window(settings, window_hours(params))
-    if observed.empty:
+    if observed.empty and split is None:
         raise EngineError(
             "no usable count site in the simulated hours (see `civictwin calibrate sites`)",
             field="calibration",
@@ -204,21 +215,14 @@ def calibrate(
         step(f"simulation {runs[0]}")
         return _simulate(target, factors, settings.seed, workdir / f"run_{runs[0]}")
 
-    mode_fit = None
-    if split is not None:
-        mode_fit = calibrate_split(
-            base.mode_choice,
-            split,
-            prepared.free_flow,
-            prepared.person_trips,
-            lambda choice: simulate_prepared(_with_mode_choice(prepared, choice), Factors()),
-            tolerance=settings.split_tolerance,
-            max_runs=settings.split_max_runs,
-        )
+    mode_fit = _fit_split(prepared, split, simulate_prepared) if split is not None else None
+    if mode_fit is not None and split is not None:
         prepared = _with_mode_choice(prepared, mode_fit.params)
-        prior = mode_fit.outcome
-    else:
-        prior = simulate_prepared(prepared, Factors())
+        if observed.empty:
+            return _split_only_record(
+                mode_fit, split, sites, base, started=started, runs=runs[0], flags=flags
+            )
+    prior = mode_fit.outcome if mode_fit is not None else simulate_prepared(prepared, Factors())
     calibrated_base = base.model_copy(update={"mode_choice": prepared.params.mode_choice})
 
     def simulate(factors: Factors) -> SeedOutcome:
@@ -231,17 +235,12 @@ def calibrate(
     gateways = prepared.gateways
     mode_choice = None
     if mode_fit is not None and split is not None:
-        mode_choice = split_record(
-            mode_fit,
-            split,
-            before=base.mode_choice,
-            tolerance=settings.split_tolerance,
-            max_runs=settings.split_max_runs,
-            final_split=full.outcome.modal_split,
-        )
+        mode_choice = _split_part(mode_fit, split, base, final_split=full.outcome.modal_split)
     fit_statement = statement(before, after, full.converged, folds)
     return {
-        "method": METHOD + (GATEWAY_METHOD if gateways is not None else ""),
+        "method": METHOD
+        + (GATEWAY_METHOD if gateways is not None else "")
+        + (f"; first the {SPLIT_METHOD}" if mode_choice else ""),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "parameters": {
             **settings.model_dump(mode="json"),
@@ -272,6 +271,82 @@ def calibrate(
         "simulation_runs": runs[0],
         "wall_s": round(time.perf_counter() - started, 2),
         "statement": fit_statement + (" " + mode_choice["statement"] if mode_choice else ""),
+    }
+
+
+def _fit_split(
+    prepared: PreparedScenario,
+    split: ObservedSplit,
+    simulate: Callable[[PreparedScenario, Factors], SeedOutcome],
+) -> SplitCalibration:
+    """The mode-choice constants calibrated to ``split`` with the baseline simulated (no factors)."""
+    settings = prepared.params.calibration
+    return calibrate_split(
+        prepared.params.mode_choice,
+        split,
+        prepared.free_flow,
+        prepared.person_trips,
+        lambda choice: simulate(_with_mode_choice(prepared, choice), Factors()),
+        tolerance=settings.split_tolerance,
+        max_runs=settings.split_max_runs,
+    )
+
+
+def _split_part(
+    mode_fit: SplitCalibration, split: ObservedSplit, base: TrafficParams, *, final_split: dict[str, float]
+) -> dict[str, Any]:
+    """The record's ``mode_choice`` part (:func:`~civictwin.engines.traffic.modesplit.split_record`)."""
+    return split_record(
+        mode_fit,
+        split,
+        before=base.mode_choice,
+        tolerance=base.calibration.split_tolerance,
+        max_runs=base.calibration.split_max_runs,
+        final_split=final_split,
+    )
+
+
+def _split_only_record(
+    mode_fit: SplitCalibration,
+    split: ObservedSplit,
+    sites: CountSites,
+    base: TrafficParams,
+    *,
+    started: float,
+    runs: int,
+    flags: list[GatewayFlag],
+) -> dict[str, Any]:
+    """The record of a calibration with an observed split and no usable count site: the constants
+    fitted, no OD or gateway factor, and a statement that says the demand is not calibrated to counts."""
+    settings = base.calibration
+    mode_choice = _split_part(mode_fit, split, base, final_split=mode_fit.outcome.modal_split)
+    none = fit([], []).as_dict()
+    calibrated = base.model_copy(update={"mode_choice": mode_fit.params})
+    return {
+        "method": SPLIT_METHOD,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "parameters": {
+            **settings.model_dump(mode="json"),
+            "traffic": calibrated.model_dump(
+                mode="json", exclude={"calibration", "count_edges", "gateway_flows"}
+            ),
+        },
+        "inputs": {"sites": sites.sites.to_dict("records"), "used_sites": [], "site_hours": 0},
+        "count_edges": [],
+        "od_factors": [],
+        "gateway_factors": [],
+        "gateway_flows": [],
+        "gateway_flags": [dataclasses.asdict(f) for f in flags],
+        "fit_before": none,
+        "fit_after": none,
+        "shares_by_run": [],
+        "converged": mode_fit.converged,
+        "kfold": {"folds": [], "note": "no usable count site"},
+        "scatter": [],
+        "mode_choice": mode_choice,
+        "simulation_runs": runs,
+        "wall_s": round(time.perf_counter() - started, 2),
+        "statement": f"{NO_COUNTS} {mode_choice['statement']}",
     }
 
 

@@ -124,6 +124,11 @@ class CountSites:
         return frame.dropna(subset=["observed"]).sort_values(["site", "hour"], ignore_index=True)
 
 
+def no_site() -> CountSites:
+    """No count site at all (a twin without an observation store)."""
+    return CountSites(sites=pd.DataFrame(columns=SITE_COLUMNS), hourly=pd.DataFrame(columns=HOURLY_COLUMNS))
+
+
 def count_sites(
     datastreams: Sequence[DatastreamInfo],
     observations: Mapping[int, pd.DataFrame],
