@@ -12,6 +12,8 @@ import pytest
 
 from civictwin.cli import main
 from civictwin.config import ModalSplitSection, parse_config
+from civictwin.engines.traffic.calibration import save_record, with_calibration
+from civictwin.engines.traffic.countnext import where_to_count
 from civictwin.engines.traffic.demand import OdMatrix
 from civictwin.engines.traffic.fitreport import split_paragraph, split_summary
 from civictwin.engines.traffic.modechoice import (
@@ -34,8 +36,10 @@ from civictwin.engines.traffic.modesplit import (
     split_record,
     with_constants,
 )
+from civictwin.engines.traffic.params import TrafficParams
 from civictwin.engines.traffic.simulate import SeedOutcome
-from civictwin.errors import ConfigError
+from civictwin.errors import ConfigError, EngineError
+from civictwin.scenarios.spec import Scenario
 
 EMPTY = pd.DataFrame()
 
@@ -355,3 +359,13 @@ def test_the_report_states_observed_against_modelled_split() -> None:
         "walk 70.0% observed, 65.9% modelled (65.0% after the count calibration). "
         "The mode-choice constants did not converge to the observed modal split: …"
     )
+
+
+def test_where_to_count_refuses_a_record_without_counts(tmp_path: Path) -> None:
+    save_record(
+        tmp_path, {"od_factors": [], "count_edges": [], "mode_choice": {"constants_after": {"pt": 0.2}}}
+    )
+    baseline = Scenario.baseline_scenario()
+    with pytest.raises(EngineError, match=r"calibration record calibration-001 has no count site"):
+        where_to_count(tmp_path, baseline, baseline, kpi="co2_kg")
+    assert with_calibration(TrafficParams(), tmp_path).mode_choice.asc_pt == 0.2
