@@ -37,7 +37,7 @@ RECORD = {
     "kfold": {"folds": [], "note": "2 site(s): too few to hold any back"},
     "mode_choice": {
         "inputs": {"source": "Survey 2024"},
-        "statement": "The mode choice's constants reproduce the observed modal split within 1% per mode.",
+        "statement": "The mode choice's constants reproduce the observed modal split within 1 percentage point(s) per mode.",
         "converged": True,
         "fit": [{"mode": "car", "observed": 0.4, "modelled": 0.401, "final": 0.399}],
         "runs": [],
@@ -91,7 +91,7 @@ def test_the_record_and_its_sites_as_geojson_points_with_their_geh(
     assert body["held_back_note"] == "2 site(s): too few to hold any back"
     assert body["modal_split"] == {
         "source": "Survey 2024",
-        "statement": "The mode choice's constants reproduce the observed modal split within 1% per mode.",
+        "statement": "The mode choice's constants reproduce the observed modal split within 1 percentage point(s) per mode.",
         "converged": True,
         "fit": [{"mode": "car", "observed": 0.4, "modelled": 0.401, "final": 0.399}],
     }

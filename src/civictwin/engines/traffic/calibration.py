@@ -293,7 +293,11 @@ def _fit_split(
 
 
 def _split_part(
-    mode_fit: SplitCalibration, split: ObservedSplit, base: TrafficParams, *, final_split: dict[str, float]
+    mode_fit: SplitCalibration,
+    split: ObservedSplit,
+    base: TrafficParams,
+    *,
+    final_split: dict[str, float] | None,
 ) -> dict[str, Any]:
     """The record's ``mode_choice`` part (:func:`~civictwin.engines.traffic.modesplit.split_record`)."""
     return split_record(
@@ -319,7 +323,7 @@ def _split_only_record(
     """The record of a calibration with an observed split and no usable count site: the constants
     fitted, no OD or gateway factor, and a statement that says the demand is not calibrated to counts."""
     settings = base.calibration
-    mode_choice = _split_part(mode_fit, split, base, final_split=mode_fit.outcome.modal_split)
+    mode_choice = _split_part(mode_fit, split, base, final_split=None)
     none = fit([], []).as_dict()
     calibrated = base.model_copy(update={"mode_choice": mode_fit.params})
     return {

@@ -170,14 +170,14 @@ def fit_to_service(
     """The constants recalibrated against a fixed level of service (the logit alone, no simulation)
     until every share is within ``tolerance`` or after ``max_rounds`` updates; with the updates made."""
     reference = reference_mode(observed)
-    for done in range(max_rounds + 1):
+    for done in range(max_rounds):
         modelled = modal_split(od, mode_shares(los, params))
-        if split_gap(observed.shares, modelled) <= tolerance or done == max_rounds:
+        if split_gap(observed.shares, modelled) <= tolerance:
             return params, done
         params = with_constants(
             params, recalibrated(constants(params), observed.shares, modelled, reference=reference)
         )
-    raise AssertionError("unreachable")  # the loop returns at done == max_rounds
+    return params, max_rounds
 
 
 def calibrate_split(
@@ -233,13 +233,13 @@ def split_record(
     before: ModeChoiceParams,
     tolerance: float,
     max_runs: int,
-    final_split: Mapping[str, float],
+    final_split: Mapping[str, float] | None,
 ) -> dict[str, Any]:
     """The record's ``mode_choice`` part: inputs, method, constants before and after, every run, and
     the observed vs modelled share per mode (in the run kept, and in the calibration's last run, after
-    the count calibration changed the demand: ``final_split``)."""
+    the count calibration changed the demand: ``final_split``; None without a count calibration)."""
     kept = calibration.runs[calibration.best]
-    final_gap = split_gap(observed.shares, final_split)
+    final_gap = None if final_split is None else split_gap(observed.shares, final_split)
     return {
         "method": METHOD,
         "inputs": {
@@ -266,12 +266,12 @@ def split_record(
                 "mode": mode,
                 "observed": round(observed.shares[mode], 6) if mode in observed.shares else None,
                 "modelled": round(kept.modelled[mode], 6),
-                "final": round(float(final_split.get(mode, 0.0)), 6),
+                "final": None if final_split is None else round(float(final_split.get(mode, 0.0)), 6),
             }
             for mode in MODES
         ],
         "gap": round(kept.gap, 6),
-        "final_gap": round(final_gap, 6),
+        "final_gap": None if final_gap is None else round(final_gap, 6),
         "converged": calibration.converged,
         "statement": split_statement(
             kept.gap, final_gap, calibration.converged, tolerance, len(calibration.runs)
@@ -279,21 +279,23 @@ def split_record(
     }
 
 
-def split_statement(gap: float, final_gap: float, converged: bool, tolerance: float, runs: int) -> str:
-    """The split's fit in words: within the tolerance or not, and after the count calibration."""
+def split_statement(gap: float, final_gap: float | None, converged: bool, tolerance: float, runs: int) -> str:
+    """The split's fit in words (differences in percentage points): within the tolerance or not, and
+    after the count calibration (``final_gap``; None without one)."""
     if converged:
         text = (
-            f"The mode choice's constants reproduce the observed modal split within {tolerance:.0%} "
-            f"per mode (largest difference {gap:.1%}, after {runs} simulation(s))."
+            f"The mode choice's constants reproduce the observed modal split within {tolerance * 100:g} "
+            f"percentage point(s) per mode (largest difference {gap * 100:.1f}, after {runs} simulation(s))."
         )
     else:
         text = (
             f"The mode-choice constants did not converge to the observed modal split: after {runs} "
-            f"simulation(s) the closest run is still {gap:.1%} off in one mode (tolerance {tolerance:.0%})."
+            f"simulation(s) the closest run is still {gap * 100:.1f} percentage points off in one mode "
+            f"(tolerance {tolerance * 100:g})."
         )
-    if final_gap > tolerance:
+    if final_gap is not None and final_gap > tolerance:
         text += (
-            f" After the calibration to the counts changed the demand, the modelled split is {final_gap:.1%} "
-            "off in one mode."
+            " After the calibration to the counts changed the demand, the modelled split is "
+            f"{final_gap * 100:.1f} percentage points off in one mode, outside the tolerance."
         )
     return text
