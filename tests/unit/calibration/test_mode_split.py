@@ -189,7 +189,7 @@ def test_the_loop_with_a_simulation_whose_car_times_respond_converges_and_record
         assert simulate(result.params).modal_split[mode] == pytest.approx(observed.shares[mode], abs=0.005)
 
     record = split_record(
-        result, observed, before=before, tolerance=0.005, max_runs=6, final_split=result.outcome.modal_split
+        result, before=before, tolerance=0.005, max_runs=6, final_split=result.outcome.modal_split
     )
     assert record["inputs"] == {
         "shares": {"car": 0.3, "pt": 0.3, "bike": 0.1, "walk": 0.3},
@@ -207,7 +207,6 @@ def test_the_loop_with_a_simulation_whose_car_times_respond_converges_and_record
     )
     late = split_record(
         result,
-        observed,
         before=before,
         tolerance=0.005,
         max_runs=6,
@@ -238,7 +237,6 @@ def test_a_loop_that_runs_out_of_simulations_says_so_and_keeps_the_closest_run()
     assert constants(result.params) == result.runs[0].constants  # never an update no run has tried
     record = split_record(
         result,
-        observed,
         before=ModeChoiceParams(),
         tolerance=0.005,
         max_runs=1,

@@ -180,11 +180,11 @@ def calibrate(
     split calibration kept is the prior run of the count calibration.
 
     Without a usable count site only the split is calibrated (a record without OD factors that says
-    the demand is not calibrated to counts). Raises :class:`EngineError` when no site is usable and no
-    split is given, :class:`~civictwin.errors.ConfigError` when the
-    split gives a share to a mode the twin cannot produce (or none to one it produces), both before
-    any simulation. The record says plainly when the fit does not meet the DMRB criterion or a loop
-    did not converge; it is never stored as better than it is.
+    the demand is not calibrated to counts). Raises :class:`EngineError` when no site is usable and
+    no split is given, :class:`~civictwin.errors.ConfigError` when the split gives a share to a mode
+    the twin cannot produce (or none to one it produces), both before any simulation. The record says
+    plainly when the fit does not meet the DMRB criterion or a loop did not converge; it is never
+    stored as better than it is.
     """
     started = time.perf_counter()
     settings = params.calibration
@@ -215,13 +215,12 @@ def calibrate(
         step(f"simulation {runs[0]}")
         return _simulate(target, factors, settings.seed, workdir / f"run_{runs[0]}")
 
-    mode_fit = _fit_split(prepared, split, simulate_prepared) if split is not None else None
-    if mode_fit is not None and split is not None:
+    mode_fit = None
+    if split is not None:
+        mode_fit = _fit_split(prepared, split, simulate_prepared)
         prepared = _with_mode_choice(prepared, mode_fit.params)
         if observed.empty:
-            return _split_only_record(
-                mode_fit, split, sites, base, started=started, runs=runs[0], flags=flags
-            )
+            return _split_only_record(mode_fit, sites, base, started=started, runs=runs[0], flags=flags)
     prior = mode_fit.outcome if mode_fit is not None else simulate_prepared(prepared, Factors())
     calibrated_base = base.model_copy(update={"mode_choice": prepared.params.mode_choice})
 
@@ -233,9 +232,7 @@ def calibrate(
     folds = _folds(prepared, prior, observed, used, settings, simulate)
     before, after = _fit(observed, prior), _fit(observed, full.outcome)
     gateways = prepared.gateways
-    mode_choice = None
-    if mode_fit is not None and split is not None:
-        mode_choice = _split_part(mode_fit, split, base, final_split=full.outcome.modal_split)
+    mode_choice = _split_part(mode_fit, base, final_split=full.outcome.modal_split) if mode_fit else None
     fit_statement = statement(before, after, full.converged, folds)
     return {
         "method": METHOD
@@ -293,16 +290,11 @@ def _fit_split(
 
 
 def _split_part(
-    mode_fit: SplitCalibration,
-    split: ObservedSplit,
-    base: TrafficParams,
-    *,
-    final_split: dict[str, float] | None,
+    mode_fit: SplitCalibration, base: TrafficParams, *, final_split: dict[str, float] | None
 ) -> dict[str, Any]:
     """The record's ``mode_choice`` part (:func:`~civictwin.engines.traffic.modesplit.split_record`)."""
     return split_record(
         mode_fit,
-        split,
         before=base.mode_choice,
         tolerance=base.calibration.split_tolerance,
         max_runs=base.calibration.split_max_runs,
@@ -312,7 +304,6 @@ def _split_part(
 
 def _split_only_record(
     mode_fit: SplitCalibration,
-    split: ObservedSplit,
     sites: CountSites,
     base: TrafficParams,
     *,
@@ -323,7 +314,7 @@ def _split_only_record(
     """The record of a calibration with an observed split and no usable count site: the constants
     fitted, no OD or gateway factor, and a statement that says the demand is not calibrated to counts."""
     settings = base.calibration
-    mode_choice = _split_part(mode_fit, split, base, final_split=None)
+    mode_choice = _split_part(mode_fit, base, final_split=None)
     none = fit([], []).as_dict()
     calibrated = base.model_copy(update={"mode_choice": mode_fit.params})
     return {
@@ -355,7 +346,8 @@ def _split_only_record(
 
 
 def _with_mode_choice(prepared: PreparedScenario, choice: ModeChoiceParams) -> PreparedScenario:
-    """``prepared`` with other mode-choice parameters (the constants: nothing prepared depends on them)."""
+    """``prepared`` with ``choice`` as its mode-choice parameters; only the constants may differ from
+    those it was prepared with (its network and free-flow level of service do not depend on them)."""
     return dataclasses.replace(prepared, params=prepared.params.model_copy(update={"mode_choice": choice}))
 
 

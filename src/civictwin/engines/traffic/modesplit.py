@@ -85,6 +85,7 @@ class SplitCalibration:
     """The outcome: the constants kept (those of the run closest to the observed split), that run,
     every run, and whether the closest came within the tolerance."""
 
+    observed: ObservedSplit
     params: ModeChoiceParams
     outcome: SeedOutcome
     runs: list[SplitRun]
@@ -217,6 +218,7 @@ def calibrate_split(
         )
     best = int(np.argmin([run.gap for run in runs]))
     return SplitCalibration(
+        observed=observed,
         params=with_constants(params, runs[best].constants),
         outcome=outcomes[best],
         runs=runs,
@@ -228,7 +230,6 @@ def calibrate_split(
 
 def split_record(
     calibration: SplitCalibration,
-    observed: ObservedSplit,
     *,
     before: ModeChoiceParams,
     tolerance: float,
@@ -238,6 +239,7 @@ def split_record(
     """The record's ``mode_choice`` part: inputs, method, constants before and after, every run, and
     the observed vs modelled share per mode (in the run kept, and in the calibration's last run, after
     the count calibration changed the demand: ``final_split``; None without a count calibration)."""
+    observed = calibration.observed
     kept = calibration.runs[calibration.best]
     final_gap = None if final_split is None else split_gap(observed.shares, final_split)
     return {
