@@ -5,7 +5,7 @@ a travel survey. The constants are recalibrated as Train describes (*Discrete Ch
 Simulation*, 2nd ed., 2009, section 2.8 "Recalibration of constants"): predict the shares, then
 ``α_m ← α_m + ln(S_obs,m / S_model,m)`` for every mode, and repeat until the predicted shares are close
 enough. Only differences of utility matter, so after each update every constant is shifted by the
-same amount to give the reference mode (car where the twin has cars) its configured constant back:
+same amount to give the reference mode (car where the split has it) its configured constant back:
 the shares are those of the unshifted update.
 
 Car times respond to how many people drive, so the predicted split comes from the simulation (SUMO
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from civictwin.config import SHARE_SUM_TOLERANCE, ModalSplitSection
+from civictwin.config import CONFIG_FILENAME, SHARE_SUM_TOLERANCE, ModalSplitSection
 from civictwin.engines.traffic.demand import OdMatrix
 from civictwin.engines.traffic.modechoice import (
     MODES,
@@ -44,7 +44,6 @@ METHOD = (
 )
 FIELD = "modal_split.shares"
 """The ``twin.toml`` key every problem with the observed split is reported under."""
-CONFIG_FILE = "twin.toml"
 FREE_FLOW_ROUNDS = 50
 """Most updates of the first guess on the free-flow service (each a logit evaluation, no simulation)."""
 
@@ -111,7 +110,7 @@ def check_producible(observed: ObservedSplit, producible: set[Mode]) -> None:
         raise ConfigError(
             f"observed share {observed.given[mode]:g} for '{mode}', a mode the twin's mode choice gives no "
             f"trip (it produces {', '.join(m for m in MODES if m in producible) or 'none'})",
-            path=CONFIG_FILE,
+            path=CONFIG_FILENAME,
             field=FIELD,
         )
     missing = [m for m in MODES if m in producible and m not in observed.shares]
@@ -119,7 +118,7 @@ def check_producible(observed: ObservedSplit, producible: set[Mode]) -> None:
         raise ConfigError(
             f"no share for '{missing[0]}', which the twin's mode choice produces: give every mode it "
             "produces a share",
-            path=CONFIG_FILE,
+            path=CONFIG_FILENAME,
             field=FIELD,
         )
 
