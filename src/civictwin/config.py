@@ -6,6 +6,7 @@ key and what was expected.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from enum import StrEnum
@@ -698,6 +699,47 @@ class SociodemographicsSection(_Strict):
         return self
 
 
+MODAL_SPLIT_MODES = ("car", "pt", "bike", "walk")
+"""The modes the traffic engine's mode choice knows (``engines/traffic/modechoice.MODES``)."""
+SHARE_SUM_TOLERANCE = 0.02
+"""How far the configured shares may add up from 1: four shares published in whole per cent, each
+rounded by up to half a point, can add up to 98–102 %."""
+
+
+class ModalSplitSection(_Strict):
+    """``[modal_split]``: the observed modal split of the twin's residents' trips (e.g. a travel survey),
+    to which ``civictwin calibrate run`` calibrates the mode choice's constants
+    (docs/methods-calibration.md, section 6)."""
+
+    shares: dict[str, float] = Field(
+        description="Share (0-1) of the residents' trips per mode: car, pt, bike, walk; every mode the "
+        "twin's mode choice can produce, and only those"
+    )
+    source: str = Field(
+        min_length=1, description="Where the shares come from: survey, year, population and area, table"
+    )
+
+    @field_validator("shares")
+    @classmethod
+    def _shares_valid(cls, shares: dict[str, float]) -> dict[str, float]:
+        for mode, share in shares.items():
+            if mode not in MODAL_SPLIT_MODES:
+                raise ValueError(
+                    f"unknown mode '{mode}' (the mode choice's modes: {', '.join(MODAL_SPLIT_MODES)})"
+                )
+            if not math.isfinite(share) or share < 0:
+                raise ValueError(f"share of '{mode}' is {share}: a share is a number from 0 to 1")
+            if share == 0:
+                raise ValueError(
+                    f"share of '{mode}' is 0: a logit gives every mode it can produce a positive share; "
+                    "leave out only a mode the twin cannot produce"
+                )
+        total = sum(shares.values())
+        if abs(total - 1.0) > SHARE_SUM_TOLERANCE:
+            raise ValueError(f"the shares sum to {total:.3g}, not 1 (± {SHARE_SUM_TOLERANCE:g})")
+        return shares
+
+
 class TwinConfig(_Strict):
     """The whole ``twin.toml``."""
 
@@ -720,6 +762,7 @@ class TwinConfig(_Strict):
     build: BuildSection = BuildSection()
     readiness: ReadinessSection = ReadinessSection()
     sociodemographics: SociodemographicsSection | None = None
+    modal_split: ModalSplitSection | None = None
     consultations: list[ConsultationConfig] = Field(default_factory=list)
     proposals: ProposalsSection = ProposalsSection()
     base_dir: Path = Field(default=Path("."), exclude=True)

@@ -78,6 +78,10 @@ access = "public"
 # equity_by = ["median_income"]  # break each comparison's zone values down by classes of these columns
 # car_availability = "car_share" # an intensive share (0-1) of residents with a car, for the mode choice
 
+# [modal_split]                  # an observed split of the residents' trips: `calibrate run` fits the
+# shares = { car = 0.25, pt = 0.3, bike = 0.1, walk = 0.35 }   # mode choice's constants to it (an example)
+# source = "Travel survey 2024, residents of the area, weekday trips"   # docs/methods-calibration.md
+
 # [[sources]]
 # name = "trees"
 # kind = "vector"

@@ -30,7 +30,7 @@ from civictwin.api.query import check_params
 from civictwin.api.scenarios import GEOJSON_MEDIA_TYPE
 from civictwin.api.security import current_principal
 from civictwin.engines.traffic.calibration import RECORDS_DIR
-from civictwin.engines.traffic.fitreport import site_fits
+from civictwin.engines.traffic.fitreport import site_fits, split_summary
 from civictwin.engines.traffic.inputs import READS
 from civictwin.store.features import FeatureQuery
 
@@ -130,7 +130,8 @@ def list_calibrations(request: Request) -> JSONResponse:
     summary="One calibration record: the fit in words and figures, its sites as GeoJSON points",
 )
 def get_calibration(request: Request, version: Version) -> JSONResponse:
-    """The record's verdict, fit before and after (sites used and held back) and its count sites."""
+    """The record's verdict, fit before and after (sites used and held back), the observed vs modelled
+    modal split where the constants were calibrated to one, and its count sites."""
     record = _readable(request, version)
     kfold = record.get("kfold", {})
     return JSONResponse(
@@ -142,6 +143,7 @@ def get_calibration(request: Request, version: Version) -> JSONResponse:
             "held_back_before": kfold.get("held_back_before"),
             "held_back_after": kfold.get("held_back_after"),
             "held_back_note": kfold.get("note", ""),
+            "modal_split": split_summary(record.get("mode_choice")),
             "sites": site_points(request, record),
         }
     )

@@ -44,8 +44,9 @@ def sites(twin_dir: Path = TWIN_DIR) -> None:
 
 @calibrate_app.command("run")
 def run(twin_dir: Path = TWIN_DIR) -> None:
-    """Calibrate the demand to the used count sites (k-fold held-back validation included) and store
-    the result as the twin's next calibration record; every later traffic run uses it."""
+    """Calibrate the demand to the used count sites (k-fold held-back validation included) and, with a
+    ``[modal_split]`` in twin.toml, the mode choice's constants to that split first; store the result as
+    the twin's next calibration record; every later traffic run uses it."""
     with console.status("calibrating") as status:
         path, record = calibrate_twin(twin_dir, on_step=lambda text: status.update(f"calibrating: {text}"))
     table = Table(title=f"Fit to {record['inputs']['site_hours']} count site-hours")
@@ -67,6 +68,16 @@ def run(twin_dir: Path = TWIN_DIR) -> None:
             _decimal(values["r2"]),
         )
     console.print(table)
+    split = record.get("mode_choice")
+    if split:
+        shares = Table(title=f"Modal split: {split['inputs']['source']}")
+        for column in ("mode", "observed", "modelled", "after the counts"):
+            shares.add_column(column, justify="left" if column == "mode" else "right")
+        for row in split["fit"]:
+            shares.add_row(
+                row["mode"], _share(row["observed"]), _share(row["modelled"]), _share(row["final"])
+            )
+        console.print(shares)
     console.print(record["statement"], soft_wrap=True, highlight=False)
     flows = record.get("gateway_flows") or []
     if flows:

@@ -35,6 +35,13 @@ RECORD = {
     "fit_after": {"site_hours": 2, "share_geh_ok": 0.5, "meets_dmrb": False},
     "converged": True,
     "kfold": {"folds": [], "note": "2 site(s): too few to hold any back"},
+    "mode_choice": {
+        "inputs": {"source": "Survey 2024"},
+        "statement": "The mode choice's constants reproduce the observed modal split within 1 percentage point(s) per mode.",
+        "converged": True,
+        "fit": [{"mode": "car", "observed": 0.4, "modelled": 0.401, "final": 0.399}],
+        "runs": [],
+    },
     # GEH after: A 400 vs 400 → 0; B 100 vs 200 → √(2·100²/300) = 8.165; before: A 100 vs 400 → 18.97
     "scatter": [
         {"site": "A", "edge_id": "a", "hour": 0, "observed": 400.0, "before": 100.0, "after": 400.0},
@@ -82,6 +89,12 @@ def test_the_record_and_its_sites_as_geojson_points_with_their_geh(
     body = app.get("/calibration/1", headers=headers["admin"]).json()
     assert body["statement"].startswith("After calibration GEH < 5 holds at 50%")
     assert body["held_back_note"] == "2 site(s): too few to hold any back"
+    assert body["modal_split"] == {
+        "source": "Survey 2024",
+        "statement": "The mode choice's constants reproduce the observed modal split within 1 percentage point(s) per mode.",
+        "converged": True,
+        "fit": [{"mode": "car", "observed": 0.4, "modelled": 0.401, "final": 0.399}],
+    }
     a, b, x = body["sites"]["features"]
     to_wgs84 = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
     for feature, midpoint in ((a, (X0 + 100, Y0)), (b, (X0, Y0 + 50))):

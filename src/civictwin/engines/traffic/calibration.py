@@ -53,13 +53,25 @@ from civictwin.engines.traffic.gateways import (
 )
 from civictwin.engines.traffic.gateways import window_hours as hour_shares
 from civictwin.engines.traffic.inputs import TwinInputs, load_twin
+from civictwin.engines.traffic.modechoice import MODES, ModeChoiceParams
+from civictwin.engines.traffic.modesplit import METHOD as SPLIT_METHOD
+from civictwin.engines.traffic.modesplit import (
+    ObservedSplit,
+    SplitCalibration,
+    calibrate_split,
+    check_producible,
+    producible_modes,
+    split_record,
+    with_constants,
+)
 from civictwin.engines.traffic.params import TrafficParams, load_params
 from civictwin.engines.traffic.prepare import PreparedScenario, prepare_scenario, with_od_factors
 from civictwin.engines.traffic.simulate import SeedOutcome, simulate_seed
-from civictwin.engines.traffic.sites import CalibrationSettings, CountSites, load_count_sites
+from civictwin.engines.traffic.sites import CalibrationSettings, CountSites, load_count_sites, no_site
 from civictwin.engines.traffic.warmup import original_id
 from civictwin.errors import EngineError
 from civictwin.scenarios.spec import Scenario
+from civictwin.store.observations import observations_path
 
 RECORDS_DIR = "calibration"
 METHOD = (
@@ -75,6 +87,10 @@ MAX_FACTOR = 10.0
 """Upper bound of an OD factor: a pair may grow tenfold at most in one calibration."""
 CONVERGED_CHANGE = 0.05
 """The loop has converged when the last update changed no factor by more than this share."""
+NO_COUNTS = (
+    "No usable count site: the demand is not calibrated to counts, only the mode choice's constants to "
+    "the observed modal split (see `civictwin calibrate sites`)."
+)
 BASE_PREFIX = "t"
 """Trip ids of the base demand layer (events have their own prefixes and are not calibrated)."""
 
@@ -132,14 +148,19 @@ def window_hours(params: TrafficParams) -> int:
 
 
 def calibrate_twin(twin_dir: Path, *, on_step: Step | None = None) -> tuple[Path, dict[str, Any]]:
-    """Calibrate the twin in ``twin_dir`` to its counts; returns the record's path and the record."""
+    """Calibrate the twin in ``twin_dir`` to its counts and, with a ``[modal_split]`` in its
+    ``twin.toml``, its mode-choice constants to that split; returns the record's path and the record."""
     params = load_params(twin_dir)
-    sites = twin_count_sites(twin_dir, params)
+    config = load_config(twin_dir)
+    section = config.modal_split
+    no_counts = section is not None and not observations_path(config.store_path).exists()
+    sites = no_site() if no_counts else twin_count_sites(twin_dir, params)
     inputs = load_twin(twin_dir)
     folder = twin_dir / RECORDS_DIR
     folder.mkdir(parents=True, exist_ok=True)
+    split = ObservedSplit.from_config(section) if section is not None else None
     with tempfile.TemporaryDirectory(prefix=".work-", dir=folder) as work:
-        record = calibrate(inputs, sites, params, Path(work), on_step=on_step)
+        record = calibrate(inputs, sites, params, Path(work), on_step=on_step, split=split)
     return save_record(twin_dir, record), record
 
 
@@ -150,16 +171,25 @@ def calibrate(
     workdir: Path,
     *,
     on_step: Step | None = None,
+    split: ObservedSplit | None = None,
 ) -> dict[str, Any]:
     """Calibrate the baseline demand of ``inputs`` to the used ``sites``; the record as plain JSON.
 
-    Raises :class:`EngineError` when no site is usable. The record says plainly when the fit does not
-    meet the DMRB criterion or the loop did not converge; it is never stored as better than it is.
+    With an observed modal ``split`` the mode-choice constants are calibrated to it first
+    (:mod:`~civictwin.engines.traffic.modesplit`) and every later simulation uses them; the run the
+    split calibration kept is the prior run of the count calibration.
+
+    Without a usable count site only the split is calibrated (a record without OD factors that says
+    the demand is not calibrated to counts). Raises :class:`EngineError` when no site is usable and
+    no split is given, :class:`~civictwin.errors.ConfigError` when the split gives a share to a mode
+    the twin cannot produce (or none to one it produces), both before any simulation. The record says
+    plainly when the fit does not meet the DMRB criterion or a loop did not converge; it is never
+    stored as better than it is.
     """
     started = time.perf_counter()
     settings = params.calibration
     observed = sites.window(settings, window_hours(params))
-    if observed.empty:
+    if observed.empty and split is None:
         raise EngineError(
             "no usable count site in the simulated hours (see `civictwin calibrate sites`)",
             field="calibration",
@@ -175,29 +205,48 @@ def calibrate(
         }
     )
     prepared = prepare_scenario(inputs, Scenario.baseline_scenario(), workdir / "network", base)
+    if split is not None:
+        check_producible(split, producible_modes(prepared.free_flow, prepared.person_trips, base.mode_choice))
     step: Step = on_step or (lambda text: None)
     runs = [0]
 
-    def simulate(factors: Factors) -> SeedOutcome:
+    def simulate_prepared(target: PreparedScenario, factors: Factors) -> SeedOutcome:
         runs[0] += 1
         step(f"simulation {runs[0]}")
-        return _simulate(prepared, factors, settings.seed, workdir / f"run_{runs[0]}")
+        return _simulate(target, factors, settings.seed, workdir / f"run_{runs[0]}")
 
-    prior = simulate(Factors())
+    mode_fit = None
+    if split is not None:
+        mode_fit = _fit_split(prepared, split, simulate_prepared)
+        prepared = _with_mode_choice(prepared, mode_fit.params)
+        if observed.empty:
+            return _split_only_record(mode_fit, sites, base, started=started, runs=runs[0], flags=flags)
+    prior = mode_fit.outcome if mode_fit is not None else simulate_prepared(prepared, Factors())
+    calibrated_base = base.model_copy(update={"mode_choice": prepared.params.mode_choice})
+
+    def simulate(factors: Factors) -> SeedOutcome:
+        return simulate_prepared(prepared, factors)
+
     used = sorted(set(observed["site"]))
     full = _calibrate(prepared, prior, observed, settings, simulate)
     folds = _folds(prepared, prior, observed, used, settings, simulate)
     before, after = _fit(observed, prior), _fit(observed, full.outcome)
     gateways = prepared.gateways
+    mode_choice = _split_part(mode_fit, base, final_split=full.outcome.modal_split) if mode_fit else None
+    fit_statement = statement(before, after, full.converged, folds)
     return {
-        "method": METHOD + (GATEWAY_METHOD if gateways is not None else ""),
+        "method": METHOD
+        + (GATEWAY_METHOD if gateways is not None else "")
+        + (f"; first the {SPLIT_METHOD}" if mode_choice else ""),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "parameters": {
             **settings.model_dump(mode="json"),
             "max_factor": MAX_FACTOR,
             "gateway_prior": [f.model_dump(mode="json") for f in flows],
             "converged_change": CONVERGED_CHANGE,
-            "traffic": base.model_dump(mode="json", exclude={"calibration", "count_edges", "gateway_flows"}),
+            "traffic": calibrated_base.model_dump(
+                mode="json", exclude={"calibration", "count_edges", "gateway_flows"}
+            ),
         },
         "inputs": {
             "sites": sites.sites.to_dict("records"),
@@ -215,10 +264,91 @@ def calibrate(
         "converged": full.converged,
         "kfold": folds,
         "scatter": _scatter(observed, prior, full.outcome),
+        "mode_choice": mode_choice,
         "simulation_runs": runs[0],
         "wall_s": round(time.perf_counter() - started, 2),
-        "statement": statement(before, after, full.converged, folds),
+        "statement": fit_statement + (" " + mode_choice["statement"] if mode_choice else ""),
     }
+
+
+def _fit_split(
+    prepared: PreparedScenario,
+    split: ObservedSplit,
+    simulate: Callable[[PreparedScenario, Factors], SeedOutcome],
+) -> SplitCalibration:
+    """The mode-choice constants calibrated to ``split`` with the baseline simulated (no factors)."""
+    settings = prepared.params.calibration
+    return calibrate_split(
+        prepared.params.mode_choice,
+        split,
+        prepared.free_flow,
+        prepared.person_trips,
+        lambda choice: simulate(_with_mode_choice(prepared, choice), Factors()),
+        tolerance=settings.split_tolerance,
+        max_runs=settings.split_max_runs,
+    )
+
+
+def _split_part(
+    mode_fit: SplitCalibration, base: TrafficParams, *, final_split: dict[str, float] | None
+) -> dict[str, Any]:
+    """The record's ``mode_choice`` part (:func:`~civictwin.engines.traffic.modesplit.split_record`)."""
+    return split_record(
+        mode_fit,
+        before=base.mode_choice,
+        tolerance=base.calibration.split_tolerance,
+        max_runs=base.calibration.split_max_runs,
+        final_split=final_split,
+    )
+
+
+def _split_only_record(
+    mode_fit: SplitCalibration,
+    sites: CountSites,
+    base: TrafficParams,
+    *,
+    started: float,
+    runs: int,
+    flags: list[GatewayFlag],
+) -> dict[str, Any]:
+    """The record of a calibration with an observed split and no usable count site: the constants
+    fitted, no OD or gateway factor, and a statement that says the demand is not calibrated to counts."""
+    settings = base.calibration
+    mode_choice = _split_part(mode_fit, base, final_split=None)
+    none = fit([], []).as_dict()
+    calibrated = base.model_copy(update={"mode_choice": mode_fit.params})
+    return {
+        "method": SPLIT_METHOD,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "parameters": {
+            **settings.model_dump(mode="json"),
+            "traffic": calibrated.model_dump(
+                mode="json", exclude={"calibration", "count_edges", "gateway_flows"}
+            ),
+        },
+        "inputs": {"sites": sites.sites.to_dict("records"), "used_sites": [], "site_hours": 0},
+        "count_edges": [],
+        "od_factors": [],
+        "gateway_factors": [],
+        "gateway_flows": [],
+        "gateway_flags": [dataclasses.asdict(f) for f in flags],
+        "fit_before": none,
+        "fit_after": none,
+        "shares_by_run": [],
+        "converged": mode_fit.converged,
+        "kfold": {"folds": [], "note": "no usable count site"},
+        "scatter": [],
+        "mode_choice": mode_choice,
+        "simulation_runs": runs,
+        "wall_s": round(time.perf_counter() - started, 2),
+        "statement": f"{NO_COUNTS} {mode_choice['statement']}",
+    }
+
+
+def _with_mode_choice(prepared: PreparedScenario, choice: ModeChoiceParams) -> PreparedScenario:
+    """``prepared`` with ``choice`` as its mode-choice parameters; only the constants may differ from
+    those it was prepared with (its network and free-flow level of service do not depend on them)."""
+    return dataclasses.replace(prepared, params=prepared.params.model_copy(update={"mode_choice": choice}))
 
 
 def _calibrate(
@@ -560,15 +690,20 @@ def latest_record(twin_dir: Path) -> dict[str, Any] | None:
 
 
 def with_calibration(params: TrafficParams, twin_dir: Path) -> TrafficParams:
-    """``params`` with the twin's latest calibration (its OD factors, counting edges and, with
-    ``[gateways]`` enabled, its fitted gateway flows) applied; gateways the record did not fit take
+    """``params`` with the twin's latest calibration (its OD factors, counting edges, mode-choice
+    constants fitted to an observed split and, with ``[gateways]`` enabled, its fitted gateway flows)
+    applied; gateways the record did not fit take
     their flows from the counts on their roads (:func:`with_gateway_counts`)."""
     record = latest_record(twin_dir)
     if record is None:
         return with_gateway_counts(params, twin_dir)
     fitted = tuple(GatewayFlow.model_validate(f) for f in record.get("gateway_flows") or [])
+    fitted_constants = (record.get("mode_choice") or {}).get("constants_after") or {}
     calibrated = params.model_copy(
         update={
+            "mode_choice": with_constants(
+                params.mode_choice, {m: float(fitted_constants[m]) for m in MODES if m in fitted_constants}
+            ),
             "od_factors": tuple(record["od_factors"]),
             "count_edges": tuple(record["count_edges"]),
             "calibration_record": str(record["id"]),

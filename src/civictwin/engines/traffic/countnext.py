@@ -387,6 +387,12 @@ def where_to_count(
         raise EngineError(
             "no calibration record: run `civictwin calibrate run TWIN` first", path=twin_dir / RECORDS_DIR
         )
+    if not record["count_edges"]:
+        raise EngineError(
+            f"calibration record {record['id']} has no count site (only the modal split was calibrated): "
+            "the ranking needs a calibration to counts",
+            path=twin_dir / RECORDS_DIR,
+        )
     params = with_calibration(load_params(twin_dir), twin_dir)
     inputs = load_twin(twin_dir, need_routes=needs_routes([plan_a, plan_b]))
     observed = twin_count_sites(twin_dir, params).window(params.calibration, window_hours(params))

@@ -2,7 +2,8 @@
 
 :func:`calibration_summary` keeps from a calibration record (``<twin>/calibration/calibration-NNN.json``,
 see :mod:`civictwin.engines.traffic.calibration`) what a report shows: the statement, the fit before
-and after on the sites used and on the held-back sites, and the observed-vs-simulated pairs. Each
+and after on the sites used and on the held-back sites, the observed-vs-simulated pairs, and the
+observed vs modelled modal split when the mode-choice constants were calibrated to one. Each
 seed carries it in its details, so the report is built from the saved seeds alone.
 :func:`calibration_section` turns it into the report's section, or says the demand is uncalibrated.
 """
@@ -49,7 +50,36 @@ def calibration_summary(
         "held_back_note": kfold.get("note", ""),
         "scatter": [dict(row) for row in record.get("scatter", [])],
         "where_next": where_next_summary(ranking) if ranking is not None and made_from_it else None,
+        "modal_split": split_summary(record.get("mode_choice")),
     }
+
+
+def split_summary(mode_choice: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What the report shows of a record's mode-choice calibration (None without one): the source,
+    the statement, and observed vs modelled share per mode."""
+    if not mode_choice:
+        return None
+    return {
+        "source": str(mode_choice["inputs"]["source"]),
+        "statement": str(mode_choice["statement"]),
+        "converged": bool(mode_choice["converged"]),
+        "fit": [dict(row) for row in mode_choice["fit"]],
+    }
+
+
+def split_paragraph(split: Mapping[str, Any]) -> str:
+    """Observed vs modelled modal split in words, for the report."""
+    shares = "; ".join(
+        f"{row['mode']} {_percent(row['observed'])} observed, {_percent(row['modelled'])} modelled"
+        + (f" ({_percent(row['final'])} after the count calibration)" if row.get("final") is not None else "")
+        for row in split["fit"]
+        if row.get("observed") is not None
+    )
+    return f"Modal split ({split['source']}): {shares}. {split['statement']}"
+
+
+def _percent(value: Any) -> str:
+    return "—" if value is None else f"{float(value):.1%}"
 
 
 def where_next_summary(ranking: Mapping[str, Any]) -> dict[str, Any]:
@@ -90,6 +120,8 @@ def calibration_section(summary: Mapping[str, Any] | None) -> ReportSection:
         )
     else:
         paragraphs.append(f"No held-back figure: {summary.get('held_back_note') or 'no folds'}.")
+    if summary.get("modal_split"):
+        paragraphs.append(split_paragraph(summary["modal_split"]))
     if summary.get("where_next"):
         paragraphs.append(where_next_paragraph(summary["where_next"]))
     misfits = _misfits(summary["scatter"])

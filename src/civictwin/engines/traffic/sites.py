@@ -85,6 +85,13 @@ class CalibrationSettings(BaseModel):
     gateway_prior_weight: Annotated[float, Field(ge=0)] = 0.1
     """Weight of the prior gateway flows against the counts (with ``[gateways]`` enabled): lower than
     ``prior_weight`` because stated defaults are assumptions without a source (see the methods page)."""
+    split_tolerance: Annotated[float, Field(gt=0, le=0.1)] = 0.01
+    """With a ``[modal_split]`` in ``twin.toml``: the mode-choice constants are calibrated until every
+    mode's modelled share is within this of the observed one (0.01: one percentage point, an
+    assumption, see docs/methods-calibration.md, section 6)."""
+    split_max_runs: Annotated[int, Field(ge=1, le=20)] = 4
+    """Most simulations of the mode-split calibration; when none came within ``split_tolerance`` the
+    record says it did not converge."""
 
     @field_validator("timezone")
     @classmethod
@@ -115,6 +122,11 @@ class CountSites:
         frame = self.hourly[self.hourly["site"].isin(self.used) & self.hourly["hour"].isin(clock)].copy()
         frame["hour"] = (frame["hour"] - settings.start_hour) % HOURS
         return frame.dropna(subset=["observed"]).sort_values(["site", "hour"], ignore_index=True)
+
+
+def no_site() -> CountSites:
+    """No count site at all (a twin without an observation store)."""
+    return CountSites(sites=pd.DataFrame(columns=SITE_COLUMNS), hourly=pd.DataFrame(columns=HOURLY_COLUMNS))
 
 
 def count_sites(
