@@ -385,7 +385,7 @@ class MapPage {
     this.lod2 = layer;
     map.once('idle', () => {
       const { ids, ...drawn } = layer.summary();
-      window.civictwin.lod2 = { ...drawn, drawnIds: ids.length, truncated: Boolean(payload.truncated) };
+      window.civictwin.lod2 = { ...drawn, drawnIds: ids.length, truncated: Boolean(payload.truncated), drawnAtMs: performance.now() };
       document.body.dataset.lod2State = 'drawn';
     });
     map.triggerRepaint();
