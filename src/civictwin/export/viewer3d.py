@@ -72,26 +72,39 @@ def best_lod_buildings(store: Store, *, limit: int, bases: Mapping[str, float] |
 
 
 def _as_buildings(rows: pd.DataFrame, crs: str, bases: Mapping[str, float] | None) -> list[dict[str, Any]]:
-    """Rows of surfaces (shapely polygons with z in ``crs``) as one entry per building, by id."""
-    ground = rows.groupby(rows["building_id"].astype(str))["geometry"].agg(_lowest_z)
-    shown = rows[~rows["surface_type"].isin(HIDDEN_SURFACES)]
-    rings, ring_surface = shapely.get_rings(np.asarray(shown["geometry"]), return_index=True)
+    """Rows of surfaces (shapely polygons with z in ``crs``) as one entry per building, by id.
+
+    Vectorised over every vertex (numpy, shapely, pyproj); Python only assembles the lists.
+    """
+    codes, names = pd.factorize(rows["building_id"].astype(str))
+    ground = _lowest_z_per_building(np.asarray(rows["geometry"]), codes, len(names))
+    shown = ~rows["surface_type"].isin(HIDDEN_SURFACES).to_numpy()
+    rings, ring_surface = shapely.get_rings(np.asarray(rows["geometry"])[shown], return_index=True)
     coords, coord_ring = shapely.get_coordinates(rings, include_z=True, return_index=True)
+    surface_codes = codes[shown]
     lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(coords[:, 0], coords[:, 1])
+    height = coords[:, 2] - ground[surface_codes[ring_surface[coord_ring]]]
     vertices = np.column_stack(
-        [np.round(lon, COORDINATE_DECIMALS), np.round(lat, COORDINATE_DECIMALS), coords[:, 2]]
-    )
-    per_ring = np.split(vertices, np.flatnonzero(np.diff(coord_ring)) + 1) if len(vertices) else []
-    building_of = shown["building_id"].astype(str).to_numpy()
-    kinds = shown["surface_type"].fillna("unknown").astype(str).to_numpy()
+        [
+            np.round(lon, COORDINATE_DECIMALS),
+            np.round(lat, COORDINATE_DECIMALS),
+            np.round(height, HEIGHT_DECIMALS),
+        ]
+    ).tolist()
+    if not len(coord_ring):
+        return []
+    starts = np.flatnonzero(np.r_[True, np.diff(coord_ring) != 0])
+    ends = np.r_[starts[1:], len(coord_ring)]
+    kinds = rows["surface_type"].fillna("unknown").astype(str).to_numpy()[shown].tolist()
+    building_names = [str(name) for name in names]
+    building_of = surface_codes.tolist()
+    surface_of_start = ring_surface[coord_ring[starts]].tolist()
     surfaces: dict[int, list[list[list[float]]]] = {}
-    for ring, surface in zip(per_ring, ring_surface, strict=True):
-        floor = float(ground[building_of[surface]])
-        ring[:, 2] = np.round(ring[:, 2] - floor, HEIGHT_DECIMALS)
-        surfaces.setdefault(int(surface), []).append(ring.tolist())
+    for start, end, surface in zip(starts.tolist(), ends.tolist(), surface_of_start, strict=True):
+        surfaces.setdefault(surface, []).append(vertices[start:end])
     out: dict[str, dict[str, Any]] = {}
     for surface, surface_rings in surfaces.items():
-        building_id = building_of[surface]
+        building_id = building_names[building_of[surface]]
         entry = out.setdefault(building_id, _entry(building_id, bases))
         entry["surfaces"].append({"type": kinds[surface], "rings": surface_rings})
     return [out[key] for key in sorted(out)]
@@ -103,6 +116,12 @@ def _entry(building_id: str, bases: Mapping[str, float] | None) -> dict[str, Any
     return {"id": building_id, "base_m": shown, "surfaces": []}
 
 
-def _lowest_z(geometries: pd.Series) -> float:
-    coords: npt.NDArray[np.float64] = shapely.get_coordinates(np.asarray(geometries), include_z=True)
-    return float(np.nanmin(coords[:, 2])) if len(coords) else 0.0
+def _lowest_z_per_building(
+    geometries: npt.NDArray[np.object_], codes: npt.NDArray[np.intp], buildings: int
+) -> npt.NDArray[np.float64]:
+    """The lowest z (m) of each building's vertices (its ground), by building code; 0 without any."""
+    coords, row = shapely.get_coordinates(geometries, include_z=True, return_index=True)
+    lowest = np.full(buildings, np.nan)
+    np.fmin.at(lowest, codes[row], coords[:, 2])
+    filled: npt.NDArray[np.float64] = np.where(np.isnan(lowest), 0.0, lowest)
+    return filled
