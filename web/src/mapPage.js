@@ -312,8 +312,7 @@ class MapPage {
     }
     this.layers = found;
     this.terrain = terrain;
-    // Fetched beside the map's own tiles: the first render never waits for the LoD2 surfaces.
-    this.lod2Request = lod2Url && found.some((l) => l.key === 'buildings') ? getJsonAt(lod2Url) : null;
+    this.hasLod2 = Boolean(lod2Url) && found.some((l) => l.key === 'buildings');
     window.civictwin.layers = found.map((l) => ({ key: l.key, table: l.table }));
     window.civictwin.terrain = terrain ? { name: terrain.name, maxzoom: terrain.maxzoom } : null;
     if (!found.length) {
@@ -355,26 +354,28 @@ class MapPage {
     }
     map.on('error', (e) => console.warn('map error', e.error?.message || e));
     map.once('load', () => this.whenFullyLoaded(started));
-    if (this.lod2Request) map.once('load', () => this.addLod2());
   }
 
   /**
    * Draw the buildings the city model gives in LoD2 or finer in place of their LoD1 extrusions
    * (flattened to their footprint, which stays clickable); `window.civictwin.lod2` then says what
-   * is drawn.
+   * is drawn. Fetched after the first full render, so that render never shares the network, the
+   * server or the main thread with the LoD2 surfaces.
    */
   async addLod2() {
     let payload;
     try {
-      payload = await this.lod2Request;
+      payload = await getJsonAt(lod2Url);
     } catch (error) {
       console.warn('LoD2 buildings not loaded', error.message);
       window.civictwin.lod2 = { error: error.message };
+      document.body.dataset.lod2State = 'error';
       return;
     }
     const layer = new Lod2Layer(payload, { id: LOD2_LAYER });
     if (!layer.mesh.triangles) {
       window.civictwin.lod2 = { ...layer.summary(), truncated: Boolean(payload.truncated) };
+      document.body.dataset.lod2State = 'empty';
       return;
     }
     const map = this.map;
@@ -405,6 +406,7 @@ class MapPage {
       window.civictwin.readyAtMs = performance.now();
       window.civictwin.ready = true;
       document.body.dataset.mapState = 'ready';
+      if (this.hasLod2) this.addLod2();
       setStatus(this.root.querySelector('#map-status'), t('map.showing', { layers: this.layers.map((l) => l.label).join(', ') }));
     };
     map.once('idle', done);
