@@ -128,6 +128,8 @@ def test_the_layer_draws_the_lod2_house_and_flattens_its_lod1_extrusion(page: An
     assert drawn["frames"] > 0
     height = page.evaluate("window.civictwin.map.getPaintProperty('buildings-3d', 'fill-extrusion-height')")
     assert height[0] == "match" and height[2] == ["house0"] and height[3] == 0
+    legend = page.locator("#legend-buildings .legend-lod2").inner_text()
+    assert legend.strip() == "Roofs of the buildings in LoD2"
 
 
 def test_a_pixel_on_the_pitched_roof_is_the_roofs_shade_and_the_lod1_building_stays_grey(page: Any) -> None:

@@ -3,7 +3,7 @@
 
 import * as maplibregl from 'maplibre-gl';
 import { absoluteTemplate, getJson, getJsonAt, transformRequest } from './api.js';
-import { Lod2Layer } from './lod2Layer.js';
+import { Lod2Layer, ROOF_COLOUR } from './lod2Layer.js';
 import { heightWithoutLod2 } from './lod2Mesh.js';
 import { GREYS, OKABE_ITO, VIRIDIS, cssGradient, quantileBreaks, rampExpression, sample, stepExpression } from './palettes.js';
 import { el, formatNumber, formatValue, humanise, setStatus } from './ui.js';
@@ -384,6 +384,9 @@ class MapPage {
     const checkbox = this.root.querySelector('#toggle-buildings');
     if (checkbox && !checkbox.checked) map.setLayoutProperty(LOD2_LAYER, 'visibility', 'none');
     this.lod2 = layer;
+    this.root.querySelector('#legend-buildings')?.append(
+      el('div', { className: 'legend-lod2' }, [swatch('area', ROOF_COLOUR), ` ${t('map.lod2Roofs')}`]),
+    );
     map.once('idle', () => {
       const { ids, ...drawn } = layer.summary();
       window.civictwin.lod2 = { ...drawn, drawnIds: ids.length, truncated: Boolean(payload.truncated), drawnAtMs: performance.now() };
