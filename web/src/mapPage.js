@@ -3,6 +3,8 @@
 
 import * as maplibregl from 'maplibre-gl';
 import { absoluteTemplate, getJson, getJsonAt, transformRequest } from './api.js';
+import { Lod2Layer, ROOF_COLOUR } from './lod2Layer.js';
+import { heightWithoutLod2 } from './lod2Mesh.js';
 import { GREYS, OKABE_ITO, VIRIDIS, cssGradient, quantileBreaks, rampExpression, sample, stepExpression } from './palettes.js';
 import { el, formatNumber, formatValue, humanise, setStatus } from './ui.js';
 import { t } from './viewerText.js';
@@ -28,6 +30,9 @@ const STYLE_LAYERS = {
 const BACKGROUND = '#eceff1';
 const TERRAIN_SOURCE = 'terrain';
 let terrainUrl = null;
+/** `GET /buildings/lod2.json` when the twin has a 3D city model's surfaces the caller may read (named by `GET /tiles`). */
+let lod2Url = null;
+const LOD2_LAYER = 'buildings-lod2';
 /** A dark outline sets green areas apart from the zone colours beneath them, whatever the colour vision. */
 const GREEN_EDGE = '#00553e';
 const DEFAULT_HEIGHT_M = 3;
@@ -40,6 +45,7 @@ const ZONE_ID_FIELDS = new Set(['zone_id', 'h3', 'id', 'osm_id']);
 export async function findLayers() {
   const listing = await getJson('tiles');
   terrainUrl = listing.terrain || null;
+  lod2Url = listing.lod2 || null;
   const published = new Set(listing.tilesets.map((t) => t.id));
   const chosen = LAYER_SPECS.map((spec) => ({ spec: { ...spec, label: t(`layer.${spec.key}`), one: t(`layer.${spec.key}.one`) }, table: spec.tables.find((name) => published.has(name)) })).filter((c) => c.table);
   return Promise.all(
@@ -306,6 +312,7 @@ class MapPage {
     }
     this.layers = found;
     this.terrain = terrain;
+    this.hasLod2 = Boolean(lod2Url) && found.some((l) => l.key === 'buildings');
     window.civictwin.layers = found.map((l) => ({ key: l.key, table: l.table }));
     window.civictwin.terrain = terrain ? { name: terrain.name, maxzoom: terrain.maxzoom } : null;
     if (!found.length) {
@@ -349,6 +356,45 @@ class MapPage {
     map.once('load', () => this.whenFullyLoaded(started));
   }
 
+  /**
+   * Draw the buildings the city model gives in LoD2 or finer in place of their LoD1 extrusions
+   * (flattened to their footprint, which stays clickable); `window.civictwin.lod2` then says what
+   * is drawn. Fetched after the first full render, so that render never shares the network, the
+   * server or the main thread with the LoD2 surfaces.
+   */
+  async addLod2() {
+    let payload;
+    try {
+      payload = await getJsonAt(lod2Url);
+    } catch (error) {
+      console.warn('LoD2 buildings not loaded', error.message);
+      window.civictwin.lod2 = { error: error.message };
+      document.body.dataset.lod2State = 'error';
+      return;
+    }
+    const layer = new Lod2Layer(payload, { id: LOD2_LAYER });
+    if (!layer.mesh.triangles) {
+      window.civictwin.lod2 = { ...layer.summary(), truncated: Boolean(payload.truncated) };
+      document.body.dataset.lod2State = 'empty';
+      return;
+    }
+    const map = this.map;
+    map.addLayer(layer, 'selection-line');
+    map.setPaintProperty('buildings-3d', 'fill-extrusion-height', heightWithoutLod2(heightExpression(), layer.mesh.ids));
+    const checkbox = this.root.querySelector('#toggle-buildings');
+    if (checkbox && !checkbox.checked) map.setLayoutProperty(LOD2_LAYER, 'visibility', 'none');
+    this.lod2 = layer;
+    this.root.querySelector('#legend-buildings')?.append(
+      el('div', { className: 'legend-lod2' }, [swatch('area', ROOF_COLOUR), ` ${t('map.lod2Roofs')}`]),
+    );
+    map.once('idle', () => {
+      const { ids, ...drawn } = layer.summary();
+      window.civictwin.lod2 = { ...drawn, drawnIds: ids.length, truncated: Boolean(payload.truncated), drawnAtMs: performance.now() };
+      document.body.dataset.lod2State = 'drawn';
+    });
+    map.triggerRepaint();
+  }
+
   /** After the first render with every tile loaded: fill the zone dropdown and height legend, mark ready. */
   whenFullyLoaded(started) {
     const map = this.map;
@@ -363,6 +409,7 @@ class MapPage {
       window.civictwin.readyAtMs = performance.now();
       window.civictwin.ready = true;
       document.body.dataset.mapState = 'ready';
+      if (this.hasLod2) this.addLod2();
       setStatus(this.root.querySelector('#map-status'), t('map.showing', { layers: this.layers.map((l) => l.label).join(', ') }));
     };
     map.once('idle', done);
@@ -384,7 +431,8 @@ class MapPage {
   }
 
   setVisible(key, visible) {
-    for (const id of STYLE_LAYERS[key]) this.map.setLayoutProperty(id, 'visibility', visible ? 'visible' : 'none');
+    const ids = key === 'buildings' && this.lod2 ? [...STYLE_LAYERS[key], LOD2_LAYER] : STYLE_LAYERS[key];
+    for (const id of ids) this.map.setLayoutProperty(id, 'visibility', visible ? 'visible' : 'none');
   }
 
   setupZones() {

@@ -29,6 +29,7 @@ from civictwin.api import (
     contributions,
     equity,
     features,
+    lod2,
     operations,
     photos,
     proposals,
@@ -155,6 +156,7 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
     app.include_router(alerts.router)
     app.include_router(readiness.router)
     app.include_router(terrain.router)
+    app.include_router(lod2.router)
     app.include_router(calibration.router)
     app.include_router(consultations.router)
     app.include_router(equity.router)

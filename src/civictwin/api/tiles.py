@@ -21,6 +21,7 @@ from civictwin.api.context import get_twin, visible_layer, visible_layers
 from civictwin.api.problems import bad_request, not_found
 from civictwin.api.query import check_params
 from civictwin.config import AccessLevel
+from civictwin.sources.city3d import SURFACES_TABLE
 from civictwin.store.tiles import MAX_ZOOM, valid_tile
 
 MVT = "application/vnd.mapbox-vector-tile"
@@ -80,8 +81,9 @@ class TileCache:
 
 @router.get("/tiles", summary="Vector tile sets (the layers you may read)")
 def tilesets(request: Request) -> JSONResponse:
-    """One entry per readable layer with geometry, pointing at its TileJSON; and ``terrain``, the
-    terrain's TileJSON, when the twin has a DEM the caller may read."""
+    """One entry per readable layer with geometry, pointing at its TileJSON; ``terrain``, the
+    terrain's TileJSON, when the twin has a DEM the caller may read; and ``lod2``, the buildings in
+    LoD2 or finer, when the twin has a 3D city model's surfaces the caller may read."""
     check_params(request, ())
     twin = get_twin(request)
     drawable = set(twin.tiles.layers())
@@ -95,6 +97,8 @@ def tilesets(request: Request) -> JSONResponse:
     dem = twin.dem_table()
     if dem is not None and dem in readable:  # the terrain's raster tiles (api/terrain.py)
         body["terrain"] = _url(request, "/terrain.json")
+    if SURFACES_TABLE in readable:  # the buildings' LoD2 surfaces (api/lod2.py)
+        body["lod2"] = _url(request, "/buildings/lod2.json")
     return JSONResponse(body)
 
 

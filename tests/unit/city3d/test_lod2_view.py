@@ -1,0 +1,123 @@
+"""``GET /buildings/lod2.json`` and :mod:`civictwin.export.viewer3d`: the buildings in LoD2 for the viewer.
+
+Two CityGML houses (city3d_fixtures: 10 × 8 m, eaves 6 m and ridge 9 m above the ground at z = 100,
+20 m apart) on the DEM plane z = 100 + 0.05 (x - x0): base elevations 125 m and 126 m (the plane at
+each west wall, x0 = X0 - 500). Every number below follows from those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from city3d_fixtures import SHARED, X0, Y0, Ingest, house_cityjson, write_citygml, write_dem, write_json
+from fastapi.testclient import TestClient
+from pyproj import Transformer
+
+from civictwin.api.app import create_app
+from civictwin.build import build_twin
+from civictwin.config import parse_config
+from civictwin.export.viewer3d import best_lod_buildings, finer_than_lod1
+
+TO_LONLAT = Transformer.from_crs("EPSG:25832", "EPSG:4326", always_xy=True)
+SOURCE = {"licence": "CC0", "publisher": "p", "steward": "s"}
+
+
+def _lonlat(x: float, y: float) -> tuple[float, float]:
+    lon, lat = TO_LONLAT.transform(x, y)
+    return float(lon), float(lat)
+
+
+def _twin(folder: Path, **city: Any) -> Path:
+    """Two LoD2 houses and a DEM, no OSM; ``city`` adds options to the city model source."""
+    write_citygml(folder / "city.gml", houses=2)
+    write_dem(folder / "dem.tif", x0=X0 - 500, y0=Y0 - 500, width_m=1000, height_m=1000, cell=5.0)
+    west, south = _lonlat(X0 - 100, Y0 - 100)
+    east, north = _lonlat(X0 + 160, Y0 + 100)
+    config = parse_config(
+        {"twin": {"name": "lod2", "crs": "EPSG:25832"}, "area": {"bbox": [west, south, east, north]},
+         "sources": [{"name": "city3d", "kind": "citygml", "path": "city.gml", **SOURCE, **city},
+                     {"name": "terrain", "kind": "dem", "path": "dem.tif", **SOURCE}]},
+        base_dir=folder,
+    )  # fmt: skip
+    build_twin(config)
+    return config.store_path
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    yield TestClient(create_app(_twin(tmp_path_factory.mktemp("lod2"))))
+
+
+def test_the_houses_roofs_and_walls_come_with_heights_above_ground_and_their_base(client: TestClient) -> None:
+    response = client.get("/buildings/lod2.json")
+    assert response.status_code == 200 and response.headers["cache-control"] == "public, max-age=3600"
+    body = response.json()
+    assert set(body) == {"type", "heights", "buildings", "numberReturned", "limit", "truncated"}
+    assert (body["type"], body["numberReturned"], body["limit"], body["truncated"]) == (
+        "BuildingsLoD2",
+        2,
+        20_000,
+        False,
+    )
+    assert [(b["id"], b["base_m"]) for b in body["buildings"]] == [("house0", 125.0), ("house1", 126.0)]
+    for n, building in enumerate(body["buildings"]):
+        assert set(building) == {"id", "base_m", "surfaces"}
+        assert sorted(s["type"] for s in building["surfaces"]) == [
+            "roof",
+            "roof",
+            "wall",
+            "wall",
+            "wall",
+            "wall",
+        ]
+        assert all(
+            set(s) == {"type", "rings"} for s in building["surfaces"]
+        )  # no attributes, ground left out
+        heights = sorted({v[2] for s in building["surfaces"] for ring in s["rings"] for v in ring})
+        assert heights == [0.0, 6.0, 9.0]  # ground, eaves, ridge above the house's ground at z = 100
+        roofs = [s for s in building["surfaces"] if s["type"] == "roof"]
+        south_roof = min(roofs, key=lambda s: min(v[1] for v in s["rings"][0]))
+        ring = south_roof["rings"][0]
+        assert ring[0] == ring[-1] and len(ring) == 5  # closed: 4 corners
+        expected = {(*(round(c, 7) for c in _lonlat(X0 + 20 * n + x, Y0 + y)), z)
+                    for x, y, z in [(0, 0, 6.0), (10, 0, 6.0), (10, 4, 9.0), (0, 4, 9.0)]}  # fmt: skip
+        assert {tuple(v) for v in ring} == expected
+
+
+def test_the_tile_listing_names_the_route_and_limit_cuts_the_list(client: TestClient) -> None:
+    assert client.get("/tiles").json()["lod2"] == "http://testserver/buildings/lod2.json"
+    body = client.get("/buildings/lod2.json?limit=1").json()
+    assert ([b["id"] for b in body["buildings"]], body["truncated"], body["limit"]) == (["house0"], True, 1)
+    assert client.get("/buildings/lod2.json?limit=0").status_code == 400
+    assert client.get("/buildings/lod2.json?bbox=1,2,3,4").status_code == 400  # unknown parameter
+
+
+def test_a_personal_building_id_is_never_sent(tmp_path: Path) -> None:
+    store = _twin(tmp_path, personal=["building_id"], legal_basis="Art. 6(1)(e)", retention_days=365)
+    body = TestClient(create_app(store)).get("/buildings/lod2.json").json()
+    assert [(b["id"], b["base_m"]) for b in body["buildings"]] == [(None, 125.0), (None, 126.0)]
+    assert "house0" not in TestClient(create_app(store)).get("/buildings/lod2.json").text
+
+
+def test_a_restricted_city_model_is_not_served_to_the_public(tmp_path: Path) -> None:
+    client = TestClient(create_app(_twin(tmp_path, access="restricted")))
+    response = client.get("/buildings/lod2.json")
+    assert response.status_code == 404 and "building_surfaces" in response.json()["detail"]
+    assert "lod2" not in client.get("/tiles").json()
+
+
+def test_lods_finer_than_1_and_lod1_models_give_nothing_to_draw(ingest: Ingest, tmp_path: Path) -> None:
+    assert [finer_than_lod1(v) for v in ("2", "2.2", "3", "1.2", "1", "0", None, "x")] == [True] * 3 + [
+        False
+    ] * 5
+    store, _ = ingest("cityjson", write_json(tmp_path / "house.json", house_cityjson(version="2.0")))
+    found = best_lod_buildings(store, limit=10, bases=None)
+    assert [(b["id"], b["base_m"], len(b["surfaces"])) for b in found.buildings] == [("house0", None, 6)]
+    delft = SHARED / "cityjson" / "delft.json"
+    if not delft.is_file():
+        pytest.skip(f"{delft} is absent (../shared/data)")
+    store, _ = ingest("cityjson", delft, twin_crs="EPSG:28992")
+    assert best_lod_buildings(store, limit=10, bases=None).buildings == []  # Delft's sample is all LoD1
