@@ -1,4 +1,5 @@
-"""``civictwin refresh`` with two file sources, an OSM extract and a GTFS feed, one changed at a time.
+"""``civictwin refresh`` with two file sources, an OSM extract and a GTFS feed, one changed at a time,
+on DuckDB and on PostGIS.
 
 The tables that depend only on the unchanged source must come over byte for byte and provably not be
 computed again (their readers and model steps are not called, their catalogue records keep the first
@@ -28,6 +29,8 @@ from civictwin.cli.twin import refresh
 from civictwin.config import TwinConfig, load_config
 from civictwin.refresh import refresh_twin
 from civictwin.store.duckdb import DuckDBStore
+from civictwin.store.opening import open_store
+from civictwin.store.postgis import PostGISStore
 
 BBOX = (24.93, 60.16, 24.96, 60.18)
 OSM_TABLES = ["addresses", "buildings", "buildings_3d", "green", "landuse", "network_edges", "network_nodes",
@@ -196,3 +199,57 @@ def test_a_changed_extract_keeps_the_feed_and_a_second_refresh_keeps_the_first_o
     assert levels[100] == 7.0
     assert f"Carried over unchanged: {', '.join(feed_tables)}." in output
     assert "osm: changed: SHA-256" in output and "bus: unchanged: same SHA-256" in output
+
+
+def _pg_contents(store: PostGISStore) -> dict[str, tuple[dict[str, str], list[tuple[Any, ...]], list[str]]]:
+    """Every table of the served schema: column types, all rows in identity order (geometry as EWKB),
+    and its indexes' definitions with the schema's name taken out."""
+    found = {}
+    con = store.connection
+    for info in store.tables():
+        select = ", ".join(
+            f"ST_AsEWKB({c})" if t == "geometry" else f'"{c}"' for c, t in info.columns.items()
+        )
+        rows = con.execute(f'SELECT {select} FROM "{store.schema}"."{info.name}" ORDER BY _fid').fetchall()
+        indexes = con.execute(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = %s ORDER BY indexdef",
+            [store.schema, info.name],
+        ).fetchall()
+        found[info.name] = (info.columns, rows, [str(i[0]).replace(store.schema, "S") for i in indexes])
+    return found
+
+
+def test_a_postgis_twin_refreshes_in_the_database_and_switches_once(
+    postgis_url: str, tmp_path: Path, calls: list[str]
+) -> None:
+    config = _twin(tmp_path)
+    text = (
+        (tmp_path / "twin.toml")
+        .read_text()
+        .replace('crs = "EPSG:32635"', f'crs = "EPSG:32635"\nstore = "{postgis_url}"')
+    )
+    (tmp_path / "twin.toml").write_text(text)
+    config = load_config(tmp_path)
+    build_twin(config)
+    with open_store(config) as store:
+        assert isinstance(store, PostGISStore)
+        first_schema, before = store.schema, _pg_contents(store)
+    records = _records(config)
+    _write_feed(tmp_path / "bus.zip", stops=[("B1", 24.9400), ("B2", 24.9500), ("B3", 24.9450)])
+    calls.clear()
+    result = refresh_twin(config)
+    assert calls == ["read gtfs", "_transit", "_zones"]
+    assert result.summary is not None and result.summary.carried_over == OSM_TABLES
+    with open_store(config) as store:
+        assert isinstance(store, PostGISStore)
+        schemas = [r[0] for r in store.connection.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'twin_%' ORDER BY nspname").fetchall()]  # fmt: skip
+        assert schemas == [store.schema] and store.schema != first_schema  # one new version, the old one gone
+        after = _pg_contents(store)
+    again = _records(config)
+    for table in OSM_TABLES:
+        assert after[table] == before[table], table  # types, rows and the spatial index as they were
+        assert again[CATALOG][table] == records[CATALOG][table]
+        assert again[LINEAGE][table]["carried_over"]["version"] == records["meta"]["version"]["id"]
+    assert any("USING gist (geometry)" in i for i in after["buildings_3d"][2])
+    assert len(after["transit_stops"][1]) == 3 and len(before["transit_stops"][1]) == 2
