@@ -37,7 +37,7 @@ from civictwin.catalog.metadata import CATALOG, record_derived, record_source
 from civictwin.catalog.personal import mark_personal
 from civictwin.catalog.quality import QUALITY, quality_highlights, record_quality, record_source_quality
 from civictwin.config import CONFIG_FILENAME, SourceKind, TwinConfig
-from civictwin.errors import AreaError, ConfigError
+from civictwin.errors import AreaError, ConfigError, StoreError
 from civictwin.geometry import WGS84, reproject, utm_crs_for
 from civictwin.governance.security import record_event
 from civictwin.memory import BuildMemory
@@ -80,13 +80,15 @@ class Reuse:
 
     ``tables`` are copied as stored, with their catalogue, lineage and quality records; only the
     sources in ``read`` are read and only the ``steps`` (keys of :data:`DERIVED_STEPS`) run.
-    ``changed``: the sources found changed, for the record.
+    ``changed``: the sources found changed, for the record. ``served_version``: the version marker of
+    the twin the plan was made against; if another build replaced it since, the refresh stops.
     """
 
     tables: tuple[str, ...]
     read: frozenset[str]
     steps: frozenset[str]
     changed: tuple[str, ...]
+    served_version: str
 
 
 @dataclass
@@ -188,6 +190,11 @@ def _carry_over(store: Store, config: TwinConfig, reuse: Reuse) -> dict[str, str
     with open_store(config) as served:
         meta = served.records("meta")
         origin = {"version": version_of(served), "built_at": str(meta.get("twin", {}).get("built_at", ""))}
+        if origin["version"] != reuse.served_version:
+            raise StoreError(
+                "another build replaced the twin while it was being refreshed; run the refresh again",
+                path=store_location(config).describe(),
+            )
         records = {kind: served.records(kind) for kind in (CATALOG, LINEAGE, QUALITY)}
         for table in reuse.tables:
             store.carry_table(table, served)

@@ -31,6 +31,7 @@ from civictwin.catalog.metadata import CATALOG, sha256_of, source_files
 from civictwin.config import REMOTE_KINDS, SourceConfig, TwinConfig
 from civictwin.sources.platform import fetch_snapshot
 from civictwin.sources.remote import Snapshot, open_client, unchanged, where
+from civictwin.store.base import version_of
 from civictwin.store.opening import store_location
 
 
@@ -61,7 +62,7 @@ def refresh_twin(config: TwinConfig, *, on_step: StepCallback | None = None) -> 
         return RefreshResult(first, build_twin(config, on_step=on_step))
     with open_twin(config) as store:
         lineage, catalogue = store.records(LINEAGE), store.records(CATALOG)
-        tables = [t.name for t in store.tables()]
+        tables, served_version = [t.name for t in store.tables()], version_of(store)
     checks: list[SourceCheck] = []
     snapshots: dict[str, Snapshot] = {}
     for source in config.sources:
@@ -74,7 +75,9 @@ def refresh_twin(config: TwinConfig, *, on_step: StepCallback | None = None) -> 
     if not any(check.changed for check in checks):
         return RefreshResult(checks, None)
     changed = [check.source for check in checks if check.changed]
-    reuse = plan_reuse(config, changed, tables=tables, catalogue=catalogue, lineage=lineage)
+    reuse = plan_reuse(
+        config, changed, tables=tables, catalogue=catalogue, lineage=lineage, served_version=served_version
+    )
     return RefreshResult(checks, build_twin(config, on_step=on_step, snapshots=snapshots, reuse=reuse))
 
 
@@ -85,6 +88,7 @@ def plan_reuse(
     tables: list[str],
     catalogue: dict[str, dict[str, Any]],
     lineage: dict[str, dict[str, Any]],
+    served_version: str,
 ) -> Reuse | None:
     """What the new version can take from the served twin when the ``changed`` sources changed (see
     the module docstring); None when the whole twin must be rebuilt."""
@@ -114,7 +118,7 @@ def plan_reuse(
     rewritten = stale | {table for step in steps for table in DERIVED_STEPS[step]}
     return Reuse(
         tables=tuple(table for table in tables if table not in rewritten),
-        read=frozenset(read), steps=frozenset(steps), changed=tuple(changed),
+        read=frozenset(read), steps=frozenset(steps), changed=tuple(changed), served_version=served_version,
     )  # fmt: skip
 
 

@@ -9,6 +9,7 @@ from them, are new.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from collections.abc import Callable
@@ -21,13 +22,15 @@ import pytest
 from osmium.osm.mutable import Node, Way
 
 import civictwin.build as build_module
-from civictwin.build import build_twin, open_twin
+from civictwin.build import Reuse, build_twin, open_twin
 from civictwin.catalog.lineage import LINEAGE
 from civictwin.catalog.metadata import CATALOG
 from civictwin.catalog.quality import QUALITY
 from civictwin.cli.twin import refresh
 from civictwin.config import TwinConfig, load_config
-from civictwin.refresh import refresh_twin
+from civictwin.errors import StoreError
+from civictwin.refresh import plan_reuse, refresh_twin
+from civictwin.store.base import version_of
 from civictwin.store.duckdb import DuckDBStore
 from civictwin.store.opening import open_store
 from civictwin.store.postgis import PostGISStore
@@ -253,3 +256,25 @@ def test_a_postgis_twin_refreshes_in_the_database_and_switches_once(
         assert again[LINEAGE][table]["carried_over"]["version"] == records["meta"]["version"]["id"]
     assert any("USING gist (geometry)" in i for i in after["buildings_3d"][2])
     assert len(after["transit_stops"][1]) == 3 and len(before["transit_stops"][1]) == 2
+
+
+def test_a_source_added_rebuilds_everything_and_a_twin_replaced_meanwhile_stops_the_refresh(
+    tmp_path: Path,
+) -> None:
+    config = _twin(tmp_path)
+    build_twin(config)
+    with open_twin(config) as store:
+        tables, version = [t.name for t in store.tables()], version_of(store)
+        catalogue, lineage = store.records(CATALOG), store.records(LINEAGE)
+    known = {"tables": tables, "catalogue": catalogue, "lineage": lineage, "served_version": version}
+    tram = config.sources[1].model_copy(update={"name": "tram"})
+    assert (
+        plan_reuse(config.model_copy(update={"sources": [*config.sources, tram]}), ["tram"], **known) is None
+    )
+    reuse = plan_reuse(config, ["bus"], **known)
+    assert reuse is not None and reuse.read == {"bus"} and reuse.steps == {"transit", "zones"}
+    served = hashlib.sha256(config.store_path.read_bytes()).hexdigest()
+    stale = Reuse(reuse.tables, reuse.read, reuse.steps, reuse.changed, served_version="0" * 32)
+    with pytest.raises(StoreError, match="another build replaced the twin while it was being refreshed"):
+        build_twin(config, reuse=stale)
+    assert hashlib.sha256(config.store_path.read_bytes()).hexdigest() == served
