@@ -86,10 +86,10 @@ def refresh(twin_dir: Path = TWIN_DIR) -> None:
         return
     print_summary(result.summary)
     carried = result.summary.carried_over
-    if carried:
-        rebuilt = sorted(set(result.summary.tables) - set(carried))
-        console.print(f"Rebuilt: {', '.join(rebuilt)}.", markup=False, highlight=False)
-        console.print(f"Carried over unchanged: {', '.join(carried)}.", markup=False, highlight=False)
+    rebuilt = sorted(set(result.summary.tables) - set(carried))
+    kept = ", ".join(carried) or "nothing (the whole twin was rebuilt)"
+    console.print(f"Rebuilt: {', '.join(rebuilt)}.", markup=False, highlight=False)
+    console.print(f"Carried over unchanged: {kept}.", markup=False, highlight=False)
 
 
 @app.command()

@@ -212,7 +212,7 @@ class DuckDBStore(Store):
     def carry_table(self, name: str, served: Store) -> int:
         if not isinstance(served, DuckDBStore):
             raise StoreError(f"cannot copy '{name}' from a {type(served).__name__} into a DuckDB twin")
-        info, wanted = served._wanted_columns(name, None)
+        info, wanted = served._wanted_columns(name, None)  # one line when the served twin has no such table
         served._need_spatial()
         select = ", ".join(
             f"ST_AsWKB({GEOMETRY}) AS {GEOMETRY}" if c == GEOMETRY and info[c] == "GEOMETRY" else quote(c)

@@ -254,7 +254,7 @@ class PostGISStore(Store):
         """Copied inside the database (both schemas are in it), with the served table's indexes."""
         if not isinstance(served, PostGISStore):
             raise StoreError(f"cannot copy '{name}' from a {type(served).__name__} into a PostGIS twin")
-        served._wanted_columns(name, None)
+        served._wanted_columns(name, None)  # one line when the served twin has no such table
         source, target = served._table(name), self._table(name)
         with self._con.transaction():
             self._con.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))

@@ -201,6 +201,7 @@ def test_a_changed_extract_keeps_the_feed_and_a_second_refresh_keeps_the_first_o
     levels = after["buildings_3d"][1].to_pandas().set_index("osm_id")["levels"]
     assert levels[100] == 7.0
     assert f"Carried over unchanged: {', '.join(feed_tables)}." in output
+    assert f"Rebuilt: {', '.join(sorted(set(after) - set(feed_tables)))}." in output
     assert "osm: changed: SHA-256" in output and "bus: unchanged: same SHA-256" in output
 
 
