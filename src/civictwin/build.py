@@ -1,7 +1,9 @@
 """Build a twin: config → sources → store → model, with catalogue, lineage and quality for every table.
 
 The whole build writes to a staging store that replaces the previous twin only when everything
-succeeded (see :func:`civictwin.store.opening.build_store`).
+succeeded (see :func:`civictwin.store.opening.build_store`). A refresh (``refresh.py``) may hand the
+build a :class:`Reuse`: the tables that depend on no changed source are then copied from the served
+twin with their records instead of being read or derived again, in the same staging store.
 """
 
 from __future__ import annotations
@@ -30,12 +32,12 @@ from civictwin.build_city import (
 )
 from civictwin.build_network import partitioned_network
 from civictwin.build_sociodemo import sociodemographics_on_zones
-from civictwin.catalog.lineage import record_lineage
-from civictwin.catalog.metadata import record_derived, record_source
+from civictwin.catalog.lineage import LINEAGE, record_lineage
+from civictwin.catalog.metadata import CATALOG, record_derived, record_source
 from civictwin.catalog.personal import mark_personal
-from civictwin.catalog.quality import quality_highlights, record_quality, record_source_quality
+from civictwin.catalog.quality import QUALITY, quality_highlights, record_quality, record_source_quality
 from civictwin.config import CONFIG_FILENAME, SourceKind, TwinConfig
-from civictwin.errors import AreaError, ConfigError
+from civictwin.errors import AreaError, ConfigError, StoreError
 from civictwin.geometry import WGS84, reproject, utm_crs_for
 from civictwin.governance.security import record_event
 from civictwin.memory import BuildMemory
@@ -56,11 +58,37 @@ from civictwin.sources import reader_for
 from civictwin.sources.base import BuildContext
 from civictwin.sources.platform import fetch_snapshots
 from civictwin.sources.remote import Snapshot
-from civictwin.store.base import Store
+from civictwin.store.base import Store, version_of
 from civictwin.store.opening import build_store, open_store, store_location
 
 StepCallback = Callable[[str, int, int], None]
 """Called as (description, step number, total steps) when a build step starts."""
+
+DERIVED_STEPS: dict[str, tuple[str, ...]] = {
+    "network": ("network_edges", "network_nodes", STREET_DECISIONS),
+    "buildings": ("buildings_3d", BUILDING_DECISIONS, "population_land"),
+    "transit": ("transit_stops_snapped",),
+    "zones": ("zones",),
+    "mobility": ("mobility_od", "mobility_presence"),
+}
+"""The model's derivation steps, in build order, and every table each writes whenever it runs."""
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """What a refresh takes over from the served twin instead of computing it again.
+
+    ``tables`` are copied as stored, with their catalogue, lineage and quality records; only the
+    sources in ``read`` are read and only the ``steps`` (keys of :data:`DERIVED_STEPS`) run.
+    ``changed``: the sources found changed, for the record. ``served_version``: the version marker of
+    the twin the plan was made against; if another build replaced it since, the refresh stops.
+    """
+
+    tables: tuple[str, ...]
+    read: frozenset[str]
+    steps: frozenset[str]
+    changed: tuple[str, ...]
+    served_version: str
 
 
 @dataclass
@@ -76,14 +104,21 @@ class BuildSummary:
     totals: dict[str, float] = field(default_factory=dict)
     store: str = ""
     """Where the twin was stored, as shown to people: the DuckDB file or the PostGIS URI (no password)."""
+    carried_over: list[str] = field(default_factory=list)
+    """Tables a refresh copied from the previous twin unchanged (empty for a whole build)."""
 
 
 def build_twin(
-    config: TwinConfig, *, on_step: StepCallback | None = None, snapshots: dict[str, Snapshot] | None = None
+    config: TwinConfig,
+    *,
+    on_step: StepCallback | None = None,
+    snapshots: dict[str, Snapshot] | None = None,
+    reuse: Reuse | None = None,
 ) -> BuildSummary:
     """Build (or rebuild) the twin described by ``config``; the previous twin stays until success.
 
     ``snapshots``: remote sources already fetched (by ``civictwin refresh``), read instead of fetching.
+    ``reuse``: what a refresh carries over from the served twin (None: build everything).
     """
     started = time.perf_counter()
     step = _Stepper(on_step, total=len(config.sources) + 5)
@@ -103,8 +138,12 @@ def build_twin(
         )  # fmt: skip
         ctx = BuildContext(config=config, store=store, area_wgs84=area_wgs84, area=area, crs=crs,
                            snapshots=snapshots)  # fmt: skip
+        refreshed = _carry_over(store, config, reuse) if reuse is not None else None
         written_by: dict[str, list[str]] = {}  # table → the sources that wrote it, in order
         for source in config.sources:
+            if reuse is not None and source.name not in reuse.read:
+                step(f"keeping {source.name} (unchanged)")
+                continue
             step(f"reading {source.name} ({source.kind.value})")
             result = reader_for(source.kind)(source, ctx)
             record_source(store, result, ingested_at=datetime.now(UTC), shared_tables=set(written_by))
@@ -119,18 +158,54 @@ def build_twin(
                                {"source": source.name, "area_wgs84": area_wgs84.wkt, "crs": crs,
                                 **result.lineage})  # fmt: skip
         _check_area_hit(store, area_wgs84)
-        _derive_model(store, config, area_wgs84, datetime.now(UTC), step, memory=memory)
+        steps = reuse.steps if reuse is not None else frozenset(DERIVED_STEPS)
+        _derive_model(store, config, area_wgs84, datetime.now(UTC), step, memory=memory, steps=steps)
         mark_personal(store, config)
         tables = {t.name: t.rows for t in store.tables()}
         highlights = quality_highlights(store)
         totals = _totals(store)
         seconds = round(time.perf_counter() - started, 2)
-        store.put_record("meta", "build", {"seconds": seconds})
+        build_record: dict[str, Any] = {"seconds": seconds}
+        if reuse is not None and refreshed is not None:
+            build_record["refresh"] = {
+                **refreshed, "changed_sources": list(reuse.changed), "sources_read": sorted(reuse.read),
+                "rebuilt": sorted(set(tables) - set(reuse.tables)), "carried_over": sorted(reuse.tables),
+            }  # fmt: skip
+        store.put_record("meta", "build", build_record)
     record_event(config.store_path, "rebuild", twin=config.twin.name, seconds=seconds, tables=len(tables))
     return BuildSummary(
         name=config.twin.name, store_path=config.store_path, crs=crs, tables=tables,
         highlights=highlights, seconds=seconds, totals=totals, store=store_location(config).describe(),
+        carried_over=sorted(reuse.tables) if reuse is not None else [],
     )  # fmt: skip
+
+
+def _carry_over(store: Store, config: TwinConfig, reuse: Reuse) -> dict[str, str]:
+    """Copy ``reuse.tables`` and their records from the served twin into ``store``; the served twin's
+    version and build time, as the refresh's record names them.
+
+    A carried table's lineage gains ``carried_over``: the version and build time of the twin in which
+    it was last computed (kept through later refreshes), so a reader can tell it was not recomputed.
+    """
+    with open_store(config) as served:
+        meta = served.records("meta")
+        origin = {"version": version_of(served), "built_at": str(meta.get("twin", {}).get("built_at", ""))}
+        if origin["version"] != reuse.served_version:
+            raise StoreError(
+                "another build replaced the twin while it was being refreshed; run the refresh again",
+                path=store_location(config).describe(),
+            )
+        records = {kind: served.records(kind) for kind in (CATALOG, LINEAGE, QUALITY)}
+        for table in reuse.tables:
+            store.carry_table(table, served)
+            for kind, found in records.items():
+                if table not in found:
+                    continue
+                record = dict(found[table])
+                if kind == LINEAGE:
+                    record["carried_over"] = record.get("carried_over") or origin
+                store.put_record(kind, table, record)
+    return {"previous_version": origin["version"], "previous_built_at": origin["built_at"]}
 
 
 class _Stepper:
@@ -158,20 +233,24 @@ def _derive_model(
     step: Callable[[str], None],
     *,
     memory: BuildMemory,
+    steps: frozenset[str],
 ) -> None:
+    """Run the derivation ``steps`` (keys of :data:`DERIVED_STEPS`); the others' tables were carried over."""
     step("deriving the road network")
-    if store.has_table("roads"):
+    if "network" in steps and store.has_table("roads"):
         _network(store, config, built_at, memory=memory)
     step("deriving 3D buildings and population")
     area = reproject(np.array([area_wgs84], dtype=object), WGS84, store.crs)[0]
-    if store.has_table("buildings") or has_city_buildings(config):
+    if "buildings" in steps and (store.has_table("buildings") or has_city_buildings(config)):
         _buildings(store, config, area, built_at)
     step("snapping transit stops")
-    if store.has_table("transit_stops") and store.has_table("network_edges"):
+    if "transit" in steps and store.has_table("transit_stops") and store.has_table("network_edges"):
         _transit(store, built_at)
     step("summarising analysis zones")
-    _zones(store, config, area_wgs84, area, built_at)
-    mobility_on_zones(store, config, built_at)
+    if "zones" in steps:
+        _zones(store, config, area_wgs84, area, built_at)
+    if "mobility" in steps:
+        mobility_on_zones(store, config, built_at)
 
 
 def _save_derived(

@@ -4,10 +4,20 @@ Remote sources (OGC API – Features, WFS, SensorThings) are asked page by page 
 their last snapshot recorded (``If-None-Match``/``If-Modified-Since``): 304 on every page means
 unchanged, without downloading anything. A server that sent no validators is read again and the new
 snapshot's SHA-256 compared with the last one. File sources are checksummed and compared with the
-catalogue. When nothing changed, the twin is left as it is; otherwise it is rebuilt (atomically, as
-``civictwin build`` does) from the snapshots just checked, so no source is downloaded twice. The
-rebuild is of the whole twin: derived tables (network, zones) depend on many sources at once.
-``twin.toml`` itself is not compared: after editing it, run ``civictwin build``.
+catalogue. When nothing changed, the twin is left as it is; otherwise a new version of the twin is
+built (atomically, as ``civictwin build`` does) from the snapshots just checked, so no source is
+downloaded twice, and only what depends on a changed source is computed again:
+
+- the changed sources are read again, and with them every source that writes into a table one of
+  them writes (two GTFS feeds share ``transit_stops``);
+- a derived table is stale when its lineage names a stale table or a source read again, and every
+  derivation step (``build.DERIVED_STEPS``) with a stale table runs again;
+- every other table is copied from the served twin as it is stored, with its catalogue, lineage and
+  quality records (lineage marked ``carried_over`` with the build it was computed in).
+
+When the sources configured differ from those the served twin was built from (one added or removed),
+or a stale table belongs to no known step, the whole twin is rebuilt. ``twin.toml`` itself is not
+compared: after editing it, run ``civictwin build``.
 """
 
 from __future__ import annotations
@@ -15,12 +25,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from civictwin.build import BuildSummary, StepCallback, build_twin, open_twin
+from civictwin.build import DERIVED_STEPS, BuildSummary, Reuse, StepCallback, build_twin, open_twin
 from civictwin.catalog.lineage import LINEAGE
 from civictwin.catalog.metadata import CATALOG, sha256_of, source_files
 from civictwin.config import REMOTE_KINDS, SourceConfig, TwinConfig
 from civictwin.sources.platform import fetch_snapshot
 from civictwin.sources.remote import Snapshot, open_client, unchanged, where
+from civictwin.store.base import version_of
 from civictwin.store.opening import store_location
 
 
@@ -51,6 +62,7 @@ def refresh_twin(config: TwinConfig, *, on_step: StepCallback | None = None) -> 
         return RefreshResult(first, build_twin(config, on_step=on_step))
     with open_twin(config) as store:
         lineage, catalogue = store.records(LINEAGE), store.records(CATALOG)
+        tables, served_version = [t.name for t in store.tables()], version_of(store)
     checks: list[SourceCheck] = []
     snapshots: dict[str, Snapshot] = {}
     for source in config.sources:
@@ -62,7 +74,64 @@ def refresh_twin(config: TwinConfig, *, on_step: StepCallback | None = None) -> 
         checks.append(check)
     if not any(check.changed for check in checks):
         return RefreshResult(checks, None)
-    return RefreshResult(checks, build_twin(config, on_step=on_step, snapshots=snapshots))
+    changed = [check.source for check in checks if check.changed]
+    reuse = plan_reuse(
+        config, changed, tables=tables, catalogue=catalogue, lineage=lineage, served_version=served_version
+    )
+    return RefreshResult(checks, build_twin(config, on_step=on_step, snapshots=snapshots, reuse=reuse))
+
+
+def plan_reuse(
+    config: TwinConfig,
+    changed: list[str],
+    *,
+    tables: list[str],
+    catalogue: dict[str, dict[str, Any]],
+    lineage: dict[str, dict[str, Any]],
+    served_version: str,
+) -> Reuse | None:
+    """What the new version can take from the served twin when the ``changed`` sources changed (see
+    the module docstring); None when the whole twin must be rebuilt."""
+    written = {table: {f["name"] for f in source_files(record)} for table, record in catalogue.items()}
+    written = {table: names for table, names in written.items() if names}
+    if {s.name for s in config.sources} != set().union(*written.values()):
+        return None
+    read = set(changed)
+    while True:  # every source sharing a table with one read again is read again too
+        more = set().union(read, *(names for names in written.values() if names & read))
+        if more == read:
+            break
+        read = more
+    stale = {table for table, names in written.items() if names & read}
+    derived = [table for table in tables if table not in written]
+    while True:
+        more = {
+            table for table in derived if table not in stale and _is_stale(lineage.get(table), stale, read)
+        }
+        if not more:
+            break
+        stale |= more
+    steps = {step for step, outputs in DERIVED_STEPS.items() if stale.intersection(outputs)}
+    known = {table for outputs in DERIVED_STEPS.values() for table in outputs}
+    if any(table not in known for table in stale.intersection(derived)):
+        return None
+    rewritten = stale | {table for step in steps for table in DERIVED_STEPS[step]}
+    return Reuse(
+        tables=tuple(table for table in tables if table not in rewritten),
+        read=frozenset(read), steps=frozenset(steps), changed=tuple(changed), served_version=served_version,
+    )  # fmt: skip
+
+
+def _is_stale(record: dict[str, Any] | None, stale: set[str], read: set[str]) -> bool:
+    """Whether a derived table's lineage names a stale table, a source read again, or an untraced file."""
+    if record is None:
+        return True
+    for given in record.get("inputs") or []:
+        if given.get("type") == "table" and given.get("table") in stale:
+            return True
+        if given.get("type") == "file" and (given.get("source") is None or given.get("source") in read):
+            return True
+    return False
 
 
 def _check_remote(

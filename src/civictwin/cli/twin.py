@@ -83,8 +83,13 @@ def refresh(twin_dir: Path = TWIN_DIR) -> None:
         console.print(f"{check.source}: {check.line}", markup=False, highlight=False)
     if result.summary is None:
         console.print("Nothing changed: the twin was not rebuilt.")
-    else:
-        print_summary(result.summary)
+        return
+    print_summary(result.summary)
+    carried = result.summary.carried_over
+    rebuilt = sorted(set(result.summary.tables) - set(carried))
+    kept = ", ".join(carried) or "nothing (the whole twin was rebuilt)"
+    console.print(f"Rebuilt: {', '.join(rebuilt)}.", markup=False, highlight=False)
+    console.print(f"Carried over unchanged: {kept}.", markup=False, highlight=False)
 
 
 @app.command()

@@ -113,10 +113,9 @@ def conflate_buildings(
     pairs = _overlaps(osm_std.geometry.to_numpy(), city_std.geometry.to_numpy(), rule.min_overlap)
     keep_city = True if rule.keep_unmatched_city is None else rule.keep_unmatched_city
     winner = prefer["geometry"]
-    rows, decisions, conflicts = _merge_groups(osm_std, city_std, pairs, prefer, winner, rule, keep_city)
+    rows, decided, conflicts = _merge_groups(osm_std, city_std, pairs, prefer, winner, rule, keep_city)
     frame = gpd.GeoDataFrame(pd.DataFrame(rows), geometry="geometry", crs=city.crs)
     frame = _finish(frame, storey_height_m)
-    decided = pd.DataFrame(decisions)
     counts = decided["decision"].value_counts().to_dict() if len(decided) else {}
     quality = {
         "matched_groups": int(pairs.groups), "matched_pairs": len(pairs.osm),
@@ -188,15 +187,18 @@ class _Pairs:
 
 
 def _overlaps(osm: npt.NDArray[np.object_], city: npt.NDArray[np.object_], minimum: float) -> _Pairs:
-    """Pairs whose shared area is at least ``minimum`` of the smaller footprint, and their groups."""
+    """Pairs whose shared area is at least ``minimum`` of the smaller footprint, and their groups.
+
+    Candidates are the pairs whose bounding boxes intersect; those whose bounding boxes share less
+    than ``minimum`` of the smaller footprint cannot share more of the footprints themselves and are
+    left out before the (costly) exact intersections.
+    """
     tree = shapely.STRtree(city)
-    i, j = (
-        tree.query(osm, predicate="intersects")
-        if len(osm) and len(city)
-        else (np.zeros(0, int), np.zeros(0, int))
-    )
-    shared = _shared_area(osm[i], city[j]) if len(i) else np.zeros(0)
+    i, j = tree.query(osm) if len(osm) and len(city) else (np.zeros(0, int), np.zeros(0, int))
     smaller = np.minimum(shapely.area(osm[i]), shapely.area(city[j])) if len(i) else np.zeros(0)
+    possible = _box_overlap(osm[i], city[j]) >= minimum * smaller * (1 - 1e-9)
+    i, j, smaller = i[possible], j[possible], smaller[possible]
+    shared = _shared_area(osm[i], city[j]) if len(i) else np.zeros(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(smaller > 0, shared / smaller, 0.0)
     ok = ratio >= minimum
@@ -213,6 +215,15 @@ def _overlaps(osm: npt.NDArray[np.object_], city: npt.NDArray[np.object_], minim
     return pairs
 
 
+def _box_overlap(a: npt.NDArray[np.object_], b: npt.NDArray[np.object_]) -> npt.NDArray[np.float64]:
+    """Areas (m²) shared by the pairs' bounding boxes: an upper bound of the footprints' shared area."""
+    box_a, box_b = shapely.bounds(a).reshape(-1, 4), shapely.bounds(b).reshape(-1, 4)
+    width = np.minimum(box_a[:, 2], box_b[:, 2]) - np.maximum(box_a[:, 0], box_b[:, 0])
+    height = np.minimum(box_a[:, 3], box_b[:, 3]) - np.maximum(box_a[:, 1], box_b[:, 1])
+    overlap: npt.NDArray[np.float64] = np.clip(width, 0, None) * np.clip(height, 0, None)
+    return overlap
+
+
 def _shared_area(a: npt.NDArray[np.object_], b: npt.NDArray[np.object_]) -> npt.NDArray[np.float64]:
     """Areas of the pairwise intersections; snap rounding (much slower) only if GEOS needs it."""
     try:
@@ -222,15 +233,48 @@ def _shared_area(a: npt.NDArray[np.object_], b: npt.NDArray[np.object_]) -> npt.
     return areas
 
 
-def _best_partner(
-    own: npt.NDArray[np.int64], other: npt.NDArray[np.int64], shared: npt.NDArray[np.float64]
-) -> dict[int, tuple[int, float]]:
-    """For each object on one side, the partner it shares most area with."""
-    best: dict[int, tuple[int, float]] = {}
+def _best_pair(
+    own: npt.NDArray[np.int64], shared: npt.NDArray[np.float64], count: int
+) -> npt.NDArray[np.int64]:
+    """For each of ``count`` objects on one side, its pair sharing the most area (-1: none).
+
+    Ties go to the pair listed first, as a stable sort keeps them.
+    """
     order = np.argsort(-shared, kind="stable")
-    for k in order:
-        best.setdefault(int(own[k]), (int(other[k]), float(shared[k])))
+    objects, first = np.unique(own[order], return_index=True)
+    best = np.full(count, -1, dtype=np.int64)
+    best[objects] = order[first]
     return best
+
+
+@dataclass
+class _Side:
+    """One side's objects as columns of Python values (as ``to_dict`` would give them)."""
+
+    name: str
+    frame: pd.DataFrame
+    columns: dict[str, npt.NDArray[np.object_]]
+
+    @classmethod
+    def of(cls, name: str, frame: pd.DataFrame) -> _Side:
+        return cls(name, frame, {c: frame[c].to_numpy(dtype=object) for c in frame.columns})
+
+    def values(self, column: str, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.object_]:
+        """The column's values at ``rows``; None where the side has no such column."""
+        if column not in self.columns:
+            return np.full(len(rows), None, dtype=object)
+        return self.columns[column][rows]
+
+    def present(self, column: str) -> npt.NDArray[np.bool_]:
+        """Where the column has a value: not missing, not NaN, not a blank text."""
+        if column not in self.frame:
+            return np.zeros(len(self.frame), dtype=bool)
+        values = self.columns[column]
+        filled: npt.NDArray[np.bool_] = ~pd.isna(values)
+        if self.frame[column].dtype.kind not in "biufc":
+            blank = np.fromiter((isinstance(v, str) and not v.strip() for v in values), bool, len(values))
+            filled &= ~blank
+        return filled
 
 
 def _merge_groups(
@@ -241,138 +285,202 @@ def _merge_groups(
     winner: str,
     rule: ConflationRule,
     keep_city: bool,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int]]:
-    osm_partner = _best_partner(pairs.osm, pairs.city, pairs.shared)
-    city_partner = _best_partner(pairs.city, pairs.osm, pairs.shared)
+) -> tuple[dict[str, list[Any]], pd.DataFrame, dict[str, int]]:
+    """The twin's buildings (columns), one decision per object of either side, conflicts per attribute.
+
+    Rows come in the winning side's order (matched or kept alone), then the losing side's objects
+    kept alone; decisions list the winning side's objects, then the losing side's.
+    """
     attributes = [a for a in prefer if a != "geometry" and (a in osm.columns or a in city.columns)]
-    conflicts = {a: 0 for a in attributes}
-    rows: list[dict[str, Any]] = []
-    decisions: list[dict[str, Any]] = []
-    osm_records = osm.to_dict("records")
-    city_records = city.to_dict("records")
-    ratio_of = {
-        (int(a), int(b)): float(r) for a, b, r in zip(pairs.osm, pairs.city, pairs.ratio, strict=True)
-    }
-    # objects of the winning side: kept, with their best partner's attributes
-    winners, losers = (city_records, osm_records) if winner == "city" else (osm_records, city_records)
-    win_partner, lose_partner = (
-        (city_partner, osm_partner) if winner == "city" else (osm_partner, city_partner)
+    sides = {"osm": _Side.of("osm", osm), "city": _Side.of("city", city)}
+    best = {"osm": _best_pair(pairs.osm, pairs.shared, len(osm)),
+            "city": _best_pair(pairs.city, pairs.shared, len(city))}  # fmt: skip
+    of_pair = {"osm": pairs.osm, "city": pairs.city}
+    win, lose = sides[winner], sides["osm" if winner == "city" else "city"]
+    keep = {"osm": rule.keep_unmatched_osm, "city": keep_city}
+
+    win_pair = best[win.name]
+    matched = np.flatnonzero(win_pair >= 0)
+    pair = win_pair[matched]
+    index = {"osm": pairs.osm[pair], "city": pairs.city[pair]}
+    merged, sources, clashes, conflicts = _merge_attributes(
+        sides["osm"], sides["city"], index, attributes, prefer, rule.conflict_tolerance
     )
-    win_side, lose_side = winner, "osm" if winner == "city" else "city"
-    for index, record in enumerate(winners):
-        partner = win_partner.get(index)
-        if partner is None:
-            keep = keep_city if win_side == "city" else rule.keep_unmatched_osm
-            decisions.append(
-                _decision(win_side, record["key"], "only_" + win_side if keep else "dropped_only_" + win_side)
-            )
-            if keep:
-                rows.append(_single(record, win_side))
-            continue
-        other = losers[partner[0]]
-        osm_rec, city_rec = (other, record) if win_side == "city" else (record, other)
-        merged, sources, clashes = _merge_attributes(
-            osm_rec, city_rec, attributes, prefer, rule.conflict_tolerance
-        )
-        for attribute in clashes:
-            conflicts[attribute] += 1
-        ratio = ratio_of[(partner[0], index) if win_side == "city" else (index, partner[0])]
-        row = {**merged, "geometry": record["geometry"], "match": "matched", "osm_key": osm_rec["key"],
-               "city_key": city_rec["key"], **_city_extras(city_rec), **_osm_extras(osm_rec)}  # fmt: skip
-        rows.append(row)
-        decisions.append(_decision(win_side, record["key"], "matched", partner=other["key"], overlap=ratio,
-                                   sources=sources, clashes=clashes))  # fmt: skip
-    for index, record in enumerate(losers):
-        partner = lose_partner.get(index)
-        if partner is None:
-            keep = keep_city if lose_side == "city" else rule.keep_unmatched_osm
-            decisions.append(
-                _decision(
-                    lose_side, record["key"], "only_" + lose_side if keep else "dropped_only_" + lose_side
-                )
-            )
-            if keep:
-                rows.append(_single(record, lose_side))
-        elif win_partner.get(partner[0], (None,))[0] != index:
-            decisions.append(
-                _decision(lose_side, record["key"], "merged", partner=winners[partner[0]]["key"])
-            )
-        else:
-            decisions.append(
-                _decision(lose_side, record["key"], "matched", partner=winners[partner[0]]["key"])
-            )
-    return rows, decisions, conflicts
+    matched_block = {
+        **merged, "geometry": win.values("geometry", matched), "match": _repeat("matched", len(matched)),
+        "osm_key": sides["osm"].values("key", index["osm"]), "city_key": sides["city"].values("key", index["city"]),
+        "lod": sides["city"].values("city_lod", index["city"]),
+        "ground_z": sides["city"].values("city_ground_z", index["city"]),
+        **{k: sides["osm"].values(k, index["osm"]) for k in ("osm_id", "osm_type", "building")},
+    }  # fmt: skip
+    alone = np.flatnonzero(win_pair < 0)
+    kept_alone = alone if keep[win.name] else alone[:0]
+    winner_rows = _interleave(matched_block, matched, _single(win, kept_alone), kept_alone)
+
+    lose_pair = best[lose.name]
+    lose_alone = np.flatnonzero(lose_pair < 0)
+    loser_rows = _single(lose, lose_alone if keep[lose.name] else lose_alone[:0])
+    rows = _stack([winner_rows, loser_rows])
+
+    win_keys, lose_keys = win.columns["key"], lose.columns["key"]
+    win_decision = np.full(
+        len(win_pair), ("only_" if keep[win.name] else "dropped_only_") + win.name, dtype=object
+    )
+    win_decision[matched] = "matched"
+    win_partner = np.full(len(win_pair), None, dtype=object)
+    win_partner[matched] = lose_keys[of_pair[lose.name][pair]]
+    overlap = np.full(len(win_pair), None, dtype=object)
+    overlap[matched] = [round(float(r), 4) for r in pairs.ratio[pair]]
+    attribute_sources = np.full(len(win_pair), None, dtype=object)
+    attribute_sources[matched] = sources
+    conflicting = np.full(len(win_pair), None, dtype=object)
+    conflicting[matched] = clashes
+
+    has = lose_pair >= 0
+    their_winner = np.full(len(lose_pair), -1, dtype=np.int64)
+    their_winner[has] = of_pair[win.name][lose_pair[has]]
+    mutual = np.zeros(len(lose_pair), dtype=bool)  # the loser is its best partner's best partner too
+    mutual[has] = of_pair[lose.name][win_pair[their_winner[has]]] == np.flatnonzero(has)
+    lose_decision = np.where(
+        has,
+        np.where(mutual, "matched", "merged"),
+        ("only_" if keep[lose.name] else "dropped_only_") + lose.name,
+    ).astype(object)
+    lose_partner = np.full(len(lose_pair), None, dtype=object)
+    lose_partner[has] = win_keys[their_winner[has]]
+    none = np.full(len(lose_pair), None, dtype=object)
+    decisions = {
+        "side": [win.name] * len(win_pair) + [lose.name] * len(lose_pair),
+        "object": [*win_keys, *lose_keys],
+        "decision": [*win_decision, *lose_decision],
+        "partner": [*win_partner, *lose_partner],
+        "overlap": [*overlap, *none],
+        "attribute_sources": [*attribute_sources, *none],
+        "conflicts": [*conflicting, *none],
+    }
+    decided = pd.DataFrame(decisions) if len(win_pair) + len(lose_pair) else pd.DataFrame()
+    return rows, decided, conflicts
 
 
 def _merge_attributes(
-    osm: dict[str, Any], city: dict[str, Any], attributes: list[str], prefer: dict[str, str], tolerance: float
-) -> tuple[dict[str, Any], dict[str, str], list[str]]:
-    merged: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    clashes: list[str] = []
+    osm: _Side,
+    city: _Side,
+    index: dict[str, npt.NDArray[np.int64]],
+    attributes: list[str],
+    prefer: dict[str, str],
+    tolerance: float,
+) -> tuple[dict[str, npt.NDArray[np.object_]], list[str | None], list[str | None], dict[str, int]]:
+    """Per matched pair (``index``: its OSM and city rows) the merged attributes and ``height_source``,
+    which side gave each attribute (JSON text), which attributes conflict (comma-separated) and the
+    conflicts' count per attribute."""
+    count = len(index["osm"])
+    merged: dict[str, npt.NDArray[np.object_]] = {}
+    source_parts: list[npt.NDArray[np.object_]] = []
+    clash_parts: list[npt.NDArray[np.object_]] = []
+    conflicts: dict[str, int] = {}
+    height_from_city = np.zeros(count, dtype=bool)
     for attribute in attributes:
-        o, c = _present(osm.get(attribute)), _present(city.get(attribute))
-        first, second = (c, o) if prefer[attribute] == "city" else (o, c)
-        names = ("city", "osm") if prefer[attribute] == "city" else ("osm", "city")
-        value, source = (
-            (first, names[0]) if first is not None else (second, names[1] if second is not None else None)
-        )
-        merged[attribute] = value
-        if source:
-            sources[attribute] = source
-        if o is not None and c is not None and _differ(o, c, attribute, tolerance):
-            clashes.append(attribute)
-    merged["height_source"] = (
-        f"city:{city.get('city_height_source') or 'height'}"
-        if sources.get("height_m") == "city"
-        else osm.get("height_source")
-    )
-    return merged, sources, clashes
+        o, c = osm.values(attribute, index["osm"]), city.values(attribute, index["city"])
+        o_ok, c_ok = osm.present(attribute)[index["osm"]], city.present(attribute)[index["city"]]
+        if prefer[attribute] == "city":
+            first, second, first_ok, second_ok, names = c, o, c_ok, o_ok, ("city", "osm")
+        else:
+            first, second, first_ok, second_ok, names = o, c, o_ok, c_ok, ("osm", "city")
+        merged[attribute] = np.where(first_ok, first, np.where(second_ok, second, _repeat(None, count)))
+        source = np.where(first_ok, names[0], np.where(second_ok, names[1], ""))
+        key = json.dumps(attribute)
+        source_parts.append(np.where(source != "", [f'{key}: "{s}"' for s in source], ""))
+        if attribute == "height_m":
+            height_from_city = source == "city"
+        both = o_ok & c_ok
+        differ = np.zeros(count, dtype=bool)
+        differ[both] = _differ_many(o[both], c[both], attribute, tolerance)
+        conflicts[attribute] = int(differ.sum())
+        clash_parts.append(np.where(differ, attribute, ""))
+    city_source = city.values("city_height_source", index["city"])
+    osm_source = osm.values("height_source", index["osm"])
+    merged["height_source"] = np.array(
+        [
+            f"city:{s or 'height'}" if h else o
+            for h, s, o in zip(height_from_city, city_source, osm_source, strict=True)
+        ],
+        dtype=object,
+    ).reshape(count)
+    if not attributes:
+        return merged, [None] * count, [None] * count, conflicts
+    sources = [
+        ("{" + ", ".join(p for p in row if p) + "}") if any(row) else None
+        for row in zip(*source_parts, strict=True)
+    ]
+    clashes = [",".join(p for p in row if p) or None for row in zip(*clash_parts, strict=True)]
+    return merged, sources, clashes, conflicts
+
+
+def _differ_many(
+    osm: npt.NDArray[np.object_], city: npt.NDArray[np.object_], attribute: str, tolerance: float
+) -> npt.NDArray[np.bool_]:
+    """Whether each pair of present values differs: numbers beyond ``tolerance`` of the larger, texts
+    after normalisation (see :func:`_normal_text`)."""
+    if attribute in _NUMERIC:
+        x, y = np.asarray(osm, dtype=float), np.asarray(city, dtype=float)
+        differ: npt.NDArray[np.bool_] = np.abs(x - y) > tolerance * np.maximum(np.abs(x), np.abs(y))
+        return differ
+    texts = [str(v) for v in osm], [str(v) for v in city]
+    normal = {t: _normal_text(t) for t in {*texts[0], *texts[1]}}
+    return np.array([normal[a] != normal[b] for a, b in zip(*texts, strict=True)], dtype=bool)
 
 
 def _differ(a: Any, b: Any, attribute: str, tolerance: float) -> bool:
+    """One pair of present values: :func:`_differ_many`'s rule for a single street attribute."""
     if attribute in _NUMERIC:
         x, y = float(a), float(b)
         return abs(x - y) > tolerance * max(abs(x), abs(y))
     return _normal_text(str(a)) != _normal_text(str(b))
 
 
-def _present(value: Any) -> Any:
-    if value is None or value is pd.NA:
-        return None
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    if isinstance(value, str) and not value.strip():
-        return None
-    return value
+def _repeat(value: Any, count: int) -> npt.NDArray[np.object_]:
+    return np.full(count, value, dtype=object)
 
 
-def _single(record: dict[str, Any], side: str) -> dict[str, Any]:
-    row = {k: v for k, v in record.items() if k != "key"}
-    row["match"] = f"{side}_only"
-    row["osm_key" if side == "osm" else "city_key"] = record["key"]
-    if side == "city":
-        row.update(_city_extras(record))
-        row["height_source"] = f"city:{record.get('city_height_source') or 'height'}"
-    return row
+def _single(side: _Side, rows: npt.NDArray[np.int64]) -> dict[str, npt.NDArray[np.object_]]:
+    """Objects kept without a partner: all their columns, their key, and for the city its extras."""
+    block = {c: side.values(c, rows) for c in side.columns if c != "key"}
+    block["match"] = _repeat(f"{side.name}_only", len(rows))
+    block[f"{side.name}_key"] = side.values("key", rows)
+    if side.name == "city":
+        block["lod"] = side.values("city_lod", rows)
+        block["ground_z"] = side.values("city_ground_z", rows)
+        block["height_source"] = np.array(
+            [f"city:{s or 'height'}" for s in side.values("city_height_source", rows)], dtype=object
+        ).reshape(len(rows))
+    return block
 
 
-def _city_extras(record: dict[str, Any]) -> dict[str, Any]:
-    return {"lod": record.get("city_lod"), "ground_z": record.get("city_ground_z")}
+def _interleave(
+    first: dict[str, npt.NDArray[np.object_]],
+    first_at: npt.NDArray[np.int64],
+    second: dict[str, npt.NDArray[np.object_]],
+    second_at: npt.NDArray[np.int64],
+) -> dict[str, npt.NDArray[np.object_]]:
+    """Two blocks of rows merged in the order of their positions; a column one block lacks is NaN
+    there (as pandas fills a key missing from some of a list of dicts)."""
+    order = np.argsort(np.concatenate([first_at, second_at]), kind="stable")
+    stacked = _stack([first, second])
+    return {c: np.asarray(v, dtype=object)[order] for c, v in stacked.items()}
 
 
-def _osm_extras(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: record.get(k) for k in ("osm_id", "osm_type", "building")}
-
-
-def _decision(side: str, key: str, decision: str, *, partner: str | None = None, overlap: float | None = None,
-              sources: dict[str, str] | None = None, clashes: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
-    return {
-        "side": side, "object": key, "decision": decision, "partner": partner,
-        "overlap": round(overlap, 4) if overlap is not None else None,
-        "attribute_sources": json.dumps(sources) if sources else None,
-        "conflicts": ",".join(clashes) if clashes else None,
-    }  # fmt: skip
+def _stack(blocks: list[dict[str, npt.NDArray[np.object_]]]) -> dict[str, list[Any]]:
+    """Blocks of rows one after another; only blocks with rows contribute columns, NaN fills gaps."""
+    filled = [b for b in blocks if len(next(iter(b.values()), ()))]
+    columns = list(dict.fromkeys(c for b in filled for c in b))
+    out: dict[str, list[Any]] = {}
+    for column in columns:
+        values: list[Any] = []
+        for block in filled:
+            size = len(next(iter(block.values())))
+            values.extend(block[column] if column in block else [np.nan] * size)
+        out[column] = values
+    return out
 
 
 def _finish(frame: gpd.GeoDataFrame, storey: float) -> gpd.GeoDataFrame:

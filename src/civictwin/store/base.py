@@ -73,6 +73,14 @@ class Store(ABC):
         """
 
     @abstractmethod
+    def carry_table(self, name: str, served: Store) -> int:
+        """Copy table ``name`` as it is stored in ``served`` (a twin of the same backend) into this store.
+
+        Column types and values are kept exactly; the rows' count is returned. A refresh uses this
+        for the tables that depend on no changed source instead of computing them again.
+        """
+
+    @abstractmethod
     def read_table(
         self,
         name: str,

@@ -209,6 +209,18 @@ class DuckDBStore(Store):
         self._write_version()
         return int(arrow.num_rows) if isinstance(arrow, pa.Table) else self._count(name)
 
+    def carry_table(self, name: str, served: Store) -> int:
+        if not isinstance(served, DuckDBStore):
+            raise StoreError(f"cannot copy '{name}' from a {type(served).__name__} into a DuckDB twin")
+        info, wanted = served._wanted_columns(name, None)  # one line when the served twin has no such table
+        served._need_spatial()
+        select = ", ".join(
+            f"ST_AsWKB({GEOMETRY}) AS {GEOMETRY}" if c == GEOMETRY and info[c] == "GEOMETRY" else quote(c)
+            for c in wanted
+        )
+        batches = served.connection.execute(f"SELECT {select} FROM {quote(name)}").to_arrow_reader()
+        return self.write_table(name, batches)
+
     def read_table(
         self,
         name: str,

@@ -250,6 +250,23 @@ class PostGISStore(Store):
             self._write_version()
         return rows
 
+    def carry_table(self, name: str, served: Store) -> int:
+        """Copied inside the database (both schemas are in it), with the served table's indexes."""
+        if not isinstance(served, PostGISStore):
+            raise StoreError(f"cannot copy '{name}' from a {type(served).__name__} into a PostGIS twin")
+        served._wanted_columns(name, None)  # one line when the served twin has no such table
+        source, target = served._table(name), self._table(name)
+        with self._con.transaction():
+            self._con.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
+            self._con.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(target, source))
+            self._con.execute(
+                sql.SQL("INSERT INTO {} OVERRIDING SYSTEM VALUE SELECT * FROM {} ORDER BY {}").format(
+                    target, source, sql.Identifier(FID)
+                )
+            )
+            self._write_version()
+        return self._count(name)
+
     def read_table(
         self,
         name: str,

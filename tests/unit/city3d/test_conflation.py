@@ -8,7 +8,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
-from shapely.geometry import LineString, box
+from shapely.geometry import LineString, Polygon, box
 
 from civictwin.config import ConflationRule, SourceKind
 from civictwin.errors import ConfigError
@@ -92,6 +92,33 @@ def test_osm_geometry_can_win_and_unmatched_sides_can_be_dropped() -> None:
         and decisions.loc["way-2", "decision"] == "dropped_only_osm"
     )
     assert quality["merged"] == 1
+
+
+def test_footprints_match_by_their_own_overlap_not_their_bounding_boxes() -> None:
+    """Two L-shapes (19 m² each: arms of 1 × 10 and 9 × 1) with the same 10 × 10 bounding box share
+    all 19 m² when equal but only two 1 m² corners when mirrored (2/19 = 11 % < 50 %); a diamond
+    inside a square shares all its 50 m² (100 % of the smaller) though it covers only half the square."""
+    ell = Polygon([(0, 0), (10, 0), (10, 1), (1, 1), (1, 10), (0, 10)])
+    mirrored = Polygon([(10, 10), (0, 10), (0, 9), (9, 9), (9, 0), (10, 0)])
+    diamond = Polygon([(25, 20), (30, 25), (25, 30), (20, 25)])
+    osm = gpd.GeoDataFrame(
+        {"osm_id": [1, 2, 3], "osm_type": ["way"] * 3, "building": ["yes"] * 3, "use": ["residential"] * 3,
+         "name": [None] * 3, "levels": [1.0] * 3, "height_m": [3.0] * 3, "height_source": ["default"] * 3},
+        geometry=[ell, ell, box(20, 20, 30, 30)], crs=CRS,
+    )  # fmt: skip
+    city = gpd.GeoDataFrame(
+        {"building_id": ["same", "diamond"], "height_m": [3.0, 3.0]},
+        geometry=[ell, diamond], crs=CRS,
+    )  # fmt: skip
+    osm.loc[1, "geometry"] = mirrored
+    rule = ConflationRule(layer="buildings", source="city")
+    columns = rule_columns(rule, SourceKind.VECTOR, ["building_id", "height_m"], origin="twin.toml", index=0)
+    result = conflate_buildings(osm, city, rule, columns, storey_height_m=3.0)
+    decided = result.decisions.set_index("object")
+    assert decided.loc["same", ["decision", "partner", "overlap"]].tolist() == ["matched", "way-1", 1.0]
+    assert decided.loc["way-2", "decision"] == "only_osm"  # its boxes coincide, its footprints do not
+    assert decided.loc["diamond", ["decision", "partner", "overlap"]].tolist() == ["matched", "way-3", 1.0]
+    assert result.quality["matched_pairs"] == 2
 
 
 def test_a_rule_naming_a_missing_column_is_one_line_naming_the_key() -> None:

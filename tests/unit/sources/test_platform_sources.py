@@ -230,6 +230,7 @@ def test_refresh_asks_conditionally_and_rebuilds_only_on_change(
         f"(was {districts[:12]})"
     )
     assert result.summary is not None
+    assert result.summary.carried_over == ["parcels", "zones"]  # the zones come from the WFS layer alone
     with open_twin(built) as store:
         assert store.read_frame("street_trees").sort_values("id")["height_m"].tolist() == [
             5.0,
@@ -244,6 +245,23 @@ def test_refresh_asks_conditionally_and_rebuilds_only_on_change(
     output = " ".join(capsys.readouterr().out.split())
     assert "street_trees: unchanged: 304 Not Modified for all 3 page(s)" in output
     assert "Nothing changed: the twin was not rebuilt." in output
+
+
+def test_a_refresh_with_a_source_failing_is_one_line_and_leaves_the_twin(
+    built: TwinConfig, servers: dict[str, Any]
+) -> None:
+    served = hashlib.sha256(built.store_path.read_bytes()).hexdigest()
+    (servers["oapif_dir"] / "fault").write_text("500 offset=2")
+    try:
+        with pytest.raises(SourceError) as failed:
+            refresh_twin(built)
+    finally:
+        (servers["oapif_dir"] / "fault").unlink()
+    line = str(failed.value)
+    assert "\n" not in line and re.search(
+        r"^source 'street_trees' \(ogcapi_features\): .*offset=2.*HTTP 500", line
+    ), line
+    assert hashlib.sha256(built.store_path.read_bytes()).hexdigest() == served
 
 
 FAULTS = [
