@@ -541,21 +541,28 @@ class _Converter:
     ) -> tuple[pa.Table, pa.Table]:
         """The surfaces of the kept buildings: those of each building's best LoD, and the others."""
         types = [kind for kind, _attributes in flat.semantics]
-        semantic = _lookup(types, flat.semantic)
-        surface_type = _lookup([_surface_type(kind) for kind in types], flat.semantic)
-        attributes = _lookup([_JSON.encode(a) if a else None for _kind, a in flat.semantics], flat.semantic)
-        building_ids = np.array([b.building_id for b in batch], dtype=object)
+        attributes = [_JSON.encode(a) if a else None for _kind, a in flat.semantics]
         table = pa.Table.from_pydict({
-            "building_id": building_ids[flat.surface_building], "part_id": flat.part_id[flat.block],
-            "lod": flat.lod[flat.block], "surface_type": surface_type, "semantic": semantic,
+            "building_id": _strings([b.building_id for b in batch], flat.surface_building),
+            "part_id": _strings(flat.part_id.tolist(), flat.block), "lod": _strings(flat.lod.tolist(), flat.block),
+            "surface_type": _strings([_surface_type(kind) for kind in types], flat.semantic),
+            "semantic": _strings(types, flat.semantic),
             "area_m2": np.round(area, 3), "tilt_deg": np.round(tilt, 2), "azimuth_deg": np.round(azimuth, 2),
-            "geometry_index": flat.geometry_index[flat.block], "geometry_type": flat.geometry_type[flat.block],
+            "geometry_index": flat.geometry_index[flat.block],
+            "geometry_type": _strings(flat.geometry_type.tolist(), flat.block),
             "solid": flat.solid, "shell": flat.shell, "surface_index": flat.surface_index,
-            "surface_attributes": attributes, "source": np.full(flat.surfaces, self._source, dtype=object),
+            "surface_attributes": _strings(attributes, flat.semantic),
+            "source": _strings([self._source], np.zeros(flat.surfaces, dtype=np.int64)),
             "geometry": polygons_wkb(coords, flat.ring_start, flat.ring_surface, flat.surfaces),
         }, schema=SURFACE_SCHEMA)  # fmt: skip
         kept = keep[flat.surface_building]
         return table.filter(kept & is_best), table.filter(kept & ~is_best)
+
+
+def _strings(values: list[Any], codes: npt.NDArray[np.int64]) -> pa.Array:
+    """``values[code]`` for every code as an Arrow string array (null where the code is -1), taken in C."""
+    table = pa.array([*values, None], type=pa.string())
+    return table.take(pa.array(np.where(codes < 0, len(values), codes)))
 
 
 def _lookup(values: list[Any], codes: npt.NDArray[np.int64]) -> npt.NDArray[np.object_]:

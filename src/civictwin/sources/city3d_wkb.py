@@ -38,33 +38,37 @@ def polygons_wkb(
     ring_length = np.diff(np.append(ring_start, len(coords)))
     closes = ~(coords[ring_start] == coords[ring_start + ring_length - 1]).all(axis=1)
     written = ring_length + closes
-    ring_bytes = 4 + _POINT * written
     rings_per_polygon = np.bincount(ring_polygon, minlength=polygons)
-    polygon_bytes = _HEADER + np.bincount(ring_polygon, weights=ring_bytes, minlength=polygons).astype(
-        np.int64
-    )
-    offsets = np.concatenate([[0], np.cumsum(polygon_bytes)])
+    first = np.zeros(len(ring_start), dtype=bool)
+    first[np.cumsum(rings_per_polygon) - rings_per_polygon] = True
+    header = np.zeros(
+        (len(ring_start), _HEADER + 4), dtype=np.uint8
+    )  # polygon header (first rings) + ring header
+    header[:, 0] = 1  # little-endian
+    header[:, 1:5] = _u32(np.full(len(ring_start), _POLYGON_Z))
+    header[:, 5:9] = _u32(rings_per_polygon[ring_polygon])
+    header[:, 9:13] = _u32(written)
+    in_header = np.ones(header.shape, dtype=bool)
+    in_header[~first, :_HEADER] = False
+    ring_bytes = np.where(first, _HEADER, 0) + 4 + _POINT * written
+    ring_end = np.cumsum(ring_bytes)
+    offsets = np.concatenate([[0], ring_end[np.cumsum(rings_per_polygon) - 1]])
     if offsets[-1] >= 2**31:
         raise ValueError("a batch of surfaces larger than 2 GiB of WKB")
-    out = np.empty(int(offsets[-1]), dtype=np.uint8)
-    head = offsets[:-1]
-    out[head] = 1  # little-endian
-    _put_u32(out, head + 1, np.full(polygons, _POLYGON_Z, dtype=np.int64))
-    _put_u32(out, head + 5, rings_per_polygon)
-    before = np.concatenate([[0], np.cumsum(ring_bytes)[:-1]])
-    first_ring = np.concatenate([[0], np.cumsum(rings_per_polygon)[:-1]])
-    ring_at = head[ring_polygon] + _HEADER + before - before[first_ring][ring_polygon]
-    _put_u32(out, ring_at, written)
-    ring_of = np.repeat(np.arange(len(ring_start)), written)
-    k = np.arange(len(ring_of)) - np.repeat(np.cumsum(written) - written, written)
-    source = ring_start[ring_of] + k % ring_length[ring_of]
-    values = np.ascontiguousarray(coords[source], dtype="<f8").view(np.uint8).reshape(-1, _POINT)
-    out[(ring_at[ring_of] + 4 + _POINT * k)[:, None] + np.arange(_POINT)] = values
+    is_point = np.ones(int(offsets[-1]), dtype=bool)
+    header_at = (
+        (ring_end - ring_bytes)[:, None] + np.arange(_HEADER + 4) - np.where(first, 0, _HEADER)[:, None]
+    )
+    is_point[header_at[in_header]] = False
+    out = np.empty(len(is_point), dtype=np.uint8)
+    out[~is_point] = header[in_header]
+    closed = np.insert(np.arange(len(coords)), np.cumsum(ring_length)[closes], ring_start[closes])
+    out[is_point] = np.ascontiguousarray(coords[closed], dtype="<f8").view(np.uint8).ravel()
     return pa.BinaryArray.from_buffers(
         pa.binary(), polygons, [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(out)]
     )
 
 
-def _put_u32(out: npt.NDArray[np.uint8], at: npt.NDArray[np.int64], values: npt.NDArray[np.int64]) -> None:
-    """Write ``values`` as little-endian unsigned 32-bit integers at byte offsets ``at``."""
-    out[at[:, None] + np.arange(4)] = values.astype("<u4").view(np.uint8).reshape(-1, 4)
+def _u32(values: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
+    """``values`` as little-endian unsigned 32-bit integers, four bytes per row."""
+    return values.astype("<u4").view(np.uint8).reshape(-1, 4)
