@@ -498,34 +498,32 @@ class _Converter:
         flat: _Flat,
     ) -> pa.Table:
         rows = np.flatnonzero(keep)
-        surfaces = np.bincount(flat.surface_building, minlength=len(batch))
-        records: dict[str, list[Any]] = {name: [] for name in BUILDING_SCHEMA.names}
-        footprint_m2 = np.round(shapely.area(footprints[rows]), 3).tolist() if len(rows) else []
-        for i, footprint_area in zip(rows.tolist(), footprint_m2, strict=True):
-            b = batch[i]
-            attrs = b.attributes
-            measured = _number(attrs.get("measuredHeight"))
-            geometric = float(roof_z[i] - ground_z[i])
-            height, height_source = (
-                (measured, "measuredHeight")
-                if measured is not None and measured > 0
-                else (geometric, "geometry")
-            )
-            values = {
-                "building_id": b.building_id, "object_type": b.object_type, "name": _text(attrs.get("name")),
-                "function": _text(attrs.get("function")), "roof_type": _text(attrs.get("roofType")),
-                "year_built": _year(attrs.get("yearOfConstruction")),
-                "storeys": _number(attrs.get("storeysAboveGround")), "height_m": round(height, 3),
-                "height_source": height_source, "ground_z": round(float(ground_z[i]), 3),
-                "roof_z": round(float(roof_z[i]), 3), "lod": best[i],
-                "lods": ",".join(sorted({g.lod for g in b.geometries if g.polygons}, key=_lod_rank)),
-                "surfaces": int(surfaces[i]), "footprint_m2": footprint_area,
-                "attributes": _JSON.encode(attrs), "parts": _JSON.encode(b.parts) if b.parts else None,
-                "source": self._source,
-            }  # fmt: skip
-            for name, value in values.items():
-                records[name].append(value)
-        records["geometry"] = list(shapely.to_wkb(footprints[rows])) if len(rows) else []
+        kept = [batch[i] for i in rows.tolist()]
+        attributes = [b.attributes for b in kept]
+        measured = [_number(a.get("measuredHeight")) for a in attributes]
+        geometric = (roof_z[rows] - ground_z[rows]).tolist()
+        by_measure = [m is not None and m > 0 for m in measured]
+        records = {
+            "building_id": [b.building_id for b in kept], "object_type": [b.object_type for b in kept],
+            "name": [_text(a.get("name")) for a in attributes],
+            "function": [_text(a.get("function")) for a in attributes],
+            "roof_type": [_text(a.get("roofType")) for a in attributes],
+            "year_built": [_year(a.get("yearOfConstruction")) for a in attributes],
+            "storeys": [_number(a.get("storeysAboveGround")) for a in attributes],
+            "height_m": [round(m if m is not None and use else g, 3)
+                         for m, g, use in zip(measured, geometric, by_measure, strict=True)],
+            "height_source": ["measuredHeight" if use else "geometry" for use in by_measure],
+            "ground_z": [round(z, 3) for z in ground_z[rows].tolist()],
+            "roof_z": [round(z, 3) for z in roof_z[rows].tolist()],
+            "lod": best[rows].tolist(),
+            "lods": [",".join(sorted({g.lod for g in b.geometries if g.polygons}, key=_lod_rank)) for b in kept],
+            "surfaces": np.bincount(flat.surface_building, minlength=len(batch))[rows],
+            "footprint_m2": np.round(shapely.area(footprints[rows]), 3) if len(rows) else [],
+            "attributes": [_JSON.encode(a) for a in attributes],
+            "parts": [_JSON.encode(b.parts) if b.parts else None for b in kept],
+            "source": [self._source] * len(rows),
+            "geometry": shapely.to_wkb(footprints[rows]).tolist() if len(rows) else [],
+        }  # fmt: skip
         return pa.Table.from_pydict(records, schema=BUILDING_SCHEMA)
 
     def _surface_tables(
