@@ -1,8 +1,9 @@
 """Shared core of the 3D city model readers (``cityjson``, ``citygml``): from streamed objects to tables.
 
-A reader yields one :class:`CityBuilding` at a time, streamed from its file; this module turns
-batches of them into rows with vectorised numpy and shapely, so memory holds one batch, never the
-file:
+A reader yields one :class:`CityBuilding` at a time, streamed from its file, each geometry's
+polygons as flat lists (:class:`SurfaceBlock`: no Python object per polygon); this module turns
+batches of them into rows with vectorised numpy, Arrow and shapely, so memory holds one batch, never
+the file:
 
 - coordinates are reprojected horizontally to the twin's CRS; heights stay in the file's vertical
   datum (named in the quality record), since no geoid grid is available offline to change it;
