@@ -559,7 +559,7 @@ class _Assembler:
 def object_geometries(
     obj: dict[str, Any], vertices: Any, record: str, path: Path, *, part_id: str | None
 ) -> list[SurfaceBlock]:
-    """Every surface geometry of an object with its polygons as arrays (LoD, nesting, semantic surfaces).
+    """Every surface geometry of an object with its polygons as flat lists (LoD, nesting, semantic surfaces).
 
     Geometries without polygons (and points, lines) give no block.
     """
