@@ -1,8 +1,9 @@
 """Shared core of the 3D city model readers (``cityjson``, ``citygml``): from streamed objects to tables.
 
-A reader yields one :class:`CityBuilding` at a time, streamed from its file; this module turns
-batches of them into rows with vectorised numpy and shapely, so memory holds one batch, never the
-file:
+A reader yields one :class:`CityBuilding` at a time, streamed from its file, each geometry's
+polygons as flat lists (:class:`SurfaceBlock`: no Python object per polygon); this module turns
+batches of them into rows with vectorised numpy, Arrow and shapely, so memory holds one batch, never
+the file:
 
 - coordinates are reprojected horizontally to the twin's CRS; heights stay in the file's vertical
   datum (named in the quality record), since no geoid grid is available offline to change it;
@@ -22,6 +23,7 @@ naming the file and the record, and nothing is stored.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
 import re
@@ -29,7 +31,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +45,7 @@ from civictwin.config import SourceConfig
 from civictwin.errors import SourceError
 from civictwin.geometry import WGS84
 from civictwin.sources.base import BuildContext, IngestedLayer, IngestResult
+from civictwin.sources.city3d_wkb import polygons_wkb
 
 SURFACES_TABLE = "building_surfaces"
 """Each building's surfaces of its best LoD: the table the energy engine and the viewer read."""
@@ -51,6 +54,9 @@ OTHER_LODS_TABLE = "building_surfaces_other_lods"
 
 BATCH_BUILDINGS = 2000
 """Buildings per vectorised batch: memory holds one batch, whatever the file's size."""
+SPOOL_READ_ROWS = 4096
+"""Rows per batch read back from the spool into the store (pyarrow's default of 65,536 rows holds a whole
+table of buildings' attributes at once: about 100 MB more resident memory on 35,000 buildings)."""
 
 SURFACE_TYPES = {
     "RoofSurface": "roof", "WallSurface": "wall", "GroundSurface": "ground", "ClosureSurface": "closure",
@@ -84,37 +90,93 @@ SURFACE_SCHEMA = pa.schema([
 ])  # fmt: skip
 
 
-@dataclass
-class Surface:
-    """One polygon of a city object's geometry: rings of (x, y, z) in the file's CRS, outer ring first.
+class Vertices(Protocol):
+    """A file's vertex list: real coordinates (n × 3, the file's CRS) of vertex indices."""
 
-    ``geometry_index`` numbers the geometries of one object (part), ``solid``/``shell``/
-    ``surface_index`` place the polygon inside it, so the export can rebuild the same structure.
+    def take(self, indices: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]: ...
+
+
+@dataclass
+class SurfaceBlock:
+    """The polygons of one geometry of a city object (or part) as flat lists: no object per polygon.
+
+    Polygon ``p`` has ``ring_counts[p]`` rings (outer ring first, holes after it) and ring ``r``
+    has ``ring_lengths[r]`` points. ``points`` holds every ring's points, ring after ring: indices
+    into ``vertices`` (CityJSON), or an (n × 3) coordinate array in the file's CRS when
+    ``vertices`` is None (CityGML); they become coordinates once per batch, not once per geometry.
+    ``solid``/``shell``/``surface_index`` place each polygon inside the geometry, so the export can
+    rebuild the same structure; ``semantic[p]`` indexes ``semantics`` (type and own attributes of a
+    semantic surface), None for a polygon without one. ``geometry_index`` numbers the geometries
+    of one building, its parts' after its own.
     """
 
     lod: str
     geometry_index: int
     geometry_type: str
-    rings: list[npt.NDArray[np.float64]]
-    semantic: str | None = None
-    semantic_attributes: dict[str, Any] | None = None
-    solid: int = 0
-    shell: int = 0
-    surface_index: int = 0
-    part_id: str | None = None
+    part_id: str | None
+    ring_counts: list[int]
+    ring_lengths: list[int]
+    points: list[int] | npt.NDArray[np.float64]
+    vertices: Vertices | None
+    solid: list[int]
+    shell: list[int]
+    surface_index: list[int]
+    semantic: list[int | None]
+    semantics: list[tuple[str, dict[str, Any] | None]]
+
+    @property
+    def polygons(self) -> int:
+        """How many polygons the block holds."""
+        return len(self.ring_counts)
+
+
+def block_of_polygons(
+    *,
+    lod: str,
+    geometry_index: int,
+    geometry_type: str,
+    part_id: str | None,
+    polygons: list[tuple[list[npt.NDArray[np.float64]], str | None, dict[str, Any] | None, int, int]],
+) -> SurfaceBlock:
+    """A block from polygons given one by one: (rings, semantic type, its attributes, shell, surface index).
+
+    For readers whose polygons come as coordinate arrays (CityGML); every polygon is in solid 0.
+    """
+    rings = [ring for polygon in polygons for ring in polygon[0]]
+    semantics: list[tuple[str, dict[str, Any] | None]] = []
+    semantic: list[int | None] = []
+    for _rings, kind, attributes, _shell, _f in polygons:
+        semantic.append(None if kind is None else len(semantics))
+        if kind is not None:
+            semantics.append((kind, attributes))
+    return SurfaceBlock(
+        lod=lod, geometry_index=geometry_index, geometry_type=geometry_type, part_id=part_id,
+        ring_counts=[len(p[0]) for p in polygons], ring_lengths=[len(ring) for ring in rings],
+        points=np.concatenate(rings).reshape(-1, 3) if rings else np.empty((0, 3)), vertices=None,
+        solid=[0] * len(polygons), shell=[p[3] for p in polygons], surface_index=[p[4] for p in polygons],
+        semantic=semantic, semantics=semantics,
+    )  # fmt: skip
 
 
 @dataclass
 class CityBuilding:
-    """A building as read from the file: its id, attributes, parts' attributes and surfaces."""
+    """A building as read from the file: its id, attributes, parts' attributes and geometries."""
 
     building_id: str
     object_type: str
     attributes: dict[str, Any]
-    surfaces: list[Surface]
+    geometries: list[SurfaceBlock]
     record: str
     """Where it is in the file (``line 12``, ``CityObjects['b1']``), for error messages."""
     parts: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def attach(self, part_id: str, attributes: dict[str, Any], geometries: list[SurfaceBlock]) -> None:
+        """Add a part's attributes and geometries (numbered after the building's own)."""
+        self.parts[part_id] = attributes
+        offset = 1 + max((g.geometry_index for g in self.geometries), default=-1)
+        for geometry in geometries:
+            geometry.geometry_index += offset
+        self.geometries.extend(geometries)
 
 
 @dataclass(frozen=True)
@@ -296,7 +358,9 @@ class _Spool:
         counts = []
         for table, path in zip((name, SURFACES_TABLE, OTHER_LODS_TABLE), self._paths, strict=True):
             reader = pq.ParquetFile(path)
-            stream = pa.RecordBatchReader.from_batches(reader.schema_arrow, reader.iter_batches())
+            stream = pa.RecordBatchReader.from_batches(
+                reader.schema_arrow, reader.iter_batches(batch_size=SPOOL_READ_ROWS)
+            )
             if table != name and ctx.store.has_table(table):
                 stream = _with_existing(ctx, table, name, stream)
             counts.append(ctx.store.write_table(table, stream))
@@ -326,13 +390,32 @@ def _as_wkb(frame: Any) -> Any:
 
 @dataclass
 class _Flat:
-    """A batch's rings flattened: coordinates, and which ring, surface and building each belongs to."""
+    """A batch's surfaces flattened into arrays: their rings' points, and what each surface and ring belongs to.
+
+    Surfaces are the batch's polygons left after degenerate ones were dropped, in building order;
+    ``block`` indexes the batch's geometries (``lod``, ``geometry_index``, ``geometry_type``,
+    ``part_id`` per geometry) and ``semantic`` indexes ``semantics`` (-1: none).
+    """
 
     coords: npt.NDArray[np.float64]
     ring_start: npt.NDArray[np.int64]
     ring_surface: npt.NDArray[np.int64]
-    surfaces: list[Surface]
     surface_building: npt.NDArray[np.int64]
+    block: npt.NDArray[np.int64]
+    solid: npt.NDArray[np.int64]
+    shell: npt.NDArray[np.int64]
+    surface_index: npt.NDArray[np.int64]
+    semantic: npt.NDArray[np.int64]
+    lod: npt.NDArray[np.object_]
+    geometry_index: npt.NDArray[np.int64]
+    geometry_type: npt.NDArray[np.object_]
+    part_id: npt.NDArray[np.object_]
+    semantics: list[tuple[str, dict[str, Any] | None]]
+
+    @property
+    def surfaces(self) -> int:
+        """How many surfaces the batch keeps."""
+        return len(self.surface_building)
 
 
 class _Converter:
@@ -357,10 +440,9 @@ class _Converter:
         vectors = _area_vectors(coords, flat)
         area = np.linalg.norm(vectors, axis=1)
         tilt, azimuth = self._orientation(vectors, area, coords, flat)
-        polygons = _polygons(coords, flat)
-        best = _best_lods(batch, flat)
-        is_best = _of_best_lod(flat, best)
-        footprints, ground_z, roof_z = _footprints(batch, flat, polygons, coords, vectors, area, is_best)
+        best = _best_lods(len(batch), flat)
+        is_best = flat.lod[flat.block] == best[flat.surface_building]
+        footprints, ground_z, roof_z = _footprints(len(batch), flat, coords, vectors, area, is_best)
         keep = ~shapely.is_missing(footprints)
         counts.no_footprint += int((~keep).sum())
         if self._area is not None and keep.any():
@@ -368,10 +450,9 @@ class _Converter:
             inside[keep] = shapely.intersects(self._area, footprints[keep])
             counts.outside += int((keep & ~inside).sum())
             keep = inside
-        unclassified = [s.semantic is None for s in flat.surfaces]
-        counts.unclassified += int(np.sum(np.asarray(unclassified, dtype=bool)[keep[flat.surface_building]]))
+        counts.unclassified += int(np.sum((flat.semantic < 0) & keep[flat.surface_building]))
         buildings = self._building_table(batch, keep, footprints, ground_z, roof_z, best, flat)
-        surfaces, other = self._surface_tables(batch, keep, flat, is_best, polygons, area, tilt, azimuth)
+        surfaces, other = self._surface_tables(batch, keep, flat, coords, is_best, area, tilt, azimuth)
         return buildings, surfaces, other
 
     def _reproject(self, flat: _Flat, batch: list[CityBuilding], path: Path) -> npt.NDArray[np.float64]:
@@ -419,38 +500,36 @@ class _Converter:
         footprints: npt.NDArray[np.object_],
         ground_z: npt.NDArray[np.float64],
         roof_z: npt.NDArray[np.float64],
-        best: list[str],
+        best: npt.NDArray[np.object_],
         flat: _Flat,
     ) -> pa.Table:
         rows = np.flatnonzero(keep)
-        surfaces = np.bincount(flat.surface_building, minlength=len(batch))
-        records: dict[str, list[Any]] = {name: [] for name in BUILDING_SCHEMA.names}
-        footprint_m2 = np.round(shapely.area(footprints[rows]), 3).tolist() if len(rows) else []
-        for i, footprint_area in zip(rows.tolist(), footprint_m2, strict=True):
-            b = batch[i]
-            attrs = b.attributes
-            measured = _number(attrs.get("measuredHeight"))
-            geometric = float(roof_z[i] - ground_z[i])
-            height, height_source = (
-                (measured, "measuredHeight")
-                if measured is not None and measured > 0
-                else (geometric, "geometry")
-            )
-            values = {
-                "building_id": b.building_id, "object_type": b.object_type, "name": _text(attrs.get("name")),
-                "function": _text(attrs.get("function")), "roof_type": _text(attrs.get("roofType")),
-                "year_built": _year(attrs.get("yearOfConstruction")),
-                "storeys": _number(attrs.get("storeysAboveGround")), "height_m": round(height, 3),
-                "height_source": height_source, "ground_z": round(float(ground_z[i]), 3),
-                "roof_z": round(float(roof_z[i]), 3), "lod": best[i],
-                "lods": ",".join(sorted({s.lod for s in b.surfaces}, key=_lod_rank)),
-                "surfaces": int(surfaces[i]), "footprint_m2": footprint_area,
-                "attributes": _JSON.encode(attrs), "parts": _JSON.encode(b.parts) if b.parts else None,
-                "source": self._source,
-            }  # fmt: skip
-            for name, value in values.items():
-                records[name].append(value)
-        records["geometry"] = list(shapely.to_wkb(footprints[rows])) if len(rows) else []
+        kept = [batch[i] for i in rows.tolist()]
+        attributes = [b.attributes for b in kept]
+        measured = [_number(a.get("measuredHeight")) for a in attributes]
+        geometric = (roof_z[rows] - ground_z[rows]).tolist()
+        by_measure = [m is not None and m > 0 for m in measured]
+        records = {
+            "building_id": [b.building_id for b in kept], "object_type": [b.object_type for b in kept],
+            "name": [_text(a.get("name")) for a in attributes],
+            "function": [_text(a.get("function")) for a in attributes],
+            "roof_type": [_text(a.get("roofType")) for a in attributes],
+            "year_built": [_year(a.get("yearOfConstruction")) for a in attributes],
+            "storeys": [_number(a.get("storeysAboveGround")) for a in attributes],
+            "height_m": [round(m if m is not None and use else g, 3)
+                         for m, g, use in zip(measured, geometric, by_measure, strict=True)],
+            "height_source": ["measuredHeight" if use else "geometry" for use in by_measure],
+            "ground_z": [round(z, 3) for z in ground_z[rows].tolist()],
+            "roof_z": [round(z, 3) for z in roof_z[rows].tolist()],
+            "lod": best[rows].tolist(),
+            "lods": [",".join(sorted({g.lod for g in b.geometries if g.polygons}, key=_lod_rank)) for b in kept],
+            "surfaces": np.bincount(flat.surface_building, minlength=len(batch))[rows],
+            "footprint_m2": np.round(shapely.area(footprints[rows]), 3) if len(rows) else [],
+            "attributes": [_JSON.encode(a) for a in attributes],
+            "parts": [_JSON.encode(b.parts) if b.parts else None for b in kept],
+            "source": [self._source] * len(rows),
+            "geometry": shapely.to_wkb(footprints[rows]).tolist() if len(rows) else [],
+        }  # fmt: skip
         return pa.Table.from_pydict(records, schema=BUILDING_SCHEMA)
 
     def _surface_tables(
@@ -458,102 +537,145 @@ class _Converter:
         batch: list[CityBuilding],
         keep: npt.NDArray[np.bool_],
         flat: _Flat,
+        coords: npt.NDArray[np.float64],
         is_best: npt.NDArray[np.bool_],
-        polygons: npt.NDArray[np.object_],
         area: npt.NDArray[np.float64],
         tilt: npt.NDArray[np.float64],
         azimuth: npt.NDArray[np.float64],
     ) -> tuple[pa.Table, pa.Table]:
+        """The surfaces of the kept buildings: those of each building's best LoD, and the others."""
+        types = [kind for kind, _attributes in flat.semantics]
+        attributes = [_JSON.encode(a) if a else None for _kind, a in flat.semantics]
+        table = pa.Table.from_pydict({
+            "building_id": _strings([b.building_id for b in batch], flat.surface_building),
+            "part_id": _strings(flat.part_id.tolist(), flat.block), "lod": _strings(flat.lod.tolist(), flat.block),
+            "surface_type": _strings([_surface_type(kind) for kind in types], flat.semantic),
+            "semantic": _strings(types, flat.semantic),
+            "area_m2": np.round(area, 3), "tilt_deg": np.round(tilt, 2), "azimuth_deg": np.round(azimuth, 2),
+            "geometry_index": flat.geometry_index[flat.block],
+            "geometry_type": _strings(flat.geometry_type.tolist(), flat.block),
+            "solid": flat.solid, "shell": flat.shell, "surface_index": flat.surface_index,
+            "surface_attributes": _strings(attributes, flat.semantic),
+            "source": _strings([self._source], np.zeros(flat.surfaces, dtype=np.int64)),
+            "geometry": polygons_wkb(coords, flat.ring_start, flat.ring_surface, flat.surfaces),
+        }, schema=SURFACE_SCHEMA)  # fmt: skip
         kept = keep[flat.surface_building]
-        wkb = np.empty(len(polygons), dtype=object)
-        if len(polygons):
-            wkb[:] = shapely.to_wkb(polygons, output_dimension=3)
-        tables = []
-        for mask in (kept & is_best, kept & ~is_best):
-            idx = np.flatnonzero(mask)
-            chosen = [flat.surfaces[i] for i in idx]
-            records = {
-                "building_id": [batch[b].building_id for b in flat.surface_building[idx]],
-                "part_id": [s.part_id for s in chosen], "lod": [s.lod for s in chosen],
-                "surface_type": [_surface_type(s.semantic) for s in chosen],
-                "semantic": [s.semantic for s in chosen], "area_m2": np.round(area[idx], 3),
-                "tilt_deg": np.round(tilt[idx], 2), "azimuth_deg": np.round(azimuth[idx], 2),
-                "geometry_index": [s.geometry_index for s in chosen],
-                "geometry_type": [s.geometry_type for s in chosen], "solid": [s.solid for s in chosen],
-                "shell": [s.shell for s in chosen], "surface_index": [s.surface_index for s in chosen],
-                "surface_attributes": [_JSON.encode(s.semantic_attributes) if s.semantic_attributes else None
-                                       for s in chosen],
-                "source": [self._source] * len(idx), "geometry": list(wkb[idx]),
-            }  # fmt: skip
-            tables.append(pa.Table.from_pydict(records, schema=SURFACE_SCHEMA))
-        return tables[0], tables[1]
+        return table.filter(kept & is_best), table.filter(kept & ~is_best)
+
+
+def _strings(values: list[Any], codes: npt.NDArray[np.int64]) -> pa.Array:
+    """``values[code]`` for every code as an Arrow string array (null where the code is -1), taken in C."""
+    table = pa.array([*values, None], type=pa.string())
+    return table.take(pa.array(np.where(codes < 0, len(values), codes)))
+
+
+def _lookup(values: list[Any], codes: npt.NDArray[np.int64]) -> npt.NDArray[np.object_]:
+    """``values[code]`` for every code, None where the code is -1."""
+    table = np.empty(len(values) + 1, dtype=object)
+    table[: len(values)] = values
+    looked_up: npt.NDArray[np.object_] = table[codes]
+    return looked_up
 
 
 def _flatten(batch: list[CityBuilding], counts: _Counts, path: Path) -> _Flat:
-    """Every ring of every surface in one coordinate array; degenerate rings and surfaces dropped.
+    """Every ring of every polygon of the batch in one coordinate array; degenerate rings and polygons dropped.
 
     Rings lose their closing point and repeated consecutive points (vectorised over the batch); a
-    ring left with fewer than three points is dropped, and so is a surface whose outer ring is.
+    ring left with fewer than three points is dropped, and so is a polygon whose outer ring is (or
+    that has no ring at all).
     """
-    chunks: list[npt.NDArray[np.float64]] = []
-    ring_surface: list[int] = []
-    outer: list[bool] = []
-    surfaces: list[Surface] = []
-    for building in batch:
-        for surface in building.surfaces:
-            if not surface.rings:
-                counts.degenerate += 1
-                continue
-            for n, ring in enumerate(surface.rings):
-                chunks.append(ring)
-                ring_surface.append(len(surfaces))
-                outer.append(n == 0)
-            surfaces.append(surface)
-    owners = np.asarray(
-        [b for b, building in enumerate(batch) for s in building.surfaces if s.rings], dtype=np.int64
-    )
-    if not chunks:
-        empty = np.zeros(0, np.int64)
-        return _Flat(
-            coords=np.empty((0, 3)), ring_start=empty, ring_surface=empty, surfaces=[], surface_building=empty
-        )
-    lengths = np.fromiter((len(c) for c in chunks), dtype=np.int64, count=len(chunks))
-    try:
-        coords = np.concatenate(chunks).astype(np.float64, copy=False).reshape(-1, 3)
-    except ValueError:
-        raise SourceError(
-            f"{batch[0].record} (or a building after it): a ring without three coordinates per point",
-            path=path,
-        ) from None
-    ring_of = np.repeat(np.arange(len(chunks)), lengths)
-    _check_finite(coords, ring_of, np.asarray(ring_surface), owners, batch, path)
-    keep = _open_points(coords, ring_of, lengths)
-    kept_lengths = np.bincount(ring_of[keep], minlength=len(chunks))
+    owners = [(b, g) for b, building in enumerate(batch) for g in building.geometries]
+    blocks = [g for _b, g in owners]
+    per_block = np.fromiter((g.polygons for g in blocks), dtype=np.int64, count=len(blocks))
+    ring_counts = _chained([g.ring_counts for g in blocks])
+    ring_lengths = _chained([g.ring_lengths for g in blocks])
+    coords = _coordinates(blocks)
+    semantics = [entry for g in blocks for entry in g.semantics]
+    polygon_block = np.repeat(np.arange(len(blocks)), per_block)
+    polygon_building = np.fromiter((b for b, _g in owners), dtype=np.int64, count=len(owners))[polygon_block]
+    semantic = _semantic_codes(blocks, per_block, polygon_building, batch, path)
+    ring_polygon = np.repeat(np.arange(len(ring_counts)), ring_counts)
+    outer = np.zeros(len(ring_polygon), dtype=bool)
+    outer[(np.cumsum(ring_counts) - ring_counts)[ring_counts > 0]] = True
+    ring_of = np.repeat(np.arange(len(ring_lengths)), ring_lengths)
+    _check_finite(coords, polygon_building[ring_polygon[ring_of]], batch, path)
+    open_points = _open_points(coords, ring_of, ring_lengths) if len(coords) else np.zeros(0, dtype=bool)
+    kept_lengths = np.bincount(ring_of[open_points], minlength=len(ring_lengths))
     ring_ok = kept_lengths >= 3
-    surface_ok = np.zeros(len(surfaces), dtype=bool)
-    surface_ok[np.asarray(ring_surface)[ring_ok & np.asarray(outer)]] = True
+    surface_ok = np.zeros(len(ring_counts), dtype=bool)
+    surface_ok[ring_polygon[ring_ok & outer]] = True
     counts.degenerate += int((~surface_ok).sum())
-    ring_ok &= surface_ok[np.asarray(ring_surface)]
-    new_index = np.cumsum(surface_ok) - 1
-    coords = coords[keep & ring_ok[ring_of]]
+    ring_ok &= surface_ok[ring_polygon]
     final_lengths = kept_lengths[ring_ok]
-    starts = np.concatenate([[0], np.cumsum(final_lengths)[:-1]]).astype(np.int64)
+    new_index = np.cumsum(surface_ok) - 1
     return _Flat(
-        coords=coords,
-        ring_start=starts,
-        ring_surface=new_index[np.asarray(ring_surface)[ring_ok]].astype(np.int64),
-        surfaces=[s for s, ok in zip(surfaces, surface_ok, strict=True) if ok],
-        surface_building=owners[surface_ok],
+        coords=coords[open_points & ring_ok[ring_of]],
+        ring_start=(np.cumsum(final_lengths) - final_lengths).astype(np.int64),
+        ring_surface=new_index[ring_polygon[ring_ok]].astype(np.int64),
+        surface_building=polygon_building[surface_ok],
+        block=polygon_block[surface_ok],
+        solid=_chained([g.solid for g in blocks])[surface_ok],
+        shell=_chained([g.shell for g in blocks])[surface_ok],
+        surface_index=_chained([g.surface_index for g in blocks])[surface_ok],
+        semantic=semantic[surface_ok],
+        lod=np.array([g.lod for g in blocks] + [None], dtype=object)[:-1],
+        geometry_index=np.fromiter((g.geometry_index for g in blocks), dtype=np.int64, count=len(blocks)),
+        geometry_type=np.array([g.geometry_type for g in blocks] + [None], dtype=object)[:-1],
+        part_id=np.array([g.part_id for g in blocks] + [None], dtype=object)[:-1],
+        semantics=semantics,
     )
+
+
+def _chained(lists: list[list[int]]) -> npt.NDArray[np.int64]:
+    """The lists' integers one after another, as one array."""
+    return np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64, count=sum(map(len, lists)))
+
+
+def _coordinates(blocks: list[SurfaceBlock]) -> npt.NDArray[np.float64]:
+    """Every block's points as (x, y, z): vertex indices looked up once per run of blocks sharing a vertex list."""
+    pieces: list[npt.NDArray[np.float64]] = []
+    for _source, run in itertools.groupby(blocks, key=lambda g: id(g.vertices)):
+        group = list(run)
+        source = group[0].vertices
+        if source is None:
+            pieces.extend(np.asarray(g.points, dtype=np.float64).reshape(-1, 3) for g in group)
+        else:
+            pieces.append(source.take(_chained([g.points for g in group if isinstance(g.points, list)])))
+    return np.concatenate(pieces).astype(np.float64, copy=False) if pieces else np.empty((0, 3))
+
+
+def _semantic_codes(
+    blocks: list[SurfaceBlock], per_block: npt.NDArray[np.int64], polygon_building: npt.NDArray[np.int64],
+    batch: list[CityBuilding], path: Path,
+) -> npt.NDArray[np.int64]:  # fmt: skip
+    """Each polygon's semantic surface as an index into the batch's semantic surfaces, -1 for none."""
+    values = np.array([None, *itertools.chain.from_iterable(g.semantic for g in blocks)], dtype=object)[1:]
+    missing = values == None  # noqa: E711 (elementwise comparison)
+    values[missing] = -1
+    described = np.fromiter((len(g.semantics) for g in blocks), dtype=np.int64, count=len(blocks))
+    try:
+        codes = values.astype(np.int64)
+    except (TypeError, ValueError):  # not all integers: mark the others (rare, so one value at a time)
+        integer = np.fromiter((type(v) is int for v in values), dtype=bool, count=len(values))
+        codes = np.where(integer, values, -2).astype(np.int64)
+    limit = np.repeat(described, per_block)
+    bad = (codes < -1) | (codes >= limit) | ((codes == -1) & ~missing)
+    if bad.any():
+        record = batch[polygon_building[np.flatnonzero(bad)[0]]].record
+        raise SourceError(f"{record}: a semantic surface value that is not one of its geometry's", path=path)
+    base = np.repeat(np.cumsum(described) - described, per_block)
+    return np.where(missing, -1, codes + base)
 
 
 def _check_finite(
-    coords: npt.NDArray[np.float64], ring_of: npt.NDArray[np.int64], ring_surface: npt.NDArray[np.int64],
-    owners: npt.NDArray[np.int64], batch: list[CityBuilding], path: Path,
-) -> None:  # fmt: skip
+    coords: npt.NDArray[np.float64],
+    point_building: npt.NDArray[np.int64],
+    batch: list[CityBuilding],
+    path: Path,
+) -> None:
     bad = ~np.isfinite(coords).all(axis=1)
     if bad.any():
-        record = batch[owners[ring_surface[ring_of[np.flatnonzero(bad)[0]]]]].record
+        record = batch[point_building[np.flatnonzero(bad)[0]]].record
         raise SourceError(f"{record}: a coordinate that is not a finite number", path=path)
 
 
@@ -582,7 +704,7 @@ def _area_vectors(coords: npt.NDArray[np.float64], flat: _Flat) -> npt.NDArray[n
     CRS's origin.
     """
     if not len(coords):
-        return np.zeros((len(flat.surfaces), 3))
+        return np.zeros((flat.surfaces, 3))
     n = len(coords)
     ring_of = np.repeat(np.arange(len(flat.ring_start)), np.diff(np.append(flat.ring_start, n)))
     local = coords - coords[flat.ring_start][ring_of]
@@ -596,21 +718,30 @@ def _area_vectors(coords: npt.NDArray[np.float64], flat: _Flat) -> npt.NDArray[n
         (a[:, 0] - b[:, 0]) * (a[:, 1] + b[:, 1]),
     ])  # fmt: skip
     rings = np.add.reduceat(terms, flat.ring_start, axis=0) / 2.0
-    vectors = np.zeros((len(flat.surfaces), 3))
+    vectors = np.zeros((flat.surfaces, 3))
     np.add.at(vectors, flat.ring_surface, rings)
     return vectors
 
 
-def _polygons(coords: npt.NDArray[np.float64], flat: _Flat) -> npt.NDArray[np.object_]:
-    """One 3D polygon per surface (first ring the shell, the rest holes)."""
-    if not len(coords):
+def _polygons(
+    coords: npt.NDArray[np.float64], flat: _Flat, chosen: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.object_]:
+    """A 3D polygon (first ring the shell, the rest holes) for each ``chosen`` surface, in order."""
+    if not chosen.any():
         return np.empty(0, dtype=object)
+    ring_chosen = chosen[flat.ring_surface]
+    point_chosen = np.repeat(ring_chosen, np.diff(np.append(flat.ring_start, len(coords))))
     ring_of = np.repeat(np.arange(len(flat.ring_start)), np.diff(np.append(flat.ring_start, len(coords))))
-    rings = shapely.linearrings(coords, indices=ring_of)
-    polygons: npt.NDArray[np.object_] = shapely.polygons(rings, indices=flat.ring_surface)
+    ring_number = np.cumsum(ring_chosen) - 1
+    rings = shapely.linearrings(coords[point_chosen], indices=ring_number[ring_of[point_chosen]])
+    surface_number = np.cumsum(chosen) - 1
+    polygons: npt.NDArray[np.object_] = shapely.polygons(
+        rings, indices=surface_number[flat.ring_surface[ring_chosen]]
+    )
     return polygons
 
 
+@functools.cache
 def _lod_rank(lod: str) -> float:
     try:
         return float(lod)
@@ -618,40 +749,37 @@ def _lod_rank(lod: str) -> float:
         return -1.0
 
 
-def _best_lods(batch: list[CityBuilding], flat: _Flat) -> list[str]:
-    best = [""] * len(batch)
-    for surface, b in zip(flat.surfaces, flat.surface_building, strict=True):
-        if not best[b] or _lod_rank(surface.lod) > _lod_rank(best[b]):
-            best[b] = surface.lod
+def _best_lods(n: int, flat: _Flat) -> npt.NDArray[np.object_]:
+    """Each building's best LoD: of its surfaces, the first one's of the highest rank ("" without surfaces)."""
+    rank = np.fromiter(map(_lod_rank, flat.lod), dtype=np.float64, count=len(flat.lod))[flat.block]
+    highest = np.full(n, -np.inf)
+    np.maximum.at(highest, flat.surface_building, rank)
+    candidate = np.flatnonzero(rank == highest[flat.surface_building])
+    first = np.full(n, flat.surfaces, dtype=np.int64)
+    np.minimum.at(first, flat.surface_building[candidate], candidate)
+    best = np.full(n, "", dtype=object)
+    found = first < flat.surfaces
+    best[found] = flat.lod[flat.block[first[found]]]
     return best
 
 
-def _of_best_lod(flat: _Flat, best: list[str]) -> npt.NDArray[np.bool_]:
-    """Whether each surface is of its building's best LoD."""
-    lods = np.array([s.lod for s in flat.surfaces], dtype=object)
-    mask: npt.NDArray[np.bool_] = lods == np.array(best, dtype=object)[flat.surface_building]
-    return mask.astype(bool)
-
-
 def _footprints(
-    batch: list[CityBuilding],
+    n: int,
     flat: _Flat,
-    polygons: npt.NDArray[np.object_],
     coords: npt.NDArray[np.float64],
     vectors: npt.NDArray[np.float64],
     area: npt.NDArray[np.float64],
     is_best: npt.NDArray[np.bool_],
 ) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Per building: 2D footprint, ground height (lowest ground point) and roof height (highest point)."""
-    n = len(batch)
     z_min, z_max = _surface_z_range(coords, flat)
-    ground = is_best & np.array([s.semantic == "GroundSurface" for s in flat.surfaces], dtype=bool)
+    ground = is_best & (_lookup([kind for kind, _a in flat.semantics], flat.semantic) == "GroundSurface")
     with np.errstate(invalid="ignore", divide="ignore"):
         non_vertical = is_best & (np.abs(vectors[:, 2]) > _NON_VERTICAL * area)
     has_ground = np.zeros(n, dtype=bool)
     has_ground[flat.surface_building[ground]] = True
     chosen = ground | (non_vertical & ~has_ground[flat.surface_building])
-    flat2d = shapely.force_2d(polygons[chosen]) if chosen.any() else np.empty(0, dtype=object)
+    flat2d = shapely.force_2d(_polygons(coords, flat, chosen)) if chosen.any() else np.empty(0, dtype=object)
     owners = flat.surface_building[chosen]
     footprints = np.full(n, None, dtype=object)
     if len(owners):
@@ -677,8 +805,8 @@ def _surface_z_range(
         return np.zeros(0), np.zeros(0)
     ring_min = np.minimum.reduceat(coords[:, 2], flat.ring_start)
     ring_max = np.maximum.reduceat(coords[:, 2], flat.ring_start)
-    z_min = np.full(len(flat.surfaces), np.inf)
-    z_max = np.full(len(flat.surfaces), -np.inf)
+    z_min = np.full(flat.surfaces, np.inf)
+    z_max = np.full(flat.surfaces, -np.inf)
     np.minimum.at(z_min, flat.ring_surface, ring_min)
     np.maximum.at(z_max, flat.ring_surface, ring_max)
     return z_min, z_max

@@ -27,7 +27,13 @@ from lxml import etree
 from civictwin.config import SourceConfig
 from civictwin.errors import SourceError
 from civictwin.sources.base import BuildContext, IngestResult
-from civictwin.sources.city3d import CityBuilding, Surface, ingest_buildings, resolve_crs
+from civictwin.sources.city3d import (
+    CityBuilding,
+    SurfaceBlock,
+    block_of_polygons,
+    ingest_buildings,
+    resolve_crs,
+)
 
 CORE_VERSIONS = {
     "http://www.opengis.net/citygml/1.0": "1.0",
@@ -147,21 +153,17 @@ class _BuildingReader:
     def building(self, element: Any, number: int) -> CityBuilding:
         building_id = element.get(self.gml_id) or f"building-{number}"
         record = f"Building {building_id!r}"
-        surfaces = self._surfaces(element, record, part_id=None)
         building = CityBuilding(
             building_id=building_id,
             object_type="Building",
             attributes=self._attributes(element),
-            surfaces=surfaces,
+            geometries=self._geometries(element, record, part_id=None),
             record=record,
         )
         for n, part in enumerate(self._parts(element), start=1):
             part_id = part.get(self.gml_id) or f"{building_id}-part-{n}"
-            building.parts[part_id] = self._attributes(part)
-            offset = 1 + max((s.geometry_index for s in building.surfaces), default=-1)
-            for surface in self._surfaces(part, f"{record}, part {part_id!r}", part_id=part_id):
-                surface.geometry_index += offset
-                building.surfaces.append(surface)
+            geometries = self._geometries(part, f"{record}, part {part_id!r}", part_id=part_id)
+            building.attach(part_id, self._attributes(part), geometries)
         return building
 
     def _parts(self, element: Any) -> Iterator[Any]:
@@ -208,7 +210,8 @@ class _BuildingReader:
 
     # ------------------------------------------------------------------ geometry
 
-    def _surfaces(self, element: Any, record: str, *, part_id: str | None) -> list[Surface]:
+    def _geometries(self, element: Any, record: str, *, part_id: str | None) -> list[SurfaceBlock]:
+        """The element's geometries (its solids and multi-surfaces, then its boundary surfaces not in them)."""
         semantic: dict[
             str, list[tuple[str, str, dict[str, Any] | None, list[npt.NDArray[np.float64]], str | None]]
         ] = {}
@@ -221,7 +224,7 @@ class _BuildingReader:
                     semantic.setdefault(lod, []).append((kind, kind, attrs, rings, polygon_id))
                     if polygon_id:
                         by_id[polygon_id] = (kind, attrs, rings)
-        surfaces: list[Surface] = []
+        blocks: list[SurfaceBlock] = []
         used: set[str] = set()
         index = 0
         for lod, geometry in self._lod_geometries(element):
@@ -229,6 +232,7 @@ class _BuildingReader:
             if kind not in ("Solid", "MultiSurface", "CompositeSurface"):
                 continue
             shells = self._shells(geometry) if kind == "Solid" else [geometry]
+            polygons: list[_Polygon] = []
             for shell_number, shell in enumerate(shells):
                 for f, (polygon_id, rings, href) in enumerate(self._members(shell, record)):
                     sem_type: str | None = None
@@ -241,22 +245,22 @@ class _BuildingReader:
                     elif href is not None:
                         self.unresolved += 1
                         continue
-                    surfaces.append(Surface(
-                        lod=lod, geometry_index=index, geometry_type=kind if kind != "CompositeSurface" else "CompositeSurface",
-                        rings=rings, semantic=sem_type, semantic_attributes=sem_attrs, shell=shell_number,
-                        surface_index=f, part_id=part_id,
-                    ))  # fmt: skip
+                    polygons.append((rings, sem_type, sem_attrs, shell_number, f))
+            if polygons:
+                blocks.append(block_of_polygons(
+                    lod=lod, geometry_index=index, geometry_type=kind, part_id=part_id, polygons=polygons
+                ))  # fmt: skip
             index += 1
         for lod, items in semantic.items():
             rest = [item for item in items if item[4] is None or item[4] not in used]
-            for f, (_kind, sem_type, sem_attrs, rings, _pid) in enumerate(rest):
-                surfaces.append(Surface(
-                    lod=lod, geometry_index=index, geometry_type="MultiSurface", rings=rings,
-                    semantic=sem_type, semantic_attributes=sem_attrs, surface_index=f, part_id=part_id,
-                ))  # fmt: skip
             if rest:
+                blocks.append(block_of_polygons(
+                    lod=lod, geometry_index=index, geometry_type="MultiSurface", part_id=part_id,
+                    polygons=[(rings, sem_type, sem_attrs, 0, f)
+                              for f, (_kind, sem_type, sem_attrs, rings, _pid) in enumerate(rest)],
+                ))  # fmt: skip
                 index += 1
-        return surfaces
+        return blocks
 
     def _boundaries(self, element: Any) -> Iterator[Any]:
         for child in element:
@@ -357,6 +361,10 @@ class _BuildingReader:
                 f"{record}: coordinates without x, y and z (a 3D city model needs all three)", path=self.path
             )
         return values.reshape(-1, 3)
+
+
+_Polygon = tuple[list[npt.NDArray[np.float64]], str | None, dict[str, Any] | None, int, int]
+"""A polygon as :func:`~civictwin.sources.city3d.block_of_polygons` takes it: rings, semantics, shell, index."""
 
 
 def _local(element: Any) -> str:

@@ -34,7 +34,7 @@ import numpy.typing as npt
 from civictwin.config import SourceConfig
 from civictwin.errors import SourceError
 from civictwin.sources.base import BuildContext, IngestResult
-from civictwin.sources.city3d import CityBuilding, ModelCRS, Surface, ingest_buildings, resolve_crs
+from civictwin.sources.city3d import CityBuilding, ModelCRS, SurfaceBlock, ingest_buildings, resolve_crs
 
 SUPPORTED_VERSIONS = ("1.1", "2.0")
 BUILDING_TYPES = frozenset({"Building"})
@@ -486,7 +486,7 @@ class _Assembler:
     def __init__(self, path: Path) -> None:
         self._path = path
         self._waiting: dict[str, tuple[CityBuilding, set[str]]] = {}
-        self._orphans: dict[str, list[tuple[str, dict[str, Any], list[Surface]]]] = {}
+        self._orphans: dict[str, list[tuple[str, dict[str, Any], list[SurfaceBlock]]]] = {}
         self._part_parent: dict[str, str] = {}
 
     def add(
@@ -509,12 +509,12 @@ class _Assembler:
             building_id=object_id,
             object_type=str(obj["type"]),
             attributes=dict(obj.get("attributes") or {}),
-            surfaces=object_surfaces(obj, vertices, record, self._path, part_id=None),
+            geometries=object_geometries(obj, vertices, record, self._path, part_id=None),
             record=record,
         )
         children = {str(c) for c in obj.get("children") or []}
-        for part_id, attributes, surfaces in self._orphans.pop(object_id, []):
-            _attach(building, part_id, attributes, surfaces)
+        for part_id, attributes, geometries in self._orphans.pop(object_id, []):
+            building.attach(part_id, attributes, geometries)
             children.discard(part_id)
         if children:
             self._waiting[object_id] = (building, children)
@@ -528,18 +528,18 @@ class _Assembler:
         if not parents:
             raise SourceError(f"{record}: a BuildingPart without a parent", path=self._path)
         parent = str(parents[0])
-        surfaces = object_surfaces(obj, vertices, record, self._path, part_id=object_id)
+        geometries = object_geometries(obj, vertices, record, self._path, part_id=object_id)
         attributes = dict(obj.get("attributes") or {})
         self._part_parent[object_id] = parent
         if parent in self._waiting:
             building, missing = self._waiting[parent]
-            _attach(building, object_id, attributes, surfaces)
+            building.attach(object_id, attributes, geometries)
             missing.discard(object_id)
             if not missing:
                 del self._waiting[parent]
                 yield building
         else:
-            self._orphans.setdefault(parent, []).append((object_id, attributes, surfaces))
+            self._orphans.setdefault(parent, []).append((object_id, attributes, geometries))
 
     def finish(self) -> Iterator[CityBuilding]:
         for parent, parts in self._orphans.items():
@@ -556,21 +556,14 @@ class _Assembler:
             yield building
 
 
-def _attach(
-    building: CityBuilding, part_id: str, attributes: dict[str, Any], surfaces: list[Surface]
-) -> None:
-    building.parts[part_id] = attributes
-    offset = 1 + max((s.geometry_index for s in building.surfaces), default=-1)
-    for surface in surfaces:
-        surface.geometry_index += offset
-    building.surfaces.extend(surfaces)
-
-
-def object_surfaces(
+def object_geometries(
     obj: dict[str, Any], vertices: Any, record: str, path: Path, *, part_id: str | None
-) -> list[Surface]:
-    """Every polygon of an object's geometries, with LoD, nesting and semantic surface."""
-    surfaces: list[Surface] = []
+) -> list[SurfaceBlock]:
+    """Every surface geometry of an object with its polygons as flat lists (LoD, nesting, semantic surfaces).
+
+    Geometries without polygons (and points, lines) give no block.
+    """
+    blocks: list[SurfaceBlock] = []
     for index, geometry in enumerate(obj.get("geometry") or []):
         if not isinstance(geometry, dict):
             raise SourceError(f"{record}: geometry {index} is not an object", path=path)
@@ -578,7 +571,7 @@ def object_surfaces(
         if kind == "GeometryInstance":
             raise SourceError(f"{record}: geometry templates (GeometryInstance) are not supported", path=path)
         try:
-            surfaces.extend(_geometry_surfaces(geometry, index, vertices, part_id))
+            block = _geometry_block(geometry, index, vertices, part_id)
         except _BadIndex as exc:
             raise SourceError(
                 f"{record}: vertex index {exc.index} is outside the vertex list ({len(vertices)} vertices)",
@@ -588,7 +581,9 @@ def object_surfaces(
             raise SourceError(
                 f"{record}: geometry {index} ({kind}) is not nested as its type requires", path=path
             ) from None
-    return surfaces
+        if block is not None:
+            blocks.append(block)
+    return blocks
 
 
 class _BadIndex(Exception):
@@ -600,62 +595,58 @@ class _BadIndex(Exception):
 _DEPTH = {"MultiSurface": 0, "CompositeSurface": 0, "Solid": 1, "MultiSolid": 2, "CompositeSolid": 2}
 
 
-def _geometry_surfaces(
-    geometry: dict[str, Any], index: int, vertices: Any, part_id: str | None
-) -> list[Surface]:
+def _geometry_block(
+    geometry: dict[str, Any], index: int, vertices: _VertexView, part_id: str | None
+) -> SurfaceBlock | None:
+    """One geometry's polygons as flat lists, built with ``itertools`` (a Python step per shell, not per polygon)."""
     kind = str(geometry["type"])
     if kind not in _DEPTH:
-        return []
-    lod = str(geometry.get("lod"))
+        return None
     boundaries = geometry["boundaries"]
     semantics = geometry.get("semantics") or {}
-    described = [_semantic(entry) for entry in semantics.get("surfaces") or []]
     values = semantics.get("values")
     solids = boundaries if _DEPTH[kind] == 2 else [boundaries if _DEPTH[kind] == 1 else [boundaries]]
     solid_values = values if _DEPTH[kind] == 2 else [values if _DEPTH[kind] == 1 else [values]]
-    places: list[tuple[int, int, int, tuple[str, dict[str, Any] | None] | None]] = []
     polygons: list[Any] = []
-    for s, shells in enumerate(solids):
+    solid_of: list[int] = []
+    shell_of: list[int] = []
+    surface_index: list[int] = []
+    codes: list[int | None] = []
+    for s, solid in enumerate(solids):
         shell_values = solid_values[s] if solid_values and solid_values[s] is not None else None
-        for h, shell in enumerate(shells):
+        for h, shell in enumerate(solid):
+            n = len(shell)
             surface_values = shell_values[h] if shell_values is not None else None
-            for f, polygon in enumerate(shell):
-                semantic = surface_values[f] if surface_values is not None else None
-                places.append((s, h, f, described[semantic] if semantic is not None else None))
-                polygons.append(polygon)
-    rings = _gather(polygons, vertices)
-    return [
-        Surface(
-            lod=lod, geometry_index=index, geometry_type=kind, rings=polygon_rings,
-            semantic=semantic[0] if semantic else None, semantic_attributes=semantic[1] if semantic else None,
-            solid=s, shell=h, surface_index=f, part_id=part_id,
-        )
-        for (s, h, f, semantic), polygon_rings in zip(places, rings, strict=True)
-    ]  # fmt: skip
+            if surface_values is not None and len(surface_values) < n:
+                raise IndexError("fewer semantic values than surfaces")
+            polygons.extend(shell)
+            solid_of.extend(itertools.repeat(s, n))
+            shell_of.extend(itertools.repeat(h, n))
+            surface_index.extend(range(n))
+            codes.extend(itertools.repeat(None, n) if surface_values is None else surface_values[:n])
+    if not polygons:
+        return None
+    rings = list(itertools.chain.from_iterable(polygons))
+    points = list(itertools.chain.from_iterable(rings))
+    if points and (min(points) < 0 or max(points) >= len(vertices)):
+        raise _BadIndex(next(i for i in points if not 0 <= i < len(vertices)))
+    return SurfaceBlock(
+        lod=str(geometry.get("lod")), geometry_index=index, geometry_type=kind, part_id=part_id,
+        ring_counts=list(map(len, polygons)), ring_lengths=list(map(len, rings)), points=points,
+        vertices=vertices, solid=solid_of, shell=shell_of, surface_index=surface_index, semantic=codes,
+        semantics=[_semantic(entry) for entry in semantics.get("surfaces") or []],
+    )  # fmt: skip
 
 
 def _semantic(entry: Any) -> tuple[str, dict[str, Any] | None]:
     """A semantic surface's type and its own attributes (None without any), read once per geometry."""
     if not isinstance(entry, dict):
         raise TypeError(entry)
+    kind = str(entry["type"])
+    if len(entry) == 1:
+        return kind, None
     attributes = {k: v for k, v in entry.items() if k not in ("type", "parent", "children")}
-    return str(entry["type"]), attributes or None
-
-
-def _gather(polygons: list[Any], vertices: Any) -> list[list[npt.NDArray[np.float64]]]:
-    """Real coordinates of every ring, looked up in one go; an index outside the list raises _BadIndex."""
-    rings = [ring for polygon in polygons for ring in polygon]
-    lengths = np.fromiter(map(len, rings), dtype=np.int64, count=len(rings))
-    if not lengths.sum():
-        return [[] for _ in polygons]
-    indices = np.fromiter(itertools.chain.from_iterable(rings), dtype=np.int64, count=int(lengths.sum()))
-    if indices.min() < 0 or indices.max() >= len(vertices):
-        bad = indices[(indices < 0) | (indices >= len(vertices))][0]
-        raise _BadIndex(int(bad))
-    coords = vertices.take(indices)
-    ends = np.cumsum(lengths).tolist()
-    coordinates = iter([coords[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)])
-    return [list(itertools.islice(coordinates, len(polygon))) for polygon in polygons]
+    return kind, attributes or None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -198,16 +198,49 @@ class DuckDBStore(Store):
         self, name: str, table: pa.Table | pa.RecordBatchReader | pd.DataFrame | gpd.GeoDataFrame
     ) -> int:
         arrow = _to_arrow(table)
-        self._con.register("_incoming", arrow)
-        try:
-            select = "*"
-            if GEOMETRY in arrow.schema.names:
-                select = f"* REPLACE (ST_GeomFromWKB({GEOMETRY}) AS {GEOMETRY})"
-            self._con.execute(f"CREATE OR REPLACE TABLE {quote(name)} AS SELECT {select} FROM _incoming")
-        finally:
-            self._con.unregister("_incoming")
+        if isinstance(arrow, pa.RecordBatchReader):
+            rows = self._write_batches(name, arrow)
+        else:
+            self._con.register("_incoming", arrow)
+            try:
+                self._con.execute(
+                    f"CREATE OR REPLACE TABLE {quote(name)} AS {_select_incoming(arrow.schema)}"
+                )
+            finally:
+                self._con.unregister("_incoming")
+            rows = int(arrow.num_rows)
         self._write_version()
-        return int(arrow.num_rows) if isinstance(arrow, pa.Table) else self._count(name)
+        return rows
+
+    def _write_batches(self, name: str, reader: pa.RecordBatchReader) -> int:
+        """Stream ``reader`` into ``name`` one batch at a time, each batch committed to a hidden staging
+        table that replaces ``name`` at the end: memory holds one batch (in one ``CREATE TABLE ... AS``
+        DuckDB keeps the whole uncommitted insert in memory past its ``memory_limit``, and memory
+        grows with the table), and an error on the way leaves ``name`` as it was."""
+        staging = quote(f"_staging_{name}")
+        select = _select_incoming(reader.schema)
+        rows = 0
+        replacing = False
+        try:
+            self._con.register("_incoming", pa.Table.from_batches([], schema=reader.schema))
+            self._con.execute(f"CREATE OR REPLACE TABLE {staging} AS {select}")
+            for batch in reader:
+                self._con.register("_incoming", pa.Table.from_batches([batch]))
+                self._con.execute(f"INSERT INTO {staging} {select}")
+                rows += batch.num_rows
+            self._con.unregister("_incoming")
+            self._con.begin()
+            replacing = True
+            self._con.execute(f"DROP TABLE IF EXISTS {quote(name)}")
+            self._con.execute(f"ALTER TABLE {staging} RENAME TO {quote(name)}")
+            self._con.commit()
+        except BaseException:
+            if replacing:
+                self._con.rollback()
+            self._con.unregister("_incoming")
+            self._con.execute(f"DROP TABLE IF EXISTS {staging}")
+            raise
+        return rows
 
     def carry_table(self, name: str, served: Store) -> int:
         if not isinstance(served, DuckDBStore):
@@ -308,6 +341,13 @@ class DuckDBStore(Store):
 
     def close(self) -> None:
         self._con.close()
+
+
+def _select_incoming(schema: pa.Schema) -> str:
+    """The ``SELECT`` of the registered ``_incoming`` rows, WKB geometries made DuckDB geometries."""
+    if GEOMETRY in schema.names:
+        return f"SELECT * REPLACE (ST_GeomFromWKB({GEOMETRY}) AS {GEOMETRY}) FROM _incoming"
+    return "SELECT * FROM _incoming"
 
 
 def _to_arrow(
