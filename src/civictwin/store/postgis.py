@@ -486,11 +486,16 @@ def _switch(con: psycopg.Connection[Any], schema: str) -> str | None:
 
 class SchemaWatch:
     """Which schema the database serves now, asked over one held connection (one round trip, no new
-    login per question); reconnects once when the connection was lost."""
+    login per question); reconnects once when the connection was lost.
+
+    Once the pointer table has been seen, only its row is read (one statement instead of first
+    asking whether the table exists): this runs on every API request.
+    """
 
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
         self._con: psycopg.Connection[Any] | None = None
+        self._pointer_seen = False
 
     def current(self) -> str | None:
         """The served schema; None when the database holds no twin.
@@ -510,5 +515,14 @@ class SchemaWatch:
     def _ask(self) -> str | None:
         if self._con is None or self._con.closed:
             self._con = connect(self._dsn)
-        found = _current(self._con)
-        return None if found is None else found[0]
+            self._pointer_seen = False
+        if not self._pointer_seen:
+            found = _current(self._con)
+            self._pointer_seen = found is not None
+            return None if found is None else found[0]
+        try:
+            row = self._con.execute("SELECT schema_name FROM civictwin.current").fetchone()
+        except psycopg.errors.UndefinedTable:  # the twin was removed since (a failed restore)
+            self._pointer_seen = False
+            return None
+        return None if row is None else str(row[0])
