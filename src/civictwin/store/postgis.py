@@ -219,7 +219,7 @@ class PostGISStore(Store):
 
         The table is created with its final column types (the geometry checked to be in the store's
         SRID, the row ids an identity column numbered in copy order), filled by one CSV
-        ``COPY … FREEZE`` (see :mod:`civictwin.store.postgis_copy`), and only then indexed (primary
+        ``COPY`` (frozen; see :mod:`civictwin.store.postgis_copy`), and only then indexed (primary
         key, GiST), so no row is written twice and no index is maintained row by row.
         """
         target = self._table(name)
@@ -231,8 +231,13 @@ class PostGISStore(Store):
         fid = sql.SQL("{} bigint GENERATED ALWAYS AS IDENTITY (MINVALUE 0 START WITH 0)").format(
             sql.Identifier(FID)
         )
-        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, FREEZE)").format(
-            target, sql.SQL(", ").join(sql.Identifier(f.name) for f in schema)
+        # FREEZE (rows written already visible to all, no later vacuum pass over them) needs the table
+        # created in the same transaction, which holds only when this is not nested in a caller's one
+        outermost = self._con.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv{})").format(
+            target,
+            sql.SQL(", ").join(sql.Identifier(f.name) for f in schema),
+            sql.SQL(", FREEZE" if outermost else ""),
         )
         rows = 0
         with self._con.transaction():

@@ -143,3 +143,16 @@ def test_a_write_that_fails_midway_leaves_the_table_it_replaces(postgis_url: str
         with pytest.raises(RuntimeError, match="the source broke"):
             store.write_table("things", pa.RecordBatchReader.from_batches(schema, batches(3, fail_at=2)))
         assert len(store.read_table("things")) == 2000
+
+
+def test_a_write_inside_a_callers_transaction_is_rolled_back_with_it(postgis_url: str) -> None:
+    schema = pa.schema([("n", pa.int64()), ("geometry", pa.binary())])
+    location = StoreLocation(kind="postgis", dsn=postgis_url)
+    with build_store(location, crs=CRS) as store:
+        assert isinstance(store, PostGISStore)
+        store.write_table("things", pa.RecordBatchReader.from_batches(schema, batches(1)))
+        with pytest.raises(RuntimeError, match="the caller gave up"), store.connection.transaction():
+            store.write_table("things", pa.RecordBatchReader.from_batches(schema, batches(2)))
+            assert len(store.read_table("things")) == 2000  # (not frozen: nested in the caller's)
+            raise RuntimeError("the caller gave up")
+        assert len(store.read_table("things")) == 1000
