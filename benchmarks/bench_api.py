@@ -69,8 +69,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(command: list[str], ready_url: str, *, env: dict[str, str] | None = None) -> Iterator[None]:
-    """Run a server process until the block ends; wait until ``ready_url`` answers."""
+def running(
+    command: list[str], ready_url: str, *, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a server process until the block ends; wait until ``ready_url`` answers; the process."""
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
             command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -89,7 +91,7 @@ def running(command: list[str], ready_url: str, *, env: dict[str, str] | None = 
                         f"server did not start: {' '.join(command)}\n{log.read().decode()[-3000:]}"
                     )
                 time.sleep(0.3)
-            yield
+            yield process
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             try:

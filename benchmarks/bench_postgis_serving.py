@@ -12,6 +12,10 @@ civictwin twin (``[twin] store = "postgresql://…"``); its buildings table is s
 Both are driven by the same load generator as ``bench_api.py`` (asyncio + httpx, C concurrent clients
 for D seconds) on ``items?limit=100``. Tiles: every tile of the layer's extent at the given zooms,
 cold (first request) then warm, one at a time over one keep-alive connection (so one worker's cache).
+Then, per server, the CPU one ``items?limit=100`` request costs (``cpu_per_request``: the server's
+processes and the PostgreSQL backends serving it, read from ``/proc`` over requests made one after
+another), which bounds throughput on a CPU-bound machine and which other jobs on a shared machine
+disturb far less than they disturb requests per second.
 
 The layer is a grid of N synthetic 20 m × 20 m buildings in central Helsinki (UTM 35N) with four
 attributes (``--features``), or a layer of a built DuckDB twin (``--from-store``).
@@ -33,6 +37,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 import geopandas as gpd
 import httpx
@@ -52,6 +57,8 @@ from shapely.geometry import box
 
 CRS = "EPSG:32635"
 USER = "bench"
+CPU_REQUESTS = 300
+"""Sequential requests per server whose CPU cost is measured."""
 TWIN_TOML = """[twin]
 name = "PostGIS bench"
 store = "postgresql://{user}@127.0.0.1:{port}/postgres"
@@ -146,17 +153,18 @@ def build_twin(twin: Path, port: int, layer: str, frame: gpd.GeoDataFrame) -> st
 
 
 def bench_civictwin(
-    twin: Path, layer: str, workers: int, concurrency: int, seconds: float, zooms: list[int]
+    twin: Path, layer: str, workers: int, concurrency: int, seconds: float, zooms: list[int], dsn: str
 ) -> tuple[Load, dict[str, object]]:
     port = free_port()
     command = [sys.executable, "-c", CIVICTWIN_CLI, "serve", str(twin), "--port", str(port),
                "--workers", str(workers), "--rate-limit", "1000000", "--burst", "1000000"]  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    with running(command, f"{base}/conformance"):
+    with running(command, f"{base}/conformance") as server:
         time.sleep(5 + workers)  # let every worker start before the load (a worker starts in seconds)
         first_page(f"{base}/collections/{layer}/items?limit=100")
         tiles = tile_latencies(base, layer, zooms, {})
         items = load(f"{base}/collections/{layer}/items?limit=100", concurrency, seconds, {})
+        tiles["cpu"] = cpu_per_request(f"{base}/collections/{layer}/items?limit=100", server.pid, dsn)
     return items, tiles
 
 
@@ -169,7 +177,7 @@ def bench_pygeoapi(
     workers: int,
     concurrency: int,
     seconds: float,
-) -> Load:
+) -> tuple[Load, tuple[float, float]]:
     peer_python = PEER_VENV / "bin" / "python"
     if not peer_python.exists():
         raise SystemExit("no pygeoapi yet: run bench_api.py --setup-peer --peer-backend postgis first")
@@ -190,10 +198,67 @@ def bench_pygeoapi(
     command = [str(peer_python), "-m", "uvicorn", "pygeoapi.starlette_app:APP", "--port", str(server_port),
                "--workers", str(workers), "--log-level", "warning"]  # fmt: skip
     base = f"http://127.0.0.1:{server_port}"
-    with running(command, f"{base}/collections/{layer}?f=json", env=env):
+    url = f"{base}/collections/{layer}/items?limit=100&f=json"
+    with running(command, f"{base}/collections/{layer}?f=json", env=env) as server:
         time.sleep(5 + workers)
-        first_page(f"{base}/collections/{layer}/items?limit=100&f=json")
-        return load(f"{base}/collections/{layer}/items?limit=100&f=json", concurrency, seconds, {})
+        first_page(url)
+        dsn = f"postgresql://{USER}@127.0.0.1:{port}/postgres"
+        return load(url, concurrency, seconds, {}), cpu_per_request(url, server.pid, dsn)
+
+
+def _cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user + system) the processes ``pids`` have used so far (those still running)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _process_tree(root: int) -> list[int]:
+    """``root`` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def cpu_per_request(url: str, server: int, dsn: str, requests: int = CPU_REQUESTS) -> tuple[float, float]:
+    """CPU milliseconds per request of ``url``: the server's processes, the database's backends.
+
+    ``requests`` requests one after another on one keep-alive connection (so one worker), after
+    20 to warm it; CPU read from ``/proc`` for the server's process tree and for every backend
+    connected to the database then (the server's own, held between requests). CPU per request is what
+    bounds throughput on a busy machine, and a shared machine's load disturbs it far less than wall time.
+    """
+    import psycopg
+
+    with httpx.Client(timeout=60) as client:
+        for _ in range(20):
+            client.get(url).raise_for_status()
+        with psycopg.connect(dsn) as con:
+            rows = con.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+        backends, processes = [int(r[0]) for r in rows], _process_tree(server)
+        server_before, database_before = _cpu_s(processes), _cpu_s(backends)
+        for _ in range(requests):
+            client.get(url)
+        server_ms = (_cpu_s(processes) - server_before) * 1000 / requests
+        return server_ms, (_cpu_s(backends) - database_before) * 1000 / requests
 
 
 def first_page(url: str) -> None:
@@ -229,10 +294,11 @@ def main() -> None:
         workdir = Path(tmp)
         with postgis_cluster(workdir) as port:
             schema = build_twin(workdir / "twin", port, args.layer, frame)
+            dsn = f"postgresql://{USER}@127.0.0.1:{port}/postgres"
             items, tiles = bench_civictwin(
-                workdir / "twin", args.layer, args.workers, args.concurrency, args.duration, args.zooms
+                workdir / "twin", args.layer, args.workers, args.concurrency, args.duration, args.zooms, dsn
             )
-            peer = bench_pygeoapi(
+            peer, peer_cpu = bench_pygeoapi(
                 workdir,
                 port,
                 schema,
@@ -251,6 +317,13 @@ def main() -> None:
     print(_row(f"civictwin ({args.workers} workers)", items))
     print(_row(f"pygeoapi PostgreSQL provider ({args.workers} workers)", peer))
     print(f"\ncivictwin / pygeoapi throughput: **{items.rate / peer.rate:.2f}×**")
+    ours = cast(tuple[float, float], tiles.pop("cpu"))
+    print(f"\n### CPU per items?limit=100 request: {CPU_REQUESTS} in a row on one connection\n")
+    print("| server | server processes ms | PostgreSQL ms | total ms |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, (server_ms, database_ms) in (("civictwin", ours), ("pygeoapi PostgreSQL provider", peer_cpu)):
+        print(f"| {name} | {server_ms:.2f} | {database_ms:.2f} | {server_ms + database_ms:.2f} |")
+    print(f"\npygeoapi / civictwin CPU per request: **{sum(peer_cpu) / sum(ours):.1f}×**")
     print(f"\n### vector tiles (ST_AsMVT) at z{','.join(map(str, args.zooms))}: {tiles['tiles']} tiles\n")
     print_tile_passes(tiles, digits=1)
 

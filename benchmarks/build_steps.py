@@ -83,6 +83,7 @@ def main() -> None:
     import civictwin.catalog.metadata as metadata
     import civictwin.sources.osm as osm
     import civictwin.store.duckdb as duckdb_store
+    import civictwin.store.postgis as postgis_store
     from civictwin.config import load_config
 
     steps = Steps()
@@ -97,6 +98,7 @@ def main() -> None:
         steps.wrap(build, attribute, name)
     steps.wrap(metadata, "_bbox", "  catalogue extents (WGS84 bbox)")
     steps.wrap(duckdb_store.DuckDBStore, "write_table", "  store writes")
+    steps.wrap(postgis_store.PostGISStore, "write_table", "  store writes")  # a twin.toml store URL
     summary = build.build_twin(load_config(Path(sys.argv[1])))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     seconds = time.perf_counter() - started

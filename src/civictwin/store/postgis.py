@@ -26,6 +26,7 @@ from pyproj import CRS
 from civictwin.errors import StoreError, StoreUnavailable
 from civictwin.store.base import GEOMETRY, VERSION_KEY, Bounds, Store, TableInfo
 from civictwin.store.duckdb import quote
+from civictwin.store.postgis_copy import csv_text, is_nested
 
 LAYOUT = 1
 """The version of this module's database layout (pointer table, one schema per build, ``_records``);
@@ -214,39 +215,45 @@ class PostGISStore(Store):
     def write_table(
         self, name: str, table: pa.Table | pa.RecordBatchReader | pd.DataFrame | gpd.GeoDataFrame
     ) -> int:
+        """Create or replace ``name`` in one transaction, streaming its batches through ``COPY``.
+
+        The table is created with its final column types (the geometry checked to be in the store's
+        SRID, the row ids an identity column numbered in copy order), filled by one CSV
+        ``COPY`` (frozen; see :mod:`civictwin.store.postgis_copy`), and only then indexed (primary
+        key, GiST), so no row is written twice and no index is maintained row by row.
+        """
         target = self._table(name)
         batches = _batches(table)
         schema = batches.schema
-        columns = sql.SQL(", ").join(
-            sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(_pg_type(f))) for f in schema
+        columns = [
+            sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(self._column_type(f))) for f in schema
+        ]
+        fid = sql.SQL("{} bigint GENERATED ALWAYS AS IDENTITY (MINVALUE 0 START WITH 0)").format(
+            sql.Identifier(FID)
+        )
+        # FREEZE (rows written already visible to all, no later vacuum pass over them) needs the table
+        # created in the same transaction, which holds only when this is not nested in a caller's one
+        outermost = self._con.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv{})").format(
+            target,
+            sql.SQL(", ").join(sql.Identifier(f.name) for f in schema),
+            sql.SQL(", FREEZE" if outermost else ""),
         )
         rows = 0
         with self._con.transaction():
             self._con.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
-            self._con.execute(sql.SQL("CREATE TABLE {} ({})").format(target, columns))
-            nested = [i for i, f in enumerate(schema) if _is_nested(f.type)]
-            with self._con.cursor().copy(sql.SQL("COPY {} FROM STDIN").format(target)) as copy:
-                for batch in batches:
-                    values = [column.to_pylist() for column in batch.columns]
-                    for i in nested:
-                        values[i] = [None if v is None else json.dumps(v, default=str) for v in values[i]]
-                    for row in zip(*values, strict=True):
-                        copy.write_row(row)
-                    rows += batch.num_rows
-            if GEOMETRY in schema.names:
-                self._con.execute(
-                    sql.SQL(
-                        "ALTER TABLE {t} ALTER COLUMN geometry TYPE geometry(Geometry, {srid}) "
-                        "USING ST_SetSRID(ST_GeomFromWKB(geometry), {srid})"
-                    ).format(t=target, srid=sql.Literal(self._srid))
-                )
-                self._con.execute(sql.SQL("CREATE INDEX ON {} USING gist (geometry)").format(target))
-            self._con.execute(  # identities given in the order the rows were copied in
-                sql.SQL(
-                    "ALTER TABLE {} ADD COLUMN {} bigint GENERATED ALWAYS AS IDENTITY (MINVALUE 0 START WITH 0) "
-                    "PRIMARY KEY"
-                ).format(target, sql.Identifier(FID))
+            self._con.execute(
+                sql.SQL("CREATE TABLE {} ({})").format(target, sql.SQL(", ").join([fid, *columns]))
             )
+            with self._con.cursor().copy(copy_sql) as copy:
+                for batch in batches:
+                    copy.write(memoryview(csv_text(batch, srid=self._srid)))
+                    rows += batch.num_rows
+            self._con.execute(
+                sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(target, sql.Identifier(FID))
+            )
+            if GEOMETRY in schema.names:
+                self._con.execute(sql.SQL("CREATE INDEX ON {} USING gist (geometry)").format(target))
             self._write_version()
         return rows
 
@@ -266,6 +273,13 @@ class PostGISStore(Store):
             )
             self._write_version()
         return self._count(name)
+
+    def _column_type(self, field: pa.Field) -> str:
+        """The PostgreSQL type of a written column; the geometry's holds this store's SRID only (a
+        check, not a type modifier, so that 2D and 3D geometries share the column)."""
+        if field.name == GEOMETRY:
+            return f"geometry CHECK (ST_SRID(geometry) = {self._srid})"
+        return _pg_type(field)
 
     def read_table(
         self,
@@ -393,20 +407,13 @@ def _batches(
     return pa.RecordBatchReader.from_batches(arrow.schema, arrow.to_batches())
 
 
-def _is_nested(kind: pa.DataType) -> bool:
-    return bool(
-        pa.types.is_list(kind)
-        or pa.types.is_large_list(kind)
-        or pa.types.is_struct(kind)
-        or pa.types.is_map(kind)
-    )
-
-
 def _pg_type(field: pa.Field) -> str:
     """The PostgreSQL type a column of arrow type ``field.type`` is stored as."""
     kind = field.type
-    if field.name == GEOMETRY or pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
-        return "bytea"  # geometry: WKB first, then turned into a geometry column
+    if pa.types.is_dictionary(kind):
+        return _pg_type(pa.field(field.name, cast(pa.DictionaryType, kind).value_type))
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        return "bytea"
     if pa.types.is_boolean(kind):
         return "boolean"
     if pa.types.is_int8(kind) or pa.types.is_int16(kind) or pa.types.is_uint8(kind):
@@ -425,7 +432,7 @@ def _pg_type(field: pa.Field) -> str:
         return "timestamptz" if cast(pa.TimestampType, kind).tz else "timestamp"
     if pa.types.is_date(kind):
         return "date"
-    if _is_nested(kind):
+    if is_nested(kind):
         return "jsonb"
     return "text"
 
@@ -501,11 +508,16 @@ def _switch(con: psycopg.Connection[Any], schema: str) -> str | None:
 
 class SchemaWatch:
     """Which schema the database serves now, asked over one held connection (one round trip, no new
-    login per question); reconnects once when the connection was lost."""
+    login per question); reconnects once when the connection was lost.
+
+    Once the pointer table has been seen, only its row is read (one statement instead of first
+    asking whether the table exists): this runs on every API request.
+    """
 
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
         self._con: psycopg.Connection[Any] | None = None
+        self._pointer_seen = False
 
     def current(self) -> str | None:
         """The served schema; None when the database holds no twin.
@@ -525,5 +537,14 @@ class SchemaWatch:
     def _ask(self) -> str | None:
         if self._con is None or self._con.closed:
             self._con = connect(self._dsn)
-        found = _current(self._con)
-        return None if found is None else found[0]
+            self._pointer_seen = False
+        if not self._pointer_seen:
+            found = _current(self._con)
+            self._pointer_seen = found is not None
+            return None if found is None else found[0]
+        try:
+            row = self._con.execute("SELECT schema_name FROM civictwin.current").fetchone()
+        except psycopg.errors.UndefinedTable:  # the twin was removed since (a failed restore)
+            self._pointer_seen = False
+            return None
+        return None if row is None else str(row[0])

@@ -5,11 +5,19 @@ The same answers as :class:`civictwin.store.features.FeatureReader` and
 (or as stored, at millimetres), ids counted from 0 in the order rows were written (the ``_fid``
 column every PostGIS table gets), personal columns withheld, column types named as DuckDB names them
 so the API's filters parse values the same way. Each thread gets its own connection.
+
+A page costs what its own features cost, never the whole table's: a build writes each table whole, so
+its ids run 0…n-1 and an unfiltered page is the id range ``[offset, offset + limit)`` (an index range,
+not an ``OFFSET`` scan), its ``numberMatched`` the row count known since start-up; such pages are
+assembled from chunks of serialised features kept in a bounded cache per reader (a reader serves one
+build, so the cache goes with it when the twin changes). A filtered page is one query, plus a count
+only when the page is full or past the end (``count(*) OVER ()`` would serialise every matching row).
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -51,6 +59,38 @@ _DUCKDB_NAMES = {
 }
 _PER_CALL = 50
 """Properties per ``jsonb_build_object`` call (PostgreSQL functions take at most 100 arguments)."""
+CHUNK = 500
+"""Features per cached chunk of an unfiltered layer (ids ``[k × CHUNK, (k + 1) × CHUNK)``)."""
+CACHE_BYTES = 64 * 2**20
+"""Serialised features a reader keeps (bytes of GeoJSON text, about): 64 MiB per serving process."""
+
+
+class _ChunkCache:
+    """Least recently used chunks of serialised features, at most :data:`CACHE_BYTES` of text; thread-safe."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        self._limit = limit_bytes
+        self._held = 0
+        self._chunks: OrderedDict[tuple[str, bool, int], list[str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, bool, int]) -> list[str] | None:
+        with self._lock:
+            found = self._chunks.get(key)
+            if found is not None:
+                self._chunks.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, bool, int], features: list[str]) -> None:
+        size = sum(len(f) for f in features)
+        with self._lock:
+            if key in self._chunks or size > self._limit:
+                return
+            self._chunks[key] = features
+            self._held += size
+            while self._held > self._limit:
+                _, dropped = self._chunks.popitem(last=False)
+                self._held -= sum(len(f) for f in dropped)
 
 
 class PostGISFeatureReader:
@@ -66,6 +106,10 @@ class PostGISFeatureReader:
         self._select_native = {
             name: self._feature_sql(info, in_store_crs=True) for name, info in self.layers.items()
         }
+        self._numbered = {
+            name for name, info in self.layers.items() if self._ids_run_from_zero(name, info.rows)
+        }
+        self._chunks = _ChunkCache(CACHE_BYTES)
 
     def connection(self) -> psycopg.Connection[Any]:
         """This thread's connection to the store's database (a new one after the last was lost)."""
@@ -138,28 +182,66 @@ class PostGISFeatureReader:
             "jsonb_build_object('type', 'Feature', 'id', {fid}, 'geometry', {g}, 'properties', {p})::text"
         ).format(fid=sql.Identifier(FID), g=geometry, p=properties)
 
+    def _ids_run_from_zero(self, layer: str, rows: int) -> bool:
+        """Whether ``layer``'s ids are exactly 0…rows-1 (as a build writes every table)."""
+        query = sql.SQL("SELECT min({f}), max({f}) FROM {t}").format(
+            f=sql.Identifier(FID), t=self.table(layer)
+        )
+        found = self.connection().execute(query).fetchone()
+        return rows == 0 or (found is not None and (found[0], found[1]) == (0, rows - 1))
+
     def page(self, layer: str, query: FeatureQuery) -> FeaturePage:
         """One page of ``layer`` in id order and the number of features matching ``query``."""
         info = self.layers[layer]
         clauses, params = self._where(info, query)
         if clauses is None:
             return FeaturePage(features=[], matched=0)
+        if not clauses and layer in self._numbered:
+            return self._unfiltered_page(layer, query)
         select = self._select_native[layer] if query.in_store_crs else self._select[layer]
         where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")
         window = sql.SQL(" ORDER BY {} LIMIT {} OFFSET {}").format(
             sql.Identifier(FID), sql.Literal(int(query.limit)), sql.Literal(int(query.offset))
         )
-        counted = sql.SQL("SELECT count(*) OVER (), {} FROM {}").format(select, self.table(layer))
+        selected = sql.SQL("SELECT {} FROM {}").format(select, self.table(layer)) + where + window
         count_only = sql.SQL("SELECT count(*) FROM {}").format(self.table(layer)) + where
 
         def ask(con: psycopg.Connection[Any]) -> FeaturePage:
-            rows = con.execute(counted + where + window, params).fetchall()
-            if rows:
-                return FeaturePage(features=[str(r[1]) for r in rows], matched=int(rows[0][0]))
-            count = con.execute(count_only, params).fetchone()
-            return FeaturePage(features=[], matched=int(count[0]) if count else 0)
+            features = [str(r[0]) for r in con.execute(selected, params).fetchall()]
+            if 0 < len(features) < query.limit or (not features and query.offset == 0):
+                return FeaturePage(features=features, matched=query.offset + len(features))
+            count = con.execute(count_only, params).fetchone()  # a full page, or one past the end
+            return FeaturePage(features=features, matched=int(count[0]) if count else 0)
 
         return answer(self.connection, ask)
+
+    def _unfiltered_page(self, layer: str, query: FeatureQuery) -> FeaturePage:
+        """Features ``offset`` … ``offset + limit - 1`` of a layer numbered 0…n-1, from cached chunks."""
+        rows = self.layers[layer].rows
+        start, stop = query.offset, min(query.offset + query.limit, rows)
+        features: list[str] = []
+        for chunk in range(start // CHUNK, (stop - 1) // CHUNK + 1) if start < stop else ():
+            cached = self._chunk(layer, chunk, in_store_crs=query.in_store_crs)
+            first = chunk * CHUNK
+            features.extend(cached[max(start - first, 0) : stop - first])
+        return FeaturePage(features=features, matched=rows)
+
+    def _chunk(self, layer: str, chunk: int, *, in_store_crs: bool) -> list[str]:
+        """Features with ids ``[chunk × CHUNK, (chunk + 1) × CHUNK)`` of ``layer``, serialised."""
+        key = (layer, in_store_crs, chunk)
+        cached = self._chunks.get(key)
+        if cached is not None:
+            return cached
+        select = self._select_native[layer] if in_store_crs else self._select[layer]
+        query = sql.SQL("SELECT {s} FROM {t} WHERE {f} >= %s AND {f} < %s ORDER BY {f}").format(
+            s=select, t=self.table(layer), f=sql.Identifier(FID)
+        )
+        bounds = [chunk * CHUNK, (chunk + 1) * CHUNK]
+        features = answer(
+            self.connection, lambda con: [str(r[0]) for r in con.execute(query, bounds).fetchall()]
+        )
+        self._chunks.put(key, features)
+        return features
 
     def feature(self, layer: str, feature_id: int, *, in_store_crs: bool = False) -> str | None:
         """One feature of ``layer`` as GeoJSON text, or None when there is no such id."""
