@@ -12,7 +12,7 @@ from types import ModuleType
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-SCRIPTS = sorted(BENCHMARKS.glob("bench_*.py"))
+SCRIPTS = sorted([*BENCHMARKS.glob("bench_*.py"), *BENCHMARKS.glob("parity_*.py")])
 
 
 def load_script(path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:

@@ -3,7 +3,8 @@
 The equations, kernels and edge handling follow natcap-invest's ``urban_cooling_model`` (InVEST 3.20,
 user's guide chapter "Urban Cooling") step by step; the model is re-expressed on in-memory arrays
 because natcap-invest needs GDAL's Python bindings, which have no wheel and take many minutes to
-compile here (docs/methods-heat.md, "Why not the natcap-invest package"). Every step keeps InVEST's
+compile here (docs/methods-heat.md, "Why not the natcap-invest package"); it agrees with
+natcap-invest 3.20.2 cell by cell (``benchmarks/parity_invest_cooling.py``). Every step keeps InVEST's
 name:
 
 1. ETI = Kc · ET0 / ET0_max (eq. 1); with one ET0 for the whole area, ETI = Kc.
