@@ -27,6 +27,12 @@ from civictwin.memory import STORE_SHARE, BuildMemory
 from civictwin.store.base import GEOMETRY, VERSION_KEY, Bounds, Store, TableInfo
 
 _RECORDS = "_records"
+STORAGE_VERSION = "v1.5.0"
+"""The file format of the stores this civictwin creates: DuckDB 1.5's, whose geometries are stored
+natively (coordinates column-wise) rather than as opaque blobs. On the 8×8 network's 596 k edges,
+writing took about a fifth less CPU time, reading them back as WKB about 60% less, and the file a
+third less room (36 MB against 51-57 MB). Such a file needs DuckDB 1.5 or later to read
+(``requirements.lock`` pins 1.5.5)."""
 # A letter or "_", then letters, digits or "_" (any script: "Einwohner_Männlich", "Πληθυσμός"), at
 # most 63 characters. Quoted in SQL, such a name can carry nothing but itself.
 _IDENT = re.compile(r"^[^\W\d]\w{0,62}$")
@@ -47,15 +53,23 @@ def spatial_extension_path() -> Path:
 
 
 def connect(
-    path: Path | str = ":memory:", *, read_only: bool = False, spatial: bool = True
+    path: Path | str = ":memory:",
+    *,
+    read_only: bool = False,
+    spatial: bool = True,
+    storage_version: str | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection, with the spatial extension loaded from the wheel (never from the network)
     unless ``spatial`` is False: loading it takes about half a second per connection, and reading
-    records, plain columns and geometries as WKB needs only DuckDB's own functions."""
+    records, plain columns and geometries as WKB needs only DuckDB's own functions.
+    ``storage_version``: the on-disk format of a database file this connection creates (DuckDB's
+    ``storage_compatibility_version``; by default DuckDB's own, readable by older versions)."""
     config: dict[str, str | bool | int | float | list[str]] = {
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
     }
+    if storage_version is not None:
+        config["storage_compatibility_version"] = storage_version
     try:
         con = duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.IOException as exc:
@@ -141,7 +155,7 @@ class DuckDBStore(Store):
         """A new, empty store at ``path`` (which must not exist)."""
         if path.exists():
             raise StoreError("refusing to overwrite an existing file", path=path)
-        con = connect(path)
+        con = connect(path, storage_version=STORAGE_VERSION)
         con.execute(
             f"CREATE TABLE {_RECORDS} (kind VARCHAR, key VARCHAR, record JSON, PRIMARY KEY (kind, key))"
         )
