@@ -63,3 +63,20 @@ def test_a_build_holds_its_records_and_writes_them_in_the_swapped_twin(tmp_path:
         assert store.records("meta")["version"]["id"] == marker  # the last marker, written once
         store_twin = store.records("meta")["twin"]
     assert store_twin == {"crs": CRS}
+
+
+def test_new_twins_are_written_in_duckdb_1_5_storage(tmp_path: Path) -> None:
+    """Native geometry storage; geometries come back as the very WKB that went in."""
+    path = tmp_path / "t.duckdb"
+    with build_store(path, crs=CRS) as store:
+        store.write_table("things", frame())
+    with DuckDBStore.open(path) as store:
+        row = store.connection.execute(
+            "SELECT tags['storage_version'] FROM duckdb_databases() WHERE NOT internal AND database_name = 't'"
+        ).fetchone()
+        assert row == ("v1.5.0+",)
+        read = store.read_frame("things")
+    assert (
+        shapely.to_wkb(read.geometry.to_numpy()).tolist()
+        == shapely.to_wkb(frame().geometry.to_numpy()).tolist()
+    )
