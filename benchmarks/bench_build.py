@@ -14,7 +14,8 @@ builds a single geometry: a fresh process loading DuckDB's spatial extension and
 column of every object in the file once. The "stripped reader" is civictwin's own reader with
 everything but decoding, assembling geometries and writing the seven layers taken out (no repair,
 clipping or quality counts; the CRS fixed to Helsinki's UTM zone): the least this design can cost.
-Prints a markdown table; results go into BENCHMARKS.md.
+Each process's CPU seconds (user + system, every thread) are reported too: on a machine shared with
+other work they say more than its wall seconds. Prints a markdown table; results go into BENCHMARKS.md.
 
 ``--region`` measures region-sized builds instead (issue 14, part 4): per size, the full build in a
 fresh process with its wall and CPU seconds, peak memory, seconds per tile, and where the time and
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -148,11 +150,16 @@ def extent(n: int) -> str:
 
 
 def run(code: str, *args: str, tmpdir: Path | None = None) -> dict[str, object]:
+    """One fresh process's own measurements, plus its CPU seconds (user + system, every thread), which a
+    machine shared with other work disturbs far less than wall time."""
     env = {**os.environ, "TMPDIR": str(tmpdir)} if tmpdir is not None else None
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(
         [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True, env=env
     )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     measured: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+    measured["cpu_seconds"] = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     return measured
 
 
@@ -251,22 +258,25 @@ def main() -> None:
             for key, runs in measured.items():
                 row[f"{key}_s"] = statistics.median(float(r["seconds"]) for r in runs)  # type: ignore[arg-type]
                 row[f"{key}_mb"] = max(float(r["peak_mb"]) for r in runs)  # type: ignore[arg-type]
+                row[f"{key}_cpu"] = statistics.median(float(r["cpu_seconds"]) for r in runs)  # type: ignore[arg-type]
                 row[f"{key}_counts"] = runs[0]["counts"]
             rows.append(row)
             print(json.dumps(row), file=sys.stderr)
     print(
         "| tiles | PBF MB | peer s (its default threads) | peer s (workers=2) | peer peak MB | civictwin ingest s "
         "| ingest peak MB | speed-up (ingest) | full build s | build peak MB | speed-up (build) "
-        "| peer re-read from its cache s | decode floor s | stripped reader s |"
+        "| peer re-read from its cache s | decode floor s | stripped reader s "
+        "| peer CPU s (default / workers=2) | ingest CPU s | full build CPU s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         peer = min(r["peer_s"], r["peer2_s"])
         print(
             f"| {r['n']}×{r['n']} | {r['mb']} | {r['peer_s']:.2f} | {r['peer2_s']:.2f} | "
             f"{max(r['peer_mb'], r['peer2_mb']):.0f} | {r['ingest_s']:.2f} | {r['ingest_mb']:.0f} | "
             f"{peer / r['ingest_s']:.1f}× | {r['build_s']:.2f} | {r['build_mb']:.0f} | {peer / r['build_s']:.1f}× "
-            f"| {r['cached_s']:.2f} | {r['floor_s']:.2f} | {r['stripped_s']:.2f} |"
+            f"| {r['cached_s']:.2f} | {r['floor_s']:.2f} | {r['stripped_s']:.2f} "
+            f"| {r['peer_cpu']:.2f} / {r['peer2_cpu']:.2f} | {r['ingest_cpu']:.2f} | {r['build_cpu']:.2f} |"
         )
     print()
     for r in rows:

@@ -54,10 +54,12 @@ def _zone_of_points(zones: gpd.GeoDataFrame, points: gpd.GeoSeries) -> pd.Series
     return zone.reindex(frame.index)
 
 
-def _sum_by_zone(zones: gpd.GeoDataFrame, points: gpd.GeoSeries, values: pd.Series | float) -> pd.Series:
-    zone = _zone_of_points(zones, points)
-    series = values if isinstance(values, pd.Series) else pd.Series(values, index=range(len(points)))
-    summed = pd.Series(series.to_numpy(), index=zone.to_numpy()).groupby(level=0).sum()
+def _sum_in_zones(
+    zones: gpd.GeoDataFrame, zone: npt.NDArray[np.float64], values: pd.Series | float
+) -> pd.Series:
+    """``values`` summed per zone, given the zone of each value (:func:`_zone_of_points`; NaN: none)."""
+    series = values if isinstance(values, pd.Series) else pd.Series(values, index=range(len(zone)))
+    summed = pd.Series(series.to_numpy(), index=zone).groupby(level=0).sum()
     return summed.reindex(zones.index, fill_value=0)
 
 
@@ -82,27 +84,32 @@ def summarise_zones(
     out = zones.reset_index(drop=True).copy()
     out["area_m2"] = out.geometry.area.round(1)
     if buildings is not None and residential_floor_m2 is not None:
-        centroids = buildings.geometry.centroid.reset_index(drop=True)
-        out["population"] = _sum_by_zone(out, centroids, buildings["population_est"].reset_index(drop=True))
+        zone = _zone_of_points(out, buildings.geometry.centroid.reset_index(drop=True)).to_numpy()
+        out["population"] = _sum_in_zones(out, zone, buildings["population_est"].reset_index(drop=True))
         job_floor = (buildings["floor_area_m2"] - residential_floor_m2).where(
             ~buildings["use"].isin(NON_JOB_USES), 0
         )
-        out["jobs_proxy_m2"] = _sum_by_zone(out, centroids, job_floor.reset_index(drop=True)).round(1)
+        out["jobs_proxy_m2"] = _sum_in_zones(out, zone, job_floor.reset_index(drop=True)).round(1)
     else:
         out["population"] = 0.0
         out["jobs_proxy_m2"] = 0.0
+    poi_zone = (  # found once for every POI, then counted per category
+        _zone_of_points(out, pois.geometry.reset_index(drop=True)).to_numpy()
+        if pois is not None and len(pois)
+        else None
+    )
     for key in POI_KEYS:
-        if pois is not None and len(pois):
+        if pois is not None and poi_zone is not None:
             mask = (pois["category"] == key).to_numpy()
-            out[f"poi_{key}"] = _sum_by_zone(out, pois.geometry[mask].reset_index(drop=True), 1.0).astype(int)
+            out[f"poi_{key}"] = _sum_in_zones(out, poi_zone[mask], 1.0).astype(int)
         else:
             out[f"poi_{key}"] = 0
     out["green_m2"] = _green_area(out, green)
     if stops is not None and len(stops):
-        stop_points = stops.geometry.reset_index(drop=True)
-        out["transit_stops"] = _sum_by_zone(out, stop_points, 1.0).astype(int)
+        stop_zone = _zone_of_points(out, stops.geometry.reset_index(drop=True)).to_numpy()
+        out["transit_stops"] = _sum_in_zones(out, stop_zone, 1.0).astype(int)
         peak = stop_peak_departures.reset_index(drop=True) if stop_peak_departures is not None else 0.0
-        out["transit_departures_peak_hour"] = _sum_by_zone(out, stop_points, peak).astype(int)
+        out["transit_departures_peak_hour"] = _sum_in_zones(out, stop_zone, peak).astype(int)
     else:
         out["transit_stops"] = 0
         out["transit_departures_peak_hour"] = 0

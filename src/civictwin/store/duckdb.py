@@ -27,6 +27,12 @@ from civictwin.memory import STORE_SHARE, BuildMemory
 from civictwin.store.base import GEOMETRY, VERSION_KEY, Bounds, Store, TableInfo
 
 _RECORDS = "_records"
+STORAGE_VERSION = "v1.5.0"
+"""The file format of the stores this civictwin creates: DuckDB 1.5's, whose geometries are stored
+natively (coordinates column-wise) rather than as opaque blobs. On the 8×8 network's 596 k edges,
+writing took about a fifth less CPU time, reading them back as WKB about 60% less, and the file a
+third less room (36 MB against 51-57 MB). Such a file needs DuckDB 1.5 or later to read
+(``requirements.lock`` pins 1.5.5)."""
 # A letter or "_", then letters, digits or "_" (any script: "Einwohner_Männlich", "Πληθυσμός"), at
 # most 63 characters. Quoted in SQL, such a name can carry nothing but itself.
 _IDENT = re.compile(r"^[^\W\d]\w{0,62}$")
@@ -47,15 +53,23 @@ def spatial_extension_path() -> Path:
 
 
 def connect(
-    path: Path | str = ":memory:", *, read_only: bool = False, spatial: bool = True
+    path: Path | str = ":memory:",
+    *,
+    read_only: bool = False,
+    spatial: bool = True,
+    storage_version: str | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection, with the spatial extension loaded from the wheel (never from the network)
     unless ``spatial`` is False: loading it takes about half a second per connection, and reading
-    records, plain columns and geometries as WKB needs only DuckDB's own functions."""
+    records, plain columns and geometries as WKB needs only DuckDB's own functions.
+    ``storage_version``: the on-disk format of a database file this connection creates (DuckDB's
+    ``storage_compatibility_version``; by default DuckDB's own, readable by older versions)."""
     config: dict[str, str | bool | int | float | list[str]] = {
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
     }
+    if storage_version is not None:
+        config["storage_compatibility_version"] = storage_version
     try:
         con = duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.IOException as exc:
@@ -117,6 +131,8 @@ class DuckDBStore(Store):
         self._crs = crs
         self.path = path
         self._spatial_loaded = spatial
+        self._held: dict[tuple[str, str], str] | None = None
+        """Governance records not yet written, while a build holds them (:meth:`hold_records`)."""
 
     @classmethod
     def open(cls, path: Path, *, read_only: bool = True) -> DuckDBStore:
@@ -139,7 +155,7 @@ class DuckDBStore(Store):
         """A new, empty store at ``path`` (which must not exist)."""
         if path.exists():
             raise StoreError("refusing to overwrite an existing file", path=path)
-        con = connect(path)
+        con = connect(path, storage_version=STORAGE_VERSION)
         con.execute(
             f"CREATE TABLE {_RECORDS} (kind VARCHAR, key VARCHAR, record JSON, PRIMARY KEY (kind, key))"
         )
@@ -326,18 +342,46 @@ class DuckDBStore(Store):
         return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
 
     def put_record(self, kind: str, key: str, record: Mapping[str, Any]) -> None:
-        self._con.execute(
-            f"INSERT OR REPLACE INTO {_RECORDS} VALUES (?, ?, ?)",
-            [kind, key, json.dumps(record, default=str)],
-        )
+        value = json.dumps(record, default=str)
+        if self._held is not None:
+            self._held[(kind, key)] = value
+        else:
+            self._con.execute(f"INSERT OR REPLACE INTO {_RECORDS} VALUES (?, ?, ?)", [kind, key, value])
         if (kind, key) != ("meta", VERSION_KEY):
             self._write_version()
 
+    def hold_records(self) -> None:
+        """Keep governance records (and version markers) in memory until :meth:`write_held_records`.
+
+        For a staging store that no other process reads: a build puts about a hundred records, and
+        each one written on its own is a commit of the file (with a version marker: two), which took
+        1-2 s of an 8×8 build. :meth:`records` still sees them all.
+        """
+        if self._held is None:
+            self._held = {}
+
+    def write_held_records(self) -> None:
+        """Write the held records in one statement (one commit); later records are written at once."""
+        held, self._held = self._held, None
+        if not held:
+            return
+        rows = pa.table({
+            "kind": [kind for kind, _ in held], "key": [key for _, key in held], "record": list(held.values()),
+        })  # fmt: skip
+        self._con.register("_held_records", rows)
+        try:
+            self._con.execute(
+                f"INSERT OR REPLACE INTO {_RECORDS} SELECT kind, key, record FROM _held_records"
+            )
+        finally:
+            self._con.unregister("_held_records")
+
     def records(self, kind: str) -> dict[str, dict[str, Any]]:
-        rows = self._con.execute(
-            f"SELECT key, record FROM {_RECORDS} WHERE kind=? ORDER BY key", [kind]
-        ).fetchall()
-        return {key: json.loads(value) for key, value in rows}
+        rows = dict(self._con.execute(f"SELECT key, record FROM {_RECORDS} WHERE kind=?", [kind]).fetchall())
+        rows.update(
+            {key: value for (held_kind, key), value in (self._held or {}).items() if held_kind == kind}
+        )
+        return {key: json.loads(rows[key]) for key in sorted(rows)}
 
     def close(self) -> None:
         self._con.close()
@@ -419,7 +463,9 @@ def _build_under_lock(
         if memory is not None:
             limit_memory(store.connection, memory_mb=memory.share_mb(STORE_SHARE),
                          spill_to=spill.enter_context(memory.spill_folder()), spill_mb=memory.spill_mb)  # fmt: skip
+        store.hold_records()  # nobody else reads the staging file: one commit for them all
         yield store
+        store.write_held_records()
         store.connection.execute("CHECKPOINT")
         store.close()
         durable.replace(staging, path)

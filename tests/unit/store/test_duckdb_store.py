@@ -44,3 +44,39 @@ def test_opening_something_that_is_not_a_twin(tmp_path: Path) -> None:
     junk.write_text("not a database")
     with pytest.raises(StoreError, match=r"junk\.duckdb"):
         DuckDBStore.open(junk)
+
+
+def test_a_build_holds_its_records_and_writes_them_in_the_swapped_twin(tmp_path: Path) -> None:
+    """The staging store keeps records in memory (one commit at the end), yet every read sees them."""
+    path = tmp_path / "t.duckdb"
+    with build_store(path, crs=CRS) as store:
+        store.put_record("catalog", "b", {"n": 1})
+        store.put_record("catalog", "a", {"n": 2})
+        store.put_record("catalog", "b", {"n": 3})  # replaces the first
+        store.write_table("things", frame())
+        row = store.connection.execute("SELECT count(*) FROM _records WHERE kind = 'catalog'").fetchone()
+        assert row == (0,)  # not written yet
+        assert store.records("catalog") == {"a": {"n": 2}, "b": {"n": 3}}  # in key order
+        marker = store.records("meta")["version"]["id"]
+    with DuckDBStore.open(path) as store:
+        assert store.records("catalog") == {"a": {"n": 2}, "b": {"n": 3}}
+        assert store.records("meta")["version"]["id"] == marker  # the last marker, written once
+        store_twin = store.records("meta")["twin"]
+    assert store_twin == {"crs": CRS}
+
+
+def test_new_twins_are_written_in_duckdb_1_5_storage(tmp_path: Path) -> None:
+    """Native geometry storage; geometries come back as the very WKB that went in."""
+    path = tmp_path / "t.duckdb"
+    with build_store(path, crs=CRS) as store:
+        store.write_table("things", frame())
+    with DuckDBStore.open(path) as store:
+        row = store.connection.execute(
+            "SELECT tags['storage_version'] FROM duckdb_databases() WHERE NOT internal AND database_name = 't'"
+        ).fetchone()
+        assert row == ("v1.5.0+",)
+        read = store.read_frame("things")
+    assert (
+        shapely.to_wkb(read.geometry.to_numpy()).tolist()
+        == shapely.to_wkb(frame().geometry.to_numpy()).tolist()
+    )
