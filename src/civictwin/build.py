@@ -49,6 +49,7 @@ from civictwin.model.population import (
     residential_floor_area,
     unbuildable_land,
 )
+from civictwin.model.signals import SIGNAL_REACH_M, signalled_nodes
 from civictwin.model.transit import UNSNAPPED, snap_stops
 from civictwin.model.zones import h3_zones, polygon_zones, summarise_zones
 from civictwin.sources import mobility as mobility_source
@@ -207,12 +208,42 @@ def _network(store: Store, config: TwinConfig, built_at: datetime, *, memory: Bu
         notes=[f"{network.quality['car_largest_component_share']:.0%} of car edges are in the largest "
                "strongly connected car component", *city.notes, *terrain_notes], built_at=built_at,
     )  # fmt: skip
+    nodes, signals = _signals(store, edges, nodes)
     _save_derived(
         store, "network_nodes", nodes,
         title="Road network nodes", description="Junctions and way ends of the routable network.",
-        inputs=["roads", *terrain_inputs], step=step, parameters={}, quality={}, notes=terrain_notes,
-        built_at=built_at,
+        inputs=["roads", *terrain_inputs, *signals.inputs], step=step, parameters=signals.parameters,
+        quality=signals.quality, notes=[*terrain_notes, *signals.notes], built_at=built_at,
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _SignalRecords:
+    inputs: list[str]
+    parameters: dict[str, Any]
+    quality: dict[str, Any]
+    notes: list[str]
+
+
+def _signals(
+    store: Store, edges: gpd.GeoDataFrame, nodes: gpd.GeoDataFrame
+) -> tuple[gpd.GeoDataFrame, _SignalRecords]:
+    """``nodes`` with ``traffic_signals`` (whether a signal controls the node) from the OSM
+    ``traffic_signals`` layer, when the twin has one (``model/signals.py``)."""
+    if not store.has_table("traffic_signals"):
+        return nodes, _SignalRecords([], {}, {}, [])
+    found = signalled_nodes(store.read_frame("traffic_signals"), edges, nodes)
+    flagged = nodes.assign(traffic_signals=nodes["node_id"].isin(found.node_ids).to_numpy())
+    q = found.quality
+    note = (
+        f"{q['signalled_nodes']} nodes signal-controlled from {q['vehicle_signals']} OSM signal nodes: "
+        f"{q['at_junction']} at a junction, {q['ahead_of_junction']} up to {SIGNAL_REACH_M:g} m ahead of one, "
+        f"{q['mid_block_at_node']} mid-block at a node, {q['not_placed']} not placed (inside an edge "
+        "with no junction in reach, or off the car network)"
+    )
+    return flagged, _SignalRecords(
+        ["traffic_signals"], {"signal_reach_m": SIGNAL_REACH_M}, {"traffic_signals": q}, [note]
+    )
 
 
 def _needs_whole_network(config: TwinConfig) -> bool:
@@ -233,7 +264,9 @@ def _partitioned_network(store: Store, built_at: datetime, *, memory: BuildMemor
          {"connectivity": network.quality},
          [f"{network.quality['car_largest_component_share']:.0%} of car edges are in the largest "
           "strongly connected car component"]),
-        ("network_nodes", "Road network nodes", "Junctions and way ends of the routable network.", {}, []),
+        ("network_nodes", "Road network nodes", "Junctions and way ends of the routable network.", {},
+         ["OSM traffic signals are not assigned to junctions in a network built in partitions: the "
+          "traffic engine guesses signals (netconvert --tls.guess)"] if store.has_table("traffic_signals") else []),
     ):  # fmt: skip
         record_derived(
             store, table, title=title, description=description, inputs=["roads"], built_at=built_at
