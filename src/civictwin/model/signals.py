@@ -90,9 +90,9 @@ def signalled_nodes(
 
 
 def _directions(signals: pd.DataFrame) -> list[str]:
-    """``forward``, ``backward`` or ``both`` per signal (any other value of the tag counts as both)."""
+    """``forward``, ``backward`` or ``both`` per signal (a missing or any other value counts as both)."""
     values = signals["direction"].tolist() if "direction" in signals.columns else [None] * len(signals)
-    return [v if v in ("forward", "backward") else "both" for v in values]
+    return [v if isinstance(v, str) and v in ("forward", "backward") else "both" for v in values]
 
 
 @dataclass(frozen=True)
