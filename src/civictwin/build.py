@@ -38,7 +38,7 @@ from civictwin.config import CONFIG_FILENAME, SourceKind, TwinConfig
 from civictwin.errors import AreaError, ConfigError
 from civictwin.geometry import WGS84, reproject, utm_crs_for
 from civictwin.governance.security import record_event
-from civictwin.memory import BuildMemory
+from civictwin.memory import BuildMemory, grid_cells
 from civictwin.model.buildings import lod1_buildings
 from civictwin.model.mobility import OUTSIDE, areal_weights, reaggregate_od, reaggregate_presence
 from civictwin.model.network import build_network
@@ -49,7 +49,7 @@ from civictwin.model.population import (
     residential_floor_area,
     unbuildable_land,
 )
-from civictwin.model.signals import SIGNAL_REACH_M, signalled_nodes
+from civictwin.model.signals import SIGNAL_REACH_M, SignalledNodes, merged, signalled_nodes
 from civictwin.model.transit import UNSNAPPED, snap_stops
 from civictwin.model.zones import h3_zones, polygon_zones, summarise_zones
 from civictwin.sources import mobility as mobility_source
@@ -57,7 +57,7 @@ from civictwin.sources import reader_for
 from civictwin.sources.base import BuildContext
 from civictwin.sources.platform import fetch_snapshots
 from civictwin.sources.remote import Snapshot
-from civictwin.store.base import Store
+from civictwin.store.base import GEOMETRY, Store
 from civictwin.store.opening import build_store, open_store, store_location
 
 StepCallback = Callable[[str, int, int], None]
@@ -232,7 +232,32 @@ def _signals(
     ``traffic_signals`` layer, when the twin has one (``model/signals.py``)."""
     if not store.has_table("traffic_signals"):
         return nodes, _SignalRecords([], {}, {}, [])
-    found = signalled_nodes(store.read_frame("traffic_signals"), edges, nodes)
+    return _flagged(nodes, signalled_nodes(store.read_frame("traffic_signals"), edges, nodes))
+
+
+def _signals_in_cells(store: Store, partitions: int) -> SignalledNodes:
+    """The signals of ``traffic_signals`` placed cell by cell over the stored network, each cell's
+    signals with only the edges and nodes within reach of them (the same result as in one piece:
+    every edge and node the rule looks at lies within :data:`SIGNAL_REACH_M` of its signal)."""
+    bounds = store.table_bounds("traffic_signals")
+    parts = []
+    for cell in grid_cells(bounds, partitions) if bounds is not None else []:
+        signals = store.read_cell("traffic_signals", cell)
+        if signals.empty:
+            continue
+        x0, y0, x1, y1 = signals.total_bounds
+        margin = SIGNAL_REACH_M + 1.0
+        near = (x0 - margin, y0 - margin, x1 + margin, y1 + margin)
+        edges = store.read_frame(
+            "network_edges", columns=["edge_id", "from_node", "to_node", "car", GEOMETRY], bbox=near
+        )
+        nodes = store.read_frame("network_nodes", columns=["node_id", GEOMETRY], bbox=near)
+        parts.append(signalled_nodes(signals, edges, nodes))
+    return merged(parts)
+
+
+def _flagged(nodes: gpd.GeoDataFrame, found: SignalledNodes) -> tuple[gpd.GeoDataFrame, _SignalRecords]:
+    """``nodes`` with the ``traffic_signals`` flag, and the records saying how the signals were placed."""
     flagged = nodes.assign(traffic_signals=nodes["node_id"].isin(found.node_ids).to_numpy())
     q = found.quality
     note = (
@@ -256,6 +281,10 @@ def _partitioned_network(store: Store, built_at: datetime, *, memory: BuildMemor
     """The network in spatial partitions (``build_network.py``), with the same records as in one piece."""
     with memory.spill_folder() as spill_to:
         network = partitioned_network(store, partitions=partitions, spill_to=spill_to)
+    signals = _SignalRecords([], {}, {}, [])
+    if store.has_table("traffic_signals"):
+        nodes, signals = _flagged(store.read_frame("network_nodes"), _signals_in_cells(store, partitions))
+        store.write_table("network_nodes", nodes)
     step = "model.network.build_network (build_network.partitioned_network)"
     parameters = {"split": "at shared OSM nodes", "partitions": network.partitions,
                   "memory_mb": memory.budget_mb}  # fmt: skip
@@ -264,15 +293,14 @@ def _partitioned_network(store: Store, built_at: datetime, *, memory: BuildMemor
          {"connectivity": network.quality},
          [f"{network.quality['car_largest_component_share']:.0%} of car edges are in the largest "
           "strongly connected car component"]),
-        ("network_nodes", "Road network nodes", "Junctions and way ends of the routable network.", {},
-         ["OSM traffic signals are not assigned to junctions in a network built in partitions: the "
-          "traffic engine guesses signals (netconvert --tls.guess)"] if store.has_table("traffic_signals") else []),
+        ("network_nodes", "Road network nodes", "Junctions and way ends of the routable network.",
+         signals.quality, signals.notes),
     ):  # fmt: skip
-        record_derived(
-            store, table, title=title, description=description, inputs=["roads"], built_at=built_at
-        )
-        record_lineage(store, table, inputs=["roads"], step=step,
-                       parameters=parameters if table == "network_edges" else {"partitions": network.partitions})  # fmt: skip
+        inputs = ["roads"] if table == "network_edges" else ["roads", *signals.inputs]
+        record_derived(store, table, title=title, description=description, inputs=inputs, built_at=built_at)
+        record_lineage(store, table, inputs=inputs, step=step,
+                       parameters=parameters if table == "network_edges"
+                       else {"partitions": network.partitions, **signals.parameters})  # fmt: skip
         record_quality(store, table, quality, notes)
 
 

@@ -61,7 +61,7 @@ def signalled_nodes(
     node_ids = set(nodes["node_id"].astype(np.int64).tolist())
     on_edges = _edges_through(vehicle, graph.edges)
     controlled: set[int] = set()
-    counts = {"at_junction": 0, "ahead_of_junction": 0, "mid_block_at_node": 0, "not_placed": 0}
+    counts = dict.fromkeys(_PLACEMENTS, 0)
     for row, osm_id, direction in zip(
         range(len(vehicle)), vehicle["osm_id"].astype(np.int64).tolist(), _directions(vehicle), strict=True
     ):
@@ -87,6 +87,18 @@ def signalled_nodes(
         "signalled_nodes": len(controlled),
     }
     return SignalledNodes(node_ids=frozenset(controlled), quality=quality)
+
+
+def merged(parts: list[SignalledNodes]) -> SignalledNodes:
+    """The signals of several disjoint sets (e.g. the spatial partitions of a build) taken together:
+    counts summed, controlled nodes joined (``signalled_nodes`` counts each node once)."""
+    node_ids = frozenset().union(*(p.node_ids for p in parts))
+    keys = ("signals", "vehicle_signals", "pedestrian_crossings", *_PLACEMENTS)
+    quality = {key: sum(p.quality[key] for p in parts) for key in keys}
+    return SignalledNodes(node_ids=node_ids, quality={**quality, "signalled_nodes": len(node_ids)})
+
+
+_PLACEMENTS = ("at_junction", "ahead_of_junction", "mid_block_at_node", "not_placed")
 
 
 def _directions(signals: pd.DataFrame) -> list[str]:

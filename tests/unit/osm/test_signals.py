@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from osm_fixtures import LAT0, LON0, write_pbf
 
+import civictwin.memory
 from civictwin.build import build_twin
 from civictwin.config import load_config
 from civictwin.engines.traffic.inputs import load_twin
@@ -71,9 +72,7 @@ def _extract(path: Path) -> Path:
     return write_pbf(path, nodes, ways)
 
 
-@pytest.fixture(scope="module")
-def signal_twin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("signals")
+def _write_twin(folder: Path) -> Path:
     _extract(folder / "signals.osm.pbf")
     bbox = [LON0 - 0.001, LAT0 - 0.002, LON0 + 0.009, LAT0 + 0.002]
     (folder / "twin.toml").write_text(
@@ -82,6 +81,12 @@ def signal_twin(tmp_path_factory: pytest.TempPathFactory) -> Path:
         'publisher = "hand-made"\nsteward = "tests"\n',
         encoding="utf-8",
     )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def signal_twin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = _write_twin(tmp_path_factory.mktemp("signals"))
     build_twin(load_config(folder))
     return folder
 
@@ -127,3 +132,28 @@ def test_the_sumo_network_has_traffic_lights_exactly_at_the_flagged_nodes(
     assert types["4"] == "priority"
     # The approach signals lie inside edges: no junction of their own in the SUMO network.
     assert "31" not in types and "32" not in types and "33" not in types
+
+
+def test_a_network_built_in_partitions_flags_the_same_nodes(
+    signal_twin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forced into 4 partitions (the default 4,096 MB budget made to fit 5 / 4 roads each), the build
+    places the signals cell by cell and gets the same nodes and counts as in one piece."""
+    roads, partitions = 5, 4
+    per_partition_bytes = 4096 * civictwin.memory.PARTITION_SHARE * 1024 * 1024
+    monkeypatch.setattr(
+        civictwin.memory, "NETWORK_BYTES_PER_ROAD", int(per_partition_bytes * partitions / roads)
+    )
+    folder = _write_twin(tmp_path)
+    build_twin(load_config(folder))
+    with open_store(store_location(load_config(folder))) as store:
+        nodes = store.read_table("network_nodes")
+        quality = store.records("quality")["network_nodes"]["traffic_signals"]
+        lineage = store.records("lineage")["network_nodes"]
+    with open_store(store_location(load_config(signal_twin))) as store:
+        whole = store.read_table("network_nodes")
+        whole_quality = store.records("quality")["network_nodes"]["traffic_signals"]
+    assert lineage["parameters"]["partitions"] > 1
+    assert sorted(nodes.loc[nodes["traffic_signals"], "node_id"].tolist()) == [2, 3, 34]
+    assert list(nodes.columns) == list(whole.columns)
+    assert quality == whole_quality
