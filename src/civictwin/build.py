@@ -40,7 +40,7 @@ from civictwin.config import CONFIG_FILENAME, REMOTE_KINDS, SourceKind, TwinConf
 from civictwin.errors import AreaError, ConfigError, StoreError
 from civictwin.geometry import WGS84, reproject, utm_crs_for
 from civictwin.governance.security import record_event
-from civictwin.memory import BuildMemory
+from civictwin.memory import BuildMemory, grid_cells
 from civictwin.model.buildings import lod1_buildings
 from civictwin.model.mobility import OUTSIDE, areal_weights, reaggregate_od, reaggregate_presence
 from civictwin.model.network import build_network
@@ -51,12 +51,13 @@ from civictwin.model.population import (
     residential_floor_area,
     unbuildable_land,
 )
+from civictwin.model.signals import SIGNAL_REACH_M, SignalledNodes, merged, signalled_nodes
 from civictwin.model.transit import UNSNAPPED, snap_stops
 from civictwin.model.zones import h3_zones, polygon_zones, summarise_zones
 from civictwin.sources import mobility as mobility_source
 from civictwin.sources import reader_for
 from civictwin.sources.base import BuildContext
-from civictwin.store.base import Store, version_of
+from civictwin.store.base import GEOMETRY, Store, version_of
 from civictwin.store.opening import build_store, open_store, store_location
 
 if TYPE_CHECKING:
@@ -296,12 +297,67 @@ def _network(store: Store, config: TwinConfig, built_at: datetime, *, memory: Bu
         notes=[f"{network.quality['car_largest_component_share']:.0%} of car edges are in the largest "
                "strongly connected car component", *city.notes, *terrain_notes], built_at=built_at,
     )  # fmt: skip
+    nodes, signals = _signals(store, edges, nodes)
     _save_derived(
         store, "network_nodes", nodes,
         title="Road network nodes", description="Junctions and way ends of the routable network.",
-        inputs=["roads", *terrain_inputs], step=step, parameters={}, quality={}, notes=terrain_notes,
-        built_at=built_at,
+        inputs=["roads", *terrain_inputs, *signals.inputs], step=step, parameters=signals.parameters,
+        quality=signals.quality, notes=[*terrain_notes, *signals.notes], built_at=built_at,
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _SignalRecords:
+    inputs: list[str]
+    parameters: dict[str, Any]
+    quality: dict[str, Any]
+    notes: list[str]
+
+
+def _signals(
+    store: Store, edges: gpd.GeoDataFrame, nodes: gpd.GeoDataFrame
+) -> tuple[gpd.GeoDataFrame, _SignalRecords]:
+    """``nodes`` with ``traffic_signals`` (whether a signal controls the node) from the OSM
+    ``traffic_signals`` layer, when the twin has one (``model/signals.py``)."""
+    if not store.has_table("traffic_signals"):
+        return nodes, _SignalRecords([], {}, {}, [])
+    return _flagged(nodes, signalled_nodes(store.read_frame("traffic_signals"), edges, nodes))
+
+
+def _signals_in_cells(store: Store, partitions: int) -> SignalledNodes:
+    """The signals of ``traffic_signals`` placed cell by cell over the stored network, each cell's
+    signals with only the edges and nodes within reach of them (the same result as in one piece:
+    every edge and node the rule looks at lies within :data:`SIGNAL_REACH_M` of its signal)."""
+    bounds = store.table_bounds("traffic_signals")
+    parts = []
+    for cell in grid_cells(bounds, partitions) if bounds is not None else []:
+        signals = store.read_cell("traffic_signals", cell)
+        if signals.empty:
+            continue
+        x0, y0, x1, y1 = signals.total_bounds
+        margin = SIGNAL_REACH_M + 1.0
+        near = (x0 - margin, y0 - margin, x1 + margin, y1 + margin)
+        edges = store.read_frame(
+            "network_edges", columns=["edge_id", "from_node", "to_node", "car", GEOMETRY], bbox=near
+        )
+        nodes = store.read_frame("network_nodes", columns=["node_id", GEOMETRY], bbox=near)
+        parts.append(signalled_nodes(signals, edges, nodes))
+    return merged(parts)
+
+
+def _flagged(nodes: gpd.GeoDataFrame, found: SignalledNodes) -> tuple[gpd.GeoDataFrame, _SignalRecords]:
+    """``nodes`` with the ``traffic_signals`` flag, and the records saying how the signals were placed."""
+    flagged = nodes.assign(traffic_signals=nodes["node_id"].isin(found.node_ids).to_numpy())
+    q = found.quality
+    note = (
+        f"{q['signalled_nodes']} nodes signal-controlled from {q['vehicle_signals']} OSM signal nodes: "
+        f"{q['at_junction']} at a junction, {q['ahead_of_junction']} up to {SIGNAL_REACH_M:g} m ahead of one, "
+        f"{q['mid_block_at_node']} mid-block at a node, {q['not_placed']} not placed (inside an edge "
+        "with no junction in reach, or off the car network)"
+    )
+    return flagged, _SignalRecords(
+        ["traffic_signals"], {"signal_reach_m": SIGNAL_REACH_M}, {"traffic_signals": q}, [note]
+    )
 
 
 def _needs_whole_network(config: TwinConfig) -> bool:
@@ -314,6 +370,10 @@ def _partitioned_network(store: Store, built_at: datetime, *, memory: BuildMemor
     """The network in spatial partitions (``build_network.py``), with the same records as in one piece."""
     with memory.spill_folder() as spill_to:
         network = partitioned_network(store, partitions=partitions, spill_to=spill_to)
+    signals = _SignalRecords([], {}, {}, [])
+    if store.has_table("traffic_signals"):
+        nodes, signals = _flagged(store.read_frame("network_nodes"), _signals_in_cells(store, partitions))
+        store.write_table("network_nodes", nodes)
     step = "model.network.build_network (build_network.partitioned_network)"
     parameters = {"split": "at shared OSM nodes", "partitions": network.partitions,
                   "memory_mb": memory.budget_mb}  # fmt: skip
@@ -322,13 +382,14 @@ def _partitioned_network(store: Store, built_at: datetime, *, memory: BuildMemor
          {"connectivity": network.quality},
          [f"{network.quality['car_largest_component_share']:.0%} of car edges are in the largest "
           "strongly connected car component"]),
-        ("network_nodes", "Road network nodes", "Junctions and way ends of the routable network.", {}, []),
+        ("network_nodes", "Road network nodes", "Junctions and way ends of the routable network.",
+         signals.quality, signals.notes),
     ):  # fmt: skip
-        record_derived(
-            store, table, title=title, description=description, inputs=["roads"], built_at=built_at
-        )
-        record_lineage(store, table, inputs=["roads"], step=step,
-                       parameters=parameters if table == "network_edges" else {"partitions": network.partitions})  # fmt: skip
+        inputs = ["roads"] if table == "network_edges" else ["roads", *signals.inputs]
+        record_derived(store, table, title=title, description=description, inputs=inputs, built_at=built_at)
+        record_lineage(store, table, inputs=inputs, step=step,
+                       parameters=parameters if table == "network_edges"
+                       else {"partitions": network.partitions, **signals.parameters})  # fmt: skip
         record_quality(store, table, quality, notes)
 
 

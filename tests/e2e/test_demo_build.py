@@ -35,6 +35,18 @@ def test_layer_counts(demo: tuple[BuildSummary, DuckDBStore]) -> None:
     assert summary.tables["zones"] == 33
 
 
+def test_osm_signals_control_the_centres_junctions(demo: tuple[BuildSummary, DuckDBStore]) -> None:
+    """135 OSM signals for vehicles in the extract's area become 77 signal-controlled nodes (counted
+    when the signals reached the twin, December 2026; methods-network.md)."""
+    _, store = demo
+    nodes = store.read_table("network_nodes")
+    quality = store.records("quality")["network_nodes"]["traffic_signals"]
+    assert (quality["vehicle_signals"], quality["pedestrian_crossings"]) == (135, 337)
+    assert (quality["at_junction"], quality["ahead_of_junction"]) == (5, 100)
+    assert (quality["mid_block_at_node"], quality["not_placed"]) == (8, 22)
+    assert int(nodes["traffic_signals"].sum()) == quality["signalled_nodes"] == 77
+
+
 def test_building_heights(demo: tuple[BuildSummary, DuckDBStore]) -> None:
     _, store = demo
     buildings = store.read_frame("buildings_3d")

@@ -64,7 +64,13 @@ _IS_POI = (
     + f" OR (tags['leisure'] IS NOT NULL AND tags['leisure'] NOT IN {_in(GREEN_LEISURE)}))"
 )
 _HAS_ADDRESS = "tags['addr:housenumber'] IS NOT NULL"
-_IS_NODE_FEATURE = f"({_IS_POI} OR tags['natural'] = 'tree' OR {_HAS_ADDRESS})"
+# Traffic signals (OSM wiki, Tag:highway=traffic_signals): signals for vehicles, and signalised
+# pedestrian crossings mapped as their own crossing node; methods-network.md says how they are used.
+_IS_SIGNAL = (
+    "(tags['highway'] = 'traffic_signals'"
+    " OR (tags['highway'] = 'crossing' AND tags['crossing'] = 'traffic_signals'))"
+)
+_IS_NODE_FEATURE = f"({_IS_POI} OR tags['natural'] = 'tree' OR {_HAS_ADDRESS} OR {_IS_SIGNAL})"
 _POI_CATEGORY = "CASE " + " ".join(f"WHEN tags['{k}'] IS NOT NULL THEN '{k}'" for k in POI_KEYS) + " END"
 _POI_VALUE = "coalesce(" + ", ".join(f"tags['{k}']" for k in POI_KEYS) + ")"
 
@@ -119,8 +125,8 @@ def _decode(con: duckdb.DuckDBPyConnection, path: Path, crs: str) -> None:
     whose location is not a valid longitude/latitude, or does not project to finite coordinates
     (a whole-planet file in a UTM zone reaches points 90° from its meridian), gets no coordinates:
     ways treat it as missing from the extract and a POI or tree on it counts as having no geometry.
-    Node tags are kept only for the nodes that become features (POIs, trees, addresses): most tagged
-    nodes are crossings, signals and the like, and keeping their tag maps would cost time and memory
+    Node tags are kept only for the nodes that become features (POIs, trees, addresses, traffic
+    signals): most tagged nodes are crossings, stops and the like, and keeping their tag maps would cost time and memory
     for nothing.
     """
     try:
@@ -275,6 +281,15 @@ def _layers() -> list[_Layer]:
             polygonal=False,
         ),
         _Layer(
+            "traffic_signals",
+            "Traffic signals",
+            f"""SELECT id AS osm_id, tags['highway'] AS highway, tags['crossing'] AS crossing,
+                tags['traffic_signals:direction'] AS direction, tags['traffic_signals'] AS signal_type,
+                ST_Point(x, y) AS geom
+            FROM nodes WHERE {_IS_SIGNAL}""",
+            polygonal=False,
+        ),
+        _Layer(
             "landuse",
             "Land use",
             """SELECT osm_id, osm_type, tags['landuse'] AS landuse, tags['name'] AS name, geom
@@ -347,6 +362,7 @@ _COMPLETENESS = {
     "pois": {"name": "name IS NOT NULL"},
     "green": {"name": "name IS NOT NULL"},
     "trees": {"species": "species IS NOT NULL"},
+    "traffic_signals": {"direction": "direction IS NOT NULL"},
     "landuse": {"name": "name IS NOT NULL"},
     "water": {"name": "name IS NOT NULL"},
     "addresses": {"street": "street IS NOT NULL", "postcode": "postcode IS NOT NULL"},

@@ -87,7 +87,8 @@ def test_layers_classify_tags(tmp_path: Path, osm_context: Context) -> None:
     ctx = osm_context(write_pbf(tmp_path / "mix.osm.pbf", nodes, ways))
     layers = _layers(ctx)
     assert layers == {
-        "buildings": 1, "roads": 1, "pois": 3, "green": 1, "trees": 1, "landuse": 1, "water": 0, "addresses": 2
+        "buildings": 1, "roads": 1, "pois": 3, "green": 1, "trees": 1, "traffic_signals": 0, "landuse": 1,
+        "water": 0, "addresses": 2,
     }  # fmt: skip
     addresses = ctx.store.read_table("addresses").sort_values("osm_id")
     assert list(addresses["osm_type"]) == ["node", "way"]

@@ -24,6 +24,7 @@ import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,8 +117,9 @@ def build_sumo_network(
     ``edges`` follows ``network_edges`` (optionally with ``bus`` and ``bus_lanes`` columns from
     :func:`~civictwin.engines.traffic.edits.apply_interventions`); ``nodes`` follows
     ``network_nodes``. Every edge is written, an edge closed to every mode with ``disallow="all"``.
-    ``guess_signals`` lets netconvert place traffic lights at junctions of fast roads (the twin has no
-    signal data). ``merge_chains`` writes each chain of twin edges as one SUMO edge (see the module
+    Nodes flagged in ``nodes``' ``traffic_signals`` column (the twin's OSM signals,
+    :mod:`civictwin.model.signals`) become traffic lights (see :func:`signal_nodes`); without any
+    such node, ``guess_signals`` lets netconvert place traffic lights at junctions of fast roads. ``merge_chains`` writes each chain of twin edges as one SUMO edge (see the module
     docstring and :func:`chain_edges`); without it every twin edge is its own SUMO edge, as before
     chains were merged (several times slower to simulate; kept to compare the two). ``count_edges``
     (twin edge ids with a counting point) stay SUMO edges of their own, so SUMO counts exactly them.
@@ -138,13 +140,14 @@ def build_sumo_network(
     if reachable_from is not None:
         anchors = set(reachable_from) | set(count_edges) | {e for c in closures for e in c.edges}
         edges = edges[connected_parts(edges, anchors)]
-    keep = _kept_nodes(edges, filters, closures, set(count_edges)) if merge_chains else None
+    signals = signal_nodes(nodes, edges)
+    keep = _kept_nodes(edges, filters, closures, set(count_edges)) | signals if merge_chains else None
     sumo_edges, chains = chain_edges(edges, keep_nodes=keep)
-    nod_file = _write_nodes(sumo_edges, nodes, workdir / "net.nod.xml")
+    nod_file = _write_nodes(sumo_edges, nodes, workdir / "net.nod.xml", signals=signals)
     edg_file = _write_edges(sumo_edges, workdir / "net.edg.xml")
     net_file = workdir / "net.net.xml"
     first = workdir / "unfiltered.net.xml" if filters else net_file
-    options = [*_NETCONVERT_OPTIONS, "--tls.guess", "true" if guess_signals else "false"]
+    options = [*_NETCONVERT_OPTIONS, *_signal_options(signals, guess=guess_signals)]
     run = run_binary(
         "netconvert",
         ["--node-files", nod_file.name, "--edge-files", edg_file.name, "--output-file", first.name, *options],
@@ -174,6 +177,35 @@ def build_sumo_network(
     present = frozenset(chains["edge_id"].tolist())
     add_files = (_write_closures(closures, sumo_edges, workdir / "closures.add.xml"),) if closures else ()
     return SumoNetwork(net_file, add_files, present, wanted - present, workdir, wall, chains)
+
+
+SIGNAL_OPTIONS = ["--tls.guess", "false", "--tls.default-type", "actuated"]
+"""netconvert options for a network whose traffic lights come from the twin's signal data: no guessed
+lights besides them, and actuated programs (gap-based phase extension), SUMO's recommendation for
+networks from OSM (Networks/Import/OpenStreetMap, "Recommended netconvert Options": "Default static
+traffic lights are defined without knowledge about traffic patterns and may work badly in high
+traffic"). Each signalled node keeps a program of its own: the same page's ``--tls.join`` (one joint
+program for lights within 20 m) locked the demo's centre on count-matched routes (2,370 teleports
+against 1 with separate programs; methods-calibration.md, section 4)."""
+
+
+def signal_nodes(nodes: pd.DataFrame, edges: pd.DataFrame) -> set[str]:
+    """The ids of the nodes that ``edges`` use and ``nodes``' ``traffic_signals`` column flags.
+
+    A missing column or value counts as no signal.
+    """
+    if "traffic_signals" not in nodes.columns:
+        return set()
+    flagged = nodes.loc[nodes["traffic_signals"].fillna(False).astype(bool), "node_id"].astype(str)
+    used = set(edges["from_node"].astype(str)) | set(edges["to_node"].astype(str))
+    return set(flagged.tolist()) & used
+
+
+def _signal_options(signals: set[str], *, guess: bool) -> list[str]:
+    """The traffic light options: :data:`SIGNAL_OPTIONS` when the data has signals, else guessing or none."""
+    if signals:
+        return SIGNAL_OPTIONS
+    return ["--tls.guess", "true" if guess else "false"]
 
 
 def connected_parts(edges: pd.DataFrame, anchors: set[str]) -> npt.NDArray[np.bool_]:
@@ -382,7 +414,10 @@ _ATTRIBUTE_ESCAPES = str.maketrans(
 )
 
 
-def _write_nodes(edges: gpd.GeoDataFrame, nodes: gpd.GeoDataFrame, path: Path) -> Path:
+def _write_nodes(
+    edges: gpd.GeoDataFrame, nodes: gpd.GeoDataFrame, path: Path, *, signals: AbstractSet[str] = frozenset()
+) -> Path:
+    """One ``<node>`` per node an edge uses; ``type="traffic_light"`` for those in ``signals``."""
     used = set(edges["from_node"].tolist()) | set(edges["to_node"].tolist())
     table = nodes[nodes["node_id"].isin(used)]
     missing = used - set(table["node_id"].tolist())
@@ -393,10 +428,14 @@ def _write_nodes(edges: gpd.GeoDataFrame, nodes: gpd.GeoDataFrame, path: Path) -
         )
     xy = shapely.get_coordinates(table.geometry.to_numpy())
     lines = [
-        f'  <node id="{_escape(str(node_id))}" x="{x:.2f}" y="{y:.2f}" />\n'
+        f'  <node id="{_escape(str(node_id))}" x="{x:.2f}" y="{y:.2f}"'
+        f"{_TRAFFIC_LIGHT if str(node_id) in signals else ''} />\n"
         for node_id, (x, y) in zip(table["node_id"].tolist(), xy.tolist(), strict=True)
     ]
     return _write_plain(path, "nodes", lines)
+
+
+_TRAFFIC_LIGHT = ' type="traffic_light"'
 
 
 def _write_edges(edges: gpd.GeoDataFrame, path: Path) -> Path:

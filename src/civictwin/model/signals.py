@@ -1,0 +1,181 @@
+"""Traffic signals on the road network: which junctions OSM's signal nodes control.
+
+OSM maps a signalised junction either with ``highway=traffic_signals`` on the junction node itself,
+or with one signal node on each approach where vehicles stop, a few metres before the junction,
+optionally with ``traffic_signals:direction=forward|backward`` saying which direction of the way it
+signals (OSM wiki, Tag:highway=traffic_signals and Key:traffic_signals:direction). netconvert's
+``--tls.guess-signals`` reads the second pattern the same way: a signal node up to
+``--tls.guess-signals.dist`` (25 m by default) ahead of an intersection is that intersection's signal
+(SUMO documentation, Networks/Import/OpenStreetMap, "Traffic Lights"). The rule is applied here, on the
+twin's own data, so that the result is a plain flag on ``network_nodes`` that a scenario or a city's
+road layer can edit, and so that signal nodes lying inside a twin edge (the twin splits ways only
+where they meet) count too.
+
+A signal at a node where three or more car-connected neighbours meet controls that junction. Any
+other signal on a car road is followed in the direction(s) it signals, along the car edges through
+nodes where the street only continues, to the first such junction within :data:`SIGNAL_REACH_M`.
+A signal with no junction in reach is a mid-block signal (typically a signalised pedestrian
+crossing): it controls its own node when it is one of the network's nodes, and is left out (and
+counted) when it lies inside an edge. Signalised pedestrian crossings mapped as their own
+``highway=crossing`` node are kept in the ``traffic_signals`` layer but control nothing here: the
+signal for vehicles at such a crossing is mapped as ``highway=traffic_signals`` (OSM wiki).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+SIGNAL_REACH_M = 25.0
+"""How far ahead of a junction (metres along the road) a signal node still belongs to it: the default
+of netconvert's ``--tls.guess-signals.dist`` (``netconvert --save-template``, SUMO 1.28)."""
+
+ON_VERTEX_M = 0.01
+"""A signal node lies on an edge when it is this close (metres) to the edge's line: it is one of the
+line's vertices, projected with the same transformation."""
+
+
+@dataclass(frozen=True)
+class SignalledNodes:
+    """``node_id`` of every node a signal controls, and the counts for the quality report."""
+
+    node_ids: frozenset[int]
+    quality: dict[str, int]
+
+
+def signalled_nodes(
+    signals: pd.DataFrame, edges: gpd.GeoDataFrame, nodes: gpd.GeoDataFrame
+) -> SignalledNodes:
+    """The network nodes the vehicle signals among ``signals`` control (see the module docstring).
+
+    ``signals`` follows the ``traffic_signals`` layer (``osm_id``, ``highway``, ``direction``,
+    geometry); ``edges`` and ``nodes`` follow ``network_edges`` and ``network_nodes``, in the same CRS.
+    """
+    vehicle = signals[signals["highway"] == "traffic_signals"].reset_index(drop=True)
+    graph = _CarGraph.of(edges)
+    node_ids = set(nodes["node_id"].astype(np.int64).tolist())
+    on_edges = _edges_through(vehicle, graph.edges)
+    controlled: set[int] = set()
+    counts = dict.fromkeys(_PLACEMENTS, 0)
+    for row, osm_id, direction in zip(
+        range(len(vehicle)), vehicle["osm_id"].astype(np.int64).tolist(), _directions(vehicle), strict=True
+    ):
+        if graph.is_junction(osm_id):
+            controlled.add(osm_id)
+            counts["at_junction"] += 1
+            continue
+        starts = graph.leaving(osm_id, direction) if osm_id in graph.neighbours else on_edges.get(row, [])
+        reached = {j for edge, ahead in starts if (j := graph.junction_ahead(edge, ahead)) is not None}
+        if reached:
+            controlled |= reached
+            counts["ahead_of_junction"] += 1
+        elif osm_id in node_ids and osm_id in graph.neighbours:
+            controlled.add(osm_id)
+            counts["mid_block_at_node"] += 1
+        else:
+            counts["not_placed"] += 1
+    quality = {
+        "signals": len(signals),
+        "vehicle_signals": len(vehicle),
+        "pedestrian_crossings": int((signals["highway"] == "crossing").sum()),
+        **counts,
+        "signalled_nodes": len(controlled),
+    }
+    return SignalledNodes(node_ids=frozenset(controlled), quality=quality)
+
+
+def merged(parts: list[SignalledNodes]) -> SignalledNodes:
+    """The signals of several disjoint sets (e.g. the spatial partitions of a build) taken together:
+    counts summed, controlled nodes joined (``signalled_nodes`` counts each node once)."""
+    node_ids = frozenset().union(*(p.node_ids for p in parts))
+    keys = ("signals", "vehicle_signals", "pedestrian_crossings", *_PLACEMENTS)
+    quality = {key: sum(p.quality[key] for p in parts) for key in keys}
+    return SignalledNodes(node_ids=node_ids, quality={**quality, "signalled_nodes": len(node_ids)})
+
+
+_PLACEMENTS = ("at_junction", "ahead_of_junction", "mid_block_at_node", "not_placed")
+
+
+def _directions(signals: pd.DataFrame) -> list[str]:
+    """``forward``, ``backward`` or ``both`` per signal (a missing or any other value counts as both)."""
+    values = signals["direction"].tolist() if "direction" in signals.columns else [None] * len(signals)
+    return [v if isinstance(v, str) and v in ("forward", "backward") else "both" for v in values]
+
+
+@dataclass(frozen=True)
+class _CarGraph:
+    """The car edges (``edge_id``, ``from_node``, ``to_node``, ``length``, geometry) and their nodes."""
+
+    edges: gpd.GeoDataFrame
+    neighbours: dict[int, set[int]]
+    out_of: dict[int, list[int]]
+
+    @classmethod
+    def of(cls, edges: gpd.GeoDataFrame) -> _CarGraph:
+        car = edges[edges["car"].fillna(False).astype(bool)].reset_index(drop=True)
+        car = car.assign(
+            from_node=car["from_node"].astype(np.int64),
+            to_node=car["to_node"].astype(np.int64),
+            length=shapely.length(car.geometry.to_numpy()),
+        )
+        neighbours: dict[int, set[int]] = defaultdict(set)
+        out_of: dict[int, list[int]] = defaultdict(list)
+        for row, (start, end) in enumerate(
+            zip(car["from_node"].tolist(), car["to_node"].tolist(), strict=True)
+        ):
+            neighbours[start].add(end)
+            neighbours[end].add(start)
+            out_of[start].append(row)
+        return cls(edges=car, neighbours=dict(neighbours), out_of=dict(out_of))
+
+    def is_junction(self, node: int) -> bool:
+        return len(self.neighbours.get(node, ())) >= 3
+
+    def leaving(self, node: int, direction: str) -> list[tuple[int, float]]:
+        """The car edges leaving ``node`` in ``direction`` of their way, each with its full length ahead."""
+        rows = [r for r in self.out_of.get(node, []) if _signals(self.edges["edge_id"].iat[r], direction)]
+        return [(r, float(self.edges["length"].iat[r])) for r in rows]
+
+    def junction_ahead(self, row: int, ahead_m: float) -> int | None:
+        """The first junction reached from ``ahead_m`` before the end of edge ``row``, within reach."""
+        travelled, previous = ahead_m, int(self.edges["from_node"].iat[row])
+        while travelled <= SIGNAL_REACH_M:
+            node = int(self.edges["to_node"].iat[row])
+            if self.is_junction(node):
+                return node
+            onward = [r for r in self.out_of.get(node, []) if int(self.edges["to_node"].iat[r]) != previous]
+            if len(onward) != 1:
+                return None
+            previous, row = node, onward[0]
+            travelled += float(self.edges["length"].iat[row])
+        return None
+
+
+def _signals(edge_id: str, direction: str) -> bool:
+    """Whether a signal of ``direction`` applies to travel along ``edge_id`` (``-`` marks the way's reverse)."""
+    if direction == "both":
+        return True
+    return edge_id.startswith("-") == (direction == "backward")
+
+
+def _edges_through(signals: pd.DataFrame, car: gpd.GeoDataFrame) -> dict[int, list[tuple[int, float]]]:
+    """Per signal row, the car edges whose line passes through it (in the direction it signals) and
+    the metres from it to each edge's end."""
+    if signals.empty or car.empty:
+        return {}
+    points = signals.geometry.to_numpy()
+    tree = shapely.STRtree(car.geometry.to_numpy())
+    hits = tree.query(points, predicate="dwithin", distance=ON_VERTEX_M)
+    directions = _directions(signals)
+    found: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    for row, edge in zip(hits[0].tolist(), hits[1].tolist(), strict=True):
+        if not _signals(str(car["edge_id"].iat[edge]), directions[row]):
+            continue
+        line = car.geometry.iat[edge]
+        found[row].append((edge, float(line.length - line.project(points[row]))))
+    return dict(found)
