@@ -51,3 +51,7 @@ def _report_interrupt() -> None:
 
     print(interrupts.MESSAGE, file=sys.stderr)
     interrupts.exit_interrupted()
+
+
+if __name__ == "__main__":  # python -m civictwin.entry
+    main()

@@ -67,13 +67,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _interrupted()
-    except Exception as exc:  # click's own usage errors are handled below
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
+    except Exception as exc:
+        # Usage errors come from Typer's own copy of click (typer._click): TyperException is their public
+        # base class (exit code 2 for usage errors), Abort its "stop here" (a declined prompt).
+        if isinstance(exc, typer.TyperException):
+            _show_usage_error(exc)
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, typer.Abort):
             sys.exit(1)
         if interrupts.received():
             _interrupted()
@@ -92,6 +92,15 @@ def main(argv: list[str] | None = None) -> None:
         _interrupted()
     if isinstance(code, int) and code != 0:
         sys.exit(code)
+
+
+def _show_usage_error(exc: typer.TyperException) -> None:
+    """The exception's own report (usage line, hint and message) when it has one, else its message."""
+    show = getattr(exc, "show", None)
+    if callable(show):
+        show()
+    else:
+        err_console.print(Text.assemble(("error:", "bold red"), " ", exc.format_message()), highlight=False)
 
 
 def _interrupted() -> NoReturn:
