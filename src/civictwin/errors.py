@@ -62,3 +62,15 @@ class EngineError(CivicTwinError):
 
 class UploadError(CivicTwinError):
     """A photo or an answer from the field is not what it claims to be, too large, or unsafe."""
+
+
+def shorten(text: str, limit: int = 40) -> str:
+    """``text`` cut to at most ``limit`` characters, an ellipsis marking the cut (a value quoted in an error)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def first_line(exc: BaseException, *, limit: int = 200) -> str:
+    """The first line of an exception's message, at most ``limit`` characters (a library's message quoted in
+    a one-line error), or the exception's class name when it has no message."""
+    text = str(exc).strip()
+    return shorten(text.splitlines()[0], limit) if text else type(exc).__name__

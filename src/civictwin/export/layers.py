@@ -19,7 +19,7 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from civictwin import durable
-from civictwin.errors import ExportError
+from civictwin.errors import ExportError, first_line
 from civictwin.store.base import Store
 from civictwin.store.personal import holds_home_locations, read_published
 
@@ -119,12 +119,12 @@ def atomic_path(path: Path) -> Iterator[Path]:
         yield partial
         durable.replace(partial, path)
     except WRITE_ERRORS as exc:
-        raise ExportError(f"cannot write: {_first_line(exc)}", path=path) from None
+        raise ExportError(f"cannot write: {_reason(exc)}", path=path) from None
     finally:
         for leftover in (partial, *(partial.with_name(partial.name + s) for s in _SIDECARS)):
             leftover.unlink(missing_ok=True)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+def _reason(exc: BaseException) -> str:
+    """The system's reason alone for an OSError (the error names the file already), else the first line."""
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)

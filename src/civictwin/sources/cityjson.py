@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from civictwin.config import SourceConfig
-from civictwin.errors import SourceError
+from civictwin.errors import SourceError, first_line
 from civictwin.sources.base import BuildContext, IngestResult
 from civictwin.sources.city3d import CityBuilding, ModelCRS, SurfaceBlock, ingest_buildings, resolve_crs
 
@@ -161,7 +161,7 @@ def _load(buf: mmap.mmap, span: _Span, path: Path, record: str) -> Any:
     try:
         return json.loads(buf[span[0] : span[1]])
     except ValueError as exc:
-        raise SourceError(f"{record}: not valid JSON: {_first_line(exc)}", path=path) from None
+        raise SourceError(f"{record}: not valid JSON: {first_line(exc)}", path=path) from None
 
 
 _Span = tuple[int, int]
@@ -441,7 +441,7 @@ def _sequence_header(path: Path) -> dict[str, Any]:
     try:
         header = json.loads(line)
     except ValueError as exc:
-        raise SourceError(f"line 1: not a CityJSON header: {_first_line(exc)}", path=path) from None
+        raise SourceError(f"line 1: not a CityJSON header: {first_line(exc)}", path=path) from None
     if not isinstance(header, dict):
         raise SourceError("line 1: not a CityJSON header", path=path)
     return _check_header(header, path)
@@ -457,7 +457,7 @@ def _sequence_buildings(path: Path, header: dict[str, Any], skipped: Counter[str
             try:
                 feature = json.loads(line)
             except ValueError as exc:
-                raise SourceError(f"line {number}: not valid JSON: {_first_line(exc)}", path=path) from None
+                raise SourceError(f"line {number}: not valid JSON: {first_line(exc)}", path=path) from None
             if not isinstance(feature, dict) or feature.get("type") != "CityJSONFeature":
                 raise SourceError(f"line {number}: not a CityJSONFeature", path=path)
             raw = feature.get("vertices")
@@ -647,8 +647,3 @@ def _semantic(entry: Any) -> tuple[str, dict[str, Any] | None]:
         return kind, None
     attributes = {k: v for k, v in entry.items() if k not in ("type", "parent", "children")}
     return kind, attributes or None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__

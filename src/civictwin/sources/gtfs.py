@@ -58,7 +58,7 @@ import pyarrow as pa
 import shapely
 
 from civictwin.config import SourceConfig
-from civictwin.errors import SourceError
+from civictwin.errors import SourceError, first_line, shorten
 from civictwin.geometry import WGS84, GeometryReport, prepare_geometries
 from civictwin.sources.base import BuildContext, IngestedLayer, IngestResult
 from civictwin.sources.vector import truncate_text
@@ -295,12 +295,12 @@ def _read_file(path: Path, files: dict[str, _Opener], name: str) -> pd.DataFrame
     except pd.errors.EmptyDataError:
         raise SourceError(f"{name}: file is empty", path=path) from None
     except pd.errors.ParserError as exc:
-        raise SourceError(f"{name}: not valid CSV: {_first_line(exc)}", path=path) from None
+        raise SourceError(f"{name}: not valid CSV: {first_line(exc)}", path=path) from None
     except UnicodeDecodeError:
         raise SourceError(f"{name}: not UTF-8 text", path=path) from None
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
         raise SourceError(
-            f"{name}: cannot read (truncated or corrupt zip?): {_first_line(exc)}", path=path
+            f"{name}: cannot read (truncated or corrupt zip?): {first_line(exc)}", path=path
         ) from None
     absent = [c for c in required if c not in frame.columns]
     if absent:
@@ -421,7 +421,7 @@ class _Parser:
         self, file: str, raw: pd.DataFrame, column: str, bad: pd.Series, problem: str
     ) -> SourceError:
         row = int(np.flatnonzero(bad.to_numpy(dtype=bool))[0])
-        return self._error(file, row, column, f"{_shorten(str(raw[column].iloc[row]))!r} {problem}")
+        return self._error(file, row, column, f"{shorten(str(raw[column].iloc[row]))!r} {problem}")
 
     def _require(self, raw: pd.DataFrame, file: str, columns: list[str]) -> None:
         for column in columns:
@@ -822,12 +822,3 @@ def _to_arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     if frame.empty:
         return schema.empty_table()
     return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
-
-
-def _shorten(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return _shorten(text.splitlines()[0], 200) if text else type(exc).__name__

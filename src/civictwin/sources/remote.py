@@ -24,7 +24,7 @@ import httpx
 from lxml import etree
 
 from civictwin.config import SensorSourceConfig, SourceConfig
-from civictwin.errors import SourceError
+from civictwin.errors import SourceError, first_line
 
 PAGE_SIZE = 1000
 """Features asked for per request when the source sets no ``page_size``."""
@@ -136,7 +136,7 @@ def fetch_page(
         response = client.get(url, headers=headers)
     except httpx.HTTPError as exc:
         raise SourceError(
-            f"page {number} ({url}): server unreachable: {_first_line(exc)}", path=label
+            f"page {number} ({url}): server unreachable: {first_line(exc)}", path=label
         ) from None
     if response.status_code == 304 and previous:
         return None
@@ -214,8 +214,3 @@ def _conditional_headers(previous: dict[str, str | None]) -> dict[str, str]:
     if previous.get("last_modified"):
         headers["If-Modified-Since"] = str(previous["last_modified"])
     return headers
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__

@@ -50,7 +50,7 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from civictwin.config import SourceConfig
-from civictwin.errors import SourceError
+from civictwin.errors import SourceError, first_line, shorten
 from civictwin.geometry import WGS84, GeometryArray, gdal_read_options, prepare_geometries
 from civictwin.sources.base import BuildContext, IngestedLayer, IngestResult
 from civictwin.store.base import GEOMETRY
@@ -196,7 +196,7 @@ def numeric_column(values: pd.Series, name: str, path: Path, first_line: int) ->
     bad = converted.isna() & values.notna()
     if bad.any():
         position = int(np.flatnonzero(bad.to_numpy())[0])
-        shown = _shorten(str(values.iloc[position]))
+        shown = shorten(str(values.iloc[position]))
         raise SourceError(
             f"column '{name}' is not numeric (row {first_line + position}: {shown!r})", path=path
         )
@@ -279,7 +279,7 @@ def _read_ogr(source: SourceConfig, path: Path) -> RawLayer:
     except pyogrio.errors.GeometryError as exc:
         raise _read_error(exc, path) from None
     except pyogrio.errors.DataSourceError as exc:
-        raise SourceError(f"cannot read: {_first_line(exc)}", path=path) from None
+        raise SourceError(f"cannot read: {first_line(exc)}", path=path) from None
     fields = [str(f) for f in info["fields"]]
     if source.columns is not None:
         _check_known_columns(source.columns, fields, path)
@@ -311,10 +311,10 @@ def _read_error(exc: Exception, path: Path, what: str = "cannot read") -> Source
     if isinstance(exc, pyogrio.errors.GeometryError):
         return SourceError(
             f"geometries that are not simple features (3D solids? use kind cityjson/citygml for 3D city "
-            f"models): {_first_line(exc)}",
+            f"models): {first_line(exc)}",
             path=path,
         )
-    return SourceError(f"{what} (truncated or corrupt?): {_first_line(exc)}", path=path)
+    return SourceError(f"{what} (truncated or corrupt?): {first_line(exc)}", path=path)
 
 
 def _pick_layer(source: SourceConfig, path: Path) -> str:
@@ -343,13 +343,13 @@ def _read_parquet(source: SourceConfig, path: Path) -> RawLayer:
     try:
         frame = gpd.read_parquet(path, columns=None)
     except pa.ArrowException as exc:
-        raise SourceError(f"cannot read (truncated or corrupt?): {_first_line(exc)}", path=path) from None
+        raise SourceError(f"cannot read (truncated or corrupt?): {first_line(exc)}", path=path) from None
     except ValueError as exc:
         raise SourceError(
-            f"not GeoParquet (no geometry column metadata): {_first_line(exc)}", path=path
+            f"not GeoParquet (no geometry column metadata): {first_line(exc)}", path=path
         ) from None
     except OSError as exc:
-        raise SourceError(f"cannot read (truncated or corrupt?): {_first_line(exc)}", path=path) from None
+        raise SourceError(f"cannot read (truncated or corrupt?): {first_line(exc)}", path=path) from None
     if len(frame) == 0:
         raise SourceError("no features", path=path)
     attributes = pd.DataFrame(frame.drop(columns=frame.geometry.name))
@@ -368,7 +368,7 @@ def _read_csv(source: SourceConfig, path: Path) -> RawLayer:
     except pd.errors.EmptyDataError:
         raise SourceError("file is empty", path=path) from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise SourceError(f"not readable CSV: {_first_line(exc)}", path=path) from None
+        raise SourceError(f"not readable CSV: {first_line(exc)}", path=path) from None
     frame.columns = [str(c).strip() for c in frame.columns]
     if frame.empty:
         raise SourceError("no features (only a header line)", path=path)
@@ -403,7 +403,7 @@ def _parse_wkt(values: pd.Series, column: str, path: Path) -> GeometryArray:
             geometries[i] = shapely.from_wkt(value)
         except shapely.errors.GEOSException:
             raise SourceError(
-                f"line {i + 2}: column '{column}': not valid WKT: {_shorten(str(value))!r}", path=path
+                f"line {i + 2}: column '{column}': not valid WKT: {shorten(str(value))!r}", path=path
             ) from None
     return geometries
 
@@ -447,12 +447,3 @@ def _duplicate_rows(frame: gpd.GeoDataFrame) -> int:
     comparable = pd.DataFrame(frame.drop(columns=frame.geometry.name)).astype("string")
     comparable["__wkb"] = shapely.to_wkb(frame.geometry.to_numpy(), hex=True)
     return int(comparable.duplicated().sum())
-
-
-def _shorten(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return _shorten(text.splitlines()[0], 200) if text else type(exc).__name__

@@ -21,7 +21,7 @@ import pyarrow as pa
 import shapely
 
 from civictwin import durable
-from civictwin.errors import StoreError
+from civictwin.errors import StoreError, first_line
 from civictwin.locking import LockHeld, exclusive
 from civictwin.memory import STORE_SHARE, BuildMemory
 from civictwin.store.base import GEOMETRY, VERSION_KEY, Bounds, Store, TableInfo
@@ -73,9 +73,9 @@ def connect(
     try:
         con = duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.IOException as exc:
-        raise StoreError(f"cannot open store: {_first_line(exc)}", path=path) from None
+        raise StoreError(f"cannot open store: {first_line(exc)}", path=path) from None
     except duckdb.Error as exc:
-        raise StoreError(f"not a readable twin store: {_first_line(exc)}", path=path) from None
+        raise StoreError(f"not a readable twin store: {first_line(exc)}", path=path) from None
     if spatial:
         load_spatial(con)
     return con
@@ -106,11 +106,11 @@ def out_of_room(exc: BaseException) -> str | None:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"no space left on the disk ({exc.filename or 'writing'})"
     if isinstance(exc, duckdb.OutOfMemoryException) and "max_temp_directory_size" in str(exc):
-        return f"its working memory needed more disk to spill to than [build] spill_mb allows ({_first_line(exc)})"
+        return f"its working memory needed more disk to spill to than [build] spill_mb allows ({first_line(exc)})"
     if isinstance(exc, duckdb.OutOfMemoryException):
-        return f"out of memory, with no room left to spill to disk ({_first_line(exc)})"
+        return f"out of memory, with no room left to spill to disk ({first_line(exc)})"
     if isinstance(exc, duckdb.IOException) and "No space left on device" in str(exc):
-        return f"no space left on the disk ({_first_line(exc)})"
+        return f"no space left on the disk ({first_line(exc)})"
     return None
 
 
@@ -424,10 +424,6 @@ def _filters(
         clauses.append(f"{quote(column)} = ?")
         params.append(value)
     return clauses, params
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 @contextmanager
