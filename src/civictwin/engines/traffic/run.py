@@ -75,8 +75,9 @@ and capacity factor replacing the signal phases) is not used: the lights' own ph
 ``routing-algorithm`` CCH (SUMO 1.28's customizable contraction hierarchies, ``sumo --help``): the
 rerouting device's queries are answered on a hierarchy built once per run and re-customised with the
 edge speeds at every adaptation interval, instead of an A* search per query. It finds the same
-shortest paths (up to ties) at a fraction of the cost: on the 8×8 city A* spent 98 ms a query
-(10,000 edges explored) and made rerouting triple a run's cost, CCH 0.26 ms (83 edges). Micro runs
+shortest paths (up to ties) at a fraction of the cost: on the 8×8 city A* explored 8,000–10,000
+edges a query (86–98 ms under load) and rerouting every 60 s tripled a run's cost; CCH explored 83
+(0.26 ms), and the same run cost a fifth (BENCHMARKS.md, "Region-sized traffic"). Micro runs
 keep A* (they are small, and their tested numbers stay as they were).
 Measured against micro runs on the demo in docs/traffic-engine.md, "Micro and meso"."""
 
