@@ -1,6 +1,6 @@
 """Region-sized traffic (issue 14 part 5): a whole tiled city mesoscopically, and micro against meso.
 
-Reproduce (both sections at their defaults, the numbers recorded in BENCHMARKS.md under #14 part 5):
+Reproduce (every section at its defaults, the numbers recorded in BENCHMARKS.md under #14 part 5):
 
     .venv/bin/python benchmarks/bench_region.py
 
@@ -21,6 +21,10 @@ Sections (each prints a markdown table on stdout; progress goes to stderr):
   ``--iterations`` rounds (default 3, the engine's), micro and meso
   (the engine's meso options, ``run.MESO_OPTIONS``): mean travel time and total delay with their 95%
   intervals over the seeds, and the plan's effect on each with Welch's 95% interval.
+- ``routing``: the demo twin, baseline and ``close_main_street`` over ``--seeds`` seeds with
+  ``--iterations`` rounds, mesoscopic, routed by A* (the meso runs' routing before CCH, recreated by
+  swapping ``run.MESO_OPTIONS`` for these runs only) and by CCH (today's ``run.MESO_OPTIONS``): the
+  same KPIs as ``levels`` plus vehicle-km, to show the choice of router leaves them within noise.
 
 Everything is written in a temporary folder that is removed at the end.
 """
@@ -28,18 +32,21 @@ Everything is written in a temporary folder that is removed at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 from bench_traffic import builtin_scenario, log, table, tiled_twin
 
 from civictwin.demo import build_demo
+from civictwin.engines.traffic import run as sumo_run
 from civictwin.engines.traffic.inputs import TwinInputs, load_twin
 from civictwin.engines.traffic.params import TrafficParams, load_params
 from civictwin.engines.traffic.prepare import prepare_scenario
@@ -47,9 +54,11 @@ from civictwin.engines.traffic.simulate import SeedOutcome, run_scenario, simula
 from civictwin.kpis.ensemble import difference, summarise
 from civictwin.scenarios.spec import Scenario
 
-SECTIONS = ("city", "levels")
+SECTIONS = ("city", "levels", "routing")
 PLAN = "close_main_street"
 LEVEL_KPIS = ("mean_travel_time_s", "total_delay_h")
+ROUTING_KPIS = ("mean_travel_time_s", "total_delay_h", "vehicle_km")
+ROUTERS = ("astar", "CCH")
 
 
 @dataclass(frozen=True)
@@ -140,6 +149,10 @@ def bench_city(work: Path, settings: Settings) -> None:
         ["of which netconvert s", f"{prepared.network.wall_s:.1f}"],
         ["simulate seed s (all rounds, focus run included)", f"{seed_s:.1f}"],
         ["of which sumo s (city runs)", f"{outcome.sumo_wall_s:.1f}"],
+        [
+            "vehicle-seconds per sumo second (arrived cars' driving time / city runs' sumo s)",
+            f"{kpis['total_travel_time_h'] * 3600 / outcome.sumo_wall_s:,.0f}",
+        ],
         ["CPU s, this process (prepare + seed)", f"{python_cpu:.0f}"],
         ["CPU s, SUMO processes (netconvert, sumo, cutRoutes.py)", f"{children_cpu:.0f}"],
         ["peak memory, this process MB", f"{peak_mb(resource.RUSAGE_SELF):.0f}"],
@@ -209,6 +222,48 @@ def bench_levels(twin: Path, work: Path, settings: Settings) -> None:
     )  # fmt: skip
 
 
+@contextlib.contextmanager
+def meso_router(algorithm: str) -> Iterator[None]:
+    """Meso runs routed by ``algorithm`` while inside (SUMO's ``--routing-algorithm``), by swapping
+    :data:`run.MESO_OPTIONS`, which :func:`run.sumo_options` reads at every run."""
+    saved = sumo_run.MESO_OPTIONS
+    sumo_run.MESO_OPTIONS = MappingProxyType({**saved, "routing-algorithm": algorithm})
+    try:
+        yield
+    finally:
+        sumo_run.MESO_OPTIONS = saved
+
+
+def bench_routing(twin: Path, work: Path, settings: Settings) -> None:
+    """Meso runs on the demo routed by A* and by CCH: KPIs, the plan's effect and SUMO seconds."""
+    inputs = load_twin(twin)
+    params = load_params(twin, iterations=settings.iterations, mesoscopic=True)
+    rows = []
+    for algorithm in ROUTERS:
+        with meso_router(algorithm):
+            runs = level_runs(twin, inputs, params, settings.seeds, work, f"meso-{algorithm}")
+        sumo = statistics.fmean(r.sumo_wall_s for rs in runs.values() for r in rs)
+        for key in ROUTING_KPIS:
+            base = [r.kpis[key] for r in runs["baseline"]]
+            level = summarise(base)
+            change = difference(base, [r.kpis[key] for r in runs[PLAN]], label=key)
+            rows.append([
+                algorithm,
+                key,
+                f"{level.mean:.2f} [{level.ci_low:.2f}, {level.ci_high:.2f}]",
+                f"{change.mean:+.2f} [{change.ci_low:+.2f}, {change.ci_high:+.2f}]",
+                f"{sumo:.1f}",
+            ])  # fmt: skip
+    print(
+        f"### Meso on the demo routed by A* and by CCH: baseline and `{PLAN}`, {settings.seeds} seeds, "
+        f"{settings.iterations} round(s) per run\n"
+    )
+    table(
+        ["router", "KPI", "baseline mean [95% CI]", f"{PLAN} − baseline [95% CI]", "sumo s per run"],
+        rows,
+    )
+
+
 def parse(argv: Sequence[str] | None = None) -> Settings:
     """Read the command line."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -217,10 +272,12 @@ def parse(argv: Sequence[str] | None = None) -> Settings:
     parser.add_argument(
         "--city-iterations", type=int, default=1, help="city: simulation ↔ mode-choice rounds"
     )
-    parser.add_argument("--iterations", type=int, default=3, help="levels: simulation ↔ mode-choice rounds")
+    parser.add_argument(
+        "--iterations", type=int, default=3, help="levels, routing: simulation ↔ mode-choice rounds"
+    )
     parser.add_argument("--scale", type=float, default=1.0, help="city: demand scale")
     parser.add_argument("--focus", action="store_true", help="city: the middle tile micro (focus_zones)")
-    parser.add_argument("--seeds", type=int, default=5, help="levels: seeds per scenario and level")
+    parser.add_argument("--seeds", type=int, default=5, help="levels, routing: seeds per scenario and level")
     parser.add_argument(
         "--gateways",
         action="store_true",
@@ -256,11 +313,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"Machine: {os.cpu_count()} CPUs, 1-minute load average {load:.1f} at the start.\n", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench_region_") as tmp:
         work = Path(tmp)
-        if "levels" in settings.sections:
+        if {"levels", "routing"} & set(settings.sections):
             log("building the demo twin")
             twin = work / "demo"
             build_demo(twin)
-            bench_levels(twin, work, settings)
+            if "levels" in settings.sections:
+                bench_levels(twin, work, settings)
+            if "routing" in settings.sections:
+                bench_routing(twin, work, settings)
         if "city" in settings.sections:
             bench_city(work, settings)
 

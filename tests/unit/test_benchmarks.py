@@ -11,6 +11,8 @@ from types import ModuleType
 
 import pytest
 
+from civictwin.engines.traffic import run
+
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 SCRIPTS = sorted([*BENCHMARKS.glob("bench_*.py"), *BENCHMARKS.glob("parity_*.py")])
 
@@ -60,10 +62,22 @@ def test_bench_traffic_reads_its_sections_and_the_engine_parameters(
 
 def test_bench_region_reads_its_sections(monkeypatch: pytest.MonkeyPatch) -> None:
     bench = load_script(BENCHMARKS / "bench_region.py", monkeypatch)
-    assert bench.SECTIONS == ("city", "levels")
+    assert bench.SECTIONS == ("city", "levels", "routing")
     settings = bench.parse(["--only", "city", "--tiles", "4", "--focus", "--scale", "0.5"])
     assert (settings.sections, settings.tiles, settings.focus, settings.scale) == (("city",), 4, True, 0.5)
     assert (settings.city_iterations, settings.iterations, settings.seeds) == (1, 3, 5)
     with pytest.raises(SystemExit) as refused:
         bench.parse(["--only", "town"])
     assert refused.value.code == 2
+    routing = bench.parse(["--only", "routing", "--seeds", "2", "--iterations", "1"])
+    assert (routing.sections, routing.seeds, routing.iterations) == (("routing",), 2, 1)
+
+
+def test_bench_region_routes_meso_runs_by_astar_only_inside_its_switch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bench = load_script(BENCHMARKS / "bench_region.py", monkeypatch)
+    assert run.MESO_OPTIONS["routing-algorithm"] == "CCH"
+    with bench.meso_router("astar"):
+        assert run.MESO_OPTIONS["routing-algorithm"] == "astar" and run.MESO_OPTIONS["mesosim"] == "true"
+    assert run.MESO_OPTIONS["routing-algorithm"] == "CCH"
