@@ -37,7 +37,7 @@ from civictwin.store.postgis import PostGISStore
 
 BBOX = (24.93, 60.16, 24.96, 60.18)
 OSM_TABLES = ["addresses", "buildings", "buildings_3d", "green", "landuse", "network_edges", "network_nodes",
-              "pois", "roads", "trees", "water"]  # fmt: skip
+              "pois", "roads", "traffic_signals", "trees", "water"]  # fmt: skip
 """Tables that depend on the OSM extract alone (its layers, empty ones included, the network, the buildings)."""
 
 
