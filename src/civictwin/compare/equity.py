@@ -5,8 +5,8 @@ Zones are put into classes (quintiles by default) by a socio-demographic column 
 resident of the zone). For every engine table keyed by ``zone_id`` on the ``zones`` layer, each seed's
 value of a class is the sum over its zones (amounts: vehicle-km, CO2, residents exposed) or the
 resident-weighted mean (levels, whose unit is in :data:`LEVEL_UNITS`: noise in dB, temperatures,
-shares); plan − baseline per class then gets Welch's 95% interval over the seeds, exactly as a KPI
-does (:func:`civictwin.kpis.ensemble.difference`). A network-wide KPI (a mean travel time, a mode
+shares); plan − baseline per class then gets its 95% interval over the seeds (paired by seed), exactly
+as a KPI does (:func:`civictwin.kpis.ensemble.difference_by_seed`). A network-wide KPI (a mean travel time, a mode
 share) has no per-zone value in the seeds and cannot be broken down; the view lists which were left
 out. Method: docs/methods-sociodemographics.md.
 """
@@ -26,7 +26,7 @@ from civictwin.compare.table import EngineRuns, kpi_definitions, stack_table
 from civictwin.config import SociodemographicsSection
 from civictwin.engines.base import Engine, TableSpec
 from civictwin.i18n import DEFAULT, MINUS, Language, language
-from civictwin.kpis.ensemble import Difference, difference
+from civictwin.kpis.ensemble import Difference, difference_by_seed
 
 EQUITY_FILE = "equity.json"
 """The equity view in a comparison folder."""
@@ -216,11 +216,11 @@ def _rows(
     rows = []
     for plan in plans:
         for name in names:
-            a, b = (_finite(per_class[s], name) for s in (baseline, plan))
+            a, b = (_by_seed(per_class[s], name) for s in (baseline, plan))
             label = f"{column} ({grouping.label} {name})"
             members = classes.index[classes == name]
             d = (
-                difference(a, b, label=label, unit=unit)
+                difference_by_seed(a, b, label=label, unit=unit)
                 if a and b
                 else Difference(
                     math.nan,
@@ -256,10 +256,17 @@ def _rows(
     return rows
 
 
-def _finite(frame: pd.DataFrame, name: str) -> list[float]:
+def _by_seed(frame: pd.DataFrame, name: str) -> dict[int, float]:
+    """Class ``name``'s finite values by seed (the frame's columns are seed numbers)."""
     if name not in frame.index:
-        return []
-    return [float(v) for v in frame.loc[name].to_numpy() if math.isfinite(float(v))]
+        return {}
+    row = frame.loc[name]
+    values = row.to_numpy(dtype=float)
+    return {
+        int(seed): float(v)
+        for seed, v in zip(row.index.tolist(), values.tolist(), strict=True)
+        if math.isfinite(v)
+    }
 
 
 def _not_broken_down(runs: EngineRuns, tables: Sequence[tuple[str, TableSpec]]) -> dict[str, str]:

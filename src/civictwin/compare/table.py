@@ -15,7 +15,7 @@ import pandas as pd
 
 from civictwin.engines.base import TableSpec
 from civictwin.errors import EngineError
-from civictwin.kpis.ensemble import Better, difference, key_differences, summarise
+from civictwin.kpis.ensemble import Better, difference_by_seed, key_differences, summarise
 from civictwin.runs import ComparisonRecord, DifferenceRow, KpiRow, SeedKpi, SeedRecord
 
 EngineRuns = Mapping[str, Mapping[str, Sequence[SeedRecord]]]
@@ -48,6 +48,11 @@ def _values(seeds: Sequence[SeedRecord], kpi: str) -> list[float]:
     return [v for v in (seed.kpi(kpi) for seed in seeds) if math.isfinite(v)]
 
 
+def _by_seed(seeds: Sequence[SeedRecord], kpi: str) -> dict[int, float]:
+    """The KPI's finite values by seed number."""
+    return {seed.seed: v for seed in seeds if math.isfinite(v := seed.kpi(kpi))}
+
+
 def kpi_rows(runs: EngineRuns) -> list[KpiRow]:
     """Mean and 95% interval of every KPI per scenario (seeds with a NaN value left out of that KPI)."""
     rows = []
@@ -74,12 +79,14 @@ def kpi_rows(runs: EngineRuns) -> list[KpiRow]:
 
 
 def difference_rows(runs: EngineRuns, baseline: str, plans: Sequence[str]) -> list[DifferenceRow]:
-    """Plan − baseline for every KPI, with Welch's 95% interval and a verdict in words."""
+    """Plan − baseline for every KPI, with its 95% interval (paired by seed where both scenarios ran the
+    same seeds, Welch's otherwise: :func:`~civictwin.kpis.ensemble.difference_by_seed`) and a verdict in
+    words."""
     rows = []
     definitions = kpi_definitions(runs)
     for plan in plans:
         for name, (engine, kpi) in definitions.items():
-            a, b = _values(runs[engine][baseline], name), _values(runs[engine][plan], name)
+            a, b = _by_seed(runs[engine][baseline], name), _by_seed(runs[engine][plan], name)
             if not a or not b:
                 words = f"{kpi.label}: not measured in every scenario."
                 rows.append(
@@ -97,7 +104,7 @@ def difference_rows(runs: EngineRuns, baseline: str, plans: Sequence[str]) -> li
                 )
                 continue
             better: Better = kpi.better if kpi.better in ("lower", "higher") else "neither"  # type: ignore[assignment]
-            d = difference(a, b, label=kpi.label, better=better, unit=kpi.unit)
+            d = difference_by_seed(a, b, label=kpi.label, better=better, unit=kpi.unit)
             rows.append(
                 DifferenceRow(
                     engine=engine,
@@ -199,7 +206,8 @@ def table_means(stacked: Stacked, spec: TableSpec) -> pd.DataFrame:
 
 
 def table_differences(base: Stacked, plan: Stacked, spec: TableSpec) -> pd.DataFrame:
-    """Plan − baseline per key for every value column, each with Welch's 95% interval over the seeds.
+    """Plan − baseline per key for every value column, each with its 95% interval over the seeds (paired
+    by seed where a key has values for the same seeds on both sides, Welch's otherwise).
 
     Columns per value: ``<col>_base``, ``<col>_plan`` (means), ``<col>_diff``, ``<col>_ci_low``,
     ``<col>_ci_high`` and ``<col>_real`` (the interval excludes zero). Keys missing on one side have
@@ -208,8 +216,11 @@ def table_differences(base: Stacked, plan: Stacked, spec: TableSpec) -> pd.DataF
     first = spec.values[0][0]
     index = base[first].index.union(plan[first].index)
     out: dict[str, np.ndarray] = {}
+    paired = list(base[first].columns) == list(plan[first].columns)  # the same seeds, in the same order
     for column, _ in spec.values:
-        d = key_differences(base[column].reindex(index).to_numpy(), plan[column].reindex(index).to_numpy())
+        d = key_differences(
+            base[column].reindex(index).to_numpy(), plan[column].reindex(index).to_numpy(), paired=paired
+        )
         out |= {
             f"{column}_base": d.base_mean,
             f"{column}_plan": d.plan_mean,

@@ -1,7 +1,10 @@
-"""Aggregate a KPI over seeds: mean with a 95% t interval, and differences with Welch's interval.
+"""Aggregate a KPI over seeds: mean with a 95% t interval, and differences with a 95% interval.
 
 Runs of a stochastic simulation differ by seed; a change between scenarios counts as detectable only
-when the 95% interval of the difference of means (Welch's t, unequal variances) excludes zero. The
+when the 95% interval of the difference excludes zero. Every scenario runs the same seed numbers, and a
+seed draws the same uncertain parameters in each (common random numbers), so where both scenarios have
+a value for the same seeds the interval is the paired t interval of the per-seed differences
+(:func:`difference_by_seed`); otherwise it is Welch's (unequal variances) on the two samples. The
 ``words`` of a :class:`Difference` say so in one plain sentence for the report, and whether the
 change is an improvement when the KPI says which direction is better. :func:`key_differences` does the
 same for every key of a table at once (per street, building, zone or grid cell).
@@ -10,7 +13,7 @@ same for every key of a table at once (per street, building, zone or grid cell).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,7 +36,7 @@ class Estimate:
 
 @dataclass(frozen=True)
 class Difference:
-    """Plan − base: mean difference, its 95% Welch interval, and whether it stands out from noise.
+    """Plan − base: mean difference, its 95% interval, and whether it stands out from noise.
 
     ``relative`` is the mean difference as a fraction of the base mean (NaN when the base mean is 0).
     """
@@ -71,6 +74,25 @@ SHARE_UNITS: dict[str, float] = {"share": 100.0, "%": 1.0}
 are said in percentage points, never only relative to the base (which a reader takes for points)."""
 
 
+def difference_by_seed(
+    base: Mapping[int, float],
+    plan: Mapping[int, float],
+    *,
+    label: str = "The value",
+    better: Better = "neither",
+    unit: str = "",
+) -> Difference:
+    """Plan − base from values by seed number (NaN values left out): paired by seed when both scenarios
+    have a value for exactly the same seeds, Welch's interval otherwise (see :func:`difference`)."""
+    a = {seed: float(v) for seed, v in base.items() if math.isfinite(float(v))}
+    b = {seed: float(v) for seed, v in plan.items() if math.isfinite(float(v))}
+    if a.keys() == b.keys():
+        seeds = sorted(a)
+        return difference([a[s] for s in seeds], [b[s] for s in seeds], label=label, better=better,
+                          unit=unit, paired=True)  # fmt: skip
+    return difference(list(a.values()), list(b.values()), label=label, better=better, unit=unit)
+
+
 def difference(
     base: Sequence[float],
     plan: Sequence[float],
@@ -78,17 +100,22 @@ def difference(
     label: str = "The value",
     better: Better = "neither",
     unit: str = "",
+    paired: bool = False,
 ) -> Difference:
-    """Plan − base with Welch's t 95% interval; ``words`` describes it for a non-technical reader.
+    """Plan − base with a t 95% interval; ``words`` describes it for a non-technical reader.
 
-    With ``better`` (the direction that is an improvement) a detectable, non-negligible change is also
-    called an improvement or a worsening. A share (``unit`` in :data:`SHARE_UNITS`) is said from its
-    base to its plan value in percent and changed by percentage points.
+    ``paired``: ``base[i]`` and ``plan[i]`` come from the same seed, and the interval is the t interval
+    of their differences (n − 1 degrees of freedom); otherwise Welch's interval of the difference of
+    the means. With ``better`` (the direction that is an improvement) a detectable, non-negligible
+    change is also called an improvement or a worsening. A share (``unit`` in :data:`SHARE_UNITS`) is
+    said from its base to its plan value in percent and changed by percentage points.
     """
     a, b = _clean(base, "base"), _clean(plan, "plan")
+    if paired and a.size != b.size:
+        raise ValueError(f"paired values need as many plan as base values, got {b.size} and {a.size}")
     base_mean, plan_mean = float(a.mean()), float(b.mean())
     diff = plan_mean - base_mean
-    low, high = _welch_interval(a, b, diff)
+    low, high = _paired_interval(b - a, diff) if paired else _welch_interval(a, b, diff)
     distinguishable = bool(not math.isnan(low) and (low > 0 or high < 0))
     relative = diff / base_mean if base_mean != 0 else math.nan
     n_min = min(a.size, b.size)
@@ -100,6 +127,18 @@ def difference(
     else:
         words = _words(label, diff, low, high, base_mean, distinguishable, n_min=n_min, better=better)
     return Difference(diff, low, high, distinguishable, words, relative, base_mean, plan_mean)
+
+
+def _paired_interval(d: np.ndarray, diff: float) -> tuple[float, float]:
+    """The t 95% interval of the mean of per-seed differences ``d``, around ``diff`` (their mean, as the
+    difference of the two means: the same number, without a rounding apart)."""
+    if d.size < 2:
+        return math.nan, math.nan
+    sd = float(d.std(ddof=1))
+    if sd == 0:
+        return diff, diff
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, d.size - 1)) * sd / math.sqrt(d.size)
+    return diff - half, diff + half
 
 
 def _welch_interval(a: np.ndarray, b: np.ndarray, diff: float) -> tuple[float, float]:
@@ -223,10 +262,13 @@ class KeyDifferences:
     real: np.ndarray
 
 
-def key_differences(base: np.ndarray, plan: np.ndarray) -> KeyDifferences:
-    """Welch's 95% interval of plan − base for every row of ``base`` (keys × seeds) and ``plan``.
+def key_differences(base: np.ndarray, plan: np.ndarray, *, paired: bool = False) -> KeyDifferences:
+    """The 95% interval of plan − base for every row of ``base`` (keys × seeds) and ``plan``.
 
-    Row by row the same numbers as :func:`difference` on that row's finite values.
+    ``paired``: the columns of both are the same seeds, in the same order; a row whose values are
+    present for exactly the same seeds on both sides then gets the paired interval, as
+    :func:`difference_by_seed` does. Every other row gets Welch's. Row by row the same numbers as
+    :func:`difference_by_seed` on that row's values.
     """
     a_mean, a_var, a_n = _row_stats(base)
     b_mean, b_var, b_n = _row_stats(plan)
@@ -236,6 +278,14 @@ def key_differences(base: np.ndarray, plan: np.ndarray) -> KeyDifferences:
         se = np.sqrt(va + vb)
         dof = (va + vb) ** 2 / (va**2 / (a_n - 1) + vb**2 / (b_n - 1))
         half = stats.t.ppf(0.5 + CONFIDENCE / 2, dof) * se
+    if paired:
+        same_seeds = (np.isfinite(base) == np.isfinite(plan)).all(axis=1)
+        _, d_var, d_n = _row_stats(np.asarray(plan, dtype=float) - np.asarray(base, dtype=float))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d_se = np.sqrt(d_var / d_n)
+            d_half = stats.t.ppf(0.5 + CONFIDENCE / 2, d_n - 1) * d_se
+        se = np.where(same_seeds, d_se, se)
+        half = np.where(same_seeds, d_half, half)
     enough = (a_n >= 2) & (b_n >= 2)
     half = np.where(enough & (se == 0), 0.0, np.where(enough, half, np.nan))
     low, high = diff - half, diff + half

@@ -133,16 +133,19 @@ def test_kpi_means_and_t_intervals(comparison: Comparison) -> None:
     ]
 
 
-def test_differences_with_welch_intervals_and_words(comparison: Comparison) -> None:
+def test_differences_paired_by_seed_with_words(comparison: Comparison) -> None:
     record = comparison.record
     diff = record.difference("mean_travel_time_s", "close_x")
-    # equal variances (100) and sizes (3): se = sqrt(200/3), Welch dof = 4
-    half = stats.t.ppf(0.975, 4) * math.sqrt(200 / 3)
+    # seeds 1-3: 100, 110, 120 against 150, 160, 170: every seed +50, so the paired interval has no width
+    # (Welch's, ignoring the pairing, would be ±t(0.975, 4)·√(200/3) = ±22.7 s)
     assert diff.mean == pytest.approx(50.0)
-    assert diff.ci_low == pytest.approx(50 - half) and diff.ci_high == pytest.approx(50 + half)
+    assert (diff.ci_low, diff.ci_high) == pytest.approx((50.0, 50.0))
     assert diff.distinguishable and diff.words.startswith("Mean car travel time: up 45%")
     assert diff.words.endswith(", a worsening.")
     noise = record.difference("mean_travel_time_s", "zone_30")
+    # per seed: 105 − 100, 115 − 110, 110 − 120 = 5, 5, −10: mean 0, sd √75, half t(0.975, 2)·√75/√3
+    half = stats.t.ppf(0.975, 2) * math.sqrt(75) / math.sqrt(3)
+    assert (noise.mean, noise.ci_low, noise.ci_high) == pytest.approx((0.0, -half, half))
     assert not noise.distinguishable and "within run-to-run noise" in noise.words
     assert record.summary[0].startswith("Each scenario was simulated 3 times")
     assert record.summary[1].startswith("'close_x' compared with 'baseline': Mean car travel time: up 45%")

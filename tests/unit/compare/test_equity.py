@@ -11,7 +11,6 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 import shapely
-from scipy import stats
 
 from civictwin.compare import Comparison, compare, write_comparison
 from civictwin.compare.equity import EQUITY_FILE, Grouping, groupings_of, zone_classes
@@ -97,13 +96,13 @@ def test_zones_fall_into_quantile_classes() -> None:
     assert list(by_age.index[by_age == by_age["z2"]]) == ["z2", "z3"]
 
 
-def test_amounts_are_summed_per_class_with_welch_intervals(comparison: Comparison) -> None:
+def test_amounts_are_summed_per_class_with_intervals_paired_by_seed(comparison: Comparison) -> None:
     low = _row(comparison, "income", "vehicle_km", "1 of 2")
-    # class sums over seeds: baseline 31, 32, 33; plan 26, 27, 28 -> -5, Welch dof 4
+    # class sums over seeds: baseline 31, 32, 33; plan 26, 27, 28: −5 in every seed, so the paired
+    # interval has no width (Welch's, ignoring the pairing, would be ±t(0.975, 4)·√(2/3) = ±2.27)
     assert (low.zones, low.residents) == (2, 200.0)
     assert (low.base_mean, low.plan_mean, low.diff) == pytest.approx((32.0, 27.0, -5.0))
-    half = stats.t.ppf(0.975, 4) * math.sqrt(1 / 3 + 1 / 3)
-    assert (low.ci_low, low.ci_high) == pytest.approx((-5.0 - half, -5.0 + half))
+    assert (low.ci_low, low.ci_high) == pytest.approx((-5.0, -5.0))
     assert low.distinguishable
     high = _row(comparison, "income", "vehicle_km", "2 of 2")
     assert (high.base_mean, high.plan_mean, high.diff, high.residents) == pytest.approx(
@@ -131,16 +130,16 @@ def test_network_wide_kpis_are_named_as_not_broken_down(comparison: Comparison, 
     report = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "Who it changes for: zones by income or age group" in report
     assert "plan: by income" in report
-    assert "vehicle_km (income 1 of 2 (lowest): 10,000–25,000): down 16% (95% CI -23% to -9%)." in report
+    assert "vehicle_km (income 1 of 2 (lowest): 10,000–25,000): down 16% (95% CI -16% to -16%)." in report
     assert "are not: mean_travel_time_s." in report
     # the Slovak and Italian reports: the section's fixed words translated, numbers with decimal commas
-    # (the lower-income class: -5 with half-width t(0.975, 4) · √(2/3) = 2.27)
+    # (the lower-income class: −5 in every seed, a paired interval of no width)
     slovak = (tmp_path / "report.sk.html").read_text(encoding="utf-8")
     assert "<h2>Koho sa zmena týka: zóny podľa príjmovej alebo vekovej skupiny</h2>" in slovak
     assert "<h3>plan: podľa income</h3>" in slovak and "<th>obyvatelia</th>" in slovak
-    assert "<td>-5 (-7,27 až -2,73) *</td>" in slovak and "<p>* interval nezahŕňa nulu.</p>" in slovak
+    assert "<td>-5 (-5 až -5) *</td>" in slovak and "<p>* interval nezahŕňa nulu.</p>" in slovak
     italian = (tmp_path / "report.it.html").read_text(encoding="utf-8")
-    assert "<h3>plan: per income</h3>" in italian and "<td>-5 (da -7,27 a -2,73) *</td>" in italian
+    assert "<h3>plan: per income</h3>" in italian and "<td>-5 (da -5 a -5) *</td>" in italian
 
 
 def test_groupings_follow_the_section() -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from scipy import stats
 
-from civictwin.kpis.ensemble import difference, summarise
+from civictwin.kpis.ensemble import difference, difference_by_seed, key_differences, summarise
 
 BASE = [10.0, 12.0, 11.0, 13.0, 9.0]  # mean 11, sample variance 2.5
 PLAN = [14.0, 15.0, 13.0, 16.0, 17.0]  # mean 15, sample variance 2.5
@@ -117,3 +118,49 @@ def test_a_share_changes_by_points_said_from_and_to() -> None:
     # a KPI already in percent: the same points, without scaling
     d = difference([18.0, 19.0, 20.0], [15.0, 16.0, 17.0], label="PV self-sufficiency", unit="%")
     assert d.words.startswith("PV self-sufficiency: from 19.0% to 16.0%, down 3.0 points")
+
+
+def test_paired_by_hand_and_against_scipy() -> None:
+    # per seed: PLAN − BASE = 4, 3, 2, 3, 8: mean 4, sample variance 5.5, t(0.975, 4) = 2.7764451
+    d = difference(BASE, PLAN, paired=True)
+    half = 2.7764451 * math.sqrt(5.5 / 5)
+    assert d.mean == pytest.approx(4.0)
+    assert (d.ci_low, d.ci_high) == pytest.approx((4.0 - half, 4.0 + half), abs=1e-6)
+    low, high = stats.t.interval(0.95, 4, loc=4.0, scale=stats.sem([4, 3, 2, 3, 8]))
+    assert (d.ci_low, d.ci_high) == pytest.approx((low, high), rel=1e-12)
+
+
+def test_pairing_narrows_what_seeds_share() -> None:
+    """A parameter drawn per seed moves both scenarios alike: Welch's interval sees that spread, the
+    paired one only the plan's own effect (here exactly 1 in every seed)."""
+    base = [100.0, 130.0, 90.0, 120.0]
+    plan = [101.0, 131.0, 91.0, 121.0]
+    assert not difference(base, plan).distinguishable
+    paired = difference(base, plan, paired=True)
+    assert paired.distinguishable and (paired.ci_low, paired.ci_high) == pytest.approx((1.0, 1.0))
+
+
+def test_values_by_seed_are_paired_only_when_the_seeds_agree() -> None:
+    base = {1: 100.0, 2: 110.0, 3: 120.0}
+    same = difference_by_seed(base, {3: 170.0, 1: 150.0, 2: 160.0})  # in any order: paired by seed
+    assert (same.ci_low, same.ci_high) == pytest.approx((50.0, 50.0))
+    # seed 3 missing (or NaN) on one side: Welch on 100, 110, 120 against 150, 160
+    # va = 100/3, vb = 50/2; dof = (va + vb)² / (va²/2 + vb²/1)
+    va, vb = 100 / 3, 25.0
+    half = stats.t.ppf(0.975, (va + vb) ** 2 / (va**2 / 2 + vb**2)) * math.sqrt(va + vb)
+    for plan in ({1: 150.0, 2: 160.0}, {1: 150.0, 2: 160.0, 3: math.nan}):
+        welch = difference_by_seed(base, plan)
+        assert (welch.mean, welch.ci_low, welch.ci_high) == pytest.approx((45.0, 45.0 - half, 45.0 + half))
+
+
+def test_per_key_differences_pair_the_keys_with_the_same_seeds() -> None:
+    base = np.array([[100.0, 130.0, 90.0], [10.0, 20.0, 30.0]])
+    plan = np.array([[101.0, 131.0, 91.0], [15.0, math.nan, 35.0]])  # key 2 lacks seed 2 in the plan
+    paired = key_differences(base, plan, paired=True)
+    assert paired.real.tolist() == [True, False]
+    assert (paired.ci_low[0], paired.ci_high[0]) == pytest.approx((1.0, 1.0))
+    # key 2 falls back to Welch: 10, 20, 30 (variance 100) against 15, 35 (variance 200)
+    va, vb = 100 / 3, 200 / 2
+    half = stats.t.ppf(0.975, (va + vb) ** 2 / (va**2 / 2 + vb**2)) * math.sqrt(va + vb)
+    assert (paired.ci_low[1], paired.ci_high[1]) == pytest.approx((5.0 - half, 5.0 + half))
+    assert not key_differences(base, plan).real[0]  # unpaired, key 1 is within the seeds' spread
