@@ -202,7 +202,8 @@ class EnergySection(_Strict):
     ] = Field(default_factory=dict, description="kg CO2 per kWh of final energy, per carrier")
     emission_factors_source: str = ""
     sample_assumed_ranges: bool = Field(
-        default=False, description="Seeds also draw the uncertain parameters whose ranges are assumptions"
+        default=True,
+        description="Seeds draw the uncertain parameters whose ranges are assumptions (false: central values)",
     )
 
     @model_validator(mode="after")

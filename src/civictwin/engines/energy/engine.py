@@ -200,13 +200,13 @@ def _uncertainty_note(assumed: bool) -> str:
     fixed = [name for name in params.RANGES if name not in drawn]
     if not drawn:
         return (
-            "uncertainty: no uncertain parameter has a published range, so every seed uses the central "
-            f"values ({', '.join(fixed)}); seeds agree exactly and intervals are zero "
-            "(energy.sample_assumed_ranges = true draws the assumed ranges of docs/methods-energy.md)"
+            "uncertainty: no uncertain parameter has a published range and energy.sample_assumed_ranges = "
+            f"false holds the assumed ones at their central values ({', '.join(fixed)}): seeds agree exactly "
+            "and intervals are zero"
         )
     text = f"uncertainty: each seed draws {', '.join(drawn)}"
     if assumed:
-        text += " (ranges that are assumptions included: energy.sample_assumed_ranges = true)"
+        text += " (ranges that are assumptions, docs/methods-energy.md; energy.sample_assumed_ranges = false holds them)"
     return text + (f"; held at central values: {', '.join(fixed)}" if fixed else "")
 
 

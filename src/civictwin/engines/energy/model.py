@@ -99,7 +99,7 @@ class EnergyInputs:
     irradiance: np.ndarray  # 5 × 8760: walls N, E, S, W and horizontal, W/m²
     emission_factors: dict[str, float]  # kg CO2 per kWh of final energy
     notes: tuple[str, ...] = ()
-    sample_assumed_ranges: bool = False  # draw the assumed (unpublished) ranges too, see params.sample
+    sample_assumed_ranges: bool = True  # draw the assumed (unpublished) ranges too, see params.sample
 
 
 def building_inputs(

@@ -44,8 +44,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Twin]:
 
 
 @pytest.fixture(scope="module")
-def baseline(demo: Twin) -> tuple[EnergyInputs, EnergyRun]:
-    inputs = EnergyEngine().prepare(demo, Plan(), workdir=Path("."))
+def central(demo: Twin) -> Twin:
+    """The demo twin with every uncertain parameter at its central value (the hand checks' numbers)."""
+    return TwinContext(demo.twin_dir, demo.config, options={"energy": {"sample_assumed_ranges": False}})
+
+
+@pytest.fixture(scope="module")
+def baseline(central: Twin) -> tuple[EnergyInputs, EnergyRun]:
+    inputs = EnergyEngine().prepare(central, Plan(), workdir=Path("."))
     return inputs, EnergyEngine().run(inputs, seed=1, workdir=Path("."))
 
 
@@ -78,16 +84,18 @@ def test_baseline_totals_are_consistent_and_notes_state_the_fallbacks(
     assert any("stands in for Finland's" in n for n in run.notes)
 
 
-def test_seeds_agree_without_published_ranges_and_differ_with_the_assumed_ones(
+def test_seeds_draw_the_assumed_ranges_by_default_and_agree_without_them(
     demo: Twin, baseline: tuple[EnergyInputs, EnergyRun]
 ) -> None:
     inputs, run = baseline
     here = Path(".")
-    # no range of methods-energy.md is published: by default every seed takes the central values
+    # without the assumed ranges (none of methods-energy.md's is published) every seed takes the centre
     assert _kpis(EnergyEngine().run(inputs, seed=2, workdir=here)) == _kpis(run)
     assert any("no uncertain parameter has a published range" in n for n in run.notes)
-    sampling = TwinContext(demo.twin_dir, demo.config, options={"energy": {"sample_assumed_ranges": True}})
-    drawn = EnergyEngine().prepare(sampling, Plan(), workdir=here)
+    drawn = EnergyEngine().prepare(demo, Plan(), workdir=here)  # the default: the assumed ranges drawn
+    assert any(
+        "ranges that are assumptions" in n for n in EnergyEngine().run(drawn, seed=1, workdir=here).notes
+    )
     one, again = (_kpis(EnergyEngine().run(drawn, seed=1, workdir=here)) for _ in range(2))
     other = _kpis(EnergyEngine().run(drawn, seed=2, workdir=here))
     assert one == again and other["buildings_heating_need_mwh"] != one["buildings_heating_need_mwh"]
@@ -127,7 +135,7 @@ def test_sampled_seeds_give_intervals_that_hold_the_central_run(
 
 
 def test_retrofit_and_pv_change_exactly_the_selected_zone(
-    demo: Twin, baseline: tuple[EnergyInputs, EnergyRun]
+    central: Twin, baseline: tuple[EnergyInputs, EnergyRun]
 ) -> None:
     _, run = baseline
     zone = run.tables["zones"].sort_values("floor_area_m2")["zone_id"].iloc[-1]
@@ -137,7 +145,7 @@ def test_retrofit_and_pv_change_exactly_the_selected_zone(
     ])  # fmt: skip
     after = (
         EnergyEngine()
-        .run(EnergyEngine().prepare(demo, plan, workdir=Path(".")), seed=1, workdir=Path("."))
+        .run(EnergyEngine().prepare(central, plan, workdir=Path(".")), seed=1, workdir=Path("."))
         .tables["buildings"]
     )
     before = run.tables["buildings"]
@@ -157,13 +165,13 @@ def test_retrofit_and_pv_change_exactly_the_selected_zone(
 
 
 def test_heat_pump_switch_moves_heat_to_electricity(
-    demo: Twin, baseline: tuple[EnergyInputs, EnergyRun]
+    central: Twin, baseline: tuple[EnergyInputs, EnergyRun]
 ) -> None:
     _, run = baseline
     plan = Plan([{"type": "heating_system", "uses": ["residential"], "system": "heat_pump"}])
     after = (
         EnergyEngine()
-        .run(EnergyEngine().prepare(demo, plan, workdir=Path(".")), seed=1, workdir=Path("."))
+        .run(EnergyEngine().prepare(central, plan, workdir=Path(".")), seed=1, workdir=Path("."))
         .tables["buildings"]
     )
     before = run.tables["buildings"]
