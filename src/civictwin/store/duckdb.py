@@ -217,16 +217,22 @@ class DuckDBStore(Store):
         if isinstance(arrow, pa.RecordBatchReader):
             rows = self._write_batches(name, arrow)
         else:
-            self._con.register("_incoming", arrow)
-            try:
+            with self._registered("_incoming", arrow):
                 self._con.execute(
                     f"CREATE OR REPLACE TABLE {quote(name)} AS {_select_incoming(arrow.schema)}"
                 )
-            finally:
-                self._con.unregister("_incoming")
             rows = int(arrow.num_rows)
         self._write_version()
         return rows
+
+    @contextmanager
+    def _registered(self, view: str, table: pa.Table) -> Iterator[None]:
+        """``table`` readable by SQL as ``view`` for the block (Arrow, not copied), then forgotten."""
+        self._con.register(view, table)
+        try:
+            yield
+        finally:
+            self._con.unregister(view)
 
     def _write_batches(self, name: str, reader: pa.RecordBatchReader) -> int:
         """Stream ``reader`` into ``name`` one batch at a time, each batch committed to a hidden staging
@@ -368,13 +374,10 @@ class DuckDBStore(Store):
         rows = pa.table({
             "kind": [kind for kind, _ in held], "key": [key for _, key in held], "record": list(held.values()),
         })  # fmt: skip
-        self._con.register("_held_records", rows)
-        try:
+        with self._registered("_held_records", rows):
             self._con.execute(
                 f"INSERT OR REPLACE INTO {_RECORDS} SELECT kind, key, record FROM _held_records"
             )
-        finally:
-            self._con.unregister("_held_records")
 
     def records(self, kind: str) -> dict[str, dict[str, Any]]:
         rows = dict(self._con.execute(f"SELECT key, record FROM {_RECORDS} WHERE kind=?", [kind]).fetchall())
