@@ -159,3 +159,30 @@ def test_the_house_stands_on_the_terrain_at_its_stored_base(page: Any, server: s
     assert page.evaluate("window.civictwin.map.getTerrain()") is None
     roof = _centre_pixel(page, X0 + 5, Y0 + 2)
     assert all(abs(got - want) <= 6 for got, want in zip(roof, _south_roof_colour(), strict=True)), roof
+
+
+def test_the_layer_follows_the_view_fetching_the_buildings_around_it(page: Any) -> None:
+    first = page.evaluate("window.civictwin.lod2")
+    west, south, east, north = first["box"]
+    lon, lat = _lonlat(X0 + 5, Y0 + 4)
+    assert west < lon < east and south < lat < north  # the view grown by half: the house inside
+    fetches = first["fetches"]
+    page.evaluate(LOOK, list(_lonlat(X0 + 5_000, Y0 + 4)))  # 5 km east: out of the fetched box
+    page.wait_for_function(f"window.civictwin.lod2.fetches === {fetches + 1}", timeout=30_000)
+    away = page.evaluate("window.civictwin.lod2")
+    assert (away["buildings"], away["triangles"], page.evaluate("document.body.dataset.lod2State")) == (
+        0,
+        0,
+        "empty",
+    )
+    height = page.evaluate("window.civictwin.map.getPaintProperty('buildings-3d', 'fill-extrusion-height')")
+    assert height[0] != "match"  # no building flattened: the LoD1 extrusions are whole again
+    page.evaluate(LOOK, [lon, lat])  # back: fetched again and drawn
+    page.wait_for_function(
+        f"window.civictwin.lod2.fetches === {fetches + 2} && document.body.dataset.lod2State === 'drawn'",
+        timeout=30_000,
+    )
+    back = page.evaluate("window.civictwin.lod2")
+    assert (back["buildings"], back["triangles"], back["drawnIds"]) == (1, 14, 1)
+    roof = _centre_pixel(page, X0 + 5, Y0 + 2)
+    assert all(abs(got - want) <= 6 for got, want in zip(roof, _south_roof_colour(), strict=True)), roof

@@ -5,6 +5,7 @@ import * as maplibregl from 'maplibre-gl';
 import { absoluteTemplate, getJson, getJsonAt, transformRequest } from './api.js';
 import { Lod2Layer, ROOF_COLOUR } from './lod2Layer.js';
 import { heightWithoutLod2 } from './lod2Mesh.js';
+import { boxOf, grownBox, needsFetch, withBox } from './lod2View.js';
 import { GREYS, OKABE_ITO, VIRIDIS, cssGradient, quantileBreaks, rampExpression, sample, stepExpression } from './palettes.js';
 import { el, formatNumber, formatValue, humanise, setStatus } from './ui.js';
 import { t } from './viewerText.js';
@@ -358,38 +359,61 @@ class MapPage {
 
   /**
    * Draw the buildings the city model gives in LoD2 or finer in place of their LoD1 extrusions
-   * (flattened to their footprint, which stays clickable); `window.civictwin.lod2` then says what
-   * is drawn. Fetched after the first full render, so that render never shares the network, the
+   * (flattened to their footprint, which stays clickable), for the map's view grown by half on every
+   * side, and again whenever the view leaves that box (lod2View.js); `window.civictwin.lod2` then says
+   * what is drawn. Fetched after the first full render, so that render never shares the network, the
    * server or the main thread with the LoD2 surfaces.
    */
   async addLod2() {
+    this.lod2Fetches = 0;
+    this.map.on('moveend', () => {
+      const view = boxOf(this.map.getBounds());
+      if (needsFetch(this.lod2Fetched, view)) this.showLod2(view);
+    });
+    await this.showLod2(boxOf(this.map.getBounds()));
+  }
+
+  /** Fetch the LoD2 buildings around a view and swap them in; an answer overtaken by a later view is dropped. */
+  async showLod2(view) {
+    const box = grownBox(view);
+    const ticket = (this.lod2Ticket = (this.lod2Ticket || 0) + 1);
     let payload;
     try {
-      payload = await getJsonAt(lod2Url);
+      payload = await getJsonAt(withBox(lod2Url, box));
     } catch (error) {
+      if (ticket !== this.lod2Ticket) return;
       console.warn('LoD2 buildings not loaded', error.message);
       window.civictwin.lod2 = { error: error.message };
       document.body.dataset.lod2State = 'error';
       return;
     }
+    if (ticket !== this.lod2Ticket) return;
+    this.lod2Fetches += 1;
+    this.lod2Fetched = { box, truncated: Boolean(payload.truncated) };
+    const state = { truncated: Boolean(payload.truncated), fetches: this.lod2Fetches, box };
     const layer = new Lod2Layer(payload, { id: LOD2_LAYER });
+    const map = this.map;
+    if (this.lod2) map.removeLayer(LOD2_LAYER);
+    this.lod2 = null;
     if (!layer.mesh.triangles) {
-      window.civictwin.lod2 = { ...layer.summary(), truncated: Boolean(payload.truncated) };
+      map.setPaintProperty('buildings-3d', 'fill-extrusion-height', heightExpression());
+      window.civictwin.lod2 = { ...layer.summary(), ...state };
       document.body.dataset.lod2State = 'empty';
       return;
     }
-    const map = this.map;
     map.addLayer(layer, 'selection-line');
     map.setPaintProperty('buildings-3d', 'fill-extrusion-height', heightWithoutLod2(heightExpression(), layer.mesh.ids));
     const checkbox = this.root.querySelector('#toggle-buildings');
     if (checkbox && !checkbox.checked) map.setLayoutProperty(LOD2_LAYER, 'visibility', 'none');
     this.lod2 = layer;
-    this.root.querySelector('#legend-buildings')?.append(
-      el('div', { className: 'legend-lod2' }, [swatch('area', ROOF_COLOUR), ` ${t('map.lod2Roofs')}`]),
-    );
+    const legend = this.root.querySelector('#legend-buildings');
+    if (legend && !legend.querySelector('.legend-lod2')) {
+      legend.append(el('div', { className: 'legend-lod2' }, [swatch('area', ROOF_COLOUR), ` ${t('map.lod2Roofs')}`]));
+    }
     map.once('idle', () => {
+      if (this.lod2 !== layer) return;
       const { ids, ...drawn } = layer.summary();
-      window.civictwin.lod2 = { ...drawn, drawnIds: ids.length, truncated: Boolean(payload.truncated), drawnAtMs: performance.now() };
+      window.civictwin.lod2 = { ...drawn, ...state, drawnIds: ids.length, drawnAtMs: performance.now() };
       document.body.dataset.lod2State = 'drawn';
     });
     map.triggerRepaint();

@@ -26,7 +26,7 @@ import shapely
 from pyproj import Transformer
 
 from civictwin.sources.city3d import SURFACES_TABLE
-from civictwin.store.base import Store
+from civictwin.store.base import Bounds, Store
 
 HIDDEN_SURFACES = frozenset({"ground", "floor", "ceiling", "interior_wall", "outer_floor"})
 """Surface types a viewer looking from above and outside never sees (``surface_type`` values)."""
@@ -56,19 +56,30 @@ def finer_than_lod1(lod: object) -> bool:
         return False
 
 
-def best_lod_buildings(store: Store, *, limit: int, bases: Mapping[str, float] | None) -> Buildings3D:
+def best_lod_buildings(
+    store: Store, *, limit: int, bases: Mapping[str, float] | None, bbox: Bounds | None = None
+) -> Buildings3D:
     """The first ``limit`` buildings (by id) with LoD2+ surfaces, each with all its drawn surfaces.
 
     ``bases`` maps building ids to their base elevation (m) on the terrain, or is None when the twin
-    has no DEM (or the caller may not read it).
+    has no DEM (or the caller may not read it). ``bbox`` (in the store's CRS) keeps the buildings
+    with a surface meeting it, and brings each of them whole (its surfaces outside the box too).
+    Two reads: the ids and LoDs (of the box's surfaces), then the surfaces of the chosen buildings
+    only, so a large city model is never read whole for one view.
     """
     if not store.has_table(SURFACES_TABLE):
         return Buildings3D([], truncated=False)
-    rows = store.read_table(SURFACES_TABLE, columns=list(SURFACE_COLUMNS))
-    rows = rows[rows["lod"].map(finer_than_lod1) & rows["building_id"].notna()]
-    ids = sorted(str(i) for i in rows["building_id"].unique())
-    rows = rows[rows["building_id"].astype(str).isin(set(ids[:limit]))]
-    return Buildings3D(_as_buildings(rows, store.crs, bases), truncated=len(ids) > limit)
+    found = store.read_table(SURFACES_TABLE, columns=["building_id", "lod"], bbox=bbox)
+    found = found[found["lod"].map(finer_than_lod1).astype(bool) & found["building_id"].notna()]
+    by_text = {str(i): i for i in found["building_id"].unique()}
+    chosen = sorted(by_text)[:limit]
+    if not chosen:
+        return Buildings3D([], truncated=False)
+    rows = store.read_table(
+        SURFACES_TABLE, columns=list(SURFACE_COLUMNS), where={"building_id": [by_text[i] for i in chosen]}
+    )
+    rows = rows[rows["lod"].map(finer_than_lod1).astype(bool)]
+    return Buildings3D(_as_buildings(rows, store.crs, bases), truncated=len(by_text) > limit)
 
 
 def _as_buildings(rows: pd.DataFrame, crs: str, bases: Mapping[str, float] | None) -> list[dict[str, Any]]:

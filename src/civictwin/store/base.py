@@ -91,7 +91,8 @@ class Store(ABC):
     ) -> pd.DataFrame:
         """Rows of ``name`` (a GeoDataFrame in :attr:`crs` when it has geometry), optionally filtered.
 
-        ``bbox`` is in :attr:`crs`; ``where`` holds column equality filters.
+        ``bbox`` is in :attr:`crs`; ``where`` holds column equality filters, a list or tuple value
+        meaning any of its values (an empty one matches nothing).
         """
 
     @abstractmethod

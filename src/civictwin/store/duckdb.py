@@ -424,8 +424,14 @@ def _filters(
     for column, value in (where or {}).items():
         if column not in info:
             raise StoreError(f"unknown column '{column}'")
-        clauses.append(f"{quote(column)} = ?")
-        params.append(value)
+        if isinstance(value, list | tuple) and not value:
+            clauses.append("FALSE")
+        elif isinstance(value, list | tuple):
+            clauses.append(f"list_contains(?, {quote(column)})")
+            params.append(list(value))
+        else:
+            clauses.append(f"{quote(column)} = ?")
+            params.append(value)
     return clauses, params
 
 

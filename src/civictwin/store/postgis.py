@@ -340,8 +340,14 @@ class PostGISStore(Store):
         for column, value in (where or {}).items():
             if column not in info:
                 raise StoreError(f"unknown column '{column}'")
-            clauses.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
-            params.append(value)
+            if isinstance(value, list | tuple) and not value:
+                clauses.append(sql.SQL("FALSE"))
+            elif isinstance(value, list | tuple):
+                clauses.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(column)))
+                params.append(list(value))
+            else:
+                clauses.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+                params.append(value)
         return clauses, params
 
     def sample_rows(self, name: str, *, columns: Sequence[str], limit: int) -> pd.DataFrame:

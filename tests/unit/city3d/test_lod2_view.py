@@ -55,7 +55,8 @@ def test_the_houses_roofs_and_walls_come_with_heights_above_ground_and_their_bas
     response = client.get("/buildings/lod2.json")
     assert response.status_code == 200 and response.headers["cache-control"] == "public, max-age=3600"
     body = response.json()
-    assert set(body) == {"type", "heights", "buildings", "numberReturned", "limit", "truncated"}
+    assert set(body) == {"type", "heights", "buildings", "numberReturned", "limit", "bbox", "truncated"}
+    assert body["bbox"] is None
     assert (body["type"], body["numberReturned"], body["limit"], body["truncated"]) == (
         "BuildingsLoD2",
         2,
@@ -92,7 +93,32 @@ def test_the_tile_listing_names_the_route_and_limit_cuts_the_list(client: TestCl
     body = client.get("/buildings/lod2.json?limit=1").json()
     assert ([b["id"] for b in body["buildings"]], body["truncated"], body["limit"]) == (["house0"], True, 1)
     assert client.get("/buildings/lod2.json?limit=0").status_code == 400
-    assert client.get("/buildings/lod2.json?bbox=1,2,3,4").status_code == 400  # unknown parameter
+    assert client.get("/buildings/lod2.json?bbox=1,2,3").status_code == 400
+    assert client.get("/buildings/lod2.json?box=1,2,3,4").status_code == 400  # unknown parameter
+
+
+def _view(x_from: float, x_to: float) -> str:
+    """A WGS84 bbox over the houses' row (y from Y0 - 1 to Y0 + 9), from ``X0 + x_from`` to ``X0 + x_to``."""
+    west, south = _lonlat(X0 + x_from, Y0 - 1)
+    east, north = _lonlat(X0 + x_to, Y0 + 9)
+    return f"{west},{south},{east},{north}"
+
+
+def test_a_map_view_brings_the_buildings_it_touches_whole(client: TestClient) -> None:
+    whole = {b["id"]: b for b in client.get("/buildings/lod2.json").json()["buildings"]}
+    # house0 spans X0 .. X0 + 10, house1 X0 + 20 .. X0 + 30: a view over house0's east half only
+    body = client.get(f"/buildings/lod2.json?bbox={_view(5, 12)}").json()
+    assert [b["id"] for b in body["buildings"]] == ["house0"] and body["truncated"] is False
+    assert body["buildings"][0] == whole["house0"]  # all six surfaces, the west wall outside the view too
+    assert body["bbox"] == pytest.approx([float(v) for v in _view(5, 12).split(",")])
+    assert client.get(f"/buildings/lod2.json?bbox={_view(12, 18)}").json()["buildings"] == []  # the gap
+    assert [
+        b["id"] for b in client.get(f"/buildings/lod2.json?bbox={_view(25, 60)}").json()["buildings"]
+    ] == ["house1"]
+    both = client.get(f"/buildings/lod2.json?bbox={_view(-5, 60)}&limit=1").json()
+    assert ([b["id"] for b in both["buildings"]], both["truncated"]) == (["house0"], True)
+    far = client.get("/buildings/lod2.json?bbox=170,-10,-170,10").json()  # across the antimeridian
+    assert (far["buildings"], far["truncated"]) == ([], False)
 
 
 def test_a_personal_building_id_is_never_sent(tmp_path: Path) -> None:

@@ -67,6 +67,12 @@ def test_filters_by_bbox_columns_and_equality(location: StoreLocation) -> None:
         store.write_table("things", frame())
         assert store.read_table("things", bbox=(90, 90, 600, 600))["name"].tolist() == ["b", "c"]
         assert store.read_table("things", where={"kind": "x"})["name"].tolist() == ["a", "c"]
+        assert store.read_table("things", where={"name": ["a", "b"]})["name"].tolist() == ["a", "b"]
+        assert store.read_table("things", where={"name": ("c",), "kind": "x"})["name"].tolist() == ["c"]
+        assert store.read_table("things", where={"name": []}).empty
+        assert store.read_table("things", bbox=(90, 90, 600, 600), where={"name": ["a", "c"]})[
+            "name"
+        ].tolist() == ["c"]
         only = store.read_table("things", columns=["name", "value"])
         assert list(only.columns) == ["name", "value"] and not isinstance(only, gpd.GeoDataFrame)
         with pytest.raises(StoreError, match="no column"):
