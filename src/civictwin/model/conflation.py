@@ -401,7 +401,7 @@ def _merge_attributes(
     osm_source = osm.values("height_source", index["osm"])
     merged["height_source"] = np.array(
         [
-            f"city:{s or 'height'}" if h else o
+            _city_height_source(s) if h else o
             for h, s, o in zip(height_from_city, city_source, osm_source, strict=True)
         ],
         dtype=object,
@@ -438,6 +438,11 @@ def _differ(a: Any, b: Any, attribute: str, tolerance: float) -> bool:
     return _normal_text(str(a)) != _normal_text(str(b))
 
 
+def _city_height_source(value: object) -> str:
+    """``city:<how the city model got the height>``, ``city:height`` where it does not say (None, NaN, blank)."""
+    return f"city:{value}" if isinstance(value, str) and value.strip() else "city:height"
+
+
 def _repeat(value: Any, count: int) -> npt.NDArray[np.object_]:
     return np.full(count, value, dtype=object)
 
@@ -451,7 +456,7 @@ def _single(side: _Side, rows: npt.NDArray[np.int64]) -> dict[str, npt.NDArray[n
         block["lod"] = side.values("city_lod", rows)
         block["ground_z"] = side.values("city_ground_z", rows)
         block["height_source"] = np.array(
-            [f"city:{s or 'height'}" for s in side.values("city_height_source", rows)], dtype=object
+            [_city_height_source(s) for s in side.values("city_height_source", rows)], dtype=object
         ).reshape(len(rows))
     return block
 

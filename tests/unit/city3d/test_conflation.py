@@ -50,6 +50,16 @@ def _conflate(**rule: object) -> tuple[gpd.GeoDataFrame, pd.DataFrame, dict[str,
 RULE = {"columns": {"levels": "storeys", "population_est": "residents"}}
 
 
+def test_a_city_height_whose_source_is_missing_is_said_to_come_from_the_citys_height() -> None:
+    r = ConflationRule(layer="buildings", source="city", **RULE)  # type: ignore[arg-type]
+    city = _city().assign(height_source=["measuredHeight", np.nan, None, " "])
+    columns = rule_columns(r, SourceKind.VECTOR, ["building_id", "height_m", "storeys", "year_built",
+                                                  "residents", "name"], origin="twin.toml", index=0)  # fmt: skip
+    frame = conflate_buildings(_osm(), city, r, columns, storey_height_m=3.0).frame.set_index("building_id")
+    got = frame.loc[["A", "C1", "C2", "D"], "height_source"].tolist()
+    assert got == ["city:measuredHeight", "city:height", "city:height", "city:height"]  # never "city:nan"
+
+
 def test_one_building_per_real_building_with_the_preferred_side_per_attribute() -> None:
     frame, decisions, quality = _conflate(**RULE)
     assert sorted(frame.index) == ["A", "C1", "C2", "D", "way-2"]
