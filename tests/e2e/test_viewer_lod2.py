@@ -16,15 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pyproj import Transformer
 from served import CHROMIUM, chromium, serving
 
 from civictwin.api.viewer import viewer_built
-from civictwin.build import build_twin
-from civictwin.config import parse_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "city3d"))
-from city3d_fixtures import X0, Y0, write_citygml, write_dem, write_pbf
+from city3d_fixtures import X0, Y0, build_dem_twin, lonlat
 
 pytestmark = pytest.mark.e2e
 
@@ -33,14 +30,8 @@ if not CHROMIUM.is_file():
 if not viewer_built():
     pytest.skip("the viewer bundle is not built (cd web && npm ci && npm run build)", allow_module_level=True)
 
-TO_LONLAT = Transformer.from_crs("EPSG:25832", "EPSG:4326", always_xy=True)
 VERMILLION = (0xD5, 0x5E, 0x00)
 """The roof colour (lod2Layer.js: Okabe–Ito vermillion), before shading."""
-
-
-def _lonlat(x: float, y: float) -> tuple[float, float]:
-    lon, lat = TO_LONLAT.transform(x, y)
-    return float(lon), float(lat)
 
 
 def _south_roof_colour() -> tuple[float, float, float]:
@@ -54,28 +45,7 @@ def _south_roof_colour() -> tuple[float, float, float]:
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("lod2-twin")
-    house = [(X0, Y0), (X0 + 10, Y0), (X0 + 10, Y0 + 8), (X0, Y0 + 8)]
-    block = [(X0 + 30, Y0), (X0 + 40, Y0), (X0 + 40, Y0 + 8), (X0 + 30, Y0 + 8)]
-    road = [(X0 - 50, Y0 - 10), (X0 + 150, Y0 - 10)]
-    nodes = {i + 1: (*_lonlat(x, y), {}) for i, (x, y) in enumerate(house + block + road)}
-    ways = {100: ([1, 2, 3, 4, 1], {"building": "house", "height": "7"}),
-            101: ([5, 6, 7, 8, 5], {"building": "house", "height": "12"}),
-            200: ([9, 10], {"highway": "residential", "name": "Hauptstraße"})}  # fmt: skip
-    write_pbf(folder / "area.osm.pbf", nodes, ways)
-    write_citygml(folder / "city.gml")
-    write_dem(folder / "dem.tif", x0=X0 - 500, y0=Y0 - 500, width_m=1000, height_m=1000, cell=5.0)
-    west, south = _lonlat(X0 - 100, Y0 - 100)
-    east, north = _lonlat(X0 + 160, Y0 + 100)
-    source = {"licence": "CC0", "publisher": "p", "steward": "s"}
-    config = parse_config(
-        {"twin": {"name": "lod2 twin", "crs": "EPSG:25832"}, "area": {"bbox": [west, south, east, north]},
-         "sources": [{"name": "osm", "kind": "osm", "path": "area.osm.pbf", **source},
-                     {"name": "city3d", "kind": "citygml", "path": "city.gml", **source},
-                     {"name": "terrain", "kind": "dem", "path": "dem.tif", **source}]},
-        base_dir=folder,
-    )  # fmt: skip
-    build_twin(config)
-    return config.store_path
+    return build_dem_twin(folder, name="lod2 twin", osm_heights={0.0: "7", 30.0: "12"}, city_houses=1)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +86,7 @@ PIXEL = """() => {
 
 
 def _centre_pixel(page: Any, x: float, y: float) -> tuple[int, int, int]:
-    page.evaluate(LOOK, list(_lonlat(x, y)))
+    page.evaluate(LOOK, list(lonlat(x, y)))
     red, green, blue, _alpha = page.evaluate(PIXEL)
     return red, green, blue
 
@@ -151,7 +121,7 @@ def test_the_house_stands_on_the_terrain_at_its_stored_base(page: Any, server: s
     (house,) = payload["buildings"]
     assert (house["id"], house["base_m"]) == ("house0", 125.0)  # 100 + 0.05 · 500: the plane at the west wall
     assert page.evaluate("window.civictwin.map.getTerrain().source") == "terrain"
-    lon, lat = _lonlat(X0 + 5, Y0 + 4)
+    lon, lat = lonlat(X0 + 5, Y0 + 4)
     elevation = page.evaluate(f"window.civictwin.map.queryTerrainElevation([{lon}, {lat}])")
     assert elevation == pytest.approx(125.25, abs=0.5)  # the plane at the house's centre
     switch = page.locator("button.maplibregl-ctrl-terrain-enabled")
@@ -164,11 +134,14 @@ def test_the_house_stands_on_the_terrain_at_its_stored_base(page: Any, server: s
 def test_the_layer_follows_the_view_fetching_the_buildings_around_it(page: Any) -> None:
     first = page.evaluate("window.civictwin.lod2")
     west, south, east, north = first["box"]
-    lon, lat = _lonlat(X0 + 5, Y0 + 4)
+    lon, lat = lonlat(X0 + 5, Y0 + 4)
     assert west < lon < east and south < lat < north  # the view grown by half: the house inside
     fetches = first["fetches"]
-    page.evaluate(LOOK, list(_lonlat(X0 + 5_000, Y0 + 4)))  # 5 km east: out of the fetched box
-    page.wait_for_function(f"window.civictwin.lod2.fetches === {fetches + 1}", timeout=30_000)
+    page.evaluate(LOOK, list(lonlat(X0 + 5_000, Y0 + 4)))  # 5 km east: out of the fetched box
+    # selectors, not wait_for_function: the viewer's CSP forbids the eval that the latter needs
+    page.wait_for_selector(
+        f"body[data-lod2-fetches='{fetches + 1}'][data-lod2-state=empty]", state="attached"
+    )
     away = page.evaluate("window.civictwin.lod2")
     assert (away["buildings"], away["triangles"], page.evaluate("document.body.dataset.lod2State")) == (
         0,
@@ -178,9 +151,8 @@ def test_the_layer_follows_the_view_fetching_the_buildings_around_it(page: Any) 
     height = page.evaluate("window.civictwin.map.getPaintProperty('buildings-3d', 'fill-extrusion-height')")
     assert height[0] != "match"  # no building flattened: the LoD1 extrusions are whole again
     page.evaluate(LOOK, [lon, lat])  # back: fetched again and drawn
-    page.wait_for_function(
-        f"window.civictwin.lod2.fetches === {fetches + 2} && document.body.dataset.lod2State === 'drawn'",
-        timeout=30_000,
+    page.wait_for_selector(
+        f"body[data-lod2-fetches='{fetches + 2}'][data-lod2-state=drawn]", state="attached"
     )
     back = page.evaluate("window.civictwin.lod2")
     assert (back["buildings"], back["triangles"], back["drawnIds"]) == (1, 14, 1)

@@ -389,6 +389,7 @@ class MapPage {
     }
     if (ticket !== this.lod2Ticket) return;
     this.lod2Fetches += 1;
+    document.body.dataset.lod2Fetches = String(this.lod2Fetches);
     this.lod2Fetched = { box, truncated: Boolean(payload.truncated) };
     const state = { truncated: Boolean(payload.truncated), fetches: this.lod2Fetches, box };
     const layer = new Lod2Layer(payload, { id: LOD2_LAYER });

@@ -173,3 +173,56 @@ def write_pbf(path: Path, nodes: dict[int, tuple[float, float, dict[str, str]]],
         writer.add_way(Way(id=way_id, nodes=refs, tags=tags, version=1))
     writer.close()
     return path
+
+
+def lonlat(x: float, y: float) -> tuple[float, float]:
+    """Longitude and latitude of a point in the twins' CRS (EPSG:25832)."""
+    from pyproj import Transformer
+
+    lon, lat = Transformer.from_crs(TWIN_CRS, "EPSG:4326", always_xy=True).transform(x, y)
+    return float(lon), float(lat)
+
+
+def build_dem_twin(folder: Path, *, name: str, osm_heights: dict[float, str], city_houses: int = 0,
+                   **city: Any) -> Path:  # fmt: skip
+    """A twin around the house on the DEM plane (:func:`write_dem`), built; its store's path.
+
+    ``osm_heights`` maps the x offset (m from X0) of each OSM building (10 × 8 m, at Y0) to its
+    ``height`` tag, with a residential road 10 m south of them; ``city_houses`` CityGML LoD2 houses
+    (:func:`write_citygml`, ``city`` adds options to that source); the area runs from 100 m
+    west/south of (X0, Y0) to 160 m east and 100 m north.
+    """
+    from civictwin.build import build_twin
+    from civictwin.config import parse_config
+
+    source = {"licence": "CC0", "publisher": "p", "steward": "s"}
+    sources: list[dict[str, Any]] = []
+    if osm_heights:
+        nodes: dict[int, tuple[float, float, dict[str, str]]] = {}
+        ways: dict[int, tuple[list[int], dict[str, str]]] = {}
+        for n, (dx, height) in enumerate(osm_heights.items()):
+            corners = [(X0 + dx, Y0), (X0 + dx + 10, Y0), (X0 + dx + 10, Y0 + 8), (X0 + dx, Y0 + 8)]
+            ids = [10 * n + i + 1 for i in range(4)]
+            nodes.update({i: (*lonlat(x, y), {}) for i, (x, y) in zip(ids, corners, strict=True)})
+            ways[100 + n] = ([*ids, ids[0]], {"building": "house", "height": height})
+        nodes.update({1001: (*lonlat(X0 - 50, Y0 - 10), {}), 1002: (*lonlat(X0 + 150, Y0 - 10), {})})
+        ways[200] = ([1001, 1002], {"highway": "residential", "name": "Hauptstraße"})
+        write_pbf(folder / "area.osm.pbf", nodes, ways)
+        sources.append({"name": "osm", "kind": "osm", "path": "area.osm.pbf", **source})
+    if city_houses:
+        write_citygml(folder / "city.gml", houses=city_houses)
+        sources.append({"name": "city3d", "kind": "citygml", "path": "city.gml", **source, **city})
+    write_dem(folder / "dem.tif", x0=X0 - 500, y0=Y0 - 500, width_m=1000, height_m=1000, cell=5.0)
+    sources.append({"name": "terrain", "kind": "dem", "path": "dem.tif", **source})
+    west, south = lonlat(X0 - 100, Y0 - 100)
+    east, north = lonlat(X0 + 160, Y0 + 100)
+    config = parse_config(
+        {
+            "twin": {"name": name, "crs": TWIN_CRS},
+            "area": {"bbox": [west, south, east, north]},
+            "sources": sources,
+        },
+        base_dir=folder,
+    )
+    build_twin(config)
+    return config.store_path

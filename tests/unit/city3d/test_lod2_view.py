@@ -12,38 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from city3d_fixtures import SHARED, X0, Y0, Ingest, house_cityjson, write_citygml, write_dem, write_json
+from city3d_fixtures import SHARED, X0, Y0, Ingest, build_dem_twin, house_cityjson, lonlat, write_json
 from fastapi.testclient import TestClient
-from pyproj import Transformer
 
 from civictwin.api.app import create_app
-from civictwin.build import build_twin
-from civictwin.config import parse_config
 from civictwin.export.viewer3d import best_lod_buildings, finer_than_lod1
-
-TO_LONLAT = Transformer.from_crs("EPSG:25832", "EPSG:4326", always_xy=True)
-SOURCE = {"licence": "CC0", "publisher": "p", "steward": "s"}
-
-
-def _lonlat(x: float, y: float) -> tuple[float, float]:
-    lon, lat = TO_LONLAT.transform(x, y)
-    return float(lon), float(lat)
 
 
 def _twin(folder: Path, **city: Any) -> Path:
     """Two LoD2 houses and a DEM, no OSM; ``city`` adds options to the city model source."""
-    write_citygml(folder / "city.gml", houses=2)
-    write_dem(folder / "dem.tif", x0=X0 - 500, y0=Y0 - 500, width_m=1000, height_m=1000, cell=5.0)
-    west, south = _lonlat(X0 - 100, Y0 - 100)
-    east, north = _lonlat(X0 + 160, Y0 + 100)
-    config = parse_config(
-        {"twin": {"name": "lod2", "crs": "EPSG:25832"}, "area": {"bbox": [west, south, east, north]},
-         "sources": [{"name": "city3d", "kind": "citygml", "path": "city.gml", **SOURCE, **city},
-                     {"name": "terrain", "kind": "dem", "path": "dem.tif", **SOURCE}]},
-        base_dir=folder,
-    )  # fmt: skip
-    build_twin(config)
-    return config.store_path
+    return build_dem_twin(folder, name="lod2", osm_heights={}, city_houses=2, **city)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +61,7 @@ def test_the_houses_roofs_and_walls_come_with_heights_above_ground_and_their_bas
         south_roof = min(roofs, key=lambda s: min(v[1] for v in s["rings"][0]))
         ring = south_roof["rings"][0]
         assert ring[0] == ring[-1] and len(ring) == 5  # closed: 4 corners
-        expected = {(*(round(c, 7) for c in _lonlat(X0 + 20 * n + x, Y0 + y)), z)
+        expected = {(*(round(c, 7) for c in lonlat(X0 + 20 * n + x, Y0 + y)), z)
                     for x, y, z in [(0, 0, 6.0), (10, 0, 6.0), (10, 4, 9.0), (0, 4, 9.0)]}  # fmt: skip
         assert {tuple(v) for v in ring} == expected
 
@@ -99,8 +77,8 @@ def test_the_tile_listing_names_the_route_and_limit_cuts_the_list(client: TestCl
 
 def _view(x_from: float, x_to: float) -> str:
     """A WGS84 bbox over the houses' row (y from Y0 - 1 to Y0 + 9), from ``X0 + x_from`` to ``X0 + x_to``."""
-    west, south = _lonlat(X0 + x_from, Y0 - 1)
-    east, north = _lonlat(X0 + x_to, Y0 + 9)
+    west, south = lonlat(X0 + x_from, Y0 - 1)
+    east, north = lonlat(X0 + x_to, Y0 + 9)
     return f"{west},{south},{east},{north}"
 
 
