@@ -29,10 +29,11 @@ area's workers then live outside it, and their trips enter only through gateways
 
 @dataclass(frozen=True)
 class DemandFacts:
-    """What one run's demand and the twin say, per hour of the demand window.
+    """What one run's demand and the twin say, per hour of the demand window (averaged over it).
 
-    ``expected_person_trips`` is residents × trips per resident and day × peak-hour share (the
-    demand model's production); ``gateways`` whether traffic from outside the area is modelled.
+    ``expected_person_trips`` is residents × trips per resident and day × peak-hour share, averaged
+    over the window's hours along the hourly profile (the demand model's production);
+    ``gateways`` whether traffic from outside the area is modelled.
     """
 
     residents: float

@@ -20,6 +20,8 @@ from civictwin.engines.traffic.gateways import (
     GatewayDemand,
     find_gateways,
     gateway_demand,
+    outside_vehicles,
+    phone_flows,
     resolve_flows,
     window_hours,
 )
@@ -65,7 +67,7 @@ class PreparedScenario:
 
     @property
     def person_trips(self) -> OdMatrix:
-        """All layers together."""
+        """All layers together: the person trips over the whole demand window."""
         total = sum((layer.od.trips for layer in self.layers), np.zeros_like(self.layers[0].od.trips))
         return OdMatrix(self.layers[0].od.zones, total)
 
@@ -125,7 +127,7 @@ def prepare_scenario(
     by_zone = {zone: [e for e in ids if e in usable] for zone, ids in demand.car_edges_by_zone.items()}
     has_car = np.array([len(by_zone[str(z)]) > 0 for z in inputs.zones["zone_id"]])
     base = with_od_factors(demand.od, params.od_factors)
-    layers = demand_layers(inputs, modified, params, base, by_zone)
+    layers = demand_layers(inputs, modified, params, base, by_zone, demand.hour_shares)
     if sum(layer.od.total for layer in layers) <= 0:
         raise DemandError(
             "no trips to simulate: the zones have no residents or no destinations (check population, "
@@ -137,15 +139,26 @@ def prepare_scenario(
     if params.gateways.enabled:
         found = find_gateways(inputs.edges, boundary_m=params.gateways.boundary_m)
         hours = len(window_hours(params.demand_window_s))
+        flows = resolve_flows(found, params.gateway_flows, params.gateways, hours=hours)
+        outside = None
+        if demand.phone is not None:
+            outside = outside_vehicles(
+                demand.phone,
+                scale=params.demand.scale,
+                car_share=params.gateways.outside_car_share,
+                occupancy=params.mode_choice.car_occupancy,
+            )
+            flows = phone_flows(found, flows, outside, usable=usable)
         gateways = gateway_demand(
             found,
             base.zones,
             base.trips.sum(axis=1),
             base.trips.sum(axis=0),
             by_zone,
-            resolve_flows(found, params.gateway_flows, params.gateways, hours=hours),
+            flows,
             usable=usable,
             window_s=params.demand_window_s,
+            outside=outside,
         )
     return PreparedScenario(
         scenario=scenario,
