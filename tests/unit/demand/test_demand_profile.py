@@ -1,5 +1,6 @@
 """A demand window of several hours: the residents' hourly profile, the phone matrix hour by hour,
-and the phone matrix's trips with one end outside the area as gateway traffic (tiny twin)."""
+the phone matrix's trips with one end outside the area as gateway traffic, and the phone presence
+counts in the plausibility check (tiny twin)."""
 
 from __future__ import annotations
 
@@ -32,9 +33,11 @@ from civictwin.engines.traffic.inputs import TwinInputs
 from civictwin.engines.traffic.layers import DemandLayer, base_od
 from civictwin.engines.traffic.modechoice import mode_shares
 from civictwin.engines.traffic.params import load_params
+from civictwin.engines.traffic.plausibility import DemandFacts, demand_caveats
 from civictwin.engines.traffic.prepare import prepare_scenario
 from civictwin.engines.traffic.simulate import _car_trips
 from civictwin.errors import ConfigError
+from civictwin.model.mobility import Presence, peak_presence
 from civictwin.scenarios.spec import Scenario
 
 # relative weights: 4 at 8:00, 2 at 9:00, 1 at 10:00 and every other hour
@@ -242,3 +245,48 @@ def test_a_counted_gateway_keeps_its_count() -> None:
     # a gateway road not in the simulated network takes no share
     w2, e2 = phone_flows([west, east], [counted, stated], outside, usable={"w_in", "e_in", "e_out"})
     assert e2.outbound_vph == pytest.approx((2.0, 6.0)) and w2.outbound_source == STATED_DEFAULT
+
+
+# people present: hour 8 in all zones 900 + 1,700 = 2,600; hour 9: 3,100; hour 12: 9,000 (outside the window)
+PRESENCE = pd.DataFrame(
+    {
+        "zone_id": ["sw", "ne", "sw", "ne", "ne"],
+        "hour": [8, 8, 9, 9, 12],
+        "count": [900.0, 1_700.0, 1_000.0, 2_100.0, 9_000.0],
+    }
+)
+
+
+def test_peak_presence_by_hand() -> None:
+    assert peak_presence(PRESENCE, [8, 9]) == Presence(3_100.0, 9)
+    assert peak_presence(PRESENCE, [8]) == Presence(2_600.0, 8)
+    assert peak_presence(PRESENCE, [10, 11]) is None  # no statement about hours without data
+    assert peak_presence(PRESENCE.assign(hour=None), [8]) == Presence(14_700.0, None)
+    assert peak_presence(None, [8]) is None
+
+
+def test_presence_decides_whether_residents_only_demand_misses_the_visitors() -> None:
+    facts = DemandFacts(
+        residents=1_200.0, jobs=10.0, expected_person_trips=324.0, person_trips=324.0, car_trips=50.0,
+        gateways=False, present=3_100.0, present_hour=9,
+    )  # fmt: skip
+    # 3,100 present > 2 × 1,200 residents: the caveat, although the jobs alone would not raise it
+    assert demand_caveats(facts) == [
+        "Incomplete demand: the phone presence counts 3,100 people in the area at 9:00 for 1,200 "
+        "residents, but only residents' trips are simulated (no gateways): the trips of the people who "
+        "come from outside are missing, so car flows are underestimated."
+    ]
+    # 2,400 present is at most twice the residents: no caveat, although the jobs alone would raise it
+    assert demand_caveats(dataclasses.replace(facts, present=2_400.0, jobs=5_000.0)) == []
+    assert demand_caveats(dataclasses.replace(facts, gateways=True)) == []
+
+
+def test_the_prepared_scenario_carries_the_presence_of_its_window(tmp_path: Path) -> None:
+    inputs = dataclasses.replace(tiny_inputs(tmp_path), mobility_presence=PRESENCE)
+    prepared = prepare_scenario(inputs, Scenario.baseline_scenario(), tmp_path / "p", THREE_HOURS)
+    assert prepared.presence == Presence(3_100.0, 9)  # the window is 8:00–11:00
+    # with the phone matrix the window starts at its first hour: 7:00–9:00 sees 8:00 only
+    phone = dataclasses.replace(inputs, mobility_od=PHONE_OD)
+    assert prepare_scenario(phone, Scenario.baseline_scenario(), tmp_path / "q", PHONE).presence == Presence(
+        2_600.0, 8
+    )

@@ -194,4 +194,6 @@ def demand_facts(prepared: PreparedScenario, outcome: SeedOutcome) -> DemandFact
         person_trips=float(outcome.kpis.get("person_trips", 0.0)) / hours,
         car_trips=float(outcome.kpis.get("trips", 0.0)) / hours,
         gateways=prepared.gateways is not None,
+        present=prepared.presence.people if prepared.presence is not None else None,
+        present_hour=prepared.presence.hour if prepared.presence is not None else None,
     )

@@ -28,12 +28,18 @@ from civictwin.engines.traffic.gateways import (
 from civictwin.engines.traffic.inputs import TwinInputs
 from civictwin.engines.traffic.interventions import TransitLine
 from civictwin.engines.traffic.kpis import edge_zones
-from civictwin.engines.traffic.layers import DemandLayer, demand_layers, network_free_demand
+from civictwin.engines.traffic.layers import (
+    DemandLayer,
+    NetworkFreeDemand,
+    demand_layers,
+    network_free_demand,
+)
 from civictwin.engines.traffic.modechoice import CarPaths, LevelOfService
 from civictwin.engines.traffic.network import SumoNetwork, build_sumo_network
 from civictwin.engines.traffic.params import TrafficParams
 from civictwin.engines.traffic.transit import BusService, LineError, gtfs_service, line_service
 from civictwin.errors import CivicTwinError, ScenarioError
+from civictwin.model.mobility import Presence, peak_presence
 from civictwin.scenarios.spec import Scenario, intervention_label
 
 
@@ -64,6 +70,9 @@ class PreparedScenario:
     """The simulated transit runs (GTFS and new lines), when there are any."""
     bike_edges_by_zone: dict[str, list[str]] | None = None
     """Per zone, the simulated edges bikes may start and end on (``simulate_bikes`` only)."""
+    presence: Presence | None = None
+    """The most people the phone presence counts in the area in an hour of the window (None: no
+    presence data for those hours), for the plausibility check."""
 
     @property
     def person_trips(self) -> OdMatrix:
@@ -177,7 +186,17 @@ def prepare_scenario(
         demand_source=demand.demand_source,
         buses=_bus_plan(service.keep_edges(network.edge_ids), modified, params),
         bike_edges_by_zone=_bike_edges(inputs, modified, network) if params.simulate_bikes else None,
+        presence=peak_presence(inputs.mobility_presence, _clock_hours(params, demand)),
     )
+
+
+def _clock_hours(params: TrafficParams, demand: NetworkFreeDemand) -> list[int]:
+    """The clock hours of the demand window: from the phone matrix's first hour when the demand is
+    taken from it, else from ``calibration.start_hour``."""
+    first = params.calibration.start_hour
+    if demand.phone is not None and demand.phone.first_hour is not None:
+        first = demand.phone.first_hour
+    return [(first + hour) % 24 for hour in range(len(window_hours(params.demand_window_s)))]
 
 
 def bus_service(
