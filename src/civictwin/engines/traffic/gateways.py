@@ -407,10 +407,13 @@ def phone_flows(
     matrix's outside trips: each hour's car trips from outside (to outside) split over the gateways
     whose inbound (outbound) edge is ``usable``, in proportion to its lanes. A counted or calibrated
     flow is kept: the count replaces its road's share of the phone trips. Through flows are kept
-    (the phone matrix leaves out trips with both ends outside)."""
+    (the phone matrix leaves out trips with both ends outside). A direction in which the matrix has
+    no trip at all over the window keeps the stated defaults: its zoning then does not reach beyond
+    the area, which says nothing about the traffic crossing the boundary."""
     entries = {g.node: g.inbound_lanes for g in gateways if g.inbound_edge in usable}
     exits = {g.node: g.outbound_lanes for g in gateways if g.outbound_edge in usable}
-    in_lanes, out_lanes = sum(entries.values()), sum(exits.values())
+    in_lanes = sum(entries.values()) if any(v.sum() > 0 for v in outside.inbound) else 0
+    out_lanes = sum(exits.values()) if any(v.sum() > 0 for v in outside.outbound) else 0
     replaced = []
     for flow in flows:
         update: dict[str, object] = {}
