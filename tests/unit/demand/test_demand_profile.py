@@ -18,6 +18,7 @@ from civictwin.engines.traffic.demand import (
     DemandParams,
     OdMatrix,
     hour_factors,
+    profile_ratios,
     sample_car_trips,
 )
 from civictwin.engines.traffic.gateways import (
@@ -28,6 +29,7 @@ from civictwin.engines.traffic.gateways import (
     GatewaySettings,
     OutsideTrips,
     phone_flows,
+    resolve_flows,
 )
 from civictwin.engines.traffic.inputs import TwinInputs
 from civictwin.engines.traffic.layers import DemandLayer, base_od
@@ -297,3 +299,38 @@ def test_the_prepared_scenario_carries_the_presence_of_its_window(tmp_path: Path
     assert prepare_scenario(phone, Scenario.baseline_scenario(), tmp_path / "q", PHONE).presence == Presence(
         2_600.0, 8
     )
+
+
+def test_stated_gateway_flows_follow_the_profile_and_counts_stay_hour_by_hour() -> None:
+    settings = GatewaySettings(enabled=True, inbound_vph_per_lane=100.0, outbound_vph_per_lane=50.0)
+    west, east = Gateway("w", "w_in", "w_out", 2, 1), Gateway("e", "e_in", "e_out", 1, 1)
+    ratios = profile_ratios(PROFILE, start_hour=8, hours=3)
+    assert ratios == pytest.approx([1.0, 0.5, 0.25])
+    counted = GatewayFlow(
+        node="w",
+        inbound_vph=(300.0, 10.0, 500.0),
+        through_vph=(100.0, 5.0, 90.0),
+        outbound_vph=(35.0, 35.0, 35.0),
+        inbound_source="c/w/1",
+    )
+    w, e = resolve_flows([west, east], [counted], settings, hours=3, ratios=ratios)
+    # the count keeps its hours; the stated outbound 50 × 1 lane × (1 − 0.3) = 35 follows the profile
+    assert (w.inbound_vph, w.through_vph) == ((300.0, 10.0, 500.0), (100.0, 5.0, 90.0))
+    assert w.outbound_vph == pytest.approx((35.0, 17.5, 8.75))
+    # stated inbound: 100 × 1 lane × 0.7 = 70 to the zones and 30 through, in the first hour
+    assert e.inbound_vph == pytest.approx((70.0, 35.0, 17.5))
+    assert e.through_vph == pytest.approx((30.0, 15.0, 7.5))
+    # without ratios: the same every hour, as before
+    assert resolve_flows([east], [], settings, hours=2)[0].inbound_vph == pytest.approx((70.0, 70.0))
+
+
+def test_a_prepared_three_hour_window_has_profiled_gateway_trips(tmp_path: Path) -> None:
+    inputs = tiny_inputs(tmp_path)
+    edges, nodes = with_stubs(inputs.edges, inputs.nodes)
+    inputs = dataclasses.replace(inputs, edges=edges, nodes=nodes)
+    settings = GatewaySettings(enabled=True, inbound_vph_per_lane=100.0, outbound_vph_per_lane=50.0)
+    params = THREE_HOURS.model_copy(update={"gateways": settings})
+    prepared = prepare_scenario(inputs, Scenario.baseline_scenario(), tmp_path / "p", params)
+    assert prepared.gateways is not None
+    # per hour: 2 gateways × 100 in + 2 × 35 out = 270 vehicles at 8:00, × 0.5 and × 0.25 after
+    assert [h.total for h in prepared.gateways.hourly] == pytest.approx([270.0, 135.0, 67.5])

@@ -209,11 +209,10 @@ def window_hours(window_s: float) -> list[float]:
     return [min(1.0, window_s / HOUR_S - h) for h in range(count)]
 
 
-def hour_factors(profile: Sequence[float], *, start_hour: int, window_s: float) -> list[float]:
-    """Per hour of a demand window of ``window_s`` seconds starting at clock hour ``start_hour``, the
-    factor on the peak-hour matrix: the profile's weight of that clock hour over the window's first
-    hour's (the first hour is the peak hour ``peak_hour_share`` describes), times the share of the hour
-    inside the window (a last partial hour). A window past midnight continues with hour 0."""
+def profile_ratios(profile: Sequence[float], *, start_hour: int, hours: int) -> list[float]:
+    """Per hour of a window of ``hours`` hours starting at clock hour ``start_hour``, the profile's
+    weight of that clock hour over the first hour's (the first hour is the peak hour
+    ``peak_hour_share`` describes). A window past midnight continues with hour 0."""
     first = profile[start_hour % HOURS_PER_DAY]
     if first <= 0:
         raise DemandError(
@@ -221,10 +220,16 @@ def hour_factors(profile: Sequence[float], *, start_hour: int, window_s: float) 
             "scaled from its peak-hour share",
             field="demand.hourly_profile",
         )
-    return [
-        profile[(start_hour + hour) % HOURS_PER_DAY] / first * part
-        for hour, part in enumerate(window_hours(window_s))
-    ]
+    return [profile[(start_hour + hour) % HOURS_PER_DAY] / first for hour in range(hours)]
+
+
+def hour_factors(profile: Sequence[float], *, start_hour: int, window_s: float) -> list[float]:
+    """Per hour of a demand window of ``window_s`` seconds starting at clock hour ``start_hour``, the
+    factor on the peak-hour matrix: :func:`profile_ratios` times the share of the hour inside the
+    window (a last partial hour)."""
+    parts = window_hours(window_s)
+    ratios = profile_ratios(profile, start_hour=start_hour, hours=len(parts))
+    return [ratio * part for ratio, part in zip(ratios, parts, strict=True)]
 
 
 @dataclass(frozen=True)

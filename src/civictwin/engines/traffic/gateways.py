@@ -6,7 +6,8 @@ area carries inbound traffic, its edge leading out carries outbound traffic. Eac
 hour of the demand window (:class:`GatewayFlow`) come from a count on the gateway road where one
 exists (:func:`gateway_flows`: a count site on its inbound or outbound edge, or on the one edge that
 continues it inside the area), else from the stated defaults per lane (``[gateways]`` of
-``traffic.toml``); each flow says which. The inbound vehicles are split by ``through_share``:
+``traffic.toml``, in the window's first hour, later hours along the residents' hourly profile); each
+flow says which. The inbound vehicles are split by ``through_share``:
 
 - **through** trips from each gateway to every other, in proportion to their outbound lanes;
 - **inbound** trips from each gateway to the zones, in proportion to the zones' attractions;
@@ -184,18 +185,23 @@ def find_gateways(edges: gpd.GeoDataFrame, *, boundary_m: float) -> list[Gateway
     return gateways
 
 
-def stated_flow(gateway: Gateway, settings: GatewaySettings, *, hours: int) -> GatewayFlow:
-    """The flows ``[gateways]`` states for ``gateway``, the same every hour: inbound and outbound
-    vehicles per lane × lanes, ``through_share`` of the inbound crossing the area and the same share
-    taken off the outbound (those vehicles leave as other gateways' through traffic)."""
+def stated_flow(
+    gateway: Gateway, settings: GatewaySettings, *, hours: int, ratios: Sequence[float] = ()
+) -> GatewayFlow:
+    """The flows ``[gateways]`` states for ``gateway``: inbound and outbound vehicles per lane ×
+    lanes in the window's first hour, ``through_share`` of the inbound crossing the area and the same
+    share taken off the outbound (those vehicles leave as other gateways' through traffic); hour
+    ``h`` times ``ratios[h]`` (the residents' hourly profile relative to the first hour:
+    :func:`~civictwin.engines.traffic.demand.profile_ratios`), or the same every hour without."""
     inbound = settings.inbound_vph_per_lane * gateway.inbound_lanes
     outbound = settings.outbound_vph_per_lane * gateway.outbound_lanes
     share = settings.through_share
+    factor = list(ratios) if ratios else [1.0] * hours
     return GatewayFlow(
         node=gateway.node,
-        inbound_vph=(inbound * (1 - share),) * hours,
-        through_vph=(inbound * share,) * hours,
-        outbound_vph=(outbound * (1 - share),) * hours,
+        inbound_vph=tuple(inbound * (1 - share) * r for r in factor[:hours]),
+        through_vph=tuple(inbound * share * r for r in factor[:hours]),
+        outbound_vph=tuple(outbound * (1 - share) * r for r in factor[:hours]),
     )
 
 
@@ -292,17 +298,25 @@ def _unusable(count: GatewayCount, direction: str, capacity_vph: float, hours: i
 
 
 def resolve_flows(
-    gateways: Sequence[Gateway], given: Sequence[GatewayFlow], settings: GatewaySettings, *, hours: int
+    gateways: Sequence[Gateway],
+    given: Sequence[GatewayFlow],
+    settings: GatewaySettings,
+    *,
+    hours: int,
+    ratios: Sequence[float] = (),
 ) -> list[GatewayFlow]:
     """One flow per gateway: the ``given`` one (counted or calibrated) for its node, else the stated
-    defaults. A given flow covering fewer hours than the window is an error (it was made for another
-    window)."""
+    defaults (:func:`stated_flow` with the hourly ``ratios``). A direction of a given flow that is
+    itself a stated default (its source :data:`STATED_DEFAULT`: inbound with through, or outbound)
+    is stated again with the ``ratios``. A given flow covering fewer hours than the window is an
+    error (it was made for another window)."""
     by_node = {f.node: f for f in given}
     flows = []
     for gateway in gateways:
+        stated = stated_flow(gateway, settings, hours=hours, ratios=ratios)
         flow = by_node.get(gateway.node)
         if flow is None:
-            flows.append(stated_flow(gateway, settings, hours=hours))
+            flows.append(stated)
             continue
         if min(len(flow.inbound_vph), len(flow.through_vph), len(flow.outbound_vph)) < hours:
             raise DemandError(
@@ -310,7 +324,12 @@ def resolve_flows(
                 "window: calibrate again",
                 field="gateway_flows",
             )
-        flows.append(flow)
+        update: dict[str, object] = {}
+        if flow.inbound_source == STATED_DEFAULT:
+            update |= {"inbound_vph": stated.inbound_vph, "through_vph": stated.through_vph}
+        if flow.outbound_source == STATED_DEFAULT:
+            update["outbound_vph"] = stated.outbound_vph
+        flows.append(flow.model_copy(update=update))
     return flows
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from civictwin.engines.traffic.busfiles import BusPlan
-from civictwin.engines.traffic.demand import DemandError, OdMatrix, zone_edges
+from civictwin.engines.traffic.demand import DemandError, OdMatrix, profile_ratios, zone_edges
 from civictwin.engines.traffic.edits import ModifiedNetwork, apply_interventions, car_connected_edges
 from civictwin.engines.traffic.gateways import (
     GatewayDemand,
@@ -148,7 +148,10 @@ def prepare_scenario(
     if params.gateways.enabled:
         found = find_gateways(inputs.edges, boundary_m=params.gateways.boundary_m)
         hours = len(window_hours(params.demand_window_s))
-        flows = resolve_flows(found, params.gateway_flows, params.gateways, hours=hours)
+        ratios = profile_ratios(
+            params.demand.hourly_profile, start_hour=_clock_hours(params, demand)[0], hours=hours
+        )
+        flows = resolve_flows(found, params.gateway_flows, params.gateways, hours=hours, ratios=ratios)
         outside = None
         if demand.phone is not None:
             outside = outside_vehicles(
