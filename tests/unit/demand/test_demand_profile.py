@@ -205,7 +205,7 @@ def test_phone_trips_with_one_end_outside_drive_through_the_gateways(tmp_path: P
     )
     assert prepared.gateways is not None
     assert prepared.demand_source.endswith(
-        "its 18.0 trips with one end outside the area drive through the gateways"
+        "its 18.0 trips with one end outside the area enter or leave through the gateways"
     )
     flows = {f.node: f for f in prepared.gateways.flows}
     # 12 person trips in × scale 2 × car share 0.5 ÷ 1.2 persons per car = 10 cars, 5 per gateway

@@ -91,6 +91,8 @@ class NetworkFreeDemand:
     """Per hour of the window, the share of each cell of ``od`` departing in it."""
     phone: PhoneHours | None
     """The phone matrix's hours, whose trips with one end outside become gateway traffic."""
+    first_hour: int
+    """The clock hour the demand window starts at."""
     car_edges_by_zone: dict[str, list[str]]
     car: CarPaths
     service: LevelOfService
@@ -119,6 +121,7 @@ def network_free_demand(
         od=base.window.od,
         hour_shares=base.window.hour_shares,
         phone=base.phone,
+        first_hour=base.first_hour,
         car_edges_by_zone=by_zone,
         car=car,
         service=level_of_service(inputs.zones, modified.edges, transit, params.mode_choice, car=car),
@@ -153,6 +156,9 @@ class BaseDemand:
 
     window: WindowOd
     source: str
+    first_hour: int
+    """The clock hour the window starts at (the phone matrix's first hour, else
+    ``calibration.start_hour``)."""
     phone: PhoneHours | None = None
 
 
@@ -167,35 +173,33 @@ def base_od(inputs: TwinInputs, params: TrafficParams) -> BaseDemand:
     hour of the phone matrix. A last partial hour carries its share of the hour.
     """
     zone_ids = [str(z) for z in inputs.zones["zone_id"]]
+    start = params.calibration.start_hour
     if params.od_csv is not None:
         od = load_od_csv(inputs.twin_dir / params.od_csv, zone_ids).scaled(params.demand.scale)
-        return BaseDemand(profiled(od, _factors(params, None)), f"the OD matrix file {params.od_csv}")
+        return BaseDemand(profiled(od, _factors(params, start)), f"the OD matrix file {params.od_csv}", start)
     if params.od_source == "gravity":
         gravity = gravity_od(inputs.zones, params.demand, inputs.edges)
-        return BaseDemand(profiled(gravity, _factors(params, None)), "the gravity model")
+        return BaseDemand(profiled(gravity, _factors(params, start)), "the gravity model", start)
     parts = window_hours(params.demand_window_s)
     phone = phone_hours(inputs.mobility_od, zone_ids, first_hour=params.phone_od_hour, hours=len(parts))
     label = phone.label + _outside_words(phone, parts, gateways=params.gateways.enabled)
+    start = start if phone.first_hour is None else phone.first_hour
     scale = params.demand.scale
     if params.od_source == "phone":
         hourly = [od.scaled(scale * part) for od, part in zip(phone.hourly, parts, strict=True)]
-        return BaseDemand(stacked(hourly), label, phone)
+        return BaseDemand(stacked(hourly), label, start, phone)
     gravity = gravity_od(inputs.zones, params.demand, inputs.edges)
     prior = [
         with_origin_totals(gravity.scaled(factor), od.trips.sum(axis=1) * scale * part)
-        for od, factor, part in zip(phone.hourly, _factors(params, phone.first_hour), parts, strict=True)
+        for od, factor, part in zip(phone.hourly, _factors(params, start), parts, strict=True)
     ]
-    return BaseDemand(stacked(prior), f"the gravity model with origin totals from {label}", phone)
+    return BaseDemand(stacked(prior), f"the gravity model with origin totals from {label}", start, phone)
 
 
-def _factors(params: TrafficParams, first_hour: int | None) -> list[float]:
-    """The residents' hourly profile over the window from ``first_hour`` o'clock (by default the
-    counts' ``calibration.start_hour``): :func:`~civictwin.engines.traffic.demand.hour_factors`."""
-    return hour_factors(
-        params.demand.hourly_profile,
-        start_hour=params.calibration.start_hour if first_hour is None else first_hour,
-        window_s=params.demand_window_s,
-    )
+def _factors(params: TrafficParams, start_hour: int) -> list[float]:
+    """The residents' hourly profile over the window from ``start_hour`` o'clock:
+    :func:`~civictwin.engines.traffic.demand.hour_factors`."""
+    return hour_factors(params.demand.hourly_profile, start_hour=start_hour, window_s=params.demand_window_s)
 
 
 def _outside_words(phone: PhoneHours, parts: list[float], *, gateways: bool) -> str:
@@ -207,7 +211,7 @@ def _outside_words(phone: PhoneHours, parts: list[float], *, gateways: bool) -> 
     if trips <= 0:
         return ""
     if gateways:
-        return f"; its {trips:,.1f} trips with one end outside the area drive through the gateways"
+        return f"; its {trips:,.1f} trips with one end outside the area enter or leave through the gateways"
     return f"; {trips:,.1f} trips with one end outside the area left out"
 
 

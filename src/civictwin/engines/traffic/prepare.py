@@ -30,7 +30,6 @@ from civictwin.engines.traffic.interventions import TransitLine
 from civictwin.engines.traffic.kpis import edge_zones
 from civictwin.engines.traffic.layers import (
     DemandLayer,
-    NetworkFreeDemand,
     demand_layers,
     network_free_demand,
 )
@@ -148,9 +147,7 @@ def prepare_scenario(
     if params.gateways.enabled:
         found = find_gateways(inputs.edges, boundary_m=params.gateways.boundary_m)
         hours = len(window_hours(params.demand_window_s))
-        ratios = profile_ratios(
-            params.demand.hourly_profile, start_hour=_clock_hours(params, demand)[0], hours=hours
-        )
+        ratios = profile_ratios(params.demand.hourly_profile, start_hour=demand.first_hour, hours=hours)
         flows = resolve_flows(found, params.gateway_flows, params.gateways, hours=hours, ratios=ratios)
         outside = None
         if demand.phone is not None:
@@ -189,17 +186,11 @@ def prepare_scenario(
         demand_source=demand.demand_source,
         buses=_bus_plan(service.keep_edges(network.edge_ids), modified, params),
         bike_edges_by_zone=_bike_edges(inputs, modified, network) if params.simulate_bikes else None,
-        presence=peak_presence(inputs.mobility_presence, _clock_hours(params, demand)),
+        presence=peak_presence(
+            inputs.mobility_presence,
+            [(demand.first_hour + h) % 24 for h in range(len(window_hours(params.demand_window_s)))],
+        ),
     )
-
-
-def _clock_hours(params: TrafficParams, demand: NetworkFreeDemand) -> list[int]:
-    """The clock hours of the demand window: from the phone matrix's first hour when the demand is
-    taken from it, else from ``calibration.start_hour``."""
-    first = params.calibration.start_hour
-    if demand.phone is not None and demand.phone.first_hour is not None:
-        first = demand.phone.first_hour
-    return [(first + hour) % 24 for hour in range(len(window_hours(params.demand_window_s)))]
 
 
 def bus_service(
