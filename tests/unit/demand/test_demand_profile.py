@@ -37,7 +37,7 @@ from civictwin.engines.traffic.modechoice import mode_shares
 from civictwin.engines.traffic.params import load_params
 from civictwin.engines.traffic.plausibility import DemandFacts, demand_caveats
 from civictwin.engines.traffic.prepare import prepare_scenario
-from civictwin.engines.traffic.simulate import _car_trips
+from civictwin.engines.traffic.simulate import _car_trips, simulate_seed
 from civictwin.errors import ConfigError
 from civictwin.model.mobility import Presence, peak_presence
 from civictwin.scenarios.spec import Scenario
@@ -334,3 +334,17 @@ def test_a_prepared_three_hour_window_has_profiled_gateway_trips(tmp_path: Path)
     assert prepared.gateways is not None
     # per hour: 2 gateways × 100 in + 2 × 35 out = 270 vehicles at 8:00, × 0.5 and × 0.25 after
     assert [h.total for h in prepared.gateways.hourly] == pytest.approx([270.0, 135.0, 67.5])
+
+
+def test_a_three_hour_run_in_sumo_departs_each_hour_its_trips(tmp_path: Path) -> None:
+    inputs = tiny_inputs(tmp_path)
+    counted = tuple(inputs.edges.loc[inputs.edges["car"].fillna(False).astype(bool), "edge_id"].astype(str))
+    params = THREE_HOURS.model_copy(update={"iterations": 1, "count_edges": counted})
+    prepared = prepare_scenario(inputs, Scenario.baseline_scenario(), tmp_path / "p", params)
+    outcome = simulate_seed(prepared, 2, tmp_path / "run")
+    assert outcome.kpis["person_trips"] == pytest.approx(648.0 + 324.0 + 162.0)
+    sampled = _car_trips(prepared, mode_shares(prepared.free_flow, params.mode_choice), params, 2, 0)
+    assert outcome.kpis["trips"] == len(sampled) and outcome.kpis["finished_share"] == 1.0
+    # SUMO counts the profile: vehicles on the counted streets fall from hour to hour (4 : 2 : 1)
+    by_hour = outcome.counts.groupby("hour")["vehicles"].sum()
+    assert by_hour.loc[0] > by_hour.loc[1] > by_hour.loc[2] > 0
