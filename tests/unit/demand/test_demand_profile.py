@@ -293,12 +293,11 @@ def test_presence_decides_whether_residents_only_demand_misses_the_visitors() ->
 def test_the_prepared_scenario_carries_the_presence_of_its_window(tmp_path: Path) -> None:
     inputs = dataclasses.replace(tiny_inputs(tmp_path), mobility_presence=PRESENCE)
     prepared = prepare_scenario(inputs, Scenario.baseline_scenario(), tmp_path / "p", THREE_HOURS)
-    assert prepared.presence == Presence(3_100.0, 9)  # the window is 8:00–11:00
+    assert (prepared.first_hour, prepared.presence) == (8, Presence(3_100.0, 9))  # the window is 8:00–11:00
     # with the phone matrix the window starts at its first hour: 7:00–9:00 sees 8:00 only
     phone = dataclasses.replace(inputs, mobility_od=PHONE_OD)
-    assert prepare_scenario(phone, Scenario.baseline_scenario(), tmp_path / "q", PHONE).presence == Presence(
-        2_600.0, 8
-    )
+    from_phone = prepare_scenario(phone, Scenario.baseline_scenario(), tmp_path / "q", PHONE)
+    assert (from_phone.first_hour, from_phone.presence) == (7, Presence(2_600.0, 8))
 
 
 def test_stated_gateway_flows_follow_the_profile_and_counts_stay_hour_by_hour() -> None:

@@ -185,7 +185,7 @@ def test_demand_facts_of_a_run_per_hour_of_its_window() -> None:
 
     zones = pd.DataFrame({"population": [1_000.0, 2_000.0, None], "jobs_proxy_m2": [3_500.0, 0.0, 350.0]})
     prepared = SimpleNamespace(
-        params=TrafficParams(demand_window_s=7200.0), zones=zones, gateways=None, presence=None
+        params=TrafficParams(demand_window_s=7200.0), zones=zones, gateways=None, presence=None, first_hour=8
     )
     outcome = SimpleNamespace(kpis={"trips": 100.0, "person_trips": 500.0})
     facts = demand_facts(prepared, outcome)  # type: ignore[arg-type]
@@ -199,6 +199,10 @@ def test_demand_facts_of_a_run_per_hour_of_its_window() -> None:
     )  # fmt: skip
     assert expected == pytest.approx(700.72, abs=0.01)
     bare = SimpleNamespace(
-        params=TrafficParams(), zones=pd.DataFrame({"zone_id": ["a"]}), gateways=None, presence=None
+        params=TrafficParams(),
+        zones=pd.DataFrame({"zone_id": ["a"]}),
+        gateways=None,
+        presence=None,
+        first_hour=8,
     )
     assert demand_facts(bare, outcome).residents == 0.0  # type: ignore[arg-type]

@@ -181,7 +181,7 @@ def demand_facts(prepared: PreparedScenario, outcome: SeedOutcome) -> DemandFact
     params = prepared.params
     hours = params.demand_window_s / 3600.0
     profile = hour_factors(
-        demand.hourly_profile, start_hour=params.calibration.start_hour, window_s=params.demand_window_s
+        demand.hourly_profile, start_hour=prepared.first_hour, window_s=params.demand_window_s
     )
     return DemandFacts(
         residents=residents,

@@ -72,6 +72,9 @@ class PreparedScenario:
     presence: Presence | None = None
     """The most people the phone presence counts in the area in an hour of the window (None: no
     presence data for those hours), for the plausibility check."""
+    first_hour: int = 8
+    """The clock hour the demand window starts at (the phone matrix's first hour when the demand
+    comes from it, else ``calibration.start_hour``)."""
 
     @property
     def person_trips(self) -> OdMatrix:
@@ -186,6 +189,7 @@ def prepare_scenario(
         demand_source=demand.demand_source,
         buses=_bus_plan(service.keep_edges(network.edge_ids), modified, params),
         bike_edges_by_zone=_bike_edges(inputs, modified, network) if params.simulate_bikes else None,
+        first_hour=demand.first_hour,
         presence=peak_presence(
             inputs.mobility_presence,
             [(demand.first_hour + h) % 24 for h in range(len(window_hours(params.demand_window_s)))],
