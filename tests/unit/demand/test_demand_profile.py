@@ -93,6 +93,7 @@ def test_residents_trips_follow_the_profile_hour_by_hour(tmp_path: Path) -> None
         (7200.0, 10800.0, "t2h"),
     ]
     assert prepared.person_trips.total == pytest.approx(648.0 + 324.0 + 162.0)
+    assert prepared.demand_source == "the gravity model over the 3 hours from 8:00 along the hourly profile"
     # every hour keeps the peak hour's destinations
     first, second = slices[0][0].trips, slices[1][0].trips
     assert second == pytest.approx(first * 0.5)

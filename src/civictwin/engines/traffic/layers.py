@@ -174,13 +174,17 @@ def base_od(inputs: TwinInputs, params: TrafficParams) -> BaseDemand:
     """
     zone_ids = [str(z) for z in inputs.zones["zone_id"]]
     start = params.calibration.start_hour
+    parts = window_hours(params.demand_window_s)
+    profile = (
+        f" over the {len(parts)} hours from {start}:00 along the hourly profile" if len(parts) > 1 else ""
+    )
     if params.od_csv is not None:
         od = load_od_csv(inputs.twin_dir / params.od_csv, zone_ids).scaled(params.demand.scale)
-        return BaseDemand(profiled(od, _factors(params, start)), f"the OD matrix file {params.od_csv}", start)
+        label = f"the OD matrix file {params.od_csv}{profile}"
+        return BaseDemand(profiled(od, _factors(params, start)), label, start)
     if params.od_source == "gravity":
         gravity = gravity_od(inputs.zones, params.demand, inputs.edges)
-        return BaseDemand(profiled(gravity, _factors(params, start)), "the gravity model", start)
-    parts = window_hours(params.demand_window_s)
+        return BaseDemand(profiled(gravity, _factors(params, start)), f"the gravity model{profile}", start)
     phone = phone_hours(inputs.mobility_od, zone_ids, first_hour=params.phone_od_hour, hours=len(parts))
     label = phone.label + _outside_words(phone, parts, gateways=params.gateways.enabled)
     start = start if phone.first_hour is None else phone.first_hour
