@@ -96,3 +96,29 @@ def reaggregate_presence(presence: pd.DataFrame, weights: pd.DataFrame) -> Reagg
     spread["count"] = spread["count"] * spread["weight"]
     frame = spread.groupby(["zone_id", "hour"], dropna=False)["count"].sum().reset_index()
     return Reaggregated(frame, float(presence["count"].sum()), float(frame["count"].sum()))
+
+
+@dataclass(frozen=True)
+class Presence:
+    """The most people the phone presence counts in all of the twin's zones together in one of the
+    asked clock hours, and that hour (None: a count without hours)."""
+
+    people: float
+    hour: int | None
+
+
+def peak_presence(presence: pd.DataFrame | None, clock_hours: Sequence[int]) -> Presence | None:
+    """The largest sum over the zones of ``presence`` (``zone_id``, ``hour``, ``count``) among
+    ``clock_hours``; a table without hours gives its whole sum. None when the table is absent or
+    empty, or has hours but none of ``clock_hours`` (no statement about those hours)."""
+    if presence is None or presence.empty:
+        return None
+    hours = pd.to_numeric(presence["hour"], errors="coerce")
+    if hours.isna().all():
+        return Presence(float(presence["count"].sum()), None)
+    by_hour = presence.groupby(hours)["count"].sum()
+    wanted = by_hour[by_hour.index.isin(list(clock_hours))]
+    if wanted.empty:
+        return None
+    busiest = wanted.index[int(wanted.to_numpy().argmax())]
+    return Presence(float(wanted.loc[busiest]), int(busiest))

@@ -43,20 +43,22 @@ def test_prepared_demand_is_the_phone_matrix_of_its_busiest_hour(tmp_path: Path)
 
 def test_a_chosen_hour_and_a_twin_without_phone_data(tmp_path: Path) -> None:
     inputs = dataclasses.replace(tiny_inputs(tmp_path), mobility_od=MOBILITY_OD)
-    od, label = base_od(inputs, PHONE.model_copy(update={"phone_od_hour": 7}))
+    chosen = base_od(inputs, PHONE.model_copy(update={"phone_od_hour": 7}))
+    od, label = chosen.window.od, chosen.source
     assert od.total == pytest.approx(80.0) and od.trips[1, 2] == pytest.approx(20.0)
     assert label.endswith("hour 7:00")
     with pytest.raises(DemandError, match="no trips in hour 9"):
         base_od(inputs, PHONE.model_copy(update={"phone_od_hour": 9}))
     with pytest.raises(DemandError, match="has no phone-based OD matrix"):
         base_od(tiny_inputs(tmp_path), PHONE)
-    assert base_od(tiny_inputs(tmp_path), TrafficParams())[1] == "the gravity model"
+    assert base_od(tiny_inputs(tmp_path), TrafficParams()).source == "the gravity model"
 
 
 def test_phone_prior_scales_the_gravity_rows_to_the_phone_origin_totals(tmp_path: Path) -> None:
     inputs = dataclasses.replace(tiny_inputs(tmp_path), mobility_od=MOBILITY_OD)
-    gravity, _ = base_od(inputs, TrafficParams(demand=PHONE.demand))
-    prior, label = base_od(inputs, PHONE.model_copy(update={"od_source": "phone_prior"}))
+    gravity = base_od(inputs, TrafficParams(demand=PHONE.demand)).window.od
+    chosen = base_od(inputs, PHONE.model_copy(update={"od_source": "phone_prior"}))
+    prior, label = chosen.window.od, chosen.source
     # hour 8 origin totals: sw 165, se none (gravity row kept), nw 30, ne 15.5
     expected_rows = [165.0, gravity.trips[1].sum(), 30.0, 15.5]
     assert prior.trips.sum(axis=1) == pytest.approx(expected_rows)

@@ -184,13 +184,25 @@ def test_demand_facts_of_a_run_per_hour_of_its_window() -> None:
     from civictwin.engines.traffic.params import TrafficParams
 
     zones = pd.DataFrame({"population": [1_000.0, 2_000.0, None], "jobs_proxy_m2": [3_500.0, 0.0, 350.0]})
-    prepared = SimpleNamespace(params=TrafficParams(demand_window_s=7200.0), zones=zones, gateways=None)
+    prepared = SimpleNamespace(
+        params=TrafficParams(demand_window_s=7200.0), zones=zones, gateways=None, presence=None, first_hour=8
+    )
     outcome = SimpleNamespace(kpis={"trips": 100.0, "person_trips": 500.0})
     facts = demand_facts(prepared, outcome)  # type: ignore[arg-type]
-    # 3,000 residents × 2.7 × 0.10 = 810 person trips/h; 3,850 m² ÷ 35 m² = 110 jobs; 100 cars in 2 h
+    # 3,000 residents × 2.7 × 0.10 = 810 person trips in the first hour (8:00), the profile's 9:00
+    # weight over its 8:00 one (13,080.4 / 17,913.9) in the second: 700.72 an hour on average;
+    # 500 person trips and 100 cars in 2 h; 3,850 m² ÷ 35 m² = 110 jobs
+    expected = 810.0 * (17_913.9 + 13_080.4) / (2 * 17_913.9)
     assert facts == DemandFacts(
-        residents=3_000.0, jobs=110.0, expected_person_trips=pytest.approx(810.0), person_trips=500.0,
+        residents=3_000.0, jobs=110.0, expected_person_trips=pytest.approx(expected), person_trips=250.0,
         car_trips=50.0, gateways=False,
     )  # fmt: skip
-    bare = SimpleNamespace(params=TrafficParams(), zones=pd.DataFrame({"zone_id": ["a"]}), gateways=None)
+    assert expected == pytest.approx(700.72, abs=0.01)
+    bare = SimpleNamespace(
+        params=TrafficParams(),
+        zones=pd.DataFrame({"zone_id": ["a"]}),
+        gateways=None,
+        presence=None,
+        first_hour=8,
+    )
     assert demand_facts(bare, outcome).residents == 0.0  # type: ignore[arg-type]

@@ -3,7 +3,9 @@
 The origin–destination (OD) matrix comes from the twin's ``zones`` through a doubly-constrained
 gravity model (productions from residents, attractions from jobs and points of interest, exponential
 deterrence over distance, balanced with the Furness method), or from a user-supplied CSV. The matrix
-holds *person trips of all modes*; :mod:`civictwin.engines.traffic.modechoice` splits it by mode and
+holds *person trips of all modes* per hour; over a window of several hours the residents' trips
+follow an hourly profile (:func:`hour_factors`) and a phone-based matrix is taken hour by hour
+(:func:`phone_hours`); :mod:`civictwin.engines.traffic.modechoice` splits it by mode and
 :func:`sample_car_trips` turns the car part into concrete, seeded SUMO trips.
 
 Parameters and their sources are documented in ``docs/methods-demand.md``; every default is a
@@ -27,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import shapely
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
@@ -43,6 +45,17 @@ _TRIP_ID = re.compile(r"(\d+)_(\d+)_\d+$")
 
 class DemandError(CivicTwinError):
     """Demand cannot be built: zones lack the needed columns, or an OD matrix file is invalid."""
+
+
+HOURS_PER_DAY = 24
+NHTS_2001_WEEKDAY_DEPARTURES: tuple[float, ...] = (
+    906.7, 459.8, 310.6, 183.7, 1273.1, 3414.9, 9387.5, 22503.9, 17913.9, 13080.4, 15153.5, 18037.3,
+    20060.2, 17579.4, 20834.3, 25557.5, 23234.0, 24582.3, 15586.8, 11723.9, 8923.8, 5942.0, 3098.2, 1707.1,
+)  # fmt: skip
+"""Weekday person trips (all modes, all ages; millions a year) by hour of departure 0–23 in the US
+2001 National Household Travel Survey: BTS, *Transportation Statistics Annual Report 2005*, table
+4-8 (the sum of its three age groups). A US profile, the one checked source at hand: replace it with
+a local travel survey's (docs/methods-demand.md)."""
 
 
 class DemandParams(BaseModel):
@@ -68,6 +81,19 @@ class DemandParams(BaseModel):
     """Overall factor on the matrix (e.g. 0.2 for quick tests, >1 for external traffic)."""
     furness_tolerance: Annotated[float, Field(gt=0)] = 1e-6
     furness_max_iterations: Annotated[int, Field(ge=1)] = 200
+    hourly_profile: Annotated[
+        tuple[float, ...], Field(min_length=HOURS_PER_DAY, max_length=HOURS_PER_DAY)
+    ] = NHTS_2001_WEEKDAY_DEPARTURES
+    """Relative weight of each clock hour 0–23 in a day's trip departures (any unit: only ratios
+    count). Hour ``h`` of the demand window carries ``peak_hour_share`` times the ratio of its clock
+    hour's weight to the window's first hour's (see :func:`hour_factors`)."""
+
+    @field_validator("hourly_profile")
+    @classmethod
+    def _profile_has_trips(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not math.isfinite(v) or v < 0 for v in value) or sum(value) <= 0:
+            raise ValueError("24 non-negative weights, not all zero")
+        return value
 
 
 @dataclass(frozen=True)
@@ -169,6 +195,63 @@ def gravity_od(
         max_iterations=params.furness_max_iterations,
     )
     return OdMatrix(tuple(str(z) for z in zones["zone_id"]), trips * params.scale)
+
+
+# ----------------------------------------------------------------------------------- hours of a window
+
+HOUR_S = 3600.0
+
+
+def window_hours(window_s: float) -> list[float]:
+    """The share of each clock hour of a demand window of ``window_s`` seconds that lies in it
+    (``[1, 1, 0.5]`` for 2.5 hours)."""
+    count = max(1, math.ceil(window_s / HOUR_S - 1e-9))
+    return [min(1.0, window_s / HOUR_S - h) for h in range(count)]
+
+
+def profile_ratios(profile: Sequence[float], *, start_hour: int, hours: int) -> list[float]:
+    """Per hour of a window of ``hours`` hours starting at clock hour ``start_hour``, the profile's
+    weight of that clock hour over the first hour's (the first hour is the peak hour
+    ``peak_hour_share`` describes). A window past midnight continues with hour 0."""
+    first = profile[start_hour % HOURS_PER_DAY]
+    if first <= 0:
+        raise DemandError(
+            f"hourly_profile is 0 at the demand window's first hour {start_hour}:00, so no hour can be "
+            "scaled from its peak-hour share",
+            field="demand.hourly_profile",
+        )
+    return [profile[(start_hour + hour) % HOURS_PER_DAY] / first for hour in range(hours)]
+
+
+def hour_factors(profile: Sequence[float], *, start_hour: int, window_s: float) -> list[float]:
+    """Per hour of a demand window of ``window_s`` seconds starting at clock hour ``start_hour``, the
+    factor on the peak-hour matrix: :func:`profile_ratios` times the share of the hour inside the
+    window (a last partial hour)."""
+    parts = window_hours(window_s)
+    ratios = profile_ratios(profile, start_hour=start_hour, hours=len(parts))
+    return [ratio * part for ratio, part in zip(ratios, parts, strict=True)]
+
+
+@dataclass(frozen=True)
+class WindowOd:
+    """Person trips over a whole demand window (``od``) and, per hour of the window, the share of each
+    cell's trips that depart in that hour (a 0-d array when every cell has the same share)."""
+
+    od: OdMatrix
+    hour_shares: tuple[FloatMatrix, ...]
+
+
+def profiled(od: OdMatrix, factors: Sequence[float]) -> WindowOd:
+    """``od`` (trips per hour) over a window whose hour ``h`` carries ``factors[h]`` times it."""
+    total = float(sum(factors))
+    return WindowOd(od.scaled(total), tuple(np.asarray(f / total) for f in factors))
+
+
+def stacked(hourly: Sequence[OdMatrix]) -> WindowOd:
+    """The hours' matrices (trips departing in each hour of the window) as one window's trips."""
+    total = np.sum([h.trips for h in hourly], axis=0)
+    shares = tuple(np.divide(h.trips, total, out=np.zeros_like(total), where=total > 0) for h in hourly)
+    return WindowOd(OdMatrix(hourly[0].zones, total), shares)
 
 
 # -------------------------------------------------------------------------------------------- distances
@@ -380,53 +463,83 @@ def load_od_csv(path: Path, zone_ids: Sequence[str]) -> OdMatrix:
 # ------------------------------------------------------------------------------------ OD from phone data
 
 
-def phone_od(
-    table: pd.DataFrame | None, zone_ids: Sequence[str], *, hour: int | None
-) -> tuple[OdMatrix, str]:
-    """The twin's phone-based OD matrix (table ``mobility_od``) as person trips, and words saying which.
+@dataclass(frozen=True)
+class PhoneHours:
+    """The phone-based OD matrix over the hours of a demand window (person trips per hour, hour ``h``
+    of the window at clock hour ``first_hour + h``), with the trips that have one end outside the
+    area kept apart per zone, and words saying which hours were used."""
+
+    first_hour: int | None
+    """The clock hour of the window's first hour (None: the matrix has no time bands)."""
+    hourly: tuple[OdMatrix, ...]
+    from_outside: tuple[FloatMatrix, ...]
+    """Per hour, person trips per hour from outside the area to each zone."""
+    to_outside: tuple[FloatMatrix, ...]
+    """Per hour, person trips per hour from each zone to outside the area."""
+    label: str
+
+
+def phone_hours(
+    table: pd.DataFrame | None, zone_ids: Sequence[str], *, first_hour: int | None, hours: int = 1
+) -> PhoneHours:
+    """The twin's phone-based OD matrix (table ``mobility_od``) as person trips, hour by hour.
 
     Operators count people's movements of every mode, so the matrix stands in for the gravity model's
-    person trips and the mode choice splits it as usual. Trips with one end outside the twin's zones
-    (zone ``outside``) are left out, and the words say how many. With time bands, one hour is used: ``hour``,
-    or by default the one with the most trips; a matrix without hours is used whole.
+    person trips and the mode choice splits it as usual. With time bands, the window's ``hours`` clock
+    hours from ``first_hour`` (by default the busiest hour; past 23 the day continues at 0) are
+    used, and an hour of the window without any trip is an error; a matrix without hours is used whole
+    in every hour. Trips with one end outside the twin's zones (zone ``outside``) are kept apart.
     """
     if table is None or table.empty:
         raise DemandError(
             "od_source = 'phone' but the twin has no phone-based OD matrix (a source of kind 'mobility')",
             field="od_source",
         )
-    hours = pd.to_numeric(table["hour"], errors="coerce")
-    if hours.notna().any():
-        by_hour = table.groupby(hours)["trips"].sum()
-        chosen_hour = hour if hour is not None else int(by_hour.index[int(by_hour.to_numpy().argmax())])
-        chosen = table[hours.eq(chosen_hour).to_numpy()]
-        if chosen.empty:
-            raise DemandError(
-                f"the phone OD matrix has no trips in hour {chosen_hour}", field="phone_od_hour"
-            )
-        label = f"the phone-based OD matrix (table mobility_od), hour {chosen_hour}:00"
-    elif hour is not None:
+    clock = pd.to_numeric(table["hour"], errors="coerce")
+    if clock.notna().any():
+        by_hour = table.groupby(clock)["trips"].sum()
+        first = first_hour if first_hour is not None else int(by_hour.index[int(by_hour.to_numpy().argmax())])
+        wanted = [(first + h) % HOURS_PER_DAY for h in range(hours)]
+        chosen = [table[clock.eq(hour).to_numpy()] for hour in wanted]
+        for hour, frame in zip(wanted, chosen, strict=True):
+            if frame.empty:
+                raise DemandError(f"the phone OD matrix has no trips in hour {hour}", field="phone_od_hour")
+        label = f"the phone-based OD matrix (table mobility_od), hour {first}:00"
+        if hours > 1:
+            label = f"the phone-based OD matrix (table mobility_od), the {hours} hours from {first}:00"
+    elif first_hour is not None:
         raise DemandError(
             "the phone OD matrix has no hours; leave phone_od_hour unset", field="phone_od_hour"
         )
     else:
-        chosen, label = table, "the phone-based OD matrix (table mobility_od), no time bands"
-    ends_outside = (chosen["origin"].astype(str) == OUTSIDE) | (chosen["destination"].astype(str) == OUTSIDE)
-    if ends_outside.any():
-        label += (
-            f"; {chosen.loc[ends_outside, 'trips'].sum():,.1f} trips with one end outside the area left out"
-        )
-        chosen = chosen[~ends_outside.to_numpy()]
+        first, chosen = None, [table] * hours
+        label = "the phone-based OD matrix (table mobility_od), no time bands"
+    parts = [_phone_hour(frame, zone_ids) for frame in chosen]
+    return PhoneHours(
+        first, tuple(p[0] for p in parts), tuple(p[1] for p in parts), tuple(p[2] for p in parts), label
+    )
+
+
+def _phone_hour(frame: pd.DataFrame, zone_ids: Sequence[str]) -> tuple[OdMatrix, FloatMatrix, FloatMatrix]:
+    """One hour's trips within the zones, and its trips from outside to and from each zone to outside."""
     index = {z: i for i, z in enumerate(zone_ids)}
-    origins = chosen["origin"].astype(str).map(index)
-    destinations = chosen["destination"].astype(str).map(index)
-    if origins.isna().any() or destinations.isna().any():
+    origin = frame["origin"].astype(str)
+    destination = frame["destination"].astype(str)
+    trips = frame["trips"].to_numpy(dtype=float)
+    starts_outside, ends_outside = origin.eq(OUTSIDE).to_numpy(), destination.eq(OUTSIDE).to_numpy()
+    within = ~(starts_outside | ends_outside)
+    from_outside, to_outside = starts_outside & ~ends_outside, ends_outside & ~starts_outside
+    origins, destinations = origin.map(index), destination.map(index)
+    if origins[~starts_outside].isna().any() or destinations[~ends_outside].isna().any():
         raise DemandError(
             "the phone OD matrix names zones the twin lacks: rebuild the twin", field="mobility_od"
         )
     matrix = np.zeros((len(index), len(index)))
-    np.add.at(matrix, (origins.to_numpy(int), destinations.to_numpy(int)), chosen["trips"].to_numpy(float))
-    return OdMatrix(tuple(zone_ids), matrix), label
+    np.add.at(matrix, (origins[within].to_numpy(int), destinations[within].to_numpy(int)), trips[within])
+    inbound, outbound = np.zeros(len(index)), np.zeros(len(index))
+    np.add.at(inbound, destinations[from_outside].to_numpy(int), trips[from_outside])
+    np.add.at(outbound, origins[to_outside].to_numpy(int), trips[to_outside])
+    return OdMatrix(tuple(zone_ids), matrix), inbound, outbound
 
 
 def with_origin_totals(od: OdMatrix, totals: FloatMatrix) -> OdMatrix:

@@ -18,6 +18,7 @@ from civictwin import __version__
 from civictwin.engines.base import EngineReport, EngineResult, TableSpec, TwinContext
 from civictwin.engines.traffic.calibration import latest_record, with_calibration
 from civictwin.engines.traffic.countnext import latest_ranking
+from civictwin.engines.traffic.demand import hour_factors
 from civictwin.engines.traffic.edits import validate_scenario
 from civictwin.engines.traffic.fitreport import calibration_summary, missing_summary
 from civictwin.engines.traffic.focus import simulation_levels
@@ -166,8 +167,9 @@ class TrafficEngine:
 
 
 def demand_facts(prepared: PreparedScenario, outcome: SeedOutcome) -> DemandFacts:
-    """Residents, jobs and the run's trips per hour of the demand window, for the plausibility check
-    (no residents, so no check, when the zones carry no population)."""
+    """Residents, jobs and the run's trips per hour of the demand window (averaged over it; the
+    expected trips follow the residents' hourly profile), for the plausibility check (no residents,
+    so no check, when the zones carry no population)."""
     demand = prepared.params.demand
     zones = prepared.zones
 
@@ -176,12 +178,22 @@ def demand_facts(prepared: PreparedScenario, outcome: SeedOutcome) -> DemandFact
         return float(zones[column].fillna(0).sum()) if column in zones.columns else 0.0
 
     residents = total("population")
-    hours = prepared.params.demand_window_s / 3600.0
+    params = prepared.params
+    hours = params.demand_window_s / 3600.0
+    profile = hour_factors(
+        demand.hourly_profile, start_hour=prepared.first_hour, window_s=params.demand_window_s
+    )
     return DemandFacts(
         residents=residents,
         jobs=total("jobs_proxy_m2") / demand.floor_area_per_job_m2,
-        expected_person_trips=residents * demand.trips_per_resident_day * demand.peak_hour_share,
-        person_trips=float(outcome.kpis.get("person_trips", 0.0)),
+        expected_person_trips=residents
+        * demand.trips_per_resident_day
+        * demand.peak_hour_share
+        * sum(profile)
+        / hours,
+        person_trips=float(outcome.kpis.get("person_trips", 0.0)) / hours,
         car_trips=float(outcome.kpis.get("trips", 0.0)) / hours,
         gateways=prepared.gateways is not None,
+        present=prepared.presence.people if prepared.presence is not None else None,
+        present_hour=prepared.presence.hour if prepared.presence is not None else None,
     )

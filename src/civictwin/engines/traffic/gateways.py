@@ -6,11 +6,17 @@ area carries inbound traffic, its edge leading out carries outbound traffic. Eac
 hour of the demand window (:class:`GatewayFlow`) come from a count on the gateway road where one
 exists (:func:`gateway_flows`: a count site on its inbound or outbound edge, or on the one edge that
 continues it inside the area), else from the stated defaults per lane (``[gateways]`` of
-``traffic.toml``); each flow says which. The inbound vehicles are split by ``through_share``:
+``traffic.toml``, in the window's first hour, later hours along the residents' hourly profile); each
+flow says which. The inbound vehicles are split by ``through_share``:
 
 - **through** trips from each gateway to every other, in proportion to their outbound lanes;
 - **inbound** trips from each gateway to the zones, in proportion to the zones' attractions;
 - **outbound** trips from the zones to each gateway, in proportion to the zones' productions.
+
+With a phone-based OD matrix (``od_source = "phone"`` or ``"phone_prior"``), its trips with one end
+outside the area become the inbound and outbound flows of the gateways that have no count
+(:func:`outside_vehicles`, :func:`phone_flows`: split over the gateway roads by their lanes) and
+spread over the zones as the phone data says, hour by hour.
 
 They are car trips (drivers from outside make no mode choice here), sampled per seed and per hour
 (:func:`gateway_car_trips`) with ids starting with :data:`GATEWAY_PREFIX`; a calibration scales the
@@ -30,7 +36,8 @@ import pandas as pd
 import shapely
 from pydantic import BaseModel, ConfigDict, Field
 
-from civictwin.engines.traffic.demand import DemandError, OdMatrix, sample_car_trips
+from civictwin.engines.traffic.demand import HOUR_S, DemandError, OdMatrix, PhoneHours, sample_car_trips
+from civictwin.engines.traffic.demand import window_hours as window_hours  # re-exported
 from civictwin.engines.traffic.run import CarTrip
 
 GATEWAY_PREFIX = "g"
@@ -38,7 +45,8 @@ GATEWAY_PREFIX = "g"
 IN, OUT = "in:", "out:"
 STATED_DEFAULT = "stated default"
 """The source of a flow taken from ``[gateways]`` rather than from a count."""
-HOUR_S = 3600.0
+PHONE_SOURCE = "phone-based OD matrix"
+"""The source of a flow taken from the phone matrix's trips with one end outside the area."""
 Kind = Literal["inbound", "through", "outbound"]
 KINDS: tuple[Kind, ...] = ("inbound", "through", "outbound")
 """The three flows of a gateway: from it to the zones, from it across the area to the other
@@ -60,6 +68,10 @@ class GatewaySettings(BaseModel):
     """Share of the inbound vehicles that cross the area to another gateway: an assumption."""
     boundary_m: Annotated[float, Field(gt=0)] = 50.0
     """A dead end this close (m) to the network's outline is a gateway."""
+    outside_car_share: Annotated[float, Field(ge=0, le=1)] = 0.5
+    """Share of the phone matrix's person trips with one end outside the area made by car (they
+    become gateway vehicles at ``mode_choice.car_occupancy`` persons per car): an assumption, to
+    replace with a travel survey's car share of trips crossing the area's boundary."""
 
 
 @dataclass(frozen=True)
@@ -173,25 +185,23 @@ def find_gateways(edges: gpd.GeoDataFrame, *, boundary_m: float) -> list[Gateway
     return gateways
 
 
-def window_hours(window_s: float) -> list[float]:
-    """The share of each clock hour of a demand window of ``window_s`` seconds that lies in it
-    (``[1, 1, 0.5]`` for 2.5 hours)."""
-    count = max(1, math.ceil(window_s / HOUR_S - 1e-9))
-    return [min(1.0, window_s / HOUR_S - h) for h in range(count)]
-
-
-def stated_flow(gateway: Gateway, settings: GatewaySettings, *, hours: int) -> GatewayFlow:
-    """The flows ``[gateways]`` states for ``gateway``, the same every hour: inbound and outbound
-    vehicles per lane × lanes, ``through_share`` of the inbound crossing the area and the same share
-    taken off the outbound (those vehicles leave as other gateways' through traffic)."""
+def stated_flow(
+    gateway: Gateway, settings: GatewaySettings, *, hours: int, ratios: Sequence[float] = ()
+) -> GatewayFlow:
+    """The flows ``[gateways]`` states for ``gateway``: inbound and outbound vehicles per lane ×
+    lanes in the window's first hour, ``through_share`` of the inbound crossing the area and the same
+    share taken off the outbound (those vehicles leave as other gateways' through traffic); hour
+    ``h`` times ``ratios[h]`` (the residents' hourly profile relative to the first hour:
+    :func:`~civictwin.engines.traffic.demand.profile_ratios`), or the same every hour without."""
     inbound = settings.inbound_vph_per_lane * gateway.inbound_lanes
     outbound = settings.outbound_vph_per_lane * gateway.outbound_lanes
     share = settings.through_share
+    factor = list(ratios) if ratios else [1.0] * hours
     return GatewayFlow(
         node=gateway.node,
-        inbound_vph=(inbound * (1 - share),) * hours,
-        through_vph=(inbound * share,) * hours,
-        outbound_vph=(outbound * (1 - share),) * hours,
+        inbound_vph=tuple(inbound * (1 - share) * r for r in factor[:hours]),
+        through_vph=tuple(inbound * share * r for r in factor[:hours]),
+        outbound_vph=tuple(outbound * (1 - share) * r for r in factor[:hours]),
     )
 
 
@@ -288,17 +298,25 @@ def _unusable(count: GatewayCount, direction: str, capacity_vph: float, hours: i
 
 
 def resolve_flows(
-    gateways: Sequence[Gateway], given: Sequence[GatewayFlow], settings: GatewaySettings, *, hours: int
+    gateways: Sequence[Gateway],
+    given: Sequence[GatewayFlow],
+    settings: GatewaySettings,
+    *,
+    hours: int,
+    ratios: Sequence[float] = (),
 ) -> list[GatewayFlow]:
     """One flow per gateway: the ``given`` one (counted or calibrated) for its node, else the stated
-    defaults. A given flow covering fewer hours than the window is an error (it was made for another
-    window)."""
+    defaults (:func:`stated_flow` with the hourly ``ratios``). A direction of a given flow that is
+    itself a stated default (its source :data:`STATED_DEFAULT`: inbound with through, or outbound)
+    is stated again with the ``ratios``. A given flow covering fewer hours than the window is an
+    error (it was made for another window)."""
     by_node = {f.node: f for f in given}
     flows = []
     for gateway in gateways:
+        stated = stated_flow(gateway, settings, hours=hours, ratios=ratios)
         flow = by_node.get(gateway.node)
         if flow is None:
-            flows.append(stated_flow(gateway, settings, hours=hours))
+            flows.append(stated)
             continue
         if min(len(flow.inbound_vph), len(flow.through_vph), len(flow.outbound_vph)) < hours:
             raise DemandError(
@@ -306,7 +324,12 @@ def resolve_flows(
                 "window: calibrate again",
                 field="gateway_flows",
             )
-        flows.append(flow)
+        update: dict[str, object] = {}
+        if flow.inbound_source == STATED_DEFAULT:
+            update |= {"inbound_vph": stated.inbound_vph, "through_vph": stated.through_vph}
+        if flow.outbound_source == STATED_DEFAULT:
+            update["outbound_vph"] = stated.outbound_vph
+        flows.append(flow.model_copy(update=update))
     return flows
 
 
@@ -373,6 +396,58 @@ def gateway_car_trips(demand: GatewayDemand, *, seed: int, iteration: int) -> li
     return trips
 
 
+@dataclass(frozen=True)
+class OutsideTrips:
+    """Per hour of the demand window, car trips per hour between outside the area and each zone:
+    ``inbound[h][i]`` from outside to zone ``i``, ``outbound[h][i]`` from zone ``i`` out."""
+
+    inbound: tuple[np.ndarray, ...]
+    outbound: tuple[np.ndarray, ...]
+
+
+def outside_vehicles(phone: PhoneHours, *, scale: float, car_share: float, occupancy: float) -> OutsideTrips:
+    """The phone matrix's person trips with one end outside as car trips: person trips × ``scale``
+    (``[demand] scale``) × ``car_share`` ÷ ``occupancy`` (persons per car)."""
+    factor = scale * car_share / occupancy
+    return OutsideTrips(
+        tuple(np.asarray(v, dtype=float) * factor for v in phone.from_outside),
+        tuple(np.asarray(v, dtype=float) * factor for v in phone.to_outside),
+    )
+
+
+def phone_flows(
+    gateways: Sequence[Gateway],
+    flows: Sequence[GatewayFlow],
+    outside: OutsideTrips,
+    *,
+    usable: Collection[str],
+) -> list[GatewayFlow]:
+    """``flows`` with every inbound or outbound flow that is a stated default replaced by the phone
+    matrix's outside trips: each hour's car trips from outside (to outside) split over the gateways
+    whose inbound (outbound) edge is ``usable``, in proportion to its lanes. A counted or calibrated
+    flow is kept: the count replaces its road's share of the phone trips. Through flows are kept
+    (the phone matrix leaves out trips with both ends outside). A direction in which the matrix has
+    no trip at all over the window keeps the stated defaults: its zoning then does not reach beyond
+    the area, which says nothing about the traffic crossing the boundary."""
+    entries = {g.node: g.inbound_lanes for g in gateways if g.inbound_edge in usable}
+    exits = {g.node: g.outbound_lanes for g in gateways if g.outbound_edge in usable}
+    in_lanes = sum(entries.values()) if any(v.sum() > 0 for v in outside.inbound) else 0
+    out_lanes = sum(exits.values()) if any(v.sum() > 0 for v in outside.outbound) else 0
+    replaced = []
+    for flow in flows:
+        update: dict[str, object] = {}
+        if flow.inbound_source == STATED_DEFAULT and flow.node in entries and in_lanes > 0:
+            share = entries[flow.node] / in_lanes
+            update["inbound_vph"] = tuple(float(v.sum()) * share for v in outside.inbound)
+            update["inbound_source"] = PHONE_SOURCE
+        if flow.outbound_source == STATED_DEFAULT and flow.node in exits and out_lanes > 0:
+            share = exits[flow.node] / out_lanes
+            update["outbound_vph"] = tuple(float(v.sum()) * share for v in outside.outbound)
+            update["outbound_source"] = PHONE_SOURCE
+        replaced.append(flow.model_copy(update=update))
+    return replaced
+
+
 def gateway_demand(
     gateways: Sequence[Gateway],
     zones: Sequence[str],
@@ -383,6 +458,7 @@ def gateway_demand(
     *,
     usable: Collection[str],
     window_s: float = HOUR_S,
+    outside: OutsideTrips | None = None,
 ) -> GatewayDemand:
     """Through, inbound and outbound car trips in each hour of the window (see the module docstring).
 
@@ -390,7 +466,9 @@ def gateway_demand(
     share of it in the window of ``window_s`` seconds. ``productions`` and ``attractions`` (one per
     zone in ``zones``) weigh the zones; zones without a car edge in ``edges_by_zone`` get no gateway
     trips; a gateway whose edge is not ``usable`` (not in the simulated network, or closed to cars by
-    the scenario) carries none either.
+    the scenario) carries none either. With ``outside`` (the phone matrix's trips with one end
+    outside), each hour's inbound and outbound vehicles spread over the zones as its trips from and to
+    outside do that hour, where it has any to zones with a car edge.
     """
     by_node = {f.node: f for f in flows}
     entries = [g for g in gateways if g.inbound_edge in usable]
@@ -405,18 +483,22 @@ def gateway_demand(
     hourly = []
     for hour, part in enumerate(window_hours(window_s)):
         trips = np.zeros((len(names), len(names)))
+        into, out_of = attract, produce
+        if outside is not None:
+            into = _observed_or(np.where(reachable, outside.inbound[hour], 0.0), attract)
+            out_of = _observed_or(np.where(reachable, outside.outbound[hour], 0.0), produce)
         for entry in entries:
             flow = by_node[entry.node]
             others = np.array([g.node != entry.node for g in exits]) * out_lanes
             row = index[IN + entry.node]
             if others.sum() > 0:
                 trips[row, len(entries) : first_zone] += part * flow.through_vph[hour] * others / others.sum()
-            if attract.sum() > 0:
-                trips[row, first_zone:] += part * flow.inbound_vph[hour] * attract / attract.sum()
-        if produce.sum() > 0:
+            if into.sum() > 0:
+                trips[row, first_zone:] += part * flow.inbound_vph[hour] * into / into.sum()
+        if out_of.sum() > 0:
             for exit_ in exits:
                 outbound = part * by_node[exit_.node].outbound_vph[hour]
-                trips[first_zone:, index[OUT + exit_.node]] += outbound * produce / produce.sum()
+                trips[first_zone:, index[OUT + exit_.node]] += outbound * out_of / out_of.sum()
         hourly.append(OdMatrix(names, trips))
     edges = {
         **{IN + g.node: [str(g.inbound_edge)] for g in entries},
@@ -425,3 +507,8 @@ def gateway_demand(
     }
     used = {g.node for g in (*entries, *exits)}
     return GatewayDemand(tuple(hourly), edges, tuple(f for f in flows if f.node in used), window_s)
+
+
+def _observed_or(observed: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """``observed`` zone weights where they hold any trips, else ``fallback``."""
+    return observed if float(observed.sum()) > 0 else fallback

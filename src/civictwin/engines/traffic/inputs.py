@@ -34,6 +34,7 @@ READS = (
     "transit_stops",
     "transit_stop_frequency",
     "mobility_od",
+    "mobility_presence",
     "transit_stop_times",
     "transit_trips",
     "transit_routes",
@@ -43,8 +44,9 @@ READS = (
 """The twin layers every traffic run reads (the GTFS timetable ones whenever the twin has them: its
 buses are simulated from them).
 
-``mobility_od`` (phone-based OD, loaded whenever the twin has it) is listed so that a comparison's
-access follows the operator's data: who may not read it sees no comparison derived from it."""
+``mobility_od`` and ``mobility_presence`` (phone-based OD and presence, loaded whenever the twin has
+them) are listed so that a comparison's access follows the operator's data: who may not read them
+sees no comparison derived from them."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class TwinInputs:
     catalog: dict[str, dict[str, Any]]
     mobility_od: pd.DataFrame | None = None
     """origin, destination, hour, trips: the phone-based OD matrix on the twin's zones, if the twin has one."""
+    mobility_presence: pd.DataFrame | None = None
+    """zone_id, hour, count: phone-based presence on the twin's zones, if the twin has it."""
     schedule: GtfsSchedule | None = None
     """The GTFS timetable tables buses are simulated from, when the twin has them."""
 
@@ -104,6 +108,7 @@ def _shallow_copy(inputs: TwinInputs) -> TwinInputs:
         stop_frequency=_copy_or_none(inputs.stop_frequency),
         stop_routes=_copy_or_none(inputs.stop_routes),
         mobility_od=_copy_or_none(inputs.mobility_od),
+        mobility_presence=_copy_or_none(inputs.mobility_presence),
         catalog=copy.deepcopy(inputs.catalog),
     )
 
@@ -130,6 +135,9 @@ def _read_inputs(store: Store, twin_dir: Path, need_routes: bool) -> TwinInputs:
         stop_routes=_stop_routes(store) if need_routes and has_transit else None,
         catalog=store.records("catalog"),
         mobility_od=store.read_table("mobility_od") if store.has_table("mobility_od") else None,
+        mobility_presence=(
+            store.read_table("mobility_presence") if store.has_table("mobility_presence") else None
+        ),
         schedule=read_schedule(store, stops),
     )
 

@@ -38,7 +38,8 @@ class TrafficParams(BaseModel):
     """The base person-trip matrix: the gravity model, the twin's phone-based ``mobility_od`` table in
     its place, or the gravity model with each origin's total from ``mobility_od`` (``phone_prior``)."""
     phone_od_hour: Annotated[int, Field(ge=0, le=23)] | None = None
-    """With ``od_source = "phone"``: the hour of the phone OD matrix to simulate (default: its busiest)."""
+    """With ``od_source = "phone"`` or ``"phone_prior"``: the clock hour of the phone OD matrix that is
+    the demand window's first hour, the next hours following it (default: its busiest hour)."""
     demand_window_s: Annotated[float, Field(gt=0)] = 3600.0
     clearance_s: Annotated[float, Field(ge=0)] = 1800.0
     """Simulated time after the demand window for the last trips to arrive."""

@@ -4,7 +4,8 @@ A run whose demand is far from what the area's residents and jobs imply is a bro
 result: its scenario differences are noise around the wrong number. :func:`demand_warnings` compares
 the run's person trips and simulated car trips per hour with the residents and jobs of the zones and
 returns one loud sentence per problem (empty when plausible); :func:`demand_caveats` says what the
-demand leaves out (traffic from outside a jobs-heavy area). The thresholds are stated assumptions,
+demand leaves out (traffic from outside an area that draws people: many more people present in it
+by day, by the phone presence counts, or else many more jobs, than live there). The thresholds are stated assumptions,
 derived from the demand model's own documented defaults (docs/methods-demand.md), and listed in
 docs/methods-calibration.md ("Plausible before precise").
 """
@@ -25,14 +26,19 @@ the defaults 2.7 trips/day × 10 % in the peak hour give 270 person trips per 1,
 MAX_JOBS_PER_RESIDENT = 2.0
 """Jobs per resident above which residents-only demand misses most traffic (assumption: most of the
 area's workers then live outside it, and their trips enter only through gateways)."""
+MAX_PRESENT_PER_RESIDENT = 2.0
+"""People present in the area (phone presence, the busiest hour of the window) per resident above
+which residents-only demand misses most traffic (assumption: more visitors than residents are then
+in the area, and they came, and will leave, through its boundary)."""
 
 
 @dataclass(frozen=True)
 class DemandFacts:
-    """What one run's demand and the twin say, per hour of the demand window.
+    """What one run's demand and the twin say, per hour of the demand window (averaged over it).
 
-    ``expected_person_trips`` is residents × trips per resident and day × peak-hour share (the
-    demand model's production); ``gateways`` whether traffic from outside the area is modelled.
+    ``expected_person_trips`` is residents × trips per resident and day × peak-hour share, averaged
+    over the window's hours along the hourly profile (the demand model's production);
+    ``gateways`` whether traffic from outside the area is modelled.
     """
 
     residents: float
@@ -41,6 +47,10 @@ class DemandFacts:
     person_trips: float
     car_trips: float
     gateways: bool
+    present: float | None = None
+    """People the phone presence counts in the area in the window's busiest hour (None: no data)."""
+    present_hour: int | None = None
+    """That clock hour (None: a count without hours)."""
 
 
 def demand_warnings(facts: DemandFacts) -> list[str]:
@@ -65,8 +75,22 @@ def demand_warnings(facts: DemandFacts) -> list[str]:
 
 
 def demand_caveats(facts: DemandFacts) -> list[str]:
-    """Sentences on what the demand leaves out (not a broken input, but a limit of its results)."""
-    if facts.gateways or facts.residents <= 0 or facts.jobs <= MAX_JOBS_PER_RESIDENT * facts.residents:
+    """Sentences on what the demand leaves out (not a broken input, but a limit of its results): the
+    phone presence counts decide where the twin has them (people present measure the day population
+    directly), else the jobs per resident."""
+    if facts.gateways or facts.residents <= 0:
+        return []
+    if facts.present is not None:
+        if facts.present <= MAX_PRESENT_PER_RESIDENT * facts.residents:
+            return []
+        when = f" at {facts.present_hour}:00" if facts.present_hour is not None else ""
+        return [
+            f"Incomplete demand: the phone presence counts {facts.present:,.0f} people in the area{when} "
+            f"for {facts.residents:,.0f} residents, but only residents' trips are simulated (no "
+            "gateways): the trips of the people who come from outside are missing, so car flows are "
+            "underestimated."
+        ]
+    if facts.jobs <= MAX_JOBS_PER_RESIDENT * facts.residents:
         return []
     return [
         f"Incomplete demand: {facts.jobs:,.0f} jobs for {facts.residents:,.0f} residents, but only "

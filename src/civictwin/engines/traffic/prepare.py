@@ -14,24 +14,31 @@ import numpy as np
 import pandas as pd
 
 from civictwin.engines.traffic.busfiles import BusPlan
-from civictwin.engines.traffic.demand import DemandError, OdMatrix, zone_edges
+from civictwin.engines.traffic.demand import DemandError, OdMatrix, profile_ratios, zone_edges
 from civictwin.engines.traffic.edits import ModifiedNetwork, apply_interventions, car_connected_edges
 from civictwin.engines.traffic.gateways import (
     GatewayDemand,
     find_gateways,
     gateway_demand,
+    outside_vehicles,
+    phone_flows,
     resolve_flows,
     window_hours,
 )
 from civictwin.engines.traffic.inputs import TwinInputs
 from civictwin.engines.traffic.interventions import TransitLine
 from civictwin.engines.traffic.kpis import edge_zones
-from civictwin.engines.traffic.layers import DemandLayer, demand_layers, network_free_demand
+from civictwin.engines.traffic.layers import (
+    DemandLayer,
+    demand_layers,
+    network_free_demand,
+)
 from civictwin.engines.traffic.modechoice import CarPaths, LevelOfService
 from civictwin.engines.traffic.network import SumoNetwork, build_sumo_network
 from civictwin.engines.traffic.params import TrafficParams
 from civictwin.engines.traffic.transit import BusService, LineError, gtfs_service, line_service
 from civictwin.errors import CivicTwinError, ScenarioError
+from civictwin.model.mobility import Presence, peak_presence
 from civictwin.scenarios.spec import Scenario, intervention_label
 
 
@@ -62,10 +69,16 @@ class PreparedScenario:
     """The simulated transit runs (GTFS and new lines), when there are any."""
     bike_edges_by_zone: dict[str, list[str]] | None = None
     """Per zone, the simulated edges bikes may start and end on (``simulate_bikes`` only)."""
+    presence: Presence | None = None
+    """The most people the phone presence counts in the area in an hour of the window (None: no
+    presence data for those hours), for the plausibility check."""
+    first_hour: int = 8
+    """The clock hour the demand window starts at (the phone matrix's first hour when the demand
+    comes from it, else ``calibration.start_hour``)."""
 
     @property
     def person_trips(self) -> OdMatrix:
-        """All layers together."""
+        """All layers together: the person trips over the whole demand window."""
         total = sum((layer.od.trips for layer in self.layers), np.zeros_like(self.layers[0].od.trips))
         return OdMatrix(self.layers[0].od.zones, total)
 
@@ -125,7 +138,7 @@ def prepare_scenario(
     by_zone = {zone: [e for e in ids if e in usable] for zone, ids in demand.car_edges_by_zone.items()}
     has_car = np.array([len(by_zone[str(z)]) > 0 for z in inputs.zones["zone_id"]])
     base = with_od_factors(demand.od, params.od_factors)
-    layers = demand_layers(inputs, modified, params, base, by_zone)
+    layers = demand_layers(inputs, modified, params, base, by_zone, demand.hour_shares)
     if sum(layer.od.total for layer in layers) <= 0:
         raise DemandError(
             "no trips to simulate: the zones have no residents or no destinations (check population, "
@@ -137,15 +150,27 @@ def prepare_scenario(
     if params.gateways.enabled:
         found = find_gateways(inputs.edges, boundary_m=params.gateways.boundary_m)
         hours = len(window_hours(params.demand_window_s))
+        ratios = profile_ratios(params.demand.hourly_profile, start_hour=demand.first_hour, hours=hours)
+        flows = resolve_flows(found, params.gateway_flows, params.gateways, hours=hours, ratios=ratios)
+        outside = None
+        if demand.phone is not None:
+            outside = outside_vehicles(
+                demand.phone,
+                scale=params.demand.scale,
+                car_share=params.gateways.outside_car_share,
+                occupancy=params.mode_choice.car_occupancy,
+            )
+            flows = phone_flows(found, flows, outside, usable=usable)
         gateways = gateway_demand(
             found,
             base.zones,
             base.trips.sum(axis=1),
             base.trips.sum(axis=0),
             by_zone,
-            resolve_flows(found, params.gateway_flows, params.gateways, hours=hours),
+            flows,
             usable=usable,
             window_s=params.demand_window_s,
+            outside=outside,
         )
     return PreparedScenario(
         scenario=scenario,
@@ -164,6 +189,11 @@ def prepare_scenario(
         demand_source=demand.demand_source,
         buses=_bus_plan(service.keep_edges(network.edge_ids), modified, params),
         bike_edges_by_zone=_bike_edges(inputs, modified, network) if params.simulate_bikes else None,
+        first_hour=demand.first_hour,
+        presence=peak_presence(
+            inputs.mobility_presence,
+            [(demand.first_hour + h) % 24 for h in range(len(window_hours(params.demand_window_s)))],
+        ),
     )
 
 

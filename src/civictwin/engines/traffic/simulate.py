@@ -160,16 +160,16 @@ def _car_trips(
     occupancy = params.mode_choice.car_occupancy
     trips: list[CarTrip] = []
     for layer in prepared.layers:
-        cars = split_by_mode(layer.od, shares)["car"].scaled(1.0 / occupancy)
-        trips += sample_car_trips(
-            cars,
-            layer.edges_by_zone,
-            seed=seed,
-            iteration=iteration,
-            begin_s=layer.begin_s,
-            end_s=layer.end_s,
-            prefix=layer.prefix,
-        )
+        for od, begin_s, end_s, prefix in layer.slices():
+            trips += sample_car_trips(
+                split_by_mode(od, shares)["car"].scaled(1.0 / occupancy),
+                layer.edges_by_zone,
+                seed=seed,
+                iteration=iteration,
+                begin_s=begin_s,
+                end_s=end_s,
+                prefix=prefix,
+            )
     if prepared.gateways is not None:
         trips += gateway_car_trips(prepared.gateways, seed=seed, iteration=iteration)
     return sorted(trips, key=lambda t: (t.depart_s, t.trip_id))
@@ -183,15 +183,16 @@ def _bike_trips(
         return []
     trips: list[CarTrip] = []
     for layer in prepared.layers:
-        trips += sample_car_trips(
-            split_by_mode(layer.od, shares)["bike"],
-            prepared.bike_edges_by_zone,
-            seed=seed,
-            iteration=iteration,
-            begin_s=layer.begin_s,
-            end_s=layer.end_s,
-            prefix=f"{BIKE_PREFIX}{layer.prefix}",
-        )
+        for od, begin_s, end_s, prefix in layer.slices(f"{BIKE_PREFIX}{layer.prefix}"):
+            trips += sample_car_trips(
+                split_by_mode(od, shares)["bike"],
+                prepared.bike_edges_by_zone,
+                seed=seed,
+                iteration=iteration,
+                begin_s=begin_s,
+                end_s=end_s,
+                prefix=prefix,
+            )
     return trips
 
 
