@@ -20,7 +20,6 @@ from typing import Annotated, Literal
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 from pydantic import BaseModel, ConfigDict, Field
 
 from civictwin.engines.traffic.demand import (
@@ -83,6 +82,9 @@ class ModeChoiceParams(BaseModel):
     pt_fallback_headway_min: Annotated[float, Field(gt=0)] = 10.0
     """Headway assumed everywhere when the twin has no GTFS tables."""
     pt_fallback_access_m: Annotated[float, Field(ge=0)] = 300.0
+    pt_transfer_penalty_min: Annotated[float, Field(ge=0)] = 15.0
+    """Each boarding after the first, in in-vehicle minutes, besides its walk and wait (the "pure transfer
+    penalty"; Jara-Díaz et al. 2022 propose 13–18 minutes for planning): lines only."""
     peak_hour: Annotated[int, Field(ge=0, le=30)] = 8
     """Hour of the GTFS service day whose departures set the headways."""
 
@@ -109,20 +111,13 @@ class LevelOfService:
     bike_min: FloatMatrix
     car_availability: FloatMatrix | None = None
     """Share (0–1) of each origin zone's travellers with a car available; None: everyone has one."""
+    pt_transfer_min: FloatMatrix | None = None
+    """Transfer penalties (in-vehicle minutes) of the transit path over the simulated lines; None: no
+    line-based paths (docs/methods-transit.md)."""
 
     def with_car_times(self, car_min: FloatMatrix) -> LevelOfService:
         """The same service with new car times (after a simulation)."""
-        return LevelOfService(
-            self.zones,
-            car_min,
-            self.car_km,
-            self.pt_in_vehicle_min,
-            self.pt_wait_min,
-            self.pt_access_min,
-            self.walk_min,
-            self.bike_min,
-            self.car_availability,
-        )
+        return dataclasses.replace(self, car_min=car_min)
 
     def with_pt_speed(self, simulated_kmh: float, *, planned_kmh: float) -> LevelOfService:
         """The same service with transit in-vehicle times at the simulated bus speed instead of the
@@ -153,6 +148,8 @@ def generalised_minutes(los: LevelOfService, params: ModeChoiceParams) -> dict[M
         + params.access_walk_weight * los.pt_access_min
         + per_eur * params.pt_fare_eur
     )
+    if los.pt_transfer_min is not None:
+        pt = pt + los.pt_transfer_min
     return {
         "car": car,
         "pt": pt,
@@ -352,40 +349,6 @@ def transit_access(
         access[k] = float(distance.loc[best]) * params.pt_detour_factor / walk_m_per_min
         wait[k] = min(30.0 / float(near.loc[best, "departures"]), params.pt_max_wait_min)
     return TransitAccess(access_min=access, wait_min=wait, source="gtfs")
-
-
-def with_line_stops(
-    access: TransitAccess,
-    zones: gpd.GeoDataFrame,
-    stops_xy: FloatMatrix,
-    headways_min: FloatMatrix,
-    params: ModeChoiceParams,
-) -> TransitAccess:
-    """``access`` with new lines' stops (``stops_xy``, twin CRS; each stop's line headway in minutes):
-    a zone whose centre has such a stop within ``pt_access_max_m`` uses the most frequent one (the
-    nearest among equals) when its weighted walk and wait (``access_walk_weight``, ``wait_weight``)
-    beat what the zone had. Waiting is half the headway, capped at ``pt_max_wait_min``."""
-    if len(stops_xy) == 0:
-        return access
-    walk_m_per_min = params.walk_speed_kmh * 1000.0 / 60.0
-    centres = shapely.get_coordinates(zones.geometry.centroid.to_numpy())
-    distance = np.hypot(
-        centres[:, 0, None] - stops_xy[None, :, 0], centres[:, 1, None] - stops_xy[None, :, 1]
-    )
-    access_min = access.access_min.copy()
-    wait_min = access.wait_min.copy()
-    for k in range(len(centres)):
-        near = np.flatnonzero(distance[k] <= params.pt_access_max_m)
-        if near.size == 0:
-            continue
-        best = near[np.lexsort((distance[k, near], headways_min[near]))[0]]
-        walk = float(distance[k, best]) * params.pt_detour_factor / walk_m_per_min
-        wait = min(float(headways_min[best]) / 2.0, params.pt_max_wait_min)
-        new_cost = params.access_walk_weight * walk + params.wait_weight * wait
-        old_cost = params.access_walk_weight * access_min[k] + params.wait_weight * wait_min[k]
-        if new_cost < old_cost:
-            access_min[k], wait_min[k] = walk, wait
-    return TransitAccess(access_min=access_min, wait_min=wait_min, source=f"{access.source} + new lines")
 
 
 def level_of_service(

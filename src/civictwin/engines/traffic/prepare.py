@@ -30,7 +30,14 @@ from civictwin.engines.traffic.layers import DemandLayer, demand_layers, network
 from civictwin.engines.traffic.modechoice import CarPaths, LevelOfService
 from civictwin.engines.traffic.network import SumoNetwork, build_sumo_network
 from civictwin.engines.traffic.params import TrafficParams
-from civictwin.engines.traffic.transit import BusService, LineError, gtfs_service, line_service
+from civictwin.engines.traffic.transit import (
+    GTFS_RUN_PREFIX,
+    BusService,
+    LineError,
+    gtfs_service,
+    line_service,
+)
+from civictwin.engines.traffic.transitpaths import LineTransit, transit_lines
 from civictwin.errors import CivicTwinError, ScenarioError
 from civictwin.scenarios.spec import Scenario, intervention_label
 
@@ -60,6 +67,8 @@ class PreparedScenario:
     """What the report shows of the calibration record the demand uses (None: uncalibrated)."""
     buses: BusPlan | None = None
     """The simulated transit runs (GTFS and new lines), when there are any."""
+    line_transit: LineTransit | None = None
+    """Their routes and headways for the transit times per OD pair, when there are runs."""
     bike_edges_by_zone: dict[str, list[str]] | None = None
     """Per zone, the simulated edges bikes may start and end on (``simulate_bikes`` only)."""
 
@@ -147,6 +156,11 @@ def prepare_scenario(
             usable=usable,
             window_s=params.demand_window_s,
         )
+    simulated_service = service.keep_edges(network.edge_ids)
+    free_flow = demand.service.with_car_times(car_min)
+    line_transit = _line_transit(simulated_service, modified, params, free_flow)
+    if line_transit is not None:
+        free_flow = line_transit.applied(free_flow, inputs.zones, params.mode_choice)
     return PreparedScenario(
         scenario=scenario,
         params=params,
@@ -156,13 +170,14 @@ def prepare_scenario(
         changes=modified.changes,
         layers=layers,
         has_car_edges=has_car,
-        free_flow=demand.service.with_car_times(car_min),
+        free_flow=free_flow,
         car_paths=demand.car,
         transit_source=demand.transit_source,
         placement=edge_zones(inputs.edges, inputs.zones),
         gateways=gateways,
         demand_source=demand.demand_source,
-        buses=_bus_plan(service.keep_edges(network.edge_ids), modified, params),
+        buses=_bus_plan(simulated_service, modified, params),
+        line_transit=line_transit,
         bike_edges_by_zone=_bike_edges(inputs, modified, network) if params.simulate_bikes else None,
     )
 
@@ -210,6 +225,20 @@ def _bike_edges(inputs: TwinInputs, modified: ModifiedNetwork, network: SumoNetw
     carried = edges[edges["edge_id"].astype(str).isin(network.edge_ids)]
     as_bikes = carried.assign(car=carried["bike"].fillna(False).astype(bool))
     return zone_edges(inputs.zones, as_bikes, present=set(car_connected_edges(as_bikes)))
+
+
+def _line_transit(
+    service: BusService, modified: ModifiedNetwork, params: TrafficParams, free_flow: LevelOfService
+) -> LineTransit | None:
+    """The simulated lines' routes over the transit times ``free_flow`` has without them; they stand
+    for the area's street transit when the twin's GTFS runs are among them."""
+    lines = transit_lines(
+        service,
+        modified.edges,
+        window_s=params.demand_window_s,
+        complete=any(run.run_id.startswith(GTFS_RUN_PREFIX) for run in service.runs),
+    )
+    return None if lines is None else LineTransit.over(lines, free_flow)
 
 
 def _bus_plan(service: BusService, modified: ModifiedNetwork, params: TrafficParams) -> BusPlan | None:

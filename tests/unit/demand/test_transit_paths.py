@@ -1,0 +1,131 @@
+"""Transit times per OD pair over the simulated lines (engines/traffic/transitpaths.py), by hand: walk
+to a stop, half the headway, each line's own route at its own speed, a transfer penalty per change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from test_traffic_buses import line_scenario
+from traffic_tiny_twin import tiny_inputs
+
+from civictwin.engines.traffic.edits import apply_interventions
+from civictwin.engines.traffic.modechoice import (
+    ModeChoiceParams,
+    generalised_minutes,
+    level_of_service,
+    transit_access,
+)
+from civictwin.engines.traffic.params import TrafficParams
+from civictwin.engines.traffic.prepare import bus_service
+from civictwin.engines.traffic.transitpaths import (
+    LineRoute,
+    LineTransit,
+    TransitLines,
+    line_speeds,
+    line_times,
+    transit_lines,
+)
+
+INF = np.inf
+
+
+def two_lines() -> tuple[gpd.GeoDataFrame, TransitLines]:
+    """Zones z0 (0, 0), z1 (2000, 0), z2 (2000, 2000); line 1 from stop A (0, 100) to B (2000, 100)
+    every 10 min, 2,000 m; line 2 from B to D (2000, 1900) every 20 min, 1,800 m."""
+    zones = gpd.GeoDataFrame(
+        {"zone_id": ["z0", "z1", "z2"]},
+        geometry=[shapely.box(x - 50, y - 50, x + 50, y + 50) for x, y in [(0, 0), (2000, 0), (2000, 2000)]],
+        crs="EPSG:3067",
+    )
+    routes = (LineRoute("1", ("A", "B"), (2000.0,), 10.0), LineRoute("2", ("B", "D"), (1800.0,), 20.0))
+    return zones, TransitLines(routes, {"A": (0.0, 100.0), "B": (2000.0, 100.0), "D": (2000.0, 1900.0)}, True)
+
+
+def test_two_lines_with_a_transfer_by_hand() -> None:
+    zones, lines = two_lines()
+    times = line_times(lines, zones, ModeChoiceParams())
+    # walks: 100 m × 1.3 detour at 80 m/min = 1.625 min at each end (stops farther than 800 m unused);
+    # z0 → z1: wait 10 / 2 = 5, ride 2,000 m at 18 km/h (300 m/min) = 6.667 min;
+    # z0 → z2: the same, then at B wait 20 / 2 = 10 and ride 1,800 m = 6 min, one transfer (15 min);
+    # z1 → z2: line 2 from B; nothing runs west or south, and no trip stays inside a zone
+    assert times.in_vehicle_min == pytest.approx(
+        np.array([[INF, 20 / 3, 20 / 3 + 6], [INF, INF, 6.0], [INF, INF, INF]])
+    )
+    assert times.wait_min == pytest.approx(np.array([[INF, 5.0, 15.0], [INF, INF, 10.0], [INF] * 3]))
+    assert times.walk_min == pytest.approx(np.array([[INF, 3.25, 3.25], [INF, INF, 3.25], [INF] * 3]))
+    assert times.transfer_min == pytest.approx(np.array([[INF, 0.0, 15.0], [INF, INF, 0.0], [INF] * 3]))
+
+
+def test_a_faster_line_shortens_only_the_trips_that_ride_it() -> None:
+    zones, lines = two_lines()
+    before = line_times(lines, zones, ModeChoiceParams())
+    # line 2 simulated at 27 km/h (450 m/min), e.g. on a bus lane: its 1,800 m take 4 min, not 6
+    after = line_times(lines, zones, ModeChoiceParams(), line_speed_kmh={"2": 27.0})
+    assert after.in_vehicle_min[0, 1] == before.in_vehicle_min[0, 1] == pytest.approx(20 / 3)
+    assert after.in_vehicle_min[0, 2] == pytest.approx(20 / 3 + 4.0)
+    assert after.in_vehicle_min[1, 2] == pytest.approx(4.0)
+    assert np.array_equal(after.wait_min, before.wait_min)
+
+
+def test_a_lines_speed_from_its_own_runs() -> None:
+    runs = pd.DataFrame(
+        {
+            "trip_id": ["pt0", "pt1", "pt2", "new0.0"],
+            "line": ["1", "1", "2", "X (new)"],
+            "arrived": [True, True, True, False],
+            "route_length_m": [1000.0, 2000.0, 500.0, 900.0],
+            "duration_s": [150.0, 250.0, 200.0, np.nan],
+        }
+    )
+    # line 1: 3,000 m in 400 s = 27 km/h; line 2: 500 m in 200 s = 9 km/h; no run of X arrived
+    assert line_speeds(runs) == pytest.approx({"1": 27.0, "2": 9.0})
+
+
+def test_a_new_lines_own_route_and_headway_by_hand(tmp_path: Path) -> None:
+    inputs = tiny_inputs(tmp_path)  # no GTFS: the fallback's 300 m walks and 10 min headway
+    scenario = line_scenario()  # stops 3 m north of Main Street (y = 400) at x = 100, 300, 500; every 7.5 min
+    modified = apply_interventions(inputs.edges, scenario, crs=inputs.crs)
+    lines = transit_lines(
+        bus_service(inputs, scenario, modified, TrafficParams()),
+        modified.edges,
+        window_s=3600.0,
+        complete=False,
+    )
+    assert lines is not None
+    (route,) = lines.routes
+    # 8 runs in 60 min: 7.5 min; 100 m to the end of block 102_0, then 100 m into 102_1, and so on
+    assert route.headway_min == pytest.approx(7.5)
+    assert route.segment_m == pytest.approx((200.0, 200.0))
+    params = ModeChoiceParams()
+    times = line_times(lines, inputs.zones, params)
+    nw, ne, sw, se = 2, 3, 0, 1
+    # nw (100, 500) and ne (500, 500) lie 97 m from the first and last stop: walks 2 × 97 × 1.3 / 80,
+    # wait 7.5 / 2, ride 400 m at 300 m/min
+    assert times.walk_min[nw, ne] == pytest.approx(2 * 97 * 1.3 / 80)
+    assert times.wait_min[nw, ne] == pytest.approx(3.75)
+    assert times.in_vehicle_min[nw, ne] == pytest.approx(400 / 300)
+    # sw (100, 100) to se (500, 100): 303 m to the first stop and from the last
+    assert times.walk_min[sw, se] == pytest.approx(2 * 303 * 1.3 / 80)
+    assert times.in_vehicle_min[sw, se] == pytest.approx(400 / 300)
+    # the line adds to the fallback: a pair takes it only where its generalised time is lower
+    free = level_of_service(
+        inputs.zones, modified.edges, transit_access(inputs.zones, None, None, params), params
+    )
+    served = LineTransit.over(lines, free).applied(free, inputs.zones, params)
+    fallback = generalised_minutes(free, params)["pt"]
+    with_line = generalised_minutes(served, params)["pt"]
+    line_cost = (
+        times.in_vehicle_min
+        + params.wait_weight * times.wait_min
+        + params.access_walk_weight * times.walk_min
+        + params.minutes_per_eur() * params.pt_fare_eur
+    )
+    assert with_line == pytest.approx(np.minimum(fallback, line_cost))
+    # nw → ne: 1.333 + 1.5 × 3.75 + 1.5 × 3.1525 = 11.69 min plus the fare, well under the fallback's
+    assert with_line[nw, ne] < fallback[nw, ne]
+    assert served.pt_in_vehicle_min[nw, ne] == pytest.approx(400 / 300)
