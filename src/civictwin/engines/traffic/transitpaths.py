@@ -184,20 +184,16 @@ class _Graph:
         nodes = self.matrix.shape[0]
         cost, previous = dijkstra(self.matrix, directed=True, indices=origins, return_predecessors=True)
         rows = np.arange(len(origins))[:, None]
-        reached = previous >= 0
-        keys = np.where(reached, previous * nodes + np.arange(nodes)[None, :], 0)
-        step = self.link_parts[np.searchsorted(self.link_keys, keys)]  # (origins, nodes, 4)
-        step[~reached] = 0.0
-        parent = np.where(reached, previous, np.arange(nodes)[None, :])
-        # pointer jumping: ``total`` holds each node's parts summed from node ``hops`` down to it; each
-        # round doubles the links covered, until every node's ``hops`` is its tree's root (the origin)
-        total, hops = step, parent
-        while not np.array_equal(ahead := hops[rows, hops], hops):
-            total = total + total[rows, hops]
-            hops = ahead
-        destinations = slice(self.zones, 2 * self.zones)
-        unreachable = ~np.isfinite(cost[:, destinations])
-        return [np.where(unreachable, np.inf, total[:, destinations, k]) for k in range(4)]
+        here = np.broadcast_to(np.arange(self.zones, 2 * self.zones), (len(origins), self.zones)).copy()
+        totals = np.zeros((len(origins), self.zones, 4))
+        # walk every path back from its destination to its origin at once, a link per round
+        while (going := previous[rows, here] >= 0).any():
+            back = np.where(going, previous[rows, here], here)
+            links = np.searchsorted(self.link_keys, back * nodes + here)
+            totals += np.where(going[..., None], self.link_parts[np.where(going, links, 0)], 0.0)
+            here = back
+        unreachable = ~np.isfinite(cost[:, self.zones : 2 * self.zones])
+        return [np.where(unreachable, np.inf, totals[..., k]) for k in range(4)]
 
 
 def _graph(
