@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import shapely
 from test_traffic_buses import line_scenario
-from traffic_tiny_twin import tiny_inputs
+from traffic_tiny_twin import CATALOG, tiny_inputs
 
 from civictwin.engines.traffic.edits import apply_interventions
 from civictwin.engines.traffic.modechoice import (
@@ -22,6 +22,7 @@ from civictwin.engines.traffic.modechoice import (
 )
 from civictwin.engines.traffic.params import TrafficParams
 from civictwin.engines.traffic.prepare import bus_service
+from civictwin.engines.traffic.synthetic import GRID_CRS, grid_network
 from civictwin.engines.traffic.transitpaths import (
     LineRoute,
     LineTransit,
@@ -30,6 +31,7 @@ from civictwin.engines.traffic.transitpaths import (
     line_times,
     transit_lines,
 )
+from civictwin.scenarios.spec import parse_scenario
 
 INF = np.inf
 
@@ -129,3 +131,45 @@ def test_a_new_lines_own_route_and_headway_by_hand(tmp_path: Path) -> None:
     # nw → ne: 1.333 + 1.5 × 3.75 + 1.5 × 3.1525 = 11.69 min plus the fare, well under the fallback's
     assert with_line[nw, ne] < fallback[nw, ne]
     assert served.pt_in_vehicle_min[nw, ne] == pytest.approx(400 / 300)
+
+
+# ------------------------------------------------------------------------------ cycle lanes
+
+
+def node_zones(*centres: tuple[float, float]) -> gpd.GeoDataFrame:
+    """Zones 100 m square centred on grid nodes (so each snaps to its node)."""
+    return gpd.GeoDataFrame(
+        {"zone_id": [f"z{k}" for k in range(len(centres))]},
+        geometry=[shapely.box(x - 50, y - 50, x + 50, y + 50) for x, y in centres],
+        crs=GRID_CRS,
+    )
+
+
+def test_a_cycle_lane_on_a_street_open_to_bikes_by_hand() -> None:
+    edges, _ = grid_network(3, 3, 200.0, origin=(0.0, 0.0))  # Main Street: row 1 (y = 200), two lanes
+    zones = node_zones((0.0, 200.0), (400.0, 200.0), (0.0, 0.0))
+    scenario = parse_scenario(
+        {
+            "name": "cycle",
+            "description": "A cycle lane on Main Street.",
+            "interventions": [{"type": "cycle_lane", "streets": ["Main Street"]}],
+        },
+        CATALOG,
+        origin="cycle.toml",
+    )
+    modified = apply_interventions(edges, scenario, crs=GRID_CRS)
+    halved = ModeChoiceParams(cycle_lane_time_factor=0.5)
+    ridden = level_of_service(zones, modified.edges, transit_access(zones, None, None, halved), halved)
+    plain = level_of_service(
+        zones, modified.edges, transit_access(zones, None, None, halved), ModeChoiceParams()
+    )
+    # z0 → z1 along Main Street: 400 m at 15 km/h (250 m/min) = 1.6 min ridden, 0.8 min perceived at 0.5
+    assert plain.bike_min[0, 1] == pytest.approx(1.6)
+    assert ridden.bike_min[0, 1] == ridden.bike_min[1, 0] == pytest.approx(0.8)
+    # z2 → z1: up column 0 (200 m, no lane) then along Main Street (400 m at 0.5): 400 perceived metres
+    # of 600 ridden; the straight row-0 path is 600 m ridden and perceived alike
+    assert plain.bike_min[2, 1] == pytest.approx(600 / 250)
+    assert ridden.bike_min[2, 1] == pytest.approx(400 / 250)
+    # the factor 1 (the default) changes nothing: the same as without the lane's perception
+    unchanged = level_of_service(zones, edges, transit_access(zones, None, None, halved), ModeChoiceParams())
+    assert np.array_equal(unchanged.bike_min, plain.bike_min)

@@ -32,6 +32,7 @@ from civictwin.engines.traffic.demand import (
     mode_graph,
     network_distances,
     path_costs,
+    zone_path_costs,
 )
 
 Mode = Literal["car", "pt", "bike", "walk"]
@@ -72,6 +73,10 @@ class ModeChoiceParams(BaseModel):
     """Persons per car: turns car person trips into vehicle trips."""
     walk_speed_kmh: Annotated[float, Field(gt=0)] = 4.8
     bike_speed_kmh: Annotated[float, Field(gt=0)] = 15.0
+    cycle_lane_time_factor: Annotated[float, Field(gt=0, le=1)] = 1.0
+    """Perceived cycling minutes per minute ridden where bikes ride apart from cars (a cycle lane taken
+    from a car lane, a cycleway): 1 (no effect) unless a city sets a value from a route-choice study
+    (docs/methods-transit.md, "Cycle lanes")."""
     pt_speed_kmh: Annotated[float, Field(gt=0)] = 18.0
     """Average in-vehicle speed of urban buses and trams, stops included."""
     pt_detour_factor: Annotated[float, Field(ge=1)] = 1.3
@@ -366,6 +371,7 @@ def level_of_service(
     """
     walk_m = network_distances(zones, edges, "walk")
     bike_m = network_distances(zones, edges, "bike") if bool(edges["bike"].fillna(False).any()) else walk_m
+    bike_m = bike_m * perceived_cycling_share(zones, edges, params.cycle_lane_time_factor)
     car = car or car_paths(zones, edges)
     car_min, car_km = car.minutes(has_car_edges=has_car_edges), car.km
     pt_ivt = walk_m * params.pt_detour_factor / (params.pt_speed_kmh * 1000.0 / 60.0)
@@ -383,6 +389,36 @@ def level_of_service(
         bike_min=bike_m / (params.bike_speed_kmh * 1000.0 / 60.0),
         car_availability=zone_car_availability(zones),
     )
+
+
+def separate_from_cars(edges: gpd.GeoDataFrame) -> pd.Series:
+    """Which edges let bikes ride apart from cars: a cycle lane (``cycle_lanes`` > 0, a lane taken from
+    cars) or a cycleway (OSM ``highway = cycleway``)."""
+    lanes = pd.to_numeric(edges.get("cycle_lanes", pd.Series(0, index=edges.index)), errors="coerce")
+    cycleway = edges.get("highway", pd.Series("", index=edges.index)).astype(str) == "cycleway"
+    apart: pd.Series = (lanes.fillna(0) > 0) | cycleway
+    return apart
+
+
+def perceived_cycling_share(zones: gpd.GeoDataFrame, edges: gpd.GeoDataFrame, factor: float) -> FloatMatrix:
+    """Per OD pair, the perceived over the ridden length of the best bike path: each metre apart from
+    cars (:func:`separate_from_cars`) counts ``factor`` metres, the rest one; the path may change to use
+    such streets. 1 everywhere when ``factor`` is 1, on the diagonal, and for pairs without a bike path.
+    """
+    n = len(zones)
+    bikes = edges["bike"].fillna(False).astype(bool)
+    apart = separate_from_cars(edges) & bikes
+    if factor == 1.0 or not bool(apart.any()):
+        return np.ones((n, n))
+    graph = mode_graph(edges, "bike")
+    flags = dict(zip(edges["edge_id"].astype(str), apart, strict=True))
+    weights = np.where([flags[e] for e in graph.edge_ids], factor, 1.0) * graph.length_m
+    ridden = zone_path_costs(graph, zones, graph.length_m)
+    perceived = zone_path_costs(graph, zones, weights)
+    usable = np.isfinite(ridden) & np.isfinite(perceived) & (ridden > 0)
+    share = np.divide(perceived, ridden, out=np.ones((n, n)), where=usable)
+    np.fill_diagonal(share, 1.0)
+    return share
 
 
 def zone_car_availability(zones: gpd.GeoDataFrame) -> FloatMatrix | None:
