@@ -18,10 +18,13 @@ from civictwin.engines.traffic.modechoice import (
     ModeChoiceParams,
     generalised_minutes,
     level_of_service,
+    mode_shares,
     transit_access,
 )
 from civictwin.engines.traffic.params import TrafficParams
-from civictwin.engines.traffic.prepare import bus_service
+from civictwin.engines.traffic.prepare import bus_service, prepare_scenario
+from civictwin.engines.traffic.run import run_sumo
+from civictwin.engines.traffic.simulate import _car_trips, _simulated_service
 from civictwin.engines.traffic.synthetic import GRID_CRS, grid_network
 from civictwin.engines.traffic.transitpaths import (
     LineRoute,
@@ -173,3 +176,28 @@ def test_a_cycle_lane_on_a_street_open_to_bikes_by_hand() -> None:
     # the factor 1 (the default) changes nothing: the same as without the lane's perception
     unchanged = level_of_service(zones, edges, transit_access(zones, None, None, halved), ModeChoiceParams())
     assert np.array_equal(unchanged.bike_min, plain.bike_min)
+
+
+def test_a_simulated_lines_own_speed_sets_its_trips_times(tmp_path: Path) -> None:
+    """The feedback round's service: the new line's pairs ride at its own simulated speed."""
+    inputs = tiny_inputs(tmp_path)
+    params = TrafficParams(iterations=1)
+    prepared = prepare_scenario(inputs, line_scenario(), tmp_path / "net", params)
+    assert prepared.line_transit is not None and prepared.buses is not None
+    nw, ne = 2, 3
+    # before any simulation: 400 m at the planned 18 km/h
+    assert prepared.free_flow.pt_in_vehicle_min[nw, ne] == pytest.approx(400 / 300)
+    cars = _car_trips(prepared, mode_shares(prepared.free_flow, params.mode_choice), params, 1, 0)
+    result = run_sumo(
+        prepared.network,
+        cars,
+        seed=1,
+        workdir=tmp_path / "sumo",
+        options=params.sim_options(),
+        buses=prepared.buses,
+    )
+    (speed,) = line_speeds(result.bus_trips).values()
+    assert 5.0 < speed < 50.0  # km/h: a bus alone on the street, dwell included
+    service = _simulated_service(prepared, result)
+    assert service.pt_in_vehicle_min[nw, ne] == pytest.approx(400 / (speed * 1000 / 60))
+    assert service.pt_wait_min[nw, ne] == pytest.approx(3.75)
