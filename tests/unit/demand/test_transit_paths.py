@@ -3,6 +3,7 @@ to a stop, half the headway, each line's own route at its own speed, a transfer 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import geopandas as gpd
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from test_traffic_buses import line_scenario
+from test_traffic_buses import line_scenario, tiny_schedule
 from traffic_tiny_twin import CATALOG, tiny_inputs
 
 from civictwin.engines.traffic.edits import apply_interventions
@@ -22,7 +23,7 @@ from civictwin.engines.traffic.modechoice import (
     transit_access,
 )
 from civictwin.engines.traffic.params import TrafficParams
-from civictwin.engines.traffic.prepare import bus_service, prepare_scenario
+from civictwin.engines.traffic.prepare import bus_service, line_frequency_factors, prepare_scenario
 from civictwin.engines.traffic.run import run_sumo
 from civictwin.engines.traffic.simulate import _car_trips, _simulated_service
 from civictwin.engines.traffic.synthetic import GRID_CRS, grid_network
@@ -201,3 +202,32 @@ def test_a_simulated_lines_own_speed_sets_its_trips_times(tmp_path: Path) -> Non
     service = _simulated_service(prepared, result)
     assert service.pt_in_vehicle_min[nw, ne] == pytest.approx(400 / (speed * 1000 / 60))
     assert service.pt_wait_min[nw, ne] == pytest.approx(3.75)
+
+
+def test_transit_frequency_shortens_its_lines_headway(tmp_path: Path) -> None:
+    inputs = dataclasses.replace(tiny_inputs(tmp_path), schedule=tiny_schedule())  # route R1, short name 1
+    scenario = parse_scenario(
+        {
+            "name": "more",
+            "description": "Route 1 more often.",
+            "interventions": [
+                {"type": "transit_frequency", "route": "R1", "factor": 2},
+                {"type": "transit_frequency", "route": "1", "factor": 1.5},
+            ],
+        },
+        CATALOG,
+        origin="more.toml",
+    )
+    modified = apply_interventions(inputs.edges, scenario, crs=inputs.crs)
+    # by id and by short name, both the line "1": 1 + (2 - 1) + (1.5 - 1) = 2.5 times as often
+    assert line_frequency_factors(inputs, modified) == {"1": 2.5}
+    new_line = line_scenario()
+    service = bus_service(
+        inputs, new_line, apply_interventions(inputs.edges, new_line, crs=inputs.crs), TrafficParams()
+    )
+    lines = transit_lines(
+        service, inputs.edges, window_s=3600.0, complete=False, frequency_factors={"X1 (new)": 2.0}
+    )
+    assert lines is not None
+    # 8 runs in the hour: every 7.5 min, twice as often: 3.75 min
+    assert [r.headway_min for r in lines.routes if r.line == "X1 (new)"] == [pytest.approx(3.75)]

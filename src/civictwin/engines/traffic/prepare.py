@@ -24,7 +24,7 @@ from civictwin.engines.traffic.gateways import (
     window_hours,
 )
 from civictwin.engines.traffic.inputs import TwinInputs
-from civictwin.engines.traffic.interventions import TransitLine
+from civictwin.engines.traffic.interventions import TransitFrequency, TransitLine
 from civictwin.engines.traffic.kpis import edge_zones
 from civictwin.engines.traffic.layers import DemandLayer, demand_layers, network_free_demand
 from civictwin.engines.traffic.modechoice import CarPaths, LevelOfService
@@ -40,6 +40,9 @@ from civictwin.engines.traffic.transit import (
 from civictwin.engines.traffic.transitpaths import LineTransit, transit_lines
 from civictwin.errors import CivicTwinError, ScenarioError
 from civictwin.scenarios.spec import Scenario, intervention_label
+
+LINES_SOURCE = " + simulated lines"
+"""Appended to the transit source when OD pairs take their times over the simulated lines."""
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,7 @@ def prepare_scenario(
         )
     simulated_service = service.keep_edges(network.edge_ids)
     free_flow = demand.service.with_car_times(car_min)
-    line_transit = _line_transit(simulated_service, modified, params, free_flow)
+    line_transit = _line_transit(simulated_service, inputs, modified, params, free_flow)
     if line_transit is not None:
         free_flow = line_transit.applied(free_flow, inputs.zones, params.mode_choice)
     return PreparedScenario(
@@ -172,7 +175,7 @@ def prepare_scenario(
         has_car_edges=has_car,
         free_flow=free_flow,
         car_paths=demand.car,
-        transit_source=demand.transit_source,
+        transit_source=demand.transit_source + (LINES_SOURCE if line_transit is not None else ""),
         placement=edge_zones(inputs.edges, inputs.zones),
         gateways=gateways,
         demand_source=demand.demand_source,
@@ -228,7 +231,11 @@ def _bike_edges(inputs: TwinInputs, modified: ModifiedNetwork, network: SumoNetw
 
 
 def _line_transit(
-    service: BusService, modified: ModifiedNetwork, params: TrafficParams, free_flow: LevelOfService
+    service: BusService,
+    inputs: TwinInputs,
+    modified: ModifiedNetwork,
+    params: TrafficParams,
+    free_flow: LevelOfService,
 ) -> LineTransit | None:
     """The simulated lines' routes over the transit times ``free_flow`` has without them; they stand
     for the area's street transit when the twin's GTFS runs are among them."""
@@ -237,8 +244,28 @@ def _line_transit(
         modified.edges,
         window_s=params.demand_window_s,
         complete=any(run.run_id.startswith(GTFS_RUN_PREFIX) for run in service.runs),
+        frequency_factors=line_frequency_factors(inputs, modified),
     )
     return None if lines is None else LineTransit.over(lines, free_flow)
+
+
+def line_frequency_factors(inputs: TwinInputs, modified: ModifiedNetwork) -> dict[str, float]:
+    """How many times as often each simulated line runs in the mode choice after the scenario's
+    ``transit_frequency`` interventions, by line name (a GTFS route's short name, else its id; the
+    intervention may name either). Two on one route add up as at its stops: ``1 + Σ (factor − 1)``."""
+    routes = inputs.schedule.routes if inputs.schedule is not None else None
+    factors: dict[str, float] = {}
+    for item in (i for i in modified.demand if isinstance(i, TransitFrequency)):
+        names = {item.route}
+        if routes is not None:
+            match = routes[
+                (routes["route_id"].astype(str) == item.route)
+                | (routes["route_short_name"].astype(str) == item.route)
+            ]
+            names = set(match["route_short_name"].fillna(match["route_id"]).astype(str)) or names
+        for name in names:
+            factors[name] = factors.get(name, 1.0) + item.factor - 1.0
+    return factors
 
 
 def _bus_plan(service: BusService, modified: ModifiedNetwork, params: TrafficParams) -> BusPlan | None:

@@ -78,12 +78,20 @@ class LineTimes:
 
 
 def transit_lines(
-    service: BusService, edges: gpd.GeoDataFrame, *, window_s: float, complete: bool
+    service: BusService,
+    edges: gpd.GeoDataFrame,
+    *,
+    window_s: float,
+    complete: bool,
+    frequency_factors: Mapping[str, float] | None = None,
 ) -> TransitLines | None:
     """The routes of ``service``'s runs (one per line and stop pattern) on ``edges``; None without runs.
 
-    A pattern's headway is ``window_s`` over its runs in the window (minutes).
+    A pattern's headway is ``window_s`` over its runs in the window (minutes), divided by its line's
+    ``frequency_factors`` entry (a ``transit_frequency`` intervention: the line runs that many times as
+    often in the mode choice).
     """
+    factors = frequency_factors or {}
     if not service.runs:
         return None
     runs: dict[tuple[str, tuple[str, ...]], int] = {}
@@ -96,7 +104,7 @@ def transit_lines(
             line=line,
             stops=pattern,
             segment_m=tuple(metres[(a, b)] for a, b in _pairs(pattern)),
-            headway_min=window_s / 60.0 / count,
+            headway_min=window_s / 60.0 / count / factors.get(line, 1.0),
         )
         for (line, pattern), count in sorted(runs.items())
     )
