@@ -37,6 +37,11 @@ from civictwin.engines.traffic.transit import BusService, BusStop, bus_edges
 
 SOURCES_PER_SEARCH = 64
 """Origin zones per shortest-path search (bounds the memory of one search's node matrix)."""
+STREET_DETOUR_LIMIT = 5.0
+"""With :data:`STREET_SLACK_M`: a street route between consecutive stops is searched up to 5 × their
+straight distance + 2 km (civictwin's bound on the search, not a model parameter); a longer one, or
+none, counts as the straight line (SUMO routed the run otherwise)."""
+STREET_SLACK_M = 2000.0
 _ZERO = 1e-9
 """Weight of a cost-free link (alighting, staying at the stop): SciPy reads a stored zero as no link."""
 
@@ -130,21 +135,27 @@ def _street_metres(
     lengths = frame["length_m"].to_numpy(dtype=float)
     graph = csr_matrix((np.maximum(lengths, _ZERO), (starts, ends)), shape=(len(nodes), len(nodes)))
     row = {str(e): k for k, e in enumerate(frame.index)}
-    sources = sorted({int(ends[row[a.edge_id]]) for a, _ in pairs if a.edge_id in row})
-    found = dijkstra(graph, directed=True, indices=sources) if sources else np.empty((0, len(nodes)))
-    source_row = {node: k for k, node in enumerate(sources)}
     out: dict[tuple[str, str], float] = {}
-    for a, b in pairs:
+    searched: list[tuple[BusStop, BusStop, float]] = []
+    for a, b in {(a.stop_id, b.stop_id): (a, b) for a, b in pairs}.values():
         straight = float(np.hypot(b.xy[0] - a.xy[0], b.xy[1] - a.xy[1]))
         if a.edge_id == b.edge_id and b.pos_m >= a.pos_m:
             out[(a.stop_id, b.stop_id)] = b.pos_m - a.pos_m
-            continue
-        if a.edge_id not in row or b.edge_id not in row:
+        elif a.edge_id not in row or b.edge_id not in row:
             out[(a.stop_id, b.stop_id)] = straight
-            continue
-        between = float(found[source_row[int(ends[row[a.edge_id]])], starts[row[b.edge_id]]])
-        rest = lengths[row[a.edge_id]] - a.pos_m
-        out[(a.stop_id, b.stop_id)] = rest + between + b.pos_m if np.isfinite(between) else straight
+        else:
+            searched.append((a, b, straight))
+    for first in range(0, len(searched), SOURCES_PER_SEARCH):
+        chunk = searched[first : first + SOURCES_PER_SEARCH]
+        sources = [int(ends[row[a.edge_id]]) for a, _, _ in chunk]
+        targets = [int(starts[row[b.edge_id]]) for _, b, _ in chunk]
+        # consecutive stops are near: searching farther than this only costs time
+        reach = max(STREET_DETOUR_LIMIT * straight + STREET_SLACK_M for _, _, straight in chunk)
+        found = dijkstra(graph, directed=True, indices=sources, limit=reach)
+        for k, (a, b, straight) in enumerate(chunk):
+            between = float(found[k, targets[k]])
+            rest = lengths[row[a.edge_id]] - a.pos_m
+            out[(a.stop_id, b.stop_id)] = rest + between + b.pos_m if np.isfinite(between) else straight
     return out
 
 
