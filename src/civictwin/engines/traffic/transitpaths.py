@@ -218,6 +218,8 @@ class _Graph:
 def _graph(
     lines: TransitLines, zones: gpd.GeoDataFrame, params: ModeChoiceParams, speeds: Mapping[str, float]
 ) -> _Graph:
+    """The search graph of ``lines`` between the centres of ``zones`` (see :class:`_Graph`), each line
+    riding at its ``speeds`` entry (km/h) or ``pt_speed_kmh``."""
     n = len(zones)
     stop_ids = sorted(lines.stop_xy)
     platform = {s: 2 * n + 2 * k for k, s in enumerate(stop_ids)}  # boarding side; +1: alighting side
@@ -272,7 +274,7 @@ def line_speeds(bus_trips: pd.DataFrame | None) -> dict[str, float]:
         return {}
     done = bus_trips[bus_trips["arrived"].astype(bool)]
     sums = done.groupby("line")[["route_length_m", "duration_s"]].sum()
-    sums = sums[sums["duration_s"] > 0]
+    sums = sums[(sums["duration_s"] > 0) & (sums["route_length_m"] > 0)]
     return {str(line): float(m / s * 3.6) for line, m, s in sums.itertuples()}
 
 
