@@ -39,10 +39,12 @@ SPLIT_STATES = (
     N_("calibrated to another split"),
     N_("fits"),
     N_("does not fit"),
+    N_("withheld"),
 )
 """Where a twin stands with its observed modal split: none in ``twin.toml``; configured but no
 calibration fitted the constants to it; the latest calibration fitted another split; the calibrated
-constants reproduce it within the calibration's tolerance, or not."""
+constants reproduce it within the calibration's tolerance, or not; the calibration record is withheld
+from the caller (it derives from layers they may not read)."""
 _SAME_SHARE = 1e-9
 
 
@@ -168,6 +170,8 @@ def split_report(held: SplitHolding) -> SplitReport:
     if held.shares is None:
         return SplitReport(SPLIT_STATES[0], None, held.record, None, None, [])
     observed = [SplitShare(mode, share, None) for mode, share in held.shares.items()]
+    if held.withheld:
+        return SplitReport(SPLIT_STATES[5], held.source, None, None, None, observed)
     if fit is None:
         return SplitReport(SPLIT_STATES[1], held.source, None, None, None, observed)
     fitted = {str(m): float(v) for m, v in fit["inputs"]["shares"].items()}

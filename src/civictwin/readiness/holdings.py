@@ -21,6 +21,7 @@ from civictwin.catalog.observations import DATASTREAM
 from civictwin.catalog.quality import QUALITY
 from civictwin.config import TwinConfig
 from civictwin.engines.traffic.calibration import latest_record
+from civictwin.engines.traffic.inputs import READS
 from civictwin.errors import ConfigError
 from civictwin.store.base import Store
 from civictwin.store.observations import observations_path, open_observations
@@ -73,6 +74,9 @@ class SplitHolding:
     ``split_record``); None: no record fitted the constants to a split."""
     record: str | None = None
     """The id of that record (``calibration-NNN``)."""
+    withheld: bool = False
+    """The record is withheld from the caller: it derives from layers they may not read (as the
+    calibration endpoints of the API withhold it)."""
 
 
 @dataclass(frozen=True)
@@ -103,11 +107,17 @@ def only_readable(
     holdings: Holdings, *, layers: frozenset[str], datastreams: Callable[[DatastreamHolding], bool]
 ) -> Holdings:
     """``holdings`` as a caller sees them who may read ``layers`` and the datastreams for which
-    ``datastreams`` is true: what they may not read is absent, as everywhere in the API."""
+    ``datastreams`` is true: what they may not read is absent, as everywhere in the API, and the
+    calibration record is withheld unless they may read every layer a traffic run reads."""
+    withheld = any(name in holdings.layers and name not in layers for name in READS)
+    split = holdings.modal_split
+    if withheld and split.calibration is not None:
+        split = replace(split, calibration=None, record=None, withheld=True)
     return replace(
         holdings,
         layers={name: held for name, held in holdings.layers.items() if name in layers},
         datastreams=[d for d in holdings.datastreams if datastreams(d)],
+        modal_split=split,
     )
 
 

@@ -130,6 +130,10 @@ def _split_lines(split: SplitReport, lang: Language) -> list[str]:
             "The calibrated constants ({record}) do not reproduce the observed split ({source}): one mode "
             "is {gap} percentage points off, more than the tolerance of {tolerance}."
         ).format(record=record, source=source, **points),
+        SPLIT_STATES[5]: _(
+            "An observed modal split is configured ({source}); how the calibrated constants fit it is "
+            "withheld: the calibration derives from layers you may not read."
+        ).format(source=source),
     }
     lines = ["## " + _("Modal split"), "", f"**{_(split.status)}.** {sentences[split.status]}"]
     if split.shares:

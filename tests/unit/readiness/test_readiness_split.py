@@ -16,8 +16,9 @@ from civictwin.config import load_config
 from civictwin.i18n import language
 from civictwin.readiness import readiness_report
 from civictwin.readiness.assess import SplitShare, split_report
-from civictwin.readiness.holdings import SplitHolding
+from civictwin.readiness.holdings import SplitHolding, gather, only_readable
 from civictwin.readiness.render import as_markdown
+from civictwin.store.duckdb import DuckDBStore
 
 OBSERVED = {"car": 0.3, "pt": 0.3, "bike": 0.1, "walk": 0.3}
 SPLIT_TOML = """
@@ -142,3 +143,25 @@ def test_the_markdown_in_each_language(tmp_path: Path, code: str, lines: list[st
     page = as_markdown(fitted, lang=language(code)).splitlines()
     for line in lines:
         assert line in page
+
+
+def test_withheld_from_who_may_not_read_the_layers_a_run_reads(tmp_path: Path) -> None:
+    twin = build_twin(tmp_path / "twin")
+    with (twin / "twin.toml").open("a", encoding="utf-8") as toml:
+        toml.write(SPLIT_TOML)
+    (twin / "calibration").mkdir()
+    record = {"id": "calibration-001", "version": 1, "od_factors": [], "count_edges": []}
+    (twin / "calibration" / "calibration-001.json").write_text(
+        json.dumps({**record, "mode_choice": mode_choice(gap=0.01, final_gap=None)}), encoding="utf-8"
+    )
+    config = load_config(twin)
+    with DuckDBStore.open(config.store_path) as store:
+        held = gather(config, store, record_kinds=set())
+    everything = frozenset(held.layers)
+    reader = only_readable(held, layers=everything, datastreams=lambda _: True)
+    assert split_report(reader.modal_split).status == "fits"
+    # network_edges is a layer every traffic run reads: without it the fit is withheld, not denied
+    outsider = only_readable(held, layers=everything - {"network_edges"}, datastreams=lambda _: True)
+    withheld = split_report(outsider.modal_split)
+    assert (withheld.status, withheld.record, withheld.gap) == ("withheld", None, None)
+    assert [r.observed for r in withheld.shares] == list(OBSERVED.values())
