@@ -27,6 +27,7 @@ from civictwin.engines.traffic.prepare import bus_service, line_frequency_factor
 from civictwin.engines.traffic.run import run_sumo
 from civictwin.engines.traffic.simulate import _car_trips, _simulated_service
 from civictwin.engines.traffic.synthetic import GRID_CRS, grid_network
+from civictwin.engines.traffic.transit import BusRun, BusService, BusStop
 from civictwin.engines.traffic.transitpaths import (
     LineRoute,
     LineTransit,
@@ -231,3 +232,19 @@ def test_transit_frequency_shortens_its_lines_headway(tmp_path: Path) -> None:
     assert lines is not None
     # 8 runs in the hour: every 7.5 min, twice as often: 3.75 min
     assert [r.headway_min for r in lines.routes if r.line == "X1 (new)"] == [pytest.approx(3.75)]
+
+
+def test_street_distances_between_stops_by_hand() -> None:
+    edges, _ = grid_network(3, 3, 200.0, origin=(0.0, 0.0))
+    stops = (
+        BusStop("a", "100_0", 100.0, 13.0, (100.0, 0.0)),  # row 0, eastbound, halfway
+        BusStop("b", "201_0", 50.0, 13.0, (200.0, 50.0)),  # column 1, northbound, 50 m up
+        BusStop("c", "nowhere", 0.0, 13.0, (200.0, 350.0)),  # an edge the network lacks
+    )
+    runs = (BusRun("pt0", "9", 0.0, ("a", "b", "c")), BusRun("pt1", "9", 600.0, ("a", "b", "c")))
+    lines = transit_lines(BusService(stops, runs), edges, window_s=3600.0, complete=True)
+    assert lines is not None
+    (route,) = lines.routes
+    # a → b: the other 100 m of 100_0, then 50 m into 201_0; b → c: no street route, the straight 300 m
+    assert route.segment_m == pytest.approx((150.0, 300.0))
+    assert route.headway_min == pytest.approx(30.0)  # two runs in the hour
