@@ -11,9 +11,10 @@ edges chosen with a fixed seed at least ``--min-length-m`` apart, along the shor
 to buses, with a stop every ``--stop-spacing-m`` and a run every ``--headway-min`` minutes. The
 baseline and the same twin with those lines are prepared once each, then one seed of each is simulated
 ``--repeat`` times, alternating which goes first. With one feedback iteration (the default) the
-mode choice does not see simulated bus speeds, but the new lines' stops do shorten walking and
-waiting times for zones near them, so some car trips move to the bus (427 → 400 on the demo): the
-car trips printed for both say how far the comparison is from like for like. Reported: the median wall time of a seed and of its
+mode choice does not see simulated bus speeds, but the new lines give the OD pairs they connect
+better transit times (their own routes and headways, docs/methods-transit.md), so some car trips
+move to the bus (427 → 408 on the demo): the car trips printed for both say how far the comparison
+is from like for like. Reported: the median wall time of a seed and of its
 ``sumo`` processes, the vehicle-hours simulated with and without the buses (a run's time grows with
 them), and the added time against the target (under 25%). The KPIs of the cars are printed for both so the comparison is of like with like.
 """

@@ -5,7 +5,9 @@ datastreams, the file, the record), governed (a layer or datastream has a catalo
 licence and an access level) and fresh (not older than the need's ``max_age_days``). Otherwise its
 status says why: ``missing``, ``incomplete``, ``ungoverned``, ``stale``, or ``failed`` (a record
 whose ``status`` is ``failed``). The maturity level is the highest level whose needs, and those of
-every level below it, are all met (docs/readiness.md).
+every level below it, are all met (docs/readiness.md). A use case with traffic KPIs also shows whether
+an observed modal split is configured and how closely the calibrated mode-choice constants reproduce
+it (:class:`SplitReport`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from civictwin.catalog.quality import percent, table_findings
 from civictwin.i18n import N_
-from civictwin.readiness.holdings import DatastreamHolding, Holdings
+from civictwin.readiness.holdings import DatastreamHolding, Holdings, SplitHolding
 from civictwin.readiness.templates import LEVELS, Need, UseCase
 
 LEVEL_NAMES = {
@@ -31,6 +33,19 @@ LEVEL_NAMES = {
 autonomous, is never assessed: civictwin informs decisions, people take them."""
 MET = "present"
 _SECONDS_PER_DAY = 86_400
+SPLIT_STATES = (
+    N_("not configured"),
+    N_("not calibrated"),
+    N_("calibrated to another split"),
+    N_("fits"),
+    N_("does not fit"),
+    N_("withheld"),
+)
+"""Where a twin stands with its observed modal split: none in ``twin.toml``; configured but no
+calibration fitted the constants to it; the latest calibration fitted another split; the calibrated
+constants reproduce it within the calibration's tolerance, or not; the calibration record is withheld
+from the caller (it derives from layers they may not read)."""
+_SAME_SHARE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,31 @@ class KpiReport:
 
 
 @dataclass(frozen=True)
+class SplitShare:
+    """One mode's observed share and the share the calibrated mode choice gives it (0–1)."""
+
+    mode: str
+    observed: float | None
+    modelled: float | None
+
+
+@dataclass(frozen=True)
+class SplitReport:
+    """The observed modal split and the calibrated constants' fit to it (one of :data:`SPLIT_STATES`)."""
+
+    status: str
+    source: str | None
+    record: str | None
+    """The calibration record whose constants the traffic engine uses (``calibration-NNN``)."""
+    tolerance: float | None
+    """Largest difference per mode the calibration accepts (share, 0–1)."""
+    gap: float | None
+    """Largest difference between an observed and a modelled share (0–1), after the count calibration
+    where the record has one."""
+    shares: list[SplitShare]
+
+
+@dataclass(frozen=True)
 class ReadinessReport:
     """The walk-back of one use case on one twin."""
 
@@ -82,6 +122,8 @@ class ReadinessReport:
     """The unmet needs standing between the twin and the next level (empty at level 4)."""
     kpis: list[KpiReport]
     needs: list[NeedReport]
+    modal_split: SplitReport | None = None
+    """Only for use cases with traffic KPIs (the mode choice is the traffic engine's)."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -116,7 +158,39 @@ def assess(use_case: UseCase, holdings: Holdings, *, now: datetime) -> Readiness
         next_level=upcoming,
         kpis=kpis,
         needs=needs,
+        modal_split=split_report(holdings.modal_split)
+        if any(kpi.engine == "traffic" for kpi in use_case.kpis)
+        else None,
     )
+
+
+def split_report(held: SplitHolding) -> SplitReport:
+    """How the twin stands with its observed modal split (see :data:`SPLIT_STATES`)."""
+    fit = held.calibration
+    if held.shares is None:
+        return SplitReport(SPLIT_STATES[0], None, held.record, None, None, [])
+    observed = [SplitShare(mode, share, None) for mode, share in held.shares.items()]
+    if held.withheld:
+        return SplitReport(SPLIT_STATES[5], held.source, None, None, None, observed)
+    if fit is None:
+        return SplitReport(SPLIT_STATES[1], held.source, None, None, None, observed)
+    fitted = {str(m): float(v) for m, v in fit["inputs"]["shares"].items()}
+    if set(fitted) != set(held.shares) or any(
+        abs(fitted[m] - v) > _SAME_SHARE for m, v in held.shares.items()
+    ):
+        return SplitReport(SPLIT_STATES[2], held.source, held.record, None, None, observed)
+    tolerance = float(fit["parameters"]["tolerance"])
+    gap = float(fit["final_gap"] if fit.get("final_gap") is not None else fit["gap"])
+    shares = [
+        SplitShare(
+            str(row["mode"]),
+            None if row.get("observed") is None else float(row["observed"]),
+            float(row["final"] if row.get("final") is not None else row["modelled"]),
+        )
+        for row in fit["fit"]
+    ]
+    status = SPLIT_STATES[3] if gap <= tolerance else SPLIT_STATES[4]
+    return SplitReport(status, held.source, held.record, tolerance, gap, shares)
 
 
 def _maturity(needs: list[NeedReport]) -> int:

@@ -3,7 +3,8 @@
 Layers with their columns and rows come from the twin's store; catalogue (steward, licence, access,
 issue time), quality and validation records from its governance records; datastreams with their
 catalogue and quality (completeness, last observation) from the observation store beside it, when
-there is one; the engines' files from ``twin.toml`` (``[energy]``) and ``heat.toml``.
+there is one; the engines' files from ``twin.toml`` (``[energy]``) and ``heat.toml``; the observed modal
+split of ``twin.toml`` (``[modal_split]``) and the mode-choice part of the twin's latest calibration record.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from civictwin.catalog.metadata import CATALOG
 from civictwin.catalog.observations import DATASTREAM
 from civictwin.catalog.quality import QUALITY
 from civictwin.config import TwinConfig
+from civictwin.engines.traffic.calibration import latest_record
+from civictwin.engines.traffic.inputs import READS
 from civictwin.errors import ConfigError
 from civictwin.store.base import Store
 from civictwin.store.observations import observations_path, open_observations
@@ -60,6 +63,23 @@ class FileHolding:
 
 
 @dataclass(frozen=True)
+class SplitHolding:
+    """The observed modal split the mode choice is calibrated to, and how the calibration went."""
+
+    shares: dict[str, float] | None = None
+    """Share (0–1) per mode as ``[modal_split]`` of ``twin.toml`` gives it; None: not configured."""
+    source: str | None = None
+    calibration: dict[str, Any] | None = None
+    """The ``mode_choice`` part of the latest calibration record (engines/traffic/modesplit.py's
+    ``split_record``); None: no record fitted the constants to a split."""
+    record: str | None = None
+    """The id of that record (``calibration-NNN``)."""
+    withheld: bool = False
+    """The record is withheld from the caller: it derives from layers they may not read (as the
+    calibration endpoints of the API withhold it)."""
+
+
+@dataclass(frozen=True)
 class Holdings:
     """Everything the assessment looks at, read once."""
 
@@ -68,6 +88,7 @@ class Holdings:
     files: dict[str, FileHolding]
     records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     """Governance records by kind then key, for ``record`` needs."""
+    modal_split: SplitHolding = field(default_factory=SplitHolding)
 
 
 def gather(config: TwinConfig, store: Store, *, record_kinds: set[str]) -> Holdings:
@@ -78,6 +99,7 @@ def gather(config: TwinConfig, store: Store, *, record_kinds: set[str]) -> Holdi
         datastreams=_datastreams(config.store_path),
         files=_files(config),
         records={kind: store.records(kind) for kind in sorted(record_kinds)},
+        modal_split=_modal_split(config),
     )
 
 
@@ -85,11 +107,17 @@ def only_readable(
     holdings: Holdings, *, layers: frozenset[str], datastreams: Callable[[DatastreamHolding], bool]
 ) -> Holdings:
     """``holdings`` as a caller sees them who may read ``layers`` and the datastreams for which
-    ``datastreams`` is true: what they may not read is absent, as everywhere in the API."""
+    ``datastreams`` is true: what they may not read is absent, as everywhere in the API, and the
+    calibration record is withheld unless they may read every layer a traffic run reads."""
+    withheld = any(name in holdings.layers and name not in layers for name in READS)
+    split = holdings.modal_split
+    if withheld and split.calibration is not None:
+        split = replace(split, calibration=None, record=None, withheld=True)
     return replace(
         holdings,
         layers={name: held for name, held in holdings.layers.items() if name in layers},
         datastreams=[d for d in holdings.datastreams if datastreams(d)],
+        modal_split=split,
     )
 
 
@@ -123,6 +151,20 @@ def _datastreams(store_path: Path) -> list[DatastreamHolding]:
             for info in observations.datastreams()
             if catalog.get(info.key, {}).get("kind", DATASTREAM) == DATASTREAM
         ]
+
+
+def _modal_split(config: TwinConfig) -> SplitHolding:
+    """``[modal_split]`` and the mode-choice part of the latest calibration record beside ``twin.toml``
+    (an unreadable record is an error naming it, as for the traffic engine)."""
+    section = config.modal_split
+    record = latest_record(config.base_dir)
+    part = (record or {}).get("mode_choice") or None
+    return SplitHolding(
+        shares=dict(section.shares) if section is not None else None,
+        source=section.source if section is not None else None,
+        calibration=part,
+        record=str(record.get("id")) if record is not None and part is not None else None,
+    )
 
 
 def _files(config: TwinConfig) -> dict[str, FileHolding]:

@@ -1,12 +1,13 @@
 """The readiness report as JSON (plain data) or Markdown (for people, in their language: the objective,
-the level, what is missing and how to get it, then every need)."""
+the level, what is missing and how to get it, the KPIs, the observed modal split and the calibrated
+constants' fit to it where the use case has traffic KPIs, then every need)."""
 
 from __future__ import annotations
 
 import json
 
 from civictwin.i18n import DEFAULT, N_, Language, language
-from civictwin.readiness.assess import LEVEL_NAMES, NeedReport, ReadinessReport
+from civictwin.readiness.assess import LEVEL_NAMES, SPLIT_STATES, NeedReport, ReadinessReport, SplitReport
 
 FORMATS = ("markdown", "json")
 
@@ -54,6 +55,8 @@ def as_markdown(report: ReadinessReport, *, lang: Language | None = None) -> str
         f"| {k.label} (`{k.name}`) | {k.engine} | {yes if k.ready else no} | {', '.join(k.unmet) or '—'} |"
         for k in report.kpis
     ]
+    if report.modal_split is not None:
+        lines += ["", *_split_lines(report.modal_split, lang)]
     lines += ["", "## " + _("Data"), ""]
     for need in sorted(report.needs, key=lambda n: (n.level, n.id)):
         lines += _need_lines(need, lang)
@@ -95,3 +98,53 @@ def _need_lines(need: NeedReport, lang: Language) -> list[str]:
     if need.how_to_get:
         lines.append("- " + _("how to get it: {how}").format(how=need.how_to_get))
     return [*lines, ""]
+
+
+def _split_lines(split: SplitReport, lang: Language) -> list[str]:
+    """The modal split section: where the twin stands in one sentence, then observed vs modelled share
+    per mode (shares in the locale's percent form, differences in percentage points)."""
+    _ = lang.gettext
+    source, record = split.source or "", split.record or ""
+    points = {
+        "tolerance": lang.decimal((split.tolerance or 0.0) * 100, decimals=1),
+        "gap": lang.decimal((split.gap or 0.0) * 100, decimals=1),
+    }
+    sentences = {
+        SPLIT_STATES[0]: _(
+            "No observed modal split is configured (`[modal_split]` in twin.toml): the mode choice's "
+            "constants are defaults, not fitted to how this city's residents travel."
+        ),
+        SPLIT_STATES[1]: _(
+            "An observed modal split is configured ({source}), but no calibration has fitted the mode "
+            "choice's constants to it yet: run `civictwin calibrate run`."
+        ).format(source=source),
+        SPLIT_STATES[2]: _(
+            "The latest calibration ({record}) fitted the mode choice's constants to another split than "
+            "the one configured now ({source}): run `civictwin calibrate run` again."
+        ).format(record=record, source=source),
+        SPLIT_STATES[3]: _(
+            "The calibrated constants ({record}) reproduce the observed split ({source}) within "
+            "{tolerance} percentage points per mode: the largest difference is {gap}."
+        ).format(record=record, source=source, **points),
+        SPLIT_STATES[4]: _(
+            "The calibrated constants ({record}) do not reproduce the observed split ({source}): one mode "
+            "is {gap} percentage points off, more than the tolerance of {tolerance}."
+        ).format(record=record, source=source, **points),
+        SPLIT_STATES[5]: _(
+            "An observed modal split is configured ({source}); how the calibrated constants fit it is "
+            "withheld: the calibration derives from layers you may not read."
+        ).format(source=source),
+    }
+    lines = ["## " + _("Modal split"), "", f"**{_(split.status)}.** {sentences[split.status]}"]
+    if split.shares:
+        header = (_("mode"), _("observed"), _("modelled"))
+        lines += ["", "| " + " | ".join(header) + " |", "| --- | --- | --- |"]
+        lines += [
+            f"| `{row.mode}` | {_share(row.observed, lang)} | {_share(row.modelled, lang)} |"
+            for row in split.shares
+        ]
+    return lines
+
+
+def _share(value: float | None, lang: Language) -> str:
+    return "—" if value is None else lang.percent(value)

@@ -21,7 +21,6 @@ from civictwin.engines.traffic.demand import DemandParams, network_distances
 from civictwin.engines.traffic.edits import apply_interventions, prepare_edges, validate_scenario
 from civictwin.engines.traffic.engine import TrafficEngine
 from civictwin.engines.traffic.kpis import bus_kpis, bus_line_table, bus_speed_kmh
-from civictwin.engines.traffic.layers import with_new_lines
 from civictwin.engines.traffic.modechoice import (
     ModeChoiceParams,
     level_of_service,
@@ -261,25 +260,6 @@ def test_a_new_line_runs_every_headway_in_the_window(tmp_path: Path) -> None:
     assert {run.line for run in service.runs} == {"X1 (new)"}
     assert [s.edge_id for s in service.stops] == ["102_0", "102_1", "102_2"]
     assert service.sources == ("new bus line 'X1'",)
-
-
-def test_a_new_lines_stops_shorten_walking_and_waiting_by_hand(tmp_path: Path) -> None:
-    inputs = tiny_inputs(tmp_path)  # no GTFS: every zone has the fallback 300 m walk and 10 min headway
-    stops = [
-        lonlat(X0 + 100, Y0 + 3),
-        lonlat(X0 + 500, Y0 + 3),
-    ]  # on row 0, 97 m south of sw's and se's centres
-    scenario = line_scenario(stops=stops, headway_min=6.0)
-    modified = apply_interventions(inputs.edges, scenario, crs=inputs.crs)
-    params = TrafficParams()
-    base = transit_access(inputs.zones, None, None, params.mode_choice)
-    access = with_new_lines(inputs, modified, base, params)
-    # fallback: walk 300 m at 80 m/min = 3.75 min, wait 10 / 2 = 5 min: weighted 1.5 × 8.75 = 13.125;
-    # sw and se: 97 m × 1.3 detour / 80 = 1.57625 min, wait 6 / 2 = 3 min (1.5 × 4.576 = 6.86, better);
-    # nw and ne: 497 m away → 8.08 + 3 min, weighted 16.6: worse, they keep the fallback
-    assert access.access_min == pytest.approx([1.57625, 1.57625, 3.75, 3.75], abs=1e-3)
-    assert access.wait_min == pytest.approx([3.0, 3.0, 5.0, 5.0])
-    assert access.source == "fallback + new lines"
 
 
 def test_an_impossible_new_line_is_one_line(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import cast
 
 import geopandas as gpd
-import numpy as np
 from pyproj import Transformer
 
 from civictwin.engines.traffic.demand import (
@@ -33,15 +32,13 @@ from civictwin.engines.traffic.demand import (
 )
 from civictwin.engines.traffic.edits import ModifiedNetwork
 from civictwin.engines.traffic.inputs import TwinInputs
-from civictwin.engines.traffic.interventions import ScaleDemand, TransitFrequency, TransitLine
+from civictwin.engines.traffic.interventions import ScaleDemand, TransitFrequency
 from civictwin.engines.traffic.modechoice import (
     CarPaths,
     LevelOfService,
-    TransitAccess,
     car_paths,
     level_of_service,
     transit_access,
-    with_line_stops,
 )
 from civictwin.engines.traffic.params import TrafficParams
 from civictwin.errors import ScenarioError
@@ -115,7 +112,6 @@ def network_free_demand(
         params.mode_choice,
         stop_factors(inputs, scenario, modified),
     )
-    transit = with_new_lines(inputs, modified, transit, params)
     car = car_paths(inputs.zones, modified.edges)
     return NetworkFreeDemand(
         od=base.window.od,
@@ -127,25 +123,6 @@ def network_free_demand(
         service=level_of_service(inputs.zones, modified.edges, transit, params.mode_choice, car=car),
         transit_source=transit.source,
         demand_source=base.source,
-    )
-
-
-def with_new_lines(
-    inputs: TwinInputs, modified: ModifiedNetwork, transit: TransitAccess, params: TrafficParams
-) -> TransitAccess:
-    """The zones' transit access and waiting with the scenario's new lines' stops (``transit_line``)."""
-    lines = [i for i in modified.demand if isinstance(i, TransitLine)]
-    if not lines:
-        return transit
-    to_twin = Transformer.from_crs("EPSG:4326", inputs.crs, always_xy=True)
-    points = [to_twin.transform(lon, lat) for line in lines for lon, lat in line.stops]
-    headways = [line.headway_min for line in lines for _ in line.stops]
-    return with_line_stops(
-        transit,
-        inputs.zones,
-        np.array(points, dtype=float),
-        np.array(headways, dtype=float),
-        params.mode_choice,
     )
 
 

@@ -20,7 +20,6 @@ from typing import Annotated, Literal
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 from pydantic import BaseModel, ConfigDict, Field
 
 from civictwin.engines.traffic.demand import (
@@ -33,6 +32,7 @@ from civictwin.engines.traffic.demand import (
     mode_graph,
     network_distances,
     path_costs,
+    zone_path_costs,
 )
 
 Mode = Literal["car", "pt", "bike", "walk"]
@@ -73,6 +73,10 @@ class ModeChoiceParams(BaseModel):
     """Persons per car: turns car person trips into vehicle trips."""
     walk_speed_kmh: Annotated[float, Field(gt=0)] = 4.8
     bike_speed_kmh: Annotated[float, Field(gt=0)] = 15.0
+    cycle_lane_time_factor: Annotated[float, Field(gt=0, le=1)] = 1.0
+    """Perceived cycling minutes per minute ridden where bikes ride apart from cars (a cycle lane taken
+    from a car lane, a cycleway): 1 (no effect) unless a city sets a value from a route-choice study
+    (docs/methods-transit.md, "Cycle lanes")."""
     pt_speed_kmh: Annotated[float, Field(gt=0)] = 18.0
     """Average in-vehicle speed of urban buses and trams, stops included."""
     pt_detour_factor: Annotated[float, Field(ge=1)] = 1.3
@@ -83,6 +87,9 @@ class ModeChoiceParams(BaseModel):
     pt_fallback_headway_min: Annotated[float, Field(gt=0)] = 10.0
     """Headway assumed everywhere when the twin has no GTFS tables."""
     pt_fallback_access_m: Annotated[float, Field(ge=0)] = 300.0
+    pt_transfer_penalty_min: Annotated[float, Field(ge=0)] = 15.0
+    """Each boarding after the first, in in-vehicle minutes, besides its walk and wait (the "pure transfer
+    penalty"; Jara-Díaz et al. 2022 propose 13–18 minutes for planning): lines only."""
     peak_hour: Annotated[int, Field(ge=0, le=30)] = 8
     """Hour of the GTFS service day whose departures set the headways."""
 
@@ -109,20 +116,13 @@ class LevelOfService:
     bike_min: FloatMatrix
     car_availability: FloatMatrix | None = None
     """Share (0–1) of each origin zone's travellers with a car available; None: everyone has one."""
+    pt_transfer_min: FloatMatrix | None = None
+    """Transfer penalties (in-vehicle minutes) of the transit path over the simulated lines; None: no
+    line-based paths (docs/methods-transit.md)."""
 
     def with_car_times(self, car_min: FloatMatrix) -> LevelOfService:
         """The same service with new car times (after a simulation)."""
-        return LevelOfService(
-            self.zones,
-            car_min,
-            self.car_km,
-            self.pt_in_vehicle_min,
-            self.pt_wait_min,
-            self.pt_access_min,
-            self.walk_min,
-            self.bike_min,
-            self.car_availability,
-        )
+        return dataclasses.replace(self, car_min=car_min)
 
     def with_pt_speed(self, simulated_kmh: float, *, planned_kmh: float) -> LevelOfService:
         """The same service with transit in-vehicle times at the simulated bus speed instead of the
@@ -153,6 +153,8 @@ def generalised_minutes(los: LevelOfService, params: ModeChoiceParams) -> dict[M
         + params.access_walk_weight * los.pt_access_min
         + per_eur * params.pt_fare_eur
     )
+    if los.pt_transfer_min is not None:
+        pt = pt + los.pt_transfer_min
     return {
         "car": car,
         "pt": pt,
@@ -354,40 +356,6 @@ def transit_access(
     return TransitAccess(access_min=access, wait_min=wait, source="gtfs")
 
 
-def with_line_stops(
-    access: TransitAccess,
-    zones: gpd.GeoDataFrame,
-    stops_xy: FloatMatrix,
-    headways_min: FloatMatrix,
-    params: ModeChoiceParams,
-) -> TransitAccess:
-    """``access`` with new lines' stops (``stops_xy``, twin CRS; each stop's line headway in minutes):
-    a zone whose centre has such a stop within ``pt_access_max_m`` uses the most frequent one (the
-    nearest among equals) when its weighted walk and wait (``access_walk_weight``, ``wait_weight``)
-    beat what the zone had. Waiting is half the headway, capped at ``pt_max_wait_min``."""
-    if len(stops_xy) == 0:
-        return access
-    walk_m_per_min = params.walk_speed_kmh * 1000.0 / 60.0
-    centres = shapely.get_coordinates(zones.geometry.centroid.to_numpy())
-    distance = np.hypot(
-        centres[:, 0, None] - stops_xy[None, :, 0], centres[:, 1, None] - stops_xy[None, :, 1]
-    )
-    access_min = access.access_min.copy()
-    wait_min = access.wait_min.copy()
-    for k in range(len(centres)):
-        near = np.flatnonzero(distance[k] <= params.pt_access_max_m)
-        if near.size == 0:
-            continue
-        best = near[np.lexsort((distance[k, near], headways_min[near]))[0]]
-        walk = float(distance[k, best]) * params.pt_detour_factor / walk_m_per_min
-        wait = min(float(headways_min[best]) / 2.0, params.pt_max_wait_min)
-        new_cost = params.access_walk_weight * walk + params.wait_weight * wait
-        old_cost = params.access_walk_weight * access_min[k] + params.wait_weight * wait_min[k]
-        if new_cost < old_cost:
-            access_min[k], wait_min[k] = walk, wait
-    return TransitAccess(access_min=access_min, wait_min=wait_min, source=f"{access.source} + new lines")
-
-
 def level_of_service(
     zones: gpd.GeoDataFrame,
     edges: gpd.GeoDataFrame,
@@ -403,6 +371,7 @@ def level_of_service(
     """
     walk_m = network_distances(zones, edges, "walk")
     bike_m = network_distances(zones, edges, "bike") if bool(edges["bike"].fillna(False).any()) else walk_m
+    bike_m = bike_m * perceived_cycling_share(zones, edges, params.cycle_lane_time_factor)
     car = car or car_paths(zones, edges)
     car_min, car_km = car.minutes(has_car_edges=has_car_edges), car.km
     pt_ivt = walk_m * params.pt_detour_factor / (params.pt_speed_kmh * 1000.0 / 60.0)
@@ -420,6 +389,36 @@ def level_of_service(
         bike_min=bike_m / (params.bike_speed_kmh * 1000.0 / 60.0),
         car_availability=zone_car_availability(zones),
     )
+
+
+def separate_from_cars(edges: gpd.GeoDataFrame) -> pd.Series:
+    """Which edges let bikes ride apart from cars: a cycle lane (``cycle_lanes`` > 0, a lane taken from
+    cars) or a cycleway (OSM ``highway = cycleway``)."""
+    lanes = pd.to_numeric(edges.get("cycle_lanes", pd.Series(0, index=edges.index)), errors="coerce")
+    cycleway = edges.get("highway", pd.Series("", index=edges.index)).astype(str) == "cycleway"
+    apart: pd.Series = (lanes.fillna(0) > 0) | cycleway
+    return apart
+
+
+def perceived_cycling_share(zones: gpd.GeoDataFrame, edges: gpd.GeoDataFrame, factor: float) -> FloatMatrix:
+    """Per OD pair, the perceived over the ridden length of the best bike path: each metre apart from
+    cars (:func:`separate_from_cars`) counts ``factor`` metres, the rest one; the path may change to use
+    such streets. 1 everywhere when ``factor`` is 1, on the diagonal, and for pairs without a bike path.
+    """
+    n = len(zones)
+    bikes = edges["bike"].fillna(False).astype(bool)
+    apart = separate_from_cars(edges) & bikes
+    if factor == 1.0 or not bool(apart.any()):
+        return np.ones((n, n))
+    graph = mode_graph(edges, "bike")
+    flags = dict(zip(edges["edge_id"].astype(str), apart, strict=True))
+    weights = np.where([flags[e] for e in graph.edge_ids], factor, 1.0) * graph.length_m
+    ridden = zone_path_costs(graph, zones, graph.length_m)
+    perceived = zone_path_costs(graph, zones, weights)
+    usable = np.isfinite(ridden) & np.isfinite(perceived) & (ridden > 0)
+    share = np.divide(perceived, ridden, out=np.ones((n, n)), where=usable)
+    np.fill_diagonal(share, 1.0)
+    return share
 
 
 def zone_car_availability(zones: gpd.GeoDataFrame) -> FloatMatrix | None:

@@ -26,7 +26,7 @@ from civictwin.engines.traffic.gateways import (
     window_hours,
 )
 from civictwin.engines.traffic.inputs import TwinInputs
-from civictwin.engines.traffic.interventions import TransitLine
+from civictwin.engines.traffic.interventions import TransitFrequency, TransitLine
 from civictwin.engines.traffic.kpis import edge_zones
 from civictwin.engines.traffic.layers import (
     DemandLayer,
@@ -36,10 +36,20 @@ from civictwin.engines.traffic.layers import (
 from civictwin.engines.traffic.modechoice import CarPaths, LevelOfService
 from civictwin.engines.traffic.network import SumoNetwork, build_sumo_network
 from civictwin.engines.traffic.params import TrafficParams
-from civictwin.engines.traffic.transit import BusService, LineError, gtfs_service, line_service
+from civictwin.engines.traffic.transit import (
+    GTFS_RUN_PREFIX,
+    BusService,
+    LineError,
+    gtfs_service,
+    line_service,
+)
+from civictwin.engines.traffic.transitpaths import LineTransit, transit_lines
 from civictwin.errors import CivicTwinError, ScenarioError
 from civictwin.model.mobility import Presence, peak_presence
 from civictwin.scenarios.spec import Scenario, intervention_label
+
+LINES_SOURCE = " + simulated lines"
+"""Appended to the transit source when OD pairs take their times over the simulated lines."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,8 @@ class PreparedScenario:
     """What the report shows of the calibration record the demand uses (None: uncalibrated)."""
     buses: BusPlan | None = None
     """The simulated transit runs (GTFS and new lines), when there are any."""
+    line_transit: LineTransit | None = None
+    """Their routes and headways for the transit times per OD pair, when there are runs."""
     bike_edges_by_zone: dict[str, list[str]] | None = None
     """Per zone, the simulated edges bikes may start and end on (``simulate_bikes`` only)."""
     presence: Presence | None = None
@@ -172,6 +184,11 @@ def prepare_scenario(
             window_s=params.demand_window_s,
             outside=outside,
         )
+    simulated_service = service.keep_edges(network.edge_ids)
+    free_flow = demand.service.with_car_times(car_min)
+    line_transit = _line_transit(simulated_service, inputs, modified, params, free_flow)
+    if line_transit is not None:
+        free_flow = line_transit.applied(free_flow, inputs.zones, params.mode_choice)
     return PreparedScenario(
         scenario=scenario,
         params=params,
@@ -181,13 +198,14 @@ def prepare_scenario(
         changes=modified.changes,
         layers=layers,
         has_car_edges=has_car,
-        free_flow=demand.service.with_car_times(car_min),
+        free_flow=free_flow,
         car_paths=demand.car,
-        transit_source=demand.transit_source,
+        transit_source=demand.transit_source + (LINES_SOURCE if line_transit is not None else ""),
         placement=edge_zones(inputs.edges, inputs.zones),
         gateways=gateways,
         demand_source=demand.demand_source,
-        buses=_bus_plan(service.keep_edges(network.edge_ids), modified, params),
+        buses=_bus_plan(simulated_service, modified, params),
+        line_transit=line_transit,
         bike_edges_by_zone=_bike_edges(inputs, modified, network) if params.simulate_bikes else None,
         first_hour=demand.first_hour,
         presence=peak_presence(
@@ -240,6 +258,44 @@ def _bike_edges(inputs: TwinInputs, modified: ModifiedNetwork, network: SumoNetw
     carried = edges[edges["edge_id"].astype(str).isin(network.edge_ids)]
     as_bikes = carried.assign(car=carried["bike"].fillna(False).astype(bool))
     return zone_edges(inputs.zones, as_bikes, present=set(car_connected_edges(as_bikes)))
+
+
+def _line_transit(
+    service: BusService,
+    inputs: TwinInputs,
+    modified: ModifiedNetwork,
+    params: TrafficParams,
+    free_flow: LevelOfService,
+) -> LineTransit | None:
+    """The simulated lines' routes over the transit times ``free_flow`` has without them; they stand
+    for the area's street transit when the twin's GTFS runs are among them."""
+    lines = transit_lines(
+        service,
+        modified.edges,
+        window_s=params.demand_window_s,
+        complete=any(run.run_id.startswith(GTFS_RUN_PREFIX) for run in service.runs),
+        frequency_factors=line_frequency_factors(inputs, modified),
+    )
+    return None if lines is None else LineTransit.over(lines, free_flow)
+
+
+def line_frequency_factors(inputs: TwinInputs, modified: ModifiedNetwork) -> dict[str, float]:
+    """How many times as often each simulated line runs in the mode choice after the scenario's
+    ``transit_frequency`` interventions, by line name (a GTFS route's short name, else its id; the
+    intervention may name either). Two on one route add up as at its stops: ``1 + Σ (factor − 1)``."""
+    routes = inputs.schedule.routes if inputs.schedule is not None else None
+    factors: dict[str, float] = {}
+    for item in (i for i in modified.demand if isinstance(i, TransitFrequency)):
+        names = {item.route}
+        if routes is not None:
+            match = routes[
+                (routes["route_id"].astype(str) == item.route)
+                | (routes["route_short_name"].astype(str) == item.route)
+            ]
+            names = set(match["route_short_name"].fillna(match["route_id"]).astype(str)) or names
+        for name in names:
+            factors[name] = factors.get(name, 1.0) + item.factor - 1.0
+    return factors
 
 
 def _bus_plan(service: BusService, modified: ModifiedNetwork, params: TrafficParams) -> BusPlan | None:

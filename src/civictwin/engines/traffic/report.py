@@ -59,9 +59,10 @@ def _notes(name: str, seeds: Sequence[SeedRecord]) -> str:
     first = seeds[0].details
     car_shares = [list(s.details.get("car_share_by_iteration", [])) for s in seeds]
     last_step = max((abs(c[-1] - c[-2]) for c in car_shares if len(c) > 1), default=0.0)
-    transit = (
-        "the GTFS timetable" if first.get("transit_source") == "gtfs" else "the fallback assumption (no GTFS)"
-    )
+    source = str(first.get("transit_source", ""))
+    transit = "the GTFS timetable" if source.startswith("gtfs") else "the fallback assumption (no GTFS)"
+    if source.endswith("simulated lines"):
+        transit += ", and for the OD pairs the simulated bus and tram lines connect their own routes, headways and speeds"
     return (
         f"'{name}': {first.get('changed_edges', 0)} street edges changed; demand from "
         f"{first.get('demand_source', 'the gravity model')}; transit times from {transit}; "

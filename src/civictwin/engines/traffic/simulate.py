@@ -44,6 +44,7 @@ from civictwin.engines.traffic.params import TrafficParams
 from civictwin.engines.traffic.prepare import PreparedScenario, prepare_scenario
 from civictwin.engines.traffic.run import BIKE_PREFIX, CarTrip, run_sumo
 from civictwin.engines.traffic.transit import GTFS_RUN_PREFIX
+from civictwin.engines.traffic.transitpaths import line_speeds
 from civictwin.engines.traffic.warmup import warmup_trips
 from civictwin.scenarios.spec import Scenario
 from civictwin.store.base import Store
@@ -197,9 +198,10 @@ def _bike_trips(
 
 
 def _simulated_service(prepared: PreparedScenario, result: SimResult) -> LevelOfService:
-    """Free-flow service with car times replaced by what the simulation showed, transit in-vehicle
-    times at the simulated speed of the twin's GTFS runs and cycling times at the simulated bikes'
-    speed when they were simulated (docs/methods-transit.md)."""
+    """Free-flow service with car times replaced by what the simulation showed, transit times over the
+    simulated lines at each line's simulated speed (elsewhere the assumed in-vehicle times at the
+    simulated speed of the twin's GTFS runs) and cycling times at the simulated bikes' speed when they
+    were simulated (docs/methods-transit.md)."""
     n = len(prepared.zones)
     trips = result.trips
     arrived = trips[
@@ -221,7 +223,15 @@ def _simulated_service(prepared: PreparedScenario, result: SimResult) -> LevelOf
     service = prepared.free_flow.with_car_times(minutes)
     planned = prepared.params.mode_choice
     bus_speed = bus_speed_kmh(result.bus_trips, prefix=GTFS_RUN_PREFIX)
-    if bus_speed is not None:
+    if prepared.line_transit is not None:
+        service = prepared.line_transit.applied(
+            service,
+            prepared.zones,
+            planned,
+            line_speed_kmh=line_speeds(result.bus_trips),
+            assumed_factor=1.0 if bus_speed is None else planned.pt_speed_kmh / bus_speed,
+        )
+    elif bus_speed is not None:
         service = service.with_pt_speed(bus_speed, planned_kmh=planned.pt_speed_kmh)
     bike_speed = bike_kpis(result.bike_trips).get("bike_mean_speed_kmh", float("nan"))
     if np.isfinite(bike_speed) and bike_speed > 0:
