@@ -368,6 +368,11 @@ def extent_wgs84(frame: gpd.GeoDataFrame) -> list[float]:
     return [float(v) for v in frame.to_crs("EPSG:4326").total_bounds]
 
 
+def _ratio(numerator: float, denominator: float) -> str:
+    """``numerator / denominator`` in bold, or "n/a" when the denominator is zero (no request answered)."""
+    return f"**{numerator / denominator:.2f}×**" if denominator > 0 else "n/a"
+
+
 def report(layer: str, rows: int, ours: Served, peer: Served, args: argparse.Namespace) -> None:
     """The load runs and CPU per request of both servers as markdown tables."""
     print(
@@ -379,7 +384,8 @@ def report(layer: str, rows: int, ours: Served, peer: Served, args: argparse.Nam
     for mix, what in MIXES.items():
         for name, served in (("civictwin", ours), ("pygeoapi", peer)):
             run = served.loads[mix]
-            ratio = f"**{run.rate / peer.loads[mix].rate:.2f}×**" if served is ours else ""
+            ratio = _ratio(run.requests, peer.loads[mix].requests * run.seconds / peer.loads[mix].seconds)
+            ratio = ratio if served is ours else ""
             print(
                 f"| {mix}: {what} | {name} | {run.rate:.1f} | {run.p50_ms:.1f} | {run.p99_ms:.1f} | "
                 f"{run.requests} | {run.failed} | {ratio} |"
@@ -390,7 +396,7 @@ def report(layer: str, rows: int, ours: Served, peer: Served, args: argparse.Nam
     for mix in MIXES:
         for name, served in (("civictwin", ours), ("pygeoapi", peer)):
             server_ms, database_ms = served.cpu[mix]
-            ratio = f"**{sum(peer.cpu[mix]) / sum(ours.cpu[mix]):.1f}×**" if served is ours else ""
+            ratio = _ratio(sum(peer.cpu[mix]), sum(ours.cpu[mix])) if served is ours else ""
             print(
                 f"| {mix} | {name} | {server_ms:.2f} | {database_ms:.2f} | {server_ms + database_ms:.2f} | {ratio} |"
             )

@@ -7,11 +7,13 @@ column every PostGIS table gets), personal columns withheld, column types named 
 so the API's filters parse values the same way. Each thread gets its own connection.
 
 A page costs what its own features cost, never the whole table's: a build writes each table whole, so
-its ids run 0…n-1 and an unfiltered page is the id range ``[offset, offset + limit)`` (an index range,
-not an ``OFFSET`` scan), its ``numberMatched`` the row count known since start-up; such pages are
-assembled from chunks of serialised features kept in a bounded cache per reader (a reader serves one
-build, so the cache goes with it when the twin changes). A filtered page is one query, plus a count
-only when the page is full or past the end (``count(*) OVER ()`` would serialise every matching row).
+its ids run 0…n-1 and an unfiltered page is the id range ``[offset, offset + limit)``, one query over
+the id index (keyset paging, not an ``OFFSET`` scan) that reads exactly the page's rows, its
+``numberMatched`` the row count known since start-up; the serialised features of such pages are kept
+in a bounded cache per reader, so a page asked again (the first page, above all) costs no query (a
+reader serves one build, so the cache goes with it when the twin changes). A filtered page is one
+query, plus a count only when the page is full or past the end (``count(*) OVER ()`` would serialise
+every matching row).
 """
 
 from __future__ import annotations
@@ -59,37 +61,39 @@ _DUCKDB_NAMES = {
 }
 _PER_CALL = 50
 """Properties per ``jsonb_build_object`` call (PostgreSQL functions take at most 100 arguments)."""
-CHUNK = 500
-"""Features per cached chunk of an unfiltered layer (ids ``[k × CHUNK, (k + 1) × CHUNK)``)."""
 CACHE_BYTES = 64 * 2**20
 """Serialised features a reader keeps (bytes of GeoJSON text, about): 64 MiB per serving process."""
 
+_PageKey = tuple[str, bool, int, int]
+"""An unfiltered page: layer, whether in the store's CRS, first id, id after the last."""
 
-class _ChunkCache:
-    """Least recently used chunks of serialised features, at most :data:`CACHE_BYTES` of text; thread-safe."""
+
+class _PageCache:
+    """Least recently used unfiltered pages of serialised features, at most ``limit_bytes`` of text;
+    thread-safe. The lists handed out are shared: callers only read them."""
 
     def __init__(self, limit_bytes: int) -> None:
         self._limit = limit_bytes
         self._held = 0
-        self._chunks: OrderedDict[tuple[str, bool, int], list[str]] = OrderedDict()
+        self._pages: OrderedDict[_PageKey, list[str]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, bool, int]) -> list[str] | None:
+    def get(self, key: _PageKey) -> list[str] | None:
         with self._lock:
-            found = self._chunks.get(key)
+            found = self._pages.get(key)
             if found is not None:
-                self._chunks.move_to_end(key)
+                self._pages.move_to_end(key)
             return found
 
-    def put(self, key: tuple[str, bool, int], features: list[str]) -> None:
+    def put(self, key: _PageKey, features: list[str]) -> None:
         size = sum(len(f) for f in features)
         with self._lock:
-            if key in self._chunks or size > self._limit:
+            if key in self._pages or size > self._limit:
                 return
-            self._chunks[key] = features
+            self._pages[key] = features
             self._held += size
             while self._held > self._limit:
-                _, dropped = self._chunks.popitem(last=False)
+                _, dropped = self._pages.popitem(last=False)
                 self._held -= sum(len(f) for f in dropped)
 
 
@@ -109,7 +113,18 @@ class PostGISFeatureReader:
         self._numbered = {
             name for name, info in self.layers.items() if self._ids_run_from_zero(name, info.rows)
         }
-        self._chunks = _ChunkCache(CACHE_BYTES)
+        self._id_range = {
+            (name, native): self._id_range_sql(name, in_store_crs=native)
+            for name in self._numbered
+            for native in (False, True)
+        }
+        self._clip = {
+            name: shapely.box(*_grow(info.bbox_wgs84))
+            for name, info in self.layers.items()
+            if info.has_geometry and info.bbox_wgs84 is not None
+        }
+        """Each layer's WGS84 extent with a margin, which a bbox is clipped to before it is reprojected."""
+        self._pages = _PageCache(CACHE_BYTES)
 
     def connection(self) -> psycopg.Connection[Any]:
         """This thread's connection to the store's database (a new one after the last was lost)."""
@@ -216,32 +231,30 @@ class PostGISFeatureReader:
         return answer(self.connection, ask)
 
     def _unfiltered_page(self, layer: str, query: FeatureQuery) -> FeaturePage:
-        """Features ``offset`` … ``offset + limit - 1`` of a layer numbered 0…n-1, from cached chunks."""
+        """Features ``offset`` … ``offset + limit - 1`` of a layer numbered 0…n-1: from the cache, else
+        one query over that id range."""
         rows = self.layers[layer].rows
         start, stop = query.offset, min(query.offset + query.limit, rows)
-        features: list[str] = []
-        for chunk in range(start // CHUNK, (stop - 1) // CHUNK + 1) if start < stop else ():
-            cached = self._chunk(layer, chunk, in_store_crs=query.in_store_crs)
-            first = chunk * CHUNK
-            features.extend(cached[max(start - first, 0) : stop - first])
+        if start >= stop:
+            return FeaturePage(features=[], matched=rows)
+        key = (layer, query.in_store_crs, start, stop)
+        features = self._pages.get(key)
+        if features is None:
+            statement = self._id_range[layer, query.in_store_crs]
+            features = answer(
+                self.connection,
+                lambda con: [str(r[0]) for r in con.execute(statement, [start, stop]).fetchall()],
+            )
+            self._pages.put(key, features)
         return FeaturePage(features=features, matched=rows)
 
-    def _chunk(self, layer: str, chunk: int, *, in_store_crs: bool) -> list[str]:
-        """Features with ids ``[chunk × CHUNK, (chunk + 1) × CHUNK)`` of ``layer``, serialised."""
-        key = (layer, in_store_crs, chunk)
-        cached = self._chunks.get(key)
-        if cached is not None:
-            return cached
+    def _id_range_sql(self, layer: str, *, in_store_crs: bool) -> bytes:
+        """The query of ``layer``'s features with ids in ``[%s, %s)`` in id order, composed once."""
         select = self._select_native[layer] if in_store_crs else self._select[layer]
         query = sql.SQL("SELECT {s} FROM {t} WHERE {f} >= %s AND {f} < %s ORDER BY {f}").format(
             s=select, t=self.table(layer), f=sql.Identifier(FID)
         )
-        bounds = [chunk * CHUNK, (chunk + 1) * CHUNK]
-        features = answer(
-            self.connection, lambda con: [str(r[0]) for r in con.execute(query, bounds).fetchall()]
-        )
-        self._chunks.put(key, features)
-        return features
+        return query.as_string(self.connection()).encode()
 
     def feature(self, layer: str, feature_id: int, *, in_store_crs: bool = False) -> str | None:
         """One feature of ``layer`` as GeoJSON text, or None when there is no such id."""
@@ -283,9 +296,10 @@ class PostGISFeatureReader:
         return clauses, params
 
     def _bbox_in_store_crs(self, info: LayerInfo, bbox: Bounds) -> BaseGeometry | None:
-        if not info.has_geometry or info.bbox_wgs84 is None:
+        clip = self._clip.get(info.name)
+        if clip is None:
             return None
-        clipped = wgs84_box(bbox).intersection(shapely.box(*_grow(info.bbox_wgs84)))
+        clipped = wgs84_box(bbox).intersection(clip)
         return None if clipped.is_empty else self.to_store_crs(clipped)
 
     def to_store_crs(self, geometry: BaseGeometry) -> BaseGeometry:

@@ -1,4 +1,4 @@
-"""PostGIS feature pages built from cached chunks of ids, and counted only when needed: DuckDB's answers."""
+"""PostGIS feature pages read as id ranges and cached, and counted only when needed: DuckDB's answers."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ from pgtwin import CRS, PASSWORD, X0, Y0
 
 from civictwin.store.features import FeatureQuery, FeatureSource
 from civictwin.store.opening import StoreLocation, build_store, open_published, publishing
-from civictwin.store.postgis_publish import CHUNK
 
-COUNT = 2 * CHUNK + 234
-"""Points in the layer: two whole chunks and part of a third."""
+COUNT = 1234
+"""Points in the layer."""
 
 
 def dots() -> gpd.GeoDataFrame:
@@ -61,20 +60,35 @@ def answer(source: FeatureSource, **query: Any) -> tuple[int, list[int], list[in
     ("query", "first", "returned"),
     [
         ({"limit": 100}, 0, 100),
-        ({"limit": 100, "offset": CHUNK - 50}, CHUNK - 50, 100),  # across a chunk boundary
-        ({"limit": 3 * CHUNK, "offset": 1}, 1, COUNT - 1),  # three chunks, to the end
-        ({"limit": 100, "offset": COUNT - 34}, COUNT - 34, 34),  # the last, partial chunk
+        ({"limit": 100, "offset": 450}, 450, 100),
+        ({"limit": 2000, "offset": 1}, 1, COUNT - 1),  # to the end
+        ({"limit": 100, "offset": COUNT - 34}, COUNT - 34, 34),  # the last, partial page
         ({"limit": 10, "offset": COUNT}, COUNT, 0),  # past the end
-        ({"limit": 2, "offset": CHUNK - 1, "in_store_crs": True}, CHUNK - 1, 2),
+        ({"limit": 2, "offset": 499, "in_store_crs": True}, 499, 2),
     ],
 )
-def test_unfiltered_pages_come_from_chunks(
+def test_unfiltered_pages_are_id_ranges(
     readers: dict[str, FeatureSource], query: dict[str, Any], first: int, returned: int
 ) -> None:
     expected = (COUNT, list(range(first, first + returned)), list(range(first, first + returned)))
     assert answer(readers["postgis"], **query) == expected
     assert answer(readers["postgis"], **query) == expected  # again, from the cache
     assert answer(readers["duckdb"], **query) == expected
+
+
+def test_a_page_asked_again_is_the_cached_one_and_each_crs_has_its_own(
+    readers: dict[str, FeatureSource],
+) -> None:
+    """The same page twice is the same serialised features (no query); the same ids in the store's
+    CRS are another page, in metres where the first is in degrees."""
+    source = readers["postgis"]
+    first = source.page("dots", FeatureQuery(limit=7, offset=300))
+    assert source.page("dots", FeatureQuery(limit=7, offset=300)).features is first.features
+    native = source.page("dots", FeatureQuery(limit=7, offset=300, in_store_crs=True))
+    assert native.features is not first.features
+    assert json.loads(native.features[0])["geometry"]["coordinates"] == [X0 + 3000, Y0]
+    lon, lat = json.loads(first.features[0])["geometry"]["coordinates"]
+    assert abs(lon) <= 180 and abs(lat) <= 90
 
 
 @pytest.mark.parametrize(
