@@ -7,13 +7,13 @@ column every PostGIS table gets), personal columns withheld, column types named 
 so the API's filters parse values the same way. Each thread gets its own connection.
 
 A page costs what its own features cost, never the whole table's: a build writes each table whole, so
-its ids run 0…n-1 and an unfiltered page is the id range ``[offset, offset + limit)``, one query over
-the id index (keyset paging, not an ``OFFSET`` scan) that reads exactly the page's rows, its
-``numberMatched`` the row count known since start-up; the serialised features of such pages are kept
-in a bounded cache per reader, so a page asked again (the first page, above all) costs no query (a
-reader serves one build, so the cache goes with it when the twin changes). A filtered page is one
-query, plus a count only when the page is full or past the end (``count(*) OVER ()`` would serialise
-every matching row).
+its ids run 0…n-1 and an unfiltered page is the id range ``[offset, offset + limit)``, its
+``numberMatched`` the row count known since start-up. Serialising a feature is dear (the precision
+reduction above all), so each reader keeps the features it has serialised, by id, in a bounded cache
+(a reader serves one build, so the cache goes with it when the twin changes): a page takes the
+features the cache holds and reads only the rest, in one query over the id index (keyset paging, not
+an ``OFFSET`` scan) from its first missing id to its last. A filtered page is one query, plus a count
+only when the page is full or past the end (``count(*) OVER ()`` would serialise every matching row).
 """
 
 from __future__ import annotations
@@ -63,38 +63,58 @@ _PER_CALL = 50
 """Properties per ``jsonb_build_object`` call (PostgreSQL functions take at most 100 arguments)."""
 CACHE_BYTES = 64 * 2**20
 """Serialised features a reader keeps (bytes of GeoJSON text, about): 64 MiB per serving process."""
+BLOCK = 500
+"""Ids per block of the feature cache (the unit it drops, least recently used first)."""
 
-_PageKey = tuple[str, bool, int, int]
-"""An unfiltered page: layer, whether in the store's CRS, first id, id after the last."""
+_BlockKey = tuple[str, bool, int]
+"""A block of the feature cache: layer, whether in the store's CRS, block number (ids ``[k × BLOCK, (k + 1) × BLOCK)``)."""
 
 
-class _PageCache:
-    """Least recently used unfiltered pages of serialised features, at most ``limit_bytes`` of text;
-    thread-safe. The lists handed out are shared: callers only read them."""
+class _FeatureCache:
+    """Serialised features of layers numbered 0…n-1, by id, at most ``limit_bytes`` of text; thread-safe.
+
+    Features are held in blocks of :data:`BLOCK` ids, filled feature by feature as pages read them, and
+    dropped a block at a time, the least recently used first.
+    """
 
     def __init__(self, limit_bytes: int) -> None:
         self._limit = limit_bytes
         self._held = 0
-        self._pages: OrderedDict[_PageKey, list[str]] = OrderedDict()
+        self._blocks: OrderedDict[_BlockKey, tuple[list[str | None], list[int]]] = OrderedDict()
+        """Per block, its slots (None: not held) and the bytes it holds (a one-item list, updated in place)."""
         self._lock = threading.Lock()
 
-    def get(self, key: _PageKey) -> list[str] | None:
+    def get(self, layer: str, native: bool, start: int, stop: int) -> list[str | None]:
+        """The features with ids ``[start, stop)``, None for each one not held."""
+        found: list[str | None] = []
         with self._lock:
-            found = self._pages.get(key)
-            if found is not None:
-                self._pages.move_to_end(key)
-            return found
+            for block in range(start // BLOCK, (stop - 1) // BLOCK + 1):
+                first = block * BLOCK
+                low, high = max(start - first, 0), min(stop - first, BLOCK)
+                held = self._blocks.get((layer, native, block))
+                if held is None:
+                    found.extend([None] * (high - low))
+                    continue
+                self._blocks.move_to_end((layer, native, block))
+                found.extend(held[0][low:high])
+        return found
 
-    def put(self, key: _PageKey, features: list[str]) -> None:
-        size = sum(len(f) for f in features)
+    def put(self, layer: str, native: bool, start: int, features: list[str]) -> None:
+        """Keep ``features`` as those with ids ``start``, ``start + 1``, …; drop old blocks beyond the limit."""
         with self._lock:
-            if key in self._pages or size > self._limit:
-                return
-            self._pages[key] = features
-            self._held += size
-            while self._held > self._limit:
-                _, dropped = self._pages.popitem(last=False)
-                self._held -= sum(len(f) for f in dropped)
+            for position, text in enumerate(features, start):
+                block, slot = divmod(position, BLOCK)
+                key = (layer, native, block)
+                held = self._blocks.get(key)
+                if held is None:
+                    held = self._blocks[key] = ([None] * BLOCK, [0])
+                if held[0][slot] is None:
+                    held[0][slot] = text
+                    held[1][0] += len(text)
+                    self._held += len(text)
+            while self._held > self._limit and self._blocks:
+                _, (_, size) = self._blocks.popitem(last=False)
+                self._held -= size[0]
 
 
 class PostGISFeatureReader:
@@ -124,7 +144,7 @@ class PostGISFeatureReader:
             if info.has_geometry and info.bbox_wgs84 is not None
         }
         """Each layer's WGS84 extent with a margin, which a bbox is clipped to before it is reprojected."""
-        self._pages = _PageCache(CACHE_BYTES)
+        self._cache = _FeatureCache(CACHE_BYTES)
 
     def connection(self) -> psycopg.Connection[Any]:
         """This thread's connection to the store's database (a new one after the last was lost)."""
@@ -231,22 +251,25 @@ class PostGISFeatureReader:
         return answer(self.connection, ask)
 
     def _unfiltered_page(self, layer: str, query: FeatureQuery) -> FeaturePage:
-        """Features ``offset`` … ``offset + limit - 1`` of a layer numbered 0…n-1: from the cache, else
-        one query over that id range."""
+        """Features ``offset`` … ``offset + limit - 1`` of a layer numbered 0…n-1: those the cache holds,
+        and the rest in one query over the id range from the first missing one to the last."""
         rows = self.layers[layer].rows
         start, stop = query.offset, min(query.offset + query.limit, rows)
         if start >= stop:
             return FeaturePage(features=[], matched=rows)
-        key = (layer, query.in_store_crs, start, stop)
-        features = self._pages.get(key)
-        if features is None:
-            statement = self._id_range[layer, query.in_store_crs]
-            features = answer(
+        native = query.in_store_crs
+        found = self._cache.get(layer, native, start, stop)
+        missing = [i for i, text in enumerate(found) if text is None]
+        if missing:
+            low, high = start + missing[0], start + missing[-1] + 1
+            statement = self._id_range[layer, native]
+            read = answer(
                 self.connection,
-                lambda con: [str(r[0]) for r in con.execute(statement, [start, stop]).fetchall()],
+                lambda con: [str(r[0]) for r in con.execute(statement, [low, high]).fetchall()],
             )
-            self._pages.put(key, features)
-        return FeaturePage(features=features, matched=rows)
+            self._cache.put(layer, native, low, read)
+            found[missing[0] : missing[-1] + 1] = read
+        return FeaturePage(features=[text for text in found if text is not None], matched=rows)
 
     def _id_range_sql(self, layer: str, *, in_store_crs: bool) -> bytes:
         """The query of ``layer``'s features with ids in ``[%s, %s)`` in id order, composed once."""
