@@ -13,15 +13,17 @@ Both are loaded by the same client, Debian's ``wrk`` (C, epoll, one thread: far 
 than either server, so the client's cost does not cap the faster server), C connections for D
 seconds, in three request mixes of ``items?limit=100``, each server getting the same list of paths:
 
-- ``first``: the first page again and again (civictwin answers it from its page cache after the
+- ``first``: the first page again and again (civictwin answers it from its feature cache after the
   first request in each worker; pygeoapi has no cache);
-- ``pages``: pages at random offsets over the whole table (civictwin's cache rarely holds the page
-  asked, so this is the uncached cost of a page);
+- ``pages``: every page of the table (offsets 0, 100, …) once per round, in a new random order each
+  round; in the CPU measurement, made first on a fresh server, each page is read for the first time
+  (civictwin's uncached cost of a page); in the load run civictwin's workers have them cached after
+  their first round;
 - ``bbox``: a random box a tenth of the layer's extent wide (filtered pages, never cached).
 
 Tiles: every tile of the layer's extent at the given zooms, cold (first request) then warm, one at a
-time over one keep-alive connection (so one worker's cache). Then, per server and mix, the CPU one
-request costs (``cpu_per_request``: the server's processes and the PostgreSQL backends serving it,
+time over one keep-alive connection (so one worker's cache). Per server and mix, before the load, the
+CPU one request costs (``cpu_per_request``: the server's processes and the PostgreSQL backends serving it,
 read from ``/proc`` over requests made one after another), which bounds throughput on a CPU-bound
 machine and which other jobs on a shared machine disturb far less than they disturb requests per second.
 
@@ -68,7 +70,7 @@ PAGE = 100
 """Features per page asked (``limit``)."""
 MIXES = {
     "first": "the first page, again and again",
-    "pages": "a page at a random offset",
+    "pages": "every page once per round, shuffled",
     "bbox": "a random bbox (1/10 of the extent)",
 }
 """The request mixes, by name."""
@@ -206,9 +208,10 @@ def request_paths(mix: str, layer: str, rows: int, extent: list[float], *, suffi
     if mix == "first":
         return [base + suffix]
     if mix == "pages":
-        return [
-            f"{base}&offset={draw.randrange(max(1, rows - PAGE + 1))}{suffix}" for _ in range(PATHS_PER_MIX)
-        ]
+        pages, order = max(1, rows // PAGE), []
+        while len(order) < PATHS_PER_MIX:  # every page once per round, each round shuffled anew
+            order.extend(draw.sample(range(pages), pages))
+        return [f"{base}&offset={k * PAGE}{suffix}" for k in order[:PATHS_PER_MIX]]
     west, south, east, north = extent
     width, height = (east - west) / 10, (north - south) / 10
     paths = []
@@ -244,12 +247,24 @@ class Served:
 def measure(
     base: str, server: int, dsn: str, paths: dict[str, list[str]], args: argparse.Namespace, workdir: Path
 ) -> Served:
-    """Every mix against the server at ``base`` (process ``server``): load, then CPU per request."""
+    """Every mix against the server at ``base`` (process ``server``): CPU per request first, while the
+    server is fresh (so each page of the ``pages`` mix is read for the first time: uncached), then load."""
+    warm = [base + p for p in paths["bbox"][-20:]]  # filtered pages: they leave no cached features behind
+    cpu = {
+        mix: cpu_per_request(
+            [base + p for p in listed], warm, server, dsn, requests=_cpu_requests(mix, listed)
+        )
+        for mix, listed in paths.items()
+    }
     loads = {
         mix: wrk_load(base, listed, args.concurrency, args.duration, workdir) for mix, listed in paths.items()
     }
-    cpu = {mix: cpu_per_request([base + p for p in listed], server, dsn) for mix, listed in paths.items()}
     return Served(loads, cpu)
+
+
+def _cpu_requests(mix: str, paths: list[str]) -> int:
+    """Requests whose CPU is measured: :data:`CPU_REQUESTS`, but each page at most once in ``pages``."""
+    return min(CPU_REQUESTS, len(set(paths))) if mix == "pages" else CPU_REQUESTS
 
 
 def bench_civictwin(
@@ -327,12 +342,12 @@ def _process_tree(root: int) -> list[int]:
 
 
 def cpu_per_request(
-    urls: list[str], server: int, dsn: str, requests: int = CPU_REQUESTS
+    urls: list[str], warm: list[str], server: int, dsn: str, *, requests: int
 ) -> tuple[float, float]:
     """CPU milliseconds per request of ``urls`` (the first ``requests``): the server's processes, the database's.
 
-    One request after another on one keep-alive connection (so one worker), after 20 to warm it
-    (the list's last ones, so that the measured pages are not warmed); CPU read from ``/proc`` for the
+    One request after another on one keep-alive connection (so one worker), after ``warm`` to warm
+    it; CPU read from ``/proc`` for the
     server's process tree and for every backend connected to the database then (the server's own,
     held between requests). CPU per request is what bounds throughput on a busy machine, and a
     shared machine's load disturbs it far less than wall time.
@@ -341,7 +356,7 @@ def cpu_per_request(
 
     measured = [urls[i % len(urls)] for i in range(requests)]
     with httpx.Client(timeout=60) as client:
-        for url in urls[-20:]:
+        for url in warm:
             client.get(url).raise_for_status()
         with psycopg.connect(dsn) as con:
             rows = con.execute(
@@ -390,7 +405,10 @@ def report(layer: str, rows: int, ours: Served, peer: Served, args: argparse.Nam
                 f"| {mix}: {what} | {name} | {run.rate:.1f} | {run.p50_ms:.1f} | {run.p99_ms:.1f} | "
                 f"{run.requests} | {run.failed} | {ratio} |"
             )
-    print(f"\n### CPU per request: {CPU_REQUESTS} in a row on one connection, per mix\n")
+    print(
+        f"\n### CPU per request: up to {CPU_REQUESTS} in a row on one connection to a fresh server, per mix "
+        f"(`pages`: each of the {max(1, rows // PAGE)} pages once, so none is cached)\n"
+    )
     print("| mix | server | server processes ms | PostgreSQL ms | total ms | pygeoapi / civictwin |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for mix in MIXES:
