@@ -19,7 +19,10 @@ seconds, in three request mixes of ``items?limit=100``, each server getting the 
   round; in the CPU measurement, made first on a fresh server, each page is read for the first time
   (civictwin's uncached cost of a page); in the load run civictwin's workers have them cached after
   their first round;
-- ``bbox``: a random box a tenth of the layer's extent wide (filtered pages, never cached).
+- ``bbox``: a random box a tenth of the layer's extent wide (filtered pages: civictwin asks the
+  database for the page's ids every time and takes the features from its cache once read; its CPU is
+  measured after the ``pages`` mix has read every feature in that worker, so it is the cost of a
+  filtered page whose features are cached).
 
 Tiles: every tile of the layer's extent at the given zooms, cold (first request) then warm, one at a
 time over one keep-alive connection (so one worker's cache). Per server and mix, before the load, the
@@ -249,7 +252,7 @@ def measure(
 ) -> Served:
     """Every mix against the server at ``base`` (process ``server``): CPU per request first, while the
     server is fresh (so each page of the ``pages`` mix is read for the first time: uncached), then load."""
-    warm = [base + p for p in paths["bbox"][-20:]]  # filtered pages: they leave no cached features behind
+    warm = [base + "/collections"] * 20  # not a page: it leaves no features cached
     cpu = {
         mix: cpu_per_request(
             [base + p for p in listed], warm, server, dsn, requests=_cpu_requests(mix, listed)

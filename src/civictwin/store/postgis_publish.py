@@ -12,14 +12,16 @@ its ids run 0…n-1 and an unfiltered page is the id range ``[offset, offset + l
 reduction above all), so each reader keeps the features it has serialised, by id, in a bounded cache
 (a reader serves one build, so the cache goes with it when the twin changes): a page takes the
 features the cache holds and reads only the rest, in one query over the id index (keyset paging, not
-an ``OFFSET`` scan) from its first missing id to its last. A filtered page is one query, plus a count
-only when the page is full or past the end (``count(*) OVER ()`` would serialise every matching row).
+an ``OFFSET`` scan) from its first missing id to its last. A filtered page asks for its ids (plus a
+count only when the page is full or past the end: ``count(*) OVER ()`` would read every matching row)
+and takes their features from the same cache, reading the missing ones in one more query.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -99,10 +101,26 @@ class _FeatureCache:
                 found.extend(held[0][low:high])
         return found
 
+    def get_each(self, layer: str, native: bool, ids: list[int]) -> list[str | None]:
+        """The features with ``ids``, in their order, None for each one not held."""
+        found: list[str | None] = []
+        with self._lock:
+            for fid in ids:
+                block, slot = divmod(fid, BLOCK)
+                held = self._blocks.get((layer, native, block))
+                found.append(None if held is None else held[0][slot])
+                if held is not None:
+                    self._blocks.move_to_end((layer, native, block))
+        return found
+
     def put(self, layer: str, native: bool, start: int, features: list[str]) -> None:
         """Keep ``features`` as those with ids ``start``, ``start + 1``, …; drop old blocks beyond the limit."""
+        self.put_each(layer, native, enumerate(features, start))
+
+    def put_each(self, layer: str, native: bool, features: Iterable[tuple[int, str]]) -> None:
+        """Keep each ``(id, feature)`` of ``features``; drop old blocks beyond the limit."""
         with self._lock:
-            for position, text in enumerate(features, start):
+            for position, text in features:
                 block, slot = divmod(position, BLOCK)
                 key = (layer, native, block)
                 held = self._blocks.get(key)
@@ -135,6 +153,11 @@ class PostGISFeatureReader:
         }
         self._id_range = {
             (name, native): self._id_range_sql(name, in_store_crs=native)
+            for name in self._numbered
+            for native in (False, True)
+        }
+        self._by_ids = {
+            (name, native): self._by_ids_sql(name, in_store_crs=native)
             for name in self._numbered
             for native in (False, True)
         }
@@ -238,17 +261,40 @@ class PostGISFeatureReader:
         window = sql.SQL(" ORDER BY {} LIMIT {} OFFSET {}").format(
             sql.Identifier(FID), sql.Literal(int(query.limit)), sql.Literal(int(query.offset))
         )
-        selected = sql.SQL("SELECT {} FROM {}").format(select, self.table(layer)) + where + window
         count_only = sql.SQL("SELECT count(*) FROM {}").format(self.table(layer)) + where
+        if layer in self._numbered:  # the page's ids first: their features may be cached already
+            ids_only = (
+                sql.SQL("SELECT {} FROM {}").format(sql.Identifier(FID), self.table(layer)) + where + window
+            )
+
+            def ask_ids(con: psycopg.Connection[Any]) -> tuple[list[int], int]:
+                ids = [int(r[0]) for r in con.execute(ids_only, params).fetchall()]
+                return ids, _matched(con, count_only, params, query, returned=len(ids))
+
+            ids, matched = answer(self.connection, ask_ids)
+            return FeaturePage(features=self._features_by_id(layer, query.in_store_crs, ids), matched=matched)
+        selected = sql.SQL("SELECT {} FROM {}").format(select, self.table(layer)) + where + window
 
         def ask(con: psycopg.Connection[Any]) -> FeaturePage:
             features = [str(r[0]) for r in con.execute(selected, params).fetchall()]
-            if 0 < len(features) < query.limit or (not features and query.offset == 0):
-                return FeaturePage(features=features, matched=query.offset + len(features))
-            count = con.execute(count_only, params).fetchone()  # a full page, or one past the end
-            return FeaturePage(features=features, matched=int(count[0]) if count else 0)
+            return FeaturePage(
+                features=features, matched=_matched(con, count_only, params, query, returned=len(features))
+            )
 
         return answer(self.connection, ask)
+
+    def _features_by_id(self, layer: str, native: bool, ids: list[int]) -> list[str]:
+        """The features with ``ids`` (of a layer numbered 0…n-1): those the cache holds, and the rest
+        in one query."""
+        found = self._cache.get_each(layer, native, ids)
+        missing = [fid for fid, text in zip(ids, found, strict=True) if text is None]
+        if not missing:
+            return [text for text in found if text is not None]
+        statement = self._by_ids[layer, native]
+        rows = answer(self.connection, lambda con: con.execute(statement, [missing]).fetchall())
+        read = {int(fid): str(text) for fid, text in rows}
+        self._cache.put_each(layer, native, read.items())
+        return [text if text is not None else read[fid] for fid, text in zip(ids, found, strict=True)]
 
     def _unfiltered_page(self, layer: str, query: FeatureQuery) -> FeaturePage:
         """Features ``offset`` … ``offset + limit - 1`` of a layer numbered 0…n-1: those the cache holds,
@@ -270,6 +316,14 @@ class PostGISFeatureReader:
             self._cache.put(layer, native, low, read)
             found[missing[0] : missing[-1] + 1] = read
         return FeaturePage(features=[text for text in found if text is not None], matched=rows)
+
+    def _by_ids_sql(self, layer: str, *, in_store_crs: bool) -> bytes:
+        """The query of ``layer``'s ids and features for the ids in an array ``%s``, composed once."""
+        select = self._select_native[layer] if in_store_crs else self._select[layer]
+        query = sql.SQL("SELECT {f}, {s} FROM {t} WHERE {f} = ANY(%s)").format(
+            s=select, t=self.table(layer), f=sql.Identifier(FID)
+        )
+        return query.as_string(self.connection()).encode()
 
     def _id_range_sql(self, layer: str, *, in_store_crs: bool) -> bytes:
         """The query of ``layer``'s features with ids in ``[%s, %s)`` in id order, composed once."""
@@ -335,6 +389,22 @@ class PostGISFeatureReader:
             dense, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
         )
         return result
+
+
+def _matched(
+    con: psycopg.Connection[Any],
+    count_only: sql.Composed,
+    params: list[Any],
+    query: FeatureQuery,
+    *,
+    returned: int,
+) -> int:
+    """How many features match a filtered ``query`` whose page held ``returned``: told by the page
+    when it is neither full nor past the end, else counted."""
+    if 0 < returned < query.limit or (returned == 0 and query.offset == 0):
+        return query.offset + returned
+    count = con.execute(count_only, params).fetchone()
+    return int(count[0]) if count else 0
 
 
 class PostGISTileRenderer:

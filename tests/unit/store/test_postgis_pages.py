@@ -141,6 +141,31 @@ def test_filtered_pages_are_counted_only_when_the_page_does_not_say(
     assert answer(readers["duckdb"], **query) == answer(readers["postgis"], **query)
 
 
+def test_a_filtered_page_asks_for_ids_and_reads_only_the_features_not_cached(
+    stores: dict[str, Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh reader: a full filtered page asks its ids, counts, then reads its three features by id;
+    after an unfiltered page has read ids 0-9, the next filtered page asks ids and count only."""
+    reader = publishing(stores["postgis"])[0]
+    recorded = _Recorded(reader.connection())  # type: ignore[attr-defined]
+    monkeypatch.setattr(reader, "connection", lambda: recorded)
+
+    def page(**query: Any) -> tuple[int, list[int]]:
+        found = reader.page("dots", FeatureQuery(**query))
+        return found.matched, [json.loads(text)["id"] for text in found.features]
+
+    assert page(limit=3, properties={"kind": "odd"}) == (COUNT // 2, [1, 3, 5])
+    assert recorded.asked == [["odd"], ["odd"], [[1, 3, 5]]]
+    assert page(limit=10) == (COUNT, list(range(10)))
+    assert recorded.asked[3:] == [[0, 10]]
+    assert page(limit=3, offset=1, properties={"kind": "odd"}) == (COUNT // 2, [3, 5, 7])
+    assert page(limit=5, offset=COUNT // 2 - 2, properties={"kind": "odd"}) == (
+        COUNT // 2,
+        [COUNT - 3, COUNT - 1],
+    )
+    assert recorded.asked[4:] == [["odd"], ["odd"], ["odd"], [[COUNT - 3, COUNT - 1]]]
+
+
 def test_the_feature_cache_drops_the_least_recently_used_block_beyond_its_limit() -> None:
     """Three features of 10 characters in each of blocks 0, 1 and 2 against a 70-character limit: the
     third block's arrival drops block 1 (block 0 was read since), leaving 60 characters."""
