@@ -170,7 +170,15 @@ def tile_latencies(base: str, layer: str, zooms: list[int], headers: dict[str, s
 
 
 def setup_peer(postgis: bool) -> Path:
-    """Create ``benchmarks/.peer-venv`` with pygeoapi (and PostGIS client libraries if asked)."""
+    """Create ``benchmarks/.peer-venv`` with pygeoapi (and PostGIS client libraries if asked).
+
+    With ``postgis`` also Debian's ``wrk`` (the load generator of ``bench_postgis_serving.py``), when
+    it is missing and this runs as root.
+    """
+    if postgis and shutil.which("wrk") is None:
+        if os.geteuid() != 0:
+            raise SystemExit("bench_postgis_serving.py needs Debian's wrk: apt-get install wrk (as root)")
+        subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "wrk"], check=True)
     python = PEER_VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)

@@ -81,3 +81,24 @@ def test_bench_region_routes_meso_runs_by_astar_only_inside_its_switch(
     with bench.meso_router("astar"):
         assert run.MESO_OPTIONS["routing-algorithm"] == "astar" and run.MESO_OPTIONS["mesosim"] == "true"
     assert run.MESO_OPTIONS["routing-algorithm"] == "CCH"
+
+
+def test_bench_postgis_serving_gives_both_servers_the_same_mixes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """250 rows make 2 whole pages of 100: the pages mix asks each once per round (offsets 0 and 100),
+    the first mix one path, and every bbox is a tenth of the extent wide, inside it; pygeoapi's paths
+    are civictwin's with ``&f=json``."""
+    bench = load_script(BENCHMARKS / "bench_postgis_serving.py", monkeypatch)
+    extent = [24.0, 60.0, 25.0, 60.5]
+    ours = {mix: bench.request_paths(mix, "b", 250, extent, suffix="") for mix in bench.MIXES}
+    theirs = {mix: bench.request_paths(mix, "b", 250, extent, suffix="&f=json") for mix in bench.MIXES}
+    assert theirs == {mix: [p + "&f=json" for p in paths] for mix, paths in ours.items()}
+    assert ours["first"] == ["/collections/b/items?limit=100"]
+    pages = ours["pages"]
+    assert len(pages) == bench.PATHS_PER_MIX
+    assert all(sorted(pages[i : i + 2]) == [f"/collections/b/items?limit=100&offset={o}" for o in (0, 100)]
+               for i in range(0, len(pages), 2))  # fmt: skip
+    for path in ours["bbox"][:50]:
+        west, south, east, north = map(float, path.split("bbox=")[1].split(","))
+        assert (east - west, north - south) == pytest.approx((0.1, 0.05), abs=2e-6)
+        assert west >= 24.0 and east <= 25.0 and south >= 60.0 and north <= 60.5
+    assert bench._cpu_requests("pages", pages) == 2 and bench._cpu_requests("bbox", ours["bbox"]) == 300

@@ -7,17 +7,21 @@ column every PostGIS table gets), personal columns withheld, column types named 
 so the API's filters parse values the same way. Each thread gets its own connection.
 
 A page costs what its own features cost, never the whole table's: a build writes each table whole, so
-its ids run 0…n-1 and an unfiltered page is the id range ``[offset, offset + limit)`` (an index range,
-not an ``OFFSET`` scan), its ``numberMatched`` the row count known since start-up; such pages are
-assembled from chunks of serialised features kept in a bounded cache per reader (a reader serves one
-build, so the cache goes with it when the twin changes). A filtered page is one query, plus a count
-only when the page is full or past the end (``count(*) OVER ()`` would serialise every matching row).
+its ids run 0…n-1 and an unfiltered page is the id range ``[offset, offset + limit)``, its
+``numberMatched`` the row count known since start-up. Serialising a feature is dear (the precision
+reduction above all), so each reader keeps the features it has serialised, by id, in a bounded cache
+(a reader serves one build, so the cache goes with it when the twin changes): a page takes the
+features the cache holds and reads only the rest, in one query over the id index (keyset paging, not
+an ``OFFSET`` scan) from its first missing id to its last. A filtered page asks for its ids (plus a
+count only when the page is full or past the end: ``count(*) OVER ()`` would read every matching row)
+and takes their features from the same cache, reading the missing ones in one more query.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -59,38 +63,76 @@ _DUCKDB_NAMES = {
 }
 _PER_CALL = 50
 """Properties per ``jsonb_build_object`` call (PostgreSQL functions take at most 100 arguments)."""
-CHUNK = 500
-"""Features per cached chunk of an unfiltered layer (ids ``[k × CHUNK, (k + 1) × CHUNK)``)."""
 CACHE_BYTES = 64 * 2**20
 """Serialised features a reader keeps (bytes of GeoJSON text, about): 64 MiB per serving process."""
+BLOCK = 500
+"""Ids per block of the feature cache (the unit it drops, least recently used first)."""
+
+_BlockKey = tuple[str, bool, int]
+"""A block of the feature cache: layer, whether in the store's CRS, block number (ids ``[k × BLOCK, (k + 1) × BLOCK)``)."""
 
 
-class _ChunkCache:
-    """Least recently used chunks of serialised features, at most :data:`CACHE_BYTES` of text; thread-safe."""
+class _FeatureCache:
+    """Serialised features of layers numbered 0…n-1, by id, at most ``limit_bytes`` of text; thread-safe.
+
+    Features are held in blocks of :data:`BLOCK` ids, filled feature by feature as pages read them, and
+    dropped a block at a time, the least recently used first.
+    """
 
     def __init__(self, limit_bytes: int) -> None:
         self._limit = limit_bytes
         self._held = 0
-        self._chunks: OrderedDict[tuple[str, bool, int], list[str]] = OrderedDict()
+        self._blocks: OrderedDict[_BlockKey, tuple[list[str | None], list[int]]] = OrderedDict()
+        """Per block, its slots (None: not held) and the bytes it holds (a one-item list, updated in place)."""
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, bool, int]) -> list[str] | None:
+    def get(self, layer: str, native: bool, start: int, stop: int) -> list[str | None]:
+        """The features with ids ``[start, stop)``, None for each one not held."""
+        found: list[str | None] = []
         with self._lock:
-            found = self._chunks.get(key)
-            if found is not None:
-                self._chunks.move_to_end(key)
-            return found
+            for block in range(start // BLOCK, (stop - 1) // BLOCK + 1):
+                first = block * BLOCK
+                low, high = max(start - first, 0), min(stop - first, BLOCK)
+                held = self._blocks.get((layer, native, block))
+                if held is None:
+                    found.extend([None] * (high - low))
+                    continue
+                self._blocks.move_to_end((layer, native, block))
+                found.extend(held[0][low:high])
+        return found
 
-    def put(self, key: tuple[str, bool, int], features: list[str]) -> None:
-        size = sum(len(f) for f in features)
+    def get_each(self, layer: str, native: bool, ids: list[int]) -> list[str | None]:
+        """The features with ``ids``, in their order, None for each one not held."""
+        found: list[str | None] = []
         with self._lock:
-            if key in self._chunks or size > self._limit:
-                return
-            self._chunks[key] = features
-            self._held += size
-            while self._held > self._limit:
-                _, dropped = self._chunks.popitem(last=False)
-                self._held -= sum(len(f) for f in dropped)
+            for fid in ids:
+                block, slot = divmod(fid, BLOCK)
+                held = self._blocks.get((layer, native, block))
+                found.append(None if held is None else held[0][slot])
+                if held is not None:
+                    self._blocks.move_to_end((layer, native, block))
+        return found
+
+    def put(self, layer: str, native: bool, start: int, features: list[str]) -> None:
+        """Keep ``features`` as those with ids ``start``, ``start + 1``, …; drop old blocks beyond the limit."""
+        self.put_each(layer, native, enumerate(features, start))
+
+    def put_each(self, layer: str, native: bool, features: Iterable[tuple[int, str]]) -> None:
+        """Keep each ``(id, feature)`` of ``features``; drop old blocks beyond the limit."""
+        with self._lock:
+            for position, text in features:
+                block, slot = divmod(position, BLOCK)
+                key = (layer, native, block)
+                held = self._blocks.get(key)
+                if held is None:
+                    held = self._blocks[key] = ([None] * BLOCK, [0])
+                if held[0][slot] is None:
+                    held[0][slot] = text
+                    held[1][0] += len(text)
+                    self._held += len(text)
+            while self._held > self._limit and self._blocks:
+                _, (_, size) = self._blocks.popitem(last=False)
+                self._held -= size[0]
 
 
 class PostGISFeatureReader:
@@ -109,7 +151,23 @@ class PostGISFeatureReader:
         self._numbered = {
             name for name, info in self.layers.items() if self._ids_run_from_zero(name, info.rows)
         }
-        self._chunks = _ChunkCache(CACHE_BYTES)
+        self._id_range = {
+            (name, native): self._id_range_sql(name, in_store_crs=native)
+            for name in self._numbered
+            for native in (False, True)
+        }
+        self._by_ids = {
+            (name, native): self._by_ids_sql(name, in_store_crs=native)
+            for name in self._numbered
+            for native in (False, True)
+        }
+        self._clip = {
+            name: shapely.box(*_grow(info.bbox_wgs84))
+            for name, info in self.layers.items()
+            if info.has_geometry and info.bbox_wgs84 is not None
+        }
+        """Each layer's WGS84 extent with a margin, which a bbox is clipped to before it is reprojected."""
+        self._cache = _FeatureCache(CACHE_BYTES)
 
     def connection(self) -> psycopg.Connection[Any]:
         """This thread's connection to the store's database (a new one after the last was lost)."""
@@ -203,45 +261,77 @@ class PostGISFeatureReader:
         window = sql.SQL(" ORDER BY {} LIMIT {} OFFSET {}").format(
             sql.Identifier(FID), sql.Literal(int(query.limit)), sql.Literal(int(query.offset))
         )
-        selected = sql.SQL("SELECT {} FROM {}").format(select, self.table(layer)) + where + window
         count_only = sql.SQL("SELECT count(*) FROM {}").format(self.table(layer)) + where
+        if layer in self._numbered:  # the page's ids first: their features may be cached already
+            ids_only = (
+                sql.SQL("SELECT {} FROM {}").format(sql.Identifier(FID), self.table(layer)) + where + window
+            )
+
+            def ask_ids(con: psycopg.Connection[Any]) -> tuple[list[int], int]:
+                ids = [int(r[0]) for r in con.execute(ids_only, params).fetchall()]
+                return ids, _matched(con, count_only, params, query, returned=len(ids))
+
+            ids, matched = answer(self.connection, ask_ids)
+            return FeaturePage(features=self._features_by_id(layer, query.in_store_crs, ids), matched=matched)
+        selected = sql.SQL("SELECT {} FROM {}").format(select, self.table(layer)) + where + window
 
         def ask(con: psycopg.Connection[Any]) -> FeaturePage:
             features = [str(r[0]) for r in con.execute(selected, params).fetchall()]
-            if 0 < len(features) < query.limit or (not features and query.offset == 0):
-                return FeaturePage(features=features, matched=query.offset + len(features))
-            count = con.execute(count_only, params).fetchone()  # a full page, or one past the end
-            return FeaturePage(features=features, matched=int(count[0]) if count else 0)
+            return FeaturePage(
+                features=features, matched=_matched(con, count_only, params, query, returned=len(features))
+            )
 
         return answer(self.connection, ask)
 
+    def _features_by_id(self, layer: str, native: bool, ids: list[int]) -> list[str]:
+        """The features with ``ids`` (of a layer numbered 0…n-1): those the cache holds, and the rest
+        in one query."""
+        found = self._cache.get_each(layer, native, ids)
+        missing = [fid for fid, text in zip(ids, found, strict=True) if text is None]
+        if not missing:
+            return [text for text in found if text is not None]
+        statement = self._by_ids[layer, native]
+        rows = answer(self.connection, lambda con: con.execute(statement, [missing]).fetchall())
+        read = {int(fid): str(text) for fid, text in rows}
+        self._cache.put_each(layer, native, read.items())
+        return [text if text is not None else read[fid] for fid, text in zip(ids, found, strict=True)]
+
     def _unfiltered_page(self, layer: str, query: FeatureQuery) -> FeaturePage:
-        """Features ``offset`` … ``offset + limit - 1`` of a layer numbered 0…n-1, from cached chunks."""
+        """Features ``offset`` … ``offset + limit - 1`` of a layer numbered 0…n-1: those the cache holds,
+        and the rest in one query over the id range from the first missing one to the last."""
         rows = self.layers[layer].rows
         start, stop = query.offset, min(query.offset + query.limit, rows)
-        features: list[str] = []
-        for chunk in range(start // CHUNK, (stop - 1) // CHUNK + 1) if start < stop else ():
-            cached = self._chunk(layer, chunk, in_store_crs=query.in_store_crs)
-            first = chunk * CHUNK
-            features.extend(cached[max(start - first, 0) : stop - first])
-        return FeaturePage(features=features, matched=rows)
+        if start >= stop:
+            return FeaturePage(features=[], matched=rows)
+        native = query.in_store_crs
+        found = self._cache.get(layer, native, start, stop)
+        missing = [i for i, text in enumerate(found) if text is None]
+        if missing:
+            low, high = start + missing[0], start + missing[-1] + 1
+            statement = self._id_range[layer, native]
+            read = answer(
+                self.connection,
+                lambda con: [str(r[0]) for r in con.execute(statement, [low, high]).fetchall()],
+            )
+            self._cache.put(layer, native, low, read)
+            found[missing[0] : missing[-1] + 1] = read
+        return FeaturePage(features=[text for text in found if text is not None], matched=rows)
 
-    def _chunk(self, layer: str, chunk: int, *, in_store_crs: bool) -> list[str]:
-        """Features with ids ``[chunk × CHUNK, (chunk + 1) × CHUNK)`` of ``layer``, serialised."""
-        key = (layer, in_store_crs, chunk)
-        cached = self._chunks.get(key)
-        if cached is not None:
-            return cached
+    def _by_ids_sql(self, layer: str, *, in_store_crs: bool) -> bytes:
+        """The query of ``layer``'s ids and features for the ids in an array ``%s``, composed once."""
+        select = self._select_native[layer] if in_store_crs else self._select[layer]
+        query = sql.SQL("SELECT {f}, {s} FROM {t} WHERE {f} = ANY(%s)").format(
+            s=select, t=self.table(layer), f=sql.Identifier(FID)
+        )
+        return query.as_string(self.connection()).encode()
+
+    def _id_range_sql(self, layer: str, *, in_store_crs: bool) -> bytes:
+        """The query of ``layer``'s features with ids in ``[%s, %s)`` in id order, composed once."""
         select = self._select_native[layer] if in_store_crs else self._select[layer]
         query = sql.SQL("SELECT {s} FROM {t} WHERE {f} >= %s AND {f} < %s ORDER BY {f}").format(
             s=select, t=self.table(layer), f=sql.Identifier(FID)
         )
-        bounds = [chunk * CHUNK, (chunk + 1) * CHUNK]
-        features = answer(
-            self.connection, lambda con: [str(r[0]) for r in con.execute(query, bounds).fetchall()]
-        )
-        self._chunks.put(key, features)
-        return features
+        return query.as_string(self.connection()).encode()
 
     def feature(self, layer: str, feature_id: int, *, in_store_crs: bool = False) -> str | None:
         """One feature of ``layer`` as GeoJSON text, or None when there is no such id."""
@@ -283,9 +373,10 @@ class PostGISFeatureReader:
         return clauses, params
 
     def _bbox_in_store_crs(self, info: LayerInfo, bbox: Bounds) -> BaseGeometry | None:
-        if not info.has_geometry or info.bbox_wgs84 is None:
+        clip = self._clip.get(info.name)
+        if clip is None:
             return None
-        clipped = wgs84_box(bbox).intersection(shapely.box(*_grow(info.bbox_wgs84)))
+        clipped = wgs84_box(bbox).intersection(clip)
         return None if clipped.is_empty else self.to_store_crs(clipped)
 
     def to_store_crs(self, geometry: BaseGeometry) -> BaseGeometry:
@@ -298,6 +389,22 @@ class PostGISFeatureReader:
             dense, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
         )
         return result
+
+
+def _matched(
+    con: psycopg.Connection[Any],
+    count_only: sql.Composed,
+    params: list[Any],
+    query: FeatureQuery,
+    *,
+    returned: int,
+) -> int:
+    """How many features match a filtered ``query`` whose page held ``returned``: told by the page
+    when it is neither full nor past the end, else counted."""
+    if 0 < returned < query.limit or (returned == 0 and query.offset == 0):
+        return query.offset + returned
+    count = con.execute(count_only, params).fetchone()
+    return int(count[0]) if count else 0
 
 
 class PostGISTileRenderer:
