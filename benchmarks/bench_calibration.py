@@ -35,6 +35,7 @@ Sections (each prints a markdown table on stdout; progress goes to stderr):
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import shutil
 import subprocess
@@ -57,7 +58,7 @@ from civictwin.engines.traffic.calibration import (
     window_hours,
 )
 from civictwin.engines.traffic.demand import DemandParams
-from civictwin.engines.traffic.fit import Fit, fit
+from civictwin.engines.traffic.fit import Fit, fit, geh
 from civictwin.engines.traffic.inputs import TwinInputs, load_twin
 from civictwin.engines.traffic.outputs import read_counts
 from civictwin.engines.traffic.params import TrafficParams, load_params
@@ -341,6 +342,20 @@ def twin(args: argparse.Namespace, work: Path) -> None:
             f"the prior, {_first_hour_vph(fitted):.0f} fitted; {len(record.get('gateway_flags', []))} "
             "count(s) on gateway roads flagged."
         )
+    print(
+        f"\nShare of used site-hours with GEH < 5 by run: {', '.join(f'{v:.0%}' for v in record['shares_by_run'])}; "
+        f"halved steps {record['halved_steps']}; stopped early: {record['stopped'] or 'no'}."
+    )
+    print(
+        "\n| site | hour | observed | before | after | GEH after |\n| --- | ---: | ---: | ---: | ---: | ---: |"
+    )
+    for row in record["scatter"]:
+        after_geh = float(geh(row["after"], row["observed"]))
+        print(
+            f"| {row['site']} | {row['hour']} | {row['observed']:.0f} | {row['before']:.0f} | {row['after']:.0f} | {after_geh:.1f} |"
+        )
+    if args.record_out is not None:
+        args.record_out.write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
     print(f"\n{record['statement']}")
 
 
@@ -402,6 +417,9 @@ def main() -> None:
     parser.add_argument("--max-iterations", type=int, default=2)
     parser.add_argument(
         "--twin", type=Path, default=None, help="twin: the twin directory to calibrate a copy of"
+    )
+    parser.add_argument(
+        "--record-out", type=Path, default=None, help="twin: also write the calibration record (JSON) here"
     )
     args = parser.parse_args()
     sections = {"synthetic": synthetic, "prior": prior_weights, "twin": twin, "sampler": twin_sampler}
