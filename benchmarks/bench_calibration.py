@@ -26,7 +26,8 @@ Sections (each prints a markdown table on stdout; progress goes to stderr):
   ``civictwin sensors import``): sites used, simulation runs, wall and CPU time (this process and
   its SUMO children) and the fit before, after and on held-back sites; with ``[gateways]`` enabled in
   the twin's ``traffic.toml``, the gateways, how many took a flow from a count and the fitted flows'
-  total against the prior's. The copy is removed at the end; the twin itself is not touched.
+  total against the prior's; each site-hour's counts before and after (``--record-out`` keeps the
+  record). The copy is removed at the end; the twin itself is not touched.
 - ``sampler``: SUMO's ``routeSampler.py`` on the prior run of a twin (``--twin``; its baseline as the
   calibration prepares it, read only), the sampled routes simulated with plain ``sumo``: whether
   the twin's network carries its counts at all when the routes are chosen to match them.

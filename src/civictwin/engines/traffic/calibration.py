@@ -7,8 +7,12 @@ counts and the prior (Cascetta & Nguyen 1988) and iterated with the simulation. 
 flows come from counts on the gateway roads where they exist, else from the stated defaults. Each SUMO run tells, for every count
 site-hour, how many vehicles of each pair it saw (SUMO's vehroute output); holding those paths fixed,
 a count is linear in the factors, so each update is a bounded linear least-squares problem
-(``scipy.optimize.lsq_linear``); the next run re-routes with the new demand. The sites are also split
-k-fold: each fold is calibrated without its held-back sites and scored on them.
+(``scipy.optimize.lsq_linear``); the next run re-routes with the new demand. Each step is bounded (at
+most ``max_demand_growth`` × the run's car trips added, shortened along its direction), a step whose
+run fails the engine's quality check is halved and retried, and the loop's runs hold the prior run's
+mode split fixed; with mode-choice feedback a final check run simulates the result as later runs will.
+The sites are also split k-fold: each fold is calibrated without its held-back sites and scored on
+them, the folds' loops side by side in threads.
 
 The record (``<twin>/calibration/calibration-NNN.json``) keeps the inputs, the method and its
 parameters, the factors, the fit before and after on the sites used and on the held-back sites, the
