@@ -26,7 +26,8 @@ Sections (each prints a markdown table on stdout; progress goes to stderr):
   ``civictwin sensors import``): sites used, simulation runs, wall and CPU time (this process and
   its SUMO children) and the fit before, after and on held-back sites; with ``[gateways]`` enabled in
   the twin's ``traffic.toml``, the gateways, how many took a flow from a count and the fitted flows'
-  total against the prior's. The copy is removed at the end; the twin itself is not touched.
+  total against the prior's; each site-hour's counts before and after (``--record-out`` keeps the
+  record). The copy is removed at the end; the twin itself is not touched.
 - ``sampler``: SUMO's ``routeSampler.py`` on the prior run of a twin (``--twin``; its baseline as the
   calibration prepares it, read only), the sampled routes simulated with plain ``sumo``: whether
   the twin's network carries its counts at all when the routes are chosen to match them.
@@ -35,6 +36,7 @@ Sections (each prints a markdown table on stdout; progress goes to stderr):
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import shutil
 import subprocess
@@ -57,7 +59,7 @@ from civictwin.engines.traffic.calibration import (
     window_hours,
 )
 from civictwin.engines.traffic.demand import DemandParams
-from civictwin.engines.traffic.fit import Fit, fit
+from civictwin.engines.traffic.fit import Fit, fit, geh
 from civictwin.engines.traffic.inputs import TwinInputs, load_twin
 from civictwin.engines.traffic.outputs import read_counts
 from civictwin.engines.traffic.params import TrafficParams, load_params
@@ -341,6 +343,20 @@ def twin(args: argparse.Namespace, work: Path) -> None:
             f"the prior, {_first_hour_vph(fitted):.0f} fitted; {len(record.get('gateway_flags', []))} "
             "count(s) on gateway roads flagged."
         )
+    print(
+        f"\nShare of used site-hours with GEH < 5 by run: {', '.join(f'{v:.0%}' for v in record['shares_by_run'])}; "
+        f"halved steps {record['halved_steps']}; stopped early: {record['stopped'] or 'no'}."
+    )
+    print(
+        "\n| site | hour | observed | before | after | GEH after |\n| --- | ---: | ---: | ---: | ---: | ---: |"
+    )
+    for row in record["scatter"]:
+        after_geh = float(geh(row["after"], row["observed"]))
+        print(
+            f"| {row['site']} | {row['hour']} | {row['observed']:.0f} | {row['before']:.0f} | {row['after']:.0f} | {after_geh:.1f} |"
+        )
+    if args.record_out is not None:
+        args.record_out.write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
     print(f"\n{record['statement']}")
 
 
@@ -402,6 +418,9 @@ def main() -> None:
     parser.add_argument("--max-iterations", type=int, default=2)
     parser.add_argument(
         "--twin", type=Path, default=None, help="twin: the twin directory to calibrate a copy of"
+    )
+    parser.add_argument(
+        "--record-out", type=Path, default=None, help="twin: also write the calibration record (JSON) here"
     )
     args = parser.parse_args()
     sections = {"synthetic": synthetic, "prior": prior_weights, "twin": twin, "sampler": twin_sampler}

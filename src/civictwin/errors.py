@@ -60,6 +60,10 @@ class EngineError(CivicTwinError):
     """A simulation engine (SUMO) failed; the message names the step and quotes the engine's own error."""
 
 
+class QualityCheckFailed(EngineError):
+    """A simulation ran but is too broken to report on (too many teleports or trips not arrived)."""
+
+
 class UploadError(CivicTwinError):
     """A photo or an answer from the field is not what it claims to be, too large, or unsafe."""
 

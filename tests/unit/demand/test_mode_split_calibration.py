@@ -83,7 +83,8 @@ def test_constants_calibrated_with_sumo_in_the_loop_are_stored_and_used_by_later
     assert choice["inputs"]["source"] == "synthetic survey"
     # the count calibration ran with the calibrated constants, the split stage's kept run as its prior
     assert record["parameters"]["traffic"]["mode_choice"]["asc_walk"] == pytest.approx(after["walk"])
-    assert record["simulation_runs"] == len(runs) + 3  # no separate prior run; one update: all sites, 2 folds
+    # no separate prior run; one update: all sites, 2 folds; the check run with the mode choice again
+    assert record["simulation_runs"] == len(runs) + 4
     assert record["statement"].endswith(choice["statement"])
 
     twin_dir = tmp_path / "twin"

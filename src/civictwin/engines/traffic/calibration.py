@@ -7,8 +7,12 @@ counts and the prior (Cascetta & Nguyen 1988) and iterated with the simulation. 
 flows come from counts on the gateway roads where they exist, else from the stated defaults. Each SUMO run tells, for every count
 site-hour, how many vehicles of each pair it saw (SUMO's vehroute output); holding those paths fixed,
 a count is linear in the factors, so each update is a bounded linear least-squares problem
-(``scipy.optimize.lsq_linear``); the next run re-routes with the new demand. The sites are also split
-k-fold: each fold is calibrated without its held-back sites and scored on them.
+(``scipy.optimize.lsq_linear``); the next run re-routes with the new demand. Each step is bounded (at
+most ``max_demand_growth`` × the run's car trips added, shortened along its direction), a step whose
+run fails the engine's quality check is halved and retried, and the loop's runs hold the prior run's
+mode split fixed; with mode-choice feedback a final check run simulates the result as later runs will.
+The sites are also split k-fold: each fold is calibrated without its held-back sites and scored on
+them, the folds' loops side by side in threads.
 
 The record (``<twin>/calibration/calibration-NNN.json``) keeps the inputs, the method and its
 parameters, the factors, the fit before and after on the sites used and on the held-back sites, the
@@ -21,10 +25,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,7 +60,7 @@ from civictwin.engines.traffic.gateways import (
 )
 from civictwin.engines.traffic.gateways import window_hours as hour_shares
 from civictwin.engines.traffic.inputs import TwinInputs, load_twin
-from civictwin.engines.traffic.modechoice import MODES, ModeChoiceParams
+from civictwin.engines.traffic.modechoice import MODES, Mode, ModeChoiceParams
 from civictwin.engines.traffic.modesplit import METHOD as SPLIT_METHOD
 from civictwin.engines.traffic.modesplit import (
     ObservedSplit,
@@ -69,7 +76,7 @@ from civictwin.engines.traffic.prepare import PreparedScenario, prepare_scenario
 from civictwin.engines.traffic.simulate import SeedOutcome, simulate_seed
 from civictwin.engines.traffic.sites import CalibrationSettings, CountSites, load_count_sites, no_site
 from civictwin.engines.traffic.warmup import original_id
-from civictwin.errors import EngineError
+from civictwin.errors import EngineError, QualityCheckFailed
 from civictwin.scenarios.spec import Scenario
 from civictwin.store.observations import observations_path
 
@@ -97,6 +104,8 @@ BASE_PREFIX = "t"
 Pair = tuple[str, str]
 Flow = tuple[str, str]
 """A gateway's flow: (node, kind), kind one of ``inbound``, ``through``, ``outbound``."""
+ModeShares = dict[Mode, np.ndarray]
+"""Each mode's share of every OD pair (what the loop's simulations hold fixed)."""
 Step = Callable[[str], None]
 """Progress: told a short text before each simulation."""
 
@@ -115,6 +124,17 @@ class Factors:
         pairs += [(f, earlier.gateways.get(g, 1.0)) for g, f in self.gateways.items()]
         return max((abs(new - old) / max(old, 0.1) for new, old in pairs), default=0.0)
 
+    def toward(self, target: Factors, share: float) -> Factors:
+        """The factors ``share`` (0–1) of the way from these to ``target`` (absent factors are 1)."""
+
+        def between(mine: dict[Any, float], theirs: dict[Any, float]) -> dict[Any, float]:
+            return {
+                key: mine.get(key, 1.0) + share * (theirs.get(key, 1.0) - mine.get(key, 1.0))
+                for key in mine.keys() | theirs.keys()
+            }
+
+        return Factors(od=between(self.od, target.od), gateways=between(self.gateways, target.gateways))
+
 
 Simulate = Callable[[Factors], SeedOutcome]
 """One simulation of the baseline with the given factors."""
@@ -129,6 +149,10 @@ class Calibrated:
     shares: list[float]
     """Share of the fitted site-hours with GEH < 5 after each run (the prior run first)."""
     converged: bool
+    halvings: int = 0
+    """Steps halved because their simulation failed the engine's quality check."""
+    stopped: str | None = None
+    """Why the loop stopped before ``max_iterations`` (a step failed even when halved), or None."""
 
 
 def twin_count_sites(twin_dir: Path, params: TrafficParams | None = None) -> CountSites:
@@ -209,11 +233,17 @@ def calibrate(
         check_producible(split, producible_modes(prepared.free_flow, prepared.person_trips, base.mode_choice))
     step: Step = on_step or (lambda text: None)
     runs = [0]
+    counting = threading.Lock()
 
-    def simulate_prepared(target: PreparedScenario, factors: Factors) -> SeedOutcome:
-        runs[0] += 1
-        step(f"simulation {runs[0]}")
-        return _simulate(target, factors, settings.seed, workdir / f"run_{runs[0]}")
+    def simulate_prepared(
+        target: PreparedScenario, factors: Factors, fixed_shares: ModeShares | None = None
+    ) -> SeedOutcome:
+        with counting:
+            runs[0] += 1
+            number = runs[0]
+        step(f"simulation {number}")
+        folder = workdir / f"run_{number}"
+        return _simulate(target, factors, settings.seed, folder, fixed_shares=fixed_shares)
 
     mode_fit = None
     if split is not None:
@@ -223,17 +253,25 @@ def calibrate(
             return _split_only_record(mode_fit, sites, base, started=started, runs=runs[0], flags=flags)
     prior = mode_fit.outcome if mode_fit is not None else simulate_prepared(prepared, Factors())
     calibrated_base = base.model_copy(update={"mode_choice": prepared.params.mode_choice})
+    # the loop's simulations hold the prior run's mode split fixed: one SUMO run each (section 3)
+    inner = dataclasses.replace(prepared, params=prepared.params.model_copy(update={"iterations": 1}))
 
     def simulate(factors: Factors) -> SeedOutcome:
-        return simulate_prepared(prepared, factors)
+        return simulate_prepared(inner, factors, prior.mode_shares)
 
     used = sorted(set(observed["site"]))
-    full = _calibrate(prepared, prior, observed, settings, simulate)
-    folds = _folds(prepared, prior, observed, used, settings, simulate)
-    before, after = _fit(observed, prior), _fit(observed, full.outcome)
+    k = min(settings.folds, len(used))
+    chains = 1 + (k if k >= 2 else 0)
+    with ThreadPoolExecutor(max_workers=max(1, min(chains, os.cpu_count() or 1))) as pool:
+        pending = pool.submit(_calibrate, prepared, prior, observed, settings, simulate)
+        folds = _folds(prepared, prior, observed, used, settings, simulate, pool=pool)
+        full = pending.result()
+    checked = _checked(prepared, prior, full, settings, lambda f: simulate_prepared(prepared, f))
+    before, after = _fit(observed, prior), _fit(observed, checked.outcome)
     gateways = prepared.gateways
-    mode_choice = _split_part(mode_fit, base, final_split=full.outcome.modal_split) if mode_fit else None
-    fit_statement = statement(before, after, full.converged, folds)
+    mode_choice = _split_part(mode_fit, base, final_split=checked.outcome.modal_split) if mode_fit else None
+    full = checked
+    fit_statement = statement(before, after, full.converged, folds, stopped=full.stopped)
     return {
         "method": METHOD
         + (GATEWAY_METHOD if gateways is not None else "")
@@ -262,6 +300,9 @@ def calibrate(
         "fit_after": after.as_dict(),
         "shares_by_run": [round(s, 4) for s in full.shares],
         "converged": full.converged,
+        "max_demand_growth": settings.max_demand_growth,
+        "halved_steps": full.halvings,
+        "stopped": full.stopped,
         "kfold": folds,
         "scatter": _scatter(observed, prior, full.outcome),
         "mode_choice": mode_choice,
@@ -351,6 +392,33 @@ def _with_mode_choice(prepared: PreparedScenario, choice: ModeChoiceParams) -> P
     return dataclasses.replace(prepared, params=prepared.params.model_copy(update={"mode_choice": choice}))
 
 
+@dataclass(frozen=True)
+class Stepped:
+    """A step simulated: the factors it reached (the proposal, or a share of it after halvings),
+    their run (None when even the last halving failed the quality check) and the halvings."""
+
+    factors: Factors
+    outcome: SeedOutcome | None
+    halvings: int
+    failure: str | None = None
+    """The quality check's message of the last failed attempt."""
+
+
+def take_step(simulate: Simulate, start: Factors, proposal: Factors, *, retries: int) -> Stepped:
+    """Simulate ``proposal``; when the run fails the engine's quality check (the step gridlocked the
+    network), halve the step from ``start`` and try again, at most ``retries`` times (backtracking,
+    as a trust region shrinks after a rejected step)."""
+    share, failure = 1.0, None
+    for halvings in range(retries + 1):
+        factors = start.toward(proposal, share)
+        try:
+            return Stepped(factors, simulate(factors), halvings)
+        except QualityCheckFailed as exc:
+            failure = str(exc)
+            share /= 2.0
+    return Stepped(start, None, retries + 1, failure)
+
+
 def _calibrate(
     prepared: PreparedScenario,
     prior: SeedOutcome,
@@ -358,25 +426,57 @@ def _calibrate(
     settings: CalibrationSettings,
     simulate: Simulate,
 ) -> Calibrated:
-    """The loop over ``observed`` sites: update the factors from the last run, simulate, repeat."""
+    """The loop over ``observed`` sites: update the factors from the last run, simulate, repeat; a
+    step that gridlocks is halved and retried (:func:`take_step`), and when even that fails the loop
+    stops with its last good factors."""
     factors = Factors()
     outcome = prior
     shares = [_fit(observed, prior).share_geh_ok]
-    change = math.inf
+    change, halvings = math.inf, 0
     for _ in range(settings.max_iterations):
-        updated = update_factors(
+        proposal = update_factors(
             prepared,
             outcome,
             observed,
             factors,
             prior_weight=settings.prior_weight,
             gateway_prior_weight=settings.gateway_prior_weight,
+            max_growth=settings.max_demand_growth,
         )
-        change = updated.largest_change(factors)
-        factors = updated
-        outcome = simulate(factors)
+        stepped = take_step(simulate, factors, proposal, retries=settings.step_retries)
+        halvings += stepped.halvings
+        if stepped.outcome is None:
+            stopped = f"a step failed the quality check even when halved {settings.step_retries} times ({stepped.failure})"
+            return Calibrated(factors, outcome, shares, converged=False, halvings=halvings, stopped=stopped)
+        change = stepped.factors.largest_change(factors)
+        factors, outcome = stepped.factors, stepped.outcome
         shares.append(_fit(observed, outcome).share_geh_ok)
-    return Calibrated(factors, outcome, shares, converged=change <= CONVERGED_CHANGE)
+    return Calibrated(factors, outcome, shares, converged=change <= CONVERGED_CHANGE, halvings=halvings)
+
+
+def _checked(
+    prepared: PreparedScenario,
+    prior: SeedOutcome,
+    full: Calibrated,
+    settings: CalibrationSettings,
+    simulate: Simulate,
+) -> Calibrated:
+    """``full`` simulated as every later run of the twin simulates it (the mode choice evaluated again,
+    ``iterations`` rounds), which gives the reported fit; with one round the loop's last run already
+    is that run. A run that fails the quality check is halved toward the prior and retried; when
+    that fails too, the record keeps the prior (no factor) and says so."""
+    if prepared.params.iterations == 1 or not (full.factors.od or full.factors.gateways):
+        return full
+    stepped = take_step(simulate, Factors(), full.factors, retries=settings.step_retries)
+    halvings = full.halvings + stepped.halvings
+    if stepped.outcome is None:
+        stopped = (
+            "the calibrated demand failed the quality check when simulated with the mode choice "
+            f"evaluated again, even when halved {settings.step_retries} times ({stepped.failure}): "
+            "the prior is kept"
+        )
+        return Calibrated(Factors(), prior, full.shares, converged=False, halvings=halvings, stopped=stopped)
+    return dataclasses.replace(full, factors=stepped.factors, outcome=stepped.outcome, halvings=halvings)
 
 
 def _folds(
@@ -386,17 +486,25 @@ def _folds(
     used: list[str],
     settings: CalibrationSettings,
     simulate: Simulate,
+    *,
+    pool: Executor,
 ) -> dict[str, Any]:
-    """Each fold calibrated without its held-back sites and scored on them; pooled over the folds."""
+    """Each fold calibrated without its held-back sites and scored on them (the folds' loops run in
+    ``pool``, side by side: they are independent); pooled over the folds."""
     k = min(settings.folds, len(used))
     if k < 2:
         return {"folds": [], "note": f"{len(used)} site(s): too few to hold any back"}
+    groups = kfold_sites(used, folds=k, seed=settings.seed)
+    futures = [
+        pool.submit(_calibrate, prepared, prior, observed[~observed["site"].isin(held)], settings, simulate)
+        for held in groups
+    ]
     rows = []
     held_prior, held_after = [], []
-    for held in kfold_sites(used, folds=k, seed=settings.seed):
+    for held, future in zip(groups, futures, strict=True):
+        result = future.result()
         fitted = observed[~observed["site"].isin(held)]
         back = observed[observed["site"].isin(held)]
-        result = _calibrate(prepared, prior, fitted, settings, simulate)
         held_prior.append(_paired(back, prior))
         held_after.append(_paired(back, result.outcome))
         rows.append(
@@ -407,6 +515,8 @@ def _folds(
                 "held_back_before": _fit(back, prior).as_dict(),
                 "held_back_after": _fit(back, result.outcome).as_dict(),
                 "converged": result.converged,
+                "halved_steps": result.halvings,
+                "stopped": result.stopped,
             }
         )
     before = pd.concat(held_prior, ignore_index=True)
@@ -426,6 +536,7 @@ def update_factors(
     *,
     prior_weight: float,
     gateway_prior_weight: float,
+    max_growth: float | None = None,
 ) -> Factors:
     """One generalised least-squares update of the OD and gateway factors from the paths of the last run.
 
@@ -438,6 +549,10 @@ def update_factors(
     variance form; ``w_u`` is ``prior_weight`` for an OD pair, ``gateway_prior_weight`` for a gateway
     flow), with ``0 ≤ x_u ≤`` :data:`MAX_FACTOR` for an OD pair and ``0 ≤ x_u ≤``
     :func:`gateway_bounds` for a gateway flow. Unknowns no site saw keep their factor.
+
+    With ``max_growth`` the step is a trust region on the demand: when the car trips it adds
+    (``Σ_u T_u (x_u − g_u)``) exceed ``max_growth`` × the run's car trips, the step is shortened
+    along its direction to that size, so the demand still grows where the counts are short.
     """
     passages = outcome.passages
     ids = passages["trip_id"].astype(str).map(original_id)  # a warm-up trip belongs to its copy's unknown
@@ -486,11 +601,36 @@ def update_factors(
     from scipy.optimize import lsq_linear
 
     solved = lsq_linear(design, target, bounds=(np.zeros(len(column)), upper), method="bvls")
-    values = [float(x) for x in solved.x]
+    values = [
+        float(x)
+        for x in within_growth(
+            solved.x, current, prior_trips, trips=float(outcome.kpis.get("trips", 0.0)), max_growth=max_growth
+        )
+    ]
     return Factors(
         od={**factors.od, **dict(zip(pairs, values[: len(pairs)], strict=True))},
         gateways={**factors.gateways, **dict(zip(flows, values[len(pairs) :], strict=True))},
     )
+
+
+def within_growth(
+    solved: np.ndarray,
+    current: np.ndarray,
+    prior_trips: np.ndarray,
+    *,
+    trips: float,
+    max_growth: float | None,
+) -> np.ndarray:
+    """Factors ``solved`` moved back along the step from ``current`` until the car trips the step
+    adds (``prior_trips`` · (solved − current), ``prior_trips`` each unknown's car trips at factor 1)
+    are at most ``max_growth`` × ``trips`` (the last run's car trips); unchanged without a limit or
+    when within it."""
+    added = float(np.dot(prior_trips, solved - current))
+    allowed = (max_growth or 0.0) * trips
+    if max_growth is None or added <= allowed:
+        return solved
+    shortened: np.ndarray = current + (solved - current) * (allowed / added)
+    return shortened
 
 
 def prior_car_trips(prepared: PreparedScenario, outcome: SeedOutcome, pairs: Sequence[Pair]) -> np.ndarray:
@@ -577,16 +717,23 @@ def _fitted_flows(gateways: GatewayDemand | None, factors: Factors) -> list[dict
     return [f.model_dump(mode="json") for f in fitted]
 
 
-def _simulate(prepared: PreparedScenario, factors: Factors, seed: int, workdir: Path) -> SeedOutcome:
+def _simulate(
+    prepared: PreparedScenario,
+    factors: Factors,
+    seed: int,
+    workdir: Path,
+    *,
+    fixed_shares: ModeShares | None = None,
+) -> SeedOutcome:
     """One seed of the baseline with ``factors`` on its base layer and its gateway flows, recording the
-    passages at counts."""
+    passages at counts; with ``fixed_shares`` the mode split is held at them (no mode choice)."""
     base, *events = prepared.layers
     scaled = with_od_factors(base.od, [(o, d, f) for (o, d), f in sorted(factors.od.items())])
     layers = (dataclasses.replace(base, od=scaled), *events)
     changed = dataclasses.replace(prepared, layers=layers)
     if prepared.gateways is not None and factors.gateways:
         changed = dataclasses.replace(changed, gateways=scaled_demand(prepared.gateways, factors.gateways))
-    return simulate_seed(changed, seed, workdir, passages=True)
+    return simulate_seed(changed, seed, workdir, passages=True, fixed_shares=fixed_shares)
 
 
 def _paired(observed: pd.DataFrame, outcome: SeedOutcome) -> pd.DataFrame:
@@ -621,7 +768,9 @@ def _scatter(observed: pd.DataFrame, prior: SeedOutcome, after: SeedOutcome) -> 
     ]
 
 
-def statement(before: Fit, after: Fit, converged: bool, folds: dict[str, Any]) -> str:
+def statement(
+    before: Fit, after: Fit, converged: bool, folds: dict[str, Any], *, stopped: str | None = None
+) -> str:
     """The fit in words: the DMRB criterion met or not, before and after, and on held-back sites."""
     verdict = "meets" if after.meets_dmrb else "does not meet"
     text = (
@@ -638,7 +787,9 @@ def statement(before: Fit, after: Fit, converged: bool, folds: dict[str, Any]) -
         )
     else:
         text += f" No held-back validation: {folds.get('note', 'no folds')}."
-    if not converged:
+    if stopped:
+        text += f" The calibration stopped early: {stopped}."
+    elif not converged:
         text += " The calibration did not converge: its last update still changed an OD or gateway factor by more than 5 %."
     return text
 

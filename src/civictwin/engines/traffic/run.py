@@ -31,7 +31,7 @@ from civictwin.engines.traffic.network import SumoNetwork
 from civictwin.engines.traffic.outputs import OutputFiles, SimResult, read_result
 from civictwin.engines.traffic.sumo import run_binary
 from civictwin.engines.traffic.transit import BusService
-from civictwin.errors import EngineError
+from civictwin.errors import EngineError, QualityCheckFailed
 
 __all__ = ["DEFAULT_FLEET_MIX", "CarTrip", "SimOptions", "SimResult", "run_sumo"]
 
@@ -612,13 +612,13 @@ def _check_quality(result: SimResult, n_trips: int, options: SimOptions) -> None
     """Fail loudly when the run is too broken to report on."""
     step = f"quality check (seed {result.seed}, outputs in {result.workdir})"
     if result.teleports > options.max_teleport_share * n_trips:
-        raise EngineError(
+        raise QualityCheckFailed(
             f"{result.teleports} teleports for {n_trips} trips exceed the allowed share "
             f"{options.max_teleport_share:.0%}: the network is gridlocked or broken",
             field=step,
         )
     if result.unfinished > options.max_unfinished_share * n_trips:
-        raise EngineError(
+        raise QualityCheckFailed(
             f"{result.unfinished} of {n_trips} trips did not arrive by {options.end_s:g} s, more than the "
             f"allowed {options.max_unfinished_share:.0%}: lengthen end_s or check the demand",
             field=step,

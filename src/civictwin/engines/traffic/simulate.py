@@ -72,23 +72,33 @@ class SeedOutcome:
     sumo_version: str
     bus_trips: pd.DataFrame | None = None
     """The last simulation's transit runs (``outputs.BUS_TRIP_COLUMNS``); None without buses."""
+    mode_shares: dict[Mode, np.ndarray] | None = dataclasses.field(default=None, compare=False, repr=False)
+    """Each mode's share of every OD pair in the last simulation (what the calibration holds fixed)."""
 
 
 def simulate_seed(
-    prepared: PreparedScenario, seed: int, workdir: Path, *, passages: bool = False
+    prepared: PreparedScenario,
+    seed: int,
+    workdir: Path,
+    *,
+    passages: bool = False,
+    fixed_shares: dict[Mode, np.ndarray] | None = None,
 ) -> SeedOutcome:
     """Simulate one seed of a prepared scenario with mode-choice feedback (MSA over ``iterations``);
-    with ``passages`` the last simulation also records which trip passed which counting edge."""
+    with ``passages`` the last simulation also records which trip passed which counting edge. With
+    ``fixed_shares`` (each mode's share of every OD pair) the mode choice is not evaluated: every
+    iteration splits the demand with those shares (the calibration's inner simulations)."""
     start = time.perf_counter()
     params = prepared.params
-    shares = mode_shares(prepared.free_flow, params.mode_choice)
+    shares = fixed_shares if fixed_shares is not None else mode_shares(prepared.free_flow, params.mode_choice)
     car_share_history: list[float] = []
     sumo_wall = 0.0
     result: SimResult | None = None
     for iteration in range(params.iterations):
-        if result is not None:
+        if result is not None and fixed_shares is None:
             los = _simulated_service(prepared, result)
             shares = msa_update(shares, mode_shares(los, params.mode_choice), iteration)
+        if result is not None:
             shutil.rmtree(result.workdir, ignore_errors=True)
         car_share_history.append(modal_split(prepared.person_trips, shares)["car"])
         trips = _car_trips(prepared, shares, params, seed, iteration)
@@ -130,6 +140,7 @@ def simulate_seed(
         sumo_wall_s=sumo_wall,
         sumo_version=result.sumo_version,
         bus_trips=result.bus_trips if prepared.buses is not None else None,
+        mode_shares=shares,
     )
 
 

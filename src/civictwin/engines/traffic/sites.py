@@ -85,6 +85,15 @@ class CalibrationSettings(BaseModel):
     gateway_prior_weight: Annotated[float, Field(ge=0)] = 0.1
     """Weight of the prior gateway flows against the counts (with ``[gateways]`` enabled): lower than
     ``prior_weight`` because stated defaults are assumptions without a source (see the methods page)."""
+    max_demand_growth: Annotated[float, Field(gt=0, le=2)] = 0.5
+    """Trust region of one update: the factors' step is shortened along its direction until the
+    car trips it adds are at most this share of the last simulation's car trips (0.5 = +50 %; an
+    assumption, see docs/methods-calibration.md section 3), so no single step can gridlock the
+    network by loading it all at once. Reductions are not limited."""
+    step_retries: Annotated[int, Field(ge=0, le=5)] = 2
+    """When a simulation of a step fails the engine's quality check (gridlock: too many teleports or
+    trips not arrived), the step is halved and simulated again, at most this many times; then the
+    calibration keeps its last good factors and says that it stopped."""
     split_tolerance: Annotated[float, Field(gt=0, le=0.1)] = 0.01
     """With a ``[modal_split]`` in ``twin.toml``: the mode-choice constants are calibrated until every
     mode's modelled share is within this of the observed one (0.01: one percentage point, an
