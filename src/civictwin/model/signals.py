@@ -23,12 +23,12 @@ signal for vehicles at such a crossing is mapped as ``highway=traffic_signals`` 
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 import shapely
 
@@ -128,9 +128,9 @@ class _CarGraph:
     """Nodes with three or more distinct car-connected neighbours."""
     on_network: frozenset[int]
     """Nodes at either end of a car edge."""
-    by_start: npt.NDArray[np.int64]
+    by_start: list[int]
     """Edge rows ordered by their start node (rows of one start node in ascending order)."""
-    sorted_starts: npt.NDArray[np.int64]
+    sorted_starts: list[int]
 
     @classmethod
     def of(cls, edges: gpd.GeoDataFrame) -> _CarGraph:
@@ -150,7 +150,7 @@ class _CarGraph:
             edges=car, edge_ids=[str(e) for e in car["edge_id"].tolist()], starts=starts.tolist(),
             ends=ends.tolist(), lengths=car["length"].tolist(),
             junctions=frozenset(nodes[neighbours >= 3].tolist()), on_network=frozenset(nodes.tolist()),
-            by_start=by_start, sorted_starts=starts[by_start],
+            by_start=by_start.tolist(), sorted_starts=starts[by_start].tolist(),
         )  # fmt: skip
 
     def is_junction(self, node: int) -> bool:
@@ -158,10 +158,8 @@ class _CarGraph:
 
     def out_of(self, node: int) -> list[int]:
         """The rows of the car edges starting at ``node``, in ascending order."""
-        first = int(np.searchsorted(self.sorted_starts, node, side="left"))
-        last = int(np.searchsorted(self.sorted_starts, node, side="right"))
-        rows: list[int] = self.by_start[first:last].tolist()
-        return rows
+        first = bisect_left(self.sorted_starts, node)
+        return self.by_start[first : bisect_right(self.sorted_starts, node, lo=first)]
 
     def leaving(self, node: int, direction: str) -> list[tuple[int, float]]:
         """The car edges leaving ``node`` in ``direction`` of their way, each with its full length ahead."""
