@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +44,7 @@ from civictwin.governance.security import record_event
 from civictwin.memory import BuildMemory, grid_cells
 from civictwin.model.buildings import lod1_buildings
 from civictwin.model.mobility import OUTSIDE, areal_weights, reaggregate_od, reaggregate_presence
-from civictwin.model.network import build_network
+from civictwin.model.network import Network, build_network
 from civictwin.model.population import (
     estimate_population,
     landuse_of,
@@ -246,20 +247,33 @@ def _derive_model(
     memory: BuildMemory,
     steps: frozenset[str],
 ) -> None:
-    """Run the derivation ``steps`` (keys of :data:`DERIVED_STEPS`); the others' tables were carried over."""
+    """Run the derivation ``steps`` (keys of :data:`DERIVED_STEPS`); the others' tables were carried over.
+
+    A network built in one piece is split into edges on a worker thread while this thread derives the
+    buildings, population and zones, which need nothing from the network: the split is array work
+    (NumPy, Shapely) and this thread's is largely DuckDB's, both of which release the GIL, so on two
+    cores they overlap. Everything that touches the store stays on this thread (one connection);
+    the network is saved, and its transit stops snapped, once both are done.
+    """
     step("deriving the road network")
-    if "network" in steps and store.has_table("roads"):
-        _network(store, config, built_at, memory=memory)
-    step("deriving 3D buildings and population")
-    area = reproject(np.array([area_wgs84], dtype=object), WGS84, store.crs)[0]
-    if "buildings" in steps and (store.has_table("buildings") or has_city_buildings(config)):
-        _buildings(store, config, area, built_at)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="network") as pool:
+        network = (
+            _network(store, config, built_at, memory=memory, pool=pool)
+            if "network" in steps and store.has_table("roads")
+            else None
+        )
+        step("deriving 3D buildings and population")
+        area = reproject(np.array([area_wgs84], dtype=object), WGS84, store.crs)[0]
+        if "buildings" in steps and (store.has_table("buildings") or has_city_buildings(config)):
+            _buildings(store, config, area, built_at)
+        step("summarising analysis zones")
+        if "zones" in steps:
+            _zones(store, config, area_wgs84, area, built_at)
+        if network is not None:
+            _save_network(store, config, network.result(), built_at)
     step("snapping transit stops")
     if "transit" in steps and store.has_table("transit_stops") and store.has_table("network_edges"):
         _transit(store, built_at)
-    step("summarising analysis zones")
-    if "zones" in steps:
-        _zones(store, config, area_wgs84, area, built_at)
     if "mobility" in steps:
         mobility_on_zones(store, config, built_at)
 
@@ -274,13 +288,21 @@ def _save_derived(
     record_quality(store, table, quality, notes)
 
 
-def _network(store: Store, config: TwinConfig, built_at: datetime, *, memory: BuildMemory) -> None:
+def _network(
+    store: Store, config: TwinConfig, built_at: datetime, *, memory: BuildMemory, pool: ThreadPoolExecutor
+) -> Future[Network] | None:
+    """The network in one piece being split on ``pool`` (saved later by :func:`_save_network`), or
+    None when it was built in spatial partitions, here and now (that path works through the store)."""
     roads = next(t.rows for t in store.tables() if t.name == "roads")
     partitions = memory.network_partitions(roads)
     if partitions > 1 and not _needs_whole_network(config):
         _partitioned_network(store, built_at, memory=memory, partitions=partitions)
-        return
-    network = build_network(store.read_frame("roads"))
+        return None
+    return pool.submit(build_network, store.read_frame("roads"))
+
+
+def _save_network(store: Store, config: TwinConfig, network: Network, built_at: datetime) -> None:
+    """The network in one piece with the city's street attributes, terrain and signals, and its records."""
     step = "model.network.build_network"
     city = city_streets(store, config, network.edges.set_crs(store.crs, allow_override=True))
     edges, nodes, terrain, terrain_notes = network_terrain(
