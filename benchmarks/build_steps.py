@@ -115,7 +115,7 @@ def main() -> None:
                             ("mark_personal", "personal data"), ("quality_highlights", "quality highlights"),
                             ("record_derived", "  catalogue records (extents)")):  # fmt: skip
         steps.wrap(build, attribute, name)
-    steps.wrap(metadata, "_bbox", "  catalogue extents (WGS84 bbox)")
+    steps.wrap(metadata, "_bboxes", "  catalogue extents (WGS84 bbox)")
     steps.wrap(duckdb_store.DuckDBStore, "write_table", "  store writes")
     steps.wrap(postgis_store.PostGISStore, "write_table", "  store writes")  # a twin.toml store URL
     summary = build.build_twin(load_config(Path(sys.argv[1])))
