@@ -6,7 +6,7 @@ peak MB and, per step, its seconds (inclusive of the steps inside it, summed ove
 outermost steps, the process's peak RSS while it ran (Linux: ``/proc/self/clear_refs`` resets the
 peak before each), and its CPU seconds (all threads: DuckDB's too), which a machine shared with other
 work disturbs far less than wall time. Nested steps' names start with spaces. A step run on a
-worker thread (the network's split, beside the buildings and zones) gets its own thread's CPU
+worker thread (the network's split, beside the source records, buildings and zones) gets its own thread's CPU
 seconds and no peak; the main thread's steps it overlaps include its CPU seconds in theirs.
 
     .venv/bin/python benchmarks/build_steps.py TWIN_DIR
@@ -109,7 +109,7 @@ def main() -> None:
                             ("_write_layer", "  repair, clip, count, write layers")):  # fmt: skip
         steps.wrap(osm, attribute, name)
     for attribute, name in (("_network", "network: read the roads, start the split"),
-                            ("build_network", "network split into edges (worker thread: its own CPU)"),
+                            ("_split", "network split, signals placed (worker thread: its own CPU)"),
                             ("_save_network", "network: save, signals, records"),
                             ("_buildings", "buildings + population"), ("_zones", "zones"),
                             ("mark_personal", "personal data"), ("quality_highlights", "quality highlights"),
