@@ -20,7 +20,7 @@ other work they say more than its wall seconds. Prints a markdown table; results
 ``--region`` measures region-sized builds instead (issue 14, part 4): per size, the full build in a
 fresh process with its wall and CPU seconds, peak memory, seconds per tile, and where the time and
 memory go step by step (``benchmarks/build_steps.py``). ``--inputs DIR`` keeps the tiled extracts in
-``DIR`` between runs (the 32×32 one is about 700 MB and takes minutes to make).
+``DIR`` between runs, in either mode (the 32×32 one is about 700 MB and takes minutes to make).
 
     .venv/bin/python benchmarks/bench_build.py [--sizes 1 2 4 8] [--repeat 3]
     .venv/bin/python benchmarks/bench_build.py --region --sizes 8 16 32 --repeat 1 --inputs /tmp/tiles
@@ -234,7 +234,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for n in args.sizes:
-            pbf = tiled(n, work)
+            pbf = tiled(n, args.inputs or work)
             bbox = extent(n)
             measured: dict[str, list[dict[str, object]]] = {
                 "peer": [],

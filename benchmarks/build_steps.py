@@ -5,7 +5,9 @@ Run in a fresh process (``bench_build.py`` does): wraps the build's step functio
 peak MB and, per step, its seconds (inclusive of the steps inside it, summed over calls) and, for the
 outermost steps, the process's peak RSS while it ran (Linux: ``/proc/self/clear_refs`` resets the
 peak before each), and its CPU seconds (all threads: DuckDB's too), which a machine shared with other
-work disturbs far less than wall time. Nested steps' names start with spaces.
+work disturbs far less than wall time. Nested steps' names start with spaces. A step run on a
+worker thread (the network's split, beside the source records, buildings and zones) gets its own thread's CPU
+seconds and no peak; the main thread's steps it overlaps include its CPU seconds in theirs.
 
     .venv/bin/python benchmarks/build_steps.py TWIN_DIR
 """
@@ -17,6 +19,7 @@ import functools
 import json
 import resource
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +52,7 @@ class Steps:
         self.outermost_seconds = 0.0
         self.outermost_cpu_seconds = 0.0
         self._open = 0
+        self._lock = threading.Lock()
 
     def wrap(self, owner: Any, attribute: str, name: str) -> None:
         """Replace ``owner.attribute`` by a timed call of itself, recorded as ``name``."""
@@ -56,6 +60,8 @@ class Steps:
 
         @functools.wraps(inner)
         def timed(*args: Any, **kwargs: Any) -> Any:
+            if threading.current_thread() is not threading.main_thread():
+                return self._on_worker(name, inner, *args, **kwargs)
             outermost = self._open == 0
             if outermost:
                 _reset_peak()
@@ -76,6 +82,17 @@ class Steps:
 
         setattr(owner, attribute, timed)
 
+    def _on_worker(self, name: str, inner: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A step run on a worker thread, beside the main thread's steps: its seconds and its own
+        thread's CPU seconds, never counted as outermost (its time lies inside the main thread's)."""
+        started, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            with self._lock:
+                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+                self.cpu_seconds[name] = self.cpu_seconds.get(name, 0.0) + time.thread_time() - cpu
+
 
 def main() -> None:
     started = time.perf_counter()
@@ -91,12 +108,14 @@ def main() -> None:
     for attribute, name in (("_decode", "  decode PBF"), ("_assemble", "  assemble geometries"),
                             ("_write_layer", "  repair, clip, count, write layers")):  # fmt: skip
         steps.wrap(osm, attribute, name)
-    for attribute, name in (("_network", "network (split, save)"), ("build_network", "  split into edges"),
+    for attribute, name in (("_network", "network: read the roads, start the split"),
+                            ("_split", "network split, signals placed (worker thread: its own CPU)"),
+                            ("_save_network", "network: save, signals, records"),
                             ("_buildings", "buildings + population"), ("_zones", "zones"),
                             ("mark_personal", "personal data"), ("quality_highlights", "quality highlights"),
                             ("record_derived", "  catalogue records (extents)")):  # fmt: skip
         steps.wrap(build, attribute, name)
-    steps.wrap(metadata, "_bbox", "  catalogue extents (WGS84 bbox)")
+    steps.wrap(metadata, "_bboxes", "  catalogue extents (WGS84 bbox)")
     steps.wrap(duckdb_store.DuckDBStore, "write_table", "  store writes")
     steps.wrap(postgis_store.PostGISStore, "write_table", "  store writes")  # a twin.toml store URL
     summary = build.build_twin(load_config(Path(sys.argv[1])))

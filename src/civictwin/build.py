@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +44,7 @@ from civictwin.governance.security import record_event
 from civictwin.memory import BuildMemory, grid_cells
 from civictwin.model.buildings import lod1_buildings
 from civictwin.model.mobility import OUTSIDE, areal_weights, reaggregate_od, reaggregate_presence
-from civictwin.model.network import build_network
+from civictwin.model.network import Network, build_network
 from civictwin.model.population import (
     estimate_population,
     landuse_of,
@@ -132,7 +133,10 @@ def build_twin(
     # before the store: a server that is down fails fast
     snapshots = _fetch_remote(config, have=snapshots or {})
     memory = BuildMemory.of(config)
-    with build_store(config, crs=crs, memory=memory) as store:
+    with (
+        build_store(config, crs=crs, memory=memory) as store,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="network") as pool,
+    ):
         store.put_record(
             "meta", "twin", {"crs": crs, "name": config.twin.name, "description": config.twin.description,
                              "area_wgs84": area_wgs84.wkt, "built_at": started_at.isoformat()}
@@ -140,13 +144,22 @@ def build_twin(
         ctx = BuildContext(config=config, store=store, area_wgs84=area_wgs84, area=area, crs=crs,
                            snapshots=snapshots)  # fmt: skip
         refreshed = _carry_over(store, config, reuse) if reuse is not None else None
-        written_by: dict[str, list[str]] = {}  # table → the sources that wrote it, in order
+        results = []
         for source in config.sources:
             if reuse is not None and source.name not in reuse.read:
                 step(f"keeping {source.name} (unchanged)")
                 continue
             step(f"reading {source.name} ({source.kind.value})")
-            result = reader_for(source.kind)(source, ctx)
+            results.append(reader_for(source.kind)(source, ctx))
+        steps = reuse.steps if reuse is not None else frozenset(DERIVED_STEPS)
+        network = (
+            _network(store, config, memory=memory, pool=pool)
+            if "network" in steps and store.has_table("roads")
+            else None
+        )
+        written_by: dict[str, list[str]] = {}  # table → the sources that wrote it, in order
+        for result in results:
+            source = result.source
             record_source(store, result, ingested_at=datetime.now(UTC), shared_tables=set(written_by))
             for layer in result.layers:
                 earlier = written_by.setdefault(layer.table, [])
@@ -159,8 +172,8 @@ def build_twin(
                                {"source": source.name, "area_wgs84": area_wgs84.wkt, "crs": crs,
                                 **result.lineage})  # fmt: skip
         _check_area_hit(store, area_wgs84)
-        steps = reuse.steps if reuse is not None else frozenset(DERIVED_STEPS)
-        _derive_model(store, config, area_wgs84, datetime.now(UTC), step, memory=memory, steps=steps)
+        _derive_model(store, config, area_wgs84, datetime.now(UTC), step, memory=memory, steps=steps,
+                      network=network)  # fmt: skip
         mark_personal(store, config)
         tables = {t.name: t.rows for t in store.tables()}
         highlights = quality_highlights(store)
@@ -245,21 +258,33 @@ def _derive_model(
     *,
     memory: BuildMemory,
     steps: frozenset[str],
+    network: Future[_SplitNetwork] | int | None,
 ) -> None:
-    """Run the derivation ``steps`` (keys of :data:`DERIVED_STEPS`); the others' tables were carried over."""
+    """Run the derivation ``steps`` (keys of :data:`DERIVED_STEPS`); the others' tables were carried over.
+
+    ``network`` (from :func:`_network`): a network in one piece being split on a worker thread since
+    the sources were read, or the number of spatial partitions to build it in here (None: no network
+    step). The split is array work (NumPy, Shapely) and this thread's meanwhile (the sources'
+    catalogue extents, the buildings, population and zones, which need nothing from the network)
+    largely DuckDB's, both of which release the GIL, so on two cores they overlap. Everything that
+    touches the store stays on this thread (one connection); the network is saved, and its transit
+    stops snapped, once both are done.
+    """
     step("deriving the road network")
-    if "network" in steps and store.has_table("roads"):
-        _network(store, config, built_at, memory=memory)
+    if isinstance(network, int):
+        _partitioned_network(store, built_at, memory=memory, partitions=network)
     step("deriving 3D buildings and population")
     area = reproject(np.array([area_wgs84], dtype=object), WGS84, store.crs)[0]
     if "buildings" in steps and (store.has_table("buildings") or has_city_buildings(config)):
         _buildings(store, config, area, built_at)
-    step("snapping transit stops")
-    if "transit" in steps and store.has_table("transit_stops") and store.has_table("network_edges"):
-        _transit(store, built_at)
     step("summarising analysis zones")
     if "zones" in steps:
         _zones(store, config, area_wgs84, area, built_at)
+    if isinstance(network, Future):
+        _save_network(store, config, network.result(), built_at)
+    step("snapping transit stops")
+    if "transit" in steps and store.has_table("transit_stops") and store.has_table("network_edges"):
+        _transit(store, built_at)
     if "mobility" in steps:
         mobility_on_zones(store, config, built_at)
 
@@ -274,14 +299,50 @@ def _save_derived(
     record_quality(store, table, quality, notes)
 
 
-def _network(store: Store, config: TwinConfig, built_at: datetime, *, memory: BuildMemory) -> None:
+@dataclass(frozen=True)
+class _SplitNetwork:
+    """What the worker thread made: the network in one piece, and the nodes its signals control when
+    they could be placed there (None: placed on the saved edges, by :func:`_save_network`)."""
+
+    network: Network
+    signalled: SignalledNodes | None
+
+
+def _network(
+    store: Store, config: TwinConfig, *, memory: BuildMemory, pool: ThreadPoolExecutor
+) -> Future[_SplitNetwork] | int:
+    """The network in one piece, being split on ``pool`` (saved later by :func:`_save_network`); or
+    the number of spatial partitions it must be built in (by :func:`_partitioned_network`, later,
+    through the store).
+
+    The signals are placed on the worker thread too, unless a city street layer is conflated into the
+    edges first (its attributes may change which edges cars use): the terrain adds columns only.
+    """
     roads = next(t.rows for t in store.tables() if t.name == "roads")
     partitions = memory.network_partitions(roads)
     if partitions > 1 and not _needs_whole_network(config):
-        _partitioned_network(store, built_at, memory=memory, partitions=partitions)
-        return
-    network = build_network(store.read_frame("roads"))
+        return partitions
+    signals = (
+        store.read_frame("traffic_signals")
+        if store.has_table("traffic_signals")
+        and not any(rule.layer == "streets" for rule in config.conflation)
+        else None
+    )
+    return pool.submit(_split, store.read_frame("roads"), signals)
+
+
+def _split(roads: gpd.GeoDataFrame, signals: gpd.GeoDataFrame | None) -> _SplitNetwork:
+    """The worker thread's part: the split into edges and nodes, and the signals placed on them."""
+    network = build_network(roads)
+    return _SplitNetwork(
+        network, signalled_nodes(signals, network.edges, network.nodes) if signals is not None else None
+    )
+
+
+def _save_network(store: Store, config: TwinConfig, split: _SplitNetwork, built_at: datetime) -> None:
+    """The network in one piece with the city's street attributes, terrain and signals, and its records."""
     step = "model.network.build_network"
+    network = split.network
     city = city_streets(store, config, network.edges.set_crs(store.crs, allow_override=True))
     edges, nodes, terrain, terrain_notes = network_terrain(
         store, config, city.frame, network.nodes.set_crs(store.crs, allow_override=True)
@@ -297,7 +358,9 @@ def _network(store: Store, config: TwinConfig, built_at: datetime, *, memory: Bu
         notes=[f"{network.quality['car_largest_component_share']:.0%} of car edges are in the largest "
                "strongly connected car component", *city.notes, *terrain_notes], built_at=built_at,
     )  # fmt: skip
-    nodes, signals = _signals(store, edges, nodes)
+    nodes, signals = (
+        _signals(store, edges, nodes) if split.signalled is None else _flagged(nodes, split.signalled)
+    )
     _save_derived(
         store, "network_nodes", nodes,
         title="Road network nodes", description="Junctions and way ends of the routable network.",

@@ -70,6 +70,7 @@ def record_source(
     """
     source = result.source
     checksum = sha256_of(result.path)
+    extents = _bboxes(store, [layer.table for layer in result.layers])
     for layer in result.layers:
         record: dict[str, Any] = {
             "table": layer.table,
@@ -83,7 +84,7 @@ def record_source(
             "source": {"name": source.name, "path": str(result.path), "sha256": checksum},
             "issued": ingested_at.isoformat(),
             "rows": layer.rows,
-            "bbox_wgs84": _bbox(store, layer.table),
+            "bbox_wgs84": extents[layer.table],
             "crs": store.crs,
         }
         if layer.table in shared_tables:
@@ -179,10 +180,17 @@ def most_restrictive(levels: Iterable[str]) -> str:
 
 
 def _bbox(store: Store, table: str) -> list[float] | None:
-    if not store.has_table(table):
-        return None
-    bounds = store.table_bounds(table, wgs84=True)
-    return [round(v, 7) for v in bounds] if bounds is not None else None
+    return _bboxes(store, [table])[table]
+
+
+def _bboxes(store: Store, tables: list[str]) -> dict[str, list[float] | None]:
+    """Each table's WGS84 extent (degrees, rounded to 7 decimals: about 1 cm), computed together."""
+    present = [table for table in tables if store.has_table(table)]
+    bounds = store.tables_bounds(present, wgs84=True)
+    return {
+        table: [round(v, 7) for v in found] if (found := bounds.get(table)) is not None else None
+        for table in tables
+    }
 
 
 def _row_count(store: Store, table: str) -> int:

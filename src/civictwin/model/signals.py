@@ -23,6 +23,7 @@ signal for vehicles at such a crossing is mapped as ``highway=traffic_signals`` 
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -58,23 +59,24 @@ def signalled_nodes(
     """
     vehicle = signals[signals["highway"] == "traffic_signals"].reset_index(drop=True)
     graph = _CarGraph.of(edges)
-    node_ids = set(nodes["node_id"].astype(np.int64).tolist())
-    on_edges = _edges_through(vehicle, graph.edges)
+    on_edges = _edges_through(vehicle, graph)
     controlled: set[int] = set()
     counts = dict.fromkeys(_PLACEMENTS, 0)
+    osm_ids = vehicle["osm_id"].astype(np.int64).to_numpy()
+    is_node = np.isin(osm_ids, nodes["node_id"].astype(np.int64).to_numpy()).tolist()
     for row, osm_id, direction in zip(
-        range(len(vehicle)), vehicle["osm_id"].astype(np.int64).tolist(), _directions(vehicle), strict=True
+        range(len(vehicle)), osm_ids.tolist(), _directions(vehicle), strict=True
     ):
         if graph.is_junction(osm_id):
             controlled.add(osm_id)
             counts["at_junction"] += 1
             continue
-        starts = graph.leaving(osm_id, direction) if osm_id in graph.neighbours else on_edges.get(row, [])
+        starts = graph.leaving(osm_id, direction) if osm_id in graph.on_network else on_edges.get(row, [])
         reached = {j for edge, ahead in starts if (j := graph.junction_ahead(edge, ahead)) is not None}
         if reached:
             controlled |= reached
             counts["ahead_of_junction"] += 1
-        elif osm_id in node_ids and osm_id in graph.neighbours:
+        elif is_node[row] and osm_id in graph.on_network:
             controlled.add(osm_id)
             counts["mid_block_at_node"] += 1
         else:
@@ -109,11 +111,26 @@ def _directions(signals: pd.DataFrame) -> list[str]:
 
 @dataclass(frozen=True)
 class _CarGraph:
-    """The car edges (``edge_id``, ``from_node``, ``to_node``, ``length``, geometry) and their nodes."""
+    """The car edges (``edge_id``, ``from_node``, ``to_node``, ``length``, geometry) and their nodes.
+
+    Built with array operations, and the per-edge values kept as plain lists by edge row: the rule
+    walks the graph one edge at a time, and indexing a list costs a fraction of indexing a pandas
+    column (with pandas lookups and a dictionary of neighbour sets built edge by edge, the rule took
+    1.8 CPU seconds of an 8×8 build; now 0.4 s).
+    """
 
     edges: gpd.GeoDataFrame
-    neighbours: dict[int, set[int]]
-    out_of: dict[int, list[int]]
+    edge_ids: list[str]
+    starts: list[int]
+    ends: list[int]
+    lengths: list[float]
+    junctions: frozenset[int]
+    """Nodes with three or more distinct car-connected neighbours."""
+    on_network: frozenset[int]
+    """Nodes at either end of a car edge."""
+    by_start: list[int]
+    """Edge rows ordered by their start node (rows of one start node in ascending order)."""
+    sorted_starts: list[int]
 
     @classmethod
     def of(cls, edges: gpd.GeoDataFrame) -> _CarGraph:
@@ -123,36 +140,44 @@ class _CarGraph:
             to_node=car["to_node"].astype(np.int64),
             length=shapely.length(car.geometry.to_numpy()),
         )
-        neighbours: dict[int, set[int]] = defaultdict(set)
-        out_of: dict[int, list[int]] = defaultdict(list)
-        for row, (start, end) in enumerate(
-            zip(car["from_node"].tolist(), car["to_node"].tolist(), strict=True)
-        ):
-            neighbours[start].add(end)
-            neighbours[end].add(start)
-            out_of[start].append(row)
-        return cls(edges=car, neighbours=dict(neighbours), out_of=dict(out_of))
+        starts, ends = car["from_node"].to_numpy(), car["to_node"].to_numpy()
+        nodes, index = np.unique(np.r_[starts, ends], return_inverse=True)
+        a, b = index[: len(starts)], index[len(starts) :]  # each edge's ends as positions in ``nodes``
+        linked = np.unique(np.r_[a * len(nodes) + b, b * len(nodes) + a])  # each neighbour pair once
+        neighbours = np.bincount(linked // max(len(nodes), 1), minlength=len(nodes))
+        by_start = np.argsort(starts, kind="stable")
+        return cls(
+            edges=car, edge_ids=[str(e) for e in car["edge_id"].tolist()], starts=starts.tolist(),
+            ends=ends.tolist(), lengths=car["length"].tolist(),
+            junctions=frozenset(nodes[neighbours >= 3].tolist()), on_network=frozenset(nodes.tolist()),
+            by_start=by_start.tolist(), sorted_starts=starts[by_start].tolist(),
+        )  # fmt: skip
 
     def is_junction(self, node: int) -> bool:
-        return len(self.neighbours.get(node, ())) >= 3
+        return node in self.junctions
+
+    def out_of(self, node: int) -> list[int]:
+        """The rows of the car edges starting at ``node``, in ascending order."""
+        first = bisect_left(self.sorted_starts, node)
+        return self.by_start[first : bisect_right(self.sorted_starts, node, lo=first)]
 
     def leaving(self, node: int, direction: str) -> list[tuple[int, float]]:
         """The car edges leaving ``node`` in ``direction`` of their way, each with its full length ahead."""
-        rows = [r for r in self.out_of.get(node, []) if _signals(self.edges["edge_id"].iat[r], direction)]
-        return [(r, float(self.edges["length"].iat[r])) for r in rows]
+        rows = [r for r in self.out_of(node) if _signals(self.edge_ids[r], direction)]
+        return [(r, self.lengths[r]) for r in rows]
 
     def junction_ahead(self, row: int, ahead_m: float) -> int | None:
         """The first junction reached from ``ahead_m`` before the end of edge ``row``, within reach."""
-        travelled, previous = ahead_m, int(self.edges["from_node"].iat[row])
+        travelled, previous = ahead_m, self.starts[row]
         while travelled <= SIGNAL_REACH_M:
-            node = int(self.edges["to_node"].iat[row])
-            if self.is_junction(node):
+            node = self.ends[row]
+            if node in self.junctions:
                 return node
-            onward = [r for r in self.out_of.get(node, []) if int(self.edges["to_node"].iat[r]) != previous]
+            onward = [r for r in self.out_of(node) if self.ends[r] != previous]
             if len(onward) != 1:
                 return None
             previous, row = node, onward[0]
-            travelled += float(self.edges["length"].iat[row])
+            travelled += self.lengths[row]
         return None
 
 
@@ -163,19 +188,26 @@ def _signals(edge_id: str, direction: str) -> bool:
     return edge_id.startswith("-") == (direction == "backward")
 
 
-def _edges_through(signals: pd.DataFrame, car: gpd.GeoDataFrame) -> dict[int, list[tuple[int, float]]]:
+def _edges_through(signals: pd.DataFrame, graph: _CarGraph) -> dict[int, list[tuple[int, float]]]:
     """Per signal row, the car edges whose line passes through it (in the direction it signals) and
     the metres from it to each edge's end."""
+    car = graph.edges
     if signals.empty or car.empty:
         return {}
     points = signals.geometry.to_numpy()
-    tree = shapely.STRtree(car.geometry.to_numpy())
-    hits = tree.query(points, predicate="dwithin", distance=ON_VERTEX_M)
+    lines = car.geometry.to_numpy()
+    hits = shapely.STRtree(lines).query(points, predicate="dwithin", distance=ON_VERTEX_M)
     directions = _directions(signals)
+    rows, edges = hits[0].tolist(), hits[1].tolist()
+    wanted = np.array(
+        [_signals(graph.edge_ids[edge], directions[row]) for row, edge in zip(rows, edges, strict=True)],
+        dtype=bool,
+    )
+    kept_rows, kept_edges = hits[0][wanted], hits[1][wanted]
+    to_end = shapely.length(lines[kept_edges]) - shapely.line_locate_point(
+        lines[kept_edges], points[kept_rows]
+    )
     found: dict[int, list[tuple[int, float]]] = defaultdict(list)
-    for row, edge in zip(hits[0].tolist(), hits[1].tolist(), strict=True):
-        if not _signals(str(car["edge_id"].iat[edge]), directions[row]):
-            continue
-        line = car.geometry.iat[edge]
-        found[row].append((edge, float(line.length - line.project(points[row]))))
+    for row, edge, metres in zip(kept_rows.tolist(), kept_edges.tolist(), to_end.tolist(), strict=True):
+        found[row].append((edge, metres))
     return dict(found)

@@ -108,6 +108,10 @@ class Store(ABC):
     def table_bounds(self, name: str, *, wgs84: bool = False) -> Bounds | None:
         """Extent of the geometries of ``name`` (None when it has no geometry or no rows)."""
 
+    def tables_bounds(self, names: Sequence[str], *, wgs84: bool = False) -> dict[str, Bounds | None]:
+        """:meth:`table_bounds` of each of ``names``; a backend may compute them in one query."""
+        return {name: self.table_bounds(name, wgs84=wgs84) for name in names}
+
     @abstractmethod
     def put_record(self, kind: str, key: str, record: Mapping[str, Any]) -> None:
         """Store a JSON-serialisable governance record (catalogue, lineage, quality, meta)."""

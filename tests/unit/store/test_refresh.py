@@ -155,7 +155,7 @@ def test_a_changed_feed_rebuilds_only_what_depends_on_it(tmp_path: Path, calls: 
     _write_feed(tmp_path / "bus.zip", stops=[("B1", 24.9400), ("B2", 24.9500), ("B3", 24.9450)])
     result = refresh_twin(config)
     assert {c.source: c.changed for c in result.checks} == {"osm": False, "bus": True}
-    assert calls == ["read gtfs", "_transit", "_zones"]  # no OSM read, no network, no buildings
+    assert calls == ["read gtfs", "_zones", "_transit"]  # no OSM read, no network, no buildings
     after, again = _contents(config), _records(config)
     assert result.summary is not None and result.summary.carried_over == OSM_TABLES
     for table in OSM_TABLES:
@@ -189,7 +189,7 @@ def test_a_changed_extract_keeps_the_feed_and_a_second_refresh_keeps_the_first_o
     _write_pbf(tmp_path / "city.osm.pbf", levels="7")
     refresh(tmp_path)  # the command
     output = " ".join(capsys.readouterr().out.split())
-    assert calls == ["read osm", "_network", "_buildings", "_transit", "_zones"]  # the feed is not read
+    assert calls == ["read osm", "_network", "_buildings", "_zones", "_transit"]  # the feed is not read
     after, again = _contents(config), _records(config)
     feed_tables = sorted(t for t, r in again[CATALOG].items() if r.get("source", {}).get("name") == "bus")
     assert feed_tables and "transit_stops" in feed_tables
@@ -242,7 +242,7 @@ def test_a_postgis_twin_refreshes_in_the_database_and_switches_once(
     _write_feed(tmp_path / "bus.zip", stops=[("B1", 24.9400), ("B2", 24.9500), ("B3", 24.9450)])
     calls.clear()
     result = refresh_twin(config)
-    assert calls == ["read gtfs", "_transit", "_zones"]
+    assert calls == ["read gtfs", "_zones", "_transit"]
     assert result.summary is not None and result.summary.carried_over == OSM_TABLES
     with open_store(config) as store:
         assert isinstance(store, PostGISStore)

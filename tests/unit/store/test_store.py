@@ -62,6 +62,24 @@ def test_round_trip_keeps_geometry_attributes_and_crs(location: StoreLocation) -
         assert store.sample_rows("things", columns=["name"], limit=2)["name"].tolist() == ["a", "b"]
 
 
+def test_several_tables_bounds_at_once_are_each_tables_own(location: StoreLocation) -> None:
+    with build_store(location, crs=CRS) as store:
+        store.write_table("things", frame())
+        store.write_table("far", gpd.GeoDataFrame({"k": [1]}, geometry=[shapely.Point(2000, 3000)], crs=CRS))
+        store.write_table("none_yet", frame().iloc[:0])
+        store.write_table("plain", pd.DataFrame({"k": [1, 2]}))
+        names = ["things", "plain", "far", "none_yet", "things"]
+        assert store.tables_bounds(names) == {
+            "things": (0.0, 0.0, 500.0, 500.0), "far": (2000.0, 3000.0, 2000.0, 3000.0),
+            "plain": None, "none_yet": None,
+        }  # fmt: skip
+        together = store.tables_bounds(names, wgs84=True)
+        assert together == {name: store.table_bounds(name, wgs84=True) for name in names}
+        to_wgs84 = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
+        assert together["far"] == pytest.approx((*to_wgs84.transform(2000, 3000),) * 2, abs=1e-9)
+        assert store.tables_bounds([]) == {}
+
+
 def test_filters_by_bbox_columns_and_equality(location: StoreLocation) -> None:
     with build_store(location, crs=CRS) as store:
         store.write_table("things", frame())
