@@ -60,7 +60,7 @@ from civictwin.engines.ensemble import (
     run_seed,
 )
 from civictwin.errors import EngineError
-from civictwin.runs import SeedRecord, work_dir
+from civictwin.runs import SeedRecord, seed_dir, work_dir
 
 LOCAL = "local"
 """The ``--cluster`` value that starts a Dask ``LocalCluster`` on this machine for the run."""
@@ -223,12 +223,17 @@ def _shipped_inputs(jobs: Sequence[SeedJob]) -> Iterator[dict[tuple[str, str], P
             engine, scenario, _ = job.key
             if (engine, scenario) in shipped:
                 continue
-            # job.final_dir is <comparison>/seeds/<engine>/<scenario>/seed_<n> (runs.seed_dir)
-            target = work_dir(job.final_dir.parents[3], engine, scenario) / SHIPPED_INPUTS
+            comparison = job.final_dir.parents[3]  # <comparison>/seeds/<engine>/<scenario>/seed_<n>
+            assert seed_dir(comparison, *job.key) == job.final_dir, "runs.seed_dir's layout changed"
+            target = work_dir(comparison, engine, scenario) / SHIPPED_INPUTS
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_name(f".{target.name}.partial-{uuid.uuid4().hex[:8]}")
-            partial.write_bytes(pickle.dumps(job.inputs, protocol=pickle.HIGHEST_PROTOCOL))
-            partial.replace(target)
+            try:
+                partial.write_bytes(pickle.dumps(job.inputs, protocol=pickle.HIGHEST_PROTOCOL))
+                partial.replace(target)
+            except BaseException:
+                partial.unlink(missing_ok=True)
+                raise
             shipped[(engine, scenario)] = target
         yield shipped
     finally:
