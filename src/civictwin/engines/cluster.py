@@ -281,9 +281,10 @@ def _seed_task(job: SeedJob, inputs_file: Path, topic: str) -> SeedRecord:
     )
     _remove_staging(job)
     process = _borrow()
-    record = process.run(job, inputs_file, ran_on, cancelled)
-    _give_back(process)
-    return record
+    try:
+        return process.run(job, inputs_file, ran_on, cancelled)
+    finally:
+        _give_back(process)  # also after a failed seed: its process lives on and is reused
 
 
 def _remove_staging(job: SeedJob) -> None:
@@ -303,6 +304,8 @@ class _SeedProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-c", code, str(os.getpid()), *modules], stdin=subprocess.PIPE, text=True
         )
+        self.interrupted = False
+        """Whether its seed was interrupted, after which the process ends (never reused)."""
 
     def alive(self) -> bool:
         """Whether the process still runs (it ends after an interrupt, and may have been killed)."""
@@ -335,6 +338,7 @@ class _SeedProcess:
             if not interrupted and cancelled():
                 self.process.send_signal(signal.SIGINT)
                 interrupted, deadline = True, time.monotonic() + STOP_GRACE_S
+                self.interrupted = True
             if not self.alive():
                 raise EngineError(
                     f"{job.who}: the seed's process on {ran_on} ended without a result "
@@ -399,7 +403,7 @@ def _borrow() -> _SeedProcess:
 
 def _give_back(process: _SeedProcess) -> None:
     with _idle_lock:
-        if process.alive():
+        if process.alive() and not process.interrupted:
             _idle.append(process)
 
 
