@@ -7,6 +7,11 @@ seed to a seed process of that worker (:func:`run_seed` there, the same code as 
 local pool: per-seed alarm, staging folder, atomic rename). Like the local pool's workers, a seed
 process runs seeds one at a time and is reused for the next (engines keep no state between seeds),
 so a seed's hang or crash cannot take the Dask worker with it, and no seed pays an interpreter start.
+When the executor opens, every worker starts its seed processes, which import the engines' modules
+while the driving process prepares the scenarios (as the local pool's workers do). Each scenario's
+prepared inputs are written once to the comparison's shared work folder (:data:`SHIPPED_INPUTS`)
+instead of travelling with every seed through the scheduler, and a seed process reads them once for
+all the seeds of that scenario it runs.
 
 What the cluster must offer: the twin's folder at the same path on every worker (a shared file
 system), because seeds are saved straight into ``runs/`` and engines read what ``prepare`` wrote
@@ -26,6 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
+import importlib
 import logging
 import os
 import pickle
@@ -39,7 +46,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +60,7 @@ from civictwin.engines.ensemble import (
     run_seed,
 )
 from civictwin.errors import EngineError
-from civictwin.runs import SeedRecord
+from civictwin.runs import SeedRecord, seed_dir, work_dir
 
 LOCAL = "local"
 """The ``--cluster`` value that starts a Dask ``LocalCluster`` on this machine for the run."""
@@ -69,6 +76,9 @@ _ORPHAN_POLL_S = 0.2
 """Where the OS cannot kill a seed's process with its worker, how often it checks its parent."""
 _PR_SET_PDEATHSIG = 1
 """Linux ``prctl`` option: a signal for this process when its parent dies."""
+SHIPPED_INPUTS = "seed-inputs.pickle"
+"""The prepared inputs of one engine and scenario, pickled once for all its seeds, in its work folder
+(``runs/<id>/work/<engine>/<scenario>/``) while the seeds run; removed afterwards."""
 
 
 def open_cluster(
@@ -83,15 +93,24 @@ def open_cluster(
             field="--cluster",
         )
 
-    def opened(most_runs: int) -> contextlib.AbstractContextManager[DaskSeeds]:
-        return _dask_seeds(address, workers=min(workers, most_runs), connect_timeout_s=connect_timeout_s)
+    def opened(most_runs: int, warm_modules: tuple[str, ...]) -> contextlib.AbstractContextManager[DaskSeeds]:
+        return _dask_seeds(
+            address,
+            workers=min(workers, most_runs),
+            most_runs=most_runs,
+            warm_modules=warm_modules,
+            connect_timeout_s=connect_timeout_s,
+        )
 
     return opened
 
 
 @contextlib.contextmanager
-def _dask_seeds(address: str, *, workers: int, connect_timeout_s: float) -> Iterator[DaskSeeds]:
-    """A client on the cluster for the run (and the local cluster itself for :data:`LOCAL`)."""
+def _dask_seeds(
+    address: str, *, workers: int, most_runs: int, warm_modules: tuple[str, ...], connect_timeout_s: float
+) -> Iterator[DaskSeeds]:
+    """A client on the cluster for the run (and the local cluster itself for :data:`LOCAL`), whose
+    workers start their seed processes at once (:func:`_warm_seed_processes`)."""
     from distributed import Client, LocalCluster
 
     if address == LOCAL:
@@ -105,10 +124,12 @@ def _dask_seeds(address: str, *, workers: int, connect_timeout_s: float) -> Iter
             ) as cluster,
             Client(cluster) as client,
         ):
+            client.run(_warm_seed_processes, warm_modules, most_runs, wait=False)
             yield DaskSeeds(client)
         return
     client = _connect(address, connect_timeout_s)
     with client:
+        client.run(_warm_seed_processes, warm_modules, most_runs, wait=False)
         yield DaskSeeds(client)
 
 
@@ -149,16 +170,27 @@ class DaskSeeds:
     def run(self, jobs: Sequence[SeedJob], on_done: OnDone) -> None:
         """Submit every seed, hand each record to ``on_done`` as it arrives; on any failure or
         interrupt, cancel the seeds not yet finished. Seeds run again after a lost worker are noted."""
-        from distributed import KilledWorker, as_completed
-
         run_id = uuid.uuid4().hex[:12]
         topic = f"civictwin-seed-start-{run_id}"
-        futures = {
-            self.client.submit(
-                _seed_task, job, topic, key=f"civictwin-{run_id}-{'-'.join(map(str, job.key))}", pure=False
-            ): job
-            for job in jobs
-        }
+        with _shipped_inputs(jobs) as shipped:
+            futures = {
+                self.client.submit(
+                    _seed_task,
+                    dataclasses.replace(job, inputs=None),
+                    shipped[job.key[:2]],
+                    topic,
+                    key=f"civictwin-{run_id}-{'-'.join(map(str, job.key))}",
+                    pure=False,
+                ): job
+                for job in jobs
+            }
+            self._collect(futures, topic, on_done)
+
+    def _collect(self, futures: dict[Any, SeedJob], topic: str, on_done: OnDone) -> None:
+        """Hand each seed's record to ``on_done`` as it arrives; cancel the rest on any failure."""
+        from distributed import KilledWorker, as_completed
+
+        jobs = list(futures.values())
         try:
             for future in as_completed(futures, loop=self.client.loop):
                 job = futures[future]
@@ -179,6 +211,36 @@ class DaskSeeds:
             self.notes.extend(_restarts(self.client.get_events(topic), {j.key: j for j in jobs}))
 
 
+@contextlib.contextmanager
+def _shipped_inputs(jobs: Sequence[SeedJob]) -> Iterator[dict[tuple[str, str], Path]]:
+    """Each (engine, scenario)'s prepared inputs pickled once into its work folder, on the file system
+    the workers share, for as long as its seeds run: a seed then carries only its path (the demo's
+    traffic inputs are 2.7 MB, which every seed would otherwise take through the scheduler and pickle
+    twice more on its worker)."""
+    shipped: dict[tuple[str, str], Path] = {}
+    try:
+        for job in jobs:
+            engine, scenario, _ = job.key
+            if (engine, scenario) in shipped:
+                continue
+            comparison = job.final_dir.parents[3]  # <comparison>/seeds/<engine>/<scenario>/seed_<n>
+            assert seed_dir(comparison, *job.key) == job.final_dir, "runs.seed_dir's layout changed"
+            target = work_dir(comparison, engine, scenario) / SHIPPED_INPUTS
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.partial-{uuid.uuid4().hex[:8]}")
+            try:
+                partial.write_bytes(pickle.dumps(job.inputs, protocol=pickle.HIGHEST_PROTOCOL))
+                partial.replace(target)
+            except BaseException:
+                partial.unlink(missing_ok=True)
+                raise
+            shipped[(engine, scenario)] = target
+        yield shipped
+    finally:
+        for path in shipped.values():
+            path.unlink(missing_ok=True)
+
+
 def _restarts(events: Sequence[tuple[float, Any]], jobs: dict[tuple[str, str, int], SeedJob]) -> list[str]:
     """One line per seed started more than once (its worker was lost), from the start events."""
     starts: dict[tuple[str, str, int], list[str]] = {}
@@ -197,8 +259,9 @@ def _restarts(events: Sequence[tuple[float, Any]], jobs: dict[tuple[str, str, in
 # ------------------------------------------------------------------------------ on a Dask worker
 
 
-def _seed_task(job: SeedJob, topic: str) -> SeedRecord:
-    """One seed, as a Dask task: announce the start, then run it in a seed process of this worker.
+def _seed_task(job: SeedJob, inputs_file: Path, topic: str) -> SeedRecord:
+    """One seed, as a Dask task: announce the start, then run it in a seed process of this worker,
+    which reads its prepared inputs from ``inputs_file`` (:func:`_shipped_inputs`).
 
     Leftover staging folders of this seed (from an attempt on a worker that was lost) are removed
     first: the seed runs nowhere else now, because a lost worker's seed process died with it.
@@ -218,9 +281,10 @@ def _seed_task(job: SeedJob, topic: str) -> SeedRecord:
     )
     _remove_staging(job)
     process = _borrow()
-    record = process.run(job, ran_on, cancelled)
-    _give_back(process)
-    return record
+    try:
+        return process.run(job, inputs_file, ran_on, cancelled)
+    finally:
+        _give_back(process)  # also after a failed seed: its process lives on and is reused
 
 
 def _remove_staging(job: SeedJob) -> None:
@@ -232,24 +296,28 @@ def _remove_staging(job: SeedJob) -> None:
 class _SeedProcess:
     """A Python process on a Dask worker that runs seeds one at a time, one after another (as a
     worker of the local pool does): a job file's path in on its standard input, ``(ok, record or
-    error)`` out as a result file. It dies with the worker (:func:`_die_with_parent`)."""
+    error)`` out as a result file. It imports ``modules`` as it starts, and dies with the worker
+    (:func:`_die_with_parent`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, modules: Sequence[str] = ()) -> None:
         code = "import sys; from civictwin.engines.cluster import seed_process_main as m; m(*sys.argv[1:])"
         self.process = subprocess.Popen(
-            [sys.executable, "-c", code, str(os.getpid())], stdin=subprocess.PIPE, text=True
+            [sys.executable, "-c", code, str(os.getpid()), *modules], stdin=subprocess.PIPE, text=True
         )
+        self.interrupted = False
+        """Whether its seed was interrupted, after which the process ends (never reused)."""
 
     def alive(self) -> bool:
         """Whether the process still runs (it ends after an interrupt, and may have been killed)."""
         return self.process.poll() is None
 
-    def run(self, job: SeedJob, ran_on: str, cancelled: Callable[[], bool]) -> SeedRecord:
-        """Run one seed there; past its timeout (plus grace) the process is killed. Once ``cancelled``
-        the seed is interrupted (it removes its staging folder) and the process ends."""
+    def run(self, job: SeedJob, inputs_file: Path, ran_on: str, cancelled: Callable[[], bool]) -> SeedRecord:
+        """Run one seed there (its inputs read from ``inputs_file``); past its timeout (plus grace)
+        the process is killed. Once ``cancelled`` the seed is interrupted (it removes its staging
+        folder) and the process ends."""
         with tempfile.TemporaryDirectory(prefix="civictwin-seed-") as scratch:
             job_file, result_file = Path(scratch) / "job.pickle", Path(scratch) / "result.pickle"
-            job_file.write_bytes(pickle.dumps((job, ran_on)))
+            job_file.write_bytes(pickle.dumps((job, inputs_file, ran_on)))
             assert self.process.stdin is not None
             try:
                 self.process.stdin.write(f"{job_file}\t{result_file}\n")
@@ -270,6 +338,7 @@ class _SeedProcess:
             if not interrupted and cancelled():
                 self.process.send_signal(signal.SIGINT)
                 interrupted, deadline = True, time.monotonic() + STOP_GRACE_S
+                self.interrupted = True
             if not self.alive():
                 raise EngineError(
                     f"{job.who}: the seed's process on {ran_on} ended without a result "
@@ -289,37 +358,64 @@ class _SeedProcess:
 
 _idle: list[_SeedProcess] = []
 """This worker's seed processes waiting for a seed."""
+_starting: list[Future[_SeedProcess]] = []
+"""Seed processes this worker was asked to start ahead of its seeds (:func:`_warm_seed_processes`)."""
 _idle_lock = threading.Lock()
 _spawner: ThreadPoolExecutor | None = None
 """The one thread that starts seed processes. Linux kills a process whose *thread* of origin ends;
 this thread lives as long as the worker, so a seed process dies exactly when its worker dies."""
 
 
-def _borrow() -> _SeedProcess:
-    """An idle seed process of this worker, or a new one."""
-    global _spawner
+async def _warm_seed_processes(modules: Sequence[str], most_runs: int, dask_worker: Any = None) -> None:
+    """Run on every worker as the executor opens (``Client.run`` without waiting, which Dask allows
+    for coroutines only; on the worker's event loop, so it only hands the starts to the spawner
+    thread): one seed process per worker thread, at most
+    ``most_runs``, beyond those already idle, each importing ``modules`` while the driving process
+    prepares the scenarios, so that a worker's first seed waits for no interpreter start (about 1.5 s
+    for the traffic engine's imports on a quiet machine)."""
+    wanted = min(int(dask_worker.state.nthreads), most_runs) if dask_worker is not None else 1
     with _idle_lock:
-        while _idle:
-            process = _idle.pop()
-            if process.alive():
-                return process
-        if _spawner is None:
-            _spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="civictwin-seeds")
-        spawner = _spawner
-    return spawner.submit(_SeedProcess).result()
+        missing = wanted - sum(p.alive() for p in _idle) - len(_starting)
+        _starting.extend(_spawn(modules) for _ in range(missing))
+
+
+def _spawn(modules: Sequence[str]) -> Future[_SeedProcess]:
+    """A seed process being started by the spawner thread (call with ``_idle_lock`` held)."""
+    global _spawner
+    if _spawner is None:
+        _spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="civictwin-seeds")
+    return _spawner.submit(_SeedProcess, tuple(modules))
+
+
+def _borrow() -> _SeedProcess:
+    """An idle seed process of this worker, else one started ahead, else a new one."""
+    while True:
+        with _idle_lock:
+            while _idle:
+                process = _idle.pop()
+                if process.alive():
+                    return process
+            starting = _starting.pop(0) if _starting else _spawn(())
+        process = starting.result()
+        if process.alive():
+            return process
 
 
 def _give_back(process: _SeedProcess) -> None:
     with _idle_lock:
-        if process.alive():
+        if process.alive() and not process.interrupted:
             _idle.append(process)
 
 
-def seed_process_main(parent_pid: str) -> None:
-    """A seed process: die with the worker, then run each seed named on standard input in turn;
-    after an interrupt it stops (its seed reported as interrupted)."""
+def seed_process_main(parent_pid: str, *modules: str) -> None:
+    """A seed process: die with the worker, import ``modules`` (a module that fails to import is left
+    for the seed that needs it to report), then run each seed named on standard input in turn; after
+    an interrupt it stops (its seed reported as interrupted)."""
     _die_with_parent(int(parent_pid))
     init_seed_process(None)
+    for module in modules:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
     for line in sys.stdin:
         job_file, result_file = line.rstrip("\n").split("\t")
         if not _serve(Path(job_file), Path(result_file)):
@@ -328,10 +424,11 @@ def seed_process_main(parent_pid: str) -> None:
 
 def _serve(job_file: Path, result_file: Path) -> bool:
     """Run one seed and leave its outcome in ``result_file``; False once interrupted."""
-    job, ran_on = pickle.loads(job_file.read_bytes())
+    job, inputs_file, ran_on = pickle.loads(job_file.read_bytes())
     outcome: tuple[bool, Any]
     interrupted = False
     try:
+        job = dataclasses.replace(job, inputs=_read_inputs(inputs_file))
         outcome = (True, run_seed(job, ran_on=ran_on))
     except EngineError as exc:
         outcome = (False, exc)
@@ -342,6 +439,28 @@ def _serve(job_file: Path, result_file: Path) -> bool:
     partial.write_bytes(pickle.dumps(outcome))
     partial.rename(result_file)
     return not interrupted
+
+
+_inputs_read: tuple[tuple[str, int, int, int], Any] | None = None
+"""The last inputs this seed process read, with their file's (path, inode, size, mtime ns)."""
+
+
+def _read_inputs(path: Path) -> Any:
+    """The prepared inputs in ``path``, unpickled once for all the seeds of that scenario this process
+    runs one after another (the file is replaced, never rewritten in place, so its identity tells a
+    new file from the one already read)."""
+    global _inputs_read
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise EngineError(
+            f"the prepared inputs {path} are not readable on this worker ({exc.strerror})"
+        ) from None
+    identity = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if _inputs_read is None or _inputs_read[0] != identity:
+        _inputs_read = None  # let the previous scenario's inputs go before reading the next
+        _inputs_read = (identity, pickle.loads(path.read_bytes()))
+    return _inputs_read[1]
 
 
 def _die_with_parent(parent_pid: int) -> None:

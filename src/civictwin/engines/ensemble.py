@@ -165,9 +165,10 @@ class SeedExecutor(Protocol):
         """Run every job once, calling ``on_done`` as each finishes; raise the first seed's failure."""
 
 
-OpenExecutor = Callable[[int], AbstractContextManager[SeedExecutor]]
-"""Opens a :class:`SeedExecutor` for at most this many seed runs (sized, warmed, connected); it is
-entered before anything is written, so one that cannot start leaves nothing behind."""
+OpenExecutor = Callable[[int, tuple[str, ...]], AbstractContextManager[SeedExecutor]]
+"""Opens a :class:`SeedExecutor` for at most this many seed runs (sized, connected), whose seed
+processes import these modules (the engines' own, :data:`SAVING_MODULES`) while the scenarios are
+prepared; it is entered before anything is written, so one that cannot start leaves nothing behind."""
 
 
 def run_ensemble(
@@ -198,8 +199,8 @@ def run_ensemble(
     directory = comparison_dir(twin.twin_dir, comparison_id)
     most_runs = len(engines) * len(scenarios) * len(chosen)
     warm = tuple(dict.fromkeys([*SAVING_MODULES, *(type(e).__module__ for e in engines)]))
-    opened = executor or (lambda most: _seed_pool(workers, most, warm_modules=warm))
-    with opened(most_runs) as running, _sole_run(directory, comparison_id):
+    opened = executor or (lambda most, modules: _seed_pool(workers, most, warm_modules=modules))
+    with opened(most_runs, warm) as running, _sole_run(directory, comparison_id):
         data = twin.data_fingerprint()
         parameters = {e.name: dict(e.parameters(twin)) for e in engines}
         prints = {

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import geopandas as gpd
 
+import civictwin
 from civictwin.config import load_config
 from civictwin.demo import write_demo_config
 from civictwin.store.duckdb import DuckDBStore
@@ -30,9 +31,11 @@ def write_distribution(site: Path) -> list[str]:
 
 
 def subprocess_env(paths: list[str], **extra: str) -> dict[str, str]:
-    """The environment of a CLI subprocess that sees the toy package."""
+    """The environment of a CLI subprocess that sees the toy package and the civictwin these tests
+    import (a checkout's ``src`` may come before the installed one)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    return {**env, "PYTHONPATH": os.pathsep.join(paths), **extra}
+    source = str(Path(civictwin.__file__).resolve().parents[1])
+    return {**env, "PYTHONPATH": os.pathsep.join([*paths, source]), **extra}
 
 
 def write_twin(twin_dir: Path, zones: gpd.GeoDataFrame) -> Path:

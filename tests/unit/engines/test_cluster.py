@@ -30,7 +30,7 @@ from plugin import subprocess_env, write_distribution, write_twin
 
 from civictwin.compare import compare_ensemble, ensemble_manifest
 from civictwin.engines.base import TwinContext
-from civictwin.engines.cluster import open_cluster
+from civictwin.engines.cluster import SHIPPED_INPUTS, open_cluster
 from civictwin.engines.ensemble import Ensemble, run_ensemble
 from civictwin.errors import EngineError
 from civictwin.scenarios.spec import Scenario
@@ -153,6 +153,37 @@ def pooled(tmp_path_factory: pytest.TempPathFactory, engines: Any) -> Ensemble:
     return ensemble(twin, engines, "pool", workers=1)
 
 
+def seed_processes(cluster: Cluster) -> dict[str, list[list[str]]]:
+    """Per live worker, the command lines of its seed processes."""
+    import psutil
+
+    return {
+        address: [
+            child.cmdline()
+            for child in psutil.Process(worker.pid).children()
+            if "seed_process_main" in " ".join(child.cmdline())
+        ]
+        for address, worker in cluster.workers.items()
+        if worker.poll() is None
+    }
+
+
+def test_opening_the_executor_starts_a_seed_process_on_every_worker(cluster: Cluster) -> None:
+    """Runs first, on workers that never ran a seed: opening the executor (before any seed is
+    submitted, as the driving process then prepares the scenarios) starts one seed process per worker
+    thread, importing the engines' modules; opening it again starts no more."""
+    assert seed_processes(cluster) == {address: [] for address in cluster.workers}
+    modules = ("civictwin_toy.engine", "pyarrow.parquet")
+    for _ in range(2):
+        with open_cluster(cluster.address, workers=2)(4, modules):
+            deadline = time.monotonic() + 30
+            while any(len(c) != 1 for c in seed_processes(cluster).values()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        started = seed_processes(cluster)
+        assert sorted(started) == sorted(cluster.workers)
+        assert all(len(cmds) == 1 and cmds[0][-2:] == list(modules) for cmds in started.values()), started
+
+
 def test_the_cluster_gives_the_local_pools_seeds_and_records_the_workers(
     tmp_path: Path, cluster: Cluster, engines: Any, pooled: Ensemble
 ) -> None:
@@ -174,6 +205,7 @@ def test_the_cluster_gives_the_local_pools_seeds_and_records_the_workers(
     assert sorted((twin / "toy-runs.log").read_text().splitlines()) == [
         "baseline 1", "baseline 2", "warm 1", "warm 2",
     ]  # fmt: skip
+    assert list((result.directory / "work").rglob(SHIPPED_INPUTS)) == []  # removed after the run
 
     # resuming works as on the pool: a lost seed folder is the only seed run again
     shutil.rmtree(result.directory / "seeds" / "toy" / "warm" / "seed_2")
@@ -197,6 +229,15 @@ def test_a_hanging_seed_on_the_cluster_is_one_line(tmp_path: Path, cluster: Clus
         "hangs, or the seed needs a longer --seed-timeout)"
     )
     assert list((tmp_path / "twin" / "runs" / "hang" / "seeds" / "toy" / "hang").iterdir()) == []
+    from distributed import Client
+
+    from civictwin.engines import cluster as dask_seeds
+
+    with Client(cluster.address, timeout=30, set_as_default=False) as client:
+        waiting = client.run(lambda: sum(p.alive() for p in dask_seeds._idle) + len(dask_seeds._starting))
+    assert waiting == {
+        address: 1 for address in cluster.workers
+    }  # the failed seed's process waits for the next
 
 
 def test_the_local_pool_never_imports_dask() -> None:
@@ -251,7 +292,7 @@ def close_barrier(cluster: Cluster) -> None:
 
 def wait_started(cluster: Cluster, count: int) -> list[Path]:
     """The barrier's ``started-*`` files once ``count`` seeds wait there (one per worker)."""
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # seeds may start slowly on a loaded machine
     while len(started := sorted(cluster.barrier.glob("started-*"))) < count and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(started) == count, started
@@ -376,3 +417,26 @@ def test_a_seed_whose_workers_keep_dying_fails_with_one_line(
         f"{survivor}), so the scheduler gave up on it; the seed may exhaust a worker's memory"
     )
     assert list((tmp_path / "twin" / "runs" / "lost" / "seeds" / "toy" / "baseline").iterdir()) == []
+
+
+def test_a_seed_process_reads_a_scenarios_inputs_once_and_a_replaced_file_again(tmp_path: Path) -> None:
+    """Seeds of one scenario share one read of the shipped inputs; a file put in its place (the same
+    comparison run again) is read afresh; a missing file is one line."""
+    import pickle
+
+    from civictwin.engines import cluster as dask_seeds
+
+    path = tmp_path / SHIPPED_INPUTS
+    path.write_bytes(pickle.dumps({"zones": [1, 2, 3]}))
+    first = dask_seeds._read_inputs(path)
+    assert first == {"zones": [1, 2, 3]} and dask_seeds._read_inputs(path) is first
+    replacement = tmp_path / "next.pickle"
+    replacement.write_bytes(pickle.dumps({"zones": [4]}))
+    replacement.replace(path)
+    assert dask_seeds._read_inputs(path) == {"zones": [4]}
+    path.unlink()
+    with pytest.raises(EngineError) as missing:
+        dask_seeds._read_inputs(path)
+    assert missing.value.user_message() == (
+        f"the prepared inputs {path} are not readable on this worker (No such file or directory)"
+    )
