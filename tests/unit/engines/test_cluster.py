@@ -308,8 +308,13 @@ def test_ctrl_c_stops_the_seeds_on_the_workers_and_the_comparison_resumes(
     twin = write_twin(tmp_path / "twin", ZONES)
     close_barrier(cluster)
 
+    late: list[AssertionError] = []
+
     def press_ctrl_c() -> None:
-        wait_started(cluster, 2)
+        try:
+            wait_started(cluster, 2)
+        except AssertionError as error:  # the seeds never started: fail, never leave the test waiting
+            late.append(error)
         _thread.interrupt_main()
 
     presser = threading.Thread(target=press_ctrl_c)
@@ -325,6 +330,7 @@ def test_ctrl_c_stops_the_seeds_on_the_workers_and_the_comparison_resumes(
     finally:
         presser.join(timeout=60)
         (cluster.barrier / "go").touch()
+    assert not late, late
     assert all(p.poll() is None for p in cluster.workers.values())
     resumed = ensemble(twin, engines, "stopped", workers=2, executor=open_cluster(cluster.address, workers=2))
     assert len(resumed.computed) == 4 and seed_bytes(resumed) == seed_bytes(pooled)
