@@ -154,9 +154,10 @@ def _header_and_vertices(
     raw = folder / "vertices.i64"
     with raw.open("wb") as out:
         vertex_count = _write_vertices(buf, members["vertices"], out, path) if "vertices" in members else 0
+    mapped = _map(raw) if vertex_count else None
     integers: npt.NDArray[np.int64] = (
-        np.memmap(raw, dtype=np.int64, mode="r", shape=(vertex_count, 3))
-        if vertex_count
+        np.frombuffer(mapped, dtype=np.int64).reshape(vertex_count, 3)
+        if mapped is not None
         else np.zeros((0, 3), np.int64)
     )
     span = members.get("CityObjects")
@@ -167,7 +168,8 @@ def _header_and_vertices(
         if count
         else np.zeros((0, 2), np.int64)
     )
-    return header, _VertexView(integers, header["transform"]), _Objects(span=span, separators=events)
+    vertices = _VertexView(integers, header["transform"], mapped=mapped)
+    return header, vertices, _Objects(span=span, separators=events)
 
 
 @dataclass(frozen=True)
@@ -457,18 +459,29 @@ def _strip(buf: mmap.mmap, span: _Span) -> _Span:
 
 
 class _VertexView:
-    """Integer vertices (memory-mapped) that read as real coordinates: ``v × scale + translate``."""
+    """Integer vertices that read as real coordinates: ``v × scale + translate``.
 
-    def __init__(self, integers: npt.NDArray[np.int64], transform: dict[str, Any]) -> None:
+    ``mapped``: the memory map the integers are a view of (a file's whole vertex list); its pages
+    are handed back to the kernel after each lookup (:meth:`take` runs once per batch), so the
+    process's resident memory does not grow with the vertex list as the batches touch it (they are
+    read again from the page cache when needed).
+    """
+
+    def __init__(
+        self, integers: npt.NDArray[np.int64], transform: dict[str, Any], *, mapped: mmap.mmap | None = None
+    ) -> None:
         self._integers = integers
         self._scale = np.asarray(transform["scale"], dtype=np.float64)
         self._translate = np.asarray(transform["translate"], dtype=np.float64)
+        self._mapped = mapped
 
     def __len__(self) -> int:
         return len(self._integers)
 
     def take(self, indices: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
         real: npt.NDArray[np.float64] = self._integers[indices] * self._scale + self._translate
+        if self._mapped is not None:
+            _drop_pages(self._mapped, 0, len(self._mapped))
         return real
 
 
