@@ -273,8 +273,10 @@ class DuckDBStore(Store):
         """Append each batch straight to hidden staging tables (no spool), committed every
         :data:`COMMIT_BATCHES` batches, then swap them in together in one transaction.
 
-        Uncommitted rows stay in DuckDB's memory past its ``memory_limit``, so a commit now and then
-        keeps memory flat; an error on the way drops the staging tables and leaves the tables as they were.
+        A commit every few batches keeps the rows DuckDB holds uncommitted to those batches, whatever
+        the stream's length; an error on the way drops the staging tables and leaves the tables as
+        they were. What DuckDB then keeps is its cache of the written blocks, bounded by its
+        ``memory_limit`` (a build sets it from ``[build] memory_mb``).
         """
         with self._one_thread():
             rows = self._append_tables(batches, schemas)
