@@ -163,13 +163,14 @@ def _header_and_vertices(
     span = members.get("CityObjects")
     if span is None:
         raise SourceError("no 'CityObjects'", path=path)
+    mapped_separators = _map(separators) if count else None
     events: npt.NDArray[np.int64] = (
-        np.memmap(separators, dtype=np.int64, mode="r", shape=(count, 2))
-        if count
+        np.frombuffer(mapped_separators, dtype=np.int64).reshape(count, 2)
+        if mapped_separators is not None
         else np.zeros((0, 2), np.int64)
     )
     vertices = _VertexView(integers, header["transform"], mapped=mapped)
-    return header, vertices, _Objects(span=span, separators=events)
+    return header, vertices, _Objects(span=span, separators=events, mapped=mapped_separators)
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,8 @@ class _Objects:
 
     span: _Span
     separators: npt.NDArray[np.int64]
+    mapped: mmap.mmap | None
+    """The memory map ``separators`` views, whose pages pass 2 hands back as it moves on."""
 
 
 def _load(buf: mmap.mmap, span: _Span, path: Path, record: str) -> Any:
@@ -510,6 +513,8 @@ def _file_buildings(
                 key_start, colon = offset + 1, -1
         _drop_pages(buf, dropped, key_start)
         dropped = key_start
+        if objects.mapped is not None:
+            _drop_pages(objects.mapped, 0, min(len(objects.mapped), (step + _SEPARATORS_PER_STEP) * 16))
     yield from assembler.finish()
 
 
