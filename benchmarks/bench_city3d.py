@@ -6,7 +6,8 @@ and as CityJSONSeq, at growing sizes. Each file is read by a fresh process: civi
 writing the buildings and their surfaces into a DuckDB store, and, for the CityJSON files, cjio
 (``cityjson.reader``, which every cjio command starts with) installed in its own venv
 (``benchmarks/.peer-venv-cjio``, not a civictwin dependency). Each row gives seconds, buildings per
-second and the process's peak resident memory.
+second, the process's peak resident memory and, for civictwin, what DuckDB still holds at the end
+(``duckdb_memory()``: its buffer pool, capped by ``--duckdb-memory``).
 
 Conflation: the 8×8 benchmark twin's OSM buildings against a city layer of the same size (the
 same footprints moved 0.5 m, heights changed, 5 % left out, 5 % added elsewhere, 2 % split in two),
@@ -192,6 +193,7 @@ def import_once(kind: str, path: Path, duckdb_memory: str | None = None) -> dict
     from civictwin.config import parse_config
     from civictwin.sources import reader_for
     from civictwin.sources.base import BuildContext
+    from civictwin.store.duckdb import DuckDBStore
 
     with tempfile.TemporaryDirectory() as folder:
         config = parse_config(
@@ -200,7 +202,7 @@ def import_once(kind: str, path: Path, duckdb_memory: str | None = None) -> dict
                           "steward": "s", "clip": False}]},
             base_dir=Path(folder),
         )  # fmt: skip
-        store = _reader_peak_store().create(Path(folder) / "bench.duckdb", crs=CRS)
+        store = DuckDBStore.create(Path(folder) / "bench.duckdb", crs=CRS)
         if duckdb_memory is not None:
             store.connection.execute(f"SET memory_limit = '{duckdb_memory}'")
         ctx = BuildContext(config=config, store=store, area_wgs84=box(-179, -80, 179, 80),
@@ -208,27 +210,10 @@ def import_once(kind: str, path: Path, duckdb_memory: str | None = None) -> dict
         start, cpu = time.perf_counter(), time.process_time()
         result = reader_for(config.sources[0].kind)(config.sources[0], ctx)
         seconds, cpu_s = time.perf_counter() - start, time.process_time() - cpu
+        held = store.connection.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()
         store.close()
     return {"seconds": seconds, "cpu_s": cpu_s, "buildings": result.layers[0].rows, "surfaces": result.layers[1].rows,
-            "peak_mb": peak_memory_mb(), "reader_peak_mb": store.reader_peak_mb}  # fmt: skip
-
-
-def _reader_peak_store() -> Any:
-    """A DuckDB store that notes the process's peak memory when the first table is written.
-
-    The readers spool every batch before writing any table, so that peak is the reader's own (file
-    read, converted and spooled); what comes after is DuckDB's and Arrow's while the tables are stored.
-    """
-    from civictwin.store.duckdb import DuckDBStore
-
-    class ReaderPeakStore(DuckDBStore):
-        reader_peak_mb = 0.0
-
-        def write_table(self, name: str, table: Any) -> int:
-            self.reader_peak_mb = self.reader_peak_mb or peak_memory_mb()
-            return super().write_table(name, table)
-
-    return ReaderPeakStore
+            "peak_mb": peak_memory_mb(), "duckdb_mb": int(held[0] or 0) / 2**20 if held else 0.0}  # fmt: skip
 
 
 def peak_memory_mb() -> float:
@@ -246,23 +231,26 @@ def _run(command: list[str]) -> dict[str, float]:
     return result
 
 
-def bench_import(sizes: list[float], formats: list[str], peer: bool, duckdb_memory: str | None) -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
+def bench_import(
+    sizes: list[float], formats: list[str], peer: bool, duckdb_memory: str | None, out: Path
+) -> None:
+    """One row per format and size; the tiled files are written to ``out`` and deleted after their row."""
+    out.mkdir(parents=True, exist_ok=True)
     base = _district_cityjson() if {"cityjson", "cityjsonseq"} & set(formats) else None
     print(
-        "| format | file MB | buildings | civictwin s (CPU s) | buildings/CPU s | peak MB before storing | peak MB "
+        "| format | file MB | buildings | civictwin s (CPU s) | buildings/CPU s | peak MB | DuckDB MB at the end "
         "| cjio s (CPU s) | cjio buildings/CPU s | cjio peak MB |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for size in sizes:
         files: dict[str, Path] = {}
         if "citygml" in formats:
-            files["citygml"] = OUT / f"district_{size:g}MB.gml"
+            files["citygml"] = out / f"district_{size:g}MB.gml"
             write_citygml(files["citygml"], size)
         if base is not None:
             files["cityjson"], files["cityjsonseq"] = (
-                OUT / f"district_{size:g}MB.city.json",
-                OUT / f"district_{size:g}MB.city.jsonl",
+                out / f"district_{size:g}MB.city.json",
+                out / f"district_{size:g}MB.city.jsonl",
             )
             write_cityjson(files["cityjson"], files["cityjsonseq"], size, base)
         for fmt in formats:
@@ -272,7 +260,7 @@ def bench_import(sizes: list[float], formats: list[str], peer: bool, duckdb_memo
             ours = _run([sys.executable, __file__, "one", kind, str(path), *limit])
             row = [fmt, f"{path.stat().st_size / 1e6:.0f}", f"{ours['buildings']:,.0f}",
                    f"{ours['seconds']:.1f} ({ours['cpu_s']:.1f})", f"{ours['buildings'] / ours['cpu_s']:,.0f}",
-                   f"{ours['reader_peak_mb']:.0f}", f"{ours['peak_mb']:.0f}"]  # fmt: skip
+                   f"{ours['peak_mb']:.0f}", f"{ours['duckdb_mb']:.0f}"]  # fmt: skip
             if fmt == "cityjson" and peer:
                 theirs = _run([str(PEER_VENV / "bin" / "python"), "-c", CJIO_LOAD, str(path)])
                 row += [f"{theirs['seconds']:.1f} ({theirs['cpu_s']:.1f})",
@@ -382,6 +370,7 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     imp.add_argument("--sizes", type=float, nargs="+", default=[16, 64, 256], help="file sizes in MB")
     imp.add_argument("--formats", nargs="+", default=["citygml", "cityjson", "cityjsonseq"])
     imp.add_argument("--duckdb-memory", help="cap DuckDB's buffer pool in the reading process, e.g. 256MB")
+    imp.add_argument("--out", type=Path, default=OUT, help=f"folder for the tiled files (default {OUT})")
     con = sub.add_parser("conflation", help="conflation of the 8×8 twin's buildings")
     con.add_argument("pbf", type=Path)
     con.add_argument("--repeat", type=int, default=3)
@@ -400,7 +389,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(import_once(args.kind, args.path, args.duckdb_memory)))
     elif args.command == "import":
         bench_import(args.sizes, args.formats, peer=(PEER_VENV / "bin" / "python").is_file(),
-                     duckdb_memory=args.duckdb_memory)  # fmt: skip
+                     duckdb_memory=args.duckdb_memory, out=args.out)  # fmt: skip
     elif args.command == "conflation":
         bench_conflation(args.pbf, args.repeat)
 

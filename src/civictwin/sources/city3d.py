@@ -15,9 +15,9 @@ the file:
   surfaces), ground and roof heights, a height (``measuredHeight`` when given, else roof − ground),
   its best LoD and every attribute (as JSON).
 
-Batches are spooled to Parquet in a temporary folder (never beside the user's data) and the tables
-are written only when the whole file was read, so a broken record stops the build with one line
-naming the file and the record, and nothing is stored.
+Each batch goes to the store as soon as it is converted (:meth:`~civictwin.store.base.Store.write_tables`:
+hidden staging tables), and the tables replace the old ones only when the whole file was read, so a
+broken record stops the build with one line naming the file and the record, and nothing is stored.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import itertools
 import json
 import math
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,6 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.parquet as pq
 import shapely
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
@@ -54,9 +52,6 @@ OTHER_LODS_TABLE = "building_surfaces_other_lods"
 
 BATCH_BUILDINGS = 2000
 """Buildings per vectorised batch: memory holds one batch, whatever the file's size."""
-SPOOL_READ_ROWS = 4096
-"""Rows per batch read back from the spool into the store (pyarrow's default of 65,536 rows holds a whole
-table of buildings' attributes at once: about 100 MB more resident memory on 35,000 buildings)."""
 
 SURFACE_TYPES = {
     "RoofSurface": "roof", "WallSurface": "wall", "GroundSurface": "ground", "ClosureSurface": "closure",
@@ -283,17 +278,26 @@ def ingest_buildings(
     *,
     notes: list[str],
 ) -> IngestResult:
-    """Spool ``buildings`` batch by batch, then write ``<source>``, the surfaces and other LoDs."""
-    with tempfile.TemporaryDirectory(prefix="civictwin-city3d-") as folder:
-        spool = _Spool(Path(folder))
-        counts = _Counts()
-        converter = _Converter(crs, ctx, source.name, clip=source.clip)
+    """Write ``<source>``, the surfaces and other LoDs from ``buildings``, converted batch by batch.
+
+    The store appends each batch as it comes and swaps the tables in only when the whole file was
+    read, so a broken record stops with one line and stores nothing.
+    """
+    counts = _Counts()
+    converter = _Converter(crs, ctx, source.name, clip=source.clip)
+    names = (source.name, SURFACES_TABLE, OTHER_LODS_TABLE)
+
+    def tables() -> Iterator[dict[str, pa.Table]]:
+        yield from _kept_rows(ctx, source.name)
         for batch in _batches(buildings, BATCH_BUILDINGS):
-            tables = converter.convert(batch, counts, path)
-            spool.write(tables)
+            yield dict(zip(names, converter.convert(batch, counts, path), strict=True))
         if counts.received == 0:
             raise SourceError("no buildings in the file", path=path)
-        rows = spool.store(ctx, source.name)
+
+    written = ctx.store.write_tables(
+        tables(), schemas=dict(zip(names, (BUILDING_SCHEMA, SURFACE_SCHEMA, SURFACE_SCHEMA), strict=True))
+    )
+    rows = [written[name] for name in names]
     quality: dict[str, Any] = {
         "geometry": {"received": counts.received, "outside_area": counts.outside, "no_footprint": counts.no_footprint,
                      "kept": rows[0]},
@@ -339,42 +343,13 @@ class _Counts:
     unclassified: int = 0
 
 
-class _Spool:
-    """Parquet files in a temporary folder, one per table, appended batch by batch."""
-
-    def __init__(self, folder: Path) -> None:
-        self._paths = [folder / "buildings.parquet", folder / "surfaces.parquet", folder / "other.parquet"]
-        schemas = [BUILDING_SCHEMA, SURFACE_SCHEMA, SURFACE_SCHEMA]
-        self._writers = [pq.ParquetWriter(p, s) for p, s in zip(self._paths, schemas, strict=True)]
-
-    def write(self, tables: tuple[pa.Table, pa.Table, pa.Table]) -> None:
-        for writer, table in zip(self._writers, tables, strict=True):
-            if table.num_rows:
-                writer.write_table(table)
-
-    def store(self, ctx: BuildContext, name: str) -> tuple[int, int, int]:
-        for writer in self._writers:
-            writer.close()
-        counts = []
-        for table, path in zip((name, SURFACES_TABLE, OTHER_LODS_TABLE), self._paths, strict=True):
-            reader = pq.ParquetFile(path)
-            stream = pa.RecordBatchReader.from_batches(
-                reader.schema_arrow, reader.iter_batches(batch_size=SPOOL_READ_ROWS)
-            )
-            if table != name and ctx.store.has_table(table):
-                stream = _with_existing(ctx, table, name, stream)
-            counts.append(ctx.store.write_table(table, stream))
-        return counts[0], counts[1], counts[2]
-
-
-def _with_existing(
-    ctx: BuildContext, table: str, source: str, new: pa.RecordBatchReader
-) -> pa.RecordBatchReader:
-    """The rows another city model source already stored in ``table``, followed by ``new``."""
-    old = ctx.store.read_table(table)
-    old = old[old["source"] != source]
-    kept = pa.Table.from_pandas(_as_wkb(old), schema=SURFACE_SCHEMA, preserve_index=False)
-    return pa.RecordBatchReader.from_batches(SURFACE_SCHEMA, [*kept.to_batches(), *new])
+def _kept_rows(ctx: BuildContext, source: str) -> Iterator[dict[str, pa.Table]]:
+    """The rows other city model sources already stored in the shared surface tables, to be kept."""
+    for table in (SURFACES_TABLE, OTHER_LODS_TABLE):
+        if ctx.store.has_table(table):
+            old = ctx.store.read_table(table)
+            old = old[old["source"] != source]
+            yield {table: pa.Table.from_pandas(_as_wkb(old), schema=SURFACE_SCHEMA, preserve_index=False)}
 
 
 def _as_wkb(frame: Any) -> Any:

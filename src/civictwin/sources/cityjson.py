@@ -3,10 +3,13 @@
 A CityJSON file keeps one vertex list for the whole model, before or after the city objects. The
 file is memory-mapped and scanned structurally with numpy, a few MiB at a time: quotes (less the
 escaped ones) mark strings, brackets outside strings give each byte's nesting depth, so the root's
-members and each city object are found as byte ranges without parsing what lies between. Pass 1
-parses the vertex list's integers straight from its bytes (vectorised, checked to be ``[x, y, z]``
-triples) into a temporary file (memory-mapped, never beside the user's data) and the small header
-members with ``json``; pass 2 parses the city objects one at a time from their own bytes.
+members and each city object are found as byte ranges without parsing what lies between. The file
+is scanned once: pass 1 finds the root's members and writes where each city object starts and ends
+to a temporary file, parses the vertex list's integers straight from its bytes (vectorised, checked
+to be ``[x, y, z]`` triples) into another (both memory-mapped, never beside the user's data) and the
+small header members with ``json``; pass 2 parses the city objects one at a time from their own
+bytes, cut out at the offsets pass 1 kept (the vertices may come after the objects, so they cannot
+be read in pass 1).
 A CityJSONSeq stream is read line by line: a header line, then one ``CityJSONFeature`` per line
 with its own vertices. Buildings and their parts become :class:`~civictwin.sources.city3d.CityBuilding`
 objects; other city objects (roads, vegetation, ...) are counted and skipped.
@@ -25,6 +28,7 @@ import mmap
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -137,9 +141,11 @@ def _crs(header: dict[str, Any], source: SourceConfig, path: Path) -> ModelCRS:
 
 def _header_and_vertices(
     path: Path, buf: mmap.mmap, folder: Path
-) -> tuple[dict[str, Any], _VertexView, _Span]:
-    """Pass 1: the header members, every vertex (a memory-mapped integer array) and the CityObjects' span."""
-    members = _top_level_members(buf, path)
+) -> tuple[dict[str, Any], _VertexView, _Objects]:
+    """Pass 1: the header members, every vertex (a memory-mapped integer array) and where each city object is."""
+    separators = folder / "objects.i64"
+    with separators.open("wb") as out:
+        members, count = _scan_root(buf, path, out)
     header: dict[str, Any] = {}
     for key in ("type", "version", "transform", "metadata"):
         if key in members:
@@ -147,14 +153,39 @@ def _header_and_vertices(
     _check_header(header, path)
     raw = folder / "vertices.i64"
     with raw.open("wb") as out:
-        count = _write_vertices(buf, members["vertices"], out, path) if "vertices" in members else 0
+        vertex_count = _write_vertices(buf, members["vertices"], out, path) if "vertices" in members else 0
+    mapped = _map(raw) if vertex_count else None
     integers: npt.NDArray[np.int64] = (
-        np.memmap(raw, dtype=np.int64, mode="r", shape=(count, 3)) if count else np.zeros((0, 3), np.int64)
+        np.frombuffer(mapped, dtype=np.int64).reshape(vertex_count, 3)
+        if mapped is not None
+        else np.zeros((0, 3), np.int64)
     )
-    objects = members.get("CityObjects")
-    if objects is None:
+    span = members.get("CityObjects")
+    if span is None:
         raise SourceError("no 'CityObjects'", path=path)
-    return header, _VertexView(integers, header["transform"]), objects
+    mapped_separators = _map(separators) if count else None
+    events: npt.NDArray[np.int64] = (
+        np.frombuffer(mapped_separators, dtype=np.int64).reshape(count, 2)
+        if mapped_separators is not None
+        else np.zeros((0, 2), np.int64)
+    )
+    vertices = _VertexView(integers, header["transform"], mapped=mapped)
+    return header, vertices, _Objects(span=span, separators=events, mapped=mapped_separators)
+
+
+@dataclass(frozen=True)
+class _Objects:
+    """The ``CityObjects`` member: its byte span, and its separators found by pass 1's scan.
+
+    ``separators`` holds (file offset, byte) of each ``:`` after an object's id and each ``,`` or
+    ``}`` after its value (memory-mapped from a temporary file: 32 bytes per object, not held in
+    memory), so pass 2 cuts the objects out without scanning their bytes again.
+    """
+
+    span: _Span
+    separators: npt.NDArray[np.int64]
+    mapped: mmap.mmap | None
+    """The memory map ``separators`` views, whose pages pass 2 hands back as it moves on."""
 
 
 def _load(buf: mmap.mmap, span: _Span, path: Path, record: str) -> Any:
@@ -237,37 +268,74 @@ def _backslashes_before(data: npt.NDArray[np.uint8], quote: int) -> int:
     return run
 
 
-def _top_level_members(buf: mmap.mmap, path: Path) -> dict[str, _Span]:
-    """The byte span of each member's value of the root object."""
-    events: list[tuple[int, int]] = []
-    opened = False
+_SEPARATOR = np.zeros(256, dtype=bool)
+_SEPARATOR[list(b":,}")] = True
+_COLON, _COMMA, _CLOSE = ord(":"), ord(","), ord("}")
+
+
+def _scan_root(buf: mmap.mmap, path: Path, objects_out: BinaryIO) -> tuple[dict[str, _Span], int]:
+    """The one structural scan of the file: the byte span of each member's value of the root object.
+
+    On the way, the separators of the ``CityObjects`` member's own members (see :class:`_Objects`) are
+    written to ``objects_out`` as int64 (offset, byte) pairs; returns the members and the pairs written.
+    """
+    members: dict[str, _Span] = {}
+    state = _RootState()
     for offsets, chars, depth in _structure(buf, (0, len(buf)), path):
         top = depth == 0
         if top.any():
-            if opened or int(top.sum()) > 1 or chars[top][0] != ord("{"):
+            if state.key_start >= 0 or int(top.sum()) > 1 or chars[top][0] != ord("{"):
                 raise SourceError("not a CityJSON file (not one JSON object)", path=path)
-            opened = True
-        level = (depth == 1) & np.isin(chars, (ord(":"), ord(","), ord("}")))
-        events.extend(zip(offsets[level].tolist(), chars[level].tolist(), strict=True))
-    if not opened or not events or events[-1][1] != ord("}"):
+            state.key_start = int(offsets[top][0]) + 1
+        separator = _SEPARATOR[chars]
+        level = np.flatnonzero((depth == 1) & separator)
+        inside = [state.in_objects]
+        for offset, char in zip(offsets[level].tolist(), chars[level].tolist(), strict=True):
+            if state.step(buf, offset, char, members, path):
+                objects_out.seek(0)
+                objects_out.truncate()  # a repeated "CityObjects": the last one counts, as in JSON
+                state.written = 0
+            inside.append(state.in_objects)
+        inner = np.flatnonzero((depth == 2) & separator)
+        if len(inner):
+            wanted = np.asarray(inside)[np.searchsorted(offsets[level], offsets[inner])] & (
+                offsets[inner] > state.colon_of_objects
+            )
+            pairs = np.column_stack([offsets[inner][wanted], chars[inner][wanted].astype(np.int64)])
+            objects_out.write(np.ascontiguousarray(pairs, dtype=np.int64).tobytes())
+            state.written += len(pairs)
+    if state.key_start < 0 or state.last != _CLOSE:
         raise SourceError("not a CityJSON file (not one JSON object)", path=path)
-    return _members(buf, buf.find(b"{") + 1, events, path)
+    return members, state.written
 
 
-def _members(buf: mmap.mmap, start: int, events: list[tuple[int, int]], path: Path) -> dict[str, _Span]:
-    """Members from their separators: ``key : value ,`` … ``}`` (offsets of ':', ',' and the final '}')."""
-    members: dict[str, _Span] = {}
-    key_start = start
-    colon: int | None = None
-    for offset, char in events:
-        if char == ord(":") and colon is None:
-            colon = offset
-        elif char != ord(":") and colon is not None:
-            members[_key(buf, key_start, colon, path)] = (colon + 1, offset)
-            key_start, colon = offset + 1, None
-        elif buf[key_start:offset].strip():
+@dataclass
+class _RootState:
+    """Where :func:`_scan_root` is among the root's members: ``key : value ,`` … ``}``."""
+
+    key_start: int = -1
+    colon: int = -1
+    last: int = -1
+    in_objects: bool = False
+    colon_of_objects: int = -1
+    """Where the (last) ``CityObjects`` value starts: separators before it belong to an earlier one."""
+    written: int = 0
+
+    def step(self, buf: mmap.mmap, offset: int, char: int, members: dict[str, _Span], path: Path) -> bool:
+        """Take the root's separator ``char`` at ``offset``; True when a ``CityObjects`` value starts."""
+        self.last = char
+        if char == _COLON and self.colon < 0:
+            self.colon = offset
+            self.in_objects = _key(buf, self.key_start, offset, path) == "CityObjects"
+            if self.in_objects:
+                self.colon_of_objects = offset
+            return self.in_objects
+        if char != _COLON and self.colon >= 0:
+            members[_key(buf, self.key_start, self.colon, path)] = (self.colon + 1, offset)
+            self.key_start, self.colon, self.in_objects = offset + 1, -1, False
+        elif buf[self.key_start : offset].strip():
             raise SourceError("not valid JSON: a member without a value", path=path)
-    return members
+        return False
 
 
 def _key(buf: mmap.mmap, start: int, colon: int, path: Path) -> str:
@@ -394,41 +462,59 @@ def _strip(buf: mmap.mmap, span: _Span) -> _Span:
 
 
 class _VertexView:
-    """Integer vertices (memory-mapped) that read as real coordinates: ``v × scale + translate``."""
+    """Integer vertices that read as real coordinates: ``v × scale + translate``.
 
-    def __init__(self, integers: npt.NDArray[np.int64], transform: dict[str, Any]) -> None:
+    ``mapped``: the memory map the integers are a view of (a file's whole vertex list); its pages
+    are handed back to the kernel after each lookup (:meth:`take` runs once per batch), so the
+    process's resident memory does not grow with the vertex list as the batches touch it (they are
+    read again from the page cache when needed).
+    """
+
+    def __init__(
+        self, integers: npt.NDArray[np.int64], transform: dict[str, Any], *, mapped: mmap.mmap | None = None
+    ) -> None:
         self._integers = integers
         self._scale = np.asarray(transform["scale"], dtype=np.float64)
         self._translate = np.asarray(transform["translate"], dtype=np.float64)
+        self._mapped = mapped
 
     def __len__(self) -> int:
         return len(self._integers)
 
     def take(self, indices: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
         real: npt.NDArray[np.float64] = self._integers[indices] * self._scale + self._translate
+        if self._mapped is not None:
+            _drop_pages(self._mapped, 0, len(self._mapped))
         return real
 
 
+_SEPARATORS_PER_STEP = 1 << 16
+"""City objects' separators read per step in pass 2 (1 MiB of them)."""
+
+
 def _file_buildings(
-    path: Path, buf: mmap.mmap, span: _Span, vertices: Any, skipped: Counter[str]
+    path: Path, buf: mmap.mmap, objects: _Objects, vertices: Any, skipped: Counter[str]
 ) -> Iterator[CityBuilding]:
     """Pass 2: the city objects one at a time (each parsed from its own bytes), assembled with their parts."""
     assembler = _Assembler(path)
-    start, end = _strip(buf, span)
+    start, _end = _strip(buf, objects.span)
     if buf[start : start + 1] != b"{":
         raise SourceError("'CityObjects' is not an object", path=path, field="CityObjects")
-    key_start, colon = start + 1, -1
-    for offsets, chars, depth in _structure(buf, (start, end), path):
-        level = np.flatnonzero(depth == 1)
-        for offset, char in zip(offsets[level].tolist(), chars[level].tolist(), strict=True):
-            if char == ord(":") and colon < 0:
+    key_start, colon, dropped = start + 1, -1, start
+    for step in range(0, len(objects.separators), _SEPARATORS_PER_STEP):
+        for offset, char in objects.separators[step : step + _SEPARATORS_PER_STEP].tolist():
+            if char == _COLON and colon < 0:
                 colon = offset
-            elif char in (ord(","), ord("}")) and colon >= 0:
+            elif char in (_COMMA, _CLOSE) and colon >= 0:
                 object_id = _key(buf, key_start, colon, path)
                 record = f"CityObjects[{object_id!r}]"
                 obj = _load(buf, (colon + 1, offset), path, record)
                 yield from assembler.add(object_id, obj, vertices, record, skipped)
                 key_start, colon = offset + 1, -1
+        _drop_pages(buf, dropped, key_start)
+        dropped = key_start
+        if objects.mapped is not None:
+            _drop_pages(objects.mapped, 0, min(len(objects.mapped), (step + _SEPARATORS_PER_STEP) * 16))
     yield from assembler.finish()
 
 

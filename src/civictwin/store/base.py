@@ -9,16 +9,19 @@ backend.
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import geopandas as gpd
 import pandas as pd
 import pyarrow as pa
+import pyarrow.ipc as ipc
 
 GEOMETRY = "geometry"
 
@@ -71,6 +74,38 @@ class Store(ABC):
 
         A ``RecordBatchReader`` is consumed batch by batch, so a table larger than memory can stream in.
         """
+
+    def write_tables(
+        self, batches: Iterable[Mapping[str, pa.Table]], *, schemas: Mapping[str, pa.Schema]
+    ) -> dict[str, int]:
+        """Create or replace every table of ``schemas`` from one stream that gives batches of them together.
+
+        Each item of ``batches`` maps some of the tables to rows to append (in ``schemas``' schema). All
+        or nothing: an error raised while the stream is consumed (a reader finding a broken record half
+        way) leaves every table as it was. Returns the rows written per table.
+
+        This fallback spools each table to an uncompressed Arrow IPC file in a temporary folder, then
+        streams each one through :meth:`write_table` (memory holds one batch); a backend that can fill
+        several tables at once overrides it without the spool.
+        """
+        with tempfile.TemporaryDirectory(prefix="civictwin-tables-") as folder:
+            paths = {name: Path(folder) / f"{i}.arrow" for i, name in enumerate(schemas)}
+            writers = {name: ipc.new_file(paths[name], schema) for name, schema in schemas.items()}
+            try:
+                for batch in batches:
+                    for name, table in batch.items():
+                        writers[name].write_table(table)
+            finally:
+                for writer in writers.values():
+                    writer.close()
+            rows: dict[str, int] = {}
+            for name in schemas:
+                with ipc.open_file(paths[name]) as spooled:
+                    stream = (spooled.get_batch(i) for i in range(spooled.num_record_batches))
+                    rows[name] = self.write_table(
+                        name, pa.RecordBatchReader.from_batches(spooled.schema, stream)
+                    )
+            return rows
 
     @abstractmethod
     def carry_table(self, name: str, served: Store) -> int:

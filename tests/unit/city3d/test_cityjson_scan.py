@@ -101,3 +101,18 @@ def test_truncated_or_broken_json_is_one_line(
     with pytest.raises(SourceError, match=message) as caught:
         ingest("cityjson", path)
     assert str(caught.value).startswith(str(path)) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("chunk", [7, 1 << 20])
+def test_a_repeated_city_objects_member_counts_once_the_last_as_in_json(
+    tmp_path: Path, ingest: Ingest, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(cityjson, "_SCAN_CHUNK", chunk)
+    text = json.dumps(house_cityjson())
+    path = tmp_path / "twice.city.json"
+    path.write_text('{"CityObjects": {"ghost": {"type": "Building"}}, ' + text[1:], encoding="utf-8")
+    store, _result = ingest("cityjson", path)
+    assert store.read_table("city")["building_id"].tolist() == ["house0"]
+    path.write_text(text[:-1] + ', "CityObjects": {}}', encoding="utf-8")
+    with pytest.raises(SourceError, match="no buildings in the file"):
+        ingest("cityjson", path)

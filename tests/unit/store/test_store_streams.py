@@ -1,5 +1,6 @@
-"""A table streamed in (a ``RecordBatchReader``, as the 3D readers' spool is) on both backends: written
-batch by batch, and a stream that fails half way leaves the table it was replacing as it was.
+"""A table streamed in (a ``RecordBatchReader``) on both backends: written batch by batch, and a stream
+that fails half way leaves the table it was replacing as it was; likewise several tables filled from
+one stream (``write_tables``, as the 3D readers fill theirs), all or nothing.
 
 Every test runs once on a DuckDB file and once on a PostGIS database (a real server, see conftest.py).
 """
@@ -56,3 +57,51 @@ def test_a_stream_is_written_batch_by_batch_and_replaces_the_table_whole(locatio
         assert not store.has_table("_staging_squares")
         assert store.write_table("empty", _stream(0)) == 0
         assert store.tables()[0].name == "empty" and store.tables()[0].has_geometry
+
+
+def _squares_and_counts(batches: int, *, fail_after: int | None = None) -> Iterator[dict[str, pa.Table]]:
+    """Per batch: two squares (as in :func:`_stream`) for ``squares`` and their batch number for ``counts``."""
+    for batch in _stream(batches, fail_after=fail_after):
+        yield {
+            "squares": pa.Table.from_batches([batch]),
+            "counts": pa.table({"batch": [batch["n"][0].as_py() // 2]}),
+        }
+
+
+SCHEMAS = {
+    "squares": pa.schema([("n", pa.int64()), ("geometry", pa.binary())]),
+    "counts": pa.schema([("batch", pa.int64())]),
+}
+
+
+def test_several_tables_are_filled_from_one_stream_all_or_nothing(location: StoreLocation) -> None:
+    with build_store(location, crs=CRS) as store:
+        written = store.write_tables(_squares_and_counts(5), schemas=SCHEMAS)
+        assert written == {"squares": 10, "counts": 5}
+        squares = store.read_table("squares")
+        assert squares["n"].tolist() == list(range(10))
+        assert squares.geometry.area.tolist() == [4.0] * 10
+        assert squares.geometry.bounds["minx"].tolist() == [
+            0.0,
+            5.0,
+            10.0,
+            15.0,
+            20.0,
+            25.0,
+            30.0,
+            35.0,
+            40.0,
+            45.0,
+        ]
+        assert store.read_table("counts")["batch"].tolist() == [0, 1, 2, 3, 4]
+        with pytest.raises(OSError, match="spool"):  # after more batches than one commit holds
+            store.write_tables(_squares_and_counts(7, fail_after=6), schemas=SCHEMAS)
+        assert store.read_table("squares")["n"].tolist() == list(range(10))
+        assert store.read_table("counts")["batch"].tolist() == [0, 1, 2, 3, 4]
+        assert [t.name for t in store.tables()] == ["counts", "squares"]
+        assert not store.has_table("_staging_squares") and not store.has_table("_staging_counts")
+        assert store.write_tables(iter([]), schemas=SCHEMAS) == {"squares": 0, "counts": 0}
+        assert {t.name: (t.rows, t.has_geometry) for t in store.tables()} == {
+            "counts": (0, False),
+            "squares": (0, True),
+        }
