@@ -132,7 +132,7 @@ def build_twin(
     # before the store: a server that is down fails fast
     snapshots = _fetch_remote(config, have=snapshots or {})
     memory = BuildMemory.of(config)
-    with build_store(config, crs=crs, memory=memory) as store:
+    with build_store(config, crs=crs, memory=memory, local_reads=True) as store:
         store.put_record(
             "meta", "twin", {"crs": crs, "name": config.twin.name, "description": config.twin.description,
                              "area_wgs84": area_wgs84.wkt, "built_at": started_at.isoformat()}
