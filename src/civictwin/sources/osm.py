@@ -191,9 +191,11 @@ def _assemble(con: duckdb.DuckDBPyConnection) -> None:
 
 
 WAY_VERTICES_PER_PART = 4_000_000
-"""Way vertices (node references) whose coordinates are looked up at once: the reader's arrays for
-them (positions, matches, coordinates and their Arrow lists, about 80 bytes per vertex) then hold
-about 320 MB whatever the size of the extract, instead of growing with it (issue 14)."""
+"""Way vertices (node references) whose coordinates are looked up at once (issue 14): the arrays
+made per vertex (positions, matches, coordinates and their Arrow lists: about 80 bytes per vertex,
+counted from the arrays, not measured) then hold about 320 MB whatever the size of the extract.
+What is still read whole: the nodes' ids and coordinates (24 bytes per node) and the ways' node
+references (8 bytes each)."""
 
 
 def _way_geoms(con: duckdb.DuckDBPyConnection) -> None:
