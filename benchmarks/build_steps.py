@@ -7,9 +7,11 @@ outermost steps, the process's peak RSS while it ran (Linux: ``/proc/self/clear_
 peak before each), and its CPU seconds (all threads: DuckDB's too), which a machine shared with other
 work disturbs far less than wall time. Nested steps' names start with spaces. A step run on a
 worker thread (the network's split, beside the source records, buildings and zones) gets its own thread's CPU
-seconds and no peak; the main thread's steps it overlaps include its CPU seconds in theirs.
+seconds and no peak; the main thread's steps it overlaps include its CPU seconds in theirs. With
+``CIVICTWIN_SERVER_PID`` naming a local PostgreSQL's postmaster, each outermost step also gets the
+server's CPU seconds (its processes' user + system time, those that exited included).
 
-    .venv/bin/python benchmarks/build_steps.py TWIN_DIR
+    [CIVICTWIN_SERVER_PID=PID] .venv/bin/python benchmarks/build_steps.py TWIN_DIR
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import resource
 import sys
 import threading
@@ -37,6 +40,25 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _server_cpu_seconds() -> float:
+    """The CPU seconds of the PostgreSQL server named by ``CIVICTWIN_SERVER_PID`` (0 without one): the
+    postmaster's own and its reaped children's, plus every live child's (``/proc/PID/stat``)."""
+    postmaster = os.environ.get("CIVICTWIN_SERVER_PID")
+    if not postmaster:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            pid, parent = stat.parent.name, fields[1]
+            if pid == postmaster:
+                total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+            elif parent == postmaster:
+                total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def _reset_peak() -> None:
     with contextlib.suppress(OSError):  # not Linux, or not allowed: peaks are then since the start
         _CLEAR.write_text("5")
@@ -48,6 +70,7 @@ class Steps:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.cpu_seconds: dict[str, float] = {}
+        self.server_cpu_seconds: dict[str, float] = {}
         self.peak_mb: dict[str, float] = {}
         self.outermost_seconds = 0.0
         self.outermost_cpu_seconds = 0.0
@@ -67,6 +90,7 @@ class Steps:
                 _reset_peak()
             self._open += 1
             started, cpu = time.perf_counter(), time.process_time()
+            server = _server_cpu_seconds() if outermost else 0.0
             try:
                 return inner(*args, **kwargs)
             finally:
@@ -79,6 +103,8 @@ class Steps:
                     self.outermost_seconds += time.perf_counter() - started
                     self.outermost_cpu_seconds += time.process_time() - cpu
                     self.peak_mb[name] = max(self.peak_mb.get(name, 0.0), _peak_mb())
+                    spent = _server_cpu_seconds() - server
+                    self.server_cpu_seconds[name] = self.server_cpu_seconds.get(name, 0.0) + spent
 
         setattr(owner, attribute, timed)
 
@@ -95,7 +121,7 @@ class Steps:
 
 
 def main() -> None:
-    started = time.perf_counter()
+    started, server_started = time.perf_counter(), _server_cpu_seconds()
     import civictwin.build as build
     import civictwin.catalog.metadata as metadata
     import civictwin.sources.osm as osm
@@ -127,6 +153,8 @@ def main() -> None:
     print(json.dumps({
         "seconds": seconds,
         "cpu_seconds": usage.ru_utime + usage.ru_stime,  # all threads (DuckDB's too)
+        "server_cpu_seconds": _server_cpu_seconds() - server_started,
+        "server_cpu_by_step": {name: round(s, 2) for name, s in steps.server_cpu_seconds.items()},
         # the peak of the whole run: the largest step peak (resetting VmHWM lowers what ru_maxrss reports)
         "peak_mb": max([usage.ru_maxrss / 1024, *steps.peak_mb.values()]),
         "steps": {name: {"seconds": round(s, 2), "cpu_seconds": round(steps.cpu_seconds.get(name, 0.0), 2), "peak_mb": round(steps.peak_mb[name]) if name in steps.peak_mb

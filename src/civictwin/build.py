@@ -134,7 +134,7 @@ def build_twin(
     snapshots = _fetch_remote(config, have=snapshots or {})
     memory = BuildMemory.of(config)
     with (
-        build_store(config, crs=crs, memory=memory) as store,
+        build_store(config, crs=crs, memory=memory, local_reads=True) as store,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="network") as pool,
     ):
         store.put_record(

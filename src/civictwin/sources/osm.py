@@ -12,6 +12,7 @@ docs/methods-network.md.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,16 +169,7 @@ def _assemble(con: duckdb.DuckDBPyConnection) -> None:
         WHERE kind = 'way' AND (tags['highway'] IS NOT NULL OR {_any_tag(_AREA_TAGS)}
               OR id IN (SELECT id FROM member_ways WHERE kind = 'way'))"""
     )
-    con.register("way_vertex_lists", _vertex_lists(con))
-    con.execute(
-        """CREATE TEMP TABLE way_geoms AS
-        SELECT w.id, w.tags, g.refs, ST_MakeLine(list_transform(g.coords, p -> ST_Point(p.x, p.y))) AS line,
-               len(w.refs) AS n_refs, len(g.refs) AS n_found,
-               len(g.refs) >= 4 AND w.refs[1] = w.refs[-1] AND len(g.refs) = len(w.refs) AS closed
-        FROM ways w JOIN way_vertex_lists g ON g.id = w.id
-        WHERE len(g.refs) >= 2"""
-    )
-    con.unregister("way_vertex_lists")
+    _way_geoms(con)
     con.execute(
         """CREATE TEMP TABLE relation_geoms AS
         SELECT r.id, r.tags, ST_BuildArea(ST_Collect(list(w.line))) AS geom,
@@ -198,19 +190,60 @@ def _assemble(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _vertex_lists(con: duckdb.DuckDBPyConnection) -> pa.Table:
-    """Per way: ``id``, and the node ``refs`` and ``coords`` (x, y) of its vertices found in the extract.
+WAY_VERTICES_PER_PART = 4_000_000
+"""Way vertices (node references) whose coordinates are looked up at once (issue 14): the arrays
+made per vertex (positions, matches, coordinates and their Arrow lists: about 80 bytes per vertex,
+counted from the arrays, not measured) then hold about 320 MB whatever the size of the extract.
+What is still read whole: the nodes' ids and coordinates (24 bytes per node) and the ways' node
+references (8 bytes each)."""
+
+
+def _way_geoms(con: duckdb.DuckDBPyConnection) -> None:
+    """``way_geoms``: each way's line from the vertices found in the extract, built in parts of about
+    :data:`WAY_VERTICES_PER_PART` vertices (consecutive ways), with whether it is closed."""
+    nodes = con.execute("SELECT id, x, y FROM nodes WHERE x IS NOT NULL").to_arrow_table()
+    node_ids, x, y = (nodes[c].to_numpy() for c in ("id", "x", "y"))
+    del nodes
+    if not np.all(node_ids[1:] > node_ids[:-1]):
+        order = np.argsort(node_ids, kind="stable")
+        node_ids, x, y = node_ids[order], x[order], y[order]
+    ways = con.execute("SELECT id, refs FROM ways").to_arrow_table()
+    statement = "CREATE TEMP TABLE way_geoms AS"
+    for part in _way_parts(ways):
+        ids = part["id"].to_numpy()
+        con.register("way_vertex_lists", _vertex_lists(part, node_ids, x, y))
+        con.execute(
+            f"""{statement}
+            SELECT w.id, w.tags, g.refs, ST_MakeLine(list_transform(g.coords, p -> ST_Point(p.x, p.y))) AS line,
+                   len(w.refs) AS n_refs, len(g.refs) AS n_found,
+                   len(g.refs) >= 4 AND w.refs[1] = w.refs[-1] AND len(g.refs) = len(w.refs) AS closed
+            FROM ways w JOIN way_vertex_lists g ON g.id = w.id
+            WHERE len(g.refs) >= 2 AND w.id BETWEEN ? AND ?""",
+            [int(ids.min()), int(ids.max())] if len(ids) else [0, -1],
+        )
+        con.unregister("way_vertex_lists")
+        statement = "INSERT INTO way_geoms"
+
+
+def _way_parts(ways: pa.Table) -> list[pa.Table]:
+    """``ways`` (id, refs) cut into runs of consecutive ways of about :data:`WAY_VERTICES_PER_PART`
+    vertices each (at least one part, at least one way per part); slices, not copies."""
+    refs = ways["refs"].combine_chunks()
+    lengths = np.diff(refs.offsets.to_numpy())
+    ends = np.searchsorted(np.cumsum(lengths), np.arange(1, 1 + int(lengths.sum()) // WAY_VERTICES_PER_PART)
+                           * WAY_VERTICES_PER_PART) + 1  # fmt: skip
+    cuts = [0, *sorted({int(e) for e in ends if 0 < e < len(ways)}), len(ways)]
+    return [ways.slice(start, stop - start) for start, stop in itertools.pairwise(cuts)] or [ways]
+
+
+def _vertex_lists(ways: pa.Table, node_ids: np.ndarray, x: np.ndarray, y: np.ndarray) -> pa.Table:
+    """Per way of ``ways``: ``id``, and the node ``refs`` and ``coords`` (x, y) of its vertices found
+    among the nodes (``node_ids`` sorted, with their coordinates ``x``, ``y``).
 
     A vectorised lookup of every way's node references in the sorted node ids; the Arrow list
     columns let DuckDB build all lines at once, several times faster than aggregating ordered points
     per way in SQL.
     """
-    nodes = con.execute("SELECT id, x, y FROM nodes WHERE x IS NOT NULL").to_arrow_table()
-    node_ids, x, y = (nodes[c].to_numpy() for c in ("id", "x", "y"))
-    if not np.all(node_ids[1:] > node_ids[:-1]):
-        order = np.argsort(node_ids, kind="stable")
-        node_ids, x, y = node_ids[order], x[order], y[order]
-    ways = con.execute("SELECT id, refs FROM ways").to_arrow_table()
     ref_lists = ways["refs"].combine_chunks()
     refs = ref_lists.flatten().to_numpy()
     way_offsets = ref_lists.offsets.to_numpy() - ref_lists.offsets[0].as_py()

@@ -216,7 +216,7 @@ class DuckDBStore(Store):
     def write_table(
         self, name: str, table: pa.Table | pa.RecordBatchReader | pd.DataFrame | gpd.GeoDataFrame
     ) -> int:
-        arrow = _to_arrow(table)
+        arrow = to_arrow(table)
         if isinstance(arrow, pa.RecordBatchReader):
             rows = self._write_batches(name, arrow)
         else:
@@ -338,14 +338,17 @@ class DuckDBStore(Store):
     def carry_table(self, name: str, served: Store) -> int:
         if not isinstance(served, DuckDBStore):
             raise StoreError(f"cannot copy '{name}' from a {type(served).__name__} into a DuckDB twin")
-        info, wanted = served._wanted_columns(name, None)  # one line when the served twin has no such table
-        served._need_spatial()
+        return self.write_table(name, served.batches(name))
+
+    def batches(self, name: str) -> pa.RecordBatchReader:
+        """Every row of ``name`` as a stream of Arrow batches, the geometry as WKB (as written)."""
+        info, wanted = self._wanted_columns(name, None)  # one line when there is no such table
+        self._need_spatial()
         select = ", ".join(
             f"ST_AsWKB({GEOMETRY}) AS {GEOMETRY}" if c == GEOMETRY and info[c] == "GEOMETRY" else quote(c)
             for c in wanted
         )
-        batches = served.connection.execute(f"SELECT {select} FROM {quote(name)}").to_arrow_reader()
-        return self.write_table(name, batches)
+        return self._con.execute(f"SELECT {select} FROM {quote(name)}").to_arrow_reader()
 
     def read_table(
         self,
@@ -485,9 +488,10 @@ def _select_incoming(schema: pa.Schema) -> str:
     return "SELECT * FROM _incoming"
 
 
-def _to_arrow(
+def to_arrow(
     table: pa.Table | pa.RecordBatchReader | pd.DataFrame | gpd.GeoDataFrame,
 ) -> pa.Table | pa.RecordBatchReader:
+    """What :meth:`Store.write_table` is given, as Arrow (a frame's geometry as a WKB column)."""
     if isinstance(table, pa.Table | pa.RecordBatchReader):
         return table
     frame = table

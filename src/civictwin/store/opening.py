@@ -70,12 +70,18 @@ def open_store(location: StoreLocation | TwinConfig) -> Store:
 
 @contextmanager
 def build_store(
-    location: StoreLocation | TwinConfig, *, crs: str, memory: BuildMemory | None = None
+    location: StoreLocation | TwinConfig,
+    *,
+    crs: str,
+    memory: BuildMemory | None = None,
+    local_reads: bool = False,
 ) -> Iterator[Store]:
     """A fresh store that replaces the one at ``location`` atomically when the block succeeds.
 
     A failed or interrupted build leaves the previous twin untouched and served. ``memory``: the
     build's budget, which an embedded store's connection works within (a PostGIS server has its own).
+    ``local_reads`` (with ``memory``): a PostGIS store also keeps a local copy of what is written to
+    it, from which the build reads it back (:mod:`civictwin.store.mirror`) instead of through the server.
     """
     where = _located(location)
     from civictwin.store.duckdb import out_of_room
@@ -85,7 +91,13 @@ def build_store(
             from civictwin.store.postgis import build_store as build_postgis
 
             with build_postgis(where.dsn, crs=crs) as built:
-                yield built
+                if local_reads and memory is not None:
+                    from civictwin.store.mirror import mirrored
+
+                    with mirrored(built, memory=memory) as mirror:
+                        yield mirror
+                else:
+                    yield built
             return
         from civictwin.store.duckdb import build_store as build_duckdb
 

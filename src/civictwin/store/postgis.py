@@ -26,7 +26,14 @@ from pyproj import CRS
 from civictwin.errors import StoreError, StoreUnavailable
 from civictwin.store.base import GEOMETRY, VERSION_KEY, Bounds, Store, TableInfo
 from civictwin.store.duckdb import quote
-from civictwin.store.postgis_copy import csv_text, is_nested
+from civictwin.store.postgis_copy import (
+    COPY_SIGNATURE,
+    COPY_TRAILER,
+    binary_copy,
+    binary_copyable,
+    csv_text,
+    is_nested,
+)
 
 LAYOUT = 1
 """The version of this module's database layout (pointer table, one schema per build, ``_records``);
@@ -218,9 +225,10 @@ class PostGISStore(Store):
         """Create or replace ``name`` in one transaction, streaming its batches through ``COPY``.
 
         The table is created with its final column types (the geometry checked to be in the store's
-        SRID, the row ids an identity column numbered in copy order), filled by one CSV
-        ``COPY`` (frozen; see :mod:`civictwin.store.postgis_copy`), and only then indexed (primary
-        key, GiST), so no row is written twice and no index is maintained row by row.
+        SRID, the row ids an identity column numbered in copy order), filled by one ``COPY``, binary
+        where every column type has a binary encoder and CSV otherwise (frozen; see
+        :mod:`civictwin.store.postgis_copy`), and only then indexed (primary key, GiST), so no row is
+        written twice and no index is maintained row by row.
         """
         target = self._table(name)
         batches = _batches(table)
@@ -234,9 +242,11 @@ class PostGISStore(Store):
         # FREEZE (rows written already visible to all, no later vacuum pass over them) needs the table
         # created in the same transaction, which holds only when this is not nested in a caller's one
         outermost = self._con.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv{})").format(
+        binary = binary_copyable(schema)
+        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT {}{})").format(
             target,
             sql.SQL(", ").join(sql.Identifier(f.name) for f in schema),
+            sql.SQL("binary" if binary else "csv"),
             sql.SQL(", FREEZE" if outermost else ""),
         )
         rows = 0
@@ -246,9 +256,16 @@ class PostGISStore(Store):
                 sql.SQL("CREATE TABLE {} ({})").format(target, sql.SQL(", ").join([fid, *columns]))
             )
             with self._con.cursor().copy(copy_sql) as copy:
+                if binary:
+                    copy.write(COPY_SIGNATURE)
                 for batch in batches:
-                    copy.write(memoryview(csv_text(batch, srid=self._srid)))
+                    for data in (
+                        binary_copy(batch, srid=self._srid) if binary else [csv_text(batch, srid=self._srid)]
+                    ):
+                        copy.write(memoryview(data))
                     rows += batch.num_rows
+                if binary:
+                    copy.write(COPY_TRAILER)
             self._con.execute(
                 sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(target, sql.Identifier(FID))
             )

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from osm_fixtures import LAT0, LON0, square, write_pbf
 from pyproj import Geod
 
 from civictwin.errors import SourceError
+from civictwin.sources import osm
 from civictwin.sources.base import BuildContext
 from civictwin.sources.osm import ingest
+from civictwin.store.duckdb import DuckDBStore
 
 Context = Callable[[Path], BuildContext]
 GEOD = Geod(ellps="WGS84")
@@ -233,3 +236,43 @@ def test_no_feature_in_area_is_an_error(tmp_path: Path, osm_context: Context) ->
     ctx = osm_context(write_pbf(tmp_path / "far.osm.pbf", nodes, ways))
     with pytest.raises(SourceError, match="no OSM features inside the area"):
         ingest(ctx.config.sources[0], ctx)
+
+
+def test_way_parts_cut_runs_of_consecutive_ways_by_vertices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(osm, "WAY_VERTICES_PER_PART", 4)
+    ways = pa.table(
+        {"id": [10, 11, 12, 13, 14], "refs": [[1, 2], [3, 4, 5], [6, 7], [8, 9, 10, 11, 12], [1]]}
+    )
+    # cumulative vertices 2, 5, 7, 12, 13: cuts after the way reaching 4 (11) and 8 (13); the rest a part
+    parts = osm._way_parts(ways)
+    assert [part["id"].to_pylist() for part in parts] == [[10, 11], [12, 13], [14]]
+    assert [part["id"].to_pylist() for part in osm._way_parts(ways.slice(0, 0))] == [[]]
+
+
+def test_ways_looked_up_in_parts_give_the_layers_of_one_part(
+    tmp_path: Path, osm_context: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nodes = {**square(1, LON0, LAT0, 0.002), **square(11, LON0 + 0.0005, LAT0 + 0.0005, 0.001),
+             **square(21, LON0 + 0.004, LAT0, 0.001)}  # fmt: skip
+    ways = {100: ([1, 2, 3, 4, 1], {}), 101: ([11, 12, 13, 14, 11], {}),
+            102: ([21, 22, 23, 24, 21], {"building": "house"}),
+            103: ([1, 21, 2, 99, 22], {"highway": "residential", "name": "Osakatu"}),
+            104: ([3, 23], {"highway": "service"})}  # fmt: skip
+    relations = {
+        500: ([("w", 100, "outer"), ("w", 101, "inner")], {"type": "multipolygon", "building": "yes"})
+    }
+    base = osm_context(write_pbf(tmp_path / "parts.osm.pbf", nodes, ways, relations))
+
+    def layers(folder: str) -> dict[str, list[str]]:
+        (tmp_path / folder).mkdir()
+        ctx = base
+        ctx = BuildContext(config=ctx.config, store=DuckDBStore.create(tmp_path / folder / "t.duckdb", crs=ctx.crs),
+                           area_wgs84=ctx.area_wgs84, area=ctx.area, crs=ctx.crs)  # fmt: skip
+        ingest(ctx.config.sources[0], ctx)
+        return {t.name: sorted(map(str, ctx.store.read_table(t.name).itertuples(index=False)))
+                for t in ctx.store.tables()}  # fmt: skip
+
+    whole = layers("whole")
+    monkeypatch.setattr(osm, "WAY_VERTICES_PER_PART", 3)  # five parts: one or two ways each
+    assert layers("parts") == whole
+    assert len(whole["buildings"]) == 2 and len(whole["roads"]) == 2
