@@ -185,6 +185,8 @@ def _write_calibration(twin_dir: Path) -> None:
         "id": "calibration-001",
         "statement": "After calibration GEH < 5 holds at 50% of 2 count site-hours (0% before).",
         "inputs": {"sites": sites},
+        "od_factors": [],
+        "count_edges": edges,
         "fit_before": {"site_hours": 2, "share_geh_ok": 0.0, "meets_dmrb": False},
         "fit_after": {"site_hours": 2, "share_geh_ok": 0.5, "meets_dmrb": False},
         "kfold": {"folds": [], "note": "2 site(s): too few to hold any back"},
