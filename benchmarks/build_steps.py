@@ -108,6 +108,27 @@ class Steps:
 
         setattr(owner, attribute, timed)
 
+    def wrap_by_table(self, owner: Any, attribute: str, prefix: str) -> None:
+        """Replace the method ``owner.attribute(store, table, ...)`` by a timed call recorded as
+        ``prefix table``: never outermost (the steps calling it hold its time); its CPU seconds are
+        the process's on the main thread and its own thread's on a worker thread."""
+        inner: Callable[..., Any] = getattr(owner, attribute)
+
+        @functools.wraps(inner)
+        def timed(store: Any, table: str, *args: Any, **kwargs: Any) -> Any:
+            on_main = threading.current_thread() is threading.main_thread()
+            clock = time.process_time if on_main else time.thread_time
+            started, cpu = time.perf_counter(), clock()
+            try:
+                return inner(store, table, *args, **kwargs)
+            finally:
+                name = f"{prefix} {table}"
+                with self._lock:
+                    self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+                    self.cpu_seconds[name] = self.cpu_seconds.get(name, 0.0) + clock() - cpu
+
+        setattr(owner, attribute, timed)
+
     def _on_worker(self, name: str, inner: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """A step run on a worker thread, beside the main thread's steps: its seconds and its own
         thread's CPU seconds, never counted as outermost (its time lies inside the main thread's)."""
@@ -123,9 +144,11 @@ class Steps:
 def main() -> None:
     started, server_started = time.perf_counter(), _server_cpu_seconds()
     import civictwin.build as build
+    import civictwin.build_network as build_network
     import civictwin.catalog.metadata as metadata
     import civictwin.sources.osm as osm
     import civictwin.store.duckdb as duckdb_store
+    import civictwin.store.mirror as mirror
     import civictwin.store.postgis as postgis_store
     from civictwin.config import load_config
 
@@ -141,9 +164,23 @@ def main() -> None:
                             ("mark_personal", "personal data"), ("quality_highlights", "quality highlights"),
                             ("record_derived", "  catalogue records (extents)")):  # fmt: skip
         steps.wrap(build, attribute, name)
+    for attribute, name in (("_partitioned_network", "network in partitions: split, save, signals, records"),
+                            ("_signals_in_cells", "  signals placed cell by cell"),
+                            ("record_source", "source records"), ("record_quality", "  quality records"),
+                            ("_check_area_hit", "area check (store tables)")):  # fmt: skip
+        steps.wrap(build, attribute, name)
+    for attribute, name in (("_refs_of", "  partition: node references (pass 1)"),
+                            ("network_part", "  partition: split into edges (pass 2)"),
+                            ("_edge_batch", "  partition: edges to Arrow"),
+                            ("merge_nodes", "  partition: nodes merged")):  # fmt: skip
+        steps.wrap(build_network, attribute, name)
+    steps.wrap(postgis_store, "_switch", "swap (switch the served schema)")
+    steps.wrap(postgis_store.PostGISStore, "tables", "  PostGIS tables() (row counts)")
+    steps.wrap_by_table(postgis_store.PostGISStore, "write_table", "  PostGIS write")
     steps.wrap(metadata, "_bboxes", "  catalogue extents (WGS84 bbox)")
     steps.wrap(duckdb_store.DuckDBStore, "write_table", "  store writes")
     steps.wrap(postgis_store.PostGISStore, "write_table", "  store writes")  # a twin.toml store URL
+    steps.wrap(mirror.MirroredStore, "tables", "  store tables()")
     summary = build.build_twin(load_config(Path(sys.argv[1])))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     seconds = time.perf_counter() - started

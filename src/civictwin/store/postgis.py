@@ -124,12 +124,29 @@ def _srid(crs: str) -> int:
 class PostGISStore(Store):
     """A twin stored in one schema of a PostGIS database."""
 
-    def __init__(self, con: psycopg.Connection[Any], *, schema: str, crs: str, dsn: str) -> None:
+    def __init__(
+        self, con: psycopg.Connection[Any], *, schema: str, crs: str, dsn: str, marks_versions: bool = True
+    ) -> None:
         self._con = con
         self._schema = schema
         self._crs = crs
         self._srid = _srid(crs)
         self.dsn = dsn
+        self._marks_versions = marks_versions
+
+    def sibling(self) -> PostGISStore:
+        """The same schema on a connection of its own, for writing tables beside this store's work
+        (a build's worker thread: ``store/mirror.py``). It never replaces the version marker, whose row
+        this store's records update, so that neither connection waits on the other's transaction; the
+        caller marks the new version once the sibling's writes are done."""
+        return PostGISStore(
+            connect(self.dsn), schema=self._schema, crs=self._crs, dsn=self.dsn, marks_versions=False
+        )
+
+    def cancel(self) -> None:
+        """Ask the server to stop the statement running on this store's connection now (from another
+        thread: a failed build abandoning a write in progress); nothing when none runs."""
+        self._con.cancel_safe(timeout=10.0)
 
     @classmethod
     def open(cls, dsn: str) -> PostGISStore:
@@ -271,7 +288,8 @@ class PostGISStore(Store):
             )
             if GEOMETRY in schema.names:
                 self._con.execute(sql.SQL("CREATE INDEX ON {} USING gist (geometry)").format(target))
-            self._write_version()
+            if self._marks_versions:
+                self._write_version()
         return rows
 
     def carry_table(self, name: str, served: Store) -> int:
