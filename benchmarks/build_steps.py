@@ -9,7 +9,10 @@ work disturbs far less than wall time. Nested steps' names start with spaces. A 
 worker thread (the network's split, beside the source records, buildings and zones) gets its own thread's CPU
 seconds and no peak; the main thread's steps it overlaps include its CPU seconds in theirs. With
 ``CIVICTWIN_SERVER_PID`` naming a local PostgreSQL's postmaster, each outermost step also gets the
-server's CPU seconds (its processes' user + system time, those that exited included).
+server's CPU seconds (its processes' user + system time, those that exited included). The PostGIS
+writes are also timed table by table ("PostGIS write <table>"; on the mirror's worker thread, with
+that thread's CPU seconds), and so are the partitioned network's passes, the row counts through the
+server and the swap of the served schema.
 
     [CIVICTWIN_SERVER_PID=PID] .venv/bin/python benchmarks/build_steps.py TWIN_DIR
 """

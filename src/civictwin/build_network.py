@@ -14,6 +14,7 @@ partition order.
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,8 @@ def partitioned_network(store: Store, *, partitions: int, spill_to: Path) -> Par
 
     Each partition's edges go to an Arrow file in ``spill_to`` as they are made (the store's
     connection is busy reading the partitions meanwhile), which the store then reads batch by batch.
+    Their WKB encoding and spilling run on a worker thread while the next partition is read and
+    split (Shapely's and Arrow's work releases the GIL; the order of the batches is kept).
     """
     bounds = store.table_bounds("roads")
     cells = grid_cells(bounds, partitions) if bounds is not None else [_PLANE]
@@ -67,7 +70,12 @@ def partitioned_network(store: Store, *, partitions: int, spill_to: Path) -> Par
     car_from: list[npt.NDArray[np.int64]] = []
     car_to: list[npt.NDArray[np.int64]] = []
     spilled = spill_to / "network_edges.arrows"
-    with pa.OSFile(str(spilled), "wb") as sink, pa.ipc.new_stream(sink, EDGE_SCHEMA) as writer:
+    with (
+        pa.OSFile(str(spilled), "wb") as sink,
+        pa.ipc.new_stream(sink, EDGE_SCHEMA) as writer,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="network-spill") as spilling,
+    ):
+        spilt: Future[None] | None = None  # the previous partition's edges, being spilled
         for cell in cells:
             roads = store.read_cell("roads", cell, columns=ROAD_COLUMNS)
             if roads.empty:
@@ -78,7 +86,11 @@ def partitioned_network(store: Store, *, partitions: int, spill_to: Path) -> Par
             car_from.append(part.edges["from_node"].to_numpy()[car])
             car_to.append(part.edges["to_node"].to_numpy()[car])
             ends.append(part.ends)
-            writer.write_batch(_edge_batch(part.edges))
+            if spilt is not None:
+                spilt.result()
+            spilt = spilling.submit(_spill, writer, part.edges)
+        if spilt is not None:
+            spilt.result()
     with pa.memory_map(str(spilled)) as source:
         edges = store.write_table("network_edges", pa.ipc.open_stream(source))
     spilled.unlink()
@@ -97,6 +109,11 @@ def _refs_of(store: Store, cell: Bounds) -> npt.NDArray[np.int64]:
     """The node references of the usable roads of one cell, flattened."""
     roads = store.read_cell("roads", cell, columns=["node_refs", GEOMETRY])
     return usable_ways(roads).refs if len(roads) else np.empty(0, np.int64)
+
+
+def _spill(writer: pa.RecordBatchStreamWriter, edges: pd.DataFrame) -> None:
+    """One partition's edges written to the spill stream."""
+    writer.write_batch(_edge_batch(edges))
 
 
 def _edge_batch(edges: pd.DataFrame) -> pa.RecordBatch:

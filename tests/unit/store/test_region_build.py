@@ -127,6 +127,18 @@ def test_partitioned_build_into_postgis_holds_the_rows_of_the_duckdb_build(
             pg.records("quality")["network_edges"]["connectivity"]
             == (local.records("quality")["network_edges"]["connectivity"])
         )
+        # every table in the database (counted there) as in the DuckDB build; the catalogue's row
+        # counts, taken from the build's local copy, are the database's
+        rows = {t.name: t.rows for t in pg.tables()}
+        assert rows == {t.name: t.rows for t in local.tables()}
+        assert rows["roads"] > 0 and rows["network_edges"] == EDGES_2X2
+        assert {name: record["rows"] for name, record in pg.records("catalog").items()} == rows
+        # the roads' node references (lists of integers, stored as jsonb) as the DuckDB build has them
+        ours, theirs = (
+            store.read_table("roads", columns=["osm_id", "node_refs"]).sort_values("osm_id")
+            for store in (pg, local)
+        )
+        assert [list(r) for r in ours["node_refs"]] == [list(r) for r in theirs["node_refs"]]
 
 
 def test_a_build_out_of_disk_is_one_line_and_keeps_the_served_twin(
