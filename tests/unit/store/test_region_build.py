@@ -139,6 +139,11 @@ def test_partitioned_build_into_postgis_holds_the_rows_of_the_duckdb_build(
             for store in (pg, local)
         )
         assert [list(r) for r in ours["node_refs"]] == [list(r) for r in theirs["node_refs"]]
+        # the same quality records (the personal data found in text columns included), network aside
+        ours_q, theirs_q = pg.records("quality"), local.records("quality")
+        assert set(ours_q) == set(theirs_q)
+        for table in set(ours_q) - {"network_edges", "network_nodes"}:
+            assert ours_q[table] == theirs_q[table], table
 
 
 def test_a_build_out_of_disk_is_one_line_and_keeps_the_served_twin(
