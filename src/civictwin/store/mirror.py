@@ -40,19 +40,40 @@ class Copier:
 
     A table given as Arrow is written from that (kept in memory until then); a table given as a
     stream (read once, into the local copy) is read back from ``source``, the local copy on a
-    DuckDB connection of its own. The first error a write met is raised by the next call here.
+    DuckDB connection of its own. The tables not yet written hold at most ``held_mb`` MB of Arrow
+    memory (one larger table alone is let through): past that, :meth:`submit` waits for the oldest
+    writes to end. The first error a write met is raised by the next call here.
     """
 
-    def __init__(self, target: PostGISStore, source: DuckDBStore) -> None:
+    def __init__(self, target: PostGISStore, source: DuckDBStore, *, held_mb: int) -> None:
         self._target = target
         self._source = source
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mirror-copy")
         self._pending: dict[str, Future[int]] = {}
+        self._held_limit = held_mb * 1024 * 1024
+        self._held: dict[Future[int], int] = {}
+        """The Arrow bytes each write not yet ended holds, oldest first."""
 
     def submit(self, name: str, table: pa.Table | None) -> None:
         """Write ``name`` to the target from ``table``, or from the local copy when None."""
         self.check()
-        self._pending[name] = self._pool.submit(self._write, name, table)
+        size = int(table.nbytes) if table is not None else 0
+        self._make_room(size)
+        pending = self._pool.submit(self._write, name, table)
+        self._pending[name] = pending
+        if size:
+            self._held[pending] = size
+
+    def held_bytes(self) -> int:
+        """The Arrow bytes held by the writes not yet ended."""
+        for pending in [pending for pending in self._held if pending.done()]:
+            del self._held[pending]
+        return sum(self._held.values())
+
+    def _make_room(self, size: int) -> None:
+        """Wait for the oldest writes until ``size`` more bytes fit the limit (or none is left)."""
+        while self.held_bytes() and self.held_bytes() + size > self._held_limit:
+            next(iter(self._held)).result()
 
     def _write(self, name: str, table: pa.Table | None) -> int:
         return self._target.write_table(name, table if table is not None else self._source.batches(name))
@@ -192,8 +213,9 @@ def mirrored(target: Store, *, memory: BuildMemory) -> Iterator[MirroredStore]:
     """``target`` with a local scratch copy for the block (in a new folder under the build's temporary
     folder, its DuckDB within the store's share of the memory budget), removed afterwards.
 
-    A PostGIS target gets its tables on a worker thread (:class:`Copier`): the block ends once all
-    are written, or, when it failed, once the writes under way are stopped.
+    A PostGIS target gets its tables on a worker thread (:class:`Copier`; the tables waiting for it
+    hold at most the store's share of the budget): the block ends once all are written, or, when it
+    failed, once the writes under way are stopped.
     """
     with ExitStack() as stack:
         folder = stack.enter_context(memory.spill_folder())
@@ -205,7 +227,9 @@ def mirrored(target: Store, *, memory: BuildMemory) -> Iterator[MirroredStore]:
         copier = None
         if isinstance(target, PostGISStore):
             copier = Copier(
-                target.sibling(), DuckDBStore(local.connection.cursor(), crs=target.crs, spatial=False)
+                target.sibling(),
+                DuckDBStore(local.connection.cursor(), crs=target.crs, spatial=False),
+                held_mb=memory.share_mb(STORE_SHARE),
             )
             stack.callback(copier.close)
         store = MirroredStore(target, local, copier=copier)

@@ -142,3 +142,29 @@ def test_a_build_failing_while_a_table_is_copied_stops_the_copy_and_leaves_no_tw
     with pytest.raises(StoreError, match="no twin in this database"):
         PostGISStore.open(postgis_url)
     assert not [t for t in threading.enumerate() if t.name.startswith("mirror-copy")]
+
+
+def test_tables_waiting_for_their_copy_hold_at_most_the_stores_share_of_the_budget(
+    postgis_url: str, tmp_path: Path
+) -> None:
+    """A 128 MB budget gives the store 32 MB: one 600,000-point table (19.8 MB of Arrow) fits, the
+    second waits until the first is in the database."""
+    memory = BuildMemory(budget_mb=128, temp_dir=tmp_path)
+    location = StoreLocation(kind="postgis", dsn=postgis_url)
+    table = points(600_000)
+    assert table.nbytes == 19_800_000  # 8 bytes of number, 21 of WKB point and 4 of offset per row
+    with build_store(location, crs=CRS, memory=memory, local_reads=True) as store:
+        assert isinstance(store, MirroredStore) and isinstance(store.target, PostGISStore)
+        store.write_table("first", table)
+        store.write_table("second", table)
+        database = PostGISStore(
+            psycopg.connect(postgis_url, autocommit=True),
+            schema=store.target.schema,
+            crs=CRS,
+            dsn=postgis_url,
+        )
+        assert database.has_table("first")  # committed before the second was handed over
+        database.close()
+    served = PostGISStore.open(postgis_url)
+    assert {t.name: t.rows for t in served.tables()} == {"first": 600_000, "second": 600_000}
+    served.close()
