@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
@@ -188,9 +189,25 @@ class _Objects:
     """The memory map ``separators`` views, whose pages pass 2 hands back as it moves on."""
 
 
+_DECODER = msgspec.json.Decoder()
+
+
+def _parse(text: bytes) -> Any:
+    """A JSON text as Python values, the same as ``json.loads`` gives, about three times faster.
+
+    msgspec parses it (the same dicts, lists, ints of any size and correctly rounded floats); what
+    it refuses (an error, a number beyond a double's range, ``NaN``, a lone surrogate escape) goes
+    to ``json.loads``, which accepts what it always did and raises its own ``ValueError`` otherwise.
+    """
+    try:
+        return _DECODER.decode(text)
+    except msgspec.DecodeError:
+        return json.loads(text)
+
+
 def _load(buf: mmap.mmap, span: _Span, path: Path, record: str) -> Any:
     try:
-        return json.loads(buf[span[0] : span[1]])
+        return _parse(buf[span[0] : span[1]])
     except ValueError as exc:
         raise SourceError(f"{record}: not valid JSON: {first_line(exc)}", path=path) from None
 
@@ -541,7 +558,7 @@ def _sequence_buildings(path: Path, header: dict[str, Any], skipped: Counter[str
             if not line.strip():
                 continue
             try:
-                feature = json.loads(line)
+                feature = _parse(line)
             except ValueError as exc:
                 raise SourceError(f"line {number}: not valid JSON: {first_line(exc)}", path=path) from None
             if not isinstance(feature, dict) or feature.get("type") != "CityJSONFeature":
