@@ -416,7 +416,8 @@ def _vertex_chunk(chunk: npt.NDArray[np.uint8], *, first: bool, path: Path) -> n
     lengths = np.diff(np.append(heads, len(digits)))
     starts = digits[heads]
     minus = np.flatnonzero(kind == 2)
-    if (lengths > 18).any() or not np.isin(minus + 1, starts).all():
+    signed = minus + 1 < len(kind)  # a minus must start a number: a digit right after it
+    if (lengths > 18).any() or not signed.all() or not (kind[minus[signed] + 1] == 1).all():
         raise SourceError(
             "'vertices' holds a number that is not a 64-bit integer", path=path, field="vertices"
         )
@@ -426,7 +427,8 @@ def _vertex_chunk(chunk: npt.NDArray[np.uint8], *, first: bool, path: Path) -> n
         if len(heads)
         else np.zeros(0, np.int64)
     )
-    values[np.isin(starts - 1, minus)] *= -1
+    negative = (starts > 0) & (kind[np.maximum(starts - 1, 0)] == 2)  # not np.isin: it hashes every number
+    values[negative] *= -1
     _check_triples(kind, starts, first, path)
     return values.reshape(-1, 3)
 
