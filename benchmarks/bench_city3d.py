@@ -184,9 +184,10 @@ def _add(nested: Any, offset: int) -> Any:
 def import_once(kind: str, path: Path, duckdb_memory: str | None = None) -> dict[str, float]:
     """Read ``path`` with civictwin's reader into a fresh store (run in a fresh process).
 
-    ``duckdb_memory`` caps DuckDB's buffer pool (e.g. ``256MB``): by default DuckDB keeps the pages
-    of a table it has just written in memory up to 80 % of RAM, which would show as the reader's
-    memory growing with the file.
+    ``duckdb_memory`` caps DuckDB's buffer pool (e.g. ``256MB``) on the store's connection, as a build
+    does from ``[build] memory_mb``; without it DuckDB's default is 80 % of RAM. Either way the store
+    lowers the cap to 64 MiB while it appends the tables (``WRITE_MEMORY_MB``), so that DuckDB's cache
+    of the blocks just written does not show as the reader's memory growing with the file.
     """
     from shapely.geometry import box
 

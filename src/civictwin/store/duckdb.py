@@ -30,6 +30,13 @@ _RECORDS = "_records"
 COMMIT_BATCHES = 4
 """Batches :meth:`DuckDBStore.write_tables` appends between commits (a few: each commit costs a write of
 the log; uncommitted rows are held in memory)."""
+WRITE_MEMORY_MB = 64
+"""DuckDB's memory cap (MiB) while :meth:`DuckDBStore.write_tables` appends, unless a lower one is set.
+
+DuckDB keeps the blocks of the tables it has just written cached up to its cap, so with a large
+cap the process grew with the file (a 1 GB CityJSON: 685 MB resident at a 256 MB cap); what the
+appends need is a few batches' rows, and 64 MiB kept the process flat from a 20 MB to a 1 GB file at
+no cost in time (measured in BENCHMARKS.md, issue 12). The connection's cap is restored after."""
 STORAGE_VERSION = "v1.5.0"
 """The file format of the stores this civictwin creates: DuckDB 1.5's, whose geometries are stored
 natively (coordinates column-wise) rather than as opaque blobs. On the 8×8 network's 596 k edges,
@@ -98,6 +105,18 @@ def limit_memory(
     con.execute("SET temp_directory = " + "'" + str(spill_to).replace("'", "''") + "'")
     if spill_mb is not None:
         con.execute(f"SET max_temp_directory_size = '{int(spill_mb)}MB'")
+
+
+_UNITS = {"bytes": 2**-20, "KiB": 2**-10, "MiB": 1.0, "GiB": 2**10, "TiB": 2**20, "PiB": 2**30}
+
+
+def _mebibytes(setting: str) -> float | None:
+    """A size as DuckDB shows its settings (``244.1 MiB``, ``18.8 GiB``) in MiB; None for anything else."""
+    number, _, unit = setting.strip().partition(" ")
+    try:
+        return float(number) * _UNITS[unit]
+    except (ValueError, KeyError):
+        return None
 
 
 def out_of_room(exc: BaseException) -> str | None:
@@ -278,10 +297,26 @@ class DuckDBStore(Store):
         they were. What DuckDB then keeps is its cache of the written blocks, bounded by its
         ``memory_limit`` (a build sets it from ``[build] memory_mb``).
         """
-        with self._one_thread():
+        with self._one_thread(), self._memory_at_most(WRITE_MEMORY_MB):
             rows = self._append_tables(batches, schemas)
         self._write_version()
         return rows
+
+    @contextmanager
+    def _memory_at_most(self, mebibytes: int) -> Iterator[None]:
+        """DuckDB's ``memory_limit`` lowered to ``mebibytes`` MiB for the block when it is higher, restored after
+        (to the value DuckDB shows, which it rounds to 0.1 MiB: ``256MB`` comes back as ``244.0 MiB``)."""
+        row = self._con.execute("SELECT current_setting('memory_limit')").fetchone()
+        current = str(row[0]) if row else ""
+        limit = _mebibytes(current)
+        if limit is None or limit <= mebibytes:
+            yield
+            return
+        self._con.execute(f"SET memory_limit = '{int(mebibytes)}MiB'")
+        try:
+            yield
+        finally:
+            self._con.execute("SET memory_limit = '" + current.replace("'", "''") + "'")
 
     @contextmanager
     def _one_thread(self) -> Iterator[None]:
