@@ -16,7 +16,7 @@ from typing import Any
 from civictwin.config import AccessLevel
 from civictwin.errors import SourceError, StoreError
 from civictwin.sources.base import IngestResult
-from civictwin.store.base import Store
+from civictwin.store.base import Bounds, Store
 
 CATALOG = "catalog"
 DERIVED = "derived"
@@ -125,12 +125,15 @@ def record_derived(
     description: str,
     inputs: list[str],
     built_at: datetime,
+    extent_wgs84: Bounds | None = None,
 ) -> None:
     """Write the ``catalog/<table>`` record of a model table derived from catalogued ``inputs``.
 
     Publisher, steward and licence combine those of the inputs (each distinct value once, in input
     order); the access level is the most restrictive of the inputs', since the derived table can
-    reveal what they hold.
+    reveal what they hold. ``extent_wgs84``: the table's exact WGS84 extent (degrees) when the caller
+    already has it from the geometries it wrote (:func:`civictwin.geometry.wgs84_extent`), saving the
+    store a pass that transforms every vertex again; computed from the stored table otherwise.
     """
     if not store.has_table(table):
         raise StoreError(f"cannot catalogue '{table}': no such table in this twin")
@@ -153,7 +156,7 @@ def record_derived(
         "inputs": list(inputs),
         "issued": built_at.isoformat(),
         "rows": _row_count(store, table),
-        "bbox_wgs84": _bbox(store, table),
+        "bbox_wgs84": _rounded(extent_wgs84) if extent_wgs84 is not None else _bbox(store, table),
         "crs": store.crs,
     }
     store.put_record(CATALOG, table, record)
@@ -187,10 +190,12 @@ def _bboxes(store: Store, tables: list[str]) -> dict[str, list[float] | None]:
     """Each table's WGS84 extent (degrees, rounded to 7 decimals: about 1 cm), computed together."""
     present = [table for table in tables if store.has_table(table)]
     bounds = store.tables_bounds(present, wgs84=True)
-    return {
-        table: [round(v, 7) for v in found] if (found := bounds.get(table)) is not None else None
-        for table in tables
-    }
+    return {table: _rounded(found) if (found := bounds.get(table)) is not None else None for table in tables}
+
+
+def _rounded(extent: Bounds) -> list[float]:
+    """An extent in degrees as the catalogue keeps it: rounded to 7 decimals (about 1 cm)."""
+    return [round(v, 7) for v in extent]
 
 
 def _row_count(store: Store, table: str) -> int:

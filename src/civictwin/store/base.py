@@ -159,6 +159,11 @@ class Store(ABC):
     def close(self) -> None:
         """Release the store."""
 
+    def columns(self, name: str) -> dict[str, str]:
+        """Column name → the backend's type name of table ``name``, in table order (empty when it is
+        missing): one table's columns without counting every table's rows as :meth:`tables` does."""
+        return self._columns(name)
+
     @abstractmethod
     def _columns(self, name: str) -> dict[str, str]:
         """Column name → the backend's type name, in table order (empty for a missing table)."""
