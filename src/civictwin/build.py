@@ -8,6 +8,7 @@ twin with their records instead of being read or derived again, in the same stag
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,6 +21,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import shapely
 from shapely.geometry.base import BaseGeometry
 
 from civictwin.area import resolve_area
@@ -38,7 +40,7 @@ from civictwin.catalog.lineage import LINEAGE, record_lineage
 from civictwin.catalog.metadata import CATALOG, record_derived, record_source
 from civictwin.catalog.personal import mark_personal
 from civictwin.catalog.quality import QUALITY, quality_highlights, record_quality, record_source_quality
-from civictwin.config import CONFIG_FILENAME, REMOTE_KINDS, SourceKind, TwinConfig
+from civictwin.config import CONFIG_FILENAME, REMOTE_KINDS, SourceConfig, SourceKind, TwinConfig
 from civictwin.errors import AreaError, ConfigError, StoreError
 from civictwin.geometry import WGS84, reproject, utm_crs_for, wgs84_extent
 from civictwin.governance.security import record_event
@@ -143,18 +145,24 @@ def build_twin(
             "meta", "twin", {"crs": crs, "name": config.twin.name, "description": config.twin.description,
                              "area_wgs84": area_wgs84.wkt, "built_at": started_at.isoformat()}
         )  # fmt: skip
+        steps = reuse.steps if reuse is not None else frozenset(DERIVED_STEPS)
+        reading = [s for s in config.sources if reuse is None or s.name in reuse.read]
+        early = _EarlyNetwork(config, crs=crs, memory=memory, pool=pool,
+                              enabled="network" in steps and _one_road_reader(config, reading))  # fmt: skip
         ctx = BuildContext(config=config, store=store, area_wgs84=area_wgs84, area=area, crs=crs,
-                           snapshots=snapshots)  # fmt: skip
+                           snapshots=snapshots, layer_written=early)  # fmt: skip
         refreshed = _carry_over(store, config, reuse) if reuse is not None else None
         results = []
-        for source in config.sources:
-            if reuse is not None and source.name not in reuse.read:
-                step(f"keeping {source.name} (unchanged)")
-                continue
-            step(f"reading {source.name} ({source.kind.value})")
-            results.append(reader_for(source.kind)(source, ctx))
-        steps = reuse.steps if reuse is not None else frozenset(DERIVED_STEPS)
-        network = (
+        try:
+            for source in config.sources:
+                if reuse is not None and source.name not in reuse.read:
+                    step(f"keeping {source.name} (unchanged)")
+                    continue
+                step(f"reading {source.name} ({source.kind.value})")
+                results.append(reader_for(source.kind)(source, ctx))
+        finally:
+            early.sources_read(store)
+        network = early.started or (
             _network(store, config, memory=memory, pool=pool)
             if "network" in steps and store.has_table("roads")
             else None
@@ -347,12 +355,109 @@ def _network(
     )
 
 
+def _one_road_reader(config: TwinConfig, reading: list[SourceConfig]) -> bool:
+    """Whether the ``roads`` and ``traffic_signals`` tables come from one OSM source read in this build,
+    and from nothing else: then the network can be split from that reader's ``roads`` as written."""
+    osm = [source for source in reading if source.kind == SourceKind.OSM]
+    named = [source for source in config.sources if source.name in ("roads", "traffic_signals")]
+    return len(osm) == 1 and not named
+
+
+class _EarlyNetwork:
+    """Starts the network split on the worker thread as soon as the OSM reader has written ``roads``
+    (:attr:`BuildContext.layer_written`), from the rows it wrote, instead of once every source is read.
+
+    The split (NumPy and Shapely work, about 1.8 CPU s on the 8×8 extract) then runs beside the
+    reader's other seven layers, which are DuckDB's work on a thread of their own, and nothing reads
+    the roads back from the store. The traffic signals, written later by the same reader, reach the
+    worker when they are written. Only for a network built in one piece from a single OSM source
+    (:func:`_one_road_reader`); otherwise :func:`_network` starts it after the sources, as before.
+    """
+
+    def __init__(
+        self, config: TwinConfig, *, crs: str, memory: BuildMemory, pool: ThreadPoolExecutor, enabled: bool
+    ) -> None:
+        self._config = config
+        self._crs = crs
+        self._memory = memory
+        self._pool = pool
+        self._enabled = enabled
+        self._signals: _Handover | None = None
+        self.started: Future[_SplitNetwork] | None = None
+
+    def __call__(self, table: str, rows: pa.Table) -> None:
+        if not self._enabled:
+            return
+        if table == "roads" and self.started is None:
+            self._enabled = self._memory.network_partitions(rows.num_rows) == 1 or _needs_whole_network(
+                self._config
+            )
+            if not self._enabled:
+                return  # partitions: built later through the store (_partitioned_network)
+            if not any(rule.layer == "streets" for rule in self._config.conflation):
+                self._signals = _Handover()
+            self.started = self._pool.submit(
+                _split_written, rows, self._signals, crs=self._crs, final=not _needs_whole_network(self._config)
+            )  # fmt: skip
+        elif table == "traffic_signals" and self._signals is not None and not self._signals.given:
+            self._signals.give(_frame_of(rows, self._crs))
+
+    def sources_read(self, store: Store) -> None:
+        """Every source has been read (or reading failed): the worker gets the stored signals now if the
+        reader did not hand them over, so that it never waits for them in vain."""
+        if self._signals is not None and not self._signals.given:
+            self._signals.give(
+                store.read_frame("traffic_signals") if store.has_table("traffic_signals") else None
+            )
+
+
+class _Handover:
+    """A frame one thread gives and another waits for (given once)."""
+
+    def __init__(self) -> None:
+        self._given = threading.Event()
+        self._frame: gpd.GeoDataFrame | None = None
+
+    @property
+    def given(self) -> bool:
+        """Whether :meth:`give` has been called."""
+        return self._given.is_set()
+
+    def give(self, frame: gpd.GeoDataFrame | None) -> None:
+        """Hand ``frame`` (None: there is none) to the waiting thread."""
+        self._frame = frame
+        self._given.set()
+
+    def taken(self) -> gpd.GeoDataFrame | None:
+        """The frame, once given (waits until then)."""
+        self._given.wait()
+        return self._frame
+
+
+def _frame_of(rows: pa.Table, crs: str) -> gpd.GeoDataFrame:
+    """Rows as written to the store (geometries as WKB) as the store reads them back: a GeoDataFrame."""
+    frame = rows.drop_columns([GEOMETRY]).to_pandas()
+    return gpd.GeoDataFrame(frame, geometry=shapely.from_wkb(rows[GEOMETRY].to_numpy()), crs=crs)
+
+
+def _split_written(roads: pa.Table, signals: _Handover | None, *, crs: str, final: bool) -> _SplitNetwork:
+    """:func:`_split` of the ``roads`` rows the reader wrote; the signals are waited for only once the
+    network is split (the reader has written them by then, or the build has given up on them)."""
+    network = build_network(_frame_of(roads, crs))
+    del roads
+    return _placed(network, signals.taken() if signals is not None else None, crs=crs, final=final)
+
+
 def _split(
     roads: gpd.GeoDataFrame, signals: gpd.GeoDataFrame | None, *, crs: str, final: bool
 ) -> _SplitNetwork:
     """The worker thread's part: the split into edges and nodes, and the signals placed on them;
     ``final``: the edges are saved as they are (in ``crs``), so they are made ready for the store here."""
-    network = build_network(roads)
+    return _placed(build_network(roads), signals, crs=crs, final=final)
+
+
+def _placed(network: Network, signals: gpd.GeoDataFrame | None, *, crs: str, final: bool) -> _SplitNetwork:
+    """The split ``network`` with its signals placed, and, when ``final``, made ready for the store."""
     signalled = signalled_nodes(signals, network.edges, network.nodes) if signals is not None else None
     if not final:
         return _SplitNetwork(network, signalled)

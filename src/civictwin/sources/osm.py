@@ -377,6 +377,7 @@ def _write_layer(con: duckdb.DuckDBPyConnection, layer: _Layer, ctx: BuildContex
         ORDER BY osm_id"""
     ).to_arrow_table()
     rows = ctx.store.write_table(layer.table, table)
+    ctx.layer_written(layer.table, table)
     return IngestedLayer(
         table=layer.table, rows=rows, title=layer.title, quality=_quality(con, layer.table, rows)
     )

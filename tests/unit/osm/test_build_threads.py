@@ -91,3 +91,70 @@ def test_a_failed_split_fails_the_build_and_leaves_the_served_twin(
     with open_store(store_location(config)) as store:
         assert version_of(store) == served
         assert store.has_table("network_edges")
+
+
+def test_the_split_starts_from_the_roads_the_reader_wrote_without_reading_them_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The OSM reader hands each written layer to the build; the split starts from its ``roads`` (Arrow
+    rows, as stored) while the reader goes on, so the read-back path (``_network``) is never taken,
+    and the edges' catalogue extent, computed from the edges in memory, is the store's own."""
+    written: list[str] = []
+    split_written = build_module._split_written
+
+    def recorded(roads: Any, *args: Any, **kwargs: Any) -> Any:
+        written.append(f"split from {roads.num_rows} written road(s)")
+        return split_written(roads, *args, **kwargs)
+
+    def read_back(*_: Any, **__: Any) -> Any:
+        raise AssertionError("the roads were read back from the store")
+
+    monkeypatch.setattr(build_module, "_split_written", recorded)
+    monkeypatch.setattr(build_module, "_network", read_back)
+    config = load_config(_write_twin(tmp_path))
+    summary = build_twin(config)
+    assert written == ["split from 1 written road(s)"]
+    assert (summary.tables["network_edges"], summary.tables["network_nodes"]) == (2, 2)
+    with open_store(store_location(config)) as store:
+        extent = store.table_bounds("network_edges", wgs84=True)
+        record = store.records("catalog")["network_edges"]
+    assert extent is not None
+    assert record["bbox_wgs84"] == [round(v, 7) for v in extent]
+    # the street runs 0.002° east from (LON0, LAT0): its extent is that line's, to about 1 cm
+    assert record["bbox_wgs84"] == pytest.approx([LON0, LAT0, LON0 + 0.002, LAT0], abs=1e-7)
+
+
+def test_a_reader_failing_after_the_roads_fails_the_build_without_leaving_the_split_waiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The split started from the written roads waits for the reader's traffic signals; a reader that
+    fails before writing them must not leave it waiting (the build would never end)."""
+    import civictwin.sources.osm as osm
+
+    config = load_config(_write_twin(tmp_path))
+    build_twin(config)
+    with open_store(store_location(config)) as store:
+        served = version_of(store)
+    write_layer = osm._write_layer
+
+    def failing_after_roads(con: Any, layer: Any, ctx: Any) -> Any:
+        if layer.table == "trees":
+            raise RuntimeError("reader failed after the roads")
+        return write_layer(con, layer, ctx)
+
+    monkeypatch.setattr(osm, "_write_layer", failing_after_roads)
+    outcome: list[BaseException] = []
+
+    def build() -> None:
+        try:
+            build_twin(config)
+        except BaseException as exc:  # the build's error, handed to the test's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=build, daemon=True)
+    thread.start()
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "the build did not end"
+    assert [str(e) for e in outcome] == ["reader failed after the roads"]
+    with open_store(store_location(config)) as store:
+        assert version_of(store) == served
