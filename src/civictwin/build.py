@@ -147,7 +147,7 @@ def build_twin(
         )  # fmt: skip
         steps = reuse.steps if reuse is not None else frozenset(DERIVED_STEPS)
         reading = [s for s in config.sources if reuse is None or s.name in reuse.read]
-        early = _EarlyNetwork(config, crs=crs, memory=memory, pool=pool,
+        early = _EarlyNetwork(store, config, memory=memory, pool=pool,
                               enabled="network" in steps and _one_road_reader(config, reading))  # fmt: skip
         ctx = BuildContext(config=config, store=store, area_wgs84=area_wgs84, area=area, crs=crs,
                            snapshots=snapshots, layer_written=early)  # fmt: skip
@@ -307,6 +307,17 @@ def _save_derived(
     """Write a derived table and its catalogue, lineage and quality records; ``extent_wgs84``: its
     exact WGS84 extent when already known (else the store computes it from the written rows)."""
     store.write_table(table, frame)
+    _record_written(store, table, title=title, description=description, inputs=inputs, step=step,
+                    parameters=parameters, quality=quality, notes=notes, built_at=built_at,
+                    extent_wgs84=extent_wgs84)  # fmt: skip
+
+
+def _record_written(
+    store: Store, table: str, *, title: str, description: str, inputs: list[str], step: str,
+    parameters: dict[str, Any], quality: dict[str, Any], notes: list[str], built_at: datetime,
+    extent_wgs84: Bounds | None = None,
+) -> None:  # fmt: skip
+    """The catalogue, lineage and quality records of a derived table already in the store."""
     record_derived(store, table, title=title, description=description, inputs=inputs, built_at=built_at,
                    extent_wgs84=extent_wgs84)  # fmt: skip
     record_lineage(store, table, inputs=inputs, step=step, parameters=parameters)
@@ -319,15 +330,34 @@ class _SplitNetwork:
     they could be placed there (None: placed on the saved edges, by :func:`_save_network`).
 
     When the edges are saved as split (no city street layer or terrain changes them), the worker
-    also made ``edges_arrow``, the edges as the store is given them (geometries as WKB), and
-    ``edges_extent``, their exact WGS84 extent for the catalogue: both array work of about 0.4 and
-    0.5 s on the 8×8 network's 596 k edges that the build's thread would otherwise do after the split.
+    also made ``edges_extent``, their exact WGS84 extent for the catalogue, and either wrote them
+    (``edges_written``: through the store's :meth:`~civictwin.store.base.Store.thread_writer`) or
+    made ``edges_arrow``, the edges as the store is given them (geometries as WKB). On the 8×8
+    network's 596 k edges that is about 0.5 s of extent, 0.4 s of conversion and 1.5 s of writing
+    the build's thread would otherwise spend after the split.
     """
 
     network: Network
     signalled: SignalledNodes | None
     edges_arrow: pa.Table | None = None
     edges_extent: Bounds | None = None
+    edges_written: bool = False
+
+
+@dataclass(frozen=True)
+class _Finish:
+    """How the worker finishes the split: ``final``, the edges are saved as split (in ``crs``), so the
+    worker makes them ready for the store, and writes them when it has a ``writer`` (which it closes)."""
+
+    crs: str
+    final: bool
+    writer: Store | None
+
+    @classmethod
+    def of(cls, store: Store, config: TwinConfig) -> _Finish:
+        """The finish of the network of ``config``'s twin, being built into ``store``."""
+        final = not _needs_whole_network(config)
+        return cls(crs=store.crs, final=final, writer=store.thread_writer() if final else None)
 
 
 def _network(
@@ -350,9 +380,7 @@ def _network(
         and not any(rule.layer == "streets" for rule in config.conflation)
         else None
     )
-    return pool.submit(
-        _split, store.read_frame("roads"), signals, crs=store.crs, final=not _needs_whole_network(config)
-    )
+    return pool.submit(_split, store.read_frame("roads"), signals, _Finish.of(store, config))
 
 
 def _one_road_reader(config: TwinConfig, reading: list[SourceConfig]) -> bool:
@@ -375,10 +403,17 @@ class _EarlyNetwork:
     """
 
     def __init__(
-        self, config: TwinConfig, *, crs: str, memory: BuildMemory, pool: ThreadPoolExecutor, enabled: bool
+        self,
+        store: Store,
+        config: TwinConfig,
+        *,
+        memory: BuildMemory,
+        pool: ThreadPoolExecutor,
+        enabled: bool,
     ) -> None:
+        self._store = store
         self._config = config
-        self._crs = crs
+        self._crs = store.crs
         self._memory = memory
         self._pool = pool
         self._enabled = enabled
@@ -397,8 +432,8 @@ class _EarlyNetwork:
             if not any(rule.layer == "streets" for rule in self._config.conflation):
                 self._signals = _Handover()
             self.started = self._pool.submit(
-                _split_written, rows, self._signals, crs=self._crs, final=not _needs_whole_network(self._config)
-            )  # fmt: skip
+                _split_written, rows, self._signals, _Finish.of(self._store, self._config)
+            )
         elif table == "traffic_signals" and self._signals is not None and not self._signals.given:
             self._signals.give(_frame_of(rows, self._crs))
 
@@ -440,31 +475,37 @@ def _frame_of(rows: pa.Table, crs: str) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(frame, geometry=shapely.from_wkb(rows[GEOMETRY].to_numpy()), crs=crs)
 
 
-def _split_written(roads: pa.Table, signals: _Handover | None, *, crs: str, final: bool) -> _SplitNetwork:
+def _split_written(roads: pa.Table, signals: _Handover | None, finish: _Finish) -> _SplitNetwork:
     """:func:`_split` of the ``roads`` rows the reader wrote; the signals are waited for only once the
     network is split (the reader has written them by then, or the build has given up on them)."""
-    network = build_network(_frame_of(roads, crs))
-    del roads
-    return _placed(network, signals.taken() if signals is not None else None, crs=crs, final=final)
+    try:
+        network = build_network(_frame_of(roads, finish.crs))
+        del roads
+        return _placed(network, signals.taken() if signals is not None else None, finish)
+    finally:
+        if finish.writer is not None:
+            finish.writer.close()
 
 
-def _split(
-    roads: gpd.GeoDataFrame, signals: gpd.GeoDataFrame | None, *, crs: str, final: bool
-) -> _SplitNetwork:
-    """The worker thread's part: the split into edges and nodes, and the signals placed on them;
-    ``final``: the edges are saved as they are (in ``crs``), so they are made ready for the store here."""
-    return _placed(build_network(roads), signals, crs=crs, final=final)
+def _split(roads: gpd.GeoDataFrame, signals: gpd.GeoDataFrame | None, finish: _Finish) -> _SplitNetwork:
+    """The worker thread's part: the split into edges and nodes, and the signals placed on them."""
+    try:
+        return _placed(build_network(roads), signals, finish)
+    finally:
+        if finish.writer is not None:
+            finish.writer.close()
 
 
-def _placed(network: Network, signals: gpd.GeoDataFrame | None, *, crs: str, final: bool) -> _SplitNetwork:
-    """The split ``network`` with its signals placed, and, when ``final``, made ready for the store."""
+def _placed(network: Network, signals: gpd.GeoDataFrame | None, finish: _Finish) -> _SplitNetwork:
+    """The split ``network`` with its signals placed, and, when final, its edges ready or written."""
     signalled = signalled_nodes(signals, network.edges, network.nodes) if signals is not None else None
-    if not final:
+    if not finish.final:
         return _SplitNetwork(network, signalled)
-    return _SplitNetwork(
-        network, signalled, edges_arrow=to_arrow(network.edges),
-        edges_extent=wgs84_extent(network.edges.geometry.to_numpy(), crs),
-    )  # fmt: skip
+    edges, extent = to_arrow(network.edges), wgs84_extent(network.edges.geometry.to_numpy(), finish.crs)
+    if finish.writer is None:
+        return _SplitNetwork(network, signalled, edges_arrow=edges, edges_extent=extent)
+    finish.writer.write_table("network_edges", edges)
+    return _SplitNetwork(network, signalled, edges_extent=extent, edges_written=True)
 
 
 def _save_network(store: Store, config: TwinConfig, split: _SplitNetwork, built_at: datetime) -> None:
@@ -477,8 +518,10 @@ def _save_network(store: Store, config: TwinConfig, split: _SplitNetwork, built_
     )
     terrain_inputs = [config.dem_source] if terrain and config.dem_source else []
     _record_decisions(store, STREET_DECISIONS, city.inputs, built_at)
-    _save_derived(
-        store, "network_edges", split.edges_arrow if split.edges_arrow is not None else edges,
+    if not split.edges_written:
+        store.write_table("network_edges", split.edges_arrow if split.edges_arrow is not None else edges)
+    _record_written(
+        store, "network_edges",
         title="Road network edges", description="Directed routable edges with per-mode permissions.",
         inputs=["roads", *city.inputs, *terrain_inputs], step=step,
         parameters={"split": "at shared OSM nodes", **city.parameters},

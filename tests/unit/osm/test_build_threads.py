@@ -20,6 +20,7 @@ from civictwin.build import build_twin
 from civictwin.config import load_config
 from civictwin.model.network import Network
 from civictwin.store.base import version_of
+from civictwin.store.duckdb import DuckDBStore
 from civictwin.store.opening import open_store, store_location
 
 
@@ -97,8 +98,9 @@ def test_the_split_starts_from_the_roads_the_reader_wrote_without_reading_them_b
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The OSM reader hands each written layer to the build; the split starts from its ``roads`` (Arrow
-    rows, as stored) while the reader goes on, so the read-back path (``_network``) is never taken,
-    and the edges' catalogue extent, computed from the edges in memory, is the store's own."""
+    rows, as stored) while the reader goes on, so the read-back path (``_network``) is never taken;
+    the worker writes the edges itself, and their catalogue extent, computed from the edges in
+    memory, is the store's own."""
     written: list[str] = []
     split_written = build_module._split_written
 
@@ -109,11 +111,22 @@ def test_the_split_starts_from_the_roads_the_reader_wrote_without_reading_them_b
     def read_back(*_: Any, **__: Any) -> Any:
         raise AssertionError("the roads were read back from the store")
 
+    writers: dict[str, str] = {}
+    write_table = DuckDBStore.write_table
+
+    def recorded_write(store: DuckDBStore, name: str, table: Any) -> int:
+        writers[name] = threading.current_thread().name
+        return write_table(store, name, table)
+
     monkeypatch.setattr(build_module, "_split_written", recorded)
     monkeypatch.setattr(build_module, "_network", read_back)
+    monkeypatch.setattr(DuckDBStore, "write_table", recorded_write)
     config = load_config(_write_twin(tmp_path))
     summary = build_twin(config)
     assert written == ["split from 1 written road(s)"]
+    # the edges are written by the worker, through its own connection; everything else by the build
+    assert writers.pop("network_edges").startswith("network")
+    assert set(writers.values()) == {"MainThread"} and {"roads", "network_nodes", "zones"} <= set(writers)
     assert (summary.tables["network_edges"], summary.tables["network_nodes"]) == (2, 2)
     with open_store(store_location(config)) as store:
         extent = store.table_bounds("network_edges", wgs84=True)
