@@ -60,7 +60,7 @@ from civictwin.model.transit import UNSNAPPED, snap_stops
 from civictwin.model.zones import h3_zones, polygon_zones, summarise_zones
 from civictwin.sources import mobility as mobility_source
 from civictwin.sources import reader_for
-from civictwin.sources.base import BuildContext
+from civictwin.sources.base import BuildContext, IngestResult
 from civictwin.store.base import GEOMETRY, Bounds, Store, version_of
 from civictwin.store.duckdb import to_arrow
 from civictwin.store.opening import build_store, open_store, store_location
@@ -140,6 +140,7 @@ def build_twin(
     with (
         build_store(config, crs=crs, memory=memory, local_reads=True) as store,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="network") as pool,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="extents") as extents_pool,
     ):
         store.put_record(
             "meta", "twin", {"crs": crs, "name": config.twin.name, "description": config.twin.description,
@@ -149,8 +150,14 @@ def build_twin(
         reading = [s for s in config.sources if reuse is None or s.name in reuse.read]
         early = _EarlyNetwork(store, config, memory=memory, pool=pool,
                               enabled="network" in steps and _one_road_reader(config, reading))  # fmt: skip
+        extents = _LayerExtents(crs, pool=extents_pool)
+
+        def layer_written(table: str, rows: pa.Table) -> None:
+            early(table, rows)
+            extents(table, rows)
+
         ctx = BuildContext(config=config, store=store, area_wgs84=area_wgs84, area=area, crs=crs,
-                           snapshots=snapshots, layer_written=early)  # fmt: skip
+                           snapshots=snapshots, layer_written=layer_written)  # fmt: skip
         refreshed = _carry_over(store, config, reuse) if reuse is not None else None
         results = []
         try:
@@ -170,7 +177,8 @@ def build_twin(
         written_by: dict[str, list[str]] = {}  # table → the sources that wrote it, in order
         for result in results:
             source = result.source
-            record_source(store, result, ingested_at=datetime.now(UTC), shared_tables=set(written_by))
+            record_source(store, result, ingested_at=datetime.now(UTC), shared_tables=set(written_by),
+                          extents_wgs84=extents.of(result, results))  # fmt: skip
             for layer in result.layers:
                 earlier = written_by.setdefault(layer.table, [])
                 record_source_quality(store, layer.table, layer.quality, layer.notes, source=source.name,
@@ -444,6 +452,37 @@ class _EarlyNetwork:
             self._signals.give(
                 store.read_frame("traffic_signals") if store.has_table("traffic_signals") else None
             )
+
+
+class _LayerExtents:
+    """The exact WGS84 extents of the layers a reader hands over (:attr:`BuildContext.layer_written`),
+    each computed on a worker thread from the rows written while the reader goes on, for the sources'
+    catalogue records; the store would otherwise transform every vertex again once all sources are
+    read (about 0.8 s of the build's thread on the 8×8 extract)."""
+
+    def __init__(self, crs: str, *, pool: ThreadPoolExecutor) -> None:
+        self._crs = crs
+        self._pool = pool
+        self._found: dict[str, Future[Bounds | None]] = {}
+
+    def __call__(self, table: str, rows: pa.Table) -> None:
+        if GEOMETRY in rows.schema.names:
+            self._found[table] = self._pool.submit(_extent_of, rows, self._crs)
+
+    def of(self, result: IngestResult, results: list[IngestResult]) -> dict[str, Bounds | None]:
+        """The extents of ``result``'s layers that were handed over and that no other source of the
+        build (of ``results``) also wrote: the stored table then holds exactly the rows handed over."""
+        return {
+            layer.table: self._found[layer.table].result()
+            for layer in result.layers
+            if layer.table in self._found
+            and sum(layer.table in (other.table for other in r.layers) for r in results) == 1
+        }
+
+
+def _extent_of(rows: pa.Table, crs: str) -> Bounds | None:
+    """The exact WGS84 extent of rows as written (geometries as WKB in ``crs``)."""
+    return wgs84_extent(shapely.from_wkb(rows[GEOMETRY].to_numpy(zero_copy_only=False)), crs)
 
 
 class _Handover:

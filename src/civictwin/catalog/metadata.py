@@ -58,7 +58,12 @@ def _file_sha256(path: Path) -> str:
 
 
 def record_source(
-    store: Store, result: IngestResult, *, ingested_at: datetime, shared_tables: Collection[str] = ()
+    store: Store,
+    result: IngestResult,
+    *,
+    ingested_at: datetime,
+    shared_tables: Collection[str] = (),
+    extents_wgs84: Mapping[str, Bounds | None] | None = None,
 ) -> None:
     """Write a ``catalog/<table>`` record for every layer one source contributed.
 
@@ -67,10 +72,14 @@ def record_source(
     sources of this build (two GTFS feeds): its record then credits every source — publishers,
     stewards and licences combined, the most restrictive access, ``sources`` listing each source with
     its file, checksum, publisher, licence and rows — and ``rows`` counts the whole table.
+    ``extents_wgs84``: the exact WGS84 extents of some of the layers when the build already has them
+    from the rows written (:func:`civictwin.geometry.wgs84_extent`); the store computes the others.
     """
     source = result.source
     checksum = sha256_of(result.path)
-    extents = _bboxes(store, [layer.table for layer in result.layers])
+    known = extents_wgs84 or {}
+    extents = _bboxes(store, [layer.table for layer in result.layers if layer.table not in known])
+    extents.update({table: _rounded(found) if found is not None else None for table, found in known.items()})
     for layer in result.layers:
         record: dict[str, Any] = {
             "table": layer.table,

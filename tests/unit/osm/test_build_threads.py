@@ -100,7 +100,7 @@ def test_the_split_starts_from_the_roads_the_reader_wrote_without_reading_them_b
     """The OSM reader hands each written layer to the build; the split starts from its ``roads`` (Arrow
     rows, as stored) while the reader goes on, so the read-back path (``_network``) is never taken;
     the worker writes the edges itself, and their catalogue extent, computed from the edges in
-    memory, is the store's own."""
+    memory, is the store's own, as are those of the OSM layers, computed from the rows handed over."""
     written: list[str] = []
     split_written = build_module._split_written
 
@@ -131,6 +131,12 @@ def test_the_split_starts_from_the_roads_the_reader_wrote_without_reading_them_b
     with open_store(store_location(config)) as store:
         extent = store.table_bounds("network_edges", wgs84=True)
         record = store.records("catalog")["network_edges"]
+        layers = ("roads", "buildings", "pois", "traffic_signals")
+        catalogued = {name: store.records("catalog")[name]["bbox_wgs84"] for name in layers}
+        stored = {name: store.table_bounds(name, wgs84=True) for name in layers}
+    # the OSM layers' extents, computed from the rows the reader handed over, are the store's own
+    assert catalogued == {name: [round(v, 7) for v in b] if b else None for name, b in stored.items()}
+    assert catalogued["pois"] is None and catalogued["roads"] is not None  # no POI in this extract
     assert extent is not None
     assert record["bbox_wgs84"] == [round(v, 7) for v in extent]
     # the street runs 0.002° east from (LON0, LAT0): its extent is that line's, to about 1 cm
