@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -62,7 +63,7 @@ from civictwin.sources import mobility as mobility_source
 from civictwin.sources import reader_for
 from civictwin.sources.base import BuildContext, IngestResult
 from civictwin.store.base import GEOMETRY, Bounds, Store, version_of
-from civictwin.store.duckdb import to_arrow
+from civictwin.store.duckdb import connect, to_arrow
 from civictwin.store.opening import build_store, open_store, store_location
 
 if TYPE_CHECKING:
@@ -128,6 +129,7 @@ def build_twin(
     ``reuse``: what a refresh carries over from the served twin (None: build everything).
     """
     started = time.perf_counter()
+    compute_connection = _OpenedEarly.for_reading(config, reuse)
     step = _Stepper(on_step, total=len(config.sources) + 5)
     step("resolving the area of interest")
     area_wgs84 = resolve_area(config)
@@ -157,7 +159,8 @@ def build_twin(
             extents(table, rows)
 
         ctx = BuildContext(config=config, store=store, area_wgs84=area_wgs84, area=area, crs=crs,
-                           snapshots=snapshots, layer_written=layer_written)  # fmt: skip
+                           snapshots=snapshots, layer_written=layer_written,
+                           compute_connection=compute_connection)  # fmt: skip
         refreshed = _carry_over(store, config, reuse) if reuse is not None else None
         results = []
         try:
@@ -248,6 +251,31 @@ def _fetch_remote(config: TwinConfig, *, have: dict[str, Snapshot]) -> dict[str,
     from civictwin.sources.platform import fetch_snapshots
 
     return fetch_snapshots(config, have=have)
+
+
+class _OpenedEarly:
+    """The OSM reader's in-memory DuckDB, opened on a thread of its own as the build starts.
+
+    Loading DuckDB's spatial extension takes about 0.5 s per database, once for the twin's store and
+    once for the reader's compute engine; opened here, the reader's loads while the build resolves
+    its area and creates the store (whose own load runs meanwhile), instead of after it. Later
+    connections (a second OSM source) are opened when asked for.
+    """
+
+    def __init__(self) -> None:
+        opener = ThreadPoolExecutor(max_workers=1, thread_name_prefix="connect")
+        self._opened: Future[duckdb.DuckDBPyConnection] | None = opener.submit(connect)
+        opener.shutdown(wait=False)  # the thread ends once the connection is open
+
+    @classmethod
+    def for_reading(cls, config: TwinConfig, reuse: Reuse | None) -> Callable[[], duckdb.DuckDBPyConnection]:
+        """What opens the readers' compute connections: one opened early when an OSM source is read."""
+        reading = [s for s in config.sources if reuse is None or s.name in reuse.read]
+        return cls() if any(source.kind == SourceKind.OSM for source in reading) else connect
+
+    def __call__(self) -> duckdb.DuckDBPyConnection:
+        opened, self._opened = self._opened, None
+        return opened.result() if opened is not None else connect()
 
 
 class _Stepper:

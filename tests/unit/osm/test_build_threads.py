@@ -177,3 +177,21 @@ def test_a_reader_failing_after_the_roads_fails_the_build_without_leaving_the_sp
     assert [str(e) for e in outcome] == ["reader failed after the roads"]
     with open_store(store_location(config)) as store:
         assert version_of(store) == served
+
+
+def test_the_readers_duckdb_is_opened_on_a_thread_of_its_own_as_the_build_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The OSM reader's compute connection (whose spatial extension takes about 0.5 s to load) is
+    opened on the ``connect`` thread while the build creates its store, and the reader uses it."""
+    opened: list[str] = []
+    connect = build_module.connect
+
+    def recorded_connect(*args: Any, **kwargs: Any) -> Any:
+        opened.append(threading.current_thread().name)
+        return connect(*args, **kwargs)
+
+    monkeypatch.setattr(build_module, "connect", recorded_connect)
+    summary = build_twin(load_config(_write_twin(tmp_path)))
+    assert len(opened) == 1 and opened[0].startswith("connect")
+    assert summary.tables["roads"] == 1 and summary.tables["buildings"] == 1
