@@ -38,7 +38,7 @@ from civictwin.build_city import (
 from civictwin.build_network import partitioned_network
 from civictwin.build_sociodemo import sociodemographics_on_zones
 from civictwin.catalog.lineage import LINEAGE, record_lineage
-from civictwin.catalog.metadata import CATALOG, record_derived, record_source
+from civictwin.catalog.metadata import CATALOG, record_derived, record_source, sha256_of
 from civictwin.catalog.personal import mark_personal
 from civictwin.catalog.quality import QUALITY, quality_highlights, record_quality, record_source_quality
 from civictwin.config import CONFIG_FILENAME, REMOTE_KINDS, SourceConfig, SourceKind, TwinConfig
@@ -153,6 +153,8 @@ def build_twin(
         early = _EarlyNetwork(store, config, memory=memory, pool=pool,
                               enabled="network" in steps and _one_road_reader(config, reading))  # fmt: skip
         extents = _LayerExtents(crs, pool=extents_pool)
+        # the OSM extracts' SHA-256 (about 0.1 s each), beside the reader, for their catalogue records
+        checksums = {path: extents_pool.submit(sha256_of, path) for path in _osm_paths(config, reuse)}
 
         def layer_written(table: str, rows: pa.Table) -> None:
             early(table, rows)
@@ -181,7 +183,8 @@ def build_twin(
         for result in results:
             source = result.source
             record_source(store, result, ingested_at=datetime.now(UTC), shared_tables=set(written_by),
-                          extents_wgs84=extents.of(result, results))  # fmt: skip
+                          extents_wgs84=extents.of(result, results),
+                          checksum=checksums[result.path].result() if result.path in checksums else None)  # fmt: skip
             for layer in result.layers:
                 earlier = written_by.setdefault(layer.table, [])
                 record_source_quality(store, layer.table, layer.quality, layer.notes, source=source.name,
@@ -213,6 +216,15 @@ def build_twin(
         highlights=highlights, seconds=seconds, totals=totals, store=store_location(config).describe(),
         carried_over=sorted(reuse.tables) if reuse is not None else [],
     )  # fmt: skip
+
+
+def _osm_paths(config: TwinConfig, reuse: Reuse | None) -> set[Path]:
+    """The files of the OSM sources this build reads."""
+    return {
+        config.resolve(source.path)
+        for source in config.sources
+        if source.kind == SourceKind.OSM and source.path and (reuse is None or source.name in reuse.read)
+    }
 
 
 def _carry_over(store: Store, config: TwinConfig, reuse: Reuse) -> dict[str, str]:

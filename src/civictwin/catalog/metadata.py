@@ -64,6 +64,7 @@ def record_source(
     ingested_at: datetime,
     shared_tables: Collection[str] = (),
     extents_wgs84: Mapping[str, Bounds | None] | None = None,
+    checksum: str | None = None,
 ) -> None:
     """Write a ``catalog/<table>`` record for every layer one source contributed.
 
@@ -74,9 +75,10 @@ def record_source(
     its file, checksum, publisher, licence and rows — and ``rows`` counts the whole table.
     ``extents_wgs84``: the exact WGS84 extents of some of the layers when the build already has them
     from the rows written (:func:`civictwin.geometry.wgs84_extent`); the store computes the others.
+    ``checksum``: the source file's :func:`sha256_of` when the build computed it already.
     """
     source = result.source
-    checksum = sha256_of(result.path)
+    checksum = checksum or sha256_of(result.path)
     known = extents_wgs84 or {}
     extents = _bboxes(store, [layer.table for layer in result.layers if layer.table not in known])
     extents.update({table: _rounded(found) if found is not None else None for table, found in known.items()})

@@ -8,6 +8,7 @@ the build as any other step does, and the served twin stays as it was.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from pathlib import Path
 from typing import Any
@@ -133,10 +134,16 @@ def test_the_split_starts_from_the_roads_the_reader_wrote_without_reading_them_b
         record = store.records("catalog")["network_edges"]
         layers = ("roads", "buildings", "pois", "traffic_signals")
         catalogued = {name: store.records("catalog")[name]["bbox_wgs84"] for name in layers}
+        record_roads = store.records("catalog")["roads"]
         stored = {name: store.table_bounds(name, wgs84=True) for name in layers}
     # the OSM layers' extents, computed from the rows the reader handed over, are the store's own
     assert catalogued == {name: [round(v, 7) for v in b] if b else None for name, b in stored.items()}
     assert catalogued["pois"] is None and catalogued["roads"] is not None  # no POI in this extract
+    # the extract's checksum, computed beside the reader, is the file's SHA-256
+    assert (
+        record_roads["source"]["sha256"]
+        == hashlib.sha256((tmp_path / "street.osm.pbf").read_bytes()).hexdigest()
+    )
     assert extent is not None
     assert record["bbox_wgs84"] == [round(v, 7) for v in extent]
     # the street runs 0.002° east from (LON0, LAT0): its extent is that line's, to about 1 cm
