@@ -559,7 +559,6 @@ def _split_written(roads: pa.Table, signals: _Handover | None, finish: _Finish) 
     network is split (the reader has written them by then, or the build has given up on them)."""
     try:
         network = build_network(_frame_of(roads, finish.crs))
-        del roads
         return _placed(network, signals.taken() if signals is not None else None, finish)
     finally:
         if finish.writer is not None:
