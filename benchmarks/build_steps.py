@@ -162,6 +162,7 @@ def main() -> None:
         steps.wrap(osm, attribute, name)
     for attribute, name in (("_network", "network: read the roads, start the split"),
                             ("_split", "network split, signals placed (worker thread: its own CPU)"),
+                            ("_split_written", "network split, signals placed (worker thread: its own CPU)"),
                             ("_save_network", "network: save, signals, records"),
                             ("_buildings", "buildings + population"), ("_zones", "zones"),
                             ("mark_personal", "personal data"), ("quality_highlights", "quality highlights"),

@@ -9,15 +9,17 @@ buildings' base elevation. Each returns plain frames plus what the lineage and q
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import pandas as pd
 
 from civictwin.config import CONFIG_FILENAME, ConflationRule, SourceKind, TwinConfig
-from civictwin.model.conflation import Conflated, conflate_buildings, conflate_streets, rule_columns
 from civictwin.model.terrain import Terrain, building_bases, edge_slopes, node_heights
 from civictwin.store.base import Store
+
+if TYPE_CHECKING:
+    from civictwin.model.conflation import Conflated
 
 BUILDING_DECISIONS = "conflation_buildings"
 STREET_DECISIONS = "conflation_streets"
@@ -57,6 +59,8 @@ def city_buildings(store: Store, config: TwinConfig, osm: gpd.GeoDataFrame | Non
     found = buildings_rule(config)
     if found is None:
         return None
+    from civictwin.model.conflation import conflate_buildings, rule_columns  # only for a city layer (SciPy)
+
     rule, tables = found
     city = pd.concat([store.read_frame(t) for t in tables], ignore_index=True)
     city = gpd.GeoDataFrame(city, geometry="geometry", crs=store.crs)
@@ -76,6 +80,8 @@ def city_streets(store: Store, config: TwinConfig, edges: gpd.GeoDataFrame) -> C
     for index, rule in enumerate(config.conflation):
         if rule.layer != "streets":
             continue
+        from civictwin.model.conflation import conflate_streets, rule_columns  # only for a city layer (SciPy)
+
         city = store.read_frame(rule.source)
         columns = rule_columns(rule, config.source(rule.source).kind, [str(c) for c in city.columns if c != "geometry"],
                                origin=str(config.base_dir / CONFIG_FILENAME), index=index)  # fmt: skip

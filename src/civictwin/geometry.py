@@ -80,6 +80,22 @@ def reproject(geoms: GeometryArray, source_crs: str, target_crs: str) -> Geometr
     return result
 
 
+def wgs84_extent(geoms: GeometryArray, crs: str) -> tuple[float, float, float, float] | None:
+    """The exact WGS84 extent (degrees: min lon, min lat, max lon, max lat) of ``geoms`` in ``crs``,
+    None when they have no coordinates.
+
+    Every vertex is transformed, as the store does for a stored table's extent (DuckDB's
+    ``ST_Transform`` and pyproj call the same PROJ operation: on the 8×8 network's 1.5 M vertices the
+    two agreed to the bit), so a build can catalogue a table it holds in memory without the store
+    transforming it again.
+    """
+    xy = shapely.get_coordinates(geoms)
+    if not len(xy):
+        return None
+    lon, lat = Transformer.from_crs(crs, WGS84, always_xy=True).transform(xy[:, 0], xy[:, 1])
+    return float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())
+
+
 def prepare_geometries(
     geoms: GeometryArray,
     *,

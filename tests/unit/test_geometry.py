@@ -6,6 +6,9 @@ around and outside a test area in central Helsinki.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -22,7 +25,9 @@ from civictwin.geometry import (
     prepare_geometries,
     reproject,
     utm_crs_for,
+    wgs84_extent,
 )
+from civictwin.store.duckdb import DuckDBStore
 
 METRIC = "EPSG:32635"
 AREA_WGS84 = box(24.92, 60.16, 24.96, 60.18)
@@ -143,3 +148,22 @@ def test_reprojection_to_the_utm_zone() -> None:
     _mask, kept, _report = _prepare([Point(27.0, 0.0)], area=None)  # central meridian of zone 35
     assert kept[0].x == pytest.approx(500_000.0)
     assert kept[0].y == pytest.approx(0.0, abs=1e-6)
+
+
+def test_wgs84_extent_in_memory_is_the_stores_to_the_bit(tmp_path: Path) -> None:
+    """The extent a build computes from geometries it holds is what the store computes from the same
+    rows (the catalogue's extent must not depend on which of the two made it)."""
+    lines = np.array([
+        LineString([(500_000, 0), (500_000, 1_000)]),  # zone 35's central meridian (27° E) at the equator
+        LineString([(385_000, 6_670_000), (390_000, 6_675_000), (386_000, 6_680_000)]),  # Helsinki
+    ], dtype=object)  # fmt: skip
+    extent = wgs84_extent(lines, METRIC)
+    assert extent is not None
+    assert extent[1] == pytest.approx(0.0, abs=1e-9)
+    assert extent[2] == pytest.approx(27.0, abs=1e-9)
+    assert 24.9 < extent[0] < 25.0 and 60.1 < extent[3] < 60.3
+    store = DuckDBStore.create(tmp_path / "twin.duckdb", crs=METRIC)
+    store.write_table("lines", gpd.GeoDataFrame({"n": [1, 2]}, geometry=lines, crs=METRIC))
+    assert store.table_bounds("lines", wgs84=True) == extent
+    store.close()
+    assert wgs84_extent(np.array([], dtype=object), METRIC) is None

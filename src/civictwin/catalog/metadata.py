@@ -16,7 +16,7 @@ from typing import Any
 from civictwin.config import AccessLevel
 from civictwin.errors import SourceError, StoreError
 from civictwin.sources.base import IngestResult
-from civictwin.store.base import Store
+from civictwin.store.base import Bounds, Store
 
 CATALOG = "catalog"
 DERIVED = "derived"
@@ -58,7 +58,13 @@ def _file_sha256(path: Path) -> str:
 
 
 def record_source(
-    store: Store, result: IngestResult, *, ingested_at: datetime, shared_tables: Collection[str] = ()
+    store: Store,
+    result: IngestResult,
+    *,
+    ingested_at: datetime,
+    shared_tables: Collection[str] = (),
+    extents_wgs84: Mapping[str, Bounds | None] | None = None,
+    checksum: str | None = None,
 ) -> None:
     """Write a ``catalog/<table>`` record for every layer one source contributed.
 
@@ -67,10 +73,15 @@ def record_source(
     sources of this build (two GTFS feeds): its record then credits every source — publishers,
     stewards and licences combined, the most restrictive access, ``sources`` listing each source with
     its file, checksum, publisher, licence and rows — and ``rows`` counts the whole table.
+    ``extents_wgs84``: the exact WGS84 extents of some of the layers when the build already has them
+    from the rows written (:func:`civictwin.geometry.wgs84_extent`); the store computes the others.
+    ``checksum``: the source file's :func:`sha256_of` when the build computed it already.
     """
     source = result.source
-    checksum = sha256_of(result.path)
-    extents = _bboxes(store, [layer.table for layer in result.layers])
+    checksum = checksum or sha256_of(result.path)
+    known = extents_wgs84 or {}
+    extents = _bboxes(store, [layer.table for layer in result.layers if layer.table not in known])
+    extents.update({table: _rounded(found) if found is not None else None for table, found in known.items()})
     for layer in result.layers:
         record: dict[str, Any] = {
             "table": layer.table,
@@ -125,12 +136,15 @@ def record_derived(
     description: str,
     inputs: list[str],
     built_at: datetime,
+    extent_wgs84: Bounds | None = None,
 ) -> None:
     """Write the ``catalog/<table>`` record of a model table derived from catalogued ``inputs``.
 
     Publisher, steward and licence combine those of the inputs (each distinct value once, in input
     order); the access level is the most restrictive of the inputs', since the derived table can
-    reveal what they hold.
+    reveal what they hold. ``extent_wgs84``: the table's exact WGS84 extent (degrees) when the caller
+    already has it from the geometries it wrote (:func:`civictwin.geometry.wgs84_extent`), saving the
+    store a pass that transforms every vertex again; computed from the stored table otherwise.
     """
     if not store.has_table(table):
         raise StoreError(f"cannot catalogue '{table}': no such table in this twin")
@@ -153,7 +167,7 @@ def record_derived(
         "inputs": list(inputs),
         "issued": built_at.isoformat(),
         "rows": _row_count(store, table),
-        "bbox_wgs84": _bbox(store, table),
+        "bbox_wgs84": _rounded(extent_wgs84) if extent_wgs84 is not None else _bbox(store, table),
         "crs": store.crs,
     }
     store.put_record(CATALOG, table, record)
@@ -187,10 +201,12 @@ def _bboxes(store: Store, tables: list[str]) -> dict[str, list[float] | None]:
     """Each table's WGS84 extent (degrees, rounded to 7 decimals: about 1 cm), computed together."""
     present = [table for table in tables if store.has_table(table)]
     bounds = store.tables_bounds(present, wgs84=True)
-    return {
-        table: [round(v, 7) for v in found] if (found := bounds.get(table)) is not None else None
-        for table in tables
-    }
+    return {table: _rounded(found) if (found := bounds.get(table)) is not None else None for table in tables}
+
+
+def _rounded(extent: Bounds) -> list[float]:
+    """An extent in degrees as the catalogue keeps it: rounded to 7 decimals (about 1 cm)."""
+    return [round(v, 7) for v in extent]
 
 
 def _row_count(store: Store, table: str) -> int:

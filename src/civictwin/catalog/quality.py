@@ -78,8 +78,7 @@ def _own(record: Mapping[str, Any]) -> dict[str, Any]:
 
 def _height_sources(store: Store, table: str) -> dict[str, int] | None:
     """Rows per ``height_source`` value, or None when the table has no such column."""
-    info = next((t for t in store.tables() if t.name == table), None)
-    if info is None or HEIGHT_SOURCE not in info.columns:
+    if HEIGHT_SOURCE not in store.columns(table):
         return None
     values = store.read_table(table, columns=[HEIGHT_SOURCE])[HEIGHT_SOURCE].fillna("unknown")
     return {str(k): int(v) for k, v in sorted(values.value_counts().items())}

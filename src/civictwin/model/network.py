@@ -17,8 +17,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import shapely
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 CAR_HIGHWAYS = frozenset({
     "motorway", "motorway_link", "trunk", "trunk_link", "primary", "primary_link", "secondary",
@@ -341,6 +339,11 @@ def connectivity(from_nodes: npt.NDArray[np.int64], to_nodes: npt.NDArray[np.int
     n = len(from_nodes)
     if n == 0:
         return {"car_edges": 0, "car_largest_component_share": 0.0, "car_components": 0}
+    # imported here, by the thread that splits the network: SciPy's graph module takes about 0.1 s to
+    # load, which a build's main thread would otherwise spend before it reads anything
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     ids, codes = np.unique(np.concatenate([from_nodes, to_nodes]), return_inverse=True)
     graph = coo_matrix((np.ones(n), (codes[:n], codes[n:])), shape=(len(ids), len(ids)))
     count, labels = connected_components(graph, directed=True, connection="strong")

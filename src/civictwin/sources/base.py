@@ -12,15 +12,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
+import pyarrow as pa
 from shapely.geometry.base import BaseGeometry
 
 from civictwin.config import SourceConfig, TwinConfig
 from civictwin.store.base import Store
+from civictwin.store.duckdb import connect
 
 if TYPE_CHECKING:
     from civictwin.sources.remote import Snapshot
 
 ProgressCallback = Callable[[str], None]
+LayerCallback = Callable[[str, pa.Table], None]
+"""Called as (table, rows) with a layer a reader has just written to the store, as it was written."""
 
 
 @dataclass
@@ -35,6 +40,13 @@ class BuildContext:
     report: ProgressCallback = field(default=lambda _msg: None)
     snapshots: dict[str, Snapshot] = field(default_factory=dict)
     """Remote sources' snapshots already fetched (by ``civictwin refresh``), by source name."""
+    compute_connection: Callable[[], duckdb.DuckDBPyConnection] = field(default=connect)
+    """Opens the in-memory DuckDB (spatial extension loaded) a reader computes in; the build may have
+    had one opened on another thread meanwhile, since loading the extension takes about 0.5 s."""
+    layer_written: LayerCallback = field(default=lambda _table, _rows: None)
+    """Told each layer a reader has written, with its rows as Arrow (geometries as WKB), so the build can
+    start work on it while the reader goes on with its other layers. A reader that streams its
+    layers (or has no Arrow table at hand) need not call it."""
 
     def path_of(self, source: SourceConfig) -> Path:
         """The source's file, resolved against the twin directory."""

@@ -26,7 +26,7 @@ from civictwin.config import SourceConfig
 from civictwin.errors import SourceError
 from civictwin.memory import READER_SHARE, BuildMemory
 from civictwin.sources.base import BuildContext, IngestedLayer, IngestResult
-from civictwin.store.duckdb import connect, limit_memory, out_of_room
+from civictwin.store.duckdb import limit_memory, out_of_room
 
 # Highway values that are not travelled ways (areas, features, or not yet built).
 NON_ROAD_HIGHWAYS = (
@@ -90,7 +90,7 @@ def ingest(source: SourceConfig, ctx: BuildContext) -> IngestResult:
     _check_file(path)
     memory = BuildMemory.of(ctx.config)
     with memory.spill_folder() as spill_to:
-        con = connect()
+        con = ctx.compute_connection()
         try:
             limit_memory(
                 con, memory_mb=memory.share_mb(READER_SHARE), spill_to=spill_to, spill_mb=memory.spill_mb
@@ -377,6 +377,7 @@ def _write_layer(con: duckdb.DuckDBPyConnection, layer: _Layer, ctx: BuildContex
         ORDER BY osm_id"""
     ).to_arrow_table()
     rows = ctx.store.write_table(layer.table, table)
+    ctx.layer_written(layer.table, table)
     return IngestedLayer(
         table=layer.table, rows=rows, title=layer.title, quality=_quality(con, layer.table, rows)
     )

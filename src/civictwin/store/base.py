@@ -159,6 +159,21 @@ class Store(ABC):
     def close(self) -> None:
         """Release the store."""
 
+    def thread_writer(self) -> Store | None:
+        """A store on the same twin that one other thread may write new tables to while this one goes
+        on with others (closed by that thread when done), or None when the backend offers none: then
+        everything is written through this store, on its own thread.
+
+        Only its tables are for it: its governance records and version markers are dropped, so the
+        records of what it writes are put through this store.
+        """
+        return None
+
+    def columns(self, name: str) -> dict[str, str]:
+        """Column name → the backend's type name of table ``name``, in table order (empty when it is
+        missing): one table's columns without counting every table's rows as :meth:`tables` does."""
+        return self._columns(name)
+
     @abstractmethod
     def _columns(self, name: str) -> dict[str, str]:
         """Column name → the backend's type name, in table order (empty for a missing table)."""

@@ -172,6 +172,19 @@ class DuckDBStore(Store):
             raise StoreError("store has no twin metadata; rebuild it", path=path)
         return cls(con, crs=json.loads(row[0])["crs"], path=path, spatial=False)
 
+    def thread_writer(self) -> DuckDBStore:
+        """A second connection to this twin's database (DuckDB's ``cursor``) for one other thread.
+
+        DuckDB lets threads of one process write separate tables at once (optimistic concurrency:
+        only edits of the same rows conflict), and executes each statement without Python's GIL, so
+        a table written there costs this thread nothing. Its records are held and never written (see
+        :meth:`Store.thread_writer`): the records table is this connection's alone.
+        """
+        self._need_spatial()  # loaded for the database: the cursor can convert geometries too
+        writer = DuckDBStore(self._con.cursor(), crs=self._crs, path=self.path)
+        writer.hold_records()
+        return writer
+
     @classmethod
     def create(cls, path: Path, *, crs: str) -> DuckDBStore:
         """A new, empty store at ``path`` (which must not exist)."""

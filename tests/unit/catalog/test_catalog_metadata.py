@@ -97,6 +97,17 @@ def test_derived_record_combines_inputs_and_takes_the_most_restrictive_access(po
     assert record["issued"] == "2026-11-21T12:05:00+00:00"
     assert record["bbox_wgs84"][0] == pytest.approx(record["bbox_wgs84"][2])  # a single point
     assert "source" not in record
+    record_derived(
+        populated, "transit_stops_snapped", title="Stops snapped to the network", description="",
+        inputs=["transit_stops"], built_at=BUILT, extent_wgs84=(24.123456789, 60.0, 24.5, 60.987654321),
+    )  # fmt: skip
+    # an extent the caller already has is kept as the store's would be: rounded to 7 decimals
+    assert populated.records("catalog")["transit_stops_snapped"]["bbox_wgs84"] == [
+        24.1234568,
+        60.0,
+        24.5,
+        60.9876543,
+    ]
 
 
 def test_derived_record_refuses_uncatalogued_inputs_and_missing_tables(populated: DuckDBStore) -> None:

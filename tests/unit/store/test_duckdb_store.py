@@ -3,6 +3,7 @@ interface on both backends: test_store.py)."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import geopandas as gpd
@@ -80,3 +81,41 @@ def test_new_twins_are_written_in_duckdb_1_5_storage(tmp_path: Path) -> None:
         shapely.to_wkb(read.geometry.to_numpy()).tolist()
         == shapely.to_wkb(frame().geometry.to_numpy()).tolist()
     )
+
+
+def test_a_thread_writer_writes_a_table_beside_the_build_and_the_swapped_twin_has_both(
+    tmp_path: Path,
+) -> None:
+    """A second thread writes one table through :meth:`DuckDBStore.thread_writer` while the build's
+    connection writes another and its records; the twin holds both tables, geometries included, and
+    only the build's records (the writer's version markers are dropped)."""
+    path = tmp_path / "t.duckdb"
+    big = gpd.GeoDataFrame(
+        {"n": list(range(50_000))}, geometry=shapely.points([(i, i % 97) for i in range(50_000)]), crs=CRS
+    )
+    with build_store(path, crs=CRS) as store:
+        writer = store.thread_writer()
+
+        def write_beside() -> int:
+            try:
+                return writer.write_table("beside", big)
+            finally:
+                writer.close()
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            written = pool.submit(write_beside)
+            store.write_table("things", frame())
+            store.put_record("catalog", "things", {"n": 3})
+            assert written.result() == 50_000
+        assert store.has_table("beside")  # the build's connection sees the committed table
+        marker = store.records("meta")["version"]["id"]
+    with DuckDBStore.open(path) as store:
+        assert {t.name: t.rows for t in store.tables()} == {"beside": 50_000, "things": 3}
+        assert store.table_bounds("beside") == (0.0, 0.0, 49_999.0, 96.0)
+        assert (
+            store.read_table("beside", where={"n": 49_999})["geometry"]
+            .iloc[0]
+            .equals(shapely.Point(49_999, 44))
+        )
+        assert store.records("catalog") == {"things": {"n": 3}}
+        assert store.records("meta")["version"]["id"] == marker
