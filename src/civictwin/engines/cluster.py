@@ -22,7 +22,9 @@ runs the seed again on another worker: up to its ``distributed.scheduler.allowed
 default, so at most 4 attempts) before the seed fails with a one-line error. The seed's process on
 the lost worker dies with it (Linux: ``PR_SET_PDEATHSIG``), so no seed is ever saved twice. Each run
 again is reported in the ensemble's notes. ``local`` starts a ``LocalCluster`` of ``workers``
-one-thread worker processes for the run and stops it afterwards.
+one-thread worker processes for the run (on a thread, while the scenarios are prepared, with
+:data:`WORKER_CONFIG`) and stops it afterwards. A task waiting for its seed sleeps until the seed
+process announces the result, waking every :data:`_CANCEL_CHECK_S` for a cancellation.
 
 Dask is imported only here, and only when a cluster is asked for.
 """
