@@ -493,6 +493,35 @@ def test_a_local_cluster_starts_beside_the_preparation_and_gives_the_pools_seeds
     assert ours() == []  # the cluster's workers and their seed processes are gone
 
 
+def test_a_failed_preparation_stops_the_local_cluster_starting_beside_it(
+    tmp_path: Path, engines: Any
+) -> None:
+    """The preparation fails while the ``LocalCluster`` still starts: its one line is what is reported,
+    and the cluster, once up, is stopped with its workers."""
+    import psutil
+    from civictwin_toy.engine import ToyEngine
+
+    class Unprepared(ToyEngine):
+        def prepare(self, twin: TwinContext, scenario: Scenario, *, workdir: Path) -> Any:
+            raise ValueError("no zones layer")
+
+    before = {child.pid for child in psutil.Process().children()}
+    with pytest.raises(EngineError) as failed:
+        run_ensemble(
+            TwinContext.load(write_twin(tmp_path / "twin", ZONES)), [Scenario.baseline_scenario()],
+            [Unprepared()], comparison_id="unprepared", seeds=[1], executor=open_cluster(LOCAL, workers=2),
+        )  # fmt: skip
+    assert failed.value.user_message() == (
+        "engine 'toy' failed to prepare scenario 'baseline': ValueError: no zones layer"
+    )
+    left = []
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.NoSuchProcess):  # it ended meanwhile
+            if child.pid not in before and "resource_tracker" not in " ".join(child.cmdline()):
+                left.append(child)
+    assert left == []  # the cluster's workers were stopped before run_ensemble returned
+
+
 def test_a_local_cluster_that_cannot_start_is_one_line_and_writes_no_seed(
     tmp_path: Path, toy: list[str], engines: Any
 ) -> None:
