@@ -22,6 +22,7 @@ from civictwin.engines.traffic.demand import DemandError, DemandParams, OdMatrix
 from civictwin.engines.traffic.engine import TrafficEngine
 from civictwin.engines.traffic.fit import geh
 from civictwin.engines.traffic.gateways import GatewaySettings
+from civictwin.engines.traffic.inputs import TwinInputs
 from civictwin.engines.traffic.prepare import prepare_scenario, with_od_factors
 from civictwin.engines.traffic.sites import CalibrationSettings, CountSites
 from civictwin.errors import EngineError
@@ -36,6 +37,11 @@ TRUTH = {
     ("nw", "ne"): 3.0,
 }
 """The true demand: the gravity matrix (the prior) with these pairs scaled."""
+
+
+def inputs_zones(inputs: TwinInputs) -> tuple[str, ...]:
+    """The twin's zone ids in their order (the order of every OD matrix)."""
+    return tuple(str(z) for z in inputs.zones["zone_id"])
 
 
 def test_od_factors_scale_exactly_their_cells() -> None:
@@ -101,6 +107,11 @@ def test_calibration_recovers_counts_of_a_known_demand_and_improves_held_back_si
     assert calibrated.calibration_record == "calibration-002"
     assert dict(((o, d), f) for o, d, f in calibrated.od_factors) == pytest.approx(factors, abs=1e-6)
     assert calibrated.count_edges == counted
+    # the base day later runs pivot on: the loop's held shares, one per mode summing to 1 per pair
+    base = calibrated.base_modes
+    assert base is not None and base.zones == tuple(record["base_modes"]["zones"]) == inputs_zones(inputs)
+    assert np.allclose(sum(base.shares[m] for m in ("car", "pt", "bike", "walk")), 1.0)
+    assert "base_modes" not in calibrated.model_dump()  # named by calibration_record, not dumped
     engine = TrafficEngine()
     assert engine.parameters(TwinContext(twin_dir=twin_dir))["calibration_record"] == "calibration-002"
 

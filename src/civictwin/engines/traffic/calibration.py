@@ -60,7 +60,7 @@ from civictwin.engines.traffic.gateways import (
 )
 from civictwin.engines.traffic.gateways import window_hours as hour_shares
 from civictwin.engines.traffic.inputs import TwinInputs, load_twin
-from civictwin.engines.traffic.modechoice import MODES, Mode, ModeChoiceParams
+from civictwin.engines.traffic.modechoice import MODES, Mode, ModeChoiceParams, utilities
 from civictwin.engines.traffic.modesplit import METHOD as SPLIT_METHOD
 from civictwin.engines.traffic.modesplit import (
     ObservedSplit,
@@ -72,6 +72,7 @@ from civictwin.engines.traffic.modesplit import (
     with_constants,
 )
 from civictwin.engines.traffic.params import TrafficParams, load_params
+from civictwin.engines.traffic.pivot import BaseModes
 from civictwin.engines.traffic.prepare import PreparedScenario, prepare_scenario, with_od_factors
 from civictwin.engines.traffic.simulate import SeedOutcome, simulate_seed
 from civictwin.engines.traffic.sites import CalibrationSettings, CountSites, load_count_sites, no_site
@@ -266,7 +267,12 @@ def calibrate(
         pending = pool.submit(_calibrate, prepared, prior, observed, settings, simulate)
         folds = _folds(prepared, prior, observed, used, settings, simulate, pool=pool)
         full = pending.result()
-    checked = _checked(prepared, prior, full, settings, lambda f: simulate_prepared(prepared, f))
+    base_modes = base_day(prepared, prior, full)
+    pivoting = dataclasses.replace(
+        prepared, params=prepared.params.model_copy(update={"base_modes": base_modes})
+    )
+    checked = _checked(prepared, prior, full, settings, lambda f: simulate_prepared(pivoting, f))
+    calibrated = bool(checked.factors.od or checked.factors.gateways)
     before, after = _fit(observed, prior), _fit(observed, checked.outcome)
     gateways = prepared.gateways
     mode_choice = _split_part(mode_fit, base, final_split=checked.outcome.modal_split) if mode_fit else None
@@ -306,6 +312,7 @@ def calibrate(
         "kfold": folds,
         "scatter": _scatter(observed, prior, full.outcome),
         "mode_choice": mode_choice,
+        "base_modes": base_modes.as_record() if calibrated else None,
         "simulation_runs": runs[0],
         "wall_s": round(time.perf_counter() - started, 2),
         "statement": fit_statement + (" " + mode_choice["statement"] if mode_choice else ""),
@@ -452,6 +459,19 @@ def _calibrate(
         factors, outcome = stepped.factors, stepped.outcome
         shares.append(_fit(observed, outcome).share_geh_ok)
     return Calibrated(factors, outcome, shares, converged=change <= CONVERGED_CHANGE, halvings=halvings)
+
+
+def base_day(prepared: PreparedScenario, prior: SeedOutcome, full: Calibrated) -> BaseModes:
+    """The calibrated base day later runs pivot on: the shares the loop held (the prior run's), at the
+    utilities of the level of service the loop's last run showed and of the baseline's free flow."""
+    assert prior.mode_shares is not None and full.outcome.service is not None  # calibration runs keep both
+    choice = prepared.params.mode_choice
+    return BaseModes(
+        zones=prepared.layers[0].od.zones,
+        shares=dict(prior.mode_shares),
+        utility=utilities(full.outcome.service, choice),
+        free_flow_utility=utilities(prepared.free_flow, choice),
+    )
 
 
 def _checked(
@@ -733,7 +753,7 @@ def _simulate(
     changed = dataclasses.replace(prepared, layers=layers)
     if prepared.gateways is not None and factors.gateways:
         changed = dataclasses.replace(changed, gateways=scaled_demand(prepared.gateways, factors.gateways))
-    return simulate_seed(changed, seed, workdir, passages=True, fixed_shares=fixed_shares)
+    return simulate_seed(changed, seed, workdir, passages=True, fixed_shares=fixed_shares, keep_service=True)
 
 
 def _paired(observed: pd.DataFrame, outcome: SeedOutcome) -> pd.DataFrame:
@@ -849,6 +869,7 @@ def with_calibration(params: TrafficParams, twin_dir: Path) -> TrafficParams:
     if record is None:
         return with_gateway_counts(params, twin_dir)
     fitted = tuple(GatewayFlow.model_validate(f) for f in record.get("gateway_flows") or [])
+    base_modes = record.get("base_modes")
     fitted_constants = (record.get("mode_choice") or {}).get("constants_after") or {}
     calibrated = params.model_copy(
         update={
@@ -858,6 +879,7 @@ def with_calibration(params: TrafficParams, twin_dir: Path) -> TrafficParams:
             "od_factors": tuple(record["od_factors"]),
             "count_edges": tuple(record["count_edges"]),
             "calibration_record": str(record["id"]),
+            "base_modes": BaseModes.from_record(base_modes) if base_modes else None,
             **({"gateway_flows": fitted} if params.gateways.enabled and fitted else {}),
         }
     )

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from civictwin.engines.traffic.demand import DemandParams
 from civictwin.engines.traffic.gateways import GatewayFlow, GatewaySettings
 from civictwin.engines.traffic.modechoice import ModeChoiceParams
+from civictwin.engines.traffic.pivot import BaseModes
 from civictwin.engines.traffic.run import SimOptions
 from civictwin.engines.traffic.sites import CalibrationSettings
 from civictwin.engines.traffic.transit import BusSettings
@@ -26,7 +27,7 @@ PARAMS_FILENAME = "traffic.toml"
 class TrafficParams(BaseModel):
     """Everything besides the scenario and the seed that shapes a traffic run's numbers."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     demand: DemandParams = DemandParams()
     mode_choice: ModeChoiceParams = ModeChoiceParams()
@@ -65,6 +66,9 @@ class TrafficParams(BaseModel):
     """(origin zone, destination zone, factor) on the base person-trip matrix, from a calibration."""
     calibration_record: str | None = None
     """The calibration record (``<twin>/calibration/``) ``count_edges`` and ``od_factors`` come from."""
+    base_modes: BaseModes | None = Field(default=None, exclude=True)
+    """The calibrated base day's mode shares the mode choice pivots on (from the calibration record,
+    set by the twin, not in ``traffic.toml``; not dumped: ``calibration_record`` names it)."""
     calibration: CalibrationSettings = CalibrationSettings()
     """How to calibrate (the ``[calibration]`` table; see docs/methods-calibration.md)."""
     gateways: GatewaySettings = GatewaySettings()

@@ -150,6 +150,8 @@ def prepare_scenario(
     by_zone = {zone: [e for e in ids if e in usable] for zone, ids in demand.car_edges_by_zone.items()}
     has_car = np.array([len(by_zone[str(z)]) > 0 for z in inputs.zones["zone_id"]])
     base = with_od_factors(demand.od, params.od_factors)
+    if params.base_modes is not None:
+        params.base_modes.check_zones(tuple(str(z) for z in base.zones))
     layers = demand_layers(inputs, modified, params, base, by_zone, demand.hour_shares)
     if sum(layer.od.total for layer in layers) <= 0:
         raise DemandError(

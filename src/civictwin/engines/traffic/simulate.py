@@ -4,7 +4,7 @@ Iteration 0 splits demand with free-flow car times; each later iteration uses th
 previous simulation and averages the shares with the earlier ones. A closure therefore shifts trips
 away from car and evaporates some car traffic instead of only adding delay. Each iteration samples its
 own car trips from ``(seed, iteration)``; SUMO runs with ``seed``. Only the last simulation's outputs
-are kept.
+are kept. A calibrated twin's mode choice pivots on its base day's shares (:mod:`.pivot`).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from civictwin.engines.traffic.modechoice import (
     mode_shares,
     msa_update,
     split_by_mode,
+    utilities,
 )
 from civictwin.engines.traffic.outputs import SimResult
 from civictwin.engines.traffic.params import TrafficParams
@@ -74,6 +75,8 @@ class SeedOutcome:
     """The last simulation's transit runs (``outputs.BUS_TRIP_COLUMNS``); None without buses."""
     mode_shares: dict[Mode, np.ndarray] | None = dataclasses.field(default=None, compare=False, repr=False)
     """Each mode's share of every OD pair in the last simulation (what the calibration holds fixed)."""
+    service: LevelOfService | None = dataclasses.field(default=None, compare=False, repr=False)
+    """The level of service the last simulation showed (``keep_service`` only)."""
 
 
 def simulate_seed(
@@ -83,21 +86,28 @@ def simulate_seed(
     *,
     passages: bool = False,
     fixed_shares: dict[Mode, np.ndarray] | None = None,
+    keep_service: bool = False,
 ) -> SeedOutcome:
     """Simulate one seed of a prepared scenario with mode-choice feedback (MSA over ``iterations``);
     with ``passages`` the last simulation also records which trip passed which counting edge. With
     ``fixed_shares`` (each mode's share of every OD pair) the mode choice is not evaluated: every
-    iteration splits the demand with those shares (the calibration's inner simulations)."""
+    iteration splits the demand with those shares (the calibration's inner simulations). With
+    ``keep_service`` the outcome keeps the level of service the last simulation showed (the base day a
+    calibration records)."""
     start = time.perf_counter()
     params = prepared.params
-    shares = fixed_shares if fixed_shares is not None else mode_shares(prepared.free_flow, params.mode_choice)
+    shares = (
+        fixed_shares
+        if fixed_shares is not None
+        else chosen_shares(prepared, prepared.free_flow, free_flow=True)
+    )
     car_share_history: list[float] = []
     sumo_wall = 0.0
     result: SimResult | None = None
     for iteration in range(params.iterations):
         if result is not None and fixed_shares is None:
             los = _simulated_service(prepared, result)
-            shares = msa_update(shares, mode_shares(los, params.mode_choice), iteration)
+            shares = msa_update(shares, chosen_shares(prepared, los), iteration)
         if result is not None:
             shutil.rmtree(result.workdir, ignore_errors=True)
         car_share_history.append(modal_split(prepared.person_trips, shares)["car"])
@@ -119,6 +129,7 @@ def simulate_seed(
         sumo_wall += result.wall_s
     assert result is not None  # iterations >= 1
     split = modal_split(prepared.person_trips, shares)
+    service = _simulated_service(prepared, result) if keep_service else None
     edges = edge_table(result)
     return SeedOutcome(
         scenario=prepared.scenario.name,
@@ -141,7 +152,22 @@ def simulate_seed(
         sumo_version=result.sumo_version,
         bus_trips=result.bus_trips if prepared.buses is not None else None,
         mode_shares=shares,
+        service=service,
     )
+
+
+def chosen_shares(
+    prepared: PreparedScenario, los: LevelOfService, *, free_flow: bool = False
+) -> dict[Mode, np.ndarray]:
+    """Each mode's share of every OD pair at ``los``: the logit's, or with a calibrated base day
+    (``params.base_modes``) the base day's shares moved by the change in utility from it
+    (:meth:`~civictwin.engines.traffic.pivot.BaseModes.shares_at`; ``free_flow`` for a first round)."""
+    choice = prepared.params.mode_choice
+    absolute = mode_shares(los, choice)
+    base = prepared.params.base_modes
+    if base is None:
+        return absolute
+    return base.shares_at(utilities(los, choice), absolute=absolute, free_flow=free_flow)
 
 
 def run_scenario(
