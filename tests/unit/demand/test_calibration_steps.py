@@ -4,6 +4,7 @@ a step that gridlocks is halved and retried instead of ending the calibration.""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -11,14 +12,18 @@ import pytest
 from traffic_tiny_twin import PARAMS, tiny_inputs
 
 from civictwin.engines.traffic.calibration import (
+    Calibrated,
     Factors,
     _calibrate,
+    _checked,
     _simulate,
+    statement,
     take_step,
     update_factors,
     within_growth,
 )
 from civictwin.engines.traffic.demand import DemandParams, trip_pair
+from civictwin.engines.traffic.fit import fit
 from civictwin.engines.traffic.prepare import PreparedScenario, prepare_scenario
 from civictwin.engines.traffic.simulate import SeedOutcome
 from civictwin.engines.traffic.sites import CalibrationSettings
@@ -143,3 +148,25 @@ def test_the_loop_goes_on_with_the_halved_step_after_a_gridlock(tmp_path: Path) 
     assert result.halvings == 1 and result.stopped is None
     assert max(result.factors.od.values()) == pytest.approx(attempts[1])
     assert len(result.shares) == 2  # the prior and the halved step's run
+
+
+def test_a_check_run_that_gridlocks_is_halved_and_the_statement_says_so() -> None:
+    tried: list[float] = []
+
+    def simulate(factors: Factors) -> SeedOutcome:
+        tried.append(factors.od[("a", "b")])
+        if factors.od[("a", "b")] > 2.0:
+            raise QualityCheckFailed("300 teleports for 5000 trips exceed the allowed share 5%")
+        return "checked"  # type: ignore[return-value]  # the check only passes the outcome on
+
+    fitted = Calibrated(Factors(od={("a", "b"): 5.0}), "loop", [0.0, 0.6], converged=False, halvings=1)  # type: ignore[arg-type]
+    prepared = SimpleNamespace(params=SimpleNamespace(iterations=3))
+    checked = _checked(prepared, "prior", fitted, CalibrationSettings(step_retries=2), simulate)  # type: ignore[arg-type]
+    assert tried == [5.0, 3.0, 2.0]  # the fitted factors, then 1 + 4/2, then 1 + 4/4
+    assert (checked.outcome, checked.factors.od, checked.check_halvings, checked.halvings) == (
+        "checked", {("a", "b"): 2.0}, 2, 3,
+    )  # fmt: skip
+    none = fit([], [])
+    words = statement(none, none, False, {"note": "x"}, check_halvings=checked.check_halvings)
+    assert "was halved 2 time(s) toward the prior" in words and "25% of the way" in words
+    assert "halved" not in statement(none, none, False, {"note": "x"})

@@ -154,6 +154,9 @@ class Calibrated:
     """Steps halved because their simulation failed the engine's quality check."""
     stopped: str | None = None
     """Why the loop stopped before ``max_iterations`` (a step failed even when halved), or None."""
+    check_halvings: int = 0
+    """Halvings of the check run (:func:`_checked`): the factors it reports are then only
+    ``0.5 ** check_halvings`` of the way from the prior to what the loop fitted."""
 
 
 def twin_count_sites(twin_dir: Path, params: TrafficParams | None = None) -> CountSites:
@@ -277,7 +280,9 @@ def calibrate(
     gateways = prepared.gateways
     mode_choice = _split_part(mode_fit, base, final_split=checked.outcome.modal_split) if mode_fit else None
     full = checked
-    fit_statement = statement(before, after, full.converged, folds, stopped=full.stopped)
+    fit_statement = statement(
+        before, after, full.converged, folds, stopped=full.stopped, check_halvings=full.check_halvings
+    )
     return {
         "method": METHOD
         + (GATEWAY_METHOD if gateways is not None else "")
@@ -308,6 +313,7 @@ def calibrate(
         "converged": full.converged,
         "max_demand_growth": settings.max_demand_growth,
         "halved_steps": full.halvings,
+        "check_halved_steps": full.check_halvings,
         "stopped": full.stopped,
         "kfold": folds,
         "scatter": _scatter(observed, prior, full.outcome),
@@ -495,8 +501,22 @@ def _checked(
             f"evaluated again, even when halved {settings.step_retries} times ({stepped.failure}): "
             "the prior is kept"
         )
-        return Calibrated(Factors(), prior, full.shares, converged=False, halvings=halvings, stopped=stopped)
-    return dataclasses.replace(full, factors=stepped.factors, outcome=stepped.outcome, halvings=halvings)
+        return Calibrated(
+            Factors(),
+            prior,
+            full.shares,
+            converged=False,
+            halvings=halvings,
+            stopped=stopped,
+            check_halvings=stepped.halvings,
+        )
+    return dataclasses.replace(
+        full,
+        factors=stepped.factors,
+        outcome=stepped.outcome,
+        halvings=halvings,
+        check_halvings=stepped.halvings,
+    )
 
 
 def _folds(
@@ -789,9 +809,16 @@ def _scatter(observed: pd.DataFrame, prior: SeedOutcome, after: SeedOutcome) -> 
 
 
 def statement(
-    before: Fit, after: Fit, converged: bool, folds: dict[str, Any], *, stopped: str | None = None
+    before: Fit,
+    after: Fit,
+    converged: bool,
+    folds: dict[str, Any],
+    *,
+    stopped: str | None = None,
+    check_halvings: int = 0,
 ) -> str:
-    """The fit in words: the DMRB criterion met or not, before and after, and on held-back sites."""
+    """The fit in words: the DMRB criterion met or not, before and after, and on held-back sites;
+    with ``check_halvings`` that the check run could only simulate part of the fitted step."""
     verdict = "meets" if after.meets_dmrb else "does not meet"
     text = (
         f"After calibration GEH < 5 holds at {after.share_geh_ok:.0%} of {after.site_hours} count "
@@ -807,6 +834,13 @@ def statement(
         )
     else:
         text += f" No held-back validation: {folds.get('note', 'no folds')}."
+    if check_halvings and not stopped:
+        share = 0.5**check_halvings
+        text += (
+            " The check run failed the engine's quality check at the fitted factors (the network "
+            f"locked) and was halved {check_halvings} time(s) toward the prior: the fit above is of the "
+            f"demand {share:.0%} of the way from the prior to what the loop fitted, and later runs use that."
+        )
     if stopped:
         text += f" The calibration stopped early: {stopped}."
     elif not converged:
