@@ -380,12 +380,7 @@ class _SeedProcess:
         """Run one seed there (its inputs read from ``inputs_file``); past its timeout (plus grace)
         the process is killed. Once ``cancelled`` the seed is interrupted (it removes its staging
         folder) and the process ends."""
-        # beside the seed's staging folders (a lost worker's are removed when its seed runs again),
-        # not in the system's temporary folder, where a worker killed mid-seed would leave it forever
-        job.final_dir.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(
-            prefix=f".{job.final_dir.name}.partial-job-", dir=job.final_dir.parent
-        ) as scratch:
+        with tempfile.TemporaryDirectory(prefix="civictwin-seed-") as scratch:
             job_file, result_file = Path(scratch) / "job.pickle", Path(scratch) / "result.pickle"
             job_file.write_bytes(pickle.dumps((job, inputs_file, ran_on)))
             assert self.process.stdin is not None
