@@ -3,6 +3,7 @@ a step that gridlocks is halved and retried instead of ending the calibration.""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -170,3 +171,40 @@ def test_a_check_run_that_gridlocks_is_halved_and_the_statement_says_so() -> Non
     words = statement(none, none, False, {"note": "x"}, check_halvings=checked.check_halvings)
     assert "was halved 2 time(s) toward the prior" in words and "25% of the way" in words
     assert "halved" not in statement(none, none, False, {"note": "x"})
+
+
+def test_the_recorded_base_day_is_the_check_runs_own_when_the_check_run_was_halved(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import civictwin.engines.traffic.calibration as calibration
+
+    def utilities(service: str, choice: str) -> dict[str, str]:
+        return {"car": f"U({service})"}
+
+    monkeypatch.setattr(calibration, "utilities", utilities)
+    prepared = SimpleNamespace(
+        params=SimpleNamespace(mode_choice="logit"),
+        layers=[SimpleNamespace(od=SimpleNamespace(zones=("a", "b")))],
+        free_flow="free flow",
+    )
+
+    def run(name: str) -> SeedOutcome:
+        return SimpleNamespace(mode_shares={"car": f"shares of {name}"}, service=name)  # type: ignore[return-value]
+
+    prior, loop, check = run("prior"), run("loop"), run("check")
+    fitted = Calibrated(Factors(od={("a", "b"): 5.0}), loop, [0.0, 0.6], converged=False)
+    as_loop = dataclasses.replace(fitted, outcome=check)  # the check run at the loop's factors
+    halved = dataclasses.replace(
+        fitted, factors=Factors(od={("a", "b"): 2.0}), outcome=check, check_halvings=2
+    )
+    kept_prior = dataclasses.replace(fitted, factors=Factors(), outcome=prior, check_halvings=3)
+
+    day = calibration.recorded_base_day(prepared, prior, fitted, as_loop)  # type: ignore[arg-type]
+    assert day is not None
+    # the shares the loop held (the prior run's) at the loop's last service
+    assert (day.shares, day.utility, day.free_flow_utility, day.zones) == (
+        {"car": "shares of prior"}, {"car": "U(loop)"}, {"car": "U(free flow)"}, ("a", "b"),
+    )  # fmt: skip
+    day = calibration.recorded_base_day(prepared, prior, fitted, halved)  # type: ignore[arg-type]
+    assert day is not None and (day.shares, day.utility) == ({"car": "shares of check"}, {"car": "U(check)"})
+    assert calibration.recorded_base_day(prepared, prior, fitted, kept_prior) is None  # type: ignore[arg-type]

@@ -275,7 +275,7 @@ def calibrate(
         prepared, params=prepared.params.model_copy(update={"base_modes": base_modes})
     )
     checked = _checked(prepared, prior, full, settings, lambda f: simulate_prepared(pivoting, f))
-    calibrated = bool(checked.factors.od or checked.factors.gateways)
+    recorded_day = recorded_base_day(prepared, prior, full, checked)
     before, after = _fit(observed, prior), _fit(observed, checked.outcome)
     gateways = prepared.gateways
     mode_choice = _split_part(mode_fit, base, final_split=checked.outcome.modal_split) if mode_fit else None
@@ -318,7 +318,7 @@ def calibrate(
         "kfold": folds,
         "scatter": _scatter(observed, prior, full.outcome),
         "mode_choice": mode_choice,
-        "base_modes": base_modes.as_record() if calibrated else None,
+        "base_modes": recorded_day.as_record() if recorded_day is not None else None,
         "simulation_runs": runs[0],
         "wall_s": round(time.perf_counter() - started, 2),
         "statement": fit_statement + (" " + mode_choice["statement"] if mode_choice else ""),
@@ -470,12 +470,31 @@ def _calibrate(
 def base_day(prepared: PreparedScenario, prior: SeedOutcome, full: Calibrated) -> BaseModes:
     """The calibrated base day later runs pivot on: the shares the loop held (the prior run's), at the
     utilities of the level of service the loop's last run showed and of the baseline's free flow."""
-    assert prior.mode_shares is not None and full.outcome.service is not None  # calibration runs keep both
+    return _day(prepared, prior, full.outcome)
+
+
+def recorded_base_day(
+    prepared: PreparedScenario, prior: SeedOutcome, full: Calibrated, checked: Calibrated
+) -> BaseModes | None:
+    """The base day the record keeps: None when nothing was calibrated; the check run's own day
+    (its final shares at its final service) when it had to be halved, since its factors, which every
+    later run simulates, are then a share of the loop's and the loop's day would be a more congested
+    one than theirs; else the loop's (:func:`base_day`), which the check run pivoted on."""
+    if not (checked.factors.od or checked.factors.gateways):
+        return None
+    if checked.check_halvings:
+        return _day(prepared, checked.outcome, checked.outcome)
+    return base_day(prepared, prior, full)
+
+
+def _day(prepared: PreparedScenario, shares_of: SeedOutcome, service_of: SeedOutcome) -> BaseModes:
+    """The mode shares of ``shares_of``'s last simulation at the utilities of ``service_of``'s."""
+    assert shares_of.mode_shares is not None and service_of.service is not None  # calibration runs keep both
     choice = prepared.params.mode_choice
     return BaseModes(
         zones=prepared.layers[0].od.zones,
-        shares=dict(prior.mode_shares),
-        utility=utilities(full.outcome.service, choice),
+        shares=dict(shares_of.mode_shares),
+        utility=utilities(service_of.service, choice),
         free_flow_utility=utilities(prepared.free_flow, choice),
     )
 
