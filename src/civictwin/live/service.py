@@ -113,7 +113,7 @@ def live_consumer(
         )
     password = _password(config)
     secrets = webhook_secrets(config)
-    observations = open_observations(config.store_path)
+    observations = open_observations(config)
     alerts = AlertStore(alerts_path(config.store_path))
     deliverer = Deliverer(alerts, config.webhooks, secrets)
     try:

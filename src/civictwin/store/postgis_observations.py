@@ -1,0 +1,182 @@
+"""The database observation store: the schema ``civictwin_observations`` of the twin's PostgreSQL.
+
+For a twin stored in PostGIS, its observations live in the same database, so every replica of
+``civictwin serve`` on any host reads them and any host's import or live consumer writes them. A
+build never touches this schema (it writes a ``twin_<id>`` schema and switches ``civictwin.current``),
+so observations survive rebuilds exactly as the SQLite file beside a DuckDB twin does.
+
+The statements and counts are :mod:`civictwin.store.sql_observations`' (shared with SQLite); this
+module adds the connection (``?`` placeholders translated for psycopg), the tables in PostgreSQL's
+types, and the bulk insert. Guarantees, as for SQLite: each append is one transaction, committed (and,
+with the server's default ``synchronous_commit``, on disk) before it returns; readers in other
+processes see whole batches only (each statement sees what was committed when it began); read-only
+opening sets ``default_transaction_read_only``, so the server itself refuses a write. The libpq URI
+holds no password (the configuration refuses one), so no error or record can name one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from civictwin.errors import StoreError
+from civictwin.store.postgis import connect, first_line
+from civictwin.store.sql_observations import SCHEMA, SCHEMA_VERSION, Rows, SQLConnection, SQLObservationStore
+
+OBSERVATION_SCHEMA = "civictwin_observations"
+"""The schema holding a PostGIS twin's observations (never one a build writes or drops)."""
+_INIT_LOCK = 0x6F627376  # pg advisory lock key: one process creates the tables at a time
+_INSERT = (
+    "INSERT INTO observations SELECT d, t, NULLIF(e, -1), NULLIF(r, -1), v, q, i FROM unnest("
+    "?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::float8[], ?::smallint[], ?::bigint[]) "
+    "AS u(d, t, e, r, v, q, i) ON CONFLICT DO NOTHING"
+)
+
+
+class PostgresConnection:
+    """A psycopg connection (autocommit) that runs statements written with ``?`` placeholders."""
+
+    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Rows:
+        return self.raw.execute(_placeholders(sql), list(parameters))
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Rows:
+        cursor = self.raw.cursor()
+        cursor.executemany(_placeholders(sql), [list(row) for row in parameters])
+        return cursor
+
+
+@lru_cache(maxsize=512)
+def _placeholders(sql: str) -> str:
+    """``sql`` with psycopg's ``%s`` for each ``?`` (and a literal ``%`` doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PostGISObservationStore(SQLObservationStore):
+    """Observations in the schema ``civictwin_observations`` of a PostgreSQL database, one connection
+    per thread."""
+
+    query_errors = (psycopg.Error,)
+    like = "ILIKE"
+
+    def __init__(self, dsn: str, *, read_only: bool) -> None:
+        super().__init__(where=dsn, read_only=read_only)
+        self.dsn = dsn
+
+    @classmethod
+    def open(cls, dsn: str, *, read_only: bool = False) -> PostGISObservationStore:
+        """Open the observation store of the database ``dsn``, creating its schema when missing."""
+        store = cls(dsn, read_only=read_only)
+        store._initialise()
+        return store
+
+    def _connect(self) -> SQLConnection:
+        raw = connect(self.dsn)
+        try:
+            raw.execute(f"SET search_path TO {OBSERVATION_SCHEMA}")
+            if self.read_only:
+                raw.execute("SET default_transaction_read_only = on")
+        except psycopg.Error as exc:
+            raw.close()
+            raise StoreError(f"cannot open the observation store: {first_line(exc)}", path=self.dsn) from None
+        return PostgresConnection(raw)
+
+    def _disconnect(self, con: SQLConnection) -> None:
+        assert isinstance(con, PostgresConnection)
+        con.raw.close()
+
+    @contextmanager
+    def _write(self, con: SQLConnection) -> Iterator[SQLConnection]:
+        assert isinstance(con, PostgresConnection)
+        try:
+            with con.raw.transaction():
+                yield con
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"the observation store failed: {first_line(exc)}", path=self.dsn) from None
+
+    def _insert_observations(self, con: SQLConnection, rows: Sequence[list[Any]]) -> int:
+        """One statement over the batch's columns as arrays (``unnest``): one round trip for the
+        whole batch; a NaN result is stored as NULL, as SQLite does."""
+        ids, times, ends, result_times, results, quality, ingest = rows
+        nulls = [None if value != value else value for value in results]
+        return con.execute(_INSERT, [ids, times, ends, result_times, nulls, quality, ingest]).rowcount
+
+    def json_property(self, column: str, key: str) -> str:
+        return f"({column}::jsonb -> '{key}')"
+
+    def json_value(self, value: Any) -> Any:
+        return Jsonb(value)
+
+    def _initialise(self) -> None:
+        """The schema and tables, when missing: created under an advisory lock (one process at a time);
+        a role that may not create them gets one line saying who can."""
+        raw = connect(self.dsn)
+        try:
+            if not _has_tables(raw):
+                with raw.transaction():
+                    raw.execute("SELECT pg_advisory_xact_lock(%s)", [_INIT_LOCK])
+                    raw.execute(f"CREATE SCHEMA IF NOT EXISTS {OBSERVATION_SCHEMA}")
+                    raw.execute(f"SET LOCAL search_path TO {OBSERVATION_SCHEMA}")
+                    for statement in postgres_tables():
+                        raw.execute(statement)
+                    raw.execute(
+                        "INSERT INTO meta VALUES ('schema', %s) ON CONFLICT DO NOTHING", [str(SCHEMA_VERSION)]
+                    )
+            found = raw.execute(
+                f"SELECT value FROM {OBSERVATION_SCHEMA}.meta WHERE key = 'schema'"
+            ).fetchone()
+        except psycopg.errors.InsufficientPrivilege:
+            raise StoreError(
+                f"this role may not create the schema {OBSERVATION_SCHEMA} for observations: its owner can "
+                f"(CREATE SCHEMA {OBSERVATION_SCHEMA} AUTHORIZATION <this role>)",
+                path=self.dsn,
+            ) from None
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open the observation store: {first_line(exc)}", path=self.dsn) from None
+        finally:
+            raw.close()
+        if found is None or int(found[0]) != SCHEMA_VERSION:
+            raise StoreError(
+                f"observation store schema {None if found is None else found[0]} is not {SCHEMA_VERSION}",
+                path=self.dsn,
+            )
+
+
+def has_observations(dsn: str) -> bool:
+    """Whether the database ``dsn`` holds an observation store (its tables exist)."""
+    with connect(dsn) as raw:
+        return _has_tables(raw)
+
+
+def _has_tables(raw: psycopg.Connection[Any]) -> bool:
+    row = raw.execute("SELECT to_regclass(%s)", [f"{OBSERVATION_SCHEMA}.meta"]).fetchone()
+    return row is not None and row[0] is not None
+
+
+_TYPES = (
+    (r"\bINTEGER PRIMARY KEY\b", "bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"),
+    (r"\bINTEGER\b", "bigint"),
+    (r"\bREAL\b", "double precision"),
+    (r"\bTEXT\b", "text"),
+    (r"\)\s*WITHOUT ROWID", ")"),
+)
+
+
+def postgres_tables() -> list[str]:
+    """The shared tables (:data:`~civictwin.store.sql_observations.SCHEMA`) in PostgreSQL's types:
+    SQLite's 64-bit ``INTEGER`` as ``bigint`` (ids as identities), ``REAL`` as ``double precision``."""
+    statements = []
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            for pattern, replacement in _TYPES:
+                statement = re.sub(pattern, replacement, statement)
+            statements.append(statement.strip())
+    return statements
