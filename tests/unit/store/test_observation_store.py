@@ -40,6 +40,7 @@ from civictwin.store.observations import (
 )
 from civictwin.store.opening import StoreLocation
 from civictwin.store.postgis_observations import PostGISObservationStore
+from civictwin.store.sensorthings import QueryError, QueryOptions, SensorThingsReader
 from civictwin.store.sql_observations import SQLObservationStore
 from civictwin.store.sqlite_observations import SQLiteObservationStore
 
@@ -250,6 +251,27 @@ def test_records_round_trip(store: SQLObservationStore) -> None:
     )
     assert store.records("quality") == {"air/s1/no2": {"gaps": {"count": 2}}}
     assert store.records("catalog")["air/s1/no2"]["rows"] == 3
+
+
+def test_sensorthings_filters_on_json_properties_and_text_agree(store: SQLObservationStore) -> None:
+    from dataclasses import replace
+
+    store.ensure_datastream(replace(spec(), properties={"point": "A1", "lanes": 2}))
+    store.ensure_datastream(replace(spec("air/s2/no2"), properties={"point": "B7", "lanes": 1}))
+    reader = SensorThingsReader(store, ["air"])
+
+    def names(query: str) -> list[str]:
+        page = reader.collection("Datastreams", QueryOptions(filter=query, top=10))
+        return [entity.properties["name"] for entity in page.entities]
+
+    assert names("properties/lanes eq 2") == ["s1 NO2"]
+    assert names("properties/lanes ge 1") == ["s1 NO2", "s2 NO2"]
+    assert names("properties/point eq 'B7'") == ["s2 NO2"]
+    assert names("properties/point eq 2") == []  # a text is never a number
+    assert names("startswith(name, 'S2')") == ["s2 NO2"]  # case-insensitive, as SQLite's LIKE
+    assert names("properties/steward eq 'Air team'") == ["s1 NO2", "s2 NO2"]
+    with pytest.raises(QueryError, match="no property 'result'"):
+        names("result eq 1")
 
 
 def test_read_only_store_refuses_writes(tmp_path: Path) -> None:
