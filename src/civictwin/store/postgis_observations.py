@@ -69,7 +69,7 @@ class PostGISObservationStore(SQLObservationStore):
     """Observations in the schema ``civictwin_observations`` of a PostgreSQL database, one connection
     per thread."""
 
-    query_errors = (psycopg.Error,)
+    query_errors = (psycopg.DataError, psycopg.ProgrammingError)
     like = "ILIKE"
 
     def __init__(self, dsn: str, *, read_only: bool) -> None:
@@ -99,6 +99,13 @@ class PostGISObservationStore(SQLObservationStore):
     def _disconnect(self, con: SQLConnection) -> None:
         assert isinstance(con, PostgresConnection)
         con.raw.close()
+
+    def _lost(self, con: SQLConnection) -> bool:
+        """A connection psycopg closed when it found it broken (the server restarted or ended the
+        session): the next use of this thread's store opens a new one, so a restart costs the one
+        statement that found it."""
+        assert isinstance(con, PostgresConnection)
+        return con.raw.closed
 
     @contextmanager
     def _write(self, con: SQLConnection) -> Iterator[SQLConnection]:

@@ -132,7 +132,8 @@ class SQLObservationStore(ObservationStore):
     the write transaction, the schema and the bulk insert of new observations."""
 
     query_errors: tuple[type[Exception], ...] = ()
-    """The backend's errors of a statement that cannot run (the SensorThings queries report them)."""
+    """The backend's errors of a statement that cannot run as asked (the SensorThings queries report
+    them as a bad request; a lost connection is not one of them)."""
     like = "LIKE"
     """The operator of the SensorThings text functions (case-insensitive for ASCII, as SQLite's)."""
 
@@ -176,12 +177,22 @@ class SQLObservationStore(ObservationStore):
 
     @property
     def _con(self) -> SQLConnection:
+        """This thread's connection; a new one when the last was lost (a database server restarted)."""
         con: SQLConnection | None = getattr(self._local, "con", None)
+        if con is not None and self._lost(con):
+            with self._guard:
+                self._connections.remove(con)
+            self._disconnect(con)
+            con = None
         if con is None:
             con = self._local.con = self._connect()
             with self._guard:
                 self._connections.append(con)
         return con
+
+    def _lost(self, con: SQLConnection) -> bool:
+        """Whether ``con`` can no longer be used (never, for a file)."""
+        return False
 
     @contextmanager
     def _transaction(self) -> Iterator[SQLConnection]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from pgtwin import PASSWORD, PostGIS, build_layers, twin_toml
@@ -201,3 +202,20 @@ def test_the_password_is_in_no_stored_row(postgis: PostGIS, monkeypatch: pytest.
     for table in tables:
         rows = postgis.query(name, f"SELECT t::text FROM {OBSERVATION_SCHEMA}.{table} t")
         assert not [row for row in rows if PASSWORD in row[0]], table
+
+
+def test_a_reader_whose_session_was_ended_reconnects(
+    postgis: PostGIS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    url = postgis.new_database()
+    with PostGISObservationStore.open(url) as writer:
+        writer.ensure_dataset(DatasetSpec("air", "Air", "City", "Air team", "CC-BY-4.0", "public"))
+    with PostGISObservationStore.open(url, read_only=True) as reader:
+        assert list(reader.datasets()) == ["air"]
+        name = url.rsplit("/", 1)[1]
+        postgis.sql(name, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' "
+                          "AND pid <> pg_backend_pid()")  # fmt: skip
+        with pytest.raises(psycopg.OperationalError):  # the statement that finds the session gone
+            reader.datasets()
+        assert list(reader.datasets()) == ["air"]  # and the next one runs on a new connection
