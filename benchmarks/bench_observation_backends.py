@@ -36,7 +36,8 @@ from bench_sensors import columns, spec
 from civictwin.ingest import CHUNK
 from civictwin.store.observations import DatasetSpec, ObservationBatch
 from civictwin.store.postgis_observations import PostGISObservationStore
-from civictwin.store.sql_observations import SQLConnection, SQLObservationStore
+from civictwin.store.sidecar import SQLConnection
+from civictwin.store.sql_observations import SQLObservationStore
 from civictwin.store.sqlite_observations import SQLiteObservationStore
 
 _UNNEST = (

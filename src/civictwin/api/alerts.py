@@ -38,7 +38,7 @@ from civictwin.errors import StoreError
 from civictwin.governance.access import can_read
 from civictwin.governance.tokens import Principal, Role
 from civictwin.live.status import limits_for, sensor_status
-from civictwin.store.alerts import Alert, AlertStatus, AlertStore, alerts_path
+from civictwin.store.alerts import Alert, AlertStatus, AlertStore, open_alert_store
 from civictwin.store.observations import (
     DatastreamInfo,
     ObservationStore,
@@ -84,7 +84,7 @@ def _live(request: Request) -> _Live:
             if live is not None and not exists:
                 return live
             observations = open_observations(twin.location, read_only=True) if exists else None
-            alerts = live.alerts if live is not None else AlertStore(alerts_path(twin.store_path))
+            alerts = live.alerts if live is not None else open_alert_store(twin.location)
             live = opened[twin.store_path] = _Live(alerts, observations)
         return live
 

@@ -26,7 +26,8 @@ from psycopg.types.json import Jsonb
 from civictwin.errors import StoreError
 from civictwin.store.postgis import connect, first_line
 from civictwin.store.postgis_sidecar import PostgresConnection, ensure_schema, has_schema_table
-from civictwin.store.sql_observations import SCHEMA, SCHEMA_VERSION, SQLConnection, SQLObservationStore
+from civictwin.store.sidecar import SQLConnection
+from civictwin.store.sql_observations import SCHEMA, SCHEMA_VERSION, SQLObservationStore
 
 OBSERVATION_SCHEMA = "civictwin_observations"
 """The schema holding a PostGIS twin's observations (never one a build writes or drops)."""

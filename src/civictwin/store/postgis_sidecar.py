@@ -113,6 +113,8 @@ class DatabaseSidecar:
 
     duplicate_errors: tuple[type[Exception], ...] = (psycopg.errors.UniqueViolation,)
     """A row that breaks a unique key (as ``sqlite3.IntegrityError`` for the SQLite sidecar)."""
+    like = "ILIKE"
+    """The text-prefix operator, case-insensitive as the SQLite sidecar's ``LIKE``."""
 
     def __init__(self, dsn: str, *, schema: str, sqlite_schema: str, probe: str, what: str) -> None:
         self.path = dsn
@@ -133,8 +135,9 @@ class DatabaseSidecar:
         self._held = PostgresConnection(raw)
 
     @property
-    def _con(self) -> PostgresConnection:
-        """The connection; a new one when the server ended the last (a restart)."""
+    def connection(self) -> PostgresConnection:
+        """The connection (hold :attr:`lock` while reading); a new one when the server ended the
+        last (a restart)."""
         if self._held.raw.closed:
             raw = connect(self.path)
             raw.execute(f"SET search_path TO {self._schema}")
@@ -152,10 +155,15 @@ class DatabaseSidecar:
         self.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[PostgresConnection]:
+    def transaction(self) -> Iterator[PostgresConnection]:
         """One transaction, one thread of the process at a time; committed at the end (durable with
         the server's default ``synchronous_commit``), rolled back on any exception."""
         with self._lock:
-            con = self._con
+            con = self.connection
             with con.raw.transaction():
                 yield con
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock a reader holds so that one thread of the process uses the connection at a time."""
+        return self._lock

@@ -17,11 +17,11 @@ import json
 import threading
 import time
 from abc import abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -49,6 +49,7 @@ from civictwin.store.observations import (
     check_key,
     percentile_of,
 )
+from civictwin.store.sidecar import SQLConnection
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -101,30 +102,6 @@ CREATE TABLE IF NOT EXISTS records (
 """
 """The tables in SQLite's dialect; :mod:`civictwin.store.postgis_observations` translates the types."""
 _OBSERVATION_COLUMNS = ["phenomenon_time", "phenomenon_end", "result_time", "result", "quality"]
-
-
-class Rows(Protocol):
-    """What a statement returns on either backend (``sqlite3.Cursor``, ``psycopg.Cursor``)."""
-
-    @property
-    def rowcount(self) -> int: ...
-
-    @property
-    def description(self) -> Any: ...
-
-    def fetchone(self) -> Any: ...
-
-    def fetchall(self) -> list[Any]: ...
-
-    def __iter__(self) -> Iterator[Any]: ...
-
-
-class SQLConnection(Protocol):
-    """A connection running statements with ``?`` placeholders (SQLite's own; PostgreSQL's translated)."""
-
-    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Rows: ...
-
-    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Rows: ...
 
 
 class SQLObservationStore(ObservationStore):

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from civictwin.errors import StoreError
-from civictwin.store.sidecar import immediate_transaction
-from civictwin.store.sql_observations import SCHEMA, SCHEMA_VERSION, SQLConnection, SQLObservationStore
+from civictwin.store.sidecar import SQLConnection, immediate_transaction
+from civictwin.store.sql_observations import SCHEMA, SCHEMA_VERSION, SQLObservationStore
 
 _BUSY_TIMEOUT_MS = 30_000
 _INSERT = (
