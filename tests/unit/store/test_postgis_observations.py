@@ -170,8 +170,8 @@ def test_a_role_that_may_not_create_the_schema_gets_one_line_and_no_password(
     monkeypatch.setenv("PGPASSWORD", PASSWORD)
     url = postgis.new_database()
     name = url.rsplit("/", 1)[1]
-    postgis.sql(name, f"CREATE ROLE reader LOGIN PASSWORD '{PASSWORD}'")
-    reader_url = url.replace("twin@", "reader@")
+    postgis.sql(name, f"CREATE ROLE observation_reader LOGIN PASSWORD '{PASSWORD}'")
+    reader_url = url.replace("twin@", "observation_reader@")
     location = StoreLocation(kind="postgis", dsn=reader_url)
     with pytest.raises(StoreError) as refused:
         open_observations(location, read_only=True)
@@ -181,8 +181,8 @@ def test_a_role_that_may_not_create_the_schema_gets_one_line_and_no_password(
 
     with open_observations(StoreLocation(kind="postgis", dsn=url)) as owner:  # the owner creates it
         owner.ensure_dataset(DatasetSpec("air", "Air", "City", "Air team", "CC-BY-4.0", "public"))
-    postgis.sql(name, f"GRANT USAGE ON SCHEMA {OBSERVATION_SCHEMA} TO reader")
-    postgis.sql(name, f"GRANT SELECT ON ALL TABLES IN SCHEMA {OBSERVATION_SCHEMA} TO reader")
+    postgis.sql(name, f"GRANT USAGE ON SCHEMA {OBSERVATION_SCHEMA} TO observation_reader")
+    postgis.sql(name, f"GRANT SELECT ON ALL TABLES IN SCHEMA {OBSERVATION_SCHEMA} TO observation_reader")
     assert has_observations(location)
     with open_observations(location, read_only=True) as served:  # a read-only role can serve them
         assert list(served.datasets()) == ["air"]
