@@ -5,9 +5,10 @@ For a twin stored in PostGIS, its observations live in the same database, so eve
 build never touches this schema (it writes a ``twin_<id>`` schema and switches ``civictwin.current``),
 so observations survive rebuilds exactly as the SQLite file beside a DuckDB twin does.
 
-The statements and counts are :mod:`civictwin.store.sql_observations`' (shared with SQLite); this
-module adds the connection (``?`` placeholders translated for psycopg), the tables in PostgreSQL's
-types, and the bulk insert. Guarantees, as for SQLite: each append is one transaction, committed (and,
+The statements and counts are :mod:`civictwin.store.sql_observations`' (shared with SQLite); the
+schema's creation and the connection that runs ``?``-placeholder statements are
+:mod:`civictwin.store.postgis_sidecar`'s. This module adds the connections (one per thread, read-only
+when serving, replaced when the server ended one), the writer's staging table and the bulk insert. Guarantees, as for SQLite: each append is one transaction, committed (and,
 with the server's default ``synchronous_commit``, on disk) before it returns; readers in other
 processes see whole batches only (each statement sees what was committed when it began); read-only
 opening sets ``default_transaction_read_only``, so the server itself refuses a write. The libpq URI
@@ -96,8 +97,8 @@ class PostGISObservationStore(SQLObservationStore):
 
     def _insert_observations(self, con: SQLConnection, rows: Sequence[list[Any]]) -> int:
         """The batch copied (binary ``COPY``) into the connection's staging table, then one
-        ``INSERT ... SELECT``: about 3× the rows per second of one statement over arrays and 5× of
-        ``executemany`` (``benchmarks/bench_observation_backends.py``). A NaN result is stored as
+        ``INSERT ... SELECT``: 2.7× the rows per second of one statement over arrays and 3.7× of
+        ``executemany`` (``benchmarks/bench_observation_backends.py``, measured under load). A NaN result is stored as
         NULL, as SQLite does."""
         assert isinstance(con, PostgresConnection)
         ids, times, ends, result_times, results, quality, ingest = rows

@@ -143,7 +143,8 @@ class SQLObservationStore(ObservationStore):
         quality, ingest id) where no observation of the same datastream and time is; how many were."""
 
     def json_property(self, column: str, key: str) -> str:
-        """SQL for the value of ``key`` in the JSON text ``column`` (``key`` is a plain word)."""
+        """SQL for the value of ``key`` in the JSON text ``column`` (``key`` is a plain word), in
+        SQLite's spelling; a backend whose SQL differs overrides it and :meth:`json_value`."""
         return f"json_extract({column}, '$.{key}')"
 
     def json_value(self, value: Any) -> Any:
