@@ -1,6 +1,7 @@
 """A PostGIS twin's observations: in the schema ``civictwin_observations`` of its own database, left
-alone by rebuilds, imported from CSV and read back through the SensorThings API, with the password
-in no error, output or stored row."""
+alone by rebuilds, imported from CSV on the command line and read back through the SensorThings API,
+with the password in no error, output or stored row; a reader whose session the server ended
+reconnects."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from test_observation_store import spec
 
 from civictwin.api.app import create_app
 from civictwin.api.settings import ServerSettings
-from civictwin.config import parse_config
+from civictwin.cli import main
+from civictwin.config import load_config
 from civictwin.errors import StoreError
-from civictwin.ingest import import_sensors
 from civictwin.store.observations import (
     MS_PER_HOUR,
     DatasetSpec,
@@ -33,41 +34,52 @@ from civictwin.store.postgis_observations import OBSERVATION_SCHEMA, PostGISObse
 
 ROOT = "/sensorthings/v1.1"
 T0 = to_ms("2014-01-01T00:00:00Z")
-# one station, two pollutants, hourly local times (Europe/Berlin: UTC+1 in January)
+# one station, two pollutants, hourly times of a logger kept on CET (Europe/Berlin: UTC+1 in January)
 AIR_CSV = """station,pollutant,time,value
-kalk,NO2,2014-01-01 01:00,10
-kalk,NO2,2014-01-01 02:00,20
-kalk,NO2,2014-01-01 03:00,-999
-kalk,NO2,2014-01-01 04:00,45
-kalk,PM10,2014-01-01 01:00,17
-kalk,PM10,2014-01-01 02:00,n/a
+kallio,NO2,2014-01-01 01:00,10
+kallio,NO2,2014-01-01 02:00,20
+kallio,NO2,2014-01-01 03:00,-999
+kallio,NO2,2014-01-01 04:00,45
+kallio,PM10,2014-01-01 01:00,17
+kallio,PM10,2014-01-01 02:00,n/a
 """
 
 
-def air_source(path: Path) -> dict[str, Any]:
-    return {
-        "name": "city_air",
-        "format": "csv",
-        "licence": "CC-BY-4.0",
-        "publisher": "City",
-        "steward": "Air team",
-        "path": str(path),
-        "csv": {
-            "layout": "long",
-            "time": "time",
-            "time_format": "%Y-%m-%d %H:%M",
-            "timezone": "Europe/Berlin",
-            "thing": "station",
-            "property": "pollutant",
-            "value": "value",
-            "interval_s": 3600,
-        },
-        "properties": {
-            "NO2": {"name": "Nitrogen dioxide", "unit": "ug/m3", "symbol": "µg/m³", "min": 0, "max": 1000},
-            "PM10": {"name": "PM10", "unit": "ug/m3"},
-        },
-        "things": {"kalk": {"name": "Köln-Kalk", "lon": 6.99, "lat": 50.94}},
-    }
+AIR_SENSORS = """
+[[sensors]]
+name = "city_air"
+format = "csv"
+path = "air.csv"
+licence = "CC-BY-4.0"
+publisher = "City"
+steward = "Air team"
+
+[sensors.csv]
+layout = "long"
+time = "time"
+time_format = "%Y-%m-%d %H:%M"
+timezone = "Europe/Berlin"
+thing = "station"
+property = "pollutant"
+value = "value"
+interval_s = 3600
+
+[sensors.properties.NO2]
+name = "Nitrogen dioxide"
+unit = "ug/m3"
+symbol = "µg/m³"
+min = 0
+max = 1000
+
+[sensors.properties.PM10]
+name = "PM10"
+unit = "ug/m3"
+
+[sensors.things.kallio]
+name = "Kallio"
+lon = 24.95
+lat = 60.17
+"""
 
 
 def get(client: TestClient, url: str) -> Any:
@@ -77,37 +89,30 @@ def get(client: TestClient, url: str) -> Any:
 
 
 def test_a_csv_import_into_a_postgis_twin_is_served_by_the_sensorthings_api(
-    postgis: PostGIS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    postgis: PostGIS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("PGPASSWORD", PASSWORD)
     url = postgis.new_database()
-    location = StoreLocation(kind="postgis", dsn=url)
-    build_layers(location, 5)
-    (tmp_path / "twin.toml").write_text(twin_toml(name="Pg twin", url=url))
+    build_layers(StoreLocation(kind="postgis", dsn=url), 5)
+    (tmp_path / "twin.toml").write_text(twin_toml(name="Pg twin", url=url) + AIR_SENSORS, encoding="utf-8")
     (tmp_path / "air.csv").write_text(AIR_CSV, encoding="utf-8")
-    config = parse_config(
-        {
-            "twin": {"name": "Pg twin", "store": url},
-            "area": {"bbox": [6.8, 50.7, 7.2, 51.1]},
-            "sources": [{"name": "osm", "kind": "osm", "path": "x.osm.pbf", "licence": "ODbL-1.0",
-                         "publisher": "OSM", "steward": "GIS"}],
-            "sensors": [air_source(tmp_path / "air.csv")],
-        },
-        base_dir=tmp_path,
-    )  # fmt: skip
-    (summary,) = import_sensors(config)
-    assert (summary.datastreams, summary.stored, summary.duplicates) == (2, 5, 0)
-    assert summary.rejected == {"not a number": 1}
+    main(["sensors", "import", str(tmp_path)])
+    printed = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
+    assert f"Observations: {url} (schema {OBSERVATION_SCHEMA})" in printed and PASSWORD not in printed
+    assert "│ city_air │ 2 │ 5 │ 0 │ 1 │ — │" in printed  # datastreams, stored, duplicates, rejected, edges
+    config = load_config(tmp_path)
     assert not observations_path(config.store_path).exists()  # in the database, not in a file
-    assert postgis.query(
-        url.rsplit("/", 1)[1], f"SELECT count(*) FROM {OBSERVATION_SCHEMA}.observations"
-    ) == [(5,)]
+    database = url.rsplit("/", 1)[1]
+    assert postgis.query(database, f"SELECT count(*) FROM {OBSERVATION_SCHEMA}.observations") == [(5,)]
+    with open_observations(config, read_only=True) as store:
+        quality = store.records("quality")["city_air/kallio/PM10"]
+    assert quality["rejected"] == {"not a number": 1}
     assert describe_observations(config) == f"{url} (schema {OBSERVATION_SCHEMA})"
 
     settings = ServerSettings(rate_per_second=10_000, rate_burst=100_000)
     with TestClient(create_app(tmp_path, settings=settings)) as client:
         streams = get(client, f"{ROOT}/Datastreams?$orderby=name")["value"]
-        assert [s["name"] for s in streams] == ["Köln-Kalk: Nitrogen dioxide", "Köln-Kalk: PM10"]
+        assert [s["name"] for s in streams] == ["Kallio: Nitrogen dioxide", "Kallio: PM10"]
         no2 = streams[0]
         # hours starting 01:00..04:00 CET = 00:00..03:00 UTC; the last ends at 04:00 UTC
         assert no2["phenomenonTime"] == "2014-01-01T00:00:00Z/2014-01-01T04:00:00Z"
@@ -121,17 +126,17 @@ def test_a_csv_import_into_a_postgis_twin_is_served_by_the_sensorthings_api(
         ]
         named = get(client, f"{ROOT}/Datastreams?$filter=contains(name, 'dioxide') and properties/dataset eq "
                             "'city_air'&$select=name")  # fmt: skip
-        assert named["value"] == [{"name": "Köln-Kalk: Nitrogen dioxide"}]
-        box = "geography'POLYGON((6.9 50.9, 7.1 50.9, 7.1 51.0, 6.9 51.0, 6.9 50.9))'"
+        assert named["value"] == [{"name": "Kallio: Nitrogen dioxide"}]
+        box = "geography'POLYGON((24.9 60.1, 25.0 60.1, 25.0 60.2, 24.9 60.2, 24.9 60.1))'"
         assert (
             len(get(client, f"{ROOT}/Things?$filter=geo.intersects(Locations/location, {box})")["value"]) == 1
         )
         far = "geography'POLYGON((8 52, 8.1 52, 8.1 52.1, 8 52))'"
         assert get(client, f"{ROOT}/Things?$filter=geo.intersects(Locations/location, {far})")["value"] == []
-        hours = get(
+        days = get(
             client, f"{ROOT}/Datastreams({no2['@iot.id']})/Aggregates?window=day&statistics=mean,max,count"
         )
-        (day,) = hours["value"]
+        (day,) = days["value"]
         assert (day["count"], day["mean"], day["max"]) == (3, 25.0, 45.0)  # (10 + 20 + 45) / 3
         assert client.get(f"{ROOT}/Observations?$filter=result eq 'x'").status_code == 400
 
