@@ -71,7 +71,7 @@ def import_sensors(
     sources = _selected(config, names)
     area = resolve_area(config) if any(s.clip for s in sources) else None
     summaries = []
-    with open_observations(config.store_path) as store:
+    with open_observations(config) as store:
         for source in sources:
             if on_step:
                 on_step(f"importing {source.name} ({source.format.value})")

@@ -38,12 +38,12 @@ from civictwin.errors import StoreError
 from civictwin.governance.access import can_read
 from civictwin.governance.tokens import Principal, Role
 from civictwin.live.status import limits_for, sensor_status
-from civictwin.store.alerts import Alert, AlertStatus, AlertStore, alerts_path
+from civictwin.store.alerts import Alert, AlertStatus, AlertStore, open_alert_store
 from civictwin.store.observations import (
     DatastreamInfo,
     ObservationStore,
+    has_observations,
     iso,
-    observations_path,
     open_observations,
 )
 from civictwin.store.sensor_map import datastream_positions
@@ -79,10 +79,12 @@ def _live(request: Request) -> _Live:
     opened: dict[Path, _Live] = request.app.state.__dict__.setdefault("live_stores", {})
     with _lock:
         live = opened.get(twin.store_path)
-        exists = observations_path(twin.store_path).is_file()
-        if live is None or (live.observations is None and exists):
-            observations = open_observations(twin.store_path, read_only=True) if exists else None
-            alerts = live.alerts if live is not None else AlertStore(alerts_path(twin.store_path))
+        if live is None or live.observations is None:
+            exists = has_observations(twin.location)
+            if live is not None and not exists:
+                return live
+            observations = open_observations(twin.location, read_only=True) if exists else None
+            alerts = live.alerts if live is not None else open_alert_store(twin.location)
             live = opened[twin.store_path] = _Live(alerts, observations)
         return live
 

@@ -38,7 +38,6 @@ from civictwin.store.observations import (
     ObservationStore,
     Window,
     iso,
-    observations_path,
     open_observations,
     to_ms,
 )
@@ -51,7 +50,7 @@ from civictwin.store.sensorthings import (
     SensorThingsReader,
     parse_options,
 )
-from civictwin.store.sqlite_observations import SQLiteObservationStore
+from civictwin.store.sql_observations import SQLObservationStore
 
 PREFIX = "/sensorthings/v1.1"
 DEFAULT_TOP = 100
@@ -222,20 +221,20 @@ def _check(request: Request, allowed: frozenset[str]) -> None:
 
 def _store(request: Request) -> ObservationStore:
     """The twin's observation store, opened read-only once per server process."""
-    path = observations_path(get_twin(request).store_path)
+    location = get_twin(request).location
     with _lock:
         stores: dict[str, ObservationStore] | None = getattr(request.app.state, "observation_stores", None)
         if stores is None:
             stores = request.app.state.observation_stores = {}
-        store = stores.get(str(path))
+        store = stores.get(location.describe())
         if store is None:
-            store = stores[str(path)] = open_observations(get_twin(request).store_path, read_only=True)
+            store = stores[location.describe()] = open_observations(location, read_only=True)
     return store
 
 
 def _reader(request: Request) -> SensorThingsReader:
     store = _store(request)
-    assert isinstance(store, SQLiteObservationStore)
+    assert isinstance(store, SQLObservationStore)
     datasets = store.datasets()
     levels = access_levels({name: {"access": spec.access} for name, spec in datasets.items()}, datasets)
     principal = current_principal(request)

@@ -21,7 +21,7 @@ from civictwin.config import load_config
 from civictwin.export import FORMATS, export_dataset
 from civictwin.export.layers import atomic_path
 from civictwin.store.base import RecordReader, Store
-from civictwin.store.observations import observations_path, open_observations
+from civictwin.store.observations import has_observations, open_observations
 from civictwin.store.opening import open_store
 
 TWIN_DIR = typer.Argument(Path("."), help="Directory holding twin.toml.", show_default=True)
@@ -37,12 +37,11 @@ def _open(twin_dir: Path) -> Store:
 def _records(twin_dir: Path) -> Iterator[RecordReader]:
     """The twin's records, with its datastreams' when it has observations."""
     config = load_config(twin_dir)
-    path = config.store_path
     with open_store(config) as store:
-        if not observations_path(path).is_file():
+        if not has_observations(config):
             yield store
             return
-        with open_observations(path, read_only=True) as observations:
+        with open_observations(config, read_only=True) as observations:
             yield CombinedRecords(store, observations)
 
 

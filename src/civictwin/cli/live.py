@@ -54,10 +54,10 @@ def alerts_list(
     limit: int = typer.Option(50, "--limit", min=1, max=10_000),
 ) -> None:
     """The newest alerts: rule, subject, status, when, and the finding that opened them."""
-    from civictwin.store.alerts import AlertStatus, AlertStore, alerts_path
+    from civictwin.store.alerts import AlertStatus, open_alert_store
 
     config = load_config(twin_dir)
-    with AlertStore(alerts_path(config.store_path)) as store:
+    with open_alert_store(config) as store:
         found = store.alerts(status=AlertStatus.OPEN if open_only else None, limit=limit)
     table = Table("id", "rule", "subject", "status", "opened", "closed", "message")
     for alert in found:
@@ -96,10 +96,10 @@ def alerts_check(
 def alerts_deliver(twin_dir: Path = TWIN_DIR) -> None:
     """Attempt every webhook delivery that is due now (``civictwin live`` does this by itself)."""
     from civictwin.live.service import deliver_pending, webhook_secrets
-    from civictwin.store.alerts import AlertStore, alerts_path
+    from civictwin.store.alerts import open_alert_store
 
     config = load_config(twin_dir)
-    with AlertStore(alerts_path(config.store_path)) as store:
+    with open_alert_store(config) as store:
         attempted = deliver_pending(store, config.webhooks, webhook_secrets(config))
         counts = store.delivery_counts()
     console.print(

@@ -12,7 +12,7 @@ from civictwin.catalog.quality import QUALITY, percent
 from civictwin.cli import app, console
 from civictwin.config import load_config
 from civictwin.ingest import ImportSummary, import_sensors
-from civictwin.store.observations import observations_path, open_observations
+from civictwin.store.observations import describe_observations, open_observations
 
 sensors_app = typer.Typer(help="Import observations and list the twin's datastreams.", no_args_is_help=True)
 app.add_typer(sensors_app, name="sensors")
@@ -32,7 +32,7 @@ def import_(
     with console.status("importing observations") as status:
         summaries = import_sensors(config, names=source or None, on_step=lambda text: status.update(text))
     _print_imports(summaries)
-    console.print(Text.assemble("Observations: ", (str(observations_path(config.store_path)), "bold")))
+    console.print(Text.assemble("Observations: ", (describe_observations(config), "bold")))
 
 
 def _print_imports(summaries: list[ImportSummary]) -> None:
@@ -65,7 +65,7 @@ def _print_imports(summaries: list[ImportSummary]) -> None:
 def list_(twin_dir: Path = TWIN_DIR) -> None:
     """List the datastreams with their unit, access level, observation count and completeness."""
     config = load_config(twin_dir)
-    with open_observations(config.store_path, read_only=True) as store:
+    with open_observations(config, read_only=True) as store:
         counts = store.counts()
         quality = store.records(QUALITY)
         table = Table(title=f"{config.twin.name}: datastreams")

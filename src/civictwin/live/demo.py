@@ -88,7 +88,7 @@ def add_counts(twin_dir: Path, counts: Path) -> TwinConfig:
             text.rstrip("\n") + "\n" + _DEMO_SECTIONS.format(path=counts.resolve()), encoding="utf-8"
         )
     config = load_config(twin_dir)
-    with open_observations(config.store_path) as store:
+    with open_observations(config) as store:
         imported = any(info.dataset == SOURCE_NAME for info in store.datastreams())
     if not imported:  # the observation store outlives rebuilds: import once
         import_sensors(config, names=[SOURCE_NAME])
@@ -105,7 +105,7 @@ class ReplayHour:
 
 def typical_day(config: TwinConfig) -> list[ReplayHour]:
     """The newest year's 24 hourly all-motor-vehicle counts of every imported counting direction."""
-    with open_observations(config.store_path, read_only=True) as store:
+    with open_observations(config, read_only=True) as store:
         infos = [
             d
             for d in store.datastreams()

@@ -25,7 +25,7 @@ from civictwin.live.consumer import BatchReport, Counters, LiveConsumer
 from civictwin.live.engine import RuleEngine, webhook_targets
 from civictwin.live.triggers import check_comparison
 from civictwin.live.webhooks import Deliverer
-from civictwin.store.alerts import Alert, AlertEvent, AlertStore, alerts_path
+from civictwin.store.alerts import Alert, AlertEvent, AlertStore, open_alert_store
 from civictwin.store.observations import ObservationStore, open_observations
 
 logger = logging.getLogger(__name__)
@@ -113,8 +113,8 @@ def live_consumer(
         )
     password = _password(config)
     secrets = webhook_secrets(config)
-    observations = open_observations(config.store_path)
-    alerts = AlertStore(alerts_path(config.store_path))
+    observations = open_observations(config)
+    alerts = open_alert_store(config)
     deliverer = Deliverer(alerts, config.webhooks, secrets)
     try:
         engine = RuleEngine(
@@ -178,7 +178,7 @@ def raise_comparison_alerts(
     (with ``deliver``) makes one delivery attempt to the webhooks at once; what fails stays queued
     for ``civictwin live`` or ``civictwin alerts deliver`` to retry. Returns the events.
     """
-    with AlertStore(alerts_path(config.store_path)) as alerts:
+    with open_alert_store(config) as alerts:
         rules = [rule for rule in all_rules(config, alerts) if not rule.watches_observations]
         findings = check_comparison(rules, comparison)
         severity = {rule.name: rule.severity for rule in rules}

@@ -24,7 +24,7 @@ from civictwin.engines.traffic.calibration import latest_record
 from civictwin.engines.traffic.inputs import READS
 from civictwin.errors import ConfigError
 from civictwin.store.base import Store
-from civictwin.store.observations import observations_path, open_observations
+from civictwin.store.observations import has_observations, open_observations
 
 VALIDATION = "validation"
 HEAT_SETTINGS = "heat.toml"
@@ -96,7 +96,7 @@ def gather(config: TwinConfig, store: Store, *, record_kinds: set[str]) -> Holdi
     it); ``record_kinds`` are the record kinds the template's ``record`` needs name."""
     return Holdings(
         layers=_layers(store),
-        datastreams=_datastreams(config.store_path),
+        datastreams=_datastreams(config),
         files=_files(config),
         records={kind: store.records(kind) for kind in sorted(record_kinds)},
         modal_split=_modal_split(config),
@@ -135,10 +135,10 @@ def _layers(store: Store) -> dict[str, LayerHolding]:
     }
 
 
-def _datastreams(store_path: Path) -> list[DatastreamHolding]:
-    if not observations_path(store_path).is_file():
+def _datastreams(config: TwinConfig) -> list[DatastreamHolding]:
+    if not has_observations(config):
         return []
-    with open_observations(store_path, read_only=True) as observations:
+    with open_observations(config, read_only=True) as observations:
         catalog = observations.records(CATALOG)
         quality = observations.records(QUALITY)
         return [

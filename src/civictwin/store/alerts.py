@@ -1,4 +1,5 @@
-"""Alerts, their pending deliveries and the rules added through the API, in one SQLite file per twin.
+"""Alerts, their pending deliveries and the rules added through the API, in one SQLite file per twin
+(or, for a twin stored in PostGIS, the schema ``civictwin_alerts`` of its database).
 
 Why SQLite beside the DuckDB store (``<store>.alerts.sqlite``): alerts are written by several processes
 at once — the live consumer (observation rules), a comparison (scenario rules), the API (rules an
@@ -11,17 +12,22 @@ per rule and subject, whichever process tries to open a second one.
 from __future__ import annotations
 
 import json
-import sqlite3
+import threading
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from civictwin.config_live import RuleConfig
 from civictwin.errors import StoreError
-from civictwin.store.sidecar import SidecarDatabase
+from civictwin.store.sidecar import SidecarDatabase, SQLConnection
+
+if TYPE_CHECKING:
+    from civictwin.config import TwinConfig
+    from civictwin.store.opening import StoreLocation
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -143,6 +149,19 @@ def alerts_path(store_path: Path) -> Path:
     return store_path.with_name(store_path.stem + ".alerts.sqlite")
 
 
+def open_alert_store(where: StoreLocation | TwinConfig) -> AlertStore:
+    """The alert database of a twin (created when missing): for a PostGIS twin the schema
+    ``civictwin_alerts`` of its database, shared by every host; else ``<store>.alerts.sqlite``."""
+    from civictwin.store.opening import StoreLocation, store_location
+
+    location = where if isinstance(where, StoreLocation) else store_location(where)
+    if location.dsn is not None:
+        return AlertStore(location.dsn)
+    if location.path is None:
+        raise StoreError("a store location names neither a file nor a database")
+    return AlertStore(alerts_path(location.path))
+
+
 def timestamp(moment: datetime) -> str:
     """A UTC time as fixed-width ISO 8601 text (so text order is time order)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -173,19 +192,61 @@ class StoredRule:
     created_by: str
 
 
-class AlertStore(SidecarDatabase):
-    """The alert database of one twin; safe to share between the threads of a process."""
+class _Database(Protocol):
+    """What the alert store needs of its database: a SQLite file or a PostGIS schema."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, schema=_SCHEMA, what="alert")
+    duplicate_errors: tuple[type[Exception], ...]
+    like: str
+
+    @property
+    def connection(self) -> SQLConnection: ...
+
+    @property
+    def lock(self) -> threading.RLock: ...
+
+    def transaction(self) -> AbstractContextManager[SQLConnection]: ...
+
+    def close(self) -> None: ...
+
+
+ALERT_SCHEMA = "civictwin_alerts"
+"""The schema of a PostGIS twin's alerts (never one a build writes or drops)."""
+
+
+class AlertStore:
+    """The alert database of one twin; safe to share between the threads of a process.
+
+    ``where``: the SQLite file (``<store>.alerts.sqlite``), or the URI of a PostGIS twin's database,
+    whose schema ``civictwin_alerts`` then holds the same tables (:func:`open_alert_store` picks).
+    """
+
+    def __init__(self, where: Path | str) -> None:
+        self._db: _Database
+        if isinstance(where, Path):
+            self._db = SidecarDatabase(where, schema=_SCHEMA, what="alert")
+        else:
+            from civictwin.store.postgis_sidecar import DatabaseSidecar
+
+            self._db = DatabaseSidecar(where, schema=ALERT_SCHEMA, sqlite_schema=_SCHEMA, probe="counters",
+                                       what="alert")  # fmt: skip
+        self.path = where
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     # ---- alerts -------------------------------------------------------------------------------------
 
     def open_alerts(self, *, subject_prefix: str = "") -> dict[tuple[str, str], Alert]:
         """The open alerts by (rule, subject), optionally only those whose subject starts with a prefix."""
-        with self._lock:
-            rows = self._con.execute(
-                f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE status = 'open' AND subject LIKE ? ESCAPE '\\'",
+        with self._db.lock:
+            rows = self._db.connection.execute(
+                f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE status = 'open' AND subject {self._db.like} ? ESCAPE '\\'",
                 [_like_prefix(subject_prefix)],
             ).fetchall()
         return {(row[1], row[2]): _alert(row) for row in rows}
@@ -200,13 +261,13 @@ class AlertStore(SidecarDatabase):
         saved = []
         now = datetime.now(UTC)
         inserted: dict[tuple[str, str, datetime], int] = {}  # an alert opened and changed in one call
-        with self._transaction() as con:
+        with self._db.transaction() as con:
             for change, event in changes:
                 key = (change.rule, change.subject, change.opened_at)
                 alert = _with_id(change, inserted[key]) if change.id is None and key in inserted else change
                 try:
                     stored = _upsert(con, alert)
-                except sqlite3.IntegrityError:
+                except self._db.duplicate_errors:
                     raise StoreError(
                         f"an alert of rule '{alert.rule}' on {alert.subject} is already open", path=self.path
                     ) from None
@@ -239,16 +300,16 @@ class AlertStore(SidecarDatabase):
                 clauses.append(f"{column} = ?")
                 params.append(str(value))
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._lock:
-            rows = self._con.execute(
+        with self._db.lock:
+            rows = self._db.connection.execute(
                 f"SELECT {_ALERT_COLUMNS} FROM alerts{where} ORDER BY opened_at DESC, id DESC LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             ).fetchall()
         return [_alert(row) for row in rows]
 
     def alert(self, alert_id: int) -> Alert | None:
-        with self._lock:
-            row = self._con.execute(
+        with self._db.lock:
+            row = self._db.connection.execute(
                 f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE id = ?", [alert_id]
             ).fetchone()
         return _alert(row) if row else None
@@ -261,8 +322,8 @@ class AlertStore(SidecarDatabase):
         An alert's events reach each target in order: a delivery waits while an earlier one of the same
         alert to the same target is still pending (its "closed" never overtakes its "opened").
         """
-        with self._lock:
-            rows = self._con.execute(
+        with self._db.lock:
+            rows = self._db.connection.execute(
                 "SELECT id, alert_id, event, target, payload, attempts FROM deliveries d "
                 "WHERE status = 'pending' AND next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM deliveries e "
                 "WHERE e.target = d.target AND e.alert_id = d.alert_id AND e.status = 'pending' AND e.id < d.id) "
@@ -273,8 +334,8 @@ class AlertStore(SidecarDatabase):
 
     def next_due(self) -> float | None:
         """When the earliest pending delivery is due (UNIX seconds), None when none is pending."""
-        with self._lock:
-            row = self._con.execute(
+        with self._db.lock:
+            row = self._db.connection.execute(
                 "SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending'"
             ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
@@ -282,7 +343,7 @@ class AlertStore(SidecarDatabase):
     def record_attempt(self, delivery_id: int, *, error: str | None, retry_at: datetime | None) -> None:
         """Note one attempt: delivered (``error`` None), to retry at ``retry_at``, or given up (neither)."""
         now = datetime.now(UTC)
-        with self._transaction() as con:
+        with self._db.transaction() as con:
             if error is None:
                 con.execute(
                     "UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, last_error = NULL, "
@@ -304,14 +365,16 @@ class AlertStore(SidecarDatabase):
 
     def delivery_counts(self) -> dict[str, int]:
         """Deliveries by status (pending, delivered, failed)."""
-        with self._lock:
-            rows = self._con.execute("SELECT status, count(*) FROM deliveries GROUP BY status").fetchall()
+        with self._db.lock:
+            rows = self._db.connection.execute(
+                "SELECT status, count(*) FROM deliveries GROUP BY status"
+            ).fetchall()
         return {status: int(n) for status, n in rows}
 
     def deliveries(self, alert_id: int) -> list[dict[str, Any]]:
         """The deliveries of one alert, for people and tests: target, event, status, attempts, last error."""
-        with self._lock:
-            rows = self._con.execute(
+        with self._db.lock:
+            rows = self._db.connection.execute(
                 "SELECT target, event, status, attempts, last_error FROM deliveries WHERE alert_id = ? ORDER BY id",
                 [alert_id],
             ).fetchall()
@@ -321,8 +384,8 @@ class AlertStore(SidecarDatabase):
     # ---- rules added through the API ----------------------------------------------------------------
 
     def api_rules(self) -> list[StoredRule]:
-        with self._lock:
-            rows = self._con.execute(
+        with self._db.lock:
+            rows = self._db.connection.execute(
                 "SELECT definition, created_at, created_by FROM api_rules ORDER BY name"
             ).fetchall()
         return [StoredRule(RuleConfig.model_validate_json(d), at, by) for d, at, by in rows]
@@ -331,19 +394,19 @@ class AlertStore(SidecarDatabase):
         """Add a rule; raises :class:`StoreError` when one of that name exists."""
         created = timestamp(datetime.now(UTC))
         try:
-            with self._transaction() as con:
+            with self._db.transaction() as con:
                 con.execute(
                     "INSERT INTO api_rules VALUES (?, ?, ?, ?)",
                     [rule.name, rule.model_dump_json(exclude_unset=True), created, created_by],
                 )
                 _bump(con, "rules_version")
-        except sqlite3.IntegrityError:
+        except self._db.duplicate_errors:
             raise StoreError(f"a rule named '{rule.name}' exists already") from None
         return StoredRule(rule, created, created_by)
 
     def delete_rule(self, name: str) -> bool:
         """Delete an API rule; False when there was none of that name."""
-        with self._transaction() as con:
+        with self._db.transaction() as con:
             deleted = con.execute("DELETE FROM api_rules WHERE name = ?", [name]).rowcount
             if deleted:
                 _bump(con, "rules_version")
@@ -351,14 +414,17 @@ class AlertStore(SidecarDatabase):
 
     def rules_version(self) -> int:
         """A number that changes whenever an API rule is added or deleted (cheap to poll)."""
-        with self._lock:
-            row = self._con.execute("SELECT value FROM counters WHERE name = 'rules_version'").fetchone()
+        with self._db.lock:
+            row = self._db.connection.execute(
+                "SELECT value FROM counters WHERE name = 'rules_version'"
+            ).fetchone()
         return int(row[0]) if row else 0
 
 
-def _bump(con: sqlite3.Connection, name: str) -> None:
+def _bump(con: SQLConnection, name: str) -> None:
     con.execute(
-        "INSERT INTO counters VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET value = value + 1", [name]
+        "INSERT INTO counters VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
+        [name],
     )
 
 
@@ -366,7 +432,7 @@ def _like_prefix(prefix: str) -> str:
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _upsert(con: sqlite3.Connection, alert: Alert) -> Alert:
+def _upsert(con: SQLConnection, alert: Alert) -> Alert:
     values = [
         alert.rule,
         alert.subject,
@@ -385,13 +451,13 @@ def _upsert(con: sqlite3.Connection, alert: Alert) -> Alert:
         json.dumps(list(alert.datasets)),
     ]
     if alert.id is None:
-        cursor = con.execute(
+        row = con.execute(
             "INSERT INTO alerts (rule, subject, severity, status, opened_at, last_fired_at, closed_at, fired, "
             "message, value, limit_value, evidence, last_evidence, closing, datasets) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             values,
-        )
-        return _with_id(alert, int(cursor.lastrowid or 0))
+        ).fetchone()
+        return _with_id(alert, int(row[0]))
     con.execute(
         "UPDATE alerts SET rule = ?, subject = ?, severity = ?, status = ?, opened_at = ?, last_fired_at = ?, "
         "closed_at = ?, fired = ?, message = ?, value = ?, limit_value = ?, evidence = ?, last_evidence = ?, "

@@ -3,8 +3,9 @@
 Observations live beside the twin's store, not inside it: a build replaces the twin's store file,
 while observations keep arriving (batch imports, a live consumer) and must survive every rebuild.
 This module is the interface; :mod:`civictwin.store.sqlite_observations` is the embedded backend
-(SQLite in WAL mode, see ``docs/architecture.md`` for why) and a PostGIS backend can take the same
-role. Callers never write SQL.
+(SQLite in WAL mode, see ``docs/architecture.md`` for why) and
+:mod:`civictwin.store.postgis_observations` the database one, for a twin stored in PostGIS;
+:func:`open_observations` picks the twin's. Callers never write SQL.
 
 The entities are SensorThings v1.1's: a *Thing* (a station, a counting point) at a *Location*; a
 *Sensor* (the instrument or method); an *ObservedProperty* (what is measured); a *Datastream* tying
@@ -28,12 +29,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from civictwin.errors import StoreError
+
+if TYPE_CHECKING:
+    from civictwin.config import TwinConfig
+    from civictwin.store.opening import StoreLocation
 
 OM_MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
 """SensorThings observation type of a numeric measurement."""
@@ -505,12 +510,59 @@ def observations_path(store_path: Path) -> Path:
     return store_path.with_name(store_path.stem + ".observations.sqlite")
 
 
-def open_observations(store_path: Path, *, read_only: bool = False) -> ObservationStore:
-    """The observation store beside the twin store ``store_path`` (created when missing, unless
-    ``read_only``)."""
+def open_observations(
+    where: StoreLocation | TwinConfig | Path, *, read_only: bool = False
+) -> ObservationStore:
+    """The observation store of a twin (created when missing, also when ``read_only``).
+
+    ``where`` is the twin's configuration or store location: a twin stored in PostGIS keeps its
+    observations in the same database (:mod:`civictwin.store.postgis_observations`), shared by every
+    host; a DuckDB twin in ``<store>.observations.sqlite`` beside its file. A bare path is a DuckDB
+    store file.
+    """
+    found = _located(where)
+    if isinstance(found, str):
+        from civictwin.store.postgis_observations import PostGISObservationStore
+
+        return PostGISObservationStore.open(found, read_only=read_only)
     from civictwin.store.sqlite_observations import SQLiteObservationStore
 
-    return SQLiteObservationStore.open(observations_path(store_path), read_only=read_only)
+    return SQLiteObservationStore.open(observations_path(found), read_only=read_only)
+
+
+def has_observations(where: StoreLocation | TwinConfig | Path) -> bool:
+    """Whether the twin at ``where`` has an observation store yet (serving never creates one)."""
+    found = _located(where)
+    if isinstance(found, str):
+        from civictwin.store.postgis_observations import has_observations as in_database
+
+        return in_database(found)
+    return observations_path(found).is_file()
+
+
+def describe_observations(where: StoreLocation | TwinConfig | Path) -> str:
+    """Where the twin's observations are, as shown to people: the file, or the database URI (which
+    holds no password) and the schema."""
+    found = _located(where)
+    if isinstance(found, str):
+        from civictwin.store.postgis_observations import OBSERVATION_SCHEMA
+
+        return f"{found} (schema {OBSERVATION_SCHEMA})"
+    return str(observations_path(found))
+
+
+def _located(where: StoreLocation | TwinConfig | Path) -> str | Path:
+    """The database URI of a twin stored in PostGIS, or the store file of a DuckDB twin."""
+    from civictwin.store.opening import StoreLocation, store_location
+
+    if isinstance(where, Path):
+        return where
+    location = where if isinstance(where, StoreLocation) else store_location(where)
+    if location.dsn is not None:
+        return location.dsn
+    if location.path is None:
+        raise StoreError("a store location names neither a file nor a database")
+    return location.path
 
 
 def to_ms(value: datetime | str | int | float) -> int:

@@ -6,7 +6,8 @@ FeaturesOfInterest, with their navigation properties. Query options: ``$filter``
 ``Datastream/id eq 3``, ``contains``/``startswith``/``endswith``/``substringof`` on text and
 ``geo.intersects``/``st_intersects`` with a WKT ``geography'…'`` literal), ``$orderby``, ``$top``,
 ``$skip``, ``$count``, ``$select`` and ``$expand`` (nested options separated by ``;``). The filter
-grammar is parsed by the ``odata-query`` library; its syntax tree is compiled here to SQLite.
+grammar is parsed by the ``odata-query`` library; its syntax tree is compiled here to SQL that SQLite
+and PostgreSQL both run (the store names the few spellings that differ).
 
 Access: every query carries the caller's readable datasets; an entity of any other dataset does not
 exist for that caller, in listings, expansions, navigation and counts alike.
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -33,7 +33,7 @@ from shapely.geometry.base import BaseGeometry
 
 from civictwin.errors import CivicTwinError, StoreError
 from civictwin.store.observations import Quality, iso, to_ms
-from civictwin.store.sqlite_observations import SQLiteObservationStore
+from civictwin.store.sql_observations import SQLObservationStore
 
 OBSERVATION_ID_BASE = 10**13
 """An observation's id is its datastream id times this, plus its phenomenon time (ms)."""
@@ -78,6 +78,8 @@ class EntitySet:
     order: str = ""
 
 
+_GOVERNANCE = ("publisher", "steward", "licence", "access")
+"""A datastream's governance, from its dataset, among its properties."""
 _DATASETS_OF = "{readable}"
 """Placeholder for the caller's readable datasets, filled in per query as a list of SQL literals."""
 _VISIBLE_DS = f"(SELECT id FROM datastreams WHERE dataset IN {_DATASETS_OF})"
@@ -130,8 +132,8 @@ ENTITY_SETS: dict[str, EntitySet] = {
             "last": "(SELECT coalesce(phenomenon_end, phenomenon_time) FROM observations "
                     "WHERE datastream_id = d.id ORDER BY phenomenon_time DESC LIMIT 1)",
             "dataset": "d.dataset",
-            "governance": "(SELECT json_object('publisher', publisher, 'steward', steward, 'licence', licence, "
-                          "'access', access) FROM datasets WHERE name = d.dataset)",
+            **{f"governance_{name}": f"(SELECT {name} FROM datasets WHERE name = d.dataset)"
+               for name in _GOVERNANCE},
         },
         properties={
             "name": "d.name", "description": "d.description", "observationType": "d.observation_type",
@@ -313,10 +315,24 @@ def _split(text: str, separator: str) -> list[str]:
 class SensorThingsReader:
     """Answers SensorThings queries for one caller: only the datasets in ``readable`` exist."""
 
-    def __init__(self, store: SQLiteObservationStore, readable: Sequence[str]) -> None:
+    def __init__(self, store: SQLObservationStore, readable: Sequence[str]) -> None:
+        self._store = store
         self._con = store.connection
         literals = ",".join("'" + name.replace("'", "''") + "'" for name in sorted(readable))
         self._readable = f"({literals or 'NULL'})"
+
+    @property
+    def like(self) -> str:
+        """The store's operator for the text functions."""
+        return self._store.like
+
+    def json_property(self, column: str, key: str) -> str:
+        """SQL for ``key`` of the JSON text ``column``, in the store's dialect."""
+        return self._store.json_property(column, key)
+
+    def json_value(self, value: Any) -> Any:
+        """``value`` as a parameter compared with :meth:`json_property`."""
+        return self._store.json_value(value)
 
     def _sql(self, template: str) -> str:
         """``template`` with the readable datasets filled in."""
@@ -383,7 +399,7 @@ class SensorThingsReader:
             count = None
             if options.count:
                 count = int(self._con.execute(self._sql(f"SELECT count(*) {base}"), params).fetchone()[0])
-        except sqlite3.Error as exc:
+        except self._store.query_errors as exc:
             raise QueryError(f"cannot run the query: {exc}") from None
         more = len(rows) > top
         entities = [self._entity(entity_set, row, options) for row in rows[:top]]
@@ -469,7 +485,7 @@ class SensorThingsReader:
 
 def _members(column: str, ids: list[int]) -> tuple[str, list[int]]:
     if not ids:
-        return "0", []
+        return "FALSE", []
     return f"{column} IN ({','.join('?' * len(ids))})", ids
 
 
@@ -526,6 +542,8 @@ class _FilterCompiler:
             if operator not in ("=", "!="):
                 raise QueryError("$filter: only eq and ne compare with null")
             return f"{sql} IS {'NOT ' if operator == '!=' else ''}NULL", []
+        if _is_json_property(self.entity_set, name):
+            value = self.reader.json_value(value)
         return f"{sql} {operator} ?", [value]
 
     def _navigation(self, node: odata._Node) -> tuple[Nav, odata._Node] | None:
@@ -559,7 +577,7 @@ class _FilterCompiler:
             key = name.split("/", 1)[1]
             if not re.fullmatch(r"\w+", key):
                 raise QueryError(f"$filter: cannot read property path {name!r}")
-            sql = f"json_extract({self.entity_set.alias}.properties, '$.{key}')"
+            sql = self.reader.json_property(f"{self.entity_set.alias}.properties", key)
         if sql is None:
             raise QueryError(f"$filter: {self.entity_set.name} have no property {name!r}")
         return name, sql
@@ -599,8 +617,13 @@ class _FilterCompiler:
             text = args[1].val.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             pattern = {"contains": f"%{text}%", "substringof": f"%{text}%", "startswith": f"{text}%",
                        "endswith": f"%{text}"}[name]  # fmt: skip
-            return f"{sql} LIKE ? ESCAPE '\\'", [pattern]
+            return f"{sql} {self.reader.like} ? ESCAPE '\\'", [pattern]
         raise QueryError(f"$filter: unsupported function {name}()")
+
+
+def _is_json_property(entity_set: EntitySet, name: str) -> bool:
+    """Whether ``name`` is a key inside a Thing's or Datastream's ``properties`` (a JSON value)."""
+    return name.startswith("properties/") and name not in entity_set.properties
 
 
 def _chain(node: odata._Node) -> list[str]:
@@ -657,7 +680,7 @@ def _observation(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _datastream(row: Mapping[str, Any]) -> dict[str, Any]:
-    governance = json.loads(row["governance"])
+    governance = {name: row[f"governance_{name}"] for name in _GOVERNANCE}
     first, last = row["first"], row["last"]
     return {
         "name": row["name"],

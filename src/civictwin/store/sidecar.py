@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Self
+from typing import Any, Protocol, Self
 
 from civictwin.errors import StoreError
 
 
 class SidecarDatabase:
     """One SQLite file with ``schema`` applied; ``what`` names it in errors ("alert", "contribution")."""
+
+    duplicate_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
+    """The error of a row that breaks a unique key."""
+    like = "LIKE"
+    """The text-prefix operator, case-insensitive for ASCII (SQLite's ``LIKE``)."""
 
     def __init__(self, path: Path, *, schema: str, what: str) -> None:
         self.path = path
@@ -47,6 +52,20 @@ class SidecarDatabase:
         with self._lock, immediate_transaction(self._con) as con:
             yield con
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The connection, for a store built on this database (hold :attr:`lock` while reading)."""
+        return self._con
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock a reader holds so that one thread of the process uses the connection at a time."""
+        return self._lock
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One write transaction (see :meth:`_transaction`), for a store built on this database."""
+        return self._transaction()
+
 
 @contextmanager
 def immediate_transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
@@ -60,3 +79,27 @@ def immediate_transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connectio
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+
+
+class Rows(Protocol):
+    """What a statement returns on either backend (``sqlite3.Cursor``, ``psycopg.Cursor``)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    @property
+    def description(self) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class SQLConnection(Protocol):
+    """A connection running statements with ``?`` placeholders (SQLite's own; PostgreSQL's translated)."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Rows: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Rows: ...

@@ -1,5 +1,7 @@
-"""The observation store: entities, idempotent appends with hand-counted outcomes, windows,
-hand-computed aggregates (a DST day included), dead letters, and several real processes at once."""
+"""The observation store on both backends (SQLite beside a DuckDB twin, the schema of a PostGIS
+twin's database): entities, idempotent appends with hand-counted outcomes, windows, hand-computed
+aggregates (a DST day included), dead letters, records, and several real processes at once. Every
+test but the file-specific ones runs on both, with the same expected values."""
 
 from __future__ import annotations
 
@@ -7,9 +9,11 @@ import math
 import multiprocessing
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pytest
 
 from civictwin.errors import StoreError
@@ -28,11 +32,16 @@ from civictwin.store.observations import (
     ThingSpec,
     Unit,
     Window,
+    has_observations,
     iso,
     observations_path,
     open_observations,
     to_ms,
 )
+from civictwin.store.opening import StoreLocation
+from civictwin.store.postgis_observations import PostGISObservationStore
+from civictwin.store.sensorthings import QueryError, QueryOptions, SensorThingsReader
+from civictwin.store.sql_observations import SQLObservationStore
 from civictwin.store.sqlite_observations import SQLiteObservationStore
 
 T0 = to_ms("2014-01-01T00:00:00Z")
@@ -58,15 +67,41 @@ def spec(key: str = "air/s1/no2", *, dataset: str = "air", low: float | None = 0
     )
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> SQLiteObservationStore:
-    opened = SQLiteObservationStore.open(tmp_path / "twin.observations.sqlite")
+def reopen(store: SQLObservationStore, *, read_only: bool = False) -> SQLObservationStore:
+    """Another handle on the same store (as another process would open it)."""
+    if isinstance(store, PostGISObservationStore):
+        return PostGISObservationStore.open(store.dsn, read_only=read_only)
+    assert isinstance(store, SQLiteObservationStore)
+    return SQLiteObservationStore.open(store.path, read_only=read_only)
+
+
+def _open(kind: str, where: str, *, read_only: bool = False) -> SQLObservationStore:
+    if kind == "postgis":
+        return PostGISObservationStore.open(where, read_only=read_only)
+    return SQLiteObservationStore.open(Path(where), read_only=read_only)
+
+
+@pytest.fixture(params=["sqlite", "postgis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLObservationStore]:
+    """An observation store with the dataset ``air``: a SQLite file, or a fresh PostGIS database's."""
+    if request.param == "postgis":
+        opened: SQLObservationStore = PostGISObservationStore.open(request.getfixturevalue("postgis_url"))
+    else:
+        opened = SQLiteObservationStore.open(tmp_path / "twin.observations.sqlite")
     opened.ensure_dataset(DatasetSpec("air", "Air quality", "UBA", "Air team", "dl-de/by-2-0", "public"))
     yield opened
     opened.close()
 
 
-def test_entities_are_created_once_and_belong_to_their_dataset(store: SQLiteObservationStore) -> None:
+def where(store: SQLObservationStore) -> tuple[str, str]:
+    """The backend and location another process opens ``store`` by."""
+    if isinstance(store, PostGISObservationStore):
+        return "postgis", store.dsn
+    assert isinstance(store, SQLiteObservationStore)
+    return "sqlite", str(store.path)
+
+
+def test_entities_are_created_once_and_belong_to_their_dataset(store: SQLObservationStore) -> None:
     first = store.ensure_datastream(spec())
     assert store.ensure_datastream(spec()) == first  # idempotent: the same id every time
     second = store.ensure_datastream(spec("air/s2/no2"))
@@ -83,7 +118,7 @@ def test_entities_are_created_once_and_belong_to_their_dataset(store: SQLiteObse
         Unit("µg/m³", "microgram per cubic metre", "µg/m³")
 
 
-def test_append_counts_every_observation_once(store: SQLiteObservationStore) -> None:
+def test_append_counts_every_observation_once(store: SQLObservationStore) -> None:
     ds = store.ensure_datastream(spec())
     batch = ObservationBatch.of(
         datastream_id=[ds, ds, ds, ds, ds, 999, ds, ds],
@@ -120,7 +155,7 @@ def test_append_counts_every_observation_once(store: SQLiteObservationStore) -> 
     assert store.counts() == {ds: 3}
 
 
-def test_far_future_bad_intervals_and_pre_epoch_times_are_rejected(store: SQLiteObservationStore) -> None:
+def test_far_future_bad_intervals_and_pre_epoch_times_are_rejected(store: SQLObservationStore) -> None:
     ds = store.ensure_datastream(spec())
     now = to_ms("2030-01-01T00:00:00Z")
     batch = ObservationBatch.of(
@@ -133,7 +168,7 @@ def test_far_future_bad_intervals_and_pre_epoch_times_are_rejected(store: SQLite
     assert reasons == [RejectReason.FAR_FUTURE, RejectReason.BAD_INTERVAL, RejectReason.BEFORE_EPOCH]
 
 
-def test_reads_half_open_windows_latest_and_descending(store: SQLiteObservationStore) -> None:
+def test_reads_half_open_windows_latest_and_descending(store: SQLObservationStore) -> None:
     ds = store.ensure_datastream(spec())
     times = [T0 + i * H for i in range(10)]
     store.append(
@@ -147,7 +182,7 @@ def test_reads_half_open_windows_latest_and_descending(store: SQLiteObservationS
     assert latest[["datastream_id", "phenomenon_time", "result"]].values.tolist() == [[ds, T0 + 9 * H, 9.0]]
 
 
-def test_hourly_and_daily_aggregates_match_hand_computation(store: SQLiteObservationStore) -> None:
+def test_hourly_and_daily_aggregates_match_hand_computation(store: SQLObservationStore) -> None:
     ds = store.ensure_datastream(spec())
     # two days of values every 30 minutes: day 1 = 0..47, day 2 = 100..147; one missing value
     times = [T0 + i * H // 2 for i in range(96)]
@@ -169,7 +204,7 @@ def test_hourly_and_daily_aggregates_match_hand_computation(store: SQLiteObserva
     assert hours[["mean", "min", "sum"]].values.tolist() == [[0.0, 0.0, 0.0], [2.5, 2.0, 5.0]]
 
 
-def test_daily_windows_follow_the_local_wall_clock_across_dst(store: SQLiteObservationStore) -> None:
+def test_daily_windows_follow_the_local_wall_clock_across_dst(store: SQLObservationStore) -> None:
     ds = store.ensure_datastream(spec())
     # hourly values from 2014-03-29 00:00 CET (= 03-28 23:00 UTC) for three days; value = hour index
     start = to_ms("2014-03-28T23:00:00Z")
@@ -197,7 +232,7 @@ def test_daily_windows_follow_the_local_wall_clock_across_dst(store: SQLiteObser
         store.aggregate(AggregateQuery((ds,), Window.DAY, start, start + H, timezone="Mars/Olympus"))
 
 
-def test_dead_letters_keep_message_reason_and_time(store: SQLiteObservationStore) -> None:
+def test_dead_letters_keep_message_reason_and_time(store: SQLObservationStore) -> None:
     assert store.dead_letter([DeadLetter(message='{"v": "x"}', reason="malformed", source="air/topic")]) == 1
     (letter,) = store.dead_letters()
     assert (letter.message, letter.reason, letter.source, letter.id) == (
@@ -210,12 +245,38 @@ def test_dead_letters_keep_message_reason_and_time(store: SQLiteObservationStore
     assert store.dead_letters(after_id=1) == []
 
 
-def test_records_round_trip(store: SQLiteObservationStore) -> None:
+def test_records_round_trip(store: SQLObservationStore) -> None:
     store.put_records(
         [("quality", "air/s1/no2", {"gaps": {"count": 2}}), ("catalog", "air/s1/no2", {"rows": 3})]
     )
     assert store.records("quality") == {"air/s1/no2": {"gaps": {"count": 2}}}
     assert store.records("catalog")["air/s1/no2"]["rows"] == 3
+
+
+def test_sensorthings_filters_on_json_properties_and_text_agree(store: SQLObservationStore) -> None:
+    from dataclasses import replace
+
+    store.ensure_datastream(replace(spec(), properties={"point": "A1", "lanes": 2}))
+    store.ensure_datastream(replace(spec("air/s2/no2"), properties={"point": "B7", "lanes": 1}))
+    reader = SensorThingsReader(store, ["air"])
+
+    def names(query: str) -> list[str]:
+        page = reader.collection("Datastreams", QueryOptions(filter=query, top=10))
+        return [entity.properties["name"] for entity in page.entities]
+
+    assert names("properties/lanes eq 2") == ["s1 NO2"]
+    assert names("properties/lanes ge 1") == ["s1 NO2", "s2 NO2"]
+    assert names("properties/point eq 'B7'") == ["s2 NO2"]
+    assert names("properties/point eq 2") == []  # a text is never a number
+    assert names("startswith(name, 'S2')") == ["s2 NO2"]  # case-insensitive, as SQLite's LIKE
+    assert names("properties/steward eq 'Air team'") == ["s1 NO2", "s2 NO2"]
+    with pytest.raises(QueryError, match="no property 'result'"):
+        names("result eq 1")
+    if isinstance(store, PostGISObservationStore):  # the one difference: PostgreSQL refuses text = number
+        with pytest.raises(QueryError, match="cannot run the query"):
+            names("name eq 3")
+    else:
+        assert names("name eq 3") == []
 
 
 def test_read_only_store_refuses_writes(tmp_path: Path) -> None:
@@ -225,13 +286,25 @@ def test_read_only_store_refuses_writes(tmp_path: Path) -> None:
             reader.dead_letter([DeadLetter(message="m", reason="r")])
 
 
+def test_a_read_only_postgis_store_is_refused_writes_by_the_server(postgis_url: str) -> None:
+    location = StoreLocation(kind="postgis", dsn=postgis_url)
+    assert not has_observations(location)
+    with open_observations(location, read_only=True) as reader:
+        assert isinstance(reader, PostGISObservationStore)
+        assert has_observations(location)  # created (empty) in the database
+        with pytest.raises(StoreError, match="read-only"):
+            reader.dead_letter([DeadLetter(message="m", reason="r")])
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):  # not only refused by civictwin
+            reader.connection.execute("INSERT INTO meta VALUES ('x', 'y')")
+
+
 # ---------------------------------------------------------------- several processes
 
 BATCHES, PER_BATCH = 40, 500
 
 
-def _writer(path: str, ready: multiprocessing.synchronize.Event) -> None:
-    with SQLiteObservationStore.open(Path(path)) as store:
+def _writer(kind: str, path: str, ready: multiprocessing.synchronize.Event) -> None:
+    with _open(kind, path) as store:
         ds = store.datastream("air/s1/no2")
         assert ds is not None
         ready.set()
@@ -245,15 +318,15 @@ def _writer(path: str, ready: multiprocessing.synchronize.Event) -> None:
             )
 
 
-def test_a_reader_process_reads_while_a_writer_process_appends(store: SQLiteObservationStore) -> None:
+def test_a_reader_process_reads_while_a_writer_process_appends(store: SQLObservationStore) -> None:
     store.ensure_datastream(spec())
     ctx = multiprocessing.get_context("spawn")
     ready = ctx.Event()
-    writer = ctx.Process(target=_writer, args=(str(store.path), ready))
+    writer = ctx.Process(target=_writer, args=(*where(store), ready))
     writer.start()
     assert ready.wait(60)
     seen = []
-    with SQLiteObservationStore.open(store.path, read_only=True) as reader:
+    with reopen(store, read_only=True) as reader:
         while writer.is_alive() or not seen or seen[-1] < BATCHES * PER_BATCH:
             seen.append(sum(reader.counts().values()))
             if not writer.is_alive() and seen[-1] == BATCHES * PER_BATCH:
@@ -264,8 +337,8 @@ def test_a_reader_process_reads_while_a_writer_process_appends(store: SQLiteObse
     assert all(n % PER_BATCH == 0 for n in seen)
 
 
-def _acknowledge_then_die(path: str, acknowledged: multiprocessing.synchronize.Event) -> None:
-    with SQLiteObservationStore.open(Path(path)) as store:
+def _acknowledge_then_die(kind: str, path: str, acknowledged: multiprocessing.synchronize.Event) -> None:
+    with _open(kind, path) as store:
         ds = store.datastream("air/s1/no2")
         assert ds is not None
         store.append(
@@ -278,13 +351,13 @@ def _acknowledge_then_die(path: str, acknowledged: multiprocessing.synchronize.E
         os.kill(os.getpid(), signal.SIGKILL)  # crash right after the append returned
 
 
-def test_nothing_acknowledged_is_lost_when_the_writer_is_killed(store: SQLiteObservationStore) -> None:
+def test_nothing_acknowledged_is_lost_when_the_writer_is_killed(store: SQLObservationStore) -> None:
     ds = store.ensure_datastream(spec())
     ctx = multiprocessing.get_context("spawn")
     acknowledged = ctx.Event()
-    process = ctx.Process(target=_acknowledge_then_die, args=(str(store.path), acknowledged))
+    process = ctx.Process(target=_acknowledge_then_die, args=(*where(store), acknowledged))
     process.start()
     process.join(60)
     assert acknowledged.is_set() and process.exitcode == -signal.SIGKILL
-    with SQLiteObservationStore.open(store.path) as after:
+    with reopen(store) as after:
         assert after.observations(ds)["result"].tolist() == [1.0, 2.0, 3.0]

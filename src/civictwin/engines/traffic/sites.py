@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from civictwin.config import TwinConfig
 from civictwin.store.observations import DatastreamInfo, open_observations
 
 HOURS = 24
@@ -173,9 +174,14 @@ def count_sites(
 
 
 def load_count_sites(
-    store_path: Path, edges: pd.DataFrame, settings: CalibrationSettings, *, window_hours: int = 1
+    store_path: Path | TwinConfig,
+    edges: pd.DataFrame,
+    settings: CalibrationSettings,
+    *,
+    window_hours: int = 1,
 ) -> CountSites:
-    """:func:`count_sites` over the twin's observation store (read only)."""
+    """:func:`count_sites` over the twin's observation store (read only; given the twin's
+    configuration, also a PostGIS twin's)."""
     with open_observations(store_path, read_only=True) as store:
         streams = [s for s in store.datastreams() if "point" in s.properties and "direction" in s.properties]
         observations = {s.id: store.observations(s.id) for s in streams}
