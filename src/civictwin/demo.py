@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from civictwin.build import BuildSummary, StepCallback, build_twin
-from civictwin.config import CONFIG_FILENAME, load_config
+from civictwin.config import CONFIG_FILENAME, TwinConfig, load_config
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 """The project's shared data folder, found beside the repository root (``../shared/data``)."""
@@ -101,6 +101,84 @@ access = "public"
         + energy_section(shared),
         encoding="utf-8",
     )
+    return path
+
+
+DEMO_TRAFFIC = """# civictwin demo: the traffic engine's settings for the demo calibrated to Helsinki's counts
+# (`civictwin demo-calibrate`). What each value is, where it comes from and what it does to the fit:
+# docs/methods-calibration.md, section 4.
+warmup_s = 1800                 # half an hour of the first hour's demand before 08:00 (an assumption)
+time_to_impatience_s = 30       # SUMO's default is 180 s; 30 s lets the centre carry its counts (an assumption)
+
+[calibration]
+# Every motor vehicle the counts saw except buses (helsinki_counts_by_class in twin.toml): the demo
+# simulates no bus (no GTFS feed of Helsinki is at hand), so counting them would compare buses with
+# cars that do not exist.
+classes = ["ha", "pa", "ka", "ra", "mp"]
+timezone = "Europe/Helsinki"
+use_ambiguous = true            # every counting point in the area is near the centre: all are ambiguous
+folds = 2
+max_iterations = 2
+max_demand_growth = 0.25        # each step adds at most a quarter of the run's car trips
+
+[gateways]
+enabled = true                  # traffic from outside the area, fitted to the counts
+inbound_vph_per_lane = 60       # the prior, a stated default (200 gridlocks the demo network)
+outbound_vph_per_lane = 60
+"""
+"""The demo's ``traffic.toml`` for its calibration to the Helsinki counts."""
+
+
+CALIBRATION_COUNTS = "helsinki_counts_by_class"
+"""The demo's counts by vehicle class, which its calibration sums (every class but buses)."""
+_CALIBRATION_MARKER = "# --- demo calibration (civictwin demo-calibrate) ---"
+_CALIBRATION_SECTION = f"""
+{_CALIBRATION_MARKER}
+# The same counts as the live demo's, by vehicle class: the calibration sums every motor vehicle but
+# buses (`la`), since the demo simulates no bus. Internal: the public map shows the live demo's
+# all-motor-vehicle counts, one sensor per counted direction.
+[[sensors]]
+name = "{CALIBRATION_COUNTS}"
+format = "helsinki_counts"
+path = "{{path}}"
+title = "Traffic counts of the City of Helsinki by vehicle class (for the calibration)"
+licence = "CC-BY-4.0"
+publisher = "City of Helsinki"
+steward = "City traffic planning (demo)"
+access = "internal"
+classes = ["ha", "pa", "ka", "ra", "mp"]
+centre = [24.9414, 60.1699]
+"""
+
+
+def add_calibration_counts(twin_dir: Path, counts: Path) -> TwinConfig:
+    """Add the counts by class the demo is calibrated to (:data:`CALIBRATION_COUNTS`) to ``twin.toml``
+    and import them, each once (the observation store outlives rebuilds); the twin's configuration."""
+    from civictwin.ingest import import_sensors
+    from civictwin.store.observations import open_observations
+
+    path = twin_dir / CONFIG_FILENAME
+    text = path.read_text(encoding="utf-8")
+    if _CALIBRATION_MARKER not in text:
+        section = _CALIBRATION_SECTION.format(path=counts.resolve().as_posix())
+        path.write_text(text.rstrip("\n") + "\n" + section, encoding="utf-8")
+    config = load_config(twin_dir)
+    with open_observations(config) as store:
+        imported = any(info.dataset == CALIBRATION_COUNTS for info in store.datastreams())
+    if not imported:
+        import_sensors(config, names=[CALIBRATION_COUNTS])
+    return config
+
+
+def write_demo_traffic(twin_dir: Path) -> Path | None:
+    """Write :data:`DEMO_TRAFFIC` as the demo's ``traffic.toml``; None (nothing written) when the twin
+    already has one, which may hold the user's own settings."""
+    from civictwin.engines.traffic.params import PARAMS_FILENAME
+
+    path = twin_dir / PARAMS_FILENAME
+    if path.exists():
+        return None
+    path.write_text(DEMO_TRAFFIC, encoding="utf-8")
     return path
 
 

@@ -97,6 +97,49 @@ def run(twin_dir: Path = TWIN_DIR) -> None:
     console.print(f"{record['simulation_runs']} simulations in {record['wall_s']:.0f} s; record: {path}")
 
 
+@app.command("demo-calibrate")
+def demo_calibrate(
+    twin_dir: Path = typer.Argument(Path("demo-twin"), help="The demo twin (built by `civictwin demo`)."),
+    counts: Path | None = typer.Option(
+        None,
+        "--counts",
+        help="The Helsinki counts CSV (default: ../shared/data/counts/helsinki/ beside the repository).",
+    ),
+) -> None:
+    """Calibrate the demo twin's traffic demand to the City of Helsinki counts inside its area.
+
+    Writes the demo's ``traffic.toml`` (unless the twin has one), imports the counts by vehicle class
+    (once) and runs
+    ``civictwin calibrate run``; every later traffic run of the twin uses the record. A twin that already
+    has a calibration record is left as it is.
+    """
+    from civictwin.config import load_config
+    from civictwin.demo import add_calibration_counts, write_demo_traffic
+    from civictwin.engines.traffic.calibration import latest_record_path
+    from civictwin.live.demo import shared_counts
+
+    load_config(twin_dir)  # a missing or broken demo twin fails here, in one line
+    source = counts or shared_counts()
+    if not source.is_file():
+        console.print(
+            f"Not calibrated: the Helsinki counts are not at {source}; the traffic runs use the priors."
+        )
+        return
+    existing = latest_record_path(twin_dir, "calibration")
+    if existing is not None:
+        console.print(
+            f"Already calibrated ({existing.stem}); `civictwin calibrate run {twin_dir}` calibrates it again."
+        )
+        return
+    written = write_demo_traffic(twin_dir)
+    console.print(
+        f"Traffic settings: {written}." if written else "Traffic settings: the twin's own traffic.toml, kept."
+    )
+    with console.status("importing the Helsinki counts inside the demo area"):
+        add_calibration_counts(twin_dir, source)
+    run(twin_dir)
+
+
 def _share(value: Any) -> str:
     return "—" if value is None or math.isnan(float(value)) else f"{float(value):.0%}"
 

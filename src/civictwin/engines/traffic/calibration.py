@@ -79,7 +79,7 @@ from civictwin.engines.traffic.sites import CalibrationSettings, CountSites, loa
 from civictwin.engines.traffic.warmup import original_id
 from civictwin.errors import EngineError, QualityCheckFailed
 from civictwin.scenarios.spec import Scenario
-from civictwin.store.observations import observations_path
+from civictwin.store.observations import has_observations
 
 RECORDS_DIR = "calibration"
 METHOD = (
@@ -165,9 +165,7 @@ def twin_count_sites(twin_dir: Path, params: TrafficParams | None = None) -> Cou
     params = params or load_params(twin_dir)
     config = load_config(twin_dir)
     inputs = load_twin(twin_dir)
-    return load_count_sites(
-        config.store_path, inputs.edges, params.calibration, window_hours=window_hours(params)
-    )
+    return load_count_sites(config, inputs.edges, params.calibration, window_hours=window_hours(params))
 
 
 def window_hours(params: TrafficParams) -> int:
@@ -181,7 +179,7 @@ def calibrate_twin(twin_dir: Path, *, on_step: Step | None = None) -> tuple[Path
     params = load_params(twin_dir)
     config = load_config(twin_dir)
     section = config.modal_split
-    no_counts = section is not None and not observations_path(config.store_path).exists()
+    no_counts = section is not None and not has_observations(config)
     sites = no_site() if no_counts else twin_count_sites(twin_dir, params)
     inputs = load_twin(twin_dir)
     folder = twin_dir / RECORDS_DIR
@@ -945,11 +943,11 @@ def with_gateway_counts(params: TrafficParams, twin_dir: Path) -> TrafficParams:
     or without an observation store."""
     if not params.gateways.enabled:
         return params
-    store_path = load_config(twin_dir).store_path
-    if not store_path.exists():
+    config = load_config(twin_dir)
+    if not has_observations(config):
         return params
     edges = load_twin(twin_dir).edges
-    sites = load_count_sites(store_path, edges, params.calibration, window_hours=window_hours(params))
+    sites = load_count_sites(config, edges, params.calibration, window_hours=window_hours(params))
     flows, _ = counted_gateway_flows(edges, sites, params)
     counted = [f for f in flows if (f.inbound_source, f.outbound_source) != (STATED_DEFAULT, STATED_DEFAULT)]
     return params.model_copy(update={"gateway_flows": tuple(counted)})
