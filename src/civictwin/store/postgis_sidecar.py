@@ -50,13 +50,15 @@ _TYPES = (
     (r"\bINTEGER\b", "bigint"),
     (r"\bREAL\b", "double precision"),
     (r"\bTEXT\b", "text"),
+    (r"\bBLOB\b", "bytea"),
     (r"\)\s*WITHOUT ROWID", ")"),
 )
 
 
 def postgres_tables(sqlite_schema: str) -> list[str]:
     """The statements of a SQLite schema in PostgreSQL's types: SQLite's 64-bit ``INTEGER`` as
-    ``bigint`` (an ``INTEGER PRIMARY KEY`` as an identity), ``REAL`` as ``double precision``."""
+    ``bigint`` (an ``INTEGER PRIMARY KEY`` as an identity), ``REAL`` as ``double precision``,
+    ``BLOB`` as ``bytea``."""
     statements = []
     for statement in sqlite_schema.split(";"):
         if statement.strip():
