@@ -111,7 +111,8 @@ def ensure_schema(
 class DatabaseSidecar:
     """One schema of a PostGIS twin's database with ``sqlite_schema``'s tables, over one connection
     shared by the threads of a process (as :class:`~civictwin.store.sidecar.SidecarDatabase`);
-    ``what`` names it in errors ("alert"). With ``serial_writes`` every write transaction first takes
+    ``what`` names it in errors ("alert"); ``seed``: rows written with the tables (as
+    :func:`ensure_schema`). With ``serial_writes`` every write transaction first takes
     a transaction-level advisory lock of the schema, so that, as SQLite's ``BEGIN IMMEDIATE``, one
     writer at a time (of every process on every host) reads and changes the tables: for a store whose
     transactions check rows before changing them (a state machine, a limit over several rows)."""
@@ -122,7 +123,15 @@ class DatabaseSidecar:
     """The text-prefix operator, case-insensitive as the SQLite sidecar's ``LIKE``."""
 
     def __init__(
-        self, dsn: str, *, schema: str, sqlite_schema: str, probe: str, what: str, serial_writes: bool = False
+        self,
+        dsn: str,
+        *,
+        schema: str,
+        sqlite_schema: str,
+        probe: str,
+        what: str,
+        serial_writes: bool = False,
+        seed: Sequence[tuple[str, Sequence[Any]]] = (),
     ) -> None:
         self.path = dsn
         """Where the store is, as errors name it (the database URI: no password)."""
@@ -132,7 +141,7 @@ class DatabaseSidecar:
         self._lock = threading.RLock()
         raw = connect(dsn)
         try:
-            ensure_schema(raw, schema=schema, sqlite_schema=sqlite_schema, probe=probe, dsn=dsn)
+            ensure_schema(raw, schema=schema, sqlite_schema=sqlite_schema, probe=probe, dsn=dsn, seed=seed)
             raw.execute(f"SET search_path TO {schema}")
         except psycopg.Error as exc:
             raw.close()
