@@ -395,6 +395,11 @@ class ServerSection(_Strict):
         description='Where rate limits are counted: "host" (the workers of one server) or "database" (every '
         "replica on one PostGIS twin, with the same CIVICTWIN_SERVER_KEY)",
     )
+    tokens: Literal["file", "database"] = Field(
+        default="file",
+        description='Where API tokens are kept: "file" (<store>.tokens.json) or "database" (the schema '
+        "civictwin_tokens of a PostGIS twin's database, shared by replicas on several hosts)",
+    )
 
     @field_validator("public_url")
     @classmethod

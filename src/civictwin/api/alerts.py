@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,12 +63,20 @@ router = APIRouter(tags=["Alerts and live sensors"])
 # ---- the twin's live stores and rules ------------------------------------------------------------------
 
 
+OBSERVATIONS_RECHECK_S = 5.0
+"""How long (s) a worker serving a PostGIS twin without observations trusts its last look for them:
+each look opens a new database connection, so it is not made on every request, and a first import
+is served within this time. A DuckDB twin's look (one ``stat`` of a file) is made on every request."""
+
+
 @dataclass
 class _Live:
     """The alert and observation stores of one served twin, opened once per app."""
 
     alerts: AlertStore
     observations: ObservationStore | None
+    looked_at: float
+    """When the observation store was last looked for (``time.monotonic()``, s)."""
 
 
 _lock = threading.Lock()
@@ -79,14 +88,23 @@ def _live(request: Request) -> _Live:
     opened: dict[Path, _Live] = request.app.state.__dict__.setdefault("live_stores", {})
     with _lock:
         live = opened.get(twin.store_path)
-        if live is None or live.observations is None:
-            exists = has_observations(twin.location)
-            if live is not None and not exists:
-                return live
-            observations = open_observations(twin.location, read_only=True) if exists else None
-            alerts = live.alerts if live is not None else open_alert_store(twin.location)
-            live = opened[twin.store_path] = _Live(alerts, observations)
+        if live is not None and (live.observations is not None or _looked_lately(twin, live)):
+            return live
+        looked_at = time.monotonic()
+        exists = has_observations(twin.location)
+        if live is not None and not exists:
+            live.looked_at = looked_at
+            return live
+        observations = open_observations(twin.location, read_only=True) if exists else None
+        alerts = live.alerts if live is not None else open_alert_store(twin.location)
+        live = opened[twin.store_path] = _Live(alerts, observations, looked_at)
         return live
+
+
+def _looked_lately(twin: PublishedTwin, live: _Live) -> bool:
+    """Whether a PostGIS twin's observations were looked for less than
+    :data:`OBSERVATIONS_RECHECK_S` ago (a DuckDB twin's are looked for every time)."""
+    return twin.location.dsn is not None and time.monotonic() - live.looked_at < OBSERVATIONS_RECHECK_S
 
 
 def _config_rules(twin: PublishedTwin) -> list[RuleConfig]:

@@ -60,7 +60,7 @@ from civictwin.errors import StoreError
 from civictwin.governance.access import AccessPolicy, access_levels
 from civictwin.governance.audit import AuditLog, audit_path
 from civictwin.governance.security import FailureBursts, SecurityLog, security_path
-from civictwin.governance.tokens import TokenRegistry, tokens_path
+from civictwin.governance.tokens import TokenRegistry, token_place
 from civictwin.store.base import version_of
 from civictwin.store.opening import StoreLocation, open_published, publishing, store_location
 
@@ -167,7 +167,9 @@ def create_app(twin_dir: Path, *, settings: ServerSettings | None = None) -> Fas
     _add_middlewares(
         app,
         settings,
-        registry=TokenRegistry(tokens_path(twin.store_path)),
+        registry=TokenRegistry(
+            token_place(tokens=settings.tokens, location=twin.location, store_path=twin.store_path)
+        ),
         store_path=twin.store_path,
         location=twin.location,
     )

@@ -71,7 +71,7 @@ from civictwin.store.contributions import (
     NewContribution,
     Queued,
     Status,
-    contributions_path,
+    open_contribution_store,
 )
 
 MAX_BODY_BYTES = 8_192
@@ -172,7 +172,7 @@ def _participation(request: Request) -> _Participation:
     with _lock:
         found = opened.get(twin.store_path)
         if found is None:
-            store = ContributionStore(contributions_path(twin.store_path))
+            store = open_contribution_store(twin.location, store_path=twin.store_path)
             key = store.secret("proof", secrets.token_bytes(32))
             floods = FloodGuard.for_server(request.app.state.settings, twin.store_path, twin.location)
             found = opened[twin.store_path] = _Participation(store, key, GroupWriter(store), floods)

@@ -73,7 +73,7 @@ from civictwin.store.proposals import (
     ProposalStore,
     State,
     TransitionError,
-    proposals_path,
+    open_proposal_store,
 )
 
 STAFF = (Role.MODERATOR, Role.ANALYST, Role.ADMIN)
@@ -114,12 +114,12 @@ def open_proposals(app: FastAPI, twin_dir: Path, store_path: Path) -> _Proposals
     with _lock:
         found = opened.get(store_path)
         if found is None:
-            store = ProposalStore(proposals_path(store_path))
+            location = app.state.twin_holder.current().location
+            store = open_proposal_store(location)
             queue = ProposalQueue(store, twin_dir)
             command = getattr(app.state, "proposal_command", None)
             if command is not None:
                 queue.command = command
-            location = app.state.twin_holder.current().location
             floods = FloodGuard.for_server(app.state.settings, store_path, location, kind="proposals")
             found = opened[store_path] = _Proposals(store, queue, floods)
         return found

@@ -63,6 +63,9 @@ class ServerSettings:
     shared_limits: Literal["host", "database"] = "host"
     """Where rate buckets and failure bursts are counted: in memory or ``<store>.limits.sqlite`` for the
     workers of one server ("host"), or in the twin's PostGIS database for every replica ("database")."""
+    tokens: Literal["file", "database"] = "file"
+    """Where API tokens are kept: ``<store>.tokens.json`` ("file"), or the schema ``civictwin_tokens``
+    of a PostGIS twin's database for replicas on several hosts ("database")."""
     limits_key: bytes = field(default=b"", repr=False)
     """Key of the keyed hash under which the shared limits file records clients (so no IP address is
     written there): drawn at random by the supervisor at each start and handed to its workers, never
@@ -89,6 +92,7 @@ class ServerSettings:
             shutdown_timeout_s=server.shutdown_timeout_s,
             metrics_public=server.metrics_public,
             shared_limits=server.shared_limits,
+            tokens=server.tokens,
             audit_rotation=RotationPolicy(
                 max_bytes=int(audit.max_megabytes * 1_048_576),
                 max_age_s=audit.rotate_after_hours * 3_600,

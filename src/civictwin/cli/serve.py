@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -23,13 +23,16 @@ from civictwin.governance.tokens import (
     Role,
     TokenRecord,
     create_token,
-    last_used,
     list_tokens,
     revoke_token,
     rotate_token,
+    token_place,
+    token_uses,
     tokens_path,
-    used_path,
 )
+
+if TYPE_CHECKING:
+    from civictwin.governance.tokens import TokenPlace
 
 TWIN_DIR = typer.Argument(
     Path("."), help="Twin directory (holding twin.toml) or store file.", show_default=True
@@ -109,6 +112,18 @@ def _store(twin_dir: Path) -> Path:
     return store_path
 
 
+def _tokens(twin_dir: Path) -> tuple[Path, TokenPlace]:
+    """The twin's store path (its security log is named after it) and where its tokens are: the
+    token file, or with ``[server] tokens = "database"`` its PostGIS database."""
+    store = _store(twin_dir)
+    if not (twin_dir / CONFIG_FILENAME).is_file():
+        return store, tokens_path(store)
+    from civictwin.store.opening import store_location
+
+    config = load_config(twin_dir)
+    return store, token_place(tokens=config.server.tokens, location=store_location(config), store_path=store)
+
+
 DAYS = typer.Option(365, "--days", min=0, max=36_500, help="Lifetime in days (0: never expires).")
 
 
@@ -125,8 +140,7 @@ def token_create(
     days: int = DAYS,
 ) -> None:
     """Create a token and print it once: only its hash is kept."""
-    store = _store(twin_dir)
-    path = tokens_path(store)
+    store, path = _tokens(twin_dir)
     issued = create_token(path, role=role, datasets=datasets.split(","), name=name, lifetime=_lifetime(days))
     _token_event(store, "token created", issued.record)
     expiry = f", expires {issued.record.expires}" if issued.record.expires else ", never expires"
@@ -150,8 +164,7 @@ def token_rotate(
     days: int = DAYS,
 ) -> None:
     """Issue a successor with the same role and datasets; the old token expires after the grace period."""
-    store = _store(twin_dir)
-    path = tokens_path(store)
+    store, path = _tokens(twin_dir)
     issued = rotate_token(path, token_id, grace=timedelta(hours=grace_hours), lifetime=_lifetime(days))
     _token_event(store, "token rotated", issued.record, replaces=token_id)
     console.print(
@@ -166,10 +179,9 @@ def token_rotate(
 @token_app.command("list")
 def token_list(twin_dir: Path = TWIN_DIR) -> None:
     """List tokens (ids, roles, datasets, expiry, last use; never the secrets)."""
-    store = _store(twin_dir)
-    path = tokens_path(store)
+    _, path = _tokens(twin_dir)
     records = list_tokens(path)
-    used = last_used(used_path(path))
+    used = token_uses(path)
     table = Table()
     table.add_column("id", no_wrap=True, min_width=8)  # never cut: it is what revoke and rotate take
     for heading in ("role", "datasets", "name", "created", "expires", "last used", "revoked"):
@@ -194,8 +206,7 @@ def token_revoke(
     twin_dir: Path = TWIN_DIR,
 ) -> None:
     """Revoke a token; a running server refuses it from its next request on."""
-    store = _store(twin_dir)
-    path = tokens_path(store)
+    store, path = _tokens(twin_dir)
     record = revoke_token(path, token_id)
     _token_event(store, "token revoked", record)
     console.print(

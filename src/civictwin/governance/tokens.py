@@ -9,6 +9,11 @@ lets no other process write to it meanwhile, yet a token must be creatable and r
 server runs. The file is rewritten atomically (temporary file + rename, under an exclusive lock for
 concurrent CLI calls); :class:`TokenRegistry` re-reads it whenever its modification time, size or
 inode changes, so a running server honours a new or revoked token on its next request.
+
+Replicas of a PostGIS twin on several hosts (``[server] tokens = "database"``) keep the same document
+in the twin's database instead (:class:`civictwin.store.postgis_tokens.TokenDatabase`, picked by
+:func:`token_place`): every function here takes either place, and the registry re-reads the document
+whenever its version changes (one small query per request presenting a token).
 """
 
 from __future__ import annotations
@@ -26,16 +31,24 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from civictwin import durable
-from civictwin.errors import CivicTwinError
+from civictwin.errors import CivicTwinError, ConfigError, StoreError
 from civictwin.locking import exclusive
+
+if TYPE_CHECKING:
+    from civictwin.store.opening import StoreLocation
+    from civictwin.store.postgis_tokens import TokenDatabase
+
+    TokenPlace = Path | TokenDatabase
+    """Where a twin's tokens are: the token file, or a PostGIS twin's database."""
 
 TOKEN_PREFIX = "ct"
 _TOKEN_PATTERN = re.compile(r"^ct_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")
 _DATASET_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _FILE_VERSION = 1
+_T = TypeVar("_T")
 
 
 class TokenError(CivicTwinError):
@@ -113,20 +126,39 @@ def tokens_path(store_path: Path) -> Path:
     return store_path.with_name(store_path.stem + ".tokens.json")
 
 
+def token_place(
+    *, tokens: Literal["file", "database"], location: StoreLocation, store_path: Path
+) -> TokenPlace:
+    """Where the twin's tokens are: ``<store>.tokens.json`` (``tokens = "file"``), or the schema
+    ``civictwin_tokens`` of a PostGIS twin's database (``tokens = "database"``, for replicas on several
+    hosts); a twin not stored in PostGIS cannot keep them in a database (:class:`ConfigError`)."""
+    if tokens == "file":
+        return tokens_path(store_path)
+    if location.dsn is None:
+        raise ConfigError(
+            'tokens = "database" needs a twin stored in PostGIS (the `store` of [twin])',
+            field="server.tokens",
+        )
+    from civictwin.store.postgis_tokens import TokenDatabase
+
+    return TokenDatabase(location.dsn)
+
+
 def hash_token(token: str) -> str:
     """Hex SHA-256 of a token (the secret has 256 random bits, so no salt or slow hash is needed)."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def create_token(
-    path: Path,
+    path: TokenPlace,
     *,
     role: Role,
     datasets: Sequence[str] = (),
     name: str = "",
     lifetime: timedelta | None = None,
 ) -> IssuedToken:
-    """Add a token to the file at ``path`` and return it with its secret (shown once, never stored).
+    """Add a token to the file (or database) at ``path`` and return it with its secret (shown once,
+    never stored).
 
     With ``lifetime`` the token expires that long after now; without, it never expires.
     """
@@ -138,8 +170,7 @@ def create_token(
         raise TokenError("a steward token needs the datasets it stewards", field="--datasets")
     if datasets and role is not Role.STEWARD:
         raise TokenError(f"only steward tokens take datasets, not {role}", field="--datasets")
-    with _locked(path):
-        records = _read(path)
+    with _editing(path) as records:
         token_id = _new_id({r.id for r in records})
         token = f"{TOKEN_PREFIX}_{token_id}_{secrets.token_urlsafe(32)}"
         record = TokenRecord(
@@ -151,21 +182,22 @@ def create_token(
             datasets=datasets,
             expires=_now(lifetime) if lifetime is not None else None,
         )
-        _write(path, [*records, record])
+        records.append(record)
     return IssuedToken(token=token, record=record)
 
 
-def rotate_token(path: Path, token_id: str, *, grace: timedelta, lifetime: timedelta | None) -> IssuedToken:
+def rotate_token(
+    path: TokenPlace, token_id: str, *, grace: timedelta, lifetime: timedelta | None
+) -> IssuedToken:
     """Issue a successor of token ``token_id`` (same role, datasets and name) without downtime.
 
     The old token keeps working for ``grace`` (so its holder can switch over), then expires; the new
     one lives for ``lifetime`` (None: never expires).
     """
-    with _locked(path):
-        records = _read(path)
+    with _editing(path) as records:
         index = next((i for i, r in enumerate(records) if r.id == token_id), None)
         if index is None:
-            raise TokenError(f"no token with id {token_id!r}", path=path)
+            raise TokenError(f"no token with id {token_id!r}", path=_named(path))
         old = records[index]
         if not old.active or old.expired():
             raise TokenError(f"token {token_id} is revoked or expired; create a new one instead")
@@ -183,28 +215,36 @@ def rotate_token(path: Path, token_id: str, *, grace: timedelta, lifetime: timed
             datasets=old.datasets,
             expires=_now(lifetime) if lifetime is not None else None,
         )
-        _write(path, [*records, successor])
+        records.append(successor)
     return IssuedToken(token=token, record=successor)
 
 
-def revoke_token(path: Path, token_id: str) -> TokenRecord:
+def revoke_token(path: TokenPlace, token_id: str) -> TokenRecord:
     """Mark a token revoked (kept in the file so audit lines stay attributable)."""
-    with _locked(path):
-        records = _read(path)
+    with _editing(path) as records:
         for index, record in enumerate(records):
             if record.id == token_id:
                 if not record.active:
                     raise TokenError(f"token {token_id} was already revoked on {record.revoked}")
                 revoked = TokenRecord(**{**asdict(record), "revoked": _now()})
                 records[index] = revoked
-                _write(path, records)
                 return revoked
-    raise TokenError(f"no token with id {token_id!r}", path=path)
+        raise TokenError(f"no token with id {token_id!r}", path=_named(path))  # nothing written
 
 
-def list_tokens(path: Path) -> list[TokenRecord]:
-    """Every token in the file, active and revoked, in creation order."""
-    return _read(path)
+def list_tokens(path: TokenPlace) -> list[TokenRecord]:
+    """Every token in the file (or database), active and revoked, in creation order."""
+    if isinstance(path, Path):
+        return _read(path)
+    return _parsed(_answered(path.document)[1], where=path.path)
+
+
+def token_uses(path: TokenPlace) -> dict[str, str]:
+    """When each token of the file (or database) was last used (ISO 8601, UTC), as far as servers
+    have noted it."""
+    if isinstance(path, Path):
+        return last_used(used_path(path))
+    return {token_id: _iso(moment) for token_id, moment in _answered(path.uses).items()}
 
 
 class TokenExpired(CivicTwinError):
@@ -227,9 +267,8 @@ class TokenRegistry:
     token's last use is noted and written to ``<store>.tokens.used.json`` at most once a minute.
     """
 
-    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: TokenPlace, *, clock: Callable[[], float] = time.time) -> None:
         self.path = path
-        self.used_path = used_path(path)
         self._clock = clock
         self._lock = threading.Lock()
         self._signature: tuple[int, ...] | None = None
@@ -258,6 +297,8 @@ class TokenRegistry:
         return record
 
     def _current(self) -> dict[str, TokenRecord]:
+        if not isinstance(self.path, Path):
+            return self._current_in_database(self.path)
         signature = _signature(self.path)
         with self._lock:
             if signature != self._signature:
@@ -270,6 +311,26 @@ class TokenRegistry:
                 raise self._failure
             return self._records
 
+    def _current_in_database(self, database: TokenDatabase) -> dict[str, TokenRecord]:
+        """The records, read again when the database's version changed (asked on every call). A
+        database that does not answer refuses the call's token (the next call asks again); a document
+        that does not parse refuses every token until it changes, as an unreadable file does."""
+        version = _answered(database.version)
+        with self._lock:
+            if (version,) != self._signature:
+                version, document = _answered(database.document)
+                try:
+                    self._records, self._failure = (
+                        {r.id: r for r in _parsed(document, where=database.path)},
+                        None,
+                    )
+                except TokenError as exc:
+                    self._records, self._failure = {}, exc
+                self._signature = (version,)
+            if self._failure is not None:
+                raise self._failure
+            return self._records
+
     def _note_use(self, token_id: str) -> None:
         now = self._clock()
         with self._lock:
@@ -278,7 +339,11 @@ class TokenRegistry:
                 return
             self._saved_at = now
             used = dict(self._used)
-        save_last_used(self.used_path, used)
+        place = self.path
+        if isinstance(place, Path):
+            save_last_used(used_path(place), used)
+        else:
+            _answered(lambda: place.save_uses(used))
 
 
 def used_path(tokens_file: Path) -> Path:
@@ -328,16 +393,63 @@ def _read(path: Path) -> list[TokenRecord]:
     if not path.exists():
         return []
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return [TokenRecord.from_json(item) for item in data["tokens"]]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise TokenError(f"unreadable token file ({type(exc).__name__}: {exc})", path=path) from None
+    return _parsed(text, where=path)
+
+
+def _parsed(text: str, *, where: Path | str) -> list[TokenRecord]:
+    """The records of a token document (the file's JSON, also what a token database holds)."""
+    try:
+        data = json.loads(text)
+        return [TokenRecord.from_json(item) for item in data["tokens"]]
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise TokenError(f"unreadable token file ({type(exc).__name__}: {exc})", path=where) from None
+
+
+def _document(records: list[TokenRecord]) -> str:
+    return json.dumps({"version": _FILE_VERSION, "tokens": [r.as_json() for r in records]}, indent=2)
 
 
 def _write(path: Path, records: list[TokenRecord]) -> None:
     """Replace the token file atomically and durably; readers see the old or the new file, never half."""
-    payload = json.dumps({"version": _FILE_VERSION, "tokens": [r.as_json() for r in records]}, indent=2)
-    durable.write_text(path, payload, mode=0o600)
+    durable.write_text(path, _document(records), mode=0o600)
+
+
+@contextmanager
+def _editing(path: TokenPlace) -> Iterator[list[TokenRecord]]:
+    """The records of the file (or database), one writer at a time; what the block leaves in the
+    list is written back when it ends without an exception (nothing is written otherwise)."""
+    if isinstance(path, Path):
+        with _locked(path):
+            records = _read(path)
+            yield records
+            _write(path, records)
+        return
+    with _answered_block(), path.editing() as held:
+        records = _parsed(held[0], where=path.path)
+        yield records
+        held[0] = _document(records)
+
+
+def _answered(ask: Callable[[], _T]) -> _T:
+    """``ask()``, a database that does not answer being a :class:`TokenError` (tokens refused)."""
+    with _answered_block():
+        return ask()
+
+
+@contextmanager
+def _answered_block() -> Iterator[None]:
+    try:
+        yield
+    except StoreError as exc:
+        raise TokenError(exc.message, path=exc.path) from None
+
+
+def _named(path: TokenPlace) -> Path | str:
+    """How errors name the place of the tokens (the file, or the database URI: no password)."""
+    return path if isinstance(path, Path) else path.path
 
 
 @contextmanager

@@ -12,18 +12,16 @@ per rule and subject, whichever process tries to open a second one.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from civictwin.config_live import RuleConfig
 from civictwin.errors import StoreError
-from civictwin.store.sidecar import SidecarDatabase, SQLConnection
+from civictwin.store.sidecar import SharedDatabase, SidecarDatabase, SQLConnection
 
 if TYPE_CHECKING:
     from civictwin.config import TwinConfig
@@ -192,23 +190,6 @@ class StoredRule:
     created_by: str
 
 
-class _Database(Protocol):
-    """What the alert store needs of its database: a SQLite file or a PostGIS schema."""
-
-    duplicate_errors: tuple[type[Exception], ...]
-    like: str
-
-    @property
-    def connection(self) -> SQLConnection: ...
-
-    @property
-    def lock(self) -> threading.RLock: ...
-
-    def transaction(self) -> AbstractContextManager[SQLConnection]: ...
-
-    def close(self) -> None: ...
-
-
 ALERT_SCHEMA = "civictwin_alerts"
 """The schema of a PostGIS twin's alerts (never one a build writes or drops)."""
 
@@ -221,7 +202,7 @@ class AlertStore:
     """
 
     def __init__(self, where: Path | str) -> None:
-        self._db: _Database
+        self._db: SharedDatabase
         if isinstance(where, Path):
             self._db = SidecarDatabase(where, schema=_SCHEMA, what="alert")
         else:

@@ -1,10 +1,15 @@
 """Comments, votes and survey observations of public consultations, in one SQLite file per twin
-(``<store>.contributions.sqlite``).
+(``<store>.contributions.sqlite``) or, for a twin stored in PostGIS, in the schema
+``civictwin_contributions`` of its database (:func:`open_contribution_store` picks).
 
-Why beside the twin's store and not in it: a rebuild replaces the twin's database, and contributions
-must survive it; the server writes them while it serves the twin read-only. SQLite in WAL mode (as
-the alert store, :mod:`civictwin.store.alerts`) lets several server processes append and moderate
-while others read, each commit on disk (``synchronous=FULL``) before the call returns.
+Why beside the twin's store and not in it: a rebuild replaces the twin's database (a DuckDB file, or
+a PostGIS twin's ``twin_<id>`` schema), and contributions must survive it; the server writes them
+while it serves the twin read-only. SQLite in WAL mode (as the alert store,
+:mod:`civictwin.store.alerts`) lets several server processes of one host append and moderate while
+others read, each commit on disk (``synchronous=FULL``) before the call returns; the PostGIS schema
+lets replicas on several hosts share them. Both run the same statements. Photo files are never in a
+database: they stay in a local folder on both backends (:meth:`ContributionStore.photo_folder`),
+which replicas on several hosts must share (a network file system) to serve each other's photos.
 
 What is kept is the minimum (GDPR, docs/consultation.md): no name, e-mail or client address; a random
 pseudonym; the SHA-256 of the deletion code handed to the contributor (never the code); the
@@ -20,16 +25,22 @@ file lives in :meth:`ContributionStore.photo_folder`).
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
-from civictwin.store.sidecar import SidecarDatabase
+from civictwin.errors import StoreError
+from civictwin.store.sidecar import SharedDatabase, SidecarDatabase, SQLConnection
+
+if TYPE_CHECKING:
+    from civictwin.store.opening import StoreLocation
+
+CONTRIBUTION_SCHEMA = "civictwin_contributions"
+"""The schema of a PostGIS twin's contributions (never one a build writes or drops)."""
 
 ANONYMOUS_PSEUDONYM = "anonymised"
 POINT_DECIMALS_AFTER_RETENTION = 2
@@ -163,6 +174,24 @@ def contributions_path(store_path: Path) -> Path:
     return store_path.with_name(store_path.stem + ".contributions.sqlite")
 
 
+def open_contribution_store(location: StoreLocation, *, store_path: Path) -> ContributionStore:
+    """The contribution database of a twin (created when missing): for a PostGIS twin (``location``
+    names a database) the schema ``civictwin_contributions`` of that database, shared by every host;
+    else ``<store>.contributions.sqlite``. ``store_path``: the twin's configured store file, beside
+    which the photo folder lies on both backends (``<store>.contributions.sqlite.media``)."""
+    photos = _media(contributions_path(store_path))
+    if location.dsn is not None:
+        return ContributionStore(location.dsn, media=photos)
+    if location.path is None:
+        raise StoreError("a store location names neither a file nor a database")
+    return ContributionStore(contributions_path(location.path), media=photos)
+
+
+def _media(database: Path) -> Path:
+    """The photo folder kept beside the SQLite contribution file ``database`` (or where it would be)."""
+    return database.with_name(database.name + ".media")
+
+
 def _stamp(moment: datetime) -> str:
     """A UTC time as fixed-width ISO 8601 text (so text order is time order)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -172,23 +201,45 @@ def _parse(text: str | None) -> datetime | None:
     return None if text is None else datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
-class ContributionStore(SidecarDatabase):
-    """The contribution database of one twin; safe to share between the threads of a process."""
+class ContributionStore:
+    """The contribution database of one twin; safe to share between the threads of a process.
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, schema=_SCHEMA_BEFORE_INDEXES, what="contribution")
-        with self._transaction() as con:
-            present = {str(row[1]) for row in con.execute("PRAGMA table_info(contributions)")}
-            for name, definition in _ADDED_COLUMNS.items():
-                if name not in present:
-                    con.execute(f"ALTER TABLE contributions ADD COLUMN {definition}")
-            for statement in _INDEXES:
-                con.execute(statement)
+    ``where``: the SQLite file (``<store>.contributions.sqlite``), or the URI of a PostGIS twin's
+    database, whose schema ``civictwin_contributions`` then holds the same tables. ``media``: the
+    photo folder; by default ``<file>.media`` beside a SQLite file, and required with a database URI.
+    """
+
+    def __init__(self, where: Path | str, *, media: Path | None = None) -> None:
+        self._db: SharedDatabase
+        if isinstance(where, Path):
+            self._db = _sqlite_database(where)
+            media = media or _media(where)
+        elif media is None:
+            raise StoreError("a contribution database in PostGIS needs a photo folder", path=where)
+        else:
+            from civictwin.store.postgis_sidecar import DatabaseSidecar
+
+            schema = _SCHEMA_BEFORE_INDEXES + "".join(f"{statement};\n" for statement in _INDEXES)
+            self._db = DatabaseSidecar(where, schema=CONTRIBUTION_SCHEMA, sqlite_schema=schema,
+                                       probe="contributions", what="contribution")  # fmt: skip
+        self.path = where
+        """Where the rows are, as errors name it (the SQLite file, or the database URI: no password)."""
+        self._photos = media
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def secret(self, name: str, make: bytes) -> bytes:
         """The stored secret ``name``, stored as ``make`` the first time (shared by every server process)."""
-        with self._transaction() as con:
-            con.execute("INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)", [name, make])
+        with self._db.transaction() as con:
+            con.execute("INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                        [name, make])  # fmt: skip
             row = con.execute("SELECT value FROM secrets WHERE name = ?", [name]).fetchone()
         return bytes(row[0])
 
@@ -202,7 +253,7 @@ class ContributionStore(SidecarDatabase):
         if not items:
             return []
         latest = max(item.received for item in items)
-        with self._transaction() as con:
+        with self._db.transaction() as con:
             con.execute("DELETE FROM used_challenges WHERE expires < ?", [latest.timestamp()])
             return [_insert(con, item) for item in items]
 
@@ -217,8 +268,8 @@ class ContributionStore(SidecarDatabase):
     ) -> list[Contribution]:
         """Contributions of ``consultation`` in the order they came, optionally of one status and kind."""
         where, params = _where(consultation, status=status, kind=kind)
-        with self._lock:
-            rows = self._con.execute(
+        with self._db.lock:
+            rows = self._db.connection.execute(
                 f"SELECT {_COLUMNS} FROM contributions WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             ).fetchall()
@@ -227,14 +278,16 @@ class ContributionStore(SidecarDatabase):
     def count(self, consultation: str, *, status: Status | None, kind: Kind | None = None) -> int:
         """How many contributions of ``consultation`` there are, optionally of one status and kind."""
         where, params = _where(consultation, status=status, kind=kind)
-        with self._lock:
-            row = self._con.execute(f"SELECT count(*) FROM contributions WHERE {where}", params).fetchone()
+        with self._db.lock:
+            row = self._db.connection.execute(
+                f"SELECT count(*) FROM contributions WHERE {where}", params
+            ).fetchone()
         return int(row[0])
 
     def photo_status(self, consultation: str, photo: str) -> set[Status]:
         """The statuses of the observations of ``consultation`` showing ``photo`` (empty when none does)."""
-        with self._lock:
-            rows = self._con.execute(
+        with self._db.lock:
+            rows = self._db.connection.execute(
                 "SELECT DISTINCT status FROM contributions WHERE consultation = ? AND photo = ?",
                 [consultation, photo],
             ).fetchall()
@@ -242,16 +295,17 @@ class ContributionStore(SidecarDatabase):
 
     def photos(self, consultation: str) -> set[str]:
         """Every photo the observations of ``consultation`` still show (the others may go)."""
-        with self._lock:
-            rows = self._con.execute(
+        with self._db.lock:
+            rows = self._db.connection.execute(
                 "SELECT DISTINCT photo FROM contributions WHERE consultation = ? AND photo IS NOT NULL",
                 [consultation],
             ).fetchall()
         return {str(row[0]) for row in rows}
 
     def photo_folder(self, consultation: str) -> Path:
-        """Where the clean photos of ``consultation``'s survey observations are kept, beside the database."""
-        return self.path.with_name(self.path.name + ".media") / consultation
+        """Where the clean photos of ``consultation``'s survey observations are kept: a local folder
+        on both backends (a database holds only their names)."""
+        return self._photos / consultation
 
     def forget_unused_photos(self, consultation: str, *, grace_s: float = PHOTO_GRACE_S) -> int:
         """Delete the photo files no observation of ``consultation`` shows any longer (deleted on
@@ -270,8 +324,8 @@ class ContributionStore(SidecarDatabase):
 
     def contribution(self, consultation: str, contribution_id: int) -> Contribution | None:
         """One contribution of ``consultation`` (None when there is no such one)."""
-        with self._lock:
-            row = self._con.execute(
+        with self._db.lock:
+            row = self._db.connection.execute(
                 f"SELECT {_COLUMNS} FROM contributions WHERE consultation = ? AND id = ?",
                 [consultation, contribution_id],
             ).fetchone()
@@ -279,7 +333,7 @@ class ContributionStore(SidecarDatabase):
 
     def decide(self, consultation: str, contribution_id: int, decision: Decision, *, now: datetime) -> bool:
         """Record ``decision`` on a pending contribution; False when it is not pending (or absent)."""
-        with self._transaction() as con:
+        with self._db.transaction() as con:
             cursor = con.execute(
                 "UPDATE contributions SET status = ?, reason = ?, moderated_by = ?, moderated_at = ? "
                 "WHERE consultation = ? AND id = ? AND status = 'pending'",
@@ -290,7 +344,7 @@ class ContributionStore(SidecarDatabase):
 
     def delete(self, consultation: str, deletion_sha256: str) -> bool:
         """Delete the contribution whose deletion code hashes to ``deletion_sha256``; False when none."""
-        with self._transaction() as con:
+        with self._db.transaction() as con:
             cursor = con.execute(
                 "DELETE FROM contributions WHERE consultation = ? AND deletion_sha256 = ?",
                 [consultation, deletion_sha256],
@@ -303,7 +357,7 @@ class ContributionStore(SidecarDatabase):
         Returns how many were changed or deleted."""
         cutoff = _stamp(older_than)
         digits = POINT_DECIMALS_AFTER_RETENTION
-        with self._transaction() as con:
+        with self._db.transaction() as con:
             deleted = con.execute(
                 "DELETE FROM contributions WHERE consultation = ? AND anonymised = 0 AND created < ? "
                 "AND status != 'approved'",
@@ -312,11 +366,25 @@ class ContributionStore(SidecarDatabase):
             changed = con.execute(
                 "UPDATE contributions SET pseudonym = NULL, deletion_sha256 = NULL, anonymised = 1, "
                 "created = substr(created, 1, 10) || 'T00:00:00.000000Z', "
-                f"lon = round(lon, {digits}), lat = round(lat, {digits}) "
+                f"lon = round(CAST(lon AS NUMERIC), {digits}), lat = round(CAST(lat AS NUMERIC), {digits}) "
                 "WHERE consultation = ? AND anonymised = 0 AND created < ?",
                 [consultation, cutoff],
             ).rowcount
         return int(deleted) + int(changed)
+
+
+def _sqlite_database(path: Path) -> SidecarDatabase:
+    """The SQLite file at ``path``, with the columns added since the first release added to a file
+    made before them (a PostGIS schema is always made whole)."""
+    database = SidecarDatabase(path, schema=_SCHEMA_BEFORE_INDEXES, what="contribution")
+    with database.transaction() as con:
+        present = {str(row[1]) for row in con.execute("PRAGMA table_info(contributions)")}
+        for name, definition in _ADDED_COLUMNS.items():
+            if name not in present:
+                con.execute(f"ALTER TABLE contributions ADD COLUMN {definition}")
+        for statement in _INDEXES:
+            con.execute(statement)
+    return database
 
 
 def _contribution(row: Any) -> Contribution:
@@ -353,19 +421,23 @@ def _where(consultation: str, *, status: Status | None, kind: Kind | None) -> tu
     return where, params
 
 
-def _insert(con: sqlite3.Connection, item: Queued) -> Contribution | None:
-    """Insert one contribution and spend its challenge (None, and nothing inserted, on a replay)."""
-    try:
-        con.execute("INSERT INTO used_challenges (challenge, expires) VALUES (?, ?)",
-                    [item.challenge, item.challenge_expires])  # fmt: skip
-    except sqlite3.IntegrityError:
+def _insert(con: SQLConnection, item: Queued) -> Contribution | None:
+    """Insert one contribution and spend its challenge (None, and nothing inserted, on a replay).
+
+    A spent challenge is skipped (``ON CONFLICT DO NOTHING``) rather than caught as an error: an error
+    would end a PostgreSQL transaction, and with it the rest of the group commit."""
+    spent = con.execute(
+        "INSERT INTO used_challenges (challenge, expires) VALUES (?, ?) ON CONFLICT (challenge) DO NOTHING",
+        [item.challenge, item.challenge_expires],
+    ).rowcount
+    if spent != 1:
         return None
     new = item.contribution
-    cursor = con.execute(
+    row = con.execute(
         "INSERT INTO contributions (consultation, pseudonym, deletion_sha256, scenario, vote, theme, "
-        "text, lon, lat, created, status, kind, photo) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+        "text, lon, lat, created, status, kind, photo) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?) "
+        f"RETURNING {_COLUMNS}",
         [new.consultation, item.pseudonym, item.deletion_sha256, new.scenario, new.vote, new.theme, new.text,
          new.lon, new.lat, _stamp(item.received), str(new.kind), new.photo],
-    )  # fmt: skip
-    row = con.execute(f"SELECT {_COLUMNS} FROM contributions WHERE id = ?", [cursor.lastrowid]).fetchone()
+    ).fetchone()  # fmt: skip
     return _contribution(row)

@@ -1,7 +1,9 @@
 """A PostGIS twin to and from one ``pg_dump`` archive, for ``civictwin backup`` and ``restore``.
 
-The dump holds the served schema and the ``civictwin`` pointer schema, nothing else of the database
-(custom format, no owners or grants, so it restores into another database and role). While
+The dump holds the served schema, the ``civictwin`` pointer schema and the schemas of what the
+served twin keeps writing (:data:`KEPT_SCHEMAS`: observations, alerts, contributions, proposals,
+tokens, those that exist), nothing else of the database (custom format, no owners or grants, so it
+restores into another database and role). While
 ``pg_dump`` runs, the pointer row is share-locked: a build finishing meanwhile waits at its switch
 instead of dropping the schema being dumped, so the archive holds one whole twin. A restore goes
 only into a database with the postgis extension and no twin yet, in one transaction; should anything
@@ -14,11 +16,22 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import psycopg
 from psycopg import sql
 
 from civictwin.errors import StoreError
+from civictwin.store.alerts import ALERT_SCHEMA
+from civictwin.store.contributions import CONTRIBUTION_SCHEMA
 from civictwin.store.postgis import META_SCHEMA, _check_layout, _check_postgis, _current, connect
+from civictwin.store.postgis_observations import OBSERVATION_SCHEMA
+from civictwin.store.postgis_tokens import TOKEN_SCHEMA
+from civictwin.store.proposals import PROPOSAL_SCHEMA
+
+KEPT_SCHEMAS = (OBSERVATION_SCHEMA, ALERT_SCHEMA, CONTRIBUTION_SCHEMA, PROPOSAL_SCHEMA, TOKEN_SCHEMA)
+"""The schemas a served PostGIS twin writes and no build touches, backed up with it (the rate buckets
+of ``civictwin_serving`` are not: they are emptied at every start)."""
 
 
 def dump_twin(dsn: str, target: Path) -> None:
@@ -34,9 +47,10 @@ def dump_twin(dsn: str, target: Path) -> None:
             if row is None:
                 raise StoreError("the database holds no twin to back up (run civictwin build)", path=dsn)
             _check_layout(int(row[1]), dsn)
+            kept = [f"--schema={schema}" for schema in _kept_schemas(con)]
             _run(
                 [pg_dump, "--format=custom", "--no-owner", "--no-privileges", f"--schema={META_SCHEMA}",
-                 f"--schema={row[0]}", "--strict-names", f"--file={target}", f"--dbname={dsn}"],
+                 f"--schema={row[0]}", *kept, "--strict-names", f"--file={target}", f"--dbname={dsn}"],
                 dsn,
             )  # fmt: skip
     finally:
@@ -51,6 +65,11 @@ def restore_twin(dsn: str, dump: Path) -> None:
         _check_postgis(con, dsn)
         if _current(con) is not None:
             raise StoreError("the database already holds a twin; restore into an empty one", path=dsn)
+        present = _kept_schemas(con)
+        if present:
+            raise StoreError(
+                f"the database already holds the schema {present[0]}; restore into an empty one", path=dsn
+            )
         _run(
             [pg_restore, "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
              f"--dbname={dsn}", str(dump)],
@@ -70,9 +89,17 @@ def drop_twin(dsn: str) -> None:
         with con.transaction():
             if current is not None:
                 con.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(current[0])))
-            con.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(META_SCHEMA)))
+            for schema in (META_SCHEMA, *KEPT_SCHEMAS):  # none of these was there before the restore
+                con.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
     finally:
         con.close()
+
+
+def _kept_schemas(con: psycopg.Connection[Any]) -> list[str]:
+    """Which of :data:`KEPT_SCHEMAS` the database holds, in that order."""
+    rows = con.execute("SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)", [list(KEPT_SCHEMAS)])
+    found = {str(row[0]) for row in rows}
+    return [schema for schema in KEPT_SCHEMAS if schema in found]
 
 
 def _program(name: str) -> str:

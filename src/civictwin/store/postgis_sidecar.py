@@ -50,13 +50,15 @@ _TYPES = (
     (r"\bINTEGER\b", "bigint"),
     (r"\bREAL\b", "double precision"),
     (r"\bTEXT\b", "text"),
+    (r"\bBLOB\b", "bytea"),
     (r"\)\s*WITHOUT ROWID", ")"),
 )
 
 
 def postgres_tables(sqlite_schema: str) -> list[str]:
     """The statements of a SQLite schema in PostgreSQL's types: SQLite's 64-bit ``INTEGER`` as
-    ``bigint`` (an ``INTEGER PRIMARY KEY`` as an identity), ``REAL`` as ``double precision``."""
+    ``bigint`` (an ``INTEGER PRIMARY KEY`` as an identity), ``REAL`` as ``double precision``,
+    ``BLOB`` as ``bytea``."""
     statements = []
     for statement in sqlite_schema.split(";"):
         if statement.strip():
@@ -109,22 +111,37 @@ def ensure_schema(
 class DatabaseSidecar:
     """One schema of a PostGIS twin's database with ``sqlite_schema``'s tables, over one connection
     shared by the threads of a process (as :class:`~civictwin.store.sidecar.SidecarDatabase`);
-    ``what`` names it in errors ("alert")."""
+    ``what`` names it in errors ("alert"); ``seed``: rows written with the tables (as
+    :func:`ensure_schema`). With ``serial_writes`` every write transaction first takes
+    a transaction-level advisory lock of the schema, so that, as SQLite's ``BEGIN IMMEDIATE``, one
+    writer at a time (of every process on every host) reads and changes the tables: for a store whose
+    transactions check rows before changing them (a state machine, a limit over several rows)."""
 
     duplicate_errors: tuple[type[Exception], ...] = (psycopg.errors.UniqueViolation,)
     """A row that breaks a unique key (as ``sqlite3.IntegrityError`` for the SQLite sidecar)."""
     like = "ILIKE"
     """The text-prefix operator, case-insensitive as the SQLite sidecar's ``LIKE``."""
 
-    def __init__(self, dsn: str, *, schema: str, sqlite_schema: str, probe: str, what: str) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str,
+        sqlite_schema: str,
+        probe: str,
+        what: str,
+        serial_writes: bool = False,
+        seed: Sequence[tuple[str, Sequence[Any]]] = (),
+    ) -> None:
         self.path = dsn
         """Where the store is, as errors name it (the database URI: no password)."""
         self._schema = schema
+        self._serial_writes = serial_writes
         self._what = what
         self._lock = threading.RLock()
         raw = connect(dsn)
         try:
-            ensure_schema(raw, schema=schema, sqlite_schema=sqlite_schema, probe=probe, dsn=dsn)
+            ensure_schema(raw, schema=schema, sqlite_schema=sqlite_schema, probe=probe, dsn=dsn, seed=seed)
             raw.execute(f"SET search_path TO {schema}")
         except psycopg.Error as exc:
             raw.close()
@@ -156,11 +173,14 @@ class DatabaseSidecar:
 
     @contextmanager
     def transaction(self) -> Iterator[PostgresConnection]:
-        """One transaction, one thread of the process at a time; committed at the end (durable with
-        the server's default ``synchronous_commit``), rolled back on any exception."""
+        """One transaction, one thread of the process at a time (and one writer of every process
+        with ``serial_writes``); committed at the end (durable with the server's default
+        ``synchronous_commit``), rolled back on any exception."""
         with self._lock:
             con = self.connection
             with con.raw.transaction():
+                if self._serial_writes:
+                    con.raw.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{self._schema}.writes"])
                 yield con
 
     @property

@@ -1,9 +1,14 @@
-"""Citizen proposals and their runs, in one SQLite file per twin (``<store>.proposals.sqlite``).
+"""Citizen proposals and their runs, in one SQLite file per twin (``<store>.proposals.sqlite``) or,
+for a twin stored in PostGIS, in the schema ``civictwin_proposals`` of its database
+(:func:`open_proposal_store` picks; the same statements on both).
 
 Beside the twin's store for the reasons contributions are (:mod:`civictwin.store.contributions`): a
 rebuild replaces the store, proposals must survive it, and the server writes them while serving the
-twin read-only. The file is also the run queue's only state, so the queue survives a restart and
-several server processes share it: each claim of a queued proposal is one immediate transaction.
+twin read-only. The database is also the run queue's only state, so the queue survives a restart and
+several server processes (on several hosts, with PostGIS) share it: every write is one transaction
+with the store to itself (SQLite's ``BEGIN IMMEDIATE``; on PostgreSQL an advisory lock of the schema
+taken first), so a claim counts the running proposals, checks the day's cap and starts the oldest
+queued one with no other process changing any of them meanwhile.
 
 A proposal moves through these states, and only along :data:`TRANSITIONS` (anything else is refused)::
 
@@ -24,15 +29,18 @@ given: no name, e-mail or client address. After the consultation's retention per
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
-from civictwin.store.sidecar import SidecarDatabase
+from civictwin.errors import StoreError
+from civictwin.store.sidecar import SharedDatabase, SidecarDatabase, SQLConnection
+
+if TYPE_CHECKING:
+    from civictwin.store.opening import StoreLocation
 
 
 class State(StrEnum):
@@ -65,6 +73,8 @@ PUBLIC_STATES = frozenset(
 )
 
 ANONYMOUS_PSEUDONYM = "anonymised"
+PROPOSAL_SCHEMA = "civictwin_proposals"
+"""The schema of a PostGIS twin's proposals (never one a build writes or drops)."""
 _STATES_SQL = ", ".join(f"'{s}'" for s in State)
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS proposals (
@@ -150,6 +160,16 @@ def proposals_path(store_path: Path) -> Path:
     return store_path.with_name(store_path.stem + ".proposals.sqlite")
 
 
+def open_proposal_store(location: StoreLocation) -> ProposalStore:
+    """The proposal database of a twin (created when missing): for a PostGIS twin the schema
+    ``civictwin_proposals`` of its database, shared by every host; else ``<store>.proposals.sqlite``."""
+    if location.dsn is not None:
+        return ProposalStore(location.dsn)
+    if location.path is None:
+        raise StoreError("a store location names neither a file nor a database")
+    return ProposalStore(proposals_path(location.path))
+
+
 def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -158,27 +178,49 @@ def _parse(text: str | None) -> datetime | None:
     return None if text is None else datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
-class ProposalStore(SidecarDatabase):
-    """The proposal database of one twin; safe to share between the threads of a process."""
+class ProposalStore:
+    """The proposal database of one twin; safe to share between the threads of a process.
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, schema=_SCHEMA, what="proposal")
+    ``where``: the SQLite file (``<store>.proposals.sqlite``), or the URI of a PostGIS twin's
+    database, whose schema ``civictwin_proposals`` then holds the same table.
+    """
+
+    def __init__(self, where: Path | str) -> None:
+        self._db: SharedDatabase
+        if isinstance(where, Path):
+            self._db = SidecarDatabase(where, schema=_SCHEMA, what="proposal")
+        else:
+            from civictwin.store.postgis_sidecar import DatabaseSidecar
+
+            self._db = DatabaseSidecar(where, schema=PROPOSAL_SCHEMA, sqlite_schema=_SCHEMA, probe="proposals",
+                                       what="proposal", serial_writes=True)  # fmt: skip
+        self.path = where
+        """Where the proposals are, as errors name it (the SQLite file, or the database URI: no password)."""
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def add(self, new: NewProposal, *, now: datetime) -> Proposal:
         """Store a submitted proposal."""
-        with self._transaction() as con:
-            cursor = con.execute(
+        with self._db.transaction() as con:
+            row = con.execute(
                 "INSERT INTO proposals (consultation, pseudonym, title, description, interventions, created, "
-                "state, deletion_sha256) VALUES (?, ?, ?, ?, ?, ?, 'submitted', ?)",
+                f"state, deletion_sha256) VALUES (?, ?, ?, ?, ?, ?, 'submitted', ?) RETURNING {_COLUMNS}",
                 [new.consultation, new.pseudonym, new.title, new.description,
                  json.dumps(list(new.interventions)), _stamp(now), new.deletion_sha256],
-            )  # fmt: skip
-            return _one(con, int(cursor.lastrowid or 0))
+            ).fetchone()  # fmt: skip
+        return _proposal(row)
 
     def proposal(self, proposal_id: int) -> Proposal | None:
         """One proposal (None when there is no such one)."""
-        with self._lock:
-            row = self._con.execute(
+        with self._db.lock:
+            row = self._db.connection.execute(
                 f"SELECT {_COLUMNS} FROM proposals WHERE id = ?", [proposal_id]
             ).fetchone()
         return None if row is None else _proposal(row)
@@ -189,8 +231,8 @@ class ProposalStore(SidecarDatabase):
         if states is not None:
             where += f" AND state IN ({', '.join('?' for _ in states)})"
             params += [str(s) for s in states]
-        with self._lock:
-            rows = self._con.execute(
+        with self._db.lock:
+            rows = self._db.connection.execute(
                 f"SELECT {_COLUMNS} FROM proposals WHERE {where} ORDER BY id", params
             ).fetchall()
         return [_proposal(row) for row in rows]
@@ -200,7 +242,7 @@ class ProposalStore(SidecarDatabase):
     ) -> Proposal:
         """Approve (queue) or reject a submitted proposal, recording the reason and who decided."""
         target = State.QUEUED if approve else State.REJECTED
-        with self._transaction() as con:
+        with self._db.transaction() as con:
             _move(con, proposal_id, target)
             con.execute(
                 "UPDATE proposals SET decided_at = ?, decided_by = ?, decided_role = ?, reason = ? WHERE id = ?",
@@ -210,7 +252,7 @@ class ProposalStore(SidecarDatabase):
 
     def cancel(self, proposal_id: int, *, reason: str, by: str, role: str, now: datetime) -> Proposal:
         """Cancel a queued proposal (at once) or a running one (``cancelling`` until its run stops)."""
-        with self._transaction() as con:
+        with self._db.transaction() as con:
             current = _one(con, proposal_id)
             target = State.CANCELLED if current.state is State.QUEUED else State.CANCELLING
             _move(con, proposal_id, target)
@@ -229,7 +271,7 @@ class ProposalStore(SidecarDatabase):
         first started this UTC day; None when nothing may start. ``comparison`` names the comparison
         its run writes (default ``proposal-<id>-<consultation>``, cut to 128 characters)."""
         midnight = _stamp(now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0))
-        with self._transaction() as con:
+        with self._db.transaction() as con:
             running = con.execute(
                 "SELECT count(*) FROM proposals WHERE state IN ('running', 'cancelling')"
             ).fetchone()[0]
@@ -257,14 +299,14 @@ class ProposalStore(SidecarDatabase):
 
     def beat(self, proposal_id: int, *, now: datetime) -> State | None:
         """Record that the proposal's run is alive; returns its state (``cancelling``: stop the run)."""
-        with self._transaction() as con:
+        with self._db.transaction() as con:
             con.execute("UPDATE proposals SET heartbeat = ? WHERE id = ?", [_stamp(now), proposal_id])
             row = con.execute("SELECT state FROM proposals WHERE id = ?", [proposal_id]).fetchone()
         return None if row is None else State(row[0])
 
     def finish(self, proposal_id: int, state: State, *, outcome: str | None, now: datetime) -> Proposal:
         """End a run: ``done``, ``failed`` or ``cancelled`` (a cancellation keeps its recorded reason)."""
-        with self._transaction() as con:
+        with self._db.transaction() as con:
             _move(con, proposal_id, state)
             con.execute(
                 "UPDATE proposals SET finished = ?, outcome = coalesce(?, outcome) WHERE id = ?",
@@ -277,7 +319,7 @@ class ProposalStore(SidecarDatabase):
         stopped: the next run resumes its completed seeds), and mark cancelled those that were being
         cancelled. Returns the ids recovered."""
         cutoff = _stamp(now - timedelta(seconds=stale_after_s))
-        with self._transaction() as con:
+        with self._db.transaction() as con:
             rows = con.execute(
                 "SELECT id, state FROM proposals WHERE state IN ('running', 'cancelling') AND heartbeat < ?",
                 [cutoff],
@@ -289,7 +331,7 @@ class ProposalStore(SidecarDatabase):
     def delete(self, consultation: str, deletion_sha256: str) -> Proposal | None:
         """Delete the proposal whose deletion code hashes to ``deletion_sha256`` (None when none does);
         a proposal being simulated is kept (:class:`TransitionError`): its run must end first."""
-        with self._transaction() as con:
+        with self._db.transaction() as con:
             row = con.execute(
                 "SELECT id FROM proposals WHERE consultation = ? AND deletion_sha256 = ?",
                 [consultation, deletion_sha256],
@@ -309,7 +351,7 @@ class ProposalStore(SidecarDatabase):
         (submitted, rejected) deleted, the others without pseudonym, deletion code or time of day.
         Returns the deleted ones (their files go too)."""
         cutoff = _stamp(older_than)
-        with self._transaction() as con:
+        with self._db.transaction() as con:
             rows = con.execute(
                 f"SELECT {_COLUMNS} FROM proposals WHERE consultation = ? AND anonymised = 0 AND created < ? "
                 "AND state IN ('submitted', 'rejected')",
@@ -331,12 +373,12 @@ class ProposalStore(SidecarDatabase):
     def release(self, proposal_id: int, *, now: datetime) -> Proposal:
         """Hand back a run this server stopped (it shuts down): re-queued, or cancelled when it was
         being cancelled."""
-        with self._transaction() as con:
+        with self._db.transaction() as con:
             _release(con, proposal_id, _one(con, proposal_id).state, now=now)
             return _one(con, proposal_id)
 
 
-def _release(con: sqlite3.Connection, proposal_id: int, state: State, *, now: datetime) -> None:
+def _release(con: SQLConnection, proposal_id: int, state: State, *, now: datetime) -> None:
     if state is State.CANCELLING:
         _move(con, proposal_id, State.CANCELLED)
         con.execute("UPDATE proposals SET finished = ? WHERE id = ?", [_stamp(now), proposal_id])
@@ -348,7 +390,7 @@ def _release(con: sqlite3.Connection, proposal_id: int, state: State, *, now: da
     )
 
 
-def _move(con: sqlite3.Connection, proposal_id: int, target: State) -> None:
+def _move(con: SQLConnection, proposal_id: int, target: State) -> None:
     """Set the state of ``proposal_id`` to ``target`` if :data:`TRANSITIONS` allows it."""
     row = con.execute("SELECT state FROM proposals WHERE id = ?", [proposal_id]).fetchone()
     if row is None:
@@ -359,7 +401,7 @@ def _move(con: sqlite3.Connection, proposal_id: int, target: State) -> None:
     con.execute("UPDATE proposals SET state = ? WHERE id = ?", [str(target), proposal_id])
 
 
-def _one(con: sqlite3.Connection, proposal_id: int) -> Proposal:
+def _one(con: SQLConnection, proposal_id: int) -> Proposal:
     row = con.execute(f"SELECT {_COLUMNS} FROM proposals WHERE id = ?", [proposal_id]).fetchone()
     if row is None:
         raise KeyError(proposal_id)

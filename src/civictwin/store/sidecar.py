@@ -103,3 +103,22 @@ class SQLConnection(Protocol):
     def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Rows: ...
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Rows: ...
+
+
+class SharedDatabase(Protocol):
+    """What a store written while the twin is served needs of its database: a SQLite file beside a
+    DuckDB twin (:class:`SidecarDatabase`) or a schema of a PostGIS twin's database
+    (:class:`civictwin.store.postgis_sidecar.DatabaseSidecar`)."""
+
+    duplicate_errors: tuple[type[Exception], ...]
+    like: str
+
+    @property
+    def connection(self) -> SQLConnection: ...
+
+    @property
+    def lock(self) -> threading.RLock: ...
+
+    def transaction(self) -> AbstractContextManager[SQLConnection]: ...
+
+    def close(self) -> None: ...

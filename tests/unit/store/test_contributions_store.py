@@ -1,12 +1,20 @@
-"""The contribution database: one proof of work per contribution even within one group commit,
-anonymisation after retention with hand-checked values, deletion by code hash."""
+"""The contribution database on both backends (a SQLite file beside a DuckDB twin, the schema
+``civictwin_contributions`` of a PostGIS twin's database), with the same expected values: one proof of
+work per contribution even within one group commit and across connections, anonymisation after
+retention with hand-checked values, deletion by code hash; on PostGIS, left alone by a rebuild."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+from pgtwin import PASSWORD, PostGIS, build_layers
+
+from civictwin.errors import StoreError
 from civictwin.store.contributions import (
+    CONTRIBUTION_SCHEMA,
     ContributionStore,
     Decision,
     Kind,
@@ -14,7 +22,9 @@ from civictwin.store.contributions import (
     Queued,
     Status,
     contributions_path,
+    open_contribution_store,
 )
+from civictwin.store.opening import StoreLocation
 
 DAY1 = datetime(2026, 12, 10, 14, 30, 5, tzinfo=UTC)
 
@@ -30,37 +40,52 @@ def test_the_file_sits_beside_the_store_and_not_in_it(tmp_path: Path) -> None:
     assert contributions_path(tmp_path / "city.duckdb") == tmp_path / "city.contributions.sqlite"
 
 
-def test_a_challenge_spent_twice_in_one_batch_stores_once(tmp_path: Path) -> None:
-    with ContributionStore(tmp_path / "c.sqlite") as store:
-        first, replay, other = store.add_many(
-            [_queued("a"), _queued("a", code="h2"), _queued("b", code="h3")]
-        )
-        assert first is not None and other is not None and replay is None
-        assert [c.id for c in store.contributions("c1", status=Status.PENDING)] == [first.id, other.id]
+@pytest.fixture(params=["sqlite", "postgis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ContributionStore]:
+    """An empty contribution database of the twin ``tmp_path/twin.duckdb``: a SQLite file beside it,
+    or the schema of a fresh PostGIS database; the photo folder beside the twin's files on both."""
+    if request.param == "postgis":
+        location = StoreLocation(kind="postgis", dsn=request.getfixturevalue("postgis_url"))
+    else:
+        location = StoreLocation.of_file(tmp_path / "twin.duckdb")
+    with open_contribution_store(location, store_path=tmp_path / "twin.duckdb") as opened:
+        yield opened
 
 
-def test_anonymisation_after_retention(tmp_path: Path) -> None:
-    with ContributionStore(tmp_path / "c.sqlite") as store:
-        kept, dropped = store.add_many(
-            [_queued("a", code="h1"), _queued("b", code="h2", text="never approved")]
-        )
-        assert kept is not None and dropped is not None
-        assert store.decide("c1", kept.id, Decision(Status.APPROVED, "fine", "mod1"), now=DAY1)
-        assert store.anonymise("c1", older_than=DAY1) == 0  # made at DAY1 exactly: not older
-        assert store.anonymise("c1", older_than=datetime(2026, 12, 11, tzinfo=UTC)) == 2
-        (after,) = store.contributions("c1", status=None)
-        assert (after.id, after.pseudonym, after.lon, after.lat) == (kept.id, "anonymised", 24.95, 60.17)
-        assert after.created == datetime(2026, 12, 10, tzinfo=UTC) and after.anonymised
-        assert (after.text, after.vote, after.reason) == ("Safer streets", "for", "fine")
-        assert not store.delete("c1", "h1")  # the deletion code's hash is gone with the pseudonym
+def test_a_challenge_spent_twice_in_one_batch_stores_once(store: ContributionStore) -> None:
+    first, replay, other = store.add_many([_queued("a"), _queued("a", code="h2"), _queued("b", code="h3")])
+    assert first is not None and other is not None and replay is None
+    assert [c.id for c in store.contributions("c1", status=Status.PENDING)] == [first.id, other.id]
 
 
-def test_deletion_by_code_hash(tmp_path: Path) -> None:
-    with ContributionStore(tmp_path / "c.sqlite") as store:
-        store.add_many([_queued("a", code="h1")])
-        assert not store.delete("other", "h1")  # another consultation's code space
-        assert store.delete("c1", "h1")
-        assert store.contributions("c1", status=None) == []
+def test_a_challenge_spent_through_another_connection_is_a_replay(store: ContributionStore) -> None:
+    """Two server processes (two connections) share the spent challenges and the proof-of-work key."""
+    (first,) = store.add_many([_queued("a")])
+    with ContributionStore(store.path, media=store.photo_folder("c1").parent) as other:
+        assert other.add_many([_queued("a", code="h2"), _queued("b", code="h3")])[0] is None
+        assert other.secret("proof", b"key-one") == b"key-one"
+        assert store.secret("proof", b"key-two") == b"key-one"
+    assert first is not None and store.count("c1", status=Status.PENDING) == 2
+
+
+def test_anonymisation_after_retention(store: ContributionStore) -> None:
+    kept, dropped = store.add_many([_queued("a", code="h1"), _queued("b", code="h2", text="never approved")])
+    assert kept is not None and dropped is not None
+    assert store.decide("c1", kept.id, Decision(Status.APPROVED, "fine", "mod1"), now=DAY1)
+    assert store.anonymise("c1", older_than=DAY1) == 0  # made at DAY1 exactly: not older
+    assert store.anonymise("c1", older_than=datetime(2026, 12, 11, tzinfo=UTC)) == 2
+    (after,) = store.contributions("c1", status=None)
+    assert (after.id, after.pseudonym, after.lon, after.lat) == (kept.id, "anonymised", 24.95, 60.17)
+    assert after.created == datetime(2026, 12, 10, tzinfo=UTC) and after.anonymised
+    assert (after.text, after.vote, after.reason) == ("Safer streets", "for", "fine")
+    assert not store.delete("c1", "h1")  # the deletion code's hash is gone with the pseudonym
+
+
+def test_deletion_by_code_hash(store: ContributionStore) -> None:
+    store.add_many([_queued("a", code="h1")])
+    assert not store.delete("other", "h1")  # another consultation's code space
+    assert store.delete("c1", "h1")
+    assert store.contributions("c1", status=None) == []
 
 
 OLD_SCHEMA = """CREATE TABLE contributions (id INTEGER PRIMARY KEY, consultation TEXT NOT NULL, pseudonym TEXT,
@@ -84,29 +109,53 @@ def test_a_database_from_before_surveys_gains_kind_and_photo(tmp_path: Path) -> 
         assert store.contributions("c1", status=None, kind=Kind.OBSERVATION) == []
 
 
-def test_observations_beside_comments_and_their_photos(tmp_path: Path) -> None:
+def test_observations_beside_comments_and_their_photos(store: ContributionStore, tmp_path: Path) -> None:
     """Kinds are counted apart; a photo file no observation names any longer is swept (after its grace)."""
     seen = NewContribution(consultation="c1", scenario="", theme="pothole", text="hole", vote=None,
                            lon=24.9, lat=60.1, kind=Kind.OBSERVATION, photo="a" * 64 + ".jpg")  # fmt: skip
-    with ContributionStore(tmp_path / "c.sqlite") as store:
-        comment, observation = store.add_many([
-            _queued("a"),
-            Queued(contribution=seen, pseudonym="Resident BBBBBB", deletion_sha256="h2", challenge="b",
-                   challenge_expires=DAY1.timestamp() + 600, received=DAY1),
-        ])  # fmt: skip
-        assert comment is not None and observation is not None
-        assert (observation.kind, observation.photo, observation.theme) == (
-            Kind.OBSERVATION, "a" * 64 + ".jpg", "pothole")  # fmt: skip
-        assert store.count("c1", status=Status.PENDING) == 2
-        assert store.count("c1", status=Status.PENDING, kind=Kind.COMMENT) == 1
-        assert store.photo_status("c1", "a" * 64 + ".jpg") == {Status.PENDING}
-        folder = store.photo_folder("c1")
-        assert folder == tmp_path / "c.sqlite.media" / "c1"
-        folder.mkdir(parents=True)
-        for name in ("a" * 64 + ".jpg", "b" * 64 + ".jpg"):
-            (folder / name).write_bytes(b"jpeg")
-        assert store.forget_unused_photos("c1") == 0  # both just written: within the grace period
-        assert store.forget_unused_photos("c1", grace_s=0.0) == 1
-        assert sorted(p.name for p in folder.iterdir()) == ["a" * 64 + ".jpg"]
-        assert store.delete("c1", "h2")
-        assert store.forget_unused_photos("c1", grace_s=0.0) == 1 and list(folder.iterdir()) == []
+    comment, observation = store.add_many([
+        _queued("a"),
+        Queued(contribution=seen, pseudonym="Resident BBBBBB", deletion_sha256="h2", challenge="b",
+               challenge_expires=DAY1.timestamp() + 600, received=DAY1),
+    ])  # fmt: skip
+    assert comment is not None and observation is not None
+    assert (observation.kind, observation.photo, observation.theme) == (
+        Kind.OBSERVATION, "a" * 64 + ".jpg", "pothole")  # fmt: skip
+    assert store.count("c1", status=Status.PENDING) == 2
+    assert store.count("c1", status=Status.PENDING, kind=Kind.COMMENT) == 1
+    assert store.photo_status("c1", "a" * 64 + ".jpg") == {Status.PENDING}
+    folder = store.photo_folder("c1")
+    assert folder == tmp_path / "twin.contributions.sqlite.media" / "c1"
+    folder.mkdir(parents=True)
+    for name in ("a" * 64 + ".jpg", "b" * 64 + ".jpg"):
+        (folder / name).write_bytes(b"jpeg")
+    assert store.forget_unused_photos("c1") == 0  # both just written: within the grace period
+    assert store.forget_unused_photos("c1", grace_s=0.0) == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["a" * 64 + ".jpg"]
+    assert store.delete("c1", "h2")
+    assert store.forget_unused_photos("c1", grace_s=0.0) == 1 and list(folder.iterdir()) == []
+
+
+def test_a_database_without_a_photo_folder_is_refused() -> None:
+    with pytest.raises(StoreError, match="needs a photo folder"):
+        ContributionStore("postgresql://civictwin@127.0.0.1:1/twin")
+
+
+def test_postgis_contributions_survive_a_rebuild_in_their_own_schema(
+    postgis: PostGIS, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    url = postgis.new_database()
+    location = StoreLocation(kind="postgis", dsn=url)
+    build_layers(location, 5)
+    with open_contribution_store(location, store_path=tmp_path / "twin.duckdb") as store:
+        (stored,) = store.add_many([_queued("a")])
+        assert stored is not None
+    build_layers(location, 3)
+    name = url.rsplit("/", 1)[1]
+    assert postgis.query(name, f"SELECT id, text, status FROM {CONTRIBUTION_SCHEMA}.contributions") == [
+        (stored.id, "Safer streets", "pending")
+    ]
+    with open_contribution_store(location, store_path=tmp_path / "twin.duckdb") as after:
+        assert after.contributions("c1", status=Status.PENDING) == [stored]
+    assert not (tmp_path / "twin.contributions.sqlite").exists()

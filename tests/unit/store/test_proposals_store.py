@@ -1,19 +1,30 @@
 """The proposal store's state machine, its run claims under the limits (one at a time, a cap per UTC
-day), cancellation, and what happens to a run whose server stopped (docs/consultation.md#citizen-proposals)."""
+day), cancellation, and what happens to a run whose server stopped (docs/consultation.md#citizen-proposals),
+on both backends (a SQLite file beside a DuckDB twin, the schema ``civictwin_proposals`` of a PostGIS
+twin's database) with the same expected values; claims from two processes at once never start one
+proposal twice nor pass the limits; on PostGIS, left alone by a rebuild."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pgtwin import PASSWORD, PostGIS, build_layers
 
+from civictwin.store.opening import StoreLocation
 from civictwin.store.proposals import (
+    PROPOSAL_SCHEMA,
     TRANSITIONS,
     NewProposal,
     ProposalStore,
     State,
     TransitionError,
+    open_proposal_store,
     proposals_path,
 )
 
@@ -34,9 +45,16 @@ def _approved(store: ProposalStore, count: int) -> list[int]:
     return ids
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> ProposalStore:
-    return ProposalStore(proposals_path(tmp_path / "twin.duckdb"))
+@pytest.fixture(params=["sqlite", "postgis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ProposalStore]:
+    """An empty proposal database: a SQLite file beside ``tmp_path/twin.duckdb``, or the schema of a
+    fresh PostGIS database."""
+    if request.param == "postgis":
+        location = StoreLocation(kind="postgis", dsn=request.getfixturevalue("postgis_url"))
+    else:
+        location = StoreLocation.of_file(tmp_path / "twin.duckdb")
+    with open_proposal_store(location) as opened:
+        yield opened
 
 
 def test_the_file_sits_beside_the_store(tmp_path: Path) -> None:
@@ -126,13 +144,11 @@ def test_a_run_whose_server_stopped_is_requeued_and_resumes_under_the_same_compa
     assert again.comparison == f"proposal-{running}-c1"
 
 
-def test_a_new_store_on_the_same_file_sees_the_queue(tmp_path: Path) -> None:
-    path = proposals_path(tmp_path / "twin.duckdb")
-    with ProposalStore(path) as first:
-        (pid,) = _approved(first, 1)
-        first.claim(concurrent=1, per_day=5, now=T0)
-        first.release(pid, now=T0)
-    with ProposalStore(path) as second:
+def test_a_new_store_on_the_same_database_sees_the_queue(store: ProposalStore) -> None:
+    (pid,) = _approved(store, 1)
+    store.claim(concurrent=1, per_day=5, now=T0)
+    store.release(pid, now=T0)
+    with ProposalStore(store.path) as second:
         found = second.proposal(pid)
         assert found is not None and found.state is State.QUEUED
 
@@ -173,3 +189,66 @@ def test_anonymisation_after_retention_deletes_the_unpublished_and_drops_identif
     assert store.delete("c1", "sha-of-Old done") is None  # its deletion code is gone
     fresh = store.proposal(recent)
     assert fresh is not None and fresh.pseudonym == "Resident ABCDEF"
+
+
+CLAIMER = """
+import json, sys
+from datetime import datetime
+from civictwin.store.proposals import ProposalStore
+from pathlib import Path
+where = sys.argv[1]
+with ProposalStore(Path(where[5:]) if where.startswith("file:") else where) as store:
+    print("ready", flush=True)
+    sys.stdin.readline()
+    claimed = []
+    while (found := store.claim(concurrent=100, per_day=30, now=datetime.fromisoformat(sys.argv[2]))):
+        claimed.append(found.id)
+print(json.dumps(claimed))
+"""
+
+
+def test_two_processes_claiming_at_once_start_each_proposal_once_within_the_day_cap(
+    store: ProposalStore,
+) -> None:
+    """Two server processes (on two hosts, for PostGIS) claim from one queue of 40 approved proposals
+    at the same moment: 30 start in all (the day's cap), each once, the oldest first."""
+    ids = _approved(store, 40)
+    where = f"file:{store.path}" if isinstance(store.path, Path) else store.path
+    claimers = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLAIMER, where, T0.isoformat()],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for claimer in claimers:
+        assert claimer.stdout is not None and claimer.stdout.readline() == "ready\n"
+    for claimer in claimers:  # both start together
+        assert claimer.stdin is not None
+        claimer.stdin.write("go\n")
+        claimer.stdin.flush()
+    claimed = [json.loads(claimer.communicate(timeout=60)[0]) for claimer in claimers]
+    assert sorted(claimed[0] + claimed[1]) == ids[:30]
+    assert all(got == sorted(got) for got in claimed)  # each process took the oldest left each time
+    assert [p.state for p in store.proposals("c1")].count(State.RUNNING) == 30
+
+
+def test_postgis_proposals_survive_a_rebuild_in_their_own_schema(
+    postgis: PostGIS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    url = postgis.new_database()
+    location = StoreLocation(kind="postgis", dsn=url)
+    build_layers(location, 5)
+    with open_proposal_store(location) as proposals:
+        (pid,) = _approved(proposals, 1)
+    build_layers(location, 3)
+    name = url.rsplit("/", 1)[1]
+    assert postgis.query(name, f"SELECT id, title, state FROM {PROPOSAL_SCHEMA}.proposals") == [
+        (pid, "Proposal 0", "queued")
+    ]
+    with open_proposal_store(location) as after:
+        claimed = after.claim(concurrent=1, per_day=5, now=T0)
+        assert claimed is not None and claimed.id == pid
