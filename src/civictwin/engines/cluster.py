@@ -22,7 +22,9 @@ runs the seed again on another worker: up to its ``distributed.scheduler.allowed
 default, so at most 4 attempts) before the seed fails with a one-line error. The seed's process on
 the lost worker dies with it (Linux: ``PR_SET_PDEATHSIG``), so no seed is ever saved twice. Each run
 again is reported in the ensemble's notes. ``local`` starts a ``LocalCluster`` of ``workers``
-one-thread worker processes for the run and stops it afterwards.
+one-thread worker processes for the run (on a thread, while the scenarios are prepared, with
+:data:`WORKER_CONFIG`) and stops it afterwards. A task waiting for its seed sleeps until the seed
+process announces the result, waking every :data:`_CANCEL_CHECK_S` for a cancellation.
 
 Dask is imported only here, and only when a cluster is asked for.
 """
@@ -64,14 +66,28 @@ from civictwin.runs import SeedRecord, seed_dir, work_dir
 
 LOCAL = "local"
 """The ``--cluster`` value that starts a Dask ``LocalCluster`` on this machine for the run."""
+WORKER_CONFIG: dict[str, Any] = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.admin.system-monitor.gil.enabled": False,
+    "distributed.worker.memory.monitor-interval": "1s",
+}
+"""Dask settings for the processes of a :data:`LOCAL` cluster (and recommended in docs/cluster.md for a
+cluster a city runs): its tasks only wait for their seed processes, so the worker's statistical
+profiler (every 10 ms by default), event-loop health check (20 ms), system monitor (500 ms) and memory
+monitor (100 ms; seed processes are not the worker's memory anyway) only take CPU from the seeds'
+SUMO runs: together about 5% of a core on two idle workers (BENCHMARKS.md). Defaults:
+``distributed.yaml``."""
 SCHEMES = ("tcp://", "tls://")
 """Scheduler address schemes accepted (``tcp://host:8786``)."""
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 """How long to wait for the scheduler to answer before giving up (``--cluster-timeout``)."""
 _HANDSHAKE_GRACE_S = 0.5
 """Beyond the connect timeout, how long the scheduler's handshake may take."""
-_RESULT_POLL_S = 0.02
-"""How often a task looks for its seed's result (or its seed process's end)."""
+_CANCEL_CHECK_S = 0.2
+"""How often a task waiting for its seed's result wakes to look for a cancellation (the result itself,
+or the seed process's end, wakes it at once)."""
 _ORPHAN_POLL_S = 0.2
 """Where the OS cannot kill a seed's process with its worker, how often it checks its parent."""
 _PR_SET_PDEATHSIG = 1
@@ -109,28 +125,55 @@ def open_cluster(
 def _dask_seeds(
     address: str, *, workers: int, most_runs: int, warm_modules: tuple[str, ...], connect_timeout_s: float
 ) -> Iterator[DaskSeeds]:
-    """A client on the cluster for the run (and the local cluster itself for :data:`LOCAL`), whose
-    workers start their seed processes at once (:func:`_warm_seed_processes`)."""
+    """A client on the cluster for the run, whose workers start their seed processes at once
+    (:func:`_warm_seed_processes`). A scheduler address is connected to now, before anything is
+    written; a :data:`LOCAL` cluster starts on a thread of its own while the driving process prepares
+    the scenarios (:func:`_start_local_cluster`), and is waited for when the first seed is sent."""
+    if address != LOCAL:
+        client = _connect(address, connect_timeout_s)
+        with client:
+            client.run(_warm_seed_processes, warm_modules, most_runs, wait=False)
+            connected: Future[Any] = Future()
+            connected.set_result(client)
+            yield DaskSeeds(connected)
+        return
+    with (
+        contextlib.ExitStack() as started,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="civictwin-local-cluster") as starter,
+    ):  # the starter's thread is joined first, so a cluster still starting is stopped once it is up
+        yield DaskSeeds(
+            starter.submit(
+                _start_local_cluster, started, workers=workers, most_runs=most_runs, warm_modules=warm_modules
+            )
+        )
+
+
+def _start_local_cluster(
+    started: contextlib.ExitStack, *, workers: int, most_runs: int, warm_modules: tuple[str, ...]
+) -> Any:
+    """A ``LocalCluster`` of ``workers`` one-thread worker processes with :data:`WORKER_CONFIG`, and a
+    client on it whose workers start their seed processes; both are closed by ``started``. A cluster
+    that cannot start is one line (the first line of Dask's own message)."""
+    import dask.config
     from distributed import Client, LocalCluster
 
-    if address == LOCAL:
-        with (
-            LocalCluster(
-                n_workers=max(1, workers),
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            ) as cluster,
-            Client(cluster) as client,
-        ):
-            client.run(_warm_seed_processes, warm_modules, most_runs, wait=False)
-            yield DaskSeeds(client)
-        return
-    client = _connect(address, connect_timeout_s)
-    with client:
-        client.run(_warm_seed_processes, warm_modules, most_runs, wait=False)
-        yield DaskSeeds(client)
+    try:
+        with dask.config.set(WORKER_CONFIG):  # the nannies hand the configuration to their workers
+            cluster = started.enter_context(
+                LocalCluster(
+                    n_workers=max(1, workers),
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
+            )
+        client = started.enter_context(Client(cluster, set_as_default=False))
+    except Exception as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise EngineError(f"the Dask LocalCluster for --cluster {LOCAL} could not start: {reason}") from exc
+    client.run(_warm_seed_processes, warm_modules, most_runs, wait=False)
+    return client
 
 
 def _connect(address: str, timeout_s: float) -> Any:
@@ -164,17 +207,24 @@ def _connect(address: str, timeout_s: float) -> Any:
 class DaskSeeds:
     """Seeds as Dask tasks on ``client``'s cluster (a :class:`~civictwin.engines.ensemble.SeedExecutor`)."""
 
-    client: Any  # distributed.Client
+    connected: Future[Any]
+    """The ``distributed.Client``, once connected (a :data:`LOCAL` cluster starts meanwhile)."""
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def client(self) -> Any:
+        """The client, waiting for the cluster if it still starts; one line if it could not."""
+        return self.connected.result()
 
     def run(self, jobs: Sequence[SeedJob], on_done: OnDone) -> None:
         """Submit every seed, hand each record to ``on_done`` as it arrives; on any failure or
         interrupt, cancel the seeds not yet finished. Seeds run again after a lost worker are noted."""
+        client = self.client  # a cluster that could not start fails here, before any seed is shipped
         run_id = uuid.uuid4().hex[:12]
         topic = f"civictwin-seed-start-{run_id}"
         with _shipped_inputs(jobs) as shipped:
             futures = {
-                self.client.submit(
+                client.submit(
                     _seed_task,
                     dataclasses.replace(job, inputs=None),
                     shipped[job.key[:2]],
@@ -296,16 +346,31 @@ def _remove_staging(job: SeedJob) -> None:
 class _SeedProcess:
     """A Python process on a Dask worker that runs seeds one at a time, one after another (as a
     worker of the local pool does): a job file's path in on its standard input, ``(ok, record or
-    error)`` out as a result file. It imports ``modules`` as it starts, and dies with the worker
-    (:func:`_die_with_parent`)."""
+    error)`` out as a result file, announced by a line on its standard output, for which a thread
+    listens (:meth:`_listen`) so that the task waiting for the seed sleeps instead of polling. It
+    imports ``modules`` as it starts, and dies with the worker (:func:`_die_with_parent`)."""
 
     def __init__(self, modules: Sequence[str] = ()) -> None:
         code = "import sys; from civictwin.engines.cluster import seed_process_main as m; m(*sys.argv[1:])"
         self.process = subprocess.Popen(
-            [sys.executable, "-c", code, str(os.getpid()), *modules], stdin=subprocess.PIPE, text=True
+            [sys.executable, "-c", code, str(os.getpid()), *modules],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         self.interrupted = False
         """Whether its seed was interrupted, after which the process ends (never reused)."""
+        self.news = threading.Event()
+        """Set when the process announces a result, or ends."""
+        threading.Thread(target=self._listen, name="civictwin-seed-results", daemon=True).start()
+
+    def _listen(self) -> None:
+        """Wake the waiting task at each result the process announces, and when it ends."""
+        assert self.process.stdout is not None
+        with self.process.stdout:
+            for _ in self.process.stdout:
+                self.news.set()
+        self.news.set()
 
     def alive(self) -> bool:
         """Whether the process still runs (it ends after an interrupt, and may have been killed)."""
@@ -332,6 +397,8 @@ class _SeedProcess:
         return record
 
     def _wait(self, job: SeedJob, ran_on: str, result_file: Path, cancelled: Callable[[], bool]) -> None:
+        """Sleep until the seed's result is there, waking at the process's news and every
+        :data:`_CANCEL_CHECK_S` to look for a cancellation, the process's end and the deadline."""
         deadline = time.monotonic() + job.timeout_s + STOP_GRACE_S
         interrupted = False
         while not result_file.is_file():
@@ -353,7 +420,8 @@ class _SeedProcess:
                     else f"{job.who}: no result within the per-seed timeout of {job.timeout_s:g} s; its "
                     "process was stopped (the engine hangs, or the seed needs a longer --seed-timeout)"
                 )
-            time.sleep(_RESULT_POLL_S)
+            if self.news.wait(min(_CANCEL_CHECK_S, max(0.0, deadline - time.monotonic()))):
+                self.news.clear()  # the result file is in place before its line is written
 
 
 _idle: list[_SeedProcess] = []
@@ -409,16 +477,24 @@ def _give_back(process: _SeedProcess) -> None:
 
 def seed_process_main(parent_pid: str, *modules: str) -> None:
     """A seed process: die with the worker, import ``modules`` (a module that fails to import is left
-    for the seed that needs it to report), then run each seed named on standard input in turn; after
-    an interrupt it stops (its seed reported as interrupted)."""
+    for the seed that needs it to report), then run each seed named on standard input in turn,
+    announcing each result with a line on standard output; after an interrupt it stops (its seed
+    reported as interrupted). Everything else written to standard output, by the engine or its own
+    subprocesses, goes to standard error instead, beside the worker's own log."""
     _die_with_parent(int(parent_pid))
+    news = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     init_seed_process(None)
     for module in modules:
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
     for line in sys.stdin:
         job_file, result_file = line.rstrip("\n").split("\t")
-        if not _serve(Path(job_file), Path(result_file)):
+        going_on = _serve(Path(job_file), Path(result_file))
+        news.write("done\n")
+        news.flush()
+        if not going_on:
             return
 
 

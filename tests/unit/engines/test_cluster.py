@@ -4,12 +4,15 @@
 The same comparison on the cluster and on the local process pool gives byte-identical seeds; the
 manifest says which worker ran each; a worker killed (SIGKILL) while its seed runs has that seed run
 again on the other worker, every seed finishing exactly once with the same numbers; an unreachable
-scheduler is one line and leaves nothing written.
+scheduler is one line and leaves nothing written. ``--cluster local`` starts its ``LocalCluster``
+beside the scenarios' preparation, with civictwin's worker settings, and one that cannot start is one
+line with no seed written.
 """
 
 from __future__ import annotations
 
 import _thread
+import contextlib
 import os
 import shutil
 import signal
@@ -30,7 +33,7 @@ from plugin import subprocess_env, write_distribution, write_twin
 
 from civictwin.compare import compare_ensemble, ensemble_manifest
 from civictwin.engines.base import TwinContext
-from civictwin.engines.cluster import SHIPPED_INPUTS, open_cluster
+from civictwin.engines.cluster import LOCAL, SHIPPED_INPUTS, WORKER_CONFIG, open_cluster
 from civictwin.engines.ensemble import Ensemble, run_ensemble
 from civictwin.errors import EngineError
 from civictwin.scenarios.spec import Scenario
@@ -446,3 +449,106 @@ def test_a_seed_process_reads_a_scenarios_inputs_once_and_a_replaced_file_again(
     assert missing.value.user_message() == (
         f"the prepared inputs {path} are not readable on this worker (No such file or directory)"
     )
+
+
+def test_a_local_cluster_starts_beside_the_preparation_and_gives_the_pools_seeds(
+    tmp_path: Path, toy: list[str], engines: Any, pooled: Ensemble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening ``--cluster local`` returns before its cluster is up (the scenarios are prepared
+    meanwhile); its workers run with :data:`WORKER_CONFIG` (no profiler, the memory monitor every
+    second); the comparison's seeds are the pool's, run on its workers, which are gone afterwards."""
+    import psutil
+
+    monkeypatch.setenv("PYTHONPATH", subprocess_env(toy)["PYTHONPATH"])  # for the seed processes
+    before = {" ".join(child.cmdline()) for child in psutil.Process().children()}  # other tests' cluster
+    assert WORKER_CONFIG["distributed.worker.memory.monitor-interval"] == "1s"
+    with open_cluster(LOCAL, workers=2)(4, ()) as seeds:
+        assert not seeds.connected.done()  # starting on its own thread: spawning workers takes seconds
+        callbacks = seeds.client.run(
+            lambda dask_worker: sorted(
+                (name, pc.callback_time)
+                for name, pc in dask_worker.periodic_callbacks.items()
+                if name in ("profile", "memory_monitor")
+            )
+        )
+    assert list(callbacks.values()) == [[("memory_monitor", 1000.0)]] * 2, callbacks  # milliseconds
+
+    twin = write_twin(tmp_path / "twin", ZONES)
+    result = ensemble(twin, engines, "local", workers=2, executor=open_cluster(LOCAL, workers=2))
+    assert seed_bytes(result) == seed_bytes(pooled)
+    where = {r.worker for s in result.runs["toy"].values() for r in s}
+    assert all(w.startswith(f"{socket.gethostname()} tcp://127.0.0.1:") for w in where), where
+    assert result.notes == () and list((result.directory / "work").rglob(SHIPPED_INPUTS)) == []
+
+    def ours() -> list[str]:  # new child processes, besides multiprocessing's own resource tracker
+        lines = []
+        for child in psutil.Process().children():
+            with contextlib.suppress(psutil.NoSuchProcess):  # it ended meanwhile
+                lines.append(" ".join(child.cmdline()))
+        return [line for line in lines if "resource_tracker" not in line and line not in before]
+
+    deadline = time.monotonic() + 30
+    while ours() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ours() == []  # the cluster's workers and their seed processes are gone
+
+
+def test_a_failed_preparation_stops_the_local_cluster_starting_beside_it(
+    tmp_path: Path, engines: Any
+) -> None:
+    """The preparation fails while the ``LocalCluster`` still starts: its one line is what is reported,
+    and the cluster, once up, is stopped with its workers."""
+    import psutil
+    from civictwin_toy.engine import ToyEngine
+
+    class Unprepared(ToyEngine):
+        def prepare(self, twin: TwinContext, scenario: Scenario, *, workdir: Path) -> Any:
+            raise ValueError("no zones layer")
+
+    before = {child.pid for child in psutil.Process().children()}
+    with pytest.raises(EngineError) as failed:
+        run_ensemble(
+            TwinContext.load(write_twin(tmp_path / "twin", ZONES)), [Scenario.baseline_scenario()],
+            [Unprepared()], comparison_id="unprepared", seeds=[1], executor=open_cluster(LOCAL, workers=2),
+        )  # fmt: skip
+    assert failed.value.user_message() == (
+        "engine 'toy' failed to prepare scenario 'baseline': ValueError: no zones layer"
+    )
+    left = []
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.NoSuchProcess):  # it ended meanwhile
+            if child.pid not in before and "resource_tracker" not in " ".join(child.cmdline()):
+                left.append(child)
+    assert left == []  # the cluster's workers were stopped before run_ensemble returned
+
+
+def test_a_local_cluster_that_cannot_start_is_one_line_and_writes_no_seed(
+    tmp_path: Path, toy: list[str], engines: Any
+) -> None:
+    """A scheduler preload that does not import (a broken Dask configuration, from the environment):
+    through the command line, one line and exit 1, reported once the scenarios are prepared, with no
+    seed, manifest or shipped inputs written; the same id then runs once the configuration is fixed."""
+    twin = write_twin(tmp_path / "twin", ZONES)
+    (twin / "scenarios").mkdir()
+    (twin / "scenarios" / "warm.toml").write_text(
+        'name = "warm"\n[[interventions]]\ntype = "toy_nudge"\nfactor = 1.5\n'
+    )
+    command = [str(BIN / "civictwin"), "compare", "baseline", "warm", "--twin", str(twin), "--seeds", "2",
+               "--cluster", LOCAL, "--workers", "2", "--id", "broken"]  # fmt: skip
+    broken = subprocess_env(toy, DASK_DISTRIBUTED__SCHEDULER__PRELOAD='["civictwin_no_such_preload"]')
+    done = subprocess.run(command, env=broken, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "error: the Dask LocalCluster for --cluster local could not start: Cluster failed to start: No "
+        "module named 'civictwin_no_such_preload'"
+    )
+    comparison = twin / "runs" / "broken"
+    assert not (comparison / "seeds").exists() and not (comparison / "manifest.json").exists()
+    assert list(comparison.rglob(SHIPPED_INPUTS)) == [] and not (twin / "toy-runs.log").exists()
+    fixed = subprocess.run(
+        command, env=subprocess_env(toy), capture_output=True, text=True, timeout=300, check=False
+    )
+    assert fixed.returncode == 0, fixed.stderr
+    assert sorted((twin / "toy-runs.log").read_text().splitlines()) == [
+        "baseline 1", "baseline 2", "warm 1", "warm 2",
+    ]  # fmt: skip
