@@ -38,6 +38,7 @@ import importlib
 import logging
 import os
 import pickle
+import queue
 import shutil
 import signal
 import socket
@@ -88,6 +89,9 @@ _HANDSHAKE_GRACE_S = 0.5
 _CANCEL_CHECK_S = 0.2
 """How often a task waiting for its seed's result wakes to look for a cancellation (the result itself,
 or the seed process's end, wakes it at once)."""
+_INTERRUPT_CHECK_S = 0.25
+"""The longest the driving process waits at a time for its seeds (or its ``LocalCluster``), so that
+an interrupt marked pending meanwhile is raised within this time (:func:`_next_finished`)."""
 _ORPHAN_POLL_S = 0.2
 """Where the OS cannot kill a seed's process with its worker, how often it checks its parent."""
 _PR_SET_PDEATHSIG = 1
@@ -213,8 +217,14 @@ class DaskSeeds:
 
     @property
     def client(self) -> Any:
-        """The client, waiting for the cluster if it still starts; one line if it could not."""
-        return self.connected.result()
+        """The client, waiting for the cluster if it still starts (:data:`_INTERRUPT_CHECK_S` at a
+        time, so a Ctrl-C meanwhile is raised at once: :func:`_next_finished`); one line if it could
+        not."""
+        while True:
+            try:
+                return self.connected.result(timeout=_INTERRUPT_CHECK_S)
+            except TimeoutError:
+                continue
 
     def run(self, jobs: Sequence[SeedJob], on_done: OnDone) -> None:
         """Submit every seed, hand each record to ``on_done`` as it arrives; on any failure or
@@ -237,12 +247,24 @@ class DaskSeeds:
             self._collect(futures, topic, on_done)
 
     def _collect(self, futures: dict[Any, SeedJob], topic: str, on_done: OnDone) -> None:
-        """Hand each seed's record to ``on_done`` as it arrives; cancel the rest on any failure."""
-        from distributed import KilledWorker, as_completed
+        """Hand each seed's record to ``on_done`` as it arrives; cancel the rest on any failure or
+        interrupt.
 
+        Each future reports its end on a queue (from Dask's callback thread) that this thread reads
+        :data:`_INTERRUPT_CHECK_S` at a time (:func:`_next_finished`), so a Ctrl-C is raised here within
+        that time however it arrives. Distributed's ``as_completed`` is not used: its iteration holds
+        locks that its event-loop thread also takes, so an interrupt raised while this thread holds one
+        can stall the loop, and with it the cancellation below."""
+        from distributed import KilledWorker
+
+        client = self.client
+        finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
         jobs = list(futures.values())
         try:
-            for future in as_completed(futures, loop=self.client.loop):
+            for future in futures:
+                future.add_done_callback(finished.put)
+            for _ in futures:
+                future = _next_finished(finished)
                 job = futures[future]
                 try:
                     record = future.result()
@@ -255,10 +277,25 @@ class DaskSeeds:
                     ) from None
                 on_done(job, record)
         except BaseException:
-            self.client.cancel(list(futures), force=True)
+            client.cancel(list(futures), force=True)
             raise
         finally:
-            self.notes.extend(_restarts(self.client.get_events(topic), {j.key: j for j in jobs}))
+            self.notes.extend(_restarts(client.get_events(topic), {j.key: j for j in jobs}))
+
+
+def _next_finished(finished: queue.SimpleQueue[Any]) -> Any:
+    """The next future to report its end on ``finished``, waiting :data:`_INTERRUPT_CHECK_S` at a time.
+
+    A signal handler runs only when the main thread runs Python code: a real SIGINT wakes it from
+    any wait, but a simulated one (``_thread.interrupt_main``, or a handler re-raising SIGINT from
+    another thread) only marks the interrupt pending, and a wait without a timeout would never
+    return to take it. ``SimpleQueue`` waits in C without Python-level locks, so an interrupt raised
+    here leaves no lock held that another thread needs."""
+    while True:
+        try:
+            return finished.get(timeout=_INTERRUPT_CHECK_S)
+        except queue.Empty:
+            continue
 
 
 @contextlib.contextmanager

@@ -36,6 +36,7 @@ from civictwin.engines.base import TwinContext
 from civictwin.engines.cluster import LOCAL, SHIPPED_INPUTS, WORKER_CONFIG, open_cluster
 from civictwin.engines.ensemble import Ensemble, run_ensemble
 from civictwin.errors import EngineError
+from civictwin.runs import SeedRecord, read_seed
 from civictwin.scenarios.spec import Scenario
 
 BIN = Path(sys.executable).parent
@@ -139,14 +140,26 @@ def ensemble(twin: Path, engines: tuple[Any, list[Scenario]], comparison: str, *
 
 def seed_bytes(result: Ensemble) -> dict[tuple[str, int], tuple[str, bytes, bytes]]:
     """Per (scenario, seed): the saved KPIs as JSON text and the bytes of both saved tables."""
+    return {
+        (scenario, r.seed): record_bytes(r) for scenario, seeds in result.runs["toy"].items() for r in seeds
+    }
+
+
+def saved_bytes(comparison: Path) -> dict[tuple[str, int], tuple[str, bytes, bytes]]:
+    """:func:`seed_bytes` of the seeds a comparison saved (``runs/<id>``), read back from its folders."""
     out = {}
-    for scenario, seeds in result.runs["toy"].items():
-        for record in seeds:
-            assert record.directory is not None
-            kpis = "".join(k.model_dump_json() for k in record.kpis)
-            zones, cells = (record.directory / f"{t}.parquet" for t in ("zones", "cells"))
-            out[(scenario, record.seed)] = (kpis, zones.read_bytes(), cells.read_bytes())
+    for folder in sorted((comparison / "seeds" / "toy").glob("*/seed_*")):
+        record = read_seed(folder)
+        assert record is not None, folder
+        out[(folder.parent.name, record.seed)] = record_bytes(record)
     return out
+
+
+def record_bytes(record: SeedRecord) -> tuple[str, bytes, bytes]:
+    assert record.directory is not None
+    kpis = "".join(k.model_dump_json() for k in record.kpis)
+    zones, cells = (record.directory / f"{t}.parquet" for t in ("zones", "cells"))
+    return kpis, zones.read_bytes(), cells.read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -157,18 +170,20 @@ def pooled(tmp_path_factory: pytest.TempPathFactory, engines: Any) -> Ensemble:
 
 
 def seed_processes(cluster: Cluster) -> dict[str, list[list[str]]]:
-    """Per live worker, the command lines of its seed processes."""
+    """Per live worker, the command lines of its seed processes that still run (one that ended and
+    that its worker did not reap yet, a zombie, is not counted)."""
     import psutil
 
-    return {
-        address: [
-            child.cmdline()
-            for child in psutil.Process(worker.pid).children()
-            if "seed_process_main" in " ".join(child.cmdline())
-        ]
-        for address, worker in cluster.workers.items()
-        if worker.poll() is None
-    }
+    running: dict[str, list[list[str]]] = {}
+    for address, worker in cluster.workers.items():
+        if worker.poll() is not None:
+            continue
+        running[address] = []
+        for child in psutil.Process(worker.pid).children():
+            with contextlib.suppress(psutil.ZombieProcess, psutil.NoSuchProcess):  # it ended
+                if "seed_process_main" in " ".join(command := child.cmdline()):
+                    running[address].append(command)
+    return running
 
 
 def test_opening_the_executor_starts_a_seed_process_on_every_worker(cluster: Cluster) -> None:
@@ -340,6 +355,52 @@ def test_ctrl_c_stops_the_seeds_on_the_workers_and_the_comparison_resumes(
     assert sorted((twin / "toy-runs.log").read_text().splitlines()) == [
         "baseline 1", "baseline 2", "warm 1", "warm 2",
     ]  # fmt: skip  # the interrupted seeds never finished
+
+
+def test_a_real_ctrl_c_stops_civictwin_compare_on_the_workers_and_the_same_command_resumes(
+    tmp_path: Path, cluster: Cluster, toy: list[str], pooled: Ensemble
+) -> None:
+    """SIGINT as a terminal's Ctrl-C sends it, to ``civictwin compare --cluster`` while both seeds
+    wait on the workers: the command ends with one line and exit 130, the seeds there are stopped
+    (their seed processes end, no staging folder or finished seed is left), and the same command
+    then resumes and saves the local pool's seeds, each seed run exactly once."""
+    twin = write_twin(tmp_path / "twin", ZONES)
+    (twin / "scenarios").mkdir()
+    (twin / "scenarios" / "warm.toml").write_text(
+        'name = "warm"\n[[interventions]]\ntype = "toy_nudge"\nfactor = 1.5\nzones = ["b"]\n'
+    )  # the pooled comparison's warm scenario
+    command = [str(BIN / "civictwin"), "compare", "baseline", "warm", "--twin", str(twin), "--seeds", "2",
+               "--cluster", cluster.address, "--workers", "2", "--id", "signalled"]  # fmt: skip
+    comparison = twin / "runs" / "signalled"
+    close_barrier(cluster)
+    try:
+        process = subprocess.Popen(
+            command, env=subprocess_env(toy), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            wait_started(cluster, 2)
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert process.returncode == 130, stderr
+        assert stderr.strip() == "interrupted: nothing half-written was kept"
+        deadline = time.monotonic() + 30
+        while any(seed_processes(cluster).values()) and time.monotonic() < deadline:
+            time.sleep(0.05)  # each interrupted seed's process ends once its seed has cleaned up
+        assert seed_processes(cluster) == {address: [] for address in cluster.workers}
+        assert list((comparison / "seeds" / "toy").glob("*/*")) == []
+        assert not (twin / "toy-runs.log").exists()  # no seed finished
+    finally:
+        (cluster.barrier / "go").touch()
+    resumed = subprocess.run(command, env=subprocess_env(toy), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert saved_bytes(comparison) == seed_bytes(pooled)
+    assert sorted((twin / "toy-runs.log").read_text().splitlines()) == [
+        "baseline 1", "baseline 2", "warm 1", "warm 2",
+    ]  # fmt: skip
 
 
 def test_a_worker_killed_mid_seed_has_its_seed_run_again_elsewhere(
