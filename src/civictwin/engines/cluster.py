@@ -52,6 +52,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from civictwin.engines.ensemble import (
@@ -92,6 +93,10 @@ or the seed process's end, wakes it at once)."""
 _INTERRUPT_CHECK_S = 0.25
 """The longest the driving process waits at a time for its seeds (or its ``LocalCluster``), so that
 an interrupt marked pending meanwhile is raised within this time (:func:`_next_finished`)."""
+_LOST_INTERRUPT_S = 1.0
+"""How long after its SIGINT handler ran an interrupt that has not unwound the wait for the seeds
+counts as lost (:func:`_noticing_interrupts`); a handler that raises unwinds it at once, and
+civictwin's own handler re-raises one that landed in the import system 0.01 s later."""
 _ORPHAN_POLL_S = 0.2
 """Where the OS cannot kill a seed's process with its worker, how often it checks its parent."""
 _PR_SET_PDEATHSIG = 1
@@ -251,31 +256,33 @@ class DaskSeeds:
         interrupt.
 
         Each future reports its end on a queue (from Dask's callback thread) that this thread reads
-        :data:`_INTERRUPT_CHECK_S` at a time (:func:`_next_finished`), so a Ctrl-C is raised here within
-        that time however it arrives. Distributed's ``as_completed`` is not used: its iteration holds
-        locks that its event-loop thread also takes, so an interrupt raised while this thread holds one
-        can stall the loop, and with it the cancellation below."""
+        :data:`_INTERRUPT_CHECK_S` at a time (:func:`_next_finished`), so a Ctrl-C is raised here
+        however it arrives, and even if Python lost it on the way (:func:`_noticing_interrupts`).
+        Distributed's ``as_completed`` is not used: its iteration takes locks that its event-loop
+        thread also takes, so an interrupt raised while this thread holds one could stall the loop,
+        and with it the cancellation below."""
         from distributed import KilledWorker
 
         client = self.client
         finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
         jobs = list(futures.values())
         try:
-            for future in futures:
-                future.add_done_callback(finished.put)
-            for _ in futures:
-                future = _next_finished(finished)
-                job = futures[future]
-                try:
-                    record = future.result()
-                except KilledWorker as lost:
-                    _remove_staging(job)  # left by its attempts, whose seed processes died with them
-                    raise EngineError(
-                        f"{job.who}: {lost.allowed_failures + 1} Dask worker(s) were lost while running it "
-                        f"(the last {lost.last_worker.address}), so the scheduler gave up on it; the seed may "
-                        "exhaust a worker's memory"
-                    ) from None
-                on_done(job, record)
+            with _noticing_interrupts() as noticed:
+                for future in futures:
+                    future.add_done_callback(finished.put)
+                for _ in futures:
+                    future = _next_finished(finished, noticed)
+                    job = futures[future]
+                    try:
+                        record = future.result()
+                    except KilledWorker as lost:
+                        _remove_staging(job)  # left by its attempts, whose seed processes died with them
+                        raise EngineError(
+                            f"{job.who}: {lost.allowed_failures + 1} Dask worker(s) were lost while running "
+                            f"it (the last {lost.last_worker.address}), so the scheduler gave up on it; the "
+                            "seed may exhaust a worker's memory"
+                        ) from None
+                    on_done(job, record)
         except BaseException:
             client.cancel(list(futures), force=True)
             raise
@@ -283,19 +290,61 @@ class DaskSeeds:
             self.notes.extend(_restarts(client.get_events(topic), {j.key: j for j in jobs}))
 
 
-def _next_finished(finished: queue.SimpleQueue[Any]) -> Any:
-    """The next future to report its end on ``finished``, waiting :data:`_INTERRUPT_CHECK_S` at a time.
+@dataclass
+class _Noticed:
+    """When this process's SIGINT handler last ran during a run (``time.monotonic`` seconds)."""
 
-    A signal handler runs only when the main thread runs Python code: a real SIGINT wakes it from
-    any wait, but a simulated one (``_thread.interrupt_main``, or a handler re-raising SIGINT from
-    another thread) only marks the interrupt pending, and a wait without a timeout would never
-    return to take it. ``SimpleQueue`` waits in C without Python-level locks, so an interrupt raised
-    here leaves no lock held that another thread needs."""
+    at: float | None = None
+
+
+@contextlib.contextmanager
+def _noticing_interrupts() -> Iterator[_Noticed]:
+    """Note the time of each SIGINT (a real one, or ``_thread.interrupt_main``) before the handler
+    in place raises it, so that :func:`_next_finished` can raise an interrupt that Python lost.
+
+    Python runs a signal's handler in the main thread wherever it next runs Python code, and an
+    exception raised inside a finalizer (``__del__``, a weakref callback: the garbage collector runs
+    them in whichever thread allocates, e.g. this one while it submits the seeds) is only printed as
+    "Exception ignored" and dropped. A Ctrl-C lost that way left this thread waiting for seeds that
+    wait in turn, as in the fresh-clone test runs that hung (docs/cluster.md). Signals can be handled
+    only in the main thread; elsewhere, or without a Python handler to call, nothing is noted."""
+    noticed = _Noticed()
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield noticed
+        return
+    handler: Callable[[int, FrameType | None], Any] = previous
+
+    def note(signum: int, frame: FrameType | None) -> Any:
+        noticed.at = time.monotonic()  # a plain store: a handler must not take locks this thread may hold
+        return handler(signum, frame)
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield noticed
+    finally:
+        if signal.getsignal(signal.SIGINT) is note:  # unless something else replaced it meanwhile
+            signal.signal(signal.SIGINT, previous)
+
+
+def _next_finished(finished: queue.SimpleQueue[Any], noticed: _Noticed) -> Any:
+    """The next future to report its end on ``finished``, waiting :data:`_INTERRUPT_CHECK_S` at a
+    time; an interrupt ``noticed`` over :data:`_LOST_INTERRUPT_S` ago that has not unwound this
+    thread was lost (:func:`_noticing_interrupts`) and is raised here.
+
+    Waiting with a timeout matters too: a real SIGINT wakes this thread from any wait, but a
+    simulated one (``_thread.interrupt_main``, or civictwin's handler re-raising SIGINT from another
+    thread) only marks the interrupt pending, which a wait without a timeout never returns to take.
+    ``SimpleQueue`` waits in C, without Python-level locks, so an interrupt raised here leaves no lock
+    held that another thread needs."""
     while True:
         try:
             return finished.get(timeout=_INTERRUPT_CHECK_S)
         except queue.Empty:
-            continue
+            if noticed.at is not None and time.monotonic() - noticed.at > _LOST_INTERRUPT_S:
+                raise KeyboardInterrupt(
+                    "interrupted (the interrupt was lost on its way and noticed)"
+                ) from None
 
 
 @contextlib.contextmanager

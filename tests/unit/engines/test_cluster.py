@@ -14,6 +14,7 @@ from __future__ import annotations
 import _thread
 import contextlib
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -613,3 +614,74 @@ def test_a_local_cluster_that_cannot_start_is_one_line_and_writes_no_seed(
     assert sorted((twin / "toy-runs.log").read_text().splitlines()) == [
         "baseline 1", "baseline 2", "warm 1", "warm 2",
     ]  # fmt: skip
+
+
+class _Finalised:
+    """Garbage whose finalizer runs Python code (as distributed's ``Future.__del__`` does): it says it
+    started, then runs until ``handled()`` (the SIGINT handler ran), at most 30 s."""
+
+    def __init__(self, started: threading.Event, handled: Callable[[], bool]) -> None:
+        self.started, self.handled = started, handled
+        self.itself = self  # a reference cycle: freed only by the garbage collector
+
+    def __del__(self) -> None:
+        self.started.set()
+        deadline = time.monotonic() + 30
+        while not self.handled() and time.monotonic() < deadline:
+            pass
+
+
+def test_a_ctrl_c_lost_in_a_finalizer_still_stops_the_wait_for_the_seeds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The mechanism of the hang the Ctrl-C test showed in two fresh-clone runs: an interrupt that
+    lands while this (main) thread's garbage collection runs a finalizer is raised inside it, where
+    Python drops it ("Exception ignored"), so a wait for seeds that themselves wait never ends.
+    Noticed by the handler, it is raised by the wait about a second later (an empty queue stands for
+    seeds that never end; a sentinel after 30 s fails the test instead of hanging it)."""
+    import gc
+
+    from civictwin.engines import cluster as dask_seeds
+
+    dropped: list[type[BaseException] | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: dropped.append(unraisable.exc_type))
+    finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    started = threading.Event()
+
+    def press() -> None:
+        started.wait()
+        _thread.interrupt_main()
+
+    def give_up() -> None:
+        time.sleep(30)
+        finished.put("the interrupt stayed lost")
+
+    threading.Thread(target=press, daemon=True).start()
+    threading.Thread(target=give_up, daemon=True).start()
+    previous = signal.getsignal(signal.SIGINT)
+    with dask_seeds._noticing_interrupts() as noticed:
+        _Finalised(started, lambda: noticed.at is not None)
+        gc.collect()  # the finalizer runs until the handler ran, and raised, inside it
+        assert dropped == [KeyboardInterrupt]
+        with pytest.raises(KeyboardInterrupt, match="lost on its way"):
+            dask_seeds._next_finished(finished, noticed)
+        assert noticed.at is not None
+    assert signal.getsignal(signal.SIGINT) is previous  # the handler in place before is back
+
+
+def test_a_ctrl_c_that_is_raised_is_raised_once_by_the_wait_for_the_seeds() -> None:
+    """An interrupt that only is marked pending (``_thread.interrupt_main``) while the wait sleeps
+    is raised by the handler in place (here pytest's, the default) when the wait wakes, not by the
+    loss check; a finished future waiting on the queue is returned as is."""
+    from civictwin.engines import cluster as dask_seeds
+
+    finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    finished.put("done")
+    with dask_seeds._noticing_interrupts() as noticed:
+        assert dask_seeds._next_finished(finished, noticed) == "done"
+        assert noticed.at is None
+        threading.Timer(0.05, _thread.interrupt_main).start()
+        with pytest.raises(KeyboardInterrupt) as raised:
+            dask_seeds._next_finished(finished, noticed)
+    assert raised.value.args == ()  # Python's own, not the loss check's
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
