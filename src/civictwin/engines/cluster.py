@@ -174,6 +174,9 @@ def _start_local_cluster(
                     threads_per_worker=1,
                     processes=True,
                     dashboard_address=None,
+                    # the scheduler's HTTP server (health, metrics) starts even without a dashboard, on
+                    # Dask's dashboard port 8787 unless told otherwise (warning when that port is taken)
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                     silence_logs=logging.ERROR,
                 )
             )

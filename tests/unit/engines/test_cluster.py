@@ -514,26 +514,42 @@ def test_a_seed_process_reads_a_scenarios_inputs_once_and_a_replaced_file_again(
 
 
 def test_a_local_cluster_starts_beside_the_preparation_and_gives_the_pools_seeds(
-    tmp_path: Path, toy: list[str], engines: Any, pooled: Ensemble, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    toy: list[str],
+    engines: Any,
+    pooled: Ensemble,
+    monkeypatch: pytest.MonkeyPatch,
+    recwarn: pytest.WarningsRecorder,
 ) -> None:
     """Opening ``--cluster local`` returns before its cluster is up (the scenarios are prepared
     meanwhile); its workers run with :data:`WORKER_CONFIG` (no profiler, the memory monitor every
-    second); the comparison's seeds are the pool's, run on its workers, which are gone afterwards."""
+    second); its scheduler's HTTP server takes a free loopback port, not Dask's dashboard port 8787
+    (held here), without a warning; the comparison's seeds are the pool's, run on its workers, which
+    are gone afterwards."""
     import psutil
 
     monkeypatch.setenv("PYTHONPATH", subprocess_env(toy)["PYTHONPATH"])  # for the seed processes
     before = {" ".join(child.cmdline()) for child in psutil.Process().children()}  # other tests' cluster
     assert WORKER_CONFIG["distributed.worker.memory.monitor-interval"] == "1s"
-    with open_cluster(LOCAL, workers=2)(4, ()) as seeds:
-        assert not seeds.connected.done()  # starting on its own thread: spawning workers takes seconds
-        callbacks = seeds.client.run(
-            lambda dask_worker: sorted(
-                (name, pc.callback_time)
-                for name, pc in dask_worker.periodic_callbacks.items()
-                if name in ("profile", "memory_monitor")
+    with socket.socket() as dashboard_port:
+        with contextlib.suppress(OSError):  # already taken on this machine, which does as well
+            dashboard_port.bind(("", 8787))
+            dashboard_port.listen()
+        with open_cluster(LOCAL, workers=2)(4, ()) as seeds:
+            assert not seeds.connected.done()  # starting on its own thread: spawning workers takes seconds
+            callbacks = seeds.client.run(
+                lambda dask_worker: sorted(
+                    (name, pc.callback_time)
+                    for name, pc in dask_worker.periodic_callbacks.items()
+                    if name in ("profile", "memory_monitor")
+                )
             )
-        )
+            http = seeds.client.run_on_scheduler(
+                lambda dask_scheduler: (dask_scheduler.http_server.address, dask_scheduler.http_server.port)
+            )
     assert list(callbacks.values()) == [[("memory_monitor", 1000.0)]] * 2, callbacks  # milliseconds
+    assert http[0] == "127.0.0.1" and http[1] != 8787, http
+    assert [str(w.message) for w in recwarn if "8787" in str(w.message)] == []
 
     twin = write_twin(tmp_path / "twin", ZONES)
     result = ensemble(twin, engines, "local", workers=2, executor=open_cluster(LOCAL, workers=2))
