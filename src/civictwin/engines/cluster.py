@@ -97,6 +97,8 @@ _LOST_INTERRUPT_S = 1.0
 """How long after its SIGINT handler ran an interrupt that has not unwound the wait for the seeds
 counts as lost (:func:`_noticing_interrupts`); a handler that raises unwinds it at once, and
 civictwin's own handler re-raises one that landed in the import system 0.01 s later."""
+_JOB_FOLDER_PREFIX = "civictwin-seed-"
+"""A seed's job folder in the worker's temporary folder: this, the worker's process id, ``-``, random."""
 _ORPHAN_POLL_S = 0.2
 """Where the OS cannot kill a seed's process with its worker, how often it checks its parent."""
 _PR_SET_PDEATHSIG = 1
@@ -403,7 +405,8 @@ def _seed_task(job: SeedJob, inputs_file: Path, topic: str) -> SeedRecord:
     which reads its prepared inputs from ``inputs_file`` (:func:`_shipped_inputs`).
 
     Leftover staging folders of this seed (from an attempt on a worker that was lost) are removed
-    first: the seed runs nowhere else now, because a lost worker's seed process died with it.
+    first: the seed runs nowhere else now, because a lost worker's seed process died with it. So are
+    the job folders of lost workers on this machine (:func:`_remove_lost_workers_job_folders`).
     """
     from distributed import get_worker
 
@@ -419,6 +422,7 @@ def _seed_task(job: SeedJob, inputs_file: Path, topic: str) -> SeedRecord:
         topic, {"engine": job.engine.name, "scenario": job.scenario, "seed": job.seed, "worker": address}
     )
     _remove_staging(job)
+    _remove_lost_workers_job_folders()
     process = _borrow()
     try:
         return process.run(job, inputs_file, ran_on, cancelled)
@@ -430,6 +434,33 @@ def _remove_staging(job: SeedJob) -> None:
     """Remove the staging folders of this seed that a lost worker's attempt left behind."""
     for stale in job.final_dir.parent.glob(f".{job.final_dir.name}.partial-*"):
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def _remove_lost_workers_job_folders() -> None:
+    """Remove this machine's seed job folders (:meth:`_SeedProcess.run`, in the system's temporary
+    folder, named after the worker process that made them) whose worker is gone.
+
+    A worker killed mid-seed never ran its clean-up (the demo's job folders took 2.7 MB each), and its
+    seed process died with it (:func:`_die_with_parent`), so nothing uses the folder any more. One
+    whose worker still runs is left alone, as is one whose owner cannot be told (another naming, or a
+    process this user may not inspect); a process that took a dead worker's id after the folder was
+    made does not keep it."""
+    import psutil
+
+    for folder in Path(tempfile.gettempdir()).glob(f"{_JOB_FOLDER_PREFIX}*-*"):
+        owner = folder.name.removeprefix(_JOB_FOLDER_PREFIX).split("-", 1)[0]
+        if not owner.isdigit():
+            continue
+        try:
+            made = folder.stat().st_mtime
+            process = psutil.Process(int(owner))
+            gone = process.status() == psutil.STATUS_ZOMBIE or process.create_time() > made
+        except (psutil.NoSuchProcess, FileNotFoundError):
+            gone = True
+        except psutil.AccessDenied:
+            gone = False
+        if gone:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class _SeedProcess:
@@ -469,7 +500,7 @@ class _SeedProcess:
         """Run one seed there (its inputs read from ``inputs_file``); past its timeout (plus grace)
         the process is killed. Once ``cancelled`` the seed is interrupted (it removes its staging
         folder) and the process ends."""
-        with tempfile.TemporaryDirectory(prefix="civictwin-seed-") as scratch:
+        with tempfile.TemporaryDirectory(prefix=f"{_JOB_FOLDER_PREFIX}{os.getpid()}-") as scratch:
             job_file, result_file = Path(scratch) / "job.pickle", Path(scratch) / "result.pickle"
             job_file.write_bytes(pickle.dumps((job, inputs_file, ran_on)))
             assert self.process.stdin is not None

@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -407,7 +408,8 @@ def test_a_real_ctrl_c_stops_civictwin_compare_on_the_workers_and_the_same_comma
 def test_a_worker_killed_mid_seed_has_its_seed_run_again_elsewhere(
     tmp_path: Path, cluster: Cluster, engines: Any, pooled: Ensemble
 ) -> None:
-    """Runs last: it leaves one worker. Both workers hold a seed at the barrier; one is killed -9."""
+    """Runs last: it leaves one worker. Both workers hold a seed at the barrier; one is killed -9.
+    The seed run again removes the job folder the killed worker left in the temporary folder."""
     twin = write_twin(tmp_path / "twin", ZONES)
     close_barrier(cluster)
     outcome: dict[str, Any] = {}
@@ -427,6 +429,8 @@ def test_a_worker_killed_mid_seed_has_its_seed_run_again_elsewhere(
         victim_pid = int(started[0].name.rsplit("-", 1)[1])
         victim_seed = started[0].name.removeprefix("started-").rsplit("-", 1)[0]
         victim = next(a for a, p in cluster.workers.items() if p.pid == victim_pid)
+        job_folders = Path(tempfile.gettempdir()).glob(f"civictwin-seed-{victim_pid}-*")
+        assert len(list(job_folders)) == 1  # its seed's job folder, which its death leaves behind
         os.kill(victim_pid, signal.SIGKILL)
         cluster.workers[victim].wait(timeout=10)
     finally:
@@ -448,6 +452,9 @@ def test_a_worker_killed_mid_seed_has_its_seed_run_again_elsewhere(
     assert rerun.worker == f"{socket.gethostname()} {survivor}"
     seeds = twin / "runs" / "killed" / "seeds" / "toy"
     assert sorted(p.name for p in (seeds / scenario).iterdir()) == ["seed_1", "seed_2"]  # no staging left
+    assert (
+        list(Path(tempfile.gettempdir()).glob(f"civictwin-seed-{victim_pid}-*")) == []
+    )  # removed by the rerun
 
 
 def test_a_seed_whose_workers_keep_dying_fails_with_one_line(
