@@ -142,20 +142,22 @@ def _dask_seeds(
     the scenarios (:func:`_start_local_cluster`), and is waited for when the first seed is sent."""
     if address != LOCAL:
         client = _connect(address, connect_timeout_s)
-        with client:
+        with client, _noticing_interrupts() as noticed:
             client.run(_warm_seed_processes, warm_modules, most_runs, wait=False)
             connected: Future[Any] = Future()
             connected.set_result(client)
-            yield DaskSeeds(connected)
+            yield DaskSeeds(connected, noticed)
         return
     with (
         contextlib.ExitStack() as started,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="civictwin-local-cluster") as starter,
+        _noticing_interrupts() as noticed,
     ):  # the starter's thread is joined first, so a cluster still starting is stopped once it is up
         yield DaskSeeds(
             starter.submit(
                 _start_local_cluster, started, workers=workers, most_runs=most_runs, warm_modules=warm_modules
-            )
+            ),
+            noticed,
         )
 
 
@@ -223,6 +225,8 @@ class DaskSeeds:
 
     connected: Future[Any]
     """The ``distributed.Client``, once connected (a :data:`LOCAL` cluster starts meanwhile)."""
+    noticed: _Noticed
+    """When an interrupt arrived while the executor is open (:func:`_noticing_interrupts`)."""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -272,22 +276,21 @@ class DaskSeeds:
         finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
         jobs = list(futures.values())
         try:
-            with _noticing_interrupts() as noticed:
-                for future in futures:
-                    future.add_done_callback(finished.put)
-                for _ in futures:
-                    future = _next_finished(finished, noticed)
-                    job = futures[future]
-                    try:
-                        record = future.result()
-                    except KilledWorker as lost:
-                        _remove_staging(job)  # left by its attempts, whose seed processes died with them
-                        raise EngineError(
-                            f"{job.who}: {lost.allowed_failures + 1} Dask worker(s) were lost while running "
-                            f"it (the last {lost.last_worker.address}), so the scheduler gave up on it; the "
-                            "seed may exhaust a worker's memory"
-                        ) from None
-                    on_done(job, record)
+            for future in futures:
+                future.add_done_callback(finished.put)
+            for _ in futures:
+                future = _next_finished(finished, self.noticed)
+                job = futures[future]
+                try:
+                    record = future.result()
+                except KilledWorker as lost:
+                    _remove_staging(job)  # left by its attempts, whose seed processes died with them
+                    raise EngineError(
+                        f"{job.who}: {lost.allowed_failures + 1} Dask worker(s) were lost while running it "
+                        f"(the last {lost.last_worker.address}), so the scheduler gave up on it; the seed may "
+                        "exhaust a worker's memory"
+                    ) from None
+                on_done(job, record)
         except BaseException:
             client.cancel(list(futures), force=True)
             raise
@@ -305,7 +308,9 @@ class _Noticed:
 @contextlib.contextmanager
 def _noticing_interrupts() -> Iterator[_Noticed]:
     """Note the time of each SIGINT (a real one, or ``_thread.interrupt_main``) before the handler
-    in place raises it, so that :func:`_next_finished` can raise an interrupt that Python lost.
+    in place raises it, while the executor is open (the scenarios' preparation, the seeds'
+    submission, the wait for them), so that :func:`_next_finished` can raise an interrupt that Python
+    lost.
 
     Python runs a signal's handler in the main thread wherever it next runs Python code, and an
     exception raised inside a finalizer (``__del__``, a weakref callback: the garbage collector runs

@@ -711,3 +711,33 @@ def test_a_pending_ctrl_c_is_raised_by_its_handler_when_the_wait_for_the_seeds_w
         assert noticed.at is not None
     assert raised.value.args == ()  # the handler's own, not the loss check's
     assert signal.getsignal(signal.SIGINT) is previous
+
+
+def test_an_open_executor_notices_a_ctrl_c_dropped_before_its_seeds_are_sent(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the executor is open (the scenarios prepared, the seeds submitted: where the Ctrl-C of
+    the hung test runs came), an interrupt dropped in a finalizer is noted, so the wait for the seeds
+    raises it; closing the executor puts the SIGINT handler back."""
+    import gc
+
+    from civictwin.engines import cluster as dask_seeds
+
+    dropped: list[type[BaseException] | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: dropped.append(unraisable.exc_type))
+    previous = signal.getsignal(signal.SIGINT)
+    started = threading.Event()
+
+    def press() -> None:
+        started.wait()
+        _thread.interrupt_main()
+
+    with open_cluster(cluster.address, workers=2)(4, ()) as seeds:
+        assert signal.getsignal(signal.SIGINT) is not previous
+        threading.Thread(target=press, daemon=True).start()
+        _Finalised(started, lambda: seeds.noticed.at is not None)
+        gc.collect()
+        assert dropped == [KeyboardInterrupt]
+        with pytest.raises(KeyboardInterrupt, match="lost on its way"):
+            dask_seeds._next_finished(queue.SimpleQueue(), seeds.noticed)
+    assert signal.getsignal(signal.SIGINT) is previous
