@@ -490,11 +490,13 @@ class _SeedProcess:
         threading.Thread(target=self._listen, name="civictwin-seed-results", daemon=True).start()
 
     def _listen(self) -> None:
-        """Wake the waiting task at each result the process announces, and when it ends."""
+        """Wake the waiting task at each result the process announces, and when it ends (reaped at
+        once: an interrupted seed's process is never polled again, and would stay a zombie)."""
         assert self.process.stdout is not None
         with self.process.stdout:
             for _ in self.process.stdout:
                 self.news.set()
+        self.process.wait()
         self.news.set()
 
     def alive(self) -> bool:
