@@ -154,6 +154,7 @@ def _executor(kind: str, workers: int, *, dask_defaults: bool) -> Iterator[Execu
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},  # as --cluster local: not port 8787
                 silence_logs=logging.ERROR,
             )
         with running, Client(running, set_as_default=False) as client:
