@@ -22,7 +22,9 @@ runs the seed again on another worker: up to its ``distributed.scheduler.allowed
 default, so at most 4 attempts) before the seed fails with a one-line error. The seed's process on
 the lost worker dies with it (Linux: ``PR_SET_PDEATHSIG``), so no seed is ever saved twice. Each run
 again is reported in the ensemble's notes. ``local`` starts a ``LocalCluster`` of ``workers``
-one-thread worker processes for the run and stops it afterwards.
+one-thread worker processes for the run (on a thread, while the scenarios are prepared, with
+:data:`WORKER_CONFIG`) and stops it afterwards. A task waiting for its seed sleeps until the seed
+process announces the result, waking every :data:`_CANCEL_CHECK_S` for a cancellation.
 
 Dask is imported only here, and only when a cluster is asked for.
 """
@@ -36,6 +38,7 @@ import importlib
 import logging
 import os
 import pickle
+import queue
 import shutil
 import signal
 import socket
@@ -49,6 +52,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from civictwin.engines.ensemble import (
@@ -64,14 +68,37 @@ from civictwin.runs import SeedRecord, seed_dir, work_dir
 
 LOCAL = "local"
 """The ``--cluster`` value that starts a Dask ``LocalCluster`` on this machine for the run."""
+WORKER_CONFIG: dict[str, Any] = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.admin.system-monitor.gil.enabled": False,
+    "distributed.worker.memory.monitor-interval": "1s",
+}
+"""Dask settings for the processes of a :data:`LOCAL` cluster (and recommended in docs/cluster.md for a
+cluster a city runs): its tasks only wait for their seed processes, so the worker's statistical
+profiler (every 10 ms by default), event-loop health check (20 ms), system monitor (500 ms) and memory
+monitor (100 ms; seed processes are not the worker's memory anyway) only take CPU from the seeds'
+SUMO runs: together about 5% of a core on two idle workers (BENCHMARKS.md). Defaults:
+``distributed.yaml``."""
 SCHEMES = ("tcp://", "tls://")
 """Scheduler address schemes accepted (``tcp://host:8786``)."""
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 """How long to wait for the scheduler to answer before giving up (``--cluster-timeout``)."""
 _HANDSHAKE_GRACE_S = 0.5
 """Beyond the connect timeout, how long the scheduler's handshake may take."""
-_RESULT_POLL_S = 0.02
-"""How often a task looks for its seed's result (or its seed process's end)."""
+_CANCEL_CHECK_S = 0.2
+"""How often a task waiting for its seed's result wakes to look for a cancellation (the result itself,
+or the seed process's end, wakes it at once)."""
+_INTERRUPT_CHECK_S = 0.25
+"""The longest the driving process waits at a time for its seeds (or its ``LocalCluster``), so that
+an interrupt marked pending meanwhile is raised within this time (:func:`_next_finished`)."""
+_LOST_INTERRUPT_S = 1.0
+"""How long after its SIGINT handler ran an interrupt that has not unwound the wait for the seeds
+counts as lost (:func:`_noticing_interrupts`); a handler that raises unwinds it at once, and
+civictwin's own handler re-raises one that landed in the import system 0.01 s later."""
+_JOB_FOLDER_PREFIX = "civictwin-seed-"
+"""A seed's job folder in the worker's temporary folder: this, the worker's process id, ``-``, random."""
 _ORPHAN_POLL_S = 0.2
 """Where the OS cannot kill a seed's process with its worker, how often it checks its parent."""
 _PR_SET_PDEATHSIG = 1
@@ -109,28 +136,60 @@ def open_cluster(
 def _dask_seeds(
     address: str, *, workers: int, most_runs: int, warm_modules: tuple[str, ...], connect_timeout_s: float
 ) -> Iterator[DaskSeeds]:
-    """A client on the cluster for the run (and the local cluster itself for :data:`LOCAL`), whose
-    workers start their seed processes at once (:func:`_warm_seed_processes`)."""
+    """A client on the cluster for the run, whose workers start their seed processes at once
+    (:func:`_warm_seed_processes`). A scheduler address is connected to now, before anything is
+    written; a :data:`LOCAL` cluster starts on a thread of its own while the driving process prepares
+    the scenarios (:func:`_start_local_cluster`), and is waited for when the first seed is sent."""
+    if address != LOCAL:
+        client = _connect(address, connect_timeout_s)
+        with client, _noticing_interrupts() as noticed:
+            client.run(_warm_seed_processes, warm_modules, most_runs, wait=False)
+            connected: Future[Any] = Future()
+            connected.set_result(client)
+            yield DaskSeeds(connected, noticed)
+        return
+    with (
+        contextlib.ExitStack() as started,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="civictwin-local-cluster") as starter,
+        _noticing_interrupts() as noticed,
+    ):  # the starter's thread is joined first, so a cluster still starting is stopped once it is up
+        yield DaskSeeds(
+            starter.submit(
+                _start_local_cluster, started, workers=workers, most_runs=most_runs, warm_modules=warm_modules
+            ),
+            noticed,
+        )
+
+
+def _start_local_cluster(
+    started: contextlib.ExitStack, *, workers: int, most_runs: int, warm_modules: tuple[str, ...]
+) -> Any:
+    """A ``LocalCluster`` of ``workers`` one-thread worker processes with :data:`WORKER_CONFIG`, and a
+    client on it whose workers start their seed processes; both are closed by ``started``. A cluster
+    that cannot start is one line (the first line of Dask's own message)."""
+    import dask.config
     from distributed import Client, LocalCluster
 
-    if address == LOCAL:
-        with (
-            LocalCluster(
-                n_workers=max(1, workers),
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            ) as cluster,
-            Client(cluster) as client,
-        ):
-            client.run(_warm_seed_processes, warm_modules, most_runs, wait=False)
-            yield DaskSeeds(client)
-        return
-    client = _connect(address, connect_timeout_s)
-    with client:
-        client.run(_warm_seed_processes, warm_modules, most_runs, wait=False)
-        yield DaskSeeds(client)
+    try:
+        with dask.config.set(WORKER_CONFIG):  # the nannies hand the configuration to their workers
+            cluster = started.enter_context(
+                LocalCluster(
+                    n_workers=max(1, workers),
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    # the scheduler's HTTP server (health, metrics) starts even without a dashboard, on
+                    # Dask's dashboard port 8787 unless told otherwise (warning when that port is taken)
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                    silence_logs=logging.ERROR,
+                )
+            )
+        client = started.enter_context(Client(cluster, set_as_default=False))
+    except Exception as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise EngineError(f"the Dask LocalCluster for --cluster {LOCAL} could not start: {reason}") from exc
+    client.run(_warm_seed_processes, warm_modules, most_runs, wait=False)
+    return client
 
 
 def _connect(address: str, timeout_s: float) -> Any:
@@ -164,17 +223,32 @@ def _connect(address: str, timeout_s: float) -> Any:
 class DaskSeeds:
     """Seeds as Dask tasks on ``client``'s cluster (a :class:`~civictwin.engines.ensemble.SeedExecutor`)."""
 
-    client: Any  # distributed.Client
+    connected: Future[Any]
+    """The ``distributed.Client``, once connected (a :data:`LOCAL` cluster starts meanwhile)."""
+    noticed: _Noticed
+    """When an interrupt arrived while the executor is open (:func:`_noticing_interrupts`)."""
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def client(self) -> Any:
+        """The client, waiting for the cluster if it still starts (:data:`_INTERRUPT_CHECK_S` at a
+        time, so a Ctrl-C meanwhile is raised at once: :func:`_next_finished`); one line if it could
+        not."""
+        while True:
+            try:
+                return self.connected.result(timeout=_INTERRUPT_CHECK_S)
+            except TimeoutError:
+                continue
 
     def run(self, jobs: Sequence[SeedJob], on_done: OnDone) -> None:
         """Submit every seed, hand each record to ``on_done`` as it arrives; on any failure or
         interrupt, cancel the seeds not yet finished. Seeds run again after a lost worker are noted."""
+        client = self.client  # a cluster that could not start fails here, before any seed is shipped
         run_id = uuid.uuid4().hex[:12]
         topic = f"civictwin-seed-start-{run_id}"
         with _shipped_inputs(jobs) as shipped:
             futures = {
-                self.client.submit(
+                client.submit(
                     _seed_task,
                     dataclasses.replace(job, inputs=None),
                     shipped[job.key[:2]],
@@ -187,12 +261,25 @@ class DaskSeeds:
             self._collect(futures, topic, on_done)
 
     def _collect(self, futures: dict[Any, SeedJob], topic: str, on_done: OnDone) -> None:
-        """Hand each seed's record to ``on_done`` as it arrives; cancel the rest on any failure."""
-        from distributed import KilledWorker, as_completed
+        """Hand each seed's record to ``on_done`` as it arrives; cancel the rest on any failure or
+        interrupt.
 
+        Each future reports its end on a queue (from Dask's callback thread) that this thread reads
+        :data:`_INTERRUPT_CHECK_S` at a time (:func:`_next_finished`), so a Ctrl-C is raised here
+        however it arrives, and even if Python lost it on the way (:func:`_noticing_interrupts`).
+        Distributed's ``as_completed`` is not used: its iteration takes locks that its event-loop
+        thread also takes, so an interrupt raised while this thread holds one could stall the loop,
+        and with it the cancellation below."""
+        from distributed import KilledWorker
+
+        client = self.client
+        finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
         jobs = list(futures.values())
         try:
-            for future in as_completed(futures, loop=self.client.loop):
+            for future in futures:
+                future.add_done_callback(finished.put)
+            for _ in futures:
+                future = _next_finished(finished, self.noticed)
                 job = futures[future]
                 try:
                     record = future.result()
@@ -205,10 +292,69 @@ class DaskSeeds:
                     ) from None
                 on_done(job, record)
         except BaseException:
-            self.client.cancel(list(futures), force=True)
+            client.cancel(list(futures), force=True)
             raise
         finally:
-            self.notes.extend(_restarts(self.client.get_events(topic), {j.key: j for j in jobs}))
+            self.notes.extend(_restarts(client.get_events(topic), {j.key: j for j in jobs}))
+
+
+@dataclass
+class _Noticed:
+    """When this process's SIGINT handler last ran during a run (``time.monotonic`` seconds)."""
+
+    at: float | None = None
+
+
+@contextlib.contextmanager
+def _noticing_interrupts() -> Iterator[_Noticed]:
+    """Note the time of each SIGINT (a real one, or ``_thread.interrupt_main``) before the handler
+    in place raises it, while the executor is open (the scenarios' preparation, the seeds'
+    submission, the wait for them), so that :func:`_next_finished` can raise an interrupt that Python
+    lost.
+
+    Python runs a signal's handler in the main thread wherever it next runs Python code, and an
+    exception raised inside a finalizer (``__del__``, a weakref callback: the garbage collector runs
+    them in whichever thread allocates, e.g. this one while it submits the seeds) is only printed as
+    "Exception ignored" and dropped. A Ctrl-C lost that way left this thread waiting for seeds that
+    wait in turn, as in the fresh-clone test runs that hung (docs/cluster.md). Signals can be handled
+    only in the main thread; elsewhere, or without a Python handler to call, nothing is noted."""
+    noticed = _Noticed()
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield noticed
+        return
+    handler: Callable[[int, FrameType | None], Any] = previous
+
+    def note(signum: int, frame: FrameType | None) -> Any:
+        noticed.at = time.monotonic()  # a plain store: a handler must not take locks this thread may hold
+        return handler(signum, frame)
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield noticed
+    finally:
+        if signal.getsignal(signal.SIGINT) is note:  # unless something else replaced it meanwhile
+            signal.signal(signal.SIGINT, previous)
+
+
+def _next_finished(finished: queue.SimpleQueue[Any], noticed: _Noticed) -> Any:
+    """The next future to report its end on ``finished``, waiting :data:`_INTERRUPT_CHECK_S` at a
+    time; an interrupt ``noticed`` over :data:`_LOST_INTERRUPT_S` ago that has not unwound this
+    thread was lost (:func:`_noticing_interrupts`) and is raised here.
+
+    Waiting with a timeout matters too: a real SIGINT wakes this thread from any wait, but a
+    simulated one (``_thread.interrupt_main``, or civictwin's handler re-raising SIGINT from another
+    thread) only marks the interrupt pending, which a wait without a timeout never returns to take.
+    ``SimpleQueue`` waits in C, without Python-level locks, so an interrupt raised here leaves no lock
+    held that another thread needs."""
+    while True:
+        try:
+            return finished.get(timeout=_INTERRUPT_CHECK_S)
+        except queue.Empty:
+            if noticed.at is not None and time.monotonic() - noticed.at > _LOST_INTERRUPT_S:
+                raise KeyboardInterrupt(
+                    "interrupted (the interrupt was lost on its way and noticed)"
+                ) from None
 
 
 @contextlib.contextmanager
@@ -264,7 +410,8 @@ def _seed_task(job: SeedJob, inputs_file: Path, topic: str) -> SeedRecord:
     which reads its prepared inputs from ``inputs_file`` (:func:`_shipped_inputs`).
 
     Leftover staging folders of this seed (from an attempt on a worker that was lost) are removed
-    first: the seed runs nowhere else now, because a lost worker's seed process died with it.
+    first: the seed runs nowhere else now, because a lost worker's seed process died with it. So are
+    the job folders of lost workers on this machine (:func:`_remove_lost_workers_job_folders`).
     """
     from distributed import get_worker
 
@@ -280,6 +427,7 @@ def _seed_task(job: SeedJob, inputs_file: Path, topic: str) -> SeedRecord:
         topic, {"engine": job.engine.name, "scenario": job.scenario, "seed": job.seed, "worker": address}
     )
     _remove_staging(job)
+    _remove_lost_workers_job_folders()
     process = _borrow()
     try:
         return process.run(job, inputs_file, ran_on, cancelled)
@@ -293,19 +441,63 @@ def _remove_staging(job: SeedJob) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
+def _remove_lost_workers_job_folders() -> None:
+    """Remove this machine's seed job folders (:meth:`_SeedProcess.run`, in the system's temporary
+    folder, named after the worker process that made them) whose worker is gone.
+
+    A worker killed mid-seed never ran its clean-up (the demo's job folders took 2.7 MB each), and its
+    seed process died with it (:func:`_die_with_parent`), so nothing uses the folder any more. One
+    whose worker still runs is left alone, as is one whose owner cannot be told (another naming, or a
+    process this user may not inspect); a process that took a dead worker's id after the folder was
+    made does not keep it."""
+    import psutil
+
+    for folder in Path(tempfile.gettempdir()).glob(f"{_JOB_FOLDER_PREFIX}*-*"):
+        owner = folder.name.removeprefix(_JOB_FOLDER_PREFIX).split("-", 1)[0]
+        if not owner.isdigit():
+            continue
+        try:
+            made = folder.stat().st_mtime
+            process = psutil.Process(int(owner))
+            gone = process.status() == psutil.STATUS_ZOMBIE or process.create_time() > made
+        except (psutil.NoSuchProcess, FileNotFoundError):
+            gone = True
+        except psutil.AccessDenied:
+            gone = False
+        if gone:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 class _SeedProcess:
     """A Python process on a Dask worker that runs seeds one at a time, one after another (as a
     worker of the local pool does): a job file's path in on its standard input, ``(ok, record or
-    error)`` out as a result file. It imports ``modules`` as it starts, and dies with the worker
-    (:func:`_die_with_parent`)."""
+    error)`` out as a result file, announced by a line on its standard output, for which a thread
+    listens (:meth:`_listen`) so that the task waiting for the seed sleeps instead of polling. It
+    imports ``modules`` as it starts, and dies with the worker (:func:`_die_with_parent`)."""
 
     def __init__(self, modules: Sequence[str] = ()) -> None:
         code = "import sys; from civictwin.engines.cluster import seed_process_main as m; m(*sys.argv[1:])"
         self.process = subprocess.Popen(
-            [sys.executable, "-c", code, str(os.getpid()), *modules], stdin=subprocess.PIPE, text=True
+            [sys.executable, "-c", code, str(os.getpid()), *modules],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         self.interrupted = False
         """Whether its seed was interrupted, after which the process ends (never reused)."""
+        self.news = threading.Event()
+        """Set when the process announces a result, or ends."""
+        threading.Thread(target=self._listen, name="civictwin-seed-results", daemon=True).start()
+
+    def _listen(self) -> None:
+        """Wake the waiting task at each result the process announces, and when it ends (reaped at
+        once: an interrupted seed's process is never polled again, and would stay a zombie)."""
+        assert self.process.stdout is not None
+        with self.process.stdout:
+            for _ in self.process.stdout:
+                self.news.set()
+        self.process.wait()
+        self.news.set()
 
     def alive(self) -> bool:
         """Whether the process still runs (it ends after an interrupt, and may have been killed)."""
@@ -315,7 +507,7 @@ class _SeedProcess:
         """Run one seed there (its inputs read from ``inputs_file``); past its timeout (plus grace)
         the process is killed. Once ``cancelled`` the seed is interrupted (it removes its staging
         folder) and the process ends."""
-        with tempfile.TemporaryDirectory(prefix="civictwin-seed-") as scratch:
+        with tempfile.TemporaryDirectory(prefix=f"{_JOB_FOLDER_PREFIX}{os.getpid()}-") as scratch:
             job_file, result_file = Path(scratch) / "job.pickle", Path(scratch) / "result.pickle"
             job_file.write_bytes(pickle.dumps((job, inputs_file, ran_on)))
             assert self.process.stdin is not None
@@ -332,6 +524,8 @@ class _SeedProcess:
         return record
 
     def _wait(self, job: SeedJob, ran_on: str, result_file: Path, cancelled: Callable[[], bool]) -> None:
+        """Sleep until the seed's result is there, waking at the process's news and every
+        :data:`_CANCEL_CHECK_S` to look for a cancellation, the process's end and the deadline."""
         deadline = time.monotonic() + job.timeout_s + STOP_GRACE_S
         interrupted = False
         while not result_file.is_file():
@@ -353,7 +547,8 @@ class _SeedProcess:
                     else f"{job.who}: no result within the per-seed timeout of {job.timeout_s:g} s; its "
                     "process was stopped (the engine hangs, or the seed needs a longer --seed-timeout)"
                 )
-            time.sleep(_RESULT_POLL_S)
+            if self.news.wait(min(_CANCEL_CHECK_S, max(0.0, deadline - time.monotonic()))):
+                self.news.clear()  # the result file is in place before its line is written
 
 
 _idle: list[_SeedProcess] = []
@@ -409,16 +604,24 @@ def _give_back(process: _SeedProcess) -> None:
 
 def seed_process_main(parent_pid: str, *modules: str) -> None:
     """A seed process: die with the worker, import ``modules`` (a module that fails to import is left
-    for the seed that needs it to report), then run each seed named on standard input in turn; after
-    an interrupt it stops (its seed reported as interrupted)."""
+    for the seed that needs it to report), then run each seed named on standard input in turn,
+    announcing each result with a line on standard output; after an interrupt it stops (its seed
+    reported as interrupted). Everything else written to standard output, by the engine or its own
+    subprocesses, goes to standard error instead, beside the worker's own log."""
     _die_with_parent(int(parent_pid))
+    news = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     init_seed_process(None)
     for module in modules:
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
     for line in sys.stdin:
         job_file, result_file = line.rstrip("\n").split("\t")
-        if not _serve(Path(job_file), Path(result_file)):
+        going_on = _serve(Path(job_file), Path(result_file))
+        news.write("done\n")
+        news.flush()
+        if not going_on:
             return
 
 

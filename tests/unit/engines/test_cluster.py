@@ -4,21 +4,26 @@
 The same comparison on the cluster and on the local process pool gives byte-identical seeds; the
 manifest says which worker ran each; a worker killed (SIGKILL) while its seed runs has that seed run
 again on the other worker, every seed finishing exactly once with the same numbers; an unreachable
-scheduler is one line and leaves nothing written.
+scheduler is one line and leaves nothing written. ``--cluster local`` starts its ``LocalCluster``
+beside the scenarios' preparation, with civictwin's worker settings, and one that cannot start is one
+line with no seed written.
 """
 
 from __future__ import annotations
 
 import _thread
+import contextlib
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,9 +35,10 @@ from plugin import subprocess_env, write_distribution, write_twin
 
 from civictwin.compare import compare_ensemble, ensemble_manifest
 from civictwin.engines.base import TwinContext
-from civictwin.engines.cluster import SHIPPED_INPUTS, open_cluster
+from civictwin.engines.cluster import LOCAL, SHIPPED_INPUTS, WORKER_CONFIG, open_cluster
 from civictwin.engines.ensemble import Ensemble, run_ensemble
 from civictwin.errors import EngineError
+from civictwin.runs import SeedRecord, read_seed
 from civictwin.scenarios.spec import Scenario
 
 BIN = Path(sys.executable).parent
@@ -136,14 +142,26 @@ def ensemble(twin: Path, engines: tuple[Any, list[Scenario]], comparison: str, *
 
 def seed_bytes(result: Ensemble) -> dict[tuple[str, int], tuple[str, bytes, bytes]]:
     """Per (scenario, seed): the saved KPIs as JSON text and the bytes of both saved tables."""
+    return {
+        (scenario, r.seed): record_bytes(r) for scenario, seeds in result.runs["toy"].items() for r in seeds
+    }
+
+
+def saved_bytes(comparison: Path) -> dict[tuple[str, int], tuple[str, bytes, bytes]]:
+    """:func:`seed_bytes` of the seeds a comparison saved (``runs/<id>``), read back from its folders."""
     out = {}
-    for scenario, seeds in result.runs["toy"].items():
-        for record in seeds:
-            assert record.directory is not None
-            kpis = "".join(k.model_dump_json() for k in record.kpis)
-            zones, cells = (record.directory / f"{t}.parquet" for t in ("zones", "cells"))
-            out[(scenario, record.seed)] = (kpis, zones.read_bytes(), cells.read_bytes())
+    for folder in sorted((comparison / "seeds" / "toy").glob("*/seed_*")):
+        record = read_seed(folder)
+        assert record is not None, folder
+        out[(folder.parent.name, record.seed)] = record_bytes(record)
     return out
+
+
+def record_bytes(record: SeedRecord) -> tuple[str, bytes, bytes]:
+    assert record.directory is not None
+    kpis = "".join(k.model_dump_json() for k in record.kpis)
+    zones, cells = (record.directory / f"{t}.parquet" for t in ("zones", "cells"))
+    return kpis, zones.read_bytes(), cells.read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -154,18 +172,20 @@ def pooled(tmp_path_factory: pytest.TempPathFactory, engines: Any) -> Ensemble:
 
 
 def seed_processes(cluster: Cluster) -> dict[str, list[list[str]]]:
-    """Per live worker, the command lines of its seed processes."""
+    """Per live worker, the command lines of its seed processes that still run (one that ended and
+    that its worker did not reap yet, a zombie, is not counted)."""
     import psutil
 
-    return {
-        address: [
-            child.cmdline()
-            for child in psutil.Process(worker.pid).children()
-            if "seed_process_main" in " ".join(child.cmdline())
-        ]
-        for address, worker in cluster.workers.items()
-        if worker.poll() is None
-    }
+    running: dict[str, list[list[str]]] = {}
+    for address, worker in cluster.workers.items():
+        if worker.poll() is not None:
+            continue
+        running[address] = []
+        for child in psutil.Process(worker.pid).children():
+            with contextlib.suppress(psutil.ZombieProcess, psutil.NoSuchProcess):  # it ended
+                if "seed_process_main" in " ".join(command := child.cmdline()):
+                    running[address].append(command)
+    return running
 
 
 def test_opening_the_executor_starts_a_seed_process_on_every_worker(cluster: Cluster) -> None:
@@ -339,10 +359,57 @@ def test_ctrl_c_stops_the_seeds_on_the_workers_and_the_comparison_resumes(
     ]  # fmt: skip  # the interrupted seeds never finished
 
 
+def test_a_real_ctrl_c_stops_civictwin_compare_on_the_workers_and_the_same_command_resumes(
+    tmp_path: Path, cluster: Cluster, toy: list[str], pooled: Ensemble
+) -> None:
+    """SIGINT as a terminal's Ctrl-C sends it, to ``civictwin compare --cluster`` while both seeds
+    wait on the workers: the command ends with one line and exit 130, the seeds there are stopped
+    (their seed processes end, no staging folder or finished seed is left), and the same command
+    then resumes and saves the local pool's seeds, each seed run exactly once."""
+    twin = write_twin(tmp_path / "twin", ZONES)
+    (twin / "scenarios").mkdir()
+    (twin / "scenarios" / "warm.toml").write_text(
+        'name = "warm"\n[[interventions]]\ntype = "toy_nudge"\nfactor = 1.5\nzones = ["b"]\n'
+    )  # the pooled comparison's warm scenario
+    command = [str(BIN / "civictwin"), "compare", "baseline", "warm", "--twin", str(twin), "--seeds", "2",
+               "--cluster", cluster.address, "--workers", "2", "--id", "signalled"]  # fmt: skip
+    comparison = twin / "runs" / "signalled"
+    close_barrier(cluster)
+    try:
+        process = subprocess.Popen(
+            command, env=subprocess_env(toy), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            wait_started(cluster, 2)
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert process.returncode == 130, stderr
+        assert stderr.strip() == "interrupted: nothing half-written was kept"
+        deadline = time.monotonic() + 30
+        while any(seed_processes(cluster).values()) and time.monotonic() < deadline:
+            time.sleep(0.05)  # each interrupted seed's process ends once its seed has cleaned up
+        assert seed_processes(cluster) == {address: [] for address in cluster.workers}
+        assert list((comparison / "seeds" / "toy").glob("*/*")) == []
+        assert not (twin / "toy-runs.log").exists()  # no seed finished
+    finally:
+        (cluster.barrier / "go").touch()
+    resumed = subprocess.run(command, env=subprocess_env(toy), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert saved_bytes(comparison) == seed_bytes(pooled)
+    assert sorted((twin / "toy-runs.log").read_text().splitlines()) == [
+        "baseline 1", "baseline 2", "warm 1", "warm 2",
+    ]  # fmt: skip
+
+
 def test_a_worker_killed_mid_seed_has_its_seed_run_again_elsewhere(
     tmp_path: Path, cluster: Cluster, engines: Any, pooled: Ensemble
 ) -> None:
-    """Runs last: it leaves one worker. Both workers hold a seed at the barrier; one is killed -9."""
+    """Runs last: it leaves one worker. Both workers hold a seed at the barrier; one is killed -9.
+    The seed run again removes the job folder the killed worker left in the temporary folder."""
     twin = write_twin(tmp_path / "twin", ZONES)
     close_barrier(cluster)
     outcome: dict[str, Any] = {}
@@ -362,6 +429,8 @@ def test_a_worker_killed_mid_seed_has_its_seed_run_again_elsewhere(
         victim_pid = int(started[0].name.rsplit("-", 1)[1])
         victim_seed = started[0].name.removeprefix("started-").rsplit("-", 1)[0]
         victim = next(a for a, p in cluster.workers.items() if p.pid == victim_pid)
+        job_folders = Path(tempfile.gettempdir()).glob(f"civictwin-seed-{victim_pid}-*")
+        assert len(list(job_folders)) == 1  # its seed's job folder, which its death leaves behind
         os.kill(victim_pid, signal.SIGKILL)
         cluster.workers[victim].wait(timeout=10)
     finally:
@@ -383,6 +452,9 @@ def test_a_worker_killed_mid_seed_has_its_seed_run_again_elsewhere(
     assert rerun.worker == f"{socket.gethostname()} {survivor}"
     seeds = twin / "runs" / "killed" / "seeds" / "toy"
     assert sorted(p.name for p in (seeds / scenario).iterdir()) == ["seed_1", "seed_2"]  # no staging left
+    assert (
+        list(Path(tempfile.gettempdir()).glob(f"civictwin-seed-{victim_pid}-*")) == []
+    )  # removed by the rerun
 
 
 def test_a_seed_whose_workers_keep_dying_fails_with_one_line(
@@ -446,3 +518,226 @@ def test_a_seed_process_reads_a_scenarios_inputs_once_and_a_replaced_file_again(
     assert missing.value.user_message() == (
         f"the prepared inputs {path} are not readable on this worker (No such file or directory)"
     )
+
+
+def test_a_local_cluster_starts_beside_the_preparation_and_gives_the_pools_seeds(
+    tmp_path: Path,
+    toy: list[str],
+    engines: Any,
+    pooled: Ensemble,
+    monkeypatch: pytest.MonkeyPatch,
+    recwarn: pytest.WarningsRecorder,
+) -> None:
+    """Opening ``--cluster local`` returns before its cluster is up (the scenarios are prepared
+    meanwhile); its workers run with :data:`WORKER_CONFIG` (no profiler, the memory monitor every
+    second); its scheduler's HTTP server takes a free loopback port, not Dask's dashboard port 8787
+    (held here), without a warning; the comparison's seeds are the pool's, run on its workers, which
+    are gone afterwards."""
+    import psutil
+
+    monkeypatch.setenv("PYTHONPATH", subprocess_env(toy)["PYTHONPATH"])  # for the seed processes
+    before = {" ".join(child.cmdline()) for child in psutil.Process().children()}  # other tests' cluster
+    assert WORKER_CONFIG["distributed.worker.memory.monitor-interval"] == "1s"
+    with socket.socket() as dashboard_port:
+        with contextlib.suppress(OSError):  # already taken on this machine, which does as well
+            dashboard_port.bind(("", 8787))
+            dashboard_port.listen()
+        with open_cluster(LOCAL, workers=2)(4, ()) as seeds:
+            assert not seeds.connected.done()  # starting on its own thread: spawning workers takes seconds
+            callbacks = seeds.client.run(
+                lambda dask_worker: sorted(
+                    (name, pc.callback_time)
+                    for name, pc in dask_worker.periodic_callbacks.items()
+                    if name in ("profile", "memory_monitor")
+                )
+            )
+            http = seeds.client.run_on_scheduler(
+                lambda dask_scheduler: (dask_scheduler.http_server.address, dask_scheduler.http_server.port)
+            )
+    assert list(callbacks.values()) == [[("memory_monitor", 1000.0)]] * 2, callbacks  # milliseconds
+    assert http[0] == "127.0.0.1" and http[1] != 8787, http
+    assert [str(w.message) for w in recwarn if "8787" in str(w.message)] == []
+
+    twin = write_twin(tmp_path / "twin", ZONES)
+    result = ensemble(twin, engines, "local", workers=2, executor=open_cluster(LOCAL, workers=2))
+    assert seed_bytes(result) == seed_bytes(pooled)
+    where = {r.worker for s in result.runs["toy"].values() for r in s}
+    assert all(w.startswith(f"{socket.gethostname()} tcp://127.0.0.1:") for w in where), where
+    assert result.notes == () and list((result.directory / "work").rglob(SHIPPED_INPUTS)) == []
+
+    def ours() -> list[str]:  # new child processes, besides multiprocessing's own resource tracker
+        lines = []
+        for child in psutil.Process().children():
+            with contextlib.suppress(psutil.NoSuchProcess):  # it ended meanwhile
+                lines.append(" ".join(child.cmdline()))
+        return [line for line in lines if "resource_tracker" not in line and line not in before]
+
+    deadline = time.monotonic() + 30
+    while ours() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ours() == []  # the cluster's workers and their seed processes are gone
+
+
+def test_a_failed_preparation_stops_the_local_cluster_starting_beside_it(
+    tmp_path: Path, engines: Any
+) -> None:
+    """The preparation fails while the ``LocalCluster`` still starts: its one line is what is reported,
+    and the cluster, once up, is stopped with its workers."""
+    import psutil
+    from civictwin_toy.engine import ToyEngine
+
+    class Unprepared(ToyEngine):
+        def prepare(self, twin: TwinContext, scenario: Scenario, *, workdir: Path) -> Any:
+            raise ValueError("no zones layer")
+
+    before = {child.pid for child in psutil.Process().children()}
+    with pytest.raises(EngineError) as failed:
+        run_ensemble(
+            TwinContext.load(write_twin(tmp_path / "twin", ZONES)), [Scenario.baseline_scenario()],
+            [Unprepared()], comparison_id="unprepared", seeds=[1], executor=open_cluster(LOCAL, workers=2),
+        )  # fmt: skip
+    assert failed.value.user_message() == (
+        "engine 'toy' failed to prepare scenario 'baseline': ValueError: no zones layer"
+    )
+    left = []
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.NoSuchProcess):  # it ended meanwhile
+            if child.pid not in before and "resource_tracker" not in " ".join(child.cmdline()):
+                left.append(child)
+    assert left == []  # the cluster's workers were stopped before run_ensemble returned
+
+
+def test_a_local_cluster_that_cannot_start_is_one_line_and_writes_no_seed(
+    tmp_path: Path, toy: list[str], engines: Any
+) -> None:
+    """A scheduler preload that does not import (a broken Dask configuration, from the environment):
+    through the command line, one line and exit 1, reported once the scenarios are prepared, with no
+    seed, manifest or shipped inputs written; the same id then runs once the configuration is fixed."""
+    twin = write_twin(tmp_path / "twin", ZONES)
+    (twin / "scenarios").mkdir()
+    (twin / "scenarios" / "warm.toml").write_text(
+        'name = "warm"\n[[interventions]]\ntype = "toy_nudge"\nfactor = 1.5\n'
+    )
+    command = [str(BIN / "civictwin"), "compare", "baseline", "warm", "--twin", str(twin), "--seeds", "2",
+               "--cluster", LOCAL, "--workers", "2", "--id", "broken"]  # fmt: skip
+    broken = subprocess_env(toy, DASK_DISTRIBUTED__SCHEDULER__PRELOAD='["civictwin_no_such_preload"]')
+    done = subprocess.run(command, env=broken, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "error: the Dask LocalCluster for --cluster local could not start: Cluster failed to start: No "
+        "module named 'civictwin_no_such_preload'"
+    )
+    comparison = twin / "runs" / "broken"
+    assert not (comparison / "seeds").exists() and not (comparison / "manifest.json").exists()
+    assert list(comparison.rglob(SHIPPED_INPUTS)) == [] and not (twin / "toy-runs.log").exists()
+    fixed = subprocess.run(
+        command, env=subprocess_env(toy), capture_output=True, text=True, timeout=300, check=False
+    )
+    assert fixed.returncode == 0, fixed.stderr
+    assert sorted((twin / "toy-runs.log").read_text().splitlines()) == [
+        "baseline 1", "baseline 2", "warm 1", "warm 2",
+    ]  # fmt: skip
+
+
+class _Finalised:
+    """Garbage whose finalizer runs Python code (as distributed's ``Future.__del__`` does): it says it
+    started, then runs until ``handled()`` (the SIGINT handler ran), at most 30 s."""
+
+    def __init__(self, started: threading.Event, handled: Callable[[], bool]) -> None:
+        self.started, self.handled = started, handled
+        self.itself = self  # a reference cycle: freed only by the garbage collector
+
+    def __del__(self) -> None:
+        self.started.set()
+        deadline = time.monotonic() + 30
+        while not self.handled() and time.monotonic() < deadline:
+            pass
+
+
+def test_a_ctrl_c_lost_in_a_finalizer_still_stops_the_wait_for_the_seeds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The mechanism of the hang the Ctrl-C test showed in two fresh-clone runs: an interrupt that
+    lands while this (main) thread's garbage collection runs a finalizer is raised inside it, where
+    Python drops it ("Exception ignored"), so a wait for seeds that themselves wait never ends.
+    Noticed by the handler, it is raised by the wait about a second later (an empty queue stands for
+    seeds that never end; a sentinel after 30 s fails the test instead of hanging it)."""
+    import gc
+
+    from civictwin.engines import cluster as dask_seeds
+
+    dropped: list[type[BaseException] | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: dropped.append(unraisable.exc_type))
+    finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    started = threading.Event()
+
+    def press() -> None:
+        started.wait()
+        _thread.interrupt_main()
+
+    def give_up() -> None:
+        time.sleep(30)
+        finished.put("the interrupt stayed lost")
+
+    threading.Thread(target=press, daemon=True).start()
+    threading.Thread(target=give_up, daemon=True).start()
+    previous = signal.getsignal(signal.SIGINT)
+    with dask_seeds._noticing_interrupts() as noticed:
+        _Finalised(started, lambda: noticed.at is not None)
+        gc.collect()  # the finalizer runs until the handler ran, and raised, inside it
+        assert dropped == [KeyboardInterrupt]
+        with pytest.raises(KeyboardInterrupt, match="lost on its way"):
+            dask_seeds._next_finished(finished, noticed)
+        assert noticed.at is not None
+    assert signal.getsignal(signal.SIGINT) is previous  # the handler in place before is back
+
+
+def test_a_pending_ctrl_c_is_raised_by_its_handler_when_the_wait_for_the_seeds_wakes() -> None:
+    """An interrupt that only is marked pending (``_thread.interrupt_main``) while the wait sleeps
+    is raised by the handler in place (pytest's, or civictwin's after an in-process command) when
+    the wait wakes, not by the loss check; a finished future waiting on the queue is returned as
+    is; the handler in place before is back afterwards."""
+    from civictwin.engines import cluster as dask_seeds
+
+    previous = signal.getsignal(signal.SIGINT)
+    finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    finished.put("done")
+    with dask_seeds._noticing_interrupts() as noticed:
+        assert dask_seeds._next_finished(finished, noticed) == "done"
+        assert noticed.at is None
+        threading.Timer(0.05, _thread.interrupt_main).start()
+        with pytest.raises(KeyboardInterrupt) as raised:
+            dask_seeds._next_finished(finished, noticed)
+        assert noticed.at is not None
+    assert raised.value.args == ()  # the handler's own, not the loss check's
+    assert signal.getsignal(signal.SIGINT) is previous
+
+
+def test_an_open_executor_notices_a_ctrl_c_dropped_before_its_seeds_are_sent(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the executor is open (the scenarios prepared, the seeds submitted: where the Ctrl-C of
+    the hung test runs came), an interrupt dropped in a finalizer is noted, so the wait for the seeds
+    raises it; closing the executor puts the SIGINT handler back."""
+    import gc
+
+    from civictwin.engines import cluster as dask_seeds
+
+    dropped: list[type[BaseException] | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: dropped.append(unraisable.exc_type))
+    previous = signal.getsignal(signal.SIGINT)
+    started = threading.Event()
+
+    def press() -> None:
+        started.wait()
+        _thread.interrupt_main()
+
+    with open_cluster(cluster.address, workers=2)(4, ()) as seeds:
+        assert signal.getsignal(signal.SIGINT) is not previous
+        threading.Thread(target=press, daemon=True).start()
+        _Finalised(started, lambda: seeds.noticed.at is not None)
+        gc.collect()
+        assert dropped == [KeyboardInterrupt]
+        with pytest.raises(KeyboardInterrupt, match="lost on its way"):
+            dask_seeds._next_finished(queue.SimpleQueue(), seeds.noticed)
+    assert signal.getsignal(signal.SIGINT) is previous
