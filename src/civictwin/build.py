@@ -43,7 +43,14 @@ from civictwin.catalog.personal import mark_personal
 from civictwin.catalog.quality import QUALITY, quality_highlights, record_quality, record_source_quality
 from civictwin.config import CONFIG_FILENAME, REMOTE_KINDS, SourceConfig, SourceKind, TwinConfig
 from civictwin.errors import AreaError, ConfigError, StoreError
-from civictwin.geometry import WGS84, reproject, utm_crs_for, wgs84_extent
+from civictwin.geometry import (
+    WGS84,
+    reproject,
+    utm_crs_for,
+    vertices_wgs84_extent,
+    wgs84_extent,
+    wkb_vertices,
+)
 from civictwin.governance.security import record_event
 from civictwin.memory import BuildMemory, grid_cells
 from civictwin.model.buildings import lod1_buildings
@@ -521,8 +528,12 @@ class _LayerExtents:
 
 
 def _extent_of(rows: pa.Table, crs: str) -> Bounds | None:
-    """The exact WGS84 extent of rows as written (geometries as WKB in ``crs``)."""
-    return wgs84_extent(shapely.from_wkb(rows[GEOMETRY].to_numpy(zero_copy_only=False)), crs)
+    """The exact WGS84 extent of rows as written (geometries as WKB in ``crs``): points and lines are
+    read from their bytes, other geometries through Shapely."""
+    xy = wkb_vertices(rows[GEOMETRY])
+    if xy is None:
+        return wgs84_extent(shapely.from_wkb(rows[GEOMETRY].to_numpy(zero_copy_only=False)), crs)
+    return vertices_wgs84_extent(xy, crs)
 
 
 class _Handover:
