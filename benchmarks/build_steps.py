@@ -166,7 +166,8 @@ def main() -> None:
                             ("_save_network", "network: save, signals, records"),
                             ("_buildings", "buildings + population"), ("_zones", "zones"),
                             ("mark_personal", "personal data"), ("quality_highlights", "quality highlights"),
-                            ("record_derived", "  catalogue records (extents)")):  # fmt: skip
+                            ("record_derived", "  catalogue records (extents)"),
+                            ("_extent_of", "OSM layer extents (extents worker thread: its own CPU)")):  # fmt: skip
         steps.wrap(build, attribute, name)
     for attribute, name in (("_partitioned_network", "network in partitions: split, save, signals, records"),
                             ("_signals_in_cells", "  signals placed cell by cell"),

@@ -55,7 +55,7 @@ from civictwin.governance.security import record_event
 from civictwin.memory import BuildMemory, grid_cells
 from civictwin.model.buildings import lod1_buildings
 from civictwin.model.mobility import OUTSIDE, areal_weights, reaggregate_od, reaggregate_presence
-from civictwin.model.network import Network, build_network
+from civictwin.model.network import Network, Ways, build_network, network_of, usable_of_arrays
 from civictwin.model.population import (
     estimate_population,
     landuse_of,
@@ -530,10 +530,10 @@ class _LayerExtents:
 def _extent_of(rows: pa.Table, crs: str) -> Bounds | None:
     """The exact WGS84 extent of rows as written (geometries as WKB in ``crs``): points and lines are
     read from their bytes, other geometries through Shapely."""
-    xy = wkb_vertices(rows[GEOMETRY])
-    if xy is None:
+    vertices = wkb_vertices(rows[GEOMETRY])
+    if vertices is None:
         return wgs84_extent(shapely.from_wkb(rows[GEOMETRY].to_numpy(zero_copy_only=False)), crs)
-    return vertices_wgs84_extent(xy, crs)
+    return vertices_wgs84_extent(vertices[0], crs)
 
 
 class _Handover:
@@ -565,11 +565,32 @@ def _frame_of(rows: pa.Table, crs: str) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(frame, geometry=shapely.from_wkb(rows[GEOMETRY].to_numpy()), crs=crs)
 
 
+def _written_ways(roads: pa.Table) -> Ways | None:
+    """The usable ways of the ``roads`` rows the reader wrote, read from their Arrow columns: node
+    references from the ``node_refs`` lists, vertices from the WKB lines' bytes (about 0.6 CPU s less
+    than a GeoDataFrame of the 8×8 extract's 158 k roads); None when a row has no references or its
+    geometry is not a plain line (a repaired one), which :func:`_frame_of` handles."""
+    vertices = wkb_vertices(roads[GEOMETRY])
+    node_refs = roads["node_refs"].combine_chunks()
+    if vertices is None or node_refs.null_count:
+        return None
+    coords, vertex_counts = vertices
+    ref_offsets = node_refs.offsets.to_numpy()
+    return usable_of_arrays(
+        roads.drop_columns(["node_refs", GEOMETRY]).to_pandas(),
+        refs=node_refs.values.to_numpy()[ref_offsets[0] : ref_offsets[-1]].astype(np.int64),
+        ref_counts=np.diff(ref_offsets).astype(np.int64),
+        coords=coords,
+        vertex_counts=vertex_counts,
+    )
+
+
 def _split_written(roads: pa.Table, signals: _Handover | None, finish: _Finish) -> _SplitNetwork:
     """:func:`_split` of the ``roads`` rows the reader wrote; the signals are waited for only once the
     network is split (the reader has written them by then, or the build has given up on them)."""
     try:
-        network = build_network(_frame_of(roads, finish.crs))
+        ways = _written_ways(roads)
+        network = network_of(ways) if ways is not None else build_network(_frame_of(roads, finish.crs))
         return _placed(network, signals.taken() if signals is not None else None, finish)
     finally:
         if finish.writer is not None:

@@ -176,24 +176,28 @@ def _wkb(geoms: list[BaseGeometry], **kwargs: object) -> pa.Array:
     return pa.array(list(shapely.to_wkb(np.array(geoms, dtype=object), **kwargs)), type=pa.binary())
 
 
+def _xy(wkb: pa.Array | pa.ChunkedArray) -> tuple[list[list[float]], list[int]]:
+    vertices = wkb_vertices(wkb)
+    assert vertices is not None
+    return vertices[0].tolist(), vertices[1].tolist()
+
+
 def test_wkb_vertices_of_points_and_lines_straight_from_the_bytes() -> None:
     """Points and line strings (the OSM reader's point and road layers) are read from their bytes, in
-    the order their geometries hold them; a slice of a larger array reads only its own rows."""
+    the order their geometries hold them, with each one's number of vertices; a slice of a larger
+    array reads only its own rows."""
     points = _wkb([Point(1.5, -2.0), Point(385_000.25, 6_672_000.5)])
-    assert wkb_vertices(points).tolist() == [[1.5, -2.0], [385_000.25, 6_672_000.5]]  # type: ignore[union-attr]
-    lines = _wkb(
-        [
-            LineString([(0, 0), (3, 4)]),
-            LineString([(10, 11), (12, 13), (14, 15.5)]),
-            LineString([(7, 8), (9, 9)]),
-        ]
+    assert _xy(points) == ([[1.5, -2.0], [385_000.25, 6_672_000.5]], [1, 1])
+    lines = _wkb([
+        LineString([(0, 0), (3, 4)]), LineString([(10, 11), (12, 13), (14, 15.5)]), LineString([(7, 8), (9, 9)])
+    ])  # fmt: skip
+    assert _xy(lines) == ([[0, 0], [3, 4], [10, 11], [12, 13], [14, 15.5], [7, 8], [9, 9]], [2, 3, 2])
+    assert _xy(lines.slice(1, 1)) == ([[10, 11], [12, 13], [14, 15.5]], [3])
+    assert _xy(pa.chunked_array([lines.slice(0, 1), lines.slice(2, 1)])) == (
+        [[0, 0], [3, 4], [7, 8], [9, 9]],
+        [2, 2],
     )
-    assert wkb_vertices(lines).tolist() == [[0, 0], [3, 4], [10, 11], [12, 13], [14, 15.5], [7, 8], [9, 9]]  # type: ignore[union-attr]
-    assert wkb_vertices(lines.slice(1, 1)).tolist() == [[10, 11], [12, 13], [14, 15.5]]  # type: ignore[union-attr]
-    chunked = pa.chunked_array([lines.slice(0, 1), lines.slice(2, 1)])
-    assert wkb_vertices(chunked).tolist() == [[0, 0], [3, 4], [7, 8], [9, 9]]  # type: ignore[union-attr]
-    large = pa.array(lines.to_pylist(), type=pa.large_binary())
-    assert wkb_vertices(large).tolist() == wkb_vertices(lines).tolist()  # type: ignore[union-attr]
+    assert _xy(pa.array(lines.to_pylist(), type=pa.large_binary())) == _xy(lines)
 
 
 def test_wkb_vertices_leave_what_needs_a_parser_to_one() -> None:
@@ -214,7 +218,6 @@ def test_extent_from_the_bytes_is_shapelys_to_the_bit() -> None:
         LineString([(385_000.125, 6_670_000), (390_000, 6_675_000.5)]),
         LineString([(386_000, 6_680_000), (385_500, 6_671_000)]),
     ]
-    xy = wkb_vertices(_wkb(lines))
-    assert xy is not None
-    assert vertices_wgs84_extent(xy, METRIC) == wgs84_extent(np.array(lines, dtype=object), METRIC)
+    xy, _counts = _xy(_wkb(lines))
+    assert vertices_wgs84_extent(np.array(xy), METRIC) == wgs84_extent(np.array(lines, dtype=object), METRIC)
     assert vertices_wgs84_extent(np.empty((0, 2)), METRIC) is None
