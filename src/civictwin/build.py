@@ -876,7 +876,7 @@ def _zones(
         zones = h3_zones(area_wgs84, zones_cfg.resolution, store.crs)
         inputs = []
     has = {name: store.has_table(name) for name in ("buildings_3d", "pois", "green", "transit_stops")}
-    buildings = store.read_frame("buildings_3d") if has["buildings_3d"] else None
+    buildings = _buildings_for_zones(store) if has["buildings_3d"] else None
     stops, peak = _stops_with_peak(store) if has["transit_stops"] else (None, None)
     grid_values = _grid_values(store, config, area)
     summary = summarise_zones(
@@ -885,8 +885,8 @@ def _zones(
         residential_floor_m2=residential_floor_area(buildings, config.population)
         if buildings is not None
         else None,
-        pois=store.read_frame("pois") if has["pois"] else None,
-        green=store.read_frame("green") if has["green"] else None,
+        pois=store.read_frame("pois", columns=["category", GEOMETRY]) if has["pois"] else None,
+        green=store.read_frame("green", columns=[GEOMETRY]) if has["green"] else None,
         stops=stops,
         stop_peak_departures=peak,
         population_land=store.read_frame("population_land") if store.has_table("population_land") else None,
@@ -909,6 +909,14 @@ def _zones(
         inputs=inputs, step="model.zones.summarise_zones", parameters=parameters,
         quality=quality, notes=notes, built_at=built_at,
     )  # fmt: skip
+
+
+def _buildings_for_zones(store: Store) -> gpd.GeoDataFrame:
+    """The buildings' columns the zones' summary reads (people, floor area, use, land use and footprint),
+    not the names, tags and heights it would otherwise turn into Python strings."""
+    present = store.columns("buildings_3d")
+    wanted = ("population_est", "floor_area_m2", "use", "landuse", GEOMETRY)
+    return store.read_frame("buildings_3d", columns=[c for c in wanted if c in present])
 
 
 def mobility_on_zones(store: Store, config: TwinConfig, built_at: datetime) -> None:
