@@ -7,7 +7,8 @@ outermost steps, the process's peak RSS while it ran (Linux: ``/proc/self/clear_
 peak before each), and its CPU seconds (all threads: DuckDB's too), which a machine shared with other
 work disturbs far less than wall time. Nested steps' names start with spaces. A step run on a
 worker thread (the network's split, beside the source records, buildings and zones) gets its own thread's CPU
-seconds and no peak; the main thread's steps it overlaps include its CPU seconds in theirs. With
+seconds and no peak; the main thread's steps it overlaps include its CPU seconds in theirs, and say
+how many (``workers_cpu_by_step``: on the 8×8 extract about half of the zones step's). With
 ``CIVICTWIN_SERVER_PID`` naming a local PostgreSQL's postmaster, each outermost step also gets the
 server's CPU seconds (its processes' user + system time, those that exited included). The PostGIS
 writes are also timed table by table ("PostGIS write <table>"; on the mirror's worker thread, with
