@@ -96,8 +96,8 @@ import civictwin.sources.osm as osm
 from civictwin.store.duckdb import DuckDBStore, connect
 store = DuckDBStore.create(Path(sys.argv[2]), crs="EPSG:32635")
 con = connect()
-osm._decode(con, Path(sys.argv[1]), "EPSG:32635")
-osm._assemble(con)
+osm._decode(con, Path(sys.argv[1]))
+osm._assemble(con, "EPSG:32635")
 counts = {}
 for layer in osm._layers():
     sql = f"SELECT * EXCLUDE (geom), ST_AsWKB(geom) AS geometry FROM ({layer.sql})"

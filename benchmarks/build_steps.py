@@ -7,7 +7,8 @@ outermost steps, the process's peak RSS while it ran (Linux: ``/proc/self/clear_
 peak before each), and its CPU seconds (all threads: DuckDB's too), which a machine shared with other
 work disturbs far less than wall time. Nested steps' names start with spaces. A step run on a
 worker thread (the network's split, beside the source records, buildings and zones) gets its own thread's CPU
-seconds and no peak; the main thread's steps it overlaps include its CPU seconds in theirs. With
+seconds and no peak; the main thread's steps it overlaps include its CPU seconds in theirs, and say
+how many (``workers_cpu_by_step``: on the 8×8 extract about half of the zones step's). With
 ``CIVICTWIN_SERVER_PID`` naming a local PostgreSQL's postmaster, each outermost step also gets the
 server's CPU seconds (its processes' user + system time, those that exited included). The PostGIS
 writes are also timed table by table ("PostGIS write <table>"; on the mirror's worker thread, with
@@ -77,8 +78,27 @@ class Steps:
         self.peak_mb: dict[str, float] = {}
         self.outermost_seconds = 0.0
         self.outermost_cpu_seconds = 0.0
+        self.workers_cpu_seconds: dict[str, float] = {}
         self._open = 0
         self._lock = threading.Lock()
+        self._workers: dict[threading.Thread, tuple[float, float]] = {}
+        """Each thread that ran a wrapped worker step → its CPU clock (s) when its first one began and
+        when its last one ended."""
+
+    def _workers_cpu(self) -> float:
+        """The CPU seconds the worker threads have spent since each began its first wrapped step: a
+        live one's clock read from this thread (Linux: ``pthread_getcpuclockid``), an ended one's as
+        it last saw it."""
+        total = 0.0
+        with self._lock:
+            workers = list(self._workers.items())
+        for thread, (first, last_seen) in workers:
+            # an ended thread's clock id would name the calling thread's clock (glibc: thread id 0)
+            if thread.is_alive() and thread.ident is not None and hasattr(time, "pthread_getcpuclockid"):
+                total += time.clock_gettime(time.pthread_getcpuclockid(thread.ident)) - first
+            else:
+                total += last_seen - first
+        return total
 
     def wrap(self, owner: Any, attribute: str, name: str) -> None:
         """Replace ``owner.attribute`` by a timed call of itself, recorded as ``name``."""
@@ -94,6 +114,7 @@ class Steps:
             self._open += 1
             started, cpu = time.perf_counter(), time.process_time()
             server = _server_cpu_seconds() if outermost else 0.0
+            workers = self._workers_cpu() if outermost else 0.0
             try:
                 return inner(*args, **kwargs)
             finally:
@@ -108,6 +129,8 @@ class Steps:
                     self.peak_mb[name] = max(self.peak_mb.get(name, 0.0), _peak_mb())
                     spent = _server_cpu_seconds() - server
                     self.server_cpu_seconds[name] = self.server_cpu_seconds.get(name, 0.0) + spent
+                    beside = self._workers_cpu() - workers
+                    self.workers_cpu_seconds[name] = self.workers_cpu_seconds.get(name, 0.0) + beside
 
         setattr(owner, attribute, timed)
 
@@ -136,12 +159,16 @@ class Steps:
         """A step run on a worker thread, beside the main thread's steps: its seconds and its own
         thread's CPU seconds, never counted as outermost (its time lies inside the main thread's)."""
         started, cpu = time.perf_counter(), time.thread_time()
+        with self._lock:
+            self._workers.setdefault(threading.current_thread(), (cpu, cpu))
         try:
             return inner(*args, **kwargs)
         finally:
             with self._lock:
                 self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
                 self.cpu_seconds[name] = self.cpu_seconds.get(name, 0.0) + time.thread_time() - cpu
+                thread = threading.current_thread()
+                self._workers[thread] = (self._workers[thread][0], time.thread_time())
 
 
 def main() -> None:
@@ -166,7 +193,8 @@ def main() -> None:
                             ("_save_network", "network: save, signals, records"),
                             ("_buildings", "buildings + population"), ("_zones", "zones"),
                             ("mark_personal", "personal data"), ("quality_highlights", "quality highlights"),
-                            ("record_derived", "  catalogue records (extents)")):  # fmt: skip
+                            ("record_derived", "  catalogue records (extents)"),
+                            ("_extent_of", "OSM layer extents (extents worker thread: its own CPU)")):  # fmt: skip
         steps.wrap(build, attribute, name)
     for attribute, name in (("_partitioned_network", "network in partitions: split, save, signals, records"),
                             ("_signals_in_cells", "  signals placed cell by cell"),
@@ -196,6 +224,8 @@ def main() -> None:
         "cpu_seconds": usage.ru_utime + usage.ru_stime,  # all threads (DuckDB's too)
         "server_cpu_seconds": _server_cpu_seconds() - server_started,
         "server_cpu_by_step": {name: round(s, 2) for name, s in steps.server_cpu_seconds.items()},
+        # per outermost step: the worker threads' CPU seconds inside its cpu_seconds
+        "workers_cpu_by_step": {name: round(s, 2) for name, s in steps.workers_cpu_seconds.items()},
         # the peak of the whole run: the largest step peak (resetting VmHWM lowers what ru_maxrss reports)
         "peak_mb": max([usage.ru_maxrss / 1024, *steps.peak_mb.values()]),
         "steps": {name: {"seconds": round(s, 2), "cpu_seconds": round(steps.cpu_seconds.get(name, 0.0), 2), "peak_mb": round(steps.peak_mb[name]) if name in steps.peak_mb

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 import shapely
 from pyproj import CRS, Transformer
 from shapely.geometry.base import BaseGeometry
@@ -89,11 +90,60 @@ def wgs84_extent(geoms: GeometryArray, crs: str) -> tuple[float, float, float, f
     two agreed to the bit), so a build can catalogue a table it holds in memory without the store
     transforming it again.
     """
-    xy = shapely.get_coordinates(geoms)
+    return vertices_wgs84_extent(shapely.get_coordinates(geoms), crs)
+
+
+def vertices_wgs84_extent(xy: npt.NDArray[np.float64], crs: str) -> tuple[float, float, float, float] | None:
+    """The exact WGS84 extent (degrees) of the vertices ``xy`` (an (n, 2) array in ``crs``), None when
+    there are none: :func:`wgs84_extent` once the coordinates are at hand."""
     if not len(xy):
         return None
     lon, lat = Transformer.from_crs(crs, WGS84, always_xy=True).transform(xy[:, 0], xy[:, 1])
     return float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())
+
+
+_WKB_HEADER = 9
+"""Bytes before a WKB line's coordinates: byte order (1), geometry type (4), number of points (4)."""
+_WKB_POINT = 21
+"""Bytes of a 2D WKB point: byte order (1), geometry type (4), x and y (8 each)."""
+
+
+def wkb_vertices(
+    wkb: pa.Array | pa.ChunkedArray,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]] | None:
+    """Every vertex (an (n, 2) array of x, y) of WKB geometries that are all little-endian 2D points or
+    all little-endian 2D line strings, read straight from the bytes, with each geometry's number of
+    vertices; None for anything else (other geometry types, a mix of the two, big-endian or Z/M
+    geometries, nulls, no rows), which needs a WKB parser.
+
+    The vertices in the order the geometries hold them, as :func:`shapely.get_coordinates` gives them
+    after :func:`shapely.from_wkb`, without making a GEOS geometry of each row (about 1 µs a row: a
+    third of a second for the 8×8 extract's 158 k roads).
+    """
+    array = wkb.combine_chunks() if isinstance(wkb, pa.ChunkedArray) else wkb
+    binary = pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type)
+    if len(array) == 0 or array.null_count or not binary:
+        return None
+    offset_type = np.int64 if pa.types.is_large_binary(array.type) else np.int32
+    _validity, offsets_buffer, data_buffer = array.buffers()
+    assert offsets_buffer is not None and data_buffer is not None
+    offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[array.offset : array.offset + len(array) + 1]
+    data = np.frombuffer(data_buffer, dtype=np.uint8)[int(offsets[0]) : int(offsets[-1])]
+    starts, sizes = (offsets[:-1] - offsets[0]).astype(np.int64), np.diff(offsets).astype(np.int64)
+    if sizes.min() < _WKB_HEADER:
+        return None
+    header = data[starts[:, None] + np.arange(_WKB_HEADER)]
+    kind = header[:, 1:5].copy().view("<u4")[:, 0]
+    if not (header[:, 0] == 1).all():
+        return None
+    if (kind == 1).all() and (sizes == _WKB_POINT).all():
+        return data.reshape(-1, _WKB_POINT)[:, 5:].copy().view("<f8"), np.ones(len(array), dtype=np.int64)
+    points = header[:, 5:9].copy().view("<u4")[:, 0].astype(np.int64)
+    if not ((kind == 2).all() and (sizes == _WKB_HEADER + 16 * points).all()):
+        return None
+    coordinate_bytes = np.ones(len(data), dtype=bool)
+    coordinate_bytes[(starts[:, None] + np.arange(_WKB_HEADER)).ravel()] = False
+    return data[coordinate_bytes].view("<f8").reshape(-1, 2), points
 
 
 def prepare_geometries(

@@ -11,6 +11,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 import pytest
 import shapely
 from hypothesis import given, settings
@@ -25,7 +26,9 @@ from civictwin.geometry import (
     prepare_geometries,
     reproject,
     utm_crs_for,
+    vertices_wgs84_extent,
     wgs84_extent,
+    wkb_vertices,
 )
 from civictwin.store.duckdb import DuckDBStore
 
@@ -167,3 +170,54 @@ def test_wgs84_extent_in_memory_is_the_stores_to_the_bit(tmp_path: Path) -> None
     assert store.table_bounds("lines", wgs84=True) == extent
     store.close()
     assert wgs84_extent(np.array([], dtype=object), METRIC) is None
+
+
+def _wkb(geoms: list[BaseGeometry], **kwargs: object) -> pa.Array:
+    return pa.array(list(shapely.to_wkb(np.array(geoms, dtype=object), **kwargs)), type=pa.binary())
+
+
+def _xy(wkb: pa.Array | pa.ChunkedArray) -> tuple[list[list[float]], list[int]]:
+    vertices = wkb_vertices(wkb)
+    assert vertices is not None
+    return vertices[0].tolist(), vertices[1].tolist()
+
+
+def test_wkb_vertices_of_points_and_lines_straight_from_the_bytes() -> None:
+    """Points and line strings (the OSM reader's point and road layers) are read from their bytes, in
+    the order their geometries hold them, with each one's number of vertices; a slice of a larger
+    array reads only its own rows."""
+    points = _wkb([Point(1.5, -2.0), Point(385_000.25, 6_672_000.5)])
+    assert _xy(points) == ([[1.5, -2.0], [385_000.25, 6_672_000.5]], [1, 1])
+    lines = _wkb([
+        LineString([(0, 0), (3, 4)]), LineString([(10, 11), (12, 13), (14, 15.5)]), LineString([(7, 8), (9, 9)])
+    ])  # fmt: skip
+    assert _xy(lines) == ([[0, 0], [3, 4], [10, 11], [12, 13], [14, 15.5], [7, 8], [9, 9]], [2, 3, 2])
+    assert _xy(lines.slice(1, 1)) == ([[10, 11], [12, 13], [14, 15.5]], [3])
+    assert _xy(pa.chunked_array([lines.slice(0, 1), lines.slice(2, 1)])) == (
+        [[0, 0], [3, 4], [7, 8], [9, 9]],
+        [2, 2],
+    )
+    assert _xy(pa.array(lines.to_pylist(), type=pa.large_binary())) == _xy(lines)
+
+
+def test_wkb_vertices_leave_what_needs_a_parser_to_one() -> None:
+    """None (Shapely parses them instead) for polygons, a mix of points and lines, big-endian or 3D
+    geometries, nulls and nothing at all."""
+    square = box(0, 0, 1, 1)
+    assert wkb_vertices(_wkb([square])) is None
+    assert wkb_vertices(_wkb([Point(0, 0), LineString([(0, 0), (1, 1)])])) is None
+    assert wkb_vertices(_wkb([Point(0, 0)], byte_order=0)) is None
+    assert wkb_vertices(_wkb([Point(0, 0, 5)], output_dimension=3)) is None
+    assert wkb_vertices(pa.array([None], type=pa.binary())) is None
+    assert wkb_vertices(pa.array([], type=pa.binary())) is None
+
+
+def test_extent_from_the_bytes_is_shapelys_to_the_bit() -> None:
+    """The vertices read from the bytes give the extent :func:`wgs84_extent` gives for the parsed lines."""
+    lines = [
+        LineString([(385_000.125, 6_670_000), (390_000, 6_675_000.5)]),
+        LineString([(386_000, 6_680_000), (385_500, 6_671_000)]),
+    ]
+    xy, _counts = _xy(_wkb(lines))
+    assert vertices_wgs84_extent(np.array(xy), METRIC) == wgs84_extent(np.array(lines, dtype=object), METRIC)
+    assert vertices_wgs84_extent(np.empty((0, 2)), METRIC) is None

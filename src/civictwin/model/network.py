@@ -266,9 +266,35 @@ def network_part(ways: Ways, *, shared: npt.NDArray[np.int64]) -> NetworkPart:
     return NetworkPart(edges=edges, ends=_ends(edges, refs, ways.coords))
 
 
+def usable_of_arrays(
+    attributes: pd.DataFrame,
+    *,
+    refs: npt.NDArray[np.int64],
+    ref_counts: npt.NDArray[np.int64],
+    coords: npt.NDArray[np.float64],
+    vertex_counts: npt.NDArray[np.int64],
+) -> Ways:
+    """The usable ways of a ``roads`` layer given as flat arrays, as :func:`usable_ways` finds them in
+    a frame: ``attributes`` (one row per way: its columns but ``node_refs`` and the geometry), the
+    node ``refs`` of every way one after the other, ``ref_counts`` per way, and the vertices
+    ``coords`` (x, y) of every way's line, ``vertex_counts`` per way. The build hands over the rows
+    the OSM reader wrote this way, without a Python object per way."""
+    usable = (ref_counts == vertex_counts) & (ref_counts >= 2)
+    return Ways(
+        roads=attributes[usable].reset_index(drop=True),
+        refs=refs[np.repeat(usable, ref_counts)],
+        coords=coords[np.repeat(usable, vertex_counts)],
+        offsets=np.concatenate([[0], np.cumsum(ref_counts[usable])]).astype(np.int64),
+    )
+
+
 def build_network(roads: gpd.GeoDataFrame) -> Network:
     """Directed, routable edges and nodes from the ``roads`` layer (which keeps ``node_refs``), in one piece."""
-    ways = usable_ways(roads)
+    return network_of(usable_ways(roads))
+
+
+def network_of(ways: Ways) -> Network:
+    """:func:`build_network` of the usable ways of a ``roads`` layer."""
     part = network_part(ways, shared=shared_nodes(ways.refs))
     car = part.edges[part.edges["car"]]
     return Network(

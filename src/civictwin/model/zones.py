@@ -46,12 +46,15 @@ def polygon_zones(polygons: gpd.GeoDataFrame, id_column: str | None) -> gpd.GeoD
     )
 
 
-def _zone_of_points(zones: gpd.GeoDataFrame, points: gpd.GeoSeries) -> pd.Series:
-    """Index of the zone holding each point (NaN when none)."""
-    frame = gpd.GeoDataFrame(geometry=points.to_numpy(), crs=zones.crs)
-    joined = gpd.sjoin(frame, zones[["geometry"]], how="left", predicate="within")
-    zone: pd.Series = joined.loc[~joined.index.duplicated(keep="first"), "index_right"]
-    return zone.reindex(frame.index)
+def _zone_of_points(zones: gpd.GeoDataFrame, points: npt.NDArray[np.object_]) -> npt.NDArray[np.float64]:
+    """Index of the zone holding each point within its interior (NaN: none; the lowest index when
+    several zones do): one STR-tree query of the zones against the points, without a spatial join's
+    frames."""
+    zone_idx, point_idx = shapely.STRtree(points).query(zones.geometry.to_numpy(), predicate="contains")
+    zone = np.full(len(points), np.inf)
+    np.minimum.at(zone, point_idx, zone_idx)
+    zone[np.isinf(zone)] = np.nan
+    return zone
 
 
 def _sum_in_zones(
@@ -84,7 +87,7 @@ def summarise_zones(
     out = zones.reset_index(drop=True).copy()
     out["area_m2"] = out.geometry.area.round(1)
     if buildings is not None and residential_floor_m2 is not None:
-        zone = _zone_of_points(out, buildings.geometry.centroid.reset_index(drop=True)).to_numpy()
+        zone = _zone_of_points(out, shapely.centroid(buildings.geometry.to_numpy()))
         out["population"] = _sum_in_zones(out, zone, buildings["population_est"].reset_index(drop=True))
         job_floor = (buildings["floor_area_m2"] - residential_floor_m2).where(
             ~buildings["use"].isin(NON_JOB_USES), 0
@@ -94,9 +97,7 @@ def summarise_zones(
         out["population"] = 0.0
         out["jobs_proxy_m2"] = 0.0
     poi_zone = (  # found once for every POI, then counted per category
-        _zone_of_points(out, pois.geometry.reset_index(drop=True)).to_numpy()
-        if pois is not None and len(pois)
-        else None
+        _zone_of_points(out, pois.geometry.to_numpy()) if pois is not None and len(pois) else None
     )
     for key in POI_KEYS:
         if pois is not None and poi_zone is not None:
@@ -106,7 +107,7 @@ def summarise_zones(
             out[f"poi_{key}"] = 0
     out["green_m2"] = _green_area(out, green)
     if stops is not None and len(stops):
-        stop_zone = _zone_of_points(out, stops.geometry.reset_index(drop=True)).to_numpy()
+        stop_zone = _zone_of_points(out, stops.geometry.to_numpy())
         out["transit_stops"] = _sum_in_zones(out, stop_zone, 1.0).astype(int)
         peak = stop_peak_departures.reset_index(drop=True) if stop_peak_departures is not None else 0.0
         out["transit_departures_peak_hour"] = _sum_in_zones(out, stop_zone, peak).astype(int)
@@ -161,9 +162,7 @@ def _green_area(zones: gpd.GeoDataFrame, green: gpd.GeoDataFrame | None) -> pd.S
     area = np.zeros(len(zones))
     np.add.at(area, zone_idx[~overlapping], shapely.area(pieces[~overlapping]))
     if overlapping.any():
-        shared = gpd.GeoDataFrame({"zone": zone_idx[overlapping]}, geometry=pieces[overlapping])
-        dissolved = shared.dissolve(by="zone").area
-        area[dissolved.index.to_numpy()] += dissolved.to_numpy()
+        _add_dissolved_areas(area, zone_idx[overlapping], pieces[overlapping])
     return pd.Series(area, index=zones.index).round(1)
 
 
@@ -177,3 +176,14 @@ def _overlapping(geoms: npt.NDArray[np.object_], tree: shapely.STRtree) -> npt.N
     flags[first[shared]] = True
     flags[second[shared]] = True
     return flags
+
+
+def _add_dissolved_areas(
+    area: npt.NDArray[np.float64], zone_idx: npt.NDArray[np.intp], pieces: npt.NDArray[np.object_]
+) -> None:
+    """Add to ``area`` (m², per zone) the area of each zone's ``pieces`` unioned: one GEOS union per
+    zone, of its pieces in their given order (what a dissolve by zone does, without its frames)."""
+    order = np.argsort(zone_idx, kind="stable")
+    zones, starts = np.unique(zone_idx[order], return_index=True)
+    groups = np.split(pieces[order], starts[1:])
+    area[zones] += [shapely.area(shapely.union_all(group)) for group in groups]

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
+import pyarrow as pa
 import pytest
 import shapely
 
+from civictwin.build import _written_ways
 from civictwin.build_network import partitioned_network
 from civictwin.memory import NETWORK_BYTES_PER_ROAD, BuildMemory, grid_cells
-from civictwin.model.network import build_network, parse_maxspeed
+from civictwin.model.network import build_network, network_of, parse_maxspeed
 from civictwin.store.duckdb import DuckDBStore
 
 ROAD_COLUMNS = ("lanes", "maxspeed", "oneway", "oneway_bicycle", "junction", "access", "vehicle",
@@ -156,3 +158,37 @@ def test_network_partitions_follow_the_memory_budget() -> None:
     assert memory.network_partitions(per_partition + 1) == 2
     assert memory.network_partitions(10 * per_partition) == 10
     assert BuildMemory(budget_mb=64, temp_dir=Path("/unused")).share_mb(0.25) == 32  # DuckDB's floor
+
+
+def _as_written(frame: gpd.GeoDataFrame) -> pa.Table:
+    """A roads frame as the OSM reader writes and hands it over: Arrow rows, the geometry as WKB."""
+    table = pa.Table.from_pandas(pd.DataFrame(frame.drop(columns="geometry")), preserve_index=False)
+    return table.append_column(
+        "geometry", pa.array(shapely.to_wkb(frame.geometry.to_numpy()), type=pa.binary())
+    )
+
+
+def test_the_ways_the_reader_wrote_are_read_from_their_arrow_columns() -> None:
+    """The build reads the usable ways of the roads handed over from their Arrow columns (node
+    references from the lists, vertices from the WKB bytes): the same ways and the same network as from
+    a frame; a way whose references and vertices disagree (30: three references, two vertices) is left
+    out either way, and a row whose line is not a plain line (repaired into a multi-line) leaves the
+    rows to the frame's path."""
+    frame = pd.concat(
+        [crossing(), roads((30, "service", [6, 7, 8], [(0, 10), (50, 10)], {}))], ignore_index=True
+    )
+    ways = _written_ways(_as_written(gpd.GeoDataFrame(frame, geometry="geometry", crs="EPSG:32635")))
+    assert ways is not None
+    assert ways.refs.tolist() == [1, 2, 3, 4, 2, 5] and ways.offsets.tolist() == [0, 3, 6]
+    assert ways.coords.tolist() == [[0, 0], [100, 0], [300, 0], [100, -50], [100, 0], [100, 150]]
+    assert ways.roads["osm_id"].tolist() == [10, 20] and "node_refs" not in ways.roads
+    from_frame, from_arrays = build_network(frame), network_of(ways)
+    assert from_arrays.edges.drop(columns="geometry").equals(from_frame.edges.drop(columns="geometry"))
+    assert list(shapely.to_wkb(from_arrays.edges.geometry.to_numpy())) == list(
+        shapely.to_wkb(from_frame.edges.geometry.to_numpy())
+    )
+    assert from_arrays.nodes.drop(columns="geometry").equals(from_frame.nodes.drop(columns="geometry"))
+    assert from_arrays.quality == from_frame.quality
+    repaired = crossing()
+    repaired.loc[1, "geometry"] = shapely.MultiLineString([[(100, -50), (100, 0)], [(100, 10), (100, 150)]])
+    assert _written_ways(_as_written(repaired)) is None

@@ -67,6 +67,34 @@ def test_zone_summary_counts_and_sums() -> None:
     assert by_zone["area_m2"].tolist() == [10000.0, 10000.0]
 
 
+def test_a_point_counts_once_in_the_first_zone_whose_interior_holds_it() -> None:
+    # user zones may overlap: A covers x 0..100, B x 50..150
+    zones = polygon_zones(
+        gpd.GeoDataFrame(
+            {"code": ["A", "B"]},
+            geometry=[shapely.box(0, 0, 100, 100), shapely.box(50, 0, 150, 100)],
+            crs=CRS,
+        ),
+        "code",
+    )
+    # in both (A, listed first), in B only, on A's outer edge (no interior), outside both
+    pois = gpd.GeoDataFrame(
+        {"category": ["shop"] * 4},
+        geometry=shapely.points([(75, 50), (120, 50), (0, 50), (300, 50)]),
+        crs=CRS,
+    )
+    # buildings with an index that is not 0..n-1: their people still go to their own centroid's zone
+    buildings = gpd.GeoDataFrame(
+        {"population_est": [4.0, 9.0], "floor_area_m2": [100.0, 100.0], "use": ["residential", "residential"]},
+        geometry=[shapely.box(120, 40, 130, 50), shapely.box(10, 40, 20, 50)], index=[7, 3], crs=CRS,
+    )  # fmt: skip
+    summary = summarise_zones(zones, buildings=buildings, residential_floor_m2=pd.Series([100.0, 100.0], index=[7, 3]),
+                              pois=pois, green=None, stops=None, stop_peak_departures=None)  # fmt: skip
+    by_zone = summary.set_index("zone_id")
+    assert by_zone["poi_shop"].tolist() == [1, 1]
+    assert by_zone["population"].tolist() == [9.0, 4.0]
+
+
 def test_green_area_counts_overlaps_once_and_edge_neighbours_in_full() -> None:
     zones = _two_zones()
     green = gpd.GeoDataFrame(

@@ -51,9 +51,9 @@ def test_the_split_runs_on_the_worker_thread_and_the_twin_has_every_derived_tabl
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: dict[str, str] = {}
-    split, buildings = build_module.build_network, build_module._buildings
+    split, buildings = build_module.network_of, build_module._buildings
 
-    def recorded_split(*args: Any) -> Network:
+    def recorded_split(*args: Any) -> Network:  # the split of the roads the reader handed over
         threads["split"] = threading.current_thread().name
         return split(*args)
 
@@ -61,7 +61,7 @@ def test_the_split_runs_on_the_worker_thread_and_the_twin_has_every_derived_tabl
         threads["buildings"] = threading.current_thread().name
         buildings(*args)
 
-    monkeypatch.setattr(build_module, "build_network", recorded_split)
+    monkeypatch.setattr(build_module, "network_of", recorded_split)
     monkeypatch.setattr(build_module, "_buildings", recorded_buildings)
     summary = build_twin(load_config(_write_twin(tmp_path)))
     assert threads["split"].startswith("network") and threads["buildings"] == "MainThread"
@@ -87,7 +87,7 @@ def test_a_failed_split_fails_the_build_and_leaves_the_served_twin(
     def failing(*_: Any) -> Network:
         raise RuntimeError("split failed")
 
-    monkeypatch.setattr(build_module, "build_network", failing)
+    monkeypatch.setattr(build_module, "network_of", failing)  # the split of the roads handed over
     with pytest.raises(RuntimeError, match="split failed"):
         build_twin(config)
     with open_store(store_location(config)) as store:
