@@ -70,6 +70,20 @@ def start(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[b
         return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
+@pytest.fixture(autouse=True)
+def python_takes_ctrl_c() -> Iterator[None]:
+    """Python's own SIGINT handler for each test here, as a command line has it: the Ctrl-C tests
+    simulate the key with ``_thread.interrupt_main``, which does nothing while SIGINT is ignored, and
+    a test run earlier in the same pytest worker may leave it ignored. In the fresh-clone run that
+    hung on 2026-12-01 at 22:45 the worker's /proc status listed SIGINT among its ignored signals:
+    the simulated Ctrl-C was lost and the test waited for seeds held at its barrier."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     """The toy engine importable here (and by the pool's workers), and the path the cluster needs."""
