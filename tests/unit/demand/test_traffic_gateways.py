@@ -10,6 +10,8 @@ import pytest
 from traffic_tiny_twin import PARAMS, tiny_inputs, with_stubs
 
 from civictwin.engines.traffic.calibration import counted_gateway_flows
+from civictwin.engines.traffic.demand import trip_pair
+from civictwin.engines.traffic.edits import apply_interventions
 from civictwin.engines.traffic.gateways import (
     STATED_DEFAULT,
     Gateway,
@@ -111,6 +113,33 @@ def test_prepared_scenario_carries_gateway_trips(tmp_path: Path) -> None:
         " Traffic from outside through 2 gateway(s) (901: in from stated default, out from stated default; "
         "902: in from stated default, out from stated default)."
     )
+
+
+def test_one_way_gateway_roads_carry_traffic_in_or_out(tmp_path: Path) -> None:
+    """A one-way road cut by the boundary lies outside the strongly connected network (no way back),
+    yet its traffic enters (or leaves) the area: the west stub only enters, the east one only leaves."""
+    inputs = tiny_inputs(tmp_path)
+    edges, nodes = with_stubs(inputs.edges, inputs.nodes)
+    edges = edges[~edges["edge_id"].isin(["-900_0", "901_0"])].reset_index(drop=True)
+    inputs = type(inputs)(**{**inputs.__dict__, "edges": edges, "nodes": nodes})
+    params = PARAMS.model_copy(
+        update={"gateways": GatewaySettings(enabled=True, inbound_vph_per_lane=100, outbound_vph_per_lane=50)}
+    )
+    modified = apply_interventions(edges, Scenario.baseline_scenario(), crs=str(edges.crs))
+    assert {"900_0", "-901_0"}.isdisjoint(modified.car_edges)
+    assert (modified.car_entries, modified.car_exits) == (frozenset({"900_0"}), frozenset({"-901_0"}))
+    prepared = prepare_scenario(inputs, Scenario.baseline_scenario(), tmp_path / "net", params)
+    assert prepared.gateways is not None
+    od = prepared.gateways.od
+    assert od.zones[:2] == ("in:901", "out:902")
+    # 100 in at the west (30 of them through to the east's exit), 50 × (1 − 0.3) out at the east
+    assert od.trips[0, 1] == pytest.approx(30.0)
+    assert od.total == pytest.approx(100.0 + 35.0)
+    trips = _car_trips(prepared, mode_shares(prepared.free_flow, params.mode_choice), params, 1, 0)
+    assert {t.from_edge for t in trips if t.trip_id.startswith("g0_")} == {"900_0"}
+    assert {t.to_edge for t in trips if t.trip_id.startswith("g") and trip_pair(t.trip_id)[1] == 1} == {
+        "-901_0"
+    }
 
 
 def test_gateway_flows_come_from_counts_on_the_gateway_road_and_bad_counts_are_flagged(

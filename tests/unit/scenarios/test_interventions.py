@@ -17,6 +17,7 @@ from civictwin.engines.traffic.edits import (
     TimedClosure,
     apply_interventions,
     car_connected_edges,
+    car_entries_and_exits,
 )
 from civictwin.engines.traffic.engine import TrafficEngine
 from civictwin.engines.traffic.interventions import ScaleDemand, TransitFrequency
@@ -183,6 +184,31 @@ def test_car_connectivity_respects_filters_on_the_line_graph() -> None:
     cut = car_connected_edges(edges, filtered_nodes=[2])
     assert cut.isdisjoint(left | {"201_0", "-201_0"})
     assert cut == frozenset(edges["edge_id"]) - left - {"201_0", "-201_0"}
+
+
+def test_entries_and_exits_of_the_connected_car_network() -> None:
+    """A one-way ring 1→2→3→1, a one-way chain into it (10→11→1) and out of it (3→20→21), a street
+    against that chain's flow (21→22, reached from the ring through the exit chain), and a lone edge."""
+    arcs = {
+        "r1": (1, 2), "r2": (2, 3), "r3": (3, 1),
+        "in1": (10, 11), "in2": (11, 1),
+        "out1": (3, 20), "out2": (20, 21), "beyond": (21, 22),
+        "lone": (30, 31),
+    }  # fmt: skip
+    edges = gpd.GeoDataFrame(
+        {
+            "edge_id": list(arcs),
+            "from_node": [a for a, _ in arcs.values()],
+            "to_node": [b for _, b in arcs.values()],
+            "car": True,
+        },
+        geometry=[shapely.LineString([(a, 0), (b, 1)]) for a, b in arcs.values()],
+        crs=CRS,
+    )
+    assert car_connected_edges(edges) == {"r1", "r2", "r3"}
+    assert car_entries_and_exits(edges) == ({"in1", "in2"}, {"out1", "out2", "beyond"})
+    # closed to cars, the chain's second edge cuts its first off from the ring
+    assert car_entries_and_exits(edges.assign(car=edges["edge_id"] != "in2"))[0] == frozenset()
 
 
 def test_pedestrianise_a_square(grid: Grid, box_wkt: Callable[..., str]) -> None:

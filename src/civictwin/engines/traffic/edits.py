@@ -2,7 +2,8 @@
 
 The result, :class:`ModifiedNetwork`, is plain data: the modified edge table, the extra pieces the
 engine must build (timed closures, modal filters), a change log for the report, the edges drivable in
-the connected car network, and the demand-side interventions passed through untouched. Interventions
+the connected car network (and those only leading into or out of it, where gateway traffic enters and
+leaves), and the demand-side interventions passed through untouched. Interventions
 of other engines' types are skipped. Nothing here knows about SUMO: modes are the twin's (``car``,
 ``bus``, ``bike``, ``walk``).
 """
@@ -16,9 +17,10 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import shapely
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components
+from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 from civictwin.engines.traffic.interventions import (
     BusLane,
@@ -77,6 +79,10 @@ class ModifiedNetwork:
     changes: pd.DataFrame
     car_edges: frozenset[str]
     demand: list[DemandIntervention] = field(default_factory=list)
+    car_entries: frozenset[str] = frozenset()
+    """Car edges outside ``car_edges`` that lead into them: where a gateway's inbound trips may start."""
+    car_exits: frozenset[str] = frozenset()
+    """Car edges outside ``car_edges`` they lead to: where a gateway's outbound trips may end."""
 
     @property
     def filtered_nodes(self) -> list[FilteredNode]:
@@ -149,11 +155,22 @@ def apply_interventions(
         handler = _HANDLERS.get(type(intervention))
         if handler is not None:  # other engines' interventions are theirs to apply
             handler(state, index, intervention)
-    car_edges = car_connected_edges(_worst_moment(state), filtered_nodes=_filtered_nodes(state))
+    worst, filtered = _worst_moment(state), _filtered_nodes(state)
+    car_edges = car_connected_edges(worst, filtered_nodes=filtered)
+    entries, exits = car_entries_and_exits(worst, filtered_nodes=filtered)
     if zones is not None and any(type(i) in _HANDLERS for i in scenario.interventions):
         _check_zones(state, car_edges, zones)
     changes = pd.DataFrame(state.changes, columns=_CHANGE_COLUMNS)
-    return ModifiedNetwork(scenario.name, state.edges, state.additionals, changes, car_edges, state.demand)
+    return ModifiedNetwork(
+        scenario.name,
+        state.edges,
+        state.additionals,
+        changes,
+        car_edges,
+        state.demand,
+        car_entries=entries,
+        car_exits=exits,
+    )
 
 
 def prepare_edges(edges: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -184,10 +201,38 @@ def car_connected_edges(
     Connectivity is computed on the line graph (edge → following edge) so that modal filters, which
     forbid passing through a node but allow turning round, are respected.
     """
+    ids, graph = _car_line_graph(edges, filtered_nodes)
+    if not len(ids):
+        return frozenset()
+    return frozenset(ids[_largest_strong_part(graph)].tolist())
+
+
+def car_entries_and_exits(
+    edges: gpd.GeoDataFrame, *, filtered_nodes: list[int] | tuple[int, ...] = ()
+) -> tuple[frozenset[str], frozenset[str]]:
+    """Car edges outside the largest strongly connected part that lead into it (**entries**) and that
+    it leads to (**exits**), on the same line graph as :func:`car_connected_edges`.
+
+    A trip cannot start and end on them both (no way back), but a trip from outside may start on an
+    entry and one leaving the area may end on an exit: a one-way road where the area's boundary cuts
+    it (a one-way arterial feeding a bridge, say) is such an edge, and it carries traffic in or out.
+    """
+    ids, graph = _car_line_graph(edges, filtered_nodes)
+    if not len(ids):
+        return frozenset(), frozenset()
+    inside = _largest_strong_part(graph)
+    exits = _reached_from(graph, inside) & ~inside
+    entries = _reached_from(graph.T.tocsr(), inside) & ~inside
+    return frozenset(ids[entries].tolist()), frozenset(ids[exits].tolist())
+
+
+def _car_line_graph(
+    edges: gpd.GeoDataFrame, filtered_nodes: list[int] | tuple[int, ...]
+) -> tuple[np.ndarray, csr_matrix]:
+    """The car edges' ids and their line graph (edge ``i`` → edge ``j`` that starts where ``i`` ends),
+    without passing straight through a node with a modal filter."""
     car = edges[edges["car"].astype(bool)]
     n = len(car)
-    if n == 0:
-        return frozenset()
     ids = car["edge_id"].astype(str).to_numpy()
     heads = pd.DataFrame(
         {"i": np.arange(n), "node": car["to_node"].to_numpy(), "back": car["from_node"].to_numpy()}
@@ -198,10 +243,31 @@ def car_connected_edges(
     pairs = heads.merge(tails, on="node")
     through_filter = pairs["node"].isin(list(filtered_nodes)) & (pairs["far"] != pairs["back"])
     pairs = pairs[~through_filter]
-    graph = csr_matrix((np.ones(len(pairs)), (pairs["i"], pairs["j"])), shape=(n, n))
+    return ids, csr_matrix((np.ones(len(pairs)), (pairs["i"], pairs["j"])), shape=(n, n))
+
+
+def _largest_strong_part(graph: csr_matrix) -> np.ndarray:
+    """Which nodes of ``graph`` lie in its largest strongly connected component."""
     _, labels = connected_components(graph, directed=True, connection="strong")
-    largest = np.bincount(labels).argmax()
-    return frozenset(ids[labels == largest].tolist())
+    inside: np.ndarray = labels == np.bincount(labels).argmax()
+    return inside
+
+
+def _reached_from(graph: csr_matrix, start: np.ndarray) -> np.ndarray:
+    """Which nodes of ``graph`` a path from any node flagged in ``start`` reaches (those included):
+    one breadth-first search from an added source node (index 0) with an arc to each start."""
+    n = graph.shape[0]
+    starts = np.flatnonzero(start)
+    source = csr_matrix(
+        (np.ones(len(starts)), (np.zeros(len(starts), dtype=int), starts + 1)), shape=(1, n + 1)
+    )
+    shifted = sp.hstack([csr_matrix((n, 1)), graph])
+    order = breadth_first_order(
+        sp.vstack([source, shifted]).tocsr(), 0, directed=True, return_predecessors=False
+    )
+    reached = np.zeros(n, dtype=bool)
+    reached[np.asarray(order)[1:] - 1] = True
+    return reached
 
 
 def _filtered_nodes(state: _State) -> list[int]:
