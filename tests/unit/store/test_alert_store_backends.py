@@ -23,14 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "live"))
 from alert_findings import finding
 
 
-@pytest.fixture(params=["sqlite", "postgis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AlertStore]:
+@pytest.fixture
+def store(sidecar_location: StoreLocation) -> Iterator[AlertStore]:
     """An empty alert database: a SQLite file, or the schema of a fresh PostGIS database."""
-    if request.param == "postgis":
-        location = StoreLocation(kind="postgis", dsn=request.getfixturevalue("postgis_url"))
-    else:
-        location = StoreLocation.of_file(tmp_path / "twin.duckdb")
-    with open_alert_store(location) as opened:
+    with open_alert_store(sidecar_location) as opened:
         yield opened
 
 

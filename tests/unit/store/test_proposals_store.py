@@ -45,15 +45,11 @@ def _approved(store: ProposalStore, count: int) -> list[int]:
     return ids
 
 
-@pytest.fixture(params=["sqlite", "postgis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ProposalStore]:
+@pytest.fixture
+def store(sidecar_location: StoreLocation) -> Iterator[ProposalStore]:
     """An empty proposal database: a SQLite file beside ``tmp_path/twin.duckdb``, or the schema of a
     fresh PostGIS database."""
-    if request.param == "postgis":
-        location = StoreLocation(kind="postgis", dsn=request.getfixturevalue("postgis_url"))
-    else:
-        location = StoreLocation.of_file(tmp_path / "twin.duckdb")
-    with open_proposal_store(location) as opened:
+    with open_proposal_store(sidecar_location) as opened:
         yield opened
 
 
