@@ -11,7 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pgtwin import BIN, PASSWORD, POSTGIS_CONTROL, TEMPLATE, USER, PostGIS, as_server_user, free_port
+from pgtwin import (
+    BIN,
+    PASSWORD,
+    POSTGIS_CONTROL,
+    TEMPLATE,
+    USER,
+    PostGIS,
+    as_server_user,
+    build_layers,
+    free_port,
+)
 
 from civictwin.store.opening import StoreLocation
 
@@ -75,6 +85,15 @@ def postgis_url(postgis: PostGIS, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh database with postgis for one test, the password in ``PGPASSWORD`` as a city would give it."""
     monkeypatch.setenv("PGPASSWORD", PASSWORD)
     return postgis.new_database()
+
+
+@pytest.fixture
+def postgis_twin(postgis_url: str) -> str:
+    """A fresh PostGIS database holding a twin built from :func:`pgtwin.layers` (five buildings and
+    the roads), ``PGPASSWORD`` set; its URI. A test rebuilds it with fewer buildings to see what a
+    rebuild leaves alone."""
+    build_layers(StoreLocation(kind="postgis", dsn=postgis_url), 5)
+    return postgis_url
 
 
 @pytest.fixture(params=["sqlite", "postgis"])

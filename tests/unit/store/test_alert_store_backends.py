@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from pgtwin import PASSWORD, PostGIS, build_layers
+from pgtwin import PostGIS, build_layers
 
 from civictwin.config_live import RuleConfig
 from civictwin.errors import StoreError
@@ -86,13 +86,9 @@ def test_api_rules_are_stored_and_versioned(store: AlertStore) -> None:
     assert store.rules_version() == 2 and store.api_rules() == []
 
 
-def test_postgis_alerts_survive_a_rebuild_in_their_own_schema(
-    postgis: PostGIS, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("PGPASSWORD", PASSWORD)
-    url = postgis.new_database()
+def test_postgis_alerts_survive_a_rebuild_in_their_own_schema(postgis: PostGIS, postgis_twin: str) -> None:
+    url = postgis_twin
     location = StoreLocation(kind="postgis", dsn=url)
-    build_layers(location, 5)
     opened = step(None, finding(True, 0, 250.0), severity="warning")
     assert opened.alert is not None
     with open_alert_store(location) as alerts:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from pgtwin import PASSWORD, PostGIS, build_layers
+from pgtwin import PostGIS, build_layers
 
 from civictwin.errors import StoreError
 from civictwin.store.contributions import (
@@ -138,12 +138,10 @@ def test_a_database_without_a_photo_folder_is_refused() -> None:
 
 
 def test_postgis_contributions_survive_a_rebuild_in_their_own_schema(
-    postgis: PostGIS, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    postgis: PostGIS, postgis_twin: str, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("PGPASSWORD", PASSWORD)
-    url = postgis.new_database()
+    url = postgis_twin
     location = StoreLocation(kind="postgis", dsn=url)
-    build_layers(location, 5)
     with open_contribution_store(location, store_path=tmp_path / "twin.duckdb") as store:
         (stored,) = store.add_many([_queued("a")])
         assert stored is not None

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from pgtwin import PASSWORD, PostGIS, build_layers
+from pgtwin import PostGIS, build_layers
 
 from civictwin.store.opening import StoreLocation
 from civictwin.store.proposals import (
@@ -231,13 +231,9 @@ def test_two_processes_claiming_at_once_start_each_proposal_once_within_the_day_
     assert [p.state for p in store.proposals("c1")].count(State.RUNNING) == 30
 
 
-def test_postgis_proposals_survive_a_rebuild_in_their_own_schema(
-    postgis: PostGIS, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("PGPASSWORD", PASSWORD)
-    url = postgis.new_database()
+def test_postgis_proposals_survive_a_rebuild_in_their_own_schema(postgis: PostGIS, postgis_twin: str) -> None:
+    url = postgis_twin
     location = StoreLocation(kind="postgis", dsn=url)
-    build_layers(location, 5)
     with open_proposal_store(location) as proposals:
         (pid,) = _approved(proposals, 1)
     build_layers(location, 3)

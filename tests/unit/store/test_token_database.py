@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-from pgtwin import PASSWORD, PostGIS, build_layers, serve_replicas
+from pgtwin import PASSWORD, PostGIS, serve_replicas
 
 from civictwin.cli import main
 from civictwin.errors import ConfigError
@@ -118,11 +118,9 @@ def test_a_database_that_does_not_answer_refuses_every_token(postgis: PostGIS, p
 
 
 def test_two_replicas_of_serve_honour_a_token_created_and_revoked_on_either(
-    postgis: PostGIS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    postgis: PostGIS, postgis_twin: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("PGPASSWORD", PASSWORD)
-    url = postgis.new_database()
-    build_layers(StoreLocation(kind="postgis", dsn=url), 5)
+    url = postgis_twin
     with serve_replicas(tmp_path, url=url, server='tokens = "database"', env=os.environ) as replicas:
         bases, twins = [replica.base for replica in replicas], [replica.twin for replica in replicas]
         main(["token", "create", str(twins[0]), "--role", "admin"])
