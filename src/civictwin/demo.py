@@ -154,20 +154,10 @@ centre = [24.9414, 60.1699]
 def add_calibration_counts(twin_dir: Path, counts: Path) -> TwinConfig:
     """Add the counts by class the demo is calibrated to (:data:`CALIBRATION_COUNTS`) to ``twin.toml``
     and import them, each once (the observation store outlives rebuilds); the twin's configuration."""
-    from civictwin.ingest import import_sensors
-    from civictwin.store.observations import open_observations
+    from civictwin.ingest import add_sensor_source
 
-    path = twin_dir / CONFIG_FILENAME
-    text = path.read_text(encoding="utf-8")
-    if _CALIBRATION_MARKER not in text:
-        section = _CALIBRATION_SECTION.format(path=counts.resolve().as_posix())
-        path.write_text(text.rstrip("\n") + "\n" + section, encoding="utf-8")
-    config = load_config(twin_dir)
-    with open_observations(config) as store:
-        imported = any(info.dataset == CALIBRATION_COUNTS for info in store.datastreams())
-    if not imported:
-        import_sensors(config, names=[CALIBRATION_COUNTS])
-    return config
+    section = _CALIBRATION_SECTION.format(path=counts.resolve().as_posix())
+    return add_sensor_source(twin_dir, marker=_CALIBRATION_MARKER, section=section, source=CALIBRATION_COUNTS)
 
 
 def write_demo_traffic(twin_dir: Path) -> Path | None:

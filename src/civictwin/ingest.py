@@ -25,7 +25,7 @@ from shapely.geometry.base import BaseGeometry
 from civictwin.area import resolve_area
 from civictwin.catalog.metadata import sha256_of
 from civictwin.catalog.observations import record_datastreams
-from civictwin.config import SensorSourceConfig, TwinConfig
+from civictwin.config import CONFIG_FILENAME, SensorSourceConfig, TwinConfig, load_config
 from civictwin.errors import ConfigError, SourceError, StoreError
 from civictwin.geometry import WGS84
 from civictwin.model.counts import EdgeMatch, match_count_sites
@@ -77,6 +77,23 @@ def import_sensors(
                 on_step(f"importing {source.name} ({source.format.value})")
             summaries.append(import_source(config, source, store, area=area if source.clip else None))
     return summaries
+
+
+def add_sensor_source(twin_dir: Path, *, marker: str, section: str, source: str) -> TwinConfig:
+    """Append ``section`` (holding a ``[[sensors]]`` source named ``source``) to the ``twin.toml`` of
+    ``twin_dir`` unless the file already has ``marker``, and import ``source`` unless the observation
+    store already has its datastreams: each once, since the store outlives rebuilds. The demos add
+    their counts so; returns the twin's configuration as it is afterwards."""
+    path = twin_dir / CONFIG_FILENAME
+    text = path.read_text(encoding="utf-8")
+    if marker not in text:
+        path.write_text(text.rstrip("\n") + "\n" + section, encoding="utf-8")
+    config = load_config(twin_dir)
+    with open_observations(config) as store:
+        imported = any(info.dataset == source for info in store.datastreams())
+    if not imported:
+        import_sensors(config, names=[source])
+    return config
 
 
 def _selected(config: TwinConfig, names: Sequence[str] | None) -> list[SensorSourceConfig]:

@@ -109,9 +109,8 @@ def demo_calibrate(
     """Calibrate the demo twin's traffic demand to the City of Helsinki counts inside its area.
 
     Writes the demo's ``traffic.toml`` (unless the twin has one), imports the counts by vehicle class
-    (once) and runs
-    ``civictwin calibrate run``; every later traffic run of the twin uses the record. A twin that already
-    has a calibration record is left as it is.
+    (once) and runs ``civictwin calibrate run``; every later traffic run of the twin uses the record. A
+    twin that already has a calibration record is left as it is.
     """
     from civictwin.config import load_config
     from civictwin.demo import add_calibration_counts, write_demo_traffic

@@ -32,7 +32,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from civictwin.config import CONFIG_FILENAME, TwinConfig, load_config
+from civictwin.config import TwinConfig
 from civictwin.config_live import LiveSection
 from civictwin.live.broker import BrokerAccount, Mosquitto
 from civictwin.live.consumer import LiveConsumer
@@ -79,20 +79,10 @@ def shared_counts() -> Path:
 
 def add_counts(twin_dir: Path, counts: Path) -> TwinConfig:
     """Add the counts source and the demo rule to ``twin.toml`` and import the counts (each once); the config."""
-    from civictwin.ingest import import_sensors
+    from civictwin.ingest import add_sensor_source
 
-    path = twin_dir / CONFIG_FILENAME
-    text = path.read_text(encoding="utf-8")
-    if _MARKER not in text:
-        path.write_text(
-            text.rstrip("\n") + "\n" + _DEMO_SECTIONS.format(path=counts.resolve()), encoding="utf-8"
-        )
-    config = load_config(twin_dir)
-    with open_observations(config) as store:
-        imported = any(info.dataset == SOURCE_NAME for info in store.datastreams())
-    if not imported:  # the observation store outlives rebuilds: import once
-        import_sensors(config, names=[SOURCE_NAME])
-    return config
+    section = _DEMO_SECTIONS.format(path=counts.resolve())
+    return add_sensor_source(twin_dir, marker=_MARKER, section=section, source=SOURCE_NAME)
 
 
 @dataclass(frozen=True)

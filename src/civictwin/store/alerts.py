@@ -17,11 +17,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from civictwin.config_live import RuleConfig
 from civictwin.errors import StoreError
-from civictwin.store.sidecar import SharedDatabase, SidecarDatabase, SQLConnection
+from civictwin.store.sidecar import SidecarStore, SQLConnection
 
 if TYPE_CHECKING:
     from civictwin.config import TwinConfig
@@ -194,32 +194,17 @@ ALERT_SCHEMA = "civictwin_alerts"
 """The schema of a PostGIS twin's alerts (never one a build writes or drops)."""
 
 
-class AlertStore:
+class AlertStore(SidecarStore):
     """The alert database of one twin; safe to share between the threads of a process.
 
     ``where``: the SQLite file (``<store>.alerts.sqlite``), or the URI of a PostGIS twin's database,
     whose schema ``civictwin_alerts`` then holds the same tables (:func:`open_alert_store` picks).
     """
 
-    def __init__(self, where: Path | str) -> None:
-        self._db: SharedDatabase
-        if isinstance(where, Path):
-            self._db = SidecarDatabase(where, schema=_SCHEMA, what="alert")
-        else:
-            from civictwin.store.postgis_sidecar import DatabaseSidecar
-
-            self._db = DatabaseSidecar(where, schema=ALERT_SCHEMA, sqlite_schema=_SCHEMA, probe="counters",
-                                       what="alert")  # fmt: skip
-        self.path = where
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
+    sqlite_schema = _SCHEMA
+    postgis_schema = ALERT_SCHEMA
+    probe = "counters"
+    what = "alert"
 
     # ---- alerts -------------------------------------------------------------------------------------
 

@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from civictwin.errors import StoreError
-from civictwin.store.sidecar import SharedDatabase, SidecarDatabase, SQLConnection
+from civictwin.store.sidecar import SidecarDatabase, SidecarStore, SQLConnection
 
 if TYPE_CHECKING:
     from civictwin.store.opening import StoreLocation
@@ -201,7 +201,7 @@ def _parse(text: str | None) -> datetime | None:
     return None if text is None else datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
-class ContributionStore:
+class ContributionStore(SidecarStore):
     """The contribution database of one twin; safe to share between the threads of a process.
 
     ``where``: the SQLite file (``<store>.contributions.sqlite``), or the URI of a PostGIS twin's
@@ -209,31 +209,23 @@ class ContributionStore:
     photo folder; by default ``<file>.media`` beside a SQLite file, and required with a database URI.
     """
 
+    sqlite_schema = _SCHEMA_BEFORE_INDEXES + "".join(f"{statement};\n" for statement in _INDEXES)
+    postgis_schema = CONTRIBUTION_SCHEMA
+    probe = "contributions"
+    what = "contribution"
+
     def __init__(self, where: Path | str, *, media: Path | None = None) -> None:
-        self._db: SharedDatabase
         if isinstance(where, Path):
-            self._db = _sqlite_database(where)
             media = media or _media(where)
         elif media is None:
             raise StoreError("a contribution database in PostGIS needs a photo folder", path=where)
-        else:
-            from civictwin.store.postgis_sidecar import DatabaseSidecar
-
-            schema = _SCHEMA_BEFORE_INDEXES + "".join(f"{statement};\n" for statement in _INDEXES)
-            self._db = DatabaseSidecar(where, schema=CONTRIBUTION_SCHEMA, sqlite_schema=schema,
-                                       probe="contributions", what="contribution")  # fmt: skip
-        self.path = where
-        """Where the rows are, as errors name it (the SQLite file, or the database URI: no password)."""
+        super().__init__(where)
         self._photos = media
 
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
+    def _open_file(self, path: Path) -> SidecarDatabase:
+        """The SQLite file, brought up to date by :func:`_sqlite_database` (a file made by an earlier
+        release lacks later columns, which :attr:`sqlite_schema` alone would not add)."""
+        return _sqlite_database(path)
 
     def secret(self, name: str, make: bytes) -> bytes:
         """The stored secret ``name``, stored as ``make`` the first time (shared by every server process)."""

@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from civictwin.errors import StoreError
-from civictwin.store.sidecar import SharedDatabase, SidecarDatabase, SQLConnection
+from civictwin.store.sidecar import SidecarStore, SQLConnection
 
 if TYPE_CHECKING:
     from civictwin.store.opening import StoreLocation
@@ -178,33 +178,18 @@ def _parse(text: str | None) -> datetime | None:
     return None if text is None else datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
-class ProposalStore:
+class ProposalStore(SidecarStore):
     """The proposal database of one twin; safe to share between the threads of a process.
 
     ``where``: the SQLite file (``<store>.proposals.sqlite``), or the URI of a PostGIS twin's
     database, whose schema ``civictwin_proposals`` then holds the same table.
     """
 
-    def __init__(self, where: Path | str) -> None:
-        self._db: SharedDatabase
-        if isinstance(where, Path):
-            self._db = SidecarDatabase(where, schema=_SCHEMA, what="proposal")
-        else:
-            from civictwin.store.postgis_sidecar import DatabaseSidecar
-
-            self._db = DatabaseSidecar(where, schema=PROPOSAL_SCHEMA, sqlite_schema=_SCHEMA, probe="proposals",
-                                       what="proposal", serial_writes=True)  # fmt: skip
-        self.path = where
-        """Where the proposals are, as errors name it (the SQLite file, or the database URI: no password)."""
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
+    sqlite_schema = _SCHEMA
+    postgis_schema = PROPOSAL_SCHEMA
+    probe = "proposals"
+    what = "proposal"
+    serial_writes = True
 
     def add(self, new: NewProposal, *, now: datetime) -> Proposal:
         """Store a submitted proposal."""

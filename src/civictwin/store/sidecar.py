@@ -1,7 +1,8 @@
 """A SQLite database kept beside the twin's store (WAL, fully synced), shared by the threads of a process.
 
-Alerts and consultation contributions live in such files: they are written while the twin is served
-and must survive its rebuilds, which replace the store itself.
+Alerts, proposals and consultation contributions live in such files (or, for a PostGIS twin, in a
+schema of its database): they are written while the twin is served and must survive its rebuilds,
+which replace the store itself. :class:`SidecarStore` is the shell such a store is built on.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import Any, ClassVar, Protocol, Self
 
 from civictwin.errors import StoreError
 
@@ -122,3 +123,54 @@ class SharedDatabase(Protocol):
     def transaction(self) -> AbstractContextManager[SQLConnection]: ...
 
     def close(self) -> None: ...
+
+
+class SidecarStore:
+    """The shell of a store written while the twin is served (alerts, proposals, contributions); safe
+    to share between the threads of a process, closed at the end of a ``with`` block.
+
+    ``where`` picks its database: a :class:`Path` is a SQLite file beside a DuckDB twin
+    (:class:`SidecarDatabase`), a string the URI of a PostGIS twin's database, whose schema
+    :attr:`postgis_schema` then holds the same tables
+    (:class:`civictwin.store.postgis_sidecar.DatabaseSidecar`). A subclass names its tables and
+    itself in the class attributes below.
+    """
+
+    sqlite_schema: ClassVar[str]
+    """The tables, as SQLite statements (translated for PostgreSQL)."""
+    postgis_schema: ClassVar[str]
+    """The schema of a PostGIS twin's database holding them (never one a build writes or drops)."""
+    probe: ClassVar[str]
+    """The table whose presence shows that the PostGIS schema is made."""
+    what: ClassVar[str]
+    """What errors call the database ("alert")."""
+    serial_writes: ClassVar[bool] = False
+    """One write transaction at a time over every process on PostGIS, as ``BEGIN IMMEDIATE`` is on
+    SQLite (see :class:`~civictwin.store.postgis_sidecar.DatabaseSidecar`)."""
+
+    def __init__(self, where: Path | str) -> None:
+        self._db: SharedDatabase = (
+            self._open_file(where) if isinstance(where, Path) else self._open_database(where)
+        )
+        self.path = where
+        """Where the rows are, as errors name it (the SQLite file, or the database URI: no password)."""
+
+    def _open_file(self, path: Path) -> SharedDatabase:
+        """The SQLite file at ``path`` with :attr:`sqlite_schema` applied."""
+        return SidecarDatabase(path, schema=self.sqlite_schema, what=self.what)
+
+    def _open_database(self, dsn: str) -> SharedDatabase:
+        """The schema :attr:`postgis_schema` of the PostGIS database ``dsn``, made when missing."""
+        from civictwin.store.postgis_sidecar import DatabaseSidecar
+
+        return DatabaseSidecar(dsn, schema=self.postgis_schema, sqlite_schema=self.sqlite_schema,
+                               probe=self.probe, what=self.what, serial_writes=self.serial_writes)  # fmt: skip
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -1,40 +1,26 @@
-"""Alerts: opened by a firing finding, de-duplicated while it persists, closed when it clears; stored
-with their evidence and their deliveries; webhooks signed, retried with backoff, and given up."""
+"""Alerts: opened by a firing finding, de-duplicated while it persists, closed when it clears; webhooks
+signed, retried with backoff, and given up. The alert database itself (alerts with their evidence,
+deliveries, API rules) is tested on both backends in tests/unit/store/test_alert_store_backends.py."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from alert_findings import finding
 from receiver import Receiver
 
-from civictwin.config_live import RuleConfig, WebhookConfig
-from civictwin.errors import StoreError
+from civictwin.config_live import WebhookConfig
 from civictwin.live.alerts import step
-from civictwin.live.triggers import Finding
 from civictwin.live.webhooks import Deliverer, backoff, sign, verify_signature
 from civictwin.store.alerts import AlertEvent, AlertStatus, AlertStore
 
 SECRET = "s3cret-for-tests"
-
-
-def finding(firing: bool, minute: int, value: float) -> Finding:
-    return Finding(
-        rule="no2_high",
-        subject="datastream:no2-1",
-        firing=firing,
-        at=datetime(2026, 3, 1, 10, minute, tzinfo=UTC),
-        value=value,
-        limit=200.0,
-        message=f"{value} vs 200",
-        evidence={"observations": [{"time": f"10:{minute:02d}", "result": value}]},
-    )
 
 
 def test_an_alert_opens_once_counts_while_firing_and_closes_when_clear() -> None:
@@ -58,57 +44,6 @@ def test_an_alert_opens_once_counts_while_firing_and_closes_when_clear() -> None
 def store(tmp_path: Path) -> Iterator[AlertStore]:
     with AlertStore(tmp_path / "twin.alerts.sqlite") as alert_store:
         yield alert_store
-
-
-def test_stored_alerts_keep_their_evidence_and_queue_one_delivery_per_event(store: AlertStore) -> None:
-    opened = step(None, finding(True, 0, 250.0), severity="critical", datasets=("no2",))
-    assert opened.alert is not None and opened.event is not None
-    [saved] = store.save([(opened.alert, opened.event)], targets={"no2_high": ["ops", "city"]})
-    assert saved.id is not None
-    repeated = step(saved, finding(True, 10, 260.0), severity="critical")
-    assert repeated.alert is not None
-    store.save([(repeated.alert, repeated.event)], targets={"no2_high": ["ops", "city"]})
-    assert store.delivery_counts() == {"pending": 2}  # de-duplicated: no delivery for the repeat
-    [reloaded] = store.alerts(status=AlertStatus.OPEN)
-    assert (reloaded.fired, reloaded.datasets, reloaded.evidence) == (2, ("no2",), opened.alert.evidence)
-    assert store.open_alerts(subject_prefix="datastream:") == {("no2_high", "datastream:no2-1"): reloaded}
-    assert store.open_alerts(subject_prefix="scenario:") == {}
-    closed = step(reloaded, finding(False, 20, 150.0), severity="critical")
-    assert closed.alert is not None
-    store.save([(closed.alert, closed.event)], targets={"no2_high": ["ops"]})
-    assert store.delivery_counts() == {"pending": 3}
-    assert store.alerts(status=AlertStatus.OPEN) == []
-    due = store.due_deliveries(datetime.now(UTC))
-    assert [(d.target, d.event) for d in due] == [("ops", "opened"), ("city", "opened")]  # "closed" waits
-    store.record_attempt(due[0].id, error=None, retry_at=None)
-    [closing] = store.due_deliveries(datetime.now(UTC))[1:]
-    payload = json.loads(closing.payload)
-    assert (closing.target, payload["event"], payload["alert"]["status"]) == ("ops", "closed", "closed")
-    assert payload["alert"]["closing"]["value"] == 150.0
-
-
-def test_a_second_open_alert_for_the_same_rule_and_subject_is_refused(
-    store: AlertStore, tmp_path: Path
-) -> None:
-    opened = step(None, finding(True, 0, 250.0), severity="warning")
-    assert opened.alert is not None
-    store.save([(opened.alert, opened.event)], targets={})
-    with AlertStore(store.path) as other, pytest.raises(StoreError, match="already open"):
-        other.save([(opened.alert, opened.event)], targets={})  # another process, same condition
-    assert len(store.alerts()) == 1
-
-
-def test_api_rules_are_stored_and_versioned(store: AlertStore) -> None:
-    rule = RuleConfig(name="pm10_daily", kind="exceedances", window="day", above=50, allowed=35)
-    assert store.rules_version() == 0
-    store.add_rule(rule, created_by="ab12cd34")
-    with pytest.raises(StoreError, match="exists already"):
-        store.add_rule(rule, created_by="ab12cd34")
-    [stored] = store.api_rules()
-    assert (stored.rule, stored.created_by) == (rule, "ab12cd34")
-    assert store.rules_version() == 1
-    assert store.delete_rule("pm10_daily") and not store.delete_rule("pm10_daily")
-    assert store.rules_version() == 2 and store.api_rules() == []
 
 
 def test_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:

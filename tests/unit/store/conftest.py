@@ -11,7 +11,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pgtwin import BIN, PASSWORD, POSTGIS_CONTROL, TEMPLATE, USER, PostGIS, as_server_user, free_port
+from pgtwin import (
+    BIN,
+    PASSWORD,
+    POSTGIS_CONTROL,
+    TEMPLATE,
+    USER,
+    PostGIS,
+    as_server_user,
+    build_layers,
+    free_port,
+)
+
+from civictwin.store.opening import StoreLocation
 
 
 @pytest.fixture(scope="session")
@@ -73,3 +85,22 @@ def postgis_url(postgis: PostGIS, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh database with postgis for one test, the password in ``PGPASSWORD`` as a city would give it."""
     monkeypatch.setenv("PGPASSWORD", PASSWORD)
     return postgis.new_database()
+
+
+@pytest.fixture
+def postgis_twin(postgis_url: str) -> str:
+    """A fresh PostGIS database holding a twin built from :func:`pgtwin.layers` (five buildings and
+    the roads), ``PGPASSWORD`` set; its URI. A test rebuilds it with fewer buildings to see what a
+    rebuild leaves alone."""
+    build_layers(StoreLocation(kind="postgis", dsn=postgis_url), 5)
+    return postgis_url
+
+
+@pytest.fixture(params=["sqlite", "postgis"])
+def sidecar_location(request: pytest.FixtureRequest, tmp_path: Path) -> StoreLocation:
+    """Where a twin is stored, for a store written while it is served (alerts, proposals,
+    contributions): the file ``tmp_path/twin.duckdb``, so that the store is a SQLite file beside it,
+    or a fresh PostGIS database, so that it is a schema of that database."""
+    if request.param == "postgis":
+        return StoreLocation(kind="postgis", dsn=request.getfixturevalue("postgis_url"))
+    return StoreLocation.of_file(tmp_path / "twin.duckdb")

@@ -14,12 +14,17 @@ from __future__ import annotations
 import os
 import pwd
 import socket
-from collections.abc import Iterator
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import httpx
 import pandas as pd
 from shapely.geometry import LineString, box
 
@@ -133,3 +138,60 @@ def build_layers(location: StoreLocation, buildings: int) -> None:
         for name, frame in layers().items():
             store.write_table(name, frame.head(buildings) if name == "buildings" else frame)
             store.put_record("catalog", name, {"access": "public"})
+
+
+CLI = "from civictwin.entry import main; main()"
+"""The command line, as ``python -c`` runs it in a process of its own."""
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One running ``civictwin serve``: its twin directory and the base URL it answers on."""
+
+    twin: Path
+    base: str
+
+
+@contextmanager
+def serve_replicas(
+    folder: Path, *, url: str, server: str, env: Mapping[str, str], options: Sequence[str] = ()
+) -> Iterator[list[Replica]]:
+    """Two ``civictwin serve`` processes on free loopback ports, each with its own twin directory
+    (``folder/a``, ``folder/b``, as on two hosts) whose ``twin.toml`` stores the twin in the PostGIS
+    database ``url`` and has ``server`` as its ``[server]`` section; ``env``: their environment,
+    ``options``: more ``serve`` options. Yields them once both answer, terminates them at the end."""
+    replicas: list[Replica] = []
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for host in ("a", "b"):
+            twin = folder / host
+            twin.mkdir()
+            (twin / "twin.toml").write_text(twin_toml(name="Replicas", url=url) + f"\n[server]\n{server}\n")
+            port = free_port()
+            command = [sys.executable, "-c", CLI, "serve", str(twin), "--port", str(port), *options]
+            with (twin / "server.log").open("w") as log:
+                processes.append(
+                    subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(env))
+                )
+            replicas.append(Replica(twin, f"http://127.0.0.1:{port}"))
+        for replica in replicas:
+            wait_until_ready(replica.base)
+        yield replicas
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def wait_until_ready(base: str) -> None:
+    """Until the server at ``base`` answers /health/live (the answered check takes one token from the
+    bucket of this client; those refused before the server listens take none)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(base + "/health/live", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"{base} did not start"
+        time.sleep(0.2)

@@ -5,42 +5,28 @@ rules with the same expected values; on PostGIS, left alone by a rebuild."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from pgtwin import PASSWORD, PostGIS, build_layers
+from pgtwin import PostGIS, build_layers
 
 from civictwin.config_live import RuleConfig
 from civictwin.errors import StoreError
 from civictwin.live.alerts import step
-from civictwin.live.triggers import Finding
 from civictwin.store.alerts import ALERT_SCHEMA, AlertStatus, AlertStore, open_alert_store
 from civictwin.store.opening import StoreLocation
 
-
-def finding(firing: bool, minute: int, value: float) -> Finding:
-    return Finding(
-        rule="no2_high",
-        subject="datastream:no2-1",
-        firing=firing,
-        at=datetime(2026, 3, 1, 10, minute, tzinfo=UTC),
-        value=value,
-        limit=200.0,
-        message=f"{value} vs 200",
-        evidence={"observations": [{"time": f"10:{minute:02d}", "result": value}]},
-    )
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "live"))
+from alert_findings import finding
 
 
-@pytest.fixture(params=["sqlite", "postgis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AlertStore]:
+@pytest.fixture
+def store(sidecar_location: StoreLocation) -> Iterator[AlertStore]:
     """An empty alert database: a SQLite file, or the schema of a fresh PostGIS database."""
-    if request.param == "postgis":
-        location = StoreLocation(kind="postgis", dsn=request.getfixturevalue("postgis_url"))
-    else:
-        location = StoreLocation.of_file(tmp_path / "twin.duckdb")
-    with open_alert_store(location) as opened:
+    with open_alert_store(sidecar_location) as opened:
         yield opened
 
 
@@ -55,6 +41,7 @@ def test_alerts_keep_their_evidence_and_queue_one_delivery_per_event(store: Aler
     assert store.delivery_counts() == {"pending": 2}
     [reloaded] = store.alerts(status=AlertStatus.OPEN)
     assert (reloaded.fired, reloaded.datasets, reloaded.evidence) == (2, ("no2",), opened.alert.evidence)
+    assert store.open_alerts(subject_prefix="datastream:") == {("no2_high", "datastream:no2-1"): reloaded}
     assert store.open_alerts(subject_prefix="DATASTREAM:") == {("no2_high", "datastream:no2-1"): reloaded}
     assert store.open_alerts(subject_prefix="scenario:") == {}
     closed = step(reloaded, finding(False, 20, 150.0), severity="critical")
@@ -71,6 +58,7 @@ def test_alerts_keep_their_evidence_and_queue_one_delivery_per_event(store: Aler
         "closed",
         150.0,
     )
+    assert payload["alert"]["status"] == "closed"
     assert store.deliveries(1)[0] == {
         "target": "ops", "event": "opened", "status": "delivered", "attempts": 1, "last_error": None
     }  # fmt: skip
@@ -81,7 +69,7 @@ def test_a_second_open_alert_is_refused_from_another_connection(store: AlertStor
     assert opened.alert is not None
     store.save([(opened.alert, opened.event)], targets={})
     with AlertStore(store.path) as other, pytest.raises(StoreError, match="already open"):
-        other.save([(opened.alert, opened.event)], targets={})
+        other.save([(opened.alert, opened.event)], targets={})  # another process, same condition
     assert len(store.alerts()) == 1
 
 
@@ -93,17 +81,14 @@ def test_api_rules_are_stored_and_versioned(store: AlertStore) -> None:
         store.add_rule(rule, created_by="ab12cd34")
     [stored] = store.api_rules()
     assert (stored.rule, stored.created_by) == (rule, "ab12cd34")
+    assert store.rules_version() == 1
     assert store.delete_rule("pm10_daily") and not store.delete_rule("pm10_daily")
     assert store.rules_version() == 2 and store.api_rules() == []
 
 
-def test_postgis_alerts_survive_a_rebuild_in_their_own_schema(
-    postgis: PostGIS, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("PGPASSWORD", PASSWORD)
-    url = postgis.new_database()
+def test_postgis_alerts_survive_a_rebuild_in_their_own_schema(postgis: PostGIS, postgis_twin: str) -> None:
+    url = postgis_twin
     location = StoreLocation(kind="postgis", dsn=url)
-    build_layers(location, 5)
     opened = step(None, finding(True, 0, 250.0), severity="warning")
     assert opened.alert is not None
     with open_alert_store(location) as alerts:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from pgtwin import PASSWORD, PostGIS, build_layers
+from pgtwin import PostGIS, build_layers
 
 from civictwin.errors import StoreError
 from civictwin.store.contributions import (
@@ -40,15 +40,11 @@ def test_the_file_sits_beside_the_store_and_not_in_it(tmp_path: Path) -> None:
     assert contributions_path(tmp_path / "city.duckdb") == tmp_path / "city.contributions.sqlite"
 
 
-@pytest.fixture(params=["sqlite", "postgis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ContributionStore]:
+@pytest.fixture
+def store(sidecar_location: StoreLocation, tmp_path: Path) -> Iterator[ContributionStore]:
     """An empty contribution database of the twin ``tmp_path/twin.duckdb``: a SQLite file beside it,
     or the schema of a fresh PostGIS database; the photo folder beside the twin's files on both."""
-    if request.param == "postgis":
-        location = StoreLocation(kind="postgis", dsn=request.getfixturevalue("postgis_url"))
-    else:
-        location = StoreLocation.of_file(tmp_path / "twin.duckdb")
-    with open_contribution_store(location, store_path=tmp_path / "twin.duckdb") as opened:
+    with open_contribution_store(sidecar_location, store_path=tmp_path / "twin.duckdb") as opened:
         yield opened
 
 
@@ -142,12 +138,10 @@ def test_a_database_without_a_photo_folder_is_refused() -> None:
 
 
 def test_postgis_contributions_survive_a_rebuild_in_their_own_schema(
-    postgis: PostGIS, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    postgis: PostGIS, postgis_twin: str, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("PGPASSWORD", PASSWORD)
-    url = postgis.new_database()
+    url = postgis_twin
     location = StoreLocation(kind="postgis", dsn=url)
-    build_layers(location, 5)
     with open_contribution_store(location, store_path=tmp_path / "twin.duckdb") as store:
         (stored,) = store.add_many([_queued("a")])
         assert stored is not None

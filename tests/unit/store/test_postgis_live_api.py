@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from pgtwin import PASSWORD, PostGIS, build_layers, twin_toml
+from pgtwin import twin_toml
 from test_postgis_observations import AIR_CSV, AIR_SENSORS, get
 
 from civictwin.api import alerts as alerts_api
@@ -20,11 +20,9 @@ from civictwin.store.opening import StoreLocation
 
 
 def test_a_worker_looks_for_a_postgis_twins_first_observations_at_most_every_few_seconds(
-    postgis: PostGIS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    postgis_twin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PGPASSWORD", PASSWORD)
-    url = postgis.new_database()
-    build_layers(StoreLocation(kind="postgis", dsn=url), 5)
+    url = postgis_twin
     (tmp_path / "twin.toml").write_text(twin_toml(name="Pg twin", url=url) + AIR_SENSORS, encoding="utf-8")
     (tmp_path / "air.csv").write_text(AIR_CSV, encoding="utf-8")
     looks: list[str | None] = []

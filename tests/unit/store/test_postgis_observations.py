@@ -89,11 +89,9 @@ def get(client: TestClient, url: str) -> Any:
 
 
 def test_a_csv_import_into_a_postgis_twin_is_served_by_the_sensorthings_api(
-    postgis: PostGIS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    postgis: PostGIS, postgis_twin: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("PGPASSWORD", PASSWORD)
-    url = postgis.new_database()
-    build_layers(StoreLocation(kind="postgis", dsn=url), 5)
+    url = postgis_twin
     (tmp_path / "twin.toml").write_text(twin_toml(name="Pg twin", url=url) + AIR_SENSORS, encoding="utf-8")
     (tmp_path / "air.csv").write_text(AIR_CSV, encoding="utf-8")
     main(["sensors", "import", str(tmp_path)])
@@ -141,13 +139,9 @@ def test_a_csv_import_into_a_postgis_twin_is_served_by_the_sensorthings_api(
         assert client.get(f"{ROOT}/Observations?$filter=result eq 'x'").status_code == 400
 
 
-def test_a_rebuild_leaves_the_observations_untouched(
-    postgis: PostGIS, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("PGPASSWORD", PASSWORD)
-    url = postgis.new_database()
+def test_a_rebuild_leaves_the_observations_untouched(postgis: PostGIS, postgis_twin: str) -> None:
+    url = postgis_twin
     location = StoreLocation(kind="postgis", dsn=url)
-    build_layers(location, 5)
     with open_observations(location) as store:
         store.ensure_dataset(DatasetSpec("air", "Air", "City", "Air team", "CC-BY-4.0", "public"))
         ds = store.ensure_datastream(spec())

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from pgtwin import PASSWORD, PostGIS, build_layers
+from pgtwin import PostGIS, build_layers
 
 from civictwin.store.opening import StoreLocation
 from civictwin.store.proposals import (
@@ -45,15 +45,11 @@ def _approved(store: ProposalStore, count: int) -> list[int]:
     return ids
 
 
-@pytest.fixture(params=["sqlite", "postgis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ProposalStore]:
+@pytest.fixture
+def store(sidecar_location: StoreLocation) -> Iterator[ProposalStore]:
     """An empty proposal database: a SQLite file beside ``tmp_path/twin.duckdb``, or the schema of a
     fresh PostGIS database."""
-    if request.param == "postgis":
-        location = StoreLocation(kind="postgis", dsn=request.getfixturevalue("postgis_url"))
-    else:
-        location = StoreLocation.of_file(tmp_path / "twin.duckdb")
-    with open_proposal_store(location) as opened:
+    with open_proposal_store(sidecar_location) as opened:
         yield opened
 
 
@@ -235,13 +231,9 @@ def test_two_processes_claiming_at_once_start_each_proposal_once_within_the_day_
     assert [p.state for p in store.proposals("c1")].count(State.RUNNING) == 30
 
 
-def test_postgis_proposals_survive_a_rebuild_in_their_own_schema(
-    postgis: PostGIS, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("PGPASSWORD", PASSWORD)
-    url = postgis.new_database()
+def test_postgis_proposals_survive_a_rebuild_in_their_own_schema(postgis: PostGIS, postgis_twin: str) -> None:
+    url = postgis_twin
     location = StoreLocation(kind="postgis", dsn=url)
-    build_layers(location, 5)
     with open_proposal_store(location) as proposals:
         (pid,) = _approved(proposals, 1)
     build_layers(location, 3)

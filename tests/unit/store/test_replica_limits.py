@@ -7,14 +7,11 @@ buckets, so the refills are checked with a tolerance of the few milliseconds bet
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from pgtwin import PASSWORD, USER, PostGIS, build_layers, free_port, twin_toml
+from pgtwin import PASSWORD, USER, PostGIS, build_layers, serve_replicas
 
 from civictwin.api.floodguard import FloodGuard
 from civictwin.api.replica_state import (
@@ -101,9 +98,6 @@ def test_a_role_that_cannot_create_the_tables_is_one_line(postgis: PostGIS, post
             DatabaseRateLimiter(reader_url, key=KEY, scope="requests", rate=1.0, burst=1)
 
 
-_CLI = "from civictwin.entry import main; main()"
-
-
 def test_two_replicas_of_serve_share_a_client_s_burst(postgis: PostGIS, tmp_path: Path) -> None:
     """Two `civictwin serve` processes, each with its own twin directory (as on two hosts), one PostGIS
     twin: a token's burst of 5 is spent over both, whichever replica answers."""
@@ -114,41 +108,9 @@ def test_two_replicas_of_serve_share_a_client_s_burst(postgis: PostGIS, tmp_path
         build_layers(StoreLocation(kind="postgis", dsn=url), 5)
     finally:
         del os.environ["PGPASSWORD"]
-    servers, bases = [], []
-    try:
-        for host in ("a", "b"):
-            twin = tmp_path / host
-            twin.mkdir()
-            (twin / "twin.toml").write_text(
-                twin_toml(name="Replicas", url=url) + '\n[server]\nshared_limits = "database"\n'
-            )
-            port = free_port()
-            log = (twin / "server.log").open("w")
-            servers.append(subprocess.Popen(
-                [sys.executable, "-c", _CLI, "serve", str(twin), "--port", str(port), "--burst", "5",
-                 "--rate-limit", "0.001"], stdout=log, stderr=subprocess.STDOUT, env=env,
-            ))  # fmt: skip
-            bases.append(f"http://127.0.0.1:{port}")
-        for base in bases:
-            _wait_until_ready(base)
+    server, options = 'shared_limits = "database"', ["--burst", "5", "--rate-limit", "0.001"]
+    with serve_replicas(tmp_path, url=url, server=server, env=env, options=options) as replicas:
+        bases = [replica.base for replica in replicas]
         statuses = [httpx.get(bases[i % 2] + "/conformance", timeout=30).status_code for i in range(8)]
         # each replica's one answered health check took a token too: 5 − 2 are left for the 8 requests
         assert statuses == [200] * 3 + [429] * 5
-    finally:
-        for server in servers:
-            server.terminate()
-            server.wait(timeout=30)
-
-
-def _wait_until_ready(base: str) -> None:
-    """Until the server at ``base`` answers /health/live (the answered check takes one token from the
-    bucket of this client; those refused before the server listens take none)."""
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(base + "/health/live", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, f"{base} did not start"
-        time.sleep(0.2)

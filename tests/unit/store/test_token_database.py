@@ -7,8 +7,6 @@ winning; a database that does not answer refuses every token; and two ``civictwi
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,8 +14,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-from pgtwin import PASSWORD, PostGIS, build_layers, free_port, twin_toml
-from test_replica_limits import _wait_until_ready
+from pgtwin import PASSWORD, PostGIS, serve_replicas
 
 from civictwin.cli import main
 from civictwin.errors import ConfigError
@@ -120,31 +117,12 @@ def test_a_database_that_does_not_answer_refuses_every_token(postgis: PostGIS, p
         assert line.startswith(postgis_url + ": ") and reason in line and PASSWORD not in line
 
 
-_CLI = "from civictwin.entry import main; main()"
-
-
 def test_two_replicas_of_serve_honour_a_token_created_and_revoked_on_either(
-    postgis: PostGIS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    postgis: PostGIS, postgis_twin: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("PGPASSWORD", PASSWORD)
-    url = postgis.new_database()
-    build_layers(StoreLocation(kind="postgis", dsn=url), 5)
-    servers, bases, twins = [], [], []
-    try:
-        for host in ("a", "b"):
-            twin = tmp_path / host
-            twin.mkdir()
-            (twin / "twin.toml").write_text(
-                twin_toml(name="Replicas", url=url) + '\n[server]\ntokens = "database"\n'
-            )
-            port = free_port()
-            log = (twin / "server.log").open("w")
-            servers.append(subprocess.Popen([sys.executable, "-c", _CLI, "serve", str(twin), "--port", str(port)],
-                                            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ)))  # fmt: skip
-            bases.append(f"http://127.0.0.1:{port}")
-            twins.append(twin)
-        for base in bases:
-            _wait_until_ready(base)
+    url = postgis_twin
+    with serve_replicas(tmp_path, url=url, server='tokens = "database"', env=os.environ) as replicas:
+        bases, twins = [replica.base for replica in replicas], [replica.twin for replica in replicas]
         main(["token", "create", str(twins[0]), "--role", "admin"])
         token = capsys.readouterr().out.split()[-1]
         bearer = {"Authorization": f"Bearer {token}"}
@@ -164,7 +142,3 @@ def test_two_replicas_of_serve_honour_a_token_created_and_revoked_on_either(
         assert not any(tokens_path(twin / "replicas.duckdb").exists() for twin in twins)
         name = url.rsplit("/", 1)[1]
         assert postgis.query(name, f"SELECT version FROM {TOKEN_SCHEMA}.book") == [(2,)]
-    finally:
-        for server in servers:
-            server.terminate()
-            server.wait(timeout=30)
