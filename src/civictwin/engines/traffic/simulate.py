@@ -6,7 +6,7 @@ away from car and evaporates some car traffic instead of only adding delay. Each
 own car trips from ``(seed, iteration)``; SUMO runs with ``seed``. Only the last simulation's outputs
 are kept. A calibrated twin's mode choice pivots on its base day's shares (:mod:`.pivot`). A seed may
 start from a first round simulated elsewhere (:class:`FirstRound`: the calibration's check run takes the
-loop's last run, which is exactly its first round) and simulate only the rounds after it.
+loop's last run, which repeats its first round) and simulate only the rounds after it.
 """
 
 from __future__ import annotations
@@ -134,10 +134,9 @@ def simulate_seed(
         if fixed_shares is not None
         else chosen_shares(prepared, prepared.free_flow, free_flow=True)
     )
-    if first_round is not None:
-        _check_first_round(first_round, shares)
     car_share_history: list[float] = []
     if first_round is not None:
+        _check_first_round(first_round, shares)
         car_share_history.append(modal_split(prepared.person_trips, shares)["car"])
     sumo_wall = 0.0
     result: SimResult | None = None
