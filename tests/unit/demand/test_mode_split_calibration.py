@@ -85,6 +85,7 @@ def test_constants_calibrated_with_sumo_in_the_loop_are_stored_and_used_by_later
     assert record["parameters"]["traffic"]["mode_choice"]["asc_walk"] == pytest.approx(after["walk"])
     # no separate prior run; one update: all sites, 2 folds; the check run with the mode choice again
     assert record["simulation_runs"] == len(runs) + 4
+    assert record["check_first_round_reused"]  # the check run simulated its second round only
     assert record["statement"].endswith(choice["statement"])
 
     twin_dir = tmp_path / "twin"

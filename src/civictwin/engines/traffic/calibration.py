@@ -74,7 +74,7 @@ from civictwin.engines.traffic.modesplit import (
 from civictwin.engines.traffic.params import TrafficParams, load_params
 from civictwin.engines.traffic.pivot import BaseModes
 from civictwin.engines.traffic.prepare import PreparedScenario, prepare_scenario, with_od_factors
-from civictwin.engines.traffic.simulate import SeedOutcome, simulate_seed
+from civictwin.engines.traffic.simulate import FirstRound, SeedOutcome, first_round_of, simulate_seed
 from civictwin.engines.traffic.sites import CalibrationSettings, CountSites, load_count_sites, no_site
 from civictwin.engines.traffic.warmup import original_id
 from civictwin.errors import EngineError, QualityCheckFailed
@@ -157,6 +157,9 @@ class Calibrated:
     check_halvings: int = 0
     """Halvings of the check run (:func:`_checked`): the factors it reports are then only
     ``0.5 ** check_halvings`` of the way from the prior to what the loop fitted."""
+    check_reused_first_round: bool = False
+    """The check run took the loop's last run as its first mode-choice round (:func:`_checked`), so it
+    simulated ``iterations`` − 1 rounds of SUMO."""
 
 
 def twin_count_sites(twin_dir: Path, params: TrafficParams | None = None) -> CountSites:
@@ -238,14 +241,19 @@ def calibrate(
     counting = threading.Lock()
 
     def simulate_prepared(
-        target: PreparedScenario, factors: Factors, fixed_shares: ModeShares | None = None
+        target: PreparedScenario,
+        factors: Factors,
+        fixed_shares: ModeShares | None = None,
+        first_round: FirstRound | None = None,
     ) -> SeedOutcome:
         with counting:
             runs[0] += 1
             number = runs[0]
         step(f"simulation {number}")
         folder = workdir / f"run_{number}"
-        return _simulate(target, factors, settings.seed, folder, fixed_shares=fixed_shares)
+        return _simulate(
+            target, factors, settings.seed, folder, fixed_shares=fixed_shares, first_round=first_round
+        )
 
     mode_fit = None
     if split is not None:
@@ -272,7 +280,14 @@ def calibrate(
     pivoting = dataclasses.replace(
         prepared, params=prepared.params.model_copy(update={"base_modes": base_modes})
     )
-    checked = _checked(prepared, prior, full, settings, lambda f: simulate_prepared(pivoting, f))
+    checked = _checked(
+        prepared,
+        prior,
+        full,
+        settings,
+        lambda f: simulate_prepared(pivoting, f),
+        resume=lambda f: simulate_prepared(pivoting, f, first_round=first_round_of(full.outcome)),
+    )
     recorded_day = recorded_base_day(prepared, prior, full, checked)
     before, after = _fit(observed, prior), _fit(observed, checked.outcome)
     gateways = prepared.gateways
@@ -312,6 +327,7 @@ def calibrate(
         "max_demand_growth": settings.max_demand_growth,
         "halved_steps": full.halvings,
         "check_halved_steps": full.check_halvings,
+        "check_first_round_reused": full.check_reused_first_round,
         "stopped": full.stopped,
         "kfold": folds,
         "scatter": _scatter(observed, prior, full.outcome),
@@ -503,14 +519,27 @@ def _checked(
     full: Calibrated,
     settings: CalibrationSettings,
     simulate: Simulate,
+    *,
+    resume: Simulate | None = None,
 ) -> Calibrated:
     """``full`` simulated as every later run of the twin simulates it (the mode choice evaluated again,
     ``iterations`` rounds), which gives the reported fit; with one round the loop's last run already
     is that run. A run that fails the quality check is halved toward the prior and retried; when
-    that fails too, the record keeps the prior (no factor) and says so."""
+    that fails too, the record keeps the prior (no factor) and says so.
+
+    At the loop's factors the check run's first round is the loop's last run again: the same shares
+    (the pivot at free flow gives the held shares back, to float rounding), seed, trips and factors.
+    So with ``resume`` (a simulation at given factors that takes the loop's last run as its first
+    round) that attempt simulates only the later rounds; a halved attempt has other factors and is
+    simulated in full by ``simulate``."""
     if prepared.params.iterations == 1 or not (full.factors.od or full.factors.gateways):
         return full
-    stepped = take_step(simulate, Factors(), full.factors, retries=settings.step_retries)
+    whole = Factors().toward(full.factors, 1.0)  # take_step's first attempt: the loop's factors
+
+    def check(factors: Factors) -> SeedOutcome:
+        return resume(factors) if resume is not None and factors == whole else simulate(factors)
+
+    stepped = take_step(check, Factors(), full.factors, retries=settings.step_retries)
     halvings = full.halvings + stepped.halvings
     if stepped.outcome is None:
         stopped = (
@@ -533,6 +562,7 @@ def _checked(
         outcome=stepped.outcome,
         halvings=halvings,
         check_halvings=stepped.halvings,
+        check_reused_first_round=resume is not None and stepped.factors == whole,
     )
 
 
@@ -781,16 +811,26 @@ def _simulate(
     workdir: Path,
     *,
     fixed_shares: ModeShares | None = None,
+    first_round: FirstRound | None = None,
 ) -> SeedOutcome:
     """One seed of the baseline with ``factors`` on its base layer and its gateway flows, recording the
-    passages at counts; with ``fixed_shares`` the mode split is held at them (no mode choice)."""
+    passages at counts; with ``fixed_shares`` the mode split is held at them (no mode choice); with
+    ``first_round`` that round is not simulated again (:func:`simulate_seed`)."""
     base, *events = prepared.layers
     scaled = with_od_factors(base.od, [(o, d, f) for (o, d), f in sorted(factors.od.items())])
     layers = (dataclasses.replace(base, od=scaled), *events)
     changed = dataclasses.replace(prepared, layers=layers)
     if prepared.gateways is not None and factors.gateways:
         changed = dataclasses.replace(changed, gateways=scaled_demand(prepared.gateways, factors.gateways))
-    return simulate_seed(changed, seed, workdir, passages=True, fixed_shares=fixed_shares, keep_service=True)
+    return simulate_seed(
+        changed,
+        seed,
+        workdir,
+        passages=True,
+        fixed_shares=fixed_shares,
+        keep_service=True,
+        first_round=first_round,
+    )
 
 
 def _paired(observed: pd.DataFrame, outcome: SeedOutcome) -> pd.DataFrame:

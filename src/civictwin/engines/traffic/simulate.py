@@ -4,7 +4,9 @@ Iteration 0 splits demand with free-flow car times; each later iteration uses th
 previous simulation and averages the shares with the earlier ones. A closure therefore shifts trips
 away from car and evaporates some car traffic instead of only adding delay. Each iteration samples its
 own car trips from ``(seed, iteration)``; SUMO runs with ``seed``. Only the last simulation's outputs
-are kept. A calibrated twin's mode choice pivots on its base day's shares (:mod:`.pivot`).
+are kept. A calibrated twin's mode choice pivots on its base day's shares (:mod:`.pivot`). A seed may
+start from a first round simulated elsewhere (:class:`FirstRound`: the calibration's check run takes the
+loop's last run, which repeats its first round) and simulate only the rounds after it.
 """
 
 from __future__ import annotations
@@ -79,6 +81,30 @@ class SeedOutcome:
     """The level of service the last simulation showed (``keep_service`` only)."""
 
 
+@dataclass(frozen=True)
+class FirstRound:
+    """A seed's first mode-choice round simulated elsewhere: the shares it split the demand with and
+    the level of service its simulation showed (what the second round's mode choice starts from)."""
+
+    shares: dict[Mode, np.ndarray]
+    """Each mode's share of every OD pair."""
+    service: LevelOfService
+
+
+def first_round_of(outcome: SeedOutcome) -> FirstRound:
+    """``outcome``'s last simulation as the first round of another seed's simulation; the outcome must
+    have kept its level of service (``keep_service``), else ValueError."""
+    if outcome.mode_shares is None or outcome.service is None:
+        raise ValueError("the outcome kept no level of service (simulate it with keep_service=True)")
+    return FirstRound(shares=outcome.mode_shares, service=outcome.service)
+
+
+SAME_SHARES = 1e-9
+"""Largest difference of any mode's share of any OD pair between a given first round and the seed's own
+first round (:func:`simulate_seed`): float rounding (about 1e-16, e.g. the pivot's normalisation
+``s_m / Σ s_k`` of shares that sum to 1), not a different split."""
+
+
 def simulate_seed(
     prepared: PreparedScenario,
     seed: int,
@@ -87,26 +113,36 @@ def simulate_seed(
     passages: bool = False,
     fixed_shares: dict[Mode, np.ndarray] | None = None,
     keep_service: bool = False,
+    first_round: FirstRound | None = None,
 ) -> SeedOutcome:
     """Simulate one seed of a prepared scenario with mode-choice feedback (MSA over ``iterations``);
     with ``passages`` the last simulation also records which trip passed which counting edge. With
     ``fixed_shares`` (each mode's share of every OD pair) the mode choice is not evaluated: every
     iteration splits the demand with those shares (the calibration's inner simulations). With
     ``keep_service`` the outcome keeps the level of service the last simulation showed (the base day a
-    calibration records)."""
+    calibration records). With ``first_round`` the first round is not simulated: the service it showed
+    stands for iteration 0's, and SUMO runs iterations 1 to ``iterations`` − 1 only. The caller vouches
+    that it simulated this demand (same seed and trips); its shares must be the seed's own first-round
+    shares up to :data:`SAME_SHARES`, which then carry on, so the outcome is the full run's. ValueError
+    when they differ, with ``fixed_shares`` or with fewer than two iterations."""
     start = time.perf_counter()
     params = prepared.params
+    if first_round is not None and (fixed_shares is not None or params.iterations < 2):
+        raise ValueError("a given first round needs the mode choice evaluated over at least two iterations")
     shares = (
         fixed_shares
         if fixed_shares is not None
         else chosen_shares(prepared, prepared.free_flow, free_flow=True)
     )
     car_share_history: list[float] = []
+    if first_round is not None:
+        _check_first_round(first_round, shares)
+        car_share_history.append(modal_split(prepared.person_trips, shares)["car"])
     sumo_wall = 0.0
     result: SimResult | None = None
-    for iteration in range(params.iterations):
-        if result is not None and fixed_shares is None:
-            los = _simulated_service(prepared, result)
+    for iteration in range(0 if first_round is None else 1, params.iterations):
+        if iteration > 0 and fixed_shares is None:
+            los = _previous_service(prepared, result, first_round)
             shares = msa_update(shares, chosen_shares(prepared, los), iteration)
         if result is not None:
             shutil.rmtree(result.workdir, ignore_errors=True)
@@ -127,7 +163,7 @@ def simulate_seed(
             warmup=warmup_trips(trips, warmup_s=params.warmup_s),
         )
         sumo_wall += result.wall_s
-    assert result is not None  # iterations >= 1
+    assert result is not None  # at least one round simulated here
     split = modal_split(prepared.person_trips, shares)
     service = _simulated_service(prepared, result) if keep_service else None
     edges = edge_table(result)
@@ -232,6 +268,30 @@ def _bike_trips(
                 prefix=prefix,
             )
     return trips
+
+
+def _check_first_round(first_round: FirstRound, shares: dict[Mode, np.ndarray]) -> None:
+    """Raise ValueError unless ``first_round`` split the demand with ``shares`` (the seed's own first
+    round's) up to :data:`SAME_SHARES`: its service would otherwise answer a different demand."""
+    for mode in MODES:
+        given, own = np.asarray(first_round.shares[mode]), np.asarray(shares[mode])
+        if given.shape != own.shape or not np.allclose(
+            given, own, rtol=0.0, atol=SAME_SHARES, equal_nan=True
+        ):
+            raise ValueError(
+                f"the given first round split the {mode} trips otherwise than this seed's first round"
+            )
+
+
+def _previous_service(
+    prepared: PreparedScenario, result: SimResult | None, first_round: FirstRound | None
+) -> LevelOfService:
+    """The level of service the previous round showed: its simulation's, or the given first round's
+    when the previous round is that one (not simulated here)."""
+    if result is not None:
+        return _simulated_service(prepared, result)
+    assert first_round is not None  # a later round without a simulation before it follows a given first round
+    return first_round.service
 
 
 def _simulated_service(prepared: PreparedScenario, result: SimResult) -> LevelOfService:
