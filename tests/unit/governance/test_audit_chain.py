@@ -125,11 +125,15 @@ def test_an_externally_moved_log_is_reopened(tmp_path: Path) -> None:
 
 
 def test_two_processes_append_to_one_chain(tmp_path: Path) -> None:
+    # records stamped now: a writer that catches up with the other's records takes the file's age from
+    # the first one's time, so a fixed past date would make it rotate by age (one day) mid-test
     path = tmp_path / "shared.jsonl"
     code = (
-        "import sys; from pathlib import Path; from civictwin.governance.chain import ChainedLog\n"
+        "import sys; from datetime import UTC, datetime; from pathlib import Path\n"
+        "from civictwin.governance.chain import ChainedLog\n"
         "log = ChainedLog(Path(sys.argv[1]))\n"
-        "for n in range(200): log.append({'time': '2026-12-01T00:00:00+00:00', 'who': sys.argv[2], 'n': n})\n"
+        "for n in range(200):\n"
+        "    log.append({'time': datetime.now(UTC).isoformat(), 'who': sys.argv[2], 'n': n})\n"
     )
     writers = [subprocess.Popen([sys.executable, "-c", code, str(path), name]) for name in ("a", "b")]
     assert [w.wait(timeout=120) for w in writers] == [0, 0]
