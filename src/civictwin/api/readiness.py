@@ -22,7 +22,7 @@ from civictwin.api.context import get_twin
 from civictwin.api.problems import ProblemError, not_found
 from civictwin.api.security import current_principal
 from civictwin.config import CONFIG_FILENAME, AccessLevel, TwinConfig, load_config
-from civictwin.errors import ConfigError
+from civictwin.errors import ConfigError, EngineError
 from civictwin.governance.access import can_read
 from civictwin.governance.tokens import Principal, Role
 from civictwin.i18n import choose, language
@@ -69,8 +69,14 @@ def readiness(
         template = find_template(use_case, template_folders(config))
     except ConfigError as exc:
         raise not_found(f"no use case '{use_case}'") if exc.field == "--use-case" else _broken(exc) from None
+    try:
+        held = gather(config, twin.store, record_kinds=record_kinds(template))
+    except ConfigError as exc:  # heat.toml
+        raise _broken(exc) from None
+    except EngineError as exc:  # the latest calibration record
+        raise _broken_record(exc, twin_dir=config.base_dir) from None
     holdings = only_readable(
-        gather(config, twin.store, record_kinds=record_kinds(template)),
+        held,
         layers=twin.policy.readable(principal),
         datastreams=lambda stream: _may_read(principal, stream),
     )
@@ -119,3 +125,23 @@ def _broken(exc: ConfigError) -> ProblemError:
     return ProblemError(
         500, "readiness is unavailable: the twin's configuration or a use-case template is invalid"
     )
+
+
+def _broken_record(exc: EngineError, *, twin_dir: Path) -> ProblemError:
+    """A calibration record that cannot be read: the server's problem too (500, logged), whose detail
+    names the record by its place in the twin (``calibration/calibration-NNN.json``, never the server's
+    own path) and the problem, so that staff can have it mended."""
+    logger.warning("readiness unavailable: %s", exc.user_message())
+    record = _in_twin(exc.path, twin_dir)
+    problem = exc.message.replace(exc.path, record) if exc.path else exc.message
+    return ProblemError(500, f"readiness is unavailable: {record}: {problem}")
+
+
+def _in_twin(path: str | None, twin_dir: Path) -> str:
+    """``path`` relative to the twin's folder (its file name alone when outside it)."""
+    if path is None:
+        return "the latest calibration record"
+    try:
+        return Path(path).relative_to(twin_dir).as_posix()
+    except ValueError:
+        return Path(path).name

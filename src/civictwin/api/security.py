@@ -5,7 +5,8 @@ One pure ASGI middleware, in this order: refuse over-long URLs (414) and declare
 client's rate bucket (keyed by token id, or by IP address for anonymous callers and invalid tokens,
 so a flood of bad tokens is throttled too; 429); refuse an invalid token (401, with
 ``error_description="The access token expired"`` for an expired one); answer 503 to token-bearing
-requests while the token file cannot be read (fail closed: one logged error, not one per request);
+requests while the token file (or the token schema of the twin's database) cannot be read (fail
+closed: one logged error, not one per request);
 then run the app. Whatever happens, one audit line records who asked, what, and the status they got,
 and the request is counted in the Prometheus metrics under its route template. Bursts of failed
 authentications from one client go to the security log.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Any
 
 from fastapi import Request
@@ -35,6 +37,7 @@ from civictwin.api.settings import ServerSettings
 from civictwin.governance.audit import AuditLog
 from civictwin.governance.security import FailureBursts, SecurityLog
 from civictwin.governance.tokens import ANONYMOUS, Principal, TokenError, TokenExpired, TokenRegistry
+from civictwin.store.postgis_tokens import TOKEN_SCHEMA
 
 _INVALID = "invalid-token"
 _MAX_AUDIT_QUERY = 512
@@ -121,8 +124,8 @@ class GateMiddleware:
             return
         except TokenError as exc:
             outcome["who"] = "unverifiable-token"
-            self._token_file_unreadable(exc)
-            detail = "tokens cannot be checked right now (the server's token file is unreadable)"
+            self._tokens_unreadable(exc)
+            detail = f"tokens cannot be checked right now ({self._unreadable_place()})"
             await _refuse(503, detail, scope, receive, send, headers={"Retry-After": "60"})
             return
         outcome["who"] = principal.id if principal.token else (_INVALID if presented else "anonymous")
@@ -162,14 +165,26 @@ class GateMiddleware:
                 window_s=self.bursts.window_s,
             )
 
-    def _token_file_unreadable(self, exc: TokenError) -> None:
-        """Log an unreadable token file once (until it changes), not once per request."""
+    def _tokens_in_database(self) -> bool:
+        """Whether the tokens are in the twin's database (``[server] tokens = "database"``), not a file."""
+        return not isinstance(self.registry.path, Path)
+
+    def _unreadable_place(self) -> str:
+        """What the 503 says cannot be read: the token file, or the token schema of the twin's database
+        (named by the schema alone: the database's URI, its host and user, stay in the server's log)."""
+        if self._tokens_in_database():
+            return f"the token schema {TOKEN_SCHEMA} of the twin's database is unreadable"
+        return "the server's token file is unreadable"
+
+    def _tokens_unreadable(self, exc: TokenError) -> None:
+        """Log unreadable tokens once (until the failure changes), not once per request."""
         message = exc.user_message()
         if message == self._token_failure:
             return
         self._token_failure = message
         logger.error("token-bearing requests are refused (503): %s", message)
-        self.security.event("token file unreadable", detail=message)
+        event = "token database unreadable" if self._tokens_in_database() else "token file unreadable"
+        self.security.event(event, detail=message)
 
     def _record(self, scope: Scope, who: str, status: int, started: float) -> None:
         seconds = time.perf_counter() - started

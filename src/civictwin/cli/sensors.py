@@ -58,7 +58,8 @@ def _print_imports(summaries: list[ImportSummary]) -> None:
         for reason, count in sorted(summary.rejected.items()):
             console.print(f"  • {summary.source}: {count:,} rejected ({reason})", highlight=False)
         for note in summary.notes:
-            console.print(f"  • {summary.source}: {note}", highlight=False, soft_wrap=True)
+            style = "bold yellow" if note.startswith("warning:") else None
+            console.print(f"  • {summary.source}: {note}", highlight=False, soft_wrap=True, style=style)
 
 
 @sensors_app.command("list")

@@ -16,13 +16,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from civictwin.catalog.metadata import CATALOG
 from civictwin.catalog.observations import DATASTREAM
 from civictwin.catalog.quality import QUALITY
 from civictwin.config import TwinConfig
-from civictwin.engines.traffic.calibration import latest_record
+from civictwin.engines.traffic.calibration import latest_record, latest_record_path
 from civictwin.engines.traffic.inputs import READS
-from civictwin.errors import ConfigError
+from civictwin.errors import ConfigError, EngineError
 from civictwin.store.base import Store
 from civictwin.store.observations import has_observations, open_observations
 
@@ -153,18 +155,66 @@ def _datastreams(config: TwinConfig) -> list[DatastreamHolding]:
         ]
 
 
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True)
+
+
+class _SplitInputs(_Strict):
+    shares: dict[str, float]
+
+
+class _SplitParameters(_Strict):
+    tolerance: float
+
+
+class _SplitRow(_Strict):
+    mode: str
+    observed: float | None = None
+    modelled: float
+    final: float | None = None
+
+
+class _ModeChoicePart(_Strict):
+    """What the readiness report reads of a calibration record's ``mode_choice`` part (as
+    engines/traffic/modesplit.py writes it; other members are not read): shares, tolerance and gaps
+    as fractions of trips."""
+
+    inputs: _SplitInputs
+    parameters: _SplitParameters
+    fit: list[_SplitRow]
+    gap: float
+    final_gap: float | None = None
+
+
 def _modal_split(config: TwinConfig) -> SplitHolding:
     """``[modal_split]`` and the mode-choice part of the latest calibration record beside ``twin.toml``
-    (an unreadable record is an error naming it, as for the traffic engine)."""
+    (an unreadable record, or a ``mode_choice`` part without the members the report reads, is an
+    :class:`EngineError` naming the record's file, as for the traffic engine)."""
     section = config.modal_split
     record = latest_record(config.base_dir)
     part = (record or {}).get("mode_choice") or None
+    if part is not None:
+        _check_mode_choice(part, path=latest_record_path(config.base_dir, "calibration"))
     return SplitHolding(
         shares=dict(section.shares) if section is not None else None,
         source=section.source if section is not None else None,
         calibration=part,
         record=str(record.get("id")) if record is not None and part is not None else None,
     )
+
+
+def _check_mode_choice(part: object, *, path: Path | None) -> None:
+    """Raise :class:`EngineError` (one line: the record's file, the member, the problem) unless ``part``
+    has the members the report reads, of the types it reads them as."""
+    try:
+        _ModeChoicePart.model_validate(part)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in problem["loc"])
+        message = "expected a JSON object" if problem["type"] == "model_type" else problem["msg"]
+        raise EngineError(
+            f"unreadable calibration record: mode_choice{where}: {message}", path=path
+        ) from None
 
 
 def _files(config: TwinConfig) -> dict[str, FileHolding]:

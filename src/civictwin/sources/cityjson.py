@@ -16,7 +16,7 @@ objects; other city objects (roads, vegetation, ...) are counted and skipped.
 
 Broken files stop with one line naming the file and the object: an unsupported version, no
 ``transform``, a vertex index outside the vertex list, a geometry that is not nested as its type
-requires, a part whose parent is missing.
+requires, a part whose parent is missing, a string (an attribute) holding a lone surrogate escape.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import contextlib
 import itertools
 import json
 import mmap
+import re
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -198,16 +199,64 @@ def _parse(text: bytes) -> Any:
     msgspec parses it (the same dicts, lists, ints of any size and correctly rounded floats); what
     it refuses (an error, a number beyond a double's range, ``NaN``, a lone surrogate escape) goes
     to ``json.loads``, which accepts what it always did and raises its own ``ValueError`` otherwise.
+    A lone surrogate escape (``"\\ud800"``: half of a UTF-16 pair, no character) that ``json.loads``
+    lets through is :class:`NotText`: no such text can be stored.
     """
     try:
         return _DECODER.decode(text)
     except msgspec.DecodeError:
-        return json.loads(text)
+        value = json.loads(text)
+    place = _lone_surrogate(value, "")
+    if place is not None:
+        raise NotText(place)
+    return value
+
+
+class NotText(ValueError):
+    """A JSON string (or member name) holding a lone surrogate escape; the message names where."""
+
+    def __init__(self, place: str) -> None:
+        super().__init__(f"{place or 'a string'}: a lone surrogate escape (half of a UTF-16 pair), not text")
+
+
+def _lone_surrogate(value: Any, place: str) -> str | None:
+    """Where in ``value`` (``attributes.name``, ``children[2]``) the first string or member name holding
+    a lone surrogate is (``place`` that of ``value`` itself), or None."""
+    if isinstance(value, str):
+        return place if _has_surrogate(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{place}.{_shown(key)}" if place else _shown(key)
+            found = here if _has_surrogate(key) else _lone_surrogate(item, here)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _lone_surrogate(item, f"{place}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_surrogate(text: str) -> bool:
+    """Whether ``text`` holds a surrogate code point (``json.loads`` joins whole pairs into one
+    character, so any left is a lone one)."""
+    return _SURROGATE.search(text) is not None
+
+
+def _shown(name: str) -> str:
+    """A member name as an error line shows it: its surrogates escaped (``\\ud800``)."""
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _load(buf: mmap.mmap, span: _Span, path: Path, record: str) -> Any:
     try:
         return _parse(buf[span[0] : span[1]])
+    except NotText as exc:
+        raise SourceError(f"{record}: {exc}", path=path) from None
     except ValueError as exc:
         raise SourceError(f"{record}: not valid JSON: {first_line(exc)}", path=path) from None
 
@@ -573,6 +622,8 @@ def _sequence_buildings(path: Path, header: dict[str, Any], skipped: Counter[str
                 continue
             try:
                 feature = _parse(line)
+            except NotText as exc:
+                raise SourceError(f"line {number}: {exc}", path=path) from None
             except ValueError as exc:
                 raise SourceError(f"line {number}: not valid JSON: {first_line(exc)}", path=path) from None
             if not isinstance(feature, dict) or feature.get("type") != "CityJSONFeature":

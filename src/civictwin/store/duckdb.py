@@ -71,7 +71,8 @@ def connect(
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection, with the spatial extension loaded from the wheel (never from the network)
     unless ``spatial`` is False: loading it takes about half a second per connection, and reading
-    records, plain columns and geometries as WKB needs only DuckDB's own functions.
+    records, plain columns and geometries as WKB needs only DuckDB's own functions. DuckDB's progress
+    bar is off: nothing of DuckDB's reaches stdout.
     ``storage_version``: the on-disk format of a database file this connection creates (DuckDB's
     ``storage_compatibility_version``; by default DuckDB's own, readable by older versions)."""
     config: dict[str, str | bool | int | float | list[str]] = {
@@ -86,6 +87,11 @@ def connect(
         raise StoreError(f"cannot open store: {first_line(exc)}", path=path) from None
     except duckdb.Error as exc:
         raise StoreError(f"not a readable twin store: {first_line(exc)}", path=path) from None
+    # DuckDB draws a progress bar on stdout for queries over 2 s where it sees an interactive session
+    # (a Python prompt, IPython, Jupyter, ``python -c``): it would corrupt a command's machine-readable
+    # output. It is the session's setting (DuckDB refuses it in the connection's config); cursors start
+    # without it.
+    con.execute("SET enable_progress_bar = false")
     if spatial:
         load_spatial(con)
     return con

@@ -5,8 +5,9 @@ A build writes a new ``twin_<id>`` schema and switches ``civictwin.current``; a 
 ``civictwin_observations`` or ``civictwin_alerts`` is never part of that, so what it holds survives
 every rebuild and every replica of ``civictwin serve`` on any host shares it. The tables are written
 once, in SQLite's dialect, and translated here; statements with ``?`` placeholders run unchanged
-through :class:`PostgresConnection`. The libpq URI holds no password (the configuration refuses one),
-so no error names one.
+through :class:`PostgresConnection` (a ``?`` or ``%`` inside a string literal or a comment is text;
+``??`` is a literal ``?`` outside them, for PostgreSQL's jsonb operators). The libpq URI holds no
+password (the configuration refuses one), so no error names one.
 """
 
 from __future__ import annotations
@@ -39,10 +40,37 @@ class PostgresConnection:
         return cursor
 
 
+_PIECES = re.compile(
+    r"""
+      (?<![\w$])[Ee]'(?:[^'\\]|\\.|'')*'   # an escape string literal: E'it\'s'
+    | '(?:[^']|'')*'                       # a string literal: 'it''s'
+    | "(?:[^"]|"")*"                       # a quoted identifier
+    | \$(?P<tag>(?:[A-Za-z_]\w*)?)\$.*?\$(?P=tag)\$   # a dollar-quoted string: $$...$$, $f$...$f$
+    | --[^\n]*                             # a line comment
+    | /\*.*?\*/                            # a block comment
+    | \?\?                                 # ?? : a literal ?, such as jsonb's ?, ?| and ?& operators
+    | \?                                   # a placeholder
+    | %                                    # a % (psycopg reads every % of a statement as its own)
+    """,
+    re.DOTALL | re.VERBOSE,
+)
+
+
 @lru_cache(maxsize=512)
 def _placeholders(sql: str) -> str:
-    """``sql`` with psycopg's ``%s`` for each ``?`` (and a literal ``%`` doubled)."""
-    return sql.replace("%", "%%").replace("?", "%s")
+    """``sql`` with psycopg's ``%s`` for each ``?`` placeholder: a ``?`` inside a string literal, a
+    quoted identifier or a comment stays, ``??`` is a literal ``?`` (PostgreSQL's jsonb operators
+    ``?``, ``?|``, ``?&``), and every ``%`` is doubled, since psycopg reads ``%`` everywhere."""
+    return _PIECES.sub(_translated, sql)
+
+
+def _translated(piece: re.Match[str]) -> str:
+    text = piece.group()
+    if text == "?":
+        return "%s"
+    if text == "??":
+        return "?"
+    return text.replace("%", "%%")
 
 
 _TYPES = (

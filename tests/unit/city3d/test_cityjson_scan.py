@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from city3d_fixtures import EXPECTED, Ingest, house_cityjson, write_json
+from city3d_fixtures import EXPECTED, Ingest, house_cityjson, write_cityjsonseq, write_json
 
 from civictwin.errors import SourceError
 from civictwin.sources import cityjson
@@ -116,3 +119,55 @@ def test_a_repeated_city_objects_member_counts_once_the_last_as_in_json(
     path.write_text(text[:-1] + ', "CityObjects": {}}', encoding="utf-8")
     with pytest.raises(SourceError, match="no buildings in the file"):
         ingest("cityjson", path)
+
+
+LONE = "bad \ud800 half"
+"""An attribute value with a lone surrogate, which ``json.dumps`` writes as the escape ``\\ud800``."""
+
+
+@pytest.mark.parametrize(
+    ("attributes", "place"),
+    [
+        ({"name": LONE}, "attributes.name"),
+        ({"names": ["ok", {"fi": LONE}]}, "attributes.names[1].fi"),
+        ({"x\udc00y": 1}, "attributes.x\\udc00y"),
+    ],
+)
+@pytest.mark.parametrize("sequence", [False, True])
+def test_a_lone_surrogate_in_an_attribute_is_one_line_naming_it(
+    tmp_path: Path, ingest: Ingest, attributes: dict[str, object], place: str, sequence: bool
+) -> None:
+    document = house_cityjson()
+    document["CityObjects"]["house0"]["attributes"].update(attributes)  # type: ignore[index]
+    if sequence:
+        path = write_cityjsonseq(tmp_path / "bad.city.jsonl", document)
+        where = f"line 2: CityObjects.house0.{place}"
+    else:
+        path = write_json(tmp_path / "bad.city.json", document)
+        where = f"CityObjects['house0']: {place}"
+    assert "\\u" in path.read_text(encoding="ascii")  # the escape, as a file holds it
+    with pytest.raises(SourceError) as caught:
+        ingest("cityjson", path)
+    assert str(caught.value) == f"{path}: {where}: a lone surrogate escape (half of a UTF-16 pair), not text"
+
+
+def test_the_build_prints_that_line_and_writes_no_store(tmp_path: Path) -> None:
+    document = house_cityjson()
+    document["CityObjects"]["house0"]["attributes"]["name"] = LONE  # type: ignore[index]
+    write_json(tmp_path / "city.json", document)
+    (tmp_path / "twin.toml").write_text(
+        '[twin]\nname = "Lone"\ncrs = "EPSG:25832"\n[area]\nbbox = [8.9, 48.7, 9.1, 48.8]\n'
+        '[[sources]]\nname = "city3d"\nkind = "cityjson"\npath = "city.json"\n'
+        'licence = "CC0"\npublisher = "p"\nsteward = "s"\n',
+        encoding="utf-8",
+    )
+    built = subprocess.run(
+        [sys.executable, "-c", "from civictwin.entry import main; main()", "build", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert built.returncode == 1
+    assert built.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'city.json'}: CityObjects['house0']: attributes.name: "
+        "a lone surrogate escape (half of a UTF-16 pair), not text"
+    ]
+    assert not list(tmp_path.glob("*.duckdb")) and not list(tmp_path.glob("*.duckdb.building"))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -195,3 +197,15 @@ def test_an_unknown_use_case_names_the_known_ones(twin_dir: Path) -> None:
         "--use-case: no use-case template 'parking' "
         "(known: heat-green, housing-growth, netzero, school-streets, tourism, traffic-plan)"
     )
+
+
+def test_the_json_on_stdout_is_all_there_is_on_it(twin_dir: Path) -> None:
+    """Run as ``python -c`` (interactive to DuckDB, which would draw its progress bar on stdout), the
+    command's stdout is its JSON document and nothing else."""
+    ran = subprocess.run(
+        [sys.executable, "-c", "from civictwin.entry import main; main()", "readiness", str(twin_dir),
+         "--use-case", "traffic-plan", "--format", "json"],
+        capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    document = json.loads(ran.stdout)
+    assert (document["use_case"], document["maturity"]) == ("traffic-plan", 2)

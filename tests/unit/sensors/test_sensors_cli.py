@@ -4,11 +4,14 @@ datastreams in the twin's catalogue."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+from civictwin.config import load_config
 from civictwin.store.duckdb import DuckDBStore
+from civictwin.store.observations import open_observations
 
 CONFIG = """[twin]
 name = "Sensor twin"
@@ -53,7 +56,7 @@ def civictwin(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=300,
-        env={"COLUMNS": "200", "PATH": ""},
+        env={"COLUMNS": "200", "PATH": "", **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}},
     )
 
 
@@ -90,3 +93,35 @@ def test_bad_mapping_is_one_line(tmp_path: Path) -> None:
     assert failed.stderr.strip().splitlines() == [
         f"error: {twin / 'noise.csv'}: column 'timestamp' (csv.time) not found"
     ]
+
+
+FAR = '[sensors.things.far]\nname = "Berlin, far outside"\nlon = 13.4\nlat = 52.5\n'
+FAR_ROWS = "far,laeq,2014-06-01T12:00:00,55.0\n"
+
+
+def test_a_station_outside_the_area_is_a_warning_and_only_such_stations_an_error(tmp_path: Path) -> None:
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    (twin / "twin.toml").write_text(CONFIG.format(time="time") + FAR, encoding="utf-8")
+    (twin / "noise.csv").write_text(CSV + FAR_ROWS, encoding="utf-8")
+    imported = civictwin("sensors", "import", "twin", cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    assert (
+        "  • noise: warning: noise.csv: station 'far' outside the twin's area not imported; "
+        "1 datastream imported from the stations inside"
+    ) in imported.stdout.splitlines()
+    with open_observations(load_config(twin), read_only=True) as store:
+        assert [info.key for info in store.datastreams()] == ["noise/ring/laeq"]
+
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "twin.toml").write_text(CONFIG.format(time="time") + FAR, encoding="utf-8")
+    (alone / "noise.csv").write_text(CSV.splitlines()[0] + "\n" + FAR_ROWS, encoding="utf-8")
+    failed = civictwin("sensors", "import", "alone", cwd=tmp_path)
+    assert (failed.returncode, failed.stdout) == (1, "")
+    assert failed.stderr.strip().splitlines() == [
+        f"error: {alone / 'noise.csv'}: station 'far' outside the twin's area: nothing to import "
+        "(clip = false imports them)"
+    ]
+    with open_observations(load_config(alone), read_only=True) as store:
+        assert store.datastreams() == []

@@ -3,6 +3,8 @@ interface on both backends: test_store.py)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -119,3 +121,23 @@ def test_a_thread_writer_writes_a_table_beside_the_build_and_the_swapped_twin_ha
         )
         assert store.records("catalog") == {"things": {"n": 3}}
         assert store.records("meta")["version"]["id"] == marker
+
+
+_SETTING = "SELECT current_setting('enable_progress_bar')"
+_PROGRESS_BAR_CHECK = f"""
+import duckdb
+from civictwin.store.duckdb import connect
+plain = duckdb.connect()
+ours = connect(spatial=False)
+print(plain.sql("{_SETTING}").fetchone()[0], ours.sql("{_SETTING}").fetchone()[0],
+      ours.cursor().sql("{_SETTING}").fetchone()[0])
+"""
+
+
+def test_no_progress_bar_where_duckdb_would_draw_one() -> None:
+    """A program given with ``python -c`` (no ``__main__`` file) is interactive to DuckDB, which then
+    switches its stdout progress bar on; civictwin's connections and their cursors have it off."""
+    ran = subprocess.run(
+        [sys.executable, "-c", _PROGRESS_BAR_CHECK], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert ran.stdout.split() == ["True", "False", "False"]

@@ -6,6 +6,7 @@ winning; a database that does not answer refuses every token; and two ``civictwi
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from datetime import timedelta
@@ -14,8 +15,11 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-from pgtwin import PASSWORD, PostGIS, serve_replicas
+from fastapi.testclient import TestClient
+from pgtwin import PASSWORD, PostGIS, build_layers, serve_replicas, twin_toml
 
+from civictwin.api.app import create_app
+from civictwin.api.settings import ServerSettings
 from civictwin.cli import main
 from civictwin.errors import ConfigError
 from civictwin.governance.tokens import (
@@ -115,6 +119,33 @@ def test_a_database_that_does_not_answer_refuses_every_token(postgis: PostGIS, p
             registry.verify(issued.token)
         line = refused.value.user_message()
         assert line.startswith(postgis_url + ": ") and reason in line and PASSWORD not in line
+
+
+def test_the_503_of_an_unreadable_token_database_names_its_schema_and_no_uri(
+    postgis: PostGIS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    url = postgis.new_database()
+    build_layers(StoreLocation(kind="postgis", dsn=url), 2)
+    (tmp_path / "twin.toml").write_text(twin_toml(name="Db tokens", url=url))
+    with TokenDatabase(url) as database:
+        issued = create_token(database, role=Role.VIEWER)
+    name = url.rsplit("/", 1)[1]
+    postgis.sql(name, f"UPDATE {TOKEN_SCHEMA}.book SET document = '{{\"tokens\": 7}}', version = version + 1")
+    with TestClient(create_app(tmp_path, settings=ServerSettings(tokens="database"))) as client:
+        for _ in range(2):
+            refused = client.get("/collections", headers={"Authorization": f"Bearer {issued.token}"})
+            assert (refused.status_code, refused.headers["retry-after"]) == (503, "60")
+            assert refused.json()["detail"] == (
+                "tokens cannot be checked right now "
+                "(the token schema civictwin_tokens of the twin's database is unreadable)"
+            )
+            assert PASSWORD not in refused.text and url not in refused.text and name not in refused.text
+        assert client.get("/collections").status_code == 200  # anonymous requests go on
+    events = [json.loads(line) for line in (tmp_path / "db-tokens.security.jsonl").read_text().splitlines()]
+    refusals = [e for e in events if e["event"] == "token database unreadable"]
+    assert len(refusals) == 1 and refusals[0]["detail"].startswith(url + ": unreadable token")
+    assert not any(PASSWORD in json.dumps(e) for e in events)
 
 
 def test_two_replicas_of_serve_honour_a_token_created_and_revoked_on_either(

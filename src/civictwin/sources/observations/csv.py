@@ -64,7 +64,13 @@ def read_csv_observations(
         long.loc[~long["thing"].isin([*source.things, _SINGLE]), "thing"].value_counts().items()
     ):
         feed.reject(f"{source.name}/{thing_key}", UNKNOWN_THING, int(count))
+    outside = sorted(set(long["thing"]) - set(things) - {_SINGLE})
     long = long[long["thing"].isin([*things, _SINGLE])]
+    if outside and long.empty:
+        raise SourceError(
+            f"{_stations(outside)} outside the twin's area: nothing to import (clip = false imports them)",
+            path=file,
+        )
     times = _times(long, mapping, feed, source.name)
     result, not_number = _numbers(long["value_text"], mapping)
     long = long.assign(phenomenon_time=times, result=result, not_number=not_number)
@@ -75,7 +81,18 @@ def read_csv_observations(
         feed.datastreams.append(spec)
         frames.append(_rows(spec.key, rows, mapping, feed))
     feed.observations = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FEED_COLUMNS)
+    if outside:
+        kept = len(feed.datastreams)
+        feed.notes.append(
+            f"warning: {file.name}: {_stations(outside)} outside the twin's area not imported; "
+            f"{kept} datastream{'' if kept == 1 else 's'} imported from the stations inside"
+        )
     return feed
+
+
+def _stations(keys: list[str]) -> str:
+    """``station 'a'`` or ``stations 'a', 'b'``: the configured stations (``[sensors.things]``) named."""
+    return ("station " if len(keys) == 1 else "stations ") + ", ".join(repr(key) for key in keys)
 
 
 def _read(file: Path, mapping: CsvConfig) -> pd.DataFrame:
