@@ -4,13 +4,16 @@ The list in the document is the single source: each line is a layer, higher line
 ones and never the reverse, and modules on one line (separated by ``|``) do not import each other.
 ``engines.*`` stands for each engine plug-in package, each independent of the others. Every import
 counts, including lazy ones inside functions and those made only for type checking, because each is
-an arrow in the picture of the package. The graph comes from ``grimp``, the library import-linter uses.
+an arrow in the picture of the package. The graph comes from ``grimp``, the library import-linter uses;
+it follows only folders with an ``__init__.py``, so the package's folder is also walked, and a module
+the graph lacks fails the checks rather than escaping them.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Set
 from pathlib import Path
 
 import grimp
@@ -86,21 +89,29 @@ CYCLE_EXEMPT = f"{PACKAGE}.cli"
 cycle inside the top layer that nothing else can see (docs/architecture.md says so)."""
 
 
-def test_no_import_cycles(graph: grimp.ImportGraph) -> None:
-    """Tarjan's strongly connected components over the module graph: every component is one module
-    (but for the command-line package, see :data:`CYCLE_EXEMPT`)."""
-    edges: dict[str, set[str]] = {m: set(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
+def edges_of(graph: grimp.ImportGraph) -> dict[str, set[str]]:
+    """Each module of ``graph`` and the modules it imports directly."""
+    return {m: set(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
+
+
+def import_cycles(edges: Mapping[str, Set[str]], *, exempt: str = CYCLE_EXEMPT) -> list[list[str]]:
+    """The import cycles of a module graph, each as its modules sorted, the cycles sorted: Tarjan's
+    strongly connected components of more than one module, but for those wholly inside ``exempt``
+    (a package and its submodules)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
     on_stack: set[str] = set()
     cycles: list[list[str]] = []
 
+    def inside_exempt(module: str) -> bool:
+        return module == exempt or module.startswith(exempt + ".")
+
     def visit(module: str) -> None:
         index[module] = low[module] = len(index)
         stack.append(module)
         on_stack.add(module)
-        for other in edges[module]:
+        for other in sorted(edges.get(module, ())):
             if other not in index:
                 visit(other)
                 low[module] = min(low[module], low[other])
@@ -114,13 +125,80 @@ def test_no_import_cycles(graph: grimp.ImportGraph) -> None:
                 component.append(top)
                 if top == module:
                     break
-            if len(component) > 1 and not all(m.startswith(CYCLE_EXEMPT) for m in component):
+            if len(component) > 1 and not all(inside_exempt(m) for m in component):
                 cycles.append(sorted(component))
 
     for module in sorted(edges):
         if module not in index:
             visit(module)
+    return sorted(cycles)
+
+
+def source_modules(root: Path, package: str) -> set[str]:
+    """Every module a package's folder holds, by walking it: each ``.py`` file, ``__init__.py`` as
+    its folder's package. The import graph only follows folders with an ``__init__.py``; a folder
+    without one (a namespace package) would drop out of every check here unseen."""
+    found = set()
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found.add(".".join((package, *parts)))
+    return found
+
+
+def test_the_graph_holds_every_module(graph: grimp.ImportGraph) -> None:
+    """Every module under ``src/civictwin`` is in the graph the other checks read."""
+    spec = importlib.util.find_spec(PACKAGE)
+    assert spec is not None and spec.origin is not None
+    unseen = sorted(source_modules(Path(spec.origin).parent, PACKAGE) - set(graph.modules))
+    assert not unseen, f"modules the import graph cannot see (a folder without __init__.py?): {unseen}"
+
+
+def test_no_import_cycles(graph: grimp.ImportGraph) -> None:
+    """Every strongly connected component of the module graph is one module (but for the
+    command-line package, see :data:`CYCLE_EXEMPT`)."""
+    cycles = import_cycles(edges_of(graph))
     assert not cycles, f"import cycles: {cycles}"
+
+
+def test_the_cycle_check_catches_a_cycle() -> None:
+    """The checker itself, on made-up graphs: a three-module ring beside a clean chain is one cycle;
+    a cycle inside the exempt package is none, one reaching out of it is."""
+    ring = {"p.a": {"p.b"}, "p.b": {"p.c"}, "p.c": {"p.a", "p.d"}, "p.d": set(), "p.e": {"p.a"}}
+    assert import_cycles(ring, exempt="p.cli") == [["p.a", "p.b", "p.c"]]
+    assert import_cycles({**ring, "p.c": {"p.d"}}, exempt="p.cli") == []
+    commands = {"p.cli": {"p.cli.run"}, "p.cli.run": {"p.cli", "p.a"}, "p.a": set()}
+    assert import_cycles(commands, exempt="p.cli") == []
+    assert import_cycles({**commands, "p.a": {"p.cli.run"}}, exempt="p.cli") == [
+        ["p.a", "p.cli", "p.cli.run"]
+    ]
+    assert import_cycles({"p.clip": {"p.cli"}, "p.cli": {"p.clip"}}, exempt="p.cli") == [["p.cli", "p.clip"]]
+
+
+def test_the_checks_see_a_real_cycle_and_an_unseen_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same functions on a real package written to disk: a lazy import closing a ring is a
+    cycle, and a module in a folder without ``__init__.py`` is reported as unseen."""
+    root = tmp_path / "ringpkg"
+    (root / "loose").mkdir(parents=True)
+    (root / "__init__.py").write_text("", encoding="utf-8")
+    (root / "a.py").write_text("from ringpkg import b\n", encoding="utf-8")
+    (root / "b.py").write_text("def later() -> None:\n    from ringpkg import a\n", encoding="utf-8")
+    (root / "c.py").write_text("from ringpkg import a\n", encoding="utf-8")
+    (root / "loose" / "d.py").write_text("from ringpkg import c\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    fake = grimp.build_graph("ringpkg", cache_dir=None)
+    assert import_cycles(edges_of(fake)) == [["ringpkg.a", "ringpkg.b"]]
+    assert source_modules(root, "ringpkg") == {
+        "ringpkg",
+        "ringpkg.a",
+        "ringpkg.b",
+        "ringpkg.c",
+        "ringpkg.loose.d",
+    }
+    assert source_modules(root, "ringpkg") - set(fake.modules) == {"ringpkg.loose.d"}
 
 
 def test_the_layer_check_catches_an_upward_import() -> None:

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from civictwin.config_live import RuleConfig
 from civictwin.errors import StoreError
+from civictwin.store.location import StoreLocation, store_location
 from civictwin.store.sidecar import SidecarStore, SQLConnection
 
 if TYPE_CHECKING:
     from civictwin.config import TwinConfig
-    from civictwin.store.opening import StoreLocation
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -150,8 +150,6 @@ def alerts_path(store_path: Path) -> Path:
 def open_alert_store(where: StoreLocation | TwinConfig) -> AlertStore:
     """The alert database of a twin (created when missing): for a PostGIS twin the schema
     ``civictwin_alerts`` of its database, shared by every host; else ``<store>.alerts.sqlite``."""
-    from civictwin.store.opening import StoreLocation, store_location
-
     location = where if isinstance(where, StoreLocation) else store_location(where)
     if location.dsn is not None:
         return AlertStore(location.dsn)

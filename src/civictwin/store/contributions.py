@@ -37,7 +37,7 @@ from civictwin.errors import StoreError
 from civictwin.store.sidecar import SidecarDatabase, SidecarStore, SQLConnection
 
 if TYPE_CHECKING:
-    from civictwin.store.opening import StoreLocation
+    from civictwin.store.location import StoreLocation
 
 CONTRIBUTION_SCHEMA = "civictwin_contributions"
 """The schema of a PostGIS twin's contributions (never one a build writes or drops)."""

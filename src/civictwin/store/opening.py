@@ -4,56 +4,29 @@ Everything else (the build, the CLI, the API, the engines) asks this module for 
 and never names a backend. Each store carries a *version marker* (``meta``/``version``: a random id
 and the time), replaced by every write, so each build gives the store a new one; caches and the
 API's reload key on it rather than on file stats, so they work the same whether the twin is a file
-or a database schema.
+or a database schema. :class:`StoreLocation` and :func:`store_location` live below, in
+:mod:`civictwin.store.location` (the stores written while a twin is served need them too), and are
+named here as well for whoever opens a store.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from civictwin.config import TwinConfig, is_database_url
+from civictwin.config import TwinConfig
 from civictwin.errors import StoreError
 from civictwin.memory import BuildMemory
 from civictwin.store.base import Store, version_of
+from civictwin.store.location import StoreLocation as StoreLocation
+from civictwin.store.location import store_location as store_location
 
 if TYPE_CHECKING:
     from civictwin.store.features import FeatureSource
     from civictwin.store.postgis import SchemaWatch
     from civictwin.store.tiles import TileSource
-
-
-@dataclass(frozen=True)
-class StoreLocation:
-    """Where a twin's store lives: a DuckDB file, or a PostGIS database named by a libpq URI.
-
-    The URI never holds a password (the configuration refuses one): libpq takes it from
-    ``PGPASSWORD``, ``~/.pgpass`` or a service file, so it never reaches a log, an error or a record.
-    """
-
-    kind: Literal["duckdb", "postgis"]
-    path: Path | None = None
-    dsn: str | None = None
-
-    @classmethod
-    def of_file(cls, path: Path) -> StoreLocation:
-        """A DuckDB store file."""
-        return cls(kind="duckdb", path=path)
-
-    def describe(self) -> str:
-        """The location as shown to people (the file, or the database URI without credentials)."""
-        return str(self.path) if self.path is not None else str(self.dsn)
-
-
-def store_location(config: TwinConfig) -> StoreLocation:
-    """The store ``twin.toml`` names (default: the DuckDB file ``<twin dir>/<name>.duckdb``)."""
-    value = config.twin.store
-    if value is not None and is_database_url(value):
-        return StoreLocation(kind="postgis", dsn=value)
-    return StoreLocation.of_file(config.store_path)
 
 
 def open_store(location: StoreLocation | TwinConfig) -> Store:

@@ -40,7 +40,7 @@ from civictwin.errors import StoreError
 from civictwin.store.sidecar import SidecarStore, SQLConnection
 
 if TYPE_CHECKING:
-    from civictwin.store.opening import StoreLocation
+    from civictwin.store.location import StoreLocation
 
 
 class State(StrEnum):

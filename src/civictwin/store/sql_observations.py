@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from civictwin.errors import StoreError
-from civictwin.store.observations import (
+from civictwin.store.observation_base import (
     AGGREGATES,
     MS_PER_DAY,
     MS_PER_HOUR,

@@ -5,6 +5,7 @@ test but the file-specific ones runs on both, with the same expected values."""
 
 from __future__ import annotations
 
+import ast
 import math
 import multiprocessing
 import os
@@ -284,6 +285,26 @@ def test_read_only_store_refuses_writes(tmp_path: Path) -> None:
         assert observations_path(tmp_path / "t.duckdb").is_file()  # created (empty) beside the store
         with pytest.raises(StoreError, match="read-only"):
             reader.dead_letter([DeadLetter(message="m", reason="r")])
+
+
+def test_callers_find_the_whole_interface_where_the_store_is_opened() -> None:
+    """``store/observations.py`` names every public name ``store/observation_base.py`` defines (the
+    same objects), so that a name added to the interface cannot be missing for the callers."""
+    from civictwin.store import observation_base, observations
+
+    tree = ast.parse(Path(observation_base.__file__).read_text(encoding="utf-8"))
+    defined = {node.name for node in tree.body if isinstance(node, ast.ClassDef | ast.FunctionDef)}
+    defined |= {
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    public = {name for name in defined if not name.startswith("_")}
+    assert {"ObservationStore", "DatastreamInfo", "MS_PER_HOUR", "iso", "to_ms_array"} <= public
+    assert public <= set(observations.__all__)
+    assert all(getattr(observations, name) is getattr(observation_base, name) for name in public)
 
 
 def test_a_read_only_postgis_store_is_refused_writes_by_the_server(postgis_url: str) -> None:
