@@ -80,6 +80,14 @@ def test_gateway_flows_by_hand() -> None:
         usable={"w_in", "w_out", "a1", "b1"},
     )  # fmt: skip
     assert closed.od.zones == ("in:w", "out:w", "a", "b")  # the east road is closed: no trips there
+    # outside the connected part: the east's inbound edge only leads into it (a one-way road in), the
+    # west's inbound edge is only reached from it (a dead end behind a one-way road out): east in only
+    one_way = gateway_demand(
+        [west, east], ["a", "b"], np.array([2.0, 2.0]), np.array([1.0, 3.0]),
+        {"a": ["a1"], "b": ["b1"]}, [stated_flow(g, settings, hours=1) for g in (west, east)],
+        usable={"a1", "b1"}, entries={"e_in"}, exits={"w_in", "w_out"},
+    )  # fmt: skip
+    assert one_way.od.zones == ("in:e", "out:w", "a", "b")
 
 
 def test_prepared_scenario_carries_gateway_trips(tmp_path: Path) -> None:

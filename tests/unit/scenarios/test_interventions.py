@@ -187,12 +187,14 @@ def test_car_connectivity_respects_filters_on_the_line_graph() -> None:
 
 
 def test_entries_and_exits_of_the_connected_car_network() -> None:
-    """A one-way ring 1→2→3→1, a one-way chain into it (10→11→1) and out of it (3→20→21), a street
-    against that chain's flow (21→22, reached from the ring through the exit chain), and a lone edge."""
+    """A one-way ring 1→2→3→1, a one-way chain into it (10→11→1) and out of it (3→20→21→22), a
+    two-way dead end off that chain (20↔25: both ways only reached from the ring, neither leads back
+    into it) and a lone edge."""
     arcs = {
         "r1": (1, 2), "r2": (2, 3), "r3": (3, 1),
         "in1": (10, 11), "in2": (11, 1),
         "out1": (3, 20), "out2": (20, 21), "beyond": (21, 22),
+        "spur": (20, 25), "-spur": (25, 20),
         "lone": (30, 31),
     }  # fmt: skip
     edges = gpd.GeoDataFrame(
@@ -206,7 +208,7 @@ def test_entries_and_exits_of_the_connected_car_network() -> None:
         crs=CRS,
     )
     assert car_connected_edges(edges) == {"r1", "r2", "r3"}
-    assert car_entries_and_exits(edges) == ({"in1", "in2"}, {"out1", "out2", "beyond"})
+    assert car_entries_and_exits(edges) == ({"in1", "in2"}, {"out1", "out2", "beyond", "spur", "-spur"})
     # closed to cars, the chain's second edge cuts its first off from the ring
     assert car_entries_and_exits(edges.assign(car=edges["edge_id"] != "in2"))[0] == frozenset()
 

@@ -421,6 +421,8 @@ def phone_flows(
     outside: OutsideTrips,
     *,
     usable: Collection[str],
+    entries: Collection[str] = (),
+    exits: Collection[str] = (),
 ) -> list[GatewayFlow]:
     """``flows`` with every inbound or outbound flow that is a stated default replaced by the phone
     matrix's outside trips: each hour's car trips from outside (to outside) split over the gateways
@@ -429,19 +431,19 @@ def phone_flows(
     (the phone matrix leaves out trips with both ends outside). A direction in which the matrix has
     no trip at all over the window keeps the stated defaults: its zoning then does not reach beyond
     the area, which says nothing about the traffic crossing the boundary."""
-    entries = {g.node: g.inbound_lanes for g in gateways if g.inbound_edge in usable}
-    exits = {g.node: g.outbound_lanes for g in gateways if g.outbound_edge in usable}
-    in_lanes = sum(entries.values()) if any(v.sum() > 0 for v in outside.inbound) else 0
-    out_lanes = sum(exits.values()) if any(v.sum() > 0 for v in outside.outbound) else 0
+    into = {g.node: g.inbound_lanes for g in _entering(gateways, usable, entries)}
+    out_of = {g.node: g.outbound_lanes for g in _leaving(gateways, usable, exits)}
+    in_lanes = sum(into.values()) if any(v.sum() > 0 for v in outside.inbound) else 0
+    out_lanes = sum(out_of.values()) if any(v.sum() > 0 for v in outside.outbound) else 0
     replaced = []
     for flow in flows:
         update: dict[str, object] = {}
-        if flow.inbound_source == STATED_DEFAULT and flow.node in entries and in_lanes > 0:
-            share = entries[flow.node] / in_lanes
+        if flow.inbound_source == STATED_DEFAULT and flow.node in into and in_lanes > 0:
+            share = into[flow.node] / in_lanes
             update["inbound_vph"] = tuple(float(v.sum()) * share for v in outside.inbound)
             update["inbound_source"] = PHONE_SOURCE
-        if flow.outbound_source == STATED_DEFAULT and flow.node in exits and out_lanes > 0:
-            share = exits[flow.node] / out_lanes
+        if flow.outbound_source == STATED_DEFAULT and flow.node in out_of and out_lanes > 0:
+            share = out_of[flow.node] / out_lanes
             update["outbound_vph"] = tuple(float(v.sum()) * share for v in outside.outbound)
             update["outbound_source"] = PHONE_SOURCE
         replaced.append(flow.model_copy(update=update))
@@ -457,6 +459,8 @@ def gateway_demand(
     flows: Sequence[GatewayFlow],
     *,
     usable: Collection[str],
+    entries: Collection[str] = (),
+    exits: Collection[str] = (),
     window_s: float = HOUR_S,
     outside: OutsideTrips | None = None,
 ) -> GatewayDemand:
@@ -465,21 +469,21 @@ def gateway_demand(
     ``flows`` (one per gateway, by node; vehicles/hour, one value per hour) are scaled in a last partial hour by the
     share of it in the window of ``window_s`` seconds. ``productions`` and ``attractions`` (one per
     zone in ``zones``) weigh the zones; zones without a car edge in ``edges_by_zone`` get no gateway
-    trips; a gateway whose edge is not ``usable`` (not in the simulated network, or closed to cars by
-    the scenario) carries none either. With ``outside`` (the phone matrix's trips with one end
+    trips; a gateway whose edge is not ``usable`` (not in the simulated network's connected part, or
+    closed to cars by the scenario) carries none either, unless its inbound edge is one of ``entries``
+    (only leading into that part: a one-way road in) or its outbound edge one of ``exits``. With ``outside`` (the phone matrix's trips with one end
     outside), each hour's inbound and outbound vehicles spread over the zones as its trips from and to
     outside do that hour, where it has any to zones with a car edge.
     """
     by_node = {f.node: f for f in flows}
-    entries = [g for g in gateways if g.inbound_edge in usable]
-    exits = [g for g in gateways if g.outbound_edge in usable]
-    names = (*(IN + g.node for g in entries), *(OUT + g.node for g in exits), *zones)
+    entering, leaving = _entering(gateways, usable, entries), _leaving(gateways, usable, exits)
+    names = (*(IN + g.node for g in entering), *(OUT + g.node for g in leaving), *zones)
     index = {name: i for i, name in enumerate(names)}
     reachable = np.array([bool(edges_by_zone.get(z)) for z in zones])
     attract = np.where(reachable, np.asarray(attractions, dtype=float), 0.0)
     produce = np.where(reachable, np.asarray(productions, dtype=float), 0.0)
-    out_lanes = np.array([g.outbound_lanes for g in exits], dtype=float)
-    first_zone = len(entries) + len(exits)
+    out_lanes = np.array([g.outbound_lanes for g in leaving], dtype=float)
+    first_zone = len(entering) + len(leaving)
     hourly = []
     for hour, part in enumerate(window_hours(window_s)):
         trips = np.zeros((len(names), len(names)))
@@ -487,26 +491,41 @@ def gateway_demand(
         if outside is not None:
             into = _observed_or(np.where(reachable, outside.inbound[hour], 0.0), attract)
             out_of = _observed_or(np.where(reachable, outside.outbound[hour], 0.0), produce)
-        for entry in entries:
+        for entry in entering:
             flow = by_node[entry.node]
-            others = np.array([g.node != entry.node for g in exits]) * out_lanes
+            others = np.array([g.node != entry.node for g in leaving]) * out_lanes
             row = index[IN + entry.node]
             if others.sum() > 0:
-                trips[row, len(entries) : first_zone] += part * flow.through_vph[hour] * others / others.sum()
+                trips[row, len(entering) : first_zone] += (
+                    part * flow.through_vph[hour] * others / others.sum()
+                )
             if into.sum() > 0:
                 trips[row, first_zone:] += part * flow.inbound_vph[hour] * into / into.sum()
         if out_of.sum() > 0:
-            for exit_ in exits:
+            for exit_ in leaving:
                 outbound = part * by_node[exit_.node].outbound_vph[hour]
                 trips[first_zone:, index[OUT + exit_.node]] += outbound * out_of / out_of.sum()
         hourly.append(OdMatrix(names, trips))
     edges = {
-        **{IN + g.node: [str(g.inbound_edge)] for g in entries},
-        **{OUT + g.node: [str(g.outbound_edge)] for g in exits},
+        **{IN + g.node: [str(g.inbound_edge)] for g in entering},
+        **{OUT + g.node: [str(g.outbound_edge)] for g in leaving},
         **{z: list(edges_by_zone.get(z, [])) for z in zones},
     }
-    used = {g.node for g in (*entries, *exits)}
+    used = {g.node for g in (*entering, *leaving)}
     return GatewayDemand(tuple(hourly), edges, tuple(f for f in flows if f.node in used), window_s)
+
+
+def _entering(
+    gateways: Sequence[Gateway], usable: Collection[str], entries: Collection[str]
+) -> list[Gateway]:
+    """The gateways whose inbound edge is ``usable`` (in the connected car network) or one of its
+    ``entries`` (leading into it only)."""
+    return [g for g in gateways if g.inbound_edge in usable or g.inbound_edge in entries]
+
+
+def _leaving(gateways: Sequence[Gateway], usable: Collection[str], exits: Collection[str]) -> list[Gateway]:
+    """The gateways whose outbound edge is ``usable`` or one of its ``exits`` (reached from it only)."""
+    return [g for g in gateways if g.outbound_edge in usable or g.outbound_edge in exits]
 
 
 def _observed_or(observed: np.ndarray, fallback: np.ndarray) -> np.ndarray:

@@ -163,8 +163,11 @@ def prepare_scenario(
     gateways = None
     if params.gateways.enabled:
         found = find_gateways(inputs.edges, boundary_m=params.gateways.boundary_m)
-        # a one-way road cut by the boundary leads only into the connected network or out of it
-        boundary = (usable | modified.car_entries | modified.car_exits) & set(network.edge_ids)
+        # a one-way road cut by the boundary only leads into the connected network, or out of it
+        ends = {
+            "entries": modified.car_entries & network.edge_ids,
+            "exits": modified.car_exits & network.edge_ids,
+        }
         hours = len(window_hours(params.demand_window_s))
         ratios = profile_ratios(params.demand.hourly_profile, start_hour=demand.first_hour, hours=hours)
         flows = resolve_flows(found, params.gateway_flows, params.gateways, hours=hours, ratios=ratios)
@@ -176,7 +179,7 @@ def prepare_scenario(
                 car_share=params.gateways.outside_car_share,
                 occupancy=params.mode_choice.car_occupancy,
             )
-            flows = phone_flows(found, flows, outside, usable=boundary)
+            flows = phone_flows(found, flows, outside, usable=usable, **ends)
         gateways = gateway_demand(
             found,
             base.zones,
@@ -184,7 +187,8 @@ def prepare_scenario(
             base.trips.sum(axis=0),
             by_zone,
             flows,
-            usable=boundary,
+            usable=usable,
+            **ends,
             window_s=params.demand_window_s,
             outside=outside,
         )
