@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -274,20 +274,22 @@ def calibrate(
     chains = 1 + (k if k >= 2 else 0)
     with ThreadPoolExecutor(max_workers=max(1, min(chains, os.cpu_count() or 1))) as pool:
         pending = pool.submit(_calibrate, prepared, prior, observed, settings, simulate)
-        folds = _folds(prepared, prior, observed, used, settings, simulate, pool=pool)
+        fold_runs = _start_folds(prepared, prior, observed, used, settings, simulate, pool=pool)
         full = pending.result()
-    base_modes = base_day(prepared, prior, full)
-    pivoting = dataclasses.replace(
-        prepared, params=prepared.params.model_copy(update={"base_modes": base_modes})
-    )
-    checked = _checked(
-        prepared,
-        prior,
-        full,
-        settings,
-        lambda f: simulate_prepared(pivoting, f),
-        resume=lambda f: simulate_prepared(pivoting, f, first_round=first_round_of(full.outcome)),
-    )
+        base_modes = base_day(prepared, prior, full)
+        pivoting = dataclasses.replace(
+            prepared, params=prepared.params.model_copy(update={"base_modes": base_modes})
+        )
+        # the check run needs only the calibration on all sites: it runs while the folds finish
+        checked = _checked(
+            prepared,
+            prior,
+            full,
+            settings,
+            lambda f: simulate_prepared(pivoting, f),
+            resume=lambda f: simulate_prepared(pivoting, f, first_round=first_round_of(full.outcome)),
+        )
+        folds = _fold_results(fold_runs, prior, observed, used)
     recorded_day = recorded_base_day(prepared, prior, full, checked)
     before, after = _fit(observed, prior), _fit(observed, checked.outcome)
     gateways = prepared.gateways
@@ -566,7 +568,11 @@ def _checked(
     )
 
 
-def _folds(
+Fold = tuple[list[str], Future[Calibrated]]
+"""A fold's held-back sites and its calibration on the others, running in a pool."""
+
+
+def _start_folds(
     prepared: PreparedScenario,
     prior: SeedOutcome,
     observed: pd.DataFrame,
@@ -575,20 +581,33 @@ def _folds(
     simulate: Simulate,
     *,
     pool: Executor,
-) -> dict[str, Any]:
-    """Each fold calibrated without its held-back sites and scored on them (the folds' loops run in
-    ``pool``, side by side: they are independent); pooled over the folds."""
+) -> list[Fold]:
+    """Each fold's calibration without its held-back sites, started in ``pool`` (the folds' loops run
+    side by side: they are independent); none with fewer than two used sites or folds."""
     k = min(settings.folds, len(used))
     if k < 2:
-        return {"folds": [], "note": f"{len(used)} site(s): too few to hold any back"}
+        return []
     groups = kfold_sites(used, folds=k, seed=settings.seed)
-    futures = [
-        pool.submit(_calibrate, prepared, prior, observed[~observed["site"].isin(held)], settings, simulate)
+    return [
+        (
+            held,
+            pool.submit(
+                _calibrate, prepared, prior, observed[~observed["site"].isin(held)], settings, simulate
+            ),
+        )
         for held in groups
     ]
+
+
+def _fold_results(
+    started: list[Fold], prior: SeedOutcome, observed: pd.DataFrame, used: list[str]
+) -> dict[str, Any]:
+    """Each started fold scored on its held-back sites, and pooled over the folds (waits for them)."""
+    if not started:
+        return {"folds": [], "note": f"{len(used)} site(s): too few to hold any back"}
     rows = []
     held_prior, held_after = [], []
-    for held, future in zip(groups, futures, strict=True):
+    for held, future in started:
         result = future.result()
         fitted = observed[~observed["site"].isin(held)]
         back = observed[observed["site"].isin(held)]
