@@ -19,7 +19,7 @@ from osm_fixtures import LAT0, LON0, square, write_pbf
 import civictwin.build as build_module
 from civictwin.build import build_twin
 from civictwin.config import load_config
-from civictwin.model.network import Network
+from civictwin.model.network import NetworkArrays
 from civictwin.store.base import version_of
 from civictwin.store.duckdb import DuckDBStore
 from civictwin.store.opening import open_store, store_location
@@ -51,9 +51,9 @@ def test_the_split_runs_on_the_worker_thread_and_the_twin_has_every_derived_tabl
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: dict[str, str] = {}
-    split, buildings = build_module.network_of, build_module._buildings
+    split, buildings = build_module.network_arrays, build_module._buildings
 
-    def recorded_split(*args: Any) -> Network:  # the split of the roads the reader handed over
+    def recorded_split(*args: Any) -> NetworkArrays:  # the split of the roads the reader handed over
         threads["split"] = threading.current_thread().name
         return split(*args)
 
@@ -61,7 +61,7 @@ def test_the_split_runs_on_the_worker_thread_and_the_twin_has_every_derived_tabl
         threads["buildings"] = threading.current_thread().name
         buildings(*args)
 
-    monkeypatch.setattr(build_module, "network_of", recorded_split)
+    monkeypatch.setattr(build_module, "network_arrays", recorded_split)
     monkeypatch.setattr(build_module, "_buildings", recorded_buildings)
     summary = build_twin(load_config(_write_twin(tmp_path)))
     assert threads["split"].startswith("network") and threads["buildings"] == "MainThread"
@@ -84,10 +84,10 @@ def test_a_failed_split_fails_the_build_and_leaves_the_served_twin(
     with open_store(store_location(config)) as store:
         served = version_of(store)
 
-    def failing(*_: Any) -> Network:
+    def failing(*_: Any) -> NetworkArrays:
         raise RuntimeError("split failed")
 
-    monkeypatch.setattr(build_module, "network_of", failing)  # the split of the roads handed over
+    monkeypatch.setattr(build_module, "network_arrays", failing)  # the split of the roads handed over
     with pytest.raises(RuntimeError, match="split failed"):
         build_twin(config)
     with open_store(store_location(config)) as store:
