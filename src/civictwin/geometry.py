@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from pyproj import CRS, Transformer
 from shapely.geometry.base import BaseGeometry
@@ -150,49 +151,44 @@ def wkb_linestrings(coords: npt.NDArray[np.float64], counts: npt.NDArray[np.int6
     """Little-endian 2D WKB line strings (the bytes :func:`shapely.to_wkb` gives) of the lines whose
     vertices ``coords`` (an (n, 2) array) holds one line after the other, ``counts[i]`` for line ``i``:
     written from the numbers, without making a GEOS geometry of each line (about 1 µs a line to make,
-    and as much again to encode)."""
-    sizes = _WKB_HEADER + 16 * counts.astype(np.int64)
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    data = np.zeros(int(offsets[-1]), dtype=np.uint8)
-    starts = offsets[:-1]
-    data[starts] = 1  # little-endian
-    for byte, shift in enumerate((0, 8, 16, 24)):  # the type (2: line string) and the vertex count, as <u4
-        data[starts + 1 + byte] = (2 >> shift) & 0xFF
-        data[starts + 5 + byte] = (counts >> shift) & 0xFF
-    # vertex k of line i starts at byte starts[i] + 9 + 16 k: its x and y are float64 values that share
-    # their offset modulo 8 with the line's first vertex, so each residue is one (unaligned) view of the
-    # bytes as float64, into which the line's numbers go by position
-    first_byte = np.repeat(starts + _WKB_HEADER, counts) + 16 * (
-        np.arange(len(coords)) - np.repeat(np.cumsum(counts) - counts, counts)
+    and as much again to encode). Each line's 9-byte header and its vertices' bytes, as they lie in
+    ``coords``, are joined by Arrow."""
+    header = np.zeros(len(counts), dtype=_WKB_LINE_HEADER)
+    header["order"], header["kind"], header["count"] = 1, 2, counts
+    header_offsets = np.arange(len(counts) + 1, dtype=np.int64) * _WKB_HEADER
+    vertex_offsets = np.concatenate([[0], np.cumsum(16 * counts.astype(np.int64))])
+    vertex_bytes = np.ascontiguousarray(coords, dtype="<f8").view(np.uint8).ravel()
+    large = int(header_offsets[-1] + vertex_offsets[-1]) >= 2**31
+    joined: pa.Array = pc.binary_join_element_wise(
+        _binary_array(header_offsets, header.view(np.uint8), large=large),
+        _binary_array(vertex_offsets, vertex_bytes, large=large),
+        pa.scalar(b"", pa.binary()),
     )
-    residue = first_byte % 8
-    for shift in np.unique(residue).tolist():
-        picked = residue == shift
-        view = data[shift : shift + 8 * ((len(data) - shift) // 8)].view("<f8")
-        slot = (first_byte[picked] - shift) // 8
-        view[slot] = coords[picked, 0]
-        view[slot + 1] = coords[picked, 1]
-    return _binary_array(offsets, data)
+    return joined
 
 
 def wkb_points(xy: npt.NDArray[np.float64]) -> pa.Array:
     """Little-endian 2D WKB points (the bytes :func:`shapely.to_wkb` gives) at ``xy`` (an (n, 2) array),
     written from the numbers, without making a GEOS point of each."""
-    record = np.dtype([("order", "u1"), ("kind", "<u4"), ("x", "<f8"), ("y", "<f8")])  # packed: 21 bytes
-    points = np.zeros(len(xy), dtype=record)
+    points = np.zeros(len(xy), dtype=_WKB_POINT_RECORD)
     points["order"], points["kind"], points["x"], points["y"] = 1, 1, xy[:, 0], xy[:, 1]
     offsets = np.arange(len(xy) + 1, dtype=np.int64) * _WKB_POINT
-    return _binary_array(offsets, points.view(np.uint8))
+    return _binary_array(offsets, points.view(np.uint8), large=int(offsets[-1]) >= 2**31)
 
 
-def _binary_array(offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8]) -> pa.Array:
-    """An Arrow binary array of the values ``data[offsets[i]:offsets[i + 1]]`` (large binary only past
-    Arrow's 2 GiB of 32-bit offsets)."""
-    small = int(offsets[-1]) < 2**31
+_WKB_LINE_HEADER = np.dtype([("order", "u1"), ("kind", "<u4"), ("count", "<u4")])
+"""A WKB line string's header as packed bytes (9): byte order, geometry type, number of points."""
+_WKB_POINT_RECORD = np.dtype([("order", "u1"), ("kind", "<u4"), ("x", "<f8"), ("y", "<f8")])
+"""A 2D WKB point as packed bytes (21): byte order, geometry type, x, y."""
+
+
+def _binary_array(offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8], *, large: bool) -> pa.Array:
+    """An Arrow binary array of the values ``data[offsets[i]:offsets[i + 1]]`` (``large``: with 64-bit
+    offsets, past the 2 GiB that 32-bit ones reach)."""
     return pa.Array.from_buffers(
-        pa.binary() if small else pa.large_binary(),
+        pa.large_binary() if large else pa.binary(),
         len(offsets) - 1,
-        [None, pa.py_buffer(offsets.astype(np.int32 if small else np.int64)), pa.py_buffer(data)],
+        [None, pa.py_buffer(offsets.astype(np.int64 if large else np.int32)), pa.py_buffer(data)],
     )
 
 
