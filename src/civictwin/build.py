@@ -407,6 +407,19 @@ class _SplitNetwork:
     edges_arrow: pa.Table | None = None
     edges_extent: Bounds | None = None
     edges_written: bool = False
+    nodes_ready: _ReadyNodes | None = None
+    """The nodes made ready too, when the network is kept as arrays."""
+
+
+@dataclass(frozen=True)
+class _ReadyNodes:
+    """The network's nodes as the worker made them ready (flagged where signals control them):
+    ``table`` as the store is given them (None: the worker wrote them), their exact WGS84 ``extent``,
+    and the records of how the signals were placed."""
+
+    table: pa.Table | None
+    extent: Bounds | None
+    signals: _SignalRecords
 
 
 @dataclass(frozen=True)
@@ -635,38 +648,52 @@ def _placed(network: Network, signals: gpd.GeoDataFrame | None, finish: _Finish)
 
 def _placed_arrays(arrays: NetworkArrays, signals: gpd.GeoDataFrame | None, finish: _Finish) -> _SplitNetwork:
     """:func:`_placed` of a network saved as split, kept as arrays: GEOS lines are made for the car
-    edges only (the signals are placed on them), the edges' WKB straight from their vertices, and
-    their extent from the vertices of the segments they run along (on the 8×8 extract's 596 k edges
-    about 1 CPU s less than making every line and its reverse, then encoding them)."""
+    edges only (the signals are placed on them), the edges' and nodes' WKB straight from their
+    vertices, the edges' extent from the vertices of the segments they run along (on the 8×8
+    extract's 596 k edges about 1 CPU s less than making every line and its reverse, then encoding
+    them); the nodes, flagged, are made ready (or written) here too, off the build's thread."""
     signalled = signalled_nodes(signals, arrays.car_edges(), arrays.nodes) if signals is not None else None
     edges = pa.Table.from_pandas(arrays.edges, preserve_index=False).append_column(
         GEOMETRY, arrays.lines.wkb()
     )
     extent = vertices_wgs84_extent(arrays.lines.vertices(), finish.crs)
+    nodes, signal_records = (
+        (arrays.nodes, _SignalRecords([], {}, {}, []))
+        if signalled is None
+        else _flagged(arrays.nodes, signalled)
+    )  # no signals placed: the twin has none (the reader wrote none, and the build found none stored)
+    nodes_table = _nodes_arrow(nodes)
+    nodes_extent = vertices_wgs84_extent(nodes[["x", "y"]].to_numpy(dtype=np.float64), finish.crs)
     if finish.writer is None:
-        return _SplitNetwork(arrays, signalled, edges_arrow=edges, edges_extent=extent)
+        return _SplitNetwork(
+            arrays, signalled, edges_arrow=edges, edges_extent=extent,
+            nodes_ready=_ReadyNodes(nodes_table, nodes_extent, signal_records),
+        )  # fmt: skip
     finish.writer.write_table("network_edges", edges)
-    return _SplitNetwork(arrays, signalled, edges_extent=extent, edges_written=True)
+    finish.writer.write_table("network_nodes", nodes_table)
+    return _SplitNetwork(
+        arrays, signalled, edges_extent=extent, edges_written=True,
+        nodes_ready=_ReadyNodes(None, nodes_extent, signal_records),
+    )  # fmt: skip
 
 
 def _save_network(store: Store, config: TwinConfig, split: _SplitNetwork, built_at: datetime) -> None:
     """The network in one piece with the city's street attributes, terrain and signals, and its records."""
     network = split.network
+    nodes_extent: Bounds | None = None
     if isinstance(network, NetworkArrays):
-        # saved as split (_Finish.final): no city street layer, no terrain, the edges already made
-        # ready; the signals were placed on the worker, unless the twin has none
+        # saved as split (_Finish.final): no city street layer, no terrain; the edges and the nodes
+        # (flagged) made ready, or written, by the worker
+        ready = split.nodes_ready
+        assert ready is not None
         city = CityStep(frame=gpd.GeoDataFrame())  # nothing conflated
         terrain: dict[str, Any] = {}
         terrain_notes: list[str] = []
-        nodes, signals = (
-            (network.nodes, _SignalRecords([], {}, {}, []))
-            if split.signalled is None
-            else _flagged(network.nodes, split.signalled)
-        )
-        nodes_table: gpd.GeoDataFrame | pa.Table = _nodes_arrow(nodes)
         if not split.edges_written:
-            assert split.edges_arrow is not None  # _placed_arrays made them ready
+            assert split.edges_arrow is not None and ready.table is not None
             store.write_table("network_edges", split.edges_arrow)
+            store.write_table("network_nodes", ready.table)
+        nodes_extent, signals = ready.extent, ready.signals
     else:
         city = city_streets(store, config, network.edges.set_crs(store.crs, allow_override=True))
         edges, nodes, terrain, terrain_notes = network_terrain(
@@ -675,9 +702,10 @@ def _save_network(store: Store, config: TwinConfig, split: _SplitNetwork, built_
         _record_decisions(store, STREET_DECISIONS, city.inputs, built_at)
         if not split.edges_written:
             store.write_table("network_edges", split.edges_arrow if split.edges_arrow is not None else edges)
-        nodes_table, signals = (
+        flagged, signals = (
             _signals(store, edges, nodes) if split.signalled is None else _flagged(nodes, split.signalled)
         )
+        store.write_table("network_nodes", flagged)
     step = "model.network.build_network"
     terrain_inputs = [config.dem_source] if terrain and config.dem_source else []
     _record_written(
@@ -690,11 +718,12 @@ def _save_network(store: Store, config: TwinConfig, split: _SplitNetwork, built_
                "strongly connected car component", *city.notes, *terrain_notes], built_at=built_at,
         extent_wgs84=split.edges_extent,
     )  # fmt: skip
-    _save_derived(
-        store, "network_nodes", nodes_table,
+    _record_written(
+        store, "network_nodes",
         title="Road network nodes", description="Junctions and way ends of the routable network.",
         inputs=["roads", *terrain_inputs, *signals.inputs], step=step, parameters=signals.parameters,
         quality=signals.quality, notes=[*terrain_notes, *signals.notes], built_at=built_at,
+        extent_wgs84=nodes_extent,
     )  # fmt: skip
 
 
@@ -745,8 +774,8 @@ def _signals_in_cells(store: Store, partitions: int) -> SignalledNodes:
     return merged(parts)
 
 
-def _flagged(nodes: gpd.GeoDataFrame, found: SignalledNodes) -> tuple[gpd.GeoDataFrame, _SignalRecords]:
-    """``nodes`` with the ``traffic_signals`` flag, and the records saying how the signals were placed."""
+def _flagged(nodes: pd.DataFrame, found: SignalledNodes) -> tuple[pd.DataFrame, _SignalRecords]:
+    """``nodes`` (a frame of them, their geometry or ``x``, ``y`` columns) with the ``traffic_signals`` flag, and the records saying how the signals were placed."""
     flagged = nodes.assign(traffic_signals=nodes["node_id"].isin(found.node_ids).to_numpy())
     q = found.quality
     note = (

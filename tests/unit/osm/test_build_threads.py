@@ -125,13 +125,17 @@ def test_the_split_starts_from_the_roads_the_reader_wrote_without_reading_them_b
     config = load_config(_write_twin(tmp_path))
     summary = build_twin(config)
     assert written == ["split from 1 written road(s)"]
-    # the edges are written by the worker, through its own connection; everything else by the build
-    assert writers.pop("network_edges").startswith("network")
-    assert set(writers.values()) == {"MainThread"} and {"roads", "network_nodes", "zones"} <= set(writers)
+    # the edges and nodes are written by the worker, through its own connection; everything else by the build
+    assert writers.pop("network_edges").startswith("network") and writers.pop("network_nodes").startswith(
+        "network"
+    )
+    assert set(writers.values()) == {"MainThread"} and {"roads", "buildings_3d", "zones"} <= set(writers)
     assert (summary.tables["network_edges"], summary.tables["network_nodes"]) == (2, 2)
     with open_store(store_location(config)) as store:
         extent = store.table_bounds("network_edges", wgs84=True)
         record = store.records("catalog")["network_edges"]
+        nodes_extent = store.table_bounds("network_nodes", wgs84=True)
+        nodes_record = store.records("catalog")["network_nodes"]
         layers = ("roads", "buildings", "pois", "traffic_signals")
         catalogued = {name: store.records("catalog")[name]["bbox_wgs84"] for name in layers}
         record_roads = store.records("catalog")["roads"]
@@ -146,6 +150,7 @@ def test_the_split_starts_from_the_roads_the_reader_wrote_without_reading_them_b
     )
     assert extent is not None
     assert record["bbox_wgs84"] == [round(v, 7) for v in extent]
+    assert nodes_extent is not None and nodes_record["bbox_wgs84"] == [round(v, 7) for v in nodes_extent]
     # the street runs 0.002° east from (LON0, LAT0): its extent is that line's, to about 1 cm
     assert record["bbox_wgs84"] == pytest.approx([LON0, LAT0, LON0 + 0.002, LAT0], abs=1e-7)
 
