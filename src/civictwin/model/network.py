@@ -194,8 +194,8 @@ def _segments(
     boundary = np.ones(len(rows), dtype=bool)
     boundary[1:] = (seg_way[1:] != seg_way[:-1]) | (seq[1:] != seq[:-1])
     first = np.flatnonzero(boundary)
-    last = np.append(first[1:] - 1, len(rows) - 1)
     vertex_offsets = np.append(first, len(rows)).astype(np.int64)
+    last = vertex_offsets[1:] - 1  # (none without segments)
     return (
         seg_way[first],
         seq[first],

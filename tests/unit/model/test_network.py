@@ -111,6 +111,17 @@ def test_the_network_as_arrays_is_the_network() -> None:
     ]
 
 
+def test_no_usable_way_gives_an_empty_network() -> None:
+    """A way whose references and vertices disagree (three references, two vertices) is left out; with
+    no other way there are no edges, nodes or vertices (it raised an IndexError before)."""
+    ways = usable_ways(roads((30, "service", [6, 7, 8], [(0, 10), (50, 10)], {})))
+    arrays = network_arrays(ways)
+    assert (len(arrays.edges), len(arrays.nodes), len(arrays.lines.wkb())) == (0, 0, 0)
+    assert arrays.lines.vertices().shape == (0, 2) and arrays.car_edges().empty
+    assert arrays.quality == {"car_edges": 0, "car_largest_component_share": 0.0, "car_components": 0}
+    assert build_network(roads((30, "service", [6, 7, 8], [(0, 10), (50, 10)], {}))).edges.empty
+
+
 def test_oneway_closes_cars_and_bikes_against_the_flow_but_not_pedestrians() -> None:
     edges = build_network(crossing()).edges.set_index("edge_id")
     assert edges.loc["20_1", ["car", "bike", "walk"]].tolist() == [True, True, True]
