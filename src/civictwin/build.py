@@ -398,7 +398,8 @@ class _SplitNetwork:
     (``edges_written``: through the store's :meth:`~civictwin.store.base.Store.thread_writer`) or
     made ``edges_arrow``, the edges as the store is given them (geometries as WKB). On the 8×8
     network's 596 k edges that is about 0.5 s of extent, 0.4 s of conversion and 1.5 s of writing
-    the build's thread would otherwise spend after the split.
+    the build's thread would otherwise spend after the split. A network kept as arrays
+    (:class:`NetworkArrays`) has its nodes made ready (or written) the same way (``nodes_ready``).
     """
 
     network: Network | NetworkArrays
