@@ -29,6 +29,7 @@ from civictwin.area import resolve_area
 from civictwin.build_city import (
     BUILDING_DECISIONS,
     STREET_DECISIONS,
+    CityStep,
     building_terrain,
     city_buildings,
     city_streets,
@@ -49,13 +50,21 @@ from civictwin.geometry import (
     utm_crs_for,
     vertices_wgs84_extent,
     wgs84_extent,
+    wkb_points,
     wkb_vertices,
 )
 from civictwin.governance.security import record_event
 from civictwin.memory import BuildMemory, grid_cells
 from civictwin.model.buildings import lod1_buildings
 from civictwin.model.mobility import OUTSIDE, areal_weights, reaggregate_od, reaggregate_presence
-from civictwin.model.network import Network, Ways, build_network, network_of, usable_of_arrays
+from civictwin.model.network import (
+    Network,
+    NetworkArrays,
+    Ways,
+    build_network,
+    network_arrays,
+    usable_of_arrays,
+)
 from civictwin.model.population import (
     estimate_population,
     landuse_of,
@@ -389,14 +398,29 @@ class _SplitNetwork:
     (``edges_written``: through the store's :meth:`~civictwin.store.base.Store.thread_writer`) or
     made ``edges_arrow``, the edges as the store is given them (geometries as WKB). On the 8×8
     network's 596 k edges that is about 0.5 s of extent, 0.4 s of conversion and 1.5 s of writing
-    the build's thread would otherwise spend after the split.
+    the build's thread would otherwise spend after the split. A network kept as arrays
+    (:class:`NetworkArrays`) has its nodes made ready (or written) the same way (``nodes_ready``).
     """
 
-    network: Network
+    network: Network | NetworkArrays
+    """The network; as arrays (:class:`NetworkArrays`) when its edges are saved as split."""
     signalled: SignalledNodes | None
     edges_arrow: pa.Table | None = None
     edges_extent: Bounds | None = None
     edges_written: bool = False
+    nodes_ready: _ReadyNodes | None = None
+    """The nodes made ready too, when the network is kept as arrays."""
+
+
+@dataclass(frozen=True)
+class _ReadyNodes:
+    """The network's nodes as the worker made them ready (flagged where signals control them):
+    ``table`` as the store is given them (None: the worker wrote them), their exact WGS84 ``extent``,
+    and the records of how the signals were placed."""
+
+    table: pa.Table | None
+    extent: Bounds | None
+    signals: _SignalRecords
 
 
 @dataclass(frozen=True)
@@ -590,8 +614,13 @@ def _split_written(roads: pa.Table, signals: _Handover | None, finish: _Finish) 
     network is split (the reader has written them by then, or the build has given up on them)."""
     try:
         ways = _written_ways(roads)
-        network = network_of(ways) if ways is not None else build_network(_frame_of(roads, finish.crs))
-        return _placed(network, signals.taken() if signals is not None else None, finish)
+        if ways is None:
+            network = build_network(_frame_of(roads, finish.crs))
+            return _placed(network, signals.taken() if signals is not None else None, finish)
+        arrays = network_arrays(ways)
+        if not finish.final:
+            return _placed(arrays.network(), signals.taken() if signals is not None else None, finish)
+        return _placed_arrays(arrays, signals.taken() if signals is not None else None, finish)
     finally:
         if finish.writer is not None:
             finish.writer.close()
@@ -618,18 +647,68 @@ def _placed(network: Network, signals: gpd.GeoDataFrame | None, finish: _Finish)
     return _SplitNetwork(network, signalled, edges_extent=extent, edges_written=True)
 
 
+def _placed_arrays(arrays: NetworkArrays, signals: gpd.GeoDataFrame | None, finish: _Finish) -> _SplitNetwork:
+    """:func:`_placed` of a network saved as split, kept as arrays: GEOS lines are made for the car
+    edges only (the signals are placed on them), the edges' and nodes' WKB straight from their
+    vertices, the edges' extent from the vertices of the segments they run along (on the 8×8
+    extract's 596 k edges about 1 CPU s less than making every line and its reverse, then encoding
+    them); the nodes, flagged, are made ready (or written) here too, off the build's thread."""
+    signalled = signalled_nodes(signals, arrays.car_edges(), arrays.nodes) if signals is not None else None
+    edges = pa.Table.from_pandas(arrays.edges, preserve_index=False).append_column(
+        GEOMETRY, arrays.lines.wkb()
+    )
+    extent = vertices_wgs84_extent(arrays.lines.vertices(), finish.crs)
+    nodes, signal_records = (
+        (arrays.nodes, _SignalRecords([], {}, {}, []))
+        if signalled is None
+        else _flagged(arrays.nodes, signalled)
+    )  # no signals placed: the twin has none (the reader wrote none, and the build found none stored)
+    nodes_table = _nodes_arrow(nodes)
+    nodes_extent = vertices_wgs84_extent(nodes[["x", "y"]].to_numpy(dtype=np.float64), finish.crs)
+    if finish.writer is None:
+        return _SplitNetwork(
+            arrays, signalled, edges_arrow=edges, edges_extent=extent,
+            nodes_ready=_ReadyNodes(nodes_table, nodes_extent, signal_records),
+        )  # fmt: skip
+    finish.writer.write_table("network_edges", edges)
+    finish.writer.write_table("network_nodes", nodes_table)
+    return _SplitNetwork(
+        arrays, signalled, edges_extent=extent, edges_written=True,
+        nodes_ready=_ReadyNodes(None, nodes_extent, signal_records),
+    )  # fmt: skip
+
+
 def _save_network(store: Store, config: TwinConfig, split: _SplitNetwork, built_at: datetime) -> None:
     """The network in one piece with the city's street attributes, terrain and signals, and its records."""
-    step = "model.network.build_network"
     network = split.network
-    city = city_streets(store, config, network.edges.set_crs(store.crs, allow_override=True))
-    edges, nodes, terrain, terrain_notes = network_terrain(
-        store, config, city.frame, network.nodes.set_crs(store.crs, allow_override=True)
-    )
+    nodes_extent: Bounds | None = None
+    if isinstance(network, NetworkArrays):
+        # saved as split (_Finish.final): no city street layer, no terrain; the edges and the nodes
+        # (flagged) made ready, or written, by the worker
+        ready = split.nodes_ready
+        assert ready is not None
+        city = CityStep(frame=gpd.GeoDataFrame())  # nothing conflated
+        terrain: dict[str, Any] = {}
+        terrain_notes: list[str] = []
+        if not split.edges_written:
+            assert split.edges_arrow is not None and ready.table is not None
+            store.write_table("network_edges", split.edges_arrow)
+            store.write_table("network_nodes", ready.table)
+        nodes_extent, signals = ready.extent, ready.signals
+    else:
+        city = city_streets(store, config, network.edges.set_crs(store.crs, allow_override=True))
+        edges, nodes, terrain, terrain_notes = network_terrain(
+            store, config, city.frame, network.nodes.set_crs(store.crs, allow_override=True)
+        )
+        _record_decisions(store, STREET_DECISIONS, city.inputs, built_at)
+        if not split.edges_written:
+            store.write_table("network_edges", split.edges_arrow if split.edges_arrow is not None else edges)
+        flagged, signals = (
+            _signals(store, edges, nodes) if split.signalled is None else _flagged(nodes, split.signalled)
+        )
+        store.write_table("network_nodes", flagged)
+    step = "model.network.build_network"
     terrain_inputs = [config.dem_source] if terrain and config.dem_source else []
-    _record_decisions(store, STREET_DECISIONS, city.inputs, built_at)
-    if not split.edges_written:
-        store.write_table("network_edges", split.edges_arrow if split.edges_arrow is not None else edges)
     _record_written(
         store, "network_edges",
         title="Road network edges", description="Directed routable edges with per-mode permissions.",
@@ -640,15 +719,21 @@ def _save_network(store: Store, config: TwinConfig, split: _SplitNetwork, built_
                "strongly connected car component", *city.notes, *terrain_notes], built_at=built_at,
         extent_wgs84=split.edges_extent,
     )  # fmt: skip
-    nodes, signals = (
-        _signals(store, edges, nodes) if split.signalled is None else _flagged(nodes, split.signalled)
-    )
-    _save_derived(
-        store, "network_nodes", nodes,
+    _record_written(
+        store, "network_nodes",
         title="Road network nodes", description="Junctions and way ends of the routable network.",
         inputs=["roads", *terrain_inputs, *signals.inputs], step=step, parameters=signals.parameters,
         quality=signals.quality, notes=[*terrain_notes, *signals.notes], built_at=built_at,
+        extent_wgs84=nodes_extent,
     )  # fmt: skip
+
+
+def _nodes_arrow(nodes: pd.DataFrame) -> pa.Table:
+    """Network nodes with their position as ``x``, ``y`` (:attr:`NetworkArrays.nodes`, perhaps flagged)
+    as the store is given them: the other columns, then the points as WKB, made from the numbers."""
+    xy = nodes[["x", "y"]].to_numpy(dtype=np.float64)
+    table = pa.Table.from_pandas(nodes.drop(columns=["x", "y"]), preserve_index=False)
+    return table.append_column(GEOMETRY, wkb_points(xy))
 
 
 @dataclass(frozen=True)
@@ -690,8 +775,8 @@ def _signals_in_cells(store: Store, partitions: int) -> SignalledNodes:
     return merged(parts)
 
 
-def _flagged(nodes: gpd.GeoDataFrame, found: SignalledNodes) -> tuple[gpd.GeoDataFrame, _SignalRecords]:
-    """``nodes`` with the ``traffic_signals`` flag, and the records saying how the signals were placed."""
+def _flagged(nodes: pd.DataFrame, found: SignalledNodes) -> tuple[pd.DataFrame, _SignalRecords]:
+    """``nodes`` (a frame of them, their geometry or ``x``, ``y`` columns) with the ``traffic_signals`` flag, and the records saying how the signals were placed."""
     flagged = nodes.assign(traffic_signals=nodes["node_id"].isin(found.node_ids).to_numpy())
     q = found.quality
     note = (

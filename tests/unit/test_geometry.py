@@ -28,6 +28,8 @@ from civictwin.geometry import (
     utm_crs_for,
     vertices_wgs84_extent,
     wgs84_extent,
+    wkb_linestrings,
+    wkb_points,
     wkb_vertices,
 )
 from civictwin.store.duckdb import DuckDBStore
@@ -221,3 +223,19 @@ def test_extent_from_the_bytes_is_shapelys_to_the_bit() -> None:
     xy, _counts = _xy(_wkb(lines))
     assert vertices_wgs84_extent(np.array(xy), METRIC) == wgs84_extent(np.array(lines, dtype=object), METRIC)
     assert vertices_wgs84_extent(np.empty((0, 2)), METRIC) is None
+
+
+def test_wkb_written_from_the_numbers_is_shapelys_to_the_byte() -> None:
+    """Lines and points written as WKB from their vertices are the bytes :func:`shapely.to_wkb` gives:
+    eleven lines of 2 to 12 vertices, so that their coordinates start at every offset modulo 8."""
+    lines = [LineString([(1000.5 * i + k, 250.25 * k - i) for k in range(2 + i)]) for i in range(11)]
+    coords = shapely.get_coordinates(np.array(lines, dtype=object))
+    written = wkb_linestrings(coords, np.array([2 + i for i in range(11)], dtype=np.int64))
+    assert written.type == pa.binary()
+    assert written.to_pylist() == list(shapely.to_wkb(np.array(lines, dtype=object)))
+    # byte order 1 (little-endian), type 2 (line string), 2 vertices, then x, y of each
+    assert written[0].as_py() == bytes([1, 2, 0, 0, 0, 2, 0, 0, 0]) + np.array([0, 0, 1, 250.25]).tobytes()
+    xy = np.array([[385_000.25, 6_672_000.5], [-1.5, 2.0]])
+    assert wkb_points(xy).to_pylist() == list(shapely.to_wkb(shapely.points(xy)))
+    assert wkb_points(xy)[1].as_py() == bytes([1, 1, 0, 0, 0]) + np.array([-1.5, 2.0]).tobytes()
+    assert len(wkb_linestrings(np.empty((0, 2)), np.empty(0, dtype=np.int64))) == 0

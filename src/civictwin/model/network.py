@@ -16,7 +16,10 @@ import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
 import shapely
+
+from civictwin.geometry import wkb_linestrings
 
 CAR_HIGHWAYS = frozenset({
     "motorway", "motorway_link", "trunk", "trunk_link", "primary", "primary_link", "secondary",
@@ -170,8 +173,10 @@ def _split_points(
 
 def _segments(
     ways: Ways, shared: npt.NDArray[np.int64]
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.object_]]:
-    """Cut every way at its split points: (way index, sequence within way, vertex rows, lines)."""
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64],
+           npt.NDArray[np.int64]]:  # fmt: skip
+    """Cut every way at its split points: (way index, sequence within way, end vertex rows, and the
+    segments' vertices, one segment after the other, with each segment's offset into them)."""
     refs, coords, offsets = ways.refs, ways.coords, ways.offsets
     split = _split_points(refs, offsets, shared)
     way = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
@@ -188,11 +193,79 @@ def _segments(
     seg_way = way[rows]
     boundary = np.ones(len(rows), dtype=bool)
     boundary[1:] = (seg_way[1:] != seg_way[:-1]) | (seq[1:] != seq[:-1])
-    segment_index = np.cumsum(boundary) - 1
-    lines = shapely.linestrings(coords[rows], indices=segment_index)
     first = np.flatnonzero(boundary)
-    last = np.append(first[1:] - 1, len(rows) - 1)
-    return seg_way[first], seq[first], np.column_stack([rows[first], rows[last]]), lines
+    vertex_offsets = np.append(first, len(rows)).astype(np.int64)
+    last = vertex_offsets[1:] - 1  # (none without segments)
+    return (
+        seg_way[first],
+        seq[first],
+        np.column_stack([rows[first], rows[last]]),
+        coords[rows],
+        vertex_offsets,
+    )
+
+
+def line_lengths(coords: npt.NDArray[np.float64], offsets: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """The length (in the coordinates' unit) of each line whose vertices are ``coords[offsets[i]:
+    offsets[i + 1]]``, summed vertex by vertex from the first as GEOS sums a line's length (so the
+    same to the bit as :func:`shapely.length` of the lines, without making them)."""
+    counts = np.diff(offsets)
+    step = np.diff(coords, axis=0)
+    steps = np.sqrt(step[:, 0] * step[:, 0] + step[:, 1] * step[:, 1])
+    lengths = np.zeros(len(counts))
+    active = np.flatnonzero(counts >= 2)
+    k = 0
+    while len(active):  # one pass per vertex position: as many passes as the longest line has steps
+        lengths[active] += steps[offsets[active] + k]
+        k += 1
+        active = active[counts[active] - 1 > k]
+    return lengths
+
+
+@dataclass(frozen=True)
+class EdgeLines:
+    """The lines of directed edges as vertex arrays, without a GEOS object per edge: edge ``e`` runs
+    along segment ``segment[e]`` of a way, against the way's direction where ``reversed[e]``; segment
+    ``s``'s vertices are ``coords[offsets[s]:offsets[s + 1]]`` (x, y in the network's CRS)."""
+
+    coords: npt.NDArray[np.float64]
+    offsets: npt.NDArray[np.int64]
+    segment: npt.NDArray[np.int64]
+    reversed: npt.NDArray[np.bool_]
+
+    def _vertex_rows(
+        self, edges: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """The rows of ``coords`` of ``edges``' vertices in each edge's direction, one edge after the
+        other, and each edge's number of vertices."""
+        segment = self.segment[edges]
+        counts = np.diff(self.offsets)[segment]
+        position = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        backwards = np.repeat(self.reversed[edges], counts)
+        along = np.where(backwards, np.repeat(counts, counts) - 1 - position, position)
+        return np.repeat(self.offsets[segment], counts) + along, counts
+
+    def geometries(self, edges: npt.NDArray[np.int64]) -> npt.NDArray[np.object_]:
+        """Shapely lines of ``edges`` (positions), in their direction."""
+        if not len(edges):
+            return np.empty(0, dtype=object)
+        rows, counts = self._vertex_rows(edges)
+        lines: npt.NDArray[np.object_] = shapely.linestrings(
+            self.coords[rows], indices=np.repeat(np.arange(len(edges)), counts)
+        )
+        return lines
+
+    def wkb(self) -> pa.Array:
+        """Every edge's line as WKB (what :func:`shapely.to_wkb` gives for it), made from the vertices."""
+        rows, counts = self._vertex_rows(np.arange(len(self.segment)))
+        return wkb_linestrings(self.coords[rows], counts)
+
+    def vertices(self) -> npt.NDArray[np.float64]:
+        """The vertices of the segments some edge runs along (each segment's once, whichever way)."""
+        used = np.zeros(len(self.offsets) - 1, dtype=bool)
+        used[self.segment] = True
+        picked: npt.NDArray[np.float64] = self.coords[np.repeat(used, np.diff(self.offsets))]
+        return picked
 
 
 @dataclass(frozen=True)
@@ -247,8 +320,16 @@ def network_part(ways: Ways, *, shared: npt.NDArray[np.int64]) -> NetworkPart:
     part is split where a way elsewhere meets it; each way then gives the same edges whichever part
     it is built in.
     """
+    edges, lines = _edges(ways, shared)
+    frame = gpd.GeoDataFrame(edges, geometry=lines.geometries(np.arange(len(edges))), crs=None)
+    return NetworkPart(edges=frame, ends=_ends(edges, ways.refs, ways.coords))
+
+
+def _edges(ways: Ways, shared: npt.NDArray[np.int64]) -> tuple[pd.DataFrame, EdgeLines]:
+    """The directed edges of ``ways`` (as :func:`network_part` splits them): their columns but the
+    geometry, and their lines as vertex arrays."""
     roads, refs = ways.roads, ways.refs
-    way_idx, seq, end_rows, lines = _segments(ways, shared)
+    way_idx, seq, end_rows, coords, offsets = _segments(ways, shared)
     attrs = _way_attributes(roads).iloc[way_idx].reset_index(drop=True)
     base = pd.DataFrame(
         {
@@ -261,9 +342,9 @@ def network_part(ways: Ways, *, shared: npt.NDArray[np.int64]) -> NetworkPart:
         }
     )
     base = pd.concat([base, attrs], axis=1)
-    base["length_m"] = shapely.length(lines).round(2)
-    edges = _directed(base, lines)
-    return NetworkPart(edges=edges, ends=_ends(edges, refs, ways.coords))
+    base["length_m"] = line_lengths(coords, offsets).round(2)
+    edges, segment, backwards = _directed(base)
+    return edges, EdgeLines(coords=coords, offsets=offsets, segment=segment, reversed=backwards)
 
 
 def usable_of_arrays(
@@ -293,18 +374,57 @@ def build_network(roads: gpd.GeoDataFrame) -> Network:
     return network_of(usable_ways(roads))
 
 
+@dataclass(frozen=True)
+class NetworkArrays:
+    """The network in one piece with its lines as vertex arrays (:class:`EdgeLines`) and its nodes'
+    positions as numbers: :class:`Network` without a GEOS object per edge and node, for a build that
+    writes the edges as they are split (their WKB made from the vertices) and needs GEOS lines of
+    only some of them (the car edges, to place the signals)."""
+
+    edges: pd.DataFrame
+    """The columns of :attr:`Network.edges` but the geometry, in the same order."""
+    lines: EdgeLines
+    nodes: pd.DataFrame
+    """``node_id`` (sorted), ``degree``, ``x``, ``y``: :attr:`Network.nodes` before its points are made."""
+    quality: dict[str, float]
+
+    def network(self) -> Network:
+        """The same network with Shapely lines and points."""
+        geometry = self.lines.geometries(np.arange(len(self.edges)))
+        return Network(
+            edges=gpd.GeoDataFrame(self.edges, geometry=geometry, crs=None),
+            nodes=merge_nodes([self.nodes]),
+            quality=self.quality,
+        )
+
+    def car_edges(self) -> gpd.GeoDataFrame:
+        """The edges open to cars, in order, with their Shapely lines (the signals are placed on them)."""
+        car = np.flatnonzero(self.edges["car"].to_numpy(dtype=bool))
+        return gpd.GeoDataFrame(
+            self.edges.iloc[car].reset_index(drop=True), geometry=self.lines.geometries(car), crs=None
+        )
+
+
 def network_of(ways: Ways) -> Network:
     """:func:`build_network` of the usable ways of a ``roads`` layer."""
-    part = network_part(ways, shared=shared_nodes(ways.refs))
-    car = part.edges[part.edges["car"]]
-    return Network(
-        edges=part.edges,
-        nodes=merge_nodes([part.ends]),
-        quality=connectivity(car["from_node"].to_numpy(), car["to_node"].to_numpy()),
+    return network_arrays(ways).network()
+
+
+def network_arrays(ways: Ways) -> NetworkArrays:
+    """:func:`network_of` with the lines and node positions left as arrays (:class:`NetworkArrays`)."""
+    edges, lines = _edges(ways, shared_nodes(ways.refs))
+    car = edges["car"].to_numpy(dtype=bool)
+    return NetworkArrays(
+        edges=edges,
+        lines=lines,
+        nodes=_ends(edges, ways.refs, ways.coords),
+        quality=connectivity(edges["from_node"].to_numpy()[car], edges["to_node"].to_numpy()[car]),
     )
 
 
-def _directed(base: pd.DataFrame, lines: npt.NDArray[np.object_]) -> gpd.GeoDataFrame:
+def _directed(base: pd.DataFrame) -> tuple[pd.DataFrame, npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """The directed edges of the segments in ``base`` (one row per segment, its way's attributes):
+    their columns, each edge's segment and whether it runs against its way."""
     common = ["osm_id", "name", "highway", "lanes", "speed_kmh", "maxspeed_kmh", "capacity_vph",
               "capacity_class", "length_m"]  # fmt: skip
     way_seq = base["osm_id"].astype(str) + "_" + base["seq"].astype(str)
@@ -316,18 +436,16 @@ def _directed(base: pd.DataFrame, lines: npt.NDArray[np.object_]) -> gpd.GeoData
         edge_id="-" + way_seq, from_node=base["to_node"], to_node=base["from_node"],
         car=base["car_bwd"], bus=base["bus_bwd"], bike=base["bike_bwd"], walk=base["walk"],
     )  # fmt: skip
-    fwd_geom, bwd_geom = lines, shapely.reverse(lines)
     keep_f = (forward[["car", "bus", "bike", "walk"]].any(axis=1)).to_numpy()
     keep_b = (backward[["car", "bus", "bike", "walk"]].any(axis=1)).to_numpy()
     edges = pd.concat([forward[keep_f], backward[keep_b]], ignore_index=True)
-    geometry = np.concatenate([fwd_geom[keep_f], bwd_geom[keep_b]])
+    segment = np.concatenate([np.flatnonzero(keep_f), np.flatnonzero(keep_b)]).astype(np.int64)
+    backwards = np.repeat([False, True], [int(keep_f.sum()), int(keep_b.sum())])
     order = ["edge_id", "from_node", "to_node", *common, "car", "bus", "bike", "walk"]
-    return gpd.GeoDataFrame(edges[order], geometry=geometry, crs=None)
+    return edges[order], segment, backwards
 
 
-def _ends(
-    edges: gpd.GeoDataFrame, refs: npt.NDArray[np.int64], coords: npt.NDArray[np.float64]
-) -> pd.DataFrame:
+def _ends(edges: pd.DataFrame, refs: npt.NDArray[np.int64], coords: npt.NDArray[np.float64]) -> pd.DataFrame:
     """The nodes at the ends of ``edges``: id, how many edge ends meet there, and the node's position."""
     ends = np.concatenate([edges["from_node"].to_numpy(), edges["to_node"].to_numpy()])
     node_ids, degree = np.unique(ends, return_counts=True)

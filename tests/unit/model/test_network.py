@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -14,7 +15,14 @@ import shapely
 from civictwin.build import _written_ways
 from civictwin.build_network import partitioned_network
 from civictwin.memory import NETWORK_BYTES_PER_ROAD, BuildMemory, grid_cells
-from civictwin.model.network import build_network, network_of, parse_maxspeed
+from civictwin.model.network import (
+    build_network,
+    line_lengths,
+    network_arrays,
+    network_of,
+    parse_maxspeed,
+    usable_ways,
+)
 from civictwin.store.duckdb import DuckDBStore
 
 ROAD_COLUMNS = ("lanes", "maxspeed", "oneway", "oneway_bicycle", "junction", "access", "vehicle",
@@ -53,6 +61,65 @@ def test_ways_split_at_shared_nodes_into_directed_edges() -> None:
     assert sorted(nodes.index) == [1, 2, 3, 4, 5]
     assert nodes.loc[2, "degree"] == 8
     assert nodes.loc[2].geometry.coords[0] == (100, 0)
+
+
+def test_line_lengths_are_summed_vertex_by_vertex_as_geos_sums_them() -> None:
+    """3-4-5 then 6 metres north: 11 m; the diagonal of a unit square: √2; a line of odd numbers the
+    same to the bit as :func:`shapely.length` of it."""
+    lines = [
+        [(0, 0), (3, 4), (3, 10)],
+        [(0, 0), (1, 1)],
+        [(0.1, 0.7), (385_000.3, 6_672_000.9), (0.3, 1e-9), (7, 7)],
+    ]
+    coords = np.array([xy for line in lines for xy in line], dtype=np.float64)
+    lengths = line_lengths(coords, np.array([0, 3, 5, 9], dtype=np.int64))
+    assert lengths[:2].tolist() == [11.0, math.sqrt(2)]
+    assert (
+        lengths.tolist()
+        == shapely.length(shapely.linestrings(coords, indices=[0, 0, 0, 1, 1, 2, 2, 2, 2])).tolist()
+    )
+
+
+def test_the_network_as_arrays_is_the_network() -> None:
+    """The edges and nodes kept as arrays give the network's own columns, lines (the same WKB, written
+    from the vertices), car edges and nodes; the vertices of the edges give their extent."""
+    ways = usable_ways(crossing())
+    arrays, network = network_arrays(ways), network_of(ways)
+    assert arrays.edges.equals(pd.DataFrame(network.edges.drop(columns="geometry")))
+    wkb = list(shapely.to_wkb(network.edges.geometry.to_numpy()))
+    assert arrays.lines.wkb().to_pylist() == wkb
+    car = arrays.car_edges()
+    assert car["edge_id"].tolist() == network.edges.loc[network.edges["car"], "edge_id"].tolist()
+    assert list(shapely.to_wkb(car.geometry.to_numpy())) == [
+        w for w, c in zip(wkb, network.edges["car"], strict=True) if c
+    ]
+    assert "-20_1" not in set(car["edge_id"])  # the one-way primary against its direction
+    assert arrays.nodes[["node_id", "degree"]].equals(pd.DataFrame(network.nodes.drop(columns="geometry")))
+    assert (
+        arrays.nodes[["x", "y"]].to_numpy().tolist()
+        == shapely.get_coordinates(network.nodes.geometry).tolist()
+    )
+    assert sorted(map(tuple, arrays.lines.vertices().tolist())) == [
+        (0, 0),
+        (100, -50),
+        (100, 0),
+        (100, 0),
+        (100, 0),
+        (100, 0),
+        (100, 150),
+        (300, 0),
+    ]
+
+
+def test_no_usable_way_gives_an_empty_network() -> None:
+    """A way whose references and vertices disagree (three references, two vertices) is left out; with
+    no other way there are no edges, nodes or vertices (it raised an IndexError before)."""
+    ways = usable_ways(roads((30, "service", [6, 7, 8], [(0, 10), (50, 10)], {})))
+    arrays = network_arrays(ways)
+    assert (len(arrays.edges), len(arrays.nodes), len(arrays.lines.wkb())) == (0, 0, 0)
+    assert arrays.lines.vertices().shape == (0, 2) and arrays.car_edges().empty
+    assert arrays.quality == {"car_edges": 0, "car_largest_component_share": 0.0, "car_components": 0}
+    assert build_network(roads((30, "service", [6, 7, 8], [(0, 10), (50, 10)], {}))).edges.empty
 
 
 def test_oneway_closes_cars_and_bikes_against_the_flow_but_not_pedestrians() -> None:

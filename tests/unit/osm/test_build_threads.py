@@ -19,7 +19,7 @@ from osm_fixtures import LAT0, LON0, square, write_pbf
 import civictwin.build as build_module
 from civictwin.build import build_twin
 from civictwin.config import load_config
-from civictwin.model.network import Network
+from civictwin.model.network import NetworkArrays
 from civictwin.store.base import version_of
 from civictwin.store.duckdb import DuckDBStore
 from civictwin.store.opening import open_store, store_location
@@ -51,9 +51,9 @@ def test_the_split_runs_on_the_worker_thread_and_the_twin_has_every_derived_tabl
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: dict[str, str] = {}
-    split, buildings = build_module.network_of, build_module._buildings
+    split, buildings = build_module.network_arrays, build_module._buildings
 
-    def recorded_split(*args: Any) -> Network:  # the split of the roads the reader handed over
+    def recorded_split(*args: Any) -> NetworkArrays:  # the split of the roads the reader handed over
         threads["split"] = threading.current_thread().name
         return split(*args)
 
@@ -61,7 +61,7 @@ def test_the_split_runs_on_the_worker_thread_and_the_twin_has_every_derived_tabl
         threads["buildings"] = threading.current_thread().name
         buildings(*args)
 
-    monkeypatch.setattr(build_module, "network_of", recorded_split)
+    monkeypatch.setattr(build_module, "network_arrays", recorded_split)
     monkeypatch.setattr(build_module, "_buildings", recorded_buildings)
     summary = build_twin(load_config(_write_twin(tmp_path)))
     assert threads["split"].startswith("network") and threads["buildings"] == "MainThread"
@@ -84,10 +84,10 @@ def test_a_failed_split_fails_the_build_and_leaves_the_served_twin(
     with open_store(store_location(config)) as store:
         served = version_of(store)
 
-    def failing(*_: Any) -> Network:
+    def failing(*_: Any) -> NetworkArrays:
         raise RuntimeError("split failed")
 
-    monkeypatch.setattr(build_module, "network_of", failing)  # the split of the roads handed over
+    monkeypatch.setattr(build_module, "network_arrays", failing)  # the split of the roads handed over
     with pytest.raises(RuntimeError, match="split failed"):
         build_twin(config)
     with open_store(store_location(config)) as store:
@@ -125,13 +125,17 @@ def test_the_split_starts_from_the_roads_the_reader_wrote_without_reading_them_b
     config = load_config(_write_twin(tmp_path))
     summary = build_twin(config)
     assert written == ["split from 1 written road(s)"]
-    # the edges are written by the worker, through its own connection; everything else by the build
-    assert writers.pop("network_edges").startswith("network")
-    assert set(writers.values()) == {"MainThread"} and {"roads", "network_nodes", "zones"} <= set(writers)
+    # the edges and nodes are written by the worker, through its own connection; everything else by the build
+    assert writers.pop("network_edges").startswith("network") and writers.pop("network_nodes").startswith(
+        "network"
+    )
+    assert set(writers.values()) == {"MainThread"} and {"roads", "buildings_3d", "zones"} <= set(writers)
     assert (summary.tables["network_edges"], summary.tables["network_nodes"]) == (2, 2)
     with open_store(store_location(config)) as store:
         extent = store.table_bounds("network_edges", wgs84=True)
         record = store.records("catalog")["network_edges"]
+        nodes_extent = store.table_bounds("network_nodes", wgs84=True)
+        nodes_record = store.records("catalog")["network_nodes"]
         layers = ("roads", "buildings", "pois", "traffic_signals")
         catalogued = {name: store.records("catalog")[name]["bbox_wgs84"] for name in layers}
         record_roads = store.records("catalog")["roads"]
@@ -146,6 +150,7 @@ def test_the_split_starts_from_the_roads_the_reader_wrote_without_reading_them_b
     )
     assert extent is not None
     assert record["bbox_wgs84"] == [round(v, 7) for v in extent]
+    assert nodes_extent is not None and nodes_record["bbox_wgs84"] == [round(v, 7) for v in nodes_extent]
     # the street runs 0.002° east from (LON0, LAT0): its extent is that line's, to about 1 cm
     assert record["bbox_wgs84"] == pytest.approx([LON0, LAT0, LON0 + 0.002, LAT0], abs=1e-7)
 
