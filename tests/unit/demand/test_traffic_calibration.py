@@ -140,7 +140,9 @@ def test_calibration_recovers_a_known_gateway_inflow_from_counts_inside_the_area
         }
     )
     prepared = prepare_scenario(inputs, Scenario.baseline_scenario(), tmp_path / "truth_net", params)
-    truth = {("901", "inbound"): 3.0, ("901", "through"): 3.0}  # 300 veh/h enter at 901, not 100
+    assert prepared.gateways is not None
+    # 300 veh/h enter at 901, not 100: every cell of its row three times the prior
+    truth = {("in:901", end): 3.0 for end in prepared.gateways.od.zones if not end.startswith("in:")}
     counts = _simulate(prepared, Factors(gateways=truth), 7, tmp_path / "truth").counts
     first_hour = counts[counts["hour"] == 0]
     hourly = pd.DataFrame(
@@ -174,10 +176,17 @@ def test_calibration_recovers_a_known_gateway_inflow_from_counts_inside_the_area
     assert record["fit_after"]["rmse"] < record["fit_before"]["rmse"]
     assert record["parameters"]["gateway_prior"][0]["inbound_vph"] == [70.0]  # 100 × (1 − 0.3 through)
     assert "gateway flows" in record["method"] and record["gateway_flags"] == []
-    # later runs use the fitted flows
+    # the unknowns are the gateway matrix's cells: the record keeps each fitted cell's factor
+    assert {(start, end) for start, end, _ in record["gateway_factors"]} <= {
+        (start, end) for start in prepared.gateways.od.zones for end in prepared.gateways.od.zones
+    }
+    # later runs apply the fitted cells to the same prior, giving the fitted flows
     twin_dir = tmp_path / "twin"
     save_record(twin_dir, record)
     later = with_calibration(PARAMS.model_copy(update={"gateways": params.gateways}), twin_dir)
-    assert {f.node: f.inbound_vph for f in later.gateway_flows}["901"] == pytest.approx(
+    assert later.gateway_factors == tuple((s, e, f) for s, e, f in record["gateway_factors"])
+    again = prepare_scenario(inputs, Scenario.baseline_scenario(), tmp_path / "later_net", later)
+    assert again.gateways is not None
+    assert {f.node: f.inbound_vph for f in again.gateways.flows}["901"] == pytest.approx(
         tuple(fitted["901"]["inbound_vph"])
     )

@@ -20,6 +20,7 @@ from civictwin.engines.traffic.gateways import (
     GatewayFlow,
     GatewaySettings,
     find_gateways,
+    fitted_flows,
     flow_kind,
     gateway_car_trips,
     gateway_demand,
@@ -74,6 +75,16 @@ def test_gateway_flows_by_hand() -> None:
     assert (cell[("a", "out:w")], cell[("b", "out:w")], cell[("a", "out:e")]) == (15.0, 15.0, 15.0)
     assert od.total == pytest.approx(300.0 + 60.0)
     assert demand.edges_by_zone["in:e"] == ["e_in"] and demand.edges_by_zone["out:w"] == ["w_out"]
+    # a calibration scales cells; a cell of a gateway the matrix lacks (a closed road) is skipped
+    scaled = scaled_demand(demand, {("in:w", "b"): 2.0, ("a", "out:e"): 0.0, ("in:gone", "a"): 5.0})
+    cell = {(o, d): scaled.od.trips[i, j] for i, o in enumerate(od.zones) for j, d in enumerate(od.zones)}
+    assert (cell[("in:w", "a")], cell[("in:w", "b")], cell[("a", "out:e")]) == (12.5, 75.0, 0.0)
+    assert scaled.od.total == pytest.approx(360.0 + 37.5 - 15.0)
+    # the flows say what the cells add up to: the west's inbound 12.5 + 75 of 50, the east's outbound half
+    west_flow, east_flow = scaled.flows
+    assert (west_flow.inbound_vph, west_flow.through_vph) == ((87.5,), (50.0,))
+    assert (east_flow.inbound_vph, east_flow.outbound_vph) == ((100.0,), (15.0,))
+    assert fitted_flows(demand, scaled, source="fitted")[0].inbound_source == "stated default, fitted"
     closed = gateway_demand(
         [west, east], ["a", "b"], np.array([2.0, 2.0]), np.array([1.0, 3.0]),
         {"a": ["a1"], "b": ["b1"]}, [stated_flow(g, settings, hours=1) for g in (west, east)],
@@ -210,7 +221,7 @@ def test_gateway_trips_follow_the_hourly_flows(tmp_path: Path) -> None:
     assert len(first) == 40 and all(0 <= t.depart_s < 3600 for t in first)
     assert len(second) == 5 and all(3600 <= t.depart_s < 5400 for t in second)
     assert flow_kind(demand.od.zones, 0, 3) == ("w", "through")
-    doubled = scaled_demand(demand, {("w", "through"): 2.0})
+    doubled = scaled_demand(demand, {("in:w", "out:e"): 2.0})
     assert [od.trips[0, 3] for od in doubled.hourly] == pytest.approx([80.0, 10.0])
     assert doubled.flows[0].through_vph == pytest.approx((80.0, 20.0))
 

@@ -1,8 +1,9 @@
 """Calibrating a twin's traffic demand to its counts, validated on held-back sites, as a versioned record.
 
 The method (docs/methods-calibration.md): the base person-trip matrix gets one factor per origin-
-destination pair and, with ``[gateways]`` enabled, each gateway one factor per flow (inbound, through,
-outbound: traffic from outside the area), estimated together by generalised least squares against the
+destination pair and, with ``[gateways]`` enabled, one factor per cell of the gateway matrix (each
+gateway to each zone and to each other gateway, each zone to each gateway: traffic from outside the
+area), estimated together by generalised least squares against the
 counts and the prior (Cascetta & Nguyen 1988) and iterated with the simulation. The gateways' prior
 flows come from counts on the gateway roads where they exist, else from the stated defaults. Each SUMO run tells, for every count
 site-hour, how many vehicles of each pair it saw (SUMO's vehroute output); holding those paths fixed,
@@ -46,19 +47,20 @@ from civictwin.engines.traffic.demand import trip_pair
 from civictwin.engines.traffic.fit import DMRB_SHARE, Fit, fit, kfold_sites
 from civictwin.engines.traffic.gateways import (
     GATEWAY_PREFIX,
+    IN,
+    OUT,
     STATED_DEFAULT,
     GatewayCount,
     GatewayDemand,
     GatewayFlag,
     GatewayFlow,
     find_gateways,
+    fitted_flows,
     flow_kind,
     gateway_flows,
     road_edges,
     scaled_demand,
-    scaled_flows,
 )
-from civictwin.engines.traffic.gateways import window_hours as hour_shares
 from civictwin.engines.traffic.inputs import TwinInputs, load_twin
 from civictwin.engines.traffic.modechoice import MODES, Mode, ModeChoiceParams, utilities
 from civictwin.engines.traffic.modesplit import METHOD as SPLIT_METHOD
@@ -88,8 +90,9 @@ METHOD = (
     "(assignment re-simulated after each update), solved with scipy.optimize.lsq_linear"
 )
 GATEWAY_METHOD = (
-    "; gateway flows (inbound, through, outbound per gateway; prior from counts on the gateway roads "
-    "or the stated defaults) estimated jointly as further unknowns, bounded by the gateway road's capacity"
+    "; gateway flows (one factor per gateway and zone and per pair of gateways, on a prior from counts on "
+    "the gateway roads or the stated defaults) estimated jointly as further unknowns, bounded by the "
+    "gateway road's capacity"
 )
 MAX_FACTOR = 10.0
 """Upper bound of an OD factor: a pair may grow tenfold at most in one calibration."""
@@ -103,8 +106,8 @@ BASE_PREFIX = "t"
 """Trip ids of the base demand layer (events have their own prefixes and are not calibrated)."""
 
 Pair = tuple[str, str]
-Flow = tuple[str, str]
-"""A gateway's flow: (node, kind), kind one of ``inbound``, ``through``, ``outbound``."""
+Cell = tuple[str, str]
+"""A cell of the gateway matrix: (start, end), ``in:<node>`` or a zone to ``out:<node>`` or a zone."""
 ModeShares = dict[Mode, np.ndarray]
 """Each mode's share of every OD pair (what the loop's simulations hold fixed)."""
 Step = Callable[[str], None]
@@ -113,11 +116,11 @@ Step = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Factors:
-    """The unknowns of a calibration: OD factors on the base matrix and factors on the gateway flows
-    (both 1 where absent)."""
+    """The unknowns of a calibration: OD factors on the base matrix and factors on the cells of the
+    gateway matrix (both 1 where absent)."""
 
     od: dict[Pair, float] = dataclasses.field(default_factory=dict)
-    gateways: dict[Flow, float] = dataclasses.field(default_factory=dict)
+    gateways: dict[Cell, float] = dataclasses.field(default_factory=dict)
 
     def largest_change(self, earlier: Factors) -> float:
         """The largest relative change of any factor from ``earlier`` (a factor near 0 counts from 0.1)."""
@@ -319,7 +322,7 @@ def calibrate(
         },
         "count_edges": list(edges),
         "od_factors": [[o, d, round(f, 6)] for (o, d), f in sorted(full.factors.od.items())],
-        "gateway_factors": [[n, k, round(f, 6)] for (n, k), f in sorted(full.factors.gateways.items())],
+        "gateway_factors": [[s, e, round(f, 6)] for (s, e), f in sorted(full.factors.gateways.items())],
         "gateway_flows": _fitted_flows(gateways, full.factors),
         "gateway_flags": [dataclasses.asdict(f) for f in flags],
         "fit_before": before.as_dict(),
@@ -646,15 +649,15 @@ def update_factors(
 ) -> Factors:
     """One generalised least-squares update of the OD and gateway factors from the paths of the last run.
 
-    Each unknown ``u`` (an OD pair of the base matrix, or one flow of a gateway) has ``a[s, u]``, the
+    Each unknown ``u`` (an OD pair of the base matrix, or a cell of the gateway matrix) has ``a[s, u]``, the
     vehicles of it the run counted at site-hour ``s`` (under factor ``g_u``; the warm-up's copies of
     its trips too, as the factor scales them as well), and ``b[s]`` is the rest of the count (event
     trips); new factors ``x`` give the count ``b[s] + Σ_u a[s, u] x_u / g_u``.
     Minimised: ``Σ_s (c_s − count_s)² / max(c_s, 1)`` (Poisson variance of a count)
     ``+ w_u Σ_u T_u (x_u − 1)²`` (``T_u`` the unknown's expected car trips in the prior, the same
     variance form; ``w_u`` is ``prior_weight`` for an OD pair, ``gateway_prior_weight`` for a gateway
-    flow), with ``0 ≤ x_u ≤`` :data:`MAX_FACTOR` for an OD pair and ``0 ≤ x_u ≤``
-    :func:`gateway_bounds` for a gateway flow. Unknowns no site saw keep their factor.
+    cell), with ``0 ≤ x_u ≤`` :data:`MAX_FACTOR` for an OD pair and ``0 ≤ x_u ≤``
+    :func:`gateway_bounds` for a gateway cell. Unknowns no site saw keep their factor.
 
     With ``max_growth`` the step is a trust region on the demand: when the car trips it adds
     (``Σ_u T_u (x_u − g_u)``) exceed ``max_growth`` × the run's car trips, the step is shortened
@@ -666,10 +669,11 @@ def update_factors(
     zones = prepared.layers[0].od.zones
     od_keys: list[Pair] = [(zones[i], zones[j]) for i, j in map(trip_pair, od_seen["trip_id"].astype(str))]
     gateway_seen = passages[ids.str.startswith(GATEWAY_PREFIX)]
-    gateway_keys: list[Flow] = []
+    gateway_keys: list[Cell] = []
     if prepared.gateways is not None:
         names = prepared.gateways.od.zones
-        gateway_keys = [flow_kind(names, *trip_pair(t)) for t in gateway_seen["trip_id"].astype(str)]
+        cells = (trip_pair(t) for t in gateway_seen["trip_id"].astype(str))
+        gateway_keys = [(names[start], names[end]) for start, end in cells]
     pairs, flows = sorted(set(od_keys)), sorted(set(gateway_keys))
     if not pairs and not flows:
         return factors
@@ -747,33 +751,35 @@ def prior_car_trips(prepared: PreparedScenario, outcome: SeedOutcome, pairs: Seq
     return np.array([od.trips[index[o], index[d]] * per_car for o, d in pairs])
 
 
-def prior_gateway_trips(gateways: GatewayDemand | None, flows: Sequence[Flow]) -> np.ndarray:
-    """Vehicles of each gateway flow in the prior over the demand window (its partial last hour in part)."""
-    if gateways is None or not flows:
-        return np.zeros(len(flows))
-    shares = hour_shares(gateways.window_s)
-    by_node = {f.node: f for f in gateways.flows}
-    return np.array(
-        [sum(p * v for p, v in zip(shares, getattr(by_node[n], f"{k}_vph"), strict=False)) for n, k in flows]
-    )
+def prior_gateway_trips(gateways: GatewayDemand | None, cells: Sequence[Cell]) -> np.ndarray:
+    """Vehicles of each gateway cell in the prior over the demand window (its partial last hour in part)."""
+    if gateways is None or not cells:
+        return np.zeros(len(cells))
+    od = gateways.od
+    index = {name: i for i, name in enumerate(od.zones)}
+    return np.array([od.trips[index[start], index[end]] for start, end in cells])
 
 
-def gateway_bounds(gateways: GatewayDemand | None, edges: pd.DataFrame, flows: Sequence[Flow]) -> np.ndarray:
-    """Upper bound of each gateway flow's factor: its road's capacity over the prior's busiest hour on
-    that road (inbound and through share the edge into the area, so both at their bound fill it), at
-    least 1 (the prior itself stays admissible). The road, not a multiple of an assumed default,
-    limits a gateway flow; :data:`MAX_FACTOR` only where the road's capacity is unknown."""
-    if gateways is None or not flows:
-        return np.zeros(len(flows))
+def gateway_bounds(gateways: GatewayDemand | None, edges: pd.DataFrame, cells: Sequence[Cell]) -> np.ndarray:
+    """Upper bound of each gateway cell's factor: its gateway road's capacity over the prior's busiest
+    hour on that road (the inbound and through cells of a gateway share the edge into the area, the
+    outbound ones the edge out, so all at their bound fill it), at least 1 (the prior itself stays
+    admissible). The road, not a multiple of an assumed default, limits a gateway's traffic;
+    :data:`MAX_FACTOR` only where the road's capacity is unknown."""
+    if gateways is None or not cells:
+        return np.zeros(len(cells))
     capacity = dict(zip(edges["edge_id"].astype(str), edges["capacity_vph"].astype(float), strict=True))
+    names = gateways.od.zones
+    index = {name: i for i, name in enumerate(names)}
     by_node = {f.node: f for f in gateways.flows}
     bounds = []
-    for node, kind in flows:
+    for start, end in cells:
+        node, kind = flow_kind(names, index[start], index[end])
         flow = by_node[node]
         if kind == "outbound":
-            edge, peak = gateways.edges_by_zone.get("out:" + node, [""])[0], max(flow.outbound_vph)
+            edge, peak = gateways.edges_by_zone.get(OUT + node, [""])[0], max(flow.outbound_vph)
         else:
-            edge = gateways.edges_by_zone.get("in:" + node, [""])[0]
+            edge = gateways.edges_by_zone.get(IN + node, [""])[0]
             peak = max(i + t for i, t in zip(flow.inbound_vph, flow.through_vph, strict=True))
         limit = capacity.get(edge, math.nan)
         ratio = limit / peak if peak > 0 and math.isfinite(limit) else MAX_FACTOR
@@ -816,10 +822,11 @@ def counted_gateway_flows(
 
 
 def _fitted_flows(gateways: GatewayDemand | None, factors: Factors) -> list[dict[str, Any]]:
-    """The gateway flows with the fitted factors applied, as plain JSON (what later runs use)."""
+    """Each gateway's inbound, through and outbound flows with the fitted cell factors applied, as
+    plain JSON (what the report shows; later runs apply the cell factors themselves)."""
     if gateways is None:
         return []
-    fitted = scaled_flows(gateways.flows, factors.gateways, source="fitted to the counts")
+    fitted = fitted_flows(gateways, scaled_demand(gateways, factors.gateways), source="fitted to the counts")
     return [f.model_dump(mode="json") for f in fitted]
 
 
@@ -972,13 +979,13 @@ def latest_record(twin_dir: Path) -> dict[str, Any] | None:
 
 def with_calibration(params: TrafficParams, twin_dir: Path) -> TrafficParams:
     """``params`` with the twin's latest calibration (its OD factors, counting edges, mode-choice
-    constants fitted to an observed split and, with ``[gateways]`` enabled, its fitted gateway flows)
-    applied; gateways the record did not fit take
+    constants fitted to an observed split and, with ``[gateways]`` enabled, its gateway prior and the
+    factors fitted on the gateway matrix's cells) applied. A record of an earlier version, which
+    fitted one factor per gateway flow, gives its fitted flows instead; gateways no record fitted take
     their flows from the counts on their roads (:func:`with_gateway_counts`)."""
     record = latest_record(twin_dir)
     if record is None:
         return with_gateway_counts(params, twin_dir)
-    fitted = tuple(GatewayFlow.model_validate(f) for f in record.get("gateway_flows") or [])
     base_modes = record.get("base_modes")
     fitted_constants = (record.get("mode_choice") or {}).get("constants_after") or {}
     calibrated = params.model_copy(
@@ -990,10 +997,22 @@ def with_calibration(params: TrafficParams, twin_dir: Path) -> TrafficParams:
             "count_edges": tuple(record["count_edges"]),
             "calibration_record": str(record["id"]),
             "base_modes": BaseModes.from_record(base_modes) if base_modes else None,
-            **({"gateway_flows": fitted} if params.gateways.enabled and fitted else {}),
         }
     )
-    return calibrated if fitted else with_gateway_counts(calibrated, twin_dir)
+    if not params.gateways.enabled:
+        return calibrated
+    cells = tuple(
+        (str(start), str(end), float(f))
+        for start, end, f in record.get("gateway_factors") or []
+        if str(start).startswith(IN) or str(end).startswith(OUT)
+    )
+    if cells:
+        prior = tuple(GatewayFlow.model_validate(f) for f in record["parameters"]["gateway_prior"])
+        return calibrated.model_copy(update={"gateway_flows": prior, "gateway_factors": cells})
+    fitted = tuple(GatewayFlow.model_validate(f) for f in record.get("gateway_flows") or [])
+    if fitted:  # a record of one factor per gateway flow
+        return calibrated.model_copy(update={"gateway_flows": fitted})
+    return with_gateway_counts(calibrated, twin_dir)
 
 
 def with_gateway_counts(params: TrafficParams, twin_dir: Path) -> TrafficParams:

@@ -1,7 +1,7 @@
 """Where to count next: candidate count sites ranked by how much a count there would narrow a plan KPI.
 
 The method (docs/methods-countnext.md): the calibration's unknowns (one factor per OD pair of the base
-matrix and per gateway flow, :mod:`civictwin.engines.traffic.calibration`) are linearised at the
+matrix and per cell of the gateway matrix, :mod:`civictwin.engines.traffic.calibration`) are linearised at the
 calibrated demand. Relative to it each unknown ``y_u`` (1 = as calibrated) has a prior variance (the
 calibration's own prior term) and each used count site-hour is a linear observation of them (the
 vehicles of each unknown the baseline run counted there, with the count's Poisson variance), which
@@ -44,7 +44,7 @@ from civictwin.engines.traffic.calibration import (
     with_calibration,
 )
 from civictwin.engines.traffic.demand import trip_pair
-from civictwin.engines.traffic.gateways import GATEWAY_PREFIX, flow_kind
+from civictwin.engines.traffic.gateways import GATEWAY_PREFIX
 from civictwin.engines.traffic.inputs import TwinInputs, load_twin, needs_routes
 from civictwin.engines.traffic.params import TrafficParams, load_params
 from civictwin.engines.traffic.prepare import PreparedScenario, prepare_scenario
@@ -54,7 +54,7 @@ from civictwin.scenarios.spec import Scenario
 
 FloatArray = npt.NDArray[np.float64]
 Unknown = tuple[str, str, str]
-"""A calibration unknown: (``od``, origin, destination) or (``gateway``, node, kind)."""
+"""A calibration unknown: (``od``, origin, destination) or (``gateway``, start, end) of a gateway cell."""
 Step = Callable[[str], None]
 
 KPIS: dict[str, str] = {
@@ -174,13 +174,15 @@ def sequence_sites(design: CountDesign, *, count: int) -> pd.DataFrame:
 
 
 def unknown_of(prepared: PreparedScenario, trip_id: str) -> Unknown | None:
-    """The calibration unknown a trip belongs to (its OD pair or gateway flow); None for event trips."""
+    """The calibration unknown a trip belongs to (its OD pair or gateway cell); None for event trips."""
     if trip_id.startswith(BASE_PREFIX):
         zones = prepared.layers[0].od.zones
         origin, destination = trip_pair(trip_id)
         return ("od", zones[origin], zones[destination])
     if trip_id.startswith(GATEWAY_PREFIX) and prepared.gateways is not None:
-        return ("gateway", *flow_kind(prepared.gateways.od.zones, *trip_pair(trip_id)))
+        names = prepared.gateways.od.zones
+        start, end = trip_pair(trip_id)
+        return ("gateway", names[start], names[end])
     return None
 
 
@@ -340,10 +342,10 @@ def _prior_variance(baseline: PlanRun, keyed: Mapping[str, Unknown], factors: Fa
     today, e.g. a gateway only a plan opens: no count of today's traffic can narrow it."""
     prepared, outcome = baseline.prepared, baseline.outcome
     settings = prepared.params.calibration
-    simulated = {f.node for f in prepared.gateways.flows} if prepared.gateways is not None else set()
+    simulated = set(prepared.gateways.od.zones) if prepared.gateways is not None else set()
     variance: dict[str, float] = {}
     for key, (kind, first, second) in keyed.items():
-        if kind == "gateway" and first not in simulated:
+        if kind == "gateway" and not {first, second} <= simulated:
             trips, factor, weight = 0.0, 1.0, settings.gateway_prior_weight
         elif kind == "gateway":
             trips = float(prior_gateway_trips(prepared.gateways, [(first, second)])[0])
@@ -398,7 +400,7 @@ def where_to_count(
     observed = twin_count_sites(twin_dir, params).window(params.calibration, window_hours(params))
     factors = Factors(
         od={(o, d): f for o, d, f in record["od_factors"]},
-        gateways={(n, k): float(f) for n, k, f in record.get("gateway_factors") or []},
+        gateways={(start, end): float(f) for start, end, f in record.get("gateway_factors") or []},
     )
     folder = twin_dir / RECORDS_DIR
     folder.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,8 @@ spread over the zones as the phone data says, hour by hour.
 
 They are car trips (drivers from outside make no mode choice here), sampled per seed and per hour
 (:func:`gateway_car_trips`) with ids starting with :data:`GATEWAY_PREFIX`; a calibration scales the
-three flows of each gateway (:func:`scaled_flows`). Everything here is a pure function of plain data.
+cells of their matrix (:func:`scaled_demand`: one factor per gateway and zone, or pair of gateways).
+Everything here is a pure function of plain data.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ PHONE_SOURCE = "phone-based OD matrix"
 """The source of a flow taken from the phone matrix's trips with one end outside the area."""
 Kind = Literal["inbound", "through", "outbound"]
 KINDS: tuple[Kind, ...] = ("inbound", "through", "outbound")
+Cell = tuple[str, str]
+"""A cell of a gateway matrix (:attr:`GatewayDemand.od`): its start and end names, ``in:<node>`` or a
+zone to ``out:<node>`` or a zone (never zone to zone)."""
 """The three flows of a gateway: from it to the zones, from it across the area to the other
 gateways, and from the zones out through it."""
 
@@ -352,21 +356,46 @@ def scaled_flows(
     return scaled
 
 
-def scaled_demand(demand: GatewayDemand, factors: Mapping[tuple[str, str], float]) -> GatewayDemand:
-    """``demand`` with each (node, kind) factor applied to the cells of that flow in every hour."""
+def scaled_demand(demand: GatewayDemand, factors: Mapping[Cell, float]) -> GatewayDemand:
+    """``demand`` with each cell's factor applied to that cell in every hour (cells ``demand`` lacks,
+    such as those of a gateway a plan closes, are skipped); its flows become the scaled matrix's
+    (:func:`fitted_flows`)."""
     names = demand.hourly[0].zones
-    size = len(names)
-    cell_factor = np.ones((size, size))
-    for i in range(size):
-        for j in range(size):
-            if names[i].startswith(IN) or names[j].startswith(OUT):
-                cell_factor[i, j] = factors.get(flow_kind(names, i, j), 1.0)
-    return GatewayDemand(
-        tuple(OdMatrix(names, od.trips * cell_factor) for od in demand.hourly),
-        demand.edges_by_zone,
-        tuple(scaled_flows(demand.flows, factors)),
-        demand.window_s,
-    )
+    index = {name: i for i, name in enumerate(names)}
+    cell_factor = np.ones((len(names), len(names)))
+    for (start, end), factor in factors.items():
+        if start in index and end in index:
+            cell_factor[index[start], index[end]] = factor
+    hourly = tuple(OdMatrix(names, od.trips * cell_factor) for od in demand.hourly)
+    scaled = GatewayDemand(hourly, demand.edges_by_zone, demand.flows, demand.window_s)
+    return GatewayDemand(hourly, demand.edges_by_zone, tuple(fitted_flows(demand, scaled)), demand.window_s)
+
+
+def fitted_flows(
+    prior: GatewayDemand, scaled: GatewayDemand, *, source: str | None = None
+) -> list[GatewayFlow]:
+    """``prior``'s flows with each gateway's inbound, through and outbound vehicles scaled as its cells
+    in ``scaled`` sum up against ``prior``'s (all hours together: a cell's factor is the same in every
+    hour); with ``source`` (e.g. ``fitted to the counts``) appended to a scaled flow's sources."""
+    before, after = _flow_totals(prior.od), _flow_totals(scaled.od)
+    ratios = {key: after[key] / total for key, total in before.items() if total > 0 and after[key] != total}
+    return scaled_flows(prior.flows, ratios, source=source)
+
+
+def _flow_totals(od: OdMatrix) -> dict[tuple[str, str], float]:
+    """Vehicles of each gateway's inbound, through and outbound flow in the gateway matrix ``od``."""
+    names = od.zones
+    entering = np.array([n.startswith(IN) for n in names])
+    leaving = np.array([n.startswith(OUT) for n in names])
+    zone = ~(entering | leaving)
+    totals: dict[tuple[str, str], float] = {}
+    for i in np.flatnonzero(entering):
+        node = names[i].removeprefix(IN)
+        totals[(node, "inbound")] = float(od.trips[i, zone].sum())
+        totals[(node, "through")] = float(od.trips[i, leaving].sum())
+    for j in np.flatnonzero(leaving):
+        totals[(names[j].removeprefix(OUT), "outbound")] = float(od.trips[zone, j].sum())
+    return totals
 
 
 def flow_kind(names: Sequence[str], origin: int, destination: int) -> tuple[str, Kind]:

@@ -80,6 +80,9 @@ class TrafficParams(BaseModel):
     gateway_flows: tuple[GatewayFlow, ...] = ()
     """Gateway flows from counts or a calibration record (set by the twin, not in ``traffic.toml``);
     gateways without one take the ``[gateways]`` defaults."""
+    gateway_factors: tuple[tuple[str, str, Annotated[float, Field(ge=0)]], ...] = ()
+    """(start, end, factor) on cells of the gateway matrix (``in:<node>`` or a zone to ``out:<node>``
+    or a zone), from a calibration record: applied to the flows above (set by the twin)."""
 
     def sim_options(self) -> SimOptions:
         """The SUMO options these parameters imply."""

@@ -17,12 +17,15 @@ from civictwin.engines.traffic.busfiles import BusPlan
 from civictwin.engines.traffic.demand import DemandError, OdMatrix, profile_ratios, zone_edges
 from civictwin.engines.traffic.edits import ModifiedNetwork, apply_interventions, car_connected_edges
 from civictwin.engines.traffic.gateways import (
+    IN,
+    OUT,
     GatewayDemand,
     find_gateways,
     gateway_demand,
     outside_vehicles,
     phone_flows,
     resolve_flows,
+    scaled_demand,
     window_hours,
 )
 from civictwin.engines.traffic.inputs import TwinInputs
@@ -113,6 +116,22 @@ def with_od_factors(od: OdMatrix, factors: Sequence[tuple[str, str, float]]) -> 
     return OdMatrix(od.zones, trips)
 
 
+def with_gateway_factors(demand: GatewayDemand, factors: Sequence[tuple[str, str, float]]) -> GatewayDemand:
+    """``demand`` with each (start, end, factor) cell multiplied (:func:`scaled_demand`); a cell of a
+    gateway the scenario does not use (its road closed) is skipped, a zone ``demand`` lacks is an
+    error (the calibration was made for another zoning)."""
+    if not factors:
+        return demand
+    names = set(demand.hourly[0].zones)
+    unknown = sorted({z for s, e, _ in factors for z in (s, e) if not z.startswith((IN, OUT))} - names)
+    if unknown:
+        raise DemandError(
+            f"the calibration names zone(s) {', '.join(unknown[:5])} the twin does not have: calibrate again",
+            field="gateway_factors",
+        )
+    return scaled_demand(demand, {(s, e): f for s, e, f in factors})
+
+
 def prepare_scenario(
     inputs: TwinInputs, scenario: Scenario, workdir: Path, params: TrafficParams
 ) -> PreparedScenario:
@@ -180,11 +199,13 @@ def prepare_scenario(
                 occupancy=params.mode_choice.car_occupancy,
             )
             flows = phone_flows(found, flows, outside, usable=usable, **ends)
+        # spread over the zones by the matrix before calibration: a calibration fits the gateway
+        # matrix's cells on that spread (params.gateway_factors), so they give back what it fitted
         gateways = gateway_demand(
             found,
-            base.zones,
-            base.trips.sum(axis=1),
-            base.trips.sum(axis=0),
+            demand.od.zones,
+            demand.od.trips.sum(axis=1),
+            demand.od.trips.sum(axis=0),
             by_zone,
             flows,
             usable=usable,
@@ -192,6 +213,7 @@ def prepare_scenario(
             window_s=params.demand_window_s,
             outside=outside,
         )
+        gateways = with_gateway_factors(gateways, params.gateway_factors)
     simulated_service = service.keep_edges(network.edge_ids)
     free_flow = demand.service.with_car_times(car_min)
     line_transit = _line_transit(simulated_service, inputs, modified, params, free_flow)
