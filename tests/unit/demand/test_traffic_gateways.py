@@ -10,7 +10,7 @@ import pytest
 from traffic_tiny_twin import PARAMS, tiny_inputs, with_stubs
 
 from civictwin.engines.traffic.calibration import counted_gateway_flows
-from civictwin.engines.traffic.demand import trip_pair
+from civictwin.engines.traffic.demand import DemandError, trip_pair
 from civictwin.engines.traffic.edits import apply_interventions
 from civictwin.engines.traffic.gateways import (
     STATED_DEFAULT,
@@ -30,7 +30,7 @@ from civictwin.engines.traffic.gateways import (
     stated_flow,
 )
 from civictwin.engines.traffic.modechoice import mode_shares
-from civictwin.engines.traffic.prepare import prepare_scenario
+from civictwin.engines.traffic.prepare import prepare_scenario, with_gateway_factors
 from civictwin.engines.traffic.report import _gateway_note
 from civictwin.engines.traffic.simulate import _car_trips
 from civictwin.engines.traffic.sites import CountSites
@@ -85,6 +85,10 @@ def test_gateway_flows_by_hand() -> None:
     assert (west_flow.inbound_vph, west_flow.through_vph) == ((87.5,), (50.0,))
     assert (east_flow.inbound_vph, east_flow.outbound_vph) == ((100.0,), (15.0,))
     assert fitted_flows(demand, scaled, source="fitted")[0].inbound_source == "stated default, fitted"
+    # later runs: a cell of a closed gateway is skipped, a zone the twin lacks means calibrate again
+    assert with_gateway_factors(demand, [("in:gone", "a", 5.0)]).od.total == pytest.approx(360.0)
+    with pytest.raises(DemandError, match=r"zone\(s\) c the twin does not have: calibrate again"):
+        with_gateway_factors(demand, [("in:w", "c", 2.0)])
     closed = gateway_demand(
         [west, east], ["a", "b"], np.array([2.0, 2.0]), np.array([1.0, 3.0]),
         {"a": ["a1"], "b": ["b1"]}, [stated_flow(g, settings, hours=1) for g in (west, east)],
