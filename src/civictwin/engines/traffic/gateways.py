@@ -50,11 +50,11 @@ PHONE_SOURCE = "phone-based OD matrix"
 """The source of a flow taken from the phone matrix's trips with one end outside the area."""
 Kind = Literal["inbound", "through", "outbound"]
 KINDS: tuple[Kind, ...] = ("inbound", "through", "outbound")
+"""The three flows of a gateway: from it to the zones, from it across the area to the other
+gateways, and from the zones out through it."""
 Cell = tuple[str, str]
 """A cell of a gateway matrix (:attr:`GatewayDemand.od`): its start and end names, ``in:<node>`` or a
 zone to ``out:<node>`` or a zone (never zone to zone)."""
-"""The three flows of a gateway: from it to the zones, from it across the area to the other
-gateways, and from the zones out through it."""
 
 
 class GatewaySettings(BaseModel):
@@ -500,9 +500,10 @@ def gateway_demand(
     zone in ``zones``) weigh the zones; zones without a car edge in ``edges_by_zone`` get no gateway
     trips; a gateway whose edge is not ``usable`` (not in the simulated network's connected part, or
     closed to cars by the scenario) carries none either, unless its inbound edge is one of ``entries``
-    (only leading into that part: a one-way road in) or its outbound edge one of ``exits``. With ``outside`` (the phone matrix's trips with one end
-    outside), each hour's inbound and outbound vehicles spread over the zones as its trips from and to
-    outside do that hour, where it has any to zones with a car edge.
+    (only leading into that part: a one-way road in) or its outbound edge one of ``exits``. With
+    ``outside`` (the phone matrix's trips with one end outside), each hour's inbound and outbound
+    vehicles spread over the zones as its trips from and to outside do that hour, where it has any to
+    zones with a car edge.
     """
     by_node = {f.node: f for f in flows}
     entering, leaving = _entering(gateways, usable, entries), _leaving(gateways, usable, exits)
