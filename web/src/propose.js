@@ -64,7 +64,7 @@ function placingMap(container, menu, bounds) {
 
 /** The composing form and its state: interventions added from the menu, each placed on the map. */
 function composer(section, { menu, base, map }) {
-  const state = { items: [], active: null, problems: [], timer: null };
+  const state = { items: [], active: null, problems: [], timer: null, checks: 0 };
   const title = el('input', { id: 'propose-title', name: 'title', type: 'text', maxlength: 120, required: true });
   const description = el('textarea', { id: 'propose-description', name: 'description', rows: 3, maxlength: 1000 });
   const picker = el('select', { id: 'propose-pick' }, ...menu.interventions.map((e) => el('option', { value: e.type, title: e.help }, menuLabel(e))));
@@ -97,16 +97,22 @@ function composer(section, { menu, base, map }) {
     list.replaceChildren(...state.items.map((item, index) => itemView(item, index)));
     redraw();
   };
+  // Each change schedules a check of the whole draft; only the latest check's answer is shown, and the
+  // section says 'checking' from the change on, so nothing reads an earlier draft's problems as this one's.
   const check = () => {
     clearTimeout(state.timer);
+    const ticket = ++state.checks;
+    section.dataset.proposeCheck = 'checking';
     state.timer = setTimeout(async () => {
-      section.dataset.proposeCheck = 'checking';
+      let found;
       try {
         const { answer } = await post(`${base}/validate?lang=${language()}`, proposalBody({ ...draft(), items: state.items.map(placed) }));
-        state.problems = answer.problems;
+        found = answer.problems;
       } catch (error) {
-        state.problems = [{ field: 'body', message: error.message }];
+        found = [{ field: 'body', message: error.message }];
       }
+      if (ticket !== state.checks) return; // the draft changed while this check ran: a later one answers
+      state.problems = found;
       showProblems();
       section.dataset.proposeCheck = state.problems.length ? 'problems' : 'valid';
     }, CHECK_AFTER_MS);
