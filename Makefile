@@ -52,7 +52,7 @@ DEMO_DIR ?= demo-twin
 demo: $(STAMP) sysdeps $(VIEWER)
 	$(VENV)/bin/civictwin demo --dir $(DEMO_DIR)
 	$(VENV)/bin/civictwin demo-calibrate $(DEMO_DIR)
-	$(VENV)/bin/civictwin compare baseline close_main_street zone_30 --twin $(DEMO_DIR) --seeds 5 --workers 2
+	$(VENV)/bin/civictwin compare baseline zone_30 --twin $(DEMO_DIR) --seeds 5 --workers 2
 	$(VENV)/bin/civictwin demo-live $(DEMO_DIR)
 
 test: $(STAMP) sysdeps $(VIEWER)
