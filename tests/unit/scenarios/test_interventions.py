@@ -17,7 +17,7 @@ from civictwin.engines.traffic.edits import (
     TimedClosure,
     apply_interventions,
     car_connected_edges,
-    car_entries_and_exits,
+    car_network_parts,
 )
 from civictwin.engines.traffic.engine import TrafficEngine
 from civictwin.engines.traffic.interventions import ScaleDemand, TransitFrequency
@@ -208,9 +208,13 @@ def test_entries_and_exits_of_the_connected_car_network() -> None:
         crs=CRS,
     )
     assert car_connected_edges(edges) == {"r1", "r2", "r3"}
-    assert car_entries_and_exits(edges) == ({"in1", "in2"}, {"out1", "out2", "beyond", "spur", "-spur"})
+    assert car_network_parts(edges) == (
+        {"r1", "r2", "r3"},
+        {"in1", "in2"},
+        {"out1", "out2", "beyond", "spur", "-spur"},
+    )
     # closed to cars, the chain's second edge cuts its first off from the ring
-    assert car_entries_and_exits(edges.assign(car=edges["edge_id"] != "in2"))[0] == frozenset()
+    assert car_network_parts(edges.assign(car=edges["edge_id"] != "in2"))[1] == frozenset()
 
 
 def test_pedestrianise_a_square(grid: Grid, box_wkt: Callable[..., str]) -> None:

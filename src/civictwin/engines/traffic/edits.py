@@ -155,9 +155,7 @@ def apply_interventions(
         handler = _HANDLERS.get(type(intervention))
         if handler is not None:  # other engines' interventions are theirs to apply
             handler(state, index, intervention)
-    worst, filtered = _worst_moment(state), _filtered_nodes(state)
-    car_edges = car_connected_edges(worst, filtered_nodes=filtered)
-    entries, exits = car_entries_and_exits(worst, filtered_nodes=filtered)
+    car_edges, entries, exits = car_network_parts(_worst_moment(state), filtered_nodes=_filtered_nodes(state))
     if zones is not None and any(type(i) in _HANDLERS for i in scenario.interventions):
         _check_zones(state, car_edges, zones)
     changes = pd.DataFrame(state.changes, columns=_CHANGE_COLUMNS)
@@ -207,23 +205,24 @@ def car_connected_edges(
     return frozenset(ids[_largest_strong_part(graph)].tolist())
 
 
-def car_entries_and_exits(
+def car_network_parts(
     edges: gpd.GeoDataFrame, *, filtered_nodes: list[int] | tuple[int, ...] = ()
-) -> tuple[frozenset[str], frozenset[str]]:
-    """Car edges outside the largest strongly connected part that lead into it (**entries**) and that
-    it leads to (**exits**), on the same line graph as :func:`car_connected_edges`.
+) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """The car edges of the largest strongly connected part (:func:`car_connected_edges`), and those
+    outside it that lead into it (**entries**) and that it leads to (**exits**), from one line graph.
 
-    A trip cannot start and end on them both (no way back), but a trip from outside may start on an
-    entry and one leaving the area may end on an exit: a one-way road where the area's boundary cuts
-    it (a one-way arterial feeding a bridge, say) is such an edge, and it carries traffic in or out.
+    A trip cannot start and end on an entry or exit both (no way back), but a trip from outside may
+    start on an entry and one leaving the area may end on an exit: a one-way road where the area's
+    boundary cuts it (a one-way arterial feeding a bridge, say) is such an edge, and it carries
+    traffic in or out.
     """
     ids, graph = _car_line_graph(edges, filtered_nodes)
     if not len(ids):
-        return frozenset(), frozenset()
+        return frozenset(), frozenset(), frozenset()
     inside = _largest_strong_part(graph)
     exits = _reached_from(graph, inside) & ~inside
     entries = _reached_from(graph.T.tocsr(), inside) & ~inside
-    return frozenset(ids[entries].tolist()), frozenset(ids[exits].tolist())
+    return frozenset(ids[inside].tolist()), frozenset(ids[entries].tolist()), frozenset(ids[exits].tolist())
 
 
 def _car_line_graph(

@@ -183,10 +183,7 @@ def prepare_scenario(
     if params.gateways.enabled:
         found = find_gateways(inputs.edges, boundary_m=params.gateways.boundary_m)
         # a one-way road cut by the boundary only leads into the connected network, or out of it
-        ends = {
-            "entries": modified.car_entries & network.edge_ids,
-            "exits": modified.car_exits & network.edge_ids,
-        }
+        entries, exits = modified.car_entries & network.edge_ids, modified.car_exits & network.edge_ids
         hours = len(window_hours(params.demand_window_s))
         ratios = profile_ratios(params.demand.hourly_profile, start_hour=demand.first_hour, hours=hours)
         flows = resolve_flows(found, params.gateway_flows, params.gateways, hours=hours, ratios=ratios)
@@ -198,7 +195,7 @@ def prepare_scenario(
                 car_share=params.gateways.outside_car_share,
                 occupancy=params.mode_choice.car_occupancy,
             )
-            flows = phone_flows(found, flows, outside, usable=usable, **ends)
+            flows = phone_flows(found, flows, outside, usable=usable, entries=entries, exits=exits)
         # spread over the zones by the matrix before calibration: a calibration fits the gateway
         # matrix's cells on that spread (params.gateway_factors), so they give back what it fitted
         gateways = gateway_demand(
@@ -209,7 +206,8 @@ def prepare_scenario(
             by_zone,
             flows,
             usable=usable,
-            **ends,
+            entries=entries,
+            exits=exits,
             window_s=params.demand_window_s,
             outside=outside,
         )
