@@ -130,11 +130,11 @@ def test_prepared_scenario_carries_gateway_trips(tmp_path: Path) -> None:
     assert prepared.gateways.sources()[0] == {
         "node": "901",
         "inbound": STATED_DEFAULT,
+        "through": STATED_DEFAULT,
         "outbound": STATED_DEFAULT,
     }
     assert _gateway_note(prepared.gateways.sources()) == (
-        " Traffic from outside through 2 gateway(s) (901: in from stated default, out from stated default; "
-        "902: in from stated default, out from stated default)."
+        " Traffic from outside through 2 gateway(s) (901, 902: in from stated default, out from stated default)."
     )
 
 

@@ -352,11 +352,16 @@ def path_costs(graph: ModeGraph, nodes: IntArray, weights: FloatMatrix) -> Float
     ``nodes``: SciPy returns every origin's cost to every graph node, which for all 1,492 zones of the
     8×8 twin's walk network (228,000 nodes) would be a 2.7 GB matrix at once.
     """
-    matrix = graph.matrix(weights)
-    costs = np.empty((len(nodes), len(nodes)), dtype=float)
-    for first in range(0, len(nodes), SOURCES_PER_SEARCH):
-        chunk = nodes[first : first + SOURCES_PER_SEARCH]
-        costs[first : first + len(chunk)] = dijkstra(matrix, directed=True, indices=chunk)[:, nodes]
+    return search_costs(graph.matrix(weights), nodes, nodes)
+
+
+def search_costs(matrix: csr_matrix, sources: IntArray, targets: IntArray) -> FloatMatrix:
+    """Least-cost path from each of the graph nodes ``sources`` to each of ``targets`` on the weighted
+    adjacency ``matrix`` (inf: unreachable), :data:`SOURCES_PER_SEARCH` sources at a time."""
+    costs = np.empty((len(sources), len(targets)), dtype=float)
+    for first in range(0, len(sources), SOURCES_PER_SEARCH):
+        chunk = sources[first : first + SOURCES_PER_SEARCH]
+        costs[first : first + len(chunk)] = dijkstra(matrix, directed=True, indices=chunk)[:, targets]
     return costs
 
 
@@ -372,7 +377,7 @@ def network_distances(
     A path is never shorter than the straight line between the zone centroids (the snapping of
     centroids to nodes can otherwise shorten it).
     """
-    key = _distance_key(zones, edges, mode)
+    key = network_key(zones, edges, mode)
     with _DISTANCES_LOCK:
         cached = _DISTANCES.get(key)
     if cached is None:
@@ -388,16 +393,16 @@ def network_distances(
 
 
 _DISTANCES: dict[bytes, FloatMatrix] = {}
-"""Zone-to-zone network distances already computed in this process, by :func:`_distance_key`: a
+"""Zone-to-zone network distances already computed in this process, by :func:`network_key`: a
 scenario needs the walk distances twice (the gravity model and the free-flow level of service), and
 on a region-sized twin each all-zones shortest-path search takes minutes."""
 _DISTANCES_KEPT = 4
 _DISTANCES_LOCK = threading.Lock()
 
 
-def _distance_key(zones: gpd.GeoDataFrame, edges: gpd.GeoDataFrame, mode: str) -> bytes:
-    """A digest of everything :func:`network_distances` reads: the zones' centroids and areas, and the
-    ends, lengths and ``mode`` permission of every edge."""
+def network_key(zones: gpd.GeoDataFrame, edges: gpd.GeoDataFrame, mode: str) -> bytes:
+    """A digest of everything :func:`network_distances` reads (and the regional model takes from the
+    area): the zones' centroids and areas, and the ends, lengths and ``mode`` permission of every edge."""
     digest = hashlib.blake2b(mode.encode(), digest_size=20)
     centroids = zones.geometry.centroid
     for values in (

@@ -141,6 +141,7 @@ class TrafficEngine:
                 "transit_source": inputs.transit_source,
                 "demand_source": inputs.demand_source,
                 "gateway_sources": inputs.gateways.sources() if inputs.gateways is not None else [],
+                "gateway_notes": list(inputs.gateways.notes) if inputs.gateways is not None else [],
                 "bus_sources": list(inputs.buses.service.sources) if inputs.buses else [],
                 "bus_stops_unmatched": inputs.buses.service.unmatched_stops if inputs.buses else 0,
                 "bus_runs_dropped": inputs.buses.service.dropped_runs if inputs.buses else 0,

@@ -26,6 +26,7 @@ Everything here is a pure function of plain data.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -73,9 +74,14 @@ class GatewaySettings(BaseModel):
     boundary_m: Annotated[float, Field(gt=0)] = 50.0
     """A dead end this close (m) to the network's outline is a gateway."""
     outside_car_share: Annotated[float, Field(ge=0, le=1)] = 0.5
-    """Share of the phone matrix's person trips with one end outside the area made by car (they
-    become gateway vehicles at ``mode_choice.car_occupancy`` persons per car): an assumption, to
-    replace with a travel survey's car share of trips crossing the area's boundary."""
+    """Share of the person trips with one end outside the area (the phone matrix's, or the regional
+    model's) made by car (they become gateway vehicles at ``mode_choice.car_occupancy`` persons per
+    car): an assumption, to replace with a travel survey's car share of trips crossing the area's
+    boundary."""
+    region: str | None = None
+    """A twin directory built from a larger OSM extract that holds the area (relative to this twin's
+    directory): its roads and residents give the flows of gateways without a count
+    (:mod:`~civictwin.engines.traffic.region`)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,9 @@ class GatewayFlow(BaseModel):
     """From the zones out through the gateway."""
     inbound_source: str = STATED_DEFAULT
     outbound_source: str = STATED_DEFAULT
+    through_source: str | None = None
+    """Where the through flow came from when not from where the inbound one did (the regional model
+    beside a phone-based inbound flow)."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,9 @@ class GatewayDemand:
     flows: tuple[GatewayFlow, ...]
     window_s: float = HOUR_S
     """The demand window (s); its last hour may be partial."""
+    notes: tuple[str, ...] = ()
+    """What the report says about where the flows came from beyond each gateway's source (the
+    regional model's totals)."""
 
     @property
     def od(self) -> OdMatrix:
@@ -150,7 +162,13 @@ class GatewayDemand:
     def sources(self) -> list[dict[str, str]]:
         """Per gateway: its node and where its inbound and outbound flows came from (for the report)."""
         return [
-            {"node": f.node, "inbound": f.inbound_source, "outbound": f.outbound_source} for f in self.flows
+            {
+                "node": f.node,
+                "inbound": f.inbound_source,
+                "through": f.through_source or f.inbound_source,
+                "outbound": f.outbound_source,
+            }
+            for f in self.flows
         ]
 
 
@@ -367,8 +385,8 @@ def scaled_demand(demand: GatewayDemand, factors: Mapping[Cell, float]) -> Gatew
         if start in index and end in index:
             cell_factor[index[start], index[end]] = factor
     hourly = tuple(OdMatrix(names, od.trips * cell_factor) for od in demand.hourly)
-    scaled = GatewayDemand(hourly, demand.edges_by_zone, demand.flows, demand.window_s)
-    return GatewayDemand(hourly, demand.edges_by_zone, tuple(fitted_flows(demand, scaled)), demand.window_s)
+    scaled = dataclasses.replace(demand, hourly=hourly)
+    return dataclasses.replace(scaled, flows=tuple(fitted_flows(demand, scaled)))
 
 
 def fitted_flows(
@@ -460,8 +478,8 @@ def phone_flows(
     (the phone matrix leaves out trips with both ends outside). A direction in which the matrix has
     no trip at all over the window keeps the stated defaults: its zoning then does not reach beyond
     the area, which says nothing about the traffic crossing the boundary."""
-    into = {g.node: g.inbound_lanes for g in _entering(gateways, usable, entries)}
-    out_of = {g.node: g.outbound_lanes for g in _leaving(gateways, usable, exits)}
+    into = {g.node: g.inbound_lanes for g in entering_gateways(gateways, usable, entries)}
+    out_of = {g.node: g.outbound_lanes for g in leaving_gateways(gateways, usable, exits)}
     in_lanes = sum(into.values()) if any(v.sum() > 0 for v in outside.inbound) else 0
     out_lanes = sum(out_of.values()) if any(v.sum() > 0 for v in outside.outbound) else 0
     replaced = []
@@ -492,6 +510,8 @@ def gateway_demand(
     exits: Collection[str] = (),
     window_s: float = HOUR_S,
     outside: OutsideTrips | None = None,
+    pattern: Mapping[Cell, float] | None = None,
+    notes: Sequence[str] = (),
 ) -> GatewayDemand:
     """Through, inbound and outbound car trips in each hour of the window (see the module docstring).
 
@@ -503,10 +523,17 @@ def gateway_demand(
     (only leading into that part: a one-way road in) or its outbound edge one of ``exits``. With
     ``outside`` (the phone matrix's trips with one end outside), each hour's inbound and outbound
     vehicles spread over the zones as its trips from and to outside do that hour, where it has any to
-    zones with a car edge.
+    zones with a car edge. With ``pattern`` (the regional model's vehicles per cell of the gateway
+    matrix: :func:`~civictwin.engines.traffic.region.regional_cells`), each gateway's through flow
+    spreads over the other gateways, and its inbound (outbound) flow over the zones where ``outside``
+    does not, as its row (column) of the pattern does, where it has any trips. ``notes`` go to the
+    report.
     """
     by_node = {f.node: f for f in flows}
-    entering, leaving = _entering(gateways, usable, entries), _leaving(gateways, usable, exits)
+    entering, leaving = (
+        entering_gateways(gateways, usable, entries),
+        leaving_gateways(gateways, usable, exits),
+    )
     names = (*(IN + g.node for g in entering), *(OUT + g.node for g in leaving), *zones)
     index = {name: i for i, name in enumerate(names)}
     reachable = np.array([bool(edges_by_zone.get(z)) for z in zones])
@@ -515,26 +542,40 @@ def gateway_demand(
     out_lanes = np.array([g.outbound_lanes for g in leaving], dtype=float)
     first_zone = len(entering) + len(leaving)
     hourly = []
+    cells = pattern or {}
+    across = {
+        g.node: _observed_or(
+            np.array([cells.get((IN + g.node, OUT + h.node), 0.0) for h in leaving]),
+            np.array([h.node != g.node for h in leaving]) * out_lanes,
+        )
+        for g in entering
+    }
+    into_zones = {g.node: np.array([cells.get((IN + g.node, z), 0.0) for z in zones]) for g in entering}
+    from_zones = {g.node: np.array([cells.get((z, OUT + g.node), 0.0) for z in zones]) for g in leaving}
     for hour, part in enumerate(window_hours(window_s)):
         trips = np.zeros((len(names), len(names)))
-        into, out_of = attract, produce
+        into = out_of = None
         if outside is not None:
             into = _observed_or(np.where(reachable, outside.inbound[hour], 0.0), attract)
             out_of = _observed_or(np.where(reachable, outside.outbound[hour], 0.0), produce)
         for entry in entering:
             flow = by_node[entry.node]
-            others = np.array([g.node != entry.node for g in leaving]) * out_lanes
+            others = across[entry.node]
             row = index[IN + entry.node]
             if others.sum() > 0:
                 trips[row, len(entering) : first_zone] += (
                     part * flow.through_vph[hour] * others / others.sum()
                 )
-            if into.sum() > 0:
-                trips[row, first_zone:] += part * flow.inbound_vph[hour] * into / into.sum()
-        if out_of.sum() > 0:
-            for exit_ in leaving:
+            weights = into if into is not None else _observed_or(reachable * into_zones[entry.node], attract)
+            if weights.sum() > 0:
+                trips[row, first_zone:] += part * flow.inbound_vph[hour] * weights / weights.sum()
+        for exit_ in leaving:
+            weights = (
+                out_of if out_of is not None else _observed_or(reachable * from_zones[exit_.node], produce)
+            )
+            if weights.sum() > 0:
                 outbound = part * by_node[exit_.node].outbound_vph[hour]
-                trips[first_zone:, index[OUT + exit_.node]] += outbound * out_of / out_of.sum()
+                trips[first_zone:, index[OUT + exit_.node]] += outbound * weights / weights.sum()
         hourly.append(OdMatrix(names, trips))
     edges = {
         **{IN + g.node: [str(g.inbound_edge)] for g in entering},
@@ -542,10 +583,12 @@ def gateway_demand(
         **{z: list(edges_by_zone.get(z, [])) for z in zones},
     }
     used = {g.node for g in (*entering, *leaving)}
-    return GatewayDemand(tuple(hourly), edges, tuple(f for f in flows if f.node in used), window_s)
+    return GatewayDemand(
+        tuple(hourly), edges, tuple(f for f in flows if f.node in used), window_s, notes=tuple(notes)
+    )
 
 
-def _entering(
+def entering_gateways(
     gateways: Sequence[Gateway], usable: Collection[str], entries: Collection[str]
 ) -> list[Gateway]:
     """The gateways whose inbound edge is ``usable`` (in the connected car network) or one of its
@@ -553,7 +596,9 @@ def _entering(
     return [g for g in gateways if g.inbound_edge in usable or g.inbound_edge in entries]
 
 
-def _leaving(gateways: Sequence[Gateway], usable: Collection[str], exits: Collection[str]) -> list[Gateway]:
+def leaving_gateways(
+    gateways: Sequence[Gateway], usable: Collection[str], exits: Collection[str]
+) -> list[Gateway]:
     """The gateways whose outbound edge is ``usable`` or one of its ``exits`` (reached from it only)."""
     return [g for g in gateways if g.outbound_edge in usable or g.outbound_edge in exits]
 

@@ -18,9 +18,12 @@ import geopandas as gpd
 import pandas as pd
 
 from civictwin.config import load_config
+from civictwin.engines.traffic.demand import DemandError
 from civictwin.engines.traffic.interventions import TransitFrequency
+from civictwin.engines.traffic.region import FIELD as REGION_FIELD
+from civictwin.engines.traffic.region import RegionTables
 from civictwin.engines.traffic.transit import GtfsSchedule
-from civictwin.errors import StoreError
+from civictwin.errors import CivicTwinError, StoreError
 from civictwin.scenarios.spec import Scenario
 from civictwin.store.base import Store
 from civictwin.store.opening import StoreLocation, open_store, store_location, store_version
@@ -176,3 +179,24 @@ def _stop_routes(store: Store) -> pd.DataFrame | None:
     joined = times.merge(trips, on=["feed", "trip_id"]).merge(routes, on=["feed", "route_id"])
     counted = joined.groupby(["feed", "stop_id", "route_id", "route_short_name"], dropna=False).size()
     return counted.rename("trips").reset_index()
+
+
+def load_region(twin_dir: Path, region: str) -> RegionTables:
+    """The roads and zones of the region twin at ``region`` (``[gateways] region``, relative to
+    ``twin_dir``), kept in memory like the twin's own (:func:`load_twin`); its label names it, its
+    path and its store's version. Raises :class:`DemandError` naming ``gateways.region`` when there is
+    no built twin there."""
+    path = (twin_dir / region).resolve()
+    if not (path / "twin.toml").is_file():
+        raise DemandError(f"no twin at {path} (no twin.toml there)", field=REGION_FIELD)
+    try:
+        config = load_config(path)
+        version = store_version(store_location(config))
+        tables = load_twin(path)
+    except CivicTwinError as exc:
+        raise DemandError(f"the region twin at {path}: {exc.user_message()}", field=REGION_FIELD) from None
+    return RegionTables(
+        label=f"twin '{config.twin.name}' at {region}, version {version}",
+        edges=tables.edges,
+        zones=tables.zones,
+    )

@@ -263,13 +263,21 @@ class CarPaths:
         return minutes
 
 
+def free_speeds_ms(graph: ModeGraph, edges: pd.DataFrame) -> FloatMatrix:
+    """Each edge of ``graph``'s free-flow speed (m/s): its ``speed_kmh`` in ``edges``, 30 km/h where
+    missing."""
+    unique = edges.drop_duplicates("edge_id")
+    by_id = unique.set_index(unique["edge_id"].astype(str))
+    speeds: FloatMatrix = (
+        by_id.loc[list(graph.edge_ids), "speed_kmh"].fillna(_DEFAULT_SPEED_KMH).to_numpy(float)
+    )
+    return speeds / 3.6
+
+
 def car_paths(zones: gpd.GeoDataFrame, edges: gpd.GeoDataFrame) -> CarPaths:
     """The :class:`CarPaths` of ``edges`` (free-flow speed: ``speed_kmh``, 30 km/h where missing)."""
     graph = mode_graph(edges, "car")
-    by_id = edges.drop_duplicates("edge_id").set_index(
-        edges.drop_duplicates("edge_id")["edge_id"].astype(str)
-    )
-    free = by_id.loc[list(graph.edge_ids), "speed_kmh"].fillna(_DEFAULT_SPEED_KMH).to_numpy(float) / 3.6
+    free = free_speeds_ms(graph, edges)
     origins = graph.nearest_nodes(zones.geometry.centroid)
     intrazonal = intrazonal_distance_m(zones)
     intrazonal_s = intrazonal / float(np.median(free))

@@ -3,7 +3,7 @@ free-flow service computed, each street placed in its analysis zone. Runs once p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,16 +19,19 @@ from civictwin.engines.traffic.edits import ModifiedNetwork, apply_interventions
 from civictwin.engines.traffic.gateways import (
     IN,
     OUT,
+    Gateway,
     GatewayDemand,
+    entering_gateways,
     find_gateways,
     gateway_demand,
+    leaving_gateways,
     outside_vehicles,
     phone_flows,
     resolve_flows,
     scaled_demand,
     window_hours,
 )
-from civictwin.engines.traffic.inputs import TwinInputs
+from civictwin.engines.traffic.inputs import TwinInputs, load_region
 from civictwin.engines.traffic.interventions import TransitFrequency, TransitLine
 from civictwin.engines.traffic.kpis import edge_zones
 from civictwin.engines.traffic.layers import (
@@ -39,6 +42,13 @@ from civictwin.engines.traffic.layers import (
 from civictwin.engines.traffic.modechoice import CarPaths, LevelOfService
 from civictwin.engines.traffic.network import SumoNetwork, build_sumo_network
 from civictwin.engines.traffic.params import TrafficParams
+from civictwin.engines.traffic.region import (
+    AreaBoundary,
+    RegionalCells,
+    regional_cells,
+    regional_flows,
+    regional_outside,
+)
 from civictwin.engines.traffic.transit import (
     GTFS_RUN_PREFIX,
     BusService,
@@ -196,6 +206,10 @@ def prepare_scenario(
                 occupancy=params.mode_choice.car_occupancy,
             )
             flows = phone_flows(found, flows, outside, usable=usable, entries=entries, exits=exits)
+        regional = None
+        if params.gateways.region is not None:
+            regional = _regional_cells(inputs, params, modified, found, by_zone, usable, entries, exits)
+            flows = regional_flows(flows, regional, ratios=ratios)
         # spread over the zones by the matrix before calibration: a calibration fits the gateway
         # matrix's cells on that spread (params.gateway_factors), so they give back what it fitted
         gateways = gateway_demand(
@@ -210,6 +224,8 @@ def prepare_scenario(
             exits=exits,
             window_s=params.demand_window_s,
             outside=outside,
+            pattern=regional.cells if regional is not None else None,
+            notes=(regional.note(),) if regional is not None else (),
         )
         gateways = with_gateway_factors(gateways, params.gateway_factors)
     simulated_service = service.keep_edges(network.edge_ids)
@@ -240,6 +256,35 @@ def prepare_scenario(
             inputs.mobility_presence,
             [(demand.first_hour + h) % 24 for h in range(len(window_hours(params.demand_window_s)))],
         ),
+    )
+
+
+def _regional_cells(
+    inputs: TwinInputs,
+    params: TrafficParams,
+    modified: ModifiedNetwork,
+    found: Sequence[Gateway],
+    by_zone: Mapping[str, Sequence[str]],
+    usable: Set[str],
+    entries: Set[str],
+    exits: Set[str],
+) -> RegionalCells:
+    """The regional model's gateway trips on this scenario's open car edges (``[gateways] region``)."""
+    assert params.gateways.region is not None
+    outside = regional_outside(
+        load_region(inputs.twin_dir, params.gateways.region),
+        AreaBoundary(inputs.zones, inputs.edges, tuple(found)),
+        demand=params.demand,
+        vehicles_per_person=params.gateways.outside_car_share / params.mode_choice.car_occupancy,
+    )
+    open_edges = modified.edges[modified.edges["edge_id"].astype(str).isin(usable | entries | exits)]
+    return regional_cells(
+        outside,
+        area_edges=open_edges,
+        zones=inputs.zones,
+        zone_open=np.array([bool(by_zone.get(str(z))) for z in inputs.zones["zone_id"]]),
+        entering=[g.node for g in entering_gateways(found, usable, entries)],
+        leaving=[g.node for g in leaving_gateways(found, usable, exits)],
     )
 
 

@@ -68,17 +68,30 @@ def _notes(name: str, seeds: Sequence[SeedRecord]) -> str:
         f"{first.get('demand_source', 'the gravity model')}; transit times from {transit}; "
         f"{first.get('iterations', len(car_shares[0]))} simulation/mode-choice round(s), last change of the "
         f"car share {100 * last_step:.2f} percentage points."
-        + _gateway_note(first.get("gateway_sources"))
+        + _gateway_note(first.get("gateway_sources"), first.get("gateway_notes", ()))
         + (f" {first['simulation_levels']}" if first.get("simulation_levels") else "")
     )
 
 
-def _gateway_note(sources: Sequence[Mapping[str, str]] | None) -> str:
-    """Where each gateway's inbound and outbound flows came from, in words (empty without gateways)."""
+def _gateway_note(sources: Sequence[Mapping[str, str]] | None, notes: Sequence[str] = ()) -> str:
+    """Where the gateways' inbound, through and outbound flows came from, in words, the gateways with
+    the same sources named together, then the ``notes`` (empty without gateways)."""
     if not sources:
         return ""
-    each = "; ".join(f"{s['node']}: in from {s['inbound']}, out from {s['outbound']}" for s in sources)
-    return f" Traffic from outside through {len(sources)} gateway(s) ({each})."
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for s in sources:
+        inbound = s["inbound"]
+        key = (inbound, s.get("through", inbound), s["outbound"])
+        groups.setdefault(key, []).append(s["node"])
+    each = "; ".join(
+        f"{', '.join(nodes)}: in from {inbound}"
+        + (f", across from {through}" if through != inbound else "")
+        + f", out from {outbound}"
+        for (inbound, through, outbound), nodes in groups.items()
+    )
+    return f" Traffic from outside through {len(sources)} gateway(s) ({each})." + "".join(
+        f" {note}" for note in notes
+    )
 
 
 def _teleport_sentences(runs: Mapping[str, Sequence[SeedRecord]]) -> list[str]:
