@@ -17,7 +17,7 @@ from shapely.geometry import box
 from traffic_tiny_twin import X0, Y0, tiny_inputs, with_stubs
 
 from civictwin.engines.traffic.demand import DemandError, DemandParams, gravity_od
-from civictwin.engines.traffic.gateways import STATED_DEFAULT, GatewayFlow, find_gateways
+from civictwin.engines.traffic.gateways import PHONE_SOURCE, STATED_DEFAULT, GatewayFlow, find_gateways
 from civictwin.engines.traffic.region import (
     REGION_SOURCE,
     AreaBoundary,
@@ -173,6 +173,12 @@ def test_regional_flows_replace_the_stated_defaults_only(area) -> None:  # type:
     assert west.through_vph == pytest.approx((vehicles[4, 5], 0.5 * vehicles[4, 5]))
     assert west.outbound_vph == pytest.approx((vehicles[:4, 4].sum(), 0.5 * vehicles[:4, 4].sum()))
     assert west.inbound_source == west.outbound_source == f"{REGION_SOURCE} (twin 'test region')"
+    # beside a phone-based inbound flow the region gives only the through flow
+    phone = stated.model_copy(update={"inbound_source": PHONE_SOURCE, "inbound_vph": (9.0, 9.0)})
+    (beside_phone,) = regional_flows([phone], cells, ratios=[1.0, 0.5])
+    assert beside_phone.inbound_vph == (9.0, 9.0) and beside_phone.inbound_source == PHONE_SOURCE
+    assert beside_phone.through_vph == pytest.approx((vehicles[4, 5], 0.5 * vehicles[4, 5]))
+    assert beside_phone.through_source == west.inbound_source
     # a count is kept; its stated outbound flow is replaced
     assert east.inbound_vph == (7.0, 7.0) and east.inbound_source == "A08/1"
     assert east.outbound_source.startswith(REGION_SOURCE) and STATED_DEFAULT not in east.outbound_source
