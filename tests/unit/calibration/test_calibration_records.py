@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,33 @@ def test_records_are_versioned_and_a_broken_one_is_refused(tmp_path: Path) -> No
     (tmp_path / "calibration" / "calibration-002.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(EngineError, match="unreadable calibration record"):
         latest_record(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        ([1, 2], "expected a JSON object"),
+        ({"count_edges": []}, "od_factors: Field required"),
+        ({"od_factors": 7, "count_edges": []}, "od_factors: Input should be a valid list"),
+        ({"od_factors": [["a", "b", None]], "count_edges": []}, r"od_factors\[0\]\[2\]: Input should be a valid number"),
+        ({"od_factors": [], "count_edges": [1.5]}, r"count_edges\[0\]: Input should be a valid string"),
+    ],
+)  # fmt: skip
+def test_a_record_of_the_wrong_shape_names_the_member(tmp_path: Path, record: object, problem: str) -> None:
+    path = tmp_path / "calibration" / "calibration-001.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(record), encoding="utf-8")
+    with pytest.raises(
+        EngineError, match=f"^{re.escape(str(path))}: unreadable calibration record: {problem}$"
+    ):
+        latest_record(tmp_path)
+
+
+def test_numbered_zones_and_edges_are_read_as_text(tmp_path: Path) -> None:
+    save_record(tmp_path, {"od_factors": [[1, 2, 0.5]], "count_edges": [7]})
+    record = latest_record(tmp_path)
+    assert record is not None
+    assert record["od_factors"] == [("1", "2", 0.5)] and record["count_edges"] == ["7"]
 
 
 def test_the_statement_never_flatters() -> None:

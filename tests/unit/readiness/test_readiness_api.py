@@ -82,7 +82,7 @@ SPLIT = {
     ("text", "problem"),
     [
         (json.dumps(RECORD)[:25], "unreadable calibration record: Expecting property name enclosed in double quotes: line 1 column 26 (char 25)"),
-        (json.dumps({**RECORD, "od_factors": 7}), "unreadable calibration record: 'int' object is not iterable"),
+        (json.dumps({**RECORD, "od_factors": 7}), "unreadable calibration record: od_factors: Input should be a valid list"),
         (json.dumps({**RECORD, "mode_choice": "fits"}),
          "unreadable calibration record: mode_choice: expected a JSON object"),
         (json.dumps({**RECORD, "mode_choice": {**SPLIT, "gap": "small"}}),

@@ -36,10 +36,11 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from civictwin import durable
 from civictwin.config import load_config
@@ -969,12 +970,41 @@ def latest_record(twin_dir: Path) -> dict[str, Any] | None:
     if path is None:
         return None
     try:
-        record: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        record["od_factors"] = [(str(o), str(d), float(f)) for o, d, f in record["od_factors"]]
-        record["count_edges"] = [str(e) for e in record["count_edges"]]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise EngineError(f"unreadable calibration record: {exc}", path=path) from None
-    return record
+        record: Any = json.loads(path.read_text(encoding="utf-8"))
+        core = _RecordCore.model_validate(record)
+    except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        raise EngineError(f"unreadable calibration record: {_problem(exc)}", path=path) from None
+    record["od_factors"] = [tuple(factor) for factor in core.od_factors]
+    record["count_edges"] = list(core.count_edges)
+    return dict(record)
+
+
+def _as_text(value: object) -> object:
+    """An integer id as text (zones and edges may be numbered); anything else as it is."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+_Id = Annotated[str, BeforeValidator(_as_text)]
+
+
+class _RecordCore(BaseModel):
+    """The members of a calibration record every later run reads, of the types it reads them as."""
+
+    model_config = ConfigDict(extra="allow")
+
+    od_factors: list[tuple[_Id, _Id, float]]
+    count_edges: list[_Id]
+
+
+def _problem(exc: OSError | ValueError) -> str:
+    """What is wrong with a calibration record, in words: the member and the problem for a record of
+    the wrong shape (``od_factors[0][2]: Input should be a valid number``)."""
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    problem = exc.errors()[0]
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in problem["loc"]).lstrip(".")
+    message = "expected a JSON object" if problem["type"] == "model_type" else problem["msg"]
+    return f"{where}: {message}" if where else message
 
 
 def with_calibration(params: TrafficParams, twin_dir: Path) -> TrafficParams:
