@@ -24,7 +24,7 @@ from civictwin.compare import compare_ensemble, report_ensemble
 from civictwin.engines.base import TwinContext
 from civictwin.engines.ensemble import Ensemble, run_ensemble
 from civictwin.errors import QualityCheckFailed
-from civictwin.runs import RUN_FILE, NotEvaluated, SeedFailure
+from civictwin.runs import RUN_FILE, NotEvaluated, SeedFailure, SeedRecord
 from civictwin.scenarios.spec import Scenario
 
 CIVICTWIN = Path(sys.executable).parent / "civictwin"
@@ -93,6 +93,10 @@ def test_a_seed_that_fails_the_quality_check_is_saved_as_a_failed_seed(jammed: E
     assert failed.directory is not None and (failed.directory / "complete").is_file()
     assert json.loads((failed.directory / RUN_FILE).read_text())["failure"] == REASON.format(seed=2)
     assert sorted(p.name for p in failed.directory.iterdir()) == ["complete", "run.json", "work"]
+    assert jam[0].directory is not None
+    earlier = json.loads((jam[0].directory / RUN_FILE).read_text())
+    del earlier["failure"]  # as written before failed seeds were kept
+    assert SeedRecord.model_validate(earlier).failed is False
 
 
 def test_the_failed_plan_is_a_finding_and_the_other_plan_keeps_its_numbers(
@@ -132,8 +136,13 @@ def test_the_manifest_and_the_reports_record_the_failed_seeds(jammed: Ensemble) 
     assert record["plans"] == ["warm"] and record["not_evaluated"][0]["failures"][0]["seed"] == 2
     english = (jammed.directory / "report.html").read_text()
     assert JAM_STATEMENT.replace("'", "&#x27;") in english
+    kpis = english[english.index('<table class="kpis">') :]
+    kpis = kpis[: kpis.index("</table>")]
+    assert "<th>baseline</th><th>warm</th><th>warm − baseline</th><th>jam</th>" in kpis
+    assert kpis.count(">not evaluated</td></tr>") == 1  # the toy's one KPI, its row ends with it
     slovak = (jammed.directory / "report.sk.html").read_text()
     assert "&#x27;jam&#x27; nebolo možné vyhodnotiť" in slovak and "200 teleports for 5390 trips" in slovak
+    assert ">nevyhodnotené</td></tr>" in slovak
     italian = (jammed.directory / "report.it.html").read_text()
     assert "Non è stato possibile valutare &#x27;jam&#x27;" in italian
 
@@ -216,6 +225,18 @@ def test_a_failed_baseline_on_the_command_line_is_one_line(
         "error: the baseline 'stuck' could not be evaluated: the simulation failed the quality check in 2 "
         f"of 2 runs (engine 'toy', seed 1: {REASON.format(seed=1)}), so no plan can be compared with it"
     ]
+
+
+def test_simulate_prints_the_finding_instead_of_numbers(compared: tuple[Path, Any], site: list[str]) -> None:
+    twin, _ = compared
+    done = cli(twin, site, "simulate", "stuck", "--seeds", "1", "--id", "one")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-2] == (
+        "Warning: 'stuck' could not be evaluated: the simulation failed the quality check in 1 of 1 runs "
+        f"(seed 1: {REASON.format(seed=1)}); under this model the plan leaves the simulated network "
+        "gridlocked or its trips unfinished, and its indicators are not reported."
+    )
+    assert "toy_heat_mwh" not in done.stdout and "Toy heat demand" not in done.stdout
 
 
 def test_the_api_serves_the_finding(compared: tuple[Path, Any]) -> None:
