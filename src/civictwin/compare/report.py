@@ -70,7 +70,8 @@ def render_report(
     lang = lang or language(DEFAULT)
     _ = lang.gettext
     title = _("Comparison: {plans} vs {baseline}").format(
-        plans=", ".join(record.plans), baseline=record.baseline
+        plans=", ".join([*record.plans, *(f.scenario for f in record.not_evaluated)]),
+        baseline=record.baseline,
     )
     run_notes = [_(n) for report in engine_reports.values() for n in report.notes] + list(notes)
     warned = {name: report.warnings for name, report in engine_reports.items() if report.warnings}
