@@ -263,3 +263,28 @@ def test_the_api_serves_the_finding(compared: tuple[Path, Any]) -> None:
         }  # fmt: skip
         slovak = client.get("/comparisons/cmp/report", params={"lang": "sk"})
         assert slovak.status_code == 200 and "&#x27;stuck&#x27; nebolo možné vyhodnotiť" in slovak.text
+        consult = client.get("/consultations/cmp/data", params={"lang": "sk"}).json()
+        assert consult["plans"] == ["warm"] and consult["plan"] == "warm"
+        assert consult["summary"][0].startswith("'stuck' nebolo možné vyhodnotiť: simulácia neprešla")
+
+
+def test_a_comparison_whose_only_plan_failed_is_written_and_served(
+    scenarios: dict[str, Scenario], tmp_path: Path
+) -> None:
+    from civictwin.api.app import create_app
+
+    twin = write_twin(tmp_path / "twin", ZONES)
+    comparison, report = report_ensemble(ensemble(twin, [scenarios["baseline"], scenarios["stuck"]], "only"))
+    record = comparison.record
+    assert (
+        record.plans == [] and record.differences == [] and {k.scenario for k in record.kpis} == {"baseline"}
+    )
+    assert record.summary == [record.not_evaluated[0].statement] and "in 3 of 3 runs" in record.summary[0]
+    assert "<title>Comparison: stuck vs baseline</title>" in report.read_text()
+    with TestClient(create_app(twin)) as client:
+        assert client.get("/comparisons/only").json()["summary"] == record.summary
+        page = client.get("/consultations/only/data")
+        assert page.status_code == 404
+        assert page.json()["detail"] == (
+            "comparison 'only' has no plan to consult: 'stuck' failed the simulation's quality check"
+        )
