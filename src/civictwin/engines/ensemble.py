@@ -583,7 +583,10 @@ def _run_and_save(job: SeedJob, *, ran_on: str) -> SeedRecord:
             result = _run(job, staging / "work")
         except QualityCheckFailed as failed:
             record = seed.model_copy(
-                update={"failure": failed.message, "wall_s": time.perf_counter() - start}
+                update={
+                    "failure": failed.message or "the engine's quality check failed",
+                    "wall_s": time.perf_counter() - start,
+                }
             )
         else:
             _check_result(engine, result, job)
