@@ -119,7 +119,10 @@ class SeedRecord(BaseModel):
 
     ``fingerprint`` hashes everything that shapes the numbers (engine and version, parameters, the
     scenario's interventions for this engine, the twin's data); a saved seed is reused only when it
-    matches. ``directory`` is where the record was read from (not saved).
+    matches. ``directory`` is where the record was read from (not saved). A seed whose simulation ran
+    but failed the engine's quality check (``QualityCheckFailed``: a gridlocked network) is saved too,
+    with the check's message as ``failure`` and no KPIs or tables: the failure is as deterministic as a
+    result, so a rerun reuses it, and the comparison reports the scenario as not evaluated.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -139,7 +142,17 @@ class SeedRecord(BaseModel):
         description="Where the seed ran: host name and process id on the local pool, host name and "
         "worker address on a Dask cluster (empty in records written before this was kept)",
     )
+    failure: str = Field(
+        default="",
+        description="Why the seed has no results: the engine's quality check's one-line message "
+        "(empty for a seed with results, and in records written before failed seeds were kept)",
+    )
     directory: Path | None = Field(default=None, exclude=True)
+
+    @property
+    def failed(self) -> bool:
+        """Whether the simulation failed the engine's quality check (no KPIs, no tables)."""
+        return bool(self.failure)
 
     def kpi(self, name: str) -> float:
         """The value of KPI ``name`` (NaN when this seed does not have it)."""
@@ -244,11 +257,33 @@ class EngineRecord(BaseModel):
     version: str
 
 
+class SeedFailure(BaseModel):
+    """One seed whose simulation failed the engine's quality check, and the check's message."""
+
+    engine: str
+    seed: int
+    reason: str
+
+
+class NotEvaluated(BaseModel):
+    """A scenario left out of the comparison because some of its seeds failed the quality check.
+
+    Reporting the seeds that happened to pass would flatter the plan (survivorship bias), so none of
+    its KPIs, intervals or changes are reported; ``statement`` says so in plain English.
+    """
+
+    scenario: str
+    runs: int = Field(ge=1, description="Seed runs of the scenario, over every engine")
+    failures: list[SeedFailure] = Field(min_length=1)
+    statement: str
+
+
 class ComparisonRecord(BaseModel):
     """The content of ``comparison.json``: a baseline, its plans, KPIs, differences, tables, summary.
 
     ``sources`` are the twin layers the engines read; None (a comparison written before engines
-    declared them) means every layer of the twin.
+    declared them) means every layer of the twin. ``plans`` are the plans compared; a requested plan
+    whose simulation failed the quality check is in ``not_evaluated`` instead.
     """
 
     model_config = ConfigDict(extra="allow")
@@ -267,6 +302,12 @@ class ComparisonRecord(BaseModel):
         default="",
         description="The question the comparison answers, in plain words, for its consultation page "
         "(``civictwin compare --question``); empty when none was given",
+    )
+
+    not_evaluated: list[NotEvaluated] = Field(
+        default_factory=list,
+        description="Plans whose simulation failed the engines' quality check in some seed: a finding "
+        "in words, without numbers",
     )
 
     def kpi(self, kpi: str, scenario: str) -> KpiRow:

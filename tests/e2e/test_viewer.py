@@ -85,6 +85,13 @@ COMPARISON["differences"] += [
     {"engine": "energy", "kpi": "heat_mwh", "plan": "close_main", "mean": -18.5, "ci_low": -20.0, "ci_high": -17.0,
      "distinguishable": True, "words": "Heat demand of buildings: down 44%, an improvement."},
 ]  # fmt: skip
+GRIDLOCK = "403 teleports for 5390 trips exceed the allowed share 5%: the network is gridlocked or broken"
+COMPARISON["not_evaluated"] = [
+    {"scenario": "close_all", "runs": 5, "statement": "'close_all' could not be evaluated: …",
+     "failures": [{"engine": "traffic", "seed": s, "reason": GRIDLOCK} for s in (1, 2, 3)]},
+]  # fmt: skip
+"""A third plan whose simulation failed the quality check (three of its five seeds): never offered
+as a scenario, named on the page with its reason."""
 
 
 CONSULTATION_TOML = """
@@ -376,6 +383,12 @@ def test_scenario_page_shows_both_scenarios_kpis(page: Any, server: str) -> None
     for text in ("CO2 (kg)", "1,731", "1,700 to 1,762", "2,719", "2,600 to 2,838", "+988"):
         assert text in co2, f"{text!r} missing from {co2!r}"
     assert page.inner_text("#summary-list").splitlines() == COMPARISON["summary"]
+    assert page.inner_text("#not-evaluated") == (
+        "close_all: not evaluated. Its simulation failed the quality check in 3 of 5 runs (seed 1: "
+        f"{GRIDLOCK}); under this model the plan leaves the simulated network gridlocked or its trips "
+        "unfinished, so none of its indicators are shown."
+    )
+    assert "close_all" not in [o.get_attribute("value") for o in page.locator("#scenario-b option").all()]
     assert page.locator("#kpi-charts svg[role=img]").count() == 3  # two traffic KPIs and one of energy
     equity = page.inner_text("#equity")
     for text in (

@@ -30,6 +30,10 @@ function proposalItem(p, officialKpis) {
   if (p.description) item.append(el('p', {}, p.description));
   item.append(el('ul', {}, ...p.interventions.map((line) => el('li', {}, line))));
   if (!p.result) return item;
+  if (p.result.not_evaluated) { // the simulation failed the quality check: the finding, no numbers
+    item.append(el('p', { class: 'not-evaluated' }, p.result.not_evaluated), el('p', {}, el('a', { href: p.result.page }, t('proposal.fullReport'))));
+    return item;
+  }
   const rows = resultRows(officialKpis, p.result);
   const scenarios = rows[0]?.official.map((o) => o.scenario) || [];
   const table = el('table', { class: 'propose-result' },

@@ -114,6 +114,7 @@ class ScenarioPage {
       select.replaceChildren(...scenarios.map((s) => el('option', { value: s }, s)));
       select.value = value;
     }
+    this.renderNotEvaluated(c);
     this.$('#report-link').href = apiUrl(`comparisons/${encodeURIComponent(id)}/report`);
     this.$('#manifest-link').href = apiUrl(`comparisons/${encodeURIComponent(id)}/manifest`);
     setStatus(status, '');
@@ -150,6 +151,19 @@ class ScenarioPage {
     box.replaceChildren(...(view && b !== c.baseline
       ? equityElements(view, b)
       : [el('p', { className: 'hint' }, view ? t('scenario.pickPlanB') : t('scenario.noEquity'))]));
+  }
+
+  /**
+   * The plans the comparison could not evaluate (their simulation failed the engine's quality check, a
+   * gridlock): never offered as a scenario, they are named here with the first failed seed's reason.
+   */
+  renderNotEvaluated(c) {
+    const failed = c.not_evaluated || [];
+    const box = this.$('#not-evaluated');
+    box.replaceChildren(...failed.map((f) => el('li', {}, t('scenario.notEvaluated', {
+      scenario: f.scenario, failed: f.failures.length, runs: f.runs, seed: f.failures[0].seed, reason: f.failures[0].reason,
+    }))));
+    box.hidden = failed.length === 0;
   }
 
   /**

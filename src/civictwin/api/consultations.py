@@ -235,6 +235,13 @@ def _place(
 
 
 def _plan(record: ComparisonRecord, plan: str | None) -> str:
+    """The plan the page shows: ``plan``, or the first; a 404 when the comparison has no plan evaluated
+    (each failed the simulation's quality check: its finding is in the comparison's summary)."""
+    if not record.plans:
+        failed = ", ".join(f"'{f.scenario}'" for f in record.not_evaluated)
+        raise not_found(
+            f"comparison '{record.id}' has no plan to consult: {failed} failed the simulation's quality check"
+        )
     if plan is None:
         return record.plans[0]
     if plan not in record.plans:

@@ -460,13 +460,25 @@ def _staff(request: Request, proposal: Proposal) -> dict[str, Any]:
 
 def _result(request: Request, proposal: Proposal) -> dict[str, Any] | None:
     """The run's KPIs for the proposal, each with its 95% interval and its change against the
-    consultation's baseline (None when the caller may not read the run's comparison)."""
+    consultation's baseline (None when the caller may not read the run's comparison); for a proposal
+    whose simulation failed the quality check (it gridlocks the network), no KPIs but that finding in
+    words (``not_evaluated``) and the report to read it in."""
     if proposal.comparison is None:
         return None
     try:
         _, record = readable(request, proposal.comparison)
     except ProblemError:
         return None
+    if not record.plans:
+        finding = record.not_evaluated[0]
+        return {
+            "comparison": record.id,
+            "baseline": record.baseline,
+            "plan": finding.scenario,
+            "page": str(request.url_for("comparison_report", comparison_id=record.id)),
+            "kpis": [],
+            "not_evaluated": finding.statement,
+        }
     plan = record.plans[0]
     kpis = []
     for entry in kpi_entries(record):

@@ -48,6 +48,7 @@ from civictwin.runs import (
     ComparisonRecord,
     DifferenceRow,
     KpiRow,
+    NotEvaluated,
     is_valid_id,
     report_file,
     table_diff_file,
@@ -104,13 +105,15 @@ class ComparisonList(BaseModel):
 
 
 class KpiTable(BaseModel):
-    """The KPI table of a comparison: per-scenario KPIs and plan − baseline differences."""
+    """The KPI table of a comparison: per-scenario KPIs and plan − baseline differences, and the plans
+    not evaluated (their simulation failed the engine's quality check: a finding without numbers)."""
 
     id: str
     baseline: str
     plans: list[str]
     kpis: list[KpiRow]
     differences: list[DifferenceRow]
+    not_evaluated: list[NotEvaluated] = Field(default_factory=list)
 
 
 class ScenarioItem(BaseModel):
@@ -421,7 +424,14 @@ def get_manifest(request: Request, comparison_id: ComparisonId) -> JSONResponse:
 def get_kpis(request: Request, comparison_id: ComparisonId) -> KpiTable:
     """Per-scenario KPIs and plan − baseline differences, each with its interval and verdict."""
     _, c = _readable(request, comparison_id)
-    return KpiTable(id=c.id, baseline=c.baseline, plans=c.plans, kpis=c.kpis, differences=c.differences)
+    return KpiTable(
+        id=c.id,
+        baseline=c.baseline,
+        plans=c.plans,
+        kpis=c.kpis,
+        differences=c.differences,
+        not_evaluated=c.not_evaluated,
+    )
 
 
 @router.get(

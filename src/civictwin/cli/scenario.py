@@ -354,8 +354,9 @@ def simulate(
     cluster: str | None = CLUSTER,
     cluster_timeout: float | None = CLUSTER_TIMEOUT,
 ) -> None:
-    """Simulate one scenario over several seeds and print its KPIs with 95% intervals."""
-    from civictwin.compare.table import kpi_rows
+    """Simulate one scenario over several seeds and print its KPIs with 95% intervals (or, when a seed
+    failed the engine's quality check, that finding instead of any numbers)."""
+    from civictwin.compare.table import kpi_rows, not_evaluated
 
     ensemble, _ = _ensemble(
         twin_dir,
@@ -370,6 +371,11 @@ def simulate(
         cluster_timeout_s=cluster_timeout,
     )
     name = ensemble.scenarios[0].name
+    finding = not_evaluated(ensemble.runs, name)
+    if finding is not None:
+        console.print(Text.assemble(("Warning: ", "bold yellow"), finding.statement), highlight=False)
+        console.print(f"Seed results: {ensemble.directory / 'seeds'}")
+        return
     table = Table("indicator", "unit", f"{name} (95% CI)", title=f"{name}: {len(ensemble.seeds)} seed(s)")
     for row in kpi_rows(ensemble.runs):
         table.add_row(row.label or row.kpi, row.unit, _cell(row.mean, row.ci_low, row.ci_high, row.unit))
@@ -420,8 +426,11 @@ def compare(
             ensemble, baseline=ensemble.scenarios[0].name, packages=packages, question=question
         )
     console.print(_side_by_side(comparison))
+    findings = [f.statement for f in comparison.record.not_evaluated]
+    for finding in findings:
+        console.print(Text.assemble(("Warning: ", "bold yellow"), finding), highlight=False)
     for sentence in [
-        *comparison.record.summary,
+        *(s for s in comparison.record.summary if s not in findings),
         *(s for r in comparison.reports.values() for s in r.summary),
     ]:
         console.print(f"• {sentence}", highlight=False)
@@ -451,12 +460,16 @@ def _traffic_shortcuts(
 
 
 def _side_by_side(comparison: Comparison) -> Table:
+    """The KPIs of the baseline and the plans, then each plan's change; a plan not evaluated (its
+    simulation failed the quality check) has a column that says so instead of numbers."""
     record = comparison.record
     table = Table("KPI", title=f"Comparison {record.id}: mean ±95% CI half-width")
     for scenario in (record.baseline, *record.plans):
         table.add_column(scenario, justify="right")
     for plan in record.plans:
         table.add_column(f"{plan} − base", justify="right")
+    for finding in record.not_evaluated:
+        table.add_column(finding.scenario, justify="right")
     for kpi in dict.fromkeys(r.kpi for r in record.kpis):
         unit = record.kpi(kpi, record.baseline).unit
         cells = [
@@ -468,5 +481,6 @@ def _side_by_side(comparison: Comparison) -> Table:
             verdict = Text("real", style="bold") if d.distinguishable else Text("noise", style="dim")
             sign = "+" if d.mean is not None and d.mean > 0 else ""
             cells.append(Text.assemble(_cell(d.mean, d.ci_low, d.ci_high, unit, sign), " ", verdict))
+        cells += [Text("not evaluated", style="yellow") for _ in record.not_evaluated]
         table.add_row(kpi, *cells)
     return table

@@ -35,6 +35,7 @@ from civictwin.compare.table import (
     EngineRuns,
     difference_rows,
     kpi_rows,
+    not_evaluated,
     stack_table,
     summary_sentences,
     table_differences,
@@ -43,7 +44,7 @@ from civictwin.compare.table import (
 from civictwin.engines.base import Engine, EngineReport, Reports
 from civictwin.engines.ensemble import Ensemble
 from civictwin.engines.registry import intervention_catalog
-from civictwin.errors import ScenarioError
+from civictwin.errors import QualityCheckFailed, ScenarioError
 from civictwin.i18n import LANGUAGES, language
 from civictwin.runs import (
     COMPARISON_FILE,
@@ -52,6 +53,7 @@ from civictwin.runs import (
     REPORT_FILE,
     ComparisonRecord,
     EngineRecord,
+    NotEvaluated,
     SeedRecord,
     TableColumn,
     TableRecord,
@@ -99,14 +101,20 @@ def compare(
     onto (an empty :class:`TwinLayers` gives tables without shapes); ``question`` the plain-words
     question the comparison answers, for its consultation page; ``equity_by`` the groupings of zones
     the equity view breaks zone values down by (it needs the ``zones`` layer in ``layers``).
+
+    A plan with any seed that failed the engine's quality check is not compared: it is recorded in
+    ``not_evaluated`` with the finding in words (first in the summary), and the other plans are
+    compared as usual. A failed baseline stops the comparison (QualityCheckFailed, one line).
     """
     if not plans:
         raise ScenarioError("a comparison needs a baseline and at least one plan")
-    order = [baseline, *plans]
     for engine in engines:
-        missing = [s for s in order if not runs.get(engine.name, {}).get(s)]
+        missing = [s for s in [baseline, *plans] if not runs.get(engine.name, {}).get(s)]
         if missing:
             raise ScenarioError(f"no runs of '{missing[0]}' with engine '{engine.name}' to compare")
+    findings = _findings(runs, baseline, plans)
+    plans = [p for p in plans if p not in {f.scenario for f in findings}]
+    order = [baseline, *plans]
     ordered = {e.name: {s: runs[e.name][s] for s in order} for e in engines}
     kpis = kpi_rows(ordered)
     differences = difference_rows(ordered, baseline, plans)
@@ -145,8 +153,12 @@ def compare(
         tables=tables,
         kpis=kpis,
         differences=differences,
-        summary=summary_sentences(baseline, kpis, differences, seeds),
+        summary=[
+            *(f.statement for f in findings),
+            *(summary_sentences(baseline, kpis, differences, seeds) if plans else []),
+        ],
         question=question,
+        not_evaluated=findings,
     )
     reports = {e.name: e.report(ordered[e.name]) for e in engines if isinstance(e, Reports)}
     notes = [
@@ -163,6 +175,20 @@ def compare(
         else None
     )
     return Comparison(record=record, means=means, diffs=diffs, reports=reports, notes=notes, equity=equity)
+
+
+def _findings(runs: EngineRuns, baseline: str, plans: Sequence[str]) -> list[NotEvaluated]:
+    """The plans not evaluated because a seed failed the quality check; a QualityCheckFailed when the
+    baseline is one of them (nothing can be compared with it)."""
+    failed_base = not_evaluated(runs, baseline)
+    if failed_base is not None:
+        first = failed_base.failures[0]
+        raise QualityCheckFailed(
+            f"the baseline '{baseline}' could not be evaluated: the simulation failed the quality check in "
+            f"{len(failed_base.failures)} of {failed_base.runs} runs (engine '{first.engine}', seed "
+            f"{first.seed}: {first.reason}), so no plan can be compared with it"
+        )
+    return [finding for plan in plans if (finding := not_evaluated(runs, plan)) is not None]
 
 
 def compare_ensemble(ensemble: Ensemble, *, baseline: str | None = None, question: str = "") -> Comparison:
@@ -220,6 +246,8 @@ def ensemble_manifest(
                 "wall_s": round(seed.wall_s, 3),
                 "worker": seed.worker,
                 "resumed": (seed.engine, seed.scenario, seed.seed) in resumed,
+                "status": "failed" if seed.failed else "complete",
+                "failure": seed.failure,
                 "details": seed.details,
             }
             for scenarios in ensemble.runs.values()

@@ -19,6 +19,7 @@ import geopandas as gpd
 import pandas as pd
 from shapely.geometry import Point
 
+from civictwin.compare.table import not_evaluated_words
 from civictwin.i18n import DEFAULT, N_, Language, language
 from civictwin.kpis.ensemble import SHARE_UNITS
 from civictwin.runs import ComparisonRecord, DifferenceRow, KpiRow, TableRecord
@@ -246,10 +247,18 @@ def summary_words(
     """The comparison's summary in ``lang``. English keeps the record's own sentences (written when it
     ran); another language gets the same content from the numbers: how many seeds each scenario ran,
     and each headline KPI's change that stands out from run-to-run noise (what is within noise has its
-    own section)."""
+    own section). Plans not evaluated (a failed quality check) come first, as their finding."""
     lang = lang or _english()
     if lang.code == DEFAULT:
         return list(record.summary)
+    findings = [not_evaluated_words(finding, lang=lang) for finding in record.not_evaluated]
+    if not record.plans:
+        return findings
+    return findings + _plan_words(record, entries, lang)
+
+
+def _plan_words(record: ComparisonRecord, entries: Sequence[Mapping[str, Any]], lang: Language) -> list[str]:
+    """The summary's sentences about the plans compared, in ``lang``."""
     seeds = min((r.n for r in record.kpis if r.n), default=0)
     if seeds < 2:
         return [

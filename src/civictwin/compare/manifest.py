@@ -2,8 +2,9 @@
 
 It records the twin's data versions (each catalogued table with its source file checksum, row count
 and ingestion time), each scenario file's SHA-256, the seeds, every engine with its version, the
-package that provides it and all its parameters, each seed's fingerprint and details, and the software
-versions. Same manifest → same results: every engine is deterministic per seed.
+package that provides it and all its parameters, each seed's fingerprint and details, its status
+(``complete``, or ``failed`` with the engine's quality check's message as ``failure``), and the
+software versions. Same manifest → same results: every engine is deterministic per seed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 from civictwin.catalog.lineage import tool_versions
 from civictwin.scenarios.spec import Scenario, intervention_label
 
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3
+"""3: each run has ``status`` and ``failure`` (failed seeds are kept); 2 had neither."""
 _LIBRARIES = ("numpy", "pandas", "scipy", "geopandas", "pydantic", "matplotlib")
 
 
@@ -84,7 +86,7 @@ def build_manifest(
     """The ``manifest.json`` document of one comparison.
 
     ``engines``: per engine name its ``version``, ``package`` and ``parameters``; ``owners``: which
-    engine each intervention type belongs to; ``runs``: one entry per saved seed.
+    engine each intervention type belongs to; ``runs``: one entry per saved seed (failed ones too).
     """
     return {
         "manifest_version": MANIFEST_VERSION,

@@ -36,7 +36,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import ScalarFormatter
 
 from civictwin.compare.consultation import kpi_entries, summary_words, within_noise
-from civictwin.compare.table import headline_kpis_of
+from civictwin.compare.table import headline_kpis_of, not_evaluated_words
 from civictwin.engines.base import EngineReport
 from civictwin.i18n import DEFAULT, MINUS, N_, Language, language
 from civictwin.runs import ComparisonRecord, TableColumn, TableRecord
@@ -70,7 +70,8 @@ def render_report(
     lang = lang or language(DEFAULT)
     _ = lang.gettext
     title = _("Comparison: {plans} vs {baseline}").format(
-        plans=", ".join(record.plans), baseline=record.baseline
+        plans=", ".join([*record.plans, *(f.scenario for f in record.not_evaluated)]),
+        baseline=record.baseline,
     )
     run_notes = [_(n) for report in engine_reports.values() for n in report.notes] + list(notes)
     warned = {name: report.warnings for name, report in engine_reports.items() if report.warnings}
@@ -233,10 +234,18 @@ class _LocaleTicks(ScalarFormatter):
 
 def _kpi_table(record: ComparisonRecord, *, warned: set[str], lang: Language) -> str:
     """The KPI table; an engine in ``warned`` gets no "within noise" verdicts, only a pointer to its
-    warning."""
+    warning. A plan not evaluated (a failed quality check) has a last column saying so in every row,
+    its finding as the cells' title, instead of numbers."""
     scenarios = [record.baseline, *record.plans]
     head = "".join(f"<th>{html.escape(s)}</th>" for s in scenarios)
     head += "".join(f"<th>{html.escape(p)} − {html.escape(record.baseline)}</th>" for p in record.plans)
+    head += "".join(f"<th>{html.escape(f.scenario)}</th>" for f in record.not_evaluated)
+    columns = 1 + len(scenarios) + len(record.plans) + len(record.not_evaluated)
+    not_shown = html.escape(lang.gettext("not evaluated"))
+    unevaluated = "".join(
+        f'<td class="warned" title="{html.escape(not_evaluated_words(f, lang=lang))}">{not_shown}</td>'
+        for f in record.not_evaluated
+    )
     rows = []
     words = {
         (entry["kpi"], change["plan"]): str(change["words"])
@@ -246,11 +255,10 @@ def _kpi_table(record: ComparisonRecord, *, warned: set[str], lang: Language) ->
     engines = list(dict.fromkeys(r.engine for r in record.kpis))
     for engine in engines:
         if len(engines) > 1:
-            rows.append(
-                f'<tr><th colspan="{1 + len(scenarios) + len(record.plans)}">{html.escape(engine)}</th></tr>'
-            )
+            rows.append(f'<tr><th colspan="{columns}">{html.escape(engine)}</th></tr>')
         for kpi in dict.fromkeys(r.kpi for r in record.kpis if r.engine == engine):
-            rows.append(_kpi_row(record, kpi, scenarios, warned=engine in warned, words=words, lang=lang))
+            row = _kpi_row(record, kpi, scenarios, warned=engine in warned, words=words, lang=lang)
+            rows.append(row.removesuffix("</tr>") + unevaluated + "</tr>")
     explanation = lang.gettext(
         "Means over the seeds with their 95% confidence interval below; the last columns give plan minus "
         "baseline, marked {real} when the interval excludes zero and {noise} otherwise."

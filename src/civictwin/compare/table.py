@@ -15,11 +15,56 @@ import pandas as pd
 
 from civictwin.engines.base import TableSpec
 from civictwin.errors import EngineError
+from civictwin.i18n import DEFAULT, Language, language
 from civictwin.kpis.ensemble import Better, difference_by_seed, key_differences, summarise
-from civictwin.runs import ComparisonRecord, DifferenceRow, KpiRow, SeedKpi, SeedRecord
+from civictwin.runs import (
+    ComparisonRecord,
+    DifferenceRow,
+    KpiRow,
+    NotEvaluated,
+    SeedFailure,
+    SeedKpi,
+    SeedRecord,
+)
 
 EngineRuns = Mapping[str, Mapping[str, Sequence[SeedRecord]]]
 """``runs[engine][scenario]``: the saved seeds of each engine and scenario."""
+
+
+def not_evaluated(runs: EngineRuns, scenario: str) -> NotEvaluated | None:
+    """``scenario`` as a finding when any of its seeds, with any engine, failed the engine's quality
+    check (None when every seed has results).
+
+    The whole scenario is then left out, not only its failed seeds: the seeds that happened to pass
+    are the ones whose traffic still flowed, so their numbers would flatter the plan.
+    """
+    seeds = [seed for scenarios in runs.values() for seed in scenarios.get(scenario, ())]
+    failures = [SeedFailure(engine=s.engine, seed=s.seed, reason=s.failure) for s in seeds if s.failed]
+    if not failures:
+        return None
+    finding = NotEvaluated(scenario=scenario, runs=len(seeds), failures=failures, statement="")
+    return finding.model_copy(update={"statement": not_evaluated_words(finding)})
+
+
+def not_evaluated_words(finding: NotEvaluated, *, lang: Language | None = None) -> str:
+    """The finding in words, in ``lang`` (English by default); the first failed seed's message is the
+    engine's own, in English."""
+    first = finding.failures[0]
+    return (
+        (lang or language(DEFAULT))
+        .gettext(
+            "'{scenario}' could not be evaluated: the simulation failed the quality check in {failed} of "
+            "{runs} runs (seed {seed}: {reason}); under this model the plan leaves the simulated network "
+            "gridlocked or its trips unfinished, and its indicators are not reported."
+        )
+        .format(
+            scenario=finding.scenario,
+            failed=len(finding.failures),
+            runs=finding.runs,
+            seed=first.seed,
+            reason=first.reason,
+        )
+    )
 
 
 def kpi_definitions(runs: EngineRuns) -> dict[str, tuple[str, SeedKpi]]:

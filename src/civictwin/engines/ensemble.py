@@ -15,7 +15,11 @@ its workers. Every seed records where it ran (``SeedRecord.worker``).
 
 Failures are one line naming the engine, the scenario and the seed: an engine that raises, returns
 tables other than it declared, or hangs past the per-seed timeout (the worker is stopped). Ctrl-C
-cancels queued seeds and interrupts running ones, each of which removes its staging folder.
+cancels queued seeds and interrupts running ones, each of which removes its staging folder. One kind
+of failure is a result instead: a simulation that ran but failed the engine's quality check
+(:class:`~civictwin.errors.QualityCheckFailed`, e.g. a plan that gridlocks the network) is saved as a
+*failed seed* (``SeedRecord.failure``, no KPIs or tables), reused on a rerun like any other seed, and
+reported by the comparison as a finding (:mod:`civictwin.compare`).
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ import pandas as pd
 
 from civictwin import durable
 from civictwin.engines.base import Engine, EngineResult, TableSpec, TwinContext
-from civictwin.errors import CivicTwinError, EngineError, ScenarioError
+from civictwin.errors import CivicTwinError, EngineError, QualityCheckFailed, ScenarioError
 from civictwin.locking import LockHeld, exclusive
 from civictwin.runs import (
     COMPLETE,
@@ -558,29 +562,45 @@ def _run_and_save(job: SeedJob, *, ran_on: str) -> SeedRecord:
     """Run one seed in a staging folder beside its final place and rename it there when complete.
 
     The engine's scratch files (``work/`` in the seed folder) are kept with the result; the staging
-    folder is removed on any failure, so nothing partial is left behind.
+    folder is removed on any failure, so nothing partial is left behind. A run that fails the engine's
+    quality check is saved as a failed seed (its scratch files kept, to see why).
     """
     engine, final = job.engine, job.final_dir
     staging = final.with_name(f".{final.name}.partial-{uuid.uuid4().hex[:8]}")
     try:
         start = time.perf_counter()
-        result = _run(job, staging / "work")
-        _check_result(engine, result, job)
-        for spec in engine.tables:
-            result.tables[spec.name].to_parquet(staging / f"{spec.name}.parquet", index=False)
-        record = SeedRecord(
+        seed = SeedRecord(
             engine=engine.name,
             engine_version=engine.version,
             scenario=job.scenario,
             seed=job.seed,
             fingerprint=job.fingerprint,
-            kpis=[SeedKpi(**vars(k)) for k in result.kpis],
-            notes=list(result.notes),
-            details=dict(result.details),
-            tables=[spec.name for spec in engine.tables],
-            wall_s=time.perf_counter() - start,
+            kpis=[],
+            wall_s=0.0,
             worker=ran_on,
         )
+        try:
+            result = _run(job, staging / "work")
+        except QualityCheckFailed as failed:
+            record = seed.model_copy(
+                update={
+                    "failure": failed.message or "the engine's quality check failed",
+                    "wall_s": time.perf_counter() - start,
+                }
+            )
+        else:
+            _check_result(engine, result, job)
+            for spec in engine.tables:
+                result.tables[spec.name].to_parquet(staging / f"{spec.name}.parquet", index=False)
+            record = seed.model_copy(
+                update={
+                    "kpis": [SeedKpi(**vars(k)) for k in result.kpis],
+                    "notes": list(result.notes),
+                    "details": dict(result.details),
+                    "tables": [spec.name for spec in engine.tables],
+                    "wall_s": time.perf_counter() - start,
+                }
+            )
         (staging / RUN_FILE).write_text(record.to_json(), encoding="utf-8")
         (staging / COMPLETE).write_text("", encoding="utf-8")
         if final.exists():
@@ -593,10 +613,13 @@ def _run_and_save(job: SeedJob, *, ran_on: str) -> SeedRecord:
 
 
 def _run(job: SeedJob, workdir: Path) -> EngineResult:
-    """The engine's run, with any failure turned into one line naming engine, scenario and seed."""
+    """The engine's run, with any failure turned into one line naming engine, scenario and seed; a
+    failed quality check is passed on as it is (the caller saves it as a failed seed)."""
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         return job.engine.run(job.inputs, seed=job.seed, workdir=workdir)
+    except QualityCheckFailed:
+        raise
     except CivicTwinError as exc:
         raise EngineError(f"{job.who}: {exc.user_message()}") from None
     except Exception as exc:

@@ -4,12 +4,14 @@ Per zone and seed: ``heat_kwh = base_kwh × factor + Normal(0, noise_sd)`` drawn
 ``numpy.random.default_rng(seed)`` in zone order, where ``factor`` is the product of the scenario's
 ``toy_nudge`` factors (for the zones they select, or all). KPI ``toy_heat_mwh`` is their sum / 1000.
 A second table, ``cells``, carries its own point geometry (the zone centroids, WKB in the twin CRS).
-``toy_fail`` makes one seed raise; the environment variable ``TOY_PAUSE=<scenario>:<seed>`` makes
+``toy_fail`` makes one seed raise; ``toy_gridlock`` makes the listed seeds (all when none are
+listed) fail the quality check as a gridlocked traffic run does (``QualityCheckFailed`` with the
+traffic engine's words, ``<seed>00 teleports for 5390 trips``); the environment variable ``TOY_PAUSE=<scenario>:<seed>`` makes
 that seed wait until interrupted, and ``TOY_HANG=1`` makes ``toy_hang`` seeds block signals (a hang
 the worker's own alarm cannot end). ``TOY_BARRIER=<folder>`` makes every seed announce itself with
 a file ``started-<scenario>-<seed>-<parent pid>`` there and wait until ``<folder>/go`` exists (the
-cluster tests kill a worker while its seed waits). Each finished run appends ``<scenario> <seed>`` to
-``<twin dir>/toy-runs.log``, so tests can count runs.
+cluster tests kill a worker while its seed waits). Each finished or gridlocked run appends
+``<scenario> <seed>`` to ``<twin dir>/toy-runs.log``, so tests can count runs.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import shapely
 from pydantic import Field
 
 from civictwin.engines.base import EngineResult, Kpi, TableSpec, TwinContext
+from civictwin.errors import QualityCheckFailed
 from civictwin.scenarios.spec import Intervention, Scenario
 
 CRS = "EPSG:32635"
@@ -47,6 +50,13 @@ class Fail(Intervention):
 
     type: Literal["toy_fail"]
     seed: int
+
+
+class Gridlock(Intervention):
+    """Make some seeds (all when none are listed) fail the quality check."""
+
+    type: Literal["toy_gridlock"]
+    seeds: list[int] | None = None
 
 
 class Hang(Intervention):
@@ -68,6 +78,8 @@ class ToyInputs:
     noise_sd: float
     fail_seeds: tuple[int, ...]
     hang_seeds: tuple[int, ...]
+    gridlock_seeds: tuple[int, ...] | None
+    """The seeds that gridlock: None for none, () for all."""
     log: str
 
 
@@ -89,6 +101,7 @@ class ToyEngine:
         "toy_nudge": Nudge,
         "toy_fail": Fail,
         "toy_hang": Hang,
+        "toy_gridlock": Gridlock,
     }
     tables = (
         TableSpec("zones", ("zone_id",), "zones", (("heat_kwh", "kWh"),), label="Zones: toy heat demand"),
@@ -120,6 +133,7 @@ class ToyEngine:
             noise_sd=params["noise_sd"],
             fail_seeds=tuple(i.seed for i in scenario.interventions if isinstance(i, Fail)),
             hang_seeds=tuple(i.seed for i in scenario.interventions if isinstance(i, Hang)),
+            gridlock_seeds=_gridlock_seeds(scenario),
             log=str(twin.twin_dir / "toy-runs.log"),
         )
 
@@ -128,6 +142,14 @@ class ToyEngine:
             raise ValueError(f"toy failure on seed {seed}")
         if seed in inputs.hang_seeds:
             _hang()
+        if inputs.gridlock_seeds is not None and (not inputs.gridlock_seeds or seed in inputs.gridlock_seeds):
+            with open(inputs.log, "a", encoding="utf-8") as log:
+                log.write(f"{inputs.scenario} {seed}\n")
+            raise QualityCheckFailed(
+                f"{seed}00 teleports for 5390 trips exceed the allowed share 5%: the network is gridlocked "
+                "or broken",
+                field=f"quality check (seed {seed}, outputs in {workdir})",
+            )
         if os.environ.get("TOY_PAUSE") == f"{inputs.scenario}:{seed}":
             time.sleep(3600)
         if os.environ.get("TOY_BARRIER"):
@@ -152,6 +174,16 @@ class ToyEngine:
             notes=("Toy numbers, for tests only.",),
             details={"zones": len(heat)},
         )
+
+
+def _gridlock_seeds(scenario: Scenario) -> tuple[int, ...] | None:
+    """The seeds ``toy_gridlock`` names: None without one, () for all seeds."""
+    chosen = [i for i in scenario.interventions if isinstance(i, Gridlock)]
+    if not chosen:
+        return None
+    if any(i.seeds is None for i in chosen):
+        return ()
+    return tuple(seed for i in chosen for seed in i.seeds or ())
 
 
 def _wait_at_barrier(folder: Path, name: str) -> None:

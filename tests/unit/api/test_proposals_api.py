@@ -107,6 +107,11 @@ record = {"id": comparison, "created": "2026-12-10T12:05:00Z", "baseline": "base
     "differences": [{"engine": "traffic", "kpi": "mean_travel_time_s", "plan": plan, "mean": 23.0,
         "ci_low": 4.0, "ci_high": 42.0, "distinguishable": True, "words": "Mean car travel time rises by 7%."}],
     "summary": ["Mean car travel time rises by 7%."], "question": title}
+if "gridlock" in title:  # the plan's simulation failed the quality check: a finding, no numbers
+    statement = f"'{plan}' could not be evaluated: the simulation failed the quality check in 2 of 2 runs"
+    record.update(plans=[], kpis=record["kpis"][:1], differences=[], summary=[statement],
+        not_evaluated=[{"scenario": plan, "runs": 2, "statement": statement,
+            "failures": [{"engine": "traffic", "seed": 1, "reason": "403 teleports for 5390 trips"}]}])
 (folder / "comparison.json").write_text(json.dumps(record))
 (folder / "manifest.json").write_text(json.dumps({"seeds": [1, 2]}))
 (folder / "report.html").write_text("<!doctype html><title>report</title>")
@@ -375,6 +380,25 @@ def test_approved_run_and_shown_beside_the_official_scenarios(
         "outcome",
     ):
         assert private not in text
+
+
+def test_a_proposal_that_gridlocks_shows_the_finding_instead_of_numbers(
+    client: TestClient, tokens: dict[str, str], twin: Path
+) -> None:
+    pid = _submit(client, "Close everything (gridlock)").json()["id"]
+    assert _decide(client, tokens, pid, "approve", role="analyst").status_code == 200
+    _tick_until(queue_of(client, twin), twin, pid, State.DONE)
+    public = next(p for p in client.get(BASE).json()["proposals"] if p["id"] == pid)
+    comparison = f"proposal-{pid}-consult-public"
+    assert public["result"] == {
+        "comparison": comparison,
+        "baseline": "baseline",
+        "plan": f"proposal-{pid}",
+        "page": f"http://testserver/comparisons/{comparison}/report",
+        "kpis": [],
+        "not_evaluated": f"'proposal-{pid}' could not be evaluated: the simulation failed the quality check in "
+        "2 of 2 runs",
+    }
 
 
 def test_one_run_at_a_time_and_cancellation_really_stops_the_run(

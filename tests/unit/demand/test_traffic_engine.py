@@ -4,6 +4,7 @@ the engine in the generic ensemble (processes, atomic seeds, resuming, Ctrl-C, o
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from traffic_tiny_twin import CLOSURE, PARAMS, tiny_inputs
+from traffic_tiny_twin import CATALOG, CLOSURE, PARAMS, tiny_inputs
 
+from civictwin.compare import compare_ensemble
 from civictwin.engines.base import TwinContext
 from civictwin.engines.ensemble import Ensemble, run_ensemble
 from civictwin.engines.traffic.demand import DemandParams
@@ -21,10 +23,10 @@ from civictwin.engines.traffic.engine import TrafficEngine
 from civictwin.engines.traffic.params import TrafficParams
 from civictwin.engines.traffic.prepare import prepare_scenario
 from civictwin.engines.traffic.simulate import run_scenario, simulate_seed
-from civictwin.errors import EngineError, ScenarioError
+from civictwin.errors import QualityCheckFailed, ScenarioError
 from civictwin.locking import exclusive
 from civictwin.runs import COMPLETE, SEEDS_DIR, read_seed, seed_dir
-from civictwin.scenarios.spec import Scenario
+from civictwin.scenarios.spec import Scenario, parse_scenario
 
 
 def test_same_seed_gives_identical_results_and_a_closure_shifts_mode(tmp_path: Path) -> None:
@@ -56,7 +58,12 @@ def test_same_seed_gives_identical_results_and_a_closure_shifts_mode(tmp_path: P
     assert closed.modal_split["car"] < first.modal_split["car"]
 
 
-def test_a_failed_seed_names_engine_scenario_and_seed_and_leaves_nothing(tmp_path: Path) -> None:
+def test_a_seed_that_fails_the_quality_check_is_kept_and_a_failed_baseline_stops_the_comparison(
+    tmp_path: Path,
+) -> None:
+    """No trip may be left unfinished, and the run ends with the demand window: SUMO's run fails the
+    quality check. The seed is saved as a failed seed with SUMO's outputs (reused on a rerun, not
+    simulated again), and a comparison against that baseline stops with one line."""
     strict = TrafficParams(
         iterations=1,
         demand_window_s=600,
@@ -65,20 +72,69 @@ def test_a_failed_seed_names_engine_scenario_and_seed_and_leaves_nothing(tmp_pat
         demand=DemandParams(scale=2.0, distance="crowfly"),
     )
     engine = TrafficEngine(inputs=tiny_inputs(tmp_path), params=strict)
-    with pytest.raises(EngineError) as failed:
-        run_ensemble(
-            TwinContext(tmp_path),
-            [Scenario.baseline_scenario()],
-            [engine],
-            comparison_id="f",
-            seeds=[1],
-            workers=1,
-        )
-    assert failed.value.user_message().startswith("engine 'traffic', scenario 'baseline', seed 1: ")
-    assert "trips did not arrive by 600 s" in failed.value.user_message()
-    assert "\n" not in failed.value.user_message()
+
+    def run() -> Ensemble:
+        return run_ensemble(
+            TwinContext(tmp_path), [Scenario.baseline_scenario(), CLOSURE], [engine], comparison_id="f",
+            seeds=[1], workers=1,
+        )  # fmt: skip
+
+    first = run()
+    failed = first.runs["traffic"]["baseline"][0]
+    unfinished = re.fullmatch(
+        r"(\d+) of (\d+) trips did not arrive by 600 s, more than the allowed 0%: lengthen end_s or check "
+        r"the demand",
+        failed.failure,
+    )
+    assert unfinished is not None, failed.failure
+    assert 0 < int(unfinished[1]) <= int(unfinished[2])
+    assert (failed.kpis, failed.tables) == ([], [])
     folder = seed_dir(tmp_path / "runs" / "f", "traffic", "baseline", 1)
-    assert not folder.exists() and list(folder.parent.iterdir()) == []  # the staging folder is gone too
+    assert (folder / COMPLETE).is_file()
+    assert (folder / "work" / "iteration_0" / "statistics.xml").is_file()  # SUMO's outputs, to see why
+    saved = (folder / "run.json").read_bytes()
+    again = run()
+    assert again.computed == () and (folder / "run.json").read_bytes() == saved
+    with pytest.raises(QualityCheckFailed) as stopped:
+        compare_ensemble(again)
+    assert stopped.value.user_message() == (
+        "the baseline 'baseline' could not be evaluated: the simulation failed the quality check in 1 of 1 "
+        f"runs (engine 'traffic', seed 1: {failed.failure}), so no plan can be compared with it"
+    )
+
+
+def test_a_plan_that_jams_the_tiny_grid_is_a_finding_not_an_error(tmp_path: Path) -> None:
+    """Twelve times the demand on the 4 × 4 grid: many of its trips are still queueing when the run
+    ends (a real SUMO run failing the quality check), while the baseline's all arrive. The plan is
+    not evaluated, with SUMO's numbers in its finding; the baseline's KPIs are still reported."""
+    params = TrafficParams(
+        iterations=1, demand_window_s=600, demand=DemandParams(scale=20.0, distance="crowfly")
+    )
+    flood = parse_scenario(
+        {"name": "flood", "interventions": [{"type": "scale_demand", "factor": 12}]},
+        CATALOG,
+        origin="flood.toml",
+    )
+    engine = TrafficEngine(inputs=tiny_inputs(tmp_path), params=params)
+    result = run_ensemble(
+        TwinContext(tmp_path), [Scenario.baseline_scenario(), flood], [engine], comparison_id="flood",
+        seeds=[1], workers=2,
+    )  # fmt: skip
+    record = compare_ensemble(result).record
+    assert record.plans == [] and [f.scenario for f in record.not_evaluated] == ["flood"]
+    reason = record.not_evaluated[0].failures[0].reason
+    jam = re.fullmatch(
+        r"(\d+) of (\d+) trips did not arrive by (\d+) s, more than the allowed 5%: .*", reason
+    )
+    assert jam is not None, reason
+    assert int(jam[1]) > 0.05 * int(jam[2])
+    assert record.summary == [
+        "'flood' could not be evaluated: the simulation failed the quality check in 1 of 1 runs (seed 1: "
+        f"{reason}); under this model the plan leaves the simulated network gridlocked or its trips "
+        "unfinished, and its indicators are not reported."
+    ]
+    baseline = record.kpi("finished_share", "baseline")
+    assert (baseline.mean, baseline.n) == (1.0, 1)
 
 
 def test_the_engine_in_the_ensemble_resumes_only_what_is_missing(tmp_path: Path) -> None:

@@ -249,6 +249,35 @@ def test_the_cluster_gives_the_local_pools_seeds_and_records_the_workers(
     assert (twin / "toy-runs.log").read_text().splitlines()[4:] == ["warm 2"]
 
 
+def test_a_seed_that_fails_the_quality_check_on_the_cluster_is_the_pools_failed_seed(
+    tmp_path: Path, cluster: Cluster
+) -> None:
+    """A gridlocked seed comes back from a Dask worker as the same failed seed the local pool saves:
+    its message kept, no KPIs, saved and reused on a rerun."""
+    from civictwin_toy.engine import Gridlock, ToyEngine
+
+    jam = Scenario(name="jam", interventions=[Gridlock(type="toy_gridlock", seeds=[2])])
+    twins = {how: write_twin(tmp_path / how, ZONES) for how in ("pool", "dask")}
+
+    def run(how: str) -> Ensemble:
+        executor = open_cluster(cluster.address, workers=2) if how == "dask" else None
+        return run_ensemble(
+            TwinContext.load(twins[how]), [jam], [ToyEngine()], comparison_id="jam", seeds=SEEDS,
+            workers=2, executor=executor,
+        )  # fmt: skip
+
+    pooled, dasked = run("pool"), run("dask")
+    reason = "200 teleports for 5390 trips exceed the allowed share 5%: the network is gridlocked or broken"
+    for result in (pooled, dasked):
+        assert [(r.seed, r.failure, len(r.kpis)) for r in result.runs["toy"]["jam"]] == [
+            (1, "", 1),
+            (2, reason, 0),
+        ]
+    assert dasked.runs["toy"]["jam"][1].worker.split(" ")[1] in cluster.workers
+    again = run("dask")
+    assert again.computed == () and again.runs["toy"]["jam"][1].failure == reason
+
+
 def test_a_hanging_seed_on_the_cluster_is_one_line(tmp_path: Path, cluster: Cluster) -> None:
     from civictwin_toy.engine import Hang, ToyEngine
 
