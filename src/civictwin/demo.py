@@ -109,6 +109,7 @@ DEMO_TRAFFIC = """# civictwin demo: the traffic engine's settings for the demo c
 # docs/methods-calibration.md, section 4.
 warmup_s = 1800                 # half an hour of the first hour's demand before 08:00 (an assumption)
 time_to_impatience_s = 30       # SUMO's default is 180 s; 30 s lets the centre carry its counts (an assumption)
+ignore_junction_blocker_s = 60  # SUMO's default never passes a car standing in a junction; without it one seed locked up (an assumption)
 
 [calibration]
 # Every motor vehicle the counts saw except buses (helsinki_counts_by_class in twin.toml): the demo

@@ -25,7 +25,7 @@ def test_the_demo_traffic_settings_are_written_once_and_read_as_stated(tmp_path:
     assert tuple(calibration.classes) == ("ha", "pa", "ka", "ra", "mp")  # no bus: the demo simulates none
     assert (calibration.folds, calibration.max_iterations, calibration.max_demand_growth) == (2, 2, 0.25)
     assert calibration.use_ambiguous and calibration.timezone == "Europe/Helsinki"
-    assert (params.warmup_s, params.time_to_impatience_s) == (1800, 30)
+    assert (params.warmup_s, params.time_to_impatience_s, params.ignore_junction_blocker_s) == (1800, 30, 60)
     assert params.gateways.enabled
     assert (params.gateways.inbound_vph_per_lane, params.gateways.outbound_vph_per_lane) == (60, 60)
     (tmp_path / "traffic.toml").write_text("warmup_s = 600\n")

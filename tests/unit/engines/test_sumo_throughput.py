@@ -25,6 +25,7 @@ from civictwin.engines.traffic.network import build_sumo_network
 from civictwin.engines.traffic.outputs import OutputFiles
 from civictwin.engines.traffic.params import TrafficParams
 from civictwin.engines.traffic.run import CarTrip, SimOptions, run_sumo, sumo_options, write_trips
+from civictwin.errors import EngineError
 
 Grid = tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]
 
@@ -66,6 +67,14 @@ def test_impatience_reaches_sumo_from_the_parameters(grid: Grid, tmp_path: Path)
         net, TrafficParams(time_to_impatience_s=30).sim_options(), seed=1, files=OutputFiles(), n_trips=1
     )
     assert default["time-to-impatience"] == "180" and set_30["time-to-impatience"] == "30"
+    # a junction blocker is never passed unless set (SUMO's default), then after the seconds set
+    blocker = TrafficParams(ignore_junction_blocker_s=60).sim_options()
+    assert "ignore-junction-blocker" not in default
+    assert (
+        sumo_options(net, blocker, seed=1, files=OutputFiles(), n_trips=1)["ignore-junction-blocker"] == "60"
+    )
+    with pytest.raises(EngineError, match="simulation options: ignore_junction_blocker_s: must be positive"):
+        SimOptions(end_s=60, ignore_junction_blocker_s=0)
 
 
 def test_cars_enter_on_their_best_lane_at_their_desired_speed(tmp_path: Path) -> None:

@@ -50,10 +50,15 @@ class TrafficParams(BaseModel):
     at most the demand window. Nothing in the warm-up enters a KPI or a count."""
     time_to_impatience_s: Annotated[float, Field(gt=0)] = 180.0
     """Waiting time (s) over which a driver at a junction grows impatient enough to impede traffic
-    with priority (SUMO's ``--time-to-impatience``; 180 s is SUMO's default). The twin has no traffic
-    signals, so every junction is a priority junction: under heavy demand a shorter time (30 s on the
-    demo, an assumption tested there: docs/methods-calibration.md, section 4) keeps the centre from
-    locking up on queues waiting for gaps."""
+    with priority (SUMO's ``--time-to-impatience``; 180 s is SUMO's default). Under heavy demand a
+    shorter time (30 s on the demo, an assumption tested there: docs/methods-calibration.md, section
+    4) keeps the centre from locking up on queues waiting for gaps at its unsignalled junctions."""
+    ignore_junction_blocker_s: Annotated[float, Field(gt=0)] | None = None
+    """Seconds after which vehicles pass one that stands blocking a junction (SUMO's
+    ``--ignore-junction-blocker``; unset, SUMO's default: never). A turning queue standing inside a
+    junction whose exit is jammed holds every foe stream until SUMO teleports them; on the calibrated
+    demo one seed of the baseline locked up that way (60 s there, an assumption tested on it:
+    docs/methods-calibration.md, section 4)."""
     mesoscopic: bool = False
     focus_zones: tuple[str, ...] = ()
     """Analysis zones re-simulated microscopically on the city run's traffic entering them (a focus area
@@ -94,6 +99,7 @@ class TrafficParams(BaseModel):
             count_edges=self.count_edges,
             warmup_s=self.warmup_s,
             time_to_impatience_s=self.time_to_impatience_s,
+            ignore_junction_blocker_s=self.ignore_junction_blocker_s,
             write_routes=bool(self.focus_zones),
         )
 

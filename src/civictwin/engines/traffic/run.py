@@ -130,8 +130,11 @@ class SimOptions:
     warm-up; SUMO's own clock runs ``warmup_s`` ahead of it. ``time_to_impatience_s`` (s) is how long
     a driver waits at a junction before accepting to impede traffic with priority (SUMO's
     ``--time-to-impatience``: impatience grows from 0 to 1 over that waiting time; SUMO's default
-    180 s): on a network without traffic signals (the twin has no signal data) a shorter time keeps
-    minor-road queues from waiting for gaps that never come (docs/methods-calibration.md, section 4).
+    180 s): under heavy demand a shorter time keeps minor-road queues from waiting for gaps that never
+    come (docs/methods-calibration.md, section 4). ``ignore_junction_blocker_s`` (s), when set, lets
+    vehicles pass one that has stood blocking a junction that long (SUMO's
+    ``--ignore-junction-blocker``; SUMO's default, None here, never does): a turning queue standing
+    inside a junction whose exit is jammed otherwise holds its foes until they teleport.
     ``write_routes`` keeps every vehicle's route with the times it left each edge (SUMO's vehroute
     output, ``OutputFiles.routes``) for a focus area's cut (:mod:`~civictwin.engines.traffic.focus`).
     """
@@ -154,6 +157,7 @@ class SimOptions:
     count_passages: bool = False
     warmup_s: float = 0.0
     time_to_impatience_s: float = 180.0
+    ignore_junction_blocker_s: float | None = None
     write_routes: bool = False
 
     def __post_init__(self) -> None:
@@ -172,6 +176,11 @@ class SimOptions:
             (self.count_interval_s > 0, "count_interval_s", "must be positive"),
             (self.warmup_s >= 0, "warmup_s", "must not be negative"),
             (self.time_to_impatience_s > 0, "time_to_impatience_s", "must be positive"),
+            (
+                self.ignore_junction_blocker_s is None or self.ignore_junction_blocker_s > 0,
+                "ignore_junction_blocker_s",
+                "must be positive (or unset: never)",
+            ),
             (
                 self.speed_deviation is None or 0 <= self.speed_deviation <= 1,
                 "speed_deviation",
@@ -442,6 +451,11 @@ def sumo_options(
         "device.emissions.probability": "1",
         "time-to-teleport": f"{options.time_to_teleport_s:g}",
         "time-to-impatience": f"{options.time_to_impatience_s:g}",
+        **(
+            {"ignore-junction-blocker": f"{options.ignore_junction_blocker_s:g}"}
+            if options.ignore_junction_blocker_s is not None
+            else {}
+        ),
         "ignore-route-errors": _bool(options.ignore_route_errors),
         "tripinfo-output": files.tripinfo,
         "tripinfo-output.write-unfinished": "true",
