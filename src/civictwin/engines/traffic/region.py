@@ -3,8 +3,9 @@ OSM extract that start or end outside the area, routed on its roads to the area'
 
 Two steps, both pure functions of plain data. :func:`regional_outside` runs once per region and area:
 the region's gravity matrix (the area's own demand parameters on the region's zones), as car trips,
-and the free-flow times on the region's roads *outside* the area (every way the area's network holds
-removed) from each outside zone to each gateway and back, and between outside zones.
+and the free-flow times on the region's roads *outside* the area (the ways the area's network holds
+removed, but for each gateway's own road) from each outside zone to each gateway and back, and between
+outside zones.
 :func:`regional_cells` runs once per scenario, on the scenario's own network inside the area: each
 trip takes the gateway (or pair of gateways) of its least free-flow time, and a trip between two
 outside zones crosses the area only where that is quicker than staying outside. See
@@ -278,8 +279,8 @@ def _node_indices(graph: ModeGraph, nodes: set[int]) -> IntArray:
 
 
 def _zone_connectors(graph: ModeGraph, zones: gpd.GeoSeries) -> list[tuple[IntArray, FloatMatrix]]:
-    """Per zone (polygons), its nearest graph node and up to :data:`CONNECTORS` more within the zone's
-    radius (of the circle of its area) of its centroid, with the seconds to each in a straight line at
+    """Per zone (polygons), at most :data:`CONNECTORS` graph nodes: the one nearest its centroid and the
+    next nearest within the zone's radius (of the circle of its area), with the seconds to each in a straight line at
     :data:`CONNECTOR_SPEED_MS`: the one nearest node may lie on a stub that the region's edge or a
     one-way street cuts off."""
     from scipy.spatial import cKDTree
