@@ -198,3 +198,18 @@ def test_a_region_that_does_not_reach_beyond_the_area_or_shares_no_gateway_is_re
     )
     with pytest.raises(DemandError, match="none of the area's 2 gateways is a node of the region's roads"):
         _outside(area, RegionTables(label="other data", edges=other, zones=region.zones))
+
+
+def test_a_region_whose_tables_cannot_make_demand_says_which_twin(area) -> None:  # type: ignore[no-untyped-def]
+    region = _region(area)
+    no_people = RegionTables(label="bare", edges=region.edges, zones=region.zones.drop(columns="population"))
+    with pytest.raises(
+        DemandError,
+        match=r"^gateways.region: the region \(bare\): zones: zones table lacks column\(s\) population$",
+    ):
+        _outside(area, no_people)
+    no_ids = RegionTables(label="ids", edges=region.edges.drop(columns="osm_id"), zones=region.zones)
+    with pytest.raises(
+        DemandError, match=r"^gateways\.region: the region's network_edges lack the osm_id column"
+    ):
+        _outside(area, no_ids)

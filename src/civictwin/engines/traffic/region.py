@@ -185,13 +185,22 @@ def _outside(
         )
     if inside.all():
         raise DemandError(f"the region ({region.label}) has no zone outside the area", field=FIELD)
-    vehicles = gravity_od(zones, demand, edges).trips * vehicles_per_person
+    _check_osm_ids(edges, area_edges)
+    try:
+        vehicles = gravity_od(zones, demand, edges).trips * vehicles_per_person
+    except DemandError as exc:  # the region's own tables: say which twin they belong to
+        raise DemandError(f"the region ({region.label}): {exc.user_message()}", field=FIELD) from None
     if float(vehicles[~inside].sum()) <= 0:
         raise DemandError(
             f"the region's zones outside the area ({region.label}) have no residents", field=FIELD
         )
     roads = _gateway_roads(edges, area_edges, gateways)
-    graph = mode_graph(_outside_edges(edges, area_edges, roads), "car")
+    try:
+        graph = mode_graph(_outside_edges(edges, area_edges, roads), "car")
+    except DemandError as exc:
+        raise DemandError(
+            f"the region ({region.label}) outside the area: {exc.message}", field=FIELD
+        ) from None
     on_road = {node: _node_indices(graph, road_nodes) for node, road_nodes in roads.items()}
     found = [g.node for g in gateways if len(on_road.get(g.node, ())) > 0]
     if not found:
@@ -256,11 +265,6 @@ def _outside_edges(
 ) -> gpd.GeoDataFrame:
     """The region's edges on OSM ways the area's network does not hold, and those along a gateway's
     road (between two of its nodes)."""
-    for frame, which in ((edges, "the region's"), (area_edges, "the area's")):
-        if "osm_id" not in frame.columns:
-            raise DemandError(
-                f"{which} network_edges lack the osm_id column the regional model needs", field=FIELD
-            )
     area_ways = set(area_edges["osm_id"].dropna().astype(np.int64))
     on_roads = np.zeros(len(edges), dtype=bool)
     starts, ends = edges["from_node"].to_numpy(dtype=np.int64), edges["to_node"].to_numpy(dtype=np.int64)
@@ -269,6 +273,15 @@ def _outside_edges(
         on_roads |= np.isin(starts, members) & np.isin(ends, members)
     kept: gpd.GeoDataFrame = edges[~edges["osm_id"].astype(np.int64).isin(area_ways) | on_roads]
     return kept
+
+
+def _check_osm_ids(edges: pd.DataFrame, area_edges: pd.DataFrame) -> None:
+    """Raise :class:`DemandError` unless both networks have the OSM way ids the model matches them by."""
+    for frame, which in ((edges, "the region's"), (area_edges, "the area's")):
+        if "osm_id" not in frame.columns:
+            raise DemandError(
+                f"{which} network_edges lack the osm_id column the regional model needs", field=FIELD
+            )
 
 
 def _node_indices(graph: ModeGraph, nodes: set[int]) -> IntArray:
