@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import geopandas as gpd
 import pytest
+from plugin import write_distribution
 from pyproj import Transformer
 
 from civictwin.engines.traffic.synthetic import GRID_CRS, grid_network
 
 ORIGIN = (385_000.0, 6_671_000.0)
+
+
+@pytest.fixture(scope="module")
+def toy_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """The toy engine (``plugin.py``) importable here and by the pool's workers, and the paths a
+    subprocess or a Dask cluster needs to import it."""
+    paths = write_distribution(tmp_path_factory.mktemp("site"))
+    sys.path[:0] = paths
+    yield paths
+    for path in paths:
+        sys.path.remove(path)
 
 
 @pytest.fixture

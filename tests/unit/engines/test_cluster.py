@@ -31,7 +31,7 @@ from typing import Any
 import geopandas as gpd
 import pytest
 import shapely
-from plugin import subprocess_env, write_distribution, write_twin
+from plugin import subprocess_env, write_twin
 
 from civictwin.compare import compare_ensemble, ensemble_manifest
 from civictwin.engines.base import TwinContext
@@ -85,13 +85,9 @@ def python_takes_ctrl_c() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    """The toy engine importable here (and by the pool's workers), and the path the cluster needs."""
-    paths = write_distribution(tmp_path_factory.mktemp("site"))
-    sys.path[:0] = paths
-    yield paths
-    for path in paths:
-        sys.path.remove(path)
+def toy(toy_site: list[str]) -> list[str]:
+    """The toy engine's import paths (conftest's ``toy_site``)."""
+    return toy_site
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import geopandas as gpd
 import pytest
 import shapely
 from fastapi.testclient import TestClient
-from plugin import subprocess_env, write_distribution, write_twin
+from plugin import subprocess_env, write_twin
 
 from civictwin.compare import compare_ensemble, report_ensemble
 from civictwin.engines.base import TwinContext
@@ -44,13 +43,9 @@ JAM_STATEMENT = (
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    """The toy engine importable here and by the pool's workers (and the CLI's path to it)."""
-    paths = write_distribution(tmp_path_factory.mktemp("site"))
-    sys.path[:0] = paths
-    yield paths
-    for path in paths:
-        sys.path.remove(path)
+def site(toy_site: list[str]) -> list[str]:
+    """The toy engine's import paths (conftest's ``toy_site``)."""
+    return toy_site
 
 
 @pytest.fixture(scope="module")
