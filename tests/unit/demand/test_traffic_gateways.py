@@ -19,9 +19,9 @@ from civictwin.engines.traffic.gateways import (
     GatewayFlag,
     GatewayFlow,
     GatewaySettings,
+    cell_kind,
     find_gateways,
     fitted_flows,
-    flow_kind,
     gateway_car_trips,
     gateway_demand,
     gateway_flows,
@@ -224,7 +224,7 @@ def test_gateway_trips_follow_the_hourly_flows(tmp_path: Path) -> None:
     second = [t for t in trips if t.trip_id.startswith("g1h0_")]
     assert len(first) == 40 and all(0 <= t.depart_s < 3600 for t in first)
     assert len(second) == 5 and all(3600 <= t.depart_s < 5400 for t in second)
-    assert flow_kind(demand.od.zones, 0, 3) == ("w", "through")
+    assert cell_kind((demand.od.zones[0], demand.od.zones[3])) == ("w", "through")
     doubled = scaled_demand(demand, {("in:w", "out:e"): 2.0})
     assert [od.trips[0, 3] for od in doubled.hourly] == pytest.approx([80.0, 10.0])
     assert doubled.flows[0].through_vph == pytest.approx((80.0, 20.0))

@@ -55,9 +55,9 @@ from civictwin.engines.traffic.gateways import (
     GatewayDemand,
     GatewayFlag,
     GatewayFlow,
+    cell_kind,
     find_gateways,
     fitted_flows,
-    flow_kind,
     gateway_flows,
     road_edges,
     scaled_demand,
@@ -770,12 +770,10 @@ def gateway_bounds(gateways: GatewayDemand | None, edges: pd.DataFrame, cells: S
     if gateways is None or not cells:
         return np.zeros(len(cells))
     capacity = dict(zip(edges["edge_id"].astype(str), edges["capacity_vph"].astype(float), strict=True))
-    names = gateways.od.zones
-    index = {name: i for i, name in enumerate(names)}
     by_node = {f.node: f for f in gateways.flows}
     bounds = []
-    for start, end in cells:
-        node, kind = flow_kind(names, index[start], index[end])
+    for cell in cells:
+        node, kind = cell_kind(cell)
         flow = by_node[node]
         if kind == "outbound":
             edge, peak = gateways.edges_by_zone.get(OUT + node, [""])[0], max(flow.outbound_vph)

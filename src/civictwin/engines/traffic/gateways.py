@@ -416,10 +416,10 @@ def _flow_totals(od: OdMatrix) -> dict[tuple[str, str], float]:
     return totals
 
 
-def flow_kind(names: Sequence[str], origin: int, destination: int) -> tuple[str, Kind]:
-    """The gateway and kind of flow a gateway trip between ``names[origin]`` and ``names[destination]``
-    (the names of :attr:`GatewayDemand.od`) belongs to."""
-    start, end = names[origin], names[destination]
+def cell_kind(cell: Cell) -> tuple[str, Kind]:
+    """The gateway and kind of flow a cell of a gateway matrix (its start and end names, those of
+    :attr:`GatewayDemand.od`) belongs to."""
+    start, end = cell
     if start.startswith(IN):
         return start.removeprefix(IN), "through" if end.startswith(OUT) else "inbound"
     return end.removeprefix(OUT), "outbound"

@@ -38,12 +38,14 @@ from civictwin.engines.traffic.demand import (
 )
 from civictwin.engines.traffic.gateways import (
     IN,
+    KINDS,
     OUT,
     PHONE_SOURCE,
     STATED_DEFAULT,
     Cell,
     Gateway,
     GatewayFlow,
+    cell_kind,
 )
 from civictwin.engines.traffic.modechoice import free_speeds_ms
 
@@ -106,15 +108,10 @@ class RegionalCells:
 
     def note(self) -> str:
         """What the model assigned and left out, in words."""
-        inbound = sum(
-            v for (start, end), v in self.cells.items() if start.startswith(IN) and not end.startswith(OUT)
-        )
-        through = sum(
-            v for (start, end), v in self.cells.items() if end.startswith(OUT) and start.startswith(IN)
-        )
-        outbound = sum(
-            v for (start, end), v in self.cells.items() if end.startswith(OUT) and not start.startswith(IN)
-        )
+        by_kind = {kind: 0.0 for kind in KINDS}
+        for cell, vph in self.cells.items():
+            by_kind[cell_kind(cell)[1]] += vph
+        inbound, through, outbound = by_kind["inbound"], by_kind["through"], by_kind["outbound"]
         return (
             f"The regional model ({self.label}) gives {inbound:.0f} car trips/hour into the area, "
             f"{outbound:.0f} out of it and {through:.0f} across it in the window's first hour; "
@@ -470,11 +467,8 @@ def regional_flows(
     phone-based inbound flow the region gives the through flow, which phone data cannot show."""
     source = f"{REGION_SOURCE} ({regional.label})"
     totals: dict[tuple[str, str], float] = {}
-    for (start, end), vph in regional.cells.items():
-        if start.startswith(IN):
-            key = (start.removeprefix(IN), "through" if end.startswith(OUT) else "inbound")
-        else:
-            key = (end.removeprefix(OUT), "outbound")
+    for cell, vph in regional.cells.items():
+        key = cell_kind(cell)
         totals[key] = totals.get(key, 0.0) + vph
 
     def hourly(node: str, kind: str) -> tuple[float, ...]:
