@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import geopandas as gpd
 import pandas as pd
 
-from civictwin.config import load_config
+from civictwin.config import TwinConfig, load_config
 from civictwin.engines.traffic.demand import DemandError
 from civictwin.engines.traffic.interventions import TransitFrequency
 from civictwin.engines.traffic.region import FIELD as REGION_FIELD
@@ -89,9 +89,14 @@ def load_twin(twin: Path | Store, *, twin_dir: Path | None = None, need_routes: 
     """
     if isinstance(twin, Store):
         return _read_inputs(twin, twin_dir or Path.cwd(), need_routes)
-    config = load_config(twin)
+    return _shallow_copy(_current(load_config(twin), need_routes)[1])
+
+
+def _current(config: TwinConfig, need_routes: bool) -> tuple[str, TwinInputs]:
+    """The version marker of the twin's store now, and its tables (kept for the next call)."""
     location = store_location(config)
-    return _shallow_copy(_load_cached(location, config.base_dir, store_version(location), need_routes))
+    version = store_version(location)
+    return version, _load_cached(location, config.base_dir, version, need_routes)
 
 
 @functools.lru_cache(maxsize=2)
@@ -183,20 +188,19 @@ def _stop_routes(store: Store) -> pd.DataFrame | None:
 
 def load_region(twin_dir: Path, region: str) -> RegionTables:
     """The roads and zones of the region twin at ``region`` (``[gateways] region``, relative to
-    ``twin_dir``), kept in memory like the twin's own (:func:`load_twin`); its label names it, its
-    path and its store's version. Raises :class:`DemandError` naming ``gateways.region`` when there is
+    ``twin_dir``), kept in memory like the twin's own (:func:`load_twin`, one look at its store's
+    version for both); its label names it, its path and that version. Raises :class:`DemandError` naming ``gateways.region`` when there is
     no built twin there."""
     path = (twin_dir / region).resolve()
     if not (path / "twin.toml").is_file():
         raise DemandError(f"no twin at {path} (no twin.toml there)", field=REGION_FIELD)
     try:
         config = load_config(path)
-        version = store_version(store_location(config))
-        tables = load_twin(path)
+        version, tables = _current(config, need_routes=False)
     except CivicTwinError as exc:
         raise DemandError(f"the region twin at {path}: {exc.user_message()}", field=REGION_FIELD) from None
     return RegionTables(
         label=f"twin '{config.twin.name}' at {region}, version {version}",
-        edges=tables.edges,
-        zones=tables.zones,
+        edges=tables.edges.copy(deep=False),
+        zones=tables.zones.copy(deep=False),
     )
