@@ -26,6 +26,7 @@ from civictwin.engines.traffic.region import (
     regional_flows,
     regional_outside,
 )
+from civictwin.engines.traffic.report import _gateway_note
 
 DEMAND = DemandParams(distance="crowfly")
 PER_PERSON = 0.5 / 1.2  # outside_car_share / car_occupancy
@@ -179,6 +180,13 @@ def test_regional_flows_replace_the_stated_defaults_only(area) -> None:  # type:
     assert beside_phone.inbound_vph == (9.0, 9.0) and beside_phone.inbound_source == PHONE_SOURCE
     assert beside_phone.through_vph == pytest.approx((vehicles[4, 5], 0.5 * vehicles[4, 5]))
     assert beside_phone.through_source == west.inbound_source
+    # the report names the through flow's source where it differs, gateways with one set of sources together
+    assert _gateway_note(
+        [{"node": "901", "inbound": PHONE_SOURCE, "through": "region", "outbound": "region"}] * 2
+    ) == (
+        f" Traffic from outside through 2 gateway(s) (901, 901: in from {PHONE_SOURCE}, across from region, "
+        "out from region)."
+    )
     # a count is kept; its stated outbound flow is replaced
     assert east.inbound_vph == (7.0, 7.0) and east.inbound_source == "A08/1"
     assert east.outbound_source.startswith(REGION_SOURCE) and STATED_DEFAULT not in east.outbound_source
