@@ -54,9 +54,15 @@ def test_kill_9_in_the_middle_of_a_stream_loses_nothing_and_stores_nothing_twice
             timeout_s=90,
             what="the consumer to listen",
         )
+        # Half the stream goes out while the consumer runs, the rest only once it is killed: so the
+        # kill always lands mid-stream, and the restarted consumer must be running (its SIGTERM handler
+        # in place) before every observation can be stored. On a fast machine the whole stream used
+        # to be stored before the kill, the wait below passed at once, and SIGTERM hit the restarted
+        # process while it was still starting.
+        half = total // 2
         sender = threading.Thread(
             target=lambda: acknowledged.append(
-                publisher.send_many([_message(i) for i in range(1, total)], window=100)
+                publisher.send_many([_message(i) for i in range(1, half)], window=100)
             )
         )
         sender.start()
@@ -64,7 +70,9 @@ def test_kill_9_in_the_middle_of_a_stream_loses_nothing_and_stores_nothing_twice
         os.kill(consumer.pid, signal.SIGKILL)
         consumer.wait()
         killed_with = len(_stored(config.store_path))
-        sender.join(120)  # the rest waits at the broker, in the consumer's session
+        sender.join(120)
+        # the rest waits at the broker, in the consumer's session
+        acknowledged.append(publisher.send_many([_message(i) for i in range(half, total)], window=100))
         consumer = _start(tmp_path)
         wait_until(lambda: len(_stored(config.store_path)) == total, timeout_s=120, what="every observation")
         consumer.send_signal(signal.SIGTERM)
@@ -75,7 +83,7 @@ def test_kill_9_in_the_middle_of_a_stream_loses_nothing_and_stores_nothing_twice
             consumer.kill()
             consumer.wait()
     assert consumer.returncode == 0, err.decode()[-2000:]
-    assert acknowledged == [total - 1]
+    assert acknowledged == [half - 1, total - half]
     assert killed_with < total
     times = _stored(config.store_path)
     assert times == [START_MS + i * 60_000 for i in range(total)]  # every one, once, in order
