@@ -4,7 +4,9 @@ Python raises :class:`KeyboardInterrupt` on SIGINT, but the exception does not a
 cancels the running query and raises its own ``Query interrupted`` error, and Typer turns the
 interrupt into a return value of 130. :func:`install` replaces the SIGINT handler with one that
 raises the same ``KeyboardInterrupt`` *and* remembers that an interrupt arrived, so the command line
-can report any failure after that moment as what it is: an interrupt (one line, exit 130).
+can report any failure after that moment as what it is: an interrupt (one line, exit 130). Where the
+interrupt lands in code that cannot pass an exception on (a compiled extension's callback, a weakref
+callback, a finaliser), Python swallows it as "unraisable"; the handler then delivers it again.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ EXIT_CODE = 130
 MESSAGE = "interrupted: nothing half-written was kept"
 
 _received = threading.Event()
+_previous_unraisablehook = sys.unraisablehook
 
 
 def install() -> None:
@@ -31,13 +34,17 @@ def install() -> None:
 
     Earlier interrupts are forgotten: each was already raised where it landed.
     """
+    global _previous_unraisablehook
     _received.clear()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _on_interrupt)
+    if sys.unraisablehook is not _on_unraisable:
+        _previous_unraisablehook = sys.unraisablehook
+        sys.unraisablehook = _on_unraisable
 
 
 RETRY_S = 0.01
-"""How soon an interrupt that landed inside the import system is delivered again (seconds)."""
+"""How soon an interrupt that landed where it could not be raised is delivered again (seconds)."""
 
 
 def _on_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -50,6 +57,20 @@ def _on_interrupt(signum: int, frame: FrameType | None) -> None:
         threading.Timer(RETRY_S, signal.raise_signal, args=(signum,)).start()
         return
     raise KeyboardInterrupt
+
+
+def _on_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """Deliver again an interrupt Python swallowed; report anything else as before.
+
+    Raised inside code that cannot pass an exception on (measured: a compiled extension's callback,
+    "Exception ignored in: 'cls_name'", in the middle of a build), the interrupt would be lost and its
+    traceback printed on stderr; the command would run on. It is raised again a moment later instead,
+    in ordinary code.
+    """
+    if issubclass(unraisable.exc_type, KeyboardInterrupt) and received():
+        threading.Timer(RETRY_S, signal.raise_signal, args=(signal.SIGINT,)).start()
+        return
+    _previous_unraisablehook(unraisable)
 
 
 def received() -> bool:

@@ -140,6 +140,35 @@ def test_an_interrupt_is_one_line_and_exit_130(tmp_path: Path, code: str, comman
     assert err.strip().splitlines() == ONE_LINE
 
 
+SWALLOWING_COMMAND = """
+import sys, time
+from civictwin.cli import app, main
+class Finalised:
+    def __del__(self) -> None:
+        print("finalising", flush=True); time.sleep(5)
+@app.command()
+def finalise() -> None:
+    Finalised()
+    time.sleep(5)
+    print("ran on after the interrupt", flush=True)
+main(sys.argv[1:])
+"""
+
+
+def test_an_interrupt_python_swallows_is_delivered_again(tmp_path: Path) -> None:
+    """An interrupt landing in a finaliser is "unraisable": Python printed its traceback under
+    "Exception ignored in" and the command ran on (seen in a build, inside a compiled extension's
+    callback). It is delivered again once the finaliser returns: one line, exit 130."""
+    process = start(textwrap.dedent(SWALLOWING_COMMAND), "finalise", cwd=tmp_path)
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "finalising"
+    time.sleep(0.5)  # inside the finaliser's sleep
+    running, err = interrupt_after(process, 0)
+    assert running
+    assert process.returncode == 130, err
+    assert err.strip().splitlines() == ONE_LINE
+
+
 # ------------------------------------------------------------------------------------- the build sweep
 
 
