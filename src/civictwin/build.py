@@ -25,6 +25,7 @@ import pyarrow as pa
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from civictwin.allocation import tuned_for_build
 from civictwin.area import resolve_area
 from civictwin.build_city import (
     BUILDING_DECISIONS,
@@ -132,6 +133,7 @@ class BuildSummary:
     """Tables a refresh copied from the previous twin unchanged (empty for a whole build)."""
 
 
+@tuned_for_build()
 def build_twin(
     config: TwinConfig,
     *,

@@ -38,3 +38,27 @@ def square(
     """Four corner nodes of a square (ids first_id..first_id+3), counter-clockwise."""
     corners = [(lon, lat), (lon + size, lat), (lon + size, lat + size), (lon, lat + size)]
     return {first_id + i: (x, y, {}) for i, (x, y) in enumerate(corners)}
+
+
+def write_street_twin(folder: Path) -> Path:
+    """A twin in ``folder``: a residential street of three nodes, 111 m from west to east (way 100),
+    and a 20 m × 22 m house beside it (way 200)."""
+    nodes = {
+        1: (LON0, LAT0, {}),
+        2: (LON0 + 0.001, LAT0, {}),
+        3: (LON0 + 0.002, LAT0, {}),
+        **square(10, LON0 + 0.0005, LAT0 + 0.0002, 0.0002),
+    }
+    ways = {
+        100: ([1, 2, 3], {"highway": "residential", "name": "Street"}),
+        200: ([10, 11, 12, 13, 10], {"building": "house"}),
+    }
+    write_pbf(folder / "street.osm.pbf", nodes, ways)
+    bbox = [LON0 - 0.001, LAT0 - 0.001, LON0 + 0.003, LAT0 + 0.001]
+    (folder / "twin.toml").write_text(
+        f'[twin]\nname = "Street"\ncrs = "EPSG:32635"\n[area]\nbbox = {bbox}\n'
+        '[[sources]]\nname = "osm"\nkind = "osm"\npath = "street.osm.pbf"\nlicence = "ODbL-1.0"\n'
+        'publisher = "hand-made"\nsteward = "tests"\n',
+        encoding="utf-8",
+    )
+    return folder

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from osm_fixtures import LAT0, LON0, square, write_pbf
+from osm_fixtures import LAT0, LON0, write_street_twin
 
 import civictwin.build as build_module
 from civictwin.build import build_twin
@@ -23,28 +23,6 @@ from civictwin.model.network import NetworkArrays
 from civictwin.store.base import version_of
 from civictwin.store.duckdb import DuckDBStore
 from civictwin.store.opening import open_store, store_location
-
-
-def _write_twin(folder: Path) -> Path:
-    nodes = {
-        1: (LON0, LAT0, {}),
-        2: (LON0 + 0.001, LAT0, {}),
-        3: (LON0 + 0.002, LAT0, {}),
-        **square(10, LON0 + 0.0005, LAT0 + 0.0002, 0.0002),
-    }
-    ways = {
-        100: ([1, 2, 3], {"highway": "residential", "name": "Street"}),
-        200: ([10, 11, 12, 13, 10], {"building": "house"}),
-    }
-    write_pbf(folder / "street.osm.pbf", nodes, ways)
-    bbox = [LON0 - 0.001, LAT0 - 0.001, LON0 + 0.003, LAT0 + 0.001]
-    (folder / "twin.toml").write_text(
-        f'[twin]\nname = "Street"\ncrs = "EPSG:32635"\n[area]\nbbox = {bbox}\n'
-        '[[sources]]\nname = "osm"\nkind = "osm"\npath = "street.osm.pbf"\nlicence = "ODbL-1.0"\n'
-        'publisher = "hand-made"\nsteward = "tests"\n',
-        encoding="utf-8",
-    )
-    return folder
 
 
 def test_the_split_runs_on_the_worker_thread_and_the_twin_has_every_derived_table(
@@ -63,7 +41,7 @@ def test_the_split_runs_on_the_worker_thread_and_the_twin_has_every_derived_tabl
 
     monkeypatch.setattr(build_module, "network_arrays", recorded_split)
     monkeypatch.setattr(build_module, "_buildings", recorded_buildings)
-    summary = build_twin(load_config(_write_twin(tmp_path)))
+    summary = build_twin(load_config(write_street_twin(tmp_path)))
     assert threads["split"].startswith("network") and threads["buildings"] == "MainThread"
     # one way split at its ends only: one edge each way; its two end nodes; one building
     assert (summary.tables["network_edges"], summary.tables["network_nodes"]) == (2, 2)
@@ -79,7 +57,7 @@ def test_the_split_runs_on_the_worker_thread_and_the_twin_has_every_derived_tabl
 def test_a_failed_split_fails_the_build_and_leaves_the_served_twin(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = load_config(_write_twin(tmp_path))
+    config = load_config(write_street_twin(tmp_path))
     build_twin(config)
     with open_store(store_location(config)) as store:
         served = version_of(store)
@@ -122,7 +100,7 @@ def test_the_split_starts_from_the_roads_the_reader_wrote_without_reading_them_b
     monkeypatch.setattr(build_module, "_split_written", recorded)
     monkeypatch.setattr(build_module, "_network", read_back)
     monkeypatch.setattr(DuckDBStore, "write_table", recorded_write)
-    config = load_config(_write_twin(tmp_path))
+    config = load_config(write_street_twin(tmp_path))
     summary = build_twin(config)
     assert written == ["split from 1 written road(s)"]
     # the edges and nodes are written by the worker, through its own connection; everything else by the build
@@ -162,7 +140,7 @@ def test_a_reader_failing_after_the_roads_fails_the_build_without_leaving_the_sp
     fails before writing them must not leave it waiting (the build would never end)."""
     import civictwin.sources.osm as osm
 
-    config = load_config(_write_twin(tmp_path))
+    config = load_config(write_street_twin(tmp_path))
     build_twin(config)
     with open_store(store_location(config)) as store:
         served = version_of(store)
@@ -204,6 +182,6 @@ def test_the_readers_duckdb_is_opened_on_a_thread_of_its_own_as_the_build_starts
         return connect(*args, **kwargs)
 
     monkeypatch.setattr(build_module, "connect", recorded_connect)
-    summary = build_twin(load_config(_write_twin(tmp_path)))
+    summary = build_twin(load_config(write_street_twin(tmp_path)))
     assert len(opened) == 1 and opened[0].startswith("connect")
     assert summary.tables["roads"] == 1 and summary.tables["buildings"] == 1
