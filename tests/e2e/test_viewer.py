@@ -85,7 +85,7 @@ COMPARISON["differences"] += [
     {"engine": "energy", "kpi": "heat_mwh", "plan": "close_main", "mean": -18.5, "ci_low": -20.0, "ci_high": -17.0,
      "distinguishable": True, "words": "Heat demand of buildings: down 44%, an improvement."},
 ]  # fmt: skip
-GRIDLOCK = "403 teleports for 5390 trips exceed the allowed share 5%: the network is gridlocked or broken"
+GRIDLOCK = "403 teleports for 5,390 trips exceed the allowed share 5%: the network is gridlocked or broken"
 COMPARISON["not_evaluated"] = [
     {"scenario": "close_all", "runs": 5, "statement": "'close_all' could not be evaluated: …",
      "failures": [{"engine": "traffic", "seed": s, "reason": GRIDLOCK} for s in (1, 2, 3)]},

@@ -49,13 +49,14 @@ class SignalledNodes:
     quality: dict[str, int]
 
 
-def signalled_nodes(
-    signals: pd.DataFrame, edges: gpd.GeoDataFrame, nodes: gpd.GeoDataFrame
-) -> SignalledNodes:
+def signalled_nodes(signals: pd.DataFrame, edges: gpd.GeoDataFrame) -> SignalledNodes:
     """The network nodes the vehicle signals among ``signals`` control (see the module docstring).
 
     ``signals`` follows the ``traffic_signals`` layer (``osm_id``, ``highway``, ``direction``,
-    geometry); ``edges`` and ``nodes`` follow ``network_edges`` and ``network_nodes``, in the same CRS.
+    geometry); ``edges`` follows ``network_edges`` (``edge_id``, ``from_node``, ``to_node``, ``car``,
+    geometry; only the car edges are used), in the same CRS. A mid-block signal controls its own
+    node when it is a car edge's end: every such node is a network node, so the nodes themselves are
+    not needed.
     """
     vehicle = signals[signals["highway"] == "traffic_signals"].reset_index(drop=True)
     graph = _CarGraph.of(edges)
@@ -63,7 +64,6 @@ def signalled_nodes(
     controlled: set[int] = set()
     counts = dict.fromkeys(_PLACEMENTS, 0)
     osm_ids = vehicle["osm_id"].astype(np.int64).to_numpy()
-    is_node = np.isin(osm_ids, nodes["node_id"].astype(np.int64).to_numpy()).tolist()
     for row, osm_id, direction in zip(
         range(len(vehicle)), osm_ids.tolist(), _directions(vehicle), strict=True
     ):
@@ -76,7 +76,7 @@ def signalled_nodes(
         if reached:
             controlled |= reached
             counts["ahead_of_junction"] += 1
-        elif is_node[row] and osm_id in graph.on_network:
+        elif osm_id in graph.on_network:
             controlled.add(osm_id)
             counts["mid_block_at_node"] += 1
         else:

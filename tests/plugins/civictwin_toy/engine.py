@@ -6,7 +6,7 @@ Per zone and seed: ``heat_kwh = base_kwh × factor + Normal(0, noise_sd)`` drawn
 A second table, ``cells``, carries its own point geometry (the zone centroids, WKB in the twin CRS).
 ``toy_fail`` makes one seed raise; ``toy_gridlock`` makes the listed seeds (all when none are
 listed) fail the quality check as a gridlocked traffic run does (``QualityCheckFailed`` with the
-traffic engine's words, ``<seed>00 teleports for 5390 trips``); the environment variable ``TOY_PAUSE=<scenario>:<seed>`` makes
+traffic engine's words, ``<seed>00 teleports for 5,390 trips``); the environment variable ``TOY_PAUSE=<scenario>:<seed>`` makes
 that seed wait until interrupted, and ``TOY_HANG=1`` makes ``toy_hang`` seeds block signals (a hang
 the worker's own alarm cannot end). ``TOY_BARRIER=<folder>`` makes every seed announce itself with
 a file ``started-<scenario>-<seed>-<parent pid>`` there and wait until ``<folder>/go`` exists (the
@@ -146,7 +146,7 @@ class ToyEngine:
             with open(inputs.log, "a", encoding="utf-8") as log:
                 log.write(f"{inputs.scenario} {seed}\n")
             raise QualityCheckFailed(
-                f"{seed}00 teleports for 5390 trips exceed the allowed share 5%: the network is gridlocked "
+                f"{seed}00 teleports for 5,390 trips exceed the allowed share 5%: the network is gridlocked "
                 "or broken",
                 field=f"quality check (seed {seed}, outputs in {workdir})",
             )

@@ -111,7 +111,7 @@ if "gridlock" in title:  # the plan's simulation failed the quality check: a fin
     statement = f"'{plan}' could not be evaluated: the simulation failed the quality check in 2 of 2 runs"
     record.update(plans=[], kpis=record["kpis"][:1], differences=[], summary=[statement],
         not_evaluated=[{"scenario": plan, "runs": 2, "statement": statement,
-            "failures": [{"engine": "traffic", "seed": 1, "reason": "403 teleports for 5390 trips"}]}])
+            "failures": [{"engine": "traffic", "seed": 1, "reason": "403 teleports for 5,390 trips"}]}])
 (folder / "comparison.json").write_text(json.dumps(record))
 (folder / "manifest.json").write_text(json.dumps({"seeds": [1, 2]}))
 (folder / "report.html").write_text("<!doctype html><title>report</title>")

@@ -184,7 +184,7 @@ def _fake_check(kind: str, called: list[tuple[str, float]]) -> Any:
     def simulate(factors: Factors) -> SeedOutcome:
         called.append((kind, factors.od[("a", "b")]))
         if factors.od[("a", "b")] > 2.0:
-            raise QualityCheckFailed("300 teleports for 5000 trips exceed the allowed share 5%")
+            raise QualityCheckFailed("300 teleports for 5,000 trips exceed the allowed share 5%")
         return f"{kind} run"  # type: ignore[return-value]  # the check only passes the outcome on
 
     return simulate

@@ -114,7 +114,7 @@ def test_a_step_that_fails_the_quality_check_is_halved_and_retried() -> None:
     def simulate(factors: Factors) -> SeedOutcome:
         tried.append(factors.od[("a", "b")])
         if factors.od[("a", "b")] > 2.0:
-            raise QualityCheckFailed("900 of 1000 trips did not arrive by 5400 s")
+            raise QualityCheckFailed("900 of 1,000 trips did not arrive by 5400 s")
         return "ran"  # type: ignore[return-value]  # the step only passes the outcome on
 
     proposal = Factors(od={("a", "b"): 5.0})
@@ -157,7 +157,7 @@ def test_a_check_run_that_gridlocks_is_halved_and_the_statement_says_so() -> Non
     def simulate(factors: Factors) -> SeedOutcome:
         tried.append(factors.od[("a", "b")])
         if factors.od[("a", "b")] > 2.0:
-            raise QualityCheckFailed("300 teleports for 5000 trips exceed the allowed share 5%")
+            raise QualityCheckFailed("300 teleports for 5,000 trips exceed the allowed share 5%")
         return "checked"  # type: ignore[return-value]  # the check only passes the outcome on
 
     fitted = Calibrated(Factors(od={("a", "b"): 5.0}), "loop", [0.0, 0.6], converged=False, halvings=1)  # type: ignore[arg-type]

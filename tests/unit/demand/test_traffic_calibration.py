@@ -176,6 +176,9 @@ def test_calibration_recovers_a_known_gateway_inflow_from_counts_inside_the_area
     assert record["fit_after"]["rmse"] < record["fit_before"]["rmse"]
     assert record["parameters"]["gateway_prior"][0]["inbound_vph"] == [70.0]  # 100 × (1 − 0.3 through)
     assert "gateway flows" in record["method"] and record["gateway_flags"] == []
+    assert {g["node"]: g["inbound"] for g in record["inputs"]["gateway_sources"]} == {
+        f.node: f.inbound_source for f in prepared.gateways.flows
+    }
     # the unknowns are the gateway matrix's cells: the record keeps each fitted cell's factor
     assert {(start, end) for start, end, _ in record["gateway_factors"]} <= {
         (start, end) for start in prepared.gateways.od.zones for end in prepared.gateways.od.zones

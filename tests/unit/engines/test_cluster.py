@@ -263,7 +263,7 @@ def test_a_seed_that_fails_the_quality_check_on_the_cluster_is_the_pools_failed_
         )  # fmt: skip
 
     pooled, dasked = run("pool"), run("dask")
-    reason = "200 teleports for 5390 trips exceed the allowed share 5%: the network is gridlocked or broken"
+    reason = "200 teleports for 5,390 trips exceed the allowed share 5%: the network is gridlocked or broken"
     for result in (pooled, dasked):
         assert [(r.seed, r.failure, len(r.kpis)) for r in result.runs["toy"]["jam"]] == [
             (1, "", 1),

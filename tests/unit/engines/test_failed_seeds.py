@@ -33,10 +33,10 @@ ZONES = gpd.GeoDataFrame(
     crs="EPSG:32635",
 )
 SEEDS = (1, 2, 3)
-REASON = "{seed}00 teleports for 5390 trips exceed the allowed share 5%: the network is gridlocked or broken"
+REASON = "{seed}00 teleports for 5,390 trips exceed the allowed share 5%: the network is gridlocked or broken"
 JAM_STATEMENT = (
     "'jam' could not be evaluated: the simulation failed the quality check in 1 of 3 runs (seed 2: 200 "
-    "teleports for 5390 trips exceed the allowed share 5%: the network is gridlocked or broken); under "
+    "teleports for 5,390 trips exceed the allowed share 5%: the network is gridlocked or broken); under "
     "this model the plan leaves the simulated network gridlocked or its trips unfinished, and its "
     "indicators are not reported."
 )
@@ -136,7 +136,7 @@ def test_the_manifest_and_the_reports_record_the_failed_seeds(jammed: Ensemble) 
     assert "<th>baseline</th><th>warm</th><th>warm − baseline</th><th>jam</th>" in kpis
     assert kpis.count(">not evaluated</td></tr>") == 1  # the toy's one KPI, its row ends with it
     slovak = (jammed.directory / "report.sk.html").read_text()
-    assert "&#x27;jam&#x27; nebolo možné vyhodnotiť" in slovak and "200 teleports for 5390 trips" in slovak
+    assert "&#x27;jam&#x27; nebolo možné vyhodnotiť" in slovak and "200 teleports for 5,390 trips" in slovak
     assert ">nevyhodnotené</td></tr>" in slovak
     italian = (jammed.directory / "report.it.html").read_text()
     assert "Non è stato possibile valutare &#x27;jam&#x27;" in italian

@@ -21,7 +21,7 @@ POSITIONS = {1: (0.0, 0.0), 2: (30.0, 0.0), 3: (50.0, 0.0), 4: (100.0, 0.0),
              21: (30.0, -50.0), 22: (30.0, 50.0), 23: (50.0, -50.0), 24: (50.0, 50.0)}  # fmt: skip
 
 
-def _network() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+def _network() -> gpd.GeoDataFrame:
     ways = {100: [1, 2, 3, 4], 200: [21, 2, 22], 201: [23, 3, 24]}
     rows = []
     for way, refs in ways.items():
@@ -32,11 +32,7 @@ def _network() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
             )
             rows.append({"edge_id": f"-{way}_{seq}", "from_node": b, "to_node": a, "car": True,
                          "geometry": shapely.reverse(line)})  # fmt: skip
-    edges = gpd.GeoDataFrame(rows, geometry="geometry")
-    nodes = gpd.GeoDataFrame(
-        {"node_id": list(POSITIONS)}, geometry=[shapely.Point(p) for p in POSITIONS.values()]
-    )
-    return edges, nodes
+    return gpd.GeoDataFrame(rows, geometry="geometry")
 
 
 def _signal(
@@ -55,23 +51,23 @@ def _signal(
 def test_a_signal_between_two_junctions_controls_the_one_it_faces(
     direction: str | None, expected: set[int]
 ) -> None:
-    edges, nodes = _network()
-    found = signalled_nodes(_signal(40.0, direction), edges, nodes)
+    edges = _network()
+    found = signalled_nodes(_signal(40.0, direction), edges)
     assert set(found.node_ids) == expected
     assert found.quality["ahead_of_junction"] == 1 and found.quality["signalled_nodes"] == len(expected)
 
 
 def test_a_signal_beyond_reach_of_any_junction_is_counted_as_not_placed() -> None:
-    edges, nodes = _network()
-    found = signalled_nodes(_signal(80.0, None), edges, nodes)
+    edges = _network()
+    found = signalled_nodes(_signal(80.0, None), edges)
     assert found.node_ids == frozenset()
     assert found.quality["not_placed"] == 1 and found.quality["signalled_nodes"] == 0
 
 
 def test_a_signal_on_a_junction_node_controls_it_and_a_crossing_node_controls_nothing() -> None:
-    edges, nodes = _network()
-    on_node = signalled_nodes(_signal(30.0, None, osm_id=2), edges, nodes)
+    edges = _network()
+    on_node = signalled_nodes(_signal(30.0, None, osm_id=2), edges)
     assert on_node.node_ids == frozenset({2}) and on_node.quality["at_junction"] == 1
-    crossing = signalled_nodes(_signal(40.0, None, highway="crossing"), edges, nodes)
+    crossing = signalled_nodes(_signal(40.0, None, highway="crossing"), edges)
     assert crossing.node_ids == frozenset()
     assert (crossing.quality["vehicle_signals"], crossing.quality["pedestrian_crossings"]) == (0, 1)

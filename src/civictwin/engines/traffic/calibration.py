@@ -320,6 +320,9 @@ def calibrate(
             "sites": sites.sites.to_dict("records"),
             "used_sites": used,
             "site_hours": len(observed),
+            # per gateway, where its prior flows came from: counts, the regional model (its twin and
+            # that twin's store version) or stated defaults
+            "gateway_sources": prepared.gateways.sources() if prepared.gateways is not None else [],
         },
         "count_edges": list(edges),
         "od_factors": [[o, d, round(f, 6)] for (o, d), f in sorted(full.factors.od.items())],

@@ -627,13 +627,13 @@ def _check_quality(result: SimResult, n_trips: int, options: SimOptions) -> None
     step = f"quality check (seed {result.seed}, outputs in {result.workdir})"
     if result.teleports > options.max_teleport_share * n_trips:
         raise QualityCheckFailed(
-            f"{result.teleports} teleports for {n_trips} trips exceed the allowed share "
+            f"{result.teleports:,} teleports for {n_trips:,} trips exceed the allowed share "
             f"{options.max_teleport_share:.0%}: the network is gridlocked or broken",
             field=step,
         )
     if result.unfinished > options.max_unfinished_share * n_trips:
         raise QualityCheckFailed(
-            f"{result.unfinished} of {n_trips} trips did not arrive by {options.end_s:g} s, more than the "
+            f"{result.unfinished:,} of {n_trips:,} trips did not arrive by {options.end_s:g} s, more than the "
             f"allowed {options.max_unfinished_share:.0%}: lengthen end_s or check the demand",
             field=step,
         )
