@@ -819,7 +819,9 @@ def _partitioned_network(store: Store, built_at: datetime, *, memory: BuildMemor
          signals.quality, signals.notes),
     ):  # fmt: skip
         inputs = ["roads"] if table == "network_edges" else ["roads", *signals.inputs]
-        record_derived(store, table, title=title, description=description, inputs=inputs, built_at=built_at)
+        extent = network.edges_extent if table == "network_edges" else network.nodes_extent
+        record_derived(store, table, title=title, description=description, inputs=inputs, built_at=built_at,
+                       extent_wgs84=extent)  # fmt: skip
         record_lineage(store, table, inputs=inputs, step=step,
                        parameters=parameters if table == "network_edges"
                        else {"partitions": network.partitions, **signals.parameters})  # fmt: skip

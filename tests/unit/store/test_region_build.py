@@ -104,6 +104,12 @@ def test_partitioned_build_holds_the_rows_of_the_one_piece_build(
     assert json.loads(lineage)["partitions"] == cells
     quality = "SELECT record->'connectivity' FROM {}_records WHERE kind = 'quality' AND key = 'network_edges'"
     assert con.execute(quality.format("")).fetchone() == con.execute(quality.format("parts.")).fetchone()
+    # the catalogue's extents, from the partitions' vertices as they were made, equal the one piece's
+    extent = "SELECT record->'bbox_wgs84' FROM {}_records WHERE kind = 'catalog' AND key = '{}'"
+    for table in ("network_edges", "network_nodes"):
+        found = con.execute(extent.format("parts.", table)).fetchone()
+        assert found is not None and found[0] is not None
+        assert found == con.execute(extent.format("", table)).fetchone()
     con.close()
 
 
