@@ -803,10 +803,11 @@ def _partitioned_network(store: Store, built_at: datetime, *, memory: BuildMemor
     """The network in spatial partitions (``build_network.py``), with the same records as in one piece."""
     with memory.spill_folder() as spill_to:
         network = partitioned_network(store, partitions=partitions, spill_to=spill_to)
+    nodes: pd.DataFrame = network.nodes
     signals = _SignalRecords([], {}, {}, [])
-    if store.has_table("traffic_signals"):
-        nodes, signals = _flagged(store.read_frame("network_nodes"), _signals_in_cells(store, partitions))
-        store.write_table("network_nodes", nodes)
+    if store.has_table("traffic_signals"):  # placed on the stored edges; the nodes stored once, flagged
+        nodes, signals = _flagged(nodes, _signals_in_cells(store, partitions))
+    store.write_table("network_nodes", nodes)
     step = "model.network.build_network (build_network.partitioned_network)"
     parameters = {"split": "at shared OSM nodes", "partitions": network.partitions,
                   "memory_mb": memory.budget_mb}  # fmt: skip

@@ -7,7 +7,7 @@ partitions: the first counts every road's node references to find the nodes wher
 anywhere in the network (a road is split at such a node even when the road meeting it lies in
 another partition); the second splits each partition's roads and streams their directed edges into
 the store batch by batch. The nodes (degrees summed over partitions) and the car network's
-connectivity are then computed from the edges' ends, which are small. The result holds the same
+connectivity are then computed from the edges' ends, which are small; the build stores the nodes. The result holds the same
 rows as the network built in one piece (:func:`civictwin.model.network.build_network`), in
 partition order.
 """
@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -51,7 +52,9 @@ class PartitionedNetwork:
     """What the partitioned network step wrote and found."""
 
     edges: int
-    nodes: int
+    nodes: gpd.GeoDataFrame
+    """The network's nodes (``node_id``, ``degree``, points), not yet stored: the build flags the
+    signal-controlled ones first, so that the table is written once."""
     partitions: int
     quality: dict[str, float]
     edges_extent: Bounds | None
@@ -61,7 +64,7 @@ class PartitionedNetwork:
 
 
 def partitioned_network(store: Store, *, partitions: int, spill_to: Path) -> PartitionedNetwork:
-    """Write ``network_edges`` and ``network_nodes`` from ``roads``, in about ``partitions`` cells.
+    """Write ``network_edges`` from ``roads``, in about ``partitions`` cells, and make the nodes.
 
     Each partition's edges go to an Arrow file in ``spill_to`` as they are made (the store's
     connection is busy reading the partitions meanwhile), which the store then reads batch by batch.
@@ -103,10 +106,9 @@ def partitioned_network(store: Store, *, partitions: int, spill_to: Path) -> Par
         edges = store.write_table("network_edges", pa.ipc.open_stream(source))
     spilled.unlink()
     nodes = merge_nodes(ends) if ends else merge_nodes([_NO_ENDS])
-    store.write_table("network_nodes", nodes)
     quality = connectivity(_joined(car_from), _joined(car_to))
     return PartitionedNetwork(
-        edges=edges, nodes=len(nodes), partitions=len(cells), quality=quality, edges_extent=_union(extents),
+        edges=edges, nodes=nodes, partitions=len(cells), quality=quality, edges_extent=_union(extents),
         nodes_extent=vertices_wgs84_extent(shapely.get_coordinates(nodes.geometry.to_numpy()), store.crs),
     )  # fmt: skip
 
