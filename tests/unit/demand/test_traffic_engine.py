@@ -82,12 +82,12 @@ def test_a_seed_that_fails_the_quality_check_is_kept_and_a_failed_baseline_stops
     first = run()
     failed = first.runs["traffic"]["baseline"][0]
     unfinished = re.fullmatch(
-        r"(\d+) of (\d+) trips did not arrive by 600 s, more than the allowed 0%: lengthen end_s or check "
-        r"the demand",
+        r"([\d,]+) of ([\d,]+) trips did not arrive by 600 s, more than the allowed 0%: lengthen end_s or "
+        r"check the demand",
         failed.failure,
     )
     assert unfinished is not None, failed.failure
-    assert 0 < int(unfinished[1]) <= int(unfinished[2])
+    assert 0 < int(unfinished[1].replace(",", "")) <= int(unfinished[2].replace(",", ""))
     assert (failed.kpis, failed.tables) == ([], [])
     folder = seed_dir(tmp_path / "runs" / "f", "traffic", "baseline", 1)
     assert (folder / COMPLETE).is_file()
@@ -124,10 +124,10 @@ def test_a_plan_that_jams_the_tiny_grid_is_a_finding_not_an_error(tmp_path: Path
     assert record.plans == [] and [f.scenario for f in record.not_evaluated] == ["flood"]
     reason = record.not_evaluated[0].failures[0].reason
     jam = re.fullmatch(
-        r"(\d+) of (\d+) trips did not arrive by (\d+) s, more than the allowed 5%: .*", reason
+        r"([\d,]+) of ([\d,]+) trips did not arrive by (\d+) s, more than the allowed 5%: .*", reason
     )
     assert jam is not None, reason
-    assert int(jam[1]) > 0.05 * int(jam[2])
+    assert int(jam[1].replace(",", "")) > 0.05 * int(jam[2].replace(",", ""))
     assert record.summary == [
         "'flood' could not be evaluated: the simulation failed the quality check in 1 of 1 runs (seed 1: "
         f"{reason}); under this model the plan leaves the simulated network gridlocked or its trips "

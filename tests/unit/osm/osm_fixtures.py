@@ -54,10 +54,20 @@ def write_street_twin(folder: Path) -> Path:
         200: ([10, 11, 12, 13, 10], {"building": "house"}),
     }
     write_pbf(folder / "street.osm.pbf", nodes, ways)
-    bbox = [LON0 - 0.001, LAT0 - 0.001, LON0 + 0.003, LAT0 + 0.001]
+    return write_osm_twin(
+        folder,
+        name="Street",
+        pbf="street.osm.pbf",
+        bbox=[LON0 - 0.001, LAT0 - 0.001, LON0 + 0.003, LAT0 + 0.001],
+    )
+
+
+def write_osm_twin(folder: Path, *, name: str, pbf: str, bbox: list[float]) -> Path:
+    """``folder``'s ``twin.toml``: a twin named ``name`` in UTM zone 35N over ``bbox`` (WGS84), its
+    one source the OSM file ``pbf`` in ``folder``."""
     (folder / "twin.toml").write_text(
-        f'[twin]\nname = "Street"\ncrs = "EPSG:32635"\n[area]\nbbox = {bbox}\n'
-        '[[sources]]\nname = "osm"\nkind = "osm"\npath = "street.osm.pbf"\nlicence = "ODbL-1.0"\n'
+        f'[twin]\nname = "{name}"\ncrs = "EPSG:32635"\n[area]\nbbox = {bbox}\n'
+        f'[[sources]]\nname = "osm"\nkind = "osm"\npath = "{pbf}"\nlicence = "ODbL-1.0"\n'
         'publisher = "hand-made"\nsteward = "tests"\n',
         encoding="utf-8",
     )

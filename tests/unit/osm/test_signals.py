@@ -24,7 +24,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from osm_fixtures import LAT0, LON0, write_pbf
+from osm_fixtures import LAT0, LON0, write_osm_twin, write_pbf
 
 import civictwin.memory
 from civictwin.build import build_twin
@@ -75,13 +75,7 @@ def _extract(path: Path) -> Path:
 def _write_twin(folder: Path) -> Path:
     _extract(folder / "signals.osm.pbf")
     bbox = [LON0 - 0.001, LAT0 - 0.002, LON0 + 0.009, LAT0 + 0.002]
-    (folder / "twin.toml").write_text(
-        f'[twin]\nname = "Signals"\ncrs = "EPSG:32635"\n[area]\nbbox = {bbox}\n'
-        '[[sources]]\nname = "osm"\nkind = "osm"\npath = "signals.osm.pbf"\nlicence = "ODbL-1.0"\n'
-        'publisher = "hand-made"\nsteward = "tests"\n',
-        encoding="utf-8",
-    )
-    return folder
+    return write_osm_twin(folder, name="Signals", pbf="signals.osm.pbf", bbox=bbox)
 
 
 @pytest.fixture(scope="module")
