@@ -14,9 +14,10 @@ civictwin is measured twice: the OSM ingest alone (the like-for-like extraction,
 including walk/bike network; the reader alone, without the build's settings) and the whole build
 (plus network, LoD1, population, zones, catalogue). The "decode floor" is what any DuckDB-based
 reader pays before it builds a single geometry: a fresh process loading DuckDB's spatial extension
-and reading every column of every object in the file once. The "stripped reader" is civictwin's own reader with
-everything but decoding, assembling geometries and writing the seven layers taken out (no repair,
-clipping or quality counts; the CRS fixed to Helsinki's UTM zone): the least this design can cost.
+and reading every column of every object in the file once. The "stripped reader" is civictwin's own
+reader with everything but decoding, assembling geometries and writing the seven layers taken out
+(no repair, clipping or quality counts; the CRS fixed to Helsinki's UTM zone): the least this design
+can cost.
 Each process's CPU seconds (user + system, every thread) are reported too: on a machine shared with
 other work they say more than its wall seconds. Prints a markdown table; results go into BENCHMARKS.md.
 

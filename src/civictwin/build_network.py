@@ -7,9 +7,9 @@ partitions: the first counts every road's node references to find the nodes wher
 anywhere in the network (a road is split at such a node even when the road meeting it lies in
 another partition); the second splits each partition's roads and streams their directed edges into
 the store batch by batch. The nodes (degrees summed over partitions) and the car network's
-connectivity are then computed from the edges' ends, which are small; the build stores the nodes. The result holds the same
-rows as the network built in one piece (:func:`civictwin.model.network.build_network`), in
-partition order.
+connectivity are then computed from the edges' ends, which are small; the build stores the nodes.
+The result holds the same rows as the network built in one piece
+(:func:`civictwin.model.network.build_network`), in partition order.
 """
 
 from __future__ import annotations
