@@ -196,15 +196,17 @@ def main() -> None:
                             ("record_derived", "  catalogue records (extents)"),
                             ("_extent_of", "OSM layer extents (extents worker thread: its own CPU)")):  # fmt: skip
         steps.wrap(build, attribute, name)
-    for attribute, name in (("_partitioned_network", "network in partitions: split, save, signals, records"),
-                            ("_signals_in_cells", "  signals placed cell by cell"),
+    for attribute, name in (("_partitioned", "network in partitions: split, save, signals (on a worker: its own CPU)"),
+                            ("_record_partitioned", "network in partitions: records"),
                             ("record_source", "source records"), ("record_quality", "  quality records"),
                             ("_check_area_hit", "area check (store tables)")):  # fmt: skip
         steps.wrap(build, attribute, name)
     for attribute, name in (("_refs_of", "  partition: node references (pass 1)"),
                             ("network_part", "  partition: split into edges (pass 2)"),
                             ("_edge_batch", "  partition: edges to Arrow"),
-                            ("merge_nodes", "  partition: nodes merged")):  # fmt: skip
+                            ("merged_ends", "  partition: nodes merged"),
+                            ("_car_edges_near", "  partition: car edges near signals"),
+                            ("signalled_nodes", "  signals placed")):  # fmt: skip
         steps.wrap(build_network, attribute, name)
     steps.wrap(postgis_store, "_switch", "swap (switch the served schema)")
     steps.wrap(postgis_store.PostGISStore, "tables", "  PostGIS tables() (row counts)")

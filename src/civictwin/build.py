@@ -37,7 +37,7 @@ from civictwin.build_city import (
     has_city_buildings,
     network_terrain,
 )
-from civictwin.build_network import partitioned_network
+from civictwin.build_network import PartitionedNetwork, partitioned_network
 from civictwin.build_sociodemo import sociodemographics_on_zones
 from civictwin.catalog.lineage import LINEAGE, record_lineage
 from civictwin.catalog.metadata import CATALOG, record_derived, record_source, sha256_of
@@ -55,16 +55,15 @@ from civictwin.geometry import (
     wkb_vertices,
 )
 from civictwin.governance.security import record_event
-from civictwin.memory import BuildMemory, grid_cells
+from civictwin.memory import BuildMemory
 from civictwin.model.buildings import lod1_buildings
 from civictwin.model.mobility import OUTSIDE, areal_weights, reaggregate_od, reaggregate_presence
 from civictwin.model.network import (
     Network,
     NetworkArrays,
-    Ways,
     build_network,
     network_arrays,
-    usable_of_arrays,
+    ways_of_rows,
 )
 from civictwin.model.population import (
     estimate_population,
@@ -73,7 +72,7 @@ from civictwin.model.population import (
     residential_floor_area,
     unbuildable_land,
 )
-from civictwin.model.signals import SIGNAL_REACH_M, SignalledNodes, merged, signalled_nodes
+from civictwin.model.signals import SIGNAL_REACH_M, SignalledNodes, signalled_nodes
 from civictwin.model.transit import UNSNAPPED, snap_stops
 from civictwin.model.zones import h3_zones, polygon_zones, summarise_zones
 from civictwin.sources import mobility as mobility_source
@@ -334,21 +333,21 @@ def _derive_model(
     *,
     memory: BuildMemory,
     steps: frozenset[str],
-    network: Future[_SplitNetwork] | int | None,
+    network: Future[_SplitNetwork] | Future[_Partitioned] | int | None,
 ) -> None:
     """Run the derivation ``steps`` (keys of :data:`DERIVED_STEPS`); the others' tables were carried over.
 
-    ``network`` (from :func:`_network`): a network in one piece being split on a worker thread since
-    the sources were read, or the number of spatial partitions to build it in here (None: no network
-    step). The split is array work (NumPy, Shapely) and this thread's meanwhile (the sources'
-    catalogue extents, the buildings, population and zones, which need nothing from the network)
-    largely DuckDB's, both of which release the GIL, so on two cores they overlap. Everything that
-    touches the store stays on this thread (one connection); the network is saved, and its transit
-    stops snapped, once both are done.
+    ``network`` (from :func:`_network`): a network being made on a worker thread since the sources
+    were read (in one piece, or in spatial partitions through a connection of its own), or the
+    number of spatial partitions to build it in here, through the store (None: no network step).
+    The network's work is array work (NumPy, Shapely, Arrow) and this thread's meanwhile (the
+    sources' catalogue extents, the buildings, population and zones, which need nothing from the
+    network) largely DuckDB's, both of which release the GIL, so on two cores they overlap. The
+    network's records are put on this thread, and its transit stops snapped, once both are done.
     """
     step("deriving the road network")
     if isinstance(network, int):
-        _partitioned_network(store, built_at, memory=memory, partitions=network)
+        _record_partitioned(store, _partitioned(store, memory=memory, partitions=network), built_at)
     step("deriving 3D buildings and population")
     area = reproject(np.array([area_wgs84], dtype=object), WGS84, store.crs)[0]
     if "buildings" in steps and (store.has_table("buildings") or has_city_buildings(config)):
@@ -357,7 +356,11 @@ def _derive_model(
     if "zones" in steps:
         _zones(store, config, area_wgs84, area, built_at)
     if isinstance(network, Future):
-        _save_network(store, config, network.result(), built_at)
+        made = network.result()
+        if isinstance(made, _Partitioned):
+            _record_partitioned(store, made, built_at)
+        else:
+            _save_network(store, config, made, built_at)
     step("snapping transit stops")
     if "transit" in steps and store.has_table("transit_stops") and store.has_table("network_edges"):
         _transit(store, built_at)
@@ -443,10 +446,12 @@ class _Finish:
 
 def _network(
     store: Store, config: TwinConfig, *, memory: BuildMemory, pool: ThreadPoolExecutor
-) -> Future[_SplitNetwork] | int:
-    """The network in one piece, being split on ``pool`` (saved later by :func:`_save_network`); or
-    the number of spatial partitions it must be built in (by :func:`_partitioned_network`, later,
-    through the store).
+) -> Future[_SplitNetwork] | Future[_Partitioned] | int:
+    """The network in one piece, being split on ``pool`` (saved later by :func:`_save_network`); in
+    spatial partitions, being built on ``pool`` through a connection of its own
+    (:meth:`~civictwin.store.base.Store.thread_writer`; recorded later by :func:`_record_partitioned`);
+    or, for a store without a second connection, the number of partitions to build it in later,
+    through the store.
 
     The signals are placed on the worker thread too, unless a city street layer is conflated into the
     edges first (its attributes may change which edges cars use): the terrain adds columns only.
@@ -454,7 +459,12 @@ def _network(
     roads = next(t.rows for t in store.tables() if t.name == "roads")
     partitions = memory.network_partitions(roads)
     if partitions > 1 and not _needs_whole_network(config):
-        return partitions
+        own = store.thread_writer()
+        return (
+            partitions
+            if own is None
+            else pool.submit(_partitioned_apart, own, memory=memory, partitions=partitions)
+        )
     signals = (
         store.read_frame("traffic_signals")
         if store.has_table("traffic_signals")
@@ -509,7 +519,7 @@ class _EarlyNetwork:
                 self._config
             )
             if not self._enabled:
-                return  # partitions: built later through the store (_partitioned_network)
+                return  # partitions: built once every source is read (_network)
             if not any(rule.layer == "streets" for rule in self._config.conflation):
                 self._signals = _Handover()
             self.started = self._pool.submit(
@@ -591,35 +601,11 @@ def _frame_of(rows: pa.Table, crs: str) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(frame, geometry=shapely.from_wkb(rows[GEOMETRY].to_numpy()), crs=crs)
 
 
-def _written_ways(roads: pa.Table) -> Ways | None:
-    """The usable ways of the ``roads`` rows the reader wrote, read from their Arrow columns: node
-    references from the ``node_refs`` lists, vertices from the WKB lines' bytes (about 0.6 CPU s less
-    than a GeoDataFrame of the 8×8 extract's 158 k roads); None when a row has no references or its
-    geometry is not a plain line (a repaired one), which :func:`_frame_of` handles."""
-    vertices = wkb_vertices(roads[GEOMETRY])
-    node_refs = roads["node_refs"].combine_chunks()
-    if vertices is None or node_refs.null_count:
-        return None
-    coords, vertex_counts = vertices
-    ref_offsets = node_refs.offsets.to_numpy()
-    return usable_of_arrays(
-        roads.drop_columns(["node_refs", GEOMETRY]).to_pandas(),
-        refs=node_refs.values.to_numpy()[ref_offsets[0] : ref_offsets[-1]].astype(np.int64),
-        ref_counts=np.diff(ref_offsets).astype(np.int64),
-        coords=coords,
-        vertex_counts=vertex_counts,
-    )
-
-
 def _split_written(roads: pa.Table, signals: _Handover | None, finish: _Finish) -> _SplitNetwork:
     """:func:`_split` of the ``roads`` rows the reader wrote; the signals are waited for only once the
     network is split (the reader has written them by then, or the build has given up on them)."""
     try:
-        ways = _written_ways(roads)
-        if ways is None:
-            network = build_network(_frame_of(roads, finish.crs))
-            return _placed(network, signals.taken() if signals is not None else None, finish)
-        arrays = network_arrays(ways)
+        arrays = network_arrays(ways_of_rows(roads))
         if not finish.final:
             return _placed(arrays.network(), signals.taken() if signals is not None else None, finish)
         return _placed_arrays(arrays, signals.taken() if signals is not None else None, finish)
@@ -756,28 +742,6 @@ def _signals(
     return _flagged(nodes, signalled_nodes(store.read_frame("traffic_signals"), edges))
 
 
-def _signals_in_cells(store: Store, partitions: int) -> SignalledNodes:
-    """The signals of ``traffic_signals`` placed cell by cell over the stored network, each cell's
-    signals with only the car edges within reach of them (the same result as in one piece: every
-    edge and node the rule looks at lies within :data:`SIGNAL_REACH_M` of its signal; only car edges
-    take part, and reading only them halved this step at 32×32: 44 s to 23 s)."""
-    bounds = store.table_bounds("traffic_signals")
-    parts = []
-    for cell in grid_cells(bounds, partitions) if bounds is not None else []:
-        signals = store.read_cell("traffic_signals", cell)
-        if signals.empty:
-            continue
-        x0, y0, x1, y1 = signals.total_bounds
-        margin = SIGNAL_REACH_M + 1.0
-        near = (x0 - margin, y0 - margin, x1 + margin, y1 + margin)
-        edges = store.read_frame(
-            "network_edges", columns=["edge_id", "from_node", "to_node", "car", GEOMETRY], bbox=near,
-            where={"car": True},
-        )  # fmt: skip
-        parts.append(signalled_nodes(signals, edges))
-    return merged(parts)
-
-
 def _flagged(nodes: pd.DataFrame, found: SignalledNodes) -> tuple[pd.DataFrame, _SignalRecords]:
     """``nodes`` (a frame of them, their geometry or ``x``, ``y`` columns) with the ``traffic_signals`` flag, and the records saying how the signals were placed."""
     flagged = nodes.assign(traffic_signals=nodes["node_id"].isin(found.node_ids).to_numpy())
@@ -799,18 +763,44 @@ def _needs_whole_network(config: TwinConfig) -> bool:
     return config.dem_source is not None or any(rule.layer == "streets" for rule in config.conflation)
 
 
-def _partitioned_network(store: Store, built_at: datetime, *, memory: BuildMemory, partitions: int) -> None:
-    """The network in spatial partitions (``build_network.py``), with the same records as in one piece."""
+@dataclass(frozen=True)
+class _Partitioned:
+    """The network built in spatial partitions and stored (edges, and nodes flagged where signals
+    control them); its records not yet put."""
+
+    network: PartitionedNetwork
+    signals: _SignalRecords
+    budget_mb: int
+
+
+def _partitioned(store: Store, *, memory: BuildMemory, partitions: int) -> _Partitioned:
+    """The network in spatial partitions (``build_network.py``) written through ``store``, the signals
+    placed on its edges as they are made, and the nodes stored once, flagged."""
+    placing = store.read_frame("traffic_signals") if store.has_table("traffic_signals") else None
     with memory.spill_folder() as spill_to:
-        network = partitioned_network(store, partitions=partitions, spill_to=spill_to)
-    nodes: pd.DataFrame = network.nodes
-    signals = _SignalRecords([], {}, {}, [])
-    if store.has_table("traffic_signals"):  # placed on the stored edges; the nodes stored once, flagged
-        nodes, signals = _flagged(nodes, _signals_in_cells(store, partitions))
-    store.write_table("network_nodes", nodes)
+        network = partitioned_network(store, partitions=partitions, spill_to=spill_to, signals=placing)
+    nodes, signals = network.nodes, _SignalRecords([], {}, {}, [])
+    if network.signalled is not None:
+        nodes, signals = _flagged(nodes, network.signalled)
+    store.write_table("network_nodes", _nodes_arrow(nodes))
+    return _Partitioned(network, signals, memory.budget_mb)
+
+
+def _partitioned_apart(own: Store, *, memory: BuildMemory, partitions: int) -> _Partitioned:
+    """:func:`_partitioned` on a worker thread through ``own``, the store's second connection (closed
+    after): its records are held there and dropped, so :func:`_record_partitioned` puts them."""
+    try:
+        return _partitioned(own, memory=memory, partitions=partitions)
+    finally:
+        own.close()
+
+
+def _record_partitioned(store: Store, made: _Partitioned, built_at: datetime) -> None:
+    """The catalogue, lineage and quality records of a network built in partitions, the same as in one piece."""
+    network, signals = made.network, made.signals
     step = "model.network.build_network (build_network.partitioned_network)"
     parameters = {"split": "at shared OSM nodes", "partitions": network.partitions,
-                  "memory_mb": memory.budget_mb}  # fmt: skip
+                  "memory_mb": made.budget_mb}  # fmt: skip
     for table, title, description, quality, notes in (
         ("network_edges", "Road network edges", "Directed routable edges with per-mode permissions.",
          {"connectivity": network.quality},

@@ -14,8 +14,13 @@ The result holds the same rows as the network built in one piece
 
 from __future__ import annotations
 
+import contextlib
+import queue
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
@@ -23,11 +28,19 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
-import shapely
 
 from civictwin.geometry import vertices_wgs84_extent
 from civictwin.memory import grid_cells
-from civictwin.model.network import connectivity, merge_nodes, network_part, shared_nodes, usable_ways
+from civictwin.model.network import (
+    EdgeLines,
+    NetworkPart,
+    connectivity,
+    merged_ends,
+    network_part,
+    shared_nodes,
+    ways_of_rows,
+)
+from civictwin.model.signals import SignalledNodes, SignalReach, signalled_nodes
 from civictwin.store.base import GEOMETRY, Bounds, Store
 
 ROAD_COLUMNS = (
@@ -52,65 +65,114 @@ class PartitionedNetwork:
     """What the partitioned network step wrote and found."""
 
     edges: int
-    nodes: gpd.GeoDataFrame
-    """The network's nodes (``node_id``, ``degree``, points), not yet stored: the build flags the
-    signal-controlled ones first, so that the table is written once."""
+    nodes: pd.DataFrame
+    """The network's nodes (``node_id``, ``degree``, position as ``x``, ``y``), not yet stored: the
+    build flags the signal-controlled ones first, so that the table is written once (its points made
+    as WKB from the numbers, without a GEOS point per node)."""
     partitions: int
     quality: dict[str, float]
     edges_extent: Bounds | None
     """The edges' exact WGS84 extent (degrees), from their vertices as they were made."""
     nodes_extent: Bounds | None
     """The nodes' exact WGS84 extent (degrees)."""
+    signalled: SignalledNodes | None = None
+    """The nodes the signals control, and how they were placed (None: no signals given)."""
 
 
-def partitioned_network(store: Store, *, partitions: int, spill_to: Path) -> PartitionedNetwork:
-    """Write ``network_edges`` from ``roads``, in about ``partitions`` cells, and make the nodes.
+def partitioned_network(
+    store: Store, *, partitions: int, spill_to: Path, signals: gpd.GeoDataFrame | None = None
+) -> PartitionedNetwork:
+    """Write ``network_edges`` from ``roads``, in about ``partitions`` cells, make the nodes, and place
+    ``signals`` (the ``traffic_signals`` layer; None: none placed) on the edges as they are made.
 
-    Each partition's edges go to an Arrow file in ``spill_to`` as they are made (the store's
-    connection is busy reading the partitions meanwhile), which the store then reads batch by batch.
-    Their WKB encoding, spilling and WGS84 extent (for the catalogue, which would otherwise transform
-    every stored vertex again: 5.4 s at 32×32) run on a worker thread while the next partition is
-    read and split (Shapely's, Arrow's and PROJ's work releases the GIL; the order of the batches is
-    kept).
+    Each partition's edges are made into a record batch on a worker thread while the next partition
+    is read and split (Arrow's, NumPy's and PROJ's work there releases the GIL; the order of the
+    batches is kept), with their exact WGS84 extent for the catalogue (which would otherwise transform
+    every stored vertex again: 5.4 s at 32×32). The batches then go into the store as they come,
+    through a second connection of the store's own (:meth:`Store.thread_writer`), so that the write
+    overlaps the split instead of following it; a backend without one gets them through an Arrow
+    file in ``spill_to``, read back batch by batch once the partitions are done. Of each partition,
+    the car edges that come within reach of a vehicle signal (:class:`SignalReach`) are kept, with
+    their lines, for the signal rule, applied to them once every partition is done.
     """
     bounds = store.table_bounds("roads")
     cells = grid_cells(bounds, partitions) if bounds is not None else [_PLANE]
     shared = shared_nodes(np.concatenate([_refs_of(store, cell) for cell in cells]))
-    ends: list[pd.DataFrame] = []
-    car_from: list[npt.NDArray[np.int64]] = []
-    car_to: list[npt.NDArray[np.int64]] = []
-    spilled = spill_to / "network_edges.arrows"
+    made = _Made(reach=SignalReach(signals) if signals is not None else None)
     with (
-        pa.OSFile(str(spilled), "wb") as sink,
-        pa.ipc.new_stream(sink, EDGE_SCHEMA) as writer,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="network-spill") as spilling,
+        _edge_sink(store, spill_to) as sink,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="network-batches") as batching,
     ):
-        spilt: Future[Bounds | None] | None = None  # the previous partition's edges, being spilled
-        extents: list[Bounds | None] = []
+        batch: Future[Bounds | None] | None = None  # the previous partition's batch, being made
         for cell in cells:
             roads = store.read_cell("roads", cell, columns=ROAD_COLUMNS)
-            if roads.empty:
+            if not roads.num_rows:
                 continue
-            part = network_part(usable_ways(roads), shared=shared)
+            part = network_part(ways_of_rows(roads), shared=shared)
             del roads
-            car = part.edges["car"].to_numpy()
-            car_from.append(part.edges["from_node"].to_numpy()[car])
-            car_to.append(part.edges["to_node"].to_numpy()[car])
-            ends.append(part.ends)
-            if spilt is not None:
-                extents.append(spilt.result())
-            spilt = spilling.submit(_spill, writer, part.edges, store.crs)
-        if spilt is not None:
-            extents.append(spilt.result())
-    with pa.memory_map(str(spilled)) as source:
-        edges = store.write_table("network_edges", pa.ipc.open_stream(source))
-    spilled.unlink()
-    nodes = merge_nodes(ends) if ends else merge_nodes([_NO_ENDS])
-    quality = connectivity(_joined(car_from), _joined(car_to))
+            made.add(part)
+            if batch is not None:
+                made.extents.append(batch.result())
+            batch = batching.submit(_batch_to, sink, part.edges, part.lines, store.crs)
+        if batch is not None:
+            made.extents.append(batch.result())
+        # while the sink writes the last batch, and the signal rule runs beside
+        placing = (
+            batching.submit(signalled_nodes, signals, made.near_signals()) if signals is not None else None
+        )
+        nodes = merged_ends(made.ends or [_NO_ENDS])
+        nodes_extent = vertices_wgs84_extent(nodes[["x", "y"]].to_numpy(dtype=np.float64), store.crs)
+        quality = connectivity(_joined(made.car_from), _joined(made.car_to))
+        signalled = placing.result() if placing is not None else None
     return PartitionedNetwork(
-        edges=edges, nodes=nodes, partitions=len(cells), quality=quality, edges_extent=_union(extents),
-        nodes_extent=vertices_wgs84_extent(shapely.get_coordinates(nodes.geometry.to_numpy()), store.crs),
+        edges=sink.rows, nodes=nodes, partitions=len(cells), quality=quality,
+        edges_extent=_union(made.extents), nodes_extent=nodes_extent, signalled=signalled,
     )  # fmt: skip
+
+
+@dataclass
+class _Made:
+    """What the partitions made that the network as a whole needs: every edge end (for the nodes),
+    the car edges' ends (for connectivity), the car edges near signals, and the edges' extents."""
+
+    reach: SignalReach | None
+    ends: list[pd.DataFrame] = field(default_factory=list)
+    car_from: list[npt.NDArray[np.int64]] = field(default_factory=list)
+    car_to: list[npt.NDArray[np.int64]] = field(default_factory=list)
+    near: list[gpd.GeoDataFrame] = field(default_factory=list)
+    extents: list[Bounds | None] = field(default_factory=list)
+
+    def add(self, part: NetworkPart) -> None:
+        """Keep what the network needs of one partition."""
+        car = part.edges["car"].to_numpy()
+        self.car_from.append(part.edges["from_node"].to_numpy()[car])
+        self.car_to.append(part.edges["to_node"].to_numpy()[car])
+        self.ends.append(part.ends)
+        if self.reach is not None:
+            self.near.append(_car_edges_near(part, self.reach))
+
+    def near_signals(self) -> gpd.GeoDataFrame:
+        """The car edges within reach of a vehicle signal, of every partition."""
+        return pd.concat(self.near, ignore_index=True) if self.near else _NO_CAR_EDGES
+
+
+_SIGNAL_COLUMNS = ["edge_id", "from_node", "to_node", "car"]
+"""The edges' columns the signal rule reads, beside their lines."""
+_NO_CAR_EDGES = gpd.GeoDataFrame(
+    {"edge_id": pd.Series(dtype=str), "from_node": pd.Series(dtype=np.int64),
+     "to_node": pd.Series(dtype=np.int64), "car": pd.Series(dtype=bool)},
+    geometry=np.empty(0, dtype=object),
+)  # fmt: skip
+
+
+def _car_edges_near(part: NetworkPart, reach: SignalReach) -> gpd.GeoDataFrame:
+    """The car edges of ``part`` within reach of a vehicle signal, with their lines (GEOS lines made
+    for these edges only)."""
+    car = np.flatnonzero(part.edges["car"].to_numpy(dtype=bool))
+    kept = car[reach.near(part.lines.bounds(car))]
+    return gpd.GeoDataFrame(
+        part.edges[_SIGNAL_COLUMNS].iloc[kept].reset_index(drop=True), geometry=part.lines.geometries(kept)
+    )
 
 
 _PLANE: Bounds = (-np.inf, -np.inf, np.inf, np.inf)
@@ -121,13 +183,129 @@ _NO_ENDS = pd.DataFrame({"node_id": np.empty(0, np.int64), "degree": np.empty(0,
 def _refs_of(store: Store, cell: Bounds) -> npt.NDArray[np.int64]:
     """The node references of the usable roads of one cell, flattened."""
     roads = store.read_cell("roads", cell, columns=["node_refs", GEOMETRY])
-    return usable_ways(roads).refs if len(roads) else np.empty(0, np.int64)
+    return ways_of_rows(roads).refs if roads.num_rows else np.empty(0, np.int64)
 
 
-def _spill(writer: pa.RecordBatchStreamWriter, edges: pd.DataFrame, crs: str) -> Bounds | None:
-    """One partition's edges written to the spill stream; their exact WGS84 extent (None: no edges)."""
-    writer.write_batch(_edge_batch(edges))
-    return vertices_wgs84_extent(shapely.get_coordinates(edges.geometry.to_numpy()), crs)
+def _batch_to(sink: _EdgeSink, edges: pd.DataFrame, lines: EdgeLines, crs: str) -> Bounds | None:
+    """One partition's edges given to ``sink`` as a record batch; their exact WGS84 extent (None: no
+    edges), from the vertices of the segments they run along."""
+    sink.put(_edge_batch(edges, lines))
+    return vertices_wgs84_extent(lines.vertices(), crs)
+
+
+class _EdgeSink(ABC):
+    """Where the partitions' edge batches go, in order; :attr:`rows` written once closed."""
+
+    rows = 0
+
+    @abstractmethod
+    def put(self, batch: pa.RecordBatch) -> None:
+        """Take the next partition's edges."""
+
+    @abstractmethod
+    def close(self, store: Store) -> None:
+        """Every batch is given: finish writing ``network_edges`` (``store``: the build's own)."""
+
+    @abstractmethod
+    def abandon(self) -> None:
+        """The build failed: stop, leave no ``network_edges`` written, free what is held."""
+
+
+@contextmanager
+def _edge_sink(store: Store, spill_to: Path) -> Iterator[_EdgeSink]:
+    """A sink streaming into ``store`` on its thread writer, or spilling to ``spill_to`` without one;
+    closed when the block ends, abandoned when it raises."""
+    writer = store.thread_writer()
+    sink: _EdgeSink = _StreamedEdges(writer) if writer is not None else _SpilledEdges(spill_to)
+    try:
+        yield sink
+    except BaseException:
+        sink.abandon()
+        raise
+    sink.close(store)
+
+
+class _StreamedEdges(_EdgeSink):
+    """Batches written to ``network_edges`` as they come, by a thread of their own on the store's
+    second connection (DuckDB writes one table while another connection reads others). At most one
+    batch waits beside the one being written, so memory holds two partitions' batches, not all."""
+
+    _END = None
+
+    def __init__(self, writer: Store) -> None:
+        self._queue: queue.Queue[pa.RecordBatch | BaseException | None] = queue.Queue(maxsize=1)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="network-write")
+        self._written = self._pool.submit(self._write, writer)
+
+    def _write(self, writer: Store) -> int:
+        try:
+            return writer.write_table(
+                "network_edges", pa.RecordBatchReader.from_batches(EDGE_SCHEMA, self._taken())
+            )
+        finally:
+            writer.close()
+
+    def _taken(self) -> Iterator[pa.RecordBatch]:
+        while (item := self._queue.get()) is not self._END:
+            if isinstance(item, BaseException):
+                raise item  # abandoned: the writer drops what it staged
+            yield item
+
+    def put(self, batch: pa.RecordBatch) -> None:
+        self._offer(batch)
+
+    def _offer(self, item: pa.RecordBatch | BaseException | None) -> None:
+        """Queue ``item`` for the writer, unless the writer has stopped (then its error is raised)."""
+        while True:
+            if self._written.done():
+                self._written.result()  # raises the writer's error
+                raise RuntimeError("the network's edge writer stopped early")
+            with contextlib.suppress(queue.Full):
+                self._queue.put(item, timeout=0.1)
+                return
+
+    def close(self, store: Store) -> None:
+        try:
+            self._offer(self._END)
+            self.rows = self._written.result()
+        finally:
+            self._pool.shutdown()
+
+    def abandon(self) -> None:
+        with contextlib.suppress(BaseException):
+            self._offer(_Abandoned())
+        with contextlib.suppress(BaseException):
+            self._written.result()
+        self._pool.shutdown()
+
+
+class _Abandoned(Exception):
+    """Raised inside the edge writer when the build gave up on the network."""
+
+
+class _SpilledEdges(_EdgeSink):
+    """Batches spilled to an Arrow stream file, written to the store from it once all are given (for a
+    backend with one connection, busy reading the partitions meanwhile)."""
+
+    def __init__(self, spill_to: Path) -> None:
+        self._path = spill_to / "network_edges.arrows"
+        self._file = pa.OSFile(str(self._path), "wb")
+        self._stream = pa.ipc.new_stream(self._file, EDGE_SCHEMA)
+
+    def put(self, batch: pa.RecordBatch) -> None:
+        self._stream.write_batch(batch)
+
+    def close(self, store: Store) -> None:
+        self._stream.close()
+        self._file.close()
+        with pa.memory_map(str(self._path)) as source:
+            self.rows = store.write_table("network_edges", pa.ipc.open_stream(source))
+        self._path.unlink()
+
+    def abandon(self) -> None:
+        self._stream.close()
+        self._file.close()
+        self._path.unlink(missing_ok=True)
 
 
 def _union(extents: list[Bounds | None]) -> Bounds | None:
@@ -143,14 +321,15 @@ def _union(extents: list[Bounds | None]) -> Bounds | None:
     )
 
 
-def _edge_batch(edges: pd.DataFrame) -> pa.RecordBatch:
-    """One partition's edges as a record batch of :data:`EDGE_SCHEMA` (geometry as WKB)."""
-    columns = {name: edges[name].to_numpy() for name in EDGE_SCHEMA.names if name != GEOMETRY}
-    columns[GEOMETRY] = shapely.to_wkb(edges.geometry.to_numpy())
-    return pa.RecordBatch.from_pydict(
-        {name: pa.array(values, type=EDGE_SCHEMA.field(name).type, from_pandas=True)
-         for name, values in columns.items()}, schema=EDGE_SCHEMA,
-    )  # fmt: skip
+def _edge_batch(edges: pd.DataFrame, lines: EdgeLines) -> pa.RecordBatch:
+    """One partition's edges as a record batch of :data:`EDGE_SCHEMA`, the lines' WKB made from their
+    vertices (what :func:`shapely.to_wkb` gives for them)."""
+    columns = [
+        lines.wkb() if name == GEOMETRY
+        else pa.array(edges[name].to_numpy(), type=EDGE_SCHEMA.field(name).type, from_pandas=True)
+        for name in EDGE_SCHEMA.names
+    ]  # fmt: skip
+    return pa.RecordBatch.from_arrays(columns, schema=EDGE_SCHEMA)
 
 
 def _joined(arrays: list[npt.NDArray[np.int64]]) -> npt.NDArray[np.int64]:

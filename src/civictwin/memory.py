@@ -23,8 +23,10 @@ READER_SHARE = 0.5
 the model steps start."""
 STORE_SHARE = 0.25
 """Share for the store's own DuckDB connection while the build writes it (its buffer cache)."""
-PARTITION_SHARE = 0.5
-"""Share for one partition of the road network while it is split into edges."""
+PARTITION_SHARE = 0.25
+"""Share for one partition of the road network while it is split into edges: a quarter, since the
+partitions are split beside the buildings and zones steps, whose frames are not capped (at 32×32 a
+half let the build peak at 4.4 GB of its 4 GB budget while the zones were made)."""
 NETWORK_BYTES_PER_ROAD = 4000
 """Peak bytes one road (an OSM way of the ``roads`` layer) costs while the network is built from it:
 its frame, vertices, directed edges with their geometries and strings, and their Arrow copy for

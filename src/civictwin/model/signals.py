@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import shapely
 
@@ -91,13 +92,31 @@ def signalled_nodes(signals: pd.DataFrame, edges: gpd.GeoDataFrame) -> Signalled
     return SignalledNodes(node_ids=frozenset(controlled), quality=quality)
 
 
-def merged(parts: list[SignalledNodes]) -> SignalledNodes:
-    """The signals of several disjoint sets (e.g. the spatial partitions of a build) taken together:
-    counts summed, controlled nodes joined (``signalled_nodes`` counts each node once)."""
-    node_ids = frozenset().union(*(p.node_ids for p in parts))
-    keys = ("signals", "vehicle_signals", "pedestrian_crossings", *_PLACEMENTS)
-    quality = {key: sum(p.quality[key] for p in parts) for key in keys}
-    return SignalledNodes(node_ids=node_ids, quality={**quality, "signalled_nodes": len(node_ids)})
+class SignalReach:
+    """Where the vehicle signals among ``signals`` reach: for a network built in partitions, which
+    keeps of each partition only the car edges the rule may look at.
+
+    Every car edge the rule looks at for a signal comes within :data:`SIGNAL_REACH_M` of it (the
+    junction ahead and the nodes on the way lie within reach, and so does every edge at them), so
+    the rule applied to those edges alone places the signals exactly as on the whole network.
+    """
+
+    def __init__(self, signals: pd.DataFrame) -> None:
+        vehicle = signals[signals["highway"] == "traffic_signals"]
+        self._tree = shapely.STRtree(vehicle.geometry.to_numpy())
+
+    def near(self, boxes: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+        """Which of the edges given by their bounding ``boxes`` (rows of ``xmin, ymin, xmax, ymax``)
+        come within reach (and a metre) of a vehicle signal: a superset, since a box may come near a
+        signal its line does not."""
+        found = np.zeros(len(boxes), dtype=bool)
+        if not len(boxes) or not len(self._tree.geometries):
+            return found
+        margin = SIGNAL_REACH_M + 1.0
+        near = self._tree.query(shapely.box(boxes[:, 0] - margin, boxes[:, 1] - margin,
+                                            boxes[:, 2] + margin, boxes[:, 3] + margin))  # fmt: skip
+        found[near[0]] = True
+        return found
 
 
 _PLACEMENTS = ("at_junction", "ahead_of_junction", "mid_block_at_node", "not_placed")

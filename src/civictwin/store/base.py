@@ -131,8 +131,10 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def read_cell(self, name: str, cell: Bounds, *, columns: Sequence[str] | None = None) -> pd.DataFrame:
-        """The rows of ``name`` whose geometry's bounding box has its lower left corner in ``cell``.
+    def read_cell(self, name: str, cell: Bounds, *, columns: Sequence[str] | None = None) -> pa.Table:
+        """The rows of ``name`` whose geometry's bounding box has its lower left corner in ``cell``, as
+        Arrow, the geometry as WKB: a partition's rows go straight to array work, without a Python
+        object per row (a list of node references or a GEOS geometry each).
 
         ``cell`` (in :attr:`crs`) is half-open, ``[xmin, xmax) × [ymin, ymax)``, and its bounds may be
         infinite: cells that tile the plane give every row with a geometry to exactly one of them,

@@ -418,14 +418,20 @@ class DuckDBStore(Store):
         clauses, params = _filters(info, bbox, where)
         return self._select(name, info, wanted, clauses, params)
 
-    def read_cell(self, name: str, cell: Bounds, *, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    def read_cell(self, name: str, cell: Bounds, *, columns: Sequence[str] | None = None) -> pa.Table:
         info, wanted = self._wanted_columns(name, columns)
         if info.get(GEOMETRY) != "GEOMETRY":
             raise StoreError(f"table '{name}' has no geometry to partition by")
         self._need_spatial()
-        clauses = [f"ST_XMin({GEOMETRY}) >= ?", f"ST_XMin({GEOMETRY}) < ?",
-                   f"ST_YMin({GEOMETRY}) >= ?", f"ST_YMin({GEOMETRY}) < ?"]  # fmt: skip
-        return self._select(name, info, wanted, clauses, [cell[0], cell[2], cell[1], cell[3]])
+        select = ", ".join(
+            f"ST_AsWKB({GEOMETRY}) AS {GEOMETRY}" if c == GEOMETRY else quote(c) for c in wanted
+        )
+        sql = (
+            f"SELECT {select} FROM {quote(name)} WHERE ST_XMin({GEOMETRY}) >= ? AND ST_XMin({GEOMETRY}) < ? "
+            f"AND ST_YMin({GEOMETRY}) >= ? AND ST_YMin({GEOMETRY}) < ?"
+        )
+        rows: pa.Table = self._con.execute(sql, [cell[0], cell[2], cell[1], cell[3]]).to_arrow_table()
+        return rows
 
     def _select(
         self, name: str, info: Mapping[str, str], wanted: list[str], clauses: list[str], params: list[Any]

@@ -186,7 +186,7 @@ class MirroredStore(Store):
     ) -> pd.DataFrame:
         return self._reader(name).read_table(name, columns=columns, bbox=bbox, where=where)
 
-    def read_cell(self, name: str, cell: Bounds, *, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    def read_cell(self, name: str, cell: Bounds, *, columns: Sequence[str] | None = None) -> pa.Table:
         return self._reader(name).read_cell(name, cell, columns=columns)
 
     def sample_rows(self, name: str, *, columns: Sequence[str], limit: int) -> pd.DataFrame:

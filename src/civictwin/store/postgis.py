@@ -328,15 +328,25 @@ class PostGISStore(Store):
         clauses, params = self._filters(info, bbox, where)
         return self._select(name, info, wanted, clauses, params)
 
-    def read_cell(self, name: str, cell: Bounds, *, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    def read_cell(self, name: str, cell: Bounds, *, columns: Sequence[str] | None = None) -> pa.Table:
         info, wanted = self._wanted_columns(name, columns)
         if info.get(GEOMETRY) != "geometry":
             raise StoreError(f"table '{name}' has no geometry to partition by")
-        clauses: list[sql.Composable] = [
-            sql.SQL("ST_XMin(geometry) >= %s"), sql.SQL("ST_XMin(geometry) < %s"),
-            sql.SQL("ST_YMin(geometry) >= %s"), sql.SQL("ST_YMin(geometry) < %s"),
-        ]  # fmt: skip
-        return self._select(name, info, wanted, clauses, [cell[0], cell[2], cell[1], cell[3]])
+        select = sql.SQL(", ").join(
+            sql.SQL("ST_AsBinary(geometry) AS geometry") if c == GEOMETRY else sql.Identifier(c)
+            for c in wanted
+        )
+        query = sql.SQL(
+            "SELECT {} FROM {} WHERE ST_XMin(geometry) >= %s AND ST_XMin(geometry) < %s "
+            "AND ST_YMin(geometry) >= %s AND ST_YMin(geometry) < %s"
+        ).format(select, self._table(name))
+        cursor = self._con.execute(query, [cell[0], cell[2], cell[1], cell[3]])
+        columns_found = list(zip(*cursor.fetchall(), strict=True)) or [() for _ in wanted]
+        return pa.table({
+            column: pa.array([None if v is None else bytes(v) for v in values], type=pa.binary())
+            if column == GEOMETRY else pa.array(list(values))
+            for column, values in zip(wanted, columns_found, strict=True)
+        })  # fmt: skip
 
     def _select(
         self, name: str, info: Mapping[str, str], wanted: list[str], clauses: list[sql.Composable],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 
 import geopandas as gpd
@@ -12,16 +13,18 @@ import pyarrow as pa
 import pytest
 import shapely
 
-from civictwin.build import _written_ways
 from civictwin.build_network import partitioned_network
+from civictwin.errors import StoreError
 from civictwin.memory import NETWORK_BYTES_PER_ROAD, BuildMemory, grid_cells
 from civictwin.model.network import (
     build_network,
     line_lengths,
     network_arrays,
     network_of,
+    network_part,
     parse_maxspeed,
     usable_ways,
+    ways_of_rows,
 )
 from civictwin.store.duckdb import DuckDBStore
 
@@ -66,7 +69,7 @@ def test_ways_split_at_shared_nodes_into_directed_edges() -> None:
 def test_line_lengths_are_summed_vertex_by_vertex_as_geos_sums_them() -> None:
     """3-4-5 then 6 metres north: 11 m; the diagonal of a unit square: √2; a line of odd numbers the
     same to the bit as :func:`shapely.length` of it."""
-    lines = [
+    lines: list[list[tuple[float, float]]] = [
         [(0, 0), (3, 4), (3, 10)],
         [(0, 0), (1, 1)],
         [(0.1, 0.7), (385_000.3, 6_672_000.9), (0.3, 1e-9), (7, 7)],
@@ -220,7 +223,7 @@ def test_grid_cells_give_every_point_exactly_one_cell() -> None:
 
 def test_network_partitions_follow_the_memory_budget() -> None:
     memory = BuildMemory(budget_mb=4096, temp_dir=Path("/unused"))
-    per_partition = 2048 * 1024 * 1024 // NETWORK_BYTES_PER_ROAD  # half the budget, bytes per road
+    per_partition = 1024 * 1024 * 1024 // NETWORK_BYTES_PER_ROAD  # a quarter of the budget, bytes per road
     assert memory.network_partitions(per_partition) == 1
     assert memory.network_partitions(per_partition + 1) == 2
     assert memory.network_partitions(10 * per_partition) == 10
@@ -240,12 +243,11 @@ def test_the_ways_the_reader_wrote_are_read_from_their_arrow_columns() -> None:
     references from the lists, vertices from the WKB bytes): the same ways and the same network as from
     a frame; a way whose references and vertices disagree (30: three references, two vertices) is left
     out either way, and a row whose line is not a plain line (repaired into a multi-line) leaves the
-    rows to the frame's path."""
+    rows to the frame's path, with the same result."""
     frame = pd.concat(
         [crossing(), roads((30, "service", [6, 7, 8], [(0, 10), (50, 10)], {}))], ignore_index=True
     )
-    ways = _written_ways(_as_written(gpd.GeoDataFrame(frame, geometry="geometry", crs="EPSG:32635")))
-    assert ways is not None
+    ways = ways_of_rows(_as_written(gpd.GeoDataFrame(frame, geometry="geometry", crs="EPSG:32635")))
     assert ways.refs.tolist() == [1, 2, 3, 4, 2, 5] and ways.offsets.tolist() == [0, 3, 6]
     assert ways.coords.tolist() == [[0, 0], [100, 0], [300, 0], [100, -50], [100, 0], [100, 150]]
     assert ways.roads["osm_id"].tolist() == [10, 20] and "node_refs" not in ways.roads
@@ -258,4 +260,98 @@ def test_the_ways_the_reader_wrote_are_read_from_their_arrow_columns() -> None:
     assert from_arrays.quality == from_frame.quality
     repaired = crossing()
     repaired.loc[1, "geometry"] = shapely.MultiLineString([[(100, -50), (100, 0)], [(100, 10), (100, 150)]])
-    assert _written_ways(_as_written(repaired)) is None
+    through_frame = ways_of_rows(_as_written(repaired))  # 20 repaired: no longer one reference a vertex
+    assert through_frame.roads["osm_id"].tolist() == [10] and through_frame.refs.tolist() == [1, 2, 3]
+    assert (
+        network_of(through_frame)
+        .edges.drop(columns="geometry")
+        .equals(build_network(repaired).edges.drop(columns="geometry"))
+    )
+
+
+def test_edge_boxes_come_from_the_segments_vertices() -> None:
+    """The crossing's edges: 10_1 runs (0, 0)–(100, 0), 20_2 (100, 0)–(100, 150); a reversed edge has
+    its forward twin's box; no edges, no boxes."""
+    part = network_part(usable_ways(crossing()), shared=np.array([2], dtype=np.int64))
+    ids = part.edges["edge_id"].tolist()
+    boxes = part.lines.bounds(np.arange(len(ids)))
+    by_id = dict(zip(ids, boxes.tolist(), strict=True))
+    assert by_id["10_1"] == by_id["-10_1"] == [0.0, 0.0, 100.0, 0.0]
+    assert by_id["10_2"] == [100.0, 0.0, 300.0, 0.0]
+    assert by_id["20_1"] == [100.0, -50.0, 100.0, 0.0]
+    assert by_id["20_2"] == [100.0, 0.0, 100.0, 150.0]
+    assert by_id["-20_2"] == by_id["20_2"]  # one-way for cars, walked both ways
+    assert part.lines.bounds(np.empty(0, dtype=np.int64)).shape == (0, 4)
+
+
+def _crossed_store(tmp_path: Path) -> DuckDBStore:
+    """The two roads crossing at node 2 of the test above, in a store of their own."""
+    crossed = roads(
+        (10, "residential", [1, 2, 3], [(0, 100), (100, 100), (300, 100)], {}),
+        (20, "primary", [4, 2, 5], [(100, -50), (100, 100), (100, 150)], {"oneway": "yes", "lanes": "2"}),
+    )
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    store = DuckDBStore.create(tmp_path / "t.duckdb", crs="EPSG:32635")
+    store.write_table("roads", crossed.astype({column: "string" for column in ROAD_COLUMNS}))
+    return store
+
+
+def _tables(store: DuckDBStore) -> list[str]:
+    """Every table in the database, hidden staging tables included."""
+    return sorted(row[0] for row in store._con.execute("SELECT table_name FROM duckdb_tables()").fetchall())
+
+
+def test_partitions_streamed_and_spilled_store_the_same_edges(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The edges go to the store on its second connection as they are made; a store without one gets
+    them through a spill file: the same rows in the same order either way."""
+    streamed = _crossed_store(tmp_path / "a")
+    assert partitioned_network(streamed, partitions=4, spill_to=tmp_path).edges == 8
+    monkeypatch.setattr(DuckDBStore, "thread_writer", lambda self: None)
+    spilled = _crossed_store(tmp_path / "b")
+    assert partitioned_network(spilled, partitions=4, spill_to=tmp_path).edges == 8
+    assert list(tmp_path.glob("*.arrows")) == []
+    a, b = streamed.read_frame("network_edges"), spilled.read_frame("network_edges")
+    # partition order: way 20's box starts in the lower row of cells, way 10's in the upper one
+    assert a["edge_id"].tolist() == b["edge_id"].tolist() == ["20_1", "20_2", "-20_1", "-20_2", "10_1", "10_2",
+                                                              "-10_1", "-10_2"]  # fmt: skip
+    assert shapely.equals_exact(a.geometry.to_numpy(), b.geometry.to_numpy(), tolerance=0).all()
+
+
+def test_a_failed_partition_leaves_no_edges_and_stops_the_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partition that fails after the first was written: the error comes through, the writer's
+    thread ends, and neither ``network_edges`` nor its staging table is left in the store."""
+    store = _crossed_store(tmp_path)
+    made = network_part
+    calls = iter(range(10))
+
+    def failing(*args: object, **kwargs: object) -> object:
+        if next(calls) == 1:
+            raise OSError("No space left on device")
+        return made(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("civictwin.build_network.network_part", failing)
+    with pytest.raises(OSError, match="No space left"):
+        partitioned_network(store, partitions=4, spill_to=tmp_path)
+    assert not any(t.name.startswith("network-write") for t in threading.enumerate())
+    assert not [t for t in _tables(store) if "network_edges" in t]
+
+
+def test_a_failed_write_of_the_edges_is_raised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's second connection fails while writing (a full disk): the build gets that error,
+    not a hang, and no edges table is left."""
+    store = _crossed_store(tmp_path)
+
+    def full(self: DuckDBStore, name: str, table: pa.RecordBatchReader) -> int:
+        next(iter(table))  # the first batch arrives, then the disk is full
+        raise StoreError("No space left on device", path=tmp_path / "t.duckdb")
+
+    writer = store.thread_writer()
+    monkeypatch.setattr(DuckDBStore, "thread_writer", lambda self: writer)
+    monkeypatch.setattr(writer, "write_table", full.__get__(writer))
+    with pytest.raises(StoreError, match="No space left"):
+        partitioned_network(store, partitions=4, spill_to=tmp_path)
+    assert not [t for t in _tables(store) if "network_edges" in t]

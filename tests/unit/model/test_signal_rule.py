@@ -11,11 +11,12 @@ from __future__ import annotations
 import itertools
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
 import shapely
 
-from civictwin.model.signals import signalled_nodes
+from civictwin.model.signals import SignalReach, signalled_nodes
 
 POSITIONS = {1: (0.0, 0.0), 2: (30.0, 0.0), 3: (50.0, 0.0), 4: (100.0, 0.0),
              21: (30.0, -50.0), 22: (30.0, 50.0), 23: (50.0, -50.0), 24: (50.0, 50.0)}  # fmt: skip
@@ -71,3 +72,19 @@ def test_a_signal_on_a_junction_node_controls_it_and_a_crossing_node_controls_no
     crossing = signalled_nodes(_signal(40.0, None, highway="crossing"), edges)
     assert crossing.node_ids == frozenset()
     assert (crossing.quality["vehicle_signals"], crossing.quality["pedestrian_crossings"]) == (0, 1)
+
+
+def test_the_reach_of_signals_keeps_the_edges_whose_boxes_come_within_26_m() -> None:
+    """Boxes (xmin, ymin, xmax, ymax) against one vehicle signal at (0, 0) and a pedestrian crossing
+    at (1000, 0): 25.9 m away is kept and 26.1 m is not (reach 25 m and a metre); a long box passing
+    the signal is kept though its ends are far; a box at the crossing is not (it controls nothing)."""
+    signals = pd.concat([_signal(0.0, None), _signal(1000.0, None, highway="crossing", osm_id=901)])
+    boxes = np.array([
+        [25.9, -5.0, 40.0, 5.0],  # 25.9 m east of the signal
+        [26.1, -5.0, 40.0, 5.0],
+        [-500.0, 3.0, 500.0, 3.0],  # a long edge 3 m north
+        [990.0, -1.0, 1010.0, 1.0],  # at the crossing only
+    ])  # fmt: skip
+    assert SignalReach(signals).near(boxes).tolist() == [True, False, True, False]
+    assert SignalReach(signals.iloc[1:]).near(boxes).tolist() == [False] * 4  # no vehicle signal
+    assert SignalReach(signals).near(np.empty((0, 4))).tolist() == []

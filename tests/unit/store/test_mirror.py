@@ -48,7 +48,7 @@ def test_reads_come_from_the_local_copy_and_the_database_gets_every_row(
             )
         )  # behind the mirror's back: what it reads is its own copy, not the database's
         assert store.read_table("things")["n"].tolist() == [0, 1, 2, 3, 4]
-        assert store.read_cell("things", (15.0, 15.0, 35.0, 35.0))["n"].tolist() == [2, 3]
+        assert store.read_cell("things", (15.0, 15.0, 35.0, 35.0))["n"].to_pylist() == [2, 3]
         assert store.table_bounds("things") == (0.0, 0.0, 40.0, 40.0)
         # the rows as written (the local copy's counts: no count(*) of a table through the server)
         assert {t.name: t.rows for t in store.tables()} == {"stream": 3, "things": 5}

@@ -152,13 +152,15 @@ def test_cells_give_every_row_to_exactly_one_cell(location: StoreLocation) -> No
         store.write_table("plain", pd.DataFrame({"k": [1]}))
     with open_store(location) as store:
         names = {
-            cell: sorted(store.read_cell("things", cell, columns=["name"])["name"])
+            cell: sorted(store.read_cell("things", cell, columns=["name"])["name"].to_pylist())
             for cell in ((-inf, -inf, 100.0, inf), (100.0, -inf, 200.0, inf), (200.0, -inf, inf, 200.0),
                          (200.0, 200.0, inf, inf))
         }  # fmt: skip
         assert list(names.values()) == [["a"], ["b"], [], ["c"]]
-        assert (
-            store.read_cell("things", (0.0, 0.0, 1.0, 1.0)).geometry.iloc[0].equals(shapely.box(0, 0, 10, 10))
-        )
+        rows = store.read_cell("things", (0.0, 0.0, 1.0, 1.0))  # Arrow, the geometry as WKB
+        assert rows.select(["name", "kind", "value"]).to_pylist() == [
+            {"name": "a", "kind": "x", "value": 1.5}
+        ]
+        assert shapely.from_wkb(rows["geometry"][0].as_py()).equals(shapely.box(0, 0, 10, 10))
         with pytest.raises(StoreError, match="no geometry to partition by"):
             store.read_cell("plain", (-inf, -inf, inf, inf))
