@@ -2,12 +2,12 @@
 
 Each road belongs to exactly one partition, the one holding the lower left corner of its bounding
 box (:meth:`civictwin.store.base.Store.read_cell`), so every edge, which comes from one road, is
-made exactly once, including the edges of roads that cross a partition border. Two passes over the
-partitions: the first counts every road's node references to find the nodes where roads meet,
-anywhere in the network (a road is split at such a node even when the road meeting it lies in
-another partition); the second splits each partition's roads and streams their directed edges into
-the store batch by batch. The nodes (degrees summed over partitions) and the car network's
-connectivity are then computed from the edges' ends, which are small; the build stores the nodes.
+made exactly once, including the edges of roads that cross a partition border. The store first
+counts every road's node references to find the nodes where roads meet, anywhere in the network (a
+road is split at such a node even when the road meeting it lies in another partition); then each
+partition's roads are split and their directed edges streamed into the store batch by batch. The
+nodes (degrees summed over partitions) and the car network's connectivity are then computed from the
+edges' ends, which are small; the build stores the nodes.
 The result holds the same rows as the network built in one piece
 (:func:`civictwin.model.network.build_network`), in partition order.
 """
@@ -37,7 +37,6 @@ from civictwin.model.network import (
     connectivity,
     merged_ends,
     network_part,
-    shared_nodes,
     ways_of_rows,
 )
 from civictwin.model.signals import SignalledNodes, SignalReach, signalled_nodes
@@ -97,7 +96,7 @@ def partitioned_network(
     """
     bounds = store.table_bounds("roads")
     cells = grid_cells(bounds, partitions) if bounds is not None else [_PLANE]
-    shared = shared_nodes(np.concatenate([_refs_of(store, cell) for cell in cells]))
+    shared = store.shared_list_values("roads", "node_refs")  # shared_nodes, counted by the store
     made = _Made(reach=SignalReach(signals) if signals is not None else None)
     with (
         _edge_sink(store, spill_to) as sink,
@@ -178,12 +177,6 @@ def _car_edges_near(part: NetworkPart, reach: SignalReach) -> gpd.GeoDataFrame:
 _PLANE: Bounds = (-np.inf, -np.inf, np.inf, np.inf)
 _NO_ENDS = pd.DataFrame({"node_id": np.empty(0, np.int64), "degree": np.empty(0, np.int64),
                          "x": np.empty(0), "y": np.empty(0)})  # fmt: skip
-
-
-def _refs_of(store: Store, cell: Bounds) -> npt.NDArray[np.int64]:
-    """The node references of the usable roads of one cell, flattened."""
-    roads = store.read_cell("roads", cell, columns=["node_refs", GEOMETRY])
-    return ways_of_rows(roads).refs if roads.num_rows else np.empty(0, np.int64)
 
 
 def _batch_to(sink: _EdgeSink, edges: pd.DataFrame, lines: EdgeLines, crs: str) -> Bounds | None:

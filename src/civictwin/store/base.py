@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -140,6 +142,14 @@ class Store(ABC):
         infinite: cells that tile the plane give every row with a geometry to exactly one of them,
         which is how a build works on a large table in spatial partitions.
         """
+
+    @abstractmethod
+    def shared_list_values(self, name: str, column: str) -> npt.NDArray[np.int64]:
+        """The integers occurring at least twice among the lists in ``column`` of ``name`` (twice in one
+        list counts), sorted, over the rows whose list holds one value per vertex of their geometry and
+        at least two: for the ``roads`` layer, the OSM nodes where usable ways meet
+        (:func:`civictwin.model.network.shared_nodes`). Counted by the database, within its memory
+        limit, instead of every list being read out (2.5 M roads at 32×32: 0.7 s against 5 s)."""
 
     @abstractmethod
     def table_bounds(self, name: str, *, wgs84: bool = False) -> Bounds | None:

@@ -16,6 +16,8 @@ from typing import Any, cast
 
 import duckdb
 import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import shapely
@@ -465,6 +467,18 @@ class DuckDBStore(Store):
             [name],
         ).fetchall()
         return {c: t for c, t in rows}
+
+    def shared_list_values(self, name: str, column: str) -> npt.NDArray[np.int64]:
+        info = self._columns(name)
+        if column not in info or info.get(GEOMETRY) != "GEOMETRY":
+            raise StoreError(f"table '{name}' has no list column '{column}' beside a geometry")
+        self._need_spatial()
+        values = quote(column)
+        rows = self._con.execute(
+            f"SELECT v FROM (SELECT unnest({values}) AS v FROM {quote(name)} WHERE len({values}) >= 2 "
+            f"AND len({values}) = ST_NPoints({GEOMETRY})) GROUP BY v HAVING count(*) >= 2 ORDER BY v"
+        ).fetchnumpy()
+        return np.asarray(rows["v"], dtype=np.int64)
 
     def table_bounds(self, name: str, *, wgs84: bool = False) -> Bounds | None:
         return self.tables_bounds([name], wgs84=wgs84)[name]

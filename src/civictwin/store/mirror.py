@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
@@ -191,6 +193,9 @@ class MirroredStore(Store):
 
     def sample_rows(self, name: str, *, columns: Sequence[str], limit: int) -> pd.DataFrame:
         return self._reader(name).sample_rows(name, columns=columns, limit=limit)
+
+    def shared_list_values(self, name: str, column: str) -> npt.NDArray[np.int64]:
+        return self._reader(name).shared_list_values(name, column)
 
     def table_bounds(self, name: str, *, wgs84: bool = False) -> Bounds | None:
         return self._reader(name).table_bounds(name, wgs84=wgs84)

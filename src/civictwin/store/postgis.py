@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
 import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import psycopg
 import pyarrow as pa
@@ -404,6 +406,18 @@ class PostGISStore(Store):
             sql.SQL(", ").join(sql.Identifier(c) for c in columns), self._table(name), sql.Literal(int(limit))
         )
         return pd.DataFrame(self._con.execute(query).fetchall(), columns=list(columns))
+
+    def shared_list_values(self, name: str, column: str) -> npt.NDArray[np.int64]:
+        info = self._columns(name)
+        if info.get(column) != "jsonb" or info.get(GEOMETRY) != "geometry":
+            raise StoreError(f"table '{name}' has no list column '{column}' beside a geometry")
+        values = sql.Identifier(column)
+        query = sql.SQL(
+            "SELECT v FROM (SELECT jsonb_array_elements({values})::bigint AS v FROM {table} "
+            "WHERE jsonb_array_length({values}) >= 2 AND jsonb_array_length({values}) = ST_NPoints(geometry)) s "
+            "GROUP BY v HAVING count(*) >= 2 ORDER BY v"
+        ).format(values=values, table=self._table(name))
+        return np.array([row[0] for row in self._con.execute(query).fetchall()], dtype=np.int64)
 
     def table_bounds(self, name: str, *, wgs84: bool = False) -> Bounds | None:
         if self._columns(name).get(GEOMETRY) != "geometry":

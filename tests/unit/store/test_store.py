@@ -15,6 +15,7 @@ import shapely
 from pyproj import Transformer
 
 from civictwin.errors import StoreError
+from civictwin.model.network import shared_nodes, usable_ways
 from civictwin.store.base import version_of
 from civictwin.store.opening import StoreLocation, build_store, open_store
 
@@ -164,3 +165,28 @@ def test_cells_give_every_row_to_exactly_one_cell(location: StoreLocation) -> No
         assert shapely.from_wkb(rows["geometry"][0].as_py()).equals(shapely.box(0, 0, 10, 10))
         with pytest.raises(StoreError, match="no geometry to partition by"):
             store.read_cell("plain", (-inf, -inf, inf, inf))
+
+
+def test_shared_list_values_are_counted_over_rows_with_one_value_per_vertex(location: StoreLocation) -> None:
+    """Node lists beside lines: 2 is in two rows, 7 twice in one (a loop); 5 and 10 are also in a row
+    whose three values do not match its two vertices, 9 also in a one-vertex row (both rows left out,
+    as the network leaves such ways out), so none of them counts: what the network finds itself."""
+    lines = gpd.GeoDataFrame(
+        {"refs": [[1, 2, 3], [4, 2, 5], [7, 8, 7], [5, 6, 10], [9]]},
+        geometry=[shapely.LineString([(0, 0), (1, 0), (2, 0)]), shapely.LineString([(1, -1), (1, 0), (1, 1)]),
+                  shapely.LineString([(5, 5), (6, 6), (5, 5)]), shapely.LineString([(9, 9), (10, 10)]),
+                  shapely.Point(3, 3)],
+        crs=CRS,
+    )  # fmt: skip
+    extra = gpd.GeoDataFrame({"refs": [[9, 10]]}, geometry=[shapely.LineString([(0, 5), (0, 6)])], crs=CRS)
+    with build_store(location, crs=CRS) as store:
+        store.write_table("ways", pd.concat([lines, extra], ignore_index=True))
+        store.write_table("plain", pd.DataFrame({"refs": [[1, 1]]}))
+    with open_store(location) as store:
+        assert store.shared_list_values("ways", "refs").tolist() == [2, 7]
+        ways = pd.concat([lines, extra], ignore_index=True).rename(columns={"refs": "node_refs"})
+        assert shared_nodes(usable_ways(ways).refs).tolist() == [2, 7]
+        with pytest.raises(StoreError, match="no list column 'nodes'"):
+            store.shared_list_values("ways", "nodes")
+        with pytest.raises(StoreError, match="no list column 'refs' beside a geometry"):
+            store.shared_list_values("plain", "refs")
