@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -160,6 +161,7 @@ def build_twin(
         build_store(config, crs=crs, memory=memory, local_reads=True) as store,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="network") as pool,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="extents") as extents_pool,
+        _set_on_failure(threading.Event()) as failed,
     ):
         store.put_record(
             "meta", "twin", {"crs": crs, "name": config.twin.name, "description": config.twin.description,
@@ -192,7 +194,7 @@ def build_twin(
         finally:
             early.sources_read(store)
         network = early.started or (
-            _network(store, config, memory=memory, pool=pool)
+            _network(store, config, memory=memory, pool=pool, failed=failed)
             if "network" in steps and store.has_table("roads")
             else None
         )
@@ -233,6 +235,18 @@ def build_twin(
         highlights=highlights, seconds=seconds, totals=totals, store=store_location(config).describe(),
         carried_over=sorted(reuse.tables) if reuse is not None else [],
     )  # fmt: skip
+
+
+@contextmanager
+def _set_on_failure(event: threading.Event) -> Iterator[threading.Event]:
+    """``event``, set if the block raises (before the build's worker threads are waited for): a network
+    being built in partitions then stops at its next partition instead of finishing one the failed
+    build will not keep (half a minute at 32×32, which an interrupted build would otherwise wait)."""
+    try:
+        yield event
+    except BaseException:
+        event.set()
+        raise
 
 
 def _osm_paths(config: TwinConfig, reuse: Reuse | None) -> set[Path]:
@@ -445,13 +459,18 @@ class _Finish:
 
 
 def _network(
-    store: Store, config: TwinConfig, *, memory: BuildMemory, pool: ThreadPoolExecutor
+    store: Store,
+    config: TwinConfig,
+    *,
+    memory: BuildMemory,
+    pool: ThreadPoolExecutor,
+    failed: threading.Event,
 ) -> Future[_SplitNetwork] | Future[_Partitioned] | int:
     """The network in one piece, being split on ``pool`` (saved later by :func:`_save_network`); in
     spatial partitions, being built on ``pool`` through a connection of its own
     (:meth:`~civictwin.store.base.Store.thread_writer`; recorded later by :func:`_record_partitioned`);
     or, for a store without a second connection, the number of partitions to build it in later,
-    through the store.
+    through the store. ``failed``: set if the build fails meanwhile; the partitions then stop.
 
     The signals are placed on the worker thread too, unless a city street layer is conflated into the
     edges first (its attributes may change which edges cars use): the terrain adds columns only.
@@ -460,11 +479,9 @@ def _network(
     partitions = memory.network_partitions(roads)
     if partitions > 1 and not _needs_whole_network(config):
         own = store.thread_writer()
-        return (
-            partitions
-            if own is None
-            else pool.submit(_partitioned_apart, own, memory=memory, partitions=partitions)
-        )
+        if own is None:
+            return partitions
+        return pool.submit(_partitioned_apart, own, memory=memory, partitions=partitions, stop=failed)
     signals = (
         store.read_frame("traffic_signals")
         if store.has_table("traffic_signals")
@@ -773,12 +790,17 @@ class _Partitioned:
     budget_mb: int
 
 
-def _partitioned(store: Store, *, memory: BuildMemory, partitions: int) -> _Partitioned:
+def _partitioned(
+    store: Store, *, memory: BuildMemory, partitions: int, stop: threading.Event | None = None
+) -> _Partitioned:
     """The network in spatial partitions (``build_network.py``) written through ``store``, the signals
-    placed on its edges as they are made, and the nodes stored once, flagged."""
+    placed on its edges as they are made, and the nodes stored once, flagged (``stop``: see
+    :func:`~civictwin.build_network.partitioned_network`)."""
     placing = store.read_frame("traffic_signals") if store.has_table("traffic_signals") else None
     with memory.spill_folder() as spill_to:
-        network = partitioned_network(store, partitions=partitions, spill_to=spill_to, signals=placing)
+        network = partitioned_network(
+            store, partitions=partitions, spill_to=spill_to, signals=placing, stop=stop
+        )
     nodes, signals = network.nodes, _SignalRecords([], {}, {}, [])
     if network.signalled is not None:
         nodes, signals = _flagged(nodes, network.signalled)
@@ -786,11 +808,13 @@ def _partitioned(store: Store, *, memory: BuildMemory, partitions: int) -> _Part
     return _Partitioned(network, signals, memory.budget_mb)
 
 
-def _partitioned_apart(own: Store, *, memory: BuildMemory, partitions: int) -> _Partitioned:
+def _partitioned_apart(
+    own: Store, *, memory: BuildMemory, partitions: int, stop: threading.Event
+) -> _Partitioned:
     """:func:`_partitioned` on a worker thread through ``own``, the store's second connection (closed
     after): its records are held there and dropped, so :func:`_record_partitioned` puts them."""
     try:
-        return _partitioned(own, memory=memory, partitions=partitions)
+        return _partitioned(own, memory=memory, partitions=partitions, stop=stop)
     finally:
         own.close()
 

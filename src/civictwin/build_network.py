@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -78,11 +79,22 @@ class PartitionedNetwork:
     """The nodes the signals control, and how they were placed (None: no signals given)."""
 
 
+class NetworkStopped(Exception):
+    """The build the partitioned network was made for failed meanwhile: it stopped between partitions."""
+
+
 def partitioned_network(
-    store: Store, *, partitions: int, spill_to: Path, signals: gpd.GeoDataFrame | None = None
+    store: Store,
+    *,
+    partitions: int,
+    spill_to: Path,
+    signals: gpd.GeoDataFrame | None = None,
+    stop: threading.Event | None = None,
 ) -> PartitionedNetwork:
     """Write ``network_edges`` from ``roads``, in about ``partitions`` cells, make the nodes, and place
     ``signals`` (the ``traffic_signals`` layer; None: none placed) on the edges as they are made.
+    ``stop``: set when the build has failed meanwhile: :class:`NetworkStopped` is raised before the
+    next partition, instead of finishing a network nobody will keep.
 
     Each partition's edges are made into a record batch on a worker thread while the next partition
     is read and split (Arrow's, NumPy's and PROJ's work there releases the GIL; the order of the
@@ -104,6 +116,8 @@ def partitioned_network(
     ):
         batch: Future[Bounds | None] | None = None  # the previous partition's batch, being made
         for cell in cells:
+            if stop is not None and stop.is_set():
+                raise NetworkStopped("the build stopped")
             roads = store.read_cell("roads", cell, columns=ROAD_COLUMNS)
             if not roads.num_rows:
                 continue

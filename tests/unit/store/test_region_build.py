@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pytest
 import shapely
@@ -23,6 +26,7 @@ from civictwin.build import build_twin
 from civictwin.config import load_config
 from civictwin.demo import DEMO_BBOX, demo_pbf
 from civictwin.memory import PARTITION_SHARE, grid_cells
+from civictwin.model.network import NetworkPart, Ways, network_part
 from civictwin.store.opening import open_store
 
 TILER = Path(__file__).resolve().parents[4] / "shared" / "tools" / "tile_osm.py"
@@ -111,6 +115,34 @@ def test_partitioned_build_holds_the_rows_of_the_one_piece_build(
         assert found is not None and found[0] is not None
         assert found == con.execute(extent.format("", table)).fetchone()
     con.close()
+
+
+def test_a_failed_build_stops_its_partitioned_network_at_the_next_partition(
+    tiled: Path, one_piece: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The buildings step fails while the network is built in partitions beside it (each partition
+    made to take 0.3 s): the network stops before its next partition instead of splitting all ten,
+    and the error reported is the buildings' own; the half-built twin is gone."""
+    with open_store(load_config(one_piece.parent)) as local:
+        roads = next(t.rows for t in local.tables() if t.name == "roads")
+    force_partitions(monkeypatch, roads, PARTITIONS)
+    split: list[int] = []
+
+    def slow(ways: Ways, *, shared: npt.NDArray[np.int64]) -> NetworkPart:
+        split.append(len(ways.roads))
+        time.sleep(0.3)
+        return network_part(ways, shared=shared)
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the buildings step failed")
+
+    monkeypatch.setattr("civictwin.build_network.network_part", slow)
+    monkeypatch.setattr("civictwin.build._buildings", failing)
+    folder = write_twin(tmp_path / "stopped", tiled)
+    with pytest.raises(RuntimeError, match="the buildings step failed"):
+        build_twin(load_config(folder))
+    assert 1 <= len(split) < 10
+    assert not (folder / "region.duckdb").exists()
 
 
 def test_partitioned_build_into_postgis_holds_the_rows_of_the_duckdb_build(
