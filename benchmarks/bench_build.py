@@ -211,13 +211,17 @@ def region(sizes: list[int], repeat: int, inputs: Path) -> None:
                 runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
             median = sorted(runs, key=lambda r: float(r["seconds"]))[len(runs) // 2]
             rows.append(
-                (n, round(pbf.stat().st_size / 1e6, 1), median, max(float(r["peak_mb"]) for r in runs))
-            )
+                (n, round(pbf.stat().st_size / 1e6, 1), median, max(float(r["peak_mb"]) for r in runs),
+                 [float(r["seconds"]) for r in runs])
+            )  # fmt: skip
             print(json.dumps(rows[-1]), file=sys.stderr)
-    print("| tiles | PBF MB | full build s | CPU s | s per tile | peak MB | edges | buildings |")
-    print("|---|---|---|---|---|---|---|---|")
-    for n, mb, r, peak in rows:
-        print(f"| {n}×{n} | {mb} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {r['seconds'] / n / n:.3f} | "
+    print(
+        "| tiles | PBF MB | full build s (median) | every run s | CPU s | s per tile (median; every run) | peak MB | edges | buildings |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for n, mb, r, peak, every in rows:
+        print(f"| {n}×{n} | {mb} | {r['seconds']:.1f} | {', '.join(f'{s:.1f}' for s in every)} | "
+              f"{r['cpu_seconds']:.1f} | {r['seconds'] / n / n:.3f}; {', '.join(f'{s / n / n:.3f}' for s in every)} | "
               f"{peak:.0f} | {r['counts'].get('network_edges', 0):,} | {r['counts'].get('buildings', 0):,} |")  # fmt: skip
     print()
     names = list(rows[0][2]["steps"])
@@ -226,7 +230,7 @@ def region(sizes: list[int], repeat: int, inputs: Path) -> None:
     print("|---|" + "---|" * len(rows))
     for name in names:
         cells = []
-        for _, _, r, _ in rows:
+        for _, _, r, _, _ in rows:
             step = r["steps"].get(name, {})
             peak_text = f" ({step['peak_mb']})" if step.get("peak_mb") is not None else ""
             cells.append(f"{step['seconds']:.1f} / {step['cpu_seconds']:.1f}{peak_text}" if step else "–")

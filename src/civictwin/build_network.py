@@ -97,24 +97,25 @@ def partitioned_network(
     next partition, instead of finishing a network nobody will keep.
 
     Each partition's edges are made into a record batch on a worker thread while the next partition
-    is read and split (Arrow's, NumPy's and PROJ's work there releases the GIL; the order of the
-    batches is kept), with their exact WGS84 extent for the catalogue (which would otherwise transform
-    every stored vertex again: 5.4 s at 32×32). The batches then go into the store as they come,
+    is read and split (Arrow's, NumPy's and PROJ's work there releases the GIL; the order of the batches is
+    kept), with their exact WGS84 extent for the catalogue (which would otherwise transform every
+    stored vertex again: 5.4 s at 32×32) and their car edges near signals. The batches then go into the store as they come,
     through a second connection of the store's own (:meth:`Store.thread_writer`), so that the write
     overlaps the split instead of following it; a backend without one gets them through an Arrow
-    file in ``spill_to``, read back batch by batch once the partitions are done. Of each partition,
-    the car edges that come within reach of a vehicle signal (:class:`SignalReach`) are kept, with
-    their lines, for the signal rule, applied to them once every partition is done.
+    file in ``spill_to``, read back batch by batch once the partitions are done. The car edges that
+    come within reach of a vehicle signal (:class:`SignalReach`) are kept, with their lines, for the
+    signal rule, applied to them once every partition is done.
     """
     bounds = store.table_bounds("roads")
     cells = grid_cells(bounds, partitions) if bounds is not None else [_PLANE]
     shared = store.shared_list_values("roads", "node_refs")  # shared_nodes, counted by the store
-    made = _Made(reach=SignalReach(signals) if signals is not None else None)
+    made = _Made()
+    reach = SignalReach(signals) if signals is not None else None
     with (
         _edge_sink(store, spill_to) as sink,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="network-batches") as batching,
     ):
-        batch: Future[Bounds | None] | None = None  # the previous partition's batch, being made
+        batch: Future[_Batched] | None = None  # the previous partition's batch, being made
         for cell in cells:
             if stop is not None and stop.is_set():
                 raise NetworkStopped("the build stopped")
@@ -125,10 +126,10 @@ def partitioned_network(
             del roads
             made.add(part)
             if batch is not None:
-                made.extents.append(batch.result())
-            batch = batching.submit(_batch_to, sink, part.edges, part.lines, store.crs)
+                made.batched(batch.result())
+            batch = batching.submit(_batch_to, sink, part, store.crs, reach)
         if batch is not None:
-            made.extents.append(batch.result())
+            made.batched(batch.result())
         # while the sink writes the last batch, and the signal rule runs beside
         placing = (
             batching.submit(signalled_nodes, signals, made.near_signals()) if signals is not None else None
@@ -143,12 +144,20 @@ def partitioned_network(
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class _Batched:
+    """What the batching thread made of one partition besides its batch."""
+
+    extent: Bounds | None
+    near: gpd.GeoDataFrame | None
+    """The car edges within reach of a vehicle signal (None: no signals to place)."""
+
+
 @dataclass
 class _Made:
     """What the partitions made that the network as a whole needs: every edge end (for the nodes),
     the car edges' ends (for connectivity), the car edges near signals, and the edges' extents."""
 
-    reach: SignalReach | None
     ends: list[pd.DataFrame] = field(default_factory=list)
     car_from: list[npt.NDArray[np.int64]] = field(default_factory=list)
     car_to: list[npt.NDArray[np.int64]] = field(default_factory=list)
@@ -156,13 +165,17 @@ class _Made:
     extents: list[Bounds | None] = field(default_factory=list)
 
     def add(self, part: NetworkPart) -> None:
-        """Keep what the network needs of one partition."""
+        """Keep what the network needs of one partition's edges."""
         car = part.edges["car"].to_numpy()
         self.car_from.append(part.edges["from_node"].to_numpy()[car])
         self.car_to.append(part.edges["to_node"].to_numpy()[car])
         self.ends.append(part.ends)
-        if self.reach is not None:
-            self.near.append(_car_edges_near(part, self.reach))
+
+    def batched(self, done: _Batched) -> None:
+        """Keep what the batching thread made of a partition."""
+        self.extents.append(done.extent)
+        if done.near is not None:
+            self.near.append(done.near)
 
     def near_signals(self) -> gpd.GeoDataFrame:
         """The car edges within reach of a vehicle signal, of every partition."""
@@ -193,11 +206,14 @@ _NO_ENDS = pd.DataFrame({"node_id": np.empty(0, np.int64), "degree": np.empty(0,
                          "x": np.empty(0), "y": np.empty(0)})  # fmt: skip
 
 
-def _batch_to(sink: _EdgeSink, edges: pd.DataFrame, lines: EdgeLines, crs: str) -> Bounds | None:
+def _batch_to(sink: _EdgeSink, part: NetworkPart, crs: str, reach: SignalReach | None) -> _Batched:
     """One partition's edges given to ``sink`` as a record batch; their exact WGS84 extent (None: no
-    edges), from the vertices of the segments they run along."""
-    sink.put(_edge_batch(edges, lines))
-    return vertices_wgs84_extent(lines.vertices(), crs)
+    edges), from the vertices of the segments they run along, and their car edges near signals."""
+    sink.put(_edge_batch(part.edges, part.lines))
+    return _Batched(
+        extent=vertices_wgs84_extent(part.lines.vertices(), crs),
+        near=_car_edges_near(part, reach) if reach is not None else None,
+    )
 
 
 class _EdgeSink(ABC):

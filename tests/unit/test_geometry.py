@@ -16,6 +16,7 @@ import pytest
 import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pyproj import Transformer
 from shapely.geometry import LineString, Point, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
@@ -24,6 +25,7 @@ from civictwin.geometry import (
     GeometryArray,
     GeometryReport,
     prepare_geometries,
+    project_in_place,
     reproject,
     utm_crs_for,
     vertices_wgs84_extent,
@@ -239,3 +241,20 @@ def test_wkb_written_from_the_numbers_is_shapelys_to_the_byte() -> None:
     assert wkb_points(xy).to_pylist() == list(shapely.to_wkb(shapely.points(xy)))
     assert wkb_points(xy)[1].as_py() == bytes([1, 1, 0, 0, 0]) + np.array([-1.5, 2.0]).tobytes()
     assert len(wkb_linestrings(np.empty((0, 2)), np.empty(0, dtype=np.int64))) == 0
+
+
+@pytest.mark.parametrize(("count", "threads"), [(100_003, 2), (7, 3), (1, 2), (0, 2)])
+def test_coordinates_projected_in_slices_on_threads_are_those_of_one_call(count: int, threads: int) -> None:
+    """Longitudes and latitudes around Helsinki projected to UTM 35N in place, in slices on threads:
+    the same numbers to the bit as pyproj's one call, whatever the slices (odd counts, more threads
+    than points, none)."""
+    rng = np.random.default_rng(7)
+    lon, lat = rng.uniform(24.5, 25.5, count), rng.uniform(60.0, 60.5, count)
+    x, y = lon.copy(), lat.copy()
+    project_in_place(x, y, source="EPSG:4326", target="EPSG:32635", threads=threads)
+    expected_x, expected_y = Transformer.from_crs("EPSG:4326", "EPSG:32635", always_xy=True).transform(
+        lon, lat
+    )
+    assert x.tobytes() == np.asarray(expected_x).tobytes() and y.tobytes() == np.asarray(expected_y).tobytes()
+    if count:
+        assert x.min() > 355_000 and x.max() < 425_000  # metres east in UTM 35N (meridian 27°E)

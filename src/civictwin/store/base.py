@@ -172,9 +172,10 @@ class Store(ABC):
         """Release the store."""
 
     def thread_writer(self) -> Store | None:
-        """A store on the same twin that one other thread may write new tables to while this one goes
-        on with others (closed by that thread when done), or None when the backend offers none: then
-        everything is written through this store, on its own thread.
+        """A store on the same twin that one other thread may read the tables written so far through
+        and write new tables to while this one goes on with others (closed by that thread when done),
+        or None when the backend offers none: then everything is written through this store, on its
+        own thread.
 
         Only its tables are for it: its governance records and version markers are dropped, so the
         records of what it writes are put through this store.
