@@ -201,7 +201,9 @@ def main() -> None:
                             ("record_source", "source records"), ("record_quality", "  quality records"),
                             ("_check_area_hit", "area check (store tables)")):  # fmt: skip
         steps.wrap(build, attribute, name)
-    steps.wrap(duckdb_store.DuckDBStore, "shared_list_values", "  partition: shared nodes (counted by the store)")
+    steps.wrap(
+        duckdb_store.DuckDBStore, "shared_list_values", "  partition: shared nodes (counted by the store)"
+    )
     for attribute, name in (("network_part", "  partition: split into edges (pass 2)"),
                             ("_edge_batch", "  partition: edges to Arrow"),
                             ("merged_ends", "  partition: nodes merged"),

@@ -102,3 +102,13 @@ def test_bench_postgis_serving_gives_both_servers_the_same_mixes(monkeypatch: py
         assert (east - west, north - south) == pytest.approx((0.1, 0.05), abs=2e-6)
         assert west >= 24.0 and east <= 25.0 and south >= 60.0 and north <= 60.5
     assert bench._cpu_requests("pages", pages) == 2 and bench._cpu_requests("bbox", ours["bbox"]) == 300
+
+
+def test_the_network_step_timer_wraps_calls_that_exist(monkeypatch: pytest.MonkeyPatch) -> None:
+    """network_step.py times calls by name: a call renamed in ``src`` would otherwise fail only when run."""
+    import civictwin.build_network
+    from civictwin.store.duckdb import DuckDBStore
+
+    bench = load_script(BENCHMARKS / "network_step.py", monkeypatch)
+    assert all(callable(getattr(DuckDBStore, name)) for name in bench.STORE_CALLS)
+    assert all(callable(getattr(civictwin.build_network, name)) for name in bench.NETWORK_CALLS)
