@@ -470,7 +470,7 @@ class DuckDBStore(Store):
 
     def shared_list_values(self, name: str, column: str) -> npt.NDArray[np.int64]:
         info = self._columns(name)
-        if column not in info or info.get(GEOMETRY) != "GEOMETRY":
+        if not info.get(column, "").endswith("[]") or info.get(GEOMETRY) != "GEOMETRY":
             raise StoreError(f"table '{name}' has no list column '{column}' beside a geometry")
         self._need_spatial()
         values = quote(column)

@@ -188,5 +188,7 @@ def test_shared_list_values_are_counted_over_rows_with_one_value_per_vertex(loca
         assert shared_nodes(usable_ways(ways).refs).tolist() == [2, 7]
         with pytest.raises(StoreError, match="no list column 'nodes'"):
             store.shared_list_values("ways", "nodes")
+        with pytest.raises(StoreError, match="no list column 'geometry'"):
+            store.shared_list_values("ways", "geometry")
         with pytest.raises(StoreError, match="no list column 'refs' beside a geometry"):
             store.shared_list_values("plain", "refs")
