@@ -187,17 +187,30 @@ def test_parse_maxspeed(tag: str | None, kmh: float | None) -> None:
     assert (result if result is None else round(result, 2)) == kmh
 
 
-def test_partitioned_network_splits_where_roads_of_other_partitions_meet(tmp_path: Path) -> None:
-    """Two roads crossing at node 2, each in its own partition (the lower left corners of their boxes,
-    (0, 100) and (100, -50), fall in different cells of the 2 × 2 grid split at x = 150, y = 50): each
-    is still split at node 2, exactly as when the network is built in one piece."""
+def crossed_in_two_cells() -> gpd.GeoDataFrame:
+    """Two roads crossing at node 2 whose boxes' lower left corners, (0, 100) and (100, -50), fall in
+    different cells of a 2 × 2 grid over them, typed as the reader stores them."""
     crossed = roads(
         (10, "residential", [1, 2, 3], [(0, 100), (100, 100), (300, 100)], {}),
         (20, "primary", [4, 2, 5], [(100, -50), (100, 100), (100, 150)], {"oneway": "yes", "lanes": "2"}),
     )
-    crossed = crossed.astype({column: "string" for column in ROAD_COLUMNS})  # typed as the reader stores them
+    return crossed.astype({column: "string" for column in ROAD_COLUMNS})
+
+
+def _crossed_store(tmp_path: Path) -> DuckDBStore:
+    """:func:`crossed_in_two_cells` as the ``roads`` of a store of their own."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     store = DuckDBStore.create(tmp_path / "t.duckdb", crs="EPSG:32635")
-    store.write_table("roads", crossed)
+    store.write_table("roads", crossed_in_two_cells())
+    return store
+
+
+def test_partitioned_network_splits_where_roads_of_other_partitions_meet(tmp_path: Path) -> None:
+    """Two roads crossing at node 2, each in its own partition (the lower left corners of their boxes,
+    (0, 100) and (100, -50), fall in different cells of the 2 × 2 grid split at x = 150, y = 50): each
+    is still split at node 2, exactly as when the network is built in one piece."""
+    crossed = crossed_in_two_cells()
+    store = _crossed_store(tmp_path)
     written = partitioned_network(store, partitions=4, spill_to=tmp_path)
     assert written.partitions == 4 and written.edges == 8 and len(written.nodes) == 5
     assert not (tmp_path / "network_edges.arrows").exists()
@@ -282,18 +295,6 @@ def test_edge_boxes_come_from_the_segments_vertices() -> None:
     assert by_id["20_2"] == [100.0, 0.0, 100.0, 150.0]
     assert by_id["-20_2"] == by_id["20_2"]  # one-way for cars, walked both ways
     assert part.lines.bounds(np.empty(0, dtype=np.int64)).shape == (0, 4)
-
-
-def _crossed_store(tmp_path: Path) -> DuckDBStore:
-    """The two roads crossing at node 2 of the test above, in a store of their own."""
-    crossed = roads(
-        (10, "residential", [1, 2, 3], [(0, 100), (100, 100), (300, 100)], {}),
-        (20, "primary", [4, 2, 5], [(100, -50), (100, 100), (100, 150)], {"oneway": "yes", "lanes": "2"}),
-    )
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    store = DuckDBStore.create(tmp_path / "t.duckdb", crs="EPSG:32635")
-    store.write_table("roads", crossed.astype({column: "string" for column in ROAD_COLUMNS}))
-    return store
 
 
 def _tables(store: DuckDBStore) -> list[str]:
